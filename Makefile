@@ -1,0 +1,103 @@
+# moecard top-level Makefile: one non-recursive build. Each directory adds its sources, tests and
+# targets through its own .mk fragment. Variants: B=build (release) and B=build/asan SAN=1
+# (AddressSanitizer + UBSan); `make test` builds and runs both.
+
+B       ?= build
+SAN     ?=
+CC      ?= gcc
+PYTHON  ?= /usr/bin/python3
+STRICT  ?= 1
+
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(STRICT),1)
+WARN     += -Werror
+endif
+CPPFLAGS := -I. -Ihost -Ihls/include -Ifirmware/abi -Idrivers -Iboard -D_GNU_SOURCE
+CFLAGS   := -std=c11 -g $(WARN) -pthread -fno-strict-aliasing
+ifeq ($(SAN),1)
+CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+else
+CFLAGS   += -O2
+endif
+LDLIBS   := -ljansson -lm -lpthread
+
+# Filled by the fragments.
+LIB_SRCS     :=   # sources of libmoecard.a (host engine, kernels, drivers, board code)
+TEST_SRCS    :=   # single-file test programs (cmocka or plain), one binary each
+TEST_SCRIPTS :=   # shell/python tests, run with MOECARD=$(B)/moecard B=$(B)
+BINS         :=   # programs built by `make`
+ALL_EXTRA    :=   # other artifacts built by `make` (dtbs, xclbins, firmware images)
+FUZZ_SRCS    :=   # libFuzzer targets (clang), each a single file defining LLVMFuzzerTestOneInput
+
+LIB := $(B)/libmoecard.a
+
+.PHONY: all test test-bins test-run run bench lint fuzz deps clean
+all: $(LIB) $(BINS) $(ALL_EXTRA)
+
+include host/host.mk
+include hls/hls.mk
+include firmware/firmware.mk
+include drivers/drivers.mk
+include board/board.mk
+include bitstream/bitstream.mk
+include tests/tests.mk
+
+LIB_OBJS  := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS))
+TEST_BINS := $(patsubst %.c,$(B)/t/%,$(TEST_SRCS))
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/t/%: %.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) -lcmocka $(LDLIBS)
+
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d)
+
+test-bins: $(LIB) $(BINS) $(TEST_BINS) $(ALL_EXTRA)
+
+# Runs every test program and script of variant $(B); writes $(B)/test-summary.
+test-run: test-bins
+	@MOECARD=$(B)/moecard B=$(B) SAN=$(SAN) PYTHON=$(PYTHON) \
+	  tests/run.sh $(B) $(TEST_BINS) -- $(TEST_SCRIPTS)
+
+# The whole suite: release build, then the ASan+UBSan build, one final `N passed, N failed` line.
+test:
+	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory B=build/asan SAN=1 test-run
+	@tests/summary.sh build build/asan
+
+run: all
+	@tests/make_run.sh $(B)
+
+bench: all
+	@tests/make_bench.sh $(B)
+
+deps:
+	@tests/deps.sh
+
+lint:
+	@tests/lint.sh
+
+fuzz:
+	@tests/fuzz.sh $(FUZZ_SRCS)
+
+clean:
+	rm -rf build
+
+# Fuzz targets also build as ordinary test programs with tests/fuzz_replay.c: they replay their
+# seed corpus (<dir>/corpus/<name>/) plus deterministic mutations of it, under ASan in `make test`.
+FUZZ_BINS := $(patsubst %.c,$(B)/fz/%,$(FUZZ_SRCS))
+$(B)/fz/%: %.c tests/fuzz_replay.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_CORPUS='"$(dir $*)corpus/$(notdir $*)"' $< tests/fuzz_replay.c -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+test-bins: $(FUZZ_BINS)
+TEST_BINS += $(FUZZ_BINS)
+print-lib-srcs:
+	@echo $(filter-out $(FUZZ_EXCLUDE),$(LIB_SRCS))

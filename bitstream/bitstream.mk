@@ -1,0 +1,1 @@
+# bitstream/: see bitstream/README.md. Sources, tests and targets of this directory are added here.

@@ -1,0 +1,1 @@
+# board/: see board/README.md. Sources, tests and targets of this directory are added here.

@@ -1,0 +1,1 @@
+# drivers/: see drivers/README.md. Sources, tests and targets of this directory are added here.

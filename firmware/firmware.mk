@@ -1,0 +1,1 @@
+# firmware/: see firmware/README.md. Sources, tests and targets of this directory are added here.

@@ -1,0 +1,1 @@
+# hls/: see hls/README.md. Sources, tests and targets of this directory are added here.
