@@ -1,0 +1,15 @@
+/*
+ * cli.h - the moecard subcommands. main.c dispatches argv[1] to one of these; each parses its own
+ * options, prints one-line errors as "moecard: <file>: <field>: <what>" on stderr and returns the
+ * process exit code (0 ok, 1 runtime/input error, 2 usage error). Only main() calls exit().
+ */
+#ifndef MOECARD_CLI_H
+#define MOECARD_CLI_H
+
+int cli_run(int argc, char **argv);      /* moecard run      (host/cli_run.c) */
+int cli_bench(int argc, char **argv);    /* moecard bench    (host/cli_run.c) */
+int cli_info(int argc, char **argv);     /* moecard info     (host/cli_info.c) */
+int cli_gen(int argc, char **argv);      /* moecard gen      (host/cli_gen.c) */
+int cli_tokenize(int argc, char **argv); /* moecard tokenize (host/cli_tokenize.c) */
+
+#endif
