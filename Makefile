@@ -32,8 +32,8 @@ FUZZ_SRCS    :=   # libFuzzer targets (clang), each a single file defining LLVMF
 
 LIB := $(B)/libmoecard.a
 
-.PHONY: all test test-bins test-run run bench lint fuzz deps clean
-all: $(LIB) $(BINS) $(ALL_EXTRA)
+.PHONY: all test test-bins test-run run bench lint fuzz deps clean print-lib-srcs
+all:
 
 include host/host.mk
 include hls/hls.mk
@@ -42,6 +42,8 @@ include drivers/drivers.mk
 include board/board.mk
 include bitstream/bitstream.mk
 include tests/tests.mk
+
+all: $(LIB) $(BINS) $(ALL_EXTRA)
 
 LIB_OBJS  := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS))
 TEST_BINS := $(patsubst %.c,$(B)/t/%,$(TEST_SRCS))
