@@ -14,3 +14,4 @@ $(B)/moecard: host/main.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 -include $(B)/moecard.d
+LDLIBS += -lpcre2-8 -lfdt
