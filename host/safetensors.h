@@ -59,7 +59,7 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 
 /*
  * st_open_dir - opens dir/model.safetensors.index.json (weight_map; every shard it names must
- * exist and hold the tensors mapped to it) or, when absent, every dir/*.safetensors.
+ * exist and hold the tensors mapped to it) or, when absent, every *.safetensors file in dir.
  * Returns 0 or a negative errno with a one-line message naming the file and tensor/field.
  */
 int st_open_dir(const char *dir, struct st_model *m, char *err, size_t errlen);

@@ -1,0 +1,97 @@
+/*
+ * simd_avx2.c - AVX2 + FMA + F16C row-dot primitives for kernels.h (the x86-64 baseline SIMD
+ * path). Same E4M3-through-binary16 decoding as simd_avx512.c; partial 8-element tails go through
+ * a zero-padded local copy.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+#include "kernels.h"
+
+static inline __m256 dec8(const uint8_t *w)
+{
+	__m128i b = _mm_loadl_epi64((const __m128i *)w);
+	__m128i h = _mm_cvtepu8_epi16(b);
+	__m128i s = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(0x80)), 8);
+	__m128i v = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7F)), 7);
+	return _mm256_cvtph_ps(_mm_or_si128(s, v));
+}
+
+static inline float hsum8(__m256 v)
+{
+	__m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+	lo = _mm_add_ps(lo, hi);
+	lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+	lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+	return _mm_cvtss_f32(lo);
+}
+
+static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	__m256 a[KERN_MB];
+	for (int m = 0; m < M; m++)
+		a[m] = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m256 wd = dec8(w + k);
+		for (int m = 0; m < M; m++)
+			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
+	}
+	for (int m = 0; m < M; m++)
+		acc[m] = hsum8(a[m]) * 256.0f;
+	if (k < n) {
+		uint8_t wt[8] = { 0 };
+		float xt[8] = { 0 }, wf[8];
+		memcpy(wt, w + k, (size_t)(n - k));
+		_mm256_storeu_ps(wf, dec8(wt));
+		for (int m = 0; m < M; m++) {
+			float s = 0;
+			memcpy(xt, x + (size_t)m * ldx + k, (size_t)(n - k) * sizeof(float));
+			for (int i = 0; i < n - k; i++)
+				s += wf[i] * xt[i];
+			acc[m] += s * 256.0f;
+		}
+	}
+}
+
+static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	__m256 a[KERN_MB];
+	for (int m = 0; m < M; m++)
+		a[m] = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m128i h = _mm_loadu_si128((const __m128i *)(w + k));
+		__m256 wd = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+		for (int m = 0; m < M; m++)
+			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
+	}
+	for (int m = 0; m < M; m++) {
+		float s = hsum8(a[m]);
+		for (int i = k; i < n; i++) {
+			uint32_t u = (uint32_t)w[i] << 16;
+			float f;
+			memcpy(&f, &u, 4);
+			s += f * x[(size_t)m * ldx + i];
+		}
+		acc[m] = s;
+	}
+}
+
+static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
+{
+	__m256 va = _mm256_set1_ps(a * 256.0f);
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, dec8(w + k), _mm256_loadu_ps(y + k)));
+	if (k < n) {
+		uint8_t wt[8] = { 0 };
+		float wf[8];
+		memcpy(wt, w + k, (size_t)(n - k));
+		_mm256_storeu_ps(wf, dec8(wt));
+		for (int i = 0; i < n - k; i++)
+			y[k + i] += a * 256.0f * wf[i];
+	}
+}
+
+const struct kern_isa kern_isa_avx2 = { "avx2", dot_fp8_avx2, dot_bf16_avx2, axpy_fp8_avx2 };
