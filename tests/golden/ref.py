@@ -13,6 +13,8 @@ Usage:
       margins [n] and mtp_margins [n-1] (routing margins, see router_select), all float64.
   ref.py --selftest
       Runs the reference's own checks and ends with "N passed, N failed".
+  ref.py --write-selftest-model DIR
+      Writes the self-check's small random checkpoint (sharded FP8, partial blocks, MTP).
 
 Needs numpy only (Debian python3-numpy).
 """
@@ -876,9 +878,14 @@ def main():
     ap.add_argument("--mla", choices=["naive", "absorbed"], default="naive")
     ap.add_argument("--out", help="output .npz")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--write-selftest-model", metavar="DIR",
+                    help="write the self-check's random sharded FP8 checkpoint to DIR")
     a = ap.parse_args()
     if a.selftest:
         return selftest()
+    if a.write_selftest_model:
+        selftest_checkpoint(a.write_selftest_model, np.random.default_rng(11))
+        return 0
     if not (a.model and a.tokens and a.out):
         ap.error("--model, --tokens and --out are required")
     try:
