@@ -66,6 +66,8 @@ struct weights {
 	struct qmat lm_head;             /* [vocab, hidden] BF16 */
 	struct layer_weights *mtp;       /* NULL when num_nextn_predict_layers == 0 or absent */
 	int fp8;                         /* 1 when projections are FP8 (else BF16/F16/F32) */
+	void **owned;                    /* [n_owned] f32 copies made by ckpt_bind (ckpt_free) */
+	int n_owned, cap_owned;
 };
 
 /*

@@ -41,6 +41,9 @@ struct st_model {
 	int n_files;
 	struct st_tensor *tensors;    /* [n_tensors], sorted by name */
 	int n_tensors;
+	int cap_tensors;              /* allocated entries of tensors */
+	char *index_path;             /* dir/model.safetensors.index.json when sharded, else NULL */
+	char *dir;                    /* the directory st_open_dir opened, or NULL */
 };
 
 /* Element size in bytes of a dtype; its safetensors name ("F8_E4M3", ...). */
