@@ -354,7 +354,7 @@ static char *st_join(const char *dir, const char *name)
 /* Maps and parses one shard. */
 static int st_open_file(struct st_model *m, const char *path, char *err, size_t errlen)
 {
-	int idx, rc = st_map_file(m, path, &idx, err, errlen);
+	int idx = -1, rc = st_map_file(m, path, &idx, err, errlen);
 	if (rc == -ENOENT || rc == -EACCES)
 		return st_fail(err, errlen, rc, "%s: open: %s", path, strerror(-rc));
 	if (rc < 0 && !*err)
