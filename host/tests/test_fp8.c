@@ -1,0 +1,193 @@
+/*
+ * test_fp8.c - the E4M3 codec (hls/include/e4m3.h) against the OCP definition: all 256 codes
+ * decode to the right value; encoding rounds to nearest even at every midpoint between adjacent
+ * codes, saturates to +-448 and maps NaN to NaN; the SIMD decode paths of every ISA this CPU runs
+ * agree with the scalar codec; and dynamic activation quantization follows DESIGN.md section 3.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include "e4m3.h"
+#include "kernels.h"
+
+/* Independent reference: value of a code from the OCP table definition. */
+static double ocp_value(int c)
+{
+	int s = c >> 7, e = (c >> 3) & 15, m = c & 7;
+	double v;
+	if (e == 15 && m == 7)
+		return NAN;
+	v = e == 0 ? ldexp(m / 8.0, -6) : ldexp(1 + m / 8.0, e - 7);
+	return s ? -v : v;
+}
+
+static void test_decode_all_codes(void **st)
+{
+	(void)st;
+	for (int c = 0; c < 256; c++) {
+		double ref = ocp_value(c);
+		float got = e4m3_decode((uint8_t)c);
+		if (isnan(ref)) {
+			assert_true(isnan(got));
+			continue;
+		}
+		if ((double)got != ref)
+			fail_msg("code 0x%02x: decoded %.9g, expected %.9g", c, got, ref);
+		assert_int_equal((double)e4m3_decode_fixed((uint8_t)c), ref * 512);
+	}
+	assert_true(e4m3_decode(0x7E) == 448.0f && e4m3_decode(0xFE) == -448.0f);
+	assert_true(e4m3_decode(0x01) == ldexpf(1, -9));
+}
+
+static void test_encode_roundtrip_and_ties(void **st)
+{
+	(void)st;
+	int ties = 0;
+	for (int c = 0; c < 256; c++) {
+		if ((c & 0x7F) == 0x7F)
+			continue;
+		float v = e4m3_decode((uint8_t)c);
+		uint8_t back = e4m3_encode(v);
+		/* -0 encodes to 0x80, +0 to 0x00 */
+		if (back != c)
+			fail_msg("code 0x%02x (%g) re-encoded to 0x%02x", c, v, back);
+	}
+	/* midpoints between adjacent positive codes: ties go to the even code */
+	for (int c = 0; c < 0x7E; c++) {
+		double a = ocp_value(c), b = ocp_value(c + 1), mid = (a + b) / 2;
+		int even = (c & 1) ? c + 1 : c;
+		uint8_t got = e4m3_encode((float)mid);
+		if ((double)(float)mid != mid)
+			fail_msg("midpoint not representable in f32 at 0x%02x", c);
+		if (got != even)
+			fail_msg("tie %g between 0x%02x and 0x%02x encoded to 0x%02x, expected 0x%02x",
+				 mid, c, c + 1, got, even);
+		if (e4m3_encode((float)-mid) != (0x80 | even))
+			fail_msg("negative tie at 0x%02x", c);
+		/* just above / below the midpoint round to the nearer code */
+		assert_int_equal(e4m3_encode(nextafterf((float)mid, INFINITY)), c + 1);
+		assert_int_equal(e4m3_encode(nextafterf((float)mid, -INFINITY)), c);
+		ties++;
+	}
+	assert_int_equal(ties, 126);
+	/* saturation and specials */
+	assert_int_equal(e4m3_encode(448.0f), 0x7E);
+	assert_int_equal(e4m3_encode(464.0f), 0x7E);
+	assert_int_equal(e4m3_encode(1e30f), 0x7E);
+	assert_int_equal(e4m3_encode(INFINITY), 0x7E);
+	assert_int_equal(e4m3_encode(-INFINITY), 0xFE);
+	assert_int_equal(e4m3_encode(NAN) & 0x7F, 0x7F);
+	assert_int_equal(e4m3_encode(ldexpf(1, -11)), 0x00); /* below half the smallest subnormal */
+	assert_int_equal(e4m3_encode(ldexpf(3, -11)), 0x01); /* 0.75 quantum rounds up */
+	printf("e4m3: 256 codes decoded, 254 re-encoded, %d ties to even, saturation ok\n", ties);
+}
+
+static void test_simd_matches_scalar(void **st)
+{
+	(void)st;
+	const char *names[] = { "scalar", "avx2", "avx512" };
+	const struct kern_isa *ref = kern_isa_by_name("scalar");
+	uint8_t w[300];
+	float x[4 * 300], y0[300], y1[300];
+	srand(7);
+	for (int i = 0; i < 300; i++)
+		w[i] = (uint8_t)(i & 0x7F) == 0x7F ? 0 : (uint8_t)i; /* every finite code */
+	for (int i = 0; i < 4 * 300; i++)
+		x[i] = (float)rand() / RAND_MAX - 0.5f;
+	int ran = 0;
+	for (size_t n = 0; n < 3; n++) {
+		const struct kern_isa *isa = kern_isa_by_name(names[n]);
+		if (!isa) {
+			printf("isa %s: not supported on this CPU, skipped\n", names[n]);
+			continue;
+		}
+		ran++;
+		for (int len = 1; len <= 128; len += 9) {
+			for (int M = 1; M <= KERN_MB; M++) {
+				float a[KERN_MB], b[KERN_MB];
+				ref->dot_fp8(w + 3, x, 300, M, len, a);
+				isa->dot_fp8(w + 3, x, 300, M, len, b);
+				for (int m = 0; m < M; m++)
+					if (fabsf(a[m] - b[m]) > 1e-5f * (1 + fabsf(a[m])))
+						fail_msg("%s dot_fp8 len %d M %d row %d: %g vs %g",
+							 names[n], len, M, m, b[m], a[m]);
+			}
+		}
+		/* the decode itself is exact: a one-hot x picks single codes */
+		for (int c = 0; c < 256; c++) {
+			if ((c & 0x7F) == 0x7F)
+				continue;
+			uint8_t code = (uint8_t)c;
+			float one = 1, d;
+			isa->dot_fp8(&code, &one, 1, 1, 1, &d);
+			if (d != e4m3_decode(code))
+				fail_msg("%s decodes 0x%02x as %g", names[n], c, d);
+		}
+		uint16_t wb[300];
+		for (int i = 0; i < 300; i++)
+			wb[i] = f32_to_bf16(x[i] * 3);
+		for (int len = 1; len <= 300; len += 37) {
+			float a[KERN_MB], b[KERN_MB];
+			ref->dot_bf16(wb, x, 300, 3, len, a);
+			isa->dot_bf16(wb, x, 300, 3, len, b);
+			for (int m = 0; m < 3; m++)
+				if (fabsf(a[m] - b[m]) > 1e-5f * (1 + fabsf(a[m])))
+					fail_msg("%s dot_bf16 len %d: %g vs %g", names[n], len, b[m], a[m]);
+		}
+		for (int i = 0; i < 300; i++)
+			y0[i] = y1[i] = x[i];
+		ref->axpy_fp8(y0, 0.37f, w, 300);
+		isa->axpy_fp8(y1, 0.37f, w, 300);
+		for (int i = 0; i < 300; i++)
+			if (fabsf(y0[i] - y1[i]) > 1e-5f * (1 + fabsf(y0[i])))
+				fail_msg("%s axpy_fp8 at %d: %g vs %g", names[n], i, y1[i], y0[i]);
+	}
+	printf("simd: %d ISA paths agree with scalar (chosen: %s)\n", ran, kern_isa_get()->name);
+}
+
+static void test_act_quant(void **st)
+{
+	(void)st;
+	float x[300], xq[300], sa[3];
+	for (int i = 0; i < 300; i++)
+		x[i] = sinf(i * 0.37f) * (i < 128 ? 3.0f : i < 256 ? 1e-6f : 100.0f);
+	x[5] = -7.5f; /* amax of block 0 */
+	kern_act_quant(x, 300, 0, xq, sa);
+	assert_true(sa[0] == 7.5f / 448.0f);
+	assert_true(sa[1] == 1e-4f / 448.0f); /* amax below 1e-4 is clamped */
+	for (int i = 0; i < 300; i++) {
+		float s = sa[i / 128];
+		uint8_t c = e4m3_encode(x[i] / s);
+		assert_true(xq[i] == e4m3_decode(c));
+	}
+	assert_true(xq[5] == -448.0f);
+	/* the partial last group (44 channels) uses its own amax */
+	float amax = 0;
+	for (int i = 256; i < 300; i++)
+		amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+	assert_true(sa[2] == amax / 448.0f);
+	/* ue8m0: scales are the next power of two up */
+	kern_act_quant(x, 300, 1, xq, sa);
+	for (int b = 0; b < 3; b++) {
+		int e;
+		float fr = frexpf(sa[b], &e);
+		assert_true(fr == 0.5f);
+	}
+	assert_true(sa[0] == 1.0f / 32.0f); /* 7.5/448 = 0.01674 -> 2^-5 */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decode_all_codes),
+		cmocka_unit_test(test_encode_roundtrip_and_ties),
+		cmocka_unit_test(test_simd_matches_scalar),
+		cmocka_unit_test(test_act_quant),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,168 @@
+/*
+ * test_kernels.c - the cpu backend's matrix products (kernels.h) against double-precision
+ * references, on every ISA path this CPU runs, for aligned and partial-block shapes:
+ *  - act none: y = x . dequant(W)^T within 2e-6 relative (f32 accumulation);
+ *  - act fp8: y[m,n] = sum_kb D*sa*sw with D the EXACT block dot product (DESIGN.md 3), within
+ *    2e-6 relative;
+ *  - BF16 weights, multi-job regions with shared inputs, and the thread pool (2 threads).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "e4m3.h"
+#include "kernels.h"
+
+static uint64_t rs = 88172645463325252ull;
+static double urand(void)
+{
+	rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+	return (double)(rs >> 11) / 9007199254740992.0;
+}
+
+/* A random FP8 matrix with per-block scales amax/448. */
+static void make_fp8(struct qmat *W, int rows, int cols)
+{
+	int sr = (rows + 127) / 128, sc = (cols + 127) / 128;
+	uint8_t *w = malloc((size_t)rows * cols);
+	float *s = malloc(sizeof(float) * (size_t)sr * sc);
+	for (int i = 0; i < sr * sc; i++)
+		s[i] = (float)(0.001 + urand() * 0.01);
+	for (size_t i = 0; i < (size_t)rows * cols; i++) {
+		uint8_t c = (uint8_t)(urand() * 256);
+		w[i] = (c & 0x7F) == 0x7F ? 0x7E : c;
+	}
+	*W = (struct qmat){ .rows = rows, .cols = cols, .fmt = QMAT_FP8, .w = w, .scale = s,
+			    .scale_cols = sc, .name = "test" };
+}
+
+static double rel_err(const float *a, const double *b, int n)
+{
+	double num = 0, den = 0;
+	for (int i = 0; i < n; i++) {
+		num += (a[i] - b[i]) * (a[i] - b[i]);
+		den += b[i] * b[i];
+	}
+	return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void check_shape(const struct kern_isa *isa, struct pool *pool, int M, int N, int K)
+{
+	struct qmat W;
+	make_fp8(&W, N, K);
+	float *x = malloc(sizeof(float) * (size_t)M * K), *y = malloc(sizeof(float) * (size_t)M * N);
+	double *ref = malloc(sizeof(double) * (size_t)M * N);
+	for (int i = 0; i < M * K; i++)
+		x[i] = (float)((urand() - 0.5) * (i % 7 == 0 ? 40 : 2));
+	for (int act = 0; act < 2; act++) {
+		struct kern_ctx k;
+		assert_int_equal(kern_ctx_init(&k, pool, act, 0, (size_t)M * (K + K / 128 + 1)), 0);
+		k.isa = isa;
+		assert_int_equal(kern_matmul(&k, &W, x, M, y), 0);
+		int nkb = (K + 127) / 128;
+		float *xq = malloc(sizeof(float) * K), *sa = malloc(sizeof(float) * nkb);
+		for (int m = 0; m < M; m++) {
+			kern_act_quant(x + (size_t)m * K, K, 0, xq, sa);
+			for (int n = 0; n < N; n++) {
+				double acc = 0;
+				if (act) {
+					for (int kb = 0; kb < nkb; kb++) {
+						int64_t D = 0; /* exact, units of 2^-18 */
+						for (int j = kb * 128; j < K && j < kb * 128 + 128; j++)
+							D += (int64_t)e4m3_decode_fixed(e4m3_encode(x[(size_t)m * K + j] / sa[kb])) *
+							     e4m3_decode_fixed(((const uint8_t *)W.w)[(size_t)n * K + j]);
+						acc += ldexp((double)D, -18) * sa[kb] *
+						       W.scale[(n / 128) * W.scale_cols + kb];
+					}
+				} else {
+					for (int j = 0; j < K; j++)
+						acc += (double)x[(size_t)m * K + j] * qmat_get(&W, n, j);
+				}
+				ref[(size_t)m * N + n] = acc;
+			}
+		}
+		double e = rel_err(y, ref, M * N);
+		if (e > 2e-6)
+			fail_msg("%s act %s M %d N %d K %d: relative error %.3g > 2e-6", isa->name,
+				 act ? "fp8" : "none", M, N, K, e);
+		free(xq);
+		free(sa);
+		kern_ctx_free(&k);
+	}
+	free((void *)W.w);
+	free((void *)W.scale);
+	free(x);
+	free(y);
+	free(ref);
+}
+
+static void test_fp8_shapes(void **st)
+{
+	(void)st;
+	const char *names[] = { "scalar", "avx2", "avx512" };
+	struct pool *pool = pool_create(2);
+	int shapes[][3] = { { 1, 128, 128 }, { 1, 144, 256 }, { 3, 200, 320 }, { 5, 257, 130 },
+			    { 8, 64, 1000 }, { 1, 1, 1 }, { 2, 130, 127 } };
+	for (int i = 0; i < 3; i++) {
+		const struct kern_isa *isa = kern_isa_by_name(names[i]);
+		if (!isa)
+			continue;
+		for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+			check_shape(isa, s % 2 ? pool : NULL, shapes[s][0], shapes[s][1], shapes[s][2]);
+	}
+	pool_free(pool);
+}
+
+static void test_bf16_and_jobs(void **st)
+{
+	(void)st;
+	int N = 70, K = 300, M = 3;
+	uint16_t *wb = malloc(2 * (size_t)N * K);
+	float *x = malloc(sizeof(float) * M * K), *y1 = malloc(sizeof(float) * M * N);
+	float *y2 = malloc(sizeof(float) * M * N);
+	for (int i = 0; i < N * K; i++)
+		wb[i] = f32_to_bf16((float)(urand() - 0.5));
+	for (int i = 0; i < M * K; i++)
+		x[i] = (float)(urand() - 0.5);
+	struct qmat W = { .rows = N, .cols = K, .fmt = QMAT_BF16, .w = wb };
+	struct pool *pool = pool_create(2);
+	struct kern_ctx k;
+	assert_int_equal(kern_ctx_init(&k, pool, 1, 0, 0), 0); /* act fp8 leaves BF16 alone */
+	/* two jobs: y1 = xW^T, y2 = x[1..2] W^T accumulated onto 1.0 */
+	for (int i = 0; i < M * N; i++)
+		y2[i] = 1.0f;
+	struct kern_job jobs[2] = {
+		{ .W = &W, .x = x, .ldx = K, .M = M, .y = y1, .ldy = N },
+		{ .W = &W, .x = x + K, .ldx = K, .M = 2, .y = y2, .ldy = N, .accumulate = 1 },
+	};
+	assert_int_equal(kern_matmul_jobs(&k, jobs, 2), 0);
+	for (int m = 0; m < M; m++)
+		for (int n = 0; n < N; n++) {
+			double acc = 0;
+			for (int j = 0; j < K; j++)
+				acc += (double)x[m * K + j] * bf16_to_f32(wb[n * K + j]);
+			assert_true(fabs(y1[m * N + n] - acc) < 1e-5);
+			if (m >= 1)
+				assert_true(fabs(y2[(m - 1) * N + n] - (acc + 1.0)) < 1e-5);
+		}
+	kern_ctx_free(&k);
+	pool_free(pool);
+	free(wb);
+	free(x);
+	free(y1);
+	free(y2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fp8_shapes),
+		cmocka_unit_test(test_bf16_and_jobs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
