@@ -1,0 +1,711 @@
+/*
+ * board.c - libfdt parser and validator for board device trees (see board.h, board/bindings/).
+ *
+ * Data flow: .dtb bytes -> fdt_check_full -> one pass per node compatible (clocks, banks, CUs,
+ * DMA channels, firmware CPU) filling struct board_desc -> board_validate (cross-node rules).
+ * No allocation except the file buffer of board_load. Every error message names the source file,
+ * the node path and the property.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libfdt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "board.h"
+
+/* Parse context: the blob, the source name and where the error message goes. */
+struct ctx {
+	const void *fdt;   /* validated blob */
+	const char *src;   /* file name for messages */
+	char *err;         /* message buffer, may be NULL */
+	size_t errlen;     /* bytes of err */
+};
+
+/* Big-endian cell loads at a byte offset (property data is only byte-aligned). */
+static uint32_t ld32(const void *p, size_t off)
+{
+	const uint8_t *b = (const uint8_t *)p + off;
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static uint64_t ld64(const void *p, size_t off)
+{
+	return (uint64_t)ld32(p, off) << 32 | ld32(p, off + 4);
+}
+
+static const char *const err_names[] = {
+	[BOARD_EBADDTB - BOARD_EBASE] = "not a valid device tree blob",
+	[BOARD_ENOTCARD - BOARD_EBASE] = "root is not compatible with \"moecard,card\"",
+	[BOARD_EMISSING - BOARD_EBASE] = "missing required node or property",
+	[BOARD_EBADSIZE - BOARD_EBASE] = "property has the wrong size",
+	[BOARD_EBADVALUE - BOARD_EBASE] = "property value out of range",
+	[BOARD_EOVERLAP - BOARD_EBASE] = "address windows overlap",
+	[BOARD_ENOBANK - BOARD_EBASE] = "reference to a missing memory bank",
+	[BOARD_ECLOCK - BOARD_EBASE] = "bad clock (0 Hz or not a clock)",
+	[BOARD_ETOOMANY - BOARD_EBASE] = "too many nodes or entries",
+	[BOARD_EDUP - BOARD_EBASE] = "duplicate name or bank index",
+	[BOARD_EEMPTY - BOARD_EBASE] = "no banks, compute units or DMA channels",
+	[BOARD_ERANGE - BOARD_EBASE] = "address outside its window",
+};
+
+const char *board_strerror(int err)
+{
+	if (err == 0)
+		return "success";
+	if (err < 0 && -err > BOARD_EBASE && -err < BOARD_ELAST)
+		return err_names[-err - BOARD_EBASE];
+	if (err < 0 && -err < BOARD_EBASE)
+		return strerror(-err);
+	return "unknown error";
+}
+
+/* Format "src: path: prop: what" into c->err and return code. */
+static int fail(const struct ctx *c, int node, const char *prop, int code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int fail(const struct ctx *c, int node, const char *prop, int code, const char *fmt, ...)
+{
+	if (!c->err || !c->errlen)
+		return code;
+	char path[128] = "/";
+	if (node >= 0 && fdt_get_path(c->fdt, node, path, sizeof path) != 0)
+		snprintf(path, sizeof path, "<node at %d>", node);
+	int n = snprintf(c->err, c->errlen, "%s: %s: %s: ", c->src ? c->src : "dtb", path,
+			 prop ? prop : "-");
+	if (n < 0 || (size_t)n >= c->errlen)
+		return code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Messages for board_validate, which has no blob: the "node" is a description string. */
+static int vfail(const char *src, char *err, size_t errlen, const char *node, const char *prop,
+		 int code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static int vfail(const char *src, char *err, size_t errlen, const char *node, const char *prop,
+		 int code, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return code;
+	int n = snprintf(err, errlen, "%s: %s: %s: ", src ? src : "board", node, prop);
+	if (n < 0 || (size_t)n >= errlen)
+		return code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Read a property of exactly want bytes (want 0: any size). */
+static int get_prop(const struct ctx *c, int node, const char *name, int want, int optional,
+		    const void **val, int *len)
+{
+	int l = 0;
+	const void *p = fdt_getprop(c->fdt, node, name, &l);
+	if (!p) {
+		if (l == -FDT_ERR_NOTFOUND) {
+			if (optional)
+				return 1;
+			return fail(c, node, name, -BOARD_EMISSING, "required property is missing");
+		}
+		return fail(c, node, name, -BOARD_EBADDTB, "%s", fdt_strerror(l));
+	}
+	if (want && l != want)
+		return fail(c, node, name, -BOARD_EBADSIZE, "is %d bytes, expected %d", l, want);
+	*val = p;
+	*len = l;
+	return 0;
+}
+
+static int get_u32(const struct ctx *c, int node, const char *name, int optional, uint32_t *out)
+{
+	const void *p = NULL;
+	int l = 0, rc = get_prop(c, node, name, 4, optional, &p, &l);
+	if (rc == 0)
+		*out = ld32(p, 0);
+	return rc;
+}
+
+static int get_u64(const struct ctx *c, int node, const char *name, uint64_t *out)
+{
+	const void *p = NULL;
+	int l = 0, rc = get_prop(c, node, name, 8, 0, &p, &l);
+	if (rc == 0)
+		*out = ld64(p, 0);
+	return rc;
+}
+
+/* A <base64 size64> pair: "reg" or a window like "moecard,imem". */
+static int get_window(const struct ctx *c, int node, const char *name, uint64_t *base,
+		      uint64_t *size)
+{
+	const void *p = NULL;
+	int l = 0, rc = get_prop(c, node, name, 16, 0, &p, &l);
+	if (rc)
+		return rc;
+	*base = ld64(p, 0);
+	*size = ld64(p, 8);
+	if (*size == 0)
+		return fail(c, node, name, -BOARD_EBADVALUE, "size is 0");
+	if (*base + *size < *base)
+		return fail(c, node, name, -BOARD_ERANGE,
+			    "window 0x%" PRIx64 "+0x%" PRIx64 " wraps past 2^64", *base, *size);
+	return 0;
+}
+
+/* A NUL-terminated string property that fits in out[outlen]. */
+static int get_str(const struct ctx *c, int node, const char *name, char *out, size_t outlen)
+{
+	const void *p = NULL;
+	int l = 0, rc = get_prop(c, node, name, 0, 0, &p, &l);
+	if (rc)
+		return rc;
+	const char *s = p;
+	if (l < 2 || s[l - 1] != '\0' || strlen(s) != (size_t)l - 1)
+		return fail(c, node, name, -BOARD_EBADSIZE, "not a single NUL-terminated string");
+	if ((size_t)l > outlen)
+		return fail(c, node, name, -BOARD_EBADSIZE, "string longer than %zu bytes",
+			    outlen - 1);
+	memcpy(out, s, (size_t)l);
+	return 0;
+}
+
+/* The node name without its unit address. */
+static int get_node_name(const struct ctx *c, int node, char *out, size_t outlen)
+{
+	int l = 0;
+	const char *nm = fdt_get_name(c->fdt, node, &l);
+	if (!nm)
+		return fail(c, node, "name", -BOARD_EBADDTB, "%s", fdt_strerror(l));
+	size_t n = strcspn(nm, "@");
+	if (n == 0 || n >= outlen)
+		return fail(c, node, "name", -BOARD_EBADSIZE, "node name empty or longer than %zu",
+			    outlen - 1);
+	memcpy(out, nm, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* Iterate the nodes compatible with compat; returns the next offset, -1 at the end, or < -1. */
+static int next_compat(const struct ctx *c, int prev, const char *compat, int *node)
+{
+	int off = fdt_node_offset_by_compatible(c->fdt, prev, compat);
+	if (off == -FDT_ERR_NOTFOUND) {
+		*node = -1;
+		return 0;
+	}
+	if (off < 0)
+		return fail(c, -1, compat, -BOARD_EBADDTB, "%s", fdt_strerror(off));
+	*node = off;
+	return 0;
+}
+
+/* Index of the clock referenced by the node's "clocks" property. */
+static int get_clock_ref(const struct ctx *c, const struct board_desc *b, int node, uint32_t *idx)
+{
+	uint32_t ph;
+	int rc = get_u32(c, node, "clocks", 0, &ph);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < b->n_clocks; i++)
+		if (b->clock[i].phandle == ph && ph) {
+			*idx = i;
+			return 0;
+		}
+	return fail(c, node, "clocks", -BOARD_ECLOCK, "phandle 0x%x is not a moecard,clock node",
+		    ph);
+}
+
+static int parse_root(const struct ctx *c, struct board_desc *b)
+{
+	const void *p = NULL;
+	int l = 0, rc;
+	rc = get_prop(c, 0, "compatible", 0, 0, &p, &l);
+	if (rc)
+		return rc == -BOARD_EMISSING ? fail(c, 0, "compatible", -BOARD_ENOTCARD,
+						    "root has no compatible") : rc;
+	if (fdt_stringlist_contains(p, l, "moecard,card") != 1)
+		return fail(c, 0, "compatible", -BOARD_ENOTCARD, "does not list \"moecard,card\"");
+	size_t first = strnlen(p, (size_t)l);
+	if (first == 0 || first >= sizeof b->card)
+		return fail(c, 0, "compatible", -BOARD_EBADSIZE, "first entry empty or too long");
+	memcpy(b->card, p, first);
+	if ((rc = get_str(c, 0, "model", b->model, sizeof b->model)) ||
+	    (rc = get_str(c, 0, "moecard,part", b->part, sizeof b->part)))
+		return rc;
+	rc = get_prop(c, 0, "moecard,pcie", 8, 0, &p, &l);
+	if (rc)
+		return rc;
+	b->pcie_gen = ld32(p, 0);
+	b->pcie_lanes = ld32(p, 4);
+	if (b->pcie_gen < 1 || b->pcie_gen > 6)
+		return fail(c, 0, "moecard,pcie", -BOARD_EBADVALUE, "generation %u not in 1..6",
+			    b->pcie_gen);
+	if (b->pcie_lanes < 1 || b->pcie_lanes > 16 || (b->pcie_lanes & (b->pcie_lanes - 1)))
+		return fail(c, 0, "moecard,pcie", -BOARD_EBADVALUE, "lanes %u not 1,2,4,8,16",
+			    b->pcie_lanes);
+	if ((rc = get_u32(c, 0, "moecard,pcie-bandwidth-mbps", 0, &b->pcie_bw_mbps)))
+		return rc;
+	if (!b->pcie_bw_mbps)
+		return fail(c, 0, "moecard,pcie-bandwidth-mbps", -BOARD_EBADVALUE, "is 0");
+	if ((rc = get_u32(c, 0, "moecard,slrs", 0, &b->n_slr)))
+		return rc;
+	if (b->n_slr < 1 || b->n_slr > 8)
+		return fail(c, 0, "moecard,slrs", -BOARD_EBADVALUE, "%u not in 1..8", b->n_slr);
+	return 0;
+}
+
+static int parse_clocks(const struct ctx *c, struct board_desc *b)
+{
+	int node = -1, rc;
+	for (;;) {
+		if ((rc = next_compat(c, node, "moecard,clock", &node)))
+			return rc;
+		if (node < 0)
+			return 0;
+		if (b->n_clocks == BOARD_MAX_CLOCKS)
+			return fail(c, node, "compatible", -BOARD_ETOOMANY, "more than %d clocks",
+				    BOARD_MAX_CLOCKS);
+		struct board_clock *k = &b->clock[b->n_clocks];
+		if ((rc = get_node_name(c, node, k->name, sizeof k->name)) ||
+		    (rc = get_u32(c, node, "clock-frequency", 0, &k->freq_hz)))
+			return rc;
+		if (k->freq_hz == 0)
+			return fail(c, node, "clock-frequency", -BOARD_ECLOCK, "is 0 Hz");
+		k->phandle = fdt_get_phandle(c->fdt, node);
+		b->n_clocks++;
+	}
+}
+
+static int parse_banks(const struct ctx *c, struct board_desc *b)
+{
+	int node = -1, rc;
+	for (;;) {
+		if ((rc = next_compat(c, node, "moecard,mem-bank", &node)))
+			return rc;
+		if (node < 0)
+			return 0;
+		if (b->n_banks == BOARD_MAX_BANKS)
+			return fail(c, node, "compatible", -BOARD_ETOOMANY, "more than %d banks",
+				    BOARD_MAX_BANKS);
+		struct board_bank *k = &b->bank[b->n_banks];
+		char kind[16];
+		if ((rc = get_node_name(c, node, k->name, sizeof k->name)) ||
+		    (rc = get_window(c, node, "reg", &k->base, &k->size)) ||
+		    (rc = get_str(c, node, "moecard,kind", kind, sizeof kind)) ||
+		    (rc = get_u32(c, node, "moecard,index", 0, &k->index)) ||
+		    (rc = get_u32(c, node, "moecard,bandwidth-mbps", 0, &k->bw_mbps)))
+			return rc;
+		if (!strcmp(kind, "hbm"))
+			k->kind = BOARD_MEM_HBM;
+		else if (!strcmp(kind, "ddr"))
+			k->kind = BOARD_MEM_DDR;
+		else if (!strcmp(kind, "plram"))
+			k->kind = BOARD_MEM_PLRAM;
+		else
+			return fail(c, node, "moecard,kind", -BOARD_EBADVALUE,
+				    "\"%s\" is not hbm, ddr or plram", kind);
+		if (k->index > 255)
+			return fail(c, node, "moecard,index", -BOARD_EBADVALUE, "%u > 255", k->index);
+		if (k->bw_mbps == 0)
+			return fail(c, node, "moecard,bandwidth-mbps", -BOARD_EBADVALUE, "is 0");
+		k->phandle = fdt_get_phandle(c->fdt, node);
+		b->mem_bytes += k->size;
+		b->mem_bw_mbps += k->bw_mbps;
+		b->n_banks++;
+	}
+}
+
+static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct board_cu *k)
+{
+	const void *p = NULL;
+	int l = 0, rc;
+	if ((rc = get_node_name(c, node, k->name, sizeof k->name)) ||
+	    (rc = get_window(c, node, "reg", &k->base, &k->size)) ||
+	    (rc = get_str(c, node, "moecard,kernel", k->kernel, sizeof k->kernel)) ||
+	    (rc = get_u32(c, node, "moecard,axi-width-bits", 0, &k->axi_bits)) ||
+	    (rc = get_u32(c, node, "moecard,slr", 0, &k->slr)) ||
+	    (rc = get_clock_ref(c, b, node, &k->clock)))
+		return rc;
+	if (k->axi_bits < 32 || k->axi_bits > 1024 || (k->axi_bits & (k->axi_bits - 1)))
+		return fail(c, node, "moecard,axi-width-bits", -BOARD_EBADVALUE,
+			    "%u is not a power of two in 32..1024", k->axi_bits);
+	if (k->slr >= b->n_slr)
+		return fail(c, node, "moecard,slr", -BOARD_EBADVALUE, "SLR %u but the card has %u",
+			    k->slr, b->n_slr);
+	rc = get_prop(c, node, "moecard,pe", 8, 1, &p, &l);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		k->tm = ld32(p, 0);
+		k->tn = ld32(p, 4);
+		if (!k->tm || !k->tn || k->tm > 256 || k->tn > 256)
+			return fail(c, node, "moecard,pe", -BOARD_EBADVALUE,
+				    "<%u %u> not in 1..256", k->tm, k->tn);
+	}
+	/* Ports: a string list, and one bank phandle per string. */
+	if ((rc = get_prop(c, node, "moecard,ports", 0, 0, &p, &l)))
+		return rc;
+	int n = fdt_stringlist_count(c->fdt, node, "moecard,ports");
+	if (n < 0 || ((const char *)p)[l - 1] != '\0')
+		return fail(c, node, "moecard,ports", -BOARD_EBADSIZE, "not a string list");
+	if (n == 0)
+		return fail(c, node, "moecard,ports", -BOARD_EMISSING, "no ports");
+	if (n > BOARD_MAX_PORTS)
+		return fail(c, node, "moecard,ports", -BOARD_ETOOMANY, "%d ports, at most %d", n,
+			    BOARD_MAX_PORTS);
+	for (int i = 0; i < n; i++) {
+		int sl = 0;
+		const char *s = fdt_stringlist_get(c->fdt, node, "moecard,ports", i, &sl);
+		if (!s || sl < 1 || (size_t)sl >= BOARD_NAME_MAX)
+			return fail(c, node, "moecard,ports", -BOARD_EBADSIZE,
+				    "entry %d empty or longer than %d", i, BOARD_NAME_MAX - 1);
+		memcpy(k->port[i], s, (size_t)sl);
+		k->port[i][sl] = '\0';
+		for (int j = 0; j < i; j++)
+			if (!strcmp(k->port[j], k->port[i]))
+				return fail(c, node, "moecard,ports", -BOARD_EDUP,
+					    "port \"%s\" listed twice", s);
+	}
+	k->n_ports = (uint32_t)n;
+	if ((rc = get_prop(c, node, "moecard,port-banks", 4 * n, 0, &p, &l)))
+		return rc;
+	for (int i = 0; i < n; i++) {
+		uint32_t ph = ld32(p, 4 * i);
+		uint32_t j;
+		for (j = 0; j < b->n_banks; j++)
+			if (ph && b->bank[j].phandle == ph)
+				break;
+		if (j == b->n_banks)
+			return fail(c, node, "moecard,port-banks", -BOARD_ENOBANK,
+				    "port \"%s\" -> phandle 0x%x is not a moecard,mem-bank",
+				    k->port[i], ph);
+		k->port_bank[i] = j;
+	}
+	return 0;
+}
+
+static int parse_cus(const struct ctx *c, struct board_desc *b)
+{
+	int node = -1, rc;
+	for (;;) {
+		if ((rc = next_compat(c, node, "moecard,cu", &node)))
+			return rc;
+		if (node < 0)
+			return 0;
+		if (b->n_cus == BOARD_MAX_CUS)
+			return fail(c, node, "compatible", -BOARD_ETOOMANY, "more than %d CUs",
+				    BOARD_MAX_CUS);
+		if ((rc = parse_cu(c, b, node, &b->cu[b->n_cus])))
+			return rc;
+		b->n_cus++;
+	}
+}
+
+static int parse_dma(const struct ctx *c, struct board_desc *b)
+{
+	int node = -1, rc;
+	for (;;) {
+		if ((rc = next_compat(c, node, "moecard,dma-channel", &node)))
+			return rc;
+		if (node < 0)
+			return 0;
+		if (b->n_dma == BOARD_MAX_DMA)
+			return fail(c, node, "compatible", -BOARD_ETOOMANY, "more than %d channels",
+				    BOARD_MAX_DMA);
+		struct board_dma *k = &b->dma[b->n_dma];
+		char dir[8];
+		uint64_t size;
+		if ((rc = get_node_name(c, node, k->name, sizeof k->name)) ||
+		    (rc = get_window(c, node, "reg", &k->base, &size)) ||
+		    (rc = get_str(c, node, "moecard,direction", dir, sizeof dir)) ||
+		    (rc = get_u32(c, node, "moecard,bandwidth-mbps", 0, &k->bw_mbps)) ||
+		    (rc = get_u32(c, node, "moecard,latency-ns", 0, &k->latency_ns)))
+			return rc;
+		if (!strcmp(dir, "h2c"))
+			k->to_card = 1;
+		else if (!strcmp(dir, "c2h"))
+			k->to_card = 0;
+		else
+			return fail(c, node, "moecard,direction", -BOARD_EBADVALUE,
+				    "\"%s\" is not h2c or c2h", dir);
+		if (!k->bw_mbps)
+			return fail(c, node, "moecard,bandwidth-mbps", -BOARD_EBADVALUE, "is 0");
+		b->n_dma++;
+	}
+}
+
+static int parse_fw(const struct ctx *c, struct board_desc *b)
+{
+	int node, rc, extra;
+	if ((rc = next_compat(c, -1, "moecard,fw-cpu", &node)))
+		return rc;
+	if (node < 0)
+		return fail(c, 0, "moecard,fw-cpu", -BOARD_EMISSING, "no firmware CPU node");
+	if ((rc = next_compat(c, node, "moecard,fw-cpu", &extra)))
+		return rc;
+	if (extra >= 0)
+		return fail(c, extra, "compatible", -BOARD_ETOOMANY, "more than one firmware CPU");
+	struct board_fwcpu *f = &b->fw;
+	if ((rc = get_str(c, node, "moecard,isa", f->isa, sizeof f->isa)) ||
+	    (rc = get_window(c, node, "moecard,imem", &f->imem_base, &f->imem_size)) ||
+	    (rc = get_window(c, node, "moecard,dmem", &f->dmem_base, &f->dmem_size)) ||
+	    (rc = get_u64(c, node, "moecard,mailbox", &f->mailbox)) ||
+	    (rc = get_clock_ref(c, b, node, &f->clock)))
+		return rc;
+	if (f->mailbox < f->dmem_base || f->mailbox - f->dmem_base >= f->dmem_size)
+		return fail(c, node, "moecard,mailbox", -BOARD_ERANGE,
+			    "0x%" PRIx64 " is outside dmem 0x%" PRIx64 "+0x%" PRIx64, f->mailbox,
+			    f->dmem_base, f->dmem_size);
+	return 0;
+}
+
+static int overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
+{
+	return a < b + bs && b < a + as;
+}
+
+int board_validate(const struct board_desc *b, const char *src, char *err, size_t errlen)
+{
+	if (!b)
+		return -EINVAL;
+	if (!b->n_banks)
+		return vfail(src, err, errlen, "/", "moecard,mem-bank", -BOARD_EEMPTY, "no banks");
+	if (!b->n_cus)
+		return vfail(src, err, errlen, "/", "moecard,cu", -BOARD_EEMPTY, "no CUs");
+	if (!b->n_dma)
+		return vfail(src, err, errlen, "/", "moecard,dma-channel", -BOARD_EEMPTY,
+			     "no DMA channels");
+	for (uint32_t i = 0; i < b->n_clocks; i++)
+		if (!b->clock[i].freq_hz)
+			return vfail(src, err, errlen, b->clock[i].name, "clock-frequency",
+				     -BOARD_ECLOCK, "is 0 Hz");
+	for (uint32_t i = 0; i < b->n_banks; i++) {
+		const struct board_bank *x = &b->bank[i];
+		if (x->base + x->size < x->base)
+			return vfail(src, err, errlen, x->name, "reg", -BOARD_ERANGE, "wraps");
+		for (uint32_t j = 0; j < i; j++) {
+			const struct board_bank *y = &b->bank[j];
+			if (overlaps(x->base, x->size, y->base, y->size))
+				return vfail(src, err, errlen, x->name, "reg", -BOARD_EOVERLAP,
+					     "0x%" PRIx64 "+0x%" PRIx64 " overlaps bank %s",
+					     x->base, x->size, y->name);
+			if (x->kind == y->kind && x->index == y->index)
+				return vfail(src, err, errlen, x->name, "moecard,index", -BOARD_EDUP,
+					     "%s index %u also used by bank %s",
+					     board_mem_kind_name(x->kind), x->index, y->name);
+		}
+	}
+	for (uint32_t i = 0; i < b->n_cus; i++) {
+		const struct board_cu *x = &b->cu[i];
+		if (x->clock >= b->n_clocks)
+			return vfail(src, err, errlen, x->name, "clocks", -BOARD_ECLOCK,
+				     "clock index %u out of range", x->clock);
+		for (uint32_t p = 0; p < x->n_ports; p++)
+			if (x->port_bank[p] >= b->n_banks)
+				return vfail(src, err, errlen, x->name, "moecard,port-banks",
+					     -BOARD_ENOBANK, "port %s bank %u out of range",
+					     x->port[p], x->port_bank[p]);
+		for (uint32_t j = 0; j < i; j++) {
+			const struct board_cu *y = &b->cu[j];
+			if (!strcmp(x->name, y->name))
+				return vfail(src, err, errlen, x->name, "name", -BOARD_EDUP,
+					     "CU name used twice");
+			if (overlaps(x->base, x->size, y->base, y->size))
+				return vfail(src, err, errlen, x->name, "reg", -BOARD_EOVERLAP,
+					     "control window overlaps CU %s", y->name);
+		}
+	}
+	const struct board_fwcpu *f = &b->fw;
+	if (f->clock >= b->n_clocks)
+		return vfail(src, err, errlen, "fw-cpu", "clocks", -BOARD_ECLOCK, "out of range");
+	if (f->mailbox < f->dmem_base || f->mailbox - f->dmem_base >= f->dmem_size)
+		return vfail(src, err, errlen, "fw-cpu", "moecard,mailbox", -BOARD_ERANGE,
+			     "outside dmem");
+	return 0;
+}
+
+int board_parse(const void *dtb, size_t size, const char *src, struct board_desc *b, char *err,
+		size_t errlen)
+{
+	if (!dtb || !b)
+		return -EINVAL;
+	memset(b, 0, sizeof *b);
+	if (err && errlen)
+		err[0] = '\0';
+	struct ctx c = { .fdt = dtb, .src = src, .err = err, .errlen = errlen };
+	if (size < FDT_V1_SIZE || size > INT32_MAX)
+		return fail(&c, -1, "header", -BOARD_EBADDTB, "%zu bytes is not a device tree",
+			    size);
+	int rc = fdt_check_full(dtb, size);
+	if (rc)
+		return fail(&c, -1, "header", -BOARD_EBADDTB, "%s", fdt_strerror(rc));
+	if ((rc = parse_root(&c, b)) || (rc = parse_clocks(&c, b)) || (rc = parse_banks(&c, b)) ||
+	    (rc = parse_cus(&c, b)) || (rc = parse_dma(&c, b)) || (rc = parse_fw(&c, b)))
+		return rc;
+	return board_validate(b, src, err, errlen);
+}
+
+int board_load(const char *path, struct board_desc *b, char *err, size_t errlen)
+{
+	if (!path || !b)
+		return -EINVAL;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = -errno;
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, strerror(-e));
+		return e;
+	}
+	uint8_t *buf = malloc(BOARD_DTB_MAX + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	size_t n = fread(buf, 1, BOARD_DTB_MAX + 1, f);
+	int rc = ferror(f) ? -EIO : 0;
+	fclose(f);
+	if (!rc && n > BOARD_DTB_MAX)
+		rc = -EFBIG;
+	if (rc) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	} else {
+		rc = board_parse(buf, n, path, b, err, errlen);
+	}
+	free(buf);
+	return rc;
+}
+
+const char *board_mem_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case BOARD_MEM_HBM: return "hbm";
+	case BOARD_MEM_DDR: return "ddr";
+	case BOARD_MEM_PLRAM: return "plram";
+	default: return "?";
+	}
+}
+
+int board_bank_name(const struct board_desc *b, uint32_t i, char *out, size_t outlen)
+{
+	static const char *const vitis[] = { "HBM", "DDR", "PLRAM" };
+	if (!b || !out || i >= b->n_banks || b->bank[i].kind > BOARD_MEM_PLRAM)
+		return -EINVAL;
+	int n = snprintf(out, outlen, "%s[%u]", vitis[b->bank[i].kind], b->bank[i].index);
+	return (n < 0 || (size_t)n >= outlen) ? -EINVAL : 0;
+}
+
+int board_cu_find(const struct board_desc *b, const char *name)
+{
+	for (uint32_t i = 0; b && name && i < b->n_cus; i++)
+		if (!strcmp(b->cu[i].name, name))
+			return (int)i;
+	return -ENOENT;
+}
+
+int board_cu_port_find(const struct board_cu *cu, const char *name)
+{
+	for (uint32_t i = 0; cu && name && i < cu->n_ports; i++)
+		if (!strcmp(cu->port[i], name))
+			return (int)i;
+	return -ENOENT;
+}
+
+int board_fit_compute(const struct board_desc *b, uint64_t resident_bytes, uint64_t expert_bytes,
+		      uint64_t kv_bytes_per_token, uint64_t ctx_tokens, struct board_fit *fit)
+{
+	if (!b || !fit || !expert_bytes || !kv_bytes_per_token)
+		return -EINVAL;
+	memset(fit, 0, sizeof *fit);
+	fit->usable_bytes = b->mem_bytes > BOARD_FIT_RESERVE ? b->mem_bytes - BOARD_FIT_RESERVE : 0;
+	fit->resident_bytes = resident_bytes;
+	fit->resident_fits = resident_bytes <= fit->usable_bytes;
+	if (!fit->resident_fits)
+		return 0;
+	uint64_t left = fit->usable_bytes - resident_bytes;
+	fit->kv_max_tokens = left / kv_bytes_per_token;
+	uint64_t kv = ctx_tokens <= fit->kv_max_tokens ? ctx_tokens * kv_bytes_per_token : left;
+	fit->kv_bytes = kv;
+	fit->expert_slots = (left - kv) / expert_bytes;
+	return 0;
+}
+
+static double gib(uint64_t x)
+{
+	return (double)x / (double)(1ull << 30);
+}
+
+int board_info_print(const struct board_desc *b, FILE *out)
+{
+	if (!b || !out)
+		return -EINVAL;
+	fprintf(out, "card: %s (%s), part %s\n", b->model, b->card, b->part);
+	fprintf(out, "host link: PCIe Gen%u x%u, %.1f GB/s per direction\n", b->pcie_gen,
+		b->pcie_lanes, b->pcie_bw_mbps / 1000.0);
+	uint32_t nk[3] = { 0 };
+	uint64_t sk[3] = { 0 }, bk[3] = { 0 };
+	for (uint32_t i = 0; i < b->n_banks; i++) {
+		uint32_t k = b->bank[i].kind <= 2 ? b->bank[i].kind : 0;
+		nk[k]++;
+		sk[k] += b->bank[i].size;
+		bk[k] += b->bank[i].bw_mbps;
+	}
+	fprintf(out, "memory: %.2f GiB in %u banks, %.1f GB/s total\n", gib(b->mem_bytes),
+		b->n_banks, (double)b->mem_bw_mbps / 1000.0);
+	for (uint32_t k = 0; k < 3; k++)
+		if (nk[k])
+			fprintf(out, "  %-5s %3u banks, %8.2f GiB, %7.1f GB/s\n",
+				board_mem_kind_name(k), nk[k], gib(sk[k]), (double)bk[k] / 1000.0);
+	fprintf(out, "clocks:");
+	for (uint32_t i = 0; i < b->n_clocks; i++)
+		fprintf(out, " %s %.1f MHz", b->clock[i].name, b->clock[i].freq_hz / 1e6);
+	fprintf(out, "\ncompute units: %u (%u SLRs)\n", b->n_cus, b->n_slr);
+	for (uint32_t i = 0; i < b->n_cus; i++) {
+		const struct board_cu *u = &b->cu[i];
+		char first[16] = "-", last[16] = "-";
+		board_bank_name(b, u->port_bank[0], first, sizeof first);
+		board_bank_name(b, u->port_bank[u->n_ports - 1], last, sizeof last);
+		fprintf(out, "  %-14s %-9s @0x%08" PRIx64 " SLR%u %4u-bit", u->name, u->kernel,
+			u->base, u->slr, u->axi_bits);
+		if (u->tm)
+			fprintf(out, " PE %ux%u", u->tm, u->tn);
+		fprintf(out, " %u ports %s..%s\n", u->n_ports, first, last);
+	}
+	uint32_t h2c = 0;
+	uint64_t h2c_bw = 0;
+	for (uint32_t i = 0; i < b->n_dma; i++)
+		if (b->dma[i].to_card) {
+			h2c++;
+			h2c_bw += b->dma[i].bw_mbps;
+		}
+	fprintf(out, "dma: %u channels (%u h2c, %u c2h), h2c %.1f GB/s\n", b->n_dma, h2c,
+		b->n_dma - h2c, (double)h2c_bw / 1000.0);
+	fprintf(out, "firmware cpu: %s, imem %" PRIu64 " KiB, dmem %" PRIu64
+		     " KiB, mailbox 0x%" PRIx64 ", %.0f MHz\n",
+		b->fw.isa, b->fw.imem_size >> 10, b->fw.dmem_size >> 10, b->fw.mailbox,
+		b->clock[b->fw.clock].freq_hz / 1e6);
+	return ferror(out) ? -EIO : 0;
+}
+
+int board_fit_print(const struct board_fit *fit, uint64_t expert_bytes, uint64_t ctx_tokens,
+		    FILE *out)
+{
+	if (!fit || !out)
+		return -EINVAL;
+	fprintf(out, "fit: usable %.2f GiB (%.2f GiB reserved for rings, firmware, activations)\n",
+		gib(fit->usable_bytes), gib(BOARD_FIT_RESERVE));
+	fprintf(out, "  resident set: %.3f GiB, %s\n", gib(fit->resident_bytes),
+		fit->resident_fits ? "fits" : "DOES NOT FIT");
+	if (!fit->resident_fits)
+		return ferror(out) ? -EIO : 0;
+	fprintf(out, "  KV cache for %" PRIu64 " tokens: %.3f GiB\n", ctx_tokens, gib(fit->kv_bytes));
+	fprintf(out, "  expert slots: %" PRIu64 " of %.2f MiB each\n", fit->expert_slots,
+		(double)expert_bytes / (1 << 20));
+	fprintf(out, "  KV capacity with no expert slots: %" PRIu64 " tokens\n", fit->kv_max_tokens);
+	return ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,214 @@
+/*
+ * board.h - the validated description of one accelerator card, parsed from a flattened device
+ * tree (a .dtb built by dtc from board/<card>.dts).
+ *
+ * Data flow: board/<card>.dts -> dtc -> .dtb -> board_parse() -> struct board_desc, which the host
+ * backends (emu, xrt), the bitstream generators (bitstream/gen) and `moecard info --board` read.
+ * The firmware never parses device trees; it gets a compact block built from this struct.
+ *
+ * Conventions (libfdt style): fixed-size arrays, no allocation in the parser, every function
+ * returns 0 or a negative error code; board_strerror() names it. Error codes below -BOARD_EBASE are
+ * the parser's own; other negative values are plain errnos (-ENOENT, -ENOMEM, ...).
+ * The node/property schema is documented in board/bindings/.
+ */
+#ifndef MOECARD_BOARD_H
+#define MOECARD_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BOARD_MAX_BANKS   64 /* memory banks (HBM pseudo-channels, DDR channels, PLRAM) */
+#define BOARD_MAX_CUS     32 /* compute-unit instances */
+#define BOARD_MAX_PORTS   16 /* memory-mapped (m_axi) argument ports per CU */
+#define BOARD_MAX_DMA     16 /* DMA channels */
+#define BOARD_MAX_CLOCKS  8  /* clocks */
+#define BOARD_NAME_MAX    32 /* bytes incl. NUL for node, kernel, port and clock names */
+#define BOARD_ERR_MAX     256 /* suggested size of the error-message buffer */
+#define BOARD_DTB_MAX     (1u << 20) /* largest .dtb board_load() reads, bytes */
+
+/* Parser error codes (returned negated). */
+enum {
+	BOARD_EBASE = 1000,
+	BOARD_EBADDTB,   /* not a valid flattened device tree (header, structure, truncation) */
+	BOARD_ENOTCARD,  /* root node is not compatible with "moecard,card" */
+	BOARD_EMISSING,  /* a required node or property is absent */
+	BOARD_EBADSIZE,  /* a property has the wrong length for its type */
+	BOARD_EBADVALUE, /* a property value is out of range or not one of the allowed strings */
+	BOARD_EOVERLAP,  /* two memory banks (or two CU register windows) overlap */
+	BOARD_ENOBANK,   /* a CU or DMA channel refers to a phandle that is not a memory bank */
+	BOARD_ECLOCK,    /* a clock of 0 Hz, or a reference to something that is not a clock */
+	BOARD_ETOOMANY,  /* more banks, CUs, ports, DMA channels or clocks than the arrays hold */
+	BOARD_EDUP,      /* two banks with the same kind+index, or two CUs with the same name */
+	BOARD_EEMPTY,    /* no memory banks, no compute units or no DMA channels */
+	BOARD_ERANGE,    /* an address window wraps, or the mailbox lies outside the firmware dmem */
+	BOARD_ELAST,
+};
+
+/* Memory kinds, as in the bank's "moecard,kind" string. */
+enum board_mem_kind {
+	BOARD_MEM_HBM = 0,   /* "hbm": one HBM pseudo-channel; Vitis name HBM[index] */
+	BOARD_MEM_DDR = 1,   /* "ddr": one DDR4 channel; Vitis name DDR[index] */
+	BOARD_MEM_PLRAM = 2, /* "plram": on-chip RAM; Vitis name PLRAM[index] */
+};
+
+/* One memory bank (node compatible "moecard,mem-bank"). */
+struct board_bank {
+	char name[BOARD_NAME_MAX]; /* node name without unit address, e.g. "hbm0" */
+	uint32_t kind;             /* enum board_mem_kind */
+	uint32_t index;            /* Vitis bank index within its kind (HBM[index]) */
+	uint64_t base;             /* card physical address, bytes */
+	uint64_t size;             /* capacity, bytes (> 0) */
+	uint32_t bw_mbps;          /* peak bandwidth, MB/s (10^6 bytes/s) */
+	uint32_t phandle;          /* the node's phandle, 0 when it has none */
+};
+
+/* One compute-unit instance (node compatible "moecard,cu"). */
+struct board_cu {
+	char name[BOARD_NAME_MAX];   /* instance name, e.g. "fp8_gemm_1" (node name) */
+	char kernel[BOARD_NAME_MAX]; /* kernel (HLS top) name, e.g. "fp8_gemm" */
+	uint64_t base;               /* AXI-Lite control window base address, bytes */
+	uint64_t size;               /* control window size, bytes */
+	uint32_t n_ports;            /* used entries of port[] / port_bank[] */
+	char port[BOARD_MAX_PORTS][BOARD_NAME_MAX]; /* m_axi argument names, in dts order */
+	uint32_t port_bank[BOARD_MAX_PORTS];        /* index into board_desc.bank[] per port */
+	uint32_t tm, tn;             /* PE-array build parameters (rows x cols), 0 if n/a */
+	uint32_t axi_bits;           /* m_axi data width, bits (32..1024, power of two) */
+	uint32_t slr;                /* super logic region the CU is placed in */
+	uint32_t clock;              /* index into board_desc.clock[] */
+};
+
+/* One DMA channel (node compatible "moecard,dma-channel"). */
+struct board_dma {
+	char name[BOARD_NAME_MAX]; /* node name, e.g. "h2c0" */
+	uint32_t to_card;          /* 1 = host-to-card ("h2c"), 0 = card-to-host ("c2h") */
+	uint64_t base;             /* channel register base, bytes */
+	uint32_t bw_mbps;          /* sustained bandwidth of this channel, MB/s */
+	uint32_t latency_ns;       /* per-descriptor setup latency, ns */
+};
+
+/* One clock (node compatible "moecard,clock"). */
+struct board_clock {
+	char name[BOARD_NAME_MAX]; /* node name, e.g. "kernel" */
+	uint32_t freq_hz;          /* frequency, Hz (> 0) */
+	uint32_t phandle;          /* the node's phandle */
+};
+
+/* The firmware CPU (node compatible "moecard,fw-cpu"). */
+struct board_fwcpu {
+	char isa[BOARD_NAME_MAX]; /* e.g. "rv32imc", "armv7-r" */
+	uint64_t imem_base;       /* instruction memory base, bytes */
+	uint64_t imem_size;       /* instruction memory size, bytes */
+	uint64_t dmem_base;       /* data memory base, bytes */
+	uint64_t dmem_size;       /* data memory size, bytes */
+	uint64_t mailbox;         /* host<->firmware mailbox address, inside dmem, bytes */
+	uint32_t clock;           /* index into board_desc.clock[] */
+};
+
+/* A whole card. */
+struct board_desc {
+	char model[64];              /* root "model" string */
+	char card[BOARD_NAME_MAX];   /* first root compatible, e.g. "moecard,u55c" */
+	char part[BOARD_NAME_MAX];   /* FPGA part / platform, root "moecard,part" */
+	uint32_t pcie_gen;           /* PCIe generation, 1..6 */
+	uint32_t pcie_lanes;         /* PCIe lanes, 1..16 */
+	uint32_t pcie_bw_mbps;       /* usable host link bandwidth per direction, MB/s */
+	uint32_t n_slr;              /* super logic regions, >= 1 */
+	uint32_t n_banks;            /* used entries of bank[] */
+	struct board_bank bank[BOARD_MAX_BANKS];
+	uint32_t n_cus;              /* used entries of cu[] */
+	struct board_cu cu[BOARD_MAX_CUS];
+	uint32_t n_dma;              /* used entries of dma[] */
+	struct board_dma dma[BOARD_MAX_DMA];
+	uint32_t n_clocks;           /* used entries of clock[] */
+	struct board_clock clock[BOARD_MAX_CLOCKS];
+	struct board_fwcpu fw;       /* firmware CPU */
+	uint64_t mem_bytes;          /* sum of bank sizes, bytes */
+	uint64_t mem_bw_mbps;        /* sum of bank bandwidths, MB/s */
+};
+
+/* What fits on a card for a model (board_fit_compute). */
+struct board_fit {
+	uint64_t usable_bytes;   /* card memory minus the runtime reserve, bytes */
+	uint64_t resident_bytes; /* bytes of the always-resident set (attention, dense, shared...) */
+	int resident_fits;       /* 1 when the resident set fits in usable_bytes */
+	uint64_t kv_bytes;       /* bytes reserved for the KV cache of ctx_tokens */
+	uint64_t expert_slots;   /* routed-expert slots that fit after resident + KV */
+	uint64_t kv_max_tokens;  /* KV capacity in tokens if everything after resident went to KV */
+};
+
+/* Bytes board_fit_compute keeps free for rings, firmware and activations. */
+#define BOARD_FIT_RESERVE (256ull << 20)
+
+/*
+ * board_strerror - a static string naming error code err (negative board code or -errno).
+ */
+const char *board_strerror(int err);
+
+/*
+ * board_parse - parse and validate the flattened device tree dtb[0..size) into *b.
+ * src names the blob in messages (a file name). On error, err (errlen bytes, may be NULL) gets one
+ * line "<src>: <node path>: <property>: <what>". No allocation; b is zeroed first.
+ * Errors: -BOARD_EBADDTB, -BOARD_ENOTCARD, -BOARD_EMISSING, -BOARD_EBADSIZE, -BOARD_EBADVALUE,
+ * -BOARD_EOVERLAP, -BOARD_ENOBANK, -BOARD_ECLOCK, -BOARD_ETOOMANY, -BOARD_EDUP, -BOARD_EEMPTY,
+ * -BOARD_ERANGE; -EINVAL for NULL arguments.
+ */
+int board_parse(const void *dtb, size_t size, const char *src, struct board_desc *b, char *err,
+		size_t errlen);
+
+/*
+ * board_load - read the .dtb file path (at most BOARD_DTB_MAX bytes) and board_parse() it.
+ * Errors: those of board_parse, -ENOENT/-EACCES/-EIO (negated errno of open/read), -EFBIG when
+ * the file is larger than BOARD_DTB_MAX, -ENOMEM.
+ */
+int board_load(const char *path, struct board_desc *b, char *err, size_t errlen);
+
+/*
+ * board_validate - the consistency checks board_parse runs after reading the nodes: overlapping
+ * banks and CU windows, port banks in range, clocks non-zero, duplicate names, mailbox in dmem.
+ * Usable on a hand-built desc. Errors: -BOARD_EOVERLAP, -BOARD_ENOBANK, -BOARD_ECLOCK, -BOARD_EDUP,
+ * -BOARD_EEMPTY, -BOARD_ERANGE.
+ */
+int board_validate(const struct board_desc *b, const char *src, char *err, size_t errlen);
+
+/*
+ * board_bank_name - the Vitis name of bank i ("HBM[3]", "DDR[0]", "PLRAM[1]") into out.
+ * Errors: -EINVAL when i is out of range or out is too small.
+ */
+int board_bank_name(const struct board_desc *b, uint32_t i, char *out, size_t outlen);
+
+/* board_mem_kind_name - "hbm", "ddr" or "plram" (or "?" for an unknown kind). */
+const char *board_mem_kind_name(uint32_t kind);
+
+/*
+ * board_cu_find - index of the CU named name, or -ENOENT.
+ */
+int board_cu_find(const struct board_desc *b, const char *name);
+
+/*
+ * board_cu_port_find - index of port name within CU cu, or -ENOENT.
+ */
+int board_cu_port_find(const struct board_cu *cu, const char *name);
+
+/*
+ * board_fit_compute - what fits on the card for a model: resident set first, then the KV cache of
+ * ctx_tokens tokens, then as many routed-expert slots of expert_bytes as remain.
+ * Errors: -EINVAL when expert_bytes or kv_bytes_per_token is 0.
+ */
+int board_fit_compute(const struct board_desc *b, uint64_t resident_bytes, uint64_t expert_bytes,
+		      uint64_t kv_bytes_per_token, uint64_t ctx_tokens, struct board_fit *fit);
+
+/*
+ * board_info_print - human-readable summary of the card to out.
+ * Errors: -EIO when writing fails.
+ */
+int board_info_print(const struct board_desc *b, FILE *out);
+
+/*
+ * board_fit_print - print a board_fit (from board_fit_compute) to out.
+ * Errors: -EIO when writing fails.
+ */
+int board_fit_print(const struct board_fit *fit, uint64_t expert_bytes, uint64_t ctx_tokens,
+		    FILE *out);
+
+#endif
