@@ -1,0 +1,300 @@
+/*
+ * test_board.c - unit tests of board.c, one small test per function (libfdt style). The good card
+ * trees come from the .dtb files in $B/board (built by make); targeted failures are made by editing one
+ * property of a copy of the emulated card's blob with libfdt's read-write API.
+ */
+#include <errno.h>
+#include <libfdt.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "board.h"
+
+static char path_buf[512];
+static const char *dtb_path(const char *card)
+{
+	const char *b = getenv("B") ? getenv("B") : "build";
+	snprintf(path_buf, sizeof path_buf, "%s/board/%s.dtb", b, card);
+	return path_buf;
+}
+
+/* The emulated card's blob, opened into a 64 KiB buffer so properties can be edited. */
+static void *emu_blob(void)
+{
+	FILE *f = fopen(dtb_path("emu"), "rb");
+	assert_non_null(f);
+	static uint8_t raw[1 << 16];
+	size_t n = fread(raw, 1, sizeof raw, f);
+	fclose(f);
+	assert_true(n > 100);
+	void *buf = malloc(1 << 16);
+	assert_non_null(buf);
+	assert_int_equal(fdt_open_into(raw, buf, 1 << 16), 0);
+	return buf;
+}
+
+static int parse_blob(void *fdt, struct board_desc *b, char *err)
+{
+	return board_parse(fdt, fdt_totalsize(fdt), "edited.dtb", b, err, BOARD_ERR_MAX);
+}
+
+static void test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(board_strerror(0), "success");
+	for (int e = BOARD_EBASE + 1; e < BOARD_ELAST; e++) {
+		const char *s = board_strerror(-e);
+		assert_non_null(s);
+		assert_string_not_equal(s, "unknown error");
+		for (int f = BOARD_EBASE + 1; f < e; f++)
+			assert_string_not_equal(s, board_strerror(-f));
+	}
+	assert_string_equal(board_strerror(-ENOENT), strerror(ENOENT));
+	assert_string_equal(board_strerror(-BOARD_ELAST), "unknown error");
+	assert_string_equal(board_strerror(5), "unknown error");
+}
+
+static void test_load_cards(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *card;
+		uint32_t banks, cus, dma, gen, lanes;
+		uint64_t gib;
+		double bw_gbs;
+		const char *isa;
+	} want[] = {
+		{ "emu", 32, 6, 4, 3, 16, 16, 460.0, "rv32imc" },
+		{ "u55c", 32, 10, 8, 3, 16, 16, 460.0, "rv32imc" },
+		{ "u280", 34, 10, 8, 3, 16, 40, 498.4, "rv32imc" },
+		{ "v80", 32, 14, 8, 5, 8, 32, 819.2, "armv7-r" },
+	};
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		int rc = board_load(dtb_path(want[i].card), &b, err, sizeof err);
+		if (rc)
+			print_error("%s: %s\n", want[i].card, err);
+		assert_int_equal(rc, 0);
+		assert_int_equal(b.n_banks, want[i].banks);
+		assert_int_equal(b.n_cus, want[i].cus);
+		assert_int_equal(b.n_dma, want[i].dma);
+		assert_int_equal(b.pcie_gen, want[i].gen);
+		assert_int_equal(b.pcie_lanes, want[i].lanes);
+		assert_true(b.mem_bytes == want[i].gib << 30);
+		assert_true(b.mem_bw_mbps == (uint64_t)(want[i].bw_gbs * 1000 + 0.5));
+		assert_string_equal(b.fw.isa, want[i].isa);
+		int k = board_cu_find(&b, "fp8_gemm_1");
+		assert_true(k >= 0);
+		assert_int_equal(b.clock[b.cu[k].clock].freq_hz, 300000000);
+		assert_int_equal(b.cu[k].axi_bits, 512);
+		assert_true(b.fw.mailbox >= b.fw.dmem_base &&
+			    b.fw.mailbox < b.fw.dmem_base + b.fw.dmem_size);
+	}
+}
+
+static void test_load_errors(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	assert_int_equal(board_load("no/such/file.dtb", &b, err, sizeof err), -ENOENT);
+	assert_non_null(strstr(err, "no/such/file.dtb"));
+	assert_int_equal(board_load(NULL, &b, err, sizeof err), -EINVAL);
+	/* a text file is not a device tree */
+	assert_int_equal(board_load("board/board.mk", &b, err, sizeof err), -BOARD_EBADDTB);
+	assert_non_null(strstr(err, "board/board.mk: "));
+}
+
+static void test_parse_truncated(void **state)
+{
+	(void)state;
+	void *fdt = emu_blob();
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	assert_int_equal(parse_blob(fdt, &b, err), 0);
+	uint32_t n = fdt_totalsize(fdt);
+	for (uint32_t cut = 0; cut < n; cut += n / 17 + 1)
+		assert_int_equal(board_parse(fdt, cut, "cut.dtb", &b, err, sizeof err),
+				 -BOARD_EBADDTB);
+	assert_int_equal(board_parse(NULL, 100, "x", &b, err, sizeof err), -EINVAL);
+	/* no error buffer is fine */
+	assert_int_equal(board_parse(fdt, 10, "x", &b, NULL, 0), -BOARD_EBADDTB);
+	free(fdt);
+}
+
+/* One property edited at a time: the code and the message naming node and property. */
+static void test_parse_edits(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *node, *prop;
+		uint32_t val; /* a u32 value to store */
+		int code;
+	} e[] = {
+		{ "/clocks/kernel", "clock-frequency", 0, -BOARD_ECLOCK },
+		{ "/memory/hbm3@60000000", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE },
+		{ "/memory/hbm3@60000000", "moecard,index", 2, -BOARD_EDUP },
+		{ "/memory/hbm3@60000000", "reg", 7, -BOARD_EBADSIZE },
+		{ "/compute-units/fp8_gemm_2@1810000", "moecard,slr", 3, -BOARD_EBADVALUE },
+		{ "/compute-units/fp8_gemm_2@1810000", "clocks", 0x7777, -BOARD_ECLOCK },
+		{ "/compute-units/fp8_gemm_2@1810000", "moecard,port-banks", 1, -BOARD_EBADSIZE },
+		{ "/", "moecard,slrs", 0, -BOARD_EBADVALUE },
+		{ "/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE },
+	};
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+		void *fdt = emu_blob();
+		int node = fdt_path_offset(fdt, e[i].node);
+		assert_true(node >= 0);
+		assert_int_equal(fdt_setprop_u32(fdt, node, e[i].prop, e[i].val), 0);
+		int rc = parse_blob(fdt, &b, err);
+		if (rc != e[i].code)
+			print_error("%s %s: got %d want %d: %s\n", e[i].node, e[i].prop, rc,
+				    e[i].code, err);
+		assert_int_equal(rc, e[i].code);
+		assert_non_null(strstr(err, e[i].prop));
+		free(fdt);
+	}
+	/* removing a required property */
+	void *fdt = emu_blob();
+	int node = fdt_path_offset(fdt, "/firmware-cpu");
+	assert_int_equal(fdt_delprop(fdt, node, "moecard,isa"), 0);
+	assert_int_equal(parse_blob(fdt, &b, err), -BOARD_EMISSING);
+	assert_string_equal(err, "edited.dtb: /firmware-cpu: moecard,isa: required property is missing");
+	free(fdt);
+}
+
+static void test_validate(void **state)
+{
+	(void)state;
+	static struct board_desc b, c;
+	char err[BOARD_ERR_MAX];
+	assert_int_equal(board_load(dtb_path("u280"), &b, err, sizeof err), 0);
+	assert_int_equal(board_validate(&b, "u280", err, sizeof err), 0);
+	c = b;
+	c.bank[33].base = c.bank[32].base + 4096; /* DDR[1] inside DDR[0] */
+	assert_int_equal(board_validate(&c, "u280", err, sizeof err), -BOARD_EOVERLAP);
+	c = b;
+	c.cu[2].port_bank[1] = c.n_banks;
+	assert_int_equal(board_validate(&c, "u280", err, sizeof err), -BOARD_ENOBANK);
+	c = b;
+	c.clock[0].freq_hz = 0;
+	assert_int_equal(board_validate(&c, "u280", err, sizeof err), -BOARD_ECLOCK);
+	c = b;
+	c.n_cus = 0;
+	assert_int_equal(board_validate(&c, "u280", err, sizeof err), -BOARD_EEMPTY);
+	c = b;
+	c.fw.mailbox = c.fw.dmem_base + c.fw.dmem_size;
+	assert_int_equal(board_validate(&c, "u280", err, sizeof err), -BOARD_ERANGE);
+	c = b;
+	memcpy(c.cu[3].name, c.cu[1].name, sizeof c.cu[1].name);
+	assert_int_equal(board_validate(&c, "u280", err, sizeof err), -BOARD_EDUP);
+	assert_int_equal(board_validate(NULL, "u280", err, sizeof err), -EINVAL);
+}
+
+static void test_bank_name(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX], nm[16];
+	assert_int_equal(board_load(dtb_path("u280"), &b, err, sizeof err), 0);
+	assert_int_equal(board_bank_name(&b, 0, nm, sizeof nm), 0);
+	assert_string_equal(nm, "HBM[0]");
+	assert_int_equal(board_bank_name(&b, 31, nm, sizeof nm), 0);
+	assert_string_equal(nm, "HBM[31]");
+	assert_int_equal(board_bank_name(&b, 33, nm, sizeof nm), 0);
+	assert_string_equal(nm, "DDR[1]");
+	assert_int_equal(board_bank_name(&b, 34, nm, sizeof nm), -EINVAL);
+	assert_int_equal(board_bank_name(&b, 0, nm, 4), -EINVAL);
+	assert_string_equal(board_mem_kind_name(BOARD_MEM_DDR), "ddr");
+	assert_string_equal(board_mem_kind_name(99), "?");
+}
+
+static void test_cu_find(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
+	int k = board_cu_find(&b, "mla_attn_1");
+	assert_int_equal(k, 5);
+	assert_string_equal(b.cu[k].kernel, "mla_attn");
+	assert_int_equal(board_cu_find(&b, "fp8_gemm_9"), -ENOENT);
+	int g = board_cu_find(&b, "fp8_gemm_2");
+	assert_int_equal(board_cu_port_find(&b.cu[g], "w"), 2);
+	assert_int_equal(board_cu_port_find(&b.cu[g], "nope"), -ENOENT);
+	/* fp8_gemm_2 weights on HBM[2], everything else on HBM[3] (emu.dts) */
+	assert_int_equal(b.bank[b.cu[g].port_bank[2]].index, 2);
+	assert_int_equal(b.bank[b.cu[g].port_bank[0]].index, 3);
+}
+
+static void test_fit(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	assert_int_equal(board_load(dtb_path("u55c"), &b, err, sizeof err), 0);
+	struct board_fit f;
+	uint64_t usable = (16ull << 30) - BOARD_FIT_RESERVE;
+	assert_int_equal(board_fit_compute(&b, 1ull << 30, 3ull << 20, 1000, 4096, &f), 0);
+	assert_true(f.resident_fits);
+	assert_true(f.usable_bytes == usable);
+	assert_true(f.kv_bytes == 4096000);
+	assert_true(f.expert_slots == (usable - (1ull << 30) - 4096000) / (3ull << 20));
+	assert_true(f.kv_max_tokens == (usable - (1ull << 30)) / 1000);
+	/* resident set larger than the card */
+	assert_int_equal(board_fit_compute(&b, 17ull << 30, 1, 1, 1, &f), 0);
+	assert_false(f.resident_fits);
+	assert_true(f.expert_slots == 0);
+	/* context longer than fits: KV takes everything, no expert slot */
+	assert_int_equal(board_fit_compute(&b, 0, 1 << 20, 1 << 20, 1ull << 40, &f), 0);
+	assert_true(f.expert_slots == 0 && f.kv_bytes == usable);
+	assert_int_equal(board_fit_compute(&b, 0, 0, 1, 1, &f), -EINVAL);
+	assert_int_equal(board_fit_compute(&b, 0, 1, 0, 1, &f), -EINVAL);
+}
+
+static void test_info_print(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	assert_int_equal(board_load(dtb_path("u280"), &b, err, sizeof err), 0);
+	char *txt = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&txt, &len);
+	assert_non_null(m);
+	assert_int_equal(board_info_print(&b, m), 0);
+	struct board_fit f;
+	assert_int_equal(board_fit_compute(&b, 1ull << 30, 44ull << 20, 70272, 4096, &f), 0);
+	assert_int_equal(board_fit_print(&f, 44ull << 20, 4096, m), 0);
+	fclose(m);
+	assert_non_null(strstr(txt, "AMD Alveo U280"));
+	assert_non_null(strstr(txt, "PCIe Gen3 x16"));
+	assert_non_null(strstr(txt, "40.00 GiB in 34 banks"));
+	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
+	assert_non_null(strstr(txt, "fp8_gemm_8"));
+	assert_non_null(strstr(txt, "expert slots:"));
+	assert_non_null(strstr(txt, "KV capacity with no expert slots:"));
+	free(txt);
+	assert_int_equal(board_info_print(NULL, stdout), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strerror),     cmocka_unit_test(test_load_cards),
+		cmocka_unit_test(test_load_errors),  cmocka_unit_test(test_parse_truncated),
+		cmocka_unit_test(test_parse_edits),  cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_bank_name),    cmocka_unit_test(test_cu_find),
+		cmocka_unit_test(test_fit),          cmocka_unit_test(test_info_print),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
