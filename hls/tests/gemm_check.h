@@ -1,0 +1,264 @@
+/*
+ * gemm_check.h - the fp8_gemm C-simulation test body, shared by the per-configuration tests
+ * (test_fp8_gemm.c: the library build; test_fp8_gemm_t*.c: other TM/TN/MB tilings compiled from
+ * the same kernel source). It checks the kernel bit for bit against an exact double-precision
+ * reference of DESIGN.md section 3 (rounding as in fp8_gemm.h) on random and adversarial data.
+ */
+#ifndef MOECARD_GEMM_CHECK_H
+#define MOECARD_GEMM_CHECK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "e4m3.h"
+#include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls_math.h"
+
+typedef int (*gemm_fn)(const void *, const float *, const uint8_t *, const float *,
+		       const uint8_t *, const float *, void *, const float *, const float *, int,
+		       int, int, uint32_t);
+
+static uint64_t gc_rng = 0x2545F4914F6CDD1Dull;
+static uint64_t gc_next(void)
+{
+	gc_rng ^= gc_rng >> 12;
+	gc_rng ^= gc_rng << 25;
+	gc_rng ^= gc_rng >> 27;
+	return gc_rng * 0x2545F4914F6CDD1Dull;
+}
+static float gc_unif(void) { return (float)((gc_next() >> 40) * (1.0 / 16777216.0)); }
+static float gc_normal(void)
+{
+	float a = gc_unif() + 1e-7f, b = gc_unif();
+	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
+}
+
+/* data kinds */
+enum { GC_RANDOM, GC_ALLCODES, GC_MAXMAG, GC_SUBNORM, GC_ZEROGRP, GC_NAN, GC_N };
+static const char *gc_kind_name[GC_N] = {"random", "all-codes", "max-magnitude", "subnormal",
+					 "zero-groups", "nan"};
+
+static uint8_t gc_code(int kind)
+{
+	switch (kind) {
+	case GC_ALLCODES: return (uint8_t)gc_next();
+	case GC_MAXMAG: return (gc_next() & 1) ? 0xFE : 0x7E;
+	case GC_SUBNORM: return (uint8_t)((gc_next() & 0x80) | (gc_next() & 7));
+	default: return e4m3_encode(gc_normal() * 64.0f);
+	}
+}
+
+/* Independent reference quantizer (libm): s = max(amax,1e-4)/448, ue8m0 = 2^ceil(log2 s). */
+static void gc_ref_quant(const float *x, int n, int ue8m0, uint8_t *q, float *s_out)
+{
+	float amax = 0;
+	for (int i = 0; i < n; i++)
+		if (!isnan(x[i]) && fabsf(x[i]) > amax)
+			amax = fabsf(x[i]);
+	float s = fmaxf(amax, 1e-4f) / 448.0f;
+	if (ue8m0) {
+		int e;
+		float f = frexpf(s, &e); /* s = f 2^e, f in [0.5,1) */
+		if (isfinite(s) && f != 0.5f)
+			s = ldexpf(1.0f, e);
+	}
+	for (int i = 0; i < n; i++)
+		q[i] = e4m3_encode(x[i] / s);
+	*s_out = s;
+}
+
+static double gc_dec(uint8_t c)
+{
+	float v = e4m3_decode(c);
+	return isnan(v) ? 0.0 : (double)v;
+}
+
+/* Exact reference of one GEMM (f32 output before bf16 conversion handled by caller flags). */
+static void gc_ref(const uint8_t *xq, const float *xs, const uint8_t *w, const float *ws,
+		   const uint8_t *w2, const float *ws2, float *yref, const float *yold,
+		   const float *res, const float *rw, int M, int N, int K, uint32_t flags)
+{
+	int KB = (K + 127) / 128;
+	for (int m = 0; m < M; m++)
+		for (int n = 0; n < N; n++) {
+			float accs[2];
+			for (int h = 0; h < ((flags & FP8_GEMM_SILU_MUL) ? 2 : 1); h++) {
+				const uint8_t *ww = h ? w2 : w;
+				const float *wws = h ? ws2 : ws;
+				float acc = 0.0f;
+				for (int kb = 0; kb < KB; kb++) {
+					double D = 0;
+					for (int k = kb * 128; k < K && k < kb * 128 + 128; k++)
+						D += gc_dec(xq[(size_t)m * K + k]) * gc_dec(ww[(size_t)n * K + k]);
+					float s = xs[(size_t)m * KB + kb] * wws[(size_t)(n / 128) * KB + kb];
+					acc = acc + (float)D * s;
+				}
+				accs[h] = acc;
+			}
+			float v = accs[0];
+			if (flags & FP8_GEMM_SILU_MUL)
+				v = hls_siluf(v) * accs[1];
+			if (flags & FP8_GEMM_ACCUM)
+				v = yold[(size_t)m * N + n] + rw[m] * v;
+			if (flags & FP8_GEMM_RESIDUAL)
+				v = v + res[(size_t)m * N + n];
+			if (flags & FP8_GEMM_Y_BF16)
+				v = bf16_to_f32(f32_to_bf16(v));
+			yref[(size_t)m * N + n] = v;
+		}
+}
+
+static int gc_same(float a, float b)
+{
+	if (isnan(a) && isnan(b))
+		return 1;
+	return e4m3_f32_bits(a) == e4m3_f32_bits(b);
+}
+
+/* Runs one case; returns 1 when bit-identical. */
+static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t flags, int kind)
+{
+	int KB = (K + 127) / 128, NB = (N + 127) / 128, ok = 1;
+	size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+	uint8_t *xq = malloc(mk), *w = malloc(nk), *w2 = malloc(nk);
+	float *xf = malloc(mk * 4), *xs = malloc((size_t)M * KB * 4), *ws = malloc((size_t)NB * KB * 4);
+	float *ws2 = malloc((size_t)NB * KB * 4), *y = malloc(mn * 4), *yold = malloc(mn * 4);
+	float *res = malloc(mn * 4), *yref = malloc(mn * 4), *rw = malloc((size_t)M * 4);
+	uint16_t *xb = malloc(mk * 2), *y16 = malloc(mn * 2);
+	uint32_t xfmt = flags & FP8_GEMM_X_MASK;
+	for (size_t i = 0; i < nk; i++) {
+		w[i] = gc_code(kind);
+		w2[i] = gc_code(kind);
+	}
+	for (int i = 0; i < NB * KB; i++) {
+		ws[i] = kind == GC_MAXMAG ? 1e30f : 1e-3f * (0.5f + gc_unif());
+		ws2[i] = 1e-3f * (0.5f + gc_unif());
+	}
+	for (size_t i = 0; i < mk; i++) {
+		float v = gc_normal() * (kind == GC_MAXMAG ? 3e38f : kind == GC_SUBNORM ? 1e-6f : 2.0f);
+		if (kind == GC_ZEROGRP && ((i % (size_t)K) / 128) % 2 == 0)
+			v = 0.0f;
+		if (kind == GC_NAN && gc_next() % 17 == 0)
+			v = NAN;
+		xf[i] = v;
+		xb[i] = f32_to_bf16(v);
+	}
+	/* x as the kernel sees it, and its exact quantization for the reference */
+	for (int m = 0; m < M; m++)
+		for (int kb = 0; kb < KB; kb++) {
+			int k0 = kb * 128, n = K - k0 < 128 ? K - k0 : 128;
+			float tmp[128];
+			for (int i = 0; i < n; i++)
+				tmp[i] = xfmt == FP8_GEMM_X_BF16 ? bf16_to_f32(xb[(size_t)m * K + k0 + i])
+								 : xf[(size_t)m * K + k0 + i];
+			gc_ref_quant(tmp, n, (flags & FP8_GEMM_UE8M0) != 0, xq + (size_t)m * K + k0,
+				     &xs[(size_t)m * KB + kb]);
+		}
+	if (xfmt == FP8_GEMM_X_FP8 && kind == GC_ALLCODES)
+		for (size_t i = 0; i < mk; i++)
+			xq[i] = (uint8_t)gc_next(); /* every code incl. NaN and subnormals */
+	for (size_t i = 0; i < mn; i++) {
+		yold[i] = gc_normal();
+		res[i] = gc_normal();
+		y[i] = yold[i];
+	}
+	for (int m = 0; m < M; m++)
+		rw[m] = gc_unif() * 2.5f;
+	gc_ref(xq, xs, w, ws, w2, ws2, yref, yold, res, rw, M, N, K, flags);
+	const void *xin = xfmt == FP8_GEMM_X_FP8 ? (const void *)xq
+			  : xfmt == FP8_GEMM_X_F32 ? (const void *)xf : (const void *)xb;
+	void *yout = (flags & FP8_GEMM_Y_BF16) ? (void *)y16 : (void *)y;
+	int rc = fn(xin, xs, w, ws, w2, ws2, yout, res, rw, M, N, K, flags);
+	long bad = 0, first = -1;
+	for (size_t i = 0; i < mn && !rc; i++) {
+		float got = (flags & FP8_GEMM_Y_BF16) ? bf16_to_f32(y16[i]) : y[i];
+		if (!gc_same(got, yref[i])) {
+			if (first < 0)
+				first = (long)i;
+			bad++;
+		}
+	}
+	if (rc || bad) {
+		ok = 0;
+		printf("FAIL %s: M=%d N=%d K=%d flags=0x%x data=%s: rc=%d, %ld of %zu outputs differ",
+		       label, M, N, K, flags, gc_kind_name[kind], rc, bad, mn);
+		if (first >= 0) {
+			float got = (flags & FP8_GEMM_Y_BF16) ? bf16_to_f32(y16[first]) : y[first];
+			printf("; first at m=%ld n=%ld: got %.9g want %.9g (diff %.3g)", first / N,
+			       first % N, got, yref[first], (double)got - yref[first]);
+		}
+		printf("\n");
+	}
+	free(xq); free(w); free(w2); free(xf); free(xs); free(ws); free(ws2); free(y); free(yold);
+	free(res); free(yref); free(rw); free(xb); free(y16);
+	return ok;
+}
+
+struct gc_shape { int M, N, K; };
+
+/* The suite: shapes x flags x data kinds. Prints one line per group and returns failures. */
+static int gc_suite(gemm_fn fn, const char *label, int *passed)
+{
+	static const struct gc_shape shapes[] = {
+		{1, 1, 1}, {1, 64, 128}, {1, 576, 896}, {2, 130, 257}, {3, 200, 129},
+		{8, 192, 256}, {5, 17, 1000}, {9, 300, 300}, {40, 129, 384}, {130, 70, 200},
+		{1, 1, 2049}, {257, 3, 130},
+	};
+	static const uint32_t flagsets[] = {
+		FP8_GEMM_X_FP8, FP8_GEMM_X_F32, FP8_GEMM_X_BF16, FP8_GEMM_X_F32 | FP8_GEMM_UE8M0,
+		FP8_GEMM_X_FP8 | FP8_GEMM_Y_BF16, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL,
+		FP8_GEMM_X_FP8 | FP8_GEMM_ACCUM, FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL,
+		FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM | FP8_GEMM_RESIDUAL,
+	};
+	int nsh = (int)(sizeof shapes / sizeof shapes[0]), nfl = (int)(sizeof flagsets / 4);
+	int fails = 0, cases = 0;
+	for (int s = 0; s < nsh; s++)
+		for (int f = 0; f < nfl; f++) {
+			/* every shape with every flag set on random data; adversarial kinds rotate */
+			int kinds[2] = {GC_RANDOM, 1 + (s * nfl + f) % (GC_N - 1)};
+			for (int k = 0; k < 2; k++) {
+				cases++;
+				if (gc_case(fn, label, shapes[s].M, shapes[s].N, shapes[s].K, flagsets[f],
+					    kinds[k]))
+					(*passed)++;
+				else
+					fails++;
+			}
+		}
+	printf("%s: %d GEMM cases (%d shapes x %d flag sets x random+adversarial data) "
+	       "bit-identical to the exact reference: %d, differing: %d\n",
+	       label, cases, nsh, nfl, cases - fails, fails);
+	return fails;
+}
+
+/* -EINVAL checks for bad arguments. */
+static int gc_bad_args(gemm_fn fn, int *passed)
+{
+	uint8_t c[4] = {0};
+	float f[4] = {0};
+	int fails = 0;
+	struct {
+		int M, N, K;
+		uint32_t flags;
+		int null_xs;
+	} bad[] = {{0, 1, 1, 0, 0}, {1, -1, 1, 0, 0}, {1, 1, 0, 0, 0}, {1, 1, 1, 0x80, 0},
+		   {1, 1, 1, FP8_GEMM_X_MASK, 0}, {1, 1, 1, FP8_GEMM_ACCUM | FP8_GEMM_Y_BF16, 0},
+		   {1, 1, 1, FP8_GEMM_X_FP8, 1}};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = fn(c, bad[i].null_xs ? NULL : f, c, f, c, f, f, f, f, bad[i].M, bad[i].N,
+			    bad[i].K, bad[i].flags);
+		if (rc != -22) {
+			printf("FAIL bad-args case %zu: rc=%d, want -EINVAL\n", i, rc);
+			fails++;
+		} else {
+			(*passed)++;
+		}
+	}
+	printf("bad arguments rejected with -EINVAL: %d of %zu\n",
+	       (int)(sizeof bad / sizeof bad[0]) - fails, sizeof bad / sizeof bad[0]);
+	return fails;
+}
+
+#endif

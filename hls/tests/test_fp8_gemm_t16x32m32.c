@@ -1,0 +1,21 @@
+/*
+ * test_fp8_gemm_t16x32m32.c - build configuration TM=16 TN=32 MB=32 of fp8_gemm, compiled from the same
+ * kernel source: the result must be bit-identical to the exact reference (so to every other
+ * tiling) on the same suite as test_fp8_gemm.c.
+ */
+#define FP8_GEMM_TM 16
+#define FP8_GEMM_TN 32
+#define FP8_GEMM_MB 32
+#define fp8_gemm fp8_gemm_t16x32m32
+#define fp8_gemm_cycles fp8_gemm_cycles_t16x32m32
+#include "hls/fp8_gemm/fp8_gemm.c"
+#include "gemm_check.h"
+
+int main(void)
+{
+	int passed = 0, failed = 0;
+	failed += gc_suite(fp8_gemm_t16x32m32, "fp8_gemm TM=16 TN=32 MB=32", &passed);
+	failed += gc_bad_args(fp8_gemm_t16x32m32, &passed);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}
