@@ -235,7 +235,8 @@ static int parse_root(const struct ctx *c, struct board_desc *b)
 		return fail(c, 0, "compatible", -BOARD_EBADSIZE, "first entry empty or too long");
 	memcpy(b->card, p, first);
 	if ((rc = get_str(c, 0, "model", b->model, sizeof b->model)) ||
-	    (rc = get_str(c, 0, "moecard,part", b->part, sizeof b->part)))
+	    (rc = get_str(c, 0, "moecard,part", b->part, sizeof b->part)) ||
+	    (rc = get_str(c, 0, "moecard,platform", b->platform, sizeof b->platform)))
 		return rc;
 	rc = get_prop(c, 0, "moecard,pcie", 8, 0, &p, &l);
 	if (rc)
@@ -644,7 +645,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 {
 	if (!b || !out)
 		return -EINVAL;
-	fprintf(out, "card: %s (%s), part %s\n", b->model, b->card, b->part);
+	fprintf(out, "card: %s (%s), part %s, platform %s\n", b->model, b->card, b->part,
+		b->platform);
 	fprintf(out, "host link: PCIe Gen%u x%u, %.1f GB/s per direction\n", b->pcie_gen,
 		b->pcie_lanes, b->pcie_bw_mbps / 1000.0);
 	uint32_t nk[3] = { 0 };
@@ -667,14 +669,16 @@ int board_info_print(const struct board_desc *b, FILE *out)
 	fprintf(out, "\ncompute units: %u (%u SLRs)\n", b->n_cus, b->n_slr);
 	for (uint32_t i = 0; i < b->n_cus; i++) {
 		const struct board_cu *u = &b->cu[i];
-		char first[16] = "-", last[16] = "-";
-		board_bank_name(b, u->port_bank[0], first, sizeof first);
-		board_bank_name(b, u->port_bank[u->n_ports - 1], last, sizeof last);
-		fprintf(out, "  %-14s %-9s @0x%08" PRIx64 " SLR%u %4u-bit", u->name, u->kernel,
+		fprintf(out, "  %-12s %-9s @0x%08" PRIx64 " SLR%u %4u-bit", u->name, u->kernel,
 			u->base, u->slr, u->axi_bits);
 		if (u->tm)
 			fprintf(out, " PE %ux%u", u->tm, u->tn);
-		fprintf(out, " %u ports %s..%s\n", u->n_ports, first, last);
+		for (uint32_t p = 0; p < u->n_ports; p++) {
+			char bank[16] = "?";
+			board_bank_name(b, u->port_bank[p], bank, sizeof bank);
+			fprintf(out, " %s:%s", u->port[p], bank);
+		}
+		fputc('\n', out);
 	}
 	uint32_t h2c = 0;
 	uint64_t h2c_bw = 0;

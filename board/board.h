@@ -109,7 +109,8 @@ struct board_fwcpu {
 struct board_desc {
 	char model[64];              /* root "model" string */
 	char card[BOARD_NAME_MAX];   /* first root compatible, e.g. "moecard,u55c" */
-	char part[BOARD_NAME_MAX];   /* FPGA part / platform, root "moecard,part" */
+	char part[BOARD_NAME_MAX];   /* FPGA part, root "moecard,part" */
+	char platform[64];           /* Vitis platform (XSA) name, root "moecard,platform" */
 	uint32_t pcie_gen;           /* PCIe generation, 1..6 */
 	uint32_t pcie_lanes;         /* PCIe lanes, 1..16 */
 	uint32_t pcie_bw_mbps;       /* usable host link bandwidth per direction, MB/s */

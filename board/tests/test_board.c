@@ -229,10 +229,10 @@ static void test_cu_find(void **state)
 	assert_string_equal(b.cu[k].kernel, "mla_attn");
 	assert_int_equal(board_cu_find(&b, "fp8_gemm_9"), -ENOENT);
 	int g = board_cu_find(&b, "fp8_gemm_2");
-	assert_int_equal(board_cu_port_find(&b.cu[g], "w"), 2);
+	assert_int_equal(board_cu_port_find(&b.cu[g], "gmem_w"), 1);
 	assert_int_equal(board_cu_port_find(&b.cu[g], "nope"), -ENOENT);
 	/* fp8_gemm_2 weights on HBM[2], everything else on HBM[3] (emu.dts) */
-	assert_int_equal(b.bank[b.cu[g].port_bank[2]].index, 2);
+	assert_int_equal(b.bank[b.cu[g].port_bank[1]].index, 2);
 	assert_int_equal(b.bank[b.cu[g].port_bank[0]].index, 3);
 }
 
