@@ -1,1 +1,5 @@
-# firmware/: see firmware/README.md. Sources, tests and targets of this directory are added here.
+# firmware/: the card firmware (issue 4). See firmware/README.md.
+# The portable core (kernel, tasks, command decoder) and the host port (port/sim) go into
+# libmoecard.a so the emulated card and the tests run the same source the card images run.
+FW_CORE_SRCS := firmware/fw.c firmware/fw_cmd.c firmware/kernel/rtos.c
+LIB_SRCS     += $(FW_CORE_SRCS) firmware/port/sim/sim_card.c

@@ -1,0 +1,362 @@
+/*
+ * fw_cmd.c - the firmware's trust boundary: checks the board block the host wrote at init and
+ * decodes every command read from a host ring into a struct fw_cmd, validating every field
+ * (fw.h documents the rules). Everything the dispatcher later hands to a CU or a DMA channel was
+ * resolved here into card physical addresses inside a bank, so a malformed or hostile command
+ * ends as an error completion, never as a wild access. Fuzzed by firmware/fuzz/fuzz_cmd_decode.c.
+ */
+#include "firmware/fw.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define CU_OPS_MASK                                                                            \
+	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |              \
+	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |    \
+	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND))
+
+#define BOARD_FIELD(member) ((uint32_t)offsetof(struct abi_board, member))
+
+static bool fw_is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+int fw_board_check(const struct abi_board *b, uint32_t *field)
+{
+	uint32_t dummy;
+	if (!field)
+		field = &dummy;
+	*field = 0;
+	if (b->magic != ABI_BOARD_MAGIC) {
+		*field = BOARD_FIELD(magic);
+		return -EBADMSG;
+	}
+	if (b->version != ABI_BOARD_VERSION) {
+		*field = BOARD_FIELD(version);
+		return -EBADMSG;
+	}
+	uint32_t nb = ABI_BOARD_N_BANKS(b->counts), nc = ABI_BOARD_N_CUS(b->counts);
+	uint32_t nd = ABI_BOARD_N_DMA(b->counts);
+	if (nb < 1 || nb > ABI_MAX_BANKS || nc > ABI_MAX_CUS || nd > ABI_MAX_DMA ||
+	    (b->counts >> 24)) {
+		*field = BOARD_FIELD(counts);
+		return -EINVAL;
+	}
+	if (!fw_is_zero(b->rsvd, sizeof(b->rsvd))) {
+		*field = BOARD_FIELD(rsvd);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < ABI_MAX_BANKS; i++) {
+		const struct abi_bank *k = &b->banks[i];
+		*field = BOARD_FIELD(banks) + i * (uint32_t)sizeof(*k);
+		if (i >= nb) {
+			if (!fw_is_zero(k, sizeof(*k)))
+				return -EINVAL;
+			continue;
+		}
+		if (k->size == 0 || k->base + k->size < k->base || (k->word & 0xFFu) > ABI_BANK_HOST ||
+		    (k->word >> 8))
+			return -EINVAL;
+		for (uint32_t j = 0; j < i; j++) {
+			const struct abi_bank *o = &b->banks[j];
+			if (k->base < o->base + o->size && o->base < k->base + k->size)
+				return -EINVAL; /* overlapping banks */
+		}
+	}
+	uint64_t banks_mask = nb == 64 ? ~0ull : (1ull << nb) - 1;
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++) {
+		const struct abi_cu *c = &b->cus[i];
+		*field = BOARD_FIELD(cus) + i * (uint32_t)sizeof(*c);
+		if (i >= nc) {
+			if (!fw_is_zero(c, sizeof(*c)))
+				return -EINVAL;
+			continue;
+		}
+		if (ABI_CU_KIND(c->word) > ABI_CU_MLA || ABI_CU_REGBLK(c->word) >= ABI_MAX_CUS ||
+		    (c->word >> 16) || !c->ops_mask || (c->ops_mask & ~CU_OPS_MASK) ||
+		    !c->bank_mask || (c->bank_mask & ~banks_mask))
+			return -EINVAL;
+	}
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++) {
+		const struct abi_dma_chan *d = &b->dma[i];
+		*field = BOARD_FIELD(dma) + i * (uint32_t)sizeof(*d);
+		if (i >= nd) {
+			if (!fw_is_zero(d, sizeof(*d)))
+				return -EINVAL;
+			continue;
+		}
+		if (!(d->word & (ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C)) || (d->word >> 2) || !d->bw_mbps)
+			return -EINVAL;
+	}
+	*field = 0;
+	return 0;
+}
+
+int fw_addr_resolve(const struct abi_board *b, uint64_t a, uint64_t len, uint64_t *phys)
+{
+	uint32_t bank = ABI_ADDR_BANK(a);
+	if (bank >= ABI_BOARD_N_BANKS(b->counts) || ABI_ADDR_RSVD(a) || len == 0)
+		return -ERANGE;
+	uint64_t off = ABI_ADDR_OFF(a), size = b->banks[bank].size;
+	if (off > size || len > size - off)
+		return -ERANGE;
+	*phys = b->banks[bank].base + off;
+	return 0;
+}
+
+/* Decoder state for one command. */
+struct fw_dec {
+	const struct abi_board *b; /* board */
+	const struct abi_cmd *c;   /* packet */
+	struct fw_cmd *out;        /* result */
+	uint32_t *detail;          /* offending field */
+};
+
+static uint64_t fw_dec_u64(const struct abi_cmd *c, uint32_t field)
+{
+	uint64_t v;
+	memcpy(&v, (const uint8_t *)c + field, sizeof(v));
+	return v;
+}
+
+/* Checks the operand at byte offset field of struct abi_cmd covering len bytes (len 0: the
+ * operand is unused and must be 0) and writes its physical address into the CU args. */
+static uint32_t fw_dec_operand(struct fw_dec *d, uint32_t field, uint64_t len)
+{
+	uint64_t a = fw_dec_u64(d->c, field), phys = 0;
+	if (len == 0) {
+		if (a) {
+			*d->detail = field;
+			return ABI_ST_BAD_FIELD;
+		}
+		return ABI_ST_OK;
+	}
+	if (fw_addr_resolve(d->b, a, len, &phys)) {
+		*d->detail = field;
+		return ABI_ST_BAD_ADDR;
+	}
+	d->out->bank_mask |= 1ull << ABI_ADDR_BANK(a);
+	uint32_t w = (field - (uint32_t)sizeof(struct abi_cmd_hdr)) / 4;
+	d->out->args[w] = (uint32_t)phys;
+	d->out->args[w + 1] = (uint32_t)(phys >> 32);
+	return ABI_ST_OK;
+}
+
+static uint32_t fw_dec_bad(struct fw_dec *d, uint32_t field)
+{
+	*d->detail = field;
+	return ABI_ST_BAD_FIELD;
+}
+
+static bool fw_dim_ok(uint32_t v)
+{
+	return v >= 1 && v <= ABI_MAX_DIM;
+}
+
+/* f32 bit pattern that is finite */
+static bool fw_f32_finite(uint32_t bits)
+{
+	return ((bits >> 23) & 0xFFu) != 0xFFu;
+}
+
+#define OPND(member, len)                                                                       \
+	do {                                                                                    \
+		uint32_t st_ = fw_dec_operand(d, ABI_FIELD(member), (len));                     \
+		if (st_)                                                                        \
+			return st_;                                                             \
+	} while (0)
+#define REQUIRE(cond, member)                                                                   \
+	do {                                                                                    \
+		if (!(cond))                                                                    \
+			return fw_dec_bad(d, ABI_FIELD(member));                                \
+	} while (0)
+
+static uint32_t fw_dec_gemm(struct fw_dec *d)
+{
+	const struct abi_gemm *g = &d->c->u.gemm;
+	REQUIRE(fw_dim_ok(g->m), u.gemm.m);
+	REQUIRE(fw_dim_ok(g->n), u.gemm.n);
+	REQUIRE(fw_dim_ok(g->k), u.gemm.k);
+	REQUIRE(g->rsvd == 0, u.gemm.rsvd);
+	uint64_t m = g->m, n = g->n, k = g->k, kb = (k + 127) / 128, nb = (n + 127) / 128;
+	OPND(u.gemm.a, m * k);
+	OPND(u.gemm.sa, m * kb * 4);
+	OPND(u.gemm.w, n * k);
+	OPND(u.gemm.sw, nb * kb * 4);
+	OPND(u.gemm.y, m * n * 4);
+	return ABI_ST_OK;
+}
+
+static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
+{
+	const struct abi_vec *v = &d->c->u.vec;
+	REQUIRE(fw_dim_ok(v->rows), u.vec.rows);
+	REQUIRE(fw_dim_ok(v->cols), u.vec.cols);
+	uint64_t elems = (uint64_t)v->rows * v->cols, f32 = elems * 4;
+	uint64_t x2 = 0, w = 0, out = f32, out2 = 0;
+	bool uses_pu = false, uses_pf = false;
+	switch (op) {
+	case ABI_OP_RMSNORM:
+		w = (uint64_t)v->cols * 4;
+		uses_pf = true;
+		break;
+	case ABI_OP_ROPE:
+		REQUIRE(v->cols % 2 == 0, u.vec.cols);
+		uses_pu = uses_pf = true;
+		break;
+	case ABI_OP_ACT_QUANT:
+		out = elems;
+		out2 = (uint64_t)v->rows * ((v->cols + 127) / 128) * 4;
+		break;
+	case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD:
+		x2 = f32;
+		break;
+	default: /* SOFTMAX */
+		break;
+	}
+	REQUIRE(uses_pu || v->param_u == 0, u.vec.param_u);
+	if (uses_pf)
+		REQUIRE(fw_f32_finite(v->param_f) && v->param_f != 0 && !(v->param_f >> 31),
+			u.vec.param_f);
+	else
+		REQUIRE(v->param_f == 0, u.vec.param_f);
+	OPND(u.vec.x, f32);
+	OPND(u.vec.x2, x2);
+	OPND(u.vec.w, w);
+	OPND(u.vec.out, out);
+	OPND(u.vec.out2, out2);
+	return ABI_ST_OK;
+}
+
+static uint32_t fw_dec_mla(struct fw_dec *d)
+{
+	const struct abi_mla *m = &d->c->u.mla;
+	REQUIRE(m->n_heads >= 1 && m->n_heads <= ABI_MAX_HEADS, u.mla.n_heads);
+	REQUIRE(fw_dim_ok(m->kv_lora), u.mla.kv_lora);
+	REQUIRE(m->rope <= ABI_MAX_DIM && m->rope % 2 == 0, u.mla.rope);
+	REQUIRE(fw_dim_ok(m->ctx_cap), u.mla.ctx_cap);
+	REQUIRE(m->n_ctx >= 1 && m->n_ctx <= m->ctx_cap, u.mla.n_ctx);
+	REQUIRE(fw_f32_finite(m->scale) && m->scale != 0 && !(m->scale >> 31), u.mla.scale);
+	uint64_t row = (uint64_t)m->kv_lora + m->rope;
+	OPND(u.mla.q, m->n_heads * row * 4);
+	OPND(u.mla.kv, m->ctx_cap * row * 4);
+	OPND(u.mla.out, (uint64_t)m->n_heads * m->kv_lora * 4);
+	return ABI_ST_OK;
+}
+
+static uint32_t fw_dec_kv(struct fw_dec *d)
+{
+	const struct abi_kv_append *k = &d->c->u.kv;
+	REQUIRE(fw_dim_ok(k->row), u.kv.row);
+	REQUIRE(fw_dim_ok(k->ctx_cap), u.kv.ctx_cap);
+	REQUIRE(k->pos < k->ctx_cap, u.kv.pos);
+	REQUIRE(k->rsvd == 0, u.kv.rsvd);
+	OPND(u.kv.src, (uint64_t)k->row * 4);
+	OPND(u.kv.cache, (uint64_t)k->ctx_cap * k->row * 4);
+	return ABI_ST_OK;
+}
+
+static uint32_t fw_dec_dma(struct fw_dec *d)
+{
+	const struct abi_dma_fill *f = &d->c->u.dma;
+	uint32_t nd = ABI_BOARD_N_DMA(d->b->counts), chan = ABI_DMA_WORD_CHAN(f->word);
+	REQUIRE(nd > 0, u.dma.word);
+	REQUIRE(!(f->flags & ~ABI_DMA_F_ALL), u.dma.flags);
+	REQUIRE((f->flags & ABI_DMA_F_ALL) != ABI_DMA_F_ALL, u.dma.flags);
+	REQUIRE(f->bytes >= 1 && f->bytes <= 0xFFFFFFFFFFFFull, u.dma.bytes);
+	REQUIRE(chan == ABI_DMA_CHAN_ANY || chan < nd, u.dma.word);
+	REQUIRE((f->flags & ABI_DMA_F_PATTERN) || ABI_DMA_WORD_PATTERN(f->word) == 0, u.dma.word);
+	uint32_t need = (f->flags & ABI_DMA_F_SRC_HOST) ? ABI_DMA_CAP_H2C
+			: (f->flags & ABI_DMA_F_PATTERN) ? 0u
+							 : ABI_DMA_CAP_C2C;
+	bool any = false;
+	for (uint32_t i = 0; i < nd; i++)
+		if ((chan == ABI_DMA_CHAN_ANY || chan == i) && (d->b->dma[i].word & need) == need)
+			any = true;
+	if (!any) {
+		*d->detail = ABI_FIELD(u.dma.word);
+		return ABI_ST_NO_CU;
+	}
+	OPND(u.dma.dst, f->bytes);
+	if (f->flags & ABI_DMA_F_PATTERN) {
+		OPND(u.dma.src, 0);
+	} else if (f->flags & ABI_DMA_F_SRC_HOST) {
+		REQUIRE(f->src != 0, u.dma.src); /* host bus addresses are the DMA engine's to check */
+	} else {
+		OPND(u.dma.src, f->bytes);
+	}
+	return ABI_ST_OK;
+}
+
+uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint32_t queue,
+		       struct fw_cmd *out, uint32_t *detail)
+{
+	struct fw_dec dd = {b, c, out, detail}, *d = &dd;
+	const struct abi_cmd_hdr *h = &c->hdr;
+	*detail = 0;
+	memset(out, 0, sizeof(*out));
+	memcpy(&out->raw, c, sizeof(*c));
+	out->queue = queue;
+	if (ABI_W0_MAGIC(h->word0) != ABI_MAGIC || ABI_W0_VERSION(h->word0) != ABI_VERSION)
+		return ABI_ST_BAD_MAGIC;
+	uint32_t op = ABI_W0_OP(h->word0);
+	out->op = op;
+	if (op >= ABI_OP_COUNT) {
+		*detail = ABI_FIELD(hdr.word0);
+		return ABI_ST_BAD_OPCODE;
+	}
+	uint32_t fl = ABI_W2_FLAGS(h->word2);
+	REQUIRE(!(fl & ~ABI_CMD_F_ALL) && ABI_W2_RSVD(h->word2) == 0, hdr.word2);
+	out->flags = fl;
+	uint32_t to = ABI_W2_TIMEOUT(h->word2);
+	out->timeout_ns = to ? (uint64_t)to * 100000u : FW_CFG_CU_TIMEOUT_NS;
+	if (fl & ABI_CMD_F_WAIT)
+		REQUIRE(ABI_W3_WAIT(h->word3) < ABI_MAX_FENCES, hdr.word3);
+	else
+		REQUIRE(ABI_W3_WAIT(h->word3) == 0 && h->wait_value == 0, hdr.word3);
+	if (fl & ABI_CMD_F_SIGNAL)
+		REQUIRE(ABI_W3_SIGNAL(h->word3) < ABI_MAX_FENCES, hdr.word3);
+	else
+		REQUIRE(ABI_W3_SIGNAL(h->word3) == 0 && h->signal_value == 0, hdr.word3);
+	REQUIRE(h->rsvd[0] == 0 && h->rsvd[1] == 0, hdr.rsvd);
+
+	/* payload bytes beyond the op's struct must be 0 */
+	size_t used = 0;
+	uint32_t st;
+	switch (op) {
+	case ABI_OP_GEMM_FP8: used = sizeof(struct abi_gemm); break;
+	case ABI_OP_RMSNORM: case ABI_OP_ROPE: case ABI_OP_ACT_QUANT: case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD: case ABI_OP_SOFTMAX: used = sizeof(struct abi_vec); break;
+	case ABI_OP_MLA_ATTN: used = sizeof(struct abi_mla); break;
+	case ABI_OP_KV_APPEND: used = sizeof(struct abi_kv_append); break;
+	case ABI_OP_DMA_FILL: used = sizeof(struct abi_dma_fill); break;
+	default: used = 0; break;
+	}
+	if (!fw_is_zero((const uint8_t *)&c->u + used, ABI_PAYLOAD_BYTES - used))
+		return fw_dec_bad(d, (uint32_t)(sizeof(struct abi_cmd_hdr) + used));
+	/* non-address words pass through to the CU unchanged; operands are overwritten below */
+	memcpy(out->args, &c->u, sizeof(out->args));
+	switch (op) {
+	case ABI_OP_GEMM_FP8: st = fw_dec_gemm(d); break;
+	case ABI_OP_RMSNORM: case ABI_OP_ROPE: case ABI_OP_ACT_QUANT: case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD: case ABI_OP_SOFTMAX: st = fw_dec_vec(d, op); break;
+	case ABI_OP_MLA_ATTN: st = fw_dec_mla(d); break;
+	case ABI_OP_KV_APPEND: st = fw_dec_kv(d); break;
+	case ABI_OP_DMA_FILL: return fw_dec_dma(d);
+	default: return ABI_ST_OK; /* NOP, FENCE, BARRIER, TIMESTAMP: header only */
+	}
+	if (st)
+		return st;
+	/* some CU must implement the op and reach every bank the command touches */
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(b->counts); i++)
+		if ((b->cus[i].ops_mask >> op & 1) && !(out->bank_mask & ~b->cus[i].bank_mask))
+			return ABI_ST_OK;
+	*detail = ABI_FIELD(hdr.word0);
+	return ABI_ST_NO_CU;
+}
