@@ -1,44 +1,62 @@
 /*
- * pool.c - thread pool behind pool.h: workers spin briefly on a generation counter, then sleep on
- * a condition variable; items are claimed with an atomic counter in `grain`-sized chunks.
+ * pool.c - thread pool behind pool.h. A job is published as a generation number; items are
+ * claimed with a compare-and-swap on one 64-bit word holding (generation << 32 | next item), so a
+ * worker that wakes late can never claim items of a newer job with a stale view. The caller waits
+ * for all items to be DONE, not for every worker to check in: a descheduled worker costs nothing.
+ * Workers spin briefly on the generation, then sleep on a condition variable.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "pool.h"
 
 #define POOL_MAX 64
-#define POOL_SPIN 20000
+#define POOL_SPIN 4000
+
+struct pool_worker {
+	struct pool *p;
+	int tid;
+};
 
 struct pool {
-	int n;                      /* threads including the caller */
+	int n;                       /* threads including the caller */
 	pthread_t th[POOL_MAX];
+	struct pool_worker args[POOL_MAX];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	atomic_uint gen;            /* bumped per pool_for */
-	atomic_int next;            /* next unclaimed item */
-	atomic_int active;          /* workers still inside the current job */
+	atomic_uint gen;             /* current job generation */
+	_Atomic uint64_t claim;      /* gen << 32 | next unclaimed item */
+	atomic_int done;             /* items finished in the current job */
+	atomic_int sleepers;         /* workers blocked on cv */
 	int quit;
-	/* current job */
+	/* current job, written before gen/claim are published */
 	pool_fn fn;
 	void *ctx;
 	int items, grain;
-	struct pool_worker {
-		struct pool *p;
-		int tid;
-	} args[POOL_MAX];           /* per-thread start arguments */
 };
 
-static void pool_work(struct pool *p, int tid)
+/* Claims and runs chunks of job generation g until none are left. */
+static void pool_work(struct pool *p, unsigned g, int tid)
 {
 	for (;;) {
-		int b = atomic_fetch_add(&p->next, p->grain);
+		uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+		if ((unsigned)(c >> 32) != g)
+			return;
+		int b = (int)(uint32_t)c;
 		if (b >= p->items)
-			break;
+			return;
 		int e = b + p->grain < p->items ? b + p->grain : p->items;
+		if (!atomic_compare_exchange_weak_explicit(&p->claim, &c,
+							   ((uint64_t)g << 32) | (uint32_t)e,
+							   memory_order_acq_rel,
+							   memory_order_acquire))
+			continue;
+		/* job g cannot finish before this chunk does, so fn/ctx are still g's */
 		p->fn(p->ctx, b, e, tid);
+		atomic_fetch_add_explicit(&p->done, e - b, memory_order_release);
 	}
 }
 
@@ -56,15 +74,16 @@ static void *pool_main(void *a)
 		}
 		if (g == seen) {
 			pthread_mutex_lock(&p->mu);
+			atomic_fetch_add(&p->sleepers, 1);
 			while ((g = atomic_load(&p->gen)) == seen && !p->quit)
 				pthread_cond_wait(&p->cv, &p->mu);
+			atomic_fetch_sub(&p->sleepers, 1);
 			pthread_mutex_unlock(&p->mu);
 		}
 		if (p->quit)
 			return NULL;
 		seen = g;
-		pool_work(p, wa->tid);
-		atomic_fetch_sub(&p->active, 1);
+		pool_work(p, g, wa->tid);
 	}
 }
 
@@ -121,17 +140,20 @@ void pool_for(struct pool *p, int n, int grain, pool_fn fn, void *ctx)
 		fn(ctx, 0, n, 0);
 		return;
 	}
+	unsigned g = atomic_load(&p->gen) + 1;
 	p->fn = fn;
 	p->ctx = ctx;
 	p->items = n;
 	p->grain = grain;
-	atomic_store(&p->next, 0);
-	atomic_store(&p->active, p->n - 1);
-	pthread_mutex_lock(&p->mu);
-	atomic_fetch_add(&p->gen, 1);
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	pool_work(p, 0);
-	while (atomic_load(&p->active) > 0)
+	atomic_store(&p->done, 0);
+	atomic_store_explicit(&p->claim, (uint64_t)g << 32, memory_order_release);
+	atomic_store_explicit(&p->gen, g, memory_order_release);
+	if (atomic_load(&p->sleepers) > 0) {
+		pthread_mutex_lock(&p->mu);
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+	}
+	pool_work(p, g, 0);
+	while (atomic_load_explicit(&p->done, memory_order_acquire) < n)
 		__builtin_ia32_pause();
 }

@@ -1,0 +1,207 @@
+/*
+ * test_model.c - properties of the host forward pass (model.h) on generated checkpoints:
+ * YaRN constants of the 671B config (low 10, high 23, softmax scale 0.1352338); the naive and
+ * absorbed MLA forms agree; prefill (batched) and decode (token by token) agree; KV rollback
+ * (model_truncate) reproduces the same logits; thread counts agree; MTP rows are finite.
+ * The numpy golden tests (tests/golden) check the values themselves against MODEL.md.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "ckpt.h"
+#include "model.h"
+
+static char dir_tiny[256];
+static struct ckpt ck;
+
+static int setup(void **st)
+{
+	char err[512];
+	(void)st;
+	const char *b = getenv("B") ? getenv("B") : "build";
+	snprintf(dir_tiny, sizeof dir_tiny, "%s/tmp/test_model_tiny_%d", b, (int)getpid());
+	if (gen_checkpoint(dir_tiny, "tiny", 11, NULL, 0, err, sizeof err)) {
+		fprintf(stderr, "gen: %s\n", err);
+		return -1;
+	}
+	if (ckpt_open(dir_tiny, &ck, err, sizeof err)) {
+		fprintf(stderr, "open: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	char cmd[300];
+	(void)st;
+	ckpt_close(&ck);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir_tiny);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static double rel(const float *a, const float *b, size_t n)
+{
+	double num = 0, den = 0;
+	for (size_t i = 0; i < n; i++) {
+		num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		den += (double)b[i] * b[i];
+	}
+	return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void test_yarn_671b(void **st)
+{
+	(void)st;
+	struct config c = { 0 };
+	c.qk_nope_head_dim = 128;
+	c.qk_rope_head_dim = 64;
+	c.rope_theta = 10000;
+	c.rope_scaling = (struct config_rope_scaling){ true, 40, 4096, 32, 1, 1, 1 };
+	double s = model_softmax_scale(&c);
+	if (fabs(s - 0.1352338) > 1e-6)
+		fail_msg("softmax_scale %.9f, expected 0.1352338", s);
+	/* low = 10, high = 23: pairs <= 10 keep theta, pairs >= 23 get theta/40, between blend */
+	for (int i = 0; i < 32; i++) {
+		double th = pow(10000.0, -2.0 * i / 64), f = model_rope_freq(&c, i);
+		if (i <= 10 && fabs(f - th) > 1e-15 * th)
+			fail_msg("pair %d should be unscaled", i);
+		if (i >= 23 && fabs(f - th / 40) > 1e-15 * th)
+			fail_msg("pair %d should be theta/40", i);
+		if (i > 10 && i < 23 && !(f < th && f > th / 40))
+			fail_msg("pair %d should be blended", i);
+	}
+	c.rope_scaling.yarn = false;
+	assert_true(fabs(model_softmax_scale(&c) - 1 / sqrt(192.0)) < 1e-12);
+	assert_true(model_rope_freq(&c, 31) == pow(10000.0, -62.0 / 64));
+}
+
+/* Runs tokens one at a time (decode) or in one batch (prefill); returns all logits rows. */
+static float *run(int act_fp8, int naive, int threads, const int *tok, int n, int batch)
+{
+	struct model m;
+	struct model_opts o = { act_fp8, naive, threads, 64, batch };
+	char err[256];
+	int V = ck.cfg.vocab_size;
+	float *lg = malloc(sizeof(float) * (size_t)V * n);
+	assert_int_equal(model_init(&m, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
+	for (int i = 0; i < n; i += batch) {
+		int T = n - i < batch ? n - i : batch;
+		assert_int_equal(model_forward(&m, tok + i, T, lg + (size_t)i * V, 1, NULL), 0);
+	}
+	model_free(&m);
+	return lg;
+}
+
+static int toks[40];
+
+static void make_tokens(void)
+{
+	uint32_t s = 12345;
+	for (int i = 0; i < 40; i++) {
+		s = s * 1103515245u + 12345u;
+		toks[i] = (int)((s >> 8) % (uint32_t)ck.cfg.vocab_size);
+	}
+}
+
+static void test_naive_vs_absorbed(void **st)
+{
+	(void)st;
+	make_tokens();
+	int V = ck.cfg.vocab_size;
+	float *a = run(0, 0, 2, toks, 40, 1), *b = run(0, 1, 2, toks, 40, 1);
+	double worst = 0;
+	for (int i = 0; i < 40; i++) {
+		double e = rel(a + (size_t)i * V, b + (size_t)i * V, (size_t)V);
+		worst = e > worst ? e : worst;
+	}
+	printf("naive vs absorbed (act none): worst row relative error %.3g\n", worst);
+	if (worst > 1e-5)
+		fail_msg("naive and absorbed MLA differ by %.3g (> 1e-5)", worst);
+	free(a);
+	free(b);
+}
+
+static void test_prefill_vs_decode(void **st)
+{
+	(void)st;
+	make_tokens();
+	int V = ck.cfg.vocab_size;
+	for (int act = 0; act < 2; act++) {
+		float *a = run(act, 0, 2, toks, 40, 1), *b = run(act, 0, 2, toks, 40, 16);
+		float *c1 = run(act, 0, 1, toks, 40, 7);
+		double worst = 0, worst1 = 0;
+		for (int i = 0; i < 40; i++) {
+			double e = rel(b + (size_t)i * V, a + (size_t)i * V, (size_t)V);
+			double e1 = rel(c1 + (size_t)i * V, a + (size_t)i * V, (size_t)V);
+			worst = e > worst ? e : worst;
+			worst1 = e1 > worst1 ? e1 : worst1;
+		}
+		printf("prefill vs decode (act %s): worst row rel error %.3g; 1 thread batch 7: %.3g\n",
+		       act ? "fp8" : "none", worst, worst1);
+		if (worst > 1e-5 || worst1 > 1e-5)
+			fail_msg("prefill and decode differ (act %d): %.3g / %.3g", act, worst, worst1);
+		free(a);
+		free(b);
+		free(c1);
+	}
+}
+
+static void test_truncate_and_mtp(void **st)
+{
+	(void)st;
+	make_tokens();
+	struct model m;
+	struct model_opts o = { 1, 0, 2, 64, 10 };
+	char err[256];
+	int V = ck.cfg.vocab_size, D = ck.cfg.hidden_size;
+	float *l1 = malloc(sizeof(float) * V), *l2 = malloc(sizeof(float) * V);
+	float *h = malloc(sizeof(float) * D * 10), *mt = malloc(sizeof(float) * V * 9);
+	assert_int_equal(model_init(&m, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
+	assert_int_equal(model_forward(&m, toks, 8, NULL, 0, h), 0);
+	assert_int_equal(model_forward(&m, toks + 8, 2, l1, 0, h + 8 * D), 0);
+	model_truncate(&m, 5, -1);
+	assert_int_equal(m.pos, 5);
+	assert_int_equal(model_forward(&m, toks + 5, 5, l2, 0, NULL), 0);
+	assert_true(rel(l2, l1, (size_t)V) < 1e-6);
+	/* MTP rows over the 10 hidden states: finite, not flat */
+	assert_non_null(ck.w.mtp);
+	assert_int_equal(model_mtp_forward(&m, toks + 1, h, 9, mt, 1), 0);
+	for (int r = 0; r < 9; r++) {
+		double mn = INFINITY, mx = -INFINITY;
+		for (int v = 0; v < V; v++) {
+			float x = mt[(size_t)r * V + v];
+			assert_true(isfinite(x));
+			mn = x < mn ? x : mn;
+			mx = x > mx ? x : mx;
+		}
+		assert_true(mx - mn > 1e-3);
+	}
+	/* out-of-range token and full cache are errors, not crashes */
+	int bad = ck.cfg.vocab_size;
+	assert_int_equal(model_forward(&m, &bad, 1, l1, 0, NULL), -EINVAL);
+	model_free(&m);
+	free(l1);
+	free(l2);
+	free(h);
+	free(mt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_yarn_671b),
+		cmocka_unit_test(test_naive_vs_absorbed),
+		cmocka_unit_test(test_prefill_vs_decode),
+		cmocka_unit_test(test_truncate_and_mtp),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
