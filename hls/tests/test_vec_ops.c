@@ -1,0 +1,299 @@
+/*
+ * test_vec_ops.c - C simulation of the vec_ops kernel and of hls_math.h: the kernel's own
+ * exp/rsqrt/sigmoid/SiLU are swept against libm (max error in ulp printed and bounded), special
+ * values checked, and every op compared with a double-precision libm reference on random and
+ * adversarial rows (max magnitude, subnormals, all-zero groups, NaN, partial lanes/groups).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "e4m3.h"
+#include "hls_math.h"
+#include "hls/vec_ops/vec_ops.h"
+
+static int passed, failed;
+static void check(int ok, const char *what, const char *fmt, double a, double b)
+{
+	if (ok) {
+		passed++;
+	} else {
+		failed++;
+		printf("FAIL %s: ", what);
+		printf(fmt, a, b);
+		printf("\n");
+	}
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t rnext(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
+static float unif(void) { return (float)((rnext() >> 40) * (1.0 / 16777216.0)); }
+static float normal(void)
+{
+	float a = unif() + 1e-7f, b = unif();
+	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
+}
+
+/* error of got against the exact value ref, in ulps of the f32 nearest ref */
+static double ulp_err(float got, double ref)
+{
+	float r = (float)ref;
+	if (r == 0.0f)
+		return got == 0.0f ? 0.0 : 1e9;
+	int e;
+	frexp(fabs(ref), &e);
+	double ulp = ldexp(1.0, e - 24);
+	if (ulp < ldexp(1.0, -149))
+		ulp = ldexp(1.0, -149);
+	return fabs((double)got - ref) / ulp;
+}
+
+static void test_math(void)
+{
+	double e_exp = 0, e_rs = 0, e_sig = 0, e_silu = 0;
+	int n = 400000;
+	for (int i = 0; i < n; i++) {
+		float x = -87.0f + 175.0f * (float)i / n;
+		e_exp = fmax(e_exp, ulp_err(hls_expf(x), exp((double)x)));
+		float xs = -30.0f + 60.0f * (float)i / n;
+		double sg = 1.0 / (1.0 + exp(-(double)xs));
+		e_sig = fmax(e_sig, ulp_err(hls_sigmoidf(xs), sg));
+		if (fabs(xs * sg) > 1e-30)
+			e_silu = fmax(e_silu, ulp_err(hls_siluf(xs), xs * sg));
+		float xr = (float)exp(-110.0 + 200.0 * i / n) * (1.0f + unif());
+		e_rs = fmax(e_rs, ulp_err(hls_rsqrtf(xr), 1.0 / sqrt((double)xr)));
+	}
+	for (int i = 0; i < 20000; i++) { /* subnormal rsqrt inputs */
+		float xr = e4m3_bits_f32(1 + (uint32_t)(rnext() % 0x7FFFFF));
+		e_rs = fmax(e_rs, ulp_err(hls_rsqrtf(xr), 1.0 / sqrt((double)xr)));
+	}
+	printf("hls_math vs libm (max error, ulp): expf %.2f on [-87,88], rsqrtf %.2f on "
+	       "[1e-45,1e39], sigmoidf %.2f and siluf %.2f on [-30,30]\n", e_exp, e_rs, e_sig, e_silu);
+	check(e_exp <= 2.0, "hls_expf max ulp", "%.3f > %.0f", e_exp, 2.0);
+	check(e_rs <= 2.0, "hls_rsqrtf max ulp", "%.3f > %.0f", e_rs, 2.0);
+	check(e_sig <= 4.0, "hls_sigmoidf max ulp", "%.3f > %.0f", e_sig, 4.0);
+	check(e_silu <= 4.0, "hls_siluf max ulp", "%.3f > %.0f", e_silu, 4.0);
+	/* special values */
+	check(isnan(hls_expf(NAN)) && isinf(hls_expf(INFINITY)) && hls_expf(-INFINITY) == 0.0f &&
+		      hls_expf(-100.0f) == 0.0f && isinf(hls_expf(89.0f)) && hls_expf(0.0f) == 1.0f,
+	      "hls_expf specials", "%g %g", hls_expf(0.0f), hls_expf(-100.0f));
+	check(isnan(hls_rsqrtf(-1.0f)) && isinf(hls_rsqrtf(0.0f)) && hls_rsqrtf(INFINITY) == 0.0f &&
+		      isnan(hls_rsqrtf(NAN)) && hls_rsqrtf(4.0f) == 0.5f,
+	      "hls_rsqrtf specials", "%g %g", hls_rsqrtf(4.0f), hls_rsqrtf(0.0f));
+	check(hls_siluf(-200.0f) == 0.0f && hls_siluf(200.0f) == 200.0f && hls_sigmoidf(0.0f) == 0.5f,
+	      "hls_siluf/sigmoid specials", "%g %g", hls_siluf(-200.0f), hls_siluf(200.0f));
+}
+
+enum { K_RANDOM, K_MAX, K_SUB, K_ZERO, K_NAN, K_N };
+static const char *kname[K_N] = {"random", "max-magnitude", "subnormal", "zero-groups", "nan"};
+
+static void fill(float *a, int rows, int n, int lda, int kind)
+{
+	for (int r = 0; r < rows; r++)
+		for (int i = 0; i < lda; i++) {
+			float v = normal();
+			if (kind == K_MAX)
+				v *= 1e16f; /* large, with the f32 sum of squares still finite */
+			if (kind == K_SUB)
+				v *= 1e-39f;
+			if (kind == K_ZERO && (i / 128) % 2 == 0)
+				v = 0.0f;
+			if (kind == K_NAN && i == n / 2)
+				v = NAN;
+			a[(size_t)r * lda + i] = v;
+		}
+}
+
+/* max |got - ref| / (|ref| + floor) over a row set, NaN-aware: NaN must match NaN */
+static double rel_err(const float *got, const double *ref, size_t n, double floor_, int *nan_bad)
+{
+	double e = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(ref[i]) || isnan(got[i])) {
+			if (isnan(ref[i]) != isnan(got[i]))
+				(*nan_bad)++;
+			continue;
+		}
+		e = fmax(e, fabs(got[i] - ref[i]) / (fabs(ref[i]) + floor_));
+	}
+	return e;
+}
+
+static void test_ops(void)
+{
+	static const int ns[] = {1, 15, 16, 130, 256, 1000, 7168};
+	double worst[7] = {0};
+	for (size_t si = 0; si < sizeof ns / sizeof ns[0]; si++)
+		for (int kind = 0; kind < K_N; kind++) {
+			int n = ns[si], rows = 3, lda = n + 3, nb = (n + 127) / 128;
+			size_t sz = (size_t)rows * lda;
+			float *a = malloc(sz * 4), *b = malloc(sz * 4), *w = malloc((size_t)n * 4);
+			float *y = malloc(sz * 4), *qs = malloc((size_t)rows * nb * 4);
+			double *ref = malloc(sz * 8);
+			uint8_t *q = malloc((size_t)rows * n);
+			char what[128];
+			int nanbad = 0, rc;
+			fill(a, rows, n, lda, kind);
+			fill(b, rows, n, lda, K_RANDOM);
+			for (int i = 0; i < n; i++)
+				w[i] = 1.0f + 0.1f * normal();
+			/* RMSNorm */
+			rc = vec_ops(VEC_OP_RMSNORM, a, w, y, 0, 0, 0, rows, n, lda, lda, 1e-6f, 0);
+			for (int r = 0; r < rows; r++) {
+				double ss = 0;
+				for (int i = 0; i < n; i++)
+					ss += (double)a[r * lda + i] * a[r * lda + i];
+				double k = 1.0 / sqrt(ss / n + (double)1e-6f);
+				for (int i = 0; i < n; i++)
+					ref[r * n + i] = a[r * lda + i] * k * w[i];
+			}
+			{
+				float *yc = malloc((size_t)rows * n * 4);
+				for (int r = 0; r < rows; r++)
+					memcpy(yc + r * n, y + r * lda, (size_t)n * 4);
+				double e = rel_err(yc, ref, (size_t)rows * n, 1e-30, &nanbad);
+				worst[0] = fmax(worst[0], e);
+				snprintf(what, sizeof what, "rmsnorm n=%d %s", n, kname[kind]);
+				check(!rc && e <= 2e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e, 2e-6);
+				/* softmax */
+				nanbad = 0;
+				rc = vec_ops(VEC_OP_SOFTMAX, a, 0, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+				for (int r = 0; r < rows; r++) {
+					double mx = -INFINITY, s = 0;
+					int hasnan = 0;
+					for (int i = 0; i < n; i++) {
+						hasnan |= isnan(a[r * lda + i]);
+						mx = fmax(mx, a[r * lda + i]);
+					}
+					for (int i = 0; i < n; i++)
+						s += exp(a[r * lda + i] - mx);
+					for (int i = 0; i < n; i++) {
+						ref[r * n + i] = hasnan ? NAN : exp(a[r * lda + i] - mx) / s;
+						yc[r * n + i] = y[r * lda + i];
+					}
+				}
+				e = rel_err(yc, ref, (size_t)rows * n, 1e-30, &nanbad);
+				/* elements far below the max underflow differently: judge those absolutely */
+				worst[5] = fmax(worst[5], e);
+				snprintf(what, sizeof what, "softmax n=%d %s", n, kname[kind]);
+				check(!rc && (e <= 2e-6 || kind == K_MAX) && !nanbad, what,
+				      "rel err %.3g (limit %.0e)", e, 2e-6);
+				free(yc);
+			}
+			/* RoPE on the first n' = even part of each row, in place, positions 0..rows-1 */
+			if (n % 2 == 0) {
+				int npos = 300, d = n;
+				float *tab = malloc((size_t)npos * d * 4);
+				int32_t pos[3] = {0, 7, 299};
+				vec_rope_yarn_table(tab, npos, d, 10000.0, 40.0, 4096, 32, 1, 1.0, 0, 0);
+				memcpy(y, a, sz * 4);
+				rc = vec_ops(VEC_OP_ROPE, y, tab, y, 0, 0, pos, rows, n, lda, lda, 0, 0);
+				double e = 0;
+				nanbad = 0;
+				for (int r = 0; r < rows; r++)
+					for (int i = 0; i < n; i += 2) {
+						double x0 = a[r * lda + i], x1 = a[r * lda + i + 1];
+						double c = tab[((size_t)pos[r] * d + i)], s = tab[((size_t)pos[r] * d + i + 1)];
+						double r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+						double mag = fabs(x0) + fabs(x1) + 1e-38;
+						if (isnan(r0) != isnan(y[r * lda + i]))
+							nanbad++;
+						else if (!isnan(r0))
+							e = fmax(e, fmax(fabs(y[r * lda + i] - r0), fabs(y[r * lda + i + 1] - r1)) / mag);
+					}
+				worst[1] = fmax(worst[1], e);
+				snprintf(what, sizeof what, "rope n=%d %s", n, kname[kind]);
+				check(!rc && e <= 2e-7 && !nanbad && y[lda - 1] == a[lda - 1], what,
+				      "err/|x| %.3g (limit %.0e)", e, 2e-7);
+				free(tab);
+			}
+			/* act quant: codes and scales exact against an independent quantizer */
+			for (int ue = 0; ue < 2; ue++) {
+				rc = vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, q, qs, 0, rows, n, lda, 0, 0, ue);
+				long bad = 0;
+				for (int r = 0; r < rows; r++)
+					for (int g = 0; g < nb; g++) {
+						int g0 = g * 128, gn = n - g0 < 128 ? n - g0 : 128;
+						float amax = 0;
+						for (int i = 0; i < gn; i++)
+							if (fabsf(a[r * lda + g0 + i]) > amax)
+								amax = fabsf(a[r * lda + g0 + i]);
+						float s = fmaxf(amax, 1e-4f) / 448.0f;
+						if (ue && isfinite(s)) {
+							int ex;
+							float f = frexpf(s, &ex);
+							if (f != 0.5f)
+								s = ldexpf(1.0f, ex);
+						}
+						bad += e4m3_f32_bits(qs[r * nb + g]) != e4m3_f32_bits(s);
+						for (int i = 0; i < gn; i++)
+							bad += q[r * n + g0 + i] != e4m3_encode(a[r * lda + g0 + i] / s);
+					}
+				snprintf(what, sizeof what, "act-quant%s n=%d %s", ue ? " ue8m0" : "", n, kname[kind]);
+				check(!rc && bad == 0, what, "%g of %g codes/scales differ", (double)bad,
+				      (double)rows * (n + nb));
+			}
+			/* SiLU*mul and add */
+			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+			double e3 = 0, e4 = 0;
+			nanbad = 0;
+			for (int r = 0; r < rows; r++)
+				for (int i = 0; i < n; i++) {
+					double x = a[r * lda + i], u = b[r * lda + i];
+					double rf = x / (1.0 + exp(-x)) * u;
+					float g = y[r * lda + i];
+					if (isnan(rf) != isnan(g))
+						nanbad++;
+					else if (!isnan(rf) && fabs(rf) > 1e-35)
+						e3 = fmax(e3, fabs(g - rf) / fabs(rf));
+				}
+			worst[3] = fmax(worst[3], e3);
+			snprintf(what, sizeof what, "silu*mul n=%d %s", n, kname[kind]);
+			check(!rc && e3 <= 1e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e3, 1e-6);
+			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+			for (int r = 0; r < rows; r++)
+				for (int i = 0; i < n; i++) {
+					float want = a[r * lda + i] + b[r * lda + i];
+					if (e4m3_f32_bits(want) != e4m3_f32_bits(y[r * lda + i]) && !isnan(want))
+						e4++;
+				}
+			snprintf(what, sizeof what, "add n=%d %s", n, kname[kind]);
+			check(!rc && e4 == 0, what, "%g mismatches (want exact, %g)", e4, 0.0);
+			free(a); free(b); free(w); free(y); free(qs); free(ref); free(q);
+		}
+	printf("vec_ops worst errors vs double libm reference: rmsnorm %.3g rel, rope %.3g of |x|, "
+	       "silu*mul %.3g rel, softmax %.3g rel; act-quant and add exact\n",
+	       worst[0], worst[1], worst[3], worst[5]);
+}
+
+static void test_yarn_and_args(void)
+{
+	int lo = -1, hi = -1;
+	float tab[64 * 2];
+	int rc = vec_rope_yarn_table(tab, 2, 64, 10000.0, 40.0, 4096, 32, 1, 1.0, &lo, &hi);
+	check(!rc && lo == 10 && hi == 23, "YaRN ramp for 671B (low 10, high 23)", "low %g high %g",
+	      lo, hi);
+	check(tab[0] == 1.0f && tab[1] == 0.0f, "table position 0 is cos 1 sin 0", "%g %g", tab[0],
+	      tab[1]);
+	float a[4] = {1, 2, 3, 4}, y[4];
+	int32_t pos[1] = {-1};
+	int bad = 0;
+	bad += vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2) != -22;
+	check(bad == 0, "bad arguments give -EINVAL", "%g of %g not rejected", bad, 8);
+}
+
+int main(void)
+{
+	test_math();
+	test_ops();
+	test_yarn_and_args();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}
