@@ -32,7 +32,7 @@ static int dt_pass, dt_fail;
 
 /* Deterministic xorshift64 generator. */
 static uint64_t dt_rng = 0x2545F4914F6CDD1Dull;
-static uint64_t dt_rand(void)
+static inline uint64_t dt_rand(void)
 {
 	dt_rng ^= dt_rng << 13;
 	dt_rng ^= dt_rng >> 7;
@@ -40,10 +40,10 @@ static uint64_t dt_rand(void)
 	return dt_rng;
 }
 /* Uniform in [lo, hi]. */
-static uint64_t dt_range(uint64_t lo, uint64_t hi) { return lo + dt_rand() % (hi - lo + 1); }
+static inline uint64_t dt_range(uint64_t lo, uint64_t hi) { return lo + dt_rand() % (hi - lo + 1); }
 
 /* Random transfer length, dmatest-like: mostly small, some up to max. */
-static size_t dt_len(size_t max)
+static inline size_t dt_len(size_t max)
 {
 	uint64_t k = dt_rand() % 10;
 	size_t hi = k < 5 ? 64 : k < 8 ? 4096 : max;
@@ -89,10 +89,10 @@ struct dt_xfer {
 };
 
 /* Expected byte of the initial pattern of bank b at offset i. */
-static uint8_t dt_pattern(unsigned b, uint64_t i) { return (uint8_t)(i * 31 + (i >> 9) + b * 7 + 0x5A); }
+static inline uint8_t dt_pattern(unsigned b, uint64_t i) { return (uint8_t)(i * 31 + (i >> 9) + b * 7 + 0x5A); }
 
 /* Sets up the shadow and fills the card with the initial pattern. Returns 0 or -ENOMEM. */
-static int dt_card_init(struct dt_card *c, const struct dma_bank *banks, unsigned n, struct dt_card_io io)
+static inline int dt_card_init(struct dt_card *c, const struct dma_bank *banks, unsigned n, struct dt_card_io io)
 {
 	memset(c, 0, sizeof(*c));
 	c->n_banks = n;
@@ -109,7 +109,7 @@ static int dt_card_init(struct dt_card *c, const struct dma_bank *banks, unsigne
 	return 0;
 }
 
-static void dt_card_free(struct dt_card *c)
+static inline void dt_card_free(struct dt_card *c)
 {
 	for (unsigned b = 0; b < c->n_banks; b++)
 		free(c->shadow[b]);
@@ -117,7 +117,7 @@ static void dt_card_free(struct dt_card *c)
 
 /* Compares every byte of every bank with the shadow; returns the number of differing bytes and
  * prints the first difference. */
-static size_t dt_card_verify(struct dt_card *c, const char *what)
+static inline size_t dt_card_verify(struct dt_card *c, const char *what)
 {
 	size_t bad = 0;
 	for (unsigned b = 0; b < c->n_banks; b++) {
@@ -139,7 +139,7 @@ static size_t dt_card_verify(struct dt_card *c, const char *what)
 }
 
 /* Frees what dt_round_make allocated for t. */
-static void dt_xfer_free(struct dma_dev *dev, struct dt_xfer *t)
+static inline void dt_xfer_free(struct dma_dev *dev, struct dt_xfer *t)
 {
 	for (unsigned i = 0; i < t->x.n_sg; i++) {
 		free(t->buf[i]);
@@ -151,7 +151,7 @@ static void dt_xfer_free(struct dma_dev *dev, struct dt_xfer *t)
 }
 
 /* Host bytes [len] of element i (inside the guards, or in the registered buffer). */
-static uint8_t *dt_host(struct dt_xfer *t, unsigned i)
+static inline uint8_t *dt_host(struct dt_xfer *t, unsigned i)
 {
 	return t->hb[i] ? (uint8_t *)dma_hbuf_ptr(t->hb[i]) + t->sg[i].hbuf_off : t->buf[i] + DT_GUARD;
 }
@@ -162,7 +162,7 @@ static uint8_t *dt_host(struct dt_xfer *t, unsigned i)
  * random channel of n_ch; every fourth element uses a registered host buffer. Updates nothing in
  * the shadow yet (dt_round_apply does, for the transfers that succeeded). Returns the count made.
  */
-static unsigned dt_round_make(struct dma_dev *dev, struct dt_card *c, struct dt_xfer *t, unsigned n,
+static inline unsigned dt_round_make(struct dma_dev *dev, struct dt_card *c, struct dt_xfer *t, unsigned n,
                               unsigned max_sg, size_t max_len, unsigned n_ch)
 {
 	uint64_t cursor[DT_MAX_BANKS];
@@ -215,7 +215,7 @@ static unsigned dt_round_make(struct dma_dev *dev, struct dt_card *c, struct dt_
 }
 
 /* Records the effect of successful H2C transfer t in the shadow. */
-static void dt_shadow_apply(struct dt_card *c, struct dt_xfer *t)
+static inline void dt_shadow_apply(struct dt_card *c, struct dt_xfer *t)
 {
 	if (t->x.dir != DMA_DIR_H2C)
 		return;
@@ -224,7 +224,7 @@ static void dt_shadow_apply(struct dt_card *c, struct dt_xfer *t)
 }
 
 /* Checks a finished C2H transfer: data equal, guard bytes untouched. Returns bad bytes. */
-static size_t dt_host_verify(struct dt_xfer *t, unsigned idx)
+static inline size_t dt_host_verify(struct dt_xfer *t, unsigned idx)
 {
 	size_t bad = 0;
 	for (unsigned i = 0; i < t->x.n_sg; i++) {
@@ -245,7 +245,7 @@ static size_t dt_host_verify(struct dt_xfer *t, unsigned idx)
 }
 
 /* Submits t[0..n) in order, reaping to make room on -EAGAIN. Returns 0 or the submit error. */
-static int dt_submit_all(struct dma_dev *dev, struct dt_xfer *t, unsigned n)
+static inline int dt_submit_all(struct dma_dev *dev, struct dt_xfer *t, unsigned n)
 {
 	for (unsigned k = 0; k < n; k++) {
 		int rc;
@@ -273,7 +273,7 @@ static int dt_submit_all(struct dma_dev *dev, struct dt_xfer *t, unsigned n)
 }
 
 /* Reaps every record of every channel into the matching t[] by cookie. Returns records reaped. */
-static unsigned dt_reap_all(struct dma_dev *dev, struct dt_xfer *t, unsigned n)
+static inline unsigned dt_reap_all(struct dma_dev *dev, struct dt_xfer *t, unsigned n)
 {
 	unsigned total = 0;
 	for (unsigned ch = 0; ch < dma_dev_n_channels(dev); ch++) {
@@ -310,7 +310,7 @@ struct dt_stats {
  * bank byte equals the shadow (so bytes outside destinations are untouched), and every host
  * destination holds the card data with its guard bytes intact.
  */
-static struct dt_stats dt_run_rounds(struct dma_dev *dev, struct dt_card *c, unsigned rounds, unsigned max_x,
+static inline struct dt_stats dt_run_rounds(struct dma_dev *dev, struct dt_card *c, unsigned rounds, unsigned max_x,
                                      unsigned max_sg, size_t max_len)
 {
 	static struct dt_xfer t[DT_MAX_XFERS];
