@@ -3,3 +3,5 @@
 # libmoecard.a so the emulated card and the tests run the same source the card images run.
 FW_CORE_SRCS := firmware/fw.c firmware/fw_cmd.c firmware/kernel/rtos.c
 LIB_SRCS     += $(FW_CORE_SRCS) firmware/port/sim/sim_card.c
+LIB_SRCS     += firmware/selftest/fw_selftest.c
+TEST_SRCS    += $(wildcard firmware/tests/test_*.c)

@@ -100,7 +100,7 @@ int fw_board_check(const struct abi_board *b, uint32_t *field)
 int fw_addr_resolve(const struct abi_board *b, uint64_t a, uint64_t len, uint64_t *phys)
 {
 	uint32_t bank = ABI_ADDR_BANK(a);
-	if (bank >= ABI_BOARD_N_BANKS(b->counts) || ABI_ADDR_RSVD(a) || len == 0)
+	if (bank >= ABI_BOARD_N_BANKS(b->counts) || ABI_ADDR_RSVD(a) != 0x80u || len == 0)
 		return -ERANGE;
 	uint64_t off = ABI_ADDR_OFF(a), size = b->banks[bank].size;
 	if (off > size || len > size - off)

@@ -9,8 +9,8 @@
  * command opens with magic + version + opcode; every reserved field and every operand an opcode
  * does not use must be zero (the firmware rejects anything else: see fw_cmd_decode()).
  *
- * Operands are card addresses (struct-free uint64): bank index in [63:56], bytes into that bank in
- * [47:0], [55:48] zero. The firmware resolves them against the board block's banks and never
+ * Operands are card addresses (struct-free uint64): bank index in [63:56], [55] set (valid: so the
+ * null operand 0 never aliases byte 0 of bank 0), [54:48] zero, bytes into that bank in [47:0]. The firmware resolves them against the board block's banks and never
  * touches memory outside [bank.base, bank.base + bank.size).
  */
 #ifndef ABI_CMD_H
@@ -47,9 +47,11 @@ enum abi_op {
 };
 
 /* --- card addresses ------------------------------------------------------------------------ */
-#define ABI_ADDR(bank, off) (((uint64_t)(bank) << 56) | ((uint64_t)(off) & 0xFFFFFFFFFFFFull))
+#define ABI_ADDR_VALID (1ull << 55)                               /* [55] set in every operand */
+#define ABI_ADDR(bank, off) \
+	(((uint64_t)(bank) << 56) | ABI_ADDR_VALID | ((uint64_t)(off) & 0xFFFFFFFFFFFFull))
 #define ABI_ADDR_BANK(a) ((uint32_t)((a) >> 56))                 /* [63:56] bank index */
-#define ABI_ADDR_RSVD(a) ((uint32_t)((a) >> 48) & 0xFFu)        /* [55:48] must be 0 */
+#define ABI_ADDR_RSVD(a) ((uint32_t)((a) >> 48) & 0xFFu)        /* [55:48]: must be 0x80 */
 #define ABI_ADDR_OFF(a) ((uint64_t)(a) & 0xFFFFFFFFFFFFull)      /* [47:0] byte offset */
 
 /* --- command header word0: [15:0] magic, [23:16] version, [31:24] opcode --------------------- */
