@@ -1,0 +1,343 @@
+/*
+ * mla_attn.c - absorbed MLA attention and KV append in synthesizable C (see mla_attn.h).
+ *
+ *  gmem_c (cache PC) --records, 64 B beats--> [load: dequant to f32 c'[TB][dc], k_pe[TB][dr]]
+ *                                                     | ping-pong
+ *  gmem_q (q_lat, q_pe on chip, HG heads) ----------> [score: HG x DL MACs/cycle, per (beat, t)]
+ *                                                     v
+ *                                   [online softmax: chunk max, corr = e^(m-m'), p = e^(s-m')]
+ *                                                     v
+ *                                   [weighted sum: acc[h] = acc[h] corr + sum_t p_t c'_t]
+ *                                                     v
+ *                                   [store: out = acc / l] --> gmem_o
+ *
+ * Loop nest: for query / for head group (HG heads) / for chunk (TB tokens) / load, score,
+ * softmax, weighted-sum loops. The cache is re-read per head group (HG = 16 of 128 heads: 8x),
+ * which the timing model charges; attention is compute-bound at 671B sizes anyway.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "mla_attn.h"
+#include "e4m3.h"
+#include "hls_math.h"
+#include "hls_quant.h"
+
+#ifndef __SYNTHESIS__
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#pragma GCC diagnostic ignored "-Wunused-label"
+#endif
+
+#define A_BEAT 64                                     /* bytes per 512-bit beat */
+#define A_MAX_REC (4 * (MLA_MAX_DC + MLA_MAX_DR))     /* largest record (f32) */
+#define A_DK (MLA_MAX_DC + MLA_MAX_DR)                /* score vector length bound */
+
+static int a_cdiv(int a, int b) { return (a + b - 1) / b; }
+static int a_min(int a, int b) { return a < b ? a : b; }
+
+size_t mla_record_bytes(int fmt, int dc, int dr)
+{
+	if (dc < 1 || dc > MLA_MAX_DC || dr < 0 || dr > MLA_MAX_DR)
+		return 0;
+	switch (fmt) {
+	case MLA_CACHE_F32: return 4u * (size_t)(dc + dr);
+	case MLA_CACHE_BF16: return 2u * (size_t)(dc + dr);
+	case MLA_CACHE_FP8: return dc % HLS_QUANT_GROUP ? 0 : (size_t)dc + 4u * (dc / 128) + 2u * dr;
+	default: return 0;
+	}
+}
+
+static float a_rd_f32(const uint8_t *p)
+{
+	return e4m3_bits_f32((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			     (uint32_t)p[3] << 24);
+}
+static float a_rd_bf16(const uint8_t *p) { return bf16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static void a_wr_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static void a_wr_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+/* Decodes one staged record into kv[0..dc+dr) (c' then k_pe), f32. */
+static void a_decode(const uint8_t rec[A_MAX_REC], int fmt, int dc, int dr, float kv[A_DK])
+{
+decode:
+	for (int i = 0; i < dc + dr; i++) {
+#pragma HLS UNROLL factor=64
+		float v;
+		if (fmt == MLA_CACHE_F32)
+			v = a_rd_f32(rec + 4 * i);
+		else if (fmt == MLA_CACHE_BF16)
+			v = a_rd_bf16(rec + 2 * i);
+		else if (i < dc)
+			v = e4m3_decode(rec[i]) * a_rd_f32(rec + dc + 4 * (i / HLS_QUANT_GROUP));
+		else
+			v = a_rd_bf16(rec + dc + 4 * (dc / HLS_QUANT_GROUP) + 2 * (i - dc));
+		kv[i] = v;
+	}
+}
+
+/* Fixed-order lane tree of MLA_DL products. */
+static float a_tree(float p[MLA_DL])
+{
+	for (int half = MLA_DL / 2; half >= 1; half /= 2)
+		for (int i = 0; i < half; i++)
+			p[i] = p[i] + p[i + half];
+	return p[0];
+}
+
+int mla_attn(const float *q_lat, const float *q_pe, const uint8_t *cache, float *out, int nq,
+	     int pos0, int H, int dc, int dr, int fmt, float scale)
+{
+#pragma HLS INTERFACE m_axi port=cache bundle=gmem_c offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=q_lat bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=q_pe bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=out bundle=gmem_o offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=nq
+#pragma HLS INTERFACE s_axilite port=pos0
+#pragma HLS INTERFACE s_axilite port=H
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=scale
+#pragma HLS INTERFACE s_axilite port=return
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!rb || nq < 1 || pos0 < 0 || pos0 > MLA_MAX_T - nq || H < 1 || H > MLA_MAX_H || !q_lat ||
+	    (dr > 0 && !q_pe) || !cache || !out)
+		return -EINVAL;
+	int dk = dc + dr, nbs = a_cdiv(dk, MLA_DL), nbc = a_cdiv(dc, MLA_DL);
+	int rbeats = a_cdiv((int)rb, A_BEAT);
+	float q[MLA_HG][A_DK], acc[MLA_HG][MLA_MAX_DC], kv[MLA_TB][A_DK], s[MLA_HG][MLA_TB];
+	float m[MLA_HG], l[MLA_HG], corr[MLA_HG], mx[MLA_HG];
+	uint8_t rec[A_MAX_REC];
+#pragma HLS ARRAY_PARTITION variable=q complete dim=1
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=1
+#pragma HLS ARRAY_PARTITION variable=s complete dim=1
+attn_query:
+	for (int qi = 0; qi < nq; qi++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+		int T = pos0 + qi + 1;
+	attn_group:
+		for (int h0 = 0; h0 < H; h0 += MLA_HG) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=8
+			int hg = a_min(MLA_HG, H - h0);
+			for (int h = 0; h < MLA_HG; h++) {
+				for (int i = 0; i < dk; i++) {
+					const float *src = i < dc ? q_lat + ((size_t)qi * H + h0 + h) * dc + i
+								  : q_pe + ((size_t)qi * H + h0 + h) * dr + (i - dc);
+					q[h][i] = h < hg ? *src : 0.0f;
+				}
+				for (int i = 0; i < dc; i++)
+					acc[h][i] = 0.0f;
+				m[h] = e4m3_bits_f32(0xFF800000u);
+				l[h] = 0.0f;
+			}
+		attn_chunk:
+			for (int t0 = 0; t0 < T; t0 += MLA_TB) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+				int tb = a_min(MLA_TB, T - t0);
+			attn_load:
+				for (int t = 0; t < tb; t++) {
+					const uint8_t *src = cache + (size_t)(t0 + t) * rb;
+					for (int b = 0; b < rbeats; b++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_ATTN_LOAD);
+						for (int e = 0; e < A_BEAT; e++)
+							if (b * A_BEAT + e < (int)rb)
+								rec[b * A_BEAT + e] = src[b * A_BEAT + e];
+					}
+					a_decode(rec, fmt, dc, dr, kv[t]);
+				}
+				for (int h = 0; h < MLA_HG; h++)
+					for (int t = 0; t < MLA_TB; t++)
+						s[h][t] = 0.0f;
+			attn_score:
+				for (int b = 0; b < nbs; b++)
+					for (int t = 0; t < tb; t++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_ATTN_SCORE);
+						for (int h = 0; h < MLA_HG; h++) {
+							float p[MLA_DL];
+							for (int e = 0; e < MLA_DL; e++) {
+								int i = b * MLA_DL + e;
+								p[e] = i < dk ? q[h][i] * kv[t][i] : 0.0f;
+							}
+							s[h][t] += a_tree(p);
+						}
+					}
+			attn_softmax_max:
+				for (int t = 0; t < tb; t++) {
+#pragma HLS PIPELINE II=1
+					HLS_CNT(HLS_L_ATTN_SOFTMAX);
+					for (int h = 0; h < MLA_HG; h++) {
+						float v = s[h][t] * scale;
+						s[h][t] = v;
+						float cur = t == 0 ? m[h] : mx[h];
+						mx[h] = v > cur ? v : cur;
+					}
+				}
+				for (int h = 0; h < MLA_HG; h++) {
+					corr[h] = hls_expf(m[h] - mx[h]);
+					l[h] = l[h] * corr[h];
+					m[h] = mx[h];
+				}
+			attn_softmax_exp:
+				for (int t = 0; t < tb; t++) {
+#pragma HLS PIPELINE II=1
+					HLS_CNT(HLS_L_ATTN_SOFTMAX);
+					for (int h = 0; h < MLA_HG; h++) {
+						float p = hls_expf(s[h][t] - m[h]);
+						s[h][t] = p;
+						l[h] = l[h] + p;
+					}
+				}
+			attn_acc:
+				for (int t = 0; t < tb; t++)
+					for (int b = 0; b < nbc; b++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_ATTN_ACC);
+						for (int h = 0; h < MLA_HG; h++)
+							for (int e = 0; e < MLA_DL; e++) {
+								int i = b * MLA_DL + e;
+								if (i >= dc)
+									continue;
+								float a = t == 0 ? acc[h][i] * corr[h] : acc[h][i];
+								acc[h][i] = a + s[h][t] * kv[t][i];
+							}
+					}
+			}
+		attn_store:
+			for (int h = 0; h < hg; h++)
+				for (int b = 0; b < a_cdiv(dc, 16); b++) {
+#pragma HLS PIPELINE II=1
+					HLS_CNT(HLS_L_ATTN_STORE);
+					for (int e = 0; e < 16; e++) {
+						int i = b * 16 + e;
+						if (i < dc)
+							out[((size_t)qi * H + h0 + h) * dc + i] = acc[h][i] / l[h];
+					}
+				}
+		}
+	}
+	return 0;
+}
+
+int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, int n, int dc, int dr,
+		  int fmt)
+{
+#pragma HLS INTERFACE m_axi port=c bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=k_pe bundle=gmem_q offset=slave
+#pragma HLS INTERFACE m_axi port=cache bundle=gmem_c offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=pos
+#pragma HLS INTERFACE s_axilite port=n
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=return
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!rb || n < 1 || pos < 0 || pos > MLA_MAX_T - n || !c || (dr > 0 && !k_pe) || !cache)
+		return -EINVAL;
+	uint8_t rec[A_MAX_REC];
+	int rbeats = a_cdiv((int)rb, A_BEAT);
+append_token:
+	for (int t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+		const float *ct = c + (size_t)t * dc, *kt = dr ? k_pe + (size_t)t * dr : c;
+		if (fmt == MLA_CACHE_F32) {
+			for (int i = 0; i < dc + dr; i++)
+				a_wr_u32(rec + 4 * i, e4m3_f32_bits(i < dc ? ct[i] : kt[i - dc]));
+		} else if (fmt == MLA_CACHE_BF16) {
+			for (int i = 0; i < dc + dr; i++)
+				a_wr_u16(rec + 2 * i, f32_to_bf16(i < dc ? ct[i] : kt[i - dc]));
+		} else {
+			for (int g = 0; g < dc / HLS_QUANT_GROUP; g++) {
+				float sc = hls_quant_group(ct + g * HLS_QUANT_GROUP, HLS_QUANT_GROUP,
+							   rec + g * HLS_QUANT_GROUP, 0);
+				a_wr_u32(rec + dc + 4 * g, e4m3_f32_bits(sc));
+			}
+			for (int j = 0; j < dr; j++)
+				a_wr_u16(rec + dc + 4 * (dc / HLS_QUANT_GROUP) + 2 * j, f32_to_bf16(kt[j]));
+		}
+		uint8_t *dst = cache + (size_t)(pos + t) * rb;
+	append_write:
+		for (int b = 0; b < rbeats; b++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_APPEND);
+			for (int e = 0; e < A_BEAT; e++)
+				if (b * A_BEAT + e < (int)rb)
+					dst[b * A_BEAT + e] = rec[b * A_BEAT + e];
+		}
+	}
+	return 0;
+}
+
+/* ---- timing models ------------------------------------------------------------------------ */
+
+int64_t mla_attn_cycles(const struct hls_build *bd, int nq, int pos0, int H, int dc, int dr, int fmt,
+			struct mla_attn_cost *c)
+{
+	struct mla_attn_cost tmp;
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!bd || !rb || nq < 1 || pos0 < 0 || pos0 > MLA_MAX_T - nq || H < 1 || H > MLA_MAX_H)
+		return -EINVAL;
+	if (!c)
+		c = &tmp;
+	for (int i = 0; i < HLS_L_N; i++)
+		c->it[i] = 0;
+	c->bytes = c->macs = c->cycles = 0;
+	uint64_t groups = hls_cdiv64((uint64_t)H, MLA_HG), rbeats = hls_cdiv64(rb, A_BEAT);
+	uint64_t nbs = hls_cdiv64((uint64_t)(dc + dr), MLA_DL), nbc = hls_cdiv64((uint64_t)dc, MLA_DL);
+	uint64_t st_beats = hls_cdiv64((uint64_t)dc, 16), cyc = bd->mem_latency;
+	for (int qi = 0; qi < nq; qi++) {
+		uint64_t T = (uint64_t)pos0 + qi + 1, full = T / MLA_TB, last = T % MLA_TB;
+		for (uint64_t g = 0; g < groups; g++) {
+			uint64_t hg = (g + 1) * MLA_HG <= (uint64_t)H ? MLA_HG : (uint64_t)H - g * MLA_HG;
+			for (int cls = 0; cls < 2; cls++) {
+				uint64_t cnt = cls ? (last ? 1 : 0) : full, tb = cls ? last : MLA_TB;
+				if (!cnt)
+					continue;
+				uint64_t ld = tb * rbeats, sc = nbs * tb, sm = 2 * tb, ac = tb * nbc;
+				uint64_t comp = sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+				uint64_t load = hls_max64(ld, hls_mem_cycles(bd, tb * rb));
+				cyc += cnt * hls_max64(load, comp);
+				c->it[HLS_L_ATTN_LOAD] += cnt * ld;
+				c->it[HLS_L_ATTN_SCORE] += cnt * sc;
+				c->it[HLS_L_ATTN_SOFTMAX] += cnt * sm;
+				c->it[HLS_L_ATTN_ACC] += cnt * ac;
+				c->bytes += cnt * tb * rb;
+			}
+			/* q load (hg heads) and the first chunk's load are not overlapped; store */
+			uint64_t qbytes = hg * (uint64_t)(dc + dr) * 4;
+			c->it[HLS_L_ATTN_STORE] += hg * st_beats;
+			c->bytes += qbytes + hg * (uint64_t)dc * 4;
+			c->macs += hg * T * (uint64_t)(2 * dc + dr);
+			cyc += hls_mem_cycles(bd, qbytes) + hg * st_beats + bd->depth_vec + bd->depth_exp +
+			       a_min(MLA_TB, (int)T) * rbeats;
+		}
+	}
+	c->cycles = cyc;
+	return (int64_t)cyc;
+}
+
+int64_t mla_kv_append_cycles(const struct hls_build *bd, int n, int dc, int dr, int fmt,
+			     struct mla_attn_cost *c)
+{
+	struct mla_attn_cost tmp;
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!bd || !rb || n < 1 || n > MLA_MAX_T)
+		return -EINVAL;
+	if (!c)
+		c = &tmp;
+	for (int i = 0; i < HLS_L_N; i++)
+		c->it[i] = 0;
+	uint64_t rbeats = hls_cdiv64(rb, A_BEAT), N = (uint64_t)n;
+	/* per token: read c', k_pe (f32 beats), quantize (2 passes of 16 lanes), write the record */
+	uint64_t rd = hls_cdiv64((uint64_t)(dc + dr) * 4, A_BEAT);
+	uint64_t q = fmt == MLA_CACHE_FP8 ? 2 * hls_cdiv64((uint64_t)dc, 16) + bd->depth_exp : 0;
+	c->it[HLS_L_APPEND] = N * rbeats;
+	c->bytes = N * (rb + (uint64_t)(dc + dr) * 4);
+	c->macs = 0;
+	c->cycles = bd->mem_latency + N * (rd + q + rbeats + bd->depth_vec);
+	return (int64_t)c->cycles;
+}

@@ -1,0 +1,245 @@
+/*
+ * test_mla_attn.c - C simulation of the absorbed MLA attention kernel and the KV append:
+ * append round trips for the F32, BF16 and FP8 (FlashMLA-style) records; attention against a
+ * double-precision reference of MODEL.md section 4 (on the dequantized cache) for several head
+ * counts, ranks, cache lengths (partial chunks and head groups) and data kinds (random, peaky
+ * max-magnitude scores, subnormal, all-zero latent groups, NaN); causality; argument checks.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "e4m3.h"
+#include "hls/mla_attn/mla_attn.h"
+
+static int passed, failed;
+static double worst_fmt[3]; /* measured worst error per cache format */
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint64_t rnext(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
+static float unif(void) { return (float)((rnext() >> 40) * (1.0 / 16777216.0)); }
+static float normal(void)
+{
+	float a = unif() + 1e-7f, b = unif();
+	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
+}
+
+#define ATTN_TOL 2e-5 /* stated: max |out - ref| <= 2e-5 * max|ref| per head */
+
+/* dequantized record (double) */
+static void deq(const uint8_t *r, int fmt, int dc, int dr, double *v)
+{
+	for (int i = 0; i < dc + dr; i++) {
+		if (fmt == MLA_CACHE_F32) {
+			float f;
+			memcpy(&f, r + 4 * i, 4);
+			v[i] = f;
+		} else if (fmt == MLA_CACHE_BF16) {
+			v[i] = bf16_to_f32((uint16_t)(r[2 * i] | r[2 * i + 1] << 8));
+		} else if (i < dc) {
+			float s;
+			memcpy(&s, r + dc + 4 * (i / 128), 4);
+			v[i] = (double)e4m3_decode(r[i]) * s;
+		} else {
+			int o = dc + 4 * (dc / 128) + 2 * (i - dc);
+			v[i] = bf16_to_f32((uint16_t)(r[o] | r[o + 1] << 8));
+		}
+	}
+}
+
+enum { K_RANDOM, K_PEAKY, K_SUB, K_ZERO, K_NAN, K_N };
+static const char *kname[K_N] = {"random", "max-magnitude", "subnormal", "zero-groups", "nan"};
+
+static void attn_case(int H, int dc, int dr, int fmt, int nq, int pos0, int kind)
+{
+	int T = pos0 + nq;
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	float *c = malloc((size_t)T * dc * 4), *kpe = malloc((size_t)T * (dr ? dr : 1) * 4);
+	float *ql = malloc((size_t)nq * H * dc * 4), *qp = malloc((size_t)nq * H * (dr ? dr : 1) * 4);
+	float *out = malloc((size_t)nq * H * dc * 4);
+	uint8_t *cache = malloc((size_t)T * rb);
+	double *v = malloc((size_t)T * (dc + dr) * 8), *sc = malloc((size_t)T * 8);
+	double *ref = malloc((size_t)dc * 8);
+	float qmag = kind == K_PEAKY ? 3.0f : kind == K_SUB ? 1e-20f : 0.3f;
+	for (int t = 0; t < T; t++) {
+		for (int i = 0; i < dc; i++)
+			c[(size_t)t * dc + i] = kind == K_ZERO && (i / 128) % 2 == 0 ? 0.0f
+						: normal() * (kind == K_SUB ? 1e-30f : 1.0f);
+		for (int j = 0; j < dr; j++)
+			kpe[(size_t)t * dr + j] = normal();
+	}
+	for (size_t i = 0; i < (size_t)nq * H * dc; i++)
+		ql[i] = normal() * qmag;
+	for (size_t i = 0; i < (size_t)nq * H * dr; i++)
+		qp[i] = normal() * qmag;
+	int nan_head = 1 % H;
+	if (kind == K_NAN && dr)
+		qp[(size_t)nan_head * dr] = NAN; /* query 0, head 1 */
+	int rc = mla_kv_append(c, kpe, cache, 0, T, dc, dr, fmt);
+	float scale = 0.1352338f;
+	rc |= mla_attn(ql, qp, cache, out, nq, pos0, H, dc, dr, fmt, scale);
+	for (int t = 0; t < T; t++)
+		deq(cache + (size_t)t * rb, fmt, dc, dr, v + (size_t)t * (dc + dr));
+	double worst = 0;
+	int nanbad = 0;
+	for (int qi = 0; qi < nq; qi++)
+		for (int h = 0; h < H; h++) {
+			int Tq = pos0 + qi + 1;
+			const float *qh = ql + ((size_t)qi * H + h) * dc, *ph = qp + ((size_t)qi * H + h) * dr;
+			double mx = -INFINITY, l = 0, amax = 0, e = 0;
+			int isnan_ = 0;
+			for (int t = 0; t < Tq; t++) {
+				double s = 0;
+				for (int i = 0; i < dc; i++)
+					s += (double)qh[i] * v[(size_t)t * (dc + dr) + i];
+				for (int j = 0; j < dr; j++)
+					s += (double)ph[j] * v[(size_t)t * (dc + dr) + dc + j];
+				sc[t] = s * scale;
+				isnan_ |= isnan(s);
+				mx = fmax(mx, sc[t]);
+			}
+			for (int i = 0; i < dc; i++)
+				ref[i] = 0;
+			for (int t = 0; t < Tq; t++) {
+				double p = exp(sc[t] - mx);
+				l += p;
+				for (int i = 0; i < dc; i++)
+					ref[i] += p * v[(size_t)t * (dc + dr) + i];
+			}
+			for (int i = 0; i < dc; i++) {
+				ref[i] /= l;
+				amax = fmax(amax, fabs(ref[i]));
+			}
+			const float *o = out + ((size_t)qi * H + h) * dc;
+			for (int i = 0; i < dc; i++) {
+				if (isnan_ != isnan(o[i]))
+					nanbad++;
+				else if (!isnan_)
+					e = fmax(e, fabs(o[i] - ref[i]));
+			}
+			if (amax > 0)
+				e /= amax;
+			worst = fmax(worst, e);
+		}
+	int ok = !rc && worst <= ATTN_TOL && !nanbad;
+	if (ok) {
+		passed++;
+	} else {
+		failed++;
+		printf("FAIL attn H=%d dc=%d dr=%d fmt=%d nq=%d pos0=%d %s: rc=%d err %.3g (limit %.0e), "
+		       "%d NaN mismatches\n", H, dc, dr, fmt, nq, pos0, kname[kind], rc, worst, ATTN_TOL,
+		       nanbad);
+	}
+	if (worst > worst_fmt[fmt])
+		worst_fmt[fmt] = worst;
+	/* causality: changing tokens after a query's position must not change its output */
+	if (nq > 1 && kind == K_RANDOM) {
+		float *out2 = malloc((size_t)nq * H * dc * 4);
+		memset(cache + (size_t)(pos0 + 1) * rb, 0x3C, (size_t)(nq - 1) * rb);
+		mla_attn(ql, qp, cache, out2, nq, pos0, H, dc, dr, fmt, scale);
+		int same = !memcmp(out, out2, (size_t)H * dc * 4); /* query 0 sees tokens 0..pos0 */
+		int changed = memcmp(out + (size_t)H * dc, out2 + (size_t)H * dc, (size_t)H * dc * 4);
+		if (same && changed)
+			passed++;
+		else {
+			failed++;
+			printf("FAIL causality H=%d nq=%d pos0=%d: query 0 unchanged %d, query 1 changed %d\n",
+			       H, nq, pos0, same, changed != 0);
+		}
+		free(out2);
+	}
+	free(c); free(kpe); free(ql); free(qp); free(out); free(cache); free(v); free(sc); free(ref);
+}
+
+static void append_case(int dc, int dr, int fmt)
+{
+	int n = 3;
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	float c[3 * 512], k[3 * 64];
+	uint8_t *cache = calloc(5, rb);
+	for (int i = 0; i < n * dc; i++)
+		c[i] = i % 128 < 5 && i < dc ? 0.0f : normal() * (i % 3 ? 1.0f : 300.0f);
+	for (int i = 0; i < n * dr; i++)
+		k[i] = normal();
+	c[dc + 7] = NAN;
+	int rc = mla_kv_append(c, k, cache, 2, n, dc, dr, fmt), bad = 0;
+	for (size_t i = 0; i < 2 * rb; i++)
+		bad += cache[i] != 0; /* positions 0,1 untouched */
+	for (int t = 0; t < n; t++) {
+		const uint8_t *r = cache + (size_t)(2 + t) * rb;
+		for (int i = 0; i < dc + dr; i++) {
+			float x = i < dc ? c[t * dc + i] : k[t * dr + i - dc];
+			if (fmt == MLA_CACHE_F32) {
+				bad += memcmp(r + 4 * i, &x, 4) != 0;
+			} else if (fmt == MLA_CACHE_BF16) {
+				bad += (uint16_t)(r[2 * i] | r[2 * i + 1] << 8) != f32_to_bf16(x);
+			} else if (i < dc) {
+				int g = i / 128;
+				float amax = 0, s, sg;
+				for (int j = 0; j < 128; j++)
+					if (fabsf(c[t * dc + g * 128 + j]) > amax)
+						amax = fabsf(c[t * dc + g * 128 + j]);
+				s = fmaxf(amax, 1e-4f) / 448.0f;
+				memcpy(&sg, r + dc + 4 * g, 4);
+				bad += sg != s || r[i] != e4m3_encode(x / s);
+			} else {
+				int o = dc + 4 * (dc / 128) + 2 * (i - dc);
+				bad += (uint16_t)(r[o] | r[o + 1] << 8) != f32_to_bf16(x);
+			}
+		}
+	}
+	if (!rc && !bad)
+		passed++;
+	else {
+		failed++;
+		printf("FAIL append dc=%d dr=%d fmt=%d: rc=%d, %d fields differ\n", dc, dr, fmt, rc, bad);
+	}
+	free(cache);
+}
+
+int main(void)
+{
+	int f0 = 0;
+	/* record sizes: FlashMLA FP8 656 bytes for 512/64 */
+	if (mla_record_bytes(MLA_CACHE_FP8, 512, 64) == 656 && mla_record_bytes(MLA_CACHE_BF16, 512, 64) == 1152 &&
+	    mla_record_bytes(MLA_CACHE_F32, 512, 64) == 2304 && mla_record_bytes(MLA_CACHE_FP8, 100, 64) == 0)
+		passed++;
+	else
+		failed++, printf("FAIL record sizes\n");
+	for (int fmt = 0; fmt < 3; fmt++) {
+		append_case(128, 16, fmt);
+		append_case(512, 64, fmt);
+	}
+	struct { int H, dc, dr, nq, pos0; } shapes[] = {
+		{4, 128, 16, 1, 0}, {4, 128, 16, 1, 40}, {16, 256, 32, 3, 70}, {20, 128, 16, 2, 31},
+		{128, 512, 64, 1, 33}, {1, 512, 0, 1, 5},
+	};
+	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+		for (int fmt = 0; fmt < 3; fmt++)
+			for (int kind = 0; kind < K_N; kind++) {
+				if (shapes[s].H == 128 && kind != K_RANDOM && kind != K_PEAKY)
+					continue; /* keep the run short */
+				attn_case(shapes[s].H, shapes[s].dc, shapes[s].dr, fmt, shapes[s].nq,
+					  shapes[s].pos0, kind);
+			}
+	printf("mla_attn: worst |out - ref| / max|ref| per head vs a double reference on the "
+	       "dequantized cache: F32 %.3g, BF16 %.3g, FP8 %.3g (limit %.0e); appends bit-exact\n",
+	       worst_fmt[0], worst_fmt[1], worst_fmt[2], ATTN_TOL);
+	/* bad arguments */
+	float q[4] = {0};
+	uint8_t cch[4096];
+	int bad = 0;
+	bad += mla_attn(q, q, cch, q, 0, 0, 1, 128, 16, 0, 1.0f) != -22;
+	bad += mla_attn(q, q, cch, q, 1, -1, 1, 128, 16, 0, 1.0f) != -22;
+	bad += mla_attn(q, q, cch, q, 1, 0, 129, 128, 16, 0, 1.0f) != -22;
+	bad += mla_attn(q, q, cch, q, 1, 0, 1, 600, 16, 0, 1.0f) != -22;
+	bad += mla_attn(q, q, cch, q, 1, 0, 1, 100, 16, MLA_CACHE_FP8, 1.0f) != -22;
+	bad += mla_attn(q, 0, cch, q, 1, 0, 1, 128, 16, 0, 1.0f) != -22;
+	bad += mla_kv_append(q, q, cch, 0, 0, 128, 16, 0) != -22;
+	bad += mla_kv_append(q, q, cch, 0, 1, 128, 16, 3) != -22;
+	if (bad == f0)
+		passed++;
+	else
+		failed++, printf("FAIL %d bad-argument calls not rejected with -EINVAL\n", bad);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}
