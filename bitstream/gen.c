@@ -1,0 +1,54 @@
+/*
+ * gen.c - build tool (not part of the library): turns a board .dtb into the v++ link configuration
+ * or the metadata xclbin. make runs it for every board/<card>.dts:
+ *   gen cfg    <card>.dtb <out>/connectivity.cfg
+ *   gen xclbin <card>.dtb <out>.xclbin
+ * Errors go to stderr as one line naming the file and field; exit 1 on error, 2 on usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitstream.h"
+
+int main(int argc, char **argv)
+{
+	if (argc != 4 || (strcmp(argv[1], "cfg") && strcmp(argv[1], "xclbin"))) {
+		fprintf(stderr, "usage: gen cfg|xclbin BOARD.dtb OUT\n");
+		return 2;
+	}
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	int rc = board_load(argv[2], &b, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "gen: %s (%s)\n", err, board_strerror(rc));
+		return 1;
+	}
+	if ((rc = bitstream_check(&b, argv[2], err, sizeof err))) {
+		fprintf(stderr, "gen: %s\n", err);
+		return 1;
+	}
+	FILE *f = fopen(argv[3], "wb");
+	if (!f) {
+		perror(argv[3]);
+		return 1;
+	}
+	if (!strcmp(argv[1], "cfg")) {
+		rc = bitstream_cfg_write(&b, argv[2], f);
+	} else {
+		uint8_t *x = NULL;
+		size_t n = 0;
+		rc = bitstream_xclbin_build(&b, argv[2], &x, &n);
+		if (!rc && fwrite(x, 1, n, f) != n)
+			rc = -5;
+		free(x);
+	}
+	if (fclose(f) != 0 && !rc)
+		rc = -5;
+	if (rc) {
+		fprintf(stderr, "gen: %s: cannot write: %s\n", argv[3], board_strerror(rc));
+		remove(argv[3]);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * kernels.c - the argument lists of the card's HLS kernels as the bitstream side sees them (one
+ * place: bitstream.h). The offsets follow Vitis HLS s_axilite packing: 0x00 control, 0x04 global
+ * interrupt enable, 0x08 IP interrupt enable, 0x0c interrupt status, then the arguments from 0x10
+ * in C order, a 64-bit pointer taking 0xc bytes (low word, high word, reserved) and a 32-bit
+ * scalar 0x8 (value, reserved).
+ *
+ * fp8_gemm follows hls/fp8_gemm/fp8_gemm.h (its INTERFACE pragmas give the bundles); a test
+ * (bitstream/tests/test_bitstream_hls.sh) checks this list against those pragmas. vec_ops and
+ * mla_attn are provisional until hls/vec_ops and hls/mla_attn land; the same test then checks them.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "bitstream.h"
+
+#define P(n, b, t) { n, b, t, 8, 0 }
+#define S(n, t) { n, NULL, t, 4, 0 }
+
+static struct bitstream_kernel kernels[] = {
+	{ "fp8_gemm", 13, {
+		P("x", "gmem_x", "void*"), P("xs", "gmem_x", "float*"),
+		P("w", "gmem_w", "unsigned char*"), P("ws", "gmem_w", "float*"),
+		P("w2", "gmem_w", "unsigned char*"), P("ws2", "gmem_w", "float*"),
+		P("y", "gmem_y", "void*"), P("res", "gmem_y", "float*"),
+		P("route_w", "gmem_y", "float*"),
+		S("M", "int"), S("N", "int"), S("K", "int"), S("flags", "unsigned int") } },
+	{ "vec_ops", 8, {
+		P("in", "gmem_a", "void*"), P("w", "gmem_a", "void*"),
+		P("out", "gmem_b", "void*"), P("aux", "gmem_b", "void*"),
+		S("op", "unsigned int"), S("rows", "int"), S("cols", "int"),
+		S("param", "unsigned int") } },
+	{ "mla_attn", 8, {
+		P("q", "gmem_q", "float*"), P("kv", "gmem_kv", "void*"),
+		P("out", "gmem_q", "float*"), S("n_heads", "int"), S("kv_lora", "int"),
+		S("rope", "int"), S("n_tok", "int"), S("scale", "float") } },
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void layout(void)
+{
+	for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+		uint32_t off = 0x10;
+		for (uint32_t i = 0; i < kernels[k].n_args; i++) {
+			kernels[k].arg[i].offset = off;
+			off += kernels[k].arg[i].bundle ? 0xc : 0x8;
+		}
+	}
+}
+
+uint32_t bitstream_kernel_count(void)
+{
+	return sizeof kernels / sizeof kernels[0];
+}
+
+const struct bitstream_kernel *bitstream_kernel_at(uint32_t i)
+{
+	pthread_once(&once, layout);
+	return i < bitstream_kernel_count() ? &kernels[i] : NULL;
+}
+
+const struct bitstream_kernel *bitstream_kernel_find(const char *name)
+{
+	for (uint32_t i = 0; name && i < bitstream_kernel_count(); i++)
+		if (!strcmp(kernels[i].name, name))
+			return bitstream_kernel_at(i);
+	return NULL;
+}
