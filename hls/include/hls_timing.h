@@ -27,11 +27,10 @@ struct hls_build {
 	int depth_scale;    /* depth of the per-block scale/accumulate loop (int->f32, 2 fmul, fadd) */
 	int depth_vec;      /* depth of a vec_ops / mla_attn element loop (f32 op chain) */
 	int depth_exp;      /* depth of an exp/rsqrt/divide unit */
-	int vec_lanes;      /* f32 lanes per cycle in vec_ops (axi_bits / 32) */
-	int attn_heads;     /* mla_attn heads processed in parallel (head group) */
-	int attn_lanes;     /* mla_attn latent elements per cycle per head */
-	int attn_tb;        /* mla_attn tokens per chunk (online-softmax block) */
 };
+
+/* vec_ops lanes and the mla_attn head group / lanes / chunk are compiled in (VEC_LANES, MLA_HG,
+ * MLA_DL, MLA_TB in their headers). */
 
 /* U55C-like defaults: 300 MHz, 512-bit AXI per HBM pseudo-channel at 14.4 GB/s, and the
  * kernels' compiled-in tile sizes (FP8_GEMM_TM etc.). */

@@ -1,0 +1,76 @@
+/*
+ * timing_check.h - validates the timing models against instrumentation: the including test
+ * #defines HLS_COUNT (and optionally other tile sizes) and #includes the kernel sources, so every
+ * pipelined loop counts its iterations in hls_count[]; each kernel is then run on a grid of
+ * shapes and the counts must equal the model's trip counts exactly.
+ */
+#ifndef MOECARD_TIMING_CHECK_H
+#define MOECARD_TIMING_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hls_timing.h"
+
+static const char *tc_loop_name[HLS_L_N] = {
+	"gemm_load_w", "gemm_load_x", "gemm_load_xs", "gemm_quant", "gemm_mac", "gemm_scale",
+	"gemm_store", "vec_read", "vec_write", "vec_row", "attn_load", "attn_score",
+	"attn_softmax", "attn_acc", "attn_store", "append_write"};
+
+static int tc_passed, tc_failed;
+
+/* Compares counted iterations with the model for loops [lo, hi]; prints mismatches. */
+static void tc_compare(const char *what, const uint64_t *model, int lo, int hi)
+{
+	int bad = 0;
+	for (int i = lo; i <= hi; i++)
+		if (hls_count[i] != model[i]) {
+			if (!bad)
+				printf("FAIL %s:", what);
+			printf(" %s counted %llu model %llu;", tc_loop_name[i], hls_count[i],
+			       (unsigned long long)model[i]);
+			bad = 1;
+		}
+	if (bad) {
+		printf("\n");
+		tc_failed++;
+	} else {
+		tc_passed++;
+	}
+}
+
+static void tc_gemm_grid(const struct hls_build *b)
+{
+	static const int Ms[] = {1, 3, 8, 130}, Ns[] = {1, 64, 100, 200}, Ks[] = {1, 128, 300};
+	static const uint32_t fl[] = {FP8_GEMM_X_FP8, FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL,
+				      FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_Y_BF16};
+	int cases = 0, before = tc_failed;
+	for (int mi = 0; mi < 4; mi++)
+		for (int ni = 0; ni < 4; ni++)
+			for (int ki = 0; ki < 3; ki++)
+				for (int f = 0; f < 3; f++) {
+					int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+					void *x = calloc((size_t)M * K, 4), *y = calloc((size_t)M * N, 4);
+					uint8_t *w = calloc((size_t)N * K, 1);
+					float *s = calloc((size_t)(M + N) * (K / 128 + 1) + 16, 4);
+					struct fp8_gemm_cost c;
+					char what[96];
+					memset(hls_count, 0, sizeof hls_count);
+					int rc = fp8_gemm(x, s, w, s, w, s, y, y, s, M, N, K, fl[f]);
+					int64_t cyc = fp8_gemm_cycles(b, M, N, K, fl[f], &c);
+					snprintf(what, sizeof what, "fp8_gemm M=%d N=%d K=%d flags=0x%x", M, N, K,
+						 fl[f]);
+					if (rc || cyc <= 0) {
+						printf("FAIL %s: rc %d cycles %lld\n", what, rc, (long long)cyc);
+						tc_failed++;
+					} else {
+						tc_compare(what, c.it, HLS_L_GEMM_LOAD_W, HLS_L_GEMM_STORE);
+					}
+					cases++;
+					free(x); free(y); free(w); free(s);
+				}
+	printf("fp8_gemm (TM=%d TN=%d MB=%d): loop counts equal the model on %d of %d shapes\n", b->tm,
+	       b->tn, b->mb, cases - (tc_failed - before), cases);
+}
+
+#endif
