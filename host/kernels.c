@@ -52,8 +52,41 @@ static void axpy_fp8_scalar(float *y, float a, const uint8_t *w, int n)
 		y[k] += a * dec_lut[w[k]];
 }
 
+static void row_fp8_scalar(const uint8_t *w, const float *x, int ldx, int M, int K,
+			   const float *sw, float *acc)
+{
+	for (int m = 0; m < M; m++) {
+		float a = 0, d;
+		for (int kb = 0; kb * 128 < K; kb++) {
+			int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
+			dot_fp8_scalar(w + kb * 128, x + (size_t)m * ldx + kb * 128, ldx, 1, len, &d);
+			a += d * sw[kb];
+		}
+		acc[m] = a;
+	}
+}
+
+static void dec_fp8_scalar(const uint8_t *w, int K, const float *sw, float *out)
+{
+	for (int k = 0; k < K; k++)
+		out[k] = dec_lut[w[k]] * sw[k / 128];
+}
+
+static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
+			    int K, float *y, int ldy)
+{
+	for (int m = 0; m < M; m++)
+		for (int j = 0; j < nw; j++) {
+			float s = 0;
+			for (int k = 0; k < K; k++)
+				s += wt[(size_t)j * ldw + k] * x[(size_t)m * ldx + k];
+			y[(size_t)m * ldy + j] = s;
+		}
+}
+
 static const struct kern_isa isa_scalar = { "scalar", dot_fp8_scalar, dot_bf16_scalar,
-					    axpy_fp8_scalar };
+					    axpy_fp8_scalar, row_fp8_scalar, dec_fp8_scalar,
+					    tile_f32_scalar };
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
@@ -111,6 +144,17 @@ void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa)
 	}
 }
 
+void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr)
+{
+	float sa[64];
+	for (int k0 = 0; k0 < K; k0 += 64 * 128) {
+		int n = K - k0 < 64 * 128 ? K - k0 : 64 * 128;
+		kern_act_quant(x + k0, n, ue8m0, xr + k0, sa);
+		for (int k = 0; k < n; k++)
+			xr[k0 + k] *= sa[k / 128];
+	}
+}
+
 /* ---- matrix products ------------------------------------------------------------------------- */
 
 float qmat_get(const struct qmat *W, int r, int c)
@@ -130,7 +174,8 @@ float qmat_get(const struct qmat *W, int r, int c)
 	return 0;
 }
 
-int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats)
+int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats,
+		  int max_k)
 {
 	memset(k, 0, sizeof *k);
 	k->pool = p;
@@ -143,63 +188,101 @@ int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, si
 		if (!k->scratch)
 			return -ENOMEM;
 	}
+	if (max_k > 0) {
+		int nt = p ? pool_nthreads(p) : 1;
+		k->wbuf = malloc(sizeof(float) * (size_t)nt * KERN_MB * max_k);
+		if (!k->wbuf) {
+			free(k->scratch);
+			k->scratch = NULL;
+			return -ENOMEM;
+		}
+		k->max_k = max_k;
+	}
 	return 0;
 }
 
 void kern_ctx_free(struct kern_ctx *k)
 {
 	free(k->scratch);
+	free(k->wbuf);
 	k->scratch = NULL;
+	k->wbuf = NULL;
 }
 
-/* Rows of one output feature n for all M inputs of a job. */
-static void job_row(const struct kern_isa *isa, const struct kern_job *j, int n)
+/* Dequantizes row n of W into out[K] (f32). */
+static void dec_row(const struct kern_isa *isa, const struct qmat *W, int n, float *out)
 {
+	int K = W->cols;
+	if (W->fmt == QMAT_FP8) {
+		isa->dec_fp8((const uint8_t *)W->w + (size_t)n * K, K,
+			     W->scale + (size_t)(n / 128) * W->scale_cols, out);
+	} else if (W->fmt == QMAT_BF16) {
+		const uint16_t *r = (const uint16_t *)W->w + (size_t)n * K;
+		for (int k = 0; k < K; k++)
+			out[k] = bf16_to_f32(r[k]);
+	} else {
+		for (int k = 0; k < K; k++)
+			out[k] = qmat_get(W, n, k);
+	}
+}
+
+/* Output features [n0, n0+nn) for all M inputs of a job. */
+static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0, int nn, int tid)
+{
+	const struct kern_isa *isa = kc->isa;
 	const struct qmat *W = j->W;
 	int K = W->cols;
-	float acc[KERN_MB], d[KERN_MB];
-	for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
-		int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
-		for (int m = 0; m < mb; m++)
-			acc[m] = 0;
-		if (W->fmt == QMAT_FP8) {
-			const uint8_t *wr = (const uint8_t *)W->w + (size_t)n * K;
-			const float *sw = W->scale + (size_t)(n / 128) * W->scale_cols;
-			const float *xs = j->xq ? j->xq : j->x;
-			int ld = j->xq ? K : j->ldx;
-			int nkb = (K + 127) / 128;
-			for (int kb = 0; kb < nkb; kb++) {
-				int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
-				isa->dot_fp8(wr + kb * 128, xs + (size_t)m0 * ld + kb * 128, ld, mb, len,
-					     d);
-				for (int m = 0; m < mb; m++) {
-					float s = sw[kb];
-					if (j->sa)
-						s = j->sa[(size_t)(m0 + m) * nkb + kb] * s;
-					acc[m] += d[m] * s;
+	const float *xs = j->xq ? j->xq : j->x;
+	int ld = j->xq ? K : j->ldx;
+	float acc[KERN_MB];
+	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k) {
+		/* prefill: dequantize up to KERN_MB rows once, reuse them for every input row */
+		float *wt = kc->wbuf + (size_t)tid * KERN_MB * kc->max_k;
+		for (int b = 0; b < nn; b += KERN_MB) {
+			int nw = nn - b < KERN_MB ? nn - b : KERN_MB;
+			for (int i = 0; i < nw; i++)
+				dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
+			if (j->accumulate) {
+				for (int m = 0; m < j->M; m++) {
+					isa->tile_f32(wt, K, nw, xs + (size_t)m * ld, ld, 1, K, acc, 0);
+					for (int i = 0; i < nw; i++)
+						j->y[(size_t)m * j->ldy + n0 + b + i] += acc[i];
 				}
-			}
-		} else if (W->fmt == QMAT_BF16) {
-			isa->dot_bf16((const uint16_t *)W->w + (size_t)n * K,
-				      j->x + (size_t)m0 * j->ldx, j->ldx, mb, K, acc);
-		} else {
-			for (int m = 0; m < mb; m++) {
-				const float *xm = j->x + (size_t)(m0 + m) * j->ldx;
-				float s = 0;
-				for (int k = 0; k < K; k++)
-					s += qmat_get(W, n, k) * xm[k];
-				acc[m] = s;
+			} else {
+				isa->tile_f32(wt, K, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy);
 			}
 		}
-		for (int m = 0; m < mb; m++) {
-			float *yp = j->y + (size_t)(m0 + m) * j->ldy + n;
-			*yp = j->accumulate ? *yp + acc[m] : acc[m];
+		return;
+	}
+	for (int n = n0; n < n0 + nn; n++) {
+		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
+			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
+			if (W->fmt == QMAT_FP8) {
+				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K, xs + (size_t)m0 * ld,
+					     ld, mb, K, W->scale + (size_t)(n / 128) * W->scale_cols,
+					     acc);
+			} else if (W->fmt == QMAT_BF16) {
+				isa->dot_bf16((const uint16_t *)W->w + (size_t)n * K,
+					      xs + (size_t)m0 * ld, ld, mb, K, acc);
+			} else {
+				for (int m = 0; m < mb; m++) {
+					const float *xm = xs + (size_t)(m0 + m) * ld;
+					float s = 0;
+					for (int k = 0; k < K; k++)
+						s += qmat_get(W, n, k) * xm[k];
+					acc[m] = s;
+				}
+			}
+			for (int m = 0; m < mb; m++) {
+				float *yp = j->y + (size_t)(m0 + m) * j->ldy + n;
+				*yp = j->accumulate ? *yp + acc[m] : acc[m];
+			}
 		}
 	}
 }
 
 struct jobs_ctx {
-	const struct kern_isa *isa;
+	const struct kern_ctx *kc;
 	struct kern_job *jobs;
 	int n_jobs;
 	int *row_start; /* [n_jobs+1] prefix sums of rows */
@@ -208,14 +291,13 @@ struct jobs_ctx {
 static void jobs_task(void *c, int b, int e, int tid)
 {
 	struct jobs_ctx *jc = c;
-	int j = 0;
-	(void)tid;
-	while (jc->row_start[j + 1] <= b)
-		j++;
-	for (int r = b; r < e; r++) {
+	int j = 0, r = b;
+	while (r < e) {
 		while (jc->row_start[j + 1] <= r)
 			j++;
-		job_row(jc->isa, &jc->jobs[j], r - jc->row_start[j]);
+		int end = jc->row_start[j + 1] < e ? jc->row_start[j + 1] : e;
+		job_rows(jc->kc, &jc->jobs[j], r - jc->row_start[j], end - r, tid);
+		r = end;
 	}
 }
 
@@ -230,38 +312,36 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	row_start[0] = 0;
 	for (int j = 0; j < n_jobs; j++) {
 		struct kern_job *jb = &jobs[j];
-		int K = jb->W->cols, nkb = (K + 127) / 128;
+		int K = jb->W->cols;
 		jb->xq = NULL;
-		jb->sa = NULL;
 		if (k->act_fp8 && jb->W->fmt == QMAT_FP8 && jb->M > 0) {
 			/* reuse the quantization of an earlier job with the same input */
 			for (int i = 0; i < j; i++)
 				if (jobs[i].x == jb->x && jobs[i].M == jb->M && jobs[i].ldx == jb->ldx &&
 				    jobs[i].xq && jobs[i].W->cols == K) {
 					jb->xq = jobs[i].xq;
-					jb->sa = jobs[i].sa;
 					break;
 				}
 			if (!jb->xq) {
-				size_t need = (size_t)jb->M * K + (size_t)jb->M * nkb;
+				size_t need = (size_t)jb->M * K;
 				if (used + need > k->scratch_floats)
 					return -ENOSPC;
-				float *xq = k->scratch + used, *sa = xq + (size_t)jb->M * K;
+				float *xq = k->scratch + used;
 				used += need;
 				for (int m = 0; m < jb->M; m++)
-					kern_act_quant(jb->x + (size_t)m * jb->ldx, K, k->ue8m0,
-						       xq + (size_t)m * K, sa + (size_t)m * nkb);
+					kern_act_roundtrip(jb->x + (size_t)m * jb->ldx, K, k->ue8m0,
+							   xq + (size_t)m * K);
 				jb->xq = xq;
-				jb->sa = sa;
 			}
 		}
 		row_start[j + 1] = row_start[j] + (jb->M > 0 ? jb->W->rows : 0);
 	}
-	struct jobs_ctx jc = { k->isa, jobs, n_jobs, row_start };
+	struct jobs_ctx jc = { k, jobs, n_jobs, row_start };
 	int total = row_start[n_jobs];
 	int nt = k->pool ? pool_nthreads(k->pool) : 1;
 	int grain = total / (nt * 8);
 	grain = grain < 4 ? 4 : grain > 64 ? 64 : grain;
+	grain = (grain + KERN_MB - 1) / KERN_MB * KERN_MB;
 	if (k->pool)
 		pool_for(k->pool, total, grain, jobs_task, &jc);
 	else
@@ -279,8 +359,7 @@ int kern_matmul_simple(const struct qmat *W, const float *x, int M, float *y, in
 		       int ue8m0)
 {
 	struct kern_ctx k;
-	int nkb = (W->cols + 127) / 128;
-	int r = kern_ctx_init(&k, NULL, act_fp8, ue8m0, (size_t)M * (W->cols + nkb));
+	int r = kern_ctx_init(&k, NULL, act_fp8, ue8m0, (size_t)M * W->cols, W->cols);
 	if (r == 0)
 		r = kern_matmul(&k, W, x, M, y);
 	kern_ctx_free(&k);

@@ -26,6 +26,15 @@ struct kern_isa {
 	void (*dot_bf16)(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc);
 	/* y[k] += a * e4m3(w[k]) for k < n */
 	void (*axpy_fp8)(float *y, float a, const uint8_t *w, int n);
+	/* one FP8 weight row against M <= KERN_MB inputs, whole K, block scales sw[ceil(K/128)]:
+	 * acc[m] = sum_kb sw[kb] * sum_{k in kb} e4m3(w[k]) * x[m*ldx+k] (the decode/GEMV path) */
+	void (*row_fp8)(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			float *acc);
+	/* out[k] = e4m3(w[k]) * sw[k/128] for k < K (dequantize one row) */
+	void (*dec_fp8)(const uint8_t *w, int K, const float *sw, float *out);
+	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_MB, m < M (prefill tiles) */
+	void (*tile_f32)(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			 float *y, int ldy);
 };
 
 /* kern_isa_get - the best ISA this CPU supports, or the one named by MOECARD_ISA
@@ -43,8 +52,7 @@ struct kern_job {
 	int ldy;
 	int accumulate;     /* 1: y += result */
 	/* filled by kern_matmul: quantized input */
-	const float *xq;    /* [M][K] decoded E4M3 codes (act fp8) or NULL (use x) */
-	const float *sa;    /* [M][ceil(K/128)] activation scales or NULL */
+	const float *xq;    /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
 };
 
 /* Execution context: pool, numerics mode and scratch for quantized activations. */
@@ -55,10 +63,17 @@ struct kern_ctx {
 	int ue8m0;          /* power-of-two activation scales */
 	float *scratch;     /* quantization scratch, scratch_floats long */
 	size_t scratch_floats;
+	float *wbuf;        /* [nthreads][KERN_MB][max_k] dequantized weight rows (prefill) */
+	int max_k;
 };
 
-/* kern_ctx_init - scratch sized for max_rows x max_k inputs over max_jobs jobs. 0 or -ENOMEM. */
-int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats);
+/* Inputs with at least this many rows use the dequantize-then-tile path. */
+#define KERN_TILE_MIN_M 8
+
+/* kern_ctx_init - quantization scratch of max_floats floats and per-thread weight tiles for
+ * matrices up to max_k columns (larger ones take the row path). 0 or -ENOMEM. */
+int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats,
+		  int max_k);
 void kern_ctx_free(struct kern_ctx *k);
 
 /* kern_matmul_jobs - runs all jobs in one parallel region. Returns 0, or -ENOSPC when the
@@ -70,6 +85,8 @@ int kern_matmul(struct kern_ctx *k, const struct qmat *W, const float *x, int M,
 
 /* kern_act_quant - quantizes x[K] per 128 channels: xq[K] decoded codes, sa[ceil(K/128)]. */
 void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa);
+/* kern_act_roundtrip - x[K] -> xr[K] = e4m3(x/s)*s with the scales of kern_act_quant. */
+void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr);
 
 /* Row helpers on a qmat (any format): dequantized element and row. */
 float qmat_get(const struct qmat *W, int r, int c);

@@ -198,9 +198,10 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 		goto nomem;
 	int nt = pool_nthreads(m->pool);
 	int maxdim = imax(imax(2 * D, inter), imax(H * vd, imax(c->q_lora_rank, kvl)));
-	size_t qfloats = (size_t)B * (kk + 2) * (maxdim + maxdim / 128 + 1) * 2;
-	if (kern_ctx_init(&m->kc, m->pool, o->act_fp8, c->quantization_config.ue8m0, qfloats) ||
-	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0))
+	size_t qfloats = (size_t)B * (kk + 2) * maxdim * 2;
+	if (kern_ctx_init(&m->kc, m->pool, o->act_fp8, c->quantization_config.ue8m0, qfloats,
+			  maxdim) ||
+	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0, maxdim))
 		goto nomem;
 #define ALLOC(p, n)                                                                  \
 	do {                                                                         \

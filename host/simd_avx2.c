@@ -94,4 +94,59 @@ static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
 	}
 }
 
-const struct kern_isa kern_isa_avx2 = { "avx2", dot_fp8_avx2, dot_bf16_avx2, axpy_fp8_avx2 };
+static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			 float *acc)
+{
+	float d[KERN_MB];
+	for (int m = 0; m < M; m++)
+		acc[m] = 0;
+	for (int kb = 0; kb * 128 < K; kb++) {
+		int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
+		dot_fp8_avx2(w + kb * 128, x + kb * 128, ldx, M, len, d);
+		for (int m = 0; m < M; m++)
+			acc[m] += d[m] * sw[kb];
+	}
+}
+
+static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
+{
+	int k = 0;
+	for (; k + 8 <= K; k += 8)
+		_mm256_storeu_ps(out + k,
+				 _mm256_mul_ps(dec8(w + k), _mm256_set1_ps(sw[k / 128] * 256.0f)));
+	if (k < K) {
+		uint8_t wt[8] = { 0 };
+		float wf[8];
+		memcpy(wt, w + k, (size_t)(K - k));
+		_mm256_storeu_ps(wf, dec8(wt));
+		for (int i = 0; i < K - k; i++)
+			out[k + i] = wf[i] * 256.0f * sw[(k + i) / 128];
+	}
+}
+
+static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			  float *y, int ldy)
+{
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * ldx;
+		__m256 a[KERN_MB];
+		for (int j = 0; j < nw; j++)
+			a[j] = _mm256_setzero_ps();
+		int k = 0;
+		for (; k + 8 <= K; k += 8) {
+			__m256 xv = _mm256_loadu_ps(xm + k);
+			for (int j = 0; j < nw; j++)
+				a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wt + (size_t)j * ldw + k), xv, a[j]);
+		}
+		for (int j = 0; j < nw; j++) {
+			float s = hsum8(a[j]);
+			for (int i = k; i < K; i++)
+				s += wt[(size_t)j * ldw + i] * xm[i];
+			y[(size_t)m * ldy + j] = s;
+		}
+	}
+}
+
+const struct kern_isa kern_isa_avx2 = { "avx2",	      dot_fp8_avx2, dot_bf16_avx2,
+					axpy_fp8_avx2, row_fp8_avx2, dec_fp8_avx2,
+					tile_f32_avx2 };

@@ -93,5 +93,96 @@ static void axpy_fp8_avx512(float *y, float a, const uint8_t *w, int n)
 	}
 }
 
-const struct kern_isa kern_isa_avx512 = { "avx512", dot_fp8_avx512, dot_bf16_avx512,
-					  axpy_fp8_avx512 };
+/* 32 codes -> two f32 vectors (times 2^-8). */
+static inline void dec32(const uint8_t *w, __m512 *lo, __m512 *hi)
+{
+	__m512i h = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)w));
+	__m512i s = _mm512_slli_epi16(_mm512_and_si512(h, _mm512_set1_epi16(0x80)), 8);
+	__m512i v = _mm512_slli_epi16(_mm512_and_si512(h, _mm512_set1_epi16(0x7F)), 7);
+	h = _mm512_or_si512(s, v);
+	*lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+	*hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
+static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
+			   const float *sw, float *acc)
+{
+	__m512 A[KERN_MB], P[KERN_MB], Q[KERN_MB];
+	for (int m = 0; m < M; m++)
+		A[m] = _mm512_setzero_ps();
+	for (int kb = 0; kb * 128 < K; kb++) {
+		int k0 = kb * 128, len = K - k0 < 128 ? K - k0 : 128, k = 0;
+		for (int m = 0; m < M; m++)
+			P[m] = Q[m] = _mm512_setzero_ps();
+		for (; k + 32 <= len; k += 32) {
+			__m512 lo, hi;
+			dec32(w + k0 + k, &lo, &hi);
+			for (int m = 0; m < M; m++) {
+				const float *xm = x + (size_t)m * ldx + k0 + k;
+				P[m] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xm), P[m]);
+				Q[m] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xm + 16), Q[m]);
+			}
+		}
+		for (; k < len; k += 16) {
+			int rem = len - k;
+			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+			__m512 wd = dec16(w + k0 + k, mk);
+			for (int m = 0; m < M; m++)
+				P[m] = _mm512_fmadd_ps(
+					wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k0 + k), P[m]);
+		}
+		__m512 sc = _mm512_set1_ps(sw[kb] * 256.0f);
+		for (int m = 0; m < M; m++)
+			A[m] = _mm512_fmadd_ps(_mm512_add_ps(P[m], Q[m]), sc, A[m]);
+	}
+	for (int m = 0; m < M; m++)
+		acc[m] = _mm512_reduce_add_ps(A[m]);
+}
+
+static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
+{
+	for (int kb = 0; kb * 128 < K; kb++) {
+		int k0 = kb * 128, len = K - k0 < 128 ? K - k0 : 128;
+		__m512 sc = _mm512_set1_ps(sw[kb] * 256.0f);
+		for (int k = 0; k < len; k += 16) {
+			int rem = len - k;
+			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+			_mm512_mask_storeu_ps(out + k0 + k, mk, _mm512_mul_ps(dec16(w + k0 + k, mk), sc));
+		}
+	}
+}
+
+static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
+			    int K, float *y, int ldy)
+{
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * ldx;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		for (int k = 0; k < K; k += 16) {
+			int rem = K - k;
+			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+			__m512 xv = _mm512_maskz_loadu_ps(mk, xm + k);
+			a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + k), xv, a0);
+			if (nw > 1)
+				a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + ldw + k), xv, a1);
+			if (nw > 2)
+				a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k),
+						     xv, a2);
+			if (nw > 3)
+				a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k),
+						     xv, a3);
+		}
+		float *ym = y + (size_t)m * ldy;
+		ym[0] = _mm512_reduce_add_ps(a0);
+		if (nw > 1)
+			ym[1] = _mm512_reduce_add_ps(a1);
+		if (nw > 2)
+			ym[2] = _mm512_reduce_add_ps(a2);
+		if (nw > 3)
+			ym[3] = _mm512_reduce_add_ps(a3);
+	}
+}
+
+const struct kern_isa kern_isa_avx512 = { "avx512",	   dot_fp8_avx512, dot_bf16_avx512,
+					  axpy_fp8_avx512, row_fp8_avx512, dec_fp8_avx512,
+					  tile_f32_avx512 };

@@ -130,6 +130,16 @@ static void test_naive_vs_absorbed(void **st)
 	free(b);
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Prefill (tiles, batch 16) and decode (GEMV rows) sum in different f32 orders. In act none
+ * that moves logits by ~1e-6. In act fp8 a different last bit can flip the FP8 rounding of one
+ * downstream activation element (one E4M3 step is 6-12%), so single rows may move by ~1e-4
+ * while the median stays at f32 noise: the bound is median <= 1e-6, every row <= 1e-3. */
 static void test_prefill_vs_decode(void **st)
 {
 	(void)st;
@@ -138,17 +148,22 @@ static void test_prefill_vs_decode(void **st)
 	for (int act = 0; act < 2; act++) {
 		float *a = run(act, 0, 2, toks, 40, 1), *b = run(act, 0, 2, toks, 40, 16);
 		float *c1 = run(act, 0, 1, toks, 40, 7);
-		double worst = 0, worst1 = 0;
+		double e[40], e1[40], worst = 0, worst1 = 0;
 		for (int i = 0; i < 40; i++) {
-			double e = rel(b + (size_t)i * V, a + (size_t)i * V, (size_t)V);
-			double e1 = rel(c1 + (size_t)i * V, a + (size_t)i * V, (size_t)V);
-			worst = e > worst ? e : worst;
-			worst1 = e1 > worst1 ? e1 : worst1;
+			e[i] = rel(b + (size_t)i * V, a + (size_t)i * V, (size_t)V);
+			e1[i] = rel(c1 + (size_t)i * V, a + (size_t)i * V, (size_t)V);
+			worst = e[i] > worst ? e[i] : worst;
+			worst1 = e1[i] > worst1 ? e1[i] : worst1;
 		}
-		printf("prefill vs decode (act %s): worst row rel error %.3g; 1 thread batch 7: %.3g\n",
-		       act ? "fp8" : "none", worst, worst1);
-		if (worst > 1e-5 || worst1 > 1e-5)
-			fail_msg("prefill and decode differ (act %d): %.3g / %.3g", act, worst, worst1);
+		qsort(e, 40, sizeof(double), cmp_d);
+		qsort(e1, 40, sizeof(double), cmp_d);
+		printf("prefill vs decode (act %s): batch 16 median %.3g worst %.3g; 1 thread batch 7 "
+		       "median %.3g worst %.3g\n", act ? "fp8" : "none", e[20], worst, e1[20], worst1);
+		double lim = act ? 1e-3 : 1e-5;
+		if (worst > lim || worst1 > lim || e[20] > 1e-6 || e1[20] > 1e-6)
+			fail_msg("prefill and decode differ (act %s): worst %.3g / %.3g (limit %.0e), "
+				 "median %.3g / %.3g (limit 1e-6)", act ? "fp8" : "none", worst, worst1,
+				 lim, e[20], e1[20]);
 		free(a);
 		free(b);
 		free(c1);
