@@ -200,21 +200,36 @@ def blocks_expand(scale, rows, cols):
     return np.repeat(np.repeat(scale, BLK, axis=0), BLK, axis=1)[:rows, :cols]
 
 
+E4M3_MIDS = (E4M3_POS[:-1] + E4M3_POS[1:]) / 2  # the 126 rounding boundaries of |x/s|
+
+
 def act_quant(x, ue8m0):
     """DESIGN.md section 3 activation quantization, per row and per 128 consecutive columns
-    (a partial last group uses its own amax). Returns (codes uint8 [T, K], scales [T, nkb])."""
+    (a partial last group uses its own amax). Returns (codes uint8 [T, K], scales [T, nkb],
+    fp8 margin [T]): the margin is the smallest relative distance of any |x/s| of the row to a
+    rounding boundary (and, for ue8m0, of s to a power of two): an engine whose activations
+    differ from this reference by less than it quantizes the row to the same codes."""
     T, K = x.shape
     nkb = (K + BLK - 1) // BLK
     codes = np.zeros((T, K), dtype=np.uint8)
     sa = np.zeros((T, nkb))
+    margin = np.full(T, np.inf)
     for kb in range(nkb):
         xb = x[:, kb * BLK:(kb + 1) * BLK]
         s = np.maximum(np.max(np.abs(xb), axis=1), 1e-4) / 448.0
         if ue8m0:
-            s = scale_pow2_ceil(s)
+            p = scale_pow2_ceil(s)
+            lo = np.abs(s - p / 2) / s  # distance to the power of two below, and to p
+            margin = np.minimum(margin, np.minimum(lo, np.abs(p - s) / s))
+            s = p
         sa[:, kb] = s
+        v = np.abs(xb / s[:, None])
+        i = np.clip(np.searchsorted(E4M3_MIDS, v), 1, len(E4M3_MIDS) - 1)
+        d = np.minimum(np.abs(v - E4M3_MIDS[i - 1]) / E4M3_MIDS[i - 1],
+                       np.abs(v - E4M3_MIDS[i]) / E4M3_MIDS[i])
+        margin = np.minimum(margin, d.min(axis=1))
         codes[:, kb * BLK:(kb + 1) * BLK] = e4m3_encode(xb / s[:, None])
-    return codes, sa
+    return codes, sa, margin
 
 
 def scale_pow2_ceil(s):
@@ -250,15 +265,32 @@ class Linear:
     def __call__(self, x, act, ue8m0=False):
         if not (act == "fp8" and self.fp8 and self.quant_act):
             return x @ self.w.T
-        return fp8_gemm(x, self.wq, self.sw, ue8m0)
+        if PERTURB["eps"]:
+            x = x * (1.0 + PERTURB["eps"] * PERTURB["rng"].standard_normal(x.shape))
+        y, margin = fp8_gemm(x, self.wq, self.sw, ue8m0)
+        if TRACK["arr"] is not None:
+            pos = TRACK["pos"] if TRACK["pos"] is not None else np.arange(len(margin))
+            np.minimum.at(TRACK["arr"], pos, margin)
+        return y
+
+
+# FP8 margins per position of the sequence being run (Model.forward sets arr; pos maps the rows
+# of a routed expert's input back to positions; None means rows are positions).
+TRACK = {"arr": None, "pos": None}
+
+# --perturb EPS: relative Gaussian noise on every quantized input, to measure how much an engine
+# whose activations differ from this float64 reference by ~EPS (f32 rounding) moves the logits
+# through E4M3 code flips. Zero (off) in every test.
+PERTURB = {"eps": 0.0, "rng": np.random.default_rng(0)}
 
 
 def fp8_gemm(x, wq, sw, ue8m0):
     """y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n//128,kb], D the exact block dot product of
-    decoded codes (exact in float64: products of 4-bit significands summed over 128 terms)."""
+    decoded codes (exact in float64: products of 4-bit significands summed over 128 terms).
+    Returns (y [T, N], fp8 margin [T] as act_quant)."""
     T, K = x.shape
     N = wq.shape[0]
-    codes, sa = act_quant(x, ue8m0)
+    codes, sa, margin = act_quant(x, ue8m0)
     xq = E4M3[codes]
     y = np.zeros((T, N))
     swn = np.repeat(sw, BLK, axis=0)[:N]  # [N, nkb]
@@ -266,7 +298,7 @@ def fp8_gemm(x, wq, sw, ue8m0):
         sl = slice(kb * BLK, (kb + 1) * BLK)
         d = xq[:, sl] @ wq[:, sl].T
         y += d * sa[:, kb:kb + 1] * swn[None, :, kb]
-    return y
+    return y, margin
 
 
 def fp8_gemm_slow(x, wq, sw, ue8m0):
@@ -527,7 +559,9 @@ class Layer:
         for e, ex in enumerate(self.experts):
             rows, slot = np.nonzero(idx == e)
             if rows.size:
+                TRACK["pos"] = rows
                 y[rows] += w[rows, slot][:, None] * ex(x[rows], act, u8)
+                TRACK["pos"] = None
         if self.shared is not None:
             y += self.shared(x, act, u8)
         return y, margin
@@ -582,11 +616,14 @@ class Model:
         self.cos, self.sin = rope_tables(self.cfg, T)
         h = self.embed[tokens]
         margins = np.full(T, np.inf)
+        TRACK["arr"] = fp8m = np.full(T, np.inf)
         for layer in self.layers:
             h, mg = layer(h, self)
             margins = np.minimum(margins, mg)
         hn = rms_norm(h, self.norm, self.eps)  # h_i of MTP: after the final norm
-        out = {"logits": hn @ self.head.T, "margins": margins}
+        # Row i reads the KV of positions <= i: a code flip at j moves every row from j on.
+        out = {"logits": hn @ self.head.T, "margins": margins,
+               "fp8_margins": np.minimum.accumulate(fp8m)}
         if self.mtp is not None and T >= 2:
             t = self.mtp
             e = t["embed"][tokens[1:]].copy()
@@ -594,9 +631,13 @@ class Model:
             u = np.concatenate([rms_norm(e, t["enorm"], self.eps),
                                 rms_norm(hn[:T - 1], t["hnorm"], self.eps)], axis=1)
             x = u @ t["eh_proj"].T  # embedding first, then hidden
+            TRACK["arr"] = fp8m = np.full(T - 1, np.inf)
             x, mg = t["layer"](x, self)
             out["mtp_logits"] = rms_norm(x, t["norm"], self.eps) @ t["head"].T
             out["mtp_margins"] = mg
+            out["mtp_fp8_margins"] = np.minimum(np.minimum.accumulate(fp8m),
+                                                out["fp8_margins"][:T - 1])
+        TRACK["arr"] = None
         return out
 
 
@@ -823,7 +864,7 @@ def selftest():
     wq = E4M3[rng.integers(0, 255, (5, 200)) & 0xF7]  # no NaN codes
     sw = rng.uniform(0.001, 0.01, (1, 2))
     for u8 in (False, True):
-        a, b = fp8_gemm(x, wq, sw, u8), fp8_gemm_slow(x, wq, sw, u8)
+        a, b = fp8_gemm(x, wq, sw, u8)[0], fp8_gemm_slow(x, wq, sw, u8)
         err = np.max(np.abs(a - b)) / np.max(np.abs(b))
         check("fp8 gemm == definition (ue8m0=%s)" % u8, err < 1e-13, "rel %.2e" % err)
     check("ue8m0 rounds up to 2^k", scale_pow2_ceil(np.array([0.25, 0.3, 1.0, 3.0])).tolist()
@@ -866,6 +907,20 @@ def selftest():
                 np.linalg.norm(a["logits"], axis=1)
             check("fp8 differs from none by FP8 noise (%s): median %.3f in (1e-3, 0.3)" %
                   (tag, np.median(e)), 1e-3 < np.median(e) < 0.3)
+            # FP8 margins: a perturbation 10x below a row's margin cannot change its codes.
+            toks40 = rng.integers(0, cfg["vocab_size"], 40)
+            b = m.forward(toks40)
+            PERTURB.update(eps=1e-8, rng=np.random.default_rng(3))
+            c = m.forward(toks40)
+            PERTURB["eps"] = 0.0
+            e = np.linalg.norm(b["logits"] - c["logits"], axis=1) / \
+                np.linalg.norm(b["logits"], axis=1)
+            clean = b["fp8_margins"] > 1e-7
+            check("fp8 margins (%s): %d rows with margin > 1e-7 unchanged by 1e-8 noise (max "
+                  "%.1e), non-increasing" % (tag, clean.sum(), e[clean].max()),
+                  clean[0] and e[clean].max() < 1e-6 and
+                  np.all(np.diff(b["fp8_margins"]) <= 0) and
+                  np.all(b["mtp_fp8_margins"] <= b["fp8_margins"][:-1]))
     print("%d passed, %d failed" % tuple(res))
     return 0 if res[1] == 0 else 1
 
@@ -877,6 +932,8 @@ def main():
     ap.add_argument("--act", choices=["none", "fp8"], default="none")
     ap.add_argument("--mla", choices=["naive", "absorbed"], default="naive")
     ap.add_argument("--out", help="output .npz")
+    ap.add_argument("--perturb", type=float, default=0.0, metavar="EPS",
+                    help="measurement aid: relative noise on every FP8-quantized input")
     ap.add_argument("--selftest", action="store_true")
     ap.add_argument("--write-selftest-model", metavar="DIR",
                     help="write the self-check's random sharded FP8 checkpoint to DIR")
@@ -890,6 +947,7 @@ def main():
         ap.error("--model, --tokens and --out are required")
     try:
         toks = [int(t) for t in a.tokens.split(",") if t]
+        PERTURB["eps"] = a.perturb
         m = Model(a.model, a.act, a.mla)
         V = m.cfg["vocab_size"]
         bad = [t for t in toks if not 0 <= t < V]
