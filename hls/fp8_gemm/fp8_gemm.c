@@ -37,6 +37,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_strict.h"
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
@@ -303,6 +304,7 @@ gemm_m:
 	return 0;
 }
 
+#ifndef __SYNTHESIS__ /* the timing model runs on the host, it is not synthesized */
 /* ---- timing model ------------------------------------------------------------------------- */
 
 /* Adds the cost of `count` identical tasks (mb rows x cols, KB full steps of 128 plus, when
@@ -407,3 +409,4 @@ int64_t fp8_gemm_cycles(const struct hls_build *b, int M, int N, int K, uint32_t
 	c->util_bw = (double)c->bytes_w / ((double)cyc * hls_bank_bytes_per_cycle(b));
 	return (int64_t)cyc;
 }
+#endif

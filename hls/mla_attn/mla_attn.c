@@ -22,6 +22,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_strict.h"
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
@@ -272,6 +273,7 @@ append_token:
 	return 0;
 }
 
+#ifndef __SYNTHESIS__ /* the timing model runs on the host, it is not synthesized */
 /* ---- timing models ------------------------------------------------------------------------ */
 
 int64_t mla_attn_cycles(const struct hls_build *bd, int nq, int pos0, int H, int dc, int dr, int fmt,
@@ -341,3 +343,4 @@ int64_t mla_kv_append_cycles(const struct hls_build *bd, int n, int dc, int dr, 
 	c->cycles = bd->mem_latency + N * (rd + q + rbeats + bd->depth_vec);
 	return (int64_t)c->cycles;
 }
+#endif

@@ -14,6 +14,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_strict.h"
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
@@ -209,6 +210,8 @@ vec_row:
 	return 0;
 }
 
+/* ---- timing model (host side, not synthesized) ---- */
+#ifndef __SYNTHESIS__
 int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uint32_t flags,
 		       struct vec_ops_cost *c)
 {
@@ -265,6 +268,8 @@ int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uin
 	c->cycles = bld->mem_latency + R * hls_max64(comp, mem);
 	return (int64_t)c->cycles;
 }
+
+#endif
 
 #ifndef __SYNTHESIS__
 #include <math.h>
