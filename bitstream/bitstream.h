@@ -79,6 +79,13 @@ int bitstream_xclbin_build(const struct board_desc *b, const char *src, uint8_t 
 int bitstream_xclbin_section(const void *xb, size_t len, uint32_t kind, const void **data,
 			     size_t *size);
 
+/*
+ * bitstream_xclbin_validate - structural check of an xclbin image: magic "xclbin2", m_length equal
+ * to len, section headers and every section inside the image. XRT 2.13 aborts the process on some
+ * malformed files, so the host checks them with this first. Errors: -EINVAL.
+ */
+int bitstream_xclbin_validate(const void *xb, size_t len);
+
 /* bitstream_xclbin_uuid - copy the 16-byte UUID of the xclbin image. Errors: -EINVAL. */
 int bitstream_xclbin_uuid(const void *xb, size_t len, uint8_t uuid[16]);
 

@@ -347,6 +347,22 @@ int bitstream_xclbin_section(const void *xb, size_t len, uint32_t kind, const vo
 	return -ENOENT;
 }
 
+int bitstream_xclbin_validate(const void *xb, size_t len)
+{
+	const struct axlf *a = xb;
+	if (!xb || len < sizeof(struct axlf) || memcmp(a->m_magic, "xclbin2", 8) != 0 ||
+	    a->m_header.m_length != len || a->m_header.m_numSections == 0 ||
+	    a->m_header.m_numSections > (len - sizeof(struct axlf)) /
+	    sizeof(struct axlf_section_header) + 1)
+		return -EINVAL;
+	for (uint32_t i = 0; i < a->m_header.m_numSections; i++) {
+		const struct axlf_section_header *h = &a->m_sections[i];
+		if (h->m_sectionOffset > len || h->m_sectionSize > len - h->m_sectionOffset)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 int bitstream_xclbin_uuid(const void *xb, size_t len, uint8_t uuid[16])
 {
 	const struct axlf *a = xb;

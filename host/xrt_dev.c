@@ -34,6 +34,7 @@
 #define XRT_FUNCS(X)                                                                              \
 	X(xrtDeviceOpen) X(xrtDeviceOpenByBDF) X(xrtDeviceClose) X(xrtDeviceLoadXclbinHandle)     \
 	X(xrtXclbinAllocFilename) X(xrtXclbinFreeHandle) X(xrtXclbinGetUUID)                      \
+	X(xrtXclbinGetNumKernels) X(xrtXclbinGetNumKernelComputeUnits) X(xrtXclbinGetXSAName)    \
 	X(xrtPLKernelOpen) X(xrtKernelClose) X(xrtKernelArgGroupId) X(xrtKernelArgOffset)         \
 	X(xrtBOAlloc) X(xrtBOFree) X(xrtBOWrite) X(xrtBORead) X(xrtBOSync)                        \
 	X(xrtRunOpen) X(xrtRunSetArg) X(xrtRunStart) X(xrtRunWaitFor) X(xrtRunClose)
@@ -90,14 +91,9 @@ static int check_shim(char *err, size_t errlen)
 	return 0;
 }
 
-int xrt_dev_open(const char *spec, struct xrt_dev **out, char *err, size_t errlen)
+/* Allocate a handle and resolve every XRT entry point. */
+static int lib_open(struct xrt_dev **out, char *err, size_t errlen)
 {
-	if (!spec || !*spec || !out)
-		return msg(err, errlen, -EINVAL, "xrt: no device given");
-	*out = NULL;
-	int rc = check_shim(err, errlen);
-	if (rc)
-		return rc;
 	struct xrt_dev *d = calloc(1, sizeof *d);
 	if (!d)
 		return -ENOMEM;
@@ -115,6 +111,21 @@ int xrt_dev_open(const char *spec, struct xrt_dev **out, char *err, size_t errle
 	}
 	XRT_FUNCS(X)
 #undef X
+	*out = d;
+	return 0;
+}
+
+int xrt_dev_open(const char *spec, struct xrt_dev **out, char *err, size_t errlen)
+{
+	if (!spec || !*spec || !out)
+		return msg(err, errlen, -EINVAL, "xrt: no device given");
+	*out = NULL;
+	int rc = check_shim(err, errlen);
+	if (rc)
+		return rc;
+	struct xrt_dev *d;
+	if ((rc = lib_open(&d, err, errlen)))
+		return rc;
 	char *end = NULL;
 	unsigned long idx = strtoul(spec, &end, 10);
 	int is_index = end && *end == '\0' && idx < 64;
@@ -297,6 +308,46 @@ void xrt_dev_close(struct xrt_dev *d)
 		d->xrtDeviceClose(d->dev);
 	/* XRT keeps process-wide singletons (shim, device list); it is never unloaded */
 	free(d);
+}
+
+int xrt_dev_xclbin_info(const char *path, struct xrt_dev_xclbin_info *info, char *err,
+			size_t errlen)
+{
+	if (!path || !info)
+		return -EINVAL;
+	memset(info, 0, sizeof *info);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return msg(err, errlen, -errno, "xrt: %s: %s", path, strerror(errno));
+	uint8_t *buf = malloc(16u << 20);
+	size_t n = buf ? fread(buf, 1, 16u << 20, f) : 0;
+	fclose(f);
+	if (!buf)
+		return -ENOMEM;
+	int rc = bitstream_xclbin_validate(buf, n);
+	free(buf);
+	if (rc)
+		return msg(err, errlen, rc, "xrt: %s: not a well-formed xclbin", path);
+	if ((rc = check_shim(err, errlen)))
+		return rc;
+	struct xrt_dev *d;
+	if ((rc = lib_open(&d, err, errlen)))
+		return rc;
+	xrtXclbinHandle x = d->xrtXclbinAllocFilename(path);
+	if (!x) {
+		free(d);
+		return msg(err, errlen, -EIO, "xrt: %s: XRT cannot read this xclbin", path);
+	}
+	int sz = 0;
+	if (d->xrtXclbinGetUUID(x, info->uuid) != 0 ||
+	    d->xrtXclbinGetXSAName(x, info->xsa, (int)sizeof info->xsa, &sz) != 0)
+		rc = msg(err, errlen, -EIO, "xrt: %s: XRT cannot read UUID or XSA name", path);
+	info->xsa[sizeof info->xsa - 1] = '\0';
+	info->n_kernels = (uint32_t)d->xrtXclbinGetNumKernels(x);
+	info->n_cus = (uint32_t)d->xrtXclbinGetNumKernelComputeUnits(x);
+	d->xrtXclbinFreeHandle(x);
+	free(d);
+	return rc;
 }
 
 int xrt_dev_noop_setup(const char *dir, char *err, size_t errlen)

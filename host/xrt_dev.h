@@ -112,6 +112,24 @@ void xrt_dev_stats_get(const struct xrt_dev *d, struct xrt_dev_stats *s);
 /* xrt_dev_close - close kernels, xclbin handle and device; NULL is fine. */
 void xrt_dev_close(struct xrt_dev *d);
 
+/* What XRT's xclbin API reads back from a file (xrt_dev_xclbin_info). */
+struct xrt_dev_xclbin_info {
+	uint8_t uuid[16];  /* xrtXclbinGetUUID */
+	uint32_t n_kernels; /* xrtXclbinGetNumKernels */
+	uint32_t n_cus;    /* xrtXclbinGetNumKernelComputeUnits */
+	char xsa[64];      /* xrtXclbinGetXSAName: the platform (VBNV) */
+};
+
+/*
+ * xrt_dev_xclbin_info - read an xclbin with XRT's xclbin API (no device needed). The file is
+ * checked with bitstream_xclbin_validate first, and the XRT environment as in xrt_dev_open,
+ * because XRT 2.13 aborts the process when it logs an error without a usable shim.
+ * Errors: -EINVAL (not a well-formed xclbin), -EIO (XRT rejected it), those of xrt_dev_open's
+ * environment checks, -ENOMEM, negated errno of reading the file.
+ */
+int xrt_dev_xclbin_info(const char *path, struct xrt_dev_xclbin_info *info, char *err,
+			size_t errlen);
+
 /*
  * xrt_dev_noop_setup - prepare XRT's noop device for this process: make dir/lib/libxrt_noop.so.2
  * a link to the installed one (found next to libxrt_coreutil.so.2) and set XILINX_XRT=dir and
