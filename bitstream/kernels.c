@@ -5,9 +5,9 @@
  * in C order, a 64-bit pointer taking 0xc bytes (low word, high word, reserved) and a 32-bit
  * scalar 0x8 (value, reserved).
  *
- * fp8_gemm follows hls/fp8_gemm/fp8_gemm.h (its INTERFACE pragmas give the bundles); a test
- * (bitstream/tests/test_bitstream_hls.sh) checks this list against those pragmas. vec_ops and
- * mla_attn are provisional until hls/vec_ops and hls/mla_attn land; the same test then checks them.
+ * The lists follow the HLS tops in hls/<kernel>/<kernel>.h (fp8_gemm, vec_ops, and mla_attn /
+ * mla_kv_append, both in hls/mla_attn/); their INTERFACE pragmas give the bundles. A test
+ * (bitstream/tests/test_bitstream_hls.sh) checks this table against those pragmas.
  */
 #include <pthread.h>
 #include <string.h>
@@ -25,15 +25,21 @@ static struct bitstream_kernel kernels[] = {
 		P("y", "gmem_y", "void*"), P("res", "gmem_y", "float*"),
 		P("route_w", "gmem_y", "float*"),
 		S("M", "int"), S("N", "int"), S("K", "int"), S("flags", "unsigned int") } },
-	{ "vec_ops", 8, {
-		P("in", "gmem_a", "void*"), P("w", "gmem_a", "void*"),
-		P("out", "gmem_b", "void*"), P("aux", "gmem_b", "void*"),
-		S("op", "unsigned int"), S("rows", "int"), S("cols", "int"),
-		S("param", "unsigned int") } },
-	{ "mla_attn", 8, {
-		P("q", "gmem_q", "float*"), P("kv", "gmem_kv", "void*"),
-		P("out", "gmem_q", "float*"), S("n_heads", "int"), S("kv_lora", "int"),
-		S("rope", "int"), S("n_tok", "int"), S("scale", "float") } },
+	{ "vec_ops", 13, {
+		S("op", "int"), P("a", "gmem_a", "float*"), P("b", "gmem_b", "float*"),
+		P("y", "gmem_y", "float*"), P("q", "gmem_y", "unsigned char*"),
+		P("qs", "gmem_y", "float*"), P("pos", "gmem_b", "int*"), S("rows", "int"),
+		S("n", "int"), S("lda", "int"), S("ldy", "int"), S("eps", "float"),
+		S("flags", "unsigned int") } },
+	{ "mla_attn", 11, {
+		P("q_lat", "gmem_q", "float*"), P("q_pe", "gmem_q", "float*"),
+		P("cache", "gmem_c", "unsigned char*"), P("out", "gmem_o", "float*"),
+		S("nq", "int"), S("pos0", "int"), S("H", "int"), S("dc", "int"), S("dr", "int"),
+		S("fmt", "int"), S("scale", "float") } },
+	{ "mla_kv_append", 8, {
+		P("c", "gmem_q", "float*"), P("k_pe", "gmem_q", "float*"),
+		P("cache", "gmem_c", "unsigned char*"), S("pos", "int"), S("n", "int"),
+		S("dc", "int"), S("dr", "int"), S("fmt", "int") } },
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

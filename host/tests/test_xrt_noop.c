@@ -282,17 +282,20 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 	/* GEMM CUs, and the vec / MLA CUs */
 	uint32_t gemm[BOARD_MAX_CUS], n_gemm = 0;
 	int vec = board_cu_find(b, "vec_ops_1"), mla = board_cu_find(b, "mla_attn_1");
+	int kva = board_cu_find(b, "mla_kv_append_1");
 	for (uint32_t c = 0; c < b->n_cus; c++)
 		if (!strcmp(b->cu[c].kernel, "fp8_gemm"))
 			gemm[n_gemm++] = c;
-	CHECK(n_gemm > 0 && vec >= 0 && mla >= 0, "%s: needs GEMM, vec_ops_1 and mla_attn_1", card);
-	if (!n_gemm || vec < 0 || mla < 0) {
+	CHECK(n_gemm > 0 && vec >= 0 && mla >= 0 && kva >= 0,
+	      "%s: needs GEMM CUs, vec_ops_1, mla_attn_1 and mla_kv_append_1", card);
+	if (!n_gemm || vec < 0 || mla < 0 || kva < 0) {
 		xrt_dev_close(d);
 		return;
 	}
 	const struct bitstream_kernel *kg = bitstream_kernel_find("fp8_gemm");
 	const struct bitstream_kernel *kv = bitstream_kernel_find("vec_ops");
 	const struct bitstream_kernel *km = bitstream_kernel_find("mla_attn");
+	const struct bitstream_kernel *ka = bitstream_kernel_find("mla_kv_append");
 
 	/* every weight (+ scale) of the tiny model, on the CU that reads it */
 	static struct wt w[512];
@@ -341,18 +344,32 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 		bad_alloc += xrt_dev_bo_alloc(d, 4 * 512, gy, &act[i].res) != 0;
 		bad_alloc += xrt_dev_bo_alloc(d, 4 * 8, gy, &act[i].route) != 0;
 	}
-	struct xrt_dev_bo vin, vw, vout, vaux, mq, mout, kvc[TINY_LAYERS];
+	/* vec_ops: a = input rows, b = norm weights / RoPE positions, y (+ q, qs) = output */
+	struct xrt_dev_bo va, vb, vpos, vy, vq, vqs, mqlat, mqpe, mout, kc, kpe, kvc[TINY_LAYERS];
 	int g;
-	xrt_dev_arg_group(d, (uint32_t)vec, (uint32_t)arg_index(kv, "in"), &g, NULL);
-	bad_alloc += xrt_dev_bo_alloc(d, 4 * 256, g, &vin) != 0;
-	bad_alloc += xrt_dev_bo_alloc(d, 2 * 256 * 4 * TINY_LAYERS, g, &vw) != 0;
-	xrt_dev_arg_group(d, (uint32_t)vec, (uint32_t)arg_index(kv, "out"), &g, NULL);
-	bad_alloc += xrt_dev_bo_alloc(d, 4 * 256, g, &vout) != 0;
-	bad_alloc += xrt_dev_bo_alloc(d, 4 * TINY_MAX_TOK * 16, g, &vaux) != 0;
-	xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "q"), &g, NULL);
-	bad_alloc += xrt_dev_bo_alloc(d, 4 * 4 * 144, g, &mq) != 0;
+	xrt_dev_arg_group(d, (uint32_t)vec, (uint32_t)arg_index(kv, "a"), &g, NULL);
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 256, g, &va) != 0;
+	xrt_dev_arg_group(d, (uint32_t)vec, (uint32_t)arg_index(kv, "b"), &g, NULL);
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 256 * 4 * TINY_LAYERS, g, &vb) != 0;
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * TINY_MAX_TOK, g, &vpos) != 0;
+	xrt_dev_arg_group(d, (uint32_t)vec, (uint32_t)arg_index(kv, "y"), &g, NULL);
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 256, g, &vy) != 0;
+	bad_alloc += xrt_dev_bo_alloc(d, 256, g, &vq) != 0;
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 2, g, &vqs) != 0;
+	/* mla_attn: q_lat [4][128], q_pe [4][16], out [4][128]; the cache of every layer */
+	xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "q_lat"), &g, NULL);
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 4 * 128, g, &mqlat) != 0;
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 4 * 16, g, &mqpe) != 0;
+	xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "out"), &g, NULL);
 	bad_alloc += xrt_dev_bo_alloc(d, 4 * 4 * 128, g, &mout) != 0;
-	xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "kv"), &g, NULL);
+	xrt_dev_arg_group(d, (uint32_t)kva, (uint32_t)arg_index(ka, "c"), &g, NULL);
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 128, g, &kc) != 0;
+	bad_alloc += xrt_dev_bo_alloc(d, 4 * 16, g, &kpe) != 0;
+	xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "cache"), &g, NULL);
+	int gk = -1;
+	xrt_dev_arg_group(d, (uint32_t)kva, (uint32_t)arg_index(ka, "cache"), &gk, NULL);
+	CHECK(g == gk, "%s: mla_attn reads the cache from group %d, kv-append writes %d", card, g,
+	      gk);
 	for (int l = 0; l < TINY_LAYERS; l++) /* c' (128) + k_pe (16) per token, f32 */
 		bad_alloc += xrt_dev_bo_alloc(d, (size_t)TINY_MAX_TOK * 144 * 4, g, &kvc[l]) != 0;
 	CHECK(bad_alloc == 0, "%s: %d activation/KV buffers failed to allocate", card, bad_alloc);
@@ -364,9 +381,10 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 		bad_run += xrt_dev_run_open(d, c, &run[c]) != 0;
 	CHECK(bad_run == 0, "%s: %d runs failed to open", card, bad_run);
 
-	/* two decode steps: per layer 6 MLA GEMMs, 7 vector ops, 1 attention; FFN 2 GEMMs (dense)
+	/* two decode steps: per layer 6 MLA GEMMs, 7 vector ops, 1 KV append, 1 attention; FFN 2
+	 * GEMMs (dense)
 	 * or 2 * (1 shared + top-4 routed); final norm. lm_head and router stay on the host. */
-	int expect_per_tok = TINY_LAYERS * (6 + 7 + 1) + 2 + (TINY_LAYERS - 1) * 2 * (1 + TINY_TOPK)
+	int expect_per_tok = TINY_LAYERS * (6 + 7 + 1 + 1) + 2 + (TINY_LAYERS - 1) * 2 * (1 + TINY_TOPK)
 			     + 1;
 	int bad_exec = 0;
 	uint64_t runs_before = 0;
@@ -379,27 +397,45 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 			int sel[TINY_TOPK];
 			for (int k = 0; k < TINY_TOPK; k++)
 				sel[k] = (l * 5 + tok * 3 + k * 4) % TINY_EXPERTS;
-			for (int step = 0; step < 7 + 1; step++) { /* vec ops, then attention */
-				uint32_t c = step < 7 ? (uint32_t)vec : (uint32_t)mla;
+			for (int step = 0; step < 7 + 2; step++) { /* vec ops, KV append, attention */
+				uint32_t c = step < 7 ? (uint32_t)vec : step == 7 ? (uint32_t)kva
+										 : (uint32_t)mla;
 				struct xrt_dev_run *r = &run[c];
 				if (step < 7) {
-					bad_exec += xrt_dev_run_set_bo(d, r, 0, &vin) ||
-						    xrt_dev_run_set_bo(d, r, 1, &vw) ||
-						    xrt_dev_run_set_bo(d, r, 2, &vout) ||
-						    xrt_dev_run_set_bo(d, r, 3, &vaux) ||
-						    xrt_dev_run_set_u32(d, r, 4, (uint32_t)step) ||
-						    xrt_dev_run_set_u32(d, r, 5, 1) ||
-						    xrt_dev_run_set_u32(d, r, 6, 256) ||
-						    xrt_dev_run_set_u32(d, r, 7, 0x358637bdu);
+					bad_exec += xrt_dev_run_set_u32(d, r, 0, (uint32_t)step) ||
+						    xrt_dev_run_set_bo(d, r, 1, &va) ||
+						    xrt_dev_run_set_bo(d, r, 2, &vb) ||
+						    xrt_dev_run_set_bo(d, r, 3, &vy) ||
+						    xrt_dev_run_set_bo(d, r, 4, &vq) ||
+						    xrt_dev_run_set_bo(d, r, 5, &vqs) ||
+						    xrt_dev_run_set_bo(d, r, 6, &vpos) ||
+						    xrt_dev_run_set_u32(d, r, 7, 1) ||
+						    xrt_dev_run_set_u32(d, r, 8, 256) ||
+						    xrt_dev_run_set_u32(d, r, 9, 256) ||
+						    xrt_dev_run_set_u32(d, r, 10, 256) ||
+						    xrt_dev_run_set_u32(d, r, 11, 0x358637bdu) ||
+						    xrt_dev_run_set_u32(d, r, 12, 0);
+				} else if (step == 7) {
+					bad_exec += xrt_dev_run_set_bo(d, r, 0, &kc) ||
+						    xrt_dev_run_set_bo(d, r, 1, &kpe) ||
+						    xrt_dev_run_set_bo(d, r, 2, &kvc[l]) ||
+						    xrt_dev_run_set_u32(d, r, 3, (uint32_t)tok) ||
+						    xrt_dev_run_set_u32(d, r, 4, 1) ||
+						    xrt_dev_run_set_u32(d, r, 5, 128) ||
+						    xrt_dev_run_set_u32(d, r, 6, 16) ||
+						    xrt_dev_run_set_u32(d, r, 7, 0);
 				} else {
-					bad_exec += xrt_dev_run_set_bo(d, r, 0, &mq) ||
-						    xrt_dev_run_set_bo(d, r, 1, &kvc[l]) ||
-						    xrt_dev_run_set_bo(d, r, 2, &mout) ||
-						    xrt_dev_run_set_u32(d, r, 3, 4) ||
-						    xrt_dev_run_set_u32(d, r, 4, 128) ||
-						    xrt_dev_run_set_u32(d, r, 5, 16) ||
-						    xrt_dev_run_set_u32(d, r, 6, (uint32_t)tok + 1) ||
-						    xrt_dev_run_set_u32(d, r, 7, 0x3e8a3a00u);
+					bad_exec += xrt_dev_run_set_bo(d, r, 0, &mqlat) ||
+						    xrt_dev_run_set_bo(d, r, 1, &mqpe) ||
+						    xrt_dev_run_set_bo(d, r, 2, &kvc[l]) ||
+						    xrt_dev_run_set_bo(d, r, 3, &mout) ||
+						    xrt_dev_run_set_u32(d, r, 4, 1) ||
+						    xrt_dev_run_set_u32(d, r, 5, (uint32_t)tok) ||
+						    xrt_dev_run_set_u32(d, r, 6, 4) ||
+						    xrt_dev_run_set_u32(d, r, 7, 128) ||
+						    xrt_dev_run_set_u32(d, r, 8, 16) ||
+						    xrt_dev_run_set_u32(d, r, 9, 0) ||
+						    xrt_dev_run_set_u32(d, r, 10, 0x3e8a3a00u);
 				}
 				bad_exec += xrt_dev_run_start(d, r) || xrt_dev_run_wait(d, r, 1000);
 				issued++;
@@ -478,7 +514,7 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 		xrt_dev_bo_free(d, &act[i].res);
 		xrt_dev_bo_free(d, &act[i].route);
 	}
-	struct xrt_dev_bo *rest[] = { &vin, &vw, &vout, &vaux, &mq, &mout };
+	struct xrt_dev_bo *rest[] = { &va, &vb, &vpos, &vy, &vq, &vqs, &mqlat, &mqpe, &mout, &kc, &kpe };
 	for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
 		xrt_dev_bo_free(d, rest[i]);
 	for (int l = 0; l < TINY_LAYERS; l++)
