@@ -831,7 +831,7 @@ int tokenizer_encode(struct tokenizer *tok, const char *text, size_t len, unsign
 	size_t i = 0;
 	while (!rc && i < len) {
 		size_t a = len, b = len;
-		long k = tok->n_added ? added_find(tok, p, i, len, flags, &a, &b) : -1;
+		long k = tok->n_added && !(flags & TOKENIZER_ENC_NO_ADDED) ? added_find(tok, p, i, len, flags, &a, &b) : -1;
 		rc = encode_text(tok, p + i, (k < 0 ? len : a) - i, &o);
 		if (rc || k < 0)
 			break;
@@ -1105,7 +1105,7 @@ static int add_stage(struct tokenizer *t, struct tok_ld *ld, const char *field, 
 	PCRE2_SIZE eo;
 	const char *src = rx ? rx : lit;
 	s->re = pcre2_compile((PCRE2_SPTR)src, strlen(src),
-			      PCRE2_UTF | PCRE2_UCP | (rx ? 0 : PCRE2_LITERAL), &ec, &eo, NULL);
+			      rx ? PCRE2_UTF | PCRE2_UCP : PCRE2_UTF | PCRE2_LITERAL, &ec, &eo, NULL);
 	if (!s->re) {
 		PCRE2_UCHAR msg[128];
 		pcre2_get_error_message(ec, msg, sizeof msg);
@@ -1661,4 +1661,302 @@ out:
 	}
 	*out = t;
 	return 0;
+}
+
+/* ---- derived tokenizers for generated models ----------------------------------------------- */
+
+static int copy_file(const char *from, const char *to)
+{
+	FILE *a = fopen(from, "rb");
+	if (!a)
+		return -errno;
+	FILE *b = fopen(to, "wb");
+	if (!b) {
+		int e = -errno;
+		fclose(a);
+		return e;
+	}
+	char buf[1 << 16];
+	size_t r;
+	int rc = 0;
+	while ((r = fread(buf, 1, sizeof buf, a)) > 0)
+		if (fwrite(buf, 1, r, b) != r) {
+			rc = -EIO;
+			break;
+		}
+	if (ferror(a))
+		rc = -EIO;
+	fclose(a);
+	if (fclose(b) && !rc)
+		rc = -EIO;
+	return rc;
+}
+
+/* Added tokens that a derived small vocabulary drops: DeepSeek's 800 reserved placeholders. */
+static bool added_is_reserved(const char *content)
+{
+	return strstr(content, "place\xe2\x96\x81holder") != NULL;
+}
+
+/* Builds the reduced vocab/merges/added_tokens of root in place (see tokenizer.h). */
+static int derive_small(json_t *root, int vocab_size, const char *src, char *err, size_t errlen)
+{
+	json_t *model = json_object_get(root, "model");
+	json_t *vocab = json_object_get(model, "vocab");
+	json_t *merges = json_object_get(model, "merges");
+	json_t *added = json_object_get(root, "added_tokens");
+	if (!json_is_object(vocab) || !json_is_array(merges)) {
+		tok_err(err, errlen, "%s: model.vocab/model.merges: missing", src);
+		return -EINVAL;
+	}
+	int64_t max_id = -1;
+	const char *key;
+	json_t *v;
+	json_object_foreach(vocab, key, v) {
+		json_int_t id = json_integer_value(v);
+		if (!json_is_integer(v) || id < 0 || id >= TOK_MAX_ID) {
+			tok_err(err, errlen, "%s: model.vocab[\"%s\"]: bad id", src, key);
+			return -EINVAL;
+		}
+		if (id > max_id)
+			max_id = id;
+	}
+	size_t ai;
+	json_array_foreach(added, ai, v) {
+		json_int_t id = json_integer_value(json_object_get(v, "id"));
+		if (!json_is_string(json_object_get(v, "content")) || id < 0 || id >= TOK_MAX_ID) {
+			tok_err(err, errlen, "%s: added_tokens[%zu]: bad id or content", src, ai);
+			return -EINVAL;
+		}
+		if (id > max_id)
+			max_id = id;
+	}
+	size_t n = (size_t)max_id + 1;
+	uint8_t *keep = calloc(n, 1);
+	int32_t *newid = malloc(n * sizeof *newid);
+	if (!keep || !newid) {
+		free(keep);
+		free(newid);
+		return -ENOMEM;
+	}
+	int rc = 0;
+	long used = 0;
+	json_array_foreach(added, ai, v) {
+		json_int_t id = json_integer_value(json_object_get(v, "id"));
+		if (!added_is_reserved(json_string_value(json_object_get(v, "content"))) && !keep[id]) {
+			keep[id] = 1;
+			used++;
+		}
+	}
+	for (int b = 0; b < 256; b++) {
+		char s[8];
+		size_t l = utf8_put(bl_byte_cp((uint8_t)b), s);
+		s[l] = 0;
+		json_t *jv = json_object_get(vocab, s);
+		if (!jv) {
+			tok_err(err, errlen, "%s: model.vocab: no token for byte 0x%02x", src, b);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (!keep[json_integer_value(jv)]) {
+			keep[json_integer_value(jv)] = 1;
+			used++;
+		}
+	}
+	if (used > vocab_size) {
+		tok_err(err, errlen, "%s: vocab_size %d is smaller than the %ld byte and added tokens",
+			src, vocab_size, used);
+		rc = -EINVAL;
+		goto out;
+	}
+	/* Highest-priority merges first, while their parts exist and room is left. */
+	char *cat = NULL;
+	size_t cat_cap = 0;
+	json_t *kept_merges = json_array();
+	if (!kept_merges) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		size_t mi;
+		json_array_foreach(merges, mi, v) {
+			const char *a = NULL, *b = NULL;
+			size_t la = 0, lb = 0;
+			if (json_is_string(v)) {
+				const char *s = json_string_value(v), *spc = strchr(s, ' ');
+				if (spc) {
+					a = s;
+					la = (size_t)(spc - s);
+					b = spc + 1;
+					lb = strlen(b);
+				}
+			} else if (json_is_array(v)) {
+				a = json_string_value(json_array_get(v, 0));
+				b = json_string_value(json_array_get(v, 1));
+				la = a ? strlen(a) : 0;
+				lb = b ? strlen(b) : 0;
+			}
+			if (!a || !b) {
+				tok_err(err, errlen, "%s: model.merges[%zu]: not \"a b\" or [a, b]", src, mi);
+				rc = -EINVAL;
+				break;
+			}
+			if (la + lb + 1 > cat_cap) {
+				cat_cap = 2 * (la + lb + 1);
+				char *nc = realloc(cat, cat_cap);
+				if (!nc) {
+					rc = -ENOMEM;
+					break;
+				}
+				cat = nc;
+			}
+			json_int_t id[3];
+			const char *part[2] = { a, b };
+			size_t pl[2] = { la, lb };
+			bool ok = true;
+			for (int k = 0; k < 3 && ok; k++) {
+				if (k < 2) {
+					memcpy(cat, part[k], pl[k]);
+					cat[pl[k]] = 0;
+				} else {
+					memcpy(cat, a, la);
+					memcpy(cat + la, b, lb);
+					cat[la + lb] = 0;
+				}
+				json_t *jv = json_object_get(vocab, cat);
+				ok = jv != NULL;
+				id[k] = ok ? json_integer_value(jv) : 0;
+			}
+			if (!ok || !keep[id[0]] || !keep[id[1]])
+				continue;
+			if (pass == 0 && !keep[id[2]]) {
+				if (used == vocab_size)
+					break;
+				keep[id[2]] = 1;
+				used++;
+			}
+			if (pass == 1 && keep[id[2]] && json_array_append(kept_merges, v)) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+	}
+	free(cat);
+	if (rc) {
+		json_decref(kept_merges);
+		goto out;
+	}
+	/* Renumber in original id order. */
+	int32_t next = 0;
+	for (size_t i = 0; i < n; i++)
+		newid[i] = keep[i] ? next++ : -1;
+	json_t *nv = json_object();
+	json_t *na = json_array();
+	if (!nv || !na) {
+		json_decref(nv);
+		json_decref(na);
+		json_decref(kept_merges);
+		rc = -ENOMEM;
+		goto out;
+	}
+	json_object_foreach(vocab, key, v) {
+		json_int_t id = json_integer_value(v);
+		if (keep[id])
+			json_object_set_new(nv, key, json_integer(newid[id]));
+	}
+	json_array_foreach(added, ai, v) {
+		json_int_t id = json_integer_value(json_object_get(v, "id"));
+		if (!added_is_reserved(json_string_value(json_object_get(v, "content")))) {
+			json_t *c = json_deep_copy(v);
+			json_object_set_new(c, "id", json_integer(newid[id]));
+			json_array_append_new(na, c);
+		}
+	}
+	json_object_set_new(model, "vocab", nv);
+	json_object_set_new(model, "merges", kept_merges);
+	json_object_set_new(root, "added_tokens", na);
+out:
+	free(keep);
+	free(newid);
+	return rc;
+}
+
+int tokenizer_write_for_vocab(const char *src_tokenizer_json, int vocab_size, const char *out_dir,
+			      char *err, size_t errlen)
+{
+	const char *src = src_tokenizer_json;
+	if (vocab_size <= 0) {
+		tok_err(err, errlen, "%s: vocab_size: %d is not positive", src, vocab_size);
+		return -EINVAL;
+	}
+	json_error_t je;
+	json_t *root = json_load_file(src, 0, &je);
+	if (!root) {
+		struct stat st;
+		int e = stat(src, &st) ? -ENOENT : -EINVAL;
+		tok_err(err, errlen, "%s: line %d: %s", src, je.line, je.text);
+		return e;
+	}
+	if (mkdir(out_dir, 0755) && errno != EEXIST) {
+		tok_err(err, errlen, "%s: %s", out_dir, strerror(errno));
+		json_decref(root);
+		return -EIO;
+	}
+	size_t ol = strlen(out_dir) + 32, sl = strlen(src) + 32;
+	char *out_tj = malloc(ol), *out_tc = malloc(ol), *src_tc = malloc(sl);
+	int rc = 0;
+	if (!out_tj || !out_tc || !src_tc) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	snprintf(out_tj, ol, "%s/tokenizer.json", out_dir);
+	snprintf(out_tc, ol, "%s/tokenizer_config.json", out_dir);
+	const char *sl_ = strrchr(src, '/');
+	size_t d = sl_ ? (size_t)(sl_ - src) + 1 : 0;
+	memcpy(src_tc, src, d);
+	strcpy(src_tc + d, "tokenizer_config.json");
+
+	/* The real vocabulary fits: copy it byte for byte. */
+	int64_t max_id = -1;
+	const char *key;
+	json_t *v;
+	size_t ai;
+	json_object_foreach(json_object_get(json_object_get(root, "model"), "vocab"), key, v)
+		if (json_integer_value(v) > max_id)
+			max_id = json_integer_value(v);
+	json_array_foreach(json_object_get(root, "added_tokens"), ai, v)
+		if (json_integer_value(json_object_get(v, "id")) > max_id)
+			max_id = json_integer_value(json_object_get(v, "id"));
+	if (max_id < 0) {
+		tok_err(err, errlen, "%s: model.vocab: missing or empty", src);
+		rc = -EINVAL;
+		goto done;
+	}
+	if (vocab_size > max_id) {
+		rc = copy_file(src, out_tj);
+	} else {
+		rc = derive_small(root, vocab_size, src, err, errlen);
+		if (rc)
+			goto done;
+		if (json_dump_file(root, out_tj, JSON_COMPACT))
+			rc = -EIO;
+	}
+	if (rc) {
+		tok_err(err, errlen, "%s: write failed: %s", out_tj, strerror(-rc));
+		rc = rc == -ENOMEM ? rc : -EIO;
+		goto done;
+	}
+	struct stat st;
+	if (!stat(src_tc, &st) && (rc = copy_file(src_tc, out_tc))) {
+		tok_err(err, errlen, "%s: write failed: %s", out_tc, strerror(-rc));
+		rc = -EIO;
+	}
+done:
+	if (rc == -ENOMEM)
+		tok_err(err, errlen, "%s: out of memory", src);
+	free(out_tj);
+	free(out_tc);
+	free(src_tc);
+	json_decref(root);
+	return rc;
 }

@@ -29,7 +29,8 @@ struct tokenizer;
 /* Flags of tokenizer_encode. */
 #define TOKENIZER_ENC_ADD_SPECIAL   1u /* add BOS/EOS as tokenizer_config.json says */
 #define TOKENIZER_ENC_SPLIT_SPECIAL 2u /* do not match special added tokens in the text (treat
-					  "<｜User｜>" written by a user as plain text) */
+					  "<｜begin▁of▁sentence｜>" in a text as plain text) */
+#define TOKENIZER_ENC_NO_ADDED      4u /* match no added tokens at all, special or not */
 
 /* Flags of tokenizer_decode and the streaming decoder. */
 #define TOKENIZER_DEC_SKIP_SPECIAL  1u /* drop tokens marked special (BOS, EOS, placeholders) */
