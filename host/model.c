@@ -501,6 +501,8 @@ static float route_token(const struct config *c, const float *bias, float *logit
 			for (int g = 0; g < G; g++)
 				if (!keep[g] && (best < 0 || gs[g] > gs[best]))
 					best = g;
+			if (best < 0)
+				break;
 			keep[best] = 1;
 		}
 		float worst_kept = INFINITY, best_dropped = -INFINITY;
@@ -523,6 +525,8 @@ static float route_token(const struct config *c, const float *bias, float *logit
 		for (int e = 0; e < E; e++)
 			if (!taken[e] && (best < 0 || sel[e] > sel[best]))
 				best = e;
+		if (best < 0)
+			best = 0; /* k > E is rejected by config_validate */
 		taken[best] = 1;
 		idx[j] = best;
 	}
