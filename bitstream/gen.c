@@ -3,6 +3,7 @@
  * or the metadata xclbin. make runs it for every board/<card>.dts:
  *   gen cfg    <card>.dtb <out>/connectivity.cfg
  *   gen xclbin <card>.dtb <out>.xclbin
+ *   gen args                  (the kernel argument table: kernel arg bundle|- offset, one a line)
  * Errors go to stderr as one line naming the file and field; exit 1 on error, 2 on usage.
  */
 #include <stdio.h>
@@ -13,8 +14,17 @@
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "args")) {
+		for (uint32_t i = 0; i < bitstream_kernel_count(); i++) {
+			const struct bitstream_kernel *k = bitstream_kernel_at(i);
+			for (uint32_t a = 0; a < k->n_args; a++)
+				printf("%s %s %s 0x%x\n", k->name, k->arg[a].name,
+				       k->arg[a].bundle ? k->arg[a].bundle : "-", k->arg[a].offset);
+		}
+		return 0;
+	}
 	if (argc != 4 || (strcmp(argv[1], "cfg") && strcmp(argv[1], "xclbin"))) {
-		fprintf(stderr, "usage: gen cfg|xclbin BOARD.dtb OUT\n");
+		fprintf(stderr, "usage: gen cfg|xclbin BOARD.dtb OUT | gen args\n");
 		return 2;
 	}
 	static struct board_desc b;
