@@ -267,7 +267,8 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 	if (n)
 		memcpy(m->tensors + m->n_tensors, nt, n * sizeof *nt);
 	m->n_tensors += (int)n;
-	qsort(m->tensors, (size_t)m->n_tensors, sizeof *m->tensors, st_tensor_cmp);
+	if (m->n_tensors > 1)
+		qsort(m->tensors, (size_t)m->n_tensors, sizeof *m->tensors, st_tensor_cmp);
 out:
 	free(nt);
 	free(rg);
@@ -563,7 +564,8 @@ int st_writer_finish(struct st_writer *w, const char *path, char *err, size_t er
 
 	if (!root || !meta)
 		goto oom;
-	qsort(w->e, (size_t)w->n, sizeof *w->e, st_writer_cmp);
+	if (w->n > 1)
+		qsort(w->e, (size_t)w->n, sizeof *w->e, st_writer_cmp);
 	json_object_set_new(meta, "format", json_string("pt"));
 	json_object_set_new(root, "__metadata__", meta);
 	meta = NULL;
