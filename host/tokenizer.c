@@ -22,7 +22,7 @@
 
 #include "tokenizer.h"
 
-#define TOK_MAX_ID        (1 << 24) /* ids above this are refused at load (bad input) */
+#define TOK_MAX_ID        (1 << 21) /* ids from here up are refused at load (bad input) */
 #define TOK_MAX_STAGES    8         /* pre-tokenizer Split stages */
 #define TOK_MAX_NORM      8         /* normalizer steps */
 #define TOK_CACHE_SLOTS   (1u << 15)
