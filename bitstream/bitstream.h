@@ -25,14 +25,14 @@ struct bitstream_arg {
 	const char *name;   /* C argument name of the HLS top */
 	const char *bundle; /* m_axi bundle of a pointer argument; NULL for a scalar */
 	const char *type;   /* C type, for the kernel XML */
-	uint32_t size;      /* bytes in the control block: 8 for pointers, 4 for scalars */
+	uint32_t size;	    /* bytes in the control block: 8 for pointers, 4 for scalars */
 	uint32_t offset;    /* byte offset in the control block (from 0x10, HLS packing) */
 };
 
 /* One kernel (HLS top function). */
 struct bitstream_kernel {
-	const char *name;                            /* top function name, e.g. "fp8_gemm" */
-	uint32_t n_args;                             /* used entries of arg[] */
+	const char *name;			      /* top function name, e.g. "fp8_gemm" */
+	uint32_t n_args;			      /* used entries of arg[] */
 	struct bitstream_arg arg[BITSTREAM_MAX_ARGS]; /* in C argument order (= XRT arg index) */
 };
 
@@ -68,8 +68,7 @@ int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out);
  * caller frees). The UUID is a hash of the section contents, so equal boards give equal files.
  * Errors: those of bitstream_check, -ENOMEM.
  */
-int bitstream_xclbin_build(const struct board_desc *b, const char *src, uint8_t **out,
-			   size_t *len);
+int bitstream_xclbin_build(const struct board_desc *b, const char *src, uint8_t **out, size_t *len);
 
 /*
  * bitstream_xclbin_section - find the first section of kind (enum axlf_section_kind) in the

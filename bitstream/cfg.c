@@ -22,7 +22,8 @@ int bitstream_check(const struct board_desc *b, const char *src, char *err, size
 		const struct bitstream_kernel *k = bitstream_kernel_find(cu->kernel);
 		if (!k) {
 			if (err)
-				snprintf(err, errlen, "%s: %s: moecard,kernel: unknown kernel \"%s\"", src,
+				snprintf(err, errlen,
+					 "%s: %s: moecard,kernel: unknown kernel \"%s\"", src,
 					 cu->name, cu->kernel);
 			return -ENOENT;
 		}
@@ -34,7 +35,8 @@ int bitstream_check(const struct board_desc *b, const char *src, char *err, size
 			if (i == k->n_args) {
 				if (err)
 					snprintf(err, errlen,
-						 "%s: %s: moecard,ports: \"%s\" is no m_axi bundle of %s",
+						 "%s: %s: moecard,ports: \"%s\" is no m_axi bundle "
+						 "of %s",
 						 src, cu->name, cu->port[p], k->name);
 				return -ENOENT;
 			}
@@ -43,7 +45,8 @@ int bitstream_check(const struct board_desc *b, const char *src, char *err, size
 			if (k->arg[i].bundle && find_bundle_port(cu, k->arg[i].bundle) < 0) {
 				if (err)
 					snprintf(err, errlen,
-						 "%s: %s: moecard,ports: bundle \"%s\" (argument %s) is not "
+						 "%s: %s: moecard,ports: bundle \"%s\" (argument "
+						 "%s) is not "
 						 "connected",
 						 src, cu->name, k->arg[i].bundle, k->arg[i].name);
 				return -EINVAL;
@@ -69,8 +72,9 @@ int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out)
 	int rc = bitstream_check(b, src, err, sizeof err);
 	if (rc)
 		return rc;
-	fprintf(out, "# v++ link configuration for %s (%s), generated from %s by bitstream/gen.\n"
-		     "# Platform: %s. Do not edit; edit the dts.\n\n[connectivity]\n",
+	fprintf(out,
+		"# v++ link configuration for %s (%s), generated from %s by bitstream/gen.\n"
+		"# Platform: %s. Do not edit; edit the dts.\n\n[connectivity]\n",
 		b->model, b->card, src, b->platform);
 	/* nk=<kernel>:<count>:<cu1>.<cu2>... in first-appearance order of the kernels */
 	for (uint32_t c = 0; c < b->n_cus; c++) {

@@ -14,32 +14,40 @@
 
 #include "bitstream.h"
 
-#define P(n, b, t) { n, b, t, 8, 0 }
-#define S(n, t) { n, NULL, t, 4, 0 }
+#define P(n, b, t)                                                                                 \
+	{                                                                                          \
+		n, b, t, 8, 0                                                                      \
+	}
+#define S(n, t)                                                                                    \
+	{                                                                                          \
+		n, NULL, t, 4, 0                                                                   \
+	}
 
 static struct bitstream_kernel kernels[] = {
-	{ "fp8_gemm", 13, {
-		P("x", "gmem_x", "void*"), P("xs", "gmem_x", "float*"),
-		P("w", "gmem_w", "unsigned char*"), P("ws", "gmem_w", "float*"),
-		P("w2", "gmem_w", "unsigned char*"), P("ws2", "gmem_w", "float*"),
-		P("y", "gmem_y", "void*"), P("res", "gmem_y", "float*"),
-		P("route_w", "gmem_y", "float*"),
-		S("M", "int"), S("N", "int"), S("K", "int"), S("flags", "unsigned int") } },
-	{ "vec_ops", 13, {
-		S("op", "int"), P("a", "gmem_a", "float*"), P("b", "gmem_b", "float*"),
-		P("y", "gmem_y", "float*"), P("q", "gmem_y", "unsigned char*"),
-		P("qs", "gmem_y", "float*"), P("pos", "gmem_b", "int*"), S("rows", "int"),
-		S("n", "int"), S("lda", "int"), S("ldy", "int"), S("eps", "float"),
-		S("flags", "unsigned int") } },
-	{ "mla_attn", 11, {
-		P("q_lat", "gmem_q", "float*"), P("q_pe", "gmem_q", "float*"),
-		P("cache", "gmem_c", "unsigned char*"), P("out", "gmem_o", "float*"),
-		S("nq", "int"), S("pos0", "int"), S("H", "int"), S("dc", "int"), S("dr", "int"),
-		S("fmt", "int"), S("scale", "float") } },
-	{ "mla_kv_append", 8, {
-		P("c", "gmem_q", "float*"), P("k_pe", "gmem_q", "float*"),
-		P("cache", "gmem_c", "unsigned char*"), S("pos", "int"), S("n", "int"),
-		S("dc", "int"), S("dr", "int"), S("fmt", "int") } },
+    {"fp8_gemm",
+     13,
+     {P("x", "gmem_x", "void*"), P("xs", "gmem_x", "float*"), P("w", "gmem_w", "unsigned char*"),
+      P("ws", "gmem_w", "float*"), P("w2", "gmem_w", "unsigned char*"),
+      P("ws2", "gmem_w", "float*"), P("y", "gmem_y", "void*"), P("res", "gmem_y", "float*"),
+      P("route_w", "gmem_y", "float*"), S("M", "int"), S("N", "int"), S("K", "int"),
+      S("flags", "unsigned int")}},
+    {"vec_ops",
+     13,
+     {S("op", "int"), P("a", "gmem_a", "float*"), P("b", "gmem_b", "float*"),
+      P("y", "gmem_y", "float*"), P("q", "gmem_y", "unsigned char*"), P("qs", "gmem_y", "float*"),
+      P("pos", "gmem_b", "int*"), S("rows", "int"), S("n", "int"), S("lda", "int"), S("ldy", "int"),
+      S("eps", "float"), S("flags", "unsigned int")}},
+    {"mla_attn",
+     11,
+     {P("q_lat", "gmem_q", "float*"), P("q_pe", "gmem_q", "float*"),
+      P("cache", "gmem_c", "unsigned char*"), P("out", "gmem_o", "float*"), S("nq", "int"),
+      S("pos0", "int"), S("H", "int"), S("dc", "int"), S("dr", "int"), S("fmt", "int"),
+      S("scale", "float")}},
+    {"mla_kv_append",
+     8,
+     {P("c", "gmem_q", "float*"), P("k_pe", "gmem_q", "float*"),
+      P("cache", "gmem_c", "unsigned char*"), S("pos", "int"), S("n", "int"), S("dc", "int"),
+      S("dr", "int"), S("fmt", "int")}},
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -20,10 +20,10 @@
 
 /* A growing byte buffer. */
 struct buf {
-	uint8_t *p;  /* bytes */
-	size_t len;  /* used bytes */
-	size_t cap;  /* allocated bytes */
-	int oom;     /* 1 after an allocation failure */
+	uint8_t *p; /* bytes */
+	size_t len; /* used bytes */
+	size_t cap; /* allocated bytes */
+	int oom;    /* 1 after an allocation failure */
 };
 
 static void *buf_grow(struct buf *b, size_t n)
@@ -69,9 +69,12 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 static uint8_t mem_type(uint32_t kind)
 {
 	switch (kind) {
-	case BOARD_MEM_HBM: return MEM_HBM;
-	case BOARD_MEM_DDR: return MEM_DDR4;
-	default: return MEM_DRAM; /* PLRAM appears as MEM_DRAM in Vitis xclbins */
+	case BOARD_MEM_HBM:
+		return MEM_HBM;
+	case BOARD_MEM_DDR:
+		return MEM_DDR4;
+	default:
+		return MEM_DRAM; /* PLRAM appears as MEM_DRAM in Vitis xclbins */
 	}
 }
 
@@ -175,16 +178,17 @@ static void upper(char *dst, size_t n, const char *src)
 /* EMBEDDED_METADATA: the kernel XML XRT's xclbin parser reads (project.platform.device.core). */
 static void sec_xml(const struct board_desc *b, struct buf *s)
 {
-	buf_printf(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		      "<project name=\"moecard\">\n"
-		      "  <platform vendor=\"xilinx\" boardid=\"%s\" name=\"%s\" featureRomTime=\"0\">\n"
-		      "    <version major=\"1\" minor=\"0\"/>\n"
-		      "    <description/>\n"
-		      "    <device name=\"fpga0\" fpgaDevice=\"%s\" addrWidth=\"0\">\n"
-		      "      <core name=\"OCL_REGION_0\" target=\"hw\" type=\"clc_region\" "
-		      "clockFreq=\"%uMHz\" numComputeUnits=\"%u\">\n",
-		   b->card, b->platform, b->part, b->clock[b->cu[0].clock].freq_hz / 1000000u,
-		   b->n_cus);
+	buf_printf(
+	    s,
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<project name=\"moecard\">\n"
+	    "  <platform vendor=\"xilinx\" boardid=\"%s\" name=\"%s\" featureRomTime=\"0\">\n"
+	    "    <version major=\"1\" minor=\"0\"/>\n"
+	    "    <description/>\n"
+	    "    <device name=\"fpga0\" fpgaDevice=\"%s\" addrWidth=\"0\">\n"
+	    "      <core name=\"OCL_REGION_0\" target=\"hw\" type=\"clc_region\" "
+	    "clockFreq=\"%uMHz\" numComputeUnits=\"%u\">\n",
+	    b->card, b->platform, b->part, b->clock[b->cu[0].clock].freq_hz / 1000000u, b->n_cus);
 	for (uint32_t c = 0; c < b->n_cus; c++) {
 		uint32_t j;
 		for (j = 0; j < c; j++)
@@ -193,21 +197,26 @@ static void sec_xml(const struct board_desc *b, struct buf *s)
 		if (j < c)
 			continue; /* one <kernel> per kernel, listing all its instances */
 		const struct bitstream_kernel *k = bitstream_kernel_find(b->cu[c].kernel);
-		buf_printf(s, "        <kernel name=\"%s\" language=\"c\" "
-			      "vlnv=\"xilinx.com:hls:%s:1.0\" preferredWorkGroupSizeMultiple=\"0\" "
-			      "workGroupSize=\"1\" interrupt=\"true\" hwControlProtocol=\"ap_ctrl_hs\">\n",
-			   k->name, k->name);
+		buf_printf(
+		    s,
+		    "        <kernel name=\"%s\" language=\"c\" "
+		    "vlnv=\"xilinx.com:hls:%s:1.0\" preferredWorkGroupSizeMultiple=\"0\" "
+		    "workGroupSize=\"1\" interrupt=\"true\" hwControlProtocol=\"ap_ctrl_hs\">\n",
+		    k->name, k->name);
 		for (uint32_t p = 0; p < b->cu[c].n_ports; p++) {
 			char up[BOARD_NAME_MAX];
 			upper(up, sizeof up, b->cu[c].port[p]);
-			buf_printf(s, "          <port name=\"M_AXI_%s\" mode=\"master\" "
-				      "range=\"0xFFFFFFFFFFFFFFFF\" dataWidth=\"%u\" "
-				      "portType=\"addressable\" base=\"0x0\"/>\n",
+			buf_printf(s,
+				   "          <port name=\"M_AXI_%s\" mode=\"master\" "
+				   "range=\"0xFFFFFFFFFFFFFFFF\" dataWidth=\"%u\" "
+				   "portType=\"addressable\" base=\"0x0\"/>\n",
 				   up, b->cu[c].axi_bits);
 		}
-		buf_printf(s, "          <port name=\"S_AXI_CONTROL\" mode=\"slave\" range=\"0x%" PRIx64
-			      "\" dataWidth=\"32\" portType=\"addressable\" base=\"0x0\"/>\n",
-			   b->cu[c].size);
+		buf_printf(
+		    s,
+		    "          <port name=\"S_AXI_CONTROL\" mode=\"slave\" range=\"0x%" PRIx64
+		    "\" dataWidth=\"32\" portType=\"addressable\" base=\"0x0\"/>\n",
+		    b->cu[c].size);
 		for (uint32_t i = 0; i < k->n_args; i++) {
 			const struct bitstream_arg *a = &k->arg[i];
 			char port[BOARD_NAME_MAX + 8] = "S_AXI_CONTROL";
@@ -216,9 +225,10 @@ static void sec_xml(const struct board_desc *b, struct buf *s)
 				upper(up, sizeof up, a->bundle);
 				snprintf(port, sizeof port, "M_AXI_%s", up);
 			}
-			buf_printf(s, "          <arg name=\"%s\" addressQualifier=\"%d\" id=\"%u\" "
-				      "port=\"%s\" size=\"0x%x\" offset=\"0x%x\" hostOffset=\"0x0\" "
-				      "hostSize=\"0x%x\" type=\"%s\"/>\n",
+			buf_printf(s,
+				   "          <arg name=\"%s\" addressQualifier=\"%d\" id=\"%u\" "
+				   "port=\"%s\" size=\"0x%x\" offset=\"0x%x\" hostOffset=\"0x0\" "
+				   "hostSize=\"0x%x\" type=\"%s\"/>\n",
 				   a->name, a->bundle ? 1 : 0, i, port, a->size, a->offset, a->size,
 				   a->type);
 		}
@@ -226,10 +236,11 @@ static void sec_xml(const struct board_desc *b, struct buf *s)
 			      "          <maxWorkGroupSize x=\"1\" y=\"1\" z=\"1\"/>\n");
 		for (j = c; j < b->n_cus; j++)
 			if (!strcmp(b->cu[j].kernel, k->name))
-				buf_printf(s, "          <instance name=\"%s\">\n"
-					      "            <addrRemap base=\"0x%" PRIx64 "\" range=\"0x%"
-					      PRIx64 "\" port=\"S_AXI_CONTROL\"/>\n"
-					      "          </instance>\n",
+				buf_printf(s,
+					   "          <instance name=\"%s\">\n"
+					   "            <addrRemap base=\"0x%" PRIx64
+					   "\" range=\"0x%" PRIx64 "\" port=\"S_AXI_CONTROL\"/>\n"
+					   "          </instance>\n",
 					   b->cu[j].name, b->cu[j].base, b->cu[j].size);
 		buf_printf(s, "        </kernel>\n");
 	}
@@ -245,8 +256,7 @@ static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
-int bitstream_xclbin_build(const struct board_desc *b, const char *src, uint8_t **out,
-			   size_t *len)
+int bitstream_xclbin_build(const struct board_desc *b, const char *src, uint8_t **out, size_t *len)
 {
 	if (!b || !out || !len)
 		return -EINVAL;
@@ -255,24 +265,24 @@ int bitstream_xclbin_build(const struct board_desc *b, const char *src, uint8_t 
 	if (rc)
 		return rc;
 	static const struct {
-		uint32_t kind;     /* axlf_section_kind */
-		const char *name;  /* m_sectionName */
+		uint32_t kind;	  /* axlf_section_kind */
+		const char *name; /* m_sectionName */
 		void (*fill)(const struct board_desc *, struct buf *);
 	} secs[] = {
-		{ MEM_TOPOLOGY, "MEM_TOPOLOGY", sec_mem_topology },
-		{ IP_LAYOUT, "IP_LAYOUT", sec_ip_layout },
-		{ CONNECTIVITY, "CONNECTIVITY", sec_connectivity },
-		{ CLOCK_FREQ_TOPOLOGY, "CLOCK_FREQ_TOPO", sec_clocks },
-		{ EMBEDDED_METADATA, "EMBEDDED_METADAT", sec_xml },
+	    {MEM_TOPOLOGY, "MEM_TOPOLOGY", sec_mem_topology},
+	    {IP_LAYOUT, "IP_LAYOUT", sec_ip_layout},
+	    {CONNECTIVITY, "CONNECTIVITY", sec_connectivity},
+	    {CLOCK_FREQ_TOPOLOGY, "CLOCK_FREQ_TOPO", sec_clocks},
+	    {EMBEDDED_METADATA, "EMBEDDED_METADAT", sec_xml},
 	};
 	enum { NSEC = sizeof secs / sizeof secs[0] };
 	size_t hdr = sizeof(struct axlf) + (NSEC - 1) * sizeof(struct axlf_section_header);
-	struct buf f = { 0 };
+	struct buf f = {0};
 	if (!buf_grow(&f, (hdr + 7) & ~(size_t)7))
 		return -ENOMEM;
 	uint64_t off[NSEC], size[NSEC];
 	for (int i = 0; i < NSEC; i++) {
-		struct buf s = { 0 };
+		struct buf s = {0};
 		secs[i].fill(b, &s);
 		if (s.oom || !s.len) {
 			free(s.p);
@@ -331,8 +341,8 @@ int bitstream_xclbin_section(const void *xb, size_t len, uint32_t kind, const vo
 	const struct axlf *a = xb;
 	if (!xb || len < sizeof(struct axlf) || memcmp(a->m_magic, "xclbin2", 8) != 0 ||
 	    a->m_header.m_length > len || a->m_header.m_numSections == 0 ||
-	    a->m_header.m_numSections > (len - sizeof(struct axlf)) /
-	    sizeof(struct axlf_section_header) + 1)
+	    a->m_header.m_numSections >
+		(len - sizeof(struct axlf)) / sizeof(struct axlf_section_header) + 1)
 		return -EINVAL;
 	for (uint32_t i = 0; i < a->m_header.m_numSections; i++) {
 		const struct axlf_section_header *h = &a->m_sections[i];
@@ -352,8 +362,8 @@ int bitstream_xclbin_validate(const void *xb, size_t len)
 	const struct axlf *a = xb;
 	if (!xb || len < sizeof(struct axlf) || memcmp(a->m_magic, "xclbin2", 8) != 0 ||
 	    a->m_header.m_length != len || a->m_header.m_numSections == 0 ||
-	    a->m_header.m_numSections > (len - sizeof(struct axlf)) /
-	    sizeof(struct axlf_section_header) + 1)
+	    a->m_header.m_numSections >
+		(len - sizeof(struct axlf)) / sizeof(struct axlf_section_header) + 1)
 		return -EINVAL;
 	for (uint32_t i = 0; i < a->m_header.m_numSections; i++) {
 		const struct axlf_section_header *h = &a->m_sections[i];

@@ -17,10 +17,10 @@
 
 /* Parse context: the blob, the source name and where the error message goes. */
 struct ctx {
-	const void *fdt;   /* validated blob */
-	const char *src;   /* file name for messages */
-	char *err;         /* message buffer, may be NULL */
-	size_t errlen;     /* bytes of err */
+	const void *fdt; /* validated blob */
+	const char *src; /* file name for messages */
+	char *err;	 /* message buffer, may be NULL */
+	size_t errlen;	 /* bytes of err */
 };
 
 /* Big-endian cell loads at a byte offset (property data is only byte-aligned). */
@@ -36,18 +36,18 @@ static uint64_t ld64(const void *p, size_t off)
 }
 
 static const char *const err_names[] = {
-	[BOARD_EBADDTB - BOARD_EBASE] = "not a valid device tree blob",
-	[BOARD_ENOTCARD - BOARD_EBASE] = "root is not compatible with \"moecard,card\"",
-	[BOARD_EMISSING - BOARD_EBASE] = "missing required node or property",
-	[BOARD_EBADSIZE - BOARD_EBASE] = "property has the wrong size",
-	[BOARD_EBADVALUE - BOARD_EBASE] = "property value out of range",
-	[BOARD_EOVERLAP - BOARD_EBASE] = "address windows overlap",
-	[BOARD_ENOBANK - BOARD_EBASE] = "reference to a missing memory bank",
-	[BOARD_ECLOCK - BOARD_EBASE] = "bad clock (0 Hz or not a clock)",
-	[BOARD_ETOOMANY - BOARD_EBASE] = "too many nodes or entries",
-	[BOARD_EDUP - BOARD_EBASE] = "duplicate name or bank index",
-	[BOARD_EEMPTY - BOARD_EBASE] = "no banks, compute units or DMA channels",
-	[BOARD_ERANGE - BOARD_EBASE] = "address outside its window",
+    [BOARD_EBADDTB - BOARD_EBASE] = "not a valid device tree blob",
+    [BOARD_ENOTCARD - BOARD_EBASE] = "root is not compatible with \"moecard,card\"",
+    [BOARD_EMISSING - BOARD_EBASE] = "missing required node or property",
+    [BOARD_EBADSIZE - BOARD_EBASE] = "property has the wrong size",
+    [BOARD_EBADVALUE - BOARD_EBASE] = "property value out of range",
+    [BOARD_EOVERLAP - BOARD_EBASE] = "address windows overlap",
+    [BOARD_ENOBANK - BOARD_EBASE] = "reference to a missing memory bank",
+    [BOARD_ECLOCK - BOARD_EBASE] = "bad clock (0 Hz or not a clock)",
+    [BOARD_ETOOMANY - BOARD_EBASE] = "too many nodes or entries",
+    [BOARD_EDUP - BOARD_EBASE] = "duplicate name or bank index",
+    [BOARD_EEMPTY - BOARD_EBASE] = "no banks, compute units or DMA channels",
+    [BOARD_ERANGE - BOARD_EBASE] = "address outside its window",
 };
 
 const char *board_strerror(int err)
@@ -63,7 +63,7 @@ const char *board_strerror(int err)
 
 /* Format "src: path: prop: what" into c->err and return code. */
 static int fail(const struct ctx *c, int node, const char *prop, int code, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 static int fail(const struct ctx *c, int node, const char *prop, int code, const char *fmt, ...)
 {
 	if (!c->err || !c->errlen)
@@ -226,8 +226,9 @@ static int parse_root(const struct ctx *c, struct board_desc *b)
 	int l = 0, rc;
 	rc = get_prop(c, 0, "compatible", 0, 0, &p, &l);
 	if (rc)
-		return rc == -BOARD_EMISSING ? fail(c, 0, "compatible", -BOARD_ENOTCARD,
-						    "root has no compatible") : rc;
+		return rc == -BOARD_EMISSING
+			   ? fail(c, 0, "compatible", -BOARD_ENOTCARD, "root has no compatible")
+			   : rc;
 	if (fdt_stringlist_contains(p, l, "moecard,card") != 1)
 		return fail(c, 0, "compatible", -BOARD_ENOTCARD, "does not list \"moecard,card\"");
 	size_t first = strnlen(p, (size_t)l);
@@ -311,7 +312,8 @@ static int parse_banks(const struct ctx *c, struct board_desc *b)
 			return fail(c, node, "moecard,kind", -BOARD_EBADVALUE,
 				    "\"%s\" is not hbm, ddr or plram", kind);
 		if (k->index > 255)
-			return fail(c, node, "moecard,index", -BOARD_EBADVALUE, "%u > 255", k->index);
+			return fail(c, node, "moecard,index", -BOARD_EBADVALUE, "%u > 255",
+				    k->index);
 		if (k->bw_mbps == 0)
 			return fail(c, node, "moecard,bandwidth-mbps", -BOARD_EBADVALUE, "is 0");
 		k->phandle = fdt_get_phandle(c->fdt, node);
@@ -496,8 +498,8 @@ int board_validate(const struct board_desc *b, const char *src, char *err, size_
 					     "0x%" PRIx64 "+0x%" PRIx64 " overlaps bank %s",
 					     x->base, x->size, y->name);
 			if (x->kind == y->kind && x->index == y->index)
-				return vfail(src, err, errlen, x->name, "moecard,index", -BOARD_EDUP,
-					     "%s index %u also used by bank %s",
+				return vfail(src, err, errlen, x->name, "moecard,index",
+					     -BOARD_EDUP, "%s index %u also used by bank %s",
 					     board_mem_kind_name(x->kind), x->index, y->name);
 		}
 	}
@@ -538,7 +540,7 @@ int board_parse(const void *dtb, size_t size, const char *src, struct board_desc
 	memset(b, 0, sizeof *b);
 	if (err && errlen)
 		err[0] = '\0';
-	struct ctx c = { .fdt = dtb, .src = src, .err = err, .errlen = errlen };
+	struct ctx c = {.fdt = dtb, .src = src, .err = err, .errlen = errlen};
 	if (size < FDT_V1_SIZE || size > INT32_MAX)
 		return fail(&c, -1, "header", -BOARD_EBADDTB, "%zu bytes is not a device tree",
 			    size);
@@ -585,16 +587,20 @@ int board_load(const char *path, struct board_desc *b, char *err, size_t errlen)
 const char *board_mem_kind_name(uint32_t kind)
 {
 	switch (kind) {
-	case BOARD_MEM_HBM: return "hbm";
-	case BOARD_MEM_DDR: return "ddr";
-	case BOARD_MEM_PLRAM: return "plram";
-	default: return "?";
+	case BOARD_MEM_HBM:
+		return "hbm";
+	case BOARD_MEM_DDR:
+		return "ddr";
+	case BOARD_MEM_PLRAM:
+		return "plram";
+	default:
+		return "?";
 	}
 }
 
 int board_bank_name(const struct board_desc *b, uint32_t i, char *out, size_t outlen)
 {
-	static const char *const vitis[] = { "HBM", "DDR", "PLRAM" };
+	static const char *const vitis[] = {"HBM", "DDR", "PLRAM"};
 	if (!b || !out || i >= b->n_banks || b->bank[i].kind > BOARD_MEM_PLRAM)
 		return -EINVAL;
 	int n = snprintf(out, outlen, "%s[%u]", vitis[b->bank[i].kind], b->bank[i].index);
@@ -649,8 +655,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		b->platform);
 	fprintf(out, "host link: PCIe Gen%u x%u, %.1f GB/s per direction\n", b->pcie_gen,
 		b->pcie_lanes, b->pcie_bw_mbps / 1000.0);
-	uint32_t nk[3] = { 0 };
-	uint64_t sk[3] = { 0 }, bk[3] = { 0 };
+	uint32_t nk[3] = {0};
+	uint64_t sk[3] = {0}, bk[3] = {0};
 	for (uint32_t i = 0; i < b->n_banks; i++) {
 		uint32_t k = b->bank[i].kind <= 2 ? b->bank[i].kind : 0;
 		nk[k]++;
@@ -689,8 +695,9 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		}
 	fprintf(out, "dma: %u channels (%u h2c, %u c2h), h2c %.1f GB/s\n", b->n_dma, h2c,
 		b->n_dma - h2c, (double)h2c_bw / 1000.0);
-	fprintf(out, "firmware cpu: %s, imem %" PRIu64 " KiB, dmem %" PRIu64
-		     " KiB, mailbox 0x%" PRIx64 ", %.0f MHz\n",
+	fprintf(out,
+		"firmware cpu: %s, imem %" PRIu64 " KiB, dmem %" PRIu64 " KiB, mailbox 0x%" PRIx64
+		", %.0f MHz\n",
 		b->fw.isa, b->fw.imem_size >> 10, b->fw.dmem_size >> 10, b->fw.mailbox,
 		b->clock[b->fw.clock].freq_hz / 1e6);
 	return ferror(out) ? -EIO : 0;
@@ -707,9 +714,11 @@ int board_fit_print(const struct board_fit *fit, uint64_t expert_bytes, uint64_t
 		fit->resident_fits ? "fits" : "DOES NOT FIT");
 	if (!fit->resident_fits)
 		return ferror(out) ? -EIO : 0;
-	fprintf(out, "  KV cache for %" PRIu64 " tokens: %.3f GiB\n", ctx_tokens, gib(fit->kv_bytes));
+	fprintf(out, "  KV cache for %" PRIu64 " tokens: %.3f GiB\n", ctx_tokens,
+		gib(fit->kv_bytes));
 	fprintf(out, "  expert slots: %" PRIu64 " of %.2f MiB each\n", fit->expert_slots,
 		(double)expert_bytes / (1 << 20));
-	fprintf(out, "  KV capacity with no expert slots: %" PRIu64 " tokens\n", fit->kv_max_tokens);
+	fprintf(out, "  KV capacity with no expert slots: %" PRIu64 " tokens\n",
+		fit->kv_max_tokens);
 	return ferror(out) ? -EIO : 0;
 }

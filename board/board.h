@@ -18,30 +18,30 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BOARD_MAX_BANKS   64 /* memory banks (HBM pseudo-channels, DDR channels, PLRAM) */
-#define BOARD_MAX_CUS     32 /* compute-unit instances */
-#define BOARD_MAX_PORTS   16 /* memory-mapped (m_axi) argument ports per CU */
-#define BOARD_MAX_DMA     16 /* DMA channels */
-#define BOARD_MAX_CLOCKS  8  /* clocks */
-#define BOARD_NAME_MAX    32 /* bytes incl. NUL for node, kernel, port and clock names */
-#define BOARD_ERR_MAX     256 /* suggested size of the error-message buffer */
-#define BOARD_DTB_MAX     (1u << 20) /* largest .dtb board_load() reads, bytes */
+#define BOARD_MAX_BANKS	 64	    /* memory banks (HBM pseudo-channels, DDR channels, PLRAM) */
+#define BOARD_MAX_CUS	 32	    /* compute-unit instances */
+#define BOARD_MAX_PORTS	 16	    /* memory-mapped (m_axi) argument ports per CU */
+#define BOARD_MAX_DMA	 16	    /* DMA channels */
+#define BOARD_MAX_CLOCKS 8	    /* clocks */
+#define BOARD_NAME_MAX	 32	    /* bytes incl. NUL for node, kernel, port and clock names */
+#define BOARD_ERR_MAX	 256	    /* suggested size of the error-message buffer */
+#define BOARD_DTB_MAX	 (1u << 20) /* largest .dtb board_load() reads, bytes */
 
 /* Parser error codes (returned negated). */
 enum {
 	BOARD_EBASE = 1000,
-	BOARD_EBADDTB,   /* not a valid flattened device tree (header, structure, truncation) */
-	BOARD_ENOTCARD,  /* root node is not compatible with "moecard,card" */
-	BOARD_EMISSING,  /* a required node or property is absent */
-	BOARD_EBADSIZE,  /* a property has the wrong length for its type */
+	BOARD_EBADDTB,	 /* not a valid flattened device tree (header, structure, truncation) */
+	BOARD_ENOTCARD,	 /* root node is not compatible with "moecard,card" */
+	BOARD_EMISSING,	 /* a required node or property is absent */
+	BOARD_EBADSIZE,	 /* a property has the wrong length for its type */
 	BOARD_EBADVALUE, /* a property value is out of range or not one of the allowed strings */
-	BOARD_EOVERLAP,  /* two memory banks (or two CU register windows) overlap */
-	BOARD_ENOBANK,   /* a CU or DMA channel refers to a phandle that is not a memory bank */
-	BOARD_ECLOCK,    /* a clock of 0 Hz, or a reference to something that is not a clock */
-	BOARD_ETOOMANY,  /* more banks, CUs, ports, DMA channels or clocks than the arrays hold */
-	BOARD_EDUP,      /* two banks with the same kind+index, or two CUs with the same name */
-	BOARD_EEMPTY,    /* no memory banks, no compute units or no DMA channels */
-	BOARD_ERANGE,    /* an address window wraps, or the mailbox lies outside the firmware dmem */
+	BOARD_EOVERLAP,	 /* two memory banks (or two CU register windows) overlap */
+	BOARD_ENOBANK,	 /* a CU or DMA channel refers to a phandle that is not a memory bank */
+	BOARD_ECLOCK,	 /* a clock of 0 Hz, or a reference to something that is not a clock */
+	BOARD_ETOOMANY,	 /* more banks, CUs, ports, DMA channels or clocks than the arrays hold */
+	BOARD_EDUP,	 /* two banks with the same kind+index, or two CUs with the same name */
+	BOARD_EEMPTY,	 /* no memory banks, no compute units or no DMA channels */
+	BOARD_ERANGE, /* an address window wraps, or the mailbox lies outside the firmware dmem */
 	BOARD_ELAST,
 };
 
@@ -55,87 +55,88 @@ enum board_mem_kind {
 /* One memory bank (node compatible "moecard,mem-bank"). */
 struct board_bank {
 	char name[BOARD_NAME_MAX]; /* node name without unit address, e.g. "hbm0" */
-	uint32_t kind;             /* enum board_mem_kind */
-	uint32_t index;            /* Vitis bank index within its kind (HBM[index]) */
-	uint64_t base;             /* card physical address, bytes */
-	uint64_t size;             /* capacity, bytes (> 0) */
-	uint32_t bw_mbps;          /* peak bandwidth, MB/s (10^6 bytes/s) */
-	uint32_t phandle;          /* the node's phandle, 0 when it has none */
+	uint32_t kind;		   /* enum board_mem_kind */
+	uint32_t index;		   /* Vitis bank index within its kind (HBM[index]) */
+	uint64_t base;		   /* card physical address, bytes */
+	uint64_t size;		   /* capacity, bytes (> 0) */
+	uint32_t bw_mbps;	   /* peak bandwidth, MB/s (10^6 bytes/s) */
+	uint32_t phandle;	   /* the node's phandle, 0 when it has none */
 };
 
 /* One compute-unit instance (node compatible "moecard,cu"). */
 struct board_cu {
 	char name[BOARD_NAME_MAX];   /* instance name, e.g. "fp8_gemm_1" (node name) */
 	char kernel[BOARD_NAME_MAX]; /* kernel (HLS top) name, e.g. "fp8_gemm" */
-	uint64_t base;               /* AXI-Lite control window base address, bytes */
-	uint64_t size;               /* control window size, bytes */
-	uint32_t n_ports;            /* used entries of port[] / port_bank[] */
+	uint64_t base;		     /* AXI-Lite control window base address, bytes */
+	uint64_t size;		     /* control window size, bytes */
+	uint32_t n_ports;	     /* used entries of port[] / port_bank[] */
 	char port[BOARD_MAX_PORTS][BOARD_NAME_MAX]; /* m_axi argument names, in dts order */
-	uint32_t port_bank[BOARD_MAX_PORTS];        /* index into board_desc.bank[] per port */
-	uint32_t tm, tn;             /* PE-array build parameters (rows x cols), 0 if n/a */
-	uint32_t axi_bits;           /* m_axi data width, bits (32..1024, power of two) */
-	uint32_t slr;                /* super logic region the CU is placed in */
-	uint32_t clock;              /* index into board_desc.clock[] */
+	uint32_t port_bank[BOARD_MAX_PORTS];	    /* index into board_desc.bank[] per port */
+	uint32_t tm, tn;   /* PE-array build parameters (rows x cols), 0 if n/a */
+	uint32_t axi_bits; /* m_axi data width, bits (32..1024, power of two) */
+	uint32_t slr;	   /* super logic region the CU is placed in */
+	uint32_t clock;	   /* index into board_desc.clock[] */
 };
 
 /* One DMA channel (node compatible "moecard,dma-channel"). */
 struct board_dma {
 	char name[BOARD_NAME_MAX]; /* node name, e.g. "h2c0" */
-	uint32_t to_card;          /* 1 = host-to-card ("h2c"), 0 = card-to-host ("c2h") */
-	uint64_t base;             /* channel register base, bytes */
-	uint32_t bw_mbps;          /* sustained bandwidth of this channel, MB/s */
-	uint32_t latency_ns;       /* per-descriptor setup latency, ns */
+	uint32_t to_card;	   /* 1 = host-to-card ("h2c"), 0 = card-to-host ("c2h") */
+	uint64_t base;		   /* channel register base, bytes */
+	uint32_t bw_mbps;	   /* sustained bandwidth of this channel, MB/s */
+	uint32_t latency_ns;	   /* per-descriptor setup latency, ns */
 };
 
 /* One clock (node compatible "moecard,clock"). */
 struct board_clock {
 	char name[BOARD_NAME_MAX]; /* node name, e.g. "kernel" */
-	uint32_t freq_hz;          /* frequency, Hz (> 0) */
-	uint32_t phandle;          /* the node's phandle */
+	uint32_t freq_hz;	   /* frequency, Hz (> 0) */
+	uint32_t phandle;	   /* the node's phandle */
 };
 
 /* The firmware CPU (node compatible "moecard,fw-cpu"). */
 struct board_fwcpu {
 	char isa[BOARD_NAME_MAX]; /* e.g. "rv32imc", "armv7-r" */
-	uint64_t imem_base;       /* instruction memory base, bytes */
-	uint64_t imem_size;       /* instruction memory size, bytes */
-	uint64_t dmem_base;       /* data memory base, bytes */
-	uint64_t dmem_size;       /* data memory size, bytes */
-	uint64_t mailbox;         /* host<->firmware mailbox address, inside dmem, bytes */
-	uint32_t clock;           /* index into board_desc.clock[] */
+	uint64_t imem_base;	  /* instruction memory base, bytes */
+	uint64_t imem_size;	  /* instruction memory size, bytes */
+	uint64_t dmem_base;	  /* data memory base, bytes */
+	uint64_t dmem_size;	  /* data memory size, bytes */
+	uint64_t mailbox;	  /* host<->firmware mailbox address, inside dmem, bytes */
+	uint32_t clock;		  /* index into board_desc.clock[] */
 };
 
 /* A whole card. */
 struct board_desc {
-	char model[64];              /* root "model" string */
-	char card[BOARD_NAME_MAX];   /* first root compatible, e.g. "moecard,u55c" */
-	char part[BOARD_NAME_MAX];   /* FPGA part, root "moecard,part" */
-	char platform[64];           /* Vitis platform (XSA) name, root "moecard,platform" */
-	uint32_t pcie_gen;           /* PCIe generation, 1..6 */
-	uint32_t pcie_lanes;         /* PCIe lanes, 1..16 */
-	uint32_t pcie_bw_mbps;       /* usable host link bandwidth per direction, MB/s */
-	uint32_t n_slr;              /* super logic regions, >= 1 */
-	uint32_t n_banks;            /* used entries of bank[] */
+	char model[64];		   /* root "model" string */
+	char card[BOARD_NAME_MAX]; /* first root compatible, e.g. "moecard,u55c" */
+	char part[BOARD_NAME_MAX]; /* FPGA part, root "moecard,part" */
+	char platform[64];	   /* Vitis platform (XSA) name, root "moecard,platform" */
+	uint32_t pcie_gen;	   /* PCIe generation, 1..6 */
+	uint32_t pcie_lanes;	   /* PCIe lanes, 1..16 */
+	uint32_t pcie_bw_mbps;	   /* usable host link bandwidth per direction, MB/s */
+	uint32_t n_slr;		   /* super logic regions, >= 1 */
+	uint32_t n_banks;	   /* used entries of bank[] */
 	struct board_bank bank[BOARD_MAX_BANKS];
-	uint32_t n_cus;              /* used entries of cu[] */
+	uint32_t n_cus; /* used entries of cu[] */
 	struct board_cu cu[BOARD_MAX_CUS];
-	uint32_t n_dma;              /* used entries of dma[] */
+	uint32_t n_dma; /* used entries of dma[] */
 	struct board_dma dma[BOARD_MAX_DMA];
-	uint32_t n_clocks;           /* used entries of clock[] */
+	uint32_t n_clocks; /* used entries of clock[] */
 	struct board_clock clock[BOARD_MAX_CLOCKS];
-	struct board_fwcpu fw;       /* firmware CPU */
-	uint64_t mem_bytes;          /* sum of bank sizes, bytes */
-	uint64_t mem_bw_mbps;        /* sum of bank bandwidths, MB/s */
+	struct board_fwcpu fw; /* firmware CPU */
+	uint64_t mem_bytes;    /* sum of bank sizes, bytes */
+	uint64_t mem_bw_mbps;  /* sum of bank bandwidths, MB/s */
 };
 
 /* What fits on a card for a model (board_fit_compute). */
 struct board_fit {
-	uint64_t usable_bytes;   /* card memory minus the runtime reserve, bytes */
-	uint64_t resident_bytes; /* bytes of the always-resident set (attention, dense, shared...) */
-	int resident_fits;       /* 1 when the resident set fits in usable_bytes */
-	uint64_t kv_bytes;       /* bytes reserved for the KV cache of ctx_tokens */
-	uint64_t expert_slots;   /* routed-expert slots that fit after resident + KV */
-	uint64_t kv_max_tokens;  /* KV capacity in tokens if everything after resident went to KV */
+	uint64_t usable_bytes; /* card memory minus the runtime reserve, bytes */
+	uint64_t
+	    resident_bytes;	/* bytes of the always-resident set (attention, dense, shared...) */
+	int resident_fits;	/* 1 when the resident set fits in usable_bytes */
+	uint64_t kv_bytes;	/* bytes reserved for the KV cache of ctx_tokens */
+	uint64_t expert_slots;	/* routed-expert slots that fit after resident + KV */
+	uint64_t kv_max_tokens; /* KV capacity in tokens if everything after resident went to KV */
 };
 
 /* Bytes board_fit_compute keeps free for rings, firmware and activations. */

@@ -31,29 +31,31 @@
 #define XRT_DEV_LIB "libxrt_coreutil.so.2"
 
 /* The XRT entry points used, resolved from XRT_DEV_LIB. */
-#define XRT_FUNCS(X)                                                                              \
-	X(xrtDeviceOpen) X(xrtDeviceOpenByBDF) X(xrtDeviceClose) X(xrtDeviceLoadXclbinHandle)     \
-	X(xrtXclbinAllocFilename) X(xrtXclbinFreeHandle) X(xrtXclbinGetUUID)                      \
-	X(xrtXclbinGetNumKernels) X(xrtXclbinGetNumKernelComputeUnits) X(xrtXclbinGetXSAName)    \
-	X(xrtPLKernelOpen) X(xrtKernelClose) X(xrtKernelArgGroupId) X(xrtKernelArgOffset)         \
-	X(xrtBOAlloc) X(xrtBOFree) X(xrtBOWrite) X(xrtBORead) X(xrtBOSync)                        \
-	X(xrtRunOpen) X(xrtRunSetArg) X(xrtRunStart) X(xrtRunWaitFor) X(xrtRunClose)
+#define XRT_FUNCS(X)                                                                               \
+	X(xrtDeviceOpen)                                                                           \
+	X(xrtDeviceOpenByBDF) X(xrtDeviceClose) X(xrtDeviceLoadXclbinHandle)                       \
+	    X(xrtXclbinAllocFilename) X(xrtXclbinFreeHandle) X(xrtXclbinGetUUID)                   \
+		X(xrtXclbinGetNumKernels) X(xrtXclbinGetNumKernelComputeUnits)                     \
+		    X(xrtXclbinGetXSAName) X(xrtPLKernelOpen) X(xrtKernelClose)                    \
+			X(xrtKernelArgGroupId) X(xrtKernelArgOffset) X(xrtBOAlloc) X(xrtBOFree)    \
+			    X(xrtBOWrite) X(xrtBORead) X(xrtBOSync) X(xrtRunOpen) X(xrtRunSetArg)  \
+				X(xrtRunStart) X(xrtRunWaitFor) X(xrtRunClose)
 
 struct xrt_dev {
-	void *lib;                       /* dlopen handle of XRT_DEV_LIB */
+	void *lib; /* dlopen handle of XRT_DEV_LIB */
 #define X(f) __typeof__(f) *f;
-	XRT_FUNCS(X)                     /* resolved entry points */
+	XRT_FUNCS(X) /* resolved entry points */
 #undef X
-	xrtDeviceHandle dev;             /* open device */
-	xrtXclbinHandle xclbin;          /* loaded xclbin, NULL before xrt_dev_load */
-	xuid_t uuid;                     /* its UUID */
-	const struct board_desc *board;  /* the board the xclbin was built for (caller owns) */
+	xrtDeviceHandle dev;		/* open device */
+	xrtXclbinHandle xclbin;		/* loaded xclbin, NULL before xrt_dev_load */
+	xuid_t uuid;			/* its UUID */
+	const struct board_desc *board; /* the board the xclbin was built for (caller owns) */
 	xrtKernelHandle kernel[BOARD_MAX_CUS]; /* one handle per CU, "kernel:{cu}" */
-	struct xrt_dev_stats st;         /* counters */
+	struct xrt_dev_stats st;	       /* counters */
 };
 
 static int msg(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int msg(char *err, size_t errlen, int code, const char *fmt, ...)
 {
 	if (err && errlen) {
@@ -72,10 +74,11 @@ static int check_shim(char *err, size_t errlen)
 	const char *shim = "libxrt_core.so.2";
 	if (mode && *mode) {
 		if (strcmp(mode, "noop") != 0)
-			return msg(err, errlen, -ENOTSUP,
-				   "xrt: XCL_EMULATION_MODE=%s: only \"noop\" (or unset, for a card) "
-				   "is supported",
-				   mode);
+			return msg(
+			    err, errlen, -ENOTSUP,
+			    "xrt: XCL_EMULATION_MODE=%s: only \"noop\" (or unset, for a card) "
+			    "is supported",
+			    mode);
 		shim = "libxrt_noop.so.2";
 	}
 	const char *root = getenv("XILINX_XRT");
@@ -100,14 +103,14 @@ static int lib_open(struct xrt_dev **out, char *err, size_t errlen)
 	d->lib = dlopen(XRT_DEV_LIB, RTLD_NOW | RTLD_LOCAL);
 	if (!d->lib) {
 		free(d);
-		return msg(err, errlen, -ENOENT, "xrt: cannot load %s (install XRT): %s", XRT_DEV_LIB,
-			   dlerror());
+		return msg(err, errlen, -ENOENT, "xrt: cannot load %s (install XRT): %s",
+			   XRT_DEV_LIB, dlerror());
 	}
-#define X(f)                                                                                      \
-	if (!(*(void **)&d->f = dlsym(d->lib, #f))) {                                             \
-		dlclose(d->lib);                                                                  \
-		free(d);                                                                          \
-		return msg(err, errlen, -ENOENT, "xrt: %s lacks %s", XRT_DEV_LIB, #f);            \
+#define X(f)                                                                                       \
+	if (!(*(void **)&d->f = dlsym(d->lib, #f))) {                                              \
+		dlclose(d->lib);                                                                   \
+		free(d);                                                                           \
+		return msg(err, errlen, -ENOENT, "xrt: %s lacks %s", XRT_DEV_LIB, #f);             \
 	}
 	XRT_FUNCS(X)
 #undef X
@@ -213,8 +216,7 @@ int xrt_dev_bo_upload(struct xrt_dev *d, struct xrt_dev_bo *bo, const void *src,
 	return 0;
 }
 
-int xrt_dev_bo_download(struct xrt_dev *d, struct xrt_dev_bo *bo, void *dst, size_t n,
-			size_t off)
+int xrt_dev_bo_download(struct xrt_dev *d, struct xrt_dev_bo *bo, void *dst, size_t n, size_t off)
 {
 	if (!d || !bo || !bo->h || off > bo->size || n > bo->size - off)
 		return -EINVAL;

@@ -25,25 +25,25 @@ struct xrt_dev; /* opaque: the loaded library, device, xclbin and per-CU kernel 
 
 /* A buffer object in one memory group (a bank of the xclbin's MEM_TOPOLOGY). */
 struct xrt_dev_bo {
-	void *h;      /* xrtBufferHandle */
-	size_t size;  /* bytes */
-	int group;    /* memory group (MEM_TOPOLOGY index) it was allocated in */
+	void *h;     /* xrtBufferHandle */
+	size_t size; /* bytes */
+	int group;   /* memory group (MEM_TOPOLOGY index) it was allocated in */
 };
 
 /* One reusable run of one CU. */
 struct xrt_dev_run {
-	void *h;      /* xrtRunHandle */
-	uint32_t cu;  /* index into board_desc.cu[] */
+	void *h;     /* xrtRunHandle */
+	uint32_t cu; /* index into board_desc.cu[] */
 };
 
 /* Counters of what the control path did (for tests and `moecard profile`). */
 struct xrt_dev_stats {
-	uint64_t bo_allocs;   /* xrtBOAlloc calls that succeeded */
-	uint64_t bo_bytes;    /* bytes allocated in BOs */
-	uint64_t syncs_to;    /* xrtBOSync to the device */
-	uint64_t syncs_from;  /* xrtBOSync from the device */
+	uint64_t bo_allocs;    /* xrtBOAlloc calls that succeeded */
+	uint64_t bo_bytes;     /* bytes allocated in BOs */
+	uint64_t syncs_to;     /* xrtBOSync to the device */
+	uint64_t syncs_from;   /* xrtBOSync from the device */
 	uint64_t runs_started; /* xrtRunStart calls that succeeded */
-	uint64_t runs_done;   /* runs that reached ERT_CMD_STATE_COMPLETED */
+	uint64_t runs_done;    /* runs that reached ERT_CMD_STATE_COMPLETED */
 };
 
 /*
@@ -69,8 +69,7 @@ int xrt_dev_uuid(const struct xrt_dev *d, uint8_t uuid[16]);
  * xrt_dev_arg_group - the memory group XRT reports for pointer argument arg of CU cu, and its
  * control-register offset. Errors: -EINVAL (bad cu/arg or a scalar argument), -EIO.
  */
-int xrt_dev_arg_group(struct xrt_dev *d, uint32_t cu, uint32_t arg, int *group,
-		      uint32_t *offset);
+int xrt_dev_arg_group(struct xrt_dev *d, uint32_t cu, uint32_t arg, int *group, uint32_t *offset);
 
 /* xrt_dev_bo_alloc - a BO of size bytes in memory group group. Errors: -EINVAL, -ENOMEM. */
 int xrt_dev_bo_alloc(struct xrt_dev *d, size_t size, int group, struct xrt_dev_bo *bo);
@@ -80,8 +79,7 @@ int xrt_dev_bo_upload(struct xrt_dev *d, struct xrt_dev_bo *bo, const void *src,
 		      size_t off);
 
 /* xrt_dev_bo_download - sync n bytes at off from the device and read them. Errors: as upload. */
-int xrt_dev_bo_download(struct xrt_dev *d, struct xrt_dev_bo *bo, void *dst, size_t n,
-			size_t off);
+int xrt_dev_bo_download(struct xrt_dev *d, struct xrt_dev_bo *bo, void *dst, size_t n, size_t off);
 
 /* xrt_dev_bo_free - release a BO (NULL handle is fine). */
 void xrt_dev_bo_free(struct xrt_dev *d, struct xrt_dev_bo *bo);
@@ -114,10 +112,10 @@ void xrt_dev_close(struct xrt_dev *d);
 
 /* What XRT's xclbin API reads back from a file (xrt_dev_xclbin_info). */
 struct xrt_dev_xclbin_info {
-	uint8_t uuid[16];  /* xrtXclbinGetUUID */
+	uint8_t uuid[16];   /* xrtXclbinGetUUID */
 	uint32_t n_kernels; /* xrtXclbinGetNumKernels */
-	uint32_t n_cus;    /* xrtXclbinGetNumKernelComputeUnits */
-	char xsa[64];      /* xrtXclbinGetXSAName: the platform (VBNV) */
+	uint32_t n_cus;	    /* xrtXclbinGetNumKernelComputeUnits */
+	char xsa[64];	    /* xrtXclbinGetXSAName: the platform (VBNV) */
 };
 
 /*

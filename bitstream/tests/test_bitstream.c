@@ -19,7 +19,7 @@
 #include "bitstream/bitstream.h"
 #include "board.h"
 
-static const char *const cards[] = { "emu", "u55c", "u280", "v80" };
+static const char *const cards[] = {"emu", "u55c", "u280", "v80"};
 
 static char *slurp(const char *path, size_t *n)
 {
@@ -69,7 +69,8 @@ static void test_xclbin_matches_dts(void **state)
 
 		const struct ip_layout *ip = section(xb, n, IP_LAYOUT, &sz);
 		assert_int_equal(ip->m_count, (int)b.n_cus);
-		assert_true(sz >= offsetof(struct ip_layout, m_ip_data) + b.n_cus * sizeof(struct ip_data));
+		assert_true(sz >= offsetof(struct ip_layout, m_ip_data) +
+				      b.n_cus * sizeof(struct ip_data));
 		for (uint32_t i = 0; i < b.n_cus; i++) {
 			char want[80];
 			snprintf(want, sizeof want, "%s:%s", b.cu[i].kernel, b.cu[i].name);
@@ -104,11 +105,11 @@ static void test_xclbin_matches_dts(void **state)
 			/* the bank a CU uses is marked used; the sp= line names it */
 			assert_int_equal(mt->m_mem_data[bank].m_used, 1);
 			const struct bitstream_kernel *k =
-				bitstream_kernel_find(b.cu[e->m_ip_layout_index].kernel);
+			    bitstream_kernel_find(b.cu[e->m_ip_layout_index].kernel);
 			char line[160], tag[16];
 			board_bank_name(&b, (uint32_t)bank, tag, sizeof tag);
-			snprintf(line, sizeof line, "\nsp=%s.%s:%s\n", b.cu[e->m_ip_layout_index].name,
-				 k->arg[e->arg_index].name, tag);
+			snprintf(line, sizeof line, "\nsp=%s.%s:%s\n",
+				 b.cu[e->m_ip_layout_index].name, k->arg[e->arg_index].name, tag);
 			if (!strstr(cfg, line))
 				fail_msg("%s: connectivity.cfg lacks %s", cards[c], line + 1);
 		}
@@ -128,17 +129,20 @@ static void test_xclbin_matches_dts(void **state)
 			assert_non_null(strstr(x, inst));
 			snprintf(line, sizeof line, "\nslr=%s:SLR%u\n", b.cu[i].name, b.cu[i].slr);
 			assert_non_null(strstr(cfg, line));
-			snprintf(line, sizeof line, "\nfreqHz=%u:%s\n", b.clock[b.cu[i].clock].freq_hz,
-				 b.cu[i].name);
+			snprintf(line, sizeof line, "\nfreqHz=%u:%s\n",
+				 b.clock[b.cu[i].clock].freq_hz, b.cu[i].name);
 			assert_non_null(strstr(cfg, line));
 			const struct bitstream_kernel *k = bitstream_kernel_find(b.cu[i].kernel);
 			for (uint32_t j = 0; j < k->n_args; j++) {
-				snprintf(line, sizeof line, "<arg name=\"%s\" addressQualifier=\"%d\" "
-					 "id=\"%u\"", k->arg[j].name, k->arg[j].bundle ? 1 : 0, j);
+				snprintf(line, sizeof line,
+					 "<arg name=\"%s\" addressQualifier=\"%d\" "
+					 "id=\"%u\"",
+					 k->arg[j].name, k->arg[j].bundle ? 1 : 0, j);
 				assert_non_null(strstr(x, line));
-				snprintf(line, sizeof line, "offset=\"0x%x\" hostOffset=\"0x0\" "
-					 "hostSize=\"0x%x\" type=\"%s\"/>", k->arg[j].offset,
-					 k->arg[j].size, k->arg[j].type);
+				snprintf(line, sizeof line,
+					 "offset=\"0x%x\" hostOffset=\"0x0\" "
+					 "hostSize=\"0x%x\" type=\"%s\"/>",
+					 k->arg[j].offset, k->arg[j].size, k->arg[j].type);
 				assert_non_null(strstr(x, line));
 			}
 		}
@@ -168,7 +172,7 @@ static void test_reproducible_uuid(void **state)
 	size_t n1, n2;
 	assert_int_equal(bitstream_xclbin_build(&b, "t", &x1, &n1), 0);
 	assert_true(n1 == n && memcmp(x1, xb, n) == 0); /* same bytes as the file make wrote */
-	b.bank[0].size >>= 1; /* any change moves the UUID */
+	b.bank[0].size >>= 1;				/* any change moves the UUID */
 	assert_int_equal(bitstream_xclbin_build(&b, "t", &x2, &n2), 0);
 	assert_int_equal(bitstream_xclbin_uuid(xb, n, u0), 0);
 	assert_int_equal(bitstream_xclbin_uuid(x1, n1, u1), 0);
@@ -236,10 +240,10 @@ static void test_check_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_xclbin_matches_dts),
-		cmocka_unit_test(test_reproducible_uuid),
-		cmocka_unit_test(test_validate_rejects),
-		cmocka_unit_test(test_check_rejects),
+	    cmocka_unit_test(test_xclbin_matches_dts),
+	    cmocka_unit_test(test_reproducible_uuid),
+	    cmocka_unit_test(test_validate_rejects),
+	    cmocka_unit_test(test_check_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

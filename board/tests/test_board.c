@@ -1,7 +1,7 @@
 /*
  * test_board.c - unit tests of board.c, one small test per function (libfdt style). The good card
- * trees come from the .dtb files in $B/board (built by make); targeted failures are made by editing one
- * property of a copy of the emulated card's blob with libfdt's read-write API.
+ * trees come from the .dtb files in $B/board (built by make); targeted failures are made by editing
+ * one property of a copy of the emulated card's blob with libfdt's read-write API.
  */
 #include <errno.h>
 #include <libfdt.h>
@@ -70,10 +70,10 @@ static void test_load_cards(void **state)
 		double bw_gbs;
 		const char *isa;
 	} want[] = {
-		{ "emu", 32, 7, 4, 3, 16, 16, 460.0, "rv32imc" },
-		{ "u55c", 32, 11, 8, 3, 16, 16, 460.0, "rv32imc" },
-		{ "u280", 34, 11, 8, 3, 16, 40, 498.4, "rv32imc" },
-		{ "v80", 32, 15, 8, 5, 8, 32, 819.2, "armv7-r" },
+	    {"emu", 32, 7, 4, 3, 16, 16, 460.0, "rv32imc"},
+	    {"u55c", 32, 11, 8, 3, 16, 16, 460.0, "rv32imc"},
+	    {"u280", 34, 11, 8, 3, 16, 40, 498.4, "rv32imc"},
+	    {"v80", 32, 15, 8, 5, 8, 32, 819.2, "armv7-r"},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -138,15 +138,15 @@ static void test_parse_edits(void **state)
 		uint32_t val; /* a u32 value to store */
 		int code;
 	} e[] = {
-		{ "/clocks/kernel", "clock-frequency", 0, -BOARD_ECLOCK },
-		{ "/memory/hbm3@60000000", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE },
-		{ "/memory/hbm3@60000000", "moecard,index", 2, -BOARD_EDUP },
-		{ "/memory/hbm3@60000000", "reg", 7, -BOARD_EBADSIZE },
-		{ "/compute-units/fp8_gemm_2@1810000", "moecard,slr", 3, -BOARD_EBADVALUE },
-		{ "/compute-units/fp8_gemm_2@1810000", "clocks", 0x7777, -BOARD_ECLOCK },
-		{ "/compute-units/fp8_gemm_2@1810000", "moecard,port-banks", 1, -BOARD_EBADSIZE },
-		{ "/", "moecard,slrs", 0, -BOARD_EBADVALUE },
-		{ "/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE },
+	    {"/clocks/kernel", "clock-frequency", 0, -BOARD_ECLOCK},
+	    {"/memory/hbm3@60000000", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE},
+	    {"/memory/hbm3@60000000", "moecard,index", 2, -BOARD_EDUP},
+	    {"/memory/hbm3@60000000", "reg", 7, -BOARD_EBADSIZE},
+	    {"/compute-units/fp8_gemm_2@1810000", "moecard,slr", 3, -BOARD_EBADVALUE},
+	    {"/compute-units/fp8_gemm_2@1810000", "clocks", 0x7777, -BOARD_ECLOCK},
+	    {"/compute-units/fp8_gemm_2@1810000", "moecard,port-banks", 1, -BOARD_EBADSIZE},
+	    {"/", "moecard,slrs", 0, -BOARD_EBADVALUE},
+	    {"/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -168,7 +168,8 @@ static void test_parse_edits(void **state)
 	int node = fdt_path_offset(fdt, "/firmware-cpu");
 	assert_int_equal(fdt_delprop(fdt, node, "moecard,isa"), 0);
 	assert_int_equal(parse_blob(fdt, &b, err), -BOARD_EMISSING);
-	assert_string_equal(err, "edited.dtb: /firmware-cpu: moecard,isa: required property is missing");
+	assert_string_equal(err,
+			    "edited.dtb: /firmware-cpu: moecard,isa: required property is missing");
 	free(fdt);
 }
 
@@ -290,11 +291,11 @@ static void test_info_print(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_strerror),     cmocka_unit_test(test_load_cards),
-		cmocka_unit_test(test_load_errors),  cmocka_unit_test(test_parse_truncated),
-		cmocka_unit_test(test_parse_edits),  cmocka_unit_test(test_validate),
-		cmocka_unit_test(test_bank_name),    cmocka_unit_test(test_cu_find),
-		cmocka_unit_test(test_fit),          cmocka_unit_test(test_info_print),
+	    cmocka_unit_test(test_strerror),	cmocka_unit_test(test_load_cards),
+	    cmocka_unit_test(test_load_errors), cmocka_unit_test(test_parse_truncated),
+	    cmocka_unit_test(test_parse_edits), cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_bank_name),	cmocka_unit_test(test_cu_find),
+	    cmocka_unit_test(test_fit),		cmocka_unit_test(test_info_print),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,15 +14,21 @@
 
 static const struct {
 	const char *name; /* code as written in the expect line */
-	int code;         /* negative board code */
+	int code;	  /* negative board code */
 } codes[] = {
-	{ "OK", 0 },
-	{ "-BOARD_EBADDTB", -BOARD_EBADDTB },     { "-BOARD_ENOTCARD", -BOARD_ENOTCARD },
-	{ "-BOARD_EMISSING", -BOARD_EMISSING },   { "-BOARD_EBADSIZE", -BOARD_EBADSIZE },
-	{ "-BOARD_EBADVALUE", -BOARD_EBADVALUE }, { "-BOARD_EOVERLAP", -BOARD_EOVERLAP },
-	{ "-BOARD_ENOBANK", -BOARD_ENOBANK },     { "-BOARD_ECLOCK", -BOARD_ECLOCK },
-	{ "-BOARD_ETOOMANY", -BOARD_ETOOMANY },   { "-BOARD_EDUP", -BOARD_EDUP },
-	{ "-BOARD_EEMPTY", -BOARD_EEMPTY },       { "-BOARD_ERANGE", -BOARD_ERANGE },
+    {"OK", 0},
+    {"-BOARD_EBADDTB", -BOARD_EBADDTB},
+    {"-BOARD_ENOTCARD", -BOARD_ENOTCARD},
+    {"-BOARD_EMISSING", -BOARD_EMISSING},
+    {"-BOARD_EBADSIZE", -BOARD_EBADSIZE},
+    {"-BOARD_EBADVALUE", -BOARD_EBADVALUE},
+    {"-BOARD_EOVERLAP", -BOARD_EOVERLAP},
+    {"-BOARD_ENOBANK", -BOARD_ENOBANK},
+    {"-BOARD_ECLOCK", -BOARD_ECLOCK},
+    {"-BOARD_ETOOMANY", -BOARD_ETOOMANY},
+    {"-BOARD_EDUP", -BOARD_EDUP},
+    {"-BOARD_EEMPTY", -BOARD_EEMPTY},
+    {"-BOARD_ERANGE", -BOARD_ERANGE},
 };
 
 /* Reads the "expect:" line of path into line; 0 or -1. */
@@ -102,15 +108,16 @@ int main(void)
 			       board_strerror(rc), want, board_strerror(want), err);
 		if (ok && want) {
 			if (strncmp(err, dtb, strlen(dtb)) != 0) {
-				printf("FAIL %s: message does not start with the file name: %s\n", name,
-				       err);
+				printf("FAIL %s: message does not start with the file name: %s\n",
+				       name, err);
 				ok = 0;
 			}
 			while (ok && (tok = strtok(NULL, " \t"))) {
 				char needle[160];
 				snprintf(needle, sizeof needle, " %s:", tok);
 				if (!strstr(err, needle)) {
-					printf("FAIL %s: message lacks \"%s\": %s\n", name, tok, err);
+					printf("FAIL %s: message lacks \"%s\": %s\n", name, tok,
+					       err);
 					ok = 0;
 				}
 			}

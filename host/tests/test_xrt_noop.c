@@ -45,16 +45,16 @@ void *aligned_alloc(size_t alignment, size_t size)
 }
 #endif
 
-#define CHECK(cond, ...)                                                                          \
-	do {                                                                                      \
-		if (cond) {                                                                       \
-			n_pass++;                                                                 \
-		} else {                                                                          \
-			n_fail++;                                                                 \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                               \
-			printf(__VA_ARGS__);                                                      \
-			printf("\n");                                                             \
-		}                                                                                 \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			n_pass++;                                                                  \
+		} else {                                                                           \
+			n_fail++;                                                                  \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+		}                                                                                  \
 	} while (0)
 
 static const char *bdir(void)
@@ -62,7 +62,7 @@ static const char *bdir(void)
 	return getenv("B") ? getenv("B") : "build";
 }
 
-static const char *const cards[] = { "emu", "u55c", "u280", "v80" };
+static const char *const cards[] = {"emu", "u55c", "u280", "v80"};
 
 /* 1. Failure modes, before XRT is ever used with a shim in this process. */
 static void test_no_environment(void)
@@ -89,7 +89,7 @@ static void test_no_environment(void)
 	CHECK(rc == -EINVAL, "empty device spec: rc %d", rc);
 
 	/* a malformed xclbin is refused before XRT sees it */
-	rc = xrt_dev_xclbin_info("board/board.mk", &(struct xrt_dev_xclbin_info){ 0 }, err,
+	rc = xrt_dev_xclbin_info("board/board.mk", &(struct xrt_dev_xclbin_info){0}, err,
 				 sizeof err);
 	CHECK(rc == -EINVAL && strstr(err, "board/board.mk: not a well-formed xclbin"),
 	      "malformed xclbin: rc %d \"%s\"", rc, err);
@@ -191,9 +191,9 @@ static void test_xclbin_api(const char *card, const struct board_desc *b, const 
 /* The tiny preset (DESIGN.md section 5): FP8 GEMM weights per layer, [out, in]. */
 struct wt {
 	const char *name; /* tensor role */
-	int out, in;      /* shape */
-	int expert;       /* routed expert index, -1 otherwise */
-	int layer;        /* layer */
+	int out, in;	  /* shape */
+	int expert;	  /* routed expert index, -1 otherwise */
+	int layer;	  /* layer */
 };
 
 enum { TINY_LAYERS = 4, TINY_EXPERTS = 16, TINY_TOPK = 4, TINY_MAX_TOK = 64 };
@@ -203,21 +203,21 @@ static int tiny_weights(struct wt *w)
 	int n = 0;
 	for (int l = 0; l < TINY_LAYERS; l++) {
 		/* hidden 256, q_lora 192, kv_lora 128, 4 heads, nope/rope/v 32/16/32 */
-		w[n++] = (struct wt){ "q_a_proj", 192, 256, -1, l };
-		w[n++] = (struct wt){ "q_b_proj", 4 * 48, 192, -1, l };
-		w[n++] = (struct wt){ "kv_a_proj_with_mqa", 128 + 16, 256, -1, l };
-		w[n++] = (struct wt){ "kv_b_proj", 4 * 64, 128, -1, l };
-		w[n++] = (struct wt){ "o_proj", 256, 4 * 32, -1, l };
+		w[n++] = (struct wt){"q_a_proj", 192, 256, -1, l};
+		w[n++] = (struct wt){"q_b_proj", 4 * 48, 192, -1, l};
+		w[n++] = (struct wt){"kv_a_proj_with_mqa", 128 + 16, 256, -1, l};
+		w[n++] = (struct wt){"kv_b_proj", 4 * 64, 128, -1, l};
+		w[n++] = (struct wt){"o_proj", 256, 4 * 32, -1, l};
 		if (l == 0) { /* dense FFN 512 */
-			w[n++] = (struct wt){ "gate_proj", 512, 256, -1, l };
-			w[n++] = (struct wt){ "up_proj", 512, 256, -1, l };
-			w[n++] = (struct wt){ "down_proj", 256, 512, -1, l };
+			w[n++] = (struct wt){"gate_proj", 512, 256, -1, l};
+			w[n++] = (struct wt){"up_proj", 512, 256, -1, l};
+			w[n++] = (struct wt){"down_proj", 256, 512, -1, l};
 			continue;
 		}
 		for (int e = -1; e < TINY_EXPERTS; e++) { /* e = -1: the shared expert */
-			w[n++] = (struct wt){ "gate_proj", 128, 256, e, l };
-			w[n++] = (struct wt){ "up_proj", 128, 256, e, l };
-			w[n++] = (struct wt){ "down_proj", 256, 128, e, l };
+			w[n++] = (struct wt){"gate_proj", 128, 256, e, l};
+			w[n++] = (struct wt){"up_proj", 128, 256, e, l};
+			w[n++] = (struct wt){"down_proj", 256, 128, e, l};
 		}
 	}
 	return n;
@@ -384,8 +384,8 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 	/* two decode steps: per layer 6 MLA GEMMs, 7 vector ops, 1 KV append, 1 attention; FFN 2
 	 * GEMMs (dense)
 	 * or 2 * (1 shared + top-4 routed); final norm. lm_head and router stay on the host. */
-	int expect_per_tok = TINY_LAYERS * (6 + 7 + 1 + 1) + 2 + (TINY_LAYERS - 1) * 2 * (1 + TINY_TOPK)
-			     + 1;
+	int expect_per_tok =
+	    TINY_LAYERS * (6 + 7 + 1 + 1) + 2 + (TINY_LAYERS - 1) * 2 * (1 + TINY_TOPK) + 1;
 	int bad_exec = 0;
 	uint64_t runs_before = 0;
 	for (int tok = 0; tok < 2; tok++) {
@@ -397,9 +397,11 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 			int sel[TINY_TOPK];
 			for (int k = 0; k < TINY_TOPK; k++)
 				sel[k] = (l * 5 + tok * 3 + k * 4) % TINY_EXPERTS;
-			for (int step = 0; step < 7 + 2; step++) { /* vec ops, KV append, attention */
-				uint32_t c = step < 7 ? (uint32_t)vec : step == 7 ? (uint32_t)kva
-										 : (uint32_t)mla;
+			for (int step = 0; step < 7 + 2;
+			     step++) { /* vec ops, KV append, attention */
+				uint32_t c = step < 7	 ? (uint32_t)vec
+					     : step == 7 ? (uint32_t)kva
+							 : (uint32_t)mla;
 				struct xrt_dev_run *r = &run[c];
 				if (step < 7) {
 					bad_exec += xrt_dev_run_set_u32(d, r, 0, (uint32_t)step) ||
@@ -457,21 +459,22 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 				struct xrt_dev_run *r = &run[cu];
 				int up = !strcmp(w[i].name, "gate_proj") ? i + 1 : i;
 				for (int t = 0; t < times; t++) {
-					bad_exec += xrt_dev_run_set_bo(d, r, 0, &act[gi].x) ||
-						    xrt_dev_run_set_bo(d, r, 1, &act[gi].xs) ||
-						    xrt_dev_run_set_bo(d, r, 2, &wbo[i]) ||
-						    xrt_dev_run_set_bo(d, r, 3, &sbo[i]) ||
-						    xrt_dev_run_set_bo(d, r, 4, &wbo[up]) ||
-						    xrt_dev_run_set_bo(d, r, 5, &sbo[up]) ||
-						    xrt_dev_run_set_bo(d, r, 6, &act[gi].y) ||
-						    xrt_dev_run_set_bo(d, r, 7, &act[gi].res) ||
-						    xrt_dev_run_set_bo(d, r, 8, &act[gi].route) ||
-						    xrt_dev_run_set_u32(d, r, 9, 1) ||
-						    xrt_dev_run_set_u32(d, r, 10, (uint32_t)w[i].out) ||
-						    xrt_dev_run_set_u32(d, r, 11, (uint32_t)w[i].in) ||
-						    xrt_dev_run_set_u32(d, r, 12, up != i ? 0x8u : 0x0u);
-					bad_exec += xrt_dev_run_start(d, r) ||
-						    xrt_dev_run_wait(d, r, 1000);
+					bad_exec +=
+					    xrt_dev_run_set_bo(d, r, 0, &act[gi].x) ||
+					    xrt_dev_run_set_bo(d, r, 1, &act[gi].xs) ||
+					    xrt_dev_run_set_bo(d, r, 2, &wbo[i]) ||
+					    xrt_dev_run_set_bo(d, r, 3, &sbo[i]) ||
+					    xrt_dev_run_set_bo(d, r, 4, &wbo[up]) ||
+					    xrt_dev_run_set_bo(d, r, 5, &sbo[up]) ||
+					    xrt_dev_run_set_bo(d, r, 6, &act[gi].y) ||
+					    xrt_dev_run_set_bo(d, r, 7, &act[gi].res) ||
+					    xrt_dev_run_set_bo(d, r, 8, &act[gi].route) ||
+					    xrt_dev_run_set_u32(d, r, 9, 1) ||
+					    xrt_dev_run_set_u32(d, r, 10, (uint32_t)w[i].out) ||
+					    xrt_dev_run_set_u32(d, r, 11, (uint32_t)w[i].in) ||
+					    xrt_dev_run_set_u32(d, r, 12, up != i ? 0x8u : 0x0u);
+					bad_exec +=
+					    xrt_dev_run_start(d, r) || xrt_dev_run_wait(d, r, 1000);
 					issued++;
 				}
 			}
@@ -514,7 +517,8 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 		xrt_dev_bo_free(d, &act[i].res);
 		xrt_dev_bo_free(d, &act[i].route);
 	}
-	struct xrt_dev_bo *rest[] = { &va, &vb, &vpos, &vy, &vq, &vqs, &mqlat, &mqpe, &mout, &kc, &kpe };
+	struct xrt_dev_bo *rest[] = {&va,    &vb,   &vpos, &vy, &vq, &vqs,
+				     &mqlat, &mqpe, &mout, &kc, &kpe};
 	for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
 		xrt_dev_bo_free(d, rest[i]);
 	for (int l = 0; l < TINY_LAYERS; l++)
