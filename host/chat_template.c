@@ -12,24 +12,36 @@
 #include "chat_template.h"
 #include "tokenizer.h"
 
-#define CT_USER      "<\xef\xbd\x9cUser\xef\xbd\x9c>"
-#define CT_ASSISTANT "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>"
-#define CT_EOS       "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
-#define CT_OUTS_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81outputs\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define CT_OUTS_END  "<\xef\xbd\x9ctool\xe2\x96\x81outputs\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define CT_OUT_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81output\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define CT_OUT_END   "<\xef\xbd\x9ctool\xe2\x96\x81output\xe2\x96\x81" "end\xef\xbd\x9c>"
+#define CT_USER "<\xef\xbd\x9cUser\xef\xbd\x9c>"
+#define CT_ASSISTANT                                                                               \
+	"<\xef\xbd\x9c"                                                                            \
+	"Assistant\xef\xbd\x9c>"
+#define CT_EOS                                                                                     \
+	"<\xef\xbd\x9c"                                                                            \
+	"end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+#define CT_OUTS_BEGIN                                                                              \
+	"<\xef\xbd\x9ctool\xe2\x96\x81outputs\xe2\x96\x81"                                         \
+	"begin\xef\xbd\x9c>"
+#define CT_OUTS_END                                                                                \
+	"<\xef\xbd\x9ctool\xe2\x96\x81outputs\xe2\x96\x81"                                         \
+	"end\xef\xbd\x9c>"
+#define CT_OUT_BEGIN                                                                               \
+	"<\xef\xbd\x9ctool\xe2\x96\x81output\xe2\x96\x81"                                          \
+	"begin\xef\xbd\x9c>"
+#define CT_OUT_END                                                                                 \
+	"<\xef\xbd\x9ctool\xe2\x96\x81output\xe2\x96\x81"                                          \
+	"end\xef\xbd\x9c>"
 
 /* One rendered piece: template markup (added tokens) or text (contents, separators). */
 struct ct_part {
 	const char *s; /* bytes, not owned */
 	size_t n;      /* byte count */
-	bool text;     /* true: message content or plain separator; false: template special tokens */
+	bool text; /* true: message content or plain separator; false: template special tokens */
 };
 
 struct ct_parts {
 	struct ct_part *v; /* [cap] */
-	size_t n, cap;     /* used / allocated entries */
+	size_t n, cap;	   /* used / allocated entries */
 };
 
 static int part_add(struct ct_parts *p, const char *s, bool text)
@@ -42,7 +54,7 @@ static int part_add(struct ct_parts *p, const char *s, bool text)
 		p->v = nv;
 		p->cap = nc;
 	}
-	p->v[p->n++] = (struct ct_part){ s, strlen(s), text };
+	p->v[p->n++] = (struct ct_part){s, strlen(s), text};
 	return 0;
 }
 
@@ -127,7 +139,7 @@ static char *ct_join(const struct ct_part *v, size_t n, size_t *len)
 int chat_template_render(const struct chat_msg *msgs, size_t n, const char *bos,
 			 int add_generation_prompt, char **out, size_t *len)
 {
-	struct ct_parts p = { 0 };
+	struct ct_parts p = {0};
 	*out = NULL;
 	*len = 0;
 	int rc = ct_layout(msgs, n, bos, add_generation_prompt, &p);
@@ -140,7 +152,7 @@ int chat_template_render(const struct chat_msg *msgs, size_t n, const char *bos,
 int chat_template_encode(struct tokenizer *tok, const struct chat_msg *msgs, size_t n,
 			 int add_generation_prompt, unsigned flags, int32_t **ids, size_t *n_ids)
 {
-	struct ct_parts p = { 0 };
+	struct ct_parts p = {0};
 	*ids = NULL;
 	*n_ids = 0;
 	int rc = ct_layout(msgs, n, tokenizer_bos_str(tok), add_generation_prompt, &p);
@@ -170,7 +182,8 @@ int chat_template_encode(struct tokenizer *tok, const struct chat_msg *msgs, siz
 		char *s = ct_join(p.v + i, j - i, &len);
 		int32_t *part;
 		size_t np;
-		rc = s ? tokenizer_encode(tok, s, len, p.v[i].text ? TOKENIZER_ENC_NO_ADDED : 0, &part, &np)
+		rc = s ? tokenizer_encode(tok, s, len, p.v[i].text ? TOKENIZER_ENC_NO_ADDED : 0,
+					  &part, &np)
 		       : -ENOMEM;
 		free(s);
 		if (!rc) {

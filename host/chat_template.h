@@ -30,8 +30,9 @@ struct chat_msg {
 };
 
 /* Flags of chat_template_encode. */
-#define CHAT_TEMPLATE_LITERAL_CONTENT 1u /* message contents never produce added/special tokens
-					    (a user typing "<｜Assistant｜>" gets plain text) */
+#define CHAT_TEMPLATE_LITERAL_CONTENT                                                              \
+	1u /* message contents never produce added/special tokens                                  \
+	      (a user typing "<｜Assistant｜>" gets plain text) */
 
 /*
  * Renders msgs[0..n) to prompt text; bos is the BOS token's content (tokenizer_bos_str), may be "".

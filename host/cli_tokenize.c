@@ -22,13 +22,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moecard tokenize (--model DIR | --tokenizer FILE) (--text T | --file F) [--json] [--no-bos]\n"
-		"       moecard tokenize (--model DIR | --tokenizer FILE) --decode ID,ID,...\n"
-		"       moecard tokenize (--model DIR | --tokenizer FILE) --bench FILE [--seconds S]\n"
-		"  --json      print {\"ids\", \"tokens\", \"pieces\"}\n"
-		"  --no-bos    do not add BOS/EOS from tokenizer_config.json\n"
-		"  --bench     encode FILE repeatedly on one thread and print MB/s\n");
+	fprintf(
+	    f,
+	    "usage: moecard tokenize (--model DIR | --tokenizer FILE) (--text T | --file F) "
+	    "[--json] [--no-bos]\n"
+	    "       moecard tokenize (--model DIR | --tokenizer FILE) --decode ID,ID,...\n"
+	    "       moecard tokenize (--model DIR | --tokenizer FILE) --bench FILE [--seconds S]\n"
+	    "  --json      print {\"ids\", \"tokens\", \"pieces\"}\n"
+	    "  --no-bos    do not add BOS/EOS from tokenizer_config.json\n"
+	    "  --bench     encode FILE repeatedly on one thread and print MB/s\n");
 }
 
 static int read_file(const char *path, char **buf, size_t *len)
@@ -102,10 +104,11 @@ static int bench(struct tokenizer *tok, const char *path, double secs)
 		t1 = now_s();
 	} while (t1 - t0 < secs);
 	double mbs = (double)len * (double)iters / (t1 - t0) / 1e6;
-	printf("tokenize bench: %s: %zu bytes -> %zu tokens (%.2f bytes/token); first pass %.2f MB/s; "
-	       "%zu more runs in %.2f s: %.2f MB/s, %.0f tokens/s (one thread)\n",
-	       path, len, n, n ? (double)len / (double)n : 0.0, (double)len / cold / 1e6, iters,
-	       t1 - t0, mbs, (double)n * (double)iters / (t1 - t0));
+	printf(
+	    "tokenize bench: %s: %zu bytes -> %zu tokens (%.2f bytes/token); first pass %.2f MB/s; "
+	    "%zu more runs in %.2f s: %.2f MB/s, %.0f tokens/s (one thread)\n",
+	    path, len, n, n ? (double)len / (double)n : 0.0, (double)len / cold / 1e6, iters,
+	    t1 - t0, mbs, (double)n * (double)iters / (t1 - t0));
 	free(text);
 	return 0;
 }
@@ -172,13 +175,15 @@ int cli_tokenize(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else {
-			fprintf(stderr, "moecard: tokenize: unknown or incomplete option '%s'\n", a);
+			fprintf(stderr, "moecard: tokenize: unknown or incomplete option '%s'\n",
+				a);
 			usage(stderr);
 			return 2;
 		}
 	}
 	if (!model || (!!text + !!file + !!bench_file + !!decode) != 1) {
-		fprintf(stderr, "moecard: tokenize: need --model/--tokenizer and one of --text, --file, --bench, --decode\n");
+		fprintf(stderr, "moecard: tokenize: need --model/--tokenizer and one of --text, "
+				"--file, --bench, --decode\n");
 		usage(stderr);
 		return 2;
 	}
@@ -200,7 +205,9 @@ int cli_tokenize(int argc, char **argv)
 			char *end;
 			long v = strtol(p, &end, 10);
 			if (end == p || (*end && *end != ',')) {
-				fprintf(stderr, "moecard: tokenize: --decode: '%s' is not a list of ids\n", decode);
+				fprintf(stderr,
+					"moecard: tokenize: --decode: '%s' is not a list of ids\n",
+					decode);
 				ret = 2;
 				break;
 			}
@@ -241,7 +248,8 @@ int cli_tokenize(int argc, char **argv)
 		rc = tokenizer_encode(tok, file ? buf : text, file ? len : strlen(text),
 				      no_bos ? 0 : TOKENIZER_ENC_ADD_SPECIAL, &ids, &n);
 		if (rc) {
-			fprintf(stderr, "moecard: tokenize: %s: %s\n", file ? file : "--text", strerror(-rc));
+			fprintf(stderr, "moecard: tokenize: %s: %s\n", file ? file : "--text",
+				strerror(-rc));
 			ret = 1;
 		} else {
 			if (print_ids(tok, ids, n, json)) {

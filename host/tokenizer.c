@@ -22,13 +22,13 @@
 
 #include "tokenizer.h"
 
-#define TOK_MAX_ID        (1 << 21) /* ids from here up are refused at load (bad input) */
-#define TOK_MAX_STAGES    8         /* pre-tokenizer Split stages */
-#define TOK_MAX_NORM      8         /* normalizer steps */
-#define TOK_CACHE_SLOTS   (1u << 15)
-#define TOK_CACHE_MAXB    32        /* pieces up to this many bytes are cached */
-#define TOK_CACHE_ARENA   (1u << 21)
-#define TOK_SMALL_BPE     48        /* pieces up to this many symbols use the array merge loop */
+#define TOK_MAX_ID	(1 << 21) /* ids from here up are refused at load (bad input) */
+#define TOK_MAX_STAGES	8	  /* pre-tokenizer Split stages */
+#define TOK_MAX_NORM	8	  /* normalizer steps */
+#define TOK_CACHE_SLOTS (1u << 15)
+#define TOK_CACHE_MAXB	32 /* pieces up to this many bytes are cached */
+#define TOK_CACHE_ARENA (1u << 21)
+#define TOK_SMALL_BPE	48 /* pieces up to this many symbols use the array merge loop */
 
 /* Token flags, tokenizer.flags[id]. */
 #define TOK_F_PRESENT 1u /* the id names a token */
@@ -45,13 +45,13 @@ enum tok_behavior {
 
 /* One pre-tokenizer Split stage. */
 struct tok_stage {
-	pcre2_code *re;          /* compiled pattern (UTF, UCP; PCRE2_LITERAL for String patterns) */
-	pcre2_match_data *md;    /* match data for re (scratch) */
-	bool jit;                /* re was JIT-compiled */
-	int behavior;            /* enum tok_behavior */
-	bool invert;             /* Split.invert: the pattern's matches are the gaps */
-	struct tok_span *spans;  /* [cap_spans] scratch for the merging behaviors */
-	size_t cap_spans;        /* entries allocated in spans */
+	pcre2_code *re;		/* compiled pattern (UTF, UCP; PCRE2_LITERAL for String patterns) */
+	pcre2_match_data *md;	/* match data for re (scratch) */
+	bool jit;		/* re was JIT-compiled */
+	int behavior;		/* enum tok_behavior */
+	bool invert;		/* Split.invert: the pattern's matches are the gaps */
+	struct tok_span *spans; /* [cap_spans] scratch for the merging behaviors */
+	size_t cap_spans;	/* entries allocated in spans */
 };
 
 /* A byte range of a piece and whether the pattern matched it. */
@@ -62,21 +62,21 @@ struct tok_span {
 
 /* One normalizer step (Replace of a literal string, or Prepend). */
 struct tok_norm {
-	char *from;     /* Replace pattern String (NULL for Prepend) */
-	size_t n_from;  /* bytes in from */
-	char *to;       /* Replace content / Prepend string */
-	size_t n_to;    /* bytes in to */
+	char *from;    /* Replace pattern String (NULL for Prepend) */
+	size_t n_from; /* bytes in from */
+	char *to;      /* Replace content / Prepend string */
+	size_t n_to;   /* bytes in to */
 };
 
 /* One added token as matched in the text. */
 struct tok_added {
-	int32_t id;      /* token id */
-	uint32_t len;    /* bytes of content */
-	const char *s;   /* content (points into str_pool) */
-	bool special;    /* "special": true */
-	bool lstrip;     /* absorb whitespace on the left */
-	bool rstrip;     /* absorb whitespace on the right */
-	bool single_word;/* only match when not inside a word */
+	int32_t id;	  /* token id */
+	uint32_t len;	  /* bytes of content */
+	const char *s;	  /* content (points into str_pool) */
+	bool special;	  /* "special": true */
+	bool lstrip;	  /* absorb whitespace on the left */
+	bool rstrip;	  /* absorb whitespace on the right */
+	bool single_word; /* only match when not inside a word */
 };
 
 /* Word cache slot: a piece's bytes and its ids, stored in cache_arena. */
@@ -88,24 +88,24 @@ struct tok_cache_slot {
 };
 
 struct tokenizer {
-	int32_t n_ids;           /* largest id + 1 */
-	uint32_t *byte_off;      /* [n_ids + 1] offsets of each token's bytes in byte_pool */
-	uint8_t *byte_pool;      /* decoded token bytes */
-	uint32_t *str_off;       /* [n_ids + 1] offsets of each token's json string in str_pool */
-	char *str_pool;          /* NUL-terminated json strings (vocab keys / added contents) */
-	uint8_t *flags;          /* [n_ids] TOK_F_* */
-	size_t max_tok_bytes;    /* longest token, bytes */
-	int32_t byte_id[256];    /* id of the single-byte token for each byte */
+	int32_t n_ids;	      /* largest id + 1 */
+	uint32_t *byte_off;   /* [n_ids + 1] offsets of each token's bytes in byte_pool */
+	uint8_t *byte_pool;   /* decoded token bytes */
+	uint32_t *str_off;    /* [n_ids + 1] offsets of each token's json string in str_pool */
+	char *str_pool;	      /* NUL-terminated json strings (vocab keys / added contents) */
+	uint8_t *flags;	      /* [n_ids] TOK_F_* */
+	size_t max_tok_bytes; /* longest token, bytes */
+	int32_t byte_id[256]; /* id of the single-byte token for each byte */
 
-	int32_t *str_slots;      /* [str_cap] open-addressing hash of json string -> id, -1 empty */
-	size_t str_cap;          /* power of two */
+	int32_t *str_slots; /* [str_cap] open-addressing hash of json string -> id, -1 empty */
+	size_t str_cap;	    /* power of two */
 
-	uint64_t *merge_keys;    /* [merge_cap] (left id << 32 | right id), UINT64_MAX empty */
-	uint32_t *merge_rank;    /* [merge_cap] rank = line in model.merges */
-	int32_t *merge_id;       /* [merge_cap] id of the merged token */
-	size_t merge_cap;        /* power of two */
-	size_t n_merges;         /* entries in model.merges */
-	bool ignore_merges;      /* model.ignore_merges: a piece that is a vocab token is kept whole */
+	uint64_t *merge_keys; /* [merge_cap] (left id << 32 | right id), UINT64_MAX empty */
+	uint32_t *merge_rank; /* [merge_cap] rank = line in model.merges */
+	int32_t *merge_id;    /* [merge_cap] id of the merged token */
+	size_t merge_cap;     /* power of two */
+	size_t n_merges;      /* entries in model.merges */
+	bool ignore_merges;   /* model.ignore_merges: a piece that is a vocab token is kept whole */
 
 	struct tok_added *added; /* [n_added] sorted by first byte, then longest first */
 	size_t n_added;
@@ -118,21 +118,21 @@ struct tokenizer {
 	pcre2_match_context *mctx; /* holds the JIT stack */
 	pcre2_jit_stack *jstack;
 
-	bool add_bos, add_eos;   /* tokenizer_config add_bos_token / add_eos_token */
-	int32_t bos_id, eos_id;  /* -1 when unset */
+	bool add_bos, add_eos;	/* tokenizer_config add_bos_token / add_eos_token */
+	int32_t bos_id, eos_id; /* -1 when unset */
 
 	/* scratch (not thread-safe) */
-	int32_t *sym;            /* [cap_sym] BPE symbols */
-	uint32_t *sym_rank;      /* [cap_sym] rank of the pair (i, i+1) */
-	int32_t *sym_new;        /* [cap_sym] merged id of the pair (i, i+1) */
+	int32_t *sym;		      /* [cap_sym] BPE symbols */
+	uint32_t *sym_rank;	      /* [cap_sym] rank of the pair (i, i+1) */
+	int32_t *sym_new;	      /* [cap_sym] merged id of the pair (i, i+1) */
 	int32_t *sym_next, *sym_prev; /* [cap_sym] linked list for long pieces */
-	uint64_t *heap;          /* [cap_sym] (rank << 32 | position) min-heap for long pieces */
+	uint64_t *heap; /* [cap_sym] (rank << 32 | position) min-heap for long pieces */
 	size_t cap_sym;
-	uint8_t *norm_buf;       /* normalizer output */
+	uint8_t *norm_buf; /* normalizer output */
 	size_t cap_norm;
 	struct tok_cache_slot *cache; /* [TOK_CACHE_SLOTS] word cache */
-	uint8_t *cache_arena;    /* [TOK_CACHE_ARENA] */
-	size_t cache_used;       /* bytes used in cache_arena */
+	uint8_t *cache_arena;	      /* [TOK_CACHE_ARENA] */
+	size_t cache_used;	      /* bytes used in cache_arena */
 };
 
 /* Output vector of ids. */
@@ -300,7 +300,8 @@ static uint32_t utf8_cp(const uint8_t *p, size_t n)
 	if (n == 2)
 		return ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
 	if (n == 3)
-		return ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+		return ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) |
+		       (p[2] & 0x3F);
 	return ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
 	       ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
 }
@@ -555,7 +556,8 @@ static int bpe_piece(struct tokenizer *t, const uint8_t *p, size_t n, struct tok
 				break;
 			}
 			if (s->h == h && s->nb == n && !memcmp(t->cache_arena + s->off, p, n)) {
-				const int32_t *ids = (const int32_t *)(t->cache_arena + s->off + ((n + 3) & ~3u));
+				const int32_t *ids =
+				    (const int32_t *)(t->cache_arena + s->off + ((n + 3) & ~3u));
 				for (uint32_t q = 0; q < s->ni; q++)
 					if (vec_push(o, ids[q]))
 						return -ENOMEM;
@@ -614,7 +616,7 @@ static int span_push(struct tok_stage *s, size_t *ns, size_t a, size_t b, bool m
 		s->spans = v;
 		s->cap_spans = nc;
 	}
-	s->spans[(*ns)++] = (struct tok_span){ a, b, match };
+	s->spans[(*ns)++] = (struct tok_span){a, b, match};
 	return 0;
 }
 
@@ -634,8 +636,9 @@ static int pre_stage(struct tokenizer *t, int st, const uint8_t *p, size_t n, st
 	size_t ns = 0, prev = 0, pos = 0;
 	int rc;
 	for (;;) {
-		int m = s->jit ? pcre2_jit_match(s->re, p, n, pos, PCRE2_NO_UTF_CHECK, s->md, t->mctx)
-			       : pcre2_match(s->re, p, n, pos, PCRE2_NO_UTF_CHECK, s->md, t->mctx);
+		int m = s->jit
+			    ? pcre2_jit_match(s->re, p, n, pos, PCRE2_NO_UTF_CHECK, s->md, t->mctx)
+			    : pcre2_match(s->re, p, n, pos, PCRE2_NO_UTF_CHECK, s->md, t->mctx);
 		if (m == PCRE2_ERROR_NOMATCH)
 			break;
 		if (m < 0)
@@ -644,7 +647,7 @@ static int pre_stage(struct tokenizer *t, int st, const uint8_t *p, size_t n, st
 		size_t ms = ov[0], me = ov[1];
 		if (ms < prev || me < ms || me > n)
 			return -EOVERFLOW; /* \K tricks; not produced by the patterns we accept */
-		bool spans[2] = { s->invert, !s->invert }; /* gap, match after invert */
+		bool spans[2] = {s->invert, !s->invert}; /* gap, match after invert */
 		if (direct) {
 			if (ms > prev && (s->behavior == TOK_SPLIT_ISOLATED || !spans[0]))
 				if ((rc = pre_stage(t, st + 1, p + prev, ms - prev, o)))
@@ -736,7 +739,8 @@ static int encode_text(struct tokenizer *t, const uint8_t *p, size_t n, struct t
 				w = n + nm->n_to;
 			} else {
 				for (size_t i = 0; i < n;) {
-					if (i + nm->n_from <= n && !memcmp(p + i, nm->from, nm->n_from)) {
+					if (i + nm->n_from <= n &&
+					    !memcmp(p + i, nm->from, nm->n_from)) {
 						memcpy(buf + w, nm->to, nm->n_to);
 						w += nm->n_to;
 						i += nm->n_from;
@@ -817,7 +821,7 @@ static long added_find(const struct tokenizer *t, const uint8_t *p, size_t from,
 int tokenizer_encode(struct tokenizer *tok, const char *text, size_t len, unsigned flags,
 		     int32_t **ids, size_t *n_ids)
 {
-	struct tok_vec o = { 0 };
+	struct tok_vec o = {0};
 	int rc = 0;
 	const uint8_t *p = (const uint8_t *)text;
 	*ids = NULL;
@@ -831,7 +835,9 @@ int tokenizer_encode(struct tokenizer *tok, const char *text, size_t len, unsign
 	size_t i = 0;
 	while (!rc && i < len) {
 		size_t a = len, b = len;
-		long k = tok->n_added && !(flags & TOKENIZER_ENC_NO_ADDED) ? added_find(tok, p, i, len, flags, &a, &b) : -1;
+		long k = tok->n_added && !(flags & TOKENIZER_ENC_NO_ADDED)
+			     ? added_find(tok, p, i, len, flags, &a, &b)
+			     : -1;
 		rc = encode_text(tok, p + i, (k < 0 ? len : a) - i, &o);
 		if (rc || k < 0)
 			break;
@@ -851,9 +857,18 @@ int tokenizer_encode(struct tokenizer *tok, const char *text, size_t len, unsign
 
 /* ---- decoding ------------------------------------------------------------------------------ */
 
-int32_t tokenizer_n_vocab(const struct tokenizer *tok) { return tok->n_ids; }
-int32_t tokenizer_bos_id(const struct tokenizer *tok) { return tok->bos_id; }
-int32_t tokenizer_eos_id(const struct tokenizer *tok) { return tok->eos_id; }
+int32_t tokenizer_n_vocab(const struct tokenizer *tok)
+{
+	return tok->n_ids;
+}
+int32_t tokenizer_bos_id(const struct tokenizer *tok)
+{
+	return tok->bos_id;
+}
+int32_t tokenizer_eos_id(const struct tokenizer *tok)
+{
+	return tok->eos_id;
+}
 
 const char *tokenizer_bos_str(const struct tokenizer *tok)
 {
@@ -927,7 +942,8 @@ int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t n, 
 	for (size_t i = 0; i < n; i++) {
 		size_t l;
 		if (tokenizer_token_bytes(tok, ids[i], &l) &&
-		    !((flags & TOKENIZER_DEC_SKIP_SPECIAL) && tokenizer_token_is_special(tok, ids[i])))
+		    !((flags & TOKENIZER_DEC_SKIP_SPECIAL) &&
+		      tokenizer_token_is_special(tok, ids[i])))
 			raw_n += l;
 	}
 	uint8_t *raw = malloc(raw_n + 1);
@@ -941,7 +957,8 @@ int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t n, 
 	for (size_t i = 0; i < n; i++) {
 		size_t l;
 		const uint8_t *b = tokenizer_token_bytes(tok, ids[i], &l);
-		if (b && !((flags & TOKENIZER_DEC_SKIP_SPECIAL) && tokenizer_token_is_special(tok, ids[i]))) {
+		if (b && !((flags & TOKENIZER_DEC_SKIP_SPECIAL) &&
+			   tokenizer_token_is_special(tok, ids[i]))) {
 			memcpy(raw + w, b, l);
 			w += l;
 		}
@@ -976,7 +993,8 @@ int tokenizer_stream_push(struct tokenizer_stream *s, int32_t id, char *out, siz
 	out[0] = 0;
 	size_t n;
 	const uint8_t *b = tokenizer_token_bytes(s->tok, id, &n);
-	if (!b || ((s->flags & TOKENIZER_DEC_SKIP_SPECIAL) && tokenizer_token_is_special(s->tok, id)))
+	if (!b ||
+	    ((s->flags & TOKENIZER_DEC_SKIP_SPECIAL) && tokenizer_token_is_special(s->tok, id)))
 		return 0;
 	size_t w = 0, used = 0;
 	if (s->n_pend) {
@@ -1085,27 +1103,29 @@ static int add_stage(struct tokenizer *t, struct tok_ld *ld, const char *field, 
 	const char *rx = json_string_value(json_object_get(pat, "Regex"));
 	const char *lit = json_string_value(json_object_get(pat, "String"));
 	if (!rx && !lit) {
-		tok_err(ld->err, ld->errlen, "%s: %s.pattern: needs a Regex or String", ld->file, field);
+		tok_err(ld->err, ld->errlen, "%s: %s.pattern: needs a Regex or String", ld->file,
+			field);
 		return -EINVAL;
 	}
 	const char *beh = json_string_value(json_object_get(sp, "behavior"));
-	static const char *names[] = { "Removed", "Isolated", "MergedWithPrevious", "MergedWithNext",
-				       "Contiguous" };
+	static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext",
+				      "Contiguous"};
 	int b = -1;
 	for (int i = 0; i < 5 && beh; i++)
 		if (!strcmp(beh, names[i]))
 			b = i;
 	if (b < 0) {
-		tok_err(ld->err, ld->errlen, "%s: %s.behavior: '%s' is not a Split behavior", ld->file,
-			field, beh ? beh : "(missing)");
+		tok_err(ld->err, ld->errlen, "%s: %s.behavior: '%s' is not a Split behavior",
+			ld->file, field, beh ? beh : "(missing)");
 		return -EINVAL;
 	}
 	struct tok_stage *s = &t->stage[t->n_stages];
 	int ec;
 	PCRE2_SIZE eo;
 	const char *src = rx ? rx : lit;
-	s->re = pcre2_compile((PCRE2_SPTR)src, strlen(src),
-			      rx ? PCRE2_UTF | PCRE2_UCP : PCRE2_UTF | PCRE2_LITERAL, &ec, &eo, NULL);
+	s->re =
+	    pcre2_compile((PCRE2_SPTR)src, strlen(src),
+			  rx ? PCRE2_UTF | PCRE2_UCP : PCRE2_UTF | PCRE2_LITERAL, &ec, &eo, NULL);
 	if (!s->re) {
 		PCRE2_UCHAR msg[128];
 		pcre2_get_error_message(ec, msg, sizeof msg);
@@ -1136,12 +1156,14 @@ static int load_pre(struct tokenizer *t, struct tok_ld *ld, json_t *pt, const ch
 	if (type && !strcmp(type, "Sequence")) {
 		json_t *arr = json_object_get(pt, "pretokenizers");
 		if (!json_is_array(arr)) {
-			tok_err(ld->err, ld->errlen, "%s: %s.pretokenizers: not an array", ld->file, field);
+			tok_err(ld->err, ld->errlen, "%s: %s.pretokenizers: not an array", ld->file,
+				field);
 			return -EINVAL;
 		}
 		size_t i;
 		json_t *v;
-		json_array_foreach(arr, i, v) {
+		json_array_foreach(arr, i, v)
+		{
 			snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", field, i);
 			int rc = load_pre(t, ld, v, sub, byte_level);
 			if (rc)
@@ -1153,18 +1175,19 @@ static int load_pre(struct tokenizer *t, struct tok_ld *ld, json_t *pt, const ch
 		return add_stage(t, ld, field, pt);
 	if (type && !strcmp(type, "ByteLevel")) {
 		if (json_is_true(json_object_get(pt, "add_prefix_space"))) {
-			tok_err(ld->err, ld->errlen, "%s: %s.add_prefix_space: true is not supported",
-				ld->file, field);
+			tok_err(ld->err, ld->errlen,
+				"%s: %s.add_prefix_space: true is not supported", ld->file, field);
 			return -ENOTSUP;
 		}
 		*byte_level = true;
 		json_t *ur = json_object_get(pt, "use_regex");
 		if (!ur || json_is_true(ur)) {
 			/* the GPT-2 pattern ByteLevel splits with when use_regex is true */
-			json_t *sp = json_pack("{s:{s:s},s:s}", "pattern", "Regex",
-					       "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
-					       "\\s+(?!\\S)|\\s+",
-					       "behavior", "Isolated");
+			json_t *sp = json_pack(
+			    "{s:{s:s},s:s}", "pattern", "Regex",
+			    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
+			    "\\s+(?!\\S)|\\s+",
+			    "behavior", "Isolated");
 			if (!sp)
 				return -ENOMEM;
 			int rc = add_stage(t, ld, field, sp);
@@ -1188,7 +1211,8 @@ static int load_norm(struct tokenizer *t, struct tok_ld *ld, json_t *nj, const c
 		json_t *arr = json_object_get(nj, "normalizers");
 		size_t i;
 		json_t *v;
-		json_array_foreach(arr, i, v) {
+		json_array_foreach(arr, i, v)
+		{
 			snprintf(sub, sizeof sub, "%s.normalizers[%zu]", field, i);
 			int rc = load_norm(t, ld, v, sub);
 			if (rc)
@@ -1206,8 +1230,9 @@ static int load_norm(struct tokenizer *t, struct tok_ld *ld, json_t *nj, const c
 		tok_err(ld->err, ld->errlen, "%s: %s: too many normalizer steps", ld->file, field);
 		return -ENOTSUP;
 	}
-	const char *from = rep ? json_string_value(json_object_get(json_object_get(nj, "pattern"), "String"))
-			       : NULL;
+	const char *from =
+	    rep ? json_string_value(json_object_get(json_object_get(nj, "pattern"), "String"))
+		: NULL;
 	const char *to = json_string_value(json_object_get(nj, rep ? "content" : "prepend"));
 	if ((rep && (!from || !*from)) || !to) {
 		tok_err(ld->err, ld->errlen, "%s: %s: needs %s", ld->file, field,
@@ -1246,7 +1271,9 @@ static size_t bl_decode_str(const char *s, uint8_t *out)
 		size_t l = utf8_scan(p + i, n - i, &k);
 		int b = k == U8_OK ? bl_cp_byte(utf8_cp(p + i, l)) : -1;
 		if (b < 0) {
-			memcpy(out, s, n); /* a char outside the map: the raw bytes (tokenizers does this) */
+			memcpy(
+			    out, s,
+			    n); /* a char outside the map: the raw bytes (tokenizers does this) */
 			return n;
 		}
 		out[w++] = (uint8_t)b;
@@ -1269,20 +1296,22 @@ static int read_config(struct tokenizer *t, const char *cfg_path, char *err, siz
 	int rc = 0;
 	t->add_bos = json_is_true(json_object_get(c, "add_bos_token"));
 	t->add_eos = json_is_true(json_object_get(c, "add_eos_token"));
-	static const char *keys[2] = { "bos_token", "eos_token" };
-	int32_t *dst[2] = { &t->bos_id, &t->eos_id };
+	static const char *keys[2] = {"bos_token", "eos_token"};
+	int32_t *dst[2] = {&t->bos_id, &t->eos_id};
 	for (int k = 0; k < 2 && !rc; k++) {
 		json_t *v = json_object_get(c, keys[k]);
-		const char *s = json_is_string(v) ? json_string_value(v)
-						  : json_string_value(json_object_get(v, "content"));
+		const char *s = json_is_string(v)
+				    ? json_string_value(v)
+				    : json_string_value(json_object_get(v, "content"));
 		if (!v || json_is_null(v))
 			continue;
 		if (!s) {
-			tok_err(err, errlen, "%s: %s: not a string or {content}", cfg_path, keys[k]);
+			tok_err(err, errlen, "%s: %s: not a string or {content}", cfg_path,
+				keys[k]);
 			rc = -EINVAL;
 		} else if ((*dst[k] = str_lookup(t, s, strlen(s))) < 0) {
-			tok_err(err, errlen, "%s: %s: '%s' is not a token of the vocabulary", cfg_path,
-				keys[k], s);
+			tok_err(err, errlen, "%s: %s: '%s' is not a token of the vocabulary",
+				cfg_path, keys[k], s);
 			rc = -EINVAL;
 		}
 	}
@@ -1341,7 +1370,7 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		tok_err(err, el, "%s: model.type: '%s' is not supported (BPE only)", F, mtype);
 		return -ENOTSUP;
 	}
-	static const char *unsup[] = { "continuing_subword_prefix", "end_of_word_suffix" };
+	static const char *unsup[] = {"continuing_subword_prefix", "end_of_word_suffix"};
 	for (int i = 0; i < 2; i++) {
 		const char *v = json_string_value(json_object_get(model, unsup[i]));
 		if (v && *v) {
@@ -1375,10 +1404,12 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	size_t str_bytes = 0;
 	const char *key;
 	json_t *v;
-	json_object_foreach(vocab, key, v) {
+	json_object_foreach(vocab, key, v)
+	{
 		json_int_t id = json_integer_value(v);
 		if (!json_is_integer(v) || id < 0 || id >= TOK_MAX_ID) {
-			tok_err(err, el, "%s: model.vocab[\"%s\"]: id must be an integer in [0, %d)", F, key,
+			tok_err(err, el,
+				"%s: model.vocab[\"%s\"]: id must be an integer in [0, %d)", F, key,
 				TOK_MAX_ID);
 			return -EINVAL;
 		}
@@ -1387,13 +1418,16 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		str_bytes += strlen(key) + 1;
 	}
 	size_t ai;
-	json_array_foreach(added, ai, v) {
+	json_array_foreach(added, ai, v)
+	{
 		json_t *jid = json_object_get(v, "id");
 		const char *c = json_string_value(json_object_get(v, "content"));
 		json_int_t id = json_integer_value(jid);
 		if (!json_is_integer(jid) || id < 0 || id >= TOK_MAX_ID || !c || !*c) {
-			tok_err(err, el, "%s: added_tokens[%zu]: needs an id in [0, %d) and a non-empty content",
-				F, ai, TOK_MAX_ID);
+			tok_err(
+			    err, el,
+			    "%s: added_tokens[%zu]: needs an id in [0, %d) and a non-empty content",
+			    F, ai, TOK_MAX_ID);
 			return -EINVAL;
 		}
 		if (id > max_id)
@@ -1415,7 +1449,8 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	while (t->str_cap < 2 * (size_t)n)
 		t->str_cap *= 2;
 	t->str_slots = malloc(t->str_cap * sizeof *t->str_slots);
-	if (!t->byte_off || !t->str_off || !t->flags || !t->str_pool || !t->byte_pool || !t->str_slots)
+	if (!t->byte_off || !t->str_off || !t->flags || !t->str_pool || !t->byte_pool ||
+	    !t->str_slots)
 		return -ENOMEM;
 	memset(t->str_slots, 0xff, t->str_cap * sizeof *t->str_slots);
 	/* Strings: added tokens override vocab entries with the same id. Pools are filled in id
@@ -1423,20 +1458,24 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	const char **sp = calloc((size_t)n, sizeof *sp);
 	if (!sp)
 		return -ENOMEM;
-	json_object_foreach(vocab, key, v) {
+	json_object_foreach(vocab, key, v)
+	{
 		json_int_t id = json_integer_value(v);
 		if (sp[id]) {
-			tok_err(err, el, "%s: model.vocab[\"%s\"]: id %lld used twice", F, key, (long long)id);
+			tok_err(err, el, "%s: model.vocab[\"%s\"]: id %lld used twice", F, key,
+				(long long)id);
 			free(sp);
 			return -EINVAL;
 		}
 		sp[id] = key;
 	}
-	json_array_foreach(added, ai, v) {
+	json_array_foreach(added, ai, v)
+	{
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
 		const char *c = json_string_value(json_object_get(v, "content"));
 		if (sp[id] && (t->flags[id] & TOK_F_ADDED)) {
-			tok_err(err, el, "%s: added_tokens[%zu]: id %lld used twice", F, ai, (long long)id);
+			tok_err(err, el, "%s: added_tokens[%zu]: id %lld used twice", F, ai,
+				(long long)id);
 			free(sp);
 			return -EINVAL;
 		}
@@ -1473,7 +1512,9 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		s[l] = 0;
 		json_t *jv = json_object_get(vocab, s);
 		if (!jv) {
-			tok_err(err, el, "%s: model.vocab: no token for byte 0x%02x ('%s'); only byte-level BPE is supported",
+			tok_err(err, el,
+				"%s: model.vocab: no token for byte 0x%02x ('%s'); only byte-level "
+				"BPE is supported",
 				F, b, s);
 			return -ENOTSUP;
 		}
@@ -1496,7 +1537,8 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	if (!cat)
 		return -ENOMEM;
 	size_t mi;
-	json_array_foreach(merges, mi, v) {
+	json_array_foreach(merges, mi, v)
+	{
 		const char *a = NULL, *b = NULL;
 		size_t la = 0, lb = 0;
 		if (json_is_string(v)) {
@@ -1544,7 +1586,8 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 			free(cat);
 			return -EINVAL;
 		}
-		uint64_t k = ((uint64_t)json_integer_value(ja) << 32) | (uint64_t)json_integer_value(jb);
+		uint64_t k =
+		    ((uint64_t)json_integer_value(ja) << 32) | (uint64_t)json_integer_value(jb);
 		size_t m = t->merge_cap - 1;
 		for (size_t i = hash_u64(k) & m;; i = (i + 1) & m) {
 			if (t->merge_keys[i] == k)
@@ -1563,7 +1606,8 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	t->added = calloc(t->n_added + 1, sizeof *t->added);
 	if (!t->added)
 		return -ENOMEM;
-	json_array_foreach(added, ai, v) {
+	json_array_foreach(added, ai, v)
+	{
 		struct tok_added *ad = &t->added[ai];
 		ad->id = (int32_t)json_integer_value(json_object_get(v, "id"));
 		ad->s = tok_str(t, ad->id);
@@ -1589,7 +1633,9 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	if (rc)
 		return rc;
 	if (!byte_level) {
-		tok_err(err, el, "%s: pre_tokenizer: no ByteLevel step; only byte-level BPE is supported", F);
+		tok_err(err, el,
+			"%s: pre_tokenizer: no ByteLevel step; only byte-level BPE is supported",
+			F);
 		return -ENOTSUP;
 	}
 	json_t *dec = json_object_get(root, "decoder");
@@ -1628,7 +1674,7 @@ int tokenizer_load(const char *path, struct tokenizer **out, char *err, size_t e
 		goto out;
 	}
 	t->bos_id = t->eos_id = -1;
-	struct tok_ld ld = { tj, err, errlen };
+	struct tok_ld ld = {tj, err, errlen};
 	if (!json_is_object(root)) {
 		tok_err(err, errlen, "%s: top level: not an object", tj);
 		rc = -EINVAL;
@@ -1712,7 +1758,8 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 	int64_t max_id = -1;
 	const char *key;
 	json_t *v;
-	json_object_foreach(vocab, key, v) {
+	json_object_foreach(vocab, key, v)
+	{
 		json_int_t id = json_integer_value(v);
 		if (!json_is_integer(v) || id < 0 || id >= TOK_MAX_ID) {
 			tok_err(err, errlen, "%s: model.vocab[\"%s\"]: bad id", src, key);
@@ -1722,7 +1769,8 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 			max_id = id;
 	}
 	size_t ai;
-	json_array_foreach(added, ai, v) {
+	json_array_foreach(added, ai, v)
+	{
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
 		if (!json_is_string(json_object_get(v, "content")) || id < 0 || id >= TOK_MAX_ID) {
 			tok_err(err, errlen, "%s: added_tokens[%zu]: bad id or content", src, ai);
@@ -1741,9 +1789,11 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 	}
 	int rc = 0;
 	long used = 0;
-	json_array_foreach(added, ai, v) {
+	json_array_foreach(added, ai, v)
+	{
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
-		if (!added_is_reserved(json_string_value(json_object_get(v, "content"))) && !keep[id]) {
+		if (!added_is_reserved(json_string_value(json_object_get(v, "content"))) &&
+		    !keep[id]) {
 			keep[id] = 1;
 			used++;
 		}
@@ -1764,8 +1814,9 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 		}
 	}
 	if (used > vocab_size) {
-		tok_err(err, errlen, "%s: vocab_size %d is smaller than the %ld byte and added tokens",
-			src, vocab_size, used);
+		tok_err(err, errlen,
+			"%s: vocab_size %d is smaller than the %ld byte and added tokens", src,
+			vocab_size, used);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -1779,7 +1830,8 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 	}
 	for (int pass = 0; pass < 2 && !rc; pass++) {
 		size_t mi;
-		json_array_foreach(merges, mi, v) {
+		json_array_foreach(merges, mi, v)
+		{
 			const char *a = NULL, *b = NULL;
 			size_t la = 0, lb = 0;
 			if (json_is_string(v)) {
@@ -1797,7 +1849,8 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 				lb = b ? strlen(b) : 0;
 			}
 			if (!a || !b) {
-				tok_err(err, errlen, "%s: model.merges[%zu]: not \"a b\" or [a, b]", src, mi);
+				tok_err(err, errlen, "%s: model.merges[%zu]: not \"a b\" or [a, b]",
+					src, mi);
 				rc = -EINVAL;
 				break;
 			}
@@ -1811,8 +1864,8 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 				cat = nc;
 			}
 			json_int_t id[3];
-			const char *part[2] = { a, b };
-			size_t pl[2] = { la, lb };
+			const char *part[2] = {a, b};
+			size_t pl[2] = {la, lb};
 			bool ok = true;
 			for (int k = 0; k < 3 && ok; k++) {
 				if (k < 2) {
@@ -1859,12 +1912,14 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 		rc = -ENOMEM;
 		goto out;
 	}
-	json_object_foreach(vocab, key, v) {
+	json_object_foreach(vocab, key, v)
+	{
 		json_int_t id = json_integer_value(v);
 		if (keep[id])
 			json_object_set_new(nv, key, json_integer(newid[id]));
 	}
-	json_array_foreach(added, ai, v) {
+	json_array_foreach(added, ai, v)
+	{
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
 		if (!added_is_reserved(json_string_value(json_object_get(v, "content")))) {
 			json_t *c = json_deep_copy(v);
@@ -1921,12 +1976,11 @@ int tokenizer_write_for_vocab(const char *src_tokenizer_json, int vocab_size, co
 	const char *key;
 	json_t *v;
 	size_t ai;
-	json_object_foreach(json_object_get(json_object_get(root, "model"), "vocab"), key, v)
-		if (json_integer_value(v) > max_id)
-			max_id = json_integer_value(v);
-	json_array_foreach(json_object_get(root, "added_tokens"), ai, v)
-		if (json_integer_value(json_object_get(v, "id")) > max_id)
-			max_id = json_integer_value(json_object_get(v, "id"));
+	json_object_foreach(json_object_get(json_object_get(root, "model"), "vocab"), key,
+			    v) if (json_integer_value(v) > max_id) max_id = json_integer_value(v);
+	json_array_foreach(json_object_get(root, "added_tokens"), ai,
+			   v) if (json_integer_value(json_object_get(v, "id")) > max_id) max_id =
+	    json_integer_value(json_object_get(v, "id"));
 	if (max_id < 0) {
 		tok_err(err, errlen, "%s: model.vocab: missing or empty", src);
 		rc = -EINVAL;

@@ -27,13 +27,14 @@
 struct tokenizer;
 
 /* Flags of tokenizer_encode. */
-#define TOKENIZER_ENC_ADD_SPECIAL   1u /* add BOS/EOS as tokenizer_config.json says */
-#define TOKENIZER_ENC_SPLIT_SPECIAL 2u /* do not match special added tokens in the text (treat
-					  "<｜begin▁of▁sentence｜>" in a text as plain text) */
-#define TOKENIZER_ENC_NO_ADDED      4u /* match no added tokens at all, special or not */
+#define TOKENIZER_ENC_ADD_SPECIAL 1u /* add BOS/EOS as tokenizer_config.json says */
+#define TOKENIZER_ENC_SPLIT_SPECIAL                                                                \
+	2u			  /* do not match special added tokens in the text (treat          \
+				     "<｜begin▁of▁sentence｜>" in a text as plain text) */
+#define TOKENIZER_ENC_NO_ADDED 4u /* match no added tokens at all, special or not */
 
 /* Flags of tokenizer_decode and the streaming decoder. */
-#define TOKENIZER_DEC_SKIP_SPECIAL  1u /* drop tokens marked special (BOS, EOS, placeholders) */
+#define TOKENIZER_DEC_SKIP_SPECIAL 1u /* drop tokens marked special (BOS, EOS, placeholders) */
 
 /*
  * Loads a tokenizer. `path` is a directory holding tokenizer.json (and optionally
@@ -98,9 +99,9 @@ int32_t tokenizer_token_id(const struct tokenizer *tok, const char *s);
  */
 struct tokenizer_stream {
 	const struct tokenizer *tok; /* the tokenizer the ids come from */
-	unsigned flags;              /* TOKENIZER_DEC_* */
-	uint8_t pend[4];             /* held-back bytes of an incomplete UTF-8 character */
-	uint8_t n_pend;              /* count of pend[] bytes in use, 0..3 */
+	unsigned flags;		     /* TOKENIZER_DEC_* */
+	uint8_t pend[4];	     /* held-back bytes of an incomplete UTF-8 character */
+	uint8_t n_pend;		     /* count of pend[] bytes in use, 0..3 */
 };
 
 void tokenizer_stream_init(struct tokenizer_stream *s, const struct tokenizer *tok, unsigned flags);

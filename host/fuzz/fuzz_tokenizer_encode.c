@@ -15,19 +15,24 @@
 #include "tokenizer.h"
 
 static const char builtin[] =
-	"{\"added_tokens\":[{\"id\":260,\"content\":\"<\xef\xbd\x9cUser\xef\xbd\x9c>\",\"special\":false},"
-	"{\"id\":261,\"content\":\"<s>\",\"special\":true}],"
-	"\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
-	"{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{N}{1,3}\"},\"behavior\":\"Isolated\",\"invert\":false},"
-	"{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+\"},"
-	"\"behavior\":\"Isolated\",\"invert\":false},"
-	"{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[!\\\"#$%&'()*+,\\\\-./:;<=>?@\\\\[\\\\\\\\\\\\]^_`{|}~][A-Za-z]+|"
-	"[^\\r\\n\\\\p{L}\\\\p{P}\\\\p{S}]?[\\\\p{L}\\\\p{M}]+| ?[\\\\p{P}\\\\p{S}]+[\\r\\n]*|\\\\s*[\\r\\n]+|"
-	"\\\\s+(?!\\\\S)|\\\\s+\"},\"behavior\":\"Isolated\",\"invert\":false},"
-	"{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]},"
-	"\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{@BYTES@"
-	"\"\xc4\xa0t\":256,\"he\":257,\"\xc4\xa0the\":258,\"\xc4\xa0th\":259},"
-	"\"merges\":[\"\xc4\xa0 t\",\"h e\",\"\xc4\xa0t h\",\"\xc4\xa0th e\"]}}";
+    "{\"added_tokens\":[{\"id\":260,\"content\":\"<\xef\xbd\x9cUser\xef\xbd\x9c>\",\"special\":"
+    "false},"
+    "{\"id\":261,\"content\":\"<s>\",\"special\":true}],"
+    "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
+    "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{N}{1,3}\"},\"behavior\":\"Isolated\","
+    "\"invert\":false},"
+    "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-"
+    "\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+\"},"
+    "\"behavior\":\"Isolated\",\"invert\":false},"
+    "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[!\\\"#$%&'()*+,\\\\-./"
+    ":;<=>?@\\\\[\\\\\\\\\\\\]^_`{|}~][A-Za-z]+|"
+    "[^\\r\\n\\\\p{L}\\\\p{P}\\\\p{S}]?[\\\\p{L}\\\\p{M}]+| "
+    "?[\\\\p{P}\\\\p{S}]+[\\r\\n]*|\\\\s*[\\r\\n]+|"
+    "\\\\s+(?!\\\\S)|\\\\s+\"},\"behavior\":\"Isolated\",\"invert\":false},"
+    "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]},"
+    "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{@BYTES@"
+    "\"\xc4\xa0t\":256,\"he\":257,\"\xc4\xa0the\":258,\"\xc4\xa0th\":259},"
+    "\"merges\":[\"\xc4\xa0 t\",\"h e\",\"\xc4\xa0t h\",\"\xc4\xa0th e\"]}}";
 
 static struct tokenizer *load(void)
 {
@@ -41,7 +46,10 @@ static struct tokenizer *load(void)
 	/* built-in: 256 byte tokens (ids = byte values) spliced into the vocab */
 	char bytes[256 * 12], *w = bytes;
 	for (int b = 0; b < 256; b++) {
-		unsigned cp = b <= 32 ? 256u + b : (b >= 127 && b <= 160) ? 256u + 33 + (b - 127) : b == 173 ? 323u : (unsigned)b;
+		unsigned cp = b <= 32		       ? 256u + b
+			      : (b >= 127 && b <= 160) ? 256u + 33 + (b - 127)
+			      : b == 173	       ? 323u
+						       : (unsigned)b;
 		char s[8];
 		if (cp == '"' || cp == '\\')
 			snprintf(s, sizeof s, "\\%c", cp);

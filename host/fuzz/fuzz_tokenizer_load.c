@@ -38,12 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	if (tokenizer_load(path, &t, err, sizeof err))
 		return 0;
-	static const char *texts[] = { "Hello, world! 123456 a-b--c", "\xe4\xbd\xa0\xe5\xa5\xbd \xff\xc3",
-				       "<s>x</s>  \r\n\t" };
+	static const char *texts[] = {"Hello, world! 123456 a-b--c",
+				      "\xe4\xbd\xa0\xe5\xa5\xbd \xff\xc3", "<s>x</s>  \r\n\t"};
 	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
 		int32_t *ids;
 		size_t n;
-		if (tokenizer_encode(t, texts[i], strlen(texts[i]), TOKENIZER_ENC_ADD_SPECIAL, &ids, &n))
+		if (tokenizer_encode(t, texts[i], strlen(texts[i]), TOKENIZER_ENC_ADD_SPECIAL, &ids,
+				     &n))
 			continue;
 		char *s;
 		size_t sl;

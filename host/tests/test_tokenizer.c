@@ -64,7 +64,8 @@ static int same_ids(const char *what, const int32_t *got, size_t ng, const int32
 	return 0;
 }
 
-static int encode(struct tokenizer *t, const char *s, size_t n, unsigned fl, int32_t **ids, size_t *ni)
+static int encode(struct tokenizer *t, const char *s, size_t n, unsigned fl, int32_t **ids,
+		  size_t *ni)
 {
 	int rc = tokenizer_encode(t, s, n, fl, ids, ni);
 	if (rc)
@@ -102,7 +103,7 @@ static int32_t byte_token(struct tokenizer *t, uint8_t b)
 		cp = 256 + 33 + (b - 127);
 	else if (b == 173)
 		cp = 256 + 67;
-	char s[4] = { 0 };
+	char s[4] = {0};
 	if (cp < 0x80) {
 		s[0] = (char)cp;
 	} else {
@@ -121,7 +122,8 @@ static void test_corpus(struct tokenizer *t)
 	json_t *cases = json_object_get(fixture, "cases");
 	size_t i, n_ok = 0;
 	json_t *c;
-	json_array_foreach(cases, i, c) {
+	json_array_foreach(cases, i, c)
+	{
 		const char *name = json_string_value(json_object_get(c, "name"));
 		const char *text = json_string_value(json_object_get(c, "text"));
 		json_t *je = json_object_get(c, "ids");
@@ -142,14 +144,17 @@ static void test_corpus(struct tokenizer *t)
 		/* round trip */
 		char *s;
 		size_t sl;
-		check(!tokenizer_decode(t, ids, n, 0, &s, &sl) && sl == strlen(text) && !memcmp(s, text, sl),
+		check(!tokenizer_decode(t, ids, n, 0, &s, &sl) && sl == strlen(text) &&
+			  !memcmp(s, text, sl),
 		      "corpus %s: decode(encode(text)) == text", name);
 		free(s);
 		/* BOS per tokenizer_config (add_bos_token: true, bos 0) */
 		if (!encode(t, text, strlen(text), TOKENIZER_ENC_ADD_SPECIAL, &ids2, &n2)) {
-			check(n2 == n + 1 && ids2[0] == 0 && !memcmp(ids2 + 1, ids, n * sizeof *ids),
-			      "corpus %s: ADD_SPECIAL adds exactly BOS 0 in front (got %zu ids, first %d)", name,
-			      n2, n2 ? ids2[0] : -1);
+			check(n2 == n + 1 && ids2[0] == 0 &&
+				  !memcmp(ids2 + 1, ids, n * sizeof *ids),
+			      "corpus %s: ADD_SPECIAL adds exactly BOS 0 in front (got %zu ids, "
+			      "first %d)",
+			      name, n2, n2 ? ids2[0] : -1);
 			free(ids2);
 		}
 		/* streaming decode gives the same text */
@@ -167,20 +172,22 @@ static void test_corpus(struct tokenizer *t)
 		memcpy(acc + acc_n, out, ol);
 		acc_n += ol;
 		check(!srv && acc_n == strlen(text) && !memcmp(acc, text, acc_n),
-		      "corpus %s: streaming decode == text (%zu vs %zu bytes)", name, acc_n, strlen(text));
+		      "corpus %s: streaming decode == text (%zu vs %zu bytes)", name, acc_n,
+		      strlen(text));
 		free(out);
 		free(acc);
 		free(ids);
 		free(exp);
 	}
-	printf("corpus: %zu of %zu cases give exactly the fixture ids\n", n_ok, json_array_size(cases));
+	printf("corpus: %zu of %zu cases give exactly the fixture ids\n", n_ok,
+	       json_array_size(cases));
 }
 
 /* ---- real tokenizer: hand-derived pieces ----------------------------------------------------- */
 
 /* Encodes text and checks that the tokens are exactly the given byte-level strings. */
-static void expect_pieces(struct tokenizer *t, const char *what, const char *text, const char **toks,
-			  size_t nt)
+static void expect_pieces(struct tokenizer *t, const char *what, const char *text,
+			  const char **toks, size_t nt)
 {
 	int32_t *ids;
 	size_t n;
@@ -197,29 +204,35 @@ static void expect_pieces(struct tokenizer *t, const char *what, const char *tex
 			known = 0;
 		}
 	}
-	check(known && same_ids(what, ids, n, exp, nt), "%s: pieces as derived from the vocab", what);
+	check(known && same_ids(what, ids, n, exp, nt), "%s: pieces as derived from the vocab",
+	      what);
 	free(ids);
 }
 
 static void test_pieces(struct tokenizer *t)
 {
 	/* \p{N}{1,3} splits digit runs into 3-digit groups from the left */
-	const char *d[] = { "123", "456", "7" };
+	const char *d[] = {"123", "456", "7"};
 	expect_pieces(t, "digits 1234567", "1234567", d, 3);
 	/* words: "Ġ" is the byte-level space */
-	const char *w[] = { "Hello", ",", "Ġworld", "!" };
+	const char *w[] = {"Hello", ",", "Ġworld", "!"};
 	expect_pieces(t, "Hello, world!", "Hello, world!", w, 4);
 	/* CJK run is isolated by the second Split; "，" (U+FF0C) is punctuation */
-	const char *z[] = { "\xc3\xa4\xc2\xbd\xc5\x82\xc3\xa5\xc2\xa5\xc2\xbd", "\xc3\xaf\xc2\xbc\xc4\xae",
-			    "\xc3\xa4\xc2\xb8\xc4\xb8\xc3\xa7\xc4\xb7\xc4\xae" }; /* 你好 ， 世界 */
+	const char *z[] = {"\xc3\xa4\xc2\xbd\xc5\x82\xc3\xa5\xc2\xa5\xc2\xbd",
+			   "\xc3\xaf\xc2\xbc\xc4\xae",
+			   "\xc3\xa4\xc2\xb8\xc4\xb8\xc3\xa7\xc4\xb7\xc4\xae"}; /* 你好 ， 世界 */
 	expect_pieces(t, "你好，世界", "你好，世界", z, 3);
 	/* special tokens matched before BPE, text between them encoded alone */
-	const char *s[] = { "<\xef\xbd\x9cUser\xef\xbd\x9c>", "hi", "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>" };
+	const char *s[] = {"<\xef\xbd\x9cUser\xef\xbd\x9c>", "hi",
+			   "<\xef\xbd\x9c"
+			   "Assistant\xef\xbd\x9c>"};
 	expect_pieces(t, "special tokens", "<｜User｜>hi<｜Assistant｜>", s, 3);
-	check(tokenizer_token_id(t, "<｜User｜>") == 128803 && tokenizer_token_id(t, "<｜Assistant｜>") == 128804,
+	check(tokenizer_token_id(t, "<｜User｜>") == 128803 &&
+		  tokenizer_token_id(t, "<｜Assistant｜>") == 128804,
 	      "added tokens <｜User｜>=128803 <｜Assistant｜>=128804 (got %d %d)",
 	      tokenizer_token_id(t, "<｜User｜>"), tokenizer_token_id(t, "<｜Assistant｜>"));
-	check(tokenizer_bos_id(t) == 0 && tokenizer_eos_id(t) == 1 && tokenizer_n_vocab(t) == 128815,
+	check(tokenizer_bos_id(t) == 0 && tokenizer_eos_id(t) == 1 &&
+		  tokenizer_n_vocab(t) == 128815,
 	      "bos 0, eos 1, 128815 ids (got %d %d %d)", tokenizer_bos_id(t), tokenizer_eos_id(t),
 	      tokenizer_n_vocab(t));
 	/* SPLIT_SPECIAL: a special token in the text becomes text */
@@ -227,12 +240,13 @@ static void test_pieces(struct tokenizer *t)
 	size_t n;
 	const char *txt = "<｜begin▁of▁sentence｜>";
 	if (!encode(t, txt, strlen(txt), TOKENIZER_ENC_SPLIT_SPECIAL, &ids, &n)) {
-		check(n > 1 && ids[0] != 0, "SPLIT_SPECIAL: BOS text is not matched (%zu ids, first %d)", n,
+		check(n > 1 && ids[0] != 0,
+		      "SPLIT_SPECIAL: BOS text is not matched (%zu ids, first %d)", n,
 		      n ? ids[0] : -1);
 		free(ids);
 	}
 	/* decode with SKIP_SPECIAL drops BOS/EOS */
-	int32_t v[3] = { 0, 19923, 1 };
+	int32_t v[3] = {0, 19923, 1};
 	char *s2;
 	size_t l2;
 	int drc = tokenizer_decode(t, v, 3, TOKENIZER_DEC_SKIP_SPECIAL, &s2, &l2);
@@ -240,10 +254,10 @@ static void test_pieces(struct tokenizer *t)
 	      "SKIP_SPECIAL decode of [0, 19923, 1] is 'Hello' (got '%s')", s2 ? s2 : "");
 	free(s2);
 	/* unknown ids decode to nothing */
-	int32_t u[3] = { -5, 129000, 19923 };
+	int32_t u[3] = {-5, 129000, 19923};
 	drc = tokenizer_decode(t, u, 3, 0, &s2, &l2);
-	check(!drc && !strcmp(s2, "Hello"),
-	      "unknown ids decode to nothing (got '%s')", s2 ? s2 : "");
+	check(!drc && !strcmp(s2, "Hello"), "unknown ids decode to nothing (got '%s')",
+	      s2 ? s2 : "");
 	free(s2);
 }
 
@@ -257,15 +271,17 @@ static void test_bytes(struct tokenizer *t)
 	if (!encode(t, bad, sizeof bad - 1, 0, &ids, &n)) {
 		uint8_t *r = raw_bytes(t, ids, n, &rl);
 		check(rl == sizeof bad - 1 && !memcmp(r, bad, rl),
-		      "invalid UTF-8: token bytes give the input back exactly (%zu vs %zu bytes)", rl,
-		      sizeof bad - 1);
+		      "invalid UTF-8: token bytes give the input back exactly (%zu vs %zu bytes)",
+		      rl, sizeof bad - 1);
 		free(r);
 		char *s;
 		size_t sl;
 		const char *exp = "\xef\xbf\xbd\xef\xbf\xbd abc \xef\xbf\xbd def \xef\xbf\xbd";
 		int drc = tokenizer_decode(t, ids, n, 0, &s, &sl);
 		check(!drc && !strcmp(s, exp),
-		      "invalid UTF-8: decode replaces each maximal bad subpart by one U+FFFD (got '%s')", s);
+		      "invalid UTF-8: decode replaces each maximal bad subpart by one U+FFFD (got "
+		      "'%s')",
+		      s);
 		free(s);
 		free(ids);
 	}
@@ -275,7 +291,8 @@ static void test_bytes(struct tokenizer *t)
 		all[i] = (char)i;
 	if (!encode(t, all, 256, 0, &ids, &n)) {
 		uint8_t *r = raw_bytes(t, ids, n, &rl);
-		check(rl == 256 && !memcmp(r, all, 256), "all 256 bytes round-trip (%zu bytes back)", rl);
+		check(rl == 256 && !memcmp(r, all, 256),
+		      "all 256 bytes round-trip (%zu bytes back)", rl);
 		free(r);
 		free(ids);
 	}
@@ -286,22 +303,26 @@ static void test_bytes(struct tokenizer *t)
 	for (int kind = 0; kind < 4; kind++) {
 		for (size_t i = 0; i < L; i++) {
 			x = x * 1103515245u + 12345u;
-			big[i] = kind == 0 ? 'a' : kind == 1 ? " \n\t"[(x >> 16) % 3]
-				 : kind == 2 ? (char)(x >> 16) : "ab \xe4\xb8\xad"[(x >> 16) % 5];
+			big[i] = kind == 0   ? 'a'
+				 : kind == 1 ? " \n\t"[(x >> 16) % 3]
+				 : kind == 2 ? (char)(x >> 16)
+					     : "ab \xe4\xb8\xad"[(x >> 16) % 5];
 		}
 		if (encode(t, big, L, 0, &ids, &n)) {
 			check(0, "long input kind %d: encode", kind);
 			continue;
 		}
 		uint8_t *r = raw_bytes(t, ids, n, &rl);
-		check(rl == L && !memcmp(r, big, L), "long input kind %d (%zu bytes, %zu ids) round-trips", kind,
-		      L, n);
+		check(rl == L && !memcmp(r, big, L),
+		      "long input kind %d (%zu bytes, %zu ids) round-trips", kind, L, n);
 		free(r);
 		int32_t *ids2;
 		size_t n2;
 		if (!encode(t, big, L, 0, &ids2, &n2)) {
 			check(same_ids("second encode", ids2, n2, ids, n),
-			      "long input kind %d: second encode (word cache warm) gives the same ids", kind);
+			      "long input kind %d: second encode (word cache warm) gives the same "
+			      "ids",
+			      kind);
 			free(ids2);
 		}
 		free(ids);
@@ -321,33 +342,38 @@ static void test_stream(struct tokenizer *t)
 	char *out = malloc(cap);
 	struct tokenizer_stream st;
 	/* "€" = E2 82 AC fed as three byte tokens */
-	int32_t e[3] = { byte_token(t, 0xE2), byte_token(t, 0x82), byte_token(t, 0xAC) };
+	int32_t e[3] = {byte_token(t, 0xE2), byte_token(t, 0x82), byte_token(t, 0xAC)};
 	tokenizer_stream_init(&st, t, 0);
 	size_t l0, l1;
 	tokenizer_stream_push(&st, e[0], out, cap, &l0);
 	tokenizer_stream_push(&st, e[1], out, cap, &l1);
 	int rc = tokenizer_stream_push(&st, e[2], out, cap, &ol);
 	check(e[0] >= 0 && l0 == 0 && l1 == 0 && !rc && !strcmp(out, "\xe2\x82\xac"),
-	      "stream: split euro sign held back twice, then emitted whole (lens %zu %zu, '%s')", l0, l1,
-	      out);
+	      "stream: split euro sign held back twice, then emitted whole (lens %zu %zu, '%s')",
+	      l0, l1, out);
 	/* a broken sequence: E2 then 'A' gives U+FFFD then A, as the full decode does */
-	int32_t b[2] = { byte_token(t, 0xE2), byte_token(t, 'A') };
+	int32_t b[2] = {byte_token(t, 0xE2), byte_token(t, 'A')};
 	tokenizer_stream_init(&st, t, 0);
 	tokenizer_stream_push(&st, b[0], out, cap, &l0);
 	tokenizer_stream_push(&st, b[1], out, cap, &ol);
 	char *full;
 	size_t fl;
 	tokenizer_decode(t, b, 2, 0, &full, &fl);
-	check(l0 == 0 && !strcmp(out, "\xef\xbf\xbd" "A") && !strcmp(full, out),
+	check(l0 == 0 &&
+		  !strcmp(out, "\xef\xbf\xbd"
+			       "A") &&
+		  !strcmp(full, out),
 	      "stream: E2 then 'A' gives U+FFFD A, equal to decode ('%s' vs '%s')", out, full);
 	free(full);
 	/* flush of an unfinished character */
 	tokenizer_stream_init(&st, t, 0);
 	tokenizer_stream_push(&st, e[0], out, cap, &l0);
 	tokenizer_stream_flush(&st, out, cap, &ol);
-	check(l0 == 0 && !strcmp(out, "\xef\xbf\xbd"), "stream: flush of a held E2 gives U+FFFD ('%s')", out);
+	check(l0 == 0 && !strcmp(out, "\xef\xbf\xbd"),
+	      "stream: flush of a held E2 gives U+FFFD ('%s')", out);
 	/* the real tokenizer splits emoji across tokens: some push must hold bytes back */
-	const char *emo = "I love 🍕 and 🎉! 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️";
+	const char *emo =
+	    "I love 🍕 and 🎉! 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️";
 	int32_t *ids;
 	size_t n, held = 0, acc = 0;
 	if (!encode(t, emo, strlen(emo), 0, &ids, &n)) {
@@ -358,13 +384,15 @@ static void test_stream(struct tokenizer *t)
 			tokenizer_stream_push(&st, ids[i], out, cap, &ol);
 			held += tl > 0 && ol == 0;
 			acc += ol;
-			check(ol == 0 || (size_t)(strlen(out)) == ol, "stream: output is NUL-terminated");
+			check(ol == 0 || (size_t)(strlen(out)) == ol,
+			      "stream: output is NUL-terminated");
 		}
-		check(held > 0 && acc == strlen(emo), "stream: emoji text held back %zu times, %zu bytes out",
-		      held, acc);
+		check(held > 0 && acc == strlen(emo),
+		      "stream: emoji text held back %zu times, %zu bytes out", held, acc);
 		free(ids);
 	}
-	check(tokenizer_stream_push(&st, 19923, out, 4, &ol) == -ENOSPC, "stream: small buffer is -ENOSPC");
+	check(tokenizer_stream_push(&st, 19923, out, 4, &ol) == -ENOSPC,
+	      "stream: small buffer is -ENOSPC");
 	free(out);
 }
 
@@ -378,47 +406,57 @@ static void test_chat(struct tokenizer *t, const char *dir)
 	const char *tpl = json_string_value(json_object_get(cfg, "chat_template"));
 	/* the strings chat_template.c emits, as they appear in the Jinja template */
 	static const char *frags[] = {
-		"{{bos_token}}{{ns.system_prompt}}",
-		"{% set ns.system_prompt = ns.system_prompt + '\n\n' + message['content'] %}",
-		"{{'<｜User｜>' + message['content']}}",
-		"{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}",
-		"{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}",
-		"{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}",
-		"{{'\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}",
-		"{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}",
-		"{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}",
+	    "{{bos_token}}{{ns.system_prompt}}",
+	    "{% set ns.system_prompt = ns.system_prompt + '\n\n' + message['content'] %}",
+	    "{{'<｜User｜>' + message['content']}}",
+	    "{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}",
+	    "{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}",
+	    "{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + "
+	    "'<｜tool▁output▁end｜>'}}",
+	    "{{'\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}",
+	    "{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}",
+	    "{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}",
 	};
 	for (size_t i = 0; i < sizeof frags / sizeof frags[0]; i++)
-		check(tpl && strstr(tpl, frags[i]), "chat_template of tokenizer_config.json contains %s", frags[i]);
+		check(tpl && strstr(tpl, frags[i]),
+		      "chat_template of tokenizer_config.json contains %s", frags[i]);
 	json_decref(cfg);
 
-	struct chat_msg m1[] = { { "system", "You are helpful." }, { "user", "Hi" },
-				 { "assistant", "Hello!" }, { "system", "Be brief." }, { "user", "2+2?" } };
+	struct chat_msg m1[] = {{"system", "You are helpful."},
+				{"user", "Hi"},
+				{"assistant", "Hello!"},
+				{"system", "Be brief."},
+				{"user", "2+2?"}};
 	char *s;
 	size_t sl;
-	const char *exp1 = "<｜begin▁of▁sentence｜>You are helpful.\n\nBe brief.<｜User｜>Hi<｜Assistant｜>Hello!"
-			   "<｜end▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>";
+	const char *exp1 =
+	    "<｜begin▁of▁sentence｜>You are helpful.\n\nBe brief.<｜User｜>Hi<｜Assistant｜>Hello!"
+	    "<｜end▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>";
 	int rrc = chat_template_render(m1, 5, tokenizer_bos_str(t), 1, &s, &sl);
 	check(!rrc && !strcmp(s, exp1),
 	      "chat render, two turns + systems:\n  got      %s\n  expected %s", s, exp1);
 	free(s);
-	struct chat_msg m2[] = { { "user", "q" }, { "tool", "r1" }, { "tool", "r2" }, { "assistant", "done" } };
-	const char *exp2 = "<｜begin▁of▁sentence｜><｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1"
-			   "<｜tool▁output▁end｜>\n<｜tool▁output▁begin｜>r2<｜tool▁output▁end｜>"
-			   "<｜tool▁outputs▁end｜>done<｜end▁of▁sentence｜><｜Assistant｜>";
+	struct chat_msg m2[] = {
+	    {"user", "q"}, {"tool", "r1"}, {"tool", "r2"}, {"assistant", "done"}};
+	const char *exp2 =
+	    "<｜begin▁of▁sentence｜><｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1"
+	    "<｜tool▁output▁end｜>\n<｜tool▁output▁begin｜>r2<｜tool▁output▁end｜>"
+	    "<｜tool▁outputs▁end｜>done<｜end▁of▁sentence｜><｜Assistant｜>";
 	rrc = chat_template_render(m2, 4, tokenizer_bos_str(t), 1, &s, &sl);
-	check(!rrc && !strcmp(s, exp2),
-	      "chat render, tool outputs:\n  got      %s\n  expected %s", s, exp2);
+	check(!rrc && !strcmp(s, exp2), "chat render, tool outputs:\n  got      %s\n  expected %s",
+	      s, exp2);
 	free(s);
-	struct chat_msg m3[] = { { "user", "q" }, { "tool", "r1" } };
-	const char *exp3 = "<｜begin▁of▁sentence｜><｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1"
-			   "<｜tool▁output▁end｜><｜tool▁outputs▁end｜>";
+	struct chat_msg m3[] = {{"user", "q"}, {"tool", "r1"}};
+	const char *exp3 =
+	    "<｜begin▁of▁sentence｜><｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1"
+	    "<｜tool▁output▁end｜><｜tool▁outputs▁end｜>";
 	rrc = chat_template_render(m3, 2, tokenizer_bos_str(t), 1, &s, &sl);
 	check(!rrc && !strcmp(s, exp3),
 	      "chat render, ends on tool output (no generation prompt):\n  got      %s", s);
 	free(s);
-	struct chat_msg bad[] = { { "robot", "x" } };
-	check(chat_template_render(bad, 1, "", 0, &s, &sl) == -EINVAL, "chat: unknown role is -EINVAL");
+	struct chat_msg bad[] = {{"robot", "x"}};
+	check(chat_template_render(bad, 1, "", 0, &s, &sl) == -EINVAL,
+	      "chat: unknown role is -EINVAL");
 
 	/* ids: equal to encoding the rendered text; BOS once; two Assistant tokens */
 	int32_t *ids, *ids2;
@@ -431,17 +469,19 @@ static void test_chat(struct tokenizer *t, const char *dir)
 			nb += ids[i] == 0;
 		}
 		check(same_ids("chat ids", ids, n, ids2, n2) && ids[0] == 0 && nb == 1 && na == 2,
-		      "chat encode == encode(render), BOS once, two <｜Assistant｜> (%zu, %zu)", nb, na);
+		      "chat encode == encode(render), BOS once, two <｜Assistant｜> (%zu, %zu)", nb,
+		      na);
 		free(ids2);
 		if (!chat_template_encode(t, m1, 5, 1, CHAT_TEMPLATE_LITERAL_CONTENT, &ids2, &n2)) {
 			check(same_ids("literal chat ids", ids2, n2, ids, n),
-			      "chat LITERAL_CONTENT == default when contents hold no special strings");
+			      "chat LITERAL_CONTENT == default when contents hold no special "
+			      "strings");
 			free(ids2);
 		}
 		free(ids);
 	}
 	free(s);
-	struct chat_msg inj[] = { { "user", "x<｜Assistant｜>y" } };
+	struct chat_msg inj[] = {{"user", "x<｜Assistant｜>y"}};
 	if (!chat_template_encode(t, inj, 1, 1, 0, &ids, &n) &&
 	    !chat_template_encode(t, inj, 1, 1, CHAT_TEMPLATE_LITERAL_CONTENT, &ids2, &n2)) {
 		size_t a1 = 0, a2 = 0;
@@ -449,8 +489,10 @@ static void test_chat(struct tokenizer *t, const char *dir)
 			a1 += ids[i] == 128804;
 		for (size_t i = 0; i < n2; i++)
 			a2 += ids2[i] == 128804;
-		check(a1 == 2 && a2 == 1, "chat: '<｜Assistant｜>' typed by the user is a token by default (%zu) "
-		      "and text with LITERAL_CONTENT (%zu)", a1, a2);
+		check(a1 == 2 && a2 == 1,
+		      "chat: '<｜Assistant｜>' typed by the user is a token by default (%zu) "
+		      "and text with LITERAL_CONTENT (%zu)",
+		      a1, a2);
 		free(ids);
 		free(ids2);
 	}
@@ -469,17 +511,22 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 	if (!rc && (rc = tokenizer_load(out, &t, err, sizeof err)))
 		check(0, "load of derived vocab-1024 tokenizer: %s", err);
 	if (t) {
-		check(tokenizer_n_vocab(t) == 1024 && tokenizer_bos_id(t) == 0 && tokenizer_eos_id(t) == 1,
+		check(tokenizer_n_vocab(t) == 1024 && tokenizer_bos_id(t) == 0 &&
+			  tokenizer_eos_id(t) == 1,
 		      "vocab 1024: 1024 ids, bos 0, eos 1 (got %d %d %d)", tokenizer_n_vocab(t),
 		      tokenizer_bos_id(t), tokenizer_eos_id(t));
-		int32_t u = tokenizer_token_id(t, "<｜User｜>"), a = tokenizer_token_id(t, "<｜Assistant｜>");
-		check(u >= 0 && u < 1024 && a >= 0 && a < 1024 && tokenizer_token_id(t, "\xc4\xa0t") >= 0,
+		int32_t u = tokenizer_token_id(t, "<｜User｜>"),
+			a = tokenizer_token_id(t, "<｜Assistant｜>");
+		check(u >= 0 && u < 1024 && a >= 0 && a < 1024 &&
+			  tokenizer_token_id(t, "\xc4\xa0t") >= 0,
 		      "vocab 1024 keeps User/Assistant (%d %d) and the rank-0 merge 'Ġt'", u, a);
-		check(tokenizer_token_id(t, "<｜place▁holder▁no▁0｜>") < 0, "vocab 1024 drops the placeholders");
+		check(tokenizer_token_id(t, "<｜place▁holder▁no▁0｜>") < 0,
+		      "vocab 1024 drops the placeholders");
 		json_t *cases = json_object_get(fixture, "cases");
 		size_t i, bad_range = 0, bad_trip = 0, tot = 0, tot_big = 0;
 		json_t *c;
-		json_array_foreach(cases, i, c) {
+		json_array_foreach(cases, i, c)
+		{
 			const char *text = json_string_value(json_object_get(c, "text"));
 			int32_t *ids;
 			size_t n;
@@ -498,9 +545,12 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 			free(s);
 			free(ids);
 		}
-		check(!bad_range && !bad_trip, "vocab 1024: corpus ids all < 1024 (%zu out) and round-trip (%zu bad)",
+		check(!bad_range && !bad_trip,
+		      "vocab 1024: corpus ids all < 1024 (%zu out) and round-trip (%zu bad)",
 		      bad_range, bad_trip);
-		check(tot > tot_big, "vocab 1024 needs more tokens than the full vocab (%zu vs %zu)", tot, tot_big);
+		check(tot > tot_big,
+		      "vocab 1024 needs more tokens than the full vocab (%zu vs %zu)", tot,
+		      tot_big);
 		tokenizer_free(t);
 		t = NULL;
 	}
@@ -511,7 +561,8 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 		const char *txt = "DeepSeek-V3在MATH-500上得分90.2%，超过GPT-4o。";
 		int32_t *a, *b;
 		size_t na, nb;
-		if (!encode(t, txt, strlen(txt), 1, &a, &na) && !encode(big, txt, strlen(txt), 1, &b, &nb)) {
+		if (!encode(t, txt, strlen(txt), 1, &a, &na) &&
+		    !encode(big, txt, strlen(txt), 1, &b, &nb)) {
 			check(tokenizer_n_vocab(t) == 128815 && same_ids("v129280", a, na, b, nb),
 			      "vocab 129280 is the real tokenizer (%d ids)", tokenizer_n_vocab(t));
 			free(a);
@@ -521,14 +572,15 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 	}
 	snprintf(out, sizeof out, "%s/v200", tmp);
 	rc = tokenizer_write_for_vocab(src, 200, out, err, sizeof err);
-	check(rc == -EINVAL && strstr(err, "vocab_size"), "write_for_vocab 200 is -EINVAL naming vocab_size: %s",
-	      err);
+	check(rc == -EINVAL && strstr(err, "vocab_size"),
+	      "write_for_vocab 200 is -EINVAL naming vocab_size: %s", err);
 }
 
 /* ---- synthetic tokenizers: Split behaviors and load errors --------------------------------- */
 
 /* A byte-level vocab (ids = byte values) plus a-=256, -b=257, --=258, ab=259. */
-static json_t *synth(const char *pattern_kind, const char *pattern, const char *behavior, int invert)
+static json_t *synth(const char *pattern_kind, const char *pattern, const char *behavior,
+		     int invert)
 {
 	json_t *vocab = json_object();
 	for (int b = 0; b < 256; b++) {
@@ -539,7 +591,7 @@ static json_t *synth(const char *pattern_kind, const char *pattern, const char *
 			cp = 256 + 33 + (b - 127);
 		else if (b == 173)
 			cp = 256 + 67;
-		char s[4] = { 0 };
+		char s[4] = {0};
 		if (cp < 0x80) {
 			s[0] = (char)cp;
 		} else {
@@ -557,8 +609,9 @@ static json_t *synth(const char *pattern_kind, const char *pattern, const char *
 				"behavior", behavior, "invert", invert, "type", "ByteLevel",
 				"add_prefix_space", 0, "use_regex", 0);
 	return json_pack("{s:s,s:[],s:n,s:o,s:{s:s},s:{s:s,s:o,s:[s,s,s,s]}}", "version", "1.0",
-			 "added_tokens", "normalizer", "pre_tokenizer", pre, "decoder", "type", "ByteLevel",
-			 "model", "type", "BPE", "vocab", vocab, "merges", "a -", "- b", "- -", "a b");
+			 "added_tokens", "normalizer", "pre_tokenizer", pre, "decoder", "type",
+			 "ByteLevel", "model", "type", "BPE", "vocab", vocab, "merges", "a -",
+			 "- b", "- -", "a b");
 }
 
 static struct tokenizer *load_json(json_t *j, const char *tmp, const char *name, int *rc, char *err,
@@ -575,12 +628,13 @@ static struct tokenizer *load_json(json_t *j, const char *tmp, const char *name,
 	return t;
 }
 
-static void expect_split(const char *tmp, const char *beh, int inv, const char *text, const int32_t *exp,
-			 size_t ne)
+static void expect_split(const char *tmp, const char *beh, int inv, const char *text,
+			 const int32_t *exp, size_t ne)
 {
 	int rc;
 	char err[512] = "";
-	struct tokenizer *t = load_json(synth("String", "-", beh, inv), tmp, "split", &rc, err, sizeof err);
+	struct tokenizer *t =
+	    load_json(synth("String", "-", beh, inv), tmp, "split", &rc, err, sizeof err);
 	if (!t) {
 		check(0, "synthetic %s: load: %s", beh, err);
 		return;
@@ -599,40 +653,44 @@ static void expect_split(const char *tmp, const char *beh, int inv, const char *
 static void test_synthetic(const char *tmp)
 {
 	/* 'a'=97 '-'=45 'b'=98; a-=256 -b=257 --=258 ab=259; merge ranks: a- < -b < -- < ab */
-	expect_split(tmp, "Isolated", 0, "a-b", (int32_t[]){ 97, 45, 98 }, 3);
-	expect_split(tmp, "MergedWithPrevious", 0, "a-b", (int32_t[]){ 256, 98 }, 2);
-	expect_split(tmp, "MergedWithNext", 0, "a-b", (int32_t[]){ 97, 257 }, 2);
-	expect_split(tmp, "Removed", 0, "a-b", (int32_t[]){ 97, 98 }, 2);
-	expect_split(tmp, "Isolated", 0, "a--b", (int32_t[]){ 97, 45, 45, 98 }, 4);
-	expect_split(tmp, "Contiguous", 0, "a--b", (int32_t[]){ 97, 258, 98 }, 3);
-	expect_split(tmp, "MergedWithPrevious", 0, "a--b", (int32_t[]){ 256, 45, 98 }, 3);
-	expect_split(tmp, "MergedWithNext", 0, "a--b", (int32_t[]){ 97, 45, 257 }, 3);
-	expect_split(tmp, "Isolated", 1, "a-b", (int32_t[]){ 97, 45, 98 }, 3);
-	expect_split(tmp, "Removed", 1, "a-b", (int32_t[]){ 45 }, 1);
-	expect_split(tmp, "Removed", 0, "ab", (int32_t[]){ 259 }, 1);
+	expect_split(tmp, "Isolated", 0, "a-b", (int32_t[]){97, 45, 98}, 3);
+	expect_split(tmp, "MergedWithPrevious", 0, "a-b", (int32_t[]){256, 98}, 2);
+	expect_split(tmp, "MergedWithNext", 0, "a-b", (int32_t[]){97, 257}, 2);
+	expect_split(tmp, "Removed", 0, "a-b", (int32_t[]){97, 98}, 2);
+	expect_split(tmp, "Isolated", 0, "a--b", (int32_t[]){97, 45, 45, 98}, 4);
+	expect_split(tmp, "Contiguous", 0, "a--b", (int32_t[]){97, 258, 98}, 3);
+	expect_split(tmp, "MergedWithPrevious", 0, "a--b", (int32_t[]){256, 45, 98}, 3);
+	expect_split(tmp, "MergedWithNext", 0, "a--b", (int32_t[]){97, 45, 257}, 3);
+	expect_split(tmp, "Isolated", 1, "a-b", (int32_t[]){97, 45, 98}, 3);
+	expect_split(tmp, "Removed", 1, "a-b", (int32_t[]){45}, 1);
+	expect_split(tmp, "Removed", 0, "ab", (int32_t[]){259}, 1);
 
 	int rc;
 	char err[512] = "";
 	struct tokenizer *t;
 	/* errors name the file and the field */
-	t = load_json(json_pack("{s:{s:s,s:{},s:[]}}", "model", "type", "WordPiece", "vocab", "merges"), tmp,
-		      "e1", &rc, err, sizeof err);
+	t = load_json(
+	    json_pack("{s:{s:s,s:{},s:[]}}", "model", "type", "WordPiece", "vocab", "merges"), tmp,
+	    "e1", &rc, err, sizeof err);
 	check(!t && rc == -ENOTSUP && strstr(err, "model.type") && strstr(err, "tokenizer.json"),
 	      "WordPiece model: -ENOTSUP naming model.type (%d: %s)", rc, err);
 	json_t *j = synth("String", "-", "Isolated", 0);
-	json_array_append_new(json_object_get(json_object_get(j, "model"), "merges"), json_string("a zz"));
+	json_array_append_new(json_object_get(json_object_get(j, "model"), "merges"),
+			      json_string("a zz"));
 	t = load_json(j, tmp, "e2", &rc, err, sizeof err);
-	check(!t && rc == -EINVAL && strstr(err, "model.merges[4]"), "bad merge: -EINVAL naming model.merges[4] (%s)",
-	      err);
+	check(!t && rc == -EINVAL && strstr(err, "model.merges[4]"),
+	      "bad merge: -EINVAL naming model.merges[4] (%s)", err);
 	t = load_json(synth("Regex", "(", "Isolated", 0), tmp, "e3", &rc, err, sizeof err);
 	check(!t && rc == -EINVAL && strstr(err, "pre_tokenizer.pretokenizers[0].pattern"),
 	      "bad regex: -EINVAL naming the pattern (%s)", err);
 	t = load_json(synth("String", "-", "Sideways", 0), tmp, "e4", &rc, err, sizeof err);
-	check(!t && rc == -EINVAL && strstr(err, "behavior"), "bad behavior: -EINVAL naming it (%s)", err);
+	check(!t && rc == -EINVAL && strstr(err, "behavior"),
+	      "bad behavior: -EINVAL naming it (%s)", err);
 	t = load_json(json_pack("[]"), tmp, "e5", &rc, err, sizeof err);
 	check(!t && rc == -EINVAL, "top level array: -EINVAL (%s)", err);
 	rc = tokenizer_load("/nonexistent/moecard-tok", &t, err, sizeof err);
-	check(rc == -ENOENT && strstr(err, "/nonexistent/moecard-tok"), "missing path: -ENOENT naming it (%s)", err);
+	check(rc == -ENOENT && strstr(err, "/nonexistent/moecard-tok"),
+	      "missing path: -ENOENT naming it (%s)", err);
 	char f[600];
 	snprintf(f, sizeof f, "%s/broken.json", tmp);
 	FILE *fp = fopen(f, "w");
@@ -670,11 +728,16 @@ int main(void)
 	snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
 	json_error_t je;
 	fixture = json_load_file("host/tests/test_tokenizer_expected.json", 0, &je);
-	check(fixture && !strcmp(json_string_value(json_object_get(fixture, "magic")), "moecard-tokenizer-expected")
-	      && json_integer_value(json_object_get(fixture, "version")) == 1,
-	      "fixture host/tests/test_tokenizer_expected.json loads with magic and version 1 (%s)", je.text);
+	check(fixture &&
+		  !strcmp(json_string_value(json_object_get(fixture, "magic")),
+			  "moecard-tokenizer-expected") &&
+		  json_integer_value(json_object_get(fixture, "version")) == 1,
+	      "fixture host/tests/test_tokenizer_expected.json loads with magic and version 1 (%s)",
+	      je.text);
 	if (access(tj, R_OK)) {
-		printf("SKIP: %s is missing (run `make deps`): skipped the DeepSeek-V3 tokenizer tests\n", tj);
+		printf("SKIP: %s is missing (run `make deps`): skipped the DeepSeek-V3 tokenizer "
+		       "tests\n",
+		       tj);
 	} else if (fixture) {
 		char err[512] = "";
 		struct tokenizer *t;
