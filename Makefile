@@ -32,6 +32,13 @@ FUZZ_SRCS    :=   # libFuzzer targets (clang), each a single file defining LLVMF
 
 LIB := $(B)/libmoecard.a
 
+# Quiet build lines ("CC file"); V=1 prints the full commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 .PHONY: all test test-bins test-run run bench lint fuzz deps clean print-lib-srcs
 all:
 
@@ -50,15 +57,17 @@ TEST_BINS := $(patsubst %.c,$(B)/t/%,$(TEST_SRCS))
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(B)/t/%: %.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) -lcmocka $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) -lcmocka $(LDLIBS)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d)
 
@@ -98,7 +107,8 @@ clean:
 FUZZ_BINS := $(patsubst %.c,$(B)/fz/%,$(FUZZ_SRCS))
 $(B)/fz/%: %.c tests/fuzz_replay.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_CORPUS='"$(dir $*)corpus/$(notdir $*)"' $< tests/fuzz_replay.c -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_CORPUS='"$(dir $*)corpus/$(notdir $*)"' $< tests/fuzz_replay.c -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 test-bins: $(FUZZ_BINS)
 TEST_BINS += $(FUZZ_BINS)
 print-lib-srcs:

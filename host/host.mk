@@ -12,6 +12,7 @@ CFLAGS_simd_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -m
 
 $(B)/moecard: host/main.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 -include $(B)/moecard.d
 LDLIBS += -lpcre2-8 -lfdt
