@@ -20,7 +20,8 @@
 #define BANK_BYTES (1u << 20)
 #define N_BANKS 4
 #define SLOT_BYTES (64u * 256u) /* expert slot: W [n=64, k=256] */
-#define TIMEOUT_100US 200 /* 20 ms hang timeout: long enough for a loaded 2-core host */
+#define TIMEOUT_100US 2000 /* 200 ms hang timeout: CUs take 0.1-0.3 ms, so only a hang or a
+			    * badly overloaded host reaches it */
 #define M 2
 #define N 64
 #define K 256
@@ -418,7 +419,7 @@ static void test_watchdog_virtual_clock(void **state)
 	assert_int_equal(sim_card_wait(c, &cpl, 50), -ETIMEDOUT); /* frozen time: no abort */
 	uint64_t steps = 0;
 	while (sim_card_poll(c, &cpl) == -EAGAIN && steps < 100000) {
-		__atomic_add_fetch(&vclock, 100000, __ATOMIC_RELEASE); /* +0.1 ms */
+		__atomic_add_fetch(&vclock, 1000000, __ATOMIC_RELEASE); /* +1 ms */
 		sim_card_kick(c);
 		steps++;
 		sim_card_wait(c, &cpl, 1) == 0 ? (void)(steps |= 1ull << 40) : (void)0;
