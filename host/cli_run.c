@@ -10,6 +10,7 @@
 #include <time.h>
 #include "cli.h"
 #include "ckpt.h"
+#include "engine.h"
 #include "model.h"
 #include "npy.h"
 #include "sample.h"
@@ -122,15 +123,6 @@ static int parse_args(int argc, char **argv, struct run_args *a, const char *cmd
 		fprintf(stderr, "moecard: %s: --model DIR is required\n", cmd);
 		return 2;
 	}
-	if (strcmp(a->backend, "cpu")) {
-		if (!strcmp(a->backend, "emu") || !strcmp(a->backend, "xrt"))
-			fprintf(stderr, "moecard: %s: --backend %s: not available in this build yet "
-					"(cpu only)\n", cmd, a->backend);
-		else
-			fprintf(stderr, "moecard: %s: --backend: unknown backend '%s' (cpu|emu|xrt)\n",
-				cmd, a->backend);
-		return 2;
-	}
 	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {
 		fprintf(stderr, "moecard: %s: --act: expected fp8 or none, got '%s'\n", cmd, a->act);
 		return 2;
@@ -169,8 +161,8 @@ static int parse_tokens(const char *s, int **out, int vocab)
 	return k;
 }
 
-/* Loads the checkpoint and builds the model; prints the error and returns 1 on failure. */
-static int open_model(const struct run_args *a, struct ckpt *ck, struct model *m, int need_seq,
+/* Loads the checkpoint and builds the engine; prints the error and returns 1 on failure. */
+static int open_model(const struct run_args *a, struct ckpt *ck, struct engine *m, int need_seq,
 		      int batch)
 {
 	char err[512];
@@ -194,7 +186,8 @@ static int open_model(const struct run_args *a, struct ckpt *ck, struct model *m
 		ckpt_close(ck);
 		return 1;
 	}
-	r = model_init(m, &ck->cfg, &ck->w, &o, err, sizeof err);
+	struct engine_extra x = { .board = a->board, .profile = a->profile };
+	r = engine_open(m, a->backend, ck, &o, &x, err, sizeof err);
 	if (r) {
 		fprintf(stderr, "moecard: %s\n", err);
 		ckpt_close(ck);
@@ -213,7 +206,7 @@ int cli_run(int argc, char **argv)
 {
 	struct run_args a;
 	struct ckpt ck;
-	struct model m;
+	struct engine m;
 	struct sampler smp;
 	char err[512];
 	int r = parse_args(argc, argv, &a, "run"), rc = 1;
@@ -254,7 +247,7 @@ int cli_run(int argc, char **argv)
 	if (want_rows) {
 		/* row i = logits after consuming tokens[0..i], each fed through the decode path */
 		for (int i = 0; i < nt; i++)
-			if ((r = model_forward(&m, toks + i, 1, logits + (size_t)i * V, 0,
+			if ((r = engine_forward(&m, toks + i, 1, logits + (size_t)i * V, 0,
 					       hid + (size_t)i * D))) {
 				rc = fail_fwd(r);
 				goto out_s;
@@ -274,7 +267,7 @@ int cli_run(int argc, char **argv)
 			if (!mtp)
 				goto out_s;
 			for (int i = 0; i + 1 < nt; i++)
-				if ((r = model_mtp_forward(&m, toks + i + 1, hid + (size_t)i * D, 1,
+				if ((r = engine_mtp_forward(&m, toks + i + 1, hid + (size_t)i * D, 1,
 							   mtp + (size_t)i * V, 0))) {
 					rc = fail_fwd(r);
 					goto out_s;
@@ -287,9 +280,9 @@ int cli_run(int argc, char **argv)
 		}
 		memmove(logits, logits + (size_t)(nt - 1) * V, sizeof(float) * V);
 	} else {
-		for (int i = 0; i < nt; i += m.o.max_batch) {
-			int T = nt - i < m.o.max_batch ? nt - i : m.o.max_batch;
-			if ((r = model_forward(&m, toks + i, T, logits, 0, NULL))) {
+		for (int i = 0; i < nt; i += m.max_batch) {
+			int T = nt - i < m.max_batch ? nt - i : m.max_batch;
+			if ((r = engine_forward(&m, toks + i, T, logits, 0, NULL))) {
 				rc = fail_fwd(r);
 				goto out_s;
 			}
@@ -302,7 +295,7 @@ int cli_run(int argc, char **argv)
 		fflush(stdout);
 		if (t == c->eos_token_id || g + 1 == a.n)
 			break;
-		if ((r = model_forward(&m, &t, 1, logits, 0, NULL))) {
+		if ((r = engine_forward(&m, &t, 1, logits, 0, NULL))) {
 			rc = fail_fwd(r);
 			goto out_s;
 		}
@@ -317,7 +310,7 @@ out:
 	free(logits);
 	free(hid);
 	free(mtp);
-	model_free(&m);
+	engine_free(&m);
 	ckpt_close(&ck);
 	return rc;
 }
@@ -326,7 +319,7 @@ int cli_bench(int argc, char **argv)
 {
 	struct run_args a;
 	struct ckpt ck;
-	struct model m;
+	struct engine m;
 	int r = parse_args(argc, argv, &a, "bench"), rc = 1;
 	if (r)
 		return r;
@@ -350,37 +343,39 @@ int cli_bench(int argc, char **argv)
 		toks[i] = (int)(s % (uint64_t)V);
 	}
 	/* warm-up: touch the weights once so page faults are not timed */
-	if ((r = model_forward(&m, toks, 1, logits, 0, NULL)))
+	if ((r = engine_forward(&m, toks, 1, logits, 0, NULL)))
 		goto fail;
-	model_truncate(&m, 0, 0);
+	engine_truncate(&m, 0, 0);
 	double tp = now_s();
 	for (int i = 0; i < a.prompt_len; i += batch) {
 		int T = a.prompt_len - i < batch ? a.prompt_len - i : batch;
-		if ((r = model_forward(&m, toks + i, T, logits, 0, NULL)))
+		if ((r = engine_forward(&m, toks + i, T, logits, 0, NULL)))
 			goto fail;
 	}
 	tp = now_s() - tp;
 	double td = now_s();
 	for (int g = 0; g < a.gen; g++) {
 		int t = sampler_argmax(logits, V);
-		if ((r = model_forward(&m, &t, 1, logits, 0, NULL)))
+		if ((r = engine_forward(&m, &t, 1, logits, 0, NULL)))
 			goto fail;
 	}
 	td = now_s() - td;
-	const char *isa = m.kc.isa->name;
+	const char *isa = m.isa ? m.isa : "-";
 	if (a.json)
 		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,"
 		       "\"isa\":\"%s\",\"prompt_len\":%d,\"gen\":%d,\"load_s\":%.3f,"
 		       "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f}\n",
-		       a.backend, a.model, m.o.act_fp8 ? "fp8" : "none", pool_nthreads(m.pool), isa,
+		       a.backend, a.model, m.act_fp8 ? "fp8" : "none", m.threads, isa,
 		       a.prompt_len, a.gen, t_load, a.prompt_len / tp, a.gen / td);
 	else
 		printf("backend %s  act %s  threads %d  isa %s\n"
 		       "load      %.3f s\n"
 		       "prefill   %d tokens in %.3f s: %.2f tok/s\n"
 		       "decode    %d tokens in %.3f s: %.2f tok/s\n",
-		       a.backend, m.o.act_fp8 ? "fp8" : "none", pool_nthreads(m.pool), isa, t_load,
+		       a.backend, m.act_fp8 ? "fp8" : "none", m.threads, isa, t_load,
 		       a.prompt_len, tp, a.prompt_len / tp, a.gen, td, a.gen / td);
+	if (m.ops->stats)
+		m.ops->stats(&m, stdout, a.json);
 	rc = 0;
 	goto out;
 fail:
@@ -388,7 +383,7 @@ fail:
 out:
 	free(toks);
 	free(logits);
-	model_free(&m);
+	engine_free(&m);
 	ckpt_close(&ck);
 	return rc;
 }
