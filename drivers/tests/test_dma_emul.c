@@ -156,7 +156,9 @@ static void test_fence_order(void)
 	uint64_t expect_next[2] = {1, 1}, reaped[2] = {0, 0};
 	for (unsigned k = 0; k < 400; k++) {
 		unsigned ch = k & 1;
-		struct dma_sg sg = {.host = src, .bank = 0, .card_off = dt_range(0, 900000), .len = dt_range(1, 1 << 16)};
+		/* Each channel writes its own half of the bank (overlapping writes would race). */
+		struct dma_sg sg = {.host = src, .bank = 0, .card_off = ch * 500000 + dt_range(0, 400000),
+		                    .len = dt_range(1, 1 << 16)};
 		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = &sg, .n_sg = 1, .cookie = k};
 		uint64_t f;
 		int rc = dma_chan_submit(dev, ch, &x, &f);
@@ -237,7 +239,8 @@ static void test_model(void)
 	/* Same direction on two channels share the link; opposite directions do not. */
 	uint64_t t0 = dma_dev_vclock_ns(dev), f0, f1;
 	struct dma_xfer a = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 1, .not_before_ns = t0};
-	struct dma_xfer bx = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 1, .not_before_ns = t0};
+	struct dma_sg sg1 = {.host = buf[0], .bank = 0, .card_off = 1 << 20, .len = 1000000};
+	struct dma_xfer bx = {.dir = DMA_DIR_H2C, .sg = &sg1, .n_sg = 1, .not_before_ns = t0};
 	dma_chan_submit(dev, 0, &a, &f0);
 	dma_chan_submit(dev, 1, &bx, &f1);
 	dma_fence_wait(dev, 0, f0, -1);
