@@ -694,9 +694,12 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
 		embed_row(&m->w->embed_tokens, tokens[t], m->x + (size_t)t * D);
 		m->route.margin[t] = INFINITY;
 	}
-	for (int l = 0; l < c->num_hidden_layers; l++)
+	for (int l = 0; l < c->num_hidden_layers; l++) {
 		if ((r = layer_forward(m, &m->w->layers[l], l, m->pos, T)))
 			return r;
+		if (m->layer_hook)
+			m->layer_hook(m->layer_hook_ctx, m, l, m->pos, T);
+	}
 	m->pos += T;
 	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, all_logits, hidden);
 }

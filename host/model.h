@@ -65,6 +65,10 @@ struct model {
 	float *cat;               /* [B][2*hidden] MTP concat */
 	struct kern_job *jobs;    /* [2*E+2] MoE job list */
 	struct model_route route;
+	/* optional observer, called after every decoder layer of model_forward with the residual
+	 * stream m->x [T][hidden] at positions pos0..pos0+T-1 (expert-cache prediction, traces) */
+	void (*layer_hook)(void *ctx, struct model *m, int layer, int pos0, int T);
+	void *layer_hook_ctx;
 };
 
 /*
