@@ -4,6 +4,7 @@ DRIVERS_SRCS := drivers/dma_core.c drivers/dma_emul.c drivers/dma_xdma.c drivers
 LIB_SRCS  += $(DRIVERS_SRCS)
 TEST_SRCS += $(wildcard drivers/tests/test_*.c)
 BINS      += $(B)/dma_bench
+FUZZ_SRCS += $(wildcard drivers/fuzz/fuzz_*.c)
 
 # XRT headers have their own include root (Debian libxrt-dev, or Xilinx's XRT package). Without
 # them dma_xrt.c builds a stub whose open fails with a clear message. XRT itself is dlopen()ed.
