@@ -28,7 +28,7 @@ struct ckpt_ctx {
 };
 
 static int ckpt_fail(struct ckpt_ctx *x, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int ckpt_fail(struct ckpt_ctx *x, int rc, const char *fmt, ...)
 {
 	if (x->err && x->errlen) {
@@ -85,7 +85,7 @@ static int ckpt_get(struct ckpt_ctx *x, const char *name, int ndim, int64_t d0, 
 		    const char *what, const struct st_tensor **out)
 {
 	const struct st_tensor *t = st_find(x->st, name);
-	int64_t want[2] = { d0, d1 };
+	int64_t want[2] = {d0, d1};
 	char a[64], b[64];
 
 	ckpt_shape_str(b, sizeof b, ndim, want);
@@ -169,11 +169,13 @@ static int ckpt_mat(struct ckpt_ctx *x, const char *name, int rows, int cols, in
 		if (!proj)
 			return ckpt_fail(x, -EINVAL,
 					 "%s: %s: dtype F8_E4M3, expected BF16, F16 or F32 (never "
-					 "quantized)", ckpt_where(x->st, t), name);
+					 "quantized)",
+					 ckpt_where(x->st, t), name);
 		if (!quant)
 			return ckpt_fail(x, -EINVAL,
 					 "%s: %s: dtype F8_E4M3, but config.json has no "
-					 "quantization_config", ckpt_where(x->st, t), name);
+					 "quantization_config",
+					 ckpt_where(x->st, t), name);
 	} else if (!ckpt_is_float(t->dtype)) {
 		return ckpt_fail(x, -EINVAL, "%s: %s: dtype %s, expected %s", ckpt_where(x->st, t),
 				 name, st_dtype_name(t->dtype),
@@ -181,15 +183,15 @@ static int ckpt_mat(struct ckpt_ctx *x, const char *name, int rows, int cols, in
 	} else if (proj && quant) {
 		return ckpt_fail(x, -EINVAL,
 				 "%s: %s: dtype %s, expected F8_E4M3 (config.json has "
-				 "quantization_config)", ckpt_where(x->st, t), name,
-				 st_dtype_name(t->dtype));
+				 "quantization_config)",
+				 ckpt_where(x->st, t), name, st_dtype_name(t->dtype));
 	}
 	if ((uintptr_t)t->data % st_dtype_size(t->dtype))
 		return ckpt_fail(x, -EINVAL, "%s: %s: data is not aligned to %zu bytes",
 				 ckpt_where(x->st, t), name, st_dtype_size(t->dtype));
 	q->fmt = t->dtype == ST_F8_E4M3 ? QMAT_FP8
-		 : t->dtype == ST_BF16  ? QMAT_BF16
-		 : t->dtype == ST_F16   ? QMAT_F16
+		 : t->dtype == ST_BF16	? QMAT_BF16
+		 : t->dtype == ST_F16	? QMAT_F16
 					: QMAT_F32;
 	if (q->fmt != QMAT_FP8)
 		return 0;
@@ -216,8 +218,10 @@ static int ckpt_mat(struct ckpt_ctx *x, const char *name, int rows, int cols, in
 		float v;
 		memcpy(&v, &sv[i], 4);
 		if (!isfinite(v) || !(v > 0))
-			return ckpt_fail(x, -EINVAL, "%s: %s: scale %g at [%d,%d] is not finite and "
-					 "positive", ckpt_where(x->st, s), sname, v, i / sc, i % sc);
+			return ckpt_fail(x, -EINVAL,
+					 "%s: %s: scale %g at [%d,%d] is not finite and "
+					 "positive",
+					 ckpt_where(x->st, s), sname, v, i / sc, i % sc);
 	}
 	q->scale = sv;
 	q->scale_cols = sc;
@@ -335,7 +339,7 @@ static int ckpt_mtp(struct ckpt_ctx *x, struct layer_weights *lw)
 int ckpt_bind(const struct config *c, const struct st_model *st, struct weights *w, char *err,
 	      size_t errlen)
 {
-	struct ckpt_ctx x = { c, st, w, err, errlen };
+	struct ckpt_ctx x = {c, st, w, err, errlen};
 	int rc;
 
 	memset(w, 0, sizeof *w);
@@ -347,7 +351,8 @@ int ckpt_bind(const struct config *c, const struct st_model *st, struct weights 
 		goto fail;
 	w->layers = ckpt_alloc(&x, (size_t)c->num_hidden_layers * sizeof *w->layers);
 	if (!w->layers) {
-		rc = ckpt_fail(&x, -ENOMEM, "%s: model.layers: out of memory", ckpt_where(st, NULL));
+		rc =
+		    ckpt_fail(&x, -ENOMEM, "%s: model.layers: out of memory", ckpt_where(st, NULL));
 		goto fail;
 	}
 	for (int l = 0; l < c->num_hidden_layers; l++)
@@ -445,7 +450,7 @@ static enum ckpt_part ckpt_classify(const struct config *c, const char *name)
 void ckpt_stats(const struct ckpt *ck, struct ckpt_stats *s)
 {
 	const struct config *c = &ck->cfg;
-	uint64_t p[8] = { 0 }, b[8] = { 0 };
+	uint64_t p[8] = {0}, b[8] = {0};
 	int n_moe = 0;
 
 	memset(s, 0, sizeof *s);

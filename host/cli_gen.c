@@ -13,12 +13,13 @@
 
 static void cli_gen_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moecard gen --out DIR --preset tiny|mid [--seed S] [--set key=value]...\n"
-		"  --set edits config.json after the preset: ints, floats, strings, null, true/false,\n"
-		"        dotted keys reach into objects (rope_scaling.factor=4). Pseudo-keys:\n"
-		"        dtype=bf16 (BF16 weights, no quantization_config), scale_fmt=ue8m0,\n"
-		"        shard_bytes=N (split into files of at most N bytes, with an index).\n");
+	fprintf(
+	    f,
+	    "usage: moecard gen --out DIR --preset tiny|mid [--seed S] [--set key=value]...\n"
+	    "  --set edits config.json after the preset: ints, floats, strings, null, true/false,\n"
+	    "        dotted keys reach into objects (rope_scaling.factor=4). Pseudo-keys:\n"
+	    "        dtype=bf16 (BF16 weights, no quantization_config), scale_fmt=ue8m0,\n"
+	    "        shard_bytes=N (split into files of at most N bytes, with an index).\n");
 }
 
 int cli_gen(int argc, char **argv)
@@ -54,7 +55,8 @@ int cli_gen(int argc, char **argv)
 			errno = 0;
 			seed = strtoull(argv[++i], &end, 0);
 			if (!*argv[i] || *end || errno) {
-				fprintf(stderr, "moecard: gen: --seed: \"%s\" is not a number\n", argv[i]);
+				fprintf(stderr, "moecard: gen: --seed: \"%s\" is not a number\n",
+					argv[i]);
 				free(sets);
 				return 2;
 			}

@@ -51,7 +51,8 @@ int cli_info(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--board") && i + 1 < argc) {
 			board = argv[++i];
 		} else {
-			fprintf(stderr, "moecard: info: unknown option or missing value: %s\n", argv[i]);
+			fprintf(stderr, "moecard: info: unknown option or missing value: %s\n",
+				argv[i]);
 			return 2;
 		}
 	}
@@ -103,7 +104,7 @@ int cli_info(int argc, char **argv)
 		printf("weights: %s (no quantization_config)\n",
 		       ck.w.layers[0].o_proj.fmt == QMAT_BF16  ? "BF16"
 		       : ck.w.layers[0].o_proj.fmt == QMAT_F16 ? "F16"
-							: "F32");
+							       : "F32");
 	printf("parameters and bytes (as stored):\n");
 	cli_info_row("attention (MLA+norms)", s.params_attn, s.bytes_attn);
 	cli_info_row("dense FFN", s.params_dense, s.bytes_dense);

@@ -20,11 +20,11 @@
 #include "config.h"
 
 /* Upper bounds that keep every derived product far from int overflow. */
-#define CONFIG_DIM_MAX (1 << 20)    /* any width: hidden, ffn, vocab, lora ranks */
-#define CONFIG_HEADS_MAX 1024
+#define CONFIG_DIM_MAX	    (1 << 20) /* any width: hidden, ffn, vocab, lora ranks */
+#define CONFIG_HEADS_MAX    1024
 #define CONFIG_HEAD_DIM_MAX 4096
-#define CONFIG_LAYERS_MAX 1024
-#define CONFIG_EXPERTS_MAX 4096
+#define CONFIG_LAYERS_MAX   1024
+#define CONFIG_EXPERTS_MAX  4096
 
 static int config_fail(char *err, size_t errlen, const char *fname, const char *key,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -45,9 +45,9 @@ static int config_fail(char *err, size_t errlen, const char *fname, const char *
 
 /* Parsing context: the JSON object being read, its path prefix for messages, error sink. */
 struct config_ctx {
-	json_t *obj;         /* object whose keys are read */
-	const char *prefix;  /* "" or "rope_scaling." */
-	const char *fname;   /* file name for messages */
+	json_t *obj;	    /* object whose keys are read */
+	const char *prefix; /* "" or "rope_scaling." */
+	const char *fname;  /* file name for messages */
 	char *err;
 	size_t errlen;
 };
@@ -66,7 +66,8 @@ static int config_get_int(const struct config_ctx *x, const char *key, int requi
 	json_t *v = json_object_get(x->obj, key);
 	if (!v || json_is_null(v)) {
 		if (required)
-			return config_fail(x->err, x->errlen, x->fname, config_key(x, key, kb, sizeof kb),
+			return config_fail(x->err, x->errlen, x->fname,
+					   config_key(x, key, kb, sizeof kb),
 					   "missing (required integer)");
 		*out = def;
 		return 0;
@@ -74,7 +75,8 @@ static int config_get_int(const struct config_ctx *x, const char *key, int requi
 	if (json_is_real(v)) {
 		double d = json_real_value(v);
 		if (d != floor(d) || d < -2147483648.0 || d > 2147483647.0)
-			return config_fail(x->err, x->errlen, x->fname, config_key(x, key, kb, sizeof kb),
+			return config_fail(x->err, x->errlen, x->fname,
+					   config_key(x, key, kb, sizeof kb),
 					   "expected an integer, got %g", d);
 		*out = (int)d;
 		return 0;
@@ -98,7 +100,8 @@ static int config_get_num(const struct config_ctx *x, const char *key, int requi
 	json_t *v = json_object_get(x->obj, key);
 	if (!v || json_is_null(v)) {
 		if (required)
-			return config_fail(x->err, x->errlen, x->fname, config_key(x, key, kb, sizeof kb),
+			return config_fail(x->err, x->errlen, x->fname,
+					   config_key(x, key, kb, sizeof kb),
 					   "missing (required number)");
 		*out = def;
 		return 0;
@@ -156,8 +159,9 @@ static int config_parse_rope(const struct config_ctx *root, struct config *c)
 	if (!json_is_object(rs))
 		return config_fail(root->err, root->errlen, root->fname, "rope_scaling",
 				   "expected an object or null");
-	struct config_ctx x = { rs, "rope_scaling.", root->fname, root->err, root->errlen };
-	if ((rc = config_get_str(&x, "type", &type)) || (rc = config_get_str(&x, "rope_type", &rtype)))
+	struct config_ctx x = {rs, "rope_scaling.", root->fname, root->err, root->errlen};
+	if ((rc = config_get_str(&x, "type", &type)) ||
+	    (rc = config_get_str(&x, "rope_type", &rtype)))
 		return rc;
 	if (!type)
 		type = rtype;
@@ -191,7 +195,7 @@ static int config_parse_quant(const struct config_ctx *root, struct config *c)
 	if (!json_is_object(qc))
 		return config_fail(root->err, root->errlen, root->fname, "quantization_config",
 				   "expected an object or null");
-	struct config_ctx x = { qc, "quantization_config.", root->fname, root->err, root->errlen };
+	struct config_ctx x = {qc, "quantization_config.", root->fname, root->err, root->errlen};
 	q->present = true;
 	if ((rc = config_get_str(&x, "quant_method", &s)))
 		return rc;
@@ -206,7 +210,8 @@ static int config_parse_quant(const struct config_ctx *root, struct config *c)
 	if ((rc = config_get_str(&x, "activation_scheme", &s)))
 		return rc;
 	if (s && strcmp(s, "dynamic") && strcmp(s, "static"))
-		return config_fail(x.err, x.errlen, x.fname, "quantization_config.activation_scheme",
+		return config_fail(x.err, x.errlen, x.fname,
+				   "quantization_config.activation_scheme",
 				   "\"%.32s\" is not dynamic or static", s);
 	q->dynamic = !s || !strcmp(s, "dynamic");
 	if ((rc = config_get_str(&x, "scale_fmt", &s)))
@@ -219,7 +224,8 @@ static int config_parse_quant(const struct config_ctx *root, struct config *c)
 	q->weight_block_size[0] = q->weight_block_size[1] = 128;
 	if (bs && !json_is_null(bs)) {
 		if (!json_is_array(bs) || json_array_size(bs) != 2 ||
-		    !json_is_integer(json_array_get(bs, 0)) || !json_is_integer(json_array_get(bs, 1)))
+		    !json_is_integer(json_array_get(bs, 0)) ||
+		    !json_is_integer(json_array_get(bs, 1)))
 			return config_fail(x.err, x.errlen, x.fname,
 					   "quantization_config.weight_block_size",
 					   "expected an array of two integers");
@@ -250,7 +256,7 @@ int config_parse(const char *text, size_t len, const char *fname, struct config 
 		json_decref(root);
 		return config_fail(err, errlen, fname, "json", "top level is not an object");
 	}
-	struct config_ctx x = { root, "", fname, err, errlen };
+	struct config_ctx x = {root, "", fname, err, errlen};
 
 	if ((rc = config_get_str(&x, "model_type", &s)))
 		goto out;
@@ -338,8 +344,8 @@ int config_parse(const char *text, size_t len, const char *fname, struct config 
 	if (hd && hd != c->qk_rope_head_dim && hd != config_qk_head_dim(c)) {
 		rc = config_fail(err, errlen, fname, "head_dim",
 				 "%d is neither qk_rope_head_dim (%d) nor qk_nope_head_dim + "
-				 "qk_rope_head_dim (%d)", hd, c->qk_rope_head_dim,
-				 config_qk_head_dim(c));
+				 "qk_rope_head_dim (%d)",
+				 hd, c->qk_rope_head_dim, config_qk_head_dim(c));
 		goto out;
 	}
 
@@ -415,10 +421,10 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 
 	if (!fname)
 		fname = "config.json";
-#define POS(field, max)                                                                    \
-	do {                                                                               \
-		if ((rc = config_check_pos(c->field, max, #field, fname, err, errlen)))    \
-			return rc;                                                         \
+#define POS(field, max)                                                                            \
+	do {                                                                                       \
+		if ((rc = config_check_pos(c->field, max, #field, fname, err, errlen)))            \
+			return rc;                                                                 \
 	} while (0)
 	POS(hidden_size, CONFIG_DIM_MAX);
 	POS(num_hidden_layers, CONFIG_LAYERS_MAX);
@@ -431,7 +437,8 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 	POS(moe_layer_freq, CONFIG_LAYERS_MAX);
 	if (c->q_lora_rank < 0 || c->q_lora_rank > CONFIG_DIM_MAX)
 		return config_fail(err, errlen, fname, "q_lora_rank",
-				   "%d, must be null or in [1, %d]", c->q_lora_rank, CONFIG_DIM_MAX);
+				   "%d, must be null or in [1, %d]", c->q_lora_rank,
+				   CONFIG_DIM_MAX);
 	if (c->qk_rope_head_dim % 2)
 		return config_fail(err, errlen, fname, "qk_rope_head_dim",
 				   "%d is odd (RoPE rotates pairs)", c->qk_rope_head_dim);
@@ -484,7 +491,8 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 					   c->n_routed_experts);
 		if (c->topk_group <= 0 || c->topk_group > c->n_group)
 			return config_fail(err, errlen, fname, "topk_group",
-					   "%d is outside [1, n_group=%d]", c->topk_group, c->n_group);
+					   "%d is outside [1, n_group=%d]", c->topk_group,
+					   c->n_group);
 		int per_group = c->n_routed_experts / c->n_group;
 		if (grouped && c->num_experts_per_tok > c->topk_group * per_group)
 			return config_fail(err, errlen, fname, "num_experts_per_tok",
@@ -493,7 +501,8 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 		if (c->topk_method == CONFIG_TOPK_NOAUX_TC && c->n_group > 1 && per_group < 2)
 			return config_fail(err, errlen, fname, "n_group",
 					   "%d groups of %d expert: noaux_tc scores a group by its "
-					   "top-2", c->n_group, per_group);
+					   "top-2",
+					   c->n_group, per_group);
 		if (!(c->routed_scaling_factor > 0))
 			return config_fail(err, errlen, fname, "routed_scaling_factor",
 					   "%g, must be positive", c->routed_scaling_factor);
@@ -509,13 +518,16 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 				   "%d, must be positive", c->max_position_embeddings);
 	if (c->bos_token_id < 0 || c->bos_token_id >= c->vocab_size)
 		return config_fail(err, errlen, fname, "bos_token_id",
-				   "%d is outside [0, vocab_size=%d)", c->bos_token_id, c->vocab_size);
+				   "%d is outside [0, vocab_size=%d)", c->bos_token_id,
+				   c->vocab_size);
 	if (c->eos_token_id < 0 || c->eos_token_id >= c->vocab_size)
 		return config_fail(err, errlen, fname, "eos_token_id",
-				   "%d is outside [0, vocab_size=%d)", c->eos_token_id, c->vocab_size);
+				   "%d is outside [0, vocab_size=%d)", c->eos_token_id,
+				   c->vocab_size);
 	if (c->tie_word_embeddings)
-		return config_fail(err, errlen, fname, "tie_word_embeddings",
-				   "true is not supported (DeepSeek checkpoints have their own lm_head)");
+		return config_fail(
+		    err, errlen, fname, "tie_word_embeddings",
+		    "true is not supported (DeepSeek checkpoints have their own lm_head)");
 	if (c->num_nextn_predict_layers < 0 || c->num_nextn_predict_layers > 1)
 		return config_fail(err, errlen, fname, "num_nextn_predict_layers",
 				   "%d, only 0 or 1 is supported", c->num_nextn_predict_layers);
@@ -525,21 +537,21 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 			return config_fail(err, errlen, fname, "rope_scaling.factor",
 					   "%g is outside [1, 1e6]", r->factor);
 		if (r->original_max_position_embeddings <= 0)
-			return config_fail(err, errlen, fname,
-					   "rope_scaling.original_max_position_embeddings",
-					   "%d, must be positive", r->original_max_position_embeddings);
+			return config_fail(
+			    err, errlen, fname, "rope_scaling.original_max_position_embeddings",
+			    "%d, must be positive", r->original_max_position_embeddings);
 		if (!(r->beta_fast > 0) || !(r->beta_slow > 0) || r->beta_slow > r->beta_fast)
 			return config_fail(err, errlen, fname, "rope_scaling.beta_fast",
 					   "beta_fast %g and beta_slow %g must be positive with "
-					   "beta_slow <= beta_fast", r->beta_fast, r->beta_slow);
+					   "beta_slow <= beta_fast",
+					   r->beta_fast, r->beta_slow);
 		if (!(r->mscale >= 0) || !(r->mscale_all_dim >= 0))
 			return config_fail(err, errlen, fname, "rope_scaling.mscale",
-					   "mscale %g and mscale_all_dim %g must be >= 0", r->mscale,
-					   r->mscale_all_dim);
+					   "mscale %g and mscale_all_dim %g must be >= 0",
+					   r->mscale, r->mscale_all_dim);
 	}
-	if (c->quantization_config.present &&
-	    (c->quantization_config.weight_block_size[0] != 128 ||
-	     c->quantization_config.weight_block_size[1] != 128))
+	if (c->quantization_config.present && (c->quantization_config.weight_block_size[0] != 128 ||
+					       c->quantization_config.weight_block_size[1] != 128))
 		return config_fail(err, errlen, fname, "quantization_config.weight_block_size",
 				   "[%d,%d], only [128,128] is supported",
 				   c->quantization_config.weight_block_size[0],

@@ -30,15 +30,15 @@
 #include "ckpt.h"
 #include "e4m3.h"
 
-#define GEN_BIAS_STD 0.05f      /* router bias: moves some but not all top-k choices */
-#define GEN_ROUTER_GAIN 1.5f    /* router logit std for unit-RMS inputs */
-#define GEN_HEAD_GAIN 2.0f      /* lm_head logit std for unit-RMS inputs */
-#define GEN_NORM_STD 0.1f       /* norm weights around 1 */
-#define GEN_THREADS 2
+#define GEN_BIAS_STD	    0.05f /* router bias: moves some but not all top-k choices */
+#define GEN_ROUTER_GAIN	    1.5f  /* router logit std for unit-RMS inputs */
+#define GEN_HEAD_GAIN	    2.0f  /* lm_head logit std for unit-RMS inputs */
+#define GEN_NORM_STD	    0.1f  /* norm weights around 1 */
+#define GEN_THREADS	    2
 #define GEN_MID_SHARD_BYTES (300ull << 20)
 
 static int gen_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int gen_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
 	if (err && errlen) {
@@ -110,27 +110,28 @@ enum gen_kind {
 };
 
 struct gen_tensor {
-	char name[ST_NAME_MAX];      /* tensor name */
+	char name[ST_NAME_MAX];	     /* tensor name */
 	char seed_name[ST_NAME_MAX]; /* name that seeds its generator (copies share it) */
 	enum gen_kind kind;
-	int rows, cols;              /* [rows, cols]; vectors have cols == 0 */
-	float std;                   /* of the drawn values */
-	int shard;                   /* output file index */
-	size_t bytes;                /* file bytes incl. the FP8 scale tensor */
-	void *data;                  /* generated payload (while its shard is written) */
-	float *scale;                /* FP8: [ceil(rows/128)][ceil(cols/128)] */
+	int rows, cols; /* [rows, cols]; vectors have cols == 0 */
+	float std;	/* of the drawn values */
+	int shard;	/* output file index */
+	size_t bytes;	/* file bytes incl. the FP8 scale tensor */
+	void *data;	/* generated payload (while its shard is written) */
+	float *scale;	/* FP8: [ceil(rows/128)][ceil(cols/128)] */
 };
 
 struct gen_plan {
 	struct gen_tensor *t; /* [n] in file order */
 	int n, cap;
-	int fp8;              /* projections in FP8 */
-	int ue8m0;            /* power-of-two weight scales */
+	int fp8;   /* projections in FP8 */
+	int ue8m0; /* power-of-two weight scales */
 	uint64_t seed;
 };
 
 static int gen_add(struct gen_plan *p, enum gen_kind kind, int rows, int cols, float std,
-		   const char *seed_name, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+		   const char *seed_name, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 static int gen_add(struct gen_plan *p, enum gen_kind kind, int rows, int cols, float std,
 		   const char *seed_name, const char *fmt, ...)
 {
@@ -189,15 +190,15 @@ static int gen_plan_layer(struct gen_plan *p, const struct config *c, int l)
 	char pre[ST_NAME_MAX];
 	int rc = 0;
 
-#define ADD(...)                                           \
-	do {                                               \
-		if ((rc = gen_add(p, __VA_ARGS__)))        \
-			return rc;                         \
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		if ((rc = gen_add(p, __VA_ARGS__)))                                                \
+			return rc;                                                                 \
 	} while (0)
 	ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.input_layernorm.weight", l);
 	if (c->q_lora_rank > 0) {
-		ADD(GEN_PROJ, c->q_lora_rank, h, sh, NULL, "model.layers.%d.self_attn.q_a_proj.weight",
-		    l);
+		ADD(GEN_PROJ, c->q_lora_rank, h, sh, NULL,
+		    "model.layers.%d.self_attn.q_a_proj.weight", l);
 		ADD(GEN_NORM, c->q_lora_rank, 0, GEN_NORM_STD, NULL,
 		    "model.layers.%d.self_attn.q_a_layernorm.weight", l);
 		ADD(GEN_PROJ, H * qk, c->q_lora_rank, 1.0f / sqrtf((float)c->q_lora_rank), NULL,
@@ -256,7 +257,8 @@ static int gen_plan_build(struct gen_plan *p, const struct config *c)
 		    "model.layers.%d.eh_proj.weight", L);
 		if ((rc = gen_plan_layer(p, c, L)))
 			return rc;
-		ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.shared_head.norm.weight", L);
+		ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.shared_head.norm.weight",
+		    L);
 		ADD(GEN_MAT, V, h, GEN_HEAD_GAIN * sh, "lm_head.weight",
 		    "model.layers.%d.shared_head.head.weight", L);
 	}
@@ -360,7 +362,7 @@ static int gen_tensor_fill(struct gen_tensor *t, const struct gen_plan *p)
 /* Work queue of one shard, shared by the generator threads. */
 struct gen_work {
 	struct gen_plan *p;
-	int *idx;          /* [n] plan indices of this shard */
+	int *idx; /* [n] plan indices of this shard */
 	int n;
 	atomic_int next;   /* next entry to take */
 	atomic_int failed; /* first error (negative errno) */
@@ -491,7 +493,8 @@ static int gen_override(json_t *cfg, const char *kv, char *err, size_t errlen)
 		*dot = 0;
 		json_t *sub = json_object_get(obj, k);
 		if (!json_is_object(sub))
-			return gen_fail(err, errlen, -EINVAL, "--set %s: %s is not an object", kv, k);
+			return gen_fail(err, errlen, -EINVAL, "--set %s: %s is not an object", kv,
+					k);
 		obj = sub;
 		k = dot + 1;
 	}
@@ -564,7 +567,7 @@ static void gen_shard_free(struct gen_plan *p, int s)
 /* Generates the tensors of shard s on GEN_THREADS threads. */
 static int gen_shard_fill(struct gen_plan *p, int s, const char *path, char *err, size_t errlen)
 {
-	struct gen_work w = { .p = p };
+	struct gen_work w = {.p = p};
 	pthread_t th[GEN_THREADS];
 	int nth = 0, rc;
 
@@ -596,9 +599,9 @@ static int gen_shard_fill(struct gen_plan *p, int s, const char *path, char *err
 struct gen_store {
 	struct gen_plan *p;
 	int shard;
-	char *path;     /* owned */
-	int rc;         /* 0 or negative errno */
-	char err[512];  /* message when rc != 0 */
+	char *path;    /* owned */
+	int rc;	       /* 0 or negative errno */
+	char err[512]; /* message when rc != 0 */
 };
 
 /* Writes shard s->shard (st_writer: temp file + rename) and frees its payloads. */
@@ -606,7 +609,7 @@ static void *gen_shard_store(void *arg)
 {
 	struct gen_store *st = arg;
 	struct gen_plan *p = st->p;
-	struct st_writer wr = { 0 };
+	struct st_writer wr = {0};
 	char sname[ST_NAME_MAX + 16];
 	int rc = 0;
 
@@ -614,19 +617,20 @@ static void *gen_shard_store(void *arg)
 		struct gen_tensor *t = &p->t[i];
 		if (t->shard != st->shard)
 			continue;
-		int64_t shape[2] = { t->rows, t->cols };
+		int64_t shape[2] = {t->rows, t->cols};
 		int nd = t->cols ? 2 : 1;
-		enum st_dtype dt = t->kind == GEN_BIAS			 ? ST_F32
+		enum st_dtype dt = t->kind == GEN_BIAS		   ? ST_F32
 				   : t->kind == GEN_PROJ && p->fp8 ? ST_F8_E4M3
 								   : ST_BF16;
 		rc = st_writer_add(&wr, t->name, dt, nd, shape, t->data);
 		if (!rc && t->scale) {
-			int64_t ss[2] = { (t->rows + 127) / 128, (t->cols + 127) / 128 };
+			int64_t ss[2] = {(t->rows + 127) / 128, (t->cols + 127) / 128};
 			snprintf(sname, sizeof sname, "%s_scale_inv", t->name);
 			rc = st_writer_add(&wr, sname, ST_F32, 2, ss, t->scale);
 		}
 		if (rc)
-			gen_fail(st->err, sizeof st->err, rc, "%s: %s: cannot add", st->path, t->name);
+			gen_fail(st->err, sizeof st->err, rc, "%s: %s: cannot add", st->path,
+				 t->name);
 	}
 	if (!rc)
 		rc = st_writer_finish(&wr, st->path, st->err, sizeof st->err);
@@ -651,7 +655,7 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 		   int n_overrides, char *err, size_t errlen)
 {
 	json_t *cfg = gen_preset(preset), *index = NULL;
-	struct gen_plan p = { 0 };
+	struct gen_plan p = {0};
 	struct config c;
 	char *text = NULL, *path = NULL, **shard_names = NULL;
 	uint64_t shard_bytes = !strcmp(preset, "mid") ? GEN_MID_SHARD_BYTES : 0, total = 0;
@@ -659,7 +663,8 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 	int dtype_bf16 = 0, ue8m0 = 0;
 
 	if (!cfg)
-		return gen_fail(err, errlen, -EINVAL, "--preset: \"%s\" is not tiny or mid", preset);
+		return gen_fail(err, errlen, -EINVAL, "--preset: \"%s\" is not tiny or mid",
+				preset);
 	for (int i = 0; i < n_overrides; i++) {
 		const char *o = overrides[i];
 		if (!strncmp(o, "dtype=", 6)) {
@@ -668,13 +673,14 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 			else if (!strcmp(o + 6, "fp8"))
 				dtype_bf16 = 0;
 			else {
-				rc = gen_fail(err, errlen, -EINVAL, "--set %s: dtype is bf16 or fp8", o);
+				rc = gen_fail(err, errlen, -EINVAL,
+					      "--set %s: dtype is bf16 or fp8", o);
 				goto out;
 			}
 		} else if (!strncmp(o, "scale_fmt=", 10)) {
 			if (strcmp(o + 10, "ue8m0")) {
-				rc = gen_fail(err, errlen, -EINVAL, "--set %s: only ue8m0 is supported",
-					      o);
+				rc = gen_fail(err, errlen, -EINVAL,
+					      "--set %s: only ue8m0 is supported", o);
 				goto out;
 			}
 			ue8m0 = 1;
@@ -682,7 +688,8 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 			char *end;
 			shard_bytes = strtoull(o + 12, &end, 10);
 			if (!o[12] || *end) {
-				rc = gen_fail(err, errlen, -EINVAL, "--set %s: expected a byte count", o);
+				rc = gen_fail(err, errlen, -EINVAL,
+					      "--set %s: expected a byte count", o);
 				goto out;
 			}
 		} else if ((rc = gen_override(cfg, o, err, errlen))) {
@@ -744,8 +751,8 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 		goto out;
 	}
 	for (int s = 0; s < n_shards; s++) {
-		int r = shard_bytes ? asprintf(&shard_names[s], "model-%05d-of-%05d.safetensors", s + 1,
-					       n_shards)
+		int r = shard_bytes ? asprintf(&shard_names[s], "model-%05d-of-%05d.safetensors",
+					       s + 1, n_shards)
 				    : asprintf(&shard_names[s], "model.safetensors");
 		if (r < 0) {
 			shard_names[s] = NULL;
@@ -779,7 +786,7 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 	path = NULL;
 	/* Shard s is written on a second thread while shard s+1 is generated. */
 	{
-		struct gen_store store = { .p = &p };
+		struct gen_store store = {.p = &p};
 		pthread_t wth;
 		int writing = 0;
 		for (int s = 0; s < n_shards && !rc; s++) {
@@ -831,10 +838,12 @@ int gen_checkpoint(const char *outdir, const char *preset, uint64_t seed, const 
 		json_object_set_new(index, "metadata", meta);
 		for (int i = 0; i < p.n; i++) {
 			char sname[ST_NAME_MAX + 16];
-			json_object_set_new(wm, p.t[i].name, json_string(shard_names[p.t[i].shard]));
+			json_object_set_new(wm, p.t[i].name,
+					    json_string(shard_names[p.t[i].shard]));
 			if (p.fp8 && p.t[i].kind == GEN_PROJ) {
 				snprintf(sname, sizeof sname, "%s_scale_inv", p.t[i].name);
-				json_object_set_new(wm, sname, json_string(shard_names[p.t[i].shard]));
+				json_object_set_new(wm, sname,
+						    json_string(shard_names[p.t[i].shard]));
 			}
 		}
 		json_object_set_new(index, "weight_map", wm);

@@ -26,9 +26,9 @@ static const struct {
 	const char *name;
 	size_t size;
 } st_dtypes[ST_DTYPE_COUNT] = {
-	[ST_F32] = { "F32", 4 },     [ST_F16] = { "F16", 2 }, [ST_BF16] = { "BF16", 2 },
-	[ST_F8_E4M3] = { "F8_E4M3", 1 }, [ST_I64] = { "I64", 8 }, [ST_I32] = { "I32", 4 },
-	[ST_U8] = { "U8", 1 },
+    [ST_F32] = {"F32", 4},	   [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2},
+    [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_I64] = {"I64", 8}, [ST_I32] = {"I32", 4},
+    [ST_U8] = {"U8", 1},
 };
 
 size_t st_dtype_size(enum st_dtype t)
@@ -42,7 +42,7 @@ const char *st_dtype_name(enum st_dtype t)
 }
 
 static int st_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int st_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
 	if (err && errlen) {
@@ -62,7 +62,7 @@ static int st_tensor_cmp(const void *a, const void *b)
 /* Byte ranges of one file's tensors, for the overlap check. */
 struct st_range {
 	uint64_t begin, end; /* data_offsets */
-	int idx;             /* index into the file's new tensors */
+	int idx;	     /* index into the file's new tensors */
 };
 
 static int st_range_cmp(const void *a, const void *b)
@@ -94,15 +94,16 @@ static int st_parse_entry(const char *fname, const char *name, json_t *e, uint64
 
 	memset(t, 0, sizeof *t);
 	if (strlen(name) >= ST_NAME_MAX)
-		return st_fail(err, errlen, -EINVAL, "%s: %.64s...: tensor name longer than %d bytes",
-			       fname, name, ST_NAME_MAX - 1);
+		return st_fail(err, errlen, -EINVAL,
+			       "%s: %.64s...: tensor name longer than %d bytes", fname, name,
+			       ST_NAME_MAX - 1);
 	if (!*name)
 		return st_fail(err, errlen, -EINVAL, "%s: header: empty tensor name", fname);
 	memcpy(t->name, name, strlen(name) + 1);
 	if (!json_is_object(e))
 		return st_fail(err, errlen, -EINVAL,
-			       "%s: %s: expected an object with dtype, shape and data_offsets", fname,
-			       name);
+			       "%s: %s: expected an object with dtype, shape and data_offsets",
+			       fname, name);
 	dt = json_object_get(e, "dtype");
 	if (!json_is_string(dt))
 		return st_fail(err, errlen, -EINVAL, "%s: %s: dtype missing or not a string", fname,
@@ -111,16 +112,16 @@ static int st_parse_entry(const char *fname, const char *name, json_t *e, uint64
 		if (!strcmp(json_string_value(dt), st_dtypes[i].name))
 			break;
 	if (i == ST_DTYPE_COUNT)
-		return st_fail(err, errlen, -EINVAL, "%s: %s: dtype \"%.16s\" is not supported", fname,
-			       name, json_string_value(dt));
+		return st_fail(err, errlen, -EINVAL, "%s: %s: dtype \"%.16s\" is not supported",
+			       fname, name, json_string_value(dt));
 	t->dtype = (enum st_dtype)i;
 	sh = json_object_get(e, "shape");
 	if (!json_is_array(sh))
 		return st_fail(err, errlen, -EINVAL, "%s: %s: shape missing or not an array", fname,
 			       name);
 	if (json_array_size(sh) > ST_MAX_DIMS)
-		return st_fail(err, errlen, -EINVAL, "%s: %s: shape has %zu dims, at most %d", fname,
-			       name, json_array_size(sh), ST_MAX_DIMS);
+		return st_fail(err, errlen, -EINVAL, "%s: %s: shape has %zu dims, at most %d",
+			       fname, name, json_array_size(sh), ST_MAX_DIMS);
 	t->ndim = (int)json_array_size(sh);
 	for (i = 0; i < json_array_size(sh); i++) {
 		json_t *d = json_array_get(sh, i);
@@ -129,11 +130,13 @@ static int st_parse_entry(const char *fname, const char *name, json_t *e, uint64
 				       fname, name, i);
 		json_int_t v = json_integer_value(d);
 		if (v < 0)
-			return st_fail(err, errlen, -EINVAL, "%s: %s: shape[%zu] = %lld is negative",
-				       fname, name, i, (long long)v);
+			return st_fail(err, errlen, -EINVAL,
+				       "%s: %s: shape[%zu] = %lld is negative", fname, name, i,
+				       (long long)v);
 		if (v > (1ll << 40) || __builtin_mul_overflow(numel, (uint64_t)v, &numel) ||
 		    numel > (1ull << 56))
-			return st_fail(err, errlen, -EINVAL, "%s: %s: shape is too large", fname, name);
+			return st_fail(err, errlen, -EINVAL, "%s: %s: shape is too large", fname,
+				       name);
 		t->shape[i] = v;
 	}
 	off = json_object_get(e, "data_offsets");
@@ -143,17 +146,21 @@ static int st_parse_entry(const char *fname, const char *name, json_t *e, uint64
 			       "%s: %s: data_offsets is not an array of two non-negative integers",
 			       fname, name);
 	if (en < b)
-		return st_fail(err, errlen, -EINVAL, "%s: %s: data_offsets [%llu, %llu] ends before it "
-			       "begins", fname, name, (unsigned long long)b, (unsigned long long)en);
-	if (en > data_len)
 		return st_fail(err, errlen, -EINVAL,
-			       "%s: %s: data_offsets [%llu, %llu] beyond the data section (%llu bytes; "
-			       "file truncated?)", fname, name, (unsigned long long)b,
-			       (unsigned long long)en, (unsigned long long)data_len);
+			       "%s: %s: data_offsets [%llu, %llu] ends before it "
+			       "begins",
+			       fname, name, (unsigned long long)b, (unsigned long long)en);
+	if (en > data_len)
+		return st_fail(
+		    err, errlen, -EINVAL,
+		    "%s: %s: data_offsets [%llu, %llu] beyond the data section (%llu bytes; "
+		    "file truncated?)",
+		    fname, name, (unsigned long long)b, (unsigned long long)en,
+		    (unsigned long long)data_len);
 	if (numel * st_dtypes[t->dtype].size != en - b)
 		return st_fail(err, errlen, -EINVAL,
-			       "%s: %s: data_offsets span %llu bytes, but %s shape needs %llu", fname,
-			       name, (unsigned long long)(en - b), st_dtypes[t->dtype].name,
+			       "%s: %s: data_offsets span %llu bytes, but %s shape needs %llu",
+			       fname, name, (unsigned long long)(en - b), st_dtypes[t->dtype].name,
 			       (unsigned long long)(numel * st_dtypes[t->dtype].size));
 	t->nbytes = (size_t)(en - b);
 	*begin = b;
@@ -161,8 +168,8 @@ static int st_parse_entry(const char *fname, const char *name, json_t *e, uint64
 	return 0;
 }
 
-int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file,
-		    const char *fname, char *err, size_t errlen)
+int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file, const char *fname,
+		    char *err, size_t errlen)
 {
 	uint64_t hlen = 0, data_len;
 	json_error_t je;
@@ -176,9 +183,10 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 	if (!fname)
 		fname = "(buffer)";
 	if (len < 8)
-		return st_fail(err, errlen, -EINVAL,
-			       "%s: header: file is %zu bytes, shorter than the 8-byte header length",
-			       fname, len);
+		return st_fail(
+		    err, errlen, -EINVAL,
+		    "%s: header: file is %zu bytes, shorter than the 8-byte header length", fname,
+		    len);
 	for (int i = 7; i >= 0; i--)
 		hlen = hlen << 8 | buf[i];
 	if (hlen > len - 8)
@@ -191,8 +199,8 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 	data_len = len - 8 - hlen;
 	root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
-		return st_fail(err, errlen, -EINVAL, "%s: header: invalid JSON at byte %d: %s", fname,
-			       je.position, je.text);
+		return st_fail(err, errlen, -EINVAL, "%s: header: invalid JSON at byte %d: %s",
+			       fname, je.position, je.text);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return st_fail(err, errlen, -EINVAL, "%s: header: not a JSON object", fname);
@@ -204,11 +212,12 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 		rc = st_fail(err, errlen, -ENOMEM, "%s: header: out of memory", fname);
 		goto out;
 	}
-	json_object_foreach(root, key, e) {
+	json_object_foreach(root, key, e)
+	{
 		if (!strcmp(key, "__metadata__")) {
 			if (!json_is_object(e)) {
-				rc = st_fail(err, errlen, -EINVAL, "%s: __metadata__: not an object",
-					     fname);
+				rc = st_fail(err, errlen, -EINVAL,
+					     "%s: __metadata__: not an object", fname);
 				goto out;
 			}
 			continue;
@@ -230,13 +239,12 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 			if (rg[i].begin == rg[i].end)
 				continue;
 			if (prev && rg[i].begin < prev->end) {
-				rc = st_fail(err, errlen, -EINVAL,
-					     "%s: %s: data_offsets [%llu, %llu] overlap %s [%llu, %llu]",
-					     fname, nt[rg[i].idx].name,
-					     (unsigned long long)rg[i].begin,
-					     (unsigned long long)rg[i].end, nt[prev->idx].name,
-					     (unsigned long long)prev->begin,
-					     (unsigned long long)prev->end);
+				rc = st_fail(
+				    err, errlen, -EINVAL,
+				    "%s: %s: data_offsets [%llu, %llu] overlap %s [%llu, %llu]",
+				    fname, nt[rg[i].idx].name, (unsigned long long)rg[i].begin,
+				    (unsigned long long)rg[i].end, nt[prev->idx].name,
+				    (unsigned long long)prev->begin, (unsigned long long)prev->end);
 				goto out;
 			}
 			prev = &rg[i];
@@ -249,8 +257,8 @@ int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file
 			rc = st_fail(err, errlen, -EINVAL, "%s: %s: duplicate, also in %s", fname,
 				     nt[i].name,
 				     o->file >= 0 && o->file < m->n_files && m->files[o->file].path
-					     ? m->files[o->file].path
-					     : "an earlier file");
+					 ? m->files[o->file].path
+					 : "an earlier file");
 			goto out;
 		}
 	}
@@ -278,11 +286,17 @@ out:
 
 const struct st_tensor *st_find(const struct st_model *m, const char *name)
 {
-	struct st_tensor key;
-	if (!m->n_tensors || strlen(name) >= ST_NAME_MAX)
-		return NULL;
-	memcpy(key.name, name, strlen(name) + 1);
-	return bsearch(&key, m->tensors, (size_t)m->n_tensors, sizeof key, st_tensor_cmp);
+	int lo = 0, hi = m->n_tensors - 1;
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2, c = strcmp(m->tensors[mid].name, name);
+		if (!c)
+			return &m->tensors[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
 }
 
 void st_close(struct st_model *m)
@@ -358,7 +372,7 @@ static int st_open_file(struct st_model *m, const char *path, char *err, size_t 
 	int idx = -1, rc = st_map_file(m, path, &idx, err, errlen);
 	if (rc == -ENOENT || rc == -EACCES)
 		return st_fail(err, errlen, rc, "%s: open: %s", path, strerror(-rc));
-	if (rc < 0 && !*err)
+	if (rc < 0 && (!err || !*err))
 		return st_fail(err, errlen, rc, "%s: open: %s", path, strerror(-rc));
 	if (rc)
 		return rc;
@@ -396,13 +410,14 @@ static int st_open_index(const char *dir, struct st_model *m, char *err, size_t 
 		rc = st_fail(err, errlen, -ENOMEM, "%s: weight_map: out of memory", m->index_path);
 		goto out;
 	}
-	json_object_foreach(wm, name, v) {
+	json_object_foreach(wm, name, v)
+	{
 		const char *s = json_string_value(v);
 		size_t i;
 		if (!s || !*s || strchr(s, '/') || !strcmp(s, "..") || strlen(s) > 255) {
 			rc = st_fail(err, errlen, -EINVAL,
-				     "%s: weight_map.%.*s: not a plain shard file name", m->index_path,
-				     ST_NAME_MAX, name);
+				     "%s: weight_map.%.*s: not a plain shard file name",
+				     m->index_path, ST_NAME_MAX, name);
 			goto out;
 		}
 		for (i = 0; i < ns; i++)
@@ -419,17 +434,19 @@ static int st_open_index(const char *dir, struct st_model *m, char *err, size_t 
 			rc = st_fail(err, errlen, -ENOMEM, "%s: out of memory", m->index_path);
 			goto out;
 		}
-		err[0] = 0;
+		if (err && errlen)
+			err[0] = 0;
 		rc = st_open_file(m, p, err, errlen);
 		if (rc == -ENOENT)
 			st_fail(err, errlen, rc,
-				"%s: missing shard (model.safetensors.index.json maps %.*s to it)", p,
-				ST_NAME_MAX, first[i]);
+				"%s: missing shard (model.safetensors.index.json maps %.*s to it)",
+				p, ST_NAME_MAX, first[i]);
 		free(p);
 		if (rc)
 			goto out;
 	}
-	json_object_foreach(wm, name, v) {
+	json_object_foreach(wm, name, v)
+	{
 		const struct st_tensor *t = st_find(m, name);
 		const char *s = json_string_value(v);
 		const char *fp = t ? m->files[t->file].path : NULL;
@@ -438,7 +455,8 @@ static int st_open_index(const char *dir, struct st_model *m, char *err, size_t 
 			char *p = st_join(dir, s);
 			rc = st_fail(err, errlen, -EINVAL,
 				     "%s: %.*s: listed in model.safetensors.index.json but not in "
-				     "this shard", p ? p : s, ST_NAME_MAX, name);
+				     "this shard",
+				     p ? p : s, ST_NAME_MAX, name);
 			free(p);
 			goto out;
 		}
@@ -473,7 +491,8 @@ int st_open_dir(const char *dir, struct st_model *m, char *err, size_t errlen)
 		m->index_path = NULL;
 		if (n < 0) {
 			rc = -errno;
-			st_fail(err, errlen, rc, "%s: cannot read directory: %s", dir, strerror(-rc));
+			st_fail(err, errlen, rc, "%s: cannot read directory: %s", dir,
+				strerror(-rc));
 		} else if (n == 0) {
 			rc = st_fail(err, errlen, -ENOENT,
 				     "%s: no " ST_INDEX_NAME " and no .safetensors file", dir);

@@ -153,8 +153,9 @@ static void test_tiny_shapes(void **state)
 	/* Dequantized std ~ 1/sqrt(in). */
 	double s_q = qmat_std(&l1->q_a_proj), s_d = qmat_std(&l1->experts[3].down);
 	double s_e = qmat_std(&w->embed_tokens);
-	printf("std: q_a_proj %.5f (want %.5f), expert down %.5f (want %.5f), embed %.4f (want 1)\n",
-	       s_q, 1 / 16.0, s_d, 1 / sqrt(128.0), s_e);
+	printf(
+	    "std: q_a_proj %.5f (want %.5f), expert down %.5f (want %.5f), embed %.4f (want 1)\n",
+	    s_q, 1 / 16.0, s_d, 1 / sqrt(128.0), s_e);
 	assert_true(fabs(s_q * 16 - 1) < 0.05);
 	assert_true(fabs(s_d * sqrt(128.0) - 1) < 0.05);
 	assert_true(fabs(s_e - 1) < 0.05);
@@ -164,8 +165,8 @@ static void test_tiny_shapes(void **state)
 	assert_int_equal(st.params_expert, 3 * 128 * 256);
 	assert_int_equal(st.params_routed, 3ull * 16 * 3 * 128 * 256);
 	assert_int_equal(st.params_total, st.params_attn + st.params_dense + st.params_shared +
-						  st.params_routed + st.params_router +
-						  st.params_embed_head + st.params_mtp);
+					      st.params_routed + st.params_router +
+					      st.params_embed_head + st.params_mtp);
 	assert_int_equal(st.kv_bytes_per_token, (128 + 16) * 4 * 5);
 	ckpt_close(&ck);
 }
@@ -174,7 +175,7 @@ static void test_tiny_shapes(void **state)
 static uint32_t route(const struct config *c, const float *s, const float *bias)
 {
 	const int E = c->n_routed_experts, G = c->n_group, per = E / G;
-	float sb[64], gs[64];
+	float sb[64] = { 0 }, gs[64] = { 0 };
 	uint32_t chosen = 0;
 	for (int e = 0; e < E; e++)
 		sb[e] = s[e] + (bias ? bias[e] : 0);
@@ -196,14 +197,17 @@ static uint32_t route(const struct config *c, const float *s, const float *bias)
 		for (int g = 0; g < G; g++)
 			if (!(keep >> g & 1) && (best < 0 || gs[g] > gs[best]))
 				best = g;
-		keep |= 1u << best;
+		assert_true(best >= 0);
+		keep |= best >= 0 ? 1u << best : 0;
 	}
 	for (int k = 0; k < c->num_experts_per_tok; k++) {
 		int best = -1;
 		for (int e = 0; e < E; e++)
-			if ((keep >> (e / per) & 1) && !(chosen >> e & 1) && (best < 0 || sb[e] > sb[best]))
+			if ((keep >> (e / per) & 1) && !(chosen >> e & 1) &&
+			    (best < 0 || sb[e] > sb[best]))
 				best = e;
-		chosen |= 1u << best;
+		assert_true(best >= 0);
+		chosen |= best >= 0 ? 1u << best : 0;
 	}
 	return chosen;
 }
@@ -224,7 +228,7 @@ static void test_tiny_routing(void **state)
 		if (!lw->is_moe)
 			continue;
 		layers++;
-		int differ = 0, picked[64] = { 0 };
+		int differ = 0, picked[64] = {0};
 		for (int n = 0; n < N; n++) {
 			double r2 = 0;
 			for (int i = 0; i < h; i++) { /* Box-Muller, unit RMS */
@@ -246,7 +250,8 @@ static void test_tiny_routing(void **state)
 				lcount++;
 				s[e] = (float)(1 / (1 + exp(-d)));
 			}
-			uint32_t b = route(c, s, lw->e_score_correction_bias), u = route(c, s, NULL);
+			uint32_t b = route(c, s, lw->e_score_correction_bias),
+				 u = route(c, s, NULL);
 			differ += b != u;
 			for (int e = 0; e < E; e++)
 				picked[e] += b >> e & 1;
@@ -254,8 +259,10 @@ static void test_tiny_routing(void **state)
 		int minp = N;
 		for (int e = 0; e < E; e++)
 			minp = picked[e] < minp ? picked[e] : minp;
-		printf("layer %d: bias changes the top-%d set for %d of %d inputs; least-picked expert "
-		       "%d times\n", l, c->num_experts_per_tok, differ, N, minp);
+		printf("layer %d: bias changes the top-%d set for %d of %d inputs; least-picked "
+		       "expert "
+		       "%d times\n",
+		       l, c->num_experts_per_tok, differ, N, minp);
 		assert_true(differ > 0 && differ < N);
 		assert_true(minp > 0);
 		total_differ += differ;
@@ -284,9 +291,9 @@ static void test_variants(void **state)
 {
 	(void)state;
 	struct ckpt ck;
-	const char *v2[] = { "model_type=deepseek_v2", "scoring_func=softmax",
-			     "topk_method=group_limited_greedy", "norm_topk_prob=false",
-			     "q_lora_rank=null", "rope_scaling=null" };
+	const char *v2[] = {
+	    "model_type=deepseek_v2", "scoring_func=softmax", "topk_method=group_limited_greedy",
+	    "norm_topk_prob=false",   "q_lora_rank=null",     "rope_scaling=null"};
 	gen_open("v2", 2, v2, 6, &ck);
 	assert_int_equal(ck.cfg.q_lora_rank, 0);
 	assert_int_equal(ck.w.layers[1].q_a_proj.rows, 0);
@@ -297,7 +304,7 @@ static void test_variants(void **state)
 	assert_false(ck.cfg.rope_scaling.yarn);
 	ckpt_close(&ck);
 
-	const char *bf[] = { "dtype=bf16" };
+	const char *bf[] = {"dtype=bf16"};
 	gen_open("bf16", 3, bf, 1, &ck);
 	assert_int_equal(ck.w.fp8, 0);
 	assert_false(ck.cfg.quantization_config.present);
@@ -307,7 +314,7 @@ static void test_variants(void **state)
 	assert_true(fabs(sd * 16 - 1) < 0.05);
 	ckpt_close(&ck);
 
-	const char *ue[] = { "scale_fmt=ue8m0" };
+	const char *ue[] = {"scale_fmt=ue8m0"};
 	gen_open("ue8m0", 4, ue, 1, &ck);
 	assert_true(ck.cfg.quantization_config.ue8m0);
 	int n = check_scales(&ck.w.layers[1].q_b_proj, 1) + check_scales(&ck.w.mtp->o_proj, 1);
@@ -317,7 +324,7 @@ static void test_variants(void **state)
 	ckpt_close(&ck);
 
 	/* Partial blocks: hidden 320 -> 3 column blocks, the last 64 wide. */
-	const char *pb[] = { "hidden_size=320", "vocab_size=1000" };
+	const char *pb[] = {"hidden_size=320", "vocab_size=1000"};
 	gen_open("partial", 5, pb, 2, &ck);
 	const struct qmat *kv = &ck.w.layers[2].kv_a_proj_with_mqa;
 	assert_int_equal(kv->cols, 320);
@@ -328,7 +335,7 @@ static void test_variants(void **state)
 	ckpt_close(&ck);
 
 	/* Sharded, without MTP. */
-	const char *sh[] = { "shard_bytes=2000000", "num_nextn_predict_layers=0" };
+	const char *sh[] = {"shard_bytes=2000000", "num_nextn_predict_layers=0"};
 	gen_open("sharded", 6, sh, 2, &ck);
 	printf("sharded: %d files, %d tensors\n", ck.st.n_files, ck.st.n_tensors);
 	assert_true(ck.st.n_files >= 3);
@@ -384,7 +391,7 @@ static void test_determinism_and_dir(void **state)
 	snprintf(cmd, sizeof cmd, "ls '%s' '%s' | grep -q '[.]tmp[.]'", a, b);
 	assert_int_not_equal(system(cmd), 0);
 	/* Bad preset / override: -EINVAL, message names the option. */
-	const char *bad[] = { "num_experts_per_tok=17" };
+	const char *bad[] = {"num_experts_per_tok=17"};
 	assert_int_equal(gen_checkpoint(b, "huge", 1, NULL, 0, err, sizeof err), -EINVAL);
 	assert_int_equal(gen_checkpoint(b, "tiny", 1, bad, 1, err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "config.json: num_experts_per_tok:"));
@@ -393,10 +400,10 @@ static void test_determinism_and_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tiny_shapes),
-		cmocka_unit_test(test_tiny_routing),
-		cmocka_unit_test(test_variants),
-		cmocka_unit_test(test_determinism_and_dir),
+	    cmocka_unit_test(test_tiny_shapes),
+	    cmocka_unit_test(test_tiny_routing),
+	    cmocka_unit_test(test_variants),
+	    cmocka_unit_test(test_determinism_and_dir),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

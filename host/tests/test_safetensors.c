@@ -66,14 +66,15 @@ static void test_good(void **state)
 	struct st_model m;
 	char err[256];
 	size_t len;
-	const char *hdr = "{\"__metadata__\":{\"format\":\"pt\"},"
-			  "\"z.w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-			  "\"a.w\":{\"dtype\":\"F8_E4M3\",\"shape\":[4,4],\"data_offsets\":[24,40]},"
-			  "\"m.b\":{\"dtype\":\"BF16\",\"shape\":[5],\"data_offsets\":[40,50]},"
-			  "\"s\":{\"dtype\":\"F16\",\"shape\":[],\"data_offsets\":[50,52]},"
-			  "\"e\":{\"dtype\":\"I64\",\"shape\":[0,3],\"data_offsets\":[52,52]},"
-			  "\"i\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[52,56]},"
-			  "\"u\":{\"dtype\":\"U8\",\"shape\":[1,1,1,2],\"data_offsets\":[56,58]}}";
+	const char *hdr =
+	    "{\"__metadata__\":{\"format\":\"pt\"},"
+	    "\"z.w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+	    "\"a.w\":{\"dtype\":\"F8_E4M3\",\"shape\":[4,4],\"data_offsets\":[24,40]},"
+	    "\"m.b\":{\"dtype\":\"BF16\",\"shape\":[5],\"data_offsets\":[40,50]},"
+	    "\"s\":{\"dtype\":\"F16\",\"shape\":[],\"data_offsets\":[50,52]},"
+	    "\"e\":{\"dtype\":\"I64\",\"shape\":[0,3],\"data_offsets\":[52,52]},"
+	    "\"i\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[52,56]},"
+	    "\"u\":{\"dtype\":\"U8\",\"shape\":[1,1,1,2],\"data_offsets\":[56,58]}}";
 	uint8_t *b = image(hdr, 58, &len);
 	memset(&m, 0, sizeof m);
 	assert_int_equal(st_parse_header(&m, b, len, 0, "x.safetensors", err, sizeof err), 0);
@@ -99,7 +100,8 @@ static void test_good(void **state)
 	m.files[0].path = strdup("first.safetensors");
 	m.n_files = 1;
 	size_t l2;
-	uint8_t *b2 = image("{\"m.b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, &l2);
+	uint8_t *b2 =
+	    image("{\"m.b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, &l2);
 	assert_int_equal(st_parse_header(&m, b2, l2, 1, "second.safetensors", err, sizeof err),
 			 -EINVAL);
 	assert_string_equal(err, "second.safetensors: m.b: duplicate, also in first.safetensors");
@@ -118,27 +120,34 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{ "[1,2]", 0, "header: not a JSON object" },
-	{ "{\"a\":", 0, "header: invalid JSON" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-	  "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "header: invalid JSON" },
-	{ "{\"a\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, "a: dtype \"F64\"" },
-	{ "{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "a: dtype missing" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "a: shape[0] = -1" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, "a: shape[0] is not" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":3,\"data_offsets\":[0,12]}}", 12, "a: shape missing" },
-	{ "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,1]}}", 1, "a: shape has 5" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "a: data_offsets [8, 0] ends" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "a: data_offsets [0, 8] beyond" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,-8]}}", 8, "a: data_offsets is not" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, "a: data_offsets is not" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "a: data_offsets span 8 bytes" },
-	{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-	  "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "b: data_offsets [4, 12] overlap a" },
-	{ "{\"a\":[1]}", 0, "a: expected an object" },
-	{ "{\"__metadata__\":5}", 0, "__metadata__: not an object" },
-	{ "{\"a\":{\"dtype\":\"U8\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,1]}}", 1,
-	  "a: shape is too large" },
+    {"[1,2]", 0, "header: not a JSON object"},
+    {"{\"a\":", 0, "header: invalid JSON"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+     "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+     8, "header: invalid JSON"},
+    {"{\"a\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, "a: dtype \"F64\""},
+    {"{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "a: dtype missing"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "a: shape[0] = -1"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, "a: shape[0] is not"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":3,\"data_offsets\":[0,12]}}", 12, "a: shape missing"},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,1]}}", 1,
+     "a: shape has 5"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
+     "a: data_offsets [8, 0] ends"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
+     "a: data_offsets [0, 8] beyond"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,-8]}}", 8,
+     "a: data_offsets is not"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, "a: data_offsets is not"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+     "a: data_offsets span 8 bytes"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+     "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+     12, "b: data_offsets [4, 12] overlap a"},
+    {"{\"a\":[1]}", 0, "a: expected an object"},
+    {"{\"__metadata__\":5}", 0, "__metadata__: not an object"},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,1]}}", 1,
+     "a: shape is too large"},
 };
 
 static void test_bad_headers(void **state)
@@ -152,13 +161,14 @@ static void test_bad_headers(void **state)
 		snprintf(want, sizeof want, "x.safetensors: %s", bad_cases[i].want);
 		if (rc != -EINVAL || strncmp(err, want, strlen(want)) || strchr(err, '\n') ||
 		    m.n_tensors != 0) {
-			printf("case %zu: rc %d, %d tensors kept, err \"%s\", expected \"%s...\"\n", i,
-			       rc, m.n_tensors, err, want);
+			printf("case %zu: rc %d, %d tensors kept, err \"%s\", expected \"%s...\"\n",
+			       i, rc, m.n_tensors, err, want);
 			fails++;
 		}
 		st_close(&m);
 	}
-	printf("checked %zu bad headers, %d wrong\n", sizeof bad_cases / sizeof bad_cases[0], fails);
+	printf("checked %zu bad headers, %d wrong\n", sizeof bad_cases / sizeof bad_cases[0],
+	       fails);
 	assert_int_equal(fails, 0);
 }
 
@@ -167,13 +177,14 @@ static void test_bad_lengths(void **state)
 	(void)state;
 	struct st_model m;
 	char err[256];
-	uint8_t b[16] = { 0 };
+	uint8_t b[16] = {0};
 	memset(&m, 0, sizeof m);
 	assert_int_equal(st_parse_header(&m, b, 5, 0, "x.safetensors", err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "x.safetensors: header: file is 5 bytes"));
 	b[0] = 9; /* header length 9 > 16 - 8 */
 	assert_int_equal(st_parse_header(&m, b, 16, 0, "x.safetensors", err, sizeof err), -EINVAL);
-	assert_non_null(strstr(err, "x.safetensors: header: length 9 is beyond the end of the file"));
+	assert_non_null(
+	    strstr(err, "x.safetensors: header: length 9 is beyond the end of the file"));
 	memset(b, 0xFF, 8); /* 2^64-1 */
 	assert_int_equal(st_parse_header(&m, b, 16, 0, "x.safetensors", err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "beyond the end"));
@@ -191,13 +202,13 @@ static void write_file(const char *path, const void *d, size_t n)
 static void test_writer_and_dirs(void **state)
 {
 	(void)state;
-	struct st_writer w = { 0 };
+	struct st_writer w = {0};
 	struct st_model m;
 	char dir[512], path[600], err[512];
-	float f[6] = { 1, 2, 3, 4, 5, 6 };
-	uint8_t q[5] = { 1, 2, 3, 4, 5 };
-	uint16_t h[3] = { 0x3F80, 0x4000, 0x4040 };
-	int64_t s23[2] = { 2, 3 }, s5[1] = { 5 }, s3[1] = { 3 };
+	float f[6] = {1, 2, 3, 4, 5, 6};
+	uint8_t q[5] = {1, 2, 3, 4, 5};
+	uint16_t h[3] = {0x3F80, 0x4000, 0x4040};
+	int64_t s23[2] = {2, 3}, s5[1] = {5}, s3[1] = {3};
 
 	snprintf(dir, sizeof dir, "%s/w", tmpdir);
 	assert_int_equal(mkdir(dir, 0755), 0);
@@ -208,7 +219,7 @@ static void test_writer_and_dirs(void **state)
 	assert_int_equal(st_writer_finish(&w, path, err, sizeof err), 0);
 	st_writer_free(&w);
 	assert_int_equal(st_writer_add(&w, "h", ST_BF16, 1, s3, h), 0);
-	assert_int_equal(st_writer_add(&w, "bad", ST_BF16, 1, (int64_t[]){ -1 }, h), -EINVAL);
+	assert_int_equal(st_writer_add(&w, "bad", ST_BF16, 1, (int64_t[]){-1}, h), -EINVAL);
 	snprintf(path, sizeof path, "%s/b.safetensors", dir);
 	assert_int_equal(st_writer_finish(&w, path, err, sizeof err), 0);
 	st_writer_free(&w);
@@ -242,7 +253,8 @@ static void test_writer_and_dirs(void **state)
 	assert_non_null(strstr(err, "/c.safetensors: missing shard"));
 	assert_non_null(strstr(err, " h "));
 	/* Index: good (b's tensors not listed are still readable). */
-	const char *idx3 = "{\"metadata\":{},\"weight_map\":{\"q\":\"a.safetensors\",\"h\":\"b.safetensors\"}}";
+	const char *idx3 =
+	    "{\"metadata\":{},\"weight_map\":{\"q\":\"a.safetensors\",\"h\":\"b.safetensors\"}}";
 	write_file(path, idx3, strlen(idx3));
 	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
 	assert_int_equal(m.n_files, 2);
@@ -269,10 +281,10 @@ static void test_writer_and_dirs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_bad_headers),
-		cmocka_unit_test(test_bad_lengths),
-		cmocka_unit_test(test_writer_and_dirs),
+	    cmocka_unit_test(test_good),
+	    cmocka_unit_test(test_bad_headers),
+	    cmocka_unit_test(test_bad_lengths),
+	    cmocka_unit_test(test_writer_and_dirs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
