@@ -175,7 +175,7 @@ static void test_tiny_shapes(void **state)
 static uint32_t route(const struct config *c, const float *s, const float *bias)
 {
 	const int E = c->n_routed_experts, G = c->n_group, per = E / G;
-	float sb[64] = { 0 }, gs[64] = { 0 };
+	float sb[64] = {0}, gs[64] = {0};
 	uint32_t chosen = 0;
 	for (int e = 0; e < E; e++)
 		sb[e] = s[e] + (bias ? bias[e] : 0);
