@@ -76,11 +76,17 @@ print(','.join(str(t) for t in np.random.default_rng(int(sys.argv[2])).integers(
 	if [ $rc != 0 ]; then
 		verdict FAIL "$name" "moecard run --act $act failed (exit $rc)"; return
 	fi
-	if ! "$PY" "$here/ref.py" --model "$dir" --tokens "$toks" --act "$act" --out "$w/ref.npz" \
-		>>"$log" 2>&1; then
-		verdict FAIL "$name" "ref.py failed"; return
+	# The reference output is cached too, keyed by ref.py itself, the tokens and the mode.
+	local ref
+	ref="$dir/ref-$( (cat "$here/ref.py"; echo "$toks $act") | sha1sum | cut -c1-10).npz"
+	if [ ! -f "$ref" ]; then
+		if ! "$PY" "$here/ref.py" --model "$dir" --tokens "$toks" --act "$act" \
+			--out "$ref.tmp.npz" >>"$log" 2>&1; then
+			verdict FAIL "$name" "ref.py failed"; return
+		fi
+		mv "$ref.tmp.npz" "$ref"
 	fi
-	"$PY" "$here/compare.py" --ref "$w/ref.npz" --logits "$w/logits.npy" --mtp "$w/mtp.npy" \
+	"$PY" "$here/compare.py" --ref "$ref" --logits "$w/logits.npy" --mtp "$w/mtp.npy" \
 		"${crit[@]}" --name "$name" >"$w/compare" 2>&1
 	rc=$?
 	if [ $rc = 0 ]; then
