@@ -17,6 +17,9 @@ CFLAGS   := -std=c11 -g $(WARN) -pthread -fno-strict-aliasing
 ifeq ($(SAN),1)
 CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
+else ifeq ($(SAN),fuzz)
+# library objects for libFuzzer targets (tests/fuzz.sh builds this variant with CC=clang)
+CFLAGS   += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 else
 CFLAGS   += -O2
 endif

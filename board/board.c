@@ -544,7 +544,13 @@ int board_parse(const void *dtb, size_t size, const char *src, struct board_desc
 	if (size < FDT_V1_SIZE || size > INT32_MAX)
 		return fail(&c, -1, "header", -BOARD_EBADDTB, "%zu bytes is not a device tree",
 			    size);
-	int rc = fdt_check_full(dtb, size);
+	/* fdt_check_full() of Debian's libfdt dereferences NULL on some pre-v17 headers (found by
+	 * fuzz_board): check the header and require version 17, which dtc emits, first */
+	int rc = fdt_check_header(dtb);
+	if (!rc && (fdt_version(dtb) < 17 || fdt_totalsize(dtb) > size))
+		rc = -FDT_ERR_BADVERSION;
+	if (!rc)
+		rc = fdt_check_full(dtb, size);
 	if (rc)
 		return fail(&c, -1, "header", -BOARD_EBADDTB, "%s", fdt_strerror(rc));
 	if ((rc = parse_root(&c, b)) || (rc = parse_clocks(&c, b)) || (rc = parse_banks(&c, b)) ||
