@@ -215,6 +215,17 @@ int dma_chan_reset(struct dma_dev *dev, unsigned ch, int64_t timeout_ns);
 int dma_copy_sync(struct dma_dev *dev, unsigned ch, const struct dma_xfer *x, unsigned retries,
                   int64_t timeout_ns, struct dma_cpl *cpl);
 
+/*
+ * The firmware's fences (firmware/abi/abi_cmd.h: a DMA_FILL or FENCE command signals fence[id] =
+ * value; a command waits until fence - value >= 0 as int32) are 32-bit and wrap. A channel's 64-bit
+ * fence maps into that space by its low 32 bits, so a command that must wait for DMA fence f of a
+ * channel waits for dma_fence_abi(f) on the fence id the host assigned to that channel.
+ */
+static inline uint32_t dma_fence_abi(uint64_t f) { return (uint32_t)f; }
+
+/* Whether 32-bit fence value `fence` has reached `value` under the firmware's wrap rule. */
+static inline int dma_fence_abi_reached(uint32_t fence, uint32_t value) { return (int32_t)(fence - value) >= 0; }
+
 /* Short name of a status ("ok", "error", "short", "aborted", "invalid", "?"). */
 const char *dma_status_str(enum dma_status s);
 

@@ -5,13 +5,22 @@
  * the engine's virtual clock (DESIGN.md section 4), never wall time.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "dma.h"
 #include "dma_bench.h"
 
-#define BENCH_BLOCK 128 /* weight_block_size of the FP8 scales */
+#define BENCH_BLOCK 128
+
+/* Writes a bench error message; returns rc. */
+static int dma_err_set_bench(char *err, size_t err_len, int rc, const char *msg)
+{
+	if (err && err_len)
+		snprintf(err, err_len, "dma_bench: %s", msg);
+	return rc;
+} /* weight_block_size of the FP8 scales */
 
 /* Bytes of one FP8 weight [out, in] plus its f32 scale_inv [ceil(out/128), ceil(in/128)]. */
 static void bench_weight(uint64_t out, uint64_t in, uint64_t *w, uint64_t *s)
@@ -29,9 +38,9 @@ uint64_t dma_bench_expert_bytes(uint32_t hidden, uint32_t moe_inter)
 }
 
 /* Fills sg[6] for the expert image at hb (gate w, gate s, up w, up s, down w, down s), packed at
- * card_off in bank 0. */
-static void bench_sg(struct dma_sg *sg, struct dma_hbuf *hb, uint64_t card_off, uint32_t hidden,
-                     uint32_t moe_inter)
+ * card_off in bank `bank`. */
+static void bench_sg_bank(struct dma_sg *sg, struct dma_hbuf *hb, unsigned bank, uint64_t card_off,
+                          uint32_t hidden, uint32_t moe_inter)
 {
 	uint64_t len[6], off = 0;
 	bench_weight(moe_inter, hidden, &len[0], &len[1]);
@@ -42,11 +51,17 @@ static void bench_sg(struct dma_sg *sg, struct dma_hbuf *hb, uint64_t card_off, 
 		memset(&sg[i], 0, sizeof(sg[i]));
 		sg[i].hbuf = hb;
 		sg[i].hbuf_off = off;
-		sg[i].bank = 0;
+		sg[i].bank = bank;
 		sg[i].card_off = card_off + off;
 		sg[i].len = len[i];
 		off += len[i];
 	}
+}
+
+/* bench_sg_bank into bank 0. */
+static void bench_sg(struct dma_sg *sg, struct dma_hbuf *hb, uint64_t card_off, uint32_t hidden, uint32_t moe_inter)
+{
+	bench_sg_bank(sg, hb, 0, card_off, hidden, moe_inter);
 }
 
 /* Opens an emul device with one bank for two experts at link bandwidth bw. */
@@ -162,6 +177,40 @@ int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma
 	if (memcmp(dma_dev_bank_ptr(dev, 0), src, r->expert_bytes) != 0)
 		rc = -EIO;
 out:
+	dma_hbuf_free(dev, hb);
+	dma_dev_close(dev);
+	return rc;
+}
+
+int dma_bench_board(const struct dma_config *cfg, uint32_t hidden, uint32_t moe_inter, double *ns,
+                    unsigned *bank, char *err, size_t err_len)
+{
+	if (!cfg || !ns || !bank || hidden == 0 || moe_inter == 0)
+		return -EINVAL;
+	uint64_t bytes = dma_bench_expert_bytes(hidden, moe_inter);
+	unsigned b = 0;
+	while (b < cfg->n_banks && cfg->banks[b].size < bytes)
+		b++;
+	if (b == cfg->n_banks)
+		return dma_err_set_bench(err, err_len, -ENOSPC, "no bank holds one expert");
+	struct dma_dev *dev;
+	struct dma_hbuf *hb = NULL;
+	int rc = dma_dev_open(&dma_emul_i, cfg, &dev, err, err_len);
+	if (rc)
+		return rc;
+	rc = dma_hbuf_alloc(dev, bytes, &hb);
+	if (!rc) {
+		memset(dma_hbuf_ptr(hb), 0x5A, bytes);
+		struct dma_sg sg[6];
+		struct dma_cpl c;
+		bench_sg_bank(sg, hb, b, 0, hidden, moe_inter);
+		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 6};
+		rc = dma_copy_sync(dev, 0, &x, 0, -1, &c);
+		if (!rc) {
+			*ns = (double)(c.t_end_ns - c.t_start_ns);
+			*bank = b;
+		}
+	}
 	dma_hbuf_free(dev, hb);
 	dma_dev_close(dev);
 	return rc;

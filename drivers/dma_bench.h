@@ -38,4 +38,15 @@ struct dma_bench_result {
 int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma_bench_result *r, char *err,
                   size_t err_len);
 
+struct dma_config;
+
+/*
+ * Modeled time (*ns) of one expert sent as one SG transfer through an emulated engine opened with
+ * cfg (typically from dma_config_from_board), into the first bank that holds it (*bank).
+ * Errors: -EINVAL, -ENOSPC no bank holds an expert, -EIO the transfer failed; errors of
+ * dma_dev_open (reason in err).
+ */
+int dma_bench_board(const struct dma_config *cfg, uint32_t hidden, uint32_t moe_inter, double *ns,
+                    unsigned *bank, char *err, size_t err_len);
+
 #endif /* MOECARD_DMA_BENCH_H */

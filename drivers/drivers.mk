@@ -1,8 +1,10 @@
 # drivers/: the expert DMA driver (drivers/dma.h): channel core, emul/xrt/xdma engines, bench.
 # See drivers/README.md.
-DRIVERS_SRCS := drivers/dma_core.c drivers/dma_emul.c drivers/dma_xdma.c drivers/dma_xrt.c drivers/dma_bench.c
+DRIVERS_SRCS := drivers/dma_core.c drivers/dma_emul.c drivers/dma_xdma.c drivers/dma_xrt.c drivers/dma_bench.c \
+                drivers/dma_board.c
 LIB_SRCS  += $(DRIVERS_SRCS)
 TEST_SRCS += $(wildcard drivers/tests/test_*.c)
+TEST_SCRIPTS += $(wildcard drivers/tests/test_*.sh)
 BINS      += $(B)/dma_bench
 FUZZ_SRCS += $(wildcard drivers/fuzz/fuzz_*.c)
 

@@ -8,7 +8,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "board.h"
 #include "dma-impl.h"
+#include "dma_board.h"
 #include "dmatest.h"
 
 static void emul_read(void *arg, unsigned bank, uint64_t off, void *dst, size_t len)
@@ -379,6 +381,55 @@ static void test_close_busy(void)
 	printf("close with 64 MB queued and a stuck channel: returned\n");
 }
 
+/* Board bridge: a hand-built board_desc becomes banks, channels, link and latency; the engine then
+ * charges those figures. Fence mapping into the firmware's 32-bit wrapping fence space. */
+static void test_board_and_abi(void)
+{
+	static struct board_desc bd;
+	memset(&bd, 0, sizeof(bd));
+	bd.pcie_bw_mbps = 8000;
+	bd.n_banks = 2;
+	bd.bank[0] = (struct board_bank){.name = "hbm0", .base = 0, .size = 1 << 20, .bw_mbps = 4000};
+	bd.bank[1] = (struct board_bank){.name = "ddr0", .base = 1ull << 34, .size = 2 << 20, .bw_mbps = 19200};
+	bd.n_dma = 3;
+	bd.dma[0] = (struct board_dma){.to_card = 1, .latency_ns = 700};
+	bd.dma[1] = (struct board_dma){.to_card = 1, .latency_ns = 900};
+	bd.dma[2] = (struct board_dma){.to_card = 0, .latency_ns = 800};
+	struct dma_bank banks[2];
+	struct dma_config cfg;
+	DT_CHECK(dma_config_from_board(&bd, banks, 1, &cfg) == -ENOSPC, "board: too many banks not refused");
+	int rc = dma_config_from_board(&bd, banks, 2, &cfg);
+	DT_CHECK(rc == 0 && cfg.n_banks == 2 && cfg.n_channels == 2 && cfg.link_bw == 8e9 && cfg.desc_latency_ns == 900 &&
+	         banks[1].base == 1ull << 34 && banks[1].size == 2 << 20 && banks[0].bw == 4e9 &&
+	         !strcmp(banks[1].name, "ddr0"),
+	         "board config: rc %d banks %u ch %u link %.3g lat %lld", rc, cfg.n_banks, cfg.n_channels, cfg.link_bw,
+	         (long long)cfg.desc_latency_ns);
+	struct dma_dev *dev = NULL;
+	char err[256];
+	if (dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err)) == 0) {
+		static uint8_t src[400000];
+		struct dma_sg sg[2] = {{.host = src, .bank = 0, .len = 400000}, {.host = src, .bank = 1, .len = 400000}};
+		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 2};
+		struct dma_cpl c;
+		DT_CHECK(dma_copy_sync(dev, 1, &x, 0, -1, &c) == 0, "board copy");
+		/* bank 0 limits to 4 GB/s: 900 + 100000; bank 1 to the 8 GB/s link: 900 + 50000 */
+		uint64_t t = c.t_end_ns - c.t_start_ns;
+		printf("board bridge: 2 x 400 kB into a 4 GB/s and a 19.2 GB/s bank over an 8 GB/s link: %llu ns modeled\n",
+		       (unsigned long long)t);
+		DT_CHECK(t == 100900 + 50900, "board-modeled time %llu ns, want 151800", (unsigned long long)t);
+		dma_dev_close(dev);
+	} else {
+		DT_CHECK(0, "open from board config: %s", err);
+	}
+	bd.n_dma = 0;
+	DT_CHECK(dma_config_from_board(&bd, banks, 2, &cfg) == -EINVAL, "board without DMA channels");
+
+	DT_CHECK(dma_fence_abi(0x100000005ull) == 5u, "fence low 32 bits");
+	DT_CHECK(dma_fence_abi_reached(5, 0xFFFFFFF0u) && !dma_fence_abi_reached(0xFFFFFFF0u, 5) &&
+	         dma_fence_abi_reached(7, 7) && !dma_fence_abi_reached(6, 7),
+	         "fence wrap rule");
+}
+
 int main(void)
 {
 	test_dmatest(4, 0, 150);
@@ -388,6 +439,7 @@ int main(void)
 	test_model();
 	test_validation();
 	test_close_busy();
+	test_board_and_abi();
 	printf("%d passed, %d failed\n", dt_pass, dt_fail);
 	return dt_fail != 0;
 }
