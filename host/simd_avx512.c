@@ -51,35 +51,31 @@ static inline __m512 bf16x16(const uint16_t *w, __mmask16 mk)
 
 static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
 {
-	if (M == 1) {
-		__m512 a0 = _mm512_setzero_ps(), a1 = a0;
-		int k = 0;
-		for (; k + 32 <= n; k += 32) {
-			a0 = _mm512_fmadd_ps(bf16x16(w + k, 0xFFFF), _mm512_loadu_ps(x + k), a0);
-			a1 = _mm512_fmadd_ps(bf16x16(w + k + 16, 0xFFFF), _mm512_loadu_ps(x + k + 16),
-					     a1);
-		}
-		for (; k < n; k += 16) {
-			int rem = n - k;
-			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-			a0 = _mm512_fmadd_ps(bf16x16(w + k, mk), _mm512_maskz_loadu_ps(mk, x + k), a0);
-		}
-		acc[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-		return;
-	}
-	__m512 a[KERN_MB];
+	/* Two accumulators per row in the same order for every M, so a row's result does not depend
+	 * on how many rows share the call (batch-invariant: speculative verification batches of 2
+	 * reproduce the decode path's logits bit for bit). */
+	__m512 a0[KERN_MB], a1[KERN_MB];
 	for (int m = 0; m < M; m++)
-		a[m] = _mm512_setzero_ps();
-	for (int k = 0; k < n; k += 16) {
+		a0[m] = a1[m] = _mm512_setzero_ps();
+	int k = 0;
+	for (; k + 32 <= n; k += 32) {
+		__m512 w0 = bf16x16(w + k, 0xFFFF), w1 = bf16x16(w + k + 16, 0xFFFF);
+		for (int m = 0; m < M; m++) {
+			const float *xm = x + (size_t)m * ldx + k;
+			a0[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xm), a0[m]);
+			a1[m] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xm + 16), a1[m]);
+		}
+	}
+	for (; k < n; k += 16) {
 		int rem = n - k;
 		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
 		__m512 wd = bf16x16(w + k, mk);
 		for (int m = 0; m < M; m++)
-			a[m] = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k),
-					       a[m]);
+			a0[m] = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k),
+						a0[m]);
 	}
 	for (int m = 0; m < M; m++)
-		acc[m] = _mm512_reduce_add_ps(a[m]);
+		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(a0[m], a1[m]));
 }
 
 static void axpy_fp8_avx512(float *y, float a, const uint8_t *w, int n)
