@@ -6,6 +6,8 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include "board.h"
 #include "ckpt.h"
 #include "cli.h"
 
@@ -27,41 +29,68 @@ static void cli_info_row(const char *what, uint64_t params, uint64_t bytes)
 	       (double)bytes / (1024.0 * 1024.0));
 }
 
-/* Hook for --board FILE.dtb: the board description is parsed by board/ (not wired yet). */
-static int cli_info_board(const char *dtb)
+/* --board FILE.dtb: the card (board/), and with a model what fits on it. */
+static int cli_info_board(const char *dtb, const struct ckpt *ck, const struct ckpt_stats *s,
+			  uint64_t ctx)
 {
-	(void)dtb;
-	fprintf(stderr, "moecard: info: --board not supported yet\n");
-	return 2;
+	struct board_desc b;
+	struct board_fit fit;
+	char err[512];
+	if (board_load(dtb, &b, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	board_info_print(&b, stdout);
+	if (!ck)
+		return 0;
+	/* resident: everything but the routed experts (the MTP layer stays for speculation) */
+	uint64_t resident = s->bytes_total - s->bytes_routed;
+	if (board_fit_compute(&b, resident, s->bytes_expert, s->kv_bytes_per_token, ctx, &fit)) {
+		fprintf(stderr, "moecard: %s: cannot compute the fit for this model\n", dtb);
+		return 1;
+	}
+	printf("fit of %s on this card (context %llu tokens):\n", ck->cfg.model_type,
+	       (unsigned long long)ctx);
+	board_fit_print(&fit, s->bytes_expert, ctx, stdout);
+	printf("  routed experts: %d layers x %d = %llu; slots for %.1f%% of them\n",
+	       ck->cfg.num_hidden_layers - ck->cfg.first_k_dense_replace, ck->cfg.n_routed_experts,
+	       (unsigned long long)(s->bytes_expert ? s->bytes_routed / s->bytes_expert : 0),
+	       s->bytes_routed ? 100.0 * (double)fit.expert_slots * (double)s->bytes_expert /
+					 (double)s->bytes_routed
+			       : 0.0);
+	return 0;
 }
 
 int cli_info(int argc, char **argv)
 {
 	const char *dir = NULL, *board = NULL;
+	uint64_t ctx = 4096;
 	struct ckpt ck;
 	struct ckpt_stats s;
 	char err[512] = "";
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: moecard info --model DIR [--board FILE.dtb]\n");
+			printf("usage: moecard info [--model DIR] [--board FILE.dtb [--ctx N]]\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
 			dir = argv[++i];
 		} else if (!strcmp(argv[i], "--board") && i + 1 < argc) {
 			board = argv[++i];
+		} else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) {
+			ctx = strtoull(argv[++i], NULL, 10);
 		} else {
 			fprintf(stderr, "moecard: info: unknown option or missing value: %s\n",
 				argv[i]);
 			return 2;
 		}
 	}
+	if (!dir && board)
+		return cli_info_board(board, NULL, NULL, ctx);
 	if (!dir) {
-		fprintf(stderr, "moecard: info: --model DIR is required\n");
+		fprintf(stderr, "moecard: info: --model DIR (or --board FILE.dtb) is required\n");
 		return 2;
 	}
-	if (board)
-		return cli_info_board(board);
 	if (ckpt_open(dir, &ck, err, sizeof err)) {
 		fprintf(stderr, "moecard: %s\n", err);
 		return 1;
@@ -118,6 +147,7 @@ int cli_info(int argc, char **argv)
 	printf("kv cache: %llu bytes per token (%d+%d f32 x %d layers)\n",
 	       (unsigned long long)s.kv_bytes_per_token, c->kv_lora_rank, c->qk_rope_head_dim,
 	       c->num_hidden_layers + (ck.w.mtp ? 1 : 0));
+	int rc = board ? cli_info_board(board, &ck, &s, ctx) : 0;
 	ckpt_close(&ck);
-	return 0;
+	return rc;
 }
