@@ -10,8 +10,12 @@
  * 0xAD4B magic, 28-bit length, 64-bit source/destination/next addresses) so that a real XDMA
  * engine and the emulated one read the same layout.
  *
- * firmware/abi/ had no DMA layout when this was written; if the firmware's DMA manager adds one,
- * these structs move there and this header includes it (issue 7).
+ * Relation to firmware/abi/: the firmware contract describes DMA one level up, as a DMA_FILL
+ * command (abi_cmd.h: logical card addresses, a 32-bit wrapping fence signalled on success). These
+ * are the engine-level structures under it: physical card addresses (bank base + offset, as the
+ * XDMA engine's AXI side sees them) and a 64-bit per-channel fence whose low 32 bits are the
+ * firmware's fence value (dma_fence_abi in dma.h). When the firmware's DMA manager drives an engine
+ * ring itself, these structs move to firmware/abi/ and this header includes them (issue 7).
  */
 #ifndef MOECARD_DMA_REGS_H
 #define MOECARD_DMA_REGS_H
