@@ -16,9 +16,10 @@ codes, and that difference reaches every later row through the KV cache and grow
 code and routing flips, to the size of FP8 noise itself. ref.py records for each row its FP8
 margin: the smallest relative distance of any quantized activation at positions <= i to a rounding
 boundary. Hence two criteria:
-  - FP8-clean rows (FP8 margin > --fp8-clean): the engine must have taken the same codes, so the
-    row must match like --act none: error <= --clean-tol and argmax agreement on every row kept;
-    there must be at least one such row, or the check says nothing;
+  - FP8-clean rows (FP8 margin > --fp8-clean, and every routing margin up to the row above
+    --margin): the engine must have taken the same codes and experts, so the row must match like
+    --act none: error <= --clean-tol and argmax agreement; there must be at least one such row, or
+    the check says nothing;
   - all rows: median error <= --median-tol (the FP8-noise bound) and argmax agreement on at least
     --min-agree of the rows kept.
 
@@ -69,15 +70,18 @@ def judge(label, a, b, margin, fp8m, args):
     if args.act == "none":
         strict = keep
     else:
-        clean = fp8m > args.fp8_clean
+        # A routing flip at position j reaches the rows after j through the KV cache as a code
+        # flip does: the exact check also needs every routing margin up to the row above --margin.
+        clean = (fp8m > args.fp8_clean) & (np.minimum.accumulate(margin) > args.margin)
         strict = keep & clean
         cmax = err[clean].max() if clean.any() else 0.0
         cw = int(np.nonzero(clean)[0][np.argmax(err[clean])]) if clean.any() else -1
         line += "; FP8-clean rows %d (fp8 margin>%.0e): err max %.2e, argmax %d/%d" % (
             np.sum(clean), args.fp8_clean, cmax, np.sum(strict & agree), np.sum(strict))
         if not clean.any():
-            fails.append("%s: no FP8-clean row (largest fp8 margin %.2e <= %.0e): the exact "
-                         "check would say nothing" % (label, fp8m.max(), args.fp8_clean))
+            fails.append("%s: no FP8-clean row (fp8 margin > %.0e and routing margins so far > "
+                         "%.0e; row 0: %.2e, %.2e): the exact check would say nothing"
+                         % (label, args.fp8_clean, args.margin, fp8m[0], margin[0]))
         elif cmax > args.clean_tol:
             fails.append("%s: FP8-clean row %d (fp8 margin %.2e): rel err %.3e > %.0e"
                          % (label, cw, fp8m[cw], cmax, args.clean_tol))

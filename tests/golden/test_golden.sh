@@ -24,15 +24,16 @@ NONE_TOL=1e-5
 # FP8 noise. Measured with ref.py --perturb (relative noise 1e-7 on every quantized input, the
 # size of f32 rounding; 8 draws each on tiny and partial): main logits median 0.079-0.098,
 # p90 0.31-0.43, argmax agreement 73-81%; MTP median 0.12-0.18, agreement 59-70%; the first
-# diverging row was row 4-18. The C engine measured the same (tiny: median 0.088 / MTP 0.126).
-# So, per set of logits:
-#   - rows whose FP8 margin (ref.py: least relative distance of any quantized activation at a
-#     position <= i to a rounding boundary) exceeds FP8_CLEAN must have taken the same codes:
-#     rel err <= FP8_CLEAN_TOL and argmax agreement where the routing margin > 1e-3 (tiny: rows
-#     0-6; the engine matches them to 2.3e-7). This is what tells FP8 from no quantization (row 0
-#     is 6% off then);
+# diverging row was row 4-18. The C engine measured the same (tiny: median 0.092 / MTP 0.155).
+# The median alone cannot tell FP8 from no quantization (ref fp8 vs ref none: median 0.11-0.13,
+# agreement ~70%), so, per set of logits:
+#   - FP8-clean rows: FP8 margin (ref.py: least relative distance of any quantized activation at
+#     a position <= i to a rounding boundary) > FP8_CLEAN and every routing margin up to the row
+#     > 1e-3. The engine must have taken the same codes and experts there: rel err <=
+#     FP8_CLEAN_TOL and the same argmax (the engine matches them to 1e-7..3e-6 on rows 0-2 of
+#     tiny, 0-6 of partial; an engine that does not quantize is 6-30% off there);
 #   - all rows: median <= FP8_TOL (about twice the worst MTP median measured) and argmax agreement
-#     on at least FP8_AGREE of the rows (random logits agree on ~0.1%).
+#     on at least FP8_AGREE of the rows kept (random logits agree on ~0.1%).
 FP8_TOL=0.3
 FP8_CLEAN=1e-6
 FP8_CLEAN_TOL=1e-4
@@ -124,7 +125,8 @@ run_case v2-glg none 4 --set model_type=deepseek_v2 --set scoring_func=softmax \
 	--set topk_method=group_limited_greedy
 run_case v2-greedy none 5 --set model_type=deepseek_v2 --set scoring_func=softmax \
 	--set topk_method=greedy --set norm_topk_prob=false
-run_case ue8m0-fp8 fp8 6 --set scale_fmt=ue8m0
+# (seed 12: seed 6 has a routing margin of 4e-4 at row 0, which leaves no FP8-clean row)
+run_case ue8m0-fp8 fp8 12 --set scale_fmt=ue8m0
 run_case yarn-off none 7 --set rope_scaling=null
 run_case bf16 none 8 --set dtype=bf16
 echo "$pass passed, $fail failed"
