@@ -84,9 +84,30 @@ static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, in
 		}
 }
 
-static const struct kern_isa isa_scalar = { "scalar", dot_fp8_scalar, dot_bf16_scalar,
-					    axpy_fp8_scalar, row_fp8_scalar, dec_fp8_scalar,
-					    tile_f32_scalar };
+static float dot_f32_scalar(const float *a, const float *b, int n)
+{
+	float s = 0;
+	for (int k = 0; k < n; k++)
+		s += a[k] * b[k];
+	return s;
+}
+
+static void axpy_f32_scalar(float *y, float a, const float *x, int n)
+{
+	for (int k = 0; k < n; k++)
+		y[k] += a * x[k];
+}
+
+static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
+{
+	for (int k = 0; k < n; k++)
+		xr[k] = dec_lut[e4m3_encode(x[k] / s)] * s;
+}
+
+static const struct kern_isa isa_scalar = { "scalar",	      dot_fp8_scalar,	dot_bf16_scalar,
+					    axpy_fp8_scalar,  row_fp8_scalar,	dec_fp8_scalar,
+					    tile_f32_scalar,  dot_f32_scalar,	axpy_f32_scalar,
+					    roundtrip_fp8_scalar };
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
@@ -120,38 +141,48 @@ const struct kern_isa *kern_isa_get(void)
 
 /* ---- activation quantization ------------------------------------------------------------------ */
 
+/* Scale of one activation block (DESIGN.md 3): max(amax, 1e-4)/448, ue8m0: next power of 2. */
+static float act_scale(const float *xb, int n, int ue8m0)
+{
+	float amax = 0;
+	for (int k = 0; k < n; k++) {
+		float a = fabsf(xb[k]);
+		amax = a > amax ? a : amax;
+	}
+	float s = (amax > 1e-4f ? amax : 1e-4f) / 448.0f;
+	if (ue8m0) { /* round up to a power of two: bump the exponent if any mantissa bit */
+		uint32_t u = e4m3_f32_bits(s);
+		if (u & 0x7FFFFFu)
+			u = (u & 0xFF800000u) + 0x800000u;
+		s = e4m3_bits_f32(u);
+	}
+	return s;
+}
+
+static void act_roundtrip_isa(const struct kern_isa *isa, const float *x, int K, int ue8m0,
+			      float *xr)
+{
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int n = K - k0 < 128 ? K - k0 : 128;
+		isa->roundtrip_fp8(x + k0, n, act_scale(x + k0, n, ue8m0), xr + k0);
+	}
+}
+
+void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr)
+{
+	act_roundtrip_isa(kern_isa_get(), x, K, ue8m0, xr);
+}
+
 void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa)
 {
 	lut_init();
 	for (int kb = 0; kb * 128 < K; kb++) {
 		int n = K - kb * 128 < 128 ? K - kb * 128 : 128;
 		const float *xb = x + kb * 128;
-		float amax = 0;
-		for (int k = 0; k < n; k++) {
-			float a = fabsf(xb[k]);
-			amax = a > amax ? a : amax;
-		}
-		float s = (amax > 1e-4f ? amax : 1e-4f) / 448.0f;
-		if (ue8m0) { /* round up to a power of two: bump the exponent if any mantissa bit */
-			uint32_t u = e4m3_f32_bits(s);
-			if (u & 0x7FFFFFu)
-				u = (u & 0xFF800000u) + 0x800000u;
-			s = e4m3_bits_f32(u);
-		}
+		float s = act_scale(xb, n, ue8m0);
 		sa[kb] = s;
 		for (int k = 0; k < n; k++)
 			xq[kb * 128 + k] = dec_lut[e4m3_encode(xb[k] / s)];
-	}
-}
-
-void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr)
-{
-	float sa[64];
-	for (int k0 = 0; k0 < K; k0 += 64 * 128) {
-		int n = K - k0 < 64 * 128 ? K - k0 : 64 * 128;
-		kern_act_quant(x + k0, n, ue8m0, xr + k0, sa);
-		for (int k = 0; k < n; k++)
-			xr[k0 + k] *= sa[k / 128];
 	}
 }
 
@@ -329,8 +360,8 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 				float *xq = k->scratch + used;
 				used += need;
 				for (int m = 0; m < jb->M; m++)
-					kern_act_roundtrip(jb->x + (size_t)m * jb->ldx, K, k->ue8m0,
-							   xq + (size_t)m * K);
+					act_roundtrip_isa(k->isa, jb->x + (size_t)m * jb->ldx, K,
+							  k->ue8m0, xq + (size_t)m * K);
 				jb->xq = xq;
 			}
 		}

@@ -35,6 +35,12 @@ struct kern_isa {
 	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_MB, m < M (prefill tiles) */
 	void (*tile_f32)(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
 			 float *y, int ldy);
+	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
+	float (*dot_f32)(const float *a, const float *b, int n);
+	void (*axpy_f32)(float *y, float a, const float *x, int n);
+	/* xr[k] = e4m3(x[k]/s)*s for one block of n <= 128 with scale s (act quant round trip;
+	 * saturating RNE, finite x) */
+	void (*roundtrip_fp8)(const float *x, int n, float s, float *xr);
 };
 
 /* kern_isa_get - the best ISA this CPU supports, or the one named by MOECARD_ISA

@@ -303,12 +303,8 @@ static void attn_task(void *vc, int b, int e, int tid)
 			float mx = -INFINITY;
 			for (int s = 0; s < S; s++) {
 				const float *kv = kv_row(m, a->layer, s);
-				float dl, dr = 0;
-				dl = 0;
-				for (int i = 0; i < kvl; i++)
-					dl += ql[i] * kv[i];
-				for (int i = 0; i < rope; i++)
-					dr += qh[nope + i] * kv[kvl + i];
+				float dl = isa->dot_f32(ql, kv, kvl);
+				float dr = isa->dot_f32(qh + nope, kv + kvl, rope);
 				sc[s] = (dl + dr) * m->softmax_scale;
 				mx = sc[s] > mx ? sc[s] : mx;
 			}
@@ -320,10 +316,7 @@ static void attn_task(void *vc, int b, int e, int tid)
 			float inv = 1.0f / sum;
 			memset(lt, 0, sizeof(float) * kvl);
 			for (int s = 0; s < S; s++) {
-				const float *kv = kv_row(m, a->layer, s);
-				float pw = sc[s] * inv;
-				for (int i = 0; i < kvl; i++)
-					lt[i] += pw * kv[i];
+				isa->axpy_f32(lt, sc[s] * inv, kv_row(m, a->layer, s), kvl);
 			}
 			for (int j = 0; j < vd; j++)
 				out[j] = qmat_row_dot(isa, kvb, h * (nope + vd) + nope + j, lt);

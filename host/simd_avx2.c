@@ -147,6 +147,63 @@ static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int 
 	}
 }
 
-const struct kern_isa kern_isa_avx2 = { "avx2",	      dot_fp8_avx2, dot_bf16_avx2,
+static float dot_f32_avx2(const float *a, const float *b, int n)
+{
+	__m256 s0 = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+	float s = hsum8(s0);
+	for (; k < n; k++)
+		s += a[k] * b[k];
+	return s;
+}
+
+static void axpy_f32_avx2(float *y, float a, const float *x, int n)
+{
+	__m256 va = _mm256_set1_ps(a);
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+	for (; k < n; k++)
+		y[k] += a * x[k];
+}
+
+/* Same rounding as roundtrip_fp8_avx512, 8 lanes; the tail goes through a padded copy. */
+static void roundtrip8(const float *x, float s, float *xr)
+{
+	const __m256 vs = _mm256_set1_ps(s), big = _mm256_set1_ps(16384.0f);
+	const __m256i absm = _mm256_set1_epi32(0x7FFFFFFF);
+	__m256 v = _mm256_div_ps(_mm256_loadu_ps(x), vs);
+	__m256i vb = _mm256_castps_si256(v), ab = _mm256_and_si256(vb, absm);
+	__m256i sg = _mm256_andnot_si256(absm, vb);
+	__m256 a = _mm256_castsi256_ps(ab);
+	__m256 rs = _mm256_sub_ps(_mm256_add_ps(a, big), big);
+	__m256i lsb = _mm256_and_si256(_mm256_srli_epi32(ab, 20), _mm256_set1_epi32(1));
+	__m256i nb = _mm256_and_si256(
+		_mm256_add_epi32(ab, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), lsb)),
+		_mm256_set1_epi32(~0xFFFFF));
+	__m256 is_sub = _mm256_cmp_ps(a, _mm256_set1_ps(0.015625f), _CMP_LT_OQ);
+	__m256 r = _mm256_blendv_ps(_mm256_castsi256_ps(nb), rs, is_sub);
+	r = _mm256_min_ps(r, _mm256_set1_ps(448.0f));
+	r = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(r), sg));
+	_mm256_storeu_ps(xr, _mm256_mul_ps(r, vs));
+}
+
+static void roundtrip_fp8_avx2(const float *x, int n, float s, float *xr)
+{
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		roundtrip8(x + k, s, xr + k);
+	if (k < n) {
+		float xt[8] = { 0 }, rt[8];
+		memcpy(xt, x + k, sizeof(float) * (size_t)(n - k));
+		roundtrip8(xt, s, rt);
+		memcpy(xr + k, rt, sizeof(float) * (size_t)(n - k));
+	}
+}
+
+const struct kern_isa kern_isa_avx2 = { "avx2",	     dot_fp8_avx2,  dot_bf16_avx2,
 					axpy_fp8_avx2, row_fp8_avx2, dec_fp8_avx2,
-					tile_f32_avx2 };
+					tile_f32_avx2, dot_f32_avx2, axpy_f32_avx2,
+					roundtrip_fp8_avx2 };

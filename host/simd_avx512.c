@@ -148,37 +148,125 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 	}
 }
 
+/* One input row against nw <= 4 weight rows. */
+static void tile_f32_row(const float *wt, int ldw, int nw, const float *xm, int K, float *ym)
+{
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	for (int k = 0; k < K; k += 16) {
+		int rem = K - k;
+		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		__m512 xv = _mm512_maskz_loadu_ps(mk, xm + k);
+		a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + k), xv, a0);
+		if (nw > 1)
+			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + ldw + k), xv, a1);
+		if (nw > 2)
+			a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k), xv, a2);
+		if (nw > 3)
+			a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k), xv, a3);
+	}
+	ym[0] = _mm512_reduce_add_ps(a0);
+	if (nw > 1)
+		ym[1] = _mm512_reduce_add_ps(a1);
+	if (nw > 2)
+		ym[2] = _mm512_reduce_add_ps(a2);
+	if (nw > 3)
+		ym[3] = _mm512_reduce_add_ps(a3);
+}
+
+/* 4 weight rows x 4 input rows per step: 16 accumulators, 8 loads per 16 FMAs. */
 static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
 			    int K, float *y, int ldy)
 {
-	for (int m = 0; m < M; m++) {
-		const float *xm = x + (size_t)m * ldx;
-		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-		for (int k = 0; k < K; k += 16) {
-			int rem = K - k;
-			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-			__m512 xv = _mm512_maskz_loadu_ps(mk, xm + k);
-			a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + k), xv, a0);
-			if (nw > 1)
-				a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + ldw + k), xv, a1);
-			if (nw > 2)
-				a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k),
-						     xv, a2);
-			if (nw > 3)
-				a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k),
-						     xv, a3);
+	int m = 0;
+	if (nw == 4) {
+		for (; m + 4 <= M; m += 4) {
+			__m512 a[4][4];
+			for (int i = 0; i < 4; i++)
+				for (int j = 0; j < 4; j++)
+					a[i][j] = _mm512_setzero_ps();
+			const float *x0 = x + (size_t)m * ldx;
+			for (int k = 0; k < K; k += 16) {
+				int rem = K - k;
+				__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+				__m512 w0 = _mm512_maskz_loadu_ps(mk, wt + k);
+				__m512 w1 = _mm512_maskz_loadu_ps(mk, wt + ldw + k);
+				__m512 w2 = _mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k);
+				__m512 w3 = _mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k);
+				for (int i = 0; i < 4; i++) {
+					__m512 xv = _mm512_maskz_loadu_ps(mk, x0 + (size_t)i * ldx + k);
+					a[i][0] = _mm512_fmadd_ps(w0, xv, a[i][0]);
+					a[i][1] = _mm512_fmadd_ps(w1, xv, a[i][1]);
+					a[i][2] = _mm512_fmadd_ps(w2, xv, a[i][2]);
+					a[i][3] = _mm512_fmadd_ps(w3, xv, a[i][3]);
+				}
+			}
+			for (int i = 0; i < 4; i++)
+				for (int j = 0; j < 4; j++)
+					y[(size_t)(m + i) * ldy + j] = _mm512_reduce_add_ps(a[i][j]);
 		}
-		float *ym = y + (size_t)m * ldy;
-		ym[0] = _mm512_reduce_add_ps(a0);
-		if (nw > 1)
-			ym[1] = _mm512_reduce_add_ps(a1);
-		if (nw > 2)
-			ym[2] = _mm512_reduce_add_ps(a2);
-		if (nw > 3)
-			ym[3] = _mm512_reduce_add_ps(a3);
+	}
+	for (; m < M; m++)
+		tile_f32_row(wt, ldw, nw, x + (size_t)m * ldx, K, y + (size_t)m * ldy);
+}
+
+static float dot_f32_avx512(const float *a, const float *b, int n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	int k = 0;
+	for (; k + 32 <= n; k += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(b + k + 16), s1);
+	}
+	for (; k < n; k += 16) {
+		int rem = n - k;
+		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + k), _mm512_maskz_loadu_ps(mk, b + k),
+				     s0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy_f32_avx512(float *y, float a, const float *x, int n)
+{
+	__m512 va = _mm512_set1_ps(a);
+	for (int k = 0; k < n; k += 16) {
+		int rem = n - k;
+		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		_mm512_mask_storeu_ps(y + k, mk,
+				      _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, x + k),
+						      _mm512_maskz_loadu_ps(mk, y + k)));
 	}
 }
 
-const struct kern_isa kern_isa_avx512 = { "avx512",	   dot_fp8_avx512, dot_bf16_avx512,
-					  axpy_fp8_avx512, row_fp8_avx512, dec_fp8_avx512,
-					  tile_f32_avx512 };
+/* RNE to E4M3 on the f32 bits: subnormals (|v| < 2^-6) by adding and subtracting 2^14 (whose
+ * ulp is the E4M3 subnormal quantum 2^-9), normals by rounding away 20 mantissa bits; then
+ * saturation at 448. Bit-identical to e4m3_decode(e4m3_encode(v)) for finite v. */
+static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
+{
+	const __m512 vs = _mm512_set1_ps(s), big = _mm512_set1_ps(16384.0f);
+	const __m512 maxv = _mm512_set1_ps(448.0f), sub_lim = _mm512_set1_ps(0.015625f);
+	const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), rb = _mm512_set1_epi32(0x7FFFF);
+	const __m512i one = _mm512_set1_epi32(1), clr = _mm512_set1_epi32(~0xFFFFF);
+	for (int k = 0; k < n; k += 16) {
+		int rem = n - k;
+		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		__m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs);
+		__m512i vb = _mm512_castps_si512(v);
+		__m512i ab = _mm512_and_si512(vb, absm);
+		__m512i sg = _mm512_andnot_si512(absm, vb);
+		__m512 a = _mm512_castsi512_ps(ab);
+		__m512 rs = _mm512_sub_ps(_mm512_add_ps(a, big), big);
+		__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ab, 20), one);
+		__m512i nb = _mm512_and_si512(_mm512_add_epi32(ab, _mm512_add_epi32(rb, lsb)), clr);
+		__mmask16 is_sub = _mm512_cmp_ps_mask(a, sub_lim, _CMP_LT_OQ);
+		__m512 r = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nb), rs);
+		r = _mm512_min_ps(r, maxv);
+		r = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sg));
+		_mm512_mask_storeu_ps(xr + k, mk, _mm512_mul_ps(r, vs));
+	}
+}
+
+const struct kern_isa kern_isa_avx512 = {
+	"avx512",	 dot_fp8_avx512, dot_bf16_avx512, axpy_fp8_avx512,     row_fp8_avx512,
+	dec_fp8_avx512,	 tile_f32_avx512, dot_f32_avx512, axpy_f32_avx512, roundtrip_fp8_avx512
+};
