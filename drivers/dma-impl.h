@@ -13,29 +13,29 @@
 
 /* One decoded descriptor as the engine executes it. */
 struct dma_op {
-	enum dma_dir dir;             /* H2C or C2H */
-	void *host;                   /* host address of the first byte (hbuf already resolved) */
-	const struct dma_hbuf *hbuf;  /* the registered buffer host lies in, or NULL */
-	size_t hbuf_off;              /* byte offset of host inside hbuf */
-	unsigned bank;                /* card bank index */
-	uint64_t bank_off;            /* byte offset inside the bank */
-	uint64_t card_addr;           /* bank base + bank_off, bytes */
-	size_t len;                   /* bytes to move */
+	enum dma_dir dir;	     /* H2C or C2H */
+	void *host;		     /* host address of the first byte (hbuf already resolved) */
+	const struct dma_hbuf *hbuf; /* the registered buffer host lies in, or NULL */
+	size_t hbuf_off;	     /* byte offset of host inside hbuf */
+	unsigned bank;		     /* card bank index */
+	uint64_t bank_off;	     /* byte offset inside the bank */
+	uint64_t card_addr;	     /* bank base + bank_off, bytes */
+	size_t len;		     /* bytes to move */
 };
 
 /* A registered host buffer. */
 struct dma_hbuf {
-	void *ptr;      /* 4096-aligned host memory [size] */
-	size_t size;    /* bytes */
-	void *handle;   /* implementation handle (an XRT BO), or NULL */
-	int locked;     /* 1 if mlock succeeded (pinned) */
+	void *ptr;    /* 4096-aligned host memory [size] */
+	size_t size;  /* bytes */
+	void *handle; /* implementation handle (an XRT BO), or NULL */
+	int locked;   /* 1 if mlock succeeded (pinned) */
 };
 
 /* Ops table of one implementation ("_i" table in the ggml-backend style). */
 struct dma_dev_i {
 	uint32_t version; /* DMA_IMPL_VERSION */
 	const char *name; /* "emul", "xrt", "xdma" */
-	int modeled;      /* 1: the core charges link bandwidth and latency on the virtual clock */
+	int modeled;	  /* 1: the core charges link bandwidth and latency on the virtual clock */
 
 	/* Opens the engine for cfg (already validated by the core), storing its state with
 	 * dma_dev_set_priv. Errors as dma_dev_open; writes a one-line reason to err. */
@@ -63,6 +63,6 @@ const struct dma_config *dma_dev_config(const struct dma_dev *dev);
 
 /* Writes a formatted one-line message to err (if err_len > 0); returns rc for tail calls. */
 int dma_err_set(char *err, size_t err_len, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #endif /* MOECARD_DMA_IMPL_H */

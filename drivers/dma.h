@@ -23,7 +23,7 @@
 
 #include "dma-regs.h"
 
-#define DMA_MAX_CHANNELS 16   /* channels per device */
+#define DMA_MAX_CHANNELS   16 /* channels per device */
 #define DMA_RING_ORDER_DEF 8  /* default log2 ring entries (256) */
 #define DMA_RING_ORDER_MIN 1  /* 2 entries */
 #define DMA_RING_ORDER_MAX 16 /* 65536 entries */
@@ -44,33 +44,34 @@ enum dma_dir {
 	DMA_DIR_C2H = 1, /* card bank -> host memory */
 };
 
-/* One card memory bank as the board describes it (board/<card>.dts; the board parser fills these). */
+/* One card memory bank as the board describes it (board/<card>.dts; the board parser fills these).
+ */
 struct dma_bank {
-	uint64_t base;      /* card address of byte 0, bytes; banks must not overlap */
-	uint64_t size;      /* capacity, bytes (> 0) */
-	double bw;          /* bank bandwidth, bytes/s; 0 = not a limit (modeled by emul) */
-	int32_t mem_group;  /* XRT memory-topology index of the bank; -1 = the bank's position */
-	const char *name;   /* e.g. "HBM[3]"; may be NULL; only used in messages */
+	uint64_t base;	   /* card address of byte 0, bytes; banks must not overlap */
+	uint64_t size;	   /* capacity, bytes (> 0) */
+	double bw;	   /* bank bandwidth, bytes/s; 0 = not a limit (modeled by emul) */
+	int32_t mem_group; /* XRT memory-topology index of the bank; -1 = the bank's position */
+	const char *name;  /* e.g. "HBM[3]"; may be NULL; only used in messages */
 };
 
 /* How to open a device. Fields an implementation does not use are ignored; zero means default. */
 struct dma_config {
 	const struct dma_bank *banks; /* [n_banks] card memory banks */
-	unsigned n_banks;             /* 1 .. 64 */
-	unsigned n_channels;          /* 1 .. DMA_MAX_CHANNELS; 0 = 1 */
-	unsigned ring_order;          /* log2 entries of each submission/completion ring; 0 = default */
-	uint32_t ring_counter_start;  /* initial value of the free-running ring counters (tests start
-	                                 them near 2^32 to exercise the wrap) */
-	double link_bw;               /* emul: link bandwidth per direction, bytes/s; 0 = Gen4 x16 */
-	int64_t desc_latency_ns;      /* emul: per-descriptor latency, ns; 0 = default, <0 = none */
-	unsigned device_index;        /* xrt: XRT device index */
-	const char *xdma_prefix;      /* xdma: device node prefix; NULL = "/dev/xdma0" */
-	size_t staging_bytes;         /* xdma: aligned staging buffer per channel, bytes (multiple of
-	                                 4096); 0 = 4 MiB */
+	unsigned n_banks;	      /* 1 .. 64 */
+	unsigned n_channels;	      /* 1 .. DMA_MAX_CHANNELS; 0 = 1 */
+	unsigned ring_order; /* log2 entries of each submission/completion ring; 0 = default */
+	uint32_t ring_counter_start; /* initial value of the free-running ring counters (tests start
+					them near 2^32 to exercise the wrap) */
+	double link_bw;		     /* emul: link bandwidth per direction, bytes/s; 0 = Gen4 x16 */
+	int64_t desc_latency_ns;     /* emul: per-descriptor latency, ns; 0 = default, <0 = none */
+	unsigned device_index;	     /* xrt: XRT device index */
+	const char *xdma_prefix;     /* xdma: device node prefix; NULL = "/dev/xdma0" */
+	size_t staging_bytes;	     /* xdma: aligned staging buffer per channel, bytes (multiple of
+					4096); 0 = 4 MiB */
 };
 
-struct dma_dev;  /* an open device (opaque) */
-struct dma_hbuf; /* a host buffer registered with a device (aligned, pinned where possible) */
+struct dma_dev;	  /* an open device (opaque) */
+struct dma_hbuf;  /* a host buffer registered with a device (aligned, pinned where possible) */
 struct dma_dev_i; /* an implementation's ops table (dma-impl.h) */
 
 extern const struct dma_dev_i dma_emul_i; /* emulated card engine */
@@ -79,22 +80,22 @@ extern const struct dma_dev_i dma_xdma_i; /* XDMA character devices */
 
 /* One scatter-gather element: a host side, a card side and a length. */
 struct dma_sg {
-	void *host;            /* host address, or NULL when hbuf is used */
+	void *host;	       /* host address, or NULL when hbuf is used */
 	struct dma_hbuf *hbuf; /* registered host buffer, or NULL when host is used */
 	size_t hbuf_off;       /* byte offset into hbuf */
-	uint32_t bank;         /* card bank index into dma_config.banks */
+	uint32_t bank;	       /* card bank index into dma_config.banks */
 	uint64_t card_off;     /* byte offset inside the bank */
-	size_t len;            /* bytes, 1 .. DMA_REGS_DESC_LEN_MAX */
+	size_t len;	       /* bytes, 1 .. DMA_REGS_DESC_LEN_MAX */
 };
 
 /* A transfer: a chain of SG elements moved in one direction, completed as one fence. */
 struct dma_xfer {
-	enum dma_dir dir;         /* H2C or C2H for every element */
-	const struct dma_sg *sg;  /* [n_sg] elements, executed in order */
-	unsigned n_sg;            /* 1 .. ring entries */
-	uint64_t cookie;          /* caller's tag, echoed in the completion */
-	uint64_t not_before_ns;   /* modeled virtual time at which the host issues it; 0 = when the
-	                             channel is free */
+	enum dma_dir dir;	 /* H2C or C2H for every element */
+	const struct dma_sg *sg; /* [n_sg] elements, executed in order */
+	unsigned n_sg;		 /* 1 .. ring entries */
+	uint64_t cookie;	 /* caller's tag, echoed in the completion */
+	uint64_t not_before_ns;	 /* modeled virtual time at which the host issues it; 0 = when the
+				    channel is free */
 };
 
 /* Status of one transfer (same values as the wire enum dma_regs_status). */
@@ -108,13 +109,13 @@ enum dma_status {
 
 /* A decoded completion record. */
 struct dma_cpl {
-	uint64_t fence;          /* fence value of the transfer on its channel */
-	uint64_t cookie;         /* dma_xfer.cookie */
-	enum dma_status status;  /* outcome */
-	unsigned sg_index;       /* first failed element; n_sg when OK */
-	uint64_t bytes;          /* bytes moved over all elements */
-	uint64_t t_start_ns;     /* modeled: virtual time the transfer started (0 if untimed) */
-	uint64_t t_end_ns;       /* modeled: virtual time it finished (0 if untimed) */
+	uint64_t fence;		/* fence value of the transfer on its channel */
+	uint64_t cookie;	/* dma_xfer.cookie */
+	enum dma_status status; /* outcome */
+	unsigned sg_index;	/* first failed element; n_sg when OK */
+	uint64_t bytes;		/* bytes moved over all elements */
+	uint64_t t_start_ns;	/* modeled: virtual time the transfer started (0 if untimed) */
+	uint64_t t_end_ns;	/* modeled: virtual time it finished (0 if untimed) */
 };
 
 /* Countdown fault kinds (SQLite-style hooks): the Nth descriptor from now misbehaves. */
@@ -132,7 +133,7 @@ enum dma_fault {
  * -ENOENT device node absent, -EACCES no permission, other negative errno from the system.
  */
 int dma_dev_open(const struct dma_dev_i *impl, const struct dma_config *cfg, struct dma_dev **out,
-                 char *err, size_t err_len);
+		 char *err, size_t err_len);
 
 /* Stops the channel workers (transfers still queued complete as ABORTED first) and frees dev.
  * NULL is allowed. */
@@ -213,7 +214,7 @@ int dma_chan_reset(struct dma_dev *dev, unsigned ch, int64_t timeout_ns);
  * dma_chan_submit.
  */
 int dma_copy_sync(struct dma_dev *dev, unsigned ch, const struct dma_xfer *x, unsigned retries,
-                  int64_t timeout_ns, struct dma_cpl *cpl);
+		  int64_t timeout_ns, struct dma_cpl *cpl);
 
 /*
  * The firmware's fences (firmware/abi/abi_cmd.h: a DMA_FILL or FENCE command signals fence[id] =
@@ -221,10 +222,16 @@ int dma_copy_sync(struct dma_dev *dev, unsigned ch, const struct dma_xfer *x, un
  * fence maps into that space by its low 32 bits, so a command that must wait for DMA fence f of a
  * channel waits for dma_fence_abi(f) on the fence id the host assigned to that channel.
  */
-static inline uint32_t dma_fence_abi(uint64_t f) { return (uint32_t)f; }
+static inline uint32_t dma_fence_abi(uint64_t f)
+{
+	return (uint32_t)f;
+}
 
 /* Whether 32-bit fence value `fence` has reached `value` under the firmware's wrap rule. */
-static inline int dma_fence_abi_reached(uint32_t fence, uint32_t value) { return (int32_t)(fence - value) >= 0; }
+static inline int dma_fence_abi_reached(uint32_t fence, uint32_t value)
+{
+	return (int32_t)(fence - value) >= 0;
+}
 
 /* Short name of a status ("ok", "error", "short", "aborted", "invalid", "?"). */
 const char *dma_status_str(enum dma_status s);

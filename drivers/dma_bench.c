@@ -40,7 +40,7 @@ uint64_t dma_bench_expert_bytes(uint32_t hidden, uint32_t moe_inter)
 /* Fills sg[6] for the expert image at hb (gate w, gate s, up w, up s, down w, down s), packed at
  * card_off in bank `bank`. */
 static void bench_sg_bank(struct dma_sg *sg, struct dma_hbuf *hb, unsigned bank, uint64_t card_off,
-                          uint32_t hidden, uint32_t moe_inter)
+			  uint32_t hidden, uint32_t moe_inter)
 {
 	uint64_t len[6], off = 0;
 	bench_weight(moe_inter, hidden, &len[0], &len[1]);
@@ -59,7 +59,8 @@ static void bench_sg_bank(struct dma_sg *sg, struct dma_hbuf *hb, unsigned bank,
 }
 
 /* bench_sg_bank into bank 0. */
-static void bench_sg(struct dma_sg *sg, struct dma_hbuf *hb, uint64_t card_off, uint32_t hidden, uint32_t moe_inter)
+static void bench_sg(struct dma_sg *sg, struct dma_hbuf *hb, uint64_t card_off, uint32_t hidden,
+		     uint32_t moe_inter)
 {
 	bench_sg_bank(sg, hb, 0, card_off, hidden, moe_inter);
 }
@@ -67,14 +68,15 @@ static void bench_sg(struct dma_sg *sg, struct dma_hbuf *hb, uint64_t card_off, 
 /* Opens an emul device with one bank for two experts at link bandwidth bw. */
 static int bench_open(double bw, uint64_t bytes, struct dma_dev **dev, char *err, size_t err_len)
 {
-	struct dma_bank bank = {.base = 0, .size = 2 * bytes, .bw = 0, .mem_group = -1, .name = "slots"};
+	struct dma_bank bank = {
+	    .base = 0, .size = 2 * bytes, .bw = 0, .mem_group = -1, .name = "slots"};
 	struct dma_config cfg = {.banks = &bank, .n_banks = 1, .n_channels = 2, .link_bw = bw};
 	return dma_dev_open(&dma_emul_i, &cfg, dev, err, err_len);
 }
 
 /* Sends one expert on channel ch at card_off and waits; *ns gets its modeled duration. */
-static int bench_one(struct dma_dev *dev, unsigned ch, struct dma_hbuf *hb, uint64_t card_off, uint32_t hidden,
-                     uint32_t moe_inter, double *ns)
+static int bench_one(struct dma_dev *dev, unsigned ch, struct dma_hbuf *hb, uint64_t card_off,
+		     uint32_t hidden, uint32_t moe_inter, double *ns)
 {
 	struct dma_sg sg[6];
 	struct dma_cpl c;
@@ -89,8 +91,9 @@ static int bench_one(struct dma_dev *dev, unsigned ch, struct dma_hbuf *hb, uint
 }
 
 /* Modeled figures at link bandwidth bw: one expert, and two experts on two channels. */
-static int bench_modeled(double bw, struct dma_hbuf **hbp, struct dma_bench_result *r, double *one, double *two,
-                         uint32_t hidden, uint32_t moe_inter, char *err, size_t err_len)
+static int bench_modeled(double bw, struct dma_hbuf **hbp, struct dma_bench_result *r, double *one,
+			 double *two, uint32_t hidden, uint32_t moe_inter, char *err,
+			 size_t err_len)
 {
 	struct dma_dev *dev;
 	struct dma_hbuf *hb = NULL;
@@ -130,8 +133,8 @@ out:
 	return rc;
 }
 
-int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma_bench_result *r, char *err,
-                  size_t err_len)
+int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma_bench_result *r,
+		  char *err, size_t err_len)
 {
 	if (!r || reps == 0 || hidden == 0 || moe_inter == 0)
 		return -EINVAL;
@@ -142,11 +145,12 @@ int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma
 	r->gen4_bw = DMA_LINK_PCIE_GEN4_X16;
 	r->latency_ns = DMA_DESC_LATENCY_DEF_NS;
 	r->reps = reps;
-	int rc = bench_modeled(r->gen3_bw, NULL, r, &r->modeled_gen3_ns, NULL, hidden, moe_inter, err, err_len);
+	int rc = bench_modeled(r->gen3_bw, NULL, r, &r->modeled_gen3_ns, NULL, hidden, moe_inter,
+			       err, err_len);
 	if (rc)
 		return rc;
-	rc = bench_modeled(r->gen4_bw, NULL, r, &r->modeled_gen4_ns, &r->modeled_gen4_2ch_ns, hidden, moe_inter,
-	                   err, err_len);
+	rc = bench_modeled(r->gen4_bw, NULL, r, &r->modeled_gen4_ns, &r->modeled_gen4_2ch_ns,
+			   hidden, moe_inter, err, err_len);
 	if (rc)
 		return rc;
 
@@ -183,7 +187,7 @@ out:
 }
 
 int dma_bench_board(const struct dma_config *cfg, uint32_t hidden, uint32_t moe_inter, double *ns,
-                    unsigned *bank, char *err, size_t err_len)
+		    unsigned *bank, char *err, size_t err_len)
 {
 	if (!cfg || !ns || !bank || hidden == 0 || moe_inter == 0)
 		return -EINVAL;

@@ -17,17 +17,17 @@ uint64_t dma_bench_expert_bytes(uint32_t hidden, uint32_t moe_inter);
 
 /* Results of dma_bench_run. */
 struct dma_bench_result {
-	uint64_t expert_bytes;   /* bytes per expert */
-	unsigned n_sg;           /* SG elements per expert transfer (3 weights + 3 scales) */
-	double gen3_bw;          /* link bandwidth used for Gen3 x16, bytes/s */
-	double gen4_bw;          /* link bandwidth used for Gen4 x16, bytes/s */
-	double latency_ns;       /* per-descriptor latency, ns */
-	double modeled_gen3_ns;  /* modeled: one expert over Gen3 x16, ns */
-	double modeled_gen4_ns;  /* modeled: one expert over Gen4 x16, ns */
+	uint64_t expert_bytes;	    /* bytes per expert */
+	unsigned n_sg;		    /* SG elements per expert transfer (3 weights + 3 scales) */
+	double gen3_bw;		    /* link bandwidth used for Gen3 x16, bytes/s */
+	double gen4_bw;		    /* link bandwidth used for Gen4 x16, bytes/s */
+	double latency_ns;	    /* per-descriptor latency, ns */
+	double modeled_gen3_ns;	    /* modeled: one expert over Gen3 x16, ns */
+	double modeled_gen4_ns;	    /* modeled: one expert over Gen4 x16, ns */
 	double modeled_gen4_2ch_ns; /* modeled: two experts on two channels over Gen4 x16, ns */
-	unsigned reps;           /* measured transfers */
-	double measured_s;       /* measured wall time of reps transfers, s */
-	double measured_bw;      /* measured emul engine throughput (host memcpy), bytes/s */
+	unsigned reps;		    /* measured transfers */
+	double measured_s;	    /* measured wall time of reps transfers, s */
+	double measured_bw;	    /* measured emul engine throughput (host memcpy), bytes/s */
 };
 
 /*
@@ -35,8 +35,8 @@ struct dma_bench_result {
  * Library code: prints nothing. Errors: -EINVAL reps 0 or a zero shape, -ENOMEM, -EIO a transfer
  * failed or the copied bytes differ; errors of dma_dev_open (reason in err).
  */
-int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma_bench_result *r, char *err,
-                  size_t err_len);
+int dma_bench_run(uint32_t hidden, uint32_t moe_inter, unsigned reps, struct dma_bench_result *r,
+		  char *err, size_t err_len);
 
 struct dma_config;
 
@@ -47,6 +47,6 @@ struct dma_config;
  * dma_dev_open (reason in err).
  */
 int dma_bench_board(const struct dma_config *cfg, uint32_t hidden, uint32_t moe_inter, double *ns,
-                    unsigned *bank, char *err, size_t err_len);
+		    unsigned *bank, char *err, size_t err_len);
 
 #endif /* MOECARD_DMA_BENCH_H */

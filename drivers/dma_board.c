@@ -13,7 +13,7 @@
 #include "dma_board.h"
 
 int dma_config_from_board(const struct board_desc *b, struct dma_bank *banks, unsigned max_banks,
-                          struct dma_config *cfg)
+			  struct dma_config *cfg)
 {
 	if (!b || !banks || !cfg)
 		return -EINVAL;
@@ -36,11 +36,11 @@ int dma_config_from_board(const struct board_desc *b, struct dma_bank *banks, un
 		nch = DMA_MAX_CHANNELS;
 	for (uint32_t i = 0; i < b->n_banks; i++) {
 		banks[i] = (struct dma_bank){
-			.base = b->bank[i].base,
-			.size = b->bank[i].size,
-			.bw = (double)b->bank[i].bw_mbps * 1e6,
-			.mem_group = -1,
-			.name = b->bank[i].name,
+		    .base = b->bank[i].base,
+		    .size = b->bank[i].size,
+		    .bw = (double)b->bank[i].bw_mbps * 1e6,
+		    .mem_group = -1,
+		    .name = b->bank[i].name,
 		};
 	}
 	memset(cfg, 0, sizeof(*cfg));

@@ -19,6 +19,6 @@ struct board_desc;
  * -ENOSPC more banks than max_banks.
  */
 int dma_config_from_board(const struct board_desc *b, struct dma_bank *banks, unsigned max_banks,
-                          struct dma_config *cfg);
+			  struct dma_config *cfg);
 
 #endif /* MOECARD_DMA_BOARD_H */

@@ -29,60 +29,66 @@
 
 /* Host-side shadow of one submission ring slot (what the wire descriptor cannot carry). */
 struct dma_sq_side {
-	struct dma_hbuf *hbuf;  /* registered buffer of the element, or NULL */
-	size_t hbuf_off;        /* offset of the element's host side in hbuf */
-	uint64_t cookie;        /* transfer's tag (first slot of a transfer) */
-	uint64_t fence;         /* transfer's fence (first slot of a transfer) */
+	struct dma_hbuf *hbuf;	/* registered buffer of the element, or NULL */
+	size_t hbuf_off;	/* offset of the element's host side in hbuf */
+	uint64_t cookie;	/* transfer's tag (first slot of a transfer) */
+	uint64_t fence;		/* transfer's fence (first slot of a transfer) */
 	uint64_t not_before_ns; /* transfer's modeled issue time (first slot) */
-	uint32_t n_sg;          /* descriptors in the transfer (first slot) */
+	uint32_t n_sg;		/* descriptors in the transfer (first slot) */
 };
 
 /* One channel: rings, counters, fence block and its worker. */
 struct dma_chan {
-	struct dma_dev *dev;          /* owner */
-	unsigned idx;                 /* channel number */
-	pthread_t thread;             /* worker */
-	int thread_started;           /* 1 once the worker runs */
-	pthread_mutex_t mu;           /* guards everything below */
-	pthread_cond_t work;          /* signalled on submit, reset, stop */
-	pthread_cond_t done;          /* signalled on every completion */
-	uint8_t (*sq)[32];            /* [ring_n] wire descriptors (struct dma_regs_desc) */
-	struct dma_sq_side *side;     /* [ring_n] shadows */
-	uint8_t (*cq)[48];            /* [ring_n] wire completion records (struct dma_regs_cpl) */
-	uint32_t sq_prod, sq_cons;    /* free-running descriptor counters */
-	uint32_t cq_prod, cq_cons;    /* free-running completion counters */
-	uint8_t fence_blk[32];        /* struct dma_regs_fence, little-endian */
-	uint64_t abort_fence;         /* transfers with fence <= this complete ABORTED */
-	int stuck;                    /* 1 while the worker sits on a stuck descriptor */
-	double vt;                    /* modeled channel clock, ns */
+	struct dma_dev *dev;	   /* owner */
+	unsigned idx;		   /* channel number */
+	pthread_t thread;	   /* worker */
+	int thread_started;	   /* 1 once the worker runs */
+	pthread_mutex_t mu;	   /* guards everything below */
+	pthread_cond_t work;	   /* signalled on submit, reset, stop */
+	pthread_cond_t done;	   /* signalled on every completion */
+	uint8_t (*sq)[32];	   /* [ring_n] wire descriptors (struct dma_regs_desc) */
+	struct dma_sq_side *side;  /* [ring_n] shadows */
+	uint8_t (*cq)[48];	   /* [ring_n] wire completion records (struct dma_regs_cpl) */
+	uint32_t sq_prod, sq_cons; /* free-running descriptor counters */
+	uint32_t cq_prod, cq_cons; /* free-running completion counters */
+	uint8_t fence_blk[32];	   /* struct dma_regs_fence, little-endian */
+	uint64_t abort_fence;	   /* transfers with fence <= this complete ABORTED */
+	int stuck;		   /* 1 while the worker sits on a stuck descriptor */
+	double vt;		   /* modeled channel clock, ns */
 };
 
 /* An open device. */
 struct dma_dev {
-	const struct dma_dev_i *impl;        /* engine ops */
-	struct dma_config cfg;               /* validated copy; cfg.banks points at banks */
+	const struct dma_dev_i *impl;	      /* engine ops */
+	struct dma_config cfg;		      /* validated copy; cfg.banks points at banks */
 	struct dma_bank banks[DMA_MAX_BANKS]; /* [cfg.n_banks] */
-	void *priv;                          /* engine state */
-	unsigned n_ch;                       /* channels */
-	uint32_t ring_n, ring_mask;          /* entries per ring, entries - 1 */
-	int stop;                            /* set under every channel lock at close */
-	pthread_mutex_t mu;                  /* guards the model and fault fields */
-	double link_bw;                      /* modeled link bytes/s per direction */
-	double lat_ns;                       /* modeled per-descriptor latency, ns */
-	double link_free[2];                 /* modeled time each link direction is free, ns */
-	double vclock;                       /* modeled latest end time, ns */
-	enum dma_fault fault_kind;           /* armed fault, NONE = off */
-	uint64_t fault_countdown;            /* descriptors until it fires (1 = next) */
-	int fault_persist;                   /* keep firing once reached */
+	void *priv;			      /* engine state */
+	unsigned n_ch;			      /* channels */
+	uint32_t ring_n, ring_mask;	      /* entries per ring, entries - 1 */
+	int stop;			      /* set under every channel lock at close */
+	pthread_mutex_t mu;		      /* guards the model and fault fields */
+	double link_bw;			      /* modeled link bytes/s per direction */
+	double lat_ns;			      /* modeled per-descriptor latency, ns */
+	double link_free[2];		      /* modeled time each link direction is free, ns */
+	double vclock;			      /* modeled latest end time, ns */
+	enum dma_fault fault_kind;	      /* armed fault, NONE = off */
+	uint64_t fault_countdown;	      /* descriptors until it fires (1 = next) */
+	int fault_persist;		      /* keep firing once reached */
 	struct dma_chan ch[DMA_MAX_CHANNELS]; /* [n_ch] */
 };
 
 #define FB_SUBMITTED 0
 #define FB_COMPLETED 8
-#define FB_ERRORS 16
+#define FB_ERRORS    16
 
-static uint64_t fb_get(const struct dma_chan *c, int off) { return dma_regs_get_le64(c->fence_blk + off); }
-static void fb_put(struct dma_chan *c, int off, uint64_t v) { dma_regs_put_le64(c->fence_blk + off, v); }
+static uint64_t fb_get(const struct dma_chan *c, int off)
+{
+	return dma_regs_get_le64(c->fence_blk + off);
+}
+static void fb_put(struct dma_chan *c, int off, uint64_t v)
+{
+	dma_regs_put_le64(c->fence_blk + off, v);
+}
 
 int dma_err_set(char *err, size_t err_len, int rc, const char *fmt, ...)
 {
@@ -95,12 +101,30 @@ int dma_err_set(char *err, size_t err_len, int rc, const char *fmt, ...)
 	return rc;
 }
 
-void dma_dev_set_priv(struct dma_dev *dev, void *priv) { dev->priv = priv; }
-void *dma_dev_priv(const struct dma_dev *dev) { return dev->priv; }
-const struct dma_config *dma_dev_config(const struct dma_dev *dev) { return &dev->cfg; }
-const char *dma_dev_name(const struct dma_dev *dev) { return dev->impl->name; }
-unsigned dma_dev_n_channels(const struct dma_dev *dev) { return dev->n_ch; }
-unsigned dma_dev_ring_entries(const struct dma_dev *dev) { return dev->ring_n; }
+void dma_dev_set_priv(struct dma_dev *dev, void *priv)
+{
+	dev->priv = priv;
+}
+void *dma_dev_priv(const struct dma_dev *dev)
+{
+	return dev->priv;
+}
+const struct dma_config *dma_dev_config(const struct dma_dev *dev)
+{
+	return &dev->cfg;
+}
+const char *dma_dev_name(const struct dma_dev *dev)
+{
+	return dev->impl->name;
+}
+unsigned dma_dev_n_channels(const struct dma_dev *dev)
+{
+	return dev->n_ch;
+}
+unsigned dma_dev_ring_entries(const struct dma_dev *dev)
+{
+	return dev->ring_n;
+}
 
 void *dma_dev_bank_ptr(struct dma_dev *dev, unsigned bank)
 {
@@ -120,11 +144,16 @@ uint64_t dma_dev_vclock_ns(struct dma_dev *dev)
 const char *dma_status_str(enum dma_status s)
 {
 	switch (s) {
-	case DMA_STATUS_OK: return "ok";
-	case DMA_STATUS_ERROR: return "error";
-	case DMA_STATUS_SHORT: return "short";
-	case DMA_STATUS_ABORTED: return "aborted";
-	case DMA_STATUS_INVALID: return "invalid";
+	case DMA_STATUS_OK:
+		return "ok";
+	case DMA_STATUS_ERROR:
+		return "error";
+	case DMA_STATUS_SHORT:
+		return "short";
+	case DMA_STATUS_ABORTED:
+		return "aborted";
+	case DMA_STATUS_INVALID:
+		return "invalid";
 	}
 	return "?";
 }
@@ -152,14 +181,16 @@ static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct
 	return pthread_cond_timedwait(cv, mu, dl);
 }
 
-/* ---- the worker ------------------------------------------------------------------------------- */
+/* ---- the worker -------------------------------------------------------------------------------
+ */
 
 /* Looks up the bank holding [addr, addr+len); returns its index or -1. */
 static int bank_find(const struct dma_dev *dev, uint64_t addr, uint64_t len)
 {
 	for (unsigned b = 0; b < dev->cfg.n_banks; b++) {
 		const struct dma_bank *k = &dev->banks[b];
-		if (addr >= k->base && addr - k->base <= k->size && len <= k->size - (addr - k->base))
+		if (addr >= k->base && addr - k->base <= k->size &&
+		    len <= k->size - (addr - k->base))
 			return (int)b;
 	}
 	return -1;
@@ -183,9 +214,11 @@ static enum dma_fault fault_take(struct dma_dev *dev)
 	return k;
 }
 
-/* Charges one descriptor of len bytes on channel c's modeled clock (latency, then the link direction
- * at min(link, bank) bandwidth); advances the channel clock and returns the descriptor's end, ns. */
-static double model_charge(struct dma_dev *dev, struct dma_chan *c, const struct dma_op *op, size_t len)
+/* Charges one descriptor of len bytes on channel c's modeled clock (latency, then the link
+ * direction at min(link, bank) bandwidth); advances the channel clock and returns the descriptor's
+ * end, ns. */
+static double model_charge(struct dma_dev *dev, struct dma_chan *c, const struct dma_op *op,
+			   size_t len)
 {
 	pthread_mutex_lock(&dev->mu);
 	double bw = dev->link_bw;
@@ -244,9 +277,9 @@ static void chan_run_xfer(struct dma_chan *c, uint32_t first, int abort, struct 
 		op.hbuf_off = c->side[slot].hbuf_off;
 		op.len = len;
 		int b = bank_find(dev, op.card_addr, len);
-		if (DMA_REGS_CTRL_MAGIC(ctrl) != DMA_REGS_DESC_MAGIC || (ctrl & DMA_REGS_CTRL_RSVD_MASK) ||
-		    op.dir > DMA_DIR_C2H || !eop_ok || len == 0 || len > DMA_REGS_DESC_LEN_MAX || b < 0 ||
-		    !op.host) {
+		if (DMA_REGS_CTRL_MAGIC(ctrl) != DMA_REGS_DESC_MAGIC ||
+		    (ctrl & DMA_REGS_CTRL_RSVD_MASK) || op.dir > DMA_DIR_C2H || !eop_ok ||
+		    len == 0 || len > DMA_REGS_DESC_LEN_MAX || b < 0 || !op.host) {
 			r->status = DMA_STATUS_INVALID;
 			r->sg_index = i;
 			break;
@@ -256,8 +289,8 @@ static void chan_run_xfer(struct dma_chan *c, uint32_t first, int abort, struct 
 
 		enum dma_fault f = fault_take(dev);
 		if (f == DMA_FAULT_STUCK) {
-			/* Stops here, like an engine waiting on a descriptor that never arrives, until
-			 * dma_chan_reset (or close) aborts this fence. */
+			/* Stops here, like an engine waiting on a descriptor that never arrives,
+			 * until dma_chan_reset (or close) aborts this fence. */
 			pthread_mutex_lock(&c->mu);
 			c->stuck = 1;
 			while (c->abort_fence < r->fence && !dev->stop)
@@ -336,7 +369,8 @@ static void *chan_worker(void *arg)
 	return NULL;
 }
 
-/* ---- open / close ----------------------------------------------------------------------------- */
+/* ---- open / close -----------------------------------------------------------------------------
+ */
 
 /* Checks cfg; writes the offending field to err. Errors: -EINVAL. */
 static int config_check(const struct dma_config *cfg, char *err, size_t err_len)
@@ -344,37 +378,46 @@ static int config_check(const struct dma_config *cfg, char *err, size_t err_len)
 	if (!cfg)
 		return dma_err_set(err, err_len, -EINVAL, "dma: config is NULL");
 	if (!cfg->banks || cfg->n_banks == 0 || cfg->n_banks > DMA_MAX_BANKS)
-		return dma_err_set(err, err_len, -EINVAL, "dma: config field n_banks/banks: need 1..%d banks",
-		                   DMA_MAX_BANKS);
+		return dma_err_set(err, err_len, -EINVAL,
+				   "dma: config field n_banks/banks: need 1..%d banks",
+				   DMA_MAX_BANKS);
 	for (unsigned i = 0; i < cfg->n_banks; i++) {
 		const struct dma_bank *b = &cfg->banks[i];
 		if (b->size == 0 || b->base + b->size < b->base)
-			return dma_err_set(err, err_len, -EINVAL,
-			                   "dma: config field banks[%u].size: 0 or base+size overflows", i);
+			return dma_err_set(
+			    err, err_len, -EINVAL,
+			    "dma: config field banks[%u].size: 0 or base+size overflows", i);
 		if (!(b->bw >= 0 && b->bw < 1e18))
-			return dma_err_set(err, err_len, -EINVAL, "dma: config field banks[%u].bw: not a bandwidth", i);
+			return dma_err_set(err, err_len, -EINVAL,
+					   "dma: config field banks[%u].bw: not a bandwidth", i);
 		for (unsigned j = 0; j < i; j++) {
 			const struct dma_bank *o = &cfg->banks[j];
 			if (b->base < o->base + o->size && o->base < b->base + b->size)
-				return dma_err_set(err, err_len, -EINVAL,
-				                   "dma: config field banks[%u].base: overlaps banks[%u]", i, j);
+				return dma_err_set(
+				    err, err_len, -EINVAL,
+				    "dma: config field banks[%u].base: overlaps banks[%u]", i, j);
 		}
 	}
 	if (cfg->n_channels > DMA_MAX_CHANNELS)
-		return dma_err_set(err, err_len, -EINVAL, "dma: config field n_channels: %u exceeds %d",
-		                   cfg->n_channels, DMA_MAX_CHANNELS);
-	if (cfg->ring_order && (cfg->ring_order < DMA_RING_ORDER_MIN || cfg->ring_order > DMA_RING_ORDER_MAX))
-		return dma_err_set(err, err_len, -EINVAL, "dma: config field ring_order: %u not in %d..%d",
-		                   cfg->ring_order, DMA_RING_ORDER_MIN, DMA_RING_ORDER_MAX);
+		return dma_err_set(err, err_len, -EINVAL,
+				   "dma: config field n_channels: %u exceeds %d", cfg->n_channels,
+				   DMA_MAX_CHANNELS);
+	if (cfg->ring_order &&
+	    (cfg->ring_order < DMA_RING_ORDER_MIN || cfg->ring_order > DMA_RING_ORDER_MAX))
+		return dma_err_set(err, err_len, -EINVAL,
+				   "dma: config field ring_order: %u not in %d..%d",
+				   cfg->ring_order, DMA_RING_ORDER_MIN, DMA_RING_ORDER_MAX);
 	if (!(cfg->link_bw >= 0 && cfg->link_bw < 1e18))
-		return dma_err_set(err, err_len, -EINVAL, "dma: config field link_bw: not a bandwidth");
+		return dma_err_set(err, err_len, -EINVAL,
+				   "dma: config field link_bw: not a bandwidth");
 	if (cfg->staging_bytes % 4096)
-		return dma_err_set(err, err_len, -EINVAL, "dma: config field staging_bytes: not a multiple of 4096");
+		return dma_err_set(err, err_len, -EINVAL,
+				   "dma: config field staging_bytes: not a multiple of 4096");
 	return 0;
 }
 
 int dma_dev_open(const struct dma_dev_i *impl, const struct dma_config *cfg, struct dma_dev **out,
-                 char *err, size_t err_len)
+		 char *err, size_t err_len)
 {
 	int rc;
 	if (err && err_len)
@@ -383,9 +426,10 @@ int dma_dev_open(const struct dma_dev_i *impl, const struct dma_config *cfg, str
 		return dma_err_set(err, err_len, -EINVAL, "dma: out is NULL");
 	*out = NULL;
 	if (!impl || impl->version != DMA_IMPL_VERSION || !impl->open || !impl->xfer)
-		return dma_err_set(err, err_len, -EINVAL, "dma: implementation %s has ops version %u, core wants %d",
-		                   impl && impl->name ? impl->name : "?", impl ? impl->version : 0,
-		                   DMA_IMPL_VERSION);
+		return dma_err_set(err, err_len, -EINVAL,
+				   "dma: implementation %s has ops version %u, core wants %d",
+				   impl && impl->name ? impl->name : "?", impl ? impl->version : 0,
+				   DMA_IMPL_VERSION);
 	rc = config_check(cfg, err, err_len);
 	if (rc)
 		return rc;
@@ -405,9 +449,9 @@ int dma_dev_open(const struct dma_dev_i *impl, const struct dma_config *cfg, str
 	dev->ring_n = 1u << dev->cfg.ring_order;
 	dev->ring_mask = dev->ring_n - 1;
 	dev->link_bw = cfg->link_bw > 0 ? cfg->link_bw : DMA_LINK_PCIE_GEN4_X16;
-	dev->lat_ns = cfg->desc_latency_ns == 0 ? DMA_DESC_LATENCY_DEF_NS
-	            : cfg->desc_latency_ns < 0  ? 0.0
-	                                        : (double)cfg->desc_latency_ns;
+	dev->lat_ns = cfg->desc_latency_ns == 0	 ? DMA_DESC_LATENCY_DEF_NS
+		      : cfg->desc_latency_ns < 0 ? 0.0
+						 : (double)cfg->desc_latency_ns;
 	pthread_mutex_init(&dev->mu, NULL);
 
 	unsigned inited = 0;
@@ -442,7 +486,8 @@ int dma_dev_open(const struct dma_dev_i *impl, const struct dma_config *cfg, str
 	for (unsigned i = 0; i < dev->n_ch; i++) {
 		int e = pthread_create(&dev->ch[i].thread, NULL, chan_worker, &dev->ch[i]);
 		if (e) {
-			rc = dma_err_set(err, err_len, -e, "dma: cannot start channel %u worker: %s", i, strerror(e));
+			rc = dma_err_set(err, err_len, -e,
+					 "dma: cannot start channel %u worker: %s", i, strerror(e));
 			goto fail_threads;
 		}
 		dev->ch[i].thread_started = 1;
@@ -500,7 +545,8 @@ void dma_dev_close(struct dma_dev *dev)
 	free(dev);
 }
 
-/* ---- faults and host buffers ------------------------------------------------------------------ */
+/* ---- faults and host buffers ------------------------------------------------------------------
+ */
 
 int dma_dev_fault_set(struct dma_dev *dev, enum dma_fault kind, uint64_t countdown, int persist)
 {
@@ -534,7 +580,8 @@ int dma_hbuf_alloc(struct dma_dev *dev, size_t size, struct dma_hbuf **out)
 			rc = -rc;
 			goto fail;
 		}
-		hb->locked = mlock(hb->ptr, size) == 0; /* pinned if the limit allows; not required */
+		hb->locked =
+		    mlock(hb->ptr, size) == 0; /* pinned if the limit allows; not required */
 	}
 	*out = hb;
 	return 0;
@@ -557,14 +604,19 @@ void dma_hbuf_free(struct dma_dev *dev, struct dma_hbuf *hb)
 	free(hb);
 }
 
-void *dma_hbuf_ptr(struct dma_hbuf *hb) { return hb ? hb->ptr : NULL; }
+void *dma_hbuf_ptr(struct dma_hbuf *hb)
+{
+	return hb ? hb->ptr : NULL;
+}
 
-/* ---- submission, completion, fences ----------------------------------------------------------- */
+/* ---- submission, completion, fences -----------------------------------------------------------
+ */
 
 /* Checks one element against dev; returns 0, -EINVAL or -ERANGE. */
 static int sg_check(const struct dma_dev *dev, const struct dma_sg *s)
 {
-	if (!s->host == !s->hbuf || s->len == 0 || s->len > DMA_REGS_DESC_LEN_MAX || s->bank >= dev->cfg.n_banks)
+	if (!s->host == !s->hbuf || s->len == 0 || s->len > DMA_REGS_DESC_LEN_MAX ||
+	    s->bank >= dev->cfg.n_banks)
 		return -EINVAL;
 	if (s->hbuf && (s->hbuf_off > s->hbuf->size || s->len > s->hbuf->size - s->hbuf_off))
 		return -EINVAL;
@@ -588,7 +640,8 @@ int dma_chan_submit(struct dma_dev *dev, unsigned ch, const struct dma_xfer *x, 
 	pthread_mutex_lock(&c->mu);
 	uint64_t sub = fb_get(c, FB_SUBMITTED), comp = fb_get(c, FB_COMPLETED);
 	uint32_t sq_used = c->sq_prod - c->sq_cons, cq_used = c->cq_prod - c->cq_cons;
-	if (dev->stop || sq_used + x->n_sg > dev->ring_n || cq_used + (sub - comp) + 1 > dev->ring_n) {
+	if (dev->stop || sq_used + x->n_sg > dev->ring_n ||
+	    cq_used + (sub - comp) + 1 > dev->ring_n) {
 		pthread_mutex_unlock(&c->mu);
 		return dev->stop ? -EINVAL : -EAGAIN;
 	}
@@ -596,10 +649,13 @@ int dma_chan_submit(struct dma_dev *dev, unsigned ch, const struct dma_xfer *x, 
 	for (unsigned i = 0; i < x->n_sg; i++) {
 		const struct dma_sg *s = &x->sg[i];
 		uint32_t slot = (c->sq_prod + i) & dev->ring_mask;
-		uint64_t host = (uint64_t)(uintptr_t)(s->hbuf ? (uint8_t *)s->hbuf->ptr + s->hbuf_off : s->host);
+		uint64_t host =
+		    (uint64_t)(uintptr_t)(s->hbuf ? (uint8_t *)s->hbuf->ptr + s->hbuf_off
+						  : s->host);
 		uint64_t card = dev->banks[s->bank].base + s->card_off;
-		dma_regs_desc_encode(c->sq[slot], dma_regs_ctrl_make(x->dir, i == x->n_sg - 1), (uint32_t)s->len,
-		                     x->dir == DMA_DIR_H2C ? host : card, x->dir == DMA_DIR_H2C ? card : host);
+		dma_regs_desc_encode(c->sq[slot], dma_regs_ctrl_make(x->dir, i == x->n_sg - 1),
+				     (uint32_t)s->len, x->dir == DMA_DIR_H2C ? host : card,
+				     x->dir == DMA_DIR_H2C ? card : host);
 		struct dma_sq_side *sd = &c->side[slot];
 		memset(sd, 0, sizeof(*sd));
 		sd->hbuf = s->hbuf;
@@ -726,7 +782,7 @@ int dma_chan_reset(struct dma_dev *dev, unsigned ch, int64_t timeout_ns)
 }
 
 int dma_copy_sync(struct dma_dev *dev, unsigned ch, const struct dma_xfer *x, unsigned retries,
-                  int64_t timeout_ns, struct dma_cpl *cpl)
+		  int64_t timeout_ns, struct dma_cpl *cpl)
 {
 	if (!dev || ch >= dev->n_ch)
 		return -EINVAL;

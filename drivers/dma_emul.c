@@ -15,9 +15,9 @@
 
 /* State of an emulated device. */
 struct dma_emul {
-	unsigned n_banks;  /* banks mapped */
-	uint8_t **mem;     /* [n_banks] bank memory, each [banks[i].size] bytes */
-	size_t *len;       /* [n_banks] mapping lengths, bytes */
+	unsigned n_banks; /* banks mapped */
+	uint8_t **mem;	  /* [n_banks] bank memory, each [banks[i].size] bytes */
+	size_t *len;	  /* [n_banks] mapping lengths, bytes */
 };
 
 static void emul_close(struct dma_dev *dev)
@@ -51,15 +51,18 @@ static int emul_open(struct dma_dev *dev, const struct dma_config *cfg, char *er
 	for (unsigned i = 0; i < cfg->n_banks; i++) {
 		const struct dma_bank *b = &cfg->banks[i];
 		if (b->size > SIZE_MAX) {
-			rc = dma_err_set(err, err_len, -ENOMEM, "emul: bank %u (%s) too large for this host", i,
-			                 b->name ? b->name : "?");
+			rc = dma_err_set(err, err_len, -ENOMEM,
+					 "emul: bank %u (%s) too large for this host", i,
+					 b->name ? b->name : "?");
 			goto fail;
 		}
 		void *p = mmap(NULL, (size_t)b->size, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED) {
-			rc = dma_err_set(err, err_len, -ENOMEM, "emul: cannot map bank %u (%s, %llu bytes): %s", i,
-			                 b->name ? b->name : "?", (unsigned long long)b->size, strerror(errno));
+			rc = dma_err_set(err, err_len, -ENOMEM,
+					 "emul: cannot map bank %u (%s, %llu bytes): %s", i,
+					 b->name ? b->name : "?", (unsigned long long)b->size,
+					 strerror(errno));
 			goto fail;
 		}
 		e->mem[i] = p;
@@ -92,11 +95,11 @@ static void *emul_bank_ptr(struct dma_dev *dev, unsigned bank)
 }
 
 const struct dma_dev_i dma_emul_i = {
-	.version = DMA_IMPL_VERSION,
-	.name = "emul",
-	.modeled = 1,
-	.open = emul_open,
-	.close = emul_close,
-	.xfer = emul_xfer,
-	.bank_ptr = emul_bank_ptr,
+    .version = DMA_IMPL_VERSION,
+    .name = "emul",
+    .modeled = 1,
+    .open = emul_open,
+    .close = emul_close,
+    .xfer = emul_xfer,
+    .bank_ptr = emul_bank_ptr,
 };

@@ -17,21 +17,21 @@
 
 #include "dma-impl.h"
 
-#define XDMA_PREFIX_DEF "/dev/xdma0"
+#define XDMA_PREFIX_DEF	 "/dev/xdma0"
 #define XDMA_STAGING_DEF (4u << 20)
 
 /* One channel's device nodes and staging buffer. */
 struct xdma_chan {
-	int h2c_fd;       /* <prefix>_h2c_N, write-only; -1 when closed */
-	int c2h_fd;       /* <prefix>_c2h_N, read-only; -1 when closed */
+	int h2c_fd;	  /* <prefix>_h2c_N, write-only; -1 when closed */
+	int c2h_fd;	  /* <prefix>_c2h_N, read-only; -1 when closed */
 	uint8_t *staging; /* [staging_bytes] 4096-aligned */
-	int locked;       /* 1 if staging is mlocked */
+	int locked;	  /* 1 if staging is mlocked */
 };
 
 /* State of an XDMA device. */
 struct dma_xdma {
-	unsigned n_ch;                       /* channels opened */
-	size_t staging_bytes;                /* per channel, multiple of 4096 */
+	unsigned n_ch;			       /* channels opened */
+	size_t staging_bytes;		       /* per channel, multiple of 4096 */
 	struct xdma_chan ch[DMA_MAX_CHANNELS]; /* [n_ch] */
 };
 
@@ -55,18 +55,20 @@ static void xdma_close(struct dma_dev *dev)
 }
 
 /* Opens one node; on failure writes "xdma: <path>: <reason>" to err. */
-static int xdma_node_open(const char *prefix, const char *kind, unsigned ch, int flags, int *fd, char *err,
-                          size_t err_len)
+static int xdma_node_open(const char *prefix, const char *kind, unsigned ch, int flags, int *fd,
+			  char *err, size_t err_len)
 {
 	char path[512];
 	int n = snprintf(path, sizeof(path), "%s_%s_%u", prefix, kind, ch);
 	if (n < 0 || (size_t)n >= sizeof(path))
-		return dma_err_set(err, err_len, -EINVAL, "xdma: config field xdma_prefix: too long");
+		return dma_err_set(err, err_len, -EINVAL,
+				   "xdma: config field xdma_prefix: too long");
 	*fd = open(path, flags | O_CLOEXEC);
 	if (*fd < 0) {
 		int e = errno;
-		return dma_err_set(err, err_len, -e, "xdma: cannot open %s: %s%s", path, strerror(e),
-		                   e == ENOENT ? " (no XDMA card, or the xdma driver is not loaded)" : "");
+		return dma_err_set(
+		    err, err_len, -e, "xdma: cannot open %s: %s%s", path, strerror(e),
+		    e == ENOENT ? " (no XDMA card, or the xdma driver is not loaded)" : "");
 	}
 	return 0;
 }
@@ -95,8 +97,9 @@ static int xdma_open(struct dma_dev *dev, const struct dma_config *cfg, char *er
 		rc = posix_memalign((void **)&c->staging, 4096, x->staging_bytes);
 		if (rc) {
 			c->staging = NULL;
-			rc = dma_err_set(err, err_len, -rc, "xdma: cannot allocate %zu-byte staging buffer",
-			                 x->staging_bytes);
+			rc = dma_err_set(err, err_len, -rc,
+					 "xdma: cannot allocate %zu-byte staging buffer",
+					 x->staging_bytes);
 			goto fail;
 		}
 		c->locked = mlock(c->staging, x->staging_bytes) == 0;
@@ -146,10 +149,10 @@ static int xdma_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, 
 }
 
 const struct dma_dev_i dma_xdma_i = {
-	.version = DMA_IMPL_VERSION,
-	.name = "xdma",
-	.modeled = 0,
-	.open = xdma_open,
-	.close = xdma_close,
-	.xfer = xdma_xfer,
+    .version = DMA_IMPL_VERSION,
+    .name = "xdma",
+    .modeled = 0,
+    .open = xdma_open,
+    .close = xdma_close,
+    .xfer = xdma_xfer,
 };

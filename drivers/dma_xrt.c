@@ -22,39 +22,34 @@
 
 #include "dma-impl.h"
 
-#if defined(__has_include)
-#if __has_include(<xrt/xrt_bo.h>) && __has_include(<xrt/xrt_device.h>)
-#define DMA_XRT_HAVE_HEADERS 1
-#endif
-#endif
-
+/* DMA_XRT_HAVE_HEADERS is set by drivers/drivers.mk when it finds the XRT headers. */
 #ifdef DMA_XRT_HAVE_HEADERS
 #include <xrt/xrt_bo.h>
 #include <xrt/xrt_device.h>
 
-#define XRT_LIB "libxrt_coreutil.so.2"
+#define XRT_LIB	       "libxrt_coreutil.so.2"
 #define XRT_XOCL_SYSFS "/sys/bus/pci/drivers/xocl"
 
 /* XRT entry points, resolved with dlsym; types taken from the XRT headers. */
 struct xrt_api {
-	void *lib;                             /* dlopen handle */
+	void *lib;			       /* dlopen handle */
 	__typeof__(xrtDeviceOpen) *dev_open;   /* xrtDeviceOpen */
 	__typeof__(xrtDeviceClose) *dev_close; /* xrtDeviceClose */
 	__typeof__(xrtBOAlloc) *bo_alloc;      /* xrtBOAlloc */
-	__typeof__(xrtBOFree) *bo_free;        /* xrtBOFree */
-	__typeof__(xrtBOSync) *bo_sync;        /* xrtBOSync */
-	__typeof__(xrtBOMap) *bo_map;          /* xrtBOMap */
+	__typeof__(xrtBOFree) *bo_free;	       /* xrtBOFree */
+	__typeof__(xrtBOSync) *bo_sync;	       /* xrtBOSync */
+	__typeof__(xrtBOMap) *bo_map;	       /* xrtBOMap */
 	__typeof__(xrtBOWrite) *bo_write;      /* xrtBOWrite */
-	__typeof__(xrtBORead) *bo_read;        /* xrtBORead */
-	__typeof__(xrtBOCopy) *bo_copy;        /* xrtBOCopy */
+	__typeof__(xrtBORead) *bo_read;	       /* xrtBORead */
+	__typeof__(xrtBOCopy) *bo_copy;	       /* xrtBOCopy */
 };
 
 /* State of an XRT device. */
 struct dma_xrt {
-	struct xrt_api api;      /* resolved entry points */
-	xrtDeviceHandle dev;     /* open device */
-	unsigned n_banks;        /* BOs allocated */
-	xrtBufferHandle *bank;   /* [n_banks] one BO per bank */
+	struct xrt_api api;    /* resolved entry points */
+	xrtDeviceHandle dev;   /* open device */
+	unsigned n_banks;      /* BOs allocated */
+	xrtBufferHandle *bank; /* [n_banks] one BO per bank */
 };
 
 /* Counts PCI devices bound to the xocl driver (entries named like a BDF, "0000:65:00.1"). */
@@ -93,12 +88,14 @@ static int xrt_api_load(struct xrt_api *a, char *err, size_t err_len)
 {
 	a->lib = dlopen(XRT_LIB, RTLD_NOW | RTLD_LOCAL);
 	if (!a->lib)
-		return dma_err_set(err, err_len, -ENODEV, "xrt: cannot load %s: %s", XRT_LIB, dlerror());
-#define XRT_SYM(field, name)                                                                          \
-	do {                                                                                          \
-		*(void **)&a->field = dlsym(a->lib, #name);                                           \
-		if (!a->field)                                                                        \
-			return dma_err_set(err, err_len, -ENODEV, "xrt: %s has no %s", XRT_LIB, #name); \
+		return dma_err_set(err, err_len, -ENODEV, "xrt: cannot load %s: %s", XRT_LIB,
+				   dlerror());
+#define XRT_SYM(field, name)                                                                       \
+	do {                                                                                       \
+		*(void **)&a->field = dlsym(a->lib, #name);                                        \
+		if (!a->field)                                                                     \
+			return dma_err_set(err, err_len, -ENODEV, "xrt: %s has no %s", XRT_LIB,    \
+					   #name);                                                 \
 	} while (0)
 	XRT_SYM(dev_open, xrtDeviceOpen);
 	XRT_SYM(dev_close, xrtDeviceClose);
@@ -122,19 +119,22 @@ static int xrt_open(struct dma_dev *dev, const struct dma_config *cfg, char *err
 	char path[1024];
 
 	if (!root || !*root)
-		return dma_err_set(err, err_len, -ENODEV,
-		                   "xrt: XILINX_XRT is not set: no XRT runtime set up (source XRT's setup.sh)");
+		return dma_err_set(
+		    err, err_len, -ENODEV,
+		    "xrt: XILINX_XRT is not set: no XRT runtime set up (source XRT's setup.sh)");
 	snprintf(path, sizeof(path), "%s/lib/libxrt_core.so.2", root);
 	if (access(path, R_OK) != 0)
-		return dma_err_set(err, err_len, -ENODEV, "xrt: %s not found: XILINX_XRT is not an XRT install",
-		                   path);
+		return dma_err_set(err, err_len, -ENODEV,
+				   "xrt: %s not found: XILINX_XRT is not an XRT install", path);
 	unsigned cards = xrt_xocl_count();
 	if (cards == 0)
-		return dma_err_set(err, err_len, -ENODEV, "xrt: no card: no PCI device is bound to the xocl driver (%s)",
-		                   XRT_XOCL_SYSFS);
+		return dma_err_set(err, err_len, -ENODEV,
+				   "xrt: no card: no PCI device is bound to the xocl driver (%s)",
+				   XRT_XOCL_SYSFS);
 	if (cfg->device_index >= cards)
-		return dma_err_set(err, err_len, -ENODEV, "xrt: config field device_index: %u, but %u card(s)",
-		                   cfg->device_index, cards);
+		return dma_err_set(err, err_len, -ENODEV,
+				   "xrt: config field device_index: %u, but %u card(s)",
+				   cfg->device_index, cards);
 
 	struct dma_xrt *x = calloc(1, sizeof(*x));
 	if (!x)
@@ -146,8 +146,8 @@ static int xrt_open(struct dma_dev *dev, const struct dma_config *cfg, char *err
 	errno = 0;
 	x->dev = x->api.dev_open(cfg->device_index);
 	if (!x->dev) {
-		rc = dma_err_set(err, err_len, -ENODEV, "xrt: xrtDeviceOpen(%u) failed: %s", cfg->device_index,
-		                 errno ? strerror(errno) : "no reason given");
+		rc = dma_err_set(err, err_len, -ENODEV, "xrt: xrtDeviceOpen(%u) failed: %s",
+				 cfg->device_index, errno ? strerror(errno) : "no reason given");
 		goto fail;
 	}
 	x->bank = calloc(cfg->n_banks, sizeof(*x->bank));
@@ -161,8 +161,10 @@ static int xrt_open(struct dma_dev *dev, const struct dma_config *cfg, char *err
 		x->n_banks = i + 1;
 		x->bank[i] = x->api.bo_alloc(x->dev, (size_t)b->size, XRT_BO_FLAGS_NONE, grp);
 		if (!x->bank[i]) {
-			rc = dma_err_set(err, err_len, -ENOMEM, "xrt: cannot allocate a %llu-byte BO for bank %u (%s, group %u)",
-			                 (unsigned long long)b->size, i, b->name ? b->name : "?", grp);
+			rc = dma_err_set(
+			    err, err_len, -ENOMEM,
+			    "xrt: cannot allocate a %llu-byte BO for bank %u (%s, group %u)",
+			    (unsigned long long)b->size, i, b->name ? b->name : "?", grp);
 			goto fail;
 		}
 	}
@@ -183,9 +185,11 @@ static int xrt_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, s
 	*done = 0;
 	if (op->hbuf && op->hbuf->handle) {
 		if (op->dir == DMA_DIR_H2C)
-			rc = x->api.bo_copy(bo, op->hbuf->handle, op->len, op->bank_off, op->hbuf_off);
+			rc = x->api.bo_copy(bo, op->hbuf->handle, op->len, op->bank_off,
+					    op->hbuf_off);
 		else
-			rc = x->api.bo_copy(op->hbuf->handle, bo, op->len, op->hbuf_off, op->bank_off);
+			rc = x->api.bo_copy(op->hbuf->handle, bo, op->len, op->hbuf_off,
+					    op->bank_off);
 	} else if (op->dir == DMA_DIR_H2C) {
 		rc = x->api.bo_write(bo, op->host, op->len, op->bank_off);
 		if (!rc)
@@ -228,14 +232,14 @@ static void xrt_hbuf_free(struct dma_dev *dev, struct dma_hbuf *hb)
 }
 
 const struct dma_dev_i dma_xrt_i = {
-	.version = DMA_IMPL_VERSION,
-	.name = "xrt",
-	.modeled = 0,
-	.open = xrt_open,
-	.close = xrt_close,
-	.xfer = xrt_xfer,
-	.hbuf_alloc = xrt_hbuf_alloc,
-	.hbuf_free = xrt_hbuf_free,
+    .version = DMA_IMPL_VERSION,
+    .name = "xrt",
+    .modeled = 0,
+    .open = xrt_open,
+    .close = xrt_close,
+    .xfer = xrt_xfer,
+    .hbuf_alloc = xrt_hbuf_alloc,
+    .hbuf_free = xrt_hbuf_free,
 };
 
 #else /* no XRT headers at build time */
@@ -243,7 +247,8 @@ const struct dma_dev_i dma_xrt_i = {
 /* Always fails: this build has no XRT headers. Errors: -ENODEV. */
 static int xrt_open(struct dma_dev *dev, const struct dma_config *cfg, char *err, size_t err_len)
 {
-	return dma_err_set(err, err_len, -ENODEV, "xrt: built without the XRT headers (install libxrt-dev)");
+	return dma_err_set(err, err_len, -ENODEV,
+			   "xrt: built without the XRT headers (install libxrt-dev)");
 }
 
 /* Never reached (open fails). */
@@ -254,9 +259,9 @@ static int xrt_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, s
 }
 
 const struct dma_dev_i dma_xrt_i = {
-	.version = DMA_IMPL_VERSION,
-	.name = "xrt",
-	.open = xrt_open,
-	.xfer = xrt_xfer,
+    .version = DMA_IMPL_VERSION,
+    .name = "xrt",
+    .open = xrt_open,
+    .xfer = xrt_xfer,
 };
 #endif

@@ -11,7 +11,7 @@ FUZZ_SRCS += $(wildcard drivers/fuzz/fuzz_*.c)
 # XRT headers have their own include root (Debian libxrt-dev, or Xilinx's XRT package). Without
 # them dma_xrt.c builds a stub whose open fails with a clear message. XRT itself is dlopen()ed.
 XRT_BO_H ?= $(firstword $(wildcard /opt/xilinx/xrt/include/xrt/xrt_bo.h /usr/include/xrt/xrt/xrt_bo.h))
-CFLAGS_dma_xrt := $(if $(XRT_BO_H),-I$(patsubst %/xrt/xrt_bo.h,%,$(XRT_BO_H)))
+CFLAGS_dma_xrt := $(if $(XRT_BO_H),-isystem $(patsubst %/xrt/xrt_bo.h,%,$(XRT_BO_H)) -DDMA_XRT_HAVE_HEADERS=1)
 
 $(B)/dma_bench: drivers/dma_bench_main.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -14,7 +14,7 @@
 #include "dma.h"
 
 #define HOST_BYTES (64 << 10)
-#define N_CH 2
+#define N_CH	   2
 
 static struct dma_dev *dev;
 static struct dma_hbuf *hb;
@@ -22,8 +22,8 @@ static uint8_t *host;
 static uint64_t reaped[N_CH]; /* last fence reaped per channel */
 
 static const struct dma_bank banks[2] = {
-	{.base = 0, .size = 64 << 10, .mem_group = -1},
-	{.base = 1 << 20, .size = 4097, .bw = 1e9, .mem_group = -1},
+    {.base = 0, .size = 64 << 10, .mem_group = -1},
+    {.base = 1 << 20, .size = 4097, .bw = 1e9, .mem_group = -1},
 };
 
 /* Reaps records of ch and aborts unless they continue the fence sequence. */
@@ -38,14 +38,21 @@ static void reap(unsigned ch, unsigned max)
 	}
 }
 
-static uint64_t rd16(const uint8_t *p) { return (uint64_t)p[0] | (uint64_t)p[1] << 8; }
+static uint64_t rd16(const uint8_t *p)
+{
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!dev) {
-		struct dma_config cfg = {.banks = banks, .n_banks = 2, .n_channels = N_CH, .ring_order = 3,
-		                         .desc_latency_ns = 100};
-		if (dma_dev_open(&dma_emul_i, &cfg, &dev, NULL, 0) || dma_hbuf_alloc(dev, 8192, &hb))
+		struct dma_config cfg = {.banks = banks,
+					 .n_banks = 2,
+					 .n_channels = N_CH,
+					 .ring_order = 3,
+					 .desc_latency_ns = 100};
+		if (dma_dev_open(&dma_emul_i, &cfg, &dev, NULL, 0) ||
+		    dma_hbuf_alloc(dev, 8192, &hb))
 			abort();
 		host = malloc(HOST_BYTES);
 		if (!host)
@@ -61,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			unsigned n = b[2] % 5;
 			for (unsigned i = 0; i < n; i++) {
 				uint64_t r = rd16(b + 3) * (i + 1) + b[5] * i;
-				size_t len = (size_t)(b[6] % 4 == 0 ? rd16(b + 4) : (r % 9000) + (b[7] >> 4));
+				size_t len = (size_t)(b[6] % 4 == 0 ? rd16(b + 4)
+								    : (r % 9000) + (b[7] >> 4));
 				memset(&sg[i], 0, sizeof(sg[i]));
 				sg[i].bank = (unsigned)((b[7] + i) % 3);
 				sg[i].card_off = (b[6] & 8) ? r * 16 : r;
@@ -73,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					sg[i].host = host + (r % (HOST_BYTES - len + 1));
 				}
 			}
-			struct dma_xfer x = {.dir = (enum dma_dir)(b[1] & 1), .sg = sg, .n_sg = n, .cookie = at};
+			struct dma_xfer x = {
+			    .dir = (enum dma_dir)(b[1] & 1), .sg = sg, .n_sg = n, .cookie = at};
 			uint64_t f = 0;
 			int rc = dma_chan_submit(dev, ch, &x, &f);
 			if (rc == 0 && f != dma_fence_submitted(dev, ch))
@@ -87,7 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				reap(ch, b[2] % 9);
 			break;
 		case 2: {
-			int rc = dma_fence_wait(dev, ch, dma_fence_completed(dev, ch % N_CH) + b[2] % 3, (b[3] % 4) * 1000000);
+			int rc =
+			    dma_fence_wait(dev, ch, dma_fence_completed(dev, ch % N_CH) + b[2] % 3,
+					   (b[3] % 4) * 1000000);
 			if (rc != 0 && rc != -EINVAL && rc != -EIO && rc != -ETIMEDOUT)
 				abort();
 			break;
@@ -99,7 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dma_chan_reset(dev, ch, 1000000000);
 			break;
 		default:
-			if (ch < N_CH && dma_fence_completed(dev, ch) > dma_fence_submitted(dev, ch))
+			if (ch < N_CH &&
+			    dma_fence_completed(dev, ch) > dma_fence_submitted(dev, ch))
 				abort();
 			break;
 		}

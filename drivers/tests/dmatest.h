@@ -18,16 +18,16 @@
 static int dt_pass, dt_fail;
 
 /* Counts one check; prints the failure with where and by how much. */
-#define DT_CHECK(cond, ...)                                                                           \
-	do {                                                                                          \
-		if (cond) {                                                                           \
-			dt_pass++;                                                                    \
-		} else {                                                                              \
-			dt_fail++;                                                                    \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-			printf(__VA_ARGS__);                                                          \
-			printf("\n");                                                                 \
-		}                                                                                     \
+#define DT_CHECK(cond, ...)                                                                        \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			dt_pass++;                                                                 \
+		} else {                                                                           \
+			dt_fail++;                                                                 \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* Deterministic xorshift64 generator. */
@@ -40,7 +40,10 @@ static inline uint64_t dt_rand(void)
 	return dt_rng;
 }
 /* Uniform in [lo, hi]. */
-static inline uint64_t dt_range(uint64_t lo, uint64_t hi) { return lo + dt_rand() % (hi - lo + 1); }
+static inline uint64_t dt_range(uint64_t lo, uint64_t hi)
+{
+	return lo + dt_rand() % (hi - lo + 1);
+}
 
 /* Random transfer length, dmatest-like: mostly small, some up to max. */
 static inline size_t dt_len(size_t max)
@@ -52,11 +55,11 @@ static inline size_t dt_len(size_t max)
 	return (size_t)dt_range(1, hi);
 }
 
-#define DT_GUARD 64      /* guard bytes either side of a host destination */
+#define DT_GUARD      64 /* guard bytes either side of a host destination */
 #define DT_GUARD_BYTE 0xE7
-#define DT_MAX_BANKS 8
-#define DT_MAX_XFERS 64
-#define DT_MAX_SG 4
+#define DT_MAX_BANKS  8
+#define DT_MAX_XFERS  64
+#define DT_MAX_SG     4
 
 /* How the test reads and writes card memory behind the driver's back. */
 struct dt_card_io {
@@ -69,30 +72,34 @@ struct dt_card_io {
 
 /* The test's model of the card: what each bank must contain. */
 struct dt_card {
-	unsigned n_banks;                 /* banks */
-	uint64_t size[DT_MAX_BANKS];      /* bytes per bank */
-	uint8_t *shadow[DT_MAX_BANKS];    /* [size] expected bank contents */
-	struct dt_card_io io;             /* access to the real card memory */
+	unsigned n_banks;	       /* banks */
+	uint64_t size[DT_MAX_BANKS];   /* bytes per bank */
+	uint8_t *shadow[DT_MAX_BANKS]; /* [size] expected bank contents */
+	struct dt_card_io io;	       /* access to the real card memory */
 };
 
 /* One transfer of a round and what it must produce. */
 struct dt_xfer {
-	struct dma_xfer x;          /* as submitted */
-	struct dma_sg sg[DT_MAX_SG]; /* [x.n_sg] */
-	uint8_t *buf[DT_MAX_SG];    /* host side incl. guards: [DT_GUARD | len | DT_GUARD] */
+	struct dma_xfer x;		/* as submitted */
+	struct dma_sg sg[DT_MAX_SG];	/* [x.n_sg] */
+	uint8_t *buf[DT_MAX_SG];	/* host side incl. guards: [DT_GUARD | len | DT_GUARD] */
 	struct dma_hbuf *hb[DT_MAX_SG]; /* registered buffers used instead of buf, or NULL */
-	uint8_t *expect[DT_MAX_SG]; /* C2H: expected host bytes [len] */
-	unsigned ch;                /* channel */
-	uint64_t fence;             /* from submit */
-	int seen;                   /* completions reaped for it */
-	struct dma_cpl cpl;         /* last completion */
+	uint8_t *expect[DT_MAX_SG];	/* C2H: expected host bytes [len] */
+	unsigned ch;			/* channel */
+	uint64_t fence;			/* from submit */
+	int seen;			/* completions reaped for it */
+	struct dma_cpl cpl;		/* last completion */
 };
 
 /* Expected byte of the initial pattern of bank b at offset i. */
-static inline uint8_t dt_pattern(unsigned b, uint64_t i) { return (uint8_t)(i * 31 + (i >> 9) + b * 7 + 0x5A); }
+static inline uint8_t dt_pattern(unsigned b, uint64_t i)
+{
+	return (uint8_t)(i * 31 + (i >> 9) + b * 7 + 0x5A);
+}
 
 /* Sets up the shadow and fills the card with the initial pattern. Returns 0 or -ENOMEM. */
-static inline int dt_card_init(struct dt_card *c, const struct dma_bank *banks, unsigned n, struct dt_card_io io)
+static inline int dt_card_init(struct dt_card *c, const struct dma_bank *banks, unsigned n,
+			       struct dt_card_io io)
 {
 	memset(c, 0, sizeof(*c));
 	c->n_banks = n;
@@ -128,8 +135,10 @@ static inline size_t dt_card_verify(struct dt_card *c, const char *what)
 		for (uint64_t i = 0; i < c->size[b]; i++) {
 			if (got[i] != c->shadow[b][i]) {
 				if (!bad)
-					printf("  %s: bank %u offset %llu: got 0x%02x, want 0x%02x\n", what, b,
-					       (unsigned long long)i, got[i], c->shadow[b][i]);
+					printf(
+					    "  %s: bank %u offset %llu: got 0x%02x, want 0x%02x\n",
+					    what, b, (unsigned long long)i, got[i],
+					    c->shadow[b][i]);
 				bad++;
 			}
 		}
@@ -153,7 +162,8 @@ static inline void dt_xfer_free(struct dma_dev *dev, struct dt_xfer *t)
 /* Host bytes [len] of element i (inside the guards, or in the registered buffer). */
 static inline uint8_t *dt_host(struct dt_xfer *t, unsigned i)
 {
-	return t->hb[i] ? (uint8_t *)dma_hbuf_ptr(t->hb[i]) + t->sg[i].hbuf_off : t->buf[i] + DT_GUARD;
+	return t->hb[i] ? (uint8_t *)dma_hbuf_ptr(t->hb[i]) + t->sg[i].hbuf_off
+			: t->buf[i] + DT_GUARD;
 }
 
 /*
@@ -162,8 +172,8 @@ static inline uint8_t *dt_host(struct dt_xfer *t, unsigned i)
  * random channel of n_ch; every fourth element uses a registered host buffer. Updates nothing in
  * the shadow yet (dt_round_apply does, for the transfers that succeeded). Returns the count made.
  */
-static inline unsigned dt_round_make(struct dma_dev *dev, struct dt_card *c, struct dt_xfer *t, unsigned n,
-                              unsigned max_sg, size_t max_len, unsigned n_ch)
+static inline unsigned dt_round_make(struct dma_dev *dev, struct dt_card *c, struct dt_xfer *t,
+				     unsigned n, unsigned max_sg, size_t max_len, unsigned n_ch)
 {
 	uint64_t cursor[DT_MAX_BANKS];
 	unsigned k = 0;
@@ -189,7 +199,8 @@ static inline unsigned dt_round_make(struct dma_dev *dev, struct dt_card *c, str
 			s->card_off = off;
 			s->len = len;
 			uint8_t *host;
-			if (dt_rand() % 4 == 0 && dma_hbuf_alloc(dev, len + 2 * DT_GUARD, &x->hb[i]) == 0) {
+			if (dt_rand() % 4 == 0 &&
+			    dma_hbuf_alloc(dev, len + 2 * DT_GUARD, &x->hb[i]) == 0) {
 				s->hbuf = x->hb[i];
 				s->hbuf_off = DT_GUARD;
 				host = dma_hbuf_ptr(x->hb[i]);
@@ -232,11 +243,15 @@ static inline size_t dt_host_verify(struct dt_xfer *t, unsigned idx)
 		size_t len = t->sg[i].len;
 		for (size_t j = 0; j < len + 2 * DT_GUARD; j++) {
 			int in = j >= DT_GUARD && j < DT_GUARD + len;
-			uint8_t want = in ? (t->x.dir == DMA_DIR_C2H ? t->expect[i][j - DT_GUARD] : h[j]) : DT_GUARD_BYTE;
+			uint8_t want =
+			    in ? (t->x.dir == DMA_DIR_C2H ? t->expect[i][j - DT_GUARD] : h[j])
+			       : DT_GUARD_BYTE;
 			if (h[j] != want) {
 				if (!bad)
-					printf("  xfer %u sg %u: host byte %zd (%s): got 0x%02x, want 0x%02x\n", idx, i,
-					       (ssize_t)j - DT_GUARD, in ? "data" : "guard", h[j], want);
+					printf("  xfer %u sg %u: host byte %zd (%s): got 0x%02x, "
+					       "want 0x%02x\n",
+					       idx, i, (ssize_t)j - DT_GUARD, in ? "data" : "guard",
+					       h[j], want);
 				bad++;
 			}
 		}
@@ -250,8 +265,8 @@ static inline int dt_submit_all(struct dma_dev *dev, struct dt_xfer *t, unsigned
 	for (unsigned k = 0; k < n; k++) {
 		int rc;
 		while ((rc = dma_chan_submit(dev, t[k].ch, &t[k].x, &t[k].fence)) == -EAGAIN) {
-			/* Ring full: wait for the oldest work of the channel, records are kept for the
-			 * caller (dt_reap_all picks them up by cookie). */
+			/* Ring full: wait for the oldest work of the channel, records are kept for
+			 * the caller (dt_reap_all picks them up by cookie). */
 			struct dma_cpl tmp[64];
 			uint64_t f = dma_fence_completed(dev, t[k].ch) + 1;
 			int w = dma_fence_wait(dev, t[k].ch, f, 5000000000ll);
@@ -286,7 +301,8 @@ static inline unsigned dt_reap_all(struct dma_dev *dev, struct dt_xfer *t, unsig
 					t[idx].seen++;
 					t[idx].cpl = tmp[g];
 				} else {
-					printf("  unknown cookie 0x%llx\n", (unsigned long long)tmp[g].cookie);
+					printf("  unknown cookie 0x%llx\n",
+					       (unsigned long long)tmp[g].cookie);
 				}
 				total++;
 			}
@@ -297,11 +313,11 @@ static inline unsigned dt_reap_all(struct dma_dev *dev, struct dt_xfer *t, unsig
 
 /* Totals of dt_run_rounds. */
 struct dt_stats {
-	unsigned xfers;   /* transfers completed */
-	uint64_t bytes;   /* bytes moved */
-	unsigned bad;     /* transfers with a wrong status, byte count or completion count */
+	unsigned xfers;	  /* transfers completed */
+	uint64_t bytes;	  /* bytes moved */
+	unsigned bad;	  /* transfers with a wrong status, byte count or completion count */
 	size_t bad_bytes; /* differing bytes in banks or host destinations */
-	int submit_rc;    /* first submit/wait error, 0 if none */
+	int submit_rc;	  /* first submit/wait error, 0 if none */
 };
 
 /*
@@ -310,28 +326,32 @@ struct dt_stats {
  * bank byte equals the shadow (so bytes outside destinations are untouched), and every host
  * destination holds the card data with its guard bytes intact.
  */
-static inline struct dt_stats dt_run_rounds(struct dma_dev *dev, struct dt_card *c, unsigned rounds, unsigned max_x,
-                                     unsigned max_sg, size_t max_len)
+static inline struct dt_stats dt_run_rounds(struct dma_dev *dev, struct dt_card *c, unsigned rounds,
+					    unsigned max_x, unsigned max_sg, size_t max_len)
 {
 	static struct dt_xfer t[DT_MAX_XFERS];
 	struct dt_stats st = {0};
 	unsigned n_ch = dma_dev_n_channels(dev);
 	for (unsigned r = 0; r < rounds && !st.submit_rc; r++) {
-		unsigned n = dt_round_make(dev, c, t, (unsigned)dt_range(1, max_x), max_sg, max_len, n_ch);
+		unsigned n =
+		    dt_round_make(dev, c, t, (unsigned)dt_range(1, max_x), max_sg, max_len, n_ch);
 		st.submit_rc = dt_submit_all(dev, t, n);
 		for (unsigned ch = 0; ch < n_ch && !st.submit_rc; ch++)
-			st.submit_rc = dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch), 10000000000ll);
+			st.submit_rc =
+			    dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch), 10000000000ll);
 		dt_reap_all(dev, t, n);
 		for (unsigned k = 0; k < n; k++) {
 			uint64_t want = 0;
 			for (unsigned i = 0; i < t[k].x.n_sg; i++)
 				want += t[k].sg[i].len;
-			if (t[k].seen != 1 || t[k].cpl.status != DMA_STATUS_OK || t[k].cpl.bytes != want ||
-			    t[k].cpl.sg_index != t[k].x.n_sg) {
+			if (t[k].seen != 1 || t[k].cpl.status != DMA_STATUS_OK ||
+			    t[k].cpl.bytes != want || t[k].cpl.sg_index != t[k].x.n_sg) {
 				if (!st.bad)
-					printf("  round %u xfer %u: seen %d, status %s, bytes %llu of %llu\n", r, k,
-					       t[k].seen, dma_status_str(t[k].cpl.status),
-					       (unsigned long long)t[k].cpl.bytes, (unsigned long long)want);
+					printf("  round %u xfer %u: seen %d, status %s, bytes %llu "
+					       "of %llu\n",
+					       r, k, t[k].seen, dma_status_str(t[k].cpl.status),
+					       (unsigned long long)t[k].cpl.bytes,
+					       (unsigned long long)want);
 				st.bad++;
 			}
 			dt_shadow_apply(c, &t[k]);

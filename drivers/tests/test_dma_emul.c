@@ -24,16 +24,21 @@ static void emul_write(void *arg, unsigned bank, uint64_t off, const void *src, 
 
 /* Three banks with odd sizes and far-apart bases, like HBM pseudo-channels plus a DDR bank. */
 static const struct dma_bank banks3[3] = {
-	{.base = 0, .size = 256 << 10, .bw = 14.4e9, .mem_group = -1, .name = "HBM[0]"},
-	{.base = 1ull << 32, .size = (192 << 10) + 77, .bw = 14.4e9, .mem_group = -1, .name = "HBM[1]"},
-	{.base = 3ull << 33, .size = 320 << 10, .bw = 0, .mem_group = -1, .name = "DDR[0]"},
+    {.base = 0, .size = 256 << 10, .bw = 14.4e9, .mem_group = -1, .name = "HBM[0]"},
+    {.base = 1ull << 32, .size = (192 << 10) + 77, .bw = 14.4e9, .mem_group = -1, .name = "HBM[1]"},
+    {.base = 3ull << 33, .size = 320 << 10, .bw = 0, .mem_group = -1, .name = "DDR[0]"},
 };
 
-static struct dma_dev *open_emul(const struct dma_bank *b, unsigned nb, unsigned nch, unsigned order,
-                                 uint32_t start, double bw, int64_t lat)
+static struct dma_dev *open_emul(const struct dma_bank *b, unsigned nb, unsigned nch,
+				 unsigned order, uint32_t start, double bw, int64_t lat)
 {
-	struct dma_config cfg = {.banks = b, .n_banks = nb, .n_channels = nch, .ring_order = order,
-	                         .ring_counter_start = start, .link_bw = bw, .desc_latency_ns = lat};
+	struct dma_config cfg = {.banks = b,
+				 .n_banks = nb,
+				 .n_channels = nch,
+				 .ring_order = order,
+				 .ring_counter_start = start,
+				 .link_bw = bw,
+				 .desc_latency_ns = lat};
 	struct dma_dev *dev = NULL;
 	char err[256];
 	int rc = dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err));
@@ -51,8 +56,10 @@ static void test_dmatest(unsigned order, uint32_t start, unsigned rounds)
 	struct dt_card_io io = {emul_read, emul_write, dev};
 	DT_CHECK(dt_card_init(&card, banks3, 3, io) == 0, "card init");
 	struct dt_stats st = dt_run_rounds(dev, &card, rounds, 12, 4, 24 << 10);
-	printf("dmatest (ring 2^%u, counters from 0x%08x): %u transfers, %llu bytes on 3 channels, %u bad, "
-	       "%zu bad bytes\n", order, start, st.xfers, (unsigned long long)st.bytes, st.bad, st.bad_bytes);
+	printf("dmatest (ring 2^%u, counters from 0x%08x): %u transfers, %llu bytes on 3 channels, "
+	       "%u bad, "
+	       "%zu bad bytes\n",
+	       order, start, st.xfers, (unsigned long long)st.bytes, st.bad, st.bad_bytes);
 	DT_CHECK(st.submit_rc == 0, "submit/wait error %d", st.submit_rc);
 	DT_CHECK(st.bad == 0, "%u transfers with wrong completion", st.bad);
 	DT_CHECK(st.bad_bytes == 0, "%zu bytes differ", st.bad_bytes);
@@ -79,7 +86,10 @@ static void test_ring_wrap(void)
 		for (unsigned i = 0; i < nsg; i++) {
 			for (int j = 0; j < 64; j++)
 				src[i][j] = (uint8_t)(k * 7 + i * 3 + j);
-			sg[i] = (struct dma_sg){.host = src[i], .bank = 0, .card_off = (k % 200) * 256 + i * 64, .len = 64};
+			sg[i] = (struct dma_sg){.host = src[i],
+						.bank = 0,
+						.card_off = (k % 200) * 256 + i * 64,
+						.len = 64};
 		}
 		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = nsg, .cookie = k};
 		uint64_t f;
@@ -90,8 +100,9 @@ static void test_ring_wrap(void)
 			dma_fence_wait(dev, 0, next_reap, 5000000000ll);
 			int got = dma_chan_reap(dev, 0, c, 4);
 			for (int g = 0; g < got; g++, next_reap++)
-				bad_order += c[g].fence != next_reap || c[g].cookie != next_reap - 1 ||
-				             c[g].status != DMA_STATUS_OK;
+				bad_order += c[g].fence != next_reap ||
+					     c[g].cookie != next_reap - 1 ||
+					     c[g].status != DMA_STATUS_OK;
 		}
 		bad_fence += rc != 0 || f != k + 1;
 		/* src is reused: wait for this transfer before the next round overwrites it. */
@@ -104,7 +115,9 @@ static void test_ring_wrap(void)
 	while ((got = dma_chan_reap(dev, 0, c, 4)) > 0)
 		for (int g = 0; g < got; g++, next_reap++)
 			bad_order += c[g].fence != next_reap || c[g].status != DMA_STATUS_OK;
-	printf("ring wrap: %u transfers through a 4-entry ring from counter 0xfffffff0, %u times full\n", n, eagain);
+	printf("ring wrap: %u transfers through a 4-entry ring from counter 0xfffffff0, %u times "
+	       "full\n",
+	       n, eagain);
 	DT_CHECK(bad_fence == 0, "%u submits with wrong fence", bad_fence);
 	DT_CHECK(bad_order == 0, "%u completions out of order or failed", bad_order);
 	DT_CHECK(bad_data == 0, "%u elements with wrong data", bad_data);
@@ -114,16 +127,17 @@ static void test_ring_wrap(void)
 	for (int i = 0; i < 5; i++)
 		big[i] = (struct dma_sg){.host = src[0], .len = 1};
 	struct dma_xfer xb = {.dir = DMA_DIR_H2C, .sg = big, .n_sg = 5};
-	DT_CHECK(dma_chan_submit(dev, 0, &xb, NULL) == -EINVAL, "5 elements on a 4-entry ring not rejected");
+	DT_CHECK(dma_chan_submit(dev, 0, &xb, NULL) == -EINVAL,
+		 "5 elements on a 4-entry ring not rejected");
 	dma_dev_close(dev);
 }
 
 /* Observer thread: checks that the completed fence of each channel never goes backwards. */
 struct observer {
-	struct dma_dev *dev;   /* device */
-	atomic_int stop;       /* set to end */
-	unsigned backwards;    /* decreases seen */
-	unsigned samples;      /* reads */
+	struct dma_dev *dev; /* device */
+	atomic_int stop;     /* set to end */
+	unsigned backwards;  /* decreases seen */
+	unsigned samples;    /* reads */
 };
 static void *observe(void *arg)
 {
@@ -159,8 +173,10 @@ static void test_fence_order(void)
 	for (unsigned k = 0; k < 400; k++) {
 		unsigned ch = k & 1;
 		/* Each channel writes its own half of the bank (overlapping writes would race). */
-		struct dma_sg sg = {.host = src, .bank = 0, .card_off = ch * 500000 + dt_range(0, 400000),
-		                    .len = dt_range(1, 1 << 16)};
+		struct dma_sg sg = {.host = src,
+				    .bank = 0,
+				    .card_off = ch * 500000 + dt_range(0, 400000),
+				    .len = dt_range(1, 1 << 16)};
 		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = &sg, .n_sg = 1, .cookie = k};
 		uint64_t f;
 		int rc = dma_chan_submit(dev, ch, &x, &f);
@@ -200,8 +216,8 @@ static void test_fence_order(void)
 	DT_CHECK(bad_wait == 0, "%u waits returned before their records existed", bad_wait);
 	DT_CHECK(bad_order == 0, "%u records out of fence order", bad_order);
 	DT_CHECK(o.backwards == 0, "completed fence went backwards %u times", o.backwards);
-	DT_CHECK(reaped[0] == 200 && reaped[1] == 200, "reaped %llu + %llu of 400", (unsigned long long)reaped[0],
-	         (unsigned long long)reaped[1]);
+	DT_CHECK(reaped[0] == 200 && reaped[1] == 200, "reaped %llu + %llu of 400",
+		 (unsigned long long)reaped[0], (unsigned long long)reaped[1]);
 	DT_CHECK(dma_fence_wait(dev, 0, 201, 0) == -EINVAL, "wait on a fence never handed out");
 	DT_CHECK(dma_fence_wait(dev, 0, 0, 0) == 0, "wait on fence 0");
 	dma_dev_close(dev);
@@ -210,14 +226,16 @@ static void test_fence_order(void)
 /* Modeled clock against hand-computed values: 10 GB/s link, 500 ns per descriptor. */
 static void test_model(void)
 {
-	const struct dma_bank b[2] = {{.base = 0, .size = 4 << 20, .bw = 0, .mem_group = -1},
-	                              {.base = 1ull << 40, .size = 4 << 20, .bw = 5e9, .mem_group = -1}};
+	const struct dma_bank b[2] = {
+	    {.base = 0, .size = 4 << 20, .bw = 0, .mem_group = -1},
+	    {.base = 1ull << 40, .size = 4 << 20, .bw = 5e9, .mem_group = -1}};
 	struct dma_dev *dev = open_emul(b, 2, 2, 0, 0, 10e9, 500);
 	if (!dev)
 		return;
 	static uint8_t buf[2][1000000];
 	struct dma_cpl c;
-	struct dma_sg sg[2] = {{.host = buf[0], .bank = 0, .len = 1000000}, {.host = buf[1], .bank = 1, .len = 1000000}};
+	struct dma_sg sg[2] = {{.host = buf[0], .bank = 0, .len = 1000000},
+			       {.host = buf[1], .bank = 1, .len = 1000000}};
 	struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 1};
 	DT_CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy");
 	uint64_t t1 = c.t_end_ns - c.t_start_ns;
@@ -228,15 +246,16 @@ static void test_model(void)
 	DT_CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy 2 elements");
 	uint64_t t2 = c.t_end_ns - c.t_start_ns;
 	DT_CHECK(t2 == 100500 + 200500, "2 elements (bank-limited second): %llu ns, want 301000",
-	         (unsigned long long)t2);
+		 (unsigned long long)t2);
 
 	/* not_before later than the channel clock: the transfer starts there. */
 	x.n_sg = 1;
 	x.not_before_ns = dma_dev_vclock_ns(dev) + 1000000;
 	DT_CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy with not_before");
 	DT_CHECK(c.t_start_ns == x.not_before_ns && c.t_end_ns == x.not_before_ns + 100500,
-	         "not_before: start %llu end %llu, want %llu and +100500", (unsigned long long)c.t_start_ns,
-	         (unsigned long long)c.t_end_ns, (unsigned long long)x.not_before_ns);
+		 "not_before: start %llu end %llu, want %llu and +100500",
+		 (unsigned long long)c.t_start_ns, (unsigned long long)c.t_end_ns,
+		 (unsigned long long)x.not_before_ns);
 
 	/* Same direction on two channels share the link; opposite directions do not. */
 	uint64_t t0 = dma_dev_vclock_ns(dev), f0, f1;
@@ -248,8 +267,9 @@ static void test_model(void)
 	dma_fence_wait(dev, 0, f0, -1);
 	dma_fence_wait(dev, 1, f1, -1);
 	uint64_t shared = dma_dev_vclock_ns(dev) - t0;
-	DT_CHECK(shared == 200500, "2 x 1 MB H2C on 2 channels: %llu ns, want 200500 (latency overlapped)",
-	         (unsigned long long)shared);
+	DT_CHECK(shared == 200500,
+		 "2 x 1 MB H2C on 2 channels: %llu ns, want 200500 (latency overlapped)",
+		 (unsigned long long)shared);
 	t0 = dma_dev_vclock_ns(dev);
 	struct dma_sg rs = {.host = buf[1], .bank = 0, .card_off = 2 << 20, .len = 1000000};
 	struct dma_xfer r = {.dir = DMA_DIR_C2H, .sg = &rs, .n_sg = 1, .not_before_ns = t0};
@@ -259,10 +279,10 @@ static void test_model(void)
 	dma_fence_wait(dev, 0, f0, -1);
 	dma_fence_wait(dev, 1, f1, -1);
 	uint64_t duplex = dma_dev_vclock_ns(dev) - t0;
-	printf("model: 2 x 1 MB same direction %llu ns, opposite directions %llu ns\n", (unsigned long long)shared,
-	       (unsigned long long)duplex);
+	printf("model: 2 x 1 MB same direction %llu ns, opposite directions %llu ns\n",
+	       (unsigned long long)shared, (unsigned long long)duplex);
 	DT_CHECK(duplex == 100500, "H2C + C2H on 2 channels: %llu ns, want 100500 (full duplex)",
-	         (unsigned long long)duplex);
+		 (unsigned long long)duplex);
 	struct dma_cpl rc[4];
 	dma_chan_reap(dev, 0, rc, 4);
 	dma_chan_reap(dev, 1, rc, 4);
@@ -273,13 +293,14 @@ static void test_model(void)
 static void test_validation(void)
 {
 	const struct dma_bank b[2] = {{.base = 0, .size = 4096, .mem_group = -1},
-	                              {.base = 8192, .size = 4096, .mem_group = -1}};
+				      {.base = 8192, .size = 4096, .mem_group = -1}};
 	struct dma_dev *dev = open_emul(b, 2, 2, 3, 0, 0, 0);
 	if (!dev)
 		return;
 	uint8_t h[64];
 	struct dma_hbuf *hb = NULL;
-	DT_CHECK(dma_hbuf_alloc(dev, 128, &hb) == 0 && ((uintptr_t)dma_hbuf_ptr(hb) & 4095) == 0, "hbuf aligned");
+	DT_CHECK(dma_hbuf_alloc(dev, 128, &hb) == 0 && ((uintptr_t)dma_hbuf_ptr(hb) & 4095) == 0,
+		 "hbuf aligned");
 	struct dma_hbuf *hb0 = NULL;
 	DT_CHECK(dma_hbuf_alloc(dev, 0, &hb0) == -EINVAL && !hb0, "hbuf size 0");
 	struct {
@@ -287,30 +308,45 @@ static void test_validation(void)
 		int dir, ch, want;
 		const char *what;
 	} cases[] = {
-		{{.host = h, .bank = 0, .card_off = 0, .len = 64}, 0, 0, 0, "good"},
-		{{.host = h, .bank = 0, .card_off = 4032, .len = 64}, 1, 1, 0, "good, last bytes of bank"},
-		{{.host = h, .bank = 0, .card_off = 4033, .len = 64}, 0, 0, -ERANGE, "past bank end"},
-		{{.host = h, .bank = 0, .card_off = UINT64_MAX, .len = 64}, 0, 0, -ERANGE, "offset overflow"},
-		{{.host = h, .bank = 2, .len = 64}, 0, 0, -EINVAL, "bank index"},
-		{{.host = h, .bank = 0, .len = 0}, 0, 0, -EINVAL, "zero length"},
-		{{.host = NULL, .bank = 0, .len = 8}, 0, 0, -EINVAL, "no host side"},
-		{{.host = h, .hbuf = hb, .bank = 0, .len = 8}, 0, 0, -EINVAL, "host and hbuf"},
-		{{.hbuf = hb, .hbuf_off = 120, .bank = 0, .len = 9}, 0, 0, -EINVAL, "past hbuf end"},
-		{{.hbuf = hb, .hbuf_off = 120, .bank = 1, .len = 8}, 0, 0, 0, "hbuf tail"},
-		{{.host = h, .bank = 0, .len = 8}, 2, 0, -EINVAL, "direction"},
-		{{.host = h, .bank = 0, .len = 8}, 0, 2, -EINVAL, "channel"},
-		{{.host = h, .bank = 0, .len = (size_t)DMA_REGS_DESC_LEN_MAX + 1}, 0, 0, -EINVAL, "length over 2^28-1"},
+	    {{.host = h, .bank = 0, .card_off = 0, .len = 64}, 0, 0, 0, "good"},
+	    {{.host = h, .bank = 0, .card_off = 4032, .len = 64},
+	     1,
+	     1,
+	     0,
+	     "good, last bytes of bank"},
+	    {{.host = h, .bank = 0, .card_off = 4033, .len = 64}, 0, 0, -ERANGE, "past bank end"},
+	    {{.host = h, .bank = 0, .card_off = UINT64_MAX, .len = 64},
+	     0,
+	     0,
+	     -ERANGE,
+	     "offset overflow"},
+	    {{.host = h, .bank = 2, .len = 64}, 0, 0, -EINVAL, "bank index"},
+	    {{.host = h, .bank = 0, .len = 0}, 0, 0, -EINVAL, "zero length"},
+	    {{.host = NULL, .bank = 0, .len = 8}, 0, 0, -EINVAL, "no host side"},
+	    {{.host = h, .hbuf = hb, .bank = 0, .len = 8}, 0, 0, -EINVAL, "host and hbuf"},
+	    {{.hbuf = hb, .hbuf_off = 120, .bank = 0, .len = 9}, 0, 0, -EINVAL, "past hbuf end"},
+	    {{.hbuf = hb, .hbuf_off = 120, .bank = 1, .len = 8}, 0, 0, 0, "hbuf tail"},
+	    {{.host = h, .bank = 0, .len = 8}, 2, 0, -EINVAL, "direction"},
+	    {{.host = h, .bank = 0, .len = 8}, 0, 2, -EINVAL, "channel"},
+	    {{.host = h, .bank = 0, .len = (size_t)DMA_REGS_DESC_LEN_MAX + 1},
+	     0,
+	     0,
+	     -EINVAL,
+	     "length over 2^28-1"},
 	};
 	unsigned bad = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct dma_xfer x = {.dir = (enum dma_dir)cases[i].dir, .sg = &cases[i].sg, .n_sg = 1};
+		struct dma_xfer x = {
+		    .dir = (enum dma_dir)cases[i].dir, .sg = &cases[i].sg, .n_sg = 1};
 		int rc = dma_chan_submit(dev, (unsigned)cases[i].ch, &x, NULL);
 		if (rc != cases[i].want) {
-			printf("  submit '%s': got %d, want %d\n", cases[i].what, rc, cases[i].want);
+			printf("  submit '%s': got %d, want %d\n", cases[i].what, rc,
+			       cases[i].want);
 			bad++;
 		}
 	}
-	DT_CHECK(bad == 0, "%u of %zu submit validation cases wrong", bad, sizeof(cases) / sizeof(cases[0]));
+	DT_CHECK(bad == 0, "%u of %zu submit validation cases wrong", bad,
+		 sizeof(cases) / sizeof(cases[0]));
 	struct dma_xfer none = {.dir = DMA_DIR_H2C, .sg = &cases[0].sg, .n_sg = 0};
 	DT_CHECK(dma_chan_submit(dev, 0, &none, NULL) == -EINVAL, "n_sg 0");
 	DT_CHECK(dma_chan_reap(dev, 5, NULL, 0) == -EINVAL, "reap bad channel");
@@ -319,25 +355,29 @@ static void test_validation(void)
 	DT_CHECK(dma_dev_fault_set(dev, DMA_FAULT_ERROR, 0, 0) == -EINVAL, "fault countdown 0");
 	DT_CHECK(dma_dev_fault_set(dev, (enum dma_fault)9, 1, 0) == -EINVAL, "fault kind");
 	DT_CHECK(dma_dev_bank_ptr(dev, 2) == NULL, "bank_ptr bad bank");
-	DT_CHECK(!strcmp(dma_dev_name(dev), "emul") && dma_dev_n_channels(dev) == 2, "name, channels");
-	DT_CHECK(dma_fence_wait(dev, 0, dma_fence_submitted(dev, 0), 5000000000ll) == 0, "good cases completed");
-	DT_CHECK(dma_fence_wait(dev, 1, dma_fence_submitted(dev, 1), 5000000000ll) == 0, "good cases completed");
+	DT_CHECK(!strcmp(dma_dev_name(dev), "emul") && dma_dev_n_channels(dev) == 2,
+		 "name, channels");
+	DT_CHECK(dma_fence_wait(dev, 0, dma_fence_submitted(dev, 0), 5000000000ll) == 0,
+		 "good cases completed");
+	DT_CHECK(dma_fence_wait(dev, 1, dma_fence_submitted(dev, 1), 5000000000ll) == 0,
+		 "good cases completed");
 	dma_hbuf_free(dev, hb);
 	dma_dev_close(dev);
 
 	/* Bad configurations: each names its field. */
-	struct dma_bank ov[2] = {{.base = 0, .size = 8192, .mem_group = -1}, {.base = 4096, .size = 8192, .mem_group = -1}};
+	struct dma_bank ov[2] = {{.base = 0, .size = 8192, .mem_group = -1},
+				 {.base = 4096, .size = 8192, .mem_group = -1}};
 	struct dma_bank zero = {.base = 0, .size = 0, .mem_group = -1};
 	struct {
 		struct dma_config cfg;
 		const char *field;
 	} bad_cfg[] = {
-		{{.banks = NULL, .n_banks = 1}, "banks"},
-		{{.banks = ov, .n_banks = 2}, "banks[1].base"},
-		{{.banks = &zero, .n_banks = 1}, "banks[0].size"},
-		{{.banks = b, .n_banks = 2, .n_channels = 17}, "n_channels"},
-		{{.banks = b, .n_banks = 2, .ring_order = 17}, "ring_order"},
-		{{.banks = b, .n_banks = 2, .link_bw = -1}, "link_bw"},
+	    {{.banks = NULL, .n_banks = 1}, "banks"},
+	    {{.banks = ov, .n_banks = 2}, "banks[1].base"},
+	    {{.banks = &zero, .n_banks = 1}, "banks[0].size"},
+	    {{.banks = b, .n_banks = 2, .n_channels = 17}, "n_channels"},
+	    {{.banks = b, .n_banks = 2, .ring_order = 17}, "ring_order"},
+	    {{.banks = b, .n_banks = 2, .link_bw = -1}, "link_bw"},
 	};
 	bad = 0;
 	for (size_t i = 0; i < sizeof(bad_cfg) / sizeof(bad_cfg[0]); i++) {
@@ -358,7 +398,8 @@ static void test_validation(void)
 	char err[256] = "";
 	struct dma_dev *d = NULL;
 	int rc = dma_dev_open(&future, &cfg, &d, err, sizeof(err));
-	DT_CHECK(rc == -EINVAL && !d && strstr(err, "version"), "ops version mismatch: %d '%s'", rc, err);
+	DT_CHECK(rc == -EINVAL && !d && strstr(err, "version"), "ops version mismatch: %d '%s'", rc,
+		 err);
 }
 
 /* Closing with work queued: every queued transfer still completes (ABORTED or done), no hang. */
@@ -371,7 +412,8 @@ static void test_close_busy(void)
 	static uint8_t src[1 << 20];
 	unsigned ok = 0;
 	for (unsigned k = 0; k < 64; k++) {
-		struct dma_sg sg = {.host = src, .bank = 0, .card_off = (k % 8) << 20, .len = sizeof(src)};
+		struct dma_sg sg = {
+		    .host = src, .bank = 0, .card_off = (k % 8) << 20, .len = sizeof(src)};
 		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = &sg, .n_sg = 1};
 		ok += dma_chan_submit(dev, k & 1, &x, NULL) == 0;
 	}
@@ -389,45 +431,53 @@ static void test_board_and_abi(void)
 	memset(&bd, 0, sizeof(bd));
 	bd.pcie_bw_mbps = 8000;
 	bd.n_banks = 2;
-	bd.bank[0] = (struct board_bank){.name = "hbm0", .base = 0, .size = 1 << 20, .bw_mbps = 4000};
-	bd.bank[1] = (struct board_bank){.name = "ddr0", .base = 1ull << 34, .size = 2 << 20, .bw_mbps = 19200};
+	bd.bank[0] =
+	    (struct board_bank){.name = "hbm0", .base = 0, .size = 1 << 20, .bw_mbps = 4000};
+	bd.bank[1] = (struct board_bank){
+	    .name = "ddr0", .base = 1ull << 34, .size = 2 << 20, .bw_mbps = 19200};
 	bd.n_dma = 3;
 	bd.dma[0] = (struct board_dma){.to_card = 1, .latency_ns = 700};
 	bd.dma[1] = (struct board_dma){.to_card = 1, .latency_ns = 900};
 	bd.dma[2] = (struct board_dma){.to_card = 0, .latency_ns = 800};
 	struct dma_bank banks[2];
 	struct dma_config cfg;
-	DT_CHECK(dma_config_from_board(&bd, banks, 1, &cfg) == -ENOSPC, "board: too many banks not refused");
+	DT_CHECK(dma_config_from_board(&bd, banks, 1, &cfg) == -ENOSPC,
+		 "board: too many banks not refused");
 	int rc = dma_config_from_board(&bd, banks, 2, &cfg);
-	DT_CHECK(rc == 0 && cfg.n_banks == 2 && cfg.n_channels == 2 && cfg.link_bw == 8e9 && cfg.desc_latency_ns == 900 &&
-	         banks[1].base == 1ull << 34 && banks[1].size == 2 << 20 && banks[0].bw == 4e9 &&
-	         !strcmp(banks[1].name, "ddr0"),
-	         "board config: rc %d banks %u ch %u link %.3g lat %lld", rc, cfg.n_banks, cfg.n_channels, cfg.link_bw,
-	         (long long)cfg.desc_latency_ns);
+	DT_CHECK(rc == 0 && cfg.n_banks == 2 && cfg.n_channels == 2 && cfg.link_bw == 8e9 &&
+		     cfg.desc_latency_ns == 900 && banks[1].base == 1ull << 34 &&
+		     banks[1].size == 2 << 20 && banks[0].bw == 4e9 &&
+		     !strcmp(banks[1].name, "ddr0"),
+		 "board config: rc %d banks %u ch %u link %.3g lat %lld", rc, cfg.n_banks,
+		 cfg.n_channels, cfg.link_bw, (long long)cfg.desc_latency_ns);
 	struct dma_dev *dev = NULL;
 	char err[256];
 	if (dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err)) == 0) {
 		static uint8_t src[400000];
-		struct dma_sg sg[2] = {{.host = src, .bank = 0, .len = 400000}, {.host = src, .bank = 1, .len = 400000}};
+		struct dma_sg sg[2] = {{.host = src, .bank = 0, .len = 400000},
+				       {.host = src, .bank = 1, .len = 400000}};
 		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 2};
 		struct dma_cpl c;
 		DT_CHECK(dma_copy_sync(dev, 1, &x, 0, -1, &c) == 0, "board copy");
 		/* bank 0 limits to 4 GB/s: 900 + 100000; bank 1 to the 8 GB/s link: 900 + 50000 */
 		uint64_t t = c.t_end_ns - c.t_start_ns;
-		printf("board bridge: 2 x 400 kB into a 4 GB/s and a 19.2 GB/s bank over an 8 GB/s link: %llu ns modeled\n",
+		printf("board bridge: 2 x 400 kB into a 4 GB/s and a 19.2 GB/s bank over an 8 GB/s "
+		       "link: %llu ns modeled\n",
 		       (unsigned long long)t);
-		DT_CHECK(t == 100900 + 50900, "board-modeled time %llu ns, want 151800", (unsigned long long)t);
+		DT_CHECK(t == 100900 + 50900, "board-modeled time %llu ns, want 151800",
+			 (unsigned long long)t);
 		dma_dev_close(dev);
 	} else {
 		DT_CHECK(0, "open from board config: %s", err);
 	}
 	bd.n_dma = 0;
-	DT_CHECK(dma_config_from_board(&bd, banks, 2, &cfg) == -EINVAL, "board without DMA channels");
+	DT_CHECK(dma_config_from_board(&bd, banks, 2, &cfg) == -EINVAL,
+		 "board without DMA channels");
 
 	DT_CHECK(dma_fence_abi(0x100000005ull) == 5u, "fence low 32 bits");
 	DT_CHECK(dma_fence_abi_reached(5, 0xFFFFFFF0u) && !dma_fence_abi_reached(0xFFFFFFF0u, 5) &&
-	         dma_fence_abi_reached(7, 7) && !dma_fence_abi_reached(6, 7),
-	         "fence wrap rule");
+		     dma_fence_abi_reached(7, 7) && !dma_fence_abi_reached(6, 7),
+		 "fence wrap rule");
 }
 
 int main(void)

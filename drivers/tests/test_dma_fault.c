@@ -22,8 +22,8 @@ static void emul_write(void *arg, unsigned bank, uint64_t off, const void *src, 
 }
 
 static const struct dma_bank banks[2] = {
-	{.base = 0x10000000, .size = 96 << 10, .mem_group = -1, .name = "HBM[0]"},
-	{.base = 0x20000000, .size = 64 << 10, .mem_group = -1, .name = "HBM[1]"},
+    {.base = 0x10000000, .size = 96 << 10, .mem_group = -1, .name = "HBM[0]"},
+    {.base = 0x20000000, .size = 64 << 10, .mem_group = -1, .name = "HBM[1]"},
 };
 
 static const char *kind_name[] = {"none", "error", "short", "stuck"};
@@ -96,8 +96,8 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 		dt_xfer_free(dev, &t[k]);
 	}
 
-	unsigned runs = 0, not_reported = 0, dropped = 0, wrong_status = 0, wrong_where = 0, wait_bad = 0,
-	         retry_bad = 0, bad_bytes = 0, extra = 0;
+	unsigned runs = 0, not_reported = 0, dropped = 0, wrong_status = 0, wrong_where = 0,
+		 wait_bad = 0, retry_bad = 0, bad_bytes = 0, extra = 0;
 	for (unsigned pos = 1; pos <= total + 1; pos++, runs++) {
 		card_reset(&card);
 		dt_rng = SEED;
@@ -119,7 +119,8 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 		int rcw[DMA_MAX_CHANNELS];
 		if (kind == DMA_FAULT_STUCK) {
 			if (n_ch == 1) {
-				/* Exact: transfers before the stuck one (fences 1..fk) finish, it never does. */
+				/* Exact: transfers before the stuck one (fences 1..fk) finish, it
+				 * never does. */
 				wait_bad += fk > 0 && dma_fence_wait(dev, 0, fk, 5000000000ll) != 0;
 				if (fk == n)
 					wait_bad += dma_fence_wait(dev, 0, n, 5000000000ll) != 0;
@@ -127,22 +128,27 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 				wait_stuck_or_done(dev);
 			}
 			for (unsigned ch = 0; ch < n_ch; ch++) {
-				rcw[ch] = dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch), n_ch == 1 ? 20000000 : 0);
+				rcw[ch] = dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch),
+							 n_ch == 1 ? 20000000 : 0);
 				wait_bad += n_ch == 1 && (rcw[ch] == -ETIMEDOUT) != (fk < n);
 				if (rcw[ch] == -ETIMEDOUT) {
 					wait_bad += dma_chan_reset(dev, ch, 5000000000ll) != 0;
-					/* After the reset the aborted records must show up as -EIO. */
-					wait_bad += dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch), 0) != -EIO;
+					/* After the reset the aborted records must show up as -EIO.
+					 */
+					wait_bad +=
+					    dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch),
+							   0) != -EIO;
 				}
 			}
 		} else {
 			for (unsigned ch = 0; ch < n_ch; ch++)
-				rcw[ch] = dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch), 5000000000ll);
+				rcw[ch] = dma_fence_wait(dev, ch, dma_fence_submitted(dev, ch),
+							 5000000000ll);
 		}
 		dt_reap_all(dev, t, n);
-		enum dma_status want = kind == DMA_FAULT_ERROR ? DMA_STATUS_ERROR
-		                     : kind == DMA_FAULT_SHORT ? DMA_STATUS_SHORT
-		                                               : DMA_STATUS_ABORTED;
+		enum dma_status want = kind == DMA_FAULT_ERROR	 ? DMA_STATUS_ERROR
+				       : kind == DMA_FAULT_SHORT ? DMA_STATUS_SHORT
+								 : DMA_STATUS_ABORTED;
 		unsigned faulted = 0, failed_on[DMA_MAX_CHANNELS] = {0};
 		for (unsigned k = 0; k < n; k++) {
 			dropped += t[k].seen != 1;
@@ -153,14 +159,17 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 				wrong_status++;
 				continue;
 			}
-			/* The faulted record is the one whose element did not finish; for a stuck channel
-			 * the transfers queued behind it are ABORTED at element 0 with 0 bytes. */
+			/* The faulted record is the one whose element did not finish; for a stuck
+			 * channel the transfers queued behind it are ABORTED at element 0 with 0
+			 * bytes. */
 			unsigned i = t[k].cpl.sg_index;
 			uint64_t before = 0;
 			for (unsigned j = 0; j < i && j < t[k].x.n_sg; j++)
 				before += t[k].sg[j].len;
 			size_t len = i < t[k].x.n_sg ? t[k].sg[i].len : 0;
-			uint64_t want_bytes = before + (kind == DMA_FAULT_ERROR ? len / 3 : kind == DMA_FAULT_SHORT ? len / 2 : 0);
+			uint64_t want_bytes = before + (kind == DMA_FAULT_ERROR	  ? len / 3
+							: kind == DMA_FAULT_SHORT ? len / 2
+										  : 0);
 			int is_fault = kind != DMA_FAULT_STUCK || faulted == 0;
 			if (kind == DMA_FAULT_STUCK && n_ch == 1)
 				is_fault = k == fk;
@@ -200,19 +209,28 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 		for (unsigned k = 0; k < n; k++)
 			dt_xfer_free(dev, &t[k]);
 	}
-	printf("fault %s, %u channel(s): %u runs over %u descriptors: %u unreported, %u dropped, %u wrong status, "
-	       "%u wrong place, %u bad waits, %u extra failures, %u bad retries, %u runs with bad bytes\n",
-	       kind_name[kind], n_ch, runs, total, not_reported, dropped, wrong_status, wrong_where, wait_bad, extra,
-	       retry_bad, bad_bytes);
-	DT_CHECK(runs == total + 1 && total >= 10, "%s: ran %u of %u positions", kind_name[kind], runs, total + 1);
-	DT_CHECK(not_reported == 0, "%s: %u faults not reported exactly once", kind_name[kind], not_reported);
-	DT_CHECK(dropped == 0, "%s: %u transfers dropped or reported twice", kind_name[kind], dropped);
-	DT_CHECK(wrong_status == 0, "%s: %u records with an unexpected status", kind_name[kind], wrong_status);
-	DT_CHECK(wrong_where == 0, "%s: %u faults at the wrong element or byte count", kind_name[kind], wrong_where);
-	DT_CHECK(wait_bad == 0, "%s: %u waits/resets did not surface the failure", kind_name[kind], wait_bad);
+	printf("fault %s, %u channel(s): %u runs over %u descriptors: %u unreported, %u dropped, "
+	       "%u wrong status, "
+	       "%u wrong place, %u bad waits, %u extra failures, %u bad retries, %u runs with bad "
+	       "bytes\n",
+	       kind_name[kind], n_ch, runs, total, not_reported, dropped, wrong_status, wrong_where,
+	       wait_bad, extra, retry_bad, bad_bytes);
+	DT_CHECK(runs == total + 1 && total >= 10, "%s: ran %u of %u positions", kind_name[kind],
+		 runs, total + 1);
+	DT_CHECK(not_reported == 0, "%s: %u faults not reported exactly once", kind_name[kind],
+		 not_reported);
+	DT_CHECK(dropped == 0, "%s: %u transfers dropped or reported twice", kind_name[kind],
+		 dropped);
+	DT_CHECK(wrong_status == 0, "%s: %u records with an unexpected status", kind_name[kind],
+		 wrong_status);
+	DT_CHECK(wrong_where == 0, "%s: %u faults at the wrong element or byte count",
+		 kind_name[kind], wrong_where);
+	DT_CHECK(wait_bad == 0, "%s: %u waits/resets did not surface the failure", kind_name[kind],
+		 wait_bad);
 	DT_CHECK(extra == 0, "%s: %u unexpected extra failures", kind_name[kind], extra);
 	DT_CHECK(retry_bad == 0, "%s: %u retries failed", kind_name[kind], retry_bad);
-	DT_CHECK(bad_bytes == 0, "%s: %u runs left wrong bytes after retry", kind_name[kind], bad_bytes);
+	DT_CHECK(bad_bytes == 0, "%s: %u runs left wrong bytes after retry", kind_name[kind],
+		 bad_bytes);
 	dt_card_free(&card);
 	dma_dev_close(dev);
 }
@@ -231,7 +249,7 @@ static void copy_sync_faults(void)
 	for (int i = 0; i < 3000; i++)
 		src[i] = (uint8_t)(i * 13 + 1);
 	struct dma_sg sg[2] = {{.host = src, .bank = 0, .card_off = 100, .len = 1000},
-	                       {.host = src + 1000, .bank = 1, .card_off = 5, .len = 2000}};
+			       {.host = src + 1000, .bank = 1, .card_off = 5, .len = 2000}};
 	struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 2, .cookie = 7};
 	struct dma_cpl c;
 	for (int kind = DMA_FAULT_ERROR; kind <= DMA_FAULT_STUCK; kind++) {
@@ -241,19 +259,20 @@ static void copy_sync_faults(void)
 		uint64_t f0 = dma_fence_submitted(dev, 0);
 		int rc = dma_copy_sync(dev, 0, &x, 1, 500000000, &c);
 		int same = !memcmp((uint8_t *)dma_dev_bank_ptr(dev, 0) + 100, src, 1000) &&
-		           !memcmp((uint8_t *)dma_dev_bank_ptr(dev, 1) + 5, src + 1000, 2000);
-		DT_CHECK(rc == 0 && c.status == DMA_STATUS_OK && same && dma_fence_submitted(dev, 0) == f0 + 2,
-		         "copy_sync with one %s fault: rc %d status %s, data %s, %llu attempts", kind_name[kind], rc,
-		         dma_status_str(c.status), same ? "ok" : "wrong",
-		         (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
+			   !memcmp((uint8_t *)dma_dev_bank_ptr(dev, 1) + 5, src + 1000, 2000);
+		DT_CHECK(rc == 0 && c.status == DMA_STATUS_OK && same &&
+			     dma_fence_submitted(dev, 0) == f0 + 2,
+			 "copy_sync with one %s fault: rc %d status %s, data %s, %llu attempts",
+			 kind_name[kind], rc, dma_status_str(c.status), same ? "ok" : "wrong",
+			 (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
 	}
 	dma_dev_fault_set(dev, DMA_FAULT_ERROR, 1, 1);
 	uint64_t f0 = dma_fence_submitted(dev, 0);
 	int rc = dma_copy_sync(dev, 0, &x, 3, 5000000000ll, &c);
 	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.sg_index == 0 &&
-	         dma_fence_submitted(dev, 0) == f0 + 4,
-	         "persistent error surfaced after 3 retries: rc %d status %s attempts %llu", rc,
-	         dma_status_str(c.status), (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
+		     dma_fence_submitted(dev, 0) == f0 + 4,
+		 "persistent error surfaced after 3 retries: rc %d status %s attempts %llu", rc,
+		 dma_status_str(c.status), (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
 	dma_dev_fault_set(dev, DMA_FAULT_NONE, 0, 0);
 	struct dma_sg rs = {.host = back, .bank = 1, .card_off = 5, .len = 2000};
 	struct dma_xfer r = {.dir = DMA_DIR_C2H, .sg = &rs, .n_sg = 1};
@@ -261,7 +280,8 @@ static void copy_sync_faults(void)
 	/* A busy channel is refused. */
 	DT_CHECK(dma_chan_submit(dev, 0, &r, NULL) == 0, "submit");
 	DT_CHECK(dma_copy_sync(dev, 0, &r, 0, -1, &c) == -EBUSY, "copy_sync on a busy channel");
-	printf("copy_sync: one-shot faults retried to success, persistent error surfaced as -EIO\n");
+	printf(
+	    "copy_sync: one-shot faults retried to success, persistent error surfaced as -EIO\n");
 	dma_dev_close(dev);
 }
 

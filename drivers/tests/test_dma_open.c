@@ -15,8 +15,8 @@ static char tmpdir[256];
 
 /* pread/pwrite on the stand-in card file; bank i lives at file offset base_i. */
 struct file_card {
-	int fd;                         /* the card file */
-	const struct dma_bank *banks;   /* bank layout */
+	int fd;			      /* the card file */
+	const struct dma_bank *banks; /* bank layout */
 };
 static void file_read(void *arg, unsigned bank, uint64_t off, void *dst, size_t len)
 {
@@ -32,8 +32,8 @@ static void file_write(void *arg, unsigned bank, uint64_t off, const void *src, 
 }
 
 static const struct dma_bank xbanks[2] = {
-	{.base = 0, .size = 256 << 10, .mem_group = -1, .name = "DDR[0]"},
-	{.base = 1 << 20, .size = (128 << 10) + 3, .mem_group = -1, .name = "DDR[1]"},
+    {.base = 0, .size = 256 << 10, .mem_group = -1, .name = "DDR[0]"},
+    {.base = 1 << 20, .size = (128 << 10) + 3, .mem_group = -1, .name = "DDR[1]"},
 };
 
 static int node_link(const char *kind, unsigned ch)
@@ -47,53 +47,61 @@ static void test_xdma(void)
 {
 	char prefix[300], err[256] = "";
 	struct dma_dev *dev = (struct dma_dev *)1;
-	struct dma_config cfg = {.banks = xbanks, .n_banks = 2, .n_channels = 2, .staging_bytes = 8192};
+	struct dma_config cfg = {
+	    .banks = xbanks, .n_banks = 2, .n_channels = 2, .staging_bytes = 8192};
 
 	/* Absent node: -ENOENT naming it. */
 	snprintf(prefix, sizeof(prefix), "%s/none", tmpdir);
 	cfg.xdma_prefix = prefix;
 	int rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
 	printf("xdma, no node: %d: %s\n", rc, err);
-	DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "none_h2c_0") && strstr(err, "xdma driver"),
-	         "xdma open without nodes: rc %d err '%s'", rc, err);
+	DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "none_h2c_0") &&
+		     strstr(err, "xdma driver"),
+		 "xdma open without nodes: rc %d err '%s'", rc, err);
 	if (access("/dev/xdma0_h2c_0", F_OK) != 0) {
 		cfg.xdma_prefix = NULL;
 		rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
 		DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "/dev/xdma0_h2c_0"),
-		         "xdma default node: rc %d err '%s'", rc, err);
+			 "xdma default node: rc %d err '%s'", rc, err);
 	}
 
 	/* A regular file as the card: channel 0 complete, channel 1 missing its c2h node. */
 	char card_path[300];
 	snprintf(card_path, sizeof(card_path), "%s/card", tmpdir);
-	struct file_card fc = {.fd = open(card_path, O_RDWR | O_CREAT | O_TRUNC, 0600), .banks = xbanks};
+	struct file_card fc = {.fd = open(card_path, O_RDWR | O_CREAT | O_TRUNC, 0600),
+			       .banks = xbanks};
 	DT_CHECK(fc.fd >= 0, "create card file");
 	if (fc.fd < 0)
 		return;
-	DT_CHECK(node_link("h2c", 0) == 0 && node_link("c2h", 0) == 0 && node_link("h2c", 1) == 0, "node links");
+	DT_CHECK(node_link("h2c", 0) == 0 && node_link("c2h", 0) == 0 && node_link("h2c", 1) == 0,
+		 "node links");
 	snprintf(prefix, sizeof(prefix), "%s/xdma0", tmpdir);
 	cfg.xdma_prefix = prefix;
 	rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "xdma0_c2h_1"), "xdma half a channel: rc %d err '%s'",
-	         rc, err);
+	DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "xdma0_c2h_1"),
+		 "xdma half a channel: rc %d err '%s'", rc, err);
 	DT_CHECK(node_link("c2h", 1) == 0, "node link c2h_1");
 	cfg.staging_bytes = 1000;
 	rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == -EINVAL && strstr(err, "staging_bytes"), "unaligned staging size: rc %d err '%s'", rc, err);
+	DT_CHECK(rc == -EINVAL && strstr(err, "staging_bytes"),
+		 "unaligned staging size: rc %d err '%s'", rc, err);
 	cfg.staging_bytes = 8192;
 	rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
 	DT_CHECK(rc == 0 && dev, "xdma open on the file: rc %d err '%s'", rc, err);
 	if (rc)
 		return;
-	DT_CHECK(!strcmp(dma_dev_name(dev), "xdma") && dma_dev_bank_ptr(dev, 0) == NULL, "xdma name, no bank view");
+	DT_CHECK(!strcmp(dma_dev_name(dev), "xdma") && dma_dev_bank_ptr(dev, 0) == NULL,
+		 "xdma name, no bank view");
 	struct dt_card card;
 	struct dt_card_io io = {file_read, file_write, &fc};
 	dt_card_init(&card, xbanks, 2, io);
 	struct dt_stats st = dt_run_rounds(dev, &card, 40, 10, 4, 40 << 10);
-	printf("xdma dmatest on a file: %u transfers, %llu bytes on 2 channels, %u bad, %zu bad bytes\n", st.xfers,
-	       (unsigned long long)st.bytes, st.bad, st.bad_bytes);
+	printf("xdma dmatest on a file: %u transfers, %llu bytes on 2 channels, %u bad, %zu bad "
+	       "bytes\n",
+	       st.xfers, (unsigned long long)st.bytes, st.bad, st.bad_bytes);
 	DT_CHECK(st.submit_rc == 0 && st.bad == 0 && st.bad_bytes == 0 && st.xfers >= 40,
-	         "xdma dmatest: rc %d, %u bad transfers, %zu bad bytes", st.submit_rc, st.bad, st.bad_bytes);
+		 "xdma dmatest: rc %d, %u bad transfers, %zu bad bytes", st.submit_rc, st.bad,
+		 st.bad_bytes);
 
 	/* A card that ends early (file truncated inside bank 1): the read comes back SHORT. */
 	DT_CHECK(ftruncate(fc.fd, (off_t)xbanks[1].base + 100) == 0, "truncate");
@@ -103,8 +111,8 @@ static void test_xdma(void)
 	struct dma_cpl c;
 	rc = dma_copy_sync(dev, 0, &x, 1, 5000000000ll, &c);
 	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_SHORT && c.bytes == 100,
-	         "short read surfaced: rc %d status %s bytes %llu", rc, dma_status_str(c.status),
-	         (unsigned long long)c.bytes);
+		 "short read surfaced: rc %d status %s bytes %llu", rc, dma_status_str(c.status),
+		 (unsigned long long)c.bytes);
 	dt_card_free(&card);
 	dma_dev_close(dev);
 	close(fc.fd);
@@ -121,16 +129,19 @@ static void test_xrt(void)
 	unsetenv("XILINX_XRT");
 	int rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 	printf("xrt, no XILINX_XRT: %d: %s\n", rc, err);
-	DT_CHECK(rc == -ENODEV && dev == NULL && (strstr(err, "XILINX_XRT") || strstr(err, "headers")),
-	         "xrt without XILINX_XRT: rc %d err '%s'", rc, err);
+	DT_CHECK(rc == -ENODEV && dev == NULL &&
+		     (strstr(err, "XILINX_XRT") || strstr(err, "headers")),
+		 "xrt without XILINX_XRT: rc %d err '%s'", rc, err);
 
 	setenv("XILINX_XRT", tmpdir, 1);
 	rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 	printf("xrt, XILINX_XRT without XRT: %d: %s\n", rc, err);
-	DT_CHECK(rc == -ENODEV && dev == NULL && (strstr(err, "not an XRT install") || strstr(err, "headers")),
-	         "xrt with a bogus XILINX_XRT: rc %d err '%s'", rc, err);
+	DT_CHECK(rc == -ENODEV && dev == NULL &&
+		     (strstr(err, "not an XRT install") || strstr(err, "headers")),
+		 "xrt with a bogus XILINX_XRT: rc %d err '%s'", rc, err);
 
-	/* Looks like an XRT install, but no PCI device is bound to xocl (skipped on a card host). */
+	/* Looks like an XRT install, but no PCI device is bound to xocl (skipped on a card host).
+	 */
 	char p[300];
 	snprintf(p, sizeof(p), "%s/lib", tmpdir);
 	mkdir(p, 0700);
@@ -141,8 +152,9 @@ static void test_xrt(void)
 	if (access("/sys/bus/pci/drivers/xocl", F_OK) != 0) {
 		rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 		printf("xrt, no card: %d: %s\n", rc, err);
-		DT_CHECK(rc == -ENODEV && dev == NULL && (strstr(err, "no card") || strstr(err, "headers")),
-		         "xrt without a card: rc %d err '%s'", rc, err);
+		DT_CHECK(rc == -ENODEV && dev == NULL &&
+			     (strstr(err, "no card") || strstr(err, "headers")),
+			 "xrt without a card: rc %d err '%s'", rc, err);
 	}
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/lib", tmpdir);
