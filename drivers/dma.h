@@ -136,7 +136,7 @@ int dma_dev_open(const struct dma_dev_i *impl, const struct dma_config *cfg, str
 		 char *err, size_t err_len);
 
 /* Stops the channel workers (transfers still queued complete as ABORTED first) and frees dev.
- * NULL is allowed. */
+ * No other thread may still be using dev. NULL is allowed. */
 void dma_dev_close(struct dma_dev *dev);
 
 /* Implementation name ("emul", "xrt", "xdma"). */
