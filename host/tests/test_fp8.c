@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 #include "e4m3.h"
 #include "kernels.h"
@@ -150,6 +151,58 @@ static void test_simd_matches_scalar(void **st)
 	printf("simd: %d ISA paths agree with scalar (chosen: %s)\n", ran, kern_isa_get()->name);
 }
 
+/* The vectorized activation round trip is bit-identical to decode(encode(x/s))*s, including
+ * every tie, subnormals, zeros of both signs and saturation. */
+static void test_roundtrip_all_isas(void **st)
+{
+	(void)st;
+	const char *names[] = { "scalar", "avx2", "avx512" };
+	enum { N = 4096 };
+	static float x[N], r[N];
+	int k = 0;
+	for (int c = 0; c < 0x7E && k < N - 8; c++) { /* codes, midpoints, and their neighbours */
+		float a = e4m3_decode((uint8_t)c), b = e4m3_decode((uint8_t)(c + 1)), mid = (a + b) / 2;
+		x[k++] = mid;
+		x[k++] = -mid;
+		x[k++] = nextafterf(mid, INFINITY);
+		x[k++] = nextafterf(mid, -INFINITY);
+		x[k++] = a;
+	}
+	x[k++] = 448.0f;
+	x[k++] = 460.0f;
+	x[k++] = -470.0f;
+	x[k++] = 0.0f;
+	x[k++] = -0.0f;
+	x[k++] = 1e-30f;
+	uint32_t rs = 1;
+	while (k < N) {
+		rs = rs * 1664525u + 1013904223u;
+		x[k++] = ldexpf((float)(int32_t)rs / 2147483648.0f, (int)(rs >> 27) - 16);
+	}
+	for (size_t n = 0; n < 3; n++) {
+		const struct kern_isa *isa = kern_isa_by_name(names[n]);
+		if (!isa)
+			continue;
+		for (int off = 0; off < N; off += 128) {
+			int len = (off / 128) % 5 == 4 ? 77 : 128; /* partial blocks too */
+			isa->roundtrip_fp8(x + off, len, 1.0f, r + off);
+			for (int i = off; i < off + len; i++) {
+				float want = e4m3_decode(e4m3_encode(x[i]));
+				if (memcmp(&want, &r[i], 4))
+					fail_msg("%s roundtrip(%a) = %a, expected %a", names[n], x[i], r[i],
+						 want);
+			}
+		}
+		/* with a scale: y = e4m3(x/s)*s */
+		isa->roundtrip_fp8(x, 128, 0.37f, r);
+		for (int i = 0; i < 128; i++) {
+			float want = e4m3_decode(e4m3_encode(x[i] / 0.37f)) * 0.37f;
+			if (memcmp(&want, &r[i], 4))
+				fail_msg("%s scaled roundtrip at %d", names[n], i);
+		}
+	}
+}
+
 static void test_act_quant(void **st)
 {
 	(void)st;
@@ -188,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_encode_roundtrip_and_ties),
 		cmocka_unit_test(test_simd_matches_scalar),
 		cmocka_unit_test(test_act_quant),
+		cmocka_unit_test(test_roundtrip_all_isas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
