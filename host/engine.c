@@ -38,8 +38,16 @@ static void cpu_free(struct engine *e)
 	e->impl = NULL;
 }
 
+/* model_mtp_forward leaves the shared_head.norm output of its rows in m->xn (head_forward). */
+static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
+{
+	int D = e->c->hidden_size;
+	memcpy(hidden, cpu_model(e)->xn + (size_t)row * D, sizeof(float) * (size_t)D);
+	return 0;
+}
+
 static const struct engine_ops cpu_ops = { "cpu", cpu_forward, cpu_mtp, cpu_truncate, NULL,
-					   cpu_free };
+					   cpu_free, cpu_mtp_hidden };
 
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
 		    const struct engine_extra *x, char *err, size_t errlen)

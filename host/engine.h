@@ -25,6 +25,10 @@ struct engine_ops {
 	/* prints backend statistics (modeled card time, commands per token, ...); may be NULL */
 	void (*stats)(struct engine *e, FILE *out, int json);
 	void (*free)(struct engine *e);
+	/* copies the MTP layer's post-norm state (shared_head.norm output) of row `row` (< T) of the
+	 * last mtp_forward into hidden[hidden_size]: the input of a chained speculative draft step
+	 * (host/spec.c). May be NULL; --spec-depth above 1 then is unavailable. Returns 0. */
+	int (*mtp_hidden)(struct engine *e, int row, float *hidden);
 };
 
 /* Options beyond model_opts that some backends use. */
