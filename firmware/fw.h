@@ -22,7 +22,7 @@
 #include "firmware/fw_port.h"
 #include "firmware/kernel/rtos.h"
 
-#define FW_MAX_OPERANDS 5u /* card-address operands of one command */
+#define FW_MAX_OPERANDS 6u /* card-address operands of one command */
 
 /* A validated command, ready to start. */
 struct fw_cmd {

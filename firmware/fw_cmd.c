@@ -182,13 +182,17 @@ static uint32_t fw_dec_gemm(struct fw_dec *d)
 	REQUIRE(fw_dim_ok(g->m), u.gemm.m);
 	REQUIRE(fw_dim_ok(g->n), u.gemm.n);
 	REQUIRE(fw_dim_ok(g->k), u.gemm.k);
-	REQUIRE(g->rsvd == 0, u.gemm.rsvd);
+	uint32_t f = g->flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
+	REQUIRE(!(f & ~ABI_GEMM_F_ALL), u.gemm.flags);
+	REQUIRE(xf != (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16), u.gemm.flags);
+	REQUIRE(!(f & ABI_GEMM_F_ACCUM) || (xf && !(f & ABI_GEMM_F_Y_BF16)), u.gemm.flags);
 	uint64_t m = g->m, n = g->n, k = g->k, kb = (k + 127) / 128, nb = (n + 127) / 128;
-	OPND(u.gemm.a, m * k);
-	OPND(u.gemm.sa, m * kb * 4);
-	OPND(u.gemm.w, n * k);
-	OPND(u.gemm.sw, nb * kb * 4);
-	OPND(u.gemm.y, m * n * 4);
+	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1, pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
+	OPND(u.gemm.a, m * k * xb);
+	OPND(u.gemm.sa, !xf ? m * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? m * 4 : 0);
+	OPND(u.gemm.w, pair * n * k);
+	OPND(u.gemm.sw, pair * nb * kb * 4);
+	OPND(u.gemm.y, m * n * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
 	return ABI_ST_OK;
 }
 
@@ -197,8 +201,12 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 	const struct abi_vec *v = &d->c->u.vec;
 	REQUIRE(fw_dim_ok(v->rows), u.vec.rows);
 	REQUIRE(fw_dim_ok(v->cols), u.vec.cols);
-	uint64_t elems = (uint64_t)v->rows * v->cols, f32 = elems * 4;
-	uint64_t x2 = 0, w = 0, out = f32, out2 = 0;
+	REQUIRE(v->lda == 0 || (v->lda >= v->cols && v->lda <= ABI_MAX_DIM), u.vec.lda);
+	REQUIRE(v->ldo == 0 || (v->ldo >= v->cols && v->ldo <= ABI_MAX_DIM), u.vec.ldo);
+	uint64_t elems = (uint64_t)v->rows * v->cols, lda = v->lda ? v->lda : v->cols;
+	uint64_t ldo = v->ldo ? v->ldo : v->cols;
+	uint64_t f32 = ((uint64_t)(v->rows - 1) * lda + v->cols) * 4;
+	uint64_t x2 = 0, w = 0, out = ((uint64_t)(v->rows - 1) * ldo + v->cols) * 4, out2 = 0, tab = 0;
 	bool uses_pu = false, uses_pf = false;
 	switch (op) {
 	case ABI_OP_RMSNORM:
@@ -208,8 +216,11 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 	case ABI_OP_ROPE:
 		REQUIRE(v->cols % 2 == 0, u.vec.cols);
 		uses_pu = uses_pf = true;
+		if (v->tab)
+			tab = ((uint64_t)v->param_u + 1) * v->cols * 4;
 		break;
 	case ABI_OP_ACT_QUANT:
+		REQUIRE(v->ldo == 0, u.vec.ldo);
 		out = elems;
 		out2 = (uint64_t)v->rows * ((v->cols + 127) / 128) * 4;
 		break;
@@ -231,6 +242,7 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 	OPND(u.vec.w, w);
 	OPND(u.vec.out, out);
 	OPND(u.vec.out2, out2);
+	OPND(u.vec.tab, tab);
 	return ABI_ST_OK;
 }
 

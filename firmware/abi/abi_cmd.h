@@ -88,18 +88,37 @@ struct abi_cmd_hdr {
 };
 static_assert(sizeof(struct abi_cmd_hdr) == 32, "abi_cmd_hdr is 32 bytes");
 
-/* GEMM_FP8 (DESIGN §3): y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n/128,kb]. 56 bytes used. */
+/* GEMM_FP8 (DESIGN §3): y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n/128,kb]. 56 bytes used.
+ * flags (ABI_GEMM_F_*, the fp8_gemm kernel's epilogue; 0 = the plain product above):
+ *   X_F32 / X_BF16  a is f32 / bf16 [m, k], quantized inside (DESIGN §3 rule); sa is then unused
+ *                   (0) unless ACCUM needs it
+ *   Y_BF16          y is bf16 [m, n]
+ *   SILU_MUL        y = silu(a W^T) * (a W2^T): w holds W then W2 ([2n, k] codes) and sw holds
+ *                   their scales back to back (2 x [ceil(n/128), ceil(k/128)])
+ *   RESIDUAL        y = y_old + ... (in place: the residual is y itself)
+ *   ACCUM           y = y_old + route_w[m] * ... ; needs X_F32 or X_BF16, f32 y; sa holds
+ *                   route_w f32 [m]
+ *   UE8M0           quantize-inside rounds scales up to powers of two */
 struct abi_gemm {
-	uint64_t a;   /* fp8 E4M3 [m, k] row-major, activations */
-	uint64_t sa;  /* f32 [m, ceil(k/128)] activation scales */
-	uint64_t w;   /* fp8 E4M3 [n, k] row-major, weights (an expert slot) */
-	uint64_t sw;  /* f32 [ceil(n/128), ceil(k/128)] weight_scale_inv (multiplies) */
-	uint64_t y;   /* f32 [m, n] output */
+	uint64_t a;   /* fp8 E4M3 [m, k] row-major activations (f32/bf16 with X_F32/X_BF16) */
+	uint64_t sa;  /* f32 [m, ceil(k/128)] activation scales; route_w f32 [m] with ACCUM */
+	uint64_t w;   /* fp8 E4M3 [n, k] row-major, weights (an expert slot); [2n, k] SILU_MUL */
+	uint64_t sw;  /* f32 [ceil(n/128), ceil(k/128)] weight_scale_inv (multiplies); x2 SILU */
+	uint64_t y;   /* f32 [m, n] output (bf16 with Y_BF16) */
 	uint32_t m;   /* rows of A, 1..ABI_MAX_DIM */
 	uint32_t n;   /* rows of W = output columns, 1..ABI_MAX_DIM */
 	uint32_t k;   /* inner dimension, 1..ABI_MAX_DIM */
-	uint32_t rsvd; /* must be 0 */
+	uint32_t flags; /* ABI_GEMM_F_* [6:0], [31:7] must be 0 */
 };
+/* Values equal the fp8_gemm kernel's FP8_GEMM_* flags (hls/fp8_gemm/fp8_gemm.h). */
+#define ABI_GEMM_F_X_F32 0x01u
+#define ABI_GEMM_F_X_BF16 0x02u
+#define ABI_GEMM_F_Y_BF16 0x04u
+#define ABI_GEMM_F_SILU_MUL 0x08u
+#define ABI_GEMM_F_RESIDUAL 0x10u
+#define ABI_GEMM_F_ACCUM 0x20u
+#define ABI_GEMM_F_UE8M0 0x40u
+#define ABI_GEMM_F_ALL 0x7Fu
 
 /* Vector ops (RMSNORM, ROPE, ACT_QUANT, SILU_MUL, RESIDUAL_ADD, SOFTMAX). Operand use per op:
  *   RMSNORM      x f32 [rows,cols], w f32 [cols], out f32 [rows,cols], param_f = eps
@@ -109,7 +128,8 @@ struct abi_gemm {
  *   SILU_MUL     x f32 (gate), x2 f32 (up), out f32, all [rows,cols]
  *   RESIDUAL_ADD x f32, x2 f32, out f32, all [rows,cols]
  *   SOFTMAX      x f32 [rows,cols], out f32 [rows,cols]
- * Operands an op does not use must be 0. */
+ * Operands an op does not use must be 0. Rows of x/x2 may be strided (lda) and rows of out too
+ * (ldo), so an op can work on a column slice of a wider matrix (e.g. q_pe inside q). */
 struct abi_vec {
 	uint64_t x;       /* first input */
 	uint64_t x2;      /* second input or 0 */
@@ -120,6 +140,11 @@ struct abi_vec {
 	uint32_t cols;    /* 1..ABI_MAX_DIM */
 	uint32_t param_u; /* op parameter (position), else 0 */
 	uint32_t param_f; /* op parameter, f32 bit pattern (eps, theta), else 0 */
+	uint32_t lda;     /* row stride of x and x2, elements; 0 = cols, else >= cols */
+	uint32_t ldo;     /* row stride of out, elements; 0 = cols, else >= cols (not ACT_QUANT) */
+	uint64_t tab;     /* ROPE: f32 cos/sin table [param_u + 1][cols/2][2] (row p = position p,
+			     pairs {cos, sin}, YaRN-blended by the host); 0 = plain RoPE of base
+			     param_f. Other ops: 0 */
 };
 
 /* MLA_ATTN, absorbed decode form (MODEL.md §4): per head h,
@@ -184,7 +209,7 @@ struct abi_cmd {
 	} u;                    /* 96 bytes */
 };
 static_assert(sizeof(struct abi_gemm) == 56, "abi_gemm is 56 bytes");
-static_assert(sizeof(struct abi_vec) == 56, "abi_vec is 56 bytes");
+static_assert(sizeof(struct abi_vec) == 72, "abi_vec is 72 bytes");
 static_assert(sizeof(struct abi_mla) == 48, "abi_mla is 48 bytes");
 static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
