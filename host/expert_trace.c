@@ -90,7 +90,7 @@ static void putf(uint8_t *p, float f)
 
 static size_t rec_bytes(uint32_t k) { return 8 + 16 * (size_t)k; }
 
-static void header_encode(const struct expert_trace_shape *s, uint8_t h[EXPERT_TRACE_HDR_BYTES])
+void expert_trace_encode_header(const struct expert_trace_shape *s, uint8_t h[EXPERT_TRACE_HDR_BYTES])
 {
 	memset(h, 0, EXPERT_TRACE_HDR_BYTES);
 	put32(h + 0, EXPERT_TRACE_MAGIC);
@@ -109,6 +109,21 @@ static void header_encode(const struct expert_trace_shape *s, uint8_t h[EXPERT_T
 	put64(h + 48, s->other_bytes);
 	put32(h + 56, (uint32_t)rec_bytes(s->k));
 	put32(h + 60, 0);
+}
+
+size_t expert_trace_encode_record(uint32_t k, int32_t layer, int32_t pos, const int32_t *expert,
+				  const float *weight, const int32_t *pred1, const int32_t *pred2,
+				  uint8_t *out)
+{
+	put32(out, (uint32_t)layer);
+	put32(out + 4, (uint32_t)pos);
+	for (uint32_t j = 0; j < k; j++) {
+		put32(out + 8 + 4 * j, (uint32_t)expert[j]);
+		putf(out + 8 + 4 * (k + j), weight ? weight[j] : 1.0f);
+		put32(out + 8 + 4 * (2 * k + j), (uint32_t)(pred1 ? pred1[j] : -1));
+		put32(out + 8 + 4 * (3 * k + j), (uint32_t)(pred2 ? pred2[j] : -1));
+	}
+	return rec_bytes(k);
 }
 
 /* ---- reader ------------------------------------------------------------------------------ */
@@ -450,14 +465,11 @@ static void trace_hook(void *ctx, struct model *m, int layer, int pos0, int T)
 					w->self_mismatch++;
 		for (int t = 0; t < T && !r; t++) {
 			uint8_t *p = w->rec;
-			put32(p, (uint32_t)layer);
-			put32(p + 4, (uint32_t)(pos0 + t));
-			for (int j = 0; j < k; j++) {
-				put32(p + 8 + 4 * j, (uint32_t)m->ridx[(size_t)t * k + j]);
-				putf(p + 8 + 4 * (k + j), m->rw[(size_t)t * k + j]);
-				put32(p + 8 + 4 * (2 * k + j), (uint32_t)pred_at(w, 0, layer, t)[j]);
-				put32(p + 8 + 4 * (3 * k + j), (uint32_t)pred_at(w, 1, layer, t)[j]);
-			}
+			for (int j = 0; j < k; j++)
+				w->idx[j] = m->ridx[(size_t)t * k + j];
+			expert_trace_encode_record(w->s.k, layer, pos0 + t, w->idx,
+						   m->rw + (size_t)t * k, pred_at(w, 0, layer, t),
+						   pred_at(w, 1, layer, t), p);
 			for (int d = 0; d < 2; d++)
 				for (int j = 0; j < k; j++)
 					pred_at(w, d, layer, t)[j] = -1;
@@ -517,7 +529,7 @@ int expert_trace_writer_open(struct expert_trace_writer *w, struct model *m, con
 		return -e;
 	}
 	uint8_t h[EXPERT_TRACE_HDR_BYTES];
-	header_encode(&w->s, h);
+	expert_trace_encode_header(&w->s, h);
 	if (fwrite(h, 1, sizeof h, w->f) != sizeof h) {
 		snprintf(err, errlen, "--expert-trace %s: write error", path);
 		expert_trace_writer_close(w);

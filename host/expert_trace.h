@@ -80,6 +80,16 @@ int expert_trace_shape_from_config(const struct config *c, struct expert_trace_s
 int expert_trace_parse(const void *buf, size_t len, const char *src, struct expert_trace *t,
 		       char *err, size_t errlen);
 
+/* expert_trace_encode_header - the 64 header bytes for shape s (writers, tests, fuzz seeds). */
+void expert_trace_encode_header(const struct expert_trace_shape *s,
+				uint8_t out[EXPERT_TRACE_HDR_BYTES]);
+
+/* expert_trace_encode_record - one record of 8 + 16 k bytes into out; pred1/pred2 may be NULL
+ * (no prediction, -1). Returns the record size. */
+size_t expert_trace_encode_record(uint32_t k, int32_t layer, int32_t pos, const int32_t *expert,
+				  const float *weight, const int32_t *pred1, const int32_t *pred2,
+				  uint8_t *out);
+
 /* expert_trace_load - reads file path and expert_trace_parse's it; -errno of open/read too. */
 int expert_trace_load(const char *path, struct expert_trace *t, char *err, size_t errlen);
 
