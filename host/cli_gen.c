@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "ckpt.h"
 #include "cli.h"
+#include "tokenizer.h"
 
 static void cli_gen_usage(FILE *f)
 {
@@ -20,6 +22,29 @@ static void cli_gen_usage(FILE *f)
 	    "        dotted keys reach into objects (rope_scaling.factor=4). Pseudo-keys:\n"
 	    "        dtype=bf16 (BF16 weights, no quantization_config), scale_fmt=ue8m0,\n"
 	    "        shard_bytes=N (split into files of at most N bytes, with an index).\n");
+}
+
+/*
+ * Puts a tokenizer beside the generated model: the DeepSeek-V3 tokenizer that `make deps` caches
+ * ($MOECARD_TOKENIZER_DIR or build/cache/deepseek_v3_tokenizer), cut to the model's vocab_size
+ * (tokenizer_write_for_vocab). Without the cache the model is written without one.
+ */
+static int cli_gen_tokenizer(const char *out)
+{
+	const char *dir = getenv("MOECARD_TOKENIZER_DIR");
+	char src[4096], cfgp[4096], err[512];
+	struct config c;
+	snprintf(src, sizeof src, "%s/tokenizer.json", dir ? dir : "build/cache/deepseek_v3_tokenizer");
+	snprintf(cfgp, sizeof cfgp, "%s/config.json", out);
+	if (access(src, R_OK))
+		return 0;
+	if (config_load(cfgp, &c, err, sizeof err) ||
+	    tokenizer_write_for_vocab(src, c.vocab_size, out, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	printf("moecard: gen: tokenizer for vocab %d from %s\n", c.vocab_size, src);
+	return 0;
 }
 
 int cli_gen(int argc, char **argv)
@@ -84,5 +109,5 @@ int cli_gen(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("moecard: gen: wrote %s (preset %s, seed %llu) in %.1f s\n", out, preset, seed,
 	       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-	return 0;
+	return cli_gen_tokenizer(out);
 }
