@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "engine.h"
 
 static struct model *cpu_model(struct engine *e) { return e->impl; }
@@ -82,6 +83,13 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 	e->w = &ck->w;
 	if (!x)
 		x = &none;
+	/* fault the weights in now, not in the first decode steps that reach each expert, when the
+	 * checkpoint fits in half of RAM (MOECARD_NO_POPULATE=1 skips it) */
+	if (!getenv("MOECARD_NO_POPULATE")) {
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		if (pages > 0 && psz > 0)
+			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2);
+	}
 	if (!strcmp(backend, "cpu"))
 		return engine_cpu_open(e, ck, o, x, err, errlen);
 	if (!strcmp(backend, "emu") || !strcmp(backend, "xrt")) {

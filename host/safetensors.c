@@ -664,3 +664,30 @@ void st_writer_free(struct st_writer *w)
 	free(w->e);
 	memset(w, 0, sizeof *w);
 }
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+size_t st_populate(const struct st_model *m, size_t max_bytes)
+{
+	size_t total = 0;
+	for (int i = 0; i < m->n_files; i++)
+		total += m->files[i].size;
+	if (total > max_bytes)
+		return 0;
+	for (int i = 0; i < m->n_files; i++) {
+		const struct st_file *f = &m->files[i];
+		if (!f->map || !f->size)
+			continue;
+		if (madvise(f->map, f->size, MADV_POPULATE_READ)) {
+			/* older kernels: touch one byte per page */
+			volatile const unsigned char *p = f->map;
+			unsigned sum = 0;
+			for (size_t o = 0; o < f->size; o += 4096)
+				sum += p[o];
+			(void)sum;
+		}
+	}
+	return total;
+}

@@ -70,6 +70,14 @@ int st_open_dir(const char *dir, struct st_model *m, char *err, size_t errlen);
 /* st_find - tensor by exact name, or NULL (binary search). */
 const struct st_tensor *st_find(const struct st_model *m, const char *name);
 
+/*
+ * st_populate - maps every page of the checkpoint now (MADV_POPULATE_READ, or one read per page),
+ * so that decode does not take a page fault the first time it reaches an expert. Skipped when the
+ * files are larger than max_bytes (a checkpoint that does not fit in RAM keeps faulting in on
+ * demand). Returns the bytes populated.
+ */
+size_t st_populate(const struct st_model *m, size_t max_bytes);
+
 /* st_close - unmaps and frees everything; *m becomes empty. Safe on a zeroed struct. */
 void st_close(struct st_model *m);
 
