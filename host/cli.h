@@ -11,6 +11,7 @@ int cli_bench(int argc, char **argv);    /* moecard bench    (host/cli_run.c) */
 int cli_info(int argc, char **argv);     /* moecard info     (host/cli_info.c) */
 int cli_gen(int argc, char **argv);      /* moecard gen      (host/cli_gen.c) */
 int cli_tokenize(int argc, char **argv); /* moecard tokenize (host/cli_tokenize.c) */
+int cli_chat(int argc, char **argv);     /* moecard chat     (host/cli_chat.c) */
 int cli_cache_sim(int argc, char **argv); /* moecard cache-sim (host/cli_cache_sim.c) */
 
 #endif

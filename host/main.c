@@ -16,6 +16,7 @@ static const struct {
 	{ "info", cli_info, "print a checkpoint's config, parameter and byte counts: --model DIR" },
 	{ "gen", cli_gen, "write a random checkpoint: --out DIR --preset tiny|mid [--seed S]" },
 	{ "tokenize", cli_tokenize, "tokenize text: --model DIR --text T [--json]" },
+	{ "chat", cli_chat, "interactive chat (stdin, streams; /reset /stats /quit): --model DIR" },
 	{ "cache-sim", cli_cache_sim, "replay an expert routing trace under every cache policy: --trace F" },
 };
 
