@@ -38,8 +38,16 @@ static int cli_gen_tokenizer(const char *out)
 	snprintf(cfgp, sizeof cfgp, "%s/config.json", out);
 	if (access(src, R_OK))
 		return 0;
-	if (config_load(cfgp, &c, err, sizeof err) ||
-	    tokenizer_write_for_vocab(src, c.vocab_size, out, err, sizeof err)) {
+	if (config_load(cfgp, &c, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	int r = tokenizer_write_for_vocab(src, c.vocab_size, out, err, sizeof err);
+	if (r == -EINVAL) { /* a vocab too small for the bytes + added tokens: no tokenizer */
+		fprintf(stderr, "moecard: gen: no tokenizer written: %s\n", err);
+		return 0;
+	}
+	if (r) {
 		fprintf(stderr, "moecard: %s\n", err);
 		return 1;
 	}
