@@ -83,11 +83,12 @@ static void print_row(const char *label, const struct expert_sim_result *r,
 		printf("{\"scope\":\"%s\",\"policy\":\"%s\",\"slots\":%d,\"hit_rate\":%.4f,"
 		       "\"dma_bytes_per_token\":%.0f,\"dma_hidden\":%.4f,"
 		       "\"modeled_stall_ms_per_token\":%.4f,\"modeled_tok_s\":%.3f,"
-		       "\"modeled_tok_s_host_exec\":%.3f,\"host_misses\":%llu,"
+		       "\"modeled_tok_s_host_exec\":%.3f,\"modeled_all_host_tok_s\":%.3f,"
+		       "\"modeled_all_resident_tok_s\":%.3f,\"host_misses\":%llu,"
 		       "\"prefetch_used\":%llu,\"prefetch_wasted\":%llu}\n",
 		       scope, label, slots, r->hit_rate, r->dma_bytes_per_token, r->dma_hidden,
 		       r->tokens ? r->stall_s / (double)r->tokens * 1e3 : 0, r->tok_s, rh->tok_s,
-		       (unsigned long long)rh->miss_host, (unsigned long long)r->prefetch_used,
+		       rh->host_tok_s, r->ideal_tok_s, (unsigned long long)rh->miss_host, (unsigned long long)r->prefetch_used,
 		       (unsigned long long)r->prefetch_wasted);
 		return;
 	}
