@@ -26,10 +26,14 @@ int expert_slot_layout_init(const struct config *c, struct expert_slot_layout *l
 	l->len[3] = sIg;
 	l->len[4] = sIg;
 	l->len[5] = sIg;
+	/* gate|up codes back to back and gate|up scales back to back: the operand pair of
+	 * fp8_gemm's FP8_GEMM_SILU_MUL (w2 = w + rows * cols, ws2 = ws + scale entries) */
 	uint64_t off = 0;
 	for (int p = 0; p < EXPERT_SLOT_PARTS; p++) {
 		l->off[p] = off;
-		off = align_up(off + l->len[p], EXPERT_SLOT_ALIGN);
+		off += l->len[p];
+		if (p != 0 && p != 3)
+			off = align_up(off, EXPERT_SLOT_ALIGN);
 		l->payload += l->len[p];
 	}
 	l->bytes = align_up(off, EXPERT_SLOT_PAGE);

@@ -39,7 +39,9 @@
 
 /* Where each part of one expert sits inside a slot. */
 struct expert_slot_layout {
-	uint64_t off[EXPERT_SLOT_PARTS]; /* byte offset of part p inside the slot */
+	uint64_t off[EXPERT_SLOT_PARTS]; /* byte offset of part p inside the slot; up follows gate
+	                                    directly (codes and scales), the others start on
+	                                    EXPERT_SLOT_ALIGN */
 	uint64_t len[EXPERT_SLOT_PARTS]; /* bytes of part p: codes [I][D], [I][D], [D][I] (E4M3),
 	                                    then scales [ceil(I/128)][ceil(D/128)] x2 and
 	                                    [ceil(D/128)][ceil(I/128)] (F32) */

@@ -1,6 +1,6 @@
 /*
  * expert_trace.c - routing trace writer (a model layer hook), validating reader, prediction
- * accuracy, and the router selection used for look-ahead prediction (expert_trace.h).
+ * accuracy (expert_trace.h). The look-ahead gates use the model's router (router.h).
  * Data flow: model_forward -> layer_hook -> records -> file -> expert_trace_load -> cache-sim.
  */
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include "expert_trace.h"
 #include "kernels.h"
 #include "model.h"
+#include "router.h"
 
 /* ---- byte counts by formula -------------------------------------------------------------- */
 
@@ -330,86 +331,6 @@ void expert_trace_accuracy(const struct expert_trace *t, struct expert_trace_acc
 	}
 }
 
-/* ---- router selection (MODEL.md 7), call-compatible with the model's ---------------------- */
-
-int expert_route_select(const struct config *c, const float *bias, const float *logit, int *idx,
-			float *w)
-{
-	int E = c->n_routed_experts, k = c->num_experts_per_tok;
-	float s[4096], sel[4096];
-	int use_groups = c->topk_method != CONFIG_TOPK_GREEDY && c->n_group > 1;
-	if (E > 4096 || k > E)
-		return -EINVAL;
-	if (c->scoring_func == CONFIG_SCORING_SIGMOID) {
-		for (int e = 0; e < E; e++)
-			s[e] = 1.0f / (1.0f + expf(-logit[e]));
-	} else {
-		float mx = -INFINITY, sum = 0;
-		for (int e = 0; e < E; e++)
-			mx = logit[e] > mx ? logit[e] : mx;
-		for (int e = 0; e < E; e++)
-			sum += (s[e] = expf(logit[e] - mx));
-		for (int e = 0; e < E; e++)
-			s[e] /= sum;
-	}
-	for (int e = 0; e < E; e++)
-		sel[e] = s[e] + (c->topk_method == CONFIG_TOPK_NOAUX_TC && bias ? bias[e] : 0.0f);
-	if (use_groups) {
-		int G = c->n_group, per = E / G;
-		float gs[4096];
-		int keep[4096];
-		for (int g = 0; g < G; g++) {
-			float b1 = -INFINITY, b2 = -INFINITY;
-			for (int e = g * per; e < (g + 1) * per; e++) {
-				float v = sel[e];
-				if (v > b1) {
-					b2 = b1;
-					b1 = v;
-				} else if (v > b2) {
-					b2 = v;
-				}
-			}
-			gs[g] = c->topk_method == CONFIG_TOPK_NOAUX_TC ? b1 + (per > 1 ? b2 : 0) : b1;
-			keep[g] = 0;
-		}
-		for (int i = 0; i < c->topk_group; i++) {
-			int best = -1;
-			for (int g = 0; g < G; g++)
-				if (!keep[g] && (best < 0 || gs[g] > gs[best]))
-					best = g;
-			if (best < 0)
-				break;
-			keep[best] = 1;
-		}
-		for (int g = 0; g < G; g++)
-			if (!keep[g])
-				for (int e = g * per; e < (g + 1) * per; e++)
-					sel[e] = -INFINITY;
-	}
-	unsigned char taken[4096] = { 0 };
-	for (int j = 0; j < k; j++) {
-		int best = -1;
-		for (int e = 0; e < E; e++)
-			if (!taken[e] && (best < 0 || sel[e] > sel[best]))
-				best = e;
-		if (best < 0)
-			best = 0;
-		taken[best] = 1;
-		idx[j] = best;
-	}
-	if (w) {
-		float sum = 0;
-		for (int j = 0; j < k; j++)
-			sum += (w[j] = s[idx[j]]);
-		for (int j = 0; j < k; j++) {
-			if (c->norm_topk_prob && k > 1)
-				w[j] /= sum;
-			w[j] *= (float)c->routed_scaling_factor;
-		}
-	}
-	return 0;
-}
-
 /* ---- writer ------------------------------------------------------------------------------ */
 
 static void rmsnorm_f(float *out, const float *x, const float *w, int n, double eps)
@@ -437,9 +358,9 @@ static int gate_select(struct expert_trace_writer *w, int L, const float *xn, in
 		return r;
 	for (int t = 0; t < T; t++) {
 		int idx[EXPERT_TRACE_MAX_K];
-		if ((r = expert_route_select(m->c, lw->e_score_correction_bias,
-					     w->logit + (size_t)t * w->s.n_experts, idx, NULL)))
-			return r;
+		float rw[EXPERT_TRACE_MAX_K];
+		router_route_token(m->c, lw->e_score_correction_bias,
+				   w->logit + (size_t)t * w->s.n_experts, idx, rw);
 		int32_t *dst = d >= 0 ? pred_at(w, d, L, t) : w->idx + (size_t)t * w->s.k;
 		for (uint32_t j = 0; j < w->s.k; j++)
 			dst[j] = idx[j];

@@ -5,8 +5,8 @@
  *
  * Data flow: model_forward -> model.layer_hook after every decoder layer -> expert_trace_hook
  * writes one record per (MoE layer, token) from m->ridx / m->rw, and runs the gates of the next
- * one and two MoE layers on the current residual stream (look-ahead prediction, the same router
- * selection as the model, MODEL.md section 7) -> trace file -> expert_trace_load (validated) ->
+ * one and two MoE layers on the current residual stream (look-ahead prediction, with the model's
+ * router, router.h, MODEL.md section 7) -> trace file -> expert_trace_load (validated) ->
  * expert_cache.h replay under every policy.
  *
  * File format (version 1, little-endian, no padding; field offsets below are bytes):
@@ -103,15 +103,6 @@ struct expert_trace_acc {
 	double exact1, exact2;   /* fraction of those records predicted exactly (as a set) */
 };
 void expert_trace_accuracy(const struct expert_trace *t, struct expert_trace_acc *a);
-
-/*
- * expert_route_select - the router selection of MODEL.md section 7 (sigmoid or softmax scores,
- * bias only for choosing, group-limited top-k, renormalised weights times routed_scaling_factor)
- * on one token's gate logits logit[E]: idx[k] and w[k] (w may be NULL). Call-compatible with the
- * model's router. Returns 0, or -EINVAL when E > 4096.
- */
-int expert_route_select(const struct config *c, const float *bias, const float *logit, int *idx,
-			float *w);
 
 struct model;
 struct engine;
