@@ -100,26 +100,56 @@ static inline void dec32(const uint8_t *w, __m512 *lo, __m512 *hi)
 	*hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
 }
 
-static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
-			   const float *sw, float *acc)
+/* 32 codes -> two f32 vectors (times 2^-8), three integer ops: move the code to the high byte,
+ * arithmetic shift right by one (sign to bits 15 and 14, magnitude to 13..7), clear bit 14. */
+static inline void dec32s(const uint8_t *w, __m512 *lo, __m512 *hi)
 {
-	__m512 A[KERN_MB], P[KERN_MB], Q[KERN_MB];
+	__m512i h = _mm512_slli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)w)), 8);
+	h = _mm512_and_si512(_mm512_srai_epi16(h, 1), _mm512_set1_epi16((short)0xBFFF));
+	*lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+	*hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
+/* One weight row against M input rows. Blocks go in pairs with separate accumulators to keep
+ * more loads in flight; each input row is summed in the same order whatever M is, so a row's
+ * result does not depend on the batch it came in (speculative verification relies on that). */
+static inline __attribute__((always_inline)) void
+row_fp8_tmpl(const uint8_t *w, const float *x, int ldx, const int M, int K, const float *sw,
+	     float *acc)
+{
+	__m512 A[KERN_MB], B[KERN_MB];
 	for (int m = 0; m < M; m++)
-		A[m] = _mm512_setzero_ps();
-	for (int kb = 0; kb * 128 < K; kb++) {
-		int k0 = kb * 128, len = K - k0 < 128 ? K - k0 : 128, k = 0;
+		A[m] = B[m] = _mm512_setzero_ps();
+	int nfull = K / 128, kb = 0;
+	for (; kb + 2 <= nfull; kb += 2) {
+		__m512 P0[KERN_MB], Q0[KERN_MB], P1[KERN_MB], Q1[KERN_MB];
 		for (int m = 0; m < M; m++)
-			P[m] = Q[m] = _mm512_setzero_ps();
-		for (; k + 32 <= len; k += 32) {
-			__m512 lo, hi;
-			dec32(w + k0 + k, &lo, &hi);
+			P0[m] = Q0[m] = P1[m] = Q1[m] = _mm512_setzero_ps();
+		const uint8_t *w0 = w + kb * 128;
+		for (int k = 0; k < 128; k += 32) {
+			__m512 l0, h0, l1, h1;
+			dec32s(w0 + k, &l0, &h0);
+			dec32s(w0 + 128 + k, &l1, &h1);
 			for (int m = 0; m < M; m++) {
-				const float *xm = x + (size_t)m * ldx + k0 + k;
-				P[m] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xm), P[m]);
-				Q[m] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xm + 16), Q[m]);
+				const float *xm = x + (size_t)m * ldx + kb * 128 + k;
+				P0[m] = _mm512_fmadd_ps(l0, _mm512_loadu_ps(xm), P0[m]);
+				Q0[m] = _mm512_fmadd_ps(h0, _mm512_loadu_ps(xm + 16), Q0[m]);
+				P1[m] = _mm512_fmadd_ps(l1, _mm512_loadu_ps(xm + 128), P1[m]);
+				Q1[m] = _mm512_fmadd_ps(h1, _mm512_loadu_ps(xm + 144), Q1[m]);
 			}
 		}
-		for (; k < len; k += 16) {
+		__m512 s0 = _mm512_set1_ps(sw[kb] * 256.0f), s1 = _mm512_set1_ps(sw[kb + 1] * 256.0f);
+		for (int m = 0; m < M; m++) {
+			A[m] = _mm512_fmadd_ps(_mm512_add_ps(P0[m], Q0[m]), s0, A[m]);
+			B[m] = _mm512_fmadd_ps(_mm512_add_ps(P1[m], Q1[m]), s1, B[m]);
+		}
+	}
+	for (; kb * 128 < K; kb++) { /* a last odd block, or a partial one */
+		int k0 = kb * 128, len = K - k0 < 128 ? K - k0 : 128;
+		__m512 P[KERN_MB];
+		for (int m = 0; m < M; m++)
+			P[m] = _mm512_setzero_ps();
+		for (int k = 0; k < len; k += 16) {
 			int rem = len - k;
 			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
 			__m512 wd = dec16(w + k0 + k, mk);
@@ -129,10 +159,21 @@ static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int
 		}
 		__m512 sc = _mm512_set1_ps(sw[kb] * 256.0f);
 		for (int m = 0; m < M; m++)
-			A[m] = _mm512_fmadd_ps(_mm512_add_ps(P[m], Q[m]), sc, A[m]);
+			A[m] = _mm512_fmadd_ps(P[m], sc, A[m]);
 	}
 	for (int m = 0; m < M; m++)
-		acc[m] = _mm512_reduce_add_ps(A[m]);
+		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(A[m], B[m]));
+}
+
+static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
+			   const float *sw, float *acc)
+{
+	switch (M) {
+	case 1: row_fp8_tmpl(w, x, ldx, 1, K, sw, acc); break;
+	case 2: row_fp8_tmpl(w, x, ldx, 2, K, sw, acc); break;
+	case 3: row_fp8_tmpl(w, x, ldx, 3, K, sw, acc); break;
+	default: row_fp8_tmpl(w, x, ldx, 4, K, sw, acc); break;
+	}
 }
 
 static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
