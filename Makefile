@@ -83,11 +83,14 @@ test-run: test-bins
 
 # The whole suite: release build, then the ASan+UBSan build, one final `N passed, N failed` line.
 test:
+	@tests/deps.sh --check
 	@$(MAKE) --no-print-directory test-run
 	@$(MAKE) --no-print-directory B=build/asan SAN=1 test-run
 	@tests/summary.sh build build/asan
 
-run: all
+run:
+	@tests/deps.sh --check
+	@$(MAKE) --no-print-directory all
 	@tests/make_run.sh $(B)
 
 bench: all

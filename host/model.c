@@ -153,7 +153,7 @@ void model_free(struct model *m)
 	kern_ctx_free(&m->kc_f32);
 	float **bufs[] = { &m->kv, &m->rope_cos, &m->rope_sin, &m->x, &m->xn, &m->tmp, &m->qa,
 			   &m->q, &m->kva, &m->qlat, &m->lat, &m->ao, &m->scores, &m->kexp,
-			   &m->vexp, &m->gbuf, &m->ubuf, &m->xg, &m->eout, &m->rlogits, &m->rw,
+			   &m->vexp, &m->kvexp_full, &m->gbuf, &m->ubuf, &m->xg, &m->eout, &m->rlogits, &m->rw,
 			   &m->cat, &m->route.margin };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
 		free(*bufs[i]);
@@ -226,6 +226,7 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	if (o->naive_attn) {
 		ALLOC(m->kexp, (size_t)S * H * nope);
 		ALLOC(m->vexp, (size_t)S * H * vd);
+		ALLOC(m->kvexp_full, (size_t)S * H * (nope + vd));
 	}
 	ALLOC(m->gbuf, (size_t)B * (kk + 1) * inter);
 	ALLOC(m->ubuf, (size_t)B * (kk + 1) * inter);
@@ -390,9 +391,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	if (m->o.naive_attn) {
 		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
 		int S = pos0 + T, rows = H * (nope + vd);
-		float *full = malloc(sizeof(float) * (size_t)S * rows);
-		if (!full)
-			return -ENOMEM;
+		float *full = m->kvexp_full;
 		struct kern_job j = { .W = &lw->kv_b_proj, .x = kv_row(m, layer, 0), .ldx = m->kv_dim,
 				      .M = S, .y = full, .ldy = rows };
 		r = kern_matmul_jobs(&m->kc_f32, &j, 1);
@@ -404,7 +403,6 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 				       full + (size_t)s * rows + h * (nope + vd) + nope,
 				       sizeof(float) * vd);
 			}
-		free(full);
 		if (r)
 			return r;
 	}

@@ -55,6 +55,7 @@ struct model {
 	float *ao;                /* [B][H][v] attention output before o_proj */
 	float *scores;            /* [nthreads][max_seq] */
 	float *kexp, *vexp;       /* naive form only: [max_seq][H][nope], [max_seq][H][v] */
+	float *kvexp_full;        /* naive form only: [max_seq][H*(nope+v)] kv_b_proj . c' */
 	float *gbuf, *ubuf;       /* [B*(topk+1)][max(inter, moe_inter*(shared+?))] gate/up outs */
 	float *xg;                /* [B*topk][hidden] gathered expert inputs */
 	float *eout;              /* [B*topk][hidden] expert outputs */
