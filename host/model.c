@@ -40,6 +40,19 @@ static void rope_apply(float *v, int d, const float *cs, const float *sn)
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
+/* Softmax over n scores in place, in f32 with the max subtracted (MODEL.md 4). */
+static void softmax_inplace(float *sc, int n)
+{
+	float mx = -INFINITY, sum = 0;
+	for (int s = 0; s < n; s++)
+		mx = sc[s] > mx ? sc[s] : mx;
+	for (int s = 0; s < n; s++)
+		sum += (sc[s] = expf(sc[s] - mx));
+	float inv = 1.0f / sum;
+	for (int s = 0; s < n; s++)
+		sc[s] *= inv;
+}
+
 /* Embedding row of token t into out[hidden] (any qmat format, no scale for BF16). */
 static void embed_row(const struct qmat *E, int t, float *out)
 {
@@ -302,28 +315,19 @@ static void attn_task(void *vc, int b, int e, int tid)
 			memset(ql, 0, sizeof(float) * kvl);
 			for (int d = 0; d < nope; d++)
 				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[d], ql);
-			float mx = -INFINITY;
 			for (int s = 0; s < S; s++) {
 				const float *kv = kv_row(m, a->layer, s);
 				float dl = isa->dot_f32(ql, kv, kvl);
 				float dr = isa->dot_f32(qh + nope, kv + kvl, rope);
 				sc[s] = (dl + dr) * m->softmax_scale;
-				mx = sc[s] > mx ? sc[s] : mx;
 			}
-			float sum = 0;
-			for (int s = 0; s < S; s++) {
-				sc[s] = expf(sc[s] - mx);
-				sum += sc[s];
-			}
-			float inv = 1.0f / sum;
+			softmax_inplace(sc, S);
 			memset(lt, 0, sizeof(float) * kvl);
-			for (int s = 0; s < S; s++) {
-				isa->axpy_f32(lt, sc[s] * inv, kv_row(m, a->layer, s), kvl);
-			}
+			for (int s = 0; s < S; s++)
+				isa->axpy_f32(lt, sc[s], kv_row(m, a->layer, s), kvl);
 			for (int j = 0; j < vd; j++)
 				out[j] = qmat_row_dot(isa, kvb, h * (nope + vd) + nope + j, lt);
 		} else {
-			float mx = -INFINITY;
 			for (int s = 0; s < S; s++) {
 				const float *kn = m->kexp + ((size_t)s * H + h) * nope;
 				const float *kv = kv_row(m, a->layer, s);
@@ -333,20 +337,13 @@ static void attn_task(void *vc, int b, int e, int tid)
 				for (int i = 0; i < rope; i++)
 					d2 += qh[nope + i] * kv[kvl + i];
 				sc[s] = (d1 + d2) * m->softmax_scale;
-				mx = sc[s] > mx ? sc[s] : mx;
 			}
-			float sum = 0;
-			for (int s = 0; s < S; s++) {
-				sc[s] = expf(sc[s] - mx);
-				sum += sc[s];
-			}
-			float inv = 1.0f / sum;
+			softmax_inplace(sc, S);
 			memset(out, 0, sizeof(float) * vd);
 			for (int s = 0; s < S; s++) {
 				const float *vv = m->vexp + ((size_t)s * H + h) * vd;
-				float pw = sc[s] * inv;
 				for (int j = 0; j < vd; j++)
-					out[j] += pw * vv[j];
+					out[j] += sc[s] * vv[j];
 			}
 		}
 	}
