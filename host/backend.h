@@ -167,4 +167,8 @@ uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 			 void *(*ptr)(void *ctx, uint64_t phys, uint64_t len), void *ctx,
 			 uint32_t bw_mbps, uint32_t clk_khz, uint64_t *cycles);
 
+/* Modeled kernel cycles of one command from its packet alone (no memory touched): the timing
+ * model the emulated card charges, for what-if estimates. 0 for non-CU opcodes, <0 bad shape. */
+int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz);
+
 #endif

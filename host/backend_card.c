@@ -351,3 +351,44 @@ uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 	*cycles = cyc > 0 ? (uint64_t)cyc : 0;
 	return cu_status(r);
 }
+
+int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz)
+{
+	struct hls_build bld;
+	hls_build_default(&bld);
+	if (clk_khz)
+		bld.clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		bld.bank_gbps = bw_mbps / 1000.0;
+	uint32_t op = ABI_W0_OP(cmd->hdr.word0);
+	const struct abi_vec *v = &cmd->u.vec;
+	switch (op) {
+	case ABI_OP_GEMM_FP8:
+		return fp8_gemm_cycles(&bld, (int)cmd->u.gemm.m, (int)cmd->u.gemm.n,
+				       (int)cmd->u.gemm.k, cmd->u.gemm.flags, NULL);
+	case ABI_OP_RMSNORM:
+	case ABI_OP_ROPE:
+	case ABI_OP_ACT_QUANT:
+	case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD:
+	case ABI_OP_SOFTMAX: {
+		int vop = op == ABI_OP_RMSNORM	  ? VEC_OP_RMSNORM
+			  : op == ABI_OP_ROPE	  ? VEC_OP_ROPE
+			  : op == ABI_OP_ACT_QUANT ? VEC_OP_ACT_QUANT
+			  : op == ABI_OP_SILU_MUL  ? VEC_OP_SILU_MUL
+			  : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
+						      : VEC_OP_SOFTMAX;
+		return vec_ops_cycles(&bld, vop, (int)v->rows, (int)v->cols, 0, NULL);
+	}
+	case ABI_OP_MLA_ATTN:
+		return mla_attn_cycles(&bld, 1, (int)cmd->u.mla.n_ctx - 1, (int)cmd->u.mla.n_heads,
+				       (int)cmd->u.mla.kv_lora, (int)cmd->u.mla.rope, MLA_CACHE_F32,
+				       NULL);
+	case ABI_OP_KV_APPEND: {
+		int dr = cmd->u.kv.row > MLA_MAX_DC ? (int)cmd->u.kv.row - MLA_MAX_DC : 0;
+		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32, NULL);
+	}
+	default:
+		return 0;
+	}
+}

@@ -26,6 +26,8 @@
 #define EMU_RING_LOG2 10u        /* 1024 commands per ring */
 #define EMU_SETTLE_NS 20000L     /* host quiet time before the clock may move */
 #define EMU_LINK_LAT_NS 1000u    /* per host transfer (descriptor + doorbell) */
+#define EMU_QUIET_MS 5.0         /* host ms of silence before time moves with nothing pending */
+#define EMU_STEP_NS 1000000ull   /* card time added then */
 
 struct emu;
 
@@ -192,7 +194,7 @@ static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 	struct emu *e = emu_of(b);
 	struct timespec t0;
 	struct abi_cpl c;
-	uint64_t step = 10000; /* ns; doubles while nothing is pending */
+	double quiet_since = -1; /* host ms when the card went quiet with nothing pending */
 	if (!e->inflight || fence != e->seq)
 		return fence <= e->seq ? 0 : -EINVAL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -228,11 +230,20 @@ static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 		if (next != UINT64_MAX) {
 			if (next < now)
 				next = now;
-			step = 10000;
+			quiet_since = -1;
 		} else {
-			next = now + step;
-			if (step < 10000000)
-				step *= 2;
+			/* nothing computing and no ap_done pending: a CU start may still be on its
+			 * way through the threads, so move time only after a long quiet spell (DMA
+			 * transfers and the watchdog of a hung CU need it) */
+			double t = emu_real_ms(&t0);
+			if (quiet_since < 0)
+				quiet_since = t;
+			if (t - quiet_since < EMU_QUIET_MS) {
+				pthread_mutex_unlock(&e->mu);
+				continue;
+			}
+			quiet_since = t;
+			next = now + EMU_STEP_NS;
 		}
 		for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 			if (e->pend[i] && e->pend[i] <= next)

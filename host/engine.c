@@ -74,6 +74,10 @@ int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_
 	return 0;
 }
 
+/* engine_emu.c: the emulated card through host/backend.h */
+int engine_emu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
+		    const struct engine_extra *x, char *err, size_t errlen);
+
 int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		const struct model_opts *o, const struct engine_extra *x, char *err, size_t errlen)
 {
@@ -92,7 +96,9 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 	}
 	if (!strcmp(backend, "cpu"))
 		return engine_cpu_open(e, ck, o, x, err, errlen);
-	if (!strcmp(backend, "emu") || !strcmp(backend, "xrt")) {
+	if (!strcmp(backend, "emu"))
+		return engine_emu_open(e, ck, o, x, err, errlen);
+	if (!strcmp(backend, "xrt")) {
 		snprintf(err, errlen, "--backend %s: not available in this build yet", backend);
 		return -ENODEV;
 	}

@@ -1,0 +1,1144 @@
+/*
+ * engine_emu.c - the "emu" engine (engine.h): the scheduler that runs the whole model on a card
+ * through host/backend.h command lists (issue 4). At load it places every FP8 matrix into card
+ * banks (round-robin over the HBM pseudo-channels, so the GEMMs that run together read different
+ * banks), the norm weights, a YaRN cos/sin table and one f32 latent KV cache per layer (MTP
+ * included). Per token:
+ *   host: embedding row -> card x
+ *   list: per layer MLA (RMSNorm, q_a / kv_a GEMMs, q_a and kv_a norms, RoPE of k_pe and q_pe,
+ *         KV append, W_UK^T absorption per head, MLA attention, W_UV per head, o_proj with the
+ *         residual in its epilogue, post-attention RMSNorm) then
+ *         dense layer: gate|up GEMM with fused SiLU*up, down GEMM + residual (same list);
+ *         MoE layer: the list is submitted; the host reads back the normed hidden state, runs the
+ *         router (router.h, as the cpu engine), writes the route weights and starts the next list
+ *         with the shared expert and the routed experts (fused SiLU*up; down GEMMs accumulate
+ *         route_w * y in the order the router chose them), the residual add, and the next layer's
+ *         MLA. So a MoE layer costs one submission and one host round trip.
+ *   final RMSNorm on the card; the host reads the normed state back and runs lm_head there.
+ * lm_head, the embedding and the MTP eh_proj are BF16 and must not be FP8-quantized (DESIGN.md 3);
+ * the card has only the FP8 GEMM, so they run on the host (kernels.h) on the state read back
+ * anyway. The absorbed attention products (W_UK^T q_nope, W_UV o_lat) run on the card's FP8 GEMM
+ * with FP8-quantized activations, as hls/mla_attn/mla_attn.h intends; the cpu engine computes them
+ * unquantized (MODEL.md 8), which is the one numerics difference between the two.
+ * Prefill runs token by token through the decode lists (the MLA command attends one query).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "backend.h"
+#include "e4m3.h"
+#include "engine.h"
+#include "kernels.h"
+#include "pool.h"
+#include "router.h"
+
+#define EE_MAX_TOPK 64
+#define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
+#define EE_CMD_TIMEOUT 200u    /* hang timeout per command, 100 us units (20 ms card time) */
+
+/* An FP8 matrix in card memory: codes [rows][cols] (a SiLU pair: gate rows then up rows) and
+ * weight_scale_inv [ceil(rows/128)][ceil(cols/128)] (pair: both arrays back to back). */
+struct cmat {
+	uint64_t w, sw;   /* card addresses */
+	int rows, cols;   /* of one matrix of the pair */
+};
+
+/* One decoder layer on the card. */
+struct ee_layer {
+	uint64_t in_norm, post_norm;  /* f32 [hidden] */
+	uint64_t q_a_norm, kv_a_norm; /* f32 [q_lora], [kv_lora] */
+	struct cmat q_a, q_b, kv_a, o; /* q_b is q_proj when q_lora_rank is null */
+	struct cmat kv_b;             /* [H*(nope+v)][kv_lora]: W_UV rows are read in place */
+	uint64_t uk_t, uk_t_s;        /* W_UK^T per head: codes [H][kv_lora][nope], scales
+				         [H][ceil(kv_lora/128)][ceil(nope/128)] */
+	struct cmat gu, down;         /* dense FFN */
+	struct cmat *ex_gu, *ex_down; /* [E] routed experts */
+	struct cmat sh_gu, sh_down;   /* shared experts (rows 0 when none) */
+	uint64_t kv;                  /* f32 [max_seq][kv_lora+rope] latent cache */
+	const struct layer_weights *lw;
+	int moe;
+};
+
+/* A command list being built. */
+struct ee_list {
+	struct abi_cmd cmd[BACKEND_MAX_LIST];
+	const char *what[BACKEND_MAX_LIST]; /* label per command (profile) */
+	uint32_t n;
+};
+
+/* One profiled command. */
+struct ee_prof {
+	uint64_t t0, t1;   /* card ns */
+	uint32_t op, cu;   /* opcode, CU index */
+	const char *what;  /* label */
+	int layer;         /* layer, -1 for final */
+};
+
+struct ee {
+	struct backend *be;       /* the card (NULL in dry mode) */
+	const struct config *c;
+	const struct weights *w;
+	int dry;                  /* what-if: lists are timed, not run */
+	int max_seq;
+	int n_hbm;                /* banks used for weights */
+	uint32_t next_bank;       /* round-robin cursor */
+	uint32_t act_bank;        /* bank of activations and KV */
+	struct ee_layer *L;       /* [n_layers + 1] (the last is MTP when present) */
+	int n_layers;
+	/* activations (card) */
+	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, rw, tab;
+	uint64_t *hb;             /* [topk+1] FFN hidden rows, f32 [inter] each */
+	uint64_t final_norm;      /* model.norm f32 [hidden] */
+	uint64_t mtp_head_norm;   /* MTP shared_head.norm f32 [hidden] */
+	/* host */
+	struct pool *pool;
+	struct kern_ctx kc;       /* lm_head / eh_proj (BF16: not quantized) */
+	float *hx, *hxn, *rlog, *cat, *u; /* [hidden], [hidden], [E], [2 hidden], [hidden] */
+	float *mtp_hid;           /* [hidden] MTP shared_head.norm output of the last row */
+	struct ee_list list;
+	int cur_layer;
+	float softmax_scale;
+	/* statistics */
+	uint64_t tokens, subs0, cmds0; /* tokens since the statistics restarted, counters then */
+	uint64_t card0, link0;    /* modeled card busy / link ns then */
+	double t_sched, t_wait, t_host, t_wall; /* s */
+	double dry_ns;            /* dry mode: modeled card ns */
+	struct ee_prof *prof;     /* profile records (when --profile) */
+	size_t n_prof, cap_prof;
+	const char *profile;
+	/* allocations to free */
+	struct backend_buf **bufs;
+	size_t n_bufs, cap_bufs;
+};
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* --- placement ----------------------------------------------------------------------------- */
+
+/* Allocates bytes in bank (or the next weight bank when bank < 0) and writes src (if any). */
+static int ee_place(struct ee *e, int bank, const void *src, size_t bytes, uint64_t *addr)
+{
+	if (e->dry) {
+		*addr = ABI_ADDR(0, 0);
+		return 0;
+	}
+	struct backend_buf *b;
+	uint32_t bk = bank >= 0 ? (uint32_t)bank : e->next_bank++ % (uint32_t)e->n_hbm;
+	int r = backend_buf_alloc(e->be, bk, bytes ? bytes : 64, 64, &b);
+	for (int tries = 0; r == -ENOMEM && bank < 0 && tries < e->n_hbm; tries++) {
+		bk = e->next_bank++ % (uint32_t)e->n_hbm;
+		r = backend_buf_alloc(e->be, bk, bytes ? bytes : 64, 64, &b);
+	}
+	if (r)
+		return r;
+	if (e->n_bufs == e->cap_bufs) {
+		size_t cap = e->cap_bufs ? 2 * e->cap_bufs : 256;
+		void *p = realloc(e->bufs, cap * sizeof *e->bufs);
+		if (!p)
+			return -ENOMEM;
+		e->bufs = p;
+		e->cap_bufs = cap;
+	}
+	e->bufs[e->n_bufs++] = b;
+	if (src && (r = backend_buf_write(e->be, b, 0, src, bytes)))
+		return r;
+	*addr = backend_buf_addr(b, 0);
+	return 0;
+}
+
+/* Host pointer-free write into a placed range: finds the buffer by address. */
+static struct backend_buf *ee_buf(struct ee *e, uint64_t addr, size_t *off)
+{
+	for (size_t i = e->n_bufs; i-- > 0;) {
+		uint64_t a = backend_buf_addr(e->bufs[i], 0);
+		if (ABI_ADDR_BANK(a) == ABI_ADDR_BANK(addr) && addr >= a &&
+		    addr - a < backend_buf_size(e->bufs[i])) {
+			*off = (size_t)(addr - a);
+			return e->bufs[i];
+		}
+	}
+	return NULL;
+}
+
+static int ee_write(struct ee *e, uint64_t addr, const void *src, size_t n)
+{
+	size_t off;
+	if (e->dry)
+		return 0;
+	struct backend_buf *b = ee_buf(e, addr, &off);
+	return b ? backend_buf_write(e->be, b, off, src, n) : -EFAULT;
+}
+
+static int ee_read(struct ee *e, uint64_t addr, void *dst, size_t n)
+{
+	size_t off;
+	if (e->dry) {
+		memset(dst, 0, n);
+		return 0;
+	}
+	struct backend_buf *b = ee_buf(e, addr, &off);
+	return b ? backend_buf_read(e->be, b, off, dst, n) : -EFAULT;
+}
+
+static size_t scale_bytes(int rows, int cols)
+{
+	return (size_t)((rows + 127) / 128) * ((cols + 127) / 128) * sizeof(float);
+}
+
+/* Places one FP8 matrix, or the pair (a, b) back to back when b is given. */
+static int ee_mat(struct ee *e, const struct qmat *a, const struct qmat *b, struct cmat *out,
+		  char *err, size_t errlen)
+{
+	if (a->fmt != QMAT_FP8 || (b && (b->fmt != QMAT_FP8 || b->rows != a->rows ||
+					 b->cols != a->cols))) {
+		snprintf(err, errlen, "%s: the card runs FP8 weights only", a->name);
+		return -EINVAL;
+	}
+	size_t cb = (size_t)a->rows * a->cols, sb = scale_bytes(a->rows, a->cols);
+	int n = b ? 2 : 1, r;
+	out->rows = a->rows;
+	out->cols = a->cols;
+	if ((r = ee_place(e, -1, NULL, cb * n, &out->w)) || (r = ee_place(e, -1, NULL, sb * n, &out->sw)))
+		goto fail;
+	if ((r = ee_write(e, out->w, a->w, cb)) || (r = ee_write(e, out->sw, a->scale, sb)))
+		goto fail;
+	if (b && ((r = ee_write(e, out->w + cb, b->w, cb)) ||
+		  (r = ee_write(e, out->sw + sb, b->scale, sb))))
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: cannot place on the card (%s)", a->name, strerror(-r));
+	return r;
+}
+
+static int ee_vec(struct ee *e, const float *v, int n, uint64_t *addr)
+{
+	return ee_place(e, (int)e->act_bank, v, sizeof(float) * (size_t)n, addr);
+}
+
+/* Head-sliced views of kv_b need each head's W_UK / W_UV rows inside whole scale blocks. */
+static int slice_ok(int r0, int n)
+{
+	return r0 % 128 == 0 || (r0 % 128) + n <= 128;
+}
+
+static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
+			 int is_mtp, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, vd = c->v_head_dim;
+	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, r;
+	L->lw = lw;
+	L->moe = lw->is_moe;
+	if ((r = ee_vec(e, lw->input_layernorm, c->hidden_size, &L->in_norm)) ||
+	    (r = ee_vec(e, lw->post_attention_layernorm, c->hidden_size, &L->post_norm)) ||
+	    (r = ee_vec(e, lw->kv_a_layernorm, kvl, &L->kv_a_norm)))
+		return r;
+	if (c->q_lora_rank > 0) {
+		if ((r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)) ||
+		    (r = ee_mat(e, &lw->q_a_proj, NULL, &L->q_a, err, errlen)) ||
+		    (r = ee_mat(e, &lw->q_b_proj, NULL, &L->q_b, err, errlen)))
+			return r;
+	} else if ((r = ee_mat(e, &lw->q_proj, NULL, &L->q_b, err, errlen))) {
+		return r;
+	}
+	if ((r = ee_mat(e, &lw->kv_a_proj_with_mqa, NULL, &L->kv_a, err, errlen)) ||
+	    (r = ee_mat(e, &lw->kv_b_proj, NULL, &L->kv_b, err, errlen)) ||
+	    (r = ee_mat(e, &lw->o_proj, NULL, &L->o, err, errlen)))
+		return r;
+	/* W_UK^T per head: [kvl][nope] codes, scales [ceil(kvl/128)][ceil(nope/128)] */
+	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
+	size_t hcodes = (size_t)kvl * nope, hsc = (size_t)kbl * kbn;
+	for (int h = 0; h < H; h++) {
+		int r0 = h * (nope + vd);
+		if (!slice_ok(r0, nope) || !slice_ok(r0 + nope, vd)) {
+			snprintf(err, errlen, "%s: head %d's W_UK/W_UV rows straddle a 128-row scale "
+				 "block (nope %d, v %d): not supported on the card", lw->kv_b_proj.name,
+				 h, nope, vd);
+			return -EINVAL;
+		}
+	}
+	uint8_t *t = malloc(hcodes * H + 1);
+	float *ts = malloc(sizeof(float) * hsc * H + 1);
+	if (!t || !ts) {
+		free(t);
+		free(ts);
+		return -ENOMEM;
+	}
+	const uint8_t *kb = lw->kv_b_proj.w;
+	const float *ks = lw->kv_b_proj.scale;
+	int sc = lw->kv_b_proj.scale_cols;
+	for (int h = 0; h < H; h++) {
+		int r0 = h * (nope + vd);
+		for (int i = 0; i < kvl; i++)
+			for (int d = 0; d < nope; d++)
+				t[(size_t)h * hcodes + (size_t)i * nope + d] = kb[(size_t)(r0 + d) * kvl + i];
+		for (int ib = 0; ib < kbl; ib++)
+			for (int db = 0; db < kbn; db++)
+				ts[(size_t)h * hsc + (size_t)ib * kbn + db] =
+				    ks[(size_t)(r0 / 128 + db) * sc + ib];
+	}
+	r = ee_place(e, -1, t, hcodes * H, &L->uk_t);
+	if (!r)
+		r = ee_place(e, -1, ts, sizeof(float) * hsc * H, &L->uk_t_s);
+	free(t);
+	free(ts);
+	if (r)
+		return r;
+	if ((r = ee_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)e->max_seq * (kvl + rope),
+			  &L->kv)))
+		return r;
+	if (!lw->is_moe)
+		return ee_mat(e, &lw->mlp.gate, &lw->mlp.up, &L->gu, err, errlen) ||
+			       ee_mat(e, &lw->mlp.down, NULL, &L->down, err, errlen)
+			   ? -EINVAL
+			   : 0;
+	int E = c->n_routed_experts;
+	L->ex_gu = calloc((size_t)E, sizeof *L->ex_gu);
+	L->ex_down = calloc((size_t)E, sizeof *L->ex_down);
+	if (!L->ex_gu || !L->ex_down)
+		return -ENOMEM;
+	for (int x = 0; x < E; x++)
+		if ((r = ee_mat(e, &lw->experts[x].gate, &lw->experts[x].up, &L->ex_gu[x], err,
+				errlen)) ||
+		    (r = ee_mat(e, &lw->experts[x].down, NULL, &L->ex_down[x], err, errlen)))
+			return r;
+	if (lw->shared.gate.rows > 0 &&
+	    ((r = ee_mat(e, &lw->shared.gate, &lw->shared.up, &L->sh_gu, err, errlen)) ||
+	     (r = ee_mat(e, &lw->shared.down, NULL, &L->sh_down, err, errlen))))
+		return r;
+	(void)is_mtp;
+	return 0;
+}
+
+/* --- command builders -------------------------------------------------------------------- */
+
+static struct abi_cmd *ee_cmd(struct ee *e, enum abi_op op, const char *what)
+{
+	struct ee_list *l = &e->list;
+	if (l->n >= BACKEND_MAX_LIST)
+		return NULL;
+	struct abi_cmd *c = &l->cmd[l->n];
+	memset(c, 0, sizeof *c);
+	abi_cmd_hdr_set(&c->hdr, op, l->n);
+	c->hdr.word2 = ABI_W2(0, EE_CMD_TIMEOUT);
+	l->what[l->n++] = what;
+	return c;
+}
+
+static int ee_barrier(struct ee *e)
+{
+	return ee_cmd(e, ABI_OP_BARRIER, "barrier") ? 0 : -E2BIG;
+}
+
+/* y[1][n] (+)= act(a[1][k] f32) W^T with the given epilogue flags; rw: route weight address. */
+static int ee_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
+		   uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k)
+{
+	struct abi_cmd *c = ee_cmd(e, ABI_OP_GEMM_FP8, what);
+	if (!c)
+		return -E2BIG;
+	c->u.gemm.a = a;
+	c->u.gemm.sa = rw;
+	c->u.gemm.w = W->w + w_off;
+	c->u.gemm.sw = W->sw + sw_off;
+	c->u.gemm.y = y;
+	c->u.gemm.m = 1;
+	c->u.gemm.n = (uint32_t)(n ? n : W->rows);
+	c->u.gemm.k = (uint32_t)(k ? k : W->cols);
+	c->u.gemm.flags = ABI_GEMM_F_X_F32 | flags |
+			  (e->c->quantization_config.ue8m0 ? ABI_GEMM_F_UE8M0 : 0);
+	return 0;
+}
+
+static int ee_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2,
+		    uint64_t w, uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda,
+		    uint32_t ldo, uint32_t pu, float pf, uint64_t tab)
+{
+	struct abi_cmd *c = ee_cmd(e, op, what);
+	if (!c)
+		return -E2BIG;
+	c->u.vec.x = x;
+	c->u.vec.x2 = x2;
+	c->u.vec.w = w;
+	c->u.vec.out = out;
+	c->u.vec.rows = rows;
+	c->u.vec.cols = cols;
+	c->u.vec.lda = lda;
+	c->u.vec.ldo = ldo;
+	c->u.vec.param_u = pu;
+	memcpy(&c->u.vec.param_f, &pf, 4);
+	c->u.vec.tab = tab;
+	return 0;
+}
+
+#define TRY(x)                                                                                  \
+	do {                                                                                    \
+		int r_ = (x);                                                                   \
+		if (r_)                                                                         \
+			return r_;                                                              \
+	} while (0)
+
+/* Dry mode: time the list like the card would (firmware starts commands in order, one at a time;
+ * a barrier waits for everything before it; each command takes the earliest free CU of its kind). */
+static void ee_dry_time(struct ee *e)
+{
+	const struct abi_board *blk = &e->be->blk;
+	uint64_t cu_free[ABI_MAX_CUS] = { 0 }, t_fw = 0, t_all = 0;
+	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
+	uint32_t bw = blk->banks[0].bw_mbps;
+	for (uint32_t i = 0; i < e->list.n; i++) {
+		const struct abi_cmd *c = &e->list.cmd[i];
+		uint32_t op = ABI_W0_OP(c->hdr.word0);
+		t_fw += 400; /* EMU_FW_CMD_NS */
+		if (op == ABI_OP_BARRIER) {
+			t_fw = t_fw > t_all ? t_fw : t_all;
+			continue;
+		}
+		int best = -1;
+		for (uint32_t k = 0; k < nc; k++)
+			if ((blk->cus[k].ops_mask >> op & 1) && (best < 0 || cu_free[k] < cu_free[best]))
+				best = (int)k;
+		if (best < 0)
+			continue;
+		int64_t cyc = backend_cmd_cycles(c, bw, kclk);
+		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
+		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
+		cu_free[best] = t1;
+		t_all = t1 > t_all ? t1 : t_all;
+	}
+	e->dry_ns += (double)(t_all > t_fw ? t_all : t_fw);
+}
+
+/* Submits the list and waits for it. */
+static int ee_flush(struct ee *e)
+{
+	if (!e->list.n)
+		return 0;
+	if (e->dry) {
+		ee_dry_time(e);
+		e->list.n = 0;
+		return 0;
+	}
+	uint64_t f;
+	double t0 = now_s();
+	int r = backend_submit(e->be, 0, e->list.cmd, e->list.n, &f);
+	if (!r)
+		r = backend_wait(e->be, f, EE_TIMEOUT_MS);
+	e->t_wait += now_s() - t0;
+	if (r == -EIO && getenv("MOECARD_EMU_DEBUG")) {
+		const struct abi_cpl *cp;
+		uint32_t nn;
+		backend_completions(e->be, &cp, &nn);
+		for (uint32_t i = 0; i < nn; i++)
+			if (ABI_CPL_STATUS(cp[i].word1))
+				fprintf(stderr, "emu: layer %d cmd %u (%s): %s detail 0x%x\n", e->cur_layer,
+					i, e->list.what[i], abi_status_name(ABI_CPL_STATUS(cp[i].word1)),
+					cp[i].detail);
+	}
+	if (e->profile && r != -ETIMEDOUT) {
+		const struct abi_cpl *cpl;
+		uint32_t n;
+		backend_completions(e->be, &cpl, &n);
+		if (e->n_prof + n > e->cap_prof) {
+			size_t cap = (e->cap_prof + n) * 2;
+			void *p = realloc(e->prof, cap * sizeof *e->prof);
+			if (p) {
+				e->prof = p;
+				e->cap_prof = cap;
+			}
+		}
+		for (uint32_t i = 0; i < n && e->n_prof < e->cap_prof; i++) {
+			uint32_t op = ABI_CPL_OP(cpl[i].word1);
+			if (op == ABI_OP_BARRIER)
+				continue;
+			e->prof[e->n_prof++] = (struct ee_prof){ cpl[i].t_start, cpl[i].t_end, op,
+								  ABI_CPL_CU(cpl[i].word1),
+								  e->list.what[i], e->cur_layer };
+		}
+	}
+	e->list.n = 0;
+	return r;
+}
+
+/* MLA sublayer of layer l at position p, through the post-attention norm into xn. */
+static int ee_mla(struct ee *e, const struct ee_layer *L, int p)
+{
+	const struct config *c = e->c;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
+	float eps = (float)c->rms_norm_eps;
+	uint32_t qd = (uint32_t)(nope + rope);
+	TRY(ee_vecop(e, ABI_OP_RMSNORM, "input_layernorm", e->x, 0, L->in_norm, e->xn, 1,
+		     (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
+	TRY(ee_barrier(e));
+	if (ql > 0)
+		TRY(ee_gemm(e, "q_a_proj", e->xn, &L->q_a, e->qa, 0, 0, 0, 0, 0, 0));
+	else
+		TRY(ee_gemm(e, "q_proj", e->xn, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
+	TRY(ee_gemm(e, "kv_a_proj", e->xn, &L->kv_a, e->kva, 0, 0, 0, 0, 0, 0));
+	TRY(ee_barrier(e));
+	if (ql > 0)
+		TRY(ee_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm", e->qa, 0, L->q_a_norm, e->qa, 1,
+			     (uint32_t)ql, 0, 0, 0, eps, 0));
+	TRY(ee_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm", e->kva, 0, L->kv_a_norm, e->kvrow, 1,
+		     (uint32_t)kvl, 0, 0, 0, eps, 0));
+	TRY(ee_vecop(e, ABI_OP_ROPE, "rope k_pe", e->kva + 4 * (uint64_t)kvl, 0, 0,
+		     e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
+		     (float)c->rope_theta, e->tab));
+	TRY(ee_barrier(e));
+	if (ql > 0)
+		TRY(ee_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
+	struct abi_cmd *k = ee_cmd(e, ABI_OP_KV_APPEND, "kv_append");
+	if (!k)
+		return -E2BIG;
+	k->u.kv.src = e->kvrow;
+	k->u.kv.cache = L->kv;
+	k->u.kv.row = (uint32_t)row;
+	k->u.kv.pos = (uint32_t)p;
+	k->u.kv.ctx_cap = (uint32_t)e->max_seq;
+	TRY(ee_barrier(e));
+	/* q_pe of every head, roped into the attention query rows [H][kvl + rope] */
+	TRY(ee_vecop(e, ABI_OP_ROPE, "rope q_pe", e->q + 4 * (uint64_t)nope, 0, 0,
+		     e->qcat + 4 * (uint64_t)kvl, (uint32_t)H, (uint32_t)rope, qd, (uint32_t)row,
+		     (uint32_t)p, (float)c->rope_theta, e->tab));
+	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
+	struct cmat ukt = { L->uk_t, L->uk_t_s, kvl, nope };
+	for (int h = 0; h < H; h++)
+		TRY(ee_gemm(e, "W_UK^T q_nope", e->q + 4 * (uint64_t)h * qd, &ukt,
+			    e->qcat + 4 * (uint64_t)h * row, 0, 0, (uint64_t)h * kvl * nope,
+			    4 * (uint64_t)h * kbl * kbn, kvl, nope));
+	TRY(ee_barrier(e));
+	struct abi_cmd *m = ee_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
+	if (!m)
+		return -E2BIG;
+	m->u.mla.q = e->qcat;
+	m->u.mla.kv = L->kv;
+	m->u.mla.out = e->lat;
+	m->u.mla.n_heads = (uint32_t)H;
+	m->u.mla.kv_lora = (uint32_t)kvl;
+	m->u.mla.rope = (uint32_t)rope;
+	m->u.mla.n_ctx = (uint32_t)p + 1;
+	m->u.mla.ctx_cap = (uint32_t)e->max_seq;
+	memcpy(&m->u.mla.scale, &e->softmax_scale, 4);
+	TRY(ee_barrier(e));
+	int sc = (kvl + 127) / 128;
+	for (int h = 0; h < H; h++) {
+		uint64_t r0 = (uint64_t)h * (nope + vd) + nope;
+		TRY(ee_gemm(e, "W_UV o_lat", e->lat + 4 * (uint64_t)h * kvl, &L->kv_b,
+			    e->ao + 4 * (uint64_t)h * vd, 0, 0, r0 * kvl, 4 * (r0 / 128) * sc, vd, kvl));
+	}
+	TRY(ee_barrier(e));
+	TRY(ee_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0));
+	TRY(ee_barrier(e));
+	TRY(ee_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm, e->xn, 1,
+		     (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
+	return ee_barrier(e);
+}
+
+/* Dense FFN: x += down(silu(gate xn) * up xn). */
+static int ee_dense(struct ee *e, const struct ee_layer *L)
+{
+	TRY(ee_gemm(e, "gate|up silu", e->xn, &L->gu, e->hb[0], ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
+	TRY(ee_barrier(e));
+	TRY(ee_gemm(e, "down + residual", e->hb[0], &L->down, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0,
+		    0));
+	return ee_barrier(e);
+}
+
+/* MoE FFN after the host routed: ffn = shared + sum_j w_j expert_j (chosen order); x += ffn. */
+static int ee_moe(struct ee *e, const struct ee_layer *L, const int *idx)
+{
+	const struct config *c = e->c;
+	int k = c->num_experts_per_tok;
+	for (int j = 0; j < k; j++)
+		TRY(ee_gemm(e, "expert gate|up silu", e->xn, &L->ex_gu[idx[j]], e->hb[j + 1],
+			    ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
+	if (L->sh_gu.rows)
+		TRY(ee_gemm(e, "shared gate|up silu", e->xn, &L->sh_gu, e->hb[0], ABI_GEMM_F_SILU_MUL,
+			    0, 0, 0, 0, 0));
+	TRY(ee_barrier(e));
+	if (L->sh_gu.rows) {
+		TRY(ee_gemm(e, "shared down", e->hb[0], &L->sh_down, e->ffn, 0, 0, 0, 0, 0, 0));
+	} else {
+		struct abi_cmd *f = ee_cmd(e, ABI_OP_RESIDUAL_ADD, "zero ffn");
+		(void)f;
+		return -ENOTSUP; /* TODO(issue 4): a model without shared experts needs a zero fill */
+	}
+	for (int j = 0; j < k; j++) {
+		TRY(ee_barrier(e)); /* the accumulating downs share y: one at a time, in order */
+		TRY(ee_gemm(e, "expert down (accumulate)", e->hb[j + 1], &L->ex_down[idx[j]], e->ffn,
+			    ABI_GEMM_F_ACCUM, e->rw + 4 * (uint64_t)j, 0, 0, 0, 0));
+	}
+	TRY(ee_barrier(e));
+	TRY(ee_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
+		     (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
+	return ee_barrier(e);
+}
+
+/* One decoder layer (list continues from the previous one; a MoE layer flushes once). */
+static int ee_layer_run(struct ee *e, int li, int p)
+{
+	const struct ee_layer *L = &e->L[li];
+	const struct config *c = e->c;
+	e->cur_layer = li;
+	TRY(ee_mla(e, L, p));
+	if (!L->moe)
+		return ee_dense(e, L);
+	TRY(ee_flush(e));
+	double t0 = now_s();
+	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
+	int idx[EE_MAX_TOPK];
+	float w[EE_MAX_TOPK];
+	TRY(ee_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
+	TRY(kern_matmul(&e->kc, &L->lw->gate, e->hxn, 1, e->rlog));
+	router_route_token(c, L->lw->e_score_correction_bias, e->rlog, idx, w);
+	for (int j = 0; j < k; j++)
+		if (idx[j] < 0 || idx[j] >= E)
+			idx[j] = 0;
+	TRY(ee_write(e, e->rw, w, sizeof(float) * (size_t)k));
+	e->t_host += now_s() - t0;
+	return ee_moe(e, L, idx);
+}
+
+static void rmsnorm_host(float *out, const float *x, const float *w, int n, double eps)
+{
+	double ss = 0;
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	float r = (float)(1.0 / sqrt(ss / n + eps));
+	for (int i = 0; i < n; i++)
+		out[i] = w[i] * (x[i] * r);
+}
+
+static void embed_host(const struct qmat *E, int t, float *out)
+{
+	for (int i = 0; i < E->cols; i++)
+		out[i] = E->fmt == QMAT_BF16 ? bf16_to_f32(((const uint16_t *)E->w)[(size_t)t * E->cols + i])
+					     : qmat_get(E, t, i);
+}
+
+/* Final norm on the card, read back into hidden (optional) and head logits on the host. */
+static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float *logits,
+		   float *hidden)
+{
+	int D = e->c->hidden_size;
+	e->cur_layer = -1;
+	TRY(ee_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1, (uint32_t)D, 0, 0,
+		     0, (float)e->c->rms_norm_eps, 0));
+	TRY(ee_flush(e));
+	double t0 = now_s();
+	TRY(ee_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
+	if (hidden)
+		memcpy(hidden, e->hxn, sizeof(float) * (size_t)D);
+	int r = logits ? kern_matmul(&e->kc, head, e->hxn, 1, logits) : 0;
+	e->t_host += now_s() - t0;
+	return r;
+}
+
+/* --- engine ops ------------------------------------------------------------------------- */
+
+static struct ee *ee_of(struct engine *en) { return en->impl; }
+
+static int ee_forward(struct engine *en, const int *tok, int T, float *logits, int all,
+		      float *hidden)
+{
+	struct ee *e = ee_of(en);
+	const struct config *c = e->c;
+	int D = c->hidden_size, V = c->vocab_size;
+	double t0 = now_s(), w0 = e->t_wait, h0 = e->t_host;
+	if (T < 1 || en->pos + T > e->max_seq)
+		return -ENOSPC;
+	for (int t = 0; t < T; t++)
+		if (tok[t] < 0 || tok[t] >= V)
+			return -EINVAL;
+	for (int t = 0; t < T; t++) {
+		int p = en->pos, r;
+		embed_host(&e->w->embed_tokens, tok[t], e->hx);
+		TRY(ee_write(e, e->x, e->hx, sizeof(float) * (size_t)D));
+		e->list.n = 0;
+		for (int l = 0; l < c->num_hidden_layers; l++)
+			if ((r = ee_layer_run(e, l, p))) {
+				e->list.n = 0;
+				return r;
+			}
+		float *lg = logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
+		if ((r = ee_head(e, e->final_norm, &e->w->lm_head,
+				 lg, hidden ? hidden + (size_t)t * D : NULL))) {
+			e->list.n = 0;
+			return r;
+		}
+		en->pos++;
+		e->tokens++;
+	}
+	double dt = now_s() - t0;
+	e->t_wall += dt;
+	e->t_sched += dt - (e->t_wait - w0) - (e->t_host - h0);
+	return 0;
+}
+
+static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, float *logits,
+		  int all)
+{
+	struct ee *e = ee_of(en);
+	const struct config *c = e->c;
+	const struct layer_weights *lw = e->w->mtp;
+	int D = c->hidden_size, V = c->vocab_size, ml = c->num_hidden_layers, r;
+	if (!lw)
+		return -ENODEV;
+	if (T < 1 || en->mtp_pos + T > e->max_seq)
+		return -ENOSPC;
+	for (int t = 0; t < T; t++) {
+		int p = en->mtp_pos;
+		if (nt[t] < 0 || nt[t] >= V)
+			return -EINVAL;
+		double t0 = now_s();
+		/* MODEL.md 9: [enorm(embed(t_{i+1})) (0 at position 0) | hnorm(h_i)] -> eh_proj (BF16) */
+		if (p == 0) {
+			memset(e->cat, 0, sizeof(float) * (size_t)D);
+		} else {
+			embed_host(lw->embed_tokens.w ? &lw->embed_tokens : &e->w->embed_tokens, nt[t],
+				   e->hx);
+			rmsnorm_host(e->cat, e->hx, lw->enorm, D, c->rms_norm_eps);
+		}
+		rmsnorm_host(e->cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
+		TRY(kern_matmul(&e->kc, &lw->eh_proj, e->cat, 1, e->u));
+		TRY(ee_write(e, e->x, e->u, sizeof(float) * (size_t)D));
+		e->t_host += now_s() - t0;
+		e->list.n = 0;
+		if ((r = ee_layer_run(e, ml, p))) {
+			e->list.n = 0;
+			return r;
+		}
+		float *lg = logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
+		if ((r = ee_head(e, e->mtp_head_norm,
+				 lw->shared_head_head.w ? &lw->shared_head_head : &e->w->lm_head, lg,
+				 e->mtp_hid))) {
+			e->list.n = 0;
+			return r;
+		}
+		en->mtp_pos++;
+	}
+	return 0;
+}
+
+static int ee_mtp_hidden(struct engine *en, int row, float *hidden)
+{
+	struct ee *e = ee_of(en);
+	(void)row;
+	memcpy(hidden, e->mtp_hid, sizeof(float) * (size_t)e->c->hidden_size);
+	return 0;
+}
+
+static void ee_truncate(struct engine *en, int pos, int mtp_pos)
+{
+	struct ee *e = ee_of(en);
+	if (pos >= 0 && pos < en->pos)
+		en->pos = pos;
+	if (mtp_pos >= 0 && mtp_pos < en->mtp_pos)
+		en->mtp_pos = mtp_pos;
+	if (pos == 0 && mtp_pos == 0 && e->be) {
+		/* a new sequence (bench after its warm-up): statistics restart */
+		struct backend_stats s;
+		e->be->iface->stats(e->be, &s);
+		e->subs0 = s.submits;
+		e->cmds0 = s.cmds;
+		e->tokens = 0;
+		e->t_sched = e->t_wait = e->t_host = e->t_wall = 0;
+		e->card0 = s.busy_ns;
+		e->link0 = s.h2c_ns + s.c2h_ns;
+	}
+}
+
+/* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or
+ * shared + top-k routed experts, with scales) plus the KV cache of pos tokens per layer. */
+static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
+{
+	double D = c->hidden_size, H = c->num_attention_heads, nope = c->qk_nope_head_dim;
+	double rope = c->qk_rope_head_dim, vd = c->v_head_dim, kvl = c->kv_lora_rank;
+	double ql = c->q_lora_rank, qd = nope + rope;
+	double attn = ql > 0 ? D * ql + ql * H * qd : D * H * qd;
+	attn += D * (kvl + rope) + H * (nope + vd) * kvl + H * vd * D;
+	double moe = 3.0 * D * c->moe_intermediate_size *
+		     (c->num_experts_per_tok + c->n_shared_experts);
+	double dense = 3.0 * D * c->intermediate_size;
+	int L = c->num_hidden_layers + (with_mtp ? 1 : 0);
+	double b = 0;
+	for (int l = 0; l < L; l++)
+		b += attn * (1 + 4.0 / (128 * 128)) + (config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1) ? moe : dense) * (1 + 4.0 / (128 * 128)) +
+		     (double)pos * (kvl + rope) * 4;
+	return b;
+}
+
+/*
+ * engine_emu_whatif - modeled card ns for one decode token of config c at context pos on board
+ * blk, from the same command lists the scheduler builds (dry mode: shapes only, timed with the
+ * kernels' timing models and the firmware cost, no memory). All routed experts resident.
+ */
+int engine_emu_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
+		      double *hbm_bytes)
+{
+	struct ee *e = calloc(1, sizeof *e);
+	int r = -ENOMEM;
+	if (!e)
+		return r;
+	e->dry = 1;
+	e->c = c;
+	e->be = (struct backend *)be;
+	e->max_seq = pos + 1;
+	int k = c->num_experts_per_tok, E = c->n_routed_experts;
+	struct ee_layer L = { 0 };
+	struct cmat one = { 0, 0, 0, 0 };
+	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
+	L.ex_gu = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_gu);
+	L.ex_down = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_down);
+	int *idx = calloc((size_t)k + 1, sizeof *idx);
+	if (!e->hb || !L.ex_gu || !L.ex_down || !idx)
+		goto out;
+	int D = c->hidden_size, I = c->moe_intermediate_size, H = c->num_attention_heads;
+	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim;
+	L.q_a = (struct cmat){ 0, 0, c->q_lora_rank, D };
+	L.q_b = c->q_lora_rank > 0 ? (struct cmat){ 0, 0, H * qd, c->q_lora_rank }
+				   : (struct cmat){ 0, 0, H * qd, D };
+	L.kv_a = (struct cmat){ 0, 0, c->kv_lora_rank + c->qk_rope_head_dim, D };
+	L.kv_b = (struct cmat){ 0, 0, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank };
+	L.o = (struct cmat){ 0, 0, D, H * c->v_head_dim };
+	L.gu = (struct cmat){ 0, 0, c->intermediate_size, D };
+	L.down = (struct cmat){ 0, 0, D, c->intermediate_size };
+	for (int x = 0; x < E; x++) {
+		L.ex_gu[x] = (struct cmat){ 0, 0, I, D };
+		L.ex_down[x] = (struct cmat){ 0, 0, D, I };
+	}
+	L.sh_gu = (struct cmat){ 0, 0, I * c->n_shared_experts, D };
+	L.sh_down = (struct cmat){ 0, 0, D, I * c->n_shared_experts };
+	(void)one;
+	e->softmax_scale = 0.1f;
+	for (int j = 0; j < k; j++)
+		idx[j] = j;
+	for (int l = 0; l < c->num_hidden_layers; l++) {
+		L.moe = config_layer_is_moe(c, l);
+		if ((r = ee_mla(e, &L, pos)))
+			goto out;
+		if (L.moe) {
+			ee_flush(e);
+			r = ee_moe(e, &L, idx);
+		} else {
+			r = ee_dense(e, &L);
+		}
+		if (r)
+			goto out;
+	}
+	ee_flush(e);
+	*card_ns = e->dry_ns;
+	*hbm_bytes = ee_decode_bytes(c, pos, 0);
+	r = 0;
+out:
+	free(idx);
+	free(L.ex_gu);
+	free(L.ex_down);
+	free(e->hb);
+	free(e);
+	return r;
+}
+
+static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
+{
+	struct config c = { 0 };
+	c.hidden_size = 7168;
+	c.intermediate_size = 18432;
+	c.moe_intermediate_size = 2048;
+	c.num_hidden_layers = 61;
+	c.first_k_dense_replace = 3;
+	c.moe_layer_freq = 1;
+	c.num_attention_heads = 128;
+	c.q_lora_rank = 1536;
+	c.kv_lora_rank = 512;
+	c.qk_nope_head_dim = 128;
+	c.qk_rope_head_dim = 64;
+	c.v_head_dim = 128;
+	c.n_routed_experts = 256;
+	c.num_experts_per_tok = 8;
+	c.n_shared_experts = 1;
+	c.n_group = 8;
+	c.topk_group = 4;
+	c.rms_norm_eps = 1e-6;
+	c.rope_theta = 10000;
+	c.vocab_size = 129280;
+	double ns, bytes;
+	if (engine_emu_whatif(&c, be, 4096, &ns, &bytes))
+		return;
+	double roof = bytes / (be->board.mem_bw_mbps * 1e6) * 1e9;
+	if (json)
+		fprintf(out, ",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
+			     "\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
+			ns / 1e6, roof / ns);
+	else
+		fprintf(out, "what-if 671B (61 layers, 256 experts resident, ctx 4096): modeled card "
+			     "%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
+			     "modeled %.1f%% of the roofline\n",
+			ns / 1e6, roof / 1e6, bytes / 1e6, be->board.mem_bw_mbps / 1e3,
+			100 * roof / ns);
+}
+
+static void ee_stats(struct engine *en, FILE *out, int json)
+{
+	struct ee *e = ee_of(en);
+	struct backend_stats s;
+	e->be->iface->stats(e->be, &s);
+	if (strcmp(e->be->iface->name, "emu"))
+		return; /* no card clock to report */
+	double n = e->tokens ? (double)e->tokens : 1;
+	double card = (double)(s.busy_ns - e->card0) / n / 1e6;
+	double link = (double)(s.h2c_ns + s.c2h_ns - e->link0) / n / 1e6;
+	double cmds = (double)(s.cmds - e->cmds0) / n, subs = (double)(s.submits - e->subs0) / n;
+	double bytes = ee_decode_bytes(e->c, en->pos / 2, 0);
+	double roof = bytes / (e->be->board.mem_bw_mbps * 1e6) * 1e3; /* ms */
+	if (json) {
+		fprintf(out, "{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"
+			     "\"modeled_link_ms_per_tok\":%.4f,\"cmds_per_tok\":%.1f,"
+			     "\"submits_per_tok\":%.2f,\"host_sched_us_per_tok\":%.1f,"
+			     "\"host_compute_us_per_tok\":%.1f,\"host_wall_ms_per_tok\":%.3f,"
+			     "\"modeled_hbm_roofline_frac\":%.4f",
+			(unsigned long long)e->tokens, card, link, cmds, subs, e->t_sched / n * 1e6,
+			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
+		ee_whatif_671b(e->be, out, 1);
+		fprintf(out, "}\n");
+		return;
+	}
+	fprintf(out,
+		"emu card (%s): %llu tokens through the main model\n"
+		"  modeled card   %.4f ms/token (kernels + firmware, card clock)\n"
+		"  modeled link   %.4f ms/token (host<->card transfers over PCIe)\n"
+		"  commands       %.1f per token, %.2f submissions per token\n"
+		"  host           %.1f us/token scheduling, %.1f us/token router + lm_head, "
+		"%.3f ms/token wall (emulation included)\n"
+		"  HBM roofline   %.4f ms/token for %.2f MB/token: modeled %.1f%% of it\n",
+		e->be->board.model, (unsigned long long)e->tokens, card, link, cmds, subs,
+		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, roof, bytes / 1e6,
+		100 * roof / card);
+	ee_whatif_671b(e->be, out, 0);
+}
+
+static const char *ee_op_name(uint32_t op)
+{
+	static const char *const n[ABI_OP_COUNT] = {
+		"NOP", "GEMM_FP8", "RMSNORM", "ROPE", "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
+		"SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE", "BARRIER", "TIMESTAMP" };
+	return op < ABI_OP_COUNT ? n[op] : "?";
+}
+
+/* Chrome trace-event JSON: one complete event per command, card time in us, one row per CU. */
+static int ee_write_profile(struct ee *e)
+{
+	FILE *f = fopen(e->profile, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"},"
+		   "\"traceEvents\":[\n");
+	for (size_t i = 0; i < e->n_prof; i++) {
+		const struct ee_prof *p = &e->prof[i];
+		fprintf(f, "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
+			   "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"layer\":%d}}\n",
+			i ? "," : "", p->what ? p->what : "", ee_op_name(p->op), p->cu, p->t0 / 1e3,
+			(p->t1 - p->t0) / 1e3, p->layer);
+	}
+	fprintf(f, "]}\n");
+	return fclose(f) ? -EIO : 0;
+}
+
+static void ee_free(struct engine *en)
+{
+	struct ee *e = ee_of(en);
+	if (!e)
+		return;
+	if (e->profile && e->n_prof && ee_write_profile(e))
+		fprintf(stderr, "moecard: %s: cannot write the profile\n", e->profile);
+	if (e->be) {
+		for (size_t i = e->n_bufs; i-- > 0;)
+			backend_buf_free(e->be, e->bufs[i]);
+		backend_close(e->be);
+	}
+	if (e->L)
+		for (int l = 0; l < e->n_layers; l++) {
+			free(e->L[l].ex_gu);
+			free(e->L[l].ex_down);
+		}
+	free(e->L);
+	free(e->bufs);
+	free(e->hb);
+	free(e->hx);
+	free(e->hxn);
+	free(e->rlog);
+	free(e->cat);
+	free(e->u);
+	free(e->mtp_hid);
+	free(e->prof);
+	kern_ctx_free(&e->kc);
+	if (e->pool)
+		pool_free(e->pool);
+	free(e);
+	en->impl = NULL;
+}
+
+static const struct engine_ops ee_ops = {
+	.name = "emu",
+	.forward = ee_forward,
+	.mtp_forward = ee_mtp,
+	.truncate = ee_truncate,
+	.stats = ee_stats,
+	.free = ee_free,
+	.mtp_hidden = ee_mtp_hidden,
+};
+
+int engine_emu_open(struct engine *en, const struct ckpt *ck, const struct model_opts *o,
+		    const struct engine_extra *x, char *err, size_t errlen)
+{
+	const struct config *c = &ck->cfg;
+	const struct weights *w = &ck->w;
+	if (!w->fp8) {
+		snprintf(err, errlen, "--backend emu: the card runs FP8 checkpoints only");
+		return -EINVAL;
+	}
+	if (!o->act_fp8) {
+		snprintf(err, errlen, "--backend emu: --act none is the cpu backend's reference mode; "
+				      "the card quantizes activations (--act fp8)");
+		return -EINVAL;
+	}
+	if (c->num_experts_per_tok > EE_MAX_TOPK || c->qk_rope_head_dim % 2) {
+		snprintf(err, errlen, "config.json: shape not supported by the emu scheduler");
+		return -EINVAL;
+	}
+	struct ee *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	en->impl = e;
+	en->ops = &ee_ops;
+	e->c = c;
+	e->w = w;
+	e->profile = x ? x->profile : NULL;
+	e->max_seq = o->max_seq > 0 ? o->max_seq : 4096;
+	en->max_seq = e->max_seq;
+	en->max_batch = o->max_batch > 0 ? o->max_batch : 64;
+	en->act_fp8 = 1;
+	/* MOECARD_SCHED_BACKEND=cpu runs the same command lists on the cpu backend (tests) */
+	const char *bn = getenv("MOECARD_SCHED_BACKEND");
+	int r = backend_open(&e->be, bn && !strcmp(bn, "cpu") ? "cpu" : "emu", x ? x->board : NULL,
+			     err, errlen);
+	if (r)
+		goto fail;
+	int D = c->hidden_size, H = c->num_attention_heads, k = c->num_experts_per_tok;
+	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, row = kvl + rope;
+	int nb = (int)ABI_BOARD_N_BANKS(e->be->blk.counts);
+	e->n_hbm = 0;
+	for (int i = 0; i < nb; i++)
+		if ((e->be->blk.banks[i].word & 0xFFu) == ABI_BANK_HBM)
+			e->n_hbm = i + 1;
+	if (e->n_hbm < 2) {
+		snprintf(err, errlen, "%s: the scheduler needs at least 2 HBM banks", e->be->board.model);
+		r = -EINVAL;
+		goto fail;
+	}
+	e->act_bank = (uint32_t)e->n_hbm - 1; /* activations + KV; weights round-robin on the rest */
+	e->n_hbm--;
+	e->softmax_scale = (float)model_softmax_scale(c);
+	e->pool = pool_create(o->n_threads);
+	int inter = c->intermediate_size;
+	int sh = c->n_shared_experts * c->moe_intermediate_size;
+	inter = inter > sh ? inter : sh;
+	inter = inter > c->moe_intermediate_size ? inter : c->moe_intermediate_size;
+	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
+	e->hx = calloc((size_t)D, sizeof(float));
+	e->hxn = calloc((size_t)D, sizeof(float));
+	e->rlog = calloc((size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 1), sizeof(float));
+	e->cat = calloc(2 * (size_t)D, sizeof(float));
+	e->u = calloc((size_t)D, sizeof(float));
+	e->mtp_hid = calloc((size_t)D, sizeof(float));
+	r = -ENOMEM;
+	if (!e->pool || !e->hb || !e->hx || !e->hxn || !e->rlog || !e->cat || !e->u || !e->mtp_hid ||
+	    kern_ctx_init(&e->kc, e->pool, 1, c->quantization_config.ue8m0, 4 * (size_t)D,
+			  2 * D)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	en->threads = pool_nthreads(e->pool);
+	en->isa = e->kc.isa->name;
+	/* activations */
+	int ab = (int)e->act_bank;
+	size_t f = sizeof(float);
+	if ((r = ee_place(e, ab, NULL, f * D, &e->x)) || (r = ee_place(e, ab, NULL, f * D, &e->xn)) ||
+	    (r = ee_place(e, ab, NULL, f * (c->q_lora_rank > 0 ? c->q_lora_rank : 1), &e->qa)) ||
+	    (r = ee_place(e, ab, NULL, f * H * (c->qk_nope_head_dim + rope), &e->q)) ||
+	    (r = ee_place(e, ab, NULL, f * row, &e->kva)) ||
+	    (r = ee_place(e, ab, NULL, f * row, &e->kvrow)) ||
+	    (r = ee_place(e, ab, NULL, f * H * row, &e->qcat)) ||
+	    (r = ee_place(e, ab, NULL, f * H * kvl, &e->lat)) ||
+	    (r = ee_place(e, ab, NULL, f * H * c->v_head_dim, &e->ao)) ||
+	    (r = ee_place(e, ab, NULL, f * D, &e->ffn)) ||
+	    (r = ee_place(e, ab, NULL, f * (k > 0 ? k : 1), &e->rw)))
+		goto fail_place;
+	for (int j = 0; j <= k; j++)
+		if ((r = ee_place(e, ab, NULL, f * inter, &e->hb[j])))
+			goto fail_place;
+	/* YaRN cos/sin table [max_seq][rope/2][2], exactly as the cpu engine builds its own */
+	{
+		float *tab = malloc(f * (size_t)e->max_seq * rope);
+		if (!tab) {
+			r = -ENOMEM;
+			goto fail_place;
+		}
+		double msr = 1.0;
+		if (c->rope_scaling.yarn) {
+			double fa = c->rope_scaling.factor;
+			double m1 = fa <= 1 ? 1 : 0.1 * c->rope_scaling.mscale * log(fa) + 1;
+			double m2 = fa <= 1 ? 1 : 0.1 * c->rope_scaling.mscale_all_dim * log(fa) + 1;
+			msr = m1 / m2;
+		}
+		for (int i = 0; i < rope / 2; i++) {
+			double fr = model_rope_freq(c, i);
+			for (int p = 0; p < e->max_seq; p++) {
+				tab[(size_t)p * rope + 2 * i] = (float)(cos(p * fr) * msr);
+				tab[(size_t)p * rope + 2 * i + 1] = (float)(sin(p * fr) * msr);
+			}
+		}
+		r = ee_place(e, ab, tab, f * (size_t)e->max_seq * rope, &e->tab);
+		free(tab);
+		if (r)
+			goto fail_place;
+	}
+	if ((r = ee_vec(e, w->norm, D, &e->final_norm)))
+		goto fail_place;
+	e->n_layers = c->num_hidden_layers + (w->mtp ? 1 : 0);
+	e->L = calloc((size_t)e->n_layers, sizeof *e->L);
+	if (!e->L) {
+		r = -ENOMEM;
+		goto fail_place;
+	}
+	err[0] = 0;
+	for (int l = 0; l < e->n_layers; l++) {
+		const struct layer_weights *lw = l < c->num_hidden_layers ? &w->layers[l] : w->mtp;
+		if ((r = ee_layer_init(e, &e->L[l], lw, l == c->num_hidden_layers, err, errlen)))
+			goto fail_place;
+	}
+	if (w->mtp && (r = ee_vec(e, w->mtp->shared_head_norm, D, &e->mtp_head_norm)))
+		goto fail_place;
+	ee_truncate(en, 0, 0);
+	return 0;
+fail_place:
+	if (!err[0] || r == -ENOMEM)
+		snprintf(err, errlen, "--backend emu: cannot place the model on %s (%s)",
+			 e->be->board.model, strerror(-r));
+fail:
+	ee_free(en);
+	en->ops = NULL;
+	return r;
+}
