@@ -1,0 +1,170 @@
+/*
+ * test_generate.c - the text side of the generation loop (host/generate.h): streaming output of
+ * generated ids through gen_text with a byte-level tokenizer written by the test (one token per
+ * byte, so every multi-byte character arrives split), stop strings (held-back prefixes, a stop
+ * string across tokens, never printed), and the sampling flag parser. Prints `N passed, N failed`.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "generate.h"
+#include "tokenizer.h"
+
+static int n_pass, n_fail;
+
+static void check(int ok, const char *what, const char *detail)
+{
+	printf("%s %s: %s\n", ok ? "ok  " : "FAIL", what, detail);
+	ok ? n_pass++ : n_fail++;
+}
+
+/* A byte-level BPE with the 256 byte tokens (GPT-2 byte-to-unicode map) and no merges. */
+static int write_byte_tokenizer(const char *dir)
+{
+	json_t *vocab = json_object();
+	for (int b = 0; b < 256; b++) {
+		int cp = b;
+		if (b < 33)
+			cp = 256 + b;
+		else if (b >= 127 && b <= 160)
+			cp = 256 + 33 + (b - 127);
+		else if (b == 173)
+			cp = 256 + 67;
+		char s[4] = { 0 };
+		if (cp < 0x80) {
+			s[0] = (char)cp;
+		} else {
+			s[0] = (char)(0xC0 | (cp >> 6));
+			s[1] = (char)(0x80 | (cp & 0x3F));
+		}
+		json_object_set_new(vocab, s, json_integer(b));
+	}
+	json_t *j = json_pack("{s:s,s:[],s:n,s:{s:s,s:b,s:b},s:{s:s},s:{s:s,s:o,s:[]}}", "version",
+			      "1.0", "added_tokens", "normalizer", "pre_tokenizer", "type",
+			      "ByteLevel", "add_prefix_space", 0, "use_regex", 1, "decoder", "type",
+			      "ByteLevel", "model", "type", "BPE", "vocab", vocab, "merges");
+	char f[600];
+	snprintf(f, sizeof f, "%s/tokenizer.json", dir);
+	int r = j ? json_dump_file(j, f, 0) : -1;
+	json_decref(j);
+	return r;
+}
+
+/* Valid UTF-8 made of whole characters? */
+static int utf8_whole(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		size_t l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		if (!l || i + l > n)
+			return 0;
+		for (size_t k = 1; k < l; k++)
+			if (((unsigned char)s[i + k] >> 6) != 2)
+				return 0;
+		i += l;
+	}
+	return 1;
+}
+
+/* Streams text byte-token by byte-token; returns the output, the push that reported a stop (or
+ * -1) and whether every intermediate output was whole UTF-8 and free of a stop string. */
+static char *stream(struct tokenizer *tok, const char *text, const char *const *stops, int ns,
+		    int *stop_at, int *all_whole, size_t *max_held)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct gen_text t;
+	gen_text_init(&t, tok, stops, ns);
+	*stop_at = -1;
+	*all_whole = 1;
+	*max_held = 0;
+	size_t n = strlen(text);
+	for (size_t i = 0; i < n; i++) {
+		int r = gen_text_push(&t, (unsigned char)text[i], f);
+		fflush(f);
+		*all_whole &= utf8_whole(buf, len);
+		for (int k = 0; k < ns; k++)
+			*all_whole &= !memmem(buf, len, stops[k], strlen(stops[k]));
+		if (i + 1 - len > *max_held)
+			*max_held = i + 1 - len;
+		if (r == 1) {
+			*stop_at = (int)i;
+			break;
+		}
+	}
+	gen_text_finish(&t, f);
+	gen_text_free(&t);
+	fclose(f);
+	return buf;
+}
+
+int main(void)
+{
+	char tmp[] = "/tmp/moecard_gen_XXXXXX", err[256], msg[512];
+	struct tokenizer *tok = NULL;
+	if (!mkdtemp(tmp) || write_byte_tokenizer(tmp) || tokenizer_load(tmp, &tok, err, sizeof err)) {
+		printf("setup failed: %s\n0 passed, 1 failed\n", err);
+		return 1;
+	}
+	int stop_at, whole;
+	size_t held;
+	/* 1. split multi-byte characters: 2-, 3- and 4-byte UTF-8, each byte its own token */
+	const char *text = "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x99\x82!";
+	char *out = stream(tok, text, NULL, 0, &stop_at, &whole, &held);
+	snprintf(msg, sizeof msg, "output '%s' equals the input, every partial output whole UTF-8 (%d), "
+				  "at most %zu bytes held back", out, whole, held);
+	check(!strcmp(out, text) && whole && held <= 3 && held >= 3, "stream split utf-8", msg);
+	free(out);
+	/* a character cut off at the end is flushed as U+FFFD */
+	out = stream(tok, "ab\xe4\xb8", NULL, 0, &stop_at, &whole, &held);
+	check(!strcmp(out, "ab\xef\xbf\xbd"), "stream unfinished char", out);
+	free(out);
+	/* 2. stop strings */
+	static const char *const st1[] = { "STOP" };
+	out = stream(tok, "abc xSTx STOP def", st1, 1, &stop_at, &whole, &held);
+	snprintf(msg, sizeof msg, "output '%s', stop reported at byte %d (want 12), partial "
+				  "outputs never show it (%d)", out, stop_at, whole);
+	check(!strcmp(out, "abc xSTx ") && stop_at == 12 && whole, "stop string", msg);
+	free(out);
+	static const char *const st2[] = { "\xe4\xb8\x96\xe7\x95\x8c", "END" };
+	out = stream(tok, "hi \xe4\xb8\x96\xe4\xb8\x96\xe7\x95\x8c more", st2, 2, &stop_at, &whole, &held);
+	snprintf(msg, sizeof msg, "multi-byte stop across six tokens: output '%s', stop at %d",
+		 out, stop_at);
+	check(!strcmp(out, "hi \xe4\xb8\x96") && stop_at == 11 && whole, "stop multi-byte", msg);
+	free(out);
+	out = stream(tok, "no stop here, EN", st2, 2, &stop_at, &whole, &held);
+	snprintf(msg, sizeof msg, "a held-back prefix ('EN') is written at the end: '%s'", out);
+	check(!strcmp(out, "no stop here, EN") && stop_at < 0, "stop prefix released", msg);
+	free(out);
+	/* 3. sampling flags */
+	struct gen_sampling s;
+	gen_sampling_default(&s);
+	int ok = gen_sampling_flag(&s, "--temp", "0.7") == 1 && s.temp == 0.7f &&
+		 gen_sampling_flag(&s, "--top-k", "40") == 1 && s.top_k == 40 &&
+		 gen_sampling_flag(&s, "--top-p", "0.9") == 1 && s.top_p == 0.9f &&
+		 gen_sampling_flag(&s, "--min-p", "0.05") == 1 &&
+		 gen_sampling_flag(&s, "--repeat-penalty", "1.1") == 1 &&
+		 gen_sampling_flag(&s, "--seed", "42") == 1 && s.seed == 42 &&
+		 gen_sampling_flag(&s, "--model", "x") == 0 &&
+		 gen_sampling_flag(&s, "--top-p", "0") == -EINVAL &&
+		 gen_sampling_flag(&s, "--top-p", "1.5") == -EINVAL &&
+		 gen_sampling_flag(&s, "--temp", "-1") == -EINVAL &&
+		 gen_sampling_flag(&s, "--temp", "abc") == -EINVAL &&
+		 gen_sampling_flag(&s, "--top-k", "-3") == -EINVAL &&
+		 gen_sampling_flag(&s, "--repeat-penalty", "0") == -EINVAL &&
+		 gen_sampling_flag(&s, "--seed", "") == -EINVAL;
+	check(ok, "sampling flags", "values parsed, bad values (top-p 0 or 1.5, negative temp/top-k, "
+				    "penalty 0, junk) rejected with -EINVAL");
+	tokenizer_free(tok);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+	if (system(cmd))
+		printf("could not remove %s\n", tmp);
+	printf("%d passed, %d failed\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}
