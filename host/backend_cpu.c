@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
+#include "backend_xrt.h"
 #include "e4m3.h"
 #include "firmware/fw.h"
 
@@ -342,6 +343,8 @@ int backend_open(struct backend **out, const char *name, const char *dtb, char *
 		return backend_cpu_open(out, &bd, err, errlen);
 	if (!strcmp(name, "emu"))
 		return backend_emu_open(out, &bd, err, errlen);
+	if (!strcmp(name, "xrt"))
+		return backend_xrt_open(out, &bd, dtb, NULL, err, errlen);
 	snprintf(err, errlen, "backend %s: not available in this build", name);
 	return -ENODEV;
 }

@@ -38,6 +38,7 @@
 		X(xrtXclbinGetNumKernels) X(xrtXclbinGetNumKernelComputeUnits)                     \
 		    X(xrtXclbinGetXSAName) X(xrtPLKernelOpen) X(xrtKernelClose)                    \
 			X(xrtKernelArgGroupId) X(xrtKernelArgOffset) X(xrtBOAlloc) X(xrtBOFree)    \
+				X(xrtBOSubAlloc) X(xrtBOAddress) \
 			    X(xrtBOWrite) X(xrtBORead) X(xrtBOSync) X(xrtRunOpen) X(xrtRunSetArg)  \
 				X(xrtRunStart) X(xrtRunWaitFor) X(xrtRunClose)
 
@@ -227,6 +228,25 @@ int xrt_dev_bo_download(struct xrt_dev *d, struct xrt_dev_bo *bo, void *dst, siz
 	return 0;
 }
 
+int xrt_dev_bo_sub(struct xrt_dev *d, struct xrt_dev_bo *parent, size_t size, size_t off,
+		   struct xrt_dev_bo *bo)
+{
+	if (!d || !parent || !parent->h || !bo || !size || off > parent->size ||
+	    size > parent->size - off)
+		return -EINVAL;
+	bo->h = d->xrtBOSubAlloc(parent->h, size, off);
+	if (!bo->h)
+		return -ENOMEM;
+	bo->size = size;
+	bo->group = parent->group;
+	return 0;
+}
+
+uint64_t xrt_dev_bo_address(struct xrt_dev *d, const struct xrt_dev_bo *bo)
+{
+	return d && bo && bo->h ? d->xrtBOAddress(bo->h) : 0;
+}
+
 void xrt_dev_bo_free(struct xrt_dev *d, struct xrt_dev_bo *bo)
 {
 	if (d && bo && bo->h) {
@@ -257,6 +277,14 @@ int xrt_dev_run_set_u32(struct xrt_dev *d, struct xrt_dev_run *r, uint32_t arg, 
 	if (!d || !r || !r->h)
 		return -EINVAL;
 	return d->xrtRunSetArg(r->h, (int)arg, v) ? -EIO : 0;
+}
+
+int xrt_dev_run_set_f32(struct xrt_dev *d, struct xrt_dev_run *r, uint32_t arg, float v)
+{
+	if (!d || !r || !r->h)
+		return -EINVAL;
+	/* a float passes through C varargs as double, and XRT reads a "float" argument as such */
+	return d->xrtRunSetArg(r->h, (int)arg, (double)v) ? -EIO : 0;
 }
 
 int xrt_dev_run_start(struct xrt_dev *d, struct xrt_dev_run *r)

@@ -81,6 +81,17 @@ int xrt_dev_bo_upload(struct xrt_dev *d, struct xrt_dev_bo *bo, const void *src,
 /* xrt_dev_bo_download - sync n bytes at off from the device and read them. Errors: as upload. */
 int xrt_dev_bo_download(struct xrt_dev *d, struct xrt_dev_bo *bo, void *dst, size_t n, size_t off);
 
+/*
+ * xrt_dev_bo_sub - bo = bytes [off, off + size) of parent as a BO of its own (xrtBOSubAlloc), for
+ * binding a kernel argument to the middle of a buffer. Free it before its parent.
+ * Errors: -EINVAL (range outside parent), -ENOMEM.
+ */
+int xrt_dev_bo_sub(struct xrt_dev *d, struct xrt_dev_bo *parent, size_t size, size_t off,
+		   struct xrt_dev_bo *bo);
+
+/* xrt_dev_bo_address - the BO's device address (xrtBOAddress), 0 for a bad handle. */
+uint64_t xrt_dev_bo_address(struct xrt_dev *d, const struct xrt_dev_bo *bo);
+
 /* xrt_dev_bo_free - release a BO (NULL handle is fine). */
 void xrt_dev_bo_free(struct xrt_dev *d, struct xrt_dev_bo *bo);
 
@@ -91,6 +102,8 @@ int xrt_dev_run_open(struct xrt_dev *d, uint32_t cu, struct xrt_dev_run *r);
 int xrt_dev_run_set_bo(struct xrt_dev *d, struct xrt_dev_run *r, uint32_t arg,
 		       const struct xrt_dev_bo *bo);
 int xrt_dev_run_set_u32(struct xrt_dev *d, struct xrt_dev_run *r, uint32_t arg, uint32_t v);
+/* xrt_dev_run_set_f32 - bind a "float" scalar argument (XRT reads it from varargs as double). */
+int xrt_dev_run_set_f32(struct xrt_dev *d, struct xrt_dev_run *r, uint32_t arg, float v);
 
 /* xrt_dev_run_start - start the run. Errors: -EIO. */
 int xrt_dev_run_start(struct xrt_dev *d, struct xrt_dev_run *r);
