@@ -34,6 +34,7 @@
 #include "kernels.h"
 #include "pool.h"
 #include "router.h"
+#include "sched.h"
 
 #define EE_MAX_TOPK 64
 #define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
@@ -321,10 +322,13 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 
 /* --- command builders -------------------------------------------------------------------- */
 
+static int ee_flush(struct ee *e);
+
+/* Next command of the list; a full list is submitted first (a flush is also a full barrier). */
 static struct abi_cmd *ee_cmd(struct ee *e, enum abi_op op, const char *what)
 {
 	struct ee_list *l = &e->list;
-	if (l->n >= BACKEND_MAX_LIST)
+	if (l->n >= BACKEND_MAX_LIST && ee_flush(e))
 		return NULL;
 	struct abi_cmd *c = &l->cmd[l->n];
 	memset(c, 0, sizeof *c);
@@ -778,11 +782,7 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 	return b;
 }
 
-/*
- * engine_emu_whatif - modeled card ns for one decode token of config c at context pos on board
- * blk, from the same command lists the scheduler builds (dry mode: shapes only, timed with the
- * kernels' timing models and the firmware cost, no memory). All routed experts resident.
- */
+/* sched.h */
 int engine_emu_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
 		      double *hbm_bytes)
 {
@@ -847,6 +847,11 @@ out:
 	free(e->hb);
 	free(e);
 	return r;
+}
+
+struct backend *engine_emu_backend(struct engine *en)
+{
+	return en->ops && en->ops->forward == ee_forward ? ee_of(en)->be : NULL;
 }
 
 static void ee_whatif_671b(const struct backend *be, FILE *out, int json)

@@ -1,0 +1,276 @@
+/*
+ * test_emu_engine.c - the emu backend and scheduler as a whole (issue 4): fence ordering and
+ * barriers from completion timestamps on the emulated card, fault injection through the whole
+ * engine (a CU that reports an error, a CU that hangs until the firmware watchdog resets it, a DMA
+ * error: the forward/list fails cleanly and the next one succeeds with the same logits as a clean
+ * run), and timing sanity (modeled card time grows with context and with experts per token, as
+ * the timing model says). Generates its own tiny checkpoint.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "backend.h"
+#include "ckpt.h"
+#include "engine.h"
+#include "sched.h"
+
+static int n_pass, n_fail;
+
+#define CHECK(cond, ...)                                                                      \
+	do {                                                                                  \
+		if (cond) {                                                                   \
+			n_pass++;                                                             \
+		} else {                                                                      \
+			n_fail++;                                                             \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);                           \
+			printf(__VA_ARGS__);                                                  \
+			printf("\n");                                                         \
+		}                                                                             \
+	} while (0)
+
+static const char *board_path(void)
+{
+	static char p[512];
+	const char *b = getenv("B");
+	snprintf(p, sizeof p, "%s/board/emu.dtb", b ? b : "build");
+	return p;
+}
+
+/* GEMM with random FP8 data in bank `bank`, optional wait/signal fences. */
+static void gemm_cmd(struct abi_cmd *c, uint64_t base, int n, int k)
+{
+	memset(c, 0, sizeof *c);
+	abi_cmd_hdr_set(&c->hdr, ABI_OP_GEMM_FP8, 0);
+	c->u.gemm.a = base;
+	c->u.gemm.sa = base + 4096;
+	c->u.gemm.w = base + 8192;
+	c->u.gemm.sw = base + 8192 + (uint64_t)n * k;
+	c->u.gemm.y = base + 8192 + (uint64_t)n * k + 4096;
+	c->u.gemm.m = 1;
+	c->u.gemm.n = (uint32_t)n;
+	c->u.gemm.k = (uint32_t)k;
+}
+
+static void test_fences(void)
+{
+	struct backend *be;
+	char err[256];
+	int r = backend_open(&be, "emu", board_path(), err, sizeof err);
+	CHECK(r == 0, "backend_open emu: %s", err);
+	if (r)
+		return;
+	struct backend_buf *bufs[3];
+	for (int i = 0; i < 3; i++)
+		CHECK(backend_buf_alloc(be, (uint32_t)i, 1 << 20, 64, &bufs[i]) == 0, "alloc");
+	uint8_t ones[4096];
+	memset(ones, 0x38, sizeof ones); /* e4m3 1.0 */
+	float sc[64];
+	for (int i = 0; i < 64; i++)
+		sc[i] = 1.0f;
+	for (int i = 0; i < 3; i++) {
+		backend_buf_write(be, bufs[i], 0, ones, 256);
+		backend_buf_write(be, bufs[i], 4096, sc, sizeof sc);
+		for (int j = 0; j < 256; j++)
+			backend_buf_write(be, bufs[i], 8192 + (size_t)j * 256, ones, 256);
+		backend_buf_write(be, bufs[i], 8192 + 256 * 256, sc, sizeof sc);
+	}
+	/* 0: GEMM signals fence 3; 1: GEMM (other bank) runs concurrently; 2: waits on fence 3;
+	 * 3: barrier; 4: timestamp */
+	struct abi_cmd l[5];
+	gemm_cmd(&l[0], backend_buf_addr(bufs[0], 0), 256, 256);
+	abi_cmd_signal(&l[0].hdr, 3, 1);
+	gemm_cmd(&l[1], backend_buf_addr(bufs[1], 0), 256, 256);
+	gemm_cmd(&l[2], backend_buf_addr(bufs[2], 0), 256, 256);
+	abi_cmd_wait(&l[2].hdr, 3, 1);
+	memset(&l[3], 0, sizeof l[3]);
+	abi_cmd_hdr_set(&l[3].hdr, ABI_OP_BARRIER, 0);
+	memset(&l[4], 0, sizeof l[4]);
+	abi_cmd_hdr_set(&l[4].hdr, ABI_OP_TIMESTAMP, 0);
+	uint64_t f;
+	r = backend_submit(be, 0, l, 5, &f);
+	if (!r)
+		r = backend_wait(be, f, 60000);
+	CHECK(r == 0, "fence list: %d", r);
+	const struct abi_cpl *c;
+	uint32_t n;
+	backend_completions(be, &c, &n);
+	CHECK(n == 5, "5 completions, got %u", n);
+	if (n == 5) {
+		CHECK(c[2].t_start >= c[0].t_end, "the waiter started at %llu before its fence at %llu",
+		      (unsigned long long)c[2].t_start, (unsigned long long)c[0].t_end);
+		CHECK(c[1].t_start < c[0].t_end, "independent GEMMs overlap: [%llu,%llu] [%llu,%llu]",
+		      (unsigned long long)c[0].t_start, (unsigned long long)c[0].t_end,
+		      (unsigned long long)c[1].t_start, (unsigned long long)c[1].t_end);
+		uint64_t last = c[0].t_end > c[1].t_end ? c[0].t_end : c[1].t_end;
+		last = last > c[2].t_end ? last : c[2].t_end;
+		CHECK(c[4].t_start >= last, "timestamp after the barrier: %llu < %llu",
+		      (unsigned long long)c[4].t_start, (unsigned long long)last);
+		printf("fences: gemm0 [%llu,%llu] gemm1 [%llu,%llu] waiter [%llu,%llu] ts %llu ns\n",
+		       (unsigned long long)c[0].t_start, (unsigned long long)c[0].t_end,
+		       (unsigned long long)c[1].t_start, (unsigned long long)c[1].t_end,
+		       (unsigned long long)c[2].t_start, (unsigned long long)c[2].t_end,
+		       (unsigned long long)c[4].t_start);
+	}
+	/* the output: every y = 256 * 1 * 1 */
+	float y[4];
+	backend_buf_read(be, bufs[2], 8192 + 256 * 256 + 4096, y, sizeof y);
+	CHECK(y[0] == 256.0f && y[3] == 256.0f, "GEMM result %g (want 256)", y[0]);
+	/* DMA error by countdown, then a clean fill */
+	struct abi_cmd d;
+	memset(&d, 0, sizeof d);
+	abi_cmd_hdr_set(&d.hdr, ABI_OP_DMA_FILL, 0);
+	d.u.dma.dst = backend_buf_addr(bufs[0], 65536);
+	d.u.dma.bytes = 4096;
+	d.u.dma.flags = ABI_DMA_F_PATTERN;
+	d.u.dma.word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0x5A, 0);
+	be->iface->fault_set(be, BACKEND_FAULT_DMA_ERROR, 1);
+	r = backend_submit(be, 0, &d, 1, &f);
+	if (!r)
+		r = backend_wait(be, f, 60000);
+	backend_completions(be, &c, &n);
+	CHECK(r == -EIO && ABI_CPL_STATUS(c[0].word1) == ABI_ST_DMA_ERROR,
+	      "DMA fault: r %d status %s", r, abi_status_name(ABI_CPL_STATUS(c[0].word1)));
+	r = backend_submit(be, 0, &d, 1, &f);
+	if (!r)
+		r = backend_wait(be, f, 60000);
+	uint8_t pat[4096];
+	backend_buf_read(be, bufs[0], 65536, pat, sizeof pat);
+	CHECK(r == 0 && pat[0] == 0x5A && pat[4095] == 0x5A, "DMA after the fault: r %d byte %x", r,
+	      pat[0]);
+	backend_close(be);
+}
+
+static double rel_err(const float *a, const float *b, int n)
+{
+	double d = 0, s = 0;
+	for (int i = 0; i < n; i++) {
+		d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		s += (double)b[i] * b[i];
+	}
+	return sqrt(d / (s > 0 ? s : 1));
+}
+
+static void test_engine_faults(const char *dir)
+{
+	struct ckpt ck;
+	char err[512];
+	int r = ckpt_open(dir, &ck, err, sizeof err);
+	CHECK(r == 0, "ckpt_open: %s", err);
+	if (r)
+		return;
+	setenv("MOECARD_BOARD", board_path(), 1);
+	struct model_opts o = { .act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1 };
+	struct engine e;
+	r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
+	CHECK(r == 0, "engine_open emu: %s", err);
+	if (r) {
+		ckpt_close(&ck);
+		return;
+	}
+	struct backend *be = engine_emu_backend(&e);
+	int V = ck.cfg.vocab_size, toks[3] = { 5, 77, 300 };
+	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+	r = engine_forward(&e, toks, 3, ref, 0, NULL);
+	CHECK(r == 0, "clean forward: %d", r);
+	struct backend_stats s1, s3;
+	be->iface->stats(be, &s3);
+	/* timing sanity on the real run: the third token (3 positions) costs more than the first */
+	uint64_t t0 = s3.busy_ns;
+	engine_truncate(&e, 0, 0);
+	engine_forward(&e, toks, 1, lg, 0, NULL);
+	be->iface->stats(be, &s1);
+	uint64_t t1 = s1.busy_ns - t0;
+	engine_forward(&e, toks + 1, 2, lg, 0, NULL);
+	be->iface->stats(be, &s3);
+	uint64_t t3 = s3.busy_ns - s1.busy_ns;
+	CHECK(t3 > t1, "modeled time grows with tokens: %llu ns for 1, %llu ns for the next 2",
+	      (unsigned long long)t1, (unsigned long long)t3);
+	printf("modeled card: %.1f us for token 0, %.1f us for tokens 1-2\n", t1 / 1e3, t3 / 1e3);
+	CHECK(rel_err(lg, ref, V) == 0, "rerun after truncate differs: %g", rel_err(lg, ref, V));
+	static const struct {
+		enum backend_fault f;
+		uint32_t n;
+		const char *name;
+	} faults[] = { { BACKEND_FAULT_CU_BAD, 1, "bad completion (1st CU run)" },
+		       { BACKEND_FAULT_CU_BAD, 17, "bad completion (17th CU run)" },
+		       { BACKEND_FAULT_CU_HANG, 3, "CU hang (3rd start)" },
+		       { BACKEND_FAULT_CU_HANG, 40, "CU hang (40th start)" } };
+	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+		engine_truncate(&e, 0, 0);
+		be->iface->fault_set(be, faults[i].f, faults[i].n);
+		r = engine_forward(&e, toks, 3, lg, 0, NULL);
+		CHECK(r == -EIO, "%s: forward returned %d, want -EIO", faults[i].name, r);
+		CHECK(e.pos == 0, "%s: the failed forward advanced pos to %d", faults[i].name, e.pos);
+		be->iface->fault_set(be, faults[i].f, 0);
+		engine_truncate(&e, 0, 0);
+		r = engine_forward(&e, toks, 3, lg, 0, NULL);
+		double d = rel_err(lg, ref, V);
+		CHECK(r == 0 && d == 0, "%s: recovery forward r %d, logits differ by %g", faults[i].name,
+		      r, d);
+		printf("fault %s: failed cleanly, next forward bit-identical\n", faults[i].name);
+	}
+	free(ref);
+	free(lg);
+	engine_free(&e);
+	ckpt_close(&ck);
+}
+
+static void test_whatif(void)
+{
+	struct backend *be;
+	char err[256];
+	if (backend_open(&be, "cpu", board_path(), err, sizeof err)) {
+		CHECK(0, "backend_open cpu: %s", err);
+		return;
+	}
+	struct config c = { 0 };
+	c.hidden_size = 1024;
+	c.intermediate_size = 2816;
+	c.moe_intermediate_size = 512;
+	c.num_hidden_layers = 12;
+	c.first_k_dense_replace = 1;
+	c.num_attention_heads = 16;
+	c.q_lora_rank = 384;
+	c.kv_lora_rank = 256;
+	c.qk_nope_head_dim = 64;
+	c.qk_rope_head_dim = 32;
+	c.v_head_dim = 64;
+	c.n_routed_experts = 64;
+	c.n_shared_experts = 1;
+	double t2, t6, tp, by;
+	c.num_experts_per_tok = 2;
+	engine_emu_whatif(&c, be, 128, &t2, &by);
+	c.num_experts_per_tok = 6;
+	engine_emu_whatif(&c, be, 128, &t6, &by);
+	engine_emu_whatif(&c, be, 4000, &tp, &by);
+	printf("what-if mid: top-2 %.3f ms, top-6 %.3f ms, top-6 at ctx 4000 %.3f ms per token\n",
+	       t2 / 1e6, t6 / 1e6, tp / 1e6);
+	CHECK(t6 > t2, "more experts cost more: %g vs %g", t6, t2);
+	CHECK(tp > t6, "longer context costs more: %g vs %g", tp, t6);
+	backend_close(be);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/moecard-emu-XXXXXX";
+	if (!mkdtemp(dir)) {
+		printf("mkdtemp failed\n0 passed, 1 failed\n");
+		return 1;
+	}
+	char err[512];
+	int r = gen_checkpoint(dir, "tiny", 3, NULL, 0, err, sizeof err);
+	CHECK(r == 0, "gen tiny: %s", err);
+	test_fences();
+	if (!r)
+		test_engine_faults(dir);
+	test_whatif();
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd))
+		printf("note: could not remove %s\n", dir);
+	printf("%d passed, %d failed\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}
