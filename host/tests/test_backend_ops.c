@@ -1,0 +1,368 @@
+/*
+ * test_backend_ops.c - the one shared op test of DESIGN.md section 2: every opcode, with random
+ * operands, on every backend available (cpu, emu) against the cpu backend, with an error limit per
+ * op. GEMMs must be bit-identical (both run the DESIGN.md section 3 definition); vector ops and
+ * MLA attention are compared with the cpu backend's independent host code at the limits
+ * hls/README.md states for the kernels; copies are exact. Prints the worst error per op.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend.h"
+#include "e4m3.h"
+
+static int n_pass, n_fail;
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+	return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+#define NB 2
+#define REGION (8u << 20) /* bytes per operand region */
+
+/* A backend and one buffer per operand slot (slot i at bank i % 4). */
+struct side {
+	struct backend *be;
+	struct backend_buf *buf[6];
+};
+
+static int side_open(struct side *s, const char *name, const char *dtb)
+{
+	char err[256];
+	memset(s, 0, sizeof *s);
+	if (backend_open(&s->be, name, dtb, err, sizeof err)) {
+		printf("%s: %s\n", name, err);
+		return -1;
+	}
+	for (int i = 0; i < 6; i++)
+		if (backend_buf_alloc(s->be, (uint32_t)(i % 4), REGION, 64, &s->buf[i]))
+			return -1;
+	return 0;
+}
+
+static uint64_t A(struct side *s, int slot) { return backend_buf_addr(s->buf[slot], 0); }
+
+/* Runs cmd (built by fill for side s) and returns 0 when it succeeded. */
+static int run(struct side *s, const struct abi_cmd *cmd)
+{
+	uint64_t f;
+	int r = backend_submit(s->be, 0, cmd, 1, &f);
+	return r ? r : backend_wait(s->be, f, 60000);
+}
+
+typedef void (*fill_fn)(struct side *s, struct abi_cmd *c, int shape);
+
+/* --- op builders (same random data on both sides: rng is reset per case) ------------------ */
+
+static void put_f32(struct side *s, int slot, size_t n, float scale)
+{
+	float *v = malloc(n * sizeof *v);
+	for (size_t i = 0; i < n; i++)
+		v[i] = frand() * scale;
+	backend_buf_write(s->be, s->buf[slot], 0, v, n * sizeof *v);
+	free(v);
+}
+
+static void put_fp8(struct side *s, int slot, size_t n)
+{
+	uint8_t *v = malloc(n);
+	for (size_t i = 0; i < n; i++) {
+		v[i] = e4m3_encode(frand() * 8);
+		if ((v[i] & 0x7F) == 0x7F)
+			v[i] = 0; /* no NaN codes: NaN handling has its own kernel tests */
+	}
+	backend_buf_write(s->be, s->buf[slot], 0, v, n);
+	free(v);
+}
+
+static void put_pos(struct side *s, int slot, size_t n)
+{
+	float *v = malloc(n * sizeof *v);
+	for (size_t i = 0; i < n; i++)
+		v[i] = 0.001f + 0.01f * (frand() + 1.0f);
+	backend_buf_write(s->be, s->buf[slot], 0, v, n * sizeof *v);
+	free(v);
+}
+
+static const int gm[] = { 1, 3, 8 }, gn[] = { 200, 64, 130 }, gk[] = { 300, 128, 1000 };
+static const uint32_t gflags[] = { 0, ABI_GEMM_F_X_F32, ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL,
+				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_RESIDUAL,
+				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM, ABI_GEMM_F_X_BF16 | ABI_GEMM_F_Y_BF16 };
+
+static void fill_gemm(struct side *s, struct abi_cmd *c, int shape)
+{
+	int M = gm[shape % 3], N = gn[shape % 3], K = gk[shape % 3];
+	uint32_t f = gflags[shape % 6];
+	int kb = (K + 127) / 128, nb = (N + 127) / 128, pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
+	abi_cmd_hdr_set(&c->hdr, ABI_OP_GEMM_FP8, 0);
+	if (f & ABI_GEMM_F_X_F32)
+		put_f32(s, 0, (size_t)M * K, 3);
+	else if (f & ABI_GEMM_F_X_BF16) {
+		uint16_t *v = malloc((size_t)M * K * 2);
+		for (int i = 0; i < M * K; i++)
+			v[i] = f32_to_bf16(frand() * 3);
+		backend_buf_write(s->be, s->buf[0], 0, v, (size_t)M * K * 2);
+		free(v);
+	} else
+		put_fp8(s, 0, (size_t)M * K);
+	put_pos(s, 1, (size_t)M * kb);
+	put_fp8(s, 2, (size_t)pair * N * K);
+	put_pos(s, 3, (size_t)pair * nb * kb);
+	put_f32(s, 4, (size_t)M * N, 1);
+	c->u.gemm.a = A(s, 0);
+	c->u.gemm.sa = (f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16)) && !(f & ABI_GEMM_F_ACCUM) ? 0
+											 : A(s, 1);
+	c->u.gemm.w = A(s, 2);
+	c->u.gemm.sw = A(s, 3);
+	c->u.gemm.y = A(s, 4);
+	c->u.gemm.m = (uint32_t)M;
+	c->u.gemm.n = (uint32_t)N;
+	c->u.gemm.k = (uint32_t)K;
+	c->u.gemm.flags = f;
+}
+
+static void fill_vec(struct side *s, struct abi_cmd *c, int op, int shape)
+{
+	static const int rows[] = { 1, 4, 16 }, cols[] = { 7168 / 7, 130, 64 };
+	uint32_t R = (uint32_t)rows[shape % 3], C = (uint32_t)cols[shape % 3];
+	uint32_t lda = shape == 2 ? C + 32 : 0, ldo = shape == 2 && op != ABI_OP_ACT_QUANT ? C + 16 : 0;
+	abi_cmd_hdr_set(&c->hdr, (enum abi_op)op, 0);
+	put_f32(s, 0, (size_t)R * (C + 32), 4);
+	put_f32(s, 1, (size_t)R * (C + 32), 4);
+	put_f32(s, 2, (size_t)C * 64, 1); /* norm weight or RoPE table rows */
+	c->u.vec.x = A(s, 0);
+	c->u.vec.out = A(s, 4);
+	c->u.vec.rows = R;
+	c->u.vec.cols = C;
+	c->u.vec.lda = lda;
+	c->u.vec.ldo = ldo;
+	float pf = 0;
+	switch (op) {
+	case ABI_OP_RMSNORM:
+		c->u.vec.w = A(s, 2);
+		pf = 1e-6f;
+		break;
+	case ABI_OP_ROPE: {
+		pf = 10000.0f;
+		c->u.vec.param_u = 37;
+		c->u.vec.tab = A(s, 3);
+		float *t = malloc(sizeof(float) * 38 * C);
+		for (uint32_t p = 0; p < 38; p++)
+			for (uint32_t i = 0; i < C / 2; i++) {
+				double th = p * pow(10000.0, -2.0 * i / C);
+				t[p * C + 2 * i] = (float)cos(th);
+				t[p * C + 2 * i + 1] = (float)sin(th);
+			}
+		backend_buf_write(s->be, s->buf[3], 0, t, sizeof(float) * 38 * C);
+		free(t);
+		if (shape == 1)
+			c->u.vec.tab = 0; /* plain RoPE of base param_f */
+		break;
+	}
+	case ABI_OP_ACT_QUANT:
+		c->u.vec.out2 = A(s, 5);
+		break;
+	case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD:
+		c->u.vec.x2 = A(s, 1);
+		break;
+	default:
+		break;
+	}
+	memcpy(&c->u.vec.param_f, &pf, 4);
+}
+
+static void fill_mla(struct side *s, struct abi_cmd *c, int shape)
+{
+	static const int H[] = { 4, 16, 128 }, dc[] = { 128, 256, 512 }, dr[] = { 16, 32, 64 };
+	static const int T[] = { 1, 40, 300 };
+	int h = H[shape % 3], kv = dc[shape % 3], r = dr[shape % 3], t = T[shape % 3];
+	abi_cmd_hdr_set(&c->hdr, ABI_OP_MLA_ATTN, 0);
+	put_f32(s, 0, (size_t)h * (kv + r), 0.3f);
+	put_f32(s, 1, (size_t)(t + 5) * (kv + r), 1);
+	c->u.mla.q = A(s, 0);
+	c->u.mla.kv = A(s, 1);
+	c->u.mla.out = A(s, 4);
+	c->u.mla.n_heads = (uint32_t)h;
+	c->u.mla.kv_lora = (uint32_t)kv;
+	c->u.mla.rope = (uint32_t)r;
+	c->u.mla.n_ctx = (uint32_t)t;
+	c->u.mla.ctx_cap = (uint32_t)t + 5;
+	float sc = 0.1352338f;
+	memcpy(&c->u.mla.scale, &sc, 4);
+}
+
+static void fill_kv(struct side *s, struct abi_cmd *c, int shape)
+{
+	abi_cmd_hdr_set(&c->hdr, ABI_OP_KV_APPEND, 0);
+	uint32_t row = shape == 2 ? 576 : 144;
+	put_f32(s, 0, row, 2);
+	put_f32(s, 4, (size_t)row * 64, 1);
+	c->u.kv.src = A(s, 0);
+	c->u.kv.cache = A(s, 4);
+	c->u.kv.row = row;
+	c->u.kv.pos = (uint32_t)(shape * 20);
+	c->u.kv.ctx_cap = 64;
+}
+
+/* Output bytes to compare for a command, and whether they are f32. */
+static size_t out_bytes(const struct abi_cmd *c, int *is_f32, int *slot2, size_t *bytes2)
+{
+	uint32_t op = ABI_W0_OP(c->hdr.word0);
+	*is_f32 = 1;
+	*slot2 = -1;
+	*bytes2 = 0;
+	if (op == ABI_OP_GEMM_FP8) {
+		*is_f32 = !(c->u.gemm.flags & ABI_GEMM_F_Y_BF16);
+		return (size_t)c->u.gemm.m * c->u.gemm.n * (*is_f32 ? 4 : 2);
+	}
+	if (op == ABI_OP_MLA_ATTN)
+		return (size_t)c->u.mla.n_heads * c->u.mla.kv_lora * 4;
+	if (op == ABI_OP_KV_APPEND)
+		return (size_t)c->u.kv.ctx_cap * c->u.kv.row * 4;
+	size_t ldo = c->u.vec.ldo ? c->u.vec.ldo : c->u.vec.cols;
+	if (op == ABI_OP_ACT_QUANT) {
+		*is_f32 = 0;
+		*slot2 = 5;
+		*bytes2 = (size_t)c->u.vec.rows * ((c->u.vec.cols + 127) / 128) * 4;
+		return (size_t)c->u.vec.rows * c->u.vec.cols;
+	}
+	return ((size_t)(c->u.vec.rows - 1) * ldo + c->u.vec.cols) * 4;
+}
+
+struct opcase {
+	const char *name;
+	int op;
+	double limit; /* max |a-b| / max|b| over the output; 0 = bit-identical */
+};
+
+int main(void)
+{
+	const char *b = getenv("B");
+	char dtb[512];
+	snprintf(dtb, sizeof dtb, "%s/board/emu.dtb", b ? b : "build");
+	struct side ref, emu;
+	if (side_open(&ref, "cpu", dtb) || side_open(&emu, "emu", dtb)) {
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	static const struct opcase ops[] = {
+		{ "GEMM_FP8", ABI_OP_GEMM_FP8, 0 },
+		{ "RMSNORM", ABI_OP_RMSNORM, 2e-6 },
+		{ "ROPE", ABI_OP_ROPE, 1e-6 },
+		{ "ACT_QUANT", ABI_OP_ACT_QUANT, 0 },
+		{ "SILU_MUL", ABI_OP_SILU_MUL, 1e-6 },
+		{ "RESIDUAL_ADD", ABI_OP_RESIDUAL_ADD, 0 },
+		{ "SOFTMAX", ABI_OP_SOFTMAX, 2e-6 },
+		{ "MLA_ATTN", ABI_OP_MLA_ATTN, 2e-5 },
+		{ "KV_APPEND", ABI_OP_KV_APPEND, 0 },
+	};
+	struct side *sides[NB] = { &ref, &emu };
+	for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+		int ncase = ops[o].op == ABI_OP_GEMM_FP8 ? 6 : 3;
+		double worst = 0;
+		int ok = 1;
+		for (int sh = 0; sh < ncase; sh++) {
+			void *out[NB] = { 0 }, *out2[NB] = { 0 };
+			size_t nb = 0, nb2 = 0;
+			int is_f32 = 1, slot2 = -1;
+			for (int k = 0; k < NB; k++) {
+				struct side *s = sides[k];
+				struct abi_cmd c;
+				memset(&c, 0, sizeof c);
+				rng = 88172645463325252ull + (uint64_t)o * 1000 + (uint64_t)sh;
+				if (ops[o].op == ABI_OP_GEMM_FP8)
+					fill_gemm(s, &c, sh);
+				else if (ops[o].op == ABI_OP_MLA_ATTN)
+					fill_mla(s, &c, sh);
+				else if (ops[o].op == ABI_OP_KV_APPEND)
+					fill_kv(s, &c, sh);
+				else
+					fill_vec(s, &c, ops[o].op, sh);
+				if (!backend_supports_op(s->be, (uint32_t)ops[o].op))
+					continue;
+				int r = run(s, &c);
+				if (r) {
+					printf("FAIL %s shape %d on %s: %d\n", ops[o].name, sh,
+					       s->be->iface->name, r);
+					ok = 0;
+					continue;
+				}
+				nb = out_bytes(&c, &is_f32, &slot2, &nb2);
+				out[k] = malloc(nb);
+				backend_buf_read(s->be, s->buf[4], 0, out[k], nb);
+				if (slot2 >= 0) {
+					out2[k] = malloc(nb2);
+					backend_buf_read(s->be, s->buf[slot2], 0, out2[k], nb2);
+				}
+			}
+			if (out[0] && out[1]) {
+				double err = 0, mx = 0;
+				if (ops[o].limit == 0) {
+					if (memcmp(out[0], out[1], nb) ||
+					    (out2[0] && memcmp(out2[0], out2[1], nb2))) {
+						size_t i = 0;
+						while (i < nb && ((uint8_t *)out[0])[i] == ((uint8_t *)out[1])[i])
+							i++;
+						err = 1;
+						printf("FAIL %s shape %d: emu differs from cpu at byte %zu\n",
+						       ops[o].name, sh, i);
+					}
+				} else {
+					const float *a = out[1], *r = out[0];
+					for (size_t i = 0; i < nb / 4; i++) {
+						double d = fabs((double)a[i] - r[i]);
+						err = d > err ? d : err;
+						mx = fabs(r[i]) > mx ? fabs(r[i]) : mx;
+					}
+					err /= mx > 0 ? mx : 1;
+				}
+				worst = err > worst ? err : worst;
+				if (err > ops[o].limit) {
+					ok = 0;
+					if (ops[o].limit > 0)
+						printf("FAIL %s shape %d: error %.3g > %.3g\n", ops[o].name,
+						       sh, err, ops[o].limit);
+				}
+			}
+			for (int k = 0; k < NB; k++) {
+				free(out[k]);
+				free(out2[k]);
+			}
+		}
+		printf("%-13s emu vs cpu: worst %.3g (limit %s%.0e) %s\n", ops[o].name, worst,
+		       ops[o].limit == 0 ? "bit-identical, " : "", ops[o].limit, ok ? "ok" : "FAIL");
+		ok ? n_pass++ : n_fail++;
+	}
+	/* the sync ops and the pattern fill complete on both */
+	for (int k = 0; k < NB; k++) {
+		struct abi_cmd c[4];
+		memset(c, 0, sizeof c);
+		abi_cmd_hdr_set(&c[0].hdr, ABI_OP_NOP, 0);
+		abi_cmd_hdr_set(&c[1].hdr, ABI_OP_BARRIER, 0);
+		abi_cmd_hdr_set(&c[2].hdr, ABI_OP_TIMESTAMP, 0);
+		abi_cmd_hdr_set(&c[3].hdr, ABI_OP_DMA_FILL, 0);
+		c[3].u.dma.dst = A(sides[k], 4);
+		c[3].u.dma.bytes = 1000;
+		c[3].u.dma.flags = ABI_DMA_F_PATTERN;
+		c[3].u.dma.word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0xC3, 0);
+		uint64_t f;
+		int r = backend_submit(sides[k]->be, 0, c, 4, &f);
+		if (!r)
+			r = backend_wait(sides[k]->be, f, 60000);
+		uint8_t v[1000];
+		backend_buf_read(sides[k]->be, sides[k]->buf[4], 0, v, sizeof v);
+		int ok = !r && v[0] == 0xC3 && v[999] == 0xC3;
+		printf("NOP/BARRIER/TIMESTAMP/DMA_FILL on %s: %s\n", sides[k]->be->iface->name,
+		       ok ? "ok" : "FAIL");
+		ok ? n_pass++ : n_fail++;
+	}
+	backend_close(ref.be);
+	backend_close(emu.be);
+	printf("%d passed, %d failed\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}
