@@ -1096,7 +1096,8 @@ static int xb_groups(struct xb *x, const char *path, char *err, size_t errlen)
 		x->bank[k].group = -1;
 		for (int32_t i = 0; i < cnt; i++) {
 			const struct mem_data *m = &mt->m_mem_data[i];
-			if (m->m_used && !strncmp((const char *)m->m_tag, name, sizeof m->m_tag)) {
+			/* m_used 0 only says no CU argument is connected to it (DMA still is) */
+			if (!strncmp((const char *)m->m_tag, name, sizeof m->m_tag)) {
 				x->bank[k].group = i;
 				break;
 			}
@@ -1104,7 +1105,7 @@ static int xb_groups(struct xb *x, const char *path, char *err, size_t errlen)
 		if (x->bank[k].group < 0) {
 			free(buf);
 			snprintf(err, errlen,
-				 "xrt: %s: MEM_TOPOLOGY has no used bank tagged %s (bank %s of the "
+				 "xrt: %s: MEM_TOPOLOGY has no bank tagged %s (bank %s of the "
 				 "board): xclbin and board tree do not match",
 				 path, name, bd->bank[k].name);
 			return -EINVAL;
@@ -1258,7 +1259,7 @@ int backend_xrt_open(struct backend **out, const struct board_desc *bd, const ch
 		goto fail;
 	char e2[400] = "";
 	if ((r = xrt_dev_open(dev, &x->d, e2, sizeof e2))) {
-		snprintf(err, errlen, "backend xrt: %s%s", e2,
+		snprintf(err, errlen, "%s%s", e2,
 			 r == -ENODEV ? "; to run the control path without a card on XRT's noop "
 					"device set MOECARD_XRT_NOOP=1"
 				      : "");
