@@ -25,7 +25,7 @@
 
 struct run_args {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
-	const char *profile, *expert_trace, *system;
+	const char *profile, *expert_trace, *system, *xclbin;
 	int n, threads, ctx, naive, json, prompt_len, gen;
 	int chat;                 /* --chat: wrap the prompt in the DeepSeek-V3 chat format */
 	int stats;                /* --stats: a summary line on stderr */
@@ -52,7 +52,7 @@ static void run_usage(FILE *f, const char *cmd)
 	else
 		fprintf(f,
 			"usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N]\n"
-			"         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb]\n"
+			"         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
 			"         [--dump-logits F.npy] [--dump-mtp-logits F.npy] [--profile F.json]\n"
 			"         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
 			"         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
@@ -106,6 +106,8 @@ static int parse_args(int argc, char **argv, struct run_args *a, const char *cmd
 			a->act = v;
 		} else if (OPT("--board")) {
 			a->board = v;
+		} else if (OPT("--xclbin")) {
+			a->xclbin = v;
 		} else if (OPT("--dump-logits")) {
 			a->dump_logits = v;
 		} else if (OPT("--dump-mtp-logits")) {
@@ -266,13 +268,17 @@ static int open_model(const struct run_args *a, struct ckpt *ck, struct engine *
 		return 1;
 	}
 	struct engine_extra x = { .board = a->board, .profile = a->profile,
-				  .expert_trace = a->expert_trace };
+				  .expert_trace = a->expert_trace, .xclbin = a->xclbin };
 	r = engine_open(m, a->backend, ck, &o, &x, err, sizeof err);
 	if (r) {
 		fprintf(stderr, "moecard: %s\n", err);
 		ckpt_close(ck);
 		return 1;
 	}
+	const char *noop = getenv("MOECARD_XRT_NOOP"), *em = getenv("XCL_EMULATION_MODE");
+	if (!strcmp(a->backend, "xrt") && ((noop && !strcmp(noop, "1")) || (em && !strcmp(em, "noop"))))
+		fprintf(stderr, "moecard: --backend xrt on XRT's noop device: the kernels do not "
+				"compute, results are not meaningful\n");
 	if (a->expert_trace && expert_trace_attach(m, a->expert_trace, &run_xt, err, sizeof err)) {
 		fprintf(stderr, "moecard: %s\n", err);
 		engine_free(m);

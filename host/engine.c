@@ -99,8 +99,13 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 	if (!strcmp(backend, "emu"))
 		return engine_emu_open(e, ck, o, x, err, errlen);
 	if (!strcmp(backend, "xrt")) {
-		snprintf(err, errlen, "--backend %s: not available in this build yet", backend);
-		return -ENODEV;
+		/* the emu scheduler on backend xrt; backend_xrt.h reads the xclbin from
+		 * MOECARD_XCLBIN */
+		struct engine_extra xx = *x;
+		xx.backend = "xrt";
+		if (x->xclbin)
+			setenv("MOECARD_XCLBIN", x->xclbin, 1);
+		return engine_emu_open(e, ck, o, &xx, err, errlen);
 	}
 	snprintf(err, errlen, "--backend: unknown backend '%s' (cpu|emu|xrt)", backend);
 	return -EINVAL;

@@ -36,6 +36,7 @@ struct engine_extra {
 	const char *board;        /* --board FILE.dtb (emu: default board/emu.dts build) */
 	const char *profile;      /* --profile trace.json: per-command timestamps (emu, xrt) */
 	const char *xclbin;       /* --xclbin FILE (xrt) */
+	const char *backend;      /* backend the card scheduler opens: NULL = "emu", "xrt" */
 	const char *expert_trace; /* --expert-trace FILE: routing trace */
 };
 

@@ -1037,7 +1037,7 @@ int engine_emu_open(struct engine *en, const struct ckpt *ck, const struct model
 	en->act_fp8 = 1;
 	/* MOECARD_SCHED_BACKEND=cpu runs the same command lists on the cpu backend (tests) */
 	const char *bn = getenv("MOECARD_SCHED_BACKEND");
-	int r = backend_open(&e->be, bn && !strcmp(bn, "cpu") ? "cpu" : "emu", x ? x->board : NULL,
+	int r = backend_open(&e->be, x && x->backend ? x->backend : bn && !strcmp(bn, "cpu") ? "cpu" : "emu", x ? x->board : NULL,
 			     err, errlen);
 	if (r)
 		goto fail;
