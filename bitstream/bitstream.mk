@@ -39,3 +39,9 @@ xclbin: $(B)/bitstream/$(BOARD)/connectivity.cfg
 	    -o $(B)/bitstream/$(BOARD)/$(TARGET)/$$k.xo hls/$$k/$$k.c || exit 1; done
 	$(VPP) -l -t $(TARGET) --platform $(PLATFORM) --config $(B)/bitstream/$(BOARD)/connectivity.cfg \
 	  -o $(B)/bitstream/$(BOARD)/$(TARGET)/moecard.xclbin $(B)/bitstream/$(BOARD)/$(TARGET)/*.xo
+
+# Hardware in the loop: backend xrt on a real card (bitstream/hil.sh). Stops with one message when
+# XRT or a card is missing. Never a prerequisite of `make test`.
+.PHONY: test-hil
+test-hil: all $(B)/t/host/tests/test_backend_ops
+	@B=$(B) MOECARD=$(B)/moecard PYTHON=$(PYTHON) bitstream/hil.sh
