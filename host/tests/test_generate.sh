@@ -30,12 +30,13 @@ else
 fi
 
 P="The capital of France is"
+N=48; [ "${SAN:-}" = 1 ] && N=24 # tokens per run (fewer under the sanitizers)
 run() { "$M" run --model "$MD" "$@" 2>"$tmp/err"; }
-plain=$(run --prompt "$P" -n 48 --spec none)
-spec1=$(run --prompt "$P" -n 48 --spec mtp --stats); st1=$(cat "$tmp/err")
-spec2=$(run --prompt "$P" -n 48 --spec mtp --spec-depth 2)
+plain=$(run --prompt "$P" -n $N --spec none)
+spec1=$(run --prompt "$P" -n $N --spec mtp --stats); st1=$(cat "$tmp/err")
+spec2=$(run --prompt "$P" -n $N --spec mtp --spec-depth 2)
 if [ -n "$plain" ] && [ "$plain" = "$spec1" ] && [ "$plain" = "$spec2" ]; then
-  ok "--prompt greedy: --spec mtp (depth 1, 2) prints the same ${#plain} characters as --spec none"
+  ok "--prompt greedy: --spec mtp (depth 1, 2) prints the same ${#plain} characters ($N tokens) as --spec none"
 else
   bad "--prompt greedy differs: none '$plain' / mtp '$spec1' / depth 2 '$spec2'"
 fi
@@ -65,7 +66,7 @@ fi
 # --stop: a piece of the plain output (from its middle) ends the output right before it
 stop=$("$PY" -c 'import sys; s=sys.argv[1]; w=s[len(s)//2:len(s)//2+3]; print(w)' "$plain")
 want=$("$PY" -c 'import sys; s,w=sys.argv[1],sys.argv[2]; print(s[:s.index(w)])' "$plain" "$stop")
-got=$(run --prompt "$P" -n 48 --stop "$stop" --stop "never-there")
+got=$(run --prompt "$P" -n $N --stop "$stop" --stop "never-there")
 if [ -n "$stop" ] && [ "$got" = "$want" ]; then
   ok "--stop '$stop': output ends before it (${#got} of ${#plain} characters)"
 else
@@ -86,7 +87,7 @@ fi
 
 # bench --spec mtp on the tiny preset (same run: plain vs speculative)
 "$M" gen --out "$tmp/t" --preset tiny --seed 3 >/dev/null 2>&1
-b=$("$M" bench --model "$tmp/t" --prompt-len 16 --gen 48 --spec mtp --json 2>&1)
+b=$("$M" bench --model "$tmp/t" --prompt-len 16 --gen $N --spec mtp --json 2>&1)
 if echo "$b" | "$PY" -c '
 import json, sys
 j = json.loads(sys.stdin.readline())
