@@ -240,6 +240,51 @@ struct opcase {
 	double limit; /* max |a-b| / max|b| over the output; 0 = bit-identical */
 };
 
+/*
+ * Backend xrt (host/backend_xrt.c) joins as "control path only" on XRT's noop device, where the
+ * kernels do not compute: every case must complete, nothing is compared. MOECARD_TEST_XRT=hil
+ * (`make test-hil`, a real card) compares it with the cpu backend at the same limits as emu;
+ * MOECARD_TEST_XRT=off leaves it out. Returns the case's error (0 when not compared), or -1 when
+ * it failed to run.
+ */
+static double xrt_case(struct side *x, int op, int sh, uint64_t seed, const void *ref, double limit)
+{
+	struct abi_cmd c;
+	memset(&c, 0, sizeof c);
+	rng = seed;
+	if (op == ABI_OP_GEMM_FP8)
+		fill_gemm(x, &c, sh);
+	else if (op == ABI_OP_MLA_ATTN)
+		fill_mla(x, &c, sh);
+	else if (op == ABI_OP_KV_APPEND)
+		fill_kv(x, &c, sh);
+	else
+		fill_vec(x, &c, op, sh);
+	if (run(x, &c))
+		return -1;
+	const char *m = getenv("MOECARD_TEST_XRT");
+	if (!ref || !m || strcmp(m, "hil"))
+		return 0;
+	int is_f32 = 1, slot2 = -1;
+	size_t nb2 = 0, nb = out_bytes(&c, &is_f32, &slot2, &nb2);
+	uint8_t *out = malloc(nb);
+	backend_buf_read(x->be, x->buf[4], 0, out, nb);
+	double err = 0, mx = 0;
+	if (limit == 0) {
+		err = memcmp(out, ref, nb) != 0;
+	} else {
+		const float *a = (const float *)out, *r = ref;
+		for (size_t i = 0; i < nb / 4; i++) {
+			double d = fabs((double)a[i] - r[i]);
+			err = d > err ? d : err;
+			mx = fabs(r[i]) > mx ? fabs(r[i]) : mx;
+		}
+		err /= mx > 0 ? mx : 1;
+	}
+	free(out);
+	return err;
+}
+
 int main(void)
 {
 	const char *b = getenv("B");
@@ -249,6 +294,19 @@ int main(void)
 	if (side_open(&ref, "cpu", dtb) || side_open(&emu, "emu", dtb)) {
 		printf("0 passed, 1 failed\n");
 		return 1;
+	}
+	struct side xs = { 0 };
+	const char *xm = getenv("MOECARD_TEST_XRT");
+	if (!xm || strcmp(xm, "off")) {
+		if (!xm || strcmp(xm, "hil")) { /* the noop device, prepared under the build dir */
+			setenv("MOECARD_XRT_NOOP", "1", 1);
+			setenv("TMPDIR", b ? b : "build", 1);
+		}
+		if (side_open(&xs, "xrt", dtb)) {
+			printf("FAIL backend xrt does not open\n");
+			n_fail++;
+			xs.be = NULL;
+		}
 	}
 	static const struct opcase ops[] = {
 		{ "GEMM_FP8", ABI_OP_GEMM_FP8, 0 },
@@ -264,8 +322,8 @@ int main(void)
 	struct side *sides[NB] = { &ref, &emu };
 	for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
 		int ncase = ops[o].op == ABI_OP_GEMM_FP8 ? 6 : 3;
-		double worst = 0;
-		int ok = 1;
+		double worst = 0, xrt_worst = 0;
+		int ok = 1, xrt_bad = 0, xrt_cases = 0;
 		for (int sh = 0; sh < ncase; sh++) {
 			void *out[NB] = { 0 }, *out2[NB] = { 0 };
 			size_t nb = 0, nb2 = 0;
@@ -299,6 +357,15 @@ int main(void)
 					out2[k] = malloc(nb2);
 					backend_buf_read(s->be, s->buf[slot2], 0, out2[k], nb2);
 				}
+			}
+			if (xs.be) {
+				double xe = xrt_case(&xs, ops[o].op, sh,
+						     88172645463325252ull + (uint64_t)o * 1000 +
+							 (uint64_t)sh,
+						     out[0], ops[o].limit);
+				xrt_worst = xe > xrt_worst ? xe : xrt_worst;
+				xrt_bad += xe < 0 || xe > ops[o].limit;
+				xrt_cases++;
 			}
 			if (out[0] && out[1]) {
 				double err = 0, mx = 0;
@@ -337,32 +404,52 @@ int main(void)
 		printf("%-13s emu vs cpu: worst %.3g (limit %s%.0e) %s\n", ops[o].name, worst,
 		       ops[o].limit == 0 ? "bit-identical, " : "", ops[o].limit, ok ? "ok" : "FAIL");
 		ok ? n_pass++ : n_fail++;
+		if (xs.be) {
+			if (xm && !strcmp(xm, "hil"))
+				printf("%-13s xrt vs cpu: worst %.3g (limit %.0e) %s\n", ops[o].name,
+				       xrt_worst, ops[o].limit, xrt_bad ? "FAIL" : "ok");
+			else
+				printf("%-13s xrt: control path only (noop device): %d of %d shapes "
+				       "completed %s\n",
+				       ops[o].name, xrt_cases - xrt_bad, xrt_cases,
+				       xrt_bad ? "FAIL" : "ok");
+			xrt_bad ? n_fail++ : n_pass++;
+		}
 	}
-	/* the sync ops and the pattern fill complete on both */
-	for (int k = 0; k < NB; k++) {
+	/* the sync ops and the pattern fill complete on both (and on xrt) */
+	struct side *all[NB + 1] = { &ref, &emu, &xs };
+	for (int k = 0; k < NB + (xs.be != NULL); k++) {
 		struct abi_cmd c[4];
 		memset(c, 0, sizeof c);
 		abi_cmd_hdr_set(&c[0].hdr, ABI_OP_NOP, 0);
 		abi_cmd_hdr_set(&c[1].hdr, ABI_OP_BARRIER, 0);
 		abi_cmd_hdr_set(&c[2].hdr, ABI_OP_TIMESTAMP, 0);
 		abi_cmd_hdr_set(&c[3].hdr, ABI_OP_DMA_FILL, 0);
-		c[3].u.dma.dst = A(sides[k], 4);
+		c[3].u.dma.dst = A(all[k], 4);
 		c[3].u.dma.bytes = 1000;
 		c[3].u.dma.flags = ABI_DMA_F_PATTERN;
 		c[3].u.dma.word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0xC3, 0);
 		uint64_t f;
-		int r = backend_submit(sides[k]->be, 0, c, 4, &f);
+		int r = backend_submit(all[k]->be, 0, c, 4, &f);
 		if (!r)
-			r = backend_wait(sides[k]->be, f, 60000);
+			r = backend_wait(all[k]->be, f, 60000);
 		uint8_t v[1000];
-		backend_buf_read(sides[k]->be, sides[k]->buf[4], 0, v, sizeof v);
+		backend_buf_read(all[k]->be, all[k]->buf[4], 0, v, sizeof v);
 		int ok = !r && v[0] == 0xC3 && v[999] == 0xC3;
-		printf("NOP/BARRIER/TIMESTAMP/DMA_FILL on %s: %s\n", sides[k]->be->iface->name,
+		printf("NOP/BARRIER/TIMESTAMP/DMA_FILL on %s: %s\n", all[k]->be->iface->name,
 		       ok ? "ok" : "FAIL");
 		ok ? n_pass++ : n_fail++;
 	}
-	backend_close(ref.be);
-	backend_close(emu.be);
+	for (int k = 0; k < NB; k++) {
+		for (int i = 6; i-- > 0;)
+			backend_buf_free(sides[k]->be, sides[k]->buf[i]);
+		backend_close(sides[k]->be);
+	}
+	if (xs.be) {
+		for (int i = 6; i-- > 0;)
+			backend_buf_free(xs.be, xs.buf[i]);
+		backend_close(xs.be);
+	}
 	printf("%d passed, %d failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

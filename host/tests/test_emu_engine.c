@@ -140,6 +140,8 @@ static void test_fences(void)
 	backend_buf_read(be, bufs[0], 65536, pat, sizeof pat);
 	CHECK(r == 0 && pat[0] == 0x5A && pat[4095] == 0x5A, "DMA after the fault: r %d byte %x", r,
 	      pat[0]);
+	for (int i = 3; i-- > 0;)
+		backend_buf_free(be, bufs[i]);
 	backend_close(be);
 }
 
