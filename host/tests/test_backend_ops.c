@@ -302,7 +302,9 @@ int main(void)
 			setenv("MOECARD_XRT_NOOP", "1", 1);
 			setenv("TMPDIR", b ? b : "build", 1);
 		}
-		if (side_open(&xs, "xrt", dtb)) {
+		/* the card's own board on a card (MOECARD_BOARD, with MOECARD_XCLBIN) */
+		const char *xd = getenv("MOECARD_BOARD");
+		if (side_open(&xs, "xrt", xd && *xd ? xd : dtb)) {
 			printf("FAIL backend xrt does not open\n");
 			n_fail++;
 			xs.be = NULL;
