@@ -516,6 +516,7 @@ int cli_run(int argc, char **argv)
 	if (tok)
 		gen_text_finish(&tx, stdout);
 	printf("\n");
+	fflush(stdout);
 	if (a.stats)
 		print_stats(&g, g.depth);
 	rc = 0;
