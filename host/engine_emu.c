@@ -34,7 +34,7 @@
 #include "kernels.h"
 #include "pool.h"
 #include "router.h"
-#include "sched.h"
+#include "engine_emu.h"
 
 #define EE_MAX_TOPK 64
 #define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
@@ -782,7 +782,7 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 	return b;
 }
 
-/* sched.h */
+/* engine_emu.h */
 int engine_emu_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
 		      double *hbm_bytes)
 {
