@@ -1,10 +1,10 @@
 /*
- * sched.h - what the card scheduler (engine_emu.c) exposes beyond engine.h: the backend an emu
+ * engine_emu.h - what the card scheduler (engine_emu.c) exposes beyond engine.h: the backend an emu
  * engine runs on (tests arm faults and read statistics through it) and the what-if timing of the
  * same command lists for any model shape (no weights, no card memory).
  */
-#ifndef MOECARD_SCHED_H
-#define MOECARD_SCHED_H
+#ifndef MOECARD_ENGINE_EMU_H
+#define MOECARD_ENGINE_EMU_H
 
 #include "backend.h"
 #include "config.h"

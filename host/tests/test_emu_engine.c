@@ -15,7 +15,7 @@
 #include "backend.h"
 #include "ckpt.h"
 #include "engine.h"
-#include "sched.h"
+#include "engine_emu.h"
 
 static int n_pass, n_fail;
 
