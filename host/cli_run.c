@@ -29,6 +29,7 @@ struct run_args {
 	int n, threads, ctx, naive, json, prompt_len, gen;
 	int chat;                 /* --chat: wrap the prompt in the DeepSeek-V3 chat format */
 	int stats;                /* --stats: a summary line on stderr */
+	struct engine_extra ex;   /* --expert-* options (expert cache on the card) */
 	int spec;                 /* -1 default (mtp when available), 0 none, 1 mtp */
 	int spec_depth;           /* --spec-depth N (default 1) */
 	const char *stops[RUN_MAX_STOPS]; /* --stop STR... */
@@ -57,7 +58,10 @@ static void run_usage(FILE *f, const char *cmd)
 			"         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
 			"         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
 			"         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
-			"         [--expert-trace F]\n");
+			"         [--expert-trace F]\n"
+			"         [--expert-slots N|P%%] [--expert-policy lru|lfu|pin|belady]\n"
+			"         [--expert-prefetch] [--expert-host off|auto|always]\n"
+			"         [--expert-host-gbps G] [--expert-events F.jsonl] [--expert-future F]\n");
 }
 
 /* Parses options shared by run and bench. Returns 0, or 2 on a usage error (printed). */
@@ -116,6 +120,31 @@ static int parse_args(int argc, char **argv, struct run_args *a, const char *cmd
 			a->profile = v;
 		} else if (OPT("--expert-trace")) {
 			a->expert_trace = v;
+		} else if (OPT("--expert-slots")) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (n < 1 || n > 1000000 || (*end && strcmp(end, "%")) ||
+			    (*end && n > 100)) {
+				fprintf(stderr, "moecard: %s: --expert-slots: expected N >= 1 or P%% "
+						"(1..100), got '%s'\n", cmd, v);
+				return 2;
+			}
+			if (*end)
+				a->ex.expert_slots_pct = (int)n;
+			else
+				a->ex.expert_slots = (int)n;
+		} else if (OPT("--expert-policy")) {
+			a->ex.expert_policy = v;
+		} else if (!strcmp(o, "--expert-prefetch")) {
+			a->ex.expert_prefetch = 1;
+		} else if (OPT("--expert-host")) {
+			a->ex.expert_host = v;
+		} else if (OPT("--expert-host-gbps")) {
+			a->ex.expert_host_gbps = atof(v);
+		} else if (OPT("--expert-events")) {
+			a->ex.expert_events = v;
+		} else if (OPT("--expert-future")) {
+			a->ex.expert_future = v;
 		} else if (OPT("--stop")) {
 			if (a->n_stops == RUN_MAX_STOPS || !*v) {
 				fprintf(stderr, "moecard: %s: --stop: empty or more than %d stop strings\n",
@@ -267,8 +296,11 @@ static int open_model(const struct run_args *a, struct ckpt *ck, struct engine *
 		ckpt_close(ck);
 		return 1;
 	}
-	struct engine_extra x = { .board = a->board, .profile = a->profile,
-				  .expert_trace = a->expert_trace, .xclbin = a->xclbin };
+	struct engine_extra x = a->ex;
+	x.board = a->board;
+	x.profile = a->profile;
+	x.expert_trace = a->expert_trace;
+	x.xclbin = a->xclbin;
 	r = engine_open(m, a->backend, ck, &o, &x, err, sizeof err);
 	if (r) {
 		fprintf(stderr, "moecard: %s\n", err);
@@ -528,6 +560,8 @@ out:
 	free(logits);
 	free(hid);
 	free(mtp);
+	if (a.stats && m.ops && m.ops->stats) /* engine figures (emu: card, expert cache) */
+		m.ops->stats(&m, stderr, a.json);
 	rc = close_trace(&a, rc);
 	engine_free(&m);
 	ckpt_close(&ck);

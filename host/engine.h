@@ -38,6 +38,18 @@ struct engine_extra {
 	const char *xclbin;       /* --xclbin FILE (xrt) */
 	const char *backend;      /* backend the card scheduler opens: NULL = "emu", "xrt" */
 	const char *expert_trace; /* --expert-trace FILE: routing trace */
+	/* expert cache on the card (issue 7; emu engine): */
+	int expert_slots;         /* --expert-slots N: card slots for routed experts, 0 = every
+	                             routed expert resident (no cache) */
+	int expert_slots_pct;     /* --expert-slots P%: slots = P% of all routed experts (0 = off) */
+	const char *expert_policy; /* --expert-policy lru|lfu|pin|belady (NULL = lru) */
+	int expert_prefetch;      /* --expert-prefetch: DMA the next layer's predicted experts early */
+	const char *expert_host;  /* --expert-host off|auto|always: misses run on the host CPU
+	                             (NULL = off) */
+	double expert_host_gbps;  /* --expert-host-gbps G: modeled host expert rate, GB/s of weights
+	                             (0 = measured at open) */
+	const char *expert_events; /* --expert-events F.jsonl: every cache decision */
+	const char *expert_future; /* --expert-future F: routing trace of the same run (BELADY) */
 };
 
 struct engine {
