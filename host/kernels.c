@@ -221,7 +221,7 @@ int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, si
 	}
 	if (max_k > 0) {
 		int nt = p ? pool_nthreads(p) : 1;
-		k->wbuf = malloc(sizeof(float) * (size_t)nt * KERN_MB * max_k);
+		k->wbuf = malloc(sizeof(float) * (size_t)nt * KERN_NW * max_k);
 		if (!k->wbuf) {
 			free(k->scratch);
 			k->scratch = NULL;
@@ -265,12 +265,12 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	int K = W->cols;
 	const float *xs = j->xq ? j->xq : j->x;
 	int ld = j->xq ? K : j->ldx;
-	float acc[KERN_MB];
+	float acc[KERN_NW];
 	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k) {
-		/* prefill: dequantize up to KERN_MB rows once, reuse them for every input row */
-		float *wt = kc->wbuf + (size_t)tid * KERN_MB * kc->max_k;
-		for (int b = 0; b < nn; b += KERN_MB) {
-			int nw = nn - b < KERN_MB ? nn - b : KERN_MB;
+		/* prefill: dequantize up to KERN_NW rows once, reuse them for every input row */
+		float *wt = kc->wbuf + (size_t)tid * KERN_NW * kc->max_k;
+		for (int b = 0; b < nn; b += KERN_NW) {
+			int nw = nn - b < KERN_NW ? nn - b : KERN_NW;
 			for (int i = 0; i < nw; i++)
 				dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
 			if (j->accumulate) {
@@ -372,7 +372,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	int nt = k->pool ? pool_nthreads(k->pool) : 1;
 	int grain = total / (nt * 8);
 	grain = grain < 4 ? 4 : grain > 64 ? 64 : grain;
-	grain = (grain + KERN_MB - 1) / KERN_MB * KERN_MB;
+	grain = (grain + KERN_NW - 1) / KERN_NW * KERN_NW;
 	if (k->pool)
 		pool_for(k->pool, total, grain, jobs_task, &jc);
 	else

@@ -18,6 +18,8 @@
 
 /* SIMD primitives. M <= KERN_MB rows of x, n <= 128 (one block) for dot_fp8. */
 #define KERN_MB 4
+/* Weight rows per prefill tile (tile_f32's nw). */
+#define KERN_NW 8
 struct kern_isa {
 	const char *name;
 	/* acc[m] = sum_{k<n} e4m3(w[k]) * x[m*ldx+k] (true values; NaN codes undefined) */
@@ -32,7 +34,7 @@ struct kern_isa {
 			float *acc);
 	/* out[k] = e4m3(w[k]) * sw[k/128] for k < K (dequantize one row) */
 	void (*dec_fp8)(const uint8_t *w, int K, const float *sw, float *out);
-	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_MB, m < M (prefill tiles) */
+	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_NW, m < M (prefill tiles) */
 	void (*tile_f32)(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
 			 float *y, int ldy);
 	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
@@ -69,7 +71,7 @@ struct kern_ctx {
 	int ue8m0;          /* power-of-two activation scales */
 	float *scratch;     /* quantization scratch, scratch_floats long */
 	size_t scratch_floats;
-	float *wbuf;        /* [nthreads][KERN_MB][max_k] dequantized weight rows (prefill) */
+	float *wbuf;        /* [nthreads][KERN_NW][max_k] dequantized weight rows (prefill) */
 	int max_k;
 };
 

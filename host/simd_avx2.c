@@ -129,7 +129,7 @@ static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int 
 {
 	for (int m = 0; m < M; m++) {
 		const float *xm = x + (size_t)m * ldx;
-		__m256 a[KERN_MB];
+		__m256 a[KERN_NW];
 		for (int j = 0; j < nw; j++)
 			a[j] = _mm256_setzero_ps();
 		int k = 0;

@@ -214,40 +214,15 @@ static void tile_f32_row(const float *wt, int ldw, int nw, const float *xm, int 
 		ym[3] = _mm512_reduce_add_ps(a3);
 }
 
-/* 4 weight rows x 4 input rows per step: 16 accumulators, 8 loads per 16 FMAs. */
+/* Prefill tile: every input row against nw <= KERN_NW dequantized weight rows (L1-resident),
+ * four rows at a time (measured faster here than 8-row or 4x4 register blocks). */
 static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
 			    int K, float *y, int ldy)
 {
-	int m = 0;
-	if (nw == 4) {
-		for (; m + 4 <= M; m += 4) {
-			__m512 a[4][4];
-			for (int i = 0; i < 4; i++)
-				for (int j = 0; j < 4; j++)
-					a[i][j] = _mm512_setzero_ps();
-			const float *x0 = x + (size_t)m * ldx;
-			for (int k = 0; k < K; k += 16) {
-				int rem = K - k;
-				__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-				__m512 w0 = _mm512_maskz_loadu_ps(mk, wt + k);
-				__m512 w1 = _mm512_maskz_loadu_ps(mk, wt + ldw + k);
-				__m512 w2 = _mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k);
-				__m512 w3 = _mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k);
-				for (int i = 0; i < 4; i++) {
-					__m512 xv = _mm512_maskz_loadu_ps(mk, x0 + (size_t)i * ldx + k);
-					a[i][0] = _mm512_fmadd_ps(w0, xv, a[i][0]);
-					a[i][1] = _mm512_fmadd_ps(w1, xv, a[i][1]);
-					a[i][2] = _mm512_fmadd_ps(w2, xv, a[i][2]);
-					a[i][3] = _mm512_fmadd_ps(w3, xv, a[i][3]);
-				}
-			}
-			for (int i = 0; i < 4; i++)
-				for (int j = 0; j < 4; j++)
-					y[(size_t)(m + i) * ldy + j] = _mm512_reduce_add_ps(a[i][j]);
-		}
-	}
-	for (; m < M; m++)
-		tile_f32_row(wt, ldw, nw, x + (size_t)m * ldx, K, y + (size_t)m * ldy);
+	for (int m = 0; m < M; m++)
+		for (int j0 = 0; j0 < nw; j0 += 4)
+			tile_f32_row(wt + (size_t)j0 * ldw, ldw, nw - j0 < 4 ? nw - j0 : 4,
+				     x + (size_t)m * ldx, K, y + (size_t)m * ldy + j0);
 }
 
 static float dot_f32_avx512(const float *a, const float *b, int n)
