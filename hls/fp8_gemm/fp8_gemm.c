@@ -16,8 +16,10 @@
  *        +--------------------------------------------+                |
  *        | gemm_mac (II=1): for each m-tile of TM rows |               |
  *        |   k = 0..127:  d[TM][TN] += x[i][k] w[j][k] |  int64, exact |
+ *        |   (ACT_F32: df[k%8][TM][TN] += f32 x * w)   |  f32 lanes    |
  *        |   overlapped scaler: row i of the previous  |               |
  *        |   tile: acc[i][j] += f32(d) * (sa_i * sw)   |  f32          |
+ *        |   (ACT_F32: acc += tree8(df) * sw)          |               |
  *        +---------------------+----------------------+                |
  *                              | acc[MB][TN] (f32, output-stationary)  |
  *                              v                                       |
@@ -85,13 +87,14 @@ load_w_row:
 }
 
 /* Loads mb rows of x for block kb into xt (fixed point) and xsc (scales); quantizes f32/bf16
- * rows on the way (hls_quant.h rule). Rows mb..MB-1 are zero with scale 0. */
+ * rows on the way (hls_quant.h rule). With FP8_GEMM_ACT_F32 xt holds the f32 bit patterns of the
+ * row as read (no quantizer pass) and the scale is 1. Rows mb..MB-1 are zero with scale 0. */
 static void gemm_load_x(const void *x, const float *xs, int K, int m0, int mb, int kb,
 			uint32_t flags, int32_t xt[G_MB][G_BK], float xsc[G_MB])
 {
 	int k0 = kb * G_BK, kn = g_min(G_BK, K - k0), KB = g_cdiv(K, G_BK);
 	uint32_t fmt = flags & FP8_GEMM_X_MASK;
-	int ue8m0 = (flags & FP8_GEMM_UE8M0) != 0;
+	int ue8m0 = (flags & FP8_GEMM_UE8M0) != 0, raw = (flags & FP8_GEMM_ACT_F32) != 0;
 	float xf[G_BK];
 #pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16
 load_x_row:
@@ -134,7 +137,13 @@ load_x_row:
 							: bf16_to_f32(((const uint16_t *)x)[row + k]);
 					xf[k] = v;
 					amax = hls_amax_step(amax, v);
+					if (raw)
+						xt[r][k] = (int32_t)e4m3_f32_bits(v);
 				}
+			}
+			if (raw) {
+				xsc[r] = 1.0f;
+				continue;
 			}
 			float s = hls_quant_scale(amax, ue8m0);
 		quant_x:
@@ -152,16 +161,29 @@ load_x_row:
 	}
 }
 
+/* Fixed-order sum of the FP8_GEMM_FL = 8 ACT_F32 partial sums (halving tree, fp8_gemm.h). */
+static float gemm_tree8(const float p[FP8_GEMM_FL])
+{
+	float a0 = p[0] + p[4], a1 = p[1] + p[5], a2 = p[2] + p[6], a3 = p[3] + p[7];
+	return (a0 + a2) + (a1 + a3);
+}
+
 /* One step: the PE array over all m-tiles of the slab against one W tile, with the block scaler
  * of the previous m-tile folded into the first TM iterations of the next (and TM drain
- * iterations), so the whole step is one II=1 loop of n_mt*128 + TM iterations. */
+ * iterations), so the whole step is one II=1 loop of n_mt*128 + TM iterations. raw
+ * (FP8_GEMM_ACT_F32): the PEs multiply f32 x by the decoded weight and add into lane k % 8 of
+ * df, so each lane's f32 add chain has a distance of 8 iterations; the scaler reduces the lanes. */
 static void gemm_mac(const int32_t xt[G_MB][G_BK], const float xsc[G_MB], const int32_t wt[G_TN][G_BK],
-		     float sw, int mb, float acc[G_MB][G_TN])
+		     float sw, int mb, int raw, float acc[G_MB][G_TN])
 {
 	int n_mt = g_cdiv(mb, G_TM);
 	int64_t d[G_TM][G_TN], snap[G_TM][G_TN];
+	float df[FP8_GEMM_FL][G_TM][G_TN], snapf[FP8_GEMM_FL][G_TM][G_TN];
 #pragma HLS ARRAY_PARTITION variable=d complete dim=0
 #pragma HLS ARRAY_PARTITION variable=snap complete dim=0
+#pragma HLS ARRAY_PARTITION variable=df complete dim=0
+#pragma HLS ARRAY_PARTITION variable=snapf complete dim=0
+#pragma HLS DEPENDENCE variable=df inter distance=8 true
 #pragma HLS ARRAY_PARTITION variable=wt complete dim=1
 #pragma HLS ARRAY_PARTITION variable=xt cyclic factor=8 dim=1
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=2
@@ -177,9 +199,20 @@ gemm_mac:
 					if (mt > 0)
 						snap[i][j] = d[i][j];
 					d[i][j] = 0;
+					for (int l = 0; l < FP8_GEMM_FL && raw; l++) {
+						if (mt > 0)
+							snapf[l][i][j] = df[l][i][j];
+						df[l][i][j] = 0.0f;
+					}
 				}
 		}
-		if (mt < n_mt) {
+		if (mt < n_mt && raw) {
+			for (int i = 0; i < G_TM; i++) {
+				float xv = e4m3_bits_f32((uint32_t)xt[mt * G_TM + i][k]);
+				for (int j = 0; j < G_TN; j++)
+					df[k % FP8_GEMM_FL][i][j] += xv * ((float)wt[j][k] * 0x1p-9f);
+			}
+		} else if (mt < n_mt) {
 			for (int i = 0; i < G_TM; i++) {
 				int64_t xv = xt[mt * G_TM + i][k];
 				for (int j = 0; j < G_TN; j++)
@@ -190,8 +223,13 @@ gemm_mac:
 			int r = (mt - 1) * G_TM + k;
 			float s = xsc[r] * sw;
 			HLS_CNT(HLS_L_GEMM_SCALE);
-			for (int j = 0; j < G_TN; j++)
-				acc[r][j] = acc[r][j] + ((float)snap[k][j] * 0x1p-18f) * s;
+			for (int j = 0; j < G_TN; j++) {
+				float lanes[FP8_GEMM_FL];
+				for (int l = 0; l < FP8_GEMM_FL; l++)
+					lanes[l] = raw ? snapf[l][k][j] : 0.0f;
+				float blk = raw ? gemm_tree8(lanes) * sw : ((float)snap[k][j] * 0x1p-18f) * s;
+				acc[r][j] = acc[r][j] + blk;
+			}
 		}
 	}
 }
@@ -243,6 +281,9 @@ static int gemm_check(const void *x, const float *xs, const uint8_t *w, const fl
 		return -EINVAL;
 	if ((flags & FP8_GEMM_ACCUM) && (flags & FP8_GEMM_Y_BF16))
 		return -EINVAL;
+	if ((flags & FP8_GEMM_ACT_F32) &&
+	    ((flags & FP8_GEMM_X_MASK) != FP8_GEMM_X_F32 || (flags & FP8_GEMM_UE8M0)))
+		return -EINVAL;
 	if (!x || !w || !ws || !y || ((flags & FP8_GEMM_X_MASK) == FP8_GEMM_X_FP8 && !xs) ||
 	    ((flags & FP8_GEMM_SILU_MUL) && (!w2 || !ws2)) || ((flags & FP8_GEMM_RESIDUAL) && !res) ||
 	    ((flags & FP8_GEMM_ACCUM) && !route_w))
@@ -272,6 +313,7 @@ int fp8_gemm(const void *x, const float *xs, const uint8_t *w, const float *ws, 
 	if (rc)
 		return rc;
 	int KB = g_cdiv(K, G_BK), halves = (flags & FP8_GEMM_SILU_MUL) ? 2 : 1;
+	int raw = (flags & FP8_GEMM_ACT_F32) != 0;
 	int32_t xt[G_MB][G_BK], wt[G_TN][G_BK];
 	float xsc[G_MB], acc[2][G_MB][G_TN], sw;
 #pragma HLS BIND_STORAGE variable=acc type=ram_2p impl=uram
@@ -295,7 +337,7 @@ gemm_m:
 				for (int h = 0; h < halves; h++) {
 					gemm_load_w(h ? w2 : w, h ? ws2 : ws, N, K, n0, kb, wt, &sw);
 					gemm_mac((const int32_t(*)[G_BK])xt, xsc, (const int32_t(*)[G_BK])wt,
-						 sw, mb, acc[h]);
+						 sw, mb, raw, acc[h]);
 				}
 			}
 			gemm_store((const float(*)[G_MB][G_TN])acc, y, res, route_w, N, m0, mb, n0, flags);
@@ -314,7 +356,7 @@ static uint64_t gemm_cost_tasks(const struct hls_build *b, struct fp8_gemm_cost 
 {
 	int beat = b->axi_bits / 8, lanes = beat / 4;
 	uint32_t fmt = flags & FP8_GEMM_X_MASK;
-	int halves = (flags & FP8_GEMM_SILU_MUL) ? 2 : 1;
+	int halves = (flags & FP8_GEMM_SILU_MUL) ? 2 : 1, raw = (flags & FP8_GEMM_ACT_F32) != 0;
 	uint64_t n_mt = hls_cdiv64((uint64_t)mb, (uint64_t)b->tm), steps_cyc = 0;
 	for (int cls = 0; cls < 2; cls++) {
 		uint64_t nsteps = cls ? (klast ? 1 : 0) : (uint64_t)kfull;
@@ -332,8 +374,9 @@ static uint64_t gemm_cost_tasks(const struct hls_build *b, struct fp8_gemm_cost 
 			xbytes = (uint64_t)mb * kn + 4u * mb;
 		} else {
 			int eb = fmt == FP8_GEMM_X_F32 ? 4 : 2;
+			/* f32 rows are 4x the bytes of codes; ACT_F32 skips the quantizer pass */
 			xbeats = (uint64_t)mb * hls_cdiv64((uint64_t)kn * eb, beat);
-			xq = (uint64_t)mb * hls_cdiv64(kn, lanes);
+			xq = raw ? 0 : (uint64_t)mb * hls_cdiv64(kn, lanes);
 			xbytes = (uint64_t)mb * kn * eb;
 		}
 		uint64_t mac = n_mt * 128 + b->tm;
@@ -347,7 +390,8 @@ static uint64_t gemm_cost_tasks(const struct hls_build *b, struct fp8_gemm_cost 
 		c->bytes_x += n * xbytes;
 		uint64_t lw = hls_max64(halves * wbeats, hls_mem_cycles(b, halves * wbytes));
 		uint64_t lx = hls_max64(xbeats + xsw + xq, hls_mem_cycles(b, xbytes));
-		uint64_t comp = halves * (mac + b->depth_mac);
+		/* ACT_F32: the PE is an f32 multiply-add chain, depth_vec deep instead of depth_mac */
+		uint64_t comp = halves * (mac + (raw ? b->depth_vec : b->depth_mac));
 		steps_cyc += nsteps * hls_max64(hls_max64(lw, lx), comp);
 	}
 	/* store of one task, overlapped with the next task's steps (ping-pong accumulators) */
@@ -402,7 +446,9 @@ int64_t fp8_gemm_cycles(const struct hls_build *b, int M, int N, int K, uint32_t
 	uint64_t first = hls_max64((uint64_t)cols0 * hls_cdiv64(kn0, b->axi_bits / 8),
 				   hls_mem_cycles(b, (uint64_t)cols0 * kn0 * halves));
 	(void)mb0;
-	cyc += b->mem_latency + first + st + b->depth_scale;
+	/* ACT_F32: the scaler's lane tree (3 f32 adds) lengthens the drain by an f32 chain */
+	cyc += b->mem_latency + first + st + b->depth_scale +
+	       ((flags & FP8_GEMM_ACT_F32) ? (uint64_t)b->depth_vec : 0);
 	c->macs = (uint64_t)M * N * K * halves;
 	c->cycles = cyc;
 	c->util_pe = (double)c->macs / ((double)cyc * b->tm * b->tn);

@@ -14,6 +14,15 @@
  * Every tiling (TM, TN, MB) gives the same bits. NaN E4M3 codes (S.1111.111) in x or W count as 0
  * in D (the fixed-point adder tree has no NaN); NaN or inf scales propagate through s.
  *
+ * FP8_GEMM_ACT_F32 (with FP8_GEMM_X_F32): x stays f32, NOT quantized (MODEL.md 8: the absorbed
+ * MLA products W_UK^T q_nope and W_UV lat). Per 128-block kb, with j = k - 128 kb (0..127):
+ *   p_k      = f32( x[m,k] * e4m3(w[n,k]) )     one f32 multiply (e4m3 exact in f32, NaN code = 0)
+ *   s_l      = f32 sum of p_k over j = l, l+8, l+16, ... ascending, s_l starting at +0 (l = 0..7:
+ *              FP8_GEMM_FL partial sums, one per slot of the f32 adder's pipeline)
+ *   P        = ((s_0 + s_4) + (s_2 + s_6)) + ((s_1 + s_5) + (s_3 + s_7))   (halving tree)
+ *   t        = f32( P * sw[n/128][kb] );  acc = f32( acc + t ), kb ascending, acc starting at +0
+ * Again every tiling gives the same bits; NaN/inf in x propagate (IEEE f32 arithmetic).
+ *
  * Epilogue, per output element, in this order (f32 ops):
  *   v = acc                           or v = hls_siluf(acc_W) * acc_W2 with FP8_GEMM_SILU_MUL
  *   v = y_old + route_w[m] * v        with FP8_GEMM_ACCUM   (f32 output only)
@@ -52,7 +61,10 @@
 #define FP8_GEMM_RESIDUAL 0x10u /* y = ... + res */
 #define FP8_GEMM_ACCUM    0x20u /* y = y_old + route_w[m] * ... (f32 y only) */
 #define FP8_GEMM_UE8M0    0x40u /* quantize-inside rounds scales up to powers of two */
-#define FP8_GEMM_FLAGS_ALL 0x7Fu
+#define FP8_GEMM_ACT_F32  0x80u /* x f32 used as is, not quantized (needs FP8_GEMM_X_F32, not
+				   UE8M0); the f32 block sum of the header comment */
+#define FP8_GEMM_FLAGS_ALL 0xFFu
+#define FP8_GEMM_FL 8           /* ACT_F32 partial sums per PE (f32 adder latency <= 8 cycles) */
 
 /*
  * fp8_gemm - the kernel top. All matrices are dense row-major.
@@ -63,8 +75,9 @@
  *                                           when y is f32)
  *   route_w [M] f32 (FP8_GEMM_ACCUM)
  * Returns 0, or -EINVAL when a dimension is < 1 or > FP8_GEMM_MAX_DIM, a flag is unknown, a
- * pointer the flags need is NULL, or FP8_GEMM_ACCUM is combined with a bf16 output.
- * C-simulation stack use: about 170 KB (the on-chip buffers).
+ * pointer the flags need is NULL, FP8_GEMM_ACCUM is combined with a bf16 output, or
+ * FP8_GEMM_ACT_F32 comes without FP8_GEMM_X_F32 or with FP8_GEMM_UE8M0.
+ * C-simulation stack use: about 200 KB (the on-chip buffers).
  */
 int fp8_gemm(const void *x, const float *xs, const uint8_t *w, const float *ws, const uint8_t *w2,
 	     const float *ws2, void *y, const float *res, const float *route_w, int M, int N, int K,

@@ -2,7 +2,9 @@
  * gemm_check.h - the fp8_gemm C-simulation test body, shared by the per-configuration tests
  * (test_fp8_gemm.c: the library build; test_fp8_gemm_t*.c: other TM/TN/MB tilings compiled from
  * the same kernel source). It checks the kernel bit for bit against an exact double-precision
- * reference of DESIGN.md section 3 (rounding as in fp8_gemm.h) on random and adversarial data.
+ * reference of DESIGN.md section 3 (rounding as in fp8_gemm.h) on random and adversarial data,
+ * and against a plain scalar f32 reference of the unquantized FP8_GEMM_ACT_F32 mode (products,
+ * 8 strided partial sums and the halving tree written out as fp8_gemm.h defines them).
  */
 #ifndef MOECARD_GEMM_CHECK_H
 #define MOECARD_GEMM_CHECK_H
@@ -75,10 +77,26 @@ static double gc_dec(uint8_t c)
 	return isnan(v) ? 0.0 : (double)v;
 }
 
-/* Exact reference of one GEMM (f32 output before bf16 conversion handled by caller flags). */
-static void gc_ref(const uint8_t *xq, const float *xs, const uint8_t *w, const float *ws,
-		   const uint8_t *w2, const float *ws2, float *yref, const float *yold,
-		   const float *res, const float *rw, int M, int N, int K, uint32_t flags)
+/* ACT_F32 block sum of fp8_gemm.h over k in [k0, k0 + n): 8 strided f32 partial sums of the
+ * f32 products x * e4m3(w) (NaN code = 0), then ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)). */
+static float gc_f32_block(const float *x, const uint8_t *w, int n)
+{
+	float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	for (int j = 0; j < n; j++) {
+		float wv = (float)gc_dec(w[j]);
+		float p = x[j] * wv;
+		s[j % 8] = s[j % 8] + p;
+	}
+	float a = s[0] + s[4], b = s[2] + s[6], c = s[1] + s[5], d = s[3] + s[7];
+	return (a + b) + (c + d);
+}
+
+/* Exact reference of one GEMM (f32 output before bf16 conversion handled by caller flags).
+ * xf: the f32 activations, used as is with FP8_GEMM_ACT_F32 (xq/xs are then unused). */
+static void gc_ref(const uint8_t *xq, const float *xs, const float *xf, const uint8_t *w,
+		   const float *ws, const uint8_t *w2, const float *ws2, float *yref,
+		   const float *yold, const float *res, const float *rw, int M, int N, int K,
+		   uint32_t flags)
 {
 	int KB = (K + 127) / 128;
 	for (int m = 0; m < M; m++)
@@ -89,6 +107,13 @@ static void gc_ref(const uint8_t *xq, const float *xs, const uint8_t *w, const f
 				const float *wws = h ? ws2 : ws;
 				float acc = 0.0f;
 				for (int kb = 0; kb < KB; kb++) {
+					if (flags & FP8_GEMM_ACT_F32) {
+						int k0 = kb * 128, kn = K - k0 < 128 ? K - k0 : 128;
+						float P = gc_f32_block(xf + (size_t)m * K + k0,
+								       ww + (size_t)n * K + k0, kn);
+						acc = acc + P * wws[(size_t)(n / 128) * KB + kb];
+						continue;
+					}
 					double D = 0;
 					for (int k = kb * 128; k < K && k < kb * 128 + 128; k++)
 						D += gc_dec(xq[(size_t)m * K + k]) * gc_dec(ww[(size_t)n * K + k]);
@@ -166,7 +191,7 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 	}
 	for (int m = 0; m < M; m++)
 		rw[m] = gc_unif() * 2.5f;
-	gc_ref(xq, xs, w, ws, w2, ws2, yref, yold, res, rw, M, N, K, flags);
+	gc_ref(xq, xs, xf, w, ws, w2, ws2, yref, yold, res, rw, M, N, K, flags);
 	const void *xin = xfmt == FP8_GEMM_X_FP8 ? (const void *)xq
 			  : xfmt == FP8_GEMM_X_F32 ? (const void *)xf : (const void *)xb;
 	void *yout = (flags & FP8_GEMM_Y_BF16) ? (void *)y16 : (void *)y;
@@ -212,7 +237,11 @@ static int gc_suite(gemm_fn fn, const char *label, int sub, int *passed)
 		FP8_GEMM_X_FP8 | FP8_GEMM_Y_BF16, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL,
 		FP8_GEMM_X_FP8 | FP8_GEMM_ACCUM, FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL,
 		FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM | FP8_GEMM_RESIDUAL,
-	};
+		FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32, FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_Y_BF16,
+		FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM |
+			FP8_GEMM_RESIDUAL,
+		FP8_GEMM_X_BF16 | FP8_GEMM_Y_BF16 | FP8_GEMM_UE8M0,
+	}; /* 13 sets: prime to the tilings' subsampling by 3, so each set meets some shapes there */
 	int nsh = (int)(sizeof shapes / sizeof shapes[0]), nfl = (int)(sizeof flagsets / 4);
 	int fails = 0, cases = 0;
 	for (int s = 0; s < nsh; s++)
@@ -246,9 +275,11 @@ static int gc_bad_args(gemm_fn fn, int *passed)
 		int M, N, K;
 		uint32_t flags;
 		int null_xs;
-	} bad[] = {{0, 1, 1, 0, 0}, {1, -1, 1, 0, 0}, {1, 1, 0, 0, 0}, {1, 1, 1, 0x80, 0},
+	} bad[] = {{0, 1, 1, 0, 0}, {1, -1, 1, 0, 0}, {1, 1, 0, 0, 0}, {1, 1, 1, 0x100, 0},
 		   {1, 1, 1, FP8_GEMM_X_MASK, 0}, {1, 1, 1, FP8_GEMM_ACCUM | FP8_GEMM_Y_BF16, 0},
-		   {1, 1, 1, FP8_GEMM_X_FP8, 1}};
+		   {1, 1, 1, FP8_GEMM_X_FP8, 1}, {1, 1, 1, FP8_GEMM_ACT_F32, 0},
+		   {1, 1, 1, FP8_GEMM_X_BF16 | FP8_GEMM_ACT_F32, 0},
+		   {1, 1, 1, FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_UE8M0, 0}};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int rc = fn(c, bad[i].null_xs ? NULL : f, c, f, c, f, f, f, f, bad[i].M, bad[i].N,
 			    bad[i].K, bad[i].flags);

@@ -43,12 +43,13 @@ static void tc_gemm_grid(const struct hls_build *b)
 {
 	static const int Ms[] = {1, 3, 8, 130}, Ns[] = {1, 64, 100, 200}, Ks[] = {1, 128, 300};
 	static const uint32_t fl[] = {FP8_GEMM_X_FP8, FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL,
-				      FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_Y_BF16};
+				      FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_Y_BF16,
+				      FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_ACCUM};
 	int cases = 0, before = tc_failed;
 	for (int mi = 0; mi < 4; mi++)
 		for (int ni = 0; ni < 4; ni++)
 			for (int ki = 0; ki < 3; ki++)
-				for (int f = 0; f < 3; f++) {
+				for (int f = 0; f < 4; f++) {
 					int M = Ms[mi], N = Ns[ni], K = Ks[ki];
 					void *x = calloc((size_t)M * K, 4), *y = calloc((size_t)M * N, 4);
 					uint8_t *w = calloc((size_t)N * K, 1);
