@@ -186,6 +186,9 @@ static uint32_t fw_dec_gemm(struct fw_dec *d)
 	REQUIRE(!(f & ~ABI_GEMM_F_ALL), u.gemm.flags);
 	REQUIRE(xf != (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16), u.gemm.flags);
 	REQUIRE(!(f & ABI_GEMM_F_ACCUM) || (xf && !(f & ABI_GEMM_F_Y_BF16)), u.gemm.flags);
+	/* unquantized f32 activations: f32 input only, and no scale rounding to apply */
+	REQUIRE(!(f & ABI_GEMM_F_ACT_F32) || (xf == ABI_GEMM_F_X_F32 && !(f & ABI_GEMM_F_UE8M0)),
+		u.gemm.flags);
 	uint64_t m = g->m, n = g->n, k = g->k, kb = (k + 127) / 128, nb = (n + 127) / 128;
 	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1, pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
 	OPND(u.gemm.a, m * k * xb);

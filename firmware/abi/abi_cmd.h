@@ -98,7 +98,11 @@ static_assert(sizeof(struct abi_cmd_hdr) == 32, "abi_cmd_hdr is 32 bytes");
  *   RESIDUAL        y = y_old + ... (in place: the residual is y itself)
  *   ACCUM           y = y_old + route_w[m] * ... ; needs X_F32 or X_BF16, f32 y; sa holds
  *                   route_w f32 [m]
- *   UE8M0           quantize-inside rounds scales up to powers of two */
+ *   UE8M0           quantize-inside rounds scales up to powers of two
+ *   ACT_F32         with X_F32 only, not with UE8M0: a is f32 [m, k] used as is, NOT quantized
+ *                   (MODEL.md §8: the absorbed MLA products); y = sum_kb f32(P * sw) with P the
+ *                   f32 block sum of hls/fp8_gemm/fp8_gemm.h (8 strided partial sums, halving
+ *                   tree). sa is unused (0) unless ACCUM needs it */
 struct abi_gemm {
 	uint64_t a;   /* fp8 E4M3 [m, k] row-major activations (f32/bf16 with X_F32/X_BF16) */
 	uint64_t sa;  /* f32 [m, ceil(k/128)] activation scales; route_w f32 [m] with ACCUM */
@@ -108,7 +112,7 @@ struct abi_gemm {
 	uint32_t m;   /* rows of A, 1..ABI_MAX_DIM */
 	uint32_t n;   /* rows of W = output columns, 1..ABI_MAX_DIM */
 	uint32_t k;   /* inner dimension, 1..ABI_MAX_DIM */
-	uint32_t flags; /* ABI_GEMM_F_* [6:0], [31:7] must be 0 */
+	uint32_t flags; /* ABI_GEMM_F_* [7:0], [31:8] must be 0 */
 };
 /* Values equal the fp8_gemm kernel's FP8_GEMM_* flags (hls/fp8_gemm/fp8_gemm.h). */
 #define ABI_GEMM_F_X_F32 0x01u
@@ -118,7 +122,8 @@ struct abi_gemm {
 #define ABI_GEMM_F_RESIDUAL 0x10u
 #define ABI_GEMM_F_ACCUM 0x20u
 #define ABI_GEMM_F_UE8M0 0x40u
-#define ABI_GEMM_F_ALL 0x7Fu
+#define ABI_GEMM_F_ACT_F32 0x80u
+#define ABI_GEMM_F_ALL 0xFFu
 
 /* Vector ops (RMSNORM, ROPE, ACT_QUANT, SILU_MUL, RESIDUAL_ADD, SOFTMAX). Operand use per op:
  *   RMSNORM      x f32 [rows,cols], w f32 [cols], out f32 [rows,cols], param_f = eps

@@ -373,6 +373,31 @@ static void st_decoder(void)
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
 	CHECK_EQ(d, 32 + sizeof(struct abi_gemm));
 	st_gemm(&c);
+	c.u.gemm.flags = 0x100; /* beyond ABI_GEMM_F_ALL */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemm.flags));
+	/* ACT_F32: f32 activations used unquantized; a is 4 bytes per element, sa unused */
+	st_gemm(&c);
+	c.u.gemm.flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD); /* sa given but unused */
+	CHECK_EQ(d, ABI_FIELD(u.gemm.sa));
+	c.u.gemm.sa = 0;
+	c.u.gemm.y = ABI_ADDR(0, 65536);
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.gemm.a = ABI_ADDR(0, (1u << 20) - 4u * 300 * 4 + 4); /* codes would fit, f32 does not */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.gemm.a));
+	c.u.gemm.a = ABI_ADDR(0, (1u << 20) - 4u * 300 * 4);
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.gemm.flags = ABI_GEMM_F_ACT_F32; /* without X_F32 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemm.flags));
+	c.u.gemm.flags = ABI_GEMM_F_X_BF16 | ABI_GEMM_F_ACT_F32;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	c.u.gemm.flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32 | ABI_GEMM_F_UE8M0;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemm.flags));
+	st_gemm(&c);
 	c.hdr.rsvd[1] = 1;
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
 	st_gemm(&c);
