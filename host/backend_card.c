@@ -24,6 +24,14 @@
 #include "hls/mla_attn/mla_attn.h"
 #include "hls/vec_ops/vec_ops.h"
 
+/* The GEMM_FP8 flags are the kernel's flags, passed through unchanged (abi_cmd.h). */
+static_assert(ABI_GEMM_F_X_F32 == FP8_GEMM_X_F32 && ABI_GEMM_F_X_BF16 == FP8_GEMM_X_BF16 &&
+		      ABI_GEMM_F_Y_BF16 == FP8_GEMM_Y_BF16 && ABI_GEMM_F_SILU_MUL == FP8_GEMM_SILU_MUL &&
+		      ABI_GEMM_F_RESIDUAL == FP8_GEMM_RESIDUAL && ABI_GEMM_F_ACCUM == FP8_GEMM_ACCUM &&
+		      ABI_GEMM_F_UE8M0 == FP8_GEMM_UE8M0 && ABI_GEMM_F_ACT_F32 == FP8_GEMM_ACT_F32 &&
+		      ABI_GEMM_F_ALL == FP8_GEMM_FLAGS_ALL,
+	      "ABI GEMM flags equal the fp8_gemm kernel's");
+
 struct backend_buf {
 	uint32_t bank;   /* bank index */
 	uint64_t off;    /* bytes into the bank */
@@ -236,6 +244,8 @@ uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 		CU_PTR(w, const uint8_t *, u.gemm.w, pair * N * K);
 		CU_PTR(sw, const float *, u.gemm.sw, pair * nb * kb * 4);
 		CU_PTR(y, void *, u.gemm.y, M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
+		/* ACT_F32 (with X_F32): a is read as f32 [M][K] and not quantized; the kernel's
+		 * fixed-order f32 block sum makes this bit-identical on every backend */
 		r = fp8_gemm(a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL,
 			     pair == 2 ? sw + nb * kb : NULL, y,
 			     (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,

@@ -2,7 +2,7 @@
  * backend_cpu.c - backend "cpu" (backend.h): runs the same command packets in process, at once,
  * without timing: the firmware's decoder validates each command exactly as on the card, then
  * GEMM_FP8 and KV_APPEND run the hls/ C functions (the DESIGN.md section 3 definition, so GEMMs are
- * bit-identical to the card) and the vector ops and MLA attention run host reference code in
+ * bit-identical to the card, the unquantized ACT_F32 mode included) and the vector ops and MLA attention run host reference code in
  * f32 with double reductions and libm (the independent side of the shared op test,
  * host/tests/test_backend_ops.c). Also backend_open(), the dispatch on the backend name.
  */

@@ -4,6 +4,8 @@
  * op. GEMMs must be bit-identical (both run the DESIGN.md section 3 definition); vector ops and
  * MLA attention are compared with the cpu backend's independent host code at the limits
  * hls/README.md states for the kernels; copies are exact. Prints the worst error per op.
+ * The unquantized GEMM mode (ACT_F32, the absorbed MLA products) is also checked on each backend
+ * against a double reference over dequantized weights (MODEL.md section 8 semantics).
  */
 #include <math.h>
 #include <stdio.h>
@@ -91,12 +93,15 @@ static void put_pos(struct side *s, int slot, size_t n)
 static const int gm[] = { 1, 3, 8 }, gn[] = { 200, 64, 130 }, gk[] = { 300, 128, 1000 };
 static const uint32_t gflags[] = { 0, ABI_GEMM_F_X_F32, ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL,
 				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_RESIDUAL,
-				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM, ABI_GEMM_F_X_BF16 | ABI_GEMM_F_Y_BF16 };
+				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM, ABI_GEMM_F_X_BF16 | ABI_GEMM_F_Y_BF16,
+				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32,
+				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32 | ABI_GEMM_F_RESIDUAL };
+#define N_GFLAGS (int)(sizeof gflags / sizeof gflags[0])
 
 static void fill_gemm(struct side *s, struct abi_cmd *c, int shape)
 {
 	int M = gm[shape % 3], N = gn[shape % 3], K = gk[shape % 3];
-	uint32_t f = gflags[shape % 6];
+	uint32_t f = gflags[shape % N_GFLAGS];
 	int kb = (K + 127) / 128, nb = (N + 127) / 128, pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
 	abi_cmd_hdr_set(&c->hdr, ABI_OP_GEMM_FP8, 0);
 	if (f & ABI_GEMM_F_X_F32)
@@ -285,6 +290,75 @@ static double xrt_case(struct side *x, int op, int sh, uint64_t seed, const void
 	return err;
 }
 
+/* ACT_F32 on side s against sum_k x[m,k] * (e4m3(w[n,k]) * sw) in double: the f32 block sums
+ * agree to f32 rounding (limit 1e-6 of max|y|), while the FP8-quantized mode on the same data is
+ * ~1e-2 off, so the check tells the two apart. Returns 1 when it holds. */
+static int act_f32_check(struct side *s)
+{
+	static const int shp[][3] = { { 1, 200, 300 }, { 3, 130, 1000 }, { 2, 64, 128 } };
+	double worst = 0, worst_q = 1;
+	int ok = 1;
+	for (int t = 0; t < 3; t++) {
+		int M = shp[t][0], N = shp[t][1], K = shp[t][2], kb = (K + 127) / 128;
+		float *x = malloc((size_t)M * K * 4), *sw = malloc((size_t)((N + 127) / 128) * kb * 4);
+		float *y = malloc((size_t)M * N * 4), *yq = malloc((size_t)M * N * 4);
+		uint8_t *w = malloc((size_t)N * K);
+		for (int i = 0; i < M * K; i++)
+			x[i] = frand() * 3;
+		for (int i = 0; i < N * K; i++) {
+			w[i] = e4m3_encode(frand() * 300);
+			if ((w[i] & 0x7F) == 0x7F)
+				w[i] = 0; /* no NaN codes: the reference is plain arithmetic */
+		}
+		for (int i = 0; i < ((N + 127) / 128) * kb; i++)
+			sw[i] = 0.001f + 0.01f * (frand() + 1.0f);
+		backend_buf_write(s->be, s->buf[0], 0, x, (size_t)M * K * 4);
+		backend_buf_write(s->be, s->buf[2], 0, w, (size_t)N * K);
+		backend_buf_write(s->be, s->buf[3], 0, sw, (size_t)((N + 127) / 128) * kb * 4);
+		for (int q = 0; q < 2; q++) {
+			struct abi_cmd c;
+			memset(&c, 0, sizeof c);
+			abi_cmd_hdr_set(&c.hdr, ABI_OP_GEMM_FP8, 0);
+			c.u.gemm.a = A(s, 0);
+			c.u.gemm.w = A(s, 2);
+			c.u.gemm.sw = A(s, 3);
+			c.u.gemm.y = A(s, 4);
+			c.u.gemm.m = (uint32_t)M;
+			c.u.gemm.n = (uint32_t)N;
+			c.u.gemm.k = (uint32_t)K;
+			c.u.gemm.flags = ABI_GEMM_F_X_F32 | (q ? 0 : ABI_GEMM_F_ACT_F32);
+			if (run(s, &c)) {
+				printf("FAIL ACT_F32 check on %s: GEMM %dx%dx%d failed\n",
+				       s->be->iface->name, M, N, K);
+				ok = 0;
+			}
+			backend_buf_read(s->be, s->buf[4], 0, q ? yq : y, (size_t)M * N * 4);
+		}
+		double err = 0, errq = 0, mx = 0;
+		for (int m = 0; m < M; m++)
+			for (int n = 0; n < N; n++) {
+				double r = 0;
+				for (int k = 0; k < K; k++)
+					r += (double)x[m * K + k] * e4m3_decode(w[(size_t)n * K + k]) *
+					     sw[(n / 128) * kb + k / 128];
+				double d = fabs(y[m * N + n] - r), dq = fabs(yq[m * N + n] - r);
+				err = d > err ? d : err;
+				errq = dq > errq ? dq : errq;
+				mx = fabs(r) > mx ? fabs(r) : mx;
+			}
+		err /= mx;
+		errq /= mx;
+		worst = err > worst ? err : worst;
+		worst_q = errq < worst_q ? errq : worst_q;
+		free(x); free(sw); free(y); free(yq); free(w);
+	}
+	ok = ok && worst < 1e-6 && worst_q > 1e-4;
+	printf("GEMM_FP8 ACT_F32 on %s vs double over dequantized weights: worst %.3g (limit 1e-06); "
+	       "quantized mode on the same data: least %.3g (must exceed 1e-04) %s\n",
+	       s->be->iface->name, worst, worst_q, ok ? "ok" : "FAIL");
+	return ok;
+}
+
 int main(void)
 {
 	const char *b = getenv("B");
@@ -323,7 +397,7 @@ int main(void)
 	};
 	struct side *sides[NB] = { &ref, &emu };
 	for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
-		int ncase = ops[o].op == ABI_OP_GEMM_FP8 ? 6 : 3;
+		int ncase = ops[o].op == ABI_OP_GEMM_FP8 ? N_GFLAGS : 3;
 		double worst = 0, xrt_worst = 0;
 		int ok = 1, xrt_bad = 0, xrt_cases = 0;
 		for (int sh = 0; sh < ncase; sh++) {
@@ -418,6 +492,8 @@ int main(void)
 			xrt_bad ? n_fail++ : n_pass++;
 		}
 	}
+	for (int k = 0; k < NB; k++)
+		act_f32_check(sides[k]) ? n_pass++ : n_fail++;
 	/* the sync ops and the pattern fill complete on both (and on xrt) */
 	struct side *all[NB + 1] = { &ref, &emu, &xs };
 	for (int k = 0; k < NB + (xs.be != NULL); k++) {
