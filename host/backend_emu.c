@@ -227,6 +227,9 @@ static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 		for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 			if (e->pend[i] && e->pend[i] < next)
 				next = e->pend[i];
+		uint64_t dd = sim_card_dma_due(e->card); /* a DMA transfer ends then */
+		if (dd && dd < next)
+			next = dd;
 		if (next != UINT64_MAX) {
 			if (next < now)
 				next = now;

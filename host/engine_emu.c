@@ -18,8 +18,10 @@
  * lm_head, the embedding and the MTP eh_proj are BF16 and must not be FP8-quantized (DESIGN.md 3);
  * the card has only the FP8 GEMM, so they run on the host (kernels.h) on the state read back
  * anyway. The absorbed attention products (W_UK^T q_nope, W_UV o_lat) run on the card's FP8 GEMM
- * with FP8-quantized activations, as hls/mla_attn/mla_attn.h intends; the cpu engine computes them
- * unquantized (MODEL.md 8), which is the one numerics difference between the two.
+ * in its ACT_F32 mode: f32 activations, NOT quantized, times the FP8 weights (MODEL.md 8, as the
+ * cpu engine computes them); only the f32 summation order differs (hls/README.md). W_UK^T
+ * contracts over kv_b's rows, so a pre-transposed copy of each head's W_UK codes and scale blocks
+ * is placed at load (FP8, card memory only); W_UV is read in place.
  * Prefill runs token by token through the decode lists (the MLA command attends one query).
  */
 #include <errno.h>
@@ -31,6 +33,8 @@
 #include "backend.h"
 #include "e4m3.h"
 #include "engine.h"
+#include "expert_cache.h"
+#include "hls/fp8_gemm/fp8_gemm.h"
 #include "kernels.h"
 #include "pool.h"
 #include "router.h"
@@ -100,6 +104,7 @@ struct ee {
 	float *hx, *hxn, *rlog, *cat, *u; /* [hidden], [hidden], [E], [2 hidden], [hidden] */
 	float *mtp_hid;           /* [hidden] MTP shared_head.norm output of the last row */
 	struct ee_list list;
+	struct ee_xc *xc;         /* expert cache (--expert-slots), NULL = every expert resident */
 	int cur_layer;
 	float softmax_scale;
 	/* statistics */
@@ -307,7 +312,7 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	L->ex_down = calloc((size_t)E, sizeof *L->ex_down);
 	if (!L->ex_gu || !L->ex_down)
 		return -ENOMEM;
-	for (int x = 0; x < E; x++)
+	for (int x = 0; x < E && !e->xc; x++) /* with the cache they stay in host memory */
 		if ((r = ee_mat(e, &lw->experts[x].gate, &lw->experts[x].up, &L->ex_gu[x], err,
 				errlen)) ||
 		    (r = ee_mat(e, &lw->experts[x].down, NULL, &L->ex_down[x], err, errlen)))
@@ -323,6 +328,7 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 /* --- command builders -------------------------------------------------------------------- */
 
 static int ee_flush(struct ee *e);
+static void ee_xc_after_list(struct ee *e, int r);
 
 /* Next command of the list; a full list is submitted first (a flush is also a full barrier). */
 static struct abi_cmd *ee_cmd(struct ee *e, enum abi_op op, const char *what)
@@ -359,7 +365,8 @@ static int ee_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat
 	c->u.gemm.n = (uint32_t)(n ? n : W->rows);
 	c->u.gemm.k = (uint32_t)(k ? k : W->cols);
 	c->u.gemm.flags = ABI_GEMM_F_X_F32 | flags |
-			  (e->c->quantization_config.ue8m0 ? ABI_GEMM_F_UE8M0 : 0);
+			  (e->c->quantization_config.ue8m0 && !(flags & ABI_GEMM_F_ACT_F32)
+				   ? ABI_GEMM_F_UE8M0 : 0); /* ACT_F32: nothing is quantized */
 	return 0;
 }
 
@@ -469,6 +476,8 @@ static int ee_flush(struct ee *e)
 								  e->list.what[i], e->cur_layer };
 		}
 	}
+	if (e->xc)
+		ee_xc_after_list(e, r);
 	e->list.n = 0;
 	return r;
 }
@@ -518,7 +527,7 @@ static int ee_mla(struct ee *e, const struct ee_layer *L, int p)
 	struct cmat ukt = { L->uk_t, L->uk_t_s, kvl, nope };
 	for (int h = 0; h < H; h++)
 		TRY(ee_gemm(e, "W_UK^T q_nope", e->q + 4 * (uint64_t)h * qd, &ukt,
-			    e->qcat + 4 * (uint64_t)h * row, 0, 0, (uint64_t)h * kvl * nope,
+			    e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0, (uint64_t)h * kvl * nope,
 			    4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(ee_barrier(e));
 	struct abi_cmd *m = ee_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
@@ -538,7 +547,7 @@ static int ee_mla(struct ee *e, const struct ee_layer *L, int p)
 	for (int h = 0; h < H; h++) {
 		uint64_t r0 = (uint64_t)h * (nope + vd) + nope;
 		TRY(ee_gemm(e, "W_UV o_lat", e->lat + 4 * (uint64_t)h * kvl, &L->kv_b,
-			    e->ao + 4 * (uint64_t)h * vd, 0, 0, r0 * kvl, 4 * (r0 / 128) * sc, vd, kvl));
+			    e->ao + 4 * (uint64_t)h * vd, ABI_GEMM_F_ACT_F32, 0, r0 * kvl, 4 * (r0 / 128) * sc, vd, kvl));
 	}
 	TRY(ee_barrier(e));
 	TRY(ee_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0));
@@ -558,17 +567,509 @@ static int ee_dense(struct ee *e, const struct ee_layer *L)
 	return ee_barrier(e);
 }
 
-/* MoE FFN after the host routed: ffn = shared + sum_j w_j expert_j (chosen order); x += ffn. */
+/* --- expert cache (issue 7) ---------------------------------------------------------------
+ * With --expert-slots N the routed experts stay in host memory (the checkpoint mmap) and N
+ * fixed-size slots (expert_cache.h layout: gate|up codes back to back, down codes, then the three
+ * scale arrays) are placed round-robin over the weight banks. After the router of a MoE layer:
+ *   hit            the expert's GEMMs read its slot;
+ *   miss -> DMA    the policy picks a slot; six DMA_FILL commands (one per part, SRC_HOST from the
+ *                  mmap, all on one H2C channel so they land in order) go at the head of the
+ *                  layer's list; the last signals a fence that the expert's gate|up GEMM waits on;
+ *   miss -> host   (--expert-host) the host runs the expert with the hls fp8_gemm C function,
+ *                  exactly the card's computation (DESIGN.md 3), and the card adds route_w * y
+ *                  into the FFN sum at the expert's place in router order (RESIDUAL_ADD), which is
+ *                  bit-identical to the ACCUM epilogue (y_old + route_w * acc, no contraction);
+ *   prefetch       (--expert-prefetch) the next MoE layer's gate on the residual read back here
+ *                  predicts its experts; their fills are spread over this layer's down chain.
+ * Slot locks end when the list completes (ee_flush). Every decision goes to the cache's event
+ * trace (--expert-events). DMA time hidden is measured on the card timeline of each list: the
+ * fraction of time some fill was in flight while some CU computed. Host time is MODELED
+ * (bytes / host rate) and counted where it would outlast the card's work before its merge. */
+
+/* One edge of a command's [t_start, t_end) on the card timeline. */
+struct ee_xev {
+	uint64_t t;   /* card ns */
+	int kind;     /* +1/-1 DMA fill start/end, +2/-2 CU command start/end */
+};
+
+#define EE_XC_REPIN 32 /* PIN: tokens between re-pinning on the measured load */
+
+struct ee_xc {
+	struct expert_cache cache;      /* keys layer * E + expert, layers [0, n_layers] incl. MTP */
+	struct expert_slot_layout lay;  /* one slot's parts */
+	uint64_t *slot_addr;            /* [n_slots] card address of each slot */
+	int host_mode;                  /* 0 off, 1 auto (modeled cost), 2 always */
+	int prefetch;                   /* 1: look-ahead prefetch on */
+	uint32_t h2c[ABI_MAX_DMA];      /* H2C-capable channel indices */
+	int n_h2c;
+	double dma_bps, dma_lat_s;      /* modeled fill rate per channel, bytes/s; per fill, s */
+	double host_bps;                /* modeled host expert rate, weight bytes/s */
+	double gemm_s;                  /* modeled card time of one expert's gate|up + down, s */
+	uint32_t fence_val[ABI_MAX_FENCES]; /* last value signalled per fence id */
+	uint32_t next_fence;            /* round-robin fence id cursor */
+	/* this layer step, by router rank j */
+	int slot[EE_MAX_TOPK];          /* slot read by the GEMMs, -1 = run on the host */
+	uint32_t fid[EE_MAX_TOPK];      /* fence the gate|up waits on, 0 = none */
+	uint32_t fval[EE_MAX_TOPK];     /* its value */
+	uint64_t hres[EE_MAX_TOPK];     /* card f32 [hidden]: route_w * y of a host-run expert */
+	int pf_key[EE_MAX_TOPK];        /* prefetch fills queued for the down chain: slot, -1 none */
+	int pf_exp[EE_MAX_TOPK], pf_layer[EE_MAX_TOPK], n_pf;
+	float *hid, *hout, *hres_x, *plog; /* host [inter], [hidden], [hidden], [E] scratch */
+	int host_add_cmd;               /* list index of the first host merge, -1 none */
+	double host_layer_s;            /* modeled host seconds of this layer's host experts */
+	struct ee_xev *ev;              /* [2 * BACKEND_MAX_LIST] timeline sweep scratch */
+	int32_t *key0;                  /* [n_slots] slot keys before a re-pin (PIN) */
+	uint64_t pin_fills;             /* slots filled by re-pinning */
+	FILE *events;                   /* --expert-events */
+	/* statistics since the last restart */
+	uint64_t accesses, hits, miss_dma, miss_host, pf_issued, pf_used, pf_wasted, evictions;
+	uint64_t pf_pred, pf_pred_hit;  /* predicted experts, of which the router then chose */
+	double dma_bytes;               /* bytes filled over the link */
+	double dma_busy_ns, dma_exposed_ns; /* card time with a fill in flight; of it, no CU busy */
+	double host_s, host_exposed_ns; /* modeled host expert time; part not hidden by the card */
+	int pred[EE_MAX_TOPK], pred_layer; /* last prediction (layer, experts), for its accuracy */
+};
+
+static void rmsnorm_host(float *out, const float *x, const float *w, int n, double eps);
+
+/* Parses the options and sets up the cache before placement. 0 or -EINVAL/-ENOMEM (err). */
+static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	int E = c->n_routed_experts, moe = 0;
+	if (!x || (x->expert_slots <= 0 && x->expert_slots_pct <= 0))
+		return 0;
+	for (int l = 0; l < e->n_layers; l++)
+		moe += l < c->num_hidden_layers ? config_layer_is_moe(c, l) : e->w->mtp->is_moe;
+	if (E < 1 || !moe) {
+		snprintf(err, errlen, "--expert-slots: config.json has no routed experts");
+		return -EINVAL;
+	}
+	int n = x->expert_slots > 0 ? x->expert_slots
+				    : (int)((int64_t)moe * E * x->expert_slots_pct / 100);
+	if (n < c->num_experts_per_tok)
+		n = c->num_experts_per_tok; /* one layer's choice must fit */
+	if (n > moe * E)
+		n = moe * E;
+	enum expert_policy pol = EXPERT_POLICY_LRU;
+	const char *pn = x->expert_policy ? x->expert_policy : "lru";
+	for (int p = 0; p < EXPERT_POLICY_N; p++)
+		if (!strcmp(pn, expert_policy_name((enum expert_policy)p)))
+			pol = (enum expert_policy)p;
+	if (strcmp(pn, expert_policy_name(pol))) {
+		snprintf(err, errlen, "--expert-policy: expected lru, lfu, pin or belady, got '%s'", pn);
+		return -EINVAL;
+	}
+	if (pol == EXPERT_POLICY_BELADY) {
+		snprintf(err, errlen, "--expert-policy belady: the offline optimum needs the future; "
+				      "replay a routing trace with moecard cache-sim");
+		return -EINVAL;
+	}
+	const char *hm = x->expert_host ? x->expert_host : "off";
+	int host = !strcmp(hm, "off") ? 0 : !strcmp(hm, "auto") ? 1 : !strcmp(hm, "always") ? 2 : -1;
+	if (host < 0) {
+		snprintf(err, errlen, "--expert-host: expected off, auto or always, got '%s'", hm);
+		return -EINVAL;
+	}
+	struct ee_xc *xc = calloc(1, sizeof *xc);
+	if (!xc)
+		return -ENOMEM;
+	e->xc = xc;
+	int D = c->hidden_size, I = c->moe_intermediate_size;
+	xc->host_mode = host;
+	xc->prefetch = x->expert_prefetch;
+	xc->host_add_cmd = -1;
+	xc->pred_layer = -1;
+	int r = expert_cache_init(&xc->cache, e->n_layers, E, n, pol);
+	if (r || (r = expert_slot_layout_init(c, &xc->lay)))
+		return r;
+	xc->slot_addr = calloc((size_t)n, sizeof *xc->slot_addr);
+	xc->hid = calloc((size_t)I, sizeof(float));
+	xc->hout = calloc((size_t)D, sizeof(float));
+	xc->hres_x = calloc((size_t)D, sizeof(float));
+	xc->plog = calloc((size_t)E, sizeof(float));
+	xc->ev = calloc(2 * BACKEND_MAX_LIST, sizeof *xc->ev);
+	xc->key0 = calloc((size_t)n, sizeof *xc->key0);
+	if (!xc->slot_addr || !xc->hid || !xc->hout || !xc->hres_x || !xc->plog || !xc->ev ||
+	    !xc->key0)
+		return -ENOMEM;
+	if (x->expert_events && !(xc->events = fopen(x->expert_events, "w"))) {
+		snprintf(err, errlen, "--expert-events %s: %s", x->expert_events, strerror(errno));
+		return -errno;
+	}
+	xc->cache.events = xc->events;
+	const struct abi_board *blk = &e->be->blk;
+	uint32_t nd = ABI_BOARD_N_DMA(blk->counts);
+	for (uint32_t i = 0; i < nd; i++)
+		if (blk->dma[i].word & ABI_DMA_CAP_H2C) {
+			xc->h2c[xc->n_h2c++] = i;
+			xc->dma_bps = blk->dma[i].bw_mbps * 1e6;
+		}
+	if (!xc->n_h2c) {
+		snprintf(err, errlen, "%s: --expert-slots needs a host-to-card DMA channel",
+			 e->be->board.model);
+		return -EINVAL;
+	}
+	xc->dma_lat_s = 1e-6; /* per descriptor (board dts latency-ns of the emu channels) */
+	xc->host_bps = x->expert_host_gbps > 0 ? x->expert_host_gbps * 1e9 : 0;
+	if (!xc->host_bps) {
+		/* measured: one expert's three GEMVs with the cpu kernels (f32 accumulate; the exact
+		 * fp8_gemm the host really runs costs the same memory traffic) */
+		struct timespec a, b;
+		const struct ffn_weights *f = NULL;
+		for (int l = 0; l < c->num_hidden_layers && !f; l++)
+			if (e->w->layers[l].is_moe)
+				f = &e->w->layers[l].experts[0];
+		for (int i = 0; i < D; i++)
+			xc->hres_x[i] = (float)((i % 7) - 3) * 0.1f;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		int reps = 4;
+		for (int rr = 0; rr < reps; rr++)
+			if (kern_matmul(&e->kc, &f->gate, xc->hres_x, 1, xc->hid) ||
+			    kern_matmul(&e->kc, &f->up, xc->hres_x, 1, xc->hid) ||
+			    kern_matmul(&e->kc, &f->down, xc->hid, 1, xc->hout))
+				break;
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		double dt = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+		xc->host_bps = dt > 0 ? reps * (double)xc->lay.payload / dt : 1e9;
+	}
+	struct abi_cmd g;
+	memset(&g, 0, sizeof g);
+	abi_cmd_hdr_set(&g.hdr, ABI_OP_GEMM_FP8, 0);
+	g.u.gemm = (struct abi_gemm){ .m = 1, .n = (uint32_t)I, .k = (uint32_t)D,
+				      .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL };
+	uint32_t kclk = blk->cu_clk_khz, bw = blk->banks[0].bw_mbps;
+	int64_t c1 = backend_cmd_cycles(&g, bw, kclk);
+	g.u.gemm = (struct abi_gemm){ .m = 1, .n = (uint32_t)D, .k = (uint32_t)I,
+				      .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM };
+	int64_t c2 = backend_cmd_cycles(&g, bw, kclk);
+	xc->gemm_s = kclk ? (double)((c1 > 0 ? c1 : 0) + (c2 > 0 ? c2 : 0)) / (kclk * 1e3) : 0;
+	return 0;
+}
+
+/* Places the slots and the host-result buffers after the resident weights. */
+static int ee_xc_place(struct ee *e)
+{
+	struct ee_xc *xc = e->xc;
+	int r;
+	for (int s = 0; s < xc->cache.n_slots; s++)
+		if ((r = ee_place(e, -1, NULL, (size_t)xc->lay.bytes, &xc->slot_addr[s])))
+			return r;
+	for (int j = 0; j < e->c->num_experts_per_tok; j++)
+		if ((r = ee_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)e->c->hidden_size,
+				  &xc->hres[j])))
+			return r;
+	return 0;
+}
+
+static void ee_xc_free(struct ee *e)
+{
+	struct ee_xc *xc = e->xc;
+	if (!xc)
+		return;
+	if (xc->events)
+		fclose(xc->events);
+	expert_cache_free(&xc->cache);
+	free(xc->slot_addr);
+	free(xc->hid);
+	free(xc->hout);
+	free(xc->hres_x);
+	free(xc->plog);
+	free(xc->ev);
+	free(xc->key0);
+	free(xc);
+	e->xc = NULL;
+}
+
+static int ee_cmd_count(const struct ee *e) { return (int)e->list.n; }
+
+/* Queues the six fills of expert f into slot s on H2C channel ch; the last signals fence fid
+ * (0 = none) with value fval. */
+static int ee_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch,
+			   uint32_t fid, uint32_t fval)
+{
+	struct ee_xc *xc = e->xc;
+	struct dma_sg sg[EXPERT_SLOT_PARTS];
+	int n = expert_slot_sg(f, &xc->lay, 0, 0, sg);
+	if (n != EXPERT_SLOT_PARTS)
+		return -EINVAL;
+	for (int p = 0; p < n; p++) {
+		struct abi_cmd *c = ee_cmd(e, ABI_OP_DMA_FILL, p == n - 1 ? "expert fill (signal)"
+									  : "expert fill");
+		if (!c)
+			return -E2BIG;
+		c->u.dma.src = (uint64_t)(uintptr_t)sg[p].host;
+		c->u.dma.dst = xc->slot_addr[s] + sg[p].card_off;
+		c->u.dma.bytes = sg[p].len;
+		c->u.dma.flags = ABI_DMA_F_SRC_HOST;
+		c->u.dma.word = ABI_DMA_WORD(ch, 0, (uint32_t)s & 0xFFFFu);
+		if (p == n - 1 && fid) {
+			c->hdr.word2 |= ABI_CMD_F_SIGNAL;
+			c->hdr.word3 = ABI_W3(0, fid);
+			c->hdr.signal_value = fval;
+		}
+		xc->dma_bytes += (double)sg[p].len;
+	}
+	return 0;
+}
+
+/* The host run of expert f for router rank j: out = route_w * down(silu(gate x) * up x), the
+ * card's fp8_gemm calls exactly (X_F32 quantizes inside; ACCUM onto zeros gives route_w * acc). */
+static int ee_xc_host_expert(struct ee *e, const struct ffn_weights *f, float rw, float *out)
+{
+	struct ee_xc *xc = e->xc;
+	const struct config *c = e->c;
+	int D = c->hidden_size, I = c->moe_intermediate_size;
+	uint32_t ue = c->quantization_config.ue8m0 ? FP8_GEMM_UE8M0 : 0;
+	int r = fp8_gemm(e->hxn, NULL, f->gate.w, f->gate.scale, f->up.w, f->up.scale, xc->hid, NULL,
+			 NULL, 1, I, D, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL | ue);
+	memset(out, 0, sizeof(float) * (size_t)D);
+	if (!r)
+		r = fp8_gemm(xc->hid, NULL, f->down.w, f->down.scale, NULL, NULL, out, NULL, &rw, 1, D,
+			     I, FP8_GEMM_X_F32 | FP8_GEMM_ACCUM | ue);
+	return r;
+}
+
+/* After routing layer li: hits, misses (DMA or host), prefetch of the next MoE layer. */
+static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const float *w)
+{
+	struct ee_xc *xc = e->xc;
+	const struct config *c = e->c;
+	const struct ee_layer *L = &e->L[li];
+	int k = c->num_experts_per_tok, D = c->hidden_size, r;
+	double eb = (double)xc->lay.payload;
+	xc->cache.ev_pos = pos;
+	xc->host_add_cmd = -1;
+	xc->host_layer_s = 0;
+	xc->n_pf = 0;
+	/* PIN: every EE_XC_REPIN tokens, at the first MoE layer (nothing locked then), pin the
+	 * hottest half of the slots by measured load; the fills land before a barrier */
+	if (xc->cache.policy == EXPERT_POLICY_PIN && li == c->first_k_dense_replace && pos > 0 &&
+	    pos % EE_XC_REPIN == 0) {
+		memcpy(xc->key0, xc->cache.slot_key, sizeof(int32_t) * (size_t)xc->cache.n_slots);
+		if ((r = expert_cache_repin(&xc->cache, xc->cache.n_slots / 2)) < 0 && r != -ENOSPC)
+			return r;
+		int nf = 0;
+		for (int s = 0; s < xc->cache.n_slots; s++) {
+			int key = xc->cache.slot_key[s];
+			if (key < 0 || key == xc->key0[s])
+				continue;
+			const struct ffn_weights *f =
+			    &e->L[key / xc->cache.n_experts].lw->experts[key % xc->cache.n_experts];
+			TRY(ee_xc_fill_cmds(e, f, s, xc->h2c[nf++ % xc->n_h2c], 0, 0));
+			xc->pin_fills++;
+		}
+		if (nf)
+			TRY(ee_barrier(e));
+	}
+	if (xc->pred_layer == li) {
+		for (int j = 0; j < k; j++)
+			for (int i = 0; i < k; i++)
+				xc->pf_pred_hit += xc->pred[i] == idx[j];
+		xc->pf_pred += (uint64_t)k;
+	}
+	/* demand lookups: hits lock their slots first so that no fill of this step evicts them */
+	int miss[EE_MAX_TOPK], n_miss = 0;
+	for (int j = 0; j < k; j++) {
+		xc->fid[j] = 0;
+		uint64_t pu0 = xc->cache.st.prefetch_used;
+		int s = expert_cache_access(&xc->cache, li, idx[j], UINT64_MAX);
+		xc->accesses++;
+		xc->slot[j] = s;
+		if (s >= 0) {
+			xc->hits++;
+			xc->pf_used += xc->cache.st.prefetch_used - pu0;
+			expert_cache_event(&xc->cache, EXPERT_EV_HIT, li, idx[j]);
+		} else {
+			miss[n_miss++] = j;
+		}
+	}
+	/* misses: modeled DMA finish vs when the card needs the expert vs the host finishing it */
+	int hits = k - n_miss;
+	double ahead = ((1 + hits + 3) / 4) * xc->gemm_s; /* shared + hits over 4 GEMM CUs */
+	double host_t = 0, ch_t[ABI_MAX_DMA] = { 0 };
+	int n_fill = 0;
+	for (int m = 0; m < n_miss; m++) {
+		int j = miss[m];
+		const struct ffn_weights *f = &L->lw->experts[idx[j]];
+		int ci = n_fill % xc->n_h2c;
+		double dma_end = ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
+		double need = ahead + m * xc->gemm_s / 4;
+		double h_end = host_t + eb / xc->host_bps;
+		int on_host = xc->host_mode == 2 ||
+			      (xc->host_mode == 1 && dma_end > need && h_end < dma_end);
+		if (!on_host) {
+			int victim = -1;
+			int s = expert_cache_fill(&xc->cache, li, idx[j], UINT64_MAX, 0, &victim);
+			if (s < 0)
+				on_host = 1; /* every slot locked: run it on the host */
+			else {
+				if (victim >= 0) {
+					xc->evictions++;
+					expert_cache_event(&xc->cache, EXPERT_EV_EVICT,
+							   victim / xc->cache.n_experts,
+							   victim % xc->cache.n_experts);
+				}
+				/* fence ids 1..ABI_MAX_FENCES-1, round robin; a list holds at most k
+				 * signalling fills and every list completes before the next one */
+				uint32_t fid = xc->next_fence = xc->next_fence % (ABI_MAX_FENCES - 1) + 1;
+				xc->fid[j] = fid;
+				xc->fval[j] = ++xc->fence_val[fid];
+				xc->slot[j] = s;
+				TRY(ee_xc_fill_cmds(e, f, s, xc->h2c[ci], fid, xc->fval[j]));
+				ch_t[ci] = dma_end;
+				n_fill++;
+				xc->miss_dma++;
+				expert_cache_event(&xc->cache, EXPERT_EV_MISS_DMA, li, idx[j]);
+			}
+		}
+		if (on_host) {
+			double t0 = now_s();
+			if ((r = ee_xc_host_expert(e, f, w[j], xc->hout)))
+				return r;
+			TRY(ee_write(e, xc->hres[j], xc->hout, sizeof(float) * (size_t)D));
+			e->t_host += now_s() - t0;
+			xc->slot[j] = -1;
+			host_t = h_end;
+			xc->host_layer_s = h_end;
+			xc->miss_host++;
+			expert_cache_event(&xc->cache, EXPERT_EV_MISS_HOST, li, idx[j]);
+		}
+	}
+	xc->host_s += xc->host_layer_s;
+	/* look-ahead: the next MoE layer's gate on this residual (after attention), its post-attention
+	 * norm first, as the trace writer predicts (expert_trace.h pred1) */
+	int nl = li + 1;
+	xc->pred_layer = -1;
+	if (!xc->prefetch || nl >= c->num_hidden_layers || !e->L[nl].moe)
+		return 0;
+	const struct layer_weights *nw = e->L[nl].lw;
+	TRY(ee_read(e, e->x, xc->hres_x, sizeof(float) * (size_t)D));
+	rmsnorm_host(xc->hout, xc->hres_x, nw->post_attention_layernorm, D, c->rms_norm_eps);
+	TRY(kern_matmul(&e->kc, &nw->gate, xc->hout, 1, xc->plog));
+	float pw[EE_MAX_TOPK];
+	router_route_token(c, nw->e_score_correction_bias, xc->plog, xc->pred, pw);
+	xc->pred_layer = nl;
+	for (int j = 0; j < k; j++) {
+		int pe = xc->pred[j];
+		if (pe < 0 || pe >= c->n_routed_experts || expert_cache_lookup(&xc->cache, nl, pe) >= 0)
+			continue;
+		int victim = -1;
+		uint64_t w0 = xc->cache.st.prefetch_wasted;
+		int s = expert_cache_fill(&xc->cache, nl, pe, UINT64_MAX, 1, &victim);
+		if (s < 0)
+			break;
+		xc->pf_wasted += xc->cache.st.prefetch_wasted - w0;
+		if (victim >= 0) {
+			xc->evictions++;
+			expert_cache_event(&xc->cache, EXPERT_EV_EVICT, victim / xc->cache.n_experts,
+					   victim % xc->cache.n_experts);
+		}
+		xc->pf_key[xc->n_pf] = s;
+		xc->pf_exp[xc->n_pf] = pe;
+		xc->pf_layer[xc->n_pf++] = nl;
+		xc->pf_issued++;
+		expert_cache_event(&xc->cache, EXPERT_EV_PREFETCH, nl, pe);
+	}
+	return 0;
+}
+
+/* Card timeline of the list just completed: DMA busy time and the part with no CU computing;
+ * the modeled host time not covered by the card's work before the first host merge. */
+static void ee_xc_after_list(struct ee *e, int r)
+{
+	struct ee_xc *xc = e->xc;
+	const struct abi_cpl *cp;
+	uint32_t n = 0;
+	if (r || backend_completions(e->be, &cp, &n) || n != e->list.n)
+		n = 0;
+	int ne = 0;
+	uint64_t t_first = UINT64_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t op = ABI_CPL_OP(cp[i].word1);
+		int kind = op == ABI_OP_DMA_FILL ? 1 : ABI_CPL_CU(cp[i].word1) != ABI_CPL_CU_NONE ? 2 : 0;
+		if (cp[i].t_start < t_first)
+			t_first = cp[i].t_start;
+		if (!kind || cp[i].t_end <= cp[i].t_start)
+			continue;
+		xc->ev[ne].t = cp[i].t_start;
+		xc->ev[ne++].kind = kind;
+		xc->ev[ne].t = cp[i].t_end;
+		xc->ev[ne++].kind = -kind;
+	}
+	/* insertion sort by time, ends before starts at equal times (lists are short) */
+	for (int i = 1; i < ne; i++) {
+		struct ee_xev v = xc->ev[i];
+		int j = i;
+		for (; j > 0 && (xc->ev[j - 1].t > v.t || (xc->ev[j - 1].t == v.t && xc->ev[j - 1].kind > 0 &&
+							   v.kind < 0));
+		     j--)
+			xc->ev[j] = xc->ev[j - 1];
+		xc->ev[j] = v;
+	}
+	int dma = 0, cu = 0;
+	for (int i = 0; i < ne; i++) {
+		if (i && dma > 0) {
+			double dt = (double)(xc->ev[i].t - xc->ev[i - 1].t);
+			xc->dma_busy_ns += dt;
+			if (!cu)
+				xc->dma_exposed_ns += dt;
+		}
+		int kd = xc->ev[i].kind;
+		if (kd == 1 || kd == -1)
+			dma += kd;
+		else
+			cu += kd / 2;
+	}
+	if (xc->host_add_cmd >= 0 && (uint32_t)xc->host_add_cmd < n && t_first != UINT64_MAX) {
+		double avail = (double)(cp[xc->host_add_cmd].t_start - t_first);
+		double need = xc->host_layer_s * 1e9;
+		xc->host_exposed_ns += need > avail ? need - avail : 0;
+	}
+	xc->host_add_cmd = -1;
+	expert_cache_unlock(&xc->cache);
+}
+
+/* MoE FFN after the host routed: ffn = shared + sum_j w_j expert_j (chosen order); x += ffn.
+ * The shared expert goes first (it needs no expert DMA); with the cache, gate|ups that wait on a
+ * fill follow the ones that do not, and the fills of this step's prefetch are spread over the
+ * down chain. The down accumulation keeps router order (f32 sums are order-dependent). */
 static int ee_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 {
 	const struct config *c = e->c;
+	struct ee_xc *xc = e->xc;
 	int k = c->num_experts_per_tok;
-	for (int j = 0; j < k; j++)
-		TRY(ee_gemm(e, "expert gate|up silu", e->xn, &L->ex_gu[idx[j]], e->hb[j + 1],
-			    ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
+	struct cmat gu[EE_MAX_TOPK], dn[EE_MAX_TOPK];
+	for (int j = 0; j < k; j++) {
+		if (xc && xc->slot[j] >= 0) {
+			uint64_t b = xc->slot_addr[xc->slot[j]];
+			const struct expert_slot_layout *l = &xc->lay;
+			gu[j] = (struct cmat){ b + l->off[0], b + l->off[3], c->moe_intermediate_size,
+					       c->hidden_size };
+			dn[j] = (struct cmat){ b + l->off[2], b + l->off[5], c->hidden_size,
+					       c->moe_intermediate_size };
+		} else if (!xc) {
+			gu[j] = L->ex_gu[idx[j]];
+			dn[j] = L->ex_down[idx[j]];
+		}
+	}
 	if (L->sh_gu.rows)
 		TRY(ee_gemm(e, "shared gate|up silu", e->xn, &L->sh_gu, e->hb[0], ABI_GEMM_F_SILU_MUL,
 			    0, 0, 0, 0, 0));
+	for (int pass = 0; pass < 2; pass++)
+		for (int j = 0; j < k; j++) {
+			int wait = xc && xc->fid[j];
+			if ((xc && xc->slot[j] < 0) || wait != pass)
+				continue;
+			TRY(ee_gemm(e, "expert gate|up silu", e->xn, &gu[j], e->hb[j + 1],
+				    ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
+			if (wait) {
+				struct abi_cmd *g = &e->list.cmd[e->list.n - 1];
+				g->hdr.word2 |= ABI_CMD_F_WAIT;
+				g->hdr.word3 = ABI_W3(xc->fid[j], 0);
+				g->hdr.wait_value = xc->fval[j];
+			}
+		}
 	TRY(ee_barrier(e));
 	if (L->sh_gu.rows) {
 		TRY(ee_gemm(e, "shared down", e->hb[0], &L->sh_down, e->ffn, 0, 0, 0, 0, 0, 0));
@@ -577,10 +1078,27 @@ static int ee_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 		(void)f;
 		return -ENOTSUP; /* TODO(issue 4): a model without shared experts needs a zero fill */
 	}
+	int pf = 0;
 	for (int j = 0; j < k; j++) {
+		if (xc && pf < xc->n_pf) { /* one prefetch per down step keeps the DMA queue fed */
+			const struct ffn_weights *f = &e->L[xc->pf_layer[pf]].lw->experts[xc->pf_exp[pf]];
+			TRY(ee_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[pf % xc->n_h2c], 0, 0));
+			pf++;
+		}
 		TRY(ee_barrier(e)); /* the accumulating downs share y: one at a time, in order */
-		TRY(ee_gemm(e, "expert down (accumulate)", e->hb[j + 1], &L->ex_down[idx[j]], e->ffn,
-			    ABI_GEMM_F_ACCUM, e->rw + 4 * (uint64_t)j, 0, 0, 0, 0));
+		if (xc && xc->slot[j] < 0) {
+			if (xc->host_add_cmd < 0)
+				xc->host_add_cmd = ee_cmd_count(e);
+			TRY(ee_vecop(e, ABI_OP_RESIDUAL_ADD, "host expert merge", e->ffn, xc->hres[j], 0,
+				     e->ffn, 1, (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
+		} else {
+			TRY(ee_gemm(e, "expert down (accumulate)", e->hb[j + 1], &dn[j], e->ffn,
+				    ABI_GEMM_F_ACCUM, e->rw + 4 * (uint64_t)j, 0, 0, 0, 0));
+		}
+	}
+	for (; xc && pf < xc->n_pf; pf++) {
+		const struct ffn_weights *f = &e->L[xc->pf_layer[pf]].lw->experts[xc->pf_exp[pf]];
+		TRY(ee_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[pf % xc->n_h2c], 0, 0));
 	}
 	TRY(ee_barrier(e));
 	TRY(ee_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
@@ -610,6 +1128,8 @@ static int ee_layer_run(struct ee *e, int li, int p)
 			idx[j] = 0;
 	TRY(ee_write(e, e->rw, w, sizeof(float) * (size_t)k));
 	e->t_host += now_s() - t0;
+	if (e->xc)
+		TRY(ee_xc_route(e, li, p, idx, w));
 	return ee_moe(e, L, idx);
 }
 
@@ -759,7 +1279,63 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->t_sched = e->t_wait = e->t_host = e->t_wall = 0;
 		e->card0 = s.busy_ns;
 		e->link0 = s.h2c_ns + s.c2h_ns;
+		if (e->xc) {
+			struct ee_xc *xc = e->xc;
+			xc->accesses = xc->hits = xc->miss_dma = xc->miss_host = 0;
+			xc->pf_issued = xc->pf_used = xc->pf_wasted = xc->evictions = 0;
+			xc->pf_pred = xc->pf_pred_hit = 0;
+			xc->dma_bytes = xc->dma_busy_ns = xc->dma_exposed_ns = 0;
+			xc->host_s = xc->host_exposed_ns = 0;
+			xc->pin_fills = 0;
+		}
 	}
+}
+
+/* Expert-cache figures of ee_stats: per main-model token (n), card ms/token card, link ms. */
+static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card, double link)
+{
+	struct ee_xc *xc = e->xc;
+	double acc = xc->accesses ? (double)xc->accesses : 1;
+	double hidden = xc->dma_busy_ns > 0 ? 1 - xc->dma_exposed_ns / xc->dma_busy_ns : 1;
+	double host_ms = xc->host_exposed_ns / n / 1e6;
+	double tok_s = 1e3 / (card + link + host_ms);
+	double pred = xc->pf_pred ? (double)xc->pf_pred_hit / (double)xc->pf_pred : 0;
+	const char *hm[] = { "off", "auto", "always" };
+	if (json) {
+		fprintf(out, ",\"expert_slots\":%d,\"expert_policy\":\"%s\",\"expert_prefetch\":%d,"
+			     "\"expert_host\":\"%s\",\"expert_accesses\":%llu,\"expert_hit_rate\":%.4f,"
+			     "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,"
+			     "\"expert_prefetch_issued\":%llu,\"expert_prefetch_used\":%llu,"
+			     "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,"
+			     "\"expert_prediction_recall\":%.4f,"
+			     "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
+			     "\"modeled_expert_dma_ms_per_tok\":%.4f,"
+			     "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
+			     "\"modeled_expert_decode_tok_s\":%.2f",
+			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
+			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
+			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
+			(unsigned long long)xc->pf_issued, (unsigned long long)xc->pf_used,
+			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills, pred,
+			xc->dma_bytes / n, hidden,
+			xc->dma_busy_ns / n / 1e6, host_ms, tok_s);
+		return;
+	}
+	fprintf(out,
+		"  expert cache   %d slots of %.2f MB (%s%s, host execution %s): hit rate %.1f%% of "
+		"%llu accesses\n"
+		"                 misses: %llu DMA'd, %llu run on the host; prefetch %llu issued, %llu "
+		"used, %llu wasted (prediction recall %.1f%%)\n"
+		"                 DMA %.2f MB/token, modeled %.4f ms/token of fills, %.1f%% of it hidden "
+		"behind card compute\n"
+		"                 modeled host expert time not hidden %.4f ms/token; modeled decode %.2f "
+		"tok/s\n",
+		xc->cache.n_slots, xc->lay.bytes / 1e6, expert_policy_name(xc->cache.policy),
+		xc->prefetch ? "+prefetch" : "", hm[xc->host_mode], 100 * xc->hits / acc,
+		(unsigned long long)xc->accesses, (unsigned long long)xc->miss_dma,
+		(unsigned long long)xc->miss_host, (unsigned long long)xc->pf_issued,
+		(unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted, 100 * pred,
+		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
 }
 
 /* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or
@@ -914,6 +1490,8 @@ static void ee_stats(struct engine *en, FILE *out, int json)
 			     "\"modeled_hbm_roofline_frac\":%.4f",
 			(unsigned long long)e->tokens, card, link, cmds, subs, e->t_sched / n * 1e6,
 			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
+		if (e->xc)
+			ee_xc_stats(e, out, 1, n, card, link);
 		ee_whatif_671b(e->be, out, 1);
 		fprintf(out, "}\n");
 		return;
@@ -929,6 +1507,8 @@ static void ee_stats(struct engine *en, FILE *out, int json)
 		e->be->board.model, (unsigned long long)e->tokens, card, link, cmds, subs,
 		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, roof, bytes / 1e6,
 		100 * roof / card);
+	if (e->xc)
+		ee_xc_stats(e, out, 0, n, card, link);
 	ee_whatif_671b(e->be, out, 0);
 }
 
@@ -977,6 +1557,7 @@ static void ee_free(struct engine *en)
 			free(e->L[l].ex_down);
 		}
 	free(e->L);
+	ee_xc_free(e);
 	free(e->bufs);
 	free(e->hb);
 	free(e->hx);
@@ -1129,12 +1710,16 @@ int engine_emu_open(struct engine *en, const struct ckpt *ck, const struct model
 		goto fail_place;
 	}
 	err[0] = 0;
+	if ((r = ee_xc_init(e, x, err, errlen)))
+		goto fail_place;
 	for (int l = 0; l < e->n_layers; l++) {
 		const struct layer_weights *lw = l < c->num_hidden_layers ? &w->layers[l] : w->mtp;
 		if ((r = ee_layer_init(e, &e->L[l], lw, l == c->num_hidden_layers, err, errlen)))
 			goto fail_place;
 	}
 	if (w->mtp && (r = ee_vec(e, w->mtp->shared_head_norm, D, &e->mtp_head_norm)))
+		goto fail_place;
+	if (e->xc && (r = ee_xc_place(e)))
 		goto fail_place;
 	ee_truncate(en, 0, 0);
 	return 0;

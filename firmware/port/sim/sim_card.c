@@ -35,6 +35,7 @@ struct sim_dma {
 	enum fw_dma_state state;         /* IDLE, BUSY, DONE, ERROR */
 	uint32_t detail;                 /* error code on ERROR */
 	bool start;                      /* a start is pending for the worker */
+	uint64_t due;                    /* card ns the transfer in flight ends, 0 = none */
 	pthread_t th;                    /* worker */
 	bool th_on;                      /* worker started */
 };
@@ -318,7 +319,10 @@ static void *sim_dma_main(void *arg)
 		bool fail = sim_fault_hit(c, SIM_FAULT_DMA_ERROR);
 		/* bytes / (MB/s) = us; the copy lands at the end so an early reader sees old data */
 		uint64_t lat = c->cfg.dma_latency_ns + d.bytes * 1000u / bw;
-		if (!sim_wait_until(c, sim_card_now(c) + lat, NULL, 0))
+		m->due = sim_card_now(c) + lat;
+		bool ok = sim_wait_until(c, m->due, NULL, 0);
+		m->due = 0;
+		if (!ok)
 			break;
 		void *dst = sim_card_ptr(c, d.dst, d.bytes);
 		const void *src = (d.flags & ABI_DMA_F_SRC_HOST) ? (const void *)(uintptr_t)d.src
@@ -339,6 +343,17 @@ static void *sim_dma_main(void *arg)
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
+}
+
+uint64_t sim_card_dma_due(struct sim_card *c)
+{
+	uint64_t t = 0;
+	pthread_mutex_lock(&c->mu);
+	for (uint32_t i = 0; i < c->fw.n_dma; i++)
+		if (c->dma[i].due && (!t || c->dma[i].due < t))
+			t = c->dma[i].due;
+	pthread_mutex_unlock(&c->mu);
+	return t;
 }
 
 /* --- lifetime --------------------------------------------------------------------------- */

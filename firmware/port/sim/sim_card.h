@@ -91,4 +91,8 @@ struct abi_ring_view *sim_card_cmdq(struct sim_card *c, uint32_t q);
 /* Card time now. */
 uint64_t sim_card_now(struct sim_card *c);
 
+/* sim_card_dma_due - card ns at which the earliest DMA transfer in flight ends, 0 = none (the
+ * emulator's clock driver moves time there, as to a pending ap_done). */
+uint64_t sim_card_dma_due(struct sim_card *c);
+
 #endif
