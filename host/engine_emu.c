@@ -1306,7 +1306,7 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			     "\"expert_host\":\"%s\",\"expert_accesses\":%llu,\"expert_hit_rate\":%.4f,"
 			     "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,"
 			     "\"expert_prefetch_issued\":%llu,\"expert_prefetch_used\":%llu,"
-			     "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,"
+			     "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,\"expert_evictions\":%llu,"
 			     "\"expert_prediction_recall\":%.4f,"
 			     "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
 			     "\"modeled_expert_dma_ms_per_tok\":%.4f,"
@@ -1316,7 +1316,8 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
 			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
 			(unsigned long long)xc->pf_issued, (unsigned long long)xc->pf_used,
-			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills, pred,
+			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills,
+			(unsigned long long)xc->evictions, pred,
 			xc->dma_bytes / n, hidden,
 			xc->dma_busy_ns / n / 1e6, host_ms, tok_s);
 		return;

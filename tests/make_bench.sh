@@ -22,3 +22,34 @@ done
 for tool in hls_bench dma_bench; do
   if [ -x "$B/$tool" ]; then echo "== $tool (modeled)"; "$B/$tool"; fi
 done
+# --- expert cache (issue 7): routed experts in host memory, card slots, on mid through the emulated
+# card (hit rate, DMA bytes/token, DMA time hidden, modeled decode tok/s without and with host
+# execution of misses; every time figure is modeled), then the routing trace of the same model
+# replayed by cache-sim under every policy against Belady's MIN, scaled to the 671B shapes.
+CACHE_GEN=${CACHE_GEN:-8}
+echo "== expert cache on mid, emu card (modeled figures)"
+for pct in 10 25 50; do
+  for pol in "lru" "lfu" "pin" "lru --expert-prefetch"; do
+    for host in off auto; do
+      # shellcheck disable=SC2086
+      "$B/moecard" bench --model "$B/models/mid" --backend emu --prompt-len 8 --gen "$CACHE_GEN" \
+        --json --expert-slots "$pct%" --expert-policy $pol --expert-host $host | tail -1 |
+        /usr/bin/python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print(
+'slots %3s%% %-16s host %-4s: hit %5.1f%%  DMA %6.2f MB/tok  DMA hidden %5.1f%%  host-run %4d  '
+'modeled decode %7.2f tok/s (all resident %7.2f)' % ('$pct', '$pol'.replace(' --expert-', '+'), '$host',
+100*j['expert_hit_rate'], j['expert_dma_bytes_per_tok']/1e6, 100*j['modeled_expert_dma_hidden'],
+j['expert_miss_host'], j['modeled_expert_decode_tok_s'], 1e3/j['modeled_card_ms_per_tok']))" ||
+        echo "bench: expert cache $pct% $pol host $host failed"
+    done
+  done
+done
+echo "== expert cache: routing trace of mid (cpu engine) replayed, 671B what-if (modeled)"
+TR=$B/models/mid.expert-trace
+if [ ! -f "$TR" ]; then
+  TOKS=$(/usr/bin/python3 -c "import random; random.seed(3); print(','.join(str(random.randrange(1000)) for _ in range(${CACHE_TRACE_TOKENS:-128})))")
+  "$B/moecard" run --model "$B/models/mid" --backend cpu --tokens "$TOKS" -n 1 \
+    --spec none --expert-trace "$TR" >/dev/null
+fi
+for pct in 10 25 50; do
+  "$B/moecard" cache-sim --trace "$TR" --slots "$pct%"
+done
