@@ -1,66 +1,102 @@
 #!/bin/bash
-# test_emu_model.sh - the whole model through the emulated card (issue 4): `moecard run --backend
-# emu` against (a) the same command lists on the cpu backend (MOECARD_SCHED_BACKEND=cpu: identical
-# GEMMs, host reference vector ops) and (b) the direct cpu engine `--backend cpu --act fp8`, on the
-# tiny preset and a partial-block shape (hidden 320, vocab 1000), main and MTP logits; plus the
-# --profile trace and the bench figures. Env: MOECARD, B, SAN, PYTHON.
+# test_emu_model.sh - the whole model through the emulated card (issue 4's correctness proof):
+# `moecard run --backend emu` against (a) the same command lists on the cpu backend
+# (MOECARD_SCHED_BACKEND=cpu: identical GEMMs, host reference vector ops) and (b) the direct cpu
+# engine `--backend cpu --act fp8`, on the tiny preset and a partial-block shape (hidden 320,
+# vocab 1000), main and MTP logits over 256 tokens (16 under the sanitizers); plus the --profile
+# trace and the bench figures. Env: MOECARD, B, SAN, PYTHON.
 #
-# Criteria (see the report in host/engine_emu.c's header): (a) rows before the KV caches carry any
-# FP8 rounding flip agree within the vector ops' error (< 2e-6 on the first 3 rows, MTP 2 rows);
-# after that, FP8 activation flips propagate through the caches (MODEL.md 10), so only medians
-# are bounded. (b) the card FP8-quantizes the absorbed attention products, the cpu engine does not
-# (MODEL.md 8), so (b) is a noise bound: median row error < 0.5 and argmax agreement >= 30%.
+# Criteria. (a) rows before the KV caches carry any rounding difference agree within the vector
+# ops' error (< 2e-6 on the first 3 rows, MTP 2 rows); the list comparison runs on the first 32
+# tokens. (b) The card runs every GEMM as DESIGN.md 3 defines it and the absorbed MLA products
+# (W_UK^T q_nope, W_UV lat) unquantized in fp8_gemm's ACT_F32 mode, as the cpu engine does
+# (MODEL.md 8); the two differ only in f32 summation order (~1e-7). E4M3 rounding is a step
+# function, so an activation that lies closer to a rounding boundary than that takes different
+# codes on the two, and the difference spreads through the KV caches to FP8-noise size. So (b) is
+# tests/golden/compare.py's --act fp8 criterion, with the cpu engine's logits as the reference
+# and ref.py's FP8 and routing margins (the same models and token recipe as tests/golden):
+#   - FP8-clean rows (no quantized activation at a position <= i within 1e-6 relative of a
+#     rounding boundary, every routing margin so far > 1e-3): rel err <= 1e-5 and same argmax;
+#   - all rows: median rel err <= 0.3 and argmax agreement >= 40% (golden's FP8-noise bound).
 set -u
 MOECARD=${MOECARD:-build/moecard}
 B=${B:-build}
 PY=${PYTHON:-/usr/bin/python3}
-N=32
-[ "${SAN:-}" = 1 ] && N=8
+here=$(cd "$(dirname "$0")" && pwd)
+golden="$here/../../tests/golden"
+N=256
+[ "${SAN:-}" = 1 ] && N=16
+NL=32
+[ $NL -gt $N ] && NL=$N
 T=$(mktemp -d "${TMPDIR:-/tmp}/moecard-emu-model.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+cache="$B/emu-model"
+mkdir -p "$cache"
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok: $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 export MOECARD_BOARD="$B/board/emu.dtb"
 
-toks=$($PY -c "import random; random.seed(5); print(','.join(str(random.randrange(1000)) for _ in range($N)))")
 for shape in tiny partial; do
   d="$T/$shape"
   if [ $shape = tiny ]; then
-    "$MOECARD" gen --out "$d" --preset tiny --seed 11 >/dev/null || { bad "gen $shape"; continue; }
+    seed=1; genargs="--preset tiny --seed 1"
   else
-    "$MOECARD" gen --out "$d" --preset tiny --seed 12 --set hidden_size=320 --set vocab_size=1000 \
-      >/dev/null || { bad "gen $shape"; continue; }
+    seed=2; genargs="--preset tiny --seed 2 --set hidden_size=320 --set vocab_size=1000"
   fi
-  prof=""
-  [ $shape = tiny ] && prof="--profile $T/trace.json"
-  if "$MOECARD" run --model "$d" --tokens "$toks" --backend emu $prof \
+  # shellcheck disable=SC2086
+  "$MOECARD" gen --out "$d" $genargs >/dev/null || { bad "gen $shape"; continue; }
+  toks=$($PY -c "
+import json, sys
+import numpy as np
+v = json.load(open(sys.argv[1]))['vocab_size']
+print(','.join(str(t) for t in np.random.default_rng(int(sys.argv[2])).integers(0, v, int(sys.argv[3]))))
+" "$d/config.json" "$seed" "$N") || { bad "$shape: tokens"; continue; }
+  ltoks=$(echo "$toks" | cut -d, -f1-$NL)
+  if [ $shape = tiny ]; then
+    "$MOECARD" run --model "$d" --tokens "$(echo "$toks" | cut -d, -f1-4)" -n 2 --backend emu \
+      --profile "$T/trace.json" >/dev/null || bad "$shape: run --backend emu --profile"
+  fi
+  if "$MOECARD" run --model "$d" --tokens "$toks" -n 0 --backend emu \
        --dump-logits "$T/e.npy" --dump-mtp-logits "$T/em.npy" >/dev/null; then
     ok "$shape: run --backend emu ($N tokens)"
   else
     bad "$shape: run --backend emu"; continue
   fi
-  MOECARD_SCHED_BACKEND=cpu "$MOECARD" run --model "$d" --tokens "$toks" --backend emu \
+  MOECARD_SCHED_BACKEND=cpu "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/s.npy" --dump-mtp-logits "$T/sm.npy" >/dev/null || bad "$shape: lists on cpu"
-  "$MOECARD" run --model "$d" --tokens "$toks" --backend cpu --act fp8 \
+  "$MOECARD" run --model "$d" --tokens "$toks" -n 0 --backend cpu --act fp8 \
     --dump-logits "$T/c.npy" --dump-mtp-logits "$T/cm.npy" >/dev/null || bad "$shape: cpu engine"
-  out=$($PY - "$T" "$shape" <<'PYEOF'
+  # ref.py's margins (float64 forward), cached by ref.py itself, the model and the tokens
+  ref="$cache/ref-$( (cat "$golden/ref.py"; echo "$genargs $toks") | sha1sum | cut -c1-12).npz"
+  if [ ! -f "$ref" ]; then
+    "$PY" "$golden/ref.py" --model "$d" --tokens "$toks" --act fp8 --out "$T/ref.npz" \
+      >"$T/ref.log" 2>&1 && mv "$T/ref.npz" "$ref" || { bad "$shape: ref.py: $(tail -n 2 "$T/ref.log")"; continue; }
+  fi
+  out=$($PY - "$T" "$shape" "$ref" <<'PYEOF'
 import sys, numpy as np
-T, shape = sys.argv[1], sys.argv[2]
+T, shape, ref = sys.argv[1], sys.argv[2], sys.argv[3]
 def rel(a, b): return np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-30)
 res = []
+r = dict(np.load(ref))
 for tag, clean in (("", 3), ("m", 2)):
     e, s, c = (np.load(f"{T}/{k}{tag}.npy") for k in ("e", "s", "c"))
     name = "mtp" if tag else "main"
-    r1, r2 = rel(e, s), rel(e, c)
+    r1, r2 = rel(e[:len(s)], s), rel(e, c)
     first = r1[:clean].max()
-    res.append((first < 2e-6, f"{shape} {name}: emu vs same lists on cpu backend: first {clean} rows max {first:.3g} (< 2e-6), median {np.median(r1):.3g}"))
+    res.append((first < 2e-6, f"{shape} {name}: emu vs same lists on cpu backend: first {clean} rows max {first:.3g} (< 2e-6), median of {len(s)} {np.median(r1):.3g}"))
     res.append((np.median(r1) < 0.5, f"{shape} {name}: emu vs cpu backend lists median {np.median(r1):.3g} (< 0.5)"))
-    agree = (e.argmax(1) == c.argmax(1)).mean()
-    need = 0.3 if not tag else 0.0  # MTP rows: few rows and doubly perturbed inputs, median only
-    res.append((np.median(r2) < 0.5 and agree >= need, f"{shape} {name}: emu vs cpu engine --act fp8: median {np.median(r2):.3g} p90 {np.percentile(r2, 90):.3g} (< 0.5), argmax agreement {agree:.2f} (>= {need})"))
     res.append((np.isfinite(e).all(), f"{shape} {name}: emu logits finite"))
+    div = np.nonzero(r2 > 1e-5)[0]
+    n0 = int(div[0]) if div.size else len(r2)
+    lead = r2[:n0].max() if n0 else float("nan")
+    agree = (e.argmax(1) == c.argmax(1)).mean()
+    print(f"info {shape} {name}: emu vs cpu engine --act fp8: {n0} leading rows within 1e-5 "
+          f"(max {lead:.3g}); all {len(r2)} rows: median {np.median(r2):.3g} "
+          f"p90 {np.percentile(r2, 90):.3g}, argmax agreement {agree:.2f}")
+    r["mtp_logits" if tag else "logits"] = c.astype(np.float64)
+np.savez(f"{T}/cref.npz", **r)
 for good, msg in res:
     print(("ok " if good else "bad ") + msg)
 PYEOF
@@ -68,9 +104,18 @@ PYEOF
   while IFS= read -r line; do
     case "$line" in
       ok\ *) ok "${line#ok }" ;;
+      info\ *) echo "$line" ;;
       *) bad "${line#bad }" ;;
     esac
   done <<< "$out"
+  if cmp=$("$PY" "$golden/compare.py" --ref "$T/cref.npz" --logits "$T/e.npy" --mtp "$T/em.npy" \
+        --act fp8 --median-tol 0.3 --fp8-clean 1e-6 --clean-tol 1e-5 --min-agree 0.4 \
+        --name "$shape-emu-vs-cpu" 2>&1); then
+    ok "$shape: emu vs cpu engine, compare.py --act fp8 (clean rows <= 1e-5):"
+  else
+    bad "$shape: emu vs cpu engine, compare.py --act fp8 (clean rows <= 1e-5):"
+  fi
+  echo "$cmp" | sed 's/^/     | /'
 done
 
 # --profile: Chrome trace events with card timestamps
