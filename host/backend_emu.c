@@ -239,7 +239,7 @@ static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 			 * way through the threads, so move time only after a long quiet spell (DMA
 			 * transfers and the watchdog of a hung CU need it) */
 			double t = emu_real_ms(&t0);
-			if (quiet_since < 0)
+			if (quiet_since < 0 || !sim_card_quiescent(e->card))
 				quiet_since = t;
 			if (t - quiet_since < EMU_QUIET_MS) {
 				pthread_mutex_unlock(&e->mu);

@@ -47,6 +47,7 @@ struct sim_card {
 	pthread_mutex_t hmu;             /* host side: serializes submit/poll */
 	uint64_t events;                 /* firmware-visible events (doorbell, done, kick) */
 	uint64_t fw_seen;                /* events the firmware has seen */
+	bool fw_waiting;                 /* the firmware thread is blocked in fw_port_wait */
 	bool stop;                       /* threads exit */
 	struct timespec t0;              /* CLOCK_MONOTONIC origin of card time */
 	uint32_t fault[SIM_FAULT_COUNT];  /* countdowns, 0 = off */
@@ -95,6 +96,18 @@ static void sim_event_locked(struct sim_card *c)
 {
 	c->events++;
 	pthread_cond_broadcast(&c->cv);
+}
+
+bool sim_card_quiescent(struct sim_card *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool q = c->fw_waiting && c->events == c->fw_seen;
+	for (uint32_t i = 0; q && i < ABI_MAX_CUS; i++)
+		if (c->cu[i].th_on &&
+		    (__atomic_load_n(&c->cu[i].regs[0], __ATOMIC_ACQUIRE) & FW_CU_CTRL_START))
+			q = false;
+	pthread_mutex_unlock(&c->mu);
+	return q;
 }
 
 void sim_card_kick(struct sim_card *c)
@@ -224,7 +237,9 @@ void fw_port_wait(void *port, uint64_t deadline)
 	pthread_mutex_lock(&c->mu);
 	if (c->events == c->fw_seen && !c->stop) {
 		uint64_t now = sim_card_now(c);
+		c->fw_waiting = true;
 		sim_timed_wait(c, deadline > now ? deadline - now : 0);
+		c->fw_waiting = false;
 	}
 	c->fw_seen = c->events;
 	pthread_mutex_unlock(&c->mu);

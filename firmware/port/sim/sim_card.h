@@ -14,6 +14,7 @@
 #define SIM_CARD_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "abi_board.h"
@@ -94,5 +95,11 @@ uint64_t sim_card_now(struct sim_card *c);
 /* sim_card_dma_due - card ns at which the earliest DMA transfer in flight ends, 0 = none (the
  * emulator's clock driver moves time there, as to a pending ap_done). */
 uint64_t sim_card_dma_due(struct sim_card *c);
+
+/* sim_card_quiescent - true when the firmware thread is blocked waiting with no unseen event and
+ * no CU start is still on its way to a worker: only then may an emulator move card time forward
+ * with nothing pending (so a host that is slow to schedule the card's threads never makes work
+ * look hung to the watchdog). */
+bool sim_card_quiescent(struct sim_card *c);
 
 #endif
