@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "ckpt.h"
 #include "engine.h"
+#include "engine_emu.h"
 #include "expert_trace.h"
 #include "generate.h"
 #include "model.h"
@@ -568,10 +569,23 @@ out:
 	return rc;
 }
 
+/* Modeled card time so far (kernels + firmware + host link, ns) of an engine on the emulated card;
+ * 0 on engines without a card clock. */
+static double bench_card_ns(struct engine *m)
+{
+	struct backend *be = engine_emu_backend(m);
+	struct backend_stats s;
+	if (!be || strcmp(be->iface->name, "emu"))
+		return 0;
+	be->iface->stats(be, &s);
+	return (double)s.busy_ns + (double)s.h2c_ns + (double)s.c2h_ns;
+}
+
 /* Greedy decode of gen tokens after prompt[0..np) through the generation loop at depth; the
- * engine is reset first. Returns 0 and the decode time, tokens in out[gen]. */
+ * engine is reset first. Returns 0, the decode time in st, its modeled card ns in *card_ns (0 off
+ * the emulated card), tokens in out[gen]. */
 static int bench_decode(struct engine *m, const int *prompt, int np, int gen, int depth,
-			int *out, struct gen_stats *st)
+			int *out, struct gen_stats *st, double *card_ns)
 {
 	struct gen g;
 	struct gen_opts go = { .spec_depth = depth };
@@ -580,12 +594,15 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 	int r = gen_init(&g, m, &go, np + gen + 8);
 	if (r)
 		return r;
+	*card_ns = 0;
 	if (!(r = gen_append(&g, prompt, np)) && !(r = gen_sync(&g))) {
 		gen_stats_reset(&g);
+		double c0 = bench_card_ns(m);
 		int made = 0, ids[8], n;
 		while (made < gen && !(r = gen_step(&g, ids, &n)))
 			for (int i = 0; i < n && made < gen; i++)
 				out[made++] = ids[i];
+		*card_ns = bench_card_ns(m) - c0;
 	}
 	*st = g.st;
 	gen_free(&g);
@@ -645,10 +662,11 @@ int cli_bench(int argc, char **argv)
 	td = now_s() - td;
 	/* --spec mtp: plain and speculative greedy decode through the same loop, same run */
 	struct gen_stats sp = { 0 }, ss = { 0 };
+	double cp = 0, cs = 0; /* modeled card ns of the plain / speculative decode (emu) */
 	int match = 0;
 	if (depth > 0) {
-		if ((r = bench_decode(&m, toks, a.prompt_len, a.gen, 0, o_plain, &sp)) ||
-		    (r = bench_decode(&m, toks, a.prompt_len, a.gen, depth, o_spec, &ss)))
+		if ((r = bench_decode(&m, toks, a.prompt_len, a.gen, 0, o_plain, &sp, &cp)) ||
+		    (r = bench_decode(&m, toks, a.prompt_len, a.gen, depth, o_spec, &ss, &cs)))
 			goto fail;
 		match = !memcmp(o_plain, o_spec, sizeof(int) * (size_t)a.gen);
 	}
@@ -670,6 +688,10 @@ int cli_bench(int argc, char **argv)
 			       "\"spec_speedup\":%.3f,\"spec_greedy_match\":%s",
 			       depth, ss.drafted, ss.accepted, acc, tpf, plain_tps, spec_tps,
 			       plain_tps > 0 ? spec_tps / plain_tps : 0, match ? "true" : "false");
+		if (depth > 0 && cp > 0 && cs > 0)
+			printf(",\"modeled_card_ms_per_tok_plain\":%.4f,"
+			       "\"modeled_card_ms_per_tok_spec\":%.4f,\"modeled_spec_speedup\":%.3f",
+			       cp / a.gen / 1e6, cs / a.gen / 1e6, cp / cs);
 		printf("}\n");
 	} else {
 		printf("backend %s  act %s  threads %d  isa %s\n"
@@ -686,6 +708,11 @@ int cli_bench(int argc, char **argv)
 			       depth, ss.accepted, ss.drafted, 100 * acc, tpf, spec_tps, plain_tps,
 			       plain_tps > 0 ? spec_tps / plain_tps : 0,
 			       match ? "identical" : "DIFFERS");
+		if (depth > 0 && cp > 0 && cs > 0)
+			printf("          modeled card %.4f ms/token vs %.4f ms/token plain: modeled "
+			       "speed-up %.3fx (card time only: the router, lm_head and MTP head run on "
+			       "the host)\n",
+			       cs / a.gen / 1e6, cp / a.gen / 1e6, cp / cs);
 	}
 	if (m.ops->stats)
 		m.ops->stats(&m, stdout, a.json);
