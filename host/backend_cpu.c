@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "backend.h"
 #include "backend_xrt.h"
 #include "e4m3.h"
@@ -331,9 +332,20 @@ int backend_open(struct backend **out, const char *name, const char *dtb, char *
 		 size_t errlen)
 {
 	struct board_desc bd;
+	char exe_dtb[4096];
 	*out = NULL;
 	if (!dtb)
 		dtb = getenv("MOECARD_BOARD");
+	if (!dtb) {
+		/* the build puts the program in B/ and the board trees in B/board/ */
+		ssize_t n = readlink("/proc/self/exe", exe_dtb, sizeof exe_dtb - 32);
+		char *slash = n > 0 ? memrchr(exe_dtb, '/', (size_t)n) : NULL;
+		if (slash) {
+			strcpy(slash, "/board/emu.dtb");
+			if (access(exe_dtb, R_OK) == 0)
+				dtb = exe_dtb;
+		}
+	}
 	if (!dtb)
 		dtb = "build/board/emu.dtb";
 	int r = board_load(dtb, &bd, err, errlen);
