@@ -630,7 +630,6 @@ struct ee_xc {
 	int pred[EE_MAX_TOPK], pred_layer; /* last prediction (layer, experts), for its accuracy */
 };
 
-static void rmsnorm_host(float *out, const float *x, const float *w, int n, double eps);
 
 /* Parses the options and sets up the cache before placement. 0 or -EINVAL/-ENOMEM (err). */
 static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t errlen)
@@ -945,7 +944,7 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		return 0;
 	const struct layer_weights *nw = e->L[nl].lw;
 	TRY(ee_read(e, e->x, xc->hres_x, sizeof(float) * (size_t)D));
-	rmsnorm_host(xc->hout, xc->hres_x, nw->post_attention_layernorm, D, c->rms_norm_eps);
+	model_rmsnorm(xc->hout, xc->hres_x, nw->post_attention_layernorm, D, c->rms_norm_eps);
 	TRY(kern_matmul(&e->kc, &nw->gate, xc->hout, 1, xc->plog));
 	float pw[EE_MAX_TOPK];
 	router_route_token(c, nw->e_score_correction_bias, xc->plog, xc->pred, pw);
@@ -1133,15 +1132,6 @@ static int ee_layer_run(struct ee *e, int li, int p)
 	return ee_moe(e, L, idx);
 }
 
-static void rmsnorm_host(float *out, const float *x, const float *w, int n, double eps)
-{
-	double ss = 0;
-	for (int i = 0; i < n; i++)
-		ss += (double)x[i] * x[i];
-	float r = (float)(1.0 / sqrt(ss / n + eps));
-	for (int i = 0; i < n; i++)
-		out[i] = w[i] * (x[i] * r);
-}
 
 static void embed_host(const struct qmat *E, int t, float *out)
 {
@@ -1231,9 +1221,9 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		} else {
 			embed_host(lw->embed_tokens.w ? &lw->embed_tokens : &e->w->embed_tokens, nt[t],
 				   e->hx);
-			rmsnorm_host(e->cat, e->hx, lw->enorm, D, c->rms_norm_eps);
+			model_rmsnorm(e->cat, e->hx, lw->enorm, D, c->rms_norm_eps);
 		}
-		rmsnorm_host(e->cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
+		model_rmsnorm(e->cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
 		TRY(kern_matmul(&e->kc, &lw->eh_proj, e->cat, 1, e->u));
 		TRY(ee_write(e, e->x, e->u, sizeof(float) * (size_t)D));
 		e->t_host += now_s() - t0;

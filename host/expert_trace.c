@@ -333,15 +333,6 @@ void expert_trace_accuracy(const struct expert_trace *t, struct expert_trace_acc
 
 /* ---- writer ------------------------------------------------------------------------------ */
 
-static void rmsnorm_f(float *out, const float *x, const float *w, int n, double eps)
-{
-	double ss = 0;
-	for (int i = 0; i < n; i++)
-		ss += (double)x[i] * x[i];
-	float r = (float)(1.0 / sqrt(ss / n + eps));
-	for (int i = 0; i < n; i++)
-		out[i] = w[i] * (x[i] * r);
-}
 
 static int32_t *pred_at(struct expert_trace_writer *w, int d, int layer, int t)
 {
@@ -405,7 +396,7 @@ static void trace_hook(void *ctx, struct model *m, int layer, int pos0, int T)
 		if (L >= c->num_hidden_layers || !m->w->layers[L].is_moe)
 			continue;
 		for (int t = 0; t < T; t++)
-			rmsnorm_f(w->xn + (size_t)t * D, m->x + (size_t)t * D,
+			model_rmsnorm(w->xn + (size_t)t * D, m->x + (size_t)t * D,
 				  m->w->layers[L].post_attention_layernorm, D, c->rms_norm_eps);
 		r = gate_select(w, L, w->xn, T, d - 1);
 	}

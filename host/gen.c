@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "errmsg.h"
 #include "ckpt.h"
 #include "e4m3.h"
 
@@ -37,18 +38,7 @@
 #define GEN_THREADS	    2
 #define GEN_MID_SHARD_BYTES (300ull << 20)
 
-static int gen_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int gen_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#define gen_fail errmsg_fail
 
 /* ---- random numbers ---- */
 

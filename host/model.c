@@ -18,7 +18,7 @@
 /* ---- small vector ops ------------------------------------------------------------------------ */
 
 /* RMSNorm (MODEL.md 3): out = w * x * rsqrt(mean(x^2) + eps); sum of squares in double. */
-static void rmsnorm(float *out, const float *x, const float *w, int n, double eps)
+void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps)
 {
 	double ss = 0;
 	for (int i = 0; i < n; i++)
@@ -27,6 +27,7 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, double ep
 	for (int i = 0; i < n; i++)
 		out[i] = w[i] * (x[i] * r);
 }
+
 
 /* Interleaved-pair RoPE (GPT-J convention, MODEL.md 5) at a precomputed table row. */
 static void rope_apply(float *v, int d, const float *cs, const float *sn)
@@ -372,7 +373,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	if (c->q_lora_rank > 0) {
 		for (int t = 0; t < T; t++) {
 			float *qa = m->qa + (size_t)t * c->q_lora_rank;
-			rmsnorm(qa, qa, lw->q_a_layernorm, c->q_lora_rank, c->rms_norm_eps);
+			model_rmsnorm(qa, qa, lw->q_a_layernorm, c->q_lora_rank, c->rms_norm_eps);
 		}
 		if ((r = kern_matmul(&m->kc, &lw->q_b_proj, m->qa, T, m->q)))
 			return r;
@@ -380,7 +381,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	/* cache c' = norm(c) and roped k_pe */
 	for (int t = 0; t < T; t++) {
 		float *kva = m->kva + (size_t)t * m->kv_dim, *dst = kv_row(m, layer, pos0 + t);
-		rmsnorm(dst, kva, lw->kv_a_layernorm, kvl, c->rms_norm_eps);
+		model_rmsnorm(dst, kva, lw->kv_a_layernorm, kvl, c->rms_norm_eps);
 		memcpy(dst + kvl, kva + kvl, sizeof(float) * rope);
 		rope_apply(dst + kvl, rope, m->rope_cos + (size_t)(pos0 + t) * (rope / 2),
 			   m->rope_sin + (size_t)(pos0 + t) * (rope / 2));
@@ -543,14 +544,14 @@ static int layer_forward(struct model *m, const struct layer_weights *lw, int la
 	const struct config *c = m->c;
 	int D = c->hidden_size, r;
 	for (int t = 0; t < T; t++)
-		rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->input_layernorm, D,
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->input_layernorm, D,
 			c->rms_norm_eps);
 	if ((r = mla_forward(m, lw, layer, pos0, T)))
 		return r;
 	for (size_t i = 0; i < (size_t)T * D; i++)
 		m->x[i] += m->tmp[i];
 	for (int t = 0; t < T; t++)
-		rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->post_attention_layernorm, D,
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->post_attention_layernorm, D,
 			c->rms_norm_eps);
 	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, T);
 	if (r)
@@ -566,7 +567,7 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 {
 	int D = m->c->hidden_size;
 	for (int t = 0; t < T; t++)
-		rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, norm_w, D, m->c->rms_norm_eps);
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, norm_w, D, m->c->rms_norm_eps);
 	if (hidden)
 		memcpy(hidden, m->xn, sizeof(float) * (size_t)T * D);
 	if (!logits)
@@ -620,9 +621,9 @@ int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidd
 		} else {
 			embed_row(lw->embed_tokens.w ? &lw->embed_tokens : &m->w->embed_tokens,
 				  next_tokens[t], m->tmp);
-			rmsnorm(cat, m->tmp, lw->enorm, D, c->rms_norm_eps);
+			model_rmsnorm(cat, m->tmp, lw->enorm, D, c->rms_norm_eps);
 		}
-		rmsnorm(cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
+		model_rmsnorm(cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
 		m->route.margin[t] = INFINITY;
 	}
 	if ((r = kern_matmul(&m->kc, &lw->eh_proj, m->cat, T, m->x)))

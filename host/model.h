@@ -101,6 +101,10 @@ int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidd
 /* model_truncate - rolls the KV caches back to pos / mtp_pos tokens (speculative rejection). */
 void model_truncate(struct model *m, int pos, int mtp_pos);
 
+/* RMSNorm (MODEL.md 3): out = w * x * rsqrt(mean(x^2) + eps), sum of squares in double; out may
+ * alias x. The one definition every host path uses (cpu engine, emu host side, traces). */
+void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps);
+
 /* YaRN helpers, exposed for tests: the per-pair frequency and the softmax scale. */
 double model_rope_freq(const struct config *c, int i);
 double model_softmax_scale(const struct config *c);

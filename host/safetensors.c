@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "errmsg.h"
 #include "safetensors.h"
 
 #define ST_HEADER_MAX (100u << 20) /* the reference implementation's header limit */
@@ -41,18 +42,7 @@ const char *st_dtype_name(enum st_dtype t)
 	return (unsigned)t < ST_DTYPE_COUNT ? st_dtypes[t].name : "?";
 }
 
-static int st_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int st_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#define st_fail errmsg_fail
 
 static int st_tensor_cmp(const void *a, const void *b)
 {
