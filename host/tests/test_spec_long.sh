@@ -19,6 +19,7 @@ pass=0; fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/spec_long.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
+trap 'exit 143' TERM INT # a timeout still runs the EXIT cleanup (the mid copy is 2.2 GB)
 export MOECARD_EMU_DEBUG=1 # an emulated-card error names the failing command
 
 # friendly DIR MTP_LAYER DAMP: the draft-friendly edit of test_spec.c's make_friendly, in place:
@@ -84,6 +85,10 @@ same() {
     local got; got=$(cat "$tmp/spec")
     local cnt; cnt=$(echo "$got" | wc -w)
     local acc; acc=$(grep -o "accepted [0-9]*/[0-9]* drafts ([0-9.]*%)" "$tmp/err")
+    # the draft-friendly edit must make drafts land, or those runs prove no more than the others
+    if [ "${name#*friendly}" != "$name" ] && ! echo "$acc" | grep -q "accepted [1-9]"; then
+      bad "$name $be depth $d: the draft-friendly model accepted no draft ($acc)"
+    fi
     if [ "$got" = "$want" ] && [ "$cnt" = "$k" ]; then
       ok "$name $be: --spec mtp --spec-depth $d prints the same $k ids as --spec none" \
         "($acc; $LAST_SPEC_S s)"
@@ -121,6 +126,15 @@ fi
 same "tiny" "$T" cpu $NT "$P1" 1 2
 same "tiny" "$T" cpu $NT "$P2" 1
 same "tiny friendly" "$TF" cpu $NT "$P1" 1 2
+# negative control: the comparison sees a difference when there is one (sampled vs greedy)
+g0=$("$M" run --model "$TF" --tokens "$P1" -n $NT --temp 0 --spec none 2>/dev/null)
+g1=$("$M" run --model "$TF" --tokens "$P1" -n $NT --temp 1 --seed 5 --spec mtp 2>/dev/null)
+if [ -n "$g1" ] && [ "$(echo "$g1" | wc -w)" = $NT ] && [ "$g1" != "$g0" ]; then
+  ok "negative control: --temp 1 --spec mtp differs from greedy ($(echo "$g0" | cut -d' ' -f1-4) ..." \
+    "vs $(echo "$g1" | cut -d' ' -f1-4) ...)"
+else
+  bad "negative control: sampled output '$(echo "$g1" | head -c 60)' equals greedy or is empty"
+fi
 same "tiny friendly" "$TF" cpu $NT "$P2" 1 2
 # emu: the friendly model has both accepted and rejected drafts; depth 2 on fewer tokens (time)
 K2=$((NE < 48 ? NE : 48))
