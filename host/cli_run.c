@@ -501,8 +501,14 @@ int cli_run(int argc, char **argv)
 				goto out;
 			}
 		}
-		/* generation below starts over from an empty cache */
-		engine_truncate(&m, 0, 0);
+		/* generation below starts over from an empty cache (not with -n 0: then the
+		 * statistics of the dump stand, e.g. the expert cache's over the whole sequence) */
+		if (a.n > 0)
+			engine_truncate(&m, 0, 0);
+	}
+	if (a.n == 0 && (a.dump_logits || a.dump_mtp)) {
+		rc = 0; /* dump only: the statistics printed below cover the dumped sequence */
+		goto out;
 	}
 	int depth = spec_depth_for(&a, &m, "run");
 	if (depth < 0)
