@@ -44,6 +44,8 @@ const char *st_dtype_name(enum st_dtype t)
 
 #define st_fail errmsg_fail
 
+static void *st_map_aligned(int fd, size_t size);
+
 static int st_tensor_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct st_tensor *)a)->name, ((const struct st_tensor *)b)->name);
@@ -329,7 +331,7 @@ static int st_map_file(struct st_model *m, const char *path, int *idx, char *err
 	}
 	f->size = (size_t)sb.st_size;
 	if (f->size) {
-		f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+		f->map = st_map_aligned(fd, f->size);
 		if (f->map == MAP_FAILED) {
 			rc = -errno;
 			close(fd);
@@ -659,6 +661,59 @@ void st_writer_free(struct st_writer *w)
 #define MADV_POPULATE_READ 22
 #endif
 
+#define ST_HUGE (2ul << 20) /* transparent huge page size on x86-64 */
+
+/* A range of size bytes at a 2 MiB-aligned address: the slack of a larger reservation is given
+ * back. MAP_FAILED on error. */
+static void *st_reserve_aligned(size_t size, int prot, int flags, int fd)
+{
+	size_t len = size + ST_HUGE;
+	char *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return MAP_FAILED;
+	char *a = (char *)(((uintptr_t)r + ST_HUGE - 1) & ~(uintptr_t)(ST_HUGE - 1));
+	if (a > r)
+		munmap(r, (size_t)(a - r));
+	size_t tail = (size_t)(r + len - (a + size));
+	if (tail)
+		munmap(a + size, tail);
+	void *m = mmap(a, size, prot, flags | MAP_FIXED, fd, 0);
+	if (m == MAP_FAILED)
+		munmap(a, size);
+	return m;
+}
+
+/* The file mapping starts on a huge-page boundary, so st_populate can later swap in a copy
+ * backed by huge pages at the same address. */
+static void *st_map_aligned(int fd, size_t size)
+{
+	void *m = st_reserve_aligned(size, PROT_READ, MAP_PRIVATE, fd);
+	return m != MAP_FAILED ? m : mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+}
+
+/* Replaces the file mapping of f by an anonymous copy in transparent huge pages, at the same
+ * address (every tensor pointer stays valid). 4 KiB page-cache pages stop the hardware
+ * prefetchers at every page and cost a TLB walk each; a decode step streams the weights, so
+ * huge pages are worth their copy. Returns 0, or -errno with the file mapping untouched. */
+static int st_to_huge(const struct st_file *f)
+{
+	if (((uintptr_t)f->map & (ST_HUGE - 1)) || f->size < ST_HUGE)
+		return -EINVAL;
+	void *a = st_reserve_aligned(f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				     -1);
+	if (a == MAP_FAILED)
+		return -errno;
+	madvise(a, f->size, MADV_HUGEPAGE);
+	memcpy(a, f->map, f->size);
+	if (mprotect(a, f->size, PROT_READ) ||
+	    mremap(a, f->size, f->size, MREMAP_MAYMOVE | MREMAP_FIXED, f->map) == MAP_FAILED) {
+		int e = errno;
+		munmap(a, f->size);
+		return -e;
+	}
+	return 0;
+}
+
 size_t st_populate(const struct st_model *m, size_t max_bytes)
 {
 	size_t total = 0;
@@ -669,6 +724,8 @@ size_t st_populate(const struct st_model *m, size_t max_bytes)
 	for (int i = 0; i < m->n_files; i++) {
 		const struct st_file *f = &m->files[i];
 		if (!f->map || !f->size)
+			continue;
+		if (st_to_huge(f) == 0)
 			continue;
 		if (madvise(f->map, f->size, MADV_POPULATE_READ)) {
 			/* older kernels: touch one byte per page */

@@ -71,10 +71,12 @@ int st_open_dir(const char *dir, struct st_model *m, char *err, size_t errlen);
 const struct st_tensor *st_find(const struct st_model *m, const char *name);
 
 /*
- * st_populate - maps every page of the checkpoint now (MADV_POPULATE_READ, or one read per page),
- * so that decode does not take a page fault the first time it reaches an expert. Skipped when the
+ * st_populate - makes the checkpoint resident now, so that decode neither takes a page fault the
+ * first time it reaches an expert nor streams weights through 4 KiB pages: each file mapping is
+ * replaced, at the same address, by a read-only copy in transparent huge pages (falling back to
+ * MADV_POPULATE_READ of the file mapping). The resident set stays the file size. Skipped when the
  * files are larger than max_bytes (a checkpoint that does not fit in RAM keeps faulting in on
- * demand). Returns the bytes populated.
+ * demand). Returns the bytes made resident.
  */
 size_t st_populate(const struct st_model *m, size_t max_bytes);
 

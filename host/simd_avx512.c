@@ -10,6 +10,10 @@
 #include <stdint.h>
 #include "kernels.h"
 
+#ifndef MOE_PF_BYTES
+#define MOE_PF_BYTES 1024 /* software prefetch distance in the GEMV streams */
+#endif
+
 static inline __m512 dec16(const uint8_t *w, __mmask16 mk)
 {
 	__m128i b = _mm_maskz_loadu_epi8(mk, w);
@@ -49,16 +53,21 @@ static inline __m512 bf16x16(const uint16_t *w, __mmask16 mk)
 	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+/* Two accumulators per row in the same order for every M, so a row's result does not depend on
+ * how many rows share the call (batch-invariant: speculative verification batches reproduce the
+ * decode path's logits bit for bit). M is a constant in each instance, so the accumulators stay
+ * in registers. */
+static inline __attribute__((always_inline)) void
+dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, float *acc)
 {
-	/* Two accumulators per row in the same order for every M, so a row's result does not depend
-	 * on how many rows share the call (batch-invariant: speculative verification batches of 2
-	 * reproduce the decode path's logits bit for bit). */
 	__m512 a0[KERN_MB], a1[KERN_MB];
 	for (int m = 0; m < M; m++)
 		a0[m] = a1[m] = _mm512_setzero_ps();
 	int k = 0;
 	for (; k + 32 <= n; k += 32) {
+		/* software prefetch runs ahead across 4 KiB pages of the mmapped checkpoint, which
+		 * the hardware stream prefetcher does not cross */
+		_mm_prefetch((const char *)(w + k) + MOE_PF_BYTES, _MM_HINT_T0);
 		__m512 w0 = bf16x16(w + k, 0xFFFF), w1 = bf16x16(w + k + 16, 0xFFFF);
 		for (int m = 0; m < M; m++) {
 			const float *xm = x + (size_t)m * ldx + k;
@@ -76,6 +85,16 @@ static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, i
 	}
 	for (int m = 0; m < M; m++)
 		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(a0[m], a1[m]));
+}
+
+static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	switch (M) {
+	case 1: dot_bf16_tmpl(w, x, ldx, 1, n, acc); break;
+	case 2: dot_bf16_tmpl(w, x, ldx, 2, n, acc); break;
+	case 3: dot_bf16_tmpl(w, x, ldx, 3, n, acc); break;
+	default: dot_bf16_tmpl(w, x, ldx, 4, n, acc); break;
+	}
 }
 
 static void axpy_fp8_avx512(float *y, float a, const uint8_t *w, int n)
@@ -126,6 +145,10 @@ row_fp8_tmpl(const uint8_t *w, const float *x, int ldx, const int M, int K, cons
 		for (int m = 0; m < M; m++)
 			P0[m] = Q0[m] = P1[m] = Q1[m] = _mm512_setzero_ps();
 		const uint8_t *w0 = w + kb * 128;
+		_mm_prefetch((const char *)w0 + MOE_PF_BYTES, _MM_HINT_T0);
+		_mm_prefetch((const char *)w0 + MOE_PF_BYTES + 64, _MM_HINT_T0);
+		_mm_prefetch((const char *)w0 + MOE_PF_BYTES + 128, _MM_HINT_T0);
+		_mm_prefetch((const char *)w0 + MOE_PF_BYTES + 192, _MM_HINT_T0);
 		for (int k = 0; k < 128; k += 32) {
 			__m512 l0, h0, l1, h1;
 			dec32s(w0 + k, &l0, &h0);
