@@ -774,28 +774,16 @@ static int xb_ctl_get(struct xb *x, size_t off, size_t n)
 	return xrt_dev_bo_download(x->d, &x->ctl, x->shadow + off, n, off);
 }
 
-/* Uploads ring slots [from, from + n) of view v (two ranges when they wrap). */
-static int xb_ring_put_slots(struct xb *x, const struct abi_ring_view *v, uint32_t from,
-			     uint32_t n)
+/* Uploads (put) or reads back ring slots [from, from + n) of view v (two ranges when they
+ * wrap). */
+static int xb_ring_slots(struct xb *x, const struct abi_ring_view *v, uint32_t from, uint32_t n,
+			 int put)
 {
 	while (n) {
 		uint32_t idx = from & v->mask, run = v->n_slots - idx < n ? v->n_slots - idx : n;
 		size_t off = (size_t)(abi_ring_slot(v, from) - x->shadow);
-		int r = xb_ctl_put(x, off, (size_t)run * v->slot_size);
-		if (r)
-			return r;
-		from += run;
-		n -= run;
-	}
-	return 0;
-}
-static int xb_ring_get_slots(struct xb *x, const struct abi_ring_view *v, uint32_t from,
-			     uint32_t n)
-{
-	while (n) {
-		uint32_t idx = from & v->mask, run = v->n_slots - idx < n ? v->n_slots - idx : n;
-		size_t off = (size_t)(abi_ring_slot(v, from) - x->shadow);
-		int r = xb_ctl_get(x, off, (size_t)run * v->slot_size);
+		size_t bytes = (size_t)run * v->slot_size;
+		int r = put ? xb_ctl_put(x, off, bytes) : xb_ctl_get(x, off, bytes);
 		if (r)
 			return r;
 		from += run;
@@ -824,7 +812,7 @@ static int xb_fw_submit(struct xb *x, uint32_t queue)
 		return r;
 	}
 	/* slots first, then the counter that publishes them: the doorbell */
-	if ((r = xb_ring_put_slots(x, v, from, x->n)) ||
+	if ((r = xb_ring_slots(x, v, from, x->n, 1)) ||
 	    (r = xb_ctl_put(x, xb_off(x, &v->ring->produced), 4)))
 		return r;
 	x->ct.doorbells++;
@@ -846,7 +834,7 @@ static int xb_fw_poll(struct xb *x)
 			      v->ring->produced, v->own);
 	if (!n)
 		return 0;
-	if ((r = xb_ring_get_slots(x, v, v->own, (uint32_t)n)))
+	if ((r = xb_ring_slots(x, v, v->own, (uint32_t)n, 0)))
 		return r;
 	for (int i = 0; i < n; i++) {
 		struct abi_cpl c;

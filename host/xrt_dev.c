@@ -415,3 +415,31 @@ int xrt_dev_noop_setup(const char *dir, char *err, size_t errlen)
 	setenv("XCL_EMULATION_MODE", "noop", 1);
 	return 0;
 }
+
+int xrt_dev_nocard_setup(const char *dir, char *err, size_t errlen)
+{
+	char noop[4096], core[4096], target[4096];
+	int r = xrt_dev_noop_setup(dir, err, errlen);
+	if (r)
+		return r;
+	snprintf(noop, sizeof noop, "%s/lib/libxrt_noop.so.2", dir);
+	ssize_t n = readlink(noop, target, sizeof target - 32);
+	if (n <= 0) {
+		r = n < 0 ? -errno : -EINVAL;
+		snprintf(err, errlen, "%s: readlink: %s", noop, strerror(-r));
+		return r;
+	}
+	target[n] = '\0';
+	char *slash = strrchr(target, '/');
+	strcpy(slash ? slash + 1 : target, "libxrt_core.so.2");
+	snprintf(core, sizeof core, "%s/lib/libxrt_core.so.2", dir);
+	unlink(core);
+	if (symlink(target, core)) {
+		r = -errno;
+		snprintf(err, errlen, "%s: symlink to %s: %s", core, target, strerror(-r));
+		return r;
+	}
+	unlink(noop);
+	return 0;
+}
+

@@ -149,4 +149,12 @@ int xrt_dev_xclbin_info(const char *path, struct xrt_dev_xclbin_info *info, char
  */
 int xrt_dev_noop_setup(const char *dir, char *err, size_t errlen);
 
+/*
+ * xrt_dev_nocard_setup - as xrt_dev_noop_setup, then swaps the noop shim for XRT's real PCIe shim
+ * (dir/lib/libxrt_core.so.2, found beside the noop one): a process that then opens a device finds
+ * no card. For tests of the no-card failure (run them in a child: XRT's shim choice is
+ * process-wide). Errors as xrt_dev_noop_setup, plus negated errno of readlink/symlink.
+ */
+int xrt_dev_nocard_setup(const char *dir, char *err, size_t errlen);
+
 #endif
