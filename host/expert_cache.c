@@ -238,7 +238,7 @@ int expert_cache_access(struct expert_cache *c, int layer, int e, uint64_t next_
 }
 
 /* The policy's victim among unpinned, unlocked slots (an empty one first), or -1. */
-static int victim_of(const struct expert_cache *c)
+int expert_cache_victim(const struct expert_cache *c)
 {
 	int best = -1;
 	for (int s = 0; s < c->n_slots; s++) {
@@ -280,7 +280,7 @@ int expert_cache_fill(struct expert_cache *c, int layer, int e, uint64_t next_us
 		return -EINVAL;
 	if (c->key_slot[k] >= 0)
 		return c->key_slot[k];
-	int s = victim_of(c);
+	int s = expert_cache_victim(c);
 	if (s < 0)
 		return -ENOSPC;
 	int old = c->slot_key[s];
@@ -378,6 +378,65 @@ static int order_cmp(const void *a, const void *b)
 
 static double dmax(double a, double b) { return a > b ? a : b; }
 
+/* Accesses of every key in replay order (CSR), for the next use of a prefetched key. */
+struct sim_uses {
+	size_t *start; /* [n_keys + 1] */
+	size_t *acc;   /* [n accesses] access indices, ascending per key */
+};
+
+/* The first access index >= a0 of key, UINT64_MAX = none. */
+static uint64_t next_use_from(const struct sim_uses *u, size_t key, size_t a0)
+{
+	size_t lo = u->start[key], hi = u->start[key + 1];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (u->acc[mid] < a0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < u->start[key + 1] ? (uint64_t)u->acc[lo] : UINT64_MAX;
+}
+
+/* State of one replay. */
+struct sim {
+	const struct expert_sim_cfg *cfg;
+	struct expert_sim_result *r;
+	struct expert_cache c;
+	double *ready;           /* [n_slots] time the slot's weights have landed */
+	double link_free, eb, sc, t_dma;
+};
+
+/*
+ * Fills (layer, e) ahead of its use (prefetch or background fill) when the link can land it by
+ * deadline (hybrid; deadline < 0: no budget) and, for BELADY, when the key is used before the
+ * victim would be (optimal admission). Returns 1 when issued.
+ */
+static int sim_fill_ahead(struct sim *s, int layer, int e, uint64_t nu, double now,
+			  double deadline)
+{
+	double arrive = dmax(s->link_free, now) + s->t_dma;
+	if (deadline >= 0 && arrive > deadline) {
+		s->r->pf_skipped++;
+		return 0;
+	}
+	if (s->cfg->policy == EXPERT_POLICY_BELADY) {
+		int v = expert_cache_victim(&s->c);
+		if (nu == UINT64_MAX || (v >= 0 && s->c.slot_key[v] >= 0 && s->c.next[v] <= nu)) {
+			s->r->pf_skipped++;
+			return 0;
+		}
+	}
+	int slot = expert_cache_fill(&s->c, layer, e, nu, 1, NULL);
+	if (slot < 0)
+		return 0;
+	s->link_free = arrive;
+	s->ready[slot] = arrive;
+	s->r->dma_bytes += s->eb * s->sc;
+	s->r->dma_busy_s += s->t_dma;
+	return 1;
+}
+
 int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cfg,
 		   struct expert_sim_result *r)
 {
@@ -395,49 +454,63 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 		if (!have)
 			return -EINVAL;
 	}
-	double eb = (double)(cfg->expert_bytes ? cfg->expert_bytes : t->s.expert_bytes);
+	struct sim s = { .cfg = cfg, .r = r };
+	s.eb = (double)(cfg->expert_bytes ? cfg->expert_bytes : t->s.expert_bytes);
 	double lb = (double)(cfg->layer_bytes ? cfg->layer_bytes : t->s.layer_bytes);
 	double ob = (double)(cfg->other_bytes ? cfg->other_bytes : t->s.other_bytes);
-	double sc = cfg->layer_scale > 0 ? cfg->layer_scale : 1;
+	s.sc = cfg->layer_scale > 0 ? cfg->layer_scale : 1;
+	const double sc = s.sc, eb = s.eb;
 	double t_attn = lb / cfg->card_bw * sc, t_exp = eb / cfg->card_bw * sc;
-	double t_dma = (eb / cfg->link_bw + cfg->desc_lat) * sc;
+	s.t_dma = (eb / cfg->link_bw + cfg->desc_lat) * sc;
+	const double t_dma = s.t_dma;
 	double t_host = eb / cfg->host_bw * sc;
 	double t_merge = ((double)t->s.hidden * 4 / cfg->link_bw + cfg->desc_lat) * sc;
 	double t_other = ob / cfg->card_bw;
+	double t_layer = t_attn + (double)k * t_exp; /* one MoE layer, all resident */
 
+	const size_t nk = (size_t)L * E;
 	struct sim_order *ord = malloc(sizeof *ord * (n ? n : 1));
 	uint64_t *nextu = malloc(sizeof(uint64_t) * (n ? n : 1) * k);
-	uint64_t *lastu = malloc(sizeof(uint64_t) * (size_t)L * E);
-	double *ready = malloc(sizeof(double) * (size_t)cfg->n_slots);
+	uint64_t *lastu = malloc(sizeof(uint64_t) * nk);
+	struct sim_uses u = { calloc(nk + 1, sizeof(size_t)), malloc(sizeof(size_t) * (n ? n : 1) * k) };
+	s.ready = malloc(sizeof(double) * (size_t)cfg->n_slots);
 	double *cready = malloc(sizeof(double) * k);
 	size_t *at = malloc(sizeof(size_t) * (size_t)L); /* record of layer l in this token */
-	struct expert_cache c;
-	int rc = expert_cache_init(&c, L, E, cfg->n_slots, cfg->policy);
-	if (!ord || !nextu || !lastu || !ready || !cready || !at || rc) {
+	int rc = expert_cache_init(&s.c, L, E, cfg->n_slots, cfg->policy);
+	if (!ord || !nextu || !lastu || !u.start || !u.acc || !s.ready || !cready || !at || rc) {
 		rc = rc ? rc : -ENOMEM;
 		goto out;
 	}
-	c.events = cfg->events;
+	s.c.events = cfg->events;
 	for (size_t i = 0; i < n; i++)
 		ord[i] = (struct sim_order){ t->pos[i], t->layer[i], i };
 	qsort(ord, n, sizeof *ord, order_cmp);
-	/* next use of every access, in replay order (Belady) */
-	for (size_t q = 0; q < (size_t)L * E; q++)
+	/* next use of every access, in replay order (Belady), and every key's accesses */
+	for (size_t q = 0; q < nk; q++)
 		lastu[q] = UINT64_MAX;
 	for (size_t a = n * k; a-- > 0;) {
 		size_t i = ord[a / k].i;
 		size_t key = (size_t)t->layer[i] * E + t->expert[i * k + a % k];
 		nextu[a] = lastu[key];
 		lastu[key] = a;
+		u.start[key + 1]++;
 	}
-	for (int s = 0; s < cfg->n_slots; s++)
-		ready[s] = 0;
+	for (size_t q = 0; q < nk; q++)
+		u.start[q + 1] += u.start[q];
+	for (size_t q = 0; q < nk; q++)
+		lastu[q] = u.start[q]; /* reused as the fill cursor */
+	for (size_t a = 0; a < n * k; a++) {
+		size_t i = ord[a / k].i;
+		size_t key = (size_t)t->layer[i] * E + t->expert[i * k + a % k];
+		u.acc[lastu[key]++] = a;
+	}
+	for (int q = 0; q < cfg->n_slots; q++)
+		s.ready[q] = 0;
 	int pin_n = cfg->pin_slots > 0 ? cfg->pin_slots : cfg->n_slots / 2;
 	if (pin_n >= cfg->n_slots)
 		pin_n = cfg->n_slots - 1;
 	int repin = cfg->repin_every > 0 ? cfg->repin_every : 32;
-	const int32_t *pred = cfg->lookahead == 2 ? t->pred2 : t->pred1;
-	double now = 0, link_free = 0, host_free = 0, ideal = 0;
+	double now = 0, host_free = 0, ideal = 0, t_tok = 0;
 	for (size_t g = 0; g < n;) {
 		/* one token: records g..h with the same position */
 		size_t h = g;
@@ -447,72 +520,87 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 			at[l] = SIZE_MAX;
 		for (size_t q = g; q < h; q++)
 			at[ord[q].layer] = q;
-		c.ev_pos = ord[g].pos;
+		t_tok = (double)(h - g) * t_layer + t_other; /* this token, all resident */
+		s.c.ev_pos = ord[g].pos;
 		if (cfg->policy == EXPERT_POLICY_PIN && r->tokens && r->tokens % (uint64_t)repin == 0) {
-			int f = expert_cache_repin(&c, pin_n);
+			int f = expert_cache_repin(&s.c, pin_n);
 			if (f > 0) {
-				/* pins are loaded between tokens, on the link */
-				link_free = dmax(link_free, now) + f * t_dma;
+				/* pins are loaded between tokens, on the link; the next token waits for
+				 * them (the emu engine puts a barrier after the pin fills) */
+				s.link_free = dmax(s.link_free, now) + f * t_dma;
 				r->dma_bytes += f * eb * sc;
 				r->dma_busy_s += f * t_dma;
+				r->dma_wait_s += dmax(0, s.link_free - now);
+				now = dmax(now, s.link_free);
 			}
 		}
 		for (size_t q = g; q < h; q++) {
 			size_t i = ord[q].i;
 			int layer = ord[q].layer;
-			double start = now;
-			/* look-ahead prefetch issued when this layer starts: for this layer (distance
-			 * 1) or for the next MoE layer (distance 2) */
+			double start = now, t_route = start + t_attn;
+			/* look-ahead prefetch issued when this layer starts: this layer's predicted
+			 * experts (distance 1) or the next MoE layer's (distance 2) */
 			if (cfg->lookahead) {
 				int tl = cfg->lookahead == 1 ? layer : layer + 1;
 				size_t pq = tl < L ? at[tl] : SIZE_MAX;
 				if (pq != SIZE_MAX) {
+					const int32_t *pred = cfg->lookahead == 1 ? t->pred1 : t->pred2;
 					size_t pi = ord[pq].i;
+					/* needed when that layer routes; after that the host is sooner */
+					double need = (cfg->lookahead == 1 ? t_route : start + t_layer + t_attn) +
+						      t_host;
 					for (size_t j = 0; j < k; j++) {
 						int e = pred[pi * k + j];
-						if (e < 0 || expert_cache_lookup(&c, tl, e) >= 0)
+						if (e < 0 || e >= E || expert_cache_lookup(&s.c, tl, e) >= 0)
 							continue;
-						int s = expert_cache_fill(&c, tl, e, UINT64_MAX, 1, NULL);
-						if (s < 0)
-							continue;
-						link_free = dmax(link_free, start) + t_dma;
-						ready[s] = link_free;
-						r->dma_bytes += eb * sc;
-						r->dma_busy_s += t_dma;
+						uint64_t nu = next_use_from(&u, (size_t)tl * E + (size_t)e,
+									    pq * k);
+						sim_fill_ahead(&s, tl, e, nu, start,
+							       cfg->host_exec ? need : -1);
 					}
 				}
 			}
-			double t_route = start + t_attn, host_end = 0;
+			double host_end = 0;
 			size_t nc = 0;
 			for (size_t j = 0; j < k; j++) {
 				int e = t->expert[i * k + j];
 				uint64_t nu = nextu[q * k + j];
 				r->accesses++;
-				int s = expert_cache_access(&c, layer, e, nu);
-				if (s >= 0) {
-					r->hits++;
-					cready[nc++] = dmax(ready[s], t_route);
-					continue;
-				}
-				double dma_end = dmax(link_free, t_route) + t_dma;
+				int slot = expert_cache_access(&s.c, layer, e, nu);
 				double h_end = dmax(host_free, t_route) + t_host;
-				if (cfg->host_exec && h_end + t_merge <= dma_end + t_exp) {
+				if (slot >= 0) {
+					r->hits++;
+					if (s.ready[slot] <= t_route) {
+						r->ready++;
+					} else if (cfg->host_exec && h_end + t_merge <= s.ready[slot] + t_exp) {
+						/* still in flight and the host is sooner */
+						host_free = h_end;
+						host_end = dmax(host_end, h_end + t_merge);
+						r->late_host++;
+						continue;
+					}
+					cready[nc++] = dmax(s.ready[slot], t_route);
+					continue;
+				}
+				double dma_end = dmax(s.link_free, t_route) + t_dma;
+				int host = cfg->host_exec && h_end + t_merge <= dma_end + t_exp;
+				int slot2 = -1;
+				if (!host && (slot2 = expert_cache_fill(&s.c, layer, e, nu, 0, NULL)) < 0)
+					host = 1; /* every slot pinned or locked: the host runs it */
+				if (host) {
 					host_free = h_end;
 					host_end = dmax(host_end, h_end + t_merge);
 					r->miss_host++;
-					expert_cache_event(&c, EXPERT_EV_MISS_HOST, layer, e);
+					expert_cache_event(&s.c, EXPERT_EV_MISS_HOST, layer, e);
+					/* hybrid: fill it behind the card's work when the link can land
+					 * it before the next token reaches this layer */
+					if (cfg->host_exec &&
+					    sim_fill_ahead(&s, layer, e, nu, t_route, t_route + t_tok))
+						r->bg_fills++;
 					continue;
 				}
-				s = expert_cache_fill(&c, layer, e, nu, 0, NULL);
-				if (s < 0) { /* every slot pinned or locked: the host runs it */
-					host_free = h_end;
-					host_end = dmax(host_end, h_end + t_merge);
-					r->miss_host++;
-					expert_cache_event(&c, EXPERT_EV_MISS_HOST, layer, e);
-					continue;
-				}
-				link_free = dma_end;
-				ready[s] = dma_end;
+				s.link_free = dma_end;
+				s.ready[slot2] = dma_end;
 				r->miss_dma++;
 				r->dma_bytes += eb * sc;
 				r->dma_busy_s += t_dma;
@@ -526,27 +614,35 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 					cready[y - 1] = tmp;
 				}
 			double card = t_route;
-			for (size_t x = 0; x < nc; x++)
-				card = dmax(card, cready[x]) + t_exp;
+			for (size_t x = 0; x < nc; x++) {
+				if (cready[x] > card) {
+					r->dma_wait_s += cready[x] - card;
+					card = cready[x];
+				}
+				card += t_exp;
+			}
+			if (host_end > card)
+				r->host_wait_s += host_end - card;
 			now = dmax(card, host_end);
-			ideal += t_attn + (double)k * t_exp;
-			expert_cache_unlock(&c);
+			ideal += t_layer;
+			expert_cache_unlock(&s.c);
 		}
 		now += t_other;
 		ideal += t_other;
 		r->tokens++;
 		g = h;
 	}
-	r->prefetch_issued = c.st.prefetch_issued;
-	r->prefetch_used = c.st.prefetch_used;
-	r->prefetch_wasted = c.st.prefetch_wasted;
-	r->pin_fills = c.st.pin_fills;
+	r->prefetch_issued = s.c.st.prefetch_issued - r->bg_fills;
+	r->prefetch_used = s.c.st.prefetch_used;
+	r->prefetch_wasted = s.c.st.prefetch_wasted;
+	r->pin_fills = s.c.st.pin_fills;
 	r->hit_rate = r->accesses ? (double)r->hits / (double)r->accesses : 0;
+	r->ready_rate = r->accesses ? (double)r->ready / (double)r->accesses : 0;
 	r->dma_bytes_per_token = r->tokens ? r->dma_bytes / (double)r->tokens : 0;
 	r->time_s = now;
 	r->ideal_s = ideal;
 	r->stall_s = now - ideal;
-	r->dma_hidden = r->dma_busy_s > 0 ? 1 - dmax(0, r->stall_s) / r->dma_busy_s : 1;
+	r->dma_hidden = r->dma_busy_s > 0 ? 1 - r->dma_wait_s / r->dma_busy_s : 1;
 	if (r->dma_hidden < 0)
 		r->dma_hidden = 0;
 	r->tok_s = now > 0 ? (double)r->tokens / now : 0;
@@ -557,11 +653,13 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 	r->host_tok_s = host_tok > 0 ? 1 / host_tok : 0;
 	rc = 0;
 out:
-	expert_cache_free(&c);
+	expert_cache_free(&s.c);
 	free(ord);
 	free(nextu);
 	free(lastu);
-	free(ready);
+	free(u.start);
+	free(u.acc);
+	free(s.ready);
 	free(cready);
 	free(at);
 	return rc;

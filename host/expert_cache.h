@@ -165,6 +165,10 @@ int expert_cache_access(struct expert_cache *c, int layer, int e, uint64_t next_
 int expert_cache_fill(struct expert_cache *c, int layer, int e, uint64_t next_use, int prefetch,
 		      int *victim);
 
+/* expert_cache_victim - the slot a fill would take now (an empty one first), or -1 when every
+ * slot is pinned or locked. No side effects. */
+int expert_cache_victim(const struct expert_cache *c);
+
 /* expert_cache_unlock - ends a layer step: unlocks the slots locked since the last call. */
 void expert_cache_unlock(struct expert_cache *c);
 
@@ -182,9 +186,16 @@ void expert_cache_event(struct expert_cache *c, enum expert_event ev, int layer,
 
 struct expert_sim_cfg {
 	enum expert_policy policy;
-	int lookahead;           /* 0 none; 1: prefetch layer L's predicted experts when layer L
-	                            starts; 2: when layer L-1 starts (trace pred1 / pred2) */
-	int host_exec;           /* 1: a miss runs on the host CPU when that finishes earlier */
+	int lookahead;           /* 0 none; 1: layer L's predicted experts (trace pred1, from the
+	                            residual after layer L-1) are prefetched when layer L starts;
+	                            2: layer L+1's (trace pred2 of L+1, from the residual after
+	                            layer L-1) are prefetched when layer L starts, a layer earlier */
+	int host_exec;           /* 1: hybrid. A miss runs on the host CPU when that finishes before
+	                            its DMA would (the card never waits on the link for it), and is
+	                            then filled in the background; prefetches and background fills
+	                            are only issued when the link can deliver them before their use
+	                            (link budget), and a prefetched expert still in flight runs on
+	                            the host when that is sooner */
 	int n_slots;             /* card slots (>= 1) */
 	int pin_slots;           /* PIN: pinned slots (0 = half of n_slots) */
 	int repin_every;         /* PIN: tokens between re-pinning on the measured load (0 = 32) */
@@ -203,18 +214,27 @@ struct expert_sim_cfg {
 struct expert_sim_result {
 	uint64_t tokens;         /* tokens replayed */
 	uint64_t accesses;       /* expert accesses */
-	uint64_t hits;           /* resident at lookup (incl. prefetched) */
-	uint64_t miss_dma;       /* misses fetched over the link */
+	uint64_t hits;           /* resident at lookup (incl. prefetched, arrived or in flight) */
+	uint64_t ready;          /* hits whose weights had arrived when the router chose them */
+	uint64_t late_host;      /* hits still in flight that the host ran instead (hybrid) */
+	uint64_t miss_dma;       /* misses fetched over the link while the card waits */
 	uint64_t miss_host;      /* misses run on the host CPU */
+	uint64_t bg_fills;       /* background fills after a host-run miss (hybrid) */
+	uint64_t pf_skipped;     /* prefetches not issued: too late for the link (hybrid) or, for
+	                            BELADY, not worth a slot (optimal admission) */
 	uint64_t prefetch_issued, prefetch_used, prefetch_wasted, pin_fills;
 	double hit_rate;         /* hits / accesses */
+	double ready_rate;       /* ready / accesses */
 	double dma_bytes;        /* bytes over the link (misses, prefetches, pins), times layer_scale */
 	double dma_bytes_per_token;
 	double dma_busy_s;       /* modeled link busy time */
+	double dma_wait_s;       /* card time spent waiting for a DMA to land (exposed DMA time) */
+	double host_wait_s;      /* card time spent waiting for host-run experts */
 	double time_s;           /* modeled decode time of all tokens */
 	double ideal_s;          /* modeled time with every expert resident */
 	double stall_s;          /* time_s - ideal_s (>= 0 up to rounding) */
-	double dma_hidden;       /* fraction of link busy time not on the critical path */
+	double dma_hidden;       /* 1 - dma_wait_s / dma_busy_s: share of link busy time that ran
+	                            behind compute (1 when nothing was DMA'd) */
 	double tok_s;            /* modeled decode tokens/s */
 	double ideal_tok_s;      /* modeled tokens/s with every expert resident */
 	double host_tok_s;       /* modeled tokens/s of an all-host run (every byte at host_bw) */
@@ -222,8 +242,11 @@ struct expert_sim_result {
 
 /*
  * expert_sim_run - replays trace t (records taken in token order, then layer order) under cfg.
- * Returns 0, -EINVAL (bad cfg: slots < 1, non-positive bandwidths; or the trace has no
- * predictions while lookahead > 0), or -ENOMEM.
+ * Per MoE layer the card runs attention (layer_bytes at card_bw), then the k experts in the
+ * order their weights are ready (expert_bytes at card_bw each); the link moves one expert at a
+ * time (expert_bytes / link_bw + desc_lat); the host runs an expert in expert_bytes / host_bw
+ * and merges its f32 output over the link. Returns 0, -EINVAL (bad cfg: slots < 1,
+ * non-positive bandwidths; or the trace has no predictions while lookahead > 0), or -ENOMEM.
  */
 int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cfg,
 		   struct expert_sim_result *r);

@@ -236,6 +236,32 @@ static void test_sim_known(void **st)
 		      "modeled tok/s %.0f, +host %.0f, all-host %.0f\n",
 		      lru.hit_rate, bel.hit_rate, want, pf.hit_rate, lru.tok_s, host.tok_s,
 		      host.host_tok_s);
+	/* hybrid with a host faster than the link: no miss waits for a DMA (all DMA time hidden),
+	 * misses are filled behind the card's work, and Belady's admission keeps the hit rate */
+	struct expert_sim_cfg hc = { .n_slots = S, .card_bw = 100e9, .link_bw = 100e9,
+				     .host_bw = 200e9, .desc_lat = 1e-6, .host_exec = 1,
+				     .policy = EXPERT_POLICY_BELADY };
+	struct expert_sim_result hy, bpf;
+	assert_int_equal(expert_sim_run(&t, &hc, &hy), 0);
+	if (hy.miss_dma != 0 || hy.dma_wait_s != 0 || hy.dma_hidden != 1 || hy.bg_fills == 0 ||
+	    hy.miss_host + hy.hits != N)
+		fail_msg("hybrid: %llu DMA misses, wait %.9f s, hidden %.3f, %llu background fills, "
+			 "%llu host + %llu hits of %d",
+			 (unsigned long long)hy.miss_dma, hy.dma_wait_s, hy.dma_hidden,
+			 (unsigned long long)hy.bg_fills, (unsigned long long)hy.miss_host,
+			 (unsigned long long)hy.hits, N);
+	if (hy.tok_s < lru.tok_s || hy.hit_rate < bel.hit_rate - 0.01)
+		fail_msg("hybrid Belady: %.1f tok/s (card-only LRU %.1f), hit %.3f (card-only %.3f)",
+			 hy.tok_s, lru.tok_s, hy.hit_rate, bel.hit_rate);
+	/* Belady with perfect look-ahead: every access lands prefetched, nothing is wasted */
+	cfg.host_exec = 0;
+	cfg.policy = EXPERT_POLICY_BELADY;
+	cfg.lookahead = 1;
+	assert_int_equal(expert_sim_run(&t, &cfg, &bpf), 0);
+	if (bpf.hit_rate < 0.999 || bpf.prefetch_wasted != 0 || bpf.miss_dma != 0)
+		fail_msg("Belady+prefetch: hit %.4f, wasted %llu, DMA misses %llu", bpf.hit_rate,
+			 (unsigned long long)bpf.prefetch_wasted, (unsigned long long)bpf.miss_dma);
+	cfg.policy = EXPERT_POLICY_LRU;
 	/* a trace without predictions cannot run look-ahead */
 	expert_trace_free(&t);
 	free(b);

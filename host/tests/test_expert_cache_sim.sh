@@ -41,7 +41,9 @@ if [ $? = 0 ]; then ok "cache-sim --json exit 0"; else bad "cache-sim exit"; cat
 
 "$PYTHON" - "$W/sim.jsonl" "$W/full.jsonl" "$TRACE" "$W/ev.jsonl" >"$W/py.out" 2>&1 <<'PY'
 import json, struct, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+allrows = [json.loads(l) for l in open(sys.argv[1])]
+rows = [r for r in allrows if 'policy' in r]
+goals = [r for r in allrows if 'goals' in r]
 full = [json.loads(l) for l in open(sys.argv[2])]
 res = []
 def check(name, cond, detail=''):
@@ -50,21 +52,34 @@ def check(name, cond, detail=''):
 pols = {r['policy'] for r in rows if r['scope'] == 'trace'}
 need = {'lru', 'lfu', 'pin', 'belady'}
 check('every demand policy replayed', need <= pols, str(sorted(pols)))
+check('every policy in both modes (card-only, host execution)',
+      all({'card', '+host'} == {r['mode'] for r in rows if r['policy'] == p} for p in pols))
 check('671B what-if rows for Gen3 and Gen4',
       {'671b_gen3', '671b_gen4'} <= {r['scope'] for r in rows})
-check('hit rates in [0,1], DMA hidden in [0,1]',
-      all(0 <= r['hit_rate'] <= 1 and 0 <= r['dma_hidden'] <= 1 for r in rows))
+check('hit rates in [0,1], ready <= hit, DMA hidden in [0,1]',
+      all(0 <= r['ready_rate'] <= r['hit_rate'] + 1e-12 <= 1 + 1e-12 and 0 <= r['dma_hidden'] <= 1
+          for r in rows))
 # Belady MIN is optimal among demand policies at every slot count
 by = {}
 for r in rows:
-    if r['scope'] == 'trace':
+    if r['scope'] == 'trace' and r['mode'] == 'card':
         by.setdefault(r['slots'], {})[r['policy']] = r
 worst = min(g['belady']['hit_rate'] - max(g[p]['hit_rate'] for p in ('lru', 'lfu', 'pin'))
             for g in by.values())
 check('Belady >= LRU, LFU, PIN at %d slot counts' % len(by), worst >= -1e-12, '%.4f' % worst)
+hyb = [r for r in rows if r['mode'] == '+host']
 check('with host execution never slower than all-host, never faster than all-resident (modeled)',
-      all(r['modeled_all_host_tok_s'] * (1 - 1e-9) <= r['modeled_tok_s_host_exec'] <=
-          r['modeled_all_resident_tok_s'] * (1 + 1e-9) for r in rows))
+      all(r['modeled_all_host_tok_s'] * (1 - 1e-9) <= r['modeled_tok_s'] <=
+          r['modeled_all_resident_tok_s'] * (1 + 1e-9) for r in hyb))
+card = [r for r in rows if r['mode'] == 'card']
+kk = struct.unpack_from('<I', open(sys.argv[3], 'rb').read(), 20)[0]
+# (PIN may pin every free slot; a step with every slot locked has no room: those go to the host)
+check('card-only runs of LRU/LFU/Belady never run a miss on the host',
+      all(r['miss_host'] == 0 for r in card if r['slots'] >= 2 * kk and not r['policy'].startswith('pin')))
+check('goal rows for 10/25/50% of the trace and the 671B shapes',
+      {(g['scope'], g['goals']) for g in goals} >=
+      {(s, p) for s in ('trace', '671b_gen3', '671b_gen4') for p in (10, 25, 50)},
+      str(sorted((g['scope'], g['goals']) for g in goals)))
 # compulsory misses, counted from the trace bytes
 b = open(sys.argv[3], 'rb').read()
 k = struct.unpack_from('<I', b, 20)[0]
@@ -76,7 +91,7 @@ for off in range(64, len(b), rb):
         keys.add((layer, struct.unpack_from('<i', b, off + 8 + 4 * j)[0]))
         acc += 1
 want = 1 - len(keys) / acc
-got = full[0]['hit_rate']
+got = [r for r in full if r.get('mode') == 'card'][0]['hit_rate']
 check('all resident: only compulsory misses (%d of %d)' % (len(keys), acc), abs(got - want) < 1e-4,
       'hit %.5f, expected %.5f' % (got, want))
 ev = [json.loads(l) for l in open(sys.argv[4])]
