@@ -182,7 +182,7 @@ static int run_policies(const struct expert_trace *t, struct expert_sim_cfg base
 static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, int json,
 			const char *scope)
 {
-	int best = -1, hid = -1, worst3 = -1, bel0 = -1;
+	int best = -1, hid = -1, worst3 = -1, bel0 = -1, most = -1;
 	for (int p = 0; p < N_POLICIES; p++) {
 		if (!sr->ran[p])
 			continue;
@@ -195,6 +195,10 @@ static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, i
 			best = p;
 		if (hid < 0 || sr->hyb[p].tok_s > sr->hyb[hid].tok_s)
 			hid = p;
+		if (most < 0 || sr->hyb[p].dma_hidden > sr->hyb[most].dma_hidden ||
+		    (sr->hyb[p].dma_hidden == sr->hyb[most].dma_hidden &&
+		     sr->hyb[p].tok_s > sr->hyb[most].tok_s))
+			most = p;
 		if (worst3 < 0 || sr->hyb[p].tok_s < sr->hyb[worst3].tok_s)
 			worst3 = p;
 	}
@@ -209,25 +213,30 @@ static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, i
 	double hs = same >= 0 ? sr->card[same].hit_rate : hb;
 	const struct expert_sim_result *x = &sr->hyb[hid];
 	double all_host = sr->hyb[worst3].host_tok_s, slow = sr->hyb[worst3].tok_s;
-	int g1 = h >= hb - 0.10 && h >= hs - 0.10, g2 = x->dma_hidden >= 0.80;
+	const struct expert_sim_result *y = &sr->hyb[most];
+	int g1 = h >= hb - 0.10 && h >= hs - 0.10, g2 = y->dma_hidden >= 0.80;
 	int g3 = slow >= all_host && (cpu_tok_s <= 0 || slow >= cpu_tok_s);
 	if (json) {
 		printf("{\"scope\":\"%s\",\"goals\":%d,\"best_online\":\"%s\",\"best_online_hit\":%.4f,"
 		       "\"belady_hit\":%.4f,\"belady_same_prefetch_hit\":%.4f,\"hit_goal_met\":%d,"
 		       "\"fastest_hybrid\":\"%s\",\"fastest_hybrid_dma_hidden\":%.4f,"
-		       "\"fastest_hybrid_tok_s\":%.3f,\"hidden_goal_met\":%d,"
+		       "\"fastest_hybrid_tok_s\":%.3f,\"most_hidden_hybrid\":\"%s\","
+		       "\"most_hidden_dma_hidden\":%.4f,\"most_hidden_tok_s\":%.3f,\"hidden_goal_met\":%d,"
 		       "\"slowest_hybrid_tok_s\":%.3f,\"all_host_tok_s\":%.3f,\"cpu_tok_s\":%.3f,"
 		       "\"host_goal_met\":%d}\n",
 		       scope, pct, policies[best].name, h, hb, hs, g1, policies[hid].name,
-		       x->dma_hidden, x->tok_s, pct == 50 ? g2 : -1, slow, all_host, cpu_tok_s, g3);
+		       x->dma_hidden, x->tok_s, policies[most].name, y->dma_hidden, y->tok_s,
+		       pct == 50 ? g2 : -1, slow, all_host, cpu_tok_s, g3);
 		return;
 	}
 	printf("  goal 1, hit rate: best online %s %.1f%% vs Belady %.1f%% (%+.1f points) and vs "
 	       "Belady with the same prefetch %.1f%% (%+.1f): %s\n",
 	       policies[best].name, 100 * h, 100 * hb, 100 * (h - hb), 100 * hs, 100 * (h - hs),
 	       g1 ? "met" : "NOT met");
-	printf("  goal 2, DMA hidden: fastest hybrid %s hides %.1f%% of its DMA time (%.2f tok/s)%s\n",
-	       policies[hid].name, 100 * x->dma_hidden, x->tok_s,
+	printf("  goal 2, DMA hidden: %s +host hides %.1f%% of its DMA time (%.2f tok/s); the "
+	       "fastest, %s +host, %.1f%% (%.2f tok/s)%s\n",
+	       policies[most].name, 100 * y->dma_hidden, y->tok_s, policies[hid].name,
+	       100 * x->dma_hidden, x->tok_s,
 	       pct != 50 ? " (the goal is set at 50%)" : g2 ? ": met" : ": NOT met");
 	printf("  goal 3, hybrid >= all-host: slowest hybrid %s %.2f tok/s vs all-host modeled %.2f",
 	       policies[worst3].name, slow, all_host);

@@ -612,8 +612,9 @@ struct ee_xc {
 	uint32_t fid[EE_MAX_TOPK];      /* fence the gate|up waits on, 0 = none */
 	uint32_t fval[EE_MAX_TOPK];     /* its value */
 	uint64_t hres[EE_MAX_TOPK];     /* card f32 [hidden]: route_w * y of a host-run expert */
-	int pf_key[EE_MAX_TOPK];        /* prefetch fills queued for the down chain: slot, -1 none */
-	int pf_exp[EE_MAX_TOPK], pf_layer[EE_MAX_TOPK], n_pf;
+	int pf_key[EE_MAX_TOPK];        /* prefetch fills queued for the down chain: slot */
+	int pf_exp[EE_MAX_TOPK], pf_layer[EE_MAX_TOPK], pf_ch[EE_MAX_TOPK], n_pf;
+	uint64_t bg_fills;              /* background fills of host-run misses (--expert-host auto) */
 	float *hid, *hout, *hres_x, *plog; /* host [inter], [hidden], [hidden], [E] scratch */
 	int host_add_cmd;               /* list index of the first host merge, -1 none */
 	double host_layer_s;            /* modeled host seconds of this layer's host experts */
@@ -884,7 +885,7 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		}
 	}
 	/* misses: modeled DMA finish vs when the card needs the expert vs the host finishing it */
-	int hits = k - n_miss;
+	int hits = k - n_miss, n_host = 0, host_key[EE_MAX_TOPK];
 	double ahead = ((1 + hits + 3) / 4) * xc->gemm_s; /* shared + hits over 4 GEMM CUs */
 	double host_t = 0, ch_t[ABI_MAX_DMA] = { 0 };
 	int n_fill = 0;
@@ -933,7 +934,34 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 			xc->host_layer_s = h_end;
 			xc->miss_host++;
 			expert_cache_event(&xc->cache, EXPERT_EV_MISS_HOST, li, idx[j]);
+			n_host++;
+			host_key[n_host - 1] = j;
 		}
+	}
+	/* auto: a host-run miss is filled behind the card's work (a background fill at the head of
+	 * the list after the demand fills, flagged like a prefetch) when a channel can land it before
+	 * this list's GEMMs end (link budget); the slot stays locked until the list completes, so
+	 * no other fill of the list takes it over */
+	double budget = (1 + k - n_host) * xc->gemm_s;
+	for (int m = 0; xc->host_mode == 1 && m < n_host; m++) {
+		int ci = 0;
+		for (int q = 1; q < xc->n_h2c; q++)
+			ci = ch_t[q] < ch_t[ci] ? q : ci;
+		double end = ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
+		if (ch_t[ci] > 0 || end > budget) /* only on a channel no demand fill uses */
+			break;
+		int victim = -1, j = host_key[m];
+		uint64_t w0 = xc->cache.st.prefetch_wasted;
+		int s = expert_cache_fill(&xc->cache, li, idx[j], UINT64_MAX, 1, &victim);
+		if (s < 0)
+			break;
+		expert_cache_lock(&xc->cache, s);
+		xc->pf_wasted += xc->cache.st.prefetch_wasted - w0;
+		if (victim >= 0)
+			xc->evictions++;
+		ch_t[ci] = end;
+		TRY(ee_xc_fill_cmds(e, &L->lw->experts[idx[j]], s, xc->h2c[ci], 0, 0));
+		xc->bg_fills++;
 	}
 	xc->host_s += xc->host_layer_s;
 	/* look-ahead: the next MoE layer's gate on this residual (after attention), its post-attention
@@ -964,8 +992,10 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 			expert_cache_event(&xc->cache, EXPERT_EV_EVICT, victim / xc->cache.n_experts,
 					   victim % xc->cache.n_experts);
 		}
+		expert_cache_lock(&xc->cache, s);
 		xc->pf_key[xc->n_pf] = s;
 		xc->pf_exp[xc->n_pf] = pe;
+		xc->pf_ch[xc->n_pf] = xc->n_pf % xc->n_h2c;
 		xc->pf_layer[xc->n_pf++] = nl;
 		xc->pf_issued++;
 		expert_cache_event(&xc->cache, EXPERT_EV_PREFETCH, nl, pe);
@@ -1081,7 +1111,7 @@ static int ee_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 	for (int j = 0; j < k; j++) {
 		if (xc && pf < xc->n_pf) { /* one prefetch per down step keeps the DMA queue fed */
 			const struct ffn_weights *f = &e->L[xc->pf_layer[pf]].lw->experts[xc->pf_exp[pf]];
-			TRY(ee_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[pf % xc->n_h2c], 0, 0));
+			TRY(ee_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[xc->pf_ch[pf]], 0, 0));
 			pf++;
 		}
 		TRY(ee_barrier(e)); /* the accumulating downs share y: one at a time, in order */
@@ -1097,7 +1127,7 @@ static int ee_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 	}
 	for (; xc && pf < xc->n_pf; pf++) {
 		const struct ffn_weights *f = &e->L[xc->pf_layer[pf]].lw->experts[xc->pf_exp[pf]];
-		TRY(ee_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[pf % xc->n_h2c], 0, 0));
+		TRY(ee_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[xc->pf_ch[pf]], 0, 0));
 	}
 	TRY(ee_barrier(e));
 	TRY(ee_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
@@ -1276,7 +1306,7 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 			xc->pf_pred = xc->pf_pred_hit = 0;
 			xc->dma_bytes = xc->dma_busy_ns = xc->dma_exposed_ns = 0;
 			xc->host_s = xc->host_exposed_ns = 0;
-			xc->pin_fills = 0;
+			xc->pin_fills = xc->bg_fills = 0;
 		}
 	}
 }
@@ -1294,7 +1324,7 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 	if (json) {
 		fprintf(out, ",\"expert_slots\":%d,\"expert_policy\":\"%s\",\"expert_prefetch\":%d,"
 			     "\"expert_host\":\"%s\",\"expert_accesses\":%llu,\"expert_hit_rate\":%.4f,"
-			     "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,"
+			     "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,\"expert_bg_fills\":%llu,"
 			     "\"expert_prefetch_issued\":%llu,\"expert_prefetch_used\":%llu,"
 			     "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,\"expert_evictions\":%llu,"
 			     "\"expert_prediction_recall\":%.4f,"
@@ -1305,6 +1335,7 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
 			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
 			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
+			(unsigned long long)xc->bg_fills,
 			(unsigned long long)xc->pf_issued, (unsigned long long)xc->pf_used,
 			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills,
 			(unsigned long long)xc->evictions, pred,
@@ -1315,7 +1346,8 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 	fprintf(out,
 		"  expert cache   %d slots of %.2f MB (%s%s, host execution %s): hit rate %.1f%% of "
 		"%llu accesses\n"
-		"                 misses: %llu DMA'd, %llu run on the host; prefetch %llu issued, %llu "
+		"                 misses: %llu DMA'd, %llu run on the host (%llu filled behind the "
+		"card); prefetch %llu issued, %llu "
 		"used, %llu wasted (prediction recall %.1f%%)\n"
 		"                 DMA %.2f MB/token, modeled %.4f ms/token of fills, %.1f%% of it hidden "
 		"behind card compute\n"
@@ -1324,7 +1356,8 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 		xc->cache.n_slots, xc->lay.bytes / 1e6, expert_policy_name(xc->cache.policy),
 		xc->prefetch ? "+prefetch" : "", hm[xc->host_mode], 100 * xc->hits / acc,
 		(unsigned long long)xc->accesses, (unsigned long long)xc->miss_dma,
-		(unsigned long long)xc->miss_host, (unsigned long long)xc->pf_issued,
+		(unsigned long long)xc->miss_host, (unsigned long long)xc->bg_fills,
+		(unsigned long long)xc->pf_issued,
 		(unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted, 100 * pred,
 		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
 }

@@ -313,6 +313,12 @@ int expert_cache_fill(struct expert_cache *c, int layer, int e, uint64_t next_us
 	return s;
 }
 
+void expert_cache_lock(struct expert_cache *c, int s)
+{
+	if (s >= 0 && s < c->n_slots)
+		lock_slot(c, s);
+}
+
 void expert_cache_unlock(struct expert_cache *c)
 {
 	for (int i = 0; i < c->n_locked; i++)
@@ -430,6 +436,7 @@ static int sim_fill_ahead(struct sim *s, int layer, int e, uint64_t nu, double n
 	int slot = expert_cache_fill(&s->c, layer, e, nu, 1, NULL);
 	if (slot < 0)
 		return 0;
+	expert_cache_lock(&s->c, slot); /* no later fill of this step takes it over */
 	s->link_free = arrive;
 	s->ready[slot] = arrive;
 	s->r->dma_bytes += s->eb * s->sc;

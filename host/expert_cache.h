@@ -169,6 +169,10 @@ int expert_cache_fill(struct expert_cache *c, int layer, int e, uint64_t next_us
  * slot is pinned or locked. No side effects. */
 int expert_cache_victim(const struct expert_cache *c);
 
+/* expert_cache_lock - locks slot s until the next expert_cache_unlock (a fill in flight that
+ * no other fill of the same step may take over). */
+void expert_cache_lock(struct expert_cache *c, int s);
+
 /* expert_cache_unlock - ends a layer step: unlocks the slots locked since the last call. */
 void expert_cache_unlock(struct expert_cache *c);
 
