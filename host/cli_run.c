@@ -123,11 +123,15 @@ static int parse_args(int argc, char **argv, struct run_args *a, const char *cmd
 			a->expert_trace = v;
 		} else if (OPT("--expert-slots")) {
 			char *end;
+			if (!strcmp(v, "board")) {
+				a->ex.expert_slots = -1; /* as many as the card's memory holds */
+				continue;
+			}
 			long n = strtol(v, &end, 10);
 			if (n < 1 || n > 1000000 || (*end && strcmp(end, "%")) ||
 			    (*end && n > 100)) {
-				fprintf(stderr, "moecard: %s: --expert-slots: expected N >= 1 or P%% "
-						"(1..100), got '%s'\n", cmd, v);
+				fprintf(stderr, "moecard: %s: --expert-slots: expected N >= 1, P%% "
+						"(1..100) or board, got '%s'\n", cmd, v);
 				return 2;
 			}
 			if (*end)

@@ -40,7 +40,8 @@ struct engine_extra {
 	const char *expert_trace; /* --expert-trace FILE: routing trace */
 	/* expert cache on the card (issue 7; emu engine): */
 	int expert_slots;         /* --expert-slots N: card slots for routed experts, 0 = every
-	                             routed expert resident (no cache) */
+	                             routed expert resident (no cache), -1 (--expert-slots board)
+	                             = as many as the card's memory holds after the resident set */
 	int expert_slots_pct;     /* --expert-slots P%: slots = P% of all routed experts (0 = off) */
 	const char *expert_policy; /* --expert-policy lru|lfu|pin|belady (NULL = lru) */
 	int expert_prefetch;      /* --expert-prefetch: DMA the next layer's predicted experts early */

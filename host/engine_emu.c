@@ -599,6 +599,7 @@ struct ee_xc {
 	struct expert_slot_layout lay;  /* one slot's parts */
 	uint64_t *slot_addr;            /* [n_slots] card address of each slot */
 	int host_mode;                  /* 0 off, 1 auto (modeled cost), 2 always */
+	int from_board;                 /* --expert-slots board: slots until the card is full */
 	int prefetch;                   /* 1: look-ahead prefetch on */
 	uint32_t h2c[ABI_MAX_DMA];      /* H2C-capable channel indices */
 	int n_h2c;
@@ -637,7 +638,7 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 {
 	const struct config *c = e->c;
 	int E = c->n_routed_experts, moe = 0;
-	if (!x || (x->expert_slots <= 0 && x->expert_slots_pct <= 0))
+	if (!x || (x->expert_slots == 0 && x->expert_slots_pct <= 0))
 		return 0;
 	for (int l = 0; l < e->n_layers; l++)
 		moe += l < c->num_hidden_layers ? config_layer_is_moe(c, l) : e->w->mtp->is_moe;
@@ -646,7 +647,8 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 		return -EINVAL;
 	}
 	int n = x->expert_slots > 0 ? x->expert_slots
-				    : (int)((int64_t)moe * E * x->expert_slots_pct / 100);
+		: x->expert_slots < 0 ? moe * E /* board: the cap; ee_xc_place places what fits */
+				      : (int)((int64_t)moe * E * x->expert_slots_pct / 100);
 	if (n < c->num_experts_per_tok)
 		n = c->num_experts_per_tok; /* one layer's choice must fit */
 	if (n > moe * E)
@@ -677,6 +679,7 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 	e->xc = xc;
 	int D = c->hidden_size, I = c->moe_intermediate_size;
 	xc->host_mode = host;
+	xc->from_board = x->expert_slots < 0;
 	xc->prefetch = x->expert_prefetch;
 	xc->host_add_cmd = -1;
 	xc->pred_layer = -1;
@@ -752,13 +755,19 @@ static int ee_xc_place(struct ee *e)
 {
 	struct ee_xc *xc = e->xc;
 	int r;
-	for (int s = 0; s < xc->cache.n_slots; s++)
-		if ((r = ee_place(e, -1, NULL, (size_t)xc->lay.bytes, &xc->slot_addr[s])))
-			return r;
 	for (int j = 0; j < e->c->num_experts_per_tok; j++)
 		if ((r = ee_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)e->c->hidden_size,
 				  &xc->hres[j])))
 			return r;
+	for (int s = 0; s < xc->cache.n_slots; s++) {
+		r = ee_place(e, -1, NULL, (size_t)xc->lay.bytes, &xc->slot_addr[s]);
+		if (r == -ENOMEM && xc->from_board && s >= e->c->num_experts_per_tok) {
+			xc->cache.n_slots = s; /* the card is full: these many slots */
+			break;
+		}
+		if (r)
+			return r;
+	}
 	return 0;
 }
 

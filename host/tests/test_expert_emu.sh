@@ -75,14 +75,17 @@ tiny="$T/tiny"
 "$MOECARD" gen --out "$tiny" --preset tiny --seed 21 >/dev/null || bad "gen tiny"
 if [ "${SAN:-}" = 1 ]; then # the sanitizer variant: fewer tokens and variants
   proof "$tiny" 12 tiny "--expert-slots|25%|--expert-policy|lfu" "--expert-slots|25%|--expert-host|always" \
-    "--expert-slots|25%|--expert-policy|pin|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50"
+    "--expert-slots|25%|--expert-policy|pin|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
+    "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
+    "--expert-slots|board"
 else
   proof "$tiny" 64 tiny \
     "--expert-slots|25%|--expert-policy|lru" "--expert-slots|25%|--expert-policy|lfu" \
     "--expert-slots|25%|--expert-policy|pin" "--expert-slots|25%|--expert-prefetch" \
     "--expert-slots|25%|--expert-host|always" \
     "--expert-slots|25%|--expert-policy|pin|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
-    "--expert-slots|4"
+    "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
+    "--expert-slots|4" "--expert-slots|board"
 fi
 
 # --- figures: bench --json on tiny ---------------------------------------------------------
