@@ -556,6 +556,13 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 					/* needed when that layer routes; after that the host is sooner */
 					double need = (cfg->lookahead == 1 ? t_route : start + t_layer + t_attn) +
 						      t_host;
+					/* predicted experts already resident are kept for their use: no
+					 * prefetch of the same step may evict them */
+					for (size_t j = 0; j < k; j++) {
+						int e = pred[pi * k + j];
+						if (e >= 0 && e < E)
+							expert_cache_lock(&s.c, expert_cache_lookup(&s.c, tl, e));
+					}
 					for (size_t j = 0; j < k; j++) {
 						int e = pred[pi * k + j];
 						if (e < 0 || e >= E || expert_cache_lookup(&s.c, tl, e) >= 0)
