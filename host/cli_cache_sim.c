@@ -448,6 +448,21 @@ int cli_cache_sim(int argc, char **argv)
 		w.other_bytes = sh.other_bytes;
 		w.layer_scale = (double)(sh.n_layers - sh.first_dense) / nmoe;
 		static const double links[2] = { DMA_LINK_PCIE_GEN3_X16, DMA_LINK_PCIE_GEN4_X16 };
+		if (have_board && !json) {
+			/* what the card itself would hold: the 671B resident set (attention, dense
+			 * layers, shared experts, router, head) first, then expert slots */
+			struct board_fit fit;
+			uint64_t res = sh.layer_bytes * (sh.n_layers - sh.first_dense) + sh.other_bytes;
+			if (!board_fit_compute(b, res, sh.expert_bytes, 0, 0, &fit))
+				printf("\n671B on %s (%s): resident set %.1f GB %s; %llu expert slots "
+				       "= %.2f%% of the %u routed experts\n",
+				       bp, b->model, res / 1e9,
+				       fit.resident_fits ? "fits" : "does NOT fit in its memory",
+				       (unsigned long long)fit.expert_slots,
+				       100.0 * (double)fit.expert_slots /
+					   ((double)sh.n_experts * (sh.n_layers - sh.first_dense)),
+				       sh.n_experts * (sh.n_layers - sh.first_dense));
+		}
 		for (int q = sweep ? 0 : -1; q < 3; q++) {
 		int pct = q < 0 ? (int)(100.0 * slots / total + 0.5) : pcts[q];
 		int ws = q < 0 ? slots : (int)(pct / 100.0 * total + 0.5);
