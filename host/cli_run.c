@@ -267,8 +267,10 @@ static void load_with_progress(const struct ckpt *ck)
 static struct expert_trace_writer *run_xt;
 static int close_trace(const struct run_args *a, int rc)
 {
-	if (expert_trace_detach(run_xt)) {
-		fprintf(stderr, "moecard: --expert-trace %s: write failed\n", a->expert_trace);
+	int r = expert_trace_detach(run_xt);
+	if (r) {
+		fprintf(stderr, "moecard: --expert-trace %s: write failed: %s\n", a->expert_trace,
+			strerror(-r));
 		rc = 1;
 	}
 	run_xt = NULL;
@@ -735,6 +737,7 @@ out:
 	free(logits);
 	free(o_plain);
 	free(o_spec);
+	rc = close_trace(&a, rc); /* bench parses --expert-trace too: the file must be complete */
 	engine_free(&m);
 	ckpt_close(&ck);
 	return rc;

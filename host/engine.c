@@ -48,7 +48,7 @@ static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
 }
 
 static const struct engine_ops cpu_ops = { "cpu", cpu_forward, cpu_mtp, cpu_truncate, NULL,
-					   cpu_free, cpu_mtp_hidden };
+					   cpu_free, cpu_mtp_hidden, NULL };
 
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
 		    const struct engine_extra *x, char *err, size_t errlen)

@@ -13,6 +13,7 @@
 #include "model.h"
 
 struct engine;
+struct expert_trace_writer;
 
 struct engine_ops {
 	const char *name;
@@ -29,6 +30,12 @@ struct engine_ops {
 	 * last mtp_forward into hidden[hidden_size]: the input of a chained speculative draft step
 	 * (host/spec.c). May be NULL; --spec-depth above 1 then is unavailable. Returns 0. */
 	int (*mtp_hidden)(struct engine *e, int row, float *hidden);
+	/* --expert-trace on an engine that routes the MoE layers on the host itself (emu, xrt):
+	 * from the next forward call on, the engine feeds writer w (expert_trace.h) the residual
+	 * stream before each decoder layer and each MoE layer's route, exactly as the cpu engine's
+	 * layer hook does; w == NULL stops it (before the writer is closed). May be NULL (cpu: the
+	 * writer hooks the model). Returns 0 or -ENOMEM. */
+	int (*expert_trace)(struct engine *e, struct expert_trace_writer *w);
 };
 
 /* Options beyond model_opts that some backends use. */

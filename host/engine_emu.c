@@ -23,6 +23,9 @@
  * contracts over kv_b's rows, so a pre-transposed copy of each head's W_UK codes and scale blocks
  * is placed at load (FP8, card memory only); W_UV is read in place.
  * Prefill runs token by token through the decode lists (the MLA command attends one query).
+ * --expert-trace (expert_trace.h) records every main-model MoE layer's route after the host
+ * router; its look-ahead needs the residual stream before each layer, so in trace mode (only) the
+ * list is submitted at each layer start that has a MoE layer within two layers and x is read back.
  */
 #include <errno.h>
 #include <math.h>
@@ -34,6 +37,7 @@
 #include "e4m3.h"
 #include "engine.h"
 #include "expert_cache.h"
+#include "expert_trace.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
 #include "kernels.h"
 #include "pool.h"
@@ -105,6 +109,8 @@ struct ee {
 	float *mtp_hid;           /* [hidden] MTP shared_head.norm output of the last row */
 	struct ee_list list;
 	struct ee_xc *xc;         /* expert cache (--expert-slots), NULL = every expert resident */
+	struct expert_trace_writer *xt; /* --expert-trace (engine_ops.expert_trace), NULL = off */
+	float *xt_x;              /* [hidden] residual stream read back for the trace look-ahead */
 	int cur_layer;
 	float softmax_scale;
 	/* statistics */
@@ -1149,6 +1155,17 @@ static int ee_layer_run(struct ee *e, int li, int p)
 {
 	const struct ee_layer *L = &e->L[li];
 	const struct config *c = e->c;
+	/* --expert-trace: the look-ahead from the residual stream after layer li-1, where the cpu
+	 * engine's layer hook makes it (none from the embedding, none in the MTP layer) */
+	int trace = e->xt && li < c->num_hidden_layers;
+	if (trace && li > 0 && expert_trace_writer_wants(e->xt, li - 1)) {
+		TRY(ee_flush(e));
+		double t0 = now_s();
+		TRY(ee_read(e, e->x, e->xt_x, sizeof(float) * (size_t)c->hidden_size));
+		/* a trace error is kept in the writer and reported when it closes, as on cpu */
+		(void)expert_trace_writer_predict(e->xt, &e->kc, li - 1, e->xt_x, 1);
+		e->t_host += now_s() - t0;
+	}
 	e->cur_layer = li;
 	TRY(ee_mla(e, L, p));
 	if (!L->moe)
@@ -1165,6 +1182,8 @@ static int ee_layer_run(struct ee *e, int li, int p)
 		if (idx[j] < 0 || idx[j] >= E)
 			idx[j] = 0;
 	TRY(ee_write(e, e->rw, w, sizeof(float) * (size_t)k));
+	if (trace) /* the layer's gate is re-run on hxn: self_mismatch checks the trace's router */
+		(void)expert_trace_writer_record(e->xt, &e->kc, li, p, 1, idx, w, e->hxn);
 	e->t_host += now_s() - t0;
 	if (e->xc)
 		TRY(ee_xc_route(e, li, p, idx, w));
@@ -1288,6 +1307,15 @@ static int ee_mtp_hidden(struct engine *en, int row, float *hidden)
 	struct ee *e = ee_of(en);
 	(void)row;
 	memcpy(hidden, e->mtp_hid, sizeof(float) * (size_t)e->c->hidden_size);
+	return 0;
+}
+
+static int ee_expert_trace(struct engine *en, struct expert_trace_writer *w)
+{
+	struct ee *e = ee_of(en);
+	if (w && !e->xt_x && !(e->xt_x = calloc((size_t)e->c->hidden_size, sizeof(float))))
+		return -ENOMEM;
+	e->xt = w;
 	return 0;
 }
 
@@ -1599,6 +1627,7 @@ static void ee_free(struct engine *en)
 	free(e->cat);
 	free(e->u);
 	free(e->mtp_hid);
+	free(e->xt_x);
 	free(e->prof);
 	kern_ctx_free(&e->kc);
 	if (e->pool)
@@ -1615,6 +1644,7 @@ static const struct engine_ops ee_ops = {
 	.stats = ee_stats,
 	.free = ee_free,
 	.mtp_hidden = ee_mtp_hidden,
+	.expert_trace = ee_expert_trace,
 };
 
 int engine_emu_open(struct engine *en, const struct ckpt *ck, const struct model_opts *o,

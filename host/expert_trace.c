@@ -333,82 +333,113 @@ void expert_trace_accuracy(const struct expert_trace *t, struct expert_trace_acc
 
 /* ---- writer ------------------------------------------------------------------------------ */
 
+/* Gate of MoE layer lw on normed rows xn[T][hidden] -> out[T][k]: the engines' router call. */
+static int gate_route(const struct config *c, const struct layer_weights *lw, struct kern_ctx *kc,
+		      const float *xn, int T, float *logit, int32_t *out)
+{
+	int E = c->n_routed_experts, k = c->num_experts_per_tok;
+	int r = kern_matmul(kc, &lw->gate, xn, T, logit);
+	if (r)
+		return r;
+	for (int t = 0; t < T; t++) {
+		int idx[EXPERT_TRACE_MAX_K];
+		float rw[EXPERT_TRACE_MAX_K];
+		router_route_token(c, lw->e_score_correction_bias, logit + (size_t)t * E, idx, rw);
+		for (int j = 0; j < k; j++)
+			out[(size_t)t * k + j] = idx[j];
+	}
+	return 0;
+}
+
+int expert_trace_predict(const struct config *c, const struct layer_weights *lw,
+			 struct kern_ctx *kc, const float *x, int T, float *xn, float *logit,
+			 int32_t *out)
+{
+	int D = c->hidden_size;
+	for (int t = 0; t < T; t++)
+		model_rmsnorm(xn + (size_t)t * D, x + (size_t)t * D, lw->post_attention_layernorm,
+			      D, c->rms_norm_eps);
+	return gate_route(c, lw, kc, xn, T, logit, out);
+}
 
 static int32_t *pred_at(struct expert_trace_writer *w, int d, int layer, int t)
 {
 	return w->pred + (((size_t)d * w->s.n_layers + layer) * w->max_batch + t) * w->s.k;
 }
 
-/* Gate of MoE layer L on rows xn[T][hidden] -> idx rows out(t) (k each). */
-static int gate_select(struct expert_trace_writer *w, int L, const float *xn, int T, int d)
+/* A write error: the errno of the failed write when there is one. */
+static int write_err(void) { return errno > 0 ? -errno : -EIO; }
+
+int expert_trace_writer_record(struct expert_trace_writer *w, struct kern_ctx *kc, int layer,
+			       int pos0, int T, const int *idx, const float *rw, const float *xn)
 {
-	struct model *m = w->m;
-	const struct layer_weights *lw = &m->w->layers[L];
-	int r = kern_matmul(&m->kc, &lw->gate, xn, T, w->logit);
-	if (r)
-		return r;
-	for (int t = 0; t < T; t++) {
-		int idx[EXPERT_TRACE_MAX_K];
-		float rw[EXPERT_TRACE_MAX_K];
-		router_route_token(m->c, lw->e_score_correction_bias,
-				   w->logit + (size_t)t * w->s.n_experts, idx, rw);
-		int32_t *dst = d >= 0 ? pred_at(w, d, L, t) : w->idx + (size_t)t * w->s.k;
-		for (uint32_t j = 0; j < w->s.k; j++)
-			dst[j] = idx[j];
+	int k = (int)w->s.k, r = 0;
+	if (w->error || T > w->max_batch || layer < 0 || layer >= (int)w->s.n_layers ||
+	    !w->layers[layer].is_moe)
+		return w->error;
+	/* self-check: the layer's own gate on its normed input gives the engine's choice */
+	if (xn && !(r = gate_route(w->c, &w->layers[layer], kc, xn, T, w->logit, w->idx)))
+		for (int t = 0; t < T; t++)
+			if (memcmp(w->idx + (size_t)t * k, idx + (size_t)t * k, sizeof(int) * k))
+				w->self_mismatch++;
+	for (int t = 0; t < T && !r; t++) {
+		for (int j = 0; j < k; j++)
+			w->idx[j] = idx[(size_t)t * k + j];
+		expert_trace_encode_record(w->s.k, layer, pos0 + t, w->idx, rw + (size_t)t * k,
+					   pred_at(w, 0, layer, t), pred_at(w, 1, layer, t),
+					   w->rec);
+		for (int d = 0; d < 2; d++)
+			for (int j = 0; j < k; j++)
+				pred_at(w, d, layer, t)[j] = -1;
+		errno = 0;
+		if (fwrite(w->rec, 1, rec_bytes(w->s.k), w->f) != rec_bytes(w->s.k))
+			r = write_err();
+		w->records++;
 	}
+	return w->error = r;
+}
+
+int expert_trace_writer_wants(const struct expert_trace_writer *w, int layer)
+{
+	for (int d = 1; d <= 2; d++)
+		if (layer + d >= 0 && layer + d < (int)w->s.n_layers && w->layers[layer + d].is_moe)
+			return 1;
 	return 0;
 }
 
-static void trace_hook(void *ctx, struct model *m, int layer, int pos0, int T)
+int expert_trace_writer_predict(struct expert_trace_writer *w, struct kern_ctx *kc, int layer,
+				const float *x, int T)
 {
-	struct expert_trace_writer *w = ctx;
-	const struct config *c = m->c;
-	int D = c->hidden_size, k = (int)w->s.k, r = 0;
-	if (w->prev_hook)
-		w->prev_hook(w->prev_ctx, m, layer, pos0, T);
+	int r = 0;
 	if (w->error || T > w->max_batch)
-		return;
-	if (m->w->layers[layer].is_moe) {
-		/* self-check: the layer's own gate on its normed input (m->xn) gives its choice */
-		if (!(r = gate_select(w, layer, m->xn, T, -1)))
-			for (int t = 0; t < T; t++)
-				if (memcmp(w->idx + (size_t)t * k, m->ridx + (size_t)t * k,
-					   sizeof(int) * k))
-					w->self_mismatch++;
-		for (int t = 0; t < T && !r; t++) {
-			uint8_t *p = w->rec;
-			for (int j = 0; j < k; j++)
-				w->idx[j] = m->ridx[(size_t)t * k + j];
-			expert_trace_encode_record(w->s.k, layer, pos0 + t, w->idx,
-						   m->rw + (size_t)t * k, pred_at(w, 0, layer, t),
-						   pred_at(w, 1, layer, t), p);
-			for (int d = 0; d < 2; d++)
-				for (int j = 0; j < k; j++)
-					pred_at(w, d, layer, t)[j] = -1;
-			if (fwrite(p, 1, rec_bytes(w->s.k), w->f) != rec_bytes(w->s.k))
-				r = -EIO;
-			w->records++;
-		}
-	}
+		return w->error;
 	/* look-ahead: the gates of the next two layers on the residual stream after this one */
 	for (int d = 1; d <= 2 && !r; d++) {
 		int L = layer + d;
-		if (L >= c->num_hidden_layers || !m->w->layers[L].is_moe)
+		if (L < 0 || L >= (int)w->s.n_layers || !w->layers[L].is_moe)
 			continue;
-		for (int t = 0; t < T; t++)
-			model_rmsnorm(w->xn + (size_t)t * D, m->x + (size_t)t * D,
-				  m->w->layers[L].post_attention_layernorm, D, c->rms_norm_eps);
-		r = gate_select(w, L, w->xn, T, d - 1);
+		r = expert_trace_predict(w->c, &w->layers[L], kc, x, T, w->xn, w->logit,
+					 pred_at(w, d - 1, L, 0));
 	}
-	if (r)
-		w->error = r;
+	return w->error = r;
 }
 
-int expert_trace_writer_open(struct expert_trace_writer *w, struct model *m, const char *path,
+/* model.layer_hook of the cpu engine: after decoder layer `layer` of model_forward. */
+static void trace_hook(void *ctx, struct model *m, int layer, int pos0, int T)
+{
+	struct expert_trace_writer *w = ctx;
+	if (w->prev_hook)
+		w->prev_hook(w->prev_ctx, m, layer, pos0, T);
+	if (!expert_trace_writer_record(w, &m->kc, layer, pos0, T, m->ridx, m->rw, m->xn))
+		expert_trace_writer_predict(w, &m->kc, layer, m->x, T);
+}
+
+int expert_trace_writer_init(struct expert_trace_writer *w, const struct config *c,
+			     const struct layer_weights *layers, int max_batch, const char *path,
 			     char *err, size_t errlen)
 {
 	memset(w, 0, sizeof *w);
-	if (expert_trace_shape_from_config(m->c, &w->s)) {
+	if (expert_trace_shape_from_config(c, &w->s)) {
 		snprintf(err, errlen, "--expert-trace %s: the model has no MoE layers", path);
 		return -EINVAL;
 	}
@@ -417,9 +448,10 @@ int expert_trace_writer_open(struct expert_trace_writer *w, struct model *m, con
 				      "large for a trace", path);
 		return -EINVAL;
 	}
-	w->m = m;
+	w->c = c;
+	w->layers = layers;
 	w->path = path;
-	w->max_batch = m->o.max_batch;
+	w->max_batch = max_batch > 0 ? max_batch : 1;
 	size_t np = (size_t)2 * w->s.n_layers * w->max_batch * w->s.k;
 	w->pred = malloc(sizeof(int32_t) * np);
 	w->xn = malloc(sizeof(float) * (size_t)w->max_batch * w->s.hidden);
@@ -442,11 +474,23 @@ int expert_trace_writer_open(struct expert_trace_writer *w, struct model *m, con
 	}
 	uint8_t h[EXPERT_TRACE_HDR_BYTES];
 	expert_trace_encode_header(&w->s, h);
+	errno = 0;
 	if (fwrite(h, 1, sizeof h, w->f) != sizeof h) {
-		snprintf(err, errlen, "--expert-trace %s: write error", path);
+		int r = write_err();
+		snprintf(err, errlen, "--expert-trace %s: write error: %s", path, strerror(-r));
 		expert_trace_writer_close(w);
-		return -EIO;
+		return r;
 	}
+	return 0;
+}
+
+int expert_trace_writer_open(struct expert_trace_writer *w, struct model *m, const char *path,
+			     char *err, size_t errlen)
+{
+	int r = expert_trace_writer_init(w, m->c, m->w->layers, m->o.max_batch, path, err, errlen);
+	if (r)
+		return r;
+	w->m = m;
 	w->prev_hook = m->layer_hook;
 	w->prev_ctx = m->layer_hook_ctx;
 	m->layer_hook = trace_hook;
@@ -461,8 +505,11 @@ int expert_trace_writer_close(struct expert_trace_writer *w)
 		w->m->layer_hook = w->prev_hook;
 		w->m->layer_hook_ctx = w->prev_ctx;
 	}
-	if (w->f && fclose(w->f) && !r)
-		r = -EIO;
+	if (w->f) {
+		errno = 0;
+		if (fclose(w->f) && !r)
+			r = write_err();
+	}
 	free(w->pred);
 	free(w->xn);
 	free(w->logit);
@@ -476,8 +523,9 @@ int expert_trace_attach(struct engine *e, const char *path, struct expert_trace_
 			char *err, size_t errlen)
 {
 	*out = NULL;
-	if (!e->ops || strcmp(e->ops->name, "cpu") || !e->impl) {
-		snprintf(err, errlen, "--expert-trace: backend %s does not expose its host model yet",
+	int cpu = e->ops && !strcmp(e->ops->name, "cpu") && e->impl;
+	if (!cpu && (!e->ops || !e->ops->expert_trace)) {
+		snprintf(err, errlen, "--expert-trace: backend %s does not route on the host",
 			 e->ops ? e->ops->name : "?");
 		return -ENOTSUP;
 	}
@@ -486,7 +534,17 @@ int expert_trace_attach(struct engine *e, const char *path, struct expert_trace_
 		snprintf(err, errlen, "--expert-trace %s: out of memory", path);
 		return -ENOMEM;
 	}
-	int r = expert_trace_writer_open(w, e->impl, path, err, errlen);
+	int r = cpu ? expert_trace_writer_open(w, e->impl, path, err, errlen)
+		    : expert_trace_writer_init(w, e->c, e->w->layers, e->max_batch, path, err,
+					       errlen);
+	if (!r && !cpu) {
+		if ((r = e->ops->expert_trace(e, w))) {
+			snprintf(err, errlen, "--expert-trace %s: %s", path, strerror(-r));
+			expert_trace_writer_close(w);
+		} else {
+			w->e = e;
+		}
+	}
 	if (r) {
 		free(w);
 		return r;
@@ -499,6 +557,8 @@ int expert_trace_detach(struct expert_trace_writer *w)
 {
 	if (!w)
 		return 0;
+	if (w->e)
+		w->e->ops->expert_trace(w->e, NULL);
 	int r = expert_trace_writer_close(w);
 	free(w);
 	return r;

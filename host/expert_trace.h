@@ -3,11 +3,13 @@
  * every MoE layer, with their router weights and the look-ahead predictions, for offline study and
  * for `moecard cache-sim`.
  *
- * Data flow: model_forward -> model.layer_hook after every decoder layer -> expert_trace_hook
- * writes one record per (MoE layer, token) from m->ridx / m->rw, and runs the gates of the next
- * one and two MoE layers on the current residual stream (look-ahead prediction, with the model's
- * router, router.h, MODEL.md section 7) -> trace file -> expert_trace_load (validated) ->
- * expert_cache.h replay under every policy.
+ * Data flow: model_forward -> model.layer_hook after every decoder layer (cpu engine), or the emu
+ * engine's layer step (the residual read back from the card before each layer, the route after
+ * its host router) -> expert_trace_writer_record writes one record per (MoE layer, token) from
+ * the engine's choice, and expert_trace_writer_predict runs the gates of the next one and two MoE
+ * layers on the current residual stream (look-ahead prediction, with the model's router,
+ * router.h, MODEL.md section 7) -> trace file -> expert_trace_load (validated) -> expert_cache.h
+ * replay under every policy. Both engines write the same records; the MTP layer is not traced.
  *
  * File format (version 1, little-endian, no padding; field offsets below are bytes):
  *   header, EXPERT_TRACE_HDR_BYTES = 64:
@@ -106,45 +108,98 @@ void expert_trace_accuracy(const struct expert_trace *t, struct expert_trace_acc
 
 struct model;
 struct engine;
+struct kern_ctx;
+struct layer_weights;
 
-/* The trace writer, hooked into a model's layer_hook. Allocated at attach, nothing per token. */
+/*
+ * expert_trace_predict - the experts MoE layer lw's router would choose for rows x[T][hidden] of
+ * the residual stream: lw's post_attention_layernorm, its gate (products in kc, as the engine's
+ * router runs them), then the model's router (router.h). xn [T][hidden] and logit
+ * [T][n_routed_experts] are scratch; out [T][k]. The look-ahead of the writer below (pred1/pred2)
+ * for every engine. Returns 0 or kern_matmul's error.
+ */
+int expert_trace_predict(const struct config *c, const struct layer_weights *lw,
+			 struct kern_ctx *kc, const float *x, int T, float *xn, float *logit,
+			 int32_t *out);
+
+/*
+ * The trace writer. The cpu engine's model calls it from its layer_hook (expert_trace_writer_open);
+ * an engine that routes the MoE layers on the host by itself (emu, xrt: engine_ops.expert_trace)
+ * calls expert_trace_writer_predict / _record at the same points of its forward pass. Allocated at
+ * open, nothing per token.
+ */
 struct expert_trace_writer {
 	FILE *f;                 /* the open trace file */
 	const char *path;        /* for messages */
-	struct model *m;         /* the hooked model */
+	const struct config *c;
+	const struct layer_weights *layers; /* [num_hidden_layers] (gates, norms, biases) */
+	struct model *m;         /* the hooked model (cpu), NULL when an engine calls the writer */
+	struct engine *e;        /* the engine writing through engine_ops.expert_trace, or NULL */
 	struct expert_trace_shape s;
 	int max_batch;           /* rows of the buffers */
 	int32_t *pred;           /* [2][n_layers][max_batch][k] predictions waiting for their layer,
 	                            -1 = none */
 	float *xn;               /* [max_batch][hidden] normed residual for a look-ahead gate */
 	float *logit;            /* [max_batch][n_experts] gate logits */
-	int32_t *idx;            /* [k] scratch */
+	int32_t *idx;            /* [max_batch][k] scratch */
 	uint8_t *rec;            /* [8 + 16 k] record bytes */
 	uint64_t records;        /* records written */
 	uint64_t self_mismatch;  /* tokens where re-running the layer's own gate on its normed input
-	                            did not give the model's choice (must stay 0) */
+	                            did not give the engine's choice (must stay 0) */
 	int error;               /* first write error (negative errno), 0 = none */
 	void (*prev_hook)(void *, struct model *, int, int, int); /* chained hook, may be NULL */
 	void *prev_ctx;
 };
 
 /*
- * expert_trace_writer_open - opens path, writes the header for m's config and installs the hook
- * on m (a previous hook keeps being called first). Errors: -errno of fopen/fwrite, -ENOMEM,
- * -EINVAL (no MoE layers); message in err.
+ * expert_trace_writer_init - opens path and writes the header for config c; layers are the
+ * model's decoder layers, max_batch the most rows of one call. No hook is installed.
+ * Errors: -errno of fopen/fwrite, -ENOMEM, -EINVAL (no MoE layers); one line naming the file in
+ * err.
+ */
+int expert_trace_writer_init(struct expert_trace_writer *w, const struct config *c,
+			     const struct layer_weights *layers, int max_batch, const char *path,
+			     char *err, size_t errlen);
+
+/*
+ * expert_trace_writer_open - expert_trace_writer_init for model m, then installs the hook on m (a
+ * previous hook keeps being called first): after every decoder layer of model_forward it records
+ * a MoE layer's choice (m->ridx / m->rw) and predicts from m->x. The MTP layer is not traced
+ * (model_mtp_forward calls no hook). Errors as expert_trace_writer_init.
  */
 int expert_trace_writer_open(struct expert_trace_writer *w, struct model *m, const char *path,
 			     char *err, size_t errlen);
+
+/*
+ * expert_trace_writer_record - rows t < T of MoE layer `layer` at positions pos0 + t chose
+ * idx[t][k] with router weights rw[t][k] (routed_scaling_factor applied): one record each, with
+ * the predictions made for them so far (then cleared). xn: NULL, or the layer's normed input
+ * [T][hidden], on which the layer's gate is re-run (products in kc) to count self_mismatch.
+ * Returns 0 or the writer's first error (also kept in w->error; later calls do nothing).
+ */
+int expert_trace_writer_record(struct expert_trace_writer *w, struct kern_ctx *kc, int layer,
+			       int pos0, int T, const int *idx, const float *rw, const float *xn);
+
+/*
+ * expert_trace_writer_predict - x[T][hidden] is the residual stream after decoder layer `layer`:
+ * predicts the next two MoE layers' experts from it (expert_trace_predict, products in kc) as
+ * their pred1 / pred2. expert_trace_writer_wants tells whether that has anything to predict
+ * (layer+1 or layer+2 is a MoE layer), so that an engine reads x back only then. Errors as
+ * expert_trace_writer_record.
+ */
+int expert_trace_writer_predict(struct expert_trace_writer *w, struct kern_ctx *kc, int layer,
+				const float *x, int T);
+int expert_trace_writer_wants(const struct expert_trace_writer *w, int layer);
 
 /* expert_trace_writer_close - restores the model's previous hook, flushes and closes. Returns 0,
  * or the first write error (negative errno). Safe on a zeroed writer. */
 int expert_trace_writer_close(struct expert_trace_writer *w);
 
 /*
- * expert_trace_attach - `--expert-trace F` for an engine: opens a writer on the engine's host
- * model (the cpu engine; an engine that routes on the host exposes its model the same way).
- * *out gets the writer, to be closed with expert_trace_detach before engine_free.
- * Errors: -ENOTSUP the engine has no host model, those of expert_trace_writer_open.
+ * expert_trace_attach - `--expert-trace F` for an engine: the cpu engine's host model gets the
+ * hook (expert_trace_writer_open); an engine with engine_ops.expert_trace (emu, xrt) gets a writer
+ * it calls itself. *out gets the writer, to be closed with expert_trace_detach before engine_free.
+ * Errors: -ENOTSUP the engine does not route on the host, those of expert_trace_writer_init.
  */
 int expert_trace_attach(struct engine *e, const char *path, struct expert_trace_writer **out,
 			char *err, size_t errlen);
