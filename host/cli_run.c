@@ -60,9 +60,9 @@ static void run_usage(FILE *f, const char *cmd)
 			"         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
 			"         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
 			"         [--expert-trace F]\n"
-			"         [--expert-slots N|P%%] [--expert-policy lru|lfu|pin|belady]\n"
+			"         [--expert-slots N|P%%|board] [--expert-policy lru|lfu|pin]\n"
 			"         [--expert-prefetch] [--expert-host off|auto|always]\n"
-			"         [--expert-host-gbps G] [--expert-events F.jsonl] [--expert-future F]\n");
+			"         [--expert-host-gbps G] [--expert-events F.jsonl]\n");
 }
 
 /* Parses options shared by run and bench. Returns 0, or 2 on a usage error (printed). */
@@ -148,8 +148,6 @@ static int parse_args(int argc, char **argv, struct run_args *a, const char *cmd
 			a->ex.expert_host_gbps = atof(v);
 		} else if (OPT("--expert-events")) {
 			a->ex.expert_events = v;
-		} else if (OPT("--expert-future")) {
-			a->ex.expert_future = v;
 		} else if (OPT("--stop")) {
 			if (a->n_stops == RUN_MAX_STOPS || !*v) {
 				fprintf(stderr, "moecard: %s: --stop: empty or more than %d stop strings\n",

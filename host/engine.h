@@ -57,7 +57,6 @@ struct engine_extra {
 	double expert_host_gbps;  /* --expert-host-gbps G: modeled host expert rate, GB/s of weights
 	                             (0 = measured at open) */
 	const char *expert_events; /* --expert-events F.jsonl: every cache decision */
-	const char *expert_future; /* --expert-future F: routing trace of the same run (BELADY) */
 };
 
 struct engine {

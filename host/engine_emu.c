@@ -987,11 +987,13 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		return 0;
 	const struct layer_weights *nw = e->L[nl].lw;
 	TRY(ee_read(e, e->x, xc->hres_x, sizeof(float) * (size_t)D));
-	model_rmsnorm(xc->hout, xc->hres_x, nw->post_attention_layernorm, D, c->rms_norm_eps);
-	TRY(kern_matmul(&e->kc, &nw->gate, xc->hout, 1, xc->plog));
-	float pw[EE_MAX_TOPK];
-	router_route_token(c, nw->e_score_correction_bias, xc->plog, xc->pred, pw);
+	TRY(expert_trace_predict(c, nw, &e->kc, xc->hres_x, 1, xc->hout, xc->plog, xc->pred));
 	xc->pred_layer = nl;
+	/* predicted experts already resident are kept for their use: no fill of this list may
+	 * evict them (locks end when the list completes) */
+	for (int j = 0; j < k; j++)
+		if (xc->pred[j] >= 0 && xc->pred[j] < c->n_routed_experts)
+			expert_cache_lock(&xc->cache, expert_cache_lookup(&xc->cache, nl, xc->pred[j]));
 	for (int j = 0; j < k; j++) {
 		int pe = xc->pred[j];
 		if (pe < 0 || pe >= c->n_routed_experts || expert_cache_lookup(&xc->cache, nl, pe) >= 0)
