@@ -453,9 +453,11 @@ int cli_cache_sim(int argc, char **argv)
 			 * layers, shared experts, router, head) first, then expert slots */
 			struct board_fit fit;
 			uint64_t res = sh.layer_bytes * (sh.n_layers - sh.first_dense) + sh.other_bytes;
-			if (!board_fit_compute(b, res, sh.expert_bytes, 0, 0, &fit))
-				printf("\n671B on %s (%s): resident set %.1f GB %s; %llu expert slots "
-				       "= %.2f%% of the %u routed experts\n",
+			uint64_t kv_tok = (uint64_t)(c.kv_lora_rank + c.qk_rope_head_dim) * 4 *
+					  (uint64_t)c.num_hidden_layers; /* f32 compressed KV */
+			if (!board_fit_compute(b, res, sh.expert_bytes, kv_tok, 4096, &fit))
+				printf("\n671B on %s (%s): resident set %.1f GB %s; with a 4096-token KV "
+				       "cache %llu expert slots = %.2f%% of the %u routed experts\n",
 				       bp, b->model, res / 1e9,
 				       fit.resident_fits ? "fits" : "does NOT fit in its memory",
 				       (unsigned long long)fit.expert_slots,
