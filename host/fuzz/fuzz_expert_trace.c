@@ -44,15 +44,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((uint64_t)t.s.n_layers * t.s.n_experts <= 4096 && t.n <= 4096) {
 		struct expert_sim_cfg c = { .card_bw = 1e11, .link_bw = 1e10, .host_bw = 1e10 };
 		struct expert_sim_result r;
-		for (int p = 0; p < EXPERT_POLICY_N; p++) {
+		for (int v = 0; v < EXPERT_POLICY_N * 6; v++) {
+			int p = v % EXPERT_POLICY_N;
 			c.policy = (enum expert_policy)p;
 			c.n_slots = 1 + p * 3;
-			c.lookahead = p & 1;
-			c.host_exec = p >> 1;
+			c.lookahead = v / EXPERT_POLICY_N % 3;
+			c.host_exec = v / EXPERT_POLICY_N / 3;
 			rc = expert_sim_run(&t, &c, &r);
 			if (rc && rc != -EINVAL)
 				abort();
-			if (!rc && (r.hits > r.accesses || r.accesses != t.n * k))
+			/* every access is a hit, a DMA'd miss or a host-run miss; ready hits are hits */
+			if (!rc && (r.hits > r.accesses || r.accesses != t.n * k || r.ready > r.hits ||
+				    r.hits + r.miss_dma + r.miss_host != r.accesses ||
+				    !(r.dma_hidden >= 0 && r.dma_hidden <= 1) || !isfinite(r.time_s)))
 				abort();
 		}
 	}
