@@ -1678,7 +1678,9 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			     "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
 			     "\"modeled_expert_dma_ms_per_tok\":%.4f,"
 			     "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
-			     "\"modeled_expert_decode_tok_s\":%.2f",
+			     "\"modeled_expert_decode_tok_s\":%.2f,\"expert_detached\":%d,"
+			     "\"expert_detached_fills\":%llu,\"expert_detached_failed\":%llu,"
+			     "\"expert_detached_busy_steps\":%llu",
 			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
 			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
 			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
@@ -1687,7 +1689,9 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills,
 			(unsigned long long)xc->evictions, pred,
 			xc->dma_bytes / n, hidden,
-			xc->dma_busy_ns / n / 1e6, host_ms, tok_s);
+			xc->dma_busy_ns / n / 1e6, host_ms, tok_s, xc->async,
+			(unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
+			(unsigned long long)xc->df_busy_steps);
 		return;
 	}
 	fprintf(out,
@@ -1707,6 +1711,12 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 		(unsigned long long)xc->pf_issued,
 		(unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted, 100 * pred,
 		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
+	if (xc->async)
+		fprintf(out,
+			"                 detached fills (ring %u, across layers): %llu issued, %llu "
+			"failed (slot emptied), %llu steps skipped while the list was busy\n",
+			EE_XC_RING, (unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
+			(unsigned long long)xc->df_busy_steps);
 }
 
 /* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or
