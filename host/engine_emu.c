@@ -591,11 +591,18 @@ static int ee_dense(struct ee *e, const struct ee_layer *L)
  *                  into the FFN sum at the expert's place in router order (RESIDUAL_ADD), which is
  *                  bit-identical to the ACCUM epilogue (y_old + route_w * acc, no contraction);
  *   prefetch       (--expert-prefetch) the next MoE layer's gate on the residual read back here
- *                  predicts its experts; their fills are spread over this layer's down chain.
+ *                  predicts its experts and their slots are filled ahead.
+ * Prefetches and background fills of host-run misses are detached when the backend takes a list
+ * per ring (BACKEND_CAP_RINGS): one list of them on ring 1 runs across layer steps (ee_xc_df_add,
+ * ee_xc_dl_submit, ee_xc_dl_collect); its slots are EXPERT_SLOT_INFLIGHT until it is seen
+ * complete, and GEMMs on them wait for their fence across rings. Otherwise (one list in flight,
+ * or MOECARD_EXPERT_SYNC_FILLS=1) they sit in the layer's list: background fills after the demand
+ * fills, prefetches spread over the down chain.
  * Slot locks end when the list completes (ee_flush). Every decision goes to the cache's event
- * trace (--expert-events). DMA time hidden is measured on the card timeline of each list: the
- * fraction of time some fill was in flight while some CU computed. Host time is MODELED
- * (bytes / host rate) and counted where it would outlast the card's work before its merge. */
+ * trace (--expert-events). DMA time hidden is measured on the card timeline of both rings: the
+ * fraction of time some fill was in flight while some CU computed (ee_xc_account). Host time is
+ * MODELED (bytes / host rate) and counted where it would outlast the card's work before its
+ * merge. */
 
 /* One edge of a command's [t_start, t_end) on the card timeline. */
 struct ee_xev {
