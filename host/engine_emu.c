@@ -684,6 +684,8 @@ struct ee_xc {
 	uint32_t *pend_fid, *pend_fval; /* [n_slots] fence of a detached fill in flight, 0 = none */
 	uint64_t df_fills, df_failed;   /* detached fills issued; of them, failed (slot emptied) */
 	uint64_t df_busy_steps;         /* steps that issued no detached fill: the list was busy */
+	double drain_ns;                /* card time spent waiting for detached fills alone (a
+					   rewind): idle card time outside ring 0's busy time */
 	/* DMA statistics over the card timeline: commands not yet accounted for, time accounted */
 	struct ee_xiv *iv;
 	size_t n_iv, cap_iv;
@@ -1102,7 +1104,14 @@ static void ee_xc_drain(struct ee *e)
 		return;
 	ee_xc_df_drop(xc, xc->df, xc->n_df);
 	xc->n_df = 0;
-	if (ee_xc_dl_collect(e, EE_TIMEOUT_MS) < 0) {
+	if (!xc->dl_fence)
+		return;
+	struct backend_stats s0, s1;
+	e->be->iface->stats(e->be, &s0);
+	int r = ee_xc_dl_collect(e, EE_TIMEOUT_MS);
+	e->be->iface->stats(e->be, &s1);
+	xc->drain_ns += (double)(s1.card_ns - s0.card_ns);
+	if (r < 0) {
 		/* the card never finished it: nothing in those slots can be trusted; the list stays
 		 * in flight, so the slots stay out of use (flagged) */
 		for (int i = 0; i < xc->n_dfly; i++)
@@ -1659,6 +1668,7 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 			xc->host_s = xc->host_exposed_ns = 0;
 			xc->pin_fills = xc->bg_fills = 0;
 			xc->df_fills = xc->df_failed = xc->df_busy_steps = 0;
+			xc->drain_ns = 0;
 			xc->n_iv = 0; /* the drain above left nothing in flight */
 			xc->t_done = xc->t_seen;
 		}
@@ -1672,7 +1682,7 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 	double acc = xc->accesses ? (double)xc->accesses : 1;
 	double hidden = xc->dma_busy_ns > 0 ? 1 - xc->dma_exposed_ns / xc->dma_busy_ns : 1;
 	double host_ms = xc->host_exposed_ns / n / 1e6;
-	double tok_s = 1e3 / (card + link + host_ms);
+	double tok_s = 1e3 / (card + link + host_ms + xc->drain_ns / n / 1e6);
 	double pred = xc->pf_pred ? (double)xc->pf_pred_hit / (double)xc->pf_pred : 0;
 	const char *hm[] = { "off", "auto", "always" };
 	if (json) {
@@ -1687,7 +1697,8 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			     "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
 			     "\"modeled_expert_decode_tok_s\":%.2f,\"expert_detached\":%d,"
 			     "\"expert_detached_fills\":%llu,\"expert_detached_failed\":%llu,"
-			     "\"expert_detached_busy_steps\":%llu",
+			     "\"expert_detached_busy_steps\":%llu,"
+			     "\"modeled_expert_drain_ms_per_tok\":%.4f",
 			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
 			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
 			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
@@ -1698,7 +1709,7 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			xc->dma_bytes / n, hidden,
 			xc->dma_busy_ns / n / 1e6, host_ms, tok_s, xc->async,
 			(unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
-			(unsigned long long)xc->df_busy_steps);
+			(unsigned long long)xc->df_busy_steps, xc->drain_ns / n / 1e6);
 		return;
 	}
 	fprintf(out,
