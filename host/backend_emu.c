@@ -62,7 +62,7 @@ struct emu {
 	uint64_t ev;                      /* progress counter */
 	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
 	 * runs while ring 0's lists are submitted and waited for one after another */
-	uint64_t seq;                     /* lists submitted (fences are 1, 2, ... over all rings) */
+	uint64_t seq;                     /* lists submitted (fences 1, 2, ... over all rings) */
 	struct emu_list *list[EMU_RINGS]; /* per ring */
 	struct emu_list *last;            /* the list last waited for (backend_completions) */
 	struct backend_stats st;          /* totals */

@@ -707,7 +707,7 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 		snprintf(err, errlen, "--expert-slots: config.json has no routed experts");
 		return -EINVAL;
 	}
-	if (c->num_experts_per_tok >= (int)EE_XC_DFENCE0) { /* a fence id per demand fill of a list */
+	if (c->num_experts_per_tok >= (int)EE_XC_DFENCE0) { /* a fence id per demand fill */
 		snprintf(err, errlen, "--expert-slots: at most %u experts per token",
 			 EE_XC_DFENCE0 - 1);
 		return -EINVAL;
@@ -762,8 +762,8 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 	xc->key0 = calloc((size_t)n, sizeof *xc->key0);
 	xc->pend_fid = calloc((size_t)n, sizeof *xc->pend_fid);
 	xc->pend_fval = calloc((size_t)n, sizeof *xc->pend_fval);
-	/* detached fills need a second list in flight (emu); MOECARD_EXPERT_SYNC_FILLS=1 keeps every
-	 * fill in ring 0's lists as a backend without it does (the comparison, and its tests) */
+	/* detached fills need a second list in flight (emu); MOECARD_EXPERT_SYNC_FILLS=1 keeps
+	 * every fill in ring 0's lists as a backend without it does (the comparison, its tests) */
 	const char *sync = getenv("MOECARD_EXPERT_SYNC_FILLS");
 	xc->async = !e->dry && (e->be->caps & BACKEND_CAP_RINGS) && !(sync && atoi(sync));
 	xc->dl_cmd = xc->async ? calloc(BACKEND_MAX_LIST, sizeof *xc->dl_cmd) : NULL;
@@ -1028,7 +1028,8 @@ static int ee_xc_dl_submit(struct ee *e)
 			struct abi_cmd *c = &xc->dl_cmd[n];
 			memset(c, 0, sizeof *c);
 			abi_cmd_hdr_set(&c->hdr, ABI_OP_DMA_FILL, n++);
-			c->hdr.word2 = ABI_W2(ABI_CMD_F_SIGNAL | (p ? ABI_CMD_F_WAIT : 0), EE_CMD_TIMEOUT);
+			uint32_t fl = ABI_CMD_F_SIGNAL | (p ? ABI_CMD_F_WAIT : 0);
+			c->hdr.word2 = ABI_W2(fl, EE_CMD_TIMEOUT);
 			c->hdr.word3 = ABI_W3(p ? d->fid : 0, d->fid);
 			c->hdr.wait_value = p ? d->v + (uint32_t)p : 0;
 			c->hdr.signal_value = d->v + (uint32_t)p + 1;
@@ -1078,9 +1079,9 @@ static int ee_xc_dl_collect(struct ee *e, uint32_t timeout_ms)
 			ok &= ABI_CPL_STATUS(c->word1) == ABI_ST_OK;
 			ee_xc_iv_add(xc, c->t_start, c->t_end, 0);
 			if (e->profile && e->n_prof < e->cap_prof)
-				e->prof[e->n_prof++] = (struct ee_prof){ c->t_start, c->t_end,
-									  ABI_OP_DMA_FILL, 0xFFu,
-									  "detached expert fill", -1 };
+				e->prof[e->n_prof++] = (struct ee_prof){
+					c->t_start, c->t_end, ABI_OP_DMA_FILL, 0xFFu,
+					"detached expert fill", -1 };
 		}
 		xc->cache.flags[d->s] &= (uint8_t)~EXPERT_SLOT_INFLIGHT;
 		xc->pend_fid[d->s] = 0;
@@ -1228,10 +1229,11 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 							   victim / xc->cache.n_experts,
 							   victim % xc->cache.n_experts);
 				}
-				/* fence ids 1..EE_XC_DFENCE0-1, round robin (the rest are the detached
-				 * fills'); a list holds at most k signalling fills and every ring 0
-				 * list completes before the next one */
-				uint32_t fid = xc->next_fence = xc->next_fence % (EE_XC_DFENCE0 - 1) + 1;
+				/* fence ids 1..EE_XC_DFENCE0-1, round robin (the rest are the
+				 * detached fills'); a list holds at most k signalling fills and
+				 * every ring 0 list completes before the next one */
+				uint32_t fid = xc->next_fence % (EE_XC_DFENCE0 - 1) + 1;
+				xc->next_fence = fid;
 				xc->fid[j] = fid;
 				xc->fval[j] = ++xc->fence_val[fid];
 				xc->slot[j] = s;
@@ -1372,7 +1374,8 @@ static void ee_xc_after_list(struct ee *e, int r)
 			const struct abi_cmd *c = &e->list.cmd[i];
 			if (ABI_W0_OP(c->hdr.word0) == ABI_OP_DMA_FILL &&
 			    (!n || ABI_CPL_STATUS(cp[i].word1) != ABI_ST_OK))
-				expert_cache_drop(&xc->cache, (int)ABI_DMA_WORD_SLOT(c->u.dma.word));
+				expert_cache_drop(&xc->cache,
+						  (int)ABI_DMA_WORD_SLOT(c->u.dma.word));
 		}
 	}
 	uint64_t t_first = UINT64_MAX;
@@ -1731,10 +1734,10 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
 	if (xc->async)
 		fprintf(out,
-			"                 detached fills (ring %u, across layers): %llu issued, %llu "
-			"failed (slot emptied), %llu steps skipped while the list was busy\n",
-			EE_XC_RING, (unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
-			(unsigned long long)xc->df_busy_steps);
+			"                 detached fills (ring %u, across layers): %llu issued, "
+			"%llu failed (slot emptied), %llu steps skipped while the list was busy\n",
+			EE_XC_RING, (unsigned long long)xc->df_fills,
+			(unsigned long long)xc->df_failed, (unsigned long long)xc->df_busy_steps);
 }
 
 /* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or

@@ -198,8 +198,8 @@ static void test_rings(void)
 	backend_completions(be, &c, &n);
 	CHECK(r == 0 && n == 2 && ABI_CPL_QUEUE(c[0].word1) == 1 && ABI_CPL_QUEUE(c[1].word1) == 1,
 	      "ring 1 list after ring 0's wait: r %d n %u", r, n);
-	CHECK(n == 2 && g0 >= c[1].t_end, "the ring 0 GEMM started at %llu before its fill ended at "
-	      "%llu", (unsigned long long)g0, (unsigned long long)(n == 2 ? c[1].t_end : 0));
+	CHECK(n == 2 && g0 >= c[1].t_end, "the ring 0 GEMM started at %llu before its fill ended "
+	      "at %llu", (unsigned long long)g0, (unsigned long long)(n == 2 ? c[1].t_end : 0));
 	CHECK(backend_wait(be, f1, 0) == 0, "a list already waited for returns 0");
 	backend_buf_free(be, buf);
 	backend_close(be);
@@ -372,9 +372,9 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 	CHECK(n_fail_fw > 0 || !strcmp(host, "auto"), "some DMA fault made a forward fail (%d)",
 	      n_fail_fw); /* host off: demand fills */
 	CHECK(recovered > 0, "some failed detached fill was taken for a miss (%ld)", recovered);
-	printf("DMA faults 1..48 under the cache (%s+prefetch, host %s): %d forwards failed cleanly, "
-	       "%d gave the clean logits (%ld failed detached fills recovered as misses), next "
-	       "forwards identical\n", policy, host, n_fail_fw, n_ok, recovered);
+	printf("DMA faults 1..48 under the cache (%s+prefetch, host %s): %d forwards failed "
+	       "cleanly, %d gave the clean logits (%ld failed detached fills recovered as misses), "
+	       "next forwards identical\n", policy, host, n_fail_fw, n_ok, recovered);
 	free(ref);
 	free(lg);
 	engine_free(&e);
