@@ -29,7 +29,7 @@
 #define EMU_QUIET_MS 5.0         /* host ms of silence before time moves with nothing pending */
 #define EMU_STEP_NS 1000000ull   /* card time added then */
 
-#define EMU_RINGS 2u             /* rings that may each have a list in flight */
+#define EMU_RINGS FW_CFG_N_QUEUES /* every ring may have a list in flight */
 
 struct emu;
 
@@ -153,9 +153,7 @@ static int emu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 		      uint64_t *fence)
 {
 	struct emu *e = emu_of(b);
-	if (!n || n > BACKEND_MAX_LIST || queue >= FW_CFG_N_QUEUES)
-		return -EINVAL;
-	if (queue >= EMU_RINGS)
+	if (!n || n > BACKEND_MAX_LIST || queue >= EMU_RINGS)
 		return -EINVAL;
 	struct emu_list *l = e->list[queue];
 	if (l->inflight)
