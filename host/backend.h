@@ -8,7 +8,8 @@
  * their completions with card timestamps.
  *
  * Card memory is addressed with ABI card addresses (ABI_ADDR(bank, offset)); a buffer is a range
- * of one bank. One command list is in flight at a time: submit, then wait.
+ * of one bank. One command list is in flight at a time: submit, then wait; a backend with
+ * BACKEND_CAP_RINGS takes one list per ring (rings 0 and 1), which run side by side on the card.
  */
 #ifndef MOECARD_BACKEND_H
 #define MOECARD_BACKEND_H
@@ -68,9 +69,15 @@ struct backend_i {
 	int (*fault_set)(struct backend *b, enum backend_fault f, uint32_t n);
 };
 
+/* Capabilities (struct backend.caps). */
+#define BACKEND_CAP_RINGS 0x1u /* one list in flight per ring for rings 0 and 1: a list on ring 1
+				  runs while ring 0's lists are submitted and waited for; its
+				  commands may signal fences that ring 0's commands wait on */
+
 /* Common head of every backend's state. */
 struct backend {
 	const struct backend_i *iface;  /* ops */
+	uint32_t caps;                  /* BACKEND_CAP_*; 0 = one list in flight in all */
 	struct board_desc board;        /* the card, from its dtb */
 	struct abi_board blk;           /* board block handed to the firmware */
 	void *impl;                     /* backend's own state */
@@ -113,15 +120,19 @@ static inline int backend_buf_read(struct backend *b, struct backend_buf *buf, s
 	return b->iface->buf_read(b, buf, off, dst, n);
 }
 /* Queues cmds[0..n) on ring queue as one list (one doorbell); *fence identifies it.
- * Errors: -EINVAL (n 0 or > BACKEND_MAX_LIST, queue), -EBUSY (a list is still in flight),
- * -EAGAIN (ring full). The tags of the commands are overwritten with their list index. */
+ * Errors: -EINVAL (n 0 or > BACKEND_MAX_LIST, queue), -EBUSY (a list is still in flight: on any
+ * ring, or with BACKEND_CAP_RINGS on this ring), -EAGAIN (ring full). The tags of the commands
+ * are overwritten with their list index. */
 static inline int backend_submit(struct backend *b, uint32_t queue, const struct abi_cmd *cmds,
 				 uint32_t n, uint64_t *fence)
 {
 	return b->iface->submit(b, queue, cmds, n, fence);
 }
 /* Waits until every command of list fence completed. Returns 0 when all succeeded, -EIO when
- * one failed (see backend_completions), -ETIMEDOUT after timeout_ms of host time. */
+ * one failed (see backend_completions), -ETIMEDOUT after timeout_ms of host time. With
+ * BACKEND_CAP_RINGS, timeout_ms 0 is a poll that does not move card time (emu), and while one
+ * ring's list is waited for the other ring's list keeps running (its completions are kept for
+ * its own wait). A list already waited for returns 0. */
 static inline int backend_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 {
 	return b->iface->wait(b, fence, timeout_ms);

@@ -29,7 +29,19 @@
 #define EMU_QUIET_MS 5.0         /* host ms of silence before time moves with nothing pending */
 #define EMU_STEP_NS 1000000ull   /* card time added then */
 
+#define EMU_RINGS FW_CFG_N_QUEUES /* every ring may have a list in flight */
+
 struct emu;
+
+/* One submitted list of one ring. */
+struct emu_list {
+	uint64_t fence;                   /* its fence, 0 = none submitted yet */
+	int inflight;                     /* submitted and not yet waited for */
+	uint32_t n, done;                 /* commands in it, completions seen */
+	uint64_t t_submit;                /* card time at submit */
+	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* completions by list index */
+	struct abi_cmd tmp[BACKEND_MAX_LIST]; /* the list with its tags set */
+};
 
 /* One CU instance as bound into the sim card. */
 struct emu_cu {
@@ -48,13 +60,11 @@ struct emu {
 	uint64_t pend[ABI_MAX_CUS];       /* pending ap_done time per CU, 0 = none */
 	int exec;                         /* kernels computing right now */
 	uint64_t ev;                      /* progress counter */
-	/* list in flight */
-	uint64_t seq;                     /* lists submitted */
-	int inflight;                     /* a list awaits its wait */
-	uint32_t n, done;                 /* commands in it, completions seen */
-	uint64_t t_submit;                /* card time at submit */
-	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* completions by list index */
-	struct abi_cmd tmp[BACKEND_MAX_LIST]; /* the list with its tags set */
+	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
+	 * runs while ring 0's lists are submitted and waited for one after another */
+	uint64_t seq;                     /* lists submitted (fences 1, 2, ... over all rings) */
+	struct emu_list *list[EMU_RINGS]; /* per ring */
+	struct emu_list *last;            /* the list last waited for (backend_completions) */
 	struct backend_stats st;          /* totals */
 	uint32_t pcie_mbps;               /* host link, MB/s */
 };
@@ -143,33 +153,39 @@ static int emu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 		      uint64_t *fence)
 {
 	struct emu *e = emu_of(b);
-	struct abi_cmd *tmp = e->tmp;
-	if (!n || n > BACKEND_MAX_LIST || queue >= FW_CFG_N_QUEUES)
+	if (!n || n > BACKEND_MAX_LIST || queue >= EMU_RINGS)
 		return -EINVAL;
-	if (e->inflight)
+	struct emu_list *l = e->list[queue];
+	if (l->inflight)
 		return -EBUSY;
+	struct abi_cmd *tmp = l->tmp;
 	memcpy(tmp, cmds, sizeof(*cmds) * n);
 	for (uint32_t i = 0; i < n; i++)
 		tmp[i].hdr.tag = i;
-	memset(e->cpl, 0, sizeof(*e->cpl) * n);
-	e->n = n;
-	e->done = 0;
-	e->t_submit = emu_clock(e);
+	memset(l->cpl, 0, sizeof(*l->cpl) * n);
+	l->n = n;
+	l->done = 0;
+	l->t_submit = emu_clock(e);
 	int r = sim_card_submit(e->card, queue, tmp, n);
 	if (r)
 		return r;
-	e->inflight = 1;
-	*fence = ++e->seq;
+	l->inflight = 1;
+	l->fence = *fence = ++e->seq;
 	e->st.submits++;
 	e->st.cmds += n;
 	return 0;
 }
 
+/* Stores a completion with the list of its ring (word1 names the ring; the tag is the index). */
 static void emu_take(struct emu *e, const struct abi_cpl *c)
 {
-	if (c->tag < e->n) {
-		e->cpl[c->tag] = *c;
-		e->done++;
+	uint32_t q = ABI_CPL_QUEUE(c->word1);
+	if (q < EMU_RINGS) {
+		struct emu_list *l = e->list[q];
+		if (l->inflight && c->tag < l->n && l->done < l->n) {
+			l->cpl[c->tag] = *c;
+			l->done++;
+		}
 	}
 	pthread_mutex_lock(&e->mu);
 	e->ev++;
@@ -189,21 +205,51 @@ static double emu_real_ms(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* The list of fence f still awaiting its wait, or NULL. */
+static struct emu_list *emu_list_of(struct emu *e, uint64_t f)
+{
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		if (e->list[q]->inflight && e->list[q]->fence == f)
+			return e->list[q];
+	return NULL;
+}
+
+/* Ends the wait of list l: status, and the card busy time of ring 0 lists (a detached list's
+ * fills run behind ring 0's work; counting them too would add the overlap twice). */
+static int emu_finish(struct emu *e, struct emu_list *l)
+{
+	l->inflight = 0;
+	e->last = l;
+	uint64_t end = l->t_submit;
+	int bad = 0;
+	for (uint32_t i = 0; i < l->n; i++) {
+		if (l->cpl[i].t_end > end)
+			end = l->cpl[i].t_end;
+		if (ABI_CPL_STATUS(l->cpl[i].word1) != ABI_ST_OK)
+			bad = 1;
+	}
+	if (l == e->list[0])
+		e->st.busy_ns += end - l->t_submit;
+	return bad ? -EIO : 0;
+}
+
+/* timeout_ms 0: a poll that stores the completions already posted and never moves card time. */
 static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 {
 	struct emu *e = emu_of(b);
 	struct timespec t0;
 	struct abi_cpl c;
 	double quiet_since = -1; /* host ms when the card went quiet with nothing pending */
-	if (!e->inflight || fence != e->seq)
-		return fence <= e->seq ? 0 : -EINVAL;
+	struct emu_list *l = emu_list_of(e, fence);
+	if (!l)
+		return fence && fence <= e->seq ? 0 : -EINVAL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (e->done < e->n) {
+	while (l->done < l->n) {
 		if (sim_card_poll(e->card, &c) == 0) {
 			emu_take(e, &c);
 			continue;
 		}
-		if (emu_real_ms(&t0) > timeout_ms)
+		if (!timeout_ms || emu_real_ms(&t0) > timeout_ms)
 			return -ETIMEDOUT;
 		pthread_mutex_lock(&e->mu);
 		int busy = e->exec > 0;
@@ -256,24 +302,14 @@ static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 		pthread_mutex_unlock(&e->mu);
 		sim_card_kick(e->card);
 	}
-	e->inflight = 0;
-	uint64_t end = e->t_submit;
-	int bad = 0;
-	for (uint32_t i = 0; i < e->n; i++) {
-		if (e->cpl[i].t_end > end)
-			end = e->cpl[i].t_end;
-		if (ABI_CPL_STATUS(e->cpl[i].word1) != ABI_ST_OK)
-			bad = 1;
-	}
-	e->st.busy_ns += end - e->t_submit;
-	return bad ? -EIO : 0;
+	return emu_finish(e, l);
 }
 
 static int emu_completions(struct backend *b, const struct abi_cpl **cpl, uint32_t *n)
 {
 	struct emu *e = emu_of(b);
-	*cpl = e->cpl;
-	*n = e->n;
+	*cpl = e->last ? e->last->cpl : e->list[0]->cpl;
+	*n = e->last ? e->last->n : 0;
 	return 0;
 }
 
@@ -317,6 +353,8 @@ static void emu_close(struct backend *b)
 	sim_card_free(e->card);
 	backend_mem_free(&e->mem);
 	pthread_mutex_destroy(&e->mu);
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		free(e->list[q]);
 	free(e);
 }
 
@@ -328,18 +366,25 @@ static const struct backend_i emu_iface = {
 int backend_emu_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)
 {
 	*out = NULL;
+	int r = 0;
 	struct emu *e = calloc(1, sizeof *e);
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&e->mu, NULL);
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		if (!(e->list[q] = calloc(1, sizeof *e->list[q]))) {
+			snprintf(err, errlen, "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
 	e->b.iface = &emu_iface;
+	e->b.caps = BACKEND_CAP_RINGS;
 	e->b.impl = e;
 	e->b.board = *bd;
 	e->pcie_mbps = bd->pcie_bw_mbps;
-	int r = backend_board_block(bd, &e->b.blk, err, errlen);
-	if (r)
+	if ((r = backend_board_block(bd, &e->b.blk, err, errlen)))
 		goto fail;
 	if ((r = backend_mem_init(&e->mem, &e->b.blk))) {
 		snprintf(err, errlen, "emu: cannot map %llu bytes of card memory",
@@ -379,6 +424,8 @@ fail:
 		sim_card_free(e->card);
 	backend_mem_free(&e->mem);
 	pthread_mutex_destroy(&e->mu);
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		free(e->list[q]);
 	free(e);
 	return r;
 }

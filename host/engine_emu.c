@@ -335,6 +335,7 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 
 static int ee_flush(struct ee *e);
 static void ee_xc_after_list(struct ee *e, int r);
+static int ee_xc_dl_submit(struct ee *e);
 
 /* Next command of the list; a full list is submitted first (a flush is also a full barrier). */
 static struct abi_cmd *ee_cmd(struct ee *e, enum abi_op op, const char *what)
@@ -439,7 +440,7 @@ static void ee_dry_time(struct ee *e)
 static int ee_flush(struct ee *e)
 {
 	if (!e->list.n)
-		return 0;
+		return e->xc ? ee_xc_dl_submit(e) : 0;
 	if (e->dry) {
 		ee_dry_time(e);
 		e->list.n = 0;
@@ -448,6 +449,10 @@ static int ee_flush(struct ee *e)
 	uint64_t f;
 	double t0 = now_s();
 	int r = backend_submit(e->be, 0, e->list.cmd, e->list.n, &f);
+	/* the detached fills queued in this step start now too and run on behind this list; a
+	 * failed submit has emptied their slots (misses later), which this list does not read */
+	if (!r && e->xc)
+		(void)ee_xc_dl_submit(e);
 	if (!r)
 		r = backend_wait(e->be, f, EE_TIMEOUT_MS);
 	e->t_wait += now_s() - t0;
@@ -586,11 +591,18 @@ static int ee_dense(struct ee *e, const struct ee_layer *L)
  *                  into the FFN sum at the expert's place in router order (RESIDUAL_ADD), which is
  *                  bit-identical to the ACCUM epilogue (y_old + route_w * acc, no contraction);
  *   prefetch       (--expert-prefetch) the next MoE layer's gate on the residual read back here
- *                  predicts its experts; their fills are spread over this layer's down chain.
+ *                  predicts its experts and their slots are filled ahead.
+ * Prefetches and background fills of host-run misses are detached when the backend takes a list
+ * per ring (BACKEND_CAP_RINGS): one list of them on ring 1 runs across layer steps (ee_xc_df_add,
+ * ee_xc_dl_submit, ee_xc_dl_collect); its slots are EXPERT_SLOT_INFLIGHT until it is seen
+ * complete, and GEMMs on them wait for their fence across rings. Otherwise (one list in flight,
+ * or MOECARD_EXPERT_SYNC_FILLS=1) they sit in the layer's list: background fills after the demand
+ * fills, prefetches spread over the down chain.
  * Slot locks end when the list completes (ee_flush). Every decision goes to the cache's event
- * trace (--expert-events). DMA time hidden is measured on the card timeline of each list: the
- * fraction of time some fill was in flight while some CU computed. Host time is MODELED
- * (bytes / host rate) and counted where it would outlast the card's work before its merge. */
+ * trace (--expert-events). DMA time hidden is measured on the card timeline of both rings: the
+ * fraction of time some fill was in flight while some CU computed (ee_xc_account). Host time is
+ * MODELED (bytes / host rate) and counted where it would outlast the card's work before its
+ * merge. */
 
 /* One edge of a command's [t_start, t_end) on the card timeline. */
 struct ee_xev {
@@ -598,7 +610,28 @@ struct ee_xev {
 	int kind;     /* +1/-1 DMA fill start/end, +2/-2 CU command start/end */
 };
 
+/* A command's [t0, t1) on the card timeline, kept until the DMA statistics account for it. */
+struct ee_xiv {
+	uint64_t t0, t1; /* card ns */
+	int cu;          /* 1: a CU command of a ring 0 list, 0: an expert fill (either ring) */
+};
+
+/* One detached fill: expert f into slot s on H2C channel ch; its six parts are chained by fence
+ * fid (part p signals v + p + 1 and part p > 0 waits for v + p), so a failed part fails every
+ * later one and the GEMMs waiting for v + 6 get DEP_ERROR instead of reading a half-filled slot. */
+struct ee_xdf {
+	const struct ffn_weights *f;
+	int s;
+	uint32_t ch, fid, v;
+};
+
 #define EE_XC_REPIN 32 /* PIN: tokens between re-pinning on the measured load */
+/* Fence ids: fills inside ring 0's lists (demand, pins) use 1..EE_XC_DFENCE0-1 round robin,
+ * detached fills on ring 1 use EE_XC_DFENCE0..ABI_MAX_FENCES-1, one id per fill of the list (so
+ * a detached list holds at most EE_XC_NDF fills: the link budget besides "one list at a time") */
+#define EE_XC_DFENCE0 (ABI_MAX_FENCES / 2)
+#define EE_XC_NDF ((int)(ABI_MAX_FENCES - EE_XC_DFENCE0))
+#define EE_XC_RING 1u /* ring of the detached fills */
 
 struct ee_xc {
 	struct expert_cache cache;      /* keys layer * E + expert, layers [0, n_layers] incl. MTP */
@@ -636,6 +669,28 @@ struct ee_xc {
 	double dma_busy_ns, dma_exposed_ns; /* card time with a fill in flight; of it, no CU busy */
 	double host_s, host_exposed_ns; /* modeled host expert time; part not hidden by the card */
 	int pred[EE_MAX_TOPK], pred_layer; /* last prediction (layer, experts), for its accuracy */
+	/* detached fills (backend with BACKEND_CAP_RINGS): prefetches and background fills go into
+	 * a list of their own on ring 1 that runs across layer steps; a later step's GEMM on such a
+	 * slot waits for its fence (cross-ring) unless the list is known complete */
+	int async;                      /* 1: detached fills on; 0: every fill in ring 0's list */
+	struct ee_xdf df[EE_XC_NDF];    /* fills of the list being built (submitted at the flush) */
+	int n_df;
+	struct ee_xdf dfly[EE_XC_NDF];  /* fills of the ring 1 list in flight */
+	int n_dfly;
+	uint64_t dl_fence;              /* backend fence of that list, 0 = none in flight */
+	uint64_t dl_t0;                 /* card time bound before which none of its fills started */
+	struct abi_cmd *dl_cmd;         /* [BACKEND_MAX_LIST] its commands */
+	uint32_t next_dfence;           /* cursor over the detached fence ids */
+	uint32_t *pend_fid, *pend_fval; /* [n_slots] fence of a detached fill in flight, 0 = none */
+	uint64_t df_fills, df_failed;   /* detached fills issued; of them, failed (slot emptied) */
+	uint64_t df_busy_steps;         /* steps that issued no detached fill: the list was busy */
+	double drain_ns;                /* card time spent waiting for detached fills alone (a
+					   rewind): idle card time outside ring 0's busy time */
+	/* DMA statistics over the card timeline: commands not yet accounted for, time accounted */
+	struct ee_xiv *iv;
+	size_t n_iv, cap_iv;
+	size_t cap_ev;                  /* entries of ev */
+	uint64_t t_done, t_seen;        /* accounted up to; latest t_end seen */
 };
 
 
@@ -650,6 +705,11 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 		moe += l < c->num_hidden_layers ? config_layer_is_moe(c, l) : e->w->mtp->is_moe;
 	if (E < 1 || !moe) {
 		snprintf(err, errlen, "--expert-slots: config.json has no routed experts");
+		return -EINVAL;
+	}
+	if (c->num_experts_per_tok >= (int)EE_XC_DFENCE0) { /* a fence id per demand fill */
+		snprintf(err, errlen, "--expert-slots: at most %u experts per token",
+			 EE_XC_DFENCE0 - 1);
 		return -EINVAL;
 	}
 	int n = x->expert_slots > 0 ? x->expert_slots
@@ -697,10 +757,18 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 	xc->hout = calloc((size_t)D, sizeof(float));
 	xc->hres_x = calloc((size_t)D, sizeof(float));
 	xc->plog = calloc((size_t)E, sizeof(float));
-	xc->ev = calloc(2 * BACKEND_MAX_LIST, sizeof *xc->ev);
+	xc->cap_ev = 2 * BACKEND_MAX_LIST;
+	xc->ev = calloc(xc->cap_ev, sizeof *xc->ev);
 	xc->key0 = calloc((size_t)n, sizeof *xc->key0);
+	xc->pend_fid = calloc((size_t)n, sizeof *xc->pend_fid);
+	xc->pend_fval = calloc((size_t)n, sizeof *xc->pend_fval);
+	/* detached fills need a second list in flight (emu); MOECARD_EXPERT_SYNC_FILLS=1 keeps
+	 * every fill in ring 0's lists as a backend without it does (the comparison, its tests) */
+	const char *sync = getenv("MOECARD_EXPERT_SYNC_FILLS");
+	xc->async = !e->dry && (e->be->caps & BACKEND_CAP_RINGS) && !(sync && atoi(sync));
+	xc->dl_cmd = xc->async ? calloc(BACKEND_MAX_LIST, sizeof *xc->dl_cmd) : NULL;
 	if (!xc->slot_addr || !xc->hid || !xc->hout || !xc->hres_x || !xc->plog || !xc->ev ||
-	    !xc->key0)
+	    !xc->key0 || !xc->pend_fid || !xc->pend_fval || (xc->async && !xc->dl_cmd))
 		return -ENOMEM;
 	if (x->expert_events && !(xc->events = fopen(x->expert_events, "w"))) {
 		snprintf(err, errlen, "--expert-events %s: %s", x->expert_events, strerror(errno));
@@ -792,6 +860,10 @@ static void ee_xc_free(struct ee *e)
 	free(xc->plog);
 	free(xc->ev);
 	free(xc->key0);
+	free(xc->pend_fid);
+	free(xc->pend_fval);
+	free(xc->dl_cmd);
+	free(xc->iv);
 	free(xc);
 	e->xc = NULL;
 }
@@ -828,6 +900,228 @@ static int ee_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uin
 	return 0;
 }
 
+/* Keeps [t0, t1) of a command for the DMA statistics (ee_xc_account). */
+static void ee_xc_iv_add(struct ee_xc *xc, uint64_t t0, uint64_t t1, int cu)
+{
+	if (t1 > xc->t_seen)
+		xc->t_seen = t1;
+	if (t1 <= t0 || t1 <= xc->t_done)
+		return;
+	if (xc->n_iv == xc->cap_iv) {
+		size_t cap = xc->cap_iv ? 2 * xc->cap_iv : 4096;
+		void *p = realloc(xc->iv, cap * sizeof *xc->iv);
+		if (!p)
+			return; /* the statistics lose one command; the run goes on */
+		xc->iv = p;
+		xc->cap_iv = cap;
+	}
+	xc->iv[xc->n_iv++] = (struct ee_xiv){ t0, t1, cu };
+}
+
+/* Ends before starts at equal times, so back-to-back commands leave no gap. */
+static int ee_xev_cmp(const void *pa, const void *pb)
+{
+	const struct ee_xev *a = pa, *b = pb;
+	if (a->t != b->t)
+		return a->t < b->t ? -1 : 1;
+	return (a->kind > 0) - (b->kind > 0);
+}
+
+/*
+ * DMA time hidden, over the card timeline of both rings: from the time accounted so far up to
+ * the latest time no command still to be reported can start before (the clock only moves inside
+ * a wait, so the next list starts after every t_end seen; a detached list in flight started after
+ * dl_t0), the time with some fill in flight is DMA busy, and of it the time with no CU command
+ * running is exposed. Commands that ended before that time are dropped.
+ */
+static void ee_xc_account(struct ee_xc *xc)
+{
+	uint64_t h = xc->t_seen;
+	if (xc->dl_fence && xc->dl_t0 < h)
+		h = xc->dl_t0;
+	if (h <= xc->t_done)
+		return;
+	if (xc->cap_ev < 2 * xc->n_iv) {
+		void *p = realloc(xc->ev, 2 * xc->n_iv * sizeof *xc->ev);
+		if (!p)
+			return; /* accounted later, when memory allows */
+		xc->ev = p;
+		xc->cap_ev = 2 * xc->n_iv;
+	}
+	size_t ne = 0;
+	for (size_t i = 0; i < xc->n_iv; i++) {
+		const struct ee_xiv *v = &xc->iv[i];
+		uint64_t a = v->t0 > xc->t_done ? v->t0 : xc->t_done, b = v->t1 < h ? v->t1 : h;
+		if (a >= b)
+			continue;
+		xc->ev[ne++] = (struct ee_xev){ a, v->cu ? 2 : 1 };
+		xc->ev[ne++] = (struct ee_xev){ b, v->cu ? -2 : -1 };
+	}
+	qsort(xc->ev, ne, sizeof *xc->ev, ee_xev_cmp);
+	int dma = 0, cu = 0;
+	for (size_t i = 0; i < ne; i++) {
+		if (i && dma > 0) {
+			double dt = (double)(xc->ev[i].t - xc->ev[i - 1].t);
+			xc->dma_busy_ns += dt;
+			if (!cu)
+				xc->dma_exposed_ns += dt;
+		}
+		int kd = xc->ev[i].kind;
+		if (kd == 1 || kd == -1)
+			dma += kd;
+		else
+			cu += kd / 2;
+	}
+	xc->t_done = h;
+	size_t k = 0;
+	for (size_t i = 0; i < xc->n_iv; i++)
+		if (xc->iv[i].t1 > h)
+			xc->iv[k++] = xc->iv[i];
+	xc->n_iv = k;
+}
+
+/* Empties the slots of detached fills that did not land (failed, or never submitted). */
+static void ee_xc_df_drop(struct ee_xc *xc, const struct ee_xdf *d, int n)
+{
+	for (int i = 0; i < n; i++) {
+		xc->pend_fid[d[i].s] = 0;
+		expert_cache_drop(&xc->cache, d[i].s);
+	}
+}
+
+/* Queues a detached fill of expert f into slot s (already taken by expert_cache_fill) on channel
+ * ch: the slot is in flight until the list completes; GEMMs on it wait for its fence. */
+static int ee_xc_df_add(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch)
+{
+	struct ee_xc *xc = e->xc;
+	struct dma_sg sg[EXPERT_SLOT_PARTS];
+	if (xc->n_df >= EE_XC_NDF || expert_slot_sg(f, &xc->lay, 0, 0, sg) != EXPERT_SLOT_PARTS)
+		return -EINVAL;
+	uint32_t fid = EE_XC_DFENCE0 + xc->next_dfence++ % (uint32_t)EE_XC_NDF;
+	uint32_t v = xc->fence_val[fid];
+	xc->fence_val[fid] = v + EXPERT_SLOT_PARTS;
+	xc->df[xc->n_df++] = (struct ee_xdf){ f, s, ch, fid, v };
+	xc->cache.flags[s] |= EXPERT_SLOT_INFLIGHT;
+	xc->pend_fid[s] = fid;
+	xc->pend_fval[s] = v + EXPERT_SLOT_PARTS;
+	xc->dma_bytes += (double)xc->lay.payload;
+	xc->df_fills++;
+	return 0;
+}
+
+/* Submits the detached fills queued in this step as one list on ring EE_XC_RING (called by
+ * ee_flush right after ring 0's list, so this step's demand fills reach the channels first).
+ * Parts go out part by part over the fills: each part waits for the previous part of its own
+ * fill, so fill-major order would let one fill's wait block the ring for the others. */
+static int ee_xc_dl_submit(struct ee *e)
+{
+	struct ee_xc *xc = e->xc;
+	int nf = xc->n_df;
+	uint32_t n = 0;
+	struct dma_sg sg[EXPERT_SLOT_PARTS];
+	if (!nf)
+		return 0;
+	for (int p = 0; p < EXPERT_SLOT_PARTS; p++)
+		for (int i = 0; i < nf; i++) {
+			const struct ee_xdf *d = &xc->df[i];
+			expert_slot_sg(d->f, &xc->lay, 0, 0, sg); /* checked by ee_xc_df_add */
+			struct abi_cmd *c = &xc->dl_cmd[n];
+			memset(c, 0, sizeof *c);
+			abi_cmd_hdr_set(&c->hdr, ABI_OP_DMA_FILL, n++);
+			uint32_t fl = ABI_CMD_F_SIGNAL | (p ? ABI_CMD_F_WAIT : 0);
+			c->hdr.word2 = ABI_W2(fl, EE_CMD_TIMEOUT);
+			c->hdr.word3 = ABI_W3(p ? d->fid : 0, d->fid);
+			c->hdr.wait_value = p ? d->v + (uint32_t)p : 0;
+			c->hdr.signal_value = d->v + (uint32_t)p + 1;
+			c->u.dma.src = (uint64_t)(uintptr_t)sg[p].host;
+			c->u.dma.dst = xc->slot_addr[d->s] + sg[p].card_off;
+			c->u.dma.bytes = sg[p].len;
+			c->u.dma.flags = ABI_DMA_F_SRC_HOST;
+			c->u.dma.word = ABI_DMA_WORD(d->ch, 0, (uint32_t)d->s & 0xFFFFu);
+		}
+	uint64_t f;
+	int r = backend_submit(e->be, EE_XC_RING, xc->dl_cmd, n, &f);
+	xc->n_df = 0;
+	if (r) {
+		ee_xc_df_drop(xc, xc->df, nf);
+		return r;
+	}
+	memcpy(xc->dfly, xc->df, sizeof(*xc->df) * (size_t)nf);
+	xc->n_dfly = nf;
+	xc->dl_fence = f;
+	xc->dl_t0 = xc->t_seen;
+	return 0;
+}
+
+/* The detached list in flight: polls it (timeout_ms 0) or waits for it. When it is complete,
+ * its slots are usable without a wait, and a fill with any failed part empties its slot (a miss
+ * next time). Returns 1 when no detached list is in flight any more, 0 when it still is (poll),
+ * or -ETIMEDOUT. */
+static int ee_xc_dl_collect(struct ee *e, uint32_t timeout_ms)
+{
+	struct ee_xc *xc = e->xc;
+	if (!xc->dl_fence)
+		return 1;
+	int r = backend_wait(e->be, xc->dl_fence, timeout_ms);
+	if (r == -ETIMEDOUT)
+		return timeout_ms ? r : 0;
+	const struct abi_cpl *cp = NULL;
+	uint32_t n = 0;
+	int nf = xc->n_dfly;
+	if ((r && r != -EIO) || backend_completions(e->be, &cp, &n) ||
+	    n != (uint32_t)nf * EXPERT_SLOT_PARTS)
+		n = 0;
+	for (int i = 0; i < nf; i++) {
+		const struct ee_xdf *d = &xc->dfly[i];
+		int ok = n > 0;
+		for (int p = 0; p < EXPERT_SLOT_PARTS && n; p++) {
+			const struct abi_cpl *c = &cp[p * nf + i];
+			ok &= ABI_CPL_STATUS(c->word1) == ABI_ST_OK;
+			ee_xc_iv_add(xc, c->t_start, c->t_end, 0);
+			if (e->profile && e->n_prof < e->cap_prof)
+				e->prof[e->n_prof++] = (struct ee_prof){
+					c->t_start, c->t_end, ABI_OP_DMA_FILL, 0xFFu,
+					"detached expert fill", -1 };
+		}
+		xc->cache.flags[d->s] &= (uint8_t)~EXPERT_SLOT_INFLIGHT;
+		xc->pend_fid[d->s] = 0;
+		if (!ok) {
+			expert_cache_drop(&xc->cache, d->s);
+			xc->df_failed++;
+		}
+	}
+	xc->dl_fence = 0;
+	xc->n_dfly = 0;
+	ee_xc_account(xc);
+	return 1;
+}
+
+/* Before the sequence rewinds or ends: fills never submitted are undone, the list in flight
+ * lands (or its slots are emptied when it does not). */
+static void ee_xc_drain(struct ee *e)
+{
+	struct ee_xc *xc = e->xc;
+	if (!xc || !xc->async)
+		return;
+	ee_xc_df_drop(xc, xc->df, xc->n_df);
+	xc->n_df = 0;
+	if (!xc->dl_fence)
+		return;
+	struct backend_stats s0, s1;
+	e->be->iface->stats(e->be, &s0);
+	int r = ee_xc_dl_collect(e, EE_TIMEOUT_MS);
+	e->be->iface->stats(e->be, &s1);
+	xc->drain_ns += (double)(s1.card_ns - s0.card_ns);
+	if (r < 0) {
+		/* the card never finished it: nothing in those slots can be trusted; the list stays
+		 * in flight, so the slots stay out of use (flagged) */
+		for (int i = 0; i < xc->n_dfly; i++)
+			expert_cache_drop(&xc->cache, xc->dfly[i].s);
+		for (int i = 0; i < xc->n_dfly; i++)
+			xc->cache.flags[xc->dfly[i].s] |= EXPERT_SLOT_INFLIGHT;
+	}
+}
+
 /* The host run of expert f for router rank j: out = route_w * down(silu(gate x) * up x), the
  * card's fp8_gemm calls exactly (X_F32 quantizes inside; ACCUM onto zeros gives route_w * acc). */
 static int ee_xc_host_expert(struct ee *e, const struct ffn_weights *f, float rw, float *out)
@@ -857,6 +1151,12 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 	xc->host_add_cmd = -1;
 	xc->host_layer_s = 0;
 	xc->n_pf = 0;
+	/* the detached list of earlier steps: when it completed, its slots need no wait and failed
+	 * fills are misses now; while it runs, this step issues no detached fill (link budget: one
+	 * list of them at a time) */
+	int df_free = 0;
+	if (xc->async && (df_free = ee_xc_dl_collect(e, 0)) == 0)
+		xc->df_busy_steps++;
 	/* PIN: every EE_XC_REPIN tokens, at the first MoE layer (nothing locked then), pin the
 	 * hottest half of the slots by measured load; the fills land before a barrier */
 	if (xc->cache.policy == EXPERT_POLICY_PIN && li == c->first_k_dense_replace && pos > 0 &&
@@ -891,6 +1191,10 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		int s = expert_cache_access(&xc->cache, li, idx[j], UINT64_MAX);
 		xc->accesses++;
 		xc->slot[j] = s;
+		if (s >= 0 && (xc->cache.flags[s] & EXPERT_SLOT_INFLIGHT)) {
+			xc->fid[j] = xc->pend_fid[s]; /* its detached fill is still on its way */
+			xc->fval[j] = xc->pend_fval[s];
+		}
 		if (s >= 0) {
 			xc->hits++;
 			xc->pf_used += xc->cache.st.prefetch_used - pu0;
@@ -925,9 +1229,11 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 							   victim / xc->cache.n_experts,
 							   victim % xc->cache.n_experts);
 				}
-				/* fence ids 1..ABI_MAX_FENCES-1, round robin; a list holds at most k
-				 * signalling fills and every list completes before the next one */
-				uint32_t fid = xc->next_fence = xc->next_fence % (ABI_MAX_FENCES - 1) + 1;
+				/* fence ids 1..EE_XC_DFENCE0-1, round robin (the rest are the
+				 * detached fills'); a list holds at most k signalling fills and
+				 * every ring 0 list completes before the next one */
+				uint32_t fid = xc->next_fence % (EE_XC_DFENCE0 - 1) + 1;
+				xc->next_fence = fid;
 				xc->fid[j] = fid;
 				xc->fval[j] = ++xc->fence_val[fid];
 				xc->slot[j] = s;
@@ -958,7 +1264,27 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 	 * this list's GEMMs end (link budget); the slot stays locked until the list completes, so
 	 * no other fill of the list takes it over */
 	double budget = (1 + k - n_host) * xc->gemm_s;
-	for (int m = 0; xc->host_mode == 1 && m < n_host; m++) {
+	for (int m = 0; xc->host_mode == 1 && xc->async && m < n_host; m++) {
+		/* detached: the fill runs on across the next layers; the least loaded channel */
+		if (!df_free || xc->n_df >= EE_XC_NDF)
+			break;
+		int ci = 0;
+		for (int q = 1; q < xc->n_h2c; q++)
+			ci = ch_t[q] < ch_t[ci] ? q : ci;
+		int victim = -1, j = host_key[m];
+		uint64_t w0 = xc->cache.st.prefetch_wasted;
+		int s = expert_cache_fill(&xc->cache, li, idx[j], UINT64_MAX, 1, &victim);
+		if (s < 0)
+			break;
+		expert_cache_lock(&xc->cache, s);
+		xc->pf_wasted += xc->cache.st.prefetch_wasted - w0;
+		if (victim >= 0)
+			xc->evictions++;
+		ch_t[ci] += eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
+		TRY(ee_xc_df_add(e, &L->lw->experts[idx[j]], s, xc->h2c[ci]));
+		xc->bg_fills++;
+	}
+	for (int m = 0; xc->host_mode == 1 && !xc->async && m < n_host; m++) {
 		int ci = 0;
 		for (int q = 1; q < xc->n_h2c; q++)
 			ci = ch_t[q] < ch_t[ci] ? q : ci;
@@ -998,6 +1324,8 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		int pe = xc->pred[j];
 		if (pe < 0 || pe >= c->n_routed_experts || expert_cache_lookup(&xc->cache, nl, pe) >= 0)
 			continue;
+		if (xc->async && (!df_free || xc->n_df >= EE_XC_NDF))
+			break;
 		int victim = -1;
 		uint64_t w0 = xc->cache.st.prefetch_wasted;
 		int s = expert_cache_fill(&xc->cache, nl, pe, UINT64_MAX, 1, &victim);
@@ -1010,6 +1338,16 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 					   victim % xc->cache.n_experts);
 		}
 		expert_cache_lock(&xc->cache, s);
+		if (xc->async) { /* detached, on the least loaded channel */
+			int ci = 0;
+			for (int q = 1; q < xc->n_h2c; q++)
+				ci = ch_t[q] < ch_t[ci] ? q : ci;
+			ch_t[ci] += eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
+			TRY(ee_xc_df_add(e, &nw->experts[pe], s, xc->h2c[ci]));
+			xc->pf_issued++;
+			expert_cache_event(&xc->cache, EXPERT_EV_PREFETCH, nl, pe);
+			continue;
+		}
 		xc->pf_key[xc->n_pf] = s;
 		xc->pf_exp[xc->n_pf] = pe;
 		xc->pf_ch[xc->n_pf] = xc->n_pf % xc->n_h2c;
@@ -1020,53 +1358,38 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 	return 0;
 }
 
-/* Card timeline of the list just completed: DMA busy time and the part with no CU computing;
- * the modeled host time not covered by the card's work before the first host merge. */
+/* After a ring 0 list: its CU commands and fills go to the DMA statistics (ee_xc_account); the
+ * modeled host time not covered by the card's work before the first host merge. A failed list
+ * empties the slots whose fills did not land (all of the list's when its completions are
+ * unknown), so no later step takes them for resident. */
 static void ee_xc_after_list(struct ee *e, int r)
 {
 	struct ee_xc *xc = e->xc;
-	const struct abi_cpl *cp;
+	const struct abi_cpl *cp = NULL;
 	uint32_t n = 0;
-	if (r || backend_completions(e->be, &cp, &n) || n != e->list.n)
+	if ((r && r != -EIO) || backend_completions(e->be, &cp, &n) || n != e->list.n)
 		n = 0;
-	int ne = 0;
+	if (r) {
+		for (uint32_t i = 0; i < e->list.n; i++) {
+			const struct abi_cmd *c = &e->list.cmd[i];
+			if (ABI_W0_OP(c->hdr.word0) == ABI_OP_DMA_FILL &&
+			    (!n || ABI_CPL_STATUS(cp[i].word1) != ABI_ST_OK))
+				expert_cache_drop(&xc->cache,
+						  (int)ABI_DMA_WORD_SLOT(c->u.dma.word));
+		}
+	}
 	uint64_t t_first = UINT64_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t op = ABI_CPL_OP(cp[i].word1);
 		int kind = op == ABI_OP_DMA_FILL ? 1 : ABI_CPL_CU(cp[i].word1) != ABI_CPL_CU_NONE ? 2 : 0;
 		if (cp[i].t_start < t_first)
 			t_first = cp[i].t_start;
-		if (!kind || cp[i].t_end <= cp[i].t_start)
-			continue;
-		xc->ev[ne].t = cp[i].t_start;
-		xc->ev[ne++].kind = kind;
-		xc->ev[ne].t = cp[i].t_end;
-		xc->ev[ne++].kind = -kind;
+		if (kind)
+			ee_xc_iv_add(xc, cp[i].t_start, cp[i].t_end, kind == 2);
+		else if (cp[i].t_end > xc->t_seen)
+			xc->t_seen = cp[i].t_end;
 	}
-	/* insertion sort by time, ends before starts at equal times (lists are short) */
-	for (int i = 1; i < ne; i++) {
-		struct ee_xev v = xc->ev[i];
-		int j = i;
-		for (; j > 0 && (xc->ev[j - 1].t > v.t || (xc->ev[j - 1].t == v.t && xc->ev[j - 1].kind > 0 &&
-							   v.kind < 0));
-		     j--)
-			xc->ev[j] = xc->ev[j - 1];
-		xc->ev[j] = v;
-	}
-	int dma = 0, cu = 0;
-	for (int i = 0; i < ne; i++) {
-		if (i && dma > 0) {
-			double dt = (double)(xc->ev[i].t - xc->ev[i - 1].t);
-			xc->dma_busy_ns += dt;
-			if (!cu)
-				xc->dma_exposed_ns += dt;
-		}
-		int kd = xc->ev[i].kind;
-		if (kd == 1 || kd == -1)
-			dma += kd;
-		else
-			cu += kd / 2;
-	}
+	ee_xc_account(xc);
 	if (xc->host_add_cmd >= 0 && (uint32_t)xc->host_add_cmd < n && t_first != UINT64_MAX) {
 		double avail = (double)(cp[xc->host_add_cmd].t_start - t_first);
 		double need = xc->host_layer_s * 1e9;
@@ -1324,6 +1647,7 @@ static int ee_expert_trace(struct engine *en, struct expert_trace_writer *w)
 static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 {
 	struct ee *e = ee_of(en);
+	ee_xc_drain(e); /* detached fills land before the sequence rewinds */
 	if (pos >= 0 && pos < en->pos)
 		en->pos = pos;
 	if (mtp_pos >= 0 && mtp_pos < en->mtp_pos)
@@ -1346,6 +1670,10 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 			xc->dma_bytes = xc->dma_busy_ns = xc->dma_exposed_ns = 0;
 			xc->host_s = xc->host_exposed_ns = 0;
 			xc->pin_fills = xc->bg_fills = 0;
+			xc->df_fills = xc->df_failed = xc->df_busy_steps = 0;
+			xc->drain_ns = 0;
+			xc->n_iv = 0; /* the drain above left nothing in flight */
+			xc->t_done = xc->t_seen;
 		}
 	}
 }
@@ -1357,7 +1685,7 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 	double acc = xc->accesses ? (double)xc->accesses : 1;
 	double hidden = xc->dma_busy_ns > 0 ? 1 - xc->dma_exposed_ns / xc->dma_busy_ns : 1;
 	double host_ms = xc->host_exposed_ns / n / 1e6;
-	double tok_s = 1e3 / (card + link + host_ms);
+	double tok_s = 1e3 / (card + link + host_ms + xc->drain_ns / n / 1e6);
 	double pred = xc->pf_pred ? (double)xc->pf_pred_hit / (double)xc->pf_pred : 0;
 	const char *hm[] = { "off", "auto", "always" };
 	if (json) {
@@ -1370,7 +1698,10 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			     "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
 			     "\"modeled_expert_dma_ms_per_tok\":%.4f,"
 			     "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
-			     "\"modeled_expert_decode_tok_s\":%.2f",
+			     "\"modeled_expert_decode_tok_s\":%.2f,\"expert_detached\":%d,"
+			     "\"expert_detached_fills\":%llu,\"expert_detached_failed\":%llu,"
+			     "\"expert_detached_busy_steps\":%llu,"
+			     "\"modeled_expert_drain_ms_per_tok\":%.4f",
 			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
 			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
 			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
@@ -1379,7 +1710,9 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills,
 			(unsigned long long)xc->evictions, pred,
 			xc->dma_bytes / n, hidden,
-			xc->dma_busy_ns / n / 1e6, host_ms, tok_s);
+			xc->dma_busy_ns / n / 1e6, host_ms, tok_s, xc->async,
+			(unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
+			(unsigned long long)xc->df_busy_steps, xc->drain_ns / n / 1e6);
 		return;
 	}
 	fprintf(out,
@@ -1399,6 +1732,12 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 		(unsigned long long)xc->pf_issued,
 		(unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted, 100 * pred,
 		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
+	if (xc->async)
+		fprintf(out,
+			"                 detached fills (ring %u, across layers): %llu issued, "
+			"%llu failed (slot emptied), %llu steps skipped while the list was busy\n",
+			EE_XC_RING, (unsigned long long)xc->df_fills,
+			(unsigned long long)xc->df_failed, (unsigned long long)xc->df_busy_steps);
 }
 
 /* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or
@@ -1607,6 +1946,8 @@ static void ee_free(struct engine *en)
 	struct ee *e = ee_of(en);
 	if (!e)
 		return;
+	if (e->be)
+		ee_xc_drain(e); /* no fill may still write card memory as it is released */
 	if (e->profile && e->n_prof && ee_write_profile(e))
 		fprintf(stderr, "moecard: %s: cannot write the profile\n", e->profile);
 	if (e->be) {

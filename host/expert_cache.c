@@ -242,7 +242,7 @@ int expert_cache_victim(const struct expert_cache *c)
 {
 	int best = -1;
 	for (int s = 0; s < c->n_slots; s++) {
-		if (c->flags[s] & (EXPERT_SLOT_PINNED | EXPERT_SLOT_LOCKED))
+		if (c->flags[s] & (EXPERT_SLOT_PINNED | EXPERT_SLOT_LOCKED | EXPERT_SLOT_INFLIGHT))
 			continue;
 		if (c->slot_key[s] < 0)
 			return s;
@@ -311,6 +311,16 @@ int expert_cache_fill(struct expert_cache *c, int layer, int e, uint64_t next_us
 		lock_slot(c, s);
 	}
 	return s;
+}
+
+void expert_cache_drop(struct expert_cache *c, int s)
+{
+	if (s < 0 || s >= c->n_slots)
+		return;
+	if (c->slot_key[s] >= 0)
+		c->key_slot[c->slot_key[s]] = -1;
+	c->slot_key[s] = -1;
+	c->flags[s] &= EXPERT_SLOT_LOCKED; /* the lock list still holds it until the step ends */
 }
 
 void expert_cache_lock(struct expert_cache *c, int s)

@@ -102,6 +102,9 @@ const char *expert_policy_name(enum expert_policy p);
 #define EXPERT_SLOT_PINNED 0x1u   /* never evicted until re-pinning */
 #define EXPERT_SLOT_PREFETCH 0x2u /* filled by a prefetch and not used since */
 #define EXPERT_SLOT_LOCKED 0x4u   /* in use by the current layer step; not evictable */
+#define EXPERT_SLOT_INFLIGHT 0x8u /* a detached fill (a list of its own, running across layer
+				     steps) is writing it: not evictable or refillable until the
+				     engine clears the flag when that list completed */
 
 /* Decision counters. */
 struct expert_cache_stats {
@@ -168,6 +171,10 @@ int expert_cache_fill(struct expert_cache *c, int layer, int e, uint64_t next_us
 /* expert_cache_victim - the slot a fill would take now (an empty one first), or -1 when every
  * slot is pinned or locked. No side effects. */
 int expert_cache_victim(const struct expert_cache *c);
+
+/* expert_cache_drop - empties slot s (its fill failed: the data is not there); the key is no
+ * longer resident. Flags other than EXPERT_SLOT_LOCKED are cleared. */
+void expert_cache_drop(struct expert_cache *c, int s);
 
 /* expert_cache_lock - locks slot s until the next expert_cache_unlock (a fill in flight that
  * no other fill of the same step may take over). */

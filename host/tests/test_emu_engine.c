@@ -4,7 +4,11 @@
  * engine (a CU that reports an error, a CU that hangs until the firmware watchdog resets it, a DMA
  * error: the forward/list fails cleanly and the next one succeeds with the same logits as a clean
  * run), and timing sanity (modeled card time grows with context and with experts per token, as
- * the timing model says). Generates its own tiny checkpoint.
+ * the timing model says), two rings in flight (a ring 1 list of fills whose fence a ring 0 GEMM
+ * waits on; the non-blocking poll; -EBUSY per ring; the cpu backend keeps one list), and DMA
+ * faults under the expert cache with detached fills at every countdown position (each forward
+ * either fails cleanly or gives the clean logits; a failed detached fill is a miss later).
+ * Generates its own tiny checkpoint.
  */
 #include <errno.h>
 #include <math.h>
@@ -145,6 +149,69 @@ static void test_fences(void)
 	backend_close(be);
 }
 
+/* Rings 0 and 1 in flight together: a ring 1 fill signals fence 5, a ring 0 GEMM waits on it. */
+static void test_rings(void)
+{
+	struct backend *be;
+	char err[256];
+	int r = backend_open(&be, "emu", board_path(), err, sizeof err);
+	CHECK(r == 0, "backend_open emu: %s", err);
+	if (r)
+		return;
+	CHECK(be->caps & BACKEND_CAP_RINGS, "emu has BACKEND_CAP_RINGS");
+	struct backend_buf *buf;
+	CHECK(backend_buf_alloc(be, 0, 1 << 20, 64, &buf) == 0, "alloc");
+	uint64_t base = backend_buf_addr(buf, 0);
+	struct abi_cmd d[2], g;
+	for (int i = 0; i < 2; i++) {
+		memset(&d[i], 0, sizeof d[i]);
+		abi_cmd_hdr_set(&d[i].hdr, ABI_OP_DMA_FILL, 0);
+		d[i].u.dma.dst = base + 65536 + (uint64_t)i * 65536;
+		d[i].u.dma.bytes = 65536;
+		d[i].u.dma.flags = ABI_DMA_F_PATTERN;
+		d[i].u.dma.word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0x38, 0); /* e4m3 1.0 */
+	}
+	abi_cmd_signal(&d[1].hdr, 5, 1);
+	gemm_cmd(&g, base + 262144, 256, 256);
+	g.u.gemm.w = base + 65536; /* the filled codes */
+	abi_cmd_wait(&g.hdr, 5, 1);
+	uint64_t f1, f0, f2;
+	r = backend_submit(be, 1, d, 2, &f1);
+	CHECK(r == 0, "submit ring 1: %d", r);
+	CHECK(backend_submit(be, 1, d, 1, &f2) == -EBUSY, "a second list on ring 1 is -EBUSY");
+	struct backend_stats s0, s1;
+	be->iface->stats(be, &s0);
+	r = backend_wait(be, f1, 0);
+	be->iface->stats(be, &s1);
+	CHECK(r == -ETIMEDOUT && s1.card_ns == s0.card_ns,
+	      "poll of a list not run yet: r %d, card time %llu -> %llu", r,
+	      (unsigned long long)s0.card_ns, (unsigned long long)s1.card_ns);
+	r = backend_submit(be, 0, &g, 1, &f0);
+	CHECK(r == 0, "submit ring 0 while ring 1 is in flight: %d", r);
+	r = backend_wait(be, f0, 60000);
+	const struct abi_cpl *c;
+	uint32_t n;
+	backend_completions(be, &c, &n);
+	CHECK(r == 0 && n == 1 && ABI_CPL_QUEUE(c[0].word1) == 0, "ring 0 list: r %d n %u", r, n);
+	uint64_t g0 = n ? c[0].t_start : 0;
+	r = backend_wait(be, f1, 0); /* the fills landed while ring 0 was waited for */
+	backend_completions(be, &c, &n);
+	CHECK(r == 0 && n == 2 && ABI_CPL_QUEUE(c[0].word1) == 1 && ABI_CPL_QUEUE(c[1].word1) == 1,
+	      "ring 1 list after ring 0's wait: r %d n %u", r, n);
+	CHECK(n == 2 && g0 >= c[1].t_end, "the ring 0 GEMM started at %llu before its fill ended "
+	      "at %llu", (unsigned long long)g0, (unsigned long long)(n == 2 ? c[1].t_end : 0));
+	CHECK(backend_wait(be, f1, 0) == 0, "a list already waited for returns 0");
+	backend_buf_free(be, buf);
+	backend_close(be);
+	/* the cpu backend keeps one list in flight over all rings */
+	if (backend_open(&be, "cpu", board_path(), err, sizeof err)) {
+		CHECK(0, "backend_open cpu: %s", err);
+		return;
+	}
+	CHECK(!(be->caps & BACKEND_CAP_RINGS), "cpu has no BACKEND_CAP_RINGS");
+	backend_close(be);
+}
+
 static double rel_err(const float *a, const float *b, int n)
 {
 	double d = 0, s = 0;
@@ -220,6 +287,100 @@ static void test_engine_faults(const char *dir)
 	ckpt_close(&ck);
 }
 
+/* The expert_detached_failed figure of the engine's JSON statistics. */
+static long detached_failed(struct engine *e)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+	if (!f)
+		return -1;
+	e->ops->stats(e, f, 1);
+	fclose(f);
+	const char *p = strstr(buf, "\"expert_detached_failed\":");
+	return p ? atol(p + strlen("\"expert_detached_failed\":")) : -1;
+}
+
+/* DMA faults at every countdown position under the expert cache with prefetch and background
+ * fills (detached on ring 1): a forward fails cleanly (-EIO) or gives the clean logits; never
+ * logits from a half-filled slot. */
+static void test_expert_faults(const char *dir, const char *policy, const char *host)
+{
+	struct ckpt ck;
+	char err[512];
+	int r = ckpt_open(dir, &ck, err, sizeof err);
+	CHECK(r == 0, "ckpt_open: %s", err);
+	if (r)
+		return;
+	setenv("MOECARD_BOARD", board_path(), 1);
+	struct model_opts o = { .act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1 };
+	struct engine_extra x = { .expert_slots_pct = 25, .expert_policy = policy,
+				  .expert_prefetch = 1, .expert_host = host,
+				  .expert_host_gbps = 50 };
+	struct engine e0, e;
+	int V = ck.cfg.vocab_size, toks[4] = { 5, 77, 300, 9 };
+	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+	r = engine_open(&e0, "emu", &ck, &o, NULL, err, sizeof err);
+	CHECK(r == 0, "engine_open emu (all resident): %s", err);
+	if (!r) {
+		CHECK(engine_forward(&e0, toks, 4, ref, 0, NULL) == 0, "all-resident forward");
+		engine_free(&e0);
+	}
+	r = engine_open(&e, "emu", &ck, &o, &x, err, sizeof err);
+	CHECK(r == 0, "engine_open emu with the cache: %s", err);
+	if (r) {
+		free(ref);
+		free(lg);
+		ckpt_close(&ck);
+		return;
+	}
+	struct backend *be = engine_emu_backend(&e);
+	r = engine_forward(&e, toks, 4, lg, 0, NULL);
+	CHECK(r == 0 && rel_err(lg, ref, V) == 0, "cache forward = all resident: r %d, %g", r,
+	      rel_err(lg, ref, V));
+	int n_fail_fw = 0, n_ok = 0, bad = 0;
+	long recovered = 0;
+	for (uint32_t n = 1; n <= 48; n++) {
+		engine_truncate(&e, 0, 0);
+		be->iface->fault_set(be, BACKEND_FAULT_DMA_ERROR, n);
+		r = engine_forward(&e, toks, 4, lg, 0, NULL);
+		long df = detached_failed(&e);
+		if (r == 0) {
+			n_ok++;
+			recovered += df > 0 ? df : 0;
+			if (rel_err(lg, ref, V) != 0) {
+				bad++;
+				printf("DMA fault %u: forward succeeded with logits off by %g\n", n,
+				       rel_err(lg, ref, V));
+			}
+		} else if (r == -EIO) {
+			n_fail_fw++;
+		} else {
+			bad++;
+			printf("DMA fault %u: forward returned %d\n", n, r);
+		}
+		be->iface->fault_set(be, BACKEND_FAULT_DMA_ERROR, 0);
+		engine_truncate(&e, 0, 0);
+		r = engine_forward(&e, toks, 4, lg, 0, NULL);
+		if (r || rel_err(lg, ref, V) != 0) {
+			bad++;
+			printf("DMA fault %u: the next forward r %d, logits off by %g\n", n, r,
+			       rel_err(lg, ref, V));
+		}
+	}
+	CHECK(bad == 0, "DMA faults under the cache (%s, host %s): %d forwards wrong (see above)",
+	      policy, host, bad);
+	CHECK(n_fail_fw > 0 || !strcmp(host, "auto"), "some DMA fault made a forward fail (%d)",
+	      n_fail_fw); /* host off: demand fills */
+	CHECK(recovered > 0, "some failed detached fill was taken for a miss (%ld)", recovered);
+	printf("DMA faults 1..48 under the cache (%s+prefetch, host %s): %d forwards failed "
+	       "cleanly, %d gave the clean logits (%ld failed detached fills recovered as misses), "
+	       "next forwards identical\n", policy, host, n_fail_fw, n_ok, recovered);
+	free(ref);
+	free(lg);
+	engine_free(&e);
+	ckpt_close(&ck);
+}
+
 static void test_whatif(void)
 {
 	struct backend *be;
@@ -266,8 +427,12 @@ int main(void)
 	int r = gen_checkpoint(dir, "tiny", 3, NULL, 0, err, sizeof err);
 	CHECK(r == 0, "gen tiny: %s", err);
 	test_fences();
-	if (!r)
+	test_rings();
+	if (!r) {
 		test_engine_faults(dir);
+		test_expert_faults(dir, "lfu", "auto");
+		test_expert_faults(dir, "lru", "off");
+	}
 	test_whatif();
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

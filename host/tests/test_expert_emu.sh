@@ -80,6 +80,9 @@ if [ "${SAN:-}" = 1 ]; then # the sanitizer variant: fewer tokens and variants
     "--expert-slots|25%|--expert-policy|pin|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
     "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
     "--expert-slots|board"
+  # the fallback of a backend with one list in flight: every fill in ring 0's lists
+  MOECARD_EXPERT_SYNC_FILLS=1 proof "$tiny" 12 "tiny, fills in ring 0's lists" \
+    "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50"
 else
   proof "$tiny" 64 tiny \
     "--expert-slots|25%|--expert-policy|lru" "--expert-slots|25%|--expert-policy|lfu" \
@@ -88,6 +91,10 @@ else
     "--expert-slots|25%|--expert-policy|pin|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
     "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
     "--expert-slots|4" "--expert-slots|board"
+  # the fallback of a backend with one list in flight: every fill in ring 0's lists
+  MOECARD_EXPERT_SYNC_FILLS=1 proof "$tiny" 64 "tiny, fills in ring 0's lists" \
+    "--expert-slots|25%|--expert-prefetch" \
+    "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50"
 fi
 
 # --- figures: bench --json on tiny ---------------------------------------------------------
@@ -116,6 +123,14 @@ jp=$(bj --expert-slots 25% --expert-prefetch)
 check "bench --expert-prefetch: prefetches issued, used <= issued, prediction recall in (0,1]" "$jp" \
   "j['expert_prefetch_issued'] > 0 and j['expert_prefetch_used'] <= j['expert_prefetch_issued'] and
    0 < j['expert_prediction_recall'] <= 1"
+jd=$(bj --expert-slots 25% --expert-policy lfu --expert-prefetch --expert-host auto --expert-host-gbps 50)
+check "bench detached fills (ring 1): issued = prefetches + background fills, none failed, hidden in [0,1]" "$jd" \
+  "j['expert_detached'] == 1 and j['expert_detached_fills'] > 0 and j['expert_detached_failed'] == 0 and
+   j['expert_detached_fills'] == j['expert_prefetch_issued'] + j['expert_bg_fills'] and
+   0 <= j['modeled_expert_dma_hidden'] <= 1"
+jds=$(MOECARD_EXPERT_SYNC_FILLS=1 bj --expert-slots 25% --expert-policy lfu --expert-prefetch)
+check "bench MOECARD_EXPERT_SYNC_FILLS=1: no detached fill" "$jds" \
+  "j['expert_detached'] == 0 and j['expert_detached_fills'] == 0"
 jn=$("$MOECARD" bench --model "$tiny" --backend emu --prompt-len 8 --gen 8 --json | tail -1)
 check "bench without --expert-slots prints no cache figures" "$jn" "'expert_slots' not in j"
 
