@@ -1264,32 +1264,14 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 	 * this list's GEMMs end (link budget); the slot stays locked until the list completes, so
 	 * no other fill of the list takes it over */
 	double budget = (1 + k - n_host) * xc->gemm_s;
-	for (int m = 0; xc->host_mode == 1 && xc->async && m < n_host; m++) {
-		/* detached: the fill runs on across the next layers; the least loaded channel */
-		if (!df_free || xc->n_df >= EE_XC_NDF)
-			break;
-		int ci = 0;
-		for (int q = 1; q < xc->n_h2c; q++)
-			ci = ch_t[q] < ch_t[ci] ? q : ci;
-		int victim = -1, j = host_key[m];
-		uint64_t w0 = xc->cache.st.prefetch_wasted;
-		int s = expert_cache_fill(&xc->cache, li, idx[j], UINT64_MAX, 1, &victim);
-		if (s < 0)
-			break;
-		expert_cache_lock(&xc->cache, s);
-		xc->pf_wasted += xc->cache.st.prefetch_wasted - w0;
-		if (victim >= 0)
-			xc->evictions++;
-		ch_t[ci] += eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
-		TRY(ee_xc_df_add(e, &L->lw->experts[idx[j]], s, xc->h2c[ci]));
-		xc->bg_fills++;
-	}
-	for (int m = 0; xc->host_mode == 1 && !xc->async && m < n_host; m++) {
+	for (int m = 0; xc->host_mode == 1 && m < n_host; m++) {
+		/* the least loaded channel; detached: the fill runs on across the next layers; in
+		 * the list: only on a channel no demand fill uses, landing within the list */
 		int ci = 0;
 		for (int q = 1; q < xc->n_h2c; q++)
 			ci = ch_t[q] < ch_t[ci] ? q : ci;
 		double end = ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
-		if (ch_t[ci] > 0 || end > budget) /* only on a channel no demand fill uses */
+		if (xc->async ? !df_free || xc->n_df >= EE_XC_NDF : ch_t[ci] > 0 || end > budget)
 			break;
 		int victim = -1, j = host_key[m];
 		uint64_t w0 = xc->cache.st.prefetch_wasted;
@@ -1301,7 +1283,10 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		if (victim >= 0)
 			xc->evictions++;
 		ch_t[ci] = end;
-		TRY(ee_xc_fill_cmds(e, &L->lw->experts[idx[j]], s, xc->h2c[ci], 0, 0));
+		if (xc->async)
+			TRY(ee_xc_df_add(e, &L->lw->experts[idx[j]], s, xc->h2c[ci]));
+		else
+			TRY(ee_xc_fill_cmds(e, &L->lw->experts[idx[j]], s, xc->h2c[ci], 0, 0));
 		xc->bg_fills++;
 	}
 	xc->host_s += xc->host_layer_s;
