@@ -7,7 +7,7 @@
  *
  * Data flow: board/<card>.dts -> board_parse -> bitstream_cfg_write -> connectivity.cfg -> v++ -l
  *                                           \-> bitstream_xclbin_build -> <card>.xclbin -> XRT
- * The host xrt control path (host/xrt_dev.c) reads the same argument lists to bind run arguments.
+ * The host xrt control path (host/backend/xrt_dev.c) reads the same argument lists to bind run arguments.
  */
 #ifndef MOECARD_BITSTREAM_H
 #define MOECARD_BITSTREAM_H

@@ -19,4 +19,4 @@ $(B)/board/%.dtb: board/%.dts
 # library sources without these flags, so it skips those files.
 XRT_INC     ?= /usr/include/xrt
 CFLAGS_xrt_dev := -isystem $(XRT_INC)
-FUZZ_EXCLUDE += host/xrt_dev.c
+FUZZ_EXCLUDE += host/backend/xrt_dev.c

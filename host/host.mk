@@ -1,16 +1,22 @@
-# host/: the host engine (config, safetensors, checkpoint binding, model forward, backends, CLI).
-HOST_SRCS := $(filter-out host/main.c,$(wildcard host/*.c))
+# host/: the host side of moecard, one folder per layer of the design (see docs/architecture.md):
+#   load/ config.json, safetensors, checkpoint binding   text/ tokenizer, chat template
+#   model/ the host engine's forward pass, router, SIMD kernels, thread pool
+#   engine/ the engine interface (host engine or card scheduler)   decode/ token loop, sampling, MTP
+#   sched/ the card scheduler and the expert cache   backend/ card backends (ref, emu, xrt)
+#   tools/ the test-checkpoint writer   util/ errors, .npy   cli/ the moecard command line
+HOST_DIRS := load text model engine decode sched backend tools util cli
+HOST_SRCS := $(filter-out host/cli/main.c,$(foreach d,$(HOST_DIRS),$(wildcard host/$(d)/*.c)))
 LIB_SRCS  += $(HOST_SRCS)
 BINS      += $(B)/moecard
 TEST_SRCS += $(wildcard host/tests/test_*.c)
 TEST_SCRIPTS += $(wildcard host/tests/test_*.sh)
 FUZZ_SRCS += $(wildcard host/fuzz/fuzz_*.c)
 
-# SIMD kernels are compiled per ISA and chosen at run time (host/simd.h).
+# SIMD kernels are compiled per ISA and chosen at run time (host/model/kernels.h).
 CFLAGS_simd_avx2   := -mavx2 -mfma -mf16c
 CFLAGS_simd_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vbmi -mfma -mf16c
 
-$(B)/moecard: host/main.c $(LIB)
+$(B)/moecard: host/cli/main.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)

@@ -27,8 +27,8 @@ if [ -n "$missing" ]; then
     fi
     SUDO="sudo"
   fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 elif [ $check = 0 ]; then
   echo "deps: all Debian packages present"
 fi

@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - libFuzzer target: config_parse (host/config.c) on arbitrary bytes. Any input
+ * fuzz_config.c - libFuzzer target: config_parse (host/load/config.c) on arbitrary bytes. Any input
  * must either parse into a config that passes config_validate or fail with -EINVAL/-ENOMEM and
  * a one-line message; never crash, leak or read out of bounds.
  */
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
+#include "load/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_expert_trace.c - libFuzzer target: expert_trace_parse (host/expert_trace.c) on arbitrary
+ * fuzz_expert_trace.c - libFuzzer target: expert_trace_parse (host/sched/expert_trace.c) on arbitrary
  * bytes. Any input must either load into a trace whose every record passes the documented bounds
  * (MoE layer, distinct experts below n_routed_experts, finite weights, predictions -1 or in range)
  * or fail with -EINVAL/-ENOMEM and one line naming the source; never crash or read out of bounds.
@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "expert_cache.h"
-#include "expert_trace.h"
+#include "sched/expert_cache.h"
+#include "sched/expert_trace.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_safetensors.c - libFuzzer target: st_parse_header (host/safetensors.c) on arbitrary bytes
+ * fuzz_safetensors.c - libFuzzer target: st_parse_header (host/load/safetensors.c) on arbitrary bytes
  * taken as a whole safetensors file image, then st_find on every tensor and st_close. Every
  * accepted tensor must lie inside the buffer with nbytes == numel * dtype size.
  */
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "safetensors.h"
+#include "load/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

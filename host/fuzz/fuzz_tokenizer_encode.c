@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 static const char builtin[] =
     "{\"added_tokens\":[{\"id\":260,\"content\":\"<\xef\xbd\x9cUser\xef\xbd\x9c>\",\"special\":"

@@ -1,5 +1,5 @@
 /*
- * fuzz_tokenizer_load.c - libFuzzer target for tokenizer.json loading (host/tokenizer.c): the input
+ * fuzz_tokenizer_load.c - libFuzzer target for tokenizer.json loading (host/text/tokenizer.c): the input
  * is written as a tokenizer.json and loaded; when it loads, a few texts are encoded and decoded
  * and the bytes must come back. Must never crash, leak, read out of bounds or hang.
  * Seeds: host/fuzz/corpus/fuzz_tokenizer_load/ (small byte-level BPE tokenizer.json files using
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 static char dir[] = "/tmp/moecard-fuzz-tok-XXXXXX", path[64];
 

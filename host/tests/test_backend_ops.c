@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "backend.h"
+#include "backend/backend.h"
 #include "e4m3.h"
 
 static int n_pass, n_fail;
@@ -246,7 +246,7 @@ struct opcase {
 };
 
 /*
- * Backend xrt (host/backend_xrt.c) joins as "control path only" on XRT's noop device, where the
+ * Backend xrt (host/backend/backend_xrt.c) joins as "control path only" on XRT's noop device, where the
  * kernels do not compute: every case must complete, nothing is compared. MOECARD_TEST_XRT=hil
  * (`make test-hil`, a real card) compares it with the cpu backend at the same limits as emu;
  * MOECARD_TEST_XRT=off leaves it out. Returns the case's error (0 when not compared), or -1 when
@@ -365,7 +365,7 @@ int main(void)
 	char dtb[512];
 	snprintf(dtb, sizeof dtb, "%s/board/emu.dtb", b ? b : "build");
 	struct side ref, emu;
-	if (side_open(&ref, "cpu", dtb) || side_open(&emu, "emu", dtb)) {
+	if (side_open(&ref, "ref", dtb) || side_open(&emu, "emu", dtb)) {
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}

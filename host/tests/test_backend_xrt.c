@@ -1,5 +1,5 @@
 /*
- * test_backend_xrt.c - backend "xrt" (host/backend_xrt.c) through backend.h, against XRT itself.
+ * test_backend_xrt.c - backend "xrt" (host/backend/backend_xrt.c) through backend.h, against XRT itself.
  *
  * 1. Clean failures, each one line: no XRT environment (names the MOECARD_XRT_NOOP opt-in), an
  *    unsupported emulation mode, a bad MOECARD_XRT_MODE, a missing xclbin, a malformed xclbin,
@@ -25,10 +25,10 @@
 #include <unistd.h>
 
 #include "abi_ring.h"
-#include "backend.h"
-#include "backend_xrt.h"
+#include "backend/backend.h"
+#include "backend/backend_xrt.h"
 #include "bitstream/bitstream.h"
-#include "xrt_dev.h"
+#include "backend/xrt_dev.h"
 
 static int n_pass, n_fail;
 

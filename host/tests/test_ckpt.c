@@ -1,5 +1,5 @@
 /*
- * test_ckpt.c - `moecard gen` round trip through the loader stack (gen.c -> safetensors.c ->
+ * test_ckpt.c - `moecard gen` round trip through the loader stack (testckpt.c -> safetensors.c ->
  * ckpt.c): a tiny checkpoint binds with the right shapes; FP8 scales are finite, positive and
  * (ue8m0) powers of two; dequantized weights have the intended std; routing is not degenerate
  * (the bias changes some but not all top-k sets, every expert is picked, router logits spread);
@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "ckpt.h"
+#include "load/ckpt.h"
 #include "e4m3.h"
 
 static char tmpdir[256];
@@ -43,7 +43,7 @@ static void gen_open(const char *sub, uint64_t seed, const char **sets, int n, s
 {
 	char dir[512], err[512] = "";
 	snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
-	int rc = gen_checkpoint(dir, "tiny", seed, sets, n, err, sizeof err);
+	int rc = testckpt_write(dir, "tiny", seed, sets, n, err, sizeof err);
 	if (rc)
 		printf("gen %s: %s\n", sub, err);
 	assert_int_equal(rc, 0);
@@ -369,8 +369,8 @@ static void test_determinism_and_dir(void **state)
 	FILE *f = fopen(p, "w");
 	fputs("keep me\n", f);
 	fclose(f);
-	assert_int_equal(gen_checkpoint(a, "tiny", 42, NULL, 0, err, sizeof err), 0);
-	assert_int_equal(gen_checkpoint(b, "tiny", 42, NULL, 0, err, sizeof err), 0);
+	assert_int_equal(testckpt_write(a, "tiny", 42, NULL, 0, err, sizeof err), 0);
+	assert_int_equal(testckpt_write(b, "tiny", 42, NULL, 0, err, sizeof err), 0);
 	assert_int_equal(access(p, F_OK), 0);
 	size_t na, nb;
 	char pa[600], pb[600];
@@ -380,7 +380,7 @@ static void test_determinism_and_dir(void **state)
 	assert_int_equal(na, nb);
 	assert_memory_equal(da, db, na);
 	free(db);
-	assert_int_equal(gen_checkpoint(b, "tiny", 43, NULL, 0, err, sizeof err), 0);
+	assert_int_equal(testckpt_write(b, "tiny", 43, NULL, 0, err, sizeof err), 0);
 	db = slurp(pb, &nb);
 	assert_int_equal(na, nb);
 	assert_true(memcmp(da, db, na) != 0);
@@ -392,8 +392,8 @@ static void test_determinism_and_dir(void **state)
 	assert_int_not_equal(system(cmd), 0);
 	/* Bad preset / override: -EINVAL, message names the option. */
 	const char *bad[] = {"num_experts_per_tok=17"};
-	assert_int_equal(gen_checkpoint(b, "huge", 1, NULL, 0, err, sizeof err), -EINVAL);
-	assert_int_equal(gen_checkpoint(b, "tiny", 1, bad, 1, err, sizeof err), -EINVAL);
+	assert_int_equal(testckpt_write(b, "huge", 1, NULL, 0, err, sizeof err), -EINVAL);
+	assert_int_equal(testckpt_write(b, "tiny", 1, bad, 1, err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "config.json: num_experts_per_tok:"));
 }
 

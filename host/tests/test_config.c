@@ -1,5 +1,5 @@
 /*
- * test_config.c - config.json parsing and validation (host/config.c): a V3 config, V2 and
+ * test_config.c - config.json parsing and validation (host/load/config.c): a V3 config, V2 and
  * V2-Lite variants, defaults, and one bad config per rule, each of which must fail with -EINVAL
  * and a one-line message naming config.json and the key.
  */
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "config.h"
+#include "load/config.h"
 
 /* DeepSeek-V3 671B config.json (the keys moecard reads). */
 static const char *v3_json =

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "backend.h"
-#include "ckpt.h"
-#include "engine.h"
-#include "engine_emu.h"
+#include "backend/backend.h"
+#include "load/ckpt.h"
+#include "engine/engine.h"
+#include "sched/card_engine.h"
 
 static int n_pass, n_fail;
 
@@ -204,7 +204,7 @@ static void test_rings(void)
 	backend_buf_free(be, buf);
 	backend_close(be);
 	/* the cpu backend keeps one list in flight over all rings */
-	if (backend_open(&be, "cpu", board_path(), err, sizeof err)) {
+	if (backend_open(&be, "ref", board_path(), err, sizeof err)) {
 		CHECK(0, "backend_open cpu: %s", err);
 		return;
 	}
@@ -239,7 +239,7 @@ static void test_engine_faults(const char *dir)
 		ckpt_close(&ck);
 		return;
 	}
-	struct backend *be = engine_emu_backend(&e);
+	struct backend *be = card_engine_backend(&e);
 	int V = ck.cfg.vocab_size, toks[3] = { 5, 77, 300 };
 	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
 	r = engine_forward(&e, toks, 3, ref, 0, NULL);
@@ -333,7 +333,7 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 		ckpt_close(&ck);
 		return;
 	}
-	struct backend *be = engine_emu_backend(&e);
+	struct backend *be = card_engine_backend(&e);
 	r = engine_forward(&e, toks, 4, lg, 0, NULL);
 	CHECK(r == 0 && rel_err(lg, ref, V) == 0, "cache forward = all resident: r %d, %g", r,
 	      rel_err(lg, ref, V));
@@ -385,7 +385,7 @@ static void test_whatif(void)
 {
 	struct backend *be;
 	char err[256];
-	if (backend_open(&be, "cpu", board_path(), err, sizeof err)) {
+	if (backend_open(&be, "ref", board_path(), err, sizeof err)) {
 		CHECK(0, "backend_open cpu: %s", err);
 		return;
 	}
@@ -405,10 +405,10 @@ static void test_whatif(void)
 	c.n_shared_experts = 1;
 	double t2, t6, tp, by;
 	c.num_experts_per_tok = 2;
-	engine_emu_whatif(&c, be, 128, &t2, &by);
+	card_engine_whatif(&c, be, 128, &t2, &by);
 	c.num_experts_per_tok = 6;
-	engine_emu_whatif(&c, be, 128, &t6, &by);
-	engine_emu_whatif(&c, be, 4000, &tp, &by);
+	card_engine_whatif(&c, be, 128, &t6, &by);
+	card_engine_whatif(&c, be, 4000, &tp, &by);
 	printf("what-if mid: top-2 %.3f ms, top-6 %.3f ms, top-6 at ctx 4000 %.3f ms per token\n",
 	       t2 / 1e6, t6 / 1e6, tp / 1e6);
 	CHECK(t6 > t2, "more experts cost more: %g vs %g", t6, t2);
@@ -424,7 +424,7 @@ int main(void)
 		return 1;
 	}
 	char err[512];
-	int r = gen_checkpoint(dir, "tiny", 3, NULL, 0, err, sizeof err);
+	int r = testckpt_write(dir, "tiny", 3, NULL, 0, err, sizeof err);
 	CHECK(r == 0, "gen tiny: %s", err);
 	test_fences();
 	test_rings();

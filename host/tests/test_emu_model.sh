@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_emu_model.sh - the whole model through the emulated card (issue 4's correctness proof):
 # `moecard run --backend emu` against (a) the same command lists on the cpu backend
-# (MOECARD_SCHED_BACKEND=cpu: identical GEMMs, host reference vector ops) and (b) the direct cpu
+# (MOECARD_SCHED_BACKEND=ref: identical GEMMs, host reference vector ops) and (b) the direct cpu
 # engine `--backend cpu --act fp8`, on the tiny preset and a partial-block shape (hidden 320,
 # vocab 1000), main and MTP logits over 256 tokens (16 under the sanitizers); plus the --profile
 # trace and the bench figures. Env: MOECARD, B, SAN, PYTHON.
@@ -64,7 +64,7 @@ print(','.join(str(t) for t in np.random.default_rng(int(sys.argv[2])).integers(
   else
     bad "$shape: run --backend emu"; continue
   fi
-  MOECARD_SCHED_BACKEND=cpu "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
+  MOECARD_SCHED_BACKEND=ref "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/s.npy" --dump-mtp-logits "$T/sm.npy" >/dev/null || bad "$shape: lists on cpu"
   "$MOECARD" run --model "$d" --tokens "$toks" -n 0 --backend cpu --act fp8 \
     --dump-logits "$T/c.npy" --dump-mtp-logits "$T/cm.npy" >/dev/null || bad "$shape: cpu engine"

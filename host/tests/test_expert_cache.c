@@ -21,11 +21,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "board.h"
-#include "ckpt.h"
+#include "load/ckpt.h"
 #include "dma.h"
-#include "expert_cache.h"
-#include "expert_trace.h"
-#include "kernels.h"
+#include "sched/expert_cache.h"
+#include "sched/expert_trace.h"
+#include "model/kernels.h"
 
 static void test_lru_order(void **st)
 {
@@ -414,7 +414,7 @@ static void test_dma_slots_tiny(void **st)
 	const char *b = getenv("B") ? getenv("B") : "build";
 	snprintf(dir, sizeof dir, "%s/tmp/test_expert_cache_%d", b, (int)getpid());
 	struct ckpt ck;
-	if (gen_checkpoint(dir, "tiny", 21, NULL, 0, err, sizeof err) ||
+	if (testckpt_write(dir, "tiny", 21, NULL, 0, err, sizeof err) ||
 	    ckpt_open(dir, &ck, err, sizeof err))
 		fail_msg("tiny: %s", err);
 	const struct config *c = &ck.cfg;

@@ -21,10 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "ckpt.h"
-#include "engine.h"
-#include "expert_trace.h"
-#include "model.h"
+#include "load/ckpt.h"
+#include "engine/engine.h"
+#include "sched/expert_trace.h"
+#include "model/model.h"
 
 static void test_trace_tiny(void **st)
 {
@@ -34,7 +34,7 @@ static void test_trace_tiny(void **st)
 	snprintf(dir, sizeof dir, "%s/tmp/test_expert_trace_%d", b, (int)getpid());
 	snprintf(path, sizeof path, "%s.xt", dir);
 	struct ckpt ck;
-	if (gen_checkpoint(dir, "tiny", 11, NULL, 0, err, sizeof err) ||
+	if (testckpt_write(dir, "tiny", 11, NULL, 0, err, sizeof err) ||
 	    ckpt_open(dir, &ck, err, sizeof err))
 		fail_msg("tiny: %s", err);
 	const struct config *c = &ck.cfg;
@@ -137,7 +137,7 @@ static void test_trace_emu(void **st)
 	snprintf(bd, sizeof bd, "%s/board/emu.dtb", b);
 	setenv("MOECARD_BOARD", bd, 1);
 	struct ckpt ck;
-	if (gen_checkpoint(dir, "tiny", 11, NULL, 0, err, sizeof err) ||
+	if (testckpt_write(dir, "tiny", 11, NULL, 0, err, sizeof err) ||
 	    ckpt_open(dir, &ck, err, sizeof err))
 		fail_msg("tiny: %s", err);
 	const struct config *c = &ck.cfg;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "e4m3.h"
-#include "kernels.h"
+#include "model/kernels.h"
 
 /* Independent reference: value of a code from the OCP table definition. */
 static double ocp_value(int c)

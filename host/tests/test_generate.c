@@ -1,5 +1,5 @@
 /*
- * test_generate.c - the text side of the generation loop (host/generate.h): streaming output of
+ * test_generate.c - the text side of the generation loop (host/decode/generate.h): streaming output of
  * generated ids through gen_text with a byte-level tokenizer written by the test (one token per
  * byte, so every multi-byte character arrives split), stop strings (held-back prefixes, a stop
  * string across tokens, never printed), and the sampling flag parser. Prints `N passed, N failed`.
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "generate.h"
-#include "tokenizer.h"
+#include "decode/generate.h"
+#include "text/tokenizer.h"
 
 static int n_pass, n_fail;
 

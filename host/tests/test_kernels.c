@@ -16,7 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "e4m3.h"
-#include "kernels.h"
+#include "model/kernels.h"
 
 static uint64_t rs = 88172645463325252ull;
 static double urand(void)

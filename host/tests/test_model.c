@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "ckpt.h"
-#include "model.h"
+#include "load/ckpt.h"
+#include "model/model.h"
 
 static char dir_tiny[256];
 static struct ckpt ck;
@@ -28,7 +28,7 @@ static int setup(void **st)
 	(void)st;
 	const char *b = getenv("B") ? getenv("B") : "build";
 	snprintf(dir_tiny, sizeof dir_tiny, "%s/tmp/test_model_tiny_%d", b, (int)getpid());
-	if (gen_checkpoint(dir_tiny, "tiny", 11, NULL, 0, err, sizeof err)) {
+	if (testckpt_write(dir_tiny, "tiny", 11, NULL, 0, err, sizeof err)) {
 		fprintf(stderr, "gen: %s\n", err);
 		return -1;
 	}

@@ -1,5 +1,5 @@
 /*
- * test_safetensors.c - the safetensors reader and writer (host/safetensors.c) on crafted
+ * test_safetensors.c - the safetensors reader and writer (host/load/safetensors.c) on crafted
  * buffers: one case per header rule (each must fail with -EINVAL and a one-line message naming
  * the file and the tensor or field), sorting and st_find, the writer round trip, and sharded
  * directories (missing shard, tensor listed in the index but not in its shard).
@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "safetensors.h"
+#include "load/safetensors.h"
 
 static char tmpdir[256];
 

@@ -1,6 +1,6 @@
 /*
- * test_spec.c - MTP speculative decoding (host/spec.c) and the sampling distributions it relies on
- * (host/generate.c), checked without trusting either:
+ * test_spec.c - MTP speculative decoding (host/decode/spec.c) and the sampling distributions it relies on
+ * (host/decode/generate.c), checked without trusting either:
  *   1. the rejection rule on synthetic distributions: chi-square of the output against p, the
  *      acceptance rate against sum min(p, q), and a negative control (always accepting) that the
  *      same test must reject;
@@ -13,7 +13,7 @@
  *   5. sampled speculative output follows the main model's distribution: chi-square of the second
  *      generated token over many seeded runs against its exact marginal (enumerating the first
  *      token), on a 64-token vocab, depth 1 and 2.
- * Models are generated with gen_checkpoint into a temporary folder. Prints `N passed, N failed`.
+ * Models are generated with testckpt_write into a temporary folder. Prints `N passed, N failed`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "ckpt.h"
+#include "load/ckpt.h"
 #include "e4m3.h"
-#include "engine.h"
-#include "generate.h"
-#include "safetensors.h"
-#include "spec.h"
+#include "engine/engine.h"
+#include "decode/generate.h"
+#include "load/safetensors.h"
+#include "decode/spec.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLOW 1
@@ -618,9 +618,9 @@ int main(void)
 	snprintf(dir[0], sizeof dir[0], "%s/random", tmp);
 	snprintf(dir[1], sizeof dir[1], "%s/friendly", tmp);
 	snprintf(dir[2], sizeof dir[2], "%s/small", tmp);
-	int ok = !gen_checkpoint(dir[0], "tiny", 21, NULL, 0, err, sizeof err) &&
-		 !gen_checkpoint(dir[1], "tiny", 22, NULL, 0, err, sizeof err) &&
-		 !gen_checkpoint(dir[2], "tiny", 23, ov_small, 5, err, sizeof err) &&
+	int ok = !testckpt_write(dir[0], "tiny", 21, NULL, 0, err, sizeof err) &&
+		 !testckpt_write(dir[1], "tiny", 22, NULL, 0, err, sizeof err) &&
+		 !testckpt_write(dir[2], "tiny", 23, ov_small, 5, err, sizeof err) &&
 		 !make_friendly(dir[1], 4, 0.05f) && !make_friendly(dir[2], 2, 0.5f);
 	check(ok, "models", "tiny random, tiny draft-friendly, 64-vocab draft-friendly generated %s",
 	      ok ? "" : err);

@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chat_template.h"
-#include "tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 static int n_pass, n_fail;
 

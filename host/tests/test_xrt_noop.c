@@ -1,5 +1,5 @@
 /*
- * test_xrt_noop.c - the XRT control path (host/xrt_dev.c) against XRT itself.
+ * test_xrt_noop.c - the XRT control path (host/backend/xrt_dev.c) against XRT itself.
  *
  * 1. Without a usable XRT environment every entry point fails with one clear message (never the
  *    abort XRT 2.13 does on its own): XILINX_XRT unset, an unsupported emulation mode, a missing
@@ -24,7 +24,7 @@
 
 #include "bitstream/bitstream.h"
 #include "board.h"
-#include "xrt_dev.h"
+#include "backend/xrt_dev.h"
 
 static int n_pass, n_fail;
 

@@ -1,0 +1,404 @@
+/*
+ * backend_card.c - what the cpu and emu backends (backend.h) share: the board block built from a
+ * parsed board tree, card memory (one lazily backed mapping per bank and a bump allocator), and
+ * the CU side of every compute opcode: a decoded command's argument words (card physical
+ * addresses) turned into a call of the hls/ kernel that the card runs, plus its modeled cycles.
+ * Data flow: card_engine.c -> backend_submit -> firmware (emu) or decoder (cpu) -> backend_cu_exec
+ * -> fp8_gemm / vec_ops / mla_attn / mla_kv_append.
+ *
+ * Bank reach: a U55C-class HBM subsystem has a switch that lets every AXI master reach every
+ * pseudo-channel (Vitis sp=...:HBM[0:31]); the dts lists each CU's home bank per port. The board
+ * block therefore gives every CU every HBM bank, and the scheduler places weights so that
+ * concurrent CUs read different banks (card_engine.c). The timing model charges each kernel the
+ * bandwidth of one pseudo-channel.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "backend/backend.h"
+#include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls_timing.h"
+#include "hls/mla_attn/mla_attn.h"
+#include "hls/vec_ops/vec_ops.h"
+
+/* The GEMM_FP8 flags are the kernel's flags, passed through unchanged (abi_cmd.h). */
+static_assert(ABI_GEMM_F_X_F32 == FP8_GEMM_X_F32 && ABI_GEMM_F_X_BF16 == FP8_GEMM_X_BF16 &&
+		      ABI_GEMM_F_Y_BF16 == FP8_GEMM_Y_BF16 && ABI_GEMM_F_SILU_MUL == FP8_GEMM_SILU_MUL &&
+		      ABI_GEMM_F_RESIDUAL == FP8_GEMM_RESIDUAL && ABI_GEMM_F_ACCUM == FP8_GEMM_ACCUM &&
+		      ABI_GEMM_F_UE8M0 == FP8_GEMM_UE8M0 && ABI_GEMM_F_ACT_F32 == FP8_GEMM_ACT_F32 &&
+		      ABI_GEMM_F_ALL == FP8_GEMM_FLAGS_ALL,
+	      "ABI GEMM flags equal the fp8_gemm kernel's");
+
+struct backend_buf {
+	uint32_t bank;   /* bank index */
+	uint64_t off;    /* bytes into the bank */
+	uint64_t bytes;  /* size */
+};
+
+uint64_t backend_buf_addr(const struct backend_buf *buf, size_t off)
+{
+	return ABI_ADDR(buf->bank, buf->off + off);
+}
+uint32_t backend_buf_bank(const struct backend_buf *buf) { return buf->bank; }
+size_t backend_buf_size(const struct backend_buf *buf) { return (size_t)buf->bytes; }
+
+#define OPS_VEC                                                                                 \
+	((1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) | (1u << ABI_OP_ACT_QUANT) |              \
+	 (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) | (1u << ABI_OP_SOFTMAX))
+
+int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char *err,
+			size_t errlen)
+{
+	memset(blk, 0, sizeof *blk);
+	if (bd->n_banks < 1 || bd->n_banks > ABI_MAX_BANKS || bd->n_cus > ABI_MAX_CUS) {
+		snprintf(err, errlen, "board %s: %u banks / %u CUs exceed the board block", bd->model,
+			 bd->n_banks, bd->n_cus);
+		return -EINVAL;
+	}
+	uint64_t hbm = 0;
+	for (uint32_t i = 0; i < bd->n_banks; i++) {
+		const struct board_bank *k = &bd->bank[i];
+		blk->banks[i].base = k->base;
+		blk->banks[i].size = k->size;
+		blk->banks[i].bw_mbps = k->bw_mbps;
+		blk->banks[i].word = k->kind == BOARD_MEM_HBM ? ABI_BANK_HBM
+				     : k->kind == BOARD_MEM_DDR ? ABI_BANK_DDR
+								: ABI_BANK_PLRAM;
+		if (k->kind == BOARD_MEM_HBM)
+			hbm |= 1ull << i;
+	}
+	uint32_t nc = 0;
+	for (uint32_t i = 0; i < bd->n_cus; i++) {
+		const struct board_cu *cu = &bd->cu[i];
+		uint32_t kind, ops;
+		if (!strcmp(cu->kernel, "fp8_gemm")) {
+			kind = ABI_CU_GEMM;
+			ops = 1u << ABI_OP_GEMM_FP8;
+		} else if (!strcmp(cu->kernel, "vec_ops")) {
+			kind = ABI_CU_VEC;
+			ops = OPS_VEC;
+		} else if (!strcmp(cu->kernel, "mla_attn")) {
+			kind = ABI_CU_MLA;
+			ops = 1u << ABI_OP_MLA_ATTN;
+		} else if (!strcmp(cu->kernel, "mla_kv_append")) {
+			kind = ABI_CU_MLA;
+			ops = 1u << ABI_OP_KV_APPEND;
+		} else {
+			continue; /* a kernel the firmware does not drive */
+		}
+		uint64_t mask = hbm;
+		for (uint32_t p = 0; p < cu->n_ports; p++)
+			mask |= 1ull << cu->port_bank[p];
+		blk->cus[nc].word = ABI_CU_WORD(kind, nc);
+		blk->cus[nc].ops_mask = ops;
+		blk->cus[nc].bank_mask = mask;
+		nc++;
+	}
+	uint32_t nd = 0;
+	for (uint32_t i = 0; i < bd->n_dma && nd < ABI_MAX_DMA; i++, nd++) {
+		blk->dma[nd].word = bd->dma[i].to_card ? ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C
+						       : ABI_DMA_CAP_C2C;
+		blk->dma[nd].bw_mbps = bd->dma[i].bw_mbps ? bd->dma[i].bw_mbps : 1;
+	}
+	blk->magic = ABI_BOARD_MAGIC;
+	blk->version = ABI_BOARD_VERSION;
+	blk->counts = ABI_BOARD_COUNTS(bd->n_banks, nc, nd);
+	uint32_t kclk = 300000000u, fclk = 250000000u;
+	if (bd->n_cus && bd->cu[0].clock < bd->n_clocks)
+		kclk = bd->clock[bd->cu[0].clock].freq_hz;
+	if (bd->fw.clock < bd->n_clocks)
+		fclk = bd->clock[bd->fw.clock].freq_hz;
+	blk->cu_clk_khz = kclk / 1000;
+	blk->fw_clk_khz = fclk / 1000;
+	if (!nc) {
+		snprintf(err, errlen, "board %s: no CU runs a firmware opcode", bd->model);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- card memory ------------------------------------------------------------------------- */
+
+int backend_mem_init(struct backend_mem *m, const struct abi_board *blk)
+{
+	memset(m, 0, sizeof *m);
+	m->n_banks = ABI_BOARD_N_BANKS(blk->counts);
+	for (uint32_t i = 0; i < m->n_banks; i++) {
+		/* MAP_NORESERVE: pages exist only once written, so a 16 GiB card costs what is placed */
+		void *p = mmap(NULL, blk->banks[i].size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED) {
+			backend_mem_free(m);
+			return -ENOMEM;
+		}
+		m->base[i] = p;
+		m->size[i] = blk->banks[i].size;
+		m->phys[i] = blk->banks[i].base;
+	}
+	return 0;
+}
+
+void backend_mem_free(struct backend_mem *m)
+{
+	for (uint32_t i = 0; i < m->n_banks; i++)
+		if (m->base[i])
+			munmap(m->base[i], m->size[i]);
+	memset(m, 0, sizeof *m);
+}
+
+int backend_mem_alloc(struct backend_mem *m, uint32_t bank, size_t bytes, size_t align,
+		      struct backend_buf **out)
+{
+	*out = NULL;
+	if (bank >= m->n_banks || !bytes || (align & (align - 1)))
+		return -EINVAL;
+	if (align < 64)
+		align = 64; /* one AXI beat */
+	uint64_t off = (m->used[bank] + align - 1) & ~(uint64_t)(align - 1);
+	if (off > m->size[bank] || bytes > m->size[bank] - off)
+		return -ENOMEM;
+	struct backend_buf *b = malloc(sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	b->bank = bank;
+	b->off = off;
+	b->bytes = bytes;
+	m->used[bank] = off + bytes;
+	*out = b;
+	return 0;
+}
+
+void backend_mem_release(struct backend_mem *m, struct backend_buf *buf)
+{
+	if (!buf)
+		return;
+	if (buf->bank < m->n_banks && buf->off + buf->bytes == m->used[buf->bank])
+		m->used[buf->bank] = buf->off; /* bump allocator: only the newest range returns */
+	free(buf);
+}
+
+void *backend_mem_ptr(struct backend_mem *m, const struct backend_buf *buf, size_t off, size_t n)
+{
+	if (off > buf->bytes || n > buf->bytes - off)
+		return NULL;
+	return (uint8_t *)m->base[buf->bank] + buf->off + off;
+}
+
+void *backend_mem_phys(struct backend_mem *m, uint64_t phys, uint64_t len)
+{
+	for (uint32_t i = 0; i < m->n_banks; i++)
+		if (phys >= m->phys[i] && phys - m->phys[i] <= m->size[i] &&
+		    len <= m->size[i] - (phys - m->phys[i]))
+			return (uint8_t *)m->base[i] + (phys - m->phys[i]);
+	return NULL;
+}
+
+/* --- CU side of the compute opcodes ----------------------------------------------------- */
+
+static uint64_t arg64(const uint32_t *args, size_t byte_off)
+{
+	return (uint64_t)args[byte_off / 4] | (uint64_t)args[byte_off / 4 + 1] << 32;
+}
+
+#define CU_PTR(var, type, field, len)                                                         \
+	do {                                                                                   \
+		uint64_t p_ = arg64(args, offsetof(struct abi_cmd, field) - 32);                \
+		uint64_t l_ = (len);                                                           \
+		(var) = (type)(l_ != 0 ? ptr(ctx, p_, l_) : NULL);                              \
+		if (l_ != 0 && !(var))                                                         \
+			return 0xE0u + (uint32_t)((offsetof(struct abi_cmd, field) - 32) / 8);   \
+	} while (0)
+
+static uint32_t cu_status(int r) { return r < 0 ? (uint32_t)(-r) | 0x100u : 0; }
+
+uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
+			 void *(*ptr)(void *ctx, uint64_t phys, uint64_t len), void *ctx,
+			 uint32_t bw_mbps, uint32_t clk_khz, uint64_t *cycles)
+{
+	struct hls_build bld;
+	hls_build_default(&bld);
+	if (clk_khz)
+		bld.clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		bld.bank_gbps = bw_mbps / 1000.0;
+	*cycles = 0;
+	int64_t cyc = 0;
+	int r = 0;
+	if (op == ABI_OP_GEMM_FP8) {
+		struct abi_gemm g;
+		memcpy(&g, args, sizeof g);
+		uint64_t M = g.m, N = g.n, K = g.k, kb = (K + 127) / 128, nb = (N + 127) / 128;
+		uint32_t f = g.flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
+		uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1;
+		uint64_t pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
+		const void *a;
+		const float *sa;
+		const uint8_t *w;
+		const float *sw;
+		void *y;
+		CU_PTR(a, const void *, u.gemm.a, M * K * xb);
+		CU_PTR(sa, const float *, u.gemm.sa, !xf ? M * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? M * 4 : 0);
+		CU_PTR(w, const uint8_t *, u.gemm.w, pair * N * K);
+		CU_PTR(sw, const float *, u.gemm.sw, pair * nb * kb * 4);
+		CU_PTR(y, void *, u.gemm.y, M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
+		/* ACT_F32 (with X_F32): a is read as f32 [M][K] and not quantized; the kernel's
+		 * fixed-order f32 block sum makes this bit-identical on every backend */
+		r = fp8_gemm(a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL,
+			     pair == 2 ? sw + nb * kb : NULL, y,
+			     (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
+			     (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f);
+		cyc = fp8_gemm_cycles(&bld, (int)M, (int)N, (int)K, f, NULL);
+	} else if (op >= ABI_OP_RMSNORM && op <= ABI_OP_SOFTMAX) {
+		struct abi_vec v;
+		memcpy(&v, args, sizeof v);
+		uint64_t R = v.rows, C = v.cols, lda = v.lda ? v.lda : C, ldo = v.ldo ? v.ldo : C;
+		uint64_t xl = ((R - 1) * lda + C) * 4, ol = ((R - 1) * ldo + C) * 4;
+		const float *x, *x2, *w, *tab;
+		float *out, *out2;
+		float eps;
+		memcpy(&eps, &v.param_f, 4);
+		int vop = op == ABI_OP_RMSNORM	  ? VEC_OP_RMSNORM
+			  : op == ABI_OP_ROPE	  ? VEC_OP_ROPE
+			  : op == ABI_OP_ACT_QUANT ? VEC_OP_ACT_QUANT
+			  : op == ABI_OP_SILU_MUL  ? VEC_OP_SILU_MUL
+			  : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
+						      : VEC_OP_SOFTMAX;
+		CU_PTR(x, const float *, u.vec.x, xl);
+		CU_PTR(x2, const float *, u.vec.x2,
+		       (op == ABI_OP_SILU_MUL || op == ABI_OP_RESIDUAL_ADD) ? xl : 0);
+		CU_PTR(w, const float *, u.vec.w, op == ABI_OP_RMSNORM ? C * 4 : 0);
+		CU_PTR(tab, const float *, u.vec.tab, op == ABI_OP_ROPE && v.tab ? ((uint64_t)v.param_u + 1) * C * 4 : 0);
+		if (op == ABI_OP_ACT_QUANT) {
+			uint8_t *q;
+			CU_PTR(q, uint8_t *, u.vec.out, R * C);
+			CU_PTR(out2, float *, u.vec.out2, R * ((C + 127) / 128) * 4);
+			r = vec_ops(vop, x, NULL, NULL, q, out2, NULL, (int)R, (int)C, (int)lda, (int)C,
+				    0, 0);
+		} else if (op == ABI_OP_ROPE) {
+			CU_PTR(out, float *, u.vec.out, ol);
+			int32_t *pos = calloc(R, sizeof *pos);
+			float *row = NULL;
+			if (!pos)
+				return cu_status(-ENOMEM);
+			const float *t = tab;
+			if (tab) {
+				for (uint64_t i = 0; i < R; i++)
+					pos[i] = (int32_t)v.param_u;
+			} else {
+				/* plain RoPE of base param_f at position param_u: the CU's angle unit */
+				row = malloc(C * sizeof *row);
+				if (!row) {
+					free(pos);
+					return cu_status(-ENOMEM);
+				}
+				for (uint64_t i = 0; i < C / 2; i++) {
+					double th = (double)v.param_u * pow(eps, -2.0 * (double)i / (double)C);
+					row[2 * i] = (float)cos(th);
+					row[2 * i + 1] = (float)sin(th);
+				}
+				for (uint64_t i = 0; i < R; i++)
+					pos[i] = 0;
+				t = row;
+			}
+			if (!r)
+				r = vec_ops(vop, x, t, out, NULL, NULL, pos, (int)R, (int)C, (int)lda,
+					    (int)ldo, 0, 0);
+			free(pos);
+			free(row);
+		} else {
+			CU_PTR(out, float *, u.vec.out, ol);
+			r = vec_ops(vop, x, op == ABI_OP_RMSNORM ? w : x2, out, NULL, NULL, NULL, (int)R,
+				    (int)C, (int)lda, (int)ldo, eps, 0);
+		}
+		cyc = vec_ops_cycles(&bld, vop, (int)R, (int)C, 0, NULL);
+	} else if (op == ABI_OP_MLA_ATTN) {
+		struct abi_mla m;
+		memcpy(&m, args, sizeof m);
+		uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
+		const float *q;
+		const uint8_t *kv;
+		float *out, scale;
+		memcpy(&scale, &m.scale, 4);
+		CU_PTR(q, const float *, u.mla.q, H * row * 4);
+		CU_PTR(kv, const uint8_t *, u.mla.kv, (uint64_t)m.ctx_cap * row * 4);
+		CU_PTR(out, float *, u.mla.out, H * dc * 4);
+		/* the kernel's q port reads q_lat [H][dc] and q_pe [H][dr]: split the packed rows */
+		float *ql = malloc(H * dc * sizeof(float)), *qp = malloc((H * dr + 1) * sizeof(float));
+		if (!ql || !qp) {
+			free(ql);
+			free(qp);
+			return cu_status(-ENOMEM);
+		}
+		for (uint64_t h = 0; h < H; h++) {
+			memcpy(ql + h * dc, q + h * row, dc * 4);
+			memcpy(qp + h * dr, q + h * row + dc, dr * 4);
+		}
+		r = mla_attn(ql, dr ? qp : NULL, kv, out, 1, (int)m.n_ctx - 1, (int)H, (int)dc,
+			     (int)dr, MLA_CACHE_F32, scale);
+		free(ql);
+		free(qp);
+		cyc = mla_attn_cycles(&bld, 1, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
+				      MLA_CACHE_F32, NULL);
+	} else if (op == ABI_OP_KV_APPEND) {
+		struct abi_kv_append k;
+		memcpy(&k, args, sizeof k);
+		const float *src;
+		uint8_t *cache;
+		CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
+		CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * k.row * 4);
+		/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
+		int dr = k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC : 0;
+		int dc = (int)k.row - dr;
+		r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr,
+				  MLA_CACHE_F32);
+		cyc = mla_kv_append_cycles(&bld, 1, dc, dr, MLA_CACHE_F32, NULL);
+	} else {
+		return 0x1FFu; /* not a CU opcode */
+	}
+	*cycles = cyc > 0 ? (uint64_t)cyc : 0;
+	return cu_status(r);
+}
+
+int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz)
+{
+	struct hls_build bld;
+	hls_build_default(&bld);
+	if (clk_khz)
+		bld.clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		bld.bank_gbps = bw_mbps / 1000.0;
+	uint32_t op = ABI_W0_OP(cmd->hdr.word0);
+	const struct abi_vec *v = &cmd->u.vec;
+	switch (op) {
+	case ABI_OP_GEMM_FP8:
+		return fp8_gemm_cycles(&bld, (int)cmd->u.gemm.m, (int)cmd->u.gemm.n,
+				       (int)cmd->u.gemm.k, cmd->u.gemm.flags, NULL);
+	case ABI_OP_RMSNORM:
+	case ABI_OP_ROPE:
+	case ABI_OP_ACT_QUANT:
+	case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD:
+	case ABI_OP_SOFTMAX: {
+		int vop = op == ABI_OP_RMSNORM	  ? VEC_OP_RMSNORM
+			  : op == ABI_OP_ROPE	  ? VEC_OP_ROPE
+			  : op == ABI_OP_ACT_QUANT ? VEC_OP_ACT_QUANT
+			  : op == ABI_OP_SILU_MUL  ? VEC_OP_SILU_MUL
+			  : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
+						      : VEC_OP_SOFTMAX;
+		return vec_ops_cycles(&bld, vop, (int)v->rows, (int)v->cols, 0, NULL);
+	}
+	case ABI_OP_MLA_ATTN:
+		return mla_attn_cycles(&bld, 1, (int)cmd->u.mla.n_ctx - 1, (int)cmd->u.mla.n_heads,
+				       (int)cmd->u.mla.kv_lora, (int)cmd->u.mla.rope, MLA_CACHE_F32,
+				       NULL);
+	case ABI_OP_KV_APPEND: {
+		int dr = cmd->u.kv.row > MLA_MAX_DC ? (int)cmd->u.kv.row - MLA_MAX_DC : 0;
+		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32, NULL);
+	}
+	default:
+		return 0;
+	}
+}

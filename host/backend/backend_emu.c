@@ -1,0 +1,431 @@
+/*
+ * backend_emu.c - backend "emu" (backend.h): the emulated card. The card firmware (firmware/fw.c)
+ * runs on port/sim (a firmware thread, one worker thread per CU and DMA channel), the CUs are the
+ * hls/ kernels called as C (backend_cu_exec), bank memory is lazily backed host memory
+ * (backend_mem), and card time is a virtual clock (DESIGN.md section 4).
+ *
+ * Virtual clock: a CU run costs FW dispatch (EMU_FW_CMD_NS per command, the firmware CPU's decode
+ * and start) plus the kernel's modeled cycles at the kernel clock; its worker raises ap_done when
+ * card time reaches start + latency. The host thread that waits for a list drives the clock: when
+ * no kernel is computing and nothing moved for a settle period, it advances card time to the
+ * earliest pending ap_done (or, when none is pending, in growing steps so DMA transfers and the
+ * firmware watchdog see time pass). Card time does not move while the host works, so modeled card
+ * time excludes host scheduling; the host link is charged separately per byte (PCIe figures of
+ * the board).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "backend/backend.h"
+#include "firmware/port/sim/sim_card.h"
+
+#define EMU_FW_CMD_NS 400u       /* firmware cost per command: ~100 instructions at 250 MHz */
+#define EMU_RING_LOG2 10u        /* 1024 commands per ring */
+#define EMU_SETTLE_NS 20000L     /* host quiet time before the clock may move */
+#define EMU_LINK_LAT_NS 1000u    /* per host transfer (descriptor + doorbell) */
+#define EMU_QUIET_MS 5.0         /* host ms of silence before time moves with nothing pending */
+#define EMU_STEP_NS 1000000ull   /* card time added then */
+
+#define EMU_RINGS FW_CFG_N_QUEUES /* every ring may have a list in flight */
+
+struct emu;
+
+/* One submitted list of one ring. */
+struct emu_list {
+	uint64_t fence;                   /* its fence, 0 = none submitted yet */
+	int inflight;                     /* submitted and not yet waited for */
+	uint32_t n, done;                 /* commands in it, completions seen */
+	uint64_t t_submit;                /* card time at submit */
+	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* completions by list index */
+	struct abi_cmd tmp[BACKEND_MAX_LIST]; /* the list with its tags set */
+};
+
+/* One CU instance as bound into the sim card. */
+struct emu_cu {
+	struct emu *e;       /* owner */
+	uint32_t blk;        /* register block index */
+	uint32_t bw_mbps;    /* bandwidth of its home bank, MB/s */
+};
+
+struct emu {
+	struct backend b;                 /* common head (b.impl = this) */
+	struct backend_mem mem;           /* bank memory */
+	struct sim_card *card;            /* firmware + workers */
+	struct emu_cu cu[ABI_MAX_CUS];    /* CU contexts */
+	pthread_mutex_t mu;               /* guards the clock state below */
+	uint64_t vclock;                  /* card time, ns (atomic reads) */
+	uint64_t pend[ABI_MAX_CUS];       /* pending ap_done time per CU, 0 = none */
+	int exec;                         /* kernels computing right now */
+	uint64_t ev;                      /* progress counter */
+	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
+	 * runs while ring 0's lists are submitted and waited for one after another */
+	uint64_t seq;                     /* lists submitted (fences 1, 2, ... over all rings) */
+	struct emu_list *list[EMU_RINGS]; /* per ring */
+	struct emu_list *last;            /* the list last waited for (backend_completions) */
+	struct backend_stats st;          /* totals */
+	uint32_t pcie_mbps;               /* host link, MB/s */
+};
+
+static struct emu *emu_of(struct backend *b) { return b->impl; }
+
+static uint64_t emu_clock(void *ctx)
+{
+	struct emu *e = ctx;
+	return __atomic_load_n(&e->vclock, __ATOMIC_ACQUIRE);
+}
+
+static void *emu_ptr(void *ctx, uint64_t phys, uint64_t len)
+{
+	return sim_card_ptr(ctx, phys, len);
+}
+
+static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const uint32_t *args,
+			  uint64_t *latency_ns)
+{
+	struct emu_cu *u = ctx;
+	struct emu *e = u->e;
+	pthread_mutex_lock(&e->mu);
+	e->exec++;
+	e->ev++;
+	uint64_t t0 = emu_clock(e);
+	pthread_mutex_unlock(&e->mu);
+	uint64_t cyc = 0;
+	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, u->bw_mbps, e->b.blk.cu_clk_khz, &cyc);
+	uint64_t lat = EMU_FW_CMD_NS + cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
+	*latency_ns = lat;
+	pthread_mutex_lock(&e->mu);
+	e->pend[u->blk] = t0 + lat;
+	e->exec--;
+	e->ev++;
+	pthread_mutex_unlock(&e->mu);
+	return st;
+}
+
+/* --- memory ---------------------------------------------------------------------------- */
+
+static int emu_alloc(struct backend *b, uint32_t bank, size_t bytes, size_t align,
+		     struct backend_buf **out)
+{
+	return backend_mem_alloc(&emu_of(b)->mem, bank, bytes, align, out);
+}
+
+static void emu_free_buf(struct backend *b, struct backend_buf *buf)
+{
+	backend_mem_release(&emu_of(b)->mem, buf);
+}
+
+static uint64_t emu_link_ns(struct emu *e, size_t n)
+{
+	return EMU_LINK_LAT_NS + (uint64_t)n * 1000u / (e->pcie_mbps ? e->pcie_mbps : 1);
+}
+
+static int emu_write(struct backend *b, struct backend_buf *buf, size_t off, const void *src,
+		     size_t n)
+{
+	struct emu *e = emu_of(b);
+	void *p = backend_mem_ptr(&e->mem, buf, off, n);
+	if (!p)
+		return -ERANGE;
+	memcpy(p, src, n);
+	e->st.h2c_bytes += n;
+	e->st.h2c_ns += emu_link_ns(e, n);
+	return 0;
+}
+
+static int emu_read(struct backend *b, struct backend_buf *buf, size_t off, void *dst, size_t n)
+{
+	struct emu *e = emu_of(b);
+	void *p = backend_mem_ptr(&e->mem, buf, off, n);
+	if (!p)
+		return -ERANGE;
+	memcpy(dst, p, n);
+	e->st.c2h_bytes += n;
+	e->st.c2h_ns += emu_link_ns(e, n);
+	return 0;
+}
+
+/* --- command lists --------------------------------------------------------------------- */
+
+static int emu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *cmds, uint32_t n,
+		      uint64_t *fence)
+{
+	struct emu *e = emu_of(b);
+	if (!n || n > BACKEND_MAX_LIST || queue >= EMU_RINGS)
+		return -EINVAL;
+	struct emu_list *l = e->list[queue];
+	if (l->inflight)
+		return -EBUSY;
+	struct abi_cmd *tmp = l->tmp;
+	memcpy(tmp, cmds, sizeof(*cmds) * n);
+	for (uint32_t i = 0; i < n; i++)
+		tmp[i].hdr.tag = i;
+	memset(l->cpl, 0, sizeof(*l->cpl) * n);
+	l->n = n;
+	l->done = 0;
+	l->t_submit = emu_clock(e);
+	int r = sim_card_submit(e->card, queue, tmp, n);
+	if (r)
+		return r;
+	l->inflight = 1;
+	l->fence = *fence = ++e->seq;
+	e->st.submits++;
+	e->st.cmds += n;
+	return 0;
+}
+
+/* Stores a completion with the list of its ring (word1 names the ring; the tag is the index). */
+static void emu_take(struct emu *e, const struct abi_cpl *c)
+{
+	uint32_t q = ABI_CPL_QUEUE(c->word1);
+	if (q < EMU_RINGS) {
+		struct emu_list *l = e->list[q];
+		if (l->inflight && c->tag < l->n && l->done < l->n) {
+			l->cpl[c->tag] = *c;
+			l->done++;
+		}
+	}
+	pthread_mutex_lock(&e->mu);
+	e->ev++;
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void emu_sleep(long ns)
+{
+	struct timespec ts = { 0, ns };
+	nanosleep(&ts, NULL);
+}
+
+static double emu_real_ms(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The list of fence f still awaiting its wait, or NULL. */
+static struct emu_list *emu_list_of(struct emu *e, uint64_t f)
+{
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		if (e->list[q]->inflight && e->list[q]->fence == f)
+			return e->list[q];
+	return NULL;
+}
+
+/* Ends the wait of list l: status, and the card busy time of ring 0 lists (a detached list's
+ * fills run behind ring 0's work; counting them too would add the overlap twice). */
+static int emu_finish(struct emu *e, struct emu_list *l)
+{
+	l->inflight = 0;
+	e->last = l;
+	uint64_t end = l->t_submit;
+	int bad = 0;
+	for (uint32_t i = 0; i < l->n; i++) {
+		if (l->cpl[i].t_end > end)
+			end = l->cpl[i].t_end;
+		if (ABI_CPL_STATUS(l->cpl[i].word1) != ABI_ST_OK)
+			bad = 1;
+	}
+	if (l == e->list[0])
+		e->st.busy_ns += end - l->t_submit;
+	return bad ? -EIO : 0;
+}
+
+/* timeout_ms 0: a poll that stores the completions already posted and never moves card time. */
+static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
+{
+	struct emu *e = emu_of(b);
+	struct timespec t0;
+	struct abi_cpl c;
+	double quiet_since = -1; /* host ms when the card went quiet with nothing pending */
+	struct emu_list *l = emu_list_of(e, fence);
+	if (!l)
+		return fence && fence <= e->seq ? 0 : -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (l->done < l->n) {
+		if (sim_card_poll(e->card, &c) == 0) {
+			emu_take(e, &c);
+			continue;
+		}
+		if (!timeout_ms || emu_real_ms(&t0) > timeout_ms)
+			return -ETIMEDOUT;
+		pthread_mutex_lock(&e->mu);
+		int busy = e->exec > 0;
+		uint64_t ev0 = e->ev;
+		pthread_mutex_unlock(&e->mu);
+		if (busy) {
+			emu_sleep(EMU_SETTLE_NS / 4);
+			continue;
+		}
+		emu_sleep(EMU_SETTLE_NS);
+		if (sim_card_poll(e->card, &c) == 0) {
+			emu_take(e, &c);
+			continue;
+		}
+		pthread_mutex_lock(&e->mu);
+		if (e->exec > 0 || e->ev != ev0) {
+			pthread_mutex_unlock(&e->mu);
+			continue;
+		}
+		uint64_t now = emu_clock(e), next = UINT64_MAX;
+		for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+			if (e->pend[i] && e->pend[i] < next)
+				next = e->pend[i];
+		uint64_t dd = sim_card_dma_due(e->card); /* a DMA transfer ends then */
+		if (dd && dd < next)
+			next = dd;
+		if (next != UINT64_MAX) {
+			if (next < now)
+				next = now;
+			quiet_since = -1;
+		} else {
+			/* nothing computing and no ap_done pending: a CU start may still be on its
+			 * way through the threads, so move time only after a long quiet spell (DMA
+			 * transfers and the watchdog of a hung CU need it) */
+			double t = emu_real_ms(&t0);
+			if (quiet_since < 0 || !sim_card_quiescent(e->card))
+				quiet_since = t;
+			if (t - quiet_since < EMU_QUIET_MS) {
+				pthread_mutex_unlock(&e->mu);
+				continue;
+			}
+			quiet_since = t;
+			next = now + EMU_STEP_NS;
+		}
+		for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+			if (e->pend[i] && e->pend[i] <= next)
+				e->pend[i] = 0;
+		__atomic_store_n(&e->vclock, next, __ATOMIC_RELEASE);
+		e->ev++;
+		pthread_mutex_unlock(&e->mu);
+		sim_card_kick(e->card);
+	}
+	return emu_finish(e, l);
+}
+
+static int emu_completions(struct backend *b, const struct abi_cpl **cpl, uint32_t *n)
+{
+	struct emu *e = emu_of(b);
+	*cpl = e->last ? e->last->cpl : e->list[0]->cpl;
+	*n = e->last ? e->last->n : 0;
+	return 0;
+}
+
+static int emu_supports(struct backend *b, uint32_t op)
+{
+	if (op >= ABI_OP_COUNT)
+		return 0;
+	if (op == ABI_OP_NOP || op == ABI_OP_FENCE || op == ABI_OP_BARRIER ||
+	    op == ABI_OP_TIMESTAMP)
+		return 1;
+	if (op == ABI_OP_DMA_FILL)
+		return ABI_BOARD_N_DMA(b->blk.counts) > 0;
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(b->blk.counts); i++)
+		if (b->blk.cus[i].ops_mask >> op & 1)
+			return 1;
+	return 0;
+}
+
+static void emu_stats(struct backend *b, struct backend_stats *s)
+{
+	struct emu *e = emu_of(b);
+	*s = e->st;
+	s->card_ns = emu_clock(e);
+	const struct abi_telemetry *t = sim_card_telemetry(e->card);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		s->cu_busy_ns[i] = t->cu_busy_ns[i];
+}
+
+static int emu_fault(struct backend *b, enum backend_fault f, uint32_t n)
+{
+	enum sim_fault sf = f == BACKEND_FAULT_DMA_ERROR ? SIM_FAULT_DMA_ERROR
+			    : f == BACKEND_FAULT_CU_HANG ? SIM_FAULT_CU_HANG
+							 : SIM_FAULT_CU_BAD;
+	sim_card_fault_set(emu_of(b)->card, sf, n);
+	return 0;
+}
+
+static void emu_close(struct backend *b)
+{
+	struct emu *e = emu_of(b);
+	sim_card_free(e->card);
+	backend_mem_free(&e->mem);
+	pthread_mutex_destroy(&e->mu);
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		free(e->list[q]);
+	free(e);
+}
+
+static const struct backend_i emu_iface = {
+	BACKEND_I_VERSION, "emu", emu_close, emu_alloc, emu_free_buf, emu_write, emu_read,
+	emu_submit, emu_wait, emu_completions, emu_supports, emu_stats, emu_fault,
+};
+
+int backend_emu_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)
+{
+	*out = NULL;
+	int r = 0;
+	struct emu *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&e->mu, NULL);
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		if (!(e->list[q] = calloc(1, sizeof *e->list[q]))) {
+			snprintf(err, errlen, "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
+	e->b.iface = &emu_iface;
+	e->b.caps = BACKEND_CAP_RINGS;
+	e->b.impl = e;
+	e->b.board = *bd;
+	e->pcie_mbps = bd->pcie_bw_mbps;
+	if ((r = backend_board_block(bd, &e->b.blk, err, errlen)))
+		goto fail;
+	if ((r = backend_mem_init(&e->mem, &e->b.blk))) {
+		snprintf(err, errlen, "emu: cannot map %llu bytes of card memory",
+			 (unsigned long long)bd->mem_bytes);
+		goto fail;
+	}
+	struct sim_card_config cfg = { .board = &e->b.blk, .ring_log2 = EMU_RING_LOG2,
+				       .dma_latency_ns = 1000, .clock = emu_clock, .clock_ctx = e };
+	for (uint32_t i = 0; i < e->mem.n_banks; i++)
+		cfg.bank_mem[i] = e->mem.base[i];
+	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */
+	uint32_t nc = ABI_BOARD_N_CUS(e->b.blk.counts), k = 0;
+	for (uint32_t i = 0; i < bd->n_cus && k < nc; i++) {
+		const struct board_cu *cu = &bd->cu[i];
+		if (strcmp(cu->kernel, "fp8_gemm") && strcmp(cu->kernel, "vec_ops") &&
+		    strcmp(cu->kernel, "mla_attn") && strcmp(cu->kernel, "mla_kv_append"))
+			continue;
+		int p = board_cu_port_find(cu, "gmem_w");
+		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];
+		e->cu[k] = (struct emu_cu){ e, k, bd->bank[bank].bw_mbps };
+		cfg.cu_fn[k] = emu_cu_fn;
+		cfg.cu_ctx[k] = &e->cu[k];
+		k++;
+	}
+	if ((r = sim_card_init(&e->card, &cfg))) {
+		snprintf(err, errlen, "emu: firmware init failed (%d)", r);
+		goto fail;
+	}
+	if ((r = sim_card_start(e->card))) {
+		snprintf(err, errlen, "emu: cannot start the card threads");
+		goto fail;
+	}
+	*out = &e->b;
+	return 0;
+fail:
+	if (e->card)
+		sim_card_free(e->card);
+	backend_mem_free(&e->mem);
+	pthread_mutex_destroy(&e->mu);
+	for (uint32_t q = 0; q < EMU_RINGS; q++)
+		free(e->list[q]);
+	free(e);
+	return r;
+}

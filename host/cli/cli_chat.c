@@ -1,0 +1,311 @@
+/*
+ * cli_chat.c - `moecard chat --model DIR`: an interactive REPL in the DeepSeek-V3 chat format
+ * (chat_template.h). Each line on stdin is a user turn; the reply streams to stdout as it is
+ * generated (generate.h, MTP speculation by default). The KV cache is kept across turns: only the
+ * new turn's tokens ("<｜User｜>" + text + "<｜Assistant｜>", after the previous reply's
+ * "<｜end▁of▁sentence｜>") are prefilled. Commands: /reset (forget the conversation), /stats
+ * (context and speed figures), /quit (or end of input).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "load/ckpt.h"
+#include "cli/cli.h"
+#include "engine/engine.h"
+#include "decode/generate.h"
+#include "text/tokenizer.h"
+
+#define CHAT_MAX_STOPS 16
+
+struct chat_args {
+	const char *model, *backend, *act, *system;
+	int n;                 /* most tokens per reply */
+	int ctx;               /* KV capacity in tokens */
+	int threads;
+	int spec;              /* -1 default (mtp when available), 0 none, 1 mtp */
+	int spec_depth;
+	const char *stops[CHAT_MAX_STOPS];
+	int n_stops;
+	struct gen_sampling smp;
+};
+
+static void chat_usage(FILE *f)
+{
+	fprintf(f, "usage: moecard chat --model DIR [--system TEXT] [-n N] [--ctx N] [--backend cpu]\n"
+		   "         [--act fp8|none] [--threads N] [--spec mtp|none] [--spec-depth N]\n"
+		   "         [--stop STR]... [--temp T --top-k K --top-p P --min-p P\n"
+		   "         --repeat-penalty R --seed S]\n"
+		   "  stdin: one user turn per line; /reset, /stats, /quit\n");
+}
+
+static int chat_parse(int argc, char **argv, struct chat_args *a)
+{
+	memset(a, 0, sizeof *a);
+	a->backend = "cpu";
+	a->n = 256;
+	a->ctx = 4096;
+	a->spec = -1;
+	a->spec_depth = 1;
+	gen_sampling_default(&a->smp);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+			chat_usage(stdout);
+			return 1;
+		}
+		if (!v) {
+			fprintf(stderr, "moecard: chat: %s: missing value or unknown option\n", o);
+			return 2;
+		}
+		int sf = gen_sampling_flag(&a->smp, o, v);
+		i++;
+		if (sf < 0) {
+			fprintf(stderr, "moecard: chat: %s: bad value '%s'\n", o, v);
+			return 2;
+		} else if (sf > 0) {
+			continue;
+		} else if (!strcmp(o, "--model")) {
+			a->model = v;
+		} else if (!strcmp(o, "--backend")) {
+			a->backend = v;
+		} else if (!strcmp(o, "--act")) {
+			a->act = v;
+		} else if (!strcmp(o, "--system")) {
+			a->system = v;
+		} else if (!strcmp(o, "-n")) {
+			a->n = atoi(v);
+		} else if (!strcmp(o, "--ctx")) {
+			a->ctx = atoi(v);
+		} else if (!strcmp(o, "--threads")) {
+			a->threads = atoi(v);
+		} else if (!strcmp(o, "--stop")) {
+			if (a->n_stops == CHAT_MAX_STOPS || !*v) {
+				fprintf(stderr, "moecard: chat: --stop: empty or too many\n");
+				return 2;
+			}
+			a->stops[a->n_stops++] = v;
+		} else if (!strcmp(o, "--spec")) {
+			if (strcmp(v, "mtp") && strcmp(v, "none")) {
+				fprintf(stderr, "moecard: chat: --spec: expected mtp or none, got '%s'\n", v);
+				return 2;
+			}
+			a->spec = !strcmp(v, "mtp");
+		} else if (!strcmp(o, "--spec-depth")) {
+			a->spec_depth = atoi(v);
+			if (a->spec_depth < 1 || a->spec_depth > 6) {
+				fprintf(stderr, "moecard: chat: --spec-depth: expected 1..6, got '%s'\n", v);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "moecard: chat: unknown option '%s'\n", o);
+			chat_usage(stderr);
+			return 2;
+		}
+	}
+	if (!a->model) {
+		fprintf(stderr, "moecard: chat: --model DIR is required\n");
+		return 2;
+	}
+	if (a->n < 1 || a->ctx < 16) {
+		fprintf(stderr, "moecard: chat: -n must be >= 1 and --ctx >= 16\n");
+		return 2;
+	}
+	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {
+		fprintf(stderr, "moecard: chat: --act: expected fp8 or none, got '%s'\n", a->act);
+		return 2;
+	}
+	return 0;
+}
+
+/* Appends the ids of text (no BOS; special tokens in the text stay plain text) to the history. */
+static int chat_add_text(struct gen *g, struct tokenizer *tok, const char *text)
+{
+	int32_t *ids = NULL;
+	size_t n = 0;
+	int r = tokenizer_encode(tok, text, strlen(text), TOKENIZER_ENC_SPLIT_SPECIAL, &ids, &n);
+	if (!r) {
+		int *t = malloc(sizeof(int) * (n ? n : 1));
+		if (!t)
+			r = -ENOMEM;
+		for (size_t i = 0; t && i < n; i++)
+			t[i] = ids[i];
+		if (t)
+			r = gen_append(g, t, (int)n);
+		free(t);
+	}
+	free(ids);
+	return r;
+}
+
+static int chat_add_id(struct gen *g, struct tokenizer *tok, const char *s)
+{
+	int id = tokenizer_token_id(tok, s);
+	return id < 0 ? -EINVAL : gen_append(g, &id, 1);
+}
+
+/* The conversation's opening: BOS and the system prompt. */
+static int chat_start(struct gen *g, struct tokenizer *tok, const char *system)
+{
+	gen_rollback(g, 0);
+	int bos = tokenizer_bos_id(tok), r = 0;
+	if (bos >= 0)
+		r = gen_append(g, &bos, 1);
+	if (!r && system && *system)
+		r = chat_add_text(g, tok, system);
+	return r;
+}
+
+static void chat_stats(const struct gen *g, int turns)
+{
+	const struct gen_stats *st = &g->st;
+	printf("[stats] context %d/%d tokens, %d turns; prefill %ld tokens %.1f tok/s; decode %ld "
+	       "tokens %.1f tok/s, %ld main forwards",
+	       g->n_hist, g->e->max_seq, turns, st->prefill_tokens,
+	       st->prefill_s > 0 ? st->prefill_tokens / st->prefill_s : 0.0, st->decode_tokens,
+	       st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0.0, st->decode_forwards);
+	if (g->depth > 0)
+		printf("; spec mtp depth %d: accepted %ld/%ld (%.1f%%)", g->depth, st->accepted,
+		       st->drafted, st->drafted ? 100.0 * st->accepted / st->drafted : 0.0);
+	printf("\n");
+	fflush(stdout);
+}
+
+int cli_chat(int argc, char **argv)
+{
+	struct chat_args a;
+	struct ckpt ck;
+	struct engine m;
+	struct gen g;
+	struct gen_text tx;
+	struct tokenizer *tok = NULL;
+	char err[512], *line = NULL;
+	size_t line_cap = 0;
+	int r = chat_parse(argc, argv, &a), rc = 1, turns = 0;
+	if (r)
+		return r == 1 ? 0 : r;
+	if ((r = tokenizer_load(a.model, &tok, err, sizeof err))) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	if ((r = ckpt_open(a.model, &ck, err, sizeof err))) {
+		fprintf(stderr, "moecard: %s\n", err);
+		tokenizer_free(tok);
+		return 1;
+	}
+	struct model_opts o = { 0 };
+	o.act_fp8 = a.act ? !strcmp(a.act, "fp8")
+			  : ck.w.fp8 && ck.cfg.quantization_config.present &&
+				    ck.cfg.quantization_config.dynamic;
+	o.n_threads = a.threads;
+	o.max_seq = a.ctx;
+	o.max_batch = 64;
+	if ((r = engine_open(&m, a.backend, &ck, &o, NULL, err, sizeof err))) {
+		fprintf(stderr, "moecard: %s\n", err);
+		ckpt_close(&ck);
+		tokenizer_free(tok);
+		return 1;
+	}
+	memset(&g, 0, sizeof g);
+	memset(&tx, 0, sizeof tx);
+	int can = ck.w.mtp && m.ops->mtp_forward;
+	if (a.spec > 0 && !can) {
+		fprintf(stderr, "moecard: %s: --spec mtp needs an MTP layer\n", a.model);
+		goto out;
+	}
+	struct gen_opts go = { .s = a.smp };
+	go.spec_depth = a.spec == 0 || !can ? 0 : m.ops->mtp_hidden ? a.spec_depth : 1;
+	if (isatty(2)) {
+		go.progress = gen_progress_bar;
+		go.progress_ctx = stderr;
+	}
+	if ((r = gen_init(&g, &m, &go, a.ctx)) || (r = gen_text_init(&tx, tok, a.stops, a.n_stops))) {
+		fprintf(stderr, "moecard: chat: %s\n", strerror(-r));
+		goto out;
+	}
+	int eos = tokenizer_eos_id(tok);
+	if (eos < 0)
+		eos = ck.cfg.eos_token_id;
+	if ((r = chat_start(&g, tok, a.system)))
+		goto fail;
+	int interactive = isatty(0);
+	for (;;) {
+		if (interactive) {
+			printf("> ");
+			fflush(stdout);
+		}
+		ssize_t len = getline(&line, &line_cap, stdin);
+		if (len < 0)
+			break;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = 0;
+		if (!len)
+			continue;
+		if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
+			break;
+		if (!strcmp(line, "/stats")) {
+			chat_stats(&g, turns);
+			continue;
+		}
+		if (!strcmp(line, "/reset")) {
+			if ((r = chat_start(&g, tok, a.system)))
+				goto fail;
+			turns = 0;
+			printf("[reset]\n");
+			fflush(stdout);
+			continue;
+		}
+		/* the new turn: only these tokens are prefilled, the KV cache holds the rest */
+		int keep = g.n_hist;
+		if ((r = chat_add_id(&g, tok, "<｜User｜>")) || (r = chat_add_text(&g, tok, line)) ||
+		    (r = chat_add_id(&g, tok, "<｜Assistant｜>"))) {
+			gen_rollback(&g, keep);
+			if (r == -ENOSPC) {
+				printf("[context full: /reset]\n");
+				fflush(stdout);
+				continue;
+			}
+			goto fail;
+		}
+		if ((r = gen_sync(&g)))
+			goto fail;
+		int made = 0, done = 0, ids[8], n, ended = 0;
+		while (!done) {
+			if (made >= a.n || g.n_hist + g.depth + 2 > a.ctx) /* leave room for the EOS */
+				break;
+			if ((r = gen_step(&g, ids, &n)))
+				goto fail;
+			for (int i = 0; i < n && !done; i++) {
+				made++;
+				if (ids[i] == eos) {
+					ended = 1;
+					done = 1;
+				} else if (gen_text_push(&tx, ids[i], stdout) == 1 || made >= a.n) {
+					done = 1;
+				}
+				if (done) /* drop tokens of the step after the end of the reply */
+					gen_rollback(&g, g.n_hist - n + i + 1);
+			}
+		}
+		gen_text_finish(&tx, stdout);
+		printf("\n");
+		fflush(stdout);
+		/* the reply ends with <｜end▁of▁sentence｜> in the history, as the template has it */
+		if (!ended && (r = gen_append(&g, &eos, 1)))
+			goto fail;
+		turns++;
+	}
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "moecard: chat: %s\n", strerror(-r));
+out:
+	free(line);
+	gen_text_free(&tx);
+	gen_free(&g);
+	engine_free(&m);
+	ckpt_close(&ck);
+	tokenizer_free(tok);
+	return rc;
+}

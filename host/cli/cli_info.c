@@ -1,0 +1,153 @@
+/*
+ * cli_info.c - `moecard info --model DIR [--board FILE.dtb]`: opens a checkpoint exactly as
+ * `moecard run` does (ckpt_open: config.json, safetensors, binding with every check) and prints
+ * the config summary, parameter and byte counts per part (ckpt_stats), the FP8 layout and the
+ * KV-cache bytes per token. --board is a separate hook for the board description (board/).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include "board.h"
+#include "load/ckpt.h"
+#include "cli/cli.h"
+
+static const char *cli_info_scoring(enum config_scoring s)
+{
+	return s == CONFIG_SCORING_SIGMOID ? "sigmoid" : "softmax";
+}
+
+static const char *cli_info_topk(enum config_topk t)
+{
+	return t == CONFIG_TOPK_NOAUX_TC ? "noaux_tc"
+	       : t == CONFIG_TOPK_GREEDY ? "greedy"
+					 : "group_limited_greedy";
+}
+
+static void cli_info_row(const char *what, uint64_t params, uint64_t bytes)
+{
+	printf("  %-22s %14llu params %10.2f MiB\n", what, (unsigned long long)params,
+	       (double)bytes / (1024.0 * 1024.0));
+}
+
+/* --board FILE.dtb: the card (board/), and with a model what fits on it. */
+static int cli_info_board(const char *dtb, const struct ckpt *ck, const struct ckpt_stats *s,
+			  uint64_t ctx)
+{
+	struct board_desc b;
+	struct board_fit fit;
+	char err[512];
+	if (board_load(dtb, &b, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	board_info_print(&b, stdout);
+	if (!ck)
+		return 0;
+	/* resident: everything but the routed experts (the MTP layer stays for speculation) */
+	uint64_t resident = s->bytes_total - s->bytes_routed;
+	if (board_fit_compute(&b, resident, s->bytes_expert, s->kv_bytes_per_token, ctx, &fit)) {
+		fprintf(stderr, "moecard: %s: cannot compute the fit for this model\n", dtb);
+		return 1;
+	}
+	printf("fit of %s on this card (context %llu tokens):\n", ck->cfg.model_type,
+	       (unsigned long long)ctx);
+	board_fit_print(&fit, s->bytes_expert, ctx, stdout);
+	printf("  routed experts: %d layers x %d = %llu; slots for %.1f%% of them\n",
+	       ck->cfg.num_hidden_layers - ck->cfg.first_k_dense_replace, ck->cfg.n_routed_experts,
+	       (unsigned long long)(s->bytes_expert ? s->bytes_routed / s->bytes_expert : 0),
+	       s->bytes_routed ? 100.0 * (double)fit.expert_slots * (double)s->bytes_expert /
+					 (double)s->bytes_routed
+			       : 0.0);
+	return 0;
+}
+
+int cli_info(int argc, char **argv)
+{
+	const char *dir = NULL, *board = NULL;
+	uint64_t ctx = 4096;
+	struct ckpt ck;
+	struct ckpt_stats s;
+	char err[512] = "";
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("usage: moecard info [--model DIR] [--board FILE.dtb [--ctx N]]\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+			dir = argv[++i];
+		} else if (!strcmp(argv[i], "--board") && i + 1 < argc) {
+			board = argv[++i];
+		} else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) {
+			ctx = strtoull(argv[++i], NULL, 10);
+		} else {
+			fprintf(stderr, "moecard: info: unknown option or missing value: %s\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	if (!dir && board)
+		return cli_info_board(board, NULL, NULL, ctx);
+	if (!dir) {
+		fprintf(stderr, "moecard: info: --model DIR (or --board FILE.dtb) is required\n");
+		return 2;
+	}
+	if (ckpt_open(dir, &ck, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	const struct config *c = &ck.cfg;
+	const struct config_quant *q = &c->quantization_config;
+	const struct config_rope_scaling *r = &c->rope_scaling;
+	int n_moe = 0;
+	for (int l = 0; l < c->num_hidden_layers; l++)
+		n_moe += config_layer_is_moe(c, l);
+	ckpt_stats(&ck, &s);
+
+	printf("model %s: %s, %d tensors in %d file(s)\n", dir, c->model_type, ck.st.n_tensors,
+	       ck.st.n_files);
+	printf("  hidden %d, layers %d (%d dense, %d MoE)%s, vocab %d\n", c->hidden_size,
+	       c->num_hidden_layers, c->num_hidden_layers - n_moe, n_moe,
+	       ck.w.mtp ? " + MTP layer" : "", c->vocab_size);
+	printf("  MLA: %d heads, q_lora %d%s, kv_lora %d, nope/rope/v %d/%d/%d\n",
+	       c->num_attention_heads, c->q_lora_rank, c->q_lora_rank ? "" : " (plain q_proj)",
+	       c->kv_lora_rank, c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim);
+	printf("  FFN: dense %d; MoE %d routed x %d + %d shared, top-%d of %d groups top-%d\n",
+	       c->intermediate_size, c->n_routed_experts, c->moe_intermediate_size,
+	       c->n_shared_experts, c->num_experts_per_tok, c->n_group, c->topk_group);
+	printf("  router: %s, %s, norm_topk_prob %s, routed_scaling_factor %g\n",
+	       cli_info_scoring(c->scoring_func), cli_info_topk(c->topk_method),
+	       c->norm_topk_prob ? "true" : "false", c->routed_scaling_factor);
+	if (r->yarn)
+		printf("  rope: theta %g, yarn factor %g, L0 %d, beta %g/%g, mscale %g/%g\n",
+		       c->rope_theta, r->factor, r->original_max_position_embeddings, r->beta_fast,
+		       r->beta_slow, r->mscale, r->mscale_all_dim);
+	else
+		printf("  rope: theta %g, no scaling\n", c->rope_theta);
+	printf("  rms_norm_eps %g, bos %d, eos %d, max_position_embeddings %d\n", c->rms_norm_eps,
+	       c->bos_token_id, c->eos_token_id, c->max_position_embeddings);
+	if (q->present)
+		printf("weights: FP8 E4M3, block %dx%d, scale format %s, activation scheme %s\n",
+		       q->weight_block_size[0], q->weight_block_size[1], q->ue8m0 ? "ue8m0" : "f32",
+		       q->dynamic ? "dynamic" : "static");
+	else
+		printf("weights: %s (no quantization_config)\n",
+		       ck.w.layers[0].o_proj.fmt == QMAT_BF16  ? "BF16"
+		       : ck.w.layers[0].o_proj.fmt == QMAT_F16 ? "F16"
+							       : "F32");
+	printf("parameters and bytes (as stored):\n");
+	cli_info_row("attention (MLA+norms)", s.params_attn, s.bytes_attn);
+	cli_info_row("dense FFN", s.params_dense, s.bytes_dense);
+	cli_info_row("shared experts", s.params_shared, s.bytes_shared);
+	cli_info_row("one routed expert", s.params_expert, s.bytes_expert);
+	cli_info_row("all routed experts", s.params_routed, s.bytes_routed);
+	cli_info_row("router", s.params_router, s.bytes_router);
+	cli_info_row("embed + head + norm", s.params_embed_head, s.bytes_embed_head);
+	cli_info_row("MTP layer", s.params_mtp, s.bytes_mtp);
+	cli_info_row("total", s.params_total, s.bytes_total);
+	printf("kv cache: %llu bytes per token (%d+%d f32 x %d layers)\n",
+	       (unsigned long long)s.kv_bytes_per_token, c->kv_lora_rank, c->qk_rope_head_dim,
+	       c->num_hidden_layers + (ck.w.mtp ? 1 : 0));
+	int rc = board ? cli_info_board(board, &ck, &s, ctx) : 0;
+	ckpt_close(&ck);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * main.c - the moecard command-line tool: dispatches to the subcommands of cli.h.
+ * The only place in moecard that exits the process.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} cmds[] = {
+	{ "run", cli_run, "run a model: --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N] ..." },
+	{ "bench", cli_bench, "measure prefill/decode speed: --model DIR [--json] ..." },
+	{ "info", cli_info, "print a checkpoint's config, parameter and byte counts: --model DIR" },
+	{ "gen", cli_gen, "write a random checkpoint: --out DIR --preset tiny|mid [--seed S]" },
+	{ "tokenize", cli_tokenize, "tokenize text: --model DIR --text T [--json]" },
+	{ "chat", cli_chat, "interactive chat (stdin, streams; /reset /stats /quit): --model DIR" },
+	{ "cache-sim", cli_cache_sim, "replay an expert routing trace under every cache policy: --trace F" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: moecard <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\nmoecard <command> --help for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "moecard: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,119 @@
+/*
+ * engine.c - backend dispatch for engine.h and the cpu engine (model.h's direct forward pass).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "engine/engine.h"
+
+static struct model *cpu_model(struct engine *e) { return e->impl; }
+
+static int cpu_forward(struct engine *e, const int *t, int T, float *lg, int all, float *hid)
+{
+	int r = model_forward(cpu_model(e), t, T, lg, all, hid);
+	e->pos = cpu_model(e)->pos;
+	return r;
+}
+
+static int cpu_mtp(struct engine *e, const int *nt, const float *h, int T, float *lg, int all)
+{
+	int r = model_mtp_forward(cpu_model(e), nt, h, T, lg, all);
+	e->mtp_pos = cpu_model(e)->mtp_pos;
+	return r;
+}
+
+static void cpu_truncate(struct engine *e, int pos, int mtp_pos)
+{
+	model_truncate(cpu_model(e), pos, mtp_pos);
+	e->pos = cpu_model(e)->pos;
+	e->mtp_pos = cpu_model(e)->mtp_pos;
+}
+
+static void cpu_free(struct engine *e)
+{
+	if (e->impl) {
+		model_free(e->impl);
+		free(e->impl);
+	}
+	e->impl = NULL;
+}
+
+/* model_mtp_forward leaves the shared_head.norm output of its rows in m->xn (head_forward). */
+static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
+{
+	int D = e->c->hidden_size;
+	memcpy(hidden, cpu_model(e)->xn + (size_t)row * D, sizeof(float) * (size_t)D);
+	return 0;
+}
+
+static const struct engine_ops cpu_ops = { "cpu", cpu_forward, cpu_mtp, cpu_truncate, NULL,
+					   cpu_free, cpu_mtp_hidden, NULL };
+
+int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
+		    const struct engine_extra *x, char *err, size_t errlen)
+{
+	(void)x;
+	struct model *m = calloc(1, sizeof *m);
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int r = model_init(m, &ck->cfg, &ck->w, o, err, errlen);
+	if (r) {
+		free(m);
+		return r;
+	}
+	e->ops = &cpu_ops;
+	e->impl = m;
+	e->max_batch = m->o.max_batch;
+	e->max_seq = m->o.max_seq;
+	e->act_fp8 = m->o.act_fp8;
+	e->isa = m->kc.isa->name;
+	e->threads = pool_nthreads(m->pool);
+	return 0;
+}
+
+/* card_engine.c: the emulated card through host/backend/backend.h */
+int card_engine_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
+		    const struct engine_extra *x, char *err, size_t errlen);
+
+int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
+		const struct model_opts *o, const struct engine_extra *x, char *err, size_t errlen)
+{
+	static const struct engine_extra none;
+	memset(e, 0, sizeof *e);
+	e->c = &ck->cfg;
+	e->w = &ck->w;
+	if (!x)
+		x = &none;
+	/* fault the weights in now, not in the first decode steps that reach each expert, when the
+	 * checkpoint fits in half of RAM (MOECARD_NO_POPULATE=1 skips it) */
+	if (!getenv("MOECARD_NO_POPULATE")) {
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		if (pages > 0 && psz > 0)
+			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2);
+	}
+	if (!strcmp(backend, "cpu"))
+		return engine_cpu_open(e, ck, o, x, err, errlen);
+	if (!strcmp(backend, "emu"))
+		return card_engine_open(e, ck, o, x, err, errlen);
+	if (!strcmp(backend, "xrt")) {
+		/* the emu scheduler on backend xrt; backend_xrt.h reads the xclbin from
+		 * MOECARD_XCLBIN */
+		struct engine_extra xx = *x;
+		xx.backend = "xrt";
+		if (x->xclbin)
+			setenv("MOECARD_XCLBIN", x->xclbin, 1);
+		return card_engine_open(e, ck, o, &xx, err, errlen);
+	}
+	snprintf(err, errlen, "--backend: unknown backend '%s' (cpu|emu|xrt)", backend);
+	return -EINVAL;
+}
+
+void engine_free(struct engine *e)
+{
+	if (e->ops && e->ops->free)
+		e->ops->free(e);
+	memset(e, 0, sizeof *e);
+}

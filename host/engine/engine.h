@@ -1,0 +1,102 @@
+/*
+ * engine.h - one model on one backend, as the CLI and the generation loop see it: forward,
+ * MTP forward, KV rollback and statistics behind an ops table. The cpu engine is model.h's
+ * direct forward pass; the emu engine (emulated card) and the xrt engine (real card) lower the same
+ * layers to firmware command lists through host/backend/backend.h. Everything above this header
+ * (run, bench, chat, speculative decoding) is backend-independent.
+ */
+#ifndef MOECARD_ENGINE_H
+#define MOECARD_ENGINE_H
+
+#include <stdio.h>
+#include "load/ckpt.h"
+#include "model/model.h"
+
+struct engine;
+struct expert_trace_writer;
+
+struct engine_ops {
+	const char *name;
+	/* as model_forward / model_mtp_forward / model_truncate (model.h) */
+	int (*forward)(struct engine *e, const int *tokens, int T, float *logits, int all_logits,
+		       float *hidden);
+	int (*mtp_forward)(struct engine *e, const int *next_tokens, const float *hidden, int T,
+			   float *logits, int all_logits);
+	void (*truncate)(struct engine *e, int pos, int mtp_pos);
+	/* prints backend statistics (modeled card time, commands per token, ...); may be NULL */
+	void (*stats)(struct engine *e, FILE *out, int json);
+	void (*free)(struct engine *e);
+	/* copies the MTP layer's post-norm state (shared_head.norm output) of row `row` (< T) of the
+	 * last mtp_forward into hidden[hidden_size]: the input of a chained speculative draft step
+	 * (host/decode/spec.c). May be NULL; --spec-depth above 1 then is unavailable. Returns 0. */
+	int (*mtp_hidden)(struct engine *e, int row, float *hidden);
+	/* --expert-trace on an engine that routes the MoE layers on the host itself (emu, xrt):
+	 * from the next forward call on, the engine feeds writer w (expert_trace.h) the residual
+	 * stream before each decoder layer and each MoE layer's route, exactly as the cpu engine's
+	 * layer hook does; w == NULL stops it (before the writer is closed). May be NULL (cpu: the
+	 * writer hooks the model). Returns 0 or -ENOMEM. */
+	int (*expert_trace)(struct engine *e, struct expert_trace_writer *w);
+};
+
+/* Options beyond model_opts that some backends use. */
+struct engine_extra {
+	const char *board;        /* --board FILE.dtb (emu: default board/emu.dts build) */
+	const char *profile;      /* --profile trace.json: per-command timestamps (emu, xrt) */
+	const char *xclbin;       /* --xclbin FILE (xrt) */
+	const char *backend;      /* backend the card scheduler opens: NULL = "emu", "xrt" */
+	const char *expert_trace; /* --expert-trace FILE: routing trace */
+	/* expert cache on the card (issue 7; emu engine): */
+	int expert_slots;         /* --expert-slots N: card slots for routed experts, 0 = every
+	                             routed expert resident (no cache), -1 (--expert-slots board)
+	                             = as many as the card's memory holds after the resident set */
+	int expert_slots_pct;     /* --expert-slots P%: slots = P% of all routed experts (0 = off) */
+	const char *expert_policy; /* --expert-policy lru|lfu|pin|belady (NULL = lru) */
+	int expert_prefetch;      /* --expert-prefetch: DMA the next layer's predicted experts early */
+	const char *expert_host;  /* --expert-host off|auto|always: misses run on the host CPU
+	                             (NULL = off) */
+	double expert_host_gbps;  /* --expert-host-gbps G: modeled host expert rate, GB/s of weights
+	                             (0 = measured at open) */
+	const char *expert_events; /* --expert-events F.jsonl: every cache decision */
+};
+
+struct engine {
+	const struct engine_ops *ops;
+	const struct config *c;
+	const struct weights *w;
+	int max_batch, max_seq;   /* limits of forward calls */
+	int pos, mtp_pos;         /* tokens in the main / MTP KV caches */
+	int act_fp8;              /* numerics mode in use */
+	const char *isa;          /* host SIMD path in use */
+	int threads;
+	void *impl;               /* backend's own state */
+};
+
+/*
+ * engine_open - builds the engine for backend "cpu", "emu" or "xrt". Returns 0, -ENODEV when the
+ * backend is not available in this build or on this machine, or another negative errno; a
+ * one-line message is in err.
+ */
+int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
+		const struct model_opts *o, const struct engine_extra *x, char *err, size_t errlen);
+void engine_free(struct engine *e);
+
+static inline int engine_forward(struct engine *e, const int *t, int T, float *lg, int all,
+				 float *hid)
+{
+	return e->ops->forward(e, t, T, lg, all, hid);
+}
+static inline int engine_mtp_forward(struct engine *e, const int *nt, const float *h, int T,
+				     float *lg, int all)
+{
+	return e->ops->mtp_forward(e, nt, h, T, lg, all);
+}
+static inline void engine_truncate(struct engine *e, int pos, int mtp_pos)
+{
+	e->ops->truncate(e, pos, mtp_pos);
+}
+
+/* Backend constructors (engine.c dispatches on the name). */
+int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
+		    const struct engine_extra *x, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,398 @@
+/*
+ * kernels.c - the cpu backend's matrix products (kernels.h): activation quantization, the parallel
+ * row loop over block-scaled FP8 and BF16/F16/F32 weights, ISA dispatch, and the scalar reference
+ * primitives that the SIMD versions (simd_avx2.c, simd_avx512.c) must agree with.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "e4m3.h"
+#include "model/kernels.h"
+
+/* ---- scalar primitives ---------------------------------------------------------------------- */
+
+static float dec_lut[256];
+static int dec_lut_ready;
+
+static void lut_init(void)
+{
+	if (dec_lut_ready)
+		return;
+	for (int i = 0; i < 256; i++)
+		dec_lut[i] = e4m3_decode((uint8_t)i);
+	dec_lut_ready = 1;
+}
+
+static void dot_fp8_scalar(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * ldx;
+		float s = 0;
+		for (int k = 0; k < n; k++)
+			s += dec_lut[w[k]] * xm[k];
+		acc[m] = s;
+	}
+}
+
+static void dot_bf16_scalar(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * ldx;
+		float s = 0;
+		for (int k = 0; k < n; k++)
+			s += bf16_to_f32(w[k]) * xm[k];
+		acc[m] = s;
+	}
+}
+
+static void axpy_fp8_scalar(float *y, float a, const uint8_t *w, int n)
+{
+	for (int k = 0; k < n; k++)
+		y[k] += a * dec_lut[w[k]];
+}
+
+static void row_fp8_scalar(const uint8_t *w, const float *x, int ldx, int M, int K,
+			   const float *sw, float *acc)
+{
+	for (int m = 0; m < M; m++) {
+		float a = 0, d;
+		for (int kb = 0; kb * 128 < K; kb++) {
+			int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
+			dot_fp8_scalar(w + kb * 128, x + (size_t)m * ldx + kb * 128, ldx, 1, len, &d);
+			a += d * sw[kb];
+		}
+		acc[m] = a;
+	}
+}
+
+static void dec_fp8_scalar(const uint8_t *w, int K, const float *sw, float *out)
+{
+	for (int k = 0; k < K; k++)
+		out[k] = dec_lut[w[k]] * sw[k / 128];
+}
+
+static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
+			    int K, float *y, int ldy)
+{
+	for (int m = 0; m < M; m++)
+		for (int j = 0; j < nw; j++) {
+			float s = 0;
+			for (int k = 0; k < K; k++)
+				s += wt[(size_t)j * ldw + k] * x[(size_t)m * ldx + k];
+			y[(size_t)m * ldy + j] = s;
+		}
+}
+
+static float dot_f32_scalar(const float *a, const float *b, int n)
+{
+	float s = 0;
+	for (int k = 0; k < n; k++)
+		s += a[k] * b[k];
+	return s;
+}
+
+static void axpy_f32_scalar(float *y, float a, const float *x, int n)
+{
+	for (int k = 0; k < n; k++)
+		y[k] += a * x[k];
+}
+
+static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
+{
+	for (int k = 0; k < n; k++)
+		xr[k] = dec_lut[e4m3_encode(x[k] / s)] * s;
+}
+
+static const struct kern_isa isa_scalar = { "scalar",	      dot_fp8_scalar,	dot_bf16_scalar,
+					    axpy_fp8_scalar,  row_fp8_scalar,	dec_fp8_scalar,
+					    tile_f32_scalar,  dot_f32_scalar,	axpy_f32_scalar,
+					    roundtrip_fp8_scalar };
+
+extern const struct kern_isa kern_isa_avx2;
+extern const struct kern_isa kern_isa_avx512;
+
+const struct kern_isa *kern_isa_by_name(const char *name)
+{
+	lut_init();
+	__builtin_cpu_init();
+	if (!strcmp(name, "scalar"))
+		return &isa_scalar;
+	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return &kern_isa_avx2;
+	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+		return &kern_isa_avx512;
+	return NULL;
+}
+
+const struct kern_isa *kern_isa_get(void)
+{
+	const char *env = getenv("MOECARD_ISA");
+	const struct kern_isa *i;
+	if (env && (i = kern_isa_by_name(env)))
+		return i;
+	if ((i = kern_isa_by_name("avx512")))
+		return i;
+	if ((i = kern_isa_by_name("avx2")))
+		return i;
+	return kern_isa_by_name("scalar");
+}
+
+/* ---- activation quantization ------------------------------------------------------------------ */
+
+/* Scale of one activation block (DESIGN.md 3): max(amax, 1e-4)/448, ue8m0: next power of 2. */
+static float act_scale(const float *xb, int n, int ue8m0)
+{
+	float amax = 0;
+	for (int k = 0; k < n; k++) {
+		float a = fabsf(xb[k]);
+		amax = a > amax ? a : amax;
+	}
+	float s = (amax > 1e-4f ? amax : 1e-4f) / 448.0f;
+	if (ue8m0) { /* round up to a power of two: bump the exponent if any mantissa bit */
+		uint32_t u = e4m3_f32_bits(s);
+		if (u & 0x7FFFFFu)
+			u = (u & 0xFF800000u) + 0x800000u;
+		s = e4m3_bits_f32(u);
+	}
+	return s;
+}
+
+static void act_roundtrip_isa(const struct kern_isa *isa, const float *x, int K, int ue8m0,
+			      float *xr)
+{
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int n = K - k0 < 128 ? K - k0 : 128;
+		isa->roundtrip_fp8(x + k0, n, act_scale(x + k0, n, ue8m0), xr + k0);
+	}
+}
+
+void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr)
+{
+	act_roundtrip_isa(kern_isa_get(), x, K, ue8m0, xr);
+}
+
+void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa)
+{
+	lut_init();
+	for (int kb = 0; kb * 128 < K; kb++) {
+		int n = K - kb * 128 < 128 ? K - kb * 128 : 128;
+		const float *xb = x + kb * 128;
+		float s = act_scale(xb, n, ue8m0);
+		sa[kb] = s;
+		for (int k = 0; k < n; k++)
+			xq[kb * 128 + k] = dec_lut[e4m3_encode(xb[k] / s)];
+	}
+}
+
+/* ---- matrix products ------------------------------------------------------------------------- */
+
+float qmat_get(const struct qmat *W, int r, int c)
+{
+	size_t i = (size_t)r * W->cols + c;
+	switch (W->fmt) {
+	case QMAT_FP8:
+		return e4m3_decode(((const uint8_t *)W->w)[i]) *
+		       W->scale[(size_t)(r / 128) * W->scale_cols + c / 128];
+	case QMAT_BF16:
+		return bf16_to_f32(((const uint16_t *)W->w)[i]);
+	case QMAT_F16:
+		return f16_to_f32(((const uint16_t *)W->w)[i]);
+	case QMAT_F32:
+		return ((const float *)W->w)[i];
+	}
+	return 0;
+}
+
+int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats,
+		  int max_k)
+{
+	memset(k, 0, sizeof *k);
+	k->pool = p;
+	k->isa = kern_isa_get();
+	k->act_fp8 = act_fp8;
+	k->ue8m0 = ue8m0;
+	k->scratch_floats = max_floats;
+	if (max_floats) {
+		k->scratch = malloc(max_floats * sizeof(float));
+		if (!k->scratch)
+			return -ENOMEM;
+	}
+	if (max_k > 0) {
+		int nt = p ? pool_nthreads(p) : 1;
+		k->wbuf = malloc(sizeof(float) * (size_t)nt * KERN_NW * max_k);
+		if (!k->wbuf) {
+			free(k->scratch);
+			k->scratch = NULL;
+			return -ENOMEM;
+		}
+		k->max_k = max_k;
+	}
+	return 0;
+}
+
+void kern_ctx_free(struct kern_ctx *k)
+{
+	free(k->scratch);
+	free(k->wbuf);
+	k->scratch = NULL;
+	k->wbuf = NULL;
+}
+
+/* Dequantizes row n of W into out[K] (f32). */
+static void dec_row(const struct kern_isa *isa, const struct qmat *W, int n, float *out)
+{
+	int K = W->cols;
+	if (W->fmt == QMAT_FP8) {
+		isa->dec_fp8((const uint8_t *)W->w + (size_t)n * K, K,
+			     W->scale + (size_t)(n / 128) * W->scale_cols, out);
+	} else if (W->fmt == QMAT_BF16) {
+		const uint16_t *r = (const uint16_t *)W->w + (size_t)n * K;
+		for (int k = 0; k < K; k++)
+			out[k] = bf16_to_f32(r[k]);
+	} else {
+		for (int k = 0; k < K; k++)
+			out[k] = qmat_get(W, n, k);
+	}
+}
+
+/* Output features [n0, n0+nn) for all M inputs of a job. */
+static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0, int nn, int tid)
+{
+	const struct kern_isa *isa = kc->isa;
+	const struct qmat *W = j->W;
+	int K = W->cols;
+	const float *xs = j->xq ? j->xq : j->x;
+	int ld = j->xq ? K : j->ldx;
+	float acc[KERN_NW];
+	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k) {
+		/* prefill: dequantize up to KERN_NW rows once, reuse them for every input row */
+		float *wt = kc->wbuf + (size_t)tid * KERN_NW * kc->max_k;
+		for (int b = 0; b < nn; b += KERN_NW) {
+			int nw = nn - b < KERN_NW ? nn - b : KERN_NW;
+			for (int i = 0; i < nw; i++)
+				dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
+			if (j->accumulate) {
+				for (int m = 0; m < j->M; m++) {
+					isa->tile_f32(wt, K, nw, xs + (size_t)m * ld, ld, 1, K, acc, 0);
+					for (int i = 0; i < nw; i++)
+						j->y[(size_t)m * j->ldy + n0 + b + i] += acc[i];
+				}
+			} else {
+				isa->tile_f32(wt, K, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy);
+			}
+		}
+		return;
+	}
+	for (int n = n0; n < n0 + nn; n++) {
+		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
+			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
+			if (W->fmt == QMAT_FP8) {
+				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K, xs + (size_t)m0 * ld,
+					     ld, mb, K, W->scale + (size_t)(n / 128) * W->scale_cols,
+					     acc);
+			} else if (W->fmt == QMAT_BF16) {
+				isa->dot_bf16((const uint16_t *)W->w + (size_t)n * K,
+					      xs + (size_t)m0 * ld, ld, mb, K, acc);
+			} else {
+				for (int m = 0; m < mb; m++) {
+					const float *xm = xs + (size_t)(m0 + m) * ld;
+					float s = 0;
+					for (int k = 0; k < K; k++)
+						s += qmat_get(W, n, k) * xm[k];
+					acc[m] = s;
+				}
+			}
+			for (int m = 0; m < mb; m++) {
+				float *yp = j->y + (size_t)(m0 + m) * j->ldy + n;
+				*yp = j->accumulate ? *yp + acc[m] : acc[m];
+			}
+		}
+	}
+}
+
+struct jobs_ctx {
+	const struct kern_ctx *kc;
+	struct kern_job *jobs;
+	int n_jobs;
+	int *row_start; /* [n_jobs+1] prefix sums of rows */
+};
+
+static void jobs_task(void *c, int b, int e, int tid)
+{
+	struct jobs_ctx *jc = c;
+	int j = 0, r = b;
+	while (r < e) {
+		while (jc->row_start[j + 1] <= r)
+			j++;
+		int end = jc->row_start[j + 1] < e ? jc->row_start[j + 1] : e;
+		job_rows(jc->kc, &jc->jobs[j], r - jc->row_start[j], end - r, tid);
+		r = end;
+	}
+}
+
+#define KERN_MAX_JOBS 1024
+
+int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
+{
+	int row_start[KERN_MAX_JOBS + 1];
+	size_t used = 0;
+	if (n_jobs > KERN_MAX_JOBS)
+		return -E2BIG;
+	row_start[0] = 0;
+	for (int j = 0; j < n_jobs; j++) {
+		struct kern_job *jb = &jobs[j];
+		int K = jb->W->cols;
+		jb->xq = NULL;
+		if (k->act_fp8 && jb->W->fmt == QMAT_FP8 && jb->M > 0) {
+			/* reuse the quantization of an earlier job with the same input */
+			for (int i = 0; i < j; i++)
+				if (jobs[i].x == jb->x && jobs[i].M == jb->M && jobs[i].ldx == jb->ldx &&
+				    jobs[i].xq && jobs[i].W->cols == K) {
+					jb->xq = jobs[i].xq;
+					break;
+				}
+			if (!jb->xq) {
+				size_t need = (size_t)jb->M * K;
+				if (used + need > k->scratch_floats)
+					return -ENOSPC;
+				float *xq = k->scratch + used;
+				used += need;
+				for (int m = 0; m < jb->M; m++)
+					act_roundtrip_isa(k->isa, jb->x + (size_t)m * jb->ldx, K,
+							  k->ue8m0, xq + (size_t)m * K);
+				jb->xq = xq;
+			}
+		}
+		row_start[j + 1] = row_start[j] + (jb->M > 0 ? jb->W->rows : 0);
+	}
+	struct jobs_ctx jc = { k, jobs, n_jobs, row_start };
+	int total = row_start[n_jobs];
+	int nt = k->pool ? pool_nthreads(k->pool) : 1;
+	int grain = total / (nt * 8);
+	grain = grain < 4 ? 4 : grain > 64 ? 64 : grain;
+	grain = (grain + KERN_NW - 1) / KERN_NW * KERN_NW;
+	if (k->pool)
+		pool_for(k->pool, total, grain, jobs_task, &jc);
+	else
+		jobs_task(&jc, 0, total, 0);
+	return 0;
+}
+
+int kern_matmul(struct kern_ctx *k, const struct qmat *W, const float *x, int M, float *y)
+{
+	struct kern_job j = { .W = W, .x = x, .ldx = W->cols, .M = M, .y = y, .ldy = W->rows };
+	return kern_matmul_jobs(k, &j, 1);
+}
+
+int kern_matmul_simple(const struct qmat *W, const float *x, int M, float *y, int act_fp8,
+		       int ue8m0)
+{
+	struct kern_ctx k;
+	int r = kern_ctx_init(&k, NULL, act_fp8, ue8m0, (size_t)M * W->cols, W->cols);
+	if (r == 0)
+		r = kern_matmul(&k, W, x, M, y);
+	kern_ctx_free(&k);
+	return r;
+}

@@ -1,0 +1,106 @@
+/*
+ * kernels.h - the cpu backend's compute kernels: block-scaled FP8 / BF16 matrix products with
+ * optional dynamic FP8 activation quantization (DESIGN.md section 3), on a thread pool, with SIMD
+ * row-dot primitives chosen at run time (scalar, AVX2+F16C+FMA, AVX-512).
+ *
+ * Numerics: with act_fp8 the input rows are quantized per 128 channels (s = max(amax,1e-4)/448,
+ * ue8m0: s = 2^ceil(log2 s)), and y[m,n] = sum_kb f32(D(m,n,kb) * sa[m,kb] * sw[n/128,kb]) with
+ * D accumulated in f32 (agrees with the exact definition to ~1e-6 relative). Without act_fp8 the
+ * input stays f32 and W is dequantized on the fly (code * scale_inv).
+ */
+#ifndef MOECARD_KERNELS_H
+#define MOECARD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "load/ckpt.h"
+#include "model/pool.h"
+
+/* SIMD primitives. M <= KERN_MB rows of x, n <= 128 (one block) for dot_fp8. */
+#define KERN_MB 4
+/* Weight rows per prefill tile (tile_f32's nw). */
+#define KERN_NW 8
+struct kern_isa {
+	const char *name;
+	/* acc[m] = sum_{k<n} e4m3(w[k]) * x[m*ldx+k] (true values; NaN codes undefined) */
+	void (*dot_fp8)(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc);
+	/* acc[m] = sum_{k<n} bf16(w[k]) * x[m*ldx+k] */
+	void (*dot_bf16)(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc);
+	/* y[k] += a * e4m3(w[k]) for k < n */
+	void (*axpy_fp8)(float *y, float a, const uint8_t *w, int n);
+	/* one FP8 weight row against M <= KERN_MB inputs, whole K, block scales sw[ceil(K/128)]:
+	 * acc[m] = sum_kb sw[kb] * sum_{k in kb} e4m3(w[k]) * x[m*ldx+k] (the decode/GEMV path) */
+	void (*row_fp8)(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			float *acc);
+	/* out[k] = e4m3(w[k]) * sw[k/128] for k < K (dequantize one row) */
+	void (*dec_fp8)(const uint8_t *w, int K, const float *sw, float *out);
+	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_NW, m < M (prefill tiles) */
+	void (*tile_f32)(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			 float *y, int ldy);
+	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
+	float (*dot_f32)(const float *a, const float *b, int n);
+	void (*axpy_f32)(float *y, float a, const float *x, int n);
+	/* xr[k] = e4m3(x[k]/s)*s for one block of n <= 128 with scale s (act quant round trip;
+	 * saturating RNE, finite x) */
+	void (*roundtrip_fp8)(const float *x, int n, float s, float *xr);
+};
+
+/* kern_isa_get - the best ISA this CPU supports, or the one named by MOECARD_ISA
+ * (scalar|avx2|avx512) when set and supported. */
+const struct kern_isa *kern_isa_get(void);
+const struct kern_isa *kern_isa_by_name(const char *name); /* NULL when unsupported */
+
+/* One matrix product y[m][n] = sum_k W[n][k] x[m][k] for m < M, n < W->rows. */
+struct kern_job {
+	const struct qmat *W;
+	const float *x;     /* [M][ldx] */
+	int ldx;
+	int M;
+	float *y;           /* [M][ldy] */
+	int ldy;
+	int accumulate;     /* 1: y += result */
+	/* filled by kern_matmul: quantized input */
+	const float *xq;    /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
+};
+
+/* Execution context: pool, numerics mode and scratch for quantized activations. */
+struct kern_ctx {
+	struct pool *pool;
+	const struct kern_isa *isa;
+	int act_fp8;        /* quantize activations feeding FP8 weights */
+	int ue8m0;          /* power-of-two activation scales */
+	float *scratch;     /* quantization scratch, scratch_floats long */
+	size_t scratch_floats;
+	float *wbuf;        /* [nthreads][KERN_NW][max_k] dequantized weight rows (prefill) */
+	int max_k;
+};
+
+/* Inputs with at least this many rows use the dequantize-then-tile path. */
+#define KERN_TILE_MIN_M 8
+
+/* kern_ctx_init - quantization scratch of max_floats floats and per-thread weight tiles for
+ * matrices up to max_k columns (larger ones take the row path). 0 or -ENOMEM. */
+int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats,
+		  int max_k);
+void kern_ctx_free(struct kern_ctx *k);
+
+/* kern_matmul_jobs - runs all jobs in one parallel region. Returns 0, or -ENOSPC when the
+ * quantization scratch is too small (a sizing bug). */
+int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs);
+
+/* kern_matmul - one job: y[M][W->rows] = x[M][W->cols] W^T (dense, ldx = cols, ldy = rows). */
+int kern_matmul(struct kern_ctx *k, const struct qmat *W, const float *x, int M, float *y);
+
+/* kern_act_quant - quantizes x[K] per 128 channels: xq[K] decoded codes, sa[ceil(K/128)]. */
+void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa);
+/* kern_act_roundtrip - x[K] -> xr[K] = e4m3(x/s)*s with the scales of kern_act_quant. */
+void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr);
+
+/* Row helpers on a qmat (any format): dequantized element and row. */
+float qmat_get(const struct qmat *W, int r, int c);
+
+/* kern_matmul_simple - single-threaded convenience form (tests, tools): y[M][rows] = x W^T with
+ * the given numerics. Returns 0 or -ENOMEM. */
+int kern_matmul_simple(const struct qmat *W, const float *x, int M, float *y, int act_fp8,
+		       int ue8m0);
+#endif

@@ -1,0 +1,637 @@
+/*
+ * model.c - the host forward pass (model.h): embedding, MLA with decoupled RoPE/YaRN and a
+ * compressed KV cache, dense FFN and MoE (router: noaux_tc / greedy / group_limited_greedy with
+ * sigmoid or softmax scores), the final norm and lm_head, and the MTP module. Matrix products go
+ * through kernels.h; everything else is here, in f32, parallel over tokens/heads/rows.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "e4m3.h"
+#include "model/model.h"
+#include "model/router.h"
+
+#define MODEL_MAX_TOPK 64
+
+/* ---- small vector ops ------------------------------------------------------------------------ */
+
+/* RMSNorm (MODEL.md 3): out = w * x * rsqrt(mean(x^2) + eps); sum of squares in double. */
+void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps)
+{
+	double ss = 0;
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	float r = (float)(1.0 / sqrt(ss / n + eps));
+	for (int i = 0; i < n; i++)
+		out[i] = w[i] * (x[i] * r);
+}
+
+
+/* Interleaved-pair RoPE (GPT-J convention, MODEL.md 5) at a precomputed table row. */
+static void rope_apply(float *v, int d, const float *cs, const float *sn)
+{
+	for (int i = 0; i < d / 2; i++) {
+		float a = v[2 * i], b = v[2 * i + 1];
+		v[2 * i] = a * cs[i] - b * sn[i];
+		v[2 * i + 1] = a * sn[i] + b * cs[i];
+	}
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Softmax over n scores in place, in f32 with the max subtracted (MODEL.md 4). */
+static void softmax_inplace(float *sc, int n)
+{
+	float mx = -INFINITY, sum = 0;
+	for (int s = 0; s < n; s++)
+		mx = sc[s] > mx ? sc[s] : mx;
+	for (int s = 0; s < n; s++)
+		sum += (sc[s] = expf(sc[s] - mx));
+	float inv = 1.0f / sum;
+	for (int s = 0; s < n; s++)
+		sc[s] *= inv;
+}
+
+/* Embedding row of token t into out[hidden] (any qmat format, no scale for BF16). */
+static void embed_row(const struct qmat *E, int t, float *out)
+{
+	int n = E->cols;
+	if (E->fmt == QMAT_BF16) {
+		const uint16_t *r = (const uint16_t *)E->w + (size_t)t * n;
+		for (int i = 0; i < n; i++)
+			out[i] = bf16_to_f32(r[i]);
+	} else {
+		for (int i = 0; i < n; i++)
+			out[i] = qmat_get(E, t, i);
+	}
+}
+
+/* y[c] += a * W[r][c] over all columns (dequantized). */
+static void qmat_row_axpy(const struct kern_isa *isa, const struct qmat *W, int r, float a,
+			  float *y)
+{
+	if (W->fmt == QMAT_FP8) {
+		const uint8_t *wr = (const uint8_t *)W->w + (size_t)r * W->cols;
+		const float *sw = W->scale + (size_t)(r / 128) * W->scale_cols;
+		for (int cb = 0; cb * 128 < W->cols; cb++) {
+			int len = W->cols - cb * 128 < 128 ? W->cols - cb * 128 : 128;
+			isa->axpy_fp8(y + cb * 128, a * sw[cb], wr + cb * 128, len);
+		}
+	} else {
+		for (int c = 0; c < W->cols; c++)
+			y[c] += a * qmat_get(W, r, c);
+	}
+}
+
+/* Returns sum_c W[r][c] * x[c] (dequantized, f32 accumulation). */
+static float qmat_row_dot(const struct kern_isa *isa, const struct qmat *W, int r, const float *x)
+{
+	float acc = 0, d;
+	if (W->fmt == QMAT_FP8) {
+		const uint8_t *wr = (const uint8_t *)W->w + (size_t)r * W->cols;
+		const float *sw = W->scale + (size_t)(r / 128) * W->scale_cols;
+		for (int cb = 0; cb * 128 < W->cols; cb++) {
+			int len = W->cols - cb * 128 < 128 ? W->cols - cb * 128 : 128;
+			isa->dot_fp8(wr + cb * 128, x + cb * 128, 0, 1, len, &d);
+			acc += d * sw[cb];
+		}
+	} else if (W->fmt == QMAT_BF16) {
+		isa->dot_bf16((const uint16_t *)W->w + (size_t)r * W->cols, x, 0, 1, W->cols, &acc);
+	} else {
+		for (int c = 0; c < W->cols; c++)
+			acc += qmat_get(W, r, c) * x[c];
+	}
+	return acc;
+}
+
+/* ---- RoPE / YaRN (MODEL.md 5-6) ------------------------------------------------------------ */
+
+static double yarn_corr_dim(double rot, int d, double base, double L0)
+{
+	return d * log(L0 / (rot * 2 * M_PI)) / (2 * log(base));
+}
+
+static double yarn_mscale(double f, double ms)
+{
+	return f <= 1 ? 1.0 : 0.1 * ms * log(f) + 1.0;
+}
+
+double model_rope_freq(const struct config *c, int i)
+{
+	int d = c->qk_rope_head_dim;
+	double base = c->rope_theta;
+	double th = pow(base, -2.0 * i / d);
+	const struct config_rope_scaling *rs = &c->rope_scaling;
+	if (!rs->yarn)
+		return th;
+	double L0 = rs->original_max_position_embeddings;
+	double low = floor(yarn_corr_dim(rs->beta_fast, d, base, L0));
+	double high = ceil(yarn_corr_dim(rs->beta_slow, d, base, L0));
+	if (low < 0)
+		low = 0;
+	if (high > d - 1)
+		high = d - 1;
+	if (low == high)
+		high += 0.001;
+	double ramp = (i - low) / (high - low);
+	ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+	return th / rs->factor * ramp + th * (1 - ramp);
+}
+
+double model_softmax_scale(const struct config *c)
+{
+	double s = 1.0 / sqrt((double)config_qk_head_dim(c));
+	if (c->rope_scaling.yarn && c->rope_scaling.factor > 1) {
+		double m = yarn_mscale(c->rope_scaling.factor, c->rope_scaling.mscale_all_dim);
+		s *= m * m;
+	}
+	return s;
+}
+
+/* ---- init / free ------------------------------------------------------------------------------ */
+
+static int layers_total(const struct model *m) { return m->c->num_hidden_layers + 1; }
+
+static float *kv_row(struct model *m, int layer, int pos)
+{
+	return m->kv + ((size_t)layer * m->o.max_seq + pos) * m->kv_dim;
+}
+
+void model_free(struct model *m)
+{
+	if (m->pool)
+		pool_free(m->pool);
+	kern_ctx_free(&m->kc);
+	kern_ctx_free(&m->kc_f32);
+	float **bufs[] = { &m->kv, &m->rope_cos, &m->rope_sin, &m->x, &m->xn, &m->tmp, &m->qa,
+			   &m->q, &m->kva, &m->qlat, &m->lat, &m->ao, &m->scores, &m->kexp,
+			   &m->vexp, &m->kvexp_full, &m->gbuf, &m->ubuf, &m->xg, &m->eout, &m->rlogits, &m->rw,
+			   &m->cat, &m->route.margin };
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+		free(*bufs[i]);
+		*bufs[i] = NULL;
+	}
+	free(m->ridx);
+	free(m->slot_of);
+	free(m->route.idx);
+	free(m->jobs);
+	memset(m, 0, sizeof *m);
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+int model_init(struct model *m, const struct config *c, const struct weights *w,
+	       const struct model_opts *o, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof *m);
+	m->c = c;
+	m->w = w;
+	m->o = *o;
+	if (m->o.max_seq <= 0)
+		m->o.max_seq = 4096;
+	if (m->o.max_batch <= 0)
+		m->o.max_batch = 64;
+	if (o->act_fp8 && !w->fp8) {
+		snprintf(err, errlen, "--act fp8: the checkpoint has no FP8 weights (use --act none)");
+		return -EINVAL;
+	}
+	if (c->num_experts_per_tok > MODEL_MAX_TOPK) {
+		snprintf(err, errlen, "config.json: num_experts_per_tok: more than %d", MODEL_MAX_TOPK);
+		return -EINVAL;
+	}
+	int B = m->o.max_batch, S = m->o.max_seq, D = c->hidden_size, H = c->num_attention_heads;
+	int nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim, vd = c->v_head_dim;
+	int kvl = c->kv_lora_rank, E = c->n_routed_experts, k = c->num_experts_per_tok;
+	int sh_inter = c->n_shared_experts * c->moe_intermediate_size;
+	int inter = imax(c->intermediate_size, imax(c->moe_intermediate_size, sh_inter));
+	int kk = E > 0 ? k : 0;
+	m->kv_dim = kvl + rope;
+	m->pool = pool_create(o->n_threads);
+	if (!m->pool)
+		goto nomem;
+	int nt = pool_nthreads(m->pool);
+	int maxdim = imax(imax(2 * D, inter), imax(H * vd, imax(c->q_lora_rank, kvl)));
+	size_t qfloats = (size_t)B * (kk + 2) * maxdim * 2;
+	if (kern_ctx_init(&m->kc, m->pool, o->act_fp8, c->quantization_config.ue8m0, qfloats,
+			  maxdim) ||
+	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0, maxdim))
+		goto nomem;
+#define ALLOC(p, n)                                                                  \
+	do {                                                                         \
+		(p) = calloc((size_t)(n) > 0 ? (size_t)(n) : 1, sizeof(*(p)));       \
+		if (!(p))                                                            \
+			goto nomem;                                                  \
+	} while (0)
+	ALLOC(m->kv, (size_t)layers_total(m) * S * m->kv_dim);
+	ALLOC(m->rope_cos, (size_t)S * (rope / 2));
+	ALLOC(m->rope_sin, (size_t)S * (rope / 2));
+	ALLOC(m->x, (size_t)B * D);
+	ALLOC(m->xn, (size_t)B * D);
+	ALLOC(m->tmp, (size_t)B * D);
+	ALLOC(m->qa, (size_t)B * imax(c->q_lora_rank, 1));
+	ALLOC(m->q, (size_t)B * H * (nope + rope));
+	ALLOC(m->kva, (size_t)B * m->kv_dim);
+	ALLOC(m->qlat, (size_t)B * H * kvl);
+	ALLOC(m->lat, (size_t)B * H * kvl);
+	ALLOC(m->ao, (size_t)B * H * vd);
+	ALLOC(m->scores, (size_t)nt * S);
+	if (o->naive_attn) {
+		ALLOC(m->kexp, (size_t)S * H * nope);
+		ALLOC(m->vexp, (size_t)S * H * vd);
+		ALLOC(m->kvexp_full, (size_t)S * H * (nope + vd));
+	}
+	ALLOC(m->gbuf, (size_t)B * (kk + 1) * inter);
+	ALLOC(m->ubuf, (size_t)B * (kk + 1) * inter);
+	ALLOC(m->xg, (size_t)B * imax(kk, 1) * D);
+	ALLOC(m->eout, (size_t)B * imax(kk, 1) * D);
+	ALLOC(m->rlogits, (size_t)B * imax(E, 1));
+	ALLOC(m->ridx, (size_t)B * imax(kk, 1));
+	ALLOC(m->rw, (size_t)B * imax(kk, 1));
+	ALLOC(m->slot_of, (size_t)B * imax(kk, 1));
+	ALLOC(m->cat, (size_t)B * 2 * D);
+	ALLOC(m->jobs, 2 * (size_t)E + 2);
+	ALLOC(m->route.idx, (size_t)B * layers_total(m) * imax(kk, 1));
+	ALLOC(m->route.margin, (size_t)B);
+#undef ALLOC
+	/* RoPE tables: angle in double, cos/sin times the YaRN mscale ratio (1 for V3). */
+	double msr = 1.0;
+	if (c->rope_scaling.yarn)
+		msr = yarn_mscale(c->rope_scaling.factor, c->rope_scaling.mscale) /
+		      yarn_mscale(c->rope_scaling.factor, c->rope_scaling.mscale_all_dim);
+	for (int i = 0; i < rope / 2; i++) {
+		double f = model_rope_freq(c, i);
+		for (int p = 0; p < S; p++) {
+			m->rope_cos[(size_t)p * (rope / 2) + i] = (float)(cos(p * f) * msr);
+			m->rope_sin[(size_t)p * (rope / 2) + i] = (float)(sin(p * f) * msr);
+		}
+	}
+	m->softmax_scale = (float)model_softmax_scale(c);
+	return 0;
+nomem:
+	model_free(m);
+	snprintf(err, errlen, "out of memory allocating the run state (max_seq %d, batch %d)",
+		 o->max_seq, o->max_batch);
+	return -ENOMEM;
+}
+
+void model_truncate(struct model *m, int pos, int mtp_pos)
+{
+	if (pos >= 0 && pos < m->pos)
+		m->pos = pos;
+	if (mtp_pos >= 0 && mtp_pos < m->mtp_pos)
+		m->mtp_pos = mtp_pos;
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+struct attn_ctx {
+	struct model *m;
+	const struct layer_weights *lw;
+	int layer;      /* KV slot */
+	int pos0, T;
+};
+
+/* One (token, head): RoPE q_pe, then absorbed or naive attention over positions <= pos0+t. */
+static void attn_task(void *vc, int b, int e, int tid)
+{
+	struct attn_ctx *a = vc;
+	struct model *m = a->m;
+	const struct config *c = m->c;
+	const struct kern_isa *isa = m->kc.isa;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope;
+	const struct qmat *kvb = &a->lw->kv_b_proj;
+	float *sc = m->scores + (size_t)tid * m->o.max_seq;
+	for (int it = b; it < e; it++) {
+		int t = it / H, h = it % H, p = a->pos0 + t, S = p + 1;
+		float *qh = m->q + ((size_t)t * H + h) * qd;
+		rope_apply(qh + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
+			   m->rope_sin + (size_t)p * (rope / 2));
+		float *out = m->ao + ((size_t)t * H + h) * vd;
+		if (!m->o.naive_attn) {
+			float *ql = m->qlat + ((size_t)t * H + h) * kvl;
+			float *lt = m->lat + ((size_t)t * H + h) * kvl;
+			memset(ql, 0, sizeof(float) * kvl);
+			for (int d = 0; d < nope; d++)
+				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[d], ql);
+			for (int s = 0; s < S; s++) {
+				const float *kv = kv_row(m, a->layer, s);
+				float dl = isa->dot_f32(ql, kv, kvl);
+				float dr = isa->dot_f32(qh + nope, kv + kvl, rope);
+				sc[s] = (dl + dr) * m->softmax_scale;
+			}
+			softmax_inplace(sc, S);
+			memset(lt, 0, sizeof(float) * kvl);
+			for (int s = 0; s < S; s++)
+				isa->axpy_f32(lt, sc[s], kv_row(m, a->layer, s), kvl);
+			for (int j = 0; j < vd; j++)
+				out[j] = qmat_row_dot(isa, kvb, h * (nope + vd) + nope + j, lt);
+		} else {
+			for (int s = 0; s < S; s++) {
+				const float *kn = m->kexp + ((size_t)s * H + h) * nope;
+				const float *kv = kv_row(m, a->layer, s);
+				float d1 = 0, d2 = 0;
+				for (int i = 0; i < nope; i++)
+					d1 += qh[i] * kn[i];
+				for (int i = 0; i < rope; i++)
+					d2 += qh[nope + i] * kv[kvl + i];
+				sc[s] = (d1 + d2) * m->softmax_scale;
+			}
+			softmax_inplace(sc, S);
+			memset(out, 0, sizeof(float) * vd);
+			for (int s = 0; s < S; s++) {
+				const float *vv = m->vexp + ((size_t)s * H + h) * vd;
+				for (int j = 0; j < vd; j++)
+					out[j] += sc[s] * vv[j];
+			}
+		}
+	}
+}
+
+/* MLA sublayer: m->xn[T] -> m->tmp[T] (o_proj output). */
+static int mla_forward(struct model *m, const struct layer_weights *lw, int layer, int pos0, int T)
+{
+	const struct config *c = m->c;
+	int D = c->hidden_size, H = c->num_attention_heads, nope = c->qk_nope_head_dim;
+	int rope = c->qk_rope_head_dim, vd = c->v_head_dim, kvl = c->kv_lora_rank;
+	int r;
+	/* q_a (or q) and kv_a both read xn: one parallel region */
+	struct kern_job jobs[2];
+	int nj = 0;
+	if (c->q_lora_rank > 0)
+		jobs[nj++] = (struct kern_job){ .W = &lw->q_a_proj, .x = m->xn, .ldx = D, .M = T,
+						.y = m->qa, .ldy = c->q_lora_rank };
+	else
+		jobs[nj++] = (struct kern_job){ .W = &lw->q_proj, .x = m->xn, .ldx = D, .M = T,
+						.y = m->q, .ldy = H * (nope + rope) };
+	jobs[nj++] = (struct kern_job){ .W = &lw->kv_a_proj_with_mqa, .x = m->xn, .ldx = D, .M = T,
+					.y = m->kva, .ldy = m->kv_dim };
+	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
+		return r;
+	if (c->q_lora_rank > 0) {
+		for (int t = 0; t < T; t++) {
+			float *qa = m->qa + (size_t)t * c->q_lora_rank;
+			model_rmsnorm(qa, qa, lw->q_a_layernorm, c->q_lora_rank, c->rms_norm_eps);
+		}
+		if ((r = kern_matmul(&m->kc, &lw->q_b_proj, m->qa, T, m->q)))
+			return r;
+	}
+	/* cache c' = norm(c) and roped k_pe */
+	for (int t = 0; t < T; t++) {
+		float *kva = m->kva + (size_t)t * m->kv_dim, *dst = kv_row(m, layer, pos0 + t);
+		model_rmsnorm(dst, kva, lw->kv_a_layernorm, kvl, c->rms_norm_eps);
+		memcpy(dst + kvl, kva + kvl, sizeof(float) * rope);
+		rope_apply(dst + kvl, rope, m->rope_cos + (size_t)(pos0 + t) * (rope / 2),
+			   m->rope_sin + (size_t)(pos0 + t) * (rope / 2));
+	}
+	if (m->o.naive_attn) {
+		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
+		int S = pos0 + T, rows = H * (nope + vd);
+		float *full = m->kvexp_full;
+		struct kern_job j = { .W = &lw->kv_b_proj, .x = kv_row(m, layer, 0), .ldx = m->kv_dim,
+				      .M = S, .y = full, .ldy = rows };
+		r = kern_matmul_jobs(&m->kc_f32, &j, 1);
+		for (int s = 0; s < S && !r; s++)
+			for (int h = 0; h < H; h++) {
+				memcpy(m->kexp + ((size_t)s * H + h) * nope,
+				       full + (size_t)s * rows + h * (nope + vd), sizeof(float) * nope);
+				memcpy(m->vexp + ((size_t)s * H + h) * vd,
+				       full + (size_t)s * rows + h * (nope + vd) + nope,
+				       sizeof(float) * vd);
+			}
+		if (r)
+			return r;
+	}
+	struct attn_ctx ac = { m, lw, layer, pos0, T };
+	pool_for(m->pool, T * H, 1, attn_task, &ac);
+	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
+}
+
+/* ---- FFN / MoE ----------------------------------------------------------------------------- */
+
+struct silu_ctx {
+	float *g;
+	const float *u;
+	int n;
+};
+static void silu_task(void *vc, int b, int e, int tid)
+{
+	struct silu_ctx *s = vc;
+	(void)tid;
+	for (int r = b; r < e; r++) {
+		float *g = s->g + (size_t)r * s->n;
+		const float *u = s->u + (size_t)r * s->n;
+		for (int i = 0; i < s->n; i++)
+			g[i] = silu(g[i]) * u[i];
+	}
+}
+
+/* Dense FFN: xn[T] -> tmp[T]. */
+static int dense_forward(struct model *m, const struct ffn_weights *f, int T)
+{
+	int D = m->c->hidden_size, I = f->gate.rows, r;
+	struct kern_job jobs[2] = {
+		{ .W = &f->gate, .x = m->xn, .ldx = D, .M = T, .y = m->gbuf, .ldy = I },
+		{ .W = &f->up, .x = m->xn, .ldx = D, .M = T, .y = m->ubuf, .ldy = I },
+	};
+	if ((r = kern_matmul_jobs(&m->kc, jobs, 2)))
+		return r;
+	struct silu_ctx sc = { m->gbuf, m->ubuf, I };
+	pool_for(m->pool, T, 1, silu_task, &sc);
+	return kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
+}
+
+/* MoE FFN: xn[T] -> tmp[T]; routes recorded into route.idx[t][layer]. */
+static int moe_forward(struct model *m, const struct layer_weights *lw, int layer, int T)
+{
+	const struct config *c = m->c;
+	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
+	int I = c->moe_intermediate_size, r;
+	int count[4096], start[4097];
+	if (E > 4096)
+		return -EINVAL;
+	/* router: f32 activations, BF16/F32 weights, never quantized */
+	if ((r = kern_matmul(&m->kc, &lw->gate, m->xn, T, m->rlogits)))
+		return r;
+	memset(count, 0, sizeof(int) * E);
+	for (int t = 0; t < T; t++) {
+		float mg = router_route_token(c, lw->e_score_correction_bias, m->rlogits + (size_t)t * E,
+				       m->ridx + (size_t)t * k, m->rw + (size_t)t * k);
+		if (mg < m->route.margin[t])
+			m->route.margin[t] = mg;
+		for (int j = 0; j < k; j++) {
+			int e = m->ridx[(size_t)t * k + j];
+			count[e]++;
+			m->route.idx[((size_t)t * layers_total(m) + layer) * k + j] = e;
+		}
+	}
+	start[0] = 0;
+	for (int e = 0; e < E; e++)
+		start[e + 1] = start[e] + count[e];
+	memset(count, 0, sizeof(int) * E);
+	for (int t = 0; t < T; t++)
+		for (int j = 0; j < k; j++) {
+			int e = m->ridx[(size_t)t * k + j], row = start[e] + count[e]++;
+			m->slot_of[(size_t)t * k + j] = row;
+			memcpy(m->xg + (size_t)row * D, m->xn + (size_t)t * D, sizeof(float) * D);
+		}
+	/* gate/up of every active expert and of the shared experts: one parallel region */
+	struct kern_job *jobs = m->jobs;
+	int nj = 0, shI = lw->shared.gate.rows;
+	float *shg = m->gbuf + (size_t)T * k * I, *shu = m->ubuf + (size_t)T * k * I;
+	for (int e = 0; e < E; e++) {
+		int M = start[e + 1] - start[e];
+		if (!M)
+			continue;
+		const struct ffn_weights *f = &lw->experts[e];
+		jobs[nj++] = (struct kern_job){ .W = &f->gate, .x = m->xg + (size_t)start[e] * D,
+						.ldx = D, .M = M, .y = m->gbuf + (size_t)start[e] * I,
+						.ldy = I };
+		jobs[nj++] = (struct kern_job){ .W = &f->up, .x = m->xg + (size_t)start[e] * D,
+						.ldx = D, .M = M, .y = m->ubuf + (size_t)start[e] * I,
+						.ldy = I };
+	}
+	if (shI > 0) {
+		jobs[nj++] = (struct kern_job){ .W = &lw->shared.gate, .x = m->xn, .ldx = D, .M = T,
+						.y = shg, .ldy = shI };
+		jobs[nj++] = (struct kern_job){ .W = &lw->shared.up, .x = m->xn, .ldx = D, .M = T,
+						.y = shu, .ldy = shI };
+	}
+	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
+		return r;
+	struct silu_ctx sc = { m->gbuf, m->ubuf, I };
+	pool_for(m->pool, T * k, 4, silu_task, &sc);
+	if (shI > 0) {
+		struct silu_ctx ss = { shg, shu, shI };
+		pool_for(m->pool, T, 1, silu_task, &ss);
+	}
+	/* down projections */
+	nj = 0;
+	for (int e = 0; e < E; e++) {
+		int M = start[e + 1] - start[e];
+		if (!M)
+			continue;
+		jobs[nj++] = (struct kern_job){ .W = &lw->experts[e].down,
+						.x = m->gbuf + (size_t)start[e] * I, .ldx = I, .M = M,
+						.y = m->eout + (size_t)start[e] * D, .ldy = D };
+	}
+	if (shI > 0)
+		jobs[nj++] = (struct kern_job){ .W = &lw->shared.down, .x = shg, .ldx = shI, .M = T,
+						.y = m->tmp, .ldy = D };
+	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
+		return r;
+	if (shI == 0)
+		memset(m->tmp, 0, sizeof(float) * (size_t)T * D);
+	/* y = shared + sum_j w_j expert_j, in the order the experts were chosen */
+	for (int t = 0; t < T; t++) {
+		float *y = m->tmp + (size_t)t * D;
+		for (int j = 0; j < k; j++) {
+			float wj = m->rw[(size_t)t * k + j];
+			const float *eo = m->eout + (size_t)m->slot_of[(size_t)t * k + j] * D;
+			for (int i = 0; i < D; i++)
+				y[i] += wj * eo[i];
+		}
+	}
+	return 0;
+}
+
+/* One decoder layer on m->x[T] (in place). */
+static int layer_forward(struct model *m, const struct layer_weights *lw, int layer, int pos0,
+			 int T)
+{
+	const struct config *c = m->c;
+	int D = c->hidden_size, r;
+	for (int t = 0; t < T; t++)
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->input_layernorm, D,
+			c->rms_norm_eps);
+	if ((r = mla_forward(m, lw, layer, pos0, T)))
+		return r;
+	for (size_t i = 0; i < (size_t)T * D; i++)
+		m->x[i] += m->tmp[i];
+	for (int t = 0; t < T; t++)
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->post_attention_layernorm, D,
+			c->rms_norm_eps);
+	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, T);
+	if (r)
+		return r;
+	for (size_t i = 0; i < (size_t)T * D; i++)
+		m->x[i] += m->tmp[i];
+	return 0;
+}
+
+/* Final norm into xn (and hidden), then head logits for all rows or the last. */
+static int head_forward(struct model *m, const float *norm_w, const struct qmat *head, int T,
+			float *logits, int all_logits, float *hidden)
+{
+	int D = m->c->hidden_size;
+	for (int t = 0; t < T; t++)
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, norm_w, D, m->c->rms_norm_eps);
+	if (hidden)
+		memcpy(hidden, m->xn, sizeof(float) * (size_t)T * D);
+	if (!logits)
+		return 0;
+	if (all_logits)
+		return kern_matmul(&m->kc, head, m->xn, T, logits);
+	return kern_matmul(&m->kc, head, m->xn + (size_t)(T - 1) * D, 1, logits);
+}
+
+int model_forward(struct model *m, const int *tokens, int T, float *logits, int all_logits,
+		  float *hidden)
+{
+	const struct config *c = m->c;
+	int D = c->hidden_size, r;
+	if (T < 1 || T > m->o.max_batch || m->pos + T > m->o.max_seq)
+		return -ENOSPC;
+	for (int t = 0; t < T; t++) {
+		if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+			return -EINVAL;
+		embed_row(&m->w->embed_tokens, tokens[t], m->x + (size_t)t * D);
+		m->route.margin[t] = INFINITY;
+	}
+	for (int l = 0; l < c->num_hidden_layers; l++) {
+		if ((r = layer_forward(m, &m->w->layers[l], l, m->pos, T)))
+			return r;
+		if (m->layer_hook)
+			m->layer_hook(m->layer_hook_ctx, m, l, m->pos, T);
+	}
+	m->pos += T;
+	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, all_logits, hidden);
+}
+
+int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidden, int T,
+		      float *logits, int all_logits)
+{
+	const struct config *c = m->c;
+	const struct layer_weights *lw = m->w->mtp;
+	int D = c->hidden_size, r;
+	if (!lw)
+		return -ENODEV;
+	if (T < 1 || T > m->o.max_batch || m->mtp_pos + T > m->o.max_seq)
+		return -ENOSPC;
+	for (int t = 0; t < T; t++) {
+		float *cat = m->cat + (size_t)t * 2 * D;
+		int p = m->mtp_pos + t;
+		if (next_tokens[t] < 0 || next_tokens[t] >= c->vocab_size)
+			return -EINVAL;
+		/* MODEL.md 9: embedding first (masked at position 0), then the main hidden state */
+		if (p == 0) {
+			memset(cat, 0, sizeof(float) * D);
+		} else {
+			embed_row(lw->embed_tokens.w ? &lw->embed_tokens : &m->w->embed_tokens,
+				  next_tokens[t], m->tmp);
+			model_rmsnorm(cat, m->tmp, lw->enorm, D, c->rms_norm_eps);
+		}
+		model_rmsnorm(cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
+		m->route.margin[t] = INFINITY;
+	}
+	if ((r = kern_matmul(&m->kc, &lw->eh_proj, m->cat, T, m->x)))
+		return r;
+	if ((r = layer_forward(m, lw, c->num_hidden_layers, m->mtp_pos, T)))
+		return r;
+	m->mtp_pos += T;
+	return head_forward(m, lw->shared_head_norm,
+			    lw->shared_head_head.w ? &lw->shared_head_head : &m->w->lm_head, T,
+			    logits, all_logits, NULL);
+}

@@ -1,0 +1,112 @@
+/*
+ * model.h - the DeepSeek-V3 forward pass on the host (cpu backend), in the shape of llama2.c's
+ * run.c: a config, the bound weights (ckpt.h), a run state allocated once at init, and forward
+ * functions that read top to bottom (MODEL.md sections 3-9). Nothing is allocated per token.
+ *
+ * Data flow per layer: x -> RMSNorm -> MLA (q/kv projections, RoPE+YaRN, compressed KV cache of
+ * c' + k_pe, absorbed or naive attention, o_proj) -> residual -> RMSNorm -> dense FFN or MoE
+ * (router on host, routed + shared experts) -> residual. Then the final norm and lm_head, and the
+ * MTP module (MODEL.md section 9) on the main model's post-norm hidden states.
+ */
+#ifndef MOECARD_MODEL_H
+#define MOECARD_MODEL_H
+
+#include <stdint.h>
+#include "load/ckpt.h"
+#include "model/kernels.h"
+
+struct model_opts {
+	int act_fp8;        /* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (DESIGN.md 3) */
+	int naive_attn;     /* 1: naive MLA (k_nope, v expanded from c') instead of absorbed */
+	int n_threads;      /* <= 0: all online CPUs */
+	int max_seq;        /* KV capacity in tokens (main model and MTP each) */
+	int max_batch;      /* most tokens per forward call (prefill chunk) */
+};
+
+/* Routing of the last forward call, for traces and tests. */
+struct model_route {
+	int *idx;           /* [max_batch][n_layers][topk] chosen experts (-1 for dense layers) */
+	float *margin;      /* [max_batch] min over MoE layers of the selection margin */
+};
+
+struct model {
+	const struct config *c;
+	const struct weights *w;
+	struct model_opts o;
+	struct pool *pool;
+	struct kern_ctx kc;       /* numerics per o.act_fp8 */
+	struct kern_ctx kc_f32;   /* unquantized products (naive-form kv_b expansion) */
+	int kv_dim;               /* kv_lora_rank + qk_rope_head_dim floats per token per layer */
+	float *kv;                /* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
+	                             layer slot is the MTP layer's */
+	int pos;                  /* tokens in the main KV cache */
+	int mtp_pos;              /* rows in the MTP layer's KV cache */
+	float *rope_cos, *rope_sin; /* [max_seq][rope/2], YaRN-blended, times the mscale ratio */
+	float softmax_scale;      /* (nope+rope)^-0.5 * m^2 */
+	/* run state, [max_batch] rows each */
+	float *x;                 /* [B][hidden] residual stream */
+	float *xn;                /* [B][hidden] normed input of a sublayer */
+	float *tmp;               /* [B][hidden] sublayer output */
+	float *qa;                /* [B][q_lora] */
+	float *q;                 /* [B][H][nope+rope] */
+	float *kva;               /* [B][kv_lora+rope] */
+	float *qlat;              /* [B][H][kv_lora] absorbed query (W_UK^T q_nope) */
+	float *lat;               /* [B][H][kv_lora] attention-weighted latent sum */
+	float *ao;                /* [B][H][v] attention output before o_proj */
+	float *scores;            /* [nthreads][max_seq] */
+	float *kexp, *vexp;       /* naive form only: [max_seq][H][nope], [max_seq][H][v] */
+	float *kvexp_full;        /* naive form only: [max_seq][H*(nope+v)] kv_b_proj . c' */
+	float *gbuf, *ubuf;       /* [B*(topk+1)][max(inter, moe_inter*(shared+?))] gate/up outs */
+	float *xg;                /* [B*topk][hidden] gathered expert inputs */
+	float *eout;              /* [B*topk][hidden] expert outputs */
+	float *rlogits;           /* [B][E] router scores */
+	int *ridx;                /* [B][topk] */
+	float *rw;                /* [B][topk] */
+	int *slot_of;             /* [B][topk] row in xg for (token, j) */
+	float *cat;               /* [B][2*hidden] MTP concat */
+	struct kern_job *jobs;    /* [2*E+2] MoE job list */
+	struct model_route route;
+	/* optional observer, called after every decoder layer of model_forward with the residual
+	 * stream m->x [T][hidden] at positions pos0..pos0+T-1 (expert-cache prediction, traces) */
+	void (*layer_hook)(void *ctx, struct model *m, int layer, int pos0, int T);
+	void *layer_hook_ctx;
+};
+
+/*
+ * model_init - allocates the run state and KV caches and starts the thread pool.
+ * Returns 0, -ENOMEM, or -EINVAL (act_fp8 on a checkpoint without FP8 weights; message in err).
+ */
+int model_init(struct model *m, const struct config *c, const struct weights *w,
+	       const struct model_opts *o, char *err, size_t errlen);
+void model_free(struct model *m);
+
+/*
+ * model_forward - consumes tokens[0..T) at positions pos..pos+T-1 (1 <= T <= max_batch,
+ * pos+T <= max_seq) and appends them to the KV caches; T == 1 is the decode path.
+ * logits: NULL, or [T][vocab] when all_logits, else [vocab] for the last token only.
+ * hidden: NULL or [T][hidden] final post-norm hidden states (the MTP input).
+ * Returns 0, -ENOSPC (KV cache full / batch too large) or -EINVAL (token id out of range).
+ */
+int model_forward(struct model *m, const int *tokens, int T, float *logits, int all_logits,
+		  float *hidden);
+
+/*
+ * model_mtp_forward - MTP rows i = mtp_pos..mtp_pos+T-1: row i takes hidden[i] (main post-norm
+ * state of token i) and next_tokens[i] (= t_{i+1}; its embedding is masked at position 0) and
+ * predicts t_{i+2}. logits as in model_forward. -ENODEV when the checkpoint has no MTP layer.
+ */
+int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidden, int T,
+		      float *logits, int all_logits);
+
+/* model_truncate - rolls the KV caches back to pos / mtp_pos tokens (speculative rejection). */
+void model_truncate(struct model *m, int pos, int mtp_pos);
+
+/* RMSNorm (MODEL.md 3): out = w * x * rsqrt(mean(x^2) + eps), sum of squares in double; out may
+ * alias x. The one definition every host path uses (cpu engine, emu host side, traces). */
+void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps);
+
+/* YaRN helpers, exposed for tests: the per-pair frequency and the softmax scale. */
+double model_rope_freq(const struct config *c, int i);
+double model_softmax_scale(const struct config *c);
+
+#endif

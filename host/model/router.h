@@ -1,0 +1,20 @@
+/*
+ * router.h - the MoE router of MODEL.md section 7 for one token, shared by the cpu engine
+ * (model.c) and the card scheduler (card_engine.c), which runs it on the host between the two
+ * command lists of a MoE layer: scores (sigmoid or softmax) of the gate logits, bias for the
+ * choice only (noaux_tc), group-limited top-k, renormalised and scaled weights.
+ */
+#ifndef MOECARD_ROUTER_H
+#define MOECARD_ROUTER_H
+
+#include "load/config.h"
+
+/*
+ * router_route_token - logit [E] gate outputs (modified: scratch) -> idx [k] chosen experts in
+ * choice order and w [k] their weights. bias [E] or NULL. Returns the selection margin (last
+ * chosen minus best unchosen selection score, or the group margin if smaller); 0 when E > 4096.
+ */
+float router_route_token(const struct config *c, const float *bias, float *logit, int *idx,
+			 float *w);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * simd_avx2.c - AVX2 + FMA + F16C row-dot primitives for kernels.h (the x86-64 baseline SIMD
+ * path). Same E4M3-through-binary16 decoding as simd_avx512.c; partial 8-element tails go through
+ * a zero-padded local copy.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+#include "model/kernels.h"
+
+static inline __m256 dec8(const uint8_t *w)
+{
+	__m128i b = _mm_loadl_epi64((const __m128i *)w);
+	__m128i h = _mm_cvtepu8_epi16(b);
+	__m128i s = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(0x80)), 8);
+	__m128i v = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7F)), 7);
+	return _mm256_cvtph_ps(_mm_or_si128(s, v));
+}
+
+static inline float hsum8(__m256 v)
+{
+	__m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+	lo = _mm_add_ps(lo, hi);
+	lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+	lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+	return _mm_cvtss_f32(lo);
+}
+
+static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	__m256 a[KERN_MB];
+	for (int m = 0; m < M; m++)
+		a[m] = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m256 wd = dec8(w + k);
+		for (int m = 0; m < M; m++)
+			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
+	}
+	for (int m = 0; m < M; m++)
+		acc[m] = hsum8(a[m]) * 256.0f;
+	if (k < n) {
+		uint8_t wt[8] = { 0 };
+		float xt[8] = { 0 }, wf[8];
+		memcpy(wt, w + k, (size_t)(n - k));
+		_mm256_storeu_ps(wf, dec8(wt));
+		for (int m = 0; m < M; m++) {
+			float s = 0;
+			memcpy(xt, x + (size_t)m * ldx + k, (size_t)(n - k) * sizeof(float));
+			for (int i = 0; i < n - k; i++)
+				s += wf[i] * xt[i];
+			acc[m] += s * 256.0f;
+		}
+	}
+}
+
+static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	__m256 a[KERN_MB];
+	for (int m = 0; m < M; m++)
+		a[m] = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m128i h = _mm_loadu_si128((const __m128i *)(w + k));
+		__m256 wd = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+		for (int m = 0; m < M; m++)
+			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
+	}
+	for (int m = 0; m < M; m++) {
+		float s = hsum8(a[m]);
+		for (int i = k; i < n; i++) {
+			uint32_t u = (uint32_t)w[i] << 16;
+			float f;
+			memcpy(&f, &u, 4);
+			s += f * x[(size_t)m * ldx + i];
+		}
+		acc[m] = s;
+	}
+}
+
+static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
+{
+	__m256 va = _mm256_set1_ps(a * 256.0f);
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, dec8(w + k), _mm256_loadu_ps(y + k)));
+	if (k < n) {
+		uint8_t wt[8] = { 0 };
+		float wf[8];
+		memcpy(wt, w + k, (size_t)(n - k));
+		_mm256_storeu_ps(wf, dec8(wt));
+		for (int i = 0; i < n - k; i++)
+			y[k + i] += a * 256.0f * wf[i];
+	}
+}
+
+static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			 float *acc)
+{
+	float d[KERN_MB];
+	for (int m = 0; m < M; m++)
+		acc[m] = 0;
+	for (int kb = 0; kb * 128 < K; kb++) {
+		int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
+		dot_fp8_avx2(w + kb * 128, x + kb * 128, ldx, M, len, d);
+		for (int m = 0; m < M; m++)
+			acc[m] += d[m] * sw[kb];
+	}
+}
+
+static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
+{
+	int k = 0;
+	for (; k + 8 <= K; k += 8)
+		_mm256_storeu_ps(out + k,
+				 _mm256_mul_ps(dec8(w + k), _mm256_set1_ps(sw[k / 128] * 256.0f)));
+	if (k < K) {
+		uint8_t wt[8] = { 0 };
+		float wf[8];
+		memcpy(wt, w + k, (size_t)(K - k));
+		_mm256_storeu_ps(wf, dec8(wt));
+		for (int i = 0; i < K - k; i++)
+			out[k + i] = wf[i] * 256.0f * sw[(k + i) / 128];
+	}
+}
+
+static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			  float *y, int ldy)
+{
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * ldx;
+		__m256 a[KERN_NW];
+		for (int j = 0; j < nw; j++)
+			a[j] = _mm256_setzero_ps();
+		int k = 0;
+		for (; k + 8 <= K; k += 8) {
+			__m256 xv = _mm256_loadu_ps(xm + k);
+			for (int j = 0; j < nw; j++)
+				a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wt + (size_t)j * ldw + k), xv, a[j]);
+		}
+		for (int j = 0; j < nw; j++) {
+			float s = hsum8(a[j]);
+			for (int i = k; i < K; i++)
+				s += wt[(size_t)j * ldw + i] * xm[i];
+			y[(size_t)m * ldy + j] = s;
+		}
+	}
+}
+
+static float dot_f32_avx2(const float *a, const float *b, int n)
+{
+	__m256 s0 = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+	float s = hsum8(s0);
+	for (; k < n; k++)
+		s += a[k] * b[k];
+	return s;
+}
+
+static void axpy_f32_avx2(float *y, float a, const float *x, int n)
+{
+	__m256 va = _mm256_set1_ps(a);
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+	for (; k < n; k++)
+		y[k] += a * x[k];
+}
+
+/* Same rounding as roundtrip_fp8_avx512, 8 lanes; the tail goes through a padded copy. */
+static void roundtrip8(const float *x, float s, float *xr)
+{
+	const __m256 vs = _mm256_set1_ps(s), big = _mm256_set1_ps(16384.0f);
+	const __m256i absm = _mm256_set1_epi32(0x7FFFFFFF);
+	__m256 v = _mm256_div_ps(_mm256_loadu_ps(x), vs);
+	__m256i vb = _mm256_castps_si256(v), ab = _mm256_and_si256(vb, absm);
+	__m256i sg = _mm256_andnot_si256(absm, vb);
+	__m256 a = _mm256_castsi256_ps(ab);
+	__m256 rs = _mm256_sub_ps(_mm256_add_ps(a, big), big);
+	__m256i lsb = _mm256_and_si256(_mm256_srli_epi32(ab, 20), _mm256_set1_epi32(1));
+	__m256i nb = _mm256_and_si256(
+		_mm256_add_epi32(ab, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), lsb)),
+		_mm256_set1_epi32(~0xFFFFF));
+	__m256 is_sub = _mm256_cmp_ps(a, _mm256_set1_ps(0.015625f), _CMP_LT_OQ);
+	__m256 r = _mm256_blendv_ps(_mm256_castsi256_ps(nb), rs, is_sub);
+	r = _mm256_min_ps(r, _mm256_set1_ps(448.0f));
+	r = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(r), sg));
+	_mm256_storeu_ps(xr, _mm256_mul_ps(r, vs));
+}
+
+static void roundtrip_fp8_avx2(const float *x, int n, float s, float *xr)
+{
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		roundtrip8(x + k, s, xr + k);
+	if (k < n) {
+		float xt[8] = { 0 }, rt[8];
+		memcpy(xt, x + k, sizeof(float) * (size_t)(n - k));
+		roundtrip8(xt, s, rt);
+		memcpy(xr + k, rt, sizeof(float) * (size_t)(n - k));
+	}
+}
+
+const struct kern_isa kern_isa_avx2 = { "avx2",	     dot_fp8_avx2,  dot_bf16_avx2,
+					axpy_fp8_avx2, row_fp8_avx2, dec_fp8_avx2,
+					tile_f32_avx2, dot_f32_avx2, axpy_f32_avx2,
+					roundtrip_fp8_avx2 };

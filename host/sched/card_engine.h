@@ -1,0 +1,25 @@
+/*
+ * card_engine.h - what the card scheduler (card_engine.c) exposes beyond engine.h: the backend an emu
+ * engine runs on (tests arm faults and read statistics through it) and the what-if timing of the
+ * same command lists for any model shape (no weights, no card memory).
+ */
+#ifndef MOECARD_ENGINE_EMU_H
+#define MOECARD_ENGINE_EMU_H
+
+#include "backend/backend.h"
+#include "load/config.h"
+#include "engine/engine.h"
+
+/* The backend under an engine opened with "emu" (NULL for other engines). */
+struct backend *card_engine_backend(struct engine *e);
+
+/*
+ * card_engine_whatif - modeled card ns of one decode token of config c at context position pos on
+ * be's board (the scheduler's lists in dry mode, timed with the kernels' timing models and the
+ * firmware cost; all routed experts resident) and the bytes an ideal decode reads from HBM.
+ * Returns 0 or -ENOMEM / -E2BIG.
+ */
+int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
+		      double *hbm_bytes);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * errmsg.c - errmsg_fail (errmsg.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include "util/errmsg.h"
+
+int errmsg_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
