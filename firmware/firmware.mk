@@ -1,4 +1,4 @@
-# firmware/: the card firmware (issue 4). See firmware/README.md.
+# firmware/: the card firmware. See firmware/README.md and docs/abi.md.
 # The portable core (kernel, tasks, command decoder, self-tests) and the host port (port/sim) go
 # into libmoecard.a so the emulated card and the host tests run the same source as the card
 # images. `make` also cross-builds the rv32 (QEMU virt) and r5 (Versal RPU) images.

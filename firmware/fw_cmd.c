@@ -355,7 +355,7 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 	}
 	if (!fw_is_zero((const uint8_t *)&c->u + used, ABI_PAYLOAD_BYTES - used))
 		return fw_dec_bad(d, (uint32_t)(sizeof(struct abi_cmd_hdr) + used));
-	/* non-address words pass through to the CU unchanged; operands are overwritten below */
+	/* non-address words pass through to the CU as they are; operands are overwritten below */
 	memcpy(out->args, &c->u, sizeof(out->args));
 	switch (op) {
 	case ABI_OP_GEMM_FP8: st = fw_dec_gemm(d); break;

@@ -22,13 +22,13 @@ done
 for tool in hls_bench dma_bench; do
   if [ -x "$B/$tool" ]; then echo "== $tool (modeled)"; "$B/$tool"; fi
 done
-# --- expert cache (issue 7): routed experts in host memory, card slots.
+# --- expert cache: routed experts in host memory, card slots.
 # (1) On mid through the emulated card (the real implementation: firmware command lists, DMA_FILL
 #     with fences, host execution of misses): hit rate, DMA bytes/token, DMA time hidden, modeled
 #     decode tok/s without and with host execution. Every time figure is modeled.
 # (2) The routing trace of the same model replayed by cache-sim under every policy against
 #     Belady's MIN (and MIN given the same look-ahead), at 10/25/50% capacity, on mid and on the
-#     671B shapes, with the issue's goals checked against the all-host run measured here.
+#     671B shapes, with cache-sim's goals checked against the all-host run measured here.
 CACHE_GEN=${CACHE_GEN:-8}
 echo "== expert cache on mid, emu card (modeled figures)"
 "$B/moecard" bench --model "$B/models/mid" --backend emu --prompt-len 8 --gen "$CACHE_GEN" --json |

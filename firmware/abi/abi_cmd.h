@@ -30,7 +30,7 @@
 /* Opcodes (word0[31:24]). The values are wire values: never renumber. */
 enum abi_op {
 	ABI_OP_NOP = 0,          /* completes at once; exercises the path */
-	ABI_OP_GEMM_FP8 = 1,     /* y[m,n] f32 = A fp8 [m,k] x W fp8 [n,k]^T, block scales (DESIGN §3) */
+	ABI_OP_GEMM_FP8 = 1,     /* y[m,n] f32 = A fp8 [m,k] x W fp8 [n,k]^T, block scales */
 	ABI_OP_RMSNORM = 2,      /* out = w * x * rsqrt(mean(x^2) + eps), per row */
 	ABI_OP_ROPE = 3,         /* interleaved-pair rotation of each row at position pos */
 	ABI_OP_ACT_QUANT = 4,    /* per-row, per-128 dynamic E4M3 quantization: out fp8 + out2 scales */
@@ -88,9 +88,9 @@ struct abi_cmd_hdr {
 };
 static_assert(sizeof(struct abi_cmd_hdr) == 32, "abi_cmd_hdr is 32 bytes");
 
-/* GEMM_FP8 (DESIGN §3): y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n/128,kb]. 56 bytes used.
+/* GEMM_FP8 (docs/numerics.md): y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n/128,kb]. 56 B used.
  * flags (ABI_GEMM_F_*, the fp8_gemm kernel's epilogue; 0 = the plain product above):
- *   X_F32 / X_BF16  a is f32 / bf16 [m, k], quantized inside (DESIGN §3 rule); sa is then unused
+ *   X_F32 / X_BF16  a is f32 / bf16 [m, k], quantized inside (docs/numerics.md); sa is unused
  *                   (0) unless ACCUM needs it
  *   Y_BF16          y is bf16 [m, n]
  *   SILU_MUL        y = silu(a W^T) * (a W2^T): w holds W then W2 ([2n, k] codes) and sw holds
@@ -100,7 +100,7 @@ static_assert(sizeof(struct abi_cmd_hdr) == 32, "abi_cmd_hdr is 32 bytes");
  *                   route_w f32 [m]
  *   UE8M0           quantize-inside rounds scales up to powers of two
  *   ACT_F32         with X_F32 only, not with UE8M0: a is f32 [m, k] used as is, NOT quantized
- *                   (MODEL.md §8: the absorbed MLA products); y = sum_kb f32(P * sw) with P the
+ *                   (docs/model.md, MLA: the absorbed products); y = sum_kb f32(P * sw), P the
  *                   f32 block sum of hls/fp8_gemm/fp8_gemm.h (8 strided partial sums, halving
  *                   tree). sa is unused (0) unless ACCUM needs it */
 struct abi_gemm {
@@ -152,7 +152,7 @@ struct abi_vec {
 			     param_f. Other ops: 0 */
 };
 
-/* MLA_ATTN, absorbed decode form (MODEL.md §4): per head h,
+/* MLA_ATTN, absorbed decode form (docs/model.md, MLA): per head h,
  * score_t = (q_lat[h]·c_t + q_pe[h]·kpe_t) * scale, p = softmax_t<n_ctx, out[h] = sum_t p c_t. */
 struct abi_mla {
 	uint64_t q;        /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */

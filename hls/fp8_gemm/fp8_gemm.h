@@ -1,12 +1,12 @@
 /*
- * fp8_gemm.h - the card's block-scaled FP8 GEMM kernel (issue 3), y = act(x) . W^T.
+ * fp8_gemm.h - the card's block-scaled FP8 GEMM kernel, y = act(x) . W^T.
  *
  * Data flow: the host/firmware places x (E4M3 codes + 1x128 scales, or f32/bf16 rows to be
  * quantized inside), W (E4M3 codes [N][K] + weight_scale_inv [ceil(N/128)][ceil(K/128)]) and y in
  * card memory (one HBM pseudo-channel per m_axi bundle); a GEMM_FP8 command starts fp8_gemm(),
  * which the emulated card calls as this C function and Vitis HLS synthesizes (hls/fp8_gemm/run_hls.tcl).
  *
- * Numerics (DESIGN.md section 3, exact rounding in hls/README.md "GEMM numerics"):
+ * Numerics (docs/numerics.md, exact rounding in hls/README.md "GEMM numerics"):
  *   D(m,n,kb) = sum over the block of e4m3_fixed(x) * e4m3_fixed(w)   (int64, exact, 2^-18 units)
  *   s        = f32( sa[m][kb] * sw[n/128][kb] )
  *   t        = f32( f32(D) * s )                 f32(D): D * 2^-18 rounded once to nearest even
@@ -14,8 +14,8 @@
  * Every tiling (TM, TN, MB) gives the same bits. NaN E4M3 codes (S.1111.111) in x or W count as 0
  * in D (the fixed-point adder tree has no NaN); NaN or inf scales propagate through s.
  *
- * FP8_GEMM_ACT_F32 (with FP8_GEMM_X_F32): x stays f32, NOT quantized (MODEL.md 8: the absorbed
- * MLA products W_UK^T q_nope and W_UV lat). Per 128-block kb, with j = k - 128 kb (0..127):
+ * FP8_GEMM_ACT_F32 (with FP8_GEMM_X_F32): x stays f32, NOT quantized (docs/model.md, MLA: the
+ * absorbed products W_UK^T q_nope and W_UV lat). Per 128-block kb, with j = k - 128 kb (0..127):
  *   p_k      = f32( x[m,k] * e4m3(w[n,k]) )     one f32 multiply (e4m3 exact in f32, NaN code = 0)
  *   s_l      = f32 sum of p_k over j = l, l+8, l+16, ... ascending, s_l starting at +0 (l = 0..7:
  *              FP8_GEMM_FL partial sums, one per slot of the f32 adder's pipeline)
@@ -48,7 +48,7 @@
 #ifndef FP8_GEMM_AXI_BITS
 #define FP8_GEMM_AXI_BITS 512   /* m_axi width */
 #endif
-#define FP8_GEMM_BK 128         /* block size of scales (DESIGN.md section 3) */
+#define FP8_GEMM_BK 128         /* block size of scales (docs/numerics.md) */
 #define FP8_GEMM_MAX_DIM 262144 /* largest accepted M, N or K */
 
 /* flags */

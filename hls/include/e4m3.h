@@ -5,7 +5,7 @@
  * (bias 7), bits 2..0 mantissa. No infinities; S.1111.111 is NaN; the largest finite magnitude is
  * S.1111.110 = 448; subnormals (exponent 0) are m/8 * 2^-6, the smallest 2^-9.
  * Encoding rounds to nearest, ties to even, and saturates finite overflow (and +-inf) to +-448,
- * as DESIGN.md section 3 requires. NaN encodes to 0x7F (sign kept).
+ * as docs/numerics.md requires. NaN encodes to 0x7F (sign kept).
  * Header-only and synthesizable: no tables built at run time, no libm.
  */
 #ifndef MOECARD_E4M3_H

@@ -1,5 +1,5 @@
 /*
- * hls_quant.h - the dynamic 1x128 activation quantizer of DESIGN.md section 3, shared by the
+ * hls_quant.h - the dynamic 1x128 activation quantizer of docs/numerics.md, shared by the
  * vec_ops ACT_QUANT op, the fp8_gemm quantize-inside input path and the FP8 KV-cache append of
  * mla_attn, so all three produce the same codes and scales bit for bit (and the same as the host
  * engine's kern_act_quant).

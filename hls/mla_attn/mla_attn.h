@@ -1,5 +1,5 @@
 /*
- * mla_attn.h - the card's absorbed MLA attention kernel (issue 3; MODEL.md section 4): decode
+ * mla_attn.h - the card's absorbed MLA attention kernel (docs/model.md, MLA): decode
  * (and causal multi-query) attention over the compressed KV cache, plus appending to that cache.
  *
  * Data flow: the host/firmware computes q_lat = W_UK^T q_nope and the RoPE'd q_pe per head (with

@@ -2,7 +2,7 @@
  * gemm_check.h - the fp8_gemm C-simulation test body, shared by the per-configuration tests
  * (test_fp8_gemm.c: the library build; test_fp8_gemm_t*.c: other TM/TN/MB tilings compiled from
  * the same kernel source). It checks the kernel bit for bit against an exact double-precision
- * reference of DESIGN.md section 3 (rounding as in fp8_gemm.h) on random and adversarial data,
+ * reference of docs/numerics.md (rounding as in fp8_gemm.h) on random and adversarial data,
  * and against a plain scalar f32 reference of the unquantized FP8_GEMM_ACT_F32 mode (products,
  * 8 strided partial sums and the halving tree written out as fp8_gemm.h defines them).
  */

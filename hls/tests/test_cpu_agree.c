@@ -1,7 +1,7 @@
 /*
  * test_cpu_agree.c - the host cpu backend (host/model/kernels.h kern_matmul_simple, f32 in-block
  * accumulation) against the card's fp8_gemm (exact in-block sums) on every FP8 projection of the
- * tiny and mid presets (DESIGN.md section 5), with dynamic FP8 activations (and ue8m0 scales on
+ * tiny and mid presets (docs/cli.md, gen), with dynamic FP8 activations (and ue8m0 scales on
  * some): they must agree to 1e-6 relative, measured as max|y_cpu - y_card| / max|y_card| per
  * matrix. Prints the worst agreement per preset.
  */

@@ -1,7 +1,7 @@
 /*
  * test_mla_attn.c - C simulation of the absorbed MLA attention kernel and the KV append:
  * append round trips for the F32, BF16 and FP8 (FlashMLA-style) records; attention against a
- * double-precision reference of MODEL.md section 4 (on the dequantized cache) for several head
+ * double-precision reference of docs/model.md, MLA (on the dequantized cache) for several head
  * counts, ranks, cache lengths (partial chunks and head groups) and data kinds (random, peaky
  * max-magnitude scores, subnormal, all-zero latent groups, NaN); causality; argument checks.
  */

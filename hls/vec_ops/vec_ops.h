@@ -1,5 +1,5 @@
 /*
- * vec_ops.h - the card's vector kernel (issue 3): RMSNorm, RoPE (interleaved pairs, YaRN tables),
+ * vec_ops.h - the card's vector kernel: RMSNorm, RoPE (interleaved pairs, YaRN tables),
  * dynamic 1x128 activation quantization to E4M3, SiLU*mul, residual add and row softmax, on rows
  * of f32 in card memory. The firmware starts it for the vector opcodes of firmware/abi; the
  * emulated card calls vec_ops() as C; Vitis HLS synthesizes the same source
@@ -62,7 +62,7 @@ int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uin
 /*
  * vec_rope_yarn_table - host-side helper (double precision libm; not synthesized): fills
  * tab [n_pos][d/2][2] with cos/sin of pos * theta_i, theta_i = base^(-2i/d) blended by YaRN
- * (MODEL.md section 6) when factor > 1, times mscale_ratio. Also returns low/high of the ramp
+ * (docs/model.md, YaRN) when factor > 1, times mscale_ratio. Also returns low/high of the ramp
  * when they are not NULL. Returns 0 or -EINVAL (d odd or < 2, n_pos < 1, base <= 1).
  */
 int vec_rope_yarn_table(float *tab, int n_pos, int d, double base, double factor, int orig_max_pos,

@@ -1,7 +1,8 @@
 /*
  * cli.h - the moecard subcommands. main.c dispatches argv[1] to one of these; each parses its own
  * options, prints one-line errors as "moecard: <file>: <field>: <what>" on stderr and returns the
- * process exit code (0 ok, 1 runtime/input error, 2 usage error). Only main() calls exit().
+ * process exit code (0 ok, 1 runtime/input error, 2 usage error; docs/cli.md), which main()
+ * returns. Only `run|bench --help` calls exit() (cli_run.c).
  */
 #ifndef MOECARD_CLI_H
 #define MOECARD_CLI_H

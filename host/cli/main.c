@@ -1,6 +1,7 @@
 /*
- * main.c - the moecard command-line tool: dispatches to the subcommands of cli.h.
- * The only place in moecard that exits the process.
+ * main.c - the moecard command-line tool: dispatches to the subcommands of cli.h and returns the
+ * exit code the subcommand returns (docs/cli.md, Conventions). Library code never exits; the one
+ * exit() call is `run|bench --help` in cli_run.c.
  */
 #include <stdio.h>
 #include <string.h>

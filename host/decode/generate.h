@@ -11,7 +11,7 @@
  *   hist[0..n_hist)       every token of the conversation, fed or not;
  *   e->pos <= n_hist      tokens hist[0..e->pos) are in the main KV cache;
  *   e->mtp_pos <= e->pos  MTP rows 0..mtp_pos-1 are in the MTP KV cache (row i = MTP step on the
- *                         main hidden state of position i and token hist[i+1], MODEL.md 9);
+ *                         main hidden state of position i and token hist[i+1], docs/model.md, MTP);
  *   mq_h[0..n_mq)         main post-norm hidden states of positions mtp_pos..mtp_pos+n_mq-1 whose
  *                         MTP rows are not computed yet (speculation only; n_mq == pos - mtp_pos).
  * Nothing is allocated after gen_init.

@@ -1,5 +1,5 @@
 /*
- * spec.h - MTP speculative decoding (MODEL.md section 9, issue 6): the model's own MTP layer
+ * spec.h - MTP speculative decoding (docs/model.md, MTP): the model's own MTP layer
  * drafts the next token(s) from the main model's post-norm hidden state, the main model verifies
  * the pending token plus the drafts in ONE forward (engine_forward with T = depth+1, all logits),
  * and the standard rejection rule (Leviathan et al. 2023, Chen et al. 2023) decides: draft d with

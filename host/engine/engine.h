@@ -45,7 +45,7 @@ struct engine_extra {
 	const char *xclbin;       /* --xclbin FILE (xrt) */
 	const char *backend;      /* backend the card scheduler opens: NULL = "emu", "xrt" */
 	const char *expert_trace; /* --expert-trace FILE: routing trace */
-	/* expert cache on the card (issue 7; emu engine): */
+	/* expert cache on the card (emu and xrt engines): */
 	int expert_slots;         /* --expert-slots N: card slots for routed experts, 0 = every
 	                             routed expert resident (no cache), -1 (--expert-slots board)
 	                             = as many as the card's memory holds after the resident set */

@@ -1,7 +1,7 @@
 /*
  * ckpt.c - binds safetensors tensors to struct weights (ckpt.h), validating every tensor's
- * dtype and shape against the config first (MODEL.md section 2). Third stage of the host data
- * flow: config.json + *.safetensors -> [struct weights] -> model forward.
+ * dtype and shape against the config first (docs/model.md, Checkpoint tensors). Third stage of
+ * the host data flow: config.json + *.safetensors -> [struct weights] -> model forward.
  *
  * Matrices stay in the mmap (FP8 codes with their F32 weight_scale_inv, or BF16/F16/F32); norm
  * vectors and the router bias become f32 copies owned by struct weights. Every error is one line

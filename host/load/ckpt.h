@@ -1,7 +1,7 @@
 /*
  * ckpt.h - binds the tensors of a safetensors checkpoint to the model's weight structs, after
- * checking every tensor's dtype and shape against the config (MODEL.md section 2). Third stage of
- * the host data flow: config.h + safetensors.h -> struct weights -> model.h forward.
+ * checking every tensor's dtype and shape against the config (docs/model.md, Checkpoint tensors).
+ * Third stage of the host data flow: config.h + safetensors.h -> struct weights -> model.h forward.
  * Matrices stay in the checkpoint's mmap (FP8 codes + block scales, or BF16); only small vectors
  * (norm weights, router bias) are converted to f32 copies.
  */
@@ -71,9 +71,9 @@ struct weights {
 };
 
 /*
- * ckpt_bind - fills *w from the tensors of *st for config *c. Every tensor named in MODEL.md
- * section 2 must be present with the right dtype and shape; FP8 scales must be finite and
- * positive. The MTP layer is bound when num_nextn_predict_layers > 0 and its tensors exist
+ * ckpt_bind - fills *w from the tensors of *st for config *c. Every tensor of docs/model.md,
+ * Checkpoint tensors, must be present with the right dtype and shape; FP8 scales must be finite
+ * and positive. The MTP layer is bound when num_nextn_predict_layers > 0 and its tensors exist
  * (a checkpoint without them is accepted; w->mtp stays NULL).
  * Returns 0, or -EINVAL/-ENOMEM with "<file>: <tensor>: <what>" in err.
  */
@@ -113,7 +113,7 @@ void ckpt_stats(const struct ckpt *ck, struct ckpt_stats *s);
 /*
  * gen - writes a random checkpoint in the official layout (config.json, FP8 weights with 128x128
  * scale_inv, BF16 embed/norms/router/head, F32 bias, MTP layer), sharded when the model is larger
- * than shard_bytes (index.json with weight_map). Preset "tiny" or "mid" (DESIGN.md section 5);
+ * than shard_bytes (index.json with weight_map). Preset "tiny" or "mid" (docs/cli.md, gen);
  * overrides are "key=value" config.json settings applied after the preset
  * (e.g. "hidden_size=320", "q_lora_rank=null", "scoring_func=softmax", "rope_scaling=null",
  * "scale_fmt=ue8m0", "dtype=bf16" for a BF16 checkpoint).

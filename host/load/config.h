@@ -2,7 +2,7 @@
  * config.h - a DeepSeek-V3/V2-family Hugging Face config.json, parsed (jansson) and validated.
  *
  * First stage of the host data flow: config.json -> struct config -> checkpoint binding (ckpt.h)
- * -> model (model.h). Field names follow the config.json keys exactly (MODEL.md section 1).
+ * -> model (model.h). Field names follow the config.json keys exactly (docs/model.md, Config keys).
  */
 #ifndef MOECARD_CONFIG_H
 #define MOECARD_CONFIG_H

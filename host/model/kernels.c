@@ -141,7 +141,7 @@ const struct kern_isa *kern_isa_get(void)
 
 /* ---- activation quantization ------------------------------------------------------------------ */
 
-/* Scale of one activation block (DESIGN.md 3): max(amax, 1e-4)/448, ue8m0: next power of 2. */
+/* Scale of one activation block (docs/numerics.md): max(amax, 1e-4)/448, ue8m0: next power of 2. */
 static float act_scale(const float *xb, int n, int ue8m0)
 {
 	float amax = 0;

@@ -1,6 +1,6 @@
 /*
  * kernels.h - the cpu backend's compute kernels: block-scaled FP8 / BF16 matrix products with
- * optional dynamic FP8 activation quantization (DESIGN.md section 3), on a thread pool, with SIMD
+ * optional dynamic FP8 activation quantization (docs/numerics.md), on a thread pool, with SIMD
  * row-dot primitives chosen at run time (scalar, AVX2+F16C+FMA, AVX-512).
  *
  * Numerics: with act_fp8 the input rows are quantized per 128 channels (s = max(amax,1e-4)/448,

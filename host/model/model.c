@@ -17,7 +17,7 @@
 
 /* ---- small vector ops ------------------------------------------------------------------------ */
 
-/* RMSNorm (MODEL.md 3): out = w * x * rsqrt(mean(x^2) + eps); sum of squares in double. */
+/* RMSNorm (docs/model.md, Block): w * x * rsqrt(mean(x^2) + eps); sum of squares in double. */
 void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps)
 {
 	double ss = 0;
@@ -29,7 +29,7 @@ void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps
 }
 
 
-/* Interleaved-pair RoPE (GPT-J convention, MODEL.md 5) at a precomputed table row. */
+/* Interleaved-pair RoPE (GPT-J convention, docs/model.md, RoPE) at a precomputed table row. */
 static void rope_apply(float *v, int d, const float *cs, const float *sn)
 {
 	for (int i = 0; i < d / 2; i++) {
@@ -41,7 +41,7 @@ static void rope_apply(float *v, int d, const float *cs, const float *sn)
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
-/* Softmax over n scores in place, in f32 with the max subtracted (MODEL.md 4). */
+/* Softmax over n scores in place, in f32 with the max subtracted (docs/model.md, MLA). */
 static void softmax_inplace(float *sc, int n)
 {
 	float mx = -INFINITY, sum = 0;
@@ -106,7 +106,7 @@ static float qmat_row_dot(const struct kern_isa *isa, const struct qmat *W, int 
 	return acc;
 }
 
-/* ---- RoPE / YaRN (MODEL.md 5-6) ------------------------------------------------------------ */
+/* ---- RoPE / YaRN (docs/model.md, RoPE and YaRN) -------------------------------------------- */
 
 static double yarn_corr_dim(double rot, int d, double base, double L0)
 {
@@ -615,7 +615,7 @@ int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidd
 		int p = m->mtp_pos + t;
 		if (next_tokens[t] < 0 || next_tokens[t] >= c->vocab_size)
 			return -EINVAL;
-		/* MODEL.md 9: embedding first (masked at position 0), then the main hidden state */
+		/* docs/model.md, MTP: embedding first (0 at position 0), then the hidden state */
 		if (p == 0) {
 			memset(cat, 0, sizeof(float) * D);
 		} else {

@@ -1,12 +1,12 @@
 /*
  * model.h - the DeepSeek-V3 forward pass on the host (cpu backend), in the shape of llama2.c's
  * run.c: a config, the bound weights (ckpt.h), a run state allocated once at init, and forward
- * functions that read top to bottom (MODEL.md sections 3-9). Nothing is allocated per token.
+ * functions that read top to bottom (docs/model.md). Nothing is allocated per token.
  *
  * Data flow per layer: x -> RMSNorm -> MLA (q/kv projections, RoPE+YaRN, compressed KV cache of
  * c' + k_pe, absorbed or naive attention, o_proj) -> residual -> RMSNorm -> dense FFN or MoE
  * (router on host, routed + shared experts) -> residual. Then the final norm and lm_head, and the
- * MTP module (MODEL.md section 9) on the main model's post-norm hidden states.
+ * MTP module (docs/model.md, MTP) on the main model's post-norm hidden states.
  */
 #ifndef MOECARD_MODEL_H
 #define MOECARD_MODEL_H
@@ -16,7 +16,7 @@
 #include "model/kernels.h"
 
 struct model_opts {
-	int act_fp8;        /* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (DESIGN.md 3) */
+	int act_fp8;        /* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (docs/numerics.md) */
 	int naive_attn;     /* 1: naive MLA (k_nope, v expanded from c') instead of absorbed */
 	int n_threads;      /* <= 0: all online CPUs */
 	int max_seq;        /* KV capacity in tokens (main model and MTP each) */
@@ -101,7 +101,7 @@ int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidd
 /* model_truncate - rolls the KV caches back to pos / mtp_pos tokens (speculative rejection). */
 void model_truncate(struct model *m, int pos, int mtp_pos);
 
-/* RMSNorm (MODEL.md 3): out = w * x * rsqrt(mean(x^2) + eps), sum of squares in double; out may
+/* RMSNorm (docs/model.md, Block): w * x * rsqrt(mean(x^2) + eps), sum of squares in double; out may
  * alias x. The one definition every host path uses (cpu engine, emu host side, traces). */
 void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps);
 

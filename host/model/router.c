@@ -1,12 +1,12 @@
 /*
- * router.c - the MoE router (router.h, MODEL.md section 7), moved out of model.c unchanged so the
- * cpu engine and the card scheduler (card_engine.c) route bit-identically.
+ * router.c - the MoE router (router.h, docs/model.md, Router), one function for the cpu engine
+ * (model.c) and the card scheduler (card_engine.c), so both route bit-identically.
  */
 #include <math.h>
 #include "model/router.h"
 
-/* Router for one token (MODEL.md 7): scores -> chosen idx[k] and weights w[k]; returns the
- * selection margin (last chosen minus best unchosen, on the selection scores). */
+/* Router for one token (docs/model.md, Router): scores -> chosen idx[k] and weights w[k];
+ * returns the selection margin (last chosen minus best unchosen, on the selection scores). */
 float router_route_token(const struct config *c, const float *bias, float *logit, int *idx,
 			 float *w)
 {

@@ -1,5 +1,5 @@
 /*
- * router.h - the MoE router of MODEL.md section 7 for one token, shared by the cpu engine
+ * router.h - the MoE router (docs/model.md, Router) for one token, shared by the cpu engine
  * (model.c) and the card scheduler (card_engine.c), which runs it on the host between the two
  * command lists of a MoE layer: scores (sigmoid or softmax) of the gate logits, bias for the
  * choice only (noaux_tc), group-limited top-k, renormalised and scaled weights.

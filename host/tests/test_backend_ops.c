@@ -1,11 +1,11 @@
 /*
- * test_backend_ops.c - the one shared op test of DESIGN.md section 2: every opcode, with random
- * operands, on every backend available (cpu, emu) against the cpu backend, with an error limit per
- * op. GEMMs must be bit-identical (both run the DESIGN.md section 3 definition); vector ops and
- * MLA attention are compared with the cpu backend's independent host code at the limits
- * hls/README.md states for the kernels; copies are exact. Prints the worst error per op.
+ * test_backend_ops.c - the one shared op test (docs/architecture.md, Interfaces): every opcode,
+ * with random operands, on every backend available (ref, emu) against the ref backend, with an
+ * error limit per op. GEMMs must be bit-identical (both run the definition of docs/numerics.md);
+ * vector ops and MLA attention are compared with the ref backend's independent host code at the
+ * limits hls/README.md states for the kernels; copies are exact. Prints the worst error per op.
  * The unquantized GEMM mode (ACT_F32, the absorbed MLA products) is also checked on each backend
- * against a double reference over dequantized weights (MODEL.md section 8 semantics).
+ * against a double reference over dequantized weights (docs/numerics.md, Unquantized products).
  */
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_backend_xrt_cli.sh - `moecard run|bench --backend xrt` end to end (issue 5):
+# test_backend_xrt_cli.sh - `moecard run|bench --backend xrt` end to end:
 #   - without a card and without the opt-in, run fails at open with one clear message (exit 1,
 #     no abort), and so does a missing --xclbin;
 #   - with MOECARD_XRT_NOOP=1 the whole control path runs on XRT's noop device through the card

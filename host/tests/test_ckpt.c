@@ -171,7 +171,7 @@ static void test_tiny_shapes(void **state)
 	ckpt_close(&ck);
 }
 
-/* Top-k of the noaux_tc router (MODEL.md section 7) with or without the bias; bitmask result. */
+/* Top-k of the noaux_tc router (docs/model.md, Router) with or without the bias; bitmask result. */
 static uint32_t route(const struct config *c, const float *s, const float *bias)
 {
 	const int E = c->n_routed_experts, G = c->n_group, per = E / G;

@@ -1,6 +1,6 @@
 #!/bin/bash
-# test_emu_model.sh - the whole model through the emulated card (issue 4's correctness proof):
-# `moecard run --backend emu` against (a) the same command lists on the cpu backend
+# test_emu_model.sh - the whole model through the emulated card (its correctness proof):
+# `moecard run --backend emu` against (a) the same command lists on the ref backend
 # (MOECARD_SCHED_BACKEND=ref: identical GEMMs, host reference vector ops) and (b) the direct cpu
 # engine `--backend cpu --act fp8`, on the tiny preset and a partial-block shape (hidden 320,
 # vocab 1000), main and MTP logits over 256 tokens (16 under the sanitizers); plus the --profile
@@ -8,9 +8,9 @@
 #
 # Criteria. (a) rows before the KV caches carry any rounding difference agree within the vector
 # ops' error (< 2e-6 on the first 3 rows, MTP 2 rows); the list comparison runs on the first 32
-# tokens. (b) The card runs every GEMM as DESIGN.md 3 defines it and the absorbed MLA products
+# tokens. (b) The card runs every GEMM as docs/numerics.md defines it and the absorbed MLA products
 # (W_UK^T q_nope, W_UV lat) unquantized in fp8_gemm's ACT_F32 mode, as the cpu engine does
-# (MODEL.md 8); the two differ only in f32 summation order (~1e-7). E4M3 rounding is a step
+# (docs/model.md, MLA); the two differ only in f32 summation order (~1e-7). E4M3 rounding is a step
 # function, so an activation that lies closer to a rounding boundary than that takes different
 # codes on the two, and the difference spreads through the KV caches to FP8-noise size. So (b) is
 # tests/golden/compare.py's --act fp8 criterion, with the cpu engine's logits as the reference

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_expert_emu.sh - issue 7's proof on the emulated card: `moecard run --backend emu
+# test_expert_emu.sh - the expert cache's proof on the emulated card: `moecard run --backend emu
 # --expert-slots 25%` (routed experts in host memory, card slots filled by DMA_FILL + fences,
 # misses optionally run on the host with the exact fp8_gemm, look-ahead prefetch, PIN re-pinning)
 # gives main and MTP logits BIT-IDENTICAL (cmp of the .npy files) to the all-resident emu run,
@@ -11,7 +11,7 @@
 #
 # Models: tiny (generated here) for the policy sweep; the mid preset ($B/models/mid, generated
 # once and reused) in the release variant for EXPERT_EMU_MID_TOKENS tokens (default 12: mid runs at
-# about 2 s/token on the emulator). EXPERT_EMU_MID_TOKENS=256 is the full proof of issue 7
+# about 2 s/token on the emulator). EXPERT_EMU_MID_TOKENS=256 is the full proof
 # (all policies on mid; about an hour on 2 cores).
 set -u
 MOECARD=${MOECARD:-build/moecard}

@@ -2,7 +2,7 @@
  * test_fp8.c - the E4M3 codec (hls/include/e4m3.h) against the OCP definition: all 256 codes
  * decode to the right value; encoding rounds to nearest even at every midpoint between adjacent
  * codes, saturates to +-448 and maps NaN to NaN; the SIMD decode paths of every ISA this CPU runs
- * agree with the scalar codec; and dynamic activation quantization follows DESIGN.md section 3.
+ * agree with the scalar codec; and dynamic activation quantization follows docs/numerics.md.
  */
 #include <math.h>
 #include <setjmp.h>

@@ -2,7 +2,7 @@
  * test_kernels.c - the cpu backend's matrix products (kernels.h) against double-precision
  * references, on every ISA path this CPU runs, for aligned and partial-block shapes:
  *  - act none: y = x . dequant(W)^T within 2e-6 relative (f32 accumulation);
- *  - act fp8: y[m,n] = sum_kb D*sa*sw with D the EXACT block dot product (DESIGN.md 3), within
+ *  - act fp8: y[m,n] = sum_kb D*sa*sw with D the EXACT block dot product (docs/numerics.md), within
  *    2e-6 relative;
  *  - BF16 weights, multi-job regions with shared inputs, and the thread pool (2 threads).
  */

@@ -3,7 +3,7 @@
  * YaRN constants of the 671B config (low 10, high 23, softmax scale 0.1352338); the naive and
  * absorbed MLA forms agree; prefill (batched) and decode (token by token) agree; KV rollback
  * (model_truncate) reproduces the same logits; thread counts agree; MTP rows are finite.
- * The numpy golden tests (tests/golden) check the values themselves against MODEL.md.
+ * The numpy golden tests (tests/golden) check the values themselves against docs/model.md.
  */
 #include <errno.h>
 #include <math.h>

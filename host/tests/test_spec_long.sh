@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_spec_long.sh - issue 6's long proof of speculative decoding: `moecard run --temp 0` prints
+# test_spec_long.sh - the long proof of speculative decoding: `moecard run --temp 0` prints
 # exactly the same ids with `--spec mtp` (depth 1 and 2) as with `--spec none`, over 200 generated
 # tokens, on the tiny and mid presets, on the cpu and emu backends. Each preset runs as generated
 # (random MTP layer: drafts are nearly always rejected, so every step rolls the KV caches back) and

@@ -175,7 +175,7 @@ static void test_xclbin_api(const char *card, const struct board_desc *b, const 
 	       info.n_cus, info.xsa);
 }
 
-/* The tiny preset (DESIGN.md section 5): FP8 GEMM weights per layer, [out, in]. */
+/* The tiny preset (docs/cli.md, gen): FP8 GEMM weights per layer, [out, in]. */
 struct wt {
 	const char *name; /* tensor role */
 	int out, in;	  /* shape */

@@ -1,7 +1,8 @@
 /*
  * testckpt.c - `moecard gen`: writes a random DeepSeek-V3-layout checkpoint (config.json, FP8 weights
  * with 128x128 weight_scale_inv, BF16 embeddings/norms/router/heads, F32 router bias, the MTP
- * layer) exactly as the official release names and shapes them (MODEL.md section 2). It is the
+ * layer) exactly as the official release names and shapes them (docs/model.md, Checkpoint
+ * tensors). It is the
  * source of every test model: its output goes through the same config -> safetensors -> ckpt_bind
  * path as a real checkpoint.
  *

@@ -2,7 +2,7 @@
 """ref.py - the independent numpy reference of a DeepSeek-V3/V2-family forward pass.
 
 Where it sits: tests/golden. `moecard run --dump-logits/--dump-mtp-logits` writes the C engine's
-logits; this file recomputes them straight from MODEL.md (and DESIGN.md section 3 for --act fp8)
+logits; this file recomputes them straight from docs/model.md (and docs/numerics.md for --act fp8)
 in float64, and compare.py judges the engine against it. It shares no code with the engine: the
 safetensors reader, the E4M3 codec, the FP8 GEMM, MLA, YaRN, the router and MTP are written here
 again from the documents.
@@ -204,7 +204,7 @@ E4M3_MIDS = (E4M3_POS[:-1] + E4M3_POS[1:]) / 2  # the 126 rounding boundaries of
 
 
 def act_quant(x, ue8m0):
-    """DESIGN.md section 3 activation quantization, per row and per 128 consecutive columns
+    """Activation quantization of docs/numerics.md, per row and per 128 consecutive columns
     (a partial last group uses its own amax). Returns (codes uint8 [T, K], scales [T, nkb],
     fp8 margin [T]): the margin is the smallest relative distance of any |x/s| of the row to a
     rounding boundary (and, for ue8m0, of s to a power of two): an engine whose activations
@@ -321,7 +321,7 @@ def fp8_gemm_slow(x, wq, sw, ue8m0):
 
 
 # --------------------------------------------------------------------------------------------
-# RoPE and YaRN (MODEL.md sections 5-6).
+# RoPE and YaRN (docs/model.md, RoPE and YaRN).
 
 
 def yarn_mscale(factor, mscale):
@@ -329,7 +329,7 @@ def yarn_mscale(factor, mscale):
 
 
 def yarn_corr_range(rs, d, base):
-    """(low, high) of MODEL.md section 6."""
+    """(low, high) of docs/model.md, YaRN."""
     L0 = rs["original_max_position_embeddings"]
 
     def corr(r):
@@ -392,7 +392,7 @@ def softmax_scale(cfg):
 
 
 # --------------------------------------------------------------------------------------------
-# Router (MODEL.md section 7).
+# Router (docs/model.md, Router).
 
 
 def router_select(s, sb, cfg):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_golden.sh - the C engine against the independent numpy reference (issue 2's proof).
+# test_golden.sh - the C engine against the independent numpy reference.
 # For each case: `moecard gen` makes a checkpoint (cached under $B/golden by a hash of the gen
 # arguments), `moecard run --tokens ... -n 0 --dump-logits --dump-mtp-logits` runs the engine on
 # random token ids, ref.py recomputes the same rows in float64 and compare.py judges them:
@@ -15,7 +15,7 @@ MOECARD=${MOECARD:-build/moecard}
 B=${B:-build}
 NTOK=256
 # Under ASan+UBSan the engine is ~10x slower: 64 tokens bound the time. Release uses 256, which
-# MODEL.md section 6 requires for YaRN's frequency blend to show.
+# docs/model.md (YaRN) requires for the frequency blend to show.
 [ "${SAN:-}" = 1 ] && NTOK=64
 NONE_TOL=1e-5
 # --act fp8. E4M3 rounding is a step function: an activation whose f32 value (engine) and f64 value
