@@ -1,6 +1,6 @@
 /*
  * dma.h - the expert DMA driver: channels with submission and completion rings, scatter-gather
- * descriptors and 64-bit completion fences, over one of three engines (DESIGN.md section 2):
+ * descriptors and 64-bit completion fences, over one of three engines (docs/architecture.md, interfaces):
  *   dma_emul_i  the emulated card's engine: card banks are host memory, channels run on worker
  *               threads, link bandwidth and per-descriptor latency are charged on a virtual clock;
  *   dma_xrt_i   a real card through XRT buffer objects (xrtBOSync into a bank, or xrtBOCopy);
@@ -30,8 +30,8 @@
 
 /* Effective PCIe link bandwidths, bytes/s per direction, used by the emulated engine (modeled).
  * Raw: Gen3 8 GT/s x16 128b/130b = 15.75 GB/s, Gen4 = 31.5 GB/s; TLP headers at 256-byte payloads
- * and descriptor fetches leave about 12 and 24 GB/s, the figures issue 7 quotes (44 MB in 3.7 and
- * 1.8 ms) and what XDMA designs reach in practice. */
+ * and descriptor fetches leave about 12 and 24 GB/s (one 44 MB expert in 3.7 and 1.8 ms), what
+ * XDMA designs reach in practice. */
 #define DMA_LINK_PCIE_GEN3_X16 12.0e9
 #define DMA_LINK_PCIE_GEN4_X16 24.0e9
 /* Default per-descriptor latency of the emulated engine (descriptor fetch + completion write-back

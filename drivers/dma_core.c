@@ -8,7 +8,7 @@
  * modeled clock (for modeled engines) and asks the implementation to move the bytes; then it writes
  * one completion record per transfer and advances the channel's completed fence.
  *
- * Modeled clock (DESIGN.md section 4): a descriptor becomes ready at max(channel clock, the
+ * Modeled clock (docs/architecture.md, emulated card and timing model): a descriptor becomes ready at max(channel clock, the
  * transfer's not_before_ns), pays the per-descriptor latency, then occupies its direction of the
  * link (full duplex: H2C and C2H are separate) for len / min(link bw, bank bw). Channels of one
  * direction share the link in the order their workers reach it, so latency of one channel overlaps

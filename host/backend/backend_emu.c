@@ -1,8 +1,9 @@
 /*
- * backend_emu.c - backend "emu" (backend.h): the emulated card. The card firmware (firmware/fw.c)
+ * backend_emu.c - backend "emu" (backend.h, backend_impl.h): the emulated card. The card firmware (firmware/fw.c)
  * runs on port/sim (a firmware thread, one worker thread per CU and DMA channel), the CUs are the
  * hls/ kernels called as C (backend_cu_exec), bank memory is lazily backed host memory
- * (backend_mem), and card time is a virtual clock (DESIGN.md section 4).
+ * (backend_mem), and card time is a virtual clock (docs/architecture.md, emulated card and timing
+ * model).
  *
  * Virtual clock: a CU run costs FW dispatch (EMU_FW_CMD_NS per command, the firmware CPU's decode
  * and start) plus the kernel's modeled cycles at the kernel clock; its worker raises ap_done when
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "backend/backend.h"
+#include "backend/backend_impl.h"
 #include "firmware/port/sim/sim_card.h"
 
 #define EMU_FW_CMD_NS 400u       /* firmware cost per command: ~100 instructions at 250 MHz */
@@ -48,6 +49,7 @@ struct emu_cu {
 	struct emu *e;       /* owner */
 	uint32_t blk;        /* register block index */
 	uint32_t bw_mbps;    /* bandwidth of its home bank, MB/s */
+	struct backend_cu_scratch scratch; /* its working memory (backend_cu_exec) */
 };
 
 struct emu {
@@ -93,7 +95,8 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	uint64_t t0 = emu_clock(e);
 	pthread_mutex_unlock(&e->mu);
 	uint64_t cyc = 0;
-	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, u->bw_mbps, e->b.blk.cu_clk_khz, &cyc);
+	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
+				      e->b.blk.cu_clk_khz, &cyc);
 	uint64_t lat = EMU_FW_CMD_NS + cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
 	*latency_ns = lat;
 	pthread_mutex_lock(&e->mu);
@@ -352,6 +355,8 @@ static void emu_close(struct backend *b)
 	struct emu *e = emu_of(b);
 	sim_card_free(e->card);
 	backend_mem_free(&e->mem);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		backend_cu_scratch_free(&e->cu[i].scratch);
 	pthread_mutex_destroy(&e->mu);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		free(e->list[q]);
@@ -359,8 +364,19 @@ static void emu_close(struct backend *b)
 }
 
 static const struct backend_i emu_iface = {
-	BACKEND_I_VERSION, "emu", emu_close, emu_alloc, emu_free_buf, emu_write, emu_read,
-	emu_submit, emu_wait, emu_completions, emu_supports, emu_stats, emu_fault,
+	.version = BACKEND_I_VERSION,
+	.name = "emu",
+	.close = emu_close,
+	.buf_alloc = emu_alloc,
+	.buf_free = emu_free_buf,
+	.buf_write = emu_write,
+	.buf_read = emu_read,
+	.submit = emu_submit,
+	.wait = emu_wait,
+	.completions = emu_completions,
+	.supports_op = emu_supports,
+	.stats = emu_stats,
+	.fault_set = emu_fault,
 };
 
 int backend_emu_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)
@@ -380,7 +396,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			goto fail;
 		}
 	e->b.iface = &emu_iface;
-	e->b.caps = BACKEND_CAP_RINGS;
+	e->b.caps = BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS;
 	e->b.impl = e;
 	e->b.board = *bd;
 	e->pcie_mbps = bd->pcie_bw_mbps;
@@ -404,7 +420,11 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			continue;
 		int p = board_cu_port_find(cu, "gmem_w");
 		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];
-		e->cu[k] = (struct emu_cu){ e, k, bd->bank[bank].bw_mbps };
+		e->cu[k] = (struct emu_cu){ .e = e, .blk = k, .bw_mbps = bd->bank[bank].bw_mbps };
+		if ((r = backend_cu_scratch_init(&e->cu[k].scratch))) {
+			snprintf(err, errlen, "emu: out of memory");
+			goto fail;
+		}
 		cfg.cu_fn[k] = emu_cu_fn;
 		cfg.cu_ctx[k] = &e->cu[k];
 		k++;
@@ -423,6 +443,8 @@ fail:
 	if (e->card)
 		sim_card_free(e->card);
 	backend_mem_free(&e->mem);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		backend_cu_scratch_free(&e->cu[i].scratch);
 	pthread_mutex_destroy(&e->mu);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		free(e->list[q]);
