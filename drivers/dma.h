@@ -65,6 +65,9 @@ struct dma_config {
 	double link_bw;		     /* emul: link bandwidth per direction, bytes/s; 0 = Gen4 x16 */
 	int64_t desc_latency_ns;     /* emul: per-descriptor latency, ns; 0 = default, <0 = none */
 	unsigned device_index;	     /* xrt: XRT device index */
+	void *const *bank_mem;	     /* emul: [n_banks] host memory behind each bank (banks[i].size
+					bytes), owned by the caller: the emulated card whose banks
+					the engine fills; NULL = the engine maps its own */
 	const char *xdma_prefix;     /* xdma: device node prefix; NULL = "/dev/xdma0" */
 	size_t staging_bytes;	     /* xdma: aligned staging buffer per channel, bytes (multiple of
 					4096); 0 = 4 MiB */
@@ -118,6 +121,17 @@ struct dma_cpl {
 	uint64_t t_end_ns;	/* modeled: virtual time it finished (0 if untimed) */
 };
 
+/* What a device did since it was opened, over all channels. */
+struct dma_stats {
+	uint64_t xfers;	    /* transfers completed (one completion record and fence each) */
+	uint64_t xfers_bad; /* of them, with a status other than OK */
+	uint64_t descs;	    /* descriptors the engine executed */
+	uint64_t bytes;	    /* bytes moved */
+	uint64_t faults;    /* descriptors an armed countdown fault hit */
+	uint64_t fences;    /* sum over channels of the last completed fence */
+	uint64_t link_ns;   /* modeled: sum over transfers of t_end - t_start, ns (0 if untimed) */
+};
+
 /* Countdown fault kinds (SQLite-style hooks): the Nth descriptor from now misbehaves. */
 enum dma_fault {
 	DMA_FAULT_NONE = 0,  /* disarm */
@@ -151,6 +165,9 @@ unsigned dma_dev_ring_entries(const struct dma_dev *dev);
 /* Host view of card bank memory (emul only: the emulated card reads its banks through this);
  * NULL for other implementations or a bad bank index. */
 void *dma_dev_bank_ptr(struct dma_dev *dev, unsigned bank);
+
+/* Statistics of dev so far (safe while channels run). */
+void dma_dev_stats(struct dma_dev *dev, struct dma_stats *s);
 
 /* Modeled virtual clock of dev: the latest end time of any transfer so far, ns. */
 uint64_t dma_dev_vclock_ns(struct dma_dev *dev);

@@ -21,6 +21,7 @@
 #include "abi_board.h"
 #include "abi_cmd.h"
 #include "board.h"
+#include "dma.h"
 
 #define BACKEND_MAX_LIST 1024u /* most commands in one submitted list (one ring) */
 
@@ -44,6 +45,13 @@ struct backend_stats {
 	uint64_t h2c_ns;       /* modeled link time of those writes, ns */
 	uint64_t c2h_bytes;    /* bytes read back */
 	uint64_t c2h_ns;       /* modeled link time of those reads, ns */
+	uint64_t fills;        /* DMA_FILL commands the card completed without error */
+	uint64_t fill_bytes;   /* their bytes */
+	/* the DMA driver (drivers/dma.h) whose channels carry the card's DMA fills: its engine
+	 * ("emul" on the emulated card; NULL when no driver carries them) and its statistics
+	 * (transfers, fences, errors, bytes; since open) */
+	const char *dma_engine;
+	struct dma_stats dma;
 };
 
 /* Capabilities (backend_caps). */

@@ -1856,6 +1856,33 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			100 * roof / ns);
 }
 
+/* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
+ * fences, errors, bytes; and the DMA_FILL commands the card completed, which it carried. */
+static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
+{
+	if (!s->dma_engine)
+		return;
+	const struct dma_stats *d = &s->dma;
+	if (json) {
+		fprintf(out, ",\"dma_driver\":\"%s\",\"dma_xfers\":%llu,\"dma_xfers_failed\":%llu,"
+			     "\"dma_descs\":%llu,\"dma_bytes\":%llu,\"dma_fences\":%llu,"
+			     "\"dma_faults\":%llu,\"dma_link_ns\":%llu,\"card_fills\":%llu,"
+			     "\"card_fill_bytes\":%llu",
+			s->dma_engine, (unsigned long long)d->xfers,
+			(unsigned long long)d->xfers_bad, (unsigned long long)d->descs,
+			(unsigned long long)d->bytes, (unsigned long long)d->fences,
+			(unsigned long long)d->faults, (unsigned long long)d->link_ns,
+			(unsigned long long)s->fills, (unsigned long long)s->fill_bytes);
+		return;
+	}
+	fprintf(out,
+		"  DMA driver     %s: %llu transfers (%llu failed, %llu faults injected), %llu "
+		"descriptors, %.2f MB, fences to %llu; card fills %llu (%.2f MB)\n",
+		s->dma_engine, (unsigned long long)d->xfers, (unsigned long long)d->xfers_bad,
+		(unsigned long long)d->faults, (unsigned long long)d->descs, d->bytes / 1e6,
+		(unsigned long long)d->fences, (unsigned long long)s->fills, s->fill_bytes / 1e6);
+}
+
 static void ee_stats(struct engine *en, FILE *out, int json)
 {
 	struct ee *e = ee_of(en);
@@ -1879,6 +1906,7 @@ static void ee_stats(struct engine *en, FILE *out, int json)
 			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
 		if (e->xc)
 			ee_xc_stats(e, out, 1, n, card, link);
+		ee_dma_stats(&s, out, 1);
 		ee_whatif_671b(e->be, out, 1);
 		fprintf(out, "}\n");
 		return;
@@ -1896,6 +1924,7 @@ static void ee_stats(struct engine *en, FILE *out, int json)
 		100 * roof / card);
 	if (e->xc)
 		ee_xc_stats(e, out, 0, n, card, link);
+	ee_dma_stats(&s, out, 0);
 	ee_whatif_671b(e->be, out, 0);
 }
 
@@ -1913,8 +1942,11 @@ static int ee_write_profile(struct ee *e)
 	FILE *f = fopen(e->profile, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"},"
-		   "\"traceEvents\":[\n");
+	struct backend_stats s;
+	backend_stats(e->be, &s);
+	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"");
+	ee_dma_stats(&s, f, 1);
+	fprintf(f, "},\"traceEvents\":[\n");
 	for (size_t i = 0; i < e->n_prof; i++) {
 		const struct ee_prof *p = &e->prof[i];
 		fprintf(f, "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
