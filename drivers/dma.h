@@ -1,6 +1,7 @@
 /*
  * dma.h - the expert DMA driver: channels with submission and completion rings, scatter-gather
- * descriptors and 64-bit completion fences, over one of three engines (docs/architecture.md, interfaces):
+ * descriptors and 64-bit completion fences, over one of three engines (docs/architecture.md,
+ * interfaces):
  *   dma_emul_i  the emulated card's engine: card banks are host memory, channels run on worker
  *               threads, link bandwidth and per-descriptor latency are charged on a virtual clock;
  *   dma_xrt_i   a real card through XRT buffer objects (xrtBOSync into a bank, or xrtBOCopy);

@@ -1,9 +1,9 @@
 /*
- * backend_emu.c - backend "emu" (backend.h, backend_impl.h): the emulated card. The card firmware (firmware/fw.c)
- * runs on port/sim (a firmware thread, one worker thread per CU and DMA channel), the CUs are the
- * hls/ kernels called as C (backend_cu_exec), bank memory is lazily backed host memory
- * (backend_mem), and card time is a virtual clock (docs/architecture.md, emulated card and timing
- * model).
+ * backend_emu.c - backend "emu" (backend.h, backend_impl.h): the emulated card. The card
+ * firmware (firmware/fw.c) runs on port/sim (a firmware thread, one worker thread per CU and DMA
+ * channel), the CUs are the hls/ kernels called as C (backend_cu_exec), bank memory is lazily
+ * backed host memory (backend_mem), and card time is a virtual clock (docs/architecture.md,
+ * emulated card and timing model).
  *
  * DMA: the card's DMA channels move their bytes through a channel of the DMA driver
  * (drivers/dma.h, engine emul opened on the card's own bank memory): when card time reaches the
