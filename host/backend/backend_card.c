@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "backend/backend_impl.h"
+#include "dma_board.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
 #include "hls_timing.h"
 #include "hls/mla_attn/mla_attn.h"
@@ -195,6 +196,100 @@ void *backend_mem_phys(struct backend_mem *m, uint64_t phys, uint64_t len)
 		    len <= m->size[i] - (phys - m->phys[i]))
 			return (uint8_t *)m->base[i] + (phys - m->phys[i]);
 	return NULL;
+}
+
+/* --- DMA through the driver ------------------------------------------------------------- */
+
+#define BACKEND_PAT_BYTES (1u << 20)            /* pattern source: one descriptor's length */
+#define BACKEND_DMA_TIMEOUT_NS 10000000000ll   /* host ns a driver transfer may take */
+
+int backend_dma_open(struct backend_dma *d, const struct board_desc *bd,
+		     const struct abi_board *blk, const struct backend_mem *mem, char *err,
+		     size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	d->mem = mem;
+	uint32_t nd = ABI_BOARD_N_DMA(blk->counts);
+	if (!nd)
+		return 0; /* a card without DMA channels runs no fill */
+	struct dma_config cfg;
+	char e2[200] = "";
+	int r = dma_config_from_board(bd, d->banks, ABI_MAX_BANKS, &cfg);
+	if (r) {
+		snprintf(err, errlen, "board %s: no DMA driver configuration (%d)", bd->model, r);
+		return r;
+	}
+	cfg.n_channels = nd;
+	cfg.bank_mem = mem->base;
+	if ((r = dma_dev_open(&dma_emul_i, &cfg, &d->dev, e2, sizeof e2))) {
+		snprintf(err, errlen, "DMA driver: %s", e2);
+		return r;
+	}
+	for (uint32_t i = 0; i < nd; i++) {
+		d->pat[i] = malloc(BACKEND_PAT_BYTES);
+		d->sg[i] = calloc(dma_dev_ring_entries(d->dev), sizeof *d->sg[i]);
+		if (!d->pat[i] || !d->sg[i]) {
+			snprintf(err, errlen, "out of memory");
+			backend_dma_close(d);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void backend_dma_close(struct backend_dma *d)
+{
+	dma_dev_close(d->dev);
+	d->dev = NULL;
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++) {
+		free(d->pat[i]);
+		free(d->sg[i]);
+		d->pat[i] = NULL;
+		d->sg[i] = NULL;
+	}
+}
+
+int backend_dma_fill(struct backend_dma *d, uint32_t chan, uint64_t dst, uint64_t bytes,
+		     const void *src, uint8_t pattern)
+{
+	const struct backend_mem *m = d->mem;
+	uint32_t bank = m->n_banks;
+	for (uint32_t i = 0; i < m->n_banks; i++)
+		if (dst >= m->phys[i] && dst - m->phys[i] < m->size[i])
+			bank = i;
+	if (!d->dev || chan >= dma_dev_n_channels(d->dev) || bank == m->n_banks)
+		return -EINVAL;
+	uint64_t off = dst - m->phys[bank], elem = DMA_REGS_DESC_LEN_MAX & ~4095ull;
+	const uint8_t *s = src;
+	if (!s) {
+		elem = bytes < BACKEND_PAT_BYTES ? bytes : BACKEND_PAT_BYTES;
+		memset(d->pat[chan], pattern, elem);
+		s = d->pat[chan];
+	}
+	unsigned ring = dma_dev_ring_entries(d->dev);
+	struct dma_sg *sg = d->sg[chan];
+	for (uint64_t done = 0; done < bytes;) {
+		unsigned n = 0;
+		for (; done < bytes && n < ring; n++) {
+			uint64_t len = bytes - done < elem ? bytes - done : elem;
+			sg[n] = (struct dma_sg){ .host = (void *)(s + (src ? done : 0)), .bank = bank,
+						 .card_off = off + done, .len = (size_t)len };
+			done += len;
+		}
+		struct dma_xfer x = { .dir = DMA_DIR_H2C, .sg = sg, .n_sg = n, .cookie = dst };
+		int r = dma_copy_sync(d->dev, chan, &x, 0, BACKEND_DMA_TIMEOUT_NS, NULL);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+void backend_dma_stats(struct backend_dma *d, struct backend_stats *s)
+{
+	if (!d->dev)
+		return;
+	s->dma_engine = dma_dev_name(d->dev);
+	dma_dev_stats(d->dev, &s->dma);
 }
 
 /* --- CU side of the compute opcodes ----------------------------------------------------- */

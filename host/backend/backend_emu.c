@@ -28,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 #include "backend/backend_impl.h"
-#include "dma_board.h"
 #include "firmware/port/sim/sim_card.h"
 
 #define EMU_FW_CMD_NS 400u       /* firmware cost per command: ~100 instructions at 250 MHz */
@@ -37,8 +36,6 @@
 #define EMU_LINK_LAT_NS 1000u    /* per host transfer (descriptor + doorbell) */
 #define EMU_QUIET_MS 5.0         /* host ms of silence before time moves with nothing pending */
 #define EMU_STEP_NS 1000000ull   /* card time added then */
-#define EMU_PAT_BYTES (1u << 20) /* pattern source of a PATTERN fill: one descriptor's length */
-#define EMU_DMA_TIMEOUT_NS 10000000000ll /* host ns a driver transfer may take */
 
 #define EMU_RINGS FW_CFG_N_QUEUES /* every ring may have a list in flight */
 
@@ -79,10 +76,7 @@ struct emu {
 	struct emu_list *last;            /* the list last waited for (backend_completions) */
 	struct backend_stats st;          /* totals */
 	uint32_t pcie_mbps;               /* host link, MB/s */
-	struct dma_dev *dma;              /* the DMA driver on the card's banks, NULL = no channels */
-	struct dma_bank dma_banks[ABI_MAX_BANKS]; /* its banks */
-	uint8_t *pat[ABI_MAX_DMA];        /* per channel: pattern source [EMU_PAT_BYTES] */
-	struct dma_sg *sg[ABI_MAX_DMA];   /* per channel: elements of one transfer [ring entries] */
+	struct backend_dma dma;           /* the DMA driver on the card's banks */
 };
 
 static struct emu *emu_of(struct backend *b) { return b->impl; }
@@ -121,85 +115,13 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	return st;
 }
 
-/* The mover of the card's DMA channel chan (sim_dma_fn): the fill as one or more transfers of
- * driver channel chan, each waited for. PATTERN fills read a per-channel buffer of the byte. */
+/* The mover of the card's DMA channel chan (sim_dma_fn): the fill through driver channel chan. */
 static int emu_dma_move(void *ctx, uint32_t chan, const struct fw_dma_desc *d, const void *src,
 			void *dst)
 {
 	struct emu *e = ctx;
 	(void)dst;
-	uint32_t bank = e->mem.n_banks;
-	for (uint32_t i = 0; i < e->mem.n_banks; i++)
-		if (d->dst >= e->mem.phys[i] && d->dst - e->mem.phys[i] < e->mem.size[i])
-			bank = i;
-	if (!e->dma || chan >= dma_dev_n_channels(e->dma) || bank == e->mem.n_banks)
-		return -EINVAL;
-	uint64_t off = d->dst - e->mem.phys[bank], elem = DMA_REGS_DESC_LEN_MAX & ~4095ull;
-	const uint8_t *s = src;
-	if (!s) {
-		elem = d->bytes < EMU_PAT_BYTES ? d->bytes : EMU_PAT_BYTES;
-		memset(e->pat[chan], (int)(d->pattern & 0xFFu), elem);
-		s = e->pat[chan];
-	}
-	unsigned ring = dma_dev_ring_entries(e->dma);
-	struct dma_sg *sg = e->sg[chan];
-	for (uint64_t done = 0; done < d->bytes;) {
-		unsigned n = 0;
-		for (; done < d->bytes && n < ring; n++) {
-			uint64_t len = d->bytes - done < elem ? d->bytes - done : elem;
-			sg[n] = (struct dma_sg){ .host = (void *)(s + (src ? done : 0)), .bank = bank,
-						 .card_off = off + done, .len = (size_t)len };
-			done += len;
-		}
-		struct dma_xfer x = { .dir = DMA_DIR_H2C, .sg = sg, .n_sg = n, .cookie = d->dst };
-		int r = dma_copy_sync(e->dma, chan, &x, 0, EMU_DMA_TIMEOUT_NS, NULL);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-/* Opens the DMA driver on the card's banks: one driver channel per DMA channel of the board. */
-static int emu_dma_open(struct emu *e, const struct board_desc *bd, char *err, size_t errlen)
-{
-	uint32_t nd = ABI_BOARD_N_DMA(e->b.blk.counts);
-	if (!nd)
-		return 0; /* a card without DMA channels runs no fill */
-	struct dma_config cfg;
-	char e2[200] = "";
-	int r = dma_config_from_board(bd, e->dma_banks, ABI_MAX_BANKS, &cfg);
-	if (r) {
-		snprintf(err, errlen, "emu: board %s: no DMA driver configuration (%d)", bd->model,
-			 r);
-		return r;
-	}
-	cfg.n_channels = nd;
-	cfg.bank_mem = e->mem.base;
-	if ((r = dma_dev_open(&dma_emul_i, &cfg, &e->dma, e2, sizeof e2))) {
-		snprintf(err, errlen, "emu: DMA driver: %s", e2);
-		return r;
-	}
-	for (uint32_t i = 0; i < nd; i++) {
-		e->pat[i] = malloc(EMU_PAT_BYTES);
-		e->sg[i] = calloc(dma_dev_ring_entries(e->dma), sizeof *e->sg[i]);
-		if (!e->pat[i] || !e->sg[i]) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-static void emu_dma_close(struct emu *e)
-{
-	dma_dev_close(e->dma);
-	e->dma = NULL;
-	for (uint32_t i = 0; i < ABI_MAX_DMA; i++) {
-		free(e->pat[i]);
-		free(e->sg[i]);
-		e->pat[i] = NULL;
-		e->sg[i] = NULL;
-	}
+	return backend_dma_fill(&e->dma, chan, d->dst, d->bytes, src, (uint8_t)d->pattern);
 }
 
 /* --- memory ---------------------------------------------------------------------------- */
@@ -439,17 +361,14 @@ static void emu_stats(struct backend *b, struct backend_stats *s)
 	const struct abi_telemetry *t = sim_card_telemetry(e->card);
 	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 		s->cu_busy_ns[i] = t->cu_busy_ns[i];
-	if (e->dma) {
-		s->dma_engine = dma_dev_name(e->dma);
-		dma_dev_stats(e->dma, &s->dma);
-	}
+	backend_dma_stats(&e->dma, s);
 }
 
 static int emu_fault(struct backend *b, enum backend_fault f, uint32_t n)
 {
 	struct emu *e = emu_of(b);
-	if (f == BACKEND_FAULT_DMA_ERROR && e->dma) /* a fault of the driver's engine */
-		return dma_dev_fault_set(e->dma, n ? DMA_FAULT_ERROR : DMA_FAULT_NONE, n, 0);
+	if (f == BACKEND_FAULT_DMA_ERROR && e->dma.dev) /* a fault of the driver's engine */
+		return dma_dev_fault_set(e->dma.dev, n ? DMA_FAULT_ERROR : DMA_FAULT_NONE, n, 0);
 	enum sim_fault sf = f == BACKEND_FAULT_DMA_ERROR ? SIM_FAULT_DMA_ERROR
 			    : f == BACKEND_FAULT_CU_HANG ? SIM_FAULT_CU_HANG
 							 : SIM_FAULT_CU_BAD;
@@ -461,7 +380,7 @@ static void emu_close(struct backend *b)
 {
 	struct emu *e = emu_of(b);
 	sim_card_free(e->card);
-	emu_dma_close(e);
+	backend_dma_close(&e->dma);
 	backend_mem_free(&e->mem);
 	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 		backend_cu_scratch_free(&e->cu[i].scratch);
@@ -491,6 +410,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 {
 	*out = NULL;
 	int r = 0;
+	char e2[240] = "";
 	struct emu *e = calloc(1, sizeof *e);
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
@@ -515,11 +435,13 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			 (unsigned long long)bd->mem_bytes);
 		goto fail;
 	}
-	if ((r = emu_dma_open(e, bd, err, errlen)))
+	if ((r = backend_dma_open(&e->dma, bd, &e->b.blk, &e->mem, e2, sizeof e2))) {
+		snprintf(err, errlen, "emu: %s", e2);
 		goto fail;
+	}
 	struct sim_card_config cfg = { .board = &e->b.blk, .ring_log2 = EMU_RING_LOG2,
 				       .dma_latency_ns = 1000, .clock = emu_clock, .clock_ctx = e,
-				       .dma_fn = e->dma ? emu_dma_move : NULL, .dma_ctx = e };
+				       .dma_fn = e->dma.dev ? emu_dma_move : NULL, .dma_ctx = e };
 	for (uint32_t i = 0; i < e->mem.n_banks; i++)
 		cfg.bank_mem[i] = e->mem.base[i];
 	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */
@@ -553,7 +475,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 fail:
 	if (e->card)
 		sim_card_free(e->card);
-	emu_dma_close(e);
+	backend_dma_close(&e->dma);
 	backend_mem_free(&e->mem);
 	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 		backend_cu_scratch_free(&e->cu[i].scratch);

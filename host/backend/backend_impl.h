@@ -75,6 +75,29 @@ void *backend_mem_ptr(struct backend_mem *m, const struct backend_buf *buf, size
 /* Host pointer for card physical range [phys, phys+len) or NULL. */
 void *backend_mem_phys(struct backend_mem *m, uint64_t phys, uint64_t len);
 
+/* The DMA driver (drivers/dma.h, engine emul) on a backend's card memory: it moves the bytes of
+ * every DMA_FILL of the emulated and the reference card, one driver channel per DMA channel of
+ * the board (docs/architecture.md, emulated card and timing model). */
+struct backend_dma {
+	struct dma_dev *dev;                  /* NULL: the board has no DMA channel */
+	const struct backend_mem *mem;        /* the card memory it fills */
+	struct dma_bank banks[ABI_MAX_BANKS]; /* its banks */
+	uint8_t *pat[ABI_MAX_DMA];            /* per channel: source of a PATTERN fill */
+	struct dma_sg *sg[ABI_MAX_DMA];       /* per channel: elements of one transfer */
+};
+int backend_dma_open(struct backend_dma *d, const struct board_desc *bd,
+		     const struct abi_board *blk, const struct backend_mem *mem, char *err,
+		     size_t errlen);
+void backend_dma_close(struct backend_dma *d);
+/* Moves bytes into card physical range [dst, dst + bytes) on channel chan, from host memory src
+ * (a host buffer or the host view of card memory) or, with src NULL, the byte pattern, as driver
+ * transfers that are waited for. Returns 0, or a negative errno (the fill failed). Different
+ * channels may be driven from different threads. */
+int backend_dma_fill(struct backend_dma *d, uint32_t chan, uint64_t dst, uint64_t bytes,
+		     const void *src, uint8_t pattern);
+/* The driver's name and statistics into s (left alone without a driver). */
+void backend_dma_stats(struct backend_dma *d, struct backend_stats *s);
+
 /* Working memory of one CU for the operand reshaping its kernels need (RoPE positions and angle
  * row, MLA's q split into q_lat/q_pe), sized once from the ABI and kernel maxima so that running
  * a command allocates nothing. One per CU thread. */

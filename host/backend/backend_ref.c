@@ -5,6 +5,8 @@
  * definition of docs/numerics.md, so GEMMs are bit-identical to the card, the unquantized ACT_F32
  * mode included) and the vector ops and MLA attention run host reference code in f32 with double
  * reductions and libm (the independent side of the shared op test, host/tests/test_backend_ops.c).
+ * DMA_FILL moves its bytes through the DMA driver (backend_dma: drivers/dma.h, engine emul on
+ * this card's memory, channel 0), as on the emulated card.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +25,7 @@ struct cpu {
 	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* its completions */
 	struct backend_stats st;              /* totals */
 	struct backend_cu_scratch cu;         /* the CU side's working memory */
+	struct backend_dma dma;               /* the DMA driver that does the fills */
 };
 
 static struct cpu *cpu_of(struct backend *b) { return b->impl; }
@@ -201,19 +204,22 @@ static uint32_t cpu_mla(struct cpu *c, const struct fw_cmd *fc)
 static uint32_t cpu_dma(struct cpu *c, const struct fw_cmd *fc)
 {
 	const struct abi_dma_fill *d = &fc->raw.u.dma;
-	uint8_t *dst = backend_mem_phys(&c->mem, PHYS(u.dma.dst), d->bytes);
-	if (!dst)
+	uint64_t dst = PHYS(u.dma.dst);
+	if (!backend_mem_phys(&c->mem, dst, d->bytes))
 		return 0xE0;
-	if (d->flags & ABI_DMA_F_PATTERN) {
-		memset(dst, (int)ABI_DMA_WORD_PATTERN(d->word), d->bytes);
-	} else if (d->flags & ABI_DMA_F_SRC_HOST) {
-		memmove(dst, (const void *)(uintptr_t)d->src, d->bytes);
-	} else {
-		const uint8_t *src = backend_mem_phys(&c->mem, PHYS(u.dma.src), d->bytes);
+	const void *src = NULL;
+	if (d->flags & ABI_DMA_F_SRC_HOST) {
+		src = (const void *)(uintptr_t)d->src;
+	} else if (!(d->flags & ABI_DMA_F_PATTERN)) {
+		src = backend_mem_phys(&c->mem, PHYS(u.dma.src), d->bytes);
 		if (!src)
 			return 0xE1;
-		memmove(dst, src, d->bytes);
 	}
+	if (backend_dma_fill(&c->dma, 0, dst, d->bytes, src,
+			     (uint8_t)ABI_DMA_WORD_PATTERN(d->word)))
+		return 0xE2; /* the driver's transfer failed */
+	c->st.fills++;
+	c->st.fill_bytes += d->bytes;
 	return 0;
 }
 
@@ -286,6 +292,7 @@ static int cpu_supports(struct backend *b, uint32_t op)
 static void cpu_stats(struct backend *b, struct backend_stats *s)
 {
 	*s = cpu_of(b)->st;
+	backend_dma_stats(&cpu_of(b)->dma, s);
 }
 
 static int cpu_fault(struct backend *b, enum backend_fault f, uint32_t n)
@@ -297,6 +304,7 @@ static int cpu_fault(struct backend *b, enum backend_fault f, uint32_t n)
 static void cpu_close(struct backend *b)
 {
 	struct cpu *c = cpu_of(b);
+	backend_dma_close(&c->dma);
 	backend_mem_free(&c->mem);
 	backend_cu_scratch_free(&c->cu);
 	free(c);
@@ -334,7 +342,11 @@ int backend_ref_open(struct backend **out, const struct board_desc *bd, char *er
 		snprintf(err, errlen, "ref backend: cannot map the card's memory");
 	if (!r && (r = backend_cu_scratch_init(&c->cu)))
 		snprintf(err, errlen, "ref backend: out of memory");
+	char e2[240] = "";
+	if (!r && (r = backend_dma_open(&c->dma, bd, &c->b.blk, &c->mem, e2, sizeof e2)))
+		snprintf(err, errlen, "ref backend: %s", e2);
 	if (r) {
+		backend_cu_scratch_free(&c->cu);
 		backend_mem_free(&c->mem);
 		free(c);
 		return r;
