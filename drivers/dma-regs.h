@@ -15,7 +15,7 @@
  * are the engine-level structures under it: physical card addresses (bank base + offset, as the
  * XDMA engine's AXI side sees them) and a 64-bit per-channel fence whose low 32 bits are the
  * firmware's fence value (dma_fence_abi in dma.h). When the firmware's DMA manager drives an engine
- * ring itself, these structs move to firmware/abi/ and this header includes them (issue 7).
+ * ring itself, these structs move to firmware/abi/ and this header includes them.
  */
 #ifndef MOECARD_DMA_REGS_H
 #define MOECARD_DMA_REGS_H

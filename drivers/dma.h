@@ -1,6 +1,7 @@
 /*
  * dma.h - the expert DMA driver: channels with submission and completion rings, scatter-gather
- * descriptors and 64-bit completion fences, over one of three engines (DESIGN.md section 2):
+ * descriptors and 64-bit completion fences, over one of three engines (docs/architecture.md,
+ * interfaces):
  *   dma_emul_i  the emulated card's engine: card banks are host memory, channels run on worker
  *               threads, link bandwidth and per-descriptor latency are charged on a virtual clock;
  *   dma_xrt_i   a real card through XRT buffer objects (xrtBOSync into a bank, or xrtBOCopy);
@@ -30,8 +31,8 @@
 
 /* Effective PCIe link bandwidths, bytes/s per direction, used by the emulated engine (modeled).
  * Raw: Gen3 8 GT/s x16 128b/130b = 15.75 GB/s, Gen4 = 31.5 GB/s; TLP headers at 256-byte payloads
- * and descriptor fetches leave about 12 and 24 GB/s, the figures issue 7 quotes (44 MB in 3.7 and
- * 1.8 ms) and what XDMA designs reach in practice. */
+ * and descriptor fetches leave about 12 and 24 GB/s (one 44 MB expert in 3.7 and 1.8 ms), what
+ * XDMA designs reach in practice. */
 #define DMA_LINK_PCIE_GEN3_X16 12.0e9
 #define DMA_LINK_PCIE_GEN4_X16 24.0e9
 /* Default per-descriptor latency of the emulated engine (descriptor fetch + completion write-back
@@ -65,6 +66,9 @@ struct dma_config {
 	double link_bw;		     /* emul: link bandwidth per direction, bytes/s; 0 = Gen4 x16 */
 	int64_t desc_latency_ns;     /* emul: per-descriptor latency, ns; 0 = default, <0 = none */
 	unsigned device_index;	     /* xrt: XRT device index */
+	void *const *bank_mem;	     /* emul: [n_banks] host memory behind each bank (banks[i].size
+					bytes), owned by the caller: the emulated card whose banks
+					the engine fills; NULL = the engine maps its own */
 	const char *xdma_prefix;     /* xdma: device node prefix; NULL = "/dev/xdma0" */
 	size_t staging_bytes;	     /* xdma: aligned staging buffer per channel, bytes (multiple of
 					4096); 0 = 4 MiB */
@@ -118,6 +122,17 @@ struct dma_cpl {
 	uint64_t t_end_ns;	/* modeled: virtual time it finished (0 if untimed) */
 };
 
+/* What a device did since it was opened, over all channels. */
+struct dma_stats {
+	uint64_t xfers;	    /* transfers completed (one completion record and fence each) */
+	uint64_t xfers_bad; /* of them, with a status other than OK */
+	uint64_t descs;	    /* descriptors the engine executed */
+	uint64_t bytes;	    /* bytes moved */
+	uint64_t faults;    /* descriptors an armed countdown fault hit */
+	uint64_t fences;    /* sum over channels of the last completed fence */
+	uint64_t link_ns;   /* modeled: sum over transfers of t_end - t_start, ns (0 if untimed) */
+};
+
 /* Countdown fault kinds (SQLite-style hooks): the Nth descriptor from now misbehaves. */
 enum dma_fault {
 	DMA_FAULT_NONE = 0,  /* disarm */
@@ -151,6 +166,9 @@ unsigned dma_dev_ring_entries(const struct dma_dev *dev);
 /* Host view of card bank memory (emul only: the emulated card reads its banks through this);
  * NULL for other implementations or a bad bank index. */
 void *dma_dev_bank_ptr(struct dma_dev *dev, unsigned bank);
+
+/* Statistics of dev so far (safe while channels run). */
+void dma_dev_stats(struct dma_dev *dev, struct dma_stats *s);
 
 /* Modeled virtual clock of dev: the latest end time of any transfer so far, ns. */
 uint64_t dma_dev_vclock_ns(struct dma_dev *dev);

@@ -2,7 +2,8 @@
  * dma_bench.c - expert DMA figures (dma_bench.h): one routed expert as a 6-element scatter-gather
  * transfer through the emulated engine, modeled over PCIe Gen3 x16 and Gen4 x16, plus the measured
  * wall-clock throughput of the emulated engine (its worker's host memcpy). Every modeled figure is
- * the engine's virtual clock (DESIGN.md section 4), never wall time.
+ * the engine's virtual clock (docs/architecture.md, emulated card and timing model), never wall
+ * time.
  */
 #include <errno.h>
 #include <stdio.h>

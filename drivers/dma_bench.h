@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes of one routed expert stored as FP8 E4M3 with F32 128x128 block scales (MODEL.md section 2):
- * gate and up [moe_inter, hidden], down [hidden, moe_inter], each with scale_inv
+/* Bytes of one routed expert stored as FP8 E4M3 with F32 128x128 block scales (docs/model.md,
+ * Experts): gate and up [moe_inter, hidden], down [hidden, moe_inter], each with scale_inv
  * [ceil(out/128), ceil(in/128)] f32. DeepSeek-V3 671B (7168, 2048): 44,050,944 bytes. */
 uint64_t dma_bench_expert_bytes(uint32_t hidden, uint32_t moe_inter);
 

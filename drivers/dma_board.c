@@ -1,9 +1,9 @@
 /*
  * dma_board.c - fills a DMA device configuration from a parsed board description (board/board.h):
  * the banks (base, size, bandwidth, name), the channel count, the PCIe link bandwidth and the
- * per-descriptor latency, so the emulated engine charges what the card's dts says (DESIGN.md
- * section 4). Data flow: board/<card>.dts -> board_load -> struct board_desc -> here ->
- * struct dma_config -> dma_dev_open.
+ * per-descriptor latency, so the emulated engine charges what the card's dts says
+ * (docs/architecture.md, emulated card and timing model). Data flow: board/<card>.dts ->
+ * board_load -> struct board_desc -> here -> struct dma_config -> dma_dev_open.
  */
 #include <errno.h>
 #include <string.h>

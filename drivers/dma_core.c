@@ -8,8 +8,9 @@
  * modeled clock (for modeled engines) and asks the implementation to move the bytes; then it writes
  * one completion record per transfer and advances the channel's completed fence.
  *
- * Modeled clock (DESIGN.md section 4): a descriptor becomes ready at max(channel clock, the
- * transfer's not_before_ns), pays the per-descriptor latency, then occupies its direction of the
+ * Modeled clock (docs/architecture.md, emulated card and timing model): a descriptor becomes
+ * ready at max(channel clock, the transfer's not_before_ns), pays the per-descriptor latency,
+ * then occupies its direction of the
  * link (full duplex: H2C and C2H are separate) for len / min(link bw, bank bw). Channels of one
  * direction share the link in the order their workers reach it, so latency of one channel overlaps
  * data of another.
@@ -74,6 +75,7 @@ struct dma_dev {
 	enum dma_fault fault_kind;	      /* armed fault, NONE = off */
 	uint64_t fault_countdown;	      /* descriptors until it fires (1 = next) */
 	int fault_persist;		      /* keep firing once reached */
+	struct dma_stats st;		      /* totals (guarded by mu; fences summed on read) */
 	struct dma_chan ch[DMA_MAX_CHANNELS]; /* [n_ch] */
 };
 
@@ -131,6 +133,16 @@ void *dma_dev_bank_ptr(struct dma_dev *dev, unsigned bank)
 	if (!dev || bank >= dev->cfg.n_banks || !dev->impl->bank_ptr)
 		return NULL;
 	return dev->impl->bank_ptr(dev, bank);
+}
+
+void dma_dev_stats(struct dma_dev *dev, struct dma_stats *s)
+{
+	pthread_mutex_lock(&dev->mu);
+	*s = dev->st;
+	pthread_mutex_unlock(&dev->mu);
+	s->fences = 0;
+	for (unsigned i = 0; i < dev->n_ch; i++)
+		s->fences += dma_fence_completed(dev, i);
 }
 
 uint64_t dma_dev_vclock_ns(struct dma_dev *dev)
@@ -210,6 +222,8 @@ static enum dma_fault fault_take(struct dma_dev *dev)
 				dev->fault_kind = DMA_FAULT_NONE;
 		}
 	}
+	if (k != DMA_FAULT_NONE)
+		dev->st.faults++;
 	pthread_mutex_unlock(&dev->mu);
 	return k;
 }
@@ -308,6 +322,9 @@ static void chan_run_xfer(struct dma_chan *c, uint32_t first, int abort, struct 
 			run.len = op.len / 3;
 		size_t done = 0;
 		int rc = run.len ? dev->impl->xfer(dev, c->idx, &run, &done) : 0;
+		pthread_mutex_lock(&dev->mu);
+		dev->st.descs++;
+		pthread_mutex_unlock(&dev->mu);
 		if (done > run.len)
 			done = run.len;
 		r->bytes += done;
@@ -348,6 +365,12 @@ static void *chan_worker(void *arg)
 
 		struct dma_cpl r;
 		chan_run_xfer(c, first, abort, &r);
+		pthread_mutex_lock(&dev->mu);
+		dev->st.xfers++;
+		dev->st.xfers_bad += r.status != DMA_STATUS_OK;
+		dev->st.bytes += r.bytes;
+		dev->st.link_ns += r.t_end_ns - r.t_start_ns;
+		pthread_mutex_unlock(&dev->mu);
 
 		pthread_mutex_lock(&c->mu);
 		uint8_t *w = c->cq[c->cq_prod & dev->ring_mask];

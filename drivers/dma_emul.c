@@ -1,8 +1,10 @@
 /*
- * dma_emul.c - the emulated card's DMA engine (dma.h, dma_emul_i). Card memory is one anonymous
- * host mapping per bank (reserved lazily, so a 16 GiB HBM bank of a board dts costs nothing until
- * touched); the emulated card (firmware port/sim, backend emu) reads the banks through
- * dma_dev_bank_ptr. Moving bytes is a memcpy on the channel's worker thread; the time the real link
+ * dma_emul.c - the emulated card's DMA engine (dma.h, dma_emul_i). Card memory is the emulated
+ * card's own bank memory when the config gives it (dma_config.bank_mem: backend emu opens this
+ * engine on the banks its firmware and CUs use, so the card's DMA channels move their bytes
+ * here), else one anonymous host mapping per bank (reserved lazily, so a 16 GiB HBM bank of a
+ * board dts costs nothing until touched) that a user reads through dma_dev_bank_ptr.
+ * Moving bytes is a memmove on the channel's worker thread; the time the real link
  * would take is charged by dma_core.c on the modeled clock (link bandwidth, bank bandwidth,
  * per-descriptor latency), and fault injection is the core's countdown hook.
  */
@@ -17,7 +19,7 @@
 struct dma_emul {
 	unsigned n_banks; /* banks mapped */
 	uint8_t **mem;	  /* [n_banks] bank memory, each [banks[i].size] bytes */
-	size_t *len;	  /* [n_banks] mapping lengths, bytes */
+	size_t *len;	  /* [n_banks] mapping lengths, bytes; 0 = the caller's memory */
 };
 
 static void emul_close(struct dma_dev *dev)
@@ -26,7 +28,7 @@ static void emul_close(struct dma_dev *dev)
 	if (!e)
 		return;
 	for (unsigned i = 0; i < e->n_banks; i++)
-		if (e->mem[i])
+		if (e->mem[i] && e->len[i])
 			munmap(e->mem[i], e->len[i]);
 	free(e->mem);
 	free(e->len);
@@ -50,6 +52,16 @@ static int emul_open(struct dma_dev *dev, const struct dma_config *cfg, char *er
 	}
 	for (unsigned i = 0; i < cfg->n_banks; i++) {
 		const struct dma_bank *b = &cfg->banks[i];
+		if (cfg->bank_mem) {
+			if (!cfg->bank_mem[i]) {
+				rc = dma_err_set(err, err_len, -EINVAL,
+						 "emul: config field bank_mem[%u]: NULL", i);
+				goto fail;
+			}
+			e->mem[i] = cfg->bank_mem[i];
+			e->n_banks = i + 1;
+			continue;
+		}
 		if (b->size > SIZE_MAX) {
 			rc = dma_err_set(err, err_len, -ENOMEM,
 					 "emul: bank %u (%s) too large for this host", i,
@@ -75,15 +87,16 @@ fail:
 	return rc;
 }
 
-/* A memcpy between the host and the bank; never fails (validation happened in the core). */
+/* A copy between the host and the bank (memmove: on the emulated card the host side may be
+ * another range of card memory); never fails (validation happened in the core). */
 static int emul_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, size_t *done)
 {
 	struct dma_emul *e = dma_dev_priv(dev);
 	uint8_t *card = e->mem[op->bank] + op->bank_off;
 	if (op->dir == DMA_DIR_H2C)
-		memcpy(card, op->host, op->len);
+		memmove(card, op->host, op->len);
 	else
-		memcpy(op->host, card, op->len);
+		memmove(op->host, card, op->len);
 	*done = op->len;
 	return 0;
 }

@@ -480,6 +480,51 @@ static void test_board_and_abi(void)
 		 "fence wrap rule");
 }
 
+/* Banks given by the caller (the emulated card's memory): the engine moves bytes there and
+ * nowhere else; the statistics count transfers, descriptors, bytes, failures and faults. */
+static void test_bank_mem_and_stats(void)
+{
+	static uint8_t m0[256 << 10], m1[(192 << 10) + 77], m2[320 << 10];
+	void *const mem[3] = {m0, m1, m2};
+	void *const nomem[3] = {m0, NULL, m2};
+	struct dma_config cfg = {.banks = banks3, .n_banks = 3, .n_channels = 2, .bank_mem = mem};
+	struct dma_dev *dev = NULL;
+	char err[256] = "";
+	int rc = dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err));
+	DT_CHECK(rc == 0 && dev, "open emul on caller banks: %d %s", rc, err);
+	if (!dev)
+		return;
+	DT_CHECK(dma_dev_bank_ptr(dev, 1) == m1, "bank 1 is the caller's memory");
+	uint8_t src[3000];
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7 + 1);
+	struct dma_sg sg[2] = {{.host = src, .bank = 1, .card_off = 100, .len = 1000},
+			       {.host = src + 1000, .bank = 2, .card_off = 5, .len = 2000}};
+	struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 2, .cookie = 42};
+	struct dma_cpl cpl;
+	rc = dma_copy_sync(dev, 1, &x, 0, -1, &cpl);
+	DT_CHECK(rc == 0 && cpl.cookie == 42 && !memcmp(m1 + 100, src, 1000) &&
+			 !memcmp(m2 + 5, src + 1000, 2000),
+		 "H2C into the caller's banks: %d", rc);
+	dma_dev_fault_set(dev, DMA_FAULT_ERROR, 1, 0);
+	rc = dma_copy_sync(dev, 0, &x, 0, -1, &cpl);
+	DT_CHECK(rc == -EIO && cpl.status == DMA_STATUS_ERROR, "faulted transfer: %d", rc);
+	struct dma_stats st;
+	dma_dev_stats(dev, &st);
+	DT_CHECK(st.xfers == 2 && st.xfers_bad == 1 && st.descs == 3 && st.faults == 1 &&
+			 st.bytes == 3000 + 1000 / 3 && st.fences == 2 && st.link_ns > 0,
+		 "stats: %llu xfers (%llu bad), %llu descs, %llu bytes, %llu faults, fences %llu",
+		 (unsigned long long)st.xfers, (unsigned long long)st.xfers_bad,
+		 (unsigned long long)st.descs, (unsigned long long)st.bytes,
+		 (unsigned long long)st.faults, (unsigned long long)st.fences);
+	dma_dev_close(dev);
+	cfg.bank_mem = nomem;
+	dev = NULL;
+	rc = dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err));
+	DT_CHECK(rc == -EINVAL && !dev && strstr(err, "bank_mem[1]"),
+		 "a NULL bank is refused naming the field: %d '%s'", rc, err);
+}
+
 int main(void)
 {
 	test_dmatest(4, 0, 150);
@@ -490,6 +535,7 @@ int main(void)
 	test_validation();
 	test_close_busy();
 	test_board_and_abi();
+	test_bank_mem_and_stats();
 	printf("%d passed, %d failed\n", dt_pass, dt_fail);
 	return dt_fail != 0;
 }

@@ -1,10 +1,11 @@
 /*
- * backend_card.c - what the cpu and emu backends (backend.h) share: the board block built from a
- * parsed board tree, card memory (one lazily backed mapping per bank and a bump allocator), and
- * the CU side of every compute opcode: a decoded command's argument words (card physical
- * addresses) turned into a call of the hls/ kernel that the card runs, plus its modeled cycles.
- * Data flow: card_engine.c -> backend_submit -> firmware (emu) or decoder (cpu) -> backend_cu_exec
- * -> fp8_gemm / vec_ops / mla_attn / mla_kv_append.
+ * backend_card.c - what the backends (backend_impl.h) share: the board block built from a parsed
+ * board tree, card memory (one lazily backed mapping per bank and a bump allocator; backend xrt
+ * uses only its addresses), and the CU side of every compute opcode: a decoded command's argument
+ * words (card physical addresses) turned into a call of the hls/ kernel that the card runs, one
+ * function per opcode, plus its modeled cycles (docs/architecture.md, emulated card and timing
+ * model). Data flow: card_engine.c -> backend_submit -> firmware (emu) or decoder (ref) ->
+ * backend_cu_exec -> fp8_gemm / vec_ops / mla_attn / mla_kv_append.
  *
  * Bank reach: a U55C-class HBM subsystem has a switch that lets every AXI master reach every
  * pseudo-channel (Vitis sp=...:HBM[0:31]); the dts lists each CU's home bank per port. The board
@@ -18,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include "backend/backend.h"
+#include "backend/backend_impl.h"
+#include "dma_board.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
 #include "hls_timing.h"
 #include "hls/mla_attn/mla_attn.h"
@@ -196,170 +198,357 @@ void *backend_mem_phys(struct backend_mem *m, uint64_t phys, uint64_t len)
 	return NULL;
 }
 
+/* --- DMA through the driver ------------------------------------------------------------- */
+
+#define BACKEND_PAT_BYTES (1u << 20)            /* pattern source: one descriptor's length */
+#define BACKEND_DMA_TIMEOUT_NS 10000000000ll   /* host ns a driver transfer may take */
+
+int backend_dma_open(struct backend_dma *d, const struct board_desc *bd,
+		     const struct abi_board *blk, const struct backend_mem *mem, char *err,
+		     size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	d->mem = mem;
+	uint32_t nd = ABI_BOARD_N_DMA(blk->counts);
+	if (!nd)
+		return 0; /* a card without DMA channels runs no fill */
+	struct dma_config cfg;
+	char e2[200] = "";
+	int r = dma_config_from_board(bd, d->banks, ABI_MAX_BANKS, &cfg);
+	if (r) {
+		snprintf(err, errlen, "board %s: no DMA driver configuration (%d)", bd->model, r);
+		return r;
+	}
+	cfg.n_channels = nd;
+	cfg.bank_mem = mem->base;
+	if ((r = dma_dev_open(&dma_emul_i, &cfg, &d->dev, e2, sizeof e2))) {
+		snprintf(err, errlen, "DMA driver: %s", e2);
+		return r;
+	}
+	for (uint32_t i = 0; i < nd; i++) {
+		d->pat[i] = malloc(BACKEND_PAT_BYTES);
+		d->sg[i] = calloc(dma_dev_ring_entries(d->dev), sizeof *d->sg[i]);
+		if (!d->pat[i] || !d->sg[i]) {
+			snprintf(err, errlen, "out of memory");
+			backend_dma_close(d);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void backend_dma_close(struct backend_dma *d)
+{
+	dma_dev_close(d->dev);
+	d->dev = NULL;
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++) {
+		free(d->pat[i]);
+		free(d->sg[i]);
+		d->pat[i] = NULL;
+		d->sg[i] = NULL;
+	}
+}
+
+int backend_dma_fill(struct backend_dma *d, uint32_t chan, uint64_t dst, uint64_t bytes,
+		     const void *src, uint8_t pattern)
+{
+	const struct backend_mem *m = d->mem;
+	uint32_t bank = m->n_banks;
+	for (uint32_t i = 0; i < m->n_banks; i++)
+		if (dst >= m->phys[i] && dst - m->phys[i] < m->size[i])
+			bank = i;
+	if (!d->dev || chan >= dma_dev_n_channels(d->dev) || bank == m->n_banks)
+		return -EINVAL;
+	uint64_t off = dst - m->phys[bank], elem = DMA_REGS_DESC_LEN_MAX & ~4095ull;
+	const uint8_t *s = src;
+	if (!s) {
+		elem = bytes < BACKEND_PAT_BYTES ? bytes : BACKEND_PAT_BYTES;
+		memset(d->pat[chan], pattern, elem);
+		s = d->pat[chan];
+	}
+	unsigned ring = dma_dev_ring_entries(d->dev);
+	struct dma_sg *sg = d->sg[chan];
+	for (uint64_t done = 0; done < bytes;) {
+		unsigned n = 0;
+		for (; done < bytes && n < ring; n++) {
+			uint64_t len = bytes - done < elem ? bytes - done : elem;
+			sg[n] = (struct dma_sg){ .host = (void *)(s + (src ? done : 0)), .bank = bank,
+						 .card_off = off + done, .len = (size_t)len };
+			done += len;
+		}
+		struct dma_xfer x = { .dir = DMA_DIR_H2C, .sg = sg, .n_sg = n, .cookie = dst };
+		int r = dma_copy_sync(d->dev, chan, &x, 0, BACKEND_DMA_TIMEOUT_NS, NULL);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+void backend_dma_stats(struct backend_dma *d, struct backend_stats *s)
+{
+	if (!d->dev)
+		return;
+	s->dma_engine = dma_dev_name(d->dev);
+	dma_dev_stats(d->dev, &s->dma);
+}
+
 /* --- CU side of the compute opcodes ----------------------------------------------------- */
+
+int backend_cu_scratch_init(struct backend_cu_scratch *s)
+{
+	/* malloc'd at the maxima but touched only as far as a command needs: large blocks are
+	 * lazily backed mappings */
+	s->pos = malloc(sizeof(*s->pos) * ABI_MAX_DIM);
+	s->row = malloc(sizeof(*s->row) * VEC_MAX_N);
+	s->q_lat = malloc(sizeof(*s->q_lat) * MLA_MAX_H * MLA_MAX_DC);
+	s->q_pe = malloc(sizeof(*s->q_pe) * (MLA_MAX_H * MLA_MAX_DR + 1));
+	if (!s->pos || !s->row || !s->q_lat || !s->q_pe) {
+		backend_cu_scratch_free(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void backend_cu_scratch_free(struct backend_cu_scratch *s)
+{
+	free(s->pos);
+	free(s->row);
+	free(s->q_lat);
+	free(s->q_pe);
+	memset(s, 0, sizeof *s);
+}
+
+/* One command on its way through a CU: operands, scratch, the build the cycles are modeled for. */
+struct cu_call {
+	const uint32_t *args;                                 /* CU argument words */
+	void *(*ptr)(void *ctx, uint64_t phys, uint64_t len); /* physical range -> host */
+	void *ctx;                                            /* its context */
+	struct backend_cu_scratch *s;                         /* the CU's scratch */
+	struct hls_build bld;                                 /* clock and bank bandwidth */
+	int64_t cyc;                                          /* modeled cycles of the run */
+};
 
 static uint64_t arg64(const uint32_t *args, size_t byte_off)
 {
 	return (uint64_t)args[byte_off / 4] | (uint64_t)args[byte_off / 4 + 1] << 32;
 }
 
+/* var = host pointer of operand field (len bytes; NULL when len is 0); an operand that does not
+ * resolve ends the command with status 0xE0 + its operand index. */
 #define CU_PTR(var, type, field, len)                                                         \
 	do {                                                                                   \
-		uint64_t p_ = arg64(args, offsetof(struct abi_cmd, field) - 32);                \
+		uint64_t p_ = arg64(c->args, offsetof(struct abi_cmd, field) - 32);             \
 		uint64_t l_ = (len);                                                           \
-		(var) = (type)(l_ != 0 ? ptr(ctx, p_, l_) : NULL);                              \
+		(var) = (type)(l_ != 0 ? c->ptr(c->ctx, p_, l_) : NULL);                        \
 		if (l_ != 0 && !(var))                                                         \
 			return 0xE0u + (uint32_t)((offsetof(struct abi_cmd, field) - 32) / 8);   \
 	} while (0)
 
 static uint32_t cu_status(int r) { return r < 0 ? (uint32_t)(-r) | 0x100u : 0; }
 
-uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
-			 void *(*ptr)(void *ctx, uint64_t phys, uint64_t len), void *ctx,
-			 uint32_t bw_mbps, uint32_t clk_khz, uint64_t *cycles)
+static int vec_op_of(uint32_t op)
 {
-	struct hls_build bld;
-	hls_build_default(&bld);
-	if (clk_khz)
-		bld.clock_mhz = clk_khz / 1000.0;
-	if (bw_mbps)
-		bld.bank_gbps = bw_mbps / 1000.0;
-	*cycles = 0;
-	int64_t cyc = 0;
-	int r = 0;
-	if (op == ABI_OP_GEMM_FP8) {
-		struct abi_gemm g;
-		memcpy(&g, args, sizeof g);
-		uint64_t M = g.m, N = g.n, K = g.k, kb = (K + 127) / 128, nb = (N + 127) / 128;
-		uint32_t f = g.flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
-		uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1;
-		uint64_t pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
-		const void *a;
-		const float *sa;
-		const uint8_t *w;
-		const float *sw;
-		void *y;
-		CU_PTR(a, const void *, u.gemm.a, M * K * xb);
-		CU_PTR(sa, const float *, u.gemm.sa, !xf ? M * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? M * 4 : 0);
-		CU_PTR(w, const uint8_t *, u.gemm.w, pair * N * K);
-		CU_PTR(sw, const float *, u.gemm.sw, pair * nb * kb * 4);
-		CU_PTR(y, void *, u.gemm.y, M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
-		/* ACT_F32 (with X_F32): a is read as f32 [M][K] and not quantized; the kernel's
-		 * fixed-order f32 block sum makes this bit-identical on every backend */
-		r = fp8_gemm(a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL,
-			     pair == 2 ? sw + nb * kb : NULL, y,
-			     (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
-			     (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f);
-		cyc = fp8_gemm_cycles(&bld, (int)M, (int)N, (int)K, f, NULL);
-	} else if (op >= ABI_OP_RMSNORM && op <= ABI_OP_SOFTMAX) {
-		struct abi_vec v;
-		memcpy(&v, args, sizeof v);
-		uint64_t R = v.rows, C = v.cols, lda = v.lda ? v.lda : C, ldo = v.ldo ? v.ldo : C;
-		uint64_t xl = ((R - 1) * lda + C) * 4, ol = ((R - 1) * ldo + C) * 4;
-		const float *x, *x2, *w, *tab;
-		float *out, *out2;
-		float eps;
-		memcpy(&eps, &v.param_f, 4);
-		int vop = op == ABI_OP_RMSNORM	  ? VEC_OP_RMSNORM
-			  : op == ABI_OP_ROPE	  ? VEC_OP_ROPE
-			  : op == ABI_OP_ACT_QUANT ? VEC_OP_ACT_QUANT
-			  : op == ABI_OP_SILU_MUL  ? VEC_OP_SILU_MUL
-			  : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
-						      : VEC_OP_SOFTMAX;
-		CU_PTR(x, const float *, u.vec.x, xl);
-		CU_PTR(x2, const float *, u.vec.x2,
-		       (op == ABI_OP_SILU_MUL || op == ABI_OP_RESIDUAL_ADD) ? xl : 0);
-		CU_PTR(w, const float *, u.vec.w, op == ABI_OP_RMSNORM ? C * 4 : 0);
-		CU_PTR(tab, const float *, u.vec.tab, op == ABI_OP_ROPE && v.tab ? ((uint64_t)v.param_u + 1) * C * 4 : 0);
-		if (op == ABI_OP_ACT_QUANT) {
-			uint8_t *q;
-			CU_PTR(q, uint8_t *, u.vec.out, R * C);
-			CU_PTR(out2, float *, u.vec.out2, R * ((C + 127) / 128) * 4);
-			r = vec_ops(vop, x, NULL, NULL, q, out2, NULL, (int)R, (int)C, (int)lda, (int)C,
-				    0, 0);
-		} else if (op == ABI_OP_ROPE) {
-			CU_PTR(out, float *, u.vec.out, ol);
-			int32_t *pos = calloc(R, sizeof *pos);
-			float *row = NULL;
-			if (!pos)
-				return cu_status(-ENOMEM);
-			const float *t = tab;
-			if (tab) {
-				for (uint64_t i = 0; i < R; i++)
-					pos[i] = (int32_t)v.param_u;
-			} else {
-				/* plain RoPE of base param_f at position param_u: the CU's angle unit */
-				row = malloc(C * sizeof *row);
-				if (!row) {
-					free(pos);
-					return cu_status(-ENOMEM);
-				}
-				for (uint64_t i = 0; i < C / 2; i++) {
-					double th = (double)v.param_u * pow(eps, -2.0 * (double)i / (double)C);
-					row[2 * i] = (float)cos(th);
-					row[2 * i + 1] = (float)sin(th);
-				}
-				for (uint64_t i = 0; i < R; i++)
-					pos[i] = 0;
-				t = row;
+	return op == ABI_OP_RMSNORM	     ? VEC_OP_RMSNORM
+	       : op == ABI_OP_ROPE	     ? VEC_OP_ROPE
+	       : op == ABI_OP_ACT_QUANT    ? VEC_OP_ACT_QUANT
+	       : op == ABI_OP_SILU_MUL     ? VEC_OP_SILU_MUL
+	       : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
+					   : VEC_OP_SOFTMAX;
+}
+
+static uint32_t cu_gemm(struct cu_call *c, uint32_t op)
+{
+	struct abi_gemm g;
+	(void)op;
+	memcpy(&g, c->args, sizeof g);
+	uint64_t M = g.m, N = g.n, K = g.k, kb = (K + 127) / 128, nb = (N + 127) / 128;
+	uint32_t f = g.flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
+	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1;
+	uint64_t pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
+	const void *a;
+	const float *sa;
+	const uint8_t *w;
+	const float *sw;
+	void *y;
+	CU_PTR(a, const void *, u.gemm.a, M * K * xb);
+	CU_PTR(sa, const float *, u.gemm.sa, !xf ? M * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? M * 4 : 0);
+	CU_PTR(w, const uint8_t *, u.gemm.w, pair * N * K);
+	CU_PTR(sw, const float *, u.gemm.sw, pair * nb * kb * 4);
+	CU_PTR(y, void *, u.gemm.y, M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
+	/* ACT_F32 (with X_F32): a is read as f32 [M][K] and not quantized; the kernel's fixed-order
+	 * f32 block sum makes this bit-identical on every backend */
+	int r = fp8_gemm(a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL,
+			 pair == 2 ? sw + nb * kb : NULL, y,
+			 (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
+			 (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f);
+	c->cyc = fp8_gemm_cycles(&c->bld, (int)M, (int)N, (int)K, f, NULL);
+	return cu_status(r);
+}
+
+/* Operand bytes of a vector command: x-shaped input and output ranges. */
+static void vec_lens(const struct abi_vec *v, uint64_t *xl, uint64_t *ol)
+{
+	uint64_t R = v->rows, C = v->cols, lda = v->lda ? v->lda : C, ldo = v->ldo ? v->ldo : C;
+	*xl = ((R - 1) * lda + C) * 4;
+	*ol = ((R - 1) * ldo + C) * 4;
+}
+
+/* RMSNORM, SILU_MUL, RESIDUAL_ADD, SOFTMAX: out = f(x[, x2 | w]). */
+static uint32_t cu_vec(struct cu_call *c, uint32_t op)
+{
+	struct abi_vec v;
+	memcpy(&v, c->args, sizeof v);
+	uint64_t R = v.rows, C = v.cols, lda = v.lda ? v.lda : C, ldo = v.ldo ? v.ldo : C, xl, ol;
+	vec_lens(&v, &xl, &ol);
+	const float *x, *x2, *w;
+	float *out, eps;
+	memcpy(&eps, &v.param_f, 4);
+	int vop = vec_op_of(op);
+	CU_PTR(x, const float *, u.vec.x, xl);
+	CU_PTR(x2, const float *, u.vec.x2,
+	       (op == ABI_OP_SILU_MUL || op == ABI_OP_RESIDUAL_ADD) ? xl : 0);
+	CU_PTR(w, const float *, u.vec.w, op == ABI_OP_RMSNORM ? C * 4 : 0);
+	CU_PTR(out, float *, u.vec.out, ol);
+	int r = vec_ops(vop, x, op == ABI_OP_RMSNORM ? w : x2, out, NULL, NULL, NULL, (int)R, (int)C,
+			(int)lda, (int)ldo, eps, 0);
+	c->cyc = vec_ops_cycles(&c->bld, vop, (int)R, (int)C, 0, NULL);
+	return cu_status(r);
+}
+
+/* ACT_QUANT: x -> e4m3 q (out) and per-128 block scales (out2). */
+static uint32_t cu_act_quant(struct cu_call *c, uint32_t op)
+{
+	struct abi_vec v;
+	(void)op;
+	memcpy(&v, c->args, sizeof v);
+	uint64_t R = v.rows, C = v.cols, lda = v.lda ? v.lda : C, xl, ol;
+	vec_lens(&v, &xl, &ol);
+	const float *x;
+	uint8_t *q;
+	float *qs;
+	CU_PTR(x, const float *, u.vec.x, xl);
+	CU_PTR(q, uint8_t *, u.vec.out, R * C);
+	CU_PTR(qs, float *, u.vec.out2, R * ((C + 127) / 128) * 4);
+	int r = vec_ops(VEC_OP_ACT_QUANT, x, NULL, NULL, q, qs, NULL, (int)R, (int)C, (int)lda,
+			(int)C, 0, 0);
+	c->cyc = vec_ops_cycles(&c->bld, VEC_OP_ACT_QUANT, (int)R, (int)C, 0, NULL);
+	return cu_status(r);
+}
+
+/* ROPE at position param_u: from the cos/sin table (tab) or, without one, the CU's angle unit
+ * for base param_f. */
+static uint32_t cu_rope(struct cu_call *c, uint32_t op)
+{
+	struct abi_vec v;
+	(void)op;
+	memcpy(&v, c->args, sizeof v);
+	uint64_t R = v.rows, C = v.cols, lda = v.lda ? v.lda : C, ldo = v.ldo ? v.ldo : C, xl, ol;
+	vec_lens(&v, &xl, &ol);
+	const float *x, *tab;
+	float *out, base;
+	memcpy(&base, &v.param_f, 4);
+	CU_PTR(x, const float *, u.vec.x, xl);
+	CU_PTR(tab, const float *, u.vec.tab, v.tab ? ((uint64_t)v.param_u + 1) * C * 4 : 0);
+	CU_PTR(out, float *, u.vec.out, ol);
+	int r = -EINVAL; /* the kernel's answer to a shape beyond its maxima */
+	if (R <= ABI_MAX_DIM && C <= VEC_MAX_N) {
+		int32_t *pos = c->s->pos;
+		const float *t = tab;
+		if (!tab) {
+			float *row = c->s->row;
+			for (uint64_t i = 0; i < C / 2; i++) {
+				double th = (double)v.param_u * pow(base, -2.0 * (double)i / (double)C);
+				row[2 * i] = (float)cos(th);
+				row[2 * i + 1] = (float)sin(th);
 			}
-			if (!r)
-				r = vec_ops(vop, x, t, out, NULL, NULL, pos, (int)R, (int)C, (int)lda,
-					    (int)ldo, 0, 0);
-			free(pos);
-			free(row);
-		} else {
-			CU_PTR(out, float *, u.vec.out, ol);
-			r = vec_ops(vop, x, op == ABI_OP_RMSNORM ? w : x2, out, NULL, NULL, NULL, (int)R,
-				    (int)C, (int)lda, (int)ldo, eps, 0);
+			t = row;
 		}
-		cyc = vec_ops_cycles(&bld, vop, (int)R, (int)C, 0, NULL);
-	} else if (op == ABI_OP_MLA_ATTN) {
-		struct abi_mla m;
-		memcpy(&m, args, sizeof m);
-		uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
-		const float *q;
-		const uint8_t *kv;
-		float *out, scale;
-		memcpy(&scale, &m.scale, 4);
-		CU_PTR(q, const float *, u.mla.q, H * row * 4);
-		CU_PTR(kv, const uint8_t *, u.mla.kv, (uint64_t)m.ctx_cap * row * 4);
-		CU_PTR(out, float *, u.mla.out, H * dc * 4);
+		for (uint64_t i = 0; i < R; i++)
+			pos[i] = tab ? (int32_t)v.param_u : 0;
+		r = vec_ops(VEC_OP_ROPE, x, t, out, NULL, NULL, pos, (int)R, (int)C, (int)lda,
+			    (int)ldo, 0, 0);
+	}
+	c->cyc = vec_ops_cycles(&c->bld, VEC_OP_ROPE, (int)R, (int)C, 0, NULL);
+	return cu_status(r);
+}
+
+static uint32_t cu_mla(struct cu_call *c, uint32_t op)
+{
+	struct abi_mla m;
+	(void)op;
+	memcpy(&m, c->args, sizeof m);
+	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
+	const float *q;
+	const uint8_t *kv;
+	float *out, scale;
+	memcpy(&scale, &m.scale, 4);
+	CU_PTR(q, const float *, u.mla.q, H * row * 4);
+	CU_PTR(kv, const uint8_t *, u.mla.kv, (uint64_t)m.ctx_cap * row * 4);
+	CU_PTR(out, float *, u.mla.out, H * dc * 4);
+	int r = -EINVAL; /* the kernel's answer to a shape beyond its maxima */
+	if (H <= MLA_MAX_H && dc <= MLA_MAX_DC && dr <= MLA_MAX_DR) {
 		/* the kernel's q port reads q_lat [H][dc] and q_pe [H][dr]: split the packed rows */
-		float *ql = malloc(H * dc * sizeof(float)), *qp = malloc((H * dr + 1) * sizeof(float));
-		if (!ql || !qp) {
-			free(ql);
-			free(qp);
-			return cu_status(-ENOMEM);
-		}
+		float *ql = c->s->q_lat, *qp = c->s->q_pe;
 		for (uint64_t h = 0; h < H; h++) {
 			memcpy(ql + h * dc, q + h * row, dc * 4);
 			memcpy(qp + h * dr, q + h * row + dc, dr * 4);
 		}
 		r = mla_attn(ql, dr ? qp : NULL, kv, out, 1, (int)m.n_ctx - 1, (int)H, (int)dc,
 			     (int)dr, MLA_CACHE_F32, scale);
-		free(ql);
-		free(qp);
-		cyc = mla_attn_cycles(&bld, 1, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
-				      MLA_CACHE_F32, NULL);
-	} else if (op == ABI_OP_KV_APPEND) {
-		struct abi_kv_append k;
-		memcpy(&k, args, sizeof k);
-		const float *src;
-		uint8_t *cache;
-		CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
-		CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * k.row * 4);
-		/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
-		int dr = k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC : 0;
-		int dc = (int)k.row - dr;
-		r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr,
-				  MLA_CACHE_F32);
-		cyc = mla_kv_append_cycles(&bld, 1, dc, dr, MLA_CACHE_F32, NULL);
-	} else {
-		return 0x1FFu; /* not a CU opcode */
 	}
-	*cycles = cyc > 0 ? (uint64_t)cyc : 0;
+	c->cyc = mla_attn_cycles(&c->bld, 1, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
+				 MLA_CACHE_F32, NULL);
 	return cu_status(r);
+}
+
+static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
+{
+	struct abi_kv_append k;
+	(void)op;
+	memcpy(&k, c->args, sizeof k);
+	const float *src;
+	uint8_t *cache;
+	CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
+	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * k.row * 4);
+	/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
+	int dr = k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC : 0;
+	int dc = (int)k.row - dr;
+	int r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr,
+			      MLA_CACHE_F32);
+	c->cyc = mla_kv_append_cycles(&c->bld, 1, dc, dr, MLA_CACHE_F32, NULL);
+	return cu_status(r);
+}
+
+/* The CU side of each opcode a CU runs. */
+static uint32_t (*const cu_ops[ABI_OP_COUNT])(struct cu_call *c, uint32_t op) = {
+	[ABI_OP_GEMM_FP8] = cu_gemm,
+	[ABI_OP_RMSNORM] = cu_vec,
+	[ABI_OP_ROPE] = cu_rope,
+	[ABI_OP_ACT_QUANT] = cu_act_quant,
+	[ABI_OP_SILU_MUL] = cu_vec,
+	[ABI_OP_RESIDUAL_ADD] = cu_vec,
+	[ABI_OP_SOFTMAX] = cu_vec,
+	[ABI_OP_MLA_ATTN] = cu_mla,
+	[ABI_OP_KV_APPEND] = cu_kv_append,
+};
+
+uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
+			 void *(*ptr)(void *ctx, uint64_t phys, uint64_t len), void *ctx,
+			 struct backend_cu_scratch *s, uint32_t bw_mbps, uint32_t clk_khz,
+			 uint64_t *cycles)
+{
+	struct cu_call c = { .args = args, .ptr = ptr, .ctx = ctx, .s = s };
+	*cycles = 0;
+	if (op >= ABI_OP_COUNT || !cu_ops[op])
+		return 0x1FFu; /* not a CU opcode */
+	hls_build_default(&c.bld);
+	if (clk_khz)
+		c.bld.clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		c.bld.bank_gbps = bw_mbps / 1000.0;
+	uint32_t st = cu_ops[op](&c, op);
+	*cycles = c.cyc > 0 ? (uint64_t)c.cyc : 0;
+	return st;
 }
 
 int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz)
@@ -382,12 +571,7 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 	case ABI_OP_SILU_MUL:
 	case ABI_OP_RESIDUAL_ADD:
 	case ABI_OP_SOFTMAX: {
-		int vop = op == ABI_OP_RMSNORM	  ? VEC_OP_RMSNORM
-			  : op == ABI_OP_ROPE	  ? VEC_OP_ROPE
-			  : op == ABI_OP_ACT_QUANT ? VEC_OP_ACT_QUANT
-			  : op == ABI_OP_SILU_MUL  ? VEC_OP_SILU_MUL
-			  : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
-						      : VEC_OP_SOFTMAX;
+		int vop = vec_op_of(op);
 		return vec_ops_cycles(&bld, vop, (int)v->rows, (int)v->cols, 0, NULL);
 	}
 	case ABI_OP_MLA_ATTN:

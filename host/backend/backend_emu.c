@@ -1,8 +1,16 @@
 /*
- * backend_emu.c - backend "emu" (backend.h): the emulated card. The card firmware (firmware/fw.c)
- * runs on port/sim (a firmware thread, one worker thread per CU and DMA channel), the CUs are the
- * hls/ kernels called as C (backend_cu_exec), bank memory is lazily backed host memory
- * (backend_mem), and card time is a virtual clock (DESIGN.md section 4).
+ * backend_emu.c - backend "emu" (backend.h, backend_impl.h): the emulated card. The card
+ * firmware (firmware/fw.c) runs on port/sim (a firmware thread, one worker thread per CU and DMA
+ * channel), the CUs are the hls/ kernels called as C (backend_cu_exec), bank memory is lazily
+ * backed host memory (backend_mem), and card time is a virtual clock (docs/architecture.md,
+ * emulated card and timing model).
+ *
+ * DMA: the card's DMA channels move their bytes through a channel of the DMA driver
+ * (drivers/dma.h, engine emul opened on the card's own bank memory): when card time reaches the
+ * end of a transfer the channel's worker submits it as one driver transfer (scatter-gather
+ * elements, a fence, a completion record) and waits for its fence; a driver error fails the fill.
+ * The card's DMA timing stays the sim card's (latency + bytes at the channel's bandwidth), and
+ * BACKEND_FAULT_DMA_ERROR is the driver's countdown fault.
  *
  * Virtual clock: a CU run costs FW dispatch (EMU_FW_CMD_NS per command, the firmware CPU's decode
  * and start) plus the kernel's modeled cycles at the kernel clock; its worker raises ap_done when
@@ -19,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "backend/backend.h"
+#include "backend/backend_impl.h"
 #include "firmware/port/sim/sim_card.h"
 
 #define EMU_FW_CMD_NS 400u       /* firmware cost per command: ~100 instructions at 250 MHz */
@@ -48,6 +56,7 @@ struct emu_cu {
 	struct emu *e;       /* owner */
 	uint32_t blk;        /* register block index */
 	uint32_t bw_mbps;    /* bandwidth of its home bank, MB/s */
+	struct backend_cu_scratch scratch; /* its working memory (backend_cu_exec) */
 };
 
 struct emu {
@@ -67,6 +76,7 @@ struct emu {
 	struct emu_list *last;            /* the list last waited for (backend_completions) */
 	struct backend_stats st;          /* totals */
 	uint32_t pcie_mbps;               /* host link, MB/s */
+	struct backend_dma dma;           /* the DMA driver on the card's banks */
 };
 
 static struct emu *emu_of(struct backend *b) { return b->impl; }
@@ -93,7 +103,8 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	uint64_t t0 = emu_clock(e);
 	pthread_mutex_unlock(&e->mu);
 	uint64_t cyc = 0;
-	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, u->bw_mbps, e->b.blk.cu_clk_khz, &cyc);
+	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
+				      e->b.blk.cu_clk_khz, &cyc);
 	uint64_t lat = EMU_FW_CMD_NS + cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
 	*latency_ns = lat;
 	pthread_mutex_lock(&e->mu);
@@ -102,6 +113,15 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	e->ev++;
 	pthread_mutex_unlock(&e->mu);
 	return st;
+}
+
+/* The mover of the card's DMA channel chan (sim_dma_fn): the fill through driver channel chan. */
+static int emu_dma_move(void *ctx, uint32_t chan, const struct fw_dma_desc *d, const void *src,
+			void *dst)
+{
+	struct emu *e = ctx;
+	(void)dst;
+	return backend_dma_fill(&e->dma, chan, d->dst, d->bytes, src, (uint8_t)d->pattern);
 }
 
 /* --- memory ---------------------------------------------------------------------------- */
@@ -185,6 +205,11 @@ static void emu_take(struct emu *e, const struct abi_cpl *c)
 		if (l->inflight && c->tag < l->n && l->done < l->n) {
 			l->cpl[c->tag] = *c;
 			l->done++;
+			if (ABI_CPL_OP(c->word1) == ABI_OP_DMA_FILL &&
+			    ABI_CPL_STATUS(c->word1) == ABI_ST_OK) {
+				e->st.fills++;
+				e->st.fill_bytes += l->tmp[c->tag].u.dma.bytes;
+			}
 		}
 	}
 	pthread_mutex_lock(&e->mu);
@@ -336,10 +361,14 @@ static void emu_stats(struct backend *b, struct backend_stats *s)
 	const struct abi_telemetry *t = sim_card_telemetry(e->card);
 	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 		s->cu_busy_ns[i] = t->cu_busy_ns[i];
+	backend_dma_stats(&e->dma, s);
 }
 
 static int emu_fault(struct backend *b, enum backend_fault f, uint32_t n)
 {
+	struct emu *e = emu_of(b);
+	if (f == BACKEND_FAULT_DMA_ERROR && e->dma.dev) /* a fault of the driver's engine */
+		return dma_dev_fault_set(e->dma.dev, n ? DMA_FAULT_ERROR : DMA_FAULT_NONE, n, 0);
 	enum sim_fault sf = f == BACKEND_FAULT_DMA_ERROR ? SIM_FAULT_DMA_ERROR
 			    : f == BACKEND_FAULT_CU_HANG ? SIM_FAULT_CU_HANG
 							 : SIM_FAULT_CU_BAD;
@@ -351,7 +380,10 @@ static void emu_close(struct backend *b)
 {
 	struct emu *e = emu_of(b);
 	sim_card_free(e->card);
+	backend_dma_close(&e->dma);
 	backend_mem_free(&e->mem);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		backend_cu_scratch_free(&e->cu[i].scratch);
 	pthread_mutex_destroy(&e->mu);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		free(e->list[q]);
@@ -359,14 +391,26 @@ static void emu_close(struct backend *b)
 }
 
 static const struct backend_i emu_iface = {
-	BACKEND_I_VERSION, "emu", emu_close, emu_alloc, emu_free_buf, emu_write, emu_read,
-	emu_submit, emu_wait, emu_completions, emu_supports, emu_stats, emu_fault,
+	.version = BACKEND_I_VERSION,
+	.name = "emu",
+	.close = emu_close,
+	.buf_alloc = emu_alloc,
+	.buf_free = emu_free_buf,
+	.buf_write = emu_write,
+	.buf_read = emu_read,
+	.submit = emu_submit,
+	.wait = emu_wait,
+	.completions = emu_completions,
+	.supports_op = emu_supports,
+	.stats = emu_stats,
+	.fault_set = emu_fault,
 };
 
 int backend_emu_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)
 {
 	*out = NULL;
 	int r = 0;
+	char e2[240] = "";
 	struct emu *e = calloc(1, sizeof *e);
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
@@ -380,7 +424,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			goto fail;
 		}
 	e->b.iface = &emu_iface;
-	e->b.caps = BACKEND_CAP_RINGS;
+	e->b.caps = BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS;
 	e->b.impl = e;
 	e->b.board = *bd;
 	e->pcie_mbps = bd->pcie_bw_mbps;
@@ -391,8 +435,13 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			 (unsigned long long)bd->mem_bytes);
 		goto fail;
 	}
+	if ((r = backend_dma_open(&e->dma, bd, &e->b.blk, &e->mem, e2, sizeof e2))) {
+		snprintf(err, errlen, "emu: %s", e2);
+		goto fail;
+	}
 	struct sim_card_config cfg = { .board = &e->b.blk, .ring_log2 = EMU_RING_LOG2,
-				       .dma_latency_ns = 1000, .clock = emu_clock, .clock_ctx = e };
+				       .dma_latency_ns = 1000, .clock = emu_clock, .clock_ctx = e,
+				       .dma_fn = e->dma.dev ? emu_dma_move : NULL, .dma_ctx = e };
 	for (uint32_t i = 0; i < e->mem.n_banks; i++)
 		cfg.bank_mem[i] = e->mem.base[i];
 	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */
@@ -404,7 +453,11 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			continue;
 		int p = board_cu_port_find(cu, "gmem_w");
 		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];
-		e->cu[k] = (struct emu_cu){ e, k, bd->bank[bank].bw_mbps };
+		e->cu[k] = (struct emu_cu){ .e = e, .blk = k, .bw_mbps = bd->bank[bank].bw_mbps };
+		if ((r = backend_cu_scratch_init(&e->cu[k].scratch))) {
+			snprintf(err, errlen, "emu: out of memory");
+			goto fail;
+		}
 		cfg.cu_fn[k] = emu_cu_fn;
 		cfg.cu_ctx[k] = &e->cu[k];
 		k++;
@@ -422,7 +475,10 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 fail:
 	if (e->card)
 		sim_card_free(e->card);
+	backend_dma_close(&e->dma);
 	backend_mem_free(&e->mem);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		backend_cu_scratch_free(&e->cu[i].scratch);
 	pthread_mutex_destroy(&e->mu);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		free(e->list[q]);

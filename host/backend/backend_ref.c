@@ -1,19 +1,19 @@
 /*
- * backend_ref.c - backend "ref" (the reference card) (backend.h): runs the same command packets in process, at once,
- * without timing: the firmware's decoder validates each command exactly as on the card, then
- * GEMM_FP8 and KV_APPEND run the hls/ C functions (the DESIGN.md section 3 definition, so GEMMs are
- * bit-identical to the card, the unquantized ACT_F32 mode included) and the vector ops and MLA attention run host reference code in
- * f32 with double reductions and libm (the independent side of the shared op test,
- * host/tests/test_backend_ops.c). Also backend_open(), the dispatch on the backend name.
+ * backend_ref.c - backend "ref", the reference card (backend.h, backend_impl.h): runs the same
+ * command packets in process, at once, without timing: the firmware's decoder validates each
+ * command exactly as on the card, then GEMM_FP8 and KV_APPEND run the hls/ C functions (the
+ * definition of docs/numerics.md, so GEMMs are bit-identical to the card, the unquantized ACT_F32
+ * mode included) and the vector ops and MLA attention run host reference code in f32 with double
+ * reductions and libm (the independent side of the shared op test, host/tests/test_backend_ops.c).
+ * DMA_FILL moves its bytes through the DMA driver (backend_dma: drivers/dma.h, engine emul on
+ * this card's memory, channel 0), as on the emulated card.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include "backend/backend.h"
-#include "backend/backend_xrt.h"
+#include "backend/backend_impl.h"
 #include "e4m3.h"
 #include "firmware/fw.h"
 
@@ -24,6 +24,8 @@ struct cpu {
 	uint32_t n;                           /* commands of the last list */
 	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* its completions */
 	struct backend_stats st;              /* totals */
+	struct backend_cu_scratch cu;         /* the CU side's working memory */
+	struct backend_dma dma;               /* the DMA driver that does the fills */
 };
 
 static struct cpu *cpu_of(struct backend *b) { return b->impl; }
@@ -159,7 +161,7 @@ static uint32_t cpu_vec(struct cpu *c, const struct fw_cmd *fc)
 	return 0;
 }
 
-/* Host reference of MLA_ATTN (absorbed form, MODEL.md section 4) in f32 with double sums. */
+/* Host reference of MLA_ATTN (absorbed form, docs/model.md, Attention) in f32 with double sums. */
 static uint32_t cpu_mla(struct cpu *c, const struct fw_cmd *fc)
 {
 	const struct abi_mla *m = &fc->raw.u.mla;
@@ -202,19 +204,22 @@ static uint32_t cpu_mla(struct cpu *c, const struct fw_cmd *fc)
 static uint32_t cpu_dma(struct cpu *c, const struct fw_cmd *fc)
 {
 	const struct abi_dma_fill *d = &fc->raw.u.dma;
-	uint8_t *dst = backend_mem_phys(&c->mem, PHYS(u.dma.dst), d->bytes);
-	if (!dst)
+	uint64_t dst = PHYS(u.dma.dst);
+	if (!backend_mem_phys(&c->mem, dst, d->bytes))
 		return 0xE0;
-	if (d->flags & ABI_DMA_F_PATTERN) {
-		memset(dst, (int)ABI_DMA_WORD_PATTERN(d->word), d->bytes);
-	} else if (d->flags & ABI_DMA_F_SRC_HOST) {
-		memmove(dst, (const void *)(uintptr_t)d->src, d->bytes);
-	} else {
-		const uint8_t *src = backend_mem_phys(&c->mem, PHYS(u.dma.src), d->bytes);
+	const void *src = NULL;
+	if (d->flags & ABI_DMA_F_SRC_HOST) {
+		src = (const void *)(uintptr_t)d->src;
+	} else if (!(d->flags & ABI_DMA_F_PATTERN)) {
+		src = backend_mem_phys(&c->mem, PHYS(u.dma.src), d->bytes);
 		if (!src)
 			return 0xE1;
-		memmove(dst, src, d->bytes);
 	}
+	if (backend_dma_fill(&c->dma, 0, dst, d->bytes, src,
+			     (uint8_t)ABI_DMA_WORD_PATTERN(d->word)))
+		return 0xE2; /* the driver's transfer failed */
+	c->st.fills++;
+	c->st.fill_bytes += d->bytes;
 	return 0;
 }
 
@@ -234,7 +239,8 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 		if (st == ABI_ST_OK) {
 			uint64_t cyc;
 			if (fc.op == ABI_OP_GEMM_FP8 || fc.op == ABI_OP_KV_APPEND)
-				detail = backend_cu_exec(fc.op, fc.args, cpu_phys, &c->mem, 0, 0, &cyc);
+				detail = backend_cu_exec(fc.op, fc.args, cpu_phys, &c->mem, &c->cu, 0, 0,
+							 &cyc);
 			else if (fc.op >= ABI_OP_RMSNORM && fc.op <= ABI_OP_SOFTMAX)
 				detail = cpu_vec(c, &fc);
 			else if (fc.op == ABI_OP_MLA_ATTN)
@@ -286,6 +292,7 @@ static int cpu_supports(struct backend *b, uint32_t op)
 static void cpu_stats(struct backend *b, struct backend_stats *s)
 {
 	*s = cpu_of(b)->st;
+	backend_dma_stats(&cpu_of(b)->dma, s);
 }
 
 static int cpu_fault(struct backend *b, enum backend_fault f, uint32_t n)
@@ -297,13 +304,26 @@ static int cpu_fault(struct backend *b, enum backend_fault f, uint32_t n)
 static void cpu_close(struct backend *b)
 {
 	struct cpu *c = cpu_of(b);
+	backend_dma_close(&c->dma);
 	backend_mem_free(&c->mem);
+	backend_cu_scratch_free(&c->cu);
 	free(c);
 }
 
 static const struct backend_i cpu_iface = {
-	BACKEND_I_VERSION, "ref", cpu_close, cpu_alloc, cpu_free_buf, cpu_write, cpu_read,
-	cpu_submit, cpu_wait, cpu_completions, cpu_supports, cpu_stats, cpu_fault,
+	.version = BACKEND_I_VERSION,
+	.name = "ref",
+	.close = cpu_close,
+	.buf_alloc = cpu_alloc,
+	.buf_free = cpu_free_buf,
+	.buf_write = cpu_write,
+	.buf_read = cpu_read,
+	.submit = cpu_submit,
+	.wait = cpu_wait,
+	.completions = cpu_completions,
+	.supports_op = cpu_supports,
+	.stats = cpu_stats,
+	.fault_set = cpu_fault,
 };
 
 int backend_ref_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)
@@ -320,49 +340,17 @@ int backend_ref_open(struct backend **out, const struct board_desc *bd, char *er
 	int r = backend_board_block(bd, &c->b.blk, err, errlen);
 	if (!r && (r = backend_mem_init(&c->mem, &c->b.blk)))
 		snprintf(err, errlen, "ref backend: cannot map the card's memory");
+	if (!r && (r = backend_cu_scratch_init(&c->cu)))
+		snprintf(err, errlen, "ref backend: out of memory");
+	char e2[240] = "";
+	if (!r && (r = backend_dma_open(&c->dma, bd, &c->b.blk, &c->mem, e2, sizeof e2)))
+		snprintf(err, errlen, "ref backend: %s", e2);
 	if (r) {
+		backend_cu_scratch_free(&c->cu);
+		backend_mem_free(&c->mem);
 		free(c);
 		return r;
 	}
 	*out = &c->b;
 	return 0;
-}
-
-int backend_open(struct backend **out, const char *name, const char *dtb, char *err,
-		 size_t errlen)
-{
-	struct board_desc bd;
-	char exe_dtb[4096];
-	*out = NULL;
-	if (!dtb)
-		dtb = getenv("MOECARD_BOARD");
-	if (!dtb) {
-		/* the build puts the program in B/ and the board trees in B/board/ */
-		ssize_t n = readlink("/proc/self/exe", exe_dtb, sizeof exe_dtb - 32);
-		char *slash = n > 0 ? memrchr(exe_dtb, '/', (size_t)n) : NULL;
-		if (slash) {
-			strcpy(slash, "/board/emu.dtb");
-			if (access(exe_dtb, R_OK) == 0)
-				dtb = exe_dtb;
-		}
-	}
-	if (!dtb)
-		dtb = "build/board/emu.dtb";
-	int r = board_load(dtb, &bd, err, errlen);
-	if (r)
-		return r < 0 ? r : -EINVAL;
-	if (!strcmp(name, "ref"))
-		return backend_ref_open(out, &bd, err, errlen);
-	if (!strcmp(name, "emu"))
-		return backend_emu_open(out, &bd, err, errlen);
-	if (!strcmp(name, "xrt"))
-		return backend_xrt_open(out, &bd, dtb, NULL, err, errlen);
-	snprintf(err, errlen, "backend %s: not available in this build", name);
-	return -ENODEV;
-}
-
-void backend_close(struct backend *b)
-{
-	if (b)
-		b->iface->close(b);
 }

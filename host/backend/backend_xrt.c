@@ -31,6 +31,7 @@
 
 #include <xrt/xclbin.h>
 
+#include "backend/backend_impl.h"
 #include "backend/backend_xrt.h"
 #include "bitstream/bitstream.h"
 #include "firmware/fw.h"
@@ -1014,8 +1015,19 @@ static void xb_close(struct backend *b)
 }
 
 static const struct backend_i xb_iface = {
-	BACKEND_I_VERSION, "xrt", xb_close, xb_alloc, xb_free_buf, xb_write, xb_read,
-	xb_submit, xb_wait, xb_completions, xb_supports, xb_stats, xb_fault,
+	.version = BACKEND_I_VERSION,
+	.name = "xrt",
+	.close = xb_close,
+	.buf_alloc = xb_alloc,
+	.buf_free = xb_free_buf,
+	.buf_write = xb_write,
+	.buf_read = xb_read,
+	.submit = xb_submit,
+	.wait = xb_wait,
+	.completions = xb_completions,
+	.supports_op = xb_supports,
+	.stats = xb_stats,
+	.fault_set = xb_fault,
 };
 
 /* --- open --------------------------------------------------------------------------------- */
@@ -1216,8 +1228,8 @@ int backend_xrt_open(struct backend **out, const struct board_desc *bd, const ch
 		int r = xrt_dev_noop_setup(dir, err, errlen);
 		if (r)
 			return r;
+		em = "noop"; /* what the setup chose for XRT's runtime */
 	}
-	em = getenv("XCL_EMULATION_MODE");
 	struct xb *x = calloc(1, sizeof *x);
 	if (!x) {
 		snprintf(err, errlen, "out of memory");

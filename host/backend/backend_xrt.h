@@ -13,10 +13,11 @@
  * Buffers: one BO per backend buffer, in the memory group whose MEM_TOPOLOGY tag names the bank
  * ("HBM[3]"), cross-checked against the groups XRT reports for every connected CU argument.
  *
- * Environment: MOECARD_XRT_DEVICE (index or PCIe BDF, default 0), MOECARD_XCLBIN (default
- * <dtb dir>/../bitstream/<dtb name>.xclbin), MOECARD_XRT_MODE (direct|firmware), and
- * MOECARD_XRT_NOOP=1: explicit opt-in to XRT's noop device (kernels do not compute, results are
- * not meaningful) when no XCL_EMULATION_MODE is set.
+ * Options: the xclbin and the device come in struct backend_xrt_opts (backend_open passes those
+ * of struct backend_opts). The environment is the user's fallback: MOECARD_XRT_DEVICE (index or
+ * PCIe BDF, default 0), MOECARD_XCLBIN (default <dtb dir>/../bitstream/<dtb name>.xclbin),
+ * MOECARD_XRT_MODE (direct|firmware), and MOECARD_XRT_NOOP=1: explicit opt-in to XRT's noop
+ * device (kernels do not compute, results are not meaningful) when no XCL_EMULATION_MODE is set.
  */
 #ifndef MOECARD_BACKEND_XRT_H
 #define MOECARD_BACKEND_XRT_H

@@ -585,9 +585,9 @@ static double bench_card_ns(struct engine *m)
 {
 	struct backend *be = card_engine_backend(m);
 	struct backend_stats s;
-	if (!be || strcmp(be->iface->name, "emu"))
+	if (!be || !(backend_caps(be) & BACKEND_CAP_CARD_CLOCK))
 		return 0;
-	be->iface->stats(be, &s);
+	backend_stats(be, &s);
 	return (double)s.busy_ns + (double)s.h2c_ns + (double)s.c2h_ns;
 }
 

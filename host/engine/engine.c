@@ -99,12 +99,9 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 	if (!strcmp(backend, "emu"))
 		return card_engine_open(e, ck, o, x, err, errlen);
 	if (!strcmp(backend, "xrt")) {
-		/* the emu scheduler on backend xrt; backend_xrt.h reads the xclbin from
-		 * MOECARD_XCLBIN */
+		/* the card scheduler on backend xrt (the xclbin goes in the backend options) */
 		struct engine_extra xx = *x;
 		xx.backend = "xrt";
-		if (x->xclbin)
-			setenv("MOECARD_XCLBIN", x->xclbin, 1);
 		return card_engine_open(e, ck, o, &xx, err, errlen);
 	}
 	snprintf(err, errlen, "--backend: unknown backend '%s' (cpu|emu|xrt)", backend);

@@ -409,7 +409,7 @@ static int ee_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, 
  * a barrier waits for everything before it; each command takes the earliest free CU of its kind). */
 static void ee_dry_time(struct ee *e)
 {
-	const struct abi_board *blk = &e->be->blk;
+	const struct abi_board *blk = backend_abi_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = { 0 }, t_fw = 0, t_all = 0;
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
 	uint32_t bw = blk->banks[0].bw_mbps;
@@ -765,7 +765,7 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 	/* detached fills need a second list in flight (emu); MOECARD_EXPERT_SYNC_FILLS=1 keeps
 	 * every fill in ring 0's lists as a backend without it does (the comparison, its tests) */
 	const char *sync = getenv("MOECARD_EXPERT_SYNC_FILLS");
-	xc->async = !e->dry && (e->be->caps & BACKEND_CAP_RINGS) && !(sync && atoi(sync));
+	xc->async = !e->dry && (backend_caps(e->be) & BACKEND_CAP_RINGS) && !(sync && atoi(sync));
 	xc->dl_cmd = xc->async ? calloc(BACKEND_MAX_LIST, sizeof *xc->dl_cmd) : NULL;
 	if (!xc->slot_addr || !xc->hid || !xc->hout || !xc->hres_x || !xc->plog || !xc->ev ||
 	    !xc->key0 || !xc->pend_fid || !xc->pend_fval || (xc->async && !xc->dl_cmd))
@@ -775,7 +775,7 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 		return -errno;
 	}
 	xc->cache.events = xc->events;
-	const struct abi_board *blk = &e->be->blk;
+	const struct abi_board *blk = backend_abi_board(e->be);
 	uint32_t nd = ABI_BOARD_N_DMA(blk->counts);
 	for (uint32_t i = 0; i < nd; i++)
 		if (blk->dma[i].word & ABI_DMA_CAP_H2C) {
@@ -784,7 +784,7 @@ static int ee_xc_init(struct ee *e, const struct engine_extra *x, char *err, siz
 		}
 	if (!xc->n_h2c) {
 		snprintf(err, errlen, "%s: --expert-slots needs a host-to-card DMA channel",
-			 e->be->board.model);
+			 backend_board(e->be)->model);
 		return -EINVAL;
 	}
 	xc->dma_lat_s = 1e-6; /* per descriptor (board dts latency-ns of the emu channels) */
@@ -1108,9 +1108,9 @@ static void ee_xc_drain(struct ee *e)
 	if (!xc->dl_fence)
 		return;
 	struct backend_stats s0, s1;
-	e->be->iface->stats(e->be, &s0);
+	backend_stats(e->be, &s0);
 	int r = ee_xc_dl_collect(e, EE_TIMEOUT_MS);
-	e->be->iface->stats(e->be, &s1);
+	backend_stats(e->be, &s1);
 	xc->drain_ns += (double)(s1.card_ns - s0.card_ns);
 	if (r < 0) {
 		/* the card never finished it: nothing in those slots can be trusted; the list stays
@@ -1640,7 +1640,7 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 	if (pos == 0 && mtp_pos == 0 && e->be) {
 		/* a new sequence (bench after its warm-up): statistics restart */
 		struct backend_stats s;
-		e->be->iface->stats(e->be, &s);
+		backend_stats(e->be, &s);
 		e->subs0 = s.submits;
 		e->cmds0 = s.cmds;
 		e->tokens = 0;
@@ -1843,7 +1843,7 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	double ns, bytes;
 	if (card_engine_whatif(&c, be, 4096, &ns, &bytes))
 		return;
-	double roof = bytes / (be->board.mem_bw_mbps * 1e6) * 1e9;
+	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e9;
 	if (json)
 		fprintf(out, ",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
 			     "\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
@@ -1852,23 +1852,50 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 		fprintf(out, "what-if 671B (61 layers, 256 experts resident, ctx 4096): modeled card "
 			     "%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
 			     "modeled %.1f%% of the roofline\n",
-			ns / 1e6, roof / 1e6, bytes / 1e6, be->board.mem_bw_mbps / 1e3,
+			ns / 1e6, roof / 1e6, bytes / 1e6, backend_board(be)->mem_bw_mbps / 1e3,
 			100 * roof / ns);
+}
+
+/* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
+ * fences, errors, bytes; and the DMA_FILL commands the card completed, which it carried. */
+static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
+{
+	if (!s->dma_engine)
+		return;
+	const struct dma_stats *d = &s->dma;
+	if (json) {
+		fprintf(out, ",\"dma_driver\":\"%s\",\"dma_xfers\":%llu,\"dma_xfers_failed\":%llu,"
+			     "\"dma_descs\":%llu,\"dma_bytes\":%llu,\"dma_fences\":%llu,"
+			     "\"dma_faults\":%llu,\"dma_link_ns\":%llu,\"card_fills\":%llu,"
+			     "\"card_fill_bytes\":%llu",
+			s->dma_engine, (unsigned long long)d->xfers,
+			(unsigned long long)d->xfers_bad, (unsigned long long)d->descs,
+			(unsigned long long)d->bytes, (unsigned long long)d->fences,
+			(unsigned long long)d->faults, (unsigned long long)d->link_ns,
+			(unsigned long long)s->fills, (unsigned long long)s->fill_bytes);
+		return;
+	}
+	fprintf(out,
+		"  DMA driver     %s: %llu transfers (%llu failed, %llu faults injected), %llu "
+		"descriptors, %.2f MB, fences to %llu; card fills %llu (%.2f MB)\n",
+		s->dma_engine, (unsigned long long)d->xfers, (unsigned long long)d->xfers_bad,
+		(unsigned long long)d->faults, (unsigned long long)d->descs, d->bytes / 1e6,
+		(unsigned long long)d->fences, (unsigned long long)s->fills, s->fill_bytes / 1e6);
 }
 
 static void ee_stats(struct engine *en, FILE *out, int json)
 {
 	struct ee *e = ee_of(en);
 	struct backend_stats s;
-	e->be->iface->stats(e->be, &s);
-	if (strcmp(e->be->iface->name, "emu"))
+	backend_stats(e->be, &s);
+	if (!(backend_caps(e->be) & BACKEND_CAP_CARD_CLOCK))
 		return; /* no card clock to report */
 	double n = e->tokens ? (double)e->tokens : 1;
 	double card = (double)(s.busy_ns - e->card0) / n / 1e6;
 	double link = (double)(s.h2c_ns + s.c2h_ns - e->link0) / n / 1e6;
 	double cmds = (double)(s.cmds - e->cmds0) / n, subs = (double)(s.submits - e->subs0) / n;
 	double bytes = ee_decode_bytes(e->c, en->pos / 2, 0);
-	double roof = bytes / (e->be->board.mem_bw_mbps * 1e6) * 1e3; /* ms */
+	double roof = bytes / (backend_board(e->be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
 	if (json) {
 		fprintf(out, "{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"
 			     "\"modeled_link_ms_per_tok\":%.4f,\"cmds_per_tok\":%.1f,"
@@ -1879,6 +1906,7 @@ static void ee_stats(struct engine *en, FILE *out, int json)
 			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
 		if (e->xc)
 			ee_xc_stats(e, out, 1, n, card, link);
+		ee_dma_stats(&s, out, 1);
 		ee_whatif_671b(e->be, out, 1);
 		fprintf(out, "}\n");
 		return;
@@ -1891,11 +1919,12 @@ static void ee_stats(struct engine *en, FILE *out, int json)
 		"  host           %.1f us/token scheduling, %.1f us/token router + lm_head, "
 		"%.3f ms/token wall (emulation included)\n"
 		"  HBM roofline   %.4f ms/token for %.2f MB/token: modeled %.1f%% of it\n",
-		e->be->board.model, (unsigned long long)e->tokens, card, link, cmds, subs,
+		backend_board(e->be)->model, (unsigned long long)e->tokens, card, link, cmds, subs,
 		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, roof, bytes / 1e6,
 		100 * roof / card);
 	if (e->xc)
 		ee_xc_stats(e, out, 0, n, card, link);
+	ee_dma_stats(&s, out, 0);
 	ee_whatif_671b(e->be, out, 0);
 }
 
@@ -1913,8 +1942,11 @@ static int ee_write_profile(struct ee *e)
 	FILE *f = fopen(e->profile, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"},"
-		   "\"traceEvents\":[\n");
+	struct backend_stats s;
+	backend_stats(e->be, &s);
+	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"");
+	ee_dma_stats(&s, f, 1);
+	fprintf(f, "},\"traceEvents\":[\n");
 	for (size_t i = 0; i < e->n_prof; i++) {
 		const struct ee_prof *p = &e->prof[i];
 		fprintf(f, "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
@@ -2009,19 +2041,20 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->act_fp8 = 1;
 	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
 	const char *bn = getenv("MOECARD_SCHED_BACKEND");
-	int r = backend_open(&e->be, x && x->backend ? x->backend : bn && !strcmp(bn, "ref") ? "ref" : "emu", x ? x->board : NULL,
+	struct backend_opts bo = { .board = x ? x->board : NULL, .xclbin = x ? x->xclbin : NULL };
+	int r = backend_open(&e->be, x && x->backend ? x->backend : bn && !strcmp(bn, "ref") ? "ref" : "emu", &bo,
 			     err, errlen);
 	if (r)
 		goto fail;
 	int D = c->hidden_size, H = c->num_attention_heads, k = c->num_experts_per_tok;
 	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, row = kvl + rope;
-	int nb = (int)ABI_BOARD_N_BANKS(e->be->blk.counts);
+	int nb = (int)ABI_BOARD_N_BANKS(backend_abi_board(e->be)->counts);
 	e->n_hbm = 0;
 	for (int i = 0; i < nb; i++)
-		if ((e->be->blk.banks[i].word & 0xFFu) == ABI_BANK_HBM)
+		if ((backend_abi_board(e->be)->banks[i].word & 0xFFu) == ABI_BANK_HBM)
 			e->n_hbm = i + 1;
 	if (e->n_hbm < 2) {
-		snprintf(err, errlen, "%s: the scheduler needs at least 2 HBM banks", e->be->board.model);
+		snprintf(err, errlen, "%s: the scheduler needs at least 2 HBM banks", backend_board(e->be)->model);
 		r = -EINVAL;
 		goto fail;
 	}
@@ -2117,7 +2150,7 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 fail_place:
 	if (!err[0] || r == -ENOMEM)
 		snprintf(err, errlen, "--backend emu: cannot place the model on %s (%s)",
-			 e->be->board.model, strerror(-r));
+			 backend_board(e->be)->model, strerror(-r));
 fail:
 	ee_free(en);
 	en->ops = NULL;

@@ -36,7 +36,7 @@ static int side_open(struct side *s, const char *name, const char *dtb)
 {
 	char err[256];
 	memset(s, 0, sizeof *s);
-	if (backend_open(&s->be, name, dtb, err, sizeof err)) {
+	if (backend_open(&s->be, name, &(struct backend_opts){ .board = dtb }, err, sizeof err)) {
 		printf("%s: %s\n", name, err);
 		return -1;
 	}
@@ -329,7 +329,7 @@ static int act_f32_check(struct side *s)
 			c.u.gemm.flags = ABI_GEMM_F_X_F32 | (q ? 0 : ABI_GEMM_F_ACT_F32);
 			if (run(s, &c)) {
 				printf("FAIL ACT_F32 check on %s: GEMM %dx%dx%d failed\n",
-				       s->be->iface->name, M, N, K);
+				       backend_name(s->be), M, N, K);
 				ok = 0;
 			}
 			backend_buf_read(s->be, s->buf[4], 0, q ? yq : y, (size_t)M * N * 4);
@@ -355,7 +355,7 @@ static int act_f32_check(struct side *s)
 	ok = ok && worst < 1e-6 && worst_q > 1e-4;
 	printf("GEMM_FP8 ACT_F32 on %s vs double over dequantized weights: worst %.3g (limit 1e-06); "
 	       "quantized mode on the same data: least %.3g (must exceed 1e-04) %s\n",
-	       s->be->iface->name, worst, worst_q, ok ? "ok" : "FAIL");
+	       backend_name(s->be), worst, worst_q, ok ? "ok" : "FAIL");
 	return ok;
 }
 
@@ -422,7 +422,7 @@ int main(void)
 				int r = run(s, &c);
 				if (r) {
 					printf("FAIL %s shape %d on %s: %d\n", ops[o].name, sh,
-					       s->be->iface->name, r);
+					       backend_name(s->be), r);
 					ok = 0;
 					continue;
 				}
@@ -514,7 +514,7 @@ int main(void)
 		uint8_t v[1000];
 		backend_buf_read(all[k]->be, all[k]->buf[4], 0, v, sizeof v);
 		int ok = !r && v[0] == 0xC3 && v[999] == 0xC3;
-		printf("NOP/BARRIER/TIMESTAMP/DMA_FILL on %s: %s\n", all[k]->be->iface->name,
+		printf("NOP/BARRIER/TIMESTAMP/DMA_FILL on %s: %s\n", backend_name(all[k]->be),
 		       ok ? "ok" : "FAIL");
 		ok ? n_pass++ : n_fail++;
 	}

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "abi_ring.h"
-#include "backend/backend.h"
+#include "backend/backend_impl.h"
 #include "backend/backend_xrt.h"
 #include "bitstream/bitstream.h"
 #include "backend/xrt_dev.h"
@@ -75,7 +75,8 @@ static void expect_fail(const char *what, const char *dtb, int want, const char 
 {
 	struct backend *b = NULL;
 	char err[512] = "";
-	int rc = backend_open(&b, "xrt", dtb, err, sizeof err);
+	int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
+			      sizeof err);
 	int ok = rc == want && !b && strchr(err, '\n') == NULL && (!n1 || strstr(err, n1)) &&
 		 (!n2 || strstr(err, n2));
 	CHECK(ok, "%s: rc %d (want %d), message '%s' (want '%s'%s%s)", what, rc, want, err,
@@ -127,7 +128,8 @@ static void test_no_card(void)
 	if (pid == 0) {
 		unsetenv("XCL_EMULATION_MODE");
 		struct backend *b = NULL;
-		int rc = backend_open(&b, "xrt", dtb, err, sizeof err);
+		int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
+			      sizeof err);
 		printf("clean failure, no card: %s\n", err);
 		fflush(stdout);
 		_exit(rc == -ENODEV && !b && strstr(err, "cannot open") &&
@@ -310,7 +312,8 @@ static void test_direct(const char *card)
 	char dtb[512], err[512] = "";
 	path_of(dtb, sizeof dtb, "dtb", card);
 	struct backend *b = NULL;
-	int rc = backend_open(&b, "xrt", dtb, err, sizeof err);
+	int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
+			      sizeof err);
 	CHECK(rc == 0 && b, "%s: open on the noop device: %d %s", card, rc, err);
 	if (rc)
 		return;
@@ -496,12 +499,12 @@ static void test_direct(const char *card)
 	rc = rc ? rc : backend_wait(b, fence, 5000);
 	CHECK(rc == 0, "%s: the list after a failed one: %d %s", card, rc, backend_xrt_error(b));
 	struct backend_stats st;
-	b->iface->stats(b, &st);
+	backend_stats(b, &st);
 	CHECK(st.submits == 4 && st.cmds == 3 * n + 4 && st.h2c_bytes > 0 && st.card_ns > 0,
 	      "%s: stats: %llu submits, %llu commands, %llu bytes to the card", card,
 	      (unsigned long long)st.submits, (unsigned long long)st.cmds,
 	      (unsigned long long)st.h2c_bytes);
-	CHECK(b->iface->fault_set(b, BACKEND_FAULT_CU_HANG, 1) == -ENOTSUP,
+	CHECK(backend_fault_set(b, BACKEND_FAULT_CU_HANG, 1) == -ENOTSUP,
 	      "%s: fault injection is not -ENOTSUP", card);
 	/* free in mixed order, then close (which releases what is left) */
 	backend_buf_free(b, s.kv);
@@ -518,16 +521,15 @@ static void test_wrong_xclbin(void)
 	char dtb[512], x[512], err[512] = "";
 	path_of(dtb, sizeof dtb, "dtb", "u55c");
 	path_of(x, sizeof x, "xclbin", "emu");
-	setenv("MOECARD_XCLBIN", x, 1);
 	struct backend *b = NULL;
-	int rc = backend_open(&b, "xrt", dtb, err, sizeof err);
+	struct backend_opts o = { .board = dtb, .xclbin = x };
+	int rc = backend_open(&b, "xrt", &o, err, sizeof err);
 	CHECK(rc < 0 && !b && strstr(err, "emu.xclbin"), "u55c board with emu.xclbin: %d '%s'", rc,
 	      err);
 	if (rc < 0)
 		printf("clean failure, another board's xclbin: %s\n", err);
 	if (b)
 		backend_close(b);
-	unsetenv("MOECARD_XCLBIN");
 }
 
 /* --- 3. firmware mode ------------------------------------------------------------------------ */

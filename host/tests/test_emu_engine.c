@@ -1,5 +1,6 @@
 /*
- * test_emu_engine.c - the emu backend and scheduler as a whole: fence ordering and
+ * test_emu_engine.c - the emu backend and scheduler as a whole: the interface (ops table version
+ * and capabilities), fence ordering and
  * barriers from completion timestamps on the emulated card, fault injection through the whole
  * engine (a CU that reports an error, a CU that hangs until the firmware watchdog resets it, a DMA
  * error: the forward/list fails cleanly and the next one succeeds with the same logits as a clean
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "backend/backend.h"
+#include "backend/backend_impl.h"
 #include "load/ckpt.h"
 #include "engine/engine.h"
 #include "sched/card_engine.h"
@@ -62,7 +63,8 @@ static void test_fences(void)
 {
 	struct backend *be;
 	char err[256];
-	int r = backend_open(&be, "emu", board_path(), err, sizeof err);
+	int r = backend_open(&be, "emu", &(struct backend_opts){ .board = board_path() },
+			 err, sizeof err);
 	CHECK(r == 0, "backend_open emu: %s", err);
 	if (r)
 		return;
@@ -130,7 +132,7 @@ static void test_fences(void)
 	d.u.dma.bytes = 4096;
 	d.u.dma.flags = ABI_DMA_F_PATTERN;
 	d.u.dma.word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0x5A, 0);
-	be->iface->fault_set(be, BACKEND_FAULT_DMA_ERROR, 1);
+	backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, 1);
 	r = backend_submit(be, 0, &d, 1, &f);
 	if (!r)
 		r = backend_wait(be, f, 60000);
@@ -154,11 +156,12 @@ static void test_rings(void)
 {
 	struct backend *be;
 	char err[256];
-	int r = backend_open(&be, "emu", board_path(), err, sizeof err);
+	int r = backend_open(&be, "emu", &(struct backend_opts){ .board = board_path() },
+			 err, sizeof err);
 	CHECK(r == 0, "backend_open emu: %s", err);
 	if (r)
 		return;
-	CHECK(be->caps & BACKEND_CAP_RINGS, "emu has BACKEND_CAP_RINGS");
+	CHECK(backend_caps(be) & BACKEND_CAP_RINGS, "emu has BACKEND_CAP_RINGS");
 	struct backend_buf *buf;
 	CHECK(backend_buf_alloc(be, 0, 1 << 20, 64, &buf) == 0, "alloc");
 	uint64_t base = backend_buf_addr(buf, 0);
@@ -180,9 +183,9 @@ static void test_rings(void)
 	CHECK(r == 0, "submit ring 1: %d", r);
 	CHECK(backend_submit(be, 1, d, 1, &f2) == -EBUSY, "a second list on ring 1 is -EBUSY");
 	struct backend_stats s0, s1;
-	be->iface->stats(be, &s0);
+	backend_stats(be, &s0);
 	r = backend_wait(be, f1, 0);
-	be->iface->stats(be, &s1);
+	backend_stats(be, &s1);
 	CHECK(r == -ETIMEDOUT && s1.card_ns == s0.card_ns,
 	      "poll of a list not run yet: r %d, card time %llu -> %llu", r,
 	      (unsigned long long)s0.card_ns, (unsigned long long)s1.card_ns);
@@ -204,11 +207,12 @@ static void test_rings(void)
 	backend_buf_free(be, buf);
 	backend_close(be);
 	/* the cpu backend keeps one list in flight over all rings */
-	if (backend_open(&be, "ref", board_path(), err, sizeof err)) {
+	if (backend_open(&be, "ref", &(struct backend_opts){ .board = board_path() },
+			 err, sizeof err)) {
 		CHECK(0, "backend_open cpu: %s", err);
 		return;
 	}
-	CHECK(!(be->caps & BACKEND_CAP_RINGS), "cpu has no BACKEND_CAP_RINGS");
+	CHECK(!(backend_caps(be) & BACKEND_CAP_RINGS), "cpu has no BACKEND_CAP_RINGS");
 	backend_close(be);
 }
 
@@ -245,15 +249,15 @@ static void test_engine_faults(const char *dir)
 	r = engine_forward(&e, toks, 3, ref, 0, NULL);
 	CHECK(r == 0, "clean forward: %d", r);
 	struct backend_stats s1, s3;
-	be->iface->stats(be, &s3);
+	backend_stats(be, &s3);
 	/* timing sanity on the real run: the third token (3 positions) costs more than the first */
 	uint64_t t0 = s3.busy_ns;
 	engine_truncate(&e, 0, 0);
 	engine_forward(&e, toks, 1, lg, 0, NULL);
-	be->iface->stats(be, &s1);
+	backend_stats(be, &s1);
 	uint64_t t1 = s1.busy_ns - t0;
 	engine_forward(&e, toks + 1, 2, lg, 0, NULL);
-	be->iface->stats(be, &s3);
+	backend_stats(be, &s3);
 	uint64_t t3 = s3.busy_ns - s1.busy_ns;
 	CHECK(t3 > t1, "modeled time grows with tokens: %llu ns for 1, %llu ns for the next 2",
 	      (unsigned long long)t1, (unsigned long long)t3);
@@ -269,11 +273,11 @@ static void test_engine_faults(const char *dir)
 		       { BACKEND_FAULT_CU_HANG, 40, "CU hang (40th start)" } };
 	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
 		engine_truncate(&e, 0, 0);
-		be->iface->fault_set(be, faults[i].f, faults[i].n);
+		backend_fault_set(be, faults[i].f, faults[i].n);
 		r = engine_forward(&e, toks, 3, lg, 0, NULL);
 		CHECK(r == -EIO, "%s: forward returned %d, want -EIO", faults[i].name, r);
 		CHECK(e.pos == 0, "%s: the failed forward advanced pos to %d", faults[i].name, e.pos);
-		be->iface->fault_set(be, faults[i].f, 0);
+		backend_fault_set(be, faults[i].f, 0);
 		engine_truncate(&e, 0, 0);
 		r = engine_forward(&e, toks, 3, lg, 0, NULL);
 		double d = rel_err(lg, ref, V);
@@ -341,7 +345,7 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 	long recovered = 0;
 	for (uint32_t n = 1; n <= 48; n++) {
 		engine_truncate(&e, 0, 0);
-		be->iface->fault_set(be, BACKEND_FAULT_DMA_ERROR, n);
+		backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, n);
 		r = engine_forward(&e, toks, 4, lg, 0, NULL);
 		long df = detached_failed(&e);
 		if (r == 0) {
@@ -358,7 +362,7 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 			bad++;
 			printf("DMA fault %u: forward returned %d\n", n, r);
 		}
-		be->iface->fault_set(be, BACKEND_FAULT_DMA_ERROR, 0);
+		backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, 0);
 		engine_truncate(&e, 0, 0);
 		r = engine_forward(&e, toks, 4, lg, 0, NULL);
 		if (r || rel_err(lg, ref, V) != 0) {
@@ -385,7 +389,8 @@ static void test_whatif(void)
 {
 	struct backend *be;
 	char err[256];
-	if (backend_open(&be, "ref", board_path(), err, sizeof err)) {
+	if (backend_open(&be, "ref", &(struct backend_opts){ .board = board_path() },
+			 err, sizeof err)) {
 		CHECK(0, "backend_open cpu: %s", err);
 		return;
 	}
@@ -416,6 +421,48 @@ static void test_whatif(void)
 	backend_close(be);
 }
 
+/* The interface: an ops table of another version is refused with a message naming it; the
+ * capabilities say what each backend models. */
+static void test_iface(void)
+{
+	struct backend *be = NULL;
+	char err[256] = "";
+	int r = backend_open(&be, "emu", &(struct backend_opts){ .board = board_path() }, err,
+			     sizeof err);
+	CHECK(r == 0, "backend_open emu: %s", err);
+	if (r)
+		return;
+	CHECK(!strcmp(backend_name(be), "emu"), "name %s", backend_name(be));
+	CHECK((backend_caps(be) & (BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS)) ==
+		      (BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS),
+	      "emu caps %#x", backend_caps(be));
+	CHECK(backend_iface_check(be->iface, err, sizeof err) == 0, "emu table: %s", err);
+	struct backend_i old = *be->iface;
+	old.version = BACKEND_I_VERSION + 1;
+	err[0] = '\0';
+	CHECK(backend_iface_check(&old, err, sizeof err) == -EPROTO && strstr(err, "emu") &&
+		      strstr(err, "version"),
+	      "a table of another version is refused: '%s'", err);
+	old = *be->iface;
+	old.wait = NULL;
+	CHECK(backend_iface_check(&old, err, sizeof err) == -EPROTO && strstr(err, "wait"),
+	      "a table without wait is refused: '%s'", err);
+	backend_close(be);
+	r = backend_open(&be, "ref", &(struct backend_opts){ .board = board_path() }, err,
+			 sizeof err);
+	CHECK(r == 0, "backend_open ref: %s", err);
+	if (!r) {
+		CHECK(!(backend_caps(be) & (BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS)),
+		      "ref caps %#x", backend_caps(be));
+		CHECK(backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, 1) == -ENOTSUP,
+		      "ref has no faults");
+		backend_close(be);
+	}
+	CHECK(backend_open(&be, "nosuch", NULL, err, sizeof err) == -ENODEV && !be &&
+		      strstr(err, "nosuch"),
+	      "unknown backend: '%s'", err);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/moecard-emu-XXXXXX";
@@ -426,6 +473,7 @@ int main(void)
 	char err[512];
 	int r = testckpt_write(dir, "tiny", 3, NULL, 0, err, sizeof err);
 	CHECK(r == 0, "gen tiny: %s", err);
+	test_iface();
 	test_fences();
 	test_rings();
 	if (!r) {

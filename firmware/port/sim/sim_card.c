@@ -346,6 +346,10 @@ static void *sim_dma_main(void *arg)
 		if (fail || !dst || (!src && !(d.flags & ABI_DMA_F_PATTERN))) {
 			m->state = FW_DMA_ERROR;
 			m->detail = SIM_DMA_ERR_CODE;
+		} else if (c->cfg.dma_fn) {
+			int r = c->cfg.dma_fn(c->cfg.dma_ctx, m->chan, &d, src, dst);
+			m->state = r ? FW_DMA_ERROR : FW_DMA_DONE;
+			m->detail = r ? SIM_DMA_ERR_CODE : 0;
 		} else {
 			if (d.flags & ABI_DMA_F_PATTERN)
 				memset(dst, (int)d.pattern, d.bytes);

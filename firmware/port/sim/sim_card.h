@@ -7,6 +7,8 @@
  * emulator drives (call sim_card_kick() after moving it). Fault injection by countdown: the n-th
  * DMA transfer fails, the n-th CU start hangs until reset, or the n-th CU run finishes with an
  * error status (a bad completion).
+ * A DMA channel's bytes move when card time reaches the end of its transfer: through the mover
+ * the instantiator binds (the emulator binds a drivers/dma.h channel), else by a plain copy.
  * The host side talks to the card only through the mailbox: the rings of abi_ring.h, the board
  * block and the telemetry block.
  */
@@ -33,6 +35,15 @@ struct sim_card;
  */
 typedef uint32_t (*sim_cu_fn)(void *ctx, struct sim_card *card, uint32_t op, const uint32_t *args,
 			      uint64_t *latency_ns);
+/*
+ * A DMA channel's mover, called on the channel's worker when card time reaches the end of the
+ * transfer (the card is locked meanwhile: the firmware sees the bytes land at once). d: the
+ * transfer as the firmware started it; src: its source in host memory (the host buffer of a
+ * SRC_HOST fill, or the host view of a card source range), NULL for a PATTERN fill; dst: the host
+ * view of its destination range. Returns 0, or a negative errno: the transfer ends in error.
+ */
+typedef int (*sim_dma_fn)(void *ctx, uint32_t chan, const struct fw_dma_desc *d, const void *src,
+			  void *dst);
 /* Card clock in ns. */
 typedef uint64_t (*sim_clock_fn)(void *ctx);
 
@@ -53,6 +64,8 @@ struct sim_card_config {
 	uint32_t ring_log2;                  /* slots per ring = 2^ring_log2 (0: 6, i.e. 64) */
 	uint32_t ring_start;                 /* initial free-running counter value of every ring */
 	uint64_t dma_latency_ns;             /* fixed cost per DMA transfer (0: 2000 ns) */
+	sim_dma_fn dma_fn;                   /* DMA mover; NULL: the card copies (memmove/memset) */
+	void *dma_ctx;                       /* its context */
 	sim_clock_fn clock;                  /* NULL: CLOCK_MONOTONIC */
 	void *clock_ctx;                     /* its context */
 };
