@@ -161,7 +161,7 @@ static uint32_t cpu_vec(struct cpu *c, const struct fw_cmd *fc)
 	return 0;
 }
 
-/* Host reference of MLA_ATTN (absorbed form, docs/model.md, Attention) in f32 with double sums. */
+/* Host reference of MLA_ATTN (absorbed form, docs/model.md, MLA) in f32 with double sums. */
 static uint32_t cpu_mla(struct cpu *c, const struct fw_cmd *fc)
 {
 	const struct abi_mla *m = &fc->raw.u.mla;

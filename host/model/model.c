@@ -106,7 +106,7 @@ static float qmat_row_dot(const struct kern_isa *isa, const struct qmat *W, int 
 	return acc;
 }
 
-/* ---- RoPE / YaRN (docs/model.md, RoPE and YaRN) -------------------------------------------- */
+/* ---- RoPE / YaRN (docs/model.md, RoPE; YaRN) -------------------------------------------- */
 
 static double yarn_corr_dim(double rot, int d, double base, double L0)
 {
