@@ -13,23 +13,10 @@
 #include <unistd.h>
 #include "load/ckpt.h"
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "engine/engine.h"
 #include "decode/generate.h"
 #include "text/tokenizer.h"
-
-#define CHAT_MAX_STOPS 16
-
-struct chat_args {
-	const char *model, *backend, *act, *system;
-	int n;                 /* most tokens per reply */
-	int ctx;               /* KV capacity in tokens */
-	int threads;
-	int spec;              /* -1 default (mtp when available), 0 none, 1 mtp */
-	int spec_depth;
-	const char *stops[CHAT_MAX_STOPS];
-	int n_stops;
-	struct gen_sampling smp;
-};
 
 static void chat_usage(FILE *f)
 {
@@ -40,83 +27,26 @@ static void chat_usage(FILE *f)
 		   "  stdin: one user turn per line; /reset, /stats, /quit\n");
 }
 
-static int chat_parse(int argc, char **argv, struct chat_args *a)
+static int chat_check(const struct cli_opts *a)
 {
-	memset(a, 0, sizeof *a);
-	a->backend = "cpu";
-	a->n = 256;
-	a->ctx = 4096;
-	a->spec = -1;
-	a->spec_depth = 1;
-	gen_sampling_default(&a->smp);
-	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-			chat_usage(stdout);
-			return 1;
-		}
-		if (!v) {
-			fprintf(stderr, "moecard: chat: %s: missing value or unknown option\n", o);
-			return 2;
-		}
-		int sf = gen_sampling_flag(&a->smp, o, v);
-		i++;
-		if (sf < 0) {
-			fprintf(stderr, "moecard: chat: %s: bad value '%s'\n", o, v);
-			return 2;
-		} else if (sf > 0) {
-			continue;
-		} else if (!strcmp(o, "--model")) {
-			a->model = v;
-		} else if (!strcmp(o, "--backend")) {
-			a->backend = v;
-		} else if (!strcmp(o, "--act")) {
-			a->act = v;
-		} else if (!strcmp(o, "--system")) {
-			a->system = v;
-		} else if (!strcmp(o, "-n")) {
-			a->n = atoi(v);
-		} else if (!strcmp(o, "--ctx")) {
-			a->ctx = atoi(v);
-		} else if (!strcmp(o, "--threads")) {
-			a->threads = atoi(v);
-		} else if (!strcmp(o, "--stop")) {
-			if (a->n_stops == CHAT_MAX_STOPS || !*v) {
-				fprintf(stderr, "moecard: chat: --stop: empty or too many\n");
-				return 2;
-			}
-			a->stops[a->n_stops++] = v;
-		} else if (!strcmp(o, "--spec")) {
-			if (strcmp(v, "mtp") && strcmp(v, "none")) {
-				fprintf(stderr, "moecard: chat: --spec: expected mtp or none, got '%s'\n", v);
-				return 2;
-			}
-			a->spec = !strcmp(v, "mtp");
-		} else if (!strcmp(o, "--spec-depth")) {
-			a->spec_depth = atoi(v);
-			if (a->spec_depth < 1 || a->spec_depth > 6) {
-				fprintf(stderr, "moecard: chat: --spec-depth: expected 1..6, got '%s'\n", v);
-				return 2;
-			}
-		} else {
-			fprintf(stderr, "moecard: chat: unknown option '%s'\n", o);
-			chat_usage(stderr);
-			return 2;
-		}
-	}
-	if (!a->model) {
-		fprintf(stderr, "moecard: chat: --model DIR is required\n");
-		return 2;
-	}
 	if (a->n < 1 || a->ctx < 16) {
 		fprintf(stderr, "moecard: chat: -n must be >= 1 and --ctx >= 16\n");
 		return 2;
 	}
-	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {
-		fprintf(stderr, "moecard: chat: --act: expected fp8 or none, got '%s'\n", a->act);
-		return 2;
-	}
 	return 0;
+}
+
+/* chat takes no flags: every option is followed by its value (cli_opts.h). */
+static const struct cli_cmd chat_cmd = { "chat", CLI_SET_CHAT, 1, chat_usage, chat_check };
+
+/* The options of chat with their defaults: -n 256, --ctx 4096. 0, 1 after --help, 2 on a
+ * usage error. */
+static int chat_parse(int argc, char **argv, struct cli_opts *a)
+{
+	cli_opts_init(a);
+	a->n = 256;
+	a->ctx = 4096;
+	return cli_opts_parse(argc, argv, &chat_cmd, a);
 }
 
 /* Appends the ids of text (no BOS; special tokens in the text stay plain text) to the history. */
@@ -174,7 +104,7 @@ static void chat_stats(const struct gen *g, int turns)
 
 int cli_chat(int argc, char **argv)
 {
-	struct chat_args a;
+	struct cli_opts a;
 	struct ckpt ck;
 	struct engine m;
 	struct gen g;
