@@ -102,6 +102,90 @@ static void chat_stats(const struct gen *g, int turns)
 	fflush(stdout);
 }
 
+/* The tokenizer beside the checkpoint, the checkpoint and the engine with a KV cache of --ctx
+ * tokens. 0, or 1 with the message printed (nothing left open). */
+static int chat_open(const struct cli_opts *a, struct tokenizer **tok, struct ckpt *ck,
+		     struct engine *m)
+{
+	char err[512];
+	if (tokenizer_load(a->model, tok, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	if (ckpt_open(a->model, ck, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		tokenizer_free(*tok);
+		return 1;
+	}
+	struct model_opts o = { 0 };
+	o.act_fp8 = a->act ? !strcmp(a->act, "fp8")
+			   : ck->w.fp8 && ck->cfg.quantization_config.present &&
+				     ck->cfg.quantization_config.dynamic;
+	o.n_threads = a->threads;
+	o.max_seq = a->ctx;
+	o.max_batch = 64;
+	if (engine_open(m, a->backend, ck, &o, NULL, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		ckpt_close(ck);
+		tokenizer_free(*tok);
+		return 1;
+	}
+	return 0;
+}
+
+/* Streams the reply to the turn just appended: at most -n tokens, until EOS, a --stop string or
+ * a full context. The history then ends with EOS, as the template has it. 0 or a negative
+ * errno. */
+static int chat_reply(struct gen *g, struct gen_text *tx, const struct cli_opts *a, int eos)
+{
+	int r, made = 0, done = 0, ids[8], n, ended = 0;
+	if ((r = gen_sync(g)))
+		return r;
+	while (!done) {
+		if (made >= a->n || g->n_hist + g->depth + 2 > a->ctx) /* leave room for the EOS */
+			break;
+		if ((r = gen_step(g, ids, &n)))
+			return r;
+		for (int i = 0; i < n && !done; i++) {
+			made++;
+			if (ids[i] == eos) {
+				ended = 1;
+				done = 1;
+			} else if (gen_text_push(tx, ids[i], stdout) == 1 || made >= a->n) {
+				done = 1;
+			}
+			if (done) /* drop tokens of the step after the end of the reply */
+				gen_rollback(g, g->n_hist - n + i + 1);
+		}
+	}
+	gen_text_finish(tx, stdout);
+	printf("\n");
+	fflush(stdout);
+	if (!ended && (r = gen_append(g, &eos, 1)))
+		return r;
+	return 0;
+}
+
+/* One user turn: only its tokens ("<｜User｜>" + line + "<｜Assistant｜>") are prefilled, the KV
+ * cache holds the rest; then the reply. 0, 1 when the turn does not fit in the context (the
+ * history is left as it was), or a negative errno. */
+static int chat_turn(struct gen *g, struct gen_text *tx, struct tokenizer *tok,
+		     const struct cli_opts *a, int eos, const char *line)
+{
+	int keep = g->n_hist, r;
+	if ((r = chat_add_id(g, tok, "<｜User｜>")) || (r = chat_add_text(g, tok, line)) ||
+	    (r = chat_add_id(g, tok, "<｜Assistant｜>"))) {
+		gen_rollback(g, keep);
+		if (r == -ENOSPC) {
+			printf("[context full: /reset]\n");
+			fflush(stdout);
+			return 1;
+		}
+		return r;
+	}
+	return chat_reply(g, tx, a, eos);
+}
+
 int cli_chat(int argc, char **argv)
 {
 	struct cli_opts a;
@@ -110,33 +194,13 @@ int cli_chat(int argc, char **argv)
 	struct gen g;
 	struct gen_text tx;
 	struct tokenizer *tok = NULL;
-	char err[512], *line = NULL;
+	char *line = NULL;
 	size_t line_cap = 0;
 	int r = chat_parse(argc, argv, &a), rc = 1, turns = 0;
 	if (r)
 		return r == 1 ? 0 : r;
-	if ((r = tokenizer_load(a.model, &tok, err, sizeof err))) {
-		fprintf(stderr, "moecard: %s\n", err);
+	if (chat_open(&a, &tok, &ck, &m))
 		return 1;
-	}
-	if ((r = ckpt_open(a.model, &ck, err, sizeof err))) {
-		fprintf(stderr, "moecard: %s\n", err);
-		tokenizer_free(tok);
-		return 1;
-	}
-	struct model_opts o = { 0 };
-	o.act_fp8 = a.act ? !strcmp(a.act, "fp8")
-			  : ck.w.fp8 && ck.cfg.quantization_config.present &&
-				    ck.cfg.quantization_config.dynamic;
-	o.n_threads = a.threads;
-	o.max_seq = a.ctx;
-	o.max_batch = 64;
-	if ((r = engine_open(&m, a.backend, &ck, &o, NULL, err, sizeof err))) {
-		fprintf(stderr, "moecard: %s\n", err);
-		ckpt_close(&ck);
-		tokenizer_free(tok);
-		return 1;
-	}
 	memset(&g, 0, sizeof g);
 	memset(&tx, 0, sizeof tx);
 	int can = ck.w.mtp && m.ops->mtp_forward;
@@ -186,45 +250,9 @@ int cli_chat(int argc, char **argv)
 			fflush(stdout);
 			continue;
 		}
-		/* the new turn: only these tokens are prefilled, the KV cache holds the rest */
-		int keep = g.n_hist;
-		if ((r = chat_add_id(&g, tok, "<｜User｜>")) || (r = chat_add_text(&g, tok, line)) ||
-		    (r = chat_add_id(&g, tok, "<｜Assistant｜>"))) {
-			gen_rollback(&g, keep);
-			if (r == -ENOSPC) {
-				printf("[context full: /reset]\n");
-				fflush(stdout);
-				continue;
-			}
+		if ((r = chat_turn(&g, &tx, tok, &a, eos, line)) < 0)
 			goto fail;
-		}
-		if ((r = gen_sync(&g)))
-			goto fail;
-		int made = 0, done = 0, ids[8], n, ended = 0;
-		while (!done) {
-			if (made >= a.n || g.n_hist + g.depth + 2 > a.ctx) /* leave room for the EOS */
-				break;
-			if ((r = gen_step(&g, ids, &n)))
-				goto fail;
-			for (int i = 0; i < n && !done; i++) {
-				made++;
-				if (ids[i] == eos) {
-					ended = 1;
-					done = 1;
-				} else if (gen_text_push(&tx, ids[i], stdout) == 1 || made >= a.n) {
-					done = 1;
-				}
-				if (done) /* drop tokens of the step after the end of the reply */
-					gen_rollback(&g, g.n_hist - n + i + 1);
-			}
-		}
-		gen_text_finish(&tx, stdout);
-		printf("\n");
-		fflush(stdout);
-		/* the reply ends with <｜end▁of▁sentence｜> in the history, as the template has it */
-		if (!ended && (r = gen_append(&g, &eos, 1)))
-			goto fail;
-		turns++;
+		turns += r == 0;
 	}
 	rc = 0;
 	goto out;
