@@ -13,23 +13,10 @@
 #include <unistd.h>
 #include "load/ckpt.h"
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "engine/engine.h"
 #include "decode/generate.h"
 #include "text/tokenizer.h"
-
-#define CHAT_MAX_STOPS 16
-
-struct chat_args {
-	const char *model, *backend, *act, *system;
-	int n;                 /* most tokens per reply */
-	int ctx;               /* KV capacity in tokens */
-	int threads;
-	int spec;              /* -1 default (mtp when available), 0 none, 1 mtp */
-	int spec_depth;
-	const char *stops[CHAT_MAX_STOPS];
-	int n_stops;
-	struct gen_sampling smp;
-};
 
 static void chat_usage(FILE *f)
 {
@@ -40,83 +27,26 @@ static void chat_usage(FILE *f)
 		   "  stdin: one user turn per line; /reset, /stats, /quit\n");
 }
 
-static int chat_parse(int argc, char **argv, struct chat_args *a)
+static int chat_check(const struct cli_opts *a)
 {
-	memset(a, 0, sizeof *a);
-	a->backend = "cpu";
-	a->n = 256;
-	a->ctx = 4096;
-	a->spec = -1;
-	a->spec_depth = 1;
-	gen_sampling_default(&a->smp);
-	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-			chat_usage(stdout);
-			return 1;
-		}
-		if (!v) {
-			fprintf(stderr, "moecard: chat: %s: missing value or unknown option\n", o);
-			return 2;
-		}
-		int sf = gen_sampling_flag(&a->smp, o, v);
-		i++;
-		if (sf < 0) {
-			fprintf(stderr, "moecard: chat: %s: bad value '%s'\n", o, v);
-			return 2;
-		} else if (sf > 0) {
-			continue;
-		} else if (!strcmp(o, "--model")) {
-			a->model = v;
-		} else if (!strcmp(o, "--backend")) {
-			a->backend = v;
-		} else if (!strcmp(o, "--act")) {
-			a->act = v;
-		} else if (!strcmp(o, "--system")) {
-			a->system = v;
-		} else if (!strcmp(o, "-n")) {
-			a->n = atoi(v);
-		} else if (!strcmp(o, "--ctx")) {
-			a->ctx = atoi(v);
-		} else if (!strcmp(o, "--threads")) {
-			a->threads = atoi(v);
-		} else if (!strcmp(o, "--stop")) {
-			if (a->n_stops == CHAT_MAX_STOPS || !*v) {
-				fprintf(stderr, "moecard: chat: --stop: empty or too many\n");
-				return 2;
-			}
-			a->stops[a->n_stops++] = v;
-		} else if (!strcmp(o, "--spec")) {
-			if (strcmp(v, "mtp") && strcmp(v, "none")) {
-				fprintf(stderr, "moecard: chat: --spec: expected mtp or none, got '%s'\n", v);
-				return 2;
-			}
-			a->spec = !strcmp(v, "mtp");
-		} else if (!strcmp(o, "--spec-depth")) {
-			a->spec_depth = atoi(v);
-			if (a->spec_depth < 1 || a->spec_depth > 6) {
-				fprintf(stderr, "moecard: chat: --spec-depth: expected 1..6, got '%s'\n", v);
-				return 2;
-			}
-		} else {
-			fprintf(stderr, "moecard: chat: unknown option '%s'\n", o);
-			chat_usage(stderr);
-			return 2;
-		}
-	}
-	if (!a->model) {
-		fprintf(stderr, "moecard: chat: --model DIR is required\n");
-		return 2;
-	}
 	if (a->n < 1 || a->ctx < 16) {
 		fprintf(stderr, "moecard: chat: -n must be >= 1 and --ctx >= 16\n");
 		return 2;
 	}
-	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {
-		fprintf(stderr, "moecard: chat: --act: expected fp8 or none, got '%s'\n", a->act);
-		return 2;
-	}
 	return 0;
+}
+
+/* chat takes no flags: every option is followed by its value (cli_opts.h). */
+static const struct cli_cmd chat_cmd = { "chat", CLI_SET_CHAT, 1, chat_usage, chat_check };
+
+/* The options of chat with their defaults: -n 256, --ctx 4096. 0, 1 after --help, 2 on a
+ * usage error. */
+static int chat_parse(int argc, char **argv, struct cli_opts *a)
+{
+	cli_opts_init(a);
+	a->n = 256;
+	a->ctx = 4096;
+	return cli_opts_parse(argc, argv, &chat_cmd, a);
 }
 
 /* Appends the ids of text (no BOS; special tokens in the text stay plain text) to the history. */
@@ -172,41 +102,105 @@ static void chat_stats(const struct gen *g, int turns)
 	fflush(stdout);
 }
 
+/* The tokenizer beside the checkpoint, the checkpoint and the engine with a KV cache of --ctx
+ * tokens. 0, or 1 with the message printed (nothing left open). */
+static int chat_open(const struct cli_opts *a, struct tokenizer **tok, struct ckpt *ck,
+		     struct engine *m)
+{
+	char err[512];
+	if (tokenizer_load(a->model, tok, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	if (ckpt_open(a->model, ck, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		tokenizer_free(*tok);
+		return 1;
+	}
+	struct model_opts o = { 0 };
+	o.act_fp8 = a->act ? !strcmp(a->act, "fp8")
+			   : ck->w.fp8 && ck->cfg.quantization_config.present &&
+				     ck->cfg.quantization_config.dynamic;
+	o.n_threads = a->threads;
+	o.max_seq = a->ctx;
+	o.max_batch = 64;
+	if (engine_open(m, a->backend, ck, &o, NULL, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		ckpt_close(ck);
+		tokenizer_free(*tok);
+		return 1;
+	}
+	return 0;
+}
+
+/* Streams the reply to the turn just appended: at most -n tokens, until EOS, a --stop string or
+ * a full context. The history then ends with EOS, as the template has it. 0 or a negative
+ * errno. */
+static int chat_reply(struct gen *g, struct gen_text *tx, const struct cli_opts *a, int eos)
+{
+	int r, made = 0, done = 0, ids[8], n, ended = 0;
+	if ((r = gen_sync(g)))
+		return r;
+	while (!done) {
+		if (made >= a->n || g->n_hist + g->depth + 2 > a->ctx) /* leave room for the EOS */
+			break;
+		if ((r = gen_step(g, ids, &n)))
+			return r;
+		for (int i = 0; i < n && !done; i++) {
+			made++;
+			if (ids[i] == eos) {
+				ended = 1;
+				done = 1;
+			} else if (gen_text_push(tx, ids[i], stdout) == 1 || made >= a->n) {
+				done = 1;
+			}
+			if (done) /* drop tokens of the step after the end of the reply */
+				gen_rollback(g, g->n_hist - n + i + 1);
+		}
+	}
+	gen_text_finish(tx, stdout);
+	printf("\n");
+	fflush(stdout);
+	if (!ended && (r = gen_append(g, &eos, 1)))
+		return r;
+	return 0;
+}
+
+/* One user turn: only its tokens ("<｜User｜>" + line + "<｜Assistant｜>") are prefilled, the KV
+ * cache holds the rest; then the reply. 0, 1 when the turn does not fit in the context (the
+ * history is left as it was), or a negative errno. */
+static int chat_turn(struct gen *g, struct gen_text *tx, struct tokenizer *tok,
+		     const struct cli_opts *a, int eos, const char *line)
+{
+	int keep = g->n_hist, r;
+	if ((r = chat_add_id(g, tok, "<｜User｜>")) || (r = chat_add_text(g, tok, line)) ||
+	    (r = chat_add_id(g, tok, "<｜Assistant｜>"))) {
+		gen_rollback(g, keep);
+		if (r == -ENOSPC) {
+			printf("[context full: /reset]\n");
+			fflush(stdout);
+			return 1;
+		}
+		return r;
+	}
+	return chat_reply(g, tx, a, eos);
+}
+
 int cli_chat(int argc, char **argv)
 {
-	struct chat_args a;
+	struct cli_opts a;
 	struct ckpt ck;
 	struct engine m;
 	struct gen g;
 	struct gen_text tx;
 	struct tokenizer *tok = NULL;
-	char err[512], *line = NULL;
+	char *line = NULL;
 	size_t line_cap = 0;
 	int r = chat_parse(argc, argv, &a), rc = 1, turns = 0;
 	if (r)
 		return r == 1 ? 0 : r;
-	if ((r = tokenizer_load(a.model, &tok, err, sizeof err))) {
-		fprintf(stderr, "moecard: %s\n", err);
+	if (chat_open(&a, &tok, &ck, &m))
 		return 1;
-	}
-	if ((r = ckpt_open(a.model, &ck, err, sizeof err))) {
-		fprintf(stderr, "moecard: %s\n", err);
-		tokenizer_free(tok);
-		return 1;
-	}
-	struct model_opts o = { 0 };
-	o.act_fp8 = a.act ? !strcmp(a.act, "fp8")
-			  : ck.w.fp8 && ck.cfg.quantization_config.present &&
-				    ck.cfg.quantization_config.dynamic;
-	o.n_threads = a.threads;
-	o.max_seq = a.ctx;
-	o.max_batch = 64;
-	if ((r = engine_open(&m, a.backend, &ck, &o, NULL, err, sizeof err))) {
-		fprintf(stderr, "moecard: %s\n", err);
-		ckpt_close(&ck);
-		tokenizer_free(tok);
-		return 1;
-	}
 	memset(&g, 0, sizeof g);
 	memset(&tx, 0, sizeof tx);
 	int can = ck.w.mtp && m.ops->mtp_forward;
@@ -256,45 +250,9 @@ int cli_chat(int argc, char **argv)
 			fflush(stdout);
 			continue;
 		}
-		/* the new turn: only these tokens are prefilled, the KV cache holds the rest */
-		int keep = g.n_hist;
-		if ((r = chat_add_id(&g, tok, "<｜User｜>")) || (r = chat_add_text(&g, tok, line)) ||
-		    (r = chat_add_id(&g, tok, "<｜Assistant｜>"))) {
-			gen_rollback(&g, keep);
-			if (r == -ENOSPC) {
-				printf("[context full: /reset]\n");
-				fflush(stdout);
-				continue;
-			}
+		if ((r = chat_turn(&g, &tx, tok, &a, eos, line)) < 0)
 			goto fail;
-		}
-		if ((r = gen_sync(&g)))
-			goto fail;
-		int made = 0, done = 0, ids[8], n, ended = 0;
-		while (!done) {
-			if (made >= a.n || g.n_hist + g.depth + 2 > a.ctx) /* leave room for the EOS */
-				break;
-			if ((r = gen_step(&g, ids, &n)))
-				goto fail;
-			for (int i = 0; i < n && !done; i++) {
-				made++;
-				if (ids[i] == eos) {
-					ended = 1;
-					done = 1;
-				} else if (gen_text_push(&tx, ids[i], stdout) == 1 || made >= a.n) {
-					done = 1;
-				}
-				if (done) /* drop tokens of the step after the end of the reply */
-					gen_rollback(&g, g.n_hist - n + i + 1);
-			}
-		}
-		gen_text_finish(&tx, stdout);
-		printf("\n");
-		fflush(stdout);
-		/* the reply ends with <｜end▁of▁sentence｜> in the history, as the template has it */
-		if (!ended && (r = gen_append(&g, &eos, 1)))
-			goto fail;
-		turns++;
+		turns += r == 0;
 	}
 	rc = 0;
 	goto out;

@@ -1,5 +1,5 @@
 /*
- * cli_run.c - `moecard run` and `moecard bench` (DESIGN.md section 5): loads a checkpoint
+ * cli_run.c - `moecard run` and `moecard bench` (docs/cli.md): loads a checkpoint
  * (ckpt.h), builds the engine (engine.h) on the chosen backend, and generates (generate.h: text
  * in/out through the tokenizer beside the model, or token ids; MTP speculative decoding, spec.h),
  * dumps logits, or measures prefill/decode speed (with --spec mtp: acceptance and speed-up).
@@ -20,23 +20,8 @@
 #include "model/model.h"
 #include "util/npy.h"
 #include "decode/sample.h"
+#include "cli/cli_opts.h"
 #include "text/tokenizer.h"
-
-#define RUN_MAX_STOPS 16
-
-struct run_args {
-	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
-	const char *profile, *expert_trace, *system, *xclbin;
-	int n, threads, ctx, naive, json, prompt_len, gen;
-	int chat;                 /* --chat: wrap the prompt in the DeepSeek-V3 chat format */
-	int stats;                /* --stats: a summary line on stderr */
-	struct engine_extra ex;   /* --expert-* options (expert cache on the card) */
-	int spec;                 /* -1 default (mtp when available), 0 none, 1 mtp */
-	int spec_depth;           /* --spec-depth N (default 1) */
-	const char *stops[RUN_MAX_STOPS]; /* --stop STR... */
-	int n_stops;
-	struct gen_sampling smp;  /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
-};
 
 static double now_s(void)
 {
@@ -45,159 +30,40 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void run_usage(FILE *f, const char *cmd)
+static void run_usage(FILE *f)
 {
-	if (!strcmp(cmd, "bench"))
-		fprintf(f, "usage: moecard bench --model DIR [--backend cpu] [--act fp8|none] "
-			   "[--prompt-len N] [--gen N] [--threads N] [--json]\n"
-			   "         [--spec mtp|none] [--spec-depth N]\n");
-	else
-		fprintf(f,
-			"usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N]\n"
-			"         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
-			"         [--dump-logits F.npy] [--dump-mtp-logits F.npy] [--profile F.json]\n"
-			"         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
-			"         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
-			"         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
-			"         [--expert-trace F]\n"
-			"         [--expert-slots N|P%%|board] [--expert-policy lru|lfu|pin]\n"
-			"         [--expert-prefetch] [--expert-host off|auto|always]\n"
-			"         [--expert-host-gbps G] [--expert-events F.jsonl]\n");
+	fprintf(f,
+		"usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N]\n"
+		"         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
+		"         [--dump-logits F.npy] [--dump-mtp-logits F.npy] [--profile F.json]\n"
+		"         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
+		"         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
+		"         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
+		"         [--expert-trace F]\n"
+		"         [--expert-slots N|P%%|board] [--expert-policy lru|lfu|pin]\n"
+		"         [--expert-prefetch] [--expert-host off|auto|always]\n"
+		"         [--expert-host-gbps G] [--expert-events F.jsonl]\n");
 }
 
-/* Parses options shared by run and bench. Returns 0, or 2 on a usage error (printed). */
-static int parse_args(int argc, char **argv, struct run_args *a, const char *cmd)
+static void bench_usage(FILE *f)
 {
-	memset(a, 0, sizeof *a);
+	fprintf(f, "usage: moecard bench --model DIR [--backend cpu] [--act fp8|none] "
+		   "[--prompt-len N] [--gen N] [--threads N] [--json]\n"
+		   "         [--spec mtp|none] [--spec-depth N]\n");
+}
+
+/* run and bench take the same options (cli_opts.c); bench ignores those it has no use for. */
+static const struct cli_cmd run_cmd = { "run", CLI_SET_RUN, 0, run_usage, NULL };
+static const struct cli_cmd bench_cmd = { "bench", CLI_SET_RUN, 0, bench_usage, NULL };
+
+/* The options of run or bench with their defaults. 0, 1 after --help, 2 on a usage error. */
+static int parse_args(int argc, char **argv, struct cli_opts *a, const struct cli_cmd *cmd)
+{
+	cli_opts_init(a);
 	a->n = 16;
-	a->backend = "cpu";
 	a->prompt_len = 64;
 	a->gen = 32;
-	a->spec = -1;
-	a->spec_depth = 1;
-	gen_sampling_default(&a->smp);
-	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(o, name) && (v ? (i++, 1) : (fprintf(stderr, "moecard: %s: %s needs a value\n", cmd, o), run_usage(stderr, cmd), 0)))
-		int sf = v ? gen_sampling_flag(&a->smp, o, v) : 0;
-		if (sf < 0) {
-			fprintf(stderr, "moecard: %s: %s: bad value '%s'\n", cmd, o, v);
-			return 2;
-		} else if (sf > 0) {
-			i++;
-		} else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-			run_usage(stdout, cmd);
-			exit(0);
-		} else if (!strcmp(o, "--json")) {
-			a->json = 1;
-		} else if (!strcmp(o, "--chat")) {
-			a->chat = 1;
-		} else if (!strcmp(o, "--stats")) {
-			a->stats = 1;
-		} else if (OPT("--model")) {
-			a->model = v;
-		} else if (OPT("--prompt")) {
-			a->prompt = v;
-		} else if (OPT("--system")) {
-			a->system = v;
-		} else if (OPT("--tokens")) {
-			a->tokens = v;
-		} else if (OPT("-n")) {
-			a->n = atoi(v);
-		} else if (OPT("--backend")) {
-			a->backend = v;
-		} else if (OPT("--act")) {
-			a->act = v;
-		} else if (OPT("--board")) {
-			a->board = v;
-		} else if (OPT("--xclbin")) {
-			a->xclbin = v;
-		} else if (OPT("--dump-logits")) {
-			a->dump_logits = v;
-		} else if (OPT("--dump-mtp-logits")) {
-			a->dump_mtp = v;
-		} else if (OPT("--profile")) {
-			a->profile = v;
-		} else if (OPT("--expert-trace")) {
-			a->expert_trace = v;
-		} else if (OPT("--expert-slots")) {
-			char *end;
-			if (!strcmp(v, "board")) {
-				a->ex.expert_slots = -1; /* as many as the card's memory holds */
-				continue;
-			}
-			long n = strtol(v, &end, 10);
-			if (n < 1 || n > 1000000 || (*end && strcmp(end, "%")) ||
-			    (*end && n > 100)) {
-				fprintf(stderr, "moecard: %s: --expert-slots: expected N >= 1, P%% "
-						"(1..100) or board, got '%s'\n", cmd, v);
-				return 2;
-			}
-			if (*end)
-				a->ex.expert_slots_pct = (int)n;
-			else
-				a->ex.expert_slots = (int)n;
-		} else if (OPT("--expert-policy")) {
-			a->ex.expert_policy = v;
-		} else if (!strcmp(o, "--expert-prefetch")) {
-			a->ex.expert_prefetch = 1;
-		} else if (OPT("--expert-host")) {
-			a->ex.expert_host = v;
-		} else if (OPT("--expert-host-gbps")) {
-			a->ex.expert_host_gbps = atof(v);
-		} else if (OPT("--expert-events")) {
-			a->ex.expert_events = v;
-		} else if (OPT("--stop")) {
-			if (a->n_stops == RUN_MAX_STOPS || !*v) {
-				fprintf(stderr, "moecard: %s: --stop: empty or more than %d stop strings\n",
-					cmd, RUN_MAX_STOPS);
-				return 2;
-			}
-			a->stops[a->n_stops++] = v;
-		} else if (OPT("--spec")) {
-			if (strcmp(v, "mtp") && strcmp(v, "none")) {
-				fprintf(stderr, "moecard: %s: --spec: expected mtp or none, got '%s'\n", cmd, v);
-				return 2;
-			}
-			a->spec = !strcmp(v, "mtp");
-		} else if (OPT("--spec-depth")) {
-			a->spec_depth = atoi(v);
-			if (a->spec_depth < 1 || a->spec_depth > 6) {
-				fprintf(stderr, "moecard: %s: --spec-depth: expected 1..6, got '%s'\n", cmd, v);
-				return 2;
-			}
-		} else if (OPT("--threads")) {
-			a->threads = atoi(v);
-		} else if (OPT("--ctx")) {
-			a->ctx = atoi(v);
-		} else if (OPT("--attn")) {
-			if (strcmp(v, "naive") && strcmp(v, "absorbed")) {
-				fprintf(stderr, "moecard: %s: --attn: expected absorbed or naive, got '%s'\n", cmd, v);
-				return 2;
-			}
-			a->naive = !strcmp(v, "naive");
-		} else if (OPT("--prompt-len")) {
-			a->prompt_len = atoi(v);
-		} else if (OPT("--gen")) {
-			a->gen = atoi(v);
-		} else {
-			if (v || strncmp(o, "-", 1))
-				fprintf(stderr, "moecard: %s: unknown option '%s'\n", cmd, o);
-			run_usage(stderr, cmd);
-			return 2;
-		}
-#undef OPT
-	}
-	if (!a->model) {
-		fprintf(stderr, "moecard: %s: --model DIR is required\n", cmd);
-		return 2;
-	}
-	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {
-		fprintf(stderr, "moecard: %s: --act: expected fp8 or none, got '%s'\n", cmd, a->act);
-		return 2;
-	}
-	return 0;
+	return cli_opts_parse(argc, argv, cmd, a);
 }
 
 /* Parses "1,2,3" into a malloc'd array. Returns count, or -1 with a message. */
@@ -263,7 +129,7 @@ static void load_with_progress(const struct ckpt *ck)
 
 /* --expert-trace writer (expert_trace.h), closed by close_trace before engine_free. */
 static struct expert_trace_writer *run_xt;
-static int close_trace(const struct run_args *a, int rc)
+static int close_trace(const struct cli_opts *a, int rc)
 {
 	int r = expert_trace_detach(run_xt);
 	if (r) {
@@ -276,7 +142,7 @@ static int close_trace(const struct run_args *a, int rc)
 }
 
 /* Loads the checkpoint and builds the engine; prints the error and returns 1 on failure. */
-static int open_model(const struct run_args *a, struct ckpt *ck, struct engine *m, int need_seq,
+static int open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
 		      int batch)
 {
 	char err[512];
@@ -333,7 +199,7 @@ static int fail_fwd(int r)
 
 /* The speculation depth a run uses: --spec none -> 0; default -> --spec-depth when the
  * checkpoint has an MTP layer and the engine runs it, else 0; --spec mtp without MTP -> error. */
-static int spec_depth_for(const struct run_args *a, const struct engine *m, const char *cmd)
+static int spec_depth_for(const struct cli_opts *a, const struct engine *m, const char *cmd)
 {
 	int can = m->w->mtp && m->ops->mtp_forward;
 	if (a->spec == 0 || (a->spec < 0 && !can))
@@ -374,7 +240,7 @@ static void print_stats(const struct gen *g, int depth)
 }
 
 /* Encodes --prompt (plain with BOS per tokenizer_config, or --chat) to ids. -1 on error. */
-static int encode_prompt(const struct run_args *a, struct tokenizer *tok, int **out)
+static int encode_prompt(const struct cli_opts *a, struct tokenizer *tok, int **out)
 {
 	int32_t *ids = NULL;
 	size_t n = 0;
@@ -406,129 +272,145 @@ static int encode_prompt(const struct run_args *a, struct tokenizer *tok, int **
 	return (int)n;
 }
 
-int cli_run(int argc, char **argv)
+/* Checks the combination of run's options. 0, or 2 with the message printed. */
+static int run_check(const struct cli_opts *a)
 {
-	struct run_args a;
-	struct ckpt ck;
-	struct engine m;
-	struct gen g;
-	struct gen_text tx;
-	struct tokenizer *tok = NULL;
-	char err[512];
-	int r = parse_args(argc, argv, &a, "run"), rc = 1;
-	if (r)
-		return r;
-	if (!a.tokens == !a.prompt) {
+	if (!a->tokens == !a->prompt) {
 		fprintf(stderr, "moecard: run: give --prompt TEXT or --tokens 1,2,3\n");
 		return 2;
 	}
-	if (a.n < 0) {
+	if (a->n < 0) {
 		fprintf(stderr, "moecard: run: -n: must be >= 0\n");
 		return 2;
 	}
-	if ((a.chat || a.system || a.n_stops) && !a.prompt) {
+	if ((a->chat || a->system || a->n_stops) && !a->prompt) {
 		fprintf(stderr, "moecard: run: --chat, --system and --stop need --prompt\n");
 		return 2;
 	}
-	int *toks = NULL, nt = 0;
-	if (a.prompt) {
-		/* the tokenizer ships beside the checkpoint */
-		if ((r = tokenizer_load(a.model, &tok, err, sizeof err))) {
-			fprintf(stderr, "moecard: %s\n", err);
-			return 1;
-		}
-		if ((nt = encode_prompt(&a, tok, &toks)) < 0) {
-			tokenizer_free(tok);
-			return 1;
-		}
-	} else {
-		nt = 1;
-		for (const char *p = a.tokens; *p; p++)
-			nt += *p == ',';
+	return 0;
+}
+
+/* --prompt: loads the tokenizer beside the checkpoint and encodes the prompt into *toks.
+ * --tokens: only counts the ids (they are parsed against the model's vocab once it is open).
+ * 0, or 1 with the message printed. */
+static int run_prompt(const struct cli_opts *a, struct tokenizer **tok, int **toks, int *nt)
+{
+	char err[512];
+	*tok = NULL;
+	*toks = NULL;
+	if (!a->prompt) {
+		*nt = 1;
+		for (const char *p = a->tokens; *p; p++)
+			*nt += *p == ',';
+		return 0;
 	}
-	memset(&g, 0, sizeof g);
-	memset(&tx, 0, sizeof tx);
-	if (open_model(&a, &ck, &m, nt + a.n + 8, 64)) {
-		free(toks);
-		tokenizer_free(tok);
+	if (tokenizer_load(a->model, tok, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
 		return 1;
 	}
-	const struct config *c = &ck.cfg;
-	int V = c->vocab_size, D = c->hidden_size;
-	float *logits = NULL, *hid = NULL, *mtp = NULL;
-	if (a.tokens) {
-		if ((nt = parse_tokens(a.tokens, &toks, V)) < 0)
-			goto out;
-	} else {
-		for (int i = 0; i < nt; i++)
-			if (toks[i] >= V) {
-				fprintf(stderr, "moecard: %s/tokenizer.json: token %d of the prompt is "
-						"outside the model's vocab_size %d\n", a.model, toks[i], V);
-				goto out;
-			}
+	if ((*nt = encode_prompt(a, *tok, toks)) < 0) {
+		tokenizer_free(*tok);
+		*tok = NULL;
+		return 1;
 	}
-	if (a.dump_logits || a.dump_mtp) {
-		/* row i = logits after consuming tokens[0..i], each fed through the decode path */
-		logits = malloc(sizeof(float) * (size_t)V * (size_t)nt);
-		hid = malloc(sizeof(float) * (size_t)D * (size_t)nt);
-		if (!logits || !hid)
+	return 0;
+}
+
+/* The ids of the run: --tokens parsed, or the encoded prompt checked against vocab_size. */
+static int run_input(const struct cli_opts *a, const struct config *c, int **toks, int *nt)
+{
+	int V = c->vocab_size;
+	if (a->tokens)
+		return (*nt = parse_tokens(a->tokens, toks, V)) < 0;
+	for (int i = 0; i < *nt; i++)
+		if ((*toks)[i] >= V) {
+			fprintf(stderr, "moecard: %s/tokenizer.json: token %d of the prompt is outside "
+					"the model's vocab_size %d\n", a->model, (*toks)[i], V);
+			return 1;
+		}
+	return 0;
+}
+
+/* --dump-logits / --dump-mtp-logits: row i = logits after consuming toks[0..i], each fed
+ * through the decode path; the MTP rows take the main model's hidden state of row i and token
+ * i + 1. The engine starts over from an empty cache after it unless -n is 0 (then the engine's
+ * statistics cover the dumped sequence). 0, or 1 with the message printed. */
+static int run_dump(const struct cli_opts *a, struct engine *m, const struct ckpt *ck,
+		    const int *toks, int nt)
+{
+	const struct config *c = &ck->cfg;
+	int V = c->vocab_size, D = c->hidden_size, r, rc = 1;
+	char err[512];
+	float *logits = malloc(sizeof(float) * (size_t)V * (size_t)nt);
+	float *hid = malloc(sizeof(float) * (size_t)D * (size_t)nt), *mtp = NULL;
+	if (!logits || !hid)
+		goto out;
+	for (int i = 0; i < nt; i++)
+		if ((r = engine_forward(m, toks + i, 1, logits + (size_t)i * V, 0,
+				       hid + (size_t)i * D))) {
+			rc = fail_fwd(r);
 			goto out;
-		for (int i = 0; i < nt; i++)
-			if ((r = engine_forward(&m, toks + i, 1, logits + (size_t)i * V, 0,
-					       hid + (size_t)i * D))) {
+		}
+	if (a->dump_logits &&
+	    npy_write_f32(a->dump_logits, logits, (size_t)nt, (size_t)V, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		goto out;
+	}
+	if (a->dump_mtp) {
+		if (!ck->w.mtp) {
+			fprintf(stderr, "moecard: %s: model.layers.%d: the checkpoint has no MTP layer "
+					"(--dump-mtp-logits)\n", a->model, c->num_hidden_layers);
+			goto out;
+		}
+		mtp = malloc(sizeof(float) * (size_t)V * (size_t)(nt > 1 ? nt - 1 : 1));
+		if (!mtp)
+			goto out;
+		for (int i = 0; i + 1 < nt; i++)
+			if ((r = engine_mtp_forward(m, toks + i + 1, hid + (size_t)i * D, 1,
+						   mtp + (size_t)i * V, 0))) {
 				rc = fail_fwd(r);
 				goto out;
 			}
-		if (a.dump_logits && npy_write_f32(a.dump_logits, logits, (size_t)nt, (size_t)V, err,
-						   sizeof err)) {
+		if (npy_write_f32(a->dump_mtp, mtp, (size_t)(nt - 1), (size_t)V, err, sizeof err)) {
 			fprintf(stderr, "moecard: %s\n", err);
 			goto out;
 		}
-		if (a.dump_mtp) {
-			if (!ck.w.mtp) {
-				fprintf(stderr, "moecard: %s: model.layers.%d: the checkpoint has no MTP "
-						"layer (--dump-mtp-logits)\n", a.model, c->num_hidden_layers);
-				goto out;
-			}
-			mtp = malloc(sizeof(float) * (size_t)V * (size_t)(nt > 1 ? nt - 1 : 1));
-			if (!mtp)
-				goto out;
-			for (int i = 0; i + 1 < nt; i++)
-				if ((r = engine_mtp_forward(&m, toks + i + 1, hid + (size_t)i * D, 1,
-							   mtp + (size_t)i * V, 0))) {
-					rc = fail_fwd(r);
-					goto out;
-				}
-			if (npy_write_f32(a.dump_mtp, mtp, (size_t)(nt - 1), (size_t)V, err,
-					  sizeof err)) {
-				fprintf(stderr, "moecard: %s\n", err);
-				goto out;
-			}
-		}
-		/* generation below starts over from an empty cache (not with -n 0: then the
-		 * statistics of the dump stand, e.g. the expert cache's over the whole sequence) */
-		if (a.n > 0)
-			engine_truncate(&m, 0, 0);
 	}
-	if (a.n == 0 && (a.dump_logits || a.dump_mtp)) {
-		rc = 0; /* dump only: the statistics printed below cover the dumped sequence */
-		goto out;
-	}
-	int depth = spec_depth_for(&a, &m, "run");
+	if (a->n > 0)
+		engine_truncate(m, 0, 0);
+	rc = 0;
+out:
+	free(logits);
+	free(hid);
+	free(mtp);
+	return rc;
+}
+
+/* Generates -n tokens after toks[0..nt) and prints them as they come: ids, or text through the
+ * tokenizer (until EOS or a --stop string). --stats: the summary line. 0, or 1 (printed). */
+static int run_generate(const struct cli_opts *a, struct engine *m, struct tokenizer *tok,
+			const int *toks, int nt)
+{
+	struct gen g;
+	struct gen_text tx;
+	int eos = m->c->eos_token_id, r, rc = 1;
+	memset(&g, 0, sizeof g);
+	memset(&tx, 0, sizeof tx);
+	int depth = spec_depth_for(a, m, "run");
 	if (depth < 0)
 		goto out;
-	struct gen_opts go = { .s = a.smp, .spec_depth = depth };
+	struct gen_opts go = { .s = a->smp, .spec_depth = depth };
 	if (isatty(2)) {
 		go.progress = gen_progress_bar;
 		go.progress_ctx = stderr;
 	}
-	if ((r = gen_init(&g, &m, &go, nt + a.n + 8))) {
+	if ((r = gen_init(&g, m, &go, nt + a->n + 8))) {
 		fprintf(stderr, "moecard: run: %s\n", strerror(-r));
 		goto out;
 	}
-	if (tok && gen_text_init(&tx, tok, a.stops, a.n_stops))
+	if (tok && gen_text_init(&tx, tok, a->stops, a->n_stops))
 		goto out;
-	if (a.n == 0) {
+	if (a->n == 0) {
 		rc = 0;
 		goto out;
 	}
@@ -536,7 +418,6 @@ int cli_run(int argc, char **argv)
 		rc = fail_fwd(r);
 		goto out;
 	}
-	/* generation: print ids (or text) as they come */
 	int out_ids[8], n_out, made = 0, done = 0;
 	while (!done) {
 		if ((r = gen_step(&g, out_ids, &n_out))) {
@@ -549,10 +430,10 @@ int cli_run(int argc, char **argv)
 			if (!tok) {
 				printf("%s%d", made > 1 ? " " : "", t);
 				fflush(stdout);
-			} else if (t != c->eos_token_id && gen_text_push(&tx, t, stdout) == 1) {
+			} else if (t != eos && gen_text_push(&tx, t, stdout) == 1) {
 				done = 1;
 			}
-			if (t == c->eos_token_id || made == a.n)
+			if (t == eos || made == a->n)
 				done = 1;
 		}
 	}
@@ -560,23 +441,54 @@ int cli_run(int argc, char **argv)
 		gen_text_finish(&tx, stdout);
 	printf("\n");
 	fflush(stdout);
-	if (a.stats)
+	if (a->stats)
 		print_stats(&g, g.depth);
 	rc = 0;
 out:
 	gen_text_free(&tx);
 	gen_free(&g);
+	return rc;
+}
+
+/* The end of a run: --stats prints the engine's figures (emu: card, expert cache), the
+ * --expert-trace file is completed, the engine and the checkpoint closed. Returns rc, or 1 when
+ * the trace could not be written. */
+static int run_close(const struct cli_opts *a, struct engine *m, struct ckpt *ck, int rc)
+{
+	if (a->stats && m->ops && m->ops->stats)
+		m->ops->stats(m, stderr, a->json);
+	rc = close_trace(a, rc);
+	engine_free(m);
+	ckpt_close(ck);
+	return rc;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct cli_opts a;
+	struct ckpt ck;
+	struct engine m;
+	struct tokenizer *tok;
+	int *toks, nt;
+	int rc = parse_args(argc, argv, &a, &run_cmd);
+	if (rc || (rc = run_check(&a)))
+		return rc == 1 ? 0 : rc;
+	if (run_prompt(&a, &tok, &toks, &nt))
+		return 1;
+	if (open_model(&a, &ck, &m, nt + a.n + 8, 64)) {
+		free(toks);
+		tokenizer_free(tok);
+		return 1;
+	}
+	rc = run_input(&a, &ck.cfg, &toks, &nt);
+	if (!rc && (a.dump_logits || a.dump_mtp))
+		rc = run_dump(&a, &m, &ck, toks, nt);
+	/* -n 0 with a dump: the dump only, the statistics cover the dumped sequence */
+	if (!rc && !(a.n == 0 && (a.dump_logits || a.dump_mtp)))
+		rc = run_generate(&a, &m, tok, toks, nt);
 	tokenizer_free(tok);
 	free(toks);
-	free(logits);
-	free(hid);
-	free(mtp);
-	if (a.stats && m.ops && m.ops->stats) /* engine figures (emu: card, expert cache) */
-		m.ops->stats(&m, stderr, a.json);
-	rc = close_trace(&a, rc);
-	engine_free(&m);
-	ckpt_close(&ck);
-	return rc;
+	return run_close(&a, &m, &ck, rc);
 }
 
 /* Modeled card time so far (kernels + firmware + host link, ns) of an engine on the emulated card;
@@ -619,14 +531,129 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 	return r;
 }
 
+/* What bench measured. */
+struct bench_res {
+	double t_load, tp, td;   /* load, prefill and decode seconds */
+	int depth;               /* --spec mtp: the speculation depth, else 0 */
+	struct gen_stats sp, ss; /* plain / speculative decode through the generation loop */
+	double cp, cs;           /* modeled card ns of the plain / speculative decode (emu) */
+	int match;               /* plain and speculative greedy output identical */
+};
+
+/* Prefill of --prompt-len pseudo-random tokens (seeded by --seed) in chunks of batch, greedy
+ * decode of --gen tokens, and with --spec mtp both decodes again through the generation loop.
+ * 0, 1 when out of memory, or the negative errno of a failed forward. */
+static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int batch,
+			 struct bench_res *res)
+{
+	int *toks = malloc(sizeof(int) * (size_t)a->prompt_len);
+	int *o_plain = malloc(sizeof(int) * (size_t)a->gen);
+	int *o_spec = malloc(sizeof(int) * (size_t)a->gen);
+	float *logits = malloc(sizeof(float) * (size_t)V);
+	int r = 1;
+	if (!toks || !logits || !o_plain || !o_spec)
+		goto out;
+	uint64_t s = a->smp.seed * 0x9E3779B97F4A7C15ull + 1;
+	for (int i = 0; i < a->prompt_len; i++) {
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		toks[i] = (int)(s % (uint64_t)V);
+	}
+	/* warm-up: touch the weights once so page faults are not timed */
+	if ((r = engine_forward(m, toks, 1, logits, 0, NULL)))
+		goto out;
+	engine_truncate(m, 0, 0);
+	double tp = now_s();
+	for (int i = 0; i < a->prompt_len; i += batch) {
+		int T = a->prompt_len - i < batch ? a->prompt_len - i : batch;
+		if ((r = engine_forward(m, toks + i, T, logits, 0, NULL)))
+			goto out;
+	}
+	res->tp = now_s() - tp;
+	double td = now_s();
+	for (int g = 0; g < a->gen; g++) {
+		int t = sampler_argmax(logits, V);
+		if ((r = engine_forward(m, &t, 1, logits, 0, NULL)))
+			goto out;
+	}
+	res->td = now_s() - td;
+	/* --spec mtp: plain and speculative greedy decode through the same loop, same run */
+	if (res->depth > 0) {
+		if ((r = bench_decode(m, toks, a->prompt_len, a->gen, 0, o_plain, &res->sp,
+				      &res->cp)) ||
+		    (r = bench_decode(m, toks, a->prompt_len, a->gen, res->depth, o_spec, &res->ss,
+				      &res->cs)))
+			goto out;
+		res->match = !memcmp(o_plain, o_spec, sizeof(int) * (size_t)a->gen);
+	}
+out:
+	free(toks);
+	free(logits);
+	free(o_plain);
+	free(o_spec);
+	return r;
+}
+
+/* Prints the figures on stdout: one JSON object (--json) or lines of text. */
+static void bench_report(const struct cli_opts *a, const struct engine *m,
+			 const struct bench_res *res)
+{
+	const struct gen_stats *sp = &res->sp, *ss = &res->ss;
+	double tp = res->tp, td = res->td, cp = res->cp, cs = res->cs;
+	int depth = res->depth;
+	double acc = ss->drafted ? (double)ss->accepted / ss->drafted : 0;
+	double tpf = ss->spec_steps ? (double)ss->spec_tokens / ss->spec_steps : 0;
+	double plain_tps = sp->decode_s > 0 ? sp->decode_tokens / sp->decode_s : 0;
+	double spec_tps = ss->decode_s > 0 ? ss->decode_tokens / ss->decode_s : 0;
+	const char *isa = m->isa ? m->isa : "-";
+	if (a->json) {
+		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,"
+		       "\"isa\":\"%s\",\"prompt_len\":%d,\"gen\":%d,\"load_s\":%.3f,"
+		       "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f",
+		       a->backend, a->model, m->act_fp8 ? "fp8" : "none", m->threads, isa,
+		       a->prompt_len, a->gen, res->t_load, a->prompt_len / tp, a->gen / td);
+		if (depth > 0)
+			printf(",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
+			       "\"acceptance\":%.4f,\"tokens_per_forward\":%.3f,"
+			       "\"plain_decode_tok_s\":%.2f,\"spec_decode_tok_s\":%.2f,"
+			       "\"spec_speedup\":%.3f,\"spec_greedy_match\":%s",
+			       depth, ss->drafted, ss->accepted, acc, tpf, plain_tps, spec_tps,
+			       plain_tps > 0 ? spec_tps / plain_tps : 0, res->match ? "true" : "false");
+		if (depth > 0 && cp > 0 && cs > 0)
+			printf(",\"modeled_card_ms_per_tok_plain\":%.4f,"
+			       "\"modeled_card_ms_per_tok_spec\":%.4f,\"modeled_spec_speedup\":%.3f",
+			       cp / a->gen / 1e6, cs / a->gen / 1e6, cp / cs);
+		printf("}\n");
+		return;
+	}
+	printf("backend %s  act %s  threads %d  isa %s\n"
+	       "load      %.3f s\n"
+	       "prefill   %d tokens in %.3f s: %.2f tok/s\n"
+	       "decode    %d tokens in %.3f s: %.2f tok/s\n",
+	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, res->t_load,
+	       a->prompt_len, tp, a->prompt_len / tp, a->gen, td, a->gen / td);
+	if (depth > 0)
+		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
+		       "main forward\n"
+		       "          decode %.2f tok/s vs %.2f tok/s plain: speed-up %.3fx; greedy "
+		       "output %s\n",
+		       depth, ss->accepted, ss->drafted, 100 * acc, tpf, spec_tps, plain_tps,
+		       plain_tps > 0 ? spec_tps / plain_tps : 0, res->match ? "identical" : "DIFFERS");
+	if (depth > 0 && cp > 0 && cs > 0)
+		printf("          modeled card %.4f ms/token vs %.4f ms/token plain: modeled "
+		       "speed-up %.3fx (card time only: the router, lm_head and MTP head run on "
+		       "the host)\n",
+		       cs / a->gen / 1e6, cp / a->gen / 1e6, cp / cs);
+}
+
 int cli_bench(int argc, char **argv)
 {
-	struct run_args a;
+	struct cli_opts a;
 	struct ckpt ck;
 	struct engine m;
-	int r = parse_args(argc, argv, &a, "bench"), rc = 1;
+	struct bench_res res = { 0 };
+	int r = parse_args(argc, argv, &a, &bench_cmd), rc = 1;
 	if (r)
-		return r;
+		return r == 1 ? 0 : r;
 	if (a.prompt_len < 1 || a.gen < 1) {
 		fprintf(stderr, "moecard: bench: --prompt-len and --gen must be >= 1\n");
 		return 2;
@@ -637,104 +664,21 @@ int cli_bench(int argc, char **argv)
 	double t0 = now_s();
 	if (open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch))
 		return 1;
-	double t_load = now_s() - t0;
-	int V = ck.cfg.vocab_size;
-	int *toks = malloc(sizeof(int) * (size_t)a.prompt_len);
-	int *o_plain = malloc(sizeof(int) * (size_t)a.gen), *o_spec = malloc(sizeof(int) * (size_t)a.gen);
-	float *logits = malloc(sizeof(float) * (size_t)V);
-	int depth = a.spec > 0 ? spec_depth_for(&a, &m, "bench") : 0;
-	if (depth < 0)
-		goto out;
-	if (!toks || !logits || !o_plain || !o_spec)
-		goto out;
-	uint64_t s = a.smp.seed * 0x9E3779B97F4A7C15ull + 1;
-	for (int i = 0; i < a.prompt_len; i++) {
-		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-		toks[i] = (int)(s % (uint64_t)V);
+	res.t_load = now_s() - t0;
+	res.depth = a.spec > 0 ? spec_depth_for(&a, &m, "bench") : 0;
+	if (res.depth >= 0) {
+		r = bench_measure(&a, &m, ck.cfg.vocab_size, batch, &res);
+		if (r > 0) {
+			rc = 1;
+		} else if (r) {
+			rc = fail_fwd(r);
+		} else {
+			bench_report(&a, &m, &res);
+			if (m.ops->stats)
+				m.ops->stats(&m, stdout, a.json);
+			rc = 0;
+		}
 	}
-	/* warm-up: touch the weights once so page faults are not timed */
-	if ((r = engine_forward(&m, toks, 1, logits, 0, NULL)))
-		goto fail;
-	engine_truncate(&m, 0, 0);
-	double tp = now_s();
-	for (int i = 0; i < a.prompt_len; i += batch) {
-		int T = a.prompt_len - i < batch ? a.prompt_len - i : batch;
-		if ((r = engine_forward(&m, toks + i, T, logits, 0, NULL)))
-			goto fail;
-	}
-	tp = now_s() - tp;
-	double td = now_s();
-	for (int g = 0; g < a.gen; g++) {
-		int t = sampler_argmax(logits, V);
-		if ((r = engine_forward(&m, &t, 1, logits, 0, NULL)))
-			goto fail;
-	}
-	td = now_s() - td;
-	/* --spec mtp: plain and speculative greedy decode through the same loop, same run */
-	struct gen_stats sp = { 0 }, ss = { 0 };
-	double cp = 0, cs = 0; /* modeled card ns of the plain / speculative decode (emu) */
-	int match = 0;
-	if (depth > 0) {
-		if ((r = bench_decode(&m, toks, a.prompt_len, a.gen, 0, o_plain, &sp, &cp)) ||
-		    (r = bench_decode(&m, toks, a.prompt_len, a.gen, depth, o_spec, &ss, &cs)))
-			goto fail;
-		match = !memcmp(o_plain, o_spec, sizeof(int) * (size_t)a.gen);
-	}
-	double acc = ss.drafted ? (double)ss.accepted / ss.drafted : 0;
-	double tpf = ss.spec_steps ? (double)ss.spec_tokens / ss.spec_steps : 0;
-	double plain_tps = sp.decode_s > 0 ? sp.decode_tokens / sp.decode_s : 0;
-	double spec_tps = ss.decode_s > 0 ? ss.decode_tokens / ss.decode_s : 0;
-	const char *isa = m.isa ? m.isa : "-";
-	if (a.json) {
-		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,"
-		       "\"isa\":\"%s\",\"prompt_len\":%d,\"gen\":%d,\"load_s\":%.3f,"
-		       "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f",
-		       a.backend, a.model, m.act_fp8 ? "fp8" : "none", m.threads, isa,
-		       a.prompt_len, a.gen, t_load, a.prompt_len / tp, a.gen / td);
-		if (depth > 0)
-			printf(",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
-			       "\"acceptance\":%.4f,\"tokens_per_forward\":%.3f,"
-			       "\"plain_decode_tok_s\":%.2f,\"spec_decode_tok_s\":%.2f,"
-			       "\"spec_speedup\":%.3f,\"spec_greedy_match\":%s",
-			       depth, ss.drafted, ss.accepted, acc, tpf, plain_tps, spec_tps,
-			       plain_tps > 0 ? spec_tps / plain_tps : 0, match ? "true" : "false");
-		if (depth > 0 && cp > 0 && cs > 0)
-			printf(",\"modeled_card_ms_per_tok_plain\":%.4f,"
-			       "\"modeled_card_ms_per_tok_spec\":%.4f,\"modeled_spec_speedup\":%.3f",
-			       cp / a.gen / 1e6, cs / a.gen / 1e6, cp / cs);
-		printf("}\n");
-	} else {
-		printf("backend %s  act %s  threads %d  isa %s\n"
-		       "load      %.3f s\n"
-		       "prefill   %d tokens in %.3f s: %.2f tok/s\n"
-		       "decode    %d tokens in %.3f s: %.2f tok/s\n",
-		       a.backend, m.act_fp8 ? "fp8" : "none", m.threads, isa, t_load,
-		       a.prompt_len, tp, a.prompt_len / tp, a.gen, td, a.gen / td);
-		if (depth > 0)
-			printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
-			       "main forward\n"
-			       "          decode %.2f tok/s vs %.2f tok/s plain: speed-up %.3fx; greedy "
-			       "output %s\n",
-			       depth, ss.accepted, ss.drafted, 100 * acc, tpf, spec_tps, plain_tps,
-			       plain_tps > 0 ? spec_tps / plain_tps : 0,
-			       match ? "identical" : "DIFFERS");
-		if (depth > 0 && cp > 0 && cs > 0)
-			printf("          modeled card %.4f ms/token vs %.4f ms/token plain: modeled "
-			       "speed-up %.3fx (card time only: the router, lm_head and MTP head run on "
-			       "the host)\n",
-			       cs / a.gen / 1e6, cp / a.gen / 1e6, cp / cs);
-	}
-	if (m.ops->stats)
-		m.ops->stats(&m, stdout, a.json);
-	rc = 0;
-	goto out;
-fail:
-	rc = fail_fwd(r);
-out:
-	free(toks);
-	free(logits);
-	free(o_plain);
-	free(o_spec);
 	rc = close_trace(&a, rc); /* bench parses --expert-trace too: the file must be complete */
 	engine_free(&m);
 	ckpt_close(&ck);

@@ -38,8 +38,8 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* gen into tmpdir/<sub> and open it. */
-static void gen_open(const char *sub, uint64_t seed, const char **sets, int n, struct ckpt *ck)
+/* testckpt_write into tmpdir/<sub> and open it. */
+static void open_testckpt(const char *sub, uint64_t seed, const char **sets, int n, struct ckpt *ck)
 {
 	char dir[512], err[512] = "";
 	snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
@@ -102,7 +102,7 @@ static void test_tiny_shapes(void **state)
 {
 	(void)state;
 	struct ckpt ck;
-	gen_open("tiny", 1, NULL, 0, &ck);
+	open_testckpt("tiny", 1, NULL, 0, &ck);
 	const struct config *c = &ck.cfg;
 	const struct weights *w = &ck.w;
 	assert_int_equal(c->hidden_size, 256);
@@ -216,7 +216,7 @@ static void test_tiny_routing(void **state)
 {
 	(void)state;
 	struct ckpt ck;
-	gen_open("tiny_route", 7, NULL, 0, &ck);
+	open_testckpt("tiny_route", 7, NULL, 0, &ck);
 	const struct config *c = &ck.cfg;
 	const int h = c->hidden_size, E = c->n_routed_experts, N = 256;
 	unsigned long long seed = 12345;
@@ -294,7 +294,7 @@ static void test_variants(void **state)
 	const char *v2[] = {
 	    "model_type=deepseek_v2", "scoring_func=softmax", "topk_method=group_limited_greedy",
 	    "norm_topk_prob=false",   "q_lora_rank=null",     "rope_scaling=null"};
-	gen_open("v2", 2, v2, 6, &ck);
+	open_testckpt("v2", 2, v2, 6, &ck);
 	assert_int_equal(ck.cfg.q_lora_rank, 0);
 	assert_int_equal(ck.w.layers[1].q_a_proj.rows, 0);
 	assert_int_equal(ck.w.layers[1].q_proj.rows, 4 * 48);
@@ -305,7 +305,7 @@ static void test_variants(void **state)
 	ckpt_close(&ck);
 
 	const char *bf[] = {"dtype=bf16"};
-	gen_open("bf16", 3, bf, 1, &ck);
+	open_testckpt("bf16", 3, bf, 1, &ck);
 	assert_int_equal(ck.w.fp8, 0);
 	assert_false(ck.cfg.quantization_config.present);
 	assert_int_equal(ck.w.layers[2].experts[1].up.fmt, QMAT_BF16);
@@ -315,7 +315,7 @@ static void test_variants(void **state)
 	ckpt_close(&ck);
 
 	const char *ue[] = {"scale_fmt=ue8m0"};
-	gen_open("ue8m0", 4, ue, 1, &ck);
+	open_testckpt("ue8m0", 4, ue, 1, &ck);
 	assert_true(ck.cfg.quantization_config.ue8m0);
 	int n = check_scales(&ck.w.layers[1].q_b_proj, 1) + check_scales(&ck.w.mtp->o_proj, 1);
 	double sq = qmat_std(&ck.w.layers[1].q_a_proj);
@@ -325,7 +325,7 @@ static void test_variants(void **state)
 
 	/* Partial blocks: hidden 320 -> 3 column blocks, the last 64 wide. */
 	const char *pb[] = {"hidden_size=320", "vocab_size=1000"};
-	gen_open("partial", 5, pb, 2, &ck);
+	open_testckpt("partial", 5, pb, 2, &ck);
 	const struct qmat *kv = &ck.w.layers[2].kv_a_proj_with_mqa;
 	assert_int_equal(kv->cols, 320);
 	assert_int_equal(kv->scale_cols, 3);
@@ -336,7 +336,7 @@ static void test_variants(void **state)
 
 	/* Sharded, without MTP. */
 	const char *sh[] = {"shard_bytes=2000000", "num_nextn_predict_layers=0"};
-	gen_open("sharded", 6, sh, 2, &ck);
+	open_testckpt("sharded", 6, sh, 2, &ck);
 	printf("sharded: %d files, %d tensors\n", ck.st.n_files, ck.st.n_tensors);
 	assert_true(ck.st.n_files >= 3);
 	assert_non_null(ck.st.index_path);

@@ -1355,69 +1355,61 @@ static int resolve_paths(const char *path, char **tj, char **tc)
 	return 0;
 }
 
-static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
+/* model: a BPE model without the options this tokenizer does not implement (subword prefix or
+ * suffix, dropout); reads model.ignore_merges. */
+static int load_model_opts(struct tokenizer *t, struct tok_ld *ld, json_t *model)
 {
 	const char *F = ld->file;
-	char *err = ld->err;
-	size_t el = ld->errlen;
-	json_t *model = json_object_get(root, "model");
 	if (!json_is_object(model)) {
-		tok_err(err, el, "%s: model: missing or not an object", F);
+		tok_err(ld->err, ld->errlen, "%s: model: missing or not an object", F);
 		return -EINVAL;
 	}
 	const char *mtype = json_string_value(json_object_get(model, "type"));
 	if (mtype && strcmp(mtype, "BPE")) {
-		tok_err(err, el, "%s: model.type: '%s' is not supported (BPE only)", F, mtype);
+		tok_err(ld->err, ld->errlen, "%s: model.type: '%s' is not supported (BPE only)", F,
+			mtype);
 		return -ENOTSUP;
 	}
 	static const char *unsup[] = {"continuing_subword_prefix", "end_of_word_suffix"};
 	for (int i = 0; i < 2; i++) {
 		const char *v = json_string_value(json_object_get(model, unsup[i]));
 		if (v && *v) {
-			tok_err(err, el, "%s: model.%s: not supported", F, unsup[i]);
+			tok_err(ld->err, ld->errlen, "%s: model.%s: not supported", F, unsup[i]);
 			return -ENOTSUP;
 		}
 	}
 	json_t *dr = json_object_get(model, "dropout");
 	if (dr && !json_is_null(dr) && json_number_value(dr) != 0.0) {
-		tok_err(err, el, "%s: model.dropout: BPE dropout is not supported", F);
+		tok_err(ld->err, ld->errlen, "%s: model.dropout: BPE dropout is not supported", F);
 		return -ENOTSUP;
 	}
 	t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-	json_t *vocab = json_object_get(model, "vocab");
-	json_t *merges = json_object_get(model, "merges");
-	json_t *added = json_object_get(root, "added_tokens");
-	if (!json_is_object(vocab)) {
-		tok_err(err, el, "%s: model.vocab: missing or not an object", F);
-		return -EINVAL;
-	}
-	if (!json_is_array(merges)) {
-		tok_err(err, el, "%s: model.merges: missing or not an array", F);
-		return -EINVAL;
-	}
-	if (added && !json_is_null(added) && !json_is_array(added)) {
-		tok_err(err, el, "%s: added_tokens: not an array", F);
-		return -EINVAL;
-	}
-	/* ids and pool sizes */
+	return 0;
+}
+
+/* model.vocab and added_tokens: checks every id and content, and sizes the tables: *n_ids =
+ * largest id + 1, *str_bytes = bytes of all strings with their NULs. */
+static int size_ids(struct tok_ld *ld, json_t *vocab, json_t *added, int32_t *n_ids,
+		    size_t *str_bytes)
+{
+	const char *F = ld->file;
 	int64_t max_id = -1;
-	size_t str_bytes = 0;
+	size_t sb = 0, ai;
 	const char *key;
 	json_t *v;
 	json_object_foreach(vocab, key, v)
 	{
 		json_int_t id = json_integer_value(v);
 		if (!json_is_integer(v) || id < 0 || id >= TOK_MAX_ID) {
-			tok_err(err, el,
+			tok_err(ld->err, ld->errlen,
 				"%s: model.vocab[\"%s\"]: id must be an integer in [0, %d)", F, key,
 				TOK_MAX_ID);
 			return -EINVAL;
 		}
 		if (id > max_id)
 			max_id = id;
-		str_bytes += strlen(key) + 1;
+		sb += strlen(key) + 1;
 	}
-	size_t ai;
 	json_array_foreach(added, ai, v)
 	{
 		json_t *jid = json_object_get(v, "id");
@@ -1425,20 +1417,27 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		json_int_t id = json_integer_value(jid);
 		if (!json_is_integer(jid) || id < 0 || id >= TOK_MAX_ID || !c || !*c) {
 			tok_err(
-			    err, el,
+			    ld->err, ld->errlen,
 			    "%s: added_tokens[%zu]: needs an id in [0, %d) and a non-empty content",
 			    F, ai, TOK_MAX_ID);
 			return -EINVAL;
 		}
 		if (id > max_id)
 			max_id = id;
-		str_bytes += strlen(c) + 1;
+		sb += strlen(c) + 1;
 	}
 	if (max_id < 0) {
-		tok_err(err, el, "%s: model.vocab: empty", F);
+		tok_err(ld->err, ld->errlen, "%s: model.vocab: empty", F);
 		return -EINVAL;
 	}
-	int32_t n = (int32_t)max_id + 1;
+	*n_ids = (int32_t)max_id + 1;
+	*str_bytes = sb;
+	return 0;
+}
+
+/* The per-id tables for n ids, the pools for str_bytes of strings, an empty string hash. */
+static int alloc_ids(struct tokenizer *t, int32_t n, size_t str_bytes)
+{
 	t->n_ids = n;
 	t->byte_off = calloc((size_t)n + 1, sizeof *t->byte_off);
 	t->str_off = calloc((size_t)n + 1, sizeof *t->str_off);
@@ -1453,17 +1452,28 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	    !t->str_slots)
 		return -ENOMEM;
 	memset(t->str_slots, 0xff, t->str_cap * sizeof *t->str_slots);
-	/* Strings: added tokens override vocab entries with the same id. Pools are filled in id
-	 * order so offsets can be [n+1] arrays: first collect each id's string pointer. */
+	return 0;
+}
+
+/* model.vocab and added_tokens: each id's string, bytes and flags, and the string hash. Added
+ * tokens override vocab entries with the same id. The pools are filled in id order so that the
+ * offsets are [n + 1] arrays: first each id's string pointer is collected in sp. */
+static int load_strings(struct tokenizer *t, struct tok_ld *ld, json_t *vocab, json_t *added)
+{
+	const char *F = ld->file;
+	int32_t n = t->n_ids;
 	const char **sp = calloc((size_t)n, sizeof *sp);
 	if (!sp)
 		return -ENOMEM;
+	const char *key;
+	json_t *v;
+	size_t ai;
 	json_object_foreach(vocab, key, v)
 	{
 		json_int_t id = json_integer_value(v);
 		if (sp[id]) {
-			tok_err(err, el, "%s: model.vocab[\"%s\"]: id %lld used twice", F, key,
-				(long long)id);
+			tok_err(ld->err, ld->errlen, "%s: model.vocab[\"%s\"]: id %lld used twice",
+				F, key, (long long)id);
 			free(sp);
 			return -EINVAL;
 		}
@@ -1474,8 +1484,8 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		json_int_t id = json_integer_value(json_object_get(v, "id"));
 		const char *c = json_string_value(json_object_get(v, "content"));
 		if (sp[id] && (t->flags[id] & TOK_F_ADDED)) {
-			tok_err(err, el, "%s: added_tokens[%zu]: id %lld used twice", F, ai,
-				(long long)id);
+			tok_err(ld->err, ld->errlen, "%s: added_tokens[%zu]: id %lld used twice", F,
+				ai, (long long)id);
 			free(sp);
 			return -EINVAL;
 		}
@@ -1505,22 +1515,73 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	for (int32_t id = 0; id < n; id++)
 		if (t->flags[id] & TOK_F_PRESENT)
 			str_insert(t, id);
-	/* byte tokens */
+	return 0;
+}
+
+/* model.vocab: the single-byte token of every byte (byte-level BPE has all 256). */
+static int load_byte_ids(struct tokenizer *t, struct tok_ld *ld, json_t *vocab)
+{
 	for (int b = 0; b < 256; b++) {
 		char s[8];
 		size_t l = utf8_put(bl_byte_cp((uint8_t)b), s);
 		s[l] = 0;
 		json_t *jv = json_object_get(vocab, s);
 		if (!jv) {
-			tok_err(err, el,
+			tok_err(ld->err, ld->errlen,
 				"%s: model.vocab: no token for byte 0x%02x ('%s'); only byte-level "
 				"BPE is supported",
-				F, b, s);
+				ld->file, b, s);
 			return -ENOTSUP;
 		}
 		t->byte_id[b] = (int32_t)json_integer_value(jv);
 	}
-	/* merges */
+	return 0;
+}
+
+/* One entry of model.merges, "a b" or [a, b]: its two parts (not NUL-terminated in the string
+ * form). 0, or -EINVAL when it is neither form or a part is empty. */
+static int merge_parts(json_t *v, const char **a, size_t *la, const char **b, size_t *lb)
+{
+	*a = *b = NULL;
+	*la = *lb = 0;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v), *spc = strchr(s, ' ');
+		if (spc && !strchr(spc + 1, ' ')) {
+			*a = s;
+			*la = (size_t)(spc - s);
+			*b = spc + 1;
+			*lb = strlen(*b);
+		}
+	} else if (json_is_array(v) && json_array_size(v) == 2) {
+		*a = json_string_value(json_array_get(v, 0));
+		*b = json_string_value(json_array_get(v, 1));
+		*la = *a ? strlen(*a) : 0;
+		*lb = *b ? strlen(*b) : 0;
+	}
+	return *a && *b && *la && *lb ? 0 : -EINVAL;
+}
+
+/* Records merge rank of the pair key = (left id << 32 | right id) -> merged id; a pair listed
+ * twice keeps its first (lowest) rank. */
+static void merge_insert(struct tokenizer *t, uint64_t key, uint32_t rank, int32_t merged)
+{
+	size_t m = t->merge_cap - 1;
+	for (size_t i = hash_u64(key) & m;; i = (i + 1) & m) {
+		if (t->merge_keys[i] == key)
+			return;
+		if (t->merge_keys[i] == UINT64_MAX) {
+			t->merge_keys[i] = key;
+			t->merge_rank[i] = rank;
+			t->merge_id[i] = merged;
+			return;
+		}
+	}
+}
+
+/* model.merges: the pair hash (left id, right id) -> (rank, merged id). Both parts and their
+ * concatenation must be tokens of model.vocab. */
+static int load_merges(struct tokenizer *t, struct tok_ld *ld, json_t *vocab, json_t *merges)
+{
 	size_t nm = json_array_size(merges);
 	t->n_merges = nm;
 	t->merge_cap = 16;
@@ -1532,40 +1593,28 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 	if (!t->merge_keys || !t->merge_rank || !t->merge_id)
 		return -ENOMEM;
 	memset(t->merge_keys, 0xff, t->merge_cap * sizeof *t->merge_keys);
-	size_t cat_cap = 256;
+	size_t cat_cap = 256, mi;
 	char *cat = malloc(cat_cap);
 	if (!cat)
 		return -ENOMEM;
-	size_t mi;
+	json_t *v;
+	int rc = 0;
 	json_array_foreach(merges, mi, v)
 	{
-		const char *a = NULL, *b = NULL;
-		size_t la = 0, lb = 0;
-		if (json_is_string(v)) {
-			const char *s = json_string_value(v), *spc = strchr(s, ' ');
-			if (spc && !strchr(spc + 1, ' ')) {
-				a = s;
-				la = (size_t)(spc - s);
-				b = spc + 1;
-				lb = strlen(b);
-			}
-		} else if (json_is_array(v) && json_array_size(v) == 2) {
-			a = json_string_value(json_array_get(v, 0));
-			b = json_string_value(json_array_get(v, 1));
-			la = a ? strlen(a) : 0;
-			lb = b ? strlen(b) : 0;
-		}
-		if (!a || !b || !la || !lb) {
-			tok_err(err, el, "%s: model.merges[%zu]: not \"a b\" or [a, b]", F, mi);
-			free(cat);
-			return -EINVAL;
+		const char *a, *b;
+		size_t la, lb;
+		if (merge_parts(v, &a, &la, &b, &lb)) {
+			tok_err(ld->err, ld->errlen, "%s: model.merges[%zu]: not \"a b\" or [a, b]",
+				ld->file, mi);
+			rc = -EINVAL;
+			break;
 		}
 		if (la + lb + 1 > cat_cap) {
 			cat_cap = 2 * (la + lb + 1);
 			char *nc = realloc(cat, cat_cap);
 			if (!nc) {
-				free(cat);
-				return -ENOMEM;
+				rc = -ENOMEM;
+				break;
 			}
 			cat = nc;
 		}
@@ -1580,28 +1629,28 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		cat[la + lb] = 0;
 		json_t *jab = json_object_get(vocab, cat);
 		if (!ja || !jb || !jab) {
-			tok_err(err, el, "%s: model.merges[%zu]: '%s' %s", F, mi, cat,
+			tok_err(ld->err, ld->errlen, "%s: model.merges[%zu]: '%s' %s", ld->file, mi,
+				cat,
 				!jab ? "(the merged token) is not in model.vocab"
 				     : "has a part that is not in model.vocab");
-			free(cat);
-			return -EINVAL;
+			rc = -EINVAL;
+			break;
 		}
-		uint64_t k =
-		    ((uint64_t)json_integer_value(ja) << 32) | (uint64_t)json_integer_value(jb);
-		size_t m = t->merge_cap - 1;
-		for (size_t i = hash_u64(k) & m;; i = (i + 1) & m) {
-			if (t->merge_keys[i] == k)
-				break; /* duplicate pair: the first (lowest) rank wins */
-			if (t->merge_keys[i] == UINT64_MAX) {
-				t->merge_keys[i] = k;
-				t->merge_rank[i] = (uint32_t)mi;
-				t->merge_id[i] = (int32_t)json_integer_value(jab);
-				break;
-			}
-		}
+		merge_insert(t,
+			     ((uint64_t)json_integer_value(ja) << 32) |
+				 (uint64_t)json_integer_value(jb),
+			     (uint32_t)mi, (int32_t)json_integer_value(jab));
 	}
 	free(cat);
-	/* added tokens, indexed by first byte */
+	return rc;
+}
+
+/* added_tokens: the table the encoder matches them with, sorted by first byte, then longest
+ * first, with the start of each first byte's run in added_first. */
+static int load_added(struct tokenizer *t, json_t *added)
+{
+	size_t ai;
+	json_t *v;
 	t->n_added = json_array_size(added);
 	t->added = calloc(t->n_added + 1, sizeof *t->added);
 	if (!t->added)
@@ -1624,28 +1673,66 @@ static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
 		t->added_first[b] = (uint32_t)k;
 	}
 	t->added_first[256] = (uint32_t)t->n_added;
-	/* normalizer, pre-tokenizer, decoder */
-	int rc = load_norm(t, ld, json_object_get(root, "normalizer"), "normalizer");
+	return 0;
+}
+
+/* decoder: absent, null or ByteLevel (what tokenizer_decode implements). */
+static int load_decoder(struct tok_ld *ld, json_t *dec)
+{
+	const char *dtype = json_string_value(json_object_get(dec, "type"));
+	if (dec && !json_is_null(dec) && (!dtype || strcmp(dtype, "ByteLevel"))) {
+		tok_err(ld->err, ld->errlen,
+			"%s: decoder.type: '%s' is not supported (ByteLevel only)", ld->file,
+			dtype ? dtype : "(missing)");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* The whole of tokenizer.json, part by part: model (vocab, merges), added_tokens, normalizer,
+ * pre_tokenizer, decoder. */
+static int load_json(struct tokenizer *t, json_t *root, struct tok_ld *ld)
+{
+	const char *F = ld->file;
+	json_t *model = json_object_get(root, "model");
+	int rc = load_model_opts(t, ld, model);
 	if (rc)
+		return rc;
+	json_t *vocab = json_object_get(model, "vocab");
+	json_t *merges = json_object_get(model, "merges");
+	json_t *added = json_object_get(root, "added_tokens");
+	if (!json_is_object(vocab)) {
+		tok_err(ld->err, ld->errlen, "%s: model.vocab: missing or not an object", F);
+		return -EINVAL;
+	}
+	if (!json_is_array(merges)) {
+		tok_err(ld->err, ld->errlen, "%s: model.merges: missing or not an array", F);
+		return -EINVAL;
+	}
+	if (added && !json_is_null(added) && !json_is_array(added)) {
+		tok_err(ld->err, ld->errlen, "%s: added_tokens: not an array", F);
+		return -EINVAL;
+	}
+	int32_t n;
+	size_t str_bytes;
+	if ((rc = size_ids(ld, vocab, added, &n, &str_bytes)) ||
+	    (rc = alloc_ids(t, n, str_bytes)) || (rc = load_strings(t, ld, vocab, added)) ||
+	    (rc = load_byte_ids(t, ld, vocab)) || (rc = load_merges(t, ld, vocab, merges)) ||
+	    (rc = load_added(t, added)))
+		return rc;
+	if ((rc = load_norm(t, ld, json_object_get(root, "normalizer"), "normalizer")))
 		return rc;
 	bool byte_level = false;
 	rc = load_pre(t, ld, json_object_get(root, "pre_tokenizer"), "pre_tokenizer", &byte_level);
 	if (rc)
 		return rc;
 	if (!byte_level) {
-		tok_err(err, el,
+		tok_err(ld->err, ld->errlen,
 			"%s: pre_tokenizer: no ByteLevel step; only byte-level BPE is supported",
 			F);
 		return -ENOTSUP;
 	}
-	json_t *dec = json_object_get(root, "decoder");
-	const char *dtype = json_string_value(json_object_get(dec, "type"));
-	if (dec && !json_is_null(dec) && (!dtype || strcmp(dtype, "ByteLevel"))) {
-		tok_err(err, el, "%s: decoder.type: '%s' is not supported (ByteLevel only)", F,
-			dtype ? dtype : "(missing)");
-		return -ENOTSUP;
-	}
-	return 0;
+	return load_decoder(ld, json_object_get(root, "decoder"));
 }
 
 int tokenizer_load(const char *path, struct tokenizer **out, char *err, size_t errlen)

@@ -2,16 +2,15 @@
  * testckpt.c - `moecard gen`: writes a random DeepSeek-V3-layout checkpoint (config.json, FP8 weights
  * with 128x128 weight_scale_inv, BF16 embeddings/norms/router/heads, F32 router bias, the MTP
  * layer) exactly as the official release names and shapes them (docs/model.md, Checkpoint
- * tensors). It is the
- * source of every test model: its output goes through the same config -> safetensors -> ckpt_bind
- * path as a real checkpoint.
+ * tensors). It is the source of every test model: its output goes through the same config -> safetensors ->
+ * ckpt_bind path as a real checkpoint.
  *
  * Values (chosen so that the model is not degenerate):
  *   - projections W ~ N(0, 1/in), then per 128x128 block scale = amax/448 (ue8m0: rounded up to a
  *     power of two) and codes = e4m3(W / scale);
  *   - embeddings ~ N(0, 1); lm_head ~ N(0, 4/hidden) so that logits have std ~2;
  *   - norm weights ~ 1 + N(0, 0.1^2); router ~ N(0, (1.5^2)/hidden) so that logits of a unit-RMS
- *     input have std ~1.5; e_score_correction_bias ~ N(0, GEN_BIAS_STD^2);
+ *     input have std ~1.5; e_score_correction_bias ~ N(0, TC_BIAS_STD^2);
  *   - the MTP layer's embed_tokens and shared_head.head repeat the main embedding and lm_head.
  * Normals are a sum of four 16-bit uniforms of one xoshiro256** draw (no libm in the hot loop);
  * every tensor has its own generator seeded from (seed, name), so tensors are generated in
@@ -32,22 +31,20 @@
 #include "load/ckpt.h"
 #include "e4m3.h"
 
-#define GEN_BIAS_STD	    0.05f /* router bias: moves some but not all top-k choices */
-#define GEN_ROUTER_GAIN	    1.5f  /* router logit std for unit-RMS inputs */
-#define GEN_HEAD_GAIN	    2.0f  /* lm_head logit std for unit-RMS inputs */
-#define GEN_NORM_STD	    0.1f  /* norm weights around 1 */
-#define GEN_THREADS	    2
-#define GEN_MID_SHARD_BYTES (300ull << 20)
-
-#define gen_fail errmsg_fail
+#define TC_BIAS_STD	    0.05f /* router bias: moves some but not all top-k choices */
+#define TC_ROUTER_GAIN	    1.5f  /* router logit std for unit-RMS inputs */
+#define TC_HEAD_GAIN	    2.0f  /* lm_head logit std for unit-RMS inputs */
+#define TC_NORM_STD	    0.1f  /* norm weights around 1 */
+#define TC_THREADS	    2
+#define TC_MID_SHARD_BYTES (300ull << 20)
 
 /* ---- random numbers ---- */
 
-struct gen_rng {
+struct testckpt_rng {
 	uint64_t s[4]; /* xoshiro256** state */
 };
 
-static uint64_t gen_splitmix(uint64_t *x)
+static uint64_t testckpt_splitmix(uint64_t *x)
 {
 	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -55,37 +52,37 @@ static uint64_t gen_splitmix(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-static void gen_rng_seed(struct gen_rng *r, uint64_t seed, const char *name)
+static void testckpt_rng_seed(struct testckpt_rng *r, uint64_t seed, const char *name)
 {
 	uint64_t h = 0xCBF29CE484222325ull; /* FNV-1a of the name */
 	for (const char *p = name; *p; p++)
 		h = (h ^ (uint8_t)*p) * 0x100000001B3ull;
 	uint64_t x = seed ^ h;
 	for (int i = 0; i < 4; i++)
-		r->s[i] = gen_splitmix(&x);
+		r->s[i] = testckpt_splitmix(&x);
 }
 
-static inline uint64_t gen_rotl(uint64_t x, int k)
+static inline uint64_t testckpt_rotl(uint64_t x, int k)
 {
 	return (x << k) | (x >> (64 - k));
 }
 
-static inline uint64_t gen_next(struct gen_rng *r)
+static inline uint64_t testckpt_next(struct testckpt_rng *r)
 {
-	uint64_t *s = r->s, res = gen_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+	uint64_t *s = r->s, res = testckpt_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
 	s[2] ^= s[0];
 	s[3] ^= s[1];
 	s[1] ^= s[2];
 	s[0] ^= s[3];
 	s[2] ^= t;
-	s[3] = gen_rotl(s[3], 45);
+	s[3] = testckpt_rotl(s[3], 45);
 	return res;
 }
 
 /* Approximately N(0,1): sum of four U[0,65536) scaled to unit variance (|z| < 3.47). */
-static inline float gen_normal(struct gen_rng *r)
+static inline float testckpt_normal(struct testckpt_rng *r)
 {
-	uint64_t x = gen_next(r);
+	uint64_t x = testckpt_next(r);
 	uint32_t s = (uint32_t)(x & 0xFFFF) + (uint32_t)((x >> 16) & 0xFFFF) +
 		     (uint32_t)((x >> 32) & 0xFFFF) + (uint32_t)(x >> 48);
 	return ((float)s - 131070.0f) * (1.7320508f / 65536.0f);
@@ -93,17 +90,17 @@ static inline float gen_normal(struct gen_rng *r)
 
 /* ---- the tensor plan ---- */
 
-enum gen_kind {
-	GEN_PROJ, /* Linear: FP8 + scale_inv, or BF16 for dtype=bf16; N(0, std^2) */
-	GEN_MAT,  /* BF16 matrix N(0, std^2) */
-	GEN_NORM, /* BF16 vector 1 + N(0, std^2) */
-	GEN_BIAS, /* F32 vector N(0, std^2) */
+enum testckpt_kind {
+	TC_PROJ, /* Linear: FP8 + scale_inv, or BF16 for dtype=bf16; N(0, std^2) */
+	TC_MAT,  /* BF16 matrix N(0, std^2) */
+	TC_NORM, /* BF16 vector 1 + N(0, std^2) */
+	TC_BIAS, /* F32 vector N(0, std^2) */
 };
 
-struct gen_tensor {
+struct testckpt_tensor {
 	char name[ST_NAME_MAX];	     /* tensor name */
 	char seed_name[ST_NAME_MAX]; /* name that seeds its generator (copies share it) */
-	enum gen_kind kind;
+	enum testckpt_kind kind;
 	int rows, cols; /* [rows, cols]; vectors have cols == 0 */
 	float std;	/* of the drawn values */
 	int shard;	/* output file index */
@@ -112,29 +109,29 @@ struct gen_tensor {
 	float *scale;	/* FP8: [ceil(rows/128)][ceil(cols/128)] */
 };
 
-struct gen_plan {
-	struct gen_tensor *t; /* [n] in file order */
+struct testckpt_plan {
+	struct testckpt_tensor *t; /* [n] in file order */
 	int n, cap;
 	int fp8;   /* projections in FP8 */
 	int ue8m0; /* power-of-two weight scales */
 	uint64_t seed;
 };
 
-static int gen_add(struct gen_plan *p, enum gen_kind kind, int rows, int cols, float std,
-		   const char *seed_name, const char *fmt, ...)
+static int testckpt_add(struct testckpt_plan *p, enum testckpt_kind kind, int rows, int cols,
+			float std, const char *seed_name, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
-static int gen_add(struct gen_plan *p, enum gen_kind kind, int rows, int cols, float std,
-		   const char *seed_name, const char *fmt, ...)
+static int testckpt_add(struct testckpt_plan *p, enum testckpt_kind kind, int rows, int cols,
+			float std, const char *seed_name, const char *fmt, ...)
 {
 	if (p->n == p->cap) {
 		int nc = p->cap ? p->cap * 2 : 256;
-		struct gen_tensor *t = realloc(p->t, (size_t)nc * sizeof *t);
+		struct testckpt_tensor *t = realloc(p->t, (size_t)nc * sizeof *t);
 		if (!t)
 			return -ENOMEM;
 		p->t = t;
 		p->cap = nc;
 	}
-	struct gen_tensor *t = &p->t[p->n++];
+	struct testckpt_tensor *t = &p->t[p->n++];
 	memset(t, 0, sizeof *t);
 	va_list ap;
 	va_start(ap, fmt);
@@ -147,34 +144,34 @@ static int gen_add(struct gen_plan *p, enum gen_kind kind, int rows, int cols, f
 	t->std = std;
 	size_t numel = (size_t)rows * (size_t)(cols ? cols : 1);
 	switch (kind) {
-	case GEN_PROJ:
+	case TC_PROJ:
 		t->bytes = p->fp8 ? numel + (size_t)((rows + 127) / 128) * ((cols + 127) / 128) * 4
 				  : numel * 2;
 		break;
-	case GEN_MAT:
-	case GEN_NORM:
+	case TC_MAT:
+	case TC_NORM:
 		t->bytes = numel * 2;
 		break;
-	case GEN_BIAS:
+	case TC_BIAS:
 		t->bytes = numel * 4;
 		break;
 	}
 	return 0;
 }
 
-static int gen_plan_ffn(struct gen_plan *p, const char *prefix, int hidden, int inter)
+static int testckpt_plan_ffn(struct testckpt_plan *p, const char *prefix, int hidden, int inter)
 {
 	int rc;
-	if ((rc = gen_add(p, GEN_PROJ, inter, hidden, 1.0f / sqrtf((float)hidden), NULL,
+	if ((rc = testckpt_add(p, TC_PROJ, inter, hidden, 1.0f / sqrtf((float)hidden), NULL,
 			  "%s.gate_proj.weight", prefix)) ||
-	    (rc = gen_add(p, GEN_PROJ, inter, hidden, 1.0f / sqrtf((float)hidden), NULL,
+	    (rc = testckpt_add(p, TC_PROJ, inter, hidden, 1.0f / sqrtf((float)hidden), NULL,
 			  "%s.up_proj.weight", prefix)))
 		return rc;
-	return gen_add(p, GEN_PROJ, hidden, inter, 1.0f / sqrtf((float)inter), NULL,
+	return testckpt_add(p, TC_PROJ, hidden, inter, 1.0f / sqrtf((float)inter), NULL,
 		       "%s.down_proj.weight", prefix);
 }
 
-static int gen_plan_layer(struct gen_plan *p, const struct config *c, int l)
+static int testckpt_plan_layer(struct testckpt_plan *p, const struct config *c, int l)
 {
 	const int h = c->hidden_size, H = c->num_attention_heads, qk = config_qk_head_dim(c);
 	const float sh = 1.0f / sqrtf((float)h);
@@ -183,78 +180,78 @@ static int gen_plan_layer(struct gen_plan *p, const struct config *c, int l)
 
 #define ADD(...)                                                                                   \
 	do {                                                                                       \
-		if ((rc = gen_add(p, __VA_ARGS__)))                                                \
+		if ((rc = testckpt_add(p, __VA_ARGS__)))                                           \
 			return rc;                                                                 \
 	} while (0)
-	ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.input_layernorm.weight", l);
+	ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.input_layernorm.weight", l);
 	if (c->q_lora_rank > 0) {
-		ADD(GEN_PROJ, c->q_lora_rank, h, sh, NULL,
+		ADD(TC_PROJ, c->q_lora_rank, h, sh, NULL,
 		    "model.layers.%d.self_attn.q_a_proj.weight", l);
-		ADD(GEN_NORM, c->q_lora_rank, 0, GEN_NORM_STD, NULL,
+		ADD(TC_NORM, c->q_lora_rank, 0, TC_NORM_STD, NULL,
 		    "model.layers.%d.self_attn.q_a_layernorm.weight", l);
-		ADD(GEN_PROJ, H * qk, c->q_lora_rank, 1.0f / sqrtf((float)c->q_lora_rank), NULL,
+		ADD(TC_PROJ, H * qk, c->q_lora_rank, 1.0f / sqrtf((float)c->q_lora_rank), NULL,
 		    "model.layers.%d.self_attn.q_b_proj.weight", l);
 	} else {
-		ADD(GEN_PROJ, H * qk, h, sh, NULL, "model.layers.%d.self_attn.q_proj.weight", l);
+		ADD(TC_PROJ, H * qk, h, sh, NULL, "model.layers.%d.self_attn.q_proj.weight", l);
 	}
-	ADD(GEN_PROJ, c->kv_lora_rank + c->qk_rope_head_dim, h, sh, NULL,
+	ADD(TC_PROJ, c->kv_lora_rank + c->qk_rope_head_dim, h, sh, NULL,
 	    "model.layers.%d.self_attn.kv_a_proj_with_mqa.weight", l);
-	ADD(GEN_NORM, c->kv_lora_rank, 0, GEN_NORM_STD, NULL,
+	ADD(TC_NORM, c->kv_lora_rank, 0, TC_NORM_STD, NULL,
 	    "model.layers.%d.self_attn.kv_a_layernorm.weight", l);
-	ADD(GEN_PROJ, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank,
+	ADD(TC_PROJ, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank,
 	    1.0f / sqrtf((float)c->kv_lora_rank), NULL,
 	    "model.layers.%d.self_attn.kv_b_proj.weight", l);
-	ADD(GEN_PROJ, h, H * c->v_head_dim, 1.0f / sqrtf((float)(H * c->v_head_dim)), NULL,
+	ADD(TC_PROJ, h, H * c->v_head_dim, 1.0f / sqrtf((float)(H * c->v_head_dim)), NULL,
 	    "model.layers.%d.self_attn.o_proj.weight", l);
-	ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.post_attention_layernorm.weight",
+	ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.post_attention_layernorm.weight",
 	    l);
 	if (!config_layer_is_moe(c, l)) {
 		snprintf(pre, sizeof pre, "model.layers.%d.mlp", l);
-		return gen_plan_ffn(p, pre, h, c->intermediate_size);
+		return testckpt_plan_ffn(p, pre, h, c->intermediate_size);
 	}
-	ADD(GEN_MAT, c->n_routed_experts, h, GEN_ROUTER_GAIN * sh, NULL,
+	ADD(TC_MAT, c->n_routed_experts, h, TC_ROUTER_GAIN * sh, NULL,
 	    "model.layers.%d.mlp.gate.weight", l);
 	if (c->topk_method == CONFIG_TOPK_NOAUX_TC)
-		ADD(GEN_BIAS, c->n_routed_experts, 0, GEN_BIAS_STD, NULL,
+		ADD(TC_BIAS, c->n_routed_experts, 0, TC_BIAS_STD, NULL,
 		    "model.layers.%d.mlp.gate.e_score_correction_bias", l);
 	for (int e = 0; e < c->n_routed_experts; e++) {
 		snprintf(pre, sizeof pre, "model.layers.%d.mlp.experts.%d", l, e);
-		if ((rc = gen_plan_ffn(p, pre, h, c->moe_intermediate_size)))
+		if ((rc = testckpt_plan_ffn(p, pre, h, c->moe_intermediate_size)))
 			return rc;
 	}
 	if (c->n_shared_experts > 0) {
 		snprintf(pre, sizeof pre, "model.layers.%d.mlp.shared_experts", l);
-		return gen_plan_ffn(p, pre, h, c->n_shared_experts * c->moe_intermediate_size);
+		return testckpt_plan_ffn(p, pre, h, c->n_shared_experts * c->moe_intermediate_size);
 	}
 	return 0;
 }
 
-static int gen_plan_build(struct gen_plan *p, const struct config *c)
+static int testckpt_plan_build(struct testckpt_plan *p, const struct config *c)
 {
 	const int h = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
 	const float sh = 1.0f / sqrtf((float)h);
 	int rc;
 
-	ADD(GEN_MAT, V, h, 1.0f, NULL, "model.embed_tokens.weight");
+	ADD(TC_MAT, V, h, 1.0f, NULL, "model.embed_tokens.weight");
 	for (int l = 0; l < L; l++)
-		if ((rc = gen_plan_layer(p, c, l)))
+		if ((rc = testckpt_plan_layer(p, c, l)))
 			return rc;
 	if (c->num_nextn_predict_layers > 0) {
-		ADD(GEN_MAT, V, h, 1.0f, "model.embed_tokens.weight",
+		ADD(TC_MAT, V, h, 1.0f, "model.embed_tokens.weight",
 		    "model.layers.%d.embed_tokens.weight", L);
-		ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.enorm.weight", L);
-		ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.hnorm.weight", L);
-		ADD(GEN_MAT, h, 2 * h, 1.0f / sqrtf(2.0f * (float)h), NULL,
+		ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.enorm.weight", L);
+		ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.hnorm.weight", L);
+		ADD(TC_MAT, h, 2 * h, 1.0f / sqrtf(2.0f * (float)h), NULL,
 		    "model.layers.%d.eh_proj.weight", L);
-		if ((rc = gen_plan_layer(p, c, L)))
+		if ((rc = testckpt_plan_layer(p, c, L)))
 			return rc;
-		ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.layers.%d.shared_head.norm.weight",
+		ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.shared_head.norm.weight",
 		    L);
-		ADD(GEN_MAT, V, h, GEN_HEAD_GAIN * sh, "lm_head.weight",
+		ADD(TC_MAT, V, h, TC_HEAD_GAIN * sh, "lm_head.weight",
 		    "model.layers.%d.shared_head.head.weight", L);
 	}
-	ADD(GEN_NORM, h, 0, GEN_NORM_STD, NULL, "model.norm.weight");
-	ADD(GEN_MAT, V, h, GEN_HEAD_GAIN * sh, NULL, "lm_head.weight");
+	ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.norm.weight");
+	ADD(TC_MAT, V, h, TC_HEAD_GAIN * sh, NULL, "lm_head.weight");
 	return 0;
 #undef ADD
 }
@@ -266,7 +263,7 @@ static int gen_plan_build(struct gen_plan *p, const struct config *c)
  * dropped mantissa bits propagates into the exponent by integer addition. Identical to
  * e4m3_encode for every float (checked exhaustively when this was written).
  */
-static inline uint8_t gen_e4m3(float f)
+static inline uint8_t testckpt_e4m3(float f)
 {
 	uint32_t u = e4m3_f32_bits(f), s = (u >> 24) & 0x80, a = u & 0x7FFFFFFFu;
 	if (a < 0x3C800000u || a >= 0x43E00000u)
@@ -276,35 +273,35 @@ static inline uint8_t gen_e4m3(float f)
 }
 
 /* 2^ceil(log2 s) for s > 0 (ue8m0 scales). */
-static float gen_pow2_ceil(float s)
+static float testckpt_pow2_ceil(float s)
 {
 	int e;
 	float m = frexpf(s, &e); /* s = m * 2^e, m in [0.5, 1) */
 	return m == 0.5f ? s : ldexpf(1.0f, e);
 }
 
-static int gen_tensor_fill(struct gen_tensor *t, const struct gen_plan *p)
+static int testckpt_tensor_fill(struct testckpt_tensor *t, const struct testckpt_plan *p)
 {
-	struct gen_rng r;
+	struct testckpt_rng r;
 	size_t numel = (size_t)t->rows * (size_t)(t->cols ? t->cols : 1);
 
-	gen_rng_seed(&r, p->seed, t->seed_name);
-	if (t->kind == GEN_BIAS) {
+	testckpt_rng_seed(&r, p->seed, t->seed_name);
+	if (t->kind == TC_BIAS) {
 		float *v = malloc(numel * 4);
 		if (!v)
 			return -ENOMEM;
 		for (size_t i = 0; i < numel; i++)
-			v[i] = t->std * gen_normal(&r);
+			v[i] = t->std * testckpt_normal(&r);
 		t->data = v;
 		return 0;
 	}
-	if (t->kind != GEN_PROJ || !p->fp8) {
+	if (t->kind != TC_PROJ || !p->fp8) {
 		uint16_t *v = malloc(numel * 2);
-		float mean = t->kind == GEN_NORM ? 1.0f : 0.0f;
+		float mean = t->kind == TC_NORM ? 1.0f : 0.0f;
 		if (!v)
 			return -ENOMEM;
 		for (size_t i = 0; i < numel; i++)
-			v[i] = f32_to_bf16(mean + t->std * gen_normal(&r));
+			v[i] = f32_to_bf16(mean + t->std * testckpt_normal(&r));
 		t->data = v;
 		return 0;
 	}
@@ -322,7 +319,7 @@ static int gen_tensor_fill(struct gen_tensor *t, const struct gen_plan *p)
 	for (int r0 = 0; r0 < rows; r0 += 128) {
 		int nr = rows - r0 < 128 ? rows - r0 : 128;
 		for (size_t i = 0; i < (size_t)nr * (size_t)cols; i++)
-			band[i] = t->std * gen_normal(&r);
+			band[i] = t->std * testckpt_normal(&r);
 		for (int cb = 0; cb < sc; cb++) {
 			int c0 = cb * 128, nc = cols - c0 < 128 ? cols - c0 : 128;
 			float amax = 0;
@@ -333,14 +330,14 @@ static int gen_tensor_fill(struct gen_tensor *t, const struct gen_plan *p)
 				}
 			float scale = amax > 0 ? amax / E4M3_MAX : 1.0f;
 			if (p->ue8m0)
-				scale = gen_pow2_ceil(scale);
+				scale = testckpt_pow2_ceil(scale);
 			float inv = 1.0f / scale;
 			s[(r0 / 128) * sc + cb] = scale;
 			for (int i = 0; i < nr; i++) {
 				const float *src = band + (size_t)i * cols + c0;
 				uint8_t *dst = q + (size_t)(r0 + i) * cols + c0;
 				for (int j = 0; j < nc; j++)
-					dst[j] = gen_e4m3(src[j] * inv);
+					dst[j] = testckpt_e4m3(src[j] * inv);
 			}
 		}
 	}
@@ -351,22 +348,22 @@ static int gen_tensor_fill(struct gen_tensor *t, const struct gen_plan *p)
 }
 
 /* Work queue of one shard, shared by the generator threads. */
-struct gen_work {
-	struct gen_plan *p;
+struct testckpt_work {
+	struct testckpt_plan *p;
 	int *idx; /* [n] plan indices of this shard */
 	int n;
 	atomic_int next;   /* next entry to take */
 	atomic_int failed; /* first error (negative errno) */
 };
 
-static void *gen_worker(void *arg)
+static void *testckpt_worker(void *arg)
 {
-	struct gen_work *w = arg;
+	struct testckpt_work *w = arg;
 	for (;;) {
 		int i = atomic_fetch_add(&w->next, 1);
 		if (i >= w->n || atomic_load(&w->failed))
 			return NULL;
-		int rc = gen_tensor_fill(&w->p->t[w->idx[i]], w->p);
+		int rc = testckpt_tensor_fill(&w->p->t[w->idx[i]], w->p);
 		if (rc) {
 			int z = 0;
 			atomic_compare_exchange_strong(&w->failed, &z, rc);
@@ -376,7 +373,7 @@ static void *gen_worker(void *arg)
 
 /* ---- config: preset + overrides ---- */
 
-static json_t *gen_preset(const char *name)
+static json_t *testckpt_preset(const char *name)
 {
 	const int tiny = !strcmp(name, "tiny");
 	if (!tiny && strcmp(name, "mid"))
@@ -447,7 +444,7 @@ static json_t *gen_preset(const char *name)
 }
 
 /* Parses an override value: null, true/false, integer, number, JSON array/object, or string. */
-static json_t *gen_value(const char *v)
+static json_t *testckpt_value(const char *v)
 {
 	char *end;
 	if (!strcmp(v, "null"))
@@ -469,14 +466,14 @@ static json_t *gen_value(const char *v)
 }
 
 /* Applies one "key=value" (dotted keys reach into objects; pseudo-keys handled by the caller). */
-static int gen_override(json_t *cfg, const char *kv, char *err, size_t errlen)
+static int testckpt_override(json_t *cfg, const char *kv, char *err, size_t errlen)
 {
 	const char *eq = strchr(kv, '=');
 	char key[128];
 	json_t *obj = cfg;
 
 	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key)
-		return gen_fail(err, errlen, -EINVAL, "--set %s: expected key=value", kv);
+		return errmsg_fail(err, errlen, -EINVAL, "--set %s: expected key=value", kv);
 	memcpy(key, kv, (size_t)(eq - kv));
 	key[eq - kv] = 0;
 	char *k = key, *dot;
@@ -484,24 +481,24 @@ static int gen_override(json_t *cfg, const char *kv, char *err, size_t errlen)
 		*dot = 0;
 		json_t *sub = json_object_get(obj, k);
 		if (!json_is_object(sub))
-			return gen_fail(err, errlen, -EINVAL, "--set %s: %s is not an object", kv,
-					k);
+			return errmsg_fail(err, errlen, -EINVAL, "--set %s: %s is not an object",
+					   kv, k);
 		obj = sub;
 		k = dot + 1;
 	}
-	json_t *v = gen_value(eq + 1);
+	json_t *v = testckpt_value(eq + 1);
 	if (!v)
-		return gen_fail(err, errlen, -EINVAL, "--set %s: bad value", kv);
+		return errmsg_fail(err, errlen, -EINVAL, "--set %s: bad value", kv);
 	json_object_set_new(obj, k, v);
 	return 0;
 }
 
 /* Writes a small text file atomically (temp + rename). */
-static int gen_write_text(const char *path, const char *text, char *err, size_t errlen)
+static int testckpt_write_text(const char *path, const char *text, char *err, size_t errlen)
 {
 	char *tmp = NULL;
 	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
-		return gen_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+		return errmsg_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
 	FILE *f = fopen(tmp, "wb");
 	int rc = 0;
 	if (!f) {
@@ -518,11 +515,11 @@ static int gen_write_text(const char *path, const char *text, char *err, size_t 
 	}
 	free(tmp);
 	if (rc)
-		return gen_fail(err, errlen, rc, "%s: write: %s", path, strerror(-rc));
+		return errmsg_fail(err, errlen, rc, "%s: write: %s", path, strerror(-rc));
 	return 0;
 }
 
-static int gen_mkdirs(const char *dir)
+static int testckpt_mkdirs(const char *dir)
 {
 	char buf[4096];
 	if (strlen(dir) >= sizeof buf)
@@ -542,10 +539,10 @@ static int gen_mkdirs(const char *dir)
 }
 
 /* Frees the generated payloads of shard s. */
-static void gen_shard_free(struct gen_plan *p, int s)
+static void testckpt_shard_free(struct testckpt_plan *p, int s)
 {
 	for (int i = 0; i < p->n; i++) {
-		struct gen_tensor *t = &p->t[i];
+		struct testckpt_tensor *t = &p->t[i];
 		if (t->shard != s)
 			continue;
 		free(t->data);
@@ -555,40 +552,41 @@ static void gen_shard_free(struct gen_plan *p, int s)
 	}
 }
 
-/* Generates the tensors of shard s on GEN_THREADS threads. */
-static int gen_shard_fill(struct gen_plan *p, int s, const char *path, char *err, size_t errlen)
+/* Generates the tensors of shard s on TC_THREADS threads. */
+static int testckpt_shard_fill(struct testckpt_plan *p, int s, const char *path, char *err,
+			       size_t errlen)
 {
-	struct gen_work w = {.p = p};
-	pthread_t th[GEN_THREADS];
+	struct testckpt_work w = {.p = p};
+	pthread_t th[TC_THREADS];
 	int nth = 0, rc;
 
 	w.idx = malloc((size_t)p->n * sizeof *w.idx);
 	if (!w.idx)
-		return gen_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+		return errmsg_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
 	for (int i = 0; i < p->n; i++)
 		if (p->t[i].shard == s)
 			w.idx[w.n++] = i;
 	atomic_init(&w.next, 0);
 	atomic_init(&w.failed, 0);
-	for (int i = 0; i < GEN_THREADS; i++)
-		if (!pthread_create(&th[nth], NULL, gen_worker, &w))
+	for (int i = 0; i < TC_THREADS; i++)
+		if (!pthread_create(&th[nth], NULL, testckpt_worker, &w))
 			nth++;
 	if (!nth)
-		gen_worker(&w);
+		testckpt_worker(&w);
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
 	free(w.idx);
 	rc = atomic_load(&w.failed);
 	if (rc) {
-		gen_shard_free(p, s);
-		return gen_fail(err, errlen, rc, "%s: generate: %s", path, strerror(-rc));
+		testckpt_shard_free(p, s);
+		return errmsg_fail(err, errlen, rc, "%s: generate: %s", path, strerror(-rc));
 	}
 	return 0;
 }
 
 /* Writing one shard, on its own thread while the next shard is generated. */
-struct gen_store {
-	struct gen_plan *p;
+struct testckpt_store {
+	struct testckpt_plan *p;
 	int shard;
 	char *path;    /* owned */
 	int rc;	       /* 0 or negative errno */
@@ -596,22 +594,22 @@ struct gen_store {
 };
 
 /* Writes shard s->shard (st_writer: temp file + rename) and frees its payloads. */
-static void *gen_shard_store(void *arg)
+static void *testckpt_shard_store(void *arg)
 {
-	struct gen_store *st = arg;
-	struct gen_plan *p = st->p;
+	struct testckpt_store *st = arg;
+	struct testckpt_plan *p = st->p;
 	struct st_writer wr = {0};
 	char sname[ST_NAME_MAX + 16];
 	int rc = 0;
 
 	for (int i = 0; i < p->n && !rc; i++) {
-		struct gen_tensor *t = &p->t[i];
+		struct testckpt_tensor *t = &p->t[i];
 		if (t->shard != st->shard)
 			continue;
 		int64_t shape[2] = {t->rows, t->cols};
 		int nd = t->cols ? 2 : 1;
-		enum st_dtype dt = t->kind == GEN_BIAS		   ? ST_F32
-				   : t->kind == GEN_PROJ && p->fp8 ? ST_F8_E4M3
+		enum st_dtype dt = t->kind == TC_BIAS		   ? ST_F32
+				   : t->kind == TC_PROJ && p->fp8 ? ST_F8_E4M3
 								   : ST_BF16;
 		rc = st_writer_add(&wr, t->name, dt, nd, shape, t->data);
 		if (!rc && t->scale) {
@@ -620,19 +618,19 @@ static void *gen_shard_store(void *arg)
 			rc = st_writer_add(&wr, sname, ST_F32, 2, ss, t->scale);
 		}
 		if (rc)
-			gen_fail(st->err, sizeof st->err, rc, "%s: %s: cannot add", st->path,
+			errmsg_fail(st->err, sizeof st->err, rc, "%s: %s: cannot add", st->path,
 				 t->name);
 	}
 	if (!rc)
 		rc = st_writer_finish(&wr, st->path, st->err, sizeof st->err);
 	st_writer_free(&wr);
-	gen_shard_free(p, st->shard);
+	testckpt_shard_free(p, st->shard);
 	st->rc = rc;
 	return NULL;
 }
 
 /* Waits for a running store; returns its result (message into err). */
-static int gen_store_join(pthread_t th, struct gen_store *st, char *err, size_t errlen)
+static int testckpt_store_join(pthread_t th, struct testckpt_store *st, char *err, size_t errlen)
 {
 	pthread_join(th, NULL);
 	free(st->path);
@@ -645,16 +643,16 @@ static int gen_store_join(pthread_t th, struct gen_store *st, char *err, size_t 
 int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const char **overrides,
 		   int n_overrides, char *err, size_t errlen)
 {
-	json_t *cfg = gen_preset(preset), *index = NULL;
-	struct gen_plan p = {0};
+	json_t *cfg = testckpt_preset(preset), *index = NULL;
+	struct testckpt_plan p = {0};
 	struct config c;
 	char *text = NULL, *path = NULL, **shard_names = NULL;
-	uint64_t shard_bytes = !strcmp(preset, "mid") ? GEN_MID_SHARD_BYTES : 0, total = 0;
+	uint64_t shard_bytes = !strcmp(preset, "mid") ? TC_MID_SHARD_BYTES : 0, total = 0;
 	int rc = 0, n_shards = 1;
 	int dtype_bf16 = 0, ue8m0 = 0;
 
 	if (!cfg)
-		return gen_fail(err, errlen, -EINVAL, "--preset: \"%s\" is not tiny or mid",
+		return errmsg_fail(err, errlen, -EINVAL, "--preset: \"%s\" is not tiny or mid",
 				preset);
 	for (int i = 0; i < n_overrides; i++) {
 		const char *o = overrides[i];
@@ -664,13 +662,13 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 			else if (!strcmp(o + 6, "fp8"))
 				dtype_bf16 = 0;
 			else {
-				rc = gen_fail(err, errlen, -EINVAL,
+				rc = errmsg_fail(err, errlen, -EINVAL,
 					      "--set %s: dtype is bf16 or fp8", o);
 				goto out;
 			}
 		} else if (!strncmp(o, "scale_fmt=", 10)) {
 			if (strcmp(o + 10, "ue8m0")) {
-				rc = gen_fail(err, errlen, -EINVAL,
+				rc = errmsg_fail(err, errlen, -EINVAL,
 					      "--set %s: only ue8m0 is supported", o);
 				goto out;
 			}
@@ -679,17 +677,17 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 			char *end;
 			shard_bytes = strtoull(o + 12, &end, 10);
 			if (!o[12] || *end) {
-				rc = gen_fail(err, errlen, -EINVAL,
+				rc = errmsg_fail(err, errlen, -EINVAL,
 					      "--set %s: expected a byte count", o);
 				goto out;
 			}
-		} else if ((rc = gen_override(cfg, o, err, errlen))) {
+		} else if ((rc = testckpt_override(cfg, o, err, errlen))) {
 			goto out;
 		}
 	}
 	if (dtype_bf16) {
 		if (ue8m0) {
-			rc = gen_fail(err, errlen, -EINVAL,
+			rc = errmsg_fail(err, errlen, -EINVAL,
 				      "--set scale_fmt=ue8m0: a bf16 checkpoint has no scales");
 			goto out;
 		}
@@ -697,7 +695,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 	} else if (ue8m0) {
 		json_t *q = json_object_get(cfg, "quantization_config");
 		if (!json_is_object(q)) {
-			rc = gen_fail(err, errlen, -EINVAL,
+			rc = errmsg_fail(err, errlen, -EINVAL,
 				      "--set scale_fmt=ue8m0: no quantization_config");
 			goto out;
 		}
@@ -705,7 +703,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 	}
 	text = json_dumps(cfg, JSON_INDENT(2));
 	if (!text) {
-		rc = gen_fail(err, errlen, -ENOMEM, "config.json: out of memory");
+		rc = errmsg_fail(err, errlen, -ENOMEM, "config.json: out of memory");
 		goto out;
 	}
 	if ((rc = config_parse(text, strlen(text), "config.json", &c, err, errlen)))
@@ -713,8 +711,8 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 	p.fp8 = c.quantization_config.present;
 	p.ue8m0 = c.quantization_config.ue8m0;
 	p.seed = seed;
-	if ((rc = gen_plan_build(&p, &c))) {
-		gen_fail(err, errlen, rc, "gen: out of memory");
+	if ((rc = testckpt_plan_build(&p, &c))) {
+		errmsg_fail(err, errlen, rc, "gen: out of memory");
 		goto out;
 	}
 	/* Shards: consecutive tensors, a new file when the next would exceed shard_bytes. */
@@ -732,13 +730,13 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 		}
 		n_shards = shard_bytes ? s + 1 : 1;
 	}
-	if ((rc = gen_mkdirs(outdir))) {
-		gen_fail(err, errlen, rc, "%s: mkdir: %s", outdir, strerror(-rc));
+	if ((rc = testckpt_mkdirs(outdir))) {
+		errmsg_fail(err, errlen, rc, "%s: mkdir: %s", outdir, strerror(-rc));
 		goto out;
 	}
 	shard_names = calloc((size_t)n_shards, sizeof *shard_names);
 	if (!shard_names) {
-		rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+		rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 		goto out;
 	}
 	for (int s = 0; s < n_shards; s++) {
@@ -747,18 +745,18 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 				    : asprintf(&shard_names[s], "model.safetensors");
 		if (r < 0) {
 			shard_names[s] = NULL;
-			rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+			rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 			goto out;
 		}
 	}
 	/* A stale index would redirect readers to other files; an unsharded model has none. */
 	if (asprintf(&path, "%s/model.safetensors.index.json", outdir) < 0) {
 		path = NULL;
-		rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+		rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 		goto out;
 	}
 	if (unlink(path) && errno != ENOENT) {
-		rc = gen_fail(err, errlen, -errno, "%s: remove: %s", path, strerror(errno));
+		rc = errmsg_fail(err, errlen, -errno, "%s: remove: %s", path, strerror(errno));
 		goto out;
 	}
 	free(path);
@@ -766,41 +764,41 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 	/* So is an old config.json while new shards are being written. */
 	if (asprintf(&path, "%s/config.json", outdir) < 0) {
 		path = NULL;
-		rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+		rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 		goto out;
 	}
 	if (unlink(path) && errno != ENOENT) {
-		rc = gen_fail(err, errlen, -errno, "%s: remove: %s", path, strerror(errno));
+		rc = errmsg_fail(err, errlen, -errno, "%s: remove: %s", path, strerror(errno));
 		goto out;
 	}
 	free(path);
 	path = NULL;
 	/* Shard s is written on a second thread while shard s+1 is generated. */
 	{
-		struct gen_store store = {.p = &p};
+		struct testckpt_store store = {.p = &p};
 		pthread_t wth;
 		int writing = 0;
 		for (int s = 0; s < n_shards && !rc; s++) {
 			if (asprintf(&path, "%s/%s", outdir, shard_names[s]) < 0) {
 				path = NULL;
-				rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+				rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 				break;
 			}
-			rc = gen_shard_fill(&p, s, path, err, errlen);
+			rc = testckpt_shard_fill(&p, s, path, err, errlen);
 			if (writing) {
-				int wrc = gen_store_join(wth, &store, err, errlen);
+				int wrc = testckpt_store_join(wth, &store, err, errlen);
 				writing = 0;
 				rc = rc ? rc : wrc;
 			}
 			if (rc) {
-				gen_shard_free(&p, s);
+				testckpt_shard_free(&p, s);
 				break;
 			}
 			store.shard = s;
 			store.path = path;
 			path = NULL;
-			if (pthread_create(&wth, NULL, gen_shard_store, &store)) {
-				gen_shard_store(&store);
+			if (pthread_create(&wth, NULL, testckpt_shard_store, &store)) {
+				testckpt_shard_store(&store);
 				free(store.path);
 				store.path = NULL;
 				if ((rc = store.rc))
@@ -810,7 +808,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 			}
 		}
 		if (writing) {
-			int wrc = gen_store_join(wth, &store, err, errlen);
+			int wrc = testckpt_store_join(wth, &store, err, errlen);
 			rc = rc ? rc : wrc;
 		}
 		if (rc)
@@ -822,7 +820,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 		if (!wm || !meta || !index) {
 			json_decref(wm);
 			json_decref(meta);
-			rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+			rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 			goto out;
 		}
 		json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
@@ -831,7 +829,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 			char sname[ST_NAME_MAX + 16];
 			json_object_set_new(wm, p.t[i].name,
 					    json_string(shard_names[p.t[i].shard]));
-			if (p.fp8 && p.t[i].kind == GEN_PROJ) {
+			if (p.fp8 && p.t[i].kind == TC_PROJ) {
 				snprintf(sname, sizeof sname, "%s_scale_inv", p.t[i].name);
 				json_object_set_new(wm, sname,
 						    json_string(shard_names[p.t[i].shard]));
@@ -842,10 +840,10 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 		if (!itext || asprintf(&path, "%s/model.safetensors.index.json", outdir) < 0) {
 			free(itext);
 			path = NULL;
-			rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+			rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 			goto out;
 		}
-		rc = gen_write_text(path, itext, err, errlen);
+		rc = testckpt_write_text(path, itext, err, errlen);
 		free(itext);
 		free(path);
 		path = NULL;
@@ -855,10 +853,10 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 	/* config.json last: until it exists the directory does not look like a checkpoint. */
 	if (asprintf(&path, "%s/config.json", outdir) < 0) {
 		path = NULL;
-		rc = gen_fail(err, errlen, -ENOMEM, "gen: out of memory");
+		rc = errmsg_fail(err, errlen, -ENOMEM, "gen: out of memory");
 		goto out;
 	}
-	rc = gen_write_text(path, text, err, errlen);
+	rc = testckpt_write_text(path, text, err, errlen);
 out:
 	if (shard_names)
 		for (int s = 0; s < n_shards; s++)

@@ -1,0 +1,61 @@
+/*
+ * cli_opts.h - the command-line options of `moecard run`, `bench` and `chat` (docs/cli.md): one
+ * table of options with the kind of value each takes, parsed into struct cli_opts before the
+ * command loads the checkpoint and builds the engine. Messages are one line on stderr,
+ * "moecard: <command>: <option>: <what>".
+ */
+#ifndef MOECARD_CLI_OPTS_H
+#define MOECARD_CLI_OPTS_H
+
+#include <stdio.h>
+#include "decode/generate.h"
+#include "engine/engine.h"
+
+#define CLI_MAX_STOPS 16
+
+/* Which commands take an option (struct cli_cmd.set). */
+#define CLI_SET_RUN  1u /* run and bench */
+#define CLI_SET_CHAT 2u
+
+struct cli_opts {
+	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
+	const char *profile, *expert_trace, *system, *xclbin;
+	int n;                   /* -n: tokens to generate (chat: most tokens per reply) */
+	int threads, ctx, prompt_len, gen;
+	int naive;               /* --attn naive */
+	int json;                /* --json */
+	int chat;                /* --chat: wrap the prompt in the DeepSeek-V3 chat format */
+	int stats;               /* --stats: a summary line on stderr */
+	struct engine_extra ex;  /* --expert-* options (expert cache on the card) */
+	int spec;                /* -1 default (mtp when available), 0 none, 1 mtp */
+	int spec_depth;          /* --spec-depth N (default 1) */
+	const char *stops[CLI_MAX_STOPS]; /* --stop STR... */
+	int n_stops;
+	struct gen_sampling smp; /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
+};
+
+/* A command that parses its options with cli_opts_parse. */
+struct cli_cmd {
+	const char *name;      /* "run", "bench", "chat": the messages name it */
+	unsigned set;          /* CLI_SET_*: the options it takes */
+	/* Every option is "--name value": the word after an option is taken as its value before
+	 * the option is looked up, and an option at the end is "missing value or unknown option".
+	 * Otherwise an option without a value (a flag) may stand at the end. */
+	int pairs;
+	void (*usage)(FILE *f);
+	/* Checks the command's own values after --model; 0 or 2 (message printed). May be NULL. */
+	int (*check)(const struct cli_opts *a);
+};
+
+/* cli_opts_init - the defaults: --backend cpu, --spec default, --spec-depth 1, sampling
+ * defaults (gen_sampling_default), everything else 0 / NULL. */
+void cli_opts_init(struct cli_opts *a);
+
+/*
+ * cli_opts_parse - parses argv[1..argc) into a (initialised by the caller). Then --model is
+ * required, cmd->check runs and --act must be fp8 or none. Returns 0; 1 after -h/--help (usage
+ * printed on stdout: the command exits 0); 2 on a usage error (message printed on stderr).
+ */
+int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_opts *a);
+
+#endif
