@@ -24,7 +24,8 @@
 #include "engine/engine.h"
 #include "text/tokenizer.h"
 
-/* Sampling settings. temp 0 is greedy; the filters apply in the order of sample.h. */
+/* Sampling settings. temp 0 is greedy. Order: repetition penalty, temperature, min-p (relative to
+ * the most likely token), then top-k and top-p over the sorted survivors (gen_dist_build). */
 struct gen_sampling {
 	float temp;        /* softmax temperature; <= 0: greedy (argmax) */
 	int top_k;         /* keep the k most likely tokens; 0: off */
