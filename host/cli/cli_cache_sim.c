@@ -424,22 +424,8 @@ int cli_cache_sim(int argc, char **argv)
 		}
 	}
 	if (what_if) {
-		struct config c = { 0 };
-		c.hidden_size = 7168;
-		c.intermediate_size = 18432;
-		c.moe_intermediate_size = 2048;
-		c.num_hidden_layers = 61;
-		c.first_k_dense_replace = 3;
-		c.num_attention_heads = 128;
-		c.q_lora_rank = 1536;
-		c.kv_lora_rank = 512;
-		c.qk_nope_head_dim = 128;
-		c.qk_rope_head_dim = 64;
-		c.v_head_dim = 128;
-		c.n_routed_experts = 256;
-		c.num_experts_per_tok = 8;
-		c.n_shared_experts = 1;
-		c.vocab_size = 129280;
+		struct config c;
+		config_deepseek_v3_671b(&c);
 		struct expert_trace_shape sh;
 		expert_trace_shape_from_config(&c, &sh);
 		struct expert_sim_cfg w = base;
@@ -474,10 +460,11 @@ int cli_cache_sim(int argc, char **argv)
 			const char *scope = g ? "671b_gen4" : "671b_gen3";
 			if (!json)
 				printf("\n671B what-if (modeled): %.1f MB experts, %.0f MB/layer resident, "
-				       "58 MoE layers (trace routing, each traced layer stands for %.2f),\n"
+				       "%u MoE layers (trace routing, each traced layer stands for %.2f),\n"
 				       "  PCIe Gen%d x16 %.0f GB/s, card %.0f GB/s, host %.1f GB/s, same "
 				       "slot fraction %d%%:\n",
-				       sh.expert_bytes / 1e6, sh.layer_bytes / 1e6, w.layer_scale, 3 + g,
+				       sh.expert_bytes / 1e6, sh.layer_bytes / 1e6,
+				       sh.n_layers - sh.first_dense, w.layer_scale, 3 + g,
 				       links[g] / 1e9, card_bw / 1e9, host_bw / 1e9, pct);
 			if (run_policies(&t, w, ws, only, json, scope, NULL, sr)) {
 				free(sr);

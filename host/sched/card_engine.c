@@ -1819,27 +1819,8 @@ struct backend *card_engine_backend(struct engine *en)
 
 static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 {
-	struct config c = { 0 };
-	c.hidden_size = 7168;
-	c.intermediate_size = 18432;
-	c.moe_intermediate_size = 2048;
-	c.num_hidden_layers = 61;
-	c.first_k_dense_replace = 3;
-	c.moe_layer_freq = 1;
-	c.num_attention_heads = 128;
-	c.q_lora_rank = 1536;
-	c.kv_lora_rank = 512;
-	c.qk_nope_head_dim = 128;
-	c.qk_rope_head_dim = 64;
-	c.v_head_dim = 128;
-	c.n_routed_experts = 256;
-	c.num_experts_per_tok = 8;
-	c.n_shared_experts = 1;
-	c.n_group = 8;
-	c.topk_group = 4;
-	c.rms_norm_eps = 1e-6;
-	c.rope_theta = 10000;
-	c.vocab_size = 129280;
+	struct config c;
+	config_deepseek_v3_671b(&c);
 	double ns, bytes;
 	if (card_engine_whatif(&c, be, 4096, &ns, &bytes))
 		return;
