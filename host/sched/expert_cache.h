@@ -195,6 +195,19 @@ void expert_cache_event(struct expert_cache *c, enum expert_event ev, int layer,
 
 /* ---- 3. modeled replay of a routing trace ------------------------------------------------- */
 
+/*
+ * expert_miss_on_host - the hybrid rule for an expert whose weights are not on the card (a miss,
+ * or a prefetch still in flight), shared by the card engine (--expert-host auto) and the replay
+ * (host_exec). All arguments are times in seconds on one modeled clock: dma_end, when its weights
+ * would have landed on the card; need, the earliest time the card could run it; host_end, when
+ * the host CPU would have computed it; merge, the time to move its f32 output to the card;
+ * card_exp, the card's time to run it. Returns 1 (run it on the host) when the link would make the
+ * card wait (dma_end > need) and the host's output reaches the card no later than the card's own
+ * would be done (host_end + merge <= dma_end + card_exp); else 0 (DMA it).
+ */
+int expert_miss_on_host(double dma_end, double need, double host_end, double merge,
+			double card_exp);
+
 struct expert_sim_cfg {
 	enum expert_policy policy;
 	int lookahead;           /* 0 none; 1: layer L's predicted experts (trace pred1, from the
