@@ -1203,9 +1203,11 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 			miss[n_miss++] = j;
 		}
 	}
-	/* misses: modeled DMA finish vs when the card needs the expert vs the host finishing it */
+	/* misses: modeled DMA finish vs when the card needs the expert vs the host finishing it
+	 * (expert_miss_on_host); the host's output reaches the card as one f32 row over the link */
 	int hits = k - n_miss, n_host = 0, host_key[EE_MAX_TOPK];
 	double ahead = ((1 + hits + 3) / 4) * xc->gemm_s; /* shared + hits over 4 GEMM CUs */
+	double merge = (double)D * 4 / xc->dma_bps + xc->dma_lat_s;
 	double host_t = 0, ch_t[ABI_MAX_DMA] = { 0 };
 	int n_fill = 0;
 	for (int m = 0; m < n_miss; m++) {
@@ -1216,7 +1218,8 @@ static int ee_xc_route(struct ee *e, int li, int pos, const int *idx, const floa
 		double need = ahead + m * xc->gemm_s / 4;
 		double h_end = host_t + eb / xc->host_bps;
 		int on_host = xc->host_mode == 2 ||
-			      (xc->host_mode == 1 && dma_end > need && h_end < dma_end);
+			      (xc->host_mode == 1 &&
+			       expert_miss_on_host(dma_end, need, h_end, merge, xc->gemm_s));
 		if (!on_host) {
 			int victim = -1;
 			int s = expert_cache_fill(&xc->cache, li, idx[j], UINT64_MAX, 0, &victim);
