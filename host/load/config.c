@@ -586,16 +586,21 @@ void config_deepseek_v3_671b(struct config *c)
 	c->topk_method = CONFIG_TOPK_NOAUX_TC;
 	c->norm_topk_prob = true;
 	c->rope_theta = 10000;
-	c->rope_scaling = (struct config_rope_scaling){ .yarn = true, .factor = 40,
-							.original_max_position_embeddings = 4096,
-							.beta_fast = 32, .beta_slow = 1, .mscale = 1,
-							.mscale_all_dim = 1 };
+	c->rope_scaling.yarn = true;
+	c->rope_scaling.factor = 40;
+	c->rope_scaling.original_max_position_embeddings = 4096;
+	c->rope_scaling.beta_fast = 32;
+	c->rope_scaling.beta_slow = 1;
+	c->rope_scaling.mscale = 1;
+	c->rope_scaling.mscale_all_dim = 1;
 	c->rms_norm_eps = 1e-6;
 	c->vocab_size = 129280;
 	c->max_position_embeddings = 163840;
 	c->bos_token_id = 0;
 	c->eos_token_id = 1;
 	c->num_nextn_predict_layers = 1;
-	c->quantization_config = (struct config_quant){ .present = true, .dynamic = true,
-							.weight_block_size = { 128, 128 } };
+	c->quantization_config.present = true;
+	c->quantization_config.dynamic = true;
+	c->quantization_config.weight_block_size[0] = 128;
+	c->quantization_config.weight_block_size[1] = 128;
 }

@@ -646,7 +646,8 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		if (nt[t] < 0 || nt[t] >= V)
 			return -EINVAL;
 		double t0 = now_s();
-		/* docs/model.md, MTP: [enorm(embed(t_{i+1})) (0 at position 0) | hnorm(h_i)] -> eh_proj (BF16) */
+		/* [enorm(embed(t_{i+1})) (0 at position 0) | hnorm(h_i)] -> eh_proj (BF16);
+		 * docs/model.md, MTP */
 		if (p == 0) {
 			memset(e->cat, 0, sizeof(float) * (size_t)D);
 		} else {

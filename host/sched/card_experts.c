@@ -509,8 +509,8 @@ static int ee_xc_repin(struct ee *e, int li, int pos)
 {
 	struct ee_xc *xc = e->xc;
 	int r;
-	if (xc->cache.policy != EXPERT_POLICY_PIN || li != e->c->first_k_dense_replace || pos <= 0 ||
-	    pos % EE_XC_REPIN)
+	if (xc->cache.policy != EXPERT_POLICY_PIN || li != e->c->first_k_dense_replace ||
+	    pos <= 0 || pos % EE_XC_REPIN)
 		return 0;
 	memcpy(xc->key0, xc->cache.slot_key, sizeof(int32_t) * (size_t)xc->cache.n_slots);
 	if ((r = expert_cache_repin(&xc->cache, xc->cache.n_slots / 2)) < 0 && r != -ENOSPC)
@@ -579,8 +579,8 @@ static int ee_xc_miss_dma(struct ee *e, struct ee_xc_step *st, int j, int ci)
 		expert_cache_event(&xc->cache, EXPERT_EV_EVICT, victim / xc->cache.n_experts,
 				   victim % xc->cache.n_experts);
 	}
-	/* fence ids 1..EE_XC_DFENCE0-1, round robin (the rest are the detached fills'); a list holds
-	 * at most k signalling fills and every ring 0 list completes before the next one */
+	/* fence ids 1..EE_XC_DFENCE0-1, round robin (the rest are the detached fills'); a list
+	 * holds at most k signalling fills and every ring 0 list completes before the next one */
 	uint32_t fid = xc->next_fence % (EE_XC_DFENCE0 - 1) + 1;
 	xc->next_fence = fid;
 	xc->fid[j] = fid;
@@ -626,7 +626,8 @@ static int ee_xc_misses(struct ee *e, struct ee_xc_step *st)
 	double merge = (double)e->c->hidden_size * 4 / xc->dma_bps + xc->dma_lat_s;
 	for (int m = 0; m < st->n_miss; m++) {
 		int j = st->miss[m], ci = st->n_fill % xc->n_h2c, r;
-		double dma_end = st->ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
+		double dma_end =
+		    st->ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
 		double need = ahead + m * xc->gemm_s / 4;
 		double h_end = st->host_t + eb / xc->host_bps;
 		int on_host = xc->host_mode == 2 ||
@@ -660,7 +661,8 @@ static int ee_xc_bg_fills(struct ee *e, struct ee_xc_step *st)
 	for (int m = 0; xc->host_mode == 1 && m < st->n_host; m++) {
 		int ci = ee_xc_least_loaded(xc, st->ch_t);
 		double end = st->ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
-		if (xc->async ? !st->df_free || xc->n_df >= EE_XC_NDF : st->ch_t[ci] > 0 || end > budget)
+		if (xc->async ? !st->df_free || xc->n_df >= EE_XC_NDF
+			      : st->ch_t[ci] > 0 || end > budget)
 			break;
 		int victim = -1, x = st->idx[st->host[m]];
 		uint64_t w0 = xc->cache.st.prefetch_wasted;

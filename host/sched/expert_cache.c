@@ -657,8 +657,8 @@ static void sim_access(struct sim *s, size_t q, size_t j, int layer, double t_ro
 		r->hits++;
 		if (s->ready[slot] <= t_route) {
 			r->ready++;
-		} else if (cfg->host_exec &&
-			   expert_miss_on_host(s->ready[slot], t_route, h_end, s->t_merge, s->t_exp)) {
+		} else if (cfg->host_exec && expert_miss_on_host(s->ready[slot], t_route, h_end,
+								 s->t_merge, s->t_exp)) {
 			sim_run_on_host(s, h_end); /* still in flight and the host is sooner */
 			r->late_host++;
 			return;
