@@ -174,10 +174,11 @@ static int run_policies(const struct expert_trace *t, struct expert_sim_cfg base
 }
 
 /*
- * The issue's three goals on one scope, from the rows just run: (1) the best online policy's hit
- * rate within 10 points of Belady's (MIN, and MIN given the same look-ahead prefetches); (2) at
- * least 80% of expert DMA time hidden (checked at 50% capacity); (3) hybrid decode never slower
- * than the all-host run (modeled, and measured when cpu_tok_s > 0).
+ * The expert cache's three goals (docs/expert-cache.md) on one scope, from the rows just run:
+ * (1) the best online policy's hit rate within 10 points of Belady's (MIN, and MIN given the same
+ * look-ahead prefetches); (2) at least 80% of expert DMA time hidden (checked at 50% capacity);
+ * (3) hybrid decode never slower than the all-host run (modeled, and measured when
+ * cpu_tok_s > 0).
  */
 static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, int json,
 			const char *scope)

@@ -495,7 +495,7 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 	} else {
 		struct abi_cmd *f = card_cmd(e, ABI_OP_RESIDUAL_ADD, "zero ffn");
 		(void)f;
-		return -ENOTSUP; /* TODO(issue 4): a model without shared experts needs a zero fill */
+		return -ENOTSUP; /* a model without shared experts needs a zero fill */
 	}
 	int pf = 0;
 	for (int j = 0; j < k; j++) {

@@ -1,5 +1,5 @@
 /*
- * expert_cache.c - expert slots (layout, DMA scatter-gather, placement over HBM channels), the
+ * expert_cache.c - expert slots (layout, DMA scatter-gather, host view), the
  * replacement policies, and the modeled replay of routing traces (expert_cache.h).
  * Data flow: router choice -> lookup -> hit | fill (DMA) | host execution -> slot for the GEMM.
  */
@@ -79,59 +79,6 @@ int expert_slot_view(const struct expert_slot_layout *l, const void *base,
 		o[i]->scale = (const float *)(const void *)((const uint8_t *)base + l->off[3 + i]);
 	}
 	return 0;
-}
-
-int expert_slots_place(const struct board_desc *b, const uint64_t *used, uint64_t slot_bytes,
-		       int want, struct expert_slot_map *m)
-{
-	memset(m, 0, sizeof *m);
-	if (!b || !slot_bytes)
-		return -EINVAL;
-	uint32_t kind = BOARD_MEM_DDR, bi[BOARD_MAX_BANKS];
-	uint64_t cap[BOARD_MAX_BANKS], total = 0;
-	int nb = 0;
-	for (uint32_t i = 0; i < b->n_banks; i++)
-		if (b->bank[i].kind == BOARD_MEM_HBM)
-			kind = BOARD_MEM_HBM;
-	for (uint32_t i = 0; i < b->n_banks; i++) {
-		if (b->bank[i].kind != kind)
-			continue;
-		uint64_t u = used ? align_up(used[i], EXPERT_SLOT_PAGE) : 0;
-		cap[nb] = u < b->bank[i].size ? (b->bank[i].size - u) / slot_bytes : 0;
-		bi[nb++] = i;
-		total += cap[nb - 1];
-	}
-	if (want < 0 || (uint64_t)want > total)
-		want = total > (uint64_t)INT32_MAX ? INT32_MAX : (int)total;
-	m->bank = malloc(sizeof(uint32_t) * (size_t)(want ? want : 1));
-	m->off = malloc(sizeof(uint64_t) * (size_t)(want ? want : 1));
-	if (!m->bank || !m->off) {
-		expert_slots_free(m);
-		return -ENOMEM;
-	}
-	uint64_t taken[BOARD_MAX_BANKS] = { 0 };
-	int n = 0;
-	while (n < want) {
-		for (int j = 0; j < nb && n < want; j++) {
-			if (taken[j] >= cap[j])
-				continue;
-			uint32_t i = bi[j];
-			uint64_t u = used ? align_up(used[i], EXPERT_SLOT_PAGE) : 0;
-			m->bank[n] = i;
-			m->off[n] = u + taken[j] * slot_bytes;
-			taken[j]++;
-			n++;
-		}
-	}
-	m->n_slots = n;
-	return n;
-}
-
-void expert_slots_free(struct expert_slot_map *m)
-{
-	free(m->bank);
-	free(m->off);
-	memset(m, 0, sizeof *m);
 }
 
 /* ---- 2. the cache ------------------------------------------------------------------------ */

@@ -1,5 +1,5 @@
 /*
- * test_emu_engine.c - the emu backend and scheduler as a whole (issue 4): fence ordering and
+ * test_emu_engine.c - the emu backend and scheduler as a whole: fence ordering and
  * barriers from completion timestamps on the emulated card, fault injection through the whole
  * engine (a CU that reports an error, a CU that hangs until the firmware watchdog resets it, a DMA
  * error: the forward/list fails cleanly and the next one succeeds with the same logits as a clean
