@@ -770,12 +770,12 @@ static const struct engine_ops ee_ops = {
 	.expert_trace = ee_expert_trace,
 };
 
-int card_engine_open(struct engine *en, const struct ckpt *ck, const struct model_opts *o,
-		    const struct engine_extra *x, char *err, size_t errlen)
+/* What the card scheduler runs: FP8 weights, FP8 activations, shapes it lowers. 0 or -EINVAL. */
+static int ee_supported(const struct ckpt *ck, const struct model_opts *o, char *err,
+			size_t errlen)
 {
 	const struct config *c = &ck->cfg;
-	const struct weights *w = &ck->w;
-	if (!w->fp8) {
+	if (!ck->w.fp8) {
 		snprintf(err, errlen, "--backend emu: the card runs FP8 checkpoints only");
 		return -EINVAL;
 	}
@@ -788,28 +788,13 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 		snprintf(err, errlen, "config.json: shape not supported by the emu scheduler");
 		return -EINVAL;
 	}
-	struct ee *e = calloc(1, sizeof *e);
-	if (!e) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	en->impl = e;
-	en->ops = &ee_ops;
-	e->c = c;
-	e->w = w;
-	e->profile = x ? x->profile : NULL;
-	e->max_seq = o->max_seq > 0 ? o->max_seq : 4096;
-	en->max_seq = e->max_seq;
-	en->max_batch = o->max_batch > 0 ? o->max_batch : 64;
-	en->act_fp8 = 1;
-	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
-	const char *bn = getenv("MOECARD_SCHED_BACKEND");
-	int r = backend_open(&e->be, x && x->backend ? x->backend : bn && !strcmp(bn, "ref") ? "ref" : "emu", x ? x->board : NULL,
-			     err, errlen);
-	if (r)
-		goto fail;
-	int D = c->hidden_size, H = c->num_attention_heads, k = c->num_experts_per_tok;
-	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, row = kvl + rope;
+	return 0;
+}
+
+/* The board's HBM banks: the last one holds activations and KV, weights go round-robin on the
+ * others. 0 or -EINVAL (err). */
+static int ee_banks(struct ee *e, char *err, size_t errlen)
+{
 	int nb = (int)ABI_BOARD_N_BANKS(e->be->blk.counts);
 	e->n_hbm = 0;
 	for (int i = 0; i < nb; i++)
@@ -817,17 +802,20 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 			e->n_hbm = i + 1;
 	if (e->n_hbm < 2) {
 		snprintf(err, errlen, "%s: the scheduler needs at least 2 HBM banks", e->be->board.model);
-		r = -EINVAL;
-		goto fail;
+		return -EINVAL;
 	}
-	e->act_bank = (uint32_t)e->n_hbm - 1; /* activations + KV; weights round-robin on the rest */
+	e->act_bank = (uint32_t)e->n_hbm - 1;
 	e->n_hbm--;
+	return 0;
+}
+
+/* The host side: thread pool, kernels (lm_head, eh_proj, router) and their buffers. */
+static int ee_host_init(struct ee *e, const struct model_opts *o)
+{
+	const struct config *c = e->c;
+	int D = c->hidden_size, k = c->num_experts_per_tok;
 	e->softmax_scale = (float)model_softmax_scale(c);
 	e->pool = pool_create(o->n_threads);
-	int inter = c->intermediate_size;
-	int sh = c->n_shared_experts * c->moe_intermediate_size;
-	inter = inter > sh ? inter : sh;
-	inter = inter > c->moe_intermediate_size ? inter : c->moe_intermediate_size;
 	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
 	e->hx = calloc((size_t)D, sizeof(float));
 	e->hxn = calloc((size_t)D, sizeof(float));
@@ -835,16 +823,23 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	e->cat = calloc(2 * (size_t)D, sizeof(float));
 	e->u = calloc((size_t)D, sizeof(float));
 	e->mtp_hid = calloc((size_t)D, sizeof(float));
-	r = -ENOMEM;
 	if (!e->pool || !e->hb || !e->hx || !e->hxn || !e->rlog || !e->cat || !e->u || !e->mtp_hid ||
 	    kern_ctx_init(&e->kc, e->pool, 1, c->quantization_config.ue8m0, 4 * (size_t)D,
-			  2 * D)) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	en->threads = pool_nthreads(e->pool);
-	en->isa = e->kc.isa->name;
-	/* activations */
+			  2 * D))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The activations in the activation bank, FFN hidden rows sized for the widest FFN. */
+static int ee_place_acts(struct ee *e)
+{
+	const struct config *c = e->c;
+	int D = c->hidden_size, H = c->num_attention_heads, k = c->num_experts_per_tok;
+	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, row = kvl + rope, r;
+	int inter = c->intermediate_size;
+	int sh = c->n_shared_experts * c->moe_intermediate_size;
+	inter = inter > sh ? inter : sh;
+	inter = inter > c->moe_intermediate_size ? inter : c->moe_intermediate_size;
 	int ab = (int)e->act_bank;
 	size_t f = sizeof(float);
 	if ((r = card_place(e, ab, NULL, f * D, &e->x)) || (r = card_place(e, ab, NULL, f * D, &e->xn)) ||
@@ -857,55 +852,103 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	    (r = card_place(e, ab, NULL, f * H * c->v_head_dim, &e->ao)) ||
 	    (r = card_place(e, ab, NULL, f * D, &e->ffn)) ||
 	    (r = card_place(e, ab, NULL, f * (k > 0 ? k : 1), &e->rw)))
-		goto fail_place;
+		return r;
 	for (int j = 0; j <= k; j++)
 		if ((r = card_place(e, ab, NULL, f * inter, &e->hb[j])))
-			goto fail_place;
-	/* YaRN cos/sin table [max_seq][rope/2][2], exactly as the cpu engine builds its own */
-	{
-		float *tab = malloc(f * (size_t)e->max_seq * rope);
-		if (!tab) {
-			r = -ENOMEM;
-			goto fail_place;
-		}
-		double msr = 1.0;
-		if (c->rope_scaling.yarn) {
-			double fa = c->rope_scaling.factor;
-			double m1 = fa <= 1 ? 1 : 0.1 * c->rope_scaling.mscale * log(fa) + 1;
-			double m2 = fa <= 1 ? 1 : 0.1 * c->rope_scaling.mscale_all_dim * log(fa) + 1;
-			msr = m1 / m2;
-		}
-		for (int i = 0; i < rope / 2; i++) {
-			double fr = model_rope_freq(c, i);
-			for (int p = 0; p < e->max_seq; p++) {
-				tab[(size_t)p * rope + 2 * i] = (float)(cos(p * fr) * msr);
-				tab[(size_t)p * rope + 2 * i + 1] = (float)(sin(p * fr) * msr);
-			}
-		}
-		r = card_place(e, ab, tab, f * (size_t)e->max_seq * rope, &e->tab);
-		free(tab);
-		if (r)
-			goto fail_place;
+			return r;
+	return 0;
+}
+
+/* YaRN cos/sin table [max_seq][rope/2][2], exactly as the cpu engine builds its own. */
+static int ee_place_rope(struct ee *e)
+{
+	const struct config *c = e->c;
+	int rope = c->qk_rope_head_dim;
+	size_t f = sizeof(float);
+	float *tab = malloc(f * (size_t)e->max_seq * rope);
+	if (!tab)
+		return -ENOMEM;
+	double msr = 1.0;
+	if (c->rope_scaling.yarn) {
+		double fa = c->rope_scaling.factor;
+		double m1 = fa <= 1 ? 1 : 0.1 * c->rope_scaling.mscale * log(fa) + 1;
+		double m2 = fa <= 1 ? 1 : 0.1 * c->rope_scaling.mscale_all_dim * log(fa) + 1;
+		msr = m1 / m2;
 	}
+	for (int i = 0; i < rope / 2; i++) {
+		double fr = model_rope_freq(c, i);
+		for (int p = 0; p < e->max_seq; p++) {
+			tab[(size_t)p * rope + 2 * i] = (float)(cos(p * fr) * msr);
+			tab[(size_t)p * rope + 2 * i + 1] = (float)(sin(p * fr) * msr);
+		}
+	}
+	int r = card_place(e, (int)e->act_bank, tab, f * (size_t)e->max_seq * rope, &e->tab);
+	free(tab);
+	return r;
+}
+
+/* The model's weights: final norm, every layer (MTP included), the MTP head norm, and with
+ * --expert-slots the cache's slots after the resident weights. err is set when the failure has
+ * its own message. */
+static int ee_place_model(struct ee *e, const struct engine_extra *x, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	const struct weights *w = e->w;
+	int D = c->hidden_size, r;
 	if ((r = ee_vec(e, w->norm, D, &e->final_norm)))
-		goto fail_place;
+		return r;
 	e->n_layers = c->num_hidden_layers + (w->mtp ? 1 : 0);
 	e->L = calloc((size_t)e->n_layers, sizeof *e->L);
-	if (!e->L) {
-		r = -ENOMEM;
-		goto fail_place;
-	}
+	if (!e->L)
+		return -ENOMEM;
 	err[0] = 0;
 	if ((r = card_xc_init(e, x, err, errlen)))
-		goto fail_place;
+		return r;
 	for (int l = 0; l < e->n_layers; l++) {
 		const struct layer_weights *lw = l < c->num_hidden_layers ? &w->layers[l] : w->mtp;
 		if ((r = ee_layer_init(e, &e->L[l], lw, l == c->num_hidden_layers, err, errlen)))
-			goto fail_place;
+			return r;
 	}
 	if (w->mtp && (r = ee_vec(e, w->mtp->shared_head_norm, D, &e->mtp_head_norm)))
-		goto fail_place;
+		return r;
 	if (e->xc && (r = card_xc_place(e)))
+		return r;
+	return 0;
+}
+
+int card_engine_open(struct engine *en, const struct ckpt *ck, const struct model_opts *o,
+		    const struct engine_extra *x, char *err, size_t errlen)
+{
+	if (ee_supported(ck, o, err, errlen))
+		return -EINVAL;
+	struct ee *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	en->impl = e;
+	en->ops = &ee_ops;
+	e->c = &ck->cfg;
+	e->w = &ck->w;
+	e->profile = x ? x->profile : NULL;
+	e->max_seq = o->max_seq > 0 ? o->max_seq : 4096;
+	en->max_seq = e->max_seq;
+	en->max_batch = o->max_batch > 0 ? o->max_batch : 64;
+	en->act_fp8 = 1;
+	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
+	const char *bn = getenv("MOECARD_SCHED_BACKEND");
+	int r = backend_open(&e->be, x && x->backend ? x->backend : bn && !strcmp(bn, "ref") ? "ref" : "emu", x ? x->board : NULL,
+			     err, errlen);
+	if (r || (r = ee_banks(e, err, errlen)))
+		goto fail;
+	if ((r = ee_host_init(e, o))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	en->threads = pool_nthreads(e->pool);
+	en->isa = e->kc.isa->name;
+	if ((r = ee_place_acts(e)) || (r = ee_place_rope(e)) ||
+	    (r = ee_place_model(e, x, err, errlen)))
 		goto fail_place;
 	ee_truncate(en, 0, 0);
 	return 0;

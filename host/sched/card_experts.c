@@ -39,15 +39,23 @@
 #include "sched/expert_cache.h"
 #include "sched/expert_trace.h"
 
-/* Parses the options and sets up the cache before placement. 0 or -EINVAL/-ENOMEM (err). */
-int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t errlen)
+/* The MoE layers of the engine (main model and MTP). */
+static int ee_xc_moe_layers(const struct ee *e)
 {
 	const struct config *c = e->c;
-	int E = c->n_routed_experts, moe = 0;
-	if (!x || (x->expert_slots == 0 && x->expert_slots_pct <= 0))
-		return 0;
+	int moe = 0;
 	for (int l = 0; l < e->n_layers; l++)
 		moe += l < c->num_hidden_layers ? config_layer_is_moe(c, l) : e->w->mtp->is_moe;
+	return moe;
+}
+
+/* The options: slots (n), policy and host execution (0 off, 1 auto, 2 always). 0 or -EINVAL
+ * with the message in err. */
+static int ee_xc_options(const struct ee *e, const struct engine_extra *x, int *n,
+			 enum expert_policy *policy, int *host, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	int E = c->n_routed_experts, moe = ee_xc_moe_layers(e);
 	if (E < 1 || !moe) {
 		snprintf(err, errlen, "--expert-slots: config.json has no routed experts");
 		return -EINVAL;
@@ -57,13 +65,13 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 			 EE_XC_DFENCE0 - 1);
 		return -EINVAL;
 	}
-	int n = x->expert_slots > 0 ? x->expert_slots
-		: x->expert_slots < 0 ? moe * E /* board: the cap; card_xc_place places what fits */
-				      : (int)((int64_t)moe * E * x->expert_slots_pct / 100);
-	if (n < c->num_experts_per_tok)
-		n = c->num_experts_per_tok; /* one layer's choice must fit */
-	if (n > moe * E)
-		n = moe * E;
+	*n = x->expert_slots > 0 ? x->expert_slots
+	     : x->expert_slots < 0 ? moe * E /* board: the cap; card_xc_place places what fits */
+				   : (int)((int64_t)moe * E * x->expert_slots_pct / 100);
+	if (*n < c->num_experts_per_tok)
+		*n = c->num_experts_per_tok; /* one layer's choice must fit */
+	if (*n > moe * E)
+		*n = moe * E;
 	enum expert_policy pol = EXPERT_POLICY_LRU;
 	const char *pn = x->expert_policy ? x->expert_policy : "lru";
 	for (int p = 0; p < EXPERT_POLICY_N; p++)
@@ -78,22 +86,21 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 				      "replay a routing trace with moecard cache-sim");
 		return -EINVAL;
 	}
+	*policy = pol;
 	const char *hm = x->expert_host ? x->expert_host : "off";
-	int host = !strcmp(hm, "off") ? 0 : !strcmp(hm, "auto") ? 1 : !strcmp(hm, "always") ? 2 : -1;
-	if (host < 0) {
+	*host = !strcmp(hm, "off") ? 0 : !strcmp(hm, "auto") ? 1 : !strcmp(hm, "always") ? 2 : -1;
+	if (*host < 0) {
 		snprintf(err, errlen, "--expert-host: expected off, auto or always, got '%s'", hm);
 		return -EINVAL;
 	}
-	struct ee_xc *xc = calloc(1, sizeof *xc);
-	if (!xc)
-		return -ENOMEM;
-	e->xc = xc;
-	int D = c->hidden_size, I = c->moe_intermediate_size;
-	xc->host_mode = host;
-	xc->from_board = x->expert_slots < 0;
-	xc->prefetch = x->expert_prefetch;
-	xc->host_add_cmd = -1;
-	xc->pred_layer = -1;
+	return 0;
+}
+
+/* The cache of n slots and the scratch of the decisions. 0 or a negative errno. */
+static int ee_xc_alloc(struct ee *e, struct ee_xc *xc, int n, enum expert_policy pol)
+{
+	const struct config *c = e->c;
+	int D = c->hidden_size, I = c->moe_intermediate_size, E = c->n_routed_experts;
 	int r = expert_cache_init(&xc->cache, e->n_layers, E, n, pol);
 	if (r || (r = expert_slot_layout_init(c, &xc->lay)))
 		return r;
@@ -115,11 +122,12 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 	if (!xc->slot_addr || !xc->hid || !xc->hout || !xc->hres_x || !xc->plog || !xc->ev ||
 	    !xc->key0 || !xc->pend_fid || !xc->pend_fval || (xc->async && !xc->dl_cmd))
 		return -ENOMEM;
-	if (x->expert_events && !(xc->events = fopen(x->expert_events, "w"))) {
-		snprintf(err, errlen, "--expert-events %s: %s", x->expert_events, strerror(errno));
-		return -errno;
-	}
-	xc->cache.events = xc->events;
+	return 0;
+}
+
+/* The board's host-to-card DMA channels and their modeled rate. 0 or -EINVAL (err). */
+static int ee_xc_channels(struct ee *e, struct ee_xc *xc, char *err, size_t errlen)
+{
 	const struct abi_board *blk = &e->be->blk;
 	uint32_t nd = ABI_BOARD_N_DMA(blk->counts);
 	for (uint32_t i = 0; i < nd; i++)
@@ -133,28 +141,39 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 		return -EINVAL;
 	}
 	xc->dma_lat_s = 1e-6; /* per descriptor (board dts latency-ns of the emu channels) */
-	xc->host_bps = x->expert_host_gbps > 0 ? x->expert_host_gbps * 1e9 : 0;
-	if (!xc->host_bps) {
-		/* measured: one expert's three GEMVs with the cpu kernels (f32 accumulate; the exact
-		 * fp8_gemm the host really runs costs the same memory traffic) */
-		struct timespec a, b;
-		const struct ffn_weights *f = NULL;
-		for (int l = 0; l < c->num_hidden_layers && !f; l++)
-			if (e->w->layers[l].is_moe)
-				f = &e->w->layers[l].experts[0];
-		for (int i = 0; i < D; i++)
-			xc->hres_x[i] = (float)((i % 7) - 3) * 0.1f;
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		int reps = 4;
-		for (int rr = 0; rr < reps; rr++)
-			if (kern_matmul(&e->kc, &f->gate, xc->hres_x, 1, xc->hid) ||
-			    kern_matmul(&e->kc, &f->up, xc->hres_x, 1, xc->hid) ||
-			    kern_matmul(&e->kc, &f->down, xc->hid, 1, xc->hout))
-				break;
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		double dt = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
-		xc->host_bps = dt > 0 ? reps * (double)xc->lay.payload / dt : 1e9;
-	}
+	return 0;
+}
+
+/* The host's expert rate, weight bytes/s, measured: one expert's three GEMVs with the cpu kernels
+ * (f32 accumulate; the exact fp8_gemm the host really runs costs the same memory traffic). */
+static double ee_xc_measure_host(struct ee *e, struct ee_xc *xc)
+{
+	const struct config *c = e->c;
+	struct timespec a, b;
+	const struct ffn_weights *f = NULL;
+	for (int l = 0; l < c->num_hidden_layers && !f; l++)
+		if (e->w->layers[l].is_moe)
+			f = &e->w->layers[l].experts[0];
+	for (int i = 0; i < c->hidden_size; i++)
+		xc->hres_x[i] = (float)((i % 7) - 3) * 0.1f;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	int reps = 4;
+	for (int rr = 0; rr < reps; rr++)
+		if (kern_matmul(&e->kc, &f->gate, xc->hres_x, 1, xc->hid) ||
+		    kern_matmul(&e->kc, &f->up, xc->hres_x, 1, xc->hid) ||
+		    kern_matmul(&e->kc, &f->down, xc->hid, 1, xc->hout))
+			break;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double dt = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+	return dt > 0 ? reps * (double)xc->lay.payload / dt : 1e9;
+}
+
+/* The card's modeled time of one expert: its gate|up (fused SiLU) and down GEMVs, s. */
+static double ee_xc_gemm_s(const struct ee *e)
+{
+	const struct config *c = e->c;
+	const struct abi_board *blk = &e->be->blk;
+	int D = c->hidden_size, I = c->moe_intermediate_size;
 	struct abi_cmd g;
 	memset(&g, 0, sizeof g);
 	abi_cmd_hdr_set(&g.hdr, ABI_OP_GEMM_FP8, 0);
@@ -165,7 +184,40 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 	g.u.gemm = (struct abi_gemm){ .m = 1, .n = (uint32_t)D, .k = (uint32_t)I,
 				      .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM };
 	int64_t c2 = backend_cmd_cycles(&g, bw, kclk);
-	xc->gemm_s = kclk ? (double)((c1 > 0 ? c1 : 0) + (c2 > 0 ? c2 : 0)) / (kclk * 1e3) : 0;
+	return kclk ? (double)((c1 > 0 ? c1 : 0) + (c2 > 0 ? c2 : 0)) / (kclk * 1e3) : 0;
+}
+
+/* Parses the options and sets up the cache before placement. 0 or -EINVAL/-ENOMEM (err). */
+int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t errlen)
+{
+	int n, host, r;
+	enum expert_policy pol;
+	if (!x || (x->expert_slots == 0 && x->expert_slots_pct <= 0))
+		return 0;
+	if ((r = ee_xc_options(e, x, &n, &pol, &host, err, errlen)))
+		return r;
+	struct ee_xc *xc = calloc(1, sizeof *xc);
+	if (!xc)
+		return -ENOMEM;
+	e->xc = xc;
+	xc->host_mode = host;
+	xc->from_board = x->expert_slots < 0;
+	xc->prefetch = x->expert_prefetch;
+	xc->host_add_cmd = -1;
+	xc->pred_layer = -1;
+	if ((r = ee_xc_alloc(e, xc, n, pol)))
+		return r;
+	if (x->expert_events && !(xc->events = fopen(x->expert_events, "w"))) {
+		snprintf(err, errlen, "--expert-events %s: %s", x->expert_events, strerror(errno));
+		return -errno;
+	}
+	xc->cache.events = xc->events;
+	if ((r = ee_xc_channels(e, xc, err, errlen)))
+		return r;
+	xc->host_bps = x->expert_host_gbps > 0 ? x->expert_host_gbps * 1e9 : 0;
+	if (!xc->host_bps)
+		xc->host_bps = ee_xc_measure_host(e, xc);
+	xc->gemm_s = ee_xc_gemm_s(e);
 	return 0;
 }
 
