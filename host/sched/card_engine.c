@@ -155,8 +155,10 @@ static int slice_ok(int r0, int n)
 	return r0 % 128 == 0 || (r0 % 128) + n <= 128;
 }
 
+/* Places one decoder layer: norms, attention matrices and each head's W_UK^T copy, its latent KV
+ * cache, and the dense FFN or the shared and (without the expert cache) routed experts. */
 static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
-			 int is_mtp, char *err, size_t errlen)
+			 char *err, size_t errlen)
 {
 	const struct config *c = e->c;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, vd = c->v_head_dim;
@@ -240,7 +242,6 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	    ((r = ee_mat(e, &lw->shared.gate, &lw->shared.up, &L->sh_gu, err, errlen)) ||
 	     (r = ee_mat(e, &lw->shared.down, NULL, &L->sh_down, err, errlen))))
 		return r;
-	(void)is_mtp;
 	return 0;
 }
 
@@ -490,13 +491,11 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 			}
 		}
 	TRY(card_barrier(e));
-	if (L->sh_gu.rows) {
-		TRY(card_gemm(e, "shared down", e->hb[0], &L->sh_down, e->ffn, 0, 0, 0, 0, 0, 0));
-	} else {
-		struct abi_cmd *f = card_cmd(e, ABI_OP_RESIDUAL_ADD, "zero ffn");
-		(void)f;
-		return -ENOTSUP; /* a model without shared experts needs a zero fill */
-	}
+	/* the shared down GEMM writes ffn first; a model without shared experts would need a zero
+	 * fill of ffn before the accumulating downs, which the lowering does not have */
+	if (!L->sh_gu.rows)
+		return -ENOTSUP;
+	TRY(card_gemm(e, "shared down", e->hb[0], &L->sh_down, e->ffn, 0, 0, 0, 0, 0, 0));
 	int pf = 0;
 	for (int j = 0; j < k; j++) {
 		if (xc && pf < xc->n_pf) { /* one prefetch per down step keeps the DMA queue fed */
@@ -906,7 +905,7 @@ static int ee_place_model(struct ee *e, const struct engine_extra *x, char *err,
 		return r;
 	for (int l = 0; l < e->n_layers; l++) {
 		const struct layer_weights *lw = l < c->num_hidden_layers ? &w->layers[l] : w->mtp;
-		if ((r = ee_layer_init(e, &e->L[l], lw, l == c->num_hidden_layers, err, errlen)))
+		if ((r = ee_layer_init(e, &e->L[l], lw, err, errlen)))
 			return r;
 	}
 	if (w->mtp && (r = ee_vec(e, w->mtp->shared_head_norm, D, &e->mtp_head_norm)))

@@ -32,7 +32,6 @@
 			return r_;                                                              \
 	} while (0)
 
-
 /* An FP8 matrix in card memory: codes [rows][cols] (a SiLU pair: gate rows then up rows) and
  * weight_scale_inv [ceil(rows/128)][ceil(cols/128)] (pair: both arrays back to back). */
 struct cmat {
@@ -235,21 +234,30 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx);
 
 /* --- card_experts.c: the expert cache ------------------------------------------------------ */
 
+/* Lifetime: options and setup before placement, slots after the resident weights, teardown. */
 int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t errlen);
 int card_xc_place(struct ee *e);
 void card_xc_free(struct ee *e);
+/* The six fills of expert f into slot s on channel ch in the list (the last signals fid). */
 int card_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch,
 		      uint32_t fid, uint32_t fval);
+/* The detached ring-1 list: submitted at each flush; landed before a rewind or the end. */
 int card_xc_dl_submit(struct ee *e);
 void card_xc_drain(struct ee *e);
+/* After a MoE layer's router: hits, misses, background fills, look-ahead prefetch. */
 int card_xc_route(struct ee *e, int li, int pos, const int *idx, const float *w);
+/* After each ring 0 list: statistics, failed fills, unlocks. */
 void card_xc_after_list(struct ee *e, int r);
+/* A new sequence: the statistics restart. */
 void card_xc_restart(struct ee *e);
 
 /* --- card_stats.c: statistics, profile, dry mode -------------------------------------------- */
 
+/* Dry mode (what-if): adds the list's modeled card time to dry_ns. */
 void card_dry_time(struct ee *e);
+/* engine_ops.stats: the modeled card, link, host and expert-cache figures per token. */
 void card_stats(struct engine *en, FILE *out, int json);
+/* --profile: Chrome trace-event JSON of every command on the card clock. 0 or -errno. */
 int card_write_profile(struct ee *e);
 
 #endif

@@ -143,7 +143,6 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	e->max_seq = pos + 1;
 	int k = c->num_experts_per_tok, E = c->n_routed_experts;
 	struct ee_layer L = { 0 };
-	struct cmat one = { 0, 0, 0, 0 };
 	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
 	L.ex_gu = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_gu);
 	L.ex_down = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_down);
@@ -166,7 +165,6 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	}
 	L.sh_gu = (struct cmat){ 0, 0, I * c->n_shared_experts, D };
 	L.sh_down = (struct cmat){ 0, 0, D, I * c->n_shared_experts };
-	(void)one;
 	e->softmax_scale = 0.1f;
 	for (int j = 0; j < k; j++)
 		idx[j] = j;
@@ -196,6 +194,7 @@ out:
 	return r;
 }
 
+/* The what-if line of the statistics: DeepSeek-V3 671B decode at context 4096 on be's board. */
 static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 {
 	struct config c;
@@ -209,11 +208,11 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			     "\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
 			ns / 1e6, roof / ns);
 	else
-		fprintf(out, "what-if 671B (61 layers, 256 experts resident, ctx 4096): modeled card "
+		fprintf(out, "what-if 671B (%d layers, %d experts resident, ctx 4096): modeled card "
 			     "%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
 			     "modeled %.1f%% of the roofline\n",
-			ns / 1e6, roof / 1e6, bytes / 1e6, be->board.mem_bw_mbps / 1e3,
-			100 * roof / ns);
+			c.num_hidden_layers, c.n_routed_experts, ns / 1e6, roof / 1e6, bytes / 1e6,
+			be->board.mem_bw_mbps / 1e3, 100 * roof / ns);
 }
 
 void card_stats(struct engine *en, FILE *out, int json)
