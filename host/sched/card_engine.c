@@ -155,33 +155,15 @@ static int slice_ok(int r0, int n)
 	return r0 % 128 == 0 || (r0 % 128) + n <= 128;
 }
 
-/* Places one decoder layer: norms, attention matrices and each head's W_UK^T copy, its latent KV
- * cache, and the dense FFN or the shared and (without the expert cache) routed experts. */
-static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
+/* W_UK^T of every head, transposed from kv_b's W_UK rows at load: codes [H][kvl][nope], scales
+ * [H][ceil(kvl/128)][ceil(nope/128)] (each head's W_UK / W_UV rows must sit in whole scale
+ * blocks). 0, -EINVAL (err) or a placement error. */
+static int ee_place_uk_t(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
 			 char *err, size_t errlen)
 {
 	const struct config *c = e->c;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, vd = c->v_head_dim;
-	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, r;
-	L->lw = lw;
-	L->moe = lw->is_moe;
-	if ((r = ee_vec(e, lw->input_layernorm, c->hidden_size, &L->in_norm)) ||
-	    (r = ee_vec(e, lw->post_attention_layernorm, c->hidden_size, &L->post_norm)) ||
-	    (r = ee_vec(e, lw->kv_a_layernorm, kvl, &L->kv_a_norm)))
-		return r;
-	if (c->q_lora_rank > 0) {
-		if ((r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)) ||
-		    (r = ee_mat(e, &lw->q_a_proj, NULL, &L->q_a, err, errlen)) ||
-		    (r = ee_mat(e, &lw->q_b_proj, NULL, &L->q_b, err, errlen)))
-			return r;
-	} else if ((r = ee_mat(e, &lw->q_proj, NULL, &L->q_b, err, errlen))) {
-		return r;
-	}
-	if ((r = ee_mat(e, &lw->kv_a_proj_with_mqa, NULL, &L->kv_a, err, errlen)) ||
-	    (r = ee_mat(e, &lw->kv_b_proj, NULL, &L->kv_b, err, errlen)) ||
-	    (r = ee_mat(e, &lw->o_proj, NULL, &L->o, err, errlen)))
-		return r;
-	/* W_UK^T per head: [kvl][nope] codes, scales [ceil(kvl/128)][ceil(nope/128)] */
+	int kvl = c->kv_lora_rank, r;
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
 	size_t hcodes = (size_t)kvl * nope, hsc = (size_t)kbl * kbn;
 	for (int h = 0; h < H; h++) {
@@ -218,7 +200,35 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 		r = card_place(e, -1, ts, sizeof(float) * hsc * H, &L->uk_t_s);
 	free(t);
 	free(ts);
-	if (r)
+	return r;
+}
+
+/* Places one decoder layer: norms, attention matrices and each head's W_UK^T copy, its latent KV
+ * cache, and the dense FFN or the shared and (without the expert cache) routed experts. */
+static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
+			 char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, r;
+	L->lw = lw;
+	L->moe = lw->is_moe;
+	if ((r = ee_vec(e, lw->input_layernorm, c->hidden_size, &L->in_norm)) ||
+	    (r = ee_vec(e, lw->post_attention_layernorm, c->hidden_size, &L->post_norm)) ||
+	    (r = ee_vec(e, lw->kv_a_layernorm, kvl, &L->kv_a_norm)))
+		return r;
+	if (c->q_lora_rank > 0) {
+		if ((r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)) ||
+		    (r = ee_mat(e, &lw->q_a_proj, NULL, &L->q_a, err, errlen)) ||
+		    (r = ee_mat(e, &lw->q_b_proj, NULL, &L->q_b, err, errlen)))
+			return r;
+	} else if ((r = ee_mat(e, &lw->q_proj, NULL, &L->q_b, err, errlen))) {
+		return r;
+	}
+	if ((r = ee_mat(e, &lw->kv_a_proj_with_mqa, NULL, &L->kv_a, err, errlen)) ||
+	    (r = ee_mat(e, &lw->kv_b_proj, NULL, &L->kv_b, err, errlen)) ||
+	    (r = ee_mat(e, &lw->o_proj, NULL, &L->o, err, errlen)))
+		return r;
+	if ((r = ee_place_uk_t(e, L, lw, err, errlen)))
 		return r;
 	if ((r = card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)e->max_seq * (kvl + rope),
 			  &L->kv)))

@@ -129,6 +129,29 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 	return b;
 }
 
+/* A layer of config c with every matrix at card address 0 (dry mode reads no memory): only the
+ * shapes the timing models need. L->ex_gu / ex_down hold n_routed_experts entries. */
+static void ee_dry_layer(const struct config *c, struct ee_layer *L)
+{
+	int E = c->n_routed_experts;
+	int D = c->hidden_size, I = c->moe_intermediate_size, H = c->num_attention_heads;
+	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim;
+	L->q_a = (struct cmat){ 0, 0, c->q_lora_rank, D };
+	L->q_b = c->q_lora_rank > 0 ? (struct cmat){ 0, 0, H * qd, c->q_lora_rank }
+				    : (struct cmat){ 0, 0, H * qd, D };
+	L->kv_a = (struct cmat){ 0, 0, c->kv_lora_rank + c->qk_rope_head_dim, D };
+	L->kv_b = (struct cmat){ 0, 0, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank };
+	L->o = (struct cmat){ 0, 0, D, H * c->v_head_dim };
+	L->gu = (struct cmat){ 0, 0, c->intermediate_size, D };
+	L->down = (struct cmat){ 0, 0, D, c->intermediate_size };
+	for (int x = 0; x < E; x++) {
+		L->ex_gu[x] = (struct cmat){ 0, 0, I, D };
+		L->ex_down[x] = (struct cmat){ 0, 0, D, I };
+	}
+	L->sh_gu = (struct cmat){ 0, 0, I * c->n_shared_experts, D };
+	L->sh_down = (struct cmat){ 0, 0, D, I * c->n_shared_experts };
+}
+
 /* card_engine.h */
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
 		      double *hbm_bytes)
@@ -149,22 +172,7 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	int *idx = calloc((size_t)k + 1, sizeof *idx);
 	if (!e->hb || !L.ex_gu || !L.ex_down || !idx)
 		goto out;
-	int D = c->hidden_size, I = c->moe_intermediate_size, H = c->num_attention_heads;
-	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim;
-	L.q_a = (struct cmat){ 0, 0, c->q_lora_rank, D };
-	L.q_b = c->q_lora_rank > 0 ? (struct cmat){ 0, 0, H * qd, c->q_lora_rank }
-				   : (struct cmat){ 0, 0, H * qd, D };
-	L.kv_a = (struct cmat){ 0, 0, c->kv_lora_rank + c->qk_rope_head_dim, D };
-	L.kv_b = (struct cmat){ 0, 0, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank };
-	L.o = (struct cmat){ 0, 0, D, H * c->v_head_dim };
-	L.gu = (struct cmat){ 0, 0, c->intermediate_size, D };
-	L.down = (struct cmat){ 0, 0, D, c->intermediate_size };
-	for (int x = 0; x < E; x++) {
-		L.ex_gu[x] = (struct cmat){ 0, 0, I, D };
-		L.ex_down[x] = (struct cmat){ 0, 0, D, I };
-	}
-	L.sh_gu = (struct cmat){ 0, 0, I * c->n_shared_experts, D };
-	L.sh_down = (struct cmat){ 0, 0, D, I * c->n_shared_experts };
+	ee_dry_layer(c, &L);
 	e->softmax_scale = 0.1f;
 	for (int j = 0; j < k; j++)
 		idx[j] = j;
