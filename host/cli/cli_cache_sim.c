@@ -260,9 +260,11 @@ struct cs_opts {
 	const char *trace, *board_path, *slots_s, *only, *events_p;
 	double host_gbps, link_gbps, cpu_tok_s;
 	int json, sweep, what_if;
+	int help; /* --help was printed */
 };
 
-/* Parses argv into o. Returns -1 to go on, or the exit code (0 after --help, 2 on bad usage). */
+/* Parses argv into o. Returns 0 (o->help set after --help), or -EINVAL on bad usage (said on
+ * stderr). */
 static int cs_parse(int argc, char **argv, struct cs_opts *o)
 {
 	*o = (struct cs_opts){ .what_if = 1 };
@@ -270,6 +272,7 @@ static int cs_parse(int argc, char **argv, struct cs_opts *o)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
+			o->help = 1;
 			return 0;
 		} else if (!strcmp(a, "--json")) {
 			o->json = 1;
@@ -296,12 +299,12 @@ static int cs_parse(int argc, char **argv, struct cs_opts *o)
 		} else {
 			fprintf(stderr, "moecard: cache-sim: unknown option or missing value '%s'\n", a);
 			usage(stderr);
-			return 2;
+			return -EINVAL;
 		}
 	}
 	if (!o->trace) {
 		fprintf(stderr, "moecard: cache-sim: --trace F is required\n");
-		return 2;
+		return -EINVAL;
 	}
 	if (o->only) {
 		int ok = 0;
@@ -309,10 +312,10 @@ static int cs_parse(int argc, char **argv, struct cs_opts *o)
 			ok |= !strcmp(o->only, policies[p].name);
 		if (!ok) {
 			fprintf(stderr, "moecard: cache-sim: --policy: unknown policy '%s'\n", o->only);
-			return 2;
+			return -EINVAL;
 		}
 	}
-	return -1;
+	return 0;
 }
 
 /* One run of the command: the trace, the board and the modeled rates. */
@@ -329,16 +332,18 @@ struct cs_run {
 };
 
 /* The board (--board, else build/board/emu.dtb when present) and the modeled rates: card memory
- * and link from the board (or the options), host measured unless --host-gbps. 0 or 1. */
+ * and link from the board (or the options), host measured unless --host-gbps. 0 or
+ * board_load's error. */
 static int cs_rates(struct cs_run *x)
 {
 	const struct cs_opts *o = x->o;
 	char err[512];
 	x->bp = o->board_path ? o->board_path : "build/board/emu.dtb";
 	if (o->board_path || access(x->bp, R_OK) == 0) {
-		if (board_load(x->bp, x->b, err, sizeof err)) {
+		int r = board_load(x->bp, x->b, err, sizeof err);
+		if (r) {
 			fprintf(stderr, "moecard: %s\n", err);
-			return 1;
+			return r;
 		}
 		x->have_board = 1;
 	}
@@ -351,7 +356,7 @@ static int cs_rates(struct cs_run *x)
 }
 
 /* Card slots: --slots N or P% of the trace's experts, else what the board holds after the
- * resident set, else a quarter; at least 1, at most every expert. 0 or 2 (bad --slots). */
+ * resident set, else a quarter; at least 1, at most every expert. 0 or -EINVAL (bad --slots). */
 static int cs_slots(struct cs_run *x)
 {
 	const char *ss = x->o->slots_s;
@@ -361,7 +366,7 @@ static int cs_slots(struct cs_run *x)
 		double v = strtod(ss, &end);
 		if (end == ss || (*end && strcmp(end, "%")) || !(v > 0)) {
 			fprintf(stderr, "moecard: cache-sim: --slots: expected N or P%%, got '%s'\n", ss);
-			return 2;
+			return -EINVAL;
 		}
 		x->slots = *end == '%' ? (int)(v / 100 * total + 0.5) : (int)v;
 		if (x->slots < 1)
@@ -437,7 +442,7 @@ static int cs_step_slots(const struct cs_run *x, int q, int *pct)
 }
 
 /* The trace's own shapes: every policy at the chosen slots (and the sweep's capacities), with
- * the goals and the all-resident / all-host bounds. 0 or 1. */
+ * the goals and the all-resident / all-host bounds. 0 or the replay's error. */
 static int cs_trace_scope(struct cs_run *x, const struct expert_sim_cfg *base)
 {
 	const struct cs_opts *o = x->o;
@@ -454,7 +459,7 @@ static int cs_trace_scope(struct cs_run *x, const struct expert_sim_cfg *base)
 		if (rc) {
 			fprintf(stderr, "moecard: cache-sim: %s: replay failed: %s\n", o->trace,
 				strerror(-rc));
-			return 1;
+			return rc;
 		}
 		if (!o->only)
 			print_goals(x->sr, pct, o->cpu_tok_s, o->json, "trace");
@@ -484,7 +489,8 @@ static void cs_671b_fit(const struct cs_run *x, const struct config *c,
 }
 
 /* The 671B what-if: the trace's routing on DeepSeek-V3 671B's shapes (each traced MoE layer
- * stands for several), over PCIe Gen3 and Gen4 x16, at the same slot fractions. 0 or 1. */
+ * stands for several), over PCIe Gen3 and Gen4 x16, at the same slot fractions. 0 or the
+ * replay's error. */
 static int cs_whatif_671b(struct cs_run *x, const struct expert_sim_cfg *base)
 {
 	const struct cs_opts *o = x->o;
@@ -514,8 +520,9 @@ static int cs_whatif_671b(struct cs_run *x, const struct expert_sim_cfg *base)
 				       sh.expert_bytes / 1e6, sh.layer_bytes / 1e6,
 				       sh.n_layers - sh.first_dense, w.layer_scale, 3 + g,
 				       links[g] / 1e9, x->card_bw / 1e9, x->host_bw / 1e9, pct);
-			if (run_policies(&x->t, w, ws, o->only, o->json, scope, NULL, x->sr))
-				return 1;
+			int rc = run_policies(&x->t, w, ws, o->only, o->json, scope, NULL, x->sr);
+			if (rc)
+				return rc;
 			if (!o->only)
 				print_goals(x->sr, pct, 0, o->json, scope);
 			cs_print_bounds(&x->t, w, x->total, o->json);
@@ -526,17 +533,17 @@ static int cs_whatif_671b(struct cs_run *x, const struct expert_sim_cfg *base)
 	return 0;
 }
 
-/* After the trace is loaded: board, rates, slots, then the trace scope and the what-if. */
+/* After the trace is loaded: board, rates, slots, then the trace scope and the what-if. Returns
+ * the exit code: 0, 2 for a bad --slots, 1 for any other failure (said on stderr). */
 static int cs_run(struct cs_run *x)
 {
 	const struct cs_opts *o = x->o;
-	int rc;
 	x->nmoe = moe_layers(&x->t.s);
 	x->total = (int)x->t.s.n_experts * x->nmoe;
-	if (!(x->b = calloc(1, sizeof *x->b)))
+	if (!(x->b = calloc(1, sizeof *x->b)) || cs_rates(x))
 		return 1;
-	if ((rc = cs_rates(x)) || (rc = cs_slots(x)))
-		return rc;
+	if (cs_slots(x))
+		return 2;
 	if (o->events_p && !(x->events = fopen(o->events_p, "w"))) {
 		fprintf(stderr, "moecard: cache-sim: --events %s: %s\n", o->events_p,
 			strerror(errno));
@@ -558,16 +565,17 @@ static int cs_run(struct cs_run *x)
 int cli_cache_sim(int argc, char **argv)
 {
 	struct cs_opts o;
-	int rc = cs_parse(argc, argv, &o);
-	if (rc >= 0)
-		return rc;
+	if (cs_parse(argc, argv, &o))
+		return 2;
+	if (o.help)
+		return 0;
 	char err[512];
 	struct cs_run x = { .o = &o };
 	if (expert_trace_load(o.trace, &x.t, err, sizeof err)) {
 		fprintf(stderr, "moecard: %s\n", err);
 		return 1;
 	}
-	rc = cs_run(&x);
+	int rc = cs_run(&x);
 	if (x.events)
 		fclose(x.events);
 	free(x.sr);
