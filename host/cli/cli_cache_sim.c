@@ -174,10 +174,11 @@ static int run_policies(const struct expert_trace *t, struct expert_sim_cfg base
 }
 
 /*
- * The issue's three goals on one scope, from the rows just run: (1) the best online policy's hit
- * rate within 10 points of Belady's (MIN, and MIN given the same look-ahead prefetches); (2) at
- * least 80% of expert DMA time hidden (checked at 50% capacity); (3) hybrid decode never slower
- * than the all-host run (modeled, and measured when cpu_tok_s > 0).
+ * The expert cache's three goals (docs/expert-cache.md) on one scope, from the rows just run:
+ * (1) the best online policy's hit rate within 10 points of Belady's (MIN, and MIN given the same
+ * look-ahead prefetches); (2) at least 80% of expert DMA time hidden (checked at 50% capacity);
+ * (3) hybrid decode never slower than the all-host run (modeled, and measured when
+ * cpu_tok_s > 0).
  */
 static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, int json,
 			const char *scope)
@@ -254,254 +255,331 @@ static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, i
 	printf(": %s\n", g3 ? "met" : "NOT met");
 }
 
-int cli_cache_sim(int argc, char **argv)
+/* The command line. */
+struct cs_opts {
+	const char *trace, *board_path, *slots_s, *only, *events_p;
+	double host_gbps, link_gbps, cpu_tok_s;
+	int json, sweep, what_if;
+	int help; /* --help was printed */
+};
+
+/* Parses argv into o. Returns 0 (o->help set after --help), or -EINVAL on bad usage (said on
+ * stderr). */
+static int cs_parse(int argc, char **argv, struct cs_opts *o)
 {
-	const char *trace = NULL, *board_path = NULL, *slots_s = NULL, *only = NULL, *events_p = NULL;
-	double host_gbps = 0, link_gbps = 0, cpu_tok_s = 0;
-	int json = 0, sweep = 0, what_if = 1;
+	*o = (struct cs_opts){ .what_if = 1 };
 	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
+			o->help = 1;
 			return 0;
-		} else if (!strcmp(o, "--json")) {
-			json = 1;
-		} else if (!strcmp(o, "--sweep")) {
-			sweep = 1;
-		} else if (!strcmp(o, "--no-671b")) {
-			what_if = 0;
-		} else if (v && !strcmp(o, "--trace")) {
-			trace = argv[++i];
-		} else if (v && !strcmp(o, "--board")) {
-			board_path = argv[++i];
-		} else if (v && !strcmp(o, "--slots")) {
-			slots_s = argv[++i];
-		} else if (v && !strcmp(o, "--policy")) {
-			only = argv[++i];
-		} else if (v && !strcmp(o, "--events")) {
-			events_p = argv[++i];
-		} else if (v && !strcmp(o, "--host-gbps")) {
-			host_gbps = strtod(argv[++i], NULL);
-		} else if (v && !strcmp(o, "--cpu-tok-s")) {
-			cpu_tok_s = strtod(argv[++i], NULL);
-		} else if (v && !strcmp(o, "--link-gbps")) {
-			link_gbps = strtod(argv[++i], NULL);
+		} else if (!strcmp(a, "--json")) {
+			o->json = 1;
+		} else if (!strcmp(a, "--sweep")) {
+			o->sweep = 1;
+		} else if (!strcmp(a, "--no-671b")) {
+			o->what_if = 0;
+		} else if (v && !strcmp(a, "--trace")) {
+			o->trace = argv[++i];
+		} else if (v && !strcmp(a, "--board")) {
+			o->board_path = argv[++i];
+		} else if (v && !strcmp(a, "--slots")) {
+			o->slots_s = argv[++i];
+		} else if (v && !strcmp(a, "--policy")) {
+			o->only = argv[++i];
+		} else if (v && !strcmp(a, "--events")) {
+			o->events_p = argv[++i];
+		} else if (v && !strcmp(a, "--host-gbps")) {
+			o->host_gbps = strtod(argv[++i], NULL);
+		} else if (v && !strcmp(a, "--cpu-tok-s")) {
+			o->cpu_tok_s = strtod(argv[++i], NULL);
+		} else if (v && !strcmp(a, "--link-gbps")) {
+			o->link_gbps = strtod(argv[++i], NULL);
 		} else {
-			fprintf(stderr, "moecard: cache-sim: unknown option or missing value '%s'\n", o);
+			fprintf(stderr, "moecard: cache-sim: unknown option or missing value '%s'\n", a);
 			usage(stderr);
-			return 2;
+			return -EINVAL;
 		}
 	}
-	if (!trace) {
+	if (!o->trace) {
 		fprintf(stderr, "moecard: cache-sim: --trace F is required\n");
-		return 2;
+		return -EINVAL;
 	}
-	if (only) {
+	if (o->only) {
 		int ok = 0;
 		for (int p = 0; p < N_POLICIES; p++)
-			ok |= !strcmp(only, policies[p].name);
+			ok |= !strcmp(o->only, policies[p].name);
 		if (!ok) {
-			fprintf(stderr, "moecard: cache-sim: --policy: unknown policy '%s'\n", only);
-			return 2;
+			fprintf(stderr, "moecard: cache-sim: --policy: unknown policy '%s'\n", o->only);
+			return -EINVAL;
 		}
 	}
-	char err[512];
+	return 0;
+}
+
+/* One run of the command: the trace, the board and the modeled rates. */
+struct cs_run {
+	const struct cs_opts *o;
 	struct expert_trace t;
-	if (expert_trace_load(trace, &t, err, sizeof err)) {
-		fprintf(stderr, "moecard: %s\n", err);
-		return 1;
-	}
-	int rc = 1, E = (int)t.s.n_experts, nmoe = moe_layers(&t.s);
-	int total = E * nmoe, slots = 0;
-	FILE *events = NULL;
-	struct board_desc *b = calloc(1, sizeof *b);
-	if (!b)
-		goto out;
-	const char *bp = board_path ? board_path : "build/board/emu.dtb";
-	int have_board = 0;
-	if (board_path || access(bp, R_OK) == 0) {
-		int r = board_load(bp, b, err, sizeof err);
+	struct board_desc *b;
+	const char *bp;          /* board path */
+	int have_board;
+	int nmoe, total, slots;  /* MoE layers, their experts, card slots */
+	double card_bw, link_bw, host_bw;
+	FILE *events;
+	struct scope_res *sr;
+};
+
+/* The board (--board, else build/board/emu.dtb when present) and the modeled rates: card memory
+ * and link from the board (or the options), host measured unless --host-gbps. 0 or
+ * board_load's error. */
+static int cs_rates(struct cs_run *x)
+{
+	const struct cs_opts *o = x->o;
+	char err[512];
+	x->bp = o->board_path ? o->board_path : "build/board/emu.dtb";
+	if (o->board_path || access(x->bp, R_OK) == 0) {
+		int r = board_load(x->bp, x->b, err, sizeof err);
 		if (r) {
 			fprintf(stderr, "moecard: %s\n", err);
-			goto out;
+			return r;
 		}
-		have_board = 1;
+		x->have_board = 1;
 	}
-	double card_bw = have_board ? (double)b->mem_bw_mbps * 1e6 : 460e9;
-	double link_bw = link_gbps > 0	? link_gbps * 1e9
-			 : have_board	? (double)b->pcie_bw_mbps * 1e6
+	x->card_bw = x->have_board ? (double)x->b->mem_bw_mbps * 1e6 : 460e9;
+	x->link_bw = o->link_gbps > 0	? o->link_gbps * 1e9
+		     : x->have_board	? (double)x->b->pcie_bw_mbps * 1e6
 					: DMA_LINK_PCIE_GEN3_X16;
-	double host_bw = host_gbps > 0 ? host_gbps * 1e9
-				       : measure_host_bw();
-	if (slots_s) {
+	x->host_bw = o->host_gbps > 0 ? o->host_gbps * 1e9 : measure_host_bw();
+	return 0;
+}
+
+/* Card slots: --slots N or P% of the trace's experts, else what the board holds after the
+ * resident set, else a quarter; at least 1, at most every expert. 0 or -EINVAL (bad --slots). */
+static int cs_slots(struct cs_run *x)
+{
+	const char *ss = x->o->slots_s;
+	int total = x->total;
+	if (ss) {
 		char *end;
-		double v = strtod(slots_s, &end);
-		if (end == slots_s || (*end && strcmp(end, "%")) || !(v > 0)) {
-			fprintf(stderr, "moecard: cache-sim: --slots: expected N or P%%, got '%s'\n",
-				slots_s);
-			rc = 2;
-			goto out;
+		double v = strtod(ss, &end);
+		if (end == ss || (*end && strcmp(end, "%")) || !(v > 0)) {
+			fprintf(stderr, "moecard: cache-sim: --slots: expected N or P%%, got '%s'\n", ss);
+			return -EINVAL;
 		}
-		slots = *end == '%' ? (int)(v / 100 * total + 0.5) : (int)v;
-		if (slots < 1)
-			slots = 1;
-	} else if (have_board) {
+		x->slots = *end == '%' ? (int)(v / 100 * total + 0.5) : (int)v;
+		if (x->slots < 1)
+			x->slots = 1;
+	} else if (x->have_board) {
+		const struct expert_trace_shape *s = &x->t.s;
 		struct board_fit fit;
-		uint64_t resident = t.s.layer_bytes * (uint64_t)nmoe + t.s.other_bytes;
+		uint64_t resident = s->layer_bytes * (uint64_t)x->nmoe + s->other_bytes;
 		struct expert_slot_layout lay;
 		struct config cc = { 0 };
-		cc.hidden_size = (int)t.s.hidden;
-		cc.moe_intermediate_size = (int)t.s.moe_inter;
+		cc.hidden_size = (int)s->hidden;
+		cc.moe_intermediate_size = (int)s->moe_inter;
 		expert_slot_layout_init(&cc, &lay);
-		board_fit_compute(b, resident, lay.bytes, 1, 0, &fit);
-		slots = fit.expert_slots > (uint64_t)total ? total : (int)fit.expert_slots;
+		board_fit_compute(x->b, resident, lay.bytes, 1, 0, &fit);
+		x->slots = fit.expert_slots > (uint64_t)total ? total : (int)fit.expert_slots;
 		printf("slots from the board: %llu fit after the resident set (%.1f MB); using %d\n",
-		       (unsigned long long)fit.expert_slots, resident / 1e6, slots);
+		       (unsigned long long)fit.expert_slots, resident / 1e6, x->slots);
 	} else {
-		slots = total / 4;
+		x->slots = total / 4;
 	}
-	if (slots > total)
-		slots = total;
-	if (slots < 1)
-		slots = 1;
-	if (events_p && !(events = fopen(events_p, "w"))) {
-		fprintf(stderr, "moecard: cache-sim: --events %s: %s\n", events_p, strerror(errno));
-		goto out;
-	}
+	if (x->slots > total)
+		x->slots = total;
+	if (x->slots < 1)
+		x->slots = 1;
+	return 0;
+}
+
+/* The trace, its look-ahead accuracy and the modeled rates (text mode only). */
+static void cs_print_header(const struct cs_run *x)
+{
+	const struct expert_trace *t = &x->t;
 	struct expert_trace_acc acc;
-	expert_trace_accuracy(&t, &acc);
+	expert_trace_accuracy(t, &acc);
 	size_t tokens = 0; /* records of the first MoE layer */
-	for (size_t i = 0; i < t.n; i++)
-		tokens += t.layer[i] == (int32_t)t.s.first_dense;
-	if (!json) {
-		printf("trace %s: %zu records, %zu tokens, %d MoE layers x %d experts top-%u, "
-		       "expert %.2f MB\n",
-		       trace, t.n, tokens, nmoe, E, t.s.k, t.s.expert_bytes / 1e6);
-		printf("look-ahead prediction (measured on the trace): distance 1 recall %.1f%% "
-		       "(exact %.1f%%, %zu records), distance 2 recall %.1f%% (exact %.1f%%, %zu)\n",
-		       100 * acc.recall1, 100 * acc.exact1, acc.n1, 100 * acc.recall2,
-		       100 * acc.exact2, acc.n2);
-		printf("modeled: card memory %.1f GB/s, link %.1f GB/s, host expert GEMV %.1f GB/s%s\n",
-		       card_bw / 1e9, link_bw / 1e9, host_bw / 1e9,
-		       host_gbps > 0 ? "" : " (measured: cpu kernels, all cores, 48 MiB of FP8 rows)");
-		printf("\n%d slots of %d experts (%.0f%%), modeled:\n", slots, total,
-		       100.0 * slots / total);
-	}
-	struct expert_sim_cfg base = { .card_bw = card_bw, .link_bw = link_bw, .host_bw = host_bw,
-				       .desc_lat = DMA_DESC_LATENCY_DEF_NS * 1e-9 };
-	struct scope_res *sr = calloc(1, sizeof *sr);
-	if (!sr)
-		goto out;
-	static const int pcts[] = { 10, 25, 50 };
+	for (size_t i = 0; i < t->n; i++)
+		tokens += t->layer[i] == (int32_t)t->s.first_dense;
+	if (x->o->json)
+		return;
+	printf("trace %s: %zu records, %zu tokens, %d MoE layers x %d experts top-%u, "
+	       "expert %.2f MB\n",
+	       x->o->trace, t->n, tokens, x->nmoe, (int)t->s.n_experts, t->s.k,
+	       t->s.expert_bytes / 1e6);
+	printf("look-ahead prediction (measured on the trace): distance 1 recall %.1f%% "
+	       "(exact %.1f%%, %zu records), distance 2 recall %.1f%% (exact %.1f%%, %zu)\n",
+	       100 * acc.recall1, 100 * acc.exact1, acc.n1, 100 * acc.recall2, 100 * acc.exact2,
+	       acc.n2);
+	printf("modeled: card memory %.1f GB/s, link %.1f GB/s, host expert GEMV %.1f GB/s%s\n",
+	       x->card_bw / 1e9, x->link_bw / 1e9, x->host_bw / 1e9,
+	       x->o->host_gbps > 0 ? "" : " (measured: cpu kernels, all cores, 48 MiB of FP8 rows)");
+	printf("\n%d slots of %d experts (%.0f%%), modeled:\n", x->slots, x->total,
+	       100.0 * x->slots / x->total);
+}
+
+/* Every expert resident, and every expert on the host, under cfg (text mode only). */
+static void cs_print_bounds(const struct expert_trace *t, struct expert_sim_cfg cfg, int total,
+			    int json)
+{
+	struct expert_sim_result ri;
+	cfg.n_slots = total;
+	if (!expert_sim_run(t, &cfg, &ri) && !json)
+		printf("  all resident: modeled %.2f tok/s; all on the host: modeled %.2f tok/s\n",
+		       ri.ideal_tok_s, ri.host_tok_s);
+}
+
+static const int cs_pcts[] = { 10, 25, 50 }; /* --sweep: capacities, % of the experts */
+
+/* The slots of sweep step q (-1: the chosen slots) and their capacity, percent. */
+static int cs_step_slots(const struct cs_run *x, int q, int *pct)
+{
+	*pct = q < 0 ? (int)(100.0 * x->slots / x->total + 0.5) : cs_pcts[q];
+	int s = q < 0 ? x->slots : (int)(*pct / 100.0 * x->total + 0.5);
+	return s < 1 ? 1 : s;
+}
+
+/* The trace's own shapes: every policy at the chosen slots (and the sweep's capacities), with
+ * the goals and the all-resident / all-host bounds. 0 or the replay's error. */
+static int cs_trace_scope(struct cs_run *x, const struct expert_sim_cfg *base)
+{
+	const struct cs_opts *o = x->o;
 	for (int q = -1; q < 3; q++) {
-		int s = slots, pct = (int)(100.0 * slots / total + 0.5);
+		int pct, s = cs_step_slots(x, q, &pct);
 		if (q >= 0) {
-			if (!sweep)
+			if (!o->sweep)
 				break;
-			pct = pcts[q];
-			s = (int)(pct / 100.0 * total + 0.5);
-			s = s < 1 ? 1 : s;
-			if (!json)
+			if (!o->json)
 				printf("\n%d%% capacity (%d slots), modeled:\n", pct, s);
 		}
-		if ((rc = run_policies(&t, base, s, only, json, "trace", q < 0 ? events : NULL, sr))) {
-			fprintf(stderr, "moecard: cache-sim: %s: replay failed: %s\n", trace,
+		int rc = run_policies(&x->t, *base, s, o->only, o->json, "trace",
+				      q < 0 ? x->events : NULL, x->sr);
+		if (rc) {
+			fprintf(stderr, "moecard: cache-sim: %s: replay failed: %s\n", o->trace,
 				strerror(-rc));
-			rc = 1;
-			free(sr);
-			goto out;
+			return rc;
 		}
-		if (!only)
-			print_goals(sr, pct, cpu_tok_s, json, "trace");
-		if (q < 0) {
-			struct expert_sim_result ri;
-			struct expert_sim_cfg ci = base;
-			ci.n_slots = total;
-			if (!expert_sim_run(&t, &ci, &ri) && !json)
-				printf("  all resident: modeled %.2f tok/s; all on the host: modeled "
-				       "%.2f tok/s\n",
-				       ri.ideal_tok_s, ri.host_tok_s);
-		}
+		if (!o->only)
+			print_goals(x->sr, pct, o->cpu_tok_s, o->json, "trace");
+		if (q < 0)
+			cs_print_bounds(&x->t, *base, x->total, o->json);
 	}
-	if (what_if) {
-		struct config c = { 0 };
-		c.hidden_size = 7168;
-		c.intermediate_size = 18432;
-		c.moe_intermediate_size = 2048;
-		c.num_hidden_layers = 61;
-		c.first_k_dense_replace = 3;
-		c.num_attention_heads = 128;
-		c.q_lora_rank = 1536;
-		c.kv_lora_rank = 512;
-		c.qk_nope_head_dim = 128;
-		c.qk_rope_head_dim = 64;
-		c.v_head_dim = 128;
-		c.n_routed_experts = 256;
-		c.num_experts_per_tok = 8;
-		c.n_shared_experts = 1;
-		c.vocab_size = 129280;
-		struct expert_trace_shape sh;
-		expert_trace_shape_from_config(&c, &sh);
-		struct expert_sim_cfg w = base;
-		w.expert_bytes = sh.expert_bytes;
-		w.layer_bytes = sh.layer_bytes;
-		w.other_bytes = sh.other_bytes;
-		w.layer_scale = (double)(sh.n_layers - sh.first_dense) / nmoe;
-		static const double links[2] = { DMA_LINK_PCIE_GEN3_X16, DMA_LINK_PCIE_GEN4_X16 };
-		if (have_board && !json) {
-			/* what the card itself would hold: the 671B resident set (attention, dense
-			 * layers, shared experts, router, head) first, then expert slots */
-			struct board_fit fit;
-			uint64_t res = sh.layer_bytes * (sh.n_layers - sh.first_dense) + sh.other_bytes;
-			uint64_t kv_tok = (uint64_t)(c.kv_lora_rank + c.qk_rope_head_dim) * 4 *
-					  (uint64_t)c.num_hidden_layers; /* f32 compressed KV */
-			if (!board_fit_compute(b, res, sh.expert_bytes, kv_tok, 4096, &fit))
-				printf("\n671B on %s (%s): resident set %.1f GB %s; with a 4096-token KV "
-				       "cache %llu expert slots = %.2f%% of the %u routed experts\n",
-				       bp, b->model, res / 1e9,
-				       fit.resident_fits ? "fits" : "does NOT fit in its memory",
-				       (unsigned long long)fit.expert_slots,
-				       100.0 * (double)fit.expert_slots /
-					   ((double)sh.n_experts * (sh.n_layers - sh.first_dense)),
-				       sh.n_experts * (sh.n_layers - sh.first_dense));
-		}
-		for (int q = sweep ? 0 : -1; q < 3; q++) {
-		int pct = q < 0 ? (int)(100.0 * slots / total + 0.5) : pcts[q];
-		int ws = q < 0 ? slots : (int)(pct / 100.0 * total + 0.5);
-		ws = ws < 1 ? 1 : ws;
+	return 0;
+}
+
+/* What the 671B resident set leaves of the board for expert slots (text mode, with a board). */
+static void cs_671b_fit(const struct cs_run *x, const struct config *c,
+			const struct expert_trace_shape *sh)
+{
+	struct board_fit fit;
+	uint32_t nmoe = sh->n_layers - sh->first_dense;
+	uint64_t res = sh->layer_bytes * nmoe + sh->other_bytes;
+	uint64_t kv_tok = (uint64_t)(c->kv_lora_rank + c->qk_rope_head_dim) * 4 *
+			  (uint64_t)c->num_hidden_layers; /* f32 compressed KV */
+	if (!board_fit_compute(x->b, res, sh->expert_bytes, kv_tok, 4096, &fit))
+		printf("\n671B on %s (%s): resident set %.1f GB %s; with a 4096-token KV cache %llu "
+		       "expert slots = %.2f%% of the %u routed experts\n",
+		       x->bp, x->b->model, res / 1e9,
+		       fit.resident_fits ? "fits" : "does NOT fit in its memory",
+		       (unsigned long long)fit.expert_slots,
+		       100.0 * (double)fit.expert_slots / ((double)sh->n_experts * nmoe),
+		       sh->n_experts * nmoe);
+}
+
+/* The 671B what-if: the trace's routing on DeepSeek-V3 671B's shapes (each traced MoE layer
+ * stands for several), over PCIe Gen3 and Gen4 x16, at the same slot fractions. 0 or the
+ * replay's error. */
+static int cs_whatif_671b(struct cs_run *x, const struct expert_sim_cfg *base)
+{
+	const struct cs_opts *o = x->o;
+	static const double links[2] = { DMA_LINK_PCIE_GEN3_X16, DMA_LINK_PCIE_GEN4_X16 };
+	struct config c;
+	config_deepseek_v3_671b(&c);
+	struct expert_trace_shape sh;
+	expert_trace_shape_from_config(&c, &sh);
+	struct expert_sim_cfg w = *base;
+	w.expert_bytes = sh.expert_bytes;
+	w.layer_bytes = sh.layer_bytes;
+	w.other_bytes = sh.other_bytes;
+	w.layer_scale = (double)(sh.n_layers - sh.first_dense) / x->nmoe;
+	if (x->have_board && !o->json)
+		cs_671b_fit(x, &c, &sh);
+	for (int q = o->sweep ? 0 : -1; q < 3; q++) {
+		int pct, ws = cs_step_slots(x, q, &pct);
 		for (int g = 0; g < 2; g++) {
 			w.link_bw = links[g];
 			const char *scope = g ? "671b_gen4" : "671b_gen3";
-			if (!json)
-				printf("\n671B what-if (modeled): %.1f MB experts, %.0f MB/layer resident, "
-				       "58 MoE layers (trace routing, each traced layer stands for %.2f),\n"
-				       "  PCIe Gen%d x16 %.0f GB/s, card %.0f GB/s, host %.1f GB/s, same "
-				       "slot fraction %d%%:\n",
-				       sh.expert_bytes / 1e6, sh.layer_bytes / 1e6, w.layer_scale, 3 + g,
-				       links[g] / 1e9, card_bw / 1e9, host_bw / 1e9, pct);
-			if (run_policies(&t, w, ws, only, json, scope, NULL, sr)) {
-				free(sr);
-				goto out;
-			}
-			if (!only)
-				print_goals(sr, pct, 0, json, scope);
-			struct expert_sim_result ri;
-			w.n_slots = total;
-			if (!expert_sim_run(&t, &w, &ri) && !json)
-				printf("  all resident: modeled %.2f tok/s; all on the host: modeled "
-				       "%.2f tok/s\n",
-				       ri.ideal_tok_s, ri.host_tok_s);
+			if (!o->json)
+				printf("\n671B what-if (modeled): %.1f MB experts, %.0f MB/layer "
+				       "resident, %u MoE layers (trace routing, each traced layer "
+				       "stands for %.2f),\n"
+				       "  PCIe Gen%d x16 %.0f GB/s, card %.0f GB/s, host %.1f GB/s, "
+				       "same slot fraction %d%%:\n",
+				       sh.expert_bytes / 1e6, sh.layer_bytes / 1e6,
+				       sh.n_layers - sh.first_dense, w.layer_scale, 3 + g,
+				       links[g] / 1e9, x->card_bw / 1e9, x->host_bw / 1e9, pct);
+			int rc = run_policies(&x->t, w, ws, o->only, o->json, scope, NULL, x->sr);
+			if (rc)
+				return rc;
+			if (!o->only)
+				print_goals(x->sr, pct, 0, o->json, scope);
+			cs_print_bounds(&x->t, w, x->total, o->json);
 		}
 		if (q < 0)
 			break;
-		}
 	}
-	free(sr);
-	rc = 0;
-out:
-	if (events)
-		fclose(events);
-	free(b);
-	expert_trace_free(&t);
+	return 0;
+}
+
+/* After the trace is loaded: board, rates, slots, then the trace scope and the what-if. Returns
+ * the exit code: 0, 2 for a bad --slots, 1 for any other failure (said on stderr). */
+static int cs_run(struct cs_run *x)
+{
+	const struct cs_opts *o = x->o;
+	x->nmoe = moe_layers(&x->t.s);
+	x->total = (int)x->t.s.n_experts * x->nmoe;
+	if (!(x->b = calloc(1, sizeof *x->b)) || cs_rates(x))
+		return 1;
+	if (cs_slots(x))
+		return 2;
+	if (o->events_p && !(x->events = fopen(o->events_p, "w"))) {
+		fprintf(stderr, "moecard: cache-sim: --events %s: %s\n", o->events_p,
+			strerror(errno));
+		return 1;
+	}
+	cs_print_header(x);
+	struct expert_sim_cfg base = { .card_bw = x->card_bw, .link_bw = x->link_bw,
+				       .host_bw = x->host_bw,
+				       .desc_lat = DMA_DESC_LATENCY_DEF_NS * 1e-9 };
+	if (!(x->sr = calloc(1, sizeof *x->sr)))
+		return 1;
+	if (cs_trace_scope(x, &base))
+		return 1;
+	if (o->what_if && cs_whatif_671b(x, &base))
+		return 1;
+	return 0;
+}
+
+int cli_cache_sim(int argc, char **argv)
+{
+	struct cs_opts o;
+	if (cs_parse(argc, argv, &o))
+		return 2;
+	if (o.help)
+		return 0;
+	char err[512];
+	struct cs_run x = { .o = &o };
+	if (expert_trace_load(o.trace, &x.t, err, sizeof err)) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	int rc = cs_run(&x);
+	if (x.events)
+		fclose(x.events);
+	free(x.sr);
+	free(x.b);
+	expert_trace_free(&x.t);
 	return rc;
 }

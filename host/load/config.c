@@ -559,3 +559,48 @@ int config_validate(const struct config *c, const char *fname, char *err, size_t
 #undef POS
 	return 0;
 }
+
+void config_deepseek_v3_671b(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->model_type, sizeof c->model_type, "deepseek_v3");
+	c->hidden_size = 7168;
+	c->intermediate_size = 18432;
+	c->moe_intermediate_size = 2048;
+	c->num_hidden_layers = 61;
+	c->first_k_dense_replace = 3;
+	c->moe_layer_freq = 1;
+	c->num_attention_heads = 128;
+	c->q_lora_rank = 1536;
+	c->kv_lora_rank = 512;
+	c->qk_nope_head_dim = 128;
+	c->qk_rope_head_dim = 64;
+	c->v_head_dim = 128;
+	c->n_routed_experts = 256;
+	c->num_experts_per_tok = 8;
+	c->n_shared_experts = 1;
+	c->n_group = 8;
+	c->topk_group = 4;
+	c->routed_scaling_factor = 2.5;
+	c->scoring_func = CONFIG_SCORING_SIGMOID;
+	c->topk_method = CONFIG_TOPK_NOAUX_TC;
+	c->norm_topk_prob = true;
+	c->rope_theta = 10000;
+	c->rope_scaling.yarn = true;
+	c->rope_scaling.factor = 40;
+	c->rope_scaling.original_max_position_embeddings = 4096;
+	c->rope_scaling.beta_fast = 32;
+	c->rope_scaling.beta_slow = 1;
+	c->rope_scaling.mscale = 1;
+	c->rope_scaling.mscale_all_dim = 1;
+	c->rms_norm_eps = 1e-6;
+	c->vocab_size = 129280;
+	c->max_position_embeddings = 163840;
+	c->bos_token_id = 0;
+	c->eos_token_id = 1;
+	c->num_nextn_predict_layers = 1;
+	c->quantization_config.present = true;
+	c->quantization_config.dynamic = true;
+	c->quantization_config.weight_block_size[0] = 128;
+	c->quantization_config.weight_block_size[1] = 128;
+}

@@ -83,6 +83,14 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen);
  */
 int config_validate(const struct config *c, const char *fname, char *err, size_t errlen);
 
+/*
+ * config_deepseek_v3_671b - the shapes of DeepSeek-V3 671B as its config.json gives them (hidden
+ * 7168, 61 layers of which the first 3 dense, 256 routed experts of width 2048, 8 per token, 1
+ * shared, MLA with q_lora 1536 and kv_lora 512, YaRN factor 40, FP8 128x128 blocks): the model
+ * the what-if figures (card_engine.h, moecard cache-sim) are computed for, without a checkpoint.
+ */
+void config_deepseek_v3_671b(struct config *c);
+
 /* Helpers derived from the config. */
 static inline int config_qk_head_dim(const struct config *c)
 {

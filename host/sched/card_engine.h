@@ -3,8 +3,8 @@
  * engine runs on (tests arm faults and read statistics through it) and the what-if timing of the
  * same command lists for any model shape (no weights, no card memory).
  */
-#ifndef MOECARD_ENGINE_EMU_H
-#define MOECARD_ENGINE_EMU_H
+#ifndef MOECARD_CARD_ENGINE_H
+#define MOECARD_CARD_ENGINE_H
 
 #include "backend/backend.h"
 #include "load/config.h"

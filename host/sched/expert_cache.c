@@ -1,5 +1,5 @@
 /*
- * expert_cache.c - expert slots (layout, DMA scatter-gather, placement over HBM channels), the
+ * expert_cache.c - expert slots (layout, DMA scatter-gather, host view), the
  * replacement policies, and the modeled replay of routing traces (expert_cache.h).
  * Data flow: router choice -> lookup -> hit | fill (DMA) | host execution -> slot for the GEMM.
  */
@@ -79,59 +79,6 @@ int expert_slot_view(const struct expert_slot_layout *l, const void *base,
 		o[i]->scale = (const float *)(const void *)((const uint8_t *)base + l->off[3 + i]);
 	}
 	return 0;
-}
-
-int expert_slots_place(const struct board_desc *b, const uint64_t *used, uint64_t slot_bytes,
-		       int want, struct expert_slot_map *m)
-{
-	memset(m, 0, sizeof *m);
-	if (!b || !slot_bytes)
-		return -EINVAL;
-	uint32_t kind = BOARD_MEM_DDR, bi[BOARD_MAX_BANKS];
-	uint64_t cap[BOARD_MAX_BANKS], total = 0;
-	int nb = 0;
-	for (uint32_t i = 0; i < b->n_banks; i++)
-		if (b->bank[i].kind == BOARD_MEM_HBM)
-			kind = BOARD_MEM_HBM;
-	for (uint32_t i = 0; i < b->n_banks; i++) {
-		if (b->bank[i].kind != kind)
-			continue;
-		uint64_t u = used ? align_up(used[i], EXPERT_SLOT_PAGE) : 0;
-		cap[nb] = u < b->bank[i].size ? (b->bank[i].size - u) / slot_bytes : 0;
-		bi[nb++] = i;
-		total += cap[nb - 1];
-	}
-	if (want < 0 || (uint64_t)want > total)
-		want = total > (uint64_t)INT32_MAX ? INT32_MAX : (int)total;
-	m->bank = malloc(sizeof(uint32_t) * (size_t)(want ? want : 1));
-	m->off = malloc(sizeof(uint64_t) * (size_t)(want ? want : 1));
-	if (!m->bank || !m->off) {
-		expert_slots_free(m);
-		return -ENOMEM;
-	}
-	uint64_t taken[BOARD_MAX_BANKS] = { 0 };
-	int n = 0;
-	while (n < want) {
-		for (int j = 0; j < nb && n < want; j++) {
-			if (taken[j] >= cap[j])
-				continue;
-			uint32_t i = bi[j];
-			uint64_t u = used ? align_up(used[i], EXPERT_SLOT_PAGE) : 0;
-			m->bank[n] = i;
-			m->off[n] = u + taken[j] * slot_bytes;
-			taken[j]++;
-			n++;
-		}
-	}
-	m->n_slots = n;
-	return n;
-}
-
-void expert_slots_free(struct expert_slot_map *m)
-{
-	free(m->bank);
-	free(m->off);
-	memset(m, 0, sizeof *m);
 }
 
 /* ---- 2. the cache ------------------------------------------------------------------------ */
@@ -377,6 +324,12 @@ int expert_cache_repin(struct expert_cache *c, int n_pin)
 
 /* ---- 3. modeled replay ------------------------------------------------------------------- */
 
+int expert_miss_on_host(double dma_end, double need, double host_end, double merge,
+			double card_exp)
+{
+	return dma_end > need && host_end + merge <= dma_end + card_exp;
+}
+
 struct sim_order {
 	int32_t pos, layer;
 	size_t i;
@@ -417,11 +370,136 @@ static uint64_t next_use_from(const struct sim_uses *u, size_t key, size_t a0)
 /* State of one replay. */
 struct sim {
 	const struct expert_sim_cfg *cfg;
+	const struct expert_trace *t;
 	struct expert_sim_result *r;
 	struct expert_cache c;
+	size_t k;                /* experts per token */
+	int L, E;                /* trace layers, experts per layer */
+	/* sizes (bytes) and modeled durations (s) */
+	double eb, lb, ob, sc;   /* expert, MoE layer, other bytes; layer scale */
+	double t_attn, t_exp, t_dma, t_host, t_merge, t_other;
+	double t_layer;          /* one MoE layer, all resident */
+	/* replay order: records sorted by (pos, layer); next use of every access; uses per key */
+	struct sim_order *ord;
+	uint64_t *nextu;         /* [n * k] access index of the same key's next use */
+	struct sim_uses u;
+	size_t *at;              /* [L] record of layer l in this token, SIZE_MAX = none */
 	double *ready;           /* [n_slots] time the slot's weights have landed */
-	double link_free, eb, sc, t_dma;
+	double *cready;          /* [k] time each card-run expert of this layer can start */
+	size_t nc;               /* entries of cready */
+	/* modeled clocks, s */
+	double now, link_free, host_free, ideal;
+	double host_end;         /* this layer: latest host-run output merged on the card */
+	double t_tok;            /* this token, all resident */
+	int pin_n, repin;        /* PIN: pinned slots, tokens between re-pinning */
 };
+
+/* Bad configurations, and look-ahead on a trace without predictions: -EINVAL. */
+static int sim_check(const struct expert_trace *t, const struct expert_sim_cfg *cfg)
+{
+	if (cfg->n_slots < 1 || !(cfg->card_bw > 0) || !(cfg->link_bw > 0) || !(cfg->host_bw > 0) ||
+	    cfg->lookahead < 0 || cfg->lookahead > 2)
+		return -EINVAL;
+	if (cfg->lookahead) {
+		const int32_t *p = cfg->lookahead == 1 ? t->pred1 : t->pred2;
+		size_t have = 0;
+		for (size_t i = 0; i < t->n; i++)
+			have += p[i * t->s.k] >= 0;
+		if (!have)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* The sizes (cfg's, or the trace's) and the modeled durations of every step. */
+static void sim_times(struct sim *s)
+{
+	const struct expert_sim_cfg *cfg = s->cfg;
+	const struct expert_trace *t = s->t;
+	s->eb = (double)(cfg->expert_bytes ? cfg->expert_bytes : t->s.expert_bytes);
+	s->lb = (double)(cfg->layer_bytes ? cfg->layer_bytes : t->s.layer_bytes);
+	s->ob = (double)(cfg->other_bytes ? cfg->other_bytes : t->s.other_bytes);
+	s->sc = cfg->layer_scale > 0 ? cfg->layer_scale : 1;
+	s->t_attn = s->lb / cfg->card_bw * s->sc;
+	s->t_exp = s->eb / cfg->card_bw * s->sc;
+	s->t_dma = (s->eb / cfg->link_bw + cfg->desc_lat) * s->sc;
+	s->t_host = s->eb / cfg->host_bw * s->sc;
+	s->t_merge = ((double)t->s.hidden * 4 / cfg->link_bw + cfg->desc_lat) * s->sc;
+	s->t_other = s->ob / cfg->card_bw;
+	s->t_layer = s->t_attn + (double)s->k * s->t_exp;
+	s->pin_n = cfg->pin_slots > 0 ? cfg->pin_slots : cfg->n_slots / 2;
+	if (s->pin_n >= cfg->n_slots)
+		s->pin_n = cfg->n_slots - 1;
+	s->repin = cfg->repin_every > 0 ? cfg->repin_every : 32;
+}
+
+/* Allocates the replay's arrays and the cache. 0, or -ENOMEM / expert_cache_init's error. */
+static int sim_alloc(struct sim *s)
+{
+	size_t n = s->t->n ? s->t->n : 1, nk = (size_t)s->L * s->E;
+	s->ord = malloc(sizeof *s->ord * n);
+	s->nextu = malloc(sizeof(uint64_t) * n * s->k);
+	s->u.start = calloc(nk + 1, sizeof(size_t));
+	s->u.acc = malloc(sizeof(size_t) * n * s->k);
+	s->ready = calloc((size_t)s->cfg->n_slots, sizeof(double));
+	s->cready = malloc(sizeof(double) * s->k);
+	s->at = malloc(sizeof(size_t) * (size_t)s->L);
+	int rc = expert_cache_init(&s->c, s->L, s->E, s->cfg->n_slots, s->cfg->policy);
+	if (rc)
+		return rc;
+	if (!s->ord || !s->nextu || !s->u.start || !s->u.acc || !s->ready || !s->cready || !s->at)
+		return -ENOMEM;
+	s->c.events = s->cfg->events;
+	return 0;
+}
+
+static void sim_free(struct sim *s)
+{
+	expert_cache_free(&s->c);
+	free(s->ord);
+	free(s->nextu);
+	free(s->u.start);
+	free(s->u.acc);
+	free(s->ready);
+	free(s->cready);
+	free(s->at);
+}
+
+/* The key of access a (record a / k of the replay order, rank a % k). */
+static size_t sim_key(const struct sim *s, size_t a)
+{
+	size_t i = s->ord[a / s->k].i;
+	return (size_t)s->t->layer[i] * s->E + s->t->expert[i * s->k + a % s->k];
+}
+
+/* Replay order, the next use of every access (BELADY) and every key's accesses. 0 or -ENOMEM. */
+static int sim_index(struct sim *s)
+{
+	const struct expert_trace *t = s->t;
+	const size_t n = t->n, k = s->k, nk = (size_t)s->L * s->E;
+	uint64_t *lastu = malloc(sizeof(uint64_t) * nk);
+	if (!lastu)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		s->ord[i] = (struct sim_order){ t->pos[i], t->layer[i], i };
+	qsort(s->ord, n, sizeof *s->ord, order_cmp);
+	for (size_t q = 0; q < nk; q++)
+		lastu[q] = UINT64_MAX;
+	for (size_t a = n * k; a-- > 0;) {
+		size_t key = sim_key(s, a);
+		s->nextu[a] = lastu[key];
+		lastu[key] = a;
+		s->u.start[key + 1]++;
+	}
+	for (size_t q = 0; q < nk; q++)
+		s->u.start[q + 1] += s->u.start[q];
+	for (size_t q = 0; q < nk; q++)
+		lastu[q] = s->u.start[q]; /* reused as the fill cursor */
+	for (size_t a = 0; a < n * k; a++)
+		s->u.acc[lastu[sim_key(s, a)]++] = a;
+	free(lastu);
+	return 0;
+}
 
 /*
  * Fills (layer, e) ahead of its use (prefetch or background fill) when the link can land it by
@@ -454,212 +532,178 @@ static int sim_fill_ahead(struct sim *s, int layer, int e, uint64_t nu, double n
 	return 1;
 }
 
-int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cfg,
-		   struct expert_sim_result *r)
+/* PIN, every repin tokens: the hottest experts by load are pinned; their fills are loaded
+ * between tokens, on the link, and the next token waits for them (the card engine puts a barrier
+ * after the pin fills). */
+static void sim_repin(struct sim *s)
 {
-	memset(r, 0, sizeof *r);
-	if (cfg->n_slots < 1 || !(cfg->card_bw > 0) || !(cfg->link_bw > 0) || !(cfg->host_bw > 0) ||
-	    cfg->lookahead < 0 || cfg->lookahead > 2)
-		return -EINVAL;
-	const size_t n = t->n, k = t->s.k;
-	const int L = (int)t->s.n_layers, E = (int)t->s.n_experts;
-	if (cfg->lookahead) {
-		const int32_t *p = cfg->lookahead == 1 ? t->pred1 : t->pred2;
-		size_t have = 0;
-		for (size_t i = 0; i < n; i++)
-			have += p[i * k] >= 0;
-		if (!have)
-			return -EINVAL;
-	}
-	struct sim s = { .cfg = cfg, .r = r };
-	s.eb = (double)(cfg->expert_bytes ? cfg->expert_bytes : t->s.expert_bytes);
-	double lb = (double)(cfg->layer_bytes ? cfg->layer_bytes : t->s.layer_bytes);
-	double ob = (double)(cfg->other_bytes ? cfg->other_bytes : t->s.other_bytes);
-	s.sc = cfg->layer_scale > 0 ? cfg->layer_scale : 1;
-	const double sc = s.sc, eb = s.eb;
-	double t_attn = lb / cfg->card_bw * sc, t_exp = eb / cfg->card_bw * sc;
-	s.t_dma = (eb / cfg->link_bw + cfg->desc_lat) * sc;
-	const double t_dma = s.t_dma;
-	double t_host = eb / cfg->host_bw * sc;
-	double t_merge = ((double)t->s.hidden * 4 / cfg->link_bw + cfg->desc_lat) * sc;
-	double t_other = ob / cfg->card_bw;
-	double t_layer = t_attn + (double)k * t_exp; /* one MoE layer, all resident */
+	struct expert_sim_result *r = s->r;
+	if (s->cfg->policy != EXPERT_POLICY_PIN || !r->tokens || r->tokens % (uint64_t)s->repin)
+		return;
+	int f = expert_cache_repin(&s->c, s->pin_n);
+	if (f <= 0)
+		return;
+	s->link_free = dmax(s->link_free, s->now) + f * s->t_dma;
+	r->dma_bytes += f * s->eb * s->sc;
+	r->dma_busy_s += f * s->t_dma;
+	r->dma_wait_s += dmax(0, s->link_free - s->now);
+	s->now = dmax(s->now, s->link_free);
+}
 
-	const size_t nk = (size_t)L * E;
-	struct sim_order *ord = malloc(sizeof *ord * (n ? n : 1));
-	uint64_t *nextu = malloc(sizeof(uint64_t) * (n ? n : 1) * k);
-	uint64_t *lastu = malloc(sizeof(uint64_t) * nk);
-	struct sim_uses u = { calloc(nk + 1, sizeof(size_t)), malloc(sizeof(size_t) * (n ? n : 1) * k) };
-	s.ready = malloc(sizeof(double) * (size_t)cfg->n_slots);
-	double *cready = malloc(sizeof(double) * k);
-	size_t *at = malloc(sizeof(size_t) * (size_t)L); /* record of layer l in this token */
-	int rc = expert_cache_init(&s.c, L, E, cfg->n_slots, cfg->policy);
-	if (!ord || !nextu || !lastu || !u.start || !u.acc || !s.ready || !cready || !at || rc) {
-		rc = rc ? rc : -ENOMEM;
-		goto out;
+/* Look-ahead prefetch issued when layer starts (at start, routing at t_route): this layer's
+ * predicted experts (distance 1) or the next MoE layer's (distance 2). */
+static void sim_prefetch(struct sim *s, int layer, double start, double t_route)
+{
+	const struct expert_sim_cfg *cfg = s->cfg;
+	const size_t k = s->k;
+	const int E = s->E;
+	int tl = cfg->lookahead == 1 ? layer : layer + 1;
+	size_t pq = tl < s->L ? s->at[tl] : SIZE_MAX;
+	if (pq == SIZE_MAX)
+		return;
+	const int32_t *pred = cfg->lookahead == 1 ? s->t->pred1 : s->t->pred2;
+	size_t pi = s->ord[pq].i;
+	/* needed when that layer routes; after that the host is sooner */
+	double need = (cfg->lookahead == 1 ? t_route : start + s->t_layer + s->t_attn) + s->t_host;
+	/* predicted experts already resident are kept for their use: no prefetch of the same step
+	 * may evict them */
+	for (size_t j = 0; j < k; j++) {
+		int e = pred[pi * k + j];
+		if (e >= 0 && e < E)
+			expert_cache_lock(&s->c, expert_cache_lookup(&s->c, tl, e));
 	}
-	s.c.events = cfg->events;
-	for (size_t i = 0; i < n; i++)
-		ord[i] = (struct sim_order){ t->pos[i], t->layer[i], i };
-	qsort(ord, n, sizeof *ord, order_cmp);
-	/* next use of every access, in replay order (Belady), and every key's accesses */
-	for (size_t q = 0; q < nk; q++)
-		lastu[q] = UINT64_MAX;
-	for (size_t a = n * k; a-- > 0;) {
-		size_t i = ord[a / k].i;
-		size_t key = (size_t)t->layer[i] * E + t->expert[i * k + a % k];
-		nextu[a] = lastu[key];
-		lastu[key] = a;
-		u.start[key + 1]++;
+	for (size_t j = 0; j < k; j++) {
+		int e = pred[pi * k + j];
+		if (e < 0 || e >= E || expert_cache_lookup(&s->c, tl, e) >= 0)
+			continue;
+		uint64_t nu = next_use_from(&s->u, (size_t)tl * E + (size_t)e, pq * k);
+		sim_fill_ahead(s, tl, e, nu, start, cfg->host_exec ? need : -1);
 	}
-	for (size_t q = 0; q < nk; q++)
-		u.start[q + 1] += u.start[q];
-	for (size_t q = 0; q < nk; q++)
-		lastu[q] = u.start[q]; /* reused as the fill cursor */
-	for (size_t a = 0; a < n * k; a++) {
-		size_t i = ord[a / k].i;
-		size_t key = (size_t)t->layer[i] * E + t->expert[i * k + a % k];
-		u.acc[lastu[key]++] = a;
-	}
-	for (int q = 0; q < cfg->n_slots; q++)
-		s.ready[q] = 0;
-	int pin_n = cfg->pin_slots > 0 ? cfg->pin_slots : cfg->n_slots / 2;
-	if (pin_n >= cfg->n_slots)
-		pin_n = cfg->n_slots - 1;
-	int repin = cfg->repin_every > 0 ? cfg->repin_every : 32;
-	double now = 0, host_free = 0, ideal = 0, t_tok = 0;
-	for (size_t g = 0; g < n;) {
-		/* one token: records g..h with the same position */
-		size_t h = g;
-		while (h < n && ord[h].pos == ord[g].pos)
-			h++;
-		for (int l = 0; l < L; l++)
-			at[l] = SIZE_MAX;
-		for (size_t q = g; q < h; q++)
-			at[ord[q].layer] = q;
-		t_tok = (double)(h - g) * t_layer + t_other; /* this token, all resident */
-		s.c.ev_pos = ord[g].pos;
-		if (cfg->policy == EXPERT_POLICY_PIN && r->tokens && r->tokens % (uint64_t)repin == 0) {
-			int f = expert_cache_repin(&s.c, pin_n);
-			if (f > 0) {
-				/* pins are loaded between tokens, on the link; the next token waits for
-				 * them (the emu engine puts a barrier after the pin fills) */
-				s.link_free = dmax(s.link_free, now) + f * t_dma;
-				r->dma_bytes += f * eb * sc;
-				r->dma_busy_s += f * t_dma;
-				r->dma_wait_s += dmax(0, s.link_free - now);
-				now = dmax(now, s.link_free);
-			}
+}
+
+/* A missed (or late) expert runs on the host: its output is ready at h_end, then merged into
+ * the card's sum over the link. */
+static void sim_run_on_host(struct sim *s, double h_end)
+{
+	s->host_free = h_end;
+	s->host_end = dmax(s->host_end, h_end + s->t_merge);
+}
+
+/* Demand access j of record q (layer, routed at t_route): a hit on landed weights, a hit still
+ * in flight, or a miss, each run on the card (cready) or on the host (hybrid). */
+static void sim_access(struct sim *s, size_t q, size_t j, int layer, double t_route)
+{
+	const struct expert_sim_cfg *cfg = s->cfg;
+	struct expert_sim_result *r = s->r;
+	int e = s->t->expert[s->ord[q].i * s->k + j];
+	uint64_t nu = s->nextu[q * s->k + j];
+	r->accesses++;
+	int slot = expert_cache_access(&s->c, layer, e, nu);
+	double h_end = dmax(s->host_free, t_route) + s->t_host;
+	if (slot >= 0) {
+		r->hits++;
+		if (s->ready[slot] <= t_route) {
+			r->ready++;
+		} else if (cfg->host_exec && expert_miss_on_host(s->ready[slot], t_route, h_end,
+								 s->t_merge, s->t_exp)) {
+			sim_run_on_host(s, h_end); /* still in flight and the host is sooner */
+			r->late_host++;
+			return;
 		}
-		for (size_t q = g; q < h; q++) {
-			size_t i = ord[q].i;
-			int layer = ord[q].layer;
-			double start = now, t_route = start + t_attn;
-			/* look-ahead prefetch issued when this layer starts: this layer's predicted
-			 * experts (distance 1) or the next MoE layer's (distance 2) */
-			if (cfg->lookahead) {
-				int tl = cfg->lookahead == 1 ? layer : layer + 1;
-				size_t pq = tl < L ? at[tl] : SIZE_MAX;
-				if (pq != SIZE_MAX) {
-					const int32_t *pred = cfg->lookahead == 1 ? t->pred1 : t->pred2;
-					size_t pi = ord[pq].i;
-					/* needed when that layer routes; after that the host is sooner */
-					double need = (cfg->lookahead == 1 ? t_route : start + t_layer + t_attn) +
-						      t_host;
-					/* predicted experts already resident are kept for their use: no
-					 * prefetch of the same step may evict them */
-					for (size_t j = 0; j < k; j++) {
-						int e = pred[pi * k + j];
-						if (e >= 0 && e < E)
-							expert_cache_lock(&s.c, expert_cache_lookup(&s.c, tl, e));
-					}
-					for (size_t j = 0; j < k; j++) {
-						int e = pred[pi * k + j];
-						if (e < 0 || e >= E || expert_cache_lookup(&s.c, tl, e) >= 0)
-							continue;
-						uint64_t nu = next_use_from(&u, (size_t)tl * E + (size_t)e,
-									    pq * k);
-						sim_fill_ahead(&s, tl, e, nu, start,
-							       cfg->host_exec ? need : -1);
-					}
-				}
-			}
-			double host_end = 0;
-			size_t nc = 0;
-			for (size_t j = 0; j < k; j++) {
-				int e = t->expert[i * k + j];
-				uint64_t nu = nextu[q * k + j];
-				r->accesses++;
-				int slot = expert_cache_access(&s.c, layer, e, nu);
-				double h_end = dmax(host_free, t_route) + t_host;
-				if (slot >= 0) {
-					r->hits++;
-					if (s.ready[slot] <= t_route) {
-						r->ready++;
-					} else if (cfg->host_exec && h_end + t_merge <= s.ready[slot] + t_exp) {
-						/* still in flight and the host is sooner */
-						host_free = h_end;
-						host_end = dmax(host_end, h_end + t_merge);
-						r->late_host++;
-						continue;
-					}
-					cready[nc++] = dmax(s.ready[slot], t_route);
-					continue;
-				}
-				double dma_end = dmax(s.link_free, t_route) + t_dma;
-				int host = cfg->host_exec && h_end + t_merge <= dma_end + t_exp;
-				int slot2 = -1;
-				if (!host && (slot2 = expert_cache_fill(&s.c, layer, e, nu, 0, NULL)) < 0)
-					host = 1; /* every slot pinned or locked: the host runs it */
-				if (host) {
-					host_free = h_end;
-					host_end = dmax(host_end, h_end + t_merge);
-					r->miss_host++;
-					expert_cache_event(&s.c, EXPERT_EV_MISS_HOST, layer, e);
-					/* hybrid: fill it behind the card's work when the link can land
-					 * it before the next token reaches this layer */
-					if (cfg->host_exec &&
-					    sim_fill_ahead(&s, layer, e, nu, t_route, t_route + t_tok))
-						r->bg_fills++;
-					continue;
-				}
-				s.link_free = dma_end;
-				s.ready[slot2] = dma_end;
-				r->miss_dma++;
-				r->dma_bytes += eb * sc;
-				r->dma_busy_s += t_dma;
-				cready[nc++] = dma_end;
-			}
-			/* the card runs its experts in the order their weights arrive */
-			for (size_t x = 1; x < nc; x++)
-				for (size_t y = x; y > 0 && cready[y] < cready[y - 1]; y--) {
-					double tmp = cready[y];
-					cready[y] = cready[y - 1];
-					cready[y - 1] = tmp;
-				}
-			double card = t_route;
-			for (size_t x = 0; x < nc; x++) {
-				if (cready[x] > card) {
-					r->dma_wait_s += cready[x] - card;
-					card = cready[x];
-				}
-				card += t_exp;
-			}
-			if (host_end > card)
-				r->host_wait_s += host_end - card;
-			now = dmax(card, host_end);
-			ideal += t_layer;
-			expert_cache_unlock(&s.c);
-		}
-		now += t_other;
-		ideal += t_other;
-		r->tokens++;
-		g = h;
+		s->cready[s->nc++] = dmax(s->ready[slot], t_route);
+		return;
 	}
-	r->prefetch_issued = s.c.st.prefetch_issued - r->bg_fills;
-	r->prefetch_used = s.c.st.prefetch_used;
-	r->prefetch_wasted = s.c.st.prefetch_wasted;
-	r->pin_fills = s.c.st.pin_fills;
+	double dma_end = dmax(s->link_free, t_route) + s->t_dma;
+	int host = cfg->host_exec && expert_miss_on_host(dma_end, t_route, h_end, s->t_merge,
+							 s->t_exp);
+	int slot2 = -1;
+	if (!host && (slot2 = expert_cache_fill(&s->c, layer, e, nu, 0, NULL)) < 0)
+		host = 1; /* every slot pinned or locked: the host runs it */
+	if (host) {
+		sim_run_on_host(s, h_end);
+		r->miss_host++;
+		expert_cache_event(&s->c, EXPERT_EV_MISS_HOST, layer, e);
+		/* hybrid: fill it behind the card's work when the link can land it before the next
+		 * token reaches this layer */
+		if (cfg->host_exec && sim_fill_ahead(s, layer, e, nu, t_route, t_route + s->t_tok))
+			r->bg_fills++;
+		return;
+	}
+	s->link_free = dma_end;
+	s->ready[slot2] = dma_end;
+	r->miss_dma++;
+	r->dma_bytes += s->eb * s->sc;
+	r->dma_busy_s += s->t_dma;
+	s->cready[s->nc++] = dma_end;
+}
+
+/* The card runs this layer's experts in the order their weights arrive, from t_route; returns
+ * when it is done, counting the time it waited for the link. */
+static double sim_card_experts(struct sim *s, double t_route)
+{
+	double *cr = s->cready;
+	for (size_t x = 1; x < s->nc; x++)
+		for (size_t y = x; y > 0 && cr[y] < cr[y - 1]; y--) {
+			double tmp = cr[y];
+			cr[y] = cr[y - 1];
+			cr[y - 1] = tmp;
+		}
+	double card = t_route;
+	for (size_t x = 0; x < s->nc; x++) {
+		if (cr[x] > card) {
+			s->r->dma_wait_s += cr[x] - card;
+			card = cr[x];
+		}
+		card += s->t_exp;
+	}
+	return card;
+}
+
+/* One MoE layer: record q of the replay order. */
+static void sim_layer(struct sim *s, size_t q)
+{
+	int layer = s->ord[q].layer;
+	double start = s->now, t_route = start + s->t_attn;
+	if (s->cfg->lookahead)
+		sim_prefetch(s, layer, start, t_route);
+	s->host_end = 0;
+	s->nc = 0;
+	for (size_t j = 0; j < s->k; j++)
+		sim_access(s, q, j, layer, t_route);
+	double card = sim_card_experts(s, t_route);
+	if (s->host_end > card)
+		s->r->host_wait_s += s->host_end - card;
+	s->now = dmax(card, s->host_end);
+	s->ideal += s->t_layer;
+	expert_cache_unlock(&s->c);
+}
+
+/* One token: records g..h-1 of the replay order (same position). */
+static void sim_token(struct sim *s, size_t g, size_t h)
+{
+	for (int l = 0; l < s->L; l++)
+		s->at[l] = SIZE_MAX;
+	for (size_t q = g; q < h; q++)
+		s->at[s->ord[q].layer] = q;
+	s->t_tok = (double)(h - g) * s->t_layer + s->t_other;
+	s->c.ev_pos = s->ord[g].pos;
+	sim_repin(s);
+	for (size_t q = g; q < h; q++)
+		sim_layer(s, q);
+	s->now += s->t_other;
+	s->ideal += s->t_other;
+	s->r->tokens++;
+}
+
+/* The result's rates and totals after the last token. */
+static void sim_results(const struct sim *s)
+{
+	struct expert_sim_result *r = s->r;
+	double now = s->now, ideal = s->ideal;
+	r->prefetch_issued = s->c.st.prefetch_issued - r->bg_fills;
+	r->prefetch_used = s->c.st.prefetch_used;
+	r->prefetch_wasted = s->c.st.prefetch_wasted;
+	r->pin_fills = s->c.st.pin_fills;
 	r->hit_rate = r->accesses ? (double)r->hits / (double)r->accesses : 0;
 	r->ready_rate = r->accesses ? (double)r->ready / (double)r->accesses : 0;
 	r->dma_bytes_per_token = r->tokens ? r->dma_bytes / (double)r->tokens : 0;
@@ -672,19 +716,30 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 	r->tok_s = now > 0 ? (double)r->tokens / now : 0;
 	r->ideal_tok_s = ideal > 0 ? (double)r->tokens / ideal : 0;
 	/* all-host: every weight byte of a token read by the host CPU at host_bw */
-	double per_tok_moe = r->tokens ? (double)n / (double)r->tokens : 0;
-	double host_tok = (per_tok_moe * (lb + (double)k * eb) * sc + ob) / cfg->host_bw;
+	double per_tok_moe = r->tokens ? (double)s->t->n / (double)r->tokens : 0;
+	double host_tok = (per_tok_moe * (s->lb + (double)s->k * s->eb) * s->sc + s->ob) /
+			  s->cfg->host_bw;
 	r->host_tok_s = host_tok > 0 ? 1 / host_tok : 0;
-	rc = 0;
-out:
-	expert_cache_free(&s.c);
-	free(ord);
-	free(nextu);
-	free(lastu);
-	free(u.start);
-	free(u.acc);
-	free(s.ready);
-	free(cready);
-	free(at);
+}
+
+int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cfg,
+		   struct expert_sim_result *r)
+{
+	memset(r, 0, sizeof *r);
+	int rc = sim_check(t, cfg);
+	if (rc)
+		return rc;
+	struct sim s = { .cfg = cfg, .t = t, .r = r, .k = t->s.k, .L = (int)t->s.n_layers,
+			 .E = (int)t->s.n_experts };
+	sim_times(&s);
+	if (!(rc = sim_alloc(&s)) && !(rc = sim_index(&s))) {
+		for (size_t g = 0, h; g < t->n; g = h) {
+			for (h = g; h < t->n && s.ord[h].pos == s.ord[g].pos; h++)
+				;
+			sim_token(&s, g, h);
+		}
+		sim_results(&s);
+	}
+	sim_free(&s);
 	return rc;
 }

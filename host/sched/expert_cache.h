@@ -1,6 +1,7 @@
 /*
- * expert_cache.h - the host side of issue 7's expert cache: routed experts live in host memory
- * (the mmapped checkpoint); a fixed number of expert slots in card memory hold the ones in use.
+ * expert_cache.h - the host side of the expert cache (docs/expert-cache.md): routed experts live
+ * in host memory (the mmapped checkpoint); a fixed number of expert slots in card memory hold
+ * the ones in use.
  *
  * Data flow: router on the host picks (layer, expert) -> expert_cache_lookup: hit = a card slot;
  * miss -> either a DMA of the expert into a slot chosen by the policy (expert_cache_fill, then
@@ -11,8 +12,9 @@
  * event trace.
  *
  * This header holds three parts:
- *   1. slot layout (the fp8_gemm kernel's operands: row-major E4M3 codes + F32 block scales) and
- *      placement of slots over the HBM pseudo-channels of a board;
+ *   1. slot layout (the fp8_gemm kernel's operands: row-major E4M3 codes + F32 block scales),
+ *      the DMA that fills a slot and the host view of a filled one (the card scheduler places
+ *      the slots round-robin over the HBM pseudo-channels, card_experts.c);
  *   2. the cache itself: keys (layer * n_experts + expert), slots, and the replacement policies
  *      LRU, LFU, PIN (hottest experts by measured load pinned, LRU for the rest: the single-card
  *      analogue of DeepSeek's EPLB) and BELADY (offline MIN, needs the next use of every access);
@@ -26,12 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "board.h"
 #include "load/ckpt.h"
 #include "dma.h"
 #include "sched/expert_trace.h"
 
-/* ---- 1. slot layout and placement -------------------------------------------------------- */
+/* ---- 1. slot layout --------------------------------------------------------------------- */
 
 #define EXPERT_SLOT_ALIGN 64      /* sub-buffer alignment, bytes (one 512-bit AXI beat) */
 #define EXPERT_SLOT_PAGE 4096     /* slot size granularity, bytes */
@@ -68,24 +69,6 @@ int expert_slot_sg(const struct ffn_weights *f, const struct expert_slot_layout 
  */
 int expert_slot_view(const struct expert_slot_layout *l, const void *base,
 		     const struct ffn_weights *like, struct ffn_weights *out);
-
-/* Slots spread over the card's banks. */
-struct expert_slot_map {
-	int n_slots;             /* slots placed */
-	uint32_t *bank;          /* [n_slots] board bank index */
-	uint64_t *off;           /* [n_slots] byte offset inside the bank */
-};
-
-/*
- * expert_slots_place - places up to want slots of slot_bytes round-robin over the board's HBM
- * pseudo-channels (DDR when the card has no HBM), after used[bank] bytes already taken in each
- * bank (used may be NULL), so that consecutive slots, which the policies fill in turn, sit on
- * different channels. want < 0 places as many as fit. Returns the number placed (>= 0),
- * -EINVAL, or -ENOMEM; free with expert_slots_free.
- */
-int expert_slots_place(const struct board_desc *b, const uint64_t *used, uint64_t slot_bytes,
-		       int want, struct expert_slot_map *m);
-void expert_slots_free(struct expert_slot_map *m);
 
 /* ---- 2. the cache ------------------------------------------------------------------------ */
 
@@ -194,6 +177,19 @@ int expert_cache_repin(struct expert_cache *c, int n_pin);
 void expert_cache_event(struct expert_cache *c, enum expert_event ev, int layer, int e);
 
 /* ---- 3. modeled replay of a routing trace ------------------------------------------------- */
+
+/*
+ * expert_miss_on_host - the hybrid rule for an expert whose weights are not on the card (a miss,
+ * or a prefetch still in flight), shared by the card engine (--expert-host auto) and the replay
+ * (host_exec). All arguments are times in seconds on one modeled clock: dma_end, when its weights
+ * would have landed on the card; need, the earliest time the card could run it; host_end, when
+ * the host CPU would have computed it; merge, the time to move its f32 output to the card;
+ * card_exp, the card's time to run it. Returns 1 (run it on the host) when the link would make the
+ * card wait (dma_end > need) and the host's output reaches the card no later than the card's own
+ * would be done (host_end + merge <= dma_end + card_exp); else 0 (DMA it).
+ */
+int expert_miss_on_host(double dma_end, double need, double host_end, double merge,
+			double card_exp);
 
 struct expert_sim_cfg {
 	enum expert_policy policy;

@@ -1,14 +1,14 @@
 /*
- * expert_trace.h - routing traces of the MoE layers (issue 7): which experts every token chose in
- * every MoE layer, with their router weights and the look-ahead predictions, for offline study and
- * for `moecard cache-sim`.
+ * expert_trace.h - routing traces of the MoE layers (docs/expert-cache.md): which experts every
+ * token chose in every MoE layer, with their router weights and the look-ahead predictions, for
+ * offline study and for `moecard cache-sim`.
  *
  * Data flow: model_forward -> model.layer_hook after every decoder layer (cpu engine), or the emu
  * engine's layer step (the residual read back from the card before each layer, the route after
  * its host router) -> expert_trace_writer_record writes one record per (MoE layer, token) from
  * the engine's choice, and expert_trace_writer_predict runs the gates of the next one and two MoE
  * layers on the current residual stream (look-ahead prediction, with the model's router,
- * router.h, MODEL.md section 7) -> trace file -> expert_trace_load (validated) -> expert_cache.h
+ * router.h, docs/model.md, Router) -> trace file -> expert_trace_load (validated) -> expert_cache.h
  * replay under every policy. Both engines write the same records; the MTP layer is not traced.
  *
  * File format (version 1, little-endian, no padding; field offsets below are bytes):

@@ -5,7 +5,7 @@
  * larger than the cache: LRU hits nothing, Belady hits (slots-1)/(slots) of the warm accesses;
  * perfect predictions make look-ahead prefetch hit everything; host execution never slower than
  * the all-host run); the trace reader's validation (each corruption names its field); the slot
- * layout (44 MB for the 671B expert), placement over the emulated card's HBM channels; and the
+ * layout (44 MB for the 671B expert); and the
  * data path: tiny-model experts DMA'd by the emul engine into card slots run through the cpu
  * kernels bit-identically to the same experts read from the checkpoint.
  */
@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "board.h"
 #include "load/ckpt.h"
 #include "dma.h"
 #include "sched/expert_cache.h"
@@ -361,51 +360,6 @@ static void test_layout_671b(void **st)
 		      (unsigned long long)l.bytes);
 }
 
-static void test_place_hbm(void **st)
-{
-	(void)st;
-	const char *b = getenv("B") ? getenv("B") : "build";
-	char path[256], err[256];
-	snprintf(path, sizeof path, "%s/board/emu.dtb", b);
-	struct board_desc *bd = calloc(1, sizeof *bd);
-	assert_non_null(bd);
-	if (board_load(path, bd, err, sizeof err)) {
-		snprintf(path, sizeof path, "build/board/emu.dtb");
-		if (board_load(path, bd, err, sizeof err))
-			fail_msg("board: %s", err);
-	}
-	uint64_t slot = 44ull << 20, used[BOARD_MAX_BANKS] = { 0 };
-	int nh = 0;
-	for (uint32_t i = 0; i < bd->n_banks; i++)
-		if (bd->bank[i].kind == BOARD_MEM_HBM) {
-			nh++;
-			used[i] = 100ull << 20; /* resident weights already there */
-		}
-	struct expert_slot_map m;
-	int n = expert_slots_place(bd, used, slot, -1, &m);
-	assert_true(n > nh);
-	for (int s = 0; s < n; s++) {
-		const struct board_bank *bk = &bd->bank[m.bank[s]];
-		if (bk->kind != BOARD_MEM_HBM || m.off[s] < used[m.bank[s]] ||
-		    m.off[s] + slot > bk->size)
-			fail_msg("slot %d: bank %u offset %llu outside the free HBM range", s, m.bank[s],
-				 (unsigned long long)m.off[s]);
-		if (s && s < nh && m.bank[s] == m.bank[s - 1])
-			fail_msg("slots %d and %d on the same channel", s - 1, s);
-	}
-	/* capacity: every HBM bank holds floor((size - used) / slot) */
-	uint64_t cap = 0;
-	for (uint32_t i = 0; i < bd->n_banks; i++)
-		if (bd->bank[i].kind == BOARD_MEM_HBM)
-			cap += (bd->bank[i].size - used[i]) / slot;
-	assert_int_equal((uint64_t)n, cap);
-	print_message("%d slots of 44 MiB over %d HBM channels\n", n, nh);
-	expert_slots_free(&m);
-	assert_int_equal(expert_slots_place(bd, NULL, slot, 5, &m), 5);
-	expert_slots_free(&m);
-	free(bd);
-}
-
 /* Tiny model experts: DMA into card slots (emul), then the cpu kernels on the slot view. */
 static void test_dma_slots_tiny(void **st)
 {
@@ -511,7 +465,7 @@ int main(void)
 		cmocka_unit_test(test_belady_order),	    cmocka_unit_test(test_pin_and_lock),
 		cmocka_unit_test(test_prefetch_accounting), cmocka_unit_test(test_sim_known),
 		cmocka_unit_test(test_reader_rejects),	    cmocka_unit_test(test_layout_671b),
-		cmocka_unit_test(test_place_hbm),	    cmocka_unit_test(test_dma_slots_tiny),
+		cmocka_unit_test(test_dma_slots_tiny),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

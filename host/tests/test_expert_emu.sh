@@ -1,18 +1,18 @@
 #!/bin/bash
-# test_expert_emu.sh - the expert cache's proof on the emulated card: `moecard run --backend emu
-# --expert-slots 25%` (routed experts in host memory, card slots filled by DMA_FILL + fences,
-# misses optionally run on the host with the exact fp8_gemm, look-ahead prefetch, PIN re-pinning)
-# gives main and MTP logits BIT-IDENTICAL (cmp of the .npy files) to the all-resident emu run,
-# with every online policy, with prefetch and with host execution of misses; then the bench figures
-# (hit rate, DMA bytes/token, DMA hidden, host-run experts, modeled tok/s) are sane and the event
-# trace holds every decision; `--expert-trace` on the card leaves the logits bit-identical and
-# writes the cpu engine's routing trace (same records while the two compute the same numbers),
-# which cache-sim replays. Env: MOECARD, B, SAN, PYTHON.
+# test_expert_emu.sh - the expert cache's proof on the emulated card (docs/expert-cache.md):
+# `moecard run --backend emu --expert-slots 25%` (routed experts in host memory, card slots filled
+# by DMA_FILL + fences, misses optionally run on the host with the exact fp8_gemm, look-ahead
+# prefetch, PIN re-pinning) gives main and MTP logits BIT-IDENTICAL (cmp of the .npy files) to the
+# all-resident emu run, with every online policy, with prefetch and with host execution of misses;
+# then the bench figures (hit rate, DMA bytes/token, DMA hidden, host-run experts, modeled tok/s)
+# are sane and the event trace holds every decision; `--expert-trace` on the card leaves the logits
+# bit-identical and writes the cpu engine's routing trace (same records while the two compute the
+# same numbers), which cache-sim replays. Env: MOECARD, B, SAN, PYTHON.
 #
 # Models: tiny (generated here) for the policy sweep; the mid preset ($B/models/mid, generated
 # once and reused) in the release variant for EXPERT_EMU_MID_TOKENS tokens (default 12: mid runs at
-# about 2 s/token on the emulator). EXPERT_EMU_MID_TOKENS=256 is the full proof
-# (all policies on mid; about an hour on 2 cores).
+# about 2 s/token on the emulator). EXPERT_EMU_MID_TOKENS=256 is the full proof (all policies on
+# mid; about an hour on 2 cores).
 set -u
 MOECARD=${MOECARD:-build/moecard}
 B=${B:-build}

@@ -1,0 +1,326 @@
+/*
+ * card_stats.c - what the card scheduler reports: the modeled card, link and host figures per
+ * token and the expert cache's (engine_ops.stats), the --profile trace of every command on the
+ * card clock, and the what-if of a model shape without weights (card_engine.h): the same command
+ * lists built in dry mode and timed here like the firmware and the kernels' timing models would
+ * run them (docs/architecture.md, Emulated card and timing model).
+ * Data flow: card_flush (card_engine.c) -> backend statistics and completions -> this file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend/backend.h"
+#include "load/config.h"
+#include "sched/card_engine.h"
+#include "sched/card_engine_impl.h"
+#include "sched/expert_cache.h"
+
+/* Dry mode: time the list like the card would (firmware starts commands in order, one at a time;
+ * a barrier waits for everything before it; each command takes the earliest free CU of its kind). */
+void card_dry_time(struct ee *e)
+{
+	const struct abi_board *blk = backend_abi_board(e->be);
+	uint64_t cu_free[ABI_MAX_CUS] = { 0 }, t_fw = 0, t_all = 0;
+	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
+	uint32_t bw = blk->banks[0].bw_mbps;
+	for (uint32_t i = 0; i < e->list.n; i++) {
+		const struct abi_cmd *c = &e->list.cmd[i];
+		uint32_t op = ABI_W0_OP(c->hdr.word0);
+		t_fw += 400; /* EMU_FW_CMD_NS */
+		if (op == ABI_OP_BARRIER) {
+			t_fw = t_fw > t_all ? t_fw : t_all;
+			continue;
+		}
+		int best = -1;
+		for (uint32_t k = 0; k < nc; k++)
+			if ((blk->cus[k].ops_mask >> op & 1) && (best < 0 || cu_free[k] < cu_free[best]))
+				best = (int)k;
+		if (best < 0)
+			continue;
+		int64_t cyc = backend_cmd_cycles(c, bw, kclk);
+		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
+		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
+		cu_free[best] = t1;
+		t_all = t1 > t_all ? t1 : t_all;
+	}
+	e->dry_ns += (double)(t_all > t_fw ? t_all : t_fw);
+}
+
+/* Expert-cache figures of card_stats: per main-model token (n), card ms/token card, link ms. */
+static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card, double link)
+{
+	struct ee_xc *xc = e->xc;
+	double acc = xc->accesses ? (double)xc->accesses : 1;
+	double hidden = xc->dma_busy_ns > 0 ? 1 - xc->dma_exposed_ns / xc->dma_busy_ns : 1;
+	double host_ms = xc->host_exposed_ns / n / 1e6;
+	double tok_s = 1e3 / (card + link + host_ms + xc->drain_ns / n / 1e6);
+	double pred = xc->pf_pred ? (double)xc->pf_pred_hit / (double)xc->pf_pred : 0;
+	const char *hm[] = { "off", "auto", "always" };
+	if (json) {
+		fprintf(out, ",\"expert_slots\":%d,\"expert_policy\":\"%s\",\"expert_prefetch\":%d,"
+			     "\"expert_host\":\"%s\",\"expert_accesses\":%llu,\"expert_hit_rate\":%.4f,"
+			     "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,\"expert_bg_fills\":%llu,"
+			     "\"expert_prefetch_issued\":%llu,\"expert_prefetch_used\":%llu,"
+			     "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,\"expert_evictions\":%llu,"
+			     "\"expert_prediction_recall\":%.4f,"
+			     "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
+			     "\"modeled_expert_dma_ms_per_tok\":%.4f,"
+			     "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
+			     "\"modeled_expert_decode_tok_s\":%.2f,\"expert_detached\":%d,"
+			     "\"expert_detached_fills\":%llu,\"expert_detached_failed\":%llu,"
+			     "\"expert_detached_busy_steps\":%llu,"
+			     "\"modeled_expert_drain_ms_per_tok\":%.4f",
+			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
+			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
+			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
+			(unsigned long long)xc->bg_fills,
+			(unsigned long long)xc->pf_issued, (unsigned long long)xc->pf_used,
+			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills,
+			(unsigned long long)xc->evictions, pred,
+			xc->dma_bytes / n, hidden,
+			xc->dma_busy_ns / n / 1e6, host_ms, tok_s, xc->async,
+			(unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
+			(unsigned long long)xc->df_busy_steps, xc->drain_ns / n / 1e6);
+		return;
+	}
+	fprintf(out,
+		"  expert cache   %d slots of %.2f MB (%s%s, host execution %s): hit rate %.1f%% of "
+		"%llu accesses\n"
+		"                 misses: %llu DMA'd, %llu run on the host (%llu filled behind the "
+		"card); prefetch %llu issued, %llu "
+		"used, %llu wasted (prediction recall %.1f%%)\n"
+		"                 DMA %.2f MB/token, modeled %.4f ms/token of fills, %.1f%% of it hidden "
+		"behind card compute\n"
+		"                 modeled host expert time not hidden %.4f ms/token; modeled decode %.2f "
+		"tok/s\n",
+		xc->cache.n_slots, xc->lay.bytes / 1e6, expert_policy_name(xc->cache.policy),
+		xc->prefetch ? "+prefetch" : "", hm[xc->host_mode], 100 * xc->hits / acc,
+		(unsigned long long)xc->accesses, (unsigned long long)xc->miss_dma,
+		(unsigned long long)xc->miss_host, (unsigned long long)xc->bg_fills,
+		(unsigned long long)xc->pf_issued,
+		(unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted, 100 * pred,
+		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
+	if (xc->async)
+		fprintf(out,
+			"                 detached fills (ring %u, across layers): %llu issued, "
+			"%llu failed (slot emptied), %llu steps skipped while the list was busy\n",
+			EE_XC_RING, (unsigned long long)xc->df_fills,
+			(unsigned long long)xc->df_failed, (unsigned long long)xc->df_busy_steps);
+}
+
+/* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or
+ * shared + top-k routed experts, with scales) plus the KV cache of pos tokens per layer. */
+static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
+{
+	double D = c->hidden_size, H = c->num_attention_heads, nope = c->qk_nope_head_dim;
+	double rope = c->qk_rope_head_dim, vd = c->v_head_dim, kvl = c->kv_lora_rank;
+	double ql = c->q_lora_rank, qd = nope + rope;
+	double attn = ql > 0 ? D * ql + ql * H * qd : D * H * qd;
+	attn += D * (kvl + rope) + H * (nope + vd) * kvl + H * vd * D;
+	double moe = 3.0 * D * c->moe_intermediate_size *
+		     (c->num_experts_per_tok + c->n_shared_experts);
+	double dense = 3.0 * D * c->intermediate_size;
+	int L = c->num_hidden_layers + (with_mtp ? 1 : 0);
+	double b = 0;
+	for (int l = 0; l < L; l++)
+		b += attn * (1 + 4.0 / (128 * 128)) + (config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1) ? moe : dense) * (1 + 4.0 / (128 * 128)) +
+		     (double)pos * (kvl + rope) * 4;
+	return b;
+}
+
+/* A layer of config c with every matrix at card address 0 (dry mode reads no memory): only the
+ * shapes the timing models need. L->ex_gu / ex_down hold n_routed_experts entries. */
+static void ee_dry_layer(const struct config *c, struct ee_layer *L)
+{
+	int E = c->n_routed_experts;
+	int D = c->hidden_size, I = c->moe_intermediate_size, H = c->num_attention_heads;
+	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim;
+	L->q_a = (struct cmat){ 0, 0, c->q_lora_rank, D };
+	L->q_b = c->q_lora_rank > 0 ? (struct cmat){ 0, 0, H * qd, c->q_lora_rank }
+				    : (struct cmat){ 0, 0, H * qd, D };
+	L->kv_a = (struct cmat){ 0, 0, c->kv_lora_rank + c->qk_rope_head_dim, D };
+	L->kv_b = (struct cmat){ 0, 0, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank };
+	L->o = (struct cmat){ 0, 0, D, H * c->v_head_dim };
+	L->gu = (struct cmat){ 0, 0, c->intermediate_size, D };
+	L->down = (struct cmat){ 0, 0, D, c->intermediate_size };
+	for (int x = 0; x < E; x++) {
+		L->ex_gu[x] = (struct cmat){ 0, 0, I, D };
+		L->ex_down[x] = (struct cmat){ 0, 0, D, I };
+	}
+	L->sh_gu = (struct cmat){ 0, 0, I * c->n_shared_experts, D };
+	L->sh_down = (struct cmat){ 0, 0, D, I * c->n_shared_experts };
+}
+
+/* card_engine.h */
+int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
+		      double *hbm_bytes)
+{
+	struct ee *e = calloc(1, sizeof *e);
+	int r = -ENOMEM;
+	if (!e)
+		return r;
+	e->dry = 1;
+	e->c = c;
+	e->be = (struct backend *)be;
+	e->max_seq = pos + 1;
+	int k = c->num_experts_per_tok, E = c->n_routed_experts;
+	struct ee_layer L = { 0 };
+	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
+	L.ex_gu = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_gu);
+	L.ex_down = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_down);
+	int *idx = calloc((size_t)k + 1, sizeof *idx);
+	if (!e->hb || !L.ex_gu || !L.ex_down || !idx)
+		goto out;
+	ee_dry_layer(c, &L);
+	e->softmax_scale = 0.1f;
+	for (int j = 0; j < k; j++)
+		idx[j] = j;
+	for (int l = 0; l < c->num_hidden_layers; l++) {
+		L.moe = config_layer_is_moe(c, l);
+		if ((r = card_mla(e, &L, pos)))
+			goto out;
+		if (L.moe) {
+			card_flush(e);
+			r = card_moe(e, &L, idx);
+		} else {
+			r = card_dense(e, &L);
+		}
+		if (r)
+			goto out;
+	}
+	card_flush(e);
+	*card_ns = e->dry_ns;
+	*hbm_bytes = ee_decode_bytes(c, pos, 0);
+	r = 0;
+out:
+	free(idx);
+	free(L.ex_gu);
+	free(L.ex_down);
+	free(e->hb);
+	free(e);
+	return r;
+}
+
+/* The what-if line of the statistics: DeepSeek-V3 671B decode at context 4096 on be's board. */
+static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
+{
+	struct config c;
+	config_deepseek_v3_671b(&c);
+	double ns, bytes;
+	if (card_engine_whatif(&c, be, 4096, &ns, &bytes))
+		return;
+	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e9;
+	if (json)
+		fprintf(out, ",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
+			     "\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
+			ns / 1e6, roof / ns);
+	else
+		fprintf(out, "what-if 671B (%d layers, %d experts resident, ctx 4096): modeled card "
+			     "%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
+			     "modeled %.1f%% of the roofline\n",
+			c.num_hidden_layers, c.n_routed_experts, ns / 1e6, roof / 1e6, bytes / 1e6,
+			backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / ns);
+}
+
+/* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
+ * fences, errors, bytes; and the DMA_FILL commands the card completed, which it carried. */
+static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
+{
+	if (!s->dma_engine)
+		return;
+	const struct dma_stats *d = &s->dma;
+	if (json) {
+		fprintf(out, ",\"dma_driver\":\"%s\",\"dma_xfers\":%llu,\"dma_xfers_failed\":%llu,"
+			     "\"dma_descs\":%llu,\"dma_bytes\":%llu,\"dma_fences\":%llu,"
+			     "\"dma_faults\":%llu,\"dma_link_ns\":%llu,\"card_fills\":%llu,"
+			     "\"card_fill_bytes\":%llu",
+			s->dma_engine, (unsigned long long)d->xfers,
+			(unsigned long long)d->xfers_bad, (unsigned long long)d->descs,
+			(unsigned long long)d->bytes, (unsigned long long)d->fences,
+			(unsigned long long)d->faults, (unsigned long long)d->link_ns,
+			(unsigned long long)s->fills, (unsigned long long)s->fill_bytes);
+		return;
+	}
+	fprintf(out,
+		"  DMA driver     %s: %llu transfers (%llu failed, %llu faults injected), %llu "
+		"descriptors, %.2f MB, fences to %llu; card fills %llu (%.2f MB)\n",
+		s->dma_engine, (unsigned long long)d->xfers, (unsigned long long)d->xfers_bad,
+		(unsigned long long)d->faults, (unsigned long long)d->descs, d->bytes / 1e6,
+		(unsigned long long)d->fences, (unsigned long long)s->fills, s->fill_bytes / 1e6);
+}
+
+void card_stats(struct engine *en, FILE *out, int json)
+{
+	struct ee *e = ee_of(en);
+	struct backend_stats s;
+	backend_stats(e->be, &s);
+	if (!(backend_caps(e->be) & BACKEND_CAP_CARD_CLOCK))
+		return; /* no card clock to report */
+	double n = e->tokens ? (double)e->tokens : 1;
+	double card = (double)(s.busy_ns - e->card0) / n / 1e6;
+	double link = (double)(s.h2c_ns + s.c2h_ns - e->link0) / n / 1e6;
+	double cmds = (double)(s.cmds - e->cmds0) / n, subs = (double)(s.submits - e->subs0) / n;
+	double bytes = ee_decode_bytes(e->c, en->pos / 2, 0);
+	double roof = bytes / (backend_board(e->be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
+	if (json) {
+		fprintf(out, "{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"
+			     "\"modeled_link_ms_per_tok\":%.4f,\"cmds_per_tok\":%.1f,"
+			     "\"submits_per_tok\":%.2f,\"host_sched_us_per_tok\":%.1f,"
+			     "\"host_compute_us_per_tok\":%.1f,\"host_wall_ms_per_tok\":%.3f,"
+			     "\"modeled_hbm_roofline_frac\":%.4f",
+			(unsigned long long)e->tokens, card, link, cmds, subs, e->t_sched / n * 1e6,
+			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
+		if (e->xc)
+			ee_xc_stats(e, out, 1, n, card, link);
+		ee_dma_stats(&s, out, 1);
+		ee_whatif_671b(e->be, out, 1);
+		fprintf(out, "}\n");
+		return;
+	}
+	fprintf(out,
+		"emu card (%s): %llu tokens through the main model\n"
+		"  modeled card   %.4f ms/token (kernels + firmware, card clock)\n"
+		"  modeled link   %.4f ms/token (host<->card transfers over PCIe)\n"
+		"  commands       %.1f per token, %.2f submissions per token\n"
+		"  host           %.1f us/token scheduling, %.1f us/token router + lm_head, "
+		"%.3f ms/token wall (emulation included)\n"
+		"  HBM roofline   %.4f ms/token for %.2f MB/token: modeled %.1f%% of it\n",
+		backend_board(e->be)->model, (unsigned long long)e->tokens, card, link, cmds, subs,
+		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, roof, bytes / 1e6,
+		100 * roof / card);
+	if (e->xc)
+		ee_xc_stats(e, out, 0, n, card, link);
+	ee_dma_stats(&s, out, 0);
+	ee_whatif_671b(e->be, out, 0);
+}
+
+static const char *ee_op_name(uint32_t op)
+{
+	static const char *const n[ABI_OP_COUNT] = {
+		"NOP", "GEMM_FP8", "RMSNORM", "ROPE", "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
+		"SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE", "BARRIER", "TIMESTAMP" };
+	return op < ABI_OP_COUNT ? n[op] : "?";
+}
+
+/* Chrome trace-event JSON: one complete event per command, card time in us, one row per CU. */
+int card_write_profile(struct ee *e)
+{
+	FILE *f = fopen(e->profile, "w");
+	if (!f)
+		return -errno;
+	struct backend_stats s;
+	backend_stats(e->be, &s);
+	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"");
+	ee_dma_stats(&s, f, 1);
+	fprintf(f, "},\"traceEvents\":[\n");
+	for (size_t i = 0; i < e->n_prof; i++) {
+		const struct ee_prof *p = &e->prof[i];
+		fprintf(f, "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
+			   "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"layer\":%d}}\n",
+			i ? "," : "", p->what ? p->what : "", ee_op_name(p->op), p->cu, p->t0 / 1e3,
+			(p->t1 - p->t0) / 1e3, p->layer);
+	}
+	fprintf(f, "]}\n");
+	return fclose(f) ? -EIO : 0;
+}
