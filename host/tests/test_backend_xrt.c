@@ -24,25 +24,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/harness.h"
 #include "abi_ring.h"
 #include "backend/backend.h"
 #include "backend/backend_xrt.h"
 #include "bitstream/bitstream.h"
 #include "backend/xrt_dev.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			n_pass++;                                                                  \
-		} else {                                                                           \
-			n_fail++;                                                                  \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
 
 static const char *bdir(void)
 {
@@ -728,6 +715,5 @@ int main(void)
 		test_direct(cards[i]);
 	test_wrong_xclbin();
 	test_firmware("u55c");
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail != 0;
+	return harness_done();
 }

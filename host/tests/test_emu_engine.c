@@ -16,24 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "tests/harness.h"
 #include "backend/backend.h"
 #include "load/ckpt.h"
 #include "engine/engine.h"
 #include "sched/card_engine.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                      \
-	do {                                                                                  \
-		if (cond) {                                                                   \
-			n_pass++;                                                             \
-		} else {                                                                      \
-			n_fail++;                                                             \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			printf(__VA_ARGS__);                                                  \
-			printf("\n");                                                         \
-		}                                                                             \
-	} while (0)
 
 static const char *board_path(void)
 {
@@ -438,6 +425,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd))
 		printf("note: could not remove %s\n", dir);
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return harness_done();
 }
