@@ -65,7 +65,8 @@ struct backend_i {
 	int (*completions)(struct backend *b, const struct abi_cpl **cpl, uint32_t *n);
 	int (*supports_op)(struct backend *b, uint32_t op);
 	void (*stats)(struct backend *b, struct backend_stats *s);
-	/* arms a countdown fault (emu); -ENOTSUP elsewhere */
+	/* arms a countdown fault (emu); -ENOTSUP elsewhere. n = 0 disarms and returns 1 when the
+	 * fault armed before never fired (the countdown loops of the tests stop there) */
 	int (*fault_set)(struct backend *b, enum backend_fault f, uint32_t n);
 };
 

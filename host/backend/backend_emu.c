@@ -278,8 +278,8 @@ static int emu_fault(struct backend *b, enum backend_fault f, uint32_t n)
 	enum sim_fault sf = f == BACKEND_FAULT_DMA_ERROR ? SIM_FAULT_DMA_ERROR
 			    : f == BACKEND_FAULT_CU_HANG ? SIM_FAULT_CU_HANG
 							 : SIM_FAULT_CU_BAD;
-	sim_card_fault_set(emu_of(b)->card, sf, n);
-	return 0;
+	uint32_t left = sim_card_fault_set(emu_of(b)->card, sf, n);
+	return !n && left ? 1 : 0; /* disarmed before it fired */
 }
 
 static void emu_close(struct backend *b)

@@ -225,11 +225,13 @@ static bool sim_fault_hit(struct sim_card *c, enum sim_fault f)
 	return c->fault[f] && --c->fault[f] == 0;
 }
 
-void sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n)
+uint32_t sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n)
 {
 	pthread_mutex_lock(&c->mu);
+	uint32_t left = c->fault[f];
 	c->fault[f] = n;
 	pthread_mutex_unlock(&c->mu);
+	return left;
 }
 
 uint32_t sim_card_events(struct sim_card *c, enum sim_fault f)
@@ -518,6 +520,7 @@ int sim_card_init(struct sim_card **out, const struct sim_card_config *cfg)
 	c->cpl_bytes = abi_ring_bytes(c->cfg.ring_log2 + 1, sizeof(struct abi_cpl));
 	struct fw_mailbox mb = {.board = &c->board, .telem = &c->telem};
 	for (uint32_t q = 0; q < FW_CFG_N_QUEUES; q++) {
+		rc = -ENOMEM;
 		if (!(c->ring_mem[q] = calloc(1, c->cmd_bytes)))
 			goto fail;
 		rc = abi_ring_init(&c->hq[q], ABI_RING_PRODUCER, c->ring_mem[q], c->cmd_bytes,

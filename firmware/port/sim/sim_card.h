@@ -78,8 +78,9 @@ int sim_card_poll(struct sim_card *c, struct abi_cpl *cpl);
 /* Host: waits up to timeout_ms (real time) for a completion. Errors: -ETIMEDOUT. */
 int sim_card_wait(struct sim_card *c, struct abi_cpl *cpl, uint32_t timeout_ms);
 
-/* Arms fault f to hit the n-th event from now (n >= 1); n = 0 disarms. */
-void sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n);
+/* Arms fault f to hit the n-th event from now (n >= 1); n = 0 disarms. Returns the countdown
+ * that was left (0: the fault armed before has fired, or none was armed). */
+uint32_t sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n);
 /* Events of kind f seen so far (DMA transfers, CU starts, CU runs finished). */
 uint32_t sim_card_events(struct sim_card *c, enum sim_fault f);
 /* Wakes the firmware and the workers (after moving a virtual clock). */
