@@ -102,6 +102,7 @@ bench: all
 deps:
 	@tests/deps.sh
 
+# clang-format, cppcheck and clang-tidy; fails on any finding (docs/testing.md)
 lint:
 	@tests/lint.sh
 

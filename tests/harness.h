@@ -27,65 +27,65 @@ static inline void harness_fail_at(const char *file, int line, const char *expr)
 }
 
 /* CHECK(cond, fmt, ...): cond holds; the message says what it means and the values seen. */
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (cond) {                                                                \
-			harness_pass++;                                                    \
-		} else {                                                                   \
-			harness_fail_at(__FILE__, __LINE__, #cond);                        \
-			printf(__VA_ARGS__);                                               \
-			printf("\n");                                                      \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			harness_pass++;                                                            \
+		} else {                                                                           \
+			harness_fail_at(__FILE__, __LINE__, #cond);                                \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* CHECK_EQ(got, want, fmt, ...): integers equal; prints both and got - want. */
-#define CHECK_EQ(got, want, ...)                                                           \
-	do {                                                                               \
-		int64_t g_ = (int64_t)(got), w_ = (int64_t)(want);                         \
-		if (g_ == w_) {                                                            \
-			harness_pass++;                                                    \
-		} else {                                                                   \
-			harness_fail_at(__FILE__, __LINE__, #got " == " #want);            \
-			printf(__VA_ARGS__);                                               \
-			printf(" (got %" PRId64 ", want %" PRId64 ", off by %" PRId64 ")\n", g_, \
-			       w_, g_ - w_);                                               \
-		}                                                                          \
+#define CHECK_EQ(got, want, ...)                                                                   \
+	do {                                                                                       \
+		int64_t g_ = (int64_t)(got), w_ = (int64_t)(want);                                 \
+		if (g_ == w_) {                                                                    \
+			harness_pass++;                                                            \
+		} else {                                                                           \
+			harness_fail_at(__FILE__, __LINE__, #got " == " #want);                    \
+			printf(__VA_ARGS__);                                                       \
+			printf(" (got %" PRId64 ", want %" PRId64 ", off by %" PRId64 ")\n", g_,   \
+			       w_, g_ - w_);                                                       \
+		}                                                                                  \
 	} while (0)
 
 /* CHECK_NEAR(got, want, tol, fmt, ...): |got - want| <= tol; prints both and the distance. */
-#define CHECK_NEAR(got, want, tol, ...)                                                    \
-	do {                                                                               \
-		double g_ = (double)(got), w_ = (double)(want), t_ = (double)(tol);        \
-		if (fabs(g_ - w_) <= t_) {                                                 \
-			harness_pass++;                                                    \
-		} else {                                                                   \
-			harness_fail_at(__FILE__, __LINE__, "|" #got " - " #want "| <= " #tol); \
-			printf(__VA_ARGS__);                                               \
-			printf(" (got %.9g, want %.9g, off by %.3g, tolerance %.3g)\n", g_, w_, \
-			       fabs(g_ - w_), t_);                                         \
-		}                                                                          \
+#define CHECK_NEAR(got, want, tol, ...)                                                            \
+	do {                                                                                       \
+		double g_ = (double)(got), w_ = (double)(want), t_ = (double)(tol);                \
+		if (fabs(g_ - w_) <= t_) {                                                         \
+			harness_pass++;                                                            \
+		} else {                                                                           \
+			harness_fail_at(__FILE__, __LINE__, "|" #got " - " #want "| <= " #tol);    \
+			printf(__VA_ARGS__);                                                       \
+			printf(" (got %.9g, want %.9g, off by %.3g, tolerance %.3g)\n", g_, w_,    \
+			       fabs(g_ - w_), t_);                                                 \
+		}                                                                                  \
 	} while (0)
 
 /* CHECK_RC(expr, fmt, ...): a 0-or-negative-errno call returned 0; prints the error. */
-#define CHECK_RC(expr, ...)                                                                \
-	do {                                                                               \
-		int r_ = (expr);                                                           \
-		if (r_ == 0) {                                                             \
-			harness_pass++;                                                    \
-		} else {                                                                   \
-			harness_fail_at(__FILE__, __LINE__, #expr " == 0");                \
-			printf(__VA_ARGS__);                                               \
-			printf(" (returned %d: %s)\n", r_, strerror(r_ < 0 ? -r_ : r_));   \
-		}                                                                          \
+#define CHECK_RC(expr, ...)                                                                        \
+	do {                                                                                       \
+		int r_ = (expr);                                                                   \
+		if (r_ == 0) {                                                                     \
+			harness_pass++;                                                            \
+		} else {                                                                           \
+			harness_fail_at(__FILE__, __LINE__, #expr " == 0");                        \
+			printf(__VA_ARGS__);                                                       \
+			printf(" (returned %d: %s)\n", r_, strerror(r_ < 0 ? -r_ : r_));           \
+		}                                                                                  \
 	} while (0)
 
 /* SKIP(fmt, ...): a check that cannot run here (no hardware, no tool); counted as skipped. */
-#define SKIP(...)                                                                          \
-	do {                                                                               \
-		harness_skip++;                                                            \
-		printf("SKIP: ");                                                          \
-		printf(__VA_ARGS__);                                                       \
-		printf("\n");                                                              \
+#define SKIP(...)                                                                                  \
+	do {                                                                                       \
+		harness_skip++;                                                                    \
+		printf("SKIP: ");                                                                  \
+		printf(__VA_ARGS__);                                                               \
+		printf("\n");                                                                      \
 	} while (0)
 
 /* The final counts line; the exit status of the test (1 if any check failed). */

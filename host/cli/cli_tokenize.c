@@ -218,6 +218,7 @@ int cli_tokenize(int argc, char **argv)
 				ids = nv;
 				cap *= 2;
 			}
+			// cppcheck-suppress nullPointerRedundantCheck ; the loop runs only while ids != NULL
 			ids[n++] = (int32_t)v;
 			p = *end ? end + 1 : end;
 		}

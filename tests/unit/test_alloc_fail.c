@@ -86,7 +86,7 @@ static struct ckpt ck0; /* the checkpoint the engine runs open (opened without f
  * an engine on backend be over ck0. Returns the open's result; err gets its message. */
 static int open_one(const char *dir, const char *be, char *err, size_t errlen)
 {
-	struct model_opts o = { .act_fp8 = 1, .max_seq = 16, .max_batch = 2, .n_threads = 1 };
+	struct model_opts o = {.act_fp8 = 1, .max_seq = 16, .max_batch = 2, .n_threads = 1};
 	struct engine e;
 	struct ckpt ck;
 	int r;
@@ -117,8 +117,8 @@ static void countdown(const char *dir, const char *be)
 		arm(0);
 		if (!hit) {
 			clean = 1;
-			CHECK(r == 0, "%s: countdown %ld never fired but the open failed: %d %s", what, n,
-			      r, err);
+			CHECK(r == 0, "%s: countdown %ld never fired but the open failed: %d %s",
+			      what, n, r, err);
 			break;
 		}
 		if (r == 0) {
@@ -126,7 +126,8 @@ static void countdown(const char *dir, const char *be)
 		} else if (r != -ENOMEM || !err[0] || strchr(err, '\n')) {
 			bad++;
 			printf("FAIL %s: allocation %ld failed: open returned %d (want -ENOMEM), "
-			       "error '%s'\n", what, n, r, err);
+			       "error '%s'\n",
+			       what, n, r, err);
 		}
 		if (only)
 			break;
@@ -134,8 +135,10 @@ static void countdown(const char *dir, const char *be)
 	CHECK(bad == 0, "%s: %d of %ld allocation failures were not a clean -ENOMEM", what, bad,
 	      n - n0);
 	CHECK(clean || only, "%s: the failure still fired at countdown %ld", what, n);
-	printf("%s: allocations %ld..%ld failed one at a time: %d not a clean -ENOMEM, %d recovered "
-	       "from; countdown %ld never fired\n", what, n0, n - 1, bad, recovered, n);
+	printf(
+	    "%s: allocations %ld..%ld failed one at a time: %d not a clean -ENOMEM, %d recovered "
+	    "from; countdown %ld never fired\n",
+	    what, n0, n - 1, bad, recovered, n);
 }
 
 int main(void)
@@ -152,7 +155,8 @@ int main(void)
 	CHECK(r == 0, "gen tiny: %s", err);
 	if (!r) {
 		char board[600];
-		snprintf(board, sizeof board, "%s/board/emu.dtb", getenv("B") ? getenv("B") : "build");
+		snprintf(board, sizeof board, "%s/board/emu.dtb",
+			 getenv("B") ? getenv("B") : "build");
 		setenv("MOECARD_BOARD", board, 1);
 		countdown(dir, NULL);
 		r = ckpt_open(dir, &ck0, err, sizeof err);
