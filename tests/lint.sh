@@ -34,7 +34,9 @@ else rc1=0; fi
 
 echo "== clang-tidy"
 tsrcs=$(echo "$srcs" | grep '^host/.*\.c$' | grep -v simd_)
-checks='-*,clang-analyzer-*,-clang-analyzer-security.insecureAPI.*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-narrowing-conversions,-bugprone-implicit-widening-of-multiplication-result,-bugprone-assignment-in-if-condition,-bugprone-suspicious-string-compare,-bugprone-not-null-terminated-result'
+# valist.Uninitialized is off: clang-analyzer 14 flags every va_start .. vsnprintf .. va_end
+# helper (util/errmsg.c and its kind) as using an uninitialized va_list, a known false positive
+checks='-*,clang-analyzer-*,-clang-analyzer-security.insecureAPI.*,-clang-analyzer-valist.Uninitialized,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-narrowing-conversions,-bugprone-implicit-widening-of-multiplication-result,-bugprone-assignment-in-if-condition,-bugprone-suspicious-string-compare,-bugprone-not-null-terminated-result'
 ntidy=0
 if [ -n "$tsrcs" ]; then
   out=$(clang-tidy --quiet -checks="$checks" $tsrcs -- -std=c11 -D_GNU_SOURCE -I. -Ihost \

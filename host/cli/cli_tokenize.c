@@ -235,7 +235,7 @@ int cli_tokenize(int argc, char **argv)
 		free(ids);
 	} else {
 		char *buf = NULL;
-		size_t len;
+		size_t len = 0;
 		if (file) {
 			rc = read_file(file, &buf, &len);
 			if (rc) {

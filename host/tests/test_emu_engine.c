@@ -229,7 +229,7 @@ static void test_engine_faults(const char *dir)
 	}
 	struct backend *be = card_engine_backend(&e);
 	int V = ck.cfg.vocab_size, toks[3] = { 5, 77, 300 };
-	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+	float *ref = calloc((size_t)V, sizeof(float)), *lg = calloc((size_t)V, sizeof(float));
 	r = engine_forward(&e, toks, 3, ref, 0, NULL);
 	CHECK(r == 0, "clean forward: %d", r);
 	struct backend_stats s1, s3;
@@ -308,7 +308,7 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 				  .expert_host_gbps = 50 };
 	struct engine e0, e;
 	int V = ck.cfg.vocab_size, toks[4] = { 5, 77, 300, 9 };
-	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+	float *ref = calloc((size_t)V, sizeof(float)), *lg = calloc((size_t)V, sizeof(float));
 	r = engine_open(&e0, "emu", &ck, &o, NULL, err, sizeof err);
 	CHECK(r == 0, "engine_open emu (all resident): %s", err);
 	if (!r) {
