@@ -299,7 +299,7 @@ static void test_direct(const char *card)
 	struct backend *b = NULL;
 	int rc = backend_open(&b, "xrt", dtb, err, sizeof err);
 	CHECK(rc == 0 && b, "%s: open on the noop device: %d %s", card, rc, err);
-	if (rc)
+	if (rc || !b)
 		return;
 	const struct board_desc *bd = &b->board;
 	struct backend_xrt_counters ct;
