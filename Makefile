@@ -76,12 +76,15 @@ $(B)/t/%: %.c $(LIB)
 
 test-bins: $(LIB) $(BINS) $(TEST_BINS) $(ALL_EXTRA)
 
-# Runs every test program and script of variant $(B); writes $(B)/test-summary.
+# Runs every test program and script of variant $(B), TEST_JOBS at a time (env
+# MOECARD_TEST_JOBS, default 2); writes $(B)/test-summary. One test: see docs/testing.md.
+TEST_JOBS ?= $(or $(MOECARD_TEST_JOBS),2)
 test-run: test-bins
 	@MOECARD=$(B)/moecard B=$(B) SAN=$(SAN) PYTHON=$(PYTHON) \
-	  tests/run.sh $(B) $(TEST_BINS) -- $(TEST_SCRIPTS)
+	  tests/run.sh -j $(TEST_JOBS) $(B) $(TEST_BINS) -- $(TEST_SCRIPTS)
 
-# The whole suite: release build, then the ASan+UBSan build, one final `N passed, N failed` line.
+# The whole suite: release build, then the ASan+UBSan build, one final line
+# `N passed, N failed, N skipped`.
 test:
 	@tests/deps.sh --check
 	@$(MAKE) --no-print-directory test-run
@@ -99,6 +102,7 @@ bench: all
 deps:
 	@tests/deps.sh
 
+# clang-format, cppcheck and clang-tidy; fails on any finding (docs/testing.md)
 lint:
 	@tests/lint.sh
 

@@ -573,6 +573,8 @@ int board_load(const char *path, struct board_desc *b, char *err, size_t errlen)
 	uint8_t *buf = malloc(BOARD_DTB_MAX + 1);
 	if (!buf) {
 		fclose(f);
+		if (err && errlen)
+			snprintf(err, errlen, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	size_t n = fread(buf, 1, BOARD_DTB_MAX + 1, f);

@@ -176,7 +176,8 @@ uint64_t dma_dev_vclock_ns(struct dma_dev *dev);
 /*
  * Arms the countdown fault: the countdown-th descriptor processed from now on any channel (1 = the
  * next) gets fault kind; with persist, every descriptor from that one on does. kind NONE disarms.
- * Errors: -EINVAL unknown kind, or countdown 0 with a kind other than NONE.
+ * Returns 0; with kind NONE, 1 when a fault was still armed (it never fired: the countdown loops of
+ * the tests stop there). Errors: -EINVAL unknown kind, or countdown 0 with a kind other than NONE.
  */
 int dma_dev_fault_set(struct dma_dev *dev, enum dma_fault kind, uint64_t countdown, int persist);
 

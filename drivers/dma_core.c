@@ -576,11 +576,12 @@ int dma_dev_fault_set(struct dma_dev *dev, enum dma_fault kind, uint64_t countdo
 	if (kind > DMA_FAULT_STUCK || (kind != DMA_FAULT_NONE && countdown == 0))
 		return -EINVAL;
 	pthread_mutex_lock(&dev->mu);
+	int was_armed = dev->fault_kind != DMA_FAULT_NONE;
 	dev->fault_kind = kind;
 	dev->fault_countdown = countdown;
 	dev->fault_persist = persist;
 	pthread_mutex_unlock(&dev->mu);
-	return 0;
+	return kind == DMA_FAULT_NONE && was_armed ? 1 : 0;
 }
 
 int dma_hbuf_alloc(struct dma_dev *dev, size_t size, struct dma_hbuf **out)

@@ -414,8 +414,8 @@ int64_t fp8_gemm_cycles(const struct hls_build *b, int M, int N, int K, uint32_t
 {
 	struct fp8_gemm_cost tmp;
 	static const uint8_t dummy[1];
-	int rc = gemm_check(dummy, (const float *)dummy, dummy, (const float *)dummy, dummy,
-			    (const float *)dummy, dummy, (const float *)dummy, (const float *)dummy, M,
+	static const float dummyf[1];
+	int rc = gemm_check(dummy, dummyf, dummy, dummyf, dummy, dummyf, dummy, dummyf, dummyf, M,
 			    N, K, flags);
 	if (rc)
 		return rc;

@@ -101,7 +101,7 @@ static void gc_ref(const uint8_t *xq, const float *xs, const float *xf, const ui
 	int KB = (K + 127) / 128;
 	for (int m = 0; m < M; m++)
 		for (int n = 0; n < N; n++) {
-			float accs[2];
+			float accs[2] = { 0, 0 };
 			for (int h = 0; h < ((flags & FP8_GEMM_SILU_MUL) ? 2 : 1); h++) {
 				const uint8_t *ww = h ? w2 : w;
 				const float *wws = h ? ws2 : ws;
@@ -174,7 +174,7 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 	for (int m = 0; m < M; m++)
 		for (int kb = 0; kb < KB; kb++) {
 			int k0 = kb * 128, n = K - k0 < 128 ? K - k0 : 128;
-			float tmp[128];
+			float tmp[128] = { 0 };
 			for (int i = 0; i < n; i++)
 				tmp[i] = xfmt == FP8_GEMM_X_BF16 ? bf16_to_f32(xb[(size_t)m * K + k0 + i])
 								 : xf[(size_t)m * K + k0 + i];

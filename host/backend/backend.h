@@ -120,8 +120,9 @@ int backend_completions(struct backend *b, const struct abi_cpl **cpl, uint32_t 
 int backend_supports_op(struct backend *b, uint32_t op);
 /* Totals so far. */
 void backend_stats(struct backend *b, struct backend_stats *s);
-/* Arms a countdown fault: the n-th event of kind f from now fails (n 0 disarms). -ENOTSUP
- * without BACKEND_CAP_FAULTS. */
+/* Arms a countdown fault: the n-th event of kind f from now fails. n 0 disarms and returns 1 when
+ * the fault armed before never fired (the countdown loops of the tests stop there), else 0.
+ * -ENOTSUP without BACKEND_CAP_FAULTS. */
 int backend_fault_set(struct backend *b, enum backend_fault f, uint32_t n);
 
 /* Modeled kernel cycles of one command from its packet alone (no memory touched): the timing

@@ -15,11 +15,13 @@
  * Virtual clock: a CU run costs FW dispatch (EMU_FW_CMD_NS per command, the firmware CPU's decode
  * and start) plus the kernel's modeled cycles at the kernel clock; its worker raises ap_done when
  * card time reaches start + latency. The host thread that waits for a list drives the clock: when
- * no kernel is computing and nothing moved for a settle period, it advances card time to the
- * earliest pending ap_done (or, when none is pending, in growing steps so DMA transfers and the
- * firmware watchdog see time pass). Card time does not move while the host works, so modeled card
- * time excludes host scheduling; the host link is charged separately per byte (PCIe figures of
- * the board).
+ * the sim card reports every agent blocked (sim_card_settle: the firmware waiting with all events
+ * seen, no kernel computing, no start on its way, no completion to take) it moves card time to
+ * the earliest card time any agent waits for (an ap_done, the end of a DMA transfer, the
+ * firmware's watchdog tick), so a hung CU still times out, in card time. Nothing depends on host
+ * real time, so the modeled times are the same on an idle and on a loaded host. Card time does
+ * not move while the host works, so modeled card time excludes host scheduling; the host link is
+ * charged separately per byte (PCIe figures of the board).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,10 +34,8 @@
 
 #define EMU_FW_CMD_NS 400u       /* firmware cost per command: ~100 instructions at 250 MHz */
 #define EMU_RING_LOG2 10u        /* 1024 commands per ring */
-#define EMU_SETTLE_NS 20000L     /* host quiet time before the clock may move */
 #define EMU_LINK_LAT_NS 1000u    /* per host transfer (descriptor + doorbell) */
-#define EMU_QUIET_MS 5.0         /* host ms of silence before time moves with nothing pending */
-#define EMU_STEP_NS 1000000ull   /* card time added then */
+#define EMU_POLL_SETTLE_MS 60000u /* a poll's bound (real ms) on the firmware settling */
 
 #define EMU_RINGS FW_CFG_N_QUEUES /* every ring may have a list in flight */
 
@@ -64,11 +64,7 @@ struct emu {
 	struct backend_mem mem;           /* bank memory */
 	struct sim_card *card;            /* firmware + workers */
 	struct emu_cu cu[ABI_MAX_CUS];    /* CU contexts */
-	pthread_mutex_t mu;               /* guards the clock state below */
-	uint64_t vclock;                  /* card time, ns (atomic reads) */
-	uint64_t pend[ABI_MAX_CUS];       /* pending ap_done time per CU, 0 = none */
-	int exec;                         /* kernels computing right now */
-	uint64_t ev;                      /* progress counter */
+	uint64_t vclock;                  /* card time, ns (atomic; moved by emu_wait only) */
 	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
 	 * runs while ring 0's lists are submitted and waited for one after another */
 	uint64_t seq;                     /* lists submitted (fences 1, 2, ... over all rings) */
@@ -97,21 +93,11 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 {
 	struct emu_cu *u = ctx;
 	struct emu *e = u->e;
-	pthread_mutex_lock(&e->mu);
-	e->exec++;
-	e->ev++;
-	uint64_t t0 = emu_clock(e);
-	pthread_mutex_unlock(&e->mu);
 	uint64_t cyc = 0;
 	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
 				      e->b.blk.cu_clk_khz, &cyc);
-	uint64_t lat = EMU_FW_CMD_NS + cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
-	*latency_ns = lat;
-	pthread_mutex_lock(&e->mu);
-	e->pend[u->blk] = t0 + lat;
-	e->exec--;
-	e->ev++;
-	pthread_mutex_unlock(&e->mu);
+	*latency_ns = EMU_FW_CMD_NS +
+		      cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
 	return st;
 }
 
@@ -212,15 +198,6 @@ static void emu_take(struct emu *e, const struct abi_cpl *c)
 			}
 		}
 	}
-	pthread_mutex_lock(&e->mu);
-	e->ev++;
-	pthread_mutex_unlock(&e->mu);
-}
-
-static void emu_sleep(long ns)
-{
-	struct timespec ts = { 0, ns };
-	nanosleep(&ts, NULL);
 }
 
 static double emu_real_ms(const struct timespec *t0)
@@ -258,73 +235,31 @@ static int emu_finish(struct emu *e, struct emu_list *l)
 	return bad ? -EIO : 0;
 }
 
-/* timeout_ms 0: a poll that stores the completions already posted and never moves card time. */
+/* timeout_ms 0: a poll that stores the completions posted up to the current card time (after
+ * the firmware has settled, so what a poll sees never depends on host scheduling) and never
+ * moves card time. Otherwise card time moves from one model event to the next until the list is
+ * complete or timeout_ms of real time passed. */
 static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 {
 	struct emu *e = emu_of(b);
 	struct timespec t0;
 	struct abi_cpl c;
-	double quiet_since = -1; /* host ms when the card went quiet with nothing pending */
 	struct emu_list *l = emu_list_of(e, fence);
 	if (!l)
 		return fence && fence <= e->seq ? 0 : -EINVAL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (l->done < l->n) {
-		if (sim_card_poll(e->card, &c) == 0) {
-			emu_take(e, &c);
+		double left = timeout_ms ? timeout_ms - emu_real_ms(&t0) : EMU_POLL_SETTLE_MS;
+		uint64_t next = UINT64_MAX;
+		int r = sim_card_settle(e->card, timeout_ms != 0, left > 0 ? (uint32_t)left : 0, &next);
+		if (r == 1) {
+			while (sim_card_poll(e->card, &c) == 0)
+				emu_take(e, &c);
 			continue;
 		}
-		if (!timeout_ms || emu_real_ms(&t0) > timeout_ms)
+		if (r < 0 || !timeout_ms || next == UINT64_MAX)
 			return -ETIMEDOUT;
-		pthread_mutex_lock(&e->mu);
-		int busy = e->exec > 0;
-		uint64_t ev0 = e->ev;
-		pthread_mutex_unlock(&e->mu);
-		if (busy) {
-			emu_sleep(EMU_SETTLE_NS / 4);
-			continue;
-		}
-		emu_sleep(EMU_SETTLE_NS);
-		if (sim_card_poll(e->card, &c) == 0) {
-			emu_take(e, &c);
-			continue;
-		}
-		pthread_mutex_lock(&e->mu);
-		if (e->exec > 0 || e->ev != ev0) {
-			pthread_mutex_unlock(&e->mu);
-			continue;
-		}
-		uint64_t now = emu_clock(e), next = UINT64_MAX;
-		for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
-			if (e->pend[i] && e->pend[i] < next)
-				next = e->pend[i];
-		uint64_t dd = sim_card_dma_due(e->card); /* a DMA transfer ends then */
-		if (dd && dd < next)
-			next = dd;
-		if (next != UINT64_MAX) {
-			if (next < now)
-				next = now;
-			quiet_since = -1;
-		} else {
-			/* nothing computing and no ap_done pending: a CU start may still be on its
-			 * way through the threads, so move time only after a long quiet spell (DMA
-			 * transfers and the watchdog of a hung CU need it) */
-			double t = emu_real_ms(&t0);
-			if (quiet_since < 0 || !sim_card_quiescent(e->card))
-				quiet_since = t;
-			if (t - quiet_since < EMU_QUIET_MS) {
-				pthread_mutex_unlock(&e->mu);
-				continue;
-			}
-			quiet_since = t;
-			next = now + EMU_STEP_NS;
-		}
-		for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
-			if (e->pend[i] && e->pend[i] <= next)
-				e->pend[i] = 0;
 		__atomic_store_n(&e->vclock, next, __ATOMIC_RELEASE);
-		e->ev++;
-		pthread_mutex_unlock(&e->mu);
 		sim_card_kick(e->card);
 	}
 	return emu_finish(e, l);
@@ -372,8 +307,8 @@ static int emu_fault(struct backend *b, enum backend_fault f, uint32_t n)
 	enum sim_fault sf = f == BACKEND_FAULT_DMA_ERROR ? SIM_FAULT_DMA_ERROR
 			    : f == BACKEND_FAULT_CU_HANG ? SIM_FAULT_CU_HANG
 							 : SIM_FAULT_CU_BAD;
-	sim_card_fault_set(emu_of(b)->card, sf, n);
-	return 0;
+	uint32_t left = sim_card_fault_set(emu_of(b)->card, sf, n);
+	return !n && left ? 1 : 0; /* disarmed before it fired */
 }
 
 static void emu_close(struct backend *b)
@@ -384,7 +319,6 @@ static void emu_close(struct backend *b)
 	backend_mem_free(&e->mem);
 	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 		backend_cu_scratch_free(&e->cu[i].scratch);
-	pthread_mutex_destroy(&e->mu);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		free(e->list[q]);
 	free(e);
@@ -416,7 +350,6 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&e->mu, NULL);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		if (!(e->list[q] = calloc(1, sizeof *e->list[q]))) {
 			snprintf(err, errlen, "out of memory");
@@ -479,7 +412,6 @@ fail:
 	backend_mem_free(&e->mem);
 	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
 		backend_cu_scratch_free(&e->cu[i].scratch);
-	pthread_mutex_destroy(&e->mu);
 	for (uint32_t q = 0; q < EMU_RINGS; q++)
 		free(e->list[q]);
 	free(e);

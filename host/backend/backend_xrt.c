@@ -547,6 +547,7 @@ static uint32_t xb_vec(struct xb *x, uint32_t op, const struct abi_vec *v, struc
 		if (v->tab) {
 			a[2] = (struct xarg){ .addr = v->tab, .len = ((uint64_t)v->param_u + 1) * C * 4 };
 		} else {
+			// cppcheck-suppress invalidPointerCast ; the table's f32 rows follow its positions
 			float *row = (float *)(pos + R);
 			for (uint64_t i = 0; i < C / 2; i++) {
 				double th = (double)v->param_u * pow(pf, -2.0 * (double)i / (double)C);

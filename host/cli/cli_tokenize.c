@@ -218,6 +218,7 @@ int cli_tokenize(int argc, char **argv)
 				ids = nv;
 				cap *= 2;
 			}
+			// cppcheck-suppress nullPointerRedundantCheck ; the loop runs only while ids != NULL
 			ids[n++] = (int32_t)v;
 			p = *end ? end + 1 : end;
 		}
@@ -234,7 +235,7 @@ int cli_tokenize(int argc, char **argv)
 		free(ids);
 	} else {
 		char *buf = NULL;
-		size_t len;
+		size_t len = 0;
 		if (file) {
 			rc = read_file(file, &buf, &len);
 			if (rc) {

@@ -67,8 +67,10 @@ int card_place(struct ee *e, int bank, const void *src, size_t bytes, uint64_t *
 	if (e->n_bufs == e->cap_bufs) {
 		size_t cap = e->cap_bufs ? 2 * e->cap_bufs : 256;
 		void *p = realloc(e->bufs, cap * sizeof *e->bufs);
-		if (!p)
+		if (!p) {
+			backend_buf_free(e->be, b);
 			return -ENOMEM;
+		}
 		e->bufs = p;
 		e->cap_bufs = cap;
 	}

@@ -278,6 +278,7 @@ static double xrt_case(struct side *x, int op, int sh, uint64_t seed, const void
 	if (limit == 0) {
 		err = memcmp(out, ref, nb) != 0;
 	} else {
+		// cppcheck-suppress invalidPointerCast ; out holds the f32 words the card wrote
 		const float *a = (const float *)out, *r = ref;
 		for (size_t i = 0; i < nb / 4; i++) {
 			double d = fabs((double)a[i] - r[i]);
@@ -301,7 +302,7 @@ static int act_f32_check(struct side *s)
 	for (int t = 0; t < 3; t++) {
 		int M = shp[t][0], N = shp[t][1], K = shp[t][2], kb = (K + 127) / 128;
 		float *x = malloc((size_t)M * K * 4), *sw = malloc((size_t)((N + 127) / 128) * kb * 4);
-		float *y = malloc((size_t)M * N * 4), *yq = malloc((size_t)M * N * 4);
+		float *y = calloc((size_t)M * N, 4), *yq = calloc((size_t)M * N, 4);
 		uint8_t *w = malloc((size_t)N * K);
 		for (int i = 0; i < M * K; i++)
 			x[i] = frand() * 3;

@@ -24,25 +24,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/harness.h"
 #include "abi_ring.h"
 #include "backend/backend_impl.h"
 #include "backend/backend_xrt.h"
 #include "bitstream/bitstream.h"
 #include "backend/xrt_dev.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			n_pass++;                                                                  \
-		} else {                                                                           \
-			n_fail++;                                                                  \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
 
 static const char *bdir(void)
 {
@@ -315,7 +302,7 @@ static void test_direct(const char *card)
 	int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
 			      sizeof err);
 	CHECK(rc == 0 && b, "%s: open on the noop device: %d %s", card, rc, err);
-	if (rc)
+	if (rc || !b)
 		return;
 	const struct board_desc *bd = &b->board;
 	struct backend_xrt_counters ct;
@@ -730,6 +717,5 @@ int main(void)
 		test_direct(cards[i]);
 	test_wrong_xclbin();
 	test_firmware("u55c");
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail != 0;
+	return harness_done();
 }

@@ -1,14 +1,15 @@
 /*
- * test_emu_engine.c - the emu backend and scheduler as a whole: the interface (ops table version
- * and capabilities), fence ordering and
+ * test_emu_engine.c - the emu backend and scheduler as a whole (docs/architecture.md): the
+ * interface (ops table version and capabilities), fence ordering and
  * barriers from completion timestamps on the emulated card, fault injection through the whole
  * engine (a CU that reports an error, a CU that hangs until the firmware watchdog resets it, a DMA
  * error: the forward/list fails cleanly and the next one succeeds with the same logits as a clean
  * run), and timing sanity (modeled card time grows with context and with experts per token, as
  * the timing model says), two rings in flight (a ring 1 list of fills whose fence a ring 0 GEMM
  * waits on; the non-blocking poll; -EBUSY per ring; the cpu backend keeps one list), and DMA
- * faults under the expert cache with detached fills at every countdown position (each forward
- * either fails cleanly or gives the clean logits; a failed detached fill is a miss later).
+ * faults under the expert cache with detached fills at every countdown position, n = 1, 2, ...
+ * until a forward runs with the fault never firing (each forward either fails cleanly or gives
+ * the clean logits; a failed detached fill is a miss later).
  * Generates its own tiny checkpoint.
  */
 #include <errno.h>
@@ -17,24 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "tests/harness.h"
 #include "backend/backend_impl.h"
 #include "load/ckpt.h"
 #include "engine/engine.h"
 #include "sched/card_engine.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                      \
-	do {                                                                                  \
-		if (cond) {                                                                   \
-			n_pass++;                                                             \
-		} else {                                                                      \
-			n_fail++;                                                             \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			printf(__VA_ARGS__);                                                  \
-			printf("\n");                                                         \
-		}                                                                             \
-	} while (0)
 
 static const char *board_path(void)
 {
@@ -245,7 +233,7 @@ static void test_engine_faults(const char *dir)
 	}
 	struct backend *be = card_engine_backend(&e);
 	int V = ck.cfg.vocab_size, toks[3] = { 5, 77, 300 };
-	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+	float *ref = calloc((size_t)V, sizeof(float)), *lg = calloc((size_t)V, sizeof(float));
 	r = engine_forward(&e, toks, 3, ref, 0, NULL);
 	CHECK(r == 0, "clean forward: %d", r);
 	struct backend_stats s1, s3;
@@ -307,6 +295,8 @@ static long detached_failed(struct engine *e)
 /* DMA faults at every countdown position under the expert cache with prefetch and background
  * fills (detached on ring 1): a forward fails cleanly (-EIO) or gives the clean logits; never
  * logits from a half-filled slot. */
+#define EMU_FAULT_MAX 4096u /* countdown bound: a fault still firing there is a failure */
+
 static void test_expert_faults(const char *dir, const char *policy, const char *host)
 {
 	struct ckpt ck;
@@ -322,7 +312,7 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 				  .expert_host_gbps = 50 };
 	struct engine e0, e;
 	int V = ck.cfg.vocab_size, toks[4] = { 5, 77, 300, 9 };
-	float *ref = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+	float *ref = calloc((size_t)V, sizeof(float)), *lg = calloc((size_t)V, sizeof(float));
 	r = engine_open(&e0, "emu", &ck, &o, NULL, err, sizeof err);
 	CHECK(r == 0, "engine_open emu (all resident): %s", err);
 	if (!r) {
@@ -343,11 +333,20 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 	      rel_err(lg, ref, V));
 	int n_fail_fw = 0, n_ok = 0, bad = 0;
 	long recovered = 0;
-	for (uint32_t n = 1; n <= 48; n++) {
+	/* SQLite's rule: countdown n = 1, 2, ... until a forward runs with the fault never firing */
+	uint32_t n, last = 0;
+	for (n = 1; !last && n <= EMU_FAULT_MAX; n++) {
 		engine_truncate(&e, 0, 0);
 		backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, n);
 		r = engine_forward(&e, toks, 4, lg, 0, NULL);
 		long df = detached_failed(&e);
+		if (backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, 0) == 1) {
+			last = n; /* never fired: the forward must be the clean one */
+			CHECK(r == 0 && rel_err(lg, ref, V) == 0,
+			      "DMA countdown %u never fired: forward r %d, logits off by %g", n, r,
+			      rel_err(lg, ref, V));
+			break;
+		}
 		if (r == 0) {
 			n_ok++;
 			recovered += df > 0 ? df : 0;
@@ -362,7 +361,6 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 			bad++;
 			printf("DMA fault %u: forward returned %d\n", n, r);
 		}
-		backend_fault_set(be, BACKEND_FAULT_DMA_ERROR, 0);
 		engine_truncate(&e, 0, 0);
 		r = engine_forward(&e, toks, 4, lg, 0, NULL);
 		if (r || rel_err(lg, ref, V) != 0) {
@@ -371,14 +369,17 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 			       rel_err(lg, ref, V));
 		}
 	}
+	CHECK(last > 1, "DMA countdown under the cache (%s, host %s): still firing at %u", policy,
+	      host, n);
 	CHECK(bad == 0, "DMA faults under the cache (%s, host %s): %d forwards wrong (see above)",
 	      policy, host, bad);
 	CHECK(n_fail_fw > 0 || !strcmp(host, "auto"), "some DMA fault made a forward fail (%d)",
 	      n_fail_fw); /* host off: demand fills */
 	CHECK(recovered > 0, "some failed detached fill was taken for a miss (%ld)", recovered);
-	printf("DMA faults 1..48 under the cache (%s+prefetch, host %s): %d forwards failed "
+	printf("DMA faults 1..%u under the cache (%s+prefetch, host %s): %d forwards failed "
 	       "cleanly, %d gave the clean logits (%ld failed detached fills recovered as misses), "
-	       "next forwards identical\n", policy, host, n_fail_fw, n_ok, recovered);
+	       "next forwards identical; countdown %u never fired\n", last ? last - 1 : n, policy,
+	       host, n_fail_fw, n_ok, recovered, last);
 	free(ref);
 	free(lg);
 	engine_free(&e);
@@ -465,7 +466,9 @@ static void test_iface(void)
 
 int main(void)
 {
-	char dir[] = "/tmp/moecard-emu-XXXXXX";
+	const char *tmp = getenv("TMPDIR");
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/moecard-emu-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
 		printf("mkdtemp failed\n0 passed, 1 failed\n");
 		return 1;
@@ -486,6 +489,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd))
 		printf("note: could not remove %s\n", dir);
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return harness_done();
 }

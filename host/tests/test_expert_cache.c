@@ -387,8 +387,8 @@ static void test_dma_slots_tiny(void **st)
 	struct expert_cache cache;
 	int L = c->num_hidden_layers, E = c->n_routed_experts, D = c->hidden_size;
 	assert_int_equal(expert_cache_init(&cache, L, E, SLOTS, EXPERT_POLICY_LRU), 0);
-	float *x = malloc(sizeof(float) * D), *y0 = malloc(sizeof(float) * D),
-	      *y1 = malloc(sizeof(float) * D);
+	float *x = malloc(sizeof(float) * D), *y0 = calloc(D, sizeof(float)),
+	      *y1 = calloc(D, sizeof(float));
 	int I = c->moe_intermediate_size;
 	float *g0 = malloc(sizeof(float) * I), *u0 = malloc(sizeof(float) * I);
 	for (int i = 0; i < D; i++)

@@ -33,10 +33,12 @@ else
   TRACE=host/fuzz/corpus/fuzz_expert_trace/tiny_pred.xt
 fi
 
-"$MOECARD" cache-sim --trace "$TRACE" --slots 25% --sweep --json --host-gbps 5 \
+# the board of this build variant, not whatever build/board/ the working directory has
+BOARD="$B/board/emu.dtb"
+"$MOECARD" cache-sim --trace "$TRACE" --board "$BOARD" --slots 25% --sweep --json --host-gbps 5 \
   --events "$W/ev.jsonl" >"$W/sim.jsonl" 2>"$W/sim.err"
 if [ $? = 0 ]; then ok "cache-sim --json exit 0"; else bad "cache-sim exit"; cat "$W/sim.err"; fi
-"$MOECARD" cache-sim --trace "$TRACE" --slots 100% --json --host-gbps 5 --no-671b \
+"$MOECARD" cache-sim --trace "$TRACE" --board "$BOARD" --slots 100% --json --host-gbps 5 --no-671b \
   --policy lru >"$W/full.jsonl" 2>>"$W/sim.err" || bad "cache-sim --slots 100%"
 
 "$PYTHON" - "$W/sim.jsonl" "$W/full.jsonl" "$TRACE" "$W/ev.jsonl" >"$W/py.out" 2>&1 <<'PY'
@@ -105,7 +107,7 @@ pass=$((pass + $(grep -c '^ok ' "$W/py.out")))
 fail=$((fail + $(grep -c '^FAIL ' "$W/py.out")))
 
 head -c 100 "$TRACE" >"$W/cut.xt"
-"$MOECARD" cache-sim --trace "$W/cut.xt" --slots 4 >/dev/null 2>"$W/cut.err"; rc=$?
+"$MOECARD" cache-sim --trace "$W/cut.xt" --board "$BOARD" --slots 4 >/dev/null 2>"$W/cut.err"; rc=$?
 if [ $rc = 1 ] && [ "$(wc -l <"$W/cut.err")" = 1 ] && grep -q "cut.xt: records" "$W/cut.err"; then
   ok "truncated trace rejected: $(cat "$W/cut.err")"
 else bad "truncated trace: exit $rc, stderr: $(cat "$W/cut.err")"; fi

@@ -250,13 +250,13 @@ static void test_pieces(struct tokenizer *t)
 	char *s2;
 	size_t l2;
 	int drc = tokenizer_decode(t, v, 3, TOKENIZER_DEC_SKIP_SPECIAL, &s2, &l2);
-	check(!drc && !strcmp(s2, "Hello"),
+	check(!drc && s2 && !strcmp(s2, "Hello"),
 	      "SKIP_SPECIAL decode of [0, 19923, 1] is 'Hello' (got '%s')", s2 ? s2 : "");
 	free(s2);
 	/* unknown ids decode to nothing */
 	int32_t u[3] = {-5, 129000, 19923};
 	drc = tokenizer_decode(t, u, 3, 0, &s2, &l2);
-	check(!drc && !strcmp(s2, "Hello"), "unknown ids decode to nothing (got '%s')",
+	check(!drc && s2 && !strcmp(s2, "Hello"), "unknown ids decode to nothing (got '%s')",
 	      s2 ? s2 : "");
 	free(s2);
 }

@@ -4,6 +4,15 @@
  * and the host-side mailbox helpers. One mutex + condition variable per card orders every
  * register hand-off between the firmware thread and the workers; register words are also
  * accessed atomically so a read never tears.
+ *
+ * Under a virtual clock every agent's state is accounted exactly under that mutex: the firmware
+ * thread is blocked (waiting with no unseen event and its timer deadline in the future) or
+ * runnable; a CU worker is idle, has a start pending, is computing (its work function runs), or
+ * waits for a card time (its ap_done, or forever when hung); a DMA worker is idle, has a start
+ * pending, or waits for the end of its transfer. sim_card_settle() tells the host when every agent
+ * is blocked and which card time the earliest of them waits for, so the clock moves only on model
+ * events and never because a host thread was slow to run. The firmware also waits until every
+ * timer that a clock step made due has fired, so events at one card time reach it together.
  */
 #include "firmware/port/sim/sim_card.h"
 
@@ -18,12 +27,16 @@
 
 #define SIM_REG_WORDS (FW_CU_REG_ARG0 / 4 + FW_CU_ARGS) /* 28 registers per CU block */
 #define SIM_MAX_WAIT_NS 2000000ull                       /* re-check at least every 2 ms */
+#define SIM_SETTLE_MS 60000u                             /* host: firmware settle bound */
 
 struct sim_cu {
 	struct sim_card *card;           /* owner */
 	uint32_t blk;                    /* register block index */
 	uint32_t regs[SIM_REG_WORDS];    /* AXI-lite block: CTRL, STATUS, OP, ARG0.. (fw_port.h) */
 	uint32_t gen;                    /* reset generation: a reset abandons the current run */
+	bool busy;                       /* start taken, work function running */
+	uint64_t until;                  /* card ns its ap_done is due while waiting, 0 = not
+					  * waiting, UINT64_MAX = hung until reset */
 	pthread_t th;                    /* worker */
 	bool th_on;                      /* worker started */
 };
@@ -48,6 +61,9 @@ struct sim_card {
 	uint64_t events;                 /* firmware-visible events (doorbell, done, kick) */
 	uint64_t fw_seen;                /* events the firmware has seen */
 	bool fw_waiting;                 /* the firmware thread is blocked in fw_port_wait */
+	uint64_t fw_deadline;            /* card ns it waits for at most there */
+	pthread_cond_t hcv;              /* host: an agent blocked or a completion was posted */
+	bool host_waiting;               /* the host waits on hcv (sim_card_settle) */
 	bool stop;                       /* threads exit */
 	struct timespec t0;              /* CLOCK_MONOTONIC origin of card time */
 	uint32_t fault[SIM_FAULT_COUNT];  /* countdowns, 0 = off */
@@ -79,8 +95,15 @@ uint64_t sim_card_now(struct sim_card *c)
 	       (uint64_t)c->t0.tv_nsec;
 }
 
-/* Waits on the card's condition variable for at most ns real time (mu held). */
-static void sim_timed_wait(struct sim_card *c, uint64_t ns)
+/* Tells a host in sim_card_settle() that an agent is about to block (mu held). */
+static void sim_blocking(struct sim_card *c)
+{
+	if (c->host_waiting)
+		pthread_cond_broadcast(&c->hcv);
+}
+
+/* Waits on condition variable cv for at most ns real time (mu held). */
+static void sim_cv_wait(struct sim_card *c, pthread_cond_t *cv, uint64_t ns)
 {
 	if (ns > SIM_MAX_WAIT_NS)
 		ns = SIM_MAX_WAIT_NS;
@@ -89,25 +112,103 @@ static void sim_timed_wait(struct sim_card *c, uint64_t ns)
 	uint64_t nsec = (uint64_t)ts.tv_nsec + ns;
 	ts.tv_sec += (time_t)(nsec / 1000000000ull);
 	ts.tv_nsec = (long)(nsec % 1000000000ull);
-	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	pthread_cond_timedwait(cv, &c->mu, &ts);
+}
+
+/* An agent blocks on the card's condition variable for at most ns real time (mu held). */
+static void sim_timed_wait(struct sim_card *c, uint64_t ns)
+{
+	sim_blocking(c);
+	sim_cv_wait(c, &c->cv, ns);
+}
+
+/* True when a CU or DMA worker waits for a card time that has come: it is about to raise its
+ * event, so the firmware must not look yet and the host must not move time (mu held). */
+static bool sim_timers_due(struct sim_card *c, uint64_t now)
+{
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		if (c->cu[i].until && c->cu[i].until <= now)
+			return true;
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++)
+		if (c->dma[i].due && c->dma[i].due <= now)
+			return true;
+	return false;
+}
+
+/* The firmware thread is blocked: waiting, every event seen, its deadline ahead (mu held). */
+static bool sim_fw_blocked(struct sim_card *c, uint64_t now)
+{
+	return c->fw_on && c->fw_waiting && c->events == c->fw_seen && now < c->fw_deadline &&
+	       !sim_timers_due(c, now);
+}
+
+/* True when every worker is blocked too (idle, or waiting for a card time still ahead); *next
+ * gets the earliest card time any agent waits for, UINT64_MAX if none (mu held). */
+static bool sim_workers_blocked(struct sim_card *c, uint64_t *next)
+{
+	uint64_t t = c->fw_deadline;
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++) {
+		const struct sim_cu *u = &c->cu[i];
+		if (!u->th_on)
+			continue;
+		if (u->busy || (__atomic_load_n(&u->regs[0], __ATOMIC_ACQUIRE) & FW_CU_CTRL_START))
+			return false;
+		if (u->until && u->until < t)
+			t = u->until;
+	}
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++) {
+		const struct sim_dma *m = &c->dma[i];
+		if (!m->th_on)
+			continue;
+		if (m->start)
+			return false;
+		if (m->due && m->due < t)
+			t = m->due;
+	}
+	*next = t;
+	return true;
+}
+
+int sim_card_settle(struct sim_card *c, bool all, uint32_t timeout_ms, uint64_t *next)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc;
+	pthread_mutex_lock(&c->mu);
+	c->host_waiting = true;
+	for (;;) {
+		uint64_t now = sim_card_now(c);
+		if (sim_fw_blocked(c, now)) {
+			if (abi_ring_avail(&c->hc) != 0) {
+				rc = 1; /* completions to take (or a corrupted ring: poll says so) */
+				break;
+			}
+			if (!all) {
+				rc = 0;
+				break;
+			}
+			if (sim_workers_blocked(c, next)) {
+				rc = 0;
+				break;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		int64_t ms = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= (int64_t)timeout_ms) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		sim_cv_wait(c, &c->hcv, SIM_MAX_WAIT_NS);
+	}
+	c->host_waiting = false;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
 }
 
 static void sim_event_locked(struct sim_card *c)
 {
 	c->events++;
 	pthread_cond_broadcast(&c->cv);
-}
-
-bool sim_card_quiescent(struct sim_card *c)
-{
-	pthread_mutex_lock(&c->mu);
-	bool q = c->fw_waiting && c->events == c->fw_seen;
-	for (uint32_t i = 0; q && i < ABI_MAX_CUS; i++)
-		if (c->cu[i].th_on &&
-		    (__atomic_load_n(&c->cu[i].regs[0], __ATOMIC_ACQUIRE) & FW_CU_CTRL_START))
-			q = false;
-	pthread_mutex_unlock(&c->mu);
-	return q;
 }
 
 void sim_card_kick(struct sim_card *c)
@@ -124,11 +225,13 @@ static bool sim_fault_hit(struct sim_card *c, enum sim_fault f)
 	return c->fault[f] && --c->fault[f] == 0;
 }
 
-void sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n)
+uint32_t sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n)
 {
 	pthread_mutex_lock(&c->mu);
+	uint32_t left = c->fault[f];
 	c->fault[f] = n;
 	pthread_mutex_unlock(&c->mu);
+	return left;
 }
 
 uint32_t sim_card_events(struct sim_card *c, enum sim_fault f)
@@ -235,7 +338,19 @@ void fw_port_wait(void *port, uint64_t deadline)
 {
 	struct sim_card *c = port;
 	pthread_mutex_lock(&c->mu);
-	if (c->events == c->fw_seen && !c->stop) {
+	c->fw_deadline = deadline;
+	if (c->cfg.clock) {
+		/* virtual time: wake on an event or when the deadline has come, but only once every
+		 * timer due by now has fired (the wait is re-checked at least every 2 ms real) */
+		c->fw_waiting = true;
+		while (!c->stop) {
+			uint64_t now = sim_card_now(c);
+			if (!sim_timers_due(c, now) && (c->events != c->fw_seen || now >= deadline))
+				break;
+			sim_timed_wait(c, SIM_MAX_WAIT_NS);
+		}
+		c->fw_waiting = false;
+	} else if (c->events == c->fw_seen && !c->stop) {
 		uint64_t now = sim_card_now(c);
 		c->fw_waiting = true;
 		sim_timed_wait(c, deadline > now ? deadline - now : 0);
@@ -250,6 +365,7 @@ void fw_port_notify_host(void *port)
 	struct sim_card *c = port;
 	pthread_mutex_lock(&c->mu);
 	pthread_cond_broadcast(&c->cv);
+	pthread_cond_broadcast(&c->hcv);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -265,17 +381,25 @@ static void *sim_fw_main(void *arg)
 	return NULL;
 }
 
-/* Waits (mu held) until card time reaches target; false if gen moved on or the card stops. */
-static bool sim_wait_until(struct sim_card *c, uint64_t target, const uint32_t *gen, uint32_t g)
+/* Waits (mu held) until card time reaches target, with *timer = target meanwhile (the
+ * worker's accounted wait); false if gen moved on or the card stops. */
+static bool sim_wait_until(struct sim_card *c, uint64_t target, uint64_t *timer,
+			   const uint32_t *gen, uint32_t g)
 {
+	bool ok = false;
+	*timer = target;
 	for (;;) {
 		if (c->stop || (gen && *gen != g))
-			return false;
+			break;
 		uint64_t now = sim_card_now(c);
-		if (now >= target)
-			return true;
+		if (now >= target) {
+			ok = true;
+			break;
+		}
 		sim_timed_wait(c, target - now);
 	}
+	*timer = 0;
+	return ok;
 }
 
 static void *sim_cu_main(void *arg)
@@ -285,6 +409,7 @@ static void *sim_cu_main(void *arg)
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
 		if (!(__atomic_load_n(&u->regs[0], __ATOMIC_ACQUIRE) & FW_CU_CTRL_START)) {
+			sim_blocking(c);
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
 		}
@@ -298,16 +423,18 @@ static void *sim_cu_main(void *arg)
 		uint32_t op = __atomic_load_n(&u->regs[FW_CU_REG_OP / 4], __ATOMIC_ACQUIRE);
 		uint64_t t0 = sim_card_now(c);
 		if (sim_fault_hit(c, SIM_FAULT_CU_HANG)) {
-			sim_wait_until(c, UINT64_MAX, &u->gen, g); /* hung until reset */
+			sim_wait_until(c, UINT64_MAX, &u->until, &u->gen, g); /* hung until reset */
 			continue;
 		}
+		u->busy = true;
 		pthread_mutex_unlock(&c->mu);
 		uint64_t lat = 0;
 		uint32_t st = c->cfg.cu_fn[u->blk](c->cfg.cu_ctx[u->blk], c, op, args, &lat);
 		pthread_mutex_lock(&c->mu);
+		u->busy = false;
 		if (sim_fault_hit(c, SIM_FAULT_CU_BAD))
 			st = SIM_BAD_STATUS;
-		if (!sim_wait_until(c, t0 + lat, &u->gen, g))
+		if (!sim_wait_until(c, t0 + lat, &u->until, &u->gen, g))
 			continue;
 		__atomic_store_n(&u->regs[1], st, __ATOMIC_RELEASE);
 		__atomic_fetch_or(&u->regs[0], FW_CU_CTRL_DONE | FW_CU_CTRL_IDLE | FW_CU_CTRL_READY,
@@ -326,6 +453,7 @@ static void *sim_dma_main(void *arg)
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
 		if (!m->start) {
+			sim_blocking(c);
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
 		}
@@ -334,9 +462,7 @@ static void *sim_dma_main(void *arg)
 		bool fail = sim_fault_hit(c, SIM_FAULT_DMA_ERROR);
 		/* bytes / (MB/s) = us; the copy lands at the end so an early reader sees old data */
 		uint64_t lat = c->cfg.dma_latency_ns + d.bytes * 1000u / bw;
-		m->due = sim_card_now(c) + lat;
-		bool ok = sim_wait_until(c, m->due, NULL, 0);
-		m->due = 0;
+		bool ok = sim_wait_until(c, sim_card_now(c) + lat, &m->due, NULL, 0);
 		if (!ok)
 			break;
 		void *dst = sim_card_ptr(c, d.dst, d.bytes);
@@ -362,17 +488,6 @@ static void *sim_dma_main(void *arg)
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
-}
-
-uint64_t sim_card_dma_due(struct sim_card *c)
-{
-	uint64_t t = 0;
-	pthread_mutex_lock(&c->mu);
-	for (uint32_t i = 0; i < c->fw.n_dma; i++)
-		if (c->dma[i].due && (!t || c->dma[i].due < t))
-			t = c->dma[i].due;
-	pthread_mutex_unlock(&c->mu);
-	return t;
 }
 
 /* --- lifetime --------------------------------------------------------------------------- */
@@ -402,12 +517,14 @@ int sim_card_init(struct sim_card **out, const struct sim_card_config *cfg)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->hmu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->hcv, NULL);
 	c->board = *cfg->board;
 	int rc = -ENOMEM;
 	c->cmd_bytes = abi_ring_bytes(c->cfg.ring_log2, sizeof(struct abi_cmd));
 	c->cpl_bytes = abi_ring_bytes(c->cfg.ring_log2 + 1, sizeof(struct abi_cpl));
 	struct fw_mailbox mb = {.board = &c->board, .telem = &c->telem};
 	for (uint32_t q = 0; q < FW_CFG_N_QUEUES; q++) {
+		rc = -ENOMEM;
 		if (!(c->ring_mem[q] = calloc(1, c->cmd_bytes)))
 			goto fail;
 		rc = abi_ring_init(&c->hq[q], ABI_RING_PRODUCER, c->ring_mem[q], c->cmd_bytes,
@@ -487,6 +604,7 @@ void sim_card_free(struct sim_card *c)
 		free(c->ring_mem[q]);
 	free(c->cpl_mem);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->hcv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->hmu);
 	free(c);
@@ -497,6 +615,13 @@ int sim_card_submit(struct sim_card *c, uint32_t q, const struct abi_cmd *cmds, 
 {
 	if (q >= FW_CFG_N_QUEUES)
 		return -EINVAL;
+	/* under a virtual clock the firmware first finishes what it was doing at this card time,
+	 * so the order in which it sees host doorbells and its own events never depends on how the
+	 * host's threads were scheduled */
+	if (c->cfg.clock && c->fw_on) {
+		uint64_t next;
+		sim_card_settle(c, false, SIM_SETTLE_MS, &next);
+	}
 	pthread_mutex_lock(&c->hmu);
 	int rc = abi_ring_push_n(&c->hq[q], cmds, n);
 	pthread_mutex_unlock(&c->hmu);

@@ -4,7 +4,8 @@
  * threads, so several CUs really run at once. Whoever instantiates a sim card binds each CU's
  * "start" to a function (the emulator binds the hls/ kernels; tests bind small test CUs) and backs
  * each bank with host memory. Time is CLOCK_MONOTONIC ns, or a virtual clock hook that the
- * emulator drives (call sim_card_kick() after moving it). Fault injection by countdown: the n-th
+ * emulator drives (call sim_card_kick() after moving it; sim_card_settle() says when and where
+ * to). Fault injection by countdown: the n-th
  * DMA transfer fails, the n-th CU start hangs until reset, or the n-th CU run finishes with an
  * error status (a bad completion).
  * A DMA channel's bytes move when card time reaches the end of its transfer: through the mover
@@ -90,8 +91,9 @@ int sim_card_poll(struct sim_card *c, struct abi_cpl *cpl);
 /* Host: waits up to timeout_ms (real time) for a completion. Errors: -ETIMEDOUT. */
 int sim_card_wait(struct sim_card *c, struct abi_cpl *cpl, uint32_t timeout_ms);
 
-/* Arms fault f to hit the n-th event from now (n >= 1); n = 0 disarms. */
-void sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n);
+/* Arms fault f to hit the n-th event from now (n >= 1); n = 0 disarms. Returns the countdown
+ * that was left (0: the fault armed before has fired, or none was armed). */
+uint32_t sim_card_fault_set(struct sim_card *c, enum sim_fault f, uint32_t n);
 /* Events of kind f seen so far (DMA transfers, CU starts, CU runs finished). */
 uint32_t sim_card_events(struct sim_card *c, enum sim_fault f);
 /* Wakes the firmware and the workers (after moving a virtual clock). */
@@ -105,14 +107,16 @@ struct abi_ring_view *sim_card_cmdq(struct sim_card *c, uint32_t q);
 /* Card time now. */
 uint64_t sim_card_now(struct sim_card *c);
 
-/* sim_card_dma_due - card ns at which the earliest DMA transfer in flight ends, 0 = none (the
- * emulator's clock driver moves time there, as to a pending ap_done). */
-uint64_t sim_card_dma_due(struct sim_card *c);
-
-/* sim_card_quiescent - true when the firmware thread is blocked waiting with no unseen event and
- * no CU start is still on its way to a worker: only then may an emulator move card time forward
- * with nothing pending (so a host that is slow to schedule the card's threads never makes work
- * look hung to the watchdog). */
-bool sim_card_quiescent(struct sim_card *c);
+/*
+ * sim_card_settle - host, under a virtual clock: waits (up to timeout_ms real time) until the
+ * firmware thread is blocked with every event seen. Returns 1 if completions are then waiting
+ * in the completion ring; else, with all false, 0; with all true it waits on until every CU and
+ * DMA worker is blocked as well (idle, or waiting for a card time still ahead) and returns 0
+ * with *next = the earliest card time any agent waits for (the firmware's next timer, an
+ * ap_done, the end of a DMA transfer). Nothing on the card can then change until the host moves
+ * the clock (to *next, then sim_card_kick()), submits or takes a completion, so card time moves
+ * only on model events, however slowly the host runs the card's threads. Errors: -ETIMEDOUT.
+ */
+int sim_card_settle(struct sim_card *c, bool all, uint32_t timeout_ms, uint64_t *next);
 
 #endif
