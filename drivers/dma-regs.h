@@ -81,14 +81,14 @@ struct dma_regs_desc {
 };
 static_assert(sizeof(struct dma_regs_desc) == 32, "dma_regs_desc is 32 bytes on the wire");
 
-#define DMA_REGS_DESC_MAGIC	0xAD4Bu
-#define DMA_REGS_CTRL_STOP	(1u << 0)
+#define DMA_REGS_DESC_MAGIC 0xAD4Bu
+#define DMA_REGS_CTRL_STOP (1u << 0)
 #define DMA_REGS_CTRL_COMPLETED (1u << 1)
-#define DMA_REGS_CTRL_EOP	(1u << 4)
-#define DMA_REGS_CTRL_MAGIC(c)	((uint32_t)DMA_REGS_FIELD_GET(c, 31, 16))
-#define DMA_REGS_CTRL_DIR(c)	((uint32_t)DMA_REGS_FIELD_GET(c, 15, 14))
+#define DMA_REGS_CTRL_EOP (1u << 4)
+#define DMA_REGS_CTRL_MAGIC(c) ((uint32_t)DMA_REGS_FIELD_GET(c, 31, 16))
+#define DMA_REGS_CTRL_DIR(c) ((uint32_t)DMA_REGS_FIELD_GET(c, 15, 14))
 #define DMA_REGS_CTRL_RSVD_MASK 0x3FECu /* bits 13:5, 3:2 must be zero */
-#define DMA_REGS_DESC_LEN_MAX	((1u << 28) - 1)
+#define DMA_REGS_DESC_LEN_MAX ((1u << 28) - 1)
 
 /* Builds a descriptor's ctrl word. */
 static inline uint32_t dma_regs_ctrl_make(uint32_t dir, int eop)

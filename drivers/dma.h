@@ -24,7 +24,7 @@
 
 #include "dma-regs.h"
 
-#define DMA_MAX_CHANNELS   16 /* channels per device */
+#define DMA_MAX_CHANNELS 16   /* channels per device */
 #define DMA_RING_ORDER_DEF 8  /* default log2 ring entries (256) */
 #define DMA_RING_ORDER_MIN 1  /* 2 entries */
 #define DMA_RING_ORDER_MAX 16 /* 65536 entries */

@@ -81,7 +81,7 @@ struct dma_dev {
 
 #define FB_SUBMITTED 0
 #define FB_COMPLETED 8
-#define FB_ERRORS    16
+#define FB_ERRORS 16
 
 static uint64_t fb_get(const struct dma_chan *c, int off)
 {

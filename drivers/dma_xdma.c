@@ -17,7 +17,7 @@
 
 #include "dma-impl.h"
 
-#define XDMA_PREFIX_DEF	 "/dev/xdma0"
+#define XDMA_PREFIX_DEF "/dev/xdma0"
 #define XDMA_STAGING_DEF (4u << 20)
 
 /* One channel's device nodes and staging buffer. */

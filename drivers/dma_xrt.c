@@ -27,7 +27,7 @@
 #include <xrt/xrt_bo.h>
 #include <xrt/xrt_device.h>
 
-#define XRT_LIB	       "libxrt_coreutil.so.2"
+#define XRT_LIB "libxrt_coreutil.so.2"
 #define XRT_XOCL_SYSFS "/sys/bus/pci/drivers/xocl"
 
 /* XRT entry points, resolved with dlsym; types taken from the XRT headers. */

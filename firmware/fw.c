@@ -41,12 +41,12 @@ static void fw_complete(struct fw *fw, const struct fw_cmd *c, uint32_t st, uint
 {
 	const struct abi_cmd_hdr *h = &c->raw.hdr;
 	struct abi_cpl cpl = {
-		.tag = h->tag,
-		.word1 = ABI_CPL_W1(st, c->op & 0xFFu, c->queue, cu),
-		.detail = detail,
-		.seq = fw->cpl_seq++,
-		.t_start = t0,
-		.t_end = t1,
+	    .tag = h->tag,
+	    .word1 = ABI_CPL_W1(st, c->op & 0xFFu, c->queue, cu),
+	    .detail = detail,
+	    .seq = fw->cpl_seq++,
+	    .t_start = t0,
+	    .t_end = t1,
 	};
 	if (c->flags & ABI_CMD_F_SIGNAL) {
 		uint32_t id = ABI_W3_SIGNAL(h->word3);
@@ -168,7 +168,8 @@ static int fw_cu_pick(struct fw *fw, const struct fw_cmd *c)
 	for (uint32_t j = 0; j < fw->n_cus; j++) {
 		uint32_t i = (fw->cu_rr + j) % fw->n_cus;
 		const struct abi_cu *cu = &fw->board.cus[i];
-		if (fw->cu[i].busy || !(cu->ops_mask >> c->op & 1) || (c->bank_mask & ~cu->bank_mask))
+		if (fw->cu[i].busy || !(cu->ops_mask >> c->op & 1) ||
+		    (c->bank_mask & ~cu->bank_mask))
 			continue;
 		fw->cu_rr = i + 1;
 		return (int)i;
@@ -267,17 +268,18 @@ static void fw_task_dma(struct rtos *k, struct rtos_task *t, uint32_t ev)
 		uint64_t now = fw_port_now(fw->port);
 		if (s == FW_DMA_DONE) {
 			fw->telem->dma_bytes += u->cmd.raw.u.dma.bytes;
-			fw_complete(fw, &u->cmd, ABI_ST_OK, 0, ABI_CPL_CU_NONE, u->t_start, now, true);
+			fw_complete(fw, &u->cmd, ABI_ST_OK, 0, ABI_CPL_CU_NONE, u->t_start, now,
+				    true);
 		} else {
-			fw_complete(fw, &u->cmd, ABI_ST_DMA_ERROR, detail, ABI_CPL_CU_NONE, u->t_start,
-				    now, true);
+			fw_complete(fw, &u->cmd, ABI_ST_DMA_ERROR, detail, ABI_CPL_CU_NONE,
+				    u->t_start, now, true);
 		}
 	}
 	struct fw_cmd *c;
 	while ((c = rtos_queue_peek(&fw->dmaq))) {
 		/* args: src [1:0], dst [3:2], bytes [5:4], flags [6], word [7] (struct abi_dma_fill) */
 		uint32_t want = ABI_DMA_WORD_CHAN(c->args[7]), flags = c->args[6];
-		uint32_t need = (flags & ABI_DMA_F_SRC_HOST) ? ABI_DMA_CAP_H2C
+		uint32_t need = (flags & ABI_DMA_F_SRC_HOST)  ? ABI_DMA_CAP_H2C
 				: (flags & ABI_DMA_F_PATTERN) ? 0u
 							      : ABI_DMA_CAP_C2C;
 		int ch = -1;
@@ -288,11 +290,11 @@ static void fw_task_dma(struct rtos *k, struct rtos_task *t, uint32_t ev)
 		if (ch < 0)
 			break;
 		struct fw_dma_desc d = {
-			.src = fw_arg64(c, 0),
-			.dst = fw_arg64(c, 2),
-			.bytes = fw_arg64(c, 4),
-			.flags = flags,
-			.pattern = ABI_DMA_WORD_PATTERN(c->args[7]),
+		    .src = fw_arg64(c, 0),
+		    .dst = fw_arg64(c, 2),
+		    .bytes = fw_arg64(c, 4),
+		    .flags = flags,
+		    .pattern = ABI_DMA_WORD_PATTERN(c->args[7]),
 		};
 		struct fw_unit *u = &fw->dma[ch];
 		u->cmd = *c;
@@ -322,7 +324,8 @@ static void fw_task_telem(struct rtos *k, struct rtos_task *t, uint32_t ev)
 				uint32_t st = fw_port_cu_read(fw->port, blk, FW_CU_REG_STATUS);
 				fw_cu_finish(fw, i, st ? ABI_ST_CU_ERROR : ABI_ST_OK, st, now);
 			} else {
-				fw_cu_finish(fw, i, ABI_ST_CU_TIMEOUT, (uint32_t)(now - u->t_start), now);
+				fw_cu_finish(fw, i, ABI_ST_CU_TIMEOUT, (uint32_t)(now - u->t_start),
+					     now);
 			}
 		}
 	}
@@ -367,8 +370,8 @@ int fw_init(struct fw *fw, void *port, const struct fw_mailbox *mb)
 	for (uint32_t q = 0; q < FW_CFG_N_QUEUES; q++) {
 		if (!mb->cmdq[q])
 			continue;
-		rc = abi_ring_attach(&fw->cmdq[q], ABI_RING_CONSUMER, mb->cmdq[q], mb->cmdq_bytes[q],
-				     sizeof(struct abi_cmd));
+		rc = abi_ring_attach(&fw->cmdq[q], ABI_RING_CONSUMER, mb->cmdq[q],
+				     mb->cmdq_bytes[q], sizeof(struct abi_cmd));
 		if (rc)
 			return rc;
 		fw->cmdq_on[q] = true;
@@ -390,8 +393,8 @@ int fw_init(struct fw *fw, void *port, const struct fw_mailbox *mb)
 	    (rc = rtos_task_add(k, &fw->t_telem, "telem", 1, fw_task_telem, fw)))
 		return rc;
 	for (uint32_t q = 0; q < FW_CFG_N_QUEUES; q++)
-		rtos_queue_init(&fw->pend[q], fw->pend_buf[q], sizeof(struct fw_cmd), FW_CFG_PENDING,
-				&fw->t_disp, FW_EV_WORK);
+		rtos_queue_init(&fw->pend[q], fw->pend_buf[q], sizeof(struct fw_cmd),
+				FW_CFG_PENDING, &fw->t_disp, FW_EV_WORK);
 	rtos_queue_init(&fw->dmaq, fw->dmaq_buf, sizeof(struct fw_cmd), FW_CFG_DMA_PENDING,
 			&fw->t_dma, FW_EV_WORK);
 	if ((rc = rtos_timer_add(k, &fw->wdog, &fw->t_telem, FW_EV_TIMER)))

@@ -26,59 +26,59 @@
 
 /* A validated command, ready to start. */
 struct fw_cmd {
-	struct abi_cmd raw;           /* the packet as read from the ring (128 bytes) */
-	uint32_t op;                  /* enum abi_op */
-	uint32_t queue;               /* host ring index, 0..FW_CFG_N_QUEUES-1 */
-	uint32_t flags;               /* ABI_CMD_F_* */
-	uint64_t timeout_ns;          /* hang timeout, ns */
-	uint64_t bank_mask;           /* bit b: some operand lies in bank b */
-	uint32_t args[FW_CU_ARGS];    /* CU argument words: payload, card addresses made physical */
+	struct abi_cmd raw;	   /* the packet as read from the ring (128 bytes) */
+	uint32_t op;		   /* enum abi_op */
+	uint32_t queue;		   /* host ring index, 0..FW_CFG_N_QUEUES-1 */
+	uint32_t flags;		   /* ABI_CMD_F_* */
+	uint64_t timeout_ns;	   /* hang timeout, ns */
+	uint64_t bank_mask;	   /* bit b: some operand lies in bank b */
+	uint32_t args[FW_CU_ARGS]; /* CU argument words: payload, card addresses made physical */
 };
 
 /* A CU or DMA channel and the command it runs. */
 struct fw_unit {
-	bool busy;            /* a command is running */
-	uint64_t t_start;     /* ns, when it was started */
-	uint64_t deadline;    /* ns, hang deadline */
-	struct fw_cmd cmd;    /* the running command */
+	bool busy;	   /* a command is running */
+	uint64_t t_start;  /* ns, when it was started */
+	uint64_t deadline; /* ns, hang deadline */
+	struct fw_cmd cmd; /* the running command */
 };
 
 /* Where the host and the card share memory (the mailbox): handed to fw_init(). */
 struct fw_mailbox {
-	const struct abi_board *board;        /* board block written by the host */
-	void *cmdq[FW_CFG_N_QUEUES];          /* command rings (NULL = ring unused) */
-	size_t cmdq_bytes[FW_CFG_N_QUEUES];   /* bytes of each ring region */
-	void *cplq;                           /* completion ring */
-	size_t cplq_bytes;                    /* bytes of its region */
-	struct abi_telemetry *telem;          /* telemetry block the card writes */
+	const struct abi_board *board;	    /* board block written by the host */
+	void *cmdq[FW_CFG_N_QUEUES];	    /* command rings (NULL = ring unused) */
+	size_t cmdq_bytes[FW_CFG_N_QUEUES]; /* bytes of each ring region */
+	void *cplq;			    /* completion ring */
+	size_t cplq_bytes;		    /* bytes of its region */
+	struct abi_telemetry *telem;	    /* telemetry block the card writes */
 };
 
 struct fw {
-	void *port;                                   /* port context for fw_port_*() */
-	struct abi_board board;                       /* private, checked copy of the board block */
-	uint32_t n_banks, n_cus, n_dma;               /* counts from the board block */
-	struct abi_ring_view cmdq[FW_CFG_N_QUEUES];   /* host -> card rings (we consume) */
-	bool cmdq_on[FW_CFG_N_QUEUES];                /* ring attached and healthy */
-	struct abi_ring_view cplq;                    /* card -> host ring (we produce) */
-	struct abi_telemetry *telem;                  /* host-visible telemetry */
-	uint32_t cpl_reserved;                        /* accepted commands without a completion */
-	uint32_t cpl_seq;                             /* completions posted, free-running */
-	uint32_t fence[ABI_MAX_FENCES];               /* fence values */
-	bool fence_err[ABI_MAX_FENCES];               /* a signaller of this fence failed */
-	uint32_t fence_err_value[ABI_MAX_FENCES];     /* the value that signaller would have set */
-	uint32_t inflight[FW_CFG_N_QUEUES];           /* started, not completed, per ring */
-	struct fw_unit cu[ABI_MAX_CUS];               /* CU slots, indexed like board.cus */
-	struct fw_unit dma[ABI_MAX_DMA];              /* DMA channel slots */
-	uint32_t cu_rr;                               /* round-robin start for CU choice */
-	uint32_t wdog_ticks;                          /* watchdog periods elapsed */
+	void *port;				    /* port context for fw_port_*() */
+	struct abi_board board;			    /* private, checked copy of the board block */
+	uint32_t n_banks, n_cus, n_dma;		    /* counts from the board block */
+	struct abi_ring_view cmdq[FW_CFG_N_QUEUES]; /* host -> card rings (we consume) */
+	bool cmdq_on[FW_CFG_N_QUEUES];		    /* ring attached and healthy */
+	struct abi_ring_view cplq;		    /* card -> host ring (we produce) */
+	struct abi_telemetry *telem;		    /* host-visible telemetry */
+	uint32_t cpl_reserved;			    /* accepted commands without a completion */
+	uint32_t cpl_seq;			    /* completions posted, free-running */
+	uint32_t fence[ABI_MAX_FENCES];		    /* fence values */
+	bool fence_err[ABI_MAX_FENCES];		    /* a signaller of this fence failed */
+	uint32_t fence_err_value[ABI_MAX_FENCES];   /* the value that signaller would have set */
+	uint32_t inflight[FW_CFG_N_QUEUES];	    /* started, not completed, per ring */
+	struct fw_unit cu[ABI_MAX_CUS];		    /* CU slots, indexed like board.cus */
+	struct fw_unit dma[ABI_MAX_DMA];	    /* DMA channel slots */
+	uint32_t cu_rr;				    /* round-robin start for CU choice */
+	uint32_t wdog_ticks;			    /* watchdog periods elapsed */
 	/* kernel objects */
-	struct rtos rtos;                             /* scheduler */
+	struct rtos rtos;				 /* scheduler */
 	struct rtos_task t_cmdq, t_disp, t_dma, t_telem; /* the four tasks */
-	struct rtos_queue pend[FW_CFG_N_QUEUES];      /* decoded commands per ring (to dispatcher) */
+	struct rtos_queue pend[FW_CFG_N_QUEUES]; /* decoded commands per ring (to dispatcher) */
 	struct fw_cmd pend_buf[FW_CFG_N_QUEUES][FW_CFG_PENDING]; /* their storage */
-	struct rtos_queue dmaq;                       /* fills waiting for a channel */
-	struct fw_cmd dmaq_buf[FW_CFG_DMA_PENDING];   /* its storage */
-	struct rtos_timer wdog;                       /* watchdog/heartbeat period */
+	struct rtos_queue dmaq;					 /* fills waiting for a channel */
+	struct fw_cmd dmaq_buf[FW_CFG_DMA_PENDING];		 /* its storage */
+	struct rtos_timer wdog;					 /* watchdog/heartbeat period */
 };
 
 /*

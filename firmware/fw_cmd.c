@@ -10,9 +10,9 @@
 #include <errno.h>
 #include <string.h>
 
-#define CU_OPS_MASK                                                                            \
-	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |              \
-	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |    \
+#define CU_OPS_MASK                                                                                \
+	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |                  \
+	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |        \
 	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND))
 
 #define BOARD_FIELD(member) ((uint32_t)offsetof(struct abi_board, member))
@@ -59,8 +59,8 @@ int fw_board_check(const struct abi_board *b, uint32_t *field)
 				return -EINVAL;
 			continue;
 		}
-		if (k->size == 0 || k->base + k->size < k->base || (k->word & 0xFFu) > ABI_BANK_HOST ||
-		    (k->word >> 8))
+		if (k->size == 0 || k->base + k->size < k->base ||
+		    (k->word & 0xFFu) > ABI_BANK_HOST || (k->word >> 8))
 			return -EINVAL;
 		for (uint32_t j = 0; j < i; j++) {
 			const struct abi_bank *o = &b->banks[j];
@@ -90,7 +90,8 @@ int fw_board_check(const struct abi_board *b, uint32_t *field)
 				return -EINVAL;
 			continue;
 		}
-		if (!(d->word & (ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C)) || (d->word >> 2) || !d->bw_mbps)
+		if (!(d->word & (ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C)) || (d->word >> 2) ||
+		    !d->bw_mbps)
 			return -EINVAL;
 	}
 	*field = 0;
@@ -113,8 +114,8 @@ int fw_addr_resolve(const struct abi_board *b, uint64_t a, uint64_t len, uint64_
 struct fw_dec {
 	const struct abi_board *b; /* board */
 	const struct abi_cmd *c;   /* packet */
-	struct fw_cmd *out;        /* result */
-	uint32_t *detail;          /* offending field */
+	struct fw_cmd *out;	   /* result */
+	uint32_t *detail;	   /* offending field */
 };
 
 static uint64_t fw_dec_u64(const struct abi_cmd *c, uint32_t field)
@@ -164,16 +165,16 @@ static bool fw_f32_finite(uint32_t bits)
 	return ((bits >> 23) & 0xFFu) != 0xFFu;
 }
 
-#define OPND(member, len)                                                                       \
-	do {                                                                                    \
-		uint32_t st_ = fw_dec_operand(d, ABI_FIELD(member), (len));                     \
-		if (st_)                                                                        \
-			return st_;                                                             \
+#define OPND(member, len)                                                                          \
+	do {                                                                                       \
+		uint32_t st_ = fw_dec_operand(d, ABI_FIELD(member), (len));                        \
+		if (st_)                                                                           \
+			return st_;                                                                \
 	} while (0)
-#define REQUIRE(cond, member)                                                                   \
-	do {                                                                                    \
-		if (!(cond))                                                                    \
-			return fw_dec_bad(d, ABI_FIELD(member));                                \
+#define REQUIRE(cond, member)                                                                      \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return fw_dec_bad(d, ABI_FIELD(member));                                   \
 	} while (0)
 
 static uint32_t fw_dec_gemm(struct fw_dec *d)
@@ -190,7 +191,10 @@ static uint32_t fw_dec_gemm(struct fw_dec *d)
 	REQUIRE(!(f & ABI_GEMM_F_ACT_F32) || (xf == ABI_GEMM_F_X_F32 && !(f & ABI_GEMM_F_UE8M0)),
 		u.gemm.flags);
 	uint64_t m = g->m, n = g->n, k = g->k, kb = (k + 127) / 128, nb = (n + 127) / 128;
-	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1, pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
+	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4
+		      : xf		     ? 2
+					     : 1,
+		 pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
 	OPND(u.gemm.a, m * k * xb);
 	OPND(u.gemm.sa, !xf ? m * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? m * 4 : 0);
 	OPND(u.gemm.w, pair * n * k);
@@ -209,7 +213,8 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 	uint64_t elems = (uint64_t)v->rows * v->cols, lda = v->lda ? v->lda : v->cols;
 	uint64_t ldo = v->ldo ? v->ldo : v->cols;
 	uint64_t f32 = ((uint64_t)(v->rows - 1) * lda + v->cols) * 4;
-	uint64_t x2 = 0, w = 0, out = ((uint64_t)(v->rows - 1) * ldo + v->cols) * 4, out2 = 0, tab = 0;
+	uint64_t x2 = 0, w = 0, out = ((uint64_t)(v->rows - 1) * ldo + v->cols) * 4, out2 = 0,
+		 tab = 0;
 	bool uses_pu = false, uses_pf = false;
 	switch (op) {
 	case ABI_OP_RMSNORM:
@@ -287,7 +292,7 @@ static uint32_t fw_dec_dma(struct fw_dec *d)
 	REQUIRE(f->bytes >= 1 && f->bytes <= 0xFFFFFFFFFFFFull, u.dma.bytes);
 	REQUIRE(chan == ABI_DMA_CHAN_ANY || chan < nd, u.dma.word);
 	REQUIRE((f->flags & ABI_DMA_F_PATTERN) || ABI_DMA_WORD_PATTERN(f->word) == 0, u.dma.word);
-	uint32_t need = (f->flags & ABI_DMA_F_SRC_HOST) ? ABI_DMA_CAP_H2C
+	uint32_t need = (f->flags & ABI_DMA_F_SRC_HOST)	 ? ABI_DMA_CAP_H2C
 			: (f->flags & ABI_DMA_F_PATTERN) ? 0u
 							 : ABI_DMA_CAP_C2C;
 	bool any = false;
@@ -302,7 +307,8 @@ static uint32_t fw_dec_dma(struct fw_dec *d)
 	if (f->flags & ABI_DMA_F_PATTERN) {
 		OPND(u.dma.src, 0);
 	} else if (f->flags & ABI_DMA_F_SRC_HOST) {
-		REQUIRE(f->src != 0, u.dma.src); /* host bus addresses are the DMA engine's to check */
+		REQUIRE(f->src != 0,
+			u.dma.src); /* host bus addresses are the DMA engine's to check */
 	} else {
 		OPND(u.dma.src, f->bytes);
 	}
@@ -345,26 +351,56 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 	size_t used = 0;
 	uint32_t st;
 	switch (op) {
-	case ABI_OP_GEMM_FP8: used = sizeof(struct abi_gemm); break;
-	case ABI_OP_RMSNORM: case ABI_OP_ROPE: case ABI_OP_ACT_QUANT: case ABI_OP_SILU_MUL:
-	case ABI_OP_RESIDUAL_ADD: case ABI_OP_SOFTMAX: used = sizeof(struct abi_vec); break;
-	case ABI_OP_MLA_ATTN: used = sizeof(struct abi_mla); break;
-	case ABI_OP_KV_APPEND: used = sizeof(struct abi_kv_append); break;
-	case ABI_OP_DMA_FILL: used = sizeof(struct abi_dma_fill); break;
-	default: used = 0; break;
+	case ABI_OP_GEMM_FP8:
+		used = sizeof(struct abi_gemm);
+		break;
+	case ABI_OP_RMSNORM:
+	case ABI_OP_ROPE:
+	case ABI_OP_ACT_QUANT:
+	case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD:
+	case ABI_OP_SOFTMAX:
+		used = sizeof(struct abi_vec);
+		break;
+	case ABI_OP_MLA_ATTN:
+		used = sizeof(struct abi_mla);
+		break;
+	case ABI_OP_KV_APPEND:
+		used = sizeof(struct abi_kv_append);
+		break;
+	case ABI_OP_DMA_FILL:
+		used = sizeof(struct abi_dma_fill);
+		break;
+	default:
+		used = 0;
+		break;
 	}
 	if (!fw_is_zero((const uint8_t *)&c->u + used, ABI_PAYLOAD_BYTES - used))
 		return fw_dec_bad(d, (uint32_t)(sizeof(struct abi_cmd_hdr) + used));
 	/* non-address words pass through to the CU as they are; operands are overwritten below */
 	memcpy(out->args, &c->u, sizeof(out->args));
 	switch (op) {
-	case ABI_OP_GEMM_FP8: st = fw_dec_gemm(d); break;
-	case ABI_OP_RMSNORM: case ABI_OP_ROPE: case ABI_OP_ACT_QUANT: case ABI_OP_SILU_MUL:
-	case ABI_OP_RESIDUAL_ADD: case ABI_OP_SOFTMAX: st = fw_dec_vec(d, op); break;
-	case ABI_OP_MLA_ATTN: st = fw_dec_mla(d); break;
-	case ABI_OP_KV_APPEND: st = fw_dec_kv(d); break;
-	case ABI_OP_DMA_FILL: return fw_dec_dma(d);
-	default: return ABI_ST_OK; /* NOP, FENCE, BARRIER, TIMESTAMP: header only */
+	case ABI_OP_GEMM_FP8:
+		st = fw_dec_gemm(d);
+		break;
+	case ABI_OP_RMSNORM:
+	case ABI_OP_ROPE:
+	case ABI_OP_ACT_QUANT:
+	case ABI_OP_SILU_MUL:
+	case ABI_OP_RESIDUAL_ADD:
+	case ABI_OP_SOFTMAX:
+		st = fw_dec_vec(d, op);
+		break;
+	case ABI_OP_MLA_ATTN:
+		st = fw_dec_mla(d);
+		break;
+	case ABI_OP_KV_APPEND:
+		st = fw_dec_kv(d);
+		break;
+	case ABI_OP_DMA_FILL:
+		return fw_dec_dma(d);
+	default:
+		return ABI_ST_OK; /* NOP, FENCE, BARRIER, TIMESTAMP: header only */
 	}
 	if (st)
 		return st;

@@ -9,25 +9,25 @@
 #include "abi_board.h"
 
 #ifndef FW_CFG_N_QUEUES
-#define FW_CFG_N_QUEUES 4          /* host command rings; ring 0 has the highest priority */
+#define FW_CFG_N_QUEUES 4 /* host command rings; ring 0 has the highest priority */
 #endif
 #ifndef FW_CFG_PENDING
-#define FW_CFG_PENDING 16          /* decoded commands waiting to start, per host ring */
+#define FW_CFG_PENDING 16 /* decoded commands waiting to start, per host ring */
 #endif
 #ifndef FW_CFG_DMA_PENDING
-#define FW_CFG_DMA_PENDING 16      /* DMA fills queued for a free channel */
+#define FW_CFG_DMA_PENDING 16 /* DMA fills queued for a free channel */
 #endif
 #ifndef FW_CFG_CU_TIMEOUT_NS
 #define FW_CFG_CU_TIMEOUT_NS 100000000ull /* 100 ms default hang timeout (header field overrides) */
 #endif
 #ifndef FW_CFG_WDOG_PERIOD_NS
-#define FW_CFG_WDOG_PERIOD_NS 500000ull  /* watchdog scan period, 0.5 ms */
+#define FW_CFG_WDOG_PERIOD_NS 500000ull /* watchdog scan period, 0.5 ms */
 #endif
 #ifndef FW_CFG_HEARTBEAT_DIV
-#define FW_CFG_HEARTBEAT_DIV 2     /* heartbeat every N watchdog periods */
+#define FW_CFG_HEARTBEAT_DIV 2 /* heartbeat every N watchdog periods */
 #endif
 #ifndef FW_CFG_CMDQ_BATCH
-#define FW_CFG_CMDQ_BATCH 8        /* commands taken from one ring per command-queue task run */
+#define FW_CFG_CMDQ_BATCH 8 /* commands taken from one ring per command-queue task run */
 #endif
 
 #if FW_CFG_N_QUEUES < 1 || FW_CFG_N_QUEUES > 16

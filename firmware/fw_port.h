@@ -21,7 +21,7 @@
 #define FW_CU_REG_STATUS 0x04u
 #define FW_CU_REG_OP 0x08u
 #define FW_CU_REG_ARG0 0x10u
-#define FW_CU_ARGS 24u                /* = ABI_PAYLOAD_BYTES / 4 */
+#define FW_CU_ARGS 24u /* = ABI_PAYLOAD_BYTES / 4 */
 #define FW_CU_CTRL_START 0x1u
 #define FW_CU_CTRL_DONE 0x2u
 #define FW_CU_CTRL_IDLE 0x4u
@@ -32,10 +32,10 @@ enum fw_dma_state { FW_DMA_IDLE = 0, FW_DMA_BUSY = 1, FW_DMA_DONE = 2, FW_DMA_ER
 
 /* One DMA transfer, physical addresses. */
 struct fw_dma_desc {
-	uint64_t src;     /* card physical address, or host bus address with ABI_DMA_F_SRC_HOST */
-	uint64_t dst;     /* card physical address */
-	uint64_t bytes;   /* > 0 */
-	uint32_t flags;   /* ABI_DMA_F_* */
+	uint64_t src;	  /* card physical address, or host bus address with ABI_DMA_F_SRC_HOST */
+	uint64_t dst;	  /* card physical address */
+	uint64_t bytes;	  /* > 0 */
+	uint32_t flags;	  /* ABI_DMA_F_* */
 	uint32_t pattern; /* fill byte [7:0] with ABI_DMA_F_PATTERN */
 };
 

@@ -12,11 +12,11 @@ void hls_build_default(struct hls_build *b)
 	b->tn = FP8_GEMM_TN;
 	b->mb = FP8_GEMM_MB;
 	b->axi_bits = FP8_GEMM_AXI_BITS;
-	b->clock_mhz = 300.0;  /* U55C kernel clock */
-	b->bank_gbps = 14.4;   /* one HBM2 pseudo-channel (460 GB/s / 32) */
-	b->mem_latency = 120;  /* HBM first-beat read latency through the AXI interconnect */
-	b->depth_mac = 8;      /* decode + 19x19 multiply + int64 accumulate */
-	b->depth_scale = 14;   /* int64->f32, f32 mul, f32 mul, f32 add */
-	b->depth_vec = 10;     /* a short f32 op chain */
-	b->depth_exp = 24;     /* hls_expf / hls_rsqrtf / f32 divide */
+	b->clock_mhz = 300.0; /* U55C kernel clock */
+	b->bank_gbps = 14.4;  /* one HBM2 pseudo-channel (460 GB/s / 32) */
+	b->mem_latency = 120; /* HBM first-beat read latency through the AXI interconnect */
+	b->depth_mac = 8;     /* decode + 19x19 multiply + int64 accumulate */
+	b->depth_scale = 14;  /* int64->f32, f32 mul, f32 mul, f32 add */
+	b->depth_vec = 10;    /* a short f32 op chain */
+	b->depth_exp = 24;    /* hls_expf / hls_rsqrtf / f32 divide */
 }

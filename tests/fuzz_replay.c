@@ -34,13 +34,33 @@ static void mutate_and_run(const uint8_t *seed, size_t n, long *count)
 		int ops = 1 + (int)(next_rand() % 4);
 		for (int o = 0; o < ops; o++) {
 			switch (next_rand() % 5) {
-			case 0: if (len) buf[next_rand() % len] ^= (uint8_t)(1u << (next_rand() % 8)); break;
-			case 1: if (len) len = next_rand() % len; break;
-			case 2: if (len) buf[next_rand() % len] = (uint8_t)next_rand(); break;
-			case 3: if (len < cap) { size_t p = len ? next_rand() % len : 0;
-					memmove(buf + p + 1, buf + p, len - p); buf[p] = "\"{}[],:0-9"[next_rand() % 10]; len++; } break;
-			case 4: if (len > 2) { size_t a = next_rand() % len, b = next_rand() % len;
-					buf[a] = buf[b]; } break;
+			case 0:
+				if (len)
+					buf[next_rand() % len] ^=
+					    (uint8_t)(1u << (next_rand() % 8));
+				break;
+			case 1:
+				if (len)
+					len = next_rand() % len;
+				break;
+			case 2:
+				if (len)
+					buf[next_rand() % len] = (uint8_t)next_rand();
+				break;
+			case 3:
+				if (len < cap) {
+					size_t p = len ? next_rand() % len : 0;
+					memmove(buf + p + 1, buf + p, len - p);
+					buf[p] = "\"{}[],:0-9"[next_rand() % 10];
+					len++;
+				}
+				break;
+			case 4:
+				if (len > 2) {
+					size_t a = next_rand() % len, b = next_rand() % len;
+					buf[a] = buf[b];
+				}
+				break;
 			}
 		}
 		uint8_t *exact = malloc(len ? len : 1); /* exact-size copy so ASan sees overreads */

@@ -14,7 +14,7 @@
 #include "dma.h"
 
 #define HOST_BYTES (64 << 10)
-#define N_CH	   2
+#define N_CH 2
 
 static struct dma_dev *dev;
 static struct dma_hbuf *hb;

@@ -55,11 +55,11 @@ static inline size_t dt_len(size_t max)
 	return (size_t)dt_range(1, hi);
 }
 
-#define DT_GUARD      64 /* guard bytes either side of a host destination */
+#define DT_GUARD 64 /* guard bytes either side of a host destination */
 #define DT_GUARD_BYTE 0xE7
-#define DT_MAX_BANKS  8
-#define DT_MAX_XFERS  64
-#define DT_MAX_SG     4
+#define DT_MAX_BANKS 8
+#define DT_MAX_XFERS 64
+#define DT_MAX_SG 4
 
 /* How the test reads and writes card memory behind the driver's back. */
 struct dt_card_io {

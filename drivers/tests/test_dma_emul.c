@@ -504,7 +504,7 @@ static void test_bank_mem_and_stats(void)
 	struct dma_cpl cpl;
 	rc = dma_copy_sync(dev, 1, &x, 0, -1, &cpl);
 	DT_CHECK(rc == 0 && cpl.cookie == 42 && !memcmp(m1 + 100, src, 1000) &&
-			 !memcmp(m2 + 5, src + 1000, 2000),
+		     !memcmp(m2 + 5, src + 1000, 2000),
 		 "H2C into the caller's banks: %d", rc);
 	dma_dev_fault_set(dev, DMA_FAULT_ERROR, 1, 0);
 	rc = dma_copy_sync(dev, 0, &x, 0, -1, &cpl);
@@ -512,7 +512,7 @@ static void test_bank_mem_and_stats(void)
 	struct dma_stats st;
 	dma_dev_stats(dev, &st);
 	DT_CHECK(st.xfers == 2 && st.xfers_bad == 1 && st.descs == 3 && st.faults == 1 &&
-			 st.bytes == 3000 + 1000 / 3 && st.fences == 2 && st.link_ns > 0,
+		     st.bytes == 3000 + 1000 / 3 && st.fences == 2 && st.link_ns > 0,
 		 "stats: %llu xfers (%llu bad), %llu descs, %llu bytes, %llu faults, fences %llu",
 		 (unsigned long long)st.xfers, (unsigned long long)st.xfers_bad,
 		 (unsigned long long)st.descs, (unsigned long long)st.bytes,

@@ -228,9 +228,10 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 	       "bytes\n",
 	       kind_name[kind], n_ch, runs, total, not_reported, dropped, wrong_status, wrong_where,
 	       wait_bad, extra, retry_bad, bad_bytes);
-	DT_CHECK(last == total + 1 && total >= 10,
-		 "%s: the fault stopped firing at countdown %u, want %u (one past the %u descriptors)",
-		 kind_name[kind], last, total + 1, total);
+	DT_CHECK(
+	    last == total + 1 && total >= 10,
+	    "%s: the fault stopped firing at countdown %u, want %u (one past the %u descriptors)",
+	    kind_name[kind], last, total + 1, total);
 	DT_CHECK(not_reported == 0, "%s: %u faults not reported exactly once", kind_name[kind],
 		 not_reported);
 	DT_CHECK(dropped == 0, "%s: %u transfers dropped or reported twice", kind_name[kind],

@@ -24,64 +24,65 @@
 #error "the moecard ABI structs are little-endian; add byte swaps for a big-endian side"
 #endif
 
-#define ABI_MAGIC 0x4D43u  /* "MC" in word0[15:0] of every command */
-#define ABI_VERSION 1u     /* word0[23:16]; bumped on any incompatible change */
+#define ABI_MAGIC 0x4D43u /* "MC" in word0[15:0] of every command */
+#define ABI_VERSION 1u	  /* word0[23:16]; bumped on any incompatible change */
 
 /* Opcodes (word0[31:24]). The values are wire values: never renumber. */
 enum abi_op {
-	ABI_OP_NOP = 0,          /* completes at once; exercises the path */
-	ABI_OP_GEMM_FP8 = 1,     /* y[m,n] f32 = A fp8 [m,k] x W fp8 [n,k]^T, block scales */
-	ABI_OP_RMSNORM = 2,      /* out = w * x * rsqrt(mean(x^2) + eps), per row */
-	ABI_OP_ROPE = 3,         /* interleaved-pair rotation of each row at position pos */
-	ABI_OP_ACT_QUANT = 4,    /* per-row, per-128 dynamic E4M3 quantization: out fp8 + out2 scales */
-	ABI_OP_SILU_MUL = 5,     /* out = silu(x) * x2 */
+	ABI_OP_NOP = 0,	     /* completes at once; exercises the path */
+	ABI_OP_GEMM_FP8 = 1, /* y[m,n] f32 = A fp8 [m,k] x W fp8 [n,k]^T, block scales */
+	ABI_OP_RMSNORM = 2,  /* out = w * x * rsqrt(mean(x^2) + eps), per row */
+	ABI_OP_ROPE = 3,     /* interleaved-pair rotation of each row at position pos */
+	ABI_OP_ACT_QUANT =
+	    4,		     /* per-row, per-128 dynamic E4M3 quantization: out fp8 + out2 scales */
+	ABI_OP_SILU_MUL = 5, /* out = silu(x) * x2 */
 	ABI_OP_RESIDUAL_ADD = 6, /* out = x + x2 */
-	ABI_OP_SOFTMAX = 7,      /* row-wise softmax in f32 */
-	ABI_OP_MLA_ATTN = 8,     /* absorbed MLA decode attention over a latent KV cache */
-	ABI_OP_KV_APPEND = 9,    /* copy one latent row into the KV cache at position pos */
-	ABI_OP_DMA_FILL = 10,    /* fill a card region (expert slot) from host, card or a pattern */
-	ABI_OP_FENCE = 11,       /* waits on its wait fence, then signals its signal fence */
-	ABI_OP_BARRIER = 12,     /* starts after every earlier command of its queue completed */
-	ABI_OP_TIMESTAMP = 13,   /* completes with start = end = card time when it reached the head */
+	ABI_OP_SOFTMAX = 7,	 /* row-wise softmax in f32 */
+	ABI_OP_MLA_ATTN = 8,	 /* absorbed MLA decode attention over a latent KV cache */
+	ABI_OP_KV_APPEND = 9,	 /* copy one latent row into the KV cache at position pos */
+	ABI_OP_DMA_FILL = 10,	 /* fill a card region (expert slot) from host, card or a pattern */
+	ABI_OP_FENCE = 11,	 /* waits on its wait fence, then signals its signal fence */
+	ABI_OP_BARRIER = 12,	 /* starts after every earlier command of its queue completed */
+	ABI_OP_TIMESTAMP = 13, /* completes with start = end = card time when it reached the head */
 	ABI_OP_COUNT = 14
 };
 
 /* --- card addresses ------------------------------------------------------------------------ */
-#define ABI_ADDR_VALID (1ull << 55)                               /* [55] set in every operand */
-#define ABI_ADDR(bank, off) \
-	(((uint64_t)(bank) << 56) | ABI_ADDR_VALID | ((uint64_t)(off) & 0xFFFFFFFFFFFFull))
-#define ABI_ADDR_BANK(a) ((uint32_t)((a) >> 56))                 /* [63:56] bank index */
-#define ABI_ADDR_RSVD(a) ((uint32_t)((a) >> 48) & 0xFFu)        /* [55:48]: must be 0x80 */
-#define ABI_ADDR_OFF(a) ((uint64_t)(a) & 0xFFFFFFFFFFFFull)      /* [47:0] byte offset */
+#define ABI_ADDR_VALID (1ull << 55) /* [55] set in every operand */
+#define ABI_ADDR(bank, off)                                                                        \
+	(((uint64_t)(bank) << 56) | ABI_ADDR_VALID | ((uint64_t)(off)&0xFFFFFFFFFFFFull))
+#define ABI_ADDR_BANK(a) ((uint32_t)((a) >> 56))	  /* [63:56] bank index */
+#define ABI_ADDR_RSVD(a) ((uint32_t)((a) >> 48) & 0xFFu)  /* [55:48]: must be 0x80 */
+#define ABI_ADDR_OFF(a) ((uint64_t)(a)&0xFFFFFFFFFFFFull) /* [47:0] byte offset */
 
 /* --- command header word0: [15:0] magic, [23:16] version, [31:24] opcode --------------------- */
 #define ABI_W0(op) (ABI_MAGIC | (ABI_VERSION << 16) | ((uint32_t)(op) << 24))
-#define ABI_W0_MAGIC(w) ((w) & 0xFFFFu)
+#define ABI_W0_MAGIC(w) ((w)&0xFFFFu)
 #define ABI_W0_VERSION(w) (((w) >> 16) & 0xFFu)
 #define ABI_W0_OP(w) ((w) >> 24)
 
 /* word2: [7:0] flags (ABI_CMD_F_*), [15:8] reserved 0, [31:16] timeout in units of 100 us
  * (0 = firmware default, FW_CFG_CU_TIMEOUT_NS) */
 #define ABI_W2(flags, timeout_100us) ((uint32_t)(flags) | ((uint32_t)(timeout_100us) << 16))
-#define ABI_W2_FLAGS(w) ((w) & 0xFFu)
+#define ABI_W2_FLAGS(w) ((w)&0xFFu)
 #define ABI_W2_RSVD(w) (((w) >> 8) & 0xFFu)
 #define ABI_W2_TIMEOUT(w) ((w) >> 16)
-#define ABI_CMD_F_WAIT 0x01u    /* wait until fence[wait_id] >= wait_value before starting */
-#define ABI_CMD_F_SIGNAL 0x02u  /* on success set fence[signal_id] = signal_value */
+#define ABI_CMD_F_WAIT 0x01u   /* wait until fence[wait_id] >= wait_value before starting */
+#define ABI_CMD_F_SIGNAL 0x02u /* on success set fence[signal_id] = signal_value */
 #define ABI_CMD_F_ALL 0x03u
 
 /* word3: [15:0] wait fence id, [31:16] signal fence id (each < FW_CFG_MAX_FENCES, else 0) */
 #define ABI_W3(wait_id, signal_id) ((uint32_t)(wait_id) | ((uint32_t)(signal_id) << 16))
-#define ABI_W3_WAIT(w) ((w) & 0xFFFFu)
+#define ABI_W3_WAIT(w) ((w)&0xFFFFu)
 #define ABI_W3_SIGNAL(w) ((w) >> 16)
-#define ABI_MAX_FENCES 64u     /* fence ids are 0..ABI_MAX_FENCES-1 */
+#define ABI_MAX_FENCES 64u /* fence ids are 0..ABI_MAX_FENCES-1 */
 
 /* Common command header: 32 bytes. */
 struct abi_cmd_hdr {
-	uint32_t word0;        /* ABI_W0(): magic [15:0], version [23:16], opcode [31:24] */
-	uint32_t tag;          /* host cookie, echoed in the completion */
-	uint32_t word2;        /* ABI_W2(): flags [7:0], rsvd [15:8], timeout/100us [31:16] */
-	uint32_t word3;        /* ABI_W3(): wait fence id [15:0], signal fence id [31:16] */
+	uint32_t word0;	       /* ABI_W0(): magic [15:0], version [23:16], opcode [31:24] */
+	uint32_t tag;	       /* host cookie, echoed in the completion */
+	uint32_t word2;	       /* ABI_W2(): flags [7:0], rsvd [15:8], timeout/100us [31:16] */
+	uint32_t word3;	       /* ABI_W3(): wait fence id [15:0], signal fence id [31:16] */
 	uint32_t wait_value;   /* fence value to wait for: fence - value >= 0 as int32 (wraps) */
 	uint32_t signal_value; /* value stored in the signal fence when the command succeeds */
 	uint32_t rsvd[2];      /* must be 0 */
@@ -104,14 +105,14 @@ static_assert(sizeof(struct abi_cmd_hdr) == 32, "abi_cmd_hdr is 32 bytes");
  *                   f32 block sum of hls/fp8_gemm/fp8_gemm.h (8 strided partial sums, halving
  *                   tree). sa is unused (0) unless ACCUM needs it */
 struct abi_gemm {
-	uint64_t a;   /* fp8 E4M3 [m, k] row-major activations (f32/bf16 with X_F32/X_BF16) */
-	uint64_t sa;  /* f32 [m, ceil(k/128)] activation scales; route_w f32 [m] with ACCUM */
-	uint64_t w;   /* fp8 E4M3 [n, k] row-major, weights (an expert slot); [2n, k] SILU_MUL */
-	uint64_t sw;  /* f32 [ceil(n/128), ceil(k/128)] weight_scale_inv (multiplies); x2 SILU */
-	uint64_t y;   /* f32 [m, n] output (bf16 with Y_BF16) */
-	uint32_t m;   /* rows of A, 1..ABI_MAX_DIM */
-	uint32_t n;   /* rows of W = output columns, 1..ABI_MAX_DIM */
-	uint32_t k;   /* inner dimension, 1..ABI_MAX_DIM */
+	uint64_t a;	/* fp8 E4M3 [m, k] row-major activations (f32/bf16 with X_F32/X_BF16) */
+	uint64_t sa;	/* f32 [m, ceil(k/128)] activation scales; route_w f32 [m] with ACCUM */
+	uint64_t w;	/* fp8 E4M3 [n, k] row-major, weights (an expert slot); [2n, k] SILU_MUL */
+	uint64_t sw;	/* f32 [ceil(n/128), ceil(k/128)] weight_scale_inv (multiplies); x2 SILU */
+	uint64_t y;	/* f32 [m, n] output (bf16 with Y_BF16) */
+	uint32_t m;	/* rows of A, 1..ABI_MAX_DIM */
+	uint32_t n;	/* rows of W = output columns, 1..ABI_MAX_DIM */
+	uint32_t k;	/* inner dimension, 1..ABI_MAX_DIM */
 	uint32_t flags; /* ABI_GEMM_F_* [7:0], [31:8] must be 0 */
 };
 /* Values equal the fp8_gemm kernel's FP8_GEMM_* flags (hls/fp8_gemm/fp8_gemm.h). */
@@ -136,18 +137,18 @@ struct abi_gemm {
  * Operands an op does not use must be 0. Rows of x/x2 may be strided (lda) and rows of out too
  * (ldo), so an op can work on a column slice of a wider matrix (e.g. q_pe inside q). */
 struct abi_vec {
-	uint64_t x;       /* first input */
-	uint64_t x2;      /* second input or 0 */
-	uint64_t w;       /* per-column weight or 0 */
-	uint64_t out;     /* output */
-	uint64_t out2;    /* second output (scales) or 0 */
-	uint32_t rows;    /* 1..ABI_MAX_DIM */
-	uint32_t cols;    /* 1..ABI_MAX_DIM */
+	uint64_t x;	  /* first input */
+	uint64_t x2;	  /* second input or 0 */
+	uint64_t w;	  /* per-column weight or 0 */
+	uint64_t out;	  /* output */
+	uint64_t out2;	  /* second output (scales) or 0 */
+	uint32_t rows;	  /* 1..ABI_MAX_DIM */
+	uint32_t cols;	  /* 1..ABI_MAX_DIM */
 	uint32_t param_u; /* op parameter (position), else 0 */
 	uint32_t param_f; /* op parameter, f32 bit pattern (eps, theta), else 0 */
-	uint32_t lda;     /* row stride of x and x2, elements; 0 = cols, else >= cols */
-	uint32_t ldo;     /* row stride of out, elements; 0 = cols, else >= cols (not ACT_QUANT) */
-	uint64_t tab;     /* ROPE: f32 cos/sin table [param_u + 1][cols/2][2] (row p = position p,
+	uint32_t lda;	  /* row stride of x and x2, elements; 0 = cols, else >= cols */
+	uint32_t ldo;	  /* row stride of out, elements; 0 = cols, else >= cols (not ACT_QUANT) */
+	uint64_t tab;	  /* ROPE: f32 cos/sin table [param_u + 1][cols/2][2] (row p = position p,
 			     pairs {cos, sin}, YaRN-blended by the host); 0 = plain RoPE of base
 			     param_f. Other ops: 0 */
 };
@@ -155,44 +156,44 @@ struct abi_vec {
 /* MLA_ATTN, absorbed decode form (docs/model.md, MLA): per head h,
  * score_t = (q_lat[h]·c_t + q_pe[h]·kpe_t) * scale, p = softmax_t<n_ctx, out[h] = sum_t p c_t. */
 struct abi_mla {
-	uint64_t q;        /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */
-	uint64_t kv;       /* f32 [ctx_cap, kv_lora + rope]: c' then k_pe per position */
-	uint64_t out;      /* f32 [n_heads, kv_lora] */
-	uint32_t n_heads;  /* 1..ABI_MAX_HEADS */
-	uint32_t kv_lora;  /* latent width, 1..ABI_MAX_DIM */
-	uint32_t rope;     /* rope width, 0..ABI_MAX_DIM, even */
-	uint32_t n_ctx;    /* positions attended, 1..ctx_cap */
-	uint32_t ctx_cap;  /* rows the cache region holds */
-	uint32_t scale;    /* softmax scale, f32 bit pattern */
+	uint64_t q;	  /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */
+	uint64_t kv;	  /* f32 [ctx_cap, kv_lora + rope]: c' then k_pe per position */
+	uint64_t out;	  /* f32 [n_heads, kv_lora] */
+	uint32_t n_heads; /* 1..ABI_MAX_HEADS */
+	uint32_t kv_lora; /* latent width, 1..ABI_MAX_DIM */
+	uint32_t rope;	  /* rope width, 0..ABI_MAX_DIM, even */
+	uint32_t n_ctx;	  /* positions attended, 1..ctx_cap */
+	uint32_t ctx_cap; /* rows the cache region holds */
+	uint32_t scale;	  /* softmax scale, f32 bit pattern */
 };
 
 /* KV_APPEND: cache[pos, :] = src[:]. */
 struct abi_kv_append {
-	uint64_t src;      /* f32 [row] */
-	uint64_t cache;    /* f32 [ctx_cap, row] */
-	uint32_t row;      /* elements per row, 1..ABI_MAX_DIM */
-	uint32_t pos;      /* 0..ctx_cap-1 */
-	uint32_t ctx_cap;  /* rows the cache region holds */
-	uint32_t rsvd;     /* must be 0 */
+	uint64_t src;	  /* f32 [row] */
+	uint64_t cache;	  /* f32 [ctx_cap, row] */
+	uint32_t row;	  /* elements per row, 1..ABI_MAX_DIM */
+	uint32_t pos;	  /* 0..ctx_cap-1 */
+	uint32_t ctx_cap; /* rows the cache region holds */
+	uint32_t rsvd;	  /* must be 0 */
 };
 
 /* DMA_FILL: dst[0..bytes) = src (card address, or host bus address with SRC_HOST) or the
  * pattern byte (with PATTERN). Used for expert-slot fills; signal a fence that the GEMMs on the
  * slot wait on. */
-#define ABI_DMA_F_SRC_HOST 0x1u  /* src is a host bus address (not checked against card banks) */
-#define ABI_DMA_F_PATTERN 0x2u   /* ignore src (must be 0), fill with pattern[7:0] */
+#define ABI_DMA_F_SRC_HOST 0x1u /* src is a host bus address (not checked against card banks) */
+#define ABI_DMA_F_PATTERN 0x2u	/* ignore src (must be 0), fill with pattern[7:0] */
 #define ABI_DMA_F_ALL 0x3u
 struct abi_dma_fill {
-	uint64_t src;     /* source address, see flags */
-	uint64_t dst;     /* card address of the destination */
-	uint64_t bytes;   /* 1..bank size */
-	uint32_t flags;   /* ABI_DMA_F_* */
-	uint32_t word;    /* [7:0] DMA channel (< board n_dma, 0xFF = any), [15:8] pattern byte,
+	uint64_t src;	/* source address, see flags */
+	uint64_t dst;	/* card address of the destination */
+	uint64_t bytes; /* 1..bank size */
+	uint32_t flags; /* ABI_DMA_F_* */
+	uint32_t word;	/* [7:0] DMA channel (< board n_dma, 0xFF = any), [15:8] pattern byte,
 			     [31:16] expert slot id (informational, echoed in telemetry) */
 };
-#define ABI_DMA_WORD(chan, pat, slot) \
+#define ABI_DMA_WORD(chan, pat, slot)                                                              \
 	((uint32_t)(chan) | ((uint32_t)(pat) << 8) | ((uint32_t)(slot) << 16))
-#define ABI_DMA_WORD_CHAN(w) ((w) & 0xFFu)
+#define ABI_DMA_WORD_CHAN(w) ((w)&0xFFu)
 #define ABI_DMA_WORD_PATTERN(w) (((w) >> 8) & 0xFFu)
 #define ABI_DMA_WORD_SLOT(w) ((w) >> 16)
 #define ABI_DMA_CHAN_ANY 0xFFu
@@ -211,7 +212,7 @@ struct abi_cmd {
 		struct abi_kv_append kv;
 		struct abi_dma_fill dma;
 		uint32_t raw[ABI_PAYLOAD_BYTES / 4];
-	} u;                    /* 96 bytes */
+	} u; /* 96 bytes */
 };
 static_assert(sizeof(struct abi_gemm) == 56, "abi_gemm is 56 bytes");
 static_assert(sizeof(struct abi_vec) == 72, "abi_vec is 72 bytes");
@@ -224,16 +225,16 @@ static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");
 /* Completion status (cpl word1[7:0]). Wire values: never renumber. */
 enum abi_status {
 	ABI_ST_OK = 0,
-	ABI_ST_BAD_MAGIC = 1,    /* word0 magic or version wrong */
-	ABI_ST_BAD_OPCODE = 2,   /* opcode >= ABI_OP_COUNT */
-	ABI_ST_BAD_FIELD = 3,    /* a field out of range / reserved not 0; detail = ABI_FIELD_* */
-	ABI_ST_BAD_ADDR = 4,     /* an operand outside the banks; detail = ABI_FIELD_* */
-	ABI_ST_NO_CU = 5,        /* no CU implements the op with access to all its banks */
-	ABI_ST_DEP_ERROR = 6,    /* the fence it waited on was signalled by a failed command */
-	ABI_ST_DMA_ERROR = 7,    /* the DMA engine reported an error; detail = engine status */
-	ABI_ST_CU_TIMEOUT = 8,   /* the CU never raised ap_done; it was reset */
-	ABI_ST_CU_ERROR = 9,     /* the CU finished with an error status; detail = its status reg */
-	ABI_ST_RING_ERROR = 10,  /* the command ring's counters were corrupted; queue disabled */
+	ABI_ST_BAD_MAGIC = 1,	/* word0 magic or version wrong */
+	ABI_ST_BAD_OPCODE = 2,	/* opcode >= ABI_OP_COUNT */
+	ABI_ST_BAD_FIELD = 3,	/* a field out of range / reserved not 0; detail = ABI_FIELD_* */
+	ABI_ST_BAD_ADDR = 4,	/* an operand outside the banks; detail = ABI_FIELD_* */
+	ABI_ST_NO_CU = 5,	/* no CU implements the op with access to all its banks */
+	ABI_ST_DEP_ERROR = 6,	/* the fence it waited on was signalled by a failed command */
+	ABI_ST_DMA_ERROR = 7,	/* the DMA engine reported an error; detail = engine status */
+	ABI_ST_CU_TIMEOUT = 8,	/* the CU never raised ap_done; it was reset */
+	ABI_ST_CU_ERROR = 9,	/* the CU finished with an error status; detail = its status reg */
+	ABI_ST_RING_ERROR = 10, /* the command ring's counters were corrupted; queue disabled */
 	ABI_ST_COUNT = 11
 };
 
@@ -242,9 +243,9 @@ enum abi_status {
 #define ABI_FIELD(member) ((uint32_t)offsetof(struct abi_cmd, member))
 
 /* word1: [7:0] status, [15:8] opcode, [23:16] queue index, [31:24] CU index (0xFF none) */
-#define ABI_CPL_W1(st, op, q, cu) \
+#define ABI_CPL_W1(st, op, q, cu)                                                                  \
 	((uint32_t)(st) | ((uint32_t)(op) << 8) | ((uint32_t)(q) << 16) | ((uint32_t)(cu) << 24))
-#define ABI_CPL_STATUS(w) ((w) & 0xFFu)
+#define ABI_CPL_STATUS(w) ((w)&0xFFu)
 #define ABI_CPL_OP(w) (((w) >> 8) & 0xFFu)
 #define ABI_CPL_QUEUE(w) (((w) >> 16) & 0xFFu)
 #define ABI_CPL_CU(w) ((w) >> 24)
@@ -252,12 +253,12 @@ enum abi_status {
 
 /* One completion: 32 bytes. */
 struct abi_cpl {
-	uint32_t tag;     /* the command's tag */
-	uint32_t word1;   /* ABI_CPL_W1(): status [7:0], opcode [15:8], queue [23:16], CU [31:24] */
+	uint32_t tag;	  /* the command's tag */
+	uint32_t word1;	  /* ABI_CPL_W1(): status [7:0], opcode [15:8], queue [23:16], CU [31:24] */
 	uint32_t detail;  /* status detail: ABI_FIELD offset, CU/DMA status register, else 0 */
-	uint32_t seq;     /* free-running completion sequence number of the card */
+	uint32_t seq;	  /* free-running completion sequence number of the card */
 	uint64_t t_start; /* card time (ns) when the command started (its CU got ap_start) */
-	uint64_t t_end;   /* card time (ns) when its completion was seen */
+	uint64_t t_end;	  /* card time (ns) when its completion was seen */
 };
 static_assert(sizeof(struct abi_cpl) == 32, "abi_cpl is 32 bytes");
 
@@ -294,8 +295,8 @@ static inline void abi_cmd_signal(struct abi_cmd_hdr *h, uint32_t id, uint32_t v
 static inline const char *abi_status_name(uint32_t st)
 {
 	static const char *const names[ABI_ST_COUNT] = {
-		"ok", "bad-magic", "bad-opcode", "bad-field", "bad-addr", "no-cu", "dep-error",
-		"dma-error", "cu-timeout", "cu-error", "ring-error"};
+	    "ok",	 "bad-magic", "bad-opcode", "bad-field", "bad-addr",  "no-cu",
+	    "dep-error", "dma-error", "cu-timeout", "cu-error",	 "ring-error"};
 	return st < ABI_ST_COUNT ? names[st] : "unknown";
 }
 

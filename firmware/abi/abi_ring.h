@@ -30,28 +30,28 @@
 #include "abi_plat_host.h"
 #endif
 
-#define ABI_RING_MAGIC 0x474E5252u   /* "RRNG" */
+#define ABI_RING_MAGIC 0x474E5252u /* "RRNG" */
 #define ABI_RING_VERSION 1u
-#define ABI_RING_MAX_LOG2 16u        /* at most 65536 slots */
-#define ABI_RING_SLOT_ALIGN 8u       /* slot sizes are multiples of 8 bytes */
-#define ABI_RING_MAX_SLOT 65528u     /* slot size must fit bits [31:16] of geom */
+#define ABI_RING_MAX_LOG2 16u	 /* at most 65536 slots */
+#define ABI_RING_SLOT_ALIGN 8u	 /* slot sizes are multiples of 8 bytes */
+#define ABI_RING_MAX_SLOT 65528u /* slot size must fit bits [31:16] of geom */
 
 /* geom word: [7:0] log2(n_slots), [15:8] ring version, [31:16] slot size in bytes */
-#define ABI_RING_GEOM(log2, slot) \
+#define ABI_RING_GEOM(log2, slot)                                                                  \
 	((uint32_t)(log2) | ((uint32_t)ABI_RING_VERSION << 8) | ((uint32_t)(slot) << 16))
-#define ABI_RING_GEOM_LOG2(g) ((g) & 0xFFu)
+#define ABI_RING_GEOM_LOG2(g) ((g)&0xFFu)
 #define ABI_RING_GEOM_VERSION(g) (((g) >> 8) & 0xFFu)
 #define ABI_RING_GEOM_SLOT(g) ((g) >> 16)
 
 /* The ring header in shared memory; the slots follow it. */
 struct abi_ring {
-	uint32_t magic;      /* ABI_RING_MAGIC, written by whoever initializes the ring (the host) */
-	uint32_t geom;       /* ABI_RING_GEOM(): log2 slots [7:0], version [15:8], slot bytes [31:16] */
-	uint32_t rsvd0[14];  /* zero; pads the header line to 64 bytes */
-	uint32_t produced;   /* @0x40: free-running count of slots published by the producer */
-	uint32_t rsvd1[15];  /* zero; own cache line */
-	uint32_t consumed;   /* @0x80: free-running count of slots released by the consumer */
-	uint32_t rsvd2[15];  /* zero; own cache line */
+	uint32_t magic; /* ABI_RING_MAGIC, written by whoever initializes the ring (the host) */
+	uint32_t geom;	/* ABI_RING_GEOM(): log2 slots [7:0], version [15:8], slot bytes [31:16] */
+	uint32_t rsvd0[14]; /* zero; pads the header line to 64 bytes */
+	uint32_t produced;  /* @0x40: free-running count of slots published by the producer */
+	uint32_t rsvd1[15]; /* zero; own cache line */
+	uint32_t consumed;  /* @0x80: free-running count of slots released by the consumer */
+	uint32_t rsvd2[15]; /* zero; own cache line */
 };
 static_assert(sizeof(struct abi_ring) == 192, "abi_ring header is 192 bytes");
 static_assert(offsetof(struct abi_ring, produced) == 64, "produced at 0x40");
@@ -66,8 +66,8 @@ enum abi_ring_role {
 
 struct abi_ring_view {
 	struct abi_ring *ring; /* the shared header; slots at (uint8_t *)ring + 192 */
-	uint32_t own;          /* our own counter (produced or consumed), kept privately */
-	uint32_t mask;         /* n_slots - 1 */
+	uint32_t own;	       /* our own counter (produced or consumed), kept privately */
+	uint32_t mask;	       /* n_slots - 1 */
 	uint32_t n_slots;      /* power of two, 1..2^ABI_RING_MAX_LOG2 */
 	uint32_t slot_size;    /* bytes per slot, multiple of ABI_RING_SLOT_ALIGN */
 };
@@ -145,7 +145,8 @@ static inline int abi_ring_attach(struct abi_ring_view *v, enum abi_ring_role ro
 
 static inline uint8_t *abi_ring_slot(const struct abi_ring_view *v, uint32_t counter)
 {
-	return (uint8_t *)v->ring + sizeof(struct abi_ring) + (size_t)(counter & v->mask) * v->slot_size;
+	return (uint8_t *)v->ring + sizeof(struct abi_ring) +
+	       (size_t)(counter & v->mask) * v->slot_size;
 }
 
 /* Producer: free slots right now. Errors: -EPROTO the consumer's counter is out of range. */

@@ -27,7 +27,8 @@ static void board_make(struct abi_board *b, const uint8_t *tweak, size_t n)
 	b->counts = ABI_BOARD_COUNTS(4, 3, dma);
 	for (uint32_t i = 0; i < 4; i++) {
 		b->banks[i].base = 0x1000000000ull * (i + 1);
-		b->banks[i].size = n > 1 + i ? (uint64_t)(tweak[1 + i] + 1) << (tweak[1 + i] % 24) : 1u << 20;
+		b->banks[i].size =
+		    n > 1 + i ? (uint64_t)(tweak[1 + i] + 1) << (tweak[1 + i] % 24) : 1u << 20;
 		b->banks[i].bw_mbps = 14000;
 	}
 	b->cus[0].word = ABI_CU_WORD(ABI_CU_GEMM, 0);
@@ -61,9 +62,18 @@ static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 	const uint32_t *w = NULL;
 	size_t n = 0;
 	switch (c->op) {
-	case ABI_OP_GEMM_FP8: w = gemm; n = 5; break;
-	case ABI_OP_MLA_ATTN: w = mla; n = 3; break;
-	case ABI_OP_KV_APPEND: w = kv; n = 2; break;
+	case ABI_OP_GEMM_FP8:
+		w = gemm;
+		n = 5;
+		break;
+	case ABI_OP_MLA_ATTN:
+		w = mla;
+		n = 3;
+		break;
+	case ABI_OP_KV_APPEND:
+		w = kv;
+		n = 2;
+		break;
 	case ABI_OP_DMA_FILL:
 		if (!in_bank(b, (uint64_t)c->args[2] | (uint64_t)c->args[3] << 32))
 			abort();
@@ -87,7 +97,8 @@ static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 	if (n) {
 		int any = 0;
 		for (uint32_t i = 0; i < ABI_BOARD_N_CUS(b->counts); i++)
-			if ((b->cus[i].ops_mask >> c->op & 1) && !(c->bank_mask & ~b->cus[i].bank_mask))
+			if ((b->cus[i].ops_mask >> c->op & 1) &&
+			    !(c->bank_mask & ~b->cus[i].bank_mask))
 				any = 1;
 		if (!any)
 			abort();

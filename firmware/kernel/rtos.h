@@ -33,46 +33,46 @@ typedef uint64_t (*rtos_now_fn)(void *ctx);
 typedef void (*rtos_idle_fn)(struct rtos *k, uint64_t deadline, void *ctx);
 
 struct rtos_task {
-	const char *name;   /* for logs */
-	rtos_task_fn fn;    /* body */
-	void *arg;          /* caller's context */
-	uint32_t prio;      /* 0 (lowest) .. RTOS_CFG_MAX_PRIO-1 */
-	uint32_t events;    /* pending event bits (set by rtos_task_notify, atomically) */
-	uint32_t runs;      /* times the body ran */
+	const char *name; /* for logs */
+	rtos_task_fn fn;  /* body */
+	void *arg;	  /* caller's context */
+	uint32_t prio;	  /* 0 (lowest) .. RTOS_CFG_MAX_PRIO-1 */
+	uint32_t events;  /* pending event bits (set by rtos_task_notify, atomically) */
+	uint32_t runs;	  /* times the body ran */
 };
 
 /* A message queue: cap items of item_size bytes in caller storage. */
 struct rtos_queue {
-	uint8_t *buf;              /* cap * item_size bytes */
-	uint32_t item_size;        /* bytes per item, > 0 */
-	uint32_t cap;              /* items, > 0 */
-	uint32_t head;             /* index of the oldest item, 0..cap-1 */
-	uint32_t count;            /* items held, 0..cap */
-	uint32_t high_water;       /* most items ever held */
-	struct rtos_task *owner;   /* notified on send, or NULL */
-	uint32_t event;            /* event bit posted to owner on send */
+	uint8_t *buf;		 /* cap * item_size bytes */
+	uint32_t item_size;	 /* bytes per item, > 0 */
+	uint32_t cap;		 /* items, > 0 */
+	uint32_t head;		 /* index of the oldest item, 0..cap-1 */
+	uint32_t count;		 /* items held, 0..cap */
+	uint32_t high_water;	 /* most items ever held */
+	struct rtos_task *owner; /* notified on send, or NULL */
+	uint32_t event;		 /* event bit posted to owner on send */
 };
 
 /* A software timer: posts event to task at expiry, then every period ns if period > 0. */
 struct rtos_timer {
 	struct rtos_task *task; /* receiver of the event */
-	uint32_t event;         /* event bit */
-	bool active;            /* armed */
-	uint64_t expiry;        /* ns, card time */
-	uint64_t period;        /* ns, 0 = one-shot */
-	uint32_t fired;         /* times it expired */
+	uint32_t event;		/* event bit */
+	bool active;		/* armed */
+	uint64_t expiry;	/* ns, card time */
+	uint64_t period;	/* ns, 0 = one-shot */
+	uint32_t fired;		/* times it expired */
 };
 
 struct rtos {
-	struct rtos_task *tasks[RTOS_CFG_MAX_TASKS];    /* sorted by priority, highest first */
-	uint32_t n_tasks;                               /* 0..RTOS_CFG_MAX_TASKS */
+	struct rtos_task *tasks[RTOS_CFG_MAX_TASKS];	/* sorted by priority, highest first */
+	uint32_t n_tasks;				/* 0..RTOS_CFG_MAX_TASKS */
 	struct rtos_timer *timers[RTOS_CFG_MAX_TIMERS]; /* registered timers */
-	uint32_t n_timers;                              /* 0..RTOS_CFG_MAX_TIMERS */
-	rtos_now_fn now;                                /* clock */
-	void *now_ctx;                                  /* its context */
-	rtos_idle_fn idle;                              /* idle hook or NULL */
-	void *idle_ctx;                                 /* its context */
-	uint64_t idle_calls;                            /* times the idle hook ran */
+	uint32_t n_timers;				/* 0..RTOS_CFG_MAX_TIMERS */
+	rtos_now_fn now;				/* clock */
+	void *now_ctx;					/* its context */
+	rtos_idle_fn idle;				/* idle hook or NULL */
+	void *idle_ctx;					/* its context */
+	uint64_t idle_calls;				/* times the idle hook ran */
 };
 
 /* Sets up an empty kernel. Errors: -EINVAL now is NULL. */
@@ -95,8 +95,14 @@ int rtos_queue_send(struct rtos_queue *q, const void *item);
 int rtos_queue_recv(struct rtos_queue *q, void *item);
 /* The oldest item in place, or NULL when empty. */
 void *rtos_queue_peek(const struct rtos_queue *q);
-static inline uint32_t rtos_queue_count(const struct rtos_queue *q) { return q->count; }
-static inline uint32_t rtos_queue_space(const struct rtos_queue *q) { return q->cap - q->count; }
+static inline uint32_t rtos_queue_count(const struct rtos_queue *q)
+{
+	return q->count;
+}
+static inline uint32_t rtos_queue_space(const struct rtos_queue *q)
+{
+	return q->cap - q->count;
+}
 
 /* Registers a (stopped) timer. Errors: -EINVAL NULL task or zero event, -ENOSPC table full. */
 int rtos_timer_add(struct rtos *k, struct rtos_timer *tm, struct rtos_task *task, uint32_t event);

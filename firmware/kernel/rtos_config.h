@@ -7,13 +7,13 @@
 #define RTOS_CONFIG_H
 
 #ifndef RTOS_CFG_MAX_TASKS
-#define RTOS_CFG_MAX_TASKS 8      /* static tasks registered with rtos_task_add() */
+#define RTOS_CFG_MAX_TASKS 8 /* static tasks registered with rtos_task_add() */
 #endif
 #ifndef RTOS_CFG_MAX_TIMERS
-#define RTOS_CFG_MAX_TIMERS 8     /* software timers registered with rtos_timer_add() */
+#define RTOS_CFG_MAX_TIMERS 8 /* software timers registered with rtos_timer_add() */
 #endif
 #ifndef RTOS_CFG_MAX_PRIO
-#define RTOS_CFG_MAX_PRIO 8       /* priorities 0 (lowest) .. RTOS_CFG_MAX_PRIO-1 */
+#define RTOS_CFG_MAX_PRIO 8 /* priorities 0 (lowest) .. RTOS_CFG_MAX_PRIO-1 */
 #endif
 
 #if RTOS_CFG_MAX_TASKS < 1 || RTOS_CFG_MAX_TASKS > 32

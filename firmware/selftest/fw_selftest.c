@@ -52,10 +52,10 @@ static void st_check(int ok, const char *expr, int line, int64_t got)
 }
 
 #define CHECK(e) st_check((e) ? 1 : 0, #e, __LINE__, 0)
-#define CHECK_EQ(a, b)                                                                         \
-	do {                                                                                   \
-		int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                  \
-		st_check(a_ == b_, #a " == " #b, __LINE__, a_);                                \
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                      \
+		st_check(a_ == b_, #a " == " #b, __LINE__, a_);                                    \
 	} while (0)
 
 /* --- rings ------------------------------------------------------------------------------ */
@@ -67,7 +67,8 @@ static void st_ring(void)
 	uint8_t e[16], o[16];
 	/* start 3 below the wrap: 4 pushes cross UINT32_MAX -> 0 */
 	CHECK_EQ(abi_ring_init(&p, ABI_RING_PRODUCER, st_ring_mem, sizeof st_ring_mem, 3, 16,
-			       UINT32_MAX - 2), 0);
+			       UINT32_MAX - 2),
+		 0);
 	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 16), 0);
 	CHECK_EQ(abi_ring_pop(&c, o), -EAGAIN); /* empty */
 	uint32_t next_in = 0, next_out = 0;
@@ -114,24 +115,29 @@ static void st_ring(void)
 	/* attach rejects bad headers */
 	struct abi_ring *r = (struct abi_ring *)st_ring_mem;
 	r->produced = r->consumed;
-	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 32), -EINVAL);
+	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 32),
+		 -EINVAL);
 	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, 100, 16), -ENOSPC);
 	r->geom = ABI_RING_GEOM(4, 16); /* claims 16 slots, memory holds 8 */
-	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 16), -ENOSPC);
+	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 16),
+		 -ENOSPC);
 	r->magic ^= 1;
-	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 16), -EBADMSG);
-	CHECK_EQ(abi_ring_init(&p, ABI_RING_PRODUCER, st_ring_mem, sizeof st_ring_mem, 3, 12, 0), -EINVAL);
-	CHECK_EQ(abi_ring_init(&p, ABI_RING_PRODUCER, st_ring_mem, sizeof st_ring_mem, 17, 16, 0), -EINVAL);
+	CHECK_EQ(abi_ring_attach(&c, ABI_RING_CONSUMER, st_ring_mem, sizeof st_ring_mem, 16),
+		 -EBADMSG);
+	CHECK_EQ(abi_ring_init(&p, ABI_RING_PRODUCER, st_ring_mem, sizeof st_ring_mem, 3, 12, 0),
+		 -EINVAL);
+	CHECK_EQ(abi_ring_init(&p, ABI_RING_PRODUCER, st_ring_mem, sizeof st_ring_mem, 17, 16, 0),
+		 -EINVAL);
 }
 
 /* --- kernel ----------------------------------------------------------------------------- */
 struct st_world {
-	uint64_t now;        /* virtual ns */
-	char order[16];      /* task letters in run order */
-	uint32_t n_order;    /* letters written */
-	uint32_t idle_n;     /* idle hook calls */
+	uint64_t now;		/* virtual ns */
+	char order[16];		/* task letters in run order */
+	uint32_t n_order;	/* letters written */
+	uint32_t idle_n;	/* idle hook calls */
 	uint64_t idle_deadline; /* last deadline the idle hook saw */
-	uint32_t ev_seen[3]; /* events seen per task */
+	uint32_t ev_seen[3];	/* events seen per task */
 };
 static struct st_world st_w;
 
@@ -441,7 +447,7 @@ static void st_decoder(void)
 	c.hdr.word0 = ABI_W0(ABI_OP_ROPE);
 	c.u.vec.out2 = 0;
 	c.u.vec.cols = 63;
-	c.u.vec.param_f = 0x461C4000u; /* 10000.0f */
+	c.u.vec.param_f = 0x461C4000u;		       /* 10000.0f */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD); /* odd width */
 	c.u.vec.cols = 64;
 	c.u.vec.param_u = 77;

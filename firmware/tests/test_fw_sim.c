@@ -20,7 +20,8 @@
 #define BANK_BYTES (1u << 20)
 #define N_BANKS 4
 #define SLOT_BYTES (64u * 256u) /* expert slot: W [n=64, k=256] */
-#define TIMEOUT_100US 2000 /* 200 ms hang timeout: CUs take 0.1-0.3 ms, so only a hang or a
+#define TIMEOUT_100US                                                                              \
+	2000 /* 200 ms hang timeout: CUs take 0.1-0.3 ms, so only a hang or a
 			    * badly overloaded host reaches it */
 #define M 2
 #define N 64
@@ -103,8 +104,11 @@ static void board_make(void)
 static struct sim_card *card_new(sim_clock_fn clk, void *clk_ctx, uint32_t ring_start)
 {
 	board_make();
-	struct sim_card_config cfg = {.board = &board, .ring_start = ring_start,
-				      .dma_latency_ns = 1000000, .clock = clk, .clock_ctx = clk_ctx};
+	struct sim_card_config cfg = {.board = &board,
+				      .ring_start = ring_start,
+				      .dma_latency_ns = 1000000,
+				      .clock = clk,
+				      .clock_ctx = clk_ctx};
 	for (uint32_t i = 0; i < N_BANKS; i++) {
 		memset(bank_mem[i], 0, BANK_BYTES);
 		cfg.bank_mem[i] = bank_mem[i];
@@ -147,7 +151,7 @@ static float gemm_expect(uint32_t s, uint32_t i, uint32_t j)
 /* layout: slot s in bank (s % 3) at SLOT_OFF(s); activations at bank 0 offset 0; scales
  * (unused by the test CU) at 0x8000; outputs per (slot, rep) in bank s%3 at 0x40000 + ... */
 #define SLOT_OFF(s) (0x10000u + (s / 3) * SLOT_BYTES)
-#define Y_OFF(s, r) (0x40000u + ((s) * 4 + (r)) * M * N * 4)
+#define Y_OFF(s, r) (0x40000u + ((s)*4 + (r)) * M * N * 4)
 
 static void cmd_fill(struct abi_cmd *c, uint32_t tag, uint32_t s, uint32_t fence, uint32_t val)
 {
@@ -256,13 +260,15 @@ static void test_fence_ordering(void **state)
 		for (uint32_t r = 0; r < 2; r++) {
 			struct abi_cpl *g = &cpl[10 + 10 * r + s];
 			assert_int_equal(ST(*g), ABI_ST_OK);
-			print_message("slot %u: dma [%8llu, %8llu] ns, gemm rep %u on CU %u [%8llu, %8llu]\n",
-				      s, (unsigned long long)cpl[s].t_start,
-				      (unsigned long long)cpl[s].t_end, r, ABI_CPL_CU(g->word1),
-				      (unsigned long long)g->t_start, (unsigned long long)g->t_end);
+			print_message(
+			    "slot %u: dma [%8llu, %8llu] ns, gemm rep %u on CU %u [%8llu, %8llu]\n",
+			    s, (unsigned long long)cpl[s].t_start, (unsigned long long)cpl[s].t_end,
+			    r, ABI_CPL_CU(g->word1), (unsigned long long)g->t_start,
+			    (unsigned long long)g->t_end);
 			if (g->t_start < cpl[s].t_end)
-				print_error("GEMM tag %u started %lld ns before its slot's DMA ended\n",
-					    g->tag, (long long)(cpl[s].t_end - g->t_start));
+				print_error(
+				    "GEMM tag %u started %lld ns before its slot's DMA ended\n",
+				    g->tag, (long long)(cpl[s].t_end - g->t_start));
 			assert_true(g->t_start >= cpl[s].t_end);
 			check_gemm_out(s, r);
 		}
@@ -320,21 +326,22 @@ static void test_malformed(void **state)
 	struct abi_cpl cpl[64];
 	for (int i = 0; i < 7; i++)
 		cmd_gemm(&l[i], (uint32_t)i, 0, 0, 0, 0);
-	l[0].hdr.word0 = 0xDEADBEEF;                            /* bad magic */
-	l[1].hdr.word0 = ABI_W0(200);                           /* bad opcode */
-	l[2].u.gemm.w = ABI_ADDR(0, BANK_BYTES - 10);           /* runs off the bank */
-	l[3].u.gemm.y = ABI_ADDR(3, 0);                         /* bank no GEMM CU reaches */
-	l[4].u.gemm.a = ABI_ADDR(50, 0);                        /* no such bank */
-	l[5].u.gemm.k = 0;                                      /* zero dimension */
-	l[6].hdr.rsvd[0] = 1;                                   /* reserved word */
-	cmd_gemm(&l[7], 7, 0, 0, 0, 0);                         /* a good one */
+	l[0].hdr.word0 = 0xDEADBEEF;		      /* bad magic */
+	l[1].hdr.word0 = ABI_W0(200);		      /* bad opcode */
+	l[2].u.gemm.w = ABI_ADDR(0, BANK_BYTES - 10); /* runs off the bank */
+	l[3].u.gemm.y = ABI_ADDR(3, 0);		      /* bank no GEMM CU reaches */
+	l[4].u.gemm.a = ABI_ADDR(50, 0);	      /* no such bank */
+	l[5].u.gemm.k = 0;			      /* zero dimension */
+	l[6].hdr.rsvd[0] = 1;			      /* reserved word */
+	cmd_gemm(&l[7], 7, 0, 0, 0, 0);		      /* a good one */
 	assert_int_equal(sim_card_submit(c, 1, l, 8), 0);
 	collect(c, cpl, 8);
 	const uint32_t want[8] = {ABI_ST_BAD_MAGIC, ABI_ST_BAD_OPCODE, ABI_ST_BAD_ADDR,
-				  ABI_ST_NO_CU, ABI_ST_BAD_ADDR, ABI_ST_BAD_FIELD,
+				  ABI_ST_NO_CU,	    ABI_ST_BAD_ADDR,   ABI_ST_BAD_FIELD,
 				  ABI_ST_BAD_FIELD, ABI_ST_OK};
 	for (int i = 0; i < 8; i++) {
-		print_message("tag %d: %s detail %u\n", i, abi_status_name(ST(cpl[i])), cpl[i].detail);
+		print_message("tag %d: %s detail %u\n", i, abi_status_name(ST(cpl[i])),
+			      cpl[i].detail);
 		assert_int_equal(ST(cpl[i]), want[i]);
 	}
 	assert_int_equal(cpl[2].detail, ABI_FIELD(u.gemm.w));
@@ -376,8 +383,8 @@ static void test_watchdog(void **state)
 	collect(c, cpl, 1);
 	assert_int_equal(ST(cpl[0]), ABI_ST_CU_TIMEOUT);
 	uint64_t waited = cpl[0].t_end - cpl[0].t_start;
-	print_message("hung CU %u aborted after %llu ns (timeout %u ns)\n", ABI_CPL_CU(cpl[0].word1),
-		      (unsigned long long)waited, TIMEOUT_100US * 100000);
+	print_message("hung CU %u aborted after %llu ns (timeout %u ns)\n",
+		      ABI_CPL_CU(cpl[0].word1), (unsigned long long)waited, TIMEOUT_100US * 100000);
 	assert_true(waited >= TIMEOUT_100US * 100000ull);
 	const struct abi_telemetry *t = sim_card_telemetry(c);
 	uint32_t cu = ABI_CPL_CU(cpl[0].word1);
@@ -503,7 +510,8 @@ static void test_fault_loops(void **state)
 	(void)state;
 	struct sim_card *c = card_new(NULL, NULL, UINT32_MAX - 40);
 	act_load();
-	const uint32_t want[SIM_FAULT_COUNT] = {ABI_ST_DMA_ERROR, ABI_ST_CU_TIMEOUT, ABI_ST_CU_ERROR};
+	const uint32_t want[SIM_FAULT_COUNT] = {ABI_ST_DMA_ERROR, ABI_ST_CU_TIMEOUT,
+						ABI_ST_CU_ERROR};
 	const char *names[SIM_FAULT_COUNT] = {"dma-error", "cu-hang", "bad-completion"};
 	uint32_t total_runs = 0;
 	for (int f = 0; f < SIM_FAULT_COUNT; f++) {
@@ -537,8 +545,8 @@ static void test_fault_loops(void **state)
 			 * GEMMs fail as dependents; everything else succeeded */
 			uint32_t want_dep = f == SIM_FAULT_DMA_ERROR ? 2 : 0;
 			if (faulted != 1 || dep != want_dep || other != 0)
-				print_error("%s at %u/%u: faulted %u dep %u ok %u other %u\n", names[f],
-					    n, events, faulted, dep, ok, other);
+				print_error("%s at %u/%u: faulted %u dep %u ok %u other %u\n",
+					    names[f], n, events, faulted, dep, ok, other);
 			assert_int_equal(faulted, 1);
 			assert_int_equal(dep, want_dep);
 			assert_int_equal(other, 0);
@@ -568,12 +576,12 @@ int main(void)
 		bank_mem[i] = malloc(BANK_BYTES);
 	data_make();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fence_ordering),
-		cmocka_unit_test(test_barrier),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_watchdog),
-		cmocka_unit_test(test_watchdog_virtual_clock),
-		cmocka_unit_test(test_fault_loops),
+	    cmocka_unit_test(test_fence_ordering),
+	    cmocka_unit_test(test_barrier),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_watchdog),
+	    cmocka_unit_test(test_watchdog_virtual_clock),
+	    cmocka_unit_test(test_fault_loops),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	for (int i = 0; i < N_BANKS; i++)

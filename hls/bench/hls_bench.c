@@ -25,24 +25,25 @@ int main(int argc, char **argv)
 	struct hls_build b;
 	hls_build_default(&b);
 	static const struct shape sh[] = {
-		{"q_a   7168->1536", 1536, 7168, 2048},   {"q_b   1536->24576", 24576, 1536, 2048},
-		{"kv_a  7168->576", 576, 7168, 2048},     {"kv_b  512->32768", 32768, 512, 2048},
-		{"o     16384->7168", 7168, 16384, 2048}, {"expert 7168->2048", 2048, 7168, 128},
-		{"expert 2048->7168", 7168, 2048, 128},   {"dense 7168->18432", 18432, 7168, 2048},
-		{"head  7168->129280", 129280, 7168, 2048},
+	    {"q_a   7168->1536", 1536, 7168, 2048},	{"q_b   1536->24576", 24576, 1536, 2048},
+	    {"kv_a  7168->576", 576, 7168, 2048},	{"kv_b  512->32768", 32768, 512, 2048},
+	    {"o     16384->7168", 7168, 16384, 2048},	{"expert 7168->2048", 2048, 7168, 128},
+	    {"expert 2048->7168", 7168, 2048, 128},	{"dense 7168->18432", 18432, 7168, 2048},
+	    {"head  7168->129280", 129280, 7168, 2048},
 	};
 	double us_per_cyc = 1.0 / b.clock_mhz;
 	int bad = 0;
 	printf("hls_bench: MODELED figures (timing models, not measurements): fp8_gemm TM=%d TN=%d "
-	       "MB=%d, %d-bit AXI, %.0f MHz, bank %.1f GB/s (%.1f B/cycle)\n", b.tm, b.tn, b.mb,
-	       b.axi_bits, b.clock_mhz, b.bank_gbps, hls_bank_bytes_per_cycle(&b));
+	       "MB=%d, %d-bit AXI, %.0f MHz, bank %.1f GB/s (%.1f B/cycle)\n",
+	       b.tm, b.tn, b.mb, b.axi_bits, b.clock_mhz, b.bank_gbps,
+	       hls_bank_bytes_per_cycle(&b));
 	printf("%-20s %-8s %6s %14s %12s %10s %s\n", "kernel/shape", "case", "M", "cycles(mod)",
 	       "time_us(mod)", "util(mod)", "of");
 	for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
 		struct fp8_gemm_cost c;
 		int64_t cy = fp8_gemm_cycles(&b, 1, sh[i].N, sh[i].K, FP8_GEMM_X_FP8, &c);
-		printf("%-20s %-8s %6d %14lld %12.1f %9.1f%% W-bank bandwidth\n", sh[i].name, "decode",
-		       1, (long long)cy, cy * us_per_cyc, 100 * c.util_bw);
+		printf("%-20s %-8s %6d %14lld %12.1f %9.1f%% W-bank bandwidth\n", sh[i].name,
+		       "decode", 1, (long long)cy, cy * us_per_cyc, 100 * c.util_bw);
 		bad += c.util_bw < 0.90;
 		cy = fp8_gemm_cycles(&b, sh[i].prefill_m, sh[i].N, sh[i].K, FP8_GEMM_X_FP8, &c);
 		printf("%-20s %-8s %6d %14lld %12.1f %9.1f%% PE peak (%d MAC/cycle)\n", sh[i].name,
@@ -52,15 +53,17 @@ int main(int argc, char **argv)
 	}
 	{ /* fused expert gate+up with SiLU, decode */
 		struct fp8_gemm_cost c;
-		int64_t cy = fp8_gemm_cycles(&b, 1, 2048, 7168, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL, &c);
-		printf("%-20s %-8s %6d %14lld %12.1f %9.1f%% W-bank bandwidth\n", "expert gate+up silu",
-		       "decode", 1, (long long)cy, cy * us_per_cyc, 100 * c.util_bw);
+		int64_t cy =
+		    fp8_gemm_cycles(&b, 1, 2048, 7168, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL, &c);
+		printf("%-20s %-8s %6d %14lld %12.1f %9.1f%% W-bank bandwidth\n",
+		       "expert gate+up silu", "decode", 1, (long long)cy, cy * us_per_cyc,
+		       100 * c.util_bw);
 	}
 	{
 		struct vec_ops_cost v;
 		int64_t cy = vec_ops_cycles(&b, VEC_OP_RMSNORM, 1, 7168, 0, &v);
-		printf("%-20s %-8s %6d %14lld %12.2f\n", "vec rmsnorm 7168", "decode", 1, (long long)cy,
-		       cy * us_per_cyc);
+		printf("%-20s %-8s %6d %14lld %12.2f\n", "vec rmsnorm 7168", "decode", 1,
+		       (long long)cy, cy * us_per_cyc);
 		cy = vec_ops_cycles(&b, VEC_OP_ACT_QUANT, 2048, 7168, 0, &v);
 		printf("%-20s %-8s %6d %14lld %12.1f\n", "vec act-quant 7168", "prefill", 2048,
 		       (long long)cy, cy * us_per_cyc);

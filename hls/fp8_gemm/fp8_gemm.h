@@ -37,34 +37,35 @@
 
 /* Build parameters (hls/fp8_gemm/build.cfg holds the same defaults for bitstream/). */
 #ifndef FP8_GEMM_TM
-#define FP8_GEMM_TM 8           /* PE array rows (x rows per m-tile) */
+#define FP8_GEMM_TM 8 /* PE array rows (x rows per m-tile) */
 #endif
 #ifndef FP8_GEMM_TN
-#define FP8_GEMM_TN 64          /* PE array columns (W rows per n-tile); divides 128 */
+#define FP8_GEMM_TN 64 /* PE array columns (W rows per n-tile); divides 128 */
 #endif
 #ifndef FP8_GEMM_MB
-#define FP8_GEMM_MB 128         /* x rows held on chip per W tile (multiple of TM) */
+#define FP8_GEMM_MB 128 /* x rows held on chip per W tile (multiple of TM) */
 #endif
 #ifndef FP8_GEMM_AXI_BITS
-#define FP8_GEMM_AXI_BITS 512   /* m_axi width */
+#define FP8_GEMM_AXI_BITS 512 /* m_axi width */
 #endif
-#define FP8_GEMM_BK 128         /* block size of scales (docs/numerics.md) */
+#define FP8_GEMM_BK 128		/* block size of scales (docs/numerics.md) */
 #define FP8_GEMM_MAX_DIM 262144 /* largest accepted M, N or K */
 
 /* flags */
-#define FP8_GEMM_X_FP8    0x0u  /* x: uint8 E4M3 codes [M][K], xs: f32 [M][ceil(K/128)] */
-#define FP8_GEMM_X_F32    0x1u  /* x: f32 [M][K], quantized inside (xs unused) */
-#define FP8_GEMM_X_BF16   0x2u  /* x: bf16 [M][K], quantized inside (xs unused) */
-#define FP8_GEMM_X_MASK   0x3u
-#define FP8_GEMM_Y_BF16   0x4u  /* y is bf16 [M][N] (else f32) */
-#define FP8_GEMM_SILU_MUL 0x8u  /* y = silu(x W^T) * (x W2^T) */
+#define FP8_GEMM_X_FP8 0x0u  /* x: uint8 E4M3 codes [M][K], xs: f32 [M][ceil(K/128)] */
+#define FP8_GEMM_X_F32 0x1u  /* x: f32 [M][K], quantized inside (xs unused) */
+#define FP8_GEMM_X_BF16 0x2u /* x: bf16 [M][K], quantized inside (xs unused) */
+#define FP8_GEMM_X_MASK 0x3u
+#define FP8_GEMM_Y_BF16 0x4u	/* y is bf16 [M][N] (else f32) */
+#define FP8_GEMM_SILU_MUL 0x8u	/* y = silu(x W^T) * (x W2^T) */
 #define FP8_GEMM_RESIDUAL 0x10u /* y = ... + res */
-#define FP8_GEMM_ACCUM    0x20u /* y = y_old + route_w[m] * ... (f32 y only) */
-#define FP8_GEMM_UE8M0    0x40u /* quantize-inside rounds scales up to powers of two */
-#define FP8_GEMM_ACT_F32  0x80u /* x f32 used as is, not quantized (needs FP8_GEMM_X_F32, not
+#define FP8_GEMM_ACCUM 0x20u	/* y = y_old + route_w[m] * ... (f32 y only) */
+#define FP8_GEMM_UE8M0 0x40u	/* quantize-inside rounds scales up to powers of two */
+#define FP8_GEMM_ACT_F32                                                                           \
+	0x80u /* x f32 used as is, not quantized (needs FP8_GEMM_X_F32, not
 				   UE8M0); the f32 block sum of the header comment */
 #define FP8_GEMM_FLAGS_ALL 0xFFu
-#define FP8_GEMM_FL 8           /* ACT_F32 partial sums per PE (f32 adder latency <= 8 cycles) */
+#define FP8_GEMM_FL 8 /* ACT_F32 partial sums per PE (f32 adder latency <= 8 cycles) */
 
 /*
  * fp8_gemm - the kernel top. All matrices are dense row-major.
@@ -86,14 +87,14 @@ int fp8_gemm(const void *x, const float *xs, const uint8_t *w, const float *ws, 
 /* Modeled cost of one fp8_gemm call: loop trip counts (as an HLS_COUNT build counts them),
  * bytes per m_axi bundle and the cycle total. */
 struct fp8_gemm_cost {
-	uint64_t it[HLS_L_N];     /* iterations of each pipelined loop (HLS_L_GEMM_*), count */
-	uint64_t bytes_w;         /* W (+W2) bytes read incl. scales, bundle gmem_w */
-	uint64_t bytes_x;         /* x bytes read (re-read per n-tile), bundle gmem_x */
-	uint64_t bytes_y;         /* y bytes written + y/res bytes read, bundle gmem_y */
-	uint64_t macs;            /* useful MACs: M*N*K (x2 with SILU_MUL) */
-	uint64_t cycles;          /* modeled kernel cycles, start to done */
-	double util_pe;           /* macs / (cycles * TM * TN) */
-	double util_bw;           /* bytes_w / (cycles * bank bytes per cycle): W-bank utilization */
+	uint64_t it[HLS_L_N]; /* iterations of each pipelined loop (HLS_L_GEMM_*), count */
+	uint64_t bytes_w;     /* W (+W2) bytes read incl. scales, bundle gmem_w */
+	uint64_t bytes_x;     /* x bytes read (re-read per n-tile), bundle gmem_x */
+	uint64_t bytes_y;     /* y bytes written + y/res bytes read, bundle gmem_y */
+	uint64_t macs;	      /* useful MACs: M*N*K (x2 with SILU_MUL) */
+	uint64_t cycles;      /* modeled kernel cycles, start to done */
+	double util_pe;	      /* macs / (cycles * TM * TN) */
+	double util_bw;	      /* bytes_w / (cycles * bank bytes per cycle): W-bank utilization */
 };
 
 /*

@@ -14,12 +14,22 @@
 #include <stdint.h>
 #include <string.h>
 
-#define E4M3_MAX 448.0f     /* largest finite magnitude */
-#define E4M3_NAN 0x7Fu      /* canonical NaN code (positive) */
+#define E4M3_MAX 448.0f /* largest finite magnitude */
+#define E4M3_NAN 0x7Fu	/* canonical NaN code (positive) */
 
 /* Bit pattern of a float, without aliasing problems. */
-static inline uint32_t e4m3_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float e4m3_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t e4m3_f32_bits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return u;
+}
+static inline float e4m3_bits_f32(uint32_t u)
+{
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
 
 /* Decodes one E4M3 code to float (exact). */
 static inline float e4m3_decode(uint8_t c)
@@ -54,7 +64,7 @@ static inline uint8_t e4m3_encode(float f)
 		return s | E4M3_NAN;
 	if (a >= 0x43E00000u) /* |f| >= 448 (and inf): saturate */
 		return s | 0x7E;
-	if (a < 0x3C800000u) { /* |f| < 2^-6: subnormal range, quantum 2^-9 */
+	if (a < 0x3C800000u) {			     /* |f| < 2^-6: subnormal range, quantum 2^-9 */
 		float q = e4m3_bits_f32(a) * 512.0f; /* exact: power-of-two scaling */
 		uint32_t n = (uint32_t)q;
 		float r = q - (float)n;
@@ -77,7 +87,10 @@ static inline uint8_t e4m3_encode(float f)
 }
 
 /* bf16 <-> f32 (bf16 is the top half of an f32; encoding rounds to nearest even). */
-static inline float bf16_to_f32(uint16_t h) { return e4m3_bits_f32((uint32_t)h << 16); }
+static inline float bf16_to_f32(uint16_t h)
+{
+	return e4m3_bits_f32((uint32_t)h << 16);
+}
 static inline uint16_t f32_to_bf16(float f)
 {
 	uint32_t u = e4m3_f32_bits(f);

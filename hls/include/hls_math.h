@@ -20,7 +20,10 @@
 #define HLS_F32_INF 0x7F800000u
 
 /* 2^n as a float for -126 <= n <= 127 (exponent field assembly). */
-static inline float hls_pow2i(int n) { return e4m3_bits_f32((uint32_t)(n + 127) << 23); }
+static inline float hls_pow2i(int n)
+{
+	return e4m3_bits_f32((uint32_t)(n + 127) << 23);
+}
 
 /* e^x. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-7 Taylor polynomial
  * (truncation error < 6e-9 relative) and 2^n by exponent assembly. */
@@ -68,7 +71,7 @@ static inline float hls_rsqrtf(float x)
 		return 0.0f;
 	if (x < hls_pow2i(-126)) {
 		x *= 16777216.0f; /* 2^24 */
-		post = 4096.0f;   /* 2^12 */
+		post = 4096.0f;	  /* 2^12 */
 	}
 	float h = 0.5f * x;
 	float y = e4m3_bits_f32(0x5F3759DFu - (e4m3_f32_bits(x) >> 1));

@@ -18,7 +18,10 @@
 #define HLS_QUANT_GROUP 128 /* channels per activation scale */
 
 /* |x| by clearing the sign bit (NaN stays NaN). */
-static inline float hls_fabsf(float x) { return e4m3_bits_f32(e4m3_f32_bits(x) & 0x7FFFFFFFu); }
+static inline float hls_fabsf(float x)
+{
+	return e4m3_bits_f32(e4m3_f32_bits(x) & 0x7FFFFFFFu);
+}
 
 /* Running amax step: NaN never wins the compare. */
 static inline float hls_amax_step(float amax, float x)

@@ -17,16 +17,16 @@
 
 /* Build parameters of one card build (one set per bitstream; see hls/<kernel>/build.cfg). */
 struct hls_build {
-	int tm, tn;         /* fp8_gemm PE array: TM rows x TN columns of MACs */
-	int mb;             /* fp8_gemm rows of x held on chip per W tile (multiple of tm) */
-	int axi_bits;       /* m_axi data width, bits (512 on U55C HBM) */
-	double clock_mhz;   /* kernel clock, MHz */
-	double bank_gbps;   /* bandwidth of one memory bank (HBM pseudo-channel), GB/s (1e9 B/s) */
-	int mem_latency;    /* first-beat read latency of a bank, cycles */
-	int depth_mac;      /* pipeline depth of the fp8_gemm MAC loop, cycles */
-	int depth_scale;    /* depth of the per-block scale/accumulate loop (int->f32, 2 fmul, fadd) */
-	int depth_vec;      /* depth of a vec_ops / mla_attn element loop (f32 op chain) */
-	int depth_exp;      /* depth of an exp/rsqrt/divide unit */
+	int tm, tn;	  /* fp8_gemm PE array: TM rows x TN columns of MACs */
+	int mb;		  /* fp8_gemm rows of x held on chip per W tile (multiple of tm) */
+	int axi_bits;	  /* m_axi data width, bits (512 on U55C HBM) */
+	double clock_mhz; /* kernel clock, MHz */
+	double bank_gbps; /* bandwidth of one memory bank (HBM pseudo-channel), GB/s (1e9 B/s) */
+	int mem_latency;  /* first-beat read latency of a bank, cycles */
+	int depth_mac;	  /* pipeline depth of the fp8_gemm MAC loop, cycles */
+	int depth_scale; /* depth of the per-block scale/accumulate loop (int->f32, 2 fmul, fadd) */
+	int depth_vec;	 /* depth of a vec_ops / mla_attn element loop (f32 op chain) */
+	int depth_exp;	 /* depth of an exp/rsqrt/divide unit */
 };
 
 /* vec_ops lanes and the mla_attn head group / lanes / chunk are compiled in (VEC_LANES, MLA_HG,
@@ -50,27 +50,33 @@ static inline uint64_t hls_mem_cycles(const struct hls_build *b, uint64_t bytes)
 	return (double)i < c ? i + 1 : i;
 }
 
-static inline uint64_t hls_max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static inline uint64_t hls_cdiv64(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+static inline uint64_t hls_max64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+static inline uint64_t hls_cdiv64(uint64_t a, uint64_t b)
+{
+	return (a + b - 1) / b;
+}
 
 /* Pipelined loops, one counter each (HLS_COUNT builds). */
 enum hls_loop {
-	HLS_L_GEMM_LOAD_W,   /* fp8_gemm: one AXI beat of a W tile row */
-	HLS_L_GEMM_LOAD_X,   /* fp8_gemm: one AXI beat of an x row (codes, f32 or bf16) */
-	HLS_L_GEMM_LOAD_XS,  /* fp8_gemm: one activation scale word */
-	HLS_L_GEMM_QUANT,    /* fp8_gemm: quantize-inside, one beat of lanes */
-	HLS_L_GEMM_MAC,      /* fp8_gemm: one k step of the TM x TN PE array */
-	HLS_L_GEMM_SCALE,    /* fp8_gemm: one row of TN block results scaled and accumulated */
-	HLS_L_GEMM_STORE,    /* fp8_gemm: one AXI beat of output (with epilogue) */
-	HLS_L_VEC_READ,      /* vec_ops: one beat of lanes read (first operand pass) */
-	HLS_L_VEC_WRITE,     /* vec_ops: one beat of lanes computed and written */
-	HLS_L_VEC_ROW,       /* vec_ops: one per-row reduction/finalization */
-	HLS_L_ATTN_LOAD,     /* mla_attn: one AXI beat of cache records */
-	HLS_L_ATTN_SCORE,    /* mla_attn: one (beat, token) step of the score dot products */
-	HLS_L_ATTN_SOFTMAX,  /* mla_attn: one token of the online-softmax update */
-	HLS_L_ATTN_ACC,      /* mla_attn: one (token, beat) step of the weighted latent sum */
-	HLS_L_ATTN_STORE,    /* mla_attn: one beat of output (normalization) */
-	HLS_L_APPEND,        /* mla_attn append: one beat of record written */
+	HLS_L_GEMM_LOAD_W,  /* fp8_gemm: one AXI beat of a W tile row */
+	HLS_L_GEMM_LOAD_X,  /* fp8_gemm: one AXI beat of an x row (codes, f32 or bf16) */
+	HLS_L_GEMM_LOAD_XS, /* fp8_gemm: one activation scale word */
+	HLS_L_GEMM_QUANT,   /* fp8_gemm: quantize-inside, one beat of lanes */
+	HLS_L_GEMM_MAC,	    /* fp8_gemm: one k step of the TM x TN PE array */
+	HLS_L_GEMM_SCALE,   /* fp8_gemm: one row of TN block results scaled and accumulated */
+	HLS_L_GEMM_STORE,   /* fp8_gemm: one AXI beat of output (with epilogue) */
+	HLS_L_VEC_READ,	    /* vec_ops: one beat of lanes read (first operand pass) */
+	HLS_L_VEC_WRITE,    /* vec_ops: one beat of lanes computed and written */
+	HLS_L_VEC_ROW,	    /* vec_ops: one per-row reduction/finalization */
+	HLS_L_ATTN_LOAD,    /* mla_attn: one AXI beat of cache records */
+	HLS_L_ATTN_SCORE,   /* mla_attn: one (beat, token) step of the score dot products */
+	HLS_L_ATTN_SOFTMAX, /* mla_attn: one token of the online-softmax update */
+	HLS_L_ATTN_ACC,	    /* mla_attn: one (token, beat) step of the weighted latent sum */
+	HLS_L_ATTN_STORE,   /* mla_attn: one beat of output (normalization) */
+	HLS_L_APPEND,	    /* mla_attn append: one beat of record written */
 	HLS_L_N
 };
 

@@ -25,12 +25,12 @@
 #include <stdint.h>
 #include "hls_timing.h"
 
-#define MLA_MAX_DC 512  /* largest kv_lora_rank */
-#define MLA_MAX_DR 64   /* largest qk_rope_head_dim */
-#define MLA_MAX_H 128   /* most heads */
-#define MLA_HG 16       /* heads computed in parallel (one head group) */
-#define MLA_DL 32       /* latent elements per cycle per head */
-#define MLA_TB 32       /* tokens per online-softmax chunk */
+#define MLA_MAX_DC 512	    /* largest kv_lora_rank */
+#define MLA_MAX_DR 64	    /* largest qk_rope_head_dim */
+#define MLA_MAX_H 128	    /* most heads */
+#define MLA_HG 16	    /* heads computed in parallel (one head group) */
+#define MLA_DL 32	    /* latent elements per cycle per head */
+#define MLA_TB 32	    /* tokens per online-softmax chunk */
 #define MLA_MAX_T (1 << 20) /* longest cache, tokens */
 
 enum mla_cache_fmt { MLA_CACHE_F32 = 0, MLA_CACHE_BF16 = 1, MLA_CACHE_FP8 = 2 };
@@ -61,8 +61,8 @@ int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, in
 /* Modeled cost of one call. */
 struct mla_attn_cost {
 	uint64_t it[HLS_L_N]; /* pipelined-loop iterations (HLS_L_ATTN_*, HLS_L_APPEND), count */
-	uint64_t bytes;       /* cache + q + out bytes moved */
-	uint64_t macs;        /* score and weighted-sum MACs */
+	uint64_t bytes;	      /* cache + q + out bytes moved */
+	uint64_t macs;	      /* score and weighted-sum MACs */
 	uint64_t cycles;      /* modeled cycles */
 };
 

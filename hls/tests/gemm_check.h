@@ -18,9 +18,9 @@
 #include "hls/fp8_gemm/fp8_gemm.h"
 #include "hls_math.h"
 
-typedef int (*gemm_fn)(const void *, const float *, const uint8_t *, const float *,
-		       const uint8_t *, const float *, void *, const float *, const float *, int,
-		       int, int, uint32_t);
+typedef int (*gemm_fn)(const void *, const float *, const uint8_t *, const float *, const uint8_t *,
+		       const float *, void *, const float *, const float *, int, int, int,
+		       uint32_t);
 
 static uint64_t gc_rng = 0x2545F4914F6CDD1Dull;
 static uint64_t gc_next(void)
@@ -30,7 +30,10 @@ static uint64_t gc_next(void)
 	gc_rng ^= gc_rng >> 27;
 	return gc_rng * 0x2545F4914F6CDD1Dull;
 }
-static float gc_unif(void) { return (float)((gc_next() >> 40) * (1.0 / 16777216.0)); }
+static float gc_unif(void)
+{
+	return (float)((gc_next() >> 40) * (1.0 / 16777216.0));
+}
 static float gc_normal(void)
 {
 	float a = gc_unif() + 1e-7f, b = gc_unif();
@@ -39,16 +42,20 @@ static float gc_normal(void)
 
 /* data kinds */
 enum { GC_RANDOM, GC_ALLCODES, GC_MAXMAG, GC_SUBNORM, GC_ZEROGRP, GC_NAN, GC_N };
-static const char *gc_kind_name[GC_N] = {"random", "all-codes", "max-magnitude", "subnormal",
-					 "zero-groups", "nan"};
+static const char *gc_kind_name[GC_N] = {"random",    "all-codes",   "max-magnitude",
+					 "subnormal", "zero-groups", "nan"};
 
 static uint8_t gc_code(int kind)
 {
 	switch (kind) {
-	case GC_ALLCODES: return (uint8_t)gc_next();
-	case GC_MAXMAG: return (gc_next() & 1) ? 0xFE : 0x7E;
-	case GC_SUBNORM: return (uint8_t)((gc_next() & 0x80) | (gc_next() & 7));
-	default: return e4m3_encode(gc_normal() * 64.0f);
+	case GC_ALLCODES:
+		return (uint8_t)gc_next();
+	case GC_MAXMAG:
+		return (gc_next() & 1) ? 0xFE : 0x7E;
+	case GC_SUBNORM:
+		return (uint8_t)((gc_next() & 0x80) | (gc_next() & 7));
+	default:
+		return e4m3_encode(gc_normal() * 64.0f);
 	}
 }
 
@@ -101,7 +108,7 @@ static void gc_ref(const uint8_t *xq, const float *xs, const float *xf, const ui
 	int KB = (K + 127) / 128;
 	for (int m = 0; m < M; m++)
 		for (int n = 0; n < N; n++) {
-			float accs[2] = { 0, 0 };
+			float accs[2] = {0, 0};
 			for (int h = 0; h < ((flags & FP8_GEMM_SILU_MUL) ? 2 : 1); h++) {
 				const uint8_t *ww = h ? w2 : w;
 				const float *wws = h ? ws2 : ws;
@@ -116,8 +123,10 @@ static void gc_ref(const uint8_t *xq, const float *xs, const float *xf, const ui
 					}
 					double D = 0;
 					for (int k = kb * 128; k < K && k < kb * 128 + 128; k++)
-						D += gc_dec(xq[(size_t)m * K + k]) * gc_dec(ww[(size_t)n * K + k]);
-					float s = xs[(size_t)m * KB + kb] * wws[(size_t)(n / 128) * KB + kb];
+						D += gc_dec(xq[(size_t)m * K + k]) *
+						     gc_dec(ww[(size_t)n * K + k]);
+					float s = xs[(size_t)m * KB + kb] *
+						  wws[(size_t)(n / 128) * KB + kb];
 					acc = acc + (float)D * s;
 				}
 				accs[h] = acc;
@@ -148,7 +157,8 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 	int KB = (K + 127) / 128, NB = (N + 127) / 128, ok = 1;
 	size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
 	uint8_t *xq = malloc(mk), *w = malloc(nk), *w2 = malloc(nk);
-	float *xf = malloc(mk * 4), *xs = malloc((size_t)M * KB * 4), *ws = malloc((size_t)NB * KB * 4);
+	float *xf = malloc(mk * 4), *xs = malloc((size_t)M * KB * 4),
+	      *ws = malloc((size_t)NB * KB * 4);
 	float *ws2 = malloc((size_t)NB * KB * 4), *y = malloc(mn * 4), *yold = malloc(mn * 4);
 	float *res = malloc(mn * 4), *yref = malloc(mn * 4), *rw = malloc((size_t)M * 4);
 	uint16_t *xb = malloc(mk * 2), *y16 = malloc(mn * 2);
@@ -162,7 +172,9 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 		ws2[i] = 1e-3f * (0.5f + gc_unif());
 	}
 	for (size_t i = 0; i < mk; i++) {
-		float v = gc_normal() * (kind == GC_MAXMAG ? 3e38f : kind == GC_SUBNORM ? 1e-6f : 2.0f);
+		float v = gc_normal() * (kind == GC_MAXMAG    ? 3e38f
+					 : kind == GC_SUBNORM ? 1e-6f
+							      : 2.0f);
 		if (kind == GC_ZEROGRP && ((i % (size_t)K) / 128) % 2 == 0)
 			v = 0.0f;
 		if (kind == GC_NAN && gc_next() % 17 == 0)
@@ -174,10 +186,11 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 	for (int m = 0; m < M; m++)
 		for (int kb = 0; kb < KB; kb++) {
 			int k0 = kb * 128, n = K - k0 < 128 ? K - k0 : 128;
-			float tmp[128] = { 0 };
+			float tmp[128] = {0};
 			for (int i = 0; i < n; i++)
-				tmp[i] = xfmt == FP8_GEMM_X_BF16 ? bf16_to_f32(xb[(size_t)m * K + k0 + i])
-								 : xf[(size_t)m * K + k0 + i];
+				tmp[i] = xfmt == FP8_GEMM_X_BF16
+					     ? bf16_to_f32(xb[(size_t)m * K + k0 + i])
+					     : xf[(size_t)m * K + k0 + i];
 			gc_ref_quant(tmp, n, (flags & FP8_GEMM_UE8M0) != 0, xq + (size_t)m * K + k0,
 				     &xs[(size_t)m * KB + kb]);
 		}
@@ -192,8 +205,9 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 	for (int m = 0; m < M; m++)
 		rw[m] = gc_unif() * 2.5f;
 	gc_ref(xq, xs, xf, w, ws, w2, ws2, yref, yold, res, rw, M, N, K, flags);
-	const void *xin = xfmt == FP8_GEMM_X_FP8 ? (const void *)xq
-			  : xfmt == FP8_GEMM_X_F32 ? (const void *)xf : (const void *)xb;
+	const void *xin = xfmt == FP8_GEMM_X_FP8   ? (const void *)xq
+			  : xfmt == FP8_GEMM_X_F32 ? (const void *)xf
+						   : (const void *)xb;
 	void *yout = (flags & FP8_GEMM_Y_BF16) ? (void *)y16 : (void *)y;
 	int rc = fn(xin, xs, w, ws, w2, ws2, yout, res, rw, M, N, K, flags);
 	long bad = 0, first = -1;
@@ -207,8 +221,9 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 	}
 	if (rc || bad) {
 		ok = 0;
-		printf("FAIL %s: M=%d N=%d K=%d flags=0x%x data=%s: rc=%d, %ld of %zu outputs differ",
-		       label, M, N, K, flags, gc_kind_name[kind], rc, bad, mn);
+		printf(
+		    "FAIL %s: M=%d N=%d K=%d flags=0x%x data=%s: rc=%d, %ld of %zu outputs differ",
+		    label, M, N, K, flags, gc_kind_name[kind], rc, bad, mn);
 		if (first >= 0) {
 			float got = (flags & FP8_GEMM_Y_BF16) ? bf16_to_f32(y16[first]) : y[first];
 			printf("; first at m=%ld n=%ld: got %.9g want %.9g (diff %.3g)", first / N,
@@ -216,31 +231,51 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 		}
 		printf("\n");
 	}
-	free(xq); free(w); free(w2); free(xf); free(xs); free(ws); free(ws2); free(y); free(yold);
-	free(res); free(yref); free(rw); free(xb); free(y16);
+	free(xq);
+	free(w);
+	free(w2);
+	free(xf);
+	free(xs);
+	free(ws);
+	free(ws2);
+	free(y);
+	free(yold);
+	free(res);
+	free(yref);
+	free(rw);
+	free(xb);
+	free(y16);
 	return ok;
 }
 
-struct gc_shape { int M, N, K; };
+struct gc_shape {
+	int M, N, K;
+};
 
 /* The suite: shapes x flags x data kinds. Prints one line per group and returns failures. */
 /* sub > 1 runs every sub-th (shape, flag set) pair only (the extra tilings, to keep run time). */
 static int gc_suite(gemm_fn fn, const char *label, int sub, int *passed)
 {
 	static const struct gc_shape shapes[] = {
-		{1, 1, 1}, {1, 64, 128}, {1, 576, 896}, {2, 130, 257}, {3, 200, 129},
-		{8, 192, 256}, {5, 17, 1000}, {9, 300, 300}, {40, 129, 384}, {130, 70, 200},
-		{1, 1, 2049}, {257, 3, 130},
+	    {1, 1, 1},	    {1, 64, 128},   {1, 576, 896}, {2, 130, 257},
+	    {3, 200, 129},  {8, 192, 256},  {5, 17, 1000}, {9, 300, 300},
+	    {40, 129, 384}, {130, 70, 200}, {1, 1, 2049},  {257, 3, 130},
 	};
 	static const uint32_t flagsets[] = {
-		FP8_GEMM_X_FP8, FP8_GEMM_X_F32, FP8_GEMM_X_BF16, FP8_GEMM_X_F32 | FP8_GEMM_UE8M0,
-		FP8_GEMM_X_FP8 | FP8_GEMM_Y_BF16, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL,
-		FP8_GEMM_X_FP8 | FP8_GEMM_ACCUM, FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL,
-		FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM | FP8_GEMM_RESIDUAL,
-		FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32, FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_Y_BF16,
-		FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM |
-			FP8_GEMM_RESIDUAL,
-		FP8_GEMM_X_BF16 | FP8_GEMM_Y_BF16 | FP8_GEMM_UE8M0,
+	    FP8_GEMM_X_FP8,
+	    FP8_GEMM_X_F32,
+	    FP8_GEMM_X_BF16,
+	    FP8_GEMM_X_F32 | FP8_GEMM_UE8M0,
+	    FP8_GEMM_X_FP8 | FP8_GEMM_Y_BF16,
+	    FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL,
+	    FP8_GEMM_X_FP8 | FP8_GEMM_ACCUM,
+	    FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL,
+	    FP8_GEMM_X_BF16 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM | FP8_GEMM_RESIDUAL,
+	    FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32,
+	    FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_Y_BF16,
+	    FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_SILU_MUL | FP8_GEMM_ACCUM |
+		FP8_GEMM_RESIDUAL,
+	    FP8_GEMM_X_BF16 | FP8_GEMM_Y_BF16 | FP8_GEMM_UE8M0,
 	}; /* 13 sets: prime to the tilings' subsampling by 3, so each set meets some shapes there */
 	int nsh = (int)(sizeof shapes / sizeof shapes[0]), nfl = (int)(sizeof flagsets / 4);
 	int fails = 0, cases = 0;
@@ -252,8 +287,8 @@ static int gc_suite(gemm_fn fn, const char *label, int sub, int *passed)
 			int kinds[2] = {GC_RANDOM, 1 + (s * nfl + f) % (GC_N - 1)};
 			for (int k = 0; k < 2; k++) {
 				cases++;
-				if (gc_case(fn, label, shapes[s].M, shapes[s].N, shapes[s].K, flagsets[f],
-					    kinds[k]))
+				if (gc_case(fn, label, shapes[s].M, shapes[s].N, shapes[s].K,
+					    flagsets[f], kinds[k]))
 					(*passed)++;
 				else
 					fails++;
@@ -275,9 +310,14 @@ static int gc_bad_args(gemm_fn fn, int *passed)
 		int M, N, K;
 		uint32_t flags;
 		int null_xs;
-	} bad[] = {{0, 1, 1, 0, 0}, {1, -1, 1, 0, 0}, {1, 1, 0, 0, 0}, {1, 1, 1, 0x100, 0},
-		   {1, 1, 1, FP8_GEMM_X_MASK, 0}, {1, 1, 1, FP8_GEMM_ACCUM | FP8_GEMM_Y_BF16, 0},
-		   {1, 1, 1, FP8_GEMM_X_FP8, 1}, {1, 1, 1, FP8_GEMM_ACT_F32, 0},
+	} bad[] = {{0, 1, 1, 0, 0},
+		   {1, -1, 1, 0, 0},
+		   {1, 1, 0, 0, 0},
+		   {1, 1, 1, 0x100, 0},
+		   {1, 1, 1, FP8_GEMM_X_MASK, 0},
+		   {1, 1, 1, FP8_GEMM_ACCUM | FP8_GEMM_Y_BF16, 0},
+		   {1, 1, 1, FP8_GEMM_X_FP8, 1},
+		   {1, 1, 1, FP8_GEMM_ACT_F32, 0},
 		   {1, 1, 1, FP8_GEMM_X_BF16 | FP8_GEMM_ACT_F32, 0},
 		   {1, 1, 1, FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_UE8M0, 0}};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -15,8 +15,17 @@
 static int passed, failed;
 static double worst_fmt[3]; /* measured worst error per cache format */
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnext(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
-static float unif(void) { return (float)((rnext() >> 40) * (1.0 / 16777216.0)); }
+static uint64_t rnext(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+static float unif(void)
+{
+	return (float)((rnext() >> 40) * (1.0 / 16777216.0));
+}
 static float normal(void)
 {
 	float a = unif() + 1e-7f, b = unif();
@@ -54,7 +63,8 @@ static void attn_case(int H, int dc, int dr, int fmt, int nq, int pos0, int kind
 	int T = pos0 + nq;
 	size_t rb = mla_record_bytes(fmt, dc, dr);
 	float *c = malloc((size_t)T * dc * 4), *kpe = malloc((size_t)T * (dr ? dr : 1) * 4);
-	float *ql = malloc((size_t)nq * H * dc * 4), *qp = malloc((size_t)nq * H * (dr ? dr : 1) * 4);
+	float *ql = malloc((size_t)nq * H * dc * 4),
+	      *qp = malloc((size_t)nq * H * (dr ? dr : 1) * 4);
 	float *out = malloc((size_t)nq * H * dc * 4);
 	uint8_t *cache = malloc((size_t)T * rb);
 	double *v = malloc((size_t)T * (dc + dr) * 8), *sc = malloc((size_t)T * 8);
@@ -62,8 +72,9 @@ static void attn_case(int H, int dc, int dr, int fmt, int nq, int pos0, int kind
 	float qmag = kind == K_PEAKY ? 3.0f : kind == K_SUB ? 1e-20f : 0.3f;
 	for (int t = 0; t < T; t++) {
 		for (int i = 0; i < dc; i++)
-			c[(size_t)t * dc + i] = kind == K_ZERO && (i / 128) % 2 == 0 ? 0.0f
-						: normal() * (kind == K_SUB ? 1e-30f : 1.0f);
+			c[(size_t)t * dc + i] = kind == K_ZERO && (i / 128) % 2 == 0
+						    ? 0.0f
+						    : normal() * (kind == K_SUB ? 1e-30f : 1.0f);
 		for (int j = 0; j < dr; j++)
 			kpe[(size_t)t * dr + j] = normal();
 	}
@@ -84,7 +95,8 @@ static void attn_case(int H, int dc, int dr, int fmt, int nq, int pos0, int kind
 	for (int qi = 0; qi < nq; qi++)
 		for (int h = 0; h < H; h++) {
 			int Tq = pos0 + qi + 1;
-			const float *qh = ql + ((size_t)qi * H + h) * dc, *ph = qp + ((size_t)qi * H + h) * dr;
+			const float *qh = ql + ((size_t)qi * H + h) * dc,
+				    *ph = qp + ((size_t)qi * H + h) * dr;
 			double mx = -INFINITY, l = 0, amax = 0, e = 0;
 			int isnan_ = 0;
 			for (int t = 0; t < Tq; t++) {
@@ -125,9 +137,10 @@ static void attn_case(int H, int dc, int dr, int fmt, int nq, int pos0, int kind
 		passed++;
 	} else {
 		failed++;
-		printf("FAIL attn H=%d dc=%d dr=%d fmt=%d nq=%d pos0=%d %s: rc=%d err %.3g (limit %.0e), "
-		       "%d NaN mismatches\n", H, dc, dr, fmt, nq, pos0, kname[kind], rc, worst, ATTN_TOL,
-		       nanbad);
+		printf("FAIL attn H=%d dc=%d dr=%d fmt=%d nq=%d pos0=%d %s: rc=%d err %.3g (limit "
+		       "%.0e), "
+		       "%d NaN mismatches\n",
+		       H, dc, dr, fmt, nq, pos0, kname[kind], rc, worst, ATTN_TOL, nanbad);
 	}
 	if (worst > worst_fmt[fmt])
 		worst_fmt[fmt] = worst;
@@ -137,17 +150,27 @@ static void attn_case(int H, int dc, int dr, int fmt, int nq, int pos0, int kind
 		memset(cache + (size_t)(pos0 + 1) * rb, 0x3C, (size_t)(nq - 1) * rb);
 		mla_attn(ql, qp, cache, out2, nq, pos0, H, dc, dr, fmt, scale);
 		int same = !memcmp(out, out2, (size_t)H * dc * 4); /* query 0 sees tokens 0..pos0 */
-		int changed = memcmp(out + (size_t)H * dc, out2 + (size_t)H * dc, (size_t)H * dc * 4);
+		int changed =
+		    memcmp(out + (size_t)H * dc, out2 + (size_t)H * dc, (size_t)H * dc * 4);
 		if (same && changed)
 			passed++;
 		else {
 			failed++;
-			printf("FAIL causality H=%d nq=%d pos0=%d: query 0 unchanged %d, query 1 changed %d\n",
+			printf("FAIL causality H=%d nq=%d pos0=%d: query 0 unchanged %d, query 1 "
+			       "changed %d\n",
 			       H, nq, pos0, same, changed != 0);
 		}
 		free(out2);
 	}
-	free(c); free(kpe); free(ql); free(qp); free(out); free(cache); free(v); free(sc); free(ref);
+	free(c);
+	free(kpe);
+	free(ql);
+	free(qp);
+	free(out);
+	free(cache);
+	free(v);
+	free(sc);
+	free(ref);
 }
 
 static void append_case(int dc, int dr, int fmt)
@@ -191,7 +214,8 @@ static void append_case(int dc, int dr, int fmt)
 		passed++;
 	else {
 		failed++;
-		printf("FAIL append dc=%d dr=%d fmt=%d: rc=%d, %d fields differ\n", dc, dr, fmt, rc, bad);
+		printf("FAIL append dc=%d dr=%d fmt=%d: rc=%d, %d fields differ\n", dc, dr, fmt, rc,
+		       bad);
 	}
 	free(cache);
 }
@@ -200,8 +224,10 @@ int main(void)
 {
 	int f0 = 0;
 	/* record sizes: FlashMLA FP8 656 bytes for 512/64 */
-	if (mla_record_bytes(MLA_CACHE_FP8, 512, 64) == 656 && mla_record_bytes(MLA_CACHE_BF16, 512, 64) == 1152 &&
-	    mla_record_bytes(MLA_CACHE_F32, 512, 64) == 2304 && mla_record_bytes(MLA_CACHE_FP8, 100, 64) == 0)
+	if (mla_record_bytes(MLA_CACHE_FP8, 512, 64) == 656 &&
+	    mla_record_bytes(MLA_CACHE_BF16, 512, 64) == 1152 &&
+	    mla_record_bytes(MLA_CACHE_F32, 512, 64) == 2304 &&
+	    mla_record_bytes(MLA_CACHE_FP8, 100, 64) == 0)
 		passed++;
 	else
 		failed++, printf("FAIL record sizes\n");
@@ -209,17 +235,19 @@ int main(void)
 		append_case(128, 16, fmt);
 		append_case(512, 64, fmt);
 	}
-	struct { int H, dc, dr, nq, pos0; } shapes[] = {
-		{4, 128, 16, 1, 0}, {4, 128, 16, 1, 40}, {16, 256, 32, 3, 70}, {20, 128, 16, 2, 31},
-		{128, 512, 64, 1, 33}, {1, 512, 0, 1, 5},
+	struct {
+		int H, dc, dr, nq, pos0;
+	} shapes[] = {
+	    {4, 128, 16, 1, 0},	  {4, 128, 16, 1, 40},	 {16, 256, 32, 3, 70},
+	    {20, 128, 16, 2, 31}, {128, 512, 64, 1, 33}, {1, 512, 0, 1, 5},
 	};
 	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
 		for (int fmt = 0; fmt < 3; fmt++)
 			for (int kind = 0; kind < K_N; kind++) {
 				if (shapes[s].H == 128 && kind != K_RANDOM && kind != K_PEAKY)
 					continue; /* keep the run short */
-				attn_case(shapes[s].H, shapes[s].dc, shapes[s].dr, fmt, shapes[s].nq,
-					  shapes[s].pos0, kind);
+				attn_case(shapes[s].H, shapes[s].dc, shapes[s].dr, fmt,
+					  shapes[s].nq, shapes[s].pos0, kind);
 			}
 	printf("mla_attn: worst |out - ref| / max|ref| per head vs a double reference on the "
 	       "dequantized cache: F32 %.3g, BF16 %.3g, FP8 %.3g (limit %.0e); appends bit-exact\n",

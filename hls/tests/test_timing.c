@@ -16,7 +16,8 @@ static void vec_grid(const struct hls_build *b)
 		for (int r = 1; r <= 3; r += 2)
 			for (int ni = 0; ni < 4; ni++) {
 				int n = ns[ni] + (op == VEC_OP_ROPE && (ns[ni] & 1));
-				float *a = calloc((size_t)r * n, 4), *bb = calloc((size_t)r * n + n, 4);
+				float *a = calloc((size_t)r * n, 4),
+				      *bb = calloc((size_t)r * n + n, 4);
 				float *y = calloc((size_t)r * n, 4), *qs = calloc((size_t)r * n, 4);
 				uint8_t *q = calloc((size_t)r * n, 1);
 				int32_t pos[3] = {0, 0, 0};
@@ -27,16 +28,21 @@ static void vec_grid(const struct hls_build *b)
 				int64_t cyc = vec_ops_cycles(b, op, r, n, 0, &c);
 				snprintf(what, sizeof what, "vec_ops op=%d rows=%d n=%d", op, r, n);
 				if (rc || cyc <= 0) {
-					printf("FAIL %s: rc %d cycles %lld\n", what, rc, (long long)cyc);
+					printf("FAIL %s: rc %d cycles %lld\n", what, rc,
+					       (long long)cyc);
 					tc_failed++;
 				} else {
 					tc_compare(what, c.it, HLS_L_VEC_READ, HLS_L_VEC_ROW);
 				}
 				cases++;
-				free(a); free(bb); free(y); free(qs); free(q);
+				free(a);
+				free(bb);
+				free(y);
+				free(qs);
+				free(q);
 			}
-	printf("vec_ops: loop counts equal the model on %d of %d shapes\n", cases - (tc_failed - before),
-	       cases);
+	printf("vec_ops: loop counts equal the model on %d of %d shapes\n",
+	       cases - (tc_failed - before), cases);
 }
 
 static void attn_grid(const struct hls_build *b)
@@ -48,7 +54,8 @@ static void attn_grid(const struct hls_build *b)
 			for (int fmt = 0; fmt < 3; fmt++)
 				for (int nq = 1; nq <= 2; nq++)
 					for (int pi = 0; pi < 2; pi++) {
-						int H = Hs[hi], dc = dcs[di], dr = drs[di], pos0 = pos0s[pi];
+						int H = Hs[hi], dc = dcs[di], dr = drs[di],
+						    pos0 = pos0s[pi];
 						int T = pos0 + nq;
 						size_t rb = mla_record_bytes(fmt, dc, dr);
 						float *ql = calloc((size_t)nq * H * (dc + dr), 4);
@@ -58,24 +65,39 @@ static void attn_grid(const struct hls_build *b)
 						struct mla_attn_cost c;
 						char what[96];
 						memset(hls_count, 0, sizeof hls_count);
-						int rc = mla_kv_append(cz, cz, cache, 0, T, dc, dr, fmt);
-						int64_t cyc = mla_kv_append_cycles(b, T, dc, dr, fmt, &c);
-						snprintf(what, sizeof what, "mla_kv_append n=%d dc=%d fmt=%d", T, dc, fmt);
+						int rc =
+						    mla_kv_append(cz, cz, cache, 0, T, dc, dr, fmt);
+						int64_t cyc =
+						    mla_kv_append_cycles(b, T, dc, dr, fmt, &c);
+						snprintf(what, sizeof what,
+							 "mla_kv_append n=%d dc=%d fmt=%d", T, dc,
+							 fmt);
 						if (rc || cyc <= 0)
-							tc_failed++, printf("FAIL %s rc %d\n", what, rc);
+							tc_failed++,
+							    printf("FAIL %s rc %d\n", what, rc);
 						else
-							tc_compare(what, c.it, HLS_L_APPEND, HLS_L_APPEND);
+							tc_compare(what, c.it, HLS_L_APPEND,
+								   HLS_L_APPEND);
 						memset(hls_count, 0, sizeof hls_count);
-						rc = mla_attn(ql, ql, cache, o, nq, pos0, H, dc, dr, fmt, 0.1f);
-						cyc = mla_attn_cycles(b, nq, pos0, H, dc, dr, fmt, &c);
-						snprintf(what, sizeof what, "mla_attn H=%d dc=%d dr=%d fmt=%d nq=%d pos0=%d",
+						rc = mla_attn(ql, ql, cache, o, nq, pos0, H, dc, dr,
+							      fmt, 0.1f);
+						cyc = mla_attn_cycles(b, nq, pos0, H, dc, dr, fmt,
+								      &c);
+						snprintf(what, sizeof what,
+							 "mla_attn H=%d dc=%d dr=%d fmt=%d nq=%d "
+							 "pos0=%d",
 							 H, dc, dr, fmt, nq, pos0);
 						if (rc || cyc <= 0)
-							tc_failed++, printf("FAIL %s rc %d\n", what, rc);
+							tc_failed++,
+							    printf("FAIL %s rc %d\n", what, rc);
 						else
-							tc_compare(what, c.it, HLS_L_ATTN_LOAD, HLS_L_ATTN_STORE);
+							tc_compare(what, c.it, HLS_L_ATTN_LOAD,
+								   HLS_L_ATTN_STORE);
 						cases += 2;
-						free(ql); free(o); free(cz); free(cache);
+						free(ql);
+						free(o);
+						free(cz);
+						free(cache);
 					}
 	printf("mla_attn + append: loop counts equal the model on %d of %d shapes\n",
 	       cases - (tc_failed - before), cases);

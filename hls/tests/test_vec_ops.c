@@ -26,8 +26,17 @@ static void check(int ok, const char *what, const char *fmt, double a, double b)
 }
 
 static uint64_t rng = 88172645463325252ull;
-static uint64_t rnext(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
-static float unif(void) { return (float)((rnext() >> 40) * (1.0 / 16777216.0)); }
+static uint64_t rnext(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+static float unif(void)
+{
+	return (float)((rnext() >> 40) * (1.0 / 16777216.0));
+}
 static float normal(void)
 {
 	float a = unif() + 1e-7f, b = unif();
@@ -68,19 +77,21 @@ static void test_math(void)
 		e_rs = fmax(e_rs, ulp_err(hls_rsqrtf(xr), 1.0 / sqrt((double)xr)));
 	}
 	printf("hls_math vs libm (max error, ulp): expf %.2f on [-87,88], rsqrtf %.2f on "
-	       "[1e-45,1e39], sigmoidf %.2f and siluf %.2f on [-30,30]\n", e_exp, e_rs, e_sig, e_silu);
+	       "[1e-45,1e39], sigmoidf %.2f and siluf %.2f on [-30,30]\n",
+	       e_exp, e_rs, e_sig, e_silu);
 	check(e_exp <= 2.0, "hls_expf max ulp", "%.3f > %.0f", e_exp, 2.0);
 	check(e_rs <= 2.0, "hls_rsqrtf max ulp", "%.3f > %.0f", e_rs, 2.0);
 	check(e_sig <= 4.0, "hls_sigmoidf max ulp", "%.3f > %.0f", e_sig, 4.0);
 	check(e_silu <= 4.0, "hls_siluf max ulp", "%.3f > %.0f", e_silu, 4.0);
 	/* special values */
 	check(isnan(hls_expf(NAN)) && isinf(hls_expf(INFINITY)) && hls_expf(-INFINITY) == 0.0f &&
-		      hls_expf(-100.0f) == 0.0f && isinf(hls_expf(89.0f)) && hls_expf(0.0f) == 1.0f,
+		  hls_expf(-100.0f) == 0.0f && isinf(hls_expf(89.0f)) && hls_expf(0.0f) == 1.0f,
 	      "hls_expf specials", "%g %g", hls_expf(0.0f), hls_expf(-100.0f));
 	check(isnan(hls_rsqrtf(-1.0f)) && isinf(hls_rsqrtf(0.0f)) && hls_rsqrtf(INFINITY) == 0.0f &&
-		      isnan(hls_rsqrtf(NAN)) && hls_rsqrtf(4.0f) == 0.5f,
+		  isnan(hls_rsqrtf(NAN)) && hls_rsqrtf(4.0f) == 0.5f,
 	      "hls_rsqrtf specials", "%g %g", hls_rsqrtf(4.0f), hls_rsqrtf(0.0f));
-	check(hls_siluf(-200.0f) == 0.0f && hls_siluf(200.0f) == 200.0f && hls_sigmoidf(0.0f) == 0.5f,
+	check(hls_siluf(-200.0f) == 0.0f && hls_siluf(200.0f) == 200.0f &&
+		  hls_sigmoidf(0.0f) == 0.5f,
 	      "hls_siluf/sigmoid specials", "%g %g", hls_siluf(-200.0f), hls_siluf(200.0f));
 }
 
@@ -154,10 +165,12 @@ static void test_ops(void)
 				double e = rel_err(yc, ref, (size_t)rows * n, 1e-30, &nanbad);
 				worst[0] = fmax(worst[0], e);
 				snprintf(what, sizeof what, "rmsnorm n=%d %s", n, kname[kind]);
-				check(!rc && e <= 2e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e, 2e-6);
+				check(!rc && e <= 2e-6 && !nanbad, what,
+				      "rel err %.3g (limit %.0e)", e, 2e-6);
 				/* softmax */
 				nanbad = 0;
-				rc = vec_ops(VEC_OP_SOFTMAX, a, 0, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+				rc = vec_ops(VEC_OP_SOFTMAX, a, 0, y, 0, 0, 0, rows, n, lda, lda, 0,
+					     0);
 				for (int r = 0; r < rows; r++) {
 					double mx = -INFINITY, s = 0;
 					int hasnan = 0;
@@ -168,7 +181,8 @@ static void test_ops(void)
 					for (int i = 0; i < n; i++)
 						s += exp(a[r * lda + i] - mx);
 					for (int i = 0; i < n; i++) {
-						ref[r * n + i] = hasnan ? NAN : exp(a[r * lda + i] - mx) / s;
+						ref[r * n + i] =
+						    hasnan ? NAN : exp(a[r * lda + i] - mx) / s;
 						yc[r * n + i] = y[r * lda + i];
 					}
 				}
@@ -185,21 +199,27 @@ static void test_ops(void)
 				int npos = 300, d = n;
 				float *tab = malloc((size_t)npos * d * 4);
 				int32_t pos[3] = {0, 7, 299};
-				vec_rope_yarn_table(tab, npos, d, 10000.0, 40.0, 4096, 32, 1, 1.0, 0, 0);
+				vec_rope_yarn_table(tab, npos, d, 10000.0, 40.0, 4096, 32, 1, 1.0,
+						    0, 0);
 				memcpy(y, a, sz * 4);
-				rc = vec_ops(VEC_OP_ROPE, y, tab, y, 0, 0, pos, rows, n, lda, lda, 0, 0);
+				rc = vec_ops(VEC_OP_ROPE, y, tab, y, 0, 0, pos, rows, n, lda, lda,
+					     0, 0);
 				double e = 0;
 				nanbad = 0;
 				for (int r = 0; r < rows; r++)
 					for (int i = 0; i < n; i += 2) {
 						double x0 = a[r * lda + i], x1 = a[r * lda + i + 1];
-						double c = tab[((size_t)pos[r] * d + i)], s = tab[((size_t)pos[r] * d + i + 1)];
+						double c = tab[((size_t)pos[r] * d + i)],
+						       s = tab[((size_t)pos[r] * d + i + 1)];
 						double r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
 						double mag = fabs(x0) + fabs(x1) + 1e-38;
 						if (isnan(r0) != isnan(y[r * lda + i]))
 							nanbad++;
 						else if (!isnan(r0))
-							e = fmax(e, fmax(fabs(y[r * lda + i] - r0), fabs(y[r * lda + i + 1] - r1)) / mag);
+							e = fmax(
+							    e, fmax(fabs(y[r * lda + i] - r0),
+								    fabs(y[r * lda + i + 1] - r1)) /
+								   mag);
 					}
 				worst[1] = fmax(worst[1], e);
 				snprintf(what, sizeof what, "rope n=%d %s", n, kname[kind]);
@@ -209,7 +229,8 @@ static void test_ops(void)
 			}
 			/* act quant: codes and scales exact against an independent quantizer */
 			for (int ue = 0; ue < 2; ue++) {
-				rc = vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, q, qs, 0, rows, n, lda, 0, 0, ue);
+				rc = vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, q, qs, 0, rows, n, lda, 0,
+					     0, ue);
 				long bad = 0;
 				for (int r = 0; r < rows; r++)
 					for (int g = 0; g < nb; g++) {
@@ -225,13 +246,16 @@ static void test_ops(void)
 							if (f != 0.5f)
 								s = ldexpf(1.0f, ex);
 						}
-						bad += e4m3_f32_bits(qs[r * nb + g]) != e4m3_f32_bits(s);
+						bad += e4m3_f32_bits(qs[r * nb + g]) !=
+						       e4m3_f32_bits(s);
 						for (int i = 0; i < gn; i++)
-							bad += q[r * n + g0 + i] != e4m3_encode(a[r * lda + g0 + i] / s);
+							bad += q[r * n + g0 + i] !=
+							       e4m3_encode(a[r * lda + g0 + i] / s);
 					}
-				snprintf(what, sizeof what, "act-quant%s n=%d %s", ue ? " ue8m0" : "", n, kname[kind]);
-				check(!rc && bad == 0, what, "%g of %g codes/scales differ", (double)bad,
-				      (double)rows * (n + nb));
+				snprintf(what, sizeof what, "act-quant%s n=%d %s",
+					 ue ? " ue8m0" : "", n, kname[kind]);
+				check(!rc && bad == 0, what, "%g of %g codes/scales differ",
+				      (double)bad, (double)rows * (n + nb));
 			}
 			/* SiLU*mul and add */
 			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
@@ -249,17 +273,25 @@ static void test_ops(void)
 				}
 			worst[3] = fmax(worst[3], e3);
 			snprintf(what, sizeof what, "silu*mul n=%d %s", n, kname[kind]);
-			check(!rc && e3 <= 1e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e3, 1e-6);
+			check(!rc && e3 <= 1e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e3,
+			      1e-6);
 			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
 			for (int r = 0; r < rows; r++)
 				for (int i = 0; i < n; i++) {
 					float want = a[r * lda + i] + b[r * lda + i];
-					if (e4m3_f32_bits(want) != e4m3_f32_bits(y[r * lda + i]) && !isnan(want))
+					if (e4m3_f32_bits(want) != e4m3_f32_bits(y[r * lda + i]) &&
+					    !isnan(want))
 						e4++;
 				}
 			snprintf(what, sizeof what, "add n=%d %s", n, kname[kind]);
 			check(!rc && e4 == 0, what, "%g mismatches (want exact, %g)", e4, 0.0);
-			free(a); free(b); free(w); free(y); free(qs); free(ref); free(q);
+			free(a);
+			free(b);
+			free(w);
+			free(y);
+			free(qs);
+			free(ref);
+			free(q);
 		}
 	printf("vec_ops worst errors vs double libm reference: rmsnorm %.3g rel, rope %.3g of |x|, "
 	       "silu*mul %.3g rel, softmax %.3g rel; act-quant and add exact\n",

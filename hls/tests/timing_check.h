@@ -13,9 +13,9 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-	"gemm_load_w", "gemm_load_x", "gemm_load_xs", "gemm_quant", "gemm_mac", "gemm_scale",
-	"gemm_store", "vec_read", "vec_write", "vec_row", "attn_load", "attn_score",
-	"attn_softmax", "attn_acc", "attn_store", "append_write"};
+    "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",  "gemm_mac",  "gemm_scale",
+    "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	  "attn_load", "attn_score",
+    "attn_softmax", "attn_acc",	   "attn_store",   "append_write"};
 
 static int tc_passed, tc_failed;
 
@@ -51,27 +51,35 @@ static void tc_gemm_grid(const struct hls_build *b)
 			for (int ki = 0; ki < 3; ki++)
 				for (int f = 0; f < 4; f++) {
 					int M = Ms[mi], N = Ns[ni], K = Ks[ki];
-					void *x = calloc((size_t)M * K, 4), *y = calloc((size_t)M * N, 4);
+					void *x = calloc((size_t)M * K, 4),
+					     *y = calloc((size_t)M * N, 4);
 					uint8_t *w = calloc((size_t)N * K, 1);
 					float *s = calloc((size_t)(M + N) * (K / 128 + 1) + 16, 4);
 					struct fp8_gemm_cost c;
 					char what[96];
 					memset(hls_count, 0, sizeof hls_count);
-					int rc = fp8_gemm(x, s, w, s, w, s, y, y, s, M, N, K, fl[f]);
+					int rc =
+					    fp8_gemm(x, s, w, s, w, s, y, y, s, M, N, K, fl[f]);
 					int64_t cyc = fp8_gemm_cycles(b, M, N, K, fl[f], &c);
-					snprintf(what, sizeof what, "fp8_gemm M=%d N=%d K=%d flags=0x%x", M, N, K,
+					snprintf(what, sizeof what,
+						 "fp8_gemm M=%d N=%d K=%d flags=0x%x", M, N, K,
 						 fl[f]);
 					if (rc || cyc <= 0) {
-						printf("FAIL %s: rc %d cycles %lld\n", what, rc, (long long)cyc);
+						printf("FAIL %s: rc %d cycles %lld\n", what, rc,
+						       (long long)cyc);
 						tc_failed++;
 					} else {
-						tc_compare(what, c.it, HLS_L_GEMM_LOAD_W, HLS_L_GEMM_STORE);
+						tc_compare(what, c.it, HLS_L_GEMM_LOAD_W,
+							   HLS_L_GEMM_STORE);
 					}
 					cases++;
-					free(x); free(y); free(w); free(s);
+					free(x);
+					free(y);
+					free(w);
+					free(s);
 				}
-	printf("fp8_gemm (TM=%d TN=%d MB=%d): loop counts equal the model on %d of %d shapes\n", b->tm,
-	       b->tn, b->mb, cases - (tc_failed - before), cases);
+	printf("fp8_gemm (TM=%d TN=%d MB=%d): loop counts equal the model on %d of %d shapes\n",
+	       b->tm, b->tn, b->mb, cases - (tc_failed - before), cases);
 }
 
 #endif

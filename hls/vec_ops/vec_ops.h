@@ -16,19 +16,19 @@
 #include <stdint.h>
 #include "hls_timing.h"
 
-#define VEC_LANES 16      /* f32 lanes per beat (512-bit AXI) */
-#define VEC_ILV 8         /* interleaved partial sums per lane (covers the f32 adder latency) */
-#define VEC_MAX_N 262144  /* longest accepted row */
+#define VEC_LANES 16	 /* f32 lanes per beat (512-bit AXI) */
+#define VEC_ILV 8	 /* interleaved partial sums per lane (covers the f32 adder latency) */
+#define VEC_MAX_N 262144 /* longest accepted row */
 
 enum vec_op {
-	VEC_OP_RMSNORM = 1, /* y = (a * rsqrt(mean(a^2) + eps)) * b;  b = weight [n] */
-	VEC_OP_ROPE = 2,    /* pairs (a[2i], a[2i+1]) of the first n elements rotated by the table
+	VEC_OP_RMSNORM = 1,   /* y = (a * rsqrt(mean(a^2) + eps)) * b;  b = weight [n] */
+	VEC_OP_ROPE = 2,      /* pairs (a[2i], a[2i+1]) of the first n elements rotated by the table
 			       row b + pos[r] * n = {cos_0, sin_0, cos_1, sin_1, ...} [n/2][2]:
 			       y0 = a0 c - a1 s, y1 = a0 s + a1 c. Only those n elements of y are
 			       written; y may equal a. n must be even. */
 	VEC_OP_ACT_QUANT = 3, /* q [rows][n] codes, qs [rows][ceil(n/128)] (hls_quant.h rule) */
 	VEC_OP_SILU_MUL = 4,  /* y = hls_siluf(a) * b  (b row r at b + r * lda) */
-	VEC_OP_ADD = 5,       /* y = a + b             (b row r at b + r * lda) */
+	VEC_OP_ADD = 5,	      /* y = a + b             (b row r at b + r * lda) */
 	VEC_OP_SOFTMAX = 6,   /* y = e^(a - max) / sum e^(a - max) per row */
 };
 #define VEC_FLAG_UE8M0 0x1u /* ACT_QUANT: power-of-two scales */
@@ -49,7 +49,7 @@ int vec_ops(int op, const float *a, const float *b, float *y, uint8_t *q, float 
 /* Modeled cost of one vec_ops call. */
 struct vec_ops_cost {
 	uint64_t it[HLS_L_N]; /* pipelined-loop iterations (HLS_L_VEC_*), count */
-	uint64_t bytes;       /* bytes moved over all bundles */
+	uint64_t bytes;	      /* bytes moved over all bundles */
 	uint64_t cycles;      /* modeled cycles */
 };
 
@@ -66,6 +66,7 @@ int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uin
  * when they are not NULL. Returns 0 or -EINVAL (d odd or < 2, n_pos < 1, base <= 1).
  */
 int vec_rope_yarn_table(float *tab, int n_pos, int d, double base, double factor, int orig_max_pos,
-			double beta_fast, double beta_slow, double mscale_ratio, int *low, int *high);
+			double beta_fast, double beta_slow, double mscale_ratio, int *low,
+			int *high);
 
 #endif

@@ -25,7 +25,7 @@
 
 #define BACKEND_MAX_LIST 1024u /* most commands in one submitted list (one ring) */
 
-struct backend;     /* opaque: one open card */
+struct backend;	    /* opaque: one open card */
 struct backend_buf; /* opaque: a range of one bank */
 
 enum backend_fault {
@@ -36,17 +36,17 @@ enum backend_fault {
 
 /* Statistics a backend keeps (all times are card time, modeled on emu; 0 on ref). */
 struct backend_stats {
-	uint64_t submits;      /* lists submitted */
-	uint64_t cmds;         /* commands submitted */
-	uint64_t busy_ns;      /* sum over lists of (last t_end - first t_start + queueing), ns */
-	uint64_t card_ns;      /* card clock now, ns */
+	uint64_t submits; /* lists submitted */
+	uint64_t cmds;	  /* commands submitted */
+	uint64_t busy_ns; /* sum over lists of (last t_end - first t_start + queueing), ns */
+	uint64_t card_ns; /* card clock now, ns */
 	uint64_t cu_busy_ns[ABI_MAX_CUS]; /* per CU, ns between start and done */
-	uint64_t h2c_bytes;    /* bytes written into card memory by the host */
-	uint64_t h2c_ns;       /* modeled link time of those writes, ns */
-	uint64_t c2h_bytes;    /* bytes read back */
-	uint64_t c2h_ns;       /* modeled link time of those reads, ns */
-	uint64_t fills;        /* DMA_FILL commands the card completed without error */
-	uint64_t fill_bytes;   /* their bytes */
+	uint64_t h2c_bytes;		  /* bytes written into card memory by the host */
+	uint64_t h2c_ns;		  /* modeled link time of those writes, ns */
+	uint64_t c2h_bytes;		  /* bytes read back */
+	uint64_t c2h_ns;		  /* modeled link time of those reads, ns */
+	uint64_t fills;			  /* DMA_FILL commands the card completed without error */
+	uint64_t fill_bytes;		  /* their bytes */
 	/* the DMA driver (drivers/dma.h) whose channels carry the card's DMA fills: its engine
 	 * ("emul" on the emulated card; NULL when no driver carries them) and its statistics
 	 * (transfers, fences, errors, bytes; since open) */
@@ -55,10 +55,12 @@ struct backend_stats {
 };
 
 /* Capabilities (backend_caps). */
-#define BACKEND_CAP_RINGS 0x1u /* one list in flight per ring: a list on ring 1 runs while ring
+#define BACKEND_CAP_RINGS                                                                          \
+	0x1u /* one list in flight per ring: a list on ring 1 runs while ring
 				  0's lists are submitted and waited for; its commands may signal
 				  fences that ring 0's commands wait on */
-#define BACKEND_CAP_CARD_CLOCK 0x2u /* a modeled card clock: backend_stats gives modeled card
+#define BACKEND_CAP_CARD_CLOCK                                                                     \
+	0x2u			/* a modeled card clock: backend_stats gives modeled card
 				       and link time, and backend_cmd_cycles is the time the card
 				       charges (what-if timing and the --stats card figures) */
 #define BACKEND_CAP_FAULTS 0x4u /* backend_fault_set arms countdown faults */

@@ -28,27 +28,34 @@
 
 /* The GEMM_FP8 flags are the kernel's flags, passed through unchanged (abi_cmd.h). */
 static_assert(ABI_GEMM_F_X_F32 == FP8_GEMM_X_F32 && ABI_GEMM_F_X_BF16 == FP8_GEMM_X_BF16 &&
-		      ABI_GEMM_F_Y_BF16 == FP8_GEMM_Y_BF16 && ABI_GEMM_F_SILU_MUL == FP8_GEMM_SILU_MUL &&
-		      ABI_GEMM_F_RESIDUAL == FP8_GEMM_RESIDUAL && ABI_GEMM_F_ACCUM == FP8_GEMM_ACCUM &&
-		      ABI_GEMM_F_UE8M0 == FP8_GEMM_UE8M0 && ABI_GEMM_F_ACT_F32 == FP8_GEMM_ACT_F32 &&
-		      ABI_GEMM_F_ALL == FP8_GEMM_FLAGS_ALL,
+		  ABI_GEMM_F_Y_BF16 == FP8_GEMM_Y_BF16 &&
+		  ABI_GEMM_F_SILU_MUL == FP8_GEMM_SILU_MUL &&
+		  ABI_GEMM_F_RESIDUAL == FP8_GEMM_RESIDUAL && ABI_GEMM_F_ACCUM == FP8_GEMM_ACCUM &&
+		  ABI_GEMM_F_UE8M0 == FP8_GEMM_UE8M0 && ABI_GEMM_F_ACT_F32 == FP8_GEMM_ACT_F32 &&
+		  ABI_GEMM_F_ALL == FP8_GEMM_FLAGS_ALL,
 	      "ABI GEMM flags equal the fp8_gemm kernel's");
 
 struct backend_buf {
-	uint32_t bank;   /* bank index */
-	uint64_t off;    /* bytes into the bank */
-	uint64_t bytes;  /* size */
+	uint32_t bank;	/* bank index */
+	uint64_t off;	/* bytes into the bank */
+	uint64_t bytes; /* size */
 };
 
 uint64_t backend_buf_addr(const struct backend_buf *buf, size_t off)
 {
 	return ABI_ADDR(buf->bank, buf->off + off);
 }
-uint32_t backend_buf_bank(const struct backend_buf *buf) { return buf->bank; }
-size_t backend_buf_size(const struct backend_buf *buf) { return (size_t)buf->bytes; }
+uint32_t backend_buf_bank(const struct backend_buf *buf)
+{
+	return buf->bank;
+}
+size_t backend_buf_size(const struct backend_buf *buf)
+{
+	return (size_t)buf->bytes;
+}
 
-#define OPS_VEC                                                                                 \
-	((1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) | (1u << ABI_OP_ACT_QUANT) |              \
+#define OPS_VEC                                                                                    \
+	((1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) | (1u << ABI_OP_ACT_QUANT) |                 \
 	 (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) | (1u << ABI_OP_SOFTMAX))
 
 int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char *err,
@@ -56,8 +63,8 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 {
 	memset(blk, 0, sizeof *blk);
 	if (bd->n_banks < 1 || bd->n_banks > ABI_MAX_BANKS || bd->n_cus > ABI_MAX_CUS) {
-		snprintf(err, errlen, "board %s: %u banks / %u CUs exceed the board block", bd->model,
-			 bd->n_banks, bd->n_cus);
+		snprintf(err, errlen, "board %s: %u banks / %u CUs exceed the board block",
+			 bd->model, bd->n_banks, bd->n_cus);
 		return -EINVAL;
 	}
 	uint64_t hbm = 0;
@@ -66,7 +73,7 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 		blk->banks[i].base = k->base;
 		blk->banks[i].size = k->size;
 		blk->banks[i].bw_mbps = k->bw_mbps;
-		blk->banks[i].word = k->kind == BOARD_MEM_HBM ? ABI_BANK_HBM
+		blk->banks[i].word = k->kind == BOARD_MEM_HBM	? ABI_BANK_HBM
 				     : k->kind == BOARD_MEM_DDR ? ABI_BANK_DDR
 								: ABI_BANK_PLRAM;
 		if (k->kind == BOARD_MEM_HBM)
@@ -101,8 +108,8 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 	}
 	uint32_t nd = 0;
 	for (uint32_t i = 0; i < bd->n_dma && nd < ABI_MAX_DMA; i++, nd++) {
-		blk->dma[nd].word = bd->dma[i].to_card ? ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C
-						       : ABI_DMA_CAP_C2C;
+		blk->dma[nd].word =
+		    bd->dma[i].to_card ? ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C : ABI_DMA_CAP_C2C;
 		blk->dma[nd].bw_mbps = bd->dma[i].bw_mbps ? bd->dma[i].bw_mbps : 1;
 	}
 	blk->magic = ABI_BOARD_MAGIC;
@@ -200,8 +207,8 @@ void *backend_mem_phys(struct backend_mem *m, uint64_t phys, uint64_t len)
 
 /* --- DMA through the driver ------------------------------------------------------------- */
 
-#define BACKEND_PAT_BYTES (1u << 20)            /* pattern source: one descriptor's length */
-#define BACKEND_DMA_TIMEOUT_NS 10000000000ll   /* host ns a driver transfer may take */
+#define BACKEND_PAT_BYTES (1u << 20)	     /* pattern source: one descriptor's length */
+#define BACKEND_DMA_TIMEOUT_NS 10000000000ll /* host ns a driver transfer may take */
 
 int backend_dma_open(struct backend_dma *d, const struct board_desc *bd,
 		     const struct abi_board *blk, const struct backend_mem *mem, char *err,
@@ -272,11 +279,13 @@ int backend_dma_fill(struct backend_dma *d, uint32_t chan, uint64_t dst, uint64_
 		unsigned n = 0;
 		for (; done < bytes && n < ring; n++) {
 			uint64_t len = bytes - done < elem ? bytes - done : elem;
-			sg[n] = (struct dma_sg){ .host = (void *)(s + (src ? done : 0)), .bank = bank,
-						 .card_off = off + done, .len = (size_t)len };
+			sg[n] = (struct dma_sg){.host = (void *)(s + (src ? done : 0)),
+						.bank = bank,
+						.card_off = off + done,
+						.len = (size_t)len};
 			done += len;
 		}
-		struct dma_xfer x = { .dir = DMA_DIR_H2C, .sg = sg, .n_sg = n, .cookie = dst };
+		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = n, .cookie = dst};
 		int r = dma_copy_sync(d->dev, chan, &x, 0, BACKEND_DMA_TIMEOUT_NS, NULL);
 		if (r)
 			return r;
@@ -320,12 +329,12 @@ void backend_cu_scratch_free(struct backend_cu_scratch *s)
 
 /* One command on its way through a CU: operands, scratch, the build the cycles are modeled for. */
 struct cu_call {
-	const uint32_t *args;                                 /* CU argument words */
+	const uint32_t *args;				      /* CU argument words */
 	void *(*ptr)(void *ctx, uint64_t phys, uint64_t len); /* physical range -> host */
-	void *ctx;                                            /* its context */
-	struct backend_cu_scratch *s;                         /* the CU's scratch */
-	struct hls_build bld;                                 /* clock and bank bandwidth */
-	int64_t cyc;                                          /* modeled cycles of the run */
+	void *ctx;					      /* its context */
+	struct backend_cu_scratch *s;			      /* the CU's scratch */
+	struct hls_build bld;				      /* clock and bank bandwidth */
+	int64_t cyc;					      /* modeled cycles of the run */
 };
 
 static uint64_t arg64(const uint32_t *args, size_t byte_off)
@@ -335,23 +344,26 @@ static uint64_t arg64(const uint32_t *args, size_t byte_off)
 
 /* var = host pointer of operand field (len bytes; NULL when len is 0); an operand that does not
  * resolve ends the command with status 0xE0 + its operand index. */
-#define CU_PTR(var, type, field, len)                                                         \
-	do {                                                                                   \
-		uint64_t p_ = arg64(c->args, offsetof(struct abi_cmd, field) - 32);             \
-		uint64_t l_ = (len);                                                           \
-		(var) = (type)(l_ != 0 ? c->ptr(c->ctx, p_, l_) : NULL);                        \
-		if (l_ != 0 && !(var))                                                         \
-			return 0xE0u + (uint32_t)((offsetof(struct abi_cmd, field) - 32) / 8);   \
+#define CU_PTR(var, type, field, len)                                                              \
+	do {                                                                                       \
+		uint64_t p_ = arg64(c->args, offsetof(struct abi_cmd, field) - 32);                \
+		uint64_t l_ = (len);                                                               \
+		(var) = (type)(l_ != 0 ? c->ptr(c->ctx, p_, l_) : NULL);                           \
+		if (l_ != 0 && !(var))                                                             \
+			return 0xE0u + (uint32_t)((offsetof(struct abi_cmd, field) - 32) / 8);     \
 	} while (0)
 
-static uint32_t cu_status(int r) { return r < 0 ? (uint32_t)(-r) | 0x100u : 0; }
+static uint32_t cu_status(int r)
+{
+	return r < 0 ? (uint32_t)(-r) | 0x100u : 0;
+}
 
 static int vec_op_of(uint32_t op)
 {
-	return op == ABI_OP_RMSNORM	     ? VEC_OP_RMSNORM
-	       : op == ABI_OP_ROPE	     ? VEC_OP_ROPE
-	       : op == ABI_OP_ACT_QUANT    ? VEC_OP_ACT_QUANT
-	       : op == ABI_OP_SILU_MUL     ? VEC_OP_SILU_MUL
+	return op == ABI_OP_RMSNORM	   ? VEC_OP_RMSNORM
+	       : op == ABI_OP_ROPE	   ? VEC_OP_ROPE
+	       : op == ABI_OP_ACT_QUANT	   ? VEC_OP_ACT_QUANT
+	       : op == ABI_OP_SILU_MUL	   ? VEC_OP_SILU_MUL
 	       : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
 					   : VEC_OP_SOFTMAX;
 }
@@ -370,11 +382,11 @@ static uint32_t cu_gemm(struct cu_call *c, uint32_t op)
 	const uint8_t *w;
 	const float *sw;
 	void *y;
-	CU_PTR(a, const void *, u.gemm.a, M * K * xb);
+	CU_PTR(a, const void *, u.gemm.a, M *K *xb);
 	CU_PTR(sa, const float *, u.gemm.sa, !xf ? M * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? M * 4 : 0);
-	CU_PTR(w, const uint8_t *, u.gemm.w, pair * N * K);
-	CU_PTR(sw, const float *, u.gemm.sw, pair * nb * kb * 4);
-	CU_PTR(y, void *, u.gemm.y, M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
+	CU_PTR(w, const uint8_t *, u.gemm.w, pair *N *K);
+	CU_PTR(sw, const float *, u.gemm.sw, pair *nb *kb * 4);
+	CU_PTR(y, void *, u.gemm.y, M *N *((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
 	/* ACT_F32 (with X_F32): a is read as f32 [M][K] and not quantized; the kernel's fixed-order
 	 * f32 block sum makes this bit-identical on every backend */
 	int r = fp8_gemm(a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL,
@@ -409,8 +421,8 @@ static uint32_t cu_vec(struct cu_call *c, uint32_t op)
 	       (op == ABI_OP_SILU_MUL || op == ABI_OP_RESIDUAL_ADD) ? xl : 0);
 	CU_PTR(w, const float *, u.vec.w, op == ABI_OP_RMSNORM ? C * 4 : 0);
 	CU_PTR(out, float *, u.vec.out, ol);
-	int r = vec_ops(vop, x, op == ABI_OP_RMSNORM ? w : x2, out, NULL, NULL, NULL, (int)R, (int)C,
-			(int)lda, (int)ldo, eps, 0);
+	int r = vec_ops(vop, x, op == ABI_OP_RMSNORM ? w : x2, out, NULL, NULL, NULL, (int)R,
+			(int)C, (int)lda, (int)ldo, eps, 0);
 	c->cyc = vec_ops_cycles(&c->bld, vop, (int)R, (int)C, 0, NULL);
 	return cu_status(r);
 }
@@ -428,7 +440,7 @@ static uint32_t cu_act_quant(struct cu_call *c, uint32_t op)
 	float *qs;
 	CU_PTR(x, const float *, u.vec.x, xl);
 	CU_PTR(q, uint8_t *, u.vec.out, R * C);
-	CU_PTR(qs, float *, u.vec.out2, R * ((C + 127) / 128) * 4);
+	CU_PTR(qs, float *, u.vec.out2, R *((C + 127) / 128) * 4);
 	int r = vec_ops(VEC_OP_ACT_QUANT, x, NULL, NULL, q, qs, NULL, (int)R, (int)C, (int)lda,
 			(int)C, 0, 0);
 	c->cyc = vec_ops_cycles(&c->bld, VEC_OP_ACT_QUANT, (int)R, (int)C, 0, NULL);
@@ -457,7 +469,8 @@ static uint32_t cu_rope(struct cu_call *c, uint32_t op)
 		if (!tab) {
 			float *row = c->s->row;
 			for (uint64_t i = 0; i < C / 2; i++) {
-				double th = (double)v.param_u * pow(base, -2.0 * (double)i / (double)C);
+				double th =
+				    (double)v.param_u * pow(base, -2.0 * (double)i / (double)C);
 				row[2 * i] = (float)cos(th);
 				row[2 * i + 1] = (float)sin(th);
 			}
@@ -482,9 +495,9 @@ static uint32_t cu_mla(struct cu_call *c, uint32_t op)
 	const uint8_t *kv;
 	float *out, scale;
 	memcpy(&scale, &m.scale, 4);
-	CU_PTR(q, const float *, u.mla.q, H * row * 4);
-	CU_PTR(kv, const uint8_t *, u.mla.kv, (uint64_t)m.ctx_cap * row * 4);
-	CU_PTR(out, float *, u.mla.out, H * dc * 4);
+	CU_PTR(q, const float *, u.mla.q, H *row * 4);
+	CU_PTR(kv, const uint8_t *, u.mla.kv, (uint64_t)m.ctx_cap *row * 4);
+	CU_PTR(out, float *, u.mla.out, H *dc * 4);
 	int r = -EINVAL; /* the kernel's answer to a shape beyond its maxima */
 	if (H <= MLA_MAX_H && dc <= MLA_MAX_DC && dr <= MLA_MAX_DR) {
 		/* the kernel's q port reads q_lat [H][dc] and q_pe [H][dr]: split the packed rows */
@@ -513,23 +526,19 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
 	int dr = k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC : 0;
 	int dc = (int)k.row - dr;
-	int r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr,
-			      MLA_CACHE_F32);
+	int r =
+	    mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr, MLA_CACHE_F32);
 	c->cyc = mla_kv_append_cycles(&c->bld, 1, dc, dr, MLA_CACHE_F32, NULL);
 	return cu_status(r);
 }
 
 /* The CU side of each opcode a CU runs. */
 static uint32_t (*const cu_ops[ABI_OP_COUNT])(struct cu_call *c, uint32_t op) = {
-	[ABI_OP_GEMM_FP8] = cu_gemm,
-	[ABI_OP_RMSNORM] = cu_vec,
-	[ABI_OP_ROPE] = cu_rope,
-	[ABI_OP_ACT_QUANT] = cu_act_quant,
-	[ABI_OP_SILU_MUL] = cu_vec,
-	[ABI_OP_RESIDUAL_ADD] = cu_vec,
-	[ABI_OP_SOFTMAX] = cu_vec,
-	[ABI_OP_MLA_ATTN] = cu_mla,
-	[ABI_OP_KV_APPEND] = cu_kv_append,
+    [ABI_OP_GEMM_FP8] = cu_gemm,       [ABI_OP_RMSNORM] = cu_vec,
+    [ABI_OP_ROPE] = cu_rope,	       [ABI_OP_ACT_QUANT] = cu_act_quant,
+    [ABI_OP_SILU_MUL] = cu_vec,	       [ABI_OP_RESIDUAL_ADD] = cu_vec,
+    [ABI_OP_SOFTMAX] = cu_vec,	       [ABI_OP_MLA_ATTN] = cu_mla,
+    [ABI_OP_KV_APPEND] = cu_kv_append,
 };
 
 uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
@@ -537,7 +546,7 @@ uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 			 struct backend_cu_scratch *s, uint32_t bw_mbps, uint32_t clk_khz,
 			 uint64_t *cycles)
 {
-	struct cu_call c = { .args = args, .ptr = ptr, .ctx = ctx, .s = s };
+	struct cu_call c = {.args = args, .ptr = ptr, .ctx = ctx, .s = s};
 	*cycles = 0;
 	if (op >= ABI_OP_COUNT || !cu_ops[op])
 		return 0x1FFu; /* not a CU opcode */
@@ -580,7 +589,8 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 				       NULL);
 	case ABI_OP_KV_APPEND: {
 		int dr = cmd->u.kv.row > MLA_MAX_DC ? (int)cmd->u.kv.row - MLA_MAX_DC : 0;
-		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32, NULL);
+		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32,
+					    NULL);
 	}
 	default:
 		return 0;

@@ -32,9 +32,9 @@
 #include "backend/backend_impl.h"
 #include "firmware/port/sim/sim_card.h"
 
-#define EMU_FW_CMD_NS 400u       /* firmware cost per command: ~100 instructions at 250 MHz */
-#define EMU_RING_LOG2 10u        /* 1024 commands per ring */
-#define EMU_LINK_LAT_NS 1000u    /* per host transfer (descriptor + doorbell) */
+#define EMU_FW_CMD_NS 400u	  /* firmware cost per command: ~100 instructions at 250 MHz */
+#define EMU_RING_LOG2 10u	  /* 1024 commands per ring */
+#define EMU_LINK_LAT_NS 1000u	  /* per host transfer (descriptor + doorbell) */
 #define EMU_POLL_SETTLE_MS 60000u /* a poll's bound (real ms) on the firmware settling */
 
 #define EMU_RINGS FW_CFG_N_QUEUES /* every ring may have a list in flight */
@@ -43,39 +43,42 @@ struct emu;
 
 /* One submitted list of one ring. */
 struct emu_list {
-	uint64_t fence;                   /* its fence, 0 = none submitted yet */
-	int inflight;                     /* submitted and not yet waited for */
-	uint32_t n, done;                 /* commands in it, completions seen */
-	uint64_t t_submit;                /* card time at submit */
+	uint64_t fence;			      /* its fence, 0 = none submitted yet */
+	int inflight;			      /* submitted and not yet waited for */
+	uint32_t n, done;		      /* commands in it, completions seen */
+	uint64_t t_submit;		      /* card time at submit */
 	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* completions by list index */
 	struct abi_cmd tmp[BACKEND_MAX_LIST]; /* the list with its tags set */
 };
 
 /* One CU instance as bound into the sim card. */
 struct emu_cu {
-	struct emu *e;       /* owner */
-	uint32_t blk;        /* register block index */
-	uint32_t bw_mbps;    /* bandwidth of its home bank, MB/s */
+	struct emu *e;			   /* owner */
+	uint32_t blk;			   /* register block index */
+	uint32_t bw_mbps;		   /* bandwidth of its home bank, MB/s */
 	struct backend_cu_scratch scratch; /* its working memory (backend_cu_exec) */
 };
 
 struct emu {
-	struct backend b;                 /* common head (b.impl = this) */
-	struct backend_mem mem;           /* bank memory */
-	struct sim_card *card;            /* firmware + workers */
-	struct emu_cu cu[ABI_MAX_CUS];    /* CU contexts */
-	uint64_t vclock;                  /* card time, ns (atomic; moved by emu_wait only) */
+	struct backend b;	       /* common head (b.impl = this) */
+	struct backend_mem mem;	       /* bank memory */
+	struct sim_card *card;	       /* firmware + workers */
+	struct emu_cu cu[ABI_MAX_CUS]; /* CU contexts */
+	uint64_t vclock;	       /* card time, ns (atomic; moved by emu_wait only) */
 	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
 	 * runs while ring 0's lists are submitted and waited for one after another */
-	uint64_t seq;                     /* lists submitted (fences 1, 2, ... over all rings) */
+	uint64_t seq;			  /* lists submitted (fences 1, 2, ... over all rings) */
 	struct emu_list *list[EMU_RINGS]; /* per ring */
-	struct emu_list *last;            /* the list last waited for (backend_completions) */
-	struct backend_stats st;          /* totals */
-	uint32_t pcie_mbps;               /* host link, MB/s */
-	struct backend_dma dma;           /* the DMA driver on the card's banks */
+	struct emu_list *last;		  /* the list last waited for (backend_completions) */
+	struct backend_stats st;	  /* totals */
+	uint32_t pcie_mbps;		  /* host link, MB/s */
+	struct backend_dma dma;		  /* the DMA driver on the card's banks */
 };
 
-static struct emu *emu_of(struct backend *b) { return b->impl; }
+static struct emu *emu_of(struct backend *b)
+{
+	return b->impl;
+}
 
 static uint64_t emu_clock(void *ctx)
 {
@@ -96,8 +99,8 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	uint64_t cyc = 0;
 	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
 				      e->b.blk.cu_clk_khz, &cyc);
-	*latency_ns = EMU_FW_CMD_NS +
-		      cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
+	*latency_ns =
+	    EMU_FW_CMD_NS + cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
 	return st;
 }
 
@@ -251,7 +254,8 @@ static int emu_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 	while (l->done < l->n) {
 		double left = timeout_ms ? timeout_ms - emu_real_ms(&t0) : EMU_POLL_SETTLE_MS;
 		uint64_t next = UINT64_MAX;
-		int r = sim_card_settle(e->card, timeout_ms != 0, left > 0 ? (uint32_t)left : 0, &next);
+		int r =
+		    sim_card_settle(e->card, timeout_ms != 0, left > 0 ? (uint32_t)left : 0, &next);
 		if (r == 1) {
 			while (sim_card_poll(e->card, &c) == 0)
 				emu_take(e, &c);
@@ -325,19 +329,19 @@ static void emu_close(struct backend *b)
 }
 
 static const struct backend_i emu_iface = {
-	.version = BACKEND_I_VERSION,
-	.name = "emu",
-	.close = emu_close,
-	.buf_alloc = emu_alloc,
-	.buf_free = emu_free_buf,
-	.buf_write = emu_write,
-	.buf_read = emu_read,
-	.submit = emu_submit,
-	.wait = emu_wait,
-	.completions = emu_completions,
-	.supports_op = emu_supports,
-	.stats = emu_stats,
-	.fault_set = emu_fault,
+    .version = BACKEND_I_VERSION,
+    .name = "emu",
+    .close = emu_close,
+    .buf_alloc = emu_alloc,
+    .buf_free = emu_free_buf,
+    .buf_write = emu_write,
+    .buf_read = emu_read,
+    .submit = emu_submit,
+    .wait = emu_wait,
+    .completions = emu_completions,
+    .supports_op = emu_supports,
+    .stats = emu_stats,
+    .fault_set = emu_fault,
 };
 
 int backend_emu_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)
@@ -372,9 +376,13 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 		snprintf(err, errlen, "emu: %s", e2);
 		goto fail;
 	}
-	struct sim_card_config cfg = { .board = &e->b.blk, .ring_log2 = EMU_RING_LOG2,
-				       .dma_latency_ns = 1000, .clock = emu_clock, .clock_ctx = e,
-				       .dma_fn = e->dma.dev ? emu_dma_move : NULL, .dma_ctx = e };
+	struct sim_card_config cfg = {.board = &e->b.blk,
+				      .ring_log2 = EMU_RING_LOG2,
+				      .dma_latency_ns = 1000,
+				      .clock = emu_clock,
+				      .clock_ctx = e,
+				      .dma_fn = e->dma.dev ? emu_dma_move : NULL,
+				      .dma_ctx = e};
 	for (uint32_t i = 0; i < e->mem.n_banks; i++)
 		cfg.bank_mem[i] = e->mem.base[i];
 	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */
@@ -386,7 +394,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			continue;
 		int p = board_cu_port_find(cu, "gmem_w");
 		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];
-		e->cu[k] = (struct emu_cu){ .e = e, .blk = k, .bw_mbps = bd->bank[bank].bw_mbps };
+		e->cu[k] = (struct emu_cu){.e = e, .blk = k, .bw_mbps = bd->bank[bank].bw_mbps};
 		if ((r = backend_cu_scratch_init(&e->cu[k].scratch))) {
 			snprintf(err, errlen, "emu: out of memory");
 			goto fail;

@@ -38,11 +38,11 @@ struct backend_i {
 
 /* Common head of every backend's state. */
 struct backend {
-	const struct backend_i *iface;  /* ops */
-	uint32_t caps;                  /* BACKEND_CAP_*; 0 = one list in flight in all */
-	struct board_desc board;        /* the card, from its dtb */
-	struct abi_board blk;           /* board block handed to the firmware */
-	void *impl;                     /* backend's own state */
+	const struct backend_i *iface; /* ops */
+	uint32_t caps;		       /* BACKEND_CAP_*; 0 = one list in flight in all */
+	struct board_desc board;       /* the card, from its dtb */
+	struct abi_board blk;	       /* board block handed to the firmware */
+	void *impl;		       /* backend's own state */
 };
 
 /* Openers of the backends (called by backend_open with the parsed board; dtb is its path). */
@@ -60,11 +60,11 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 
 /* Card memory: one lazily-backed (MAP_NORESERVE) host mapping per bank plus a bump allocator. */
 struct backend_mem {
-	uint32_t n_banks;                 /* banks used */
-	void *base[ABI_MAX_BANKS];        /* host mapping of each bank */
-	uint64_t size[ABI_MAX_BANKS];     /* bank bytes */
-	uint64_t phys[ABI_MAX_BANKS];     /* card physical base */
-	uint64_t used[ABI_MAX_BANKS];     /* bytes handed out */
+	uint32_t n_banks;	      /* banks used */
+	void *base[ABI_MAX_BANKS];    /* host mapping of each bank */
+	uint64_t size[ABI_MAX_BANKS]; /* bank bytes */
+	uint64_t phys[ABI_MAX_BANKS]; /* card physical base */
+	uint64_t used[ABI_MAX_BANKS]; /* bytes handed out */
 };
 int backend_mem_init(struct backend_mem *m, const struct abi_board *blk);
 void backend_mem_free(struct backend_mem *m);
@@ -79,11 +79,11 @@ void *backend_mem_phys(struct backend_mem *m, uint64_t phys, uint64_t len);
  * every DMA_FILL of the emulated and the reference card, one driver channel per DMA channel of
  * the board (docs/architecture.md, emulated card and timing model). */
 struct backend_dma {
-	struct dma_dev *dev;                  /* NULL: the board has no DMA channel */
-	const struct backend_mem *mem;        /* the card memory it fills */
+	struct dma_dev *dev;		      /* NULL: the board has no DMA channel */
+	const struct backend_mem *mem;	      /* the card memory it fills */
 	struct dma_bank banks[ABI_MAX_BANKS]; /* its banks */
-	uint8_t *pat[ABI_MAX_DMA];            /* per channel: source of a PATTERN fill */
-	struct dma_sg *sg[ABI_MAX_DMA];       /* per channel: elements of one transfer */
+	uint8_t *pat[ABI_MAX_DMA];	      /* per channel: source of a PATTERN fill */
+	struct dma_sg *sg[ABI_MAX_DMA];	      /* per channel: elements of one transfer */
 };
 int backend_dma_open(struct backend_dma *d, const struct board_desc *bd,
 		     const struct abi_board *blk, const struct backend_mem *mem, char *err,
@@ -102,10 +102,10 @@ void backend_dma_stats(struct backend_dma *d, struct backend_stats *s);
  * row, MLA's q split into q_lat/q_pe), sized once from the ABI and kernel maxima so that running
  * a command allocates nothing. One per CU thread. */
 struct backend_cu_scratch {
-	int32_t *pos;  /* [ABI_MAX_DIM] RoPE position per row */
-	float *row;    /* [VEC_MAX_N] RoPE cos/sin row without a table */
-	float *q_lat;  /* [MLA_MAX_H * MLA_MAX_DC] */
-	float *q_pe;   /* [MLA_MAX_H * MLA_MAX_DR + 1] */
+	int32_t *pos; /* [ABI_MAX_DIM] RoPE position per row */
+	float *row;   /* [VEC_MAX_N] RoPE cos/sin row without a table */
+	float *q_lat; /* [MLA_MAX_H * MLA_MAX_DC] */
+	float *q_pe;  /* [MLA_MAX_H * MLA_MAX_DR + 1] */
 };
 int backend_cu_scratch_init(struct backend_cu_scratch *s);
 void backend_cu_scratch_free(struct backend_cu_scratch *s);

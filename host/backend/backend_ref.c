@@ -18,17 +18,20 @@
 #include "firmware/fw.h"
 
 struct cpu {
-	struct backend b;                     /* common head */
-	struct backend_mem mem;               /* bank memory */
-	uint64_t seq;                         /* lists run */
-	uint32_t n;                           /* commands of the last list */
+	struct backend b;		      /* common head */
+	struct backend_mem mem;		      /* bank memory */
+	uint64_t seq;			      /* lists run */
+	uint32_t n;			      /* commands of the last list */
 	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* its completions */
-	struct backend_stats st;              /* totals */
-	struct backend_cu_scratch cu;         /* the CU side's working memory */
-	struct backend_dma dma;               /* the DMA driver that does the fills */
+	struct backend_stats st;	      /* totals */
+	struct backend_cu_scratch cu;	      /* the CU side's working memory */
+	struct backend_dma dma;		      /* the DMA driver that does the fills */
 };
 
-static struct cpu *cpu_of(struct backend *b) { return b->impl; }
+static struct cpu *cpu_of(struct backend *b)
+{
+	return b->impl;
+}
 
 static void *cpu_phys(void *ctx, uint64_t phys, uint64_t len)
 {
@@ -107,7 +110,8 @@ static uint32_t cpu_vec(struct cpu *c, const struct fw_cmd *fc)
 	if (fc->op == ABI_OP_RMSNORM)
 		w = backend_mem_phys(&c->mem, PHYS(u.vec.w), C * 4);
 	if (fc->op == ABI_OP_ROPE && v->tab)
-		tab = backend_mem_phys(&c->mem, PHYS(u.vec.tab), ((uint64_t)v->param_u + 1) * C * 4);
+		tab =
+		    backend_mem_phys(&c->mem, PHYS(u.vec.tab), ((uint64_t)v->param_u + 1) * C * 4);
 	for (uint64_t r = 0; r < R; r++) {
 		const float *xr = x + r * lda;
 		float *orow = o + r * ldo;
@@ -128,7 +132,8 @@ static uint32_t cpu_vec(struct cpu *c, const struct fw_cmd *fc)
 					cs = tab[(uint64_t)v->param_u * C + 2 * i];
 					sn = tab[(uint64_t)v->param_u * C + 2 * i + 1];
 				} else {
-					double th = v->param_u * pow(pf, -2.0 * (double)i / (double)C);
+					double th =
+					    v->param_u * pow(pf, -2.0 * (double)i / (double)C);
 					cs = (float)cos(th);
 					sn = (float)sin(th);
 				}
@@ -230,7 +235,7 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 	static __thread struct fw_cmd fc;
 	if (!n || n > BACKEND_MAX_LIST || queue >= FW_CFG_N_QUEUES)
 		return -EINVAL;
-	int failed_fence[ABI_MAX_FENCES] = { 0 };
+	int failed_fence[ABI_MAX_FENCES] = {0};
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t detail = 0, st = fw_cmd_decode(&b->blk, &cmds[i], queue, &fc, &detail);
 		if (st == ABI_ST_OK && (fc.flags & ABI_CMD_F_WAIT) &&
@@ -239,8 +244,8 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 		if (st == ABI_ST_OK) {
 			uint64_t cyc;
 			if (fc.op == ABI_OP_GEMM_FP8 || fc.op == ABI_OP_KV_APPEND)
-				detail = backend_cu_exec(fc.op, fc.args, cpu_phys, &c->mem, &c->cu, 0, 0,
-							 &cyc);
+				detail = backend_cu_exec(fc.op, fc.args, cpu_phys, &c->mem, &c->cu,
+							 0, 0, &cyc);
 			else if (fc.op >= ABI_OP_RMSNORM && fc.op <= ABI_OP_SOFTMAX)
 				detail = cpu_vec(c, &fc);
 			else if (fc.op == ABI_OP_MLA_ATTN)
@@ -252,10 +257,11 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 		}
 		if (fc.flags & ABI_CMD_F_SIGNAL)
 			failed_fence[ABI_W3_SIGNAL(cmds[i].hdr.word3)] = st != ABI_ST_OK;
-		c->cpl[i] = (struct abi_cpl){ .tag = i,
-					      .word1 = ABI_CPL_W1(st, ABI_W0_OP(cmds[i].hdr.word0),
-								  queue, ABI_CPL_CU_NONE),
-					      .detail = detail, .seq = (uint32_t)i };
+		c->cpl[i] = (struct abi_cpl){
+		    .tag = i,
+		    .word1 = ABI_CPL_W1(st, ABI_W0_OP(cmds[i].hdr.word0), queue, ABI_CPL_CU_NONE),
+		    .detail = detail,
+		    .seq = (uint32_t)i};
 	}
 	c->n = n;
 	*fence = ++c->seq;
@@ -311,19 +317,19 @@ static void cpu_close(struct backend *b)
 }
 
 static const struct backend_i cpu_iface = {
-	.version = BACKEND_I_VERSION,
-	.name = "ref",
-	.close = cpu_close,
-	.buf_alloc = cpu_alloc,
-	.buf_free = cpu_free_buf,
-	.buf_write = cpu_write,
-	.buf_read = cpu_read,
-	.submit = cpu_submit,
-	.wait = cpu_wait,
-	.completions = cpu_completions,
-	.supports_op = cpu_supports,
-	.stats = cpu_stats,
-	.fault_set = cpu_fault,
+    .version = BACKEND_I_VERSION,
+    .name = "ref",
+    .close = cpu_close,
+    .buf_alloc = cpu_alloc,
+    .buf_free = cpu_free_buf,
+    .buf_write = cpu_write,
+    .buf_read = cpu_read,
+    .submit = cpu_submit,
+    .wait = cpu_wait,
+    .completions = cpu_completions,
+    .supports_op = cpu_supports,
+    .stats = cpu_stats,
+    .fault_set = cpu_fault,
 };
 
 int backend_ref_open(struct backend **out, const struct board_desc *bd, char *err, size_t errlen)

@@ -39,10 +39,10 @@
 #include "hls/vec_ops/vec_ops.h"
 #include "backend/xrt_dev.h"
 
-#define XB_MAX_GROUPS 128u         /* memory groups with a scratch BO */
-#define XB_SCRATCH_MIN 4096u       /* bytes of the smallest scratch BO */
-#define XB_POLL_NS 50000L          /* firmware mode: completion-ring poll period */
-#define XB_RING_LOG2 10u           /* default command-ring slots: BACKEND_MAX_LIST */
+#define XB_MAX_GROUPS 128u   /* memory groups with a scratch BO */
+#define XB_SCRATCH_MIN 4096u /* bytes of the smallest scratch BO */
+#define XB_POLL_NS 50000L    /* firmware mode: completion-ring poll period */
+#define XB_RING_LOG2 10u     /* default command-ring slots: BACKEND_MAX_LIST */
 
 #ifdef __SANITIZE_ADDRESS__
 /*
@@ -63,25 +63,25 @@ void *aligned_alloc(size_t alignment, size_t size)
 
 /* A sub-buffer of a buffer, starting rel bytes in and running to its end. */
 struct xsub {
-	uint64_t rel;          /* bytes from the buffer start */
-	struct xrt_dev_bo bo;  /* xrtBOSubAlloc handle */
+	uint64_t rel;	      /* bytes from the buffer start */
+	struct xrt_dev_bo bo; /* xrtBOSubAlloc handle */
 };
 
 /* One backend buffer = one BO. */
 struct xbuf {
 	struct backend_buf *buf; /* the card-address range (backend_mem) */
-	uint64_t off;            /* bytes into the bank */
-	uint64_t bytes;          /* size */
-	struct xrt_dev_bo bo;    /* the BO, in the bank's memory group */
-	struct xsub *sub;        /* [n_sub] cached sub-buffers */
+	uint64_t off;		 /* bytes into the bank */
+	uint64_t bytes;		 /* size */
+	struct xrt_dev_bo bo;	 /* the BO, in the bank's memory group */
+	struct xsub *sub;	 /* [n_sub] cached sub-buffers */
 	uint32_t n_sub, cap_sub; /* used / allocated entries of sub */
 };
 
 /* Buffers of one bank, sorted by offset (the bump allocator hands out ascending offsets). */
 struct xbank {
-	struct xbuf **v;     /* [n] */
-	uint32_t n, cap;     /* used / allocated */
-	int group;           /* memory group (MEM_TOPOLOGY index) */
+	struct xbuf **v; /* [n] */
+	uint32_t n, cap; /* used / allocated */
+	int group;	 /* memory group (MEM_TOPOLOGY index) */
 };
 
 /* A growable scratch BO. */
@@ -91,49 +91,52 @@ struct xscratch {
 
 /* One CU of the board block. */
 struct xcu {
-	uint32_t dcu;                         /* index into board_desc.cu[] */
-	const struct bitstream_kernel *k;     /* its argument list */
-	int group[BITSTREAM_MAX_ARGS];        /* memory group per pointer argument, -1 scalar */
-	struct xrt_dev_run run;               /* reusable run, opened on first use */
+	uint32_t dcu;				  /* index into board_desc.cu[] */
+	const struct bitstream_kernel *k;	  /* its argument list */
+	int group[BITSTREAM_MAX_ARGS];		  /* memory group per pointer argument, -1 scalar */
+	struct xrt_dev_run run;			  /* reusable run, opened on first use */
 	struct xscratch s_pos, s_tab, s_ql, s_qp; /* ROPE positions/table, MLA q split */
 };
 
 struct xb {
-	struct backend b;                 /* common head (b.impl = this) */
-	struct backend_mem mem;           /* card-address allocator (mappings unused) */
-	struct xrt_dev *d;                /* XRT device */
-	uint32_t mode;                    /* enum backend_xrt_mode (DIRECT or FIRMWARE) */
-	int noop;                         /* XCL_EMULATION_MODE=noop */
-	struct xbank bank[ABI_MAX_BANKS]; /* buffers per bank */
-	struct xcu cu[ABI_MAX_CUS];       /* indexed like b.blk.cus */
-	uint32_t n_cu;                    /* used entries of cu */
+	struct backend b;			/* common head (b.impl = this) */
+	struct backend_mem mem;			/* card-address allocator (mappings unused) */
+	struct xrt_dev *d;			/* XRT device */
+	uint32_t mode;				/* enum backend_xrt_mode (DIRECT or FIRMWARE) */
+	int noop;				/* XCL_EMULATION_MODE=noop */
+	struct xbank bank[ABI_MAX_BANKS];	/* buffers per bank */
+	struct xcu cu[ABI_MAX_CUS];		/* indexed like b.blk.cus */
+	uint32_t n_cu;				/* used entries of cu */
 	struct xrt_dev_bo dummy[XB_MAX_GROUPS]; /* 4 KiB per group, bound to unused pointers */
-	uint32_t fence[ABI_MAX_FENCES];   /* fence values (direct mode) */
-	uint8_t fence_bad[ABI_MAX_FENCES];/* 1: the last signaller of the fence failed */
-	uint8_t *host;                    /* host scratch for fills and the q split */
-	size_t host_bytes;                /* its size */
+	uint32_t fence[ABI_MAX_FENCES];		/* fence values (direct mode) */
+	uint8_t fence_bad[ABI_MAX_FENCES];	/* 1: the last signaller of the fence failed */
+	uint8_t *host;				/* host scratch for fills and the q split */
+	size_t host_bytes;			/* its size */
 	/* the list in flight */
 	struct abi_cmd cmds[BACKEND_MAX_LIST]; /* commands, tags = list index */
 	struct abi_cpl cpl[BACKEND_MAX_LIST];  /* completions by list index */
-	uint8_t seen[BACKEND_MAX_LIST];   /* firmware mode: completion received */
-	uint32_t n, next, done, queue;    /* commands, next to run, completed, ring */
-	int inflight;                     /* a list awaits backend_wait */
-	uint64_t seq;                     /* lists submitted */
-	uint64_t t_submit;                /* host ns at submit */
-	uint32_t cpl_seq;                 /* completions produced (direct mode) */
-	struct timespec t0;               /* open time: timestamps count from here */
-	struct backend_stats st;          /* totals */
-	struct backend_xrt_counters ct;   /* control-path counters */
-	char err[320];                    /* last error */
+	uint8_t seen[BACKEND_MAX_LIST];	       /* firmware mode: completion received */
+	uint32_t n, next, done, queue;	       /* commands, next to run, completed, ring */
+	int inflight;			       /* a list awaits backend_wait */
+	uint64_t seq;			       /* lists submitted */
+	uint64_t t_submit;		       /* host ns at submit */
+	uint32_t cpl_seq;		       /* completions produced (direct mode) */
+	struct timespec t0;		       /* open time: timestamps count from here */
+	struct backend_stats st;	       /* totals */
+	struct backend_xrt_counters ct;	       /* control-path counters */
+	char err[320];			       /* last error */
 	/* firmware mode */
-	struct xrt_dev_bo ctl;            /* control BO: board block, telemetry, rings */
-	struct backend_xrt_fw_layout lay; /* its layout */
-	uint8_t *shadow;                  /* host copy of the control BO */
+	struct xrt_dev_bo ctl;			    /* control BO: board block, telemetry, rings */
+	struct backend_xrt_fw_layout lay;	    /* its layout */
+	uint8_t *shadow;			    /* host copy of the control BO */
 	struct abi_ring_view cmdq[FW_CFG_N_QUEUES]; /* producer views (on shadow) */
-	struct abi_ring_view cplq;        /* consumer view (on shadow) */
+	struct abi_ring_view cplq;		    /* consumer view (on shadow) */
 };
 
-static struct xb *xb_of(struct backend *b) { return b->impl; }
+static struct xb *xb_of(struct backend *b)
+{
+	return b->impl;
+}
 
 static uint64_t xb_now(const struct xb *x)
 {
@@ -143,7 +146,8 @@ static uint64_t xb_now(const struct xb *x)
 	       (uint64_t)x->t0.tv_nsec;
 }
 
-static int xb_err(struct xb *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int xb_err(struct xb *x, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int xb_err(struct xb *x, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -366,11 +370,11 @@ static void *xb_host(struct xb *x, size_t bytes)
 
 /* An argument binding of one run. */
 struct xarg {
-	uint64_t addr;   /* card address of a pointer argument, 0 = unused (scratch) */
-	uint64_t len;    /* bytes the kernel reads/writes there */
+	uint64_t addr;	       /* card address of a pointer argument, 0 = unused (scratch) */
+	uint64_t len;	       /* bytes the kernel reads/writes there */
 	struct xrt_dev_bo *bo; /* preset BO (scratch), else resolved from addr */
-	uint32_t u;      /* scalar value */
-	float f;         /* scalar value of a "float" argument */
+	uint32_t u;	       /* scalar value */
+	float f;	       /* scalar value of a "float" argument */
 };
 
 /* Picks the CU for op whose argument groups match the most operand banks (XRT refuses a BO in a
@@ -394,7 +398,10 @@ static int xb_pick_cu(struct xb *x, uint32_t op, const struct xarg *a)
 	return best;
 }
 
-static int xb_is_float(const struct bitstream_arg *a) { return !strcmp(a->type, "float"); }
+static int xb_is_float(const struct bitstream_arg *a)
+{
+	return !strcmp(a->type, "float");
+}
 
 /* Binds a[] to CU c's run, starts it and waits. Returns an ABI status, *detail the XRT error. */
 static uint32_t xb_run(struct xb *x, uint32_t c, const struct xarg *a, uint64_t timeout_ns,
@@ -469,20 +476,20 @@ static uint32_t xb_gemm(struct xb *x, const struct abi_gemm *g, struct xarg *a)
 	uint32_t f = g->flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
 	uint64_t xbytes = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1;
 	(void)x;
-	a[0] = (struct xarg){ .addr = g->a, .len = M * K * xbytes };
+	a[0] = (struct xarg){.addr = g->a, .len = M * K * xbytes};
 	if (!xf)
-		a[1] = (struct xarg){ .addr = g->sa, .len = M * kb * 4 };
-	a[2] = (struct xarg){ .addr = g->w, .len = N * K };
-	a[3] = (struct xarg){ .addr = g->sw, .len = nb * kb * 4 };
+		a[1] = (struct xarg){.addr = g->sa, .len = M * kb * 4};
+	a[2] = (struct xarg){.addr = g->w, .len = N * K};
+	a[3] = (struct xarg){.addr = g->sw, .len = nb * kb * 4};
 	if (f & ABI_GEMM_F_SILU_MUL) {
-		a[4] = (struct xarg){ .addr = g->w + N * K, .len = N * K };
-		a[5] = (struct xarg){ .addr = g->sw + nb * kb * 4, .len = nb * kb * 4 };
+		a[4] = (struct xarg){.addr = g->w + N * K, .len = N * K};
+		a[5] = (struct xarg){.addr = g->sw + nb * kb * 4, .len = nb * kb * 4};
 	}
-	a[6] = (struct xarg){ .addr = g->y, .len = M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4) };
+	a[6] = (struct xarg){.addr = g->y, .len = M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4)};
 	if (f & ABI_GEMM_F_RESIDUAL)
 		a[7] = a[6];
 	if (f & ABI_GEMM_F_ACCUM)
-		a[8] = (struct xarg){ .addr = g->sa, .len = M * 4 };
+		a[8] = (struct xarg){.addr = g->sa, .len = M * 4};
 	a[9].u = g->m;
 	a[10].u = g->n;
 	a[11].u = g->k;
@@ -504,32 +511,32 @@ static uint32_t xb_vec(struct xb *x, uint32_t op, const struct abi_vec *v, struc
 		 : op == ABI_OP_SILU_MUL     ? VEC_OP_SILU_MUL
 		 : op == ABI_OP_RESIDUAL_ADD ? VEC_OP_ADD
 					     : VEC_OP_SOFTMAX;
-	a[1] = (struct xarg){ .addr = v->x, .len = xl };
+	a[1] = (struct xarg){.addr = v->x, .len = xl};
 	a[7].u = v->rows;
 	a[8].u = v->cols;
 	a[9].u = (uint32_t)lda;
 	a[10].u = (uint32_t)ldo;
 	switch (op) {
 	case ABI_OP_RMSNORM:
-		a[2] = (struct xarg){ .addr = v->w, .len = C * 4 };
-		a[3] = (struct xarg){ .addr = v->out, .len = ol };
+		a[2] = (struct xarg){.addr = v->w, .len = C * 4};
+		a[3] = (struct xarg){.addr = v->out, .len = ol};
 		a[11].f = pf;
 		break;
 	case ABI_OP_ACT_QUANT:
-		a[4] = (struct xarg){ .addr = v->out, .len = R * C };
-		a[5] = (struct xarg){ .addr = v->out2, .len = R * ((C + 127) / 128) * 4 };
+		a[4] = (struct xarg){.addr = v->out, .len = R * C};
+		a[5] = (struct xarg){.addr = v->out2, .len = R * ((C + 127) / 128) * 4};
 		a[10].u = v->cols;
 		break;
 	case ABI_OP_SILU_MUL:
 	case ABI_OP_RESIDUAL_ADD:
-		a[2] = (struct xarg){ .addr = v->x2, .len = xl };
-		a[3] = (struct xarg){ .addr = v->out, .len = ol };
+		a[2] = (struct xarg){.addr = v->x2, .len = xl};
+		a[3] = (struct xarg){.addr = v->out, .len = ol};
 		break;
 	case ABI_OP_SOFTMAX:
-		a[3] = (struct xarg){ .addr = v->out, .len = ol };
+		a[3] = (struct xarg){.addr = v->out, .len = ol};
 		break;
 	default: { /* ROPE: positions per row; the table, or the cos/sin row of plain RoPE */
-		a[3] = (struct xarg){ .addr = v->out, .len = ol };
+		a[3] = (struct xarg){.addr = v->out, .len = ol};
 		int gp = u->group[xb_arg(u->k, "pos")], gb = u->group[xb_arg(u->k, "b")];
 		int32_t *pos = xb_host(x, R * 4 + C * 4);
 		struct xrt_dev_bo *pb = xb_scratch(x, &u->s_pos, gp, R * 4);
@@ -545,12 +552,14 @@ static uint32_t xb_vec(struct xb *x, uint32_t op, const struct abi_vec *v, struc
 		}
 		a[6].bo = pb;
 		if (v->tab) {
-			a[2] = (struct xarg){ .addr = v->tab, .len = ((uint64_t)v->param_u + 1) * C * 4 };
+			a[2] = (struct xarg){.addr = v->tab,
+					     .len = ((uint64_t)v->param_u + 1) * C * 4};
 		} else {
 			// cppcheck-suppress invalidPointerCast ; the table's f32 rows follow its positions
 			float *row = (float *)(pos + R);
 			for (uint64_t i = 0; i < C / 2; i++) {
-				double th = (double)v->param_u * pow(pf, -2.0 * (double)i / (double)C);
+				double th =
+				    (double)v->param_u * pow(pf, -2.0 * (double)i / (double)C);
 				row[2 * i] = (float)cos(th);
 				row[2 * i + 1] = (float)sin(th);
 			}
@@ -604,8 +613,8 @@ static uint32_t xb_mla(struct xb *x, const struct abi_mla *m, struct xcu *u, str
 	memcpy(&scale, &m->scale, 4);
 	a[0].bo = ql;
 	a[1].bo = qp;
-	a[2] = (struct xarg){ .addr = m->kv, .len = (uint64_t)m->ctx_cap * row * 4 };
-	a[3] = (struct xarg){ .addr = m->out, .len = H * dc * 4 };
+	a[2] = (struct xarg){.addr = m->kv, .len = (uint64_t)m->ctx_cap * row * 4};
+	a[3] = (struct xarg){.addr = m->out, .len = H * dc * 4};
 	a[4].u = 1;
 	a[5].u = m->n_ctx - 1;
 	a[6].u = m->n_heads;
@@ -621,10 +630,10 @@ static uint32_t xb_mla(struct xb *x, const struct abi_mla *m, struct xcu *u, str
 static void xb_kv(const struct abi_kv_append *k, struct xarg *a)
 {
 	uint32_t dr = k->row > MLA_MAX_DC ? k->row - MLA_MAX_DC : 0, dc = k->row - dr;
-	a[0] = (struct xarg){ .addr = k->src, .len = (uint64_t)dc * 4 };
+	a[0] = (struct xarg){.addr = k->src, .len = (uint64_t)dc * 4};
 	if (dr)
-		a[1] = (struct xarg){ .addr = k->src + (uint64_t)dc * 4, .len = (uint64_t)dr * 4 };
-	a[2] = (struct xarg){ .addr = k->cache, .len = (uint64_t)k->ctx_cap * k->row * 4 };
+		a[1] = (struct xarg){.addr = k->src + (uint64_t)dc * 4, .len = (uint64_t)dr * 4};
+	a[2] = (struct xarg){.addr = k->cache, .len = (uint64_t)k->ctx_cap * k->row * 4};
 	a[3].u = k->pos;
 	a[4].u = 1;
 	a[5].u = dc;
@@ -697,8 +706,9 @@ static void xb_exec(struct xb *x, uint32_t i)
 	if (st == ABI_ST_OK) {
 		struct xarg a[BITSTREAM_MAX_ARGS];
 		memset(a, 0, sizeof a);
-		uint64_t tmo = ABI_W2_TIMEOUT(c->hdr.word2) ? ABI_W2_TIMEOUT(c->hdr.word2) * 100000ull
-							    : FW_CFG_CU_TIMEOUT_NS;
+		uint64_t tmo = ABI_W2_TIMEOUT(c->hdr.word2)
+				   ? ABI_W2_TIMEOUT(c->hdr.word2) * 100000ull
+				   : FW_CFG_CU_TIMEOUT_NS;
 		int compute = 1;
 		int pc = -1;
 		switch (fc.op) {
@@ -718,9 +728,9 @@ static void xb_exec(struct xb *x, uint32_t i)
 				st = ABI_ST_NO_CU;
 				break;
 			}
-			st = fc.op == ABI_OP_MLA_ATTN ? xb_mla(x, &c->u.mla, &x->cu[pc], a, &detail)
-						       : xb_vec(x, fc.op, &c->u.vec, &x->cu[pc], a,
-								&detail);
+			st = fc.op == ABI_OP_MLA_ATTN
+				 ? xb_mla(x, &c->u.mla, &x->cu[pc], a, &detail)
+				 : xb_vec(x, fc.op, &c->u.vec, &x->cu[pc], a, &detail);
 			break;
 		case ABI_OP_KV_APPEND:
 			xb_kv(&c->u.kv, a);
@@ -756,12 +766,12 @@ static void xb_exec(struct xb *x, uint32_t i)
 		}
 	}
 	uint64_t t_end = fc.op == ABI_OP_TIMESTAMP && st == ABI_ST_OK ? t_start : xb_now(x);
-	x->cpl[i] = (struct abi_cpl){ .tag = i,
-				      .word1 = ABI_CPL_W1(st, ABI_W0_OP(c->hdr.word0), x->queue, cu),
-				      .detail = detail,
-				      .seq = x->cpl_seq++,
-				      .t_start = t_start,
-				      .t_end = t_end };
+	x->cpl[i] = (struct abi_cpl){.tag = i,
+				     .word1 = ABI_CPL_W1(st, ABI_W0_OP(c->hdr.word0), x->queue, cu),
+				     .detail = detail,
+				     .seq = x->cpl_seq++,
+				     .t_start = t_start,
+				     .t_end = t_end};
 }
 
 /* --- firmware mode: rings in the control BO --------------------------------------------- */
@@ -808,8 +818,9 @@ static int xb_fw_submit(struct xb *x, uint32_t queue)
 	uint32_t from = v->own;
 	if ((r = abi_ring_push_n(v, x->cmds, x->n))) {
 		if (r == -EPROTO)
-			xb_err(x, r, "xrt firmware mode: command ring %u: the card's consumed counter "
-				     "%u is out of range (produced %u)",
+			xb_err(x, r,
+			       "xrt firmware mode: command ring %u: the card's consumed counter "
+			       "%u is out of range (produced %u)",
 			       queue, v->ring->consumed, v->own);
 		return r;
 	}
@@ -831,8 +842,9 @@ static int xb_fw_poll(struct xb *x)
 	x->ct.cpl_polls++;
 	int n = abi_ring_avail(v);
 	if (n < 0)
-		return xb_err(x, n, "xrt firmware mode: completion ring: the card's produced counter "
-				    "%u is out of range (consumed %u)",
+		return xb_err(x, n,
+			      "xrt firmware mode: completion ring: the card's produced counter "
+			      "%u is out of range (consumed %u)",
 			      v->ring->produced, v->own);
 	if (!n)
 		return 0;
@@ -897,7 +909,8 @@ static int xb_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 			if (x->next && xb_now(x) - t0 > limit)
 				return xb_err(x, -ETIMEDOUT,
 					      "xrt: list %llu: %u of %u commands done after %u ms",
-					      (unsigned long long)x->seq, x->next, x->n, timeout_ms);
+					      (unsigned long long)x->seq, x->next, x->n,
+					      timeout_ms);
 			xb_exec(x, x->next++);
 			x->done++;
 		}
@@ -906,7 +919,8 @@ static int xb_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 			int r = xb_fw_poll(x);
 			if (r < 0) {
 				if (!x->err[0])
-					xb_err(x, r, "xrt firmware mode: completion ring: XRT error");
+					xb_err(x, r,
+					       "xrt firmware mode: completion ring: XRT error");
 				return r;
 			}
 			if (x->done == x->n)
@@ -916,15 +930,16 @@ static int xb_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 				uint32_t cons = 0;
 				xb_ctl_get(x, xb_off(x, &v->ring->consumed), 4);
 				cons = v->ring->consumed;
-				return xb_err(x, -ETIMEDOUT,
-					      "xrt firmware mode: list %llu: %u of %u completions "
-					      "after %u ms; command ring %u produced %u, consumed %u "
-					      "by the card: is the card firmware running?%s",
-					      (unsigned long long)x->seq, x->done, x->n, timeout_ms,
-					      x->queue, v->own, cons,
-					      x->noop ? " (XRT's noop device runs no firmware)" : "");
+				return xb_err(
+				    x, -ETIMEDOUT,
+				    "xrt firmware mode: list %llu: %u of %u completions "
+				    "after %u ms; command ring %u produced %u, consumed %u "
+				    "by the card: is the card firmware running?%s",
+				    (unsigned long long)x->seq, x->done, x->n, timeout_ms, x->queue,
+				    v->own, cons,
+				    x->noop ? " (XRT's noop device runs no firmware)" : "");
 			}
-			struct timespec ts = { 0, XB_POLL_NS };
+			struct timespec ts = {0, XB_POLL_NS};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -942,8 +957,9 @@ static int xb_wait(struct backend *b, uint64_t fence, uint32_t timeout_ms)
 		for (uint32_t i = 0; i < x->n; i++) {
 			uint32_t st = ABI_CPL_STATUS(x->cpl[i].word1);
 			if (st != ABI_ST_OK) {
-				xb_err(x, -EIO, "xrt: list %llu: command %u (opcode %u) failed: %s, "
-						"detail %u",
+				xb_err(x, -EIO,
+				       "xrt: list %llu: command %u (opcode %u) failed: %s, "
+				       "detail %u",
 				       (unsigned long long)x->seq, i, ABI_CPL_OP(x->cpl[i].word1),
 				       abi_status_name(st), x->cpl[i].detail);
 				break;
@@ -1016,19 +1032,19 @@ static void xb_close(struct backend *b)
 }
 
 static const struct backend_i xb_iface = {
-	.version = BACKEND_I_VERSION,
-	.name = "xrt",
-	.close = xb_close,
-	.buf_alloc = xb_alloc,
-	.buf_free = xb_free_buf,
-	.buf_write = xb_write,
-	.buf_read = xb_read,
-	.submit = xb_submit,
-	.wait = xb_wait,
-	.completions = xb_completions,
-	.supports_op = xb_supports,
-	.stats = xb_stats,
-	.fault_set = xb_fault,
+    .version = BACKEND_I_VERSION,
+    .name = "xrt",
+    .close = xb_close,
+    .buf_alloc = xb_alloc,
+    .buf_free = xb_free_buf,
+    .buf_write = xb_write,
+    .buf_read = xb_read,
+    .submit = xb_submit,
+    .wait = xb_wait,
+    .completions = xb_completions,
+    .supports_op = xb_supports,
+    .stats = xb_stats,
+    .fault_set = xb_fault,
 };
 
 /* --- open --------------------------------------------------------------------------------- */
@@ -1135,11 +1151,12 @@ static int xb_cus(struct xb *x, const char *path, char *err, size_t errlen)
 			int g = -1, bank = bitstream_arg_bank(bd, i, a);
 			if (xrt_dev_arg_group(x->d, i, a, &g, NULL) || bank < 0 ||
 			    g != x->bank[bank].group) {
-				snprintf(err, errlen,
-					 "xrt: %s: CU %s argument %s: XRT memory group %d, the board "
-					 "tree connects bank %d (group %d)",
-					 path, bd->cu[i].name, k->arg[a].name, g, bank,
-					 bank >= 0 ? x->bank[bank].group : -1);
+				snprintf(
+				    err, errlen,
+				    "xrt: %s: CU %s argument %s: XRT memory group %d, the board "
+				    "tree connects bank %d (group %d)",
+				    path, bd->cu[i].name, k->arg[a].name, g, bank,
+				    bank >= 0 ? x->bank[bank].group : -1);
 				return -EINVAL;
 			}
 			u->group[a] = g;
@@ -1210,8 +1227,8 @@ int backend_xrt_open(struct backend **out, const struct board_desc *bd, const ch
 		if (!strcmp(env_mode, "firmware"))
 			mode = BACKEND_XRT_FIRMWARE;
 		else if (strcmp(env_mode, "direct")) {
-			snprintf(err, errlen, "xrt: MOECARD_XRT_MODE=%s: expected direct or firmware",
-				 env_mode);
+			snprintf(err, errlen,
+				 "xrt: MOECARD_XRT_MODE=%s: expected direct or firmware", env_mode);
 			return -EINVAL;
 		}
 	}

@@ -28,18 +28,20 @@
 #include "firmware/fw_config.h"
 
 enum backend_xrt_mode {
-	BACKEND_XRT_ENV = 0,      /* from $MOECARD_XRT_MODE ("direct" or "firmware"), else direct */
-	BACKEND_XRT_DIRECT = 1,   /* host drives each CU run (xrtRunStart/Wait) */
+	BACKEND_XRT_ENV = 0,	  /* from $MOECARD_XRT_MODE ("direct" or "firmware"), else direct */
+	BACKEND_XRT_DIRECT = 1,	  /* host drives each CU run (xrtRunStart/Wait) */
 	BACKEND_XRT_FIRMWARE = 2, /* command lists through the card firmware's rings */
 };
 
 /* Options of backend_xrt_open; a zeroed struct (or NULL) means "from the environment". */
 struct backend_xrt_opts {
-	const char *xclbin;  /* xclbin file; NULL: $MOECARD_XCLBIN, else derived from the dtb path */
-	const char *device;  /* "0", "1", ... or a BDF; NULL: $MOECARD_XRT_DEVICE, else "0" */
-	uint32_t mode;       /* enum backend_xrt_mode */
-	uint32_t ring_log2;  /* firmware mode: log2 command-ring slots, 0 = 10 (completion ring +2) */
-	uint32_t ring_start; /* firmware mode: initial ring counters (tests start near UINT32_MAX) */
+	const char *xclbin; /* xclbin file; NULL: $MOECARD_XCLBIN, else derived from the dtb path */
+	const char *device; /* "0", "1", ... or a BDF; NULL: $MOECARD_XRT_DEVICE, else "0" */
+	uint32_t mode;	    /* enum backend_xrt_mode */
+	uint32_t
+	    ring_log2; /* firmware mode: log2 command-ring slots, 0 = 10 (completion ring +2) */
+	uint32_t
+	    ring_start; /* firmware mode: initial ring counters (tests start near UINT32_MAX) */
 };
 
 /*
@@ -58,32 +60,32 @@ const char *backend_xrt_error(struct backend *b);
 
 /* What the backend did, for tests and statistics. */
 struct backend_xrt_counters {
-	uint32_t mode;          /* enum backend_xrt_mode */
-	int noop;               /* 1 when running on XRT's noop device */
-	uint64_t bufs;          /* live backend buffers (one BO each) */
-	uint64_t sub_bos;       /* sub-buffer BOs created for operands inside a buffer */
-	uint64_t scratch_bos;   /* scratch BOs (unused operands, RoPE positions, MLA q split) */
-	uint64_t runs_open;     /* CU runs opened (at most one per CU, reused across lists) */
-	uint64_t runs_started;  /* xrtRunStart calls */
-	uint64_t runs_done;     /* runs that completed */
-	uint64_t host_cmds;     /* commands the host completed itself (fences, fills, timestamps) */
-	uint64_t doorbells;     /* firmware mode: produced-counter writes */
-	uint64_t cpl_polls;     /* firmware mode: completion-ring polls */
+	uint32_t mode;	       /* enum backend_xrt_mode */
+	int noop;	       /* 1 when running on XRT's noop device */
+	uint64_t bufs;	       /* live backend buffers (one BO each) */
+	uint64_t sub_bos;      /* sub-buffer BOs created for operands inside a buffer */
+	uint64_t scratch_bos;  /* scratch BOs (unused operands, RoPE positions, MLA q split) */
+	uint64_t runs_open;    /* CU runs opened (at most one per CU, reused across lists) */
+	uint64_t runs_started; /* xrtRunStart calls */
+	uint64_t runs_done;    /* runs that completed */
+	uint64_t host_cmds;    /* commands the host completed itself (fences, fills, timestamps) */
+	uint64_t doorbells;    /* firmware mode: produced-counter writes */
+	uint64_t cpl_polls;    /* firmware mode: completion-ring polls */
 	uint32_t cu_runs[ABI_MAX_CUS]; /* runs per CU (board-block order) */
 };
 void backend_xrt_counters(struct backend *b, struct backend_xrt_counters *c);
 
 /* Layout of the firmware-mode control BO, byte offsets (all 64-byte aligned). */
 struct backend_xrt_fw_layout {
-	uint64_t bytes;                     /* control BO size */
-	uint64_t board_off;                 /* struct abi_board the firmware checks */
-	uint64_t telem_off;                 /* struct abi_telemetry the firmware writes */
+	uint64_t bytes;			    /* control BO size */
+	uint64_t board_off;		    /* struct abi_board the firmware checks */
+	uint64_t telem_off;		    /* struct abi_telemetry the firmware writes */
 	uint64_t cmdq_off[FW_CFG_N_QUEUES]; /* command ring q (struct abi_ring + 128-byte slots) */
-	uint64_t cmdq_bytes;                /* bytes of one command ring */
-	uint64_t cplq_off;                  /* completion ring (struct abi_ring + 32-byte slots) */
-	uint64_t cplq_bytes;                /* its bytes */
-	uint64_t dev_addr;                  /* device address of the BO (xrtBOAddress) */
-	int group;                          /* memory group it lives in */
+	uint64_t cmdq_bytes;		    /* bytes of one command ring */
+	uint64_t cplq_off;		    /* completion ring (struct abi_ring + 32-byte slots) */
+	uint64_t cplq_bytes;		    /* its bytes */
+	uint64_t dev_addr;		    /* device address of the BO (xrtBOAddress) */
+	int group;			    /* memory group it lives in */
 };
 
 /* backend_xrt_fw_layout - the control BO layout. Errors: -EINVAL not in firmware mode. */

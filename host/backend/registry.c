@@ -36,14 +36,14 @@ static int reg_emu(struct backend **out, const struct board_desc *bd, const char
 static int reg_xrt(struct backend **out, const struct board_desc *bd, const char *dtb,
 		   const struct backend_opts *o, char *err, size_t errlen)
 {
-	struct backend_xrt_opts xo = { .xclbin = o->xclbin, .device = o->device };
+	struct backend_xrt_opts xo = {.xclbin = o->xclbin, .device = o->device};
 	return backend_xrt_open(out, bd, dtb, &xo, err, errlen);
 }
 
 static const struct backend_entry backends[] = {
-	{ .name = "ref", .open = reg_ref },
-	{ .name = "emu", .open = reg_emu },
-	{ .name = "xrt", .open = reg_xrt },
+    {.name = "ref", .open = reg_ref},
+    {.name = "emu", .open = reg_emu},
+    {.name = "xrt", .open = reg_xrt},
 };
 
 int backend_iface_check(const struct backend_i *i, char *err, size_t errlen)
@@ -57,19 +57,19 @@ int backend_iface_check(const struct backend_i *i, char *err, size_t errlen)
 			 i->name ? i->name : "?", i->version, BACKEND_I_VERSION);
 		return -EPROTO;
 	}
-	const char *miss = !i->name		 ? "name"
-			   : !i->close		 ? "close"
-			   : !i->buf_alloc	 ? "buf_alloc"
-			   : !i->buf_free	 ? "buf_free"
-			   : !i->buf_write	 ? "buf_write"
-			   : !i->buf_read	 ? "buf_read"
-			   : !i->submit		 ? "submit"
-			   : !i->wait		 ? "wait"
-			   : !i->completions	 ? "completions"
-			   : !i->supports_op	 ? "supports_op"
-			   : !i->stats		 ? "stats"
-			   : !i->fault_set	 ? "fault_set"
-						 : NULL;
+	const char *miss = !i->name	     ? "name"
+			   : !i->close	     ? "close"
+			   : !i->buf_alloc   ? "buf_alloc"
+			   : !i->buf_free    ? "buf_free"
+			   : !i->buf_write   ? "buf_write"
+			   : !i->buf_read    ? "buf_read"
+			   : !i->submit	     ? "submit"
+			   : !i->wait	     ? "wait"
+			   : !i->completions ? "completions"
+			   : !i->supports_op ? "supports_op"
+			   : !i->stats	     ? "stats"
+			   : !i->fault_set   ? "fault_set"
+					     : NULL;
 	if (miss) {
 		snprintf(err, errlen, "backend %s: ops table has no %s", i->name ? i->name : "?",
 			 miss);
@@ -131,10 +131,22 @@ void backend_close(struct backend *b)
 		b->iface->close(b);
 }
 
-const char *backend_name(const struct backend *b) { return b->iface->name; }
-uint32_t backend_caps(const struct backend *b) { return b->caps; }
-const struct board_desc *backend_board(const struct backend *b) { return &b->board; }
-const struct abi_board *backend_abi_board(const struct backend *b) { return &b->blk; }
+const char *backend_name(const struct backend *b)
+{
+	return b->iface->name;
+}
+uint32_t backend_caps(const struct backend *b)
+{
+	return b->caps;
+}
+const struct board_desc *backend_board(const struct backend *b)
+{
+	return &b->board;
+}
+const struct abi_board *backend_abi_board(const struct backend *b)
+{
+	return &b->blk;
+}
 
 int backend_buf_alloc(struct backend *b, uint32_t bank, size_t bytes, size_t align,
 		      struct backend_buf **out)

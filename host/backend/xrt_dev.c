@@ -30,17 +30,36 @@
 
 #define XRT_DEV_LIB "libxrt_coreutil.so.2"
 
-/* The XRT entry points used, resolved from XRT_DEV_LIB. */
-#define XRT_FUNCS(X)                                                                               \
-	X(xrtDeviceOpen)                                                                           \
-	X(xrtDeviceOpenByBDF) X(xrtDeviceClose) X(xrtDeviceLoadXclbinHandle)                       \
-	    X(xrtXclbinAllocFilename) X(xrtXclbinFreeHandle) X(xrtXclbinGetUUID)                   \
-		X(xrtXclbinGetNumKernels) X(xrtXclbinGetNumKernelComputeUnits)                     \
-		    X(xrtXclbinGetXSAName) X(xrtPLKernelOpen) X(xrtKernelClose)                    \
-			X(xrtKernelArgGroupId) X(xrtKernelArgOffset) X(xrtBOAlloc) X(xrtBOFree)    \
-				X(xrtBOSubAlloc) X(xrtBOAddress) \
-			    X(xrtBOWrite) X(xrtBORead) X(xrtBOSync) X(xrtRunOpen) X(xrtRunSetArg)  \
-				X(xrtRunStart) X(xrtRunWaitFor) X(xrtRunClose)
+/* The XRT entry points used, resolved from XRT_DEV_LIB (one per line; clang-format would fold them). */
+/* clang-format off */
+#define XRT_FUNCS(X) \
+	X(xrtDeviceOpen) \
+	X(xrtDeviceOpenByBDF) \
+	X(xrtDeviceClose) \
+	X(xrtDeviceLoadXclbinHandle) \
+	X(xrtXclbinAllocFilename) \
+	X(xrtXclbinFreeHandle) \
+	X(xrtXclbinGetUUID) \
+	X(xrtXclbinGetNumKernels) \
+	X(xrtXclbinGetNumKernelComputeUnits) \
+	X(xrtXclbinGetXSAName) \
+	X(xrtPLKernelOpen) \
+	X(xrtKernelClose) \
+	X(xrtKernelArgGroupId) \
+	X(xrtKernelArgOffset) \
+	X(xrtBOAlloc) \
+	X(xrtBOFree) \
+	X(xrtBOSubAlloc) \
+	X(xrtBOAddress) \
+	X(xrtBOWrite) \
+	X(xrtBORead) \
+	X(xrtBOSync) \
+	X(xrtRunOpen) \
+	X(xrtRunSetArg) \
+	X(xrtRunStart) \
+	X(xrtRunWaitFor) \
+	X(xrtRunClose)
+/* clang-format on */
 
 struct xrt_dev {
 	void *lib; /* dlopen handle of XRT_DEV_LIB */
@@ -442,4 +461,3 @@ int xrt_dev_nocard_setup(const char *dir, char *err, size_t errlen)
 	unlink(noop);
 	return 0;
 }
-

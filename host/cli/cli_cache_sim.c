@@ -28,12 +28,16 @@ struct sim_policy {
 /* Online policies first, then the offline optima (BELADY: eviction and admission by the true
  * next use) with the same look-ahead prefetches, which bound what each online row can reach. */
 static const struct sim_policy policies[] = {
-	{ "lru", EXPERT_POLICY_LRU, 0 },	   { "lfu", EXPERT_POLICY_LFU, 0 },
-	{ "pin", EXPERT_POLICY_PIN, 0 },	   { "lru+prefetch1", EXPERT_POLICY_LRU, 1 },
-	{ "lfu+prefetch1", EXPERT_POLICY_LFU, 1 }, { "pin+prefetch1", EXPERT_POLICY_PIN, 1 },
-	{ "lfu+prefetch2", EXPERT_POLICY_LFU, 2 }, { "belady", EXPERT_POLICY_BELADY, 0 },
-	{ "belady+prefetch1", EXPERT_POLICY_BELADY, 1 },
-	{ "belady+prefetch2", EXPERT_POLICY_BELADY, 2 },
+    {"lru", EXPERT_POLICY_LRU, 0},
+    {"lfu", EXPERT_POLICY_LFU, 0},
+    {"pin", EXPERT_POLICY_PIN, 0},
+    {"lru+prefetch1", EXPERT_POLICY_LRU, 1},
+    {"lfu+prefetch1", EXPERT_POLICY_LFU, 1},
+    {"pin+prefetch1", EXPERT_POLICY_PIN, 1},
+    {"lfu+prefetch2", EXPERT_POLICY_LFU, 2},
+    {"belady", EXPERT_POLICY_BELADY, 0},
+    {"belady+prefetch1", EXPERT_POLICY_BELADY, 1},
+    {"belady+prefetch2", EXPERT_POLICY_BELADY, 2},
 };
 #define N_POLICIES (int)(sizeof policies / sizeof policies[0])
 
@@ -75,7 +79,8 @@ static double measure_host_bw(void)
 			if (r == 0)
 				clock_gettime(CLOCK_MONOTONIC, &a);
 			for (int m = 0; m < NM; m++) {
-				struct qmat q = { R, C, QMAT_FP8, w + (size_t)m * R * C, s, SC, "probe" };
+				struct qmat q = {R, C,	QMAT_FP8, w + (size_t)m * R * C,
+						 s, SC, "probe"};
 				kern_matmul(&k, &q, x, 1, y);
 			}
 		}
@@ -93,7 +98,10 @@ static double measure_host_bw(void)
 	return bw > 0 ? bw : 1e9;
 }
 
-static int moe_layers(const struct expert_trace_shape *s) { return (int)(s->n_layers - s->first_dense); }
+static int moe_layers(const struct expert_trace_shape *s)
+{
+	return (int)(s->n_layers - s->first_dense);
+}
 
 static void print_row(const char *label, const char *mode, const struct expert_sim_result *r,
 		      int json, const char *scope, int slots)
@@ -108,13 +116,13 @@ static void print_row(const char *label, const char *mode, const struct expert_s
 		       "\"miss_dma\":%llu,\"miss_host\":%llu,\"late_host\":%llu,\"bg_fills\":%llu,"
 		       "\"prefetch_issued\":%llu,\"prefetch_used\":%llu,\"prefetch_wasted\":%llu,"
 		       "\"prefetch_skipped\":%llu}\n",
-		       scope, label, mode, slots, r->hit_rate, r->ready_rate, r->dma_bytes_per_token,
-		       r->dma_hidden, r->dma_wait_s / tk * 1e3, r->stall_s / tk * 1e3, r->tok_s,
-		       r->host_tok_s, r->ideal_tok_s, (unsigned long long)r->miss_dma,
-		       (unsigned long long)r->miss_host, (unsigned long long)r->late_host,
-		       (unsigned long long)r->bg_fills, (unsigned long long)r->prefetch_issued,
-		       (unsigned long long)r->prefetch_used, (unsigned long long)r->prefetch_wasted,
-		       (unsigned long long)r->pf_skipped);
+		       scope, label, mode, slots, r->hit_rate, r->ready_rate,
+		       r->dma_bytes_per_token, r->dma_hidden, r->dma_wait_s / tk * 1e3,
+		       r->stall_s / tk * 1e3, r->tok_s, r->host_tok_s, r->ideal_tok_s,
+		       (unsigned long long)r->miss_dma, (unsigned long long)r->miss_host,
+		       (unsigned long long)r->late_host, (unsigned long long)r->bg_fills,
+		       (unsigned long long)r->prefetch_issued, (unsigned long long)r->prefetch_used,
+		       (unsigned long long)r->prefetch_wasted, (unsigned long long)r->pf_skipped);
 		return;
 	}
 	printf("  %-17s %-5s %6.1f%% %6.1f%%  %9.2f  %6.1f%%  %9.3f  %9.2f  %8.2f  %6llu/%-6llu\n",
@@ -127,8 +135,8 @@ static void print_row(const char *label, const char *mode, const struct expert_s
 static void print_head(int json)
 {
 	if (!json)
-		printf("  %-17s %-5s %7s %7s  %9s  %7s  %9s  %9s  %8s  %s\n", "policy", "mode", "hit",
-		       "ready", "DMA MB/t", "hidden", "stall ms", "tok/s", "host/tok",
+		printf("  %-17s %-5s %7s %7s  %9s  %7s  %9s  %9s  %8s  %s\n", "policy", "mode",
+		       "hit", "ready", "DMA MB/t", "hidden", "stall ms", "tok/s", "host/tok",
 		       "prefetch used/wasted");
 }
 
@@ -221,11 +229,14 @@ static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, i
 	int g1 = h >= hb - 0.10 && h >= hs - 0.10, g2 = y->dma_hidden >= 0.80;
 	int g3 = slow >= all_host && (cpu_tok_s <= 0 || slow >= cpu_tok_s);
 	if (json) {
-		printf("{\"scope\":\"%s\",\"goals\":%d,\"best_online\":\"%s\",\"best_online_hit\":%.4f,"
-		       "\"best_demand\":\"%s\",\"best_demand_hit\":%.4f,\"belady_hit\":%.4f,\"belady_same_prefetch_hit\":%.4f,\"hit_goal_met\":%d,"
+		printf("{\"scope\":\"%s\",\"goals\":%d,\"best_online\":\"%s\",\"best_online_hit\":%"
+		       ".4f,"
+		       "\"best_demand\":\"%s\",\"best_demand_hit\":%.4f,\"belady_hit\":%.4f,"
+		       "\"belady_same_prefetch_hit\":%.4f,\"hit_goal_met\":%d,"
 		       "\"fastest_hybrid\":\"%s\",\"fastest_hybrid_dma_hidden\":%.4f,"
 		       "\"fastest_hybrid_tok_s\":%.3f,\"most_hidden_hybrid\":\"%s\","
-		       "\"most_hidden_dma_hidden\":%.4f,\"most_hidden_tok_s\":%.3f,\"hidden_goal_met\":%d,"
+		       "\"most_hidden_dma_hidden\":%.4f,\"most_hidden_tok_s\":%.3f,\"hidden_goal_"
+		       "met\":%d,"
 		       "\"slowest_hybrid_tok_s\":%.3f,\"all_host_tok_s\":%.3f,\"cpu_tok_s\":%.3f,"
 		       "\"host_goal_met\":%d}\n",
 		       scope, pct, policies[best].name, h, dem >= 0 ? policies[dem].name : "",
@@ -239,17 +250,21 @@ static void print_goals(const struct scope_res *sr, int pct, double cpu_tok_s, i
 	       policies[best].name, 100 * h, 100 * hb, 100 * (h - hb), 100 * hs, 100 * (h - hs),
 	       g1 ? "met" : "NOT met");
 	if (dem >= 0)
-		printf("    (without look-ahead the best is %s %.1f%%, %+.1f points from Belady: the "
-		       "trace's next-token reuse is what only the future shows)\n",
-		       policies[dem].name, 100 * sr->card[dem].hit_rate,
-		       100 * (sr->card[dem].hit_rate - hb));
+		printf(
+		    "    (without look-ahead the best is %s %.1f%%, %+.1f points from Belady: the "
+		    "trace's next-token reuse is what only the future shows)\n",
+		    policies[dem].name, 100 * sr->card[dem].hit_rate,
+		    100 * (sr->card[dem].hit_rate - hb));
 	printf("  goal 2, DMA hidden: %s +host hides %.1f%% of its DMA time (%.2f tok/s); the "
 	       "fastest, %s +host, %.1f%% (%.2f tok/s)%s\n",
 	       policies[most].name, 100 * y->dma_hidden, y->tok_s, policies[hid].name,
 	       100 * x->dma_hidden, x->tok_s,
-	       pct != 50 ? " (the goal is set at 50%)" : g2 ? ": met" : ": NOT met");
-	printf("  goal 3, hybrid >= all-host: slowest hybrid %s %.2f tok/s vs all-host modeled %.2f",
-	       policies[worst3].name, slow, all_host);
+	       pct != 50 ? " (the goal is set at 50%)"
+	       : g2	 ? ": met"
+			 : ": NOT met");
+	printf(
+	    "  goal 3, hybrid >= all-host: slowest hybrid %s %.2f tok/s vs all-host modeled %.2f",
+	    policies[worst3].name, slow, all_host);
 	if (cpu_tok_s > 0)
 		printf(", measured cpu backend %.2f", cpu_tok_s);
 	printf(": %s\n", g3 ? "met" : "NOT met");
@@ -267,7 +282,7 @@ struct cs_opts {
  * stderr). */
 static int cs_parse(int argc, char **argv, struct cs_opts *o)
 {
-	*o = (struct cs_opts){ .what_if = 1 };
+	*o = (struct cs_opts){.what_if = 1};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -297,7 +312,8 @@ static int cs_parse(int argc, char **argv, struct cs_opts *o)
 		} else if (v && !strcmp(a, "--link-gbps")) {
 			o->link_gbps = strtod(argv[++i], NULL);
 		} else {
-			fprintf(stderr, "moecard: cache-sim: unknown option or missing value '%s'\n", a);
+			fprintf(stderr,
+				"moecard: cache-sim: unknown option or missing value '%s'\n", a);
 			usage(stderr);
 			return -EINVAL;
 		}
@@ -311,7 +327,8 @@ static int cs_parse(int argc, char **argv, struct cs_opts *o)
 		for (int p = 0; p < N_POLICIES; p++)
 			ok |= !strcmp(o->only, policies[p].name);
 		if (!ok) {
-			fprintf(stderr, "moecard: cache-sim: --policy: unknown policy '%s'\n", o->only);
+			fprintf(stderr, "moecard: cache-sim: --policy: unknown policy '%s'\n",
+				o->only);
 			return -EINVAL;
 		}
 	}
@@ -323,9 +340,9 @@ struct cs_run {
 	const struct cs_opts *o;
 	struct expert_trace t;
 	struct board_desc *b;
-	const char *bp;          /* board path */
+	const char *bp; /* board path */
 	int have_board;
-	int nmoe, total, slots;  /* MoE layers, their experts, card slots */
+	int nmoe, total, slots; /* MoE layers, their experts, card slots */
 	double card_bw, link_bw, host_bw;
 	FILE *events;
 	struct scope_res *sr;
@@ -348,9 +365,9 @@ static int cs_rates(struct cs_run *x)
 		x->have_board = 1;
 	}
 	x->card_bw = x->have_board ? (double)x->b->mem_bw_mbps * 1e6 : 460e9;
-	x->link_bw = o->link_gbps > 0	? o->link_gbps * 1e9
-		     : x->have_board	? (double)x->b->pcie_bw_mbps * 1e6
-					: DMA_LINK_PCIE_GEN3_X16;
+	x->link_bw = o->link_gbps > 0 ? o->link_gbps * 1e9
+		     : x->have_board  ? (double)x->b->pcie_bw_mbps * 1e6
+				      : DMA_LINK_PCIE_GEN3_X16;
 	x->host_bw = o->host_gbps > 0 ? o->host_gbps * 1e9 : measure_host_bw();
 	return 0;
 }
@@ -365,7 +382,8 @@ static int cs_slots(struct cs_run *x)
 		char *end;
 		double v = strtod(ss, &end);
 		if (end == ss || (*end && strcmp(end, "%")) || !(v > 0)) {
-			fprintf(stderr, "moecard: cache-sim: --slots: expected N or P%%, got '%s'\n", ss);
+			fprintf(stderr,
+				"moecard: cache-sim: --slots: expected N or P%%, got '%s'\n", ss);
 			return -EINVAL;
 		}
 		x->slots = *end == '%' ? (int)(v / 100 * total + 0.5) : (int)v;
@@ -376,14 +394,15 @@ static int cs_slots(struct cs_run *x)
 		struct board_fit fit;
 		uint64_t resident = s->layer_bytes * (uint64_t)x->nmoe + s->other_bytes;
 		struct expert_slot_layout lay;
-		struct config cc = { 0 };
+		struct config cc = {0};
 		cc.hidden_size = (int)s->hidden;
 		cc.moe_intermediate_size = (int)s->moe_inter;
 		expert_slot_layout_init(&cc, &lay);
 		board_fit_compute(x->b, resident, lay.bytes, 1, 0, &fit);
 		x->slots = fit.expert_slots > (uint64_t)total ? total : (int)fit.expert_slots;
-		printf("slots from the board: %llu fit after the resident set (%.1f MB); using %d\n",
-		       (unsigned long long)fit.expert_slots, resident / 1e6, x->slots);
+		printf(
+		    "slots from the board: %llu fit after the resident set (%.1f MB); using %d\n",
+		    (unsigned long long)fit.expert_slots, resident / 1e6, x->slots);
 	} else {
 		x->slots = total / 4;
 	}
@@ -415,7 +434,8 @@ static void cs_print_header(const struct cs_run *x)
 	       acc.n2);
 	printf("modeled: card memory %.1f GB/s, link %.1f GB/s, host expert GEMV %.1f GB/s%s\n",
 	       x->card_bw / 1e9, x->link_bw / 1e9, x->host_bw / 1e9,
-	       x->o->host_gbps > 0 ? "" : " (measured: cpu kernels, all cores, 48 MiB of FP8 rows)");
+	       x->o->host_gbps > 0 ? ""
+				   : " (measured: cpu kernels, all cores, 48 MiB of FP8 rows)");
 	printf("\n%d slots of %d experts (%.0f%%), modeled:\n", x->slots, x->total,
 	       100.0 * x->slots / x->total);
 }
@@ -431,7 +451,7 @@ static void cs_print_bounds(const struct expert_trace *t, struct expert_sim_cfg 
 		       ri.ideal_tok_s, ri.host_tok_s);
 }
 
-static const int cs_pcts[] = { 10, 25, 50 }; /* --sweep: capacities, % of the experts */
+static const int cs_pcts[] = {10, 25, 50}; /* --sweep: capacities, % of the experts */
 
 /* The slots of sweep step q (-1: the chosen slots) and their capacity, percent. */
 static int cs_step_slots(const struct cs_run *x, int q, int *pct)
@@ -479,13 +499,14 @@ static void cs_671b_fit(const struct cs_run *x, const struct config *c,
 	uint64_t kv_tok = (uint64_t)(c->kv_lora_rank + c->qk_rope_head_dim) * 4 *
 			  (uint64_t)c->num_hidden_layers; /* f32 compressed KV */
 	if (!board_fit_compute(x->b, res, sh->expert_bytes, kv_tok, 4096, &fit))
-		printf("\n671B on %s (%s): resident set %.1f GB %s; with a 4096-token KV cache %llu "
-		       "expert slots = %.2f%% of the %u routed experts\n",
-		       x->bp, x->b->model, res / 1e9,
-		       fit.resident_fits ? "fits" : "does NOT fit in its memory",
-		       (unsigned long long)fit.expert_slots,
-		       100.0 * (double)fit.expert_slots / ((double)sh->n_experts * nmoe),
-		       sh->n_experts * nmoe);
+		printf(
+		    "\n671B on %s (%s): resident set %.1f GB %s; with a 4096-token KV cache %llu "
+		    "expert slots = %.2f%% of the %u routed experts\n",
+		    x->bp, x->b->model, res / 1e9,
+		    fit.resident_fits ? "fits" : "does NOT fit in its memory",
+		    (unsigned long long)fit.expert_slots,
+		    100.0 * (double)fit.expert_slots / ((double)sh->n_experts * nmoe),
+		    sh->n_experts * nmoe);
 }
 
 /* The 671B what-if: the trace's routing on DeepSeek-V3 671B's shapes (each traced MoE layer
@@ -494,7 +515,7 @@ static void cs_671b_fit(const struct cs_run *x, const struct config *c,
 static int cs_whatif_671b(struct cs_run *x, const struct expert_sim_cfg *base)
 {
 	const struct cs_opts *o = x->o;
-	static const double links[2] = { DMA_LINK_PCIE_GEN3_X16, DMA_LINK_PCIE_GEN4_X16 };
+	static const double links[2] = {DMA_LINK_PCIE_GEN3_X16, DMA_LINK_PCIE_GEN4_X16};
 	struct config c;
 	config_deepseek_v3_671b(&c);
 	struct expert_trace_shape sh;
@@ -512,14 +533,15 @@ static int cs_whatif_671b(struct cs_run *x, const struct expert_sim_cfg *base)
 			w.link_bw = links[g];
 			const char *scope = g ? "671b_gen4" : "671b_gen3";
 			if (!o->json)
-				printf("\n671B what-if (modeled): %.1f MB experts, %.0f MB/layer "
-				       "resident, %u MoE layers (trace routing, each traced layer "
-				       "stands for %.2f),\n"
-				       "  PCIe Gen%d x16 %.0f GB/s, card %.0f GB/s, host %.1f GB/s, "
-				       "same slot fraction %d%%:\n",
-				       sh.expert_bytes / 1e6, sh.layer_bytes / 1e6,
-				       sh.n_layers - sh.first_dense, w.layer_scale, 3 + g,
-				       links[g] / 1e9, x->card_bw / 1e9, x->host_bw / 1e9, pct);
+				printf(
+				    "\n671B what-if (modeled): %.1f MB experts, %.0f MB/layer "
+				    "resident, %u MoE layers (trace routing, each traced layer "
+				    "stands for %.2f),\n"
+				    "  PCIe Gen%d x16 %.0f GB/s, card %.0f GB/s, host %.1f GB/s, "
+				    "same slot fraction %d%%:\n",
+				    sh.expert_bytes / 1e6, sh.layer_bytes / 1e6,
+				    sh.n_layers - sh.first_dense, w.layer_scale, 3 + g,
+				    links[g] / 1e9, x->card_bw / 1e9, x->host_bw / 1e9, pct);
 			int rc = run_policies(&x->t, w, ws, o->only, o->json, scope, NULL, x->sr);
 			if (rc)
 				return rc;
@@ -550,9 +572,10 @@ static int cs_run(struct cs_run *x)
 		return 1;
 	}
 	cs_print_header(x);
-	struct expert_sim_cfg base = { .card_bw = x->card_bw, .link_bw = x->link_bw,
-				       .host_bw = x->host_bw,
-				       .desc_lat = DMA_DESC_LATENCY_DEF_NS * 1e-9 };
+	struct expert_sim_cfg base = {.card_bw = x->card_bw,
+				      .link_bw = x->link_bw,
+				      .host_bw = x->host_bw,
+				      .desc_lat = DMA_DESC_LATENCY_DEF_NS * 1e-9};
 	if (!(x->sr = calloc(1, sizeof *x->sr)))
 		return 1;
 	if (cs_trace_scope(x, &base))
@@ -570,7 +593,7 @@ int cli_cache_sim(int argc, char **argv)
 	if (o.help)
 		return 0;
 	char err[512];
-	struct cs_run x = { .o = &o };
+	struct cs_run x = {.o = &o};
 	if (expert_trace_load(o.trace, &x.t, err, sizeof err)) {
 		fprintf(stderr, "moecard: %s\n", err);
 		return 1;

@@ -20,11 +20,12 @@
 
 static void chat_usage(FILE *f)
 {
-	fprintf(f, "usage: moecard chat --model DIR [--system TEXT] [-n N] [--ctx N] [--backend cpu]\n"
-		   "         [--act fp8|none] [--threads N] [--spec mtp|none] [--spec-depth N]\n"
-		   "         [--stop STR]... [--temp T --top-k K --top-p P --min-p P\n"
-		   "         --repeat-penalty R --seed S]\n"
-		   "  stdin: one user turn per line; /reset, /stats, /quit\n");
+	fprintf(f,
+		"usage: moecard chat --model DIR [--system TEXT] [-n N] [--ctx N] [--backend cpu]\n"
+		"         [--act fp8|none] [--threads N] [--spec mtp|none] [--spec-depth N]\n"
+		"         [--stop STR]... [--temp T --top-k K --top-p P --min-p P\n"
+		"         --repeat-penalty R --seed S]\n"
+		"  stdin: one user turn per line; /reset, /stats, /quit\n");
 }
 
 static int chat_check(const struct cli_opts *a)
@@ -37,7 +38,7 @@ static int chat_check(const struct cli_opts *a)
 }
 
 /* chat takes no flags: every option is followed by its value (cli_opts.h). */
-static const struct cli_cmd chat_cmd = { "chat", CLI_SET_CHAT, 1, chat_usage, chat_check };
+static const struct cli_cmd chat_cmd = {"chat", CLI_SET_CHAT, 1, chat_usage, chat_check};
 
 /* The options of chat with their defaults: -n 256, --ctx 4096. 0, 1 after --help, 2 on a
  * usage error. */
@@ -117,10 +118,10 @@ static int chat_open(const struct cli_opts *a, struct tokenizer **tok, struct ck
 		tokenizer_free(*tok);
 		return 1;
 	}
-	struct model_opts o = { 0 };
+	struct model_opts o = {0};
 	o.act_fp8 = a->act ? !strcmp(a->act, "fp8")
 			   : ck->w.fp8 && ck->cfg.quantization_config.present &&
-				     ck->cfg.quantization_config.dynamic;
+				 ck->cfg.quantization_config.dynamic;
 	o.n_threads = a->threads;
 	o.max_seq = a->ctx;
 	o.max_batch = 64;
@@ -208,13 +209,14 @@ int cli_chat(int argc, char **argv)
 		fprintf(stderr, "moecard: %s: --spec mtp needs an MTP layer\n", a.model);
 		goto out;
 	}
-	struct gen_opts go = { .s = a.smp };
+	struct gen_opts go = {.s = a.smp};
 	go.spec_depth = a.spec == 0 || !can ? 0 : m.ops->mtp_hidden ? a.spec_depth : 1;
 	if (isatty(2)) {
 		go.progress = gen_progress_bar;
 		go.progress_ctx = stderr;
 	}
-	if ((r = gen_init(&g, &m, &go, a.ctx)) || (r = gen_text_init(&tx, tok, a.stops, a.n_stops))) {
+	if ((r = gen_init(&g, &m, &go, a.ctx)) ||
+	    (r = gen_text_init(&tx, tok, a.stops, a.n_stops))) {
 		fprintf(stderr, "moecard: chat: %s\n", strerror(-r));
 		goto out;
 	}

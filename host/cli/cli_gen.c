@@ -34,7 +34,8 @@ static int cli_gen_tokenizer(const char *out)
 	const char *dir = getenv("MOECARD_TOKENIZER_DIR");
 	char src[4096], cfgp[4096], err[512];
 	struct config c;
-	snprintf(src, sizeof src, "%s/tokenizer.json", dir ? dir : "build/cache/deepseek_v3_tokenizer");
+	snprintf(src, sizeof src, "%s/tokenizer.json",
+		 dir ? dir : "build/cache/deepseek_v3_tokenizer");
 	snprintf(cfgp, sizeof cfgp, "%s/config.json", out);
 	if (access(src, R_OK))
 		return 0;

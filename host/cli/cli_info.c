@@ -56,7 +56,7 @@ static int cli_info_board(const char *dtb, const struct ckpt *ck, const struct c
 	       ck->cfg.num_hidden_layers - ck->cfg.first_k_dense_replace, ck->cfg.n_routed_experts,
 	       (unsigned long long)(s->bytes_expert ? s->bytes_routed / s->bytes_expert : 0),
 	       s->bytes_routed ? 100.0 * (double)fit.expert_slots * (double)s->bytes_expert /
-					 (double)s->bytes_routed
+				     (double)s->bytes_routed
 			       : 0.0);
 	return 0;
 }

@@ -29,47 +29,47 @@ struct cli_opt {
 	size_t off;   /* where the value goes in struct cli_opts (FLAG STR INT DOUBLE) */
 };
 
-#define RUN  CLI_SET_RUN
-#define ALL  (CLI_SET_RUN | CLI_SET_CHAT)
+#define RUN CLI_SET_RUN
+#define ALL (CLI_SET_RUN | CLI_SET_CHAT)
 #define AT(f) offsetof(struct cli_opts, f)
 
 static const struct cli_opt cli_opt_table[] = {
-	{ "--model", CLI_STR, ALL, AT(model) },
-	{ "--prompt", CLI_STR, RUN, AT(prompt) },
-	{ "--system", CLI_STR, ALL, AT(system) },
-	{ "--tokens", CLI_STR, RUN, AT(tokens) },
-	{ "-n", CLI_INT, ALL, AT(n) },
-	{ "--backend", CLI_STR, ALL, AT(backend) },
-	{ "--act", CLI_STR, ALL, AT(act) },
-	{ "--board", CLI_STR, RUN, AT(board) },
-	{ "--xclbin", CLI_STR, RUN, AT(xclbin) },
-	{ "--dump-logits", CLI_STR, RUN, AT(dump_logits) },
-	{ "--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp) },
-	{ "--profile", CLI_STR, RUN, AT(profile) },
-	{ "--expert-trace", CLI_STR, RUN, AT(expert_trace) },
-	{ "--expert-slots", CLI_SLOTS, RUN, 0 },
-	{ "--expert-policy", CLI_STR, RUN, AT(ex.expert_policy) },
-	{ "--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch) },
-	{ "--expert-host", CLI_STR, RUN, AT(ex.expert_host) },
-	{ "--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps) },
-	{ "--expert-events", CLI_STR, RUN, AT(ex.expert_events) },
-	{ "--stop", CLI_STOP, ALL, 0 },
-	{ "--spec", CLI_SPEC, ALL, 0 },
-	{ "--spec-depth", CLI_DEPTH, ALL, 0 },
-	{ "--threads", CLI_INT, ALL, AT(threads) },
-	{ "--ctx", CLI_INT, ALL, AT(ctx) },
-	{ "--attn", CLI_ATTN, RUN, 0 },
-	{ "--prompt-len", CLI_INT, RUN, AT(prompt_len) },
-	{ "--gen", CLI_INT, RUN, AT(gen) },
-	{ "--json", CLI_FLAG, RUN, AT(json) },
-	{ "--chat", CLI_FLAG, RUN, AT(chat) },
-	{ "--stats", CLI_FLAG, RUN, AT(stats) },
-	{ "--temp", CLI_SAMPLING, ALL, 0 },
-	{ "--top-k", CLI_SAMPLING, ALL, 0 },
-	{ "--top-p", CLI_SAMPLING, ALL, 0 },
-	{ "--min-p", CLI_SAMPLING, ALL, 0 },
-	{ "--repeat-penalty", CLI_SAMPLING, ALL, 0 },
-	{ "--seed", CLI_SAMPLING, ALL, 0 },
+    {"--model", CLI_STR, ALL, AT(model)},
+    {"--prompt", CLI_STR, RUN, AT(prompt)},
+    {"--system", CLI_STR, ALL, AT(system)},
+    {"--tokens", CLI_STR, RUN, AT(tokens)},
+    {"-n", CLI_INT, ALL, AT(n)},
+    {"--backend", CLI_STR, ALL, AT(backend)},
+    {"--act", CLI_STR, ALL, AT(act)},
+    {"--board", CLI_STR, RUN, AT(board)},
+    {"--xclbin", CLI_STR, RUN, AT(xclbin)},
+    {"--dump-logits", CLI_STR, RUN, AT(dump_logits)},
+    {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp)},
+    {"--profile", CLI_STR, RUN, AT(profile)},
+    {"--expert-trace", CLI_STR, RUN, AT(expert_trace)},
+    {"--expert-slots", CLI_SLOTS, RUN, 0},
+    {"--expert-policy", CLI_STR, RUN, AT(ex.expert_policy)},
+    {"--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch)},
+    {"--expert-host", CLI_STR, RUN, AT(ex.expert_host)},
+    {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps)},
+    {"--expert-events", CLI_STR, RUN, AT(ex.expert_events)},
+    {"--stop", CLI_STOP, ALL, 0},
+    {"--spec", CLI_SPEC, ALL, 0},
+    {"--spec-depth", CLI_DEPTH, ALL, 0},
+    {"--threads", CLI_INT, ALL, AT(threads)},
+    {"--ctx", CLI_INT, ALL, AT(ctx)},
+    {"--attn", CLI_ATTN, RUN, 0},
+    {"--prompt-len", CLI_INT, RUN, AT(prompt_len)},
+    {"--gen", CLI_INT, RUN, AT(gen)},
+    {"--json", CLI_FLAG, RUN, AT(json)},
+    {"--chat", CLI_FLAG, RUN, AT(chat)},
+    {"--stats", CLI_FLAG, RUN, AT(stats)},
+    {"--temp", CLI_SAMPLING, ALL, 0},
+    {"--top-k", CLI_SAMPLING, ALL, 0},
+    {"--top-p", CLI_SAMPLING, ALL, 0},
+    {"--min-p", CLI_SAMPLING, ALL, 0},
+    {"--repeat-penalty", CLI_SAMPLING, ALL, 0},
+    {"--seed", CLI_SAMPLING, ALL, 0},
 };
 
 #undef RUN
@@ -103,8 +103,10 @@ static int opt_slots(const struct cli_cmd *cmd, const char *v, struct engine_ext
 	char *end;
 	long n = strtol(v, &end, 10);
 	if (n < 1 || n > 1000000 || (*end && strcmp(end, "%")) || (*end && n > 100)) {
-		fprintf(stderr, "moecard: %s: --expert-slots: expected N >= 1, P%% (1..100) or "
-				"board, got '%s'\n", cmd->name, v);
+		fprintf(stderr,
+			"moecard: %s: --expert-slots: expected N >= 1, P%% (1..100) or "
+			"board, got '%s'\n",
+			cmd->name, v);
 		return 2;
 	}
 	if (*end)

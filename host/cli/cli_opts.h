@@ -14,21 +14,21 @@
 #define CLI_MAX_STOPS 16
 
 /* Which commands take an option (struct cli_cmd.set). */
-#define CLI_SET_RUN  1u /* run and bench */
+#define CLI_SET_RUN 1u /* run and bench */
 #define CLI_SET_CHAT 2u
 
 struct cli_opts {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
 	const char *profile, *expert_trace, *system, *xclbin;
-	int n;                   /* -n: tokens to generate (chat: most tokens per reply) */
+	int n; /* -n: tokens to generate (chat: most tokens per reply) */
 	int threads, ctx, prompt_len, gen;
-	int naive;               /* --attn naive */
-	int json;                /* --json */
-	int chat;                /* --chat: wrap the prompt in the DeepSeek-V3 chat format */
-	int stats;               /* --stats: a summary line on stderr */
-	struct engine_extra ex;  /* --expert-* options (expert cache on the card) */
-	int spec;                /* -1 default (mtp when available), 0 none, 1 mtp */
-	int spec_depth;          /* --spec-depth N (default 1) */
+	int naive;		/* --attn naive */
+	int json;		/* --json */
+	int chat;		/* --chat: wrap the prompt in the DeepSeek-V3 chat format */
+	int stats;		/* --stats: a summary line on stderr */
+	struct engine_extra ex; /* --expert-* options (expert cache on the card) */
+	int spec;		/* -1 default (mtp when available), 0 none, 1 mtp */
+	int spec_depth;		/* --spec-depth N (default 1) */
 	const char *stops[CLI_MAX_STOPS]; /* --stop STR... */
 	int n_stops;
 	struct gen_sampling smp; /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
@@ -36,8 +36,8 @@ struct cli_opts {
 
 /* A command that parses its options with cli_opts_parse. */
 struct cli_cmd {
-	const char *name;      /* "run", "bench", "chat": the messages name it */
-	unsigned set;          /* CLI_SET_*: the options it takes */
+	const char *name; /* "run", "bench", "chat": the messages name it */
+	unsigned set;	  /* CLI_SET_*: the options it takes */
 	/* Every option is "--name value": the word after an option is taken as its value before
 	 * the option is looked up, and an option at the end is "missing value or unknown option".
 	 * Otherwise an option without a value (a flag) may stand at the end. */

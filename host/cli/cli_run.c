@@ -32,17 +32,18 @@ static double now_s(void)
 
 static void run_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N]\n"
-		"         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
-		"         [--dump-logits F.npy] [--dump-mtp-logits F.npy] [--profile F.json]\n"
-		"         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
-		"         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
-		"         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
-		"         [--expert-trace F]\n"
-		"         [--expert-slots N|P%%|board] [--expert-policy lru|lfu|pin]\n"
-		"         [--expert-prefetch] [--expert-host off|auto|always]\n"
-		"         [--expert-host-gbps G] [--expert-events F.jsonl]\n");
+	fprintf(
+	    f,
+	    "usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N]\n"
+	    "         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
+	    "         [--dump-logits F.npy] [--dump-mtp-logits F.npy] [--profile F.json]\n"
+	    "         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
+	    "         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
+	    "         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
+	    "         [--expert-trace F]\n"
+	    "         [--expert-slots N|P%%|board] [--expert-policy lru|lfu|pin]\n"
+	    "         [--expert-prefetch] [--expert-host off|auto|always]\n"
+	    "         [--expert-host-gbps G] [--expert-events F.jsonl]\n");
 }
 
 static void bench_usage(FILE *f)
@@ -53,8 +54,8 @@ static void bench_usage(FILE *f)
 }
 
 /* run and bench take the same options (cli_opts.c); bench ignores those it has no use for. */
-static const struct cli_cmd run_cmd = { "run", CLI_SET_RUN, 0, run_usage, NULL };
-static const struct cli_cmd bench_cmd = { "bench", CLI_SET_RUN, 0, bench_usage, NULL };
+static const struct cli_cmd run_cmd = {"run", CLI_SET_RUN, 0, run_usage, NULL};
+static const struct cli_cmd bench_cmd = {"bench", CLI_SET_RUN, 0, bench_usage, NULL};
 
 /* The options of run or bench with their defaults. 0, 1 after --help, 2 on a usage error. */
 static int parse_args(int argc, char **argv, struct cli_opts *a, const struct cli_cmd *cmd)
@@ -80,7 +81,8 @@ static int parse_tokens(const char *s, int **out, int vocab)
 		char *end;
 		long v = strtol(p, &end, 10);
 		if (end == p || v < 0 || v >= vocab || (*end && *end != ',')) {
-			fprintf(stderr, "moecard: run: --tokens: bad token id at '%.16s' (vocab %d)\n", p,
+			fprintf(stderr,
+				"moecard: run: --tokens: bad token id at '%.16s' (vocab %d)\n", p,
 				vocab);
 			free(t);
 			return -1;
@@ -152,7 +154,7 @@ static int open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *
 		return 1;
 	}
 	load_with_progress(ck);
-	struct model_opts o = { 0 };
+	struct model_opts o = {0};
 	if (a->act)
 		o.act_fp8 = !strcmp(a->act, "fp8");
 	else
@@ -163,7 +165,8 @@ static int open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *
 	o.max_seq = a->ctx > 0 ? a->ctx : need_seq;
 	o.max_batch = batch;
 	if (o.max_seq < need_seq) {
-		fprintf(stderr, "moecard: --ctx %d: the run needs %d positions\n", o.max_seq, need_seq);
+		fprintf(stderr, "moecard: --ctx %d: the run needs %d positions\n", o.max_seq,
+			need_seq);
 		ckpt_close(ck);
 		return 1;
 	}
@@ -179,7 +182,8 @@ static int open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *
 		return 1;
 	}
 	const char *noop = getenv("MOECARD_XRT_NOOP"), *em = getenv("XCL_EMULATION_MODE");
-	if (!strcmp(a->backend, "xrt") && ((noop && !strcmp(noop, "1")) || (em && !strcmp(em, "noop"))))
+	if (!strcmp(a->backend, "xrt") &&
+	    ((noop && !strcmp(noop, "1")) || (em && !strcmp(em, "noop"))))
 		fprintf(stderr, "moecard: --backend xrt on XRT's noop device: the kernels do not "
 				"compute, results are not meaningful\n");
 	if (a->expert_trace && expert_trace_attach(m, a->expert_trace, &run_xt, err, sizeof err)) {
@@ -205,15 +209,18 @@ static int spec_depth_for(const struct cli_opts *a, const struct engine *m, cons
 	if (a->spec == 0 || (a->spec < 0 && !can))
 		return 0;
 	if (!can) {
-		fprintf(stderr, "moecard: %s: model.layers.%d: --spec mtp needs an MTP layer "
-				"(num_nextn_predict_layers) and an engine that runs it\n", a->model,
-			m->c->num_hidden_layers);
+		fprintf(stderr,
+			"moecard: %s: model.layers.%d: --spec mtp needs an MTP layer "
+			"(num_nextn_predict_layers) and an engine that runs it\n",
+			a->model, m->c->num_hidden_layers);
 		return -1;
 	}
 	if (a->spec_depth > 1 && !m->ops->mtp_hidden) {
 		if (a->spec > 0) {
-			fprintf(stderr, "moecard: %s: --spec-depth %d: the %s engine cannot chain MTP "
-					"drafts\n", cmd, a->spec_depth, m->ops->name);
+			fprintf(stderr,
+				"moecard: %s: --spec-depth %d: the %s engine cannot chain MTP "
+				"drafts\n",
+				cmd, a->spec_depth, m->ops->name);
 			return -1;
 		}
 		return 1;
@@ -224,15 +231,17 @@ static int spec_depth_for(const struct cli_opts *a, const struct engine *m, cons
 static void print_stats(const struct gen *g, int depth)
 {
 	const struct gen_stats *st = &g->st;
-	fprintf(stderr, "moecard: prefill %ld tokens %.3f s (%.1f tok/s), decode %ld tokens %.3f s "
-			"(%.1f tok/s), %ld main forwards",
+	fprintf(stderr,
+		"moecard: prefill %ld tokens %.3f s (%.1f tok/s), decode %ld tokens %.3f s "
+		"(%.1f tok/s), %ld main forwards",
 		st->prefill_tokens, st->prefill_s,
 		st->prefill_s > 0 ? st->prefill_tokens / st->prefill_s : 0.0, st->decode_tokens,
 		st->decode_s, st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0.0,
 		st->decode_forwards);
 	if (depth > 0)
-		fprintf(stderr, ", spec mtp depth %d: accepted %ld/%ld drafts (%.1f%%), %.2f tokens "
-				"per verify forward",
+		fprintf(stderr,
+			", spec mtp depth %d: accepted %ld/%ld drafts (%.1f%%), %.2f tokens "
+			"per verify forward",
 			depth, st->accepted, st->drafted,
 			st->drafted ? 100.0 * st->accepted / st->drafted : 0.0,
 			st->spec_steps ? (double)st->spec_tokens / st->spec_steps : 0.0);
@@ -249,12 +258,12 @@ static int encode_prompt(const struct cli_opts *a, struct tokenizer *tok, int **
 		struct chat_msg msgs[2];
 		size_t nm = 0;
 		if (a->system)
-			msgs[nm++] = (struct chat_msg){ "system", a->system };
-		msgs[nm++] = (struct chat_msg){ "user", a->prompt };
+			msgs[nm++] = (struct chat_msg){"system", a->system};
+		msgs[nm++] = (struct chat_msg){"user", a->prompt};
 		r = chat_template_encode(tok, msgs, nm, 1, CHAT_TEMPLATE_LITERAL_CONTENT, &ids, &n);
 	} else {
-		r = tokenizer_encode(tok, a->prompt, strlen(a->prompt), TOKENIZER_ENC_ADD_SPECIAL, &ids,
-				     &n);
+		r = tokenizer_encode(tok, a->prompt, strlen(a->prompt), TOKENIZER_ENC_ADD_SPECIAL,
+				     &ids, &n);
 	}
 	if (r || n == 0) {
 		fprintf(stderr, "moecard: run: --prompt: %s\n", r ? strerror(-r) : "no tokens");
@@ -324,8 +333,10 @@ static int run_input(const struct cli_opts *a, const struct config *c, int **tok
 		return (*nt = parse_tokens(a->tokens, toks, V)) < 0;
 	for (int i = 0; i < *nt; i++)
 		if ((*toks)[i] >= V) {
-			fprintf(stderr, "moecard: %s/tokenizer.json: token %d of the prompt is outside "
-					"the model's vocab_size %d\n", a->model, (*toks)[i], V);
+			fprintf(stderr,
+				"moecard: %s/tokenizer.json: token %d of the prompt is outside "
+				"the model's vocab_size %d\n",
+				a->model, (*toks)[i], V);
 			return 1;
 		}
 	return 0;
@@ -347,7 +358,7 @@ static int run_dump(const struct cli_opts *a, struct engine *m, const struct ckp
 		goto out;
 	for (int i = 0; i < nt; i++)
 		if ((r = engine_forward(m, toks + i, 1, logits + (size_t)i * V, 0,
-				       hid + (size_t)i * D))) {
+					hid + (size_t)i * D))) {
 			rc = fail_fwd(r);
 			goto out;
 		}
@@ -358,8 +369,10 @@ static int run_dump(const struct cli_opts *a, struct engine *m, const struct ckp
 	}
 	if (a->dump_mtp) {
 		if (!ck->w.mtp) {
-			fprintf(stderr, "moecard: %s: model.layers.%d: the checkpoint has no MTP layer "
-					"(--dump-mtp-logits)\n", a->model, c->num_hidden_layers);
+			fprintf(stderr,
+				"moecard: %s: model.layers.%d: the checkpoint has no MTP layer "
+				"(--dump-mtp-logits)\n",
+				a->model, c->num_hidden_layers);
 			goto out;
 		}
 		mtp = malloc(sizeof(float) * (size_t)V * (size_t)(nt > 1 ? nt - 1 : 1));
@@ -367,7 +380,7 @@ static int run_dump(const struct cli_opts *a, struct engine *m, const struct ckp
 			goto out;
 		for (int i = 0; i + 1 < nt; i++)
 			if ((r = engine_mtp_forward(m, toks + i + 1, hid + (size_t)i * D, 1,
-						   mtp + (size_t)i * V, 0))) {
+						    mtp + (size_t)i * V, 0))) {
 				rc = fail_fwd(r);
 				goto out;
 			}
@@ -399,7 +412,7 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 	int depth = spec_depth_for(a, m, "run");
 	if (depth < 0)
 		goto out;
-	struct gen_opts go = { .s = a->smp, .spec_depth = depth };
+	struct gen_opts go = {.s = a->smp, .spec_depth = depth};
 	if (isatty(2)) {
 		go.progress = gen_progress_bar;
 		go.progress_ctx = stderr;
@@ -506,11 +519,11 @@ static double bench_card_ns(struct engine *m)
 /* Greedy decode of gen tokens after prompt[0..np) through the generation loop at depth; the
  * engine is reset first. Returns 0, the decode time in st, its modeled card ns in *card_ns (0 off
  * the emulated card), tokens in out[gen]. */
-static int bench_decode(struct engine *m, const int *prompt, int np, int gen, int depth,
-			int *out, struct gen_stats *st, double *card_ns)
+static int bench_decode(struct engine *m, const int *prompt, int np, int gen, int depth, int *out,
+			struct gen_stats *st, double *card_ns)
 {
 	struct gen g;
-	struct gen_opts go = { .spec_depth = depth };
+	struct gen_opts go = {.spec_depth = depth};
 	gen_sampling_default(&go.s);
 	engine_truncate(m, 0, 0);
 	int r = gen_init(&g, m, &go, np + gen + 8);
@@ -533,11 +546,11 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 
 /* What bench measured. */
 struct bench_res {
-	double t_load, tp, td;   /* load, prefill and decode seconds */
-	int depth;               /* --spec mtp: the speculation depth, else 0 */
+	double t_load, tp, td;	 /* load, prefill and decode seconds */
+	int depth;		 /* --spec mtp: the speculation depth, else 0 */
 	struct gen_stats sp, ss; /* plain / speculative decode through the generation loop */
-	double cp, cs;           /* modeled card ns of the plain / speculative decode (emu) */
-	int match;               /* plain and speculative greedy output identical */
+	double cp, cs;		 /* modeled card ns of the plain / speculative decode (emu) */
+	int match;		 /* plain and speculative greedy output identical */
 };
 
 /* Prefill of --prompt-len pseudo-random tokens (seeded by --seed) in chunks of batch, greedy
@@ -612,16 +625,19 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 		       a->backend, a->model, m->act_fp8 ? "fp8" : "none", m->threads, isa,
 		       a->prompt_len, a->gen, res->t_load, a->prompt_len / tp, a->gen / td);
 		if (depth > 0)
-			printf(",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
-			       "\"acceptance\":%.4f,\"tokens_per_forward\":%.3f,"
-			       "\"plain_decode_tok_s\":%.2f,\"spec_decode_tok_s\":%.2f,"
-			       "\"spec_speedup\":%.3f,\"spec_greedy_match\":%s",
-			       depth, ss->drafted, ss->accepted, acc, tpf, plain_tps, spec_tps,
-			       plain_tps > 0 ? spec_tps / plain_tps : 0, res->match ? "true" : "false");
+			printf(
+			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
+			    "\"acceptance\":%.4f,\"tokens_per_forward\":%.3f,"
+			    "\"plain_decode_tok_s\":%.2f,\"spec_decode_tok_s\":%.2f,"
+			    "\"spec_speedup\":%.3f,\"spec_greedy_match\":%s",
+			    depth, ss->drafted, ss->accepted, acc, tpf, plain_tps, spec_tps,
+			    plain_tps > 0 ? spec_tps / plain_tps : 0,
+			    res->match ? "true" : "false");
 		if (depth > 0 && cp > 0 && cs > 0)
-			printf(",\"modeled_card_ms_per_tok_plain\":%.4f,"
-			       "\"modeled_card_ms_per_tok_spec\":%.4f,\"modeled_spec_speedup\":%.3f",
-			       cp / a->gen / 1e6, cs / a->gen / 1e6, cp / cs);
+			printf(
+			    ",\"modeled_card_ms_per_tok_plain\":%.4f,"
+			    "\"modeled_card_ms_per_tok_spec\":%.4f,\"modeled_spec_speedup\":%.3f",
+			    cp / a->gen / 1e6, cs / a->gen / 1e6, cp / cs);
 		printf("}\n");
 		return;
 	}
@@ -629,15 +645,16 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 	       "load      %.3f s\n"
 	       "prefill   %d tokens in %.3f s: %.2f tok/s\n"
 	       "decode    %d tokens in %.3f s: %.2f tok/s\n",
-	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, res->t_load,
-	       a->prompt_len, tp, a->prompt_len / tp, a->gen, td, a->gen / td);
+	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, res->t_load, a->prompt_len,
+	       tp, a->prompt_len / tp, a->gen, td, a->gen / td);
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
 		       "          decode %.2f tok/s vs %.2f tok/s plain: speed-up %.3fx; greedy "
 		       "output %s\n",
 		       depth, ss->accepted, ss->drafted, 100 * acc, tpf, spec_tps, plain_tps,
-		       plain_tps > 0 ? spec_tps / plain_tps : 0, res->match ? "identical" : "DIFFERS");
+		       plain_tps > 0 ? spec_tps / plain_tps : 0,
+		       res->match ? "identical" : "DIFFERS");
 	if (depth > 0 && cp > 0 && cs > 0)
 		printf("          modeled card %.4f ms/token vs %.4f ms/token plain: modeled "
 		       "speed-up %.3fx (card time only: the router, lm_head and MTP head run on "
@@ -650,7 +667,7 @@ int cli_bench(int argc, char **argv)
 	struct cli_opts a;
 	struct ckpt ck;
 	struct engine m;
-	struct bench_res res = { 0 };
+	struct bench_res res = {0};
 	int r = parse_args(argc, argv, &a, &bench_cmd), rc = 1;
 	if (r)
 		return r == 1 ? 0 : r;

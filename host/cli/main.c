@@ -12,13 +12,14 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } cmds[] = {
-	{ "run", cli_run, "run a model: --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N] ..." },
-	{ "bench", cli_bench, "measure prefill/decode speed: --model DIR [--json] ..." },
-	{ "info", cli_info, "print a checkpoint's config, parameter and byte counts: --model DIR" },
-	{ "gen", cli_gen, "write a random checkpoint: --out DIR --preset tiny|mid [--seed S]" },
-	{ "tokenize", cli_tokenize, "tokenize text: --model DIR --text T [--json]" },
-	{ "chat", cli_chat, "interactive chat (stdin, streams; /reset /stats /quit): --model DIR" },
-	{ "cache-sim", cli_cache_sim, "replay an expert routing trace under every cache policy: --trace F" },
+    {"run", cli_run, "run a model: --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N] ..."},
+    {"bench", cli_bench, "measure prefill/decode speed: --model DIR [--json] ..."},
+    {"info", cli_info, "print a checkpoint's config, parameter and byte counts: --model DIR"},
+    {"gen", cli_gen, "write a random checkpoint: --out DIR --preset tiny|mid [--seed S]"},
+    {"tokenize", cli_tokenize, "tokenize text: --model DIR --text T [--json]"},
+    {"chat", cli_chat, "interactive chat (stdin, streams; /reset /stats /quit): --model DIR"},
+    {"cache-sim", cli_cache_sim,
+     "replay an expert routing trace under every cache policy: --trace F"},
 };
 
 static void usage(FILE *f)

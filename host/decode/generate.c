@@ -149,8 +149,8 @@ void gen_dist_build(struct gen_dist *d, float *lg, int V, const struct gen_sampl
 				cand[n++] = i;
 	} else {
 		/* find the histogram bucket where the top-k or top-p cut must fall */
-		int cnt[GEN_NB] = { 0 };
-		double mass[GEN_NB] = { 0 };
+		int cnt[GEN_NB] = {0};
+		double mass[GEN_NB] = {0};
 		for (int i = 0; i < V; i++) {
 			if (w[i] < thr)
 				continue;
@@ -361,7 +361,8 @@ int gen_mtp_flush(struct gen *g, int k, int want_logits)
 		    (r = e->ops->mtp_hidden(e, T - 1, g->mtp_hid)))
 			return r;
 		g->n_mq -= T;
-		memmove(g->mq_h, g->mq_h + (size_t)T * g->D, sizeof(float) * (size_t)g->n_mq * g->D);
+		memmove(g->mq_h, g->mq_h + (size_t)T * g->D,
+			sizeof(float) * (size_t)g->n_mq * g->D);
 		k -= T;
 	}
 	return 0;
@@ -390,7 +391,8 @@ static int gen_feed(struct gen *g, int upto, int is_prefill)
 				if ((r = gen_mtp_flush(g, k, 0)))
 					return r;
 			}
-			memcpy(g->mq_h + (size_t)g->n_mq * g->D, g->hid, sizeof(float) * (size_t)T * g->D);
+			memcpy(g->mq_h + (size_t)g->n_mq * g->D, g->hid,
+			       sizeof(float) * (size_t)T * g->D);
 			g->n_mq += T;
 			int ready = e->pos - 1 - e->mtp_pos; /* row pos-1 stays: the next draft's */
 			if (ready > 0 && (r = gen_mtp_flush(g, ready, 0)))

@@ -27,18 +27,19 @@
 /* Sampling settings. temp 0 is greedy. Order: repetition penalty, temperature, min-p (relative to
  * the most likely token), then top-k and top-p over the sorted survivors (gen_dist_build). */
 struct gen_sampling {
-	float temp;        /* softmax temperature; <= 0: greedy (argmax) */
-	int top_k;         /* keep the k most likely tokens; 0: off */
-	float top_p;       /* keep the smallest prefix with cumulative probability >= top_p; 1: off */
-	float min_p;       /* drop tokens with p < min_p * p_max; 0: off */
-	float rep_penalty; /* 1: off; divides positive / multiplies negative logits of recent tokens */
-	int rep_window;    /* tokens of history the penalty looks at (each distinct token once) */
-	uint64_t seed;     /* xorshift64* seed (0 picks a fixed non-zero one) */
+	float temp;  /* softmax temperature; <= 0: greedy (argmax) */
+	int top_k;   /* keep the k most likely tokens; 0: off */
+	float top_p; /* keep the smallest prefix with cumulative probability >= top_p; 1: off */
+	float min_p; /* drop tokens with p < min_p * p_max; 0: off */
+	float
+	    rep_penalty; /* 1: off; divides positive / multiplies negative logits of recent tokens */
+	int rep_window;	 /* tokens of history the penalty looks at (each distinct token once) */
+	uint64_t seed;	 /* xorshift64* seed (0 picks a fixed non-zero one) */
 };
 
 /* A sparse probability distribution over token ids (the candidates that survive the filters). */
 struct gen_dist {
-	int n;    /* candidates in use, 1..vocab */
+	int n;	  /* candidates in use, 1..vocab */
 	int *id;  /* [vocab] candidate token ids */
 	float *p; /* [vocab] their probabilities, summing to 1 */
 };
@@ -48,9 +49,10 @@ typedef void (*gen_progress_fn)(void *ctx, int done, int total);
 
 struct gen_opts {
 	struct gen_sampling s;
-	int spec_depth;           /* 0: plain decoding; N >= 1: N chained MTP drafts per forward */
-	int max_prefill;          /* tokens per prefill forward (<= engine max_batch); 0: max_batch */
-	gen_progress_fn progress; /* called after each prefill chunk when the prefill has > 1 chunk */
+	int spec_depth;	 /* 0: plain decoding; N >= 1: N chained MTP drafts per forward */
+	int max_prefill; /* tokens per prefill forward (<= engine max_batch); 0: max_batch */
+	gen_progress_fn
+	    progress; /* called after each prefill chunk when the prefill has > 1 chunk */
 	void *progress_ctx;
 };
 
@@ -63,33 +65,33 @@ struct gen_stats {
 	double decode_s;      /* time in gen_step */
 	long spec_steps;      /* verify forwards (one per speculative step) */
 	long spec_tokens;     /* tokens produced by speculative steps (accepted drafts + 1 each) */
-	long drafted;         /* draft tokens proposed by the MTP module */
-	long accepted;        /* of which the main model accepted */
+	long drafted;	      /* draft tokens proposed by the MTP module */
+	long accepted;	      /* of which the main model accepted */
 	long mtp_forwards;    /* engine_mtp_forward calls */
 };
 
 struct gen {
-	struct engine *e;      /* the model (not owned) */
-	int V, D;              /* vocab_size, hidden_size */
-	int eos;               /* end-of-sequence id (config eos_token_id) or -1 */
+	struct engine *e; /* the model (not owned) */
+	int V, D;	  /* vocab_size, hidden_size */
+	int eos;	  /* end-of-sequence id (config eos_token_id) or -1 */
 	struct gen_opts o;
-	int depth;             /* speculation depth in use (o.spec_depth clamped to what fits) */
-	int *hist;             /* [cap_hist] token history */
+	int depth; /* speculation depth in use (o.spec_depth clamped to what fits) */
+	int *hist; /* [cap_hist] token history */
 	int n_hist, cap_hist;
-	float *logits;         /* [depth+1][V] main logits of the last forward */
-	int lg_valid;          /* 1: logits row 0 predicts hist[e->pos] and e->pos == n_hist */
-	float *hid;            /* [max_batch][D] main post-norm hidden states of the last forward */
-	float *mq_h;           /* [cap_mq][D] hidden states of pending MTP rows */
+	float *logits; /* [depth+1][V] main logits of the last forward */
+	int lg_valid;  /* 1: logits row 0 predicts hist[e->pos] and e->pos == n_hist */
+	float *hid;    /* [max_batch][D] main post-norm hidden states of the last forward */
+	float *mq_h;   /* [cap_mq][D] hidden states of pending MTP rows */
 	int n_mq, cap_mq;
-	float *mtp_lg;         /* [V] draft logits */
-	float *mtp_hid;        /* [D] MTP post-norm state (input of a chained draft) */
-	struct gen_dist p;     /* target distribution scratch */
-	struct gen_dist *q;    /* [depth] draft distributions of one step */
-	int *drafts;           /* [depth+1] verify batch: pending token, then the drafts */
-	float *w;              /* [V] unnormalised weights scratch */
-	int *cand;             /* [V] candidate scratch */
-	float *dense;          /* [V] zeros between uses: dense view of a gen_dist */
-	uint64_t rng;          /* xorshift64* state */
+	float *mtp_lg;	    /* [V] draft logits */
+	float *mtp_hid;	    /* [D] MTP post-norm state (input of a chained draft) */
+	struct gen_dist p;  /* target distribution scratch */
+	struct gen_dist *q; /* [depth] draft distributions of one step */
+	int *drafts;	    /* [depth+1] verify batch: pending token, then the drafts */
+	float *w;	    /* [V] unnormalised weights scratch */
+	int *cand;	    /* [V] candidate scratch */
+	float *dense;	    /* [V] zeros between uses: dense view of a gen_dist */
+	uint64_t rng;	    /* xorshift64* state */
 	struct gen_stats st;
 };
 
@@ -166,13 +168,13 @@ struct gen_text {
 	struct tokenizer_stream ts; /* UTF-8 reassembly */
 	const char *const *stops;   /* [n_stops] stop strings (not owned) */
 	int n_stops;
-	size_t max_stop;            /* longest stop string, bytes */
-	char *buf;                  /* [cap] decoded text not yet written */
+	size_t max_stop; /* longest stop string, bytes */
+	char *buf;	 /* [cap] decoded text not yet written */
 	size_t len, cap;
-	char *piece;                /* [piece_cap] one token's decoded bytes */
+	char *piece; /* [piece_cap] one token's decoded bytes */
 	size_t piece_cap;
-	int stopped;                /* 1 once a stop string was seen */
-	size_t written;             /* bytes written to out so far */
+	int stopped;	/* 1 once a stop string was seen */
+	size_t written; /* bytes written to out so far */
 };
 
 /* gen_text_init - for tokenizer tok (special tokens are not printed). 0 or -ENOMEM. */

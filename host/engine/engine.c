@@ -7,7 +7,10 @@
 #include <unistd.h>
 #include "engine/engine.h"
 
-static struct model *cpu_model(struct engine *e) { return e->impl; }
+static struct model *cpu_model(struct engine *e)
+{
+	return e->impl;
+}
 
 static int cpu_forward(struct engine *e, const int *t, int T, float *lg, int all, float *hid)
 {
@@ -47,8 +50,8 @@ static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
 	return 0;
 }
 
-static const struct engine_ops cpu_ops = { "cpu", cpu_forward, cpu_mtp, cpu_truncate, NULL,
-					   cpu_free, cpu_mtp_hidden, NULL };
+static const struct engine_ops cpu_ops = {"cpu", cpu_forward, cpu_mtp,	      cpu_truncate,
+					  NULL,	 cpu_free,    cpu_mtp_hidden, NULL};
 
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
 		    const struct engine_extra *x, char *err, size_t errlen)
@@ -76,7 +79,7 @@ int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_
 
 /* card_engine.c: the emulated card through host/backend/backend.h */
 int card_engine_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
-		    const struct engine_extra *x, char *err, size_t errlen);
+		     const struct engine_extra *x, char *err, size_t errlen);
 
 int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		const struct model_opts *o, const struct engine_extra *x, char *err, size_t errlen)

@@ -40,21 +40,21 @@ struct engine_ops {
 
 /* Options beyond model_opts that some backends use. */
 struct engine_extra {
-	const char *board;        /* --board FILE.dtb (emu: default board/emu.dts build) */
-	const char *profile;      /* --profile trace.json: per-command timestamps (emu, xrt) */
-	const char *xclbin;       /* --xclbin FILE (xrt) */
-	const char *backend;      /* backend the card scheduler opens: NULL = "emu", "xrt" */
+	const char *board;	  /* --board FILE.dtb (emu: default board/emu.dts build) */
+	const char *profile;	  /* --profile trace.json: per-command timestamps (emu, xrt) */
+	const char *xclbin;	  /* --xclbin FILE (xrt) */
+	const char *backend;	  /* backend the card scheduler opens: NULL = "emu", "xrt" */
 	const char *expert_trace; /* --expert-trace FILE: routing trace */
 	/* expert cache on the card (emu and xrt engines): */
-	int expert_slots;         /* --expert-slots N: card slots for routed experts, 0 = every
+	int expert_slots;     /* --expert-slots N: card slots for routed experts, 0 = every
 	                             routed expert resident (no cache), -1 (--expert-slots board)
 	                             = as many as the card's memory holds after the resident set */
-	int expert_slots_pct;     /* --expert-slots P%: slots = P% of all routed experts (0 = off) */
+	int expert_slots_pct; /* --expert-slots P%: slots = P% of all routed experts (0 = off) */
 	const char *expert_policy; /* --expert-policy lru|lfu|pin|belady (NULL = lru) */
-	int expert_prefetch;      /* --expert-prefetch: DMA the next layer's predicted experts early */
-	const char *expert_host;  /* --expert-host off|auto|always: misses run on the host CPU
+	int expert_prefetch; /* --expert-prefetch: DMA the next layer's predicted experts early */
+	const char *expert_host; /* --expert-host off|auto|always: misses run on the host CPU
 	                             (NULL = off) */
-	double expert_host_gbps;  /* --expert-host-gbps G: modeled host expert rate, GB/s of weights
+	double expert_host_gbps; /* --expert-host-gbps G: modeled host expert rate, GB/s of weights
 	                             (0 = measured at open) */
 	const char *expert_events; /* --expert-events F.jsonl: every cache decision */
 };
@@ -63,12 +63,12 @@ struct engine {
 	const struct engine_ops *ops;
 	const struct config *c;
 	const struct weights *w;
-	int max_batch, max_seq;   /* limits of forward calls */
-	int pos, mtp_pos;         /* tokens in the main / MTP KV caches */
-	int act_fp8;              /* numerics mode in use */
-	const char *isa;          /* host SIMD path in use */
+	int max_batch, max_seq; /* limits of forward calls */
+	int pos, mtp_pos;	/* tokens in the main / MTP KV caches */
+	int act_fp8;		/* numerics mode in use */
+	const char *isa;	/* host SIMD path in use */
 	int threads;
-	void *impl;               /* backend's own state */
+	void *impl; /* backend's own state */
 };
 
 /*

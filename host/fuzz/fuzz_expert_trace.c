@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err[0] = 0;
 	int rc = expert_trace_parse(data, size, "f.xt", &t, err, sizeof err);
 	if (rc) {
-		if ((rc != -EINVAL && rc != -ENOMEM) || strchr(err, '\n') || strncmp(err, "f.xt: ", 6))
+		if ((rc != -EINVAL && rc != -ENOMEM) || strchr(err, '\n') ||
+		    strncmp(err, "f.xt: ", 6))
 			abort();
 		return 0;
 	}
@@ -42,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* bounded replay: small key spaces only, to keep the fuzzer fast */
 	if ((uint64_t)t.s.n_layers * t.s.n_experts <= 4096 && t.n <= 4096) {
-		struct expert_sim_cfg c = { .card_bw = 1e11, .link_bw = 1e10, .host_bw = 1e10 };
+		struct expert_sim_cfg c = {.card_bw = 1e11, .link_bw = 1e10, .host_bw = 1e10};
 		struct expert_sim_result r;
 		for (int v = 0; v < EXPERT_POLICY_N * 6; v++) {
 			int p = v % EXPERT_POLICY_N;
@@ -54,9 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (rc && rc != -EINVAL)
 				abort();
 			/* every access is a hit, a DMA'd miss or a host-run miss; ready hits are hits */
-			if (!rc && (r.hits > r.accesses || r.accesses != t.n * k || r.ready > r.hits ||
-				    r.hits + r.miss_dma + r.miss_host != r.accesses ||
-				    !(r.dma_hidden >= 0 && r.dma_hidden <= 1) || !isfinite(r.time_s)))
+			if (!rc &&
+			    (r.hits > r.accesses || r.accesses != t.n * k || r.ready > r.hits ||
+			     r.hits + r.miss_dma + r.miss_host != r.accesses ||
+			     !(r.dma_hidden >= 0 && r.dma_hidden <= 1) || !isfinite(r.time_s)))
 				abort();
 		}
 	}

@@ -20,11 +20,11 @@
 #include "load/config.h"
 
 /* Upper bounds that keep every derived product far from int overflow. */
-#define CONFIG_DIM_MAX	    (1 << 20) /* any width: hidden, ffn, vocab, lora ranks */
-#define CONFIG_HEADS_MAX    1024
+#define CONFIG_DIM_MAX (1 << 20) /* any width: hidden, ffn, vocab, lora ranks */
+#define CONFIG_HEADS_MAX 1024
 #define CONFIG_HEAD_DIM_MAX 4096
-#define CONFIG_LAYERS_MAX   1024
-#define CONFIG_EXPERTS_MAX  4096
+#define CONFIG_LAYERS_MAX 1024
+#define CONFIG_EXPERTS_MAX 4096
 
 static int config_fail(char *err, size_t errlen, const char *fname, const char *key,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));

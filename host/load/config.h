@@ -15,52 +15,52 @@ enum config_topk { CONFIG_TOPK_NOAUX_TC, CONFIG_TOPK_GREEDY, CONFIG_TOPK_GROUP_L
 
 /* rope_scaling: type "yarn" or absent/null (plain RoPE). */
 struct config_rope_scaling {
-	bool yarn;                               /* true when rope_scaling.type (or rope_type) is yarn */
-	double factor;                           /* f, e.g. 40 */
-	int original_max_position_embeddings;    /* L0, e.g. 4096 */
-	double beta_fast, beta_slow;             /* 32, 1 */
-	double mscale, mscale_all_dim;           /* 1, 1 */
+	bool yarn;     /* true when rope_scaling.type (or rope_type) is yarn */
+	double factor; /* f, e.g. 40 */
+	int original_max_position_embeddings; /* L0, e.g. 4096 */
+	double beta_fast, beta_slow;	      /* 32, 1 */
+	double mscale, mscale_all_dim;	      /* 1, 1 */
 };
 
 /* quantization_config; present == false for BF16 checkpoints. */
 struct config_quant {
 	bool present;
-	bool dynamic;                /* activation_scheme == "dynamic" */
-	bool ue8m0;                  /* scale_fmt == "ue8m0" (V3.1): act scales rounded up to 2^k */
-	int weight_block_size[2];    /* [128, 128] */
+	bool dynamic;		  /* activation_scheme == "dynamic" */
+	bool ue8m0;		  /* scale_fmt == "ue8m0" (V3.1): act scales rounded up to 2^k */
+	int weight_block_size[2]; /* [128, 128] */
 };
 
 struct config {
-	char model_type[32];            /* "deepseek_v3" or "deepseek_v2" */
-	int hidden_size;                /* 7168 */
-	int intermediate_size;          /* dense FFN width, 18432 */
-	int moe_intermediate_size;      /* per-expert FFN width, 2048 */
-	int num_hidden_layers;          /* 61 */
-	int first_k_dense_replace;      /* layers [0, k) dense */
-	int moe_layer_freq;             /* 1 */
-	int num_attention_heads;        /* H, 128 */
-	int q_lora_rank;                /* 1536; 0 when null (plain q_proj) */
-	int kv_lora_rank;               /* 512 */
-	int qk_nope_head_dim;           /* 128 */
-	int qk_rope_head_dim;           /* 64 */
-	int v_head_dim;                 /* 128 */
-	int n_routed_experts;           /* 256; 0 for a model without MoE layers */
-	int num_experts_per_tok;        /* 8 */
-	int n_shared_experts;           /* 1 */
-	int n_group;                    /* 8 (1 when absent) */
-	int topk_group;                 /* 4 (1 when absent) */
-	double routed_scaling_factor;   /* 2.5 */
+	char model_type[32];	      /* "deepseek_v3" or "deepseek_v2" */
+	int hidden_size;	      /* 7168 */
+	int intermediate_size;	      /* dense FFN width, 18432 */
+	int moe_intermediate_size;    /* per-expert FFN width, 2048 */
+	int num_hidden_layers;	      /* 61 */
+	int first_k_dense_replace;    /* layers [0, k) dense */
+	int moe_layer_freq;	      /* 1 */
+	int num_attention_heads;      /* H, 128 */
+	int q_lora_rank;	      /* 1536; 0 when null (plain q_proj) */
+	int kv_lora_rank;	      /* 512 */
+	int qk_nope_head_dim;	      /* 128 */
+	int qk_rope_head_dim;	      /* 64 */
+	int v_head_dim;		      /* 128 */
+	int n_routed_experts;	      /* 256; 0 for a model without MoE layers */
+	int num_experts_per_tok;      /* 8 */
+	int n_shared_experts;	      /* 1 */
+	int n_group;		      /* 8 (1 when absent) */
+	int topk_group;		      /* 4 (1 when absent) */
+	double routed_scaling_factor; /* 2.5 */
 	enum config_scoring scoring_func;
 	enum config_topk topk_method;
 	bool norm_topk_prob;
-	double rope_theta;              /* 10000 */
+	double rope_theta; /* 10000 */
 	struct config_rope_scaling rope_scaling;
-	double rms_norm_eps;            /* 1e-6 */
-	int vocab_size;                 /* 129280 */
-	int max_position_embeddings;    /* 163840 */
+	double rms_norm_eps;		/* 1e-6 */
+	int vocab_size;			/* 129280 */
+	int max_position_embeddings;	/* 163840 */
 	int bos_token_id, eos_token_id; /* 0, 1 */
-	bool tie_word_embeddings;       /* must be false */
-	int num_nextn_predict_layers;   /* 1: an MTP layer at model.layers.<num_hidden_layers> */
+	bool tie_word_embeddings;	/* must be false */
+	int num_nextn_predict_layers;	/* 1: an MTP layer at model.layers.<num_hidden_layers> */
 	struct config_quant quantization_config;
 };
 

@@ -699,8 +699,8 @@ static int st_to_huge(const struct st_file *f)
 {
 	if (((uintptr_t)f->map & (ST_HUGE - 1)) || f->size < ST_HUGE)
 		return -EINVAL;
-	void *a = st_reserve_aligned(f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				     -1);
+	void *a =
+	    st_reserve_aligned(f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
 	if (a == MAP_FAILED)
 		return -errno;
 	madvise(a, f->size, MADV_HUGEPAGE);

@@ -20,30 +20,30 @@ enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_F8_E4M3, ST_I64, ST_I32, ST_U8, ST_D
 
 /* One tensor, pointing into a mapped file. */
 struct st_tensor {
-	char name[ST_NAME_MAX];       /* e.g. "model.layers.3.mlp.experts.7.up_proj.weight" */
+	char name[ST_NAME_MAX]; /* e.g. "model.layers.3.mlp.experts.7.up_proj.weight" */
 	enum st_dtype dtype;
-	int ndim;                     /* 0..ST_MAX_DIMS */
-	int64_t shape[ST_MAX_DIMS];   /* row-major, shape[0] outermost */
-	const void *data;             /* into the mmap; little-endian */
-	size_t nbytes;                /* end - begin; equals numel * dtype size */
-	int file;                     /* index into st_model.files */
+	int ndim;		    /* 0..ST_MAX_DIMS */
+	int64_t shape[ST_MAX_DIMS]; /* row-major, shape[0] outermost */
+	const void *data;	    /* into the mmap; little-endian */
+	size_t nbytes;		    /* end - begin; equals numel * dtype size */
+	int file;		    /* index into st_model.files */
 };
 
 struct st_file {
-	char *path;                   /* as opened */
-	void *map;                    /* whole file, PROT_READ, MAP_PRIVATE */
-	size_t size;                  /* bytes */
+	char *path;  /* as opened */
+	void *map;   /* whole file, PROT_READ, MAP_PRIVATE */
+	size_t size; /* bytes */
 };
 
 /* All tensors of a checkpoint directory. */
 struct st_model {
-	struct st_file *files;        /* [n_files] */
+	struct st_file *files; /* [n_files] */
 	int n_files;
-	struct st_tensor *tensors;    /* [n_tensors], sorted by name */
+	struct st_tensor *tensors; /* [n_tensors], sorted by name */
 	int n_tensors;
-	int cap_tensors;              /* allocated entries of tensors */
-	char *index_path;             /* dir/model.safetensors.index.json when sharded, else NULL */
-	char *dir;                    /* the directory st_open_dir opened, or NULL */
+	int cap_tensors;  /* allocated entries of tensors */
+	char *index_path; /* dir/model.safetensors.index.json when sharded, else NULL */
+	char *dir;	  /* the directory st_open_dir opened, or NULL */
 };
 
 /* Element size in bytes of a dtype; its safetensors name ("F8_E4M3", ...). */
@@ -57,8 +57,8 @@ const char *st_dtype_name(enum st_dtype t);
  * range and non-overlapping. Returns 0, or -EINVAL/-ENOMEM with "<fname>: <tensor or field>: ..."
  * in err. No allocation survives an error except what st_close frees.
  */
-int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file,
-		    const char *fname, char *err, size_t errlen);
+int st_parse_header(struct st_model *m, const uint8_t *buf, size_t len, int file, const char *fname,
+		    char *err, size_t errlen);
 
 /*
  * st_open_dir - opens dir/model.safetensors.index.json (weight_map; every shard it names must
@@ -97,7 +97,7 @@ struct st_writer_entry {
 	size_t nbytes;
 };
 struct st_writer {
-	struct st_writer_entry *e;    /* [n] */
+	struct st_writer_entry *e; /* [n] */
 	int n, cap;
 };
 int st_writer_add(struct st_writer *w, const char *name, enum st_dtype dtype, int ndim,

@@ -52,14 +52,15 @@ static void axpy_fp8_scalar(float *y, float a, const uint8_t *w, int n)
 		y[k] += a * dec_lut[w[k]];
 }
 
-static void row_fp8_scalar(const uint8_t *w, const float *x, int ldx, int M, int K,
-			   const float *sw, float *acc)
+static void row_fp8_scalar(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			   float *acc)
 {
 	for (int m = 0; m < M; m++) {
 		float a = 0, d;
 		for (int kb = 0; kb * 128 < K; kb++) {
 			int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
-			dot_fp8_scalar(w + kb * 128, x + (size_t)m * ldx + kb * 128, ldx, 1, len, &d);
+			dot_fp8_scalar(w + kb * 128, x + (size_t)m * ldx + kb * 128, ldx, 1, len,
+				       &d);
 			a += d * sw[kb];
 		}
 		acc[m] = a;
@@ -72,8 +73,8 @@ static void dec_fp8_scalar(const uint8_t *w, int K, const float *sw, float *out)
 		out[k] = dec_lut[w[k]] * sw[k / 128];
 }
 
-static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
-			    int K, float *y, int ldy)
+static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			    float *y, int ldy)
 {
 	for (int m = 0; m < M; m++)
 		for (int j = 0; j < nw; j++) {
@@ -104,10 +105,9 @@ static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
 		xr[k] = dec_lut[e4m3_encode(x[k] / s)] * s;
 }
 
-static const struct kern_isa isa_scalar = { "scalar",	      dot_fp8_scalar,	dot_bf16_scalar,
-					    axpy_fp8_scalar,  row_fp8_scalar,	dec_fp8_scalar,
-					    tile_f32_scalar,  dot_f32_scalar,	axpy_f32_scalar,
-					    roundtrip_fp8_scalar };
+static const struct kern_isa isa_scalar = {
+    "scalar",	    dot_fp8_scalar,  dot_bf16_scalar, axpy_fp8_scalar, row_fp8_scalar,
+    dec_fp8_scalar, tile_f32_scalar, dot_f32_scalar,  axpy_f32_scalar, roundtrip_fp8_scalar};
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
@@ -118,7 +118,8 @@ const struct kern_isa *kern_isa_by_name(const char *name)
 	__builtin_cpu_init();
 	if (!strcmp(name, "scalar"))
 		return &isa_scalar;
-	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") &&
+	    __builtin_cpu_supports("fma"))
 		return &kern_isa_avx2;
 	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
@@ -275,7 +276,8 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 				dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
 			if (j->accumulate) {
 				for (int m = 0; m < j->M; m++) {
-					isa->tile_f32(wt, K, nw, xs + (size_t)m * ld, ld, 1, K, acc, 0);
+					isa->tile_f32(wt, K, nw, xs + (size_t)m * ld, ld, 1, K, acc,
+						      0);
 					for (int i = 0; i < nw; i++)
 						j->y[(size_t)m * j->ldy + n0 + b + i] += acc[i];
 				}
@@ -289,9 +291,9 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
 			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
 			if (W->fmt == QMAT_FP8) {
-				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K, xs + (size_t)m0 * ld,
-					     ld, mb, K, W->scale + (size_t)(n / 128) * W->scale_cols,
-					     acc);
+				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K,
+					     xs + (size_t)m0 * ld, ld, mb, K,
+					     W->scale + (size_t)(n / 128) * W->scale_cols, acc);
 			} else if (W->fmt == QMAT_BF16) {
 				isa->dot_bf16((const uint16_t *)W->w + (size_t)n * K,
 					      xs + (size_t)m0 * ld, ld, mb, K, acc);
@@ -348,8 +350,8 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		if (k->act_fp8 && jb->W->fmt == QMAT_FP8 && jb->M > 0) {
 			/* reuse the quantization of an earlier job with the same input */
 			for (int i = 0; i < j; i++)
-				if (jobs[i].x == jb->x && jobs[i].M == jb->M && jobs[i].ldx == jb->ldx &&
-				    jobs[i].xq && jobs[i].W->cols == K) {
+				if (jobs[i].x == jb->x && jobs[i].M == jb->M &&
+				    jobs[i].ldx == jb->ldx && jobs[i].xq && jobs[i].W->cols == K) {
 					jb->xq = jobs[i].xq;
 					break;
 				}
@@ -367,7 +369,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		}
 		row_start[j + 1] = row_start[j] + (jb->M > 0 ? jb->W->rows : 0);
 	}
-	struct jobs_ctx jc = { k, jobs, n_jobs, row_start };
+	struct jobs_ctx jc = {k, jobs, n_jobs, row_start};
 	int total = row_start[n_jobs];
 	int nt = k->pool ? pool_nthreads(k->pool) : 1;
 	int grain = total / (nt * 8);
@@ -382,7 +384,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 
 int kern_matmul(struct kern_ctx *k, const struct qmat *W, const float *x, int M, float *y)
 {
-	struct kern_job j = { .W = W, .x = x, .ldx = W->cols, .M = M, .y = y, .ldy = W->rows };
+	struct kern_job j = {.W = W, .x = x, .ldx = W->cols, .M = M, .y = y, .ldy = W->rows};
 	return kern_matmul_jobs(k, &j, 1);
 }
 

@@ -53,25 +53,25 @@ const struct kern_isa *kern_isa_by_name(const char *name); /* NULL when unsuppor
 /* One matrix product y[m][n] = sum_k W[n][k] x[m][k] for m < M, n < W->rows. */
 struct kern_job {
 	const struct qmat *W;
-	const float *x;     /* [M][ldx] */
+	const float *x; /* [M][ldx] */
 	int ldx;
 	int M;
-	float *y;           /* [M][ldy] */
+	float *y; /* [M][ldy] */
 	int ldy;
-	int accumulate;     /* 1: y += result */
+	int accumulate; /* 1: y += result */
 	/* filled by kern_matmul: quantized input */
-	const float *xq;    /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
+	const float *xq; /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
 };
 
 /* Execution context: pool, numerics mode and scratch for quantized activations. */
 struct kern_ctx {
 	struct pool *pool;
 	const struct kern_isa *isa;
-	int act_fp8;        /* quantize activations feeding FP8 weights */
-	int ue8m0;          /* power-of-two activation scales */
-	float *scratch;     /* quantization scratch, scratch_floats long */
+	int act_fp8;	/* quantize activations feeding FP8 weights */
+	int ue8m0;	/* power-of-two activation scales */
+	float *scratch; /* quantization scratch, scratch_floats long */
 	size_t scratch_floats;
-	float *wbuf;        /* [nthreads][KERN_NW][max_k] dequantized weight rows (prefill) */
+	float *wbuf; /* [nthreads][KERN_NW][max_k] dequantized weight rows (prefill) */
 	int max_k;
 };
 

@@ -28,7 +28,6 @@ void model_rmsnorm(float *out, const float *x, const float *w, int n, double eps
 		out[i] = w[i] * (x[i] * r);
 }
 
-
 /* Interleaved-pair RoPE (GPT-J convention, docs/model.md, RoPE) at a precomputed table row. */
 static void rope_apply(float *v, int d, const float *cs, const float *sn)
 {
@@ -39,7 +38,10 @@ static void rope_apply(float *v, int d, const float *cs, const float *sn)
 	}
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+static float silu(float x)
+{
+	return x / (1.0f + expf(-x));
+}
 
 /* Softmax over n scores in place, in f32 with the max subtracted (docs/model.md, MLA). */
 static void softmax_inplace(float *sc, int n)
@@ -152,7 +154,10 @@ double model_softmax_scale(const struct config *c)
 
 /* ---- init / free ------------------------------------------------------------------------------ */
 
-static int layers_total(const struct model *m) { return m->c->num_hidden_layers + 1; }
+static int layers_total(const struct model *m)
+{
+	return m->c->num_hidden_layers + 1;
+}
 
 static float *kv_row(struct model *m, int layer, int pos)
 {
@@ -165,10 +170,11 @@ void model_free(struct model *m)
 		pool_free(m->pool);
 	kern_ctx_free(&m->kc);
 	kern_ctx_free(&m->kc_f32);
-	float **bufs[] = { &m->kv, &m->rope_cos, &m->rope_sin, &m->x, &m->xn, &m->tmp, &m->qa,
-			   &m->q, &m->kva, &m->qlat, &m->lat, &m->ao, &m->scores, &m->kexp,
-			   &m->vexp, &m->kvexp_full, &m->gbuf, &m->ubuf, &m->xg, &m->eout, &m->rlogits, &m->rw,
-			   &m->cat, &m->route.margin };
+	float **bufs[] = {&m->kv,	  &m->rope_cos, &m->rope_sin, &m->x,	       &m->xn,
+			  &m->tmp,	  &m->qa,	&m->q,	      &m->kva,	       &m->qlat,
+			  &m->lat,	  &m->ao,	&m->scores,   &m->kexp,	       &m->vexp,
+			  &m->kvexp_full, &m->gbuf,	&m->ubuf,     &m->xg,	       &m->eout,
+			  &m->rlogits,	  &m->rw,	&m->cat,      &m->route.margin};
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
 		free(*bufs[i]);
 		*bufs[i] = NULL;
@@ -180,7 +186,10 @@ void model_free(struct model *m)
 	memset(m, 0, sizeof *m);
 }
 
-static int imax(int a, int b) { return a > b ? a : b; }
+static int imax(int a, int b)
+{
+	return a > b ? a : b;
+}
 
 int model_init(struct model *m, const struct config *c, const struct weights *w,
 	       const struct model_opts *o, char *err, size_t errlen)
@@ -194,11 +203,13 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	if (m->o.max_batch <= 0)
 		m->o.max_batch = 64;
 	if (o->act_fp8 && !w->fp8) {
-		snprintf(err, errlen, "--act fp8: the checkpoint has no FP8 weights (use --act none)");
+		snprintf(err, errlen,
+			 "--act fp8: the checkpoint has no FP8 weights (use --act none)");
 		return -EINVAL;
 	}
 	if (c->num_experts_per_tok > MODEL_MAX_TOPK) {
-		snprintf(err, errlen, "config.json: num_experts_per_tok: more than %d", MODEL_MAX_TOPK);
+		snprintf(err, errlen, "config.json: num_experts_per_tok: more than %d",
+			 MODEL_MAX_TOPK);
 		return -EINVAL;
 	}
 	int B = m->o.max_batch, S = m->o.max_seq, D = c->hidden_size, H = c->num_attention_heads;
@@ -218,11 +229,11 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 			  maxdim) ||
 	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0, maxdim))
 		goto nomem;
-#define ALLOC(p, n)                                                                  \
-	do {                                                                         \
-		(p) = calloc((size_t)(n) > 0 ? (size_t)(n) : 1, sizeof(*(p)));       \
-		if (!(p))                                                            \
-			goto nomem;                                                  \
+#define ALLOC(p, n)                                                                                \
+	do {                                                                                       \
+		(p) = calloc((size_t)(n) > 0 ? (size_t)(n) : 1, sizeof(*(p)));                     \
+		if (!(p))                                                                          \
+			goto nomem;                                                                \
 	} while (0)
 	ALLOC(m->kv, (size_t)layers_total(m) * S * m->kv_dim);
 	ALLOC(m->rope_cos, (size_t)S * (rope / 2));
@@ -289,7 +300,7 @@ void model_truncate(struct model *m, int pos, int mtp_pos)
 struct attn_ctx {
 	struct model *m;
 	const struct layer_weights *lw;
-	int layer;      /* KV slot */
+	int layer; /* KV slot */
 	int pos0, T;
 };
 
@@ -361,13 +372,25 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	struct kern_job jobs[2];
 	int nj = 0;
 	if (c->q_lora_rank > 0)
-		jobs[nj++] = (struct kern_job){ .W = &lw->q_a_proj, .x = m->xn, .ldx = D, .M = T,
-						.y = m->qa, .ldy = c->q_lora_rank };
+		jobs[nj++] = (struct kern_job){.W = &lw->q_a_proj,
+					       .x = m->xn,
+					       .ldx = D,
+					       .M = T,
+					       .y = m->qa,
+					       .ldy = c->q_lora_rank};
 	else
-		jobs[nj++] = (struct kern_job){ .W = &lw->q_proj, .x = m->xn, .ldx = D, .M = T,
-						.y = m->q, .ldy = H * (nope + rope) };
-	jobs[nj++] = (struct kern_job){ .W = &lw->kv_a_proj_with_mqa, .x = m->xn, .ldx = D, .M = T,
-					.y = m->kva, .ldy = m->kv_dim };
+		jobs[nj++] = (struct kern_job){.W = &lw->q_proj,
+					       .x = m->xn,
+					       .ldx = D,
+					       .M = T,
+					       .y = m->q,
+					       .ldy = H * (nope + rope)};
+	jobs[nj++] = (struct kern_job){.W = &lw->kv_a_proj_with_mqa,
+				       .x = m->xn,
+				       .ldx = D,
+				       .M = T,
+				       .y = m->kva,
+				       .ldy = m->kv_dim};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
 	if (c->q_lora_rank > 0) {
@@ -390,13 +413,18 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
 		int S = pos0 + T, rows = H * (nope + vd);
 		float *full = m->kvexp_full;
-		struct kern_job j = { .W = &lw->kv_b_proj, .x = kv_row(m, layer, 0), .ldx = m->kv_dim,
-				      .M = S, .y = full, .ldy = rows };
+		struct kern_job j = {.W = &lw->kv_b_proj,
+				     .x = kv_row(m, layer, 0),
+				     .ldx = m->kv_dim,
+				     .M = S,
+				     .y = full,
+				     .ldy = rows};
 		r = kern_matmul_jobs(&m->kc_f32, &j, 1);
 		for (int s = 0; s < S && !r; s++)
 			for (int h = 0; h < H; h++) {
 				memcpy(m->kexp + ((size_t)s * H + h) * nope,
-				       full + (size_t)s * rows + h * (nope + vd), sizeof(float) * nope);
+				       full + (size_t)s * rows + h * (nope + vd),
+				       sizeof(float) * nope);
 				memcpy(m->vexp + ((size_t)s * H + h) * vd,
 				       full + (size_t)s * rows + h * (nope + vd) + nope,
 				       sizeof(float) * vd);
@@ -404,7 +432,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		if (r)
 			return r;
 	}
-	struct attn_ctx ac = { m, lw, layer, pos0, T };
+	struct attn_ctx ac = {m, lw, layer, pos0, T};
 	pool_for(m->pool, T * H, 1, attn_task, &ac);
 	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
 }
@@ -433,12 +461,12 @@ static int dense_forward(struct model *m, const struct ffn_weights *f, int T)
 {
 	int D = m->c->hidden_size, I = f->gate.rows, r;
 	struct kern_job jobs[2] = {
-		{ .W = &f->gate, .x = m->xn, .ldx = D, .M = T, .y = m->gbuf, .ldy = I },
-		{ .W = &f->up, .x = m->xn, .ldx = D, .M = T, .y = m->ubuf, .ldy = I },
+	    {.W = &f->gate, .x = m->xn, .ldx = D, .M = T, .y = m->gbuf, .ldy = I},
+	    {.W = &f->up, .x = m->xn, .ldx = D, .M = T, .y = m->ubuf, .ldy = I},
 	};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, 2)))
 		return r;
-	struct silu_ctx sc = { m->gbuf, m->ubuf, I };
+	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
 	pool_for(m->pool, T, 1, silu_task, &sc);
 	return kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
 }
@@ -457,7 +485,8 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 		return r;
 	memset(count, 0, sizeof(int) * E);
 	for (int t = 0; t < T; t++) {
-		float mg = router_route_token(c, lw->e_score_correction_bias, m->rlogits + (size_t)t * E,
+		float mg =
+		    router_route_token(c, lw->e_score_correction_bias, m->rlogits + (size_t)t * E,
 				       m->ridx + (size_t)t * k, m->rw + (size_t)t * k);
 		if (mg < m->route.margin[t])
 			m->route.margin[t] = mg;
@@ -486,25 +515,31 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 		if (!M)
 			continue;
 		const struct ffn_weights *f = &lw->experts[e];
-		jobs[nj++] = (struct kern_job){ .W = &f->gate, .x = m->xg + (size_t)start[e] * D,
-						.ldx = D, .M = M, .y = m->gbuf + (size_t)start[e] * I,
-						.ldy = I };
-		jobs[nj++] = (struct kern_job){ .W = &f->up, .x = m->xg + (size_t)start[e] * D,
-						.ldx = D, .M = M, .y = m->ubuf + (size_t)start[e] * I,
-						.ldy = I };
+		jobs[nj++] = (struct kern_job){.W = &f->gate,
+					       .x = m->xg + (size_t)start[e] * D,
+					       .ldx = D,
+					       .M = M,
+					       .y = m->gbuf + (size_t)start[e] * I,
+					       .ldy = I};
+		jobs[nj++] = (struct kern_job){.W = &f->up,
+					       .x = m->xg + (size_t)start[e] * D,
+					       .ldx = D,
+					       .M = M,
+					       .y = m->ubuf + (size_t)start[e] * I,
+					       .ldy = I};
 	}
 	if (shI > 0) {
-		jobs[nj++] = (struct kern_job){ .W = &lw->shared.gate, .x = m->xn, .ldx = D, .M = T,
-						.y = shg, .ldy = shI };
-		jobs[nj++] = (struct kern_job){ .W = &lw->shared.up, .x = m->xn, .ldx = D, .M = T,
-						.y = shu, .ldy = shI };
+		jobs[nj++] = (struct kern_job){
+		    .W = &lw->shared.gate, .x = m->xn, .ldx = D, .M = T, .y = shg, .ldy = shI};
+		jobs[nj++] = (struct kern_job){
+		    .W = &lw->shared.up, .x = m->xn, .ldx = D, .M = T, .y = shu, .ldy = shI};
 	}
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
-	struct silu_ctx sc = { m->gbuf, m->ubuf, I };
+	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
 	pool_for(m->pool, T * k, 4, silu_task, &sc);
 	if (shI > 0) {
-		struct silu_ctx ss = { shg, shu, shI };
+		struct silu_ctx ss = {shg, shu, shI};
 		pool_for(m->pool, T, 1, silu_task, &ss);
 	}
 	/* down projections */
@@ -513,13 +548,16 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 		int M = start[e + 1] - start[e];
 		if (!M)
 			continue;
-		jobs[nj++] = (struct kern_job){ .W = &lw->experts[e].down,
-						.x = m->gbuf + (size_t)start[e] * I, .ldx = I, .M = M,
-						.y = m->eout + (size_t)start[e] * D, .ldy = D };
+		jobs[nj++] = (struct kern_job){.W = &lw->experts[e].down,
+					       .x = m->gbuf + (size_t)start[e] * I,
+					       .ldx = I,
+					       .M = M,
+					       .y = m->eout + (size_t)start[e] * D,
+					       .ldy = D};
 	}
 	if (shI > 0)
-		jobs[nj++] = (struct kern_job){ .W = &lw->shared.down, .x = shg, .ldx = shI, .M = T,
-						.y = m->tmp, .ldy = D };
+		jobs[nj++] = (struct kern_job){
+		    .W = &lw->shared.down, .x = shg, .ldx = shI, .M = T, .y = m->tmp, .ldy = D};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
 	if (shI == 0)
@@ -545,14 +583,14 @@ static int layer_forward(struct model *m, const struct layer_weights *lw, int la
 	int D = c->hidden_size, r;
 	for (int t = 0; t < T; t++)
 		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->input_layernorm, D,
-			c->rms_norm_eps);
+			      c->rms_norm_eps);
 	if ((r = mla_forward(m, lw, layer, pos0, T)))
 		return r;
 	for (size_t i = 0; i < (size_t)T * D; i++)
 		m->x[i] += m->tmp[i];
 	for (int t = 0; t < T; t++)
-		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, lw->post_attention_layernorm, D,
-			c->rms_norm_eps);
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D,
+			      lw->post_attention_layernorm, D, c->rms_norm_eps);
 	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, T);
 	if (r)
 		return r;
@@ -567,7 +605,8 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 {
 	int D = m->c->hidden_size;
 	for (int t = 0; t < T; t++)
-		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, norm_w, D, m->c->rms_norm_eps);
+		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D, norm_w, D,
+			      m->c->rms_norm_eps);
 	if (hidden)
 		memcpy(hidden, m->xn, sizeof(float) * (size_t)T * D);
 	if (!logits)

@@ -16,17 +16,17 @@
 #include "model/kernels.h"
 
 struct model_opts {
-	int act_fp8;        /* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (docs/numerics.md) */
-	int naive_attn;     /* 1: naive MLA (k_nope, v expanded from c') instead of absorbed */
-	int n_threads;      /* <= 0: all online CPUs */
-	int max_seq;        /* KV capacity in tokens (main model and MTP each) */
-	int max_batch;      /* most tokens per forward call (prefill chunk) */
+	int act_fp8;	/* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (docs/numerics.md) */
+	int naive_attn; /* 1: naive MLA (k_nope, v expanded from c') instead of absorbed */
+	int n_threads;	/* <= 0: all online CPUs */
+	int max_seq;	/* KV capacity in tokens (main model and MTP each) */
+	int max_batch;	/* most tokens per forward call (prefill chunk) */
 };
 
 /* Routing of the last forward call, for traces and tests. */
 struct model_route {
-	int *idx;           /* [max_batch][n_layers][topk] chosen experts (-1 for dense layers) */
-	float *margin;      /* [max_batch] min over MoE layers of the selection margin */
+	int *idx;      /* [max_batch][n_layers][topk] chosen experts (-1 for dense layers) */
+	float *margin; /* [max_batch] min over MoE layers of the selection margin */
 };
 
 struct model {
@@ -34,37 +34,37 @@ struct model {
 	const struct weights *w;
 	struct model_opts o;
 	struct pool *pool;
-	struct kern_ctx kc;       /* numerics per o.act_fp8 */
-	struct kern_ctx kc_f32;   /* unquantized products (naive-form kv_b expansion) */
-	int kv_dim;               /* kv_lora_rank + qk_rope_head_dim floats per token per layer */
-	float *kv;                /* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
+	struct kern_ctx kc;	    /* numerics per o.act_fp8 */
+	struct kern_ctx kc_f32;	    /* unquantized products (naive-form kv_b expansion) */
+	int kv_dim;		    /* kv_lora_rank + qk_rope_head_dim floats per token per layer */
+	float *kv;		    /* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
 	                             layer slot is the MTP layer's */
-	int pos;                  /* tokens in the main KV cache */
-	int mtp_pos;              /* rows in the MTP layer's KV cache */
+	int pos;		    /* tokens in the main KV cache */
+	int mtp_pos;		    /* rows in the MTP layer's KV cache */
 	float *rope_cos, *rope_sin; /* [max_seq][rope/2], YaRN-blended, times the mscale ratio */
-	float softmax_scale;      /* (nope+rope)^-0.5 * m^2 */
+	float softmax_scale;	    /* (nope+rope)^-0.5 * m^2 */
 	/* run state, [max_batch] rows each */
-	float *x;                 /* [B][hidden] residual stream */
-	float *xn;                /* [B][hidden] normed input of a sublayer */
-	float *tmp;               /* [B][hidden] sublayer output */
-	float *qa;                /* [B][q_lora] */
-	float *q;                 /* [B][H][nope+rope] */
-	float *kva;               /* [B][kv_lora+rope] */
-	float *qlat;              /* [B][H][kv_lora] absorbed query (W_UK^T q_nope) */
-	float *lat;               /* [B][H][kv_lora] attention-weighted latent sum */
-	float *ao;                /* [B][H][v] attention output before o_proj */
-	float *scores;            /* [nthreads][max_seq] */
-	float *kexp, *vexp;       /* naive form only: [max_seq][H][nope], [max_seq][H][v] */
-	float *kvexp_full;        /* naive form only: [max_seq][H*(nope+v)] kv_b_proj . c' */
-	float *gbuf, *ubuf;       /* [B*(topk+1)][max(inter, moe_inter*(shared+?))] gate/up outs */
-	float *xg;                /* [B*topk][hidden] gathered expert inputs */
-	float *eout;              /* [B*topk][hidden] expert outputs */
-	float *rlogits;           /* [B][E] router scores */
-	int *ridx;                /* [B][topk] */
-	float *rw;                /* [B][topk] */
-	int *slot_of;             /* [B][topk] row in xg for (token, j) */
-	float *cat;               /* [B][2*hidden] MTP concat */
-	struct kern_job *jobs;    /* [2*E+2] MoE job list */
+	float *x;	       /* [B][hidden] residual stream */
+	float *xn;	       /* [B][hidden] normed input of a sublayer */
+	float *tmp;	       /* [B][hidden] sublayer output */
+	float *qa;	       /* [B][q_lora] */
+	float *q;	       /* [B][H][nope+rope] */
+	float *kva;	       /* [B][kv_lora+rope] */
+	float *qlat;	       /* [B][H][kv_lora] absorbed query (W_UK^T q_nope) */
+	float *lat;	       /* [B][H][kv_lora] attention-weighted latent sum */
+	float *ao;	       /* [B][H][v] attention output before o_proj */
+	float *scores;	       /* [nthreads][max_seq] */
+	float *kexp, *vexp;    /* naive form only: [max_seq][H][nope], [max_seq][H][v] */
+	float *kvexp_full;     /* naive form only: [max_seq][H*(nope+v)] kv_b_proj . c' */
+	float *gbuf, *ubuf;    /* [B*(topk+1)][max(inter, moe_inter*(shared+?))] gate/up outs */
+	float *xg;	       /* [B*topk][hidden] gathered expert inputs */
+	float *eout;	       /* [B*topk][hidden] expert outputs */
+	float *rlogits;	       /* [B][E] router scores */
+	int *ridx;	       /* [B][topk] */
+	float *rw;	       /* [B][topk] */
+	int *slot_of;	       /* [B][topk] row in xg for (token, j) */
+	float *cat;	       /* [B][2*hidden] MTP concat */
+	struct kern_job *jobs; /* [2*E+2] MoE job list */
 	struct model_route route;
 	/* optional observer, called after every decoder layer of model_forward with the residual
 	 * stream m->x [T][hidden] at positions pos0..pos0+T-1 (expert-cache prediction, traces) */

@@ -22,15 +22,15 @@ struct pool_worker {
 };
 
 struct pool {
-	int n;                       /* threads including the caller */
+	int n; /* threads including the caller */
 	pthread_t th[POOL_MAX];
 	struct pool_worker args[POOL_MAX];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	atomic_uint gen;             /* current job generation */
-	_Atomic uint64_t claim;      /* gen << 32 | next unclaimed item */
-	atomic_int done;             /* items finished in the current job */
-	atomic_int sleepers;         /* workers blocked on cv */
+	atomic_uint gen;	/* current job generation */
+	_Atomic uint64_t claim; /* gen << 32 | next unclaimed item */
+	atomic_int done;	/* items finished in the current job */
+	atomic_int sleepers;	/* workers blocked on cv */
 	int quit;
 	/* current job, written before gen/claim are published */
 	pool_fn fn;
@@ -49,10 +49,9 @@ static void pool_work(struct pool *p, unsigned g, int tid)
 		if (b >= p->items)
 			return;
 		int e = b + p->grain < p->items ? b + p->grain : p->items;
-		if (!atomic_compare_exchange_weak_explicit(&p->claim, &c,
-							   ((uint64_t)g << 32) | (uint32_t)e,
-							   memory_order_acq_rel,
-							   memory_order_acquire))
+		if (!atomic_compare_exchange_weak_explicit(
+			&p->claim, &c, ((uint64_t)g << 32) | (uint32_t)e, memory_order_acq_rel,
+			memory_order_acquire))
 			continue;
 		/* job g cannot finish before this chunk does, so fn/ctx are still g's */
 		p->fn(p->ctx, b, e, tid);
@@ -128,7 +127,10 @@ void pool_free(struct pool *p)
 	free(p);
 }
 
-int pool_nthreads(const struct pool *p) { return p->n; }
+int pool_nthreads(const struct pool *p)
+{
+	return p->n;
+}
 
 void pool_for(struct pool *p, int n, int grain, pool_fn fn, void *ctx)
 {

@@ -45,7 +45,8 @@ float router_route_token(const struct config *c, const float *bias, float *logit
 					b2 = v;
 				}
 			}
-			gs[g] = c->topk_method == CONFIG_TOPK_NOAUX_TC ? b1 + (per > 1 ? b2 : 0) : b1;
+			gs[g] =
+			    c->topk_method == CONFIG_TOPK_NOAUX_TC ? b1 + (per > 1 ? b2 : 0) : b1;
 			keep[g] = 0;
 		}
 		for (int i = 0; i < c->topk_group; i++) {
@@ -71,7 +72,7 @@ float router_route_token(const struct config *c, const float *bias, float *logit
 				for (int e = g * per; e < (g + 1) * per; e++)
 					sel[e] = -INFINITY;
 	}
-	unsigned char taken[4096] = { 0 };
+	unsigned char taken[4096] = {0};
 	for (int j = 0; j < k; j++) {
 		int best = -1;
 		for (int e = 0; e < E; e++)
@@ -98,4 +99,3 @@ float router_route_token(const struct config *c, const float *bias, float *logit
 	}
 	return margin;
 }
-

@@ -40,8 +40,8 @@ static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n
 	for (int m = 0; m < M; m++)
 		acc[m] = hsum8(a[m]) * 256.0f;
 	if (k < n) {
-		uint8_t wt[8] = { 0 };
-		float xt[8] = { 0 }, wf[8];
+		uint8_t wt[8] = {0};
+		float xt[8] = {0}, wf[8];
 		memcpy(wt, w + k, (size_t)(n - k));
 		_mm256_storeu_ps(wf, dec8(wt));
 		for (int m = 0; m < M; m++) {
@@ -85,7 +85,7 @@ static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
 	for (; k + 8 <= n; k += 8)
 		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, dec8(w + k), _mm256_loadu_ps(y + k)));
 	if (k < n) {
-		uint8_t wt[8] = { 0 };
+		uint8_t wt[8] = {0};
 		float wf[8];
 		memcpy(wt, w + k, (size_t)(n - k));
 		_mm256_storeu_ps(wf, dec8(wt));
@@ -115,7 +115,7 @@ static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
 		_mm256_storeu_ps(out + k,
 				 _mm256_mul_ps(dec8(w + k), _mm256_set1_ps(sw[k / 128] * 256.0f)));
 	if (k < K) {
-		uint8_t wt[8] = { 0 };
+		uint8_t wt[8] = {0};
 		float wf[8];
 		memcpy(wt, w + k, (size_t)(K - k));
 		_mm256_storeu_ps(wf, dec8(wt));
@@ -136,7 +136,8 @@ static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int 
 		for (; k + 8 <= K; k += 8) {
 			__m256 xv = _mm256_loadu_ps(xm + k);
 			for (int j = 0; j < nw; j++)
-				a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wt + (size_t)j * ldw + k), xv, a[j]);
+				a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wt + (size_t)j * ldw + k),
+						       xv, a[j]);
 		}
 		for (int j = 0; j < nw; j++) {
 			float s = hsum8(a[j]);
@@ -164,7 +165,8 @@ static void axpy_f32_avx2(float *y, float a, const float *x, int n)
 	__m256 va = _mm256_set1_ps(a);
 	int k = 0;
 	for (; k + 8 <= n; k += 8)
-		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+		_mm256_storeu_ps(
+		    y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
 	for (; k < n; k++)
 		y[k] += a * x[k];
 }
@@ -181,8 +183,8 @@ static void roundtrip8(const float *x, float s, float *xr)
 	__m256 rs = _mm256_sub_ps(_mm256_add_ps(a, big), big);
 	__m256i lsb = _mm256_and_si256(_mm256_srli_epi32(ab, 20), _mm256_set1_epi32(1));
 	__m256i nb = _mm256_and_si256(
-		_mm256_add_epi32(ab, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), lsb)),
-		_mm256_set1_epi32(~0xFFFFF));
+	    _mm256_add_epi32(ab, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), lsb)),
+	    _mm256_set1_epi32(~0xFFFFF));
 	__m256 is_sub = _mm256_cmp_ps(a, _mm256_set1_ps(0.015625f), _CMP_LT_OQ);
 	__m256 r = _mm256_blendv_ps(_mm256_castsi256_ps(nb), rs, is_sub);
 	r = _mm256_min_ps(r, _mm256_set1_ps(448.0f));
@@ -196,14 +198,13 @@ static void roundtrip_fp8_avx2(const float *x, int n, float s, float *xr)
 	for (; k + 8 <= n; k += 8)
 		roundtrip8(x + k, s, xr + k);
 	if (k < n) {
-		float xt[8] = { 0 }, rt[8];
+		float xt[8] = {0}, rt[8];
 		memcpy(xt, x + k, sizeof(float) * (size_t)(n - k));
 		roundtrip8(xt, s, rt);
 		memcpy(xr + k, rt, sizeof(float) * (size_t)(n - k));
 	}
 }
 
-const struct kern_isa kern_isa_avx2 = { "avx2",	     dot_fp8_avx2,  dot_bf16_avx2,
-					axpy_fp8_avx2, row_fp8_avx2, dec_fp8_avx2,
-					tile_f32_avx2, dot_f32_avx2, axpy_f32_avx2,
-					roundtrip_fp8_avx2 };
+const struct kern_isa kern_isa_avx2 = {
+    "avx2",	  dot_fp8_avx2,	 dot_bf16_avx2, axpy_fp8_avx2, row_fp8_avx2,
+    dec_fp8_avx2, tile_f32_avx2, dot_f32_avx2,	axpy_f32_avx2, roundtrip_fp8_avx2};

@@ -80,8 +80,8 @@ dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, fl
 		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
 		__m512 wd = bf16x16(w + k, mk);
 		for (int m = 0; m < M; m++)
-			a0[m] = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k),
-						a0[m]);
+			a0[m] = _mm512_fmadd_ps(
+			    wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k), a0[m]);
 	}
 	for (int m = 0; m < M; m++)
 		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(a0[m], a1[m]));
@@ -90,10 +90,18 @@ dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, fl
 static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
 {
 	switch (M) {
-	case 1: dot_bf16_tmpl(w, x, ldx, 1, n, acc); break;
-	case 2: dot_bf16_tmpl(w, x, ldx, 2, n, acc); break;
-	case 3: dot_bf16_tmpl(w, x, ldx, 3, n, acc); break;
-	default: dot_bf16_tmpl(w, x, ldx, 4, n, acc); break;
+	case 1:
+		dot_bf16_tmpl(w, x, ldx, 1, n, acc);
+		break;
+	case 2:
+		dot_bf16_tmpl(w, x, ldx, 2, n, acc);
+		break;
+	case 3:
+		dot_bf16_tmpl(w, x, ldx, 3, n, acc);
+		break;
+	default:
+		dot_bf16_tmpl(w, x, ldx, 4, n, acc);
+		break;
 	}
 }
 
@@ -123,7 +131,8 @@ static inline void dec32(const uint8_t *w, __m512 *lo, __m512 *hi)
  * arithmetic shift right by one (sign to bits 15 and 14, magnitude to 13..7), clear bit 14. */
 static inline void dec32s(const uint8_t *w, __m512 *lo, __m512 *hi)
 {
-	__m512i h = _mm512_slli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)w)), 8);
+	__m512i h =
+	    _mm512_slli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)w)), 8);
 	h = _mm512_and_si512(_mm512_srai_epi16(h, 1), _mm512_set1_epi16((short)0xBFFF));
 	*lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
 	*hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
@@ -132,9 +141,9 @@ static inline void dec32s(const uint8_t *w, __m512 *lo, __m512 *hi)
 /* One weight row against M input rows. Blocks go in pairs with separate accumulators to keep
  * more loads in flight; each input row is summed in the same order whatever M is, so a row's
  * result does not depend on the batch it came in (speculative verification relies on that). */
-static inline __attribute__((always_inline)) void
-row_fp8_tmpl(const uint8_t *w, const float *x, int ldx, const int M, int K, const float *sw,
-	     float *acc)
+static inline __attribute__((always_inline)) void row_fp8_tmpl(const uint8_t *w, const float *x,
+							       int ldx, const int M, int K,
+							       const float *sw, float *acc)
 {
 	__m512 A[KERN_MB], B[KERN_MB];
 	for (int m = 0; m < M; m++)
@@ -161,7 +170,8 @@ row_fp8_tmpl(const uint8_t *w, const float *x, int ldx, const int M, int K, cons
 				Q1[m] = _mm512_fmadd_ps(h1, _mm512_loadu_ps(xm + 144), Q1[m]);
 			}
 		}
-		__m512 s0 = _mm512_set1_ps(sw[kb] * 256.0f), s1 = _mm512_set1_ps(sw[kb + 1] * 256.0f);
+		__m512 s0 = _mm512_set1_ps(sw[kb] * 256.0f),
+		       s1 = _mm512_set1_ps(sw[kb + 1] * 256.0f);
 		for (int m = 0; m < M; m++) {
 			A[m] = _mm512_fmadd_ps(_mm512_add_ps(P0[m], Q0[m]), s0, A[m]);
 			B[m] = _mm512_fmadd_ps(_mm512_add_ps(P1[m], Q1[m]), s1, B[m]);
@@ -178,7 +188,8 @@ row_fp8_tmpl(const uint8_t *w, const float *x, int ldx, const int M, int K, cons
 			__m512 wd = dec16(w + k0 + k, mk);
 			for (int m = 0; m < M; m++)
 				P[m] = _mm512_fmadd_ps(
-					wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k0 + k), P[m]);
+				    wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k0 + k),
+				    P[m]);
 		}
 		__m512 sc = _mm512_set1_ps(sw[kb] * 256.0f);
 		for (int m = 0; m < M; m++)
@@ -188,14 +199,22 @@ row_fp8_tmpl(const uint8_t *w, const float *x, int ldx, const int M, int K, cons
 		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(A[m], B[m]));
 }
 
-static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
-			   const float *sw, float *acc)
+static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			   float *acc)
 {
 	switch (M) {
-	case 1: row_fp8_tmpl(w, x, ldx, 1, K, sw, acc); break;
-	case 2: row_fp8_tmpl(w, x, ldx, 2, K, sw, acc); break;
-	case 3: row_fp8_tmpl(w, x, ldx, 3, K, sw, acc); break;
-	default: row_fp8_tmpl(w, x, ldx, 4, K, sw, acc); break;
+	case 1:
+		row_fp8_tmpl(w, x, ldx, 1, K, sw, acc);
+		break;
+	case 2:
+		row_fp8_tmpl(w, x, ldx, 2, K, sw, acc);
+		break;
+	case 3:
+		row_fp8_tmpl(w, x, ldx, 3, K, sw, acc);
+		break;
+	default:
+		row_fp8_tmpl(w, x, ldx, 4, K, sw, acc);
+		break;
 	}
 }
 
@@ -207,7 +226,8 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 		for (int k = 0; k < len; k += 16) {
 			int rem = len - k;
 			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-			_mm512_mask_storeu_ps(out + k0 + k, mk, _mm512_mul_ps(dec16(w + k0 + k, mk), sc));
+			_mm512_mask_storeu_ps(out + k0 + k, mk,
+					      _mm512_mul_ps(dec16(w + k0 + k, mk), sc));
 		}
 	}
 }
@@ -224,9 +244,11 @@ static void tile_f32_row(const float *wt, int ldw, int nw, const float *xm, int 
 		if (nw > 1)
 			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + ldw + k), xv, a1);
 		if (nw > 2)
-			a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k), xv, a2);
+			a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k),
+					     xv, a2);
 		if (nw > 3)
-			a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k), xv, a3);
+			a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k),
+					     xv, a3);
 	}
 	ym[0] = _mm512_reduce_add_ps(a0);
 	if (nw > 1)
@@ -239,8 +261,8 @@ static void tile_f32_row(const float *wt, int ldw, int nw, const float *xm, int 
 
 /* Prefill tile: every input row against nw <= KERN_NW dequantized weight rows (L1-resident),
  * four rows at a time (measured faster here than 8-row or 4x4 register blocks). */
-static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, int ldx, int M,
-			    int K, float *y, int ldy)
+static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			    float *y, int ldy)
 {
 	for (int m = 0; m < M; m++)
 		for (int j0 = 0; j0 < nw; j0 += 4)
@@ -259,8 +281,8 @@ static float dot_f32_avx512(const float *a, const float *b, int n)
 	for (; k < n; k += 16) {
 		int rem = n - k;
 		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + k), _mm512_maskz_loadu_ps(mk, b + k),
-				     s0);
+		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + k),
+				     _mm512_maskz_loadu_ps(mk, b + k), s0);
 	}
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
@@ -306,6 +328,5 @@ static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 }
 
 const struct kern_isa kern_isa_avx512 = {
-	"avx512",	 dot_fp8_avx512, dot_bf16_avx512, axpy_fp8_avx512,     row_fp8_avx512,
-	dec_fp8_avx512,	 tile_f32_avx512, dot_f32_avx512, axpy_f32_avx512, roundtrip_fp8_avx512
-};
+    "avx512",	    dot_fp8_avx512,  dot_bf16_avx512, axpy_fp8_avx512, row_fp8_avx512,
+    dec_fp8_avx512, tile_f32_avx512, dot_f32_avx512,  axpy_f32_avx512, roundtrip_fp8_avx512};

@@ -124,8 +124,8 @@ static size_t scale_bytes(int rows, int cols)
 static int ee_mat(struct ee *e, const struct qmat *a, const struct qmat *b, struct cmat *out,
 		  char *err, size_t errlen)
 {
-	if (a->fmt != QMAT_FP8 || (b && (b->fmt != QMAT_FP8 || b->rows != a->rows ||
-					 b->cols != a->cols))) {
+	if (a->fmt != QMAT_FP8 ||
+	    (b && (b->fmt != QMAT_FP8 || b->rows != a->rows || b->cols != a->cols))) {
 		snprintf(err, errlen, "%s: the card runs FP8 weights only", a->name);
 		return -EINVAL;
 	}
@@ -133,7 +133,8 @@ static int ee_mat(struct ee *e, const struct qmat *a, const struct qmat *b, stru
 	int n = b ? 2 : 1, r;
 	out->rows = a->rows;
 	out->cols = a->cols;
-	if ((r = card_place(e, -1, NULL, cb * n, &out->w)) || (r = card_place(e, -1, NULL, sb * n, &out->sw)))
+	if ((r = card_place(e, -1, NULL, cb * n, &out->w)) ||
+	    (r = card_place(e, -1, NULL, sb * n, &out->sw)))
 		goto fail;
 	if ((r = card_write(e, out->w, a->w, cb)) || (r = card_write(e, out->sw, a->scale, sb)))
 		goto fail;
@@ -171,9 +172,10 @@ static int ee_place_uk_t(struct ee *e, struct ee_layer *L, const struct layer_we
 	for (int h = 0; h < H; h++) {
 		int r0 = h * (nope + vd);
 		if (!slice_ok(r0, nope) || !slice_ok(r0 + nope, vd)) {
-			snprintf(err, errlen, "%s: head %d's W_UK/W_UV rows straddle a 128-row scale "
-				 "block (nope %d, v %d): not supported on the card", lw->kv_b_proj.name,
-				 h, nope, vd);
+			snprintf(err, errlen,
+				 "%s: head %d's W_UK/W_UV rows straddle a 128-row scale "
+				 "block (nope %d, v %d): not supported on the card",
+				 lw->kv_b_proj.name, h, nope, vd);
 			return -EINVAL;
 		}
 	}
@@ -191,7 +193,8 @@ static int ee_place_uk_t(struct ee *e, struct ee_layer *L, const struct layer_we
 		int r0 = h * (nope + vd);
 		for (int i = 0; i < kvl; i++)
 			for (int d = 0; d < nope; d++)
-				t[(size_t)h * hcodes + (size_t)i * nope + d] = kb[(size_t)(r0 + d) * kvl + i];
+				t[(size_t)h * hcodes + (size_t)i * nope + d] =
+				    kb[(size_t)(r0 + d) * kvl + i];
 		for (int ib = 0; ib < kbl; ib++)
 			for (int db = 0; db < kbn; db++)
 				ts[(size_t)h * hsc + (size_t)ib * kbn + db] =
@@ -232,8 +235,8 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 		return r;
 	if ((r = ee_place_uk_t(e, L, lw, err, errlen)))
 		return r;
-	if ((r = card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)e->max_seq * (kvl + rope),
-			  &L->kv)))
+	if ((r = card_place(e, (int)e->act_bank, NULL,
+			    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
 		return r;
 	if (!lw->is_moe)
 		return ee_mat(e, &lw->mlp.gate, &lw->mlp.up, &L->gu, err, errlen) ||
@@ -280,7 +283,7 @@ int card_barrier(struct ee *e)
 
 /* y[1][n] (+)= act(a[1][k] f32) W^T with the given epilogue flags; rw: route weight address. */
 int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
-		   uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k)
+	      uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k)
 {
 	struct abi_cmd *c = card_cmd(e, ABI_OP_GEMM_FP8, what);
 	if (!c)
@@ -295,13 +298,14 @@ int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, 
 	c->u.gemm.k = (uint32_t)(k ? k : W->cols);
 	c->u.gemm.flags = ABI_GEMM_F_X_F32 | flags |
 			  (e->c->quantization_config.ue8m0 && !(flags & ABI_GEMM_F_ACT_F32)
-				   ? ABI_GEMM_F_UE8M0 : 0); /* ACT_F32: nothing is quantized */
+			       ? ABI_GEMM_F_UE8M0
+			       : 0); /* ACT_F32: nothing is quantized */
 	return 0;
 }
 
-int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2,
-		    uint64_t w, uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda,
-		    uint32_t ldo, uint32_t pu, float pf, uint64_t tab)
+int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2, uint64_t w,
+	       uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda, uint32_t ldo, uint32_t pu,
+	       float pf, uint64_t tab)
 {
 	struct abi_cmd *c = card_cmd(e, op, what);
 	if (!c)
@@ -346,9 +350,9 @@ int card_flush(struct ee *e)
 		backend_completions(e->be, &cp, &nn);
 		for (uint32_t i = 0; i < nn; i++)
 			if (ABI_CPL_STATUS(cp[i].word1))
-				fprintf(stderr, "emu: layer %d cmd %u (%s): %s detail 0x%x\n", e->cur_layer,
-					i, e->list.what[i], abi_status_name(ABI_CPL_STATUS(cp[i].word1)),
-					cp[i].detail);
+				fprintf(stderr, "emu: layer %d cmd %u (%s): %s detail 0x%x\n",
+					e->cur_layer, i, e->list.what[i],
+					abi_status_name(ABI_CPL_STATUS(cp[i].word1)), cp[i].detail);
 	}
 	if (e->profile && r != -ETIMEDOUT) {
 		const struct abi_cpl *cpl;
@@ -366,9 +370,9 @@ int card_flush(struct ee *e)
 			uint32_t op = ABI_CPL_OP(cpl[i].word1);
 			if (op == ABI_OP_BARRIER)
 				continue;
-			e->prof[e->n_prof++] = (struct ee_prof){ cpl[i].t_start, cpl[i].t_end, op,
-								  ABI_CPL_CU(cpl[i].word1),
-								  e->list.what[i], e->cur_layer };
+			e->prof[e->n_prof++] = (struct ee_prof){
+			    cpl[i].t_start,	      cpl[i].t_end,    op,
+			    ABI_CPL_CU(cpl[i].word1), e->list.what[i], e->cur_layer};
 		}
 	}
 	if (e->xc)
@@ -386,7 +390,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	float eps = (float)c->rms_norm_eps;
 	uint32_t qd = (uint32_t)(nope + rope);
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm", e->x, 0, L->in_norm, e->xn, 1,
-		     (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
+		       (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_gemm(e, "q_a_proj", e->xn, &L->q_a, e->qa, 0, 0, 0, 0, 0, 0));
@@ -396,12 +400,12 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm", e->qa, 0, L->q_a_norm, e->qa, 1,
-			     (uint32_t)ql, 0, 0, 0, eps, 0));
+			       (uint32_t)ql, 0, 0, 0, eps, 0));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm", e->kva, 0, L->kv_a_norm, e->kvrow, 1,
-		     (uint32_t)kvl, 0, 0, 0, eps, 0));
+		       (uint32_t)kvl, 0, 0, 0, eps, 0));
 	TRY(card_vecop(e, ABI_OP_ROPE, "rope k_pe", e->kva + 4 * (uint64_t)kvl, 0, 0,
-		     e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
-		     (float)c->rope_theta, e->tab));
+		       e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
+		       (float)c->rope_theta, e->tab));
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
@@ -416,14 +420,14 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	TRY(card_barrier(e));
 	/* q_pe of every head, roped into the attention query rows [H][kvl + rope] */
 	TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe", e->q + 4 * (uint64_t)nope, 0, 0,
-		     e->qcat + 4 * (uint64_t)kvl, (uint32_t)H, (uint32_t)rope, qd, (uint32_t)row,
-		     (uint32_t)p, (float)c->rope_theta, e->tab));
+		       e->qcat + 4 * (uint64_t)kvl, (uint32_t)H, (uint32_t)rope, qd, (uint32_t)row,
+		       (uint32_t)p, (float)c->rope_theta, e->tab));
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
-	struct cmat ukt = { L->uk_t, L->uk_t_s, kvl, nope };
+	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
 	for (int h = 0; h < H; h++)
 		TRY(card_gemm(e, "W_UK^T q_nope", e->q + 4 * (uint64_t)h * qd, &ukt,
-			    e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0, (uint64_t)h * kvl * nope,
-			    4 * (uint64_t)h * kbl * kbn, kvl, nope));
+			      e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0,
+			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(card_barrier(e));
 	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
 	if (!m)
@@ -442,23 +446,26 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	for (int h = 0; h < H; h++) {
 		uint64_t r0 = (uint64_t)h * (nope + vd) + nope;
 		TRY(card_gemm(e, "W_UV o_lat", e->lat + 4 * (uint64_t)h * kvl, &L->kv_b,
-			    e->ao + 4 * (uint64_t)h * vd, ABI_GEMM_F_ACT_F32, 0, r0 * kvl, 4 * (r0 / 128) * sc, vd, kvl));
+			      e->ao + 4 * (uint64_t)h * vd, ABI_GEMM_F_ACT_F32, 0, r0 * kvl,
+			      4 * (r0 / 128) * sc, vd, kvl));
 	}
 	TRY(card_barrier(e));
-	TRY(card_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0));
+	TRY(card_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0,
+		      0));
 	TRY(card_barrier(e));
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm, e->xn, 1,
-		     (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm, e->xn,
+		       1, (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
 	return card_barrier(e);
 }
 
 /* Dense FFN: x += down(silu(gate xn) * up xn). */
 int card_dense(struct ee *e, const struct ee_layer *L)
 {
-	TRY(card_gemm(e, "gate|up silu", e->xn, &L->gu, e->hb[0], ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
+	TRY(card_gemm(e, "gate|up silu", e->xn, &L->gu, e->hb[0], ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0,
+		      0));
 	TRY(card_barrier(e));
-	TRY(card_gemm(e, "down + residual", e->hb[0], &L->down, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0,
-		    0));
+	TRY(card_gemm(e, "down + residual", e->hb[0], &L->down, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0,
+		      0, 0));
 	return card_barrier(e);
 }
 
@@ -476,25 +483,25 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 		if (xc && xc->slot[j] >= 0) {
 			uint64_t b = xc->slot_addr[xc->slot[j]];
 			const struct expert_slot_layout *l = &xc->lay;
-			gu[j] = (struct cmat){ b + l->off[0], b + l->off[3], c->moe_intermediate_size,
-					       c->hidden_size };
-			dn[j] = (struct cmat){ b + l->off[2], b + l->off[5], c->hidden_size,
-					       c->moe_intermediate_size };
+			gu[j] = (struct cmat){b + l->off[0], b + l->off[3],
+					      c->moe_intermediate_size, c->hidden_size};
+			dn[j] = (struct cmat){b + l->off[2], b + l->off[5], c->hidden_size,
+					      c->moe_intermediate_size};
 		} else if (!xc) {
 			gu[j] = L->ex_gu[idx[j]];
 			dn[j] = L->ex_down[idx[j]];
 		}
 	}
 	if (L->sh_gu.rows)
-		TRY(card_gemm(e, "shared gate|up silu", e->xn, &L->sh_gu, e->hb[0], ABI_GEMM_F_SILU_MUL,
-			    0, 0, 0, 0, 0));
+		TRY(card_gemm(e, "shared gate|up silu", e->xn, &L->sh_gu, e->hb[0],
+			      ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
 	for (int pass = 0; pass < 2; pass++)
 		for (int j = 0; j < k; j++) {
 			int wait = xc && xc->fid[j];
 			if ((xc && xc->slot[j] < 0) || wait != pass)
 				continue;
 			TRY(card_gemm(e, "expert gate|up silu", e->xn, &gu[j], e->hb[j + 1],
-				    ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
+				      ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0));
 			if (wait) {
 				struct abi_cmd *g = &e->list.cmd[e->list.n - 1];
 				g->hdr.word2 |= ABI_CMD_F_WAIT;
@@ -511,7 +518,8 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 	int pf = 0;
 	for (int j = 0; j < k; j++) {
 		if (xc && pf < xc->n_pf) { /* one prefetch per down step keeps the DMA queue fed */
-			const struct ffn_weights *f = &e->L[xc->pf_layer[pf]].lw->experts[xc->pf_exp[pf]];
+			const struct ffn_weights *f =
+			    &e->L[xc->pf_layer[pf]].lw->experts[xc->pf_exp[pf]];
 			TRY(card_xc_fill_cmds(e, f, xc->pf_key[pf], xc->h2c[xc->pf_ch[pf]], 0, 0));
 			pf++;
 		}
@@ -519,11 +527,12 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 		if (xc && xc->slot[j] < 0) {
 			if (xc->host_add_cmd < 0)
 				xc->host_add_cmd = (int)e->list.n;
-			TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "host expert merge", e->ffn, xc->hres[j], 0,
-				     e->ffn, 1, (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
+			TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "host expert merge", e->ffn,
+				       xc->hres[j], 0, e->ffn, 1, (uint32_t)c->hidden_size, 0, 0, 0,
+				       0, 0));
 		} else {
 			TRY(card_gemm(e, "expert down (accumulate)", e->hb[j + 1], &dn[j], e->ffn,
-				    ABI_GEMM_F_ACCUM, e->rw + 4 * (uint64_t)j, 0, 0, 0, 0));
+				      ABI_GEMM_F_ACCUM, e->rw + 4 * (uint64_t)j, 0, 0, 0, 0));
 		}
 	}
 	for (; xc && pf < xc->n_pf; pf++) {
@@ -532,7 +541,7 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 	}
 	TRY(card_barrier(e));
 	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
-		     (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
+		       (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
 	return card_barrier(e);
 }
 
@@ -576,12 +585,12 @@ static int ee_layer_run(struct ee *e, int li, int p)
 	return card_moe(e, L, idx);
 }
 
-
 static void embed_host(const struct qmat *E, int t, float *out)
 {
 	for (int i = 0; i < E->cols; i++)
-		out[i] = E->fmt == QMAT_BF16 ? bf16_to_f32(((const uint16_t *)E->w)[(size_t)t * E->cols + i])
-					     : qmat_get(E, t, i);
+		out[i] = E->fmt == QMAT_BF16
+			     ? bf16_to_f32(((const uint16_t *)E->w)[(size_t)t * E->cols + i])
+			     : qmat_get(E, t, i);
 }
 
 /* Final norm on the card, read back into hidden (optional) and head logits on the host. */
@@ -590,8 +599,8 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 {
 	int D = e->c->hidden_size;
 	e->cur_layer = -1;
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1, (uint32_t)D, 0, 0,
-		     0, (float)e->c->rms_norm_eps, 0));
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1, (uint32_t)D, 0,
+		       0, 0, (float)e->c->rms_norm_eps, 0));
 	TRY(card_flush(e));
 	double t0 = now_s();
 	TRY(card_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
@@ -626,9 +635,10 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 				e->list.n = 0;
 				return r;
 			}
-		float *lg = logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
-		if ((r = ee_head(e, e->final_norm, &e->w->lm_head,
-				 lg, hidden ? hidden + (size_t)t * D : NULL))) {
+		float *lg =
+		    logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
+		if ((r = ee_head(e, e->final_norm, &e->w->lm_head, lg,
+				 hidden ? hidden + (size_t)t * D : NULL))) {
 			e->list.n = 0;
 			return r;
 		}
@@ -662,8 +672,8 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		if (p == 0) {
 			memset(e->cat, 0, sizeof(float) * (size_t)D);
 		} else {
-			embed_host(lw->embed_tokens.w ? &lw->embed_tokens : &e->w->embed_tokens, nt[t],
-				   e->hx);
+			embed_host(lw->embed_tokens.w ? &lw->embed_tokens : &e->w->embed_tokens,
+				   nt[t], e->hx);
 			model_rmsnorm(e->cat, e->hx, lw->enorm, D, c->rms_norm_eps);
 		}
 		model_rmsnorm(e->cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
@@ -675,10 +685,11 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 			e->list.n = 0;
 			return r;
 		}
-		float *lg = logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
+		float *lg =
+		    logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
 		if ((r = ee_head(e, e->mtp_head_norm,
-				 lw->shared_head_head.w ? &lw->shared_head_head : &e->w->lm_head, lg,
-				 e->mtp_hid))) {
+				 lw->shared_head_head.w ? &lw->shared_head_head : &e->w->lm_head,
+				 lg, e->mtp_hid))) {
 			e->list.n = 0;
 			return r;
 		}
@@ -771,19 +782,18 @@ static void ee_free(struct engine *en)
 }
 
 static const struct engine_ops ee_ops = {
-	.name = "emu",
-	.forward = ee_forward,
-	.mtp_forward = ee_mtp,
-	.truncate = ee_truncate,
-	.stats = card_stats,
-	.free = ee_free,
-	.mtp_hidden = ee_mtp_hidden,
-	.expert_trace = ee_expert_trace,
+    .name = "emu",
+    .forward = ee_forward,
+    .mtp_forward = ee_mtp,
+    .truncate = ee_truncate,
+    .stats = card_stats,
+    .free = ee_free,
+    .mtp_hidden = ee_mtp_hidden,
+    .expert_trace = ee_expert_trace,
 };
 
 /* What the card scheduler runs: FP8 weights, FP8 activations, shapes it lowers. 0 or -EINVAL. */
-static int ee_supported(const struct ckpt *ck, const struct model_opts *o, char *err,
-			size_t errlen)
+static int ee_supported(const struct ckpt *ck, const struct model_opts *o, char *err, size_t errlen)
 {
 	const struct config *c = &ck->cfg;
 	if (!ck->w.fp8) {
@@ -791,8 +801,9 @@ static int ee_supported(const struct ckpt *ck, const struct model_opts *o, char 
 		return -EINVAL;
 	}
 	if (!o->act_fp8) {
-		snprintf(err, errlen, "--backend emu: --act none is the cpu backend's reference mode; "
-				      "the card quantizes activations (--act fp8)");
+		snprintf(err, errlen,
+			 "--backend emu: --act none is the cpu backend's reference mode; "
+			 "the card quantizes activations (--act fp8)");
 		return -EINVAL;
 	}
 	if (c->num_experts_per_tok > EE_MAX_TOPK || c->qk_rope_head_dim % 2) {
@@ -812,7 +823,8 @@ static int ee_banks(struct ee *e, char *err, size_t errlen)
 		if ((backend_abi_board(e->be)->banks[i].word & 0xFFu) == ABI_BANK_HBM)
 			e->n_hbm = i + 1;
 	if (e->n_hbm < 2) {
-		snprintf(err, errlen, "%s: the scheduler needs at least 2 HBM banks", backend_board(e->be)->model);
+		snprintf(err, errlen, "%s: the scheduler needs at least 2 HBM banks",
+			 backend_board(e->be)->model);
 		return -EINVAL;
 	}
 	e->act_bank = (uint32_t)e->n_hbm - 1;
@@ -830,13 +842,14 @@ static int ee_host_init(struct ee *e, const struct model_opts *o)
 	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
 	e->hx = calloc((size_t)D, sizeof(float));
 	e->hxn = calloc((size_t)D, sizeof(float));
-	e->rlog = calloc((size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 1), sizeof(float));
+	e->rlog =
+	    calloc((size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 1), sizeof(float));
 	e->cat = calloc(2 * (size_t)D, sizeof(float));
 	e->u = calloc((size_t)D, sizeof(float));
 	e->mtp_hid = calloc((size_t)D, sizeof(float));
-	if (!e->pool || !e->hb || !e->hx || !e->hxn || !e->rlog || !e->cat || !e->u || !e->mtp_hid ||
-	    kern_ctx_init(&e->kc, e->pool, 1, c->quantization_config.ue8m0, 4 * (size_t)D,
-			  2 * D))
+	if (!e->pool || !e->hb || !e->hx || !e->hxn || !e->rlog || !e->cat || !e->u ||
+	    !e->mtp_hid ||
+	    kern_ctx_init(&e->kc, e->pool, 1, c->quantization_config.ue8m0, 4 * (size_t)D, 2 * D))
 		return -ENOMEM;
 	return 0;
 }
@@ -853,7 +866,8 @@ static int ee_place_acts(struct ee *e)
 	inter = inter > c->moe_intermediate_size ? inter : c->moe_intermediate_size;
 	int ab = (int)e->act_bank;
 	size_t f = sizeof(float);
-	if ((r = card_place(e, ab, NULL, f * D, &e->x)) || (r = card_place(e, ab, NULL, f * D, &e->xn)) ||
+	if ((r = card_place(e, ab, NULL, f * D, &e->x)) ||
+	    (r = card_place(e, ab, NULL, f * D, &e->xn)) ||
 	    (r = card_place(e, ab, NULL, f * (c->q_lora_rank > 0 ? c->q_lora_rank : 1), &e->qa)) ||
 	    (r = card_place(e, ab, NULL, f * H * (c->qk_nope_head_dim + rope), &e->q)) ||
 	    (r = card_place(e, ab, NULL, f * row, &e->kva)) ||
@@ -928,7 +942,7 @@ static int ee_place_model(struct ee *e, const struct engine_extra *x, char *err,
 }
 
 int card_engine_open(struct engine *en, const struct ckpt *ck, const struct model_opts *o,
-		    const struct engine_extra *x, char *err, size_t errlen)
+		     const struct engine_extra *x, char *err, size_t errlen)
 {
 	if (ee_supported(ck, o, err, errlen))
 		return -EINVAL;
@@ -948,9 +962,12 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->act_fp8 = 1;
 	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
 	const char *bn = getenv("MOECARD_SCHED_BACKEND");
-	struct backend_opts bo = { .board = x ? x->board : NULL, .xclbin = x ? x->xclbin : NULL };
-	int r = backend_open(&e->be, x && x->backend ? x->backend : bn && !strcmp(bn, "ref") ? "ref" : "emu", &bo,
-			     err, errlen);
+	struct backend_opts bo = {.board = x ? x->board : NULL, .xclbin = x ? x->xclbin : NULL};
+	int r = backend_open(&e->be,
+			     x && x->backend		? x->backend
+			     : bn && !strcmp(bn, "ref") ? "ref"
+							: "emu",
+			     &bo, err, errlen);
 	if (r || (r = ee_banks(e, err, errlen)))
 		goto fail;
 	if ((r = ee_host_init(e, o))) {
@@ -973,4 +990,3 @@ fail:
 	en->ops = NULL;
 	return r;
 }
-

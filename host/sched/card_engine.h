@@ -20,6 +20,6 @@ struct backend *card_engine_backend(struct engine *e);
  * Returns 0 or -ENOMEM / -E2BIG.
  */
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
-		      double *hbm_bytes);
+		       double *hbm_bytes);
 
 #endif

@@ -23,34 +23,34 @@
 
 #define EE_MAX_TOPK 64
 #define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
-#define EE_CMD_TIMEOUT 200u    /* hang timeout per command, 100 us units (20 ms card time) */
+#define EE_CMD_TIMEOUT 200u   /* hang timeout per command, 100 us units (20 ms card time) */
 
-#define TRY(x)                                                                                  \
-	do {                                                                                    \
-		int r_ = (x);                                                                   \
-		if (r_)                                                                         \
-			return r_;                                                              \
+#define TRY(x)                                                                                     \
+	do {                                                                                       \
+		int r_ = (x);                                                                      \
+		if (r_)                                                                            \
+			return r_;                                                                 \
 	} while (0)
 
 /* An FP8 matrix in card memory: codes [rows][cols] (a SiLU pair: gate rows then up rows) and
  * weight_scale_inv [ceil(rows/128)][ceil(cols/128)] (pair: both arrays back to back). */
 struct cmat {
-	uint64_t w, sw;   /* card addresses */
-	int rows, cols;   /* of one matrix of the pair */
+	uint64_t w, sw; /* card addresses */
+	int rows, cols; /* of one matrix of the pair */
 };
 
 /* One decoder layer on the card. */
 struct ee_layer {
-	uint64_t in_norm, post_norm;  /* f32 [hidden] */
-	uint64_t q_a_norm, kv_a_norm; /* f32 [q_lora], [kv_lora] */
+	uint64_t in_norm, post_norm;   /* f32 [hidden] */
+	uint64_t q_a_norm, kv_a_norm;  /* f32 [q_lora], [kv_lora] */
 	struct cmat q_a, q_b, kv_a, o; /* q_b is q_proj when q_lora_rank is null */
-	struct cmat kv_b;             /* [H*(nope+v)][kv_lora]: W_UV rows are read in place */
-	uint64_t uk_t, uk_t_s;        /* W_UK^T per head: codes [H][kv_lora][nope], scales
+	struct cmat kv_b;	       /* [H*(nope+v)][kv_lora]: W_UV rows are read in place */
+	uint64_t uk_t, uk_t_s;	       /* W_UK^T per head: codes [H][kv_lora][nope], scales
 				         [H][ceil(kv_lora/128)][ceil(nope/128)] */
-	struct cmat gu, down;         /* dense FFN */
-	struct cmat *ex_gu, *ex_down; /* [E] routed experts */
-	struct cmat sh_gu, sh_down;   /* shared experts (rows 0 when none) */
-	uint64_t kv;                  /* f32 [max_seq][kv_lora+rope] latent cache */
+	struct cmat gu, down;	       /* dense FFN */
+	struct cmat *ex_gu, *ex_down;  /* [E] routed experts */
+	struct cmat sh_gu, sh_down;    /* shared experts (rows 0 when none) */
+	uint64_t kv;		       /* f32 [max_seq][kv_lora+rope] latent cache */
 	const struct layer_weights *lw;
 	int moe;
 };
@@ -64,45 +64,45 @@ struct ee_list {
 
 /* One profiled command. */
 struct ee_prof {
-	uint64_t t0, t1;   /* card ns */
-	uint32_t op, cu;   /* opcode, CU index */
-	const char *what;  /* label */
-	int layer;         /* layer, -1 for final */
+	uint64_t t0, t1;  /* card ns */
+	uint32_t op, cu;  /* opcode, CU index */
+	const char *what; /* label */
+	int layer;	  /* layer, -1 for final */
 };
 
 struct ee {
-	struct backend *be;       /* the card (NULL in dry mode) */
+	struct backend *be; /* the card (NULL in dry mode) */
 	const struct config *c;
 	const struct weights *w;
-	int dry;                  /* what-if: lists are timed, not run */
+	int dry; /* what-if: lists are timed, not run */
 	int max_seq;
-	int n_hbm;                /* banks used for weights */
-	uint32_t next_bank;       /* round-robin cursor */
-	uint32_t act_bank;        /* bank of activations and KV */
-	struct ee_layer *L;       /* [n_layers + 1] (the last is MTP when present) */
+	int n_hbm;	    /* banks used for weights */
+	uint32_t next_bank; /* round-robin cursor */
+	uint32_t act_bank;  /* bank of activations and KV */
+	struct ee_layer *L; /* [n_layers + 1] (the last is MTP when present) */
 	int n_layers;
 	/* activations (card) */
 	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, rw, tab;
-	uint64_t *hb;             /* [topk+1] FFN hidden rows, f32 [inter] each */
-	uint64_t final_norm;      /* model.norm f32 [hidden] */
-	uint64_t mtp_head_norm;   /* MTP shared_head.norm f32 [hidden] */
+	uint64_t *hb;		/* [topk+1] FFN hidden rows, f32 [inter] each */
+	uint64_t final_norm;	/* model.norm f32 [hidden] */
+	uint64_t mtp_head_norm; /* MTP shared_head.norm f32 [hidden] */
 	/* host */
 	struct pool *pool;
-	struct kern_ctx kc;       /* lm_head / eh_proj (BF16: not quantized) */
+	struct kern_ctx kc;		  /* lm_head / eh_proj (BF16: not quantized) */
 	float *hx, *hxn, *rlog, *cat, *u; /* [hidden], [hidden], [E], [2 hidden], [hidden] */
-	float *mtp_hid;           /* [hidden] MTP shared_head.norm output of the last row */
+	float *mtp_hid;			  /* [hidden] MTP shared_head.norm output of the last row */
 	struct ee_list list;
-	struct ee_xc *xc;         /* expert cache (--expert-slots), NULL = every expert resident */
+	struct ee_xc *xc; /* expert cache (--expert-slots), NULL = every expert resident */
 	struct expert_trace_writer *xt; /* --expert-trace (engine_ops.expert_trace), NULL = off */
-	float *xt_x;              /* [hidden] residual stream read back for the trace look-ahead */
+	float *xt_x; /* [hidden] residual stream read back for the trace look-ahead */
 	int cur_layer;
 	float softmax_scale;
 	/* statistics */
 	uint64_t tokens, subs0, cmds0; /* tokens since the statistics restarted, counters then */
-	uint64_t card0, link0;    /* modeled card busy / link ns then */
+	uint64_t card0, link0;	       /* modeled card busy / link ns then */
 	double t_sched, t_wait, t_host, t_wall; /* s */
-	double dry_ns;            /* dry mode: modeled card ns */
-	struct ee_prof *prof;     /* profile records (when --profile) */
+	double dry_ns;				/* dry mode: modeled card ns */
+	struct ee_prof *prof;			/* profile records (when --profile) */
 	size_t n_prof, cap_prof;
 	const char *profile;
 	/* allocations to free */
@@ -114,14 +114,14 @@ struct ee {
 
 /* One edge of a command's [t_start, t_end) on the card timeline. */
 struct ee_xev {
-	uint64_t t;   /* card ns */
-	int kind;     /* +1/-1 DMA fill start/end, +2/-2 CU command start/end */
+	uint64_t t; /* card ns */
+	int kind;   /* +1/-1 DMA fill start/end, +2/-2 CU command start/end */
 };
 
 /* A command's [t0, t1) on the card timeline, kept until the DMA statistics account for it. */
 struct ee_xiv {
 	uint64_t t0, t1; /* card ns */
-	int cu;          /* 1: a CU command of a ring 0 list, 0: an expert fill (either ring) */
+	int cu;		 /* 1: a CU command of a ring 0 list, 0: an expert fill (either ring) */
 };
 
 /* One detached fill: expert f into slot s on H2C channel ch; its six parts are chained by fence
@@ -142,63 +142,63 @@ struct ee_xdf {
 #define EE_XC_RING 1u /* ring of the detached fills */
 
 struct ee_xc {
-	struct expert_cache cache;      /* keys layer * E + expert, layers [0, n_layers] incl. MTP */
-	struct expert_slot_layout lay;  /* one slot's parts */
-	uint64_t *slot_addr;            /* [n_slots] card address of each slot */
-	int host_mode;                  /* 0 off, 1 auto (modeled cost), 2 always */
-	int from_board;                 /* --expert-slots board: slots until the card is full */
-	int prefetch;                   /* 1: look-ahead prefetch on */
-	uint32_t h2c[ABI_MAX_DMA];      /* H2C-capable channel indices */
+	struct expert_cache cache;     /* keys layer * E + expert, layers [0, n_layers] incl. MTP */
+	struct expert_slot_layout lay; /* one slot's parts */
+	uint64_t *slot_addr;	       /* [n_slots] card address of each slot */
+	int host_mode;		       /* 0 off, 1 auto (modeled cost), 2 always */
+	int from_board;		       /* --expert-slots board: slots until the card is full */
+	int prefetch;		       /* 1: look-ahead prefetch on */
+	uint32_t h2c[ABI_MAX_DMA];     /* H2C-capable channel indices */
 	int n_h2c;
-	double dma_bps, dma_lat_s;      /* modeled fill rate per channel, bytes/s; per fill, s */
-	double host_bps;                /* modeled host expert rate, weight bytes/s */
-	double gemm_s;                  /* modeled card time of one expert's gate|up + down, s */
+	double dma_bps, dma_lat_s; /* modeled fill rate per channel, bytes/s; per fill, s */
+	double host_bps;	   /* modeled host expert rate, weight bytes/s */
+	double gemm_s;		   /* modeled card time of one expert's gate|up + down, s */
 	uint32_t fence_val[ABI_MAX_FENCES]; /* last value signalled per fence id */
-	uint32_t next_fence;            /* round-robin fence id cursor */
+	uint32_t next_fence;		    /* round-robin fence id cursor */
 	/* this layer step, by router rank j */
-	int slot[EE_MAX_TOPK];          /* slot read by the GEMMs, -1 = run on the host */
-	uint32_t fid[EE_MAX_TOPK];      /* fence the gate|up waits on, 0 = none */
-	uint32_t fval[EE_MAX_TOPK];     /* its value */
-	uint64_t hres[EE_MAX_TOPK];     /* card f32 [hidden]: route_w * y of a host-run expert */
-	int pf_key[EE_MAX_TOPK];        /* prefetch fills queued for the down chain: slot */
+	int slot[EE_MAX_TOPK];	    /* slot read by the GEMMs, -1 = run on the host */
+	uint32_t fid[EE_MAX_TOPK];  /* fence the gate|up waits on, 0 = none */
+	uint32_t fval[EE_MAX_TOPK]; /* its value */
+	uint64_t hres[EE_MAX_TOPK]; /* card f32 [hidden]: route_w * y of a host-run expert */
+	int pf_key[EE_MAX_TOPK];    /* prefetch fills queued for the down chain: slot */
 	int pf_exp[EE_MAX_TOPK], pf_layer[EE_MAX_TOPK], pf_ch[EE_MAX_TOPK], n_pf;
-	uint64_t bg_fills;              /* background fills of host-run misses (--expert-host auto) */
+	uint64_t bg_fills; /* background fills of host-run misses (--expert-host auto) */
 	float *hid, *hout, *hres_x, *plog; /* host [inter], [hidden], [hidden], [E] scratch */
-	int host_add_cmd;               /* list index of the first host merge, -1 none */
-	double host_layer_s;            /* modeled host seconds of this layer's host experts */
-	struct ee_xev *ev;              /* [2 * BACKEND_MAX_LIST] timeline sweep scratch */
-	int32_t *key0;                  /* [n_slots] slot keys before a re-pin (PIN) */
-	uint64_t pin_fills;             /* slots filled by re-pinning */
-	FILE *events;                   /* --expert-events */
+	int host_add_cmd;		   /* list index of the first host merge, -1 none */
+	double host_layer_s;		   /* modeled host seconds of this layer's host experts */
+	struct ee_xev *ev;		   /* [2 * BACKEND_MAX_LIST] timeline sweep scratch */
+	int32_t *key0;			   /* [n_slots] slot keys before a re-pin (PIN) */
+	uint64_t pin_fills;		   /* slots filled by re-pinning */
+	FILE *events;			   /* --expert-events */
 	/* statistics since the last restart */
 	uint64_t accesses, hits, miss_dma, miss_host, pf_issued, pf_used, pf_wasted, evictions;
-	uint64_t pf_pred, pf_pred_hit;  /* predicted experts, of which the router then chose */
-	double dma_bytes;               /* bytes filled over the link */
+	uint64_t pf_pred, pf_pred_hit;	    /* predicted experts, of which the router then chose */
+	double dma_bytes;		    /* bytes filled over the link */
 	double dma_busy_ns, dma_exposed_ns; /* card time with a fill in flight; of it, no CU busy */
 	double host_s, host_exposed_ns; /* modeled host expert time; part not hidden by the card */
 	int pred[EE_MAX_TOPK], pred_layer; /* last prediction (layer, experts), for its accuracy */
 	/* detached fills (backend with BACKEND_CAP_RINGS): prefetches and background fills go into
 	 * a list of their own on ring 1 that runs across layer steps; a later step's GEMM on such a
 	 * slot waits for its fence (cross-ring) unless the list is known complete */
-	int async;                      /* 1: detached fills on; 0: every fill in ring 0's list */
-	struct ee_xdf df[EE_XC_NDF];    /* fills of the list being built (submitted at the flush) */
+	int async;		     /* 1: detached fills on; 0: every fill in ring 0's list */
+	struct ee_xdf df[EE_XC_NDF]; /* fills of the list being built (submitted at the flush) */
 	int n_df;
-	struct ee_xdf dfly[EE_XC_NDF];  /* fills of the ring 1 list in flight */
+	struct ee_xdf dfly[EE_XC_NDF]; /* fills of the ring 1 list in flight */
 	int n_dfly;
-	uint64_t dl_fence;              /* backend fence of that list, 0 = none in flight */
-	uint64_t dl_t0;                 /* card time bound before which none of its fills started */
-	struct abi_cmd *dl_cmd;         /* [BACKEND_MAX_LIST] its commands */
-	uint32_t next_dfence;           /* cursor over the detached fence ids */
+	uint64_t dl_fence;		/* backend fence of that list, 0 = none in flight */
+	uint64_t dl_t0;			/* card time bound before which none of its fills started */
+	struct abi_cmd *dl_cmd;		/* [BACKEND_MAX_LIST] its commands */
+	uint32_t next_dfence;		/* cursor over the detached fence ids */
 	uint32_t *pend_fid, *pend_fval; /* [n_slots] fence of a detached fill in flight, 0 = none */
-	uint64_t df_fills, df_failed;   /* detached fills issued; of them, failed (slot emptied) */
-	uint64_t df_busy_steps;         /* steps that issued no detached fill: the list was busy */
-	double drain_ns;                /* card time spent waiting for detached fills alone (a
+	uint64_t df_fills, df_failed;	/* detached fills issued; of them, failed (slot emptied) */
+	uint64_t df_busy_steps;		/* steps that issued no detached fill: the list was busy */
+	double drain_ns;		/* card time spent waiting for detached fills alone (a
 					   rewind): idle card time outside ring 0's busy time */
 	/* DMA statistics over the card timeline: commands not yet accounted for, time accounted */
 	struct ee_xiv *iv;
 	size_t n_iv, cap_iv;
-	size_t cap_ev;                  /* entries of ev */
-	uint64_t t_done, t_seen;        /* accounted up to; latest t_end seen */
+	size_t cap_ev;		 /* entries of ev */
+	uint64_t t_done, t_seen; /* accounted up to; latest t_end seen */
 };
 
 static inline double now_s(void)
@@ -208,7 +208,10 @@ static inline double now_s(void)
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static inline struct ee *ee_of(struct engine *en) { return en->impl; }
+static inline struct ee *ee_of(struct engine *en)
+{
+	return en->impl;
+}
 
 /* --- card_engine.c: placement, command lists, lowering ----------------------------------- */
 
@@ -222,9 +225,9 @@ struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what);
 int card_barrier(struct ee *e);
 int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
 	      uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k);
-int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2,
-	       uint64_t w, uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda, uint32_t ldo,
-	       uint32_t pu, float pf, uint64_t tab);
+int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2, uint64_t w,
+	       uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda, uint32_t ldo, uint32_t pu,
+	       float pf, uint64_t tab);
 /* Submits the list and waits for it (dry mode: times it). */
 int card_flush(struct ee *e);
 /* The lowering of one layer's MLA, dense FFN and MoE FFN into the list. */
@@ -239,8 +242,8 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 int card_xc_place(struct ee *e);
 void card_xc_free(struct ee *e);
 /* The six fills of expert f into slot s on channel ch in the list (the last signals fid). */
-int card_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch,
-		      uint32_t fid, uint32_t fval);
+int card_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch, uint32_t fid,
+		      uint32_t fval);
 /* The detached ring-1 list: submitted at each flush; landed before a rewind or the end. */
 int card_xc_dl_submit(struct ee *e);
 void card_xc_drain(struct ee *e);

@@ -65,7 +65,7 @@ static int ee_xc_options(const struct ee *e, const struct engine_extra *x, int *
 			 EE_XC_DFENCE0 - 1);
 		return -EINVAL;
 	}
-	*n = x->expert_slots > 0 ? x->expert_slots
+	*n = x->expert_slots > 0   ? x->expert_slots
 	     : x->expert_slots < 0 ? moe * E /* board: the cap; card_xc_place places what fits */
 				   : (int)((int64_t)moe * E * x->expert_slots_pct / 100);
 	if (*n < c->num_experts_per_tok)
@@ -78,12 +78,14 @@ static int ee_xc_options(const struct ee *e, const struct engine_extra *x, int *
 		if (!strcmp(pn, expert_policy_name((enum expert_policy)p)))
 			pol = (enum expert_policy)p;
 	if (strcmp(pn, expert_policy_name(pol))) {
-		snprintf(err, errlen, "--expert-policy: expected lru, lfu, pin or belady, got '%s'", pn);
+		snprintf(err, errlen, "--expert-policy: expected lru, lfu, pin or belady, got '%s'",
+			 pn);
 		return -EINVAL;
 	}
 	if (pol == EXPERT_POLICY_BELADY) {
-		snprintf(err, errlen, "--expert-policy belady: the offline optimum needs the future; "
-				      "replay a routing trace with moecard cache-sim");
+		snprintf(err, errlen,
+			 "--expert-policy belady: the offline optimum needs the future; "
+			 "replay a routing trace with moecard cache-sim");
 		return -EINVAL;
 	}
 	*policy = pol;
@@ -177,12 +179,16 @@ static double ee_xc_gemm_s(const struct ee *e)
 	struct abi_cmd g;
 	memset(&g, 0, sizeof g);
 	abi_cmd_hdr_set(&g.hdr, ABI_OP_GEMM_FP8, 0);
-	g.u.gemm = (struct abi_gemm){ .m = 1, .n = (uint32_t)I, .k = (uint32_t)D,
-				      .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL };
+	g.u.gemm = (struct abi_gemm){.m = 1,
+				     .n = (uint32_t)I,
+				     .k = (uint32_t)D,
+				     .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL};
 	uint32_t kclk = blk->cu_clk_khz, bw = blk->banks[0].bw_mbps;
 	int64_t c1 = backend_cmd_cycles(&g, bw, kclk);
-	g.u.gemm = (struct abi_gemm){ .m = 1, .n = (uint32_t)D, .k = (uint32_t)I,
-				      .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM };
+	g.u.gemm = (struct abi_gemm){.m = 1,
+				     .n = (uint32_t)D,
+				     .k = (uint32_t)I,
+				     .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM};
 	int64_t c2 = backend_cmd_cycles(&g, bw, kclk);
 	return kclk ? (double)((c1 > 0 ? c1 : 0) + (c2 > 0 ? c2 : 0)) / (kclk * 1e3) : 0;
 }
@@ -227,8 +233,8 @@ int card_xc_place(struct ee *e)
 	struct ee_xc *xc = e->xc;
 	int r;
 	for (int j = 0; j < e->c->num_experts_per_tok; j++)
-		if ((r = card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)e->c->hidden_size,
-				  &xc->hres[j])))
+		if ((r = card_place(e, (int)e->act_bank, NULL,
+				    sizeof(float) * (size_t)e->c->hidden_size, &xc->hres[j])))
 			return r;
 	for (int s = 0; s < xc->cache.n_slots; s++) {
 		r = card_place(e, -1, NULL, (size_t)xc->lay.bytes, &xc->slot_addr[s]);
@@ -266,8 +272,8 @@ void card_xc_free(struct ee *e)
 }
 /* Queues the six fills of expert f into slot s on H2C channel ch; the last signals fence fid
  * (0 = none) with value fval. */
-int card_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch,
-			   uint32_t fid, uint32_t fval)
+int card_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t ch, uint32_t fid,
+		      uint32_t fval)
 {
 	struct ee_xc *xc = e->xc;
 	struct dma_sg sg[EXPERT_SLOT_PARTS];
@@ -275,8 +281,8 @@ int card_xc_fill_cmds(struct ee *e, const struct ffn_weights *f, int s, uint32_t
 	if (n != EXPERT_SLOT_PARTS)
 		return -EINVAL;
 	for (int p = 0; p < n; p++) {
-		struct abi_cmd *c = card_cmd(e, ABI_OP_DMA_FILL, p == n - 1 ? "expert fill (signal)"
-									  : "expert fill");
+		struct abi_cmd *c = card_cmd(e, ABI_OP_DMA_FILL,
+					     p == n - 1 ? "expert fill (signal)" : "expert fill");
 		if (!c)
 			return -E2BIG;
 		c->u.dma.src = (uint64_t)(uintptr_t)sg[p].host;
@@ -309,7 +315,7 @@ static void ee_xc_iv_add(struct ee_xc *xc, uint64_t t0, uint64_t t1, int cu)
 		xc->iv = p;
 		xc->cap_iv = cap;
 	}
-	xc->iv[xc->n_iv++] = (struct ee_xiv){ t0, t1, cu };
+	xc->iv[xc->n_iv++] = (struct ee_xiv){t0, t1, cu};
 }
 
 /* Ends before starts at equal times, so back-to-back commands leave no gap. */
@@ -348,8 +354,8 @@ static void ee_xc_account(struct ee_xc *xc)
 		uint64_t a = v->t0 > xc->t_done ? v->t0 : xc->t_done, b = v->t1 < h ? v->t1 : h;
 		if (a >= b)
 			continue;
-		xc->ev[ne++] = (struct ee_xev){ a, v->cu ? 2 : 1 };
-		xc->ev[ne++] = (struct ee_xev){ b, v->cu ? -2 : -1 };
+		xc->ev[ne++] = (struct ee_xev){a, v->cu ? 2 : 1};
+		xc->ev[ne++] = (struct ee_xev){b, v->cu ? -2 : -1};
 	}
 	qsort(xc->ev, ne, sizeof *xc->ev, ee_xev_cmp);
 	int dma = 0, cu = 0;
@@ -394,7 +400,7 @@ static int ee_xc_df_add(struct ee *e, const struct ffn_weights *f, int s, uint32
 	uint32_t fid = EE_XC_DFENCE0 + xc->next_dfence++ % (uint32_t)EE_XC_NDF;
 	uint32_t v = xc->fence_val[fid];
 	xc->fence_val[fid] = v + EXPERT_SLOT_PARTS;
-	xc->df[xc->n_df++] = (struct ee_xdf){ f, s, ch, fid, v };
+	xc->df[xc->n_df++] = (struct ee_xdf){f, s, ch, fid, v};
 	xc->cache.flags[s] |= EXPERT_SLOT_INFLIGHT;
 	xc->pend_fid[s] = fid;
 	xc->pend_fval[s] = v + EXPERT_SLOT_PARTS;
@@ -473,9 +479,12 @@ static int ee_xc_dl_collect(struct ee *e, uint32_t timeout_ms)
 			ok &= ABI_CPL_STATUS(c->word1) == ABI_ST_OK;
 			ee_xc_iv_add(xc, c->t_start, c->t_end, 0);
 			if (e->profile && e->n_prof < e->cap_prof)
-				e->prof[e->n_prof++] = (struct ee_prof){
-					c->t_start, c->t_end, ABI_OP_DMA_FILL, 0xFFu,
-					"detached expert fill", -1 };
+				e->prof[e->n_prof++] = (struct ee_prof){c->t_start,
+									c->t_end,
+									ABI_OP_DMA_FILL,
+									0xFFu,
+									"detached expert fill",
+									-1};
 		}
 		xc->cache.flags[d->s] &= (uint8_t)~EXPERT_SLOT_INFLIGHT;
 		xc->pend_fid[d->s] = 0;
@@ -524,26 +533,26 @@ static int ee_xc_host_expert(struct ee *e, const struct ffn_weights *f, float rw
 	const struct config *c = e->c;
 	int D = c->hidden_size, I = c->moe_intermediate_size;
 	uint32_t ue = c->quantization_config.ue8m0 ? FP8_GEMM_UE8M0 : 0;
-	int r = fp8_gemm(e->hxn, NULL, f->gate.w, f->gate.scale, f->up.w, f->up.scale, xc->hid, NULL,
-			 NULL, 1, I, D, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL | ue);
+	int r = fp8_gemm(e->hxn, NULL, f->gate.w, f->gate.scale, f->up.w, f->up.scale, xc->hid,
+			 NULL, NULL, 1, I, D, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL | ue);
 	memset(out, 0, sizeof(float) * (size_t)D);
 	if (!r)
-		r = fp8_gemm(xc->hid, NULL, f->down.w, f->down.scale, NULL, NULL, out, NULL, &rw, 1, D,
-			     I, FP8_GEMM_X_F32 | FP8_GEMM_ACCUM | ue);
+		r = fp8_gemm(xc->hid, NULL, f->down.w, f->down.scale, NULL, NULL, out, NULL, &rw, 1,
+			     D, I, FP8_GEMM_X_F32 | FP8_GEMM_ACCUM | ue);
 	return r;
 }
 
 /* One layer step of the cache after the router (card_xc_route). */
 struct ee_xc_step {
-	int li;                        /* layer */
-	const int *idx;                /* [k] experts the router chose, in its order */
-	const float *w;                /* [k] their route weights */
-	int df_free;                   /* no detached list in flight: this step may add fills */
+	int li;			       /* layer */
+	const int *idx;		       /* [k] experts the router chose, in its order */
+	const float *w;		       /* [k] their route weights */
+	int df_free;		       /* no detached list in flight: this step may add fills */
 	int miss[EE_MAX_TOPK], n_miss; /* router ranks not resident */
 	int host[EE_MAX_TOPK], n_host; /* router ranks run on the host */
-	int n_fill;                    /* demand fills queued */
+	int n_fill;		       /* demand fills queued */
 	double ch_t[ABI_MAX_DMA];      /* modeled s from the route each H2C channel is busy for */
-	double host_t;                 /* modeled s from the route the host is busy for */
+	double host_t;		       /* modeled s from the route the host is busy for */
 };
 
 /* The H2C channel whose queued fills end first. */
@@ -757,10 +766,12 @@ static int ee_xc_prefetch(struct ee *e, struct ee_xc_step *st)
 	 * evict them (locks end when the list completes) */
 	for (int j = 0; j < k; j++)
 		if (xc->pred[j] >= 0 && xc->pred[j] < c->n_routed_experts)
-			expert_cache_lock(&xc->cache, expert_cache_lookup(&xc->cache, nl, xc->pred[j]));
+			expert_cache_lock(&xc->cache,
+					  expert_cache_lookup(&xc->cache, nl, xc->pred[j]));
 	for (int j = 0; j < k; j++) {
 		int pe = xc->pred[j];
-		if (pe < 0 || pe >= c->n_routed_experts || expert_cache_lookup(&xc->cache, nl, pe) >= 0)
+		if (pe < 0 || pe >= c->n_routed_experts ||
+		    expert_cache_lookup(&xc->cache, nl, pe) >= 0)
 			continue;
 		if (xc->async && (!st->df_free || xc->n_df >= EE_XC_NDF))
 			break;
@@ -772,7 +783,8 @@ static int ee_xc_prefetch(struct ee *e, struct ee_xc_step *st)
 		xc->pf_wasted += xc->cache.st.prefetch_wasted - w0;
 		if (victim >= 0) {
 			xc->evictions++;
-			expert_cache_event(&xc->cache, EXPERT_EV_EVICT, victim / xc->cache.n_experts,
+			expert_cache_event(&xc->cache, EXPERT_EV_EVICT,
+					   victim / xc->cache.n_experts,
 					   victim % xc->cache.n_experts);
 		}
 		expert_cache_lock(&xc->cache, s);
@@ -797,7 +809,7 @@ static int ee_xc_prefetch(struct ee *e, struct ee_xc_step *st)
 int card_xc_route(struct ee *e, int li, int pos, const int *idx, const float *w)
 {
 	struct ee_xc *xc = e->xc;
-	struct ee_xc_step st = { .li = li, .idx = idx, .w = w };
+	struct ee_xc_step st = {.li = li, .idx = idx, .w = w};
 	xc->cache.ev_pos = pos;
 	xc->host_add_cmd = -1;
 	xc->host_layer_s = 0;
@@ -839,7 +851,9 @@ void card_xc_after_list(struct ee *e, int r)
 	uint64_t t_first = UINT64_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t op = ABI_CPL_OP(cp[i].word1);
-		int kind = op == ABI_OP_DMA_FILL ? 1 : ABI_CPL_CU(cp[i].word1) != ABI_CPL_CU_NONE ? 2 : 0;
+		int kind = op == ABI_OP_DMA_FILL			? 1
+			   : ABI_CPL_CU(cp[i].word1) != ABI_CPL_CU_NONE ? 2
+									: 0;
 		if (cp[i].t_start < t_first)
 			t_first = cp[i].t_start;
 		if (kind)

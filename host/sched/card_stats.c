@@ -21,7 +21,7 @@
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
-	uint64_t cu_free[ABI_MAX_CUS] = { 0 }, t_fw = 0, t_all = 0;
+	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0;
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
 	uint32_t bw = blk->banks[0].bw_mbps;
 	for (uint32_t i = 0; i < e->list.n; i++) {
@@ -34,7 +34,8 @@ void card_dry_time(struct ee *e)
 		}
 		int best = -1;
 		for (uint32_t k = 0; k < nc; k++)
-			if ((blk->cus[k].ops_mask >> op & 1) && (best < 0 || cu_free[k] < cu_free[best]))
+			if ((blk->cus[k].ops_mask >> op & 1) &&
+			    (best < 0 || cu_free[k] < cu_free[best]))
 				best = (int)k;
 		if (best < 0)
 			continue;
@@ -56,51 +57,55 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 	double host_ms = xc->host_exposed_ns / n / 1e6;
 	double tok_s = 1e3 / (card + link + host_ms + xc->drain_ns / n / 1e6);
 	double pred = xc->pf_pred ? (double)xc->pf_pred_hit / (double)xc->pf_pred : 0;
-	const char *hm[] = { "off", "auto", "always" };
+	const char *hm[] = {"off", "auto", "always"};
 	if (json) {
-		fprintf(out, ",\"expert_slots\":%d,\"expert_policy\":\"%s\",\"expert_prefetch\":%d,"
-			     "\"expert_host\":\"%s\",\"expert_accesses\":%llu,\"expert_hit_rate\":%.4f,"
-			     "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,\"expert_bg_fills\":%llu,"
-			     "\"expert_prefetch_issued\":%llu,\"expert_prefetch_used\":%llu,"
-			     "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,\"expert_evictions\":%llu,"
-			     "\"expert_prediction_recall\":%.4f,"
-			     "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
-			     "\"modeled_expert_dma_ms_per_tok\":%.4f,"
-			     "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
-			     "\"modeled_expert_decode_tok_s\":%.2f,\"expert_detached\":%d,"
-			     "\"expert_detached_fills\":%llu,\"expert_detached_failed\":%llu,"
-			     "\"expert_detached_busy_steps\":%llu,"
-			     "\"modeled_expert_drain_ms_per_tok\":%.4f",
-			xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
-			hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
-			(unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
-			(unsigned long long)xc->bg_fills,
-			(unsigned long long)xc->pf_issued, (unsigned long long)xc->pf_used,
-			(unsigned long long)xc->pf_wasted, (unsigned long long)xc->pin_fills,
-			(unsigned long long)xc->evictions, pred,
-			xc->dma_bytes / n, hidden,
-			xc->dma_busy_ns / n / 1e6, host_ms, tok_s, xc->async,
-			(unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
-			(unsigned long long)xc->df_busy_steps, xc->drain_ns / n / 1e6);
+		fprintf(
+		    out,
+		    ",\"expert_slots\":%d,\"expert_policy\":\"%s\",\"expert_prefetch\":%d,"
+		    "\"expert_host\":\"%s\",\"expert_accesses\":%llu,\"expert_hit_rate\":%.4f,"
+		    "\"expert_miss_dma\":%llu,\"expert_miss_host\":%llu,\"expert_bg_fills\":%llu,"
+		    "\"expert_prefetch_issued\":%llu,\"expert_prefetch_used\":%llu,"
+		    "\"expert_prefetch_wasted\":%llu,\"expert_pin_fills\":%llu,\"expert_"
+		    "evictions\":%llu,"
+		    "\"expert_prediction_recall\":%.4f,"
+		    "\"expert_dma_bytes_per_tok\":%.0f,\"modeled_expert_dma_hidden\":%.4f,"
+		    "\"modeled_expert_dma_ms_per_tok\":%.4f,"
+		    "\"modeled_host_expert_exposed_ms_per_tok\":%.4f,"
+		    "\"modeled_expert_decode_tok_s\":%.2f,\"expert_detached\":%d,"
+		    "\"expert_detached_fills\":%llu,\"expert_detached_failed\":%llu,"
+		    "\"expert_detached_busy_steps\":%llu,"
+		    "\"modeled_expert_drain_ms_per_tok\":%.4f",
+		    xc->cache.n_slots, expert_policy_name(xc->cache.policy), xc->prefetch,
+		    hm[xc->host_mode], (unsigned long long)xc->accesses, xc->hits / acc,
+		    (unsigned long long)xc->miss_dma, (unsigned long long)xc->miss_host,
+		    (unsigned long long)xc->bg_fills, (unsigned long long)xc->pf_issued,
+		    (unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted,
+		    (unsigned long long)xc->pin_fills, (unsigned long long)xc->evictions, pred,
+		    xc->dma_bytes / n, hidden, xc->dma_busy_ns / n / 1e6, host_ms, tok_s, xc->async,
+		    (unsigned long long)xc->df_fills, (unsigned long long)xc->df_failed,
+		    (unsigned long long)xc->df_busy_steps, xc->drain_ns / n / 1e6);
 		return;
 	}
-	fprintf(out,
-		"  expert cache   %d slots of %.2f MB (%s%s, host execution %s): hit rate %.1f%% of "
-		"%llu accesses\n"
-		"                 misses: %llu DMA'd, %llu run on the host (%llu filled behind the "
-		"card); prefetch %llu issued, %llu "
-		"used, %llu wasted (prediction recall %.1f%%)\n"
-		"                 DMA %.2f MB/token, modeled %.4f ms/token of fills, %.1f%% of it hidden "
-		"behind card compute\n"
-		"                 modeled host expert time not hidden %.4f ms/token; modeled decode %.2f "
-		"tok/s\n",
-		xc->cache.n_slots, xc->lay.bytes / 1e6, expert_policy_name(xc->cache.policy),
-		xc->prefetch ? "+prefetch" : "", hm[xc->host_mode], 100 * xc->hits / acc,
-		(unsigned long long)xc->accesses, (unsigned long long)xc->miss_dma,
-		(unsigned long long)xc->miss_host, (unsigned long long)xc->bg_fills,
-		(unsigned long long)xc->pf_issued,
-		(unsigned long long)xc->pf_used, (unsigned long long)xc->pf_wasted, 100 * pred,
-		xc->dma_bytes / n / 1e6, xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
+	fprintf(
+	    out,
+	    "  expert cache   %d slots of %.2f MB (%s%s, host execution %s): hit rate %.1f%% of "
+	    "%llu accesses\n"
+	    "                 misses: %llu DMA'd, %llu run on the host (%llu filled behind the "
+	    "card); prefetch %llu issued, %llu "
+	    "used, %llu wasted (prediction recall %.1f%%)\n"
+	    "                 DMA %.2f MB/token, modeled %.4f ms/token of fills, %.1f%% of it "
+	    "hidden "
+	    "behind card compute\n"
+	    "                 modeled host expert time not hidden %.4f ms/token; modeled decode "
+	    "%.2f "
+	    "tok/s\n",
+	    xc->cache.n_slots, xc->lay.bytes / 1e6, expert_policy_name(xc->cache.policy),
+	    xc->prefetch ? "+prefetch" : "", hm[xc->host_mode], 100 * xc->hits / acc,
+	    (unsigned long long)xc->accesses, (unsigned long long)xc->miss_dma,
+	    (unsigned long long)xc->miss_host, (unsigned long long)xc->bg_fills,
+	    (unsigned long long)xc->pf_issued, (unsigned long long)xc->pf_used,
+	    (unsigned long long)xc->pf_wasted, 100 * pred, xc->dma_bytes / n / 1e6,
+	    xc->dma_busy_ns / n / 1e6, 100 * hidden, host_ms, tok_s);
 	if (xc->async)
 		fprintf(out,
 			"                 detached fills (ring %u, across layers): %llu issued, "
@@ -118,14 +123,19 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 	double ql = c->q_lora_rank, qd = nope + rope;
 	double attn = ql > 0 ? D * ql + ql * H * qd : D * H * qd;
 	attn += D * (kvl + rope) + H * (nope + vd) * kvl + H * vd * D;
-	double moe = 3.0 * D * c->moe_intermediate_size *
-		     (c->num_experts_per_tok + c->n_shared_experts);
+	double moe =
+	    3.0 * D * c->moe_intermediate_size * (c->num_experts_per_tok + c->n_shared_experts);
 	double dense = 3.0 * D * c->intermediate_size;
 	int L = c->num_hidden_layers + (with_mtp ? 1 : 0);
 	double b = 0;
 	for (int l = 0; l < L; l++)
-		b += attn * (1 + 4.0 / (128 * 128)) + (config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1) ? moe : dense) * (1 + 4.0 / (128 * 128)) +
-		     (double)pos * (kvl + rope) * 4;
+		b +=
+		    attn * (1 + 4.0 / (128 * 128)) +
+		    (config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1)
+			 ? moe
+			 : dense) *
+			(1 + 4.0 / (128 * 128)) +
+		    (double)pos * (kvl + rope) * 4;
 	return b;
 }
 
@@ -136,25 +146,25 @@ static void ee_dry_layer(const struct config *c, struct ee_layer *L)
 	int E = c->n_routed_experts;
 	int D = c->hidden_size, I = c->moe_intermediate_size, H = c->num_attention_heads;
 	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim;
-	L->q_a = (struct cmat){ 0, 0, c->q_lora_rank, D };
-	L->q_b = c->q_lora_rank > 0 ? (struct cmat){ 0, 0, H * qd, c->q_lora_rank }
-				    : (struct cmat){ 0, 0, H * qd, D };
-	L->kv_a = (struct cmat){ 0, 0, c->kv_lora_rank + c->qk_rope_head_dim, D };
-	L->kv_b = (struct cmat){ 0, 0, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank };
-	L->o = (struct cmat){ 0, 0, D, H * c->v_head_dim };
-	L->gu = (struct cmat){ 0, 0, c->intermediate_size, D };
-	L->down = (struct cmat){ 0, 0, D, c->intermediate_size };
+	L->q_a = (struct cmat){0, 0, c->q_lora_rank, D};
+	L->q_b = c->q_lora_rank > 0 ? (struct cmat){0, 0, H * qd, c->q_lora_rank}
+				    : (struct cmat){0, 0, H * qd, D};
+	L->kv_a = (struct cmat){0, 0, c->kv_lora_rank + c->qk_rope_head_dim, D};
+	L->kv_b = (struct cmat){0, 0, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank};
+	L->o = (struct cmat){0, 0, D, H * c->v_head_dim};
+	L->gu = (struct cmat){0, 0, c->intermediate_size, D};
+	L->down = (struct cmat){0, 0, D, c->intermediate_size};
 	for (int x = 0; x < E; x++) {
-		L->ex_gu[x] = (struct cmat){ 0, 0, I, D };
-		L->ex_down[x] = (struct cmat){ 0, 0, D, I };
+		L->ex_gu[x] = (struct cmat){0, 0, I, D};
+		L->ex_down[x] = (struct cmat){0, 0, D, I};
 	}
-	L->sh_gu = (struct cmat){ 0, 0, I * c->n_shared_experts, D };
-	L->sh_down = (struct cmat){ 0, 0, D, I * c->n_shared_experts };
+	L->sh_gu = (struct cmat){0, 0, I * c->n_shared_experts, D};
+	L->sh_down = (struct cmat){0, 0, D, I * c->n_shared_experts};
 }
 
 /* card_engine.h */
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
-		      double *hbm_bytes)
+		       double *hbm_bytes)
 {
 	struct ee *e = calloc(1, sizeof *e);
 	int r = -ENOMEM;
@@ -165,7 +175,7 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	e->be = (struct backend *)be;
 	e->max_seq = pos + 1;
 	int k = c->num_experts_per_tok, E = c->n_routed_experts;
-	struct ee_layer L = { 0 };
+	struct ee_layer L = {0};
 	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
 	L.ex_gu = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_gu);
 	L.ex_down = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_down);
@@ -212,13 +222,15 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 		return;
 	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e9;
 	if (json)
-		fprintf(out, ",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
-			     "\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
+		fprintf(out,
+			",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
+			"\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
 			ns / 1e6, roof / ns);
 	else
-		fprintf(out, "what-if 671B (%d layers, %d experts resident, ctx 4096): modeled card "
-			     "%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
-			     "modeled %.1f%% of the roofline\n",
+		fprintf(out,
+			"what-if 671B (%d layers, %d experts resident, ctx 4096): modeled card "
+			"%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
+			"modeled %.1f%% of the roofline\n",
 			c.num_hidden_layers, c.n_routed_experts, ns / 1e6, roof / 1e6, bytes / 1e6,
 			backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / ns);
 }
@@ -231,10 +243,11 @@ static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
 		return;
 	const struct dma_stats *d = &s->dma;
 	if (json) {
-		fprintf(out, ",\"dma_driver\":\"%s\",\"dma_xfers\":%llu,\"dma_xfers_failed\":%llu,"
-			     "\"dma_descs\":%llu,\"dma_bytes\":%llu,\"dma_fences\":%llu,"
-			     "\"dma_faults\":%llu,\"dma_link_ns\":%llu,\"card_fills\":%llu,"
-			     "\"card_fill_bytes\":%llu",
+		fprintf(out,
+			",\"dma_driver\":\"%s\",\"dma_xfers\":%llu,\"dma_xfers_failed\":%llu,"
+			"\"dma_descs\":%llu,\"dma_bytes\":%llu,\"dma_fences\":%llu,"
+			"\"dma_faults\":%llu,\"dma_link_ns\":%llu,\"card_fills\":%llu,"
+			"\"card_fill_bytes\":%llu",
 			s->dma_engine, (unsigned long long)d->xfers,
 			(unsigned long long)d->xfers_bad, (unsigned long long)d->descs,
 			(unsigned long long)d->bytes, (unsigned long long)d->fences,
@@ -264,11 +277,12 @@ void card_stats(struct engine *en, FILE *out, int json)
 	double bytes = ee_decode_bytes(e->c, en->pos / 2, 0);
 	double roof = bytes / (backend_board(e->be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
 	if (json) {
-		fprintf(out, "{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"
-			     "\"modeled_link_ms_per_tok\":%.4f,\"cmds_per_tok\":%.1f,"
-			     "\"submits_per_tok\":%.2f,\"host_sched_us_per_tok\":%.1f,"
-			     "\"host_compute_us_per_tok\":%.1f,\"host_wall_ms_per_tok\":%.3f,"
-			     "\"modeled_hbm_roofline_frac\":%.4f",
+		fprintf(out,
+			"{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"
+			"\"modeled_link_ms_per_tok\":%.4f,\"cmds_per_tok\":%.1f,"
+			"\"submits_per_tok\":%.2f,\"host_sched_us_per_tok\":%.1f,"
+			"\"host_compute_us_per_tok\":%.1f,\"host_wall_ms_per_tok\":%.3f,"
+			"\"modeled_hbm_roofline_frac\":%.4f",
 			(unsigned long long)e->tokens, card, link, cmds, subs, e->t_sched / n * 1e6,
 			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
 		if (e->xc)
@@ -298,8 +312,8 @@ void card_stats(struct engine *en, FILE *out, int json)
 static const char *ee_op_name(uint32_t op)
 {
 	static const char *const n[ABI_OP_COUNT] = {
-		"NOP", "GEMM_FP8", "RMSNORM", "ROPE", "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
-		"SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE", "BARRIER", "TIMESTAMP" };
+	    "NOP",     "GEMM_FP8", "RMSNORM",	"ROPE",	    "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
+	    "SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE",	 "BARRIER",  "TIMESTAMP"};
 	return op < ABI_OP_COUNT ? n[op] : "?";
 }
 
@@ -316,8 +330,9 @@ int card_write_profile(struct ee *e)
 	fprintf(f, "},\"traceEvents\":[\n");
 	for (size_t i = 0; i < e->n_prof; i++) {
 		const struct ee_prof *p = &e->prof[i];
-		fprintf(f, "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
-			   "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"layer\":%d}}\n",
+		fprintf(f,
+			"%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
+			"\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"layer\":%d}}\n",
 			i ? "," : "", p->what ? p->what : "", ee_op_name(p->op), p->cu, p->t0 / 1e3,
 			(p->t1 - p->t0) / 1e3, p->layer);
 	}

@@ -11,7 +11,10 @@
 
 /* ---- 1. slot layout and placement -------------------------------------------------------- */
 
-static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) / a * a;
+}
 
 int expert_slot_layout_init(const struct config *c, struct expert_slot_layout *l)
 {
@@ -50,16 +53,16 @@ static int qmat_matches(const struct qmat *q, uint64_t codes, uint64_t scales)
 int expert_slot_sg(const struct ffn_weights *f, const struct expert_slot_layout *l, uint32_t bank,
 		   uint64_t card_off, struct dma_sg *sg)
 {
-	const struct qmat *q[3] = { &f->gate, &f->up, &f->down };
+	const struct qmat *q[3] = {&f->gate, &f->up, &f->down};
 	for (int i = 0; i < 3; i++)
 		if (!qmat_matches(q[i], l->len[i], l->len[3 + i]))
 			return -EINVAL;
 	for (int p = 0; p < EXPERT_SLOT_PARTS; p++) {
 		const struct qmat *m = q[p % 3];
-		sg[p] = (struct dma_sg){ .host = (void *)(p < 3 ? m->w : (const void *)m->scale),
-					 .bank = bank,
-					 .card_off = card_off + l->off[p],
-					 .len = (size_t)l->len[p] };
+		sg[p] = (struct dma_sg){.host = (void *)(p < 3 ? m->w : (const void *)m->scale),
+					.bank = bank,
+					.card_off = card_off + l->off[p],
+					.len = (size_t)l->len[p]};
 	}
 	return EXPERT_SLOT_PARTS;
 }
@@ -67,8 +70,8 @@ int expert_slot_sg(const struct ffn_weights *f, const struct expert_slot_layout 
 int expert_slot_view(const struct expert_slot_layout *l, const void *base,
 		     const struct ffn_weights *like, struct ffn_weights *out)
 {
-	const struct qmat *q[3] = { &like->gate, &like->up, &like->down };
-	struct qmat *o[3] = { &out->gate, &out->up, &out->down };
+	const struct qmat *q[3] = {&like->gate, &like->up, &like->down};
+	struct qmat *o[3] = {&out->gate, &out->up, &out->down};
 	if (!base)
 		return -EINVAL;
 	for (int i = 0; i < 3; i++) {
@@ -85,7 +88,7 @@ int expert_slot_view(const struct expert_slot_layout *l, const void *base,
 
 const char *expert_policy_name(enum expert_policy p)
 {
-	static const char *n[] = { "lru", "lfu", "pin", "belady" };
+	static const char *n[] = {"lru", "lfu", "pin", "belady"};
 	return (unsigned)p < EXPERT_POLICY_N ? n[p] : "?";
 }
 
@@ -134,8 +137,8 @@ void expert_cache_free(struct expert_cache *c)
 
 void expert_cache_event(struct expert_cache *c, enum expert_event ev, int layer, int e)
 {
-	static const char *n[] = { "hit",	   "miss_dma",	      "miss_host", "prefetch",
-				   "prefetch_used", "prefetch_wasted", "evict",	   "pin" };
+	static const char *n[] = {"hit",	   "miss_dma",	      "miss_host", "prefetch",
+				  "prefetch_used", "prefetch_wasted", "evict",	   "pin"};
 	if (c->events)
 		fprintf(c->events, "{\"pos\":%lld,\"layer\":%d,\"expert\":%d,\"ev\":\"%s\"}\n",
 			(long long)c->ev_pos, layer, e, n[ev]);
@@ -306,8 +309,8 @@ int expert_cache_repin(struct expert_cache *c, int n_pin)
 		if (s < 0) {
 			FILE *ev = c->events; /* logged as "pin" below, not as a demand miss */
 			c->events = NULL;
-			s = expert_cache_fill(c, best / c->n_experts, best % c->n_experts, UINT64_MAX,
-					      0, NULL);
+			s = expert_cache_fill(c, best / c->n_experts, best % c->n_experts,
+					      UINT64_MAX, 0, NULL);
 			c->events = ev;
 			if (s < 0)
 				break;
@@ -324,8 +327,7 @@ int expert_cache_repin(struct expert_cache *c, int n_pin)
 
 /* ---- 3. modeled replay ------------------------------------------------------------------- */
 
-int expert_miss_on_host(double dma_end, double need, double host_end, double merge,
-			double card_exp)
+int expert_miss_on_host(double dma_end, double need, double host_end, double merge, double card_exp)
 {
 	return dma_end > need && host_end + merge <= dma_end + card_exp;
 }
@@ -345,7 +347,10 @@ static int order_cmp(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
-static double dmax(double a, double b) { return a > b ? a : b; }
+static double dmax(double a, double b)
+{
+	return a > b ? a : b;
+}
 
 /* Accesses of every key in replay order (CSR), for the next use of a prefetched key. */
 struct sim_uses {
@@ -373,25 +378,25 @@ struct sim {
 	const struct expert_trace *t;
 	struct expert_sim_result *r;
 	struct expert_cache c;
-	size_t k;                /* experts per token */
-	int L, E;                /* trace layers, experts per layer */
+	size_t k; /* experts per token */
+	int L, E; /* trace layers, experts per layer */
 	/* sizes (bytes) and modeled durations (s) */
-	double eb, lb, ob, sc;   /* expert, MoE layer, other bytes; layer scale */
+	double eb, lb, ob, sc; /* expert, MoE layer, other bytes; layer scale */
 	double t_attn, t_exp, t_dma, t_host, t_merge, t_other;
-	double t_layer;          /* one MoE layer, all resident */
+	double t_layer; /* one MoE layer, all resident */
 	/* replay order: records sorted by (pos, layer); next use of every access; uses per key */
 	struct sim_order *ord;
-	uint64_t *nextu;         /* [n * k] access index of the same key's next use */
+	uint64_t *nextu; /* [n * k] access index of the same key's next use */
 	struct sim_uses u;
-	size_t *at;              /* [L] record of layer l in this token, SIZE_MAX = none */
-	double *ready;           /* [n_slots] time the slot's weights have landed */
-	double *cready;          /* [k] time each card-run expert of this layer can start */
-	size_t nc;               /* entries of cready */
+	size_t *at;	/* [L] record of layer l in this token, SIZE_MAX = none */
+	double *ready;	/* [n_slots] time the slot's weights have landed */
+	double *cready; /* [k] time each card-run expert of this layer can start */
+	size_t nc;	/* entries of cready */
 	/* modeled clocks, s */
 	double now, link_free, host_free, ideal;
-	double host_end;         /* this layer: latest host-run output merged on the card */
-	double t_tok;            /* this token, all resident */
-	int pin_n, repin;        /* PIN: pinned slots, tokens between re-pinning */
+	double host_end;  /* this layer: latest host-run output merged on the card */
+	double t_tok;	  /* this token, all resident */
+	int pin_n, repin; /* PIN: pinned slots, tokens between re-pinning */
 };
 
 /* Bad configurations, and look-ahead on a trace without predictions: -EINVAL. */
@@ -481,7 +486,7 @@ static int sim_index(struct sim *s)
 	if (!lastu)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		s->ord[i] = (struct sim_order){ t->pos[i], t->layer[i], i };
+		s->ord[i] = (struct sim_order){t->pos[i], t->layer[i], i};
 	qsort(s->ord, n, sizeof *s->ord, order_cmp);
 	for (size_t q = 0; q < nk; q++)
 		lastu[q] = UINT64_MAX;
@@ -506,8 +511,7 @@ static int sim_index(struct sim *s)
  * deadline (hybrid; deadline < 0: no budget) and, for BELADY, when the key is used before the
  * victim would be (optimal admission). Returns 1 when issued.
  */
-static int sim_fill_ahead(struct sim *s, int layer, int e, uint64_t nu, double now,
-			  double deadline)
+static int sim_fill_ahead(struct sim *s, int layer, int e, uint64_t nu, double now, double deadline)
 {
 	double arrive = dmax(s->link_free, now) + s->t_dma;
 	if (deadline >= 0 && arrive > deadline) {
@@ -614,8 +618,8 @@ static void sim_access(struct sim *s, size_t q, size_t j, int layer, double t_ro
 		return;
 	}
 	double dma_end = dmax(s->link_free, t_route) + s->t_dma;
-	int host = cfg->host_exec && expert_miss_on_host(dma_end, t_route, h_end, s->t_merge,
-							 s->t_exp);
+	int host =
+	    cfg->host_exec && expert_miss_on_host(dma_end, t_route, h_end, s->t_merge, s->t_exp);
 	int slot2 = -1;
 	if (!host && (slot2 = expert_cache_fill(&s->c, layer, e, nu, 0, NULL)) < 0)
 		host = 1; /* every slot pinned or locked: the host runs it */
@@ -717,8 +721,8 @@ static void sim_results(const struct sim *s)
 	r->ideal_tok_s = ideal > 0 ? (double)r->tokens / ideal : 0;
 	/* all-host: every weight byte of a token read by the host CPU at host_bw */
 	double per_tok_moe = r->tokens ? (double)s->t->n / (double)r->tokens : 0;
-	double host_tok = (per_tok_moe * (s->lb + (double)s->k * s->eb) * s->sc + s->ob) /
-			  s->cfg->host_bw;
+	double host_tok =
+	    (per_tok_moe * (s->lb + (double)s->k * s->eb) * s->sc + s->ob) / s->cfg->host_bw;
 	r->host_tok_s = host_tok > 0 ? 1 / host_tok : 0;
 }
 
@@ -729,8 +733,12 @@ int expert_sim_run(const struct expert_trace *t, const struct expert_sim_cfg *cf
 	int rc = sim_check(t, cfg);
 	if (rc)
 		return rc;
-	struct sim s = { .cfg = cfg, .t = t, .r = r, .k = t->s.k, .L = (int)t->s.n_layers,
-			 .E = (int)t->s.n_experts };
+	struct sim s = {.cfg = cfg,
+			.t = t,
+			.r = r,
+			.k = t->s.k,
+			.L = (int)t->s.n_layers,
+			.E = (int)t->s.n_experts};
 	sim_times(&s);
 	if (!(rc = sim_alloc(&s)) && !(rc = sim_index(&s))) {
 		for (size_t g = 0, h; g < t->n; g = h) {

@@ -34,9 +34,9 @@
 
 /* ---- 1. slot layout --------------------------------------------------------------------- */
 
-#define EXPERT_SLOT_ALIGN 64      /* sub-buffer alignment, bytes (one 512-bit AXI beat) */
-#define EXPERT_SLOT_PAGE 4096     /* slot size granularity, bytes */
-#define EXPERT_SLOT_PARTS 6       /* gate, up, down codes; gate, up, down scales */
+#define EXPERT_SLOT_ALIGN 64  /* sub-buffer alignment, bytes (one 512-bit AXI beat) */
+#define EXPERT_SLOT_PAGE 4096 /* slot size granularity, bytes */
+#define EXPERT_SLOT_PARTS 6   /* gate, up, down codes; gate, up, down scales */
 
 /* Where each part of one expert sits inside a slot. */
 struct expert_slot_layout {
@@ -46,8 +46,8 @@ struct expert_slot_layout {
 	uint64_t len[EXPERT_SLOT_PARTS]; /* bytes of part p: codes [I][D], [I][D], [D][I] (E4M3),
 	                                    then scales [ceil(I/128)][ceil(D/128)] x2 and
 	                                    [ceil(D/128)][ceil(I/128)] (F32) */
-	uint64_t bytes;                  /* slot size, bytes (multiple of EXPERT_SLOT_PAGE) */
-	uint64_t payload;                /* sum of len[], bytes (the DMA volume of one miss) */
+	uint64_t bytes;			 /* slot size, bytes (multiple of EXPERT_SLOT_PAGE) */
+	uint64_t payload;		 /* sum of len[], bytes (the DMA volume of one miss) */
 };
 
 /* expert_slot_layout_init - layout for hidden_size D and moe_intermediate_size I of c.
@@ -73,57 +73,64 @@ int expert_slot_view(const struct expert_slot_layout *l, const void *base,
 /* ---- 2. the cache ------------------------------------------------------------------------ */
 
 enum expert_policy {
-	EXPERT_POLICY_LRU = 0,   /* least recently used */
-	EXPERT_POLICY_LFU = 1,   /* least frequently used (counts kept across evictions), LRU ties */
-	EXPERT_POLICY_PIN = 2,   /* hottest experts by measured load pinned; LRU for the rest */
-	EXPERT_POLICY_BELADY = 3,/* evict the one used furthest in the future (offline optimum) */
+	EXPERT_POLICY_LRU = 0, /* least recently used */
+	EXPERT_POLICY_LFU = 1, /* least frequently used (counts kept across evictions), LRU ties */
+	EXPERT_POLICY_PIN = 2, /* hottest experts by measured load pinned; LRU for the rest */
+	EXPERT_POLICY_BELADY = 3, /* evict the one used furthest in the future (offline optimum) */
 	EXPERT_POLICY_N
 };
 const char *expert_policy_name(enum expert_policy p);
 
 /* Slot flags (bit values of expert_cache.flags[]). */
-#define EXPERT_SLOT_PINNED 0x1u   /* never evicted until re-pinning */
+#define EXPERT_SLOT_PINNED 0x1u	  /* never evicted until re-pinning */
 #define EXPERT_SLOT_PREFETCH 0x2u /* filled by a prefetch and not used since */
-#define EXPERT_SLOT_LOCKED 0x4u   /* in use by the current layer step; not evictable */
-#define EXPERT_SLOT_INFLIGHT 0x8u /* a detached fill (a list of its own, running across layer
+#define EXPERT_SLOT_LOCKED 0x4u	  /* in use by the current layer step; not evictable */
+#define EXPERT_SLOT_INFLIGHT                                                                       \
+	0x8u /* a detached fill (a list of its own, running across layer
 				     steps) is writing it: not evictable or refillable until the
 				     engine clears the flag when that list completed */
 
 /* Decision counters. */
 struct expert_cache_stats {
-	uint64_t accesses;        /* demand accesses (lookups by the router's choice) */
-	uint64_t hits;            /* demand accesses found resident */
-	uint64_t fills;           /* slots filled (demand misses DMA'd + prefetches + pins) */
-	uint64_t evictions;       /* resident experts replaced */
+	uint64_t accesses;	  /* demand accesses (lookups by the router's choice) */
+	uint64_t hits;		  /* demand accesses found resident */
+	uint64_t fills;		  /* slots filled (demand misses DMA'd + prefetches + pins) */
+	uint64_t evictions;	  /* resident experts replaced */
 	uint64_t prefetch_issued; /* prefetch fills */
-	uint64_t prefetch_used;   /* prefetched experts later hit */
+	uint64_t prefetch_used;	  /* prefetched experts later hit */
 	uint64_t prefetch_wasted; /* prefetched experts evicted unused */
-	uint64_t pin_fills;       /* fills done by re-pinning */
+	uint64_t pin_fills;	  /* fills done by re-pinning */
 };
 
 /* Decision kinds of the event trace. */
 enum expert_event {
-	EXPERT_EV_HIT, EXPERT_EV_MISS_DMA, EXPERT_EV_MISS_HOST, EXPERT_EV_PREFETCH,
-	EXPERT_EV_PREFETCH_USED, EXPERT_EV_PREFETCH_WASTED, EXPERT_EV_EVICT, EXPERT_EV_PIN,
+	EXPERT_EV_HIT,
+	EXPERT_EV_MISS_DMA,
+	EXPERT_EV_MISS_HOST,
+	EXPERT_EV_PREFETCH,
+	EXPERT_EV_PREFETCH_USED,
+	EXPERT_EV_PREFETCH_WASTED,
+	EXPERT_EV_EVICT,
+	EXPERT_EV_PIN,
 };
 
 struct expert_cache {
-	int n_keys;              /* n_layers * n_experts */
-	int n_experts;           /* experts per layer (key = layer * n_experts + expert) */
-	int n_slots;             /* card slots */
+	int n_keys;    /* n_layers * n_experts */
+	int n_experts; /* experts per layer (key = layer * n_experts + expert) */
+	int n_slots;   /* card slots */
 	enum expert_policy policy;
-	int32_t *slot_key;       /* [n_slots] key held, -1 = empty */
-	int32_t *key_slot;       /* [n_keys] slot holding the key, -1 = not resident */
-	uint64_t *stamp;         /* [n_slots] clock of the last use (LRU) */
-	uint64_t *next;          /* [n_slots] index of the next use of the held key (BELADY) */
-	uint64_t *count;         /* [n_keys] demand accesses so far (LFU, PIN load) */
-	uint8_t *flags;          /* [n_slots] EXPERT_SLOT_* */
-	int32_t *locked;         /* [n_slots] slots locked in this step */
-	int n_locked;            /* entries of locked[] */
-	uint64_t clock;          /* advances on every use */
+	int32_t *slot_key; /* [n_slots] key held, -1 = empty */
+	int32_t *key_slot; /* [n_keys] slot holding the key, -1 = not resident */
+	uint64_t *stamp;   /* [n_slots] clock of the last use (LRU) */
+	uint64_t *next;	   /* [n_slots] index of the next use of the held key (BELADY) */
+	uint64_t *count;   /* [n_keys] demand accesses so far (LFU, PIN load) */
+	uint8_t *flags;	   /* [n_slots] EXPERT_SLOT_* */
+	int32_t *locked;   /* [n_slots] slots locked in this step */
+	int n_locked;	   /* entries of locked[] */
+	uint64_t clock;	   /* advances on every use */
 	struct expert_cache_stats st;
-	FILE *events;            /* JSONL decision trace, or NULL */
-	int64_t ev_pos;          /* token position stamped on events */
+	FILE *events;	/* JSONL decision trace, or NULL */
+	int64_t ev_pos; /* token position stamped on events */
 };
 
 /* expert_cache_init - n_layers x n_experts keys, n_slots slots (>= 1). 0, -EINVAL or -ENOMEM. */
@@ -193,58 +200,58 @@ int expert_miss_on_host(double dma_end, double need, double host_end, double mer
 
 struct expert_sim_cfg {
 	enum expert_policy policy;
-	int lookahead;           /* 0 none; 1: layer L's predicted experts (trace pred1, from the
+	int lookahead;	       /* 0 none; 1: layer L's predicted experts (trace pred1, from the
 	                            residual after layer L-1) are prefetched when layer L starts;
 	                            2: layer L+1's (trace pred2 of L+1, from the residual after
 	                            layer L-1) are prefetched when layer L starts, a layer earlier */
-	int host_exec;           /* 1: hybrid. A miss runs on the host CPU when that finishes before
+	int host_exec;	       /* 1: hybrid. A miss runs on the host CPU when that finishes before
 	                            its DMA would (the card never waits on the link for it), and is
 	                            then filled in the background; prefetches and background fills
 	                            are only issued when the link can deliver them before their use
 	                            (link budget), and a prefetched expert still in flight runs on
 	                            the host when that is sooner */
-	int n_slots;             /* card slots (>= 1) */
-	int pin_slots;           /* PIN: pinned slots (0 = half of n_slots) */
-	int repin_every;         /* PIN: tokens between re-pinning on the measured load (0 = 32) */
-	double card_bw;          /* card memory bandwidth for decode GEMVs, bytes/s */
-	double link_bw;          /* host->card link bandwidth, bytes/s */
-	double host_bw;          /* host CPU expert GEMV rate, weight bytes/s */
-	double desc_lat;         /* per-DMA latency, s */
-	uint64_t expert_bytes;   /* 0 = the trace's */
-	uint64_t layer_bytes;    /* 0 = the trace's */
-	uint64_t other_bytes;    /* 0 = the trace's */
-	double layer_scale;      /* each traced MoE layer stands for this many layers (what-if for
+	int n_slots;	       /* card slots (>= 1) */
+	int pin_slots;	       /* PIN: pinned slots (0 = half of n_slots) */
+	int repin_every;       /* PIN: tokens between re-pinning on the measured load (0 = 32) */
+	double card_bw;	       /* card memory bandwidth for decode GEMVs, bytes/s */
+	double link_bw;	       /* host->card link bandwidth, bytes/s */
+	double host_bw;	       /* host CPU expert GEMV rate, weight bytes/s */
+	double desc_lat;       /* per-DMA latency, s */
+	uint64_t expert_bytes; /* 0 = the trace's */
+	uint64_t layer_bytes;  /* 0 = the trace's */
+	uint64_t other_bytes;  /* 0 = the trace's */
+	double layer_scale;    /* each traced MoE layer stands for this many layers (what-if for
 	                            deeper models); 0 = 1 */
-	FILE *events;            /* JSONL decisions, or NULL */
+	FILE *events;	       /* JSONL decisions, or NULL */
 };
 
 struct expert_sim_result {
-	uint64_t tokens;         /* tokens replayed */
-	uint64_t accesses;       /* expert accesses */
-	uint64_t hits;           /* resident at lookup (incl. prefetched, arrived or in flight) */
-	uint64_t ready;          /* hits whose weights had arrived when the router chose them */
-	uint64_t late_host;      /* hits still in flight that the host ran instead (hybrid) */
-	uint64_t miss_dma;       /* misses fetched over the link while the card waits */
-	uint64_t miss_host;      /* misses run on the host CPU */
-	uint64_t bg_fills;       /* background fills after a host-run miss (hybrid) */
-	uint64_t pf_skipped;     /* prefetches not issued: too late for the link (hybrid) or, for
+	uint64_t tokens;     /* tokens replayed */
+	uint64_t accesses;   /* expert accesses */
+	uint64_t hits;	     /* resident at lookup (incl. prefetched, arrived or in flight) */
+	uint64_t ready;	     /* hits whose weights had arrived when the router chose them */
+	uint64_t late_host;  /* hits still in flight that the host ran instead (hybrid) */
+	uint64_t miss_dma;   /* misses fetched over the link while the card waits */
+	uint64_t miss_host;  /* misses run on the host CPU */
+	uint64_t bg_fills;   /* background fills after a host-run miss (hybrid) */
+	uint64_t pf_skipped; /* prefetches not issued: too late for the link (hybrid) or, for
 	                            BELADY, not worth a slot (optimal admission) */
 	uint64_t prefetch_issued, prefetch_used, prefetch_wasted, pin_fills;
-	double hit_rate;         /* hits / accesses */
-	double ready_rate;       /* ready / accesses */
-	double dma_bytes;        /* bytes over the link (misses, prefetches, pins), times layer_scale */
+	double hit_rate;   /* hits / accesses */
+	double ready_rate; /* ready / accesses */
+	double dma_bytes;  /* bytes over the link (misses, prefetches, pins), times layer_scale */
 	double dma_bytes_per_token;
-	double dma_busy_s;       /* modeled link busy time */
-	double dma_wait_s;       /* card time spent waiting for a DMA to land (exposed DMA time) */
-	double host_wait_s;      /* card time spent waiting for host-run experts */
-	double time_s;           /* modeled decode time of all tokens */
-	double ideal_s;          /* modeled time with every expert resident */
-	double stall_s;          /* time_s - ideal_s (>= 0 up to rounding) */
-	double dma_hidden;       /* 1 - dma_wait_s / dma_busy_s: share of link busy time that ran
+	double dma_busy_s;  /* modeled link busy time */
+	double dma_wait_s;  /* card time spent waiting for a DMA to land (exposed DMA time) */
+	double host_wait_s; /* card time spent waiting for host-run experts */
+	double time_s;	    /* modeled decode time of all tokens */
+	double ideal_s;	    /* modeled time with every expert resident */
+	double stall_s;	    /* time_s - ideal_s (>= 0 up to rounding) */
+	double dma_hidden;  /* 1 - dma_wait_s / dma_busy_s: share of link busy time that ran
 	                            behind compute (1 when nothing was DMA'd) */
-	double tok_s;            /* modeled decode tokens/s */
-	double ideal_tok_s;      /* modeled tokens/s with every expert resident */
-	double host_tok_s;       /* modeled tokens/s of an all-host run (every byte at host_bw) */
+	double tok_s;	    /* modeled decode tokens/s */
+	double ideal_tok_s; /* modeled tokens/s with every expert resident */
+	double host_tok_s;  /* modeled tokens/s of an all-host run (every byte at host_bw) */
 };
 
 /*

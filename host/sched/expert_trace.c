@@ -53,8 +53,8 @@ int expert_trace_shape_from_config(const struct config *c, struct expert_trace_s
 			 (uint64_t)c->n_routed_experts * D * 2 + (uint64_t)c->n_routed_experts * 4;
 	uint64_t dense = attn_bytes(c) + 2 * fp8_bytes(c->intermediate_size, D) +
 			 fp8_bytes(D, c->intermediate_size);
-	s->other_bytes = (uint64_t)c->first_k_dense_replace * dense +
-			 (uint64_t)c->vocab_size * D * 2 + D * 2;
+	s->other_bytes =
+	    (uint64_t)c->first_k_dense_replace * dense + (uint64_t)c->vocab_size * D * 2 + D * 2;
 	return 0;
 }
 
@@ -74,7 +74,10 @@ static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint64_t get64(const uint8_t *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 static float getf(const uint8_t *p)
 {
 	uint32_t u = get32(p);
@@ -89,9 +92,13 @@ static void putf(uint8_t *p, float f)
 	put32(p, u);
 }
 
-static size_t rec_bytes(uint32_t k) { return 8 + 16 * (size_t)k; }
+static size_t rec_bytes(uint32_t k)
+{
+	return 8 + 16 * (size_t)k;
+}
 
-void expert_trace_encode_header(const struct expert_trace_shape *s, uint8_t h[EXPERT_TRACE_HDR_BYTES])
+void expert_trace_encode_header(const struct expert_trace_shape *s,
+				uint8_t h[EXPERT_TRACE_HDR_BYTES])
 {
 	memset(h, 0, EXPERT_TRACE_HDR_BYTES);
 	put32(h + 0, EXPERT_TRACE_MAGIC);
@@ -140,12 +147,12 @@ void expert_trace_free(struct expert_trace *t)
 	memset(t, 0, sizeof *t);
 }
 
-#define BAD(...)                                          \
-	do {                                              \
-		if (errlen)                               \
-			snprintf(err, errlen, __VA_ARGS__); \
-		expert_trace_free(t);                     \
-		return -EINVAL;                           \
+#define BAD(...)                                                                                   \
+	do {                                                                                       \
+		if (errlen)                                                                        \
+			snprintf(err, errlen, __VA_ARGS__);                                        \
+		expert_trace_free(t);                                                              \
+		return -EINVAL;                                                                    \
 	} while (0)
 
 int expert_trace_parse(const void *buf, size_t len, const char *src, struct expert_trace *t,
@@ -188,16 +195,18 @@ int expert_trace_parse(const void *buf, size_t len, const char *src, struct expe
 		    EXPERT_TRACE_MAX_K, s->n_experts);
 	if (s->hidden < 1 || s->moe_inter < 1)
 		BAD("%s: hidden_size/moe_intermediate_size: must be positive", src);
-	if (s->expert_bytes < 1 || s->expert_bytes > (1ull << 40) || s->layer_bytes > (1ull << 44) ||
-	    s->other_bytes > (1ull << 44))
+	if (s->expert_bytes < 1 || s->expert_bytes > (1ull << 40) ||
+	    s->layer_bytes > (1ull << 44) || s->other_bytes > (1ull << 44))
 		BAD("%s: expert_bytes/layer_bytes/other_bytes: out of range", src);
 	if (rb != rec_bytes(s->k))
-		BAD("%s: record_bytes: %u, expected %zu for k = %u", src, rb, rec_bytes(s->k), s->k);
+		BAD("%s: record_bytes: %u, expected %zu for k = %u", src, rb, rec_bytes(s->k),
+		    s->k);
 	if (flags)
 		BAD("%s: flags: 0x%x, expected 0", src, flags);
 	size_t body = len - EXPERT_TRACE_HDR_BYTES;
 	if (body % rb)
-		BAD("%s: records: %zu bytes is not a whole number of %u-byte records", src, body, rb);
+		BAD("%s: records: %zu bytes is not a whole number of %u-byte records", src, body,
+		    rb);
 	size_t n = body / rb, k = s->k;
 	t->n = n;
 	t->layer = malloc(sizeof(int32_t) * (n ? n : 1));
@@ -368,7 +377,10 @@ static int32_t *pred_at(struct expert_trace_writer *w, int d, int layer, int t)
 }
 
 /* A write error: the errno of the failed write when there is one. */
-static int write_err(void) { return errno > 0 ? -errno : -EIO; }
+static int write_err(void)
+{
+	return errno > 0 ? -errno : -EIO;
+}
 
 int expert_trace_writer_record(struct expert_trace_writer *w, struct kern_ctx *kc, int layer,
 			       int pos0, int T, const int *idx, const float *rw, const float *xn)
@@ -444,8 +456,10 @@ int expert_trace_writer_init(struct expert_trace_writer *w, const struct config 
 		return -EINVAL;
 	}
 	if (w->s.k > EXPERT_TRACE_MAX_K || w->s.n_experts > 4096) {
-		snprintf(err, errlen, "--expert-trace %s: num_experts_per_tok/n_routed_experts too "
-				      "large for a trace", path);
+		snprintf(err, errlen,
+			 "--expert-trace %s: num_experts_per_tok/n_routed_experts too "
+			 "large for a trace",
+			 path);
 		return -EINVAL;
 	}
 	w->c = c;
@@ -534,9 +548,9 @@ int expert_trace_attach(struct engine *e, const char *path, struct expert_trace_
 		snprintf(err, errlen, "--expert-trace %s: out of memory", path);
 		return -ENOMEM;
 	}
-	int r = cpu ? expert_trace_writer_open(w, e->impl, path, err, errlen)
-		    : expert_trace_writer_init(w, e->c, e->w->layers, e->max_batch, path, err,
-					       errlen);
+	int r =
+	    cpu ? expert_trace_writer_open(w, e->impl, path, err, errlen)
+		: expert_trace_writer_init(w, e->c, e->w->layers, e->max_batch, path, err, errlen);
 	if (!r && !cpu) {
 		if ((r = e->ops->expert_trace(e, w))) {
 			snprintf(err, errlen, "--expert-trace %s: %s", path, strerror(-r));

@@ -38,33 +38,33 @@
 #define EXPERT_TRACE_MAGIC 0x5458434Du /* "MCXT" little-endian */
 #define EXPERT_TRACE_VERSION 1
 #define EXPERT_TRACE_HDR_BYTES 64
-#define EXPERT_TRACE_MAX_K 64        /* most experts per token the format accepts */
+#define EXPERT_TRACE_MAX_K 64	     /* most experts per token the format accepts */
 #define EXPERT_TRACE_MAX_E 65536     /* most routed experts per layer */
 #define EXPERT_TRACE_MAX_LAYERS 4096 /* most decoder layers */
 
 /* Model shape stored in the header. */
 struct expert_trace_shape {
-	uint32_t n_layers;       /* num_hidden_layers */
-	uint32_t first_dense;    /* first_k_dense_replace: layers [0, first_dense) are dense */
-	uint32_t n_experts;      /* n_routed_experts */
-	uint32_t k;              /* num_experts_per_tok */
-	uint32_t hidden;         /* hidden_size */
-	uint32_t moe_inter;      /* moe_intermediate_size */
-	uint64_t expert_bytes;   /* bytes of one routed expert (codes + scales) */
-	uint64_t layer_bytes;    /* bytes per token per MoE layer besides routed experts */
-	uint64_t other_bytes;    /* bytes per token outside the MoE layers */
+	uint32_t n_layers;     /* num_hidden_layers */
+	uint32_t first_dense;  /* first_k_dense_replace: layers [0, first_dense) are dense */
+	uint32_t n_experts;    /* n_routed_experts */
+	uint32_t k;	       /* num_experts_per_tok */
+	uint32_t hidden;       /* hidden_size */
+	uint32_t moe_inter;    /* moe_intermediate_size */
+	uint64_t expert_bytes; /* bytes of one routed expert (codes + scales) */
+	uint64_t layer_bytes;  /* bytes per token per MoE layer besides routed experts */
+	uint64_t other_bytes;  /* bytes per token outside the MoE layers */
 };
 
 /* A loaded trace: n records in file order. */
 struct expert_trace {
 	struct expert_trace_shape s;
-	size_t n;                /* records */
-	int32_t *layer;          /* [n] MoE layer index, first_dense <= layer < n_layers */
-	int32_t *pos;            /* [n] token position, >= 0 */
-	int32_t *expert;         /* [n][k] chosen experts, distinct, < n_experts */
-	float *weight;           /* [n][k] router weights, finite */
-	int32_t *pred1;          /* [n][k] prediction one layer ahead, -1 = none */
-	int32_t *pred2;          /* [n][k] prediction two layers ahead, -1 = none */
+	size_t n;	 /* records */
+	int32_t *layer;	 /* [n] MoE layer index, first_dense <= layer < n_layers */
+	int32_t *pos;	 /* [n] token position, >= 0 */
+	int32_t *expert; /* [n][k] chosen experts, distinct, < n_experts */
+	float *weight;	 /* [n][k] router weights, finite */
+	int32_t *pred1;	 /* [n][k] prediction one layer ahead, -1 = none */
+	int32_t *pred2;	 /* [n][k] prediction two layers ahead, -1 = none */
 };
 
 /*
@@ -100,9 +100,9 @@ void expert_trace_free(struct expert_trace *t);
 
 /* Prediction accuracy of a trace: mean fraction of the k chosen experts that were predicted. */
 struct expert_trace_acc {
-	size_t n1, n2;           /* records with a distance-1 / distance-2 prediction */
+	size_t n1, n2;		 /* records with a distance-1 / distance-2 prediction */
 	double recall1, recall2; /* mean |pred ∩ chosen| / k over those records */
-	double exact1, exact2;   /* fraction of those records predicted exactly (as a set) */
+	double exact1, exact2;	 /* fraction of those records predicted exactly (as a set) */
 };
 void expert_trace_accuracy(const struct expert_trace *t, struct expert_trace_acc *a);
 
@@ -129,24 +129,24 @@ int expert_trace_predict(const struct config *c, const struct layer_weights *lw,
  * open, nothing per token.
  */
 struct expert_trace_writer {
-	FILE *f;                 /* the open trace file */
-	const char *path;        /* for messages */
+	FILE *f;	  /* the open trace file */
+	const char *path; /* for messages */
 	const struct config *c;
 	const struct layer_weights *layers; /* [num_hidden_layers] (gates, norms, biases) */
-	struct model *m;         /* the hooked model (cpu), NULL when an engine calls the writer */
-	struct engine *e;        /* the engine writing through engine_ops.expert_trace, or NULL */
+	struct model *m;  /* the hooked model (cpu), NULL when an engine calls the writer */
+	struct engine *e; /* the engine writing through engine_ops.expert_trace, or NULL */
 	struct expert_trace_shape s;
-	int max_batch;           /* rows of the buffers */
-	int32_t *pred;           /* [2][n_layers][max_batch][k] predictions waiting for their layer,
+	int max_batch;		/* rows of the buffers */
+	int32_t *pred;		/* [2][n_layers][max_batch][k] predictions waiting for their layer,
 	                            -1 = none */
-	float *xn;               /* [max_batch][hidden] normed residual for a look-ahead gate */
-	float *logit;            /* [max_batch][n_experts] gate logits */
-	int32_t *idx;            /* [max_batch][k] scratch */
-	uint8_t *rec;            /* [8 + 16 k] record bytes */
-	uint64_t records;        /* records written */
-	uint64_t self_mismatch;  /* tokens where re-running the layer's own gate on its normed input
+	float *xn;		/* [max_batch][hidden] normed residual for a look-ahead gate */
+	float *logit;		/* [max_batch][n_experts] gate logits */
+	int32_t *idx;		/* [max_batch][k] scratch */
+	uint8_t *rec;		/* [8 + 16 k] record bytes */
+	uint64_t records;	/* records written */
+	uint64_t self_mismatch; /* tokens where re-running the layer's own gate on its normed input
 	                            did not give the engine's choice (must stay 0) */
-	int error;               /* first write error (negative errno), 0 = none */
+	int error;		/* first write error (negative errno), 0 = none */
 	void (*prev_hook)(void *, struct model *, int, int, int); /* chained hook, may be NULL */
 	void *prev_ctx;
 };

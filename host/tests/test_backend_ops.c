@@ -36,7 +36,7 @@ static int side_open(struct side *s, const char *name, const char *dtb)
 {
 	char err[256];
 	memset(s, 0, sizeof *s);
-	if (backend_open(&s->be, name, &(struct backend_opts){ .board = dtb }, err, sizeof err)) {
+	if (backend_open(&s->be, name, &(struct backend_opts){.board = dtb}, err, sizeof err)) {
 		printf("%s: %s\n", name, err);
 		return -1;
 	}
@@ -46,7 +46,10 @@ static int side_open(struct side *s, const char *name, const char *dtb)
 	return 0;
 }
 
-static uint64_t A(struct side *s, int slot) { return backend_buf_addr(s->buf[slot], 0); }
+static uint64_t A(struct side *s, int slot)
+{
+	return backend_buf_addr(s->buf[slot], 0);
+}
 
 /* Runs cmd (built by fill for side s) and returns 0 when it succeeded. */
 static int run(struct side *s, const struct abi_cmd *cmd)
@@ -90,12 +93,15 @@ static void put_pos(struct side *s, int slot, size_t n)
 	free(v);
 }
 
-static const int gm[] = { 1, 3, 8 }, gn[] = { 200, 64, 130 }, gk[] = { 300, 128, 1000 };
-static const uint32_t gflags[] = { 0, ABI_GEMM_F_X_F32, ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL,
-				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_RESIDUAL,
-				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM, ABI_GEMM_F_X_BF16 | ABI_GEMM_F_Y_BF16,
-				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32,
-				   ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32 | ABI_GEMM_F_RESIDUAL };
+static const int gm[] = {1, 3, 8}, gn[] = {200, 64, 130}, gk[] = {300, 128, 1000};
+static const uint32_t gflags[] = {0,
+				  ABI_GEMM_F_X_F32,
+				  ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL,
+				  ABI_GEMM_F_X_F32 | ABI_GEMM_F_RESIDUAL,
+				  ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM,
+				  ABI_GEMM_F_X_BF16 | ABI_GEMM_F_Y_BF16,
+				  ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32,
+				  ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACT_F32 | ABI_GEMM_F_RESIDUAL};
 #define N_GFLAGS (int)(sizeof gflags / sizeof gflags[0])
 
 static void fill_gemm(struct side *s, struct abi_cmd *c, int shape)
@@ -119,8 +125,8 @@ static void fill_gemm(struct side *s, struct abi_cmd *c, int shape)
 	put_pos(s, 3, (size_t)pair * nb * kb);
 	put_f32(s, 4, (size_t)M * N, 1);
 	c->u.gemm.a = A(s, 0);
-	c->u.gemm.sa = (f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16)) && !(f & ABI_GEMM_F_ACCUM) ? 0
-											 : A(s, 1);
+	c->u.gemm.sa =
+	    (f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16)) && !(f & ABI_GEMM_F_ACCUM) ? 0 : A(s, 1);
 	c->u.gemm.w = A(s, 2);
 	c->u.gemm.sw = A(s, 3);
 	c->u.gemm.y = A(s, 4);
@@ -132,9 +138,10 @@ static void fill_gemm(struct side *s, struct abi_cmd *c, int shape)
 
 static void fill_vec(struct side *s, struct abi_cmd *c, int op, int shape)
 {
-	static const int rows[] = { 1, 4, 16 }, cols[] = { 7168 / 7, 130, 64 };
+	static const int rows[] = {1, 4, 16}, cols[] = {7168 / 7, 130, 64};
 	uint32_t R = (uint32_t)rows[shape % 3], C = (uint32_t)cols[shape % 3];
-	uint32_t lda = shape == 2 ? C + 32 : 0, ldo = shape == 2 && op != ABI_OP_ACT_QUANT ? C + 16 : 0;
+	uint32_t lda = shape == 2 ? C + 32 : 0,
+		 ldo = shape == 2 && op != ABI_OP_ACT_QUANT ? C + 16 : 0;
 	abi_cmd_hdr_set(&c->hdr, (enum abi_op)op, 0);
 	put_f32(s, 0, (size_t)R * (C + 32), 4);
 	put_f32(s, 1, (size_t)R * (C + 32), 4);
@@ -183,8 +190,8 @@ static void fill_vec(struct side *s, struct abi_cmd *c, int op, int shape)
 
 static void fill_mla(struct side *s, struct abi_cmd *c, int shape)
 {
-	static const int H[] = { 4, 16, 128 }, dc[] = { 128, 256, 512 }, dr[] = { 16, 32, 64 };
-	static const int T[] = { 1, 40, 300 };
+	static const int H[] = {4, 16, 128}, dc[] = {128, 256, 512}, dr[] = {16, 32, 64};
+	static const int T[] = {1, 40, 300};
 	int h = H[shape % 3], kv = dc[shape % 3], r = dr[shape % 3], t = T[shape % 3];
 	abi_cmd_hdr_set(&c->hdr, ABI_OP_MLA_ATTN, 0);
 	put_f32(s, 0, (size_t)h * (kv + r), 0.3f);
@@ -296,12 +303,13 @@ static double xrt_case(struct side *x, int op, int sh, uint64_t seed, const void
  * ~1e-2 off, so the check tells the two apart. Returns 1 when it holds. */
 static int act_f32_check(struct side *s)
 {
-	static const int shp[][3] = { { 1, 200, 300 }, { 3, 130, 1000 }, { 2, 64, 128 } };
+	static const int shp[][3] = {{1, 200, 300}, {3, 130, 1000}, {2, 64, 128}};
 	double worst = 0, worst_q = 1;
 	int ok = 1;
 	for (int t = 0; t < 3; t++) {
 		int M = shp[t][0], N = shp[t][1], K = shp[t][2], kb = (K + 127) / 128;
-		float *x = malloc((size_t)M * K * 4), *sw = malloc((size_t)((N + 127) / 128) * kb * 4);
+		float *x = malloc((size_t)M * K * 4),
+		      *sw = malloc((size_t)((N + 127) / 128) * kb * 4);
 		float *y = calloc((size_t)M * N, 4), *yq = calloc((size_t)M * N, 4);
 		uint8_t *w = malloc((size_t)N * K);
 		for (int i = 0; i < M * K; i++)
@@ -340,7 +348,8 @@ static int act_f32_check(struct side *s)
 			for (int n = 0; n < N; n++) {
 				double r = 0;
 				for (int k = 0; k < K; k++)
-					r += (double)x[m * K + k] * e4m3_decode(w[(size_t)n * K + k]) *
+					r += (double)x[m * K + k] *
+					     e4m3_decode(w[(size_t)n * K + k]) *
 					     sw[(n / 128) * kb + k / 128];
 				double d = fabs(y[m * N + n] - r), dq = fabs(yq[m * N + n] - r);
 				err = d > err ? d : err;
@@ -351,12 +360,17 @@ static int act_f32_check(struct side *s)
 		errq /= mx;
 		worst = err > worst ? err : worst;
 		worst_q = errq < worst_q ? errq : worst_q;
-		free(x); free(sw); free(y); free(yq); free(w);
+		free(x);
+		free(sw);
+		free(y);
+		free(yq);
+		free(w);
 	}
 	ok = ok && worst < 1e-6 && worst_q > 1e-4;
-	printf("GEMM_FP8 ACT_F32 on %s vs double over dequantized weights: worst %.3g (limit 1e-06); "
-	       "quantized mode on the same data: least %.3g (must exceed 1e-04) %s\n",
-	       backend_name(s->be), worst, worst_q, ok ? "ok" : "FAIL");
+	printf(
+	    "GEMM_FP8 ACT_F32 on %s vs double over dequantized weights: worst %.3g (limit 1e-06); "
+	    "quantized mode on the same data: least %.3g (must exceed 1e-04) %s\n",
+	    backend_name(s->be), worst, worst_q, ok ? "ok" : "FAIL");
 	return ok;
 }
 
@@ -370,7 +384,7 @@ int main(void)
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}
-	struct side xs = { 0 };
+	struct side xs = {0};
 	const char *xm = getenv("MOECARD_TEST_XRT");
 	if (!xm || strcmp(xm, "off")) {
 		if (!xm || strcmp(xm, "hil")) { /* the noop device, prepared under the build dir */
@@ -386,23 +400,19 @@ int main(void)
 		}
 	}
 	static const struct opcase ops[] = {
-		{ "GEMM_FP8", ABI_OP_GEMM_FP8, 0 },
-		{ "RMSNORM", ABI_OP_RMSNORM, 2e-6 },
-		{ "ROPE", ABI_OP_ROPE, 1e-6 },
-		{ "ACT_QUANT", ABI_OP_ACT_QUANT, 0 },
-		{ "SILU_MUL", ABI_OP_SILU_MUL, 1e-6 },
-		{ "RESIDUAL_ADD", ABI_OP_RESIDUAL_ADD, 0 },
-		{ "SOFTMAX", ABI_OP_SOFTMAX, 2e-6 },
-		{ "MLA_ATTN", ABI_OP_MLA_ATTN, 2e-5 },
-		{ "KV_APPEND", ABI_OP_KV_APPEND, 0 },
+	    {"GEMM_FP8", ABI_OP_GEMM_FP8, 0},	 {"RMSNORM", ABI_OP_RMSNORM, 2e-6},
+	    {"ROPE", ABI_OP_ROPE, 1e-6},	 {"ACT_QUANT", ABI_OP_ACT_QUANT, 0},
+	    {"SILU_MUL", ABI_OP_SILU_MUL, 1e-6}, {"RESIDUAL_ADD", ABI_OP_RESIDUAL_ADD, 0},
+	    {"SOFTMAX", ABI_OP_SOFTMAX, 2e-6},	 {"MLA_ATTN", ABI_OP_MLA_ATTN, 2e-5},
+	    {"KV_APPEND", ABI_OP_KV_APPEND, 0},
 	};
-	struct side *sides[NB] = { &ref, &emu };
+	struct side *sides[NB] = {&ref, &emu};
 	for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
 		int ncase = ops[o].op == ABI_OP_GEMM_FP8 ? N_GFLAGS : 3;
 		double worst = 0, xrt_worst = 0;
 		int ok = 1, xrt_bad = 0, xrt_cases = 0;
 		for (int sh = 0; sh < ncase; sh++) {
-			void *out[NB] = { 0 }, *out2[NB] = { 0 };
+			void *out[NB] = {0}, *out2[NB] = {0};
 			size_t nb = 0, nb2 = 0;
 			int is_f32 = 1, slot2 = -1;
 			for (int k = 0; k < NB; k++) {
@@ -450,10 +460,12 @@ int main(void)
 					if (memcmp(out[0], out[1], nb) ||
 					    (out2[0] && memcmp(out2[0], out2[1], nb2))) {
 						size_t i = 0;
-						while (i < nb && ((uint8_t *)out[0])[i] == ((uint8_t *)out[1])[i])
+						while (i < nb && ((uint8_t *)out[0])[i] ==
+								     ((uint8_t *)out[1])[i])
 							i++;
 						err = 1;
-						printf("FAIL %s shape %d: emu differs from cpu at byte %zu\n",
+						printf("FAIL %s shape %d: emu differs from cpu at "
+						       "byte %zu\n",
 						       ops[o].name, sh, i);
 					}
 				} else {
@@ -469,8 +481,8 @@ int main(void)
 				if (err > ops[o].limit) {
 					ok = 0;
 					if (ops[o].limit > 0)
-						printf("FAIL %s shape %d: error %.3g > %.3g\n", ops[o].name,
-						       sh, err, ops[o].limit);
+						printf("FAIL %s shape %d: error %.3g > %.3g\n",
+						       ops[o].name, sh, err, ops[o].limit);
 				}
 			}
 			for (int k = 0; k < NB; k++) {
@@ -479,24 +491,27 @@ int main(void)
 			}
 		}
 		printf("%-13s emu vs cpu: worst %.3g (limit %s%.0e) %s\n", ops[o].name, worst,
-		       ops[o].limit == 0 ? "bit-identical, " : "", ops[o].limit, ok ? "ok" : "FAIL");
+		       ops[o].limit == 0 ? "bit-identical, " : "", ops[o].limit,
+		       ok ? "ok" : "FAIL");
 		ok ? n_pass++ : n_fail++;
 		if (xs.be) {
 			if (xm && !strcmp(xm, "hil"))
-				printf("%-13s xrt vs cpu: worst %.3g (limit %.0e) %s\n", ops[o].name,
-				       xrt_worst, ops[o].limit, xrt_bad ? "FAIL" : "ok");
-			else
-				printf("%-13s xrt: control path only (noop device): %d of %d shapes "
-				       "completed %s\n",
-				       ops[o].name, xrt_cases - xrt_bad, xrt_cases,
+				printf("%-13s xrt vs cpu: worst %.3g (limit %.0e) %s\n",
+				       ops[o].name, xrt_worst, ops[o].limit,
 				       xrt_bad ? "FAIL" : "ok");
+			else
+				printf(
+				    "%-13s xrt: control path only (noop device): %d of %d shapes "
+				    "completed %s\n",
+				    ops[o].name, xrt_cases - xrt_bad, xrt_cases,
+				    xrt_bad ? "FAIL" : "ok");
 			xrt_bad ? n_fail++ : n_pass++;
 		}
 	}
 	for (int k = 0; k < NB; k++)
 		act_f32_check(sides[k]) ? n_pass++ : n_fail++;
 	/* the sync ops and the pattern fill complete on both (and on xrt) */
-	struct side *all[NB + 1] = { &ref, &emu, &xs };
+	struct side *all[NB + 1] = {&ref, &emu, &xs};
 	for (int k = 0; k < NB + (xs.be != NULL); k++) {
 		struct abi_cmd c[4];
 		memset(c, 0, sizeof c);

@@ -57,13 +57,11 @@ static void env_clear(void)
 }
 
 /* backend_open("xrt") expecting failure code want and a message containing each of needles. */
-static void expect_fail(const char *what, const char *dtb, int want, const char *n1,
-			const char *n2)
+static void expect_fail(const char *what, const char *dtb, int want, const char *n1, const char *n2)
 {
 	struct backend *b = NULL;
 	char err[512] = "";
-	int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
-			      sizeof err);
+	int rc = backend_open(&b, "xrt", &(struct backend_opts){.board = dtb}, err, sizeof err);
 	int ok = rc == want && !b && strchr(err, '\n') == NULL && (!n1 || strstr(err, n1)) &&
 		 (!n2 || strstr(err, n2));
 	CHECK(ok, "%s: rc %d (want %d), message '%s' (want '%s'%s%s)", what, rc, want, err,
@@ -115,14 +113,14 @@ static void test_no_card(void)
 	if (pid == 0) {
 		unsetenv("XCL_EMULATION_MODE");
 		struct backend *b = NULL;
-		int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
-			      sizeof err);
+		int rc =
+		    backend_open(&b, "xrt", &(struct backend_opts){.board = dtb}, err, sizeof err);
 		printf("clean failure, no card: %s\n", err);
 		fflush(stdout);
 		_exit(rc == -ENODEV && !b && strstr(err, "cannot open") &&
-				  strstr(err, "MOECARD_XRT_NOOP")
-			      ? 0
-			      : 1);
+			      strstr(err, "MOECARD_XRT_NOOP")
+			  ? 0
+			  : 1);
 	}
 	int st = 0;
 	waitpid(pid, &st, 0);
@@ -160,13 +158,16 @@ static uint32_t bank_of(const struct board_desc *bd, uint32_t dcu, const char *a
 }
 
 struct bufs {
-	struct backend_buf *x8, *sa, *w, *sw, *y, *xf, *rw;     /* GEMM (second GEMM CU's banks) */
-	struct backend_buf *va, *vw, *vo, *vq, *vqs, *tab;       /* vec */
-	struct backend_buf *q, *kv, *mo, *src;                   /* MLA */
-	struct backend_buf *fill, *copy, *hostfill;              /* DMA fills */
+	struct backend_buf *x8, *sa, *w, *sw, *y, *xf, *rw; /* GEMM (second GEMM CU's banks) */
+	struct backend_buf *va, *vw, *vo, *vq, *vqs, *tab;  /* vec */
+	struct backend_buf *q, *kv, *mo, *src;		    /* MLA */
+	struct backend_buf *fill, *copy, *hostfill;	    /* DMA fills */
 };
 
-static uint64_t A(struct backend_buf *b) { return backend_buf_addr(b, 0); }
+static uint64_t A(struct backend_buf *b)
+{
+	return backend_buf_addr(b, 0);
+}
 
 /* The list with every opcode. Returns its length; *n_compute gets the CU commands. */
 static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_t *host_src,
@@ -184,7 +185,9 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_GEMM_FP8, 0);
 		struct abi_gemm *g = &c[n++].u.gemm;
 		g->a = gf[i] & ABI_GEMM_F_X_F32 ? A(s->xf) : A(s->x8);
-		g->sa = gf[i] & ABI_GEMM_F_ACCUM ? A(s->rw) : gf[i] & ABI_GEMM_F_X_F32 ? 0 : A(s->sa);
+		g->sa = gf[i] & ABI_GEMM_F_ACCUM   ? A(s->rw)
+			: gf[i] & ABI_GEMM_F_X_F32 ? 0
+						   : A(s->sa);
 		g->w = A(s->w);
 		g->sw = A(s->sw);
 		g->y = A(s->y);
@@ -194,7 +197,7 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 		g->flags = gf[i];
 	}
 	/* vector ops on rows of 256 */
-	const uint32_t vops[] = {ABI_OP_RMSNORM,  ABI_OP_ROPE,	       ABI_OP_ROPE,
+	const uint32_t vops[] = {ABI_OP_RMSNORM,   ABI_OP_ROPE,	    ABI_OP_ROPE,
 				 ABI_OP_ACT_QUANT, ABI_OP_SILU_MUL, ABI_OP_RESIDUAL_ADD,
 				 ABI_OP_SOFTMAX};
 	for (uint32_t i = 0; i < sizeof vops / sizeof vops[0]; i++, nc++) {
@@ -219,7 +222,7 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 				v->tab = A(s->tab);
 			} else {
 				v->param_f = 0x461c4000u; /* 10000.0f */
-				v->cols = 64;	  /* q_pe-like slice of a wider row */
+				v->cols = 64;		  /* q_pe-like slice of a wider row */
 				v->lda = 256;
 				v->ldo = 256;
 				v->x = backend_buf_addr(s->va, 192 * 4);
@@ -231,28 +234,38 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 	}
 	/* KV append of one [128 + 16] record at position 5, then attention over 6 positions */
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_KV_APPEND, 0);
-	c[n].u.kv = (struct abi_kv_append){.src = A(s->src), .cache = A(s->kv), .row = 144,
-					    .pos = 5, .ctx_cap = 64};
+	c[n].u.kv = (struct abi_kv_append){
+	    .src = A(s->src), .cache = A(s->kv), .row = 144, .pos = 5, .ctx_cap = 64};
 	n++, nc++;
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_MLA_ATTN, 0);
-	c[n].u.mla = (struct abi_mla){.q = A(s->q), .kv = A(s->kv), .out = A(s->mo), .n_heads = 4,
-				       .kv_lora = 128, .rope = 16, .n_ctx = 6, .ctx_cap = 64,
-				       .scale = 0x3e8a3a00u};
+	c[n].u.mla = (struct abi_mla){.q = A(s->q),
+				      .kv = A(s->kv),
+				      .out = A(s->mo),
+				      .n_heads = 4,
+				      .kv_lora = 128,
+				      .rope = 16,
+				      .n_ctx = 6,
+				      .ctx_cap = 64,
+				      .scale = 0x3e8a3a00u};
 	n++, nc++;
 	/* DMA fills: pattern, card to card, host source; the copy signals fence 3 */
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_DMA_FILL, 0);
-	c[n++].u.dma = (struct abi_dma_fill){.dst = A(s->fill), .bytes = 3000,
-					      .flags = ABI_DMA_F_PATTERN,
-					      .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0xA5, 7)};
+	c[n++].u.dma = (struct abi_dma_fill){.dst = A(s->fill),
+					     .bytes = 3000,
+					     .flags = ABI_DMA_F_PATTERN,
+					     .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0xA5, 7)};
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_DMA_FILL, 0);
-	c[n].u.dma = (struct abi_dma_fill){.src = A(s->fill), .dst = A(s->copy), .bytes = 3000,
-					    .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0, 7)};
+	c[n].u.dma = (struct abi_dma_fill){.src = A(s->fill),
+					   .dst = A(s->copy),
+					   .bytes = 3000,
+					   .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0, 7)};
 	abi_cmd_signal(&c[n++].hdr, 3, 11);
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_DMA_FILL, 0);
 	c[n++].u.dma = (struct abi_dma_fill){.src = (uint64_t)(uintptr_t)host_src,
-					      .dst = A(s->hostfill), .bytes = 4096,
-					      .flags = ABI_DMA_F_SRC_HOST,
-					      .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0, 8)};
+					     .dst = A(s->hostfill),
+					     .bytes = 4096,
+					     .flags = ABI_DMA_F_SRC_HOST,
+					     .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0, 8)};
 	/* a fence waiting on the copy, a barrier, a timestamp */
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_FENCE, 0);
 	abi_cmd_wait(&c[n].hdr, 3, 11);
@@ -280,13 +293,13 @@ static int alloc_all(struct backend *b, const struct board_desc *bd, struct bufs
 		uint32_t bank;
 		size_t bytes;
 	} t[] = {
-	    {&s->x8, bx, 2 * 256},	   {&s->sa, bx, 2 * 2 * 4},	 {&s->xf, bx, 2 * 256 * 4},
+	    {&s->x8, bx, 2 * 256},	{&s->sa, bx, 2 * 2 * 4},     {&s->xf, bx, 2 * 256 * 4},
 	    {&s->w, bw, 2 * 256 * 256}, {&s->sw, bw, 2 * 2 * 2 * 4}, {&s->y, by, 2 * 256 * 4},
-	    {&s->rw, bx, 2 * 4},	   {&s->va, ba, 2 * 256 * 4},	 {&s->vw, bb, 2 * 256 * 4},
-	    {&s->tab, bb, 4 * 256 * 4}, {&s->vo, bo, 2 * 256 * 4},	 {&s->vq, bo, 2 * 256},
-	    {&s->vqs, bo, 2 * 2 * 4},   {&s->q, bq, 4 * 144 * 4},	 {&s->src, bq, 144 * 4},
-	    {&s->kv, bc, 64 * 144 * 4}, {&s->mo, bmo, 4 * 128 * 4},	 {&s->fill, by, 3000},
-	    {&s->copy, bo, 3000},	   {&s->hostfill, bc, 4096},
+	    {&s->rw, bx, 2 * 4},	{&s->va, ba, 2 * 256 * 4},   {&s->vw, bb, 2 * 256 * 4},
+	    {&s->tab, bb, 4 * 256 * 4}, {&s->vo, bo, 2 * 256 * 4},   {&s->vq, bo, 2 * 256},
+	    {&s->vqs, bo, 2 * 2 * 4},	{&s->q, bq, 4 * 144 * 4},    {&s->src, bq, 144 * 4},
+	    {&s->kv, bc, 64 * 144 * 4}, {&s->mo, bmo, 4 * 128 * 4},  {&s->fill, by, 3000},
+	    {&s->copy, bo, 3000},	{&s->hostfill, bc, 4096},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (backend_buf_alloc(b, t[i].bank, t[i].bytes, 64, t[i].p))
@@ -299,8 +312,7 @@ static void test_direct(const char *card)
 	char dtb[512], err[512] = "";
 	path_of(dtb, sizeof dtb, "dtb", card);
 	struct backend *b = NULL;
-	int rc = backend_open(&b, "xrt", &(struct backend_opts){ .board = dtb }, err,
-			      sizeof err);
+	int rc = backend_open(&b, "xrt", &(struct backend_opts){.board = dtb}, err, sizeof err);
 	CHECK(rc == 0 && b, "%s: open on the noop device: %d %s", card, rc, err);
 	if (rc || !b)
 		return;
@@ -397,11 +409,11 @@ static void test_direct(const char *card)
 			}
 			bad_ts += cpl[i].t_start > cpl[i].t_end || cpl[i].t_end < prev_end;
 			prev_end = cpl[i].t_end;
-			int want = op == ABI_OP_GEMM_FP8			       ? gemm_cu
+			int want = op == ABI_OP_GEMM_FP8			  ? gemm_cu
 				   : op >= ABI_OP_RMSNORM && op <= ABI_OP_SOFTMAX ? vec_cu
-				   : op == ABI_OP_MLA_ATTN			       ? mla_cu
-				   : op == ABI_OP_KV_APPEND			       ? -2
-										       : -1;
+				   : op == ABI_OP_MLA_ATTN			  ? mla_cu
+				   : op == ABI_OP_KV_APPEND			  ? -2
+										  : -1;
 			if (want == -1)
 				bad_cu += cu != ABI_CPL_CU_NONE;
 			else if (want == -2)
@@ -448,10 +460,11 @@ static void test_direct(const char *card)
 	bad_fill += memcmp(back, host_src, 4096) != 0;
 	CHECK(bad_fill == 0, "%s: DMA fills: %d wrong bytes", card, bad_fill);
 	if (!strcmp(card, "u55c"))
-		printf("%-5s direct: %u commands per list (%u CU runs on %llu reused runs, %u by the "
-		       "host), %llu sub-BOs, %llu scratch BOs, all completed twice\n",
-		       card, n, nc, (unsigned long long)c2.runs_open, n - nc,
-		       (unsigned long long)c2.sub_bos, (unsigned long long)c2.scratch_bos);
+		printf(
+		    "%-5s direct: %u commands per list (%u CU runs on %llu reused runs, %u by the "
+		    "host), %llu sub-BOs, %llu scratch BOs, all completed twice\n",
+		    card, n, nc, (unsigned long long)c2.runs_open, n - nc,
+		    (unsigned long long)c2.sub_bos, (unsigned long long)c2.scratch_bos);
 
 	/* malformed and unsatisfiable commands fail with their status; the next list succeeds */
 	struct abi_cmd badl[4];
@@ -474,8 +487,8 @@ static void test_direct(const char *card)
 	for (uint32_t i = 0; i < 4 && i < ncpl; i++)
 		bad += ABI_CPL_STATUS(cpl[i].word1) != want[i] || ABI_CPL_QUEUE(cpl[i].word1) != 1;
 	CHECK(wr == -EIO && bad == 0 && strstr(backend_xrt_error(b), "bad-magic"),
-	      "%s: bad list: wait %d, %d unexpected statuses (%s %s %s %s), message '%s'", card,
-	      wr, bad, abi_status_name(ABI_CPL_STATUS(cpl[0].word1)),
+	      "%s: bad list: wait %d, %d unexpected statuses (%s %s %s %s), message '%s'", card, wr,
+	      bad, abi_status_name(ABI_CPL_STATUS(cpl[0].word1)),
 	      abi_status_name(ABI_CPL_STATUS(cpl[1].word1)),
 	      abi_status_name(ABI_CPL_STATUS(cpl[2].word1)),
 	      abi_status_name(ABI_CPL_STATUS(cpl[3].word1)), backend_xrt_error(b));
@@ -509,7 +522,7 @@ static void test_wrong_xclbin(void)
 	path_of(dtb, sizeof dtb, "dtb", "u55c");
 	path_of(x, sizeof x, "xclbin", "emu");
 	struct backend *b = NULL;
-	struct backend_opts o = { .board = dtb, .xclbin = x };
+	struct backend_opts o = {.board = dtb, .xclbin = x};
 	int rc = backend_open(&b, "xrt", &o, err, sizeof err);
 	CHECK(rc < 0 && !b && strstr(err, "emu.xclbin"), "u55c board with emu.xclbin: %d '%s'", rc,
 	      err);
@@ -530,7 +543,8 @@ static int card_serve(struct backend *b, const struct backend_xrt_fw_layout *l, 
 	if (backend_xrt_ctl_read(b, l->cmdq_off[q], cmdr, l->cmdq_bytes) ||
 	    backend_xrt_ctl_read(b, l->cplq_off, cplr, l->cplq_bytes))
 		return -EIO;
-	int r = abi_ring_attach(&cv, ABI_RING_CONSUMER, cmdr, l->cmdq_bytes, sizeof(struct abi_cmd));
+	int r =
+	    abi_ring_attach(&cv, ABI_RING_CONSUMER, cmdr, l->cmdq_bytes, sizeof(struct abi_cmd));
 	if (r)
 		return r;
 	if ((r = abi_ring_attach(&pv, ABI_RING_PRODUCER, cplr, l->cplq_bytes,
@@ -540,11 +554,12 @@ static int card_serve(struct backend *b, const struct backend_xrt_fw_layout *l, 
 	struct abi_cpl done[64];
 	uint32_t n = 0;
 	while (n < 64 && abi_ring_pop(&cv, &c) == 0) {
-		done[n] = (struct abi_cpl){.tag = c.hdr.tag,
-					   .word1 = ABI_CPL_W1(ABI_ST_OK, ABI_W0_OP(c.hdr.word0), q, 0),
-					   .seq = n,
-					   .t_start = 100 + n,
-					   .t_end = 200 + n};
+		done[n] =
+		    (struct abi_cpl){.tag = c.hdr.tag,
+				     .word1 = ABI_CPL_W1(ABI_ST_OK, ABI_W0_OP(c.hdr.word0), q, 0),
+				     .seq = n,
+				     .t_start = 100 + n,
+				     .t_end = 200 + n};
 		n++;
 	}
 	/* completions out of order, as a card with several CUs posts them */
@@ -567,8 +582,8 @@ static void test_firmware(const char *card)
 		CHECK(0, "%s: %s", dtb, err);
 		return;
 	}
-	struct backend_xrt_opts o = {.mode = BACKEND_XRT_FIRMWARE, .ring_log2 = 3,
-				     .ring_start = UINT32_MAX - 4};
+	struct backend_xrt_opts o = {
+	    .mode = BACKEND_XRT_FIRMWARE, .ring_log2 = 3, .ring_start = UINT32_MAX - 4};
 	struct backend *b = NULL;
 	int rc = backend_xrt_open(&b, &bd, dtb, &o, err, sizeof err);
 	CHECK(rc == 0, "%s firmware mode: open %d %s", card, rc, err);
@@ -612,8 +627,9 @@ static void test_firmware(const char *card)
 	int bad_slot = 0;
 	for (uint32_t i = 0; i < 3; i++) {
 		uint32_t ctr = UINT32_MAX - 4 + i;
-		const struct abi_cmd *s = (const void *)(ring + sizeof(struct abi_ring) +
-							 (size_t)(ctr & 7) * sizeof(struct abi_cmd));
+		const struct abi_cmd *s =
+		    (const void *)(ring + sizeof(struct abi_ring) +
+				   (size_t)(ctr & 7) * sizeof(struct abi_cmd));
 		bad_slot += s->hdr.tag != i || s->hdr.signal_value != 1000u + i ||
 			    ABI_W0_OP(s->hdr.word0) != ABI_W0_OP(cmds[i].hdr.word0);
 	}

@@ -51,8 +51,8 @@ static void test_fences(void)
 {
 	struct backend *be;
 	char err[256];
-	int r = backend_open(&be, "emu", &(struct backend_opts){ .board = board_path() },
-			 err, sizeof err);
+	int r = backend_open(&be, "emu", &(struct backend_opts){.board = board_path()}, err,
+			     sizeof err);
 	CHECK(r == 0, "backend_open emu: %s", err);
 	if (r)
 		return;
@@ -93,20 +93,23 @@ static void test_fences(void)
 	backend_completions(be, &c, &n);
 	CHECK(n == 5, "5 completions, got %u", n);
 	if (n == 5) {
-		CHECK(c[2].t_start >= c[0].t_end, "the waiter started at %llu before its fence at %llu",
+		CHECK(c[2].t_start >= c[0].t_end,
+		      "the waiter started at %llu before its fence at %llu",
 		      (unsigned long long)c[2].t_start, (unsigned long long)c[0].t_end);
-		CHECK(c[1].t_start < c[0].t_end, "independent GEMMs overlap: [%llu,%llu] [%llu,%llu]",
+		CHECK(c[1].t_start < c[0].t_end,
+		      "independent GEMMs overlap: [%llu,%llu] [%llu,%llu]",
 		      (unsigned long long)c[0].t_start, (unsigned long long)c[0].t_end,
 		      (unsigned long long)c[1].t_start, (unsigned long long)c[1].t_end);
 		uint64_t last = c[0].t_end > c[1].t_end ? c[0].t_end : c[1].t_end;
 		last = last > c[2].t_end ? last : c[2].t_end;
 		CHECK(c[4].t_start >= last, "timestamp after the barrier: %llu < %llu",
 		      (unsigned long long)c[4].t_start, (unsigned long long)last);
-		printf("fences: gemm0 [%llu,%llu] gemm1 [%llu,%llu] waiter [%llu,%llu] ts %llu ns\n",
-		       (unsigned long long)c[0].t_start, (unsigned long long)c[0].t_end,
-		       (unsigned long long)c[1].t_start, (unsigned long long)c[1].t_end,
-		       (unsigned long long)c[2].t_start, (unsigned long long)c[2].t_end,
-		       (unsigned long long)c[4].t_start);
+		printf(
+		    "fences: gemm0 [%llu,%llu] gemm1 [%llu,%llu] waiter [%llu,%llu] ts %llu ns\n",
+		    (unsigned long long)c[0].t_start, (unsigned long long)c[0].t_end,
+		    (unsigned long long)c[1].t_start, (unsigned long long)c[1].t_end,
+		    (unsigned long long)c[2].t_start, (unsigned long long)c[2].t_end,
+		    (unsigned long long)c[4].t_start);
 	}
 	/* the output: every y = 256 * 1 * 1 */
 	float y[4];
@@ -144,8 +147,8 @@ static void test_rings(void)
 {
 	struct backend *be;
 	char err[256];
-	int r = backend_open(&be, "emu", &(struct backend_opts){ .board = board_path() },
-			 err, sizeof err);
+	int r = backend_open(&be, "emu", &(struct backend_opts){.board = board_path()}, err,
+			     sizeof err);
 	CHECK(r == 0, "backend_open emu: %s", err);
 	if (r)
 		return;
@@ -189,14 +192,16 @@ static void test_rings(void)
 	backend_completions(be, &c, &n);
 	CHECK(r == 0 && n == 2 && ABI_CPL_QUEUE(c[0].word1) == 1 && ABI_CPL_QUEUE(c[1].word1) == 1,
 	      "ring 1 list after ring 0's wait: r %d n %u", r, n);
-	CHECK(n == 2 && g0 >= c[1].t_end, "the ring 0 GEMM started at %llu before its fill ended "
-	      "at %llu", (unsigned long long)g0, (unsigned long long)(n == 2 ? c[1].t_end : 0));
+	CHECK(n == 2 && g0 >= c[1].t_end,
+	      "the ring 0 GEMM started at %llu before its fill ended "
+	      "at %llu",
+	      (unsigned long long)g0, (unsigned long long)(n == 2 ? c[1].t_end : 0));
 	CHECK(backend_wait(be, f1, 0) == 0, "a list already waited for returns 0");
 	backend_buf_free(be, buf);
 	backend_close(be);
 	/* the cpu backend keeps one list in flight over all rings */
-	if (backend_open(&be, "ref", &(struct backend_opts){ .board = board_path() },
-			 err, sizeof err)) {
+	if (backend_open(&be, "ref", &(struct backend_opts){.board = board_path()}, err,
+			 sizeof err)) {
 		CHECK(0, "backend_open cpu: %s", err);
 		return;
 	}
@@ -223,7 +228,7 @@ static void test_engine_faults(const char *dir)
 	if (r)
 		return;
 	setenv("MOECARD_BOARD", board_path(), 1);
-	struct model_opts o = { .act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1 };
+	struct model_opts o = {.act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1};
 	struct engine e;
 	r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
 	CHECK(r == 0, "engine_open emu: %s", err);
@@ -232,7 +237,7 @@ static void test_engine_faults(const char *dir)
 		return;
 	}
 	struct backend *be = card_engine_backend(&e);
-	int V = ck.cfg.vocab_size, toks[3] = { 5, 77, 300 };
+	int V = ck.cfg.vocab_size, toks[3] = {5, 77, 300};
 	float *ref = calloc((size_t)V, sizeof(float)), *lg = calloc((size_t)V, sizeof(float));
 	r = engine_forward(&e, toks, 3, ref, 0, NULL);
 	CHECK(r == 0, "clean forward: %d", r);
@@ -255,22 +260,23 @@ static void test_engine_faults(const char *dir)
 		enum backend_fault f;
 		uint32_t n;
 		const char *name;
-	} faults[] = { { BACKEND_FAULT_CU_BAD, 1, "bad completion (1st CU run)" },
-		       { BACKEND_FAULT_CU_BAD, 17, "bad completion (17th CU run)" },
-		       { BACKEND_FAULT_CU_HANG, 3, "CU hang (3rd start)" },
-		       { BACKEND_FAULT_CU_HANG, 40, "CU hang (40th start)" } };
+	} faults[] = {{BACKEND_FAULT_CU_BAD, 1, "bad completion (1st CU run)"},
+		      {BACKEND_FAULT_CU_BAD, 17, "bad completion (17th CU run)"},
+		      {BACKEND_FAULT_CU_HANG, 3, "CU hang (3rd start)"},
+		      {BACKEND_FAULT_CU_HANG, 40, "CU hang (40th start)"}};
 	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
 		engine_truncate(&e, 0, 0);
 		backend_fault_set(be, faults[i].f, faults[i].n);
 		r = engine_forward(&e, toks, 3, lg, 0, NULL);
 		CHECK(r == -EIO, "%s: forward returned %d, want -EIO", faults[i].name, r);
-		CHECK(e.pos == 0, "%s: the failed forward advanced pos to %d", faults[i].name, e.pos);
+		CHECK(e.pos == 0, "%s: the failed forward advanced pos to %d", faults[i].name,
+		      e.pos);
 		backend_fault_set(be, faults[i].f, 0);
 		engine_truncate(&e, 0, 0);
 		r = engine_forward(&e, toks, 3, lg, 0, NULL);
 		double d = rel_err(lg, ref, V);
-		CHECK(r == 0 && d == 0, "%s: recovery forward r %d, logits differ by %g", faults[i].name,
-		      r, d);
+		CHECK(r == 0 && d == 0, "%s: recovery forward r %d, logits differ by %g",
+		      faults[i].name, r, d);
 		printf("fault %s: failed cleanly, next forward bit-identical\n", faults[i].name);
 	}
 	free(ref);
@@ -282,7 +288,7 @@ static void test_engine_faults(const char *dir)
 /* The expert_detached_failed figure of the engine's JSON statistics. */
 static long detached_failed(struct engine *e)
 {
-	char buf[8192] = { 0 };
+	char buf[8192] = {0};
 	FILE *f = fmemopen(buf, sizeof buf - 1, "w");
 	if (!f)
 		return -1;
@@ -306,12 +312,14 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 	if (r)
 		return;
 	setenv("MOECARD_BOARD", board_path(), 1);
-	struct model_opts o = { .act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1 };
-	struct engine_extra x = { .expert_slots_pct = 25, .expert_policy = policy,
-				  .expert_prefetch = 1, .expert_host = host,
-				  .expert_host_gbps = 50 };
+	struct model_opts o = {.act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1};
+	struct engine_extra x = {.expert_slots_pct = 25,
+				 .expert_policy = policy,
+				 .expert_prefetch = 1,
+				 .expert_host = host,
+				 .expert_host_gbps = 50};
 	struct engine e0, e;
-	int V = ck.cfg.vocab_size, toks[4] = { 5, 77, 300, 9 };
+	int V = ck.cfg.vocab_size, toks[4] = {5, 77, 300, 9};
 	float *ref = calloc((size_t)V, sizeof(float)), *lg = calloc((size_t)V, sizeof(float));
 	r = engine_open(&e0, "emu", &ck, &o, NULL, err, sizeof err);
 	CHECK(r == 0, "engine_open emu (all resident): %s", err);
@@ -378,8 +386,8 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 	CHECK(recovered > 0, "some failed detached fill was taken for a miss (%ld)", recovered);
 	printf("DMA faults 1..%u under the cache (%s+prefetch, host %s): %d forwards failed "
 	       "cleanly, %d gave the clean logits (%ld failed detached fills recovered as misses), "
-	       "next forwards identical; countdown %u never fired\n", last ? last - 1 : n, policy,
-	       host, n_fail_fw, n_ok, recovered, last);
+	       "next forwards identical; countdown %u never fired\n",
+	       last ? last - 1 : n, policy, host, n_fail_fw, n_ok, recovered, last);
 	free(ref);
 	free(lg);
 	engine_free(&e);
@@ -390,12 +398,12 @@ static void test_whatif(void)
 {
 	struct backend *be;
 	char err[256];
-	if (backend_open(&be, "ref", &(struct backend_opts){ .board = board_path() },
-			 err, sizeof err)) {
+	if (backend_open(&be, "ref", &(struct backend_opts){.board = board_path()}, err,
+			 sizeof err)) {
 		CHECK(0, "backend_open cpu: %s", err);
 		return;
 	}
-	struct config c = { 0 };
+	struct config c = {0};
 	c.hidden_size = 1024;
 	c.intermediate_size = 2816;
 	c.moe_intermediate_size = 512;
@@ -428,28 +436,29 @@ static void test_iface(void)
 {
 	struct backend *be = NULL;
 	char err[256] = "";
-	int r = backend_open(&be, "emu", &(struct backend_opts){ .board = board_path() }, err,
+	int r = backend_open(&be, "emu", &(struct backend_opts){.board = board_path()}, err,
 			     sizeof err);
 	CHECK(r == 0, "backend_open emu: %s", err);
 	if (r)
 		return;
 	CHECK(!strcmp(backend_name(be), "emu"), "name %s", backend_name(be));
-	CHECK((backend_caps(be) & (BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS)) ==
-		      (BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS),
+	CHECK((backend_caps(be) &
+	       (BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS)) ==
+		  (BACKEND_CAP_RINGS | BACKEND_CAP_CARD_CLOCK | BACKEND_CAP_FAULTS),
 	      "emu caps %#x", backend_caps(be));
 	CHECK(backend_iface_check(be->iface, err, sizeof err) == 0, "emu table: %s", err);
 	struct backend_i old = *be->iface;
 	old.version = BACKEND_I_VERSION + 1;
 	err[0] = '\0';
 	CHECK(backend_iface_check(&old, err, sizeof err) == -EPROTO && strstr(err, "emu") &&
-		      strstr(err, "version"),
+		  strstr(err, "version"),
 	      "a table of another version is refused: '%s'", err);
 	old = *be->iface;
 	old.wait = NULL;
 	CHECK(backend_iface_check(&old, err, sizeof err) == -EPROTO && strstr(err, "wait"),
 	      "a table without wait is refused: '%s'", err);
 	backend_close(be);
-	r = backend_open(&be, "ref", &(struct backend_opts){ .board = board_path() }, err,
+	r = backend_open(&be, "ref", &(struct backend_opts){.board = board_path()}, err,
 			 sizeof err);
 	CHECK(r == 0, "backend_open ref: %s", err);
 	if (!r) {
@@ -460,7 +469,7 @@ static void test_iface(void)
 		backend_close(be);
 	}
 	CHECK(backend_open(&be, "nosuch", NULL, err, sizeof err) == -ENODEV && !be &&
-		      strstr(err, "nosuch"),
+		  strstr(err, "nosuch"),
 	      "unknown backend: '%s'", err);
 }
 

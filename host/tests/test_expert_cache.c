@@ -153,8 +153,8 @@ static void test_prefetch_accounting(void **st)
 	assert_non_null(ev);
 	assert_int_equal(expert_cache_init(&c, 1, 8, 2, EXPERT_POLICY_LRU), 0);
 	c.events = ev;
-	expert_cache_fill(&c, 0, 1, 0, 1, NULL); /* prefetch 1 */
-	expert_cache_fill(&c, 0, 2, 0, 1, NULL); /* prefetch 2 */
+	expert_cache_fill(&c, 0, 1, 0, 1, NULL);	    /* prefetch 1 */
+	expert_cache_fill(&c, 0, 2, 0, 1, NULL);	    /* prefetch 2 */
 	assert_true(expert_cache_access(&c, 0, 1, 0) >= 0); /* used */
 	expert_cache_unlock(&c);
 	expert_cache_fill(&c, 0, 3, 0, 0, NULL); /* evicts 2 unused: wasted */
@@ -162,8 +162,8 @@ static void test_prefetch_accounting(void **st)
 	assert_int_equal(c.st.prefetch_used, 1);
 	assert_int_equal(c.st.prefetch_wasted, 1);
 	fclose(ev);
-	if (!strstr(buf, "\"ev\":\"prefetch_used\"") || !strstr(buf, "\"ev\":\"prefetch_wasted\"") ||
-	    !strstr(buf, "\"ev\":\"miss_dma\""))
+	if (!strstr(buf, "\"ev\":\"prefetch_used\"") ||
+	    !strstr(buf, "\"ev\":\"prefetch_wasted\"") || !strstr(buf, "\"ev\":\"miss_dma\""))
 		fail_msg("event trace lacks a decision: %s", buf);
 	free(buf);
 	expert_cache_free(&c);
@@ -172,7 +172,7 @@ static void test_prefetch_accounting(void **st)
 /* A synthetic trace: 1 MoE layer (layer 1 of 2), E experts, k = 1, tokens pick experts[t]. */
 static uint8_t *synth(int E, int n, const int *experts, int with_pred, size_t *len)
 {
-	struct expert_trace_shape s = { 2, 1, (uint32_t)E, 1, 256, 128, 1000000, 2000000, 500000 };
+	struct expert_trace_shape s = {2, 1, (uint32_t)E, 1, 256, 128, 1000000, 2000000, 500000};
 	size_t rb = 8 + 16;
 	uint8_t *b = malloc(EXPERT_TRACE_HDR_BYTES + rb * (size_t)n);
 	expert_trace_encode_header(&s, b);
@@ -197,8 +197,8 @@ static void test_sim_known(void **st)
 	struct expert_trace t;
 	char err[256];
 	assert_int_equal(expert_trace_parse(b, len, "synth", &t, err, sizeof err), 0);
-	struct expert_sim_cfg cfg = { .n_slots = S, .card_bw = 100e9, .link_bw = 10e9,
-				      .host_bw = 5e9, .desc_lat = 1e-6 };
+	struct expert_sim_cfg cfg = {
+	    .n_slots = S, .card_bw = 100e9, .link_bw = 10e9, .host_bw = 5e9, .desc_lat = 1e-6};
 	struct expert_sim_result lru, bel, pf, host;
 	cfg.policy = EXPERT_POLICY_LRU;
 	assert_int_equal(expert_sim_run(&t, &cfg, &lru), 0);
@@ -237,21 +237,27 @@ static void test_sim_known(void **st)
 		      host.host_tok_s);
 	/* hybrid with a host faster than the link: no miss waits for a DMA (all DMA time hidden),
 	 * misses are filled behind the card's work, and Belady's admission keeps the hit rate */
-	struct expert_sim_cfg hc = { .n_slots = S, .card_bw = 100e9, .link_bw = 100e9,
-				     .host_bw = 200e9, .desc_lat = 1e-6, .host_exec = 1,
-				     .policy = EXPERT_POLICY_BELADY };
+	struct expert_sim_cfg hc = {.n_slots = S,
+				    .card_bw = 100e9,
+				    .link_bw = 100e9,
+				    .host_bw = 200e9,
+				    .desc_lat = 1e-6,
+				    .host_exec = 1,
+				    .policy = EXPERT_POLICY_BELADY};
 	struct expert_sim_result hy, bpf;
 	assert_int_equal(expert_sim_run(&t, &hc, &hy), 0);
 	if (hy.miss_dma != 0 || hy.dma_wait_s != 0 || hy.dma_hidden != 1 || hy.bg_fills == 0 ||
 	    hy.miss_host + hy.hits != N)
-		fail_msg("hybrid: %llu DMA misses, wait %.9f s, hidden %.3f, %llu background fills, "
-			 "%llu host + %llu hits of %d",
-			 (unsigned long long)hy.miss_dma, hy.dma_wait_s, hy.dma_hidden,
-			 (unsigned long long)hy.bg_fills, (unsigned long long)hy.miss_host,
-			 (unsigned long long)hy.hits, N);
+		fail_msg(
+		    "hybrid: %llu DMA misses, wait %.9f s, hidden %.3f, %llu background fills, "
+		    "%llu host + %llu hits of %d",
+		    (unsigned long long)hy.miss_dma, hy.dma_wait_s, hy.dma_hidden,
+		    (unsigned long long)hy.bg_fills, (unsigned long long)hy.miss_host,
+		    (unsigned long long)hy.hits, N);
 	if (hy.tok_s < lru.tok_s || hy.hit_rate < bel.hit_rate - 0.01)
-		fail_msg("hybrid Belady: %.1f tok/s (card-only LRU %.1f), hit %.3f (card-only %.3f)",
-			 hy.tok_s, lru.tok_s, hy.hit_rate, bel.hit_rate);
+		fail_msg(
+		    "hybrid Belady: %.1f tok/s (card-only LRU %.1f), hit %.3f (card-only %.3f)",
+		    hy.tok_s, lru.tok_s, hy.hit_rate, bel.hit_rate);
 	/* Belady with perfect look-ahead: every access lands prefetched, nothing is wasted */
 	cfg.host_exec = 0;
 	cfg.policy = EXPERT_POLICY_BELADY;
@@ -281,7 +287,7 @@ static void put32le(uint8_t *p, uint32_t v)
 static void test_reader_rejects(void **st)
 {
 	(void)st;
-	int ex[4] = { 0, 1, 2, 3 };
+	int ex[4] = {0, 1, 2, 3};
 	size_t len;
 	uint8_t *good = synth(8, 4, ex, 1, &len);
 	struct {
@@ -290,19 +296,13 @@ static void test_reader_rejects(void **st)
 		long cut;
 		const char *field;
 	} cases[] = {
-		{ 0, 0x12345678, 0, "magic" },
-		{ 4, 2, 0, "version" },
-		{ 8, 0, 0, "num_hidden_layers" },
-		{ 12, 2, 0, "first_k_dense_replace" },
-		{ 16, 0, 0, "n_routed_experts" },
-		{ 20, 9, 0, "num_experts_per_tok" },
-		{ 56, 40, 0, "record_bytes" },
-		{ 60, 1, 0, "flags" },
-		{ 64, 0, 0, "record 0: layer" },
-		{ 64 + 24 + 4, (uint32_t)-3, 0, "record 1: pos" },
-		{ 64 + 8, 8, 0, "record 0: expert[0]" },
-		{ 0, 0, 5, "records" },
-		{ 0, 0, (long)len - 10, "header" },
+	    {0, 0x12345678, 0, "magic"},	   {4, 2, 0, "version"},
+	    {8, 0, 0, "num_hidden_layers"},	   {12, 2, 0, "first_k_dense_replace"},
+	    {16, 0, 0, "n_routed_experts"},	   {20, 9, 0, "num_experts_per_tok"},
+	    {56, 40, 0, "record_bytes"},	   {60, 1, 0, "flags"},
+	    {64, 0, 0, "record 0: layer"},	   {64 + 24 + 4, (uint32_t)-3, 0, "record 1: pos"},
+	    {64 + 8, 8, 0, "record 0: expert[0]"}, {0, 0, 5, "records"},
+	    {0, 0, (long)len - 10, "header"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		uint8_t *b = malloc(len);
@@ -320,9 +320,9 @@ static void test_reader_rejects(void **st)
 		free(b);
 	}
 	/* a duplicated expert within one record */
-	struct expert_trace_shape s = { 2, 1, 8, 2, 256, 128, 1000, 0, 0 };
+	struct expert_trace_shape s = {2, 1, 8, 2, 256, 128, 1000, 0, 0};
 	uint8_t b[EXPERT_TRACE_HDR_BYTES + 40];
-	int32_t dup[2] = { 3, 3 };
+	int32_t dup[2] = {3, 3};
 	expert_trace_encode_header(&s, b);
 	expert_trace_encode_record(2, 1, 0, dup, NULL, NULL, NULL, b + EXPERT_TRACE_HDR_BYTES);
 	struct expert_trace t;
@@ -337,7 +337,7 @@ static void test_reader_rejects(void **st)
 static void test_layout_671b(void **st)
 {
 	(void)st;
-	struct config c = { 0 };
+	struct config c = {0};
 	c.hidden_size = 7168;
 	c.moe_intermediate_size = 2048;
 	struct expert_slot_layout l;
@@ -377,9 +377,9 @@ static void test_dma_slots_tiny(void **st)
 	enum { NB = 4, SLOTS = 6 };
 	struct dma_bank banks[NB];
 	for (int i = 0; i < NB; i++)
-		banks[i] = (struct dma_bank){ .base = (uint64_t)i << 28, .size = 2 * l.bytes,
-					      .mem_group = -1, .name = "HBM" };
-	struct dma_config dc = { .banks = banks, .n_banks = NB, .n_channels = 2 };
+		banks[i] = (struct dma_bank){
+		    .base = (uint64_t)i << 28, .size = 2 * l.bytes, .mem_group = -1, .name = "HBM"};
+	struct dma_config dc = {.banks = banks, .n_banks = NB, .n_channels = 2};
 	struct dma_dev *dev;
 	if (dma_dev_open(&dma_emul_i, &dc, &dev, err, sizeof err))
 		fail_msg("dma: %s", err);
@@ -406,8 +406,10 @@ static void test_dma_slots_tiny(void **st)
 			uint32_t bank = (uint32_t)(s % NB);
 			uint64_t off = (uint64_t)(s / NB) * l.bytes;
 			assert_int_equal(expert_slot_sg(f, &l, bank, off, sg), EXPERT_SLOT_PARTS);
-			struct dma_xfer xf = { .dir = DMA_DIR_H2C, .sg = sg, .n_sg = EXPERT_SLOT_PARTS,
-					       .cookie = (uint64_t)a };
+			struct dma_xfer xf = {.dir = DMA_DIR_H2C,
+					      .sg = sg,
+					      .n_sg = EXPERT_SLOT_PARTS,
+					      .cookie = (uint64_t)a};
 			struct dma_cpl cpl;
 			int r = dma_copy_sync(dev, (unsigned)(s % 2), &xf, 0, 2000000000LL, &cpl);
 			if (r)
@@ -419,17 +421,16 @@ static void test_dma_slots_tiny(void **st)
 			hits++;
 		}
 		expert_cache_unlock(&cache);
-		const uint8_t *base =
-			(const uint8_t *)dma_dev_bank_ptr(dev, (unsigned)(s % NB)) +
-			(uint64_t)(s / NB) * l.bytes;
+		const uint8_t *base = (const uint8_t *)dma_dev_bank_ptr(dev, (unsigned)(s % NB)) +
+				      (uint64_t)(s / NB) * l.bytes;
 		if (memcmp(base + l.off[0], f->gate.w, l.len[0]) ||
 		    memcmp(base + l.off[5], f->down.scale, l.len[5]))
 			fail_msg("slot %d does not hold layer %d expert %d", s, layer, e);
 		struct ffn_weights v;
 		assert_int_equal(expert_slot_view(&l, base, f, &v), 0);
 		/* the expert FFN from the checkpoint and from the slot: identical bits */
-		const struct ffn_weights *src[2] = { f, &v };
-		float *out[2] = { y0, y1 };
+		const struct ffn_weights *src[2] = {f, &v};
+		float *out[2] = {y0, y1};
 		for (int q = 0; q < 2; q++) {
 			assert_int_equal(kern_matmul_simple(&src[q]->gate, x, 1, g0, 1, 0), 0);
 			assert_int_equal(kern_matmul_simple(&src[q]->up, x, 1, u0, 1, 0), 0);
@@ -438,8 +439,8 @@ static void test_dma_slots_tiny(void **st)
 			assert_int_equal(kern_matmul_simple(&src[q]->down, g0, 1, out[q], 1, 0), 0);
 		}
 		if (memcmp(y0, y1, sizeof(float) * D))
-			fail_msg("layer %d expert %d: slot output differs from the checkpoint's", layer,
-				 e);
+			fail_msg("layer %d expert %d: slot output differs from the checkpoint's",
+				 layer, e);
 	}
 	print_message("24 accesses through 6 slots: %d DMAs (%.1f KB each), %d hits, outputs "
 		      "bit-identical\n",
@@ -461,11 +462,11 @@ static void test_dma_slots_tiny(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lru_order),	    cmocka_unit_test(test_lfu_order),
-		cmocka_unit_test(test_belady_order),	    cmocka_unit_test(test_pin_and_lock),
-		cmocka_unit_test(test_prefetch_accounting), cmocka_unit_test(test_sim_known),
-		cmocka_unit_test(test_reader_rejects),	    cmocka_unit_test(test_layout_671b),
-		cmocka_unit_test(test_dma_slots_tiny),
+	    cmocka_unit_test(test_lru_order),		cmocka_unit_test(test_lfu_order),
+	    cmocka_unit_test(test_belady_order),	cmocka_unit_test(test_pin_and_lock),
+	    cmocka_unit_test(test_prefetch_accounting), cmocka_unit_test(test_sim_known),
+	    cmocka_unit_test(test_reader_rejects),	cmocka_unit_test(test_layout_671b),
+	    cmocka_unit_test(test_dma_slots_tiny),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,12 +39,13 @@ static void test_trace_tiny(void **st)
 		fail_msg("tiny: %s", err);
 	const struct config *c = &ck.cfg;
 	struct model m;
-	struct model_opts o = { .act_fp8 = 1, .n_threads = 2, .max_seq = 160, .max_batch = 16 };
+	struct model_opts o = {.act_fp8 = 1, .n_threads = 2, .max_seq = 160, .max_batch = 16};
 	assert_int_equal(model_init(&m, c, &ck.w, &o, err, sizeof err), 0);
 	struct expert_trace_writer w;
 	if (expert_trace_writer_open(&w, &m, path, err, sizeof err))
 		fail_msg("writer: %s", err);
-	int L = c->num_hidden_layers, k = c->num_experts_per_tok, nmoe = L - c->first_k_dense_replace;
+	int L = c->num_hidden_layers, k = c->num_experts_per_tok,
+	    nmoe = L - c->first_k_dense_replace;
 	int n_dec = 128, n_pre = 16;
 	int *want = malloc(sizeof(int) * (size_t)(n_pre + n_dec) * L * k);
 	float *logits = malloc(sizeof(float) * c->vocab_size);
@@ -141,7 +142,7 @@ static void test_trace_emu(void **st)
 	    ckpt_open(dir, &ck, err, sizeof err))
 		fail_msg("tiny: %s", err);
 	const struct config *c = &ck.cfg;
-	struct model_opts o = { .act_fp8 = 1, .n_threads = 2, .max_seq = 64, .max_batch = 4 };
+	struct model_opts o = {.act_fp8 = 1, .n_threads = 2, .max_seq = 64, .max_batch = 4};
 	struct engine ec, ee;
 	if (engine_open(&ec, "cpu", &ck, &o, NULL, err, sizeof err) ||
 	    engine_open(&ee, "emu", &ck, &o, NULL, err, sizeof err))
@@ -197,8 +198,8 @@ static void test_trace_emu(void **st)
 		assert_int_equal(te.pred1[i * k] < 0, te.layer[i] < 1);
 		assert_int_equal(te.pred2[i * k] < 0, te.layer[i] < 2);
 		if (te.pos[i] >= clean) {
-			diff_after += memcmp(te.expert + i * k, tc.expert + i * k,
-					     sizeof(int32_t) * k) != 0;
+			diff_after +=
+			    memcmp(te.expert + i * k, tc.expert + i * k, sizeof(int32_t) * k) != 0;
 			continue;
 		}
 		cmp++;
@@ -208,8 +209,8 @@ static void test_trace_emu(void **st)
 			    te.pred2[q] != tc.pred2[q] ||
 			    fabsf(te.weight[q] - tc.weight[q]) > 1e-5f)
 				fail_msg("record %zu (layer %d, pos %d) rank %d: emu expert %d "
-					 "w %.7f pred %d/%d, cpu expert %d w %.7f pred %d/%d", i,
-					 te.layer[i], te.pos[i], j, te.expert[q], te.weight[q],
+					 "w %.7f pred %d/%d, cpu expert %d w %.7f pred %d/%d",
+					 i, te.layer[i], te.pos[i], j, te.expert[q], te.weight[q],
 					 te.pred1[q], te.pred2[q], tc.expert[q], tc.weight[q],
 					 tc.pred1[q], tc.pred2[q]);
 		}
@@ -246,7 +247,7 @@ static void test_trace_emu(void **st)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_trace_tiny),
-					    cmocka_unit_test(test_trace_emu) };
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_trace_tiny),
+					   cmocka_unit_test(test_trace_emu)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

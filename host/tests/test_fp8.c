@@ -66,8 +66,9 @@ static void test_encode_roundtrip_and_ties(void **st)
 		if ((double)(float)mid != mid)
 			fail_msg("midpoint not representable in f32 at 0x%02x", c);
 		if (got != even)
-			fail_msg("tie %g between 0x%02x and 0x%02x encoded to 0x%02x, expected 0x%02x",
-				 mid, c, c + 1, got, even);
+			fail_msg(
+			    "tie %g between 0x%02x and 0x%02x encoded to 0x%02x, expected 0x%02x",
+			    mid, c, c + 1, got, even);
 		if (e4m3_encode((float)-mid) != (0x80 | even))
 			fail_msg("negative tie at 0x%02x", c);
 		/* just above / below the midpoint round to the nearer code */
@@ -91,7 +92,7 @@ static void test_encode_roundtrip_and_ties(void **st)
 static void test_simd_matches_scalar(void **st)
 {
 	(void)st;
-	const char *names[] = { "scalar", "avx2", "avx512" };
+	const char *names[] = {"scalar", "avx2", "avx512"};
 	const struct kern_isa *ref = kern_isa_by_name("scalar");
 	uint8_t w[300];
 	float x[4 * 300], y0[300], y1[300];
@@ -138,7 +139,8 @@ static void test_simd_matches_scalar(void **st)
 			isa->dot_bf16(wb, x, 300, 3, len, b);
 			for (int m = 0; m < 3; m++)
 				if (fabsf(a[m] - b[m]) > 1e-5f * (1 + fabsf(a[m])))
-					fail_msg("%s dot_bf16 len %d: %g vs %g", names[n], len, b[m], a[m]);
+					fail_msg("%s dot_bf16 len %d: %g vs %g", names[n], len,
+						 b[m], a[m]);
 		}
 		for (int i = 0; i < 300; i++)
 			y0[i] = y1[i] = x[i];
@@ -156,12 +158,13 @@ static void test_simd_matches_scalar(void **st)
 static void test_roundtrip_all_isas(void **st)
 {
 	(void)st;
-	const char *names[] = { "scalar", "avx2", "avx512" };
+	const char *names[] = {"scalar", "avx2", "avx512"};
 	enum { N = 4096 };
 	static float x[N], r[N];
 	int k = 0;
 	for (int c = 0; c < 0x7E && k < N - 8; c++) { /* codes, midpoints, and their neighbours */
-		float a = e4m3_decode((uint8_t)c), b = e4m3_decode((uint8_t)(c + 1)), mid = (a + b) / 2;
+		float a = e4m3_decode((uint8_t)c), b = e4m3_decode((uint8_t)(c + 1)),
+		      mid = (a + b) / 2;
 		x[k++] = mid;
 		x[k++] = -mid;
 		x[k++] = nextafterf(mid, INFINITY);
@@ -189,8 +192,8 @@ static void test_roundtrip_all_isas(void **st)
 			for (int i = off; i < off + len; i++) {
 				float want = e4m3_decode(e4m3_encode(x[i]));
 				if (memcmp(&want, &r[i], 4))
-					fail_msg("%s roundtrip(%a) = %a, expected %a", names[n], x[i], r[i],
-						 want);
+					fail_msg("%s roundtrip(%a) = %a, expected %a", names[n],
+						 x[i], r[i], want);
 			}
 		}
 		/* with a scale: y = e4m3(x/s)*s */
@@ -237,11 +240,11 @@ static void test_act_quant(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decode_all_codes),
-		cmocka_unit_test(test_encode_roundtrip_and_ties),
-		cmocka_unit_test(test_simd_matches_scalar),
-		cmocka_unit_test(test_act_quant),
-		cmocka_unit_test(test_roundtrip_all_isas),
+	    cmocka_unit_test(test_decode_all_codes),
+	    cmocka_unit_test(test_encode_roundtrip_and_ties),
+	    cmocka_unit_test(test_simd_matches_scalar),
+	    cmocka_unit_test(test_act_quant),
+	    cmocka_unit_test(test_roundtrip_all_isas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

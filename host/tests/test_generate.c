@@ -33,7 +33,7 @@ static int write_byte_tokenizer(const char *dir)
 			cp = 256 + 33 + (b - 127);
 		else if (b == 173)
 			cp = 256 + 67;
-		char s[4] = { 0 };
+		char s[4] = {0};
 		if (cp < 0x80) {
 			s[0] = (char)cp;
 		} else {
@@ -59,7 +59,11 @@ static int utf8_whole(const char *s, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
-		size_t l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		size_t l = c < 0x80	    ? 1
+			   : (c >> 5) == 6  ? 2
+			   : (c >> 4) == 14 ? 3
+			   : (c >> 3) == 30 ? 4
+					    : 0;
 		if (!l || i + l > n)
 			return 0;
 		for (size_t k = 1; k < l; k++)
@@ -107,7 +111,8 @@ int main(void)
 {
 	char tmp[] = "/tmp/moecard_gen_XXXXXX", err[256], msg[512];
 	struct tokenizer *tok = NULL;
-	if (!mkdtemp(tmp) || write_byte_tokenizer(tmp) || tokenizer_load(tmp, &tok, err, sizeof err)) {
+	if (!mkdtemp(tmp) || write_byte_tokenizer(tmp) ||
+	    tokenizer_load(tmp, &tok, err, sizeof err)) {
 		printf("setup failed: %s\n0 passed, 1 failed\n", err);
 		return 1;
 	}
@@ -116,8 +121,10 @@ int main(void)
 	/* 1. split multi-byte characters: 2-, 3- and 4-byte UTF-8, each byte its own token */
 	const char *text = "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x99\x82!";
 	char *out = stream(tok, text, NULL, 0, &stop_at, &whole, &held);
-	snprintf(msg, sizeof msg, "output '%s' equals the input, every partial output whole UTF-8 (%d), "
-				  "at most %zu bytes held back", out, whole, held);
+	snprintf(msg, sizeof msg,
+		 "output '%s' equals the input, every partial output whole UTF-8 (%d), "
+		 "at most %zu bytes held back",
+		 out, whole, held);
 	check(!strcmp(out, text) && whole && held <= 3 && held >= 3, "stream split utf-8", msg);
 	free(out);
 	/* a character cut off at the end is flushed as U+FFFD */
@@ -125,16 +132,19 @@ int main(void)
 	check(!strcmp(out, "ab\xef\xbf\xbd"), "stream unfinished char", out);
 	free(out);
 	/* 2. stop strings */
-	static const char *const st1[] = { "STOP" };
+	static const char *const st1[] = {"STOP"};
 	out = stream(tok, "abc xSTx STOP def", st1, 1, &stop_at, &whole, &held);
-	snprintf(msg, sizeof msg, "output '%s', stop reported at byte %d (want 12), partial "
-				  "outputs never show it (%d)", out, stop_at, whole);
+	snprintf(msg, sizeof msg,
+		 "output '%s', stop reported at byte %d (want 12), partial "
+		 "outputs never show it (%d)",
+		 out, stop_at, whole);
 	check(!strcmp(out, "abc xSTx ") && stop_at == 12 && whole, "stop string", msg);
 	free(out);
-	static const char *const st2[] = { "\xe4\xb8\x96\xe7\x95\x8c", "END" };
-	out = stream(tok, "hi \xe4\xb8\x96\xe4\xb8\x96\xe7\x95\x8c more", st2, 2, &stop_at, &whole, &held);
-	snprintf(msg, sizeof msg, "multi-byte stop across six tokens: output '%s', stop at %d",
-		 out, stop_at);
+	static const char *const st2[] = {"\xe4\xb8\x96\xe7\x95\x8c", "END"};
+	out = stream(tok, "hi \xe4\xb8\x96\xe4\xb8\x96\xe7\x95\x8c more", st2, 2, &stop_at, &whole,
+		     &held);
+	snprintf(msg, sizeof msg, "multi-byte stop across six tokens: output '%s', stop at %d", out,
+		 stop_at);
 	check(!strcmp(out, "hi \xe4\xb8\x96") && stop_at == 11 && whole, "stop multi-byte", msg);
 	free(out);
 	out = stream(tok, "no stop here, EN", st2, 2, &stop_at, &whole, &held);
@@ -158,8 +168,9 @@ int main(void)
 		 gen_sampling_flag(&s, "--top-k", "-3") == -EINVAL &&
 		 gen_sampling_flag(&s, "--repeat-penalty", "0") == -EINVAL &&
 		 gen_sampling_flag(&s, "--seed", "") == -EINVAL;
-	check(ok, "sampling flags", "values parsed, bad values (top-p 0 or 1.5, negative temp/top-k, "
-				    "penalty 0, junk) rejected with -EINVAL");
+	check(ok, "sampling flags",
+	      "values parsed, bad values (top-p 0 or 1.5, negative temp/top-k, "
+	      "penalty 0, junk) rejected with -EINVAL");
 	tokenizer_free(tok);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

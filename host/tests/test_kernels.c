@@ -37,8 +37,13 @@ static void make_fp8(struct qmat *W, int rows, int cols)
 		uint8_t c = (uint8_t)(urand() * 256);
 		w[i] = (c & 0x7F) == 0x7F ? 0x7E : c;
 	}
-	*W = (struct qmat){ .rows = rows, .cols = cols, .fmt = QMAT_FP8, .w = w, .scale = s,
-			    .scale_cols = sc, .name = "test" };
+	*W = (struct qmat){.rows = rows,
+			   .cols = cols,
+			   .fmt = QMAT_FP8,
+			   .w = w,
+			   .scale = s,
+			   .scale_cols = sc,
+			   .name = "test"};
 }
 
 static double rel_err(const float *a, const double *b, int n)
@@ -55,7 +60,8 @@ static void check_shape(const struct kern_isa *isa, struct pool *pool, int M, in
 {
 	struct qmat W;
 	make_fp8(&W, N, K);
-	float *x = malloc(sizeof(float) * (size_t)M * K), *y = malloc(sizeof(float) * (size_t)M * N);
+	float *x = malloc(sizeof(float) * (size_t)M * K),
+	      *y = malloc(sizeof(float) * (size_t)M * N);
 	double *ref = malloc(sizeof(double) * (size_t)M * N);
 	for (int i = 0; i < M * K; i++)
 		x[i] = (float)((urand() - 0.5) * (i % 7 == 0 ? 40 : 2));
@@ -73,15 +79,20 @@ static void check_shape(const struct kern_isa *isa, struct pool *pool, int M, in
 				if (act) {
 					for (int kb = 0; kb < nkb; kb++) {
 						int64_t D = 0; /* exact, units of 2^-18 */
-						for (int j = kb * 128; j < K && j < kb * 128 + 128; j++)
-							D += (int64_t)e4m3_decode_fixed(e4m3_encode(x[(size_t)m * K + j] / sa[kb])) *
-							     e4m3_decode_fixed(((const uint8_t *)W.w)[(size_t)n * K + j]);
+						for (int j = kb * 128; j < K && j < kb * 128 + 128;
+						     j++)
+							D += (int64_t)e4m3_decode_fixed(e4m3_encode(
+								 x[(size_t)m * K + j] / sa[kb])) *
+							     e4m3_decode_fixed(
+								 ((const uint8_t *)
+								      W.w)[(size_t)n * K + j]);
 						acc += ldexp((double)D, -18) * sa[kb] *
 						       W.scale[(n / 128) * W.scale_cols + kb];
 					}
 				} else {
 					for (int j = 0; j < K; j++)
-						acc += (double)x[(size_t)m * K + j] * qmat_get(&W, n, j);
+						acc += (double)x[(size_t)m * K + j] *
+						       qmat_get(&W, n, j);
 				}
 				ref[(size_t)m * N + n] = acc;
 			}
@@ -104,17 +115,18 @@ static void check_shape(const struct kern_isa *isa, struct pool *pool, int M, in
 static void test_fp8_shapes(void **st)
 {
 	(void)st;
-	const char *names[] = { "scalar", "avx2", "avx512" };
+	const char *names[] = {"scalar", "avx2", "avx512"};
 	struct pool *pool = pool_create(2);
-	int shapes[][3] = { { 1, 128, 128 }, { 1, 144, 256 }, { 3, 200, 320 }, { 5, 257, 130 },
-			    { 8, 64, 1000 }, { 1, 1, 1 }, { 2, 130, 127 }, { 9, 67, 300 },
-			    { 12, 130, 256 } };
+	int shapes[][3] = {{1, 128, 128}, {1, 144, 256}, {3, 200, 320},
+			   {5, 257, 130}, {8, 64, 1000}, {1, 1, 1},
+			   {2, 130, 127}, {9, 67, 300},	 {12, 130, 256}};
 	for (int i = 0; i < 3; i++) {
 		const struct kern_isa *isa = kern_isa_by_name(names[i]);
 		if (!isa)
 			continue;
 		for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-			check_shape(isa, s % 2 ? pool : NULL, shapes[s][0], shapes[s][1], shapes[s][2]);
+			check_shape(isa, s % 2 ? pool : NULL, shapes[s][0], shapes[s][1],
+				    shapes[s][2]);
 	}
 	pool_free(pool);
 }
@@ -130,7 +142,7 @@ static void test_bf16_and_jobs(void **st)
 		wb[i] = f32_to_bf16((float)(urand() - 0.5));
 	for (int i = 0; i < M * K; i++)
 		x[i] = (float)(urand() - 0.5);
-	struct qmat W = { .rows = N, .cols = K, .fmt = QMAT_BF16, .w = wb };
+	struct qmat W = {.rows = N, .cols = K, .fmt = QMAT_BF16, .w = wb};
 	struct pool *pool = pool_create(2);
 	struct kern_ctx k;
 	assert_int_equal(kern_ctx_init(&k, pool, 1, 0, 0, K), 0); /* act fp8 leaves BF16 alone */
@@ -138,8 +150,8 @@ static void test_bf16_and_jobs(void **st)
 	for (int i = 0; i < M * N; i++)
 		y2[i] = 1.0f;
 	struct kern_job jobs[2] = {
-		{ .W = &W, .x = x, .ldx = K, .M = M, .y = y1, .ldy = N },
-		{ .W = &W, .x = x + K, .ldx = K, .M = 2, .y = y2, .ldy = N, .accumulate = 1 },
+	    {.W = &W, .x = x, .ldx = K, .M = M, .y = y1, .ldy = N},
+	    {.W = &W, .x = x + K, .ldx = K, .M = 2, .y = y2, .ldy = N, .accumulate = 1},
 	};
 	assert_int_equal(kern_matmul_jobs(&k, jobs, 2), 0);
 	for (int m = 0; m < M; m++)
@@ -162,8 +174,8 @@ static void test_bf16_and_jobs(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fp8_shapes),
-		cmocka_unit_test(test_bf16_and_jobs),
+	    cmocka_unit_test(test_fp8_shapes),
+	    cmocka_unit_test(test_bf16_and_jobs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,11 +61,11 @@ static double rel(const float *a, const float *b, size_t n)
 static void test_yarn_671b(void **st)
 {
 	(void)st;
-	struct config c = { 0 };
+	struct config c = {0};
 	c.qk_nope_head_dim = 128;
 	c.qk_rope_head_dim = 64;
 	c.rope_theta = 10000;
-	c.rope_scaling = (struct config_rope_scaling){ true, 40, 4096, 32, 1, 1, 1 };
+	c.rope_scaling = (struct config_rope_scaling){true, 40, 4096, 32, 1, 1, 1};
 	double s = model_softmax_scale(&c);
 	if (fabs(s - 0.1352338) > 1e-6)
 		fail_msg("softmax_scale %.9f, expected 0.1352338", s);
@@ -88,7 +88,7 @@ static void test_yarn_671b(void **st)
 static float *run(int act_fp8, int naive, int threads, const int *tok, int n, int batch)
 {
 	struct model m;
-	struct model_opts o = { act_fp8, naive, threads, 64, batch };
+	struct model_opts o = {act_fp8, naive, threads, 64, batch};
 	char err[256];
 	int V = ck.cfg.vocab_size;
 	float *lg = malloc(sizeof(float) * (size_t)V * n);
@@ -159,15 +159,18 @@ static void test_prefill_vs_decode(void **st)
 		}
 		qsort(e, 40, sizeof(double), cmp_d);
 		qsort(e1, 40, sizeof(double), cmp_d);
-		printf("prefill vs decode (act %s): batch 16 median %.3g worst %.3g; 1 thread batch 7 "
-		       "median %.3g worst %.3g\n", act ? "fp8" : "none", e[20], worst, e1[20], worst1);
+		printf(
+		    "prefill vs decode (act %s): batch 16 median %.3g worst %.3g; 1 thread batch 7 "
+		    "median %.3g worst %.3g\n",
+		    act ? "fp8" : "none", e[20], worst, e1[20], worst1);
 		double row0 = rel(b, a, (size_t)V);
 		int bad = act ? (row0 > 1e-4 || e[20] > 0.1 || worst1 > 1e-5)
 			      : (worst > 1e-5 || worst1 > 1e-5);
 		if (bad)
-			fail_msg("prefill and decode differ (act %s): row 0 %.3g, worst %.3g / %.3g, "
-				 "median %.3g / %.3g", act ? "fp8" : "none", row0, worst, worst1, e[20],
-				 e1[20]);
+			fail_msg(
+			    "prefill and decode differ (act %s): row 0 %.3g, worst %.3g / %.3g, "
+			    "median %.3g / %.3g",
+			    act ? "fp8" : "none", row0, worst, worst1, e[20], e1[20]);
 		free(a);
 		free(b);
 		free(c1);
@@ -179,7 +182,7 @@ static void test_truncate_and_mtp(void **st)
 	(void)st;
 	make_tokens();
 	struct model m;
-	struct model_opts o = { 1, 0, 2, 64, 10 };
+	struct model_opts o = {1, 0, 2, 64, 10};
 	char err[256];
 	int V = ck.cfg.vocab_size, D = ck.cfg.hidden_size;
 	float *l1 = malloc(sizeof(float) * V), *l2 = malloc(sizeof(float) * V);
@@ -217,10 +220,10 @@ static void test_truncate_and_mtp(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_yarn_671b),
-		cmocka_unit_test(test_naive_vs_absorbed),
-		cmocka_unit_test(test_prefill_vs_decode),
-		cmocka_unit_test(test_truncate_and_mtp),
+	    cmocka_unit_test(test_yarn_671b),
+	    cmocka_unit_test(test_naive_vs_absorbed),
+	    cmocka_unit_test(test_prefill_vs_decode),
+	    cmocka_unit_test(test_truncate_and_mtp),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

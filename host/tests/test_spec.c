@@ -99,20 +99,24 @@ static void dist_set(struct gen_dist *d, const double *p, int V)
 static void test_rule(void)
 {
 	enum { V = 6 };
-	static const double P[][V] = { { .4, .3, .1, .1, .05, .05 }, { .5, .5, 0, 0, 0, 0 },
-				       { .1, .2, .3, .4, 0, 0 },	 { 1, 0, 0, 0, 0, 0 } };
-	static const double Q[][V] = { { .1, .1, .1, .1, .3, .3 }, { 0, .2, .2, .2, .2, .2 },
-				       { .1, .2, .3, .4, 0, 0 },	 { .25, .25, .25, .25, 0, 0 } };
+	static const double P[][V] = {{.4, .3, .1, .1, .05, .05},
+				      {.5, .5, 0, 0, 0, 0},
+				      {.1, .2, .3, .4, 0, 0},
+				      {1, 0, 0, 0, 0, 0}};
+	static const double Q[][V] = {{.1, .1, .1, .1, .3, .3},
+				      {0, .2, .2, .2, .2, .2},
+				      {.1, .2, .3, .4, 0, 0},
+				      {.25, .25, .25, .25, 0, 0}};
 	struct gen_dist p, q;
 	gen_dist_alloc(&p, V);
 	gen_dist_alloc(&q, V);
-	float dense[V] = { 0 };
+	float dense[V] = {0};
 	long N = SLOW ? 60000 : 200000;
 	for (size_t c = 0; c < sizeof P / sizeof P[0]; c++) {
 		dist_set(&p, P[c], V);
 		dist_set(&q, Q[c], V);
 		uint64_t rng = 1234 + c, rq = 99 + c;
-		long cnt[V] = { 0 }, bad[V] = { 0 }, acc = 0;
+		long cnt[V] = {0}, bad[V] = {0}, acc = 0;
 		for (long k = 0; k < N; k++) {
 			int d = gen_dist_sample(&q, gen_rand(&rq)), tok;
 			acc += spec_accept(&p, &q, d, &rng, dense, &tok);
@@ -120,7 +124,8 @@ static void test_rule(void)
 			bad[d]++; /* negative control: the draft itself, always accepted */
 		}
 		int df, dfb, clean = 1;
-		double chi = chi_square(cnt, P[c], V, N, &df), chib = chi_square(bad, P[c], V, N, &dfb);
+		double chi = chi_square(cnt, P[c], V, N, &df),
+		       chib = chi_square(bad, P[c], V, N, &dfb);
 		for (int i = 0; i < V; i++)
 			clean &= dense[i] == 0;
 		double want = 0;
@@ -130,10 +135,11 @@ static void test_rule(void)
 		char name[64];
 		snprintf(name, sizeof name, "rule case %zu", c);
 		check(chi < chi_q999(df) && clean, name,
-		      "output vs p: chi2 %.1f (df %d, 99.9%% bound %.1f), scratch restored %d", chi, df,
-		      chi_q999(df), clean);
+		      "output vs p: chi2 %.1f (df %d, 99.9%% bound %.1f), scratch restored %d", chi,
+		      df, chi_q999(df), clean);
 		check(fabs(rate - want) <= 5 * sd + 1e-9, name,
-		      "acceptance %.4f, expected sum min(p,q) = %.4f (5 sigma %.4f)", rate, want, 5 * sd);
+		      "acceptance %.4f, expected sum min(p,q) = %.4f (5 sigma %.4f)", rate, want,
+		      5 * sd);
 		int same = 1;
 		for (int i = 0; i < V; i++)
 			same &= P[c][i] == Q[c][i];
@@ -168,10 +174,10 @@ static void test_dist(void)
 	uint64_t rng = 7;
 	for (int i = 0; i < V; i++)
 		lg[i] = (float)(floor(gen_rand(&rng) * 400) / 40.0); /* many exact ties */
-	static const float temps[] = { 0, 0.7f, 1.5f };
-	static const int ks[] = { 0, 1, 5, 50 };
-	static const float ps[] = { 1, 0.5f, 0.9f };
-	static const float mps[] = { 0, 0.05f };
+	static const float temps[] = {0, 0.7f, 1.5f};
+	static const int ks[] = {0, 1, 5, 50};
+	static const float ps[] = {1, 0.5f, 0.9f};
+	static const float mps[] = {0, 0.05f};
 	int cases = 0, bad = 0;
 	double worst = 0;
 	for (size_t a = 0; a < 3; a++)
@@ -236,9 +242,11 @@ static void test_dist(void)
 					cases++;
 					if (!ok) {
 						bad++;
-						printf("  dist mismatch: temp %.1f top_k %d top_p %.2f min_p %.2f: "
+						printf("  dist mismatch: temp %.1f top_k %d top_p "
+						       "%.2f min_p %.2f: "
 						       "%d candidates vs %d, max |dp| %.2e\n",
-						       s.temp, s.top_k, s.top_p, s.min_p, d.n, n, err);
+						       s.temp, s.top_k, s.top_p, s.min_p, d.n, n,
+						       err);
 					}
 				}
 	check(!bad, "gen_dist_build", "%d of %d settings equal to a full sort (max |dp| %.1e)",
@@ -247,8 +255,8 @@ static void test_dist(void)
 	struct gen_sampling s;
 	gen_sampling_default(&s);
 	s.rep_penalty = 2;
-	float l3[4] = { 4, -2, 1, 0.5f };
-	int hist[] = { 0, 0, 1, 3 };
+	float l3[4] = {4, -2, 1, 0.5f};
+	int hist[] = {0, 0, 1, 3};
 	float w3[4];
 	int c3[4];
 	struct gen_dist d3;
@@ -364,7 +372,7 @@ static int model_load(struct tmodel *m, const char *dir, int max_seq, int max_ba
 		printf("  %s\n", err);
 		return -1;
 	}
-	struct model_opts o = { 0 };
+	struct model_opts o = {0};
 	o.act_fp8 = 1;
 	o.max_seq = max_seq;
 	o.max_batch = max_batch;
@@ -419,7 +427,7 @@ static void test_greedy(const char *dir, const char *label, int want_accepts)
 		uint64_t rng = (uint64_t)seed * 77;
 		for (int i = 0; i < NP; i++)
 			prompt[i] = (int)(gen_rand(&rng) * V);
-		struct gen_opts o = { 0 };
+		struct gen_opts o = {0};
 		gen_sampling_default(&o.s);
 		struct gen_stats st;
 		int r = generate(&m.e, &o, prompt, NP, N, plain, &st);
@@ -431,9 +439,11 @@ static void test_greedy(const char *dir, const char *label, int want_accepts)
 				if (plain[i] != spec[i])
 					first = i;
 			char name[96];
-			snprintf(name, sizeof name, "greedy %s seed %d depth %d", label, seed, depth);
+			snprintf(name, sizeof name, "greedy %s seed %d depth %d", label, seed,
+				 depth);
 			check(!r && first < 0, name,
-			      "%d tokens identical to plain greedy%s (first difference at %d: %d vs %d); "
+			      "%d tokens identical to plain greedy%s (first difference at %d: %d "
+			      "vs %d); "
 			      "accepted %ld/%ld drafts, %.2f tokens per verify forward",
 			      N, r ? " [error]" : "", first, first >= 0 ? plain[first] : -1,
 			      first >= 0 ? spec[first] : -1, st.accepted, st.drafted,
@@ -443,8 +453,10 @@ static void test_greedy(const char *dir, const char *label, int want_accepts)
 		}
 	}
 	if (want_accepts)
-		check(acc_all * 4 > dr_all, label, "drafts accepted %ld of %ld (want > 25%% so the "
-						   "accept path is exercised)", acc_all, dr_all);
+		check(acc_all * 4 > dr_all, label,
+		      "drafts accepted %ld of %ld (want > 25%% so the "
+		      "accept path is exercised)",
+		      acc_all, dr_all);
 	else
 		printf("  %s: random model, drafts accepted %ld of %ld\n", label, acc_all, dr_all);
 	model_unload(&m);
@@ -471,14 +483,14 @@ static void test_rollback(const char *dir)
 	int V = a.ck.cfg.vocab_size, D = a.ck.cfg.hidden_size;
 	float *lb = malloc(sizeof(float) * V), *mb = malloc(sizeof(float) * V);
 	float *hb = malloc(sizeof(float) * (size_t)D * 256);
-	struct gen_opts o = { 0 };
+	struct gen_opts o = {0};
 	gen_sampling_default(&o.s);
 	o.s.temp = 0.8f; /* sampled: a mix of accepted and rejected drafts */
 	o.s.seed = 5;
 	o.spec_depth = 2;
 	o.max_prefill = 4; /* row-path forwards everywhere, as in the fresh run */
 	struct gen g;
-	int prompt[6] = { 3, 14, 15, 92, 65, 35 }, ids[8], k, r;
+	int prompt[6] = {3, 14, 15, 92, 65, 35}, ids[8], k, r;
 	r = gen_init(&g, &a.e, &o, 200);
 	if (!r)
 		r = gen_append(&g, prompt, 6);
@@ -514,8 +526,10 @@ static void test_rollback(const char *dir)
 			break;
 		worst_main = fmax(worst_main, max_rel(g.logits, lb, V));
 	}
-	check(!r && inv_ok, "rollback invariants", "%d steps, pos == n_hist-1 and mtp_pos+pending == "
-						   "pos after each (error %d)", steps, r);
+	check(!r && inv_ok, "rollback invariants",
+	      "%d steps, pos == n_hist-1 and mtp_pos+pending == "
+	      "pos after each (error %d)",
+	      steps, r);
 	check(!r && rej_seen > 0 && worst_main <= 1e-6, "rollback main",
 	      "%d rejected steps; next-token logits vs a fresh run: max rel diff %.2e (<= 1e-6)",
 	      rej_seen, worst_main);
@@ -539,7 +553,7 @@ static void test_sampled(const char *dir)
 	}
 	int V = m.ck.cfg.vocab_size;
 	enum { NP = 4 };
-	int prompt[NP] = { 5, 9, 2, 33 };
+	int prompt[NP] = {5, 9, 2, 33};
 	struct gen_sampling s;
 	gen_sampling_default(&s);
 	s.temp = 1.0f;
@@ -568,7 +582,7 @@ static void test_sampled(const char *dir)
 	long N = SLOW ? 600 : 3000;
 	long *cnt = malloc(sizeof(long) * V);
 	for (int depth = 1; depth <= 2 && !r; depth++) {
-		struct gen_opts o = { .s = s, .spec_depth = depth };
+		struct gen_opts o = {.s = s, .spec_depth = depth};
 		struct gen g;
 		memset(cnt, 0, sizeof(long) * V);
 		r = gen_init(&g, &m.e, &o, 32);
@@ -578,7 +592,8 @@ static void test_sampled(const char *dir)
 		for (long run = 0; run < N && !r; run++) {
 			gen_rollback(&g, NP);
 			g.rng = 0x9E3779B97F4A7C15ull * (uint64_t)(run + 1) + (uint64_t)depth;
-			if ((r = gen_sync(&g)) || (r = gen_step(&g, ids, &k)) || (r = gen_step(&g, ids, &k)))
+			if ((r = gen_sync(&g)) || (r = gen_step(&g, ids, &k)) ||
+			    (r = gen_step(&g, ids, &k)))
 				break;
 			cnt[ids[0]]++; /* the first token of the speculative step is token 2 */
 		}
@@ -613,8 +628,8 @@ int main(void)
 	}
 	test_rule();
 	test_dist();
-	static const char *ov_small[] = { "vocab_size=64", "num_hidden_layers=2", "hidden_size=128",
-					  "moe_intermediate_size=64", "intermediate_size=128" };
+	static const char *ov_small[] = {"vocab_size=64", "num_hidden_layers=2", "hidden_size=128",
+					 "moe_intermediate_size=64", "intermediate_size=128"};
 	snprintf(dir[0], sizeof dir[0], "%s/random", tmp);
 	snprintf(dir[1], sizeof dir[1], "%s/friendly", tmp);
 	snprintf(dir[2], sizeof dir[2], "%s/small", tmp);
@@ -622,7 +637,8 @@ int main(void)
 		 !testckpt_write(dir[1], "tiny", 22, NULL, 0, err, sizeof err) &&
 		 !testckpt_write(dir[2], "tiny", 23, ov_small, 5, err, sizeof err) &&
 		 !make_friendly(dir[1], 4, 0.05f) && !make_friendly(dir[2], 2, 0.5f);
-	check(ok, "models", "tiny random, tiny draft-friendly, 64-vocab draft-friendly generated %s",
+	check(ok, "models",
+	      "tiny random, tiny draft-friendly, 64-vocab draft-friendly generated %s",
 	      ok ? "" : err);
 	if (ok) {
 		test_greedy(dir[0], "random", 0);

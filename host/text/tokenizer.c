@@ -22,17 +22,17 @@
 
 #include "text/tokenizer.h"
 
-#define TOK_MAX_ID	(1 << 21) /* ids from here up are refused at load (bad input) */
-#define TOK_MAX_STAGES	8	  /* pre-tokenizer Split stages */
-#define TOK_MAX_NORM	8	  /* normalizer steps */
+#define TOK_MAX_ID (1 << 21) /* ids from here up are refused at load (bad input) */
+#define TOK_MAX_STAGES 8     /* pre-tokenizer Split stages */
+#define TOK_MAX_NORM 8	     /* normalizer steps */
 #define TOK_CACHE_SLOTS (1u << 15)
-#define TOK_CACHE_MAXB	32 /* pieces up to this many bytes are cached */
+#define TOK_CACHE_MAXB 32 /* pieces up to this many bytes are cached */
 #define TOK_CACHE_ARENA (1u << 21)
-#define TOK_SMALL_BPE	48 /* pieces up to this many symbols use the array merge loop */
+#define TOK_SMALL_BPE 48 /* pieces up to this many symbols use the array merge loop */
 
 /* Token flags, tokenizer.flags[id]. */
 #define TOK_F_PRESENT 1u /* the id names a token */
-#define TOK_F_ADDED   2u /* listed in added_tokens */
+#define TOK_F_ADDED 2u	 /* listed in added_tokens */
 #define TOK_F_SPECIAL 4u /* added token with "special": true */
 
 enum tok_behavior {
@@ -1636,10 +1636,9 @@ static int load_merges(struct tokenizer *t, struct tok_ld *ld, json_t *vocab, js
 			rc = -EINVAL;
 			break;
 		}
-		merge_insert(t,
-			     ((uint64_t)json_integer_value(ja) << 32) |
-				 (uint64_t)json_integer_value(jb),
-			     (uint32_t)mi, (int32_t)json_integer_value(jab));
+		merge_insert(
+		    t, ((uint64_t)json_integer_value(ja) << 32) | (uint64_t)json_integer_value(jb),
+		    (uint32_t)mi, (int32_t)json_integer_value(jab));
 	}
 	free(cat);
 	return rc;

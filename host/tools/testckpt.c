@@ -31,11 +31,11 @@
 #include "load/ckpt.h"
 #include "e4m3.h"
 
-#define TC_BIAS_STD	    0.05f /* router bias: moves some but not all top-k choices */
-#define TC_ROUTER_GAIN	    1.5f  /* router logit std for unit-RMS inputs */
-#define TC_HEAD_GAIN	    2.0f  /* lm_head logit std for unit-RMS inputs */
-#define TC_NORM_STD	    0.1f  /* norm weights around 1 */
-#define TC_THREADS	    2
+#define TC_BIAS_STD 0.05f   /* router bias: moves some but not all top-k choices */
+#define TC_ROUTER_GAIN 1.5f /* router logit std for unit-RMS inputs */
+#define TC_HEAD_GAIN 2.0f   /* lm_head logit std for unit-RMS inputs */
+#define TC_NORM_STD 0.1f    /* norm weights around 1 */
+#define TC_THREADS 2
 #define TC_MID_SHARD_BYTES (300ull << 20)
 
 /* ---- random numbers ---- */
@@ -92,7 +92,7 @@ static inline float testckpt_normal(struct testckpt_rng *r)
 
 enum testckpt_kind {
 	TC_PROJ, /* Linear: FP8 + scale_inv, or BF16 for dtype=bf16; N(0, std^2) */
-	TC_MAT,  /* BF16 matrix N(0, std^2) */
+	TC_MAT,	 /* BF16 matrix N(0, std^2) */
 	TC_NORM, /* BF16 vector 1 + N(0, std^2) */
 	TC_BIAS, /* F32 vector N(0, std^2) */
 };
@@ -163,12 +163,12 @@ static int testckpt_plan_ffn(struct testckpt_plan *p, const char *prefix, int hi
 {
 	int rc;
 	if ((rc = testckpt_add(p, TC_PROJ, inter, hidden, 1.0f / sqrtf((float)hidden), NULL,
-			  "%s.gate_proj.weight", prefix)) ||
+			       "%s.gate_proj.weight", prefix)) ||
 	    (rc = testckpt_add(p, TC_PROJ, inter, hidden, 1.0f / sqrtf((float)hidden), NULL,
-			  "%s.up_proj.weight", prefix)))
+			       "%s.up_proj.weight", prefix)))
 		return rc;
 	return testckpt_add(p, TC_PROJ, hidden, inter, 1.0f / sqrtf((float)inter), NULL,
-		       "%s.down_proj.weight", prefix);
+			    "%s.down_proj.weight", prefix);
 }
 
 static int testckpt_plan_layer(struct testckpt_plan *p, const struct config *c, int l)
@@ -203,8 +203,7 @@ static int testckpt_plan_layer(struct testckpt_plan *p, const struct config *c, 
 	    "model.layers.%d.self_attn.kv_b_proj.weight", l);
 	ADD(TC_PROJ, h, H * c->v_head_dim, 1.0f / sqrtf((float)(H * c->v_head_dim)), NULL,
 	    "model.layers.%d.self_attn.o_proj.weight", l);
-	ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.post_attention_layernorm.weight",
-	    l);
+	ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.post_attention_layernorm.weight", l);
 	if (!config_layer_is_moe(c, l)) {
 		snprintf(pre, sizeof pre, "model.layers.%d.mlp", l);
 		return testckpt_plan_ffn(p, pre, h, c->intermediate_size);
@@ -245,8 +244,7 @@ static int testckpt_plan_build(struct testckpt_plan *p, const struct config *c)
 		    "model.layers.%d.eh_proj.weight", L);
 		if ((rc = testckpt_plan_layer(p, c, L)))
 			return rc;
-		ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.shared_head.norm.weight",
-		    L);
+		ADD(TC_NORM, h, 0, TC_NORM_STD, NULL, "model.layers.%d.shared_head.norm.weight", L);
 		ADD(TC_MAT, V, h, TC_HEAD_GAIN * sh, "lm_head.weight",
 		    "model.layers.%d.shared_head.head.weight", L);
 	}
@@ -608,9 +606,9 @@ static void *testckpt_shard_store(void *arg)
 			continue;
 		int64_t shape[2] = {t->rows, t->cols};
 		int nd = t->cols ? 2 : 1;
-		enum st_dtype dt = t->kind == TC_BIAS		   ? ST_F32
+		enum st_dtype dt = t->kind == TC_BIAS		  ? ST_F32
 				   : t->kind == TC_PROJ && p->fp8 ? ST_F8_E4M3
-								   : ST_BF16;
+								  : ST_BF16;
 		rc = st_writer_add(&wr, t->name, dt, nd, shape, t->data);
 		if (!rc && t->scale) {
 			int64_t ss[2] = {(t->rows + 127) / 128, (t->cols + 127) / 128};
@@ -619,7 +617,7 @@ static void *testckpt_shard_store(void *arg)
 		}
 		if (rc)
 			errmsg_fail(st->err, sizeof st->err, rc, "%s: %s: cannot add", st->path,
-				 t->name);
+				    t->name);
 	}
 	if (!rc)
 		rc = st_writer_finish(&wr, st->path, st->err, sizeof st->err);
@@ -653,7 +651,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 
 	if (!cfg)
 		return errmsg_fail(err, errlen, -EINVAL, "--preset: \"%s\" is not tiny or mid",
-				preset);
+				   preset);
 	for (int i = 0; i < n_overrides; i++) {
 		const char *o = overrides[i];
 		if (!strncmp(o, "dtype=", 6)) {
@@ -663,13 +661,13 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 				dtype_bf16 = 0;
 			else {
 				rc = errmsg_fail(err, errlen, -EINVAL,
-					      "--set %s: dtype is bf16 or fp8", o);
+						 "--set %s: dtype is bf16 or fp8", o);
 				goto out;
 			}
 		} else if (!strncmp(o, "scale_fmt=", 10)) {
 			if (strcmp(o + 10, "ue8m0")) {
 				rc = errmsg_fail(err, errlen, -EINVAL,
-					      "--set %s: only ue8m0 is supported", o);
+						 "--set %s: only ue8m0 is supported", o);
 				goto out;
 			}
 			ue8m0 = 1;
@@ -678,7 +676,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 			shard_bytes = strtoull(o + 12, &end, 10);
 			if (!o[12] || *end) {
 				rc = errmsg_fail(err, errlen, -EINVAL,
-					      "--set %s: expected a byte count", o);
+						 "--set %s: expected a byte count", o);
 				goto out;
 			}
 		} else if ((rc = testckpt_override(cfg, o, err, errlen))) {
@@ -688,7 +686,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 	if (dtype_bf16) {
 		if (ue8m0) {
 			rc = errmsg_fail(err, errlen, -EINVAL,
-				      "--set scale_fmt=ue8m0: a bf16 checkpoint has no scales");
+					 "--set scale_fmt=ue8m0: a bf16 checkpoint has no scales");
 			goto out;
 		}
 		json_object_del(cfg, "quantization_config");
@@ -696,7 +694,7 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 		json_t *q = json_object_get(cfg, "quantization_config");
 		if (!json_is_object(q)) {
 			rc = errmsg_fail(err, errlen, -EINVAL,
-				      "--set scale_fmt=ue8m0: no quantization_config");
+					 "--set scale_fmt=ue8m0: no quantization_config");
 			goto out;
 		}
 		json_object_set_new(q, "scale_fmt", json_string("ue8m0"));

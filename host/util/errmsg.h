@@ -9,6 +9,6 @@
 
 /* errmsg_fail - formats the message into err (errlen bytes; err may be NULL) and returns rc. */
 int errmsg_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #endif

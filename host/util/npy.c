@@ -15,9 +15,9 @@ int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
 		  size_t errlen)
 {
 	char hdr[256], tmp[4096];
-	int n = snprintf(hdr, sizeof hdr,
-			 "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows,
-			 cols);
+	int n =
+	    snprintf(hdr, sizeof hdr,
+		     "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
 	int total = 10 + n + 1;
 	int pad = (64 - total % 64) % 64;
 	memset(hdr + n, ' ', (size_t)pad);
@@ -30,8 +30,16 @@ int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
 		snprintf(err, errlen, "%s: cannot create: %s", path, strerror(e));
 		return -e;
 	}
-	unsigned char lead[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xFF),
-				   (unsigned char)(hl >> 8) };
+	unsigned char lead[10] = {0x93,
+				  'N',
+				  'U',
+				  'M',
+				  'P',
+				  'Y',
+				  1,
+				  0,
+				  (unsigned char)(hl & 0xFF),
+				  (unsigned char)(hl >> 8)};
 	int ok = fwrite(lead, 1, 10, f) == 10 && fwrite(hdr, 1, hl, f) == hl &&
 		 fwrite(data, sizeof(float), rows * cols, f) == rows * cols;
 	ok = (fclose(f) == 0) && ok;

@@ -17,7 +17,7 @@
 #define R5_DMA_STRIDE 0x100u
 #define R5_TIMER_BASE 0xFF260000u /* LPD system timestamp counter, low word at +0, high at +4 */
 #define R5_TIMER_HZ 100000000u
-#define R5_UART_BASE 0xFF000000u  /* PL011: data at +0, flags at +0x18 (bit 5 TX full) */
+#define R5_UART_BASE 0xFF000000u /* PL011: data at +0, flags at +0x18 (bit 5 TX full) */
 
 /* DMA channel registers (offsets in a channel block) */
 #define R5_DMA_SRC_LO 0x00u
@@ -26,8 +26,8 @@
 #define R5_DMA_DST_HI 0x0Cu
 #define R5_DMA_LEN_LO 0x10u
 #define R5_DMA_LEN_HI 0x14u
-#define R5_DMA_CTRL 0x18u    /* [0] start, [1] src is host, [2] pattern fill, [15:8] pattern */
-#define R5_DMA_STATUS 0x1Cu  /* [1:0] enum fw_dma_state, [31:16] error code; write 1 to ack */
+#define R5_DMA_CTRL 0x18u   /* [0] start, [1] src is host, [2] pattern fill, [15:8] pattern */
+#define R5_DMA_STATUS 0x1Cu /* [1:0] enum fw_dma_state, [31:16] error code; write 1 to ack */
 
 static inline uint32_t r5_rd(uintptr_t a)
 {
@@ -37,7 +37,8 @@ static inline uint32_t r5_rd(uintptr_t a)
 static inline void r5_wr(uintptr_t a, uint32_t v)
 {
 	*(volatile uint32_t *)a = v;
-	__asm__ volatile("dsb" ::: "memory"); /* posted AXI write reaches the CU before what follows */
+	__asm__ volatile("dsb" ::
+			     : "memory"); /* posted AXI write reaches the CU before what follows */
 }
 
 void r5_putc(char ch)

@@ -28,8 +28,8 @@
 /* loopback CU register blocks and DMA channel state */
 static uint32_t rv32_cu_regs[RV32_MAX_CUS][RV32_REG_WORDS];
 static enum fw_dma_state rv32_dma_state[RV32_MAX_DMA];
-uint32_t rv32_cu_starts;      /* ap_start pulses seen, for the self-test */
-uint32_t rv32_cu_hang_at;     /* if > 0: that start never completes (hang injection) */
+uint32_t rv32_cu_starts;  /* ap_start pulses seen, for the self-test */
+uint32_t rv32_cu_hang_at; /* if > 0: that start never completes (hang injection) */
 
 void rv32_putc(char ch)
 {

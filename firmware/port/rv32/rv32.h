@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#define RV32_MAX_CUS 4u  /* loopback CU register blocks */
-#define RV32_MAX_DMA 2u  /* loopback DMA channels */
+#define RV32_MAX_CUS 4u /* loopback CU register blocks */
+#define RV32_MAX_DMA 2u /* loopback DMA channels */
 
 void rv32_putc(char ch);
 /* Writes s and CR LF to the UART. */
@@ -16,7 +16,7 @@ void rv32_puts(const char *s);
 /* Ends the QEMU run through the SiFive test finisher: 0 = pass, else fail with that code. */
 void rv32_exit(int code) __attribute__((noreturn));
 
-extern uint32_t rv32_cu_starts;  /* ap_start pulses seen */
+extern uint32_t rv32_cu_starts;	 /* ap_start pulses seen */
 extern uint32_t rv32_cu_hang_at; /* that start (1-based) hangs; 0 = none */
 
 #endif

@@ -26,61 +26,61 @@
 #include "firmware/fw.h"
 
 #define SIM_REG_WORDS (FW_CU_REG_ARG0 / 4 + FW_CU_ARGS) /* 28 registers per CU block */
-#define SIM_MAX_WAIT_NS 2000000ull                       /* re-check at least every 2 ms */
-#define SIM_SETTLE_MS 60000u                             /* host: firmware settle bound */
+#define SIM_MAX_WAIT_NS 2000000ull			/* re-check at least every 2 ms */
+#define SIM_SETTLE_MS 60000u				/* host: firmware settle bound */
 
 struct sim_cu {
-	struct sim_card *card;           /* owner */
-	uint32_t blk;                    /* register block index */
-	uint32_t regs[SIM_REG_WORDS];    /* AXI-lite block: CTRL, STATUS, OP, ARG0.. (fw_port.h) */
-	uint32_t gen;                    /* reset generation: a reset abandons the current run */
-	bool busy;                       /* start taken, work function running */
-	uint64_t until;                  /* card ns its ap_done is due while waiting, 0 = not
+	struct sim_card *card;	      /* owner */
+	uint32_t blk;		      /* register block index */
+	uint32_t regs[SIM_REG_WORDS]; /* AXI-lite block: CTRL, STATUS, OP, ARG0.. (fw_port.h) */
+	uint32_t gen;		      /* reset generation: a reset abandons the current run */
+	bool busy;		      /* start taken, work function running */
+	uint64_t until;		      /* card ns its ap_done is due while waiting, 0 = not
 					  * waiting, UINT64_MAX = hung until reset */
-	pthread_t th;                    /* worker */
-	bool th_on;                      /* worker started */
+	pthread_t th;		      /* worker */
+	bool th_on;		      /* worker started */
 };
 
 struct sim_dma {
-	struct sim_card *card;           /* owner */
-	uint32_t chan;                   /* channel index */
-	struct fw_dma_desc d;            /* current transfer */
-	enum fw_dma_state state;         /* IDLE, BUSY, DONE, ERROR */
-	uint32_t detail;                 /* error code on ERROR */
-	bool start;                      /* a start is pending for the worker */
-	uint64_t due;                    /* card ns the transfer in flight ends, 0 = none */
-	pthread_t th;                    /* worker */
-	bool th_on;                      /* worker started */
+	struct sim_card *card;	 /* owner */
+	uint32_t chan;		 /* channel index */
+	struct fw_dma_desc d;	 /* current transfer */
+	enum fw_dma_state state; /* IDLE, BUSY, DONE, ERROR */
+	uint32_t detail;	 /* error code on ERROR */
+	bool start;		 /* a start is pending for the worker */
+	uint64_t due;		 /* card ns the transfer in flight ends, 0 = none */
+	pthread_t th;		 /* worker */
+	bool th_on;		 /* worker started */
 };
 
 struct sim_card {
-	struct sim_card_config cfg;      /* as given */
-	pthread_mutex_t mu;              /* guards everything below that threads share */
-	pthread_cond_t cv;               /* broadcast on every event */
-	pthread_mutex_t hmu;             /* host side: serializes submit/poll */
-	uint64_t events;                 /* firmware-visible events (doorbell, done, kick) */
-	uint64_t fw_seen;                /* events the firmware has seen */
-	bool fw_waiting;                 /* the firmware thread is blocked in fw_port_wait */
-	uint64_t fw_deadline;            /* card ns it waits for at most there */
-	pthread_cond_t hcv;              /* host: an agent blocked or a completion was posted */
-	bool host_waiting;               /* the host waits on hcv (sim_card_settle) */
-	bool stop;                       /* threads exit */
-	struct timespec t0;              /* CLOCK_MONOTONIC origin of card time */
-	uint32_t fault[SIM_FAULT_COUNT];  /* countdowns, 0 = off */
+	struct sim_card_config cfg;	 /* as given */
+	pthread_mutex_t mu;		 /* guards everything below that threads share */
+	pthread_cond_t cv;		 /* broadcast on every event */
+	pthread_mutex_t hmu;		 /* host side: serializes submit/poll */
+	uint64_t events;		 /* firmware-visible events (doorbell, done, kick) */
+	uint64_t fw_seen;		 /* events the firmware has seen */
+	bool fw_waiting;		 /* the firmware thread is blocked in fw_port_wait */
+	uint64_t fw_deadline;		 /* card ns it waits for at most there */
+	pthread_cond_t hcv;		 /* host: an agent blocked or a completion was posted */
+	bool host_waiting;		 /* the host waits on hcv (sim_card_settle) */
+	bool stop;			 /* threads exit */
+	struct timespec t0;		 /* CLOCK_MONOTONIC origin of card time */
+	uint32_t fault[SIM_FAULT_COUNT]; /* countdowns, 0 = off */
 	uint32_t fault_events[SIM_FAULT_COUNT]; /* events counted per kind */
 	/* mailbox */
-	struct abi_board board;          /* board block as the host wrote it */
-	struct abi_telemetry telem;      /* telemetry block */
-	void *ring_mem[FW_CFG_N_QUEUES]; /* command rings */
-	void *cpl_mem;                   /* completion ring */
-	size_t cmd_bytes, cpl_bytes;     /* their sizes */
+	struct abi_board board;			  /* board block as the host wrote it */
+	struct abi_telemetry telem;		  /* telemetry block */
+	void *ring_mem[FW_CFG_N_QUEUES];	  /* command rings */
+	void *cpl_mem;				  /* completion ring */
+	size_t cmd_bytes, cpl_bytes;		  /* their sizes */
 	struct abi_ring_view hq[FW_CFG_N_QUEUES]; /* host views: producer of commands */
-	struct abi_ring_view hc;         /* host view: consumer of completions */
+	struct abi_ring_view hc;		  /* host view: consumer of completions */
 	/* card */
-	struct fw fw;                    /* the firmware */
-	pthread_t fw_th;                 /* firmware thread */
-	bool fw_on;                      /* started */
-	struct sim_cu cu[ABI_MAX_CUS];   /* by register block index */
+	struct fw fw;			 /* the firmware */
+	pthread_t fw_th;		 /* firmware thread */
+	bool fw_on;			 /* started */
+	struct sim_cu cu[ABI_MAX_CUS];	 /* by register block index */
 	struct sim_dma dma[ABI_MAX_DMA]; /* by channel */
 };
 
@@ -180,7 +180,8 @@ int sim_card_settle(struct sim_card *c, bool all, uint32_t timeout_ms, uint64_t 
 		uint64_t now = sim_card_now(c);
 		if (sim_fw_blocked(c, now)) {
 			if (abi_ring_avail(&c->hc) != 0) {
-				rc = 1; /* completions to take (or a corrupted ring: poll says so) */
+				rc =
+				    1; /* completions to take (or a corrupted ring: poll says so) */
 				break;
 			}
 			if (!all) {
@@ -193,7 +194,8 @@ int sim_card_settle(struct sim_card *c, bool all, uint32_t timeout_ms, uint64_t 
 			}
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		int64_t ms = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ms =
+		    (int64_t)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (ms >= (int64_t)timeout_ms) {
 			rc = -ETIMEDOUT;
 			break;
@@ -246,7 +248,8 @@ void *sim_card_ptr(struct sim_card *c, uint64_t phys, uint64_t len)
 {
 	for (uint32_t i = 0; i < ABI_BOARD_N_BANKS(c->board.counts); i++) {
 		const struct abi_bank *b = &c->board.banks[i];
-		if (phys >= b->base && phys - b->base <= b->size && len <= b->size - (phys - b->base))
+		if (phys >= b->base && phys - b->base <= b->size &&
+		    len <= b->size - (phys - b->base))
 			return (uint8_t *)c->cfg.bank_mem[i] + (phys - b->base);
 	}
 	return NULL;
@@ -415,11 +418,13 @@ static void *sim_cu_main(void *arg)
 		}
 		uint32_t g = u->gen;
 		/* ap_start seen: the CU is busy (not idle) and has taken its arguments (ap_ready) */
-		__atomic_fetch_and(&u->regs[0], ~(FW_CU_CTRL_START | FW_CU_CTRL_IDLE | FW_CU_CTRL_DONE),
+		__atomic_fetch_and(&u->regs[0],
+				   ~(FW_CU_CTRL_START | FW_CU_CTRL_IDLE | FW_CU_CTRL_DONE),
 				   __ATOMIC_ACQ_REL);
 		uint32_t args[FW_CU_ARGS];
 		for (uint32_t i = 0; i < FW_CU_ARGS; i++)
-			args[i] = __atomic_load_n(&u->regs[FW_CU_REG_ARG0 / 4 + i], __ATOMIC_ACQUIRE);
+			args[i] =
+			    __atomic_load_n(&u->regs[FW_CU_REG_ARG0 / 4 + i], __ATOMIC_ACQUIRE);
 		uint32_t op = __atomic_load_n(&u->regs[FW_CU_REG_OP / 4], __ATOMIC_ACQUIRE);
 		uint64_t t0 = sim_card_now(c);
 		if (sim_fault_hit(c, SIM_FAULT_CU_HANG)) {
@@ -466,7 +471,7 @@ static void *sim_dma_main(void *arg)
 		if (!ok)
 			break;
 		void *dst = sim_card_ptr(c, d.dst, d.bytes);
-		const void *src = (d.flags & ABI_DMA_F_SRC_HOST) ? (const void *)(uintptr_t)d.src
+		const void *src = (d.flags & ABI_DMA_F_SRC_HOST)  ? (const void *)(uintptr_t)d.src
 				  : (d.flags & ABI_DMA_F_PATTERN) ? NULL
 								  : sim_card_ptr(c, d.src, d.bytes);
 		if (fail || !dst || (!src && !(d.flags & ABI_DMA_F_PATTERN))) {
@@ -496,7 +501,8 @@ int sim_card_init(struct sim_card **out, const struct sim_card_config *cfg)
 	*out = NULL;
 	if (!cfg || !cfg->board)
 		return -EINVAL;
-	uint32_t nb = ABI_BOARD_N_BANKS(cfg->board->counts), nc = ABI_BOARD_N_CUS(cfg->board->counts);
+	uint32_t nb = ABI_BOARD_N_BANKS(cfg->board->counts),
+		 nc = ABI_BOARD_N_CUS(cfg->board->counts);
 	if (nb > ABI_MAX_BANKS || nc > ABI_MAX_CUS)
 		return -EINVAL;
 	for (uint32_t i = 0; i < nb; i++)
@@ -537,8 +543,8 @@ int sim_card_init(struct sim_card **out, const struct sim_card_config *cfg)
 	rc = -ENOMEM;
 	if (!(c->cpl_mem = calloc(1, c->cpl_bytes)))
 		goto fail;
-	rc = abi_ring_init(&c->hc, ABI_RING_CONSUMER, c->cpl_mem, c->cpl_bytes, c->cfg.ring_log2 + 1,
-			   sizeof(struct abi_cpl), c->cfg.ring_start);
+	rc = abi_ring_init(&c->hc, ABI_RING_CONSUMER, c->cpl_mem, c->cpl_bytes,
+			   c->cfg.ring_log2 + 1, sizeof(struct abi_cpl), c->cfg.ring_start);
 	if (rc)
 		goto fail;
 	mb.cplq = c->cpl_mem;
@@ -649,7 +655,8 @@ int sim_card_wait(struct sim_card *c, struct abi_cpl *cpl, uint32_t timeout_ms)
 		if (rc != -EAGAIN)
 			return rc;
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		int64_t ms = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ms =
+		    (int64_t)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (ms >= (int64_t)timeout_ms)
 			return -ETIMEDOUT;
 		pthread_mutex_lock(&c->mu);

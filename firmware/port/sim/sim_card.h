@@ -50,25 +50,25 @@ typedef uint64_t (*sim_clock_fn)(void *ctx);
 
 enum sim_fault {
 	SIM_FAULT_DMA_ERROR = 0, /* n-th DMA transfer reports an error and copies nothing */
-	SIM_FAULT_CU_HANG = 1,   /* n-th CU start never raises ap_done (until the CU is reset) */
-	SIM_FAULT_CU_BAD = 2,    /* n-th CU run finishes with STATUS = SIM_BAD_STATUS */
+	SIM_FAULT_CU_HANG = 1,	 /* n-th CU start never raises ap_done (until the CU is reset) */
+	SIM_FAULT_CU_BAD = 2,	 /* n-th CU run finishes with STATUS = SIM_BAD_STATUS */
 	SIM_FAULT_COUNT = 3
 };
 #define SIM_BAD_STATUS 0xBAD0u
 #define SIM_DMA_ERR_CODE 0xD0A0u
 
 struct sim_card_config {
-	const struct abi_board *board;       /* the board block (copied into the mailbox) */
-	void *bank_mem[ABI_MAX_BANKS];       /* host memory behind each bank (board size bytes) */
-	sim_cu_fn cu_fn[ABI_MAX_CUS];        /* per CU register block: work function */
-	void *cu_ctx[ABI_MAX_CUS];           /* its context */
-	uint32_t ring_log2;                  /* slots per ring = 2^ring_log2 (0: 6, i.e. 64) */
-	uint32_t ring_start;                 /* initial free-running counter value of every ring */
-	uint64_t dma_latency_ns;             /* fixed cost per DMA transfer (0: 2000 ns) */
-	sim_dma_fn dma_fn;                   /* DMA mover; NULL: the card copies (memmove/memset) */
-	void *dma_ctx;                       /* its context */
-	sim_clock_fn clock;                  /* NULL: CLOCK_MONOTONIC */
-	void *clock_ctx;                     /* its context */
+	const struct abi_board *board; /* the board block (copied into the mailbox) */
+	void *bank_mem[ABI_MAX_BANKS]; /* host memory behind each bank (board size bytes) */
+	sim_cu_fn cu_fn[ABI_MAX_CUS];  /* per CU register block: work function */
+	void *cu_ctx[ABI_MAX_CUS];     /* its context */
+	uint32_t ring_log2;	       /* slots per ring = 2^ring_log2 (0: 6, i.e. 64) */
+	uint32_t ring_start;	       /* initial free-running counter value of every ring */
+	uint64_t dma_latency_ns;       /* fixed cost per DMA transfer (0: 2000 ns) */
+	sim_dma_fn dma_fn;	       /* DMA mover; NULL: the card copies (memmove/memset) */
+	void *dma_ctx;		       /* its context */
+	sim_clock_fn clock;	       /* NULL: CLOCK_MONOTONIC */
+	void *clock_ctx;	       /* its context */
 };
 
 /*
