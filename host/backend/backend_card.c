@@ -299,6 +299,11 @@ void backend_dma_stats(struct backend_dma *d, struct backend_stats *s)
 		return;
 	s->dma_engine = dma_dev_name(d->dev);
 	dma_dev_stats(d->dev, &s->dma);
+	/* On the card's banks the card's DMA channels keep the time (latency + bytes at the channel's
+	 * bandwidth, on the card clock). The driver's own link model would charge the same bytes again
+	 * on its shared per-direction link in the order the host threads reach it, which is not a
+	 * card figure and not repeatable: it is not reported. */
+	s->dma.link_ns = 0;
 }
 
 /* --- CU side of the compute opcodes ----------------------------------------------------- */

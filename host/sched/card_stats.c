@@ -246,13 +246,13 @@ static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
 		fprintf(out,
 			",\"dma_driver\":\"%s\",\"dma_xfers\":%llu,\"dma_xfers_failed\":%llu,"
 			"\"dma_descs\":%llu,\"dma_bytes\":%llu,\"dma_fences\":%llu,"
-			"\"dma_faults\":%llu,\"dma_link_ns\":%llu,\"card_fills\":%llu,"
+			"\"dma_faults\":%llu,\"card_fills\":%llu,"
 			"\"card_fill_bytes\":%llu",
 			s->dma_engine, (unsigned long long)d->xfers,
 			(unsigned long long)d->xfers_bad, (unsigned long long)d->descs,
 			(unsigned long long)d->bytes, (unsigned long long)d->fences,
-			(unsigned long long)d->faults, (unsigned long long)d->link_ns,
-			(unsigned long long)s->fills, (unsigned long long)s->fill_bytes);
+			(unsigned long long)d->faults, (unsigned long long)s->fills,
+			(unsigned long long)s->fill_bytes);
 		return;
 	}
 	fprintf(out,
