@@ -198,6 +198,7 @@ static int xb_alloc(struct backend *b, uint32_t bank, size_t bytes, size_t align
 	struct xbank *k = &x->bank[bank];
 	if (k->n == k->cap) {
 		uint32_t cap = k->cap ? 2 * k->cap : 64;
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): v is an array of pointers
 		struct xbuf **v = realloc(k->v, sizeof(*v) * cap);
 		if (!v)
 			return -ENOMEM;
@@ -220,6 +221,7 @@ static int xb_alloc(struct backend *b, uint32_t bank, size_t bytes, size_t align
 		return r;
 	}
 	uint32_t at = xb_upper(k, f->off); /* == k->n for a bump allocator; kept general */
+	// NOLINTNEXTLINE(bugprone-sizeof-expression): k->v is an array of pointers
 	memmove(&k->v[at + 1], &k->v[at], sizeof(*k->v) * (k->n - at));
 	k->v[at] = f;
 	k->n++;
@@ -251,6 +253,7 @@ static void xb_free_buf(struct backend *b, struct backend_buf *buf)
 	if (!i || k->v[i - 1]->buf != buf)
 		return;
 	struct xbuf *f = k->v[i - 1];
+	// NOLINTNEXTLINE(bugprone-sizeof-expression): k->v is an array of pointers
 	memmove(&k->v[i - 1], &k->v[i], sizeof(*k->v) * (k->n - i));
 	k->n--;
 	xb_buf_destroy(x, f);
@@ -852,7 +855,8 @@ static int xb_fw_poll(struct xb *x)
 		return r;
 	for (int i = 0; i < n; i++) {
 		struct abi_cpl c;
-		abi_ring_pop(v, &c);
+		if (abi_ring_pop(v, &c))
+			break; /* n were available: cannot happen */
 		if (c.tag >= x->n || x->seen[c.tag])
 			continue; /* not of this list: counted by nobody, as the firmware's errlog */
 		x->cpl[c.tag] = c;

@@ -63,6 +63,7 @@
 
 struct xrt_dev {
 	void *lib; /* dlopen handle of XRT_DEV_LIB */
+// NOLINTNEXTLINE(bugprone-macro-parentheses): f is the declared member's name, not an expression
 #define X(f) __typeof__(f) *f;
 	XRT_FUNCS(X) /* resolved entry points */
 #undef X
@@ -152,6 +153,7 @@ int xrt_dev_open(const char *spec, struct xrt_dev **out, char *err, size_t errle
 	char *end = NULL;
 	unsigned long idx = strtoul(spec, &end, 10);
 	int is_index = end && *end == '\0' && idx < 64;
+	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference): lib_open returned 0, so d is set
 	d->dev = is_index ? d->xrtDeviceOpen((unsigned)idx) : d->xrtDeviceOpenByBDF(spec);
 	if (!d->dev) {
 		dlclose(d->lib);
@@ -382,6 +384,7 @@ int xrt_dev_xclbin_info(const char *path, struct xrt_dev_xclbin_info *info, char
 	struct xrt_dev *d;
 	if ((rc = lib_open(&d, err, errlen)))
 		return rc;
+	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference): lib_open returned 0, so d is set
 	xrtXclbinHandle x = d->xrtXclbinAllocFilename(path);
 	if (!x) {
 		free(d);

@@ -120,7 +120,7 @@ static int opt_slots(const struct cli_cmd *cmd, const char *v, struct engine_ext
 static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const char *o,
 		     const char *v, struct cli_opts *a)
 {
-	char *field = (char *)a + op->off;
+	void *field = (char *)a + op->off; /* the member at offset op->off, of op->kind's type */
 	switch (op->kind) {
 	case CLI_FLAG:
 		*(int *)field = 1;

@@ -289,7 +289,7 @@ int gen_init(struct gen *g, struct engine *e, const struct gen_opts *o, int cap_
 	g->w = malloc(sizeof(float) * V);
 	g->cand = malloc(sizeof(int) * V);
 	g->dense = calloc(V, sizeof(float));
-	g->q = calloc((size_t)(g->depth + 1), sizeof *g->q);
+	g->q = calloc((size_t)g->depth + 1, sizeof *g->q);
 	int bad = !g->hist || !g->logits || !g->hid || !g->mq_h || !g->mtp_lg || !g->mtp_hid ||
 		  !g->drafts || !g->w || !g->cand || !g->dense || !g->q ||
 		  gen_dist_alloc(&g->p, g->V);

@@ -591,8 +591,9 @@ int st_writer_finish(struct st_writer *w, const char *path, char *err, size_t er
 		}
 		for (int d = 0; d < e->ndim; d++)
 			json_array_append_new(sh, json_integer(e->shape[d]));
+		uint64_t end = off + e->nbytes;
 		json_array_append_new(of, json_integer((json_int_t)off));
-		json_array_append_new(of, json_integer((json_int_t)(off + e->nbytes)));
+		json_array_append_new(of, json_integer((json_int_t)end));
 		json_object_set_new(t, "dtype", json_string(st_dtype_name(e->dtype)));
 		json_object_set_new(t, "shape", sh);
 		json_object_set_new(t, "data_offsets", of);

@@ -13,8 +13,8 @@ float router_route_token(const struct config *c, const float *bias, float *logit
 	int E = c->n_routed_experts, k = c->num_experts_per_tok;
 	float s[4096], sel[4096];
 	int use_groups = c->topk_method != CONFIG_TOPK_GREEDY && c->n_group > 1;
-	if (E > 4096)
-		return 0;
+	if (E < 1 || E > 4096 || k < 1 || k > E)
+		return 0; /* config_validate keeps k in [1, E] (E > 0 when routing) */
 	if (c->scoring_func == CONFIG_SCORING_SIGMOID) {
 		for (int e = 0; e < E; e++)
 			s[e] = 1.0f / (1.0f + expf(-logit[e]));
@@ -37,6 +37,8 @@ float router_route_token(const struct config *c, const float *bias, float *logit
 		for (int g = 0; g < G; g++) {
 			float b1 = -INFINITY, b2 = -INFINITY;
 			for (int e = g * per; e < (g + 1) * per; e++) {
+				/* e < G * per <= E: sel[e] was set above */
+				// NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): e < E
 				float v = sel[e];
 				if (v > b1) {
 					b2 = b1;

@@ -66,6 +66,7 @@ int card_place(struct ee *e, int bank, const void *src, size_t bytes, uint64_t *
 		return r;
 	if (e->n_bufs == e->cap_bufs) {
 		size_t cap = e->cap_bufs ? 2 * e->cap_bufs : 256;
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): e->bufs is an array of pointers
 		void *p = realloc(e->bufs, cap * sizeof *e->bufs);
 		if (!p) {
 			backend_buf_free(e->be, b);
@@ -216,6 +217,7 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	const struct config *c = e->c;
 	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim, r;
 	L->lw = lw;
+	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference): w->mtp is passed only when set
 	L->moe = lw->is_moe;
 	if ((r = ee_vec(e, lw->input_layernorm, c->hidden_size, &L->in_norm)) ||
 	    (r = ee_vec(e, lw->post_attention_layernorm, c->hidden_size, &L->post_norm)) ||

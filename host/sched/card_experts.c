@@ -682,7 +682,8 @@ static int ee_xc_misses(struct ee *e, struct ee_xc_step *st)
 	struct ee_xc *xc = e->xc;
 	int hits = e->c->num_experts_per_tok - st->n_miss;
 	double eb = (double)xc->lay.payload;
-	double ahead = ((1 + hits + 3) / 4) * xc->gemm_s;
+	int rounds = (1 + hits + 3) / 4; /* the shared expert and the hits, 4 GEMM CUs at a time */
+	double ahead = rounds * xc->gemm_s;
 	/* the host's output reaches the card as one f32 row over the link */
 	double merge = (double)e->c->hidden_size * 4 / xc->dma_bps + xc->dma_lat_s;
 	for (int m = 0; m < st->n_miss; m++) {

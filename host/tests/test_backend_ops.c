@@ -458,7 +458,7 @@ int main(void)
 				double err = 0, mx = 0;
 				if (ops[o].limit == 0) {
 					if (memcmp(out[0], out[1], nb) ||
-					    (out2[0] && memcmp(out2[0], out2[1], nb2))) {
+					    (out2[0] && out2[1] && memcmp(out2[0], out2[1], nb2))) {
 						size_t i = 0;
 						while (i < nb && ((uint8_t *)out[0])[i] ==
 								     ((uint8_t *)out[1])[i])

@@ -157,6 +157,7 @@ static void test_trace_emu(void **st)
 	if (expert_trace_attach(&ec, pc, &wc, err, sizeof err) ||
 	    expert_trace_attach(&ee, pe, &we, err, sizeof err))
 		fail_msg("attach: %s", err);
+	// NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): fail_msg does not return
 	int N = 32, V = c->vocab_size, L = c->num_hidden_layers, k = c->num_experts_per_tok;
 	int nmoe = L - c->first_k_dense_replace, clean = N;
 	float *lc = malloc(sizeof(float) * V), *le = malloc(sizeof(float) * V);

@@ -153,6 +153,15 @@ static void test_simd_matches_scalar(void **st)
 	printf("simd: %d ISA paths agree with scalar (chosen: %s)\n", ran, kern_isa_get()->name);
 }
 
+/* Bit-exact comparison: tells NaN payloads and -0.0 from +0.0 apart, unlike ==. */
+static int bits_differ(float a, float b)
+{
+	uint32_t ua, ub;
+	memcpy(&ua, &a, sizeof ua);
+	memcpy(&ub, &b, sizeof ub);
+	return ua != ub;
+}
+
 /* The vectorized activation round trip is bit-identical to decode(encode(x/s))*s, including
  * every tie, subnormals, zeros of both signs and saturation. */
 static void test_roundtrip_all_isas(void **st)
@@ -191,7 +200,7 @@ static void test_roundtrip_all_isas(void **st)
 			isa->roundtrip_fp8(x + off, len, 1.0f, r + off);
 			for (int i = off; i < off + len; i++) {
 				float want = e4m3_decode(e4m3_encode(x[i]));
-				if (memcmp(&want, &r[i], 4))
+				if (bits_differ(want, r[i]))
 					fail_msg("%s roundtrip(%a) = %a, expected %a", names[n],
 						 x[i], r[i], want);
 			}
@@ -200,7 +209,7 @@ static void test_roundtrip_all_isas(void **st)
 		isa->roundtrip_fp8(x, 128, 0.37f, r);
 		for (int i = 0; i < 128; i++) {
 			float want = e4m3_decode(e4m3_encode(x[i] / 0.37f)) * 0.37f;
-			if (memcmp(&want, &r[i], 4))
+			if (bits_differ(want, r[i]))
 				fail_msg("%s scaled roundtrip at %d", names[n], i);
 		}
 	}

@@ -481,7 +481,7 @@ static void test_rollback(const char *dir)
 		return;
 	}
 	int V = a.ck.cfg.vocab_size, D = a.ck.cfg.hidden_size;
-	float *lb = malloc(sizeof(float) * V), *mb = malloc(sizeof(float) * V);
+	float *lb = calloc((size_t)V, sizeof(float)), *mb = calloc((size_t)V, sizeof(float));
 	float *hb = malloc(sizeof(float) * (size_t)D * 256);
 	struct gen_opts o = {0};
 	gen_sampling_default(&o.s);

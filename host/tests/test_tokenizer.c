@@ -411,6 +411,7 @@ static void test_chat(struct tokenizer *t, const char *dir)
 	    "{{'<｜User｜>' + message['content']}}",
 	    "{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}",
 	    "{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}",
+	    // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one fragment, split over 2 lines
 	    "{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + "
 	    "'<｜tool▁output▁end｜>'}}",
 	    "{{'\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}",
@@ -508,7 +509,7 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 	int rc = tokenizer_write_for_vocab(src, 1024, out, err, sizeof err);
 	check(!rc, "write_for_vocab 1024: rc %d %s", rc, err);
 	struct tokenizer *t = NULL;
-	if (!rc && (rc = tokenizer_load(out, &t, err, sizeof err)))
+	if (!rc && tokenizer_load(out, &t, err, sizeof err))
 		check(0, "load of derived vocab-1024 tokenizer: %s", err);
 	if (t) {
 		check(tokenizer_n_vocab(t) == 1024 && tokenizer_bos_id(t) == 0 &&

@@ -1865,9 +1865,9 @@ static int derive_small(json_t *root, int vocab_size, const char *src, char *err
 		if (id > max_id)
 			max_id = id;
 	}
-	size_t n = (size_t)max_id + 1;
-	uint8_t *keep = calloc(n, 1);
-	int32_t *newid = malloc(n * sizeof *newid);
+	size_t n = (size_t)max_id + 1, nal = n ? n : 1; /* an empty vocab is not out of memory */
+	uint8_t *keep = calloc(nal, 1);
+	int32_t *newid = malloc(nal * sizeof *newid);
 	if (!keep || !newid) {
 		free(keep);
 		free(newid);

@@ -305,9 +305,11 @@ static int testckpt_tensor_fill(struct testckpt_tensor *t, const struct testckpt
 	}
 	/* FP8: one 128-row band at a time; per 128x128 block scale = amax / 448. */
 	const int rows = t->rows, cols = t->cols, sc = (cols + 127) / 128;
+	if (rows < 1 || cols < 1)
+		return -EINVAL; /* a projection has both dimensions */
 	uint8_t *q = malloc(numel);
 	float *s = malloc((size_t)((rows + 127) / 128) * (size_t)sc * 4);
-	float *band = malloc((size_t)128 * (size_t)cols * 4);
+	float *band = calloc((size_t)128 * (size_t)cols, 4);
 	if (!q || !s || !band) {
 		free(q);
 		free(s);
