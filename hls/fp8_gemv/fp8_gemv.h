@@ -1,0 +1,126 @@
+/*
+ * fp8_gemv.h - the card's wide, striped, grouped GEMV kernel: y = act(x) . W^T for a few rows of
+ * x (decode, MTP verify, small batches), with every weight matrix striped in row tiles over the
+ * lanes, one lane per HBM pseudo-channel, so that one command reads every pseudo-channel at once.
+ *
+ * Lanes. The kernel has L lanes (L <= FP8_GEMV_MAX_LANES). Lane i has its own m_axi port bound to
+ * its own memory bank (on the card: HBM pseudo-channel i) and reads only that bank. Activations,
+ * outputs and the group table are in one more bank, the activation bank (ports gmem_a / gmem_t).
+ * Every matrix sits at the same offset w_off in every lane bank (a "stripe set").
+ *
+ * Striped layout of one matrix of N rows and K columns (R = FP8_GEMV_R rows per tile):
+ *   tile t holds rows [t R, min(N, (t+1) R)) and lives in lane t % L as that lane's local tile
+ *   j = t / L. In each lane bank, from w_off:
+ *     codes:  nt_max tiles of R x K bytes (E4M3; BF16 mode: R x K x 2 bytes, little-endian bf16),
+ *             tile j at j * tile_code_bytes; rows past N are zero;
+ *             SILU_MUL pair: a tile holds R gate rows then R up rows (2 R x K codes);
+ *     scales: FP8 only, from align64(nt_max * tile_code_bytes): nt_max x KB f32 (KB = ceil(K/128)),
+ *             local tile j's row = weight_scale_inv[(t R) / 128][0..KB-1] (SILU: gate row, then
+ *             up row: 2 KB f32 per tile).
+ *   nt_max = ceil(ceil(N/R) / L); fp8_gemv_stripe_bytes() gives the bytes per lane.
+ *   R divides 128, so every tile lies inside one 128-row scale block.
+ *
+ * Groups. One command runs ng groups (a table of struct fp8_gemv_grp in the activation bank).
+ * Each group is one matrix with its own x, y, shape and flags; all groups share m, the rows of x.
+ * Every lane runs the groups in table order and, inside a group, its tiles in ascending order. An
+ * output row n of any matrix is in lane (n / R) % L, so groups that accumulate into the same y
+ * (FP8_GEMV_ACCUM: the MoE downs) add in table order, element by element: router order, with no
+ * barrier between them.
+ *
+ * Numerics, per group, per x row m and output row n (exactly fp8_gemm's, hls/fp8_gemm/fp8_gemm.h):
+ *   FP8 weights, x quantized inside (flags without ACT_F32): x [m] f32 quantized per 128 channels
+ *     with hls_quant.h (UE8M0 with FP8_GEMV_UE8M0); then the block-exact integer sums, scale
+ *     products and kb-ascending f32 accumulation of fp8_gemm with FP8_GEMM_X_F32. Bit-identical
+ *     to fp8_gemm(x, NULL, W, ws, ..., M = m, flags = FP8_GEMM_X_F32 | ...).
+ *   FP8_GEMV_ACT_F32: x used as f32, fp8_gemm's FP8_GEMM_ACT_F32 formula (8 partial sums, halving
+ *     tree, times the block's scale, kb ascending). Bit-identical to fp8_gemm with ACT_F32.
+ *   FP8_GEMV_W_BF16: W is bf16 (the lm_head, never quantized); the ACT_F32 formula with
+ *     p_k = f32(x[m,k] * bf16(w[n,k])) and no scale (t = P). No SILU_MUL, no scales stored.
+ * Epilogue, per output element, in this order (f32): v = acc, or silu(acc_gate) * acc_up with
+ *   SILU_MUL (hls_siluf); v = y_old + rw[m] * v with ACCUM; v = v + res[m][n] with RESIDUAL; y = v.
+ *   (fp8_gemm's order.) y is f32 [m][ldy]; res may alias y.
+ */
+#ifndef MOECARD_FP8_GEMV_H
+#define MOECARD_FP8_GEMV_H
+
+#include <stdint.h>
+#include "hls_timing.h"
+
+#define FP8_GEMV_R 8	      /* rows per tile; divides 128 */
+#define FP8_GEMV_MAX_LANES 64 /* lanes of one CU */
+#define FP8_GEMV_MAX_M 16     /* rows of x per weight read */
+#define FP8_GEMV_MAX_K 32768  /* largest K (the on-chip x buffer) */
+#define FP8_GEMV_MAX_N 262144 /* largest N */
+#define FP8_GEMV_MAX_GROUPS 512
+
+/* group flags */
+#define FP8_GEMV_ACT_F32 0x01u	/* x used as f32, not quantized */
+#define FP8_GEMV_W_BF16 0x02u	/* W bf16 (implies the ACT_F32 formula without scales) */
+#define FP8_GEMV_SILU_MUL 0x04u /* y = silu(x Wg^T) * (x Wu^T), the pair layout */
+#define FP8_GEMV_ACCUM 0x08u	/* y = y_old + rw[m] * v */
+#define FP8_GEMV_RESIDUAL 0x10u /* y = v + res */
+#define FP8_GEMV_UE8M0 0x20u	/* quantize-inside rounds scales up to powers of two */
+#define FP8_GEMV_FLAGS_ALL 0x3Fu
+
+/* One group: 64 bytes, little-endian, in the activation bank. Offsets are bytes from the start
+ * of the bank the field names. */
+struct fp8_gemv_grp {
+	uint64_t w_off;	  /* the matrix's stripe set: offset in every lane bank */
+	uint64_t x_off;	  /* activation bank: x f32 [m][ldx] */
+	uint64_t y_off;	  /* activation bank: y f32 [m][ldy] */
+	uint64_t res_off; /* activation bank: res f32 [m][ldy] (RESIDUAL), else 0 */
+	uint64_t rw_off;  /* activation bank: route weights f32 [m] (ACCUM), else 0 */
+	uint32_t n, k;	  /* output rows (matrix rows; of one half with SILU_MUL), inner dim */
+	uint32_t ldx;	  /* x row stride, elements (>= k; unused when m = 1) */
+	uint32_t ldy;	  /* y / res row stride, elements (>= n; unused when m = 1) */
+	uint32_t flags;	  /* FP8_GEMV_* */
+	uint32_t rsvd;	  /* 0 */
+};
+_Static_assert(sizeof(struct fp8_gemv_grp) == 64, "fp8_gemv_grp is 64 bytes");
+
+/* Error details the kernel returns (negative errno is never used: the CU has a status register).
+ * 0 = ok; else FP8_GEMV_E_* | (group index << 8). */
+#define FP8_GEMV_E_ARGS 1   /* L, m or ng out of range, or a table outside the activation bank */
+#define FP8_GEMV_E_FLAGS 2  /* unknown flag, reserved word not 0, or a bad flag combination */
+#define FP8_GEMV_E_SHAPE 3  /* n or k out of range, ldx < k or ldy < n with m > 1 */
+#define FP8_GEMV_E_BOUNDS 4 /* an operand outside its bank */
+
+/* Bytes one lane holds of an N x K matrix (codes + scales) in the striped layout, for L lanes. */
+uint64_t fp8_gemv_stripe_bytes(int N, int K, int L, uint32_t flags);
+
+/*
+ * fp8_gemv - the kernel top.
+ *   act, act_bytes        the activation bank (x, y, res, rw, the table)
+ *   lane[L], lane_bytes   the lane banks (each of lane_bytes bytes)
+ *   tab_off, ng           the group table: ng entries at act + tab_off
+ *   m                     rows of x, 1..FP8_GEMV_MAX_M
+ * Returns 0 or an error detail (above). Every group is checked before any is computed, so a
+ * failed command writes nothing.
+ */
+uint32_t fp8_gemv(uint8_t *act, uint64_t act_bytes, const uint8_t *const *lane, uint64_t lane_bytes,
+		  int L, uint64_t tab_off, int ng, int m);
+
+/* Host-side helper (not synthesized): lays out one matrix (codes [N][K] E4M3 or bf16, scales
+ * [ceil(N/128)][ceil(K/128)] f32 or NULL for BF16; with SILU_MUL w2/ws2 the up half) into the
+ * striped layout: dst[i] receives lane i's fp8_gemv_stripe_bytes() bytes. */
+void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *ws,
+		     const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags);
+
+/* Modeled cost of one command (struct hls_build: clock, bank bandwidth and latency; the lane
+ * port width is axi_bits). Lanes run in parallel; the command takes the slowest lane plus the
+ * shared x-load / store stages that do not overlap. */
+struct fp8_gemv_cost {
+	uint64_t it[HLS_L_N];	       /* iterations of each pipelined loop, count */
+	uint64_t lane_bytes_max;       /* bytes the busiest lane read */
+	uint64_t lane_bytes_total;     /* bytes all lanes read */
+	uint64_t act_bytes;	       /* activation-bank bytes read + written */
+	uint64_t cycles;	       /* modeled kernel cycles, start to done */
+	double util_bw;		       /* lane_bytes_total / (cycles * L * bank bytes per cycle) */
+};
+
+/* Timing model from the group table (host copy: tab[ng]). Returns cycles > 0, or -EINVAL for
+ * arguments fp8_gemv rejects. c may be NULL. */
+int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_grp *tab, int ng,
+			int m, struct fp8_gemv_cost *c);
+
+#endif
