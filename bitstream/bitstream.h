@@ -18,7 +18,7 @@
 
 #include "board.h"
 
-#define BITSTREAM_MAX_ARGS 16 /* arguments per kernel */
+#define BITSTREAM_MAX_ARGS 48 /* arguments per kernel */
 
 /* One kernel argument, as Vitis HLS lays it out in the s_axilite control block. */
 struct bitstream_arg {

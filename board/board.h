@@ -20,7 +20,7 @@
 
 #define BOARD_MAX_BANKS 64	 /* memory banks (HBM pseudo-channels, DDR channels, PLRAM) */
 #define BOARD_MAX_CUS 32	 /* compute-unit instances */
-#define BOARD_MAX_PORTS 16	 /* memory-mapped (m_axi) argument ports per CU */
+#define BOARD_MAX_PORTS 72	 /* memory-mapped (m_axi) argument ports per CU */
 #define BOARD_MAX_DMA 16	 /* DMA channels */
 #define BOARD_MAX_CLOCKS 8	 /* clocks */
 #define BOARD_NAME_MAX 32	 /* bytes incl. NUL for node, kernel, port and clock names */

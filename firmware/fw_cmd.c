@@ -13,7 +13,8 @@
 #define CU_OPS_MASK                                                                                \
 	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |                  \
 	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |        \
-	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND))
+	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND) |            \
+	 (1u << ABI_OP_GEMV) | (1u << ABI_OP_MOE_ROUTE))
 
 #define BOARD_FIELD(member) ((uint32_t)offsetof(struct abi_board, member))
 
@@ -77,10 +78,22 @@ int fw_board_check(const struct abi_board *b, uint32_t *field)
 				return -EINVAL;
 			continue;
 		}
-		if (ABI_CU_KIND(c->word) > ABI_CU_MLA || ABI_CU_REGBLK(c->word) >= ABI_MAX_CUS ||
-		    (c->word >> 16) || !c->ops_mask || (c->ops_mask & ~CU_OPS_MASK) ||
+		uint32_t lanes = ABI_CU_LANES(c->word);
+		if (ABI_CU_KIND(c->word) > ABI_CU_GEMV || ABI_CU_REGBLK(c->word) >= ABI_MAX_CUS ||
+		    (c->word >> 24) || !c->ops_mask || (c->ops_mask & ~CU_OPS_MASK) ||
 		    !c->bank_mask || (c->bank_mask & ~banks_mask))
 			return -EINVAL;
+		/* a GEMV CU has 1..64 lanes on banks 0..lanes-1 (equal sizes) and runs only GEMV */
+		if (ABI_CU_KIND(c->word) == ABI_CU_GEMV) {
+			if (lanes < 1 || lanes > 64 || lanes > nb ||
+			    c->ops_mask != (1u << ABI_OP_GEMV))
+				return -EINVAL;
+			for (uint32_t l = 1; l < lanes; l++)
+				if (b->banks[l].size != b->banks[0].size)
+					return -EINVAL;
+		} else if (lanes || (c->ops_mask & (1u << ABI_OP_GEMV))) {
+			return -EINVAL;
+		}
 	}
 	for (uint32_t i = 0; i < ABI_MAX_DMA; i++) {
 		const struct abi_dma_chan *d = &b->dma[i];
@@ -282,6 +295,38 @@ static uint32_t fw_dec_kv(struct fw_dec *d)
 	return ABI_ST_OK;
 }
 
+static uint32_t fw_dec_gemv(struct fw_dec *d)
+{
+	const struct abi_gemv *g = &d->c->u.gemv;
+	REQUIRE(g->ng >= 1 && g->ng <= ABI_GEMV_MAX_GROUPS, u.gemv.ng);
+	REQUIRE(g->m >= 1 && g->m <= ABI_GEMV_MAX_M, u.gemv.m);
+	REQUIRE((ABI_ADDR_OFF(g->tab) & 7) == 0, u.gemv.tab);
+	OPND(u.gemv.tab, (uint64_t)g->ng * ABI_GEMV_GRP_BYTES);
+	return ABI_ST_OK;
+}
+
+static uint32_t fw_dec_route(struct fw_dec *d)
+{
+	const struct abi_route *r = &d->c->u.route;
+	uint32_t f = r->flags, G = r->groups & 0xFFFFu, tg = r->groups >> 16;
+	REQUIRE(r->e >= 1 && r->e <= ABI_ROUTE_MAX_E, u.route.e);
+	REQUIRE(r->k >= 1 && r->k <= r->e && r->k <= ABI_ROUTE_MAX_K, u.route.k);
+	REQUIRE(!(f & ~ABI_ROUTE_F_ALL), u.route.flags);
+	if (f & ABI_ROUTE_F_GROUPS)
+		REQUIRE(G >= 1 && r->e % G == 0 && tg >= 1 && tg <= G, u.route.groups);
+	else
+		REQUIRE(r->groups == 0, u.route.groups);
+	REQUIRE(fw_f32_finite(r->scale), u.route.scale);
+	REQUIRE((f & ABI_ROUTE_F_TABLES) || r->stride == 0, u.route.stride);
+	uint64_t tb = (f & ABI_ROUTE_F_TABLES) ? 2ull * (r->k + 1) * ABI_GEMV_GRP_BYTES : 0;
+	OPND(u.route.logit, (uint64_t)r->e * 4);
+	OPND(u.route.bias, (f & ABI_ROUTE_F_BIAS) ? (uint64_t)r->e * 4 : 0);
+	OPND(u.route.out, (uint64_t)r->k * 8);
+	OPND(u.route.tmpl, tb);
+	OPND(u.route.tab, tb);
+	return ABI_ST_OK;
+}
+
 static uint32_t fw_dec_dma(struct fw_dec *d)
 {
 	const struct abi_dma_fill *f = &d->c->u.dma;
@@ -371,6 +416,12 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 	case ABI_OP_DMA_FILL:
 		used = sizeof(struct abi_dma_fill);
 		break;
+	case ABI_OP_GEMV:
+		used = sizeof(struct abi_gemv);
+		break;
+	case ABI_OP_MOE_ROUTE:
+		used = sizeof(struct abi_route);
+		break;
 	default:
 		used = 0;
 		break;
@@ -396,6 +447,12 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 		break;
 	case ABI_OP_KV_APPEND:
 		st = fw_dec_kv(d);
+		break;
+	case ABI_OP_GEMV:
+		st = fw_dec_gemv(d);
+		break;
+	case ABI_OP_MOE_ROUTE:
+		st = fw_dec_route(d);
 		break;
 	case ABI_OP_DMA_FILL:
 		return fw_dec_dma(d);

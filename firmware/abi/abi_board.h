@@ -20,7 +20,7 @@
 #define ABI_MAX_DMA 8u
 
 enum abi_bank_kind { ABI_BANK_HBM = 0, ABI_BANK_DDR = 1, ABI_BANK_PLRAM = 2, ABI_BANK_HOST = 3 };
-enum abi_cu_kind { ABI_CU_GEMM = 0, ABI_CU_VEC = 1, ABI_CU_MLA = 2 };
+enum abi_cu_kind { ABI_CU_GEMM = 0, ABI_CU_VEC = 1, ABI_CU_MLA = 2, ABI_CU_GEMV = 3 };
 
 /* One memory bank: 24 bytes. */
 struct abi_bank {
@@ -34,12 +34,15 @@ static_assert(sizeof(struct abi_bank) == 24, "abi_bank is 24 bytes");
 /* One compute unit instance: 16 bytes. */
 struct abi_cu {
 	uint32_t word;	    /* [7:0] kind (enum abi_cu_kind), [15:8] register block index for the
-			       port (ap_ctrl_hs block), [31:16] reserved 0 */
+			       port (ap_ctrl_hs block), [23:16] lanes (GEMV: 1..64, its lane
+			       banks; other kinds 0), [31:24] reserved 0 */
 	uint32_t ops_mask;  /* bit i set: the CU implements opcode i (enum abi_op) */
 	uint64_t bank_mask; /* bit b set: the CU's AXI masters reach bank b */
 };
 static_assert(sizeof(struct abi_cu) == 16, "abi_cu is 16 bytes");
 #define ABI_CU_WORD(kind, regblk) ((uint32_t)(kind) | ((uint32_t)(regblk) << 8))
+#define ABI_CU_WORD_LANES(kind, regblk, lanes) (ABI_CU_WORD(kind, regblk) | ((uint32_t)(lanes) << 16))
+#define ABI_CU_LANES(w) (((w) >> 16) & 0xFFu)
 #define ABI_CU_KIND(w) ((w)&0xFFu)
 #define ABI_CU_REGBLK(w) (((w) >> 8) & 0xFFu)
 

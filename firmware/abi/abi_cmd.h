@@ -44,7 +44,9 @@ enum abi_op {
 	ABI_OP_FENCE = 11,	 /* waits on its wait fence, then signals its signal fence */
 	ABI_OP_BARRIER = 12,	 /* starts after every earlier command of its queue completed */
 	ABI_OP_TIMESTAMP = 13, /* completes with start = end = card time when it reached the head */
-	ABI_OP_COUNT = 14
+	ABI_OP_GEMV = 14,      /* grouped GEMV over weights striped on every lane bank (fp8_gemv) */
+	ABI_OP_MOE_ROUTE = 15, /* MoE router: gate logits -> experts, weights, GEMV tables */
+	ABI_OP_COUNT = 16
 };
 
 /* --- card addresses ------------------------------------------------------------------------ */
@@ -191,6 +193,49 @@ struct abi_dma_fill {
 	uint32_t word;	/* [7:0] DMA channel (< board n_dma, 0xFF = any), [15:8] pattern byte,
 			     [31:16] expert slot id (informational, echoed in telemetry) */
 };
+/* GEMV (hls/fp8_gemv/fp8_gemv.h): ng groups, each one matrix striped in row tiles over the lane
+ * banks of the GEMV CU, with its own x, y, shape and flags, all reading m rows of x. The group
+ * table (ng x 64-byte struct fp8_gemv_grp) is in card memory, in the bank of the CU's activation
+ * port; its offsets are bytes from the start of that bank (x, y, res, rw) and of each lane bank
+ * (w_off). The firmware checks the table's range; the CU checks every entry before it computes
+ * and fails the command (CU error, detail = the kernel's FP8_GEMV_E_* | group << 8) otherwise.
+ * 16 B used. */
+struct abi_gemv {
+	uint64_t tab; /* card address of the group table (the CU's activation bank) */
+	uint32_t ng;  /* groups, 1..ABI_GEMV_MAX_GROUPS */
+	uint32_t m;   /* rows of x per group, 1..ABI_GEMV_MAX_M */
+};
+#define ABI_GEMV_GRP_BYTES 64u
+
+/* MOE_ROUTE (hls/moe_route/moe_route.h): the router of one token on the card. Writes idx int32
+ * [k] then w f32 [k] at out; with ABI_ROUTE_F_TABLES copies the 2 (k+1)-entry GEMV template
+ * tables at tmpl to tab with entry 1 + j of each pointing at expert idx_j (w_off + idx_j *
+ * stride). 64 B used. */
+struct abi_route {
+	uint64_t logit;	 /* f32 [e] gate logits */
+	uint64_t bias;	 /* f32 [e] correction bias (ABI_ROUTE_F_BIAS), else 0 */
+	uint64_t out;	 /* idx int32 [k], then w f32 [k] */
+	uint64_t tmpl;	 /* 2 (k+1) x 64-byte GEMV group records (ABI_ROUTE_F_TABLES), else 0 */
+	uint64_t tab;	 /* where the filled tables go (same size), else 0 */
+	uint32_t stride; /* bytes between two experts' stripe sets in a lane bank */
+	uint32_t e;	 /* experts, 1..4096 */
+	uint32_t k;	 /* chosen per token, 1..min(e, 64) */
+	uint32_t groups; /* [15:0] n_group, [31:16] topk_group (ABI_ROUTE_F_GROUPS), else 0 */
+	uint32_t flags;	 /* ABI_ROUTE_F_* = the kernel's MOE_ROUTE_* */
+	uint32_t scale;	 /* f32 bits: routed_scaling_factor, finite */
+};
+#define ABI_ROUTE_F_SOFTMAX 0x01u
+#define ABI_ROUTE_F_BIAS 0x02u
+#define ABI_ROUTE_F_GROUPS 0x04u
+#define ABI_ROUTE_F_GROUP_TOP2 0x08u
+#define ABI_ROUTE_F_NORM 0x10u
+#define ABI_ROUTE_F_TABLES 0x20u
+#define ABI_ROUTE_F_ALL 0x3Fu
+#define ABI_ROUTE_MAX_E 4096u
+#define ABI_ROUTE_MAX_K 64u
+#define ABI_GEMV_MAX_GROUPS 512u
+#define ABI_GEMV_MAX_M 16u
+
 #define ABI_DMA_WORD(chan, pat, slot)                                                              \
 	((uint32_t)(chan) | ((uint32_t)(pat) << 8) | ((uint32_t)(slot) << 16))
 #define ABI_DMA_WORD_CHAN(w) ((w)&0xFFu)
@@ -211,6 +256,8 @@ struct abi_cmd {
 		struct abi_mla mla;
 		struct abi_kv_append kv;
 		struct abi_dma_fill dma;
+		struct abi_gemv gemv;
+		struct abi_route route;
 		uint32_t raw[ABI_PAYLOAD_BYTES / 4];
 	} u; /* 96 bytes */
 };
@@ -219,6 +266,8 @@ static_assert(sizeof(struct abi_vec) == 72, "abi_vec is 72 bytes");
 static_assert(sizeof(struct abi_mla) == 48, "abi_mla is 48 bytes");
 static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
+static_assert(sizeof(struct abi_gemv) == 16, "abi_gemv is 16 bytes");
+static_assert(sizeof(struct abi_route) == 64, "abi_route is 64 bytes");
 static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");
 
 /* --- completions ------------------------------------------------------------------------- */

@@ -22,6 +22,8 @@
 #include "backend/backend_impl.h"
 #include "dma_board.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls/fp8_gemv/fp8_gemv.h"
+#include "hls/moe_route/moe_route.h"
 #include "hls_timing.h"
 #include "hls/mla_attn/mla_attn.h"
 #include "hls/vec_ops/vec_ops.h"
@@ -57,6 +59,54 @@ size_t backend_buf_size(const struct backend_buf *buf)
 #define OPS_VEC                                                                                    \
 	((1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) | (1u << ABI_OP_ACT_QUANT) |                 \
 	 (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) | (1u << ABI_OP_SOFTMAX))
+
+/* The lanes of a GEMV CU: ports gmem_l0, gmem_l1, ... in order, lane i on bank i, the lane banks
+ * of one size, and an activation port gmem_a. */
+static int backend_gemv_lanes(const struct board_desc *bd, const struct board_cu *cu,
+			      uint32_t *lanes, char *err, size_t errlen)
+{
+	uint32_t n = 0;
+	char name[BOARD_NAME_MAX];
+	for (;; n++) {
+		snprintf(name, sizeof name, "gmem_l%u", n);
+		int p = board_cu_port_find(cu, name);
+		if (p < 0)
+			break;
+		if (cu->port_bank[p] != n || bd->bank[n].size != bd->bank[0].size) {
+			snprintf(err, errlen,
+				 "board %s: CU %s: port %s must be bound to bank %u, of the size "
+				 "of bank 0 (lane i reads bank i)",
+				 bd->model, cu->name, name, n);
+			return -EINVAL;
+		}
+	}
+	if (n < 1 || n > FP8_GEMV_MAX_LANES || board_cu_port_find(cu, "gmem_a") < 0) {
+		snprintf(err, errlen,
+			 "board %s: CU %s: a GEMV CU needs ports gmem_a and gmem_l0.. (1..%d lanes)",
+			 bd->model, cu->name, FP8_GEMV_MAX_LANES);
+		return -EINVAL;
+	}
+	*lanes = n;
+	return 0;
+}
+
+int backend_cu_wire_gemv(struct backend_cu_scratch *s, const struct board_desc *bd,
+			 const struct abi_board *blk)
+{
+	for (uint32_t i = 0; i < bd->n_cus; i++) {
+		const struct board_cu *cu = &bd->cu[i];
+		uint32_t lanes;
+		char err[8];
+		if (strcmp(cu->kernel, "fp8_gemv") || backend_gemv_lanes(bd, cu, &lanes, err, 0))
+			continue;
+		s->blk = blk;
+		s->lanes = lanes;
+		s->act_bank = cu->port_bank[board_cu_port_find(cu, "gmem_a")];
+		s->axi_bits = cu->axi_bits;
+		return 0;
+	}
+	return -ENOENT;
+}
 
 int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char *err,
 			size_t errlen)
@@ -95,13 +145,25 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 		} else if (!strcmp(cu->kernel, "mla_kv_append")) {
 			kind = ABI_CU_MLA;
 			ops = 1u << ABI_OP_KV_APPEND;
+		} else if (!strcmp(cu->kernel, "moe_route")) {
+			kind = ABI_CU_VEC;
+			ops = 1u << ABI_OP_MOE_ROUTE;
+		} else if (!strcmp(cu->kernel, "fp8_gemv")) {
+			kind = ABI_CU_GEMV;
+			ops = 1u << ABI_OP_GEMV;
 		} else {
 			continue; /* a kernel the firmware does not drive */
 		}
 		uint64_t mask = hbm;
 		for (uint32_t p = 0; p < cu->n_ports; p++)
 			mask |= 1ull << cu->port_bank[p];
-		blk->cus[nc].word = ABI_CU_WORD(kind, nc);
+		uint32_t lanes = 0;
+		if (kind == ABI_CU_GEMV) {
+			int r = backend_gemv_lanes(bd, cu, &lanes, err, errlen);
+			if (r)
+				return r;
+		}
+		blk->cus[nc].word = ABI_CU_WORD_LANES(kind, nc, lanes);
 		blk->cus[nc].ops_mask = ops;
 		blk->cus[nc].bank_mask = mask;
 		nc++;
@@ -537,13 +599,72 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	return cu_status(r);
 }
 
+/* GEMV: the group table in the activation bank, the lanes on banks 0..lanes-1 (the CU's wiring). */
+static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
+{
+	struct abi_gemv g;
+	(void)op;
+	memcpy(&g, c->args, sizeof g);
+	const struct backend_cu_scratch *s = c->s;
+	if (!s->lanes || !s->blk)
+		return 0x1FFu; /* not wired as a GEMV CU */
+	const struct abi_bank *ab = &s->blk->banks[s->act_bank];
+	uint64_t tab = g.tab; /* physical */
+	if (tab < ab->base || tab - ab->base >= ab->size)
+		return 0xE0u; /* the table is not in the activation bank */
+	uint8_t *act = c->ptr(c->ctx, ab->base, ab->size);
+	const uint8_t *lane[FP8_GEMV_MAX_LANES];
+	for (uint32_t i = 0; i < s->lanes; i++)
+		lane[i] = c->ptr(c->ctx, s->blk->banks[i].base, s->blk->banks[i].size);
+	if (!act)
+		return 0xE0u;
+	for (uint32_t i = 0; i < s->lanes; i++)
+		if (!lane[i])
+			return 0xE1u;
+	uint32_t ng = g.ng, m = g.m;
+	if (ng < 1 || ng > FP8_GEMV_MAX_GROUPS || tab - ab->base + (uint64_t)ng * 64 > ab->size)
+		return FP8_GEMV_E_ARGS | 0x200u;
+	uint32_t st = fp8_gemv(act, ab->size, lane, s->blk->banks[0].size, (int)s->lanes,
+			       tab - ab->base, (int)ng, (int)m);
+	struct hls_build b = c->bld;
+	b.axi_bits = (int)s->axi_bits;
+	c->cyc = fp8_gemv_cycles(&b, (int)s->lanes, (const struct fp8_gemv_grp *)(act + (tab - ab->base)),
+				 (int)ng, (int)m, NULL);
+	return st ? st | 0x200u : 0;
+}
+
+/* MOE_ROUTE: the router kernel on its operands (fw_cmd.c checked their ranges). */
+static uint32_t cu_route(struct cu_call *c, uint32_t op)
+{
+	struct abi_route r;
+	(void)op;
+	memcpy(&r, c->args, sizeof r);
+	uint64_t tb = (r.flags & ABI_ROUTE_F_TABLES) ? 2ull * (r.k + 1) * ABI_GEMV_GRP_BYTES : 0;
+	const float *logit, *bias;
+	uint8_t *out, *tab;
+	const uint8_t *tmpl;
+	float scale;
+	memcpy(&scale, &r.scale, 4);
+	CU_PTR(logit, const float *, u.route.logit, (uint64_t)r.e * 4);
+	CU_PTR(bias, const float *, u.route.bias, (r.flags & ABI_ROUTE_F_BIAS) ? (uint64_t)r.e * 4 : 0);
+	CU_PTR(out, uint8_t *, u.route.out, (uint64_t)r.k * 8);
+	CU_PTR(tmpl, const uint8_t *, u.route.tmpl, tb);
+	CU_PTR(tab, uint8_t *, u.route.tab, tb);
+	int G = (int)(r.groups & 0xFFFFu), tg = (int)(r.groups >> 16);
+	int st = moe_route(logit, bias, out, tmpl, tab, r.stride, (int)r.e, (int)r.k, G, tg,
+			   r.flags, scale);
+	c->cyc = moe_route_cycles(&c->bld, (int)r.e, (int)r.k, G, tg, r.flags);
+	return st ? 0x101u : 0;
+}
+
 /* The CU side of each opcode a CU runs. */
 static uint32_t (*const cu_ops[ABI_OP_COUNT])(struct cu_call *c, uint32_t op) = {
     [ABI_OP_GEMM_FP8] = cu_gemm,       [ABI_OP_RMSNORM] = cu_vec,
     [ABI_OP_ROPE] = cu_rope,	       [ABI_OP_ACT_QUANT] = cu_act_quant,
     [ABI_OP_SILU_MUL] = cu_vec,	       [ABI_OP_RESIDUAL_ADD] = cu_vec,
     [ABI_OP_SOFTMAX] = cu_vec,	       [ABI_OP_MLA_ATTN] = cu_mla,
-    [ABI_OP_KV_APPEND] = cu_kv_append,
+    [ABI_OP_KV_APPEND] = cu_kv_append, [ABI_OP_GEMV] = cu_gemv,
+    [ABI_OP_MOE_ROUTE] = cu_route,
 };
 
 uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
@@ -592,6 +713,10 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 		return mla_attn_cycles(&bld, 1, (int)cmd->u.mla.n_ctx - 1, (int)cmd->u.mla.n_heads,
 				       (int)cmd->u.mla.kv_lora, (int)cmd->u.mla.rope, MLA_CACHE_F32,
 				       NULL);
+	case ABI_OP_MOE_ROUTE:
+		return moe_route_cycles(&bld, (int)cmd->u.route.e, (int)cmd->u.route.k,
+					(int)(cmd->u.route.groups & 0xFFFFu),
+					(int)(cmd->u.route.groups >> 16), cmd->u.route.flags);
 	case ABI_OP_KV_APPEND: {
 		int dr = cmd->u.kv.row > MLA_MAX_DC ? (int)cmd->u.kv.row - MLA_MAX_DC : 0;
 		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32,

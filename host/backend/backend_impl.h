@@ -106,15 +106,25 @@ struct backend_cu_scratch {
 	float *row;   /* [VEC_MAX_N] RoPE cos/sin row without a table */
 	float *q_lat; /* [MLA_MAX_H * MLA_MAX_DC] */
 	float *q_pe;  /* [MLA_MAX_H * MLA_MAX_DR + 1] */
+	/* the GEMV CU's wiring (backend_cu_wire_gemv): its lanes are banks 0..lanes-1 */
+	const struct abi_board *blk; /* the board block (bank bases and sizes) */
+	uint32_t lanes;		     /* 0: not a GEMV CU */
+	uint32_t act_bank;	     /* bank of the activation port gmem_a */
+	uint32_t axi_bits;	     /* lane port width, bits */
 };
 int backend_cu_scratch_init(struct backend_cu_scratch *s);
+/* Wires s as the board's GEMV CU (the first fp8_gemv CU of bd): lanes, activation bank, port
+ * width. 0, or -ENOENT when the board has none. */
+int backend_cu_wire_gemv(struct backend_cu_scratch *s, const struct board_desc *bd,
+			 const struct abi_board *blk);
 void backend_cu_scratch_free(struct backend_cu_scratch *s);
 
 /* Runs one decoded command (CU argument words, card physical addresses) with the hls/ kernels.
  * ptr resolves physical ranges; s is the calling CU's scratch. *cycles gets the kernel's modeled
  * cycles for the build of the bank bandwidth bw_mbps. Returns the CU status: 0 ok, else the
- * kernel's negative errno as uint32_t | 0x100, 0xE0 + n for an unresolvable operand, 0x1FF for
- * an opcode no CU runs. */
+ * kernel's negative errno as uint32_t | 0x100, the GEMV kernel's error detail | 0x200, 0xE0 + n
+ * for an unresolvable operand, 0x1FF for an opcode no CU runs (or a GEMV on a CU not wired as
+ * one). */
 uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 			 void *(*ptr)(void *ctx, uint64_t phys, uint64_t len), void *ctx,
 			 struct backend_cu_scratch *s, uint32_t bw_mbps, uint32_t clk_khz,

@@ -291,8 +291,7 @@ static int cpu_completions(struct backend *b, const struct abi_cpl **cpl, uint32
 
 static int cpu_supports(struct backend *b, uint32_t op)
 {
-	(void)b;
-	return op < ABI_OP_COUNT;
+	return op < ABI_OP_COUNT && (op != ABI_OP_GEMV || cpu_of(b)->cu.lanes);
 }
 
 static void cpu_stats(struct backend *b, struct backend_stats *s)
@@ -348,6 +347,8 @@ int backend_ref_open(struct backend **out, const struct board_desc *bd, char *er
 		snprintf(err, errlen, "ref backend: cannot map the card's memory");
 	if (!r && (r = backend_cu_scratch_init(&c->cu)))
 		snprintf(err, errlen, "ref backend: out of memory");
+	if (!r) /* the reference card runs GEMV when the board has a GEMV CU */
+		(void)backend_cu_wire_gemv(&c->cu, bd, &c->b.blk);
 	char e2[240] = "";
 	if (!r && (r = backend_dma_open(&c->dma, bd, &c->b.blk, &c->mem, e2, sizeof e2)))
 		snprintf(err, errlen, "ref backend: %s", e2);

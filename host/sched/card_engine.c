@@ -159,17 +159,18 @@ static int slice_ok(int r0, int n)
 	return r0 % 128 == 0 || (r0 % 128) + n <= 128;
 }
 
-/* W_UK^T of every head, transposed from kv_b's W_UK rows at load: codes [H][kvl][nope], scales
- * [H][ceil(kvl/128)][ceil(nope/128)] (each head's W_UK / W_UV rows must sit in whole scale
- * blocks). 0, -EINVAL (err) or a placement error. */
-static int ee_place_uk_t(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
-			 char *err, size_t errlen)
+/* card_engine_impl.h: W_UK^T of every head, transposed from kv_b's W_UK rows (each head's W_UK /
+ * W_UV rows must sit in whole scale blocks). */
+int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t **codes,
+		    float **scales, char *err, size_t errlen)
 {
 	const struct config *c = e->c;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, vd = c->v_head_dim;
-	int kvl = c->kv_lora_rank, r;
+	int kvl = c->kv_lora_rank;
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
 	size_t hcodes = (size_t)kvl * nope, hsc = (size_t)kbl * kbn;
+	*codes = NULL;
+	*scales = NULL;
 	for (int h = 0; h < H; h++) {
 		int r0 = h * (nope + vd);
 		if (!slice_ok(r0, nope) || !slice_ok(r0 + nope, vd)) {
@@ -201,6 +202,25 @@ static int ee_place_uk_t(struct ee *e, struct ee_layer *L, const struct layer_we
 				ts[(size_t)h * hsc + (size_t)ib * kbn + db] =
 				    ks[(size_t)(r0 / 128 + db) * sc + ib];
 	}
+	*codes = t;
+	*scales = ts;
+	return 0;
+}
+
+/* W_UK^T of every head in card memory: codes [H][kvl][nope], scales [H][kbl][kbn]. 0, -EINVAL
+ * (err) or a placement error. */
+static int ee_place_uk_t(struct ee *e, struct ee_layer *L, const struct layer_weights *lw,
+			 char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, kvl = c->kv_lora_rank;
+	size_t hcodes = (size_t)kvl * nope;
+	size_t hsc = (size_t)((kvl + 127) / 128) * ((nope + 127) / 128);
+	uint8_t *t;
+	float *ts;
+	int r = card_uk_t_build(e, lw, &t, &ts, err, errlen);
+	if (r)
+		return r;
 	r = card_place(e, -1, t, hcodes * H, &L->uk_t);
 	if (!r)
 		r = card_place(e, -1, ts, sizeof(float) * hsc * H, &L->uk_t_s);
@@ -223,9 +243,16 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	    (r = ee_vec(e, lw->post_attention_layernorm, c->hidden_size, &L->post_norm)) ||
 	    (r = ee_vec(e, lw->kv_a_layernorm, kvl, &L->kv_a_norm)))
 		return r;
+	if (c->q_lora_rank > 0 && (r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)))
+		return r;
+	if (e->gv) { /* every matrix striped over the GEMV lanes */
+		if ((r = card_place(e, (int)e->act_bank, NULL,
+				    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
+			return r;
+		return card_gemv_layer(e, L, lw, err, errlen);
+	}
 	if (c->q_lora_rank > 0) {
-		if ((r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)) ||
-		    (r = ee_mat(e, &lw->q_a_proj, NULL, &L->q_a, err, errlen)) ||
+		if ((r = ee_mat(e, &lw->q_a_proj, NULL, &L->q_a, err, errlen)) ||
 		    (r = ee_mat(e, &lw->q_b_proj, NULL, &L->q_b, err, errlen)))
 			return r;
 	} else if ((r = ee_mat(e, &lw->q_proj, NULL, &L->q_b, err, errlen))) {
@@ -274,6 +301,7 @@ struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what)
 	memset(c, 0, sizeof *c);
 	abi_cmd_hdr_set(&c->hdr, op, l->n);
 	c->hdr.word2 = ABI_W2(0, EE_CMD_TIMEOUT);
+	l->gt[l->n] = NULL;
 	l->what[l->n++] = what;
 	return c;
 }
@@ -394,11 +422,14 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm", e->x, 0, L->in_norm, e->xn, 1,
 		       (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
 	TRY(card_barrier(e));
-	if (ql > 0)
+	if (e->gv)
+		TRY(card_mla_gemv(e, L, GV_QKV_A));
+	else if (ql > 0)
 		TRY(card_gemm(e, "q_a_proj", e->xn, &L->q_a, e->qa, 0, 0, 0, 0, 0, 0));
 	else
 		TRY(card_gemm(e, "q_proj", e->xn, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
-	TRY(card_gemm(e, "kv_a_proj", e->xn, &L->kv_a, e->kva, 0, 0, 0, 0, 0, 0));
+	if (!e->gv)
+		TRY(card_gemm(e, "kv_a_proj", e->xn, &L->kv_a, e->kva, 0, 0, 0, 0, 0, 0));
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm", e->qa, 0, L->q_a_norm, e->qa, 1,
@@ -409,7 +440,9 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		       e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
 		       (float)c->rope_theta, e->tab));
 	TRY(card_barrier(e));
-	if (ql > 0)
+	if (ql > 0 && e->gv)
+		TRY(card_mla_gemv(e, L, GV_Q_B));
+	else if (ql > 0)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
 	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
 	if (!k)
@@ -426,7 +459,9 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		       (uint32_t)p, (float)c->rope_theta, e->tab));
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
 	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
-	for (int h = 0; h < H; h++)
+	if (e->gv)
+		TRY(card_mla_gemv(e, L, GV_UK_T));
+	for (int h = 0; h < H && !e->gv; h++)
 		TRY(card_gemm(e, "W_UK^T q_nope", e->q + 4 * (uint64_t)h * qd, &ukt,
 			      e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0,
 			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
@@ -445,15 +480,20 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	memcpy(&m->u.mla.scale, &e->softmax_scale, 4);
 	TRY(card_barrier(e));
 	int sc = (kvl + 127) / 128;
-	for (int h = 0; h < H; h++) {
+	if (e->gv)
+		TRY(card_mla_gemv(e, L, GV_UV));
+	for (int h = 0; h < H && !e->gv; h++) {
 		uint64_t r0 = (uint64_t)h * (nope + vd) + nope;
 		TRY(card_gemm(e, "W_UV o_lat", e->lat + 4 * (uint64_t)h * kvl, &L->kv_b,
 			      e->ao + 4 * (uint64_t)h * vd, ABI_GEMM_F_ACT_F32, 0, r0 * kvl,
 			      4 * (r0 / 128) * sc, vd, kvl));
 	}
 	TRY(card_barrier(e));
-	TRY(card_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0,
-		      0));
+	if (e->gv)
+		TRY(card_mla_gemv(e, L, GV_O));
+	else
+		TRY(card_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0,
+			      0, 0, 0));
 	TRY(card_barrier(e));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm, e->xn,
 		       1, (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
@@ -463,6 +503,8 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 /* Dense FFN: x += down(silu(gate xn) * up xn). */
 int card_dense(struct ee *e, const struct ee_layer *L)
 {
+	if (e->gv)
+		return card_dense_gemv(e, L);
 	TRY(card_gemm(e, "gate|up silu", e->xn, &L->gu, e->hb[0], ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0,
 		      0));
 	TRY(card_barrier(e));
@@ -475,8 +517,10 @@ int card_dense(struct ee *e, const struct ee_layer *L)
  * The shared expert goes first (it needs no expert DMA); with the cache, gate|ups that wait on a
  * fill follow the ones that do not, and the fills of this step's prefetch are spread over the
  * down chain. The down accumulation keeps router order (f32 sums are order-dependent). */
-int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
+int card_moe(struct ee *e, struct ee_layer *L, const int *idx)
 {
+	if (e->gv)
+		return card_moe_gemv(e, L, idx);
 	const struct config *c = e->c;
 	struct ee_xc *xc = e->xc;
 	int k = c->num_experts_per_tok;
@@ -550,7 +594,7 @@ int card_moe(struct ee *e, const struct ee_layer *L, const int *idx)
 /* One decoder layer (list continues from the previous one; a MoE layer flushes once). */
 static int ee_layer_run(struct ee *e, int li, int p)
 {
-	const struct ee_layer *L = &e->L[li];
+	struct ee_layer *L = &e->L[li];
 	const struct config *c = e->c;
 	/* --expert-trace: the look-ahead from the residual stream after layer li-1, where the cpu
 	 * engine's layer hook makes it (none from the embedding, none in the MTP layer) */
@@ -763,6 +807,7 @@ static void ee_free(struct engine *en)
 		for (int l = 0; l < e->n_layers; l++) {
 			free(e->L[l].ex_gu);
 			free(e->L[l].ex_down);
+			card_gemv_layer_free(&e->L[l]);
 		}
 	free(e->L);
 	card_xc_free(e);
@@ -978,6 +1023,10 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	}
 	en->threads = pool_nthreads(e->pool);
 	en->isa = e->kc.isa->name;
+	/* the stripe arena first: it must sit at one offset in every lane bank */
+	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0), err,
+				errlen)))
+		goto fail;
 	if ((r = ee_place_acts(e)) || (r = ee_place_rope(e)) ||
 	    (r = ee_place_model(e, x, err, errlen)))
 		goto fail_place;

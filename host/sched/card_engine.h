@@ -17,9 +17,11 @@ struct backend *card_engine_backend(struct engine *e);
  * card_engine_whatif - modeled card ns of one decode token of config c at context position pos on
  * be's board (the scheduler's lists in dry mode, timed with the kernels' timing models and the
  * firmware cost; all routed experts resident) and the bytes an ideal decode reads from HBM.
+ * gemv 1: through the board's GEMV CU when it has one (as the engine runs), 0: the fp8_gemm CUs.
  * Returns 0 or -ENOMEM / -E2BIG.
  */
-int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
+int card_engine_whatif(const struct config *c, const struct backend *be, int pos, int gemv,
+		       double *card_ns,
 		       double *hbm_bytes);
 
 #endif

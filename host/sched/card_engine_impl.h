@@ -20,6 +20,7 @@
 #include "load/ckpt.h"
 #include "model/kernels.h"
 #include "sched/expert_cache.h"
+#include "hls/fp8_gemv/fp8_gemv.h"
 
 #define EE_MAX_TOPK 64
 #define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
@@ -39,6 +40,30 @@ struct cmat {
 	int rows, cols; /* of one matrix of the pair */
 };
 
+/* A matrix striped over the GEMV CU's lanes (hls/fp8_gemv/fp8_gemv.h): the same offset in every
+ * lane bank, its shape and its layout flags (FP8_GEMV_SILU_MUL pair, FP8_GEMV_W_BF16). */
+struct smat {
+	uint64_t off; /* bytes into each lane bank */
+	int n, k;     /* rows (of one half of a pair), columns */
+	uint32_t lay; /* layout flags */
+};
+
+/* A GEMV group table: card address (activation bank) and the host copy the dry timing reads. */
+struct gvtab {
+	uint64_t addr;		   /* card address */
+	struct fp8_gemv_grp *g;	   /* [cap] host copy */
+	int ng, cap;		   /* entries used, allocated */
+};
+
+/* The striped matrices and static group tables of one layer (card_gemv.c). */
+struct ee_gv_layer {
+	struct smat qa, qb, kva, o, gu, down, shgu, shdown; /* qb is q_proj without q_lora */
+	struct smat *ukt, *uv;				    /* [H] per-head W_UK^T, W_UV */
+	struct smat *exgu, *exdn;			    /* [E] routed experts */
+	struct gvtab t_qkva, t_qb, t_ukt, t_uv, t_o, t_gu, t_down; /* static */
+	struct gvtab t_mgu, t_mdn; /* MoE: rewritten after each routing */
+};
+
 /* One decoder layer on the card. */
 struct ee_layer {
 	uint64_t in_norm, post_norm;   /* f32 [hidden] */
@@ -53,12 +78,14 @@ struct ee_layer {
 	uint64_t kv;		       /* f32 [max_seq][kv_lora+rope] latent cache */
 	const struct layer_weights *lw;
 	int moe;
+	struct ee_gv_layer gv; /* with the GEMV CU (ee.gv) */
 };
 
 /* A command list being built. */
 struct ee_list {
 	struct abi_cmd cmd[BACKEND_MAX_LIST];
 	const char *what[BACKEND_MAX_LIST]; /* label per command (profile) */
+	const struct gvtab *gt[BACKEND_MAX_LIST]; /* GEMV: its table (dry timing) */
 	uint32_t n;
 };
 
@@ -75,6 +102,12 @@ struct ee {
 	const struct config *c;
 	const struct weights *w;
 	int dry; /* what-if: lists are timed, not run */
+	/* the GEMV CU (card_gemv.c): every resident matrix striped over its lanes */
+	int gv;			  /* 1: lowering through GEMV commands */
+	uint32_t gv_lanes;	  /* lanes = lane banks 0..gv_lanes-1 */
+	uint32_t gv_axi_bits;	  /* lane port width */
+	uint64_t gv_base, gv_cap; /* the stripe arena: offset in every lane bank, bytes */
+	uint64_t gv_cur;	  /* bytes of the arena used */
 	int max_seq;
 	int n_hbm;	    /* banks used for weights */
 	uint32_t next_bank; /* round-robin cursor */
@@ -233,7 +266,7 @@ int card_flush(struct ee *e);
 /* The lowering of one layer's MLA, dense FFN and MoE FFN into the list. */
 int card_mla(struct ee *e, const struct ee_layer *L, int p);
 int card_dense(struct ee *e, const struct ee_layer *L);
-int card_moe(struct ee *e, const struct ee_layer *L, const int *idx);
+int card_moe(struct ee *e, struct ee_layer *L, const int *idx);
 
 /* --- card_experts.c: the expert cache ------------------------------------------------------ */
 
@@ -262,5 +295,28 @@ void card_dry_time(struct ee *e);
 void card_stats(struct engine *en, FILE *out, int json);
 /* --profile: Chrome trace-event JSON of every command on the card clock. 0 or -errno. */
 int card_write_profile(struct ee *e);
+
+/* --- the GEMV CU (card_gemv.c) ------------------------------------------------------------ */
+
+/* Decides whether the lowering uses the board's GEMV CU (a backend that runs GEMV, every expert
+ * resident (cache 0), the activation bank on the CU's gmem_a) and reserves the stripe arena in every lane
+ * bank; call before anything else is placed. 0, or a negative errno with err set. */
+int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen);
+/* Places layer L's matrices striped (lw NULL: shapes only, for the dry what-if) and builds its
+ * static group tables. */
+int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
+		    size_t errlen);
+void card_gemv_layer_free(struct ee_layer *L);
+/* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
+enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };
+int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step);
+int card_dense_gemv(struct ee *e, const struct ee_layer *L);
+int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx);
+/* The per-head W_UK^T copies of kv_b (codes [H][kvl][nope], scales [H][kbl][kbn]); malloc'd. */
+int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t **codes,
+		    float **scales, char *err, size_t errlen);
+/* Modeled cycles of a GEMV command of the list (dry timing). */
+int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_mbps,
+			 uint32_t clk_khz);
 
 #endif

@@ -39,7 +39,8 @@ void card_dry_time(struct ee *e)
 				best = (int)k;
 		if (best < 0)
 			continue;
-		int64_t cyc = backend_cmd_cycles(c, bw, kclk);
+		int64_t cyc = op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
+						: backend_cmd_cycles(c, bw, kclk);
 		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		cu_free[best] = t1;
@@ -163,8 +164,8 @@ static void ee_dry_layer(const struct config *c, struct ee_layer *L)
 }
 
 /* card_engine.h */
-int card_engine_whatif(const struct config *c, const struct backend *be, int pos, double *card_ns,
-		       double *hbm_bytes)
+int card_engine_whatif(const struct config *c, const struct backend *be, int pos, int gemv,
+		       double *card_ns, double *hbm_bytes)
 {
 	struct ee *e = calloc(1, sizeof *e);
 	int r = -ENOMEM;
@@ -183,6 +184,10 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	if (!e->hb || !L.ex_gu || !L.ex_down || !idx)
 		goto out;
 	ee_dry_layer(c, &L);
+	char err[160] = "";
+	if (gemv && ((r = card_gemv_init(e, 0, err, sizeof err)) ||
+		     (e->gv && (r = card_gemv_layer(e, &L, NULL, err, sizeof err)))))
+		goto out;
 	e->softmax_scale = 0.1f;
 	for (int j = 0; j < k; j++)
 		idx[j] = j;
@@ -204,6 +209,7 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	*hbm_bytes = ee_decode_bytes(c, pos, 0);
 	r = 0;
 out:
+	card_gemv_layer_free(&L);
 	free(idx);
 	free(L.ex_gu);
 	free(L.ex_down);
@@ -212,27 +218,31 @@ out:
 	return r;
 }
 
-/* The what-if line of the statistics: DeepSeek-V3 671B decode at context 4096 on be's board. */
+/* The what-if line of the statistics: DeepSeek-V3 671B decode at context 4096 on be's board,
+ * through the GEMV CU (when the board has one) and through the fp8_gemm CUs alone. */
 static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 {
 	struct config c;
 	config_deepseek_v3_671b(&c);
-	double ns, bytes;
-	if (card_engine_whatif(&c, be, 4096, &ns, &bytes))
+	double ns, ns0, bytes;
+	if (card_engine_whatif(&c, be, 4096, 1, &ns, &bytes) ||
+	    card_engine_whatif(&c, be, 4096, 0, &ns0, &bytes))
 		return;
 	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e9;
 	if (json)
 		fprintf(out,
 			",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
-			"\"whatif_671b_modeled_hbm_roofline_frac\":%.4f",
-			ns / 1e6, roof / ns);
+			"\"whatif_671b_modeled_hbm_roofline_frac\":%.4f,"
+			"\"whatif_671b_gemm_cus_modeled_card_ms_per_tok\":%.3f",
+			ns / 1e6, roof / ns, ns0 / 1e6);
 	else
 		fprintf(out,
 			"what-if 671B (%d layers, %d experts resident, ctx 4096): modeled card "
 			"%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
-			"modeled %.1f%% of the roofline\n",
+			"modeled %.1f%% of the roofline (fp8_gemm CUs alone: %.2f ms, %.1f%%)\n",
 			c.num_hidden_layers, c.n_routed_experts, ns / 1e6, roof / 1e6, bytes / 1e6,
-			backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / ns);
+			backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / ns, ns0 / 1e6,
+			100 * roof / ns0);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
@@ -313,7 +323,7 @@ static const char *ee_op_name(uint32_t op)
 {
 	static const char *const n[ABI_OP_COUNT] = {
 	    "NOP",     "GEMM_FP8", "RMSNORM",	"ROPE",	    "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
-	    "SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE",	 "BARRIER",  "TIMESTAMP"};
+	    "SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE",	 "BARRIER",  "TIMESTAMP", "GEMV", "MOE_ROUTE"};
 	return op < ABI_OP_COUNT ? n[op] : "?";
 }
 

@@ -419,10 +419,10 @@ static void test_whatif(void)
 	c.n_shared_experts = 1;
 	double t2, t6, tp, by;
 	c.num_experts_per_tok = 2;
-	card_engine_whatif(&c, be, 128, &t2, &by);
+	card_engine_whatif(&c, be, 128, 1, &t2, &by);
 	c.num_experts_per_tok = 6;
-	card_engine_whatif(&c, be, 128, &t6, &by);
-	card_engine_whatif(&c, be, 4000, &tp, &by);
+	card_engine_whatif(&c, be, 128, 1, &t6, &by);
+	card_engine_whatif(&c, be, 4000, 1, &tp, &by);
 	printf("what-if mid: top-2 %.3f ms, top-6 %.3f ms, top-6 at ctx 4000 %.3f ms per token\n",
 	       t2 / 1e6, t6 / 1e6, tp / 1e6);
 	CHECK(t6 > t2, "more experts cost more: %g vs %g", t6, t2);

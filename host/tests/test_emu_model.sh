@@ -4,7 +4,8 @@
 # (MOECARD_SCHED_BACKEND=ref: identical GEMMs, host reference vector ops) and (b) the direct cpu
 # engine `--backend cpu --act fp8`, on the tiny preset and a partial-block shape (hidden 320,
 # vocab 1000), main and MTP logits over 256 tokens (16 under the sanitizers); plus the --profile
-# trace and the bench figures. Env: MOECARD, B, SAN, PYTHON.
+# trace and the bench figures; and the GEMV CU's lowering against the fp8_gemm CUs' (bit-identical
+# logits). Env: MOECARD, B, SAN, PYTHON.
 #
 # Criteria. (a) rows before the KV caches carry any rounding difference agree within the vector
 # ops' error (< 2e-6 on the first 3 rows, MTP 2 rows); the list comparison runs on the first 32
@@ -66,6 +67,20 @@ print(','.join(str(t) for t in np.random.default_rng(int(sys.argv[2])).integers(
   fi
   MOECARD_SCHED_BACKEND=ref "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/s.npy" --dump-mtp-logits "$T/sm.npy" >/dev/null || bad "$shape: lists on cpu"
+  # the GEMV CU's grouped, striped commands compute exactly what the fp8_gemm commands did
+  MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
+    --dump-logits "$T/g.npy" --dump-mtp-logits "$T/gm.npy" >/dev/null || bad "$shape: fp8_gemm CUs"
+  if $PY -c "
+import sys, numpy as np
+T = sys.argv[1]
+for tag in ('', 'm'):
+    e, g = np.load(f'{T}/e{tag}.npy'), np.load(f'{T}/g{tag}.npy')
+    assert g.shape[0] > 0 and np.array_equal(e[:len(g)].view(np.uint32), g.view(np.uint32)), tag
+" "$T"; then
+    ok "$shape: GEMV CU and fp8_gemm CUs give bit-identical logits, main and MTP ($NL tokens)"
+  else
+    bad "$shape: GEMV CU vs fp8_gemm CUs logits differ"
+  fi
   "$MOECARD" run --model "$d" --tokens "$toks" -n 0 --backend cpu --act fp8 \
     --dump-logits "$T/c.npy" --dump-mtp-logits "$T/cm.npy" >/dev/null || bad "$shape: cpu engine"
   # ref.py's margins (float64 forward), cached by ref.py itself, the model and the tokens
@@ -125,7 +140,7 @@ t = json.load(open('$T/trace.json'))['traceEvents']
 assert len(t) > 100, len(t)
 assert all(e['ph'] == 'X' and e['dur'] >= 0 for e in t)
 names = {e['cat'] for e in t}
-assert {'GEMM_FP8', 'MLA_ATTN', 'RMSNORM', 'KV_APPEND'} <= names, names
+assert {'GEMV', 'MLA_ATTN', 'RMSNORM', 'KV_APPEND'} <= names, names
 print(len(t), 'events')
 "; then ok "profile trace.json"; else bad "profile trace.json"; fi
 

@@ -1,0 +1,406 @@
+/*
+ * card_gemv.c - the card scheduler on the wide GEMV CU (hls/fp8_gemv/fp8_gemv.h): every resident
+ * matrix striped in row tiles over the CU's lanes (lane i = bank i, one HBM pseudo-channel each),
+ * so one command reads every pseudo-channel at once, and the lowering's GEMMs grouped into few
+ * commands: q_a with kv_a, all heads' W_UK^T, all heads' W_UV, o_proj with its residual, the
+ * shared expert with the routed experts' gate|up, and the downs accumulating in router order.
+ *
+ * Placement. card_gemv_init reserves, before anything else is placed, one arena of the same size
+ * in every lane bank; banks of one size filled in the same order give it the same offset in each
+ * (checked), which is the offset the kernel's stripe sets need. card_gemv_layer stripes a layer's
+ * matrices into it (fp8_gemv_stripe) and writes its static group tables into the activation bank;
+ * the MoE tables are rewritten after each routing (card_moe_gemv).
+ * Numerics: each group computes exactly what the fp8_gemm command it replaces computed (same
+ * quantization, block sums and epilogue order), so the logits do not change (tests compare them).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sched/card_engine_impl.h"
+
+static uint64_t al64(uint64_t x)
+{
+	return (x + 63) & ~63ull;
+}
+
+static uint64_t gv_bytes(const struct ee *e, int n, int k, uint32_t lay)
+{
+	return al64(fp8_gemv_stripe_bytes(n, k, (int)e->gv_lanes, lay));
+}
+
+/* Arena bytes one layer needs (moe: the MoE FFN, else the dense one). */
+static uint64_t gv_layer_need(const struct ee *e, int moe)
+{
+	const struct config *c = e->c;
+	int D = c->hidden_size, H = c->num_attention_heads, ql = c->q_lora_rank;
+	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim, kvl = c->kv_lora_rank;
+	int vd = c->v_head_dim, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
+	uint64_t b = 0;
+	if (ql > 0)
+		b += gv_bytes(e, ql, D, 0) + gv_bytes(e, H * qd, ql, 0);
+	else
+		b += gv_bytes(e, H * qd, D, 0);
+	b += gv_bytes(e, kvl + c->qk_rope_head_dim, D, 0) + gv_bytes(e, D, H * vd, 0);
+	b += (uint64_t)H * (gv_bytes(e, kvl, c->qk_nope_head_dim, 0) + gv_bytes(e, vd, kvl, 0));
+	if (!moe)
+		return b + gv_bytes(e, c->intermediate_size, D, FP8_GEMV_SILU_MUL) +
+		       gv_bytes(e, D, c->intermediate_size, 0);
+	b += (uint64_t)c->n_routed_experts *
+	     (gv_bytes(e, Im, D, FP8_GEMV_SILU_MUL) + gv_bytes(e, D, Im, 0));
+	if (ns > 0)
+		b += gv_bytes(e, Im * ns, D, FP8_GEMV_SILU_MUL) + gv_bytes(e, D, Im * ns, 0);
+	return b;
+}
+
+/* The board's GEMV CU: lanes, port width and activation bank; 0 when there is none. */
+static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *act)
+{
+	const struct board_desc *bd = backend_board(e->be);
+	for (uint32_t i = 0; i < bd->n_cus; i++) {
+		const struct board_cu *cu = &bd->cu[i];
+		int pa = board_cu_port_find(cu, "gmem_a");
+		if (strcmp(cu->kernel, "fp8_gemv") || pa < 0)
+			continue;
+		uint32_t n = 0;
+		char name[BOARD_NAME_MAX];
+		for (;; n++) {
+			snprintf(name, sizeof name, "gmem_l%u", n);
+			if (board_cu_port_find(cu, name) < 0)
+				break;
+		}
+		*axi_bits = cu->axi_bits;
+		*act = cu->port_bank[pa];
+		return n;
+	}
+	return 0;
+}
+
+int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	uint32_t act = 0;
+	const char *off = getenv("MOECARD_CARD_GEMV");
+	e->gv = 0;
+	if ((off && !strcmp(off, "0")) || cache || !backend_supports_op(e->be, ABI_OP_GEMV))
+		return 0;
+	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &act);
+	if (!e->gv_lanes || (!e->dry && act != e->act_bank) || c->num_experts_per_tok + 1 > EE_MAX_TOPK)
+		return 0;
+	int nmoe = 0, L = c->num_hidden_layers + (e->w && e->w->mtp ? 1 : 0);
+	for (int l = 0; l < L; l++)
+		nmoe += config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
+	uint64_t need = (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
+	e->gv = 1;
+	e->gv_cur = 0;
+	e->gv_cap = need;
+	if (e->dry) { /* shapes only: one layer's tables are reused for all */
+		e->gv_base = 0;
+		e->gv_cap = UINT64_MAX;
+		return 0;
+	}
+	for (uint32_t i = 0; i < e->gv_lanes; i++) {
+		uint64_t a;
+		int r = card_place(e, (int)i, NULL, need ? need : 64, &a);
+		if (r) {
+			snprintf(err, errlen,
+				 "%s: the striped weights need %.1f MB in each of %u banks (%s)",
+				 backend_board(e->be)->model, need / 1e6, e->gv_lanes, strerror(-r));
+			return r;
+		}
+		if (i == 0) {
+			e->gv_base = ABI_ADDR_OFF(a);
+		} else if (ABI_ADDR_OFF(a) != e->gv_base) {
+			snprintf(err, errlen, "%s: the stripe arena is not at one offset in every bank",
+				 backend_board(e->be)->model);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Stripes the matrix (a, with b the up half of a SiLU pair; a NULL: shapes only) into the arena. */
+static int gv_place(struct ee *e, struct smat *m, int n, int k, uint32_t lay, const struct qmat *a,
+		    const struct qmat *b, const uint8_t *codes, const float *scales)
+{
+	uint64_t bytes = gv_bytes(e, n, k, lay);
+	m->n = n;
+	m->k = k;
+	m->lay = lay;
+	m->off = e->gv_base + e->gv_cur;
+	if (e->gv_cur + bytes > e->gv_cap)
+		return -ENOSPC;
+	e->gv_cur += bytes;
+	if (e->dry || (!a && !codes))
+		return 0;
+	if (a && (a->fmt != QMAT_FP8 || a->rows != n || a->cols != k ||
+		  (b && (b->fmt != QMAT_FP8 || b->rows != n || b->cols != k))))
+		return -EINVAL;
+	uint32_t L = e->gv_lanes;
+	uint8_t *buf = calloc(L, bytes);
+	uint8_t *dst[FP8_GEMV_MAX_LANES];
+	if (!buf)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < L; i++)
+		dst[i] = buf + (size_t)i * bytes;
+	fp8_gemv_stripe(dst, (int)L, a ? a->w : codes, a ? a->scale : scales, b ? b->w : NULL,
+			b ? b->scale : NULL, n, k, lay);
+	int r = 0;
+	for (uint32_t i = 0; i < L && !r; i++)
+		r = card_write(e, ABI_ADDR(i, m->off), dst[i], bytes);
+	free(buf);
+	return r;
+}
+
+/* A table of ng groups in the activation bank (ng entries of host copy). */
+static int gv_tab(struct ee *e, struct gvtab *t, int ng)
+{
+	t->g = calloc((size_t)ng, sizeof *t->g);
+	t->cap = ng;
+	t->ng = 0;
+	if (!t->g)
+		return -ENOMEM;
+	return card_place(e, (int)e->act_bank, NULL, (size_t)ng * sizeof *t->g, &t->addr);
+}
+
+/* Appends a group: matrix m reads x (f32 [k]) and writes y (f32 [n]) with flags; res / rw 0 when
+ * unused. Quantize-inside groups take the checkpoint's UE8M0 rule. */
+static void gv_add(const struct ee *e, struct gvtab *t, const struct smat *m, uint64_t x,
+		   uint64_t y, uint64_t res, uint64_t rw, uint32_t flags)
+{
+	struct fp8_gemv_grp *g = &t->g[t->ng++];
+	memset(g, 0, sizeof *g);
+	if (!(flags & FP8_GEMV_ACT_F32) && !(m->lay & FP8_GEMV_W_BF16) &&
+	    e->c->quantization_config.ue8m0)
+		flags |= FP8_GEMV_UE8M0;
+	g->w_off = m->off;
+	g->x_off = ABI_ADDR_OFF(x);
+	g->y_off = ABI_ADDR_OFF(y);
+	g->res_off = res ? ABI_ADDR_OFF(res) : 0;
+	g->rw_off = rw ? ABI_ADDR_OFF(rw) : 0;
+	g->n = (uint32_t)m->n;
+	g->k = (uint32_t)m->k;
+	g->ldx = (uint32_t)m->k;
+	g->ldy = (uint32_t)m->n;
+	g->flags = flags | m->lay;
+}
+
+static int gv_write(struct ee *e, const struct gvtab *t)
+{
+	return card_write(e, t->addr, t->g, (size_t)t->ng * sizeof *t->g);
+}
+
+/* MLA: striped matrices and the five static tables. */
+static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
+		   size_t errlen)
+{
+	const struct config *c = e->c;
+	struct ee_gv_layer *g = &L->gv;
+	int D = c->hidden_size, H = c->num_attention_heads, ql = c->q_lora_rank;
+	int nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim, qd = nope + rope;
+	int kvl = c->kv_lora_rank, vd = c->v_head_dim, row = kvl + rope, r = 0;
+	g->ukt = calloc((size_t)H, sizeof *g->ukt);
+	g->uv = calloc((size_t)H, sizeof *g->uv);
+	if (!g->ukt || !g->uv)
+		return -ENOMEM;
+	if (ql > 0)
+		TRY(gv_place(e, &g->qa, ql, D, 0, lw ? &lw->q_a_proj : NULL, NULL, NULL, NULL));
+	TRY(gv_place(e, &g->qb, H * qd, ql > 0 ? ql : D, 0,
+		     lw ? (ql > 0 ? &lw->q_b_proj : &lw->q_proj) : NULL, NULL, NULL, NULL));
+	TRY(gv_place(e, &g->kva, row, D, 0, lw ? &lw->kv_a_proj_with_mqa : NULL, NULL, NULL,
+		     NULL));
+	TRY(gv_place(e, &g->o, D, H * vd, 0, lw ? &lw->o_proj : NULL, NULL, NULL, NULL));
+	uint8_t *t = NULL;
+	float *ts = NULL;
+	if (lw && !e->dry)
+		TRY(card_uk_t_build(e, lw, &t, &ts, err, errlen));
+	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
+	for (int h = 0; h < H; h++) {
+		if ((r = gv_place(e, &g->ukt[h], kvl, nope, 0, NULL, NULL,
+				  t ? t + (size_t)h * kvl * nope : NULL,
+				  ts ? ts + (size_t)h * kbl * kbn : NULL)))
+			break;
+		int r0 = h * (nope + vd) + nope; /* W_UV rows of head h in kv_b */
+		const uint8_t *uv =
+		    lw && !e->dry ? (const uint8_t *)lw->kv_b_proj.w + (size_t)r0 * kvl : NULL;
+		if ((r = gv_place(e, &g->uv[h], vd, kvl, 0, NULL, NULL, uv,
+				  uv ? lw->kv_b_proj.scale + (size_t)(r0 / 128) * sc : NULL)))
+			break;
+	}
+	free(t);
+	free(ts);
+	if (r)
+		return r;
+	TRY(gv_tab(e, &g->t_qkva, 2));
+	TRY(gv_tab(e, &g->t_qb, 1));
+	TRY(gv_tab(e, &g->t_ukt, H));
+	TRY(gv_tab(e, &g->t_uv, H));
+	TRY(gv_tab(e, &g->t_o, 1));
+	if (ql > 0)
+		gv_add(e, &g->t_qkva, &g->qa, e->xn, e->qa, 0, 0, 0);
+	else
+		gv_add(e, &g->t_qkva, &g->qb, e->xn, e->q, 0, 0, 0);
+	gv_add(e, &g->t_qkva, &g->kva, e->xn, e->kva, 0, 0, 0);
+	gv_add(e, &g->t_qb, &g->qb, e->qa, e->q, 0, 0, 0);
+	for (int h = 0; h < H; h++) {
+		gv_add(e, &g->t_ukt, &g->ukt[h], e->q + 4 * (uint64_t)h * qd,
+		       e->qcat + 4 * (uint64_t)h * row, 0, 0, FP8_GEMV_ACT_F32);
+		gv_add(e, &g->t_uv, &g->uv[h], e->lat + 4 * (uint64_t)h * kvl,
+		       e->ao + 4 * (uint64_t)h * vd, 0, 0, FP8_GEMV_ACT_F32);
+	}
+	gv_add(e, &g->t_o, &g->o, e->ao, e->x, e->x, 0, FP8_GEMV_RESIDUAL);
+	if ((r = gv_write(e, &g->t_qkva)) || (r = gv_write(e, &g->t_qb)) ||
+	    (r = gv_write(e, &g->t_ukt)) || (r = gv_write(e, &g->t_uv)) || (r = gv_write(e, &g->t_o)))
+		return r;
+	return 0;
+}
+
+int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
+		    size_t errlen)
+{
+	const struct config *c = e->c;
+	struct ee_gv_layer *g = &L->gv;
+	int D = c->hidden_size, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
+	int E = c->n_routed_experts, k = c->num_experts_per_tok, r;
+	int dense = !lw || !lw->is_moe, moe = !lw || lw->is_moe;
+	if ((r = gv_attn(e, L, lw, err, errlen)))
+		goto fail;
+	if (dense) {
+		int I = c->intermediate_size;
+		if ((r = gv_place(e, &g->gu, I, D, FP8_GEMV_SILU_MUL, lw ? &lw->mlp.gate : NULL,
+				  lw ? &lw->mlp.up : NULL, NULL, NULL)) ||
+		    (r = gv_place(e, &g->down, D, I, 0, lw ? &lw->mlp.down : NULL, NULL, NULL,
+				  NULL)) ||
+		    (r = gv_tab(e, &g->t_gu, 1)) || (r = gv_tab(e, &g->t_down, 1)))
+			goto fail;
+		gv_add(e, &g->t_gu, &g->gu, e->xn, e->hb[0], 0, 0, 0);
+		gv_add(e, &g->t_down, &g->down, e->hb[0], e->x, e->x, 0, FP8_GEMV_RESIDUAL);
+		if ((r = gv_write(e, &g->t_gu)) || (r = gv_write(e, &g->t_down)))
+			goto fail;
+	}
+	if (moe) {
+		g->exgu = calloc((size_t)(E > 0 ? E : 1), sizeof *g->exgu);
+		g->exdn = calloc((size_t)(E > 0 ? E : 1), sizeof *g->exdn);
+		if (!g->exgu || !g->exdn) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		for (int x = 0; x < E; x++) {
+			const struct ffn_weights *f = lw ? &lw->experts[x] : NULL;
+			if ((r = gv_place(e, &g->exgu[x], Im, D, FP8_GEMV_SILU_MUL,
+					  f ? &f->gate : NULL, f ? &f->up : NULL, NULL, NULL)) ||
+			    (r = gv_place(e, &g->exdn[x], D, Im, 0, f ? &f->down : NULL, NULL, NULL,
+					  NULL)))
+				goto fail;
+		}
+		if (ns > 0 &&
+		    ((r = gv_place(e, &g->shgu, Im * ns, D, FP8_GEMV_SILU_MUL,
+				   lw ? &lw->shared.gate : NULL, lw ? &lw->shared.up : NULL, NULL,
+				   NULL)) ||
+		     (r = gv_place(e, &g->shdown, D, Im * ns, 0, lw ? &lw->shared.down : NULL, NULL,
+				   NULL, NULL))))
+			goto fail;
+		if ((r = gv_tab(e, &g->t_mgu, k + 1)) || (r = gv_tab(e, &g->t_mdn, k + 1)))
+			goto fail;
+	}
+	return 0;
+fail:
+	if (!err[0])
+		snprintf(err, errlen, "%s: cannot place the striped weights (%s)",
+			 lw ? lw->o_proj.name : "layer", strerror(-r));
+	return r;
+}
+
+void card_gemv_layer_free(struct ee_layer *L)
+{
+	struct ee_gv_layer *g = &L->gv;
+	struct gvtab *t[] = {&g->t_qkva, &g->t_qb, &g->t_ukt, &g->t_uv, &g->t_o,
+			     &g->t_gu,	 &g->t_down, &g->t_mgu, &g->t_mdn};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		free(t[i]->g);
+	free(g->ukt);
+	free(g->uv);
+	free(g->exgu);
+	free(g->exdn);
+	memset(g, 0, sizeof *g);
+}
+
+static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
+{
+	struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
+	if (!c)
+		return -E2BIG;
+	c->u.gemv.tab = t->addr;
+	c->u.gemv.ng = (uint32_t)t->ng;
+	c->u.gemv.m = 1;
+	e->list.gt[e->list.n - 1] = t;
+	return 0;
+}
+
+int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step)
+{
+	const struct ee_gv_layer *g = &L->gv;
+	switch (step) {
+	case GV_QKV_A:
+		return gv_cmd(e, "q_a|kv_a (gemv)", &g->t_qkva);
+	case GV_Q_B:
+		return gv_cmd(e, "q_b (gemv)", &g->t_qb);
+	case GV_UK_T:
+		return gv_cmd(e, "W_UK^T q_nope, all heads (gemv)", &g->t_ukt);
+	case GV_UV:
+		return gv_cmd(e, "W_UV o_lat, all heads (gemv)", &g->t_uv);
+	default:
+		return gv_cmd(e, "o_proj + residual (gemv)", &g->t_o);
+	}
+}
+
+int card_dense_gemv(struct ee *e, const struct ee_layer *L)
+{
+	TRY(gv_cmd(e, "gate|up silu (gemv)", &L->gv.t_gu));
+	TRY(card_barrier(e));
+	TRY(gv_cmd(e, "down + residual (gemv)", &L->gv.t_down));
+	return card_barrier(e);
+}
+
+/* MoE FFN after the host routed: one GEMV for the shared and the chosen experts' gate|up, one for
+ * the downs (the shared one writes ffn, the routed ones accumulate route_w * y in router order
+ * inside each lane), then x += ffn. */
+int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx)
+{
+	const struct config *c = e->c;
+	struct ee_gv_layer *g = &L->gv;
+	int k = c->num_experts_per_tok;
+	if (!g->shgu.n)
+		return -ENOTSUP; /* the shared down writes ffn first (as card_moe) */
+	g->t_mgu.ng = g->t_mdn.ng = 0;
+	gv_add(e, &g->t_mgu, &g->shgu, e->xn, e->hb[0], 0, 0, 0);
+	gv_add(e, &g->t_mdn, &g->shdown, e->hb[0], e->ffn, 0, 0, 0);
+	for (int j = 0; j < k; j++) {
+		gv_add(e, &g->t_mgu, &g->exgu[idx[j]], e->xn, e->hb[j + 1], 0, 0, 0);
+		gv_add(e, &g->t_mdn, &g->exdn[idx[j]], e->hb[j + 1], e->ffn, 0,
+		       e->rw + 4 * (uint64_t)j, FP8_GEMV_ACCUM);
+	}
+	TRY(gv_write(e, &g->t_mgu));
+	TRY(gv_write(e, &g->t_mdn));
+	TRY(gv_cmd(e, "experts gate|up silu (gemv)", &g->t_mgu));
+	TRY(card_barrier(e));
+	TRY(gv_cmd(e, "experts down (gemv, router order)", &g->t_mdn));
+	TRY(card_barrier(e));
+	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
+		       (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
+	return card_barrier(e);
+}
+
+int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_mbps,
+			 uint32_t clk_khz)
+{
+	struct hls_build b;
+	hls_build_default(&b);
+	if (clk_khz)
+		b.clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		b.bank_gbps = bw_mbps / 1000.0;
+	b.axi_bits = (int)e->gv_axi_bits;
+	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, 1, NULL) : 0;
+}
