@@ -13,9 +13,10 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-    "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",  "gemm_mac",  "gemm_scale",
-    "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	  "attn_load", "attn_score",
-    "attn_softmax", "attn_acc",	   "attn_store",   "append_write"};
+    "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",   "gemm_mac",	 "gemm_scale",
+    "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	   "attn_load",	 "attn_score",
+    "attn_softmax", "attn_acc",	   "attn_store",   "append_write", "gemv_table", "gemv_load_x",
+    "gemv_quant",   "gemv_load_s", "gemv_mac",	   "gemv_store"};
 
 static int tc_passed, tc_failed;
 
