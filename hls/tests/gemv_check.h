@@ -12,18 +12,18 @@
 #include "hls/fp8_gemv/fp8_gemv.h"
 
 static uint64_t gv_rng = 0x9E3779B97F4A7C15ull;
-static uint64_t gv_next(void)
+static inline uint64_t gv_next(void)
 {
 	gv_rng ^= gv_rng >> 12;
 	gv_rng ^= gv_rng << 25;
 	gv_rng ^= gv_rng >> 27;
 	return gv_rng * 0x2545F4914F6CDD1Dull;
 }
-static float gv_unif(void) /* [0, 1) */
+static inline float gv_unif(void) /* [0, 1) */
 {
 	return (float)(gv_next() >> 40) * (1.0f / 16777216.0f);
 }
-static float gv_sym(float a) /* [-a, a) */
+static inline float gv_sym(float a) /* [-a, a) */
 {
 	return (2.0f * gv_unif() - 1.0f) * a;
 }
@@ -34,7 +34,7 @@ struct gv_act {
 	uint64_t size, used;
 };
 
-static uint64_t gv_alloc(struct gv_act *a, uint64_t bytes)
+static inline uint64_t gv_alloc(struct gv_act *a, uint64_t bytes)
 {
 	uint64_t off = (a->used + 63) & ~(uint64_t)63;
 	a->used = off + bytes;
@@ -47,7 +47,7 @@ static uint64_t gv_alloc(struct gv_act *a, uint64_t bytes)
 	return off;
 }
 
-static void gv_put_f32(struct gv_act *a, uint64_t off, const float *v, size_t n)
+static inline void gv_put_f32(struct gv_act *a, uint64_t off, const float *v, size_t n)
 {
 	memcpy(a->p + off, v, n * 4);
 }
@@ -59,7 +59,7 @@ struct gv_lanes {
 	uint64_t size, used;
 };
 
-static void gv_lanes_init(struct gv_lanes *ln, int L, uint64_t size)
+static inline void gv_lanes_init(struct gv_lanes *ln, int L, uint64_t size)
 {
 	ln->L = L;
 	ln->size = size;
@@ -68,15 +68,16 @@ static void gv_lanes_init(struct gv_lanes *ln, int L, uint64_t size)
 		ln->p[l] = calloc(size ? size : 1, 1);
 }
 
-static void gv_lanes_free(struct gv_lanes *ln)
+static inline void gv_lanes_free(struct gv_lanes *ln)
 {
 	for (int l = 0; l < ln->L; l++)
 		free(ln->p[l]);
 }
 
 /* Stripes one matrix into the next stripe set; returns its w_off. */
-static uint64_t gv_add_matrix(struct gv_lanes *ln, const uint8_t *w, const float *ws,
-			      const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags)
+static inline uint64_t gv_add_matrix(struct gv_lanes *ln, const uint8_t *w, const float *ws,
+				     const uint8_t *w2, const float *ws2, int N, int K,
+				     uint32_t flags)
 {
 	uint64_t off = (ln->used + 63) & ~(uint64_t)63;
 	uint64_t bytes = fp8_gemv_stripe_bytes(N, K, ln->L, flags);
@@ -90,8 +91,9 @@ static uint64_t gv_add_matrix(struct gv_lanes *ln, const uint8_t *w, const float
 	return off;
 }
 
-static struct fp8_gemv_grp gv_grp(uint64_t w_off, uint64_t x_off, uint64_t y_off, uint64_t res_off,
-				  uint64_t rw_off, int n, int k, int ldx, int ldy, uint32_t flags)
+static inline struct fp8_gemv_grp gv_grp(uint64_t w_off, uint64_t x_off, uint64_t y_off,
+					 uint64_t res_off, uint64_t rw_off, int n, int k, int ldx,
+					 int ldy, uint32_t flags)
 {
 	struct fp8_gemv_grp g;
 	memset(&g, 0, sizeof g);
