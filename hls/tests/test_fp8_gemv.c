@@ -330,7 +330,7 @@ static void mixed_table(int L, int m)
 	struct gv_lanes ln;
 	struct fp8_gemv_grp g[G];
 	float *yref[G], *x[G], *res[G], rw[FP8_GEMV_MAX_M] = {0};
-	uint64_t lb = 0, xo[G], yo[G];
+	uint64_t lb = 0, xo[G] = {0}, yo[G] = {0};
 	for (int i = 0; i < G; i++)
 		lb += 64 + fp8_gemv_stripe_bytes(NK[i][0], NK[i][1], L, fl[i]);
 	gv_lanes_init(&ln, L, lb);

@@ -15,7 +15,7 @@ static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t 
 {
 	struct gv_act act = {0};
 	struct gv_lanes ln;
-	struct fp8_gemv_grp tab[8];
+	struct fp8_gemv_grp tab[8] = {{0}};
 	uint64_t lb = 0;
 	for (int g = 0; g < ng; g++)
 		lb += 64 + fp8_gemv_stripe_bytes(nk[g][0], nk[g][1], L, fl[g]);
