@@ -4,12 +4,15 @@
  * 14.4 GB/s), from the kernels' timing models (nothing is executed). `make bench` runs it.
  * Decode GEMV (M=1) utilization is W bytes per cycle against the W bank's bandwidth; prefill
  * (M=2048 tokens; M=128 rows per routed expert) is MACs per cycle against the PE array's peak.
+ * fp8_gemv rows: one command per decode step of a layer, its weights striped over 32 lanes (one
+ * HBM pseudo-channel each); utilization is lane bytes per cycle against 32 banks' bandwidth.
  * Usage: hls_bench [--check]   (--check: exit 1 unless decode >= 90% and prefill >= 85%)
  */
 #include <stdio.h>
 #include <string.h>
 #include "hls_timing.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls/fp8_gemv/fp8_gemv.h"
 #include "hls/vec_ops/vec_ops.h"
 #include "hls/mla_attn/mla_attn.h"
 
@@ -18,6 +21,64 @@ struct shape {
 	int N, K;
 	int prefill_m; /* rows in the prefill case */
 };
+
+/* One fp8_gemv command of ng groups (m = 1): modeled cycles, time and lane-bandwidth use. */
+static void gemv_row(const struct hls_build *b, const char *name, const struct fp8_gemv_grp *tab,
+		     int ng, int L)
+{
+	struct fp8_gemv_cost c;
+	int64_t cy = fp8_gemv_cycles(b, L, tab, ng, 1, &c);
+	printf("%-34s %4d %12lld %12.1f %9.1f%% %10.1f\n", name, ng, (long long)cy,
+	       cy / b->clock_mhz, 100 * c.util_bw, c.lane_bytes_total / 1e6);
+}
+
+static struct fp8_gemv_grp gemv_grp(uint32_t n, uint32_t k, uint32_t flags)
+{
+	struct fp8_gemv_grp g = {0};
+	g.n = n;
+	g.k = k;
+	g.ldx = k;
+	g.ldy = n;
+	g.flags = flags;
+	return g;
+}
+
+/* DeepSeek-V3 671B decode (hidden 7168, q_lora 1536, kv_lora 512 + rope 64, 128 heads of
+ * 128 nope + 64 rope, expert inter 2048, 8 routed + 1 shared, dense inter 18432, vocab 129280),
+ * one token, 32 lanes. */
+static void gemv_bench(const struct hls_build *b)
+{
+	enum { L = 32, H = 128 };
+	static struct fp8_gemv_grp t[H];
+	printf("\nfp8_gemv decode commands (m=1, %d lanes, MODELED)\n", L);
+	printf("%-34s %4s %12s %12s %10s %10s\n", "command", "grps", "cycles(mod)", "time_us(mod)",
+	       "util_bw", "MB read");
+	t[0] = gemv_grp(1536, 7168, 0);
+	t[1] = gemv_grp(576, 7168, 0);
+	gemv_row(b, "attn q_a 1536 + kv_a 576 (x7168)", t, 2, L);
+	t[0] = gemv_grp(24576, 1536, 0);
+	gemv_row(b, "attn q_b 1536->24576", t, 1, L);
+	for (int h = 0; h < H; h++)
+		t[h] = gemv_grp(512, 128, FP8_GEMV_ACT_F32);
+	gemv_row(b, "attn W_UK^T q_nope, 128 x 128->512", t, H, L);
+	for (int h = 0; h < H; h++)
+		t[h] = gemv_grp(128, 512, FP8_GEMV_ACT_F32);
+	gemv_row(b, "attn W_UV lat, 128 x 512->128", t, H, L);
+	t[0] = gemv_grp(7168, 16384, FP8_GEMV_RESIDUAL);
+	gemv_row(b, "attn o 16384->7168 + residual", t, 1, L);
+	t[0] = gemv_grp(18432, 7168, FP8_GEMV_SILU_MUL);
+	gemv_row(b, "dense gate+up silu 7168->18432", t, 1, L);
+	t[0] = gemv_grp(7168, 18432, FP8_GEMV_RESIDUAL);
+	gemv_row(b, "dense down 18432->7168 + residual", t, 1, L);
+	for (int e = 0; e < 9; e++)
+		t[e] = gemv_grp(2048, 7168, FP8_GEMV_SILU_MUL);
+	gemv_row(b, "moe gate+up silu, 9 x 7168->2048", t, 9, L);
+	for (int e = 0; e < 9; e++)
+		t[e] = gemv_grp(7168, 2048, FP8_GEMV_ACCUM | (e ? 0 : FP8_GEMV_RESIDUAL));
+	gemv_row(b, "moe down accum, 9 x 2048->7168", t, 9, L);
+	t[0] = gemv_grp(129280, 7168, FP8_GEMV_W_BF16);
+	gemv_row(b, "lm_head bf16 7168->129280", t, 1, L);
+}
 
 int main(int argc, char **argv)
 {
@@ -76,6 +137,7 @@ int main(int argc, char **argv)
 		       100.0 * a.macs / ((double)cy * MLA_HG * MLA_DL), MLA_HG * MLA_DL,
 		       fmt == 1 ? "BF16" : "FP8");
 	}
+	gemv_bench(&b);
 	if (check)
 		printf("goals (decode >= 90%% of bank bandwidth, prefill >= 85%% of PE peak): %s\n",
 		       bad ? "NOT met" : "met");

@@ -110,12 +110,12 @@ void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *
  * port width is axi_bits). Lanes run in parallel; the command takes the slowest lane plus the
  * shared x-load / store stages that do not overlap. */
 struct fp8_gemv_cost {
-	uint64_t it[HLS_L_N];	       /* iterations of each pipelined loop, count */
-	uint64_t lane_bytes_max;       /* bytes the busiest lane read */
-	uint64_t lane_bytes_total;     /* bytes all lanes read */
-	uint64_t act_bytes;	       /* activation-bank bytes read + written */
-	uint64_t cycles;	       /* modeled kernel cycles, start to done */
-	double util_bw;		       /* lane_bytes_total / (cycles * L * bank bytes per cycle) */
+	uint64_t it[HLS_L_N];	   /* iterations of each pipelined loop, count */
+	uint64_t lane_bytes_max;   /* bytes the busiest lane read */
+	uint64_t lane_bytes_total; /* bytes all lanes read */
+	uint64_t act_bytes;	   /* activation-bank bytes read + written */
+	uint64_t cycles;	   /* modeled kernel cycles, start to done */
+	double util_bw;		   /* lane_bytes_total / (cycles * L * bank bytes per cycle) */
 };
 
 /* Timing model from the group table (host copy: tab[ng]). Returns cycles > 0, or -EINVAL for

@@ -1,0 +1,588 @@
+/*
+ * fp8_gemv.c - the wide, striped, grouped GEMV kernel in synthesizable C (Vitis HLS; the emulated
+ * card calls it directly). Interface, striped layout and numerics: fp8_gemv.h; timing model at
+ * the end of this file; design notes in hls/README.md "fp8_gemv".
+ *
+ *     gmem_t (act bank)        gmem_a (act bank)                        gmem_a (act bank)
+ *          |                        |                                        ^
+ *   +------v-------+   +------------v-------------+                          |
+ *   | read + check |   | load_x: m rows of f32 x, |  once per group,         |
+ *   | every group  |   | amax per 128; quantize   |  prefetched during the   |
+ *   | (table)      |   | (or keep f32: ACT_F32 /  |  previous group          |
+ *   +--------------+   | W_BF16)  -> xb[m][K]     |                          |
+ *                      +------------+-------------+                          |
+ *                                   | one x beat per cycle, fanned out       |
+ *            +----------------------+----------------------+                 |
+ *            v                      v                      v                 |
+ *    gmem_l0 (PC 0)         gmem_l1 (PC 1)   ...   gmem_l{L-1} (PC L-1)      |
+ *            |                      |                      |                 |
+ *   +--------v--------+    +--------v--------+    +--------v--------+        |
+ *   | lane 0: tiles   |    | lane 1: tiles   |    | lane L-1        |        |
+ *   | 0, L, 2L, ...   |    | 1, L+1, ...     |    |                 |        |
+ *   | mac: 1 beat of  |    |                 |    |                 |        |
+ *   | W row x m rows  |    |      ...        |    |      ...        |        |
+ *   | of x per cycle; |    |                 |    |                 |        |
+ *   | block scaler    |    |                 |    |                 |        |
+ *   +--------+--------+    +--------+--------+    +--------+--------+        |
+ *            |  R outputs x m rows per tile               |                  |
+ *            +----------------------+---------------------+                  |
+ *                                   v                                        |
+ *                      +------------+-------------+                          |
+ *                      | store: epilogue (silu*mul,+--------------------------+
+ *                      | accum, residual) -> y    |
+ *                      +--------------------------+
+ *
+ * In hardware the L lanes are parallel dataflow processes, each with its own m_axi port on its
+ * own HBM pseudo-channel; they advance in lockstep through a group (same local tile, row and
+ * beat), so one read of the on-chip x buffer per cycle feeds every lane. In C simulation the
+ * lanes are a loop over the lane index, in order; the results are the same because every output
+ * element is produced by exactly one lane and groups run in table order.
+ *
+ * A lane's PE takes one beat of weight codes per cycle (axi_bits/8 E4M3 codes, or half as many
+ * bf16 weights) and multiplies it with the same k-range of each of the m rows of x, so the m
+ * rows reuse every weight beat: axi_bits/8 MACs per x row per cycle. FP8 weights with quantized
+ * x use fp8_gemm's exact int64 block sum; ACT_F32 and W_BF16 use its 8-lane f32 partial sums.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "fp8_gemv.h"
+#include "e4m3.h"
+#include "hls_math.h"
+#include "hls_quant.h"
+#include "hls_strict.h"
+
+#ifndef __SYNTHESIS__
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#pragma GCC diagnostic ignored "-Wunused-label"
+#endif
+
+#ifndef FP8_GEMV_AXI_BITS
+#define FP8_GEMV_AXI_BITS 512 /* m_axi width of every port (hls/fp8_gemv/build.cfg) */
+#endif
+
+#define V_R FP8_GEMV_R
+#define V_BK 128			  /* block size of the scales */
+#define V_BEAT (FP8_GEMV_AXI_BITS / 8)	  /* bytes per AXI beat */
+#define V_LANES (V_BEAT / 4)		  /* f32 per beat */
+#define V_MAXKB (FP8_GEMV_MAX_K / V_BK)	  /* scale blocks of the longest row */
+#define V_RAW (FP8_GEMV_ACT_F32 | FP8_GEMV_W_BF16) /* flags that keep x in f32 */
+
+_Static_assert(V_BK % V_R == 0, "FP8_GEMV_R must divide 128 (one weight scale per tile)");
+_Static_assert(V_BK % V_BEAT == 0, "an AXI beat must divide the 128-byte block row");
+_Static_assert(V_R * 4 <= 1024, "a tile's outputs of one x row fit a few beats");
+
+/* The x buffer holds m rows of up to FP8_GEMV_MAX_K words (2 MB): on-chip URAM in hardware. In C
+ * simulation it is too large for a thread's stack, so it is static, one per thread (emulated CUs
+ * may run on several threads). */
+#ifndef __SYNTHESIS__
+#define V_XBUF static _Thread_local
+#endif
+#ifndef V_XBUF
+#define V_XBUF
+#endif
+
+static int v_min(int a, int b) { return a < b ? a : b; }
+static int v_cdiv(int a, int b) { return (a + b - 1) / b; }
+static uint64_t v_align64(uint64_t a) { return (a + 63) & ~(uint64_t)63; }
+
+/* Little-endian accesses to the banks (the table, f32 operands and bf16 weights). */
+static uint32_t v_rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t v_rd64(const uint8_t *p) { return v_rd32(p) | (uint64_t)v_rd32(p + 4) << 32; }
+static float v_rdf(const uint8_t *p) { return e4m3_bits_f32(v_rd32(p)); }
+static void v_wrf(uint8_t *p, float f)
+{
+	uint32_t u = e4m3_f32_bits(f);
+	p[0] = (uint8_t)u;
+	p[1] = (uint8_t)(u >> 8);
+	p[2] = (uint8_t)(u >> 16);
+	p[3] = (uint8_t)(u >> 24);
+}
+
+/* Geometry of one matrix in the striped layout (fp8_gemv.h). */
+struct v_geo {
+	int nt;		   /* tiles: ceil(N / R) */
+	int nt_max;	   /* tiles of the fullest lane: ceil(nt / L) */
+	int halves;	   /* 2 with SILU_MUL (gate, up), else 1 */
+	int eb;		   /* bytes per weight: 2 (bf16) or 1 */
+	int kb;		   /* scale blocks per row: ceil(K / 128) */
+	uint64_t half;	   /* code bytes of one half of a tile: R K eb */
+	uint64_t tile;	   /* code bytes of one tile: halves R K eb */
+	uint64_t scales;   /* offset of the scales from w_off (FP8 only) */
+	uint64_t bytes;	   /* bytes per lane */
+};
+
+static void v_geometry(int N, int K, int L, uint32_t flags, struct v_geo *g)
+{
+	int bf = (flags & FP8_GEMV_W_BF16) != 0;
+	g->nt = v_cdiv(N, V_R);
+	g->nt_max = v_cdiv(g->nt, L);
+	g->halves = (flags & FP8_GEMV_SILU_MUL) ? 2 : 1;
+	g->eb = bf ? 2 : 1;
+	g->kb = v_cdiv(K, V_BK);
+	g->half = (uint64_t)V_R * K * g->eb;
+	g->tile = g->half * g->halves;
+	g->scales = v_align64((uint64_t)g->nt_max * g->tile);
+	g->bytes = bf ? (uint64_t)g->nt_max * g->tile
+		      : g->scales + (uint64_t)g->nt_max * g->halves * g->kb * 4;
+}
+
+uint64_t fp8_gemv_stripe_bytes(int N, int K, int L, uint32_t flags)
+{
+	struct v_geo g;
+	if (N < 1 || N > FP8_GEMV_MAX_N || K < 1 || K > FP8_GEMV_MAX_K || L < 1 ||
+	    L > FP8_GEMV_MAX_LANES || (flags & ~FP8_GEMV_FLAGS_ALL))
+		return 0;
+	v_geometry(N, K, L, flags, &g);
+	return g.bytes;
+}
+
+/* Flag and shape rules of one group: 0, FP8_GEMV_E_FLAGS or FP8_GEMV_E_SHAPE. UE8M0 only
+ * applies to quantize-inside; W_BF16 has no SiLU pair (there is no bf16 expert). The unused
+ * offsets (res_off without RESIDUAL, rw_off without ACCUM) are ignored. */
+static uint32_t v_check_grp(const struct fp8_gemv_grp *g, int m)
+{
+	uint32_t f = g->flags;
+	if ((f & ~FP8_GEMV_FLAGS_ALL) || g->rsvd || ((f & FP8_GEMV_UE8M0) && (f & V_RAW)) ||
+	    ((f & FP8_GEMV_W_BF16) && (f & FP8_GEMV_SILU_MUL)))
+		return FP8_GEMV_E_FLAGS;
+	if (g->n < 1 || g->n > FP8_GEMV_MAX_N || g->k < 1 || g->k > FP8_GEMV_MAX_K ||
+	    (m > 1 && (g->ldx < g->k || g->ldy < g->n)))
+		return FP8_GEMV_E_SHAPE;
+	return 0;
+}
+
+/* 1 when [off, off + len) is not inside a bank of `bank` bytes. */
+static int v_outside(uint64_t off, uint64_t len, uint64_t bank)
+{
+	return off > bank || len > bank - off;
+}
+
+/* Bytes spanned by an f32 [m][ld] operand of which `cols` columns are used. */
+static uint64_t v_span(int m, uint32_t ld, uint32_t cols)
+{
+	return ((uint64_t)(m - 1) * (m > 1 ? ld : 0) + cols) * 4;
+}
+
+/* Every operand of a checked group inside its bank: 0 or FP8_GEMV_E_BOUNDS. */
+static uint32_t v_check_bounds(const struct fp8_gemv_grp *g, int m, int L, uint64_t act_bytes,
+			       uint64_t lane_bytes)
+{
+	uint64_t xs = v_span(m, g->ldx, g->k), ys = v_span(m, g->ldy, g->n);
+	if (v_outside(g->x_off, xs, act_bytes) || v_outside(g->y_off, ys, act_bytes) ||
+	    ((g->flags & FP8_GEMV_RESIDUAL) && v_outside(g->res_off, ys, act_bytes)) ||
+	    ((g->flags & FP8_GEMV_ACCUM) && v_outside(g->rw_off, (uint64_t)m * 4, act_bytes)) ||
+	    v_outside(g->w_off, fp8_gemv_stripe_bytes((int)g->n, (int)g->k, L, g->flags),
+		      lane_bytes))
+		return FP8_GEMV_E_BOUNDS;
+	return 0;
+}
+
+/* Reads table entry p (64 bytes, little-endian) into g. */
+static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
+{
+	g->w_off = v_rd64(p);
+	g->x_off = v_rd64(p + 8);
+	g->y_off = v_rd64(p + 16);
+	g->res_off = v_rd64(p + 24);
+	g->rw_off = v_rd64(p + 32);
+	g->n = v_rd32(p + 40);
+	g->k = v_rd32(p + 44);
+	g->ldx = v_rd32(p + 48);
+	g->ldy = v_rd32(p + 52);
+	g->flags = v_rd32(p + 56);
+	g->rsvd = v_rd32(p + 60);
+}
+
+/* Loads the group's m rows of x once into xb: with ACT_F32 / W_BF16 the f32 bit patterns, else
+ * quantized per 128 channels exactly as fp8_gemm's FP8_GEMM_X_F32 path (hls_quant.h: amax during
+ * the load, then one quantizer pass) as E4M3 fixed-point values, with the scales in xsc. */
+static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
+		     int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K], float xsc[FP8_GEMV_MAX_M][V_MAXKB])
+{
+	int K = (int)g->k, KB = v_cdiv(K, V_BK);
+	int raw = (g->flags & V_RAW) != 0, ue8m0 = (g->flags & FP8_GEMV_UE8M0) != 0;
+	float xf[V_BK];
+#pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16
+load_x_row:
+	for (int i = 0; i < m; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		const uint8_t *row = act + g->x_off + (uint64_t)i * g->ldx * 4;
+	load_x_kb:
+		for (int kb = 0; kb < KB; kb++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+			int k0 = kb * V_BK, kn = v_min(V_BK, K - k0), nb = v_cdiv(kn, V_LANES);
+			float amax = 0.0f;
+		gemv_load_x:
+			for (int b = 0; b < nb; b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMV_LOAD_X);
+				for (int e = 0; e < V_LANES; e++) {
+					int k = b * V_LANES + e;
+					float v = k < kn ? v_rdf(row + (uint64_t)(k0 + k) * 4) : 0.0f;
+					xf[k] = v;
+					amax = hls_amax_step(amax, v);
+					if (raw && k < kn)
+						xb[i][k0 + k] = (int32_t)e4m3_f32_bits(v);
+				}
+			}
+			if (raw)
+				continue;
+			float s = hls_quant_scale(amax, ue8m0);
+		gemv_quant:
+			for (int b = 0; b < nb; b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMV_QUANT);
+				for (int e = 0; e < V_LANES; e++) {
+					int k = b * V_LANES + e;
+					if (k < kn)
+						xb[i][k0 + k] = e4m3_decode_fixed(e4m3_encode(xf[k] / s));
+				}
+			}
+			xsc[i][kb] = s;
+		}
+	}
+}
+
+/* Fixed-order sum of the 8 f32 partial sums (fp8_gemm's halving tree). */
+static float v_tree8(const float p[8])
+{
+	float a0 = p[0] + p[4], a1 = p[1] + p[5], a2 = p[2] + p[6], a3 = p[3] + p[7];
+	return (a0 + a2) + (a1 + a3);
+}
+
+/* One weight row (K codes or bf16 at w) against the m rows of x: acc[i] for i < m. One beat of
+ * the row per iteration; at the end of each 128-block the block result is scaled and added to
+ * acc in kb order (fp8_gemv.h numerics). */
+static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
+		  const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
+		  const float xsc[FP8_GEMV_MAX_M][V_MAXKB], const float sc[V_MAXKB],
+		  float acc[FP8_GEMV_MAX_M])
+{
+	int bf = (flags & FP8_GEMV_W_BF16) != 0, raw = (flags & V_RAW) != 0;
+	int per_beat = bf ? V_BEAT / 2 : V_BEAT, nb = v_cdiv(K, per_beat);
+	int64_t d[FP8_GEMV_MAX_M];
+	float ps[FP8_GEMV_MAX_M][8];
+#pragma HLS ARRAY_PARTITION variable=d complete dim=0
+#pragma HLS ARRAY_PARTITION variable=ps complete dim=0
+	for (int i = 0; i < FP8_GEMV_MAX_M; i++)
+		acc[i] = 0.0f;
+gemv_mac:
+	for (int b = 0; b < nb; b++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
+#pragma HLS PIPELINE II=1
+		HLS_CNT(HLS_L_GEMV_MAC);
+		for (int e = 0; e < per_beat; e++) {
+			int k = b * per_beat + e, j = k % V_BK;
+			if (k >= K)
+				continue;
+			if (j == 0)
+				for (int i = 0; i < m; i++) {
+					d[i] = 0;
+					for (int l = 0; l < 8; l++)
+						ps[i][l] = 0.0f;
+				}
+			int32_t wfix = bf ? 0 : e4m3_decode_fixed(w[k]);
+			float wv = bf ? bf16_to_f32((uint16_t)(w[2 * k] | w[2 * k + 1] << 8))
+				      : (float)wfix * 0x1p-9f;
+			for (int i = 0; i < m; i++) {
+				if (raw)
+					ps[i][j % 8] += e4m3_bits_f32((uint32_t)xb[i][k]) * wv;
+				else
+					d[i] += (int64_t)xb[i][k] * wfix;
+			}
+			if (j == V_BK - 1 || k == K - 1) { /* block end: the scaler */
+				int kb = k / V_BK;
+				for (int i = 0; i < m; i++) {
+					float t;
+					if (bf)
+						t = v_tree8(ps[i]);
+					else if (raw)
+						t = v_tree8(ps[i]) * sc[kb];
+					else
+						t = ((float)d[i] * 0x1p-18f) * (xsc[i][kb] * sc[kb]);
+					acc[i] = acc[i] + t;
+				}
+			}
+		}
+	}
+}
+
+/* Writes a tile's outputs (rows [n0, n0 + rows) of y for each x row) with the epilogue. */
+static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, int rows,
+		    const float acc[2][FP8_GEMV_MAX_M][V_R])
+{
+	uint32_t f = g->flags;
+	int nb = v_cdiv(rows * 4, V_BEAT);
+store_row:
+	for (int i = 0; i < m; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		float rw = (f & FP8_GEMV_ACCUM) ? v_rdf(act + g->rw_off + (uint64_t)i * 4) : 0.0f;
+	gemv_store:
+		for (int b = 0; b < nb; b++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_GEMV_STORE);
+			for (int e = 0; e < V_LANES; e++) {
+				int r = b * V_LANES + e;
+				if (r >= rows)
+					continue;
+				uint64_t o = ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4;
+				float v = acc[0][i][r];
+				if (f & FP8_GEMV_SILU_MUL)
+					v = hls_siluf(v) * acc[1][i][r];
+				if (f & FP8_GEMV_ACCUM)
+					v = v_rdf(act + g->y_off + o) + rw * v;
+				if (f & FP8_GEMV_RESIDUAL)
+					v = v + v_rdf(act + g->res_off + o);
+				v_wrf(act + g->y_off + o, v);
+			}
+		}
+	}
+}
+
+/* Lane l's share of one group: its tiles t = l, l + L, ... in ascending order. */
+static void v_lane(const uint8_t *lane, int l, int L, uint8_t *act, const struct fp8_gemv_grp *g,
+		   int m, const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
+		   const float xsc[FP8_GEMV_MAX_M][V_MAXKB])
+{
+	int N = (int)g->n, K = (int)g->k, bf = (g->flags & FP8_GEMV_W_BF16) != 0;
+	struct v_geo geo;
+	v_geometry(N, K, L, g->flags, &geo);
+	int count = geo.nt / L + (l < geo.nt % L);
+	float acc[2][FP8_GEMV_MAX_M][V_R], sc[V_MAXKB], racc[FP8_GEMV_MAX_M];
+gemv_tile:
+	for (int j = 0; j < count; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
+		int t = j * L + l, rows = v_min(V_R, N - t * V_R);
+	gemv_half:
+		for (int h = 0; h < geo.halves; h++) {
+			const uint8_t *srow =
+			    lane + g->w_off + geo.scales + ((uint64_t)j * geo.halves + h) * geo.kb * 4;
+		gemv_load_s:
+			for (int b = 0; b < (bf ? 0 : v_cdiv(geo.kb, V_LANES)); b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMV_LOAD_S);
+				for (int e = 0; e < V_LANES; e++) {
+					int kb = b * V_LANES + e;
+					if (kb < geo.kb)
+						sc[kb] = v_rdf(srow + (uint64_t)kb * 4);
+				}
+			}
+		gemv_row:
+			for (int r = 0; r < rows; r++) {
+				const uint8_t *w = lane + g->w_off + (uint64_t)j * geo.tile +
+						   (uint64_t)h * geo.half + (uint64_t)r * K * geo.eb;
+				v_row(w, K, g->flags, m, xb, xsc, sc, racc);
+				for (int i = 0; i < m; i++)
+					acc[h][i][r] = racc[i];
+			}
+		}
+		v_store(act, g, m, t * V_R, rows, (const float(*)[FP8_GEMV_MAX_M][V_R])acc);
+	}
+}
+
+uint32_t fp8_gemv(uint8_t *act, uint64_t act_bytes, const uint8_t *const *lane, uint64_t lane_bytes,
+		  int L, uint64_t tab_off, int ng, int m)
+{
+	/* gmem_t is a second read port on the activation bank for the table; gmem_l0.. are one
+	 * port per lane (the lane pointer array becomes L ports in the synthesis wrapper). */
+#pragma HLS INTERFACE m_axi port=act bundle=gmem_a offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=lane bundle=gmem_l0 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE s_axilite port=act_bytes
+#pragma HLS INTERFACE s_axilite port=lane_bytes
+#pragma HLS INTERFACE s_axilite port=L
+#pragma HLS INTERFACE s_axilite port=tab_off
+#pragma HLS INTERFACE s_axilite port=ng
+#pragma HLS INTERFACE s_axilite port=m
+#pragma HLS INTERFACE s_axilite port=return
+	V_XBUF int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K];
+	V_XBUF float xsc[FP8_GEMV_MAX_M][V_MAXKB];
+	struct fp8_gemv_grp tab[FP8_GEMV_MAX_GROUPS];
+#pragma HLS BIND_STORAGE variable=xb type=ram_2p impl=uram
+	if (!act || !lane || L < 1 || L > FP8_GEMV_MAX_LANES || m < 1 || m > FP8_GEMV_MAX_M ||
+	    ng < 1 || ng > FP8_GEMV_MAX_GROUPS ||
+	    v_outside(tab_off, (uint64_t)ng * sizeof(struct fp8_gemv_grp), act_bytes))
+		return FP8_GEMV_E_ARGS;
+check_lanes:
+	for (int l = 0; l < L; l++)
+		if (!lane[l])
+			return FP8_GEMV_E_ARGS;
+	/* every group is read and checked before any is computed: a failed command writes nothing */
+gemv_table:
+	for (int g = 0; g < ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
+#pragma HLS PIPELINE II=1
+		HLS_CNT(HLS_L_GEMV_TABLE);
+		v_read_grp(act + tab_off + (uint64_t)g * sizeof(struct fp8_gemv_grp), &tab[g]);
+		uint32_t rc = v_check_grp(&tab[g], m);
+		if (!rc)
+			rc = v_check_bounds(&tab[g], m, L, act_bytes, lane_bytes);
+		if (rc)
+			return rc | (uint32_t)g << 8;
+	}
+gemv_group:
+	for (int g = 0; g < ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
+		v_load_x(act, &tab[g], m, xb, xsc);
+	gemv_lane:
+		for (int l = 0; l < L; l++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+			v_lane(lane[l], l, L, act, &tab[g], m, (const int32_t(*)[FP8_GEMV_MAX_K])xb,
+			       (const float(*)[V_MAXKB])xsc);
+		}
+	}
+	return 0;
+}
+
+#ifndef __SYNTHESIS__ /* host-side layout helper and timing model, not synthesized */
+static void v_wr32(uint8_t *p, uint32_t u)
+{
+	p[0] = (uint8_t)u;
+	p[1] = (uint8_t)(u >> 8);
+	p[2] = (uint8_t)(u >> 16);
+	p[3] = (uint8_t)(u >> 24);
+}
+
+void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *ws,
+		     const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags)
+{
+	struct v_geo g;
+	if (!fp8_gemv_stripe_bytes(N, K, L, flags))
+		return;
+	v_geometry(N, K, L, flags, &g);
+	int bf = (flags & FP8_GEMV_W_BF16) != 0;
+	for (int l = 0; l < L; l++)
+		memset(dst[l], 0, g.bytes); /* rows past N, unused tiles and padding are zero */
+	for (int t = 0; t < g.nt; t++) {
+		int l = t % L, j = t / L, rows = v_min(V_R, N - t * V_R);
+		for (int h = 0; h < g.halves; h++) {
+			const uint8_t *src = h ? w2 : w;
+			const float *s = h ? ws2 : ws;
+			memcpy(dst[l] + (uint64_t)j * g.tile + (uint64_t)h * g.half,
+			       src + (uint64_t)t * g.half, (size_t)rows * K * g.eb);
+			if (bf)
+				continue;
+			uint8_t *srow = dst[l] + g.scales + ((uint64_t)j * g.halves + h) * g.kb * 4;
+			for (int kb = 0; kb < g.kb; kb++)
+				v_wr32(srow + (uint64_t)kb * 4,
+				       e4m3_f32_bits(s[(size_t)(t * V_R / V_BK) * g.kb + kb]));
+		}
+	}
+}
+
+/* ---- timing model ------------------------------------------------------------------------- */
+
+/* Cycles of the x stage of group g: its f32 rows through the activation bank (one burst per
+ * row block), then the quantizer pass. Adds the loop counts. */
+static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g, int m,
+			 struct fp8_gemv_cost *c)
+{
+	int beat = b->axi_bits / 8, lanes = beat / 4, K = (int)g->k;
+	uint64_t beats = (uint64_t)m * hls_cdiv64((uint64_t)K * 4, beat), q = 0;
+	if (!(g->flags & V_RAW)) {
+		for (int k0 = 0; k0 < K; k0 += V_BK)
+			q += hls_cdiv64((uint64_t)v_min(V_BK, K - k0), lanes);
+		q *= m;
+	}
+	c->it[HLS_L_GEMV_LOAD_X] += beats;
+	c->it[HLS_L_GEMV_QUANT] += q;
+	c->act_bytes += (uint64_t)m * K * 4;
+	return b->mem_latency + hls_max64(beats, hls_mem_cycles(b, (uint64_t)m * K * 4)) + q;
+}
+
+/* Cycles of one tile of `rows` rows on its lane: the PE takes one beat per cycle (codes of every
+ * row of every half, then the scale rows), the bank delivers bank_gbps. *bytes gets the bytes. */
+static uint64_t v_cost_tile(const struct hls_build *b, const struct v_geo *geo, int K, int rows,
+			    int bf, uint64_t *bytes)
+{
+	int beat = b->axi_bits / 8;
+	uint64_t rb = hls_cdiv64((uint64_t)K * geo->eb, beat);
+	uint64_t sb = bf ? 0 : hls_cdiv64((uint64_t)geo->kb * 4, beat);
+	uint64_t it = (uint64_t)geo->halves * ((uint64_t)rows * rb + sb);
+	*bytes = (uint64_t)geo->halves * ((uint64_t)rows * K * geo->eb + (bf ? 0 : geo->kb * 4u));
+	return hls_max64(it, hls_mem_cycles(b, *bytes));
+}
+
+int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_grp *tab, int ng,
+			int m, struct fp8_gemv_cost *c)
+{
+	struct fp8_gemv_cost tmp;
+	uint64_t lane_sum[FP8_GEMV_MAX_LANES];
+	if (!b || b->axi_bits < 64 || b->axi_bits % 64 || 1024 % b->axi_bits ||
+	    b->clock_mhz <= 0 || b->bank_gbps <= 0 || !tab || L < 1 || L > FP8_GEMV_MAX_LANES ||
+	    m < 1 || m > FP8_GEMV_MAX_M || ng < 1 || ng > FP8_GEMV_MAX_GROUPS)
+		return -EINVAL;
+	for (int g = 0; g < ng; g++)
+		if (v_check_grp(&tab[g], m))
+			return -EINVAL;
+	if (!c)
+		c = &tmp;
+	memset(c, 0, sizeof *c);
+	memset(lane_sum, 0, sizeof lane_sum);
+	int beat = b->axi_bits / 8;
+	/* the table: read and checked before anything else starts */
+	c->it[HLS_L_GEMV_TABLE] = (uint64_t)ng;
+	c->act_bytes = 64u * (uint64_t)ng;
+	uint64_t cyc = b->mem_latency + hls_max64((uint64_t)ng, hls_mem_cycles(b, 64u * ng));
+	/* the first group's x is exposed; each later one loads while the group before computes */
+	uint64_t x_next = v_cost_x(b, &tab[0], m, c);
+	cyc += x_next;
+	for (int g = 0; g < ng; g++) {
+		const struct fp8_gemv_grp *gr = &tab[g];
+		int N = (int)gr->n, K = (int)gr->k, bf = (gr->flags & FP8_GEMV_W_BF16) != 0;
+		struct v_geo geo;
+		v_geometry(N, K, L, gr->flags, &geo);
+		int rows_last = N - (geo.nt - 1) * V_R;
+		uint64_t full_b, last_b;
+		uint64_t full = v_cost_tile(b, &geo, K, V_R, bf, &full_b);
+		uint64_t last = v_cost_tile(b, &geo, K, rows_last, bf, &last_b);
+		/* loop counts: every tile once */
+		c->it[HLS_L_GEMV_MAC] +=
+		    (uint64_t)geo.halves * N * hls_cdiv64((uint64_t)K * geo.eb, beat);
+		c->it[HLS_L_GEMV_LOAD_S] += (uint64_t)geo.nt * geo.halves *
+					    (bf ? 0 : hls_cdiv64((uint64_t)geo.kb * 4, beat));
+		c->it[HLS_L_GEMV_STORE] +=
+		    (uint64_t)m * ((uint64_t)(geo.nt - 1) * hls_cdiv64(V_R * 4, beat) +
+				   hls_cdiv64((uint64_t)rows_last * 4, beat));
+		/* the slowest lane: one burst start, its tiles back to back, the pipeline fill */
+		uint64_t w_max = 0;
+		for (int l = 0; l < L; l++) {
+			uint64_t cnt = (uint64_t)(geo.nt / L + (l < geo.nt % L));
+			if (!cnt)
+				continue;
+			int has_last = (geo.nt - 1) % L == l;
+			uint64_t cy = (cnt - has_last) * full + (has_last ? last : 0);
+			uint64_t by = (cnt - has_last) * full_b + (has_last ? last_b : 0);
+			lane_sum[l] += by;
+			c->lane_bytes_total += by;
+			w_max = hls_max64(w_max, cy);
+		}
+		uint64_t depth = (uint64_t)((gr->flags & V_RAW) ? b->depth_vec : b->depth_mac) +
+				 (uint64_t)b->depth_scale;
+		w_max += b->mem_latency + depth;
+		/* activation-bank traffic of this group's outputs (y, y_old, rw, res) and the next
+		 * group's x share the one bank */
+		uint64_t ybytes = (uint64_t)m * N * 4;
+		if (gr->flags & FP8_GEMV_ACCUM)
+			ybytes += (uint64_t)m * N * 4 + 4u * m;
+		if (gr->flags & FP8_GEMV_RESIDUAL)
+			ybytes += (uint64_t)m * N * 4;
+		c->act_bytes += ybytes;
+		x_next = g + 1 < ng ? v_cost_x(b, &tab[g + 1], m, c) : 0;
+		cyc += hls_max64(w_max, x_next + hls_mem_cycles(b, ybytes));
+	}
+	/* the last tile's epilogue and store are exposed */
+	const struct fp8_gemv_grp *gl = &tab[ng - 1];
+	cyc += b->depth_vec + ((gl->flags & FP8_GEMV_SILU_MUL) ? b->depth_exp : 0) +
+	       (uint64_t)m * hls_cdiv64(V_R * 4, beat);
+	for (int l = 0; l < L; l++)
+		c->lane_bytes_max = hls_max64(c->lane_bytes_max, lane_sum[l]);
+	c->cycles = cyc;
+	c->util_bw = (double)c->lane_bytes_total / ((double)cyc * L * hls_bank_bytes_per_cycle(b));
+	return (int64_t)cyc;
+}
+#endif

@@ -1,0 +1,523 @@
+/*
+ * test_fp8_gemv.c - C simulation of fp8_gemv: every valid flag combination on random shapes,
+ * lane counts and x rows, striped with fp8_gemv_stripe and compared bit for bit with fp8_gemm on
+ * the unstriped matrix (W_BF16: with a scalar C reference of fp8_gemv.h's formula); multi-group
+ * commands (9 ACCUM groups into one y, a table mixing shapes and modes); NaN/inf codes, inputs
+ * and scales; every error detail, with proof that a failed command writes nothing.
+ */
+#include <math.h>
+#include <stdio.h>
+#include "tests/harness.h"
+#include "gemv_check.h"
+#include "hls_math.h"
+#include "hls/fp8_gemm/fp8_gemm.h"
+
+/* data kinds */
+enum { K_RANDOM, K_NANCODES, K_NANX, K_INFX, K_INFSCALE, K_N };
+static const char *kind_name[K_N] = {"random", "nan-codes", "nan-x", "inf-x", "inf-scale"};
+
+/* One matrix with its data (unstriped), as fp8_gemm takes it. */
+struct mat {
+	int N, K;
+	uint32_t flags;
+	uint8_t *w, *w2; /* [N][K] codes, or [N][K] bf16 (2 bytes each) */
+	float *ws, *ws2; /* [ceil(N/128)][ceil(K/128)] */
+};
+
+static void mat_make(struct mat *a, int N, int K, uint32_t flags, int kind)
+{
+	int bf = (flags & FP8_GEMV_W_BF16) != 0, sc = ((N + 127) / 128) * ((K + 127) / 128);
+	size_t nk = (size_t)N * K * (bf ? 2 : 1);
+	a->N = N;
+	a->K = K;
+	a->flags = flags;
+	a->w = malloc(nk);
+	a->w2 = malloc(nk);
+	a->ws = malloc((size_t)sc * 4);
+	a->ws2 = malloc((size_t)sc * 4);
+	for (size_t i = 0; i < (size_t)N * K; i++) {
+		if (bf) {
+			uint16_t h = f32_to_bf16(gv_sym(0.5f));
+			if (kind == K_NANCODES && gv_next() % 29 == 0)
+				h = gv_next() & 1 ? 0x7FC0 : 0x7F80; /* NaN or +inf weight */
+			memcpy(a->w + 2 * i, &h, 2);
+			continue;
+		}
+		a->w[i] = e4m3_encode(gv_sym(300.0f) * gv_unif());
+		a->w2[i] = e4m3_encode(gv_sym(300.0f) * gv_unif());
+		if (kind == K_NANCODES && gv_next() % 13 == 0)
+			a->w[i] = gv_next() & 1 ? 0xFF : 0x7F;
+		if (kind == K_NANCODES && gv_next() % 13 == 0)
+			a->w2[i] = 0x7F;
+	}
+	for (int i = 0; i < sc; i++) {
+		a->ws[i] = 1e-3f * (0.5f + gv_unif());
+		a->ws2[i] = 1e-3f * (0.5f + gv_unif());
+	}
+	if (kind == K_INFSCALE) {
+		a->ws[gv_next() % (uint64_t)sc] = INFINITY;
+		a->ws2[gv_next() % (uint64_t)sc] = NAN;
+	}
+}
+
+static void mat_free(struct mat *a)
+{
+	free(a->w);
+	free(a->w2);
+	free(a->ws);
+	free(a->ws2);
+}
+
+static void fill_x(float *x, size_t n, int kind)
+{
+	for (size_t i = 0; i < n; i++) {
+		x[i] = gv_sym(4.0f);
+		if (kind == K_NANX && gv_next() % 11 == 0)
+			x[i] = NAN;
+		if (kind == K_INFX && gv_next() % 97 == 0)
+			x[i] = gv_next() & 1 ? INFINITY : -INFINITY;
+	}
+}
+
+static uint32_t gemm_flags(uint32_t f)
+{
+	uint32_t g = FP8_GEMM_X_F32;
+	g |= (f & FP8_GEMV_ACT_F32) ? FP8_GEMM_ACT_F32 : 0;
+	g |= (f & FP8_GEMV_SILU_MUL) ? FP8_GEMM_SILU_MUL : 0;
+	g |= (f & FP8_GEMV_ACCUM) ? FP8_GEMM_ACCUM : 0;
+	g |= (f & FP8_GEMV_RESIDUAL) ? FP8_GEMM_RESIDUAL : 0;
+	g |= (f & FP8_GEMV_UE8M0) ? FP8_GEMM_UE8M0 : 0;
+	return g;
+}
+
+/* W_BF16 reference, fp8_gemv.h written out: per 128-block, 8 strided f32 partial sums of
+ * x * bf16(w), the halving tree, t = P, acc += t; then the epilogue. y holds y_old (ACCUM). */
+static void ref_bf16(const float *x, const struct mat *a, float *y, const float *res,
+		     const float *rw, int m)
+{
+	int N = a->N, K = a->K;
+	for (int i = 0; i < m; i++)
+		for (int n = 0; n < N; n++) {
+			float acc = 0.0f;
+			for (int k0 = 0; k0 < K; k0 += 128) {
+				float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+				for (int j = 0; j < 128 && k0 + j < K; j++) {
+					uint16_t h;
+					memcpy(&h, a->w + 2 * ((size_t)n * K + k0 + j), 2);
+					s[j % 8] =
+					    s[j % 8] + x[(size_t)i * K + k0 + j] * bf16_to_f32(h);
+				}
+				float P = ((s[0] + s[4]) + (s[2] + s[6])) +
+					  ((s[1] + s[5]) + (s[3] + s[7]));
+				acc = acc + P;
+			}
+			float v = acc;
+			if (a->flags & FP8_GEMV_ACCUM)
+				v = y[(size_t)i * N + n] + rw[i] * v;
+			if (a->flags & FP8_GEMV_RESIDUAL)
+				v = v + res[(size_t)i * N + n];
+			y[(size_t)i * N + n] = v;
+		}
+}
+
+/* The expected y of one group (contiguous [m][N]); yref holds y_old on entry. */
+static int ref_group(const float *x, const struct mat *a, float *yref, const float *res,
+		     const float *rw, int m)
+{
+	if (a->flags & FP8_GEMV_W_BF16) {
+		ref_bf16(x, a, yref, res, rw, m);
+		return 0;
+	}
+	return fp8_gemm(x, NULL, a->w, a->ws, a->w2, a->ws2, yref, res, rw, m, a->N, a->K,
+			gemm_flags(a->flags));
+}
+
+/* y rows [m][ldy] at act + y_off against want [m][N] bit for bit, and the row padding against
+ * its old contents. Returns the number of differing words. nan_any: any NaN matches any NaN
+ * (the scalar W_BF16 reference is compiled separately, and IEEE leaves the sign and payload of
+ * a NaN from inf - inf or from two NaN operands to the compiler's operand order); the
+ * comparisons with fp8_gemm are strict. */
+static int nan_any;
+static long cmp_y(const struct gv_act *act, uint64_t y_off, const float *want, const float *old_pad,
+		  int m, int N, int ldy)
+{
+	long bad = 0;
+	for (int i = 0; i < m; i++) {
+		const uint8_t *row = act->p + y_off + (uint64_t)i * ldy * 4;
+		for (int n = 0; n < N; n++) {
+			int d = memcmp(row + (size_t)n * 4, want + (size_t)i * N + n, 4) != 0;
+			float gf;
+			memcpy(&gf, row + (size_t)n * 4, 4);
+			if (d && nan_any && isnan(gf) && isnan(want[(size_t)i * N + n]))
+				d = 0;
+			if (d && !bad) {
+				uint32_t gu, wu;
+				memcpy(&gu, row + (size_t)n * 4, 4);
+				memcpy(&wu, want + (size_t)i * N + n, 4);
+				printf("  first difference at m=%d n=%d: got 0x%08x want 0x%08x\n",
+				       i, n, gu, wu);
+			}
+			bad += d;
+		}
+		if (i < m - 1 && old_pad)
+			bad += memcmp(row + (size_t)N * 4, old_pad + (size_t)i * ldy + N,
+				      (size_t)(ldy - N) * 4) != 0;
+	}
+	return bad;
+}
+
+/* One single-group command vs the reference. */
+static void one_case(int N, int K, int L, int m, uint32_t flags, int kind)
+{
+	struct mat a;
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	int ldx = m > 1 ? K + 3 : K, ldy = m > 1 ? N + 5 : N;
+	size_t mk = (size_t)m * K, mn = (size_t)m * N, ys = (size_t)(m - 1) * ldy + N;
+	mat_make(&a, N, K, flags, kind);
+	float *x = malloc(mk * 4), *yold = malloc(ys * 4), *res = malloc(ys * 4);
+	float *yref = malloc(mn * 4), *resc = malloc(mn * 4), rw[FP8_GEMV_MAX_M];
+	fill_x(x, mk, kind);
+	for (size_t i = 0; i < ys; i++) {
+		yold[i] = gv_sym(2.0f);
+		res[i] = gv_sym(2.0f);
+	}
+	for (int i = 0; i < m; i++)
+		rw[i] = gv_unif() * 2.5f;
+	for (int i = 0; i < m; i++)
+		for (int n = 0; n < N; n++) {
+			yref[(size_t)i * N + n] = yold[(size_t)i * ldy + n];
+			resc[(size_t)i * N + n] = res[(size_t)i * ldy + n];
+		}
+	/* bank layout: table, x (strided, garbage in the padding), y, res, rw */
+	uint64_t tab = gv_alloc(&act, 64);
+	uint64_t xo = gv_alloc(&act, (uint64_t)((m - 1) * ldx + K) * 4);
+	for (int i = 0; i < m; i++)
+		gv_put_f32(&act, xo + (uint64_t)i * ldx * 4, x + (size_t)i * K, (size_t)K);
+	for (int i = 0; i + 1 < m; i++)
+		for (int p = K; p < ldx; p++) {
+			float nan = NAN;
+			memcpy(act.p + xo + ((uint64_t)i * ldx + p) * 4, &nan, 4);
+		}
+	uint64_t yo = gv_alloc(&act, ys * 4);
+	gv_put_f32(&act, yo, yold, ys);
+	uint64_t ro = gv_alloc(&act, ys * 4);
+	gv_put_f32(&act, ro, res, ys);
+	uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4);
+	gv_put_f32(&act, rwo, rw, (size_t)m);
+	gv_lanes_init(&ln, L, 192 + fp8_gemv_stripe_bytes(N, K, L, flags));
+	ln.used = 150; /* a stripe set not at offset 0 */
+	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, flags);
+	struct fp8_gemv_grp g = gv_grp(wo, xo, yo, ro, rwo, N, K, ldx, ldy, flags);
+	memcpy(act.p + tab, &g, 64);
+	int rrc = ref_group(x, &a, yref, resc, rw, m);
+	uint32_t rc =
+	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, 1, m);
+	nan_any = (flags & FP8_GEMV_W_BF16) != 0;
+	long bad = rc || rrc ? -1 : cmp_y(&act, yo, yref, yold, m, N, ldy);
+	CHECK(bad == 0, "N=%d K=%d L=%d m=%d flags=0x%x data=%s: rc=%u ref rc=%d, %ld words differ",
+	      N, K, L, m, flags, kind_name[kind], rc, rrc, bad);
+	gv_lanes_free(&ln);
+	mat_free(&a);
+	free(act.p);
+	free(x);
+	free(yold);
+	free(res);
+	free(yref);
+	free(resc);
+}
+
+static void suite(void)
+{
+	static const int shapes[][2] = {{1, 1},	    {5, 130},	 {37, 300}, {200, 129},
+					{130, 256}, {301, 1000}, {8, 2049}, {1000, 64}};
+	static const int Ls[] = {1, 3, 8, 32};
+	uint32_t combos[64];
+	int nc = 0;
+	/* every valid combination: FP8 x {quantized, UE8M0, ACT_F32} x SILU x ACCUM x RESIDUAL,
+	 * and W_BF16 (with or without ACT_F32) x ACCUM x RESIDUAL */
+	static const uint32_t base[] = {0, FP8_GEMV_UE8M0, FP8_GEMV_ACT_F32, FP8_GEMV_W_BF16,
+					FP8_GEMV_W_BF16 | FP8_GEMV_ACT_F32};
+	for (int b = 0; b < 5; b++)
+		for (uint32_t e = 0; e < 8; e++) {
+			uint32_t f = base[b] | ((e & 1) ? FP8_GEMV_SILU_MUL : 0) |
+				     ((e & 2) ? FP8_GEMV_ACCUM : 0) |
+				     ((e & 4) ? FP8_GEMV_RESIDUAL : 0);
+			if ((f & FP8_GEMV_W_BF16) && (f & FP8_GEMV_SILU_MUL))
+				continue;
+			combos[nc++] = f;
+		}
+	int before = harness_fail, cases = 0;
+	for (int c = 0; c < nc; c++)
+		for (int s = 0; s < 8; s++) {
+			int L = Ls[(c + s) % 4], m = 1 + (c * 3 + s) % 4;
+			one_case(shapes[s][0], shapes[s][1], L, m, combos[c], (c + s) % K_N);
+			cases++;
+		}
+	/* larger: every lane holds many tiles, N not a multiple of R or 128 */
+	one_case(1003, 2048, 32, 2, 0, K_RANDOM);
+	one_case(1003, 2048, 32, 1, FP8_GEMV_SILU_MUL | FP8_GEMV_ACCUM, K_RANDOM);
+	one_case(777, 1100, 8, 4, FP8_GEMV_ACT_F32 | FP8_GEMV_RESIDUAL, K_RANDOM);
+	one_case(515, 900, 32, 3, FP8_GEMV_W_BF16 | FP8_GEMV_ACCUM, K_RANDOM);
+	cases += 4;
+	printf("single-group commands: %d flag combinations, %d cases, %d bit-identical\n", nc,
+	       cases, cases - (harness_fail - before));
+}
+
+/* 9 groups (8 routed experts + 1 shared) accumulating into one y with their route weights must
+ * equal 9 sequential fp8_gemm ACCUM calls in table order; the first also adds the residual. */
+static void moe_downs(int L, int m, uint32_t mode)
+{
+	enum { E = 9 };
+	int N = 300, K = 256;
+	struct mat a[E];
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	struct fp8_gemv_grp g[E];
+	float *x = malloc((size_t)m * K * 4), *y = malloc((size_t)m * N * 4);
+	float *res = malloc((size_t)m * N * 4), rw[E][FP8_GEMV_MAX_M];
+	fill_x(x, (size_t)m * K, K_RANDOM);
+	for (int i = 0; i < m * N; i++) {
+		y[i] = gv_sym(1.0f);
+		res[i] = gv_sym(1.0f);
+	}
+	uint64_t tab = gv_alloc(&act, 64 * E), xo = gv_alloc(&act, (uint64_t)m * K * 4);
+	uint64_t yo = gv_alloc(&act, (uint64_t)m * N * 4), ro = gv_alloc(&act, (uint64_t)m * N * 4);
+	gv_put_f32(&act, xo, x, (size_t)m * K);
+	gv_put_f32(&act, yo, y, (size_t)m * N);
+	gv_put_f32(&act, ro, res, (size_t)m * N);
+	gv_lanes_init(&ln, L, E * (64 + fp8_gemv_stripe_bytes(N, K, L, mode)));
+	int rrc = 0;
+	for (int e = 0; e < E; e++) {
+		uint32_t f = mode | FP8_GEMV_ACCUM | (e == 0 ? FP8_GEMV_RESIDUAL : 0);
+		mat_make(&a[e], N, K, f, K_RANDOM);
+		for (int i = 0; i < m; i++)
+			rw[e][i] = e == E - 1 ? 1.0f : gv_unif();
+		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4);
+		gv_put_f32(&act, rwo, rw[e], (size_t)m);
+		uint64_t wo = gv_add_matrix(&ln, a[e].w, a[e].ws, NULL, NULL, N, K, f);
+		g[e] = gv_grp(wo, xo, yo, ro, rwo, N, K, K, N, f);
+		rrc |= ref_group(x, &a[e], y, res, rw[e], m);
+	}
+	memcpy(act.p + tab, g, sizeof g);
+	uint32_t rc =
+	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, E, m);
+	nan_any = 0;
+	long bad = rc || rrc ? -1 : cmp_y(&act, yo, y, NULL, m, N, N);
+	CHECK(bad == 0,
+	      "9 ACCUM groups into one y (L=%d m=%d mode=0x%x) vs 9 sequential fp8_gemm: rc=%u, "
+	      "%ld words differ",
+	      L, m, mode, rc, bad);
+	for (int e = 0; e < E; e++)
+		mat_free(&a[e]);
+	gv_lanes_free(&ln);
+	free(act.p);
+	free(x);
+	free(y);
+	free(res);
+}
+
+/* One command with a q_a-like and a kv_a-like group on the same x, plus an ACT_F32 group, a
+ * SiLU-pair group and a bf16 group on other x rows: each output equals its own reference. */
+static void mixed_table(int L, int m)
+{
+	enum { G = 5 };
+	static const int NK[G][2] = {{1536, 7168}, {576, 7168}, {512, 128}, {256, 700}, {333, 256}};
+	static const uint32_t fl[G] = {0, 0, FP8_GEMV_ACT_F32, FP8_GEMV_SILU_MUL | FP8_GEMV_UE8M0,
+				       FP8_GEMV_W_BF16 | FP8_GEMV_RESIDUAL};
+	struct mat a[G];
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	struct fp8_gemv_grp g[G];
+	float *yref[G], *x[G], *res[G], rw[FP8_GEMV_MAX_M] = {0};
+	uint64_t lb = 0, xo[G] = {0}, yo[G] = {0};
+	for (int i = 0; i < G; i++)
+		lb += 64 + fp8_gemv_stripe_bytes(NK[i][0], NK[i][1], L, fl[i]);
+	gv_lanes_init(&ln, L, lb);
+	uint64_t tab = gv_alloc(&act, 64 * G);
+	int rrc = 0;
+	for (int i = 0; i < G; i++) {
+		int N = NK[i][0], K = NK[i][1];
+		mat_make(&a[i], N, K, fl[i], K_RANDOM);
+		x[i] = malloc((size_t)m * K * 4);
+		yref[i] = calloc((size_t)m * N, 4);
+		res[i] = malloc((size_t)m * N * 4);
+		if (i == 1) /* kv_a reads q_a's x */
+			memcpy(x[i], x[0], (size_t)m * K * 4);
+		else
+			fill_x(x[i], (size_t)m * K, K_RANDOM);
+		for (int j = 0; j < m * N; j++)
+			res[i][j] = gv_sym(1.0f);
+		xo[i] = i == 1 ? xo[0] : gv_alloc(&act, (uint64_t)m * K * 4);
+		gv_put_f32(&act, xo[i], x[i], (size_t)m * K);
+		yo[i] = gv_alloc(&act, (uint64_t)m * N * 4);
+		uint64_t ro = gv_alloc(&act, (uint64_t)m * N * 4);
+		gv_put_f32(&act, ro, res[i], (size_t)m * N);
+		uint64_t wo = gv_add_matrix(&ln, a[i].w, a[i].ws, a[i].w2, a[i].ws2, N, K, fl[i]);
+		g[i] = gv_grp(wo, xo[i], yo[i], ro, 0, N, K, K, N, fl[i]);
+		rrc |= ref_group(x[i], &a[i], yref[i], res[i], rw, m);
+	}
+	memcpy(act.p + tab, g, sizeof g);
+	uint32_t rc =
+	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, G, m);
+	for (int i = 0; i < G; i++) {
+		nan_any = (fl[i] & FP8_GEMV_W_BF16) != 0;
+		long bad =
+		    rc || rrc ? -1 : cmp_y(&act, yo[i], yref[i], NULL, m, NK[i][0], NK[i][0]);
+		CHECK(bad == 0,
+		      "mixed table (L=%d m=%d) group %d N=%d K=%d flags=0x%x: rc=%u, %ld differ", L,
+		      m, i, NK[i][0], NK[i][1], fl[i], rc, bad);
+		mat_free(&a[i]);
+		free(x[i]);
+		free(yref[i]);
+		free(res[i]);
+	}
+	gv_lanes_free(&ln);
+	free(act.p);
+}
+
+/* Error details: a 4-group table whose group 2 is bad; the detail names the group and the
+ * activation bank (y included) is unchanged. */
+static void errors(void)
+{
+	enum { N = 40, K = 200, L = 3, M = 2 };
+	struct mat a;
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	mat_make(&a, N, K, FP8_GEMV_SILU_MUL, K_RANDOM);
+	gv_lanes_init(&ln, L, 64 + fp8_gemv_stripe_bytes(N, K, L, FP8_GEMV_SILU_MUL));
+	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, FP8_GEMV_SILU_MUL);
+	uint64_t tab = gv_alloc(&act, 64 * 4), xo = gv_alloc(&act, M * K * 4);
+	uint64_t yo = gv_alloc(&act, M * N * 4), ro = gv_alloc(&act, M * N * 4),
+		 rwo = gv_alloc(&act, M * 4);
+	for (uint64_t i = 0; i < act.used; i++)
+		act.p[i] = (uint8_t)(gv_next() & 0x3F); /* finite floats */
+	struct fp8_gemv_grp ok =
+	    gv_grp(wo, xo, yo, ro, rwo, N, K, K, N, FP8_GEMV_SILU_MUL | FP8_GEMV_ACCUM);
+	const uint8_t *const *lanes = (const uint8_t *const *)ln.p;
+	struct {
+		const char *what;
+		uint32_t want;
+		int field; /* which field to break */
+		uint64_t val;
+	} bad[] = {
+	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, 0x40},
+	    {"UE8M0 with ACT_F32", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_ACT_F32},
+	    {"UE8M0 with W_BF16", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_W_BF16},
+	    {"W_BF16 with SILU_MUL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_W_BF16 | FP8_GEMV_SILU_MUL},
+	    {"reserved word", FP8_GEMV_E_FLAGS, 1, 1},
+	    {"n = 0", FP8_GEMV_E_SHAPE, 2, 0},
+	    {"n > MAX_N", FP8_GEMV_E_SHAPE, 2, FP8_GEMV_MAX_N + 1},
+	    {"k = 0", FP8_GEMV_E_SHAPE, 3, 0},
+	    {"k > MAX_K", FP8_GEMV_E_SHAPE, 3, FP8_GEMV_MAX_K + 1},
+	    {"ldx < k", FP8_GEMV_E_SHAPE, 4, K - 1},
+	    {"ldy < n", FP8_GEMV_E_SHAPE, 5, N - 1},
+	    {"x outside", FP8_GEMV_E_BOUNDS, 6, 0},
+	    {"y outside", FP8_GEMV_E_BOUNDS, 7, 0},
+	    {"res outside (RESIDUAL)", FP8_GEMV_E_BOUNDS, 8, 0},
+	    {"rw outside (ACCUM)", FP8_GEMV_E_BOUNDS, 9, 0},
+	    {"stripe set past lane_bytes", FP8_GEMV_E_BOUNDS, 10, 0},
+	    {"offset overflow", FP8_GEMV_E_BOUNDS, 11, 0},
+	};
+	uint8_t *snap = malloc(act.size);
+	for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+		struct fp8_gemv_grp t[4] = {ok, ok, ok, ok}, *b = &t[2];
+		switch (bad[c].field) {
+		case 0:
+			b->flags = (uint32_t)bad[c].val;
+			break;
+		case 1:
+			b->rsvd = (uint32_t)bad[c].val;
+			break;
+		case 2:
+			b->n = (uint32_t)bad[c].val;
+			break;
+		case 3:
+			b->k = (uint32_t)bad[c].val;
+			break;
+		case 4:
+			b->ldx = (uint32_t)bad[c].val;
+			break;
+		case 5:
+			b->ldy = (uint32_t)bad[c].val;
+			break;
+		case 6:
+			b->x_off = act.size - M * K * 4 + 4;
+			break;
+		case 7:
+			b->y_off = act.size - 4;
+			break;
+		case 8:
+			b->flags |= FP8_GEMV_RESIDUAL;
+			b->res_off = act.size;
+			break;
+		case 9:
+			b->rw_off = act.size - 4;
+			break;
+		case 10:
+			b->w_off = 128;
+			break;
+		case 11:
+			b->y_off = ~(uint64_t)0 - 8;
+			break;
+		}
+		memcpy(act.p + tab, t, sizeof t);
+		memcpy(snap, act.p, act.size);
+		uint32_t rc = fp8_gemv(act.p, act.size, lanes, ln.size, L, tab, 4, M);
+		CHECK_EQ(rc, bad[c].want | 2u << 8, "%s: detail = code | group 2 << 8",
+			 bad[c].what);
+		CHECK(!memcmp(snap, act.p, act.size), "%s: the failed command wrote nothing",
+		      bad[c].what);
+	}
+	/* command-level arguments: FP8_GEMV_E_ARGS, group index 0 */
+	struct fp8_gemv_grp t[4] = {ok, ok, ok, ok};
+	memcpy(act.p + tab, t, sizeof t);
+	memcpy(snap, act.p, act.size);
+	const uint8_t *nul[L] = {ln.p[0], NULL, ln.p[2]};
+	struct {
+		const char *what;
+		int L, ng, m;
+		uint64_t tab;
+		const uint8_t *const *lanes;
+	} args[] = {{"L = 0", 0, 4, M, tab, lanes},
+		    {"L > MAX_LANES", FP8_GEMV_MAX_LANES + 1, 4, M, tab, lanes},
+		    {"m = 0", L, 4, 0, tab, lanes},
+		    {"m > MAX_M", L, 4, FP8_GEMV_MAX_M + 1, tab, lanes},
+		    {"ng = 0", L, 0, M, tab, lanes},
+		    {"ng > MAX_GROUPS", L, FP8_GEMV_MAX_GROUPS + 1, M, tab, lanes},
+		    {"table outside", L, 4, M, act.size - 64 * 3, lanes},
+		    {"table offset overflow", L, 4, M, ~(uint64_t)0 - 16, lanes},
+		    {"NULL lane", L, 4, M, tab, nul}};
+	for (size_t c = 0; c < sizeof args / sizeof args[0]; c++) {
+		uint32_t rc = fp8_gemv(act.p, act.size, args[c].lanes, ln.size, args[c].L,
+				       args[c].tab, args[c].ng, args[c].m);
+		CHECK_EQ(rc, FP8_GEMV_E_ARGS, "%s", args[c].what);
+		CHECK(!memcmp(snap, act.p, act.size), "%s: nothing written", args[c].what);
+	}
+	/* ldx < k and ldy < n are fine with m = 1 (unused) */
+	t[0].ldx = t[0].ldy = 0;
+	memcpy(act.p + tab, t, 64);
+	CHECK_EQ(fp8_gemv(act.p, act.size, lanes, ln.size, L, tab, 1, 1), 0,
+		 "m = 1 ignores ldx/ldy");
+	free(snap);
+	mat_free(&a);
+	gv_lanes_free(&ln);
+	free(act.p);
+}
+
+int main(void)
+{
+	suite();
+	moe_downs(32, 1, 0);
+	moe_downs(3, 4, FP8_GEMV_ACT_F32);
+	moe_downs(8, 2, FP8_GEMV_UE8M0);
+	mixed_table(32, 1);
+	mixed_table(8, 3);
+	errors();
+	CHECK_EQ(fp8_gemv_stripe_bytes(0, 1, 1, 0), 0, "stripe_bytes rejects N = 0");
+	CHECK_EQ(fp8_gemv_stripe_bytes(9, 1, 1, FP8_GEMV_W_BF16), 2 * 8 * 2,
+		 "bf16: 2 tiles of 8 rows x 1 x 2 bytes, no scales");
+	CHECK_EQ(fp8_gemv_stripe_bytes(9, 200, 2, FP8_GEMV_SILU_MUL), 3200 + 2 * 2 * 4,
+		 "SiLU pair: 1 tile of 2x8x200 codes (64-aligned), then 2 scale rows of 2");
+	return harness_done();
+}

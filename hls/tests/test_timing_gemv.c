@@ -1,0 +1,136 @@
+/*
+ * test_timing_gemv.c - the fp8_gemv timing model against an HLS_COUNT C-simulation build: the
+ * loop counts of fp8_gemv_cycles() equal the counted iterations on a grid of shapes, flags, lane
+ * counts, x rows and multi-group tables; the model is monotonic in the lanes, never beats the
+ * busiest lane's bandwidth, and reaches util_bw >= 0.9 on a 7168 x 2048 FP8 matrix on 32 lanes.
+ */
+#define HLS_COUNT 1
+#include "hls/fp8_gemv/fp8_gemv.c"
+#include "tests/harness.h"
+#include "timing_check.h"
+#include "gemv_check.h"
+
+/* Runs one command of ng groups (shapes nk[g], flags fl[g]) on zero data and compares counts. */
+static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t *fl)
+{
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	struct fp8_gemv_grp tab[8] = {{0}};
+	uint64_t lb = 0;
+	for (int g = 0; g < ng; g++)
+		lb += 64 + fp8_gemv_stripe_bytes(nk[g][0], nk[g][1], L, fl[g]);
+	gv_lanes_init(&ln, L, lb);
+	uint64_t to = gv_alloc(&act, 64u * ng);
+	for (int g = 0; g < ng; g++) {
+		int N = nk[g][0], K = nk[g][1];
+		uint64_t wo = (ln.used + 63) & ~(uint64_t)63;
+		ln.used = wo + fp8_gemv_stripe_bytes(N, K, L, fl[g]);
+		uint64_t xo = gv_alloc(&act, (uint64_t)m * K * 4);
+		uint64_t yo = gv_alloc(&act, (uint64_t)m * N * 4);
+		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4);
+		tab[g] = gv_grp(wo, xo, yo, yo, rwo, N, K, K, N, fl[g]);
+	}
+	memcpy(act.p + to, tab, sizeof(struct fp8_gemv_grp) * ng);
+	struct fp8_gemv_cost c;
+	char what[160];
+	int n = snprintf(what, sizeof what, "fp8_gemv L=%d m=%d", L, m);
+	for (int g = 0; g < ng && n < (int)sizeof what - 32; g++)
+		n += snprintf(what + n, sizeof what - n, " %dx%d/0x%x", nk[g][0], nk[g][1], fl[g]);
+	memset(hls_count, 0, sizeof hls_count);
+	uint32_t rc =
+	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, to, ng, m);
+	struct hls_build b;
+	hls_build_default(&b);
+	int64_t cyc = fp8_gemv_cycles(&b, L, tab, ng, m, &c);
+	if (rc || cyc <= 0) {
+		printf("FAIL %s: rc %u cycles %lld\n", what, rc, (long long)cyc);
+		tc_failed++;
+	} else {
+		tc_compare(what, c.it, HLS_L_GEMV_TABLE, HLS_L_GEMV_STORE);
+	}
+	gv_lanes_free(&ln);
+	free(act.p);
+}
+
+static void count_grid(void)
+{
+	static const int nks[][2] = {{1, 1}, {8, 128}, {100, 300}, {1000, 129}, {13, 64}};
+	static const uint32_t fls[] = {0, FP8_GEMV_ACT_F32 | FP8_GEMV_RESIDUAL,
+				       FP8_GEMV_SILU_MUL | FP8_GEMV_ACCUM | FP8_GEMV_UE8M0,
+				       FP8_GEMV_W_BF16 | FP8_GEMV_ACCUM};
+	static const int Ls[] = {1, 3, 32};
+	int before = tc_failed, cases = 0;
+	for (int s = 0; s < 5; s++)
+		for (int f = 0; f < 4; f++)
+			for (int l = 0; l < 3; l++)
+				for (int m = 1; m <= 3; m += 2) {
+					count_case(Ls[l], m, 1, &nks[s], &fls[f]);
+					cases++;
+				}
+	/* multi-group tables: shapes and modes mixed in one command */
+	static const int t1[][2] = {{1536, 256}, {576, 256}, {64, 128}};
+	static const uint32_t f1[] = {0, FP8_GEMV_UE8M0, FP8_GEMV_ACT_F32};
+	static const int t2[][2] = {{300, 200}, {300, 200}, {300, 200}, {17, 1000}};
+	static const uint32_t f2[] = {FP8_GEMV_ACCUM | FP8_GEMV_RESIDUAL, FP8_GEMV_ACCUM,
+				      FP8_GEMV_ACCUM, FP8_GEMV_W_BF16};
+	for (int l = 0; l < 3; l++)
+		for (int m = 1; m <= 4; m += 3) {
+			count_case(Ls[l], m, 3, t1, f1);
+			count_case(Ls[l], m, 4, t2, f2);
+			cases += 2;
+		}
+	printf("fp8_gemv: loop counts equal the model on %d of %d commands\n",
+	       cases - (tc_failed - before), cases);
+}
+
+static void model_checks(void)
+{
+	struct hls_build b;
+	struct fp8_gemv_cost c;
+	hls_build_default(&b);
+	double bpc = hls_bank_bytes_per_cycle(&b);
+	struct fp8_gemv_grp g = gv_grp(0, 0, 0, 0, 0, 7168, 2048, 2048, 7168, 0);
+	int64_t prev = 0;
+	static const int Ls[] = {1, 2, 4, 8, 16, 32, 64};
+	for (int i = 0; i < 7; i++) {
+		int64_t cy = fp8_gemv_cycles(&b, Ls[i], &g, 1, 1, &c);
+		CHECK(cy > 0 && (i == 0 || cy < prev), "7168x2048: L=%d cycles %lld < L/2's %lld",
+		      Ls[i], (long long)cy, (long long)prev);
+		CHECK((double)cy >= (double)c.lane_bytes_max / bpc,
+		      "L=%d: cycles %lld >= busiest lane bytes %llu / %.1f B per cycle", Ls[i],
+		      (long long)cy, (unsigned long long)c.lane_bytes_max, bpc);
+		CHECK(c.lane_bytes_total == (uint64_t)7168 * 2048 + 7168 / 8 * 16 * 4,
+		      "L=%d: all lanes read the codes and the scale rows once (%llu)", Ls[i],
+		      (unsigned long long)c.lane_bytes_total);
+		prev = cy;
+	}
+	int64_t cy = fp8_gemv_cycles(&b, 32, &g, 1, 1, &c);
+	CHECK(c.util_bw >= 0.9, "7168x2048 FP8 on 32 lanes: util_bw %.3f >= 0.9 (%lld cycles)",
+	      c.util_bw, (long long)cy);
+	printf("fp8_gemv 7168x2048 FP8, 32 lanes, m=1: %lld cycles (%.2f us), util_bw %.3f "
+	       "(modeled)\n",
+	       (long long)cy, cy / b.clock_mhz, c.util_bw);
+	/* m rows reuse each weight beat: 4 rows cost (almost) no more than one */
+	int64_t cy4 = fp8_gemv_cycles(&b, 32, &g, 1, 4, &c);
+	CHECK(cy4 < cy + cy / 10, "m = 4 reuses the weight beats: %lld vs %lld cycles",
+	      (long long)cy4, (long long)cy);
+	/* deterministic, and the arguments fp8_gemv rejects */
+	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 1, 1, NULL), cy, "same arguments, same cycles");
+	CHECK_EQ(fp8_gemv_cycles(&b, 0, &g, 1, 1, NULL), -EINVAL, "L = 0");
+	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 1, 0, NULL), -EINVAL, "m = 0");
+	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 0, 1, NULL), -EINVAL, "ng = 0");
+	g.flags = FP8_GEMV_W_BF16 | FP8_GEMV_SILU_MUL;
+	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 1, 1, NULL), -EINVAL, "bad flags");
+	g.flags = 0;
+	g.k = 0;
+	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 1, 1, NULL), -EINVAL, "bad shape");
+}
+
+int main(void)
+{
+	count_grid();
+	model_checks();
+	harness_pass += tc_passed;
+	harness_fail += tc_failed;
+	return harness_done();
+}
