@@ -1,5 +1,5 @@
 # hls/: see hls/README.md. Sources, tests and targets of this directory are added here.
-HLS_KERNEL_SRCS := hls/fp8_gemm/fp8_gemm.c hls/fp8_gemv/fp8_gemv.c hls/vec_ops/vec_ops.c hls/mla_attn/mla_attn.c
+HLS_KERNEL_SRCS := hls/fp8_gemm/fp8_gemm.c hls/fp8_gemv/fp8_gemv.c hls/vec_ops/vec_ops.c hls/mla_attn/mla_attn.c hls/moe_route/moe_route.c
 LIB_SRCS  += $(HLS_KERNEL_SRCS) hls/hls_timing.c
 TEST_SRCS += $(wildcard hls/tests/test_*.c)
 TEST_SCRIPTS += $(wildcard hls/tests/test_*.sh)
@@ -12,7 +12,7 @@ $(B)/hls_bench: hls/bench/hls_bench.c $(LIB)
 -include $(B)/hls_bench.d
 
 # Vitis HLS C synthesis of every kernel (optional; never a prerequisite of `make test`).
-HLS_KERNELS := fp8_gemm fp8_gemv vec_ops mla_attn
+HLS_KERNELS := fp8_gemm fp8_gemv vec_ops mla_attn moe_route
 .PHONY: hls-csynth
 hls-csynth:
 	@command -v vitis_hls >/dev/null 2>&1 || { echo "hls-csynth: vitis_hls not found in PATH; install Vitis HLS and source its settings64.sh (nothing was built)"; exit 1; }

@@ -89,7 +89,7 @@ _Static_assert(sizeof(struct fp8_gemv_grp) == 64, "fp8_gemv_grp is 64 bytes");
 uint64_t fp8_gemv_stripe_bytes(int N, int K, int L, uint32_t flags);
 
 /*
- * fp8_gemv - the kernel top.
+ * fp8_gemv_run - the kernel (C simulation entry: the lanes as an array).
  *   act, act_bytes        the activation bank (x, y, res, rw, the table)
  *   lane[L], lane_bytes   the lane banks (each of lane_bytes bytes)
  *   tab_off, ng           the group table: ng entries at act + tab_off
@@ -97,8 +97,23 @@ uint64_t fp8_gemv_stripe_bytes(int N, int K, int L, uint32_t flags);
  * Returns 0 or an error detail (above). Every group is checked before any is computed, so a
  * failed command writes nothing.
  */
-uint32_t fp8_gemv(uint8_t *act, uint64_t act_bytes, const uint8_t *const *lane, uint64_t lane_bytes,
-		  int L, uint64_t tab_off, int ng, int m);
+uint32_t fp8_gemv_run(uint8_t *act, uint64_t act_bytes, const uint8_t *const *lane,
+		      uint64_t lane_bytes, int L, uint64_t tab_off, int ng, int m);
+
+/* The synthesis top of the FP8_GEMV_SYNTH_LANES-lane build: act, then one pointer per lane
+ * (l0 .. l31), the bank sizes, the table offset, ng and m (bitstream/kernels.c lists the same
+ * arguments); it runs fp8_gemv_run. */
+#define FP8_GEMV_SYNTH_LANES 32
+int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2,
+	     const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6,
+	     const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10,
+	     const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14,
+	     const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18,
+	     const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22,
+	     const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26,
+	     const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30,
+	     const uint8_t *l31, unsigned int act_bytes, unsigned int lane_bytes,
+	     unsigned int tab_off, int ng, int m);
 
 /* Host-side helper (not synthesized): lays out one matrix (codes [N][K] E4M3 or bf16, scales
  * [ceil(N/128)][ceil(K/128)] f32 or NULL for BF16; with SILU_MUL w2/ws2 the up half) into the

@@ -212,7 +212,7 @@ static void one_case(int N, int K, int L, int m, uint32_t flags, int kind)
 	memcpy(act.p + tab, &g, 64);
 	int rrc = ref_group(x, &a, yref, resc, rw, m);
 	uint32_t rc =
-	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, 1, m);
+	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, 1, m);
 	nan_any = (flags & FP8_GEMV_W_BF16) != 0;
 	long bad = rc || rrc ? -1 : cmp_y(&act, yo, yref, yold, m, N, ldy);
 	CHECK(bad == 0, "N=%d K=%d L=%d m=%d flags=0x%x data=%s: rc=%u ref rc=%d, %ld words differ",
@@ -301,7 +301,7 @@ static void moe_downs(int L, int m, uint32_t mode)
 	}
 	memcpy(act.p + tab, g, sizeof g);
 	uint32_t rc =
-	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, E, m);
+	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, E, m);
 	nan_any = 0;
 	long bad = rc || rrc ? -1 : cmp_y(&act, yo, y, NULL, m, N, N);
 	CHECK(bad == 0,
@@ -359,7 +359,7 @@ static void mixed_table(int L, int m)
 	}
 	memcpy(act.p + tab, g, sizeof g);
 	uint32_t rc =
-	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, G, m);
+	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, G, m);
 	for (int i = 0; i < G; i++) {
 		nan_any = (fl[i] & FP8_GEMV_W_BF16) != 0;
 		long bad =
@@ -463,7 +463,7 @@ static void errors(void)
 		}
 		memcpy(act.p + tab, t, sizeof t);
 		memcpy(snap, act.p, act.size);
-		uint32_t rc = fp8_gemv(act.p, act.size, lanes, ln.size, L, tab, 4, M);
+		uint32_t rc = fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 4, M);
 		CHECK_EQ(rc, bad[c].want | 2u << 8, "%s: detail = code | group 2 << 8",
 			 bad[c].what);
 		CHECK(!memcmp(snap, act.p, act.size), "%s: the failed command wrote nothing",
@@ -489,7 +489,7 @@ static void errors(void)
 		    {"table offset overflow", L, 4, M, ~(uint64_t)0 - 16, lanes},
 		    {"NULL lane", L, 4, M, tab, nul}};
 	for (size_t c = 0; c < sizeof args / sizeof args[0]; c++) {
-		uint32_t rc = fp8_gemv(act.p, act.size, args[c].lanes, ln.size, args[c].L,
+		uint32_t rc = fp8_gemv_run(act.p, act.size, args[c].lanes, ln.size, args[c].L,
 				       args[c].tab, args[c].ng, args[c].m);
 		CHECK_EQ(rc, FP8_GEMV_E_ARGS, "%s", args[c].what);
 		CHECK(!memcmp(snap, act.p, act.size), "%s: nothing written", args[c].what);
@@ -497,7 +497,7 @@ static void errors(void)
 	/* ldx < k and ldy < n are fine with m = 1 (unused) */
 	t[0].ldx = t[0].ldy = 0;
 	memcpy(act.p + tab, t, 64);
-	CHECK_EQ(fp8_gemv(act.p, act.size, lanes, ln.size, L, tab, 1, 1), 0,
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, 1), 0,
 		 "m = 1 ignores ldx/ldy");
 	free(snap);
 	mat_free(&a);

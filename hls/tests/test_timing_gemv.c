@@ -38,7 +38,7 @@ static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t 
 		n += snprintf(what + n, sizeof what - n, " %dx%d/0x%x", nk[g][0], nk[g][1], fl[g]);
 	memset(hls_count, 0, sizeof hls_count);
 	uint32_t rc =
-	    fp8_gemv(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, to, ng, m);
+	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, to, ng, m);
 	struct hls_build b;
 	hls_build_default(&b);
 	int64_t cyc = fp8_gemv_cycles(&b, L, tab, ng, m, &c);

@@ -624,7 +624,7 @@ static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 	uint32_t ng = g.ng, m = g.m;
 	if (ng < 1 || ng > FP8_GEMV_MAX_GROUPS || tab - ab->base + (uint64_t)ng * 64 > ab->size)
 		return FP8_GEMV_E_ARGS | 0x200u;
-	uint32_t st = fp8_gemv(act, ab->size, lane, s->blk->banks[0].size, (int)s->lanes,
+	uint32_t st = fp8_gemv_run(act, ab->size, lane, s->blk->banks[0].size, (int)s->lanes,
 			       tab - ab->base, (int)ng, (int)m);
 	struct hls_build b = c->bld;
 	b.axi_bits = (int)s->axi_bits;
