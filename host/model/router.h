@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include "load/config.h"
 
-/* The moe_route flags (hls/moe_route/moe_route.h) of c's routing rule; bias: the layer's
- * e_score_correction_bias or NULL. */
-uint32_t router_flags(const struct config *c, const float *bias);
+/* The moe_route flags (hls/moe_route/moe_route.h) of c's routing rule; has_bias: the layer has
+ * an e_score_correction_bias. */
+uint32_t router_flags(const struct config *c, int has_bias);
 
 /*
  * router_route_token - logit [E] gate outputs (modified: scratch) -> idx [k] chosen experts in

@@ -611,6 +611,8 @@ static int ee_layer_run(struct ee *e, int li, int p)
 	TRY(card_mla(e, L, p));
 	if (!L->moe)
 		return card_dense(e, L);
+	if (e->gv_route && !trace) /* the router on the card: no host round trip */
+		return card_moe(e, L, NULL);
 	TRY(card_flush(e));
 	double t0 = now_s();
 	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
@@ -618,11 +620,13 @@ static int ee_layer_run(struct ee *e, int li, int p)
 	float w[EE_MAX_TOPK];
 	TRY(card_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
 	TRY(kern_matmul(&e->kc, &L->lw->gate, e->hxn, 1, e->rlog));
+	e->host_route_b += (double)E * D * (L->lw->gate.fmt == QMAT_BF16 ? 2 : 4);
 	router_route_token(c, L->lw->e_score_correction_bias, e->rlog, idx, w);
 	for (int j = 0; j < k; j++)
 		if (idx[j] < 0 || idx[j] >= E)
 			idx[j] = 0;
-	TRY(card_write(e, e->rw, w, sizeof(float) * (size_t)k));
+	/* the route weights where the down GEMMs read them (the GEMV tables: the route output) */
+	TRY(card_write(e, e->gv ? L->gv.rout + 4 * (uint64_t)k : e->rw, w, sizeof(float) * (size_t)k));
 	if (trace) /* the layer's gate is re-run on hxn: self_mismatch checks the trace's router */
 		(void)expert_trace_writer_record(e->xt, &e->kc, li, p, 1, idx, w, e->hxn);
 	e->t_host += now_s() - t0;
@@ -647,12 +651,23 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 	e->cur_layer = -1;
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1, (uint32_t)D, 0,
 		       0, 0, (float)e->c->rms_norm_eps, 0));
+	if (e->gv_head && logits) { /* the head on the GEMV CU: only the logits come back */
+		TRY(card_barrier(e));
+		TRY(card_head_gemv(e, head != &e->w->lm_head));
+	}
 	TRY(card_flush(e));
 	double t0 = now_s();
-	TRY(card_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
+	int r = 0;
+	if (hidden || (logits && !e->gv_head))
+		TRY(card_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
 	if (hidden)
 		memcpy(hidden, e->hxn, sizeof(float) * (size_t)D);
-	int r = logits ? kern_matmul(&e->kc, head, e->hxn, 1, logits) : 0;
+	if (logits && e->gv_head)
+		r = card_read(e, e->gv_logits, logits, sizeof(float) * (size_t)e->c->vocab_size);
+	else if (logits) {
+		r = kern_matmul(&e->kc, head, e->hxn, 1, logits);
+		e->host_head_b += (double)head->rows * head->cols * 2;
+	}
 	e->t_host += now_s() - t0;
 	return r;
 }
@@ -684,7 +699,8 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 		float *lg =
 		    logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
 		if ((r = ee_head(e, e->final_norm, &e->w->lm_head, lg,
-				 hidden ? hidden + (size_t)t * D : NULL))) {
+				 hidden ? hidden + (size_t)t * D : NULL)) ||
+		    (r = card_route_check(e, 0, c->num_hidden_layers))) {
 			e->list.n = 0;
 			return r;
 		}
@@ -735,7 +751,8 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		    logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
 		if ((r = ee_head(e, e->mtp_head_norm,
 				 lw->shared_head_head.w ? &lw->shared_head_head : &e->w->lm_head,
-				 lg, e->mtp_hid))) {
+				 lg, e->mtp_hid)) ||
+		    (r = card_route_check(e, ml, ml + 1))) {
 			e->list.n = 0;
 			return r;
 		}
@@ -779,6 +796,8 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->t_sched = e->t_wait = e->t_host = e->t_wall = 0;
 		e->card0 = s.busy_ns;
 		e->link0 = s.h2c_ns + s.c2h_ns;
+		e->host_route_b = e->host_head_b = 0;
+		e->route_checked = e->route_diff = 0;
 		if (e->xc)
 			card_xc_restart(e);
 	}
@@ -810,6 +829,7 @@ static void ee_free(struct engine *en)
 			card_gemv_layer_free(&e->L[l]);
 		}
 	free(e->L);
+	card_gemv_free(e);
 	card_xc_free(e);
 	free(e->bufs);
 	free(e->hb);
@@ -982,6 +1002,8 @@ static int ee_place_model(struct ee *e, const struct engine_extra *x, char *err,
 			return r;
 	}
 	if (w->mtp && (r = ee_vec(e, w->mtp->shared_head_norm, D, &e->mtp_head_norm)))
+		return r;
+	if ((r = card_gemv_heads(e, w, err, errlen)))
 		return r;
 	if (e->xc && (r = card_xc_place(e)))
 		return r;

@@ -20,6 +20,15 @@ struct backend *card_engine_backend(struct engine *e);
  * gemv 1: through the board's GEMV CU when it has one (as the engine runs), 0: the fp8_gemm CUs.
  * Returns 0 or -ENOMEM / -E2BIG.
  */
+/* A modeled token end to end: card, link and host parts (ms). */
+struct card_e2e {
+	double card_ms, link_ms, host_router_ms, host_head_ms, host_sample_ms, e2e_ms;
+};
+void card_host_model(const struct config *c, const struct board_desc *bd, int route_on_card,
+		     int head_on_card, struct card_e2e *m);
+/* card_engine_whatif with the end-to-end parts into *m (may be NULL). */
+int card_engine_whatif2(const struct config *c, const struct backend *be, int pos, int gemv,
+			double *card_ns, double *hbm_bytes, struct card_e2e *m);
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, int gemv,
 		       double *card_ns,
 		       double *hbm_bytes);

@@ -24,6 +24,10 @@
 
 #define EE_MAX_TOPK 64
 #define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
+/* Host memory traffic rate of the modeled host parts of a token (router and lm_head when they
+ * run on the host, sampling over the logits, the embedding row): a modeled figure, so that the
+ * end-to-end time does not depend on how busy the host running the emulation is. */
+#define EE_HOST_MODEL_GBPS 20.0
 #define EE_CMD_TIMEOUT 200u   /* hang timeout per command, 100 us units (20 ms card time) */
 
 #define TRY(x)                                                                                     \
@@ -61,7 +65,15 @@ struct ee_gv_layer {
 	struct smat *ukt, *uv;				    /* [H] per-head W_UK^T, W_UV */
 	struct smat *exgu, *exdn;			    /* [E] routed experts */
 	struct gvtab t_qkva, t_qb, t_ukt, t_uv, t_o, t_gu, t_down; /* static */
-	struct gvtab t_mgu, t_mdn; /* MoE: rewritten after each routing */
+	struct gvtab t_mgu, t_mdn; /* MoE: rewritten after each routing (back to back) */
+	/* the router on the card (ee.gv_route) */
+	struct smat gate;	  /* mlp.gate.weight, bf16 striped */
+	struct gvtab t_gate;	  /* the gate GEMV: xn -> rlog */
+	uint64_t bias;		  /* e_score_correction_bias f32 [E], 0 when absent */
+	uint64_t rlog;		  /* f32 [E] the gate's logits */
+	uint64_t rout;		  /* the route's output: idx int32 [k], then w f32 [k] */
+	uint64_t tmpl;		  /* the MoE tables' templates, 2 (k+1) records */
+	uint32_t stride;	  /* bytes between two experts' stripe sets */
 };
 
 /* One decoder layer on the card. */
@@ -108,6 +120,14 @@ struct ee {
 	uint32_t gv_axi_bits;	  /* lane port width */
 	uint64_t gv_base, gv_cap; /* the stripe arena: offset in every lane bank, bytes */
 	uint64_t gv_cur;	  /* bytes of the arena used */
+	int gv_route;		  /* 1: the MoE router runs on the card (moe_route CU) */
+	int gv_head;		  /* 1: lm_head (and the MTP head) run on the GEMV CU */
+	uint64_t gv_logits;	  /* f32 [vocab] logits on the card */
+	struct smat head, mtp_head; /* bf16 striped lm_head, MTP shared head (may equal head) */
+	struct gvtab t_head, t_mtp_head;
+	double host_route_b, host_head_b; /* bytes the host's router / lm_head read (modeled) */
+	int route_check;		    /* MOECARD_ROUTE_CHECK=1: each card routing re-run on the host */
+	uint64_t route_checked, route_diff; /* decisions checked, differing (idx or w bits) */
 	int max_seq;
 	int n_hbm;	    /* banks used for weights */
 	uint32_t next_bank; /* round-robin cursor */
@@ -307,6 +327,14 @@ int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen);
 int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
 		    size_t errlen);
 void card_gemv_layer_free(struct ee_layer *L);
+/* Places lm_head and the MTP head striped (w NULL: shapes only) with their tables. */
+int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t errlen);
+void card_gemv_free(struct ee *e);
+/* The head GEMV of the list: xn -> gv_logits (mtp: the MTP head). */
+int card_head_gemv(struct ee *e, int mtp);
+/* MOECARD_ROUTE_CHECK: reads back every MoE layer's gate logits and the card's choice after a
+ * forward and compares the host router's choice on those logits (idx and weight bits). */
+int card_route_check(struct ee *e, int n_layers_from, int n_layers_to);
 /* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
 enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };
 int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hls/moe_route/moe_route.h"
+#include "model/router.h"
 #include "sched/card_engine_impl.h"
 
 static uint64_t al64(uint64_t x)
@@ -49,9 +51,48 @@ static uint64_t gv_layer_need(const struct ee *e, int moe)
 		       gv_bytes(e, D, c->intermediate_size, 0);
 	b += (uint64_t)c->n_routed_experts *
 	     (gv_bytes(e, Im, D, FP8_GEMV_SILU_MUL) + gv_bytes(e, D, Im, 0));
+	if (e->gv_route)
+		b += gv_bytes(e, c->n_routed_experts, D, FP8_GEMV_W_BF16);
 	if (ns > 0)
 		b += gv_bytes(e, Im * ns, D, FP8_GEMV_SILU_MUL) + gv_bytes(e, D, Im * ns, 0);
 	return b;
+}
+
+static int gv_env_off(const char *name)
+{
+	const char *v = getenv(name);
+	return v && !strcmp(v, "0");
+}
+
+/* The MTP layer has a shared head of its own (not the main lm_head's tensor). */
+static int gv_mtp_head_own(const struct ee *e)
+{
+	const struct layer_weights *m = e->w ? e->w->mtp : NULL;
+	return m && m->shared_head_head.w && m->shared_head_head.w != e->w->lm_head.w;
+}
+
+/* Router and heads on the card: with the CUs, bf16 weights (the checkpoint's gate and heads; the
+ * dry what-if assumes them), MOECARD_CARD_ROUTE / MOECARD_CARD_HEAD not 0. */
+static void gv_decide(struct ee *e)
+{
+	const struct config *c = e->c;
+	const struct weights *w = e->w;
+	int route = backend_supports_op(e->be, ABI_OP_MOE_ROUTE) && !gv_env_off("MOECARD_CARD_ROUTE") &&
+		    !moe_route_check(c->n_routed_experts, c->num_experts_per_tok, c->n_group,
+				     c->topk_group, router_flags(c, 1));
+	int nl = c->num_hidden_layers + (w && w->mtp ? 1 : 0);
+	for (int l = 0; w && route && l < nl; l++) {
+		const struct layer_weights *lw = l < c->num_hidden_layers ? &w->layers[l] : w->mtp;
+		if (lw->is_moe && (lw->gate.fmt != QMAT_BF16 || lw->gate.rows != c->n_routed_experts))
+			route = 0;
+	}
+	int head = !gv_env_off("MOECARD_CARD_HEAD") &&
+		   (!w || (w->lm_head.fmt == QMAT_BF16 &&
+			   (!gv_mtp_head_own(e) || w->mtp->shared_head_head.fmt == QMAT_BF16)));
+	e->gv_route = route;
+	e->gv_head = head;
+	const char *chk = getenv("MOECARD_ROUTE_CHECK");
+	e->route_check = route && chk && !strcmp(chk, "1");
 }
 
 /* The board's GEMV CU: lanes, port width and activation bank; 0 when there is none. */
@@ -91,7 +132,11 @@ int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen)
 	int nmoe = 0, L = c->num_hidden_layers + (e->w && e->w->mtp ? 1 : 0);
 	for (int l = 0; l < L; l++)
 		nmoe += config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
+	gv_decide(e);
 	uint64_t need = (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
+	if (e->gv_head)
+		need += gv_bytes(e, c->vocab_size, c->hidden_size, FP8_GEMV_W_BF16) *
+			(e->w && e->w->mtp && gv_mtp_head_own(e) ? 2 : 1);
 	e->gv = 1;
 	e->gv_cur = 0;
 	e->gv_cap = need;
@@ -134,8 +179,9 @@ static int gv_place(struct ee *e, struct smat *m, int n, int k, uint32_t lay, co
 	e->gv_cur += bytes;
 	if (e->dry || (!a && !codes))
 		return 0;
-	if (a && (a->fmt != QMAT_FP8 || a->rows != n || a->cols != k ||
-		  (b && (b->fmt != QMAT_FP8 || b->rows != n || b->cols != k))))
+	enum qmat_fmt fmt = (lay & FP8_GEMV_W_BF16) ? QMAT_BF16 : QMAT_FP8;
+	if (a && (a->fmt != fmt || a->rows != n || a->cols != k ||
+		  (b && (b->fmt != fmt || b->rows != n || b->cols != k))))
 		return -EINVAL;
 	uint32_t L = e->gv_lanes;
 	uint8_t *buf = calloc(L, bytes);
@@ -256,13 +302,57 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	return 0;
 }
 
+static void gv_fill_moe(const struct ee *e, struct ee_layer *L, const int *idx);
+
+/* The MoE layer's two expert tables back to back (the router writes both at once), the route's
+ * output, and with the router on the card the gate, the bias and the tables' templates. */
+static int gv_moe_tables(struct ee *e, struct ee_layer *L, const struct layer_weights *lw)
+{
+	const struct config *c = e->c;
+	struct ee_gv_layer *g = &L->gv;
+	int k = c->num_experts_per_tok, E = c->n_routed_experts, r;
+	size_t n = (size_t)k + 1, gb = sizeof(struct fp8_gemv_grp);
+	g->t_mgu.g = calloc(n, gb);
+	g->t_mdn.g = calloc(n, gb);
+	if (!g->t_mgu.g || !g->t_mdn.g)
+		return -ENOMEM;
+	g->t_mgu.cap = g->t_mdn.cap = (int)n;
+	TRY(card_place(e, (int)e->act_bank, NULL, 2 * n * gb, &g->t_mgu.addr));
+	g->t_mdn.addr = g->t_mgu.addr + n * gb;
+	TRY(card_place(e, (int)e->act_bank, NULL, 8 * (size_t)k, &g->rout));
+	if (!e->gv_route)
+		return 0;
+	TRY(gv_place(e, &g->gate, E, c->hidden_size, FP8_GEMV_W_BF16, lw ? &lw->gate : NULL, NULL,
+		     NULL, NULL));
+	TRY(card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)E, &g->rlog));
+	TRY(gv_tab(e, &g->t_gate, 1));
+	gv_add(e, &g->t_gate, &g->gate, e->xn, g->rlog, 0, 0, 0);
+	TRY(gv_write(e, &g->t_gate));
+	/* the correction bias (the dry what-if assumes one, as DeepSeek-V3 has) */
+	if (!lw || lw->e_score_correction_bias)
+		TRY(card_place(e, (int)e->act_bank, lw ? lw->e_score_correction_bias : NULL,
+			       sizeof(float) * (size_t)E, &g->bias));
+	/* the templates: every routed slot on expert 0's stripe sets; the router adds idx * stride */
+	g->stride = E > 1 ? (uint32_t)(g->exgu[1].off - g->exgu[0].off) : 0;
+	for (int x = 1; x < E; x++)
+		if (g->exgu[x].off - g->exgu[0].off != (uint64_t)x * g->stride ||
+		    g->exdn[x].off - g->exdn[0].off != (uint64_t)x * g->stride)
+			return -EINVAL; /* the placement keeps experts evenly spaced */
+	gv_fill_moe(e, L, NULL);
+	TRY(card_place(e, (int)e->act_bank, NULL, 2 * n * gb, &g->tmpl));
+	TRY(card_write(e, g->tmpl, g->t_mgu.g, n * gb));
+	if ((r = card_write(e, g->tmpl + n * gb, g->t_mdn.g, n * gb)))
+		return r;
+	return 0;
+}
+
 int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
 		    size_t errlen)
 {
 	const struct config *c = e->c;
 	struct ee_gv_layer *g = &L->gv;
 	int D = c->hidden_size, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
-	int E = c->n_routed_experts, k = c->num_experts_per_tok, r;
+	int E = c->n_routed_experts, r;
 	int dense = !lw || !lw->is_moe, moe = !lw || lw->is_moe;
 	if ((r = gv_attn(e, L, lw, err, errlen)))
 		goto fail;
@@ -301,7 +391,7 @@ int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights
 		     (r = gv_place(e, &g->shdown, D, Im * ns, 0, lw ? &lw->shared.down : NULL, NULL,
 				   NULL, NULL))))
 			goto fail;
-		if ((r = gv_tab(e, &g->t_mgu, k + 1)) || (r = gv_tab(e, &g->t_mdn, k + 1)))
+		if ((r = gv_moe_tables(e, L, lw)))
 			goto fail;
 	}
 	return 0;
@@ -315,8 +405,8 @@ fail:
 void card_gemv_layer_free(struct ee_layer *L)
 {
 	struct ee_gv_layer *g = &L->gv;
-	struct gvtab *t[] = {&g->t_qkva, &g->t_qb, &g->t_ukt, &g->t_uv, &g->t_o,
-			     &g->t_gu,	 &g->t_down, &g->t_mgu, &g->t_mdn};
+	struct gvtab *t[] = {&g->t_qkva, &g->t_qb, &g->t_ukt, &g->t_uv,  &g->t_o,
+			     &g->t_gu,	 &g->t_down, &g->t_mgu, &g->t_mdn, &g->t_gate};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		free(t[i]->g);
 	free(g->ukt);
@@ -363,26 +453,69 @@ int card_dense_gemv(struct ee *e, const struct ee_layer *L)
 	return card_barrier(e);
 }
 
-/* MoE FFN after the host routed: one GEMV for the shared and the chosen experts' gate|up, one for
+/* The MoE tables: entry 0 the shared expert, entry 1 + j the j-th routed expert (idx NULL: expert
+ * 0, the templates); the downs accumulate route_w * y into ffn in router order, the route
+ * weights read from the route's output. */
+static void gv_fill_moe(const struct ee *e, struct ee_layer *L, const int *idx)
+{
+	struct ee_gv_layer *g = &L->gv;
+	int k = e->c->num_experts_per_tok;
+	g->t_mgu.ng = g->t_mdn.ng = 0;
+	gv_add(e, &g->t_mgu, &g->shgu, e->xn, e->hb[0], 0, 0, 0);
+	gv_add(e, &g->t_mdn, &g->shdown, e->hb[0], e->ffn, 0, 0, 0);
+	for (int j = 0; j < k; j++) {
+		int x = idx ? idx[j] : 0;
+		gv_add(e, &g->t_mgu, &g->exgu[x], e->xn, e->hb[j + 1], 0, 0, 0);
+		gv_add(e, &g->t_mdn, &g->exdn[x], e->hb[j + 1], e->ffn, 0,
+		       g->rout + 4 * (uint64_t)(k + j), FP8_GEMV_ACCUM);
+	}
+}
+
+/* The router on the card: gate GEMV, then MOE_ROUTE writes idx, w and the filled tables. */
+static int gv_route_cmds(struct ee *e, const struct ee_layer *L)
+{
+	const struct config *c = e->c;
+	const struct ee_gv_layer *g = &L->gv;
+	uint32_t f = router_flags(c, g->bias != 0) | MOE_ROUTE_TABLES;
+	float scale = (float)c->routed_scaling_factor;
+	TRY(gv_cmd(e, "router gate (gemv)", &g->t_gate));
+	TRY(card_barrier(e));
+	struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k");
+	if (!r)
+		return -E2BIG;
+	r->u.route.logit = g->rlog;
+	r->u.route.bias = (f & MOE_ROUTE_BIAS) ? g->bias : 0;
+	r->u.route.out = g->rout;
+	r->u.route.tmpl = g->tmpl;
+	r->u.route.tab = g->t_mgu.addr;
+	r->u.route.stride = g->stride;
+	r->u.route.e = (uint32_t)c->n_routed_experts;
+	r->u.route.k = (uint32_t)c->num_experts_per_tok;
+	r->u.route.groups = (f & MOE_ROUTE_GROUPS)
+				? (uint32_t)c->n_group | (uint32_t)c->topk_group << 16
+				: 0;
+	r->u.route.flags = f;
+	memcpy(&r->u.route.scale, &scale, 4);
+	return card_barrier(e);
+}
+
+/* MoE FFN: the router (on the card, idx NULL; or the host's choice idx, whose weights the host
+ * wrote to the route output), one GEMV for the shared and the chosen experts' gate|up, one for
  * the downs (the shared one writes ffn, the routed ones accumulate route_w * y in router order
  * inside each lane), then x += ffn. */
 int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx)
 {
 	const struct config *c = e->c;
 	struct ee_gv_layer *g = &L->gv;
-	int k = c->num_experts_per_tok;
 	if (!g->shgu.n)
 		return -ENOTSUP; /* the shared down writes ffn first (as card_moe) */
-	g->t_mgu.ng = g->t_mdn.ng = 0;
-	gv_add(e, &g->t_mgu, &g->shgu, e->xn, e->hb[0], 0, 0, 0);
-	gv_add(e, &g->t_mdn, &g->shdown, e->hb[0], e->ffn, 0, 0, 0);
-	for (int j = 0; j < k; j++) {
-		gv_add(e, &g->t_mgu, &g->exgu[idx[j]], e->xn, e->hb[j + 1], 0, 0, 0);
-		gv_add(e, &g->t_mdn, &g->exdn[idx[j]], e->hb[j + 1], e->ffn, 0,
-		       e->rw + 4 * (uint64_t)j, FP8_GEMV_ACCUM);
+	if (idx) {
+		gv_fill_moe(e, L, idx);
+		TRY(gv_write(e, &g->t_mgu));
+		TRY(gv_write(e, &g->t_mdn));
+	} else {
+		TRY(gv_route_cmds(e, L));
 	}
-	TRY(gv_write(e, &g->t_mgu));
-	TRY(gv_write(e, &g->t_mdn));
 	TRY(gv_cmd(e, "experts gate|up silu (gemv)", &g->t_mgu));
 	TRY(card_barrier(e));
 	TRY(gv_cmd(e, "experts down (gemv, router order)", &g->t_mdn));
@@ -390,6 +523,49 @@ int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx)
 	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
 		       (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
 	return card_barrier(e);
+}
+
+int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	int V = c->vocab_size, D = c->hidden_size, r;
+	if (!e->gv || !e->gv_head)
+		return 0;
+	if ((r = card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)V, &e->gv_logits)) ||
+	    (r = gv_place(e, &e->head, V, D, FP8_GEMV_W_BF16, w ? &w->lm_head : NULL, NULL, NULL,
+			  NULL)) ||
+	    (r = gv_tab(e, &e->t_head, 1)))
+		goto fail;
+	gv_add(e, &e->t_head, &e->head, e->xn, e->gv_logits, 0, 0, 0);
+	if ((r = gv_write(e, &e->t_head)))
+		goto fail;
+	e->mtp_head = e->head;
+	if (w && gv_mtp_head_own(e) &&
+	    (r = gv_place(e, &e->mtp_head, V, D, FP8_GEMV_W_BF16, &w->mtp->shared_head_head, NULL,
+			  NULL, NULL)))
+		goto fail;
+	if ((r = gv_tab(e, &e->t_mtp_head, 1)))
+		goto fail;
+	gv_add(e, &e->t_mtp_head, &e->mtp_head, e->xn, e->gv_logits, 0, 0, 0);
+	if ((r = gv_write(e, &e->t_mtp_head)))
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "lm_head: cannot place the striped head (%s)", strerror(-r));
+	return r;
+}
+
+void card_gemv_free(struct ee *e)
+{
+	free(e->t_head.g);
+	free(e->t_mtp_head.g);
+	e->t_head.g = e->t_mtp_head.g = NULL;
+}
+
+int card_head_gemv(struct ee *e, int mtp)
+{
+	return gv_cmd(e, mtp ? "MTP head (gemv, bf16)" : "lm_head (gemv, bf16)",
+		      mtp ? &e->t_mtp_head : &e->t_head);
 }
 
 int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_mbps,
@@ -403,4 +579,30 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.axi_bits = (int)e->gv_axi_bits;
 	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, 1, NULL) : 0;
+}
+
+int card_route_check(struct ee *e, int from, int to)
+{
+	const struct config *c = e->c;
+	int E = c->n_routed_experts, k = c->num_experts_per_tok;
+	float lg[MOE_ROUTE_MAX_E], w[MOE_ROUTE_MAX_K], cw[MOE_ROUTE_MAX_K];
+	int idx[MOE_ROUTE_MAX_K];
+	int32_t cidx[MOE_ROUTE_MAX_K];
+	if (!e->route_check || e->dry || E > MOE_ROUTE_MAX_E || k > MOE_ROUTE_MAX_K)
+		return 0;
+	for (int l = from; l < to; l++) {
+		const struct ee_layer *L = &e->L[l];
+		if (!L->moe)
+			continue;
+		TRY(card_read(e, L->gv.rlog, lg, sizeof(float) * (size_t)E));
+		TRY(card_read(e, L->gv.rout, cidx, sizeof(int32_t) * (size_t)k));
+		TRY(card_read(e, L->gv.rout + 4 * (uint64_t)k, cw, sizeof(float) * (size_t)k));
+		router_route_token(c, L->lw->e_score_correction_bias, lg, idx, w);
+		int diff = 0;
+		for (int j = 0; j < k; j++)
+			diff |= idx[j] != cidx[j] || memcmp(&w[j], &cw[j], sizeof(float)) != 0;
+		e->route_checked++;
+		e->route_diff += (uint64_t)diff;
+	}
+	return 0;
 }

@@ -116,9 +116,11 @@ static void ee_xc_stats(struct ee *e, FILE *out, int json, double n, double card
 }
 
 /* Bytes an ideal decode step must read from HBM: every weight it uses once (attention, dense or
- * shared + top-k routed experts, with scales) plus the KV cache of pos tokens per layer. */
+ * shared + top-k routed experts with scales, the router's gate, lm_head) plus the f32 KV cache of
+ * pos tokens per layer. */
 static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 {
+	double head = (double)c->vocab_size * c->hidden_size * 2; /* lm_head, bf16 */
 	double D = c->hidden_size, H = c->num_attention_heads, nope = c->qk_nope_head_dim;
 	double rope = c->qk_rope_head_dim, vd = c->v_head_dim, kvl = c->kv_lora_rank;
 	double ql = c->q_lora_rank, qd = nope + rope;
@@ -126,6 +128,7 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 	attn += D * (kvl + rope) + H * (nope + vd) * kvl + H * vd * D;
 	double moe =
 	    3.0 * D * c->moe_intermediate_size * (c->num_experts_per_tok + c->n_shared_experts);
+	double gate = (double)c->n_routed_experts * D * 2; /* the router's gate, bf16 */
 	double dense = 3.0 * D * c->intermediate_size;
 	int L = c->num_hidden_layers + (with_mtp ? 1 : 0);
 	double b = 0;
@@ -136,8 +139,11 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 			 ? moe
 			 : dense) *
 			(1 + 4.0 / (128 * 128)) +
+		    (config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1)
+			 ? gate
+			 : 0) +
 		    (double)pos * (kvl + rope) * 4;
-	return b;
+	return b + head;
 }
 
 /* A layer of config c with every matrix at card address 0 (dry mode reads no memory): only the
@@ -164,8 +170,37 @@ static void ee_dry_layer(const struct config *c, struct ee_layer *L)
 }
 
 /* card_engine.h */
+/* Modeled host and link parts of one decode token that the card's lists do not contain: the
+ * host's router and lm_head when they stay on the host (bytes at EE_HOST_MODEL_GBPS), sampling
+ * over the logits and the embedding row; the link's transfers (the embedding row in, the logits
+ * or the final state out, the router's round trip per MoE layer) at the board's PCIe rate plus
+ * a per-transfer latency. */
+void card_host_model(const struct config *c, const struct board_desc *bd, int route_on_card,
+		     int head_on_card, struct card_e2e *m)
+{
+	double D = c->hidden_size, V = c->vocab_size, E = c->n_routed_experts;
+	double k = c->num_experts_per_tok, gbps = EE_HOST_MODEL_GBPS * 1e9;
+	double pcie = (bd->pcie_bw_mbps ? bd->pcie_bw_mbps : 12000) * 1e6, lat = 1e-6;
+	int nmoe = 0;
+	for (int l = 0; l < c->num_hidden_layers; l++)
+		nmoe += config_layer_is_moe(c, l);
+	memset(m, 0, sizeof *m);
+	m->host_router_ms = route_on_card ? 0 : nmoe * E * D * 2 / gbps * 1e3;
+	m->host_head_ms = head_on_card ? 0 : V * D * 2 / gbps * 1e3;
+	m->host_sample_ms = (V * 4 + D * 2) / gbps * 1e3;
+	m->link_ms = (2 * lat + (D * 4 + (head_on_card ? V * 4 : D * 4)) / pcie) * 1e3;
+	if (!route_on_card) /* per MoE layer: read xn, write the weights, one more list */
+		m->link_ms += nmoe * (3 * lat + (D * 4 + k * 4) / pcie) * 1e3;
+}
+
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, int gemv,
 		       double *card_ns, double *hbm_bytes)
+{
+	return card_engine_whatif2(c, be, pos, gemv, card_ns, hbm_bytes, NULL);
+}
+
+int card_engine_whatif2(const struct config *c, const struct backend *be, int pos, int gemv,
+			double *card_ns, double *hbm_bytes, struct card_e2e *m)
 {
 	struct ee *e = calloc(1, sizeof *e);
 	int r = -ENOMEM;
@@ -186,7 +221,8 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 	ee_dry_layer(c, &L);
 	char err[160] = "";
 	if (gemv && ((r = card_gemv_init(e, 0, err, sizeof err)) ||
-		     (e->gv && (r = card_gemv_layer(e, &L, NULL, err, sizeof err)))))
+		     (e->gv && ((r = card_gemv_layer(e, &L, NULL, err, sizeof err)) ||
+				(r = card_gemv_heads(e, NULL, err, sizeof err))))))
 		goto out;
 	e->softmax_scale = 0.1f;
 	for (int j = 0; j < k; j++)
@@ -196,20 +232,34 @@ int card_engine_whatif(const struct config *c, const struct backend *be, int pos
 		if ((r = card_mla(e, &L, pos)))
 			goto out;
 		if (L.moe) {
-			card_flush(e);
-			r = card_moe(e, &L, idx);
+			if (!e->gv_route) /* the host routes between two lists */
+				card_flush(e);
+			r = card_moe(e, &L, e->gv_route ? NULL : idx);
 		} else {
 			r = card_dense(e, &L);
 		}
 		if (r)
 			goto out;
 	}
+	if (e->gv_head) { /* final norm and the head on the card */
+		if ((r = card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, 0, e->xn, 1,
+				    (uint32_t)c->hidden_size, 0, 0, 0, 1e-6f, 0)) ||
+		    (r = card_barrier(e)) || (r = card_head_gemv(e, 0)))
+			goto out;
+	}
 	card_flush(e);
 	*card_ns = e->dry_ns;
 	*hbm_bytes = ee_decode_bytes(c, pos, 0);
+	if (m) {
+		card_host_model(c, backend_board(be), e->gv && e->gv_route, e->gv && e->gv_head, m);
+		m->card_ms = e->dry_ns / 1e6;
+		m->e2e_ms = m->card_ms + m->link_ms + m->host_router_ms + m->host_head_ms +
+			    m->host_sample_ms;
+	}
 	r = 0;
 out:
 	card_gemv_layer_free(&L);
+	card_gemv_free(e);
 	free(idx);
 	free(L.ex_gu);
 	free(L.ex_down);
@@ -219,30 +269,43 @@ out:
 }
 
 /* The what-if line of the statistics: DeepSeek-V3 671B decode at context 4096 on be's board,
- * through the GEMV CU (when the board has one) and through the fp8_gemm CUs alone. */
+ * end to end (card + link + host parts), through the GEMV CU (when the board has one) and
+ * through the fp8_gemm CUs alone. */
 static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 {
 	struct config c;
 	config_deepseek_v3_671b(&c);
 	double ns, ns0, bytes;
-	if (card_engine_whatif(&c, be, 4096, 1, &ns, &bytes) ||
-	    card_engine_whatif(&c, be, 4096, 0, &ns0, &bytes))
+	struct card_e2e m, m0;
+	if (card_engine_whatif2(&c, be, 4096, 1, &ns, &bytes, &m) ||
+	    card_engine_whatif2(&c, be, 4096, 0, &ns0, &bytes, &m0))
 		return;
-	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e9;
-	if (json)
+	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
+	if (json) {
 		fprintf(out,
 			",\"whatif_671b_modeled_card_ms_per_tok\":%.3f,"
+			"\"whatif_671b_modeled_e2e_ms_per_tok\":%.3f,"
+			"\"whatif_671b_modeled_link_ms_per_tok\":%.4f,"
+			"\"whatif_671b_modeled_host_ms_per_tok\":%.4f,"
+			"\"whatif_671b_hbm_roofline_ms\":%.3f,"
 			"\"whatif_671b_modeled_hbm_roofline_frac\":%.4f,"
-			"\"whatif_671b_gemm_cus_modeled_card_ms_per_tok\":%.3f",
-			ns / 1e6, roof / ns, ns0 / 1e6);
-	else
-		fprintf(out,
-			"what-if 671B (%d layers, %d experts resident, ctx 4096): modeled card "
-			"%.2f ms/token decode; HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): "
-			"modeled %.1f%% of the roofline (fp8_gemm CUs alone: %.2f ms, %.1f%%)\n",
-			c.num_hidden_layers, c.n_routed_experts, ns / 1e6, roof / 1e6, bytes / 1e6,
-			backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / ns, ns0 / 1e6,
-			100 * roof / ns0);
+			"\"whatif_671b_gemm_cus_modeled_e2e_ms_per_tok\":%.3f,"
+			"\"whatif_671b_gemm_cus_modeled_hbm_roofline_frac\":%.4f",
+			m.card_ms, m.e2e_ms, m.link_ms,
+			m.host_router_ms + m.host_head_ms + m.host_sample_ms, roof, roof / m.e2e_ms,
+			m0.e2e_ms, roof / m0.e2e_ms);
+		return;
+	}
+	fprintf(out,
+		"what-if 671B (%d layers, %d experts resident, ctx 4096), modeled end to end %.2f "
+		"ms/token (%.1f tok/s): card %.2f + link %.3f + host %.3f (router %.3f, lm_head "
+		"%.3f, sampling %.3f); HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): %.1f%% of "
+		"it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n",
+		c.num_hidden_layers, c.n_routed_experts, m.e2e_ms, 1e3 / m.e2e_ms, m.card_ms,
+		m.link_ms, m.host_router_ms + m.host_head_ms + m.host_sample_ms, m.host_router_ms,
+		m.host_head_ms, m.host_sample_ms, roof, bytes / 1e6,
+		backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / m.e2e_ms, m0.e2e_ms,
+		100 * roof / m0.e2e_ms);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
@@ -286,15 +349,31 @@ void card_stats(struct engine *en, FILE *out, int json)
 	double cmds = (double)(s.cmds - e->cmds0) / n, subs = (double)(s.submits - e->subs0) / n;
 	double bytes = ee_decode_bytes(e->c, en->pos / 2, 0);
 	double roof = bytes / (backend_board(e->be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
+	/* modeled host parts: what the host read for the router and lm_head, and sampling */
+	double gbps = EE_HOST_MODEL_GBPS * 1e9;
+	double h_route = e->host_route_b / n / gbps * 1e3, h_head = e->host_head_b / n / gbps * 1e3;
+	double h_sample = ((double)e->c->vocab_size * 4 + e->c->hidden_size * 2) / gbps * 1e3;
+	double host = h_route + h_head + h_sample, e2e = card + link + host;
+	const char *design = e->gv ? (e->gv_route ? (e->gv_head ? "GEMV CU, router and lm_head on the card"
+								: "GEMV CU, router on the card")
+						  : (e->gv_head ? "GEMV CU, lm_head on the card"
+								: "GEMV CU"))
+				   : "fp8_gemm CUs";
 	if (json) {
 		fprintf(out,
 			"{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"
 			"\"modeled_link_ms_per_tok\":%.4f,\"cmds_per_tok\":%.1f,"
 			"\"submits_per_tok\":%.2f,\"host_sched_us_per_tok\":%.1f,"
 			"\"host_compute_us_per_tok\":%.1f,\"host_wall_ms_per_tok\":%.3f,"
-			"\"modeled_hbm_roofline_frac\":%.4f",
+			"\"modeled_hbm_roofline_frac\":%.4f,\"modeled_e2e_ms_per_token\":%.4f,"
+			"\"modeled_host_router_ms_per_tok\":%.4f,\"modeled_host_lm_head_ms_per_tok\":%.4f,"
+			"\"modeled_host_sample_ms_per_tok\":%.4f,\"modeled_e2e_hbm_roofline_frac\":%.4f,"
+			"\"card_design\":\"%s\",\"gemv_lanes\":%u,\"route_checked\":%llu,"
+			"\"route_diff\":%llu",
 			(unsigned long long)e->tokens, card, link, cmds, subs, e->t_sched / n * 1e6,
-			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card);
+			e->t_host / n * 1e6, e->t_wall / n * 1e3, roof / card, e2e, h_route, h_head,
+			h_sample, roof / e2e, design, e->gv ? e->gv_lanes : 0,
+			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 		if (e->xc)
 			ee_xc_stats(e, out, 1, n, card, link);
 		ee_dma_stats(&s, out, 1);
@@ -309,10 +388,19 @@ void card_stats(struct engine *en, FILE *out, int json)
 		"  commands       %.1f per token, %.2f submissions per token\n"
 		"  host           %.1f us/token scheduling, %.1f us/token router + lm_head, "
 		"%.3f ms/token wall (emulation included)\n"
-		"  HBM roofline   %.4f ms/token for %.2f MB/token: modeled %.1f%% of it\n",
+		"  modeled e2e    %.4f ms/token (%.1f tok/s): card + link + host parts (router "
+		"%.4f, lm_head %.4f, sampling %.4f ms, host memory traffic modeled at %.0f GB/s)\n"
+		"  HBM roofline   %.4f ms/token for %.2f MB/token: card alone %.1f%% of it, end to "
+		"end %.1f%%\n"
+		"  design         %s\n",
 		backend_board(e->be)->model, (unsigned long long)e->tokens, card, link, cmds, subs,
-		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, roof, bytes / 1e6,
-		100 * roof / card);
+		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, e2e, 1e3 / e2e,
+		h_route, h_head, h_sample, EE_HOST_MODEL_GBPS, roof, bytes / 1e6, 100 * roof / card,
+		100 * roof / e2e, design);
+	if (e->route_check)
+		fprintf(out,
+			"  router check   %llu card routings re-run on the host: %llu differ\n",
+			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 	if (e->xc)
 		ee_xc_stats(e, out, 0, n, card, link);
 	ee_dma_stats(&s, out, 0);
