@@ -15,10 +15,20 @@
  * run at a time, which satisfies every fence and barrier of the list by construction. Operations
  * a CU does not do in one run are done by the host around it, as the firmware does on the card:
  * MLA_ATTN's q operand is split into the kernel's q_lat/q_pe ports (download, split, upload),
- * ROPE gets its per-row position array (and, without a table, its cos/sin row) in scratch BOs,
- * DMA_FILL is a BO write (pattern, host source) or a read+write (card source). Unused pointer
- * arguments are bound to a 4 KiB scratch BO of the argument's group: the kernels test their
- * flags, not the pointers (hls/fp8_gemm/fp8_gemm.c).
+ * ROPE gets its per-row position array (and, without a table, its cos/sin row) in scratch BOs.
+ * Unused pointer arguments are bound to a 4 KiB scratch BO of the argument's group: the kernels
+ * test their flags, not the pointers (hls/fp8_gemm/fp8_gemm.c).
+ *
+ * DMA fills, direct mode: the host starts them, through the DMA driver (drivers/dma.h). At open the
+ * backend opens engine dma_xrt_i on its own BOs (dma_config.xrt_bos: a resolver maps a card range
+ * to the buffer's BO; write/read are xrt_dev_bo_upload/_download, i.e. xrtBOWrite + xrtBOSync with
+ * the entry points xrt_dev resolved), one driver channel per DMA channel of the board. A DMA_FILL
+ * is one or more waited driver transfers on the command's channel: host source and pattern (a
+ * buffer of the byte) as H2C, a card source staged through host scratch (C2H, then H2C). A failed
+ * transfer ends the command ABI_ST_DMA_ERROR with the driver's errno as detail;
+ * BACKEND_FAULT_DMA_ERROR is the driver's countdown fault, and backend_stats reports the driver's
+ * statistics. Firmware mode: the card firmware starts the card's DMA channels for each DMA_FILL
+ * and the host opens no driver.
  */
 #include <errno.h>
 #include <math.h>
