@@ -4,7 +4,8 @@
  * interfaces):
  *   dma_emul_i  the emulated card's engine: card banks are host memory, channels run on worker
  *               threads, link bandwidth and per-descriptor latency are charged on a virtual clock;
- *   dma_xrt_i   a real card through XRT buffer objects (xrtBOSync into a bank, or xrtBOCopy);
+ *   dma_xrt_i   a real card through XRT buffer objects (xrtBOSync into a bank, or xrtBOCopy), its
+ *               own per bank or the caller's (dma_xrt_bos: backend xrt's buffers);
  *   dma_xdma_i  a real card through the Xilinx XDMA character devices (pwrite/pread at an offset).
  * Data flow: the host's router picks experts -> the expert cache asks for a slot -> it submits
  * H2C transfers here (host checkpoint memory -> card bank + offset) -> it waits on the fence of the
@@ -55,6 +56,38 @@ struct dma_bank {
 	const char *name;  /* e.g. "HBM[3]"; may be NULL; only used in messages */
 };
 
+/* The part of a card range that one buffer object holds (dma_xrt_bos.resolve). */
+struct dma_xrt_span {
+	void *bo; /* the caller's handle of the BO, opaque to the engine: passed back to write
+			    and read */
+	uint64_t bo_off; /* byte offset inside the BO of the range's first byte */
+	uint64_t len;	 /* bytes from bo_off to the end of the BO (> 0) */
+};
+
+/*
+ * Engine xrt on buffer objects the caller owns (dma_config.xrt_bos), for a program that already
+ * has XRT loaded, a device open and its card memory in BOs of its own (backend xrt: one BO per
+ * buffer). The engine then opens no device, loads no library and allocates no BO: for each
+ * descriptor it asks resolve for the BO behind the card range (again for the rest when the range
+ * runs past the end of a BO) and moves the bytes with the caller's write and read, which are
+ * XRT's xrtBOWrite + xrtBOSync(TO_DEVICE) and xrtBOSync(FROM_DEVICE) + xrtBORead as the caller
+ * resolved them. Registered host buffers are plain aligned memory in this mode. The callbacks run
+ * on channel worker threads while the caller waits for the transfer; what they touch must not
+ * change until it completes. Each returns 0 or a negative errno (the descriptor then fails with
+ * status ERROR).
+ */
+struct dma_xrt_bos {
+	void *ctx; /* first argument of every callback */
+	/* The BO holding byte off of bank (len: the bytes wanted from there, a hint); -EFAULT when
+	 * no BO holds it. */
+	int (*resolve)(void *ctx, unsigned bank, uint64_t off, uint64_t len,
+		       struct dma_xrt_span *sp);
+	/* len bytes from src into BO bo at bo_off, then to the card (xrtBOWrite + xrtBOSync). */
+	int (*write)(void *ctx, void *bo, const void *src, size_t len, uint64_t bo_off);
+	/* len bytes of BO bo at bo_off from the card into dst (xrtBOSync + xrtBORead). */
+	int (*read)(void *ctx, void *bo, void *dst, size_t len, uint64_t bo_off);
+};
+
 /* How to open a device. Fields an implementation does not use are ignored; zero means default. */
 struct dma_config {
 	const struct dma_bank *banks; /* [n_banks] card memory banks */
@@ -66,11 +99,13 @@ struct dma_config {
 	double link_bw;		     /* emul: link bandwidth per direction, bytes/s; 0 = Gen4 x16 */
 	int64_t desc_latency_ns;     /* emul: per-descriptor latency, ns; 0 = default, <0 = none */
 	unsigned device_index;	     /* xrt: XRT device index */
-	void *const *bank_mem;	     /* emul: [n_banks] host memory behind each bank (banks[i].size
+	const struct dma_xrt_bos *xrt_bos; /* xrt: run on the caller's BOs (copied at open);
+					      NULL = open device_index with one BO per bank */
+	void *const *bank_mem;	 /* emul: [n_banks] host memory behind each bank (banks[i].size
 					bytes), owned by the caller: the emulated card whose banks
 					the engine fills; NULL = the engine maps its own */
-	const char *xdma_prefix;     /* xdma: device node prefix; NULL = "/dev/xdma0" */
-	size_t staging_bytes;	     /* xdma: aligned staging buffer per channel, bytes (multiple of
+	const char *xdma_prefix; /* xdma: device node prefix; NULL = "/dev/xdma0" */
+	size_t staging_bytes;	 /* xdma: aligned staging buffer per channel, bytes (multiple of
 					4096); 0 = 4 MiB */
 };
 

@@ -5,7 +5,11 @@
  * of the BO range (C2H: xrtBOSync(FROM_DEVICE) + xrtBORead), and a transfer from a registered host
  * buffer (a host-only BO) is one xrtBOCopy, which XRT runs on the card's DMA engine.
  *
- * XRT is loaded with dlopen at open time, not linked: XRT 2.x aborts the process (an uncaught C++
+ * On the caller's BOs (dma_config.xrt_bos, dma.h): no device, library or BO of its own; each
+ * descriptor is resolved to the caller's BO(s) behind its card range and moved with the caller's
+ * write/read (XRT entry points the caller resolved). This mode needs no XRT headers here.
+ *
+ * Own mode: XRT is loaded with dlopen at open time, not linked: XRT 2.x aborts the process (an uncaught C++
  * exception) when XILINX_XRT is unset or its shim library is missing, and linking it would load
  * it into every program of the project. So open first checks, in order, the XRT setup, a PCI device
  * bound to the xocl driver and the library, and fails with a one-line reason (-ENODEV) before any
@@ -21,6 +25,57 @@
 #include <unistd.h>
 
 #include "dma-impl.h"
+
+/* ---- on the caller's BOs (dma_config.xrt_bos); the engine state is a copy of them ---------- */
+
+/* Checks and copies cfg->xrt_bos. Errors: -EINVAL a callback missing, -ENOMEM. */
+static int xrt_ext_open(struct dma_dev *dev, const struct dma_config *cfg, char *err,
+			size_t err_len)
+{
+	const struct dma_xrt_bos *b = cfg->xrt_bos;
+	if (!b->resolve || !b->write || !b->read)
+		return dma_err_set(err, err_len, -EINVAL,
+				   "xrt: config field xrt_bos: resolve, write and read are all "
+				   "required");
+	struct dma_xrt_bos *c = malloc(sizeof(*c));
+	if (!c)
+		return dma_err_set(err, err_len, -ENOMEM, "xrt: out of memory");
+	*c = *b;
+	dma_dev_set_priv(dev, c);
+	return 0;
+}
+
+/* One descriptor on the caller's BOs: resolve, move what that BO holds, repeat for the rest.
+ * Returns 0, the callbacks' negative errno, or -EFAULT for a resolver answer without a BO. */
+static int xrt_ext_xfer(struct dma_dev *dev, const struct dma_op *op, size_t *done)
+{
+	const struct dma_xrt_bos *b = dma_dev_priv(dev);
+	uint8_t *h = op->host;
+	*done = 0;
+	while (*done < op->len) {
+		size_t want = op->len - *done;
+		struct dma_xrt_span sp = {0};
+		int rc = b->resolve(b->ctx, op->bank, op->bank_off + *done, want, &sp);
+		if (rc)
+			return rc < 0 ? rc : -EIO;
+		if (!sp.bo || sp.len == 0)
+			return -EFAULT;
+		size_t n = sp.len < want ? (size_t)sp.len : want;
+		rc = op->dir == DMA_DIR_H2C ? b->write(b->ctx, sp.bo, h + *done, n, sp.bo_off)
+					    : b->read(b->ctx, sp.bo, h + *done, n, sp.bo_off);
+		if (rc)
+			return rc < 0 ? rc : -EIO;
+		*done += n;
+	}
+	return 0;
+}
+
+/* A host buffer on the caller's BOs: aligned memory (the write/read callbacks copy from it). */
+static int xrt_ext_hbuf_alloc(struct dma_hbuf *hb)
+{
+	int rc = posix_memalign(&hb->ptr, 4096, hb->size);
+	return rc ? -rc : 0;
+}
 
 /* DMA_XRT_HAVE_HEADERS is set by drivers/drivers.mk when it finds the XRT headers. */
 #ifdef DMA_XRT_HAVE_HEADERS
@@ -52,6 +107,12 @@ struct dma_xrt {
 	xrtBufferHandle *bank; /* [n_banks] one BO per bank */
 };
 
+/* Whether dev runs on the caller's BOs (own mode otherwise). */
+static int xrt_is_ext(const struct dma_dev *dev)
+{
+	return dma_dev_config(dev)->xrt_bos != NULL;
+}
+
 /* Counts PCI devices bound to the xocl driver (entries named like a BDF, "0000:65:00.1"). */
 static unsigned xrt_xocl_count(void)
 {
@@ -71,6 +132,11 @@ static void xrt_close(struct dma_dev *dev)
 	struct dma_xrt *x = dma_dev_priv(dev);
 	if (!x)
 		return;
+	if (xrt_is_ext(dev)) {
+		free(x);
+		dma_dev_set_priv(dev, NULL);
+		return;
+	}
 	for (unsigned i = 0; i < x->n_banks; i++)
 		if (x->bank[i])
 			x->api.bo_free(x->bank[i]);
@@ -118,6 +184,8 @@ static int xrt_open(struct dma_dev *dev, const struct dma_config *cfg, char *err
 	const char *root = getenv("XILINX_XRT");
 	char path[1024];
 
+	if (cfg->xrt_bos)
+		return xrt_ext_open(dev, cfg, err, err_len);
 	if (!root || !*root)
 		return dma_err_set(
 		    err, err_len, -ENODEV,
@@ -178,6 +246,8 @@ fail:
  * Returns 0 or -EIO (XRT's negative return or errno). */
 static int xrt_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, size_t *done)
 {
+	if (xrt_is_ext(dev))
+		return xrt_ext_xfer(dev, op, done);
 	struct dma_xrt *x = dma_dev_priv(dev);
 	xrtBufferHandle bo = x->bank[op->bank];
 	int rc;
@@ -208,6 +278,8 @@ static int xrt_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, s
 /* A host-only BO in the first bank's group, mapped. Errors: -ENOMEM. */
 static int xrt_hbuf_alloc(struct dma_dev *dev, struct dma_hbuf *hb)
 {
+	if (xrt_is_ext(dev))
+		return xrt_ext_hbuf_alloc(hb);
 	struct dma_xrt *x = dma_dev_priv(dev);
 	const struct dma_bank *b = &dma_dev_config(dev)->banks[0];
 	xrtMemoryGroup grp = b->mem_group >= 0 ? (xrtMemoryGroup)b->mem_group : 0;
@@ -227,7 +299,9 @@ static int xrt_hbuf_alloc(struct dma_dev *dev, struct dma_hbuf *hb)
 static void xrt_hbuf_free(struct dma_dev *dev, struct dma_hbuf *hb)
 {
 	struct dma_xrt *x = dma_dev_priv(dev);
-	if (hb->handle)
+	if (xrt_is_ext(dev))
+		free(hb->ptr);
+	else if (hb->handle)
 		x->api.bo_free(hb->handle);
 }
 
@@ -242,26 +316,46 @@ const struct dma_dev_i dma_xrt_i = {
     .hbuf_free = xrt_hbuf_free,
 };
 
-#else /* no XRT headers at build time */
+#else /* no XRT headers at build time: only the caller's BOs */
 
-/* Always fails: this build has no XRT headers. Errors: -ENODEV. */
+/* On the caller's BOs, else fails: this build has no XRT headers. Errors: -ENODEV, those of
+ * xrt_ext_open. */
 static int xrt_open(struct dma_dev *dev, const struct dma_config *cfg, char *err, size_t err_len)
 {
+	if (cfg->xrt_bos)
+		return xrt_ext_open(dev, cfg, err, err_len);
 	return dma_err_set(err, err_len, -ENODEV,
 			   "xrt: built without the XRT headers (install libxrt-dev)");
 }
 
-/* Never reached (open fails). */
+static void xrt_close(struct dma_dev *dev)
+{
+	free(dma_dev_priv(dev));
+	dma_dev_set_priv(dev, NULL);
+}
+
 static int xrt_xfer(struct dma_dev *dev, unsigned ch, const struct dma_op *op, size_t *done)
 {
-	*done = 0;
-	return -ENODEV;
+	return xrt_ext_xfer(dev, op, done);
+}
+
+static int xrt_hbuf_alloc(struct dma_dev *dev, struct dma_hbuf *hb)
+{
+	return xrt_ext_hbuf_alloc(hb);
+}
+
+static void xrt_hbuf_free(struct dma_dev *dev, struct dma_hbuf *hb)
+{
+	free(hb->ptr);
 }
 
 const struct dma_dev_i dma_xrt_i = {
     .version = DMA_IMPL_VERSION,
     .name = "xrt",
     .open = xrt_open,
+    .close = xrt_close,
     .xfer = xrt_xfer,
+    .hbuf_alloc = xrt_hbuf_alloc,
+    .hbuf_free = xrt_hbuf_free,
 };
 #endif

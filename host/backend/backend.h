@@ -48,7 +48,8 @@ struct backend_stats {
 	uint64_t fills;			  /* DMA_FILL commands the card completed without error */
 	uint64_t fill_bytes;		  /* their bytes */
 	/* the DMA driver (drivers/dma.h) whose channels carry the card's DMA fills: its engine
-	 * ("emul" on the emulated card; NULL when no driver carries them) and its statistics
+	 * ("emul" on the emulated and reference cards, "xrt" for backend xrt in direct mode; NULL
+	 * when no driver carries them) and its statistics
 	 * (transfers, fences, errors, bytes; since open) */
 	const char *dma_engine;
 	struct dma_stats dma;

@@ -15,10 +15,20 @@
  * run at a time, which satisfies every fence and barrier of the list by construction. Operations
  * a CU does not do in one run are done by the host around it, as the firmware does on the card:
  * MLA_ATTN's q operand is split into the kernel's q_lat/q_pe ports (download, split, upload),
- * ROPE gets its per-row position array (and, without a table, its cos/sin row) in scratch BOs,
- * DMA_FILL is a BO write (pattern, host source) or a read+write (card source). Unused pointer
- * arguments are bound to a 4 KiB scratch BO of the argument's group: the kernels test their
- * flags, not the pointers (hls/fp8_gemm/fp8_gemm.c).
+ * ROPE gets its per-row position array (and, without a table, its cos/sin row) in scratch BOs.
+ * Unused pointer arguments are bound to a 4 KiB scratch BO of the argument's group: the kernels
+ * test their flags, not the pointers (hls/fp8_gemm/fp8_gemm.c).
+ *
+ * DMA fills, direct mode: the host starts them, through the DMA driver (drivers/dma.h). At open the
+ * backend opens engine dma_xrt_i on its own BOs (dma_config.xrt_bos: a resolver maps a card range
+ * to the buffer's BO; write/read are xrt_dev_bo_upload/_download, i.e. xrtBOWrite + xrtBOSync with
+ * the entry points xrt_dev resolved), one driver channel per DMA channel of the board. A DMA_FILL
+ * is one or more waited driver transfers on the command's channel: host source and pattern (a
+ * buffer of the byte) as H2C, a card source staged through host scratch (C2H, then H2C). A failed
+ * transfer ends the command ABI_ST_DMA_ERROR with the driver's errno as detail;
+ * BACKEND_FAULT_DMA_ERROR is the driver's countdown fault, and backend_stats reports the driver's
+ * statistics. Firmware mode: the card firmware starts the card's DMA channels for each DMA_FILL
+ * and the host opens no driver.
  */
 #include <errno.h>
 #include <math.h>
@@ -38,11 +48,16 @@
 #include "hls/mla_attn/mla_attn.h"
 #include "hls/vec_ops/vec_ops.h"
 #include "backend/xrt_dev.h"
+#include "dma.h"
+#include "dma_board.h"
 
-#define XB_MAX_GROUPS 128u   /* memory groups with a scratch BO */
-#define XB_SCRATCH_MIN 4096u /* bytes of the smallest scratch BO */
-#define XB_POLL_NS 50000L    /* firmware mode: completion-ring poll period */
-#define XB_RING_LOG2 10u     /* default command-ring slots: BACKEND_MAX_LIST */
+#define XB_MAX_GROUPS 128u	 /* memory groups with a scratch BO */
+#define XB_SCRATCH_MIN 4096u	 /* bytes of the smallest scratch BO */
+#define XB_POLL_NS 50000L	 /* firmware mode: completion-ring poll period */
+#define XB_RING_LOG2 10u	 /* default command-ring slots: BACKEND_MAX_LIST */
+#define XB_PAT_BYTES (1u << 20)	 /* pattern source: one descriptor's length */
+#define XB_FILL_CHUNK (1u << 20) /* card-source fills: bytes staged in host scratch at once */
+#define XB_DMA_TIMEOUT_NS 10000000000ll /* host ns one driver transfer may take */
 
 #ifdef __SANITIZE_ADDRESS__
 /*
@@ -99,12 +114,19 @@ struct xcu {
 };
 
 struct xb {
-	struct backend b;			/* common head (b.impl = this) */
-	struct backend_mem mem;			/* card-address allocator (mappings unused) */
-	struct xrt_dev *d;			/* XRT device */
-	uint32_t mode;				/* enum backend_xrt_mode (DIRECT or FIRMWARE) */
-	int noop;				/* XCL_EMULATION_MODE=noop */
-	struct xbank bank[ABI_MAX_BANKS];	/* buffers per bank */
+	struct backend b;		  /* common head (b.impl = this) */
+	struct backend_mem mem;		  /* card-address allocator (mappings unused) */
+	struct xrt_dev *d;		  /* XRT device */
+	uint32_t mode;			  /* enum backend_xrt_mode (DIRECT or FIRMWARE) */
+	int noop;			  /* XCL_EMULATION_MODE=noop */
+	struct xbank bank[ABI_MAX_BANKS]; /* buffers per bank */
+	/* direct mode: the DMA driver (drivers/dma.h, engine xrt on this backend's BOs) whose
+	 * channels carry every DMA_FILL; NULL in firmware mode and on a board without DMA */
+	struct dma_dev *dma;
+	struct dma_bank dma_banks[ABI_MAX_BANKS]; /* its banks (the board's) */
+	struct dma_xrt_bos dma_bos;		/* its view of the buffers: resolve, write, read */
+	struct dma_sg *dma_sg;			/* [ring entries] elements of one transfer */
+	uint8_t *dma_pat;			/* [XB_PAT_BYTES] source of a pattern fill */
 	struct xcu cu[ABI_MAX_CUS];		/* indexed like b.blk.cus */
 	uint32_t n_cu;				/* used entries of cu */
 	struct xrt_dev_bo dummy[XB_MAX_GROUPS]; /* 4 KiB per group, bound to unused pointers */
@@ -644,49 +666,113 @@ static void xb_kv(const struct abi_kv_append *k, struct xarg *a)
 	a[7].u = MLA_CACHE_F32;
 }
 
-/* DMA_FILL by the host: BO writes (pattern, host source) or a read + write (card source). */
+/* --- DMA fills through the driver (direct mode) ------------------------------------------- */
+
+/* The driver's resolver: the buffer holding byte off of bank, as its BO and the bytes to its end.
+ */
+static int xb_dma_resolve(void *ctx, unsigned bank, uint64_t off, uint64_t len,
+			  struct dma_xrt_span *sp)
+{
+	struct xb *x = ctx;
+	(void)len;
+	struct xbuf *f = xb_find(x, bank, off, 1);
+	if (!f)
+		return -EFAULT;
+	*sp = (struct dma_xrt_span){
+	    .bo = &f->bo, .bo_off = off - f->off, .len = f->bytes - (off - f->off)};
+	return 0;
+}
+
+/* The driver's write and read on a buffer's BO: xrtBOWrite + xrtBOSync through xrt_dev. */
+static int xb_dma_write(void *ctx, void *bo, const void *src, size_t len, uint64_t off)
+{
+	return xrt_dev_bo_upload(((struct xb *)ctx)->d, bo, src, len, (size_t)off);
+}
+static int xb_dma_read(void *ctx, void *bo, void *dst, size_t len, uint64_t off)
+{
+	return xrt_dev_bo_download(((struct xb *)ctx)->d, bo, dst, len, (size_t)off);
+}
+
+/* Moves bytes between card range (bank, off) and host memory h in direction dir on driver channel
+ * ch, as transfers of up to a ring of elements, each waited for; with step 0 every element reads
+ * the same first XB_PAT_BYTES of h (a pattern). Returns 0 or the driver's negative errno (-EIO:
+ * a transfer completed with an error). */
+static int xb_dma_move(struct xb *x, unsigned ch, enum dma_dir dir, uint32_t bank, uint64_t off,
+		       uint8_t *h, uint64_t bytes, int step)
+{
+	uint64_t elem = step ? DMA_REGS_DESC_LEN_MAX & ~4095ull : XB_PAT_BYTES;
+	unsigned ring = dma_dev_ring_entries(x->dma);
+	for (uint64_t done = 0; done < bytes;) {
+		unsigned n = 0;
+		for (; done < bytes && n < ring; n++) {
+			uint64_t len = bytes - done < elem ? bytes - done : elem;
+			x->dma_sg[n] = (struct dma_sg){.host = h + (step ? done : 0),
+						       .bank = bank,
+						       .card_off = off + done,
+						       .len = (size_t)len};
+			done += len;
+		}
+		struct dma_xfer t = {
+		    .dir = dir, .sg = x->dma_sg, .n_sg = n, .cookie = ABI_ADDR(bank, off)};
+		int r = dma_copy_sync(x->dma, ch, &t, 0, XB_DMA_TIMEOUT_NS, NULL);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* DMA_FILL through a driver channel: host source and pattern as H2C transfers; a card source is
+ * staged through host scratch (a C2H transfer, then an H2C one, per chunk). A failed transfer is
+ * ABI_ST_DMA_ERROR with the driver's errno as detail. */
 static uint32_t xb_fill(struct xb *x, const struct abi_dma_fill *d, uint32_t *detail)
 {
-	struct xbuf *f = xb_find(x, ABI_ADDR_BANK(d->dst), ABI_ADDR_OFF(d->dst), d->bytes);
-	if (!f) {
+	uint32_t bank = ABI_ADDR_BANK(d->dst);
+	uint64_t off = ABI_ADDR_OFF(d->dst);
+	if (!xb_find(x, bank, off, d->bytes)) {
 		*detail = ABI_FIELD(u.dma.dst);
 		return ABI_ST_BAD_ADDR;
 	}
-	size_t rel = ABI_ADDR_OFF(d->dst) - f->off, chunk = 1u << 20;
-	for (uint64_t done = 0; done < d->bytes; done += chunk) {
-		size_t n = d->bytes - done < chunk ? (size_t)(d->bytes - done) : chunk;
-		const void *src;
-		if (d->flags & ABI_DMA_F_SRC_HOST) {
-			src = (const uint8_t *)(uintptr_t)d->src + done;
-		} else {
-			uint8_t *h = xb_host(x, chunk);
-			if (!h) {
-				*detail = ENOMEM;
-				return ABI_ST_DMA_ERROR;
-			}
-			if (d->flags & ABI_DMA_F_PATTERN) {
-				memset(h, (int)ABI_DMA_WORD_PATTERN(d->word), n);
-			} else {
-				struct xbuf *s = xb_find(x, ABI_ADDR_BANK(d->src),
-							 ABI_ADDR_OFF(d->src), d->bytes);
-				if (!s) {
-					*detail = ABI_FIELD(u.dma.src);
-					return ABI_ST_BAD_ADDR;
-				}
-				if (xrt_dev_bo_download(x->d, &s->bo, h, n,
-							ABI_ADDR_OFF(d->src) - s->off + done)) {
-					*detail = EIO;
-					return ABI_ST_DMA_ERROR;
-				}
-			}
-			src = h;
-		}
-		if (xrt_dev_bo_upload(x->d, &f->bo, src, n, rel + done)) {
-			*detail = EIO;
+	int card_src = !(d->flags & (ABI_DMA_F_SRC_HOST | ABI_DMA_F_PATTERN));
+	if (card_src && !xb_find(x, ABI_ADDR_BANK(d->src), ABI_ADDR_OFF(d->src), d->bytes)) {
+		*detail = ABI_FIELD(u.dma.src);
+		return ABI_ST_BAD_ADDR;
+	}
+	if (!x->dma) {
+		*detail = ENODEV;
+		return ABI_ST_DMA_ERROR;
+	}
+	unsigned nch = dma_dev_n_channels(x->dma), ch = ABI_DMA_WORD_CHAN(d->word);
+	ch = ch == ABI_DMA_CHAN_ANY ? 0 : ch % nch;
+	int r = 0;
+	if (d->flags & ABI_DMA_F_SRC_HOST) {
+		r = xb_dma_move(x, ch, DMA_DIR_H2C, bank, off, (uint8_t *)(uintptr_t)d->src,
+				d->bytes, 1);
+	} else if (d->flags & ABI_DMA_F_PATTERN) {
+		memset(x->dma_pat, (int)ABI_DMA_WORD_PATTERN(d->word),
+		       d->bytes < XB_PAT_BYTES ? (size_t)d->bytes : XB_PAT_BYTES);
+		r = xb_dma_move(x, ch, DMA_DIR_H2C, bank, off, x->dma_pat, d->bytes, 0);
+	} else {
+		uint8_t *h = xb_host(x, XB_FILL_CHUNK);
+		if (!h) {
+			*detail = ENOMEM;
 			return ABI_ST_DMA_ERROR;
 		}
-		x->st.h2c_bytes += n;
+		uint32_t sbank = ABI_ADDR_BANK(d->src);
+		uint64_t soff = ABI_ADDR_OFF(d->src);
+		for (uint64_t done = 0; !r && done < d->bytes; done += XB_FILL_CHUNK) {
+			uint64_t n =
+			    d->bytes - done < XB_FILL_CHUNK ? d->bytes - done : XB_FILL_CHUNK;
+			r = xb_dma_move(x, ch, DMA_DIR_C2H, sbank, soff + done, h, n, 1);
+			if (!r)
+				r = xb_dma_move(x, ch, DMA_DIR_H2C, bank, off + done, h, n, 1);
+		}
 	}
+	if (r) {
+		*detail = (uint32_t)-r;
+		return ABI_ST_DMA_ERROR;
+	}
+	x->st.fills++;
+	x->st.fill_bytes += d->bytes;
 	return ABI_ST_OK;
 }
 
@@ -988,8 +1074,9 @@ static int xb_supports(struct backend *b, uint32_t op)
 	if (op == ABI_OP_NOP || op == ABI_OP_FENCE || op == ABI_OP_BARRIER ||
 	    op == ABI_OP_TIMESTAMP)
 		return 1;
-	if (op == ABI_OP_DMA_FILL) /* the host does it in direct mode */
-		return xb_of(b)->mode == BACKEND_XRT_DIRECT || ABI_BOARD_N_DMA(b->blk.counts) > 0;
+	if (op == ABI_OP_DMA_FILL) /* direct mode: the driver's channels; firmware: the card's */
+		return xb_of(b)->mode == BACKEND_XRT_DIRECT ? xb_of(b)->dma != NULL
+							    : ABI_BOARD_N_DMA(b->blk.counts) > 0;
 	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(b->blk.counts); i++)
 		if (b->blk.cus[i].ops_mask >> op & 1)
 			return 1;
@@ -1001,17 +1088,28 @@ static void xb_stats(struct backend *b, struct backend_stats *s)
 	struct xb *x = xb_of(b);
 	*s = x->st;
 	s->card_ns = xb_now(x);
+	if (x->dma) { /* the driver's view of the fills; link_ns is not modeled on a real card */
+		s->dma_engine = dma_dev_name(x->dma);
+		dma_dev_stats(x->dma, &s->dma);
+	}
 }
 
+/* BACKEND_FAULT_DMA_ERROR is the driver's countdown fault (direct mode); nothing else is
+ * injected on a real card. */
 static int xb_fault(struct backend *b, enum backend_fault f, uint32_t n)
 {
-	(void)b, (void)f, (void)n;
+	struct xb *x = xb_of(b);
+	if (f == BACKEND_FAULT_DMA_ERROR && x->dma)
+		return dma_dev_fault_set(x->dma, n ? DMA_FAULT_ERROR : DMA_FAULT_NONE, n, 0);
 	return -ENOTSUP;
 }
 
 static void xb_close(struct backend *b)
 {
 	struct xb *x = xb_of(b);
+	dma_dev_close(x->dma); /* first: its channels reach into the buffers' BOs */
+	free(x->dma_sg);
+	free(x->dma_pat);
 	for (uint32_t c = 0; c < x->n_cu; c++) {
 		struct xcu *u = &x->cu[c];
 		xrt_dev_run_close(x->d, &u->run);
@@ -1169,6 +1267,38 @@ static int xb_cus(struct xb *x, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Opens the DMA driver on this backend's BOs (direct mode): one channel per DMA channel of the
+ * board. A board without DMA channels runs no fill. */
+static int xb_dma_open(struct xb *x, char *err, size_t errlen)
+{
+	uint32_t nd = ABI_BOARD_N_DMA(x->b.blk.counts);
+	if (!nd)
+		return 0;
+	struct dma_config cfg;
+	char e2[200] = "";
+	int r = dma_config_from_board(&x->b.board, x->dma_banks, ABI_MAX_BANKS, &cfg);
+	if (r) {
+		snprintf(err, errlen, "xrt: board %s: no DMA driver configuration (%d)",
+			 x->b.board.model, r);
+		return r;
+	}
+	x->dma_bos = (struct dma_xrt_bos){
+	    .ctx = x, .resolve = xb_dma_resolve, .write = xb_dma_write, .read = xb_dma_read};
+	cfg.n_channels = nd;
+	cfg.xrt_bos = &x->dma_bos;
+	if ((r = dma_dev_open(&dma_xrt_i, &cfg, &x->dma, e2, sizeof e2))) {
+		snprintf(err, errlen, "xrt: DMA driver: %s", e2);
+		return r;
+	}
+	x->dma_sg = calloc(dma_dev_ring_entries(x->dma), sizeof *x->dma_sg);
+	x->dma_pat = malloc(XB_PAT_BYTES);
+	if (!x->dma_sg || !x->dma_pat) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Lays out the control BO and its rings (firmware mode). */
 static int xb_fw_init(struct xb *x, const struct backend_xrt_opts *o, char *err, size_t errlen)
 {
@@ -1292,6 +1422,8 @@ int backend_xrt_open(struct backend **out, const struct board_desc *bd, const ch
 	if ((r = xb_cus(x, path, err, errlen)))
 		goto fail;
 	if (mode == BACKEND_XRT_FIRMWARE && (r = xb_fw_init(x, o, err, errlen)))
+		goto fail;
+	if (mode == BACKEND_XRT_DIRECT && (r = xb_dma_open(x, err, errlen)))
 		goto fail;
 	*out = &x->b;
 	return 0;

@@ -8,8 +8,12 @@
  *    bank maps to the memory group of its MEM_TOPOLOGY tag, a buffer in every bank is written and
  *    read back, one submitted list holding every opcode completes (CU runs for the compute ops on
  *    the CU whose argument connectivity matches the operand banks, host work for the rest, host
- *    timestamps), DMA fills land in the BOs, a second "token" reuses runs and sub-buffers,
- *    malformed commands fail with their status and the next list succeeds, supports_op.
+ *    timestamps), DMA fills (pattern, host source, card source) land in the BOs through the DMA
+ *    driver's channels (engine xrt on the backend's BOs) whose statistics backend_stats reports,
+ *    a second "token" reuses runs and sub-buffers, malformed commands fail with their status and
+ *    the next list succeeds, an injected driver fault fails a fill with the DMA-error status and
+ *    the next list succeeds, fills of several MiB span descriptors and staging chunks,
+ *    supports_op.
  * 3. Firmware mode: the control BO holds the board block and the rings in abi_ring.h layout; a
  *    submitted list appears in the command ring with its doorbell; without firmware (noop) the wait
  *    times out with a clear message; this test then plays the card (consume, post completions)
@@ -307,6 +311,113 @@ static int alloc_all(struct backend *b, const struct board_desc *bd, struct bufs
 	return 0;
 }
 
+/* Submits list c[0..n) on ring 0 and waits; returns the wait's result. */
+static int run_list(struct backend *b, const struct abi_cmd *c, uint32_t n)
+{
+	uint64_t fence = 0;
+	int rc = backend_submit(b, 0, c, n, &fence);
+	return rc ? rc : backend_wait(b, fence, 5000);
+}
+
+/* An injected driver fault fails the next fill with ABI_ST_DMA_ERROR (detail EIO) and the list
+ * with -EIO; the driver counts it; the next list's fill lands. */
+static void test_fill_fault(struct backend *b, const char *card, const struct bufs *s)
+{
+	static uint8_t src2[4096];
+	for (size_t i = 0; i < sizeof src2; i++)
+		src2[i] = (uint8_t)(i * 5 + 1);
+	struct abi_cmd c[2];
+	memset(c, 0, sizeof c);
+	abi_cmd_hdr_set(&c[0].hdr, ABI_OP_DMA_FILL, 0);
+	c[0].u.dma = (struct abi_dma_fill){.src = (uint64_t)(uintptr_t)src2,
+					   .dst = A(s->hostfill),
+					   .bytes = 4096,
+					   .flags = ABI_DMA_F_SRC_HOST,
+					   .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0, 8)};
+	abi_cmd_hdr_set(&c[1].hdr, ABI_OP_TIMESTAMP, 0);
+	struct backend_stats s0, s1, s2;
+	backend_stats(b, &s0);
+	int armed = backend_fault_set(b, BACKEND_FAULT_DMA_ERROR, 1);
+	int rc = run_list(b, c, 2);
+	const struct abi_cpl *cpl;
+	uint32_t n;
+	backend_completions(b, &cpl, &n);
+	backend_stats(b, &s1);
+	uint8_t back[4096];
+	backend_buf_read(b, s->hostfill, 0, back, sizeof back);
+	CHECK(armed == 0 && rc == -EIO && n == 2 &&
+		  ABI_CPL_STATUS(cpl[0].word1) == ABI_ST_DMA_ERROR && cpl[0].detail == EIO &&
+		  ABI_CPL_STATUS(cpl[1].word1) == ABI_ST_OK &&
+		  strstr(backend_xrt_error(b), "dma") && s1.dma.xfers - s0.dma.xfers == 1 &&
+		  s1.dma.xfers_bad - s0.dma.xfers_bad == 1 && s1.dma.faults - s0.dma.faults == 1 &&
+		  s1.fills == s0.fills && memcmp(back, src2, sizeof back) != 0,
+	      "%s: injected driver fault: arm %d, wait %d, fill %s detail %u, '%s'; driver %llu "
+	      "transfers, %llu bad, %llu faults",
+	      card, armed, rc, n ? abi_status_name(ABI_CPL_STATUS(cpl[0].word1)) : "-",
+	      n ? cpl[0].detail : 0, backend_xrt_error(b),
+	      (unsigned long long)(s1.dma.xfers - s0.dma.xfers),
+	      (unsigned long long)(s1.dma.xfers_bad - s0.dma.xfers_bad),
+	      (unsigned long long)(s1.dma.faults - s0.dma.faults));
+	rc = run_list(b, c, 2);
+	backend_stats(b, &s2);
+	backend_buf_read(b, s->hostfill, 0, back, sizeof back);
+	CHECK(rc == 0 && !memcmp(back, src2, sizeof back) && s2.dma.xfers_bad == s1.dma.xfers_bad &&
+		  s2.fills == s1.fills + 1 && s2.dma.fences == s1.dma.fences + 1,
+	      "%s: the list after the fault: %d %s", card, rc, backend_xrt_error(b));
+	CHECK(backend_fault_set(b, BACKEND_FAULT_DMA_ERROR, 3) == 0 &&
+		  backend_fault_set(b, BACKEND_FAULT_DMA_ERROR, 0) == 1,
+	      "%s: disarming an unfired driver fault does not return 1", card);
+}
+
+/* Fills of several MiB: a pattern over 3 descriptors of one transfer, a card-source copy staged
+ * in 1 MiB chunks (3 x (C2H + H2C)), checked byte for byte. */
+static void test_big_fills(struct backend *b, const struct board_desc *bd)
+{
+	const uint64_t big = (5u << 20) / 2; /* 2.5 MiB */
+	struct backend_buf *p = NULL, *q = NULL;
+	uint32_t bank = bd->n_banks - 1;
+	if (backend_buf_alloc(b, bank, big, 4096, &p) || backend_buf_alloc(b, 0, big, 4096, &q)) {
+		CHECK(0, "big fills: cannot allocate 2 x %llu bytes", (unsigned long long)big);
+		return;
+	}
+	struct abi_cmd c[2];
+	memset(c, 0, sizeof c);
+	abi_cmd_hdr_set(&c[0].hdr, ABI_OP_DMA_FILL, 0);
+	c[0].u.dma = (struct abi_dma_fill){.dst = A(p),
+					   .bytes = big,
+					   .flags = ABI_DMA_F_PATTERN,
+					   .word = ABI_DMA_WORD(1, 0x5A, 1)};
+	abi_cmd_hdr_set(&c[1].hdr, ABI_OP_DMA_FILL, 0);
+	c[1].u.dma = (struct abi_dma_fill){
+	    .src = A(p), .dst = A(q), .bytes = big, .word = ABI_DMA_WORD(ABI_DMA_CHAN_ANY, 0, 2)};
+	struct backend_stats s0, s1;
+	backend_stats(b, &s0);
+	int rc = run_list(b, c, 2);
+	backend_stats(b, &s1);
+	uint8_t *back = malloc(big);
+	size_t bad = 0;
+	if (back && !backend_buf_read(b, q, 0, back, big))
+		for (uint64_t i = 0; i < big; i++)
+			bad += back[i] != 0x5A;
+	else
+		bad = big;
+	free(back);
+	CHECK(rc == 0 && bad == 0 && s1.dma.xfers - s0.dma.xfers == 7 &&
+		  s1.dma.descs - s0.dma.descs == 9 && s1.dma.bytes - s0.dma.bytes == 3 * big,
+	      "big fills: wait %d '%s', %zu wrong bytes; driver %llu transfers, %llu "
+	      "descriptors, %llu bytes",
+	      rc, backend_xrt_error(b), bad, (unsigned long long)(s1.dma.xfers - s0.dma.xfers),
+	      (unsigned long long)(s1.dma.descs - s0.dma.descs),
+	      (unsigned long long)(s1.dma.bytes - s0.dma.bytes));
+	printf("u55c direct: DMA fills of 2.5 MiB through the driver: %llu transfers, %llu "
+	       "descriptors, %.1f MiB\n",
+	       (unsigned long long)(s1.dma.xfers - s0.dma.xfers),
+	       (unsigned long long)(s1.dma.descs - s0.dma.descs),
+	       (double)(s1.dma.bytes - s0.dma.bytes) / (1 << 20));
+	backend_buf_free(b, q);
+	backend_buf_free(b, p);
+}
+
 static void test_direct(const char *card)
 {
 	char dtb[512], err[512] = "";
@@ -459,6 +570,20 @@ static void test_direct(const char *card)
 	backend_buf_read(b, s.hostfill, 0, back, 4096);
 	bad_fill += memcmp(back, host_src, 4096) != 0;
 	CHECK(bad_fill == 0, "%s: DMA fills: %d wrong bytes", card, bad_fill);
+	/* per list: pattern (1 transfer), card source (C2H into host scratch, then H2C), host
+	 * source (1): 4 driver transfers, 3000 + 2 * 3000 + 4096 bytes, one descriptor each */
+	struct backend_stats ds;
+	backend_stats(b, &ds);
+	CHECK(ds.dma_engine && !strcmp(ds.dma_engine, "xrt") && ds.dma.xfers == 8 &&
+		  ds.dma.xfers_bad == 0 && ds.dma.descs == 8 && ds.dma.bytes == 2 * 13096 &&
+		  ds.dma.fences == 8 && ds.dma.faults == 0 && ds.fills == 6 &&
+		  ds.fill_bytes == 2 * 10096,
+	      "%s: DMA driver stats: engine %s, %llu transfers (%llu bad), %llu descriptors, "
+	      "%llu bytes, fences %llu; %llu fills of %llu bytes",
+	      card, ds.dma_engine ? ds.dma_engine : "none", (unsigned long long)ds.dma.xfers,
+	      (unsigned long long)ds.dma.xfers_bad, (unsigned long long)ds.dma.descs,
+	      (unsigned long long)ds.dma.bytes, (unsigned long long)ds.dma.fences,
+	      (unsigned long long)ds.fills, (unsigned long long)ds.fill_bytes);
 	if (!strcmp(card, "u55c"))
 		printf(
 		    "%-5s direct: %u commands per list (%u CU runs on %llu reused runs, %u by the "
@@ -505,7 +630,10 @@ static void test_direct(const char *card)
 	      (unsigned long long)st.submits, (unsigned long long)st.cmds,
 	      (unsigned long long)st.h2c_bytes);
 	CHECK(backend_fault_set(b, BACKEND_FAULT_CU_HANG, 1) == -ENOTSUP,
-	      "%s: fault injection is not -ENOTSUP", card);
+	      "%s: CU fault injection is not -ENOTSUP", card);
+	test_fill_fault(b, card, &s);
+	if (!strcmp(card, "u55c"))
+		test_big_fills(b, bd);
 	/* free in mixed order, then close (which releases what is left) */
 	backend_buf_free(b, s.kv);
 	backend_buf_free(b, per_bank[0]);

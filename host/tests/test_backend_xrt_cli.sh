@@ -4,7 +4,8 @@
 #     no abort), and so does a missing --xclbin;
 #   - with MOECARD_XRT_NOOP=1 the whole control path runs on XRT's noop device through the card
 #     scheduler (the same as --backend emu): run completes, says its results are not meaningful,
-#     and its --profile trace holds the CU runs of every layer; bench completes;
+#     and its --profile trace holds the CU runs of every layer and names the DMA driver (engine
+#     xrt) under the card's fills; bench completes;
 #   - `make test-hil`'s script stops with one message without XRT tools, and its HIL_NOOP=1 dry run
 #     passes.
 # Env: MOECARD, B, SAN, PYTHON. Ends with "N passed, N failed".
@@ -54,13 +55,18 @@ grep -q "results are not meaningful" "$T/e" && ok "noop run says its results are
 out=$($PY - "$T" "$N" <<'PYEOF'
 import json, sys, collections, numpy as np
 T, N = sys.argv[1], int(sys.argv[2])
-ev = json.load(open(f"{T}/trace.json"))
-ev = ev["traceEvents"] if isinstance(ev, dict) else ev
+doc = json.load(open(f"{T}/trace.json"))
+od = doc.get("otherData", {}) if isinstance(doc, dict) else {}
+ev = doc["traceEvents"] if isinstance(doc, dict) else doc
 cats = collections.Counter(e.get("cat") for e in ev)
 lg = np.load(f"{T}/x.npy")
 # every token runs every layer: 4 layers x (q_a, q_b, kv_a, o_proj GEMMs...) at least
 print(int(cats["GEMM_FP8"] >= 4 * 4 * N and cats["MLA_ATTN"] >= 4 * N and cats["RMSNORM"] >= 4 * N),
       f"trace: {sum(cats.values())} commands, {cats['GEMM_FP8']} GEMM, {cats['MLA_ATTN']} MLA_ATTN, {cats['RMSNORM']} RMSNORM over {N}+ tokens")
+# direct mode: the DMA driver (engine xrt on the backend's BOs) carries the card's fills
+print(int(od.get("dma_driver") == "xrt" and od.get("dma_xfers_failed") == 0
+          and od.get("dma_xfers", -1) >= od.get("card_fills", 0)),
+      f"trace names the DMA driver of the fills: {od.get('dma_driver')}, {od.get('dma_xfers')} transfers for {od.get('card_fills')} fills")
 print(int(lg.shape[0] == N), f"--dump-logits rows {lg.shape[0]} (expected {N}; values not meaningful)")
 PYEOF
 )
