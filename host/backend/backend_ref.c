@@ -1,9 +1,10 @@
 /*
  * backend_ref.c - backend "ref", the reference card (backend.h, backend_impl.h): runs the same
  * command packets in process, at once, without timing: the firmware's decoder validates each
- * command exactly as on the card, then GEMM_FP8 and KV_APPEND run the hls/ C functions (the
- * definition of docs/numerics.md, so GEMMs are bit-identical to the card, the unquantized ACT_F32
- * mode included) and the vector ops and MLA attention run host reference code in f32 with double
+ * command exactly as on the card, then GEMM_FP8, GEMV, MOE_ROUTE and KV_APPEND run the hls/ C
+ * functions (the definition of docs/numerics.md, so GEMMs and GEMVs are bit-identical to the card,
+ * the unquantized ACT_F32 mode included, and the router chooses as the card does; GEMV runs when
+ * the board has a GEMV CU) and the vector ops and MLA attention run host reference code in f32 with double
  * reductions and libm (the independent side of the shared op test, host/tests/test_backend_ops.c).
  * DMA_FILL moves its bytes through the DMA driver (backend_dma: drivers/dma.h, engine emul on
  * this card's memory, channel 0), as on the emulated card.
@@ -243,7 +244,8 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 			st = ABI_ST_DEP_ERROR;
 		if (st == ABI_ST_OK) {
 			uint64_t cyc;
-			if (fc.op == ABI_OP_GEMM_FP8 || fc.op == ABI_OP_KV_APPEND)
+			if (fc.op == ABI_OP_GEMM_FP8 || fc.op == ABI_OP_KV_APPEND ||
+			    fc.op == ABI_OP_GEMV || fc.op == ABI_OP_MOE_ROUTE)
 				detail = backend_cu_exec(fc.op, fc.args, cpu_phys, &c->mem, &c->cu,
 							 0, 0, &cyc);
 			else if (fc.op >= ABI_OP_RMSNORM && fc.op <= ABI_OP_SOFTMAX)

@@ -59,23 +59,42 @@ print(','.join(str(t) for t in np.random.default_rng(int(sys.argv[2])).integers(
     "$MOECARD" run --model "$d" --tokens "$(echo "$toks" | cut -d, -f1-4)" -n 2 --backend emu \
       --profile "$T/trace.json" >/dev/null || bad "$shape: run --backend emu --profile"
   fi
-  if "$MOECARD" run --model "$d" --tokens "$toks" -n 0 --backend emu \
-       --dump-logits "$T/e.npy" --dump-mtp-logits "$T/em.npy" >/dev/null; then
+  if MOECARD_ROUTE_CHECK=1 "$MOECARD" run --model "$d" --tokens "$toks" -n 0 --backend emu \
+       --dump-logits "$T/e.npy" --dump-mtp-logits "$T/em.npy" --stats >"$T/e.out" 2>&1; then
     ok "$shape: run --backend emu ($N tokens)"
   else
-    bad "$shape: run --backend emu"; continue
+    bad "$shape: run --backend emu: $(tail -n 2 "$T/e.out")"; continue
+  fi
+  # the router on the card: every routing of the run re-run on the host on the card's logits
+  nmoe=$($PY -c "
+import json, sys
+c = json.load(open(sys.argv[1]))
+L, k0, f = c['num_hidden_layers'], c.get('first_k_dense_replace', 0), c.get('moe_layer_freq', 1)
+n = sum(1 for l in range(L) if c.get('n_routed_experts') and l >= k0 and l % f == 0)
+print(n)" "$d/config.json")
+  chk=$(grep "router check" "$T/e.out")
+  if echo "$chk" | grep -Eq " ([0-9]+) card routings re-run on the host: 0 differ" &&
+     [ "$(echo "$chk" | awk '{print $3}')" -ge $((nmoe * N)) ]; then
+    ok "$shape: router on the card identical to the host router on every routing ($chk)"
+  else
+    bad "$shape: router on the card vs host: '$chk' (want >= $((nmoe * N)) checked, 0 differ)"
   fi
   MOECARD_SCHED_BACKEND=ref "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/s.npy" --dump-mtp-logits "$T/sm.npy" >/dev/null || bad "$shape: lists on cpu"
-  # the GEMV CU's grouped, striped commands compute exactly what the fp8_gemm commands did
+  # the GEMV CU's grouped, striped commands compute exactly what the fp8_gemm commands did (with
+  # the router and lm_head on the host in both: on the card they sum the gate and the head in
+  # the GEMV's order, which differs from the host kernels' by f32 rounding)
   MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/g.npy" --dump-mtp-logits "$T/gm.npy" >/dev/null || bad "$shape: fp8_gemm CUs"
+  MOECARD_CARD_ROUTE=0 MOECARD_CARD_HEAD=0 "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 \
+    --backend emu --dump-logits "$T/v.npy" --dump-mtp-logits "$T/vm.npy" >/dev/null ||
+    bad "$shape: GEMV CU, host router and head"
   if $PY -c "
 import sys, numpy as np
 T = sys.argv[1]
 for tag in ('', 'm'):
-    e, g = np.load(f'{T}/e{tag}.npy'), np.load(f'{T}/g{tag}.npy')
-    assert g.shape[0] > 0 and np.array_equal(e[:len(g)].view(np.uint32), g.view(np.uint32)), tag
+    e, g = np.load(f'{T}/v{tag}.npy'), np.load(f'{T}/g{tag}.npy')
+    assert g.shape[0] > 0 and np.array_equal(e.view(np.uint32), g.view(np.uint32)), tag
 " "$T"; then
     ok "$shape: GEMV CU and fp8_gemm CUs give bit-identical logits, main and MTP ($NL tokens)"
   else
