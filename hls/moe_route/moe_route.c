@@ -12,6 +12,7 @@
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#pragma GCC diagnostic ignored "-Wunused-label"
 #endif
 
 int moe_route_check(int E, int k, int G, int topk_group, uint32_t flags)
@@ -40,12 +41,15 @@ float moe_route_core(const float *logit, const float *bias, int E, int k, int G,
 		for (int e = 0; e < E; e++)
 			s[e] /= sum;
 	} else {
+	route_sigmoid:
 		for (int e = 0; e < E; e++) {
 #pragma HLS PIPELINE II=1
-			s[e] = 1.0f / (1.0f + hls_expf(-logit[e]));
+			s[e] = hls_sigmoidf(logit[e]);
 		}
 	}
+route_select:
 	for (int e = 0; e < E; e++) {
+#pragma HLS PIPELINE II=1
 		sel[e] = s[e] + ((flags & MOE_ROUTE_BIAS) ? bias[e] : 0.0f);
 		taken[e] = 0;
 	}
@@ -91,11 +95,15 @@ float moe_route_core(const float *logit, const float *bias, int E, int k, int G,
 				for (int e = g * per; e < (g + 1) * per; e++)
 					sel[e] = -INFINITY;
 	}
+route_topk:
 	for (int j = 0; j < k; j++) {
 		int best = -1;
-		for (int e = 0; e < E; e++)
+	route_argmax:
+		for (int e = 0; e < E; e++) {
+#pragma HLS PIPELINE II=1
 			if (!taken[e] && (best < 0 || sel[e] > sel[best]))
 				best = e;
+		}
 		if (best < 0)
 			best = 0;
 		taken[best] = 1;

@@ -10,7 +10,7 @@
  * the host choose the same experts with the same weights, ties included (the lowest index wins).
  *
  * Algorithm (flags from the checkpoint's config, moe_route_flags in router.h):
- *   s_e   = sigmoid(l_e) = 1 / (1 + hls_expf(-l_e))      or softmax over e (MOE_ROUTE_SOFTMAX):
+ *   s_e   = hls_sigmoidf(l_e) = 1 / (1 + hls_expf(-l_e)) or softmax over e (MOE_ROUTE_SOFTMAX):
  *           mx = max l, p_e = hls_expf(l_e - mx), s_e = p_e / sum (sum in e order)
  *   sel_e = s_e + bias_e (MOE_ROUTE_BIAS) else s_e
  *   groups (MOE_ROUTE_GROUPS, G groups of E/G): group score = top-1 sel, or top-1 + top-2 with

@@ -18,7 +18,7 @@ pass=0; fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-KERNELS="fp8_gemm fp8_gemv vec_ops mla_attn"
+KERNELS="fp8_gemm fp8_gemv vec_ops mla_attn moe_route"
 for k in $KERNELS; do
   src=hls/$k/$k.c
   if $CC -std=c11 -D__SYNTHESIS__ -DHLS_STRICT -I. -Ihls/include -Wall -Wextra -Werror -Wvla \
@@ -87,6 +87,7 @@ chk fp8_gemv MAX_LANES hls/fp8_gemv/fp8_gemv.h FP8_GEMV_MAX_LANES
 chk fp8_gemv MAX_M hls/fp8_gemv/fp8_gemv.h FP8_GEMV_MAX_M
 chk fp8_gemv AXI_BITS hls/fp8_gemv/fp8_gemv.c FP8_GEMV_AXI_BITS
 chk vec_ops LANES hls/vec_ops/vec_ops.h VEC_LANES
+chk moe_route P hls/moe_route/moe_route.h MOE_ROUTE_P
 chk mla_attn HG hls/mla_attn/mla_attn.h MLA_HG
 chk mla_attn DL hls/mla_attn/mla_attn.h MLA_DL
 chk mla_attn TB hls/mla_attn/mla_attn.h MLA_TB

@@ -1,0 +1,29 @@
+# run_hls.tcl - Vitis HLS flow for the moe_route kernel: C simulation with the kernel's test, C
+# synthesis, export as a Vitis kernel (.xo). Run from the repository root:
+#   vitis_hls -f hls/moe_route/run_hls.tcl        (or: make hls-csynth)
+# Parameters come from hls/moe_route/build.cfg.
+set cfg [dict create]
+set fh [open "hls/moe_route/build.cfg" r]
+foreach line [split [read $fh] "\n"] {
+    if {[regexp {^\s*([A-Za-z_]+)\s*=\s*(.*?)\s*$} $line -> key val]} { dict set cfg $key $val }
+}
+close $fh
+set cflags "-std=c11 -Ihls/include -I. -DFP8_GEMM_AXI_BITS=[dict get $cfg AXI_BITS]"
+if {[dict exists $cfg TM]} {
+    append cflags " -DFP8_GEMM_TM=[dict get $cfg TM] -DFP8_GEMM_TN=[dict get $cfg TN] -DFP8_GEMM_MB=[dict get $cfg MB]"
+}
+foreach top [dict get $cfg top] {
+    open_project -reset build/hls/moe_route_$top
+    set_top $top
+    add_files hls/moe_route/moe_route.c -cflags $cflags
+    add_files -tb hls/tests/test_moe_route.c -cflags "$cflags -Ihls/tests"
+    open_solution -reset sol -flow_target vitis
+    set_part [dict get $cfg PART]
+    create_clock -period "[dict get $cfg CLOCK_MHZ]MHz"
+    config_interface -m_axi_max_widen_bitwidth [dict get $cfg AXI_BITS]
+    csim_design
+    csynth_design
+    export_design -format xo -output build/hls/$top.xo
+    close_project
+}
+exit
