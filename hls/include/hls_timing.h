@@ -77,6 +77,13 @@ enum hls_loop {
 	HLS_L_ATTN_ACC,	    /* mla_attn: one (token, beat) step of the weighted latent sum */
 	HLS_L_ATTN_STORE,   /* mla_attn: one beat of output (normalization) */
 	HLS_L_APPEND,	    /* mla_attn append: one beat of record written */
+	HLS_L_LATT_Q,	    /* mla_attn_lanes: one beat of q_lat / q_pe broadcast to the lanes */
+	HLS_L_LATT_LOAD,    /* mla_attn_lanes: one AXI beat of cache records in one lane */
+	HLS_L_LATT_SCORE,   /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the scores, one lane */
+	HLS_L_LATT_SOFTMAX, /* mla_attn_lanes: one (token, LHP heads) softmax step, one lane */
+	HLS_L_LATT_ACC,	    /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the latent sum, one lane */
+	HLS_L_LATT_WEIGHT,  /* mla_attn_lanes: one head's merge weights (max, exps, l over lanes) */
+	HLS_L_LATT_MERGE,   /* mla_attn_lanes: one beat of MLA_MW elements merged, normalized, stored */
 	HLS_L_N
 };
 

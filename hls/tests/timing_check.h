@@ -15,7 +15,8 @@
 static const char *tc_loop_name[HLS_L_N] = {
     "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",  "gemm_mac",  "gemm_scale",
     "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	  "attn_load", "attn_score",
-    "attn_softmax", "attn_acc",	   "attn_store",   "append_write"};
+    "attn_softmax", "attn_acc",	   "attn_store",   "append_write", "latt_q",	   "latt_load",	   "latt_score",
+    "latt_softmax", "latt_acc",	   "latt_weight",  "latt_merge"};
 
 static int tc_passed, tc_failed;
 
