@@ -81,9 +81,9 @@ enum hls_loop {
 	HLS_L_LATT_LOAD,    /* mla_attn_lanes: one AXI beat of cache records in one lane */
 	HLS_L_LATT_SCORE,   /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the scores, one lane */
 	HLS_L_LATT_SOFTMAX, /* mla_attn_lanes: one (token, LHP heads) softmax step, one lane */
-	HLS_L_LATT_ACC,	    /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the latent sum, one lane */
-	HLS_L_LATT_WEIGHT,  /* mla_attn_lanes: one head's merge weights (max, exps, l over lanes) */
-	HLS_L_LATT_MERGE,   /* mla_attn_lanes: one beat of MLA_MW elements merged, normalized, stored */
+	HLS_L_LATT_ACC,	    /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the latent sum */
+	HLS_L_LATT_WEIGHT,  /* mla_attn_lanes: one head's merge weights (max, exps, l) */
+	HLS_L_LATT_MERGE,   /* mla_attn_lanes: one beat of MLA_MW outputs merged and stored */
 	HLS_L_N
 };
 

@@ -177,16 +177,17 @@ static void lanes_case(int H, int dc, int dr, int fmt, int L, int pos, int kind)
 		wref = fmax(wref, rel_err(o, ref, dc));
 		wold = fmax(wold, rel_err(o, old, dc));
 	}
-	CHECK(nanbad == 0, "%d outputs with the wrong NaN-ness (only head %d should be NaN)", nanbad,
-	      nan_head);
+	CHECK(nanbad == 0, "%d outputs with the wrong NaN-ness (only head %d should be NaN)",
+	      nanbad, nan_head);
 	CHECK(wref <= ATTN_TOL, "vs double reference H=%d dc=%d dr=%d fmt=%d L=%d pos=%d: %.3g", H,
 	      dc, dr, fmt, L, pos, wref);
-	CHECK(wold <= REORDER_TOL, "vs mla_attn H=%d dc=%d dr=%d fmt=%d L=%d pos=%d: %.3g", H, dc, dr,
-	      fmt, L, pos, wold);
+	CHECK(wold <= REORDER_TOL, "vs mla_attn H=%d dc=%d dr=%d fmt=%d L=%d pos=%d: %.3g", H, dc,
+	      dr, fmt, L, pos, wold);
 	if (L == 1 || T <= MLA_TB) /* one partial: the merge multiplies by w_0 = 1 */
-		CHECK(!memcmp(o1, o2, (size_t)H * dc * 4),
-		      "one lane holding tokens: bit-identical to mla_attn (H=%d fmt=%d L=%d pos=%d)",
-		      H, fmt, L, pos);
+		CHECK(
+		    !memcmp(o1, o2, (size_t)H * dc * 4),
+		    "one lane holding tokens: bit-identical to mla_attn (H=%d fmt=%d L=%d pos=%d)",
+		    H, fmt, L, pos);
 	if (wref > worst_ref[fmt])
 		worst_ref[fmt] = wref;
 	if (wold > worst_old[fmt])
@@ -276,7 +277,7 @@ static void timing(void)
 			printf("  macs %3d: %7.1f (lane stream %.1f, its bytes %.1f)", macs[k],
 			       (double)cy * us, (double)c.lane_cycles * us, mem_us);
 			CHECK(cy > 0 && c.bytes == cache + (uint64_t)H * (dc + dr) * 4 +
-							   (uint64_t)H * dc * 4,
+						       (uint64_t)H * dc * 4,
 			      "cache read once: bytes %llu = cache %llu + q + out",
 			      (unsigned long long)c.bytes, (unsigned long long)cache);
 			CHECK(c.lane_bytes_max * (uint64_t)L == cache, "lanes evenly loaded");

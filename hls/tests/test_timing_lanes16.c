@@ -15,7 +15,8 @@ static void width_numerics(void)
 	int H = 20, dc = 256, dr = 32, pos = 77, T = pos + 1, bad = 0;
 	for (int fmt = 0; fmt < 3; fmt++) {
 		size_t rb = mla_record_bytes(fmt, dc, dr);
-		float *x = malloc((size_t)T * (dc + dr) * 4), *q = malloc((size_t)H * (dc + dr) * 4);
+		float *x = malloc((size_t)T * (dc + dr) * 4),
+		      *q = malloc((size_t)H * (dc + dr) * 4);
 		float *o1 = malloc((size_t)H * dc * 4), *o2 = malloc((size_t)H * dc * 4);
 		uint8_t *cache = malloc((size_t)T * rb), *bank[1] = {cache};
 		for (int i = 0; i < T * (dc + dr); i++)
@@ -35,7 +36,8 @@ static void width_numerics(void)
 	}
 	if (bad) {
 		tc_failed++;
-		printf("FAIL MLA_LANE_MACS=16, one lane: %d of 3 formats differ from mla_attn\n", bad);
+		printf("FAIL MLA_LANE_MACS=16, one lane: %d of 3 formats differ from mla_attn\n",
+		       bad);
 	} else {
 		tc_passed++;
 		printf("MLA_LANE_MACS=16, one lane: bit-identical to mla_attn (3 formats)\n");

@@ -13,10 +13,10 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-    "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",  "gemm_mac",  "gemm_scale",
-    "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	  "attn_load", "attn_score",
-    "attn_softmax", "attn_acc",	   "attn_store",   "append_write", "latt_q",	   "latt_load",	   "latt_score",
-    "latt_softmax", "latt_acc",	   "latt_weight",  "latt_merge"};
+    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	 "gemm_scale",
+    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load", "attn_score",
+    "attn_softmax", "attn_acc",	    "attn_store",   "append_write", "latt_q",	 "latt_load",
+    "latt_score",   "latt_softmax", "latt_acc",	    "latt_weight",  "latt_merge"};
 
 static int tc_passed, tc_failed;
 
@@ -110,28 +110,34 @@ static void tc_lanes_grid(const struct hls_build *b)
 						for (int i = 0; i < L; i++)
 							bank[i] = calloc(lb + 64, 1);
 						memset(hls_count, 0, sizeof hls_count);
-						int rc = mla_kv_append_lanes(cz, cz, bank, L, 64, 0, T,
-									     dc, dr, fmt);
-						int64_t cyc = mla_kv_append_lanes_cycles(b, T, dc, dr,
-											 fmt, &c);
-						snprintf(what, sizeof what,
-							 "mla_kv_append_lanes L=%d n=%d dc=%d fmt=%d", L,
-							 T, dc, fmt);
+						int rc = mla_kv_append_lanes(cz, cz, bank, L, 64, 0,
+									     T, dc, dr, fmt);
+						int64_t cyc = mla_kv_append_lanes_cycles(
+						    b, T, dc, dr, fmt, &c);
+						snprintf(
+						    what, sizeof what,
+						    "mla_kv_append_lanes L=%d n=%d dc=%d fmt=%d", L,
+						    T, dc, fmt);
 						if (rc || cyc <= 0)
-							tc_failed++, printf("FAIL %s rc %d\n", what, rc);
+							tc_failed++,
+							    printf("FAIL %s rc %d\n", what, rc);
 						else
-							tc_compare(what, c.it, HLS_L_APPEND, HLS_L_APPEND);
+							tc_compare(what, c.it, HLS_L_APPEND,
+								   HLS_L_APPEND);
 						memset(hls_count, 0, sizeof hls_count);
-						rc = mla_attn_lanes(q, q, (const uint8_t *const *)bank, L,
-								    64, o, pos, H, dc, dr, fmt, 0.1f);
-						cyc = mla_attn_lanes_cycles(b, L, pos, H, dc, dr, fmt,
-									    MLA_LANE_MACS, &c);
-						snprintf(what, sizeof what,
-							 "mla_attn_lanes L=%d pos=%d H=%d dc=%d fmt=%d "
-							 "macs=%d",
-							 L, pos, H, dc, fmt, MLA_LANE_MACS);
+						rc = mla_attn_lanes(
+						    q, q, (const uint8_t *const *)bank, L, 64, o,
+						    pos, H, dc, dr, fmt, 0.1f);
+						cyc = mla_attn_lanes_cycles(b, L, pos, H, dc, dr,
+									    fmt, MLA_LANE_MACS, &c);
+						snprintf(
+						    what, sizeof what,
+						    "mla_attn_lanes L=%d pos=%d H=%d dc=%d fmt=%d "
+						    "macs=%d",
+						    L, pos, H, dc, fmt, MLA_LANE_MACS);
 						if (rc || cyc <= 0)
-							tc_failed++, printf("FAIL %s rc %d\n", what, rc);
+							tc_failed++,
+							    printf("FAIL %s rc %d\n", what, rc);
 						else
 							tc_compare(what, c.it, HLS_L_LATT_Q,
 								   HLS_L_LATT_MERGE);
