@@ -1,5 +1,6 @@
 # hls/: see hls/README.md. Sources, tests and targets of this directory are added here.
-HLS_KERNEL_SRCS := hls/fp8_gemm/fp8_gemm.c hls/fp8_gemv/fp8_gemv.c hls/vec_ops/vec_ops.c hls/mla_attn/mla_attn.c hls/moe_route/moe_route.c
+HLS_KERNEL_SRCS := hls/fp8_gemm/fp8_gemm.c hls/fp8_gemv/fp8_gemv.c hls/vec_ops/vec_ops.c \
+		   hls/mla_attn/mla_attn.c hls/mla_attn/mla_attn_lanes.c hls/moe_route/moe_route.c
 LIB_SRCS  += $(HLS_KERNEL_SRCS) hls/hls_timing.c
 TEST_SRCS += $(wildcard hls/tests/test_*.c)
 TEST_SCRIPTS += $(wildcard hls/tests/test_*.sh)

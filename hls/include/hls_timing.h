@@ -83,6 +83,13 @@ enum hls_loop {
 	HLS_L_GEMV_LOAD_S,  /* fp8_gemv: one beat of a tile's weight-scale row (per lane) */
 	HLS_L_GEMV_MAC,	    /* fp8_gemv: one beat of a weight row times m rows of x (per lane) */
 	HLS_L_GEMV_STORE,   /* fp8_gemv: one beat of a tile's outputs for one x row (epilogue) */
+	HLS_L_LATT_Q,	    /* mla_attn_lanes: one beat of q_lat / q_pe broadcast to the lanes */
+	HLS_L_LATT_LOAD,    /* mla_attn_lanes: one AXI beat of cache records in one lane */
+	HLS_L_LATT_SCORE,   /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the scores, one lane */
+	HLS_L_LATT_SOFTMAX, /* mla_attn_lanes: one (token, LHP heads) softmax step, one lane */
+	HLS_L_LATT_ACC,	    /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the latent sum */
+	HLS_L_LATT_WEIGHT,  /* mla_attn_lanes: one head's merge weights (max, exps, l) */
+	HLS_L_LATT_MERGE,   /* mla_attn_lanes: one beat of MLA_MW outputs merged and stored */
 	HLS_L_N
 };
 

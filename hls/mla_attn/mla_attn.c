@@ -287,7 +287,7 @@ int64_t mla_attn_cycles(const struct hls_build *bd, int nq, int pos0, int H, int
 		c = &tmp;
 	for (int i = 0; i < HLS_L_N; i++)
 		c->it[i] = 0;
-	c->bytes = c->macs = c->cycles = 0;
+	c->bytes = c->macs = c->cycles = c->lane_bytes_max = c->lane_cycles = 0;
 	uint64_t groups = hls_cdiv64((uint64_t)H, MLA_HG), rbeats = hls_cdiv64(rb, A_BEAT);
 	uint64_t nbs = hls_cdiv64((uint64_t)(dc + dr), MLA_DL), nbc = hls_cdiv64((uint64_t)dc, MLA_DL);
 	uint64_t st_beats = hls_cdiv64((uint64_t)dc, 16), cyc = bd->mem_latency;
@@ -339,7 +339,7 @@ int64_t mla_kv_append_cycles(const struct hls_build *bd, int n, int dc, int dr, 
 	uint64_t q = fmt == MLA_CACHE_FP8 ? 2 * hls_cdiv64((uint64_t)dc, 16) + bd->depth_exp : 0;
 	c->it[HLS_L_APPEND] = N * rbeats;
 	c->bytes = N * (rb + (uint64_t)(dc + dr) * 4);
-	c->macs = 0;
+	c->macs = c->lane_bytes_max = c->lane_cycles = 0;
 	c->cycles = bd->mem_latency + N * (rd + q + rbeats + bd->depth_vec);
 	return (int64_t)c->cycles;
 }

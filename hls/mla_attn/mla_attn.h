@@ -60,10 +60,13 @@ int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, in
 
 /* Modeled cost of one call. */
 struct mla_attn_cost {
-	uint64_t it[HLS_L_N]; /* pipelined-loop iterations (HLS_L_ATTN_*, HLS_L_APPEND), count */
-	uint64_t bytes;	      /* cache + q + out bytes moved */
-	uint64_t macs;	      /* score and weighted-sum MACs */
-	uint64_t cycles;      /* modeled cycles */
+	uint64_t it[HLS_L_N];	 /* pipelined-loop iterations (HLS_L_ATTN_*, HLS_L_LATT_*,
+				    HLS_L_APPEND), count */
+	uint64_t bytes;		 /* cache + q + out bytes moved */
+	uint64_t macs;		 /* score and weighted-sum MACs */
+	uint64_t cycles;	 /* modeled cycles */
+	uint64_t lane_bytes_max; /* mla_attn_lanes: cache bytes the busiest lane read */
+	uint64_t lane_cycles;	 /* mla_attn_lanes: cycles of the slowest lane (its stream stage) */
 };
 
 /* Timing models (hls/README.md): per query and head group, chunks of max(load, score + softmax
@@ -72,5 +75,87 @@ int64_t mla_attn_cycles(const struct hls_build *b, int nq, int pos0, int H, int 
 			struct mla_attn_cost *c);
 int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
 			     struct mla_attn_cost *c);
+
+/*
+ * ---- mla_attn_lanes: decode attention over a cache striped on L lanes, all heads in one pass ----
+ *
+ * Lanes. Lane i is a memory bank of its own (on the card: HBM pseudo-channel i, as for fp8_gemv)
+ * read only by lane unit i. The cache of one layer sits at the same offset cache_off in every lane
+ * bank (a stripe set). In C the banks are passed as an array of L base pointers; the synthesizable
+ * top has one m_axi port per lane (hls/README.md, "mla_attn_lanes").
+ *
+ * Striped layout: token block b = tokens [b TB, (b+1) TB) (TB = MLA_TB) lives in lane b % L as
+ * that lane's local block j = b / L. Lane bank, from cache_off: local block j at j * TB * rb
+ * (rb = mla_record_bytes()), token t of the block at + t * rb, records in the formats above.
+ * mla_lanes_bytes() gives the bytes one lane needs for a capacity of T tokens.
+ *
+ * Numerics (the contract; query at position pos sees tokens 0..pos, T = pos + 1):
+ *  1. Lane i (only lanes holding a token, i < nl = min(L, ceil(T / TB))) runs exactly mla_attn's
+ *     per-head recurrence over its own blocks in ascending order, one block = one chunk: scores
+ *     with the MLA_DL-lane trees, chunk max, corr = hls_expf(m - m'), p = hls_expf(s - m'),
+ *     l = l corr + sum p (token order), acc = acc corr + sum_t p_t c'_t (token order), giving a
+ *     partial (m_i, l_i, acc_i[dc]) per head. The compute width (MLA_LANE_MACS) changes the
+ *     schedule only, never these sums.
+ *  2. Merge per head, lanes in ascending order: M = max_i m_i (compare-select v > M ? v : M from
+ *     -inf); w_i = hls_expf(m_i - M); l = l_0 w_0 + l_1 w_1 + ... (left to right, starting from
+ *     the lane-0 product); for each element, A = acc_0 w_0 + acc_1 w_1 + ... likewise;
+ *     out = A / l.
+ *  With L = 1 (or T <= TB) the result is bit-identical to mla_attn (w_0 = 1); otherwise it differs
+ *  from mla_attn only by f32 rounding (the lanes' chunk sequences are interleaved differently).
+ *  A NaN in q or in a visible record makes that head's output NaN.
+ *
+ * Compute width. MLA_LANE_MACS (a build parameter, a power of two, 1..MLA_DL * MLA_MAX_H) f32 MACs
+ * per cycle per lane: LDE = min(MLA_LANE_MACS, MLA_DL) latent elements of LHP = MLA_LANE_MACS / LDE
+ * heads per step; below MLA_DL one MLA_DL-element tree takes MLA_DL / LDE steps. The softmax
+ * handles LHP heads of one token per step.
+ *
+ * On-chip state (static buffers in C simulation, so one call at a time per process): per lane the
+ * partials acc [MLA_MAX_H][MLA_MAX_DC], m, l and a chunk [MLA_TB][dc + dr]; q for all heads.
+ * About 9 MB at MLA_MAX_LANES = 32, mostly the accumulators (URAM on the card).
+ */
+#define MLA_MAX_LANES 32 /* lanes of one CU (HBM pseudo-channels) */
+#ifndef MLA_LANE_MACS
+#define MLA_LANE_MACS 64 /* f32 MACs per cycle per lane */
+#endif
+#define MLA_MW 16 /* merge / store elements per cycle (one 64-byte beat of f32) */
+
+/* Bytes one lane bank needs from cache_off for a capacity of T tokens striped over L lanes:
+ * ceil(ceil(T / MLA_TB) / L) * MLA_TB * rb. 0 when T < 1, T > MLA_MAX_T, L outside
+ * 1..MLA_MAX_LANES or the record layout is invalid. */
+uint64_t mla_lanes_bytes(int T, int L, int fmt, int dc, int dr);
+
+/*
+ * mla_attn_lanes - the kernel top (decode: one query). q_lat [H][dc] f32, q_pe [H][dr] f32 (may
+ * be NULL when dr == 0), lane[0..L-1] the lane banks, the cache at lane[i] + cache_off, out
+ * [H][dc] f32. The query sits at position pos and attends to tokens 0..pos. Only lanes
+ * i < min(L, ceil((pos + 1) / MLA_TB)) are read (others may be NULL).
+ * Returns 0, or -EINVAL for L outside 1..MLA_MAX_LANES, pos < 0, pos >= MLA_MAX_T, H outside
+ * 1..MLA_MAX_H, a bad record layout, or a NULL pointer among those used.
+ */
+int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
+		   uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
+		   float scale);
+
+/*
+ * mla_kv_append_lanes - writes n tokens' records at positions pos..pos+n-1 into the striped layout
+ * (each record to its lane), c [n][dc], k_pe [n][dr]; the records are byte-identical to
+ * mla_kv_append's. Returns 0 or -EINVAL (n < 1, pos < 0, pos + n > MLA_MAX_T, L outside
+ * 1..MLA_MAX_LANES, bad layout, a NULL pointer among the lanes written).
+ */
+int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane, int L,
+			uint64_t cache_off, int pos, int n, int dc, int dr, int fmt);
+
+/*
+ * Timing model of mla_attn_lanes for a compute width of lane_macs (a power of two,
+ * 1..MLA_DL * MLA_MAX_H; the HLS_COUNT loop counts equal the model's when lane_macs ==
+ * MLA_LANE_MACS): q broadcast load + slowest lane (per chunk max(load, compute), the first load
+ * exposed) + merge weights + merge/normalize/store (hls/README.md). Returns cycles > 0 or -EINVAL
+ * (the arguments mla_attn_lanes rejects, a bad lane_macs, b NULL). c may be NULL.
+ */
+int64_t mla_attn_lanes_cycles(const struct hls_build *b, int L, int pos, int H, int dc, int dr,
+			      int fmt, int lane_macs, struct mla_attn_cost *c);
+/* The striped append costs what mla_kv_append costs for the same n (one record at a time). */
+int64_t mla_kv_append_lanes_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
+				   struct mla_attn_cost *c);
 
 #endif

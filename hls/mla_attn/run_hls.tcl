@@ -16,7 +16,12 @@ foreach top [dict get $cfg top] {
     open_project -reset build/hls/mla_attn_$top
     set_top $top
     add_files hls/mla_attn/mla_attn.c -cflags $cflags
-    add_files -tb hls/tests/test_mla_attn.c -cflags "$cflags -Ihls/tests"
+    add_files hls/mla_attn/mla_attn_lanes.c -cflags "$cflags -DMLA_LANE_MACS=[dict get $cfg LANE_MACS]"
+    if {[string match *_lanes $top]} {
+        add_files -tb hls/tests/test_mla_attn_lanes.c -cflags "$cflags -Ihls/tests"
+    } else {
+        add_files -tb hls/tests/test_mla_attn.c -cflags "$cflags -Ihls/tests"
+    }
     open_solution -reset sol -flow_target vitis
     set_part [dict get $cfg PART]
     create_clock -period "[dict get $cfg CLOCK_MHZ]MHz"

@@ -18,9 +18,10 @@ pass=0; fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-KERNELS="fp8_gemm fp8_gemv vec_ops mla_attn moe_route"
-for k in $KERNELS; do
-  src=hls/$k/$k.c
+KERNELS="fp8_gemm/fp8_gemm fp8_gemv/fp8_gemv vec_ops/vec_ops mla_attn/mla_attn mla_attn/mla_attn_lanes moe_route/moe_route"
+for kp in $KERNELS; do
+  k=${kp#*/}
+  src=hls/$kp.c
   if $CC -std=c11 -D__SYNTHESIS__ -DHLS_STRICT -I. -Ihls/include -Wall -Wextra -Werror -Wvla \
       -Wno-unknown-pragmas -Wno-unused-label -fstack-usage -fcallgraph-info \
       -c "$src" -o "$tmp/$k.o" 2>"$tmp/$k.err"; then
@@ -91,6 +92,8 @@ chk moe_route P hls/moe_route/moe_route.h MOE_ROUTE_P
 chk mla_attn HG hls/mla_attn/mla_attn.h MLA_HG
 chk mla_attn DL hls/mla_attn/mla_attn.h MLA_DL
 chk mla_attn TB hls/mla_attn/mla_attn.h MLA_TB
+chk mla_attn LANE_MACS hls/mla_attn/mla_attn.h MLA_LANE_MACS
+chk mla_attn MAX_LANES hls/mla_attn/mla_attn.h MLA_MAX_LANES
 # every loop id is instrumented
 for id in $(sed -n 's/^[[:space:]]*\(HLS_L_[A-Z_]*\),.*/\1/p' hls/include/hls_timing.h); do
   if grep -q "HLS_CNT($id)" hls/*/*.c; then :; else bad "loop id $id is never counted"; fi

@@ -1,11 +1,13 @@
 /*
  * test_timing.c - timing models vs an HLS_COUNT C-simulation build of all kernels (default
- * tiles): fp8_gemm, vec_ops, mla_attn and the KV append on shape grids (see timing_check.h).
+ * tiles): fp8_gemm, vec_ops, mla_attn, mla_attn_lanes and the KV appends on shape grids (see
+ * timing_check.h).
  */
 #define HLS_COUNT 1
 #include "hls/fp8_gemm/fp8_gemm.c"
 #include "hls/vec_ops/vec_ops.c"
 #include "hls/mla_attn/mla_attn.c"
+#include "hls/mla_attn/mla_attn_lanes.c"
 #include "timing_check.h"
 
 static void vec_grid(const struct hls_build *b)
@@ -110,6 +112,7 @@ int main(void)
 	tc_gemm_grid(&b);
 	vec_grid(&b);
 	attn_grid(&b);
+	tc_lanes_grid(&b);
 	printf("%d passed, %d failed\n", tc_passed, tc_failed);
 	return tc_failed != 0;
 }

@@ -13,10 +13,11 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-    "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",   "gemm_mac",	 "gemm_scale",
-    "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	   "attn_load",	 "attn_score",
-    "attn_softmax", "attn_acc",	   "attn_store",   "append_write", "gemv_table", "gemv_load_x",
-    "gemv_quant",   "gemv_load_s", "gemv_mac",	   "gemv_store"};
+    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	 "gemm_scale",
+    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load", "attn_score",
+    "attn_softmax", "attn_acc",	    "attn_store",   "append_write", "gemv_table", "gemv_load_x",
+    "gemv_quant",   "gemv_load_s",  "gemv_mac",	    "gemv_store",   "latt_q",	 "latt_load",
+    "latt_score",   "latt_softmax", "latt_acc",	    "latt_weight",  "latt_merge"};
 
 static int tc_passed, tc_failed;
 
@@ -83,7 +84,75 @@ static void tc_gemm_grid(const struct hls_build *b)
 	printf("fp8_gemm (TM=%d TN=%d MB=%d): loop counts equal the model on %d of %d shapes\n",
 	       b->tm, b->tn, b->mb, cases - (tc_failed - before), cases);
 }
+#endif
 
+#ifdef MOECARD_MLA_ATTN_H
+/* mla_attn_lanes and the striped append at the compiled-in MLA_LANE_MACS: counts vs the model on
+ * a grid of lanes, positions (partial blocks, lanes without tokens), heads, ranks and formats. */
+static void tc_lanes_grid(const struct hls_build *b)
+{
+	static const int Ls[] = {1, 3, 8}, poss[] = {0, 40, 130}, Hs[] = {1, 20};
+	static const int dcs[] = {128, 512}, drs[] = {16, 64};
+	int cases = 0, before = tc_failed;
+	for (int li = 0; li < 3; li++)
+		for (int pi = 0; pi < 3; pi++)
+			for (int hi = 0; hi < 2; hi++)
+				for (int di = 0; di < 2; di++)
+					for (int fmt = 0; fmt < 3; fmt++) {
+						int L = Ls[li], pos = poss[pi], H = Hs[hi];
+						int dc = dcs[di], dr = drs[di], T = pos + 1;
+						uint64_t lb = mla_lanes_bytes(T, L, fmt, dc, dr);
+						uint8_t *bank[8];
+						float *q = calloc((size_t)H * (dc + dr), 4);
+						float *o = calloc((size_t)H * dc, 4);
+						float *cz = calloc((size_t)T * (dc + dr), 4);
+						struct mla_attn_cost c;
+						char what[112];
+						for (int i = 0; i < L; i++)
+							bank[i] = calloc(lb + 64, 1);
+						memset(hls_count, 0, sizeof hls_count);
+						int rc = mla_kv_append_lanes(cz, cz, bank, L, 64, 0,
+									     T, dc, dr, fmt);
+						int64_t cyc = mla_kv_append_lanes_cycles(
+						    b, T, dc, dr, fmt, &c);
+						snprintf(
+						    what, sizeof what,
+						    "mla_kv_append_lanes L=%d n=%d dc=%d fmt=%d", L,
+						    T, dc, fmt);
+						if (rc || cyc <= 0)
+							tc_failed++,
+							    printf("FAIL %s rc %d\n", what, rc);
+						else
+							tc_compare(what, c.it, HLS_L_APPEND,
+								   HLS_L_APPEND);
+						memset(hls_count, 0, sizeof hls_count);
+						rc = mla_attn_lanes(
+						    q, q, (const uint8_t *const *)bank, L, 64, o,
+						    pos, H, dc, dr, fmt, 0.1f);
+						cyc = mla_attn_lanes_cycles(b, L, pos, H, dc, dr,
+									    fmt, MLA_LANE_MACS, &c);
+						snprintf(
+						    what, sizeof what,
+						    "mla_attn_lanes L=%d pos=%d H=%d dc=%d fmt=%d "
+						    "macs=%d",
+						    L, pos, H, dc, fmt, MLA_LANE_MACS);
+						if (rc || cyc <= 0)
+							tc_failed++,
+							    printf("FAIL %s rc %d\n", what, rc);
+						else
+							tc_compare(what, c.it, HLS_L_LATT_Q,
+								   HLS_L_LATT_MERGE);
+						cases += 2;
+						for (int i = 0; i < L; i++)
+							free(bank[i]);
+						free(q);
+						free(o);
+						free(cz);
+					}
+	printf("mla_attn_lanes + striped append (MLA_LANE_MACS=%d): loop counts equal the model on "
+	       "%d of %d shapes\n",
+	       MLA_LANE_MACS, cases - (tc_failed - before), cases);
+}
 #endif
 
 #endif

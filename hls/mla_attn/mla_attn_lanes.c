@@ -1,0 +1,413 @@
+/*
+ * mla_attn_lanes.c - decode MLA attention over a latent cache striped on L lanes, every head in
+ * one pass over the cache, and the striped KV append (see mla_attn.h, "mla_attn_lanes").
+ *
+ *  gmem_q (q_lat, q_pe, all H heads) --beats--> [q broadcast: q[H][dc + dr] in every lane unit]
+ *
+ *  lane i bank --its blocks, ascending--> [load: dequant to f32 kv[TB][dc + dr]] (ping-pong)
+ *     (one lane unit per bank,             v
+ *      all L in parallel)           [score: LHP heads x LDE elements = MLA_LANE_MACS MACs/cycle]
+ *                                          v
+ *                                   [online softmax: chunk max, corr, p = e^(s - m'), LHP heads]
+ *                                          v
+ *                                   [weighted sum: acc_i[h] = acc_i[h] corr + sum_t p_t c'_t]
+ *                                          v  partial (m_i, l_i, acc_i) per head, per lane
+ *  [merge weights: M = max m_i, w_i = e^(m_i - M), l = sum l_i w_i, lanes ascending, per head]
+ *                                          v
+ *  [merge + store: out = (sum_i acc_i w_i) / l, MLA_MW elements per cycle] --> gmem_o
+ *
+ * Each lane streams its cache blocks exactly once; all heads are scored against a chunk while it
+ * is on chip, so the cache is read once per layer (mla_attn re-reads it per head group).
+ *
+ * C simulation runs the lane units one after the other; the synthesized design unrolls the lane
+ * loop into MLA_MAX_LANES units (the per-lane arrays are partitioned on their lane dimension),
+ * each reading its own m_axi port. The buffers are static (about 9 MB, mostly the per-lane
+ * accumulators), so the kernel is not reentrant.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "mla_attn.h"
+#include "e4m3.h"
+#include "hls_math.h"
+#include "hls_quant.h"
+#include "hls_strict.h"
+
+#ifndef __SYNTHESIS__
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#pragma GCC diagnostic ignored "-Wunused-label"
+#endif
+
+#define ML_BEAT 64                                  /* bytes per 512-bit beat */
+#define ML_MAX_REC (4 * (MLA_MAX_DC + MLA_MAX_DR))  /* largest record (f32) */
+#define ML_DK (MLA_MAX_DC + MLA_MAX_DR)             /* score vector length bound */
+#define ML_LDE (MLA_LANE_MACS < MLA_DL ? MLA_LANE_MACS : MLA_DL) /* latent elements per step */
+#define ML_LHP (MLA_LANE_MACS / ML_LDE)                          /* heads per step */
+#define ML_SUB (MLA_DL / ML_LDE)                                 /* steps per MLA_DL tree */
+
+_Static_assert(MLA_LANE_MACS >= 1 && MLA_LANE_MACS <= MLA_DL * MLA_MAX_H &&
+		       (MLA_LANE_MACS & (MLA_LANE_MACS - 1)) == 0,
+	       "MLA_LANE_MACS is a power of two in 1..MLA_DL * MLA_MAX_H");
+
+static int ml_cdiv(int a, int b) { return (a + b - 1) / b; }
+static int ml_min(int a, int b) { return a < b ? a : b; }
+
+/* On-chip state: q broadcast to every lane unit, then per lane its chunk and its partials. */
+static float ml_q[MLA_MAX_H][ML_DK];
+static float ml_acc[MLA_MAX_LANES][MLA_MAX_H][MLA_MAX_DC];
+static float ml_m[MLA_MAX_LANES][MLA_MAX_H], ml_l[MLA_MAX_LANES][MLA_MAX_H];
+static float ml_kv[MLA_MAX_LANES][MLA_TB][ML_DK];
+static float ml_s[MLA_MAX_LANES][MLA_MAX_H][MLA_TB];
+static float ml_mx[MLA_MAX_LANES][MLA_MAX_H], ml_corr[MLA_MAX_LANES][MLA_MAX_H];
+static uint8_t ml_rec[MLA_MAX_LANES][ML_MAX_REC];
+/* merge: per head, the lanes' weights and the merged l */
+static float ml_w[MLA_MAX_H][MLA_MAX_LANES], ml_lsum[MLA_MAX_H];
+
+static float ml_rd_f32(const uint8_t *p)
+{
+	return e4m3_bits_f32((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			     (uint32_t)p[3] << 24);
+}
+static float ml_rd_bf16(const uint8_t *p) { return bf16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Decodes one staged record into kv[0..dc+dr) (c' then k_pe), f32 (as mla_attn does). */
+static void ml_decode(const uint8_t rec[ML_MAX_REC], int fmt, int dc, int dr, float kv[ML_DK])
+{
+lanes_decode:
+	for (int i = 0; i < dc + dr; i++) {
+#pragma HLS UNROLL factor=64
+		float v;
+		if (fmt == MLA_CACHE_F32)
+			v = ml_rd_f32(rec + 4 * i);
+		else if (fmt == MLA_CACHE_BF16)
+			v = ml_rd_bf16(rec + 2 * i);
+		else if (i < dc)
+			v = e4m3_decode(rec[i]) * ml_rd_f32(rec + dc + 4 * (i / HLS_QUANT_GROUP));
+		else
+			v = ml_rd_bf16(rec + dc + 4 * (dc / HLS_QUANT_GROUP) + 2 * (i - dc));
+		kv[i] = v;
+	}
+}
+
+/* Fixed-order lane tree of MLA_DL products (mla_attn's). */
+static float ml_tree(float p[MLA_DL])
+{
+	for (int half = MLA_DL / 2; half >= 1; half /= 2)
+		for (int i = 0; i < half; i++)
+			p[i] = p[i] + p[i + half];
+	return p[0];
+}
+
+/*
+ * One lane unit: its blocks j = 0, 1, ... (global block j L + li) in ascending order, each block
+ * one online-softmax chunk for all H heads; leaves the partials in ml_m/ml_l/ml_acc[li].
+ */
+static void ml_lane(const uint8_t *bank, int li, int L, int T, int H, int dc, int dr, int fmt,
+		    float scale, int rb)
+{
+	int dk = dc + dr, nbs = ml_cdiv(dk, MLA_DL), nbc = ml_cdiv(dc, MLA_DL);
+	int rbeats = ml_cdiv(rb, ML_BEAT), ng = ml_cdiv(H, ML_LHP);
+	int nblk = ml_cdiv(T, MLA_TB), nj = li < nblk ? ml_cdiv(nblk - li, L) : 0;
+	float(*acc)[MLA_MAX_DC] = ml_acc[li];
+	float(*kv)[ML_DK] = ml_kv[li];
+	float(*s)[MLA_TB] = ml_s[li];
+	float *m = ml_m[li], *l = ml_l[li], *mx = ml_mx[li], *corr = ml_corr[li];
+	uint8_t *rec = ml_rec[li];
+	for (int h = 0; h < H; h++) {
+		for (int i = 0; i < dc; i++)
+			acc[h][i] = 0.0f;
+		m[h] = e4m3_bits_f32(0xFF800000u);
+		l[h] = 0.0f;
+	}
+lanes_chunk:
+	for (int j = 0; j < nj; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+		int t0 = (j * L + li) * MLA_TB, tb = ml_min(MLA_TB, T - t0);
+	lanes_load:
+		for (int t = 0; t < tb; t++) {
+			const uint8_t *src = bank + ((size_t)j * MLA_TB + t) * (size_t)rb;
+			for (int b = 0; b < rbeats; b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_LATT_LOAD);
+				for (int e = 0; e < ML_BEAT; e++)
+					if (b * ML_BEAT + e < rb)
+						rec[b * ML_BEAT + e] = src[b * ML_BEAT + e];
+			}
+			ml_decode(rec, fmt, dc, dr, kv[t]);
+		}
+		for (int h = 0; h < H; h++)
+			for (int t = 0; t < MLA_TB; t++)
+				s[h][t] = 0.0f;
+	lanes_score:
+		for (int g = 0; g < ng; g++)
+			for (int b = 0; b < nbs; b++)
+				for (int t = 0; t < tb; t++) {
+					float p[ML_LHP][MLA_DL];
+#pragma HLS ARRAY_PARTITION variable=p complete dim=0
+					for (int sb = 0; sb < ML_SUB; sb++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_LATT_SCORE);
+						for (int hh = 0; hh < ML_LHP; hh++) {
+							int h = g * ML_LHP + hh;
+							for (int e = 0; e < ML_LDE; e++) {
+								int i = b * MLA_DL + sb * ML_LDE + e;
+								p[hh][sb * ML_LDE + e] =
+								    h < H && i < dk ? ml_q[h][i] * kv[t][i] : 0.0f;
+							}
+							if (sb == ML_SUB - 1 && h < H)
+								s[h][t] += ml_tree(p[hh]);
+						}
+					}
+				}
+	lanes_softmax_max:
+		for (int t = 0; t < tb; t++)
+			for (int g = 0; g < ng; g++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_LATT_SOFTMAX);
+				for (int hh = 0; hh < ML_LHP; hh++) {
+					int h = g * ML_LHP + hh;
+					if (h >= H)
+						continue;
+					float v = s[h][t] * scale;
+					s[h][t] = v;
+					float cur = t == 0 ? m[h] : mx[h];
+					mx[h] = v > cur ? v : cur;
+				}
+			}
+		for (int h = 0; h < H; h++) {
+			corr[h] = hls_expf(m[h] - mx[h]);
+			l[h] = l[h] * corr[h];
+			m[h] = mx[h];
+		}
+	lanes_softmax_exp:
+		for (int t = 0; t < tb; t++)
+			for (int g = 0; g < ng; g++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_LATT_SOFTMAX);
+				for (int hh = 0; hh < ML_LHP; hh++) {
+					int h = g * ML_LHP + hh;
+					if (h >= H)
+						continue;
+					float p = hls_expf(s[h][t] - m[h]);
+					s[h][t] = p;
+					l[h] = l[h] + p;
+				}
+			}
+	lanes_acc:
+		for (int g = 0; g < ng; g++)
+			for (int t = 0; t < tb; t++)
+				for (int b = 0; b < nbc; b++)
+					for (int sb = 0; sb < ML_SUB; sb++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_LATT_ACC);
+						for (int hh = 0; hh < ML_LHP; hh++) {
+							int h = g * ML_LHP + hh;
+							for (int e = 0; e < ML_LDE; e++) {
+								int i = b * MLA_DL + sb * ML_LDE + e;
+								if (h >= H || i >= dc)
+									continue;
+								float a = t == 0 ? acc[h][i] * corr[h]
+										 : acc[h][i];
+								acc[h][i] = a + s[h][t] * kv[t][i];
+							}
+						}
+					}
+	}
+}
+
+uint64_t mla_lanes_bytes(int T, int L, int fmt, int dc, int dr)
+{
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!rb || T < 1 || T > MLA_MAX_T || L < 1 || L > MLA_MAX_LANES)
+		return 0;
+	uint64_t nblk = (uint64_t)ml_cdiv(T, MLA_TB);
+	return (nblk + (uint64_t)L - 1) / (uint64_t)L * MLA_TB * rb;
+}
+
+int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
+		   uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
+		   float scale)
+{
+#pragma HLS INTERFACE m_axi port=lane bundle=gmem_l offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=q_lat bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=q_pe bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=out bundle=gmem_o offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=L
+#pragma HLS INTERFACE s_axilite port=cache_off
+#pragma HLS INTERFACE s_axilite port=pos
+#pragma HLS INTERFACE s_axilite port=H
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=scale
+#pragma HLS INTERFACE s_axilite port=return
+#pragma HLS ARRAY_PARTITION variable=ml_acc complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_kv complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_s complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_m complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_l complete dim=1
+	size_t rbz = mla_record_bytes(fmt, dc, dr);
+	if (!rbz || L < 1 || L > MLA_MAX_LANES || pos < 0 || pos >= MLA_MAX_T || H < 1 ||
+	    H > MLA_MAX_H || !q_lat || (dr > 0 && !q_pe) || !lane || !out)
+		return -EINVAL;
+	int T = pos + 1, rb = (int)rbz;
+	int nl = ml_min(L, ml_cdiv(T, MLA_TB)), ncb = ml_cdiv(dc, MLA_MW), nrb = ml_cdiv(dr, MLA_MW);
+	for (int i = 0; i < nl; i++)
+		if (!lane[i])
+			return -EINVAL;
+lanes_q:
+	for (int h = 0; h < H; h++)
+		for (int b = 0; b < ncb + nrb; b++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_LATT_Q);
+			for (int e = 0; e < MLA_MW; e++) {
+				int i = b < ncb ? b * MLA_MW + e : (b - ncb) * MLA_MW + e;
+				if (b < ncb && i < dc)
+					ml_q[h][i] = q_lat[(size_t)h * dc + i];
+				else if (b >= ncb && i < dr)
+					ml_q[h][dc + i] = q_pe[(size_t)h * dr + i];
+			}
+		}
+lanes_run:
+	for (int li = 0; li < nl; li++) {
+#pragma HLS UNROLL
+		ml_lane(lane[li] + cache_off, li, L, T, H, dc, dr, fmt, scale, rb);
+	}
+lanes_weight:
+	for (int h = 0; h < H; h++) {
+#pragma HLS PIPELINE II=1
+		HLS_CNT(HLS_L_LATT_WEIGHT);
+		float M = e4m3_bits_f32(0xFF800000u);
+		for (int i = 0; i < nl; i++)
+			M = ml_m[i][h] > M ? ml_m[i][h] : M;
+		float ls = 0.0f;
+		for (int i = 0; i < nl; i++) {
+			float w = hls_expf(ml_m[i][h] - M);
+			ml_w[h][i] = w;
+			ls = i == 0 ? ml_l[i][h] * w : ls + ml_l[i][h] * w;
+		}
+		ml_lsum[h] = ls;
+	}
+lanes_merge:
+	for (int h = 0; h < H; h++)
+		for (int b = 0; b < ncb; b++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_LATT_MERGE);
+			for (int e = 0; e < MLA_MW; e++) {
+				int i = b * MLA_MW + e;
+				if (i >= dc)
+					continue;
+				float a = ml_acc[0][h][i] * ml_w[h][0];
+				for (int k = 1; k < nl; k++)
+					a = a + ml_acc[k][h][i] * ml_w[h][k];
+				out[(size_t)h * dc + i] = a / ml_lsum[h];
+			}
+		}
+	return 0;
+}
+
+int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane, int L,
+			uint64_t cache_off, int pos, int n, int dc, int dr, int fmt)
+{
+#pragma HLS INTERFACE m_axi port=c bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=k_pe bundle=gmem_q offset=slave
+#pragma HLS INTERFACE m_axi port=lane bundle=gmem_l offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=L
+#pragma HLS INTERFACE s_axilite port=cache_off
+#pragma HLS INTERFACE s_axilite port=pos
+#pragma HLS INTERFACE s_axilite port=n
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=return
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!rb || n < 1 || pos < 0 || pos > MLA_MAX_T - n || L < 1 || L > MLA_MAX_LANES || !c ||
+	    (dr > 0 && !k_pe) || !lane)
+		return -EINVAL;
+	int b0 = pos / MLA_TB, b1 = (pos + n - 1) / MLA_TB;
+	for (int b = b0; b <= b1 && b < b0 + L; b++)
+		if (!lane[b % L])
+			return -EINVAL;
+	/* one run of tokens per block: mla_kv_append writes them at the lane-local position */
+append_lanes_block:
+	for (int b = b0; b <= b1; b++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
+		int t0 = b * MLA_TB > pos ? b * MLA_TB : pos;
+		int t1 = ml_min((b + 1) * MLA_TB, pos + n);
+		int local = (b / L) * MLA_TB + (t0 - b * MLA_TB);
+		mla_kv_append(c + (size_t)(t0 - pos) * dc, dr ? k_pe + (size_t)(t0 - pos) * dr : k_pe,
+			      lane[b % L] + cache_off, local, t1 - t0, dc, dr, fmt);
+	}
+	return 0;
+}
+
+#ifndef __SYNTHESIS__ /* the timing model runs on the host, it is not synthesized */
+/* ---- timing model ------------------------------------------------------------------------- */
+
+int64_t mla_attn_lanes_cycles(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
+			      int fmt, int lane_macs, struct mla_attn_cost *c)
+{
+	struct mla_attn_cost tmp;
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	if (!bd || !rb || L < 1 || L > MLA_MAX_LANES || pos < 0 || pos >= MLA_MAX_T || H < 1 ||
+	    H > MLA_MAX_H || lane_macs < 1 || lane_macs > MLA_DL * MLA_MAX_H ||
+	    (lane_macs & (lane_macs - 1)))
+		return -EINVAL;
+	if (!c)
+		c = &tmp;
+	for (int i = 0; i < HLS_L_N; i++)
+		c->it[i] = 0;
+	c->bytes = c->macs = c->cycles = c->lane_bytes_max = c->lane_cycles = 0;
+	uint64_t lde = (uint64_t)(lane_macs < MLA_DL ? lane_macs : MLA_DL);
+	uint64_t lhp = (uint64_t)lane_macs / lde, sub = MLA_DL / lde;
+	uint64_t ng = hls_cdiv64((uint64_t)H, lhp), rbeats = hls_cdiv64(rb, ML_BEAT);
+	uint64_t nbs = hls_cdiv64((uint64_t)(dc + dr), MLA_DL), nbc = hls_cdiv64((uint64_t)dc, MLA_DL);
+	uint64_t ncb = hls_cdiv64((uint64_t)dc, MLA_MW), nrb = hls_cdiv64((uint64_t)dr, MLA_MW);
+	uint64_t T = (uint64_t)pos + 1, nblk = hls_cdiv64(T, MLA_TB), Hu = (uint64_t)H;
+	uint64_t nl = nblk < (uint64_t)L ? nblk : (uint64_t)L;
+	/* q broadcast: one bank, H heads of q_lat and q_pe beats */
+	uint64_t qbytes = Hu * (uint64_t)(dc + dr) * 4, obytes = Hu * (uint64_t)dc * 4;
+	c->it[HLS_L_LATT_Q] = Hu * (ncb + nrb);
+	uint64_t cyc = bd->mem_latency + hls_max64(c->it[HLS_L_LATT_Q], hls_mem_cycles(bd, qbytes));
+	/* lanes in parallel: per chunk max(load, compute) after the first chunk's exposed load */
+	for (uint64_t li = 0; li < nl; li++) {
+		uint64_t lc = bd->mem_latency, lb = 0;
+		for (uint64_t b = li; b < nblk; b += (uint64_t)L) {
+			uint64_t tb = (b + 1) * MLA_TB <= T ? MLA_TB : T - b * MLA_TB;
+			uint64_t ld = tb * rbeats, sc = ng * nbs * tb * sub, sm = 2 * tb * ng;
+			uint64_t ac = ng * tb * nbc * sub;
+			uint64_t comp = sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+			uint64_t load = hls_max64(ld, hls_mem_cycles(bd, tb * rb));
+			if (b == li)
+				lc += load;
+			lc += hls_max64(load, comp);
+			lb += tb * rb;
+			c->it[HLS_L_LATT_LOAD] += ld;
+			c->it[HLS_L_LATT_SCORE] += sc;
+			c->it[HLS_L_LATT_SOFTMAX] += sm;
+			c->it[HLS_L_LATT_ACC] += ac;
+		}
+		c->bytes += lb;
+		c->lane_bytes_max = hls_max64(c->lane_bytes_max, lb);
+		c->lane_cycles = hls_max64(c->lane_cycles, lc);
+	}
+	cyc += c->lane_cycles;
+	/* merge weights: per head a compare chain, exps, and a multiply-add chain over nl lanes */
+	c->it[HLS_L_LATT_WEIGHT] = Hu;
+	cyc += Hu + bd->depth_exp + 2 * nl * (uint64_t)bd->depth_vec;
+	/* merge + normalize + store: MLA_MW elements of one head per cycle, bounded by the out bank */
+	c->it[HLS_L_LATT_MERGE] = Hu * ncb;
+	cyc += hls_max64(Hu * ncb, hls_mem_cycles(bd, obytes)) + nl * (uint64_t)bd->depth_vec +
+	       bd->depth_exp;
+	c->bytes += qbytes + obytes;
+	c->macs = Hu * T * (uint64_t)(2 * dc + dr);
+	c->cycles = cyc;
+	return (int64_t)cyc;
+}
+
+int64_t mla_kv_append_lanes_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
+				   struct mla_attn_cost *c)
+{
+	return mla_kv_append_cycles(b, n, dc, dr, fmt, c);
+}
+#endif
