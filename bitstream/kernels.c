@@ -6,7 +6,7 @@
  * scalar 0x8 (value, reserved).
  *
  * The lists follow the HLS tops in hls/<kernel>/<kernel>.h (fp8_gemm, vec_ops, mla_attn /
- * mla_kv_append, both in hls/mla_attn/, fp8_gemv's 32-lane synthesis top and moe_route); their INTERFACE pragmas give the bundles. A test
+ * mla_kv_append, both in hls/mla_attn/, fp8_gemv's and mla_attn_lanes' 32-lane synthesis tops and moe_route); their INTERFACE pragmas give the bundles. A test
  * (bitstream/tests/test_bitstream_hls.sh) checks this table against those pragmas.
  */
 #include <pthread.h>
@@ -85,6 +85,43 @@ static struct bitstream_kernel kernels[] = {
       P("l31", "gmem_l31", "unsigned char*"),
       S("act_bytes", "unsigned int"), S("lane_bytes", "unsigned int"), S("tab_off", "unsigned int"),
       S("ng", "int"), S("m", "int")}},
+    {"mla_attn_lanes",
+     42,
+     {P("q_lat", "gmem_q", "float*"), P("q_pe", "gmem_q", "float*"),
+      P("l0", "gmem_l0", "unsigned char*"),
+      P("l1", "gmem_l1", "unsigned char*"),
+      P("l2", "gmem_l2", "unsigned char*"),
+      P("l3", "gmem_l3", "unsigned char*"),
+      P("l4", "gmem_l4", "unsigned char*"),
+      P("l5", "gmem_l5", "unsigned char*"),
+      P("l6", "gmem_l6", "unsigned char*"),
+      P("l7", "gmem_l7", "unsigned char*"),
+      P("l8", "gmem_l8", "unsigned char*"),
+      P("l9", "gmem_l9", "unsigned char*"),
+      P("l10", "gmem_l10", "unsigned char*"),
+      P("l11", "gmem_l11", "unsigned char*"),
+      P("l12", "gmem_l12", "unsigned char*"),
+      P("l13", "gmem_l13", "unsigned char*"),
+      P("l14", "gmem_l14", "unsigned char*"),
+      P("l15", "gmem_l15", "unsigned char*"),
+      P("l16", "gmem_l16", "unsigned char*"),
+      P("l17", "gmem_l17", "unsigned char*"),
+      P("l18", "gmem_l18", "unsigned char*"),
+      P("l19", "gmem_l19", "unsigned char*"),
+      P("l20", "gmem_l20", "unsigned char*"),
+      P("l21", "gmem_l21", "unsigned char*"),
+      P("l22", "gmem_l22", "unsigned char*"),
+      P("l23", "gmem_l23", "unsigned char*"),
+      P("l24", "gmem_l24", "unsigned char*"),
+      P("l25", "gmem_l25", "unsigned char*"),
+      P("l26", "gmem_l26", "unsigned char*"),
+      P("l27", "gmem_l27", "unsigned char*"),
+      P("l28", "gmem_l28", "unsigned char*"),
+      P("l29", "gmem_l29", "unsigned char*"),
+      P("l30", "gmem_l30", "unsigned char*"),
+      P("l31", "gmem_l31", "unsigned char*"),
+      P("out", "gmem_o", "float*"), S("cache_off", "unsigned int"), S("pos", "int"),
+      S("H", "int"), S("dc", "int"), S("dr", "int"), S("fmt", "int"), S("scale", "float")}},
     {"moe_route",
      12,
      {P("logit", "gmem_a", "float*"), P("bias", "gmem_a", "float*"),

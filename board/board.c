@@ -350,6 +350,11 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 			return fail(c, node, "moecard,pe", -BOARD_EBADVALUE,
 				    "<%u %u> not in 1..256", k->tm, k->tn);
 	}
+	if ((rc = get_u32(c, node, "moecard,lane-macs", 1, &k->lane_macs)) < 0)
+		return rc;
+	if (k->lane_macs > 4096 || (k->lane_macs & (k->lane_macs - 1)))
+		return fail(c, node, "moecard,lane-macs", -BOARD_EBADVALUE,
+			    "%u is not a power of two in 1..4096", k->lane_macs);
 	/* Ports: a string list, and one bank phandle per string. */
 	if ((rc = get_prop(c, node, "moecard,ports", 0, 0, &p, &l)))
 		return rc;

@@ -14,7 +14,7 @@
 	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |                  \
 	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |        \
 	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND) |            \
-	 (1u << ABI_OP_GEMV) | (1u << ABI_OP_MOE_ROUTE))
+	 (1u << ABI_OP_GEMV) | (1u << ABI_OP_MOE_ROUTE) | (1u << ABI_OP_MLA_ATTN_LANES))
 
 #define BOARD_FIELD(member) ((uint32_t)offsetof(struct abi_board, member))
 
@@ -87,6 +87,14 @@ int fw_board_check(const struct abi_board *b, uint32_t *field)
 		if (ABI_CU_KIND(c->word) == ABI_CU_GEMV) {
 			if (lanes < 1 || lanes > 64 || lanes > nb ||
 			    c->ops_mask != (1u << ABI_OP_GEMV))
+				return -EINVAL;
+			for (uint32_t l = 1; l < lanes; l++)
+				if (b->banks[l].size != b->banks[0].size)
+					return -EINVAL;
+		} else if (c->ops_mask & (1u << ABI_OP_MLA_ATTN_LANES)) {
+			/* the striped attention: lanes on banks 0..lanes-1 of one size, that op only */
+			if (lanes < 1 || lanes > 64 || lanes > nb ||
+			    c->ops_mask != (1u << ABI_OP_MLA_ATTN_LANES))
 				return -EINVAL;
 			for (uint32_t l = 1; l < lanes; l++)
 				if (b->banks[l].size != b->banks[0].size)
@@ -289,9 +297,49 @@ static uint32_t fw_dec_kv(struct fw_dec *d)
 	REQUIRE(fw_dim_ok(k->row), u.kv.row);
 	REQUIRE(fw_dim_ok(k->ctx_cap), u.kv.ctx_cap);
 	REQUIRE(k->pos < k->ctx_cap, u.kv.pos);
-	REQUIRE(k->rsvd == 0, u.kv.rsvd);
+	uint32_t fmt = ABI_KV_FMT(k->word), dr = ABI_KV_ROPE(k->word);
+	REQUIRE(!(k->word >> 24) && (fmt != ABI_KV_F32 || dr == 0), u.kv.word);
+	REQUIRE(fmt == ABI_KV_F32 || (dr < k->row && dr <= 64 && k->row - dr <= 512), u.kv.word);
+	uint64_t rec = abi_kv_record_bytes(fmt, k->row - dr, dr);
+	REQUIRE(rec != 0, u.kv.word);
 	OPND(u.kv.src, (uint64_t)k->row * 4);
-	OPND(u.kv.cache, (uint64_t)k->ctx_cap * k->row * 4);
+	OPND(u.kv.cache, (uint64_t)k->ctx_cap * rec);
+	return ABI_ST_OK;
+}
+
+/* The lanes of the first CU that runs op (0 when none has lanes). */
+static uint32_t fw_op_lanes(const struct abi_board *b, uint32_t op)
+{
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(b->counts); i++)
+		if (b->cus[i].ops_mask >> op & 1)
+			return ABI_CU_LANES(b->cus[i].word);
+	return 0;
+}
+
+static uint32_t fw_dec_mla_lanes(struct fw_dec *d)
+{
+	const struct abi_mla_lanes *m = &d->c->u.mlal;
+	uint32_t fmt = m->word & 0xFFu, L = fw_op_lanes(d->b, ABI_OP_MLA_ATTN_LANES);
+	REQUIRE(m->n_heads >= 1 && m->n_heads <= 128, u.mlal.n_heads);
+	REQUIRE(m->kv_lora >= 1 && m->kv_lora <= 512, u.mlal.kv_lora);
+	REQUIRE(m->rope <= 64 && m->rope % 2 == 0, u.mlal.rope);
+	REQUIRE(fw_dim_ok(m->ctx_cap), u.mlal.ctx_cap);
+	REQUIRE(m->n_ctx >= 1 && m->n_ctx <= m->ctx_cap, u.mlal.n_ctx);
+	REQUIRE(!(m->word >> 8), u.mlal.word);
+	uint64_t rec = abi_kv_record_bytes(fmt, m->kv_lora, m->rope);
+	REQUIRE(rec != 0, u.mlal.word);
+	REQUIRE(fw_f32_finite(m->scale) && m->scale != 0 && !(m->scale >> 31), u.mlal.scale);
+	REQUIRE(m->rsvd == 0, u.mlal.rsvd);
+	OPND(u.mlal.q, (uint64_t)m->n_heads * (m->kv_lora + m->rope) * 4);
+	OPND(u.mlal.out, (uint64_t)m->n_heads * m->kv_lora * 4);
+	/* the stripe set: ceil(ceil(ctx_cap / 32) / lanes) blocks of 32 records in each lane bank */
+	if (!L) {
+		*d->detail = ABI_FIELD(hdr.word0);
+		return ABI_ST_NO_CU;
+	}
+	uint64_t blocks = ((uint64_t)m->ctx_cap + 31) / 32, per = (blocks + L - 1) / L;
+	uint64_t bytes = per * 32 * rec, size = d->b->banks[0].size;
+	REQUIRE(m->cache_off <= size && bytes <= size - m->cache_off, u.mlal.cache_off);
 	return ABI_ST_OK;
 }
 
@@ -422,6 +470,9 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 	case ABI_OP_MOE_ROUTE:
 		used = sizeof(struct abi_route);
 		break;
+	case ABI_OP_MLA_ATTN_LANES:
+		used = sizeof(struct abi_mla_lanes);
+		break;
 	default:
 		used = 0;
 		break;
@@ -453,6 +504,9 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 		break;
 	case ABI_OP_MOE_ROUTE:
 		st = fw_dec_route(d);
+		break;
+	case ABI_OP_MLA_ATTN_LANES:
+		st = fw_dec_mla_lanes(d);
 		break;
 	case ABI_OP_DMA_FILL:
 		return fw_dec_dma(d);

@@ -70,10 +70,10 @@ static void test_load_cards(void **state)
 		double bw_gbs;
 		const char *isa;
 	} want[] = {
-	    {"emu", 32, 9, 4, 3, 16, 16, 460.0, "rv32imc"},
-	    {"u55c", 32, 13, 8, 3, 16, 16, 460.0, "rv32imc"},
-	    {"u280", 34, 13, 8, 3, 16, 40, 498.4, "rv32imc"},
-	    {"v80", 32, 17, 8, 5, 8, 32, 819.2, "armv7-r"},
+	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc"},
+	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc"},
+	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc"},
+	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r"},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];

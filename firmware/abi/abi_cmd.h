@@ -46,7 +46,8 @@ enum abi_op {
 	ABI_OP_TIMESTAMP = 13, /* completes with start = end = card time when it reached the head */
 	ABI_OP_GEMV = 14,      /* grouped GEMV over weights striped on every lane bank (fp8_gemv) */
 	ABI_OP_MOE_ROUTE = 15, /* MoE router: gate logits -> experts, weights, GEMV tables */
-	ABI_OP_COUNT = 16
+	ABI_OP_MLA_ATTN_LANES = 16, /* MLA decode attention over a cache striped on the lane banks */
+	ABI_OP_COUNT = 17
 };
 
 /* --- card addresses ------------------------------------------------------------------------ */
@@ -169,14 +170,48 @@ struct abi_mla {
 	uint32_t scale;	  /* softmax scale, f32 bit pattern */
 };
 
-/* KV_APPEND: cache[pos, :] = src[:]. */
+/* KV_APPEND: cache[pos] = record(src), src f32 [row] = c' [row - rope] then k_pe [rope]. The
+ * record format is word [7:0] (ABI_KV_F32: the row as is, [31:8] must be 0; ABI_KV_BF16 and
+ * ABI_KV_FP8, the formats of hls/mla_attn/mla_attn.h, with the rope width in [23:8]). */
 struct abi_kv_append {
 	uint64_t src;	  /* f32 [row] */
-	uint64_t cache;	  /* f32 [ctx_cap, row] */
+	uint64_t cache;	  /* records [ctx_cap] */
 	uint32_t row;	  /* elements per row, 1..ABI_MAX_DIM */
 	uint32_t pos;	  /* 0..ctx_cap-1 */
 	uint32_t ctx_cap; /* rows the cache region holds */
-	uint32_t rsvd;	  /* must be 0 */
+	uint32_t word;	  /* [7:0] format, [23:8] rope width (not F32), [31:24] 0 */
+};
+enum abi_kv_fmt { ABI_KV_F32 = 0, ABI_KV_BF16 = 1, ABI_KV_FP8 = 2 };
+#define ABI_KV_WORD(fmt, rope) ((uint32_t)(fmt) | ((uint32_t)(rope) << 8))
+#define ABI_KV_FMT(w) ((w)&0xFFu)
+#define ABI_KV_ROPE(w) (((w) >> 8) & 0xFFFFu)
+/* Bytes of one record (mla_record_bytes): 0 for a layout the kernels reject. */
+static inline uint64_t abi_kv_record_bytes(uint32_t fmt, uint64_t dc, uint64_t dr)
+{
+	if (fmt == ABI_KV_F32)
+		return (dc + dr) * 4;
+	if (fmt == ABI_KV_BF16)
+		return (dc + dr) * 2;
+	if (fmt == ABI_KV_FP8 && dc % 128 == 0)
+		return dc + dc / 128 * 4 + dr * 2;
+	return 0;
+}
+
+/* MLA_ATTN_LANES (hls/mla_attn/mla_attn.h, mla_attn_lanes): per head h over the cache striped on
+ * the lane banks of the CU (lane i = bank i) in blocks of 32 tokens (block b in lane b % lanes),
+ * at cache_off in every lane bank; q and out as MLA_ATTN. 48 B used. */
+struct abi_mla_lanes {
+	uint64_t q;	    /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */
+	uint64_t out;	    /* f32 [n_heads, kv_lora] */
+	uint64_t cache_off; /* offset of the stripe set in every lane bank */
+	uint32_t n_heads;   /* 1..128 */
+	uint32_t kv_lora;   /* 1..512 */
+	uint32_t rope;	    /* 0..64, even */
+	uint32_t n_ctx;	    /* positions attended, 1..ctx_cap */
+	uint32_t ctx_cap;   /* positions the stripe set holds */
+	uint32_t word;	    /* [7:0] format (enum abi_kv_fmt), [31:8] 0 */
+	uint32_t scale;	    /* softmax scale, f32 bit pattern */
+	uint32_t rsvd;	    /* 0 */
 };
 
 /* DMA_FILL: dst[0..bytes) = src (card address, or host bus address with SRC_HOST) or the
@@ -258,6 +293,7 @@ struct abi_cmd {
 		struct abi_dma_fill dma;
 		struct abi_gemv gemv;
 		struct abi_route route;
+		struct abi_mla_lanes mlal;
 		uint32_t raw[ABI_PAYLOAD_BYTES / 4];
 	} u; /* 96 bytes */
 };
@@ -268,6 +304,7 @@ static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
 static_assert(sizeof(struct abi_gemv) == 16, "abi_gemv is 16 bytes");
 static_assert(sizeof(struct abi_route) == 64, "abi_route is 64 bytes");
+static_assert(sizeof(struct abi_mla_lanes) == 56, "abi_mla_lanes is 56 bytes");
 static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");
 
 /* --- completions ------------------------------------------------------------------------- */

@@ -125,16 +125,31 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
 uint64_t mla_lanes_bytes(int T, int L, int fmt, int dc, int dr);
 
 /*
- * mla_attn_lanes - the kernel top (decode: one query). q_lat [H][dc] f32, q_pe [H][dr] f32 (may
+ * mla_attn_lanes_run - the kernel (C simulation entry: the lanes as an array; decode: one query). q_lat [H][dc] f32, q_pe [H][dr] f32 (may
  * be NULL when dr == 0), lane[0..L-1] the lane banks, the cache at lane[i] + cache_off, out
  * [H][dc] f32. The query sits at position pos and attends to tokens 0..pos. Only lanes
  * i < min(L, ceil((pos + 1) / MLA_TB)) are read (others may be NULL).
  * Returns 0, or -EINVAL for L outside 1..MLA_MAX_LANES, pos < 0, pos >= MLA_MAX_T, H outside
  * 1..MLA_MAX_H, a bad record layout, or a NULL pointer among those used.
  */
-int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
-		   uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
-		   float scale);
+int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
+		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
+		       float scale);
+
+/* The synthesis top of the MLA_SYNTH_LANES-lane build: q_lat, q_pe, one pointer per lane (l0 ..
+ * l31), out, then the scalars (bitstream/kernels.c lists the same arguments); it runs
+ * mla_attn_lanes_run. Not reentrant in C simulation (the on-chip buffers are static). */
+#define MLA_SYNTH_LANES 32
+int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, const uint8_t *l1,
+		   const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5,
+		   const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9,
+		   const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13,
+		   const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17,
+		   const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21,
+		   const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25,
+		   const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29,
+		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off, int pos,
+		   int H, int dc, int dr, int fmt, float scale);
 
 /*
  * mla_kv_append_lanes - writes n tokens' records at positions pos..pos+n-1 into the striped layout

@@ -224,23 +224,10 @@ uint64_t mla_lanes_bytes(int T, int L, int fmt, int dc, int dr)
 	return (nblk + (uint64_t)L - 1) / (uint64_t)L * MLA_TB * rb;
 }
 
-int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
-		   uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
-		   float scale)
+int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
+		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
+		       float scale)
 {
-#pragma HLS INTERFACE m_axi port=lane bundle=gmem_l offset=slave max_widen_bitwidth=512 max_read_burst_length=64
-#pragma HLS INTERFACE m_axi port=q_lat bundle=gmem_q offset=slave max_widen_bitwidth=512
-#pragma HLS INTERFACE m_axi port=q_pe bundle=gmem_q offset=slave max_widen_bitwidth=512
-#pragma HLS INTERFACE m_axi port=out bundle=gmem_o offset=slave max_widen_bitwidth=512
-#pragma HLS INTERFACE s_axilite port=L
-#pragma HLS INTERFACE s_axilite port=cache_off
-#pragma HLS INTERFACE s_axilite port=pos
-#pragma HLS INTERFACE s_axilite port=H
-#pragma HLS INTERFACE s_axilite port=dc
-#pragma HLS INTERFACE s_axilite port=dr
-#pragma HLS INTERFACE s_axilite port=fmt
-#pragma HLS INTERFACE s_axilite port=scale
-#pragma HLS INTERFACE s_axilite port=return
 #pragma HLS ARRAY_PARTITION variable=ml_acc complete dim=1
 #pragma HLS ARRAY_PARTITION variable=ml_kv complete dim=1
 #pragma HLS ARRAY_PARTITION variable=ml_s complete dim=1
@@ -304,6 +291,60 @@ lanes_merge:
 			}
 		}
 	return 0;
+}
+
+/* The synthesis top of the MLA_SYNTH_LANES-lane build: q on gmem_q, the output on gmem_o, one
+ * m_axi port per lane (bound to its own pseudo-channel by bitstream/), the stripe set's offset as
+ * a 32-bit scalar. Runs mla_attn_lanes_run on every lane. */
+int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30, const uint8_t *l31, float *out,
+		   unsigned int cache_off, int pos, int H, int dc, int dr, int fmt, float scale)
+{
+#pragma HLS INTERFACE m_axi port=q_lat bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=q_pe bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=l0 bundle=gmem_l0 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l1 bundle=gmem_l1 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l2 bundle=gmem_l2 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l3 bundle=gmem_l3 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l4 bundle=gmem_l4 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l5 bundle=gmem_l5 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l6 bundle=gmem_l6 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l7 bundle=gmem_l7 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l8 bundle=gmem_l8 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l9 bundle=gmem_l9 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l10 bundle=gmem_l10 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l11 bundle=gmem_l11 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l12 bundle=gmem_l12 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l13 bundle=gmem_l13 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l14 bundle=gmem_l14 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l15 bundle=gmem_l15 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l16 bundle=gmem_l16 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l17 bundle=gmem_l17 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l18 bundle=gmem_l18 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l19 bundle=gmem_l19 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l20 bundle=gmem_l20 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l21 bundle=gmem_l21 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l22 bundle=gmem_l22 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l23 bundle=gmem_l23 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l24 bundle=gmem_l24 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l25 bundle=gmem_l25 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l26 bundle=gmem_l26 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l27 bundle=gmem_l27 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l28 bundle=gmem_l28 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l29 bundle=gmem_l29 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l30 bundle=gmem_l30 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l31 bundle=gmem_l31 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=out bundle=gmem_o offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=cache_off
+#pragma HLS INTERFACE s_axilite port=pos
+#pragma HLS INTERFACE s_axilite port=H
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=scale
+#pragma HLS INTERFACE s_axilite port=return
+	const uint8_t *const lane[MLA_SYNTH_LANES] = {l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
+	return mla_attn_lanes_run(q_lat, q_pe, lane, MLA_SYNTH_LANES, cache_off, out, pos, H, dc, dr,
+				  fmt, scale);
 }
 
 int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane, int L,

@@ -156,7 +156,7 @@ static void lanes_case(int H, int dc, int dr, int fmt, int L, int pos, int kind)
 	float scale = 0.1352338f;
 	CHECK_RC(mla_attn(ql, dr ? qp : NULL, cache, o1, 1, pos, H, dc, dr, fmt, scale),
 		 "mla_attn");
-	CHECK_RC(mla_attn_lanes(ql, dr ? qp : NULL, (const uint8_t *const *)bank, L, OFF, o2, pos,
+	CHECK_RC(mla_attn_lanes_run(ql, dr ? qp : NULL, (const uint8_t *const *)bank, L, OFF, o2, pos,
 				H, dc, dr, fmt, scale),
 		 "mla_attn_lanes H=%d dc=%d dr=%d fmt=%d L=%d pos=%d", H, dc, dr, fmt, L, pos);
 	for (int t = 0; t < T; t++)
@@ -218,21 +218,21 @@ static void bad_args(void)
 	const uint8_t *const *cb = (const uint8_t *const *)bank;
 	int bad = 0, n = 0;
 #define REJ(call) (n++, bad += (call) != -22)
-	REJ(mla_attn_lanes(q, q, cb, 0, 0, o, 0, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, MLA_MAX_LANES + 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, -1, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, MLA_MAX_T, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, 0, 0, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, 0, MLA_MAX_H + 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, 0, 1, 600, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, 0, 1, 100, 16, MLA_CACHE_FP8, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, o, 0, 1, 128, 16, 3, 1.0f));
-	REJ(mla_attn_lanes(q, NULL, cb, 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(NULL, q, cb, 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, NULL, 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
-	REJ(mla_attn_lanes(q, q, cb, 1, 0, NULL, 0, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 0, 0, o, 0, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, MLA_MAX_LANES + 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, -1, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, MLA_MAX_T, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, 0, 0, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, 0, MLA_MAX_H + 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, 0, 1, 600, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, 0, 1, 100, 16, MLA_CACHE_FP8, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, o, 0, 1, 128, 16, 3, 1.0f));
+	REJ(mla_attn_lanes_run(q, NULL, cb, 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(NULL, q, cb, 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, NULL, 1, 0, o, 0, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 1, 0, NULL, 0, 1, 128, 16, 0, 1.0f));
 	bank[1] = NULL; /* lane 1 holds block 1 (tokens 32..63) */
-	REJ(mla_attn_lanes(q, q, cb, 2, 0, o, 40, 1, 128, 16, 0, 1.0f));
+	REJ(mla_attn_lanes_run(q, q, cb, 2, 0, o, 40, 1, 128, 16, 0, 1.0f));
 	REJ(mla_kv_append_lanes(q, q, bank, 2, 0, 30, 5, 128, 16, 0));
 	REJ(mla_kv_append_lanes(q, q, bank, 0, 0, 0, 1, 128, 16, 0));
 	REJ(mla_kv_append_lanes(q, q, bank, 1, 0, 0, 0, 128, 16, 0));
@@ -244,7 +244,7 @@ static void bad_args(void)
 #undef REJ
 	CHECK(bad == 0, "%d of %d bad-argument calls not rejected with -EINVAL", bad, n);
 	/* a lane holding no token may be NULL */
-	CHECK_RC(mla_attn_lanes(q, q, cb, 2, 0, o, 31, 1, 128, 16, 0, 1.0f), "lane 1 unused");
+	CHECK_RC(mla_attn_lanes_run(q, q, cb, 2, 0, o, 31, 1, 128, 16, 0, 1.0f), "lane 1 unused");
 	CHECK_RC(mla_kv_append_lanes(q, q, bank, 2, 0, 0, 32, 128, 16, 0), "lane 1 unused");
 	CHECK(mla_lanes_bytes(0, 1, 0, 128, 16) == 0 && mla_lanes_bytes(1, 33, 0, 128, 16) == 0 &&
 		  mla_lanes_bytes(1, 1, 9, 128, 16) == 0 &&

@@ -126,7 +126,7 @@ static void tc_lanes_grid(const struct hls_build *b)
 							tc_compare(what, c.it, HLS_L_APPEND,
 								   HLS_L_APPEND);
 						memset(hls_count, 0, sizeof hls_count);
-						rc = mla_attn_lanes(
+						rc = mla_attn_lanes_run(
 						    q, q, (const uint8_t *const *)bank, L, 64, o,
 						    pos, H, dc, dr, fmt, 0.1f);
 						cyc = mla_attn_lanes_cycles(b, L, pos, H, dc, dr,

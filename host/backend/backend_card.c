@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,17 @@ size_t backend_buf_size(const struct backend_buf *buf)
 	((1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) | (1u << ABI_OP_ACT_QUANT) |                 \
 	 (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) | (1u << ABI_OP_SOFTMAX))
 
-/* The lanes of a GEMV CU: ports gmem_l0, gmem_l1, ... in order, lane i on bank i, the lane banks
- * of one size, and an activation port gmem_a. */
-static int backend_gemv_lanes(const struct board_desc *bd, const struct board_cu *cu,
-			      uint32_t *lanes, char *err, size_t errlen)
+/* The port of a lane CU that is not a lane: the activation port of fp8_gemv, the q port of
+ * mla_attn_lanes. */
+static const char *lane_cu_port(const struct board_cu *cu)
+{
+	return !strcmp(cu->kernel, "fp8_gemv") ? "gmem_a" : "gmem_q";
+}
+
+/* The lanes of a lane CU (fp8_gemv, mla_attn_lanes): ports gmem_l0, gmem_l1, ... in order, lane i
+ * on bank i, the lane banks of one size, and its other port (lane_cu_port). */
+static int backend_cu_lanes(const struct board_desc *bd, const struct board_cu *cu,
+			    uint32_t *lanes, char *err, size_t errlen)
 {
 	uint32_t n = 0;
 	char name[BOARD_NAME_MAX];
@@ -80,29 +88,30 @@ static int backend_gemv_lanes(const struct board_desc *bd, const struct board_cu
 			return -EINVAL;
 		}
 	}
-	if (n < 1 || n > FP8_GEMV_MAX_LANES || board_cu_port_find(cu, "gmem_a") < 0) {
-		snprintf(err, errlen,
-			 "board %s: CU %s: a GEMV CU needs ports gmem_a and gmem_l0.. (1..%d lanes)",
-			 bd->model, cu->name, FP8_GEMV_MAX_LANES);
+	int max = !strcmp(cu->kernel, "fp8_gemv") ? FP8_GEMV_MAX_LANES : MLA_MAX_LANES;
+	if (n < 1 || n > (uint32_t)max || board_cu_port_find(cu, lane_cu_port(cu)) < 0) {
+		snprintf(err, errlen, "board %s: CU %s: a %s CU needs ports %s and gmem_l0.. (1..%d lanes)",
+			 bd->model, cu->name, cu->kernel, lane_cu_port(cu), max);
 		return -EINVAL;
 	}
 	*lanes = n;
 	return 0;
 }
 
-int backend_cu_wire_gemv(struct backend_cu_scratch *s, const struct board_desc *bd,
-			 const struct abi_board *blk)
+int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
+		    const struct abi_board *blk, const char *kernel)
 {
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
 		const struct board_cu *cu = &bd->cu[i];
 		uint32_t lanes;
 		char err[8];
-		if (strcmp(cu->kernel, "fp8_gemv") || backend_gemv_lanes(bd, cu, &lanes, err, 0))
+		if (strcmp(cu->kernel, kernel) || backend_cu_lanes(bd, cu, &lanes, err, 0))
 			continue;
 		s->blk = blk;
 		s->lanes = lanes;
-		s->act_bank = cu->port_bank[board_cu_port_find(cu, "gmem_a")];
+		s->act_bank = cu->port_bank[board_cu_port_find(cu, lane_cu_port(cu))];
 		s->axi_bits = cu->axi_bits;
+		s->lane_macs = cu->lane_macs;
 		return 0;
 	}
 	return -ENOENT;
@@ -145,6 +154,9 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 		} else if (!strcmp(cu->kernel, "mla_kv_append")) {
 			kind = ABI_CU_MLA;
 			ops = 1u << ABI_OP_KV_APPEND;
+		} else if (!strcmp(cu->kernel, "mla_attn_lanes")) {
+			kind = ABI_CU_MLA;
+			ops = 1u << ABI_OP_MLA_ATTN_LANES;
 		} else if (!strcmp(cu->kernel, "moe_route")) {
 			kind = ABI_CU_VEC;
 			ops = 1u << ABI_OP_MOE_ROUTE;
@@ -158,8 +170,8 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 		for (uint32_t p = 0; p < cu->n_ports; p++)
 			mask |= 1ull << cu->port_bank[p];
 		uint32_t lanes = 0;
-		if (kind == ABI_CU_GEMV) {
-			int r = backend_gemv_lanes(bd, cu, &lanes, err, errlen);
+		if (kind == ABI_CU_GEMV || !strcmp(cu->kernel, "mla_attn_lanes")) {
+			int r = backend_cu_lanes(bd, cu, &lanes, err, errlen);
 			if (r)
 				return r;
 		}
@@ -588,14 +600,17 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	memcpy(&k, c->args, sizeof k);
 	const float *src;
 	uint8_t *cache;
-	CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
-	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * k.row * 4);
+	uint32_t fmt = ABI_KV_FMT(k.word);
 	/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
-	int dr = k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC : 0;
+	int dr = fmt != ABI_KV_F32		? (int)ABI_KV_ROPE(k.word)
+		 : k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC
+					: 0;
 	int dc = (int)k.row - dr;
-	int r =
-	    mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr, MLA_CACHE_F32);
-	c->cyc = mla_kv_append_cycles(&c->bld, 1, dc, dr, MLA_CACHE_F32, NULL);
+	int mf = fmt == ABI_KV_BF16 ? MLA_CACHE_BF16 : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8 : MLA_CACHE_F32;
+	CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
+	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * mla_record_bytes(mf, dc, dr));
+	int r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr, mf);
+	c->cyc = mla_kv_append_cycles(&c->bld, 1, dc, dr, mf, NULL);
 	return cu_status(r);
 }
 
@@ -657,6 +672,48 @@ static uint32_t cu_route(struct cu_call *c, uint32_t op)
 	return st ? 0x101u : 0;
 }
 
+/* MLA_ATTN_LANES: q split into the kernel's q_lat / q_pe ports (as cu_mla), the lanes from the
+ * CU's wiring. The kernel's on-chip buffers are static in C simulation: one run at a time. */
+static pthread_mutex_t cu_mla_lanes_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
+{
+	struct abi_mla_lanes m;
+	(void)op;
+	memcpy(&m, c->args, sizeof m);
+	const struct backend_cu_scratch *s = c->s;
+	if (!s->lanes || !s->blk)
+		return 0x1FFu; /* not wired as a striped-attention CU */
+	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
+	int mf = (m.word & 0xFFu) == ABI_KV_BF16 ? MLA_CACHE_BF16
+		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8
+						   : MLA_CACHE_F32;
+	const float *q;
+	float *out, scale;
+	memcpy(&scale, &m.scale, 4);
+	CU_PTR(q, const float *, u.mlal.q, H *row * 4);
+	CU_PTR(out, float *, u.mlal.out, H *dc * 4);
+	const uint8_t *lane[MLA_MAX_LANES];
+	uint32_t L = s->lanes < MLA_MAX_LANES ? s->lanes : MLA_MAX_LANES;
+	for (uint32_t i = 0; i < L; i++)
+		if (!(lane[i] = c->ptr(c->ctx, s->blk->banks[i].base, s->blk->banks[i].size)))
+			return 0xE1u;
+	int r = -EINVAL;
+	if (H <= MLA_MAX_H && dc <= MLA_MAX_DC && dr <= MLA_MAX_DR) {
+		float *ql = c->s->q_lat, *qp = c->s->q_pe;
+		for (uint64_t h = 0; h < H; h++) {
+			memcpy(ql + h * dc, q + h * row, dc * 4);
+			memcpy(qp + h * dr, q + h * row + dc, dr * 4);
+		}
+		pthread_mutex_lock(&cu_mla_lanes_mu);
+		r = mla_attn_lanes_run(ql, dr ? qp : NULL, lane, (int)L, m.cache_off, out,
+				       (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr, mf, scale);
+		pthread_mutex_unlock(&cu_mla_lanes_mu);
+	}
+	c->cyc = mla_attn_lanes_cycles(&c->bld, (int)L, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
+				       mf, s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS, NULL);
+	return cu_status(r);
+}
+
 /* The CU side of each opcode a CU runs. */
 static uint32_t (*const cu_ops[ABI_OP_COUNT])(struct cu_call *c, uint32_t op) = {
     [ABI_OP_GEMM_FP8] = cu_gemm,       [ABI_OP_RMSNORM] = cu_vec,
@@ -664,7 +721,7 @@ static uint32_t (*const cu_ops[ABI_OP_COUNT])(struct cu_call *c, uint32_t op) = 
     [ABI_OP_SILU_MUL] = cu_vec,	       [ABI_OP_RESIDUAL_ADD] = cu_vec,
     [ABI_OP_SOFTMAX] = cu_vec,	       [ABI_OP_MLA_ATTN] = cu_mla,
     [ABI_OP_KV_APPEND] = cu_kv_append, [ABI_OP_GEMV] = cu_gemv,
-    [ABI_OP_MOE_ROUTE] = cu_route,
+    [ABI_OP_MOE_ROUTE] = cu_route,     [ABI_OP_MLA_ATTN_LANES] = cu_mla_lanes,
 };
 
 uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,

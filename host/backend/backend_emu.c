@@ -391,7 +391,8 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 		const struct board_cu *cu = &bd->cu[i];
 		if (strcmp(cu->kernel, "fp8_gemm") && strcmp(cu->kernel, "vec_ops") &&
 		    strcmp(cu->kernel, "mla_attn") && strcmp(cu->kernel, "mla_kv_append") &&
-		    strcmp(cu->kernel, "fp8_gemv") && strcmp(cu->kernel, "moe_route"))
+		    strcmp(cu->kernel, "fp8_gemv") && strcmp(cu->kernel, "moe_route") &&
+		    strcmp(cu->kernel, "mla_attn_lanes"))
 			continue;
 		int p = board_cu_port_find(cu, "gmem_w");
 		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];
@@ -400,8 +401,8 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			snprintf(err, errlen, "emu: out of memory");
 			goto fail;
 		}
-		if (!strcmp(cu->kernel, "fp8_gemv"))
-			(void)backend_cu_wire_gemv(&e->cu[k].scratch, bd, &e->b.blk);
+		if (!strcmp(cu->kernel, "fp8_gemv") || !strcmp(cu->kernel, "mla_attn_lanes"))
+			(void)backend_cu_wire(&e->cu[k].scratch, bd, &e->b.blk, cu->kernel);
 		cfg.cu_fn[k] = emu_cu_fn;
 		cfg.cu_ctx[k] = &e->cu[k];
 		k++;

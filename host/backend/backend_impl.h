@@ -106,17 +106,18 @@ struct backend_cu_scratch {
 	float *row;   /* [VEC_MAX_N] RoPE cos/sin row without a table */
 	float *q_lat; /* [MLA_MAX_H * MLA_MAX_DC] */
 	float *q_pe;  /* [MLA_MAX_H * MLA_MAX_DR + 1] */
-	/* the GEMV CU's wiring (backend_cu_wire_gemv): its lanes are banks 0..lanes-1 */
+	/* a lane CU's wiring (backend_cu_wire): its lanes are banks 0..lanes-1 */
 	const struct abi_board *blk; /* the board block (bank bases and sizes) */
-	uint32_t lanes;		     /* 0: not a GEMV CU */
-	uint32_t act_bank;	     /* bank of the activation port gmem_a */
+	uint32_t lanes;		     /* 0: not a lane CU */
+	uint32_t act_bank;	     /* bank of its other port (gmem_a, gmem_q) */
 	uint32_t axi_bits;	     /* lane port width, bits */
+	uint32_t lane_macs;	     /* mla_attn_lanes: f32 MACs per lane per cycle (0: build's) */
 };
 int backend_cu_scratch_init(struct backend_cu_scratch *s);
-/* Wires s as the board's GEMV CU (the first fp8_gemv CU of bd): lanes, activation bank, port
- * width. 0, or -ENOENT when the board has none. */
-int backend_cu_wire_gemv(struct backend_cu_scratch *s, const struct board_desc *bd,
-			 const struct abi_board *blk);
+/* Wires s as the board's first CU of kernel (fp8_gemv, mla_attn_lanes): lanes, its other port's
+ * bank, port width, MACs per lane. 0, or -ENOENT when the board has none. */
+int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
+		    const struct abi_board *blk, const char *kernel);
 void backend_cu_scratch_free(struct backend_cu_scratch *s);
 
 /* Runs one decoded command (CU argument words, card physical addresses) with the hls/ kernels.

@@ -26,6 +26,7 @@ struct cpu {
 	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* its completions */
 	struct backend_stats st;	      /* totals */
 	struct backend_cu_scratch cu;	      /* the CU side's working memory */
+	struct backend_cu_scratch cu_attn;    /* the striped attention's (its lanes' wiring) */
 	struct backend_dma dma;		      /* the DMA driver that does the fills */
 };
 
@@ -245,9 +246,11 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 		if (st == ABI_ST_OK) {
 			uint64_t cyc;
 			if (fc.op == ABI_OP_GEMM_FP8 || fc.op == ABI_OP_KV_APPEND ||
-			    fc.op == ABI_OP_GEMV || fc.op == ABI_OP_MOE_ROUTE)
-				detail = backend_cu_exec(fc.op, fc.args, cpu_phys, &c->mem, &c->cu,
-							 0, 0, &cyc);
+			    fc.op == ABI_OP_GEMV || fc.op == ABI_OP_MOE_ROUTE ||
+			    fc.op == ABI_OP_MLA_ATTN_LANES)
+				detail = backend_cu_exec(
+				    fc.op, fc.args, cpu_phys, &c->mem,
+				    fc.op == ABI_OP_MLA_ATTN_LANES ? &c->cu_attn : &c->cu, 0, 0, &cyc);
 			else if (fc.op >= ABI_OP_RMSNORM && fc.op <= ABI_OP_SOFTMAX)
 				detail = cpu_vec(c, &fc);
 			else if (fc.op == ABI_OP_MLA_ATTN)
@@ -293,7 +296,8 @@ static int cpu_completions(struct backend *b, const struct abi_cpl **cpl, uint32
 
 static int cpu_supports(struct backend *b, uint32_t op)
 {
-	return op < ABI_OP_COUNT && (op != ABI_OP_GEMV || cpu_of(b)->cu.lanes);
+	return op < ABI_OP_COUNT && (op != ABI_OP_GEMV || cpu_of(b)->cu.lanes) &&
+	       (op != ABI_OP_MLA_ATTN_LANES || cpu_of(b)->cu_attn.lanes);
 }
 
 static void cpu_stats(struct backend *b, struct backend_stats *s)
@@ -314,6 +318,7 @@ static void cpu_close(struct backend *b)
 	backend_dma_close(&c->dma);
 	backend_mem_free(&c->mem);
 	backend_cu_scratch_free(&c->cu);
+	backend_cu_scratch_free(&c->cu_attn);
 	free(c);
 }
 
@@ -347,15 +352,19 @@ int backend_ref_open(struct backend **out, const struct board_desc *bd, char *er
 	int r = backend_board_block(bd, &c->b.blk, err, errlen);
 	if (!r && (r = backend_mem_init(&c->mem, &c->b.blk)))
 		snprintf(err, errlen, "ref backend: cannot map the card's memory");
-	if (!r && (r = backend_cu_scratch_init(&c->cu)))
+	if (!r && ((r = backend_cu_scratch_init(&c->cu)) ||
+		   (r = backend_cu_scratch_init(&c->cu_attn))))
 		snprintf(err, errlen, "ref backend: out of memory");
 	if (!r) /* the reference card runs GEMV when the board has a GEMV CU */
-		(void)backend_cu_wire_gemv(&c->cu, bd, &c->b.blk);
+		(void)backend_cu_wire(&c->cu, bd, &c->b.blk, "fp8_gemv");
+	if (!r) /* and the striped attention with the attention CU's lanes */
+		(void)backend_cu_wire(&c->cu_attn, bd, &c->b.blk, "mla_attn_lanes");
 	char e2[240] = "";
 	if (!r && (r = backend_dma_open(&c->dma, bd, &c->b.blk, &c->mem, e2, sizeof e2)))
 		snprintf(err, errlen, "ref backend: %s", e2);
 	if (r) {
 		backend_cu_scratch_free(&c->cu);
+		backend_cu_scratch_free(&c->cu_attn);
 		backend_mem_free(&c->mem);
 		free(c);
 		return r;

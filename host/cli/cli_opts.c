@@ -53,6 +53,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--expert-host", CLI_STR, RUN, AT(ex.expert_host)},
     {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps)},
     {"--expert-events", CLI_STR, RUN, AT(ex.expert_events)},
+    {"--kv-format", CLI_STR, ALL, AT(ex.kv_format)},
     {"--stop", CLI_STOP, ALL, 0},
     {"--spec", CLI_SPEC, ALL, 0},
     {"--spec-depth", CLI_DEPTH, ALL, 0},

@@ -97,8 +97,16 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		if (pages > 0 && psz > 0)
 			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2);
 	}
-	if (!strcmp(backend, "cpu"))
+	if (!strcmp(backend, "cpu")) {
+		if (x->kv_format && strcmp(x->kv_format, "f32")) {
+			snprintf(err, errlen,
+				 "--kv-format %s: the cpu backend keeps an f32 cache; the card's "
+				 "formats are for --backend emu|xrt",
+				 x->kv_format);
+			return -EINVAL;
+		}
 		return engine_cpu_open(e, ck, o, x, err, errlen);
+	}
 	if (!strcmp(backend, "emu"))
 		return card_engine_open(e, ck, o, x, err, errlen);
 	if (!strcmp(backend, "xrt")) {

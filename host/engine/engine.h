@@ -57,6 +57,8 @@ struct engine_extra {
 	double expert_host_gbps; /* --expert-host-gbps G: modeled host expert rate, GB/s of weights
 	                             (0 = measured at open) */
 	const char *expert_events; /* --expert-events F.jsonl: every cache decision */
+	const char *kv_format;	   /* --kv-format f32|bf16|fp8: the card's latent KV cache records
+				      (NULL = f32; bf16 and fp8 need the striped attention CU) */
 };
 
 struct engine {

@@ -245,8 +245,9 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 		return r;
 	if (c->q_lora_rank > 0 && (r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)))
 		return r;
-	if (e->gv) { /* every matrix striped over the GEMV lanes */
-		if ((r = card_place(e, (int)e->act_bank, NULL,
+	if (e->gv) { /* every matrix striped over the GEMV lanes (and the cache, gv_attn) */
+		if (!e->gv_attn &&
+		    (r = card_place(e, (int)e->act_bank, NULL,
 				    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
 			return r;
 		return card_gemv_layer(e, L, lw, err, errlen);
@@ -444,14 +445,18 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		TRY(card_mla_gemv(e, L, GV_Q_B));
 	else if (ql > 0)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
-	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
-	if (!k)
-		return -E2BIG;
-	k->u.kv.src = e->kvrow;
-	k->u.kv.cache = L->kv;
-	k->u.kv.row = (uint32_t)row;
-	k->u.kv.pos = (uint32_t)p;
-	k->u.kv.ctx_cap = (uint32_t)e->max_seq;
+	if (e->gv_attn) {
+		TRY(card_kv_append_lanes(e, L, p));
+	} else {
+		struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
+		if (!k)
+			return -E2BIG;
+		k->u.kv.src = e->kvrow;
+		k->u.kv.cache = L->kv;
+		k->u.kv.row = (uint32_t)row;
+		k->u.kv.pos = (uint32_t)p;
+		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
+	}
 	TRY(card_barrier(e));
 	/* q_pe of every head, roped into the attention query rows [H][kvl + rope] */
 	TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe", e->q + 4 * (uint64_t)nope, 0, 0,
@@ -466,9 +471,12 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 			      e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0,
 			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(card_barrier(e));
-	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
-	if (!m)
+	if (e->gv_attn)
+		TRY(card_attn_lanes(e, L, p));
+	struct abi_cmd *m = e->gv_attn ? NULL : card_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
+	if (!m && !e->gv_attn)
 		return -E2BIG;
+	if (m) {
 	m->u.mla.q = e->qcat;
 	m->u.mla.kv = L->kv;
 	m->u.mla.out = e->lat;
@@ -478,6 +486,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	m->u.mla.n_ctx = (uint32_t)p + 1;
 	m->u.mla.ctx_cap = (uint32_t)e->max_seq;
 	memcpy(&m->u.mla.scale, &e->softmax_scale, 4);
+	}
 	TRY(card_barrier(e));
 	int sc = (kvl + 127) / 128;
 	if (e->gv)
@@ -1046,8 +1055,8 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->threads = pool_nthreads(e->pool);
 	en->isa = e->kc.isa->name;
 	/* the stripe arena first: it must sit at one offset in every lane bank */
-	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0), err,
-				errlen)))
+	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0),
+				x ? x->kv_format : NULL, err, errlen)))
 		goto fail;
 	if ((r = ee_place_acts(e)) || (r = ee_place_rope(e)) ||
 	    (r = ee_place_model(e, x, err, errlen)))

@@ -87,7 +87,8 @@ struct ee_layer {
 	struct cmat gu, down;	       /* dense FFN */
 	struct cmat *ex_gu, *ex_down;  /* [E] routed experts */
 	struct cmat sh_gu, sh_down;    /* shared experts (rows 0 when none) */
-	uint64_t kv;		       /* f32 [max_seq][kv_lora+rope] latent cache */
+	uint64_t kv;		       /* f32 [max_seq][kv_lora+rope] latent cache (act bank) */
+	uint64_t kv_off;	       /* the striped cache's stripe set (ee.gv_attn) */
 	const struct layer_weights *lw;
 	int moe;
 	struct ee_gv_layer gv; /* with the GEMV CU (ee.gv) */
@@ -120,6 +121,9 @@ struct ee {
 	uint32_t gv_axi_bits;	  /* lane port width */
 	uint64_t gv_base, gv_cap; /* the stripe arena: offset in every lane bank, bytes */
 	uint64_t gv_cur;	  /* bytes of the arena used */
+	int gv_attn;		  /* 1: the latent cache striped over the lanes (mla_attn_lanes) */
+	uint32_t attn_macs;	  /* its f32 MACs per lane per cycle (board) */
+	uint32_t kv_fmt;	  /* enum abi_kv_fmt of the cache records */
 	int gv_route;		  /* 1: the MoE router runs on the card (moe_route CU) */
 	int gv_head;		  /* 1: lm_head (and the MTP head) run on the GEMV CU */
 	uint64_t gv_logits;	  /* f32 [vocab] logits on the card */
@@ -155,6 +159,7 @@ struct ee {
 	uint64_t card0, link0;	       /* modeled card busy / link ns then */
 	double t_sched, t_wait, t_host, t_wall; /* s */
 	double dry_ns;				/* dry mode: modeled card ns */
+	double dry_op_ns[ABI_OP_COUNT];		/* dry mode: command ns by opcode (summed) */
 	struct ee_prof *prof;			/* profile records (when --profile) */
 	size_t n_prof, cap_prof;
 	const char *profile;
@@ -321,7 +326,7 @@ int card_write_profile(struct ee *e);
 /* Decides whether the lowering uses the board's GEMV CU (a backend that runs GEMV, every expert
  * resident (cache 0), the activation bank on the CU's gmem_a) and reserves the stripe arena in every lane
  * bank; call before anything else is placed. 0, or a negative errno with err set. */
-int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen);
+int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, size_t errlen);
 /* Places layer L's matrices striped (lw NULL: shapes only, for the dry what-if) and builds its
  * static group tables. */
 int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
@@ -343,6 +348,12 @@ int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx);
 /* The per-head W_UK^T copies of kv_b (codes [H][kvl][nope], scales [H][kbl][kbn]); malloc'd. */
 int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t **codes,
 		    float **scales, char *err, size_t errlen);
+/* The KV_APPEND and MLA_ATTN_LANES commands of the striped cache (card_mla). */
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p);
+int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p);
+/* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */
+int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,
+			       uint32_t clk_khz);
 /* Modeled cycles of a GEMV command of the list (dry timing). */
 int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_mbps,
 			 uint32_t clk_khz);

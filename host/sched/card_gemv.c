@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hls/mla_attn/mla_attn.h"
 #include "hls/moe_route/moe_route.h"
 #include "model/router.h"
 #include "sched/card_engine_impl.h"
@@ -118,12 +119,60 @@ static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *act)
 	return 0;
 }
 
-int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen)
+/* Bytes of one layer's striped latent cache (max_seq tokens). */
+static uint64_t gv_kv_bytes(const struct ee *e)
+{
+	const struct config *c = e->c;
+	int mf = e->kv_fmt == ABI_KV_BF16 ? MLA_CACHE_BF16
+		 : e->kv_fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
+					   : MLA_CACHE_F32;
+	return al64(mla_lanes_bytes(e->max_seq, (int)e->gv_lanes, mf, c->kv_lora_rank,
+				    c->qk_rope_head_dim));
+}
+
+/* The board's striped-attention CU: its lanes (0 = none) and MACs per lane. */
+static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs)
+{
+	const struct board_desc *bd = backend_board(e->be);
+	for (uint32_t i = 0; i < bd->n_cus; i++) {
+		const struct board_cu *cu = &bd->cu[i];
+		uint32_t n = 0;
+		char name[BOARD_NAME_MAX];
+		if (strcmp(cu->kernel, "mla_attn_lanes"))
+			continue;
+		for (;; n++) {
+			snprintf(name, sizeof name, "gmem_l%u", n);
+			if (board_cu_port_find(cu, name) < 0)
+				break;
+		}
+		*macs = cu->lane_macs ? cu->lane_macs : MLA_LANE_MACS;
+		return n;
+	}
+	return 0;
+}
+
+int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, size_t errlen)
 {
 	const struct config *c = e->c;
 	uint32_t act = 0;
 	const char *off = getenv("MOECARD_CARD_GEMV");
 	e->gv = 0;
+	e->kv_fmt = ABI_KV_F32;
+	if (kv_format && strcmp(kv_format, "f32")) {
+		if (!strcmp(kv_format, "bf16")) {
+			e->kv_fmt = ABI_KV_BF16;
+		} else if (!strcmp(kv_format, "fp8")) {
+			e->kv_fmt = ABI_KV_FP8;
+		} else {
+			snprintf(err, errlen, "--kv-format %s: one of f32, bf16, fp8", kv_format);
+			return -EINVAL;
+		}
+	}
+	if (e->kv_fmt != ABI_KV_F32 && cache) {
+		snprintf(err, errlen, "--kv-format %s needs every expert resident (no --expert-slots)",
+			 kv_format);
+		return -EINVAL;
+	}
 	if ((off && !strcmp(off, "0")) || cache || !backend_supports_op(e->be, ABI_OP_GEMV))
 		return 0;
 	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &act);
@@ -133,7 +182,30 @@ int card_gemv_init(struct ee *e, int cache, char *err, size_t errlen)
 	for (int l = 0; l < L; l++)
 		nmoe += config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
 	gv_decide(e);
+	uint32_t am = 0, al = gv_attn_cu(e, &am);
+	const struct config *cc = e->c;
+	e->gv_attn = backend_supports_op(e->be, ABI_OP_MLA_ATTN_LANES) && al == e->gv_lanes &&
+		     !gv_env_off("MOECARD_CARD_ATTN") && cc->kv_lora_rank <= MLA_MAX_DC &&
+		     cc->qk_rope_head_dim <= MLA_MAX_DR && cc->num_attention_heads <= MLA_MAX_H &&
+		     e->max_seq <= MLA_MAX_T;
+	e->attn_macs = am;
+	if (e->kv_fmt != ABI_KV_F32 && !e->gv_attn) {
+		snprintf(err, errlen,
+			 "--kv-format %s: %s has no striped attention CU (mla_attn_lanes) that "
+			 "reads it",
+			 kv_format, backend_board(e->be)->model);
+		e->gv = 0;
+		return -EINVAL;
+	}
+	if (e->kv_fmt == ABI_KV_FP8 && cc->kv_lora_rank % 128) {
+		snprintf(err, errlen, "--kv-format fp8: kv_lora_rank %d is not a multiple of 128",
+			 cc->kv_lora_rank);
+		e->gv = 0;
+		return -EINVAL;
+	}
 	uint64_t need = (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
+	if (e->gv_attn)
+		need += (uint64_t)L * gv_kv_bytes(e);
 	if (e->gv_head)
 		need += gv_bytes(e, c->vocab_size, c->hidden_size, FP8_GEMV_W_BF16) *
 			(e->w && e->w->mtp && gv_mtp_head_own(e) ? 2 : 1);
@@ -351,6 +423,13 @@ int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights
 {
 	const struct config *c = e->c;
 	struct ee_gv_layer *g = &L->gv;
+	if (e->gv_attn) { /* the latent cache's stripe set */
+		uint64_t kb = gv_kv_bytes(e);
+		if (e->gv_cur + kb > e->gv_cap)
+			return -ENOSPC;
+		L->kv_off = e->gv_base + e->gv_cur;
+		e->gv_cur += kb;
+	}
 	int D = c->hidden_size, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
 	int E = c->n_routed_experts, r;
 	int dense = !lw || !lw->is_moe, moe = !lw || lw->is_moe;
@@ -605,4 +684,59 @@ int card_route_check(struct ee *e, int from, int to)
 		e->route_diff += (uint64_t)diff;
 	}
 	return 0;
+}
+
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p)
+{
+	const struct config *c = e->c;
+	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
+	uint64_t rec = abi_kv_record_bytes(e->kv_fmt, (uint64_t)kvl, (uint64_t)rope);
+	uint64_t b = (uint64_t)p / MLA_TB, lane = b % e->gv_lanes;
+	uint64_t local = b / e->gv_lanes * MLA_TB + (uint64_t)p % MLA_TB;
+	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append (striped)");
+	if (!k)
+		return -E2BIG;
+	k->u.kv.src = e->kvrow;
+	k->u.kv.cache = ABI_ADDR(lane, L->kv_off + local * rec);
+	k->u.kv.row = (uint32_t)(kvl + rope);
+	k->u.kv.pos = 0;
+	k->u.kv.ctx_cap = 1;
+	k->u.kv.word = e->kv_fmt == ABI_KV_F32 ? 0 : ABI_KV_WORD(e->kv_fmt, rope);
+	return 0;
+}
+
+int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p)
+{
+	const struct config *c = e->c;
+	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (striped, all heads)");
+	if (!m)
+		return -E2BIG;
+	m->u.mlal.q = e->qcat;
+	m->u.mlal.out = e->lat;
+	m->u.mlal.cache_off = L->kv_off;
+	m->u.mlal.n_heads = (uint32_t)c->num_attention_heads;
+	m->u.mlal.kv_lora = (uint32_t)c->kv_lora_rank;
+	m->u.mlal.rope = (uint32_t)c->qk_rope_head_dim;
+	m->u.mlal.n_ctx = (uint32_t)p + 1;
+	m->u.mlal.ctx_cap = (uint32_t)e->max_seq;
+	m->u.mlal.word = e->kv_fmt;
+	memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
+	return 0;
+}
+
+int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,
+			       uint32_t clk_khz)
+{
+	struct hls_build b;
+	hls_build_default(&b);
+	if (clk_khz)
+		b.clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		b.bank_gbps = bw_mbps / 1000.0;
+	const struct abi_mla_lanes *m = &c->u.mlal;
+	int mf = m->word == ABI_KV_BF16 ? MLA_CACHE_BF16
+		 : m->word == ABI_KV_FP8 ? MLA_CACHE_FP8
+					 : MLA_CACHE_F32;
+	return mla_attn_lanes_cycles(&b, (int)e->gv_lanes, (int)m->n_ctx - 1, (int)m->n_heads,
+				     (int)m->kv_lora, (int)m->rope, mf, (int)e->attn_macs, NULL);
 }

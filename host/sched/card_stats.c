@@ -39,10 +39,12 @@ void card_dry_time(struct ee *e)
 				best = (int)k;
 		if (best < 0)
 			continue;
-		int64_t cyc = op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
-						: backend_cmd_cycles(c, bw, kclk);
+		int64_t cyc = op == ABI_OP_GEMV		 ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
+			      : op == ABI_OP_MLA_ATTN_LANES ? card_attn_lanes_cycles(e, c, bw, kclk)
+							    : backend_cmd_cycles(c, bw, kclk);
 		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
+		e->dry_op_ns[op] += (double)(t1 - t0);
 		cu_free[best] = t1;
 		t_all = t1 > t_all ? t1 : t_all;
 	}
@@ -146,6 +148,12 @@ static double ee_decode_bytes(const struct config *c, int pos, int with_mtp)
 	return b + head;
 }
 
+/* Bytes of the weights a decode step reads (ee_decode_bytes without the cache). */
+static double ee_weight_bytes(const struct config *c)
+{
+	return ee_decode_bytes(c, 0, 0);
+}
+
 /* A layer of config c with every matrix at card address 0 (dry mode reads no memory): only the
  * shapes the timing models need. L->ex_gu / ex_down hold n_routed_experts entries. */
 static void ee_dry_layer(const struct config *c, struct ee_layer *L)
@@ -220,7 +228,7 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 		goto out;
 	ee_dry_layer(c, &L);
 	char err[160] = "";
-	if (gemv && ((r = card_gemv_init(e, 0, err, sizeof err)) ||
+	if (gemv && ((r = card_gemv_init(e, 0, NULL, err, sizeof err)) ||
 		     (e->gv && ((r = card_gemv_layer(e, &L, NULL, err, sizeof err)) ||
 				(r = card_gemv_heads(e, NULL, err, sizeof err))))))
 		goto out;
@@ -253,6 +261,9 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 	if (m) {
 		card_host_model(c, backend_board(be), e->gv && e->gv_route, e->gv && e->gv_head, m);
 		m->card_ms = e->dry_ns / 1e6;
+		m->gemv_ms = (e->dry_op_ns[ABI_OP_GEMV] + e->dry_op_ns[ABI_OP_GEMM_FP8]) / 1e6;
+		m->attn_ms = (e->dry_op_ns[ABI_OP_MLA_ATTN] + e->dry_op_ns[ABI_OP_MLA_ATTN_LANES]) / 1e6;
+		m->gemv_bytes_ms = ee_weight_bytes(c) / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3;
 		m->e2e_ms = m->card_ms + m->link_ms + m->host_router_ms + m->host_head_ms +
 			    m->host_sample_ms;
 	}
@@ -290,22 +301,26 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			"\"whatif_671b_hbm_roofline_ms\":%.3f,"
 			"\"whatif_671b_modeled_hbm_roofline_frac\":%.4f,"
 			"\"whatif_671b_gemm_cus_modeled_e2e_ms_per_tok\":%.3f,"
-			"\"whatif_671b_gemm_cus_modeled_hbm_roofline_frac\":%.4f",
+			"\"whatif_671b_gemm_cus_modeled_hbm_roofline_frac\":%.4f,"
+			"\"whatif_671b_gemv_ms\":%.3f,\"whatif_671b_attn_ms\":%.3f",
 			m.card_ms, m.e2e_ms, m.link_ms,
 			m.host_router_ms + m.host_head_ms + m.host_sample_ms, roof, roof / m.e2e_ms,
-			m0.e2e_ms, roof / m0.e2e_ms);
+			m0.e2e_ms, roof / m0.e2e_ms, m.gemv_ms, m.attn_ms);
 		return;
 	}
 	fprintf(out,
 		"what-if 671B (%d layers, %d experts resident, ctx 4096), modeled end to end %.2f "
 		"ms/token (%.1f tok/s): card %.2f + link %.3f + host %.3f (router %.3f, lm_head "
 		"%.3f, sampling %.3f); HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): %.1f%% of "
-		"it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n",
+		"it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n"
+		"  where the card time goes: weight GEMVs %.2f ms (their bytes alone at the full "
+		"HBM rate: %.2f ms), attention %.2f ms, the rest %.2f ms\n",
 		c.num_hidden_layers, c.n_routed_experts, m.e2e_ms, 1e3 / m.e2e_ms, m.card_ms,
 		m.link_ms, m.host_router_ms + m.host_head_ms + m.host_sample_ms, m.host_router_ms,
 		m.host_head_ms, m.host_sample_ms, roof, bytes / 1e6,
 		backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / m.e2e_ms, m0.e2e_ms,
-		100 * roof / m0.e2e_ms);
+		100 * roof / m0.e2e_ms, m.gemv_ms, m.gemv_bytes_ms, m.attn_ms,
+		m.card_ms - m.gemv_ms - m.attn_ms);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
@@ -411,7 +426,7 @@ static const char *ee_op_name(uint32_t op)
 {
 	static const char *const n[ABI_OP_COUNT] = {
 	    "NOP",     "GEMM_FP8", "RMSNORM",	"ROPE",	    "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
-	    "SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE",	 "BARRIER",  "TIMESTAMP", "GEMV", "MOE_ROUTE"};
+	    "SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE",	 "BARRIER",  "TIMESTAMP", "GEMV", "MOE_ROUTE", "MLA_ATTN_LANES"};
 	return op < ABI_OP_COUNT ? n[op] : "?";
 }
 
