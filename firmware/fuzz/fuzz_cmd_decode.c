@@ -24,7 +24,7 @@ static void board_make(struct abi_board *b, const uint8_t *tweak, size_t n)
 	b->magic = ABI_BOARD_MAGIC;
 	b->version = ABI_BOARD_VERSION;
 	uint32_t dma = n > 0 ? tweak[0] % 3 : 1;
-	b->counts = ABI_BOARD_COUNTS(4, 3, dma);
+	b->counts = ABI_BOARD_COUNTS(4, 6, dma);
 	for (uint32_t i = 0; i < 4; i++) {
 		b->banks[i].base = 0x1000000000ull * (i + 1);
 		b->banks[i].size =
@@ -40,6 +40,19 @@ static void board_make(struct abi_board *b, const uint8_t *tweak, size_t n)
 	b->cus[2].word = ABI_CU_WORD(ABI_CU_MLA, 2);
 	b->cus[2].ops_mask = (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND);
 	b->cus[2].bank_mask = n > 6 ? (tweak[6] & 0xF) | 2 : 0xF;
+	/* a 2-lane GEMV, the router, a 2-lane striped attention (lanes on banks 0 and 1, which the
+	 * board check wants of one size: a tweak that makes them differ gets the board rejected) */
+	b->cus[3].word = ABI_CU_WORD_LANES(ABI_CU_GEMV, 3, 2);
+	b->cus[3].ops_mask = 1u << ABI_OP_GEMV;
+	b->cus[3].bank_mask = 0xF;
+	b->cus[4].word = ABI_CU_WORD(ABI_CU_VEC, 4);
+	b->cus[4].ops_mask = 1u << ABI_OP_MOE_ROUTE;
+	b->cus[4].bank_mask = 0xF;
+	b->cus[5].word = ABI_CU_WORD_LANES(ABI_CU_MLA, 5, 2);
+	b->cus[5].ops_mask = 1u << ABI_OP_MLA_ATTN_LANES;
+	b->cus[5].bank_mask = 0xF;
+	if (b->banks[0].size != b->banks[1].size)
+		b->banks[1].size = b->banks[0].size;
 	for (uint32_t i = 0; i < dma; i++) {
 		b->dma[i].word = i == 0 ? ABI_DMA_CAP_H2C : ABI_DMA_CAP_C2C;
 		b->dma[i].bw_mbps = 12000;
@@ -58,7 +71,8 @@ static int in_bank(const struct abi_board *b, uint64_t phys)
 static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 {
 	static const uint32_t gemm[] = {0, 2, 4, 6, 8}, vec[] = {0, 2, 4, 6, 8}, mla[] = {0, 2, 4},
-			      kv[] = {0, 2};
+			      kv[] = {0, 2}, gemv[] = {0}, route[] = {0, 2, 4, 6, 8},
+			      mlal[] = {0, 2};
 	const uint32_t *w = NULL;
 	size_t n = 0;
 	switch (c->op) {
@@ -73,6 +87,21 @@ static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 	case ABI_OP_KV_APPEND:
 		w = kv;
 		n = 2;
+		break;
+	case ABI_OP_GEMV:
+		w = gemv;
+		n = 1;
+		break;
+	case ABI_OP_MOE_ROUTE:
+		w = route;
+		n = 5;
+		break;
+	case ABI_OP_MLA_ATTN_LANES:
+		w = mlal;
+		n = 2;
+		/* the stripe set fits in the lane banks */
+		if (c->raw.u.mlal.cache_off > b->banks[0].size)
+			abort();
 		break;
 	case ABI_OP_DMA_FILL:
 		if (!in_bank(b, (uint64_t)c->args[2] | (uint64_t)c->args[3] << 32))

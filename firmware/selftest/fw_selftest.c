@@ -276,7 +276,7 @@ static void st_board_make(struct abi_board *b)
 	memset(b, 0, sizeof(*b));
 	b->magic = ABI_BOARD_MAGIC;
 	b->version = ABI_BOARD_VERSION;
-	b->counts = ABI_BOARD_COUNTS(3, 2, 1);
+	b->counts = ABI_BOARD_COUNTS(3, 5, 1);
 	for (uint32_t i = 0; i < 3; i++) {
 		b->banks[i].base = 0x100000000ull * (i + 1);
 		b->banks[i].size = 1u << 20;
@@ -288,6 +288,16 @@ static void st_board_make(struct abi_board *b)
 	b->cus[1].word = ABI_CU_WORD(ABI_CU_VEC, 1);
 	b->cus[1].ops_mask = 0x3FCu; /* RMSNORM .. KV_APPEND */
 	b->cus[1].bank_mask = 0x7;
+	/* a 2-lane GEMV and striped attention (lanes on banks 0 and 1), the router */
+	b->cus[2].word = ABI_CU_WORD_LANES(ABI_CU_GEMV, 2, 2);
+	b->cus[2].ops_mask = 1u << ABI_OP_GEMV;
+	b->cus[2].bank_mask = 0x7;
+	b->cus[3].word = ABI_CU_WORD(ABI_CU_VEC, 3);
+	b->cus[3].ops_mask = 1u << ABI_OP_MOE_ROUTE;
+	b->cus[3].bank_mask = 0x7;
+	b->cus[4].word = ABI_CU_WORD_LANES(ABI_CU_MLA, 4, 2);
+	b->cus[4].ops_mask = 1u << ABI_OP_MLA_ATTN_LANES;
+	b->cus[4].bank_mask = 0x7;
 	b->dma[0].word = ABI_DMA_CAP_H2C | ABI_DMA_CAP_C2C;
 	b->dma[0].bw_mbps = 12000;
 }
@@ -506,6 +516,98 @@ static void st_decoder(void)
 	c.u.dma.src = ABI_ADDR(3, 0);
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
 	CHECK_EQ(d, ABI_FIELD(u.dma.src));
+
+	/* KV_APPEND record formats */
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_KV_APPEND, 3);
+	c.u.kv.src = ABI_ADDR(0, 0);
+	c.u.kv.cache = ABI_ADDR(1, 0);
+	c.u.kv.row = 144;
+	c.u.kv.ctx_cap = 256;
+	c.u.kv.word = ABI_KV_WORD(ABI_KV_FP8, 16); /* c' 128 E4M3 + 1 scale, k_pe 16 bf16 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.kv.row = 100; /* c' 84: not a multiple of 128 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.kv.word));
+	c.u.kv.row = 144;
+	c.u.kv.word = ABI_KV_WORD(ABI_KV_F32, 16); /* f32 records take no rope width */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+
+	/* GEMV: a group table in a bank */
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_GEMV, 6);
+	c.u.gemv.tab = ABI_ADDR(2, 4096);
+	c.u.gemv.ng = 3;
+	c.u.gemv.m = 1;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.gemv.ng = 0;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemv.ng));
+	c.u.gemv.ng = 3;
+	c.u.gemv.m = ABI_GEMV_MAX_M + 1;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	c.u.gemv.m = 1;
+	c.u.gemv.tab = ABI_ADDR(2, (1u << 20) - 64); /* 3 groups run past the bank */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	c.u.gemv.tab = ABI_ADDR(2, 4100); /* not 8-byte aligned */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+
+	/* MOE_ROUTE */
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_MOE_ROUTE, 7);
+	c.u.route.logit = ABI_ADDR(2, 0);
+	c.u.route.bias = ABI_ADDR(2, 1024);
+	c.u.route.out = ABI_ADDR(2, 2048);
+	c.u.route.tmpl = ABI_ADDR(2, 4096);
+	c.u.route.tab = ABI_ADDR(2, 8192);
+	c.u.route.stride = 4096;
+	c.u.route.e = 16;
+	c.u.route.k = 4;
+	c.u.route.groups = 4u | 2u << 16;
+	c.u.route.flags = ABI_ROUTE_F_ALL & ~ABI_ROUTE_F_SOFTMAX;
+	c.u.route.scale = 0x3f800000u;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.route.groups = 5u | 2u << 16; /* 5 groups do not divide 16 experts */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.route.groups));
+	c.u.route.groups = 4u | 2u << 16;
+	c.u.route.k = 17;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	c.u.route.k = 4;
+	c.u.route.flags &= ~ABI_ROUTE_F_TABLES; /* no tables: stride and table operands 0 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.route.stride));
+
+	/* MLA_ATTN_LANES: the stripe set must fit in the lane banks */
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_MLA_ATTN_LANES, 8);
+	c.u.mlal.q = ABI_ADDR(2, 0);
+	c.u.mlal.out = ABI_ADDR(2, 65536);
+	c.u.mlal.n_heads = 4;
+	c.u.mlal.kv_lora = 128;
+	c.u.mlal.rope = 16;
+	c.u.mlal.n_ctx = 10;
+	c.u.mlal.ctx_cap = 64;
+	c.u.mlal.word = ABI_KV_FP8;
+	c.u.mlal.scale = 0x3e000000u;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.mlal.cache_off = (1u << 20) - 1024; /* a 32-token block of 164-byte records: past it */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.mlal.cache_off));
+	c.u.mlal.cache_off = 0;
+	c.u.mlal.word = 3; /* no such record format */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+
+	/* a lane CU on banks of different sizes, or running another op, is rejected */
+	b = st_board;
+	b.banks[1].size = 1u << 19;
+	CHECK_EQ(fw_board_check(&b, &field), -EINVAL);
+	b = st_board;
+	b.cus[2].ops_mask |= 1u << ABI_OP_GEMM_FP8;
+	CHECK_EQ(fw_board_check(&b, &field), -EINVAL);
+	b = st_board;
+	b.cus[0].word = ABI_CU_WORD_LANES(ABI_CU_GEMM, 0, 2); /* lanes on a GEMM CU */
+	CHECK_EQ(fw_board_check(&b, &field), -EINVAL);
 
 	/* header-only ops take no payload */
 	memset(&c, 0, sizeof c);
