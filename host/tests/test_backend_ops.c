@@ -6,6 +6,9 @@
  * limits hls/README.md states for the kernels; copies are exact. Prints the worst error per op.
  * The unquantized GEMM mode (ACT_F32, the absorbed MLA products) is also checked on each backend
  * against a double reference over dequantized weights (docs/numerics.md, Unquantized products).
+ * The lane CUs' opcodes (GEMV, MOE_ROUTE, MLA_ATTN_LANES) need striped operands: their kernels
+ * are tested in hls/tests, and the ref and emu backends run them side by side on whole models in
+ * host/tests/test_emu_model.sh.
  */
 #include <math.h>
 #include <stdio.h>
