@@ -369,11 +369,18 @@ void card_stats(struct engine *en, FILE *out, int json)
 	double h_route = e->host_route_b / n / gbps * 1e3, h_head = e->host_head_b / n / gbps * 1e3;
 	double h_sample = ((double)e->c->vocab_size * 4 + e->c->hidden_size * 2) / gbps * 1e3;
 	double host = h_route + h_head + h_sample, e2e = card + link + host;
-	const char *design = e->gv ? (e->gv_route ? (e->gv_head ? "GEMV CU, router and lm_head on the card"
-								: "GEMV CU, router on the card")
-						  : (e->gv_head ? "GEMV CU, lm_head on the card"
-								: "GEMV CU"))
-				   : "fp8_gemm CUs";
+	char design[160];
+	static const char *const kvf[] = {"f32", "bf16", "fp8"};
+	if (e->gv)
+		snprintf(design, sizeof design, "GEMV CU (%u lanes)%s%s%s", e->gv_lanes,
+			 e->gv_route ? ", router on the card" : "",
+			 e->gv_head ? ", lm_head on the card" : "",
+			 e->gv_attn ? (e->kv_fmt == ABI_KV_BF16 ? ", striped attention (bf16 cache)"
+				       : e->kv_fmt == ABI_KV_FP8 ? ", striped attention (fp8 cache)"
+								  : ", striped attention (f32 cache)")
+				    : "");
+	else
+		snprintf(design, sizeof design, "fp8_gemm CUs, %s cache", kvf[0]);
 	if (json) {
 		fprintf(out,
 			"{\"backend\":\"emu\",\"tokens\":%llu,\"modeled_card_ms_per_tok\":%.4f,"

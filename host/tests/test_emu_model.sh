@@ -159,7 +159,7 @@ t = json.load(open('$T/trace.json'))['traceEvents']
 assert len(t) > 100, len(t)
 assert all(e['ph'] == 'X' and e['dur'] >= 0 for e in t)
 names = {e['cat'] for e in t}
-assert {'GEMV', 'MLA_ATTN', 'RMSNORM', 'KV_APPEND'} <= names, names
+assert {'GEMV', 'MOE_ROUTE', 'MLA_ATTN_LANES', 'RMSNORM', 'KV_APPEND'} <= names, names
 print(len(t), 'events')
 "; then ok "profile trace.json"; else bad "profile trace.json"; fi
 
