@@ -13,7 +13,7 @@
 #define CU_OPS_MASK                                                                                \
 	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |                  \
 	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |        \
-	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND) |            \
+	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND) |             \
 	 (1u << ABI_OP_GEMV) | (1u << ABI_OP_MOE_ROUTE) | (1u << ABI_OP_MLA_ATTN_LANES))
 
 #define BOARD_FIELD(member) ((uint32_t)offsetof(struct abi_board, member))

@@ -41,7 +41,8 @@ struct abi_cu {
 };
 static_assert(sizeof(struct abi_cu) == 16, "abi_cu is 16 bytes");
 #define ABI_CU_WORD(kind, regblk) ((uint32_t)(kind) | ((uint32_t)(regblk) << 8))
-#define ABI_CU_WORD_LANES(kind, regblk, lanes) (ABI_CU_WORD(kind, regblk) | ((uint32_t)(lanes) << 16))
+#define ABI_CU_WORD_LANES(kind, regblk, lanes)                                                     \
+	(ABI_CU_WORD(kind, regblk) | ((uint32_t)(lanes) << 16))
 #define ABI_CU_LANES(w) (((w) >> 16) & 0xFFu)
 #define ABI_CU_KIND(w) ((w)&0xFFu)
 #define ABI_CU_REGBLK(w) (((w) >> 8) & 0xFFu)

@@ -46,7 +46,8 @@ enum abi_op {
 	ABI_OP_TIMESTAMP = 13, /* completes with start = end = card time when it reached the head */
 	ABI_OP_GEMV = 14,      /* grouped GEMV over weights striped on every lane bank (fp8_gemv) */
 	ABI_OP_MOE_ROUTE = 15, /* MoE router: gate logits -> experts, weights, GEMV tables */
-	ABI_OP_MLA_ATTN_LANES = 16, /* MLA decode attention over a cache striped on the lane banks */
+	ABI_OP_MLA_ATTN_LANES =
+	    16, /* MLA decode attention over a cache striped on the lane banks */
 	ABI_OP_COUNT = 17
 };
 

@@ -490,7 +490,7 @@ static void errors(void)
 		    {"NULL lane", L, 4, M, tab, nul}};
 	for (size_t c = 0; c < sizeof args / sizeof args[0]; c++) {
 		uint32_t rc = fp8_gemv_run(act.p, act.size, args[c].lanes, ln.size, args[c].L,
-				       args[c].tab, args[c].ng, args[c].m);
+					   args[c].tab, args[c].ng, args[c].m);
 		CHECK_EQ(rc, FP8_GEMV_E_ARGS, "%s", args[c].what);
 		CHECK(!memcmp(snap, act.p, act.size), "%s: nothing written", args[c].what);
 	}

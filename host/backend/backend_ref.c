@@ -250,7 +250,8 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 			    fc.op == ABI_OP_MLA_ATTN_LANES)
 				detail = backend_cu_exec(
 				    fc.op, fc.args, cpu_phys, &c->mem,
-				    fc.op == ABI_OP_MLA_ATTN_LANES ? &c->cu_attn : &c->cu, 0, 0, &cyc);
+				    fc.op == ABI_OP_MLA_ATTN_LANES ? &c->cu_attn : &c->cu, 0, 0,
+				    &cyc);
 			else if (fc.op >= ABI_OP_RMSNORM && fc.op <= ABI_OP_SOFTMAX)
 				detail = cpu_vec(c, &fc);
 			else if (fc.op == ABI_OP_MLA_ATTN)
@@ -352,8 +353,8 @@ int backend_ref_open(struct backend **out, const struct board_desc *bd, char *er
 	int r = backend_board_block(bd, &c->b.blk, err, errlen);
 	if (!r && (r = backend_mem_init(&c->mem, &c->b.blk)))
 		snprintf(err, errlen, "ref backend: cannot map the card's memory");
-	if (!r && ((r = backend_cu_scratch_init(&c->cu)) ||
-		   (r = backend_cu_scratch_init(&c->cu_attn))))
+	if (!r &&
+	    ((r = backend_cu_scratch_init(&c->cu)) || (r = backend_cu_scratch_init(&c->cu_attn))))
 		snprintf(err, errlen, "ref backend: out of memory");
 	if (!r) /* the reference card runs GEMV when the board has a GEMV CU */
 		(void)backend_cu_wire(&c->cu, bd, &c->b.blk, "fp8_gemv");

@@ -477,15 +477,15 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	if (!m && !e->gv_attn)
 		return -E2BIG;
 	if (m) {
-	m->u.mla.q = e->qcat;
-	m->u.mla.kv = L->kv;
-	m->u.mla.out = e->lat;
-	m->u.mla.n_heads = (uint32_t)H;
-	m->u.mla.kv_lora = (uint32_t)kvl;
-	m->u.mla.rope = (uint32_t)rope;
-	m->u.mla.n_ctx = (uint32_t)p + 1;
-	m->u.mla.ctx_cap = (uint32_t)e->max_seq;
-	memcpy(&m->u.mla.scale, &e->softmax_scale, 4);
+		m->u.mla.q = e->qcat;
+		m->u.mla.kv = L->kv;
+		m->u.mla.out = e->lat;
+		m->u.mla.n_heads = (uint32_t)H;
+		m->u.mla.kv_lora = (uint32_t)kvl;
+		m->u.mla.rope = (uint32_t)rope;
+		m->u.mla.n_ctx = (uint32_t)p + 1;
+		m->u.mla.ctx_cap = (uint32_t)e->max_seq;
+		memcpy(&m->u.mla.scale, &e->softmax_scale, 4);
 	}
 	TRY(card_barrier(e));
 	int sc = (kvl + 127) / 128;
@@ -635,7 +635,8 @@ static int ee_layer_run(struct ee *e, int li, int p)
 		if (idx[j] < 0 || idx[j] >= E)
 			idx[j] = 0;
 	/* the route weights where the down GEMMs read them (the GEMV tables: the route output) */
-	TRY(card_write(e, e->gv ? L->gv.rout + 4 * (uint64_t)k : e->rw, w, sizeof(float) * (size_t)k));
+	TRY(card_write(e, e->gv ? L->gv.rout + 4 * (uint64_t)k : e->rw, w,
+		       sizeof(float) * (size_t)k));
 	if (trace) /* the layer's gate is re-run on hxn: self_mismatch checks the trace's router */
 		(void)expert_trace_writer_record(e->xt, &e->kc, li, p, 1, idx, w, e->hxn);
 	e->t_host += now_s() - t0;

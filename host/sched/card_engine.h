@@ -32,7 +32,6 @@ void card_host_model(const struct config *c, const struct board_desc *bd, int ro
 int card_engine_whatif2(const struct config *c, const struct backend *be, int pos, int gemv,
 			double *card_ns, double *hbm_bytes, struct card_e2e *m);
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, int gemv,
-		       double *card_ns,
-		       double *hbm_bytes);
+		       double *card_ns, double *hbm_bytes);
 
 #endif

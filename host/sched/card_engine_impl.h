@@ -28,7 +28,7 @@
  * run on the host, sampling over the logits, the embedding row): a modeled figure, so that the
  * end-to-end time does not depend on how busy the host running the emulation is. */
 #define EE_HOST_MODEL_GBPS 20.0
-#define EE_CMD_TIMEOUT 200u   /* hang timeout per command, 100 us units (20 ms card time) */
+#define EE_CMD_TIMEOUT 200u /* hang timeout per command, 100 us units (20 ms card time) */
 
 #define TRY(x)                                                                                     \
 	do {                                                                                       \
@@ -54,26 +54,26 @@ struct smat {
 
 /* A GEMV group table: card address (activation bank) and the host copy the dry timing reads. */
 struct gvtab {
-	uint64_t addr;		   /* card address */
-	struct fp8_gemv_grp *g;	   /* [cap] host copy */
-	int ng, cap;		   /* entries used, allocated */
+	uint64_t addr;		/* card address */
+	struct fp8_gemv_grp *g; /* [cap] host copy */
+	int ng, cap;		/* entries used, allocated */
 };
 
 /* The striped matrices and static group tables of one layer (card_gemv.c). */
 struct ee_gv_layer {
-	struct smat qa, qb, kva, o, gu, down, shgu, shdown; /* qb is q_proj without q_lora */
-	struct smat *ukt, *uv;				    /* [H] per-head W_UK^T, W_UV */
-	struct smat *exgu, *exdn;			    /* [E] routed experts */
+	struct smat qa, qb, kva, o, gu, down, shgu, shdown;	   /* qb is q_proj without q_lora */
+	struct smat *ukt, *uv;					   /* [H] per-head W_UK^T, W_UV */
+	struct smat *exgu, *exdn;				   /* [E] routed experts */
 	struct gvtab t_qkva, t_qb, t_ukt, t_uv, t_o, t_gu, t_down; /* static */
 	struct gvtab t_mgu, t_mdn; /* MoE: rewritten after each routing (back to back) */
 	/* the router on the card (ee.gv_route) */
-	struct smat gate;	  /* mlp.gate.weight, bf16 striped */
-	struct gvtab t_gate;	  /* the gate GEMV: xn -> rlog */
-	uint64_t bias;		  /* e_score_correction_bias f32 [E], 0 when absent */
-	uint64_t rlog;		  /* f32 [E] the gate's logits */
-	uint64_t rout;		  /* the route's output: idx int32 [k], then w f32 [k] */
-	uint64_t tmpl;		  /* the MoE tables' templates, 2 (k+1) records */
-	uint32_t stride;	  /* bytes between two experts' stripe sets */
+	struct smat gate;    /* mlp.gate.weight, bf16 striped */
+	struct gvtab t_gate; /* the gate GEMV: xn -> rlog */
+	uint64_t bias;	     /* e_score_correction_bias f32 [E], 0 when absent */
+	uint64_t rlog;	     /* f32 [E] the gate's logits */
+	uint64_t rout;	     /* the route's output: idx int32 [k], then w f32 [k] */
+	uint64_t tmpl;	     /* the MoE tables' templates, 2 (k+1) records */
+	uint32_t stride;     /* bytes between two experts' stripe sets */
 };
 
 /* One decoder layer on the card. */
@@ -97,7 +97,7 @@ struct ee_layer {
 /* A command list being built. */
 struct ee_list {
 	struct abi_cmd cmd[BACKEND_MAX_LIST];
-	const char *what[BACKEND_MAX_LIST]; /* label per command (profile) */
+	const char *what[BACKEND_MAX_LIST];	  /* label per command (profile) */
 	const struct gvtab *gt[BACKEND_MAX_LIST]; /* GEMV: its table (dry timing) */
 	uint32_t n;
 };
@@ -130,7 +130,7 @@ struct ee {
 	struct smat head, mtp_head; /* bf16 striped lm_head, MTP shared head (may equal head) */
 	struct gvtab t_head, t_mtp_head;
 	double host_route_b, host_head_b; /* bytes the host's router / lm_head read (modeled) */
-	int route_check;		    /* MOECARD_ROUTE_CHECK=1: each card routing re-run on the host */
+	int route_check; /* MOECARD_ROUTE_CHECK=1: each card routing re-run on the host */
 	uint64_t route_checked, route_diff; /* decisions checked, differing (idx or w bits) */
 	int max_seq;
 	int n_hbm;	    /* banks used for weights */

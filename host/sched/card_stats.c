@@ -39,7 +39,7 @@ void card_dry_time(struct ee *e)
 				best = (int)k;
 		if (best < 0)
 			continue;
-		int64_t cyc = op == ABI_OP_GEMV		 ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
+		int64_t cyc = op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
 			      : op == ABI_OP_MLA_ATTN_LANES ? card_attn_lanes_cycles(e, c, bw, kclk)
 							    : backend_cmd_cycles(c, bw, kclk);
 		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
@@ -262,8 +262,10 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 		card_host_model(c, backend_board(be), e->gv && e->gv_route, e->gv && e->gv_head, m);
 		m->card_ms = e->dry_ns / 1e6;
 		m->gemv_ms = (e->dry_op_ns[ABI_OP_GEMV] + e->dry_op_ns[ABI_OP_GEMM_FP8]) / 1e6;
-		m->attn_ms = (e->dry_op_ns[ABI_OP_MLA_ATTN] + e->dry_op_ns[ABI_OP_MLA_ATTN_LANES]) / 1e6;
-		m->gemv_bytes_ms = ee_weight_bytes(c) / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3;
+		m->attn_ms =
+		    (e->dry_op_ns[ABI_OP_MLA_ATTN] + e->dry_op_ns[ABI_OP_MLA_ATTN_LANES]) / 1e6;
+		m->gemv_bytes_ms =
+		    ee_weight_bytes(c) / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3;
 		m->e2e_ms = m->card_ms + m->link_ms + m->host_router_ms + m->host_head_ms +
 			    m->host_sample_ms;
 	}
@@ -308,19 +310,19 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			m0.e2e_ms, roof / m0.e2e_ms, m.gemv_ms, m.attn_ms);
 		return;
 	}
-	fprintf(out,
-		"what-if 671B (%d layers, %d experts resident, ctx 4096), modeled end to end %.2f "
-		"ms/token (%.1f tok/s): card %.2f + link %.3f + host %.3f (router %.3f, lm_head "
-		"%.3f, sampling %.3f); HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): %.1f%% of "
-		"it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n"
-		"  where the card time goes: weight GEMVs %.2f ms (their bytes alone at the full "
-		"HBM rate: %.2f ms), attention %.2f ms, the rest %.2f ms\n",
-		c.num_hidden_layers, c.n_routed_experts, m.e2e_ms, 1e3 / m.e2e_ms, m.card_ms,
-		m.link_ms, m.host_router_ms + m.host_head_ms + m.host_sample_ms, m.host_router_ms,
-		m.host_head_ms, m.host_sample_ms, roof, bytes / 1e6,
-		backend_board(be)->mem_bw_mbps / 1e3, 100 * roof / m.e2e_ms, m0.e2e_ms,
-		100 * roof / m0.e2e_ms, m.gemv_ms, m.gemv_bytes_ms, m.attn_ms,
-		m.card_ms - m.gemv_ms - m.attn_ms);
+	fprintf(
+	    out,
+	    "what-if 671B (%d layers, %d experts resident, ctx 4096), modeled end to end %.2f "
+	    "ms/token (%.1f tok/s): card %.2f + link %.3f + host %.3f (router %.3f, lm_head "
+	    "%.3f, sampling %.3f); HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): %.1f%% of "
+	    "it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n"
+	    "  where the card time goes: weight GEMVs %.2f ms (their bytes alone at the full "
+	    "HBM rate: %.2f ms), attention %.2f ms, the rest %.2f ms\n",
+	    c.num_hidden_layers, c.n_routed_experts, m.e2e_ms, 1e3 / m.e2e_ms, m.card_ms, m.link_ms,
+	    m.host_router_ms + m.host_head_ms + m.host_sample_ms, m.host_router_ms, m.host_head_ms,
+	    m.host_sample_ms, roof, bytes / 1e6, backend_board(be)->mem_bw_mbps / 1e3,
+	    100 * roof / m.e2e_ms, m0.e2e_ms, 100 * roof / m0.e2e_ms, m.gemv_ms, m.gemv_bytes_ms,
+	    m.attn_ms, m.card_ms - m.gemv_ms - m.attn_ms);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
@@ -375,10 +377,11 @@ void card_stats(struct engine *en, FILE *out, int json)
 		snprintf(design, sizeof design, "GEMV CU (%u lanes)%s%s%s", e->gv_lanes,
 			 e->gv_route ? ", router on the card" : "",
 			 e->gv_head ? ", lm_head on the card" : "",
-			 e->gv_attn ? (e->kv_fmt == ABI_KV_BF16 ? ", striped attention (bf16 cache)"
-				       : e->kv_fmt == ABI_KV_FP8 ? ", striped attention (fp8 cache)"
-								  : ", striped attention (f32 cache)")
-				    : "");
+			 e->gv_attn
+			     ? (e->kv_fmt == ABI_KV_BF16  ? ", striped attention (bf16 cache)"
+				: e->kv_fmt == ABI_KV_FP8 ? ", striped attention (fp8 cache)"
+							  : ", striped attention (f32 cache)")
+			     : "");
 	else
 		snprintf(design, sizeof design, "fp8_gemm CUs, %s cache", kvf[0]);
 	if (json) {
@@ -388,8 +391,10 @@ void card_stats(struct engine *en, FILE *out, int json)
 			"\"submits_per_tok\":%.2f,\"host_sched_us_per_tok\":%.1f,"
 			"\"host_compute_us_per_tok\":%.1f,\"host_wall_ms_per_tok\":%.3f,"
 			"\"modeled_hbm_roofline_frac\":%.4f,\"modeled_e2e_ms_per_token\":%.4f,"
-			"\"modeled_host_router_ms_per_tok\":%.4f,\"modeled_host_lm_head_ms_per_tok\":%.4f,"
-			"\"modeled_host_sample_ms_per_tok\":%.4f,\"modeled_e2e_hbm_roofline_frac\":%.4f,"
+			"\"modeled_host_router_ms_per_tok\":%.4f,\"modeled_host_lm_head_ms_per_"
+			"tok\":%.4f,"
+			"\"modeled_host_sample_ms_per_tok\":%.4f,\"modeled_e2e_hbm_roofline_frac\":"
+			"%.4f,"
 			"\"card_design\":\"%s\",\"gemv_lanes\":%u,\"route_checked\":%llu,"
 			"\"route_diff\":%llu",
 			(unsigned long long)e->tokens, card, link, cmds, subs, e->t_sched / n * 1e6,
@@ -432,8 +437,9 @@ void card_stats(struct engine *en, FILE *out, int json)
 static const char *ee_op_name(uint32_t op)
 {
 	static const char *const n[ABI_OP_COUNT] = {
-	    "NOP",     "GEMM_FP8", "RMSNORM",	"ROPE",	    "ACT_QUANT", "SILU_MUL", "RESIDUAL_ADD",
-	    "SOFTMAX", "MLA_ATTN", "KV_APPEND", "DMA_FILL", "FENCE",	 "BARRIER",  "TIMESTAMP", "GEMV", "MOE_ROUTE", "MLA_ATTN_LANES"};
+	    "NOP",	    "GEMM_FP8",	 "RMSNORM",  "ROPE",	  "ACT_QUANT",	   "SILU_MUL",
+	    "RESIDUAL_ADD", "SOFTMAX",	 "MLA_ATTN", "KV_APPEND", "DMA_FILL",	   "FENCE",
+	    "BARRIER",	    "TIMESTAMP", "GEMV",     "MOE_ROUTE", "MLA_ATTN_LANES"};
 	return op < ABI_OP_COUNT ? n[op] : "?";
 }
 
