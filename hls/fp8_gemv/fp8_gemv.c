@@ -147,7 +147,7 @@ uint64_t fp8_gemv_stripe_bytes(int N, int K, int L, uint32_t flags)
 static uint32_t v_check_grp(const struct fp8_gemv_grp *g, int m)
 {
 	uint32_t f = g->flags;
-	if ((f & ~FP8_GEMV_FLAGS_ALL) || g->rsvd || ((f & FP8_GEMV_UE8M0) && (f & V_RAW)) ||
+	if ((f & ~FP8_GEMV_FLAGS_ALL) || ((f & FP8_GEMV_UE8M0) && (f & V_RAW)) ||
 	    ((f & FP8_GEMV_W_BF16) && (f & FP8_GEMV_SILU_MUL)))
 		return FP8_GEMV_E_FLAGS;
 	if (g->n < 1 || g->n > FP8_GEMV_MAX_N || g->k < 1 || g->k > FP8_GEMV_MAX_K ||
@@ -182,6 +182,26 @@ static uint32_t v_check_bounds(const struct fp8_gemv_grp *g, int m, int L, uint6
 	return 0;
 }
 
+/* The rules between the groups of a command: outputs that overlap an earlier group's have its
+ * lane0 (one lane writes each output row), and the x of all groups fits the on-chip buffer.
+ * 0, FP8_GEMV_E_FLAGS | g << 8 or FP8_GEMV_E_ARGS. */
+static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
+{
+	uint64_t xs = 0;
+check_table:
+	for (int g = 0; g < ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
+		uint64_t y0 = tab[g].y_off, y1 = y0 + v_span(m, tab[g].ldy, tab[g].n);
+		xs += (uint64_t)m * tab[g].k;
+		for (int h = 0; h < g; h++) {
+			uint64_t z0 = tab[h].y_off, z1 = z0 + v_span(m, tab[h].ldy, tab[h].n);
+			if (y0 < z1 && z0 < y1 && tab[h].lane0 != tab[g].lane0)
+				return FP8_GEMV_E_FLAGS | (uint32_t)g << 8;
+		}
+	}
+	return xs > (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K ? FP8_GEMV_E_ARGS : 0;
+}
+
 /* Reads table entry p (64 bytes, little-endian) into g. */
 static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
 {
@@ -195,7 +215,7 @@ static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
 	g->ldx = v_rd32(p + 48);
 	g->ldy = v_rd32(p + 52);
 	g->flags = v_rd32(p + 56);
-	g->rsvd = v_rd32(p + 60);
+	g->lane0 = v_rd32(p + 60);
 }
 
 /* Loads the group's m rows of x once into xb: with ACT_F32 / W_BF16 the f32 bit patterns, else
@@ -344,7 +364,14 @@ store_row:
 	}
 }
 
-/* Lane l's share of one group: its tiles t = l, l + L, ... in ascending order. */
+/* The first tile of lane l (rotation lane0) and how many of nt tiles it holds. */
+static int v_lane_tiles(int l, int L, int lane0, int nt, int *t0)
+{
+	*t0 = (l - lane0 + L) % L;
+	return *t0 < nt ? (nt - *t0 + L - 1) / L : 0;
+}
+
+/* Lane l's share of one group: its tiles t = t0, t0 + L, ... in ascending order. */
 static void v_lane(const uint8_t *lane, int l, int L, uint8_t *act, const struct fp8_gemv_grp *g,
 		   int m, const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
 		   const float xsc[FP8_GEMV_MAX_M][V_MAXKB])
@@ -352,12 +379,12 @@ static void v_lane(const uint8_t *lane, int l, int L, uint8_t *act, const struct
 	int N = (int)g->n, K = (int)g->k, bf = (g->flags & FP8_GEMV_W_BF16) != 0;
 	struct v_geo geo;
 	v_geometry(N, K, L, g->flags, &geo);
-	int count = geo.nt / L + (l < geo.nt % L);
+	int t0, count = v_lane_tiles(l, L, (int)g->lane0, geo.nt, &t0);
 	float acc[2][FP8_GEMV_MAX_M][V_R], sc[V_MAXKB], racc[FP8_GEMV_MAX_M];
 gemv_tile:
-	for (int j = 0; j < count; j++) {
+	for (int jj = 0; jj < count; jj++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
-		int t = j * L + l, rows = v_min(V_R, N - t * V_R);
+		int t = t0 + jj * L, j = t / L, rows = v_min(V_R, N - t * V_R);
 	gemv_half:
 		for (int h = 0; h < geo.halves; h++) {
 			const uint8_t *srow =
@@ -408,11 +435,16 @@ gemv_table:
 		HLS_CNT(HLS_L_GEMV_TABLE);
 		v_read_grp(act + tab_off + (uint64_t)g * sizeof(struct fp8_gemv_grp), &tab[g]);
 		uint32_t rc = v_check_grp(&tab[g], m);
+		if (!rc && tab[g].lane0 >= (uint32_t)L)
+			rc = FP8_GEMV_E_FLAGS;
 		if (!rc)
 			rc = v_check_bounds(&tab[g], m, L, act_bytes, lane_bytes);
 		if (rc)
 			return rc | (uint32_t)g << 8;
 	}
+	uint32_t rc = v_check_table(tab, ng, m);
+	if (rc)
+		return rc;
 gemv_group:
 	for (int g = 0; g < ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
@@ -487,17 +519,17 @@ static void v_wr32(uint8_t *p, uint32_t u)
 }
 
 void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *ws,
-		     const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags)
+		     const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags, int lane0)
 {
 	struct v_geo g;
-	if (!fp8_gemv_stripe_bytes(N, K, L, flags))
+	if (!fp8_gemv_stripe_bytes(N, K, L, flags) || lane0 < 0 || lane0 >= L)
 		return;
 	v_geometry(N, K, L, flags, &g);
 	int bf = (flags & FP8_GEMV_W_BF16) != 0;
 	for (int l = 0; l < L; l++)
 		memset(dst[l], 0, g.bytes); /* rows past N, unused tiles and padding are zero */
 	for (int t = 0; t < g.nt; t++) {
-		int l = t % L, j = t / L, rows = v_min(V_R, N - t * V_R);
+		int l = (t + lane0) % L, j = t / L, rows = v_min(V_R, N - t * V_R);
 		for (int h = 0; h < g.halves; h++) {
 			const uint8_t *src = h ? w2 : w;
 			const float *s = h ? ws2 : ws;
@@ -556,8 +588,10 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 	    m < 1 || m > FP8_GEMV_MAX_M || ng < 1 || ng > FP8_GEMV_MAX_GROUPS)
 		return -EINVAL;
 	for (int g = 0; g < ng; g++)
-		if (v_check_grp(&tab[g], m))
+		if (v_check_grp(&tab[g], m) || tab[g].lane0 >= (uint32_t)L)
 			return -EINVAL;
+	if (v_check_table(tab, ng, m))
+		return -EINVAL;
 	if (!c)
 		c = &tmp;
 	memset(c, 0, sizeof *c);
@@ -567,9 +601,11 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 	c->it[HLS_L_GEMV_TABLE] = (uint64_t)ng;
 	c->act_bytes = 64u * (uint64_t)ng;
 	uint64_t cyc = b->mem_latency + hls_max64((uint64_t)ng, hls_mem_cycles(b, 64u * ng));
-	/* the first group's x is exposed; each later one loads while the group before computes */
-	uint64_t x_next = v_cost_x(b, &tab[0], m, c);
-	cyc += x_next;
+	/* x rows arrive one group after another (x_at: when group g's x is on chip); each lane
+	 * starts a group's tiles when it is done with the earlier ones and that x is there; the
+	 * activation bank also carries the outputs (act_busy) */
+	uint64_t lane_t[FP8_GEMV_MAX_LANES], x_at = 0, act_busy = 0, depth_max = 0;
+	memset(lane_t, 0, sizeof lane_t);
 	for (int g = 0; g < ng; g++) {
 		const struct fp8_gemv_grp *gr = &tab[g];
 		int N = (int)gr->n, K = (int)gr->k, bf = (gr->flags & FP8_GEMV_W_BF16) != 0;
@@ -587,22 +623,25 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 		c->it[HLS_L_GEMV_STORE] +=
 		    (uint64_t)m * ((uint64_t)(geo.nt - 1) * hls_cdiv64(V_R * 4, beat) +
 				   hls_cdiv64((uint64_t)rows_last * 4, beat));
-		/* the slowest lane: one burst start, its tiles back to back, the pipeline fill */
-		uint64_t w_max = 0;
+		/* the x loader's bursts follow each other: the first group's pays the latency */
+		uint64_t xg = v_cost_x(b, gr, m, c) - (g ? (uint64_t)b->mem_latency : 0);
+		x_at += xg;
+		/* each lane: its tiles of this group back to back once it and the x are ready */
 		for (int l = 0; l < L; l++) {
-			uint64_t cnt = (uint64_t)(geo.nt / L + (l < geo.nt % L));
+			int t0;
+			uint64_t cnt = (uint64_t)v_lane_tiles(l, L, (int)gr->lane0, geo.nt, &t0);
 			if (!cnt)
 				continue;
-			int has_last = (geo.nt - 1) % L == l;
+			int has_last = (geo.nt - 1 - t0) % L == 0;
 			uint64_t cy = (cnt - has_last) * full + (has_last ? last : 0);
 			uint64_t by = (cnt - has_last) * full_b + (has_last ? last_b : 0);
 			lane_sum[l] += by;
 			c->lane_bytes_total += by;
-			w_max = hls_max64(w_max, cy);
+			lane_t[l] = hls_max64(lane_t[l], x_at) + cy;
 		}
 		uint64_t depth = (uint64_t)((gr->flags & V_RAW) ? b->depth_vec : b->depth_mac) +
 				 (uint64_t)b->depth_scale;
-		w_max += b->mem_latency + depth;
+		depth_max = hls_max64(depth_max, depth);
 		/* activation-bank traffic of this group's outputs (y, y_old, rw, res) and the next
 		 * group's x share the one bank */
 		uint64_t ybytes = (uint64_t)m * N * 4;
@@ -611,9 +650,13 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 		if (gr->flags & FP8_GEMV_RESIDUAL)
 			ybytes += (uint64_t)m * N * 4;
 		c->act_bytes += ybytes;
-		x_next = g + 1 < ng ? v_cost_x(b, &tab[g + 1], m, c) : 0;
-		cyc += hls_max64(w_max, x_next + hls_mem_cycles(b, ybytes));
+		act_busy += xg + hls_mem_cycles(b, ybytes);
 	}
+	/* the lanes stream without a break: one burst latency and one pipeline fill are exposed */
+	uint64_t lanes_done = 0;
+	for (int l = 0; l < L; l++)
+		lanes_done = hls_max64(lanes_done, lane_t[l]);
+	cyc += hls_max64(lanes_done + b->mem_latency + depth_max, act_busy);
 	/* the last tile's epilogue and store are exposed */
 	const struct fp8_gemv_grp *gl = &tab[ng - 1];
 	cyc += b->depth_vec + ((gl->flags & FP8_GEMV_SILU_MUL) ? b->depth_exp : 0) +

@@ -9,8 +9,9 @@
  * Every matrix sits at the same offset w_off in every lane bank (a "stripe set").
  *
  * Striped layout of one matrix of N rows and K columns (R = FP8_GEMV_R rows per tile):
- *   tile t holds rows [t R, min(N, (t+1) R)) and lives in lane t % L as that lane's local tile
- *   j = t / L. In each lane bank, from w_off:
+ *   tile t holds rows [t R, min(N, (t+1) R)) and lives in lane (t + lane0) % L as that lane's
+ *   local tile j = t / L (lane0, the matrix's rotation, spreads the tiles of small matrices over
+ *   all lanes). In each lane bank, from w_off:
  *     codes:  nt_max tiles of R x K bytes (E4M3; BF16 mode: R x K x 2 bytes, little-endian bf16),
  *             tile j at j * tile_code_bytes; rows past N are zero;
  *             SILU_MUL pair: a tile holds R gate rows then R up rows (2 R x K codes);
@@ -22,10 +23,12 @@
  *
  * Groups. One command runs ng groups (a table of struct fp8_gemv_grp in the activation bank).
  * Each group is one matrix with its own x, y, shape and flags; all groups share m, the rows of x.
- * Every lane runs the groups in table order and, inside a group, its tiles in ascending order. An
- * output row n of any matrix is in lane (n / R) % L, so groups that accumulate into the same y
- * (FP8_GEMV_ACCUM: the MoE downs) add in table order, element by element: router order, with no
- * barrier between them.
+ * Every lane runs the groups in table order and, inside a group, its tiles in ascending order;
+ * the lanes run free of each other (each streams its own tiles back to back; the x of every
+ * group of the command is held on chip, at most FP8_GEMV_MAX_M x FP8_GEMV_MAX_K values in all).
+ * Groups whose outputs overlap must have the same lane0, so an output row is written by one lane
+ * and groups that accumulate into the same y (FP8_GEMV_ACCUM: the MoE downs) add in table order,
+ * element by element: router order, with no barrier between them.
  *
  * Numerics, per group, per x row m and output row n (exactly fp8_gemm's, hls/fp8_gemm/fp8_gemm.h):
  *   FP8 weights, x quantized inside (flags without ACT_F32): x [m] f32 quantized per 128 channels
@@ -74,14 +77,16 @@ struct fp8_gemv_grp {
 	uint32_t ldx;	  /* x row stride, elements (>= k; unused when m = 1) */
 	uint32_t ldy;	  /* y / res row stride, elements (>= n; unused when m = 1) */
 	uint32_t flags;	  /* FP8_GEMV_* */
-	uint32_t rsvd;	  /* 0 */
+	uint32_t lane0;	  /* the lane of tile 0, 0..L-1 (the stripe set's rotation) */
 };
 _Static_assert(sizeof(struct fp8_gemv_grp) == 64, "fp8_gemv_grp is 64 bytes");
 
 /* Error details the kernel returns (negative errno is never used: the CU has a status register).
  * 0 = ok; else FP8_GEMV_E_* | (group index << 8). */
-#define FP8_GEMV_E_ARGS 1   /* L, m or ng out of range, or a table outside the activation bank */
-#define FP8_GEMV_E_FLAGS 2  /* unknown flag, reserved word not 0, or a bad flag combination */
+#define FP8_GEMV_E_ARGS 1   /* L, m or ng out of range, a table outside the activation bank, or
+			       more x values in the command than the on-chip x buffer holds */
+#define FP8_GEMV_E_FLAGS 2  /* unknown flag, a bad flag combination, lane0 >= L, or outputs that
+			       overlap an earlier group's with another lane0 */
 #define FP8_GEMV_E_SHAPE 3  /* n or k out of range, ldx < k or ldy < n with m > 1 */
 #define FP8_GEMV_E_BOUNDS 4 /* an operand outside its bank */
 
@@ -117,13 +122,15 @@ int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *
 
 /* Host-side helper (not synthesized): lays out one matrix (codes [N][K] E4M3 or bf16, scales
  * [ceil(N/128)][ceil(K/128)] f32 or NULL for BF16; with SILU_MUL w2/ws2 the up half) into the
- * striped layout: dst[i] receives lane i's fp8_gemv_stripe_bytes() bytes. */
+ * striped layout with rotation lane0: dst[i] receives lane i's fp8_gemv_stripe_bytes() bytes. */
 void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *ws,
-		     const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags);
+		     const uint8_t *w2, const float *ws2, int N, int K, uint32_t flags, int lane0);
 
 /* Modeled cost of one command (struct hls_build: clock, bank bandwidth and latency; the lane
- * port width is axi_bits). Lanes run in parallel; the command takes the slowest lane plus the
- * shared x-load / store stages that do not overlap. */
+ * port width is axi_bits). Lanes run in parallel and free of each other: a lane starts a group's
+ * tiles when it is done with the earlier groups and the group's x has arrived (the x rows load
+ * one group after another through the activation bank); the command ends with its slowest lane
+ * (plus one burst latency and the pipeline depth) or with the activation bank's traffic. */
 struct fp8_gemv_cost {
 	uint64_t it[HLS_L_N];	   /* iterations of each pipelined loop, count */
 	uint64_t lane_bytes_max;   /* bytes the busiest lane read */

@@ -74,7 +74,24 @@ static inline void gv_lanes_free(struct gv_lanes *ln)
 		free(ln->p[l]);
 }
 
-/* Stripes one matrix into the next stripe set; returns its w_off. */
+/* The rotation (lane0) of the stripe sets gv_add_matrix makes: gv_rot for the next one (0 by
+ * default), recorded per w_off so that gv_grp gives a group its matrix's lane0. */
+static int gv_rot;
+static struct {
+	uint64_t off;
+	int rot;
+} gv_rots[4096];
+static int gv_n_rots;
+
+static inline int gv_rot_of(uint64_t w_off)
+{
+	for (int i = gv_n_rots; i-- > 0;)
+		if (gv_rots[i].off == w_off)
+			return gv_rots[i].rot;
+	return 0;
+}
+
+/* Stripes one matrix into the next stripe set (rotation gv_rot % L); returns its w_off. */
 static inline uint64_t gv_add_matrix(struct gv_lanes *ln, const uint8_t *w, const float *ws,
 				     const uint8_t *w2, const float *ws2, int N, int K,
 				     uint32_t flags)
@@ -86,7 +103,12 @@ static inline uint64_t gv_add_matrix(struct gv_lanes *ln, const uint8_t *w, cons
 		abort(); /* the test sized the banks too small */
 	for (int l = 0; l < ln->L; l++)
 		dst[l] = ln->p[l] + off;
-	fp8_gemv_stripe(dst, ln->L, w, ws, w2, ws2, N, K, flags);
+	int rot = gv_rot % ln->L;
+	fp8_gemv_stripe(dst, ln->L, w, ws, w2, ws2, N, K, flags, rot);
+	if (gv_n_rots == (int)(sizeof gv_rots / sizeof gv_rots[0]))
+		gv_n_rots = 0;
+	gv_rots[gv_n_rots].off = off;
+	gv_rots[gv_n_rots++].rot = rot;
 	ln->used = off + bytes;
 	return off;
 }
@@ -107,6 +129,7 @@ static inline struct fp8_gemv_grp gv_grp(uint64_t w_off, uint64_t x_off, uint64_
 	g.ldx = (uint32_t)ldx;
 	g.ldy = (uint32_t)ldy;
 	g.flags = flags;
+	g.lane0 = (uint32_t)gv_rot_of(w_off);
 	return g;
 }
 

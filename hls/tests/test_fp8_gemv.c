@@ -207,7 +207,9 @@ static void one_case(int N, int K, int L, int m, uint32_t flags, int kind)
 	gv_put_f32(&act, rwo, rw, (size_t)m);
 	gv_lanes_init(&ln, L, 192 + fp8_gemv_stripe_bytes(N, K, L, flags));
 	ln.used = 150; /* a stripe set not at offset 0 */
+	gv_rot = N + K; /* rotated stripe sets: tile 0 on lane (N + K) % L */
 	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, flags);
+	gv_rot = 0;
 	struct fp8_gemv_grp g = gv_grp(wo, xo, yo, ro, rwo, N, K, ldx, ldy, flags);
 	memcpy(act.p + tab, &g, 64);
 	int rrc = ref_group(x, &a, yref, resc, rw, m);
@@ -353,7 +355,9 @@ static void mixed_table(int L, int m)
 		yo[i] = gv_alloc(&act, (uint64_t)m * N * 4);
 		uint64_t ro = gv_alloc(&act, (uint64_t)m * N * 4);
 		gv_put_f32(&act, ro, res[i], (size_t)m * N);
+		gv_rot = 7 * i + 3; /* each matrix of the mixed table on its own rotation */
 		uint64_t wo = gv_add_matrix(&ln, a[i].w, a[i].ws, a[i].w2, a[i].ws2, N, K, fl[i]);
+		gv_rot = 0;
 		g[i] = gv_grp(wo, xo[i], yo[i], ro, 0, N, K, K, N, fl[i]);
 		rrc |= ref_group(x[i], &a[i], yref[i], res[i], rw, m);
 	}
@@ -405,7 +409,7 @@ static void errors(void)
 	    {"UE8M0 with ACT_F32", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_ACT_F32},
 	    {"UE8M0 with W_BF16", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_W_BF16},
 	    {"W_BF16 with SILU_MUL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_W_BF16 | FP8_GEMV_SILU_MUL},
-	    {"reserved word", FP8_GEMV_E_FLAGS, 1, 1},
+	    {"lane0 >= L", FP8_GEMV_E_FLAGS, 1, 64},
 	    {"n = 0", FP8_GEMV_E_SHAPE, 2, 0},
 	    {"n > MAX_N", FP8_GEMV_E_SHAPE, 2, FP8_GEMV_MAX_N + 1},
 	    {"k = 0", FP8_GEMV_E_SHAPE, 3, 0},
@@ -427,7 +431,7 @@ static void errors(void)
 			b->flags = (uint32_t)bad[c].val;
 			break;
 		case 1:
-			b->rsvd = (uint32_t)bad[c].val;
+			b->lane0 = (uint32_t)bad[c].val;
 			break;
 		case 2:
 			b->n = (uint32_t)bad[c].val;

@@ -1074,6 +1074,10 @@ static int xb_supports(struct backend *b, uint32_t op)
 	if (op == ABI_OP_NOP || op == ABI_OP_FENCE || op == ABI_OP_BARRIER ||
 	    op == ABI_OP_TIMESTAMP)
 		return 1;
+	/* the lane CUs (striped operands, group tables) have no XRT binding here yet: the card
+	 * scheduler keeps the fp8_gemm lowering on this backend */
+	if (op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES)
+		return 0;
 	if (op == ABI_OP_DMA_FILL) /* direct mode: the driver's channels; firmware: the card's */
 		return xb_of(b)->mode == BACKEND_XRT_DIRECT ? xb_of(b)->dma != NULL
 							    : ABI_BOARD_N_DMA(b->blk.counts) > 0;

@@ -51,8 +51,10 @@
 /* Allocates bytes in bank (or the next weight bank when bank < 0) and writes src (if any). */
 int card_place(struct ee *e, int bank, const void *src, size_t bytes, uint64_t *addr)
 {
-	if (e->dry) {
-		*addr = ABI_ADDR(0, 0);
+	if (e->dry) { /* what-if: distinct addresses (the tables' overlap rules see real ranges) */
+		uint32_t bk = bank >= 0 ? (uint32_t)bank : e->next_bank++ % (uint32_t)(e->n_hbm ? e->n_hbm : 1);
+		*addr = ABI_ADDR(bk, e->dry_cur);
+		e->dry_cur += (bytes + 63) & ~(size_t)63;
 		return 0;
 	}
 	struct backend_buf *b;
@@ -931,8 +933,9 @@ static int ee_host_init(struct ee *e, const struct model_opts *o)
 	return 0;
 }
 
-/* The activations in the activation bank, FFN hidden rows sized for the widest FFN. */
-static int ee_place_acts(struct ee *e)
+/* card_engine_impl.h: the activations in the activation bank, FFN hidden rows sized for the
+ * widest FFN. */
+int card_place_acts(struct ee *e)
 {
 	const struct config *c = e->c;
 	int D = c->hidden_size, H = c->num_attention_heads, k = c->num_experts_per_tok;
@@ -1059,7 +1062,7 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0),
 				x ? x->kv_format : NULL, err, errlen)))
 		goto fail;
-	if ((r = ee_place_acts(e)) || (r = ee_place_rope(e)) ||
+	if ((r = card_place_acts(e)) || (r = ee_place_rope(e)) ||
 	    (r = ee_place_model(e, x, err, errlen)))
 		goto fail_place;
 	ee_truncate(en, 0, 0);

@@ -47,9 +47,10 @@ struct cmat {
 /* A matrix striped over the GEMV CU's lanes (hls/fp8_gemv/fp8_gemv.h): the same offset in every
  * lane bank, its shape and its layout flags (FP8_GEMV_SILU_MUL pair, FP8_GEMV_W_BF16). */
 struct smat {
-	uint64_t off; /* bytes into each lane bank */
-	int n, k;     /* rows (of one half of a pair), columns */
-	uint32_t lay; /* layout flags */
+	uint64_t off;	/* bytes into each lane bank */
+	int n, k;	/* rows (of one half of a pair), columns */
+	uint32_t lay;	/* layout flags */
+	uint32_t lane0; /* the lane of tile 0 (the stripe set's rotation) */
 };
 
 /* A GEMV group table: card address (activation bank) and the host copy the dry timing reads. */
@@ -121,6 +122,7 @@ struct ee {
 	uint32_t gv_axi_bits;	  /* lane port width */
 	uint64_t gv_base, gv_cap; /* the stripe arena: offset in every lane bank, bytes */
 	uint64_t gv_cur;	  /* bytes of the arena used */
+	uint64_t gv_tiles;	  /* tiles placed: the next rotation, so small matrices spread */
 	int gv_attn;		  /* 1: the latent cache striped over the lanes (mla_attn_lanes) */
 	uint32_t attn_macs;	  /* its f32 MACs per lane per cycle (board) */
 	uint32_t kv_fmt;	  /* enum abi_kv_fmt of the cache records */
@@ -160,6 +162,8 @@ struct ee {
 	double t_sched, t_wait, t_host, t_wall; /* s */
 	double dry_ns;				/* dry mode: modeled card ns */
 	double dry_op_ns[ABI_OP_COUNT];		/* dry mode: command ns by opcode (summed) */
+	uint64_t dry_cur;			/* dry mode: the next fake address's offset */
+	int dry_bad;				/* dry mode: a command the timing models reject */
 	struct ee_prof *prof;			/* profile records (when --profile) */
 	size_t n_prof, cap_prof;
 	const char *profile;
@@ -275,6 +279,8 @@ static inline struct ee *ee_of(struct engine *en)
 
 /* Allocates bytes in bank (or the next weight bank when bank < 0) and writes src (if any). */
 int card_place(struct ee *e, int bank, const void *src, size_t bytes, uint64_t *addr);
+/* The activation buffers (ee.x, xn, ..., hb[]) in the activation bank. */
+int card_place_acts(struct ee *e);
 /* Writes / reads n bytes at a placed card address. 0 or a negative errno. */
 int card_write(struct ee *e, uint64_t addr, const void *src, size_t n);
 int card_read(struct ee *e, uint64_t addr, void *dst, size_t n);

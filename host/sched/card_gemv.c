@@ -28,9 +28,12 @@ static uint64_t al64(uint64_t x)
 	return (x + 63) & ~63ull;
 }
 
+/* Layout flag of gv_place only: the stripe set on rotation 0. */
+#define GV_ROT0 0x80000000u
+
 static uint64_t gv_bytes(const struct ee *e, int n, int k, uint32_t lay)
 {
-	return al64(fp8_gemv_stripe_bytes(n, k, (int)e->gv_lanes, lay));
+	return al64(fp8_gemv_stripe_bytes(n, k, (int)e->gv_lanes, lay & ~GV_ROT0));
 }
 
 /* Arena bytes one layer needs (moe: the MoE FFN, else the dense one). */
@@ -211,6 +214,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, si
 			(e->w && e->w->mtp && gv_mtp_head_own(e) ? 2 : 1);
 	e->gv = 1;
 	e->gv_cur = 0;
+	e->gv_tiles = 0;
 	e->gv_cap = need;
 	if (e->dry) { /* shapes only: one layer's tables are reused for all */
 		e->gv_base = 0;
@@ -245,6 +249,13 @@ static int gv_place(struct ee *e, struct smat *m, int n, int k, uint32_t lay, co
 	m->n = n;
 	m->k = k;
 	m->lay = lay;
+	/* rotation: after the tiles placed so far, except for the matrices GV_ROT0 asks to share
+	 * lane 0 (the MoE experts: their downs accumulate into one y, and the router's tables
+	 * move only w_off from expert 0's) */
+	m->lane0 = (lay & GV_ROT0) ? 0 : (uint32_t)(e->gv_tiles % e->gv_lanes);
+	lay &= ~GV_ROT0;
+	m->lay = lay;
+	e->gv_tiles += (uint64_t)(n + FP8_GEMV_R - 1) / FP8_GEMV_R;
 	m->off = e->gv_base + e->gv_cur;
 	if (e->gv_cur + bytes > e->gv_cap)
 		return -ENOSPC;
@@ -263,7 +274,7 @@ static int gv_place(struct ee *e, struct smat *m, int n, int k, uint32_t lay, co
 	for (uint32_t i = 0; i < L; i++)
 		dst[i] = buf + (size_t)i * bytes;
 	fp8_gemv_stripe(dst, (int)L, a ? a->w : codes, a ? a->scale : scales, b ? b->w : NULL,
-			b ? b->scale : NULL, n, k, lay);
+			b ? b->scale : NULL, n, k, lay, (int)m->lane0);
 	int r = 0;
 	for (uint32_t i = 0; i < L && !r; i++)
 		r = card_write(e, ABI_ADDR(i, m->off), dst[i], bytes);
@@ -302,6 +313,7 @@ static void gv_add(const struct ee *e, struct gvtab *t, const struct smat *m, ui
 	g->ldx = (uint32_t)m->k;
 	g->ldy = (uint32_t)m->n;
 	g->flags = flags | m->lay;
+	g->lane0 = m->lane0;
 }
 
 static int gv_write(struct ee *e, const struct gvtab *t)
@@ -457,18 +469,18 @@ int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights
 		}
 		for (int x = 0; x < E; x++) {
 			const struct ffn_weights *f = lw ? &lw->experts[x] : NULL;
-			if ((r = gv_place(e, &g->exgu[x], Im, D, FP8_GEMV_SILU_MUL,
+			if ((r = gv_place(e, &g->exgu[x], Im, D, FP8_GEMV_SILU_MUL | GV_ROT0,
 					  f ? &f->gate : NULL, f ? &f->up : NULL, NULL, NULL)) ||
-			    (r = gv_place(e, &g->exdn[x], D, Im, 0, f ? &f->down : NULL, NULL, NULL,
-					  NULL)))
+			    (r = gv_place(e, &g->exdn[x], D, Im, GV_ROT0, f ? &f->down : NULL, NULL,
+					  NULL, NULL)))
 				goto fail;
 		}
 		if (ns > 0 &&
 		    ((r = gv_place(e, &g->shgu, Im * ns, D, FP8_GEMV_SILU_MUL,
 				   lw ? &lw->shared.gate : NULL, lw ? &lw->shared.up : NULL, NULL,
 				   NULL)) ||
-		     (r = gv_place(e, &g->shdown, D, Im * ns, 0, lw ? &lw->shared.down : NULL, NULL,
-				   NULL, NULL))))
+		     (r = gv_place(e, &g->shdown, D, Im * ns, GV_ROT0, lw ? &lw->shared.down : NULL,
+				   NULL, NULL, NULL))))
 			goto fail;
 		if ((r = gv_moe_tables(e, L, lw)))
 			goto fail;

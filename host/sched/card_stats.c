@@ -43,6 +43,10 @@ void card_dry_time(struct ee *e)
 			      : op == ABI_OP_MLA_ATTN_LANES ? card_attn_lanes_cycles(e, c, bw, kclk)
 							    : backend_cmd_cycles(c, bw, kclk);
 		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
+		if (cyc < 0)
+			e->dry_bad = 1; /* the list holds a command its kernel would reject */
+		if (cyc < 0 && getenv("MOECARD_DRY_DEBUG"))
+			fprintf(stderr, "dry: %s rejected (%lld)\n", e->list.what[i], (long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
 		cu_free[best] = t1;
@@ -227,6 +231,8 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 	if (!e->hb || !L.ex_gu || !L.ex_down || !idx)
 		goto out;
 	ee_dry_layer(c, &L);
+	if ((r = card_place_acts(e))) /* distinct activation ranges, as the tables need */
+		goto out;
 	char err[160] = "";
 	if (gemv && ((r = card_gemv_init(e, 0, NULL, err, sizeof err)) ||
 		     (e->gv && ((r = card_gemv_layer(e, &L, NULL, err, sizeof err)) ||
@@ -256,6 +262,10 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 			goto out;
 	}
 	card_flush(e);
+	if (e->dry_bad) {
+		r = -EINVAL;
+		goto out;
+	}
 	*card_ns = e->dry_ns;
 	*hbm_bytes = ee_decode_bytes(c, pos, 0);
 	if (m) {

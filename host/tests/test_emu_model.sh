@@ -81,6 +81,24 @@ print(n)" "$d/config.json")
   fi
   MOECARD_SCHED_BACKEND=ref "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/s.npy" --dump-mtp-logits "$T/sm.npy" >/dev/null || bad "$shape: lists on cpu"
+  # the card's KV cache formats: each one's logit error against the f32 cache on the same tokens
+  for kvf in bf16 fp8; do
+    if "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu --kv-format $kvf \
+         --dump-logits "$T/k$kvf.npy" >/dev/null 2>"$T/k.err" &&
+       out=$($PY -c "
+import sys, numpy as np
+k, e = np.load(sys.argv[1]), np.load(sys.argv[2])[:len(np.load(sys.argv[1]))]
+r = np.linalg.norm(k - e, axis=1) / np.maximum(np.linalg.norm(e, axis=1), 1e-30)
+agree = (k.argmax(1) == e.argmax(1)).mean()
+print(f'{sys.argv[3]} cache vs f32 over {len(r)} tokens: logit rel err median {np.median(r):.3g} '
+      f'max {r.max():.3g}, argmax agreement {agree:.2f}')
+assert np.isfinite(k).all() and agree >= 0.4
+" "$T/k$kvf.npy" "$T/e.npy" "$kvf"); then
+      ok "$shape: --kv-format $out"
+    else
+      bad "$shape: --kv-format $kvf: $(tail -n 1 "$T/k.err") $out"
+    fi
+  done
   # the GEMV CU's grouped, striped commands compute exactly what the fp8_gemm commands did (with
   # the router and lm_head on the host in both: on the card they sum the gate and the head in
   # the GEMV's order, which differs from the host kernels' by f32 rounding)
