@@ -1,10 +1,12 @@
 /*
  * test_timing_lanes16.c - mla_attn_lanes built with a compute width of 16 MACs per lane (below
- * MLA_DL, so each MLA_DL-element tree takes two steps): loop counts vs the timing model, and the
- * numerics unchanged by the width (one lane: bit-identical to mla_attn).
+ * MLA_DL, so each MLA_DL-element tree takes two steps) and 128 integer MACs (the FP8 datapath's
+ * narrowest): loop counts vs the timing model, and the numerics unchanged by the width (one lane:
+ * bit-identical to mla_attn).
  */
 #define HLS_COUNT 1
 #define MLA_LANE_MACS 16
+#define MLA_LANE_IMACS 128
 #include "hls/mla_attn/mla_attn.c"
 #include "hls/mla_attn/mla_attn_lanes.c"
 #include "timing_check.h"
