@@ -152,7 +152,7 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
 /* Datapath mode of mla_attn_lanes, OR-ed into its fmt argument (the record format is fmt & 0xFF). */
 #define MLA_ATTN_F32 0x000 /* f32 datapath (rules 1-2) */
 #define MLA_ATTN_FP8 0x100 /* FP8 datapath (rules F1-F5), MLA_CACHE_FP8 records only */
-#define MLA_MW 16 /* merge / store elements per cycle (one 64-byte beat of f32) */
+#define MLA_MW 16	   /* merge / store elements per cycle (one 64-byte beat of f32) */
 
 /* Bytes one lane bank needs from cache_off for a capacity of T tokens striped over L lanes:
  * ceil(ceil(T / MLA_TB) / L) * MLA_TB * rb. 0 when T < 1, T > MLA_MAX_T, L outside
@@ -184,8 +184,8 @@ int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, con
 		   const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21,
 		   const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25,
 		   const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29,
-		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off, int pos,
-		   int H, int dc, int dr, int fmt, float scale);
+		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off,
+		   int pos, int H, int dc, int dr, int fmt, float scale);
 
 /*
  * mla_kv_append_lanes - writes n tokens' records at positions pos..pos+n-1 into the striped layout

@@ -16,6 +16,13 @@
  *                                          v
  *  [merge + store: out = (sum_i acc_i w_i) / l, MLA_MW elements per cycle] --> gmem_o
  *
+ * FP8 datapath (fmt | MLA_ATTN_FP8, rules F1-F5 in mla_attn.h): q is quantized once after the
+ * broadcast (lanes_qquant); per block the load keeps the c' codes as fixed point, the latent score
+ * is an exact integer dot product per 128-channel group (lanes_iscore, MLA_LANE_IMACS integer
+ * MACs) while the f32 score loop covers k_pe only; after the softmax the block weights are
+ * quantized per (head, group) (lanes_wquant) and the latent sum is exact over the block's tokens
+ * (lanes_iacc) before its f32 update.
+ *
  * Each lane streams its cache blocks exactly once; all heads are scored against a chunk while it
  * is on chip, so the cache is read once per layer (mla_attn re-reads it per head group).
  *

@@ -27,8 +27,8 @@ static void width_numerics(void)
 			q[i] = (float)((i * 104729 % 1000) - 500) / 2000.0f;
 		int rc = mla_kv_append(x, x + (size_t)T * dc, cache, 0, T, dc, dr, fmt);
 		rc |= mla_attn(q, q + (size_t)H * dc, cache, o1, 1, pos, H, dc, dr, fmt, 0.125f);
-		rc |= mla_attn_lanes_run(q, q + (size_t)H * dc, (const uint8_t *const *)bank, 1, 0, o2,
-				     pos, H, dc, dr, fmt, 0.125f);
+		rc |= mla_attn_lanes_run(q, q + (size_t)H * dc, (const uint8_t *const *)bank, 1, 0,
+					 o2, pos, H, dc, dr, fmt, 0.125f);
 		bad += rc != 0 || memcmp(o1, o2, (size_t)H * dc * 4) != 0;
 		free(x);
 		free(q);

@@ -13,10 +13,10 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	 "gemm_scale",
-    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load", "attn_score",
+    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	  "gemm_scale",
+    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load",  "attn_score",
     "attn_softmax", "attn_acc",	    "attn_store",   "append_write", "gemv_table", "gemv_load_x",
-    "gemv_quant",   "gemv_load_s",  "gemv_mac",	    "gemv_store",   "latt_q",	 "latt_load",
+    "gemv_quant",   "gemv_load_s",  "gemv_mac",	    "gemv_store",   "latt_q",	  "latt_load",
     "latt_score",   "latt_softmax", "latt_acc",	    "latt_weight",  "latt_merge", "latt_qquant",
     "latt_iscore",  "latt_wquant",  "latt_iacc"};
 
@@ -136,12 +136,12 @@ static void tc_lanes_grid(const struct hls_build *b)
 						cyc = mla_attn_lanes_cycles2(
 						    b, L, pos, H, dc, dr, fmt | mode, MLA_LANE_MACS,
 						    MLA_LANE_IMACS, &c);
-						snprintf(
-						    what, sizeof what,
-						    "mla_attn_lanes L=%d pos=%d H=%d dc=%d fmt=0x%x "
-						    "macs=%d imacs=%d",
-						    L, pos, H, dc, fmt | mode, MLA_LANE_MACS,
-						    MLA_LANE_IMACS);
+						snprintf(what, sizeof what,
+							 "mla_attn_lanes L=%d pos=%d H=%d dc=%d "
+							 "fmt=0x%x "
+							 "macs=%d imacs=%d",
+							 L, pos, H, dc, fmt | mode, MLA_LANE_MACS,
+							 MLA_LANE_IMACS);
 						if (rc || cyc <= 0)
 							tc_failed++,
 							    printf("FAIL %s rc %d\n", what, rc);
