@@ -134,7 +134,7 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
  * On-chip state (static buffers in C simulation, so one call at a time per process): per lane the
  * partials acc [MLA_MAX_H][MLA_MAX_DC], m, l and a chunk [MLA_TB][dc + dr]; q for all heads; for
  * the FP8 datapath also the chunk's codes and the quantized weights.
- * About 13 MB at MLA_MAX_LANES = 32 in C simulation, mostly the accumulators (URAM on the card).
+ * About 14 MB at MLA_MAX_LANES = 32 in C simulation, mostly the accumulators (URAM on the card).
  */
 #define MLA_MAX_LANES 32 /* lanes of one CU (HBM pseudo-channels) */
 #ifndef MLA_LANE_MACS
