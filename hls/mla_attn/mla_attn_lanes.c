@@ -28,8 +28,8 @@
  *
  * C simulation runs the lane units one after the other; the synthesized design unrolls the lane
  * loop into MLA_MAX_LANES units (the per-lane arrays are partitioned on their lane dimension),
- * each reading its own m_axi port. The buffers are static (about 14 MB with the FP8 datapath's, mostly the per-lane
- * accumulators), so the kernel is not reentrant.
+ * each reading its own m_axi port. The buffers are static (about 14 MB with the FP8 datapath's,
+ * mostly the per-lane accumulators), so the kernel is not reentrant.
  */
 #include <errno.h>
 #include <stddef.h>
