@@ -90,6 +90,10 @@ enum hls_loop {
 	HLS_L_LATT_ACC,	    /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the latent sum */
 	HLS_L_LATT_WEIGHT,  /* mla_attn_lanes: one head's merge weights (max, exps, l) */
 	HLS_L_LATT_MERGE,   /* mla_attn_lanes: one beat of MLA_MW outputs merged and stored */
+	HLS_L_LATT_QQUANT,  /* mla_attn_lanes FP8: MLA_TB q values of one head quantized */
+	HLS_L_LATT_ISCORE, /* mla_attn_lanes FP8: one MLA_LANE_IMACS integer score step, one lane */
+	HLS_L_LATT_WQUANT, /* mla_attn_lanes FP8: one (head, group) of block weights quantized */
+	HLS_L_LATT_IACC,   /* mla_attn_lanes FP8: one MLA_LANE_IMACS integer latent-sum step */
 	HLS_L_N
 };
 

@@ -109,15 +109,50 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
  * heads per step; below MLA_DL one MLA_DL-element tree takes MLA_DL / LDE steps. The softmax
  * handles LHP heads of one token per step.
  *
+ * FP8 datapath (mode MLA_ATTN_FP8, OR-ed into fmt; needs MLA_CACHE_FP8 records, else -EINVAL).
+ * The latent products run on E4M3 codes with exact integer sums, as fp8_gemm's blocks do;
+ * fixed(c) = e4m3_decode_fixed(c) (units of 2^-9, a NaN code counts 0), so a product of two codes
+ * is an integer in units of 2^-18 and sums of them are exact in int64. G = HLS_QUANT_GROUP = 128,
+ * nb = dc / G; for a token t, c8_t[i] are its codes and sc_t[b] its group scales.
+ *  F1. q, once per call: per head h and group b, (q8[h][b G ..], sq[h][b]) =
+ *      hls_quant_group(q_lat[h][b G .. b G + G), G, ue8m0 = 0). q_pe stays f32.
+ *  F2. Score, per head and token: D_b = sum_{i in group b} fixed(q8[h][i]) fixed(c8_t[i]) (exact);
+ *      d_b = f32(D_b) * 2^-18 (one rounding, then exact); u_b = f32(sq[h][b] * sc_t[b]);
+ *      S = +0, then S = f32(S + f32(d_b * u_b)) for b = 0, 1, .. nb-1; R = the rope part as
+ *      rule 1 sums it (R = +0, then R = R + tree_k over the MLA_DL-element blocks of
+ *      q_pe . k_pe, k ascending; k_pe is bf16 -> f32); score = f32(f32(S + R) * scale).
+ *  F3. Online softmax per block exactly as rule 1 (chunk max, corr, p_t, l).
+ *  F4. Weighted sum, per block of tb tokens (tb = MLA_TB, fewer in the last block), head h and
+ *      group b: w_t = f32(p_t * sc_t[b]); (w8, sw) = hls_quant_group(w_0 .. w_{tb-1}, tb,
+ *      ue8m0 = 0) (one group of tb values); for each channel i of group b:
+ *      E = sum_t fixed(w8_t) fixed(c8_t[i]) (exact, tokens of the block);
+ *      acc[h][i] = f32(f32(acc[h][i] * corr) + f32(f32(E * 2^-18) * sw)).
+ *  F5. The merge (rule 2) unchanged.
+ *  A NaN in q_lat or a NaN c' code counts 0 here (hls_quant_group encodes a NaN to a NaN code);
+ *  a NaN in q_pe, k_pe or a group scale makes the head's output NaN.
+ *
  * On-chip state (static buffers in C simulation, so one call at a time per process): per lane the
- * partials acc [MLA_MAX_H][MLA_MAX_DC], m, l and a chunk [MLA_TB][dc + dr]; q for all heads.
- * About 9 MB at MLA_MAX_LANES = 32, mostly the accumulators (URAM on the card).
+ * partials acc [MLA_MAX_H][MLA_MAX_DC], m, l and a chunk [MLA_TB][dc + dr]; q for all heads; for
+ * the FP8 datapath also the chunk's codes and the quantized weights.
+ * About 14 MB at MLA_MAX_LANES = 32 in C simulation, mostly the accumulators (URAM on the card).
  */
 #define MLA_MAX_LANES 32 /* lanes of one CU (HBM pseudo-channels) */
 #ifndef MLA_LANE_MACS
 #define MLA_LANE_MACS 64 /* f32 MACs per cycle per lane */
 #endif
-#define MLA_MW 16 /* merge / store elements per cycle (one 64-byte beat of f32) */
+/* FP8 datapath: integer E4M3 x E4M3 MACs per cycle per lane (a power of two, 128..4096). The
+ * score step is LIHP = MLA_LANE_IMACS / 128 heads x one 128-element group of one token; the
+ * weighted-sum step is one head x MLA_LANE_IMACS / MLA_TB channels x the MLA_TB tokens of a block. */
+#ifndef MLA_LANE_IMACS
+#define MLA_LANE_IMACS 256
+#endif
+#define MLA_MIN_IMACS 128
+#define MLA_MAX_IMACS 4096
+
+/* Datapath mode of mla_attn_lanes, OR-ed into its fmt argument (the record format is fmt & 0xFF). */
+#define MLA_ATTN_F32 0x000 /* f32 datapath (rules 1-2) */
+#define MLA_ATTN_FP8 0x100 /* FP8 datapath (rules F1-F5), MLA_CACHE_FP8 records only */
+#define MLA_MW 16	   /* merge / store elements per cycle (one 64-byte beat of f32) */
 
 /* Bytes one lane bank needs from cache_off for a capacity of T tokens striped over L lanes:
  * ceil(ceil(T / MLA_TB) / L) * MLA_TB * rb. 0 when T < 1, T > MLA_MAX_T, L outside
@@ -130,7 +165,8 @@ uint64_t mla_lanes_bytes(int T, int L, int fmt, int dc, int dr);
  * [H][dc] f32. The query sits at position pos and attends to tokens 0..pos. Only lanes
  * i < min(L, ceil((pos + 1) / MLA_TB)) are read (others may be NULL).
  * Returns 0, or -EINVAL for L outside 1..MLA_MAX_LANES, pos < 0, pos >= MLA_MAX_T, H outside
- * 1..MLA_MAX_H, a bad record layout, or a NULL pointer among those used.
+ * 1..MLA_MAX_H, a bad record layout, or a NULL pointer among those used. fmt is the record format,
+ * OR-ed with MLA_ATTN_FP8 for the FP8 datapath (then the records must be MLA_CACHE_FP8).
  */
 int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
 		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
@@ -148,8 +184,8 @@ int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, con
 		   const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21,
 		   const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25,
 		   const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29,
-		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off, int pos,
-		   int H, int dc, int dr, int fmt, float scale);
+		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off,
+		   int pos, int H, int dc, int dr, int fmt, float scale);
 
 /*
  * mla_kv_append_lanes - writes n tokens' records at positions pos..pos+n-1 into the striped layout
@@ -161,12 +197,17 @@ int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane,
 			uint64_t cache_off, int pos, int n, int dc, int dr, int fmt);
 
 /*
- * Timing model of mla_attn_lanes for a compute width of lane_macs (a power of two,
- * 1..MLA_DL * MLA_MAX_H; the HLS_COUNT loop counts equal the model's when lane_macs ==
- * MLA_LANE_MACS): q broadcast load + slowest lane (per chunk max(load, compute), the first load
- * exposed) + merge weights + merge/normalize/store (hls/README.md). Returns cycles > 0 or -EINVAL
- * (the arguments mla_attn_lanes rejects, a bad lane_macs, b NULL). c may be NULL.
+ * Timing model of mla_attn_lanes for a compute width of lane_macs f32 MACs (a power of two,
+ * 1..MLA_DL * MLA_MAX_H) and, in the FP8 datapath (fmt | MLA_ATTN_FP8), lane_imacs integer MACs
+ * (a power of two, MLA_MIN_IMACS..MLA_MAX_IMACS) per cycle per lane; the HLS_COUNT loop counts
+ * equal the model's when both equal the compiled-in MLA_LANE_MACS / MLA_LANE_IMACS: q broadcast
+ * load (+ q quantization) + slowest lane (per chunk max(load, compute), the first load exposed) +
+ * merge weights + merge/normalize/store (hls/README.md). Returns cycles > 0 or -EINVAL (the
+ * arguments mla_attn_lanes rejects, a bad width, b NULL). c may be NULL.
  */
+int64_t mla_attn_lanes_cycles2(const struct hls_build *b, int L, int pos, int H, int dc, int dr,
+			       int fmt, int lane_macs, int lane_imacs, struct mla_attn_cost *c);
+/* mla_attn_lanes_cycles2 with lane_imacs = MLA_LANE_IMACS. */
 int64_t mla_attn_lanes_cycles(const struct hls_build *b, int L, int pos, int H, int dc, int dr,
 			      int fmt, int lane_macs, struct mla_attn_cost *c);
 /* The striped append costs what mla_kv_append costs for the same n (one record at a time). */

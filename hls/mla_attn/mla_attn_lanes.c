@@ -16,13 +16,20 @@
  *                                          v
  *  [merge + store: out = (sum_i acc_i w_i) / l, MLA_MW elements per cycle] --> gmem_o
  *
+ * FP8 datapath (fmt | MLA_ATTN_FP8, rules F1-F5 in mla_attn.h): q is quantized once after the
+ * broadcast (lanes_qquant); per block the load keeps the c' codes as fixed point, the latent score
+ * is an exact integer dot product per 128-channel group (lanes_iscore, MLA_LANE_IMACS integer
+ * MACs) while the f32 score loop covers k_pe only; after the softmax the block weights are
+ * quantized per (head, group) (lanes_wquant) and the latent sum is exact over the block's tokens
+ * (lanes_iacc) before its f32 update.
+ *
  * Each lane streams its cache blocks exactly once; all heads are scored against a chunk while it
  * is on chip, so the cache is read once per layer (mla_attn re-reads it per head group).
  *
  * C simulation runs the lane units one after the other; the synthesized design unrolls the lane
  * loop into MLA_MAX_LANES units (the per-lane arrays are partitioned on their lane dimension),
- * each reading its own m_axi port. The buffers are static (about 9 MB, mostly the per-lane
- * accumulators), so the kernel is not reentrant.
+ * each reading its own m_axi port. The buffers are static (about 14 MB with the FP8 datapath's,
+ * mostly the per-lane accumulators), so the kernel is not reentrant.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -45,6 +52,14 @@
 #define ML_LHP (MLA_LANE_MACS / ML_LDE)                          /* heads per step */
 #define ML_SUB (MLA_DL / ML_LDE)                                 /* steps per MLA_DL tree */
 
+#define ML_G HLS_QUANT_GROUP                                   /* channels per c' / q scale */
+#define ML_NG (MLA_MAX_DC / ML_G)                                /* most groups per record */
+#define ML_LIHP (MLA_LANE_IMACS / ML_G)  /* FP8 score: heads per step (one group each) */
+#define ML_LPC (MLA_LANE_IMACS / MLA_TB) /* FP8 weighted sum: channels per step */
+
+_Static_assert(MLA_LANE_IMACS >= MLA_MIN_IMACS && MLA_LANE_IMACS <= MLA_MAX_IMACS &&
+		       (MLA_LANE_IMACS & (MLA_LANE_IMACS - 1)) == 0,
+	       "MLA_LANE_IMACS is a power of two in MLA_MIN_IMACS..MLA_MAX_IMACS");
 _Static_assert(MLA_LANE_MACS >= 1 && MLA_LANE_MACS <= MLA_DL * MLA_MAX_H &&
 		       (MLA_LANE_MACS & (MLA_LANE_MACS - 1)) == 0,
 	       "MLA_LANE_MACS is a power of two in 1..MLA_DL * MLA_MAX_H");
@@ -62,6 +77,15 @@ static float ml_mx[MLA_MAX_LANES][MLA_MAX_H], ml_corr[MLA_MAX_LANES][MLA_MAX_H];
 static uint8_t ml_rec[MLA_MAX_LANES][ML_MAX_REC];
 /* merge: per head, the lanes' weights and the merged l */
 static float ml_w[MLA_MAX_H][MLA_MAX_LANES], ml_lsum[MLA_MAX_H];
+/* FP8 datapath: q codes (fixed point) and scales for all heads; per lane the chunk's c' codes
+ * (fixed point) and group scales, the latent score sums S, the block weights' codes and scales */
+static int32_t ml_qf[MLA_MAX_H][MLA_MAX_DC];
+static float ml_sq[MLA_MAX_H][ML_NG], ml_qamax[MLA_MAX_H][ML_NG];
+static int32_t ml_cf[MLA_MAX_LANES][MLA_TB][MLA_MAX_DC];
+static float ml_csc[MLA_MAX_LANES][MLA_TB][ML_NG];
+static float ml_si[MLA_MAX_LANES][MLA_MAX_H][MLA_TB];
+static int32_t ml_wf[MLA_MAX_LANES][MLA_MAX_H][ML_NG][MLA_TB];
+static float ml_sw[MLA_MAX_LANES][MLA_MAX_H][ML_NG];
 
 static float ml_rd_f32(const uint8_t *p)
 {
@@ -89,6 +113,24 @@ lanes_decode:
 	}
 }
 
+/* FP8 datapath: splits one staged FP8 record into its c' codes as fixed point, its group scales
+ * and k_pe (f32, at kv[dc..dc+dr), where the rope score reads it). */
+static void ml_decode8(const uint8_t rec[ML_MAX_REC], int dc, int dr, int32_t cf[MLA_MAX_DC],
+		       float csc[ML_NG], float kv[ML_DK])
+{
+lanes_decode8:
+	for (int i = 0; i < dc + dr; i++) {
+#pragma HLS UNROLL factor=64
+		if (i < dc) {
+			cf[i] = e4m3_decode_fixed(rec[i]);
+			if (i % ML_G == 0)
+				csc[i / ML_G] = ml_rd_f32(rec + dc + 4 * (i / ML_G));
+		} else {
+			kv[i] = ml_rd_bf16(rec + dc + 4 * (dc / ML_G) + 2 * (i - dc));
+		}
+	}
+}
+
 /* Fixed-order lane tree of MLA_DL products (mla_attn's). */
 static float ml_tree(float p[MLA_DL])
 {
@@ -103,9 +145,11 @@ static float ml_tree(float p[MLA_DL])
  * one online-softmax chunk for all H heads; leaves the partials in ml_m/ml_l/ml_acc[li].
  */
 static void ml_lane(const uint8_t *bank, int li, int L, int T, int H, int dc, int dr, int fmt,
-		    float scale, int rb)
+		    int fp8, float scale, int rb)
 {
 	int dk = dc + dr, nbs = ml_cdiv(dk, MLA_DL), nbc = ml_cdiv(dc, MLA_DL);
+	/* the f32 score covers all of c' and k_pe, the FP8 datapath's only k_pe (dc % 128 == 0) */
+	int sb0 = fp8 ? nbc : 0, ngq = dc / ML_G, ngi = ml_cdiv(H, ML_LIHP);
 	int rbeats = ml_cdiv(rb, ML_BEAT), ng = ml_cdiv(H, ML_LHP);
 	int nblk = ml_cdiv(T, MLA_TB), nj = li < nblk ? ml_cdiv(nblk - li, L) : 0;
 	float(*acc)[MLA_MAX_DC] = ml_acc[li];
@@ -113,6 +157,11 @@ static void ml_lane(const uint8_t *bank, int li, int L, int T, int H, int dc, in
 	float(*s)[MLA_TB] = ml_s[li];
 	float *m = ml_m[li], *l = ml_l[li], *mx = ml_mx[li], *corr = ml_corr[li];
 	uint8_t *rec = ml_rec[li];
+	int32_t(*cf)[MLA_MAX_DC] = ml_cf[li];
+	float(*csc)[ML_NG] = ml_csc[li];
+	float(*si)[MLA_TB] = ml_si[li];
+	int32_t(*wf)[ML_NG][MLA_TB] = ml_wf[li];
+	float(*sw)[ML_NG] = ml_sw[li];
 	for (int h = 0; h < H; h++) {
 		for (int i = 0; i < dc; i++)
 			acc[h][i] = 0.0f;
@@ -133,14 +182,17 @@ lanes_chunk:
 					if (b * ML_BEAT + e < rb)
 						rec[b * ML_BEAT + e] = src[b * ML_BEAT + e];
 			}
-			ml_decode(rec, fmt, dc, dr, kv[t]);
+			if (fp8)
+				ml_decode8(rec, dc, dr, cf[t], csc[t], kv[t]);
+			else
+				ml_decode(rec, fmt, dc, dr, kv[t]);
 		}
 		for (int h = 0; h < H; h++)
 			for (int t = 0; t < MLA_TB; t++)
-				s[h][t] = 0.0f;
+				s[h][t] = si[h][t] = 0.0f;
 	lanes_score:
 		for (int g = 0; g < ng; g++)
-			for (int b = 0; b < nbs; b++)
+			for (int b = sb0; b < nbs; b++)
 				for (int t = 0; t < tb; t++) {
 					float p[ML_LHP][MLA_DL];
 #pragma HLS ARRAY_PARTITION variable=p complete dim=0
@@ -159,6 +211,27 @@ lanes_chunk:
 						}
 					}
 				}
+		/* FP8 latent score (rule F2): per head and group one exact integer dot product of
+		 * 128 code pairs, scaled in f32 and summed over the groups in ascending order */
+	lanes_iscore:
+		for (int gi = 0; gi < (fp8 ? ngi : 0); gi++)
+			for (int b = 0; b < ngq; b++)
+				for (int t = 0; t < tb; t++) {
+#pragma HLS PIPELINE II=1
+					HLS_CNT(HLS_L_LATT_ISCORE);
+					for (int hh = 0; hh < ML_LIHP; hh++) {
+						int h = gi * ML_LIHP + hh;
+						if (h >= H)
+							continue;
+						int64_t D = 0;
+						for (int e = 0; e < ML_G; e++)
+							D += (int64_t)ml_qf[h][b * ML_G + e] *
+							     cf[t][b * ML_G + e];
+						float d = (float)D * 0x1p-18f;
+						float u = ml_sq[h][b] * csc[t][b];
+						si[h][t] = si[h][t] + d * u;
+					}
+				}
 	lanes_softmax_max:
 		for (int t = 0; t < tb; t++)
 			for (int g = 0; g < ng; g++) {
@@ -168,7 +241,7 @@ lanes_chunk:
 					int h = g * ML_LHP + hh;
 					if (h >= H)
 						continue;
-					float v = s[h][t] * scale;
+					float v = (fp8 ? si[h][t] + s[h][t] : s[h][t]) * scale;
 					s[h][t] = v;
 					float cur = t == 0 ? m[h] : mx[h];
 					mx[h] = v > cur ? v : cur;
@@ -193,8 +266,38 @@ lanes_chunk:
 					l[h] = l[h] + p;
 				}
 			}
+		/* FP8 weighted sum (rule F4): per head and group the block's weights quantized as one
+		 * group of tb values, then per channel an exact integer sum over the block's tokens */
+	lanes_wquant:
+		for (int h = 0; h < (fp8 ? H : 0); h++)
+			for (int b = 0; b < ngq; b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_LATT_WQUANT);
+				float w[MLA_TB];
+				uint8_t w8[MLA_TB];
+				for (int t = 0; t < tb; t++)
+					w[t] = s[h][t] * csc[t][b];
+				sw[h][b] = hls_quant_group(w, tb, w8, 0);
+				for (int t = 0; t < MLA_TB; t++)
+					wf[h][b][t] = t < tb ? e4m3_decode_fixed(w8[t]) : 0;
+			}
+	lanes_iacc:
+		for (int h = 0; h < (fp8 ? H : 0); h++)
+			for (int k = 0; k < dc / ML_LPC; k++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_LATT_IACC);
+				for (int e = 0; e < ML_LPC; e++) {
+					int i = k * ML_LPC + e, b = i / ML_G;
+					int64_t E = 0;
+					for (int t = 0; t < MLA_TB; t++)
+						E += (int64_t)wf[h][b][t] * cf[t][i];
+					float a = acc[h][i] * corr[h];
+					float z = ((float)E * 0x1p-18f) * sw[h][b];
+					acc[h][i] = a + z;
+				}
+			}
 	lanes_acc:
-		for (int g = 0; g < ng; g++)
+		for (int g = 0; g < (fp8 ? 0 : ng); g++)
 			for (int t = 0; t < tb; t++)
 				for (int b = 0; b < nbc; b++)
 					for (int sb = 0; sb < ML_SUB; sb++) {
@@ -233,15 +336,21 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 #pragma HLS ARRAY_PARTITION variable=ml_s complete dim=1
 #pragma HLS ARRAY_PARTITION variable=ml_m complete dim=1
 #pragma HLS ARRAY_PARTITION variable=ml_l complete dim=1
+	int mode = fmt & ~0xFF, fp8 = mode == MLA_ATTN_FP8;
+	fmt &= 0xFF;
 	size_t rbz = mla_record_bytes(fmt, dc, dr);
-	if (!rbz || L < 1 || L > MLA_MAX_LANES || pos < 0 || pos >= MLA_MAX_T || H < 1 ||
-	    H > MLA_MAX_H || !q_lat || (dr > 0 && !q_pe) || !lane || !out)
+	if (!rbz || (mode && !fp8) || (fp8 && fmt != MLA_CACHE_FP8) || L < 1 || L > MLA_MAX_LANES ||
+	    pos < 0 || pos >= MLA_MAX_T || H < 1 || H > MLA_MAX_H || !q_lat || (dr > 0 && !q_pe) ||
+	    !lane || !out)
 		return -EINVAL;
 	int T = pos + 1, rb = (int)rbz;
 	int nl = ml_min(L, ml_cdiv(T, MLA_TB)), ncb = ml_cdiv(dc, MLA_MW), nrb = ml_cdiv(dr, MLA_MW);
 	for (int i = 0; i < nl; i++)
 		if (!lane[i])
 			return -EINVAL;
+	for (int h = 0; h < H; h++)
+		for (int b = 0; b < ML_NG; b++)
+			ml_qamax[h][b] = 0.0f;
 lanes_q:
 	for (int h = 0; h < H; h++)
 		for (int b = 0; b < ncb + nrb; b++) {
@@ -249,16 +358,33 @@ lanes_q:
 			HLS_CNT(HLS_L_LATT_Q);
 			for (int e = 0; e < MLA_MW; e++) {
 				int i = b < ncb ? b * MLA_MW + e : (b - ncb) * MLA_MW + e;
-				if (b < ncb && i < dc)
-					ml_q[h][i] = q_lat[(size_t)h * dc + i];
-				else if (b >= ncb && i < dr)
+				if (b < ncb && i < dc) {
+					float v = q_lat[(size_t)h * dc + i];
+					ml_q[h][i] = v;
+					/* the FP8 q groups' amax (rule F1), as the beats arrive */
+					ml_qamax[h][i / ML_G] = hls_amax_step(ml_qamax[h][i / ML_G], v);
+				} else if (b >= ncb && i < dr)
 					ml_q[h][dc + i] = q_pe[(size_t)h * dr + i];
+			}
+		}
+	/* FP8 q (rule F1): the group's scale from its amax, then MLA_TB codes per step */
+lanes_qquant:
+	for (int h = 0; h < (fp8 ? H : 0); h++)
+		for (int k = 0; k < dc / MLA_TB; k++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_LATT_QQUANT);
+			int b = k * MLA_TB / ML_G;
+			float sq = hls_quant_scale(ml_qamax[h][b], 0);
+			ml_sq[h][b] = sq;
+			for (int e = 0; e < MLA_TB; e++) {
+				int i = k * MLA_TB + e;
+				ml_qf[h][i] = e4m3_decode_fixed(e4m3_encode(ml_q[h][i] / sq));
 			}
 		}
 lanes_run:
 	for (int li = 0; li < nl; li++) {
 #pragma HLS UNROLL
-		ml_lane(lane[li] + cache_off, li, L, T, H, dc, dr, fmt, scale, rb);
+		ml_lane(lane[li] + cache_off, li, L, T, H, dc, dr, fmt, fp8, scale, rb);
 	}
 lanes_weight:
 	for (int h = 0; h < H; h++) {
@@ -385,14 +511,18 @@ append_lanes_block:
 #ifndef __SYNTHESIS__ /* the timing model runs on the host, it is not synthesized */
 /* ---- timing model ------------------------------------------------------------------------- */
 
-int64_t mla_attn_lanes_cycles(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
-			      int fmt, int lane_macs, struct mla_attn_cost *c)
+int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
+			       int fmt, int lane_macs, int lane_imacs, struct mla_attn_cost *c)
 {
 	struct mla_attn_cost tmp;
+	int mode = fmt & ~0xFF, fp8 = mode == MLA_ATTN_FP8;
+	fmt &= 0xFF;
 	size_t rb = mla_record_bytes(fmt, dc, dr);
-	if (!bd || !rb || L < 1 || L > MLA_MAX_LANES || pos < 0 || pos >= MLA_MAX_T || H < 1 ||
-	    H > MLA_MAX_H || lane_macs < 1 || lane_macs > MLA_DL * MLA_MAX_H ||
-	    (lane_macs & (lane_macs - 1)))
+	if (!bd || !rb || (mode && !fp8) || (fp8 && fmt != MLA_CACHE_FP8) || L < 1 ||
+	    L > MLA_MAX_LANES || pos < 0 || pos >= MLA_MAX_T || H < 1 || H > MLA_MAX_H ||
+	    lane_macs < 1 || lane_macs > MLA_DL * MLA_MAX_H || (lane_macs & (lane_macs - 1)) ||
+	    lane_imacs < MLA_MIN_IMACS || lane_imacs > MLA_MAX_IMACS ||
+	    (lane_imacs & (lane_imacs - 1)))
 		return -EINVAL;
 	if (!c)
 		c = &tmp;
@@ -406,18 +536,33 @@ int64_t mla_attn_lanes_cycles(const struct hls_build *bd, int L, int pos, int H,
 	uint64_t ncb = hls_cdiv64((uint64_t)dc, MLA_MW), nrb = hls_cdiv64((uint64_t)dr, MLA_MW);
 	uint64_t T = (uint64_t)pos + 1, nblk = hls_cdiv64(T, MLA_TB), Hu = (uint64_t)H;
 	uint64_t nl = nblk < (uint64_t)L ? nblk : (uint64_t)L;
+	/* FP8 datapath: groups, integer score heads per step, weighted-sum channels per step */
+	uint64_t ngq = (uint64_t)dc / ML_G, lihp = (uint64_t)lane_imacs / ML_G;
+	uint64_t ngi = hls_cdiv64(Hu, lihp), lpc = (uint64_t)lane_imacs / MLA_TB;
+	uint64_t nsb = fp8 ? nbs - nbc : nbs; /* f32 score blocks: all, or the rope's only */
 	/* q broadcast: one bank, H heads of q_lat and q_pe beats */
 	uint64_t qbytes = Hu * (uint64_t)(dc + dr) * 4, obytes = Hu * (uint64_t)dc * 4;
 	c->it[HLS_L_LATT_Q] = Hu * (ncb + nrb);
 	uint64_t cyc = bd->mem_latency + hls_max64(c->it[HLS_L_LATT_Q], hls_mem_cycles(bd, qbytes));
+	/* FP8 q quantization: MLA_TB values per step after the load pass found the amax */
+	if (fp8) {
+		c->it[HLS_L_LATT_QQUANT] = Hu * (uint64_t)dc / MLA_TB;
+		cyc += c->it[HLS_L_LATT_QQUANT] + bd->depth_exp;
+	}
 	/* lanes in parallel: per chunk max(load, compute) after the first chunk's exposed load */
 	for (uint64_t li = 0; li < nl; li++) {
 		uint64_t lc = bd->mem_latency, lb = 0;
 		for (uint64_t b = li; b < nblk; b += (uint64_t)L) {
 			uint64_t tb = (b + 1) * MLA_TB <= T ? MLA_TB : T - b * MLA_TB;
-			uint64_t ld = tb * rbeats, sc = ng * nbs * tb * sub, sm = 2 * tb * ng;
-			uint64_t ac = ng * tb * nbc * sub;
+			uint64_t ld = tb * rbeats, sc = ng * nsb * tb * sub, sm = 2 * tb * ng;
+			uint64_t ac = fp8 ? 0 : ng * tb * nbc * sub;
+			uint64_t isc = fp8 ? ngi * ngq * tb : 0, wq = fp8 ? Hu * ngq : 0;
+			uint64_t iac = fp8 ? Hu * (uint64_t)dc / lpc : 0;
 			uint64_t comp = sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+			/* FP8: integer score (its f32 scaling drains once), weight quantization (a
+			 * divider), integer weighted sum (its f32 update drains once) */
+			if (fp8)
+				comp += isc + wq + iac + 2 * (uint64_t)bd->depth_scale + bd->depth_exp;
 			uint64_t load = hls_max64(ld, hls_mem_cycles(bd, tb * rb));
 			if (b == li)
 				lc += load;
@@ -427,6 +572,9 @@ int64_t mla_attn_lanes_cycles(const struct hls_build *bd, int L, int pos, int H,
 			c->it[HLS_L_LATT_SCORE] += sc;
 			c->it[HLS_L_LATT_SOFTMAX] += sm;
 			c->it[HLS_L_LATT_ACC] += ac;
+			c->it[HLS_L_LATT_ISCORE] += isc;
+			c->it[HLS_L_LATT_WQUANT] += wq;
+			c->it[HLS_L_LATT_IACC] += iac;
 		}
 		c->bytes += lb;
 		c->lane_bytes_max = hls_max64(c->lane_bytes_max, lb);
@@ -444,6 +592,12 @@ int64_t mla_attn_lanes_cycles(const struct hls_build *bd, int L, int pos, int H,
 	c->macs = Hu * T * (uint64_t)(2 * dc + dr);
 	c->cycles = cyc;
 	return (int64_t)cyc;
+}
+
+int64_t mla_attn_lanes_cycles(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
+			      int fmt, int lane_macs, struct mla_attn_cost *c)
+{
+	return mla_attn_lanes_cycles2(bd, L, pos, H, dc, dr, fmt, lane_macs, MLA_LANE_IMACS, c);
 }
 
 int64_t mla_kv_append_lanes_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,

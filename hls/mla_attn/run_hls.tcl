@@ -16,7 +16,7 @@ foreach top [dict get $cfg top] {
     open_project -reset build/hls/mla_attn_$top
     set_top $top
     add_files hls/mla_attn/mla_attn.c -cflags $cflags
-    add_files hls/mla_attn/mla_attn_lanes.c -cflags "$cflags -DMLA_LANE_MACS=[dict get $cfg LANE_MACS]"
+    add_files hls/mla_attn/mla_attn_lanes.c -cflags "$cflags -DMLA_LANE_MACS=[dict get $cfg LANE_MACS] -DMLA_LANE_IMACS=[dict get $cfg LANE_IMACS]"
     if {[string match *_lanes $top]} {
         add_files -tb hls/tests/test_mla_attn_lanes.c -cflags "$cflags -Ihls/tests"
     } else {

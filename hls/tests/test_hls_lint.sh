@@ -93,6 +93,7 @@ chk mla_attn HG hls/mla_attn/mla_attn.h MLA_HG
 chk mla_attn DL hls/mla_attn/mla_attn.h MLA_DL
 chk mla_attn TB hls/mla_attn/mla_attn.h MLA_TB
 chk mla_attn LANE_MACS hls/mla_attn/mla_attn.h MLA_LANE_MACS
+chk mla_attn LANE_IMACS hls/mla_attn/mla_attn.h MLA_LANE_IMACS
 chk mla_attn MAX_LANES hls/mla_attn/mla_attn.h MLA_MAX_LANES
 # every loop id is instrumented
 for id in $(sed -n 's/^[[:space:]]*\(HLS_L_[A-Z_]*\),.*/\1/p' hls/include/hls_timing.h); do

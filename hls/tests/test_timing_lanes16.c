@@ -1,10 +1,12 @@
 /*
  * test_timing_lanes16.c - mla_attn_lanes built with a compute width of 16 MACs per lane (below
- * MLA_DL, so each MLA_DL-element tree takes two steps): loop counts vs the timing model, and the
- * numerics unchanged by the width (one lane: bit-identical to mla_attn).
+ * MLA_DL, so each MLA_DL-element tree takes two steps) and 128 integer MACs (the FP8 datapath's
+ * narrowest): loop counts vs the timing model, and the numerics unchanged by the width (one lane:
+ * bit-identical to mla_attn).
  */
 #define HLS_COUNT 1
 #define MLA_LANE_MACS 16
+#define MLA_LANE_IMACS 128
 #include "hls/mla_attn/mla_attn.c"
 #include "hls/mla_attn/mla_attn_lanes.c"
 #include "timing_check.h"
@@ -25,8 +27,8 @@ static void width_numerics(void)
 			q[i] = (float)((i * 104729 % 1000) - 500) / 2000.0f;
 		int rc = mla_kv_append(x, x + (size_t)T * dc, cache, 0, T, dc, dr, fmt);
 		rc |= mla_attn(q, q + (size_t)H * dc, cache, o1, 1, pos, H, dc, dr, fmt, 0.125f);
-		rc |= mla_attn_lanes_run(q, q + (size_t)H * dc, (const uint8_t *const *)bank, 1, 0, o2,
-				     pos, H, dc, dr, fmt, 0.125f);
+		rc |= mla_attn_lanes_run(q, q + (size_t)H * dc, (const uint8_t *const *)bank, 1, 0,
+					 o2, pos, H, dc, dr, fmt, 0.125f);
 		bad += rc != 0 || memcmp(o1, o2, (size_t)H * dc * 4) != 0;
 		free(x);
 		free(q);

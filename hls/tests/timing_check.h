@@ -13,11 +13,12 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	 "gemm_scale",
-    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load", "attn_score",
+    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	  "gemm_scale",
+    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load",  "attn_score",
     "attn_softmax", "attn_acc",	    "attn_store",   "append_write", "gemv_table", "gemv_load_x",
-    "gemv_quant",   "gemv_load_s",  "gemv_mac",	    "gemv_store",   "latt_q",	 "latt_load",
-    "latt_score",   "latt_softmax", "latt_acc",	    "latt_weight",  "latt_merge"};
+    "gemv_quant",   "gemv_load_s",  "gemv_mac",	    "gemv_store",   "latt_q",	  "latt_load",
+    "latt_score",   "latt_softmax", "latt_acc",	    "latt_weight",  "latt_merge", "latt_qquant",
+    "latt_iscore",  "latt_wquant",  "latt_iacc"};
 
 static int tc_passed, tc_failed;
 
@@ -87,8 +88,9 @@ static void tc_gemm_grid(const struct hls_build *b)
 #endif
 
 #ifdef MOECARD_MLA_ATTN_H
-/* mla_attn_lanes and the striped append at the compiled-in MLA_LANE_MACS: counts vs the model on
- * a grid of lanes, positions (partial blocks, lanes without tokens), heads, ranks and formats. */
+/* mla_attn_lanes and the striped append at the compiled-in MLA_LANE_MACS / MLA_LANE_IMACS: counts
+ * vs the model on a grid of lanes, positions (partial blocks, lanes without tokens), heads, ranks,
+ * formats and (fmt 3 below: FP8 records) the FP8 datapath. */
 static void tc_lanes_grid(const struct hls_build *b)
 {
 	static const int Ls[] = {1, 3, 8}, poss[] = {0, 40, 130}, Hs[] = {1, 20};
@@ -98,7 +100,9 @@ static void tc_lanes_grid(const struct hls_build *b)
 		for (int pi = 0; pi < 3; pi++)
 			for (int hi = 0; hi < 2; hi++)
 				for (int di = 0; di < 2; di++)
-					for (int fmt = 0; fmt < 3; fmt++) {
+					for (int fi = 0; fi < 4; fi++) {
+						int fmt = fi < 3 ? fi : MLA_CACHE_FP8;
+						int mode = fi < 3 ? MLA_ATTN_F32 : MLA_ATTN_FP8;
 						int L = Ls[li], pos = poss[pi], H = Hs[hi];
 						int dc = dcs[di], dr = drs[di], T = pos + 1;
 						uint64_t lb = mla_lanes_bytes(T, L, fmt, dc, dr);
@@ -128,20 +132,22 @@ static void tc_lanes_grid(const struct hls_build *b)
 						memset(hls_count, 0, sizeof hls_count);
 						rc = mla_attn_lanes_run(
 						    q, q, (const uint8_t *const *)bank, L, 64, o,
-						    pos, H, dc, dr, fmt, 0.1f);
-						cyc = mla_attn_lanes_cycles(b, L, pos, H, dc, dr,
-									    fmt, MLA_LANE_MACS, &c);
-						snprintf(
-						    what, sizeof what,
-						    "mla_attn_lanes L=%d pos=%d H=%d dc=%d fmt=%d "
-						    "macs=%d",
-						    L, pos, H, dc, fmt, MLA_LANE_MACS);
+						    pos, H, dc, dr, fmt | mode, 0.1f);
+						cyc = mla_attn_lanes_cycles2(
+						    b, L, pos, H, dc, dr, fmt | mode, MLA_LANE_MACS,
+						    MLA_LANE_IMACS, &c);
+						snprintf(what, sizeof what,
+							 "mla_attn_lanes L=%d pos=%d H=%d dc=%d "
+							 "fmt=0x%x "
+							 "macs=%d imacs=%d",
+							 L, pos, H, dc, fmt | mode, MLA_LANE_MACS,
+							 MLA_LANE_IMACS);
 						if (rc || cyc <= 0)
 							tc_failed++,
 							    printf("FAIL %s rc %d\n", what, rc);
 						else
 							tc_compare(what, c.it, HLS_L_LATT_Q,
-								   HLS_L_LATT_MERGE);
+								   HLS_L_LATT_IACC);
 						cases += 2;
 						for (int i = 0; i < L; i++)
 							free(bank[i]);
@@ -149,9 +155,9 @@ static void tc_lanes_grid(const struct hls_build *b)
 						free(o);
 						free(cz);
 					}
-	printf("mla_attn_lanes + striped append (MLA_LANE_MACS=%d): loop counts equal the model on "
-	       "%d of %d shapes\n",
-	       MLA_LANE_MACS, cases - (tc_failed - before), cases);
+	printf("mla_attn_lanes + striped append (MLA_LANE_MACS=%d, MLA_LANE_IMACS=%d): loop counts "
+	       "equal the model on %d of %d shapes\n",
+	       MLA_LANE_MACS, MLA_LANE_IMACS, cases - (tc_failed - before), cases);
 }
 #endif
 
