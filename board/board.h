@@ -72,11 +72,11 @@ struct board_cu {
 	uint32_t n_ports;	     /* used entries of port[] / port_bank[] */
 	char port[BOARD_MAX_PORTS][BOARD_NAME_MAX]; /* m_axi argument names, in dts order */
 	uint32_t port_bank[BOARD_MAX_PORTS];	    /* index into board_desc.bank[] per port */
-	uint32_t tm, tn;   /* PE-array build parameters (rows x cols), 0 if n/a */
+	uint32_t tm, tn;    /* PE-array build parameters (rows x cols), 0 if n/a */
 	uint32_t lane_macs; /* f32 MACs per cycle per lane (mla_attn_lanes), 0 if n/a */
-	uint32_t axi_bits; /* m_axi data width, bits (32..1024, power of two) */
-	uint32_t slr;	   /* super logic region the CU is placed in */
-	uint32_t clock;	   /* index into board_desc.clock[] */
+	uint32_t axi_bits;  /* m_axi data width, bits (32..1024, power of two) */
+	uint32_t slr;	    /* super logic region the CU is placed in */
+	uint32_t clock;	    /* index into board_desc.clock[] */
 };
 
 /* One DMA channel (node compatible "moecard,dma-channel"). */
@@ -122,7 +122,7 @@ struct board_desc {
 	uint32_t part_bram36; /* 36 Kb block RAMs */
 	uint32_t part_uram;   /* 288 Kb UltraRAMs */
 	uint32_t part_lut;    /* CLB LUTs */
-	uint32_t n_banks;	   /* used entries of bank[] */
+	uint32_t n_banks;     /* used entries of bank[] */
 	struct board_bank bank[BOARD_MAX_BANKS];
 	uint32_t n_cus; /* used entries of cu[] */
 	struct board_cu cu[BOARD_MAX_CUS];
