@@ -258,6 +258,24 @@ static int parse_root(const struct ctx *c, struct board_desc *b)
 		return rc;
 	if (b->n_slr < 1 || b->n_slr > 8)
 		return fail(c, 0, "moecard,slrs", -BOARD_EBADVALUE, "%u not in 1..8", b->n_slr);
+	/* Optional part capacities <dsp bram36 uram lut>: each > 0 and at most 100 million. */
+	rc = get_prop(c, 0, "moecard,part-resources", 16, 1, &p, &l);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		static const char *const what[4] = {"dsp", "bram36", "uram", "lut"};
+		uint32_t v[4];
+		for (int i = 0; i < 4; i++) {
+			v[i] = ld32(p, 4 * (size_t)i);
+			if (!v[i] || v[i] > 100000000u)
+				return fail(c, 0, "moecard,part-resources", -BOARD_EBADVALUE,
+					    "%s count %u not in 1..100000000", what[i], v[i]);
+		}
+		b->part_dsp = v[0];
+		b->part_bram36 = v[1];
+		b->part_uram = v[2];
+		b->part_lut = v[3];
+	}
 	return 0;
 }
 

@@ -116,7 +116,13 @@ struct board_desc {
 	uint32_t pcie_lanes;	   /* PCIe lanes, 1..16 */
 	uint32_t pcie_bw_mbps;	   /* usable host link bandwidth per direction, MB/s */
 	uint32_t n_slr;		   /* super logic regions, >= 1 */
-	uint32_t n_banks;	   /* used entries of bank[] */
+	/* FPGA part capacities, root "moecard,part-resources" <dsp bram36 uram lut>; all 0 when the
+	 * tree does not give them (board_res.h then reports no fraction of the part) */
+	uint32_t part_dsp;    /* DSP slices (DSP48E2 on UltraScale+, DSP58 on Versal) */
+	uint32_t part_bram36; /* 36 Kb block RAMs */
+	uint32_t part_uram;   /* 288 Kb UltraRAMs */
+	uint32_t part_lut;    /* CLB LUTs */
+	uint32_t n_banks;     /* used entries of bank[] */
 	struct board_bank bank[BOARD_MAX_BANKS];
 	uint32_t n_cus; /* used entries of cu[] */
 	struct board_cu cu[BOARD_MAX_CUS];

@@ -3,7 +3,7 @@
 # See board/README.md and board/bindings/.
 BOARD_DTS   := $(wildcard board/*.dts)
 BOARD_DTBS  := $(patsubst board/%.dts,$(B)/board/%.dtb,$(BOARD_DTS))
-LIB_SRCS    += board/board.c
+LIB_SRCS    += board/board.c board/board_res.c
 ALL_EXTRA   += $(BOARD_DTBS)
 TEST_SRCS   += $(wildcard board/tests/test_*.c)
 TEST_SCRIPTS += $(wildcard board/tests/test_*.sh)

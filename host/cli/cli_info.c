@@ -2,12 +2,14 @@
  * cli_info.c - `moecard info --model DIR [--board FILE.dtb]`: opens a checkpoint exactly as
  * `moecard run` does (ckpt_open: config.json, safetensors, binding with every check) and prints
  * the config summary, parameter and byte counts per part (ckpt_stats), the FP8 layout and the
- * KV-cache bytes per token. --board is a separate hook for the board description (board/).
+ * KV-cache bytes per token. --board prints the board description (board/) and the resource
+ * estimate of its CUs against the part (board/board_res.h).
  */
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include "board.h"
+#include "board_res.h"
 #include "load/ckpt.h"
 #include "cli/cli.h"
 
@@ -41,6 +43,11 @@ static int cli_info_board(const char *dtb, const struct ckpt *ck, const struct c
 		return 1;
 	}
 	board_info_print(&b, stdout);
+	int rc = board_res_print(&b, NULL, stdout);
+	if (rc) {
+		fprintf(stderr, "moecard: %s: resource estimate: %s\n", dtb, board_strerror(rc));
+		return 1;
+	}
 	if (!ck)
 		return 0;
 	/* resident: everything but the routed experts (the MTP layer stays for speculation) */

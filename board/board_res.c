@@ -1,0 +1,415 @@
+/*
+ * board_res.c - the resource estimate of board_res.h: per-unit costs times the units each
+ * kernel instantiates, from the kernel headers' constants and the CU's board parameters.
+ *
+ * Every figure is an estimate for planning which CUs fit a part; Vitis utilization reports are
+ * the authority once a bitstream exists. The constants and their sources are listed below and in
+ * board/README.md (Resource estimate).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "board_res.h"
+#include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls/fp8_gemv/fp8_gemv.h"
+#include "hls/mla_attn/mla_attn.h"
+#include "hls/moe_route/moe_route.h"
+#include "hls/vec_ops/vec_ops.h"
+
+/* One operator's cost. */
+struct op {
+	uint32_t dsp, lut;
+};
+
+/*
+ * f32 operators. UltraScale+: Xilinx Floating-Point IP (PG060) with full DSP usage, single
+ * precision: a multiply is 3 DSP48E2 and about 100 LUTs, an add 2 DSP48E2 and about 250 LUTs
+ * (alignment and normalization stay in the fabric); a multiply-add is the two. Versal: one DSP58
+ * in DSPFP32 mode per f32 multiply, add or fused multiply-add (AM004), plus about 40 LUTs of
+ * operand muxing and control.
+ */
+static const struct op f32_mul[2] = {{3, 100}, {1, 40}};
+static const struct op f32_add[2] = {{2, 250}, {1, 40}};
+static const struct op f32_fma[2] = {{5, 350}, {1, 40}};
+
+/*
+ * An exact E4M3 x E4M3 product into a fixed-point adder tree, in LUTs (no DSP): the 4x4-bit
+ * significand product (with hidden bits) about 16 LUTs, the 4+4-bit exponent sum 4, the shift of
+ * the 8-bit product to its place in the 2^-18 fixed-point word (about 36 bits; two levels of
+ * 4:1 multiplexers) about 40, and the product's share of the adder tree (one adder of about 40
+ * bits per input, one LUT per bit with the carry chain) 40: about 100 LUTs per product.
+ */
+#define LUT_E4M3_PRODUCT 100u
+/* int64 block sum to f32 (leading-zero count, 64-to-24-bit normalize shift, round to nearest
+ * even): about 200 LUTs. */
+#define LUT_I64_TO_F32 200u
+/* f32 compare-and-select (max, top-k insertion, amax): about 50 LUTs. */
+#define LUT_F32_CMP 50u
+/* E4M3 or bf16 to f32 decode of one element (fields to f32 bits, subnormal shift): about 20. */
+#define LUT_DECODE 20u
+/* Control of one CU: the s_axilite register file, the top FSM, loop counters and address
+ * arithmetic of the kernel's loops: about 1,500 LUTs (the size Vitis HLS reports for small
+ * kernels' control is 1-2 k LUTs). */
+#define LUT_CU_CTRL 1500u
+/* One m_axi port adapter (Vitis HLS m_axi interface): about 500 LUTs of burst and handshake
+ * control plus 2 LUTs per data bit (width conversion, write strobes), and one 512-deep buffer of
+ * the port's width in BRAM36 (512 x 72 bits each: ceil(bits / 72) blocks). */
+#define LUT_PORT_BASE 500u
+#define LUT_PORT_PER_BIT 2u
+/* Memory blocks: BRAM36 is 36 Kb (36,864 bits), URAM 288 Kb (294,912 bits). A bank of at most
+ * 4 Kb goes to LUTRAM (64 bits per LUT), as Vivado maps small partitioned arrays. */
+#define BRAM36_BITS 36864u
+#define URAM_BITS 294912u
+#define LUTRAM_MAX_BITS 4096u
+#define LUTRAM_BITS_PER_LUT 64u
+/*
+ * Elementary functions as f32 operator counts: hls_expf (Cody-Waite reduction, degree-7
+ * polynomial, exponent assembly) 9 multiplies and 8 adds; a reciprocal (seed and Newton steps) 3
+ * multiplies and 2 adds; hls_rsqrtf (bit-trick seed, 3 Newton steps and a residual step) 10
+ * multiplies and 4 adds.
+ */
+#define EXP_MUL 9u
+#define EXP_ADD 8u
+#define RECIP_MUL 3u
+#define RECIP_ADD 2u
+#define RSQRT_MUL 10u
+#define RSQRT_ADD 4u
+
+/* Accumulates into r. */
+static void add_op(struct board_res *r, const struct op *o, uint64_t n)
+{
+	r->dsp += o->dsp * n;
+	r->lut += o->lut * n;
+}
+
+static void add_mul(struct board_res *r, int fam, uint64_t n)
+{
+	add_op(r, &f32_mul[fam], n);
+}
+static void add_add(struct board_res *r, int fam, uint64_t n)
+{
+	add_op(r, &f32_add[fam], n);
+}
+static void add_fma(struct board_res *r, int fam, uint64_t n)
+{
+	add_op(r, &f32_fma[fam], n);
+}
+
+static void add_exp(struct board_res *r, int fam, uint64_t n)
+{
+	add_mul(r, fam, EXP_MUL * n);
+	add_add(r, fam, EXP_ADD * n);
+}
+
+static void add_recip(struct board_res *r, int fam, uint64_t n)
+{
+	add_mul(r, fam, RECIP_MUL * n);
+	add_add(r, fam, RECIP_ADD * n);
+}
+
+/* The f32 epilogue lane of the GEMM/GEMV stores: silu(a) * b (exp, add, reciprocal, 2 multiplies),
+ * y_old + route_w * v (multiply, add), + res (add). */
+static void add_epilogue(struct board_res *r, int fam, uint64_t lanes)
+{
+	add_exp(r, fam, lanes);
+	add_recip(r, fam, lanes);
+	add_mul(r, fam, 3 * lanes);
+	add_add(r, fam, 3 * lanes);
+}
+
+/* The 1x128 activation quantizer (hls_quant.h) over lanes f32 per beat: amax compare, one
+ * multiply per element, one reciprocal per group. */
+static void add_quant(struct board_res *r, int fam, uint64_t lanes)
+{
+	r->lut += LUT_F32_CMP * lanes;
+	add_mul(r, fam, lanes);
+	add_recip(r, fam, 1);
+}
+
+static uint64_t cdiv(uint64_t a, uint64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+/* An on-chip array of bytes split into banks (its partitioning: the words read per cycle), each
+ * bank in URAM (uram) or BRAM36 by size, or LUTRAM when small. */
+static void add_mem(struct board_res *r, uint64_t bytes, uint64_t banks, int uram)
+{
+	if (!bytes)
+		return;
+	if (!banks)
+		banks = 1;
+	uint64_t bits = cdiv(bytes * 8, banks);
+	if (bits <= LUTRAM_MAX_BITS)
+		r->lut += banks * cdiv(bits, LUTRAM_BITS_PER_LUT);
+	else if (uram)
+		r->uram += banks * cdiv(bits, URAM_BITS);
+	else
+		r->bram36 += banks * cdiv(bits, BRAM36_BITS);
+}
+
+/* m_axi ports and control, common to every CU. */
+static void add_ports_ctrl(struct board_res *r, const struct board_cu *cu)
+{
+	r->lut += LUT_CU_CTRL;
+	r->lut += (uint64_t)cu->n_ports * (LUT_PORT_BASE + LUT_PORT_PER_BIT * cu->axi_bits);
+	r->bram36 += (uint64_t)cu->n_ports * cdiv(cu->axi_bits, 72);
+}
+
+/* fp8_gemm: TM x TN exact E4M3 products into int64 block sums; the block scaler (TN columns:
+ * int64 to f32, times the scale, plus the accumulator; one multiply for xs * ws); the epilogue
+ * and quantizer over the beat's f32 lanes. On chip (fp8_gemm.c): xt [MB][BK] int32 cyclic over
+ * TM, wt [TN][BK] complete over TN, acc [2][MB][TN] f32 in URAM over TN. */
+static void res_gemm(const struct board_cu *cu, int fam, struct board_res *r)
+{
+	uint64_t tm = cu->tm ? cu->tm : FP8_GEMM_TM, tn = cu->tn ? cu->tn : FP8_GEMM_TN;
+	uint64_t mb = tm > FP8_GEMM_MB ? tm : FP8_GEMM_MB, lanes = cu->axi_bits / 32;
+	r->lut += tm * tn * LUT_E4M3_PRODUCT;
+	r->lut += tn * LUT_I64_TO_F32;
+	add_mul(r, fam, tn + 1);
+	add_add(r, fam, tn);
+	add_epilogue(r, fam, lanes);
+	add_quant(r, fam, lanes);
+	add_mem(r, mb * FP8_GEMM_BK * 4, tm, 0);
+	add_mem(r, tn * FP8_GEMM_BK * 4, tn, 0);
+	add_mem(r, 2 * mb * tn * 4, tn, 1);
+}
+
+/* fp8_gemv: L lanes (ports minus the activation port), each axi_bits / 8 E4M3 products per row of
+ * x for rows rows; per lane and row a block scaler (int64 to f32, two multiplies, an add). The x
+ * buffer xb [rows][FP8_GEMV_MAX_K] int32 in URAM, read rows x beat-bytes words per cycle (two per
+ * 72-bit URAM word); xsc, the group table and per-lane scale rows in BRAM; one epilogue and
+ * quantizer over the activation port's f32 lanes. */
+static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct board_res *r)
+{
+	uint64_t L = cu->n_ports > 1 ? cu->n_ports - 1 : 1, bpl = cu->axi_bits / 8,
+		 lanes = cu->axi_bits / 32, m = rows;
+	r->lut += L * bpl * m * LUT_E4M3_PRODUCT;
+	r->lut += L * m * LUT_I64_TO_F32;
+	add_mul(r, fam, 2 * L * m);
+	add_add(r, fam, L * m);
+	add_epilogue(r, fam, lanes);
+	add_quant(r, fam, lanes);
+	add_mem(r, m * FP8_GEMV_MAX_K * 4, cdiv(m * bpl, 2), 1);
+	add_mem(r, m * (FP8_GEMV_MAX_K / 128) * 4, m, 0);
+	add_mem(r, (uint64_t)FP8_GEMV_MAX_GROUPS * sizeof(struct fp8_gemv_grp), 1, 0);
+	for (uint64_t l = 0; l < L; l++)
+		add_mem(r, (FP8_GEMV_MAX_K / 128) * 4, 1, 0);
+}
+
+/* vec_ops: f32 lanes per beat, each able to do the union of its ops (RMSNorm multiply-add, RoPE,
+ * SiLU*mul, softmax exp, act-quant, add): an exp, a reciprocal, 4 multiplies, 3 adds and a
+ * compare; the VEC_ILV x lanes partial-sum halving tree; one rsqrt. Rows stream (no row buffer). */
+static void res_vec(const struct board_cu *cu, int fam, struct board_res *r)
+{
+	uint64_t lanes = cu->axi_bits / 32;
+	add_exp(r, fam, lanes);
+	add_recip(r, fam, lanes);
+	add_mul(r, fam, 4 * lanes);
+	add_add(r, fam, 3 * lanes);
+	r->lut += LUT_F32_CMP * lanes;
+	add_add(r, fam, VEC_ILV * lanes - 1);
+	add_mul(r, fam, RSQRT_MUL);
+	add_add(r, fam, RSQRT_ADD);
+}
+
+/* mla_attn: MLA_HG heads x MLA_DL latent elements: the score multiply-adds and their trees, the
+ * accumulator update acc * corr + p * kv, per head the online softmax (two exps, a multiply, an
+ * add, a compare), the record decoder (64 elements per beat) and the output divide (16 lanes). On
+ * chip: q [HG][dc+dr] and acc [HG][dc] over HG x DL, the chunk kv [TB][dc+dr] over DL. */
+static void res_attn(int fam, struct board_res *r)
+{
+	uint64_t par = (uint64_t)MLA_HG * MLA_DL, dk = MLA_MAX_DC + MLA_MAX_DR;
+	add_fma(r, fam, par);
+	add_add(r, fam, (uint64_t)MLA_HG * (MLA_DL - 1));
+	add_fma(r, fam, par);
+	add_mul(r, fam, par);
+	add_exp(r, fam, 2 * MLA_HG);
+	add_mul(r, fam, MLA_HG);
+	add_add(r, fam, MLA_HG);
+	r->lut += LUT_F32_CMP * MLA_HG + LUT_DECODE * 64;
+	add_recip(r, fam, MLA_MW);
+	add_mul(r, fam, MLA_MW);
+	add_mem(r, MLA_HG * dk * 4, cdiv(par, 2), 0);
+	add_mem(r, MLA_HG * MLA_MAX_DC * 4, cdiv(par, 2), 0);
+	add_mem(r, MLA_TB * dk * 4, MLA_DL / 2, 0);
+}
+
+/* mla_kv_append: the record encoder (64 elements per beat: f32 to bf16 or E4M3 with the
+ * quantizer over 16 lanes) and one record buffer. */
+static void res_kv_append(int fam, struct board_res *r)
+{
+	r->lut += LUT_DECODE * 64;
+	add_quant(r, fam, 16);
+	add_mem(r, 4 * (MLA_MAX_DC + MLA_MAX_DR), 1, 0);
+}
+
+/* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
+ * score trees (LHP heads of LDE elements), the online softmax of LHP heads per step, the record
+ * decoder; the merge over MLA_MW elements (exp, two multiply-adds, and a reciprocal per head).
+ * On chip per lane: acc [MLA_MAX_H][dc] f32 in URAM read lane_macs words per cycle (two per
+ * 72-bit word), the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. */
+static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
+{
+	uint64_t L = cu->n_ports > 2 ? cu->n_ports - 2 : 1;
+	uint64_t macs = cu->lane_macs ? cu->lane_macs : MLA_LANE_MACS;
+	uint64_t lde = macs < MLA_DL ? macs : MLA_DL, lhp = macs / lde;
+	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
+	add_fma(r, fam, L * macs);
+	add_add(r, fam, L * lhp * (lde - 1));
+	add_exp(r, fam, 2 * L * lhp);
+	add_mul(r, fam, L * lhp);
+	add_add(r, fam, L * lhp);
+	r->lut += L * (LUT_F32_CMP * lhp + LUT_DECODE * 64);
+	add_exp(r, fam, MLA_MW);
+	add_fma(r, fam, 2 * MLA_MW);
+	add_recip(r, fam, 1);
+	add_mul(r, fam, MLA_MW);
+	for (uint64_t l = 0; l < L; l++) {
+		add_mem(r, (uint64_t)MLA_MAX_H * MLA_MAX_DC * 4, cdiv(macs, 2), 1);
+		add_mem(r, MLA_TB * dk * 4, cdiv(lde, 2), 0);
+		add_mem(r, 4 * dk, 1, 0);
+	}
+	add_mem(r, (uint64_t)MLA_MAX_H * dk * 4, cdiv(macs, 2), 0);
+}
+
+/* moe_route: MOE_ROUTE_P lanes of sigmoid/softmax (exp, add, reciprocal), bias add and compare;
+ * the top-k insertion over MOE_ROUTE_MAX_K compare-selects; the normalization divide. On chip:
+ * scores, selection scores and group scores [MOE_ROUTE_MAX_E] f32 over P. */
+static void res_route(int fam, struct board_res *r)
+{
+	add_exp(r, fam, MOE_ROUTE_P);
+	add_add(r, fam, 2 * MOE_ROUTE_P);
+	add_recip(r, fam, MOE_ROUTE_P + 1);
+	add_mul(r, fam, MOE_ROUTE_P);
+	r->lut += LUT_F32_CMP * (MOE_ROUTE_P + MOE_ROUTE_MAX_K);
+	add_mem(r, 3 * MOE_ROUTE_MAX_E * 4, 3 * MOE_ROUTE_P, 0);
+}
+
+enum board_res_family board_res_family(const struct board_desc *b)
+{
+	return b && !strncmp(b->part, "xcv", 3) ? BOARD_RES_VERSAL : BOARD_RES_USP;
+}
+
+int board_res_cu(const struct board_desc *b, const struct board_cu *cu,
+		 const struct board_res_opts *opts, struct board_res *r)
+{
+	if (!b || !cu || !r)
+		return -EINVAL;
+	memset(r, 0, sizeof *r);
+	int fam = board_res_family(b);
+	uint32_t rows = opts && opts->gemv_rows ? opts->gemv_rows : FP8_GEMV_MAX_M;
+	if (!strcmp(cu->kernel, "fp8_gemm"))
+		res_gemm(cu, fam, r);
+	else if (!strcmp(cu->kernel, "fp8_gemv"))
+		res_gemv(cu, fam, rows, r);
+	else if (!strcmp(cu->kernel, "vec_ops"))
+		res_vec(cu, fam, r);
+	else if (!strcmp(cu->kernel, "mla_attn"))
+		res_attn(fam, r);
+	else if (!strcmp(cu->kernel, "mla_kv_append"))
+		res_kv_append(fam, r);
+	else if (!strcmp(cu->kernel, "mla_attn_lanes"))
+		res_lanes(cu, fam, r);
+	else if (!strcmp(cu->kernel, "moe_route"))
+		res_route(fam, r);
+	else
+		return -ENOENT;
+	add_ports_ctrl(r, cu);
+	return 0;
+}
+
+int board_res_total(const struct board_desc *b, const struct board_res_opts *opts,
+		    struct board_res *total)
+{
+	if (!b || !total)
+		return -EINVAL;
+	memset(total, 0, sizeof *total);
+	for (uint32_t i = 0; i < b->n_cus; i++) {
+		struct board_res r;
+		int rc = board_res_cu(b, &b->cu[i], opts, &r);
+		if (rc)
+			return rc;
+		total->dsp += r.dsp;
+		total->bram36 += r.bram36;
+		total->uram += r.uram;
+		total->lut += r.lut;
+	}
+	return 0;
+}
+
+/* used <= pct% of cap. */
+static int within(uint64_t used, uint32_t cap, uint32_t pct)
+{
+	return used * 100 <= (uint64_t)cap * pct;
+}
+
+int board_res_fits(const struct board_desc *b, const struct board_res *t)
+{
+	if (!b || !t)
+		return -EINVAL;
+	if (!b->part_dsp)
+		return -ENODATA;
+	return within(t->dsp, b->part_dsp, BOARD_RES_MAX_DSP_PCT) &&
+	       within(t->bram36, b->part_bram36, BOARD_RES_MAX_BRAM_PCT) &&
+	       within(t->uram, b->part_uram, BOARD_RES_MAX_URAM_PCT) &&
+	       within(t->lut, b->part_lut, BOARD_RES_MAX_LUT_PCT);
+}
+
+static double pct(uint64_t used, uint32_t cap)
+{
+	return cap ? 100.0 * (double)used / cap : 0.0;
+}
+
+int board_res_print(const struct board_desc *b, const struct board_res_opts *opts, FILE *out)
+{
+	if (!b || !out)
+		return -EINVAL;
+	struct board_res t;
+	int rc = board_res_total(b, opts, &t);
+	if (rc)
+		return rc;
+	fprintf(out, "resource estimate (%s costs; estimates until Vitis reports utilization):\n",
+		board_res_family(b) == BOARD_RES_VERSAL ? "Versal DSP58" : "UltraScale+ DSP48E2");
+	fprintf(out, "  %-20s %-15s %8s %8s %8s %10s\n", "cu", "kernel", "DSP", "BRAM36", "URAM",
+		"LUT");
+	for (uint32_t i = 0; i < b->n_cus; i++) {
+		struct board_res r;
+		board_res_cu(b, &b->cu[i], opts, &r);
+		fprintf(out, "  %-20s %-15s %8llu %8llu %8llu %10llu\n", b->cu[i].name,
+			b->cu[i].kernel, (unsigned long long)r.dsp, (unsigned long long)r.bram36,
+			(unsigned long long)r.uram, (unsigned long long)r.lut);
+	}
+	fprintf(out, "  %-36s %8llu %8llu %8llu %10llu\n", "total", (unsigned long long)t.dsp,
+		(unsigned long long)t.bram36, (unsigned long long)t.uram,
+		(unsigned long long)t.lut);
+	if (!b->part_dsp) {
+		fprintf(out, "  part: no moecard,part-resources in the tree, fit not checked\n");
+		return ferror(out) ? -EIO : 0;
+	}
+	fprintf(out, "  %-36s %8u %8u %8u %10u\n", "part", b->part_dsp, b->part_bram36,
+		b->part_uram, b->part_lut);
+	fprintf(out, "  %-36s %7.1f%% %7.1f%% %7.1f%% %9.1f%%\n", "fraction of the part",
+		pct(t.dsp, b->part_dsp), pct(t.bram36, b->part_bram36), pct(t.uram, b->part_uram),
+		pct(t.lut, b->part_lut));
+	fprintf(
+	    out,
+	    "  fit rule: DSP and URAM <= %d%%, LUT and BRAM36 <= %d%% of the part (room for the "
+	    "shell, routing and timing closure)\n",
+	    BOARD_RES_MAX_DSP_PCT, BOARD_RES_MAX_LUT_PCT);
+	int fit = board_res_fits(b, &t);
+	fprintf(out, "  verdict: %s", fit ? "fits with margin" : "DOES NOT FIT:");
+	if (!fit) {
+		if (!within(t.dsp, b->part_dsp, BOARD_RES_MAX_DSP_PCT))
+			fprintf(out, " DSP");
+		if (!within(t.bram36, b->part_bram36, BOARD_RES_MAX_BRAM_PCT))
+			fprintf(out, " BRAM36");
+		if (!within(t.uram, b->part_uram, BOARD_RES_MAX_URAM_PCT))
+			fprintf(out, " URAM");
+		if (!within(t.lut, b->part_lut, BOARD_RES_MAX_LUT_PCT))
+			fprintf(out, " LUT");
+		fprintf(out, " over the rule");
+	}
+	fputc('\n', out);
+	return ferror(out) ? -EIO : 0;
+}
