@@ -200,7 +200,7 @@ static inline uint64_t abi_kv_record_bytes(uint32_t fmt, uint64_t dc, uint64_t d
 
 /* MLA_ATTN_LANES (hls/mla_attn/mla_attn.h, mla_attn_lanes): per head h over the cache striped on
  * the lane banks of the CU (lane i = bank i) in blocks of 32 tokens (block b in lane b % lanes),
- * at cache_off in every lane bank; q and out as MLA_ATTN. 48 B used. */
+ * at cache_off in every lane bank; q and out as MLA_ATTN. 56 B used. */
 struct abi_mla_lanes {
 	uint64_t q;	    /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */
 	uint64_t out;	    /* f32 [n_heads, kv_lora] */
