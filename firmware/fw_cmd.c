@@ -320,12 +320,13 @@ static uint32_t fw_dec_mla_lanes(struct fw_dec *d)
 {
 	const struct abi_mla_lanes *m = &d->c->u.mlal;
 	uint32_t fmt = m->word & 0xFFu, L = fw_op_lanes(d->b, ABI_OP_MLA_ATTN_LANES);
+	uint32_t fp8dp = (m->word & ABI_MLAL_FP8) != 0;
 	REQUIRE(m->n_heads >= 1 && m->n_heads <= 128, u.mlal.n_heads);
 	REQUIRE(m->kv_lora >= 1 && m->kv_lora <= 512, u.mlal.kv_lora);
 	REQUIRE(m->rope <= 64 && m->rope % 2 == 0, u.mlal.rope);
 	REQUIRE(fw_dim_ok(m->ctx_cap), u.mlal.ctx_cap);
 	REQUIRE(m->n_ctx >= 1 && m->n_ctx <= m->ctx_cap, u.mlal.n_ctx);
-	REQUIRE(!(m->word >> 8), u.mlal.word);
+	REQUIRE(!(m->word >> 9) && (!fp8dp || fmt == ABI_KV_FP8), u.mlal.word);
 	uint64_t rec = abi_kv_record_bytes(fmt, m->kv_lora, m->rope);
 	REQUIRE(rec != 0, u.mlal.word);
 	REQUIRE(fw_f32_finite(m->scale) && m->scale != 0 && !(m->scale >> 31), u.mlal.scale);

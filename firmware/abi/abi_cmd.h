@@ -210,7 +210,8 @@ struct abi_mla_lanes {
 	uint32_t rope;	    /* 0..64, even */
 	uint32_t n_ctx;	    /* positions attended, 1..ctx_cap */
 	uint32_t ctx_cap;   /* positions the stripe set holds */
-	uint32_t word;	    /* [7:0] format (enum abi_kv_fmt), [31:8] 0 */
+	uint32_t word;	    /* [7:0] format (enum abi_kv_fmt), [8] ABI_MLAL_FP8 (the FP8
+			       datapath: ABI_KV_FP8 records only), [31:9] 0 */
 	uint32_t scale;	    /* softmax scale, f32 bit pattern */
 	uint32_t rsvd;	    /* 0 */
 };
@@ -306,6 +307,7 @@ static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
 static_assert(sizeof(struct abi_gemv) == 16, "abi_gemv is 16 bytes");
 static_assert(sizeof(struct abi_route) == 64, "abi_route is 64 bytes");
 static_assert(sizeof(struct abi_mla_lanes) == 56, "abi_mla_lanes is 56 bytes");
+#define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (q and p in E4M3, exact sums) */
 static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");
 
 /* --- completions ------------------------------------------------------------------------- */

@@ -83,9 +83,11 @@ _Static_assert(sizeof(struct fp8_gemv_grp) == 64, "fp8_gemv_grp is 64 bytes");
 
 /* Error details the kernel returns (negative errno is never used: the CU has a status register).
  * 0 = ok; else FP8_GEMV_E_* | (group index << 8). */
-#define FP8_GEMV_E_ARGS 1   /* L, m or ng out of range, a table outside the activation bank, or
+#define FP8_GEMV_E_ARGS                                                                            \
+	1 /* L, m or ng out of range, a table outside the activation bank, or
 			       more x values in the command than the on-chip x buffer holds */
-#define FP8_GEMV_E_FLAGS 2  /* unknown flag, a bad flag combination, lane0 >= L, or outputs that
+#define FP8_GEMV_E_FLAGS                                                                           \
+	2		    /* unknown flag, a bad flag combination, lane0 >= L, or outputs that
 			       overlap an earlier group's with another lane0 */
 #define FP8_GEMV_E_SHAPE 3  /* n or k out of range, ldx < k or ldy < n with m > 1 */
 #define FP8_GEMV_E_BOUNDS 4 /* an operand outside its bank */

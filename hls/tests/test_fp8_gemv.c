@@ -206,7 +206,7 @@ static void one_case(int N, int K, int L, int m, uint32_t flags, int kind)
 	uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4);
 	gv_put_f32(&act, rwo, rw, (size_t)m);
 	gv_lanes_init(&ln, L, 192 + fp8_gemv_stripe_bytes(N, K, L, flags));
-	ln.used = 150; /* a stripe set not at offset 0 */
+	ln.used = 150;	/* a stripe set not at offset 0 */
 	gv_rot = N + K; /* rotated stripe sets: tile 0 on lane (N + K) % L */
 	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, flags);
 	gv_rot = 0;

@@ -156,8 +156,8 @@ static void lanes_case(int H, int dc, int dr, int fmt, int L, int pos, int kind)
 	float scale = 0.1352338f;
 	CHECK_RC(mla_attn(ql, dr ? qp : NULL, cache, o1, 1, pos, H, dc, dr, fmt, scale),
 		 "mla_attn");
-	CHECK_RC(mla_attn_lanes_run(ql, dr ? qp : NULL, (const uint8_t *const *)bank, L, OFF, o2, pos,
-				H, dc, dr, fmt, scale),
+	CHECK_RC(mla_attn_lanes_run(ql, dr ? qp : NULL, (const uint8_t *const *)bank, L, OFF, o2,
+				    pos, H, dc, dr, fmt, scale),
 		 "mla_attn_lanes H=%d dc=%d dr=%d fmt=%d L=%d pos=%d", H, dc, dr, fmt, L, pos);
 	for (int t = 0; t < T; t++)
 		deq(cache + (size_t)t * rb, fmt, dc, dr, v + (size_t)t * (dc + dr));

@@ -70,8 +70,8 @@ static const char *lane_cu_port(const struct board_cu *cu)
 
 /* The lanes of a lane CU (fp8_gemv, mla_attn_lanes): ports gmem_l0, gmem_l1, ... in order, lane i
  * on bank i, the lane banks of one size, and its other port (lane_cu_port). */
-static int backend_cu_lanes(const struct board_desc *bd, const struct board_cu *cu,
-			    uint32_t *lanes, char *err, size_t errlen)
+static int backend_cu_lanes(const struct board_desc *bd, const struct board_cu *cu, uint32_t *lanes,
+			    char *err, size_t errlen)
 {
 	uint32_t n = 0;
 	char name[BOARD_NAME_MAX];
@@ -90,7 +90,8 @@ static int backend_cu_lanes(const struct board_desc *bd, const struct board_cu *
 	}
 	int max = !strcmp(cu->kernel, "fp8_gemv") ? FP8_GEMV_MAX_LANES : MLA_MAX_LANES;
 	if (n < 1 || n > (uint32_t)max || board_cu_port_find(cu, lane_cu_port(cu)) < 0) {
-		snprintf(err, errlen, "board %s: CU %s: a %s CU needs ports %s and gmem_l0.. (1..%d lanes)",
+		snprintf(err, errlen,
+			 "board %s: CU %s: a %s CU needs ports %s and gmem_l0.. (1..%d lanes)",
 			 bd->model, cu->name, cu->kernel, lane_cu_port(cu), max);
 		return -EINVAL;
 	}
@@ -602,11 +603,13 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	uint8_t *cache;
 	uint32_t fmt = ABI_KV_FMT(k.word);
 	/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
-	int dr = fmt != ABI_KV_F32		? (int)ABI_KV_ROPE(k.word)
+	int dr = fmt != ABI_KV_F32    ? (int)ABI_KV_ROPE(k.word)
 		 : k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC
-					: 0;
+				      : 0;
 	int dc = (int)k.row - dr;
-	int mf = fmt == ABI_KV_BF16 ? MLA_CACHE_BF16 : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8 : MLA_CACHE_F32;
+	int mf = fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
+		 : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
+				     : MLA_CACHE_F32;
 	CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
 	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * mla_record_bytes(mf, dc, dr));
 	int r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr, mf);
@@ -640,11 +643,12 @@ static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 	if (ng < 1 || ng > FP8_GEMV_MAX_GROUPS || tab - ab->base + (uint64_t)ng * 64 > ab->size)
 		return FP8_GEMV_E_ARGS | 0x200u;
 	uint32_t st = fp8_gemv_run(act, ab->size, lane, s->blk->banks[0].size, (int)s->lanes,
-			       tab - ab->base, (int)ng, (int)m);
+				   tab - ab->base, (int)ng, (int)m);
 	struct hls_build b = c->bld;
 	b.axi_bits = (int)s->axi_bits;
-	c->cyc = fp8_gemv_cycles(&b, (int)s->lanes, (const struct fp8_gemv_grp *)(act + (tab - ab->base)),
-				 (int)ng, (int)m, NULL);
+	c->cyc = fp8_gemv_cycles(&b, (int)s->lanes,
+				 (const struct fp8_gemv_grp *)(act + (tab - ab->base)), (int)ng,
+				 (int)m, NULL);
 	return st ? st | 0x200u : 0;
 }
 
@@ -661,7 +665,8 @@ static uint32_t cu_route(struct cu_call *c, uint32_t op)
 	float scale;
 	memcpy(&scale, &r.scale, 4);
 	CU_PTR(logit, const float *, u.route.logit, (uint64_t)r.e * 4);
-	CU_PTR(bias, const float *, u.route.bias, (r.flags & ABI_ROUTE_F_BIAS) ? (uint64_t)r.e * 4 : 0);
+	CU_PTR(bias, const float *, u.route.bias,
+	       (r.flags & ABI_ROUTE_F_BIAS) ? (uint64_t)r.e * 4 : 0);
 	CU_PTR(out, uint8_t *, u.route.out, (uint64_t)r.k * 8);
 	CU_PTR(tmpl, const uint8_t *, u.route.tmpl, tb);
 	CU_PTR(tab, uint8_t *, u.route.tab, tb);
@@ -684,9 +689,9 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 	if (!s->lanes || !s->blk)
 		return 0x1FFu; /* not wired as a striped-attention CU */
 	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
-	int mf = (m.word & 0xFFu) == ABI_KV_BF16 ? MLA_CACHE_BF16
+	int mf = (m.word & 0xFFu) == ABI_KV_BF16  ? MLA_CACHE_BF16
 		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8
-						   : MLA_CACHE_F32;
+						  : MLA_CACHE_F32;
 	const float *q;
 	float *out, scale;
 	memcpy(&scale, &m.scale, 4);
@@ -706,11 +711,14 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 		}
 		pthread_mutex_lock(&cu_mla_lanes_mu);
 		r = mla_attn_lanes_run(ql, dr ? qp : NULL, lane, (int)L, m.cache_off, out,
-				       (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr, mf, scale);
+				       (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
+				       mf | ((m.word & ABI_MLAL_FP8) ? MLA_ATTN_FP8 : 0), scale);
 		pthread_mutex_unlock(&cu_mla_lanes_mu);
 	}
-	c->cyc = mla_attn_lanes_cycles(&c->bld, (int)L, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
-				       mf, s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS, NULL);
+	c->cyc = mla_attn_lanes_cycles2(&c->bld, (int)L, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
+					mf | ((m.word & ABI_MLAL_FP8) ? MLA_ATTN_FP8 : 0),
+					s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS,
+					MLA_LANE_IMACS, NULL);
 	return cu_status(r);
 }
 

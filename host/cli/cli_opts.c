@@ -54,6 +54,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps)},
     {"--expert-events", CLI_STR, RUN, AT(ex.expert_events)},
     {"--kv-format", CLI_STR, ALL, AT(ex.kv_format)},
+    {"--attn-datapath", CLI_STR, ALL, AT(ex.attn_datapath)},
     {"--stop", CLI_STOP, ALL, 0},
     {"--spec", CLI_SPEC, ALL, 0},
     {"--spec-depth", CLI_DEPTH, ALL, 0},

@@ -98,11 +98,12 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2);
 	}
 	if (!strcmp(backend, "cpu")) {
-		if (x->kv_format && strcmp(x->kv_format, "f32")) {
-			snprintf(err, errlen,
-				 "--kv-format %s: the cpu backend keeps an f32 cache; the card's "
-				 "formats are for --backend emu|xrt",
-				 x->kv_format);
+		if ((x->kv_format && strcmp(x->kv_format, "f32")) ||
+		    (x->attn_datapath && strcmp(x->attn_datapath, "f32"))) {
+			snprintf(
+			    err, errlen,
+			    "--kv-format / --attn-datapath: the cpu backend keeps an f32 cache; "
+			    "the card's formats are for --backend emu|xrt");
 			return -EINVAL;
 		}
 		return engine_cpu_open(e, ck, o, x, err, errlen);

@@ -59,6 +59,8 @@ struct engine_extra {
 	const char *expert_events; /* --expert-events F.jsonl: every cache decision */
 	const char *kv_format;	   /* --kv-format f32|bf16|fp8: the card's latent KV cache records
 				      (NULL = f32; bf16 and fp8 need the striped attention CU) */
+	const char *attn_datapath; /* --attn-datapath f32|fp8: the striped attention's arithmetic
+				      (fp8: q and p in E4M3 with exact sums; needs the fp8 cache) */
 };
 
 struct engine {

@@ -52,7 +52,8 @@
 int card_place(struct ee *e, int bank, const void *src, size_t bytes, uint64_t *addr)
 {
 	if (e->dry) { /* what-if: distinct addresses (the tables' overlap rules see real ranges) */
-		uint32_t bk = bank >= 0 ? (uint32_t)bank : e->next_bank++ % (uint32_t)(e->n_hbm ? e->n_hbm : 1);
+		uint32_t bk = bank >= 0 ? (uint32_t)bank
+					: e->next_bank++ % (uint32_t)(e->n_hbm ? e->n_hbm : 1);
 		*addr = ABI_ADDR(bk, e->dry_cur);
 		e->dry_cur += (bytes + 63) & ~(size_t)63;
 		return 0;
@@ -1059,8 +1060,14 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->threads = pool_nthreads(e->pool);
 	en->isa = e->kc.isa->name;
 	/* the stripe arena first: it must sit at one offset in every lane bank */
+	int afp8 = x && x->attn_datapath && !strcmp(x->attn_datapath, "fp8");
+	if (x && x->attn_datapath && !afp8 && strcmp(x->attn_datapath, "f32")) {
+		snprintf(err, errlen, "--attn-datapath %s: one of f32, fp8", x->attn_datapath);
+		r = -EINVAL;
+		goto fail;
+	}
 	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0),
-				x ? x->kv_format : NULL, err, errlen)))
+				x ? x->kv_format : NULL, afp8, err, errlen)))
 		goto fail;
 	if ((r = card_place_acts(e)) || (r = ee_place_rope(e)) ||
 	    (r = ee_place_model(e, x, err, errlen)))

@@ -126,6 +126,7 @@ struct ee {
 	int gv_attn;		  /* 1: the latent cache striped over the lanes (mla_attn_lanes) */
 	uint32_t attn_macs;	  /* its f32 MACs per lane per cycle (board) */
 	uint32_t kv_fmt;	  /* enum abi_kv_fmt of the cache records */
+	int attn_fp8;		  /* the attention's FP8 datapath (--attn-datapath fp8) */
 	int gv_route;		  /* 1: the MoE router runs on the card (moe_route CU) */
 	int gv_head;		  /* 1: lm_head (and the MTP head) run on the GEMV CU */
 	uint64_t gv_logits;	  /* f32 [vocab] logits on the card */
@@ -332,7 +333,8 @@ int card_write_profile(struct ee *e);
 /* Decides whether the lowering uses the board's GEMV CU (a backend that runs GEMV, every expert
  * resident (cache 0), the activation bank on the CU's gmem_a) and reserves the stripe arena in every lane
  * bank; call before anything else is placed. 0, or a negative errno with err set. */
-int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, size_t errlen);
+int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8, char *err,
+		   size_t errlen);
 /* Places layer L's matrices striped (lw NULL: shapes only, for the dry what-if) and builds its
  * static group tables. */
 int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,

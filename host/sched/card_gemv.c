@@ -81,13 +81,15 @@ static void gv_decide(struct ee *e)
 {
 	const struct config *c = e->c;
 	const struct weights *w = e->w;
-	int route = backend_supports_op(e->be, ABI_OP_MOE_ROUTE) && !gv_env_off("MOECARD_CARD_ROUTE") &&
+	int route = backend_supports_op(e->be, ABI_OP_MOE_ROUTE) &&
+		    !gv_env_off("MOECARD_CARD_ROUTE") &&
 		    !moe_route_check(c->n_routed_experts, c->num_experts_per_tok, c->n_group,
 				     c->topk_group, router_flags(c, 1));
 	int nl = c->num_hidden_layers + (w && w->mtp ? 1 : 0);
 	for (int l = 0; w && route && l < nl; l++) {
 		const struct layer_weights *lw = l < c->num_hidden_layers ? &w->layers[l] : w->mtp;
-		if (lw->is_moe && (lw->gate.fmt != QMAT_BF16 || lw->gate.rows != c->n_routed_experts))
+		if (lw->is_moe &&
+		    (lw->gate.fmt != QMAT_BF16 || lw->gate.rows != c->n_routed_experts))
 			route = 0;
 	}
 	int head = !gv_env_off("MOECARD_CARD_HEAD") &&
@@ -126,7 +128,7 @@ static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *act)
 static uint64_t gv_kv_bytes(const struct ee *e)
 {
 	const struct config *c = e->c;
-	int mf = e->kv_fmt == ABI_KV_BF16 ? MLA_CACHE_BF16
+	int mf = e->kv_fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
 		 : e->kv_fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
 					   : MLA_CACHE_F32;
 	return al64(mla_lanes_bytes(e->max_seq, (int)e->gv_lanes, mf, c->kv_lora_rank,
@@ -154,7 +156,8 @@ static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs)
 	return 0;
 }
 
-int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, size_t errlen)
+int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8, char *err,
+		   size_t errlen)
 {
 	const struct config *c = e->c;
 	uint32_t act = 0;
@@ -171,19 +174,27 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, si
 			return -EINVAL;
 		}
 	}
+	e->attn_fp8 = attn_fp8;
+	if (attn_fp8 && e->kv_fmt != ABI_KV_FP8) {
+		snprintf(err, errlen, "--attn-datapath fp8 needs --kv-format fp8");
+		return -EINVAL;
+	}
 	if (e->kv_fmt != ABI_KV_F32 && cache) {
-		snprintf(err, errlen, "--kv-format %s needs every expert resident (no --expert-slots)",
+		snprintf(err, errlen,
+			 "--kv-format %s needs every expert resident (no --expert-slots)",
 			 kv_format);
 		return -EINVAL;
 	}
 	if ((off && !strcmp(off, "0")) || cache || !backend_supports_op(e->be, ABI_OP_GEMV))
 		return 0;
 	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &act);
-	if (!e->gv_lanes || (!e->dry && act != e->act_bank) || c->num_experts_per_tok + 1 > EE_MAX_TOPK)
+	if (!e->gv_lanes || (!e->dry && act != e->act_bank) ||
+	    c->num_experts_per_tok + 1 > EE_MAX_TOPK)
 		return 0;
 	int nmoe = 0, L = c->num_hidden_layers + (e->w && e->w->mtp ? 1 : 0);
 	for (int l = 0; l < L; l++)
-		nmoe += config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
+		nmoe +=
+		    config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
 	gv_decide(e);
 	uint32_t am = 0, al = gv_attn_cu(e, &am);
 	const struct config *cc = e->c;
@@ -206,7 +217,8 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, si
 		e->gv = 0;
 		return -EINVAL;
 	}
-	uint64_t need = (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
+	uint64_t need =
+	    (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
 	if (e->gv_attn)
 		need += (uint64_t)L * gv_kv_bytes(e);
 	if (e->gv_head)
@@ -227,13 +239,15 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, char *err, si
 		if (r) {
 			snprintf(err, errlen,
 				 "%s: the striped weights need %.1f MB in each of %u banks (%s)",
-				 backend_board(e->be)->model, need / 1e6, e->gv_lanes, strerror(-r));
+				 backend_board(e->be)->model, need / 1e6, e->gv_lanes,
+				 strerror(-r));
 			return r;
 		}
 		if (i == 0) {
 			e->gv_base = ABI_ADDR_OFF(a);
 		} else if (ABI_ADDR_OFF(a) != e->gv_base) {
-			snprintf(err, errlen, "%s: the stripe arena is not at one offset in every bank",
+			snprintf(err, errlen,
+				 "%s: the stripe arena is not at one offset in every bank",
 				 backend_board(e->be)->model);
 			return -EINVAL;
 		}
@@ -338,8 +352,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 		TRY(gv_place(e, &g->qa, ql, D, 0, lw ? &lw->q_a_proj : NULL, NULL, NULL, NULL));
 	TRY(gv_place(e, &g->qb, H * qd, ql > 0 ? ql : D, 0,
 		     lw ? (ql > 0 ? &lw->q_b_proj : &lw->q_proj) : NULL, NULL, NULL, NULL));
-	TRY(gv_place(e, &g->kva, row, D, 0, lw ? &lw->kv_a_proj_with_mqa : NULL, NULL, NULL,
-		     NULL));
+	TRY(gv_place(e, &g->kva, row, D, 0, lw ? &lw->kv_a_proj_with_mqa : NULL, NULL, NULL, NULL));
 	TRY(gv_place(e, &g->o, D, H * vd, 0, lw ? &lw->o_proj : NULL, NULL, NULL, NULL));
 	uint8_t *t = NULL;
 	float *ts = NULL;
@@ -381,7 +394,8 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	}
 	gv_add(e, &g->t_o, &g->o, e->ao, e->x, e->x, 0, FP8_GEMV_RESIDUAL);
 	if ((r = gv_write(e, &g->t_qkva)) || (r = gv_write(e, &g->t_qb)) ||
-	    (r = gv_write(e, &g->t_ukt)) || (r = gv_write(e, &g->t_uv)) || (r = gv_write(e, &g->t_o)))
+	    (r = gv_write(e, &g->t_ukt)) || (r = gv_write(e, &g->t_uv)) ||
+	    (r = gv_write(e, &g->t_o)))
 		return r;
 	return 0;
 }
@@ -475,12 +489,11 @@ int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights
 					  NULL, NULL)))
 				goto fail;
 		}
-		if (ns > 0 &&
-		    ((r = gv_place(e, &g->shgu, Im * ns, D, FP8_GEMV_SILU_MUL,
-				   lw ? &lw->shared.gate : NULL, lw ? &lw->shared.up : NULL, NULL,
-				   NULL)) ||
-		     (r = gv_place(e, &g->shdown, D, Im * ns, GV_ROT0, lw ? &lw->shared.down : NULL,
-				   NULL, NULL, NULL))))
+		if (ns > 0 && ((r = gv_place(e, &g->shgu, Im * ns, D, FP8_GEMV_SILU_MUL,
+					     lw ? &lw->shared.gate : NULL,
+					     lw ? &lw->shared.up : NULL, NULL, NULL)) ||
+			       (r = gv_place(e, &g->shdown, D, Im * ns, GV_ROT0,
+					     lw ? &lw->shared.down : NULL, NULL, NULL, NULL))))
 			goto fail;
 		if ((r = gv_moe_tables(e, L, lw)))
 			goto fail;
@@ -496,7 +509,7 @@ fail:
 void card_gemv_layer_free(struct ee_layer *L)
 {
 	struct ee_gv_layer *g = &L->gv;
-	struct gvtab *t[] = {&g->t_qkva, &g->t_qb, &g->t_ukt, &g->t_uv,  &g->t_o,
+	struct gvtab *t[] = {&g->t_qkva, &g->t_qb,   &g->t_ukt, &g->t_uv,  &g->t_o,
 			     &g->t_gu,	 &g->t_down, &g->t_mgu, &g->t_mdn, &g->t_gate};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		free(t[i]->g);
@@ -582,9 +595,8 @@ static int gv_route_cmds(struct ee *e, const struct ee_layer *L)
 	r->u.route.stride = g->stride;
 	r->u.route.e = (uint32_t)c->n_routed_experts;
 	r->u.route.k = (uint32_t)c->num_experts_per_tok;
-	r->u.route.groups = (f & MOE_ROUTE_GROUPS)
-				? (uint32_t)c->n_group | (uint32_t)c->topk_group << 16
-				: 0;
+	r->u.route.groups =
+	    (f & MOE_ROUTE_GROUPS) ? (uint32_t)c->n_group | (uint32_t)c->topk_group << 16 : 0;
 	r->u.route.flags = f;
 	memcpy(&r->u.route.scale, &scale, 4);
 	return card_barrier(e);
@@ -731,7 +743,7 @@ int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p)
 	m->u.mlal.rope = (uint32_t)c->qk_rope_head_dim;
 	m->u.mlal.n_ctx = (uint32_t)p + 1;
 	m->u.mlal.ctx_cap = (uint32_t)e->max_seq;
-	m->u.mlal.word = e->kv_fmt;
+	m->u.mlal.word = e->kv_fmt | (e->attn_fp8 ? ABI_MLAL_FP8 : 0);
 	memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
 	return 0;
 }
@@ -746,9 +758,13 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 	if (bw_mbps)
 		b.bank_gbps = bw_mbps / 1000.0;
 	const struct abi_mla_lanes *m = &c->u.mlal;
-	int mf = m->word == ABI_KV_BF16 ? MLA_CACHE_BF16
-		 : m->word == ABI_KV_FP8 ? MLA_CACHE_FP8
-					 : MLA_CACHE_F32;
-	return mla_attn_lanes_cycles(&b, (int)e->gv_lanes, (int)m->n_ctx - 1, (int)m->n_heads,
-				     (int)m->kv_lora, (int)m->rope, mf, (int)e->attn_macs, NULL);
+	uint32_t f = m->word & 0xFFu;
+	int mf = f == ABI_KV_BF16  ? MLA_CACHE_BF16
+		 : f == ABI_KV_FP8 ? MLA_CACHE_FP8
+				   : MLA_CACHE_F32;
+	if (m->word & ABI_MLAL_FP8)
+		mf |= MLA_ATTN_FP8;
+	return mla_attn_lanes_cycles2(&b, (int)e->gv_lanes, (int)m->n_ctx - 1, (int)m->n_heads,
+				      (int)m->kv_lora, (int)m->rope, mf, (int)e->attn_macs,
+				      MLA_LANE_IMACS, NULL);
 }

@@ -46,7 +46,8 @@ void card_dry_time(struct ee *e)
 		if (cyc < 0)
 			e->dry_bad = 1; /* the list holds a command its kernel would reject */
 		if (cyc < 0 && getenv("MOECARD_DRY_DEBUG"))
-			fprintf(stderr, "dry: %s rejected (%lld)\n", e->list.what[i], (long long)cyc);
+			fprintf(stderr, "dry: %s rejected (%lld)\n", e->list.what[i],
+				(long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
 		cu_free[best] = t1;
@@ -234,7 +235,8 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 	if ((r = card_place_acts(e))) /* distinct activation ranges, as the tables need */
 		goto out;
 	char err[160] = "";
-	if (gemv && ((r = card_gemv_init(e, 0, NULL, err, sizeof err)) ||
+	if (gemv && ((r = card_gemv_init(e, 0, m && m->fp8_attn ? "fp8" : NULL, m && m->fp8_attn,
+					 err, sizeof err)) ||
 		     (e->gv && ((r = card_gemv_layer(e, &L, NULL, err, sizeof err)) ||
 				(r = card_gemv_heads(e, NULL, err, sizeof err))))))
 		goto out;
@@ -298,11 +300,12 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 {
 	struct config c;
 	config_deepseek_v3_671b(&c);
-	double ns, ns0, bytes;
-	struct card_e2e m, m0;
+	double ns, ns0, ns8, bytes;
+	struct card_e2e m = {0}, m0 = {0}, m8 = {.fp8_attn = 1};
 	if (card_engine_whatif2(&c, be, 4096, 1, &ns, &bytes, &m) ||
 	    card_engine_whatif2(&c, be, 4096, 0, &ns0, &bytes, &m0))
 		return;
+	int has8 = !card_engine_whatif2(&c, be, 4096, 1, &ns8, &bytes, &m8) && m8.attn_ms > 0;
 	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
 	if (json) {
 		fprintf(out,
@@ -318,6 +321,12 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			m.card_ms, m.e2e_ms, m.link_ms,
 			m.host_router_ms + m.host_head_ms + m.host_sample_ms, roof, roof / m.e2e_ms,
 			m0.e2e_ms, roof / m0.e2e_ms, m.gemv_ms, m.attn_ms);
+		if (has8)
+			fprintf(out,
+				",\"whatif_671b_fp8attn_modeled_e2e_ms_per_tok\":%.3f,"
+				"\"whatif_671b_fp8attn_modeled_hbm_roofline_frac\":%.4f,"
+				"\"whatif_671b_fp8attn_attn_ms\":%.3f",
+				m8.e2e_ms, roof / m8.e2e_ms, m8.attn_ms);
 		return;
 	}
 	fprintf(
@@ -333,6 +342,12 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	    m.host_sample_ms, roof, bytes / 1e6, backend_board(be)->mem_bw_mbps / 1e3,
 	    100 * roof / m.e2e_ms, m0.e2e_ms, 100 * roof / m0.e2e_ms, m.gemv_ms, m.gemv_bytes_ms,
 	    m.attn_ms, m.card_ms - m.gemv_ms - m.attn_ms);
+	if (has8)
+		fprintf(out,
+			"  with --kv-format fp8 --attn-datapath fp8 (q and p in E4M3; its error: "
+			"docs/numerics.md): end to end %.2f ms/token (%.1f tok/s), %.1f%% of the "
+			"roofline; attention %.2f ms\n",
+			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
@@ -388,7 +403,8 @@ void card_stats(struct engine *en, FILE *out, int json)
 			 e->gv_route ? ", router on the card" : "",
 			 e->gv_head ? ", lm_head on the card" : "",
 			 e->gv_attn
-			     ? (e->kv_fmt == ABI_KV_BF16  ? ", striped attention (bf16 cache)"
+			     ? (e->kv_fmt == ABI_KV_BF16 ? ", striped attention (bf16 cache)"
+				: e->attn_fp8 ? ", striped attention (fp8 cache, fp8 datapath)"
 				: e->kv_fmt == ABI_KV_FP8 ? ", striped attention (fp8 cache)"
 							  : ", striped attention (f32 cache)")
 			     : "");

@@ -82,8 +82,11 @@ print(n)" "$d/config.json")
   MOECARD_SCHED_BACKEND=ref "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu \
     --dump-logits "$T/s.npy" --dump-mtp-logits "$T/sm.npy" >/dev/null || bad "$shape: lists on cpu"
   # the card's KV cache formats: each one's logit error against the f32 cache on the same tokens
-  for kvf in bf16 fp8; do
-    if "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu --kv-format $kvf \
+  for kvf in bf16 fp8 fp8dp; do
+    kvargs="--kv-format $kvf"
+    [ $kvf = fp8dp ] && kvargs="--kv-format fp8 --attn-datapath fp8"
+    # shellcheck disable=SC2086
+    if "$MOECARD" run --model "$d" --tokens "$ltoks" -n 0 --backend emu $kvargs \
          --dump-logits "$T/k$kvf.npy" >/dev/null 2>"$T/k.err" &&
        out=$($PY -c "
 import sys, numpy as np
