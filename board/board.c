@@ -254,6 +254,14 @@ static int parse_root(const struct ctx *c, struct board_desc *b)
 		return rc;
 	if (!b->pcie_bw_mbps)
 		return fail(c, 0, "moecard,pcie-bandwidth-mbps", -BOARD_EBADVALUE, "is 0");
+	/* Optional: the share of its data-sheet bandwidth a memory bank sustains under streaming
+	 * reads (the timing model's HBM efficiency), 1..100, default 100. */
+	b->mem_eff_pct = 100;
+	if ((rc = get_u32(c, 0, "moecard,mem-efficiency-pct", 1, &b->mem_eff_pct)) < 0)
+		return rc;
+	if (b->mem_eff_pct < 1 || b->mem_eff_pct > 100)
+		return fail(c, 0, "moecard,mem-efficiency-pct", -BOARD_EBADVALUE, "%u not in 1..100",
+			    b->mem_eff_pct);
 	if ((rc = get_u32(c, 0, "moecard,slrs", 0, &b->n_slr)))
 		return rc;
 	if (b->n_slr < 1 || b->n_slr > 8)

@@ -115,6 +115,7 @@ struct board_desc {
 	uint32_t pcie_gen;	   /* PCIe generation, 1..6 */
 	uint32_t pcie_lanes;	   /* PCIe lanes, 1..16 */
 	uint32_t pcie_bw_mbps;	   /* usable host link bandwidth per direction, MB/s */
+	uint32_t mem_eff_pct;	   /* sustained share of a bank's bandwidth under streaming, % */
 	uint32_t n_slr;		   /* super logic regions, >= 1 */
 	/* FPGA part capacities, root "moecard,part-resources" <dsp bram36 uram lut>; all 0 when the
 	 * tree does not give them (board_res.h then reports no fraction of the part) */

@@ -69,7 +69,7 @@ static void ref_route(const struct rule *r, const float *logit, const float *bia
 		sel[e] = s[e] + ((r->flags & MOE_ROUTE_BIAS) ? bias[e] : 0.0f);
 	if (r->flags & MOE_ROUTE_GROUPS) {
 		int per = E / r->G;
-		struct kv gs[MOE_ROUTE_MAX_E], in[MOE_ROUTE_MAX_E];
+		struct kv gs[MOE_ROUTE_MAX_E] = {{0}}, in[MOE_ROUTE_MAX_E] = {{0}};
 		for (int g = 0; g < r->G; g++) {
 			for (int j = 0; j < per; j++)
 				in[j] = (struct kv){sel[g * per + j], j};
@@ -84,7 +84,7 @@ static void ref_route(const struct rule *r, const float *logit, const float *bia
 			for (int e = gs[i].i * per; e < (gs[i].i + 1) * per; e++)
 				sel[e] = -INFINITY;
 	}
-	struct kv all[MOE_ROUTE_MAX_E];
+	struct kv all[MOE_ROUTE_MAX_E] = {{0}};
 	for (int e = 0; e < E; e++)
 		all[e] = (struct kv){sel[e], e};
 	qsort(all, (size_t)E, sizeof all[0], kv_cmp);

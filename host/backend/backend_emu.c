@@ -396,7 +396,12 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			continue;
 		int p = board_cu_port_find(cu, "gmem_w");
 		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];
-		e->cu[k] = (struct emu_cu){.e = e, .blk = k, .bw_mbps = bd->bank[bank].bw_mbps};
+		/* the bank's sustained rate: its data-sheet bandwidth times the board's efficiency */
+		e->cu[k] = (struct emu_cu){
+		    .e = e,
+		    .blk = k,
+		    .bw_mbps = (uint32_t)((uint64_t)bd->bank[bank].bw_mbps *
+					  (bd->mem_eff_pct ? bd->mem_eff_pct : 100) / 100)};
 		if ((r = backend_cu_scratch_init(&e->cu[k].scratch))) {
 			snprintf(err, errlen, "emu: out of memory");
 			goto fail;
