@@ -92,7 +92,7 @@ static void gv_decide(struct ee *e)
 		    (lw->gate.fmt != QMAT_BF16 || lw->gate.rows != c->n_routed_experts))
 			route = 0;
 	}
-	int head = !gv_env_off("MOECARD_CARD_HEAD") &&
+	int head = c->vocab_size >= 1 && !gv_env_off("MOECARD_CARD_HEAD") &&
 		   (!w || (w->lm_head.fmt == QMAT_BF16 &&
 			   (!gv_mtp_head_own(e) || w->mtp->shared_head_head.fmt == QMAT_BF16)));
 	e->gv_route = route;
@@ -632,7 +632,7 @@ int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t err
 {
 	const struct config *c = e->c;
 	int V = c->vocab_size, D = c->hidden_size, r;
-	if (!e->gv || !e->gv_head)
+	if (!e->gv || !e->gv_head || V < 1)
 		return 0;
 	if ((r = card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)V, &e->gv_logits)) ||
 	    (r = gv_place(e, &e->head, V, D, FP8_GEMV_W_BF16, w ? &w->lm_head : NULL, NULL, NULL,
@@ -702,8 +702,12 @@ int card_route_check(struct ee *e, int from, int to)
 		TRY(card_read(e, L->gv.rout + 4 * (uint64_t)k, cw, sizeof(float) * (size_t)k));
 		router_route_token(c, L->lw->e_score_correction_bias, lg, idx, w);
 		int diff = 0;
-		for (int j = 0; j < k; j++)
-			diff |= idx[j] != cidx[j] || memcmp(&w[j], &cw[j], sizeof(float)) != 0;
+		for (int j = 0; j < k; j++) {
+			uint32_t a, b; /* the weights compared bit for bit */
+			memcpy(&a, &w[j], 4);
+			memcpy(&b, &cw[j], 4);
+			diff |= idx[j] != cidx[j] || a != b;
+		}
 		e->route_checked++;
 		e->route_diff += (uint64_t)diff;
 	}

@@ -421,12 +421,16 @@ static void test_whatif(void)
 	c.v_head_dim = 64;
 	c.n_routed_experts = 64;
 	c.n_shared_experts = 1;
-	double t2, t6, tp, by;
+	c.vocab_size = 129280;
+	c.n_group = 1;
+	c.topk_group = 1;
+	c.routed_scaling_factor = 1;
+	double t2 = 0, t6 = 0, tp = 0, by;
 	c.num_experts_per_tok = 2;
-	card_engine_whatif(&c, be, 128, 1, &t2, &by);
+	CHECK(card_engine_whatif(&c, be, 128, 1, &t2, &by) == 0, "what-if top-2");
 	c.num_experts_per_tok = 6;
-	card_engine_whatif(&c, be, 128, 1, &t6, &by);
-	card_engine_whatif(&c, be, 4000, 1, &tp, &by);
+	CHECK(card_engine_whatif(&c, be, 128, 1, &t6, &by) == 0, "what-if top-6");
+	CHECK(card_engine_whatif(&c, be, 4000, 1, &tp, &by) == 0, "what-if top-6 at ctx 4000");
 	printf("what-if mid: top-2 %.3f ms, top-6 %.3f ms, top-6 at ctx 4000 %.3f ms per token\n",
 	       t2 / 1e6, t6 / 1e6, tp / 1e6);
 	CHECK(t6 > t2, "more experts cost more: %g vs %g", t6, t2);
