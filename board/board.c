@@ -260,8 +260,8 @@ static int parse_root(const struct ctx *c, struct board_desc *b)
 	if ((rc = get_u32(c, 0, "moecard,mem-efficiency-pct", 1, &b->mem_eff_pct)) < 0)
 		return rc;
 	if (b->mem_eff_pct < 1 || b->mem_eff_pct > 100)
-		return fail(c, 0, "moecard,mem-efficiency-pct", -BOARD_EBADVALUE, "%u not in 1..100",
-			    b->mem_eff_pct);
+		return fail(c, 0, "moecard,mem-efficiency-pct", -BOARD_EBADVALUE,
+			    "%u not in 1..100", b->mem_eff_pct);
 	if ((rc = get_u32(c, 0, "moecard,slrs", 0, &b->n_slr)))
 		return rc;
 	if (b->n_slr < 1 || b->n_slr > 8)

@@ -466,7 +466,8 @@ static void test_direct(const char *card)
 	 * fp8_gemm lowering on this backend) */
 	int sup = 0, lane_ops = 0;
 	for (uint32_t op = 0; op < ABI_OP_COUNT; op++) {
-		int lane = op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES;
+		int lane =
+		    op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES;
 		sup += !lane && backend_supports_op(b, op) == 1;
 		lane_ops += lane && backend_supports_op(b, op);
 	}
