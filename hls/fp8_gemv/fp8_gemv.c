@@ -74,10 +74,12 @@ _Static_assert(V_BK % V_BEAT == 0, "an AXI beat must divide the 128-byte block r
 _Static_assert(V_R * 4 <= 1024, "a tile's outputs of one x row fit a few beats");
 
 /* The x buffer holds m rows of up to FP8_GEMV_MAX_K words (2 MB): on-chip URAM in hardware. In C
- * simulation it is too large for a thread's stack, so it is static, one per thread (emulated CUs
- * may run on several threads). */
+ * simulation it is too large for a thread's stack, and as thread-local storage it would be
+ * carved out of every thread's stack (2 MB by default where the stack limit is unlimited), so it
+ * is static: fp8_gemv_run is not reentrant in C simulation (its callers serialize it, as one CU
+ * runs one command at a time). */
 #ifndef __SYNTHESIS__
-#define V_XBUF static _Thread_local
+#define V_XBUF static
 #endif
 #ifndef V_XBUF
 #define V_XBUF

@@ -617,6 +617,8 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	return cu_status(r);
 }
 
+static pthread_mutex_t cu_gemv_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* GEMV: the group table in the activation bank, the lanes on banks 0..lanes-1 (the CU's wiring). */
 static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 {
@@ -642,8 +644,10 @@ static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 	uint32_t ng = g.ng, m = g.m;
 	if (ng < 1 || ng > FP8_GEMV_MAX_GROUPS || tab - ab->base + (uint64_t)ng * 64 > ab->size)
 		return FP8_GEMV_E_ARGS | 0x200u;
+	pthread_mutex_lock(&cu_gemv_mu); /* the kernel's x buffer is static in C simulation */
 	uint32_t st = fp8_gemv_run(act, ab->size, lane, s->blk->banks[0].size, (int)s->lanes,
 				   tab - ab->base, (int)ng, (int)m);
+	pthread_mutex_unlock(&cu_gemv_mu);
 	struct hls_build b = c->bld;
 	b.axi_bits = (int)s->axi_bits;
 	c->cyc = fp8_gemv_cycles(&b, (int)s->lanes,
