@@ -32,6 +32,10 @@ mc() {
   cat "$T/err.run" >&2
   return 1
 }
+# The expert cache runs on the fp8_gemm CUs (the GEMV CU's striped lowering needs every expert
+# resident), and so does routing on the host for --expert-trace: every run here uses those CUs, so
+# each proof compares runs of one lowering.
+export MOECARD_CARD_GEMV=0
 toks() { $PY -c "import random; random.seed($2); print(','.join(str(random.randrange($3)) for _ in range($1)))"; }
 
 # proof MODEL NTOK LABEL VARIANT...: reference run, then each variant (options separated by '|')
