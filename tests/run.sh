@@ -27,11 +27,13 @@ run_one() {
   log="$B/logs/$name.log"
   tmp="$R/tmp.$i"
   mkdir -p "$tmp"
+  t0=$(date +%s%N)
   if [ "$kind" = bin ]; then
     TMPDIR=$tmp MOECARD_TEST_TMP=$tmp timeout 1200 "$t" >"$log" 2>&1; rc=$?
   else
     TMPDIR=$tmp MOECARD_TEST_TMP=$tmp timeout 1200 bash "$t" >"$log" 2>&1; rc=$?
   fi
+  el=$((($(date +%s%N) - t0) / 10000000))
   rm -rf "$tmp"
   p=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
   f=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
@@ -51,25 +53,27 @@ run_one() {
   if [ "$s" = 0 ]; then s=$(grep -acE '^SKIP: ' "$log"); fi
   if [ $rc = 77 ] && [ "$p" = 0 ] && [ "$f" = 0 ] && [ "$s" = 0 ]; then s=1; fi
   if [ $rc != 0 ] && [ $rc != 77 ] && [ "$f" = 0 ]; then f=1; fi
-  echo "$rc $p $f $s" >"$R/$i.tmp" && mv "$R/$i.tmp" "$R/$i.res"
+  echo "$rc $p $f $s $el" >"$R/$i.tmp" && mv "$R/$i.tmp" "$R/$i.res"
 }
 
 # report IDX TEST: prints the result line of a finished test and adds it to the totals.
 tp=0; tf=0; ts=0
 report() {
-  local i=$1 t=$2 rc p f s name
-  read -r rc p f s <"$R/$i.res"
+  local i=$1 t=$2 rc p f s el name secs
+  read -r rc p f s el <"$R/$i.res"
+  secs=$(printf '%d.%02d s' $((${el:-0} / 100)) $((${el:-0} % 100)))
+  printf '%s %s\n' "$secs" "$t" >>"$R/times"
   name=$(echo "$t" | sed "s|^$B/t/||; s|/|_|g")
   tp=$((tp + p)); tf=$((tf + f)); ts=$((ts + s))
   if [ "$f" != 0 ]; then
-    printf '  FAIL %-55s %4d passed, %d failed (exit %d), log %s:\n' "$t" "$p" "$f" "$rc" "$B/logs/$name.log"
+    printf '  FAIL %-55s %4d passed, %d failed (exit %d, %s), log %s:\n' "$t" "$p" "$f" "$rc" "$secs" "$B/logs/$name.log"
     tail -n 25 "$B/logs/$name.log" | sed 's/^/       | /'
   elif [ "$p" = 0 ] && [ "$s" != 0 ]; then
-    printf '  skip %-55s %4d skipped\n' "$t" "$s"
+    printf '  skip %-55s %4d skipped (%s)\n' "$t" "$s" "$secs"
   elif [ "$s" != 0 ]; then
-    printf '  ok   %-55s %4d passed, %d skipped\n' "$t" "$p" "$s"
+    printf '  ok   %-55s %4d passed, %d skipped (%s)\n' "$t" "$p" "$s" "$secs"
   else
-    printf '  ok   %-55s %4d passed\n' "$t" "$p"
+    printf '  ok   %-55s %4d passed (%s)\n' "$t" "$p" "$secs"
   fi
 }
 
@@ -98,9 +102,10 @@ while [ $shown -lt $n ]; do
   wait -n 2>/dev/null
   running=$(jobs -rp | wc -l)
   if [ "$running" = 0 ] && [ $next -ge $n ] && [ ! -f "$R/$shown.res" ]; then
-    echo "255 0 1 0" >"$R/$shown.res" # its runner died without a result
+    echo "255 0 1 0 0" >"$R/$shown.res" # its runner died without a result
   fi
 done
 wait
+sort -rn "$R/times" >"$B/test-times" 2>/dev/null
 echo "$tp $tf $ts" >"$B/test-summary"
 echo "$B: $tp passed, $tf failed, $ts skipped"

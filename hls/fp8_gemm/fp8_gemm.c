@@ -206,14 +206,21 @@ gemm_mac:
 					}
 				}
 		}
+		/* rows of the m-tile past mb are never stored: their PEs are gated off (in C
+		 * simulation the decode-shaped M = 1 GEMMs skip 7 of 8 rows of work) */
+		int rv = mb - mt * G_TM;
 		if (mt < n_mt && raw) {
 			for (int i = 0; i < G_TM; i++) {
+				if (i >= rv)
+					continue;
 				float xv = e4m3_bits_f32((uint32_t)xt[mt * G_TM + i][k]);
 				for (int j = 0; j < G_TN; j++)
 					df[k % FP8_GEMM_FL][i][j] += xv * ((float)wt[j][k] * 0x1p-9f);
 			}
 		} else if (mt < n_mt) {
 			for (int i = 0; i < G_TM; i++) {
+				if (i >= rv)
+					continue;
 				int64_t xv = xt[mt * G_TM + i][k];
 				for (int j = 0; j < G_TN; j++)
 					d[i][j] += xv * wt[j][k];

@@ -39,6 +39,7 @@ struct sim_cu {
 					  * waiting, UINT64_MAX = hung until reset */
 	pthread_t th;		      /* worker */
 	bool th_on;		      /* worker started */
+	pthread_cond_t cv;	      /* the worker waits here: start, reset, card time, stop */
 };
 
 struct sim_dma {
@@ -51,6 +52,7 @@ struct sim_dma {
 	uint64_t due;		 /* card ns the transfer in flight ends, 0 = none */
 	pthread_t th;		 /* worker */
 	bool th_on;		 /* worker started */
+	pthread_cond_t cv;	 /* the worker waits here: start, card time, stop */
 };
 
 struct sim_card {
@@ -115,11 +117,37 @@ static void sim_cv_wait(struct sim_card *c, pthread_cond_t *cv, uint64_t ns)
 	pthread_cond_timedwait(cv, &c->mu, &ts);
 }
 
-/* An agent blocks on the card's condition variable for at most ns real time (mu held). */
-static void sim_timed_wait(struct sim_card *c, uint64_t ns)
+/* An agent blocks on its condition variable cv for at most ns real time (mu held). Every agent
+ * has its own (the firmware c->cv, each CU and DMA worker its own), so an event wakes only the
+ * agent it concerns: one broadcast to all ~20 threads per event made each command cost dozens of
+ * context switches. */
+static void sim_timed_wait(struct sim_card *c, pthread_cond_t *cv, uint64_t ns)
 {
 	sim_blocking(c);
-	sim_cv_wait(c, &c->cv, ns);
+	sim_cv_wait(c, cv, ns);
+}
+
+/* Wakes the agents that wait for a card time (workers with a timer, and the firmware) after card
+ * time moved (mu held). */
+static void sim_wake_timed(struct sim_card *c)
+{
+	pthread_cond_broadcast(&c->cv);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		if (c->cu[i].until)
+			pthread_cond_signal(&c->cu[i].cv);
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++)
+		if (c->dma[i].due)
+			pthread_cond_signal(&c->dma[i].cv);
+}
+
+/* Wakes every agent (mu held): the card stops. */
+static void sim_wake_all(struct sim_card *c)
+{
+	pthread_cond_broadcast(&c->cv);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		pthread_cond_broadcast(&c->cu[i].cv);
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++)
+		pthread_cond_broadcast(&c->dma[i].cv);
 }
 
 /* True when a CU or DMA worker waits for a card time that has come: it is about to raise its
@@ -217,6 +245,7 @@ void sim_card_kick(struct sim_card *c)
 {
 	pthread_mutex_lock(&c->mu);
 	sim_event_locked(c);
+	sim_wake_timed(c); /* a kick also follows each move of a virtual clock */
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -282,7 +311,7 @@ void fw_port_cu_write(void *port, uint32_t blk, uint32_t off, uint32_t val)
 			return;
 		pthread_mutex_lock(&c->mu);
 		__atomic_fetch_or(&c->cu[blk].regs[0], FW_CU_CTRL_START, __ATOMIC_ACQ_REL);
-		pthread_cond_broadcast(&c->cv);
+		pthread_cond_signal(&c->cu[blk].cv);
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
@@ -298,7 +327,7 @@ void fw_port_cu_reset(void *port, uint32_t blk)
 	c->cu[blk].gen++;
 	__atomic_store_n(&c->cu[blk].regs[0], FW_CU_CTRL_IDLE | FW_CU_CTRL_READY, __ATOMIC_RELEASE);
 	__atomic_store_n(&c->cu[blk].regs[1], 0, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&c->cv);
+	pthread_cond_signal(&c->cu[blk].cv);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -316,7 +345,7 @@ int fw_port_dma_start(void *port, uint32_t chan, const struct fw_dma_desc *d)
 		m->d = *d;
 		m->state = FW_DMA_BUSY;
 		m->start = true;
-		pthread_cond_broadcast(&c->cv);
+		pthread_cond_signal(&m->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -350,13 +379,13 @@ void fw_port_wait(void *port, uint64_t deadline)
 			uint64_t now = sim_card_now(c);
 			if (!sim_timers_due(c, now) && (c->events != c->fw_seen || now >= deadline))
 				break;
-			sim_timed_wait(c, SIM_MAX_WAIT_NS);
+			sim_timed_wait(c, &c->cv, SIM_MAX_WAIT_NS);
 		}
 		c->fw_waiting = false;
 	} else if (c->events == c->fw_seen && !c->stop) {
 		uint64_t now = sim_card_now(c);
 		c->fw_waiting = true;
-		sim_timed_wait(c, deadline > now ? deadline - now : 0);
+		sim_timed_wait(c, &c->cv, deadline > now ? deadline - now : 0);
 		c->fw_waiting = false;
 	}
 	c->fw_seen = c->events;
@@ -384,10 +413,10 @@ static void *sim_fw_main(void *arg)
 	return NULL;
 }
 
-/* Waits (mu held) until card time reaches target, with *timer = target meanwhile (the
- * worker's accounted wait); false if gen moved on or the card stops. */
-static bool sim_wait_until(struct sim_card *c, uint64_t target, uint64_t *timer,
-			   const uint32_t *gen, uint32_t g)
+/* Waits (mu held, on the worker's cv) until card time reaches target, with *timer = target
+ * meanwhile (the worker's accounted wait); false if gen moved on or the card stops. */
+static bool sim_wait_until(struct sim_card *c, pthread_cond_t *cv, uint64_t target,
+			   uint64_t *timer, const uint32_t *gen, uint32_t g)
 {
 	bool ok = false;
 	*timer = target;
@@ -399,7 +428,7 @@ static bool sim_wait_until(struct sim_card *c, uint64_t target, uint64_t *timer,
 			ok = true;
 			break;
 		}
-		sim_timed_wait(c, target - now);
+		sim_timed_wait(c, cv, target - now);
 	}
 	*timer = 0;
 	return ok;
@@ -413,7 +442,7 @@ static void *sim_cu_main(void *arg)
 	while (!c->stop) {
 		if (!(__atomic_load_n(&u->regs[0], __ATOMIC_ACQUIRE) & FW_CU_CTRL_START)) {
 			sim_blocking(c);
-			pthread_cond_wait(&c->cv, &c->mu);
+			pthread_cond_wait(&u->cv, &c->mu);
 			continue;
 		}
 		uint32_t g = u->gen;
@@ -428,7 +457,8 @@ static void *sim_cu_main(void *arg)
 		uint32_t op = __atomic_load_n(&u->regs[FW_CU_REG_OP / 4], __ATOMIC_ACQUIRE);
 		uint64_t t0 = sim_card_now(c);
 		if (sim_fault_hit(c, SIM_FAULT_CU_HANG)) {
-			sim_wait_until(c, UINT64_MAX, &u->until, &u->gen, g); /* hung until reset */
+			sim_wait_until(c, &u->cv, UINT64_MAX, &u->until, &u->gen,
+				       g); /* hung until reset */
 			continue;
 		}
 		u->busy = true;
@@ -439,7 +469,7 @@ static void *sim_cu_main(void *arg)
 		u->busy = false;
 		if (sim_fault_hit(c, SIM_FAULT_CU_BAD))
 			st = SIM_BAD_STATUS;
-		if (!sim_wait_until(c, t0 + lat, &u->until, &u->gen, g))
+		if (!sim_wait_until(c, &u->cv, t0 + lat, &u->until, &u->gen, g))
 			continue;
 		__atomic_store_n(&u->regs[1], st, __ATOMIC_RELEASE);
 		__atomic_fetch_or(&u->regs[0], FW_CU_CTRL_DONE | FW_CU_CTRL_IDLE | FW_CU_CTRL_READY,
@@ -459,7 +489,7 @@ static void *sim_dma_main(void *arg)
 	while (!c->stop) {
 		if (!m->start) {
 			sim_blocking(c);
-			pthread_cond_wait(&c->cv, &c->mu);
+			pthread_cond_wait(&m->cv, &c->mu);
 			continue;
 		}
 		m->start = false;
@@ -467,7 +497,7 @@ static void *sim_dma_main(void *arg)
 		bool fail = sim_fault_hit(c, SIM_FAULT_DMA_ERROR);
 		/* bytes / (MB/s) = us; the copy lands at the end so an early reader sees old data */
 		uint64_t lat = c->cfg.dma_latency_ns + d.bytes * 1000u / bw;
-		bool ok = sim_wait_until(c, sim_card_now(c) + lat, &m->due, NULL, 0);
+		bool ok = sim_wait_until(c, &m->cv, sim_card_now(c) + lat, &m->due, NULL, 0);
 		if (!ok)
 			break;
 		void *dst = sim_card_ptr(c, d.dst, d.bytes);
@@ -524,6 +554,10 @@ int sim_card_init(struct sim_card **out, const struct sim_card_config *cfg)
 	pthread_mutex_init(&c->hmu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->hcv, NULL);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		pthread_cond_init(&c->cu[i].cv, NULL);
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++)
+		pthread_cond_init(&c->dma[i].cv, NULL);
 	c->board = *cfg->board;
 	int rc = -ENOMEM;
 	c->cmd_bytes = abi_ring_bytes(c->cfg.ring_log2, sizeof(struct abi_cmd));
@@ -596,7 +630,7 @@ void sim_card_free(struct sim_card *c)
 		return;
 	pthread_mutex_lock(&c->mu);
 	__atomic_store_n(&c->stop, true, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&c->cv);
+	sim_wake_all(c);
 	pthread_mutex_unlock(&c->mu);
 	if (c->fw_on)
 		pthread_join(c->fw_th, NULL);
@@ -611,6 +645,10 @@ void sim_card_free(struct sim_card *c)
 	free(c->cpl_mem);
 	pthread_cond_destroy(&c->cv);
 	pthread_cond_destroy(&c->hcv);
+	for (uint32_t i = 0; i < ABI_MAX_CUS; i++)
+		pthread_cond_destroy(&c->cu[i].cv);
+	for (uint32_t i = 0; i < ABI_MAX_DMA; i++)
+		pthread_cond_destroy(&c->dma[i].cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->hmu);
 	free(c);
@@ -661,7 +699,7 @@ int sim_card_wait(struct sim_card *c, struct abi_cpl *cpl, uint32_t timeout_ms)
 			return -ETIMEDOUT;
 		pthread_mutex_lock(&c->mu);
 		if (abi_ring_avail(&c->hc) == 0)
-			sim_timed_wait(c, 1000000);
+			sim_cv_wait(c, &c->hcv, 1000000); /* fw_port_notify_host wakes it */
 		pthread_mutex_unlock(&c->mu);
 	}
 }
