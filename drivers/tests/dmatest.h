@@ -3,7 +3,8 @@
  * card memory, pattern fills, random scatter-gather rounds (random sizes, offsets, channels and
  * directions, destinations that never overlap within a round) and a full compare of every byte of
  * every bank and every host destination, with guard bytes around each host destination.
- * Header-only; each test program includes it once.
+ * Header-only; each test program includes it once, checks with tests/harness.h's macros and ends
+ * with `return harness_done();`.
  */
 #ifndef MOECARD_DMATEST_H
 #define MOECARD_DMATEST_H
@@ -14,21 +15,7 @@
 #include <string.h>
 
 #include "dma.h"
-
-static int dt_pass, dt_fail;
-
-/* Counts one check; prints the failure with where and by how much. */
-#define DT_CHECK(cond, ...)                                                                        \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			dt_pass++;                                                                 \
-		} else {                                                                           \
-			dt_fail++;                                                                 \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
+#include "tests/harness.h" /* CHECK and the counts line */
 
 /* Deterministic xorshift64 generator. */
 static uint64_t dt_rng = 0x2545F4914F6CDD1Dull;

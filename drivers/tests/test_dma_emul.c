@@ -42,7 +42,7 @@ static struct dma_dev *open_emul(const struct dma_bank *b, unsigned nb, unsigned
 	struct dma_dev *dev = NULL;
 	char err[256];
 	int rc = dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == 0 && dev, "open emul: %d %s", rc, err);
+	CHECK(rc == 0 && dev, "open emul: %d %s", rc, err);
 	return dev;
 }
 
@@ -54,16 +54,16 @@ static void test_dmatest(unsigned order, uint32_t start, unsigned rounds)
 		return;
 	struct dt_card card;
 	struct dt_card_io io = {emul_read, emul_write, dev};
-	DT_CHECK(dt_card_init(&card, banks3, 3, io) == 0, "card init");
+	CHECK(dt_card_init(&card, banks3, 3, io) == 0, "card init");
 	struct dt_stats st = dt_run_rounds(dev, &card, rounds, 12, 4, 24 << 10);
 	printf("dmatest (ring 2^%u, counters from 0x%08x): %u transfers, %llu bytes on 3 channels, "
 	       "%u bad, "
 	       "%zu bad bytes\n",
 	       order, start, st.xfers, (unsigned long long)st.bytes, st.bad, st.bad_bytes);
-	DT_CHECK(st.submit_rc == 0, "submit/wait error %d", st.submit_rc);
-	DT_CHECK(st.bad == 0, "%u transfers with wrong completion", st.bad);
-	DT_CHECK(st.bad_bytes == 0, "%zu bytes differ", st.bad_bytes);
-	DT_CHECK(st.xfers > rounds, "only %u transfers ran", st.xfers);
+	CHECK(st.submit_rc == 0, "submit/wait error %d", st.submit_rc);
+	CHECK(st.bad == 0, "%u transfers with wrong completion", st.bad);
+	CHECK(st.bad_bytes == 0, "%zu bytes differ", st.bad_bytes);
+	CHECK(st.xfers > rounds, "only %u transfers ran", st.xfers);
 	dt_card_free(&card);
 	dma_dev_close(dev);
 }
@@ -75,7 +75,7 @@ static void test_ring_wrap(void)
 	struct dma_dev *dev = open_emul(&b, 1, 1, 2, 0xFFFFFFF0u, 0, 0);
 	if (!dev)
 		return;
-	DT_CHECK(dma_dev_ring_entries(dev) == 4, "ring entries %u", dma_dev_ring_entries(dev));
+	CHECK(dma_dev_ring_entries(dev) == 4, "ring entries %u", dma_dev_ring_entries(dev));
 	uint8_t *card = dma_dev_bank_ptr(dev, 0);
 	uint8_t src[4][64];
 	unsigned eagain = 0, bad_fence = 0, bad_order = 0, bad_data = 0, n = 300;
@@ -118,17 +118,17 @@ static void test_ring_wrap(void)
 	printf("ring wrap: %u transfers through a 4-entry ring from counter 0xfffffff0, %u times "
 	       "full\n",
 	       n, eagain);
-	DT_CHECK(bad_fence == 0, "%u submits with wrong fence", bad_fence);
-	DT_CHECK(bad_order == 0, "%u completions out of order or failed", bad_order);
-	DT_CHECK(bad_data == 0, "%u elements with wrong data", bad_data);
-	DT_CHECK(next_reap == n + 1, "reaped %llu of %u", (unsigned long long)next_reap - 1, n);
-	DT_CHECK(eagain > 0, "the ring never filled (flow control untested)");
+	CHECK(bad_fence == 0, "%u submits with wrong fence", bad_fence);
+	CHECK(bad_order == 0, "%u completions out of order or failed", bad_order);
+	CHECK(bad_data == 0, "%u elements with wrong data", bad_data);
+	CHECK(next_reap == n + 1, "reaped %llu of %u", (unsigned long long)next_reap - 1, n);
+	CHECK(eagain > 0, "the ring never filled (flow control untested)");
 	struct dma_sg big[5];
 	for (int i = 0; i < 5; i++)
 		big[i] = (struct dma_sg){.host = src[0], .len = 1};
 	struct dma_xfer xb = {.dir = DMA_DIR_H2C, .sg = big, .n_sg = 5};
-	DT_CHECK(dma_chan_submit(dev, 0, &xb, NULL) == -EINVAL,
-		 "5 elements on a 4-entry ring not rejected");
+	CHECK(dma_chan_submit(dev, 0, &xb, NULL) == -EINVAL,
+	      "5 elements on a 4-entry ring not rejected");
 	dma_dev_close(dev);
 }
 
@@ -212,14 +212,14 @@ static void test_fence_order(void)
 	atomic_store(&o.stop, 1);
 	pthread_join(th, NULL);
 	printf("fence order: 400 transfers on 2 channels, %u observer samples\n", o.samples);
-	DT_CHECK(bad_fence == 0, "%u fences not consecutive", bad_fence);
-	DT_CHECK(bad_wait == 0, "%u waits returned before their records existed", bad_wait);
-	DT_CHECK(bad_order == 0, "%u records out of fence order", bad_order);
-	DT_CHECK(o.backwards == 0, "completed fence went backwards %u times", o.backwards);
-	DT_CHECK(reaped[0] == 200 && reaped[1] == 200, "reaped %llu + %llu of 400",
-		 (unsigned long long)reaped[0], (unsigned long long)reaped[1]);
-	DT_CHECK(dma_fence_wait(dev, 0, 201, 0) == -EINVAL, "wait on a fence never handed out");
-	DT_CHECK(dma_fence_wait(dev, 0, 0, 0) == 0, "wait on fence 0");
+	CHECK(bad_fence == 0, "%u fences not consecutive", bad_fence);
+	CHECK(bad_wait == 0, "%u waits returned before their records existed", bad_wait);
+	CHECK(bad_order == 0, "%u records out of fence order", bad_order);
+	CHECK(o.backwards == 0, "completed fence went backwards %u times", o.backwards);
+	CHECK(reaped[0] == 200 && reaped[1] == 200, "reaped %llu + %llu of 400",
+	      (unsigned long long)reaped[0], (unsigned long long)reaped[1]);
+	CHECK(dma_fence_wait(dev, 0, 201, 0) == -EINVAL, "wait on a fence never handed out");
+	CHECK(dma_fence_wait(dev, 0, 0, 0) == 0, "wait on fence 0");
 	dma_dev_close(dev);
 }
 
@@ -237,25 +237,24 @@ static void test_model(void)
 	struct dma_sg sg[2] = {{.host = buf[0], .bank = 0, .len = 1000000},
 			       {.host = buf[1], .bank = 1, .len = 1000000}};
 	struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 1};
-	DT_CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy");
+	CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy");
 	uint64_t t1 = c.t_end_ns - c.t_start_ns;
 	printf("model: 1 MB at 10 GB/s + 500 ns: %llu ns modeled\n", (unsigned long long)t1);
-	DT_CHECK(t1 == 100500, "1 MB: %llu ns, want 100500", (unsigned long long)t1);
+	CHECK_EQ(t1, 100500, "1 MB modeled, ns");
 
 	x.n_sg = 2; /* second element goes to the 5 GB/s bank */
-	DT_CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy 2 elements");
+	CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy 2 elements");
 	uint64_t t2 = c.t_end_ns - c.t_start_ns;
-	DT_CHECK(t2 == 100500 + 200500, "2 elements (bank-limited second): %llu ns, want 301000",
-		 (unsigned long long)t2);
+	CHECK_EQ(t2, 100500 + 200500, "2 elements (bank-limited second) modeled, ns");
 
 	/* not_before later than the channel clock: the transfer starts there. */
 	x.n_sg = 1;
 	x.not_before_ns = dma_dev_vclock_ns(dev) + 1000000;
-	DT_CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy with not_before");
-	DT_CHECK(c.t_start_ns == x.not_before_ns && c.t_end_ns == x.not_before_ns + 100500,
-		 "not_before: start %llu end %llu, want %llu and +100500",
-		 (unsigned long long)c.t_start_ns, (unsigned long long)c.t_end_ns,
-		 (unsigned long long)x.not_before_ns);
+	CHECK(dma_copy_sync(dev, 0, &x, 0, -1, &c) == 0, "copy with not_before");
+	CHECK(c.t_start_ns == x.not_before_ns && c.t_end_ns == x.not_before_ns + 100500,
+	      "not_before: start %llu end %llu, want %llu and +100500",
+	      (unsigned long long)c.t_start_ns, (unsigned long long)c.t_end_ns,
+	      (unsigned long long)x.not_before_ns);
 
 	/* Same direction on two channels share the link; opposite directions do not. */
 	uint64_t t0 = dma_dev_vclock_ns(dev), f0, f1;
@@ -267,9 +266,9 @@ static void test_model(void)
 	dma_fence_wait(dev, 0, f0, -1);
 	dma_fence_wait(dev, 1, f1, -1);
 	uint64_t shared = dma_dev_vclock_ns(dev) - t0;
-	DT_CHECK(shared == 200500,
-		 "2 x 1 MB H2C on 2 channels: %llu ns, want 200500 (latency overlapped)",
-		 (unsigned long long)shared);
+	CHECK(shared == 200500,
+	      "2 x 1 MB H2C on 2 channels: %llu ns, want 200500 (latency overlapped)",
+	      (unsigned long long)shared);
 	t0 = dma_dev_vclock_ns(dev);
 	struct dma_sg rs = {.host = buf[1], .bank = 0, .card_off = 2 << 20, .len = 1000000};
 	struct dma_xfer r = {.dir = DMA_DIR_C2H, .sg = &rs, .n_sg = 1, .not_before_ns = t0};
@@ -281,8 +280,7 @@ static void test_model(void)
 	uint64_t duplex = dma_dev_vclock_ns(dev) - t0;
 	printf("model: 2 x 1 MB same direction %llu ns, opposite directions %llu ns\n",
 	       (unsigned long long)shared, (unsigned long long)duplex);
-	DT_CHECK(duplex == 100500, "H2C + C2H on 2 channels: %llu ns, want 100500 (full duplex)",
-		 (unsigned long long)duplex);
+	CHECK_EQ(duplex, 100500, "H2C + C2H on 2 channels modeled, ns (full duplex)");
 	struct dma_cpl rc[4];
 	dma_chan_reap(dev, 0, rc, 4);
 	dma_chan_reap(dev, 1, rc, 4);
@@ -299,10 +297,10 @@ static void test_validation(void)
 		return;
 	uint8_t h[64];
 	struct dma_hbuf *hb = NULL;
-	DT_CHECK(dma_hbuf_alloc(dev, 128, &hb) == 0 && ((uintptr_t)dma_hbuf_ptr(hb) & 4095) == 0,
-		 "hbuf aligned");
+	CHECK(dma_hbuf_alloc(dev, 128, &hb) == 0 && ((uintptr_t)dma_hbuf_ptr(hb) & 4095) == 0,
+	      "hbuf aligned");
 	struct dma_hbuf *hb0 = NULL;
-	DT_CHECK(dma_hbuf_alloc(dev, 0, &hb0) == -EINVAL && !hb0, "hbuf size 0");
+	CHECK(dma_hbuf_alloc(dev, 0, &hb0) == -EINVAL && !hb0, "hbuf size 0");
 	struct {
 		struct dma_sg sg;
 		int dir, ch, want;
@@ -345,22 +343,21 @@ static void test_validation(void)
 			bad++;
 		}
 	}
-	DT_CHECK(bad == 0, "%u of %zu submit validation cases wrong", bad,
-		 sizeof(cases) / sizeof(cases[0]));
+	CHECK(bad == 0, "%u of %zu submit validation cases wrong", bad,
+	      sizeof(cases) / sizeof(cases[0]));
 	struct dma_xfer none = {.dir = DMA_DIR_H2C, .sg = &cases[0].sg, .n_sg = 0};
-	DT_CHECK(dma_chan_submit(dev, 0, &none, NULL) == -EINVAL, "n_sg 0");
-	DT_CHECK(dma_chan_reap(dev, 5, NULL, 0) == -EINVAL, "reap bad channel");
-	DT_CHECK(dma_fence_wait(dev, 5, 1, 0) == -EINVAL, "wait bad channel");
-	DT_CHECK(dma_chan_reset(dev, 5, 0) == -EINVAL, "reset bad channel");
-	DT_CHECK(dma_dev_fault_set(dev, DMA_FAULT_ERROR, 0, 0) == -EINVAL, "fault countdown 0");
-	DT_CHECK(dma_dev_fault_set(dev, (enum dma_fault)9, 1, 0) == -EINVAL, "fault kind");
-	DT_CHECK(dma_dev_bank_ptr(dev, 2) == NULL, "bank_ptr bad bank");
-	DT_CHECK(!strcmp(dma_dev_name(dev), "emul") && dma_dev_n_channels(dev) == 2,
-		 "name, channels");
-	DT_CHECK(dma_fence_wait(dev, 0, dma_fence_submitted(dev, 0), 5000000000ll) == 0,
-		 "good cases completed");
-	DT_CHECK(dma_fence_wait(dev, 1, dma_fence_submitted(dev, 1), 5000000000ll) == 0,
-		 "good cases completed");
+	CHECK(dma_chan_submit(dev, 0, &none, NULL) == -EINVAL, "n_sg 0");
+	CHECK(dma_chan_reap(dev, 5, NULL, 0) == -EINVAL, "reap bad channel");
+	CHECK(dma_fence_wait(dev, 5, 1, 0) == -EINVAL, "wait bad channel");
+	CHECK(dma_chan_reset(dev, 5, 0) == -EINVAL, "reset bad channel");
+	CHECK(dma_dev_fault_set(dev, DMA_FAULT_ERROR, 0, 0) == -EINVAL, "fault countdown 0");
+	CHECK(dma_dev_fault_set(dev, (enum dma_fault)9, 1, 0) == -EINVAL, "fault kind");
+	CHECK(dma_dev_bank_ptr(dev, 2) == NULL, "bank_ptr bad bank");
+	CHECK(!strcmp(dma_dev_name(dev), "emul") && dma_dev_n_channels(dev) == 2, "name, channels");
+	CHECK(dma_fence_wait(dev, 0, dma_fence_submitted(dev, 0), 5000000000ll) == 0,
+	      "good cases completed");
+	CHECK(dma_fence_wait(dev, 1, dma_fence_submitted(dev, 1), 5000000000ll) == 0,
+	      "good cases completed");
 	dma_hbuf_free(dev, hb);
 	dma_dev_close(dev);
 
@@ -389,7 +386,7 @@ static void test_validation(void)
 			bad++;
 		}
 	}
-	DT_CHECK(bad == 0, "%u bad configurations not rejected by field", bad);
+	CHECK(bad == 0, "%u bad configurations not rejected by field", bad);
 
 	/* An implementation with another ops version is refused. */
 	struct dma_dev_i future = dma_emul_i;
@@ -398,8 +395,8 @@ static void test_validation(void)
 	char err[256] = "";
 	struct dma_dev *d = NULL;
 	int rc = dma_dev_open(&future, &cfg, &d, err, sizeof(err));
-	DT_CHECK(rc == -EINVAL && !d && strstr(err, "version"), "ops version mismatch: %d '%s'", rc,
-		 err);
+	CHECK(rc == -EINVAL && !d && strstr(err, "version"), "ops version mismatch: %d '%s'", rc,
+	      err);
 }
 
 /* Closing with work queued: every queued transfer still completes (ABORTED or done), no hang. */
@@ -419,7 +416,7 @@ static void test_close_busy(void)
 	}
 	dma_dev_fault_set(dev, DMA_FAULT_STUCK, 3, 0);
 	dma_dev_close(dev);
-	DT_CHECK(ok == 64, "queued %u of 64 before close", ok);
+	CHECK(ok == 64, "queued %u of 64 before close", ok);
 	printf("close with 64 MB queued and a stuck channel: returned\n");
 }
 
@@ -441,15 +438,14 @@ static void test_board_and_abi(void)
 	bd.dma[2] = (struct board_dma){.to_card = 0, .latency_ns = 800};
 	struct dma_bank banks[2];
 	struct dma_config cfg;
-	DT_CHECK(dma_config_from_board(&bd, banks, 1, &cfg) == -ENOSPC,
-		 "board: too many banks not refused");
+	CHECK(dma_config_from_board(&bd, banks, 1, &cfg) == -ENOSPC,
+	      "board: too many banks not refused");
 	int rc = dma_config_from_board(&bd, banks, 2, &cfg);
-	DT_CHECK(rc == 0 && cfg.n_banks == 2 && cfg.n_channels == 2 && cfg.link_bw == 8e9 &&
-		     cfg.desc_latency_ns == 900 && banks[1].base == 1ull << 34 &&
-		     banks[1].size == 2 << 20 && banks[0].bw == 4e9 &&
-		     !strcmp(banks[1].name, "ddr0"),
-		 "board config: rc %d banks %u ch %u link %.3g lat %lld", rc, cfg.n_banks,
-		 cfg.n_channels, cfg.link_bw, (long long)cfg.desc_latency_ns);
+	CHECK(rc == 0 && cfg.n_banks == 2 && cfg.n_channels == 2 && cfg.link_bw == 8e9 &&
+		  cfg.desc_latency_ns == 900 && banks[1].base == 1ull << 34 &&
+		  banks[1].size == 2 << 20 && banks[0].bw == 4e9 && !strcmp(banks[1].name, "ddr0"),
+	      "board config: rc %d banks %u ch %u link %.3g lat %lld", rc, cfg.n_banks,
+	      cfg.n_channels, cfg.link_bw, (long long)cfg.desc_latency_ns);
 	struct dma_dev *dev = NULL;
 	char err[256];
 	if (dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err)) == 0) {
@@ -458,26 +454,24 @@ static void test_board_and_abi(void)
 				       {.host = src, .bank = 1, .len = 400000}};
 		struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 2};
 		struct dma_cpl c;
-		DT_CHECK(dma_copy_sync(dev, 1, &x, 0, -1, &c) == 0, "board copy");
+		CHECK(dma_copy_sync(dev, 1, &x, 0, -1, &c) == 0, "board copy");
 		/* bank 0 limits to 4 GB/s: 900 + 100000; bank 1 to the 8 GB/s link: 900 + 50000 */
 		uint64_t t = c.t_end_ns - c.t_start_ns;
 		printf("board bridge: 2 x 400 kB into a 4 GB/s and a 19.2 GB/s bank over an 8 GB/s "
 		       "link: %llu ns modeled\n",
 		       (unsigned long long)t);
-		DT_CHECK(t == 100900 + 50900, "board-modeled time %llu ns, want 151800",
-			 (unsigned long long)t);
+		CHECK_EQ(t, 100900 + 50900, "board-modeled time, ns");
 		dma_dev_close(dev);
 	} else {
-		DT_CHECK(0, "open from board config: %s", err);
+		CHECK(0, "open from board config: %s", err);
 	}
 	bd.n_dma = 0;
-	DT_CHECK(dma_config_from_board(&bd, banks, 2, &cfg) == -EINVAL,
-		 "board without DMA channels");
+	CHECK(dma_config_from_board(&bd, banks, 2, &cfg) == -EINVAL, "board without DMA channels");
 
-	DT_CHECK(dma_fence_abi(0x100000005ull) == 5u, "fence low 32 bits");
-	DT_CHECK(dma_fence_abi_reached(5, 0xFFFFFFF0u) && !dma_fence_abi_reached(0xFFFFFFF0u, 5) &&
-		     dma_fence_abi_reached(7, 7) && !dma_fence_abi_reached(6, 7),
-		 "fence wrap rule");
+	CHECK(dma_fence_abi(0x100000005ull) == 5u, "fence low 32 bits");
+	CHECK(dma_fence_abi_reached(5, 0xFFFFFFF0u) && !dma_fence_abi_reached(0xFFFFFFF0u, 5) &&
+		  dma_fence_abi_reached(7, 7) && !dma_fence_abi_reached(6, 7),
+	      "fence wrap rule");
 }
 
 /* Banks given by the caller (the emulated card's memory): the engine moves bytes there and
@@ -491,10 +485,10 @@ static void test_bank_mem_and_stats(void)
 	struct dma_dev *dev = NULL;
 	char err[256] = "";
 	int rc = dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == 0 && dev, "open emul on caller banks: %d %s", rc, err);
+	CHECK(rc == 0 && dev, "open emul on caller banks: %d %s", rc, err);
 	if (!dev)
 		return;
-	DT_CHECK(dma_dev_bank_ptr(dev, 1) == m1, "bank 1 is the caller's memory");
+	CHECK(dma_dev_bank_ptr(dev, 1) == m1, "bank 1 is the caller's memory");
 	uint8_t src[3000];
 	for (size_t i = 0; i < sizeof(src); i++)
 		src[i] = (uint8_t)(i * 7 + 1);
@@ -503,26 +497,26 @@ static void test_bank_mem_and_stats(void)
 	struct dma_xfer x = {.dir = DMA_DIR_H2C, .sg = sg, .n_sg = 2, .cookie = 42};
 	struct dma_cpl cpl;
 	rc = dma_copy_sync(dev, 1, &x, 0, -1, &cpl);
-	DT_CHECK(rc == 0 && cpl.cookie == 42 && !memcmp(m1 + 100, src, 1000) &&
-		     !memcmp(m2 + 5, src + 1000, 2000),
-		 "H2C into the caller's banks: %d", rc);
+	CHECK(rc == 0 && cpl.cookie == 42 && !memcmp(m1 + 100, src, 1000) &&
+		  !memcmp(m2 + 5, src + 1000, 2000),
+	      "H2C into the caller's banks: %d", rc);
 	dma_dev_fault_set(dev, DMA_FAULT_ERROR, 1, 0);
 	rc = dma_copy_sync(dev, 0, &x, 0, -1, &cpl);
-	DT_CHECK(rc == -EIO && cpl.status == DMA_STATUS_ERROR, "faulted transfer: %d", rc);
+	CHECK(rc == -EIO && cpl.status == DMA_STATUS_ERROR, "faulted transfer: %d", rc);
 	struct dma_stats st;
 	dma_dev_stats(dev, &st);
-	DT_CHECK(st.xfers == 2 && st.xfers_bad == 1 && st.descs == 3 && st.faults == 1 &&
-		     st.bytes == 3000 + 1000 / 3 && st.fences == 2 && st.link_ns > 0,
-		 "stats: %llu xfers (%llu bad), %llu descs, %llu bytes, %llu faults, fences %llu",
-		 (unsigned long long)st.xfers, (unsigned long long)st.xfers_bad,
-		 (unsigned long long)st.descs, (unsigned long long)st.bytes,
-		 (unsigned long long)st.faults, (unsigned long long)st.fences);
+	CHECK(st.xfers == 2 && st.xfers_bad == 1 && st.descs == 3 && st.faults == 1 &&
+		  st.bytes == 3000 + 1000 / 3 && st.fences == 2 && st.link_ns > 0,
+	      "stats: %llu xfers (%llu bad), %llu descs, %llu bytes, %llu faults, fences %llu",
+	      (unsigned long long)st.xfers, (unsigned long long)st.xfers_bad,
+	      (unsigned long long)st.descs, (unsigned long long)st.bytes,
+	      (unsigned long long)st.faults, (unsigned long long)st.fences);
 	dma_dev_close(dev);
 	cfg.bank_mem = nomem;
 	dev = NULL;
 	rc = dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == -EINVAL && !dev && strstr(err, "bank_mem[1]"),
-		 "a NULL bank is refused naming the field: %d '%s'", rc, err);
+	CHECK(rc == -EINVAL && !dev && strstr(err, "bank_mem[1]"),
+	      "a NULL bank is refused naming the field: %d '%s'", rc, err);
 }
 
 int main(void)
@@ -536,6 +530,5 @@ int main(void)
 	test_close_busy();
 	test_board_and_abi();
 	test_bank_mem_and_stats();
-	printf("%d passed, %d failed\n", dt_pass, dt_fail);
-	return dt_fail != 0;
+	return harness_done();
 }

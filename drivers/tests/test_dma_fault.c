@@ -81,7 +81,7 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 	struct dma_dev *dev = NULL;
 	char err[256];
 	if (dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err))) {
-		DT_CHECK(0, "open: %s", err);
+		CHECK(0, "open: %s", err);
 		return;
 	}
 	struct dt_card card;
@@ -107,7 +107,7 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 		n = dt_round_make(dev, &card, t, 10, 3, 4096, n_ch);
 		dma_dev_fault_set(dev, kind, pos, 0);
 		if (dt_submit_all(dev, t, n)) {
-			DT_CHECK(0, "%s pos %u: submit failed", kind_name[kind], pos);
+			CHECK(0, "%s pos %u: submit failed", kind_name[kind], pos);
 			break;
 		}
 		/* Where the fault must land when one channel runs the workload in order. */
@@ -203,8 +203,8 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 			dma_dev_fault_set(dev, DMA_FAULT_NONE, 0, 0);
 		}
 		if (pos > 4 * total + 100 && !last) {
-			DT_CHECK(0, "%s: the fault still fires at countdown %u (%u descriptors)",
-				 kind_name[kind], pos, total);
+			CHECK(0, "%s: the fault still fires at countdown %u (%u descriptors)",
+			      kind_name[kind], pos, total);
 			break;
 		}
 
@@ -228,24 +228,22 @@ static void fault_loop(enum dma_fault kind, unsigned n_ch)
 	       "bytes\n",
 	       kind_name[kind], n_ch, runs, total, not_reported, dropped, wrong_status, wrong_where,
 	       wait_bad, extra, retry_bad, bad_bytes);
-	DT_CHECK(
-	    last == total + 1 && total >= 10,
-	    "%s: the fault stopped firing at countdown %u, want %u (one past the %u descriptors)",
-	    kind_name[kind], last, total + 1, total);
-	DT_CHECK(not_reported == 0, "%s: %u faults not reported exactly once", kind_name[kind],
-		 not_reported);
-	DT_CHECK(dropped == 0, "%s: %u transfers dropped or reported twice", kind_name[kind],
-		 dropped);
-	DT_CHECK(wrong_status == 0, "%s: %u records with an unexpected status", kind_name[kind],
-		 wrong_status);
-	DT_CHECK(wrong_where == 0, "%s: %u faults at the wrong element or byte count",
-		 kind_name[kind], wrong_where);
-	DT_CHECK(wait_bad == 0, "%s: %u waits/resets did not surface the failure", kind_name[kind],
-		 wait_bad);
-	DT_CHECK(extra == 0, "%s: %u unexpected extra failures", kind_name[kind], extra);
-	DT_CHECK(retry_bad == 0, "%s: %u retries failed", kind_name[kind], retry_bad);
-	DT_CHECK(bad_bytes == 0, "%s: %u runs left wrong bytes after retry", kind_name[kind],
-		 bad_bytes);
+	CHECK(last == total + 1 && total >= 10,
+	      "%s: the fault stopped firing at countdown %u, want %u (one past the %u descriptors)",
+	      kind_name[kind], last, total + 1, total);
+	CHECK(not_reported == 0, "%s: %u faults not reported exactly once", kind_name[kind],
+	      not_reported);
+	CHECK(dropped == 0, "%s: %u transfers dropped or reported twice", kind_name[kind], dropped);
+	CHECK(wrong_status == 0, "%s: %u records with an unexpected status", kind_name[kind],
+	      wrong_status);
+	CHECK(wrong_where == 0, "%s: %u faults at the wrong element or byte count", kind_name[kind],
+	      wrong_where);
+	CHECK(wait_bad == 0, "%s: %u waits/resets did not surface the failure", kind_name[kind],
+	      wait_bad);
+	CHECK(extra == 0, "%s: %u unexpected extra failures", kind_name[kind], extra);
+	CHECK(retry_bad == 0, "%s: %u retries failed", kind_name[kind], retry_bad);
+	CHECK(bad_bytes == 0, "%s: %u runs left wrong bytes after retry", kind_name[kind],
+	      bad_bytes);
 	dt_card_free(&card);
 	dma_dev_close(dev);
 }
@@ -257,7 +255,7 @@ static void copy_sync_faults(void)
 	struct dma_dev *dev = NULL;
 	char err[256];
 	if (dma_dev_open(&dma_emul_i, &cfg, &dev, err, sizeof(err))) {
-		DT_CHECK(0, "open: %s", err);
+		CHECK(0, "open: %s", err);
 		return;
 	}
 	uint8_t src[3000], back[3000];
@@ -275,26 +273,26 @@ static void copy_sync_faults(void)
 		int rc = dma_copy_sync(dev, 0, &x, 1, 500000000, &c);
 		int same = !memcmp((uint8_t *)dma_dev_bank_ptr(dev, 0) + 100, src, 1000) &&
 			   !memcmp((uint8_t *)dma_dev_bank_ptr(dev, 1) + 5, src + 1000, 2000);
-		DT_CHECK(rc == 0 && c.status == DMA_STATUS_OK && same &&
-			     dma_fence_submitted(dev, 0) == f0 + 2,
-			 "copy_sync with one %s fault: rc %d status %s, data %s, %llu attempts",
-			 kind_name[kind], rc, dma_status_str(c.status), same ? "ok" : "wrong",
-			 (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
+		CHECK(rc == 0 && c.status == DMA_STATUS_OK && same &&
+			  dma_fence_submitted(dev, 0) == f0 + 2,
+		      "copy_sync with one %s fault: rc %d status %s, data %s, %llu attempts",
+		      kind_name[kind], rc, dma_status_str(c.status), same ? "ok" : "wrong",
+		      (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
 	}
 	dma_dev_fault_set(dev, DMA_FAULT_ERROR, 1, 1);
 	uint64_t f0 = dma_fence_submitted(dev, 0);
 	int rc = dma_copy_sync(dev, 0, &x, 3, 5000000000ll, &c);
-	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.sg_index == 0 &&
-		     dma_fence_submitted(dev, 0) == f0 + 4,
-		 "persistent error surfaced after 3 retries: rc %d status %s attempts %llu", rc,
-		 dma_status_str(c.status), (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
+	CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.sg_index == 0 &&
+		  dma_fence_submitted(dev, 0) == f0 + 4,
+	      "persistent error surfaced after 3 retries: rc %d status %s attempts %llu", rc,
+	      dma_status_str(c.status), (unsigned long long)(dma_fence_submitted(dev, 0) - f0));
 	dma_dev_fault_set(dev, DMA_FAULT_NONE, 0, 0);
 	struct dma_sg rs = {.host = back, .bank = 1, .card_off = 5, .len = 2000};
 	struct dma_xfer r = {.dir = DMA_DIR_C2H, .sg = &rs, .n_sg = 1};
-	DT_CHECK(dma_copy_sync(dev, 0, &r, 0, -1, &c) == 0, "read back after disarm");
+	CHECK(dma_copy_sync(dev, 0, &r, 0, -1, &c) == 0, "read back after disarm");
 	/* A busy channel is refused. */
-	DT_CHECK(dma_chan_submit(dev, 0, &r, NULL) == 0, "submit");
-	DT_CHECK(dma_copy_sync(dev, 0, &r, 0, -1, &c) == -EBUSY, "copy_sync on a busy channel");
+	CHECK(dma_chan_submit(dev, 0, &r, NULL) == 0, "submit");
+	CHECK(dma_copy_sync(dev, 0, &r, 0, -1, &c) == -EBUSY, "copy_sync on a busy channel");
 	printf(
 	    "copy_sync: one-shot faults retried to success, persistent error surfaced as -EIO\n");
 	dma_dev_close(dev);
@@ -306,6 +304,5 @@ int main(void)
 		for (int kind = DMA_FAULT_ERROR; kind <= DMA_FAULT_STUCK; kind++)
 			fault_loop((enum dma_fault)kind, nch);
 	copy_sync_faults();
-	printf("%d passed, %d failed\n", dt_pass, dt_fail);
-	return dt_fail != 0;
+	return harness_done();
 }

@@ -58,14 +58,14 @@ static void test_xdma(void)
 	cfg.xdma_prefix = prefix;
 	int rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
 	printf("xdma, no node: %d: %s\n", rc, err);
-	DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "none_h2c_0") &&
-		     strstr(err, "xdma driver"),
-		 "xdma open without nodes: rc %d err '%s'", rc, err);
+	CHECK(rc == -ENOENT && dev == NULL && strstr(err, "none_h2c_0") &&
+		  strstr(err, "xdma driver"),
+	      "xdma open without nodes: rc %d err '%s'", rc, err);
 	if (access("/dev/xdma0_h2c_0", F_OK) != 0) {
 		cfg.xdma_prefix = NULL;
 		rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
-		DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "/dev/xdma0_h2c_0"),
-			 "xdma default node: rc %d err '%s'", rc, err);
+		CHECK(rc == -ENOENT && dev == NULL && strstr(err, "/dev/xdma0_h2c_0"),
+		      "xdma default node: rc %d err '%s'", rc, err);
 	}
 
 	/* A regular file as the card: channel 0 complete, channel 1 missing its c2h node. */
@@ -73,28 +73,28 @@ static void test_xdma(void)
 	snprintf(card_path, sizeof(card_path), "%s/card", tmpdir);
 	struct file_card fc = {.fd = open(card_path, O_RDWR | O_CREAT | O_TRUNC, 0600),
 			       .banks = xbanks};
-	DT_CHECK(fc.fd >= 0, "create card file");
+	CHECK(fc.fd >= 0, "create card file");
 	if (fc.fd < 0)
 		return;
-	DT_CHECK(node_link("h2c", 0) == 0 && node_link("c2h", 0) == 0 && node_link("h2c", 1) == 0,
-		 "node links");
+	CHECK(node_link("h2c", 0) == 0 && node_link("c2h", 0) == 0 && node_link("h2c", 1) == 0,
+	      "node links");
 	snprintf(prefix, sizeof(prefix), "%s/xdma0", tmpdir);
 	cfg.xdma_prefix = prefix;
 	rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == -ENOENT && dev == NULL && strstr(err, "xdma0_c2h_1"),
-		 "xdma half a channel: rc %d err '%s'", rc, err);
-	DT_CHECK(node_link("c2h", 1) == 0, "node link c2h_1");
+	CHECK(rc == -ENOENT && dev == NULL && strstr(err, "xdma0_c2h_1"),
+	      "xdma half a channel: rc %d err '%s'", rc, err);
+	CHECK(node_link("c2h", 1) == 0, "node link c2h_1");
 	cfg.staging_bytes = 1000;
 	rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == -EINVAL && strstr(err, "staging_bytes"),
-		 "unaligned staging size: rc %d err '%s'", rc, err);
+	CHECK(rc == -EINVAL && strstr(err, "staging_bytes"),
+	      "unaligned staging size: rc %d err '%s'", rc, err);
 	cfg.staging_bytes = 8192;
 	rc = dma_dev_open(&dma_xdma_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == 0 && dev, "xdma open on the file: rc %d err '%s'", rc, err);
+	CHECK(rc == 0 && dev, "xdma open on the file: rc %d err '%s'", rc, err);
 	if (rc)
 		return;
-	DT_CHECK(!strcmp(dma_dev_name(dev), "xdma") && dma_dev_bank_ptr(dev, 0) == NULL,
-		 "xdma name, no bank view");
+	CHECK(!strcmp(dma_dev_name(dev), "xdma") && dma_dev_bank_ptr(dev, 0) == NULL,
+	      "xdma name, no bank view");
 	struct dt_card card;
 	struct dt_card_io io = {file_read, file_write, &fc};
 	dt_card_init(&card, xbanks, 2, io);
@@ -102,20 +102,20 @@ static void test_xdma(void)
 	printf("xdma dmatest on a file: %u transfers, %llu bytes on 2 channels, %u bad, %zu bad "
 	       "bytes\n",
 	       st.xfers, (unsigned long long)st.bytes, st.bad, st.bad_bytes);
-	DT_CHECK(st.submit_rc == 0 && st.bad == 0 && st.bad_bytes == 0 && st.xfers >= 40,
-		 "xdma dmatest: rc %d, %u bad transfers, %zu bad bytes", st.submit_rc, st.bad,
-		 st.bad_bytes);
+	CHECK(st.submit_rc == 0 && st.bad == 0 && st.bad_bytes == 0 && st.xfers >= 40,
+	      "xdma dmatest: rc %d, %u bad transfers, %zu bad bytes", st.submit_rc, st.bad,
+	      st.bad_bytes);
 
 	/* A card that ends early (file truncated inside bank 1): the read comes back SHORT. */
-	DT_CHECK(ftruncate(fc.fd, (off_t)xbanks[1].base + 100) == 0, "truncate");
+	CHECK(ftruncate(fc.fd, (off_t)xbanks[1].base + 100) == 0, "truncate");
 	uint8_t buf[1000];
 	struct dma_sg sg = {.host = buf, .bank = 1, .card_off = 0, .len = sizeof(buf)};
 	struct dma_xfer x = {.dir = DMA_DIR_C2H, .sg = &sg, .n_sg = 1};
 	struct dma_cpl c;
 	rc = dma_copy_sync(dev, 0, &x, 1, 5000000000ll, &c);
-	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_SHORT && c.bytes == 100,
-		 "short read surfaced: rc %d status %s bytes %llu", rc, dma_status_str(c.status),
-		 (unsigned long long)c.bytes);
+	CHECK(rc == -EIO && c.status == DMA_STATUS_SHORT && c.bytes == 100,
+	      "short read surfaced: rc %d status %s bytes %llu", rc, dma_status_str(c.status),
+	      (unsigned long long)c.bytes);
 	dt_card_free(&card);
 	dma_dev_close(dev);
 	close(fc.fd);
@@ -132,16 +132,15 @@ static void test_xrt(void)
 	unsetenv("XILINX_XRT");
 	int rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 	printf("xrt, no XILINX_XRT: %d: %s\n", rc, err);
-	DT_CHECK(rc == -ENODEV && dev == NULL &&
-		     (strstr(err, "XILINX_XRT") || strstr(err, "headers")),
-		 "xrt without XILINX_XRT: rc %d err '%s'", rc, err);
+	CHECK(rc == -ENODEV && dev == NULL && (strstr(err, "XILINX_XRT") || strstr(err, "headers")),
+	      "xrt without XILINX_XRT: rc %d err '%s'", rc, err);
 
 	setenv("XILINX_XRT", tmpdir, 1);
 	rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 	printf("xrt, XILINX_XRT without XRT: %d: %s\n", rc, err);
-	DT_CHECK(rc == -ENODEV && dev == NULL &&
-		     (strstr(err, "not an XRT install") || strstr(err, "headers")),
-		 "xrt with a bogus XILINX_XRT: rc %d err '%s'", rc, err);
+	CHECK(rc == -ENODEV && dev == NULL &&
+		  (strstr(err, "not an XRT install") || strstr(err, "headers")),
+	      "xrt with a bogus XILINX_XRT: rc %d err '%s'", rc, err);
 
 	/* Looks like an XRT install, but no PCI device is bound to xocl (skipped on a card host).
 	 */
@@ -155,9 +154,9 @@ static void test_xrt(void)
 	if (access("/sys/bus/pci/drivers/xocl", F_OK) != 0) {
 		rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 		printf("xrt, no card: %d: %s\n", rc, err);
-		DT_CHECK(rc == -ENODEV && dev == NULL &&
-			     (strstr(err, "no card") || strstr(err, "headers")),
-			 "xrt without a card: rc %d err '%s'", rc, err);
+		CHECK(rc == -ENODEV && dev == NULL &&
+			  (strstr(err, "no card") || strstr(err, "headers")),
+		      "xrt without a card: rc %d err '%s'", rc, err);
 	}
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/lib", tmpdir);
@@ -281,14 +280,14 @@ static void test_xrt_bos(void)
 	/* bad arguments: a callback missing */
 	int rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
 	printf("xrt on the caller's BOs, no read callback: %d: %s\n", rc, err);
-	DT_CHECK(rc == -EINVAL && dev == NULL && strstr(err, "xrt_bos") && !strchr(err, '\n'),
-		 "xrt_bos without read: rc %d err '%s'", rc, err);
+	CHECK(rc == -EINVAL && dev == NULL && strstr(err, "xrt_bos") && !strchr(err, '\n'),
+	      "xrt_bos without read: rc %d err '%s'", rc, err);
 	bos.read = fake_read;
 	bos.resolve = NULL;
 	dev = (struct dma_dev *)1;
 	rc = dma_dev_open(&dma_xrt_i, &cfg, &dev, err, sizeof(err));
-	DT_CHECK(rc == -EINVAL && dev == NULL && strstr(err, "resolve"),
-		 "xrt_bos without resolve: rc %d err '%s'", rc, err);
+	CHECK(rc == -EINVAL && dev == NULL && strstr(err, "resolve"),
+	      "xrt_bos without resolve: rc %d err '%s'", rc, err);
 	bos.resolve = fake_resolve;
 
 	/* opens without XRT (no XILINX_XRT, no card, no library): the caller's BOs only */
@@ -300,12 +299,12 @@ static void test_xrt_bos(void)
 	if (saved)
 		setenv("XILINX_XRT", saved, 1);
 	free(saved);
-	DT_CHECK(rc == 0 && dev, "xrt_bos open: rc %d err '%s'", rc, err);
+	CHECK(rc == 0 && dev, "xrt_bos open: rc %d err '%s'", rc, err);
 	if (rc)
 		goto out;
-	DT_CHECK(!strcmp(dma_dev_name(dev), "xrt") && dma_dev_bank_ptr(dev, 0) == NULL &&
-		     dma_dev_n_channels(dev) == 3,
-		 "xrt_bos name, no bank view, 3 channels");
+	CHECK(!strcmp(dma_dev_name(dev), "xrt") && dma_dev_bank_ptr(dev, 0) == NULL &&
+		  dma_dev_n_channels(dev) == 3,
+	      "xrt_bos name, no bank view, 3 channels");
 
 	/* dmatest: random scatter-gather both ways on 3 channels, crossing BO ends */
 	struct dt_card card;
@@ -316,9 +315,9 @@ static void test_xrt_bos(void)
 	       "%u bad, %zu bad bytes\n",
 	       st.xfers, (unsigned long long)st.bytes, (unsigned long long)f.resolves, st.bad,
 	       st.bad_bytes);
-	DT_CHECK(st.submit_rc == 0 && st.bad == 0 && st.bad_bytes == 0 && st.xfers >= 40,
-		 "xrt_bos dmatest: rc %d, %u bad transfers, %zu bad bytes", st.submit_rc, st.bad,
-		 st.bad_bytes);
+	CHECK(st.submit_rc == 0 && st.bad == 0 && st.bad_bytes == 0 && st.xfers >= 40,
+	      "xrt_bos dmatest: rc %d, %u bad transfers, %zu bad bytes", st.submit_rc, st.bad,
+	      st.bad_bytes);
 	dt_card_free(&card);
 
 	/* one descriptor across three BOs of bank 1 (1 + 69999 + 20000 bytes at offset 0) */
@@ -333,10 +332,10 @@ static void test_xrt_bos(void)
 	sg.host = back;
 	x.dir = DMA_DIR_C2H;
 	int rc2 = dma_copy_sync(dev, 1, &x, 0, 5000000000ll, &c);
-	DT_CHECK(rc == 0 && rc2 == 0 && !memcmp(src, back, sizeof(src)) && f.resolves - r0 == 6 &&
-		     f.writes - w0 == 3 && f.bo[1][1].mem[0] == src[1],
-		 "descriptor across 3 BOs: rc %d/%d, %llu resolves, %llu writes", rc, rc2,
-		 (unsigned long long)(f.resolves - r0), (unsigned long long)(f.writes - w0));
+	CHECK(rc == 0 && rc2 == 0 && !memcmp(src, back, sizeof(src)) && f.resolves - r0 == 6 &&
+		  f.writes - w0 == 3 && f.bo[1][1].mem[0] == src[1],
+	      "descriptor across 3 BOs: rc %d/%d, %llu resolves, %llu writes", rc, rc2,
+	      (unsigned long long)(f.resolves - r0), (unsigned long long)(f.writes - w0));
 
 	/* no BO behind part of the range: ERROR after the bytes before it, reported by the fence */
 	struct dma_stats s0, s1;
@@ -346,20 +345,20 @@ static void test_xrt_bos(void)
 	sg = (struct dma_sg){.host = src, .bank = 0, .card_off = 4096, .len = 10000};
 	x = (struct dma_xfer){.dir = DMA_DIR_H2C, .sg = &sg, .n_sg = 1};
 	rc = dma_copy_sync(dev, 2, &x, 0, 5000000000ll, &c);
-	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.bytes == 4096,
-		 "range over a hole: rc %d status %s bytes %llu", rc, dma_status_str(c.status),
-		 (unsigned long long)c.bytes);
+	CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.bytes == 4096,
+	      "range over a hole: rc %d status %s bytes %llu", rc, dma_status_str(c.status),
+	      (unsigned long long)c.bytes);
 	f.hole_len = 0;
 	/* the caller's write fails: ERROR; then the countdown fault: ERROR; then OK again */
 	f.fail_write = -EIO;
 	rc = dma_copy_sync(dev, 2, &x, 0, 5000000000ll, &c);
-	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.bytes == 0,
-		 "failing write: rc %d status %s", rc, dma_status_str(c.status));
+	CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR && c.bytes == 0,
+	      "failing write: rc %d status %s", rc, dma_status_str(c.status));
 	f.fail_write = 0;
 	dma_dev_fault_set(dev, DMA_FAULT_ERROR, 1, 0);
 	rc = dma_copy_sync(dev, 2, &x, 0, 5000000000ll, &c);
-	DT_CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR, "countdown fault: rc %d status %s", rc,
-		 dma_status_str(c.status));
+	CHECK(rc == -EIO && c.status == DMA_STATUS_ERROR, "countdown fault: rc %d status %s", rc,
+	      dma_status_str(c.status));
 	struct dma_hbuf *hb = NULL;
 	rc = dma_hbuf_alloc(dev, 10000, &hb);
 	if (!rc) {
@@ -369,15 +368,15 @@ static void test_xrt_bos(void)
 	}
 	fake_card_read(&f, 0, 4096, back, 10000);
 	dma_dev_stats(dev, &s1);
-	DT_CHECK(rc == 0 && !memcmp(back, src, 10000) && s1.xfers - s0.xfers == 4 &&
-		     s1.xfers_bad - s0.xfers_bad == 3 && s1.faults - s0.faults == 1 &&
-		     s1.bytes - s0.bytes == 4096 + 10000 / 3 + 10000 && s1.fences - s0.fences == 4,
-		 "after the failures a host buffer fills: rc %d; stats %llu transfers (%llu bad, "
-		 "%llu faults), %llu bytes",
-		 rc, (unsigned long long)(s1.xfers - s0.xfers),
-		 (unsigned long long)(s1.xfers_bad - s0.xfers_bad),
-		 (unsigned long long)(s1.faults - s0.faults),
-		 (unsigned long long)(s1.bytes - s0.bytes));
+	CHECK(rc == 0 && !memcmp(back, src, 10000) && s1.xfers - s0.xfers == 4 &&
+		  s1.xfers_bad - s0.xfers_bad == 3 && s1.faults - s0.faults == 1 &&
+		  s1.bytes - s0.bytes == 4096 + 10000 / 3 + 10000 && s1.fences - s0.fences == 4,
+	      "after the failures a host buffer fills: rc %d; stats %llu transfers (%llu bad, "
+	      "%llu faults), %llu bytes",
+	      rc, (unsigned long long)(s1.xfers - s0.xfers),
+	      (unsigned long long)(s1.xfers_bad - s0.xfers_bad),
+	      (unsigned long long)(s1.faults - s0.faults),
+	      (unsigned long long)(s1.bytes - s0.bytes));
 	dma_hbuf_free(dev, hb);
 	dma_dev_close(dev);
 out:
@@ -410,6 +409,5 @@ int main(void)
 	test_xrt_bos();
 	test_xdma();
 	cleanup();
-	printf("%d passed, %d failed\n", dt_pass, dt_fail);
-	return dt_fail != 0;
+	return harness_done();
 }

@@ -3,6 +3,7 @@
  * exp/rsqrt/sigmoid/SiLU are swept against libm (max error in ulp printed and bounded), special
  * values checked, and every op compared with a double-precision libm reference on random and
  * adversarial rows (max magnitude, subnormals, all-zero groups, NaN, partial lanes/groups).
+ * Checks with tests/harness.h.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,19 +12,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls/vec_ops/vec_ops.h"
-
-static int passed, failed;
-static void check(int ok, const char *what, const char *fmt, double a, double b)
-{
-	if (ok) {
-		passed++;
-	} else {
-		failed++;
-		printf("FAIL %s: ", what);
-		printf(fmt, a, b);
-		printf("\n");
-	}
-}
+#include "tests/harness.h"
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t rnext(void)
@@ -79,20 +68,25 @@ static void test_math(void)
 	printf("hls_math vs libm (max error, ulp): expf %.2f on [-87,88], rsqrtf %.2f on "
 	       "[1e-45,1e39], sigmoidf %.2f and siluf %.2f on [-30,30]\n",
 	       e_exp, e_rs, e_sig, e_silu);
-	check(e_exp <= 2.0, "hls_expf max ulp", "%.3f > %.0f", e_exp, 2.0);
-	check(e_rs <= 2.0, "hls_rsqrtf max ulp", "%.3f > %.0f", e_rs, 2.0);
-	check(e_sig <= 4.0, "hls_sigmoidf max ulp", "%.3f > %.0f", e_sig, 4.0);
-	check(e_silu <= 4.0, "hls_siluf max ulp", "%.3f > %.0f", e_silu, 4.0);
+	CHECK_NEAR(e_exp, 0, 2.0, "hls_expf max error vs libm on [-87,88], ulp");
+	CHECK_NEAR(e_rs, 0, 2.0, "hls_rsqrtf max error vs libm on [1e-45,1e39], ulp");
+	CHECK_NEAR(e_sig, 0, 4.0, "hls_sigmoidf max error vs libm on [-30,30], ulp");
+	CHECK_NEAR(e_silu, 0, 4.0, "hls_siluf max error vs libm on [-30,30], ulp");
 	/* special values */
-	check(isnan(hls_expf(NAN)) && isinf(hls_expf(INFINITY)) && hls_expf(-INFINITY) == 0.0f &&
-		  hls_expf(-100.0f) == 0.0f && isinf(hls_expf(89.0f)) && hls_expf(0.0f) == 1.0f,
-	      "hls_expf specials", "%g %g", hls_expf(0.0f), hls_expf(-100.0f));
-	check(isnan(hls_rsqrtf(-1.0f)) && isinf(hls_rsqrtf(0.0f)) && hls_rsqrtf(INFINITY) == 0.0f &&
-		  isnan(hls_rsqrtf(NAN)) && hls_rsqrtf(4.0f) == 0.5f,
-	      "hls_rsqrtf specials", "%g %g", hls_rsqrtf(4.0f), hls_rsqrtf(0.0f));
-	check(hls_siluf(-200.0f) == 0.0f && hls_siluf(200.0f) == 200.0f &&
-		  hls_sigmoidf(0.0f) == 0.5f,
-	      "hls_siluf/sigmoid specials", "%g %g", hls_siluf(-200.0f), hls_siluf(200.0f));
+	CHECK(isnan(hls_expf(NAN)), "hls_expf(NaN) is NaN (got %g)", hls_expf(NAN));
+	CHECK(isinf(hls_expf(INFINITY)), "hls_expf(inf) is inf (got %g)", hls_expf(INFINITY));
+	CHECK_NEAR(hls_expf(-INFINITY), 0.0f, 0, "hls_expf(-inf) is 0");
+	CHECK_NEAR(hls_expf(-100.0f), 0.0f, 0, "hls_expf(-100) underflows to 0");
+	CHECK(isinf(hls_expf(89.0f)), "hls_expf(89) overflows to inf (got %g)", hls_expf(89.0f));
+	CHECK_NEAR(hls_expf(0.0f), 1.0f, 0, "hls_expf(0) is exactly 1");
+	CHECK(isnan(hls_rsqrtf(-1.0f)), "hls_rsqrtf(-1) is NaN (got %g)", hls_rsqrtf(-1.0f));
+	CHECK(isinf(hls_rsqrtf(0.0f)), "hls_rsqrtf(0) is inf (got %g)", hls_rsqrtf(0.0f));
+	CHECK_NEAR(hls_rsqrtf(INFINITY), 0.0f, 0, "hls_rsqrtf(inf) is 0");
+	CHECK(isnan(hls_rsqrtf(NAN)), "hls_rsqrtf(NaN) is NaN (got %g)", hls_rsqrtf(NAN));
+	CHECK_NEAR(hls_rsqrtf(4.0f), 0.5f, 0, "hls_rsqrtf(4) is exactly 0.5");
+	CHECK_NEAR(hls_siluf(-200.0f), 0.0f, 0, "hls_siluf(-200) is 0");
+	CHECK_NEAR(hls_siluf(200.0f), 200.0f, 0, "hls_siluf(200) is exactly 200");
+	CHECK_NEAR(hls_sigmoidf(0.0f), 0.5f, 0, "hls_sigmoidf(0) is exactly 0.5");
 }
 
 enum { K_RANDOM, K_MAX, K_SUB, K_ZERO, K_NAN, K_N };
@@ -165,8 +159,12 @@ static void test_ops(void)
 				double e = rel_err(yc, ref, (size_t)rows * n, 1e-30, &nanbad);
 				worst[0] = fmax(worst[0], e);
 				snprintf(what, sizeof what, "rmsnorm n=%d %s", n, kname[kind]);
-				check(!rc && e <= 2e-6 && !nanbad, what,
-				      "rel err %.3g (limit %.0e)", e, 2e-6);
+				CHECK_RC(rc, "%s: vec_ops", what);
+				CHECK_NEAR(e, 0, 2e-6, "%s: max rel err vs the double reference",
+					   what);
+				CHECK_EQ(nanbad, 0,
+					 "%s: elements where NaN-ness differs from the reference",
+					 what);
 				/* softmax */
 				nanbad = 0;
 				rc = vec_ops(VEC_OP_SOFTMAX, a, 0, y, 0, 0, 0, rows, n, lda, lda, 0,
@@ -190,8 +188,13 @@ static void test_ops(void)
 				/* elements far below the max underflow differently: judge those absolutely */
 				worst[5] = fmax(worst[5], e);
 				snprintf(what, sizeof what, "softmax n=%d %s", n, kname[kind]);
-				check(!rc && (e <= 2e-6 || kind == K_MAX) && !nanbad, what,
-				      "rel err %.3g (limit %.0e)", e, 2e-6);
+				CHECK_RC(rc, "%s: vec_ops", what);
+				if (kind != K_MAX)
+					CHECK_NEAR(e, 0, 2e-6,
+						   "%s: max rel err vs the double reference", what);
+				CHECK_EQ(nanbad, 0,
+					 "%s: elements where NaN-ness differs from the reference",
+					 what);
 				free(yc);
 			}
 			/* RoPE on the first n' = even part of each row, in place, positions 0..rows-1 */
@@ -223,8 +226,14 @@ static void test_ops(void)
 					}
 				worst[1] = fmax(worst[1], e);
 				snprintf(what, sizeof what, "rope n=%d %s", n, kname[kind]);
-				check(!rc && e <= 2e-7 && !nanbad && y[lda - 1] == a[lda - 1], what,
-				      "err/|x| %.3g (limit %.0e)", e, 2e-7);
+				CHECK_RC(rc, "%s: vec_ops", what);
+				CHECK_NEAR(e, 0, 2e-7, "%s: max err/|x| vs the double reference",
+					   what);
+				CHECK_EQ(nanbad, 0,
+					 "%s: pairs where NaN-ness differs from the reference",
+					 what);
+				CHECK_NEAR(y[lda - 1], a[lda - 1], 0,
+					   "%s: row 0's padding past n is left as it was", what);
 				free(tab);
 			}
 			/* act quant: codes and scales exact against an independent quantizer */
@@ -254,8 +263,11 @@ static void test_ops(void)
 					}
 				snprintf(what, sizeof what, "act-quant%s n=%d %s",
 					 ue ? " ue8m0" : "", n, kname[kind]);
-				check(!rc && bad == 0, what, "%g of %g codes/scales differ",
-				      (double)bad, (double)rows * (n + nb));
+				CHECK_RC(rc, "%s: vec_ops", what);
+				CHECK_EQ(bad, 0,
+					 "%s: codes and scales (of %d) unlike an independent "
+					 "quantizer's",
+					 what, rows * (n + nb));
 			}
 			/* SiLU*mul and add */
 			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
@@ -273,8 +285,10 @@ static void test_ops(void)
 				}
 			worst[3] = fmax(worst[3], e3);
 			snprintf(what, sizeof what, "silu*mul n=%d %s", n, kname[kind]);
-			check(!rc && e3 <= 1e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e3,
-			      1e-6);
+			CHECK_RC(rc, "%s: vec_ops", what);
+			CHECK_NEAR(e3, 0, 1e-6, "%s: max rel err vs the double reference", what);
+			CHECK_EQ(nanbad, 0,
+				 "%s: elements where NaN-ness differs from the reference", what);
 			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
 			for (int r = 0; r < rows; r++)
 				for (int i = 0; i < n; i++) {
@@ -284,7 +298,8 @@ static void test_ops(void)
 						e4++;
 				}
 			snprintf(what, sizeof what, "add n=%d %s", n, kname[kind]);
-			check(!rc && e4 == 0, what, "%g mismatches (want exact, %g)", e4, 0.0);
+			CHECK_RC(rc, "%s: vec_ops", what);
+			CHECK_EQ(e4, 0, "%s: elements not bit-exact against the f32 sum", what);
 			free(a);
 			free(b);
 			free(w);
@@ -303,22 +318,28 @@ static void test_yarn_and_args(void)
 	int lo = -1, hi = -1;
 	float tab[64 * 2];
 	int rc = vec_rope_yarn_table(tab, 2, 64, 10000.0, 40.0, 4096, 32, 1, 1.0, &lo, &hi);
-	check(!rc && lo == 10 && hi == 23, "YaRN ramp for 671B (low 10, high 23)", "low %g high %g",
-	      lo, hi);
-	check(tab[0] == 1.0f && tab[1] == 0.0f, "table position 0 is cos 1 sin 0", "%g %g", tab[0],
-	      tab[1]);
+	CHECK_RC(rc, "vec_rope_yarn_table for 671B");
+	CHECK_EQ(lo, 10, "YaRN ramp for 671B: low dimension");
+	CHECK_EQ(hi, 23, "YaRN ramp for 671B: high dimension");
+	CHECK_NEAR(tab[0], 1.0f, 0, "table position 0: cos is exactly 1");
+	CHECK_NEAR(tab[1], 0.0f, 0, "table position 0: sin is exactly 0");
 	float a[4] = {1, 2, 3, 4}, y[4];
 	int32_t pos[1] = {-1};
-	int bad = 0;
-	bad += vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2) != -22;
-	check(bad == 0, "bad arguments give -EINVAL", "%g of %g not rejected", bad, 8);
+	/* bad arguments give -EINVAL (-22) */
+	CHECK_EQ(vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0), -22, "unknown op 0");
+	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0), -22, "add with 0 rows");
+	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0), -22,
+		 "add with an input stride below n");
+	CHECK_EQ(vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0), -22,
+		 "rope at position -1");
+	CHECK_EQ(vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0), -22,
+		 "rope on odd n without positions");
+	CHECK_EQ(vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0), -22,
+		 "act-quant without code and scale outputs");
+	CHECK_EQ(vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0), -22,
+		 "rmsnorm without weights");
+	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2), -22,
+		 "add with an unknown flag (2)");
 }
 
 int main(void)
@@ -326,6 +347,5 @@ int main(void)
 	test_math();
 	test_ops();
 	test_yarn_and_args();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return harness_done();
 }

@@ -2,7 +2,7 @@
  * test_generate.c - the text side of the generation loop (host/decode/generate.h): streaming output of
  * generated ids through gen_text with a byte-level tokenizer written by the test (one token per
  * byte, so every multi-byte character arrives split), stop strings (held-back prefixes, a stop
- * string across tokens, never printed), and the sampling flag parser. Prints `N passed, N failed`.
+ * string across tokens, never printed), and the sampling flag parser. Checks with tests/harness.h.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -12,14 +12,7 @@
 #include <sys/stat.h>
 #include "decode/generate.h"
 #include "text/tokenizer.h"
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what, const char *detail)
-{
-	printf("%s %s: %s\n", ok ? "ok  " : "FAIL", what, detail);
-	ok ? n_pass++ : n_fail++;
-}
+#include "tests/harness.h"
 
 /* A byte-level BPE with the 256 byte tokens (GPT-2 byte-to-unicode map) and no merges. */
 static int write_byte_tokenizer(const char *dir)
@@ -109,73 +102,75 @@ static char *stream(struct tokenizer *tok, const char *text, const char *const *
 
 int main(void)
 {
-	char tmp[] = "/tmp/moecard_gen_XXXXXX", err[256], msg[512];
+	char tmp[] = "/tmp/moecard_gen_XXXXXX", err[256] = "";
 	struct tokenizer *tok = NULL;
 	if (!mkdtemp(tmp) || write_byte_tokenizer(tmp) ||
 	    tokenizer_load(tmp, &tok, err, sizeof err)) {
-		printf("setup failed: %s\n0 passed, 1 failed\n", err);
-		return 1;
+		CHECK(0, "setup: the byte-level tokenizer in %s: %s", tmp, err);
+		return harness_done();
 	}
 	int stop_at, whole;
 	size_t held;
 	/* 1. split multi-byte characters: 2-, 3- and 4-byte UTF-8, each byte its own token */
 	const char *text = "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x99\x82!";
 	char *out = stream(tok, text, NULL, 0, &stop_at, &whole, &held);
-	snprintf(msg, sizeof msg,
-		 "output '%s' equals the input, every partial output whole UTF-8 (%d), "
-		 "at most %zu bytes held back",
-		 out, whole, held);
-	check(!strcmp(out, text) && whole && held <= 3 && held >= 3, "stream split utf-8", msg);
+	CHECK(!strcmp(out, text), "stream split utf-8: output '%s' equals the input '%s'", out,
+	      text);
+	CHECK(whole, "stream split utf-8: every partial output is whole UTF-8");
+	CHECK_EQ(held, 3, "stream split utf-8: bytes held back at most (the 4-byte character)");
 	free(out);
 	/* a character cut off at the end is flushed as U+FFFD */
 	out = stream(tok, "ab\xe4\xb8", NULL, 0, &stop_at, &whole, &held);
-	check(!strcmp(out, "ab\xef\xbf\xbd"), "stream unfinished char", out);
+	CHECK(!strcmp(out, "ab\xef\xbf\xbd"),
+	      "stream unfinished char: 'ab' + E4 B8 gives '%s' (want 'ab' U+FFFD)", out);
 	free(out);
 	/* 2. stop strings */
 	static const char *const st1[] = {"STOP"};
 	out = stream(tok, "abc xSTx STOP def", st1, 1, &stop_at, &whole, &held);
-	snprintf(msg, sizeof msg,
-		 "output '%s', stop reported at byte %d (want 12), partial "
-		 "outputs never show it (%d)",
-		 out, stop_at, whole);
-	check(!strcmp(out, "abc xSTx ") && stop_at == 12 && whole, "stop string", msg);
+	CHECK(!strcmp(out, "abc xSTx "), "stop string: output '%s' (want 'abc xSTx ')", out);
+	CHECK_EQ(stop_at, 12, "stop string: the byte whose push reports the stop");
+	CHECK(whole, "stop string: partial outputs never show it");
 	free(out);
 	static const char *const st2[] = {"\xe4\xb8\x96\xe7\x95\x8c", "END"};
 	out = stream(tok, "hi \xe4\xb8\x96\xe4\xb8\x96\xe7\x95\x8c more", st2, 2, &stop_at, &whole,
 		     &held);
-	snprintf(msg, sizeof msg, "multi-byte stop across six tokens: output '%s', stop at %d", out,
-		 stop_at);
-	check(!strcmp(out, "hi \xe4\xb8\x96") && stop_at == 11 && whole, "stop multi-byte", msg);
+	CHECK(!strcmp(out, "hi \xe4\xb8\x96"),
+	      "stop multi-byte: a stop across six tokens: output '%s' (want 'hi \xe4\xb8\x96')",
+	      out);
+	CHECK_EQ(stop_at, 11, "stop multi-byte: the byte whose push reports the stop");
+	CHECK(whole, "stop multi-byte: partial outputs are whole UTF-8 and never show it");
 	free(out);
 	out = stream(tok, "no stop here, EN", st2, 2, &stop_at, &whole, &held);
-	snprintf(msg, sizeof msg, "a held-back prefix ('EN') is written at the end: '%s'", out);
-	check(!strcmp(out, "no stop here, EN") && stop_at < 0, "stop prefix released", msg);
+	CHECK(!strcmp(out, "no stop here, EN"),
+	      "stop prefix released: a held-back prefix ('EN') is written at the end: '%s'", out);
+	CHECK_EQ(stop_at, -1, "stop prefix released: no stop reported");
 	free(out);
-	/* 3. sampling flags */
+	/* 3. sampling flags: values parsed, bad values rejected with -EINVAL */
 	struct gen_sampling s;
 	gen_sampling_default(&s);
-	int ok = gen_sampling_flag(&s, "--temp", "0.7") == 1 && s.temp == 0.7f &&
-		 gen_sampling_flag(&s, "--top-k", "40") == 1 && s.top_k == 40 &&
-		 gen_sampling_flag(&s, "--top-p", "0.9") == 1 && s.top_p == 0.9f &&
-		 gen_sampling_flag(&s, "--min-p", "0.05") == 1 &&
-		 gen_sampling_flag(&s, "--repeat-penalty", "1.1") == 1 &&
-		 gen_sampling_flag(&s, "--seed", "42") == 1 && s.seed == 42 &&
-		 gen_sampling_flag(&s, "--model", "x") == 0 &&
-		 gen_sampling_flag(&s, "--top-p", "0") == -EINVAL &&
-		 gen_sampling_flag(&s, "--top-p", "1.5") == -EINVAL &&
-		 gen_sampling_flag(&s, "--temp", "-1") == -EINVAL &&
-		 gen_sampling_flag(&s, "--temp", "abc") == -EINVAL &&
-		 gen_sampling_flag(&s, "--top-k", "-3") == -EINVAL &&
-		 gen_sampling_flag(&s, "--repeat-penalty", "0") == -EINVAL &&
-		 gen_sampling_flag(&s, "--seed", "") == -EINVAL;
-	check(ok, "sampling flags",
-	      "values parsed, bad values (top-p 0 or 1.5, negative temp/top-k, "
-	      "penalty 0, junk) rejected with -EINVAL");
+	CHECK_EQ(gen_sampling_flag(&s, "--temp", "0.7"), 1, "sampling flag --temp 0.7");
+	CHECK_NEAR(s.temp, 0.7f, 0, "sampling flag --temp 0.7 sets temp");
+	CHECK_EQ(gen_sampling_flag(&s, "--top-k", "40"), 1, "sampling flag --top-k 40");
+	CHECK_EQ(s.top_k, 40, "sampling flag --top-k 40 sets top_k");
+	CHECK_EQ(gen_sampling_flag(&s, "--top-p", "0.9"), 1, "sampling flag --top-p 0.9");
+	CHECK_NEAR(s.top_p, 0.9f, 0, "sampling flag --top-p 0.9 sets top_p");
+	CHECK_EQ(gen_sampling_flag(&s, "--min-p", "0.05"), 1, "sampling flag --min-p 0.05");
+	CHECK_EQ(gen_sampling_flag(&s, "--repeat-penalty", "1.1"), 1,
+		 "sampling flag --repeat-penalty 1.1");
+	CHECK_EQ(gen_sampling_flag(&s, "--seed", "42"), 1, "sampling flag --seed 42");
+	CHECK_EQ(s.seed, 42, "sampling flag --seed 42 sets seed");
+	CHECK_EQ(gen_sampling_flag(&s, "--model", "x"), 0, "--model is not a sampling flag");
+	static const char *const bad[][2] = {
+	    {"--top-p", "0"},  {"--top-p", "1.5"},	  {"--temp", "-1"}, {"--temp", "abc"},
+	    {"--top-k", "-3"}, {"--repeat-penalty", "0"}, {"--seed", ""},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_EQ(gen_sampling_flag(&s, bad[i][0], bad[i][1]), -EINVAL,
+			 "sampling flag %s '%s' is rejected with -EINVAL", bad[i][0], bad[i][1]);
 	tokenizer_free(tok);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
 	if (system(cmd))
 		printf("could not remove %s\n", tmp);
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return harness_done();
 }

@@ -13,7 +13,7 @@
  *   5. sampled speculative output follows the main model's distribution: chi-square of the second
  *      generated token over many seeded runs against its exact marginal (enumerating the first
  *      token), on a 64-token vocab, depth 1 and 2.
- * Models are generated with testckpt_write into a temporary folder. Prints `N passed, N failed`.
+ * Models are generated with testckpt_write into a temporary folder. Checks with tests/harness.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,29 +28,13 @@
 #include "decode/generate.h"
 #include "load/safetensors.h"
 #include "decode/spec.h"
+#include "tests/harness.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLOW 1
 #else
 #define SLOW 0
 #endif
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#include <stdarg.h>
-static void check(int ok, const char *what, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s %s: ", ok ? "ok  " : "FAIL", what);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	ok ? n_pass++ : n_fail++;
-	fflush(stdout);
-}
 
 /* chi-square statistic of counts against probabilities, cells with expected < 5 merged; df out. */
 static double chi_square(const long *cnt, const double *p, int n, long N, int *df)
@@ -132,21 +116,25 @@ static void test_rule(void)
 		for (int i = 0; i < V; i++)
 			want += fmin(P[c][i], Q[c][i]);
 		double rate = (double)acc / N, sd = sqrt(want * (1 - want) / N) + 1e-12;
-		char name[64];
-		snprintf(name, sizeof name, "rule case %zu", c);
-		check(chi < chi_q999(df) && clean, name,
-		      "output vs p: chi2 %.1f (df %d, 99.9%% bound %.1f), scratch restored %d", chi,
-		      df, chi_q999(df), clean);
-		check(fabs(rate - want) <= 5 * sd + 1e-9, name,
-		      "acceptance %.4f, expected sum min(p,q) = %.4f (5 sigma %.4f)", rate, want,
-		      5 * sd);
+		printf(
+		    "rule case %zu: output vs p chi2 %.1f (df %d, 99.9%% bound %.1f), acceptance "
+		    "%.4f vs sum min(p,q) %.4f, always-accept control chi2 %.0f\n",
+		    c, chi, df, chi_q999(df), rate, want, chib);
+		CHECK(chi < chi_q999(df),
+		      "rule case %zu: output vs p: chi2 %.1f (df %d, 99.9%% bound %.1f)", c, chi,
+		      df, chi_q999(df));
+		CHECK(clean, "rule case %zu: the dense scratch is all zeros again", c);
+		CHECK_NEAR(rate, want, 5 * sd + 1e-9,
+			   "rule case %zu: acceptance rate vs the expected sum min(p,q) (5 sigma)",
+			   c);
 		int same = 1;
 		for (int i = 0; i < V; i++)
 			same &= P[c][i] == Q[c][i];
 		if (!same)
-			check(chib > chi_q999(dfb), name,
-			      "negative control (always accept) detected: chi2 %.0f > %.1f", chib,
-			      chi_q999(dfb));
+			CHECK(chib > chi_q999(dfb),
+			      "rule case %zu: negative control (always accept) detected: chi2 %.0f "
+			      "> %.1f",
+			      c, chib, chi_q999(dfb));
 	}
 	gen_dist_release(&p);
 	gen_dist_release(&q);
@@ -249,8 +237,10 @@ static void test_dist(void)
 						       err);
 					}
 				}
-	check(!bad, "gen_dist_build", "%d of %d settings equal to a full sort (max |dp| %.1e)",
-	      cases - bad, cases, worst);
+	printf("gen_dist_build: %d of %d settings equal to a full sort (max |dp| %.1e)\n",
+	       cases - bad, cases, worst);
+	CHECK_EQ(bad, 0, "gen_dist_build: settings (of %d) unlike a full sort (max |dp| %.1e)",
+		 cases, worst);
 	/* repetition penalty: each distinct token once */
 	struct gen_sampling s;
 	gen_sampling_default(&s);
@@ -262,9 +252,11 @@ static void test_dist(void)
 	struct gen_dist d3;
 	gen_dist_alloc(&d3, 4);
 	gen_dist_build(&d3, l3, 4, &s, hist, 4, w3, c3);
-	check(l3[0] == 2 && l3[1] == -4 && l3[2] == 1 && l3[3] == 0.25f && d3.id[0] == 0, "penalty",
-	      "logits after penalty %.2f %.2f %.2f %.2f (want 2 -4 1 0.25)", l3[0], l3[1], l3[2],
-	      l3[3]);
+	CHECK_NEAR(l3[0], 2, 0, "penalty: logit 4 of a token seen twice is divided by 2 once");
+	CHECK_NEAR(l3[1], -4, 0, "penalty: logit -2 of a token seen once is multiplied by 2");
+	CHECK_NEAR(l3[2], 1, 0, "penalty: logit 1 of a token never seen is unchanged");
+	CHECK_NEAR(l3[3], 0.25f, 0, "penalty: logit 0.5 of a token seen once is divided by 2");
+	CHECK_EQ(d3.id[0], 0, "penalty: the first candidate after the penalty");
 	gen_dist_release(&d3);
 	gen_dist_release(&d);
 	free(lg);
@@ -416,7 +408,7 @@ static void test_greedy(const char *dir, const char *label, int want_accepts)
 {
 	struct tmodel m;
 	if (model_load(&m, dir, 256, 16, 2)) {
-		check(0, label, "model load failed");
+		CHECK(0, "greedy %s: model load failed", label);
 		return;
 	}
 	enum { N = 72, NP = 5 };
@@ -431,6 +423,7 @@ static void test_greedy(const char *dir, const char *label, int want_accepts)
 		gen_sampling_default(&o.s);
 		struct gen_stats st;
 		int r = generate(&m.e, &o, prompt, NP, N, plain, &st);
+		CHECK_RC(r, "greedy %s seed %d: plain greedy generation", label, seed);
 		for (int depth = 1; depth <= 2 && !r; depth++) {
 			o.spec_depth = depth;
 			r = generate(&m.e, &o, prompt, NP, N, spec, &st);
@@ -438,25 +431,28 @@ static void test_greedy(const char *dir, const char *label, int want_accepts)
 			for (int i = 0; i < N && first < 0; i++)
 				if (plain[i] != spec[i])
 					first = i;
-			char name[96];
-			snprintf(name, sizeof name, "greedy %s seed %d depth %d", label, seed,
-				 depth);
-			check(!r && first < 0, name,
-			      "%d tokens identical to plain greedy%s (first difference at %d: %d "
-			      "vs %d); "
-			      "accepted %ld/%ld drafts, %.2f tokens per verify forward",
-			      N, r ? " [error]" : "", first, first >= 0 ? plain[first] : -1,
-			      first >= 0 ? spec[first] : -1, st.accepted, st.drafted,
-			      st.spec_steps ? (double)st.spec_tokens / st.spec_steps : 0);
+			printf(
+			    "greedy %s seed %d depth %d: accepted %ld/%ld drafts, %.2f tokens per "
+			    "verify forward\n",
+			    label, seed, depth, st.accepted, st.drafted,
+			    st.spec_steps ? (double)st.spec_tokens / st.spec_steps : 0);
+			CHECK_RC(r, "greedy %s seed %d depth %d: speculative generation", label,
+				 seed, depth);
+			CHECK_EQ(
+			    first, -1,
+			    "greedy %s seed %d depth %d: the first of %d tokens that differs from "
+			    "plain greedy (plain %d, speculative %d)",
+			    label, seed, depth, N, first >= 0 ? plain[first] : -1,
+			    first >= 0 ? spec[first] : -1);
 			acc_all += st.accepted;
 			dr_all += st.drafted;
 		}
 	}
 	if (want_accepts)
-		check(acc_all * 4 > dr_all, label,
-		      "drafts accepted %ld of %ld (want > 25%% so the "
-		      "accept path is exercised)",
-		      acc_all, dr_all);
+		CHECK(acc_all * 4 > dr_all,
+		      "greedy %s: drafts accepted %ld of %ld (want > 25%% so the accept path is "
+		      "exercised)",
+		      label, acc_all, dr_all);
 	else
 		printf("  %s: random model, drafts accepted %ld of %ld\n", label, acc_all, dr_all);
 	model_unload(&m);
@@ -477,7 +473,7 @@ static void test_rollback(const char *dir)
 {
 	struct tmodel a, b;
 	if (model_load(&a, dir, 256, 16, 2) || model_load(&b, dir, 256, 16, 2)) {
-		check(0, "rollback", "model load failed");
+		CHECK(0, "rollback: model load failed");
 		return;
 	}
 	int V = a.ck.cfg.vocab_size, D = a.ck.cfg.hidden_size;
@@ -526,15 +522,19 @@ static void test_rollback(const char *dir)
 			break;
 		worst_main = fmax(worst_main, max_rel(g.logits, lb, V));
 	}
-	check(!r && inv_ok, "rollback invariants",
-	      "%d steps, pos == n_hist-1 and mtp_pos+pending == "
-	      "pos after each (error %d)",
-	      steps, r);
-	check(!r && rej_seen > 0 && worst_main <= 1e-6, "rollback main",
-	      "%d rejected steps; next-token logits vs a fresh run: max rel diff %.2e (<= 1e-6)",
-	      rej_seen, worst_main);
-	check(!r && rej_seen > 0 && worst_mtp <= 1e-6, "rollback mtp",
-	      "MTP draft logits vs a fresh run: max rel diff %.2e (<= 1e-6)", worst_mtp);
+	printf("rollback: %d steps, %d rejected; logits vs a fresh run: max rel diff main %.2e, "
+	       "mtp %.2e\n",
+	       steps, rej_seen, worst_main, worst_mtp);
+	CHECK_RC(r, "rollback: speculative steps and the fresh runs (%d steps)", steps);
+	CHECK(inv_ok,
+	      "rollback invariants: pos == n_hist-1 and mtp_pos+pending == pos after each "
+	      "of %d steps",
+	      steps);
+	CHECK(rej_seen > 0, "rollback: %d rejected steps compared (want at least 1)", rej_seen);
+	CHECK_NEAR(worst_main, 0, 1e-6,
+		   "rollback main: next-token logits vs a fresh run, max rel diff");
+	CHECK_NEAR(worst_mtp, 0, 1e-6,
+		   "rollback mtp: MTP draft logits vs a fresh run, max rel diff");
 	gen_free(&g);
 	free(lb);
 	free(mb);
@@ -548,7 +548,7 @@ static void test_sampled(const char *dir)
 {
 	struct tmodel m;
 	if (model_load(&m, dir, 64, 8, 2)) {
-		check(0, "sampled", "model load failed");
+		CHECK(0, "sampled: model load failed");
 		return;
 	}
 	int V = m.ck.cfg.vocab_size;
@@ -579,6 +579,7 @@ static void test_sampled(const char *dir)
 		for (int b = 0; b < d2.n; b++)
 			marg[d2.id[b]] += (double)d1.p[a] * d2.p[b];
 	}
+	CHECK_RC(r, "sampled: the forwards of the exact marginal");
 	long N = SLOW ? 600 : 3000;
 	long *cnt = malloc(sizeof(long) * V);
 	for (int depth = 1; depth <= 2 && !r; depth++) {
@@ -599,16 +600,18 @@ static void test_sampled(const char *dir)
 		}
 		int df;
 		double chi = chi_square(cnt, marg, V, N, &df);
-		char name[64];
-		snprintf(name, sizeof name, "sampled depth %d", depth);
-		check(!r && chi < chi_q999(df), name,
-		      "second token over %ld seeded runs vs its exact marginal: chi2 %.1f (df %d, "
-		      "99.9%% bound %.1f); accepted %ld/%ld drafts",
-		      N, chi, df, chi_q999(df), g.st.accepted, g.st.drafted);
+		printf("sampled depth %d: chi2 %.1f (df %d, 99.9%% bound %.1f), accepted %ld/%ld "
+		       "drafts\n",
+		       depth, chi, df, chi_q999(df), g.st.accepted, g.st.drafted);
+		CHECK_RC(r, "sampled depth %d: %ld seeded runs", depth, N);
+		if (!r)
+			CHECK(chi < chi_q999(df),
+			      "sampled depth %d: second token over %ld seeded runs vs its exact "
+			      "marginal: chi2 %.1f (df %d, 99.9%% bound %.1f); accepted %ld/%ld "
+			      "drafts",
+			      depth, N, chi, df, chi_q999(df), g.st.accepted, g.st.drafted);
 		gen_free(&g);
 	}
-	if (r)
-		check(0, "sampled", "engine error %d", r);
 	free(cnt);
 	free(lg);
 	free(w);
@@ -621,10 +624,11 @@ static void test_sampled(const char *dir)
 
 int main(void)
 {
-	char tmp[] = "/tmp/moecard_spec_XXXXXX", dir[3][600], err[512];
+	char tmp[] = "/tmp/moecard_spec_XXXXXX", dir[3][600], err[512] = "";
+	setvbuf(stdout, NULL, _IOLBF, 0); /* a crash mid-run keeps the lines before it */
 	if (!mkdtemp(tmp)) {
-		printf("0 passed, 1 failed\n");
-		return 1;
+		CHECK(0, "mkdtemp %s", tmp);
+		return harness_done();
 	}
 	test_rule();
 	test_dist();
@@ -637,9 +641,8 @@ int main(void)
 		 !testckpt_write(dir[1], "tiny", 22, NULL, 0, err, sizeof err) &&
 		 !testckpt_write(dir[2], "tiny", 23, ov_small, 5, err, sizeof err) &&
 		 !make_friendly(dir[1], 4, 0.05f) && !make_friendly(dir[2], 2, 0.5f);
-	check(ok, "models",
-	      "tiny random, tiny draft-friendly, 64-vocab draft-friendly generated %s",
-	      ok ? "" : err);
+	CHECK(ok, "models: tiny random, tiny draft-friendly, 64-vocab draft-friendly generated: %s",
+	      err);
 	if (ok) {
 		test_greedy(dir[0], "random", 0);
 		test_greedy(dir[1], "friendly", 1);
@@ -650,6 +653,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
 	if (system(cmd))
 		printf("  could not remove %s\n", tmp);
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return harness_done();
 }

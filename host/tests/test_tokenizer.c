@@ -11,11 +11,11 @@
  *   - the chat format, against the chat_template strings of tokenizer_config.json;
  *   - tokenizer_write_for_vocab for vocab 1024 and 129280;
  *   - Split behaviors/invert and load errors on small synthetic tokenizer.json files.
- * Prints what failed, by how much and where; ends with "N passed, N failed".
+ * Checks with tests/harness.h: prints what failed, by how much and where; the checks that need the
+ * real tokenizer count as skipped without it.
  */
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,23 +24,7 @@
 
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (ok) {
-		n_pass++;
-	} else {
-		n_fail++;
-		printf("FAIL: ");
-		vprintf(fmt, ap);
-		printf("\n");
-	}
-	va_end(ap);
-}
+#include "tests/harness.h"
 
 static void print_ids(const char *label, const int32_t *v, size_t n)
 {
@@ -134,27 +118,29 @@ static void test_corpus(struct tokenizer *t)
 		int32_t *ids, *ids2;
 		size_t n, n2;
 		if (encode(t, text, strlen(text), 0, &ids, &n)) {
-			check(0, "corpus %s: encode failed", name);
+			CHECK(0, "corpus %s: encode failed", name);
 			free(exp);
 			continue;
 		}
 		int ok = same_ids(name, ids, n, exp, ne);
-		check(ok, "corpus %s: ids equal the fixture", name);
+		CHECK(ok, "corpus %s: ids equal the fixture", name);
 		n_ok += ok;
 		/* round trip */
-		char *s;
-		size_t sl;
-		check(!tokenizer_decode(t, ids, n, 0, &s, &sl) && sl == strlen(text) &&
-			  !memcmp(s, text, sl),
-		      "corpus %s: decode(encode(text)) == text", name);
+		char *s = NULL;
+		size_t sl = 0;
+		int drc = tokenizer_decode(t, ids, n, 0, &s, &sl);
+		CHECK_RC(drc, "corpus %s: decode", name);
+		CHECK(!drc && sl == strlen(text) && !memcmp(s, text, sl),
+		      "corpus %s: decode(encode(text)) == text (%zu vs %zu bytes)", name, sl,
+		      strlen(text));
 		free(s);
 		/* BOS per tokenizer_config (add_bos_token: true, bos 0) */
 		if (!encode(t, text, strlen(text), TOKENIZER_ENC_ADD_SPECIAL, &ids2, &n2)) {
-			check(n2 == n + 1 && ids2[0] == 0 &&
-				  !memcmp(ids2 + 1, ids, n * sizeof *ids),
-			      "corpus %s: ADD_SPECIAL adds exactly BOS 0 in front (got %zu ids, "
-			      "first %d)",
-			      name, n2, n2 ? ids2[0] : -1);
+			CHECK_EQ(n2, n + 1, "corpus %s: ADD_SPECIAL adds one id", name);
+			CHECK_EQ(n2 ? ids2[0] : -1, 0, "corpus %s: ADD_SPECIAL's first id is BOS 0",
+				 name);
+			CHECK(n2 == n + 1 && !memcmp(ids2 + 1, ids, n * sizeof *ids),
+			      "corpus %s: ADD_SPECIAL leaves the ids after BOS as they were", name);
 			free(ids2);
 		}
 		/* streaming decode gives the same text */
@@ -171,7 +157,7 @@ static void test_corpus(struct tokenizer *t)
 		srv |= tokenizer_stream_flush(&st, out, cap, &ol);
 		memcpy(acc + acc_n, out, ol);
 		acc_n += ol;
-		check(!srv && acc_n == strlen(text) && !memcmp(acc, text, acc_n),
+		CHECK(!srv && acc_n == strlen(text) && !memcmp(acc, text, acc_n),
 		      "corpus %s: streaming decode == text (%zu vs %zu bytes)", name, acc_n,
 		      strlen(text));
 		free(out);
@@ -192,7 +178,7 @@ static void expect_pieces(struct tokenizer *t, const char *what, const char *tex
 	int32_t *ids;
 	size_t n;
 	if (encode(t, text, strlen(text), 0, &ids, &n)) {
-		check(0, "%s: encode", what);
+		CHECK(0, "%s: encode", what);
 		return;
 	}
 	int32_t exp[32];
@@ -204,7 +190,7 @@ static void expect_pieces(struct tokenizer *t, const char *what, const char *tex
 			known = 0;
 		}
 	}
-	check(known && same_ids(what, ids, n, exp, nt), "%s: pieces as derived from the vocab",
+	CHECK(known && same_ids(what, ids, n, exp, nt), "%s: pieces as derived from the vocab",
 	      what);
 	free(ids);
 }
@@ -227,37 +213,37 @@ static void test_pieces(struct tokenizer *t)
 			   "<\xef\xbd\x9c"
 			   "Assistant\xef\xbd\x9c>"};
 	expect_pieces(t, "special tokens", "<｜User｜>hi<｜Assistant｜>", s, 3);
-	check(tokenizer_token_id(t, "<｜User｜>") == 128803 &&
-		  tokenizer_token_id(t, "<｜Assistant｜>") == 128804,
-	      "added tokens <｜User｜>=128803 <｜Assistant｜>=128804 (got %d %d)",
-	      tokenizer_token_id(t, "<｜User｜>"), tokenizer_token_id(t, "<｜Assistant｜>"));
-	check(tokenizer_bos_id(t) == 0 && tokenizer_eos_id(t) == 1 &&
-		  tokenizer_n_vocab(t) == 128815,
-	      "bos 0, eos 1, 128815 ids (got %d %d %d)", tokenizer_bos_id(t), tokenizer_eos_id(t),
-	      tokenizer_n_vocab(t));
+	CHECK_EQ(tokenizer_token_id(t, "<｜User｜>"), 128803, "added token <｜User｜>");
+	CHECK_EQ(tokenizer_token_id(t, "<｜Assistant｜>"), 128804, "added token <｜Assistant｜>");
+	CHECK_EQ(tokenizer_bos_id(t), 0, "bos id");
+	CHECK_EQ(tokenizer_eos_id(t), 1, "eos id");
+	CHECK_EQ(tokenizer_n_vocab(t), 128815, "number of ids");
 	/* SPLIT_SPECIAL: a special token in the text becomes text */
 	int32_t *ids;
 	size_t n;
 	const char *txt = "<｜begin▁of▁sentence｜>";
 	if (!encode(t, txt, strlen(txt), TOKENIZER_ENC_SPLIT_SPECIAL, &ids, &n)) {
-		check(n > 1 && ids[0] != 0,
+		CHECK(n > 1 && ids[0] != 0,
 		      "SPLIT_SPECIAL: BOS text is not matched (%zu ids, first %d)", n,
 		      n ? ids[0] : -1);
 		free(ids);
 	}
 	/* decode with SKIP_SPECIAL drops BOS/EOS */
 	int32_t v[3] = {0, 19923, 1};
-	char *s2;
+	char *s2 = NULL;
 	size_t l2;
 	int drc = tokenizer_decode(t, v, 3, TOKENIZER_DEC_SKIP_SPECIAL, &s2, &l2);
-	check(!drc && s2 && !strcmp(s2, "Hello"),
-	      "SKIP_SPECIAL decode of [0, 19923, 1] is 'Hello' (got '%s')", s2 ? s2 : "");
+	CHECK(!drc && s2 && !strcmp(s2, "Hello"),
+	      "SKIP_SPECIAL decode of [0, 19923, 1] is 'Hello' (rc %d, got '%s')", drc,
+	      s2 ? s2 : "");
 	free(s2);
 	/* unknown ids decode to nothing */
 	int32_t u[3] = {-5, 129000, 19923};
+	s2 = NULL;
 	drc = tokenizer_decode(t, u, 3, 0, &s2, &l2);
-	check(!drc && s2 && !strcmp(s2, "Hello"), "unknown ids decode to nothing (got '%s')",
-	      s2 ? s2 : "");
+	CHECK(!drc && s2 && !strcmp(s2, "Hello"),
+	      "unknown ids decode to nothing: [-5, 129000, 19923] is 'Hello' (rc %d, got '%s')",
+	      drc, s2 ? s2 : "");
 	free(s2);
 }
 
@@ -270,18 +256,19 @@ static void test_bytes(struct tokenizer *t)
 	size_t n, rl;
 	if (!encode(t, bad, sizeof bad - 1, 0, &ids, &n)) {
 		uint8_t *r = raw_bytes(t, ids, n, &rl);
-		check(rl == sizeof bad - 1 && !memcmp(r, bad, rl),
+		CHECK(rl == sizeof bad - 1 && !memcmp(r, bad, rl),
 		      "invalid UTF-8: token bytes give the input back exactly (%zu vs %zu bytes)",
 		      rl, sizeof bad - 1);
 		free(r);
-		char *s;
+		char *s = NULL;
 		size_t sl;
 		const char *exp = "\xef\xbf\xbd\xef\xbf\xbd abc \xef\xbf\xbd def \xef\xbf\xbd";
 		int drc = tokenizer_decode(t, ids, n, 0, &s, &sl);
-		check(!drc && !strcmp(s, exp),
-		      "invalid UTF-8: decode replaces each maximal bad subpart by one U+FFFD (got "
-		      "'%s')",
-		      s);
+		CHECK(
+		    !drc && s && !strcmp(s, exp),
+		    "invalid UTF-8: decode replaces each maximal bad subpart by one U+FFFD (rc %d, "
+		    "got '%s')",
+		    drc, s ? s : "");
 		free(s);
 		free(ids);
 	}
@@ -291,7 +278,7 @@ static void test_bytes(struct tokenizer *t)
 		all[i] = (char)i;
 	if (!encode(t, all, 256, 0, &ids, &n)) {
 		uint8_t *r = raw_bytes(t, ids, n, &rl);
-		check(rl == 256 && !memcmp(r, all, 256),
+		CHECK(rl == 256 && !memcmp(r, all, 256),
 		      "all 256 bytes round-trip (%zu bytes back)", rl);
 		free(r);
 		free(ids);
@@ -309,17 +296,17 @@ static void test_bytes(struct tokenizer *t)
 					     : "ab \xe4\xb8\xad"[(x >> 16) % 5];
 		}
 		if (encode(t, big, L, 0, &ids, &n)) {
-			check(0, "long input kind %d: encode", kind);
+			CHECK(0, "long input kind %d: encode", kind);
 			continue;
 		}
 		uint8_t *r = raw_bytes(t, ids, n, &rl);
-		check(rl == L && !memcmp(r, big, L),
+		CHECK(rl == L && !memcmp(r, big, L),
 		      "long input kind %d (%zu bytes, %zu ids) round-trips", kind, L, n);
 		free(r);
 		int32_t *ids2;
 		size_t n2;
 		if (!encode(t, big, L, 0, &ids2, &n2)) {
-			check(same_ids("second encode", ids2, n2, ids, n),
+			CHECK(same_ids("second encode", ids2, n2, ids, n),
 			      "long input kind %d: second encode (word cache warm) gives the same "
 			      "ids",
 			      kind);
@@ -329,8 +316,11 @@ static void test_bytes(struct tokenizer *t)
 	}
 	free(big);
 	/* an empty text */
+	ids = NULL;
+	n = 0;
 	int erc = tokenizer_encode(t, "", 0, 0, &ids, &n);
-	check(!erc && n == 0, "empty text gives no ids (%zu)", n);
+	CHECK_RC(erc, "encode of an empty text");
+	CHECK_EQ(n, 0, "empty text gives no ids");
 	free(ids);
 }
 
@@ -348,9 +338,13 @@ static void test_stream(struct tokenizer *t)
 	tokenizer_stream_push(&st, e[0], out, cap, &l0);
 	tokenizer_stream_push(&st, e[1], out, cap, &l1);
 	int rc = tokenizer_stream_push(&st, e[2], out, cap, &ol);
-	check(e[0] >= 0 && l0 == 0 && l1 == 0 && !rc && !strcmp(out, "\xe2\x82\xac"),
-	      "stream: split euro sign held back twice, then emitted whole (lens %zu %zu, '%s')",
-	      l0, l1, out);
+	CHECK(e[0] >= 0 && e[1] >= 0 && e[2] >= 0, "byte tokens of E2 82 AC exist (%d %d %d)", e[0],
+	      e[1], e[2]);
+	CHECK_EQ(l0, 0, "stream: the euro sign's first byte (E2) is held back");
+	CHECK_EQ(l1, 0, "stream: the euro sign's second byte (82) is held back");
+	CHECK_RC(rc, "stream: push of the euro sign's last byte (AC)");
+	CHECK(!strcmp(out, "\xe2\x82\xac"), "stream: the split euro sign is emitted whole ('%s')",
+	      out);
 	/* a broken sequence: E2 then 'A' gives U+FFFD then A, as the full decode does */
 	int32_t b[2] = {byte_token(t, 0xE2), byte_token(t, 'A')};
 	tokenizer_stream_init(&st, t, 0);
@@ -359,9 +353,9 @@ static void test_stream(struct tokenizer *t)
 	char *full;
 	size_t fl;
 	tokenizer_decode(t, b, 2, 0, &full, &fl);
-	check(l0 == 0 &&
-		  !strcmp(out, "\xef\xbf\xbd"
-			       "A") &&
+	CHECK_EQ(l0, 0, "stream: E2 alone is held back");
+	CHECK(!strcmp(out, "\xef\xbf\xbd"
+			   "A") &&
 		  !strcmp(full, out),
 	      "stream: E2 then 'A' gives U+FFFD A, equal to decode ('%s' vs '%s')", out, full);
 	free(full);
@@ -369,8 +363,8 @@ static void test_stream(struct tokenizer *t)
 	tokenizer_stream_init(&st, t, 0);
 	tokenizer_stream_push(&st, e[0], out, cap, &l0);
 	tokenizer_stream_flush(&st, out, cap, &ol);
-	check(l0 == 0 && !strcmp(out, "\xef\xbf\xbd"),
-	      "stream: flush of a held E2 gives U+FFFD ('%s')", out);
+	CHECK_EQ(l0, 0, "stream: E2 alone is held back before the flush");
+	CHECK(!strcmp(out, "\xef\xbf\xbd"), "stream: flush of a held E2 gives U+FFFD ('%s')", out);
 	/* the real tokenizer splits emoji across tokens: some push must hold bytes back */
 	const char *emo =
 	    "I love 🍕 and 🎉! 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️";
@@ -384,15 +378,18 @@ static void test_stream(struct tokenizer *t)
 			tokenizer_stream_push(&st, ids[i], out, cap, &ol);
 			held += tl > 0 && ol == 0;
 			acc += ol;
-			check(ol == 0 || (size_t)(strlen(out)) == ol,
-			      "stream: output is NUL-terminated");
+			CHECK(ol == 0 || (size_t)(strlen(out)) == ol,
+			      "stream: output of token %zu is NUL-terminated (strlen %zu, length "
+			      "%zu)",
+			      i, strlen(out), ol);
 		}
-		check(held > 0 && acc == strlen(emo),
-		      "stream: emoji text held back %zu times, %zu bytes out", held, acc);
+		CHECK(held > 0, "stream: emoji text held bytes back %zu times (want at least 1)",
+		      held);
+		CHECK_EQ(acc, strlen(emo), "stream: emoji text, bytes out");
 		free(ids);
 	}
-	check(tokenizer_stream_push(&st, 19923, out, 4, &ol) == -ENOSPC,
-	      "stream: small buffer is -ENOSPC");
+	CHECK_EQ(tokenizer_stream_push(&st, 19923, out, 4, &ol), -ENOSPC,
+		 "stream: a 4-byte buffer is -ENOSPC");
 	free(out);
 }
 
@@ -419,7 +416,7 @@ static void test_chat(struct tokenizer *t, const char *dir)
 	    "{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}",
 	};
 	for (size_t i = 0; i < sizeof frags / sizeof frags[0]; i++)
-		check(tpl && strstr(tpl, frags[i]),
+		CHECK(tpl && strstr(tpl, frags[i]),
 		      "chat_template of tokenizer_config.json contains %s", frags[i]);
 	json_decref(cfg);
 
@@ -428,14 +425,15 @@ static void test_chat(struct tokenizer *t, const char *dir)
 				{"assistant", "Hello!"},
 				{"system", "Be brief."},
 				{"user", "2+2?"}};
-	char *s;
+	char *s = NULL;
 	size_t sl;
 	const char *exp1 =
 	    "<｜begin▁of▁sentence｜>You are helpful.\n\nBe brief.<｜User｜>Hi<｜Assistant｜>Hello!"
 	    "<｜end▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>";
 	int rrc = chat_template_render(m1, 5, tokenizer_bos_str(t), 1, &s, &sl);
-	check(!rrc && !strcmp(s, exp1),
-	      "chat render, two turns + systems:\n  got      %s\n  expected %s", s, exp1);
+	CHECK(!rrc && s && !strcmp(s, exp1),
+	      "chat render, two turns + systems (rc %d):\n  got      %s\n  expected %s", rrc,
+	      s ? s : "", exp1);
 	free(s);
 	struct chat_msg m2[] = {
 	    {"user", "q"}, {"tool", "r1"}, {"tool", "r2"}, {"assistant", "done"}};
@@ -443,21 +441,26 @@ static void test_chat(struct tokenizer *t, const char *dir)
 	    "<｜begin▁of▁sentence｜><｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1"
 	    "<｜tool▁output▁end｜>\n<｜tool▁output▁begin｜>r2<｜tool▁output▁end｜>"
 	    "<｜tool▁outputs▁end｜>done<｜end▁of▁sentence｜><｜Assistant｜>";
+	s = NULL;
 	rrc = chat_template_render(m2, 4, tokenizer_bos_str(t), 1, &s, &sl);
-	check(!rrc && !strcmp(s, exp2), "chat render, tool outputs:\n  got      %s\n  expected %s",
-	      s, exp2);
+	CHECK(!rrc && s && !strcmp(s, exp2),
+	      "chat render, tool outputs (rc %d):\n  got      %s\n  expected %s", rrc, s ? s : "",
+	      exp2);
 	free(s);
 	struct chat_msg m3[] = {{"user", "q"}, {"tool", "r1"}};
 	const char *exp3 =
 	    "<｜begin▁of▁sentence｜><｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1"
 	    "<｜tool▁output▁end｜><｜tool▁outputs▁end｜>";
+	s = NULL;
 	rrc = chat_template_render(m3, 2, tokenizer_bos_str(t), 1, &s, &sl);
-	check(!rrc && !strcmp(s, exp3),
-	      "chat render, ends on tool output (no generation prompt):\n  got      %s", s);
+	CHECK(!rrc && s && !strcmp(s, exp3),
+	      "chat render, ends on tool output (no generation prompt) (rc %d):\n  got      "
+	      "%s\n  expected %s",
+	      rrc, s ? s : "", exp3);
 	free(s);
 	struct chat_msg bad[] = {{"robot", "x"}};
-	check(chat_template_render(bad, 1, "", 0, &s, &sl) == -EINVAL,
-	      "chat: unknown role is -EINVAL");
+	CHECK_EQ(chat_template_render(bad, 1, "", 0, &s, &sl), -EINVAL,
+		 "chat: unknown role 'robot' is -EINVAL");
 
 	/* ids: equal to encoding the rendered text; BOS once; two Assistant tokens */
 	int32_t *ids, *ids2;
@@ -469,12 +472,13 @@ static void test_chat(struct tokenizer *t, const char *dir)
 			na += ids[i] == 128804;
 			nb += ids[i] == 0;
 		}
-		check(same_ids("chat ids", ids, n, ids2, n2) && ids[0] == 0 && nb == 1 && na == 2,
-		      "chat encode == encode(render), BOS once, two <｜Assistant｜> (%zu, %zu)", nb,
-		      na);
+		CHECK(same_ids("chat ids", ids, n, ids2, n2), "chat encode == encode(render)");
+		CHECK_EQ(n ? ids[0] : -1, 0, "chat ids start with BOS");
+		CHECK_EQ(nb, 1, "chat ids: BOS (0) appears once");
+		CHECK_EQ(na, 2, "chat ids: <｜Assistant｜> (128804) appears twice");
 		free(ids2);
 		if (!chat_template_encode(t, m1, 5, 1, CHAT_TEMPLATE_LITERAL_CONTENT, &ids2, &n2)) {
-			check(same_ids("literal chat ids", ids2, n2, ids, n),
+			CHECK(same_ids("literal chat ids", ids2, n2, ids, n),
 			      "chat LITERAL_CONTENT == default when contents hold no special "
 			      "strings");
 			free(ids2);
@@ -490,10 +494,13 @@ static void test_chat(struct tokenizer *t, const char *dir)
 			a1 += ids[i] == 128804;
 		for (size_t i = 0; i < n2; i++)
 			a2 += ids2[i] == 128804;
-		check(a1 == 2 && a2 == 1,
-		      "chat: '<｜Assistant｜>' typed by the user is a token by default (%zu) "
-		      "and text with LITERAL_CONTENT (%zu)",
-		      a1, a2);
+		CHECK_EQ(a1, 2,
+			 "chat: '<｜Assistant｜>' typed by the user is a token by default (the "
+			 "Assistant ids)");
+		CHECK_EQ(
+		    a2, 1,
+		    "chat: '<｜Assistant｜>' typed by the user is text with LITERAL_CONTENT (the "
+		    "Assistant ids)");
 		free(ids);
 		free(ids2);
 	}
@@ -507,22 +514,22 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 	snprintf(src, sizeof src, "%s/tokenizer.json", dir);
 	snprintf(out, sizeof out, "%s/v1024", tmp);
 	int rc = tokenizer_write_for_vocab(src, 1024, out, err, sizeof err);
-	check(!rc, "write_for_vocab 1024: rc %d %s", rc, err);
+	CHECK_RC(rc, "write_for_vocab 1024: %s", err);
 	struct tokenizer *t = NULL;
 	if (!rc && tokenizer_load(out, &t, err, sizeof err))
-		check(0, "load of derived vocab-1024 tokenizer: %s", err);
+		CHECK(0, "load of derived vocab-1024 tokenizer: %s", err);
 	if (t) {
-		check(tokenizer_n_vocab(t) == 1024 && tokenizer_bos_id(t) == 0 &&
-			  tokenizer_eos_id(t) == 1,
-		      "vocab 1024: 1024 ids, bos 0, eos 1 (got %d %d %d)", tokenizer_n_vocab(t),
-		      tokenizer_bos_id(t), tokenizer_eos_id(t));
+		CHECK_EQ(tokenizer_n_vocab(t), 1024, "vocab 1024: number of ids");
+		CHECK_EQ(tokenizer_bos_id(t), 0, "vocab 1024: bos id");
+		CHECK_EQ(tokenizer_eos_id(t), 1, "vocab 1024: eos id");
 		int32_t u = tokenizer_token_id(t, "<｜User｜>"),
 			a = tokenizer_token_id(t, "<｜Assistant｜>");
-		check(u >= 0 && u < 1024 && a >= 0 && a < 1024 &&
+		CHECK(u >= 0 && u < 1024 && a >= 0 && a < 1024 &&
 			  tokenizer_token_id(t, "\xc4\xa0t") >= 0,
 		      "vocab 1024 keeps User/Assistant (%d %d) and the rank-0 merge 'Ġt'", u, a);
-		check(tokenizer_token_id(t, "<｜place▁holder▁no▁0｜>") < 0,
-		      "vocab 1024 drops the placeholders");
+		CHECK(tokenizer_token_id(t, "<｜place▁holder▁no▁0｜>") < 0,
+		      "vocab 1024 drops the placeholders (<｜place▁holder▁no▁0｜> is %d)",
+		      tokenizer_token_id(t, "<｜place▁holder▁no▁0｜>"));
 		json_t *cases = json_object_get(fixture, "cases");
 		size_t i, bad_range = 0, bad_trip = 0, tot = 0, tot_big = 0;
 		json_t *c;
@@ -546,10 +553,10 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 			free(s);
 			free(ids);
 		}
-		check(!bad_range && !bad_trip,
-		      "vocab 1024: corpus ids all < 1024 (%zu out) and round-trip (%zu bad)",
-		      bad_range, bad_trip);
-		check(tot > tot_big,
+		CHECK_EQ(bad_range, 0, "vocab 1024: corpus ids outside [0, 1024)");
+		CHECK_EQ(bad_trip, 0,
+			 "vocab 1024: corpus cases that do not round-trip (with BOS 0)");
+		CHECK(tot > tot_big,
 		      "vocab 1024 needs more tokens than the full vocab (%zu vs %zu)", tot,
 		      tot_big);
 		tokenizer_free(t);
@@ -557,15 +564,16 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 	}
 	snprintf(out, sizeof out, "%s/v129280", tmp);
 	rc = tokenizer_write_for_vocab(src, 129280, out, err, sizeof err);
-	check(!rc, "write_for_vocab 129280: rc %d %s", rc, err);
+	CHECK_RC(rc, "write_for_vocab 129280: %s", err);
 	if (!rc && !tokenizer_load(out, &t, err, sizeof err)) {
 		const char *txt = "DeepSeek-V3在MATH-500上得分90.2%，超过GPT-4o。";
 		int32_t *a, *b;
 		size_t na, nb;
 		if (!encode(t, txt, strlen(txt), 1, &a, &na) &&
 		    !encode(big, txt, strlen(txt), 1, &b, &nb)) {
-			check(tokenizer_n_vocab(t) == 128815 && same_ids("v129280", a, na, b, nb),
-			      "vocab 129280 is the real tokenizer (%d ids)", tokenizer_n_vocab(t));
+			CHECK_EQ(tokenizer_n_vocab(t), 128815, "vocab 129280: number of ids");
+			CHECK(same_ids("v129280", a, na, b, nb),
+			      "vocab 129280 encodes like the real tokenizer");
 			free(a);
 			free(b);
 		}
@@ -573,8 +581,9 @@ static void test_for_vocab(struct tokenizer *big, const char *dir, const char *t
 	}
 	snprintf(out, sizeof out, "%s/v200", tmp);
 	rc = tokenizer_write_for_vocab(src, 200, out, err, sizeof err);
-	check(rc == -EINVAL && strstr(err, "vocab_size"),
-	      "write_for_vocab 200 is -EINVAL naming vocab_size: %s", err);
+	CHECK_EQ(rc, -EINVAL, "write_for_vocab 200: %s", err);
+	CHECK(strstr(err, "vocab_size"), "write_for_vocab 200: the error names vocab_size: %s",
+	      err);
 }
 
 /* ---- synthetic tokenizers: Split behaviors and load errors --------------------------------- */
@@ -637,7 +646,7 @@ static void expect_split(const char *tmp, const char *beh, int inv, const char *
 	struct tokenizer *t =
 	    load_json(synth("String", "-", beh, inv), tmp, "split", &rc, err, sizeof err);
 	if (!t) {
-		check(0, "synthetic %s: load: %s", beh, err);
+		CHECK(0, "synthetic %s: load: %s", beh, err);
 		return;
 	}
 	int32_t *ids;
@@ -645,7 +654,7 @@ static void expect_split(const char *tmp, const char *beh, int inv, const char *
 	char what[128];
 	snprintf(what, sizeof what, "Split %s invert=%d on '%s'", beh, inv, text);
 	if (!encode(t, text, strlen(text), 0, &ids, &n)) {
-		check(same_ids(what, ids, n, exp, ne), "%s", what);
+		CHECK(same_ids(what, ids, n, exp, ne), "%s", what);
 		free(ids);
 	}
 	tokenizer_free(t);
@@ -673,33 +682,40 @@ static void test_synthetic(const char *tmp)
 	t = load_json(
 	    json_pack("{s:{s:s,s:{},s:[]}}", "model", "type", "WordPiece", "vocab", "merges"), tmp,
 	    "e1", &rc, err, sizeof err);
-	check(!t && rc == -ENOTSUP && strstr(err, "model.type") && strstr(err, "tokenizer.json"),
-	      "WordPiece model: -ENOTSUP naming model.type (%d: %s)", rc, err);
+	CHECK_EQ(rc, -ENOTSUP, "WordPiece model: %s", err);
+	CHECK(!t && strstr(err, "model.type") && strstr(err, "tokenizer.json"),
+	      "WordPiece model: no tokenizer, the error names model.type and tokenizer.json: %s",
+	      err);
 	json_t *j = synth("String", "-", "Isolated", 0);
 	json_array_append_new(json_object_get(json_object_get(j, "model"), "merges"),
 			      json_string("a zz"));
 	t = load_json(j, tmp, "e2", &rc, err, sizeof err);
-	check(!t && rc == -EINVAL && strstr(err, "model.merges[4]"),
-	      "bad merge: -EINVAL naming model.merges[4] (%s)", err);
+	CHECK_EQ(rc, -EINVAL, "bad merge: %s", err);
+	CHECK(!t && strstr(err, "model.merges[4]"),
+	      "bad merge: no tokenizer, the error names model.merges[4]: %s", err);
 	t = load_json(synth("Regex", "(", "Isolated", 0), tmp, "e3", &rc, err, sizeof err);
-	check(!t && rc == -EINVAL && strstr(err, "pre_tokenizer.pretokenizers[0].pattern"),
-	      "bad regex: -EINVAL naming the pattern (%s)", err);
+	CHECK_EQ(rc, -EINVAL, "bad regex: %s", err);
+	CHECK(!t && strstr(err, "pre_tokenizer.pretokenizers[0].pattern"),
+	      "bad regex: no tokenizer, the error names the pattern: %s", err);
 	t = load_json(synth("String", "-", "Sideways", 0), tmp, "e4", &rc, err, sizeof err);
-	check(!t && rc == -EINVAL && strstr(err, "behavior"),
-	      "bad behavior: -EINVAL naming it (%s)", err);
+	CHECK_EQ(rc, -EINVAL, "bad behavior: %s", err);
+	CHECK(!t && strstr(err, "behavior"), "bad behavior: no tokenizer, the error names it: %s",
+	      err);
 	t = load_json(json_pack("[]"), tmp, "e5", &rc, err, sizeof err);
-	check(!t && rc == -EINVAL, "top level array: -EINVAL (%s)", err);
+	CHECK_EQ(rc, -EINVAL, "top level array: %s", err);
+	CHECK(!t, "top level array: no tokenizer");
 	rc = tokenizer_load("/nonexistent/moecard-tok", &t, err, sizeof err);
-	check(rc == -ENOENT && strstr(err, "/nonexistent/moecard-tok"),
-	      "missing path: -ENOENT naming it (%s)", err);
+	CHECK_EQ(rc, -ENOENT, "missing path: %s", err);
+	CHECK(strstr(err, "/nonexistent/moecard-tok"), "missing path: the error names it: %s", err);
 	char f[600];
 	snprintf(f, sizeof f, "%s/broken.json", tmp);
 	FILE *fp = fopen(f, "w");
 	fputs("{\"model\": {", fp);
 	fclose(fp);
 	rc = tokenizer_load(f, &t, err, sizeof err);
-	check(rc == -EINVAL && strstr(err, "broken.json") && strstr(err, "line"),
-	      "truncated JSON: -EINVAL naming file and line (%s)", err);
+	CHECK_EQ(rc, -EINVAL, "truncated JSON: %s", err);
+	CHECK(strstr(err, "broken.json") && strstr(err, "line"),
+	      "truncated JSON: the error names the file and the line: %s", err);
 	/* tokenizer_config naming an unknown bos_token */
 	t = load_json(synth("String", "-", "Isolated", 0), tmp, "e6", &rc, err, sizeof err);
 	tokenizer_free(t);
@@ -709,16 +725,17 @@ static void test_synthetic(const char *tmp)
 	fclose(fp);
 	snprintf(f, sizeof f, "%s/e6", tmp);
 	rc = tokenizer_load(f, &t, err, sizeof err);
-	check(rc == -EINVAL && strstr(err, "tokenizer_config.json") && strstr(err, "bos_token"),
-	      "unknown bos_token: -EINVAL naming tokenizer_config.json and bos_token (%s)", err);
+	CHECK_EQ(rc, -EINVAL, "unknown bos_token in tokenizer_config.json: %s", err);
+	CHECK(strstr(err, "tokenizer_config.json") && strstr(err, "bos_token"),
+	      "unknown bos_token: the error names tokenizer_config.json and bos_token: %s", err);
 }
 
 int main(void)
 {
 	char tmp[] = "/tmp/moecard-test-tokenizer-XXXXXX";
 	if (!mkdtemp(tmp)) {
-		printf("FAIL: mkdtemp\n0 passed, 1 failed\n");
-		return 1;
+		CHECK(0, "mkdtemp %s", tmp);
+		return harness_done();
 	}
 	test_synthetic(tmp);
 
@@ -729,21 +746,26 @@ int main(void)
 	snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
 	json_error_t je;
 	fixture = json_load_file("host/tests/test_tokenizer_expected.json", 0, &je);
-	check(fixture &&
+	CHECK(fixture &&
 		  !strcmp(json_string_value(json_object_get(fixture, "magic")),
 			  "moecard-tokenizer-expected") &&
 		  json_integer_value(json_object_get(fixture, "version")) == 1,
 	      "fixture host/tests/test_tokenizer_expected.json loads with magic and version 1 (%s)",
 	      je.text);
 	if (access(tj, R_OK)) {
-		printf("SKIP: %s is missing (run `make deps`): skipped the DeepSeek-V3 tokenizer "
-		       "tests\n",
-		       tj);
+		static const char *const parts[] = {
+		    "the fixture corpus", "hand-derived pieces", "invalid UTF-8 and long inputs",
+		    "streaming decode",	  "the chat format",	 "tokenizer_write_for_vocab",
+		};
+		for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+			SKIP("%s is missing (run `make deps`): the DeepSeek-V3 tokenizer tests of "
+			     "%s",
+			     tj, parts[i]);
 	} else if (fixture) {
 		char err[512] = "";
 		struct tokenizer *t;
 		int rc = tokenizer_load(dir, &t, err, sizeof err);
-		check(!rc, "load %s: %s", dir, err);
+		CHECK_RC(rc, "load %s: %s", dir, err);
 		if (!rc) {
 			test_corpus(t);
 			test_pieces(t);
@@ -759,6 +781,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
 	if (system(cmd))
 		printf("note: could not remove %s\n", tmp);
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return harness_done();
 }
