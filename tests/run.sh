@@ -62,7 +62,7 @@ report() {
   local i=$1 t=$2 rc p f s el name secs
   read -r rc p f s el <"$R/$i.res"
   secs=$(printf '%d.%02d s' $((${el:-0} / 100)) $((${el:-0} % 100)))
-  printf '%s %s\n' "$secs" "$t" >>"$R/times"
+  printf '%s %s\n' "$secs" "${t#"$B"/}" >>"$R/times"
   name=$(echo "$t" | sed "s|^$B/t/||; s|/|_|g")
   tp=$((tp + p)); tf=$((tf + f)); ts=$((ts + s))
   if [ "$f" != 0 ]; then
@@ -85,6 +85,21 @@ for t in "$@"; do
   kinds+=("$mode"); tests+=("$t")
 done
 n=${#tests[@]}
+# Longest first, so the two cores stay busy to the end: a test's expected seconds come from this
+# variant's last run ($B/test-times: "SECONDS s TEST" lines, TEST without the "$B/" prefix) or
+# else from tests/test-weights (the same form, measured on a 2-core machine); tests with neither
+# start last, in the order given. Results print in start order.
+weights=$B/test-times
+[ -s "$weights" ] || weights=tests/test-weights
+if [ -s "$weights" ]; then
+  order=$(for i in "${!tests[@]}"; do
+    w=$(awk -v t="${tests[$i]#"$B"/}" '$3 == t { print $1; exit }' "$weights")
+    printf '%s %d\n' "${w:-0}" "$i"
+  done | sort -s -k1,1 -rn | awk '{print $2}')
+  k2=(); t2=()
+  for i in $order; do k2+=("${kinds[$i]}"); t2+=("${tests[$i]}"); done
+  kinds=("${k2[@]}"); tests=("${t2[@]}")
+fi
 next=0    # next test to start
 shown=0   # next test to report (in order)
 running=0
@@ -106,6 +121,8 @@ while [ $shown -lt $n ]; do
   fi
 done
 wait
-sort -rn "$R/times" >"$B/test-times" 2>/dev/null
+# this run's times replace the same tests' old ones; the others' stay (a partial run keeps them)
+{ cat "$R/times"; [ -f "$B/test-times" ] && cat "$B/test-times"; } 2>/dev/null |
+  awk '!seen[$3]++' | sort -rn >"$R/times.all" && mv "$R/times.all" "$B/test-times"
 echo "$tp $tf $ts" >"$B/test-summary"
 echo "$B: $tp passed, $tf failed, $ts skipped"
