@@ -175,11 +175,12 @@ int main(void)
 	rv32_puts("moecard firmware rv32 boot self-test");
 	fw_selftest_run(rv32_puts, &r);
 	e2e();
+	int cost_failed = rv32_fw_cost();
 	strcpy(line, "rv32-e2e: ");
 	strcat(line, fw_selftest_utoa(e2e_pass, a));
 	strcat(line, " passed, ");
 	strcat(line, fw_selftest_utoa(e2e_fail, b));
 	strcat(line, " failed");
 	rv32_puts(line);
-	return (r.failed || e2e_fail || !r.passed || !e2e_pass) ? 1 : 0;
+	return (r.failed || e2e_fail || !r.passed || !e2e_pass || cost_failed) ? 1 : 0;
 }
