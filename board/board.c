@@ -495,7 +495,34 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 		return fail(c, node, "moecard,mailbox", -BOARD_ERANGE,
 			    "0x%" PRIx64 " is outside dmem 0x%" PRIx64 "+0x%" PRIx64, f->mailbox,
 			    f->dmem_base, f->dmem_size);
+	/* Optional: instructions per command <run sync> (enum board_fw_class), each
+	 * 1..BOARD_FW_INSTR_MAX; absent, every command costs BOARD_FW_CMD_NS_DEFAULT. */
+	const void *p = NULL;
+	int l = 0;
+	rc = get_prop(c, node, "moecard,fw-cmd-instr", 4 * BOARD_FW_CLASSES, 1, &p, &l);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		static const char *const what[BOARD_FW_CLASSES] = {"run", "sync"};
+		for (int i = 0; i < BOARD_FW_CLASSES; i++) {
+			uint32_t v = ld32(p, 4 * (size_t)i);
+			if (!v || v > BOARD_FW_INSTR_MAX)
+				return fail(c, node, "moecard,fw-cmd-instr", -BOARD_EBADVALUE,
+					    "%s count %u not in 1..%u", what[i], v,
+					    BOARD_FW_INSTR_MAX);
+			f->cmd_instr[i] = v;
+		}
+	}
 	return 0;
+}
+
+uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls)
+{
+	if (!b || cls >= BOARD_FW_CLASSES || !b->fw.cmd_instr[cls] || b->fw.clock >= b->n_clocks ||
+	    !b->clock[b->fw.clock].freq_hz)
+		return BOARD_FW_CMD_NS_DEFAULT;
+	uint64_t hz = b->clock[b->fw.clock].freq_hz;
+	return ((uint64_t)b->fw.cmd_instr[cls] * 1000000000ull + hz / 2) / hz;
 }
 
 static int overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
@@ -739,6 +766,14 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		", %.0f MHz\n",
 		b->fw.isa, b->fw.imem_size >> 10, b->fw.dmem_size >> 10, b->fw.mailbox,
 		b->clock[b->fw.clock].freq_hz / 1e6);
+	if (b->fw.cmd_instr[BOARD_FW_RUN])
+		fprintf(out,
+			"firmware cost: run %u instr/cmd (%.2f us), sync %u instr/cmd (%.2f us)\n",
+			b->fw.cmd_instr[BOARD_FW_RUN], board_fw_cmd_ns(b, BOARD_FW_RUN) / 1e3,
+			b->fw.cmd_instr[BOARD_FW_SYNC], board_fw_cmd_ns(b, BOARD_FW_SYNC) / 1e3);
+	else
+		fprintf(out, "firmware cost: %u ns per command (no moecard,fw-cmd-instr)\n",
+			BOARD_FW_CMD_NS_DEFAULT);
 	return ferror(out) ? -EIO : 0;
 }
 

@@ -95,6 +95,15 @@ struct board_clock {
 	uint32_t phandle;	   /* the node's phandle */
 };
 
+/* Classes of firmware commands by their cost (moecard,fw-cmd-instr, one cell each). */
+enum board_fw_class {
+	BOARD_FW_RUN = 0,  /* started on a CU or a DMA channel and completed from its done */
+	BOARD_FW_SYNC = 1, /* completed by the firmware itself: BARRIER, FENCE, TIMESTAMP, NOP */
+	BOARD_FW_CLASSES = 2,
+};
+#define BOARD_FW_INSTR_MAX 10000000u /* largest moecard,fw-cmd-instr entry */
+#define BOARD_FW_CMD_NS_DEFAULT 400u /* ns per command when the tree gives no instruction counts */
+
 /* The firmware CPU (node compatible "moecard,fw-cpu"). */
 struct board_fwcpu {
 	char isa[BOARD_NAME_MAX]; /* e.g. "rv32imc", "armv7-r" */
@@ -104,6 +113,9 @@ struct board_fwcpu {
 	uint64_t dmem_size;	  /* data memory size, bytes */
 	uint64_t mailbox;	  /* host<->firmware mailbox address, inside dmem, bytes */
 	uint32_t clock;		  /* index into board_desc.clock[] */
+	/* instructions the firmware retires per command, by enum board_fw_class, from
+	 * moecard,fw-cmd-instr; all 0 when the tree does not give them */
+	uint32_t cmd_instr[BOARD_FW_CLASSES];
 };
 
 /* A whole card. */
@@ -207,6 +219,14 @@ int board_cu_port_find(const struct board_cu *cu, const char *name);
  */
 int board_fit_compute(const struct board_desc *b, uint64_t resident_bytes, uint64_t expert_bytes,
 		      uint64_t kv_bytes_per_token, uint64_t ctx_tokens, struct board_fit *fit);
+
+/*
+ * board_fw_cmd_ns - modeled firmware time of one command of class cls (enum board_fw_class), ns:
+ * its moecard,fw-cmd-instr count at the firmware CPU's clock (one instruction per cycle, rounded
+ * to the nearest ns), or BOARD_FW_CMD_NS_DEFAULT when the tree gives no counts or cls is out of
+ * range.
+ */
+uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls);
 
 /*
  * board_info_print - human-readable summary of the card to out.

@@ -20,6 +20,7 @@ $(B)/fw/rv32/fw.elf: $(FW_CORE_SRCS) $(wildcard firmware/port/rv32/*) $(FW_HDRS)
 	@mkdir -p $(dir $@)
 	$(FW_RV32_CC) $(FW_RV32_FLAGS) $(FW_XFLAGS) -T firmware/port/rv32/link.ld \
 	  firmware/port/rv32/crt0.S firmware/port/rv32/port.c firmware/port/rv32/main.c \
+	  firmware/port/rv32/cost.c \
 	  $(FW_CORE_SRCS) -o $@ -Wl,--gc-sections -Wl,--no-warn-rwx-segments
 
 $(B)/fw/r5/fw.elf: $(FW_CORE_SRCS) $(wildcard firmware/port/r5/*) $(FW_HDRS)

@@ -69,11 +69,12 @@ static void test_load_cards(void **state)
 		uint64_t gib;
 		double bw_gbs;
 		const char *isa;
+		uint64_t run_ns, sync_ns; /* firmware ns per command at the fw clock */
 	} want[] = {
-	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc"},
-	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc"},
-	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc"},
-	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r"},
+	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", 41600, 24000},
+	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", 41600, 24000},
+	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", 41600, 24000},
+	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", 17333, 10000},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -90,6 +91,8 @@ static void test_load_cards(void **state)
 		assert_true(b.mem_bytes == want[i].gib << 30);
 		assert_true(b.mem_bw_mbps == (uint64_t)(want[i].bw_gbs * 1000 + 0.5));
 		assert_string_equal(b.fw.isa, want[i].isa);
+		assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_RUN), want[i].run_ns);
+		assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), want[i].sync_ns);
 		int k = board_cu_find(&b, "fp8_gemm_1");
 		assert_true(k >= 0);
 		assert_int_equal(b.clock[b.cu[k].clock].freq_hz, 300000000);
@@ -147,6 +150,7 @@ static void test_parse_edits(void **state)
 	    {"/compute-units/fp8_gemm_2@1810000", "moecard,port-banks", 1, -BOARD_EBADSIZE},
 	    {"/", "moecard,slrs", 0, -BOARD_EBADVALUE},
 	    {"/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE},
+	    {"/firmware-cpu", "moecard,fw-cmd-instr", 10400, -BOARD_EBADSIZE},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -171,6 +175,59 @@ static void test_parse_edits(void **state)
 	assert_string_equal(err,
 			    "edited.dtb: /firmware-cpu: moecard,isa: required property is missing");
 	free(fdt);
+}
+
+/* moecard,fw-cmd-instr: the time per command it gives, its range, and the default without it. */
+static void test_fw_cmd(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	static const struct {
+		uint32_t run, sync;
+		int code;
+	} e[] = {
+	    {1, 1, 0},
+	    {BOARD_FW_INSTR_MAX, 7, 0},
+	    {0, 6000, -BOARD_EBADVALUE},
+	    {10400, 0, -BOARD_EBADVALUE},
+	    {BOARD_FW_INSTR_MAX + 1, 6000, -BOARD_EBADVALUE},
+	};
+	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+		void *fdt = emu_blob();
+		int node = fdt_path_offset(fdt, "/firmware-cpu");
+		assert_true(node >= 0);
+		fdt32_t v[2] = {cpu_to_fdt32(e[i].run), cpu_to_fdt32(e[i].sync)};
+		assert_int_equal(fdt_setprop(fdt, node, "moecard,fw-cmd-instr", v, sizeof v), 0);
+		int rc = parse_blob(fdt, &b, err);
+		if (rc != e[i].code)
+			print_error("<%u %u>: got %d want %d: %s\n", e[i].run, e[i].sync, rc,
+				    e[i].code, err);
+		assert_int_equal(rc, e[i].code);
+		if (rc) {
+			assert_non_null(strstr(err, "/firmware-cpu: moecard,fw-cmd-instr: "));
+			assert_non_null(strstr(err, e[i].run && e[i].run <= BOARD_FW_INSTR_MAX
+							? "sync count"
+							: "run count"));
+		} else {
+			/* at the emulated card's 250 MHz: 4 ns per instruction */
+			assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_RUN), 4ull * e[i].run);
+			assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), 4ull * e[i].sync);
+		}
+		free(fdt);
+	}
+	/* without the property every command costs the default, whatever the clock */
+	void *fdt = emu_blob();
+	int node = fdt_path_offset(fdt, "/firmware-cpu");
+	assert_int_equal(fdt_delprop(fdt, node, "moecard,fw-cmd-instr"), 0);
+	assert_int_equal(parse_blob(fdt, &b, err), 0);
+	assert_int_equal(b.fw.cmd_instr[BOARD_FW_RUN], 0);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_RUN), BOARD_FW_CMD_NS_DEFAULT);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), BOARD_FW_CMD_NS_DEFAULT);
+	free(fdt);
+	assert_int_equal(board_fw_cmd_ns(NULL, BOARD_FW_RUN), BOARD_FW_CMD_NS_DEFAULT);
+	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_CLASSES), BOARD_FW_CMD_NS_DEFAULT);
 }
 
 static void test_validate(void **state)
@@ -282,6 +339,7 @@ static void test_info_print(void **state)
 	assert_non_null(strstr(txt, "40.00 GiB in 34 banks"));
 	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
 	assert_non_null(strstr(txt, "fp8_gemm_8"));
+	assert_non_null(strstr(txt, "firmware cost: run 10400 instr/cmd (41.60 us)"));
 	assert_non_null(strstr(txt, "expert slots:"));
 	assert_non_null(strstr(txt, "KV capacity with no expert slots:"));
 	free(txt);
@@ -293,9 +351,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_strerror),	cmocka_unit_test(test_load_cards),
 	    cmocka_unit_test(test_load_errors), cmocka_unit_test(test_parse_truncated),
-	    cmocka_unit_test(test_parse_edits), cmocka_unit_test(test_validate),
-	    cmocka_unit_test(test_bank_name),	cmocka_unit_test(test_cu_find),
-	    cmocka_unit_test(test_fit),		cmocka_unit_test(test_info_print),
+	    cmocka_unit_test(test_parse_edits), cmocka_unit_test(test_fw_cmd),
+	    cmocka_unit_test(test_validate),	cmocka_unit_test(test_bank_name),
+	    cmocka_unit_test(test_cu_find),	cmocka_unit_test(test_fit),
+	    cmocka_unit_test(test_info_print),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

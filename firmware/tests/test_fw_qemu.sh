@@ -3,27 +3,97 @@
 # (qemu-system-riscv32 -bios none), reads the self-test report the firmware prints on the UART
 # ("selftest: N passed, N failed" from the ring/kernel/decoder self-tests, "rv32-e2e: ..." from
 # the end-to-end run of the firmware tasks) and checks the exit status of the test finisher.
+#
+# The image also counts its instructions per command with the instret CSR ("fw-cost: op=<name>
+# instr=<n> decode=<n>", firmware/port/rv32/cost.c). QEMU counts retired instructions exactly
+# only with -icount shift=0 (otherwise instret follows the host's time stamp counter), so the
+# image runs in that mode, twice: the counts must be identical. Then every board tree's
+# moecard,fw-cmd-instr <run sync> (as `moecard info --board` reads it) must cover the measured
+# counts of its class within FW_COST_TOL_PCT (25) percent: count >= every measured op of the class
+# and <= (100 + tol)% of the cheapest. A firmware change that makes commands costlier fails here
+# until the boards are updated. Class sync = barrier, fence, timestamp; run = all other ops.
+# Skips (77) when qemu-system-riscv32 is absent.
 set -u
 B=${B:-build}
+MOECARD=${MOECARD:-$B/moecard}
+TOL=${FW_COST_TOL_PCT:-25}
 img="$B/fw/rv32/fw.elf"
 pass=0; fail=0
 ok()  { echo "ok   $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+if ! command -v qemu-system-riscv32 >/dev/null 2>&1; then
+  echo "SKIP: qemu-system-riscv32 not installed"; exit 77
+fi
 if [ ! -f "$img" ]; then
   bad "image $img missing (run make)"; echo "$pass passed, $fail failed"; exit 1
 fi
-log=$(mktemp)
-timeout 60 qemu-system-riscv32 -M virt -nographic -bios none -kernel "$img" </dev/null >"$log" 2>&1
-rc=$?
-tr -d '\r' <"$log" | sed 's/^/  uart| /'
-[ $rc = 0 ] && ok "qemu exited through the finisher with pass (rc 0)" || bad "qemu rc $rc (124 = timeout)"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/fwqemu.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+for run in 1 2; do
+  timeout 60 qemu-system-riscv32 -M virt -nographic -bios none -icount shift=0 -kernel "$img" \
+    </dev/null 2>&1 | tr -d '\r' >"$tmp/uart$run"
+  echo "${PIPESTATUS[0]}" >"$tmp/rc$run"
+done
+log="$tmp/uart1"
+rc=$(cat "$tmp/rc1")
+sed 's/^/  uart| /' "$log"
+[ "$rc" = 0 ] && ok "qemu exited through the finisher with pass (rc 0)" || bad "qemu rc $rc (124 = timeout)"
 for tag in selftest rv32-e2e; do
-  line=$(tr -d '\r' <"$log" | grep -E "^$tag: [0-9]+ passed, [0-9]+ failed" | tail -n 1)
+  line=$(grep -E "^$tag: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
   if [ -z "$line" ]; then bad "no '$tag' report on the UART"; continue; fi
   p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
   f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
   if [ "$f" = 0 ] && [ "$p" -gt 0 ]; then ok "$tag on rv32: $p checks passed"; else bad "$tag on rv32: $line"; fi
 done
-rm -f "$log"
+
+# --- instructions per command -------------------------------------------------------------
+grep -E '^fw-cost: ' "$log" >"$tmp/cost1"
+grep -E '^fw-cost: ' "$tmp/uart2" >"$tmp/cost2"
+n=$(grep -cE '^fw-cost: op=[a-z_0-9]+ instr=[0-9]+ decode=[0-9]+$' "$tmp/cost1")
+if [ "$n" -ge 3 ] && [ "$n" = "$(wc -l <"$tmp/cost1")" ]; then
+  ok "fw-cost: $n opcodes measured"
+else
+  bad "fw-cost: $n well-formed lines of $(wc -l <"$tmp/cost1")"
+fi
+if cmp -s "$tmp/cost1" "$tmp/cost2"; then
+  ok "fw-cost: the counts of two runs are identical"
+else
+  bad "fw-cost: the counts differ between two runs"; diff "$tmp/cost1" "$tmp/cost2"
+fi
+# per class: the most and the fewest instructions of any measured op
+range() { # class -> "max min"
+  sed -E 's/^fw-cost: op=([a-z_0-9]+) instr=([0-9]+).*/\1 \2/' "$tmp/cost1" | awk -v cls="$1" '
+    { c = ($1 == "barrier" || $1 == "fence" || $1 == "timestamp") ? "sync" : "run" }
+    c == cls { if (!n || $2 > hi) hi = $2; if (!n || $2 < lo) lo = $2; n++ }
+    END { if (n) print hi, lo }'
+}
+read -r run_hi run_lo <<<"$(range run)"
+read -r sync_hi sync_lo <<<"$(range sync)"
+if [ -z "${run_hi:-}" ] || [ -z "${sync_hi:-}" ]; then
+  bad "fw-cost: no run or no sync opcode measured"
+else
+  echo "  measured: run $run_lo..$run_hi, sync $sync_lo..$sync_hi instructions per command"
+  ntrees=0
+  for dts in board/*.dts; do
+    card=$(basename "$dts" .dts)
+    dtb="$B/board/$card.dtb"
+    ntrees=$((ntrees + 1))
+    if [ ! -f "$dtb" ]; then bad "board $card: $dtb missing (run make)"; continue; fi
+    line=$("$MOECARD" info --board "$dtb" 2>&1 | grep -E '^firmware cost: run [0-9]+ instr/cmd')
+    if [ -z "$line" ]; then bad "board $card: no moecard,fw-cmd-instr"; continue; fi
+    brun=$(echo "$line" | sed -E 's/.*run ([0-9]+) instr.*/\1/')
+    bsync=$(echo "$line" | sed -E 's/.*sync ([0-9]+) instr.*/\1/')
+    for cls in run sync; do
+      if [ $cls = run ]; then v=$brun hi=$run_hi lo=$run_lo; else v=$bsync hi=$sync_hi lo=$sync_lo; fi
+      top=$((lo * (100 + TOL) / 100))
+      if [ "$v" -ge "$hi" ] && [ "$v" -le "$top" ]; then
+        ok "board $card: fw-cmd-instr $cls $v within measured $hi..$top"
+      else
+        bad "board $card: fw-cmd-instr $cls $v outside measured $hi..$top (max measured $hi, ${TOL}% over the fewest $lo): update moecard,fw-cmd-instr"
+      fi
+    done
+  done
+  [ "$ntrees" -gt 0 ] || bad "no board/*.dts found (run from the repository root)"
+fi
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

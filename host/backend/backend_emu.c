@@ -12,16 +12,17 @@
  * The card's DMA timing stays the sim card's (latency + bytes at the channel's bandwidth), and
  * BACKEND_FAULT_DMA_ERROR is the driver's countdown fault.
  *
- * Virtual clock: a CU run costs FW dispatch (EMU_FW_CMD_NS per command, the firmware CPU's decode
- * and start) plus the kernel's modeled cycles at the kernel clock; its worker raises ap_done when
- * card time reaches start + latency. The host thread that waits for a list drives the clock: when
- * the sim card reports every agent blocked (sim_card_settle: the firmware waiting with all events
- * seen, no kernel computing, no start on its way, no completion to take) it moves card time to
- * the earliest card time any agent waits for (an ap_done, the end of a DMA transfer, the
- * firmware's watchdog tick), so a hung CU still times out, in card time. Nothing depends on host
- * real time, so the modeled times are the same on an idle and on a loaded host. Card time does
- * not move while the host works, so modeled card time excludes host scheduling; the host link is
- * charged separately per byte (PCIe figures of the board).
+ * Virtual clock: a CU run costs the firmware's time per command (backend_fw_cmd_ns: the board's
+ * instructions per command at the firmware CPU's clock) plus the kernel's modeled cycles at the
+ * kernel clock; its worker raises ap_done when card time reaches start + latency. The host thread
+ * that waits for a list drives the clock: when the sim card reports every agent blocked
+ * (sim_card_settle: the firmware waiting with all events seen, no kernel computing, no start on
+ * its way, no completion to take) it moves card time to the earliest card time any agent waits
+ * for (an ap_done, the end of a DMA transfer, the firmware's watchdog tick), so a hung CU still
+ * times out, in card time. Nothing depends on host real time, so the modeled times are the same
+ * on an idle and on a loaded host. Card time does not move while the host works, so modeled card
+ * time excludes host scheduling; the host link is charged separately per byte (PCIe figures of
+ * the board).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,7 +33,6 @@
 #include "backend/backend_impl.h"
 #include "firmware/port/sim/sim_card.h"
 
-#define EMU_FW_CMD_NS 400u	  /* firmware cost per command: ~100 instructions at 250 MHz */
 #define EMU_RING_LOG2 10u	  /* 1024 commands per ring */
 #define EMU_LINK_LAT_NS 1000u	  /* per host transfer (descriptor + doorbell) */
 #define EMU_POLL_SETTLE_MS 60000u /* a poll's bound (real ms) on the firmware settling */
@@ -99,8 +99,8 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	uint64_t cyc = 0;
 	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
 				      e->b.blk.cu_clk_khz, &cyc);
-	*latency_ns =
-	    EMU_FW_CMD_NS + cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
+	*latency_ns = backend_fw_cmd_ns(&e->b.board, op) +
+		      cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
 	return st;
 }
 

@@ -21,14 +21,15 @@
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
+	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0;
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
-	uint32_t eff = backend_board(e->be)->mem_eff_pct;
+	uint32_t eff = bd->mem_eff_pct;
 	uint32_t bw = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);
 	for (uint32_t i = 0; i < e->list.n; i++) {
 		const struct abi_cmd *c = &e->list.cmd[i];
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
-		t_fw += 400; /* EMU_FW_CMD_NS */
+		t_fw += backend_fw_cmd_ns(bd, op);
 		if (op == ABI_OP_BARRIER) {
 			t_fw = t_fw > t_all ? t_fw : t_all;
 			continue;

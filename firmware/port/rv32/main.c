@@ -3,8 +3,9 @@
  * kernel, decoder: firmware/selftest/) and an end-to-end run of the real firmware tasks over
  * loopback CUs, with this program playing the host on the mailbox rings: an expert-slot fill
  * with a fence, a GEMM that waits on it, a malformed command, a barrier, a timestamp, and a hung
- * CU that the watchdog aborts and resets before the next command succeeds. Reports over the UART
- * ("rv32-e2e: N passed, N failed") and exits through the test finisher (0 = all passed).
+ * CU that the watchdog aborts and resets before the next command succeeds. Then the firmware's
+ * instructions per command (cost.c, "fw-cost: ..." lines). Reports over the UART ("rv32-e2e: N
+ * passed, N failed") and exits through the test finisher (0 = all passed).
  */
 #include <string.h>
 
@@ -175,11 +176,12 @@ int main(void)
 	rv32_puts("moecard firmware rv32 boot self-test");
 	fw_selftest_run(rv32_puts, &r);
 	e2e();
+	int cost_failed = rv32_fw_cost();
 	strcpy(line, "rv32-e2e: ");
 	strcat(line, fw_selftest_utoa(e2e_pass, a));
 	strcat(line, " passed, ");
 	strcat(line, fw_selftest_utoa(e2e_fail, b));
 	strcat(line, " failed");
 	rv32_puts(line);
-	return (r.failed || e2e_fail || !r.passed || !e2e_pass) ? 1 : 0;
+	return (r.failed || e2e_fail || !r.passed || !e2e_pass || cost_failed) ? 1 : 0;
 }

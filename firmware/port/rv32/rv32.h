@@ -16,6 +16,10 @@ void rv32_puts(const char *s);
 /* Ends the QEMU run through the SiFive test finisher: 0 = pass, else fail with that code. */
 void rv32_exit(int code) __attribute__((noreturn));
 
+/* Prints the firmware's instructions per command ("fw-cost: op=...", cost.c); 0, or 1 when a
+ * measured command failed. Needs QEMU's -icount shift=0 for exact counts. */
+int rv32_fw_cost(void);
+
 extern uint32_t rv32_cu_starts;	 /* ap_start pulses seen */
 extern uint32_t rv32_cu_hang_at; /* that start (1-based) hangs; 0 = none */
 
