@@ -4,6 +4,16 @@
  * worker that wakes late can never claim items of a newer job with a stale view. The caller waits
  * for all items to be DONE, not for every worker to check in: a descheduled worker costs nothing.
  * Workers spin briefly on the generation, then sleep on a condition variable.
+ *
+ * A worker may still be inside pool_work of a finished job (it loaded the claim word, then was
+ * preempted) when the caller starts the next one. It then reads the job fields (items, grain) of
+ * the new job with the claim word of the old one. So the caller first closes the claim word
+ * (new generation, no item left) and only then rewrites the fields, with release stores that the
+ * worker reads with acquire loads: a worker that sees a new field also sees the closed word, and
+ * its compare-and-swap on the old word fails. Without that, the stale worker could claim items
+ * [old items, e) between the field stores and the claim store and run them with the new fn/ctx
+ * (or a mix of old and new) - items run twice, extra counts in `done`, pool_for returning while
+ * items still run.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +25,12 @@
 
 #define POOL_MAX 64
 #define POOL_SPIN 4000
+#define POOL_CLOSED 0x7fffffffu /* claim word's item index of a job being set up */
+
+/* Test hook (host/tests/test_pool.c): a preemption point inside the claim and publish windows. */
+#ifndef POOL_WINDOW
+#define POOL_WINDOW() ((void)0)
+#endif
 
 struct pool_worker {
 	struct pool *p;
@@ -31,11 +47,14 @@ struct pool {
 	_Atomic uint64_t claim; /* gen << 32 | next unclaimed item */
 	atomic_int done;	/* items finished in the current job */
 	atomic_int sleepers;	/* workers blocked on cv */
-	int quit;
-	/* current job, written before gen/claim are published */
-	pool_fn fn;
-	void *ctx;
-	int items, grain;
+	atomic_int quit;
+	/*
+	 * current job: release stores after the claim word is closed, before gen/claim publish it;
+	 * acquire loads (a worker with a stale claim word may read them while they change)
+	 */
+	_Atomic(pool_fn) fn;
+	_Atomic(void *) ctx;
+	atomic_int items, grain;
 };
 
 /* Claims and runs chunks of job generation g until none are left. */
@@ -46,15 +65,25 @@ static void pool_work(struct pool *p, unsigned g, int tid)
 		if ((unsigned)(c >> 32) != g)
 			return;
 		int b = (int)(uint32_t)c;
-		if (b >= p->items)
+		POOL_WINDOW();
+		/*
+		 * items/grain are g's or a later job's; if a later job's, the caller closed the claim
+		 * word before storing them, this acquire makes that visible and the CAS below fails
+		 */
+		int items = atomic_load_explicit(&p->items, memory_order_acquire);
+		int grain = atomic_load_explicit(&p->grain, memory_order_acquire);
+		if (b >= items)
 			return;
-		int e = b + p->grain < p->items ? b + p->grain : p->items;
+		int e = b + grain < items ? b + grain : items;
+		POOL_WINDOW();
 		if (!atomic_compare_exchange_weak_explicit(
 			&p->claim, &c, ((uint64_t)g << 32) | (uint32_t)e, memory_order_acq_rel,
 			memory_order_acquire))
 			continue;
 		/* job g cannot finish before this chunk does, so fn/ctx are still g's */
-		p->fn(p->ctx, b, e, tid);
+		pool_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+		void *ctx = atomic_load_explicit(&p->ctx, memory_order_acquire);
+		fn(ctx, b, e, tid);
 		atomic_fetch_add_explicit(&p->done, e - b, memory_order_release);
 	}
 }
@@ -74,12 +103,12 @@ static void *pool_main(void *a)
 		if (g == seen) {
 			pthread_mutex_lock(&p->mu);
 			atomic_fetch_add(&p->sleepers, 1);
-			while ((g = atomic_load(&p->gen)) == seen && !p->quit)
+			while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit))
 				pthread_cond_wait(&p->cv, &p->mu);
 			atomic_fetch_sub(&p->sleepers, 1);
 			pthread_mutex_unlock(&p->mu);
 		}
-		if (p->quit)
+		if (atomic_load(&p->quit))
 			return NULL;
 		seen = g;
 		pool_work(p, g, wa->tid);
@@ -116,7 +145,7 @@ void pool_free(struct pool *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->quit = 1;
+	atomic_store(&p->quit, 1);
 	atomic_fetch_add(&p->gen, 1);
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -143,10 +172,13 @@ void pool_for(struct pool *p, int n, int grain, pool_fn fn, void *ctx)
 		return;
 	}
 	unsigned g = atomic_load(&p->gen) + 1;
-	p->fn = fn;
-	p->ctx = ctx;
-	p->items = n;
-	p->grain = grain;
+	/* close the claim word before the fields change (see the top of this file) */
+	atomic_store(&p->claim, ((uint64_t)g << 32) | POOL_CLOSED);
+	atomic_store_explicit(&p->fn, fn, memory_order_release);
+	atomic_store_explicit(&p->ctx, ctx, memory_order_release);
+	atomic_store_explicit(&p->items, n, memory_order_release);
+	atomic_store_explicit(&p->grain, grain, memory_order_release);
+	POOL_WINDOW();
 	atomic_store(&p->done, 0);
 	atomic_store_explicit(&p->claim, (uint64_t)g << 32, memory_order_release);
 	atomic_store_explicit(&p->gen, g, memory_order_release);
