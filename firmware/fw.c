@@ -95,27 +95,32 @@ static void fw_task_cmdq(struct rtos *k, struct rtos_task *t, uint32_t ev)
 				more = true;
 				break;
 			}
-			struct fw_cmd c;
-			struct abi_cmd raw;
-			int rc = abi_ring_pop(&fw->cmdq[q], &raw);
+			const void *slot;
+			int rc = abi_ring_peek(&fw->cmdq[q], &slot);
 			if (rc == -EAGAIN)
 				break;
 			fw->cpl_reserved++;
 			if (rc) { /* producer counter out of range: the ring is unusable */
+				struct fw_cmd e;
 				fw->cmdq_on[q] = false;
-				memset(&c, 0, sizeof(c));
-				c.raw.hdr.tag = 0xFFFFFFFFu;
-				c.queue = q;
-				c.op = 0xFF;
-				fw_reject(fw, &c, ABI_ST_RING_ERROR, (uint32_t)-rc);
+				memset(&e, 0, sizeof(e));
+				e.raw.hdr.tag = 0xFFFFFFFFu;
+				e.queue = q;
+				e.op = 0xFF;
+				fw_reject(fw, &e, ABI_ST_RING_ERROR, (uint32_t)-rc);
 				break;
 			}
+			/* decoded straight from the slot into the pending queue's free slot (space
+			 * checked above): the decoder copies the packet once and checks the copy; the
+			 * ring slot is released after that copy */
+			struct fw_cmd *c = rtos_queue_tail(&fw->pend[q]);
 			uint32_t detail;
-			uint32_t st = fw_cmd_decode(&fw->board, &raw, q, &c, &detail);
+			uint32_t st = fw_cmd_decode(&fw->board, slot, q, c, &detail);
+			abi_ring_release(&fw->cmdq[q]);
 			if (st != ABI_ST_OK)
-				fw_reject(fw, &c, st, detail);
+				fw_reject(fw, c, st, detail);
 			else
-				rtos_queue_send(&fw->pend[q], &c); /* space checked above */
+				rtos_queue_commit(&fw->pend[q]);
 		}
 	}
 	if (more)
@@ -181,7 +186,7 @@ static void fw_cu_start(struct fw *fw, uint32_t i, const struct fw_cmd *c)
 {
 	struct fw_unit *u = &fw->cu[i];
 	uint32_t blk = fw_cu_blk(fw, i);
-	u->cmd = *c;
+	fw_copy_words(&u->cmd, c, sizeof(*c));
 	u->busy = true;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_OP, c->op);
 	for (uint32_t a = 0; a < FW_CU_ARGS; a++)
@@ -297,7 +302,7 @@ static void fw_task_dma(struct rtos *k, struct rtos_task *t, uint32_t ev)
 		    .pattern = ABI_DMA_WORD_PATTERN(c->args[7]),
 		};
 		struct fw_unit *u = &fw->dma[ch];
-		u->cmd = *c;
+		fw_copy_words(&u->cmd, c, sizeof(*c));
 		u->t_start = fw_port_now(fw->port);
 		if (fw_port_dma_start(fw->port, (uint32_t)ch, &d)) {
 			u->busy = false;

@@ -35,6 +35,17 @@ struct fw_cmd {
 	uint32_t args[FW_CU_ARGS]; /* CU argument words: payload, card addresses made physical */
 };
 
+/* Copies n bytes (a multiple of 4) between 4-byte aligned objects a word at a time (the ABI
+ * structs and struct fw_cmd are): the images' size-optimized C libraries copy byte by byte. */
+static inline void fw_copy_words(void *dst, const void *src, size_t n)
+{
+	typedef uint32_t __attribute__((may_alias)) fw_word_t;
+	fw_word_t *d = (fw_word_t *)dst;
+	const fw_word_t *s = (const fw_word_t *)src;
+	for (size_t i = 0; i < n / 4; i++)
+		d[i] = s[i];
+}
+
 /* A CU or DMA channel and the command it runs. */
 struct fw_unit {
 	bool busy;	   /* a command is running */
@@ -94,7 +105,9 @@ int fw_board_check(const struct abi_board *b, uint32_t *field);
  * fence ids, reserved 0), every operand address (bank exists, [off, off+len) inside it, length
  * from the op's shapes), every dimension, unused operands 0, and that some CU (or DMA channel)
  * can run it. Returns ABI_ST_OK with *out filled, else an enum abi_status with *detail = the
- * offending field (ABI_FIELD offset) or 0. Never reads memory other than *c and *b.
+ * offending field (ABI_FIELD offset) or 0. Reads *c exactly once (a word copy into out->raw,
+ * which may be c itself) and checks only that private copy, so c may point into a ring slot the
+ * host can still write; never reads memory other than *c and *b.
  */
 uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint32_t queue,
 		       struct fw_cmd *out, uint32_t *detail);
