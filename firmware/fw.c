@@ -186,11 +186,14 @@ static void fw_cu_start(struct fw *fw, uint32_t i, const struct fw_cmd *c)
 {
 	struct fw_unit *u = &fw->cu[i];
 	uint32_t blk = fw_cu_blk(fw, i);
-	fw_copy_words(&u->cmd, c, sizeof(*c));
+	/* the completion needs the header and the decoded fields; the payload and args go to the
+	 * CU's registers and are not kept */
+	fw_copy_words(&u->cmd.raw.hdr, &c->raw.hdr, sizeof(c->raw.hdr));
+	fw_copy_words(&u->cmd.op, &c->op,
+		      offsetof(struct fw_cmd, args) - offsetof(struct fw_cmd, op));
 	u->busy = true;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_OP, c->op);
-	for (uint32_t a = 0; a < FW_CU_ARGS; a++)
-		fw_port_cu_write(fw->port, blk, FW_CU_REG_ARG0 + 4 * a, c->args[a]);
+	fw_port_cu_args(fw->port, blk, c->args);
 	u->t_start = fw_port_now(fw->port);
 	u->deadline = u->t_start + c->timeout_ns;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_CTRL, FW_CU_CTRL_START);
