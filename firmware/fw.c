@@ -70,7 +70,8 @@ static void fw_complete(struct fw *fw, const struct fw_cmd *c, uint32_t st, uint
 	if (abi_ring_push(&fw->cplq, &cpl) == 0)
 		fw->telem->completed++;
 	fw_port_notify_host(fw->port);
-	rtos_task_notify(&fw->t_disp, FW_EV_WORK);
+	if (!fw->cu_polling) /* (a dispatcher run that polls dispatches right after) */
+		rtos_task_notify(&fw->t_disp, FW_EV_WORK);
 }
 
 /* An error completion for a command that never got to run. */
@@ -248,8 +249,11 @@ static void fw_dispatch_queue(struct fw *fw, uint32_t q)
 static void fw_task_disp(struct rtos *k, struct rtos_task *t, uint32_t ev)
 {
 	struct fw *fw = t->arg;
-	if (ev & FW_EV_POLL)
+	if (ev & FW_EV_POLL) {
+		fw->cu_polling = true;
 		fw_cu_poll(fw);
+		fw->cu_polling = false;
+	}
 	for (uint32_t q = 0; q < FW_CFG_N_QUEUES; q++)
 		fw_dispatch_queue(fw, q);
 	(void)k;
@@ -356,7 +360,12 @@ static void fw_kern_idle(struct rtos *k, uint64_t deadline, void *ctx)
 	fw_port_wait(fw->port, deadline);
 	rtos_task_notify(&fw->t_cmdq, FW_EV_POLL);
 	rtos_task_notify(&fw->t_disp, FW_EV_POLL);
-	rtos_task_notify(&fw->t_dma, FW_EV_POLL);
+	/* the DMA manager has something to poll only with a fill running or queued */
+	bool dma = rtos_queue_count(&fw->dmaq) != 0;
+	for (uint32_t i = 0; i < fw->n_dma && !dma; i++)
+		dma = fw->dma[i].busy;
+	if (dma)
+		rtos_task_notify(&fw->t_dma, FW_EV_POLL);
 	(void)k;
 }
 

@@ -89,7 +89,8 @@ struct fw {
 	struct fw_unit cu[ABI_MAX_CUS];		    /* CU slots, indexed like board.cus */
 	struct fw_unit dma[ABI_MAX_DMA];	    /* DMA channel slots */
 	uint32_t cu_rr;				    /* round-robin start for CU choice */
-	uint32_t wdog_ticks;			    /* watchdog periods elapsed */
+	bool cu_polling;     /* the dispatcher is polling its CUs: it dispatches next anyway */
+	uint32_t wdog_ticks; /* watchdog periods elapsed */
 	/* kernel objects */
 	struct rtos rtos;				 /* scheduler */
 	struct rtos_task t_cmdq, t_disp, t_dma, t_telem; /* the four tasks */
