@@ -10,6 +10,7 @@ FUZZ_SRCS    += $(wildcard firmware/fuzz/fuzz_*.c)
 
 FW_HDRS      := $(wildcard firmware/*.h firmware/abi/*.h firmware/kernel/*.h firmware/selftest/*.h)
 FW_XFLAGS    := -Os -g -std=c11 -Wall -Wextra -Wshadow -Werror -ffunction-sections -fdata-sections \
+                -fno-tree-loop-distribute-patterns \
                 -DABI_PLAT_CARD -I. -Ifirmware/abi
 FW_RV32_CC   := riscv64-unknown-elf-gcc
 FW_RV32_FLAGS := -march=rv32imac -mabi=ilp32 -mcmodel=medany --specs=picolibc.specs -nostartfiles

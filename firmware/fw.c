@@ -70,7 +70,8 @@ static void fw_complete(struct fw *fw, const struct fw_cmd *c, uint32_t st, uint
 	if (abi_ring_push(&fw->cplq, &cpl) == 0)
 		fw->telem->completed++;
 	fw_port_notify_host(fw->port);
-	rtos_task_notify(&fw->t_disp, FW_EV_WORK);
+	if (!fw->cu_polling) /* (a dispatcher run that polls dispatches right after) */
+		rtos_task_notify(&fw->t_disp, FW_EV_WORK);
 }
 
 /* An error completion for a command that never got to run. */
@@ -95,27 +96,32 @@ static void fw_task_cmdq(struct rtos *k, struct rtos_task *t, uint32_t ev)
 				more = true;
 				break;
 			}
-			struct fw_cmd c;
-			struct abi_cmd raw;
-			int rc = abi_ring_pop(&fw->cmdq[q], &raw);
+			const void *slot;
+			int rc = abi_ring_peek(&fw->cmdq[q], &slot);
 			if (rc == -EAGAIN)
 				break;
 			fw->cpl_reserved++;
 			if (rc) { /* producer counter out of range: the ring is unusable */
+				struct fw_cmd e;
 				fw->cmdq_on[q] = false;
-				memset(&c, 0, sizeof(c));
-				c.raw.hdr.tag = 0xFFFFFFFFu;
-				c.queue = q;
-				c.op = 0xFF;
-				fw_reject(fw, &c, ABI_ST_RING_ERROR, (uint32_t)-rc);
+				memset(&e, 0, sizeof(e));
+				e.raw.hdr.tag = 0xFFFFFFFFu;
+				e.queue = q;
+				e.op = 0xFF;
+				fw_reject(fw, &e, ABI_ST_RING_ERROR, (uint32_t)-rc);
 				break;
 			}
+			/* decoded straight from the slot into the pending queue's free slot (space
+			 * checked above): the decoder copies the packet once and checks the copy; the
+			 * ring slot is released after that copy */
+			struct fw_cmd *c = rtos_queue_tail(&fw->pend[q]);
 			uint32_t detail;
-			uint32_t st = fw_cmd_decode(&fw->board, &raw, q, &c, &detail);
+			uint32_t st = fw_cmd_decode(&fw->board, slot, q, c, &detail);
+			abi_ring_release(&fw->cmdq[q]);
 			if (st != ABI_ST_OK)
-				fw_reject(fw, &c, st, detail);
+				fw_reject(fw, c, st, detail);
 			else
-				rtos_queue_send(&fw->pend[q], &c); /* space checked above */
+				rtos_queue_commit(&fw->pend[q]);
 		}
 	}
 	if (more)
@@ -181,11 +187,14 @@ static void fw_cu_start(struct fw *fw, uint32_t i, const struct fw_cmd *c)
 {
 	struct fw_unit *u = &fw->cu[i];
 	uint32_t blk = fw_cu_blk(fw, i);
-	u->cmd = *c;
+	/* the completion needs the header and the decoded fields; the payload and args go to the
+	 * CU's registers and are not kept */
+	fw_copy_words(&u->cmd.raw.hdr, &c->raw.hdr, sizeof(c->raw.hdr));
+	fw_copy_words(&u->cmd.op, &c->op,
+		      offsetof(struct fw_cmd, args) - offsetof(struct fw_cmd, op));
 	u->busy = true;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_OP, c->op);
-	for (uint32_t a = 0; a < FW_CU_ARGS; a++)
-		fw_port_cu_write(fw->port, blk, FW_CU_REG_ARG0 + 4 * a, c->args[a]);
+	fw_port_cu_args(fw->port, blk, c->args);
 	u->t_start = fw_port_now(fw->port);
 	u->deadline = u->t_start + c->timeout_ns;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_CTRL, FW_CU_CTRL_START);
@@ -240,8 +249,11 @@ static void fw_dispatch_queue(struct fw *fw, uint32_t q)
 static void fw_task_disp(struct rtos *k, struct rtos_task *t, uint32_t ev)
 {
 	struct fw *fw = t->arg;
-	if (ev & FW_EV_POLL)
+	if (ev & FW_EV_POLL) {
+		fw->cu_polling = true;
 		fw_cu_poll(fw);
+		fw->cu_polling = false;
+	}
 	for (uint32_t q = 0; q < FW_CFG_N_QUEUES; q++)
 		fw_dispatch_queue(fw, q);
 	(void)k;
@@ -297,7 +309,7 @@ static void fw_task_dma(struct rtos *k, struct rtos_task *t, uint32_t ev)
 		    .pattern = ABI_DMA_WORD_PATTERN(c->args[7]),
 		};
 		struct fw_unit *u = &fw->dma[ch];
-		u->cmd = *c;
+		fw_copy_words(&u->cmd, c, sizeof(*c));
 		u->t_start = fw_port_now(fw->port);
 		if (fw_port_dma_start(fw->port, (uint32_t)ch, &d)) {
 			u->busy = false;
@@ -348,7 +360,12 @@ static void fw_kern_idle(struct rtos *k, uint64_t deadline, void *ctx)
 	fw_port_wait(fw->port, deadline);
 	rtos_task_notify(&fw->t_cmdq, FW_EV_POLL);
 	rtos_task_notify(&fw->t_disp, FW_EV_POLL);
-	rtos_task_notify(&fw->t_dma, FW_EV_POLL);
+	/* the DMA manager has something to poll only with a fill running or queued */
+	bool dma = rtos_queue_count(&fw->dmaq) != 0;
+	for (uint32_t i = 0; i < fw->n_dma && !dma; i++)
+		dma = fw->dma[i].busy;
+	if (dma)
+		rtos_task_notify(&fw->t_dma, FW_EV_POLL);
 	(void)k;
 }
 

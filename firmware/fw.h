@@ -35,12 +35,31 @@ struct fw_cmd {
 	uint32_t args[FW_CU_ARGS]; /* CU argument words: payload, card addresses made physical */
 };
 
+/* Copies n bytes (a multiple of 4) between 4-byte aligned, non-overlapping objects a word at a
+ * time, four per loop step (the ABI structs and struct fw_cmd are aligned and multiples of 16
+ * bytes): the images' size-optimized C libraries copy byte by byte. */
+static inline void fw_copy_words(void *dst, const void *src, size_t n)
+{
+	typedef uint32_t __attribute__((may_alias)) fw_word_t;
+	fw_word_t *d = (fw_word_t *)dst;
+	const fw_word_t *s = (const fw_word_t *)src, *e = s + n / 4;
+	for (; e - s >= 4; s += 4, d += 4) {
+		uint32_t a = s[0], b = s[1], c = s[2], w = s[3];
+		d[0] = a;
+		d[1] = b;
+		d[2] = c;
+		d[3] = w;
+	}
+	while (s < e)
+		*d++ = *s++;
+}
+
 /* A CU or DMA channel and the command it runs. */
 struct fw_unit {
 	bool busy;	   /* a command is running */
 	uint64_t t_start;  /* ns, when it was started */
 	uint64_t deadline; /* ns, hang deadline */
-	struct fw_cmd cmd; /* the running command */
+	struct fw_cmd cmd; /* the running command (a CU's: header and decoded fields only) */
 };
 
 /* Where the host and the card share memory (the mailbox): handed to fw_init(). */
@@ -70,7 +89,8 @@ struct fw {
 	struct fw_unit cu[ABI_MAX_CUS];		    /* CU slots, indexed like board.cus */
 	struct fw_unit dma[ABI_MAX_DMA];	    /* DMA channel slots */
 	uint32_t cu_rr;				    /* round-robin start for CU choice */
-	uint32_t wdog_ticks;			    /* watchdog periods elapsed */
+	bool cu_polling;     /* the dispatcher is polling its CUs: it dispatches next anyway */
+	uint32_t wdog_ticks; /* watchdog periods elapsed */
 	/* kernel objects */
 	struct rtos rtos;				 /* scheduler */
 	struct rtos_task t_cmdq, t_disp, t_dma, t_telem; /* the four tasks */
@@ -94,7 +114,9 @@ int fw_board_check(const struct abi_board *b, uint32_t *field);
  * fence ids, reserved 0), every operand address (bank exists, [off, off+len) inside it, length
  * from the op's shapes), every dimension, unused operands 0, and that some CU (or DMA channel)
  * can run it. Returns ABI_ST_OK with *out filled, else an enum abi_status with *detail = the
- * offending field (ABI_FIELD offset) or 0. Never reads memory other than *c and *b.
+ * offending field (ABI_FIELD offset) or 0. Reads *c exactly once (a word copy into out->raw,
+ * which may be c itself) and checks only that private copy, so c may point into a ring slot the
+ * host can still write; never reads memory other than *c and *b.
  */
 uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint32_t queue,
 		       struct fw_cmd *out, uint32_t *detail);

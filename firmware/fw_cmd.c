@@ -139,11 +139,13 @@ struct fw_dec {
 	uint32_t *detail;	   /* offending field */
 };
 
+/* The 64-bit operand at byte offset field (a multiple of 4) of struct abi_cmd, read as two
+ * words: a memcpy of 8 bytes is a byte-wise library call in the images. */
 static uint64_t fw_dec_u64(const struct abi_cmd *c, uint32_t field)
 {
-	uint64_t v;
-	memcpy(&v, (const uint8_t *)c + field, sizeof(v));
-	return v;
+	typedef uint32_t __attribute__((may_alias)) word_t;
+	const word_t *w = (const word_t *)((const uint8_t *)c + field);
+	return (uint64_t)w[0] | ((uint64_t)w[1] << 32);
 }
 
 /* Checks the operand at byte offset field of struct abi_cmd covering len bytes (len 0: the
@@ -412,12 +414,19 @@ static uint32_t fw_dec_dma(struct fw_dec *d)
 uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint32_t queue,
 		       struct fw_cmd *out, uint32_t *detail)
 {
+	/* one word copy of the packet; everything below reads only that private copy, so a host
+	 * rewriting the ring slot meanwhile cannot make a checked field differ from the used one */
+	if (c != &out->raw)
+		fw_copy_words(&out->raw, c, sizeof(*c));
+	c = &out->raw;
 	struct fw_dec dd = {b, c, out, detail}, *d = &dd;
 	const struct abi_cmd_hdr *h = &c->hdr;
 	*detail = 0;
-	memset(out, 0, sizeof(*out));
-	memcpy(&out->raw, c, sizeof(*c));
+	out->op = 0;
 	out->queue = queue;
+	out->flags = 0;
+	out->timeout_ns = 0;
+	out->bank_mask = 0;
 	if (ABI_W0_MAGIC(h->word0) != ABI_MAGIC || ABI_W0_VERSION(h->word0) != ABI_VERSION)
 		return ABI_ST_BAD_MAGIC;
 	uint32_t op = ABI_W0_OP(h->word0);
@@ -478,10 +487,14 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 		used = 0;
 		break;
 	}
-	if (!fw_is_zero((const uint8_t *)&c->u + used, ABI_PAYLOAD_BYTES - used))
+	/* (every payload struct is a multiple of 4 bytes: check the unused words) */
+	uint32_t tail = 0;
+	for (size_t w = used / 4; w < ABI_PAYLOAD_BYTES / 4; w++)
+		tail |= c->u.raw[w];
+	if (tail)
 		return fw_dec_bad(d, (uint32_t)(sizeof(struct abi_cmd_hdr) + used));
 	/* non-address words pass through to the CU as they are; operands are overwritten below */
-	memcpy(out->args, &c->u, sizeof(out->args));
+	fw_copy_words(out->args, c->u.raw, sizeof(out->args));
 	switch (op) {
 	case ABI_OP_GEMM_FP8:
 		st = fw_dec_gemm(d);

@@ -44,6 +44,8 @@ uint64_t fw_port_now(void *port);
 /* 32-bit register access in CU register block blk. */
 uint32_t fw_port_cu_read(void *port, uint32_t blk, uint32_t off);
 void fw_port_cu_write(void *port, uint32_t blk, uint32_t off, uint32_t val);
+/* Writes the FW_CU_ARGS argument registers of block blk from args (one call per command). */
+void fw_port_cu_args(void *port, uint32_t blk, const uint32_t *args);
 /* Pulses the reset of CU register block blk; afterwards it is idle and forgets its run. */
 void fw_port_cu_reset(void *port, uint32_t blk);
 /* Starts a transfer on channel chan (idle). Returns 0, or -EBUSY if the channel is not idle. */

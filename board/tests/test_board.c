@@ -71,10 +71,10 @@ static void test_load_cards(void **state)
 		const char *isa;
 		uint64_t run_ns, sync_ns; /* firmware ns per command at the fw clock */
 	} want[] = {
-	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", 41600, 24000},
-	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", 41600, 24000},
-	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", 41600, 24000},
-	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", 17333, 10000},
+	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", 11480, 3500},
+	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", 11480, 3500},
+	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", 11480, 3500},
+	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", 4783, 1458},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -150,7 +150,7 @@ static void test_parse_edits(void **state)
 	    {"/compute-units/fp8_gemm_2@1810000", "moecard,port-banks", 1, -BOARD_EBADSIZE},
 	    {"/", "moecard,slrs", 0, -BOARD_EBADVALUE},
 	    {"/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE},
-	    {"/firmware-cpu", "moecard,fw-cmd-instr", 10400, -BOARD_EBADSIZE},
+	    {"/firmware-cpu", "moecard,fw-cmd-instr", 2870, -BOARD_EBADSIZE},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -189,9 +189,9 @@ static void test_fw_cmd(void **state)
 	} e[] = {
 	    {1, 1, 0},
 	    {BOARD_FW_INSTR_MAX, 7, 0},
-	    {0, 6000, -BOARD_EBADVALUE},
-	    {10400, 0, -BOARD_EBADVALUE},
-	    {BOARD_FW_INSTR_MAX + 1, 6000, -BOARD_EBADVALUE},
+	    {0, 875, -BOARD_EBADVALUE},
+	    {2870, 0, -BOARD_EBADVALUE},
+	    {BOARD_FW_INSTR_MAX + 1, 875, -BOARD_EBADVALUE},
 	};
 	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
 		void *fdt = emu_blob();
@@ -339,7 +339,7 @@ static void test_info_print(void **state)
 	assert_non_null(strstr(txt, "40.00 GiB in 34 banks"));
 	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
 	assert_non_null(strstr(txt, "fp8_gemm_8"));
-	assert_non_null(strstr(txt, "firmware cost: run 10400 instr/cmd (41.60 us)"));
+	assert_non_null(strstr(txt, "firmware cost: run 2870 instr/cmd (11.48 us)"));
 	assert_non_null(strstr(txt, "expert slots:"));
 	assert_non_null(strstr(txt, "KV capacity with no expert slots:"));
 	free(txt);

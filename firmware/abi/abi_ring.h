@@ -30,6 +30,12 @@
 #include "abi_plat_host.h"
 #endif
 
+/* Copies an entry between a slot and private memory (the card's platform header may give a
+ * faster copy than its C library's memcpy). */
+#ifndef ABI_RING_COPY
+#define ABI_RING_COPY(dst, src, n) memcpy((dst), (src), (n))
+#endif
+
 #define ABI_RING_MAGIC 0x474E5252u /* "RRNG" */
 #define ABI_RING_VERSION 1u
 #define ABI_RING_MAX_LOG2 16u	 /* at most 65536 slots */
@@ -173,8 +179,8 @@ static inline int abi_ring_push_n(struct abi_ring_view *v, const void *src, uint
 		return -EAGAIN;
 	uint32_t p = v->own;
 	for (uint32_t i = 0; i < n; i++)
-		memcpy(abi_ring_slot(v, p + i), (const uint8_t *)src + (size_t)i * v->slot_size,
-		       v->slot_size);
+		ABI_RING_COPY(abi_ring_slot(v, p + i),
+			      (const uint8_t *)src + (size_t)i * v->slot_size, v->slot_size);
 	v->own = p + n;
 	ABI_RING_STORE_REL(&v->ring->produced, v->own);
 	return 0;
@@ -196,19 +202,41 @@ static inline int abi_ring_avail(const struct abi_ring_view *v)
 }
 
 /*
- * Consumer: copies the oldest entry into dst (slot_size bytes) and releases its slot.
+ * Consumer: points *entry at the oldest entry in its slot without releasing it: the producer may
+ * not reuse the slot until abi_ring_release(). The slot is still shared memory that a hostile
+ * peer can rewrite, so copy the entry before checking it.
  * Errors: -EAGAIN ring empty, -EPROTO producer counter out of range.
  */
-static inline int abi_ring_pop(struct abi_ring_view *v, void *dst)
+static inline int abi_ring_peek(const struct abi_ring_view *v, const void **entry)
 {
 	int n = abi_ring_avail(v);
 	if (n < 0)
 		return n;
 	if (n == 0)
 		return -EAGAIN;
-	memcpy(dst, abi_ring_slot(v, v->own), v->slot_size);
+	*entry = abi_ring_slot(v, v->own);
+	return 0;
+}
+
+/* Consumer: releases the oldest slot (after abi_ring_peek() returned 0) to the producer. */
+static inline void abi_ring_release(struct abi_ring_view *v)
+{
 	v->own++;
 	ABI_RING_STORE_REL(&v->ring->consumed, v->own);
+}
+
+/*
+ * Consumer: copies the oldest entry into dst (slot_size bytes) and releases its slot.
+ * Errors: -EAGAIN ring empty, -EPROTO producer counter out of range.
+ */
+static inline int abi_ring_pop(struct abi_ring_view *v, void *dst)
+{
+	const void *slot;
+	int rc = abi_ring_peek(v, &slot);
+	if (rc)
+		return rc;
+	ABI_RING_COPY(dst, slot, v->slot_size);
+	abi_ring_release(v);
 	return 0;
 }
 

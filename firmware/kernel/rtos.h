@@ -91,6 +91,11 @@ int rtos_queue_init(struct rtos_queue *q, void *storage, uint32_t item_size, uin
 		    struct rtos_task *owner, uint32_t event);
 /* Appends a copy of item. Errors: -EAGAIN queue full. */
 int rtos_queue_send(struct rtos_queue *q, const void *item);
+/* The free slot the next item goes to, to build it in place, or NULL when full; nothing is
+ * queued until rtos_queue_commit(). */
+void *rtos_queue_tail(const struct rtos_queue *q);
+/* Queues the item built in the slot rtos_queue_tail() returned. Errors: -EAGAIN queue full. */
+int rtos_queue_commit(struct rtos_queue *q);
 /* Removes the oldest item into item (may be NULL to drop it). Errors: -EAGAIN queue empty. */
 int rtos_queue_recv(struct rtos_queue *q, void *item);
 /* The oldest item in place, or NULL when empty. */

@@ -72,6 +72,14 @@ void fw_port_cu_write(void *port, uint32_t blk, uint32_t off, uint32_t val)
 	r5_wr(R5_CU_BASE + (uintptr_t)blk * R5_CU_STRIDE + off, val);
 }
 
+void fw_port_cu_args(void *port, uint32_t blk, const uint32_t *args)
+{
+	(void)port;
+	uintptr_t a = R5_CU_BASE + (uintptr_t)blk * R5_CU_STRIDE + FW_CU_REG_ARG0;
+	for (uint32_t i = 0; i < FW_CU_ARGS; i++)
+		r5_wr(a + 4 * i, args[i]);
+}
+
 void fw_port_cu_reset(void *port, uint32_t blk)
 {
 	(void)port;

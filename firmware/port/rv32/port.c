@@ -98,6 +98,15 @@ void fw_port_cu_write(void *port, uint32_t blk, uint32_t off, uint32_t val)
 	rv32_cu_regs[blk][0] = FW_CU_CTRL_DONE | FW_CU_CTRL_IDLE | FW_CU_CTRL_READY;
 }
 
+void fw_port_cu_args(void *port, uint32_t blk, const uint32_t *args)
+{
+	(void)port;
+	if (blk >= RV32_MAX_CUS)
+		return;
+	for (uint32_t i = 0; i < FW_CU_ARGS; i++)
+		rv32_cu_regs[blk][FW_CU_REG_ARG0 / 4 + i] = args[i];
+}
+
 void fw_port_cu_reset(void *port, uint32_t blk)
 {
 	(void)port;

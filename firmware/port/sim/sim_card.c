@@ -318,6 +318,16 @@ void fw_port_cu_write(void *port, uint32_t blk, uint32_t off, uint32_t val)
 	__atomic_store_n(&c->cu[blk].regs[off / 4], val, __ATOMIC_RELEASE);
 }
 
+void fw_port_cu_args(void *port, uint32_t blk, const uint32_t *args)
+{
+	struct sim_card *c = port;
+	if (blk >= ABI_MAX_CUS)
+		return;
+	for (uint32_t i = 0; i < FW_CU_ARGS; i++)
+		__atomic_store_n(&c->cu[blk].regs[FW_CU_REG_ARG0 / 4 + i], args[i],
+				 __ATOMIC_RELEASE);
+}
+
 void fw_port_cu_reset(void *port, uint32_t blk)
 {
 	struct sim_card *c = port;
@@ -415,8 +425,8 @@ static void *sim_fw_main(void *arg)
 
 /* Waits (mu held, on the worker's cv) until card time reaches target, with *timer = target
  * meanwhile (the worker's accounted wait); false if gen moved on or the card stops. */
-static bool sim_wait_until(struct sim_card *c, pthread_cond_t *cv, uint64_t target,
-			   uint64_t *timer, const uint32_t *gen, uint32_t g)
+static bool sim_wait_until(struct sim_card *c, pthread_cond_t *cv, uint64_t target, uint64_t *timer,
+			   const uint32_t *gen, uint32_t g)
 {
 	bool ok = false;
 	*timer = target;
