@@ -149,7 +149,8 @@ static void test_ops(void)
 			for (int i = 0; i < n; i++)
 				w[i] = 1.0f + 0.1f * normal();
 			/* RMSNorm */
-			rc = vec_ops(VEC_OP_RMSNORM, a, w, y, 0, 0, 0, rows, n, lda, lda, 1e-6f, 0);
+			rc = vec_ops(VEC_OP_RMSNORM, a, w, y, 0, 0, 0, rows, n, lda, lda, 1e-6f, 0,
+				     0, 0);
 			for (int r = 0; r < rows; r++) {
 				double ss = 0;
 				for (int i = 0; i < n; i++)
@@ -170,7 +171,7 @@ static void test_ops(void)
 				/* softmax */
 				nanbad = 0;
 				rc = vec_ops(VEC_OP_SOFTMAX, a, 0, y, 0, 0, 0, rows, n, lda, lda, 0,
-					     0);
+					     0, 0, 0);
 				for (int r = 0; r < rows; r++) {
 					double mx = -INFINITY, s = 0;
 					int hasnan = 0;
@@ -203,7 +204,7 @@ static void test_ops(void)
 						    0, 0);
 				memcpy(y, a, sz * 4);
 				rc = vec_ops(VEC_OP_ROPE, y, tab, y, 0, 0, pos, rows, n, lda, lda,
-					     0, 0);
+					     0, 0, 0, 0);
 				double e = 0;
 				nanbad = 0;
 				for (int r = 0; r < rows; r++)
@@ -230,7 +231,7 @@ static void test_ops(void)
 			/* act quant: codes and scales exact against an independent quantizer */
 			for (int ue = 0; ue < 2; ue++) {
 				rc = vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, q, qs, 0, rows, n, lda, 0,
-					     0, ue);
+					     0, ue, 0, 0);
 				long bad = 0;
 				for (int r = 0; r < rows; r++)
 					for (int g = 0; g < nb; g++) {
@@ -258,7 +259,8 @@ static void test_ops(void)
 				      (double)bad, (double)rows * (n + nb));
 			}
 			/* SiLU*mul and add */
-			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0, 0,
+				     0);
 			double e3 = 0, e4 = 0;
 			nanbad = 0;
 			for (int r = 0; r < rows; r++)
@@ -275,7 +277,7 @@ static void test_ops(void)
 			snprintf(what, sizeof what, "silu*mul n=%d %s", n, kname[kind]);
 			check(!rc && e3 <= 1e-6 && !nanbad, what, "rel err %.3g (limit %.0e)", e3,
 			      1e-6);
-			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0, 0, 0);
 			for (int r = 0; r < rows; r++)
 				for (int i = 0; i < n; i++) {
 					float want = a[r * lda + i] + b[r * lda + i];
@@ -310,15 +312,63 @@ static void test_yarn_and_args(void)
 	float a[4] = {1, 2, 3, 4}, y[4];
 	int32_t pos[1] = {-1};
 	int bad = 0;
-	bad += vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0) != -22;
-	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2) != -22;
+	bad += vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0, 0, 0) != -22;
+	bad += vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2, 0, 0) != -22;
 	check(bad == 0, "bad arguments give -EINVAL", "%g of %g not rejected", bad, 8);
+}
+
+/* GATHER copies rows by index; COMBINE adds k weighted rows into y in index order with one f32
+ * multiply and one f32 add per term (the accumulating GEMM epilogue, applied k times); both
+ * refuse an index out of range before writing anything. */
+static void test_gather_combine(void)
+{
+	enum { SRC = 7, ROWS = 5, K = 3, N = 37, LDA = 40, LDY = 41 };
+	float a[SRC * LDA], y[ROWS * LDY], y0[ROWS * LDY], w[ROWS * K];
+	int32_t gi[ROWS] = {6, 0, 3, 3, 1}, ci[ROWS * K];
+	for (int i = 0; i < SRC * LDA; i++)
+		a[i] = (float)normal();
+	for (int i = 0; i < ROWS * LDY; i++)
+		y0[i] = (float)normal();
+	for (int i = 0; i < ROWS * K; i++) {
+		ci[i] = (int32_t)((i * 5 + 2) % SRC);
+		w[i] = (float)normal();
+	}
+	memcpy(y, y0, sizeof y);
+	int rc = vec_ops(VEC_OP_GATHER, a, 0, y, 0, 0, gi, ROWS, N, LDA, LDY, 0, 0, 0, SRC);
+	int bad = rc != 0;
+	for (int r = 0; r < ROWS; r++)
+		for (int i = 0; i < LDY; i++)
+			bad += y[r * LDY + i] !=
+			       (i < N ? a[gi[r] * LDA + i] : y0[r * LDY + i]); /* gaps untouched */
+	check(bad == 0, "GATHER copies rows by index", "%g wrong", bad, 0.0);
+	memcpy(y, y0, sizeof y);
+	rc = vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, ci, ROWS, N, LDA, LDY, 0, 0, K, SRC);
+	bad = rc != 0;
+	for (int r = 0; r < ROWS; r++)
+		for (int i = 0; i < N; i++) {
+			volatile float v = y0[r * LDY + i];
+			for (int j = 0; j < K; j++) {
+				volatile float t = w[r * K + j] * a[ci[r * K + j] * LDA + i];
+				v = v + t;
+			}
+			bad += e4m3_f32_bits(v) != e4m3_f32_bits(y[r * LDY + i]);
+		}
+	check(bad == 0, "COMBINE adds w * row in order, bit for bit", "%g wrong", bad, 0.0);
+	memcpy(y, y0, sizeof y);
+	gi[4] = SRC;
+	ci[7] = -1;
+	bad = vec_ops(VEC_OP_GATHER, a, 0, y, 0, 0, gi, ROWS, N, LDA, LDY, 0, 0, 0, SRC) != -22;
+	bad += vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, ci, ROWS, N, LDA, LDY, 0, 0, K, SRC) != -22;
+	bad += vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, gi, ROWS, N, LDA, LDY, 0, 0, 0, SRC) != -22;
+	bad += memcmp(y, y0, sizeof y) != 0;
+	check(bad == 0, "GATHER / COMBINE refuse a bad index or k and write nothing",
+	      "%g of %g not rejected", bad, 4);
 }
 
 int main(void)
@@ -326,6 +376,7 @@ int main(void)
 	test_math();
 	test_ops();
 	test_yarn_and_args();
+	test_gather_combine();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }
