@@ -532,6 +532,35 @@ static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 	return 0;
 }
 
+int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
+		   int rows, struct gvtab *t)
+{
+	int mm = rows < (int)ABI_GEMV_MAX_M ? rows : (int)ABI_GEMV_MAX_M;
+	int ng = (rows + mm - 1) / mm;
+	if (rows < 1 || ng > t->cap)
+		return -EINVAL;
+	t->ng = 0;
+	for (int g = 0; g < ng; g++)
+		gv_add(e, t, m, x + 4 * (uint64_t)g * mm * m->k, y + 4 * (uint64_t)g * mm * m->n, 0,
+		       0, 0);
+	t->m = mm;
+	TRY(gv_write(e, t));
+	struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
+	if (!c)
+		return -E2BIG;
+	c->u.gemv.tab = t->addr;
+	c->u.gemv.ng = (uint32_t)t->ng;
+	c->u.gemv.m = (uint32_t)mm;
+	e->list.gt[e->list.n - 1] = t;
+	return 0;
+}
+
+/* A table of cap groups for card_gemv_rows. */
+int card_gemv_tab(struct ee *e, struct gvtab *t, int cap)
+{
+	return gv_tab(e, t, cap);
+}
+
 int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step)
 {
 	const struct ee_gv_layer *g = &L->gv;
@@ -681,7 +710,8 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 	if (bw_mbps)
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.axi_bits = (int)e->gv_axi_bits;
-	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, 1, NULL) : 0;
+	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, t->m > 0 ? t->m : 1, NULL)
+		 : 0;
 }
 
 int card_route_check(struct ee *e, int from, int to)

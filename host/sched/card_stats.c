@@ -51,6 +51,10 @@ void card_dry_time(struct ee *e)
 				(long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
+		if (e->pf.active && op == ABI_OP_GEMM_FP8) { /* the batched prefill's GEMMs */
+			e->pf.macs += card_gemm_macs(c);
+			e->pf.gemm_ns += (double)(t1 - t0);
+		}
 		cu_free[best] = t1;
 		t_all = t1 > t_all ? t1 : t_all;
 	}
@@ -351,6 +355,39 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms);
 }
 
+/* The prompt figures of card_stats: forwards of more than one token since the restart, end to
+ * end (card + link + the modeled host parts), and the batched path's GEMMs against the PE
+ * array's peak. */
+static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
+{
+	const struct ee_pf *pf = &e->pf;
+	double n = pf->tokens ? (double)pf->tokens : 1;
+	double host_ms = pf->host_b / (EE_HOST_MODEL_GBPS * 1e9) * 1e3;
+	double ms = (pf->card_ns + pf->link_ns) / 1e6 + host_ms;
+	double frac = pf->gemm_ns > 0 && pf->peak > 0 ? pf->macs / (pf->gemm_ns * pf->peak) : 0;
+	if (json) {
+		fprintf(out,
+			",\"prefill_tokens\":%llu,\"prefill_batched_tokens\":%llu,"
+			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
+			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
+			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
+			"\"prefill_gemm_pe_frac\":%.4f",
+			(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
+			e->pf_on ? pf->chunk : 0, pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
+			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac);
+		return;
+	}
+	if (!pf->tokens)
+		return;
+	fprintf(out,
+		"  prefill        %llu prompt tokens (%llu batched, chunks of %d): modeled %.3f ms "
+		"end to end (%.1f tok/s): card %.3f + link %.3f + host %.3f ms; the GEMMs at "
+		"%.1f%% of the PE array's peak\n",
+		(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
+		e->pf_on ? pf->chunk : 0, ms, n / ms * 1e3, pf->card_ns / 1e6, pf->link_ns / 1e6,
+		host_ms, 100 * frac);
+}
+
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
  * fences, errors, bytes; and the DMA_FILL commands the card completed, which it carried. */
 static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
@@ -430,6 +467,7 @@ void card_stats(struct engine *en, FILE *out, int json)
 			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 		if (e->xc)
 			ee_xc_stats(e, out, 1, n, card, link);
+		ee_prefill_stats(e, out, 1);
 		ee_dma_stats(&s, out, 1);
 		ee_whatif_671b(e->be, out, 1);
 		fprintf(out, "}\n");
@@ -457,6 +495,7 @@ void card_stats(struct engine *en, FILE *out, int json)
 			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 	if (e->xc)
 		ee_xc_stats(e, out, 0, n, card, link);
+	ee_prefill_stats(e, out, 0);
 	ee_dma_stats(&s, out, 0);
 	ee_whatif_671b(e->be, out, 0);
 }
@@ -464,9 +503,10 @@ void card_stats(struct engine *en, FILE *out, int json)
 static const char *ee_op_name(uint32_t op)
 {
 	static const char *const n[ABI_OP_COUNT] = {
-	    "NOP",	    "GEMM_FP8",	 "RMSNORM",  "ROPE",	  "ACT_QUANT",	   "SILU_MUL",
-	    "RESIDUAL_ADD", "SOFTMAX",	 "MLA_ATTN", "KV_APPEND", "DMA_FILL",	   "FENCE",
-	    "BARRIER",	    "TIMESTAMP", "GEMV",     "MOE_ROUTE", "MLA_ATTN_LANES"};
+	    "NOP",	 "GEMM_FP8",	   "RMSNORM", "ROPE",	   "ACT_QUANT",
+	    "SILU_MUL",	 "RESIDUAL_ADD",   "SOFTMAX", "MLA_ATTN",  "KV_APPEND",
+	    "DMA_FILL",	 "FENCE",	   "BARRIER", "TIMESTAMP", "GEMV",
+	    "MOE_ROUTE", "MLA_ATTN_LANES", "GATHER",  "COMBINE"};
 	return op < ABI_OP_COUNT ? n[op] : "?";
 }
 
