@@ -675,7 +675,7 @@ int cli_bench(int argc, char **argv)
 		fprintf(stderr, "moecard: bench: --prompt-len and --gen must be >= 1\n");
 		return 2;
 	}
-	int batch = a.prompt_len < 256 ? a.prompt_len : 256;
+	int batch = a.prompt_len < 512 ? a.prompt_len : 512;
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
 	double t0 = now_s();

@@ -109,6 +109,7 @@ struct ee_list {
 struct ee_pf {
 	int chunk;  /* rows per batched forward (MOECARD_PREFILL_CHUNK, default 512) */
 	int rows16; /* chunk rounded up to 16 (the GEMV groups' m) */
+	int ncu;    /* GEMM CUs of the board (pf_gemm spreads a GEMM over them) */
 	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, hb; /* [chunk][...] f32 */
 	uint64_t xg, hg, yd; /* MoE: gathered rows [chunk k][D], hidden, down outputs */
 	uint64_t gi, ci, cw; /* gather index [chunk k], combine index and weight [chunk][k] */
@@ -116,6 +117,7 @@ struct ee_pf {
 	uint64_t logits;     /* head logits [16][V] (head on the card) */
 	struct gvtab t_gate; /* the gate over the rows (rows16 / 16 groups) */
 	struct gvtab t_head; /* the head over up to 16 rows */
+	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
 	/* statistics of forwards of more than one token (either path) since the restart */
@@ -401,11 +403,12 @@ int card_head_gemv(struct ee *e, int mtp);
 /* MOECARD_ROUTE_CHECK: reads back every MoE layer's gate logits and the card's choice after a
  * forward and compares the host router's choice on those logits (idx and weight bits). */
 int card_route_check(struct ee *e, int n_layers_from, int n_layers_to);
-/* One GEMV of matrix m over rows of x (stride m->k) into y (stride m->n): groups of 16 rows
+/* GEMVs of matrix m over rows of x (stride m->k) into y (stride m->n): groups of 16 rows
  * (m = rows when rows <= 16, else 16: x and y then need rows rounded up to 16), table t (cap
- * >= the groups) written to the card. */
+ * >= the groups) written to the card; as many commands as the CU's x buffer needs, each on a
+ * view of t (views: nviews entries, kept until the list is flushed). */
 int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
-		   int rows, struct gvtab *t);
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews);
 int card_gemv_tab(struct ee *e, struct gvtab *t, int cap);
 /* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
 enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };

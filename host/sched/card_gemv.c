@@ -533,11 +533,13 @@ static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 }
 
 int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
-		   int rows, struct gvtab *t)
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews)
 {
 	int mm = rows < (int)ABI_GEMV_MAX_M ? rows : (int)ABI_GEMV_MAX_M;
 	int ng = (rows + mm - 1) / mm;
-	if (rows < 1 || ng > t->cap)
+	/* the groups of one command share the CU's x buffer (FP8_GEMV_MAX_M x FP8_GEMV_MAX_K) */
+	int per = (int)((uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K / ((uint64_t)mm * m->k));
+	if (rows < 1 || ng > t->cap || per < 1 || (ng > per && (ng + per - 1) / per > nviews))
 		return -EINVAL;
 	t->ng = 0;
 	for (int g = 0; g < ng; g++)
@@ -545,13 +547,22 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 		       0, 0);
 	t->m = mm;
 	TRY(gv_write(e, t));
-	struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
-	if (!c)
-		return -E2BIG;
-	c->u.gemv.tab = t->addr;
-	c->u.gemv.ng = (uint32_t)t->ng;
-	c->u.gemv.m = (uint32_t)mm;
-	e->list.gt[e->list.n - 1] = t;
+	for (int g0 = 0, i = 0; g0 < ng; g0 += per, i++) {
+		int n = ng - g0 < per ? ng - g0 : per;
+		struct gvtab *v = t;
+		if (n < ng) { /* a view of the table: groups g0.. */
+			v = &views[i];
+			*v = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n,
+					    mm};
+		}
+		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
+		if (!c)
+			return -E2BIG;
+		c->u.gemv.tab = v->addr;
+		c->u.gemv.ng = (uint32_t)n;
+		c->u.gemv.m = (uint32_t)mm;
+		e->list.gt[e->list.n - 1] = v;
+	}
 	return 0;
 }
 

@@ -126,11 +126,17 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hw = malloc(4 * C * kk);
 	pf->hrow = malloc(f * C16 * D);
 	pf->hlog = malloc(f * (size_t)E);
-	if (!pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog)
+	pf->views = calloc(C16 / 16, sizeof *pf->views);
+	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog)
 		return -ENOMEM;
 	struct hls_build b;
 	hls_build_default(&b);
 	uint32_t kclk = backend_abi_board(e->be)->cu_clk_khz;
+	const struct abi_board *blk = backend_abi_board(e->be);
+	pf->ncu = 0;
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(blk->counts); i++)
+		pf->ncu += (blk->cus[i].ops_mask >> ABI_OP_GEMM_FP8) & 1;
+	pf->ncu = pf->ncu > 0 ? pf->ncu : 1;
 	pf->peak = (double)b.tm * b.tn * (kclk ? kclk / 1e6 : b.clock_mhz / 1e3);
 	e->pf_on = 1;
 	return 0;
@@ -147,7 +153,35 @@ void card_pf_free(struct ee *e)
 	free(pf->hw);
 	free(pf->hrow);
 	free(pf->hlog);
+	free(pf->views);
 	memset(pf, 0, sizeof *pf);
+}
+
+/* A GEMM of M = T rows spread over the board's GEMM CUs (every output element is computed as
+ * by one command, so the results do not change): a plain matrix is split by output columns in
+ * multiples of 128 (its scale blocks), each CU reading its share of W; a SiLU pair (W then W2 in
+ * one range) by rows in multiples of the m-block when there are enough rows, each CU streaming W
+ * once. */
+static int pf_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
+		   uint32_t flags, int T)
+{
+	int ncu = e->pf.ncu, N = W->rows, K = W->cols, KB = (K + 127) / 128;
+	if (!(flags & ABI_GEMM_F_SILU_MUL)) {
+		int per = (N + ncu - 1) / ncu;
+		per = (per + 127) / 128 * 128;
+		for (int n0 = 0; n0 < N; n0 += per)
+			TRY(card_gemm_m(e, what, a, 0, W, f4(y, (uint64_t)n0), (uint32_t)N, flags,
+					0, (uint64_t)n0 * K, 4 * (uint64_t)(n0 / 128) * KB,
+					N - n0 < per ? N - n0 : per, K, T));
+		return 0;
+	}
+	int parts = T / FP8_GEMM_MB < ncu ? T / FP8_GEMM_MB : ncu;
+	int per = parts > 1 ? (T + parts - 1) / parts : T;
+	per = (per + FP8_GEMM_TM - 1) / FP8_GEMM_TM * FP8_GEMM_TM;
+	for (int m0 = 0; m0 < T; m0 += per)
+		TRY(card_gemm_m(e, what, f4(a, (uint64_t)m0 * K), 0, W, f4(y, (uint64_t)m0 * N), 0,
+				flags, 0, 0, 0, 0, 0, T - m0 < per ? T - m0 : per));
+	return 0;
 }
 
 /* A vector op over rows with its param_k (ROPE rows per position, COMBINE terms per row). */
@@ -225,13 +259,10 @@ static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
 		       (uint32_t)D, 0, 0, 0, eps, 0));
 	TRY(card_barrier(e));
 	if (ql > 0)
-		TRY(card_gemm_m(e, "q_a_proj (rows)", pf->xn, 0, &L->q_a, pf->qa, 0, 0, 0, 0, 0, 0,
-				0, T));
+		TRY(pf_gemm(e, "q_a_proj (rows)", pf->xn, &L->q_a, pf->qa, 0, T));
 	else
-		TRY(card_gemm_m(e, "q_proj (rows)", pf->xn, 0, &L->q_b, pf->q, 0, 0, 0, 0, 0, 0, 0,
-				T));
-	TRY(card_gemm_m(e, "kv_a_proj (rows)", pf->xn, 0, &L->kv_a, pf->kva, 0, 0, 0, 0, 0, 0, 0,
-			T));
+		TRY(pf_gemm(e, "q_proj (rows)", pf->xn, &L->q_b, pf->q, 0, T));
+	TRY(pf_gemm(e, "kv_a_proj (rows)", pf->xn, &L->kv_a, pf->kva, 0, T));
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
@@ -243,8 +274,7 @@ static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
 		   1));
 	TRY(card_barrier(e));
 	if (ql > 0)
-		TRY(card_gemm_m(e, "q_b_proj (rows)", pf->qa, 0, &L->q_b, pf->q, 0, 0, 0, 0, 0, 0,
-				0, T));
+		TRY(pf_gemm(e, "q_b_proj (rows)", pf->qa, &L->q_b, pf->q, 0, T));
 	for (int t = 0; t < T; t++)
 		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), p0 + t));
 	TRY(card_barrier(e));
@@ -272,8 +302,7 @@ static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
 				4 * (r0 / 128) * sc, vd, kvl, T));
 	}
 	TRY(card_barrier(e));
-	TRY(card_gemm_m(e, "o_proj + residual (rows)", pf->ao, 0, &L->o, pf->x, 0,
-			ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0, T));
+	TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x, ABI_GEMM_F_RESIDUAL, T));
 	TRY(card_barrier(e));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
 		       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
@@ -283,11 +312,9 @@ static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
 static int pf_dense(struct ee *e, const struct ee_layer *L, int T)
 {
 	const struct ee_pf *pf = &e->pf;
-	TRY(card_gemm_m(e, "gate|up silu (rows)", pf->xn, 0, &L->gu, pf->hb, 0, ABI_GEMM_F_SILU_MUL,
-			0, 0, 0, 0, 0, T));
+	TRY(pf_gemm(e, "gate|up silu (rows)", pf->xn, &L->gu, pf->hb, ABI_GEMM_F_SILU_MUL, T));
 	TRY(card_barrier(e));
-	TRY(card_gemm_m(e, "down + residual (rows)", pf->hb, 0, &L->down, pf->x, 0,
-			ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0, T));
+	TRY(pf_gemm(e, "down + residual (rows)", pf->hb, &L->down, pf->x, ABI_GEMM_F_RESIDUAL, T));
 	return card_barrier(e);
 }
 
@@ -304,7 +331,7 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 		uint32_t f = router_flags(c, g->bias != 0);
 		float scale = (float)c->routed_scaling_factor;
 		TRY(card_gemv_rows(e, "router gate (gemv, rows)", &g->gate, pf->xn, pf->rlog, T,
-				   &pf->t_gate));
+				   &pf->t_gate, pf->views, pf->rows16 / 16));
 		TRY(card_barrier(e));
 		for (int t = 0; t < T; t++) {
 			struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k (row)");
@@ -396,8 +423,8 @@ static int pf_moe(struct ee *e, const struct ee_layer *L, int T)
 		goto out;
 	e->t_host += now_s() - t0;
 	uint32_t R = (uint32_t)T, RK = (uint32_t)(T * k);
-	if ((r = card_gemm_m(e, "shared gate|up silu (rows)", pf->xn, 0, &L->sh_gu, pf->hb, 0,
-			     ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0, T)) ||
+	if ((r = pf_gemm(e, "shared gate|up silu (rows)", pf->xn, &L->sh_gu, pf->hb,
+			 ABI_GEMM_F_SILU_MUL, T)) ||
 	    (r = pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, RK,
 			(uint32_t)D, 0, 0, R, 0, 0, 0)) ||
 	    (r = card_barrier(e)))
@@ -409,8 +436,7 @@ static int pf_moe(struct ee *e, const struct ee_layer *L, int T)
 					f4(pf->hg, (uint64_t)base[x] * Im), 0, ABI_GEMM_F_SILU_MUL,
 					0, 0, 0, 0, 0, base[x + 1] - base[x]);
 	if (r || (r = card_barrier(e)) ||
-	    (r = card_gemm_m(e, "shared down (rows)", pf->hb, 0, &L->sh_down, pf->ffn, 0, 0, 0, 0,
-			     0, 0, 0, T)))
+	    (r = pf_gemm(e, "shared down (rows)", pf->hb, &L->sh_down, pf->ffn, 0, T)))
 		goto out;
 	for (int x = 0; x < E && !r; x++)
 		if (base[x + 1] > base[x])
@@ -451,8 +477,8 @@ static int pf_head(struct ee *e, int T, float *logits, int all, float *hidden)
 		for (int t0 = all ? 0 : T - 1; t0 < T; t0 += 16) {
 			int n = T - t0 < 16 ? T - t0 : 16;
 			TRY(card_gemv_rows(e, "lm_head (gemv, rows)", &e->head,
-					   f4(pf->xn, (uint64_t)t0 * D), pf->logits, n,
-					   &pf->t_head));
+					   f4(pf->xn, (uint64_t)t0 * D), pf->logits, n, &pf->t_head,
+					   NULL, 0));
 			TRY(card_flush(e));
 			double h0 = now_s();
 			TRY(card_read(e, pf->logits, logits + (all ? (size_t)t0 * V : 0),
