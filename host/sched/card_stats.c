@@ -509,7 +509,20 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 	double host_ms = pf->host_b / (EE_HOST_MODEL_GBPS * 1e9) * 1e3;
 	double ms = (pf->card_ns + pf->link_ns) / 1e6 + host_ms;
 	double frac = pf->gemm_ns > 0 && pf->peak > 0 ? pf->macs / (pf->gemm_ns * pf->peak) : 0;
+	/* the dry what-if of a prompt of 512 tokens of this model (the same lists, no weights) */
+	struct card_pf_whatif w = {0};
+	int wt = 512;
+	int hw = e->pf_on && !card_engine_whatif_prefill(e->c, e->be, wt, &w);
 	if (json) {
+		if (hw)
+			fprintf(out,
+				",\"whatif_prefill_T\":%d,\"whatif_prefill_e2e_ms\":%.3f,"
+				"\"whatif_prefill_tok_s\":%.2f,\"whatif_prefill_pe_frac\":%.4f,"
+				"\"whatif_prefill_token_loop_tok_s\":%.2f,"
+				"\"whatif_prefill_speedup\":%.3f,\"whatif_prefill_gemm_ms\":%.3f,"
+				"\"whatif_prefill_attn_ms\":%.3f",
+				wt, w.e2e_ms, w.tok_s, w.pe_frac, w.loop_tok_s,
+				w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, w.attn_ms);
 		fprintf(out,
 			",\"prefill_tokens\":%llu,\"prefill_batched_tokens\":%llu,"
 			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
@@ -521,6 +534,14 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac);
 		return;
 	}
+	if (hw)
+		fprintf(
+		    out,
+		    "  prefill what-if (dry, this model, %d tokens from position 0): %.3f ms end "
+		    "to end, %.1f tok/s vs %.1f tok/s token by token (%.2fx); GEMMs %.3f ms at "
+		    "%.1f%% of the PE array's peak, attention %.3f ms (CU time, summed)\n",
+		    wt, w.e2e_ms, w.tok_s, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms, w.gemm_ms,
+		    100 * w.pe_frac, w.attn_ms);
 	if (!pf->tokens)
 		return;
 	fprintf(out,
