@@ -25,7 +25,9 @@
  * as the cpu engine computes them; only the f32 summation order differs (hls/README.md). W_UK^T
  * contracts over kv_b's rows, so a pre-transposed copy of each head's W_UK codes and scale blocks
  * is placed at load (FP8, card memory only); W_UV is read in place.
- * Prefill runs token by token through the decode lists (the MLA command attends one query).
+ * A prompt of more than one token runs the batched lowering of card_prefill.c (GEMMs of M = T)
+ * when the board and the options allow it; otherwise it runs token by token through the decode
+ * lists.
  * --expert-trace (expert_trace.h) records every main-model MoE layer's route after the host
  * router; its look-ahead needs the residual stream before each layer, so in trace mode (only) the
  * list is submitted at each layer start that has a MoE layer within two layers and x is read back.
