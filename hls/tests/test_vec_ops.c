@@ -346,7 +346,7 @@ static void test_gather_combine(void)
 		for (int i = 0; i < LDY; i++)
 			bad += y[r * LDY + i] !=
 			       (i < N ? a[gi[r] * LDA + i] : y0[r * LDY + i]); /* gaps untouched */
-	check(bad == 0, "GATHER copies rows by index", "%g wrong", bad, 0.0);
+	check(bad == 0, "GATHER copies rows by index", "%g wrong of %g", bad, ROWS * LDY);
 	memcpy(y, y0, sizeof y);
 	rc = vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, ci, ROWS, N, LDA, LDY, 0, 0, K, SRC);
 	bad = rc != 0;
@@ -359,7 +359,8 @@ static void test_gather_combine(void)
 			}
 			bad += e4m3_f32_bits(v) != e4m3_f32_bits(y[r * LDY + i]);
 		}
-	check(bad == 0, "COMBINE adds w * row in order, bit for bit", "%g wrong", bad, 0.0);
+	check(bad == 0, "COMBINE adds w * row in order, bit for bit", "%g wrong of %g", bad,
+	      ROWS * N);
 	memcpy(y, y0, sizeof y);
 	gi[4] = SRC;
 	ci[7] = -1;

@@ -747,7 +747,7 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 	for (int t = 0; t < T; t++)
 		if (tok[t] < 0 || tok[t] >= V)
 			return -EINVAL;
-	struct backend_stats s0;
+	struct backend_stats s0 = {0};
 	if (T > 1 && e->be)
 		backend_stats(e->be, &s0);
 	double hb0 = e->host_route_b + e->host_head_b;

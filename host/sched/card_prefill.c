@@ -124,7 +124,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hgi = malloc(4 * C * kk);
 	pf->hci = malloc(4 * C * kk);
 	pf->hw = malloc(4 * C * kk);
-	pf->hrow = malloc(f * C16 * D);
+	pf->hrow = malloc(f * (C16 * D > 2 * C * kk ? C16 * D : 2 * C * kk));
 	pf->hlog = malloc(f * (size_t)E);
 	pf->views = calloc(C16 / 16, sizeof *pf->views);
 	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog)
@@ -352,11 +352,14 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 		TRY(card_barrier(e));
 		TRY(card_flush(e));
 		double t0 = now_s();
+		/* one read of every row's idx [k] then w [k] (the router's output layout) */
+		if (!e->dry)
+			TRY(card_read(e, pf->rout, pf->hrow, 8 * (size_t)T * k));
 		for (int t = 0; t < T && !e->dry; t++) {
-			uint64_t o = pf->rout + 8 * (uint64_t)t * k;
-			TRY(card_read(e, o, pf->hidx + (size_t)t * k, 4 * (size_t)k));
-			TRY(card_read(e, o + 4 * (uint64_t)k, pf->hw + (size_t)t * k,
-				      4 * (size_t)k));
+			memcpy(pf->hidx + (size_t)t * k, pf->hrow + (size_t)t * 2 * k,
+			       4 * (size_t)k);
+			memcpy(pf->hw + (size_t)t * k, pf->hrow + ((size_t)t * 2 + 1) * k,
+			       4 * (size_t)k);
 		}
 		e->t_host += now_s() - t0;
 	} else {
@@ -364,7 +367,7 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 		double t0 = now_s();
 		e->host_route_b +=
 		    (double)T * E * D * (!L->lw || L->lw->gate.fmt == QMAT_BF16 ? 2 : 4);
-		if (!e->dry) {
+		if (!e->dry && L->lw) {
 			TRY(card_read(e, pf->xn, pf->hrow, sizeof(float) * (size_t)T * D));
 			for (int t = 0; t < T; t++) { /* row by row, as the token loop */
 				TRY(kern_matmul(&e->kc, &L->lw->gate, pf->hrow + (size_t)t * D, 1,

@@ -156,7 +156,7 @@ static void compare(const struct ckpt *ck, struct engine *eb, int ch, struct eng
 	      "%s: batched hidden rows differ from the token loop (rel %g)", what,
 	      rel_err(ha, hb, (int)nh));
 	/* vs the cpu engine: the FP8 contract (median row error, argmax agreement) */
-	double errs[NTOK], med;
+	double errs[NTOK] = {0}, med;
 	int agree = 0;
 	for (int t = 0; t < T; t++) {
 		errs[t] = rel_err(a + (size_t)t * V, c + (size_t)t * V, V);
