@@ -23,7 +23,8 @@ static void vec_grid(const struct hls_build *b)
 				int k = op == VEC_OP_COMBINE ? r : 0,
 				    src = k || op == VEC_OP_GATHER;
 				float *a = calloc((size_t)(r > 3 ? r : 3) * n, 4),
-				      *bb = calloc((size_t)r * n + n, 4);
+				      *bb = calloc((size_t)r * n + n + 9,
+						   4); /* COMBINE: r k weights */
 				float *y = calloc((size_t)r * n, 4), *qs = calloc((size_t)r * n, 4);
 				uint8_t *q = calloc((size_t)r * n, 1);
 				int32_t idx[9] = {0, 2, 1, 1, 0, 2, 2, 2, 0}, z[9] = {0};
