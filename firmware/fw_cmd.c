@@ -14,7 +14,8 @@
 	((1u << ABI_OP_GEMM_FP8) | (1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) |                  \
 	 (1u << ABI_OP_ACT_QUANT) | (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) |        \
 	 (1u << ABI_OP_SOFTMAX) | (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND) |             \
-	 (1u << ABI_OP_GEMV) | (1u << ABI_OP_MOE_ROUTE) | (1u << ABI_OP_MLA_ATTN_LANES))
+	 (1u << ABI_OP_GEMV) | (1u << ABI_OP_MOE_ROUTE) | (1u << ABI_OP_MLA_ATTN_LANES) |          \
+	 (1u << ABI_OP_GATHER) | (1u << ABI_OP_COMBINE))
 
 #define BOARD_FIELD(member) ((uint32_t)offsetof(struct abi_board, member))
 
@@ -213,16 +214,19 @@ static uint32_t fw_dec_gemm(struct fw_dec *d)
 	/* unquantized f32 activations: f32 input only, and no scale rounding to apply */
 	REQUIRE(!(f & ABI_GEMM_F_ACT_F32) || (xf == ABI_GEMM_F_X_F32 && !(f & ABI_GEMM_F_UE8M0)),
 		u.gemm.flags);
+	REQUIRE(g->lda == 0 || (g->lda >= g->k && g->lda <= ABI_MAX_DIM), u.gemm.lda);
+	REQUIRE(g->ldy == 0 || (g->ldy >= g->n && g->ldy <= ABI_MAX_DIM), u.gemm.ldy);
 	uint64_t m = g->m, n = g->n, k = g->k, kb = (k + 127) / 128, nb = (n + 127) / 128;
+	uint64_t lda = g->lda ? g->lda : k, ldy = g->ldy ? g->ldy : n;
 	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4
 		      : xf		     ? 2
 					     : 1,
 		 pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
-	OPND(u.gemm.a, m * k * xb);
+	OPND(u.gemm.a, ((m - 1) * lda + k) * xb);
 	OPND(u.gemm.sa, !xf ? m * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? m * 4 : 0);
 	OPND(u.gemm.w, pair * n * k);
 	OPND(u.gemm.sw, pair * nb * kb * 4);
-	OPND(u.gemm.y, m * n * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
+	OPND(u.gemm.y, ((m - 1) * ldy + n) * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
 	return ABI_ST_OK;
 }
 
@@ -238,7 +242,8 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 	uint64_t f32 = ((uint64_t)(v->rows - 1) * lda + v->cols) * 4;
 	uint64_t x2 = 0, w = 0, out = ((uint64_t)(v->rows - 1) * ldo + v->cols) * 4, out2 = 0,
 		 tab = 0;
-	bool uses_pu = false, uses_pf = false;
+	bool uses_pu = false, uses_pf = false, uses_pk = false;
+	REQUIRE(v->rsvd == 0, u.vec.rsvd);
 	switch (op) {
 	case ABI_OP_RMSNORM:
 		w = (uint64_t)v->cols * 4;
@@ -246,10 +251,28 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 		break;
 	case ABI_OP_ROPE:
 		REQUIRE(v->cols % 2 == 0, u.vec.cols);
-		uses_pu = uses_pf = true;
-		if (v->tab)
-			tab = ((uint64_t)v->param_u + 1) * v->cols * 4;
+		uses_pu = uses_pf = uses_pk = true;
+		REQUIRE(v->param_k <= ABI_MAX_DIM, u.vec.param_k);
+		if (v->tab) /* positions up to param_u + (rows - 1) / param_k */
+			tab = ((uint64_t)v->param_u +
+			       (v->param_k ? (v->rows - 1) / v->param_k : 0) + 1) *
+			      v->cols * 4;
 		break;
+	case ABI_OP_GATHER:
+	case ABI_OP_COMBINE: {
+		/* the source has param_u rows; the CU checks every index against it */
+		uint64_t ni = op == ABI_OP_COMBINE ? v->param_k : 1;
+		REQUIRE(fw_dim_ok(v->param_u), u.vec.param_u);
+		if (op == ABI_OP_COMBINE) {
+			REQUIRE(v->param_k >= 1 && v->param_k <= ABI_COMBINE_MAX_K, u.vec.param_k);
+			REQUIRE(v->cols <= ABI_COMBINE_MAX_COLS, u.vec.cols);
+			x2 = (uint64_t)v->rows * ni * 4;
+		}
+		uses_pu = uses_pk = true;
+		f32 = ((uint64_t)(v->param_u - 1) * lda + v->cols) * 4;
+		w = (uint64_t)v->rows * ni * 4;
+		break;
+	}
 	case ABI_OP_ACT_QUANT:
 		REQUIRE(v->ldo == 0, u.vec.ldo);
 		out = elems;
@@ -263,6 +286,7 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 		break;
 	}
 	REQUIRE(uses_pu || v->param_u == 0, u.vec.param_u);
+	REQUIRE(uses_pk || v->param_k == 0, u.vec.param_k);
 	if (uses_pf)
 		REQUIRE(fw_f32_finite(v->param_f) && v->param_f != 0 && !(v->param_f >> 31),
 			u.vec.param_f);
@@ -463,6 +487,8 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 	case ABI_OP_SILU_MUL:
 	case ABI_OP_RESIDUAL_ADD:
 	case ABI_OP_SOFTMAX:
+	case ABI_OP_GATHER:
+	case ABI_OP_COMBINE:
 		used = sizeof(struct abi_vec);
 		break;
 	case ABI_OP_MLA_ATTN:
@@ -505,6 +531,8 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 	case ABI_OP_SILU_MUL:
 	case ABI_OP_RESIDUAL_ADD:
 	case ABI_OP_SOFTMAX:
+	case ABI_OP_GATHER:
+	case ABI_OP_COMBINE:
 		st = fw_dec_vec(d, op);
 		break;
 	case ABI_OP_MLA_ATTN:

@@ -22,6 +22,34 @@ done
 for tool in hls_bench dma_bench; do
   if [ -x "$B/$tool" ]; then echo "== $tool (modeled)"; "$B/$tool"; fi
 done
+# --- batched prefill on the emulated card (every time figure modeled): mid through the batched
+#     path and token by token (MOECARD_CARD_PREFILL=0) on an emulated prompt of PF_LEN tokens;
+#     the same lists in dry mode (no weights) at T = 512 for mid, and the 671B what-if per board
+#     at T = 128, 512, 2048 (bench sets MOECARD_WHATIF_PREFILL).
+PF_LEN=${PF_LEN:-64}
+echo "== batched prefill on mid, emu card (modeled figures)"
+pf_json() { "$B/moecard" bench --model "$B/models/mid" --backend emu --prompt-len "$PF_LEN" --gen 1 --json | tail -1; }
+PFB=$(pf_json) || PFB=""
+PFL=$(MOECARD_CARD_PREFILL=0 MOECARD_WHATIF_PREFILL=0 pf_json) || PFL=""
+if [ -n "$PFB" ] && [ -n "$PFL" ]; then
+  printf '%s\n%s\n' "$PFB" "$PFL" | /usr/bin/python3 -c "
+import json, sys
+b, l = (json.loads(x) for x in sys.stdin.read().split('\n')[:2])
+print('emulated T=%d: batched %9.1f tok/s (%.3f ms: card %.3f + link %.3f + host %.3f), token by token %9.1f tok/s: %.2fx; GEMMs at %.1f%% of the PE array peak' % (
+  b['prefill_tokens'], b['modeled_prefill_tok_s'], b['modeled_prefill_ms'], b['modeled_prefill_card_ms'],
+  b['modeled_prefill_link_ms'], b['modeled_prefill_host_ms'], l['modeled_prefill_tok_s'],
+  b['modeled_prefill_tok_s'] / l['modeled_prefill_tok_s'], 100 * b['prefill_gemm_pe_frac']))
+print('dry what-if T=%d: batched %9.1f tok/s, token by token %9.1f tok/s: %.2fx; GEMMs at %.1f%% of the PE array peak (GEMM CU time %.1f ms, attention %.1f ms)' % (
+  b['whatif_prefill_T'], b['whatif_prefill_tok_s'], b['whatif_prefill_token_loop_tok_s'], b['whatif_prefill_speedup'],
+  100 * b['whatif_prefill_pe_frac'], b['whatif_prefill_gemm_ms'], b['whatif_prefill_attn_ms']))
+for k in sorted(k for k in b if k.startswith('whatif_671b_prefill_')):
+  w = b[k]
+  print('671B %-16s %10.1f ms  %7.2f tok/s (token loop %6.3f tok/s, %.2fx)  GEMMs %.1f%% of peak' % (
+    k[len('whatif_671b_prefill_'):], w['e2e_ms'], w['tok_s'], w['token_loop_tok_s'], w['speedup'], 100 * w['pe_frac']))
+" || echo "bench: prefill figures failed"
+else
+  echo "bench: emu prefill runs failed"
+fi
 # --- expert cache: routed experts in host memory, card slots.
 # (1) On mid through the emulated card (the real implementation: firmware command lists, DMA_FILL
 #     with fences, host execution of misses): hit rate, DMA bytes/token, DMA time hidden, modeled

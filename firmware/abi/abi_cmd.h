@@ -47,8 +47,10 @@ enum abi_op {
 	ABI_OP_GEMV = 14,      /* grouped GEMV over weights striped on every lane bank (fp8_gemv) */
 	ABI_OP_MOE_ROUTE = 15, /* MoE router: gate logits -> experts, weights, GEMV tables */
 	ABI_OP_MLA_ATTN_LANES =
-	    16, /* MLA decode attention over a cache striped on the lane banks */
-	ABI_OP_COUNT = 17
+	    16,		     /* MLA decode attention over a cache striped on the lane banks */
+	ABI_OP_GATHER = 17,  /* out[r] = x[idx[r]]: rows by index (the MoE prefill's expert rows) */
+	ABI_OP_COMBINE = 18, /* out[r] += sum_j w[r][j] x[idx[r][j]] in j order (MoE combine) */
+	ABI_OP_COUNT = 19
 };
 
 /* --- card addresses ------------------------------------------------------------------------ */
@@ -93,7 +95,9 @@ struct abi_cmd_hdr {
 };
 static_assert(sizeof(struct abi_cmd_hdr) == 32, "abi_cmd_hdr is 32 bytes");
 
-/* GEMM_FP8 (docs/numerics.md): y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n/128,kb]. 56 B used.
+/* GEMM_FP8 (docs/numerics.md): y[m,n] = sum_kb D(m,n,kb) * sa[m,kb] * sw[n/128,kb]. 64 B used.
+ * Rows of a and of y may be strided (lda, ldy; 0 = dense), so one command can read a column
+ * slice of a wider matrix (one head of q for all tokens) and write into one.
  * flags (ABI_GEMM_F_*, the fp8_gemm kernel's epilogue; 0 = the plain product above):
  *   X_F32 / X_BF16  a is f32 / bf16 [m, k], quantized inside (docs/numerics.md); sa is unused
  *                   (0) unless ACCUM needs it
@@ -118,6 +122,8 @@ struct abi_gemm {
 	uint32_t n;	/* rows of W = output columns, 1..ABI_MAX_DIM */
 	uint32_t k;	/* inner dimension, 1..ABI_MAX_DIM */
 	uint32_t flags; /* ABI_GEMM_F_* [7:0], [31:8] must be 0 */
+	uint32_t lda;	/* row stride of a in elements: 0 = k, else k..ABI_MAX_DIM */
+	uint32_t ldy;	/* row stride of y in elements: 0 = n, else n..ABI_MAX_DIM */
 };
 /* Values equal the fp8_gemm kernel's FP8_GEMM_* flags (hls/fp8_gemm/fp8_gemm.h). */
 #define ABI_GEMM_F_X_F32 0x01u
@@ -130,14 +136,23 @@ struct abi_gemm {
 #define ABI_GEMM_F_ACT_F32 0x80u
 #define ABI_GEMM_F_ALL 0xFFu
 
-/* Vector ops (RMSNORM, ROPE, ACT_QUANT, SILU_MUL, RESIDUAL_ADD, SOFTMAX). Operand use per op:
+/* Vector ops (RMSNORM, ROPE, ACT_QUANT, SILU_MUL, RESIDUAL_ADD, SOFTMAX, GATHER, COMBINE).
+ * Operand use per op:
  *   RMSNORM      x f32 [rows,cols], w f32 [cols], out f32 [rows,cols], param_f = eps
- *   ROPE         x f32 [rows,cols] (cols even), out f32 [rows,cols], param_u = position,
- *                param_f = theta base
+ *   ROPE         x f32 [rows,cols] (cols even), out f32 [rows,cols], param_u = position of
+ *                row 0, param_f = theta base; param_k = rows per position: row r is at
+ *                position param_u + r / param_k (0: every row at param_u, the decode case)
  *   ACT_QUANT    x f32 [rows,cols], out fp8 [rows,cols], out2 f32 [rows, ceil(cols/128)]
  *   SILU_MUL     x f32 (gate), x2 f32 (up), out f32, all [rows,cols]
  *   RESIDUAL_ADD x f32, x2 f32, out f32, all [rows,cols]
  *   SOFTMAX      x f32 [rows,cols], out f32 [rows,cols]
+ *   GATHER       x f32 [param_u rows, cols] (the source), w int32 [rows] row indices
+ *                (< param_u, checked by the CU), out f32 [rows,cols]: out[r] = x[w[r]]
+ *   COMBINE      x f32 [param_u rows, cols], w int32 [rows, param_k] row indices, x2 f32
+ *                [rows, param_k] weights, out f32 [rows,cols] read and written:
+ *                out[r] = out[r] + x2[r][j] * x[w[r][j]] for j = 0..param_k-1 in order (one f32
+ *                multiply, one f32 add per term: the accumulating GEMM epilogue); param_k
+ *                1..ABI_COMBINE_MAX_K, cols <= ABI_COMBINE_MAX_COLS
  * Operands an op does not use must be 0. Rows of x/x2 may be strided (lda) and rows of out too
  * (ldo), so an op can work on a column slice of a wider matrix (e.g. q_pe inside q). */
 struct abi_vec {
@@ -152,10 +167,14 @@ struct abi_vec {
 	uint32_t param_f; /* op parameter, f32 bit pattern (eps, theta), else 0 */
 	uint32_t lda;	  /* row stride of x and x2, elements; 0 = cols, else >= cols */
 	uint32_t ldo;	  /* row stride of out, elements; 0 = cols, else >= cols (not ACT_QUANT) */
-	uint64_t tab;	  /* ROPE: f32 cos/sin table [param_u + 1][cols/2][2] (row p = position p,
-			     pairs {cos, sin}, YaRN-blended by the host); 0 = plain RoPE of base
-			     param_f. Other ops: 0 */
+	uint64_t tab;	  /* ROPE: f32 cos/sin table [last position + 1][cols/2][2] (row p =
+			     position p, pairs {cos, sin}, YaRN-blended by the host); 0 = plain RoPE
+			     of base param_f. Other ops: 0 */
+	uint32_t param_k; /* ROPE: rows per position; COMBINE: terms per row; else 0 */
+	uint32_t rsvd;	  /* 0 */
 };
+#define ABI_COMBINE_MAX_K 64u
+#define ABI_COMBINE_MAX_COLS 16384u
 
 /* MLA_ATTN, absorbed decode form (docs/model.md, MLA): per head h,
  * score_t = (q_lat[h]·c_t + q_pe[h]·kpe_t) * scale, p = softmax_t<n_ctx, out[h] = sum_t p c_t. */
@@ -299,8 +318,8 @@ struct abi_cmd {
 		uint32_t raw[ABI_PAYLOAD_BYTES / 4];
 	} u; /* 96 bytes */
 };
-static_assert(sizeof(struct abi_gemm) == 56, "abi_gemm is 56 bytes");
-static_assert(sizeof(struct abi_vec) == 72, "abi_vec is 72 bytes");
+static_assert(sizeof(struct abi_gemm) == 64, "abi_gemm is 64 bytes");
+static_assert(sizeof(struct abi_vec) == 80, "abi_vec is 80 bytes");
 static_assert(sizeof(struct abi_mla) == 48, "abi_mla is 48 bytes");
 static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");

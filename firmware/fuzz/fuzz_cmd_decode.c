@@ -35,7 +35,7 @@ static void board_make(struct abi_board *b, const uint8_t *tweak, size_t n)
 	b->cus[0].ops_mask = 1u << ABI_OP_GEMM_FP8;
 	b->cus[0].bank_mask = n > 5 ? (tweak[5] & 0xF) | 1 : 0x7;
 	b->cus[1].word = ABI_CU_WORD(ABI_CU_VEC, 1);
-	b->cus[1].ops_mask = 0xFCu;
+	b->cus[1].ops_mask = 0xFCu | (1u << ABI_OP_GATHER) | (1u << ABI_OP_COMBINE);
 	b->cus[1].bank_mask = 0xF;
 	b->cus[2].word = ABI_CU_WORD(ABI_CU_MLA, 2);
 	b->cus[2].ops_mask = (1u << ABI_OP_MLA_ATTN) | (1u << ABI_OP_KV_APPEND);
@@ -110,7 +110,8 @@ static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 			abort();
 		return;
 	default:
-		if (c->op >= ABI_OP_RMSNORM && c->op <= ABI_OP_SOFTMAX) {
+		if ((c->op >= ABI_OP_RMSNORM && c->op <= ABI_OP_SOFTMAX) ||
+		    c->op == ABI_OP_GATHER || c->op == ABI_OP_COMBINE) {
 			w = vec;
 			n = 5;
 		}

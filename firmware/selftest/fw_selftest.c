@@ -286,7 +286,8 @@ static void st_board_make(struct abi_board *b)
 	b->cus[0].ops_mask = 1u << ABI_OP_GEMM_FP8;
 	b->cus[0].bank_mask = 0x3; /* banks 0 and 1 only */
 	b->cus[1].word = ABI_CU_WORD(ABI_CU_VEC, 1);
-	b->cus[1].ops_mask = 0x3FCu; /* RMSNORM .. KV_APPEND */
+	b->cus[1].ops_mask = 0x3FCu | (1u << ABI_OP_GATHER) | (1u << ABI_OP_COMBINE);
+	/* RMSNORM .. KV_APPEND, GATHER, COMBINE */
 	b->cus[1].bank_mask = 0x7;
 	/* a 2-lane GEMV and striped attention (lanes on banks 0 and 1), the router */
 	b->cus[2].word = ABI_CU_WORD_LANES(ABI_CU_GEMV, 2, 2);
@@ -597,6 +598,65 @@ static void st_decoder(void)
 	c.u.mlal.cache_off = 0;
 	c.u.mlal.word = 3; /* no such record format */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+
+	/* GEMM row strides: the last row of a and y must fit at lda / ldy */
+	st_gemm(&c);
+	c.u.gemm.lda = 400;
+	c.u.gemm.ldy = 300;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.gemm.lda = 299; /* below k */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemm.lda));
+	c.u.gemm.lda = 400;
+	c.u.gemm.y = ABI_ADDR(0, (1u << 20) - 3 * 300 * 4 - 100 * 4); /* last row past the bank */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.gemm.y));
+
+	/* ROPE with rows per position: the table must reach the last row's position */
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_ROPE, 9);
+	c.u.vec.x = ABI_ADDR(2, 0);
+	c.u.vec.out = ABI_ADDR(2, 4096);
+	c.u.vec.rows = 8;
+	c.u.vec.cols = 64;
+	c.u.vec.param_u = 10;
+	c.u.vec.param_f = 0x461c4000u; /* 10000 */
+	c.u.vec.param_k = 2;	       /* positions 10..13 */
+	c.u.vec.tab = ABI_ADDR(2, (1u << 20) - 14 * 64 * 4);
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.vec.param_k = 1; /* positions 10..17: the table ends at 13 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.vec.tab));
+
+	/* GATHER / COMBINE: source rows in param_u, k in param_k, index and weight tables */
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_COMBINE, 10);
+	c.u.vec.x = ABI_ADDR(2, 0);
+	c.u.vec.x2 = ABI_ADDR(2, 65536);
+	c.u.vec.w = ABI_ADDR(2, 131072);
+	c.u.vec.out = ABI_ADDR(2, 196608);
+	c.u.vec.rows = 4;
+	c.u.vec.cols = 100;
+	c.u.vec.param_u = 12;
+	c.u.vec.param_k = 3;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.vec.param_k = 0;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.vec.param_k));
+	c.u.vec.param_k = 3;
+	c.u.vec.x = ABI_ADDR(2, (1u << 20) - 11 * 100 * 4); /* 12 source rows do not fit */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.vec.x));
+	c.u.vec.x = ABI_ADDR(2, 0);
+	c.u.vec.rsvd = 1;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.vec.rsvd));
+	c.u.vec.rsvd = 0;
+	c.hdr.word0 = ABI_W0(ABI_OP_GATHER); /* GATHER: no weights, no k */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	c.u.vec.x2 = 0;
+	c.u.vec.param_k = 0;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
 
 	/* a lane CU on banks of different sizes, or running another op, is rejected */
 	b = st_board;

@@ -89,7 +89,7 @@ load_w_row:
 /* Loads mb rows of x for block kb into xt (fixed point) and xsc (scales); quantizes f32/bf16
  * rows on the way (hls_quant.h rule). With FP8_GEMM_ACT_F32 xt holds the f32 bit patterns of the
  * row as read (no quantizer pass) and the scale is 1. Rows mb..MB-1 are zero with scale 0. */
-static void gemm_load_x(const void *x, const float *xs, int K, int m0, int mb, int kb,
+static void gemm_load_x(const void *x, const float *xs, int K, int lda, int m0, int mb, int kb,
 			uint32_t flags, int32_t xt[G_MB][G_BK], float xsc[G_MB])
 {
 	int k0 = kb * G_BK, kn = g_min(G_BK, K - k0), KB = g_cdiv(K, G_BK);
@@ -106,7 +106,7 @@ load_x_row:
 			xsc[r] = 0.0f;
 			continue;
 		}
-		size_t row = (size_t)(m0 + r) * K + k0;
+		size_t row = (size_t)(m0 + r) * lda + k0;
 		if (fmt == FP8_GEMM_X_FP8) {
 			const uint8_t *xq = (const uint8_t *)x;
 		load_x_beat8:
@@ -243,7 +243,7 @@ gemm_mac:
 
 /* Writes the mb x cols output tile with the epilogue of fp8_gemm.h. */
 static void gemm_store(const float acc[2][G_MB][G_TN], void *y, const float *res, const float *route_w,
-		       int N, int m0, int mb, int n0, uint32_t flags)
+		       int N, int ldy, int m0, int mb, int n0, uint32_t flags)
 {
 	int cols = g_min(G_TN, N - n0);
 	int ybf = (flags & FP8_GEMM_Y_BF16) != 0;
@@ -261,7 +261,7 @@ store_row:
 				int c = b * per_beat + e;
 				if (c >= cols)
 					continue;
-				size_t o = (size_t)(m0 + r) * N + n0 + c;
+				size_t o = (size_t)(m0 + r) * ldy + n0 + c;
 				float v = acc[0][r][c];
 				if (flags & FP8_GEMM_SILU_MUL)
 					v = hls_siluf(v) * acc[1][r][c];
@@ -280,9 +280,10 @@ store_row:
 
 static int gemm_check(const void *x, const float *xs, const uint8_t *w, const float *ws,
 		      const uint8_t *w2, const float *ws2, const void *y, const float *res,
-		      const float *route_w, int M, int N, int K, uint32_t flags)
+		      const float *route_w, int M, int N, int K, uint32_t flags, int lda, int ldy)
 {
-	if (M < 1 || N < 1 || K < 1 || M > FP8_GEMM_MAX_DIM || N > FP8_GEMM_MAX_DIM ||
+	if (M < 1 || N < 1 || K < 1 || lda < K || ldy < N || lda > FP8_GEMM_MAX_DIM ||
+	    ldy > FP8_GEMM_MAX_DIM || M > FP8_GEMM_MAX_DIM || N > FP8_GEMM_MAX_DIM ||
 	    K > FP8_GEMM_MAX_DIM || (flags & ~FP8_GEMM_FLAGS_ALL) ||
 	    (flags & FP8_GEMM_X_MASK) == FP8_GEMM_X_MASK)
 		return -EINVAL;
@@ -300,7 +301,7 @@ static int gemm_check(const void *x, const float *xs, const uint8_t *w, const fl
 
 int fp8_gemm(const void *x, const float *xs, const uint8_t *w, const float *ws, const uint8_t *w2,
 	     const float *ws2, void *y, const float *res, const float *route_w, int M, int N, int K,
-	     uint32_t flags)
+	     uint32_t flags, int lda, int ldy)
 {
 #pragma HLS INTERFACE m_axi port=x bundle=gmem_x offset=slave max_widen_bitwidth=512 max_read_burst_length=64
 #pragma HLS INTERFACE m_axi port=xs bundle=gmem_x offset=slave
@@ -315,8 +316,12 @@ int fp8_gemm(const void *x, const float *xs, const uint8_t *w, const float *ws, 
 #pragma HLS INTERFACE s_axilite port=N
 #pragma HLS INTERFACE s_axilite port=K
 #pragma HLS INTERFACE s_axilite port=flags
+#pragma HLS INTERFACE s_axilite port=lda
+#pragma HLS INTERFACE s_axilite port=ldy
 #pragma HLS INTERFACE s_axilite port=return
-	int rc = gemm_check(x, xs, w, ws, w2, ws2, y, res, route_w, M, N, K, flags);
+	lda = lda ? lda : K;
+	ldy = ldy ? ldy : N;
+	int rc = gemm_check(x, xs, w, ws, w2, ws2, y, res, route_w, M, N, K, flags, lda, ldy);
 	if (rc)
 		return rc;
 	int KB = g_cdiv(K, G_BK), halves = (flags & FP8_GEMM_SILU_MUL) ? 2 : 1;
@@ -339,7 +344,7 @@ gemm_m:
 			for (int kb = 0; kb < KB; kb++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=144
 #pragma HLS DATAFLOW
-				gemm_load_x(x, xs, K, m0, mb, kb, flags, xt, xsc);
+				gemm_load_x(x, xs, K, lda, m0, mb, kb, flags, xt, xsc);
 			gemm_half:
 				for (int h = 0; h < halves; h++) {
 					gemm_load_w(h ? w2 : w, h ? ws2 : ws, N, K, n0, kb, wt, &sw);
@@ -347,7 +352,7 @@ gemm_m:
 						 sw, mb, raw, acc[h]);
 				}
 			}
-			gemm_store((const float(*)[G_MB][G_TN])acc, y, res, route_w, N, m0, mb, n0, flags);
+			gemm_store((const float(*)[G_MB][G_TN])acc, y, res, route_w, N, ldy, m0, mb, n0, flags);
 		}
 	}
 	return 0;
@@ -423,7 +428,7 @@ int64_t fp8_gemm_cycles(const struct hls_build *b, int M, int N, int K, uint32_t
 	static const uint8_t dummy[1];
 	static const float dummyf[1];
 	int rc = gemm_check(dummy, dummyf, dummy, dummyf, dummy, dummyf, dummy, dummyf, dummyf, M,
-			    N, K, flags);
+			    N, K, flags, K, N);
 	if (rc)
 		return rc;
 	if (!b || b->tn < 1 || 128 % b->tn || b->tm < 1 || b->mb < b->tm || b->mb % b->tm ||

@@ -68,21 +68,25 @@
 #define FP8_GEMM_FL 8 /* ACT_F32 partial sums per PE (f32 adder latency <= 8 cycles) */
 
 /*
- * fp8_gemm - the kernel top. All matrices are dense row-major.
- *   x      [M][K] per FP8_GEMM_X_*          xs  [M][ceil(K/128)] f32 (FP8 input only)
+ * fp8_gemm - the kernel top. Matrices are row-major; the rows of x and of y (and res) may be
+ * strided: row m of x starts at element m * lda, row m of y and res at m * ldy (0 = K and N, the
+ * dense layout), so a GEMM can read a column slice of a wider matrix (one head of q) and write
+ * into one. xs stays dense.
+ *   x      [M][lda] per FP8_GEMM_X_*        xs  [M][ceil(K/128)] f32 (FP8 input only)
  *   w      [N][K] E4M3                      ws  [ceil(N/128)][ceil(K/128)] f32 (multiplies)
  *   w2,ws2 same shapes, the "up" matrix of FP8_GEMM_SILU_MUL (else unused, may be NULL)
- *   y      [M][N] f32 or bf16               res [M][N] f32 (FP8_GEMM_RESIDUAL; may alias y
+ *   y      [M][ldy] f32 or bf16             res [M][ldy] f32 (FP8_GEMM_RESIDUAL; may alias y
  *                                           when y is f32)
  *   route_w [M] f32 (FP8_GEMM_ACCUM)
- * Returns 0, or -EINVAL when a dimension is < 1 or > FP8_GEMM_MAX_DIM, a flag is unknown, a
+ * Returns 0, or -EINVAL when a dimension is < 1 or > FP8_GEMM_MAX_DIM, lda < K or ldy < N (after
+ * the 0 defaults), a flag is unknown, a
  * pointer the flags need is NULL, FP8_GEMM_ACCUM is combined with a bf16 output, or
  * FP8_GEMM_ACT_F32 comes without FP8_GEMM_X_F32 or with FP8_GEMM_UE8M0.
  * C-simulation stack use: about 200 KB (the on-chip buffers).
  */
 int fp8_gemm(const void *x, const float *xs, const uint8_t *w, const float *ws, const uint8_t *w2,
 	     const float *ws2, void *y, const float *res, const float *route_w, int M, int N, int K,
-	     uint32_t flags);
+	     uint32_t flags, int lda, int ldy);
 
 /* Modeled cost of one fp8_gemm call: loop trip counts (as an HLS_COUNT build counts them),
  * bytes per m_axi bundle and the cycle total. */

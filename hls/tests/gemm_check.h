@@ -19,8 +19,8 @@
 #include "hls_math.h"
 
 typedef int (*gemm_fn)(const void *, const float *, const uint8_t *, const float *, const uint8_t *,
-		       const float *, void *, const float *, const float *, int, int, int,
-		       uint32_t);
+		       const float *, void *, const float *, const float *, int, int, int, uint32_t,
+		       int, int);
 
 static uint64_t gc_rng = 0x2545F4914F6CDD1Dull;
 static uint64_t gc_next(void)
@@ -209,7 +209,7 @@ static int gc_case(gemm_fn fn, const char *label, int M, int N, int K, uint32_t 
 			  : xfmt == FP8_GEMM_X_F32 ? (const void *)xf
 						   : (const void *)xb;
 	void *yout = (flags & FP8_GEMM_Y_BF16) ? (void *)y16 : (void *)y;
-	int rc = fn(xin, xs, w, ws, w2, ws2, yout, res, rw, M, N, K, flags);
+	int rc = fn(xin, xs, w, ws, w2, ws2, yout, res, rw, M, N, K, flags, 0, 0);
 	long bad = 0, first = -1;
 	for (size_t i = 0; i < mn && !rc; i++) {
 		float got = (flags & FP8_GEMM_Y_BF16) ? bf16_to_f32(y16[i]) : y[i];
@@ -322,7 +322,7 @@ static int gc_bad_args(gemm_fn fn, int *passed)
 		   {1, 1, 1, FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32 | FP8_GEMM_UE8M0, 0}};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int rc = fn(c, bad[i].null_xs ? NULL : f, c, f, c, f, f, f, f, bad[i].M, bad[i].N,
-			    bad[i].K, bad[i].flags);
+			    bad[i].K, bad[i].flags, 0, 0);
 		if (rc != -22) {
 			printf("FAIL bad-args case %zu: rc=%d, want -EINVAL\n", i, rc);
 			fails++;
@@ -332,6 +332,85 @@ static int gc_bad_args(gemm_fn fn, int *passed)
 	}
 	printf("bad arguments rejected with -EINVAL: %d of %zu\n",
 	       (int)(sizeof bad / sizeof bad[0]) - fails, sizeof bad / sizeof bad[0]);
+	/* strides below the row length */
+	fails += fn(c, f, c, f, c, f, f, f, f, 2, 4, 8, FP8_GEMM_X_FP8, 7, 0) != -22;
+	fails += fn(c, f, c, f, c, f, f, f, f, 2, 4, 8, FP8_GEMM_X_FP8, 0, 3) != -22;
+	*passed += 2;
+	return fails;
+}
+
+/* Strided rows (lda > K, ldy > N): each row of y equals the dense run's row bit for bit, and the
+ * gaps between rows are not written (the scheduler's column slices: one head of q, one head's
+ * slot of the attention query). Returns the failures. */
+static int gc_strided(gemm_fn fn, int *passed)
+{
+	static const struct {
+		int M, N, K;
+		uint32_t flags;
+	} cs[] = {{1, 40, 130, FP8_GEMM_X_F32},
+		  {9, 70, 256, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL},
+		  {17, 64, 128, FP8_GEMM_X_F32 | FP8_GEMM_ACT_F32},
+		  {5, 33, 200, FP8_GEMM_X_F32 | FP8_GEMM_ACCUM | FP8_GEMM_RESIDUAL},
+		  {130, 20, 64, FP8_GEMM_X_F32 | FP8_GEMM_RESIDUAL}};
+	int fails = 0;
+	for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+		int M = cs[i].M, N = cs[i].N, K = cs[i].K, lda = K + 3, ldy = N + 5;
+		int KB = (K + 127) / 128, NB = (N + 127) / 128;
+		size_t nx = (size_t)M * lda, ny = (size_t)M * ldy;
+		float *x = malloc(4 * nx), *xd = malloc(4 * (size_t)M * K);
+		float *y = malloc(4 * ny), *yd = malloc(4 * (size_t)M * N), *rw = malloc(4 * M);
+		uint8_t *w = malloc(2 * (size_t)N * K);
+		float *ws = malloc(4 * 2 * (size_t)NB * KB);
+		if (!x || !xd || !y || !yd || !rw || !w || !ws) {
+			fails++;
+			goto next;
+		}
+		for (size_t j = 0; j < nx; j++)
+			x[j] = (float)((int)(gc_next() % 2001) - 1000) / 250.0f;
+		for (size_t j = 0; j < 2 * (size_t)N * K; j++)
+			w[j] = (uint8_t)(gc_next() % 0x7E) | (uint8_t)(gc_next() & 0x80);
+		for (int j = 0; j < 2 * NB * KB; j++)
+			ws[j] = 1.0f / (float)(1 + gc_next() % 64);
+		for (int m = 0; m < M; m++)
+			rw[m] = 0.25f * (float)(m + 1);
+		for (size_t j = 0; j < ny; j++)
+			y[j] = (float)(j % 7) - 3.0f;
+		for (int m = 0; m < M; m++) {
+			memcpy(xd + (size_t)m * K, x + (size_t)m * lda, 4 * (size_t)K);
+			memcpy(yd + (size_t)m * N, y + (size_t)m * ldy, 4 * (size_t)N);
+		}
+		uint32_t fl = cs[i].flags;
+		int sm = (fl & FP8_GEMM_SILU_MUL) != 0;
+		int r1 =
+		    fn(xd, NULL, w, ws, sm ? w + (size_t)N * K : NULL, sm ? ws + NB * KB : NULL, yd,
+		       (fl & FP8_GEMM_RESIDUAL) ? yd : NULL, rw, M, N, K, fl, 0, 0);
+		int r2 = fn(x, NULL, w, ws, sm ? w + (size_t)N * K : NULL, sm ? ws + NB * KB : NULL,
+			    y, (fl & FP8_GEMM_RESIDUAL) ? y : NULL, rw, M, N, K, fl, lda, ldy);
+		int bad = r1 || r2;
+		for (int m = 0; m < M && !bad; m++) {
+			bad |= memcmp(y + (size_t)m * ldy, yd + (size_t)m * N, 4 * (size_t)N) != 0;
+			for (int j = N; j < ldy && m + 1 < M; j++)
+				bad |= y[(size_t)m * ldy + j] !=
+				       (float)(((size_t)m * ldy + j) % 7) - 3.0f;
+		}
+		if (bad) {
+			printf("FAIL strided case %zu (M %d N %d K %d flags 0x%x)\n", i, M, N, K,
+			       fl);
+			fails++;
+		} else {
+			(*passed)++;
+		}
+	next:
+		free(x);
+		free(xd);
+		free(y);
+		free(yd);
+		free(rw);
+		free(w);
+		free(ws);
+	}
+	printf("strided rows equal the dense rows bit for bit: %d of %zu\n",
+	       (int)(sizeof cs / sizeof cs[0]) - fails, sizeof cs / sizeof cs[0]);
 	return fails;
 }
 

@@ -60,7 +60,7 @@ static double agree(const struct proj *p, int M, int ue8m0)
 			 .name = p->name};
 	int rc1 = kern_matmul_simple(&W, x, M, y1, 1, ue8m0);
 	int rc2 = fp8_gemm(x, NULL, w, ws, NULL, NULL, y2, NULL, NULL, M, p->out, p->in,
-			   FP8_GEMM_X_F32 | (ue8m0 ? FP8_GEMM_UE8M0 : 0));
+			   FP8_GEMM_X_F32 | (ue8m0 ? FP8_GEMM_UE8M0 : 0), 0, 0);
 	double dmax = 0, ymax = 0;
 	for (size_t i = 0; i < (size_t)M * p->out; i++) {
 		dmax = fmax(dmax, fabs((double)y1[i] - y2[i]));

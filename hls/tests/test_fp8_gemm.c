@@ -9,6 +9,7 @@ int main(void)
 	int passed = 0, failed = 0;
 	failed += gc_suite(fp8_gemm, "fp8_gemm default tiling", 1, &passed);
 	failed += gc_bad_args(fp8_gemm, &passed);
+	failed += gc_strided(fp8_gemm, &passed);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }

@@ -16,6 +16,7 @@ int main(void)
 	int passed = 0, failed = 0;
 	failed += gc_suite(fp8_gemm_t16x32m32, "fp8_gemm TM=16 TN=32 MB=32", 3, &passed);
 	failed += gc_bad_args(fp8_gemm_t16x32m32, &passed);
+	failed += gc_strided(fp8_gemm_t16x32m32, &passed);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }

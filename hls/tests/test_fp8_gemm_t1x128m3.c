@@ -16,6 +16,7 @@ int main(void)
 	int passed = 0, failed = 0;
 	failed += gc_suite(fp8_gemm_t1x128m3, "fp8_gemm TM=1 TN=128 MB=3", 3, &passed);
 	failed += gc_bad_args(fp8_gemm_t1x128m3, &passed);
+	failed += gc_strided(fp8_gemm_t1x128m3, &passed);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }

@@ -16,6 +16,7 @@ int main(void)
 	int passed = 0, failed = 0;
 	failed += gc_suite(fp8_gemm_t4x16m8, "fp8_gemm TM=4 TN=16 MB=8", 3, &passed);
 	failed += gc_bad_args(fp8_gemm_t4x16m8, &passed);
+	failed += gc_strided(fp8_gemm_t4x16m8, &passed);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }

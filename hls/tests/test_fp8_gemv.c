@@ -129,7 +129,7 @@ static int ref_group(const float *x, const struct mat *a, float *yref, const flo
 		return 0;
 	}
 	return fp8_gemm(x, NULL, a->w, a->ws, a->w2, a->ws2, yref, res, rw, m, a->N, a->K,
-			gemm_flags(a->flags));
+			gemm_flags(a->flags), 0, 0);
 }
 
 /* y rows [m][ldy] at act + y_off against want [m][N] bit for bit, and the row padding against

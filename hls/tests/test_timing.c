@@ -14,20 +14,27 @@ static void vec_grid(const struct hls_build *b)
 {
 	static const int ns[] = {1, 16, 130, 1000};
 	int cases = 0, before = tc_failed;
-	for (int op = VEC_OP_RMSNORM; op <= VEC_OP_SOFTMAX; op++)
+	for (int op = VEC_OP_RMSNORM; op <= VEC_OP_COMBINE; op++)
 		for (int r = 1; r <= 3; r += 2)
 			for (int ni = 0; ni < 4; ni++) {
 				int n = ns[ni] + (op == VEC_OP_ROPE && (ns[ni] & 1));
-				float *a = calloc((size_t)r * n, 4),
-				      *bb = calloc((size_t)r * n + n, 4);
+				/* COMBINE: k = 1 and 3 terms per row; GATHER and COMBINE read 3
+				 * source rows */
+				int k = op == VEC_OP_COMBINE ? r : 0,
+				    src = k || op == VEC_OP_GATHER;
+				float *a = calloc((size_t)(r > 3 ? r : 3) * n, 4),
+				      *bb = calloc((size_t)r * n + n + 9,
+						   4); /* COMBINE: r k weights */
 				float *y = calloc((size_t)r * n, 4), *qs = calloc((size_t)r * n, 4);
 				uint8_t *q = calloc((size_t)r * n, 1);
-				int32_t pos[3] = {0, 0, 0};
+				int32_t idx[9] = {0, 2, 1, 1, 0, 2, 2, 2, 0}, z[9] = {0};
+				int32_t *pos = src ? idx : z;
 				struct vec_ops_cost c;
 				char what[64];
 				memset(hls_count, 0, sizeof hls_count);
-				int rc = vec_ops(op, a, bb, y, q, qs, pos, r, n, n, n, 1e-6f, 0);
-				int64_t cyc = vec_ops_cycles(b, op, r, n, 0, &c);
+				int rc = vec_ops(op, a, bb, y, q, qs, pos, r, n, n, n, 1e-6f, 0, k,
+						 src ? 3 : 0);
+				int64_t cyc = vec_ops_cycles2(b, op, r, n, k ? k : 1, 0, &c);
 				snprintf(what, sizeof what, "vec_ops op=%d rows=%d n=%d", op, r, n);
 				if (rc || cyc <= 0) {
 					printf("FAIL %s: rc %d cycles %lld\n", what, rc,

@@ -143,7 +143,8 @@ static void test_ops(void)
 			for (int i = 0; i < n; i++)
 				w[i] = 1.0f + 0.1f * normal();
 			/* RMSNorm */
-			rc = vec_ops(VEC_OP_RMSNORM, a, w, y, 0, 0, 0, rows, n, lda, lda, 1e-6f, 0);
+			rc = vec_ops(VEC_OP_RMSNORM, a, w, y, 0, 0, 0, rows, n, lda, lda, 1e-6f, 0,
+				     0, 0);
 			for (int r = 0; r < rows; r++) {
 				double ss = 0;
 				for (int i = 0; i < n; i++)
@@ -168,7 +169,7 @@ static void test_ops(void)
 				/* softmax */
 				nanbad = 0;
 				rc = vec_ops(VEC_OP_SOFTMAX, a, 0, y, 0, 0, 0, rows, n, lda, lda, 0,
-					     0);
+					     0, 0, 0);
 				for (int r = 0; r < rows; r++) {
 					double mx = -INFINITY, s = 0;
 					int hasnan = 0;
@@ -206,7 +207,7 @@ static void test_ops(void)
 						    0, 0);
 				memcpy(y, a, sz * 4);
 				rc = vec_ops(VEC_OP_ROPE, y, tab, y, 0, 0, pos, rows, n, lda, lda,
-					     0, 0);
+					     0, 0, 0, 0);
 				double e = 0;
 				nanbad = 0;
 				for (int r = 0; r < rows; r++)
@@ -239,7 +240,7 @@ static void test_ops(void)
 			/* act quant: codes and scales exact against an independent quantizer */
 			for (int ue = 0; ue < 2; ue++) {
 				rc = vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, q, qs, 0, rows, n, lda, 0,
-					     0, ue);
+					     0, ue, 0, 0);
 				long bad = 0;
 				for (int r = 0; r < rows; r++)
 					for (int g = 0; g < nb; g++) {
@@ -270,7 +271,8 @@ static void test_ops(void)
 					 what, rows * (n + nb));
 			}
 			/* SiLU*mul and add */
-			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+			rc = vec_ops(VEC_OP_SILU_MUL, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0, 0,
+				     0);
 			double e3 = 0, e4 = 0;
 			nanbad = 0;
 			for (int r = 0; r < rows; r++)
@@ -289,7 +291,7 @@ static void test_ops(void)
 			CHECK_NEAR(e3, 0, 1e-6, "%s: max rel err vs the double reference", what);
 			CHECK_EQ(nanbad, 0,
 				 "%s: elements where NaN-ness differs from the reference", what);
-			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0);
+			rc = vec_ops(VEC_OP_ADD, a, b, y, 0, 0, 0, rows, n, lda, lda, 0, 0, 0, 0);
 			for (int r = 0; r < rows; r++)
 				for (int i = 0; i < n; i++) {
 					float want = a[r * lda + i] + b[r * lda + i];
@@ -326,20 +328,70 @@ static void test_yarn_and_args(void)
 	float a[4] = {1, 2, 3, 4}, y[4];
 	int32_t pos[1] = {-1};
 	/* bad arguments give -EINVAL (-22) */
-	CHECK_EQ(vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0), -22, "unknown op 0");
-	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0), -22, "add with 0 rows");
-	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0), -22,
+	CHECK_EQ(vec_ops(0, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 0, 0, 0), -22, "unknown op 0");
+	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 0, 4, 4, 4, 0, 0, 0, 0), -22,
+		 "add with 0 rows");
+	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 3, 4, 0, 0, 0, 0), -22,
 		 "add with an input stride below n");
-	CHECK_EQ(vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0), -22,
+	CHECK_EQ(vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, pos, 1, 4, 4, 4, 0, 0, 0, 0), -22,
 		 "rope at position -1");
-	CHECK_EQ(vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0), -22,
+	CHECK_EQ(vec_ops(VEC_OP_ROPE, a, a, y, 0, 0, 0, 1, 3, 4, 4, 0, 0, 0, 0), -22,
 		 "rope on odd n without positions");
-	CHECK_EQ(vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0), -22,
+	CHECK_EQ(vec_ops(VEC_OP_ACT_QUANT, a, 0, 0, 0, 0, 0, 1, 4, 4, 4, 0, 0, 0, 0), -22,
 		 "act-quant without code and scale outputs");
-	CHECK_EQ(vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0), -22,
+	CHECK_EQ(vec_ops(VEC_OP_RMSNORM, a, 0, y, 0, 0, 0, 1, 4, 4, 4, 0, 0, 0, 0), -22,
 		 "rmsnorm without weights");
-	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2), -22,
+	CHECK_EQ(vec_ops(VEC_OP_ADD, a, a, y, 0, 0, 0, 1, 4, 4, 4, 0, 2, 0, 0), -22,
 		 "add with an unknown flag (2)");
+}
+
+/* GATHER copies rows by index; COMBINE adds k weighted rows into y in index order with one f32
+ * multiply and one f32 add per term (the accumulating GEMM epilogue, applied k times); both
+ * refuse an index out of range before writing anything. */
+static void test_gather_combine(void)
+{
+	enum { SRC = 7, ROWS = 5, K = 3, N = 37, LDA = 40, LDY = 41 };
+	float a[SRC * LDA], y[ROWS * LDY], y0[ROWS * LDY], w[ROWS * K];
+	int32_t gi[ROWS] = {6, 0, 3, 3, 1}, ci[ROWS * K];
+	for (int i = 0; i < SRC * LDA; i++)
+		a[i] = (float)normal();
+	for (int i = 0; i < ROWS * LDY; i++)
+		y0[i] = (float)normal();
+	for (int i = 0; i < ROWS * K; i++) {
+		ci[i] = (int32_t)((i * 5 + 2) % SRC);
+		w[i] = (float)normal();
+	}
+	memcpy(y, y0, sizeof y);
+	int rc = vec_ops(VEC_OP_GATHER, a, 0, y, 0, 0, gi, ROWS, N, LDA, LDY, 0, 0, 0, SRC);
+	int bad = rc != 0;
+	for (int r = 0; r < ROWS; r++)
+		for (int i = 0; i < LDY; i++)
+			bad += y[r * LDY + i] !=
+			       (i < N ? a[gi[r] * LDA + i] : y0[r * LDY + i]); /* gaps untouched */
+	CHECK_EQ(bad, 0, "GATHER copies rows by index: elements wrong of %d", ROWS * LDY);
+	memcpy(y, y0, sizeof y);
+	rc = vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, ci, ROWS, N, LDA, LDY, 0, 0, K, SRC);
+	bad = rc != 0;
+	for (int r = 0; r < ROWS; r++)
+		for (int i = 0; i < N; i++) {
+			volatile float v = y0[r * LDY + i];
+			for (int j = 0; j < K; j++) {
+				volatile float t = w[r * K + j] * a[ci[r * K + j] * LDA + i];
+				v = v + t;
+			}
+			bad += e4m3_f32_bits(v) != e4m3_f32_bits(y[r * LDY + i]);
+		}
+	CHECK_EQ(bad, 0, "COMBINE adds w * row in order, bit for bit: elements wrong of %d",
+		 ROWS * N);
+	memcpy(y, y0, sizeof y);
+	gi[4] = SRC;
+	ci[7] = -1;
+	bad = vec_ops(VEC_OP_GATHER, a, 0, y, 0, 0, gi, ROWS, N, LDA, LDY, 0, 0, 0, SRC) != -22;
+	bad += vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, ci, ROWS, N, LDA, LDY, 0, 0, K, SRC) != -22;
+	bad += vec_ops(VEC_OP_COMBINE, a, w, y, 0, 0, gi, ROWS, N, LDA, LDY, 0, 0, 0, SRC) != -22;
+	bad += memcmp(y, y0, sizeof y) != 0;
+	CHECK_EQ(bad, 0, "GATHER / COMBINE refuse a bad index or k and write nothing: of %d cases",
+		 4);
 }
 
 int main(void)
@@ -347,5 +399,6 @@ int main(void)
 	test_math();
 	test_ops();
 	test_yarn_and_args();
+	test_gather_combine();
 	return harness_done();
 }

@@ -62,8 +62,8 @@ static void tc_gemm_grid(const struct hls_build *b)
 					struct fp8_gemm_cost c;
 					char what[96];
 					memset(hls_count, 0, sizeof hls_count);
-					int rc =
-					    fp8_gemm(x, s, w, s, w, s, y, y, s, M, N, K, fl[f]);
+					int rc = fp8_gemm(x, s, w, s, w, s, y, y, s, M, N, K, fl[f],
+							  0, 0);
 					int64_t cyc = fp8_gemm_cycles(b, M, N, K, fl[f], &c);
 					snprintf(what, sizeof what,
 						 "fp8_gemm M=%d N=%d K=%d flags=0x%x", M, N, K,

@@ -78,13 +78,91 @@ row_max:
 	return m;
 }
 
+/* GATHER and COMBINE (indices already checked). COMBINE keeps one row of y on chip and adds the
+ * k weighted source rows into it in order, one beat per cycle: each element sees the f32
+ * operations y + w_0 a_0, then + w_1 a_1, ... exactly as a chain of accumulating GEMM epilogues
+ * (fp8_gemm.h, ACCUM) would apply them. */
+static void vec_rows(int op, const float *a, const float *b, float *y, const int32_t *idx, int rows,
+		     int n, int lda, int ldy, int k)
+{
+	float acc[VEC_COMBINE_MAX_N];
+#pragma HLS ARRAY_PARTITION variable=acc cyclic factor=16
+	int nb = v_cdiv(n, VEC_LANES);
+rows_row:
+	for (int r = 0; r < rows; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+		float *yr = y + (size_t)r * ldy;
+		if (op == VEC_OP_GATHER) {
+			const float *ar = a + (size_t)idx[r] * lda;
+		gather_beat:
+			for (int bb = 0; bb < nb; bb++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_VEC_WRITE);
+				for (int l = 0; l < VEC_LANES; l++)
+					if (bb * VEC_LANES + l < n)
+						yr[bb * VEC_LANES + l] = ar[bb * VEC_LANES + l];
+			}
+			continue;
+		}
+	comb_load:
+		for (int bb = 0; bb < nb; bb++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_VEC_READ);
+			for (int l = 0; l < VEC_LANES; l++)
+				if (bb * VEC_LANES + l < n)
+					acc[bb * VEC_LANES + l] = yr[bb * VEC_LANES + l];
+		}
+	comb_term:
+		for (int j = 0; j < k; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+			const float *ar = a + (size_t)idx[(size_t)r * k + j] * lda;
+			float wj = b[(size_t)r * k + j];
+		comb_beat:
+			for (int bb = 0; bb < nb; bb++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_VEC_READ);
+				for (int l = 0; l < VEC_LANES; l++) {
+					int i = bb * VEC_LANES + l;
+					if (i < n) {
+						float t = wj * ar[i];
+						acc[i] = acc[i] + t;
+					}
+				}
+			}
+		}
+	comb_store:
+		for (int bb = 0; bb < nb; bb++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_VEC_WRITE);
+			for (int l = 0; l < VEC_LANES; l++)
+				if (bb * VEC_LANES + l < n)
+					yr[bb * VEC_LANES + l] = acc[bb * VEC_LANES + l];
+		}
+	}
+}
+
 static int vec_check(int op, const float *a, const float *b, const float *y, const uint8_t *q,
 		     const float *qs, const int32_t *pos, int rows, int n, int lda, int ldy,
-		     uint32_t flags)
+		     uint32_t flags, int k, int src_rows)
 {
-	if (op < VEC_OP_RMSNORM || op > VEC_OP_SOFTMAX || rows < 1 || n < 1 || n > VEC_MAX_N ||
+	if (op < VEC_OP_RMSNORM || op > VEC_OP_COMBINE || rows < 1 || n < 1 || n > VEC_MAX_N ||
 	    (flags & ~VEC_FLAG_UE8M0) || !a)
 		return -EINVAL;
+	if (op == VEC_OP_GATHER || op == VEC_OP_COMBINE) {
+		int ni = op == VEC_OP_COMBINE ? k : 1;
+		if (!y || !pos || lda < n || ldy < n || src_rows < 1 || flags ||
+		    (op == VEC_OP_COMBINE &&
+		     (!b || k < 1 || k > VEC_COMBINE_MAX_K || n > VEC_COMBINE_MAX_N)))
+			return -EINVAL;
+	idx_check:
+		for (int i = 0; i < rows * ni; i++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_VEC_ROW);
+			if (pos[i] < 0 || pos[i] >= src_rows)
+				return -EINVAL;
+		}
+		return 0;
+	}
 	if (op == VEC_OP_ACT_QUANT)
 		return (!q || !qs || lda < n) ? -EINVAL : 0;
 	if (!y || lda < n || ldy < n)
@@ -103,7 +181,8 @@ static int vec_check(int op, const float *a, const float *b, const float *y, con
 }
 
 int vec_ops(int op, const float *a, const float *b, float *y, uint8_t *q, float *qs,
-	    const int32_t *pos, int rows, int n, int lda, int ldy, float eps, uint32_t flags)
+	    const int32_t *pos, int rows, int n, int lda, int ldy, float eps, uint32_t flags, int k,
+	    int src_rows)
 {
 #pragma HLS INTERFACE m_axi port=a bundle=gmem_a offset=slave max_widen_bitwidth=512
 #pragma HLS INTERFACE m_axi port=b bundle=gmem_b offset=slave max_widen_bitwidth=512
@@ -118,10 +197,16 @@ int vec_ops(int op, const float *a, const float *b, float *y, uint8_t *q, float 
 #pragma HLS INTERFACE s_axilite port=ldy
 #pragma HLS INTERFACE s_axilite port=eps
 #pragma HLS INTERFACE s_axilite port=flags
+#pragma HLS INTERFACE s_axilite port=k
+#pragma HLS INTERFACE s_axilite port=src_rows
 #pragma HLS INTERFACE s_axilite port=return
-	int rc = vec_check(op, a, b, y, q, qs, pos, rows, n, lda, ldy, flags);
+	int rc = vec_check(op, a, b, y, q, qs, pos, rows, n, lda, ldy, flags, k, src_rows);
 	if (rc)
 		return rc;
+	if (op == VEC_OP_GATHER || op == VEC_OP_COMBINE) {
+		vec_rows(op, a, b, y, pos, rows, n, lda, ldy, k);
+		return 0;
+	}
 	int nb = v_cdiv(n, VEC_LANES), kb_n = v_cdiv(n, HLS_QUANT_GROUP);
 vec_row:
 	for (int r = 0; r < rows; r++) {
@@ -215,9 +300,17 @@ vec_row:
 int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uint32_t flags,
 		       struct vec_ops_cost *c)
 {
+	return vec_ops_cycles2(bld, op, rows, n, 1, flags, c);
+}
+
+int64_t vec_ops_cycles2(const struct hls_build *bld, int op, int rows, int n, int k,
+			uint32_t flags, struct vec_ops_cost *c)
+{
 	struct vec_ops_cost tmp;
-	if (!bld || op < VEC_OP_RMSNORM || op > VEC_OP_SOFTMAX || rows < 1 || n < 1 ||
-	    n > VEC_MAX_N || (flags & ~VEC_FLAG_UE8M0) || (op == VEC_OP_ROPE && (n & 1)))
+	if (!bld || op < VEC_OP_RMSNORM || op > VEC_OP_COMBINE || rows < 1 || n < 1 ||
+	    n > VEC_MAX_N || (flags & ~VEC_FLAG_UE8M0) || (op == VEC_OP_ROPE && (n & 1)) ||
+	    (op == VEC_OP_COMBINE && (k < 1 || k > VEC_COMBINE_MAX_K || n > VEC_COMBINE_MAX_N)) ||
+	    ((op == VEC_OP_GATHER || op == VEC_OP_COMBINE) && flags))
 		return -EINVAL;
 	if (!c)
 		c = &tmp;
@@ -251,6 +344,15 @@ int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uin
 	case VEC_OP_ADD:
 		wr = nb; depth = bld->depth_vec;
 		ba = 4 * un; bb = 4 * un; by = 4 * un;
+		break;
+	case VEC_OP_GATHER: /* one index (checked first: one row step), one row copied */
+		wr = nb; rowf = 1; depth = bld->depth_vec + 1;
+		ba = 4 * un; bb = 4; by = 4 * un;
+		break;
+	case VEC_OP_COMBINE: /* k indices checked; y row in, k weighted rows added, y row out */
+		rd = nb + (uint64_t)k * nb; wr = nb; rowf = (uint64_t)k;
+		depth = 2 * (uint64_t)bld->depth_vec + (uint64_t)k;
+		ba = 4 * un * (uint64_t)k; bb = 8 * (uint64_t)k; by = 8 * un;
 		break;
 	default: /* softmax: max pass, sum pass, write pass (a read three times) */
 		rd = 2 * nb; rowf = 1; wr = nb;

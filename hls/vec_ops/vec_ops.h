@@ -30,21 +30,32 @@ enum vec_op {
 	VEC_OP_SILU_MUL = 4,  /* y = hls_siluf(a) * b  (b row r at b + r * lda) */
 	VEC_OP_ADD = 5,	      /* y = a + b             (b row r at b + r * lda) */
 	VEC_OP_SOFTMAX = 6,   /* y = e^(a - max) / sum e^(a - max) per row */
+	VEC_OP_GATHER = 7,    /* y[r] = a[pos[r]] (rows of a by index, pos[r] < src_rows) */
+	VEC_OP_COMBINE = 8,   /* y[r] = y[r] + b[r k + j] * a[pos[r k + j]] for j = 0..k-1 in order:
+			       f32 multiply then f32 add per term, y read and written in place
+			       (the MoE combine in router order; n <= VEC_COMBINE_MAX_N) */
 };
+#define VEC_COMBINE_MAX_N 16384 /* COMBINE's on-chip row accumulator (64 KB) */
+#define VEC_COMBINE_MAX_K 64
 #define VEC_FLAG_UE8M0 0x1u /* ACT_QUANT: power-of-two scales */
 
 /*
  * vec_ops - the kernel top. a [rows][lda] f32 input, b second operand (see enum), y [rows][ldy]
- * f32 output, q/qs act-quant outputs, pos [rows] RoPE positions (>= 0).
+ * f32 output, q/qs act-quant outputs, pos [rows] RoPE positions (>= 0). GATHER and COMBINE read
+ * a as [src_rows][lda] and pos as row indices ([rows], [rows][k] with COMBINE; b is then the
+ * f32 weights [rows][k]); every index is checked (0 <= idx < src_rows) before anything is
+ * written. k and src_rows are 0 for the other ops.
  * NaN behaviour: elementwise ops propagate NaN per element; a NaN in a row makes that row's
  * RMSNorm and softmax outputs NaN; ACT_QUANT encodes NaN elements as 0x7F and ignores them for
  * the group amax. RMSNorm sums squares in f32: when that sum overflows (|a| around 1e19 and up)
  * the row's output is 0, as an f32 reference would give.
  * Returns 0, or -EINVAL for an unknown op or flag, rows < 1, n < 1 or > VEC_MAX_N, lda/ldy < n,
- * an odd RoPE n, a negative position, or a NULL pointer the op needs.
+ * an odd RoPE n, a negative position, an index out of range, k outside 1..VEC_COMBINE_MAX_K
+ * (COMBINE), or a NULL pointer the op needs.
  */
 int vec_ops(int op, const float *a, const float *b, float *y, uint8_t *q, float *qs,
-	    const int32_t *pos, int rows, int n, int lda, int ldy, float eps, uint32_t flags);
+	    const int32_t *pos, int rows, int n, int lda, int ldy, float eps, uint32_t flags, int k,
+	    int src_rows);
 
 /* Modeled cost of one vec_ops call. */
 struct vec_ops_cost {
@@ -58,6 +69,9 @@ struct vec_ops_cost {
  * Returns cycles > 0 or -EINVAL (same argument rules as vec_ops; pointers are not checked). */
 int64_t vec_ops_cycles(const struct hls_build *bld, int op, int rows, int n, uint32_t flags,
 		       struct vec_ops_cost *c);
+/* vec_ops_cycles2 - the same with COMBINE's k (vec_ops_cycles is it with k = 1). */
+int64_t vec_ops_cycles2(const struct hls_build *bld, int op, int rows, int n, int k, uint32_t flags,
+			struct vec_ops_cost *c);
 
 /*
  * vec_rope_yarn_table - host-side helper (double precision libm; not synthesized): fills

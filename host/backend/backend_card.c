@@ -59,7 +59,8 @@ size_t backend_buf_size(const struct backend_buf *buf)
 
 #define OPS_VEC                                                                                    \
 	((1u << ABI_OP_RMSNORM) | (1u << ABI_OP_ROPE) | (1u << ABI_OP_ACT_QUANT) |                 \
-	 (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) | (1u << ABI_OP_SOFTMAX))
+	 (1u << ABI_OP_SILU_MUL) | (1u << ABI_OP_RESIDUAL_ADD) | (1u << ABI_OP_SOFTMAX) |          \
+	 (1u << ABI_OP_GATHER) | (1u << ABI_OP_COMBINE))
 
 /* The port of a lane CU that is not a lane: the activation port of fp8_gemv, the q port of
  * mla_attn_lanes. */
@@ -457,22 +458,23 @@ static uint32_t cu_gemm(struct cu_call *c, uint32_t op)
 	uint32_t f = g.flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
 	uint64_t xb = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1;
 	uint64_t pair = (f & ABI_GEMM_F_SILU_MUL) ? 2 : 1;
+	uint64_t lda = g.lda ? g.lda : K, ldy = g.ldy ? g.ldy : N;
 	const void *a;
 	const float *sa;
 	const uint8_t *w;
 	const float *sw;
 	void *y;
-	CU_PTR(a, const void *, u.gemm.a, M *K *xb);
+	CU_PTR(a, const void *, u.gemm.a, ((M - 1) * lda + K) * xb);
 	CU_PTR(sa, const float *, u.gemm.sa, !xf ? M * kb * 4 : (f & ABI_GEMM_F_ACCUM) ? M * 4 : 0);
 	CU_PTR(w, const uint8_t *, u.gemm.w, pair *N *K);
 	CU_PTR(sw, const float *, u.gemm.sw, pair *nb *kb * 4);
-	CU_PTR(y, void *, u.gemm.y, M *N *((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
+	CU_PTR(y, void *, u.gemm.y, ((M - 1) * ldy + N) * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4));
 	/* ACT_F32 (with X_F32): a is read as f32 [M][K] and not quantized; the kernel's fixed-order
 	 * f32 block sum makes this bit-identical on every backend */
-	int r = fp8_gemm(a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL,
-			 pair == 2 ? sw + nb * kb : NULL, y,
-			 (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
-			 (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f);
+	int r = fp8_gemm(
+	    a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL, pair == 2 ? sw + nb * kb : NULL,
+	    y, (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
+	    (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f, (int)lda, (int)ldy);
 	c->cyc = fp8_gemm_cycles(&c->bld, (int)M, (int)N, (int)K, f, NULL);
 	return cu_status(r);
 }
@@ -502,7 +504,7 @@ static uint32_t cu_vec(struct cu_call *c, uint32_t op)
 	CU_PTR(w, const float *, u.vec.w, op == ABI_OP_RMSNORM ? C * 4 : 0);
 	CU_PTR(out, float *, u.vec.out, ol);
 	int r = vec_ops(vop, x, op == ABI_OP_RMSNORM ? w : x2, out, NULL, NULL, NULL, (int)R,
-			(int)C, (int)lda, (int)ldo, eps, 0);
+			(int)C, (int)lda, (int)ldo, eps, 0, 0, 0);
 	c->cyc = vec_ops_cycles(&c->bld, vop, (int)R, (int)C, 0, NULL);
 	return cu_status(r);
 }
@@ -522,7 +524,7 @@ static uint32_t cu_act_quant(struct cu_call *c, uint32_t op)
 	CU_PTR(q, uint8_t *, u.vec.out, R * C);
 	CU_PTR(qs, float *, u.vec.out2, R *((C + 127) / 128) * 4);
 	int r = vec_ops(VEC_OP_ACT_QUANT, x, NULL, NULL, q, qs, NULL, (int)R, (int)C, (int)lda,
-			(int)C, 0, 0);
+			(int)C, 0, 0, 0, 0);
 	c->cyc = vec_ops_cycles(&c->bld, VEC_OP_ACT_QUANT, (int)R, (int)C, 0, NULL);
 	return cu_status(r);
 }
@@ -540,10 +542,11 @@ static uint32_t cu_rope(struct cu_call *c, uint32_t op)
 	float *out, base;
 	memcpy(&base, &v.param_f, 4);
 	CU_PTR(x, const float *, u.vec.x, xl);
-	CU_PTR(tab, const float *, u.vec.tab, v.tab ? ((uint64_t)v.param_u + 1) * C * 4 : 0);
+	uint64_t last = v.param_u + (v.param_k ? (R - 1) / v.param_k : 0); /* last position */
+	CU_PTR(tab, const float *, u.vec.tab, v.tab ? (last + 1) * C * 4 : 0);
 	CU_PTR(out, float *, u.vec.out, ol);
 	int r = -EINVAL; /* the kernel's answer to a shape beyond its maxima */
-	if (R <= ABI_MAX_DIM && C <= VEC_MAX_N) {
+	if (R <= ABI_MAX_DIM && C <= VEC_MAX_N && (!tab || last <= INT32_MAX)) {
 		int32_t *pos = c->s->pos;
 		const float *t = tab;
 		if (!tab) {
@@ -556,12 +559,36 @@ static uint32_t cu_rope(struct cu_call *c, uint32_t op)
 			}
 			t = row;
 		}
-		for (uint64_t i = 0; i < R; i++)
-			pos[i] = tab ? (int32_t)v.param_u : 0;
+		for (uint64_t i = 0; i < R; i++) /* row i at param_u + i / param_k (table) */
+			pos[i] = tab ? (int32_t)(v.param_u + (v.param_k ? i / v.param_k : 0)) : 0;
 		r = vec_ops(VEC_OP_ROPE, x, t, out, NULL, NULL, pos, (int)R, (int)C, (int)lda,
-			    (int)ldo, 0, 0);
+			    (int)ldo, 0, 0, 0, 0);
 	}
 	c->cyc = vec_ops_cycles(&c->bld, VEC_OP_ROPE, (int)R, (int)C, 0, NULL);
+	return cu_status(r);
+}
+
+/* GATHER and COMBINE: rows of x by index (w); COMBINE adds them weighted (x2) into out. The
+ * kernel checks every index against the source rows (param_u) before it writes. */
+static uint32_t cu_rows(struct cu_call *c, uint32_t op)
+{
+	struct abi_vec v;
+	memcpy(&v, c->args, sizeof v);
+	uint64_t R = v.rows, C = v.cols, S = v.param_u, lda = v.lda ? v.lda : C;
+	uint64_t ldo = v.ldo ? v.ldo : C, ni = op == ABI_OP_COMBINE ? v.param_k : 1;
+	const float *x, *x2;
+	const int32_t *idx;
+	float *out;
+	CU_PTR(x, const float *, u.vec.x, S ? ((S - 1) * lda + C) * 4 : 0);
+	CU_PTR(x2, const float *, u.vec.x2, op == ABI_OP_COMBINE ? R * ni * 4 : 0);
+	CU_PTR(idx, const int32_t *, u.vec.w, R *ni * 4);
+	CU_PTR(out, float *, u.vec.out, ((R - 1) * ldo + C) * 4);
+	int vop = op == ABI_OP_GATHER ? VEC_OP_GATHER : VEC_OP_COMBINE;
+	int r = -EINVAL;
+	if (R <= ABI_MAX_DIM && C <= VEC_MAX_N && S <= ABI_MAX_DIM)
+		r = vec_ops(vop, x, x2, out, NULL, NULL, idx, (int)R, (int)C, (int)lda, (int)ldo, 0,
+			    0, op == ABI_OP_COMBINE ? (int)ni : 0, (int)S);
+	c->cyc = vec_ops_cycles2(&c->bld, vop, (int)R, (int)C, (int)(ni ? ni : 1), 0, NULL);
 	return cu_status(r);
 }
 
@@ -734,6 +761,7 @@ static uint32_t (*const cu_ops[ABI_OP_COUNT])(struct cu_call *c, uint32_t op) = 
     [ABI_OP_SOFTMAX] = cu_vec,	       [ABI_OP_MLA_ATTN] = cu_mla,
     [ABI_OP_KV_APPEND] = cu_kv_append, [ABI_OP_GEMV] = cu_gemv,
     [ABI_OP_MOE_ROUTE] = cu_route,     [ABI_OP_MLA_ATTN_LANES] = cu_mla_lanes,
+    [ABI_OP_GATHER] = cu_rows,	       [ABI_OP_COMBINE] = cu_rows,
 };
 
 uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
@@ -785,6 +813,11 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 		int vop = vec_op_of(op);
 		return vec_ops_cycles(&bld, vop, (int)v->rows, (int)v->cols, 0, NULL);
 	}
+	case ABI_OP_GATHER:
+		return vec_ops_cycles2(&bld, VEC_OP_GATHER, (int)v->rows, (int)v->cols, 1, 0, NULL);
+	case ABI_OP_COMBINE:
+		return vec_ops_cycles2(&bld, VEC_OP_COMBINE, (int)v->rows, (int)v->cols,
+				       (int)v->param_k, 0, NULL);
 	case ABI_OP_MLA_ATTN:
 		return mla_attn_cycles(&bld, 1, (int)cmd->u.mla.n_ctx - 1, (int)cmd->u.mla.n_heads,
 				       (int)cmd->u.mla.kv_lora, (int)cmd->u.mla.rope, MLA_CACHE_F32,

@@ -247,7 +247,8 @@ static int cpu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 			uint64_t cyc;
 			if (fc.op == ABI_OP_GEMM_FP8 || fc.op == ABI_OP_KV_APPEND ||
 			    fc.op == ABI_OP_GEMV || fc.op == ABI_OP_MOE_ROUTE ||
-			    fc.op == ABI_OP_MLA_ATTN_LANES)
+			    fc.op == ABI_OP_MLA_ATTN_LANES || fc.op == ABI_OP_GATHER ||
+			    fc.op == ABI_OP_COMBINE)
 				detail = backend_cu_exec(
 				    fc.op, fc.args, cpu_phys, &c->mem,
 				    fc.op == ABI_OP_MLA_ATTN_LANES ? &c->cu_attn : &c->cu, 0, 0,

@@ -494,14 +494,15 @@ static int xb_arg(const struct bitstream_kernel *k, const char *name)
 	return 0;
 }
 
-/* GEMM_FP8 -> fp8_gemm(x, xs, w, ws, w2, ws2, y, res, route_w, M, N, K, flags). */
+/* GEMM_FP8 -> fp8_gemm(x, xs, w, ws, w2, ws2, y, res, route_w, M, N, K, flags, lda, ldy). */
 static uint32_t xb_gemm(struct xb *x, const struct abi_gemm *g, struct xarg *a)
 {
 	uint64_t M = g->m, N = g->n, K = g->k, kb = (K + 127) / 128, nb = (N + 127) / 128;
 	uint32_t f = g->flags, xf = f & (ABI_GEMM_F_X_F32 | ABI_GEMM_F_X_BF16);
 	uint64_t xbytes = xf == ABI_GEMM_F_X_F32 ? 4 : xf ? 2 : 1;
+	uint64_t lda = g->lda ? g->lda : K, ldy = g->ldy ? g->ldy : N;
 	(void)x;
-	a[0] = (struct xarg){.addr = g->a, .len = M * K * xbytes};
+	a[0] = (struct xarg){.addr = g->a, .len = ((M - 1) * lda + K) * xbytes};
 	if (!xf)
 		a[1] = (struct xarg){.addr = g->sa, .len = M * kb * 4};
 	a[2] = (struct xarg){.addr = g->w, .len = N * K};
@@ -510,7 +511,8 @@ static uint32_t xb_gemm(struct xb *x, const struct abi_gemm *g, struct xarg *a)
 		a[4] = (struct xarg){.addr = g->w + N * K, .len = N * K};
 		a[5] = (struct xarg){.addr = g->sw + nb * kb * 4, .len = nb * kb * 4};
 	}
-	a[6] = (struct xarg){.addr = g->y, .len = M * N * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4)};
+	a[6] = (struct xarg){.addr = g->y,
+			     .len = ((M - 1) * ldy + N) * ((f & ABI_GEMM_F_Y_BF16) ? 2 : 4)};
 	if (f & ABI_GEMM_F_RESIDUAL)
 		a[7] = a[6];
 	if (f & ABI_GEMM_F_ACCUM)
@@ -519,6 +521,8 @@ static uint32_t xb_gemm(struct xb *x, const struct abi_gemm *g, struct xarg *a)
 	a[10].u = g->n;
 	a[11].u = g->k;
 	a[12].u = f;
+	a[13].u = (uint32_t)lda;
+	a[14].u = (uint32_t)ldy;
 	return ABI_ST_OK;
 }
 
@@ -569,8 +573,9 @@ static uint32_t xb_vec(struct xb *x, uint32_t op, const struct abi_vec *v, struc
 			*detail = ENOMEM;
 			return ABI_ST_CU_ERROR;
 		}
-		for (uint64_t i = 0; i < R; i++)
-			pos[i] = v->tab ? (int32_t)v->param_u : 0;
+		for (uint64_t i = 0; i < R; i++) /* row i at param_u + i / param_k (table) */
+			pos[i] =
+			    v->tab ? (int32_t)(v->param_u + (v->param_k ? i / v->param_k : 0)) : 0;
 		if (xrt_dev_bo_upload(x->d, pb, pos, R * 4, 0)) {
 			*detail = EIO;
 			return ABI_ST_CU_ERROR;
@@ -578,7 +583,9 @@ static uint32_t xb_vec(struct xb *x, uint32_t op, const struct abi_vec *v, struc
 		a[6].bo = pb;
 		if (v->tab) {
 			a[2] = (struct xarg){.addr = v->tab,
-					     .len = ((uint64_t)v->param_u + 1) * C * 4};
+					     .len = ((uint64_t)v->param_u +
+						     (v->param_k ? (R - 1) / v->param_k : 0) + 1) *
+						    C * 4};
 		} else {
 			// cppcheck-suppress invalidPointerCast ; the table's f32 rows follow its positions
 			float *row = (float *)(pos + R);
@@ -1076,7 +1083,8 @@ static int xb_supports(struct backend *b, uint32_t op)
 		return 1;
 	/* the lane CUs (striped operands, group tables) have no XRT binding here yet: the card
 	 * scheduler keeps the fp8_gemm lowering on this backend */
-	if (op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES)
+	if (op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES ||
+	    op == ABI_OP_GATHER || op == ABI_OP_COMBINE)
 		return 0;
 	if (op == ABI_OP_DMA_FILL) /* direct mode: the driver's channels; firmware: the card's */
 		return xb_of(b)->mode == BACKEND_XRT_DIRECT ? xb_of(b)->dma != NULL

@@ -544,6 +544,22 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 	return r;
 }
 
+/* bench on the emulated card: the statistics add the 671B prefill what-if of every board tree
+ * beside the program (B/board/NAME.dtb; card_engine_whatif_prefill_boards) unless
+ * MOECARD_WHATIF_PREFILL is set already (0: off). */
+static void bench_whatif_env(const struct cli_opts *a)
+{
+	char exe[4096];
+	if (strcmp(a->backend, "emu") || getenv("MOECARD_WHATIF_PREFILL"))
+		return;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+	if (slash) {
+		*slash = 0;
+		setenv("MOECARD_WHATIF_PREFILL", exe, 1);
+	}
+}
+
 /* What bench measured. */
 struct bench_res {
 	double t_load, tp, td;	 /* load, prefill and decode seconds */
@@ -675,7 +691,7 @@ int cli_bench(int argc, char **argv)
 		fprintf(stderr, "moecard: bench: --prompt-len and --gen must be >= 1\n");
 		return 2;
 	}
-	int batch = a.prompt_len < 256 ? a.prompt_len : 256;
+	int batch = a.prompt_len < 512 ? a.prompt_len : 512;
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
 	double t0 = now_s();
@@ -691,6 +707,7 @@ int cli_bench(int argc, char **argv)
 			rc = fail_fwd(r);
 		} else {
 			bench_report(&a, &m, &res);
+			bench_whatif_env(&a);
 			if (m.ops->stats)
 				m.ops->stats(&m, stdout, a.json);
 			rc = 0;

@@ -25,7 +25,9 @@
  * as the cpu engine computes them; only the f32 summation order differs (hls/README.md). W_UK^T
  * contracts over kv_b's rows, so a pre-transposed copy of each head's W_UK codes and scale blocks
  * is placed at load (FP8, card memory only); W_UV is read in place.
- * Prefill runs token by token through the decode lists (the MLA command attends one query).
+ * A prompt of more than one token runs the batched lowering of card_prefill.c (GEMMs of M = T)
+ * when the board and the options allow it; otherwise it runs token by token through the decode
+ * lists.
  * --expert-trace (expert_trace.h) records every main-model MoE layer's route after the host
  * router; its look-ahead needs the residual stream before each layer, so in trace mode (only) the
  * list is submitted at each layer start that has a MoE layer within two layers and x is read back.
@@ -253,8 +255,24 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 		    (r = card_place(e, (int)e->act_bank, NULL,
 				    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
 			return r;
-		return card_gemv_layer(e, L, lw, err, errlen);
+		if ((r = card_gemv_layer(e, L, lw, err, errlen)))
+			return r;
+		/* the batched prefill's GEMMs read the plain layout on the fp8_gemm CUs */
+		return e->pf_on ? card_layer_plain(e, L, lw, err, errlen) : 0;
 	}
+	if ((r = card_place(e, (int)e->act_bank, NULL,
+			    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
+		return r;
+	return card_layer_plain(e, L, lw, err, errlen);
+}
+
+/* card_engine_impl.h: the attention matrices with each head's W_UK^T copy, and the dense FFN or
+ * the shared and (without the expert cache) routed experts, in the plain layout. */
+int card_layer_plain(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
+		     size_t errlen)
+{
+	const struct config *c = e->c;
+	int r;
 	if (c->q_lora_rank > 0) {
 		if ((r = ee_mat(e, &lw->q_a_proj, NULL, &L->q_a, err, errlen)) ||
 		    (r = ee_mat(e, &lw->q_b_proj, NULL, &L->q_b, err, errlen)))
@@ -267,9 +285,6 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	    (r = ee_mat(e, &lw->o_proj, NULL, &L->o, err, errlen)))
 		return r;
 	if ((r = ee_place_uk_t(e, L, lw, err, errlen)))
-		return r;
-	if ((r = card_place(e, (int)e->act_bank, NULL,
-			    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
 		return r;
 	if (!lw->is_moe)
 		return ee_mat(e, &lw->mlp.gate, &lw->mlp.up, &L->gu, err, errlen) ||
@@ -319,6 +334,14 @@ int card_barrier(struct ee *e)
 int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
 	      uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k)
 {
+	return card_gemm_m(e, what, a, 0, W, y, 0, flags, rw, w_off, sw_off, n, k, 1);
+}
+
+/* y[M][n] (+)= act(a[M][k] f32) W^T, rows of a lda and of y ldy elements apart (0: dense). */
+int card_gemm_m(struct ee *e, const char *what, uint64_t a, uint32_t lda, const struct cmat *W,
+		uint64_t y, uint32_t ldy, uint32_t flags, uint64_t rw, uint64_t w_off,
+		uint64_t sw_off, int n, int k, int M)
+{
 	struct abi_cmd *c = card_cmd(e, ABI_OP_GEMM_FP8, what);
 	if (!c)
 		return -E2BIG;
@@ -327,7 +350,9 @@ int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, 
 	c->u.gemm.w = W->w + w_off;
 	c->u.gemm.sw = W->sw + sw_off;
 	c->u.gemm.y = y;
-	c->u.gemm.m = 1;
+	c->u.gemm.m = (uint32_t)M;
+	c->u.gemm.lda = lda;
+	c->u.gemm.ldy = ldy;
 	c->u.gemm.n = (uint32_t)(n ? n : W->rows);
 	c->u.gemm.k = (uint32_t)(k ? k : W->cols);
 	c->u.gemm.flags = ABI_GEMM_F_X_F32 | flags |
@@ -409,10 +434,28 @@ int card_flush(struct ee *e)
 			    ABI_CPL_CU(cpl[i].word1), e->list.what[i], e->cur_layer};
 		}
 	}
+	if (e->pf.active && !r) { /* the batched prefill's GEMMs: MACs and card time */
+		const struct abi_cpl *cpl;
+		uint32_t n;
+		backend_completions(e->be, &cpl, &n);
+		for (uint32_t i = 0; i < n && i < e->list.n; i++)
+			if (ABI_CPL_OP(cpl[i].word1) == ABI_OP_GEMM_FP8) {
+				e->pf.macs += card_gemm_macs(&e->list.cmd[i]);
+				e->pf.gemm_ns += (double)(cpl[i].t_end - cpl[i].t_start);
+			}
+	}
 	if (e->xc)
 		card_xc_after_list(e, r);
 	e->list.n = 0;
 	return r;
+}
+
+double card_gemm_macs(const struct abi_cmd *c)
+{
+	if (ABI_W0_OP(c->hdr.word0) != ABI_OP_GEMM_FP8)
+		return 0;
+	const struct abi_gemm *g = &c->u.gemm;
+	return (double)g->m * g->n * g->k * ((g->flags & ABI_GEMM_F_SILU_MUL) ? 2 : 1);
 }
 
 /* MLA sublayer of layer l at position p, through the post-attention norm into xn. */
@@ -689,6 +732,9 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 
 /* --- engine ops ------------------------------------------------------------------------- */
 
+static int ee_forward_loop(struct ee *e, struct engine *en, const int *tok, int T, float *logits,
+			   int all, float *hidden, int t0, int Tall);
+
 static int ee_forward(struct engine *en, const int *tok, int T, float *logits, int all,
 		      float *hidden)
 {
@@ -701,9 +747,64 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 	for (int t = 0; t < T; t++)
 		if (tok[t] < 0 || tok[t] >= V)
 			return -EINVAL;
-	for (int t = 0; t < T; t++) {
-		int p = en->pos, r;
-		embed_host(&e->w->embed_tokens, tok[t], e->hx);
+	struct backend_stats s0 = {0};
+	if (T > 1 && e->be)
+		backend_stats(e->be, &s0);
+	double hb0 = e->host_route_b + e->host_head_b;
+	/* a prompt: the batched path in chunks, when the card and the options allow it */
+	for (int t = 0; T > 1 && e->pf_on && !e->xt && t < T;) {
+		int n = T - t < e->pf.chunk ? T - t : e->pf.chunk, r;
+		if (n < 2) { /* a last single token goes through the decode list */
+			r = ee_forward_loop(e, en, tok + t, 1, logits, all, hidden, t, T);
+		} else {
+			e->pf.active = 1;
+			r = card_pf_forward(e, tok + t, n, en->pos,
+					    logits && (all || t + n == T)
+						? logits + (all ? (size_t)t * V : 0)
+						: NULL,
+					    all, hidden ? hidden + (size_t)t * D : NULL);
+			e->pf.active = 0;
+			if (!r) {
+				en->pos += n;
+				e->tokens += (uint64_t)n;
+				e->pf.batched += (uint64_t)n;
+			}
+		}
+		if (r) {
+			e->list.n = 0;
+			return r;
+		}
+		t += n;
+		if (t == T)
+			goto done;
+	}
+	TRY(ee_forward_loop(e, en, tok, T, logits, all, hidden, 0, T));
+done:
+	if (T > 1 && e->be) { /* prompt statistics (either path) */
+		struct backend_stats s1;
+		backend_stats(e->be, &s1);
+		e->pf.tokens += (uint64_t)T;
+		e->pf.card_ns += (double)(s1.busy_ns - s0.busy_ns);
+		e->pf.link_ns += (double)(s1.h2c_ns + s1.c2h_ns - s0.h2c_ns - s0.c2h_ns);
+		e->pf.host_b += e->host_route_b + e->host_head_b - hb0 + (double)T * D * 2 +
+				(double)V * 4; /* embeddings, sampling */
+	}
+	double dt = now_s() - t0;
+	e->t_wall += dt;
+	e->t_sched += dt - (e->t_wait - w0) - (e->t_host - h0);
+	return 0;
+}
+
+/* The token loop: tokens tok[0..T) one decode list each; logits / hidden rows of the whole
+ * forward's tokens t0.. (Tall of them). */
+static int ee_forward_loop(struct ee *e, struct engine *en, const int *tok, int T, float *logits,
+			   int all, float *hidden, int t0, int Tall)
+{
+	const struct config *c = e->c;
+	int D = c->hidden_size, V = c->vocab_size;
+	for (int i = 0; i < T; i++) {
+		int p = en->pos, r, t = t0 + i;
+		embed_host(&e->w->embed_tokens, tok[i], e->hx);
 		TRY(card_write(e, e->x, e->hx, sizeof(float) * (size_t)D));
 		e->list.n = 0;
 		for (int l = 0; l < c->num_hidden_layers; l++)
@@ -712,7 +813,7 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 				return r;
 			}
 		float *lg =
-		    logits && (all || t == T - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
+		    logits && (all || t == Tall - 1) ? logits + (all ? (size_t)t * V : 0) : NULL;
 		if ((r = ee_head(e, e->final_norm, &e->w->lm_head, lg,
 				 hidden ? hidden + (size_t)t * D : NULL)) ||
 		    (r = card_route_check(e, 0, c->num_hidden_layers))) {
@@ -722,9 +823,6 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 		en->pos++;
 		e->tokens++;
 	}
-	double dt = now_s() - t0;
-	e->t_wall += dt;
-	e->t_sched += dt - (e->t_wait - w0) - (e->t_host - h0);
 	return 0;
 }
 
@@ -813,6 +911,8 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->link0 = s.h2c_ns + s.c2h_ns;
 		e->host_route_b = e->host_head_b = 0;
 		e->route_checked = e->route_diff = 0;
+		e->pf.tokens = e->pf.batched = 0;
+		e->pf.card_ns = e->pf.link_ns = e->pf.host_b = e->pf.macs = e->pf.gemm_ns = 0;
 		if (e->xc)
 			card_xc_restart(e);
 	}
@@ -845,6 +945,7 @@ static void ee_free(struct engine *en)
 		}
 	free(e->L);
 	card_gemv_free(e);
+	card_pf_free(e);
 	card_xc_free(e);
 	free(e->bufs);
 	free(e->hb);
@@ -1071,8 +1172,9 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0),
 				x ? x->kv_format : NULL, afp8, err, errlen)))
 		goto fail;
-	if ((r = card_place_acts(e)) || (r = ee_place_rope(e)) ||
-	    (r = ee_place_model(e, x, err, errlen)))
+	if ((r = card_place_acts(e)) ||
+	    (r = card_pf_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0))) ||
+	    (r = ee_place_rope(e)) || (r = ee_place_model(e, x, err, errlen)))
 		goto fail_place;
 	ee_truncate(en, 0, 0);
 	return 0;

@@ -35,4 +35,22 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 int card_engine_whatif(const struct config *c, const struct backend *be, int pos, int gemv,
 		       double *card_ns, double *hbm_bytes);
 
+/* A modeled prompt of T tokens from position 0, end to end (ms), through the batched prefill
+ * (the same lists as the engine's, dry) and, for comparison, through the token loop (the decode
+ * what-if at positions 0 and T - 1, the attention's cost being linear in the position between). */
+struct card_pf_whatif {
+	double card_ms, link_ms, host_ms, e2e_ms, tok_s; /* the batched path */
+	double gemm_ms, attn_ms;			 /* card time of the GEMMs, attention */
+	double pe_frac;	    /* the GEMMs' MACs against the PE array's peak over their time */
+	double loop_e2e_ms; /* the token loop's end to end ms for the same prompt */
+	double loop_tok_s;  /* its tok/s */
+	int absorbed;	    /* the MAC rule's choice of attention form (card_pf_absorbed) */
+};
+/* 0, -ENOTSUP when be's board cannot run the batched path, or another negative errno. */
+int card_engine_whatif_prefill(const struct config *c, const struct backend *be, int T,
+			       struct card_pf_whatif *w);
+/* The 671B prefill what-if at T = 128, 512 and 2048 on every board of dir (emu, u55c, u280,
+ * v80: DIR/board/<name>.dtb), as JSON members (json) or lines of text. */
+void card_engine_whatif_prefill_boards(const char *dir, FILE *out, int json);
+
 #endif

@@ -58,6 +58,7 @@ struct gvtab {
 	uint64_t addr;		/* card address */
 	struct fp8_gemv_grp *g; /* [cap] host copy */
 	int ng, cap;		/* entries used, allocated */
+	int m;			/* rows of x per group (0: 1) */
 };
 
 /* The striped matrices and static group tables of one layer (card_gemv.c). */
@@ -103,6 +104,30 @@ struct ee_list {
 	uint32_t n;
 };
 
+/* Batched prefill (card_prefill.c): the activations of up to `chunk` tokens, row-major in the
+ * activation bank, and the index tables of the MoE's gather / combine. */
+struct ee_pf {
+	int chunk;  /* rows per batched forward (MOECARD_PREFILL_CHUNK, default 512) */
+	int rows16; /* chunk rounded up to 16 (the GEMV groups' m) */
+	int ncu;    /* GEMM CUs of the board (pf_gemm spreads a GEMM over them) */
+	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, hb; /* [chunk][...] f32 */
+	uint64_t xg, hg, yd; /* MoE: gathered rows [chunk k][D], hidden, down outputs */
+	uint64_t gi, ci, cw; /* gather index [chunk k], combine index and weight [chunk][k] */
+	uint64_t rlog, rout; /* router logits [rows16][E], routes [chunk][2 k] (card router) */
+	uint64_t logits;     /* head logits [16][V] (head on the card) */
+	struct gvtab t_gate; /* the gate over the rows (rows16 / 16 groups) */
+	struct gvtab t_head; /* the head over up to 16 rows */
+	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
+	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
+	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
+	/* statistics of forwards of more than one token (either path) since the restart */
+	uint64_t tokens, batched;   /* prompt tokens; of them through the batched path */
+	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
+	double host_b;		    /* bytes the modeled host parts read */
+	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
+	int active;		    /* a batched forward is being lowered (GEMM accounting) */
+};
+
 /* One profiled command. */
 struct ee_prof {
 	uint64_t t0, t1;  /* card ns */
@@ -146,6 +171,8 @@ struct ee {
 	uint64_t *hb;		/* [topk+1] FFN hidden rows, f32 [inter] each */
 	uint64_t final_norm;	/* model.norm f32 [hidden] */
 	uint64_t mtp_head_norm; /* MTP shared_head.norm f32 [hidden] */
+	int pf_on;		/* 1: prompts of more than one token go through the batched path */
+	struct ee_pf pf;	/* its buffers and statistics */
 	/* host */
 	struct pool *pool;
 	struct kern_ctx kc;		  /* lm_head / eh_proj (BF16: not quantized) */
@@ -290,6 +317,14 @@ struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what);
 int card_barrier(struct ee *e);
 int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
 	      uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k);
+/* card_gemm over M rows of a (row stride lda elements, 0 = dense) into y (ldy). */
+int card_gemm_m(struct ee *e, const char *what, uint64_t a, uint32_t lda, const struct cmat *W,
+		uint64_t y, uint32_t ldy, uint32_t flags, uint64_t rw, uint64_t w_off,
+		uint64_t sw_off, int n, int k, int M);
+/* Places one layer's plain FP8 matrices for the fp8_gemm CUs (also beside the striped copies
+ * when the batched prefill runs on a GEMV board). */
+int card_layer_plain(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
+		     size_t errlen);
 int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2, uint64_t w,
 	       uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda, uint32_t ldo, uint32_t pu,
 	       float pf, uint64_t tab);
@@ -299,6 +334,26 @@ int card_flush(struct ee *e);
 int card_mla(struct ee *e, const struct ee_layer *L, int p);
 int card_dense(struct ee *e, const struct ee_layer *L);
 int card_moe(struct ee *e, struct ee_layer *L, const int *idx);
+
+/* --- card_prefill.c: batched prefill ------------------------------------------------------ */
+
+/* Decides whether prompts go through the batched path (fp8_gemm, GATHER and COMBINE on the
+ * board, no expert cache, MOECARD_CARD_PREFILL not 0) and places its buffers. Call after the
+ * decode activations; 0 or a negative errno. */
+int card_pf_init(struct ee *e, int cache);
+void card_pf_free(struct ee *e);
+/* One chunk of T (2..chunk) prompt tokens at positions pos.. through the batched lowering:
+ * logits as engine_ops.forward (all rows or the last), hidden [T][D] when not NULL. */
+int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits, int all,
+		    float *hidden);
+/* One layer of a chunk (also the dry what-if's): rows T at positions p0.. in pf.x (dry mode
+ * routes every expert equally loaded). */
+int card_pf_layer(struct ee *e, const struct ee_layer *L, int T, int p0);
+/* 1 when the absorbed attention costs no more MACs than the non-absorbed form for T queries at
+ * positions p0.. (card_prefill.c has the count). */
+int card_pf_absorbed(const struct config *c, int T, int p0);
+/* MACs of a GEMM command (0 for other commands). */
+double card_gemm_macs(const struct abi_cmd *c);
 
 /* --- card_experts.c: the expert cache ------------------------------------------------------ */
 
@@ -348,6 +403,13 @@ int card_head_gemv(struct ee *e, int mtp);
 /* MOECARD_ROUTE_CHECK: reads back every MoE layer's gate logits and the card's choice after a
  * forward and compares the host router's choice on those logits (idx and weight bits). */
 int card_route_check(struct ee *e, int n_layers_from, int n_layers_to);
+/* GEMVs of matrix m over rows of x (stride m->k) into y (stride m->n): groups of 16 rows
+ * (m = rows when rows <= 16, else 16: x and y then need rows rounded up to 16), table t (cap
+ * >= the groups) written to the card; as many commands as the CU's x buffer needs, each on a
+ * view of t (views: nviews entries, kept until the list is flushed). */
+int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews);
+int card_gemv_tab(struct ee *e, struct gvtab *t, int cap);
 /* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
 enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };
 int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step);

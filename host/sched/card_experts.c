@@ -534,11 +534,11 @@ static int ee_xc_host_expert(struct ee *e, const struct ffn_weights *f, float rw
 	int D = c->hidden_size, I = c->moe_intermediate_size;
 	uint32_t ue = c->quantization_config.ue8m0 ? FP8_GEMM_UE8M0 : 0;
 	int r = fp8_gemm(e->hxn, NULL, f->gate.w, f->gate.scale, f->up.w, f->up.scale, xc->hid,
-			 NULL, NULL, 1, I, D, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL | ue);
+			 NULL, NULL, 1, I, D, FP8_GEMM_X_F32 | FP8_GEMM_SILU_MUL | ue, 0, 0);
 	memset(out, 0, sizeof(float) * (size_t)D);
 	if (!r)
 		r = fp8_gemm(xc->hid, NULL, f->down.w, f->down.scale, NULL, NULL, out, NULL, &rw, 1,
-			     D, I, FP8_GEMM_X_F32 | FP8_GEMM_ACCUM | ue);
+			     D, I, FP8_GEMM_X_F32 | FP8_GEMM_ACCUM | ue, 0, 0);
 	return r;
 }
 

@@ -532,6 +532,46 @@ static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 	return 0;
 }
 
+int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews)
+{
+	int mm = rows < (int)ABI_GEMV_MAX_M ? rows : (int)ABI_GEMV_MAX_M;
+	int ng = (rows + mm - 1) / mm;
+	/* the groups of one command share the CU's x buffer (FP8_GEMV_MAX_M x FP8_GEMV_MAX_K) */
+	int per = (int)((uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K / ((uint64_t)mm * m->k));
+	if (rows < 1 || ng > t->cap || per < 1 || (ng > per && (ng + per - 1) / per > nviews))
+		return -EINVAL;
+	t->ng = 0;
+	for (int g = 0; g < ng; g++)
+		gv_add(e, t, m, x + 4 * (uint64_t)g * mm * m->k, y + 4 * (uint64_t)g * mm * m->n, 0,
+		       0, 0);
+	t->m = mm;
+	TRY(gv_write(e, t));
+	for (int g0 = 0, i = 0; g0 < ng; g0 += per, i++) {
+		int n = ng - g0 < per ? ng - g0 : per;
+		struct gvtab *v = t;
+		if (n < ng) { /* a view of the table: groups g0.. */
+			v = &views[i];
+			*v = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n,
+					    mm};
+		}
+		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
+		if (!c)
+			return -E2BIG;
+		c->u.gemv.tab = v->addr;
+		c->u.gemv.ng = (uint32_t)n;
+		c->u.gemv.m = (uint32_t)mm;
+		e->list.gt[e->list.n - 1] = v;
+	}
+	return 0;
+}
+
+/* A table of cap groups for card_gemv_rows. */
+int card_gemv_tab(struct ee *e, struct gvtab *t, int cap)
+{
+	return gv_tab(e, t, cap);
+}
+
 int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step)
 {
 	const struct ee_gv_layer *g = &L->gv;
@@ -681,7 +721,8 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 	if (bw_mbps)
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.axi_bits = (int)e->gv_axi_bits;
-	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, 1, NULL) : 0;
+	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, t->m > 0 ? t->m : 1, NULL)
+		 : 0;
 }
 
 int card_route_check(struct ee *e, int from, int to)

@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
+#include "backend/backend_impl.h"
 #include "load/config.h"
 #include "sched/card_engine.h"
 #include "sched/card_engine_impl.h"
 #include "sched/expert_cache.h"
+
+static const char *ee_op_name(uint32_t op);
 
 /* Dry mode: time the list like the card would (firmware starts commands in order, one at a time;
  * a barrier waits for everything before it; each command takes the earliest free CU of its kind). */
@@ -52,6 +55,10 @@ void card_dry_time(struct ee *e)
 				(long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
+		if (e->pf.active && op == ABI_OP_GEMM_FP8) { /* the batched prefill's GEMMs */
+			e->pf.macs += card_gemm_macs(c);
+			e->pf.gemm_ns += (double)(t1 - t0);
+		}
 		cu_free[best] = t1;
 		t_all = t1 > t_all ? t1 : t_all;
 	}
@@ -295,6 +302,147 @@ out:
 	return r;
 }
 
+int card_engine_whatif_prefill(const struct config *c, const struct backend *be, int T,
+			       struct card_pf_whatif *w)
+{
+	struct ee *e = calloc(1, sizeof *e);
+	int r = -ENOMEM;
+	if (!e)
+		return r;
+	memset(w, 0, sizeof *w);
+	e->dry = 1;
+	e->c = c;
+	e->be = (struct backend *)be;
+	e->max_seq = T + 1;
+	int k = c->num_experts_per_tok, E = c->n_routed_experts;
+	int D = c->hidden_size, V = c->vocab_size, nmoe = 0;
+	struct ee_layer L = {0};
+	e->hb = calloc((size_t)k + 1, sizeof *e->hb);
+	L.ex_gu = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_gu);
+	L.ex_down = calloc((size_t)(E > 0 ? E : 1), sizeof *L.ex_down);
+	if (!e->hb || !L.ex_gu || !L.ex_down)
+		goto out;
+	ee_dry_layer(c, &L);
+	char err[160] = "";
+	if ((r = card_place_acts(e)) || (r = card_gemv_init(e, 0, NULL, 0, err, sizeof err)) ||
+	    (e->gv && ((r = card_gemv_layer(e, &L, NULL, err, sizeof err)) ||
+		       (r = card_gemv_heads(e, NULL, err, sizeof err)))))
+		goto out;
+	e->pf.chunk = T;
+	if ((r = card_pf_init(e, 0)))
+		goto out;
+	r = -ENOTSUP;
+	if (!e->pf_on || e->pf.chunk != T)
+		goto out;
+	e->softmax_scale = 0.1f;
+	e->pf.active = 1;
+	for (int l = 0; l < c->num_hidden_layers; l++) {
+		L.moe = config_layer_is_moe(c, l);
+		nmoe += L.moe;
+		if ((r = card_pf_layer(e, &L, T, 0)))
+			goto out;
+	}
+	if ((r = card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", e->pf.x, 0, 0, e->pf.xn,
+			    (uint32_t)T, (uint32_t)D, 0, 0, 0, 1e-6f, 0)))
+		goto out;
+	if (e->gv && e->gv_head &&
+	    ((r = card_barrier(e)) ||
+	     (r = card_gemv_rows(e, "lm_head (gemv)", &e->head, e->pf.xn, e->pf.logits, 1,
+				 &e->pf.t_head, NULL, 0))))
+		goto out;
+	card_flush(e);
+	r = -EINVAL;
+	if (e->dry_bad)
+		goto out;
+	/* the link: embeddings in, per MoE layer the routes (card router: idx and w of every row;
+	 * host router: the normed rows) out and the three index tables in, the logits out; the host:
+	 * the router and lm_head when they run there, the embedding rows, sampling */
+	const struct board_desc *bd = backend_board(be);
+	double pcie = (bd->pcie_bw_mbps ? bd->pcie_bw_mbps : 12000) * 1e6, lat = 1e-6;
+	int route_card = e->gv && e->gv_route, head_card = e->gv && e->gv_head;
+	double link_b = (double)T * D * 4 + (head_card ? (double)V * 4 : (double)D * 4) +
+			nmoe * (route_card ? (double)T * k * 8 : (double)T * D * 4) +
+			nmoe * (double)T * k * 12;
+	w->link_ms = (link_b / pcie + (2 + 3.0 * nmoe) * lat) * 1e3;
+	double host_b = (route_card ? 0 : (double)nmoe * T * E * D * 2) +
+			(head_card ? 0 : (double)V * D * 2) + (double)T * D * 2 + (double)V * 4;
+	w->host_ms = host_b / (EE_HOST_MODEL_GBPS * 1e9) * 1e3;
+	w->card_ms = e->dry_ns / 1e6;
+	w->e2e_ms = w->card_ms + w->link_ms + w->host_ms;
+	w->tok_s = T / w->e2e_ms * 1e3;
+	w->gemm_ms = e->dry_op_ns[ABI_OP_GEMM_FP8] / 1e6;
+	w->attn_ms = (e->dry_op_ns[ABI_OP_MLA_ATTN] + e->dry_op_ns[ABI_OP_MLA_ATTN_LANES]) / 1e6;
+	w->pe_frac = e->pf.gemm_ns > 0 ? e->pf.macs / (e->pf.gemm_ns * e->pf.peak) : 0;
+	w->absorbed = card_pf_absorbed(c, T, 0);
+	if (getenv("MOECARD_DRY_DEBUG"))
+		for (int op = 0; op < ABI_OP_COUNT; op++)
+			if (e->dry_op_ns[op] > 0)
+				fprintf(stderr, "dry prefill T=%d: %s %.3f ms (summed)\n", T,
+					ee_op_name((uint32_t)op), e->dry_op_ns[op] / 1e6);
+	/* the token loop: every token a decode step, its cost linear in the position */
+	double ns0, nsT, hb;
+	struct card_e2e m0 = {0}, mT = {0};
+	if ((r = card_engine_whatif2(c, be, 0, 1, &ns0, &hb, &m0)) ||
+	    (r = card_engine_whatif2(c, be, T - 1, 1, &nsT, &hb, &mT)))
+		goto out;
+	w->loop_e2e_ms = T * (m0.e2e_ms + mT.e2e_ms) / 2;
+	w->loop_tok_s = T / w->loop_e2e_ms * 1e3;
+	r = 0;
+out:
+	card_gemv_layer_free(&L);
+	card_gemv_free(e);
+	card_pf_free(e);
+	free(L.ex_gu);
+	free(L.ex_down);
+	free(e->hb);
+	free(e);
+	return r;
+}
+
+void card_engine_whatif_prefill_boards(const char *dir, FILE *out, int json)
+{
+	static const char *const boards[] = {"emu", "u55c", "u280", "v80"};
+	static const int Ts[] = {128, 512, 2048};
+	struct config c;
+	config_deepseek_v3_671b(&c);
+	for (size_t b = 0; b < sizeof boards / sizeof boards[0]; b++) {
+		char path[1024], err[256];
+		snprintf(path, sizeof path, "%s/board/%s.dtb", dir, boards[b]);
+		struct board_desc *bd = malloc(sizeof *bd);
+		struct backend *be = NULL;
+		if (!bd || board_load(path, bd, err, sizeof err) ||
+		    backend_ref_open(&be, bd, err, sizeof err)) {
+			free(bd);
+			continue;
+		}
+		for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+			struct card_pf_whatif w;
+			if (card_engine_whatif_prefill(&c, be, Ts[i], &w))
+				continue;
+			if (json)
+				fprintf(
+				    out,
+				    ",\"whatif_671b_prefill_%s_T%d\":{\"e2e_ms\":%.1f,"
+				    "\"tok_s\":%.2f,\"card_ms\":%.1f,\"gemm_ms\":%.1f,"
+				    "\"attn_ms\":%.1f,\"pe_frac\":%.4f,\"token_loop_tok_s\":%.3f,"
+				    "\"speedup\":%.2f}",
+				    boards[b], Ts[i], w.e2e_ms, w.tok_s, w.card_ms, w.gemm_ms,
+				    w.attn_ms, w.pe_frac, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms);
+			else
+				fprintf(
+				    out,
+				    "what-if 671B prefill, %-5s T=%-4d: %9.1f ms end to end "
+				    "(%7.2f tok/s; token loop %6.3f tok/s, %.1fx): GEMMs %.1f ms "
+				    "at %.1f%% of the PE array's peak, attention %.1f ms\n",
+				    boards[b], Ts[i], w.e2e_ms, w.tok_s, w.loop_tok_s,
+				    w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, 100 * w.pe_frac,
+				    w.attn_ms);
+		}
+		backend_close(be);
+		free(bd);
+	}
+}
+
 /* The what-if line of the statistics: DeepSeek-V3 671B decode at context 4096 on be's board,
  * end to end (card + link + host parts), through the GEMV CU (when the board has one) and
  * through the fp8_gemm CUs alone. */
@@ -352,6 +500,60 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms);
 }
 
+/* The prompt figures of card_stats: forwards of more than one token since the restart, end to
+ * end (card + link + the modeled host parts), and the batched path's GEMMs against the PE
+ * array's peak. */
+static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
+{
+	const struct ee_pf *pf = &e->pf;
+	double n = pf->tokens ? (double)pf->tokens : 1;
+	double host_ms = pf->host_b / (EE_HOST_MODEL_GBPS * 1e9) * 1e3;
+	double ms = (pf->card_ns + pf->link_ns) / 1e6 + host_ms;
+	double frac = pf->gemm_ns > 0 && pf->peak > 0 ? pf->macs / (pf->gemm_ns * pf->peak) : 0;
+	/* the dry what-if of a prompt of 512 tokens of this model (the same lists, no weights) */
+	struct card_pf_whatif w = {0};
+	int wt = 512;
+	int hw = e->pf_on && !card_engine_whatif_prefill(e->c, e->be, wt, &w);
+	if (json) {
+		if (hw)
+			fprintf(out,
+				",\"whatif_prefill_T\":%d,\"whatif_prefill_e2e_ms\":%.3f,"
+				"\"whatif_prefill_tok_s\":%.2f,\"whatif_prefill_pe_frac\":%.4f,"
+				"\"whatif_prefill_token_loop_tok_s\":%.2f,"
+				"\"whatif_prefill_speedup\":%.3f,\"whatif_prefill_gemm_ms\":%.3f,"
+				"\"whatif_prefill_attn_ms\":%.3f",
+				wt, w.e2e_ms, w.tok_s, w.pe_frac, w.loop_tok_s,
+				w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, w.attn_ms);
+		fprintf(out,
+			",\"prefill_tokens\":%llu,\"prefill_batched_tokens\":%llu,"
+			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
+			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
+			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
+			"\"prefill_gemm_pe_frac\":%.4f",
+			(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
+			e->pf_on ? pf->chunk : 0, pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
+			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac);
+		return;
+	}
+	if (hw)
+		fprintf(
+		    out,
+		    "  prefill what-if (dry, this model, %d tokens from position 0): %.3f ms end "
+		    "to end, %.1f tok/s vs %.1f tok/s token by token (%.2fx); GEMMs %.3f ms at "
+		    "%.1f%% of the PE array's peak, attention %.3f ms (CU time, summed)\n",
+		    wt, w.e2e_ms, w.tok_s, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms, w.gemm_ms,
+		    100 * w.pe_frac, w.attn_ms);
+	if (!pf->tokens)
+		return;
+	fprintf(out,
+		"  prefill        %llu prompt tokens (%llu batched, chunks of %d): modeled %.3f ms "
+		"end to end (%.1f tok/s): card %.3f + link %.3f + host %.3f ms; the GEMMs at "
+		"%.1f%% of the PE array's peak\n",
+		(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
+		e->pf_on ? pf->chunk : 0, ms, n / ms * 1e3, pf->card_ns / 1e6, pf->link_ns / 1e6,
+		host_ms, 100 * frac);
+}
+
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
  * fences, errors, bytes; and the DMA_FILL commands the card completed, which it carried. */
 static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
@@ -380,9 +582,22 @@ static void ee_dma_stats(const struct backend_stats *s, FILE *out, int json)
 		(unsigned long long)d->fences, (unsigned long long)s->fills, s->fill_bytes / 1e6);
 }
 
+/* The prefill what-if of every board runs when MOECARD_WHATIF_PREFILL names the build directory
+ * (B: the board trees in B/board/; `moecard bench` sets it, beside the program): 1 and dir. */
+static int ee_whatif_dir(const struct ee *e, char *dir, size_t n)
+{
+	const char *d = getenv("MOECARD_WHATIF_PREFILL");
+	(void)e;
+	if (!d || !*d || !strcmp(d, "0"))
+		return 0;
+	snprintf(dir, n, "%s", d);
+	return 1;
+}
+
 void card_stats(struct engine *en, FILE *out, int json)
 {
 	struct ee *e = ee_of(en);
+	char dir[1024];
 	struct backend_stats s;
 	backend_stats(e->be, &s);
 	if (!(backend_caps(e->be) & BACKEND_CAP_CARD_CLOCK))
@@ -431,8 +646,11 @@ void card_stats(struct engine *en, FILE *out, int json)
 			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 		if (e->xc)
 			ee_xc_stats(e, out, 1, n, card, link);
+		ee_prefill_stats(e, out, 1);
 		ee_dma_stats(&s, out, 1);
 		ee_whatif_671b(e->be, out, 1);
+		if (ee_whatif_dir(e, dir, sizeof dir))
+			card_engine_whatif_prefill_boards(dir, out, 1);
 		fprintf(out, "}\n");
 		return;
 	}
@@ -458,16 +676,20 @@ void card_stats(struct engine *en, FILE *out, int json)
 			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 	if (e->xc)
 		ee_xc_stats(e, out, 0, n, card, link);
+	ee_prefill_stats(e, out, 0);
 	ee_dma_stats(&s, out, 0);
 	ee_whatif_671b(e->be, out, 0);
+	if (ee_whatif_dir(e, dir, sizeof dir))
+		card_engine_whatif_prefill_boards(dir, out, 0);
 }
 
 static const char *ee_op_name(uint32_t op)
 {
 	static const char *const n[ABI_OP_COUNT] = {
-	    "NOP",	    "GEMM_FP8",	 "RMSNORM",  "ROPE",	  "ACT_QUANT",	   "SILU_MUL",
-	    "RESIDUAL_ADD", "SOFTMAX",	 "MLA_ATTN", "KV_APPEND", "DMA_FILL",	   "FENCE",
-	    "BARRIER",	    "TIMESTAMP", "GEMV",     "MOE_ROUTE", "MLA_ATTN_LANES"};
+	    "NOP",	 "GEMM_FP8",	   "RMSNORM", "ROPE",	   "ACT_QUANT",
+	    "SILU_MUL",	 "RESIDUAL_ADD",   "SOFTMAX", "MLA_ATTN",  "KV_APPEND",
+	    "DMA_FILL",	 "FENCE",	   "BARRIER", "TIMESTAMP", "GEMV",
+	    "MOE_ROUTE", "MLA_ATTN_LANES", "GATHER",  "COMBINE"};
 	return op < ABI_OP_COUNT ? n[op] : "?";
 }
 

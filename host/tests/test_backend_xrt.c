@@ -462,18 +462,19 @@ static void test_direct(const char *card)
 	CHECK(backend_buf_alloc(b, bd->n_banks, 64, 64, &per_bank[BOARD_MAX_BANKS - 1]) == -EINVAL,
 	      "%s: allocation in a bank past the board's is not -EINVAL", card);
 
-	/* supports_op: every opcode but the lane CUs' (no XRT binding: the scheduler keeps the
-	 * fp8_gemm lowering on this backend) */
+	/* supports_op: every opcode but the lane CUs' and the row gather / combine (no XRT
+	 * binding: the scheduler keeps the fp8_gemm lowering and the token loop on this backend) */
 	int sup = 0, lane_ops = 0;
 	for (uint32_t op = 0; op < ABI_OP_COUNT; op++) {
-		int lane =
-		    op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES;
+		int lane = op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE ||
+			   op == ABI_OP_MLA_ATTN_LANES || op == ABI_OP_GATHER ||
+			   op == ABI_OP_COMBINE;
 		sup += !lane && backend_supports_op(b, op) == 1;
 		lane_ops += lane && backend_supports_op(b, op);
 	}
-	CHECK(sup == ABI_OP_COUNT - 3 && !lane_ops && !backend_supports_op(b, ABI_OP_COUNT),
+	CHECK(sup == ABI_OP_COUNT - 5 && !lane_ops && !backend_supports_op(b, ABI_OP_COUNT),
 	      "%s: supports %d of %d opcodes (%d lane-CU opcodes), opcode %d: %d", card, sup,
-	      ABI_OP_COUNT - 3, lane_ops, ABI_OP_COUNT, backend_supports_op(b, ABI_OP_COUNT));
+	      ABI_OP_COUNT - 5, lane_ops, ABI_OP_COUNT, backend_supports_op(b, ABI_OP_COUNT));
 
 	/* the list of every opcode, twice ("two tokens") */
 	struct bufs s;

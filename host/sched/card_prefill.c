@@ -1,0 +1,563 @@
+/*
+ * card_prefill.c - the batched prefill of the card scheduler: a prompt of T tokens (in chunks of
+ * at most pf.chunk) goes through each layer once, with the matrices as GEMMs of M = T on the
+ * fp8_gemm CUs (PE array), instead of T decode lists.
+ *
+ * Per chunk (rows t = 0..T-1 at positions p0 + t, activations row-major in the activation bank):
+ *   MLA   RMSNorm of the T rows; q_a, kv_a (or q_proj) as GEMMs of M = T; q_a / kv_a norms; RoPE
+ *         of k_pe with position p0 + row; q_b; T KV appends; RoPE of q_pe (H rows per position);
+ *         per head W_UK^T q_nope as one GEMM of M = T with strided rows (ACT_F32); the absorbed
+ *         attention per query, each with its causal length p0 + t + 1; per head W_UV; o_proj
+ *         with the residual; the post-attention norm.
+ *   dense gate|up (SiLU) and down + residual as GEMMs of M = T.
+ *   MoE   the router for every row (the card's gate GEMV and MOE_ROUTE per row when the router
+ *         is on the card, else the host's gate and router on the rows read back: one round trip
+ *         per MoE layer either way); the host groups the rows by expert; GATHER copies each
+ *         expert's rows together; per routed expert one gate|up GEMM and one down GEMM over
+ *         exactly its rows (M = n_e); the shared expert over all rows writes ffn; COMBINE adds
+ *         w_tj * e_j(x_t) into ffn_t in router order j; then the residual add.
+ *   head  the final norm of the rows; the logits of the rows asked for (BF16 head on the GEMV CU
+ *         in groups of 16 rows, or on the host row by row).
+ * Numerics: every GEMM row is computed by the kernels exactly as the M = 1 command of the token
+ * loop computes it (fp8_gemm's results per row do not depend on M or on the strides, the GEMV's
+ * rows do not depend on m, the fp8_gemv groups equal fp8_gemm), every vector op is per row, the
+ * attention command per query is the decode command, and COMBINE applies the accumulating
+ * epilogue's f32 operations in the same order; so the logits are bit-identical to the token loop
+ * (host/tests/test_emu_prefill.c compares them).
+ * Attention form: the absorbed form per query. The non-absorbed form (kv_b applied to the context
+ * rows, then T x n_ctx attention per head) costs fewer MACs for long fresh prompts (card_pf_absorbed
+ * has the rule) but needs an attention kernel over explicit K/V that the card does not have yet.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "e4m3.h"
+#include "hls/mla_attn/mla_attn.h"
+#include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls/moe_route/moe_route.h"
+#include "model/kernels.h"
+#include "model/router.h"
+#include "sched/card_engine_impl.h"
+
+#define PF_CHUNK_DEFAULT 512
+#define PF_CHUNK_MAX 4096
+
+static uint64_t f4(uint64_t base, uint64_t elems)
+{
+	return base + 4 * elems;
+}
+
+static int pf_env_off(const char *name)
+{
+	const char *v = getenv(name);
+	return v && !strcmp(v, "0");
+}
+
+/* The ops the lowering issues; the attention and router ones as the decode lowering chose. */
+static int pf_supported(const struct ee *e)
+{
+	static const enum abi_op ops[] = {ABI_OP_GEMM_FP8,     ABI_OP_RMSNORM,	 ABI_OP_ROPE,
+					  ABI_OP_RESIDUAL_ADD, ABI_OP_KV_APPEND, ABI_OP_GATHER,
+					  ABI_OP_COMBINE};
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (!backend_supports_op(e->be, ops[i]))
+			return 0;
+	if (!backend_supports_op(e->be, e->gv_attn ? ABI_OP_MLA_ATTN_LANES : ABI_OP_MLA_ATTN))
+		return 0;
+	return e->c->hidden_size <= (int)ABI_COMBINE_MAX_COLS &&
+	       e->c->num_experts_per_tok <= (int)ABI_COMBINE_MAX_K;
+}
+
+int card_pf_init(struct ee *e, int cache)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	e->pf_on = 0;
+	if (cache || pf_env_off("MOECARD_CARD_PREFILL") || !pf_supported(e))
+		return 0;
+	int chunk = pf->chunk > 0 ? pf->chunk : PF_CHUNK_DEFAULT;
+	const char *ch = getenv("MOECARD_PREFILL_CHUNK");
+	if (ch && atoi(ch) >= 2 && atoi(ch) <= PF_CHUNK_MAX)
+		chunk = atoi(ch);
+	if (!e->dry && chunk > e->max_seq)
+		chunk = e->max_seq;
+	if (chunk < 2)
+		return 0;
+	int D = c->hidden_size, H = c->num_attention_heads, k = c->num_experts_per_tok;
+	int E = c->n_routed_experts > 0 ? c->n_routed_experts : 1;
+	int rope = c->qk_rope_head_dim, kvl = c->kv_lora_rank, row = kvl + rope;
+	int qd = c->qk_nope_head_dim + rope, ql = c->q_lora_rank > 0 ? c->q_lora_rank : 1;
+	int Im = c->moe_intermediate_size, sh = c->n_shared_experts * Im;
+	int inter = c->intermediate_size > sh ? c->intermediate_size : sh;
+	int ab = (int)e->act_bank, r;
+	size_t C = (size_t)chunk, C16 = (C + 15) / 16 * 16, f = sizeof(float);
+	size_t kk = (size_t)(k > 0 ? k : 1);
+	pf->chunk = chunk;
+	pf->rows16 = (int)C16;
+	if ((r = card_place(e, ab, NULL, f * C * D, &pf->x)) ||
+	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->xn)) ||
+	    (r = card_place(e, ab, NULL, f * C * ql, &pf->qa)) ||
+	    (r = card_place(e, ab, NULL, f * C * H * qd, &pf->q)) ||
+	    (r = card_place(e, ab, NULL, f * C * row, &pf->kva)) ||
+	    (r = card_place(e, ab, NULL, f * C * row, &pf->kvrow)) ||
+	    (r = card_place(e, ab, NULL, f * C * H * row, &pf->qcat)) ||
+	    (r = card_place(e, ab, NULL, f * C * H * kvl, &pf->lat)) ||
+	    (r = card_place(e, ab, NULL, f * C * H * c->v_head_dim, &pf->ao)) ||
+	    (r = card_place(e, ab, NULL, f * C * D, &pf->ffn)) ||
+	    (r = card_place(e, ab, NULL, f * C * (inter > 0 ? inter : 1), &pf->hb)) ||
+	    (r = card_place(e, ab, NULL, f * C * kk * D, &pf->xg)) ||
+	    (r = card_place(e, ab, NULL, f * C * kk * (Im > 0 ? Im : 1), &pf->hg)) ||
+	    (r = card_place(e, ab, NULL, f * C * kk * D, &pf->yd)) ||
+	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->gi)) ||
+	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->ci)) ||
+	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->cw)) ||
+	    (r = card_place(e, ab, NULL, f * C16 * E, &pf->rlog)) ||
+	    (r = card_place(e, ab, NULL, 8 * C * kk, &pf->rout)))
+		return r;
+	if (e->gv && e->gv_head &&
+	    (r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)))
+		return r;
+	if (e->gv && ((r = card_gemv_tab(e, &pf->t_gate, (int)(C16 / 16))) ||
+		      (r = card_gemv_tab(e, &pf->t_head, 1))))
+		return r;
+	pf->hidx = malloc(4 * C * kk);
+	pf->hgi = malloc(4 * C * kk);
+	pf->hci = malloc(4 * C * kk);
+	pf->hw = malloc(4 * C * kk);
+	pf->hrow = malloc(f * (C16 * D > 2 * C * kk ? C16 * D : 2 * C * kk));
+	pf->hlog = malloc(f * (size_t)E);
+	pf->views = calloc(C16 / 16, sizeof *pf->views);
+	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog)
+		return -ENOMEM;
+	struct hls_build b;
+	hls_build_default(&b);
+	uint32_t kclk = backend_abi_board(e->be)->cu_clk_khz;
+	const struct abi_board *blk = backend_abi_board(e->be);
+	pf->ncu = 0;
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(blk->counts); i++)
+		pf->ncu += (blk->cus[i].ops_mask >> ABI_OP_GEMM_FP8) & 1;
+	pf->ncu = pf->ncu > 0 ? pf->ncu : 1;
+	pf->peak = (double)b.tm * b.tn * (kclk ? kclk / 1e6 : b.clock_mhz / 1e3);
+	e->pf_on = 1;
+	return 0;
+}
+
+void card_pf_free(struct ee *e)
+{
+	struct ee_pf *pf = &e->pf;
+	free(pf->t_gate.g);
+	free(pf->t_head.g);
+	free(pf->hidx);
+	free(pf->hgi);
+	free(pf->hci);
+	free(pf->hw);
+	free(pf->hrow);
+	free(pf->hlog);
+	free(pf->views);
+	memset(pf, 0, sizeof *pf);
+}
+
+/* A GEMM of M = T rows spread over the board's GEMM CUs (every output element is computed as
+ * by one command, so the results do not change): a plain matrix is split by output columns in
+ * multiples of 128 (its scale blocks), each CU reading its share of W; a SiLU pair (W then W2 in
+ * one range) by rows in multiples of the m-block when there are enough rows, each CU streaming W
+ * once. */
+static int pf_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
+		   uint32_t flags, int T)
+{
+	int ncu = e->pf.ncu, N = W->rows, K = W->cols, KB = (K + 127) / 128;
+	if (!(flags & ABI_GEMM_F_SILU_MUL)) {
+		int per = (N + ncu - 1) / ncu;
+		per = (per + 127) / 128 * 128;
+		for (int n0 = 0; n0 < N; n0 += per)
+			TRY(card_gemm_m(e, what, a, 0, W, f4(y, (uint64_t)n0), (uint32_t)N, flags,
+					0, (uint64_t)n0 * K, 4 * (uint64_t)(n0 / 128) * KB,
+					N - n0 < per ? N - n0 : per, K, T));
+		return 0;
+	}
+	int parts = T / FP8_GEMM_MB < ncu ? T / FP8_GEMM_MB : ncu;
+	int per = parts > 1 ? (T + parts - 1) / parts : T;
+	per = (per + FP8_GEMM_TM - 1) / FP8_GEMM_TM * FP8_GEMM_TM;
+	for (int m0 = 0; m0 < T; m0 += per)
+		TRY(card_gemm_m(e, what, f4(a, (uint64_t)m0 * K), 0, W, f4(y, (uint64_t)m0 * N), 0,
+				flags, 0, 0, 0, 0, 0, T - m0 < per ? T - m0 : per));
+	return 0;
+}
+
+/* A vector op over rows with its param_k (ROPE rows per position, COMBINE terms per row). */
+static int pf_vec(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint64_t x2,
+		  uint64_t w, uint64_t out, uint32_t rows, uint32_t cols, uint32_t lda,
+		  uint32_t ldo, uint32_t pu, float pf, uint64_t tab, uint32_t pk)
+{
+	TRY(card_vecop(e, op, what, x, x2, w, out, rows, cols, lda, ldo, pu, pf, tab));
+	e->list.cmd[e->list.n - 1].u.vec.param_k = pk;
+	return 0;
+}
+
+/* The KV append of row t (position p) and the attention of query t over p + 1 positions. */
+static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int p)
+{
+	const struct config *c = e->c;
+	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
+	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND,
+				     e->gv_attn ? "kv_append (striped, row)" : "kv_append (row)");
+	if (!k)
+		return -E2BIG;
+	k->u.kv.src = src;
+	k->u.kv.row = (uint32_t)(kvl + rope);
+	if (e->gv_attn) { /* as card_kv_append_lanes: the record's address in its lane */
+		uint64_t rec = abi_kv_record_bytes(e->kv_fmt, (uint64_t)kvl, (uint64_t)rope);
+		uint64_t b = (uint64_t)p / MLA_TB, lane = b % e->gv_lanes;
+		uint64_t local = b / e->gv_lanes * MLA_TB + (uint64_t)p % MLA_TB;
+		k->u.kv.cache = ABI_ADDR(lane, L->kv_off + local * rec);
+		k->u.kv.ctx_cap = 1;
+		k->u.kv.word = e->kv_fmt == ABI_KV_F32 ? 0 : ABI_KV_WORD(e->kv_fmt, rope);
+	} else {
+		k->u.kv.cache = L->kv;
+		k->u.kv.pos = (uint32_t)p;
+		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
+	}
+	return 0;
+}
+
+static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t out, int p)
+{
+	const struct config *c = e->c;
+	if (e->gv_attn) {
+		TRY(card_attn_lanes(e, L, p));
+		struct abi_cmd *m = &e->list.cmd[e->list.n - 1];
+		m->u.mlal.q = q;
+		m->u.mlal.out = out;
+		return 0;
+	}
+	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN, "mla_attn (query)");
+	if (!m)
+		return -E2BIG;
+	m->u.mla.q = q;
+	m->u.mla.kv = L->kv;
+	m->u.mla.out = out;
+	m->u.mla.n_heads = (uint32_t)c->num_attention_heads;
+	m->u.mla.kv_lora = (uint32_t)c->kv_lora_rank;
+	m->u.mla.rope = (uint32_t)c->qk_rope_head_dim;
+	m->u.mla.n_ctx = (uint32_t)p + 1;
+	m->u.mla.ctx_cap = (uint32_t)e->max_seq;
+	memcpy(&m->u.mla.scale, &e->softmax_scale, 4);
+	return 0;
+}
+
+/* MLA of T rows at positions p0.., through the post-attention norm into pf.xn. */
+static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
+{
+	const struct config *c = e->c;
+	const struct ee_pf *pf = &e->pf;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
+	int D = c->hidden_size, qd = nope + rope;
+	uint32_t R = (uint32_t)T;
+	float eps = (float)c->rms_norm_eps, theta = (float)c->rope_theta;
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm (rows)", pf->x, 0, L->in_norm, pf->xn, R,
+		       (uint32_t)D, 0, 0, 0, eps, 0));
+	TRY(card_barrier(e));
+	if (ql > 0)
+		TRY(pf_gemm(e, "q_a_proj (rows)", pf->xn, &L->q_a, pf->qa, 0, T));
+	else
+		TRY(pf_gemm(e, "q_proj (rows)", pf->xn, &L->q_b, pf->q, 0, T));
+	TRY(pf_gemm(e, "kv_a_proj (rows)", pf->xn, &L->kv_a, pf->kva, 0, T));
+	TRY(card_barrier(e));
+	if (ql > 0)
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
+			       pf->qa, R, (uint32_t)ql, 0, 0, 0, eps, 0));
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
+		       pf->kvrow, R, (uint32_t)kvl, (uint32_t)row, (uint32_t)row, 0, eps, 0));
+	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe (rows)", f4(pf->kva, kvl), 0, 0, f4(pf->kvrow, kvl),
+		   R, (uint32_t)rope, (uint32_t)row, (uint32_t)row, (uint32_t)p0, theta, e->tab,
+		   1));
+	TRY(card_barrier(e));
+	if (ql > 0)
+		TRY(pf_gemm(e, "q_b_proj (rows)", pf->qa, &L->q_b, pf->q, 0, T));
+	for (int t = 0; t < T; t++)
+		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), p0 + t));
+	TRY(card_barrier(e));
+	/* q_pe of every head of every row: H rows per position */
+	TRY(pf_vec(e, ABI_OP_ROPE, "rope q_pe (rows)", f4(pf->q, nope), 0, 0, f4(pf->qcat, kvl),
+		   R * (uint32_t)H, (uint32_t)rope, (uint32_t)qd, (uint32_t)row, (uint32_t)p0,
+		   theta, e->tab, (uint32_t)H));
+	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
+	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
+	for (int h = 0; h < H; h++)
+		TRY(card_gemm_m(
+		    e, "W_UK^T q_nope (rows)", f4(pf->q, (uint64_t)h * qd), (uint32_t)(H * qd),
+		    &ukt, f4(pf->qcat, (uint64_t)h * row), (uint32_t)(H * row), ABI_GEMM_F_ACT_F32,
+		    0, (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope, T));
+	TRY(card_barrier(e));
+	for (int t = 0; t < T; t++)
+		TRY(pf_attn(e, L, f4(pf->qcat, (uint64_t)t * H * row),
+			    f4(pf->lat, (uint64_t)t * H * kvl), p0 + t));
+	TRY(card_barrier(e));
+	for (int h = 0; h < H; h++) {
+		uint64_t r0 = (uint64_t)h * (nope + vd) + nope;
+		TRY(card_gemm_m(e, "W_UV o_lat (rows)", f4(pf->lat, (uint64_t)h * kvl),
+				(uint32_t)(H * kvl), &L->kv_b, f4(pf->ao, (uint64_t)h * vd),
+				(uint32_t)(H * vd), ABI_GEMM_F_ACT_F32, 0, r0 * kvl,
+				4 * (r0 / 128) * sc, vd, kvl, T));
+	}
+	TRY(card_barrier(e));
+	TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x, ABI_GEMM_F_RESIDUAL, T));
+	TRY(card_barrier(e));
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
+		       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
+	return card_barrier(e);
+}
+
+static int pf_dense(struct ee *e, const struct ee_layer *L, int T)
+{
+	const struct ee_pf *pf = &e->pf;
+	TRY(pf_gemm(e, "gate|up silu (rows)", pf->xn, &L->gu, pf->hb, ABI_GEMM_F_SILU_MUL, T));
+	TRY(card_barrier(e));
+	TRY(pf_gemm(e, "down + residual (rows)", pf->hb, &L->down, pf->x, ABI_GEMM_F_RESIDUAL, T));
+	return card_barrier(e);
+}
+
+/* The routes of the T rows into pf.hidx / pf.hw ([T][k]): the card's router when it runs on the
+ * card (the list is submitted, the routes read back), else the host's gate and router on the
+ * rows read back; dry mode: every expert equally loaded. */
+static int pf_route(struct ee *e, const struct ee_layer *L, int T)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
+	if (e->gv && e->gv_route) {
+		const struct ee_gv_layer *g = &L->gv;
+		uint32_t f = router_flags(c, g->bias != 0);
+		float scale = (float)c->routed_scaling_factor;
+		TRY(card_gemv_rows(e, "router gate (gemv, rows)", &g->gate, pf->xn, pf->rlog, T,
+				   &pf->t_gate, pf->views, pf->rows16 / 16));
+		TRY(card_barrier(e));
+		for (int t = 0; t < T; t++) {
+			struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k (row)");
+			if (!r)
+				return -E2BIG;
+			r->u.route.logit = f4(pf->rlog, (uint64_t)t * E);
+			r->u.route.bias = (f & MOE_ROUTE_BIAS) ? g->bias : 0;
+			r->u.route.out = pf->rout + 8 * (uint64_t)t * k;
+			r->u.route.e = (uint32_t)E;
+			r->u.route.k = (uint32_t)k;
+			r->u.route.groups = (f & MOE_ROUTE_GROUPS)
+						? (uint32_t)c->n_group | (uint32_t)c->topk_group
+									     << 16
+						: 0;
+			r->u.route.flags = f;
+			memcpy(&r->u.route.scale, &scale, 4);
+		}
+		TRY(card_barrier(e));
+		TRY(card_flush(e));
+		double t0 = now_s();
+		/* one read of every row's idx [k] then w [k] (the router's output layout) */
+		if (!e->dry)
+			TRY(card_read(e, pf->rout, pf->hrow, 8 * (size_t)T * k));
+		for (int t = 0; t < T && !e->dry; t++) {
+			memcpy(pf->hidx + (size_t)t * k, pf->hrow + (size_t)t * 2 * k,
+			       4 * (size_t)k);
+			memcpy(pf->hw + (size_t)t * k, pf->hrow + ((size_t)t * 2 + 1) * k,
+			       4 * (size_t)k);
+		}
+		/* MOECARD_ROUTE_CHECK: each row's choice against the host router on the card's
+		 * logits (idx and weight bits), as card_route_check does for the token loop */
+		for (int t = 0; t < T && e->route_check && !e->dry && L->lw; t++) {
+			int idx[EE_MAX_TOPK], diff = 0;
+			float w[EE_MAX_TOPK];
+			TRY(card_read(e, f4(pf->rlog, (uint64_t)t * E), pf->hlog, 4 * (size_t)E));
+			router_route_token(c, L->lw->e_score_correction_bias, pf->hlog, idx, w);
+			for (int j = 0; j < k; j++)
+				diff |= idx[j] != pf->hidx[t * k + j] ||
+					memcmp(&w[j], &pf->hw[t * k + j], 4) != 0;
+			e->route_checked++;
+			e->route_diff += (uint64_t)diff;
+		}
+		e->t_host += now_s() - t0;
+	} else {
+		TRY(card_flush(e));
+		double t0 = now_s();
+		e->host_route_b +=
+		    (double)T * E * D * (!L->lw || L->lw->gate.fmt == QMAT_BF16 ? 2 : 4);
+		if (!e->dry && L->lw) {
+			TRY(card_read(e, pf->xn, pf->hrow, sizeof(float) * (size_t)T * D));
+			for (int t = 0; t < T; t++) { /* row by row, as the token loop */
+				TRY(kern_matmul(&e->kc, &L->lw->gate, pf->hrow + (size_t)t * D, 1,
+						pf->hlog));
+				router_route_token(c, L->lw->e_score_correction_bias, pf->hlog,
+						   pf->hidx + (size_t)t * k,
+						   pf->hw + (size_t)t * k);
+			}
+		}
+		e->t_host += now_s() - t0;
+	}
+	for (int i = 0; i < T * k; i++) {
+		if (e->dry) { /* every expert equally loaded, k distinct experts per row */
+			pf->hidx[i] = (int32_t)((size_t)i % (size_t)E);
+			pf->hw[i] = 1.0f / (float)k;
+		}
+		if (pf->hidx[i] < 0 || pf->hidx[i] >= E)
+			pf->hidx[i] = 0;
+	}
+	return 0;
+}
+
+/* MoE FFN of T rows: routes, the rows grouped by expert, one gate|up and one down GEMM per
+ * routed expert over its rows, the shared expert over all rows, the combine in router order. */
+static int pf_moe(struct ee *e, const struct ee_layer *L, int T)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
+	int Im = c->moe_intermediate_size;
+	if (!L->sh_gu.rows)
+		return -ENOTSUP; /* the shared down writes ffn first (as card_moe) */
+	TRY(pf_route(e, L, T));
+	int *cnt = calloc((size_t)E + 1, sizeof *cnt), *base = calloc((size_t)E + 1, sizeof *base);
+	if (!cnt || !base) {
+		free(cnt);
+		free(base);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < T * k; i++)
+		cnt[pf->hidx[i]]++;
+	for (int x = 0; x < E; x++)
+		base[x + 1] = base[x] + cnt[x];
+	memset(cnt, 0, sizeof *cnt * ((size_t)E + 1));
+	for (int t = 0; t < T; t++) /* an expert's rows in token order */
+		for (int j = 0; j < k; j++) {
+			int x = pf->hidx[t * k + j], at = base[x] + cnt[x]++;
+			pf->hgi[at] = t;
+			pf->hci[t * k + j] = at;
+		}
+	int r = 0;
+	double t0 = now_s();
+	if ((r = card_write(e, pf->gi, pf->hgi, 4 * (size_t)T * k)) ||
+	    (r = card_write(e, pf->ci, pf->hci, 4 * (size_t)T * k)) ||
+	    (r = card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k)))
+		goto out;
+	e->t_host += now_s() - t0;
+	uint32_t R = (uint32_t)T, RK = (uint32_t)(T * k);
+	if ((r = pf_gemm(e, "shared gate|up silu (rows)", pf->xn, &L->sh_gu, pf->hb,
+			 ABI_GEMM_F_SILU_MUL, T)) ||
+	    (r = pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, RK,
+			(uint32_t)D, 0, 0, R, 0, 0, 0)) ||
+	    (r = card_barrier(e)))
+		goto out;
+	for (int x = 0; x < E && !r; x++)
+		if (base[x + 1] > base[x])
+			r = card_gemm_m(e, "expert gate|up silu (rows)",
+					f4(pf->xg, (uint64_t)base[x] * D), 0, &L->ex_gu[x],
+					f4(pf->hg, (uint64_t)base[x] * Im), 0, ABI_GEMM_F_SILU_MUL,
+					0, 0, 0, 0, 0, base[x + 1] - base[x]);
+	if (r || (r = card_barrier(e)) ||
+	    (r = pf_gemm(e, "shared down (rows)", pf->hb, &L->sh_down, pf->ffn, 0, T)))
+		goto out;
+	for (int x = 0; x < E && !r; x++)
+		if (base[x + 1] > base[x])
+			r = card_gemm_m(e, "expert down (rows)", f4(pf->hg, (uint64_t)base[x] * Im),
+					0, &L->ex_down[x], f4(pf->yd, (uint64_t)base[x] * D), 0, 0,
+					0, 0, 0, 0, 0, base[x + 1] - base[x]);
+	if (r || (r = card_barrier(e)) ||
+	    (r = pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci,
+			pf->ffn, R, (uint32_t)D, 0, 0, RK, 0, 0, (uint32_t)k)) ||
+	    (r = card_barrier(e)) ||
+	    (r = card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)", pf->x, pf->ffn, 0, pf->x, R,
+			    (uint32_t)D, 0, 0, 0, 0, 0)))
+		goto out;
+	r = card_barrier(e);
+out:
+	free(cnt);
+	free(base);
+	return r;
+}
+
+int card_pf_layer(struct ee *e, const struct ee_layer *L, int T, int p0)
+{
+	TRY(pf_mla(e, L, T, p0));
+	return L->moe ? pf_moe(e, L, T) : pf_dense(e, L, T);
+}
+
+/* The final norm of the rows, the logits asked for and the normed rows (hidden). */
+static int pf_head(struct ee *e, int T, float *logits, int all, float *hidden)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	int D = c->hidden_size, V = c->vocab_size;
+	e->cur_layer = -1;
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", pf->x, 0, e->final_norm, pf->xn,
+		       (uint32_t)T, (uint32_t)D, 0, 0, 0, (float)c->rms_norm_eps, 0));
+	if (logits && e->gv && e->gv_head) { /* the head on the GEMV CU, 16 rows per command */
+		TRY(card_barrier(e));
+		for (int t0 = all ? 0 : T - 1; t0 < T; t0 += 16) {
+			int n = T - t0 < 16 ? T - t0 : 16;
+			TRY(card_gemv_rows(e, "lm_head (gemv, rows)", &e->head,
+					   f4(pf->xn, (uint64_t)t0 * D), pf->logits, n, &pf->t_head,
+					   NULL, 0));
+			TRY(card_flush(e));
+			double h0 = now_s();
+			TRY(card_read(e, pf->logits, logits + (all ? (size_t)t0 * V : 0),
+				      sizeof(float) * (size_t)n * V));
+			e->t_host += now_s() - h0;
+		}
+	}
+	TRY(card_flush(e));
+	double h0 = now_s();
+	if (hidden)
+		TRY(card_read(e, pf->xn, hidden, sizeof(float) * (size_t)T * D));
+	if (logits && !(e->gv && e->gv_head))
+		for (int t = all ? 0 : T - 1; t < T; t++) { /* row by row, as the token loop */
+			TRY(card_read(e, f4(pf->xn, (uint64_t)t * D), e->hxn, sizeof(float) * D));
+			TRY(kern_matmul(&e->kc, &e->w->lm_head, e->hxn, 1,
+					logits + (all ? (size_t)t * V : 0)));
+			e->host_head_b += (double)e->w->lm_head.rows * e->w->lm_head.cols * 2;
+		}
+	e->t_host += now_s() - h0;
+	return 0;
+}
+
+static void pf_embed(const struct qmat *E, int t, float *out)
+{
+	for (int i = 0; i < E->cols; i++)
+		out[i] = E->fmt == QMAT_BF16
+			     ? bf16_to_f32(((const uint16_t *)E->w)[(size_t)t * E->cols + i])
+			     : qmat_get(E, t, i);
+}
+
+int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits, int all,
+		    float *hidden)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	int D = c->hidden_size;
+	if (T < 1 || T > pf->chunk)
+		return -EINVAL;
+	double t0 = now_s();
+	for (int t = 0; t < T; t++)
+		pf_embed(&e->w->embed_tokens, tok[t], pf->hrow + (size_t)t * D);
+	TRY(card_write(e, pf->x, pf->hrow, sizeof(float) * (size_t)T * D));
+	e->t_host += now_s() - t0;
+	e->list.n = 0;
+	for (int l = 0; l < c->num_hidden_layers; l++) {
+		e->cur_layer = l;
+		TRY(card_pf_layer(e, &e->L[l], T, pos));
+	}
+	return pf_head(e, T, logits, all, hidden);
+}
+
+int card_pf_absorbed(const struct config *c, int T, int p0)
+{
+	/* MACs per head of the two forms for T fresh queries at positions p0.. (context p0 + T):
+	 *   absorbed:     W_UK^T and W_UV per query (nope kvl + kvl vd) and per (query, position)
+	 *                 pair the score over kvl + rope and the weighted sum over kvl;
+	 *   non-absorbed: kv_b over every context row (kvl (nope + vd)) and per pair the score over
+	 *                 nope + rope and the weighted sum over vd.
+	 * The pairs of a causal chunk: sum over t of (p0 + t + 1). */
+	double kvl = c->kv_lora_rank, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	double vd = c->v_head_dim, ctx = (double)p0 + T;
+	double pairs = (double)T * p0 + (double)T * (T + 1) / 2;
+	double abs = T * (nope * kvl + kvl * vd) + pairs * (2 * kvl + rope);
+	double non = ctx * kvl * (nope + vd) + pairs * (nope + rope + vd);
+	return abs <= non;
+}

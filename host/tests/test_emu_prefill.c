@@ -1,0 +1,243 @@
+/*
+ * test_emu_prefill.c - the card scheduler's batched prefill (host/sched/card_prefill.c) on the
+ * emulated card: the logits (every row) and the final hidden rows of a prompt through the batched
+ * path must be bit-identical to the token loop (MOECARD_CARD_PREFILL=0) for T = 1, 2, 7, across
+ * chunk boundaries (MOECARD_PREFILL_CHUNK=4: chunks of 4 + 3 and 4 + 4 + a last single token),
+ * and for a prompt after existing context (pos > 0); on the GEMV lowering (router and head on
+ * the card, striped attention) and on the fp8_gemm lowering (MOECARD_CARD_GEMV=0: host router,
+ * MLA_ATTN); and within the FP8 contract of the cpu engine (docs/numerics.md: median relative
+ * error and argmax agreement, the golden test's bound). Also: the statistics count the batched
+ * tokens, and the modeled card time of the batched prefill is below the token loop's.
+ * Generates its own tiny checkpoint.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "tests/harness.h"
+#include "backend/backend.h"
+#include "load/ckpt.h"
+#include "engine/engine.h"
+#include "sched/card_engine.h"
+
+static const char *board_path(void)
+{
+	static char p[512];
+	const char *b = getenv("B");
+	snprintf(p, sizeof p, "%s/board/emu.dtb", b ? b : "build");
+	return p;
+}
+
+static double rel_err(const float *a, const float *b, int n)
+{
+	double d = 0, s = 0;
+	for (int i = 0; i < n; i++) {
+		d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		s += (double)b[i] * b[i];
+	}
+	return sqrt(d / (s > 0 ? s : 1));
+}
+
+static int argmax(const float *x, int n)
+{
+	int b = 0;
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[b])
+			b = i;
+	return b;
+}
+
+#define NTOK 16
+
+static struct engine *eng_open(const struct ckpt *ck, const char *engine, const char *prefill,
+			       const char *chunk)
+{
+	struct model_opts o = {.act_fp8 = 1, .max_seq = 32, .max_batch = 16, .n_threads = 1};
+	struct engine *e = calloc(1, sizeof *e);
+	char err[512];
+	if (prefill)
+		setenv("MOECARD_CARD_PREFILL", prefill, 1);
+	else
+		unsetenv("MOECARD_CARD_PREFILL");
+	if (chunk)
+		setenv("MOECARD_PREFILL_CHUNK", chunk, 1);
+	else
+		unsetenv("MOECARD_PREFILL_CHUNK");
+	int r = e ? engine_open(e, engine, ck, &o, NULL, err, sizeof err) : -ENOMEM;
+	CHECK(r == 0, "engine_open %s: %s", engine, r == -ENOMEM ? "out of memory" : err);
+	unsetenv("MOECARD_CARD_PREFILL");
+	unsetenv("MOECARD_PREFILL_CHUNK");
+	if (r) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void eng_close(struct engine *e)
+{
+	if (e)
+		engine_free(e);
+	free(e);
+}
+
+/* One run from position 0: a prompt of n0 tokens, then (n1 > 0) n1 more after it; all logits
+ * and hidden rows of both forwards into lg / hid ([n0 + n1] rows). Returns the modeled card ns
+ * (0 on the cpu engine), or < 0; *batched: the statistics' count of batched prompt tokens. */
+static double run(struct engine *e, int V, int D, const int *tok, int n0, int n1, float *lg,
+		  float *hid, long *batched)
+{
+	engine_truncate(e, 0, 0);
+	struct backend *be = card_engine_backend(e);
+	struct backend_stats s0, s1;
+	if (be)
+		backend_stats(be, &s0);
+	int r = engine_forward(e, tok, n0, lg, 1, hid);
+	if (!r && n1 > 0)
+		r = engine_forward(e, tok + n0, n1, lg + (size_t)n0 * V, 1, hid + (size_t)n0 * D);
+	CHECK(r == 0, "%s forward of %d + %d tokens: %d", e->ops->name, n0, n1, r);
+	CHECK(r || e->pos == n0 + n1, "%s: pos %d after %d tokens", e->ops->name, e->pos, n0 + n1);
+	double ns = 0;
+	if (be) {
+		backend_stats(be, &s1);
+		ns = (double)(s1.busy_ns - s0.busy_ns);
+	}
+	if (batched && be) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		*batched = -1;
+		if (f) {
+			e->ops->stats(e, f, 1);
+			fclose(f);
+			const char *p = buf ? strstr(buf, "\"prefill_batched_tokens\":") : NULL;
+			if (p)
+				*batched =
+				    strtol(p + strlen("\"prefill_batched_tokens\":"), NULL, 10);
+		}
+		free(buf);
+	}
+	return r ? -1 : ns;
+}
+
+/* Batched (engine eb, chunks of ch) vs the token loop (el) bit for bit, and vs the cpu engine
+ * (ec) within the FP8 contract, for one prompt shape. */
+static void compare(const struct ckpt *ck, struct engine *eb, int ch, struct engine *el,
+		    struct engine *ec, const char *what, const int *tok, int n0, int n1)
+{
+	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size, T = n0 + n1;
+	size_t nl = (size_t)T * V, nh = (size_t)T * D;
+	float *a = calloc(nl, 4), *b = calloc(nl, 4), *c = calloc(nl, 4);
+	float *ha = calloc(nh, 4), *hb = calloc(nh, 4), *hc = calloc(nh, 4);
+	if (!eb || !el || !ec || !a || !b || !c || !ha || !hb || !hc) {
+		CHECK(0, "%s: no engine or out of memory", what);
+		goto out;
+	}
+	long nb = -1, nb0 = -1;
+	double t_loop = run(el, V, D, tok, n0, n1, b, hb, &nb0);
+	double t_batch = run(eb, V, D, tok, n0, n1, a, ha, &nb);
+	double t_cpu = run(ec, V, D, tok, n0, n1, c, hc, NULL);
+	if (t_loop < 0 || t_batch < 0 || t_cpu < 0)
+		goto out;
+	/* the batched path takes every chunk of 2 or more tokens */
+	long want = 0;
+	for (int part = 0; part < 2; part++) {
+		int n = part ? n1 : n0;
+		for (int t = 0; t < n; t += ch)
+			want += n - t >= 2 ? (n - t < ch ? n - t : ch) : 0;
+	}
+	CHECK(nb == want, "%s: %ld tokens through the batched path, want %ld", what, nb, want);
+	CHECK(nb0 == 0, "%s: MOECARD_CARD_PREFILL=0 batched %ld tokens", what, nb0);
+	CHECK(!memcmp(a, b, nl * 4), "%s: batched logits differ from the token loop (rel %g)", what,
+	      rel_err(a, b, (int)nl));
+	CHECK(!memcmp(ha, hb, nh * 4),
+	      "%s: batched hidden rows differ from the token loop (rel %g)", what,
+	      rel_err(ha, hb, (int)nh));
+	/* vs the cpu engine: the FP8 contract (median row error, argmax agreement) */
+	double errs[NTOK] = {0}, med;
+	int agree = 0;
+	for (int t = 0; t < T; t++) {
+		errs[t] = rel_err(a + (size_t)t * V, c + (size_t)t * V, V);
+		agree += argmax(a + (size_t)t * V, V) == argmax(c + (size_t)t * V, V);
+	}
+	for (int i = 1; i < T; i++) /* insertion sort for the median */
+		for (int j = i; j > 0 && errs[j] < errs[j - 1]; j--) {
+			double x = errs[j];
+			errs[j] = errs[j - 1];
+			errs[j - 1] = x;
+		}
+	med = errs[T / 2];
+	CHECK(med <= 0.3 && agree * 10 >= 4 * T,
+	      "%s: vs cpu median rel err %g, argmax agreement %d of %d", what, med, agree, T);
+	if (n1 == 0 && n0 > 2 && ch >= n0)
+		CHECK(t_batch < t_loop, "%s: modeled card %.1f us batched vs %.1f us token loop",
+		      what, t_batch / 1e3, t_loop / 1e3);
+	printf("%s: bit-identical to the token loop; vs cpu median rel err %.3g, argmax %d/%d; "
+	       "modeled card %.1f us (token loop %.1f us)\n",
+	       what, med, agree, T, t_batch / 1e3, t_loop / 1e3);
+out:
+	free(a);
+	free(b);
+	free(c);
+	free(ha);
+	free(hb);
+	free(hc);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/moecard-prefill-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		printf("mkdtemp failed\n0 passed, 1 failed\n");
+		return 1;
+	}
+	char err[512];
+	struct ckpt ck;
+	int r = testckpt_write(dir, "tiny", 5, NULL, 0, err, sizeof err);
+	CHECK(r == 0, "gen tiny: %s", err);
+	if (!r && (r = ckpt_open(dir, &ck, err, sizeof err)))
+		CHECK(0, "ckpt_open: %s", err);
+	if (!r) {
+		int tok[NTOK] = {5, 77, 300, 1, 999, 42, 42, 618, 3, 250, 800, 17, 64, 512, 2, 101};
+		setenv("MOECARD_BOARD", board_path(), 1);
+		struct engine *ec = eng_open(&ck, "cpu", NULL, NULL);
+		for (int gemv = 1; gemv >= 0; gemv--) {
+			char w[96];
+			if (gemv)
+				unsetenv("MOECARD_CARD_GEMV");
+			else
+				setenv("MOECARD_CARD_GEMV", "0", 1);
+			struct engine *el = eng_open(&ck, "emu", "0", NULL);
+			struct engine *eb = eng_open(&ck, "emu", NULL, NULL);
+			struct engine *e4 = eng_open(&ck, "emu", NULL, "4");
+			const char *low = gemv ? "gemv lowering" : "fp8_gemm lowering";
+			snprintf(w, sizeof w, "%s, T=1", low);
+			compare(&ck, eb, 512, el, ec, w, tok, 1, 0);
+			snprintf(w, sizeof w, "%s, T=2", low);
+			compare(&ck, eb, 512, el, ec, w, tok, 2, 0);
+			snprintf(w, sizeof w, "%s, T=7", low);
+			compare(&ck, eb, 512, el, ec, w, tok, 7, 0);
+			snprintf(w, sizeof w, "%s, T=7 in chunks of 4", low);
+			compare(&ck, e4, 4, el, ec, w, tok, 7, 0);
+			snprintf(w, sizeof w, "%s, T=9 in chunks of 4 (a last single token)", low);
+			compare(&ck, e4, 4, el, ec, w, tok, 9, 0);
+			snprintf(w, sizeof w, "%s, 5 tokens then 6 after them (pos 5)", low);
+			compare(&ck, eb, 512, el, ec, w, tok, 5, 6);
+			eng_close(el);
+			eng_close(eb);
+			eng_close(e4);
+		}
+		eng_close(ec);
+		unsetenv("MOECARD_CARD_GEMV");
+		ckpt_close(&ck);
+	}
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd))
+		printf("note: could not remove %s\n", dir);
+	return harness_done();
+}
