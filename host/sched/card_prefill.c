@@ -368,9 +368,12 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 			float w[EE_MAX_TOPK];
 			TRY(card_read(e, f4(pf->rlog, (uint64_t)t * E), pf->hlog, 4 * (size_t)E));
 			router_route_token(c, L->lw->e_score_correction_bias, pf->hlog, idx, w);
-			for (int j = 0; j < k; j++)
-				diff |= idx[j] != pf->hidx[t * k + j] ||
-					memcmp(&w[j], &pf->hw[t * k + j], 4) != 0;
+			for (int j = 0; j < k; j++) {
+				uint32_t wa, wb; /* the weights' bits, as integers */
+				memcpy(&wa, &w[j], 4);
+				memcpy(&wb, &pf->hw[t * k + j], 4);
+				diff |= idx[j] != pf->hidx[t * k + j] || wa != wb;
+			}
 			e->route_checked++;
 			e->route_diff += (uint64_t)diff;
 		}
