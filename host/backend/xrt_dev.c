@@ -426,10 +426,19 @@ int xrt_dev_noop_setup(const char *dir, char *err, size_t errlen)
 		return msg(err, errlen, -errno, "xrt: mkdir %s: %s", dir, strerror(errno));
 	if (mkdir(dst, 0755) != 0 && errno != EEXIST)
 		return msg(err, errlen, -errno, "xrt: mkdir %s: %s", dst, strerror(errno));
+	/* the link is made under a name of this process and renamed into place: another process
+	 * setting up the same folder never sees the link missing (unlink + symlink had a gap) */
+	char tmpl[PATH_MAX + 64];
 	snprintf(dst, sizeof dst, "%s/lib/libxrt_noop.so.2", dir);
-	unlink(dst);
-	if (symlink(src, dst) != 0)
-		return msg(err, errlen, -errno, "xrt: symlink %s: %s", dst, strerror(errno));
+	snprintf(tmpl, sizeof tmpl, "%s.%ld", dst, (long)getpid());
+	unlink(tmpl);
+	if (symlink(src, tmpl) != 0)
+		return msg(err, errlen, -errno, "xrt: symlink %s: %s", tmpl, strerror(errno));
+	if (rename(tmpl, dst) != 0) {
+		int e = errno;
+		unlink(tmpl);
+		return msg(err, errlen, -e, "xrt: rename %s: %s", dst, strerror(e));
+	}
 	char abs[PATH_MAX];
 	if (!realpath(dir, abs))
 		return msg(err, errlen, -errno, "xrt: %s: %s", dir, strerror(errno));
