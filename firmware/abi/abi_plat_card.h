@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "abi_copy.h"
+
 static inline uint32_t abi_plat_load_acq(const uint32_t *p)
 {
 	uint32_t v = *(const volatile uint32_t *)p;
@@ -24,22 +26,8 @@ static inline void abi_plat_store_rel(uint32_t *p, uint32_t v)
 	*(volatile uint32_t *)p = v;
 }
 
-/* Slot copies a word at a time when both ends and the size are 4-byte aligned (slots are
- * multiples of 8 bytes), else memcpy: the images' size-optimized C libraries copy byte by byte. */
-static inline void abi_plat_copy(void *dst, const void *src, size_t n)
-{
-	typedef uint32_t __attribute__((may_alias)) word_t;
-	if (((uintptr_t)dst | (uintptr_t)src | n) & 3u) {
-		memcpy(dst, src, n);
-		return;
-	}
-	word_t *d = (word_t *)dst;
-	const word_t *s = (const word_t *)src;
-	for (size_t i = 0; i < n / 4; i++)
-		d[i] = s[i];
-}
-
-#define ABI_RING_COPY(dst, src, n) abi_plat_copy((dst), (src), (n))
+/* Slots copy a word at a time (slots are multiples of 8 bytes; abi_copy.h). */
+#define ABI_RING_COPY(dst, src, n) abi_copy_aligned((dst), (src), (n))
 #define ABI_RING_LOAD_ACQ(p) abi_plat_load_acq(p)
 #define ABI_RING_STORE_REL(p, v) abi_plat_store_rel((p), (v))
 

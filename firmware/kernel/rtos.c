@@ -3,6 +3,7 @@
  * queues, software timers and the scheduler step (see rtos.h for the model). Used by every port.
  */
 #include "firmware/kernel/rtos.h"
+#include "firmware/abi/abi_copy.h"
 
 #include <errno.h>
 #include <string.h>
@@ -65,21 +66,6 @@ int rtos_queue_init(struct rtos_queue *q, void *storage, uint32_t item_size, uin
 	return 0;
 }
 
-/* Item copies a word at a time when both ends and the size are 4-byte aligned (the firmware's
- * items are): the images' size-optimized C libraries copy byte by byte. */
-static void rtos_copy(void *dst, const void *src, size_t n)
-{
-	typedef uint32_t __attribute__((may_alias)) word_t;
-	if (((uintptr_t)dst | (uintptr_t)src | n) & 3u) {
-		memcpy(dst, src, n);
-		return;
-	}
-	word_t *d = (word_t *)dst;
-	const word_t *s = (const word_t *)src;
-	for (size_t i = 0; i < n / 4; i++)
-		d[i] = s[i];
-}
-
 void *rtos_queue_tail(const struct rtos_queue *q)
 {
 	if (q->count >= q->cap)
@@ -95,7 +81,7 @@ int rtos_queue_send(struct rtos_queue *q, const void *item)
 	void *slot = rtos_queue_tail(q);
 	if (!slot)
 		return -EAGAIN;
-	rtos_copy(slot, item, q->item_size);
+	abi_copy_aligned(slot, item, q->item_size);
 	return rtos_queue_commit(q);
 }
 
@@ -116,7 +102,7 @@ int rtos_queue_recv(struct rtos_queue *q, void *item)
 	if (q->count == 0)
 		return -EAGAIN;
 	if (item)
-		rtos_copy(item, q->buf + (size_t)q->head * q->item_size, q->item_size);
+		abi_copy_aligned(item, q->buf + (size_t)q->head * q->item_size, q->item_size);
 	q->head = q->head + 1 == q->cap ? 0 : q->head + 1;
 	q->count--;
 	return 0;
