@@ -403,6 +403,12 @@ int card_head_gemv(struct ee *e, int mtp);
 /* MOECARD_ROUTE_CHECK: reads back every MoE layer's gate logits and the card's choice after a
  * forward and compares the host router's choice on those logits (idx and weight bits). */
 int card_route_check(struct ee *e, int n_layers_from, int n_layers_to);
+/* One token of MOECARD_ROUTE_CHECK: routes the card's gate logits lg (scratch: overwritten) on the
+ * host and counts the
+ * token in route_checked, and in route_diff when an expert or a weight's bits differ from the
+ * card's choice (cidx, cw: [k]). */
+void card_route_compare(struct ee *e, const float *bias, float *lg, const int32_t *cidx,
+			const float *cw);
 /* GEMVs of matrix m over rows of x (stride m->k) into y (stride m->n): groups of 16 rows
  * (m = rows when rows <= 16, else 16: x and y then need rows rounded up to 16), table t (cap
  * >= the groups) written to the card; as many commands as the CU's x buffer needs, each on a

@@ -725,12 +725,27 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 		 : 0;
 }
 
+void card_route_compare(struct ee *e, const float *bias, float *lg, const int32_t *cidx,
+			const float *cw)
+{
+	int idx[EE_MAX_TOPK], diff = 0;
+	float w[EE_MAX_TOPK];
+	router_route_token(e->c, bias, lg, idx, w);
+	for (int j = 0; j < e->c->num_experts_per_tok; j++) {
+		uint32_t a, b; /* the weights compared bit for bit */
+		memcpy(&a, &w[j], 4);
+		memcpy(&b, &cw[j], 4);
+		diff |= idx[j] != cidx[j] || a != b;
+	}
+	e->route_checked++;
+	e->route_diff += (uint64_t)diff;
+}
+
 int card_route_check(struct ee *e, int from, int to)
 {
 	const struct config *c = e->c;
 	int E = c->n_routed_experts, k = c->num_experts_per_tok;
-	float lg[MOE_ROUTE_MAX_E], w[MOE_ROUTE_MAX_K], cw[MOE_ROUTE_MAX_K];
-	int idx[MOE_ROUTE_MAX_K];
+	float lg[MOE_ROUTE_MAX_E], cw[MOE_ROUTE_MAX_K];
 	int32_t cidx[MOE_ROUTE_MAX_K];
 	if (!e->route_check || e->dry || E > MOE_ROUTE_MAX_E || k > MOE_ROUTE_MAX_K)
 		return 0;
@@ -741,16 +756,7 @@ int card_route_check(struct ee *e, int from, int to)
 		TRY(card_read(e, L->gv.rlog, lg, sizeof(float) * (size_t)E));
 		TRY(card_read(e, L->gv.rout, cidx, sizeof(int32_t) * (size_t)k));
 		TRY(card_read(e, L->gv.rout + 4 * (uint64_t)k, cw, sizeof(float) * (size_t)k));
-		router_route_token(c, L->lw->e_score_correction_bias, lg, idx, w);
-		int diff = 0;
-		for (int j = 0; j < k; j++) {
-			uint32_t a, b; /* the weights compared bit for bit */
-			memcpy(&a, &w[j], 4);
-			memcpy(&b, &cw[j], 4);
-			diff |= idx[j] != cidx[j] || a != b;
-		}
-		e->route_checked++;
-		e->route_diff += (uint64_t)diff;
+		card_route_compare(e, L->lw->e_score_correction_bias, lg, cidx, cw);
 	}
 	return 0;
 }

@@ -364,18 +364,9 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 		/* MOECARD_ROUTE_CHECK: each row's choice against the host router on the card's
 		 * logits (idx and weight bits), as card_route_check does for the token loop */
 		for (int t = 0; t < T && e->route_check && !e->dry && L->lw; t++) {
-			int idx[EE_MAX_TOPK], diff = 0;
-			float w[EE_MAX_TOPK];
 			TRY(card_read(e, f4(pf->rlog, (uint64_t)t * E), pf->hlog, 4 * (size_t)E));
-			router_route_token(c, L->lw->e_score_correction_bias, pf->hlog, idx, w);
-			for (int j = 0; j < k; j++) {
-				uint32_t wa, wb; /* the weights' bits, as integers */
-				memcpy(&wa, &w[j], 4);
-				memcpy(&wb, &pf->hw[t * k + j], 4);
-				diff |= idx[j] != pf->hidx[t * k + j] || wa != wb;
-			}
-			e->route_checked++;
-			e->route_diff += (uint64_t)diff;
+			card_route_compare(e, L->lw->e_score_correction_bias, pf->hlog,
+					   pf->hidx + (size_t)t * k, pf->hw + (size_t)t * k);
 		}
 		e->t_host += now_s() - t0;
 	} else {
