@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int harness_pass, harness_fail, harness_skip;
@@ -87,6 +88,15 @@ static inline void harness_fail_at(const char *file, int line, const char *expr)
 		printf(__VA_ARGS__);                                                               \
 		printf("\n");                                                                      \
 	} while (0)
+
+/* Makes a fresh folder "$TMPDIR/<name>-XXXXXX" (/tmp without TMPDIR; tests/run.sh gives each
+ * test its own TMPDIR) into dir[n]; dir, or NULL when it cannot. */
+static inline char *harness_mkdtemp(char *dir, size_t n, const char *name)
+{
+	const char *t = getenv("TMPDIR");
+	int w = snprintf(dir, n, "%s/%s-XXXXXX", t && *t ? t : "/tmp", name);
+	return w > 0 && (size_t)w < n ? mkdtemp(dir) : NULL;
+}
 
 /* The final counts line; the exit status of the test (1 if any check failed). */
 static inline int harness_done(void)

@@ -399,9 +399,7 @@ static void cleanup(void)
 
 int main(void)
 {
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/dmatest.XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir)) {
+	if (!harness_mkdtemp(tmpdir, sizeof tmpdir, "dmatest")) {
 		printf("cannot create a temporary directory\n0 passed, 1 failed\n");
 		return 1;
 	}

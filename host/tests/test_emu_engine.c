@@ -532,10 +532,8 @@ static void test_iface(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char dir[512];
-	snprintf(dir, sizeof dir, "%s/moecard-emu-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
+	if (!harness_mkdtemp(dir, sizeof dir, "moecard-emu")) {
 		printf("mkdtemp failed\n0 passed, 1 failed\n");
 		return 1;
 	}

@@ -188,10 +188,8 @@ out:
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char dir[512];
-	snprintf(dir, sizeof dir, "%s/moecard-prefill-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
+	if (!harness_mkdtemp(dir, sizeof dir, "moecard-prefill")) {
 		printf("mkdtemp failed\n0 passed, 1 failed\n");
 		return 1;
 	}

@@ -102,9 +102,9 @@ static char *stream(struct tokenizer *tok, const char *text, const char *const *
 
 int main(void)
 {
-	char tmp[] = "/tmp/moecard_gen_XXXXXX", err[256] = "";
+	char tmp[256], err[256] = "";
 	struct tokenizer *tok = NULL;
-	if (!mkdtemp(tmp) || write_byte_tokenizer(tmp) ||
+	if (!harness_mkdtemp(tmp, sizeof tmp, "moecard_gen") || write_byte_tokenizer(tmp) ||
 	    tokenizer_load(tmp, &tok, err, sizeof err)) {
 		CHECK(0, "setup: the byte-level tokenizer in %s: %s", tmp, err);
 		return harness_done();

@@ -624,9 +624,9 @@ static void test_sampled(const char *dir)
 
 int main(void)
 {
-	char tmp[] = "/tmp/moecard_spec_XXXXXX", dir[3][600], err[512] = "";
+	char tmp[256], dir[3][600], err[512] = "";
 	setvbuf(stdout, NULL, _IOLBF, 0); /* a crash mid-run keeps the lines before it */
-	if (!mkdtemp(tmp)) {
+	if (!harness_mkdtemp(tmp, sizeof tmp, "moecard_spec")) {
 		CHECK(0, "mkdtemp %s", tmp);
 		return harness_done();
 	}

@@ -732,8 +732,8 @@ static void test_synthetic(const char *tmp)
 
 int main(void)
 {
-	char tmp[] = "/tmp/moecard-test-tokenizer-XXXXXX";
-	if (!mkdtemp(tmp)) {
+	char tmp[256];
+	if (!harness_mkdtemp(tmp, sizeof tmp, "moecard-test-tokenizer")) {
 		CHECK(0, "mkdtemp %s", tmp);
 		return harness_done();
 	}

@@ -144,10 +144,8 @@ static void countdown(const char *dir, const char *be)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	const char *tmp = getenv("TMPDIR");
 	char dir[512], err[512];
-	snprintf(dir, sizeof dir, "%s/moecard-alloc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
+	if (!harness_mkdtemp(dir, sizeof dir, "moecard-alloc")) {
 		CHECK(0, "mkdtemp %s", dir);
 		return harness_done();
 	}
