@@ -495,15 +495,16 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 		return fail(c, node, "moecard,mailbox", -BOARD_ERANGE,
 			    "0x%" PRIx64 " is outside dmem 0x%" PRIx64 "+0x%" PRIx64, f->mailbox,
 			    f->dmem_base, f->dmem_size);
-	/* Optional: instructions per command <run sync> (enum board_fw_class), each
-	 * 1..BOARD_FW_INSTR_MAX; absent, every command costs BOARD_FW_CMD_NS_DEFAULT. */
+	/* Optional: instructions per piece of work <take start done sync> (enum board_fw_class),
+	 * each 1..BOARD_FW_INSTR_MAX; absent, every command costs BOARD_FW_CMD_NS_DEFAULT. */
 	const void *p = NULL;
 	int l = 0;
 	rc = get_prop(c, node, "moecard,fw-cmd-instr", 4 * BOARD_FW_CLASSES, 1, &p, &l);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
-		static const char *const what[BOARD_FW_CLASSES] = {"run", "sync"};
+		static const char *const what[BOARD_FW_CLASSES] = {"take", "start", "done",
+								   "sync"};
 		for (int i = 0; i < BOARD_FW_CLASSES; i++) {
 			uint32_t v = ld32(p, 4 * (size_t)i);
 			if (!v || v > BOARD_FW_INSTR_MAX)
@@ -518,9 +519,11 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 
 uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls)
 {
-	if (!b || cls >= BOARD_FW_CLASSES || !b->fw.cmd_instr[cls] || b->fw.clock >= b->n_clocks ||
+	if (cls >= BOARD_FW_CLASSES)
+		return 0;
+	if (!b || !b->fw.cmd_instr[cls] || b->fw.clock >= b->n_clocks ||
 	    !b->clock[b->fw.clock].freq_hz)
-		return BOARD_FW_CMD_NS_DEFAULT;
+		return cls == BOARD_FW_TAKE ? BOARD_FW_CMD_NS_DEFAULT : 0;
 	uint64_t hz = b->clock[b->fw.clock].freq_hz;
 	return ((uint64_t)b->fw.cmd_instr[cls] * 1000000000ull + hz / 2) / hz;
 }
@@ -590,6 +593,17 @@ int board_validate(const struct board_desc *b, const char *src, char *err, size_
 	return 0;
 }
 
+/* True when the first bytes are printable text (a .dts handed where a .dtb belongs). */
+static int looks_like_text(const void *p, size_t size)
+{
+	const unsigned char *s = p;
+	size_t n = size < 64 ? size : 64;
+	for (size_t i = 0; i < n; i++)
+		if ((s[i] < 0x20 || s[i] > 0x7e) && s[i] != '\n' && s[i] != '\t' && s[i] != '\r')
+			return 0;
+	return n > 0;
+}
+
 int board_parse(const void *dtb, size_t size, const char *src, struct board_desc *b, char *err,
 		size_t errlen)
 {
@@ -609,6 +623,10 @@ int board_parse(const void *dtb, size_t size, const char *src, struct board_desc
 		rc = -FDT_ERR_BADVERSION;
 	if (!rc)
 		rc = fdt_check_full(dtb, size);
+	if (rc == -FDT_ERR_BADMAGIC && looks_like_text(dtb, size))
+		return fail(&c, -1, "header", -BOARD_EBADDTB,
+			    "text, not a device tree blob (a .dts? compile it with dtc -O dtb; "
+			    "make builds build/board/<card>.dtb from board/<card>.dts)");
 	if (rc)
 		return fail(&c, -1, "header", -BOARD_EBADDTB, "%s", fdt_strerror(rc));
 	if ((rc = parse_root(&c, b)) || (rc = parse_clocks(&c, b)) || (rc = parse_banks(&c, b)) ||
@@ -766,11 +784,17 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		", %.0f MHz\n",
 		b->fw.isa, b->fw.imem_size >> 10, b->fw.dmem_size >> 10, b->fw.mailbox,
 		b->clock[b->fw.clock].freq_hz / 1e6);
-	if (b->fw.cmd_instr[BOARD_FW_RUN])
+	if (b->fw.cmd_instr[BOARD_FW_TAKE])
 		fprintf(out,
-			"firmware cost: run %u instr/cmd (%.2f us), sync %u instr/cmd (%.2f us)\n",
-			b->fw.cmd_instr[BOARD_FW_RUN], board_fw_cmd_ns(b, BOARD_FW_RUN) / 1e3,
-			b->fw.cmd_instr[BOARD_FW_SYNC], board_fw_cmd_ns(b, BOARD_FW_SYNC) / 1e3);
+			"firmware cost: take %u, start %u, done %u, sync %u instructions (%.2f, %.2f, "
+			"%.2f, %.2f us); a command on a CU %.2f us, one the firmware completes %.2f us\n",
+			b->fw.cmd_instr[BOARD_FW_TAKE], b->fw.cmd_instr[BOARD_FW_START],
+			b->fw.cmd_instr[BOARD_FW_DONE], b->fw.cmd_instr[BOARD_FW_SYNC],
+			board_fw_cmd_ns(b, BOARD_FW_TAKE) / 1e3, board_fw_cmd_ns(b, BOARD_FW_START) / 1e3,
+			board_fw_cmd_ns(b, BOARD_FW_DONE) / 1e3, board_fw_cmd_ns(b, BOARD_FW_SYNC) / 1e3,
+			(board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_START) +
+			 board_fw_cmd_ns(b, BOARD_FW_DONE)) / 1e3,
+			(board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_SYNC)) / 1e3);
 	else
 		fprintf(out, "firmware cost: %u ns per command (no moecard,fw-cmd-instr)\n",
 			BOARD_FW_CMD_NS_DEFAULT);

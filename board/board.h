@@ -95,14 +95,18 @@ struct board_clock {
 	uint32_t phandle;	   /* the node's phandle */
 };
 
-/* Classes of firmware commands by their cost (moecard,fw-cmd-instr, one cell each). */
+/* The firmware's work by class, as it spends its CPU time (moecard,fw-cmd-instr, one cell each;
+ * the same classes as the firmware's enum fw_work). A command costs TAKE, then START + DONE when
+ * a CU or DMA channel runs it, or SYNC when the firmware completes it itself. */
 enum board_fw_class {
-	BOARD_FW_RUN = 0,  /* started on a CU or a DMA channel and completed from its done */
-	BOARD_FW_SYNC = 1, /* completed by the firmware itself: BARRIER, FENCE, TIMESTAMP, NOP */
-	BOARD_FW_CLASSES = 2,
+	BOARD_FW_TAKE = 0,  /* ring pop, decode and checks, queueing: every command */
+	BOARD_FW_START = 1, /* argument registers and ap_start (or the DMA start) */
+	BOARD_FW_DONE = 2,  /* ap_done seen, fences, completion posted */
+	BOARD_FW_SYNC = 3,  /* completed by the firmware itself: BARRIER, FENCE, TIMESTAMP, NOP */
+	BOARD_FW_CLASSES = 4,
 };
 #define BOARD_FW_INSTR_MAX 10000000u /* largest moecard,fw-cmd-instr entry */
-#define BOARD_FW_CMD_NS_DEFAULT 400u /* ns per command when the tree gives no instruction counts */
+#define BOARD_FW_CMD_NS_DEFAULT 400u /* TAKE ns when the tree gives no instruction counts */
 
 /* The firmware CPU (node compatible "moecard,fw-cpu"). */
 struct board_fwcpu {
@@ -221,10 +225,10 @@ int board_fit_compute(const struct board_desc *b, uint64_t resident_bytes, uint6
 		      uint64_t kv_bytes_per_token, uint64_t ctx_tokens, struct board_fit *fit);
 
 /*
- * board_fw_cmd_ns - modeled firmware time of one command of class cls (enum board_fw_class), ns:
- * its moecard,fw-cmd-instr count at the firmware CPU's clock (one instruction per cycle, rounded
- * to the nearest ns), or BOARD_FW_CMD_NS_DEFAULT when the tree gives no counts or cls is out of
- * range.
+ * board_fw_cmd_ns - modeled firmware CPU time of one piece of work of class cls (enum
+ * board_fw_class), ns: its moecard,fw-cmd-instr count at the firmware CPU's clock (one
+ * instruction per cycle, rounded to the nearest ns). When the tree gives no counts: TAKE costs
+ * BOARD_FW_CMD_NS_DEFAULT and the other classes 0; cls out of range: 0.
  */
 uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls);
 

@@ -65,6 +65,8 @@ static void fw_complete(struct fw *fw, const struct fw_cmd *c, uint32_t st, uint
 		fw->cpl_reserved--;
 	if (st != ABI_ST_OK)
 		fw_telem_error(fw, &cpl);
+	/* the firmware's work for this completion is done before the host can see it */
+	fw_port_spend(fw->port, started ? FW_WORK_DONE : FW_WORK_SYNC);
 	/* the slot was reserved when the command was taken; only a host that corrupted the
 	 * completion ring's consumer counter makes this fail, and then the entry is dropped */
 	if (abi_ring_push(&fw->cplq, &cpl) == 0)
@@ -118,6 +120,7 @@ static void fw_task_cmdq(struct rtos *k, struct rtos_task *t, uint32_t ev)
 			uint32_t detail;
 			uint32_t st = fw_cmd_decode(&fw->board, slot, q, c, &detail);
 			abi_ring_release(&fw->cmdq[q]);
+			fw_port_spend(fw->port, FW_WORK_TAKE);
 			if (st != ABI_ST_OK)
 				fw_reject(fw, c, st, detail);
 			else
@@ -195,6 +198,7 @@ static void fw_cu_start(struct fw *fw, uint32_t i, const struct fw_cmd *c)
 	u->busy = true;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_OP, c->op);
 	fw_port_cu_args(fw->port, blk, c->args);
+	fw_port_spend(fw->port, FW_WORK_START);
 	u->t_start = fw_port_now(fw->port);
 	u->deadline = u->t_start + c->timeout_ns;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_CTRL, FW_CU_CTRL_START);
@@ -310,6 +314,7 @@ static void fw_task_dma(struct rtos *k, struct rtos_task *t, uint32_t ev)
 		};
 		struct fw_unit *u = &fw->dma[ch];
 		fw_copy_words(&u->cmd, c, sizeof(*c));
+		fw_port_spend(fw->port, FW_WORK_START);
 		u->t_start = fw_port_now(fw->port);
 		if (fw_port_dma_start(fw->port, (uint32_t)ch, &d)) {
 			u->busy = false;

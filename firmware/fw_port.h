@@ -58,4 +58,17 @@ void fw_port_wait(void *port, uint64_t deadline);
 /* A completion was posted (MSI-X to the host on a real card). */
 void fw_port_notify_host(void *port);
 
+/* The firmware's work, in the classes its CPU time is counted in (fw_port_spend): every command
+ * costs TAKE (ring pop, decode and checks, queueing) and then START + DONE when a CU or a DMA
+ * channel runs it (argument registers and ap_start; ap_done seen, completion posted, fences) or
+ * SYNC when the firmware completes it itself (BARRIER, FENCE, TIMESTAMP, NOP, and rejects). */
+enum fw_work { FW_WORK_TAKE = 0, FW_WORK_START = 1, FW_WORK_DONE = 2, FW_WORK_SYNC = 3 };
+#define FW_WORK_CLASSES 4u
+/* The firmware has just done one piece of work of class w (called at the end of each: TAKE after
+ * a command is queued or rejected, START right before ap_start or the DMA start, DONE or SYNC
+ * after a completion is posted). On hardware its CPU time passes by itself and this does nothing;
+ * port/sim advances the firmware's own virtual time by the board's count for w (one firmware CPU:
+ * its work never overlaps itself), and port/rv32's cost build counts instructions per class. */
+void fw_port_spend(void *port, uint32_t w);
+
 #endif

@@ -69,12 +69,12 @@ static void test_load_cards(void **state)
 		uint64_t gib;
 		double bw_gbs;
 		const char *isa;
-		uint64_t run_ns, sync_ns; /* firmware ns per command at the fw clock */
+		uint64_t fw_ns[BOARD_FW_CLASSES]; /* firmware ns per piece of work at its clock */
 	} want[] = {
-	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", 11480, 3500},
-	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", 11480, 3500},
-	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", 11480, 3500},
-	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", 4783, 1458},
+	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", {5120, 2160, 5920, 1160}},
+	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", {5120, 2160, 5920, 1160}},
+	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", {5120, 2160, 5920, 1160}},
+	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", {2133, 900, 2467, 483}},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -91,8 +91,8 @@ static void test_load_cards(void **state)
 		assert_true(b.mem_bytes == want[i].gib << 30);
 		assert_true(b.mem_bw_mbps == (uint64_t)(want[i].bw_gbs * 1000 + 0.5));
 		assert_string_equal(b.fw.isa, want[i].isa);
-		assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_RUN), want[i].run_ns);
-		assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), want[i].sync_ns);
+		for (uint32_t w = 0; w < BOARD_FW_CLASSES; w++)
+			assert_int_equal(board_fw_cmd_ns(&b, w), want[i].fw_ns[w]);
 		int k = board_cu_find(&b, "fp8_gemm_1");
 		assert_true(k >= 0);
 		assert_int_equal(b.clock[b.cu[k].clock].freq_hz, 300000000);
@@ -113,6 +113,11 @@ static void test_load_errors(void **state)
 	/* a text file is not a device tree */
 	assert_int_equal(board_load("board/board.mk", &b, err, sizeof err), -BOARD_EBADDTB);
 	assert_non_null(strstr(err, "board/board.mk: "));
+	/* a device tree source where a blob belongs: the message says what to do */
+	assert_int_equal(board_load("board/emu.dts", &b, err, sizeof err), -BOARD_EBADDTB);
+	assert_non_null(strstr(err, "board/emu.dts: "));
+	assert_non_null(strstr(err, "not a device tree blob"));
+	assert_non_null(strstr(err, "dtc"));
 }
 
 static void test_parse_truncated(void **state)
@@ -150,7 +155,7 @@ static void test_parse_edits(void **state)
 	    {"/compute-units/fp8_gemm_2@1810000", "moecard,port-banks", 1, -BOARD_EBADSIZE},
 	    {"/", "moecard,slrs", 0, -BOARD_EBADVALUE},
 	    {"/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE},
-	    {"/firmware-cpu", "moecard,fw-cmd-instr", 2870, -BOARD_EBADSIZE},
+	    {"/firmware-cpu", "moecard,fw-cmd-instr", 1280, -BOARD_EBADSIZE},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -177,57 +182,61 @@ static void test_parse_edits(void **state)
 	free(fdt);
 }
 
-/* moecard,fw-cmd-instr: the time per command it gives, its range, and the default without it. */
+/* moecard,fw-cmd-instr: the time per piece of work it gives, its range, and the default without
+ * it. */
 static void test_fw_cmd(void **state)
 {
 	(void)state;
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
 	static const struct {
-		uint32_t run, sync;
+		uint32_t v[BOARD_FW_CLASSES]; /* take start done sync */
 		int code;
+		const char *what; /* the class an error names */
 	} e[] = {
-	    {1, 1, 0},
-	    {BOARD_FW_INSTR_MAX, 7, 0},
-	    {0, 875, -BOARD_EBADVALUE},
-	    {2870, 0, -BOARD_EBADVALUE},
-	    {BOARD_FW_INSTR_MAX + 1, 875, -BOARD_EBADVALUE},
+	    {{1, 1, 1, 1}, 0, NULL},
+	    {{BOARD_FW_INSTR_MAX, 7, 9, 11}, 0, NULL},
+	    {{0, 540, 1480, 290}, -BOARD_EBADVALUE, "take count"},
+	    {{1280, 0, 1480, 290}, -BOARD_EBADVALUE, "start count"},
+	    {{1280, 540, 0, 290}, -BOARD_EBADVALUE, "done count"},
+	    {{1280, 540, 1480, 0}, -BOARD_EBADVALUE, "sync count"},
+	    {{BOARD_FW_INSTR_MAX + 1, 540, 1480, 290}, -BOARD_EBADVALUE, "take count"},
 	};
 	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
 		void *fdt = emu_blob();
 		int node = fdt_path_offset(fdt, "/firmware-cpu");
 		assert_true(node >= 0);
-		fdt32_t v[2] = {cpu_to_fdt32(e[i].run), cpu_to_fdt32(e[i].sync)};
+		fdt32_t v[BOARD_FW_CLASSES];
+		for (uint32_t w = 0; w < BOARD_FW_CLASSES; w++)
+			v[w] = cpu_to_fdt32(e[i].v[w]);
 		assert_int_equal(fdt_setprop(fdt, node, "moecard,fw-cmd-instr", v, sizeof v), 0);
 		int rc = parse_blob(fdt, &b, err);
 		if (rc != e[i].code)
-			print_error("<%u %u>: got %d want %d: %s\n", e[i].run, e[i].sync, rc,
-				    e[i].code, err);
+			print_error("case %zu: got %d want %d: %s\n", i, rc, e[i].code, err);
 		assert_int_equal(rc, e[i].code);
 		if (rc) {
 			assert_non_null(strstr(err, "/firmware-cpu: moecard,fw-cmd-instr: "));
-			assert_non_null(strstr(err, e[i].run && e[i].run <= BOARD_FW_INSTR_MAX
-							? "sync count"
-							: "run count"));
+			assert_non_null(strstr(err, e[i].what));
 		} else {
 			/* at the emulated card's 250 MHz: 4 ns per instruction */
-			assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_RUN), 4ull * e[i].run);
-			assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), 4ull * e[i].sync);
+			for (uint32_t w = 0; w < BOARD_FW_CLASSES; w++)
+				assert_int_equal(board_fw_cmd_ns(&b, w), 4ull * e[i].v[w]);
 		}
 		free(fdt);
 	}
-	/* without the property every command costs the default, whatever the clock */
+	/* without the property a command costs the default take time and nothing else */
 	void *fdt = emu_blob();
 	int node = fdt_path_offset(fdt, "/firmware-cpu");
 	assert_int_equal(fdt_delprop(fdt, node, "moecard,fw-cmd-instr"), 0);
 	assert_int_equal(parse_blob(fdt, &b, err), 0);
-	assert_int_equal(b.fw.cmd_instr[BOARD_FW_RUN], 0);
-	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_RUN), BOARD_FW_CMD_NS_DEFAULT);
-	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), BOARD_FW_CMD_NS_DEFAULT);
+	assert_int_equal(b.fw.cmd_instr[BOARD_FW_TAKE], 0);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_TAKE), BOARD_FW_CMD_NS_DEFAULT);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_START), 0);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_SYNC), 0);
 	free(fdt);
-	assert_int_equal(board_fw_cmd_ns(NULL, BOARD_FW_RUN), BOARD_FW_CMD_NS_DEFAULT);
+	assert_int_equal(board_fw_cmd_ns(NULL, BOARD_FW_TAKE), BOARD_FW_CMD_NS_DEFAULT);
 	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
-	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_CLASSES), BOARD_FW_CMD_NS_DEFAULT);
+	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_CLASSES), 0);
 }
 
 static void test_validate(void **state)
@@ -339,7 +348,7 @@ static void test_info_print(void **state)
 	assert_non_null(strstr(txt, "40.00 GiB in 34 banks"));
 	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
 	assert_non_null(strstr(txt, "fp8_gemm_8"));
-	assert_non_null(strstr(txt, "firmware cost: run 2870 instr/cmd (11.48 us)"));
+	assert_non_null(strstr(txt, "firmware cost: take 1280, start 540, done 1480, sync 290 instructions"));
 	assert_non_null(strstr(txt, "expert slots:"));
 	assert_non_null(strstr(txt, "KV capacity with no expert slots:"));
 	free(txt);

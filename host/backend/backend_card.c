@@ -783,11 +783,18 @@ uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 	return st;
 }
 
+int backend_op_fw_sync(uint32_t op)
+{
+	return op == ABI_OP_BARRIER || op == ABI_OP_FENCE || op == ABI_OP_TIMESTAMP ||
+	       op == ABI_OP_NOP;
+}
+
 uint64_t backend_fw_cmd_ns(const struct board_desc *bd, uint32_t op)
 {
-	int sync = op == ABI_OP_BARRIER || op == ABI_OP_FENCE || op == ABI_OP_TIMESTAMP ||
-		   op == ABI_OP_NOP;
-	return board_fw_cmd_ns(bd, sync ? BOARD_FW_SYNC : BOARD_FW_RUN);
+	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE);
+	if (backend_op_fw_sync(op))
+		return take + board_fw_cmd_ns(bd, BOARD_FW_SYNC);
+	return take + board_fw_cmd_ns(bd, BOARD_FW_START) + board_fw_cmd_ns(bd, BOARD_FW_DONE);
 }
 
 int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz)

@@ -12,9 +12,12 @@
  * The card's DMA timing stays the sim card's (latency + bytes at the channel's bandwidth), and
  * BACKEND_FAULT_DMA_ERROR is the driver's countdown fault.
  *
- * Virtual clock: a CU run costs the firmware's time per command (backend_fw_cmd_ns: the board's
- * instructions per command at the firmware CPU's clock) plus the kernel's modeled cycles at the
- * kernel clock; its worker raises ap_done when card time reaches start + latency. The host thread
+ * Virtual clock: a CU run costs the kernel's modeled cycles at the kernel clock; its worker raises
+ * ap_done when card time reaches start + latency. The firmware runs on one CPU whose time is
+ * spent where it works (fw_port_spend: the board's moecard,fw-cmd-instr per class at the
+ * firmware CPU's clock): decoding a command, starting it, completing it. Its work never
+ * overlaps itself, so a command waits for the firmware's start work and its completion reaches
+ * the host after the firmware's done work, while the decode of later commands overlaps the CUs. The host thread
  * that waits for a list drives the clock: when the sim card reports every agent blocked
  * (sim_card_settle: the firmware waiting with all events seen, no kernel computing, no start on
  * its way, no completion to take) it moves card time to the earliest card time any agent waits
@@ -47,6 +50,7 @@ struct emu_list {
 	int inflight;			      /* submitted and not yet waited for */
 	uint32_t n, done;		      /* commands in it, completions seen */
 	uint64_t t_submit;		      /* card time at submit */
+	uint64_t t_done;		      /* card time its last completion was taken */
 	struct abi_cpl cpl[BACKEND_MAX_LIST]; /* completions by list index */
 	struct abi_cmd tmp[BACKEND_MAX_LIST]; /* the list with its tags set */
 };
@@ -64,7 +68,8 @@ struct emu {
 	struct backend_mem mem;	       /* bank memory */
 	struct sim_card *card;	       /* firmware + workers */
 	struct emu_cu cu[ABI_MAX_CUS]; /* CU contexts */
-	uint64_t vclock;	       /* card time, ns (atomic; moved by emu_wait only) */
+	uint64_t vclock;	       /* card time, ns (atomic; moved by emu_wait, and by the firmware
+					* over its own work while emu_wait waits: emu_advance) */
 	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
 	 * runs while ring 0's lists are submitted and waited for one after another */
 	uint64_t seq;			  /* lists submitted (fences 1, 2, ... over all rings) */
@@ -86,6 +91,13 @@ static uint64_t emu_clock(void *ctx)
 	return __atomic_load_n(&e->vclock, __ATOMIC_ACQUIRE);
 }
 
+/* sim_advance_fn: the firmware moves card time over its own work while the host waits */
+static void emu_advance(void *ctx, uint64_t t)
+{
+	struct emu *e = ctx;
+	__atomic_store_n(&e->vclock, t, __ATOMIC_RELEASE);
+}
+
 static void *emu_ptr(void *ctx, uint64_t phys, uint64_t len)
 {
 	return sim_card_ptr(ctx, phys, len);
@@ -99,8 +111,7 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	uint64_t cyc = 0;
 	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
 				      e->b.blk.cu_clk_khz, &cyc);
-	*latency_ns = backend_fw_cmd_ns(&e->b.board, op) +
-		      cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
+	*latency_ns = cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
 	return st;
 }
 
@@ -175,6 +186,7 @@ static int emu_submit(struct backend *b, uint32_t queue, const struct abi_cmd *c
 	l->n = n;
 	l->done = 0;
 	l->t_submit = emu_clock(e);
+	l->t_done = 0;
 	int r = sim_card_submit(e->card, queue, tmp, n);
 	if (r)
 		return r;
@@ -193,7 +205,8 @@ static void emu_take(struct emu *e, const struct abi_cpl *c)
 		struct emu_list *l = e->list[q];
 		if (l->inflight && c->tag < l->n && l->done < l->n) {
 			l->cpl[c->tag] = *c;
-			l->done++;
+			if (++l->done == l->n)
+				l->t_done = emu_clock(e); /* its last completion was posted by now */
 			if (ABI_CPL_OP(c->word1) == ABI_OP_DMA_FILL &&
 			    ABI_CPL_STATUS(c->word1) == ABI_ST_OK) {
 				e->st.fills++;
@@ -220,12 +233,14 @@ static struct emu_list *emu_list_of(struct emu *e, uint64_t f)
 }
 
 /* Ends the wait of list l: status, and the card busy time of ring 0 lists (a detached list's
- * fills run behind ring 0's work; counting them too would add the overlap twice). */
+ * fills run behind ring 0's work; counting them too would add the overlap twice). The list ends
+ * when its last completion was posted (t_done: past the last t_end by the firmware's done work;
+ * card time stands still while the host collects). */
 static int emu_finish(struct emu *e, struct emu_list *l)
 {
 	l->inflight = 0;
 	e->last = l;
-	uint64_t end = l->t_submit;
+	uint64_t end = l->t_done > l->t_submit ? l->t_done : l->t_submit;
 	int bad = 0;
 	for (uint32_t i = 0; i < l->n; i++) {
 		if (l->cpl[i].t_end > end)
@@ -381,8 +396,15 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 				      .dma_latency_ns = 1000,
 				      .clock = emu_clock,
 				      .clock_ctx = e,
+				      .advance = emu_advance,
 				      .dma_fn = e->dma.dev ? emu_dma_move : NULL,
 				      .dma_ctx = e};
+	_Static_assert(BOARD_FW_CLASSES == FW_WORK_CLASSES && (int)BOARD_FW_TAKE == FW_WORK_TAKE &&
+			   (int)BOARD_FW_START == FW_WORK_START &&
+			   (int)BOARD_FW_DONE == FW_WORK_DONE && (int)BOARD_FW_SYNC == FW_WORK_SYNC,
+		       "board.h's firmware cost classes are fw_port.h's work classes");
+	for (uint32_t w = 0; w < FW_WORK_CLASSES; w++)
+		cfg.fw_work_ns[w] = board_fw_cmd_ns(bd, w);
 	for (uint32_t i = 0; i < e->mem.n_banks; i++)
 		cfg.bank_mem[i] = e->mem.base[i];
 	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */

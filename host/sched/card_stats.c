@@ -19,22 +19,30 @@
 
 static const char *ee_op_name(uint32_t op);
 
-/* Dry mode: time the list like the card would (firmware starts commands in order, one at a time;
- * a barrier waits for everything before it; each command takes the earliest free CU of its kind). */
+/* Dry mode: time the list like the card would: one firmware CPU takes (decodes) the commands in
+ * order, ahead of the CUs; it starts each on the earliest free CU of its kind (its start work
+ * before the CU runs) once the CU's previous completion was handled (its done work after the
+ * kernel); a barrier waits for everything before it. The firmware's work never overlaps itself:
+ * the list takes at least the sum of it. */
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
-	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0;
+	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
+	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE), start = board_fw_cmd_ns(bd, BOARD_FW_START);
+	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE), sync = board_fw_cmd_ns(bd, BOARD_FW_SYNC);
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
 	uint32_t eff = bd->mem_eff_pct;
 	uint32_t bw = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);
 	for (uint32_t i = 0; i < e->list.n; i++) {
 		const struct abi_cmd *c = &e->list.cmd[i];
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
-		t_fw += backend_fw_cmd_ns(bd, op);
-		if (op == ABI_OP_BARRIER) {
-			t_fw = t_fw > t_all ? t_fw : t_all;
+		fw_work += backend_fw_cmd_ns(bd, op);
+		t_fw += take;
+		if (backend_op_fw_sync(op)) {
+			if (op == ABI_OP_BARRIER)
+				t_fw = t_fw > t_all ? t_fw : t_all;
+			t_fw += sync;
 			continue;
 		}
 		int best = -1;
@@ -47,7 +55,8 @@ void card_dry_time(struct ee *e)
 		int64_t cyc = op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
 			      : op == ABI_OP_MLA_ATTN_LANES ? card_attn_lanes_cycles(e, c, bw, kclk)
 							    : backend_cmd_cycles(c, bw, kclk);
-		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
+		uint64_t t0 = (t_fw > cu_free[best] ? t_fw : cu_free[best]) + start;
+		t_fw = t0;
 		if (cyc < 0)
 			e->dry_bad = 1; /* the list holds a command its kernel would reject */
 		if (cyc < 0 && getenv("MOECARD_DRY_DEBUG"))
@@ -59,10 +68,11 @@ void card_dry_time(struct ee *e)
 			e->pf.macs += card_gemm_macs(c);
 			e->pf.gemm_ns += (double)(t1 - t0);
 		}
-		cu_free[best] = t1;
-		t_all = t1 > t_all ? t1 : t_all;
+		cu_free[best] = t1 + done;
+		t_all = t1 + done > t_all ? t1 + done : t_all;
 	}
-	e->dry_ns += (double)(t_all > t_fw ? t_all : t_fw);
+	uint64_t t = t_all > t_fw ? t_all : t_fw;
+	e->dry_ns += (double)(t > fw_work ? t : fw_work);
 }
 
 /* Expert-cache figures of card_stats: per main-model token (n), card ms/token card, link ms. */

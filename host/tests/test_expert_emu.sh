@@ -10,8 +10,8 @@
 # same numbers), which cache-sim replays. Env: MOECARD, B, SAN, PYTHON.
 #
 # Models: tiny (generated here) for the policy sweep; the mid preset ($B/models/mid, generated
-# once and reused) in the release variant for EXPERT_EMU_MID_TOKENS tokens (default 12: mid runs at
-# about 2 s/token on the emulator). EXPERT_EMU_MID_TOKENS=256 is the full proof (all policies on
+# once and reused) in the release variant for EXPERT_EMU_MID_TOKENS tokens (default 8: mid runs at
+# about 2 s/token on the emulator). The tiny proof runs EXPERT_EMU_TOKENS (40) tokens per variant. EXPERT_EMU_MID_TOKENS=256 is the full proof (all policies on
 # mid; about an hour on 2 cores).
 set -u
 MOECARD=${MOECARD:-build/moecard}
@@ -83,7 +83,8 @@ if [ "${SAN:-}" = 1 ]; then # the sanitizer variant: fewer tokens and variants
   MOECARD_EXPERT_SYNC_FILLS=1 proof "$tiny" 12 "tiny, fills in ring 0's lists" \
     "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50"
 else
-  proof "$tiny" 64 tiny \
+  TN=${EXPERT_EMU_TOKENS:-40}
+  proof "$tiny" "$TN" tiny \
     "--expert-slots|25%|--expert-policy|lru" "--expert-slots|25%|--expert-policy|lfu" \
     "--expert-slots|25%|--expert-policy|pin" "--expert-slots|25%|--expert-prefetch" \
     "--expert-slots|25%|--expert-host|always" \
@@ -91,7 +92,7 @@ else
     "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50" \
     "--expert-slots|4" "--expert-slots|board"
   # the fallback of a backend with one list in flight: every fill in ring 0's lists
-  MOECARD_EXPERT_SYNC_FILLS=1 proof "$tiny" 64 "tiny, fills in ring 0's lists" \
+  MOECARD_EXPERT_SYNC_FILLS=1 proof "$tiny" "$TN" "tiny, fills in ring 0's lists" \
     "--expert-slots|25%|--expert-prefetch" \
     "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50"
 fi
@@ -288,7 +289,7 @@ if [ "${SAN:-}" != 1 ]; then
   if [ ! -f "$MID/config.json" ]; then
     "$MOECARD" gen --out "$MID" --preset mid --seed 1 >/dev/null || bad "gen mid"
   fi
-  MN=${EXPERT_EMU_MID_TOKENS:-12}
+  MN=${EXPERT_EMU_MID_TOKENS:-8}
   if [ "$MN" -ge 64 ]; then
     proof "$MID" "$MN" mid \
       "--expert-slots|25%|--expert-policy|lru" "--expert-slots|25%|--expert-policy|lfu" \

@@ -7,10 +7,10 @@
 # model's norm and head, as in test_spec.c: most drafts are accepted, so verify rows past the first
 # are kept). Both test that a verify forward of T = depth+1 rows computes each row exactly as the
 # T = 1 decode path does. Also checks that `run --stats` on emu prints the engine's modeled card
-# figures. mid (generated once into $B/models/mid, ~2.2 GB, atomically) runs 200 tokens on cpu;
-# on emu it is slow (seconds per token), so mid/emu runs a few tokens and says so. Depth 2 compares
-# fewer tokens on tiny/emu and mid/cpu (time), also said in the output. Under SAN=1 only tiny runs,
-# with fewer tokens. Ends with "N passed, N failed".
+# figures. mid (generated once into $B/models/mid, ~2.2 GB, atomically) runs MID_CPU_TOKENS (100)
+# tokens on cpu; on emu it is slow (seconds per token), so mid/emu runs a few tokens and says so.
+# Depth 2 compares fewer tokens on tiny/emu and mid/cpu (time), also said in the output. Under
+# SAN=1 only tiny runs, with fewer tokens. Ends with "N passed, N failed".
 set -u
 M=${MOECARD:-build/moecard}
 B=${B:-build}
@@ -169,9 +169,11 @@ if [ ! -f "$MID/config.json" ] || ! cp -r "$MID" "$MF" ||
   bad "mid: no checkpoint at $MID or the friendly edit failed: $(tail -n 1 "$tmp/fr.log" 2>/dev/null)"
   echo "$pass passed, $fail failed"; exit 1
 fi
-same "mid" "$MID" cpu 200 "$P1" 1
-echo "note: mid cpu: depth 2 compares the first 100 of the 200 tokens (time)"
-same "mid friendly" "$MF" cpu 200 "$P1" 1 2:100
+MC=${MID_CPU_TOKENS:-100}
+MC2=$((MC / 2))
+same "mid" "$MID" cpu "$MC" "$P1" 1
+echo "note: mid cpu: depth 2 compares the first $MC2 of the $MC tokens (time)"
+same "mid friendly" "$MF" cpu "$MC" "$P1" 1 "2:$MC2"
 # emu on mid: measure the plain time per token and run as many as fit ~90 s for plain + mtp
 KE=6
 same "mid friendly" "$MF" emu $KE "$P3" 1

@@ -6,9 +6,15 @@
  * validation, dispatch to a loopback CU or DMA channel, completion and fence update) until every
  * completion arrived, and counts only the instructions retired inside fw_step(). The loopback
  * CUs finish as soon as they are started, so the count holds no waiting for a CU, only the
- * firmware's work. Reported over the UART, one line per opcode:
- *   fw-cost: op=<name> instr=<retired instructions per command> decode=<of which fw_cmd_decode>
- * The board trees' moecard,fw-cmd-instr are checked against these lines (docs/boards.md).
+ * firmware's work. The count is split by the firmware's work classes (fw_port_spend, fw_port.h):
+ * every instruction goes to the class of the next fw_port_spend call, so the classes add up to
+ * the whole (the marks' own instructions are measured and taken out). Reported over the UART,
+ * one line per opcode:
+ *   fw-cost: op=<name> instr=<per command> decode=<of one fw_cmd_decode> take=<per command>
+ *            start=<per CU or DMA start> done=<per completion of a run> sync=<per completion the
+ *            firmware makes itself>
+ * (a class the opcode never reaches prints 0). The board trees' moecard,fw-cmd-instr
+ * <take start done sync> are checked against these lines (docs/boards.md).
  */
 #include <string.h>
 
@@ -44,6 +50,26 @@ static inline uint64_t rv32_instret(void)
 		__asm__ volatile("rdinstreth %0" : "=r"(hi2));
 	} while (hi != hi2);
 	return ((uint64_t)hi << 32) | lo;
+}
+
+/* Class accounting (rv32_cost_mark): on while fw_step() runs under cost_measure(). Slot
+ * FW_WORK_CLASSES calibrates the marks' own instructions. */
+#define COST_CAL FW_WORK_CLASSES
+static int cost_on;
+static uint64_t cost_last;			 /* instret after the last mark (or step start) */
+static uint64_t cost_acc[FW_WORK_CLASSES + 1]; /* instructions per class */
+static uint32_t cost_n[FW_WORK_CLASSES + 1];	 /* marks per class */
+static uint32_t cost_last_w;			 /* class of the last mark */
+
+void rv32_cost_mark(uint32_t w)
+{
+	if (!cost_on || w > COST_CAL)
+		return;
+	uint64_t t = rv32_instret();
+	cost_acc[w] += t - cost_last;
+	cost_n[w]++;
+	cost_last_w = w;
+	cost_last = rv32_instret(); /* (this mark's accounting above is not counted) */
 }
 
 /* Two banks; CU 0 fp8_gemm, CU 1 vec_ops (+ KV append, router), CU 2 the GEMV CU, CU 3 the
@@ -204,10 +230,12 @@ static const struct {
 
 /*
  * Instructions retired inside fw_step() per command of op, over COST_BATCHES batches on a freshly
- * initialized firmware; *decode gets the instructions of one fw_cmd_decode() of the command.
+ * initialized firmware; *decode gets the instructions of one fw_cmd_decode() of the command and
+ * cls[] the instructions per occurrence of each work class (0 for a class op never reaches).
  * Returns 0, or -1 when a command failed or did not complete.
  */
-static int cost_measure(uint32_t op, uint32_t *per_cmd, uint32_t *decode)
+static int cost_measure(uint32_t op, uint32_t *per_cmd, uint32_t *decode,
+			uint32_t cls[FW_WORK_CLASSES])
 {
 	struct abi_cmd l[COST_BATCH];
 	struct fw_cmd dc;
@@ -223,7 +251,16 @@ static int cost_measure(uint32_t op, uint32_t *per_cmd, uint32_t *decode)
 	if (st != ABI_ST_OK)
 		return -1;
 	*decode = (uint32_t)(t1 - t0 - read_cost);
-	uint64_t total = 0;
+	memset(cost_acc, 0, sizeof cost_acc);
+	memset(cost_n, 0, sizeof cost_n);
+	/* what one mark adds to the class after it: the call, its first read, the return */
+	cost_on = 1;
+	cost_last = rv32_instret();
+	for (uint32_t i = 0; i < 16; i++)
+		fw_port_spend(NULL, COST_CAL);
+	cost_on = 0;
+	uint64_t mark_cost = (cost_acc[COST_CAL] + 8) / 16;
+	uint64_t total = 0, tail = 0;
 	uint32_t fence = 0;
 	for (uint32_t b = 0; b < COST_BATCHES; b++) {
 		for (uint32_t i = 0; i < COST_BATCH; i++) {
@@ -237,9 +274,12 @@ static int cost_measure(uint32_t op, uint32_t *per_cmd, uint32_t *decode)
 		uint32_t got = 0, steps = 0;
 		while (got < COST_BATCH && steps++ < COST_STEP_MAX) {
 			uint64_t s0 = rv32_instret();
+			cost_last = s0 - tail; /* what the last step did after its last mark */
+			cost_on = 1;
 			fw_step(&cfw);
+			cost_on = 0;
 			uint64_t s1 = rv32_instret();
-			total += s1 - s0 - read_cost;
+			tail = s1 - cost_last;
 			struct abi_cpl c;
 			while (abi_ring_pop(&chc, &c) == 0) {
 				if (ABI_CPL_STATUS(c.word1) != ABI_ST_OK)
@@ -250,6 +290,13 @@ static int cost_measure(uint32_t op, uint32_t *per_cmd, uint32_t *decode)
 		if (got != COST_BATCH)
 			return -1;
 	}
+	cost_acc[cost_last_w] += tail; /* the last steps' instructions after the last mark */
+	for (uint32_t w = 0; w < FW_WORK_CLASSES; w++) {
+		uint64_t a = cost_acc[w], m = (uint64_t)cost_n[w] * mark_cost;
+		a = a > m ? a - m : 0;
+		total += a;
+		cls[w] = cost_n[w] ? (uint32_t)((a + cost_n[w] / 2) / cost_n[w]) : 0;
+	}
 	*per_cmd =
 	    (uint32_t)((total + COST_BATCH * COST_BATCHES / 2) / (COST_BATCH * COST_BATCHES));
 	return 0;
@@ -259,9 +306,11 @@ int rv32_fw_cost(void)
 {
 	int failed = 0;
 	for (uint32_t i = 0; i < sizeof cost_ops / sizeof cost_ops[0]; i++) {
-		uint32_t n = 0, dec = 0;
-		char a[12], b[12], line[96] = "fw-cost: op=";
-		if (cost_measure(cost_ops[i].op, &n, &dec)) {
+		uint32_t n = 0, dec = 0, cls[FW_WORK_CLASSES];
+		char a[12], line[160] = "fw-cost: op=";
+		static const char *const cname[FW_WORK_CLASSES] = {" take=", " start=", " done=",
+								   " sync="};
+		if (cost_measure(cost_ops[i].op, &n, &dec, cls)) {
 			strcat(line, cost_ops[i].name);
 			strcat(line, " FAILED");
 			rv32_puts(line);
@@ -272,7 +321,11 @@ int rv32_fw_cost(void)
 		strcat(line, " instr=");
 		strcat(line, fw_selftest_utoa(n, a));
 		strcat(line, " decode=");
-		strcat(line, fw_selftest_utoa(dec, b));
+		strcat(line, fw_selftest_utoa(dec, a));
+		for (uint32_t w = 0; w < FW_WORK_CLASSES; w++) {
+			strcat(line, cname[w]);
+			strcat(line, fw_selftest_utoa(cls[w], a));
+		}
 		rv32_puts(line);
 	}
 	return failed;

@@ -19,6 +19,8 @@ void rv32_exit(int code) __attribute__((noreturn));
 /* Prints the firmware's instructions per command ("fw-cost: op=...", cost.c); 0, or 1 when a
  * measured command failed. Needs QEMU's -icount shift=0 for exact counts. */
 int rv32_fw_cost(void);
+/* fw_port_spend on this port: cost.c's class accounting while it measures, otherwise nothing. */
+void rv32_cost_mark(uint32_t w);
 
 extern uint32_t rv32_cu_starts;	 /* ap_start pulses seen */
 extern uint32_t rv32_cu_hang_at; /* that start (1-based) hangs; 0 = none */

@@ -63,9 +63,11 @@ struct sim_card {
 	uint64_t events;		 /* firmware-visible events (doorbell, done, kick) */
 	uint64_t fw_seen;		 /* events the firmware has seen */
 	bool fw_waiting;		 /* the firmware thread is blocked in fw_port_wait */
+	bool fw_spending;		 /* ... or in fw_port_spend (events do not end it) */
 	uint64_t fw_deadline;		 /* card ns it waits for at most there */
 	pthread_cond_t hcv;		 /* host: an agent blocked or a completion was posted */
 	bool host_waiting;		 /* the host waits on hcv (sim_card_settle) */
+	bool host_all;			 /* ... for every agent (it would move the clock) */
 	bool stop;			 /* threads exit */
 	struct timespec t0;		 /* CLOCK_MONOTONIC origin of card time */
 	uint32_t fault[SIM_FAULT_COUNT]; /* countdowns, 0 = off */
@@ -163,11 +165,12 @@ static bool sim_timers_due(struct sim_card *c, uint64_t now)
 	return false;
 }
 
-/* The firmware thread is blocked: waiting, every event seen, its deadline ahead (mu held). */
+/* The firmware thread is blocked: waiting with every event seen, or spending its CPU time, and
+ * its deadline ahead (mu held). */
 static bool sim_fw_blocked(struct sim_card *c, uint64_t now)
 {
-	return c->fw_on && c->fw_waiting && c->events == c->fw_seen && now < c->fw_deadline &&
-	       !sim_timers_due(c, now);
+	return c->fw_on && c->fw_waiting && (c->fw_spending || c->events == c->fw_seen) &&
+	       now < c->fw_deadline && !sim_timers_due(c, now);
 }
 
 /* True when every worker is blocked too (idle, or waiting for a card time still ahead); *next
@@ -204,6 +207,7 @@ int sim_card_settle(struct sim_card *c, bool all, uint32_t timeout_ms, uint64_t 
 	int rc;
 	pthread_mutex_lock(&c->mu);
 	c->host_waiting = true;
+	c->host_all = all;
 	for (;;) {
 		uint64_t now = sim_card_now(c);
 		if (sim_fw_blocked(c, now)) {
@@ -231,6 +235,7 @@ int sim_card_settle(struct sim_card *c, bool all, uint32_t timeout_ms, uint64_t 
 		sim_cv_wait(c, &c->hcv, SIM_MAX_WAIT_NS);
 	}
 	c->host_waiting = false;
+	c->host_all = false;
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
@@ -399,6 +404,40 @@ void fw_port_wait(void *port, uint64_t deadline)
 		c->fw_waiting = false;
 	}
 	c->fw_seen = c->events;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The firmware CPU is busy for the board's time of work w: card time moves on meanwhile, and the
+ * firmware sees nothing until it has passed and every timer due by then has fired. The host moves
+ * the clock when every agent waits; when it waits for that in sim_card_settle(all) and no CU or
+ * DMA transfer has an earlier event, the firmware moves the clock over its own work itself (the
+ * same move, without a round trip through the host). */
+void fw_port_spend(void *port, uint32_t w)
+{
+	struct sim_card *c = port;
+	if (!c->cfg.clock || w >= FW_WORK_CLASSES || !c->cfg.fw_work_ns[w])
+		return;
+	pthread_mutex_lock(&c->mu);
+	uint64_t until = sim_card_now(c) + c->cfg.fw_work_ns[w], next;
+	c->fw_deadline = until;
+	c->fw_waiting = true;
+	c->fw_spending = true;
+	while (!c->stop) {
+		uint64_t now = sim_card_now(c);
+		if (now >= until) {
+			if (!sim_timers_due(c, now))
+				break;
+		} else if (c->cfg.advance && c->host_waiting && c->host_all &&
+			   !sim_timers_due(c, now) && sim_workers_blocked(c, &next) &&
+			   next >= until) {
+			c->cfg.advance(c->cfg.clock_ctx, until);
+			sim_wake_timed(c);
+			continue;
+		}
+		sim_timed_wait(c, &c->cv, SIM_MAX_WAIT_NS);
+	}
+	c->fw_spending = false;
+	c->fw_waiting = false;
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -47,6 +47,10 @@ typedef int (*sim_dma_fn)(void *ctx, uint32_t chan, const struct fw_dma_desc *d,
 			  void *dst);
 /* Card clock in ns. */
 typedef uint64_t (*sim_clock_fn)(void *ctx);
+/* Moves a virtual card clock forward to t ns (called with the card's lock held, only while the
+ * host waits in sim_card_settle(all = true) and no other agent has an earlier event: the
+ * firmware's own work, which the host would otherwise move the clock over). */
+typedef void (*sim_advance_fn)(void *ctx, uint64_t t);
 
 enum sim_fault {
 	SIM_FAULT_DMA_ERROR = 0, /* n-th DMA transfer reports an error and copies nothing */
@@ -69,6 +73,11 @@ struct sim_card_config {
 	void *dma_ctx;		       /* its context */
 	sim_clock_fn clock;	       /* NULL: CLOCK_MONOTONIC */
 	void *clock_ctx;	       /* its context */
+	sim_advance_fn advance;	       /* NULL: only the host moves the virtual clock */
+	/* the firmware CPU's time per piece of work, ns, by enum fw_work (fw_port_spend): under a
+	 * virtual clock the firmware thread waits that much card time after each, so its work is
+	 * serial (one CPU) and delays what it starts; 0 = free (and always free on a real clock) */
+	uint64_t fw_work_ns[FW_WORK_CLASSES];
 };
 
 /*
