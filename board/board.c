@@ -503,8 +503,7 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
-		static const char *const what[BOARD_FW_CLASSES] = {"take", "start", "done",
-								   "sync"};
+		static const char *const what[BOARD_FW_CLASSES] = {"take", "start", "done", "sync"};
 		for (int i = 0; i < BOARD_FW_CLASSES; i++) {
 			uint32_t v = ld32(p, 4 * (size_t)i);
 			if (!v || v > BOARD_FW_INSTR_MAX)
@@ -785,16 +784,21 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		b->fw.isa, b->fw.imem_size >> 10, b->fw.dmem_size >> 10, b->fw.mailbox,
 		b->clock[b->fw.clock].freq_hz / 1e6);
 	if (b->fw.cmd_instr[BOARD_FW_TAKE])
-		fprintf(out,
-			"firmware cost: take %u, start %u, done %u, sync %u instructions (%.2f, %.2f, "
-			"%.2f, %.2f us); a command on a CU %.2f us, one the firmware completes %.2f us\n",
-			b->fw.cmd_instr[BOARD_FW_TAKE], b->fw.cmd_instr[BOARD_FW_START],
-			b->fw.cmd_instr[BOARD_FW_DONE], b->fw.cmd_instr[BOARD_FW_SYNC],
-			board_fw_cmd_ns(b, BOARD_FW_TAKE) / 1e3, board_fw_cmd_ns(b, BOARD_FW_START) / 1e3,
-			board_fw_cmd_ns(b, BOARD_FW_DONE) / 1e3, board_fw_cmd_ns(b, BOARD_FW_SYNC) / 1e3,
-			(board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_START) +
-			 board_fw_cmd_ns(b, BOARD_FW_DONE)) / 1e3,
-			(board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_SYNC)) / 1e3);
+		fprintf(
+		    out,
+		    "firmware cost: take %u, start %u, done %u, sync %u instructions (%.2f, %.2f, "
+		    "%.2f, %.2f us); a command on a CU %.2f us, one the firmware completes %.2f "
+		    "us\n",
+		    b->fw.cmd_instr[BOARD_FW_TAKE], b->fw.cmd_instr[BOARD_FW_START],
+		    b->fw.cmd_instr[BOARD_FW_DONE], b->fw.cmd_instr[BOARD_FW_SYNC],
+		    board_fw_cmd_ns(b, BOARD_FW_TAKE) / 1e3,
+		    board_fw_cmd_ns(b, BOARD_FW_START) / 1e3,
+		    board_fw_cmd_ns(b, BOARD_FW_DONE) / 1e3,
+		    board_fw_cmd_ns(b, BOARD_FW_SYNC) / 1e3,
+		    (board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_START) +
+		     board_fw_cmd_ns(b, BOARD_FW_DONE)) /
+			1e3,
+		    (board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_SYNC)) / 1e3);
 	else
 		fprintf(out, "firmware cost: %u ns per command (no moecard,fw-cmd-instr)\n",
 			BOARD_FW_CMD_NS_DEFAULT);

@@ -348,7 +348,8 @@ static void test_info_print(void **state)
 	assert_non_null(strstr(txt, "40.00 GiB in 34 banks"));
 	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
 	assert_non_null(strstr(txt, "fp8_gemm_8"));
-	assert_non_null(strstr(txt, "firmware cost: take 1280, start 540, done 1480, sync 290 instructions"));
+	assert_non_null(
+	    strstr(txt, "firmware cost: take 1280, start 540, done 1480, sync 290 instructions"));
 	assert_non_null(strstr(txt, "expert slots:"));
 	assert_non_null(strstr(txt, "KV capacity with no expert slots:"));
 	free(txt);

@@ -68,7 +68,7 @@ struct emu {
 	struct backend_mem mem;	       /* bank memory */
 	struct sim_card *card;	       /* firmware + workers */
 	struct emu_cu cu[ABI_MAX_CUS]; /* CU contexts */
-	uint64_t vclock;	       /* card time, ns (atomic; moved by emu_wait, and by the firmware
+	uint64_t vclock; /* card time, ns (atomic; moved by emu_wait, and by the firmware
 					* over its own work while emu_wait waits: emu_advance) */
 	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
 	 * runs while ring 0's lists are submitted and waited for one after another */
@@ -206,7 +206,8 @@ static void emu_take(struct emu *e, const struct abi_cpl *c)
 		if (l->inflight && c->tag < l->n && l->done < l->n) {
 			l->cpl[c->tag] = *c;
 			if (++l->done == l->n)
-				l->t_done = emu_clock(e); /* its last completion was posted by now */
+				l->t_done =
+				    emu_clock(e); /* its last completion was posted by now */
 			if (ABI_CPL_OP(c->word1) == ABI_OP_DMA_FILL &&
 			    ABI_CPL_STATUS(c->word1) == ABI_ST_OK) {
 				e->st.fills++;

@@ -29,8 +29,10 @@ void card_dry_time(struct ee *e)
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
-	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE), start = board_fw_cmd_ns(bd, BOARD_FW_START);
-	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE), sync = board_fw_cmd_ns(bd, BOARD_FW_SYNC);
+	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE),
+		 start = board_fw_cmd_ns(bd, BOARD_FW_START);
+	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE),
+		 sync = board_fw_cmd_ns(bd, BOARD_FW_SYNC);
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
 	uint32_t eff = bd->mem_eff_pct;
 	uint32_t bw = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);

@@ -181,7 +181,8 @@ static void test_fw_time(void)
 	CHECK(r == 0 && n == 1, "GEMM: r %d n %u", r, n);
 	/* every bank of the emulated card has the same bandwidth, so any GEMM CU gives this */
 	uint32_t bw = (uint32_t)((uint64_t)bd->bank[0].bw_mbps * bd->mem_eff_pct / 100);
-	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE), start = board_fw_cmd_ns(bd, BOARD_FW_START);
+	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE),
+		 start = board_fw_cmd_ns(bd, BOARD_FW_START);
 	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE);
 	int64_t cyc = backend_cmd_cycles(&g[0], bw, blk->cu_clk_khz);
 	uint64_t kern = (uint64_t)cyc * 1000000ull / blk->cu_clk_khz;
@@ -213,7 +214,8 @@ static void test_fw_time(void)
 	if (n == 2) {
 		uint64_t a = c[0].t_start < c[1].t_start ? c[0].t_start : c[1].t_start;
 		uint64_t b = c[0].t_start < c[1].t_start ? c[1].t_start : c[0].t_start;
-		CHECK(b - a >= start, "the second GEMM starts %llu ns after the first (start work %llu)",
+		CHECK(b - a >= start,
+		      "the second GEMM starts %llu ns after the first (start work %llu)",
 		      (unsigned long long)(b - a), (unsigned long long)start);
 		CHECK(s1.busy_ns - s0.busy_ns >= take + start + kern + done + start + done,
 		      "two-command list %llu ns covers both starts and both completions",

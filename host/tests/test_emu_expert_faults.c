@@ -5,4 +5,4 @@
  * fault no longer fires. Its own program so that the two long sweeps run on two cores.
  */
 #define EMU_TEST_EXPERT_FAULTS 1
-#include "test_emu_engine.c"
+#include "test_emu_engine.c" // NOLINT(bugprone-suspicious-include): this program is that file, built with EMU_TEST_EXPERT_FAULTS

@@ -56,10 +56,10 @@ static inline uint64_t rv32_instret(void)
  * FW_WORK_CLASSES calibrates the marks' own instructions. */
 #define COST_CAL FW_WORK_CLASSES
 static int cost_on;
-static uint64_t cost_last;			 /* instret after the last mark (or step start) */
+static uint64_t cost_last;		       /* instret after the last mark (or step start) */
 static uint64_t cost_acc[FW_WORK_CLASSES + 1]; /* instructions per class */
-static uint32_t cost_n[FW_WORK_CLASSES + 1];	 /* marks per class */
-static uint32_t cost_last_w;			 /* class of the last mark */
+static uint32_t cost_n[FW_WORK_CLASSES + 1];   /* marks per class */
+static uint32_t cost_last_w;		       /* class of the last mark */
 
 void rv32_cost_mark(uint32_t w)
 {
@@ -308,8 +308,8 @@ int rv32_fw_cost(void)
 	for (uint32_t i = 0; i < sizeof cost_ops / sizeof cost_ops[0]; i++) {
 		uint32_t n = 0, dec = 0, cls[FW_WORK_CLASSES];
 		char a[12], line[160] = "fw-cost: op=";
-		static const char *const cname[FW_WORK_CLASSES] = {" take=", " start=", " done=",
-								   " sync="};
+		static const char *const cname[FW_WORK_CLASSES] = {
+		    " take=", " start=", " done=", " sync="};
 		if (cost_measure(cost_ops[i].op, &n, &dec, cls)) {
 			strcat(line, cost_ops[i].name);
 			strcat(line, " FAILED");
