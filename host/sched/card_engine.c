@@ -383,11 +383,70 @@ int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint6
 	return 0;
 }
 
+/*
+ * Drops the barriers a fence does the work of: the firmware starts a ring's commands in order, so
+ * a barrier after exactly one command orders what follows it just as well when that command
+ * signals a fence and the first command after the barrier waits for it (everything later starts
+ * after that one started). Each such barrier is a command the firmware no longer takes and
+ * completes. Barriers at the start or the end of a list go too (a list starts after the one
+ * before it completed, and is waited for whole). Kept: a barrier after two or more commands, or
+ * when the command before it already signals or the one after it already waits. Lists with the
+ * expert cache keep theirs (its fills own the fence ids and their indices).
+ */
+int card_chain_off(void)
+{
+	const char *v = getenv("MOECARD_BARRIER_FENCES");
+	return v && !strcmp(v, "0");
+}
+
+static void card_fence_chain(struct ee *e)
+{
+	struct ee_list *l = &e->list;
+	if (e->xc || e->chain_off || l->n < 2)
+		return;
+	uint32_t out = 0, seg = 0; /* output index where the current segment starts */
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct abi_cmd *c = &l->cmd[i];
+		if (ABI_W0_OP(c->hdr.word0) != ABI_OP_BARRIER) {
+			if (out != i) {
+				l->cmd[out] = l->cmd[i];
+				l->what[out] = l->what[i];
+				l->gt[out] = l->gt[i];
+			}
+			l->cmd[out].hdr.tag = out;
+			out++;
+			continue;
+		}
+		uint32_t nseg = out - seg, nxt = i + 1;
+		int drop = nseg == 0 || nxt == l->n;
+		if (!drop && nseg == 1 && ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER) {
+			struct abi_cmd *a = &l->cmd[out - 1], *b = &l->cmd[nxt];
+			if (!(ABI_W2_FLAGS(a->hdr.word2) & ABI_CMD_F_SIGNAL) &&
+			    !(ABI_W2_FLAGS(b->hdr.word2) & ABI_CMD_F_WAIT)) {
+				e->chain_val++;
+				abi_cmd_signal(&a->hdr, EE_CHAIN_FENCE, e->chain_val);
+				abi_cmd_wait(&b->hdr, EE_CHAIN_FENCE, e->chain_val);
+				drop = 1;
+			}
+		}
+		if (!drop) {
+			l->cmd[out] = *c;
+			l->what[out] = l->what[i];
+			l->gt[out] = l->gt[i];
+			l->cmd[out].hdr.tag = out;
+			out++;
+		}
+		seg = out;
+	}
+	l->n = out;
+}
+
 /* Submits the list and waits for it. */
 int card_flush(struct ee *e)
 {
 	if (!e->list.n)
 		return e->xc ? card_xc_dl_submit(e) : 0;
+	card_fence_chain(e);
 	if (e->dry) {
 		card_dry_time(e);
 		e->list.n = 0;
@@ -1146,6 +1205,8 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->max_seq = e->max_seq;
 	en->max_batch = o->max_batch > 0 ? o->max_batch : 64;
 	en->act_fp8 = 1;
+	/* MOECARD_BARRIER_FENCES=0 keeps every barrier of the lists (card_fence_chain) */
+	e->chain_off = card_chain_off();
 	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
 	const char *bn = getenv("MOECARD_SCHED_BACKEND");
 	struct backend_opts bo = {.board = x ? x->board : NULL, .xclbin = x ? x->xclbin : NULL};

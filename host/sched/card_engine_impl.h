@@ -179,7 +179,9 @@ struct ee {
 	float *hx, *hxn, *rlog, *cat, *u; /* [hidden], [hidden], [E], [2 hidden], [hidden] */
 	float *mtp_hid;			  /* [hidden] MTP shared_head.norm output of the last row */
 	struct ee_list list;
-	struct ee_xc *xc; /* expert cache (--expert-slots), NULL = every expert resident */
+	int chain_off;	    /* MOECARD_BARRIER_FENCES=0: keep every barrier (card_fence_chain) */
+	uint32_t chain_val; /* the last value signalled on EE_CHAIN_FENCE */
+	struct ee_xc *xc;   /* expert cache (--expert-slots), NULL = every expert resident */
 	struct expert_trace_writer *xt; /* --expert-trace (engine_ops.expert_trace), NULL = off */
 	float *xt_x; /* [hidden] residual stream read back for the trace look-ahead */
 	int cur_layer;
@@ -228,6 +230,10 @@ struct ee_xdf {
  * detached fills on ring 1 use EE_XC_DFENCE0..ABI_MAX_FENCES-1, one id per fill of the list (so
  * a detached list holds at most EE_XC_NDF fills: the link budget besides "one list at a time") */
 #define EE_XC_DFENCE0 (ABI_MAX_FENCES / 2)
+/* The fence of card_fence_chain (lists without the expert cache, which owns the ids above) */
+#define EE_CHAIN_FENCE 0u
+/* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
+int card_chain_off(void);
 #define EE_XC_NDF ((int)(ABI_MAX_FENCES - EE_XC_DFENCE0))
 #define EE_XC_RING 1u /* ring of the detached fills */
 

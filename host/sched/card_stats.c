@@ -20,15 +20,16 @@
 static const char *ee_op_name(uint32_t op);
 
 /* Dry mode: time the list like the card would: one firmware CPU takes (decodes) the commands in
- * order, ahead of the CUs; it starts each on the earliest free CU of its kind (its start work
- * before the CU runs) once the CU's previous completion was handled (its done work after the
- * kernel); a barrier waits for everything before it. The firmware's work never overlaps itself:
- * the list takes at least the sum of it. */
+ * order, ahead of the CUs; it starts each in order on the earliest free CU of its kind (its start
+ * work before the CU runs) once the CU's previous completion was handled (its done work after the
+ * kernel) and the fence it waits for was signalled; a barrier waits for everything before it.
+ * The firmware's work never overlaps itself: the list takes at least the sum of it. */
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
+	uint64_t fence_t[ABI_MAX_FENCES] = {0}; /* when each fence was last signalled */
 	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE),
 		 start = board_fw_cmd_ns(bd, BOARD_FW_START);
 	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE),
@@ -39,12 +40,17 @@ void card_dry_time(struct ee *e)
 	for (uint32_t i = 0; i < e->list.n; i++) {
 		const struct abi_cmd *c = &e->list.cmd[i];
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
+		uint32_t fl = ABI_W2_FLAGS(c->hdr.word2);
 		fw_work += backend_fw_cmd_ns(bd, op);
 		t_fw += take;
+		if ((fl & ABI_CMD_F_WAIT) && fence_t[ABI_W3_WAIT(c->hdr.word3)] > t_fw)
+			t_fw = fence_t[ABI_W3_WAIT(c->hdr.word3)]; /* the ring's head waits */
 		if (backend_op_fw_sync(op)) {
 			if (op == ABI_OP_BARRIER)
 				t_fw = t_fw > t_all ? t_fw : t_all;
 			t_fw += sync;
+			if (fl & ABI_CMD_F_SIGNAL)
+				fence_t[ABI_W3_SIGNAL(c->hdr.word3)] = t_fw;
 			continue;
 		}
 		int best = -1;
@@ -72,6 +78,8 @@ void card_dry_time(struct ee *e)
 		}
 		cu_free[best] = t1 + done;
 		t_all = t1 + done > t_all ? t1 + done : t_all;
+		if (fl & ABI_CMD_F_SIGNAL)
+			fence_t[ABI_W3_SIGNAL(c->hdr.word3)] = t1 + done;
 	}
 	uint64_t t = t_all > t_fw ? t_all : t_fw;
 	e->dry_ns += (double)(t > fw_work ? t : fw_work);
@@ -241,6 +249,7 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 	if (!e)
 		return r;
 	e->dry = 1;
+	e->chain_off = card_chain_off();
 	e->c = c;
 	e->be = (struct backend *)be;
 	e->max_seq = pos + 1;
@@ -323,6 +332,7 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 		return r;
 	memset(w, 0, sizeof *w);
 	e->dry = 1;
+	e->chain_off = card_chain_off();
 	e->c = c;
 	e->be = (struct backend *)be;
 	e->max_seq = T + 1;
