@@ -302,6 +302,18 @@ static double rel_err(const float *a, const float *b, int n)
 	return sqrt(d / (s > 0 ? s : 1));
 }
 
+/* Opens the test's tiny checkpoint and the engine options every engine test uses; 0 or the
+ * failure (reported). */
+static int open_tiny(const char *dir, struct ckpt *ck, struct model_opts *o)
+{
+	char err[512];
+	int r = ckpt_open(dir, ck, err, sizeof err);
+	CHECK(r == 0, "ckpt_open: %s", err);
+	setenv("MOECARD_BOARD", board_path(), 1);
+	*o = (struct model_opts){.act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1};
+	return r;
+}
+
 /* Barriers replaced by fences (card_fence_chain): the same logits, bit for bit, over a prompt and
  * decoded tokens, with fewer commands and less modeled card time than with every barrier
  * (MOECARD_BARRIER_FENCES=0), on the GEMV lowering and on the fp8_gemm CUs. */
@@ -309,12 +321,10 @@ static void test_fence_chain(const char *dir)
 {
 	struct ckpt ck;
 	char err[512];
-	int r = ckpt_open(dir, &ck, err, sizeof err);
-	CHECK(r == 0, "ckpt_open: %s", err);
+	struct model_opts o;
+	int r = open_tiny(dir, &ck, &o);
 	if (r)
 		return;
-	setenv("MOECARD_BOARD", board_path(), 1);
-	struct model_opts o = {.act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1};
 	int V = ck.cfg.vocab_size, toks[6] = {5, 77, 300, 9, 41, 600};
 	float *lg[2];
 	for (int gemv = 0; gemv < 2; gemv++) {
@@ -369,12 +379,10 @@ static void test_engine_faults(const char *dir)
 {
 	struct ckpt ck;
 	char err[512];
-	int r = ckpt_open(dir, &ck, err, sizeof err);
-	CHECK(r == 0, "ckpt_open: %s", err);
+	struct model_opts o;
+	int r = open_tiny(dir, &ck, &o);
 	if (r)
 		return;
-	setenv("MOECARD_BOARD", board_path(), 1);
-	struct model_opts o = {.act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1};
 	struct engine e;
 	r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
 	CHECK(r == 0, "engine_open emu: %s", err);
@@ -453,12 +461,10 @@ static void test_expert_faults(const char *dir, const char *policy, const char *
 {
 	struct ckpt ck;
 	char err[512];
-	int r = ckpt_open(dir, &ck, err, sizeof err);
-	CHECK(r == 0, "ckpt_open: %s", err);
+	struct model_opts o;
+	int r = open_tiny(dir, &ck, &o);
 	if (r)
 		return;
-	setenv("MOECARD_BOARD", board_path(), 1);
-	struct model_opts o = {.act_fp8 = 1, .max_seq = 16, .max_batch = 4, .n_threads = 1};
 	struct engine_extra x = {.expert_slots_pct = 25,
 				 .expert_policy = policy,
 				 .expert_prefetch = 1,
