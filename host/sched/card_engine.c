@@ -387,11 +387,13 @@ int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint6
  * Drops the barriers a fence does the work of: the firmware starts a ring's commands in order, so
  * a barrier after exactly one command orders what follows it just as well when that command
  * signals a fence and the first command after the barrier waits for it (everything later starts
- * after that one started). Each such barrier is a command the firmware no longer takes and
- * completes. Barriers at the start or the end of a list go too (a list starts after the one
- * before it completed, and is waited for whole). Kept: a barrier after two or more commands, or
- * when the command before it already signals or the one after it already waits. Lists with the
- * expert cache keep theirs (its fills own the fence ids and their indices).
+ * after that one started). The same holds after several commands that can only run on one CU
+ * (it runs them one after another, so the last one's completion covers them all). Each such
+ * barrier is a command the firmware no longer takes and completes. Barriers at the start or the
+ * end of a list go too (a list starts after the one before it completed, and is waited for
+ * whole). Kept: a barrier after commands that may run on different CUs, or when the command
+ * before it already signals or the one after it already waits. Lists with the expert cache keep
+ * theirs (its fills own the fence ids and their indices).
  */
 int card_chain_off(void)
 {
@@ -399,11 +401,39 @@ int card_chain_off(void)
 	return v && !strcmp(v, "0");
 }
 
+/* The one CU of the board that implements op (the firmware can start op nowhere else), or -1. */
+static int card_only_cu(const struct abi_board *b, uint32_t op)
+{
+	int cu = -1;
+	for (uint32_t k = 0; k < ABI_BOARD_N_CUS(b->counts); k++)
+		if (b->cus[k].ops_mask >> op & 1) {
+			if (cu >= 0)
+				return -1;
+			cu = (int)k;
+		}
+	return cu;
+}
+
+/* True when the n commands at a run on one CU, which then runs them one after another: the
+ * firmware starts the next only after the CU's previous command completed, so the last one's
+ * completion means all of them completed. (One command: trivially.) */
+static int card_one_cu(const struct abi_board *b, const struct abi_cmd *a, uint32_t n)
+{
+	if (n == 1)
+		return 1;
+	int cu = card_only_cu(b, ABI_W0_OP(a[0].hdr.word0));
+	for (uint32_t i = 0; i < n && cu >= 0; i++)
+		if (card_only_cu(b, ABI_W0_OP(a[i].hdr.word0)) != cu)
+			return 0;
+	return cu >= 0;
+}
+
 static void card_fence_chain(struct ee *e)
 {
 	struct ee_list *l = &e->list;
 	if (e->xc || e->chain_off || l->n < 2)
 		return;
+	const struct abi_board *bb = backend_abi_board(e->be);
 	uint32_t out = 0, seg = 0; /* output index where the current segment starts */
 	for (uint32_t i = 0; i < l->n; i++) {
 		const struct abi_cmd *c = &l->cmd[i];
@@ -419,7 +449,8 @@ static void card_fence_chain(struct ee *e)
 		}
 		uint32_t nseg = out - seg, nxt = i + 1;
 		int drop = nseg == 0 || nxt == l->n;
-		if (!drop && nseg == 1 && ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER) {
+		if (!drop && card_one_cu(bb, &l->cmd[seg], nseg) &&
+		    ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER) {
 			struct abi_cmd *a = &l->cmd[out - 1], *b = &l->cmd[nxt];
 			if (!(ABI_W2_FLAGS(a->hdr.word2) & ABI_CMD_F_SIGNAL) &&
 			    !(ABI_W2_FLAGS(b->hdr.word2) & ABI_CMD_F_WAIT)) {
