@@ -783,6 +783,9 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		", %.0f MHz\n",
 		b->fw.isa, b->fw.imem_size >> 10, b->fw.dmem_size >> 10, b->fw.mailbox,
 		b->clock[b->fw.clock].freq_hz / 1e6);
+	double us[BOARD_FW_CLASSES];
+	for (uint32_t w = 0; w < BOARD_FW_CLASSES; w++)
+		us[w] = board_fw_cmd_ns(b, w) / 1e3;
 	if (b->fw.cmd_instr[BOARD_FW_TAKE])
 		fprintf(
 		    out,
@@ -791,14 +794,9 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		    "us\n",
 		    b->fw.cmd_instr[BOARD_FW_TAKE], b->fw.cmd_instr[BOARD_FW_START],
 		    b->fw.cmd_instr[BOARD_FW_DONE], b->fw.cmd_instr[BOARD_FW_SYNC],
-		    board_fw_cmd_ns(b, BOARD_FW_TAKE) / 1e3,
-		    board_fw_cmd_ns(b, BOARD_FW_START) / 1e3,
-		    board_fw_cmd_ns(b, BOARD_FW_DONE) / 1e3,
-		    board_fw_cmd_ns(b, BOARD_FW_SYNC) / 1e3,
-		    (board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_START) +
-		     board_fw_cmd_ns(b, BOARD_FW_DONE)) /
-			1e3,
-		    (board_fw_cmd_ns(b, BOARD_FW_TAKE) + board_fw_cmd_ns(b, BOARD_FW_SYNC)) / 1e3);
+		    us[BOARD_FW_TAKE], us[BOARD_FW_START], us[BOARD_FW_DONE], us[BOARD_FW_SYNC],
+		    us[BOARD_FW_TAKE] + us[BOARD_FW_START] + us[BOARD_FW_DONE],
+		    us[BOARD_FW_TAKE] + us[BOARD_FW_SYNC]);
 	else
 		fprintf(out, "firmware cost: %u ns per command (no moecard,fw-cmd-instr)\n",
 			BOARD_FW_CMD_NS_DEFAULT);

@@ -68,8 +68,9 @@ struct emu {
 	struct backend_mem mem;	       /* bank memory */
 	struct sim_card *card;	       /* firmware + workers */
 	struct emu_cu cu[ABI_MAX_CUS]; /* CU contexts */
-	uint64_t vclock; /* card time, ns (atomic; moved by emu_wait, and by the firmware
-					* over its own work while emu_wait waits: emu_advance) */
+	/* card time, ns (atomic; moved by emu_wait, and by the firmware over its own work while
+	 * emu_wait waits: emu_advance) */
+	uint64_t vclock;
 	/* lists in flight: one per ring (EMU_RINGS), so a detached list of expert fills on ring 1
 	 * runs while ring 0's lists are submitted and waited for one after another */
 	uint64_t seq;			  /* lists submitted (fences 1, 2, ... over all rings) */
@@ -205,9 +206,9 @@ static void emu_take(struct emu *e, const struct abi_cpl *c)
 		struct emu_list *l = e->list[q];
 		if (l->inflight && c->tag < l->n && l->done < l->n) {
 			l->cpl[c->tag] = *c;
+			/* the last completion: posted by now */
 			if (++l->done == l->n)
-				l->t_done =
-				    emu_clock(e); /* its last completion was posted by now */
+				l->t_done = emu_clock(e);
 			if (ABI_CPL_OP(c->word1) == ABI_OP_DMA_FILL &&
 			    ABI_CPL_STATUS(c->word1) == ABI_ST_OK) {
 				e->st.fills++;

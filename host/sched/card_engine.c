@@ -383,18 +383,6 @@ int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint6
 	return 0;
 }
 
-/*
- * Drops the barriers a fence does the work of: the firmware starts a ring's commands in order, so
- * a barrier after exactly one command orders what follows it just as well when that command
- * signals a fence and the first command after the barrier waits for it (everything later starts
- * after that one started). The same holds after several commands that can only run on one CU
- * (it runs them one after another, so the last one's completion covers them all). Each such
- * barrier is a command the firmware no longer takes and completes. Barriers at the start or the
- * end of a list go too (a list starts after the one before it completed, and is waited for
- * whole). Kept: a barrier after commands that may run on different CUs, or when the command
- * before it already signals or the one after it already waits. Lists with the expert cache keep
- * theirs (its fills own the fence ids and their indices).
- */
 int card_chain_off(void)
 {
 	const char *v = getenv("MOECARD_BARRIER_FENCES");
@@ -422,12 +410,24 @@ static int card_one_cu(const struct abi_board *b, const struct abi_cmd *a, uint3
 	if (n == 1)
 		return 1;
 	int cu = card_only_cu(b, ABI_W0_OP(a[0].hdr.word0));
-	for (uint32_t i = 0; i < n && cu >= 0; i++)
+	for (uint32_t i = 1; i < n && cu >= 0; i++)
 		if (card_only_cu(b, ABI_W0_OP(a[i].hdr.word0)) != cu)
 			return 0;
 	return cu >= 0;
 }
 
+/*
+ * Drops the barriers a fence does the work of: the firmware starts a ring's commands in order, so
+ * a barrier after exactly one command orders what follows it just as well when that command
+ * signals a fence and the first command after the barrier waits for it (everything later starts
+ * after that one started). The same holds after several commands that can only run on one CU
+ * (it runs them one after another, so the last one's completion covers them all). Each such
+ * barrier is a command the firmware no longer takes and completes. Barriers at the start or the
+ * end of a list go too (a list starts after the one before it completed, and is waited for
+ * whole). Kept: a barrier after commands that may run on different CUs, or when the command
+ * before it already signals or the one after it already waits. Lists with the expert cache keep
+ * theirs (its fills own the fence ids and their indices).
+ */
 static void card_fence_chain(struct ee *e)
 {
 	struct ee_list *l = &e->list;
@@ -436,38 +436,31 @@ static void card_fence_chain(struct ee *e)
 	const struct abi_board *bb = backend_abi_board(e->be);
 	uint32_t out = 0, seg = 0; /* output index where the current segment starts */
 	for (uint32_t i = 0; i < l->n; i++) {
-		const struct abi_cmd *c = &l->cmd[i];
-		if (ABI_W0_OP(c->hdr.word0) != ABI_OP_BARRIER) {
-			if (out != i) {
-				l->cmd[out] = l->cmd[i];
-				l->what[out] = l->what[i];
-				l->gt[out] = l->gt[i];
+		if (ABI_W0_OP(l->cmd[i].hdr.word0) == ABI_OP_BARRIER) {
+			uint32_t nseg = out - seg, nxt = i + 1;
+			int drop = nseg == 0 || nxt == l->n;
+			if (!drop && card_one_cu(bb, &l->cmd[seg], nseg) &&
+			    ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER) {
+				struct abi_cmd *a = &l->cmd[out - 1], *b = &l->cmd[nxt];
+				if (!(ABI_W2_FLAGS(a->hdr.word2) & ABI_CMD_F_SIGNAL) &&
+				    !(ABI_W2_FLAGS(b->hdr.word2) & ABI_CMD_F_WAIT)) {
+					e->chain_val++;
+					abi_cmd_signal(&a->hdr, EE_CHAIN_FENCE, e->chain_val);
+					abi_cmd_wait(&b->hdr, EE_CHAIN_FENCE, e->chain_val);
+					drop = 1;
+				}
 			}
-			l->cmd[out].hdr.tag = out;
-			out++;
-			continue;
+			seg = out + !drop; /* the next segment starts after the kept barrier */
+			if (drop)
+				continue;
 		}
-		uint32_t nseg = out - seg, nxt = i + 1;
-		int drop = nseg == 0 || nxt == l->n;
-		if (!drop && card_one_cu(bb, &l->cmd[seg], nseg) &&
-		    ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER) {
-			struct abi_cmd *a = &l->cmd[out - 1], *b = &l->cmd[nxt];
-			if (!(ABI_W2_FLAGS(a->hdr.word2) & ABI_CMD_F_SIGNAL) &&
-			    !(ABI_W2_FLAGS(b->hdr.word2) & ABI_CMD_F_WAIT)) {
-				e->chain_val++;
-				abi_cmd_signal(&a->hdr, EE_CHAIN_FENCE, e->chain_val);
-				abi_cmd_wait(&b->hdr, EE_CHAIN_FENCE, e->chain_val);
-				drop = 1;
-			}
-		}
-		if (!drop) {
-			l->cmd[out] = *c;
+		if (out != i) {
+			l->cmd[out] = l->cmd[i];
 			l->what[out] = l->what[i];
 			l->gt[out] = l->gt[i];
-			l->cmd[out].hdr.tag = out;
-			out++;
 		}
-		seg = out;
+		l->cmd[out].hdr.tag = out;
+		out++;
 	}
 	l->n = out;
 }

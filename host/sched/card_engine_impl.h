@@ -230,12 +230,12 @@ struct ee_xdf {
  * detached fills on ring 1 use EE_XC_DFENCE0..ABI_MAX_FENCES-1, one id per fill of the list (so
  * a detached list holds at most EE_XC_NDF fills: the link budget besides "one list at a time") */
 #define EE_XC_DFENCE0 (ABI_MAX_FENCES / 2)
+#define EE_XC_NDF ((int)(ABI_MAX_FENCES - EE_XC_DFENCE0))
+#define EE_XC_RING 1u /* ring of the detached fills */
 /* The fence of card_fence_chain (lists without the expert cache, which owns the ids above) */
 #define EE_CHAIN_FENCE 0u
 /* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
 int card_chain_off(void);
-#define EE_XC_NDF ((int)(ABI_MAX_FENCES - EE_XC_DFENCE0))
-#define EE_XC_RING 1u /* ring of the detached fills */
 
 struct ee_xc {
 	struct expert_cache cache;     /* keys layer * E + expert, layers [0, n_layers] incl. MTP */

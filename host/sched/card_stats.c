@@ -41,11 +41,12 @@ void card_dry_time(struct ee *e)
 		const struct abi_cmd *c = &e->list.cmd[i];
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
 		uint32_t fl = ABI_W2_FLAGS(c->hdr.word2);
-		fw_work += backend_fw_cmd_ns(bd, op);
+		int fw_sync = backend_op_fw_sync(op);
+		fw_work += take + (fw_sync ? sync : start + done); /* backend_fw_cmd_ns */
 		t_fw += take;
 		if ((fl & ABI_CMD_F_WAIT) && fence_t[ABI_W3_WAIT(c->hdr.word3)] > t_fw)
 			t_fw = fence_t[ABI_W3_WAIT(c->hdr.word3)]; /* the ring's head waits */
-		if (backend_op_fw_sync(op)) {
+		if (fw_sync) {
 			if (op == ABI_OP_BARRIER)
 				t_fw = t_fw > t_all ? t_fw : t_all;
 			t_fw += sync;
