@@ -51,6 +51,7 @@ include firmware/firmware.mk
 include drivers/drivers.mk
 include board/board.mk
 include bitstream/bitstream.mk
+include tools/tools.mk
 include tests/tests.mk
 
 all: $(LIB) $(BINS) $(ALL_EXTRA)

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# `make run`: the main job on a fresh machine. Creates the embedded default model (the tiny preset)
-# in the build folder if it is absent, then generates from it on the default backend.
+# `make run`: the main job on a fresh machine. Generates from the default model, models/tiny-brown
+# (a small DeepSeek-V3 trained on the Brown corpus, shipped in the repository; its model card is
+# models/tiny-brown/README.md), on the emulated card, and prints the run's figures.
+# Overrides: MODEL=DIR, PROMPT=TEXT (or TOKENS=1,2,3), N=tokens, BACKEND=cpu|emu|xrt,
+# RUN_ARGS="more run options".
 set -euo pipefail
 B=${1:-build}
-MODEL=${MODEL:-$B/models/tiny}
+MODEL=${MODEL:-models/tiny-brown}
+BACKEND=${BACKEND:-emu}
 if [ ! -f "$MODEL/config.json" ]; then
-  echo "run: creating the default model in $MODEL (moecard gen --preset tiny)" >&2
-  "$B/moecard" gen --out "$MODEL" --preset tiny --seed 1 >&2
+  echo "run: $MODEL: no config.json (MODEL= names a model folder)" >&2
+  exit 1
 fi
 "$B/moecard" info --model "$MODEL" | head -n 12 >&2 || true
-PROMPT_ARGS=(--tokens "${TOKENS:-0,17,42,99,5,311,7}")
-if [ -f "$MODEL/tokenizer.json" ]; then
-  PROMPT_ARGS=(--prompt "${PROMPT:-The capital of France is}")
+if [ -n "${TOKENS:-}" ]; then
+  PROMPT_ARGS=(--tokens "$TOKENS")
+  shown="--tokens $TOKENS"
+else
+  PROMPT_ARGS=(--prompt "${PROMPT:-The jury said that}")
+  shown="--prompt '${PROMPT:-The jury said that}'"
 fi
-echo "run: moecard run --model $MODEL ${PROMPT_ARGS[*]} -n ${N:-32}" >&2
-exec "$B/moecard" run --model "$MODEL" "${PROMPT_ARGS[@]}" -n "${N:-32}" ${RUN_ARGS:-}
+echo "run: moecard run --model $MODEL --backend $BACKEND $shown -n ${N:-48} --stats ${RUN_ARGS:-}" >&2
+# shellcheck disable=SC2086
+exec "$B/moecard" run --model "$MODEL" --backend "$BACKEND" "${PROMPT_ARGS[@]}" -n "${N:-48}" \
+  --stats ${RUN_ARGS:-}

@@ -7,12 +7,13 @@
 #ifndef MOECARD_CLI_H
 #define MOECARD_CLI_H
 
-int cli_run(int argc, char **argv);	  /* moecard run      (host/cli/cli_run.c) */
-int cli_bench(int argc, char **argv);	  /* moecard bench    (host/cli/cli_run.c) */
-int cli_info(int argc, char **argv);	  /* moecard info     (host/cli/cli_info.c) */
-int cli_gen(int argc, char **argv);	  /* moecard gen      (host/cli/cli_gen.c) */
-int cli_tokenize(int argc, char **argv);  /* moecard tokenize (host/cli/cli_tokenize.c) */
-int cli_chat(int argc, char **argv);	  /* moecard chat     (host/cli/cli_chat.c) */
-int cli_cache_sim(int argc, char **argv); /* moecard cache-sim (host/cli/cli_cache_sim.c) */
+int cli_run(int argc, char **argv);	   /* moecard run      (host/cli/cli_run.c) */
+int cli_bench(int argc, char **argv);	   /* moecard bench    (host/cli/cli_run.c) */
+int cli_info(int argc, char **argv);	   /* moecard info     (host/cli/cli_info.c) */
+int cli_gen(int argc, char **argv);	   /* moecard gen      (host/cli/cli_gen.c) */
+int cli_tokenize(int argc, char **argv);   /* moecard tokenize (host/cli/cli_tokenize.c) */
+int cli_chat(int argc, char **argv);	   /* moecard chat     (host/cli/cli_chat.c) */
+int cli_cache_sim(int argc, char **argv);  /* moecard cache-sim (host/cli/cli_cache_sim.c) */
+int cli_perplexity(int argc, char **argv); /* moecard perplexity (host/cli/cli_perplexity.c) */
 
 #endif

@@ -3,6 +3,8 @@
  * docs/cli.md). The parsed options go to the engine (engine.h: model options, engine_extra) and
  * to the generation loop (generate.h: sampling, speculation depth, stop strings).
  */
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +33,19 @@ struct cli_opt {
 
 #define RUN CLI_SET_RUN
 #define ALL (CLI_SET_RUN | CLI_SET_CHAT)
+#define PPL CLI_SET_PPL
 #define AT(f) offsetof(struct cli_opts, f)
 
 static const struct cli_opt cli_opt_table[] = {
-    {"--model", CLI_STR, ALL, AT(model)},
+    {"--model", CLI_STR, ALL | PPL, AT(model)},
     {"--prompt", CLI_STR, RUN, AT(prompt)},
     {"--system", CLI_STR, ALL, AT(system)},
     {"--tokens", CLI_STR, RUN, AT(tokens)},
     {"-n", CLI_INT, ALL, AT(n)},
-    {"--backend", CLI_STR, ALL, AT(backend)},
-    {"--act", CLI_STR, ALL, AT(act)},
-    {"--board", CLI_STR, RUN, AT(board)},
-    {"--xclbin", CLI_STR, RUN, AT(xclbin)},
+    {"--backend", CLI_STR, ALL | PPL, AT(backend)},
+    {"--act", CLI_STR, ALL | PPL, AT(act)},
+    {"--board", CLI_STR, RUN | PPL, AT(board)},
+    {"--xclbin", CLI_STR, RUN | PPL, AT(xclbin)},
     {"--dump-logits", CLI_STR, RUN, AT(dump_logits)},
     {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp)},
     {"--profile", CLI_STR, RUN, AT(profile)},
@@ -53,17 +56,19 @@ static const struct cli_opt cli_opt_table[] = {
     {"--expert-host", CLI_STR, RUN, AT(ex.expert_host)},
     {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps)},
     {"--expert-events", CLI_STR, RUN, AT(ex.expert_events)},
-    {"--kv-format", CLI_STR, ALL, AT(ex.kv_format)},
-    {"--attn-datapath", CLI_STR, ALL, AT(ex.attn_datapath)},
+    {"--kv-format", CLI_STR, ALL | PPL, AT(ex.kv_format)},
+    {"--attn-datapath", CLI_STR, ALL | PPL, AT(ex.attn_datapath)},
     {"--stop", CLI_STOP, ALL, 0},
     {"--spec", CLI_SPEC, ALL, 0},
     {"--spec-depth", CLI_DEPTH, ALL, 0},
-    {"--threads", CLI_INT, ALL, AT(threads)},
-    {"--ctx", CLI_INT, ALL, AT(ctx)},
-    {"--attn", CLI_ATTN, RUN, 0},
+    {"--threads", CLI_INT, ALL | PPL, AT(threads)},
+    {"--ctx", CLI_INT, ALL | PPL, AT(ctx)},
+    {"--attn", CLI_ATTN, RUN | PPL, 0},
     {"--prompt-len", CLI_INT, RUN, AT(prompt_len)},
     {"--gen", CLI_INT, RUN, AT(gen)},
-    {"--json", CLI_FLAG, RUN, AT(json)},
+    {"--json", CLI_FLAG, RUN | PPL, AT(json)},
+    {"--file", CLI_STR, PPL, AT(file)},
+    {"--limit", CLI_INT, PPL, AT(limit)},
     {"--chat", CLI_FLAG, RUN, AT(chat)},
     {"--stats", CLI_FLAG, RUN, AT(stats)},
     {"--temp", CLI_SAMPLING, ALL, 0},
@@ -76,6 +81,7 @@ static const struct cli_opt cli_opt_table[] = {
 
 #undef RUN
 #undef ALL
+#undef PPL
 #undef AT
 
 void cli_opts_init(struct cli_opts *a)
@@ -130,9 +136,18 @@ static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const 
 	case CLI_STR:
 		*(const char **)field = v;
 		return 0;
-	case CLI_INT:
-		*(int *)field = atoi(v);
+	case CLI_INT: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (!*v || *end || errno || n < INT_MIN || n > INT_MAX) {
+			fprintf(stderr, "moecard: %s: %s: expected an integer, got '%s'\n",
+				cmd->name, o, v);
+			return 2;
+		}
+		*(int *)field = (int)n;
 		return 0;
+	}
 	case CLI_DOUBLE:
 		*(double *)field = atof(v);
 		return 0;

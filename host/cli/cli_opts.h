@@ -16,11 +16,14 @@
 /* Which commands take an option (struct cli_cmd.set). */
 #define CLI_SET_RUN 1u /* run and bench */
 #define CLI_SET_CHAT 2u
+#define CLI_SET_PPL 4u /* perplexity */
 
 struct cli_opts {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
 	const char *profile, *expert_trace, *system, *xclbin;
-	int n; /* -n: tokens to generate (chat: most tokens per reply) */
+	const char *file; /* perplexity --file */
+	int limit;	  /* perplexity --limit: most tokens scored (0: all) */
+	int n;		  /* -n: tokens to generate (chat: most tokens per reply) */
 	int threads, ctx, prompt_len, gen;
 	int naive;		/* --attn naive */
 	int json;		/* --json */
@@ -57,5 +60,15 @@ void cli_opts_init(struct cli_opts *a);
  * printed on stdout: the command exits 0); 2 on a usage error (message printed on stderr).
  */
 int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_opts *a);
+
+struct ckpt;
+struct engine;
+/*
+ * cli_open_model - loads a->model (a progress bar on a terminal) and builds the engine of
+ * a->backend with room for need_seq positions (or --ctx) and batches of up to `batch` tokens.
+ * Returns 0, or 1 with the error printed (nothing left open).
+ */
+int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
+		   int batch);
 
 #endif

@@ -143,9 +143,9 @@ static int close_trace(const struct cli_opts *a, int rc)
 	return rc;
 }
 
-/* Loads the checkpoint and builds the engine; prints the error and returns 1 on failure. */
-static int open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
-		      int batch)
+/* Loads the checkpoint and builds the engine (cli_opts.h). */
+int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
+		   int batch)
 {
 	char err[512];
 	int r = ckpt_open(a->model, ck, err, sizeof err);
@@ -488,7 +488,7 @@ int cli_run(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if (run_prompt(&a, &tok, &toks, &nt))
 		return 1;
-	if (open_model(&a, &ck, &m, nt + a.n + 8, 64)) {
+	if (cli_open_model(&a, &ck, &m, nt + a.n + 8, 64)) {
 		free(toks);
 		tokenizer_free(tok);
 		return 1;
@@ -695,7 +695,7 @@ int cli_bench(int argc, char **argv)
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
 	double t0 = now_s();
-	if (open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch))
+	if (cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch))
 		return 1;
 	res.t_load = now_s() - t0;
 	res.depth = a.spec > 0 ? spec_depth_for(&a, &m, "bench") : 0;

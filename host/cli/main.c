@@ -18,6 +18,8 @@ static const struct {
     {"gen", cli_gen, "write a random checkpoint: --out DIR --preset tiny|mid [--seed S]"},
     {"tokenize", cli_tokenize, "tokenize text: --model DIR --text T [--json]"},
     {"chat", cli_chat, "interactive chat (stdin, streams; /reset /stats /quit): --model DIR"},
+    {"perplexity", cli_perplexity,
+     "perplexity of a text file: --model DIR --file F [--ctx N] [--backend cpu|emu]"},
     {"cache-sim", cli_cache_sim,
      "replay an expert routing trace under every cache policy: --trace F"},
 };
@@ -26,7 +28,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: moecard <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\nmoecard <command> --help for the options of a command.\n");
 }
 

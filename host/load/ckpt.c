@@ -325,8 +325,12 @@ static int ckpt_mtp(struct ckpt_ctx *x, struct layer_weights *lw)
 	if ((rc = ckpt_vec(x, NAME("enorm.weight"), h, &lw->enorm)) ||
 	    (rc = ckpt_vec(x, NAME("hnorm.weight"), h, &lw->hnorm)) ||
 	    (rc = ckpt_mat(x, NAME("eh_proj.weight"), h, 2 * h, 0, &lw->eh_proj)) ||
-	    (rc = ckpt_vec(x, NAME("shared_head.norm.weight"), h, &lw->shared_head_norm)) ||
-	    (rc = ckpt_mat(x, NAME("shared_head.head.weight"), V, h, 0, &lw->shared_head_head)))
+	    (rc = ckpt_vec(x, NAME("shared_head.norm.weight"), h, &lw->shared_head_norm)))
+		return rc;
+	/* DeepSeek-V3 stores copies of the main head and embedding here; absent, they are shared */
+	if (!st_find(x->st, NAME("shared_head.head.weight")))
+		lw->shared_head_head = x->w->lm_head;
+	else if ((rc = ckpt_mat(x, n, V, h, 0, &lw->shared_head_head)))
 		return rc;
 	if (st_find(x->st, NAME("embed_tokens.weight")))
 		return ckpt_mat(x, n, V, h, 0, &lw->embed_tokens);

