@@ -158,5 +158,38 @@ check config_vs_tensors "$d" "$ST: model\.embed_tokens\.weight: shape \[1024,256
 d=$(fresh nocfg); rm "$d/config.json"
 check missing_config "$d" "config\.json: open: No such file"
 
+# The MTP layer without its own head (or embedding) shares the main ones, as DeepSeek-V3's copies do.
+d=$(fresh mtpshare); $PYTHON "$W/st.py" drop "$d/$ST" model.layers.4.shared_head.head.weight
+$PYTHON "$W/st.py" drop "$d/$ST" model.layers.4.embed_tokens.weight
+a=$("$MOECARD" run --model "$W/base" --tokens 0,5,9,13 -n 6 --spec mtp 2>&1)
+b=$("$MOECARD" run --model "$d" --tokens 0,5,9,13 -n 6 --spec mtp 2>&1)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then pass=$((pass + 1)); echo "ok   mtp shares the main head and embedding"
+else fail=$((fail + 1)); echo "FAIL mtp shared head: '$a' vs '$b'"; fi
+
+# perplexity: usage errors exit 2 naming the option, input errors exit 1 naming the file.
+printf 'The jury said it did find that many laws are outmoded.\n' >"$W/text.txt"
+: >"$W/empty.txt"
+pcheck() { # name want_rc pattern args...
+  local name=$1 want=$2 pat=$3; shift 3
+  local err="$W/$name.err" rc
+  "$MOECARD" perplexity "$@" >/dev/null 2>"$err"; rc=$?
+  if [ $rc -eq "$want" ] && [ "$(wc -l <"$err")" -eq 1 ] && grep -qE -- "$pat" "$err" &&
+     ! grep -qE 'Sanitizer|runtime error' "$err"; then
+    pass=$((pass + 1)); printf 'ok   %-22s exit %d: %s\n' "$name" $rc "$(cat "$err")"
+  else
+    fail=$((fail + 1)); printf 'FAIL %-22s exit %d (want %d): %s\n' "$name" $rc "$want" "$(cat "$err")"
+  fi
+}
+pcheck ppl_nofile 2 "--file F is required" --model "$W/base"
+pcheck ppl_missing 1 "$W/nope.txt: No such file" --model "$W/base" --file "$W/nope.txt"
+pcheck ppl_empty 1 "empty.txt: 1 token" --model "$W/base" --file "$W/empty.txt"
+pcheck ppl_ctx 2 "--ctx: expected 2" --model "$W/base" --file "$W/text.txt" --ctx 1
+pcheck ppl_limit 2 "--limit: expected an integer, got '5x'" --model "$W/base" --file "$W/text.txt" --limit 5x
+pcheck ppl_neg 2 "--limit: must be >= 0" --model "$W/base" --file "$W/text.txt" --limit -3
+pcheck ppl_overflow 2 "--ctx: expected an integer" --model "$W/base" --file "$W/text.txt" --ctx 99999999999
+if out=$("$MOECARD" perplexity --model "$W/base" --file "$W/text.txt" --json 2>"$W/ppl.err") &&
+   echo "$out" | grep -qE '"perplexity": [0-9.]+' ; then pass=$((pass + 1)); echo "ok   perplexity runs: $out"
+else fail=$((fail + 1)); echo "FAIL perplexity: $out $(cat "$W/ppl.err")"; fi
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
