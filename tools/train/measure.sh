@@ -60,8 +60,8 @@ echo
 echo "| model | acceptance | modeled card ms/token plain | with MTP | modeled speed-up | cpu speed-up (wall) |"
 echo "|---|---|---|---|---|---|"
 for m in "$MODEL" "$RAND"; do
-  j=$("$M" bench --model "$m" --backend emu --prompt-len 8 --gen 64 --spec mtp --json 2>/dev/null | head -n 1)
-  c=$("$M" bench --model "$m" --backend cpu --prompt-len 8 --gen 64 --spec mtp --json 2>/dev/null | head -n 1)
+  j=$("$M" bench --model "$m" --backend emu --prompt-len 8 --gen 64 --spec mtp --json 2>/dev/null | sed -n 1p)
+  c=$("$M" bench --model "$m" --backend cpu --prompt-len 8 --gen 64 --spec mtp --json 2>/dev/null | sed -n 1p)
   "$PY" -c "
 import json, sys
 d, c = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -70,9 +70,9 @@ print('| %s | %.1f%% | %.4f | %.4f | %.3fx | %.2fx |' % (sys.argv[3], 100 * d['a
       c['spec_speedup']))" "$j" "$c" "$m"
 done
 echo
-echo "## Expert popularity per MoE layer ($LIMIT held-out tokens... first 1024, teacher-forced)"
+echo "## Expert popularity per MoE layer (the first 1024 held-out tokens, teacher-forced)"
 echo
-ids=$("$M" tokenize --model "$MODEL" --file "$HELD" | tr ',' '\n' | head -n 1024 | paste -sd, -)
+ids=$("$M" tokenize --model "$MODEL" --file "$HELD" | tr "," "\n" | sed -n 1,1024p | paste -sd, -)
 for v in "$MODEL:trained" "$OUT/nobias:trained-no-bias" "$RAND:random"; do
   m=${v%%:*}; n=${v##*:}
   "$M" run --model "$m" --tokens "$ids" -n 0 --dump-logits "$OUT/$n.npy" \
@@ -81,11 +81,24 @@ done
 "$PY" tools/train/routing.py "$OUT/trained.trace" trained "$OUT/trained-no-bias.trace" \
   "trained, bias zeroed" "$OUT/random.trace" random
 echo
-echo "## The expert cache replayed on these traces (moecard cache-sim --sweep)"
+echo "## The expert cache replayed on these traces (moecard cache-sim --sweep, card mode, hit rates)"
+echo
+echo "| trace | slots | lru | lfu | pin | best online with look-ahead | Belady | Belady with look-ahead | DMA hidden (best) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in trained random; do
-  echo
-  echo "### $n"
-  echo '```'
-  "$M" cache-sim --trace "$OUT/$n.trace" --sweep --no-671b 2>&1 | grep -v "^goal" | head -n 40
-  echo '```'
+  "$M" cache-sim --trace "$OUT/$n.trace" --sweep --no-671b --json 2>/dev/null > "$OUT/$n.sim.jsonl"
+  "$PY" - "$OUT/$n.sim.jsonl" "$n" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rows = [r for r in rows if r.get("scope") == "trace" and r.get("mode") == "card"]
+for slots in sorted({r["slots"] for r in rows}):
+    at = {r["policy"]: r for r in rows if r["slots"] == slots}
+    online = [r for p, r in at.items() if "prefetch" in p and not p.startswith("belady")]
+    best = max(online, key=lambda r: r["hit_rate"])
+    bp = max((r for p, r in at.items() if p.startswith("belady+")), key=lambda r: r["hit_rate"])
+    print("| %s | %d | %.1f%% | %.1f%% | %.1f%% | %s %.1f%% | %.1f%% | %.1f%% | %.0f%% |" % (
+        sys.argv[2], slots, 100 * at["lru"]["hit_rate"], 100 * at["lfu"]["hit_rate"],
+        100 * at["pin"]["hit_rate"], best["policy"], 100 * best["hit_rate"],
+        100 * at["belady"]["hit_rate"], 100 * bp["hit_rate"], 100 * best["dma_hidden"]))
+PYEOF
 done
