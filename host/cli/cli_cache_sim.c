@@ -381,9 +381,12 @@ static int cs_slots(struct cs_run *x)
 	if (ss) {
 		char *end;
 		double v = strtod(ss, &end);
-		if (end == ss || (*end && strcmp(end, "%")) || !(v > 0)) {
+		if (end == ss || (*end && strcmp(end, "%")) || !(v > 0) || (*end && v > 100) ||
+		    (!*end && v != (int)v)) {
 			fprintf(stderr,
-				"moecard: cache-sim: --slots: expected N or P%%, got '%s'\n", ss);
+				"moecard: cache-sim: --slots: expected N >= 1 or P%% (0..100], "
+				"got '%s'\n",
+				ss);
 			return -EINVAL;
 		}
 		x->slots = *end == '%' ? (int)(v / 100 * total + 0.5) : (int)v;

@@ -14,7 +14,7 @@
 enum cli_kind {
 	CLI_FLAG,     /* no value: the int is set to 1 */
 	CLI_STR,      /* const char *: the value as given */
-	CLI_INT,      /* int: atoi */
+	CLI_INT,      /* int: a whole decimal number >= the option's lo */
 	CLI_DOUBLE,   /* double: atof */
 	CLI_SAMPLING, /* --temp --top-k ...: gen_sampling_flag parses it into smp */
 	CLI_SLOTS,    /* --expert-slots N|P%|board */
@@ -29,6 +29,7 @@ struct cli_opt {
 	enum cli_kind kind;
 	unsigned set; /* CLI_SET_*: the commands that take it */
 	size_t off;   /* where the value goes in struct cli_opts (FLAG STR INT DOUBLE) */
+	int lo;	      /* CLI_INT: the smallest value accepted */
 };
 
 #define RUN CLI_SET_RUN
@@ -37,46 +38,46 @@ struct cli_opt {
 #define AT(f) offsetof(struct cli_opts, f)
 
 static const struct cli_opt cli_opt_table[] = {
-    {"--model", CLI_STR, ALL | PPL, AT(model)},
-    {"--prompt", CLI_STR, RUN, AT(prompt)},
-    {"--system", CLI_STR, ALL, AT(system)},
-    {"--tokens", CLI_STR, RUN, AT(tokens)},
-    {"-n", CLI_INT, ALL, AT(n)},
-    {"--backend", CLI_STR, ALL | PPL, AT(backend)},
-    {"--act", CLI_STR, ALL | PPL, AT(act)},
-    {"--board", CLI_STR, RUN | PPL, AT(board)},
-    {"--xclbin", CLI_STR, RUN | PPL, AT(xclbin)},
-    {"--dump-logits", CLI_STR, RUN, AT(dump_logits)},
-    {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp)},
-    {"--profile", CLI_STR, RUN, AT(profile)},
-    {"--expert-trace", CLI_STR, RUN, AT(expert_trace)},
-    {"--expert-slots", CLI_SLOTS, RUN, 0},
-    {"--expert-policy", CLI_STR, RUN, AT(ex.expert_policy)},
-    {"--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch)},
-    {"--expert-host", CLI_STR, RUN, AT(ex.expert_host)},
-    {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps)},
-    {"--expert-events", CLI_STR, RUN, AT(ex.expert_events)},
-    {"--kv-format", CLI_STR, ALL | PPL, AT(ex.kv_format)},
-    {"--attn-datapath", CLI_STR, ALL | PPL, AT(ex.attn_datapath)},
-    {"--stop", CLI_STOP, ALL, 0},
-    {"--spec", CLI_SPEC, ALL, 0},
-    {"--spec-depth", CLI_DEPTH, ALL, 0},
-    {"--threads", CLI_INT, ALL | PPL, AT(threads)},
-    {"--ctx", CLI_INT, ALL | PPL, AT(ctx)},
-    {"--attn", CLI_ATTN, RUN | PPL, 0},
-    {"--prompt-len", CLI_INT, RUN, AT(prompt_len)},
-    {"--gen", CLI_INT, RUN, AT(gen)},
-    {"--json", CLI_FLAG, RUN | PPL, AT(json)},
-    {"--file", CLI_STR, PPL, AT(file)},
-    {"--limit", CLI_INT, PPL, AT(limit)},
-    {"--chat", CLI_FLAG, RUN, AT(chat)},
-    {"--stats", CLI_FLAG, RUN, AT(stats)},
-    {"--temp", CLI_SAMPLING, ALL, 0},
-    {"--top-k", CLI_SAMPLING, ALL, 0},
-    {"--top-p", CLI_SAMPLING, ALL, 0},
-    {"--min-p", CLI_SAMPLING, ALL, 0},
-    {"--repeat-penalty", CLI_SAMPLING, ALL, 0},
-    {"--seed", CLI_SAMPLING, ALL, 0},
+    {"--model", CLI_STR, ALL | PPL, AT(model), 0},
+    {"--prompt", CLI_STR, RUN, AT(prompt), 0},
+    {"--system", CLI_STR, ALL, AT(system), 0},
+    {"--tokens", CLI_STR, RUN, AT(tokens), 0},
+    {"-n", CLI_INT, ALL, AT(n), 0},
+    {"--backend", CLI_STR, ALL | PPL, AT(backend), 0},
+    {"--act", CLI_STR, ALL | PPL, AT(act), 0},
+    {"--board", CLI_STR, RUN | PPL, AT(board), 0},
+    {"--xclbin", CLI_STR, RUN | PPL, AT(xclbin), 0},
+    {"--dump-logits", CLI_STR, RUN, AT(dump_logits), 0},
+    {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp), 0},
+    {"--profile", CLI_STR, RUN, AT(profile), 0},
+    {"--expert-trace", CLI_STR, RUN, AT(expert_trace), 0},
+    {"--expert-slots", CLI_SLOTS, RUN, 0, 0},
+    {"--expert-policy", CLI_STR, RUN, AT(ex.expert_policy), 0},
+    {"--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch), 0},
+    {"--expert-host", CLI_STR, RUN, AT(ex.expert_host), 0},
+    {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps), 0},
+    {"--expert-events", CLI_STR, RUN, AT(ex.expert_events), 0},
+    {"--kv-format", CLI_STR, ALL | PPL, AT(ex.kv_format), 0},
+    {"--attn-datapath", CLI_STR, ALL | PPL, AT(ex.attn_datapath), 0},
+    {"--stop", CLI_STOP, ALL, 0, 0},
+    {"--spec", CLI_SPEC, ALL, 0, 0},
+    {"--spec-depth", CLI_DEPTH, ALL, 0, 0},
+    {"--threads", CLI_INT, ALL | PPL, AT(threads), 0},
+    {"--ctx", CLI_INT, ALL | PPL, AT(ctx), 1},
+    {"--attn", CLI_ATTN, RUN | PPL, 0, 0},
+    {"--prompt-len", CLI_INT, RUN, AT(prompt_len), 1},
+    {"--gen", CLI_INT, RUN, AT(gen), 0},
+    {"--json", CLI_FLAG, RUN | PPL, AT(json), 0},
+    {"--file", CLI_STR, PPL, AT(file), 0},
+    {"--limit", CLI_INT, PPL, AT(limit), 0},
+    {"--chat", CLI_FLAG, RUN, AT(chat), 0},
+    {"--stats", CLI_FLAG, RUN, AT(stats), 0},
+    {"--temp", CLI_SAMPLING, ALL, 0, 0},
+    {"--top-k", CLI_SAMPLING, ALL, 0, 0},
+    {"--top-p", CLI_SAMPLING, ALL, 0, 0},
+    {"--min-p", CLI_SAMPLING, ALL, 0, 0},
+    {"--repeat-penalty", CLI_SAMPLING, ALL, 0, 0},
+    {"--seed", CLI_SAMPLING, ALL, 0, 0},
 };
 
 #undef RUN
@@ -145,6 +146,11 @@ static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const 
 				cmd->name, o, v);
 			return 2;
 		}
+		if (n < op->lo) {
+			fprintf(stderr, "moecard: %s: %s: must be >= %d, got %ld\n", cmd->name, o,
+				op->lo, n);
+			return 2;
+		}
 		*(int *)field = (int)n;
 		return 0;
 	}
@@ -211,9 +217,7 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
 		}
 		const struct cli_opt *op = opt_find(o, cmd->set);
 		if (!op) {
-			/* a lone dash word at the end gets the usage only */
-			if (v || strncmp(o, "-", 1))
-				fprintf(stderr, "moecard: %s: unknown option '%s'\n", cmd->name, o);
+			fprintf(stderr, "moecard: %s: unknown option '%s'\n", cmd->name, o);
 			cmd->usage(stderr);
 			return 2;
 		}
@@ -237,6 +241,19 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
 		int r = cmd->check(a);
 		if (r)
 			return r;
+	}
+	if (strcmp(a->backend, "cpu") && strcmp(a->backend, "emu") && strcmp(a->backend, "xrt")) {
+		fprintf(stderr, "moecard: %s: --backend: expected cpu, emu or xrt, got '%s'\n",
+			cmd->name, a->backend);
+		return 2;
+	}
+	if (!strcmp(a->backend, "cpu") &&
+	    (a->ex.expert_slots || a->ex.expert_slots_pct || a->profile)) {
+		fprintf(stderr, "moecard: %s: %s: needs --backend emu or xrt (%s)\n", cmd->name,
+			a->profile ? "--profile" : "--expert-slots",
+			a->profile ? "it traces the card's commands"
+				   : "the expert cache is on the card");
+		return 2;
 	}
 	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {
 		fprintf(stderr, "moecard: %s: --act: expected fp8 or none, got '%s'\n", cmd->name,

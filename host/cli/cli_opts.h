@@ -66,7 +66,8 @@ struct engine;
 /*
  * cli_open_model - loads a->model (a progress bar on a terminal) and builds the engine of
  * a->backend with room for need_seq positions (or --ctx) and batches of up to `batch` tokens.
- * Returns 0, or 1 with the error printed (nothing left open).
+ * Returns 0, or 1 (a runtime or input error) or 2 (more positions than the model's
+ * max_position_embeddings) with the error printed, nothing left open.
  */
 int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
 		   int batch);

@@ -157,9 +157,9 @@ int cli_perplexity(int argc, char **argv)
 	struct engine m;
 	struct cli_opts o = a;
 	o.ctx = W;
-	if (cli_open_model(&o, &ck, &m, W, W)) {
+	if ((rc = cli_open_model(&o, &ck, &m, W, W))) {
 		free(ids);
-		return 1;
+		return rc;
 	}
 	int V = ck.cfg.vocab_size;
 	const char *act =

@@ -170,6 +170,15 @@ int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, 
 		ckpt_close(ck);
 		return 1;
 	}
+	if (o.max_seq > ck->cfg.max_position_embeddings) {
+		fprintf(
+		    stderr,
+		    "moecard: %s/config.json: max_position_embeddings: the run needs %d positions "
+		    "(--ctx, or the prompt and -n), the model has %d\n",
+		    a->model, o.max_seq, ck->cfg.max_position_embeddings);
+		ckpt_close(ck);
+		return 2;
+	}
 	struct engine_extra x = a->ex;
 	x.board = a->board;
 	x.profile = a->profile;
@@ -488,10 +497,10 @@ int cli_run(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if (run_prompt(&a, &tok, &toks, &nt))
 		return 1;
-	if (cli_open_model(&a, &ck, &m, nt + a.n + 8, 64)) {
+	if ((rc = cli_open_model(&a, &ck, &m, nt + a.n + 8, 64))) {
 		free(toks);
 		tokenizer_free(tok);
-		return 1;
+		return rc;
 	}
 	rc = run_input(&a, &ck.cfg, &toks, &nt);
 	if (!rc && (a.dump_logits || a.dump_mtp))
@@ -695,8 +704,8 @@ int cli_bench(int argc, char **argv)
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
 	double t0 = now_s();
-	if (cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch))
-		return 1;
+	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
+		return r;
 	res.t_load = now_s() - t0;
 	res.depth = a.spec > 0 ? spec_depth_for(&a, &m, "bench") : 0;
 	if (res.depth >= 0) {

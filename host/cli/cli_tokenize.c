@@ -211,6 +211,17 @@ int cli_tokenize(int argc, char **argv)
 				ret = 2;
 				break;
 			}
+			size_t tl;
+			if (v < 0 || v >= tokenizer_n_vocab(tok) ||
+			    !tokenizer_token_bytes(tok, (int32_t)v, &tl)) {
+				fprintf(
+				    stderr,
+				    "moecard: tokenize: --decode: %ld is not a token id of this "
+				    "tokenizer (0..%d)\n",
+				    v, (int)tokenizer_n_vocab(tok) - 1);
+				ret = 2;
+				break;
+			}
 			if (n == cap) {
 				int32_t *nv = realloc(ids, 2 * cap * sizeof *ids);
 				if (!nv)

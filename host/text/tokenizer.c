@@ -1739,6 +1739,13 @@ int tokenizer_load(const char *path, struct tokenizer **out, char *err, size_t e
 	*out = NULL;
 	char *tj, *tc;
 	int rc = resolve_paths(path, &tj, &tc);
+	struct stat pst;
+	if (rc == -ENOENT && stat(path, &pst)) { /* the folder itself is missing: say that */
+		tok_err(err, errlen, "%s: %s", path, strerror(errno));
+		free(tj);
+		free(tc);
+		return rc;
+	}
 	if (rc) {
 		tok_err(err, errlen, "%s: %s", rc == -ENOENT && tj ? tj : path,
 			rc == -ENOENT ? "no tokenizer.json there" : strerror(-rc));

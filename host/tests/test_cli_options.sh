@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test_cli_options.sh - every subcommand fed bad values (non-numbers, trailing junk, negatives,
+# zero, overflow, out-of-range ctx, unknown options first/middle/last, bad ids, options that need
+# the card on the cpu backend): the exit code (2 usage, 1 input; never a signal), exactly one
+# error line naming the option or the file, and no sanitizer report. docs/cli.md, Conventions.
+set -u
+M=${MOECARD:-build/moecard}
+B=${B:-build}
+W=$(mktemp -d "${TMPDIR:-/tmp}/cli_options.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+pass=0; fail=0
+"$M" gen --out "$W/m" --preset tiny --seed 5 >/dev/null 2>&1 ||
+  { echo "gen failed"; echo "0 passed, 1 failed"; exit 1; }
+printf 'The jury said it did find that many laws are outmoded.\n' >"$W/t.txt"
+D=$W/m
+
+# t WANT_RC PATTERN args...: moecard args exits WANT_RC, its first stderr line matches PATTERN
+# (extended regex), errors are one line (the usage may follow an unknown option).
+t() {
+  local want=$1 pat=$2; shift 2
+  local err="$W/err" rc
+  "$M" "$@" >/dev/null 2>"$err" </dev/null; rc=$?
+  local first; first=$(head -n 1 "$err")
+  local lines; lines=$(grep -vcE '^(usage|  |commands:|$|moecard <command>)' "$err")
+  if [ $rc -eq "$want" ] && echo "$first" | grep -qE -- "$pat" && [ "$lines" -le 1 ] &&
+     ! grep -qE 'Sanitizer|runtime error' "$err"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL (exit $rc, want $want) moecard $*: $(head -c 300 "$err")"
+  fi
+}
+
+for cmd in run bench; do
+  P=(--prompt hi); [ $cmd = bench ] && P=()
+  t 2 "-n: expected an integer, got 'abc'" $cmd --model "$D" "${P[@]}" -n abc
+  t 2 "-n: expected an integer, got '5x'" $cmd --model "$D" "${P[@]}" -n 5x
+  t 2 "-n: must be >= 0, got -1" $cmd --model "$D" "${P[@]}" -n -1
+  t 2 "--ctx: must be >= 1, got 0" $cmd --model "$D" "${P[@]}" --ctx 0
+  t 2 "--ctx: must be >= 1, got -5" $cmd --model "$D" "${P[@]}" --ctx -5
+  t 2 "--ctx: expected an integer, got '99999999999'" $cmd --model "$D" "${P[@]}" --ctx 99999999999
+  t 2 "max_position_embeddings: the run needs 200000" $cmd --model "$D" "${P[@]}" --ctx 200000 \
+    --backend cpu
+  t 2 "--threads: must be >= 0, got -3" $cmd --model "$D" "${P[@]}" --threads -3
+  t 2 "--threads: expected an integer, got ''" $cmd --model "$D" "${P[@]}" --threads ''
+  t 2 "--backend: expected cpu, emu or xrt, got 'foo'" $cmd --model "$D" "${P[@]}" --backend foo
+  t 2 "--act: expected fp8 or none" $cmd --model "$D" "${P[@]}" --act int4
+  t 2 "unknown option '--bogus'" $cmd --bogus --model "$D" "${P[@]}"
+  t 2 "unknown option '--bogus'" $cmd --model "$D" --bogus 1 "${P[@]}"
+  t 2 "unknown option '--bogus'" $cmd --model "$D" "${P[@]}" --bogus
+  t 2 "--model DIR is required" $cmd "${P[@]}"
+  t 2 "--spec: expected mtp or none" $cmd --model "$D" "${P[@]}" --spec yes
+  t 2 "--spec-depth: expected 1..6" $cmd --model "$D" "${P[@]}" --spec-depth 9
+done
+t 2 "--prompt-len: must be >= 1, got 0" bench --model "$D" --prompt-len 0
+t 2 "--prompt-len: expected an integer" bench --model "$D" --prompt-len 1e3
+t 2 "--expert-slots: needs --backend emu or xrt" run --model "$D" --prompt hi --expert-slots 25%
+t 2 "--expert-slots: expected N >= 1, P% \(1..100\)" run --model "$D" --prompt hi --backend emu \
+  --expert-slots 150%
+t 2 "--profile: needs --backend emu or xrt" run --model "$D" --prompt hi --profile "$W/p.json"
+t 2 "give --prompt TEXT or --tokens" run --model "$D"
+t 1 "--tokens: bad token id" run --model "$D" --tokens 1,99999
+t 1 "--tokens: bad token id" run --model "$D" --tokens 1,-2
+t 1 "$W/none: No such file or directory" run --model "$W/none" --prompt hi
+t 1 "$W/none/config.json" run --model "$W/none" --tokens 1,2
+t 1 "$W/none/config.json" info --model "$W/none"
+
+# tokenize
+t 2 "--decode: 99999 is not a token id" tokenize --model "$D" --decode 99999
+t 2 "--decode: -5 is not a token id" tokenize --model "$D" --decode -5
+t 2 "--decode: '1,x' is not a list of ids" tokenize --model "$D" --decode 1,x
+t 1 "$W/none" tokenize --model "$W/none" --text hi
+
+# perplexity
+t 2 "--limit: expected an integer, got '5x'" perplexity --model "$D" --file "$W/t.txt" --limit 5x
+t 2 "--limit: must be >= 0, got -1" perplexity --model "$D" --file "$W/t.txt" --limit -1
+t 2 "--ctx: must be >= 1, got 0" perplexity --model "$D" --file "$W/t.txt" --ctx 0
+t 2 "--ctx: expected 2" perplexity --model "$D" --file "$W/t.txt" --ctx 1
+t 2 "--file F is required" perplexity --model "$D"
+t 2 "unknown option '--prompt'" perplexity --model "$D" --file "$W/t.txt" --prompt x
+t 1 "$W/none.txt: No such file" perplexity --model "$D" --file "$W/none.txt"
+
+# cache-sim (a trace of the tiny model first)
+"$M" run --model "$D" --tokens 0,5,9,13,17 -n 0 --dump-logits "$W/l.npy" \
+  --expert-trace "$W/x.trace" >/dev/null 2>&1
+t 2 "--slots: expected N >= 1 or P% \(0..100\], got '200%'" cache-sim --trace "$W/x.trace" --slots 200%
+t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots 2.5
+t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots abc
+
+# commands
+t 2 "unknown command 'frobnicate'" frobnicate
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
