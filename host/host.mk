@@ -16,9 +16,14 @@ FUZZ_SRCS += $(wildcard host/fuzz/fuzz_*.c)
 CFLAGS_simd_avx2   := -mavx2 -mfma -mf16c
 CFLAGS_simd_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vbmi -mfma -mf16c
 
+# `moecard --version` prints the version, the commit and the flags of this build.
+MOECARD_VERSION := 0.13
+MOECARD_COMMIT  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(B)/moecard: host/cli/main.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -DMOECARD_VERSION='"$(MOECARD_VERSION)"' \
+	  -DMOECARD_COMMIT='"$(MOECARD_COMMIT)"' -DMOECARD_CFLAGS='"$(CC) $(strip $(CFLAGS))"' \
+	  -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 -include $(B)/moecard.d
 LDLIBS += -lpcre2-8 -lfdt

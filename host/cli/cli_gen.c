@@ -26,19 +26,45 @@ static void cli_gen_usage(FILE *f)
 
 /*
  * Puts a tokenizer beside the generated model: the DeepSeek-V3 tokenizer that `make deps` caches
- * ($MOECARD_TOKENIZER_DIR or build/cache/deepseek_v3_tokenizer), cut to the model's vocab_size
- * (tokenizer_write_for_vocab). Without the cache the model is written without one.
+ * ($MOECARD_TOKENIZER_DIR, else cache/deepseek_v3_tokenizer next to the program or one folder
+ * up, i.e. build/cache/..., so gen works from any folder), cut to the model's vocab_size
+ * (tokenizer_write_for_vocab). Without the cache the model is written without one, and gen says
+ * so on stderr (`run --prompt` then cannot encode text; `--tokens` still works).
  */
 static int cli_gen_tokenizer(const char *out)
 {
 	const char *dir = getenv("MOECARD_TOKENIZER_DIR");
 	char src[4096], cfgp[4096], err[512];
 	struct config c;
-	snprintf(src, sizeof src, "%s/tokenizer.json",
-		 dir ? dir : "build/cache/deepseek_v3_tokenizer");
+	if (dir) {
+		snprintf(src, sizeof src, "%s/tokenizer.json", dir);
+	} else {
+		/* next to the program (build/moecard), one folder up (build/asan/moecard), or
+		 * build/cache from the working folder */
+		static const char *const rel[] = {"/cache/", "/../cache/"};
+		const char *tj = "deepseek_v3_tokenizer/tokenizer.json";
+		snprintf(src, sizeof src, "build/cache/%s", tj);
+		char exe[3072];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+		for (int i = 0; slash && i < 2; i++) {
+			char cand[4096];
+			*slash = 0;
+			snprintf(cand, sizeof cand, "%s%s%s", exe, rel[i], tj);
+			if (!access(cand, R_OK)) {
+				snprintf(src, sizeof src, "%s", cand);
+				break;
+			}
+		}
+	}
 	snprintf(cfgp, sizeof cfgp, "%s/config.json", out);
-	if (access(src, R_OK))
+	if (access(src, R_OK)) {
+		fprintf(stderr,
+			"moecard: gen: %s: %s: the model has no tokenizer (run `make deps`, or set "
+			"MOECARD_TOKENIZER_DIR)\n",
+			src, strerror(errno));
 		return 0;
+	}
 	if (config_load(cfgp, &c, err, sizeof err)) {
 		fprintf(stderr, "moecard: %s\n", err);
 		return 1;

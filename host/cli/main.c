@@ -6,6 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "model/kernels.h"
+
+#ifndef MOECARD_VERSION
+#define MOECARD_VERSION "dev"
+#endif
+#ifndef MOECARD_COMMIT
+#define MOECARD_COMMIT "unknown"
+#endif
+#ifndef MOECARD_CFLAGS
+#define MOECARD_CFLAGS "unknown"
+#endif
 
 static const struct {
 	const char *name;
@@ -29,7 +40,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: moecard <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
-	fprintf(f, "\nmoecard <command> --help for the options of a command.\n");
+	fprintf(f, "\nmoecard <command> --help for the options of a command; moecard --version.\n");
 }
 
 int main(int argc, char **argv)
@@ -37,6 +48,13 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		const struct kern_isa *isa = kern_isa_get();
+		printf("moecard %s (commit %s)\nbuild: %s\nisa: %s (host kernels, chosen at start; "
+		       "MOECARD_ISA=scalar|avx2|avx512 forces one)\n",
+		       MOECARD_VERSION, MOECARD_COMMIT, MOECARD_CFLAGS, isa ? isa->name : "none");
+		return 0;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);

@@ -88,6 +88,23 @@ t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots abc
 
 # commands
 t 2 "unknown command 'frobnicate'" frobnicate
+if "$M" --version | grep -qE '^moecard [0-9a-z.]+ \(commit [0-9a-z-]+\)' &&
+   "$M" --version | grep -qE '^isa: (scalar|avx2|avx512)'; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL --version: $("$M" --version 2>&1)"; fi
+
+# gen from another folder finds the tokenizer cache next to the program (when make deps made it)
+MA=$(readlink -f "$M")
+if [ -s "$(dirname "$MA")/cache/deepseek_v3_tokenizer/tokenizer.json" ] ||
+   [ -s "$(dirname "$MA")/../cache/deepseek_v3_tokenizer/tokenizer.json" ]; then
+  if (cd "$W" && "$MA" gen --preset tiny --out elsewhere >/dev/null 2>&1) &&
+     [ -n "$("$M" run --model "$W/elsewhere" --prompt "Hello" -n 2 --spec none 2>/dev/null)" ]; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL gen from another folder: no tokenizer or run --prompt failed"
+  fi
+else
+  echo "SKIP: no tokenizer cache next to $MA (make deps): gen from another folder not checked"
+fi
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
