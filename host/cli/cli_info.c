@@ -59,12 +59,19 @@ static int cli_info_board(const char *dtb, const struct ckpt *ck, const struct c
 	printf("fit of %s on this card (context %llu tokens):\n", ck->cfg.model_type,
 	       (unsigned long long)ctx);
 	board_fit_print(&fit, s->bytes_expert, ctx, stdout);
-	printf("  routed experts: %d layers x %d = %llu; slots for %.1f%% of them\n",
-	       ck->cfg.num_hidden_layers - ck->cfg.first_k_dense_replace, ck->cfg.n_routed_experts,
-	       (unsigned long long)(s->bytes_expert ? s->bytes_routed / s->bytes_expert : 0),
-	       s->bytes_routed ? 100.0 * (double)fit.expert_slots * (double)s->bytes_expert /
-				     (double)s->bytes_routed
-			       : 0.0);
+	unsigned long long n_exp = s->bytes_expert ? s->bytes_routed / s->bytes_expert : 0;
+	double share = s->bytes_routed ? 100.0 * (double)fit.expert_slots *
+					     (double)s->bytes_expert / (double)s->bytes_routed
+				       : 0.0;
+	if (share >= 100.0)
+		printf("  routed experts: %d layers x %d = %llu; all resident (room for %llu "
+		       "slots)\n",
+		       ck->cfg.num_hidden_layers - ck->cfg.first_k_dense_replace,
+		       ck->cfg.n_routed_experts, n_exp, (unsigned long long)fit.expert_slots);
+	else
+		printf("  routed experts: %d layers x %d = %llu; slots for %.1f%% of them\n",
+		       ck->cfg.num_hidden_layers - ck->cfg.first_k_dense_replace,
+		       ck->cfg.n_routed_experts, n_exp, share);
 	return 0;
 }
 
