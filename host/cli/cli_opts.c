@@ -67,6 +67,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--attn", CLI_ATTN, RUN | PPL, 0, 0},
     {"--prompt-len", CLI_INT, RUN, AT(prompt_len), 1},
     {"--gen", CLI_INT, RUN, AT(gen), 0},
+    {"-r", CLI_INT, RUN, AT(reps), 1},
     {"--json", CLI_FLAG, RUN | PPL, AT(json), 0},
     {"--file", CLI_STR, PPL, AT(file), 0},
     {"--limit", CLI_INT, PPL, AT(limit), 0},

@@ -25,6 +25,7 @@ struct cli_opts {
 	int limit;	  /* perplexity --limit: most tokens scored (0: all) */
 	int n;		  /* -n: tokens to generate (chat: most tokens per reply) */
 	int threads, ctx, prompt_len, gen;
+	int reps;		/* bench -r N: repetitions (0: one) */
 	int naive;		/* --attn naive */
 	int json;		/* --json */
 	int chat;		/* --chat: wrap the prompt in the DeepSeek-V3 chat format */

@@ -5,6 +5,7 @@
  * dumps logits, or measures prefill/decode speed (with --spec mtp: acceptance and speed-up).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+#define BENCH_MAX_REPS 100 /* bench -r N */
+
 static void run_usage(FILE *f)
 {
 	fprintf(
@@ -48,9 +51,12 @@ static void run_usage(FILE *f)
 
 static void bench_usage(FILE *f)
 {
-	fprintf(f, "usage: moecard bench --model DIR [--backend cpu] [--act fp8|none] "
-		   "[--prompt-len N] [--gen N] [--threads N] [--json]\n"
-		   "         [--spec mtp|none] [--spec-depth N]\n");
+	fprintf(f,
+		"usage: moecard bench --model DIR [--backend cpu|emu|xrt] [--act fp8|none] "
+		"[--prompt-len N] [--gen N] [--threads N] [--json]\n"
+		"         [-r N (repetitions, 1..%d; mean +- sd)] [--spec mtp|none] "
+		"[--spec-depth N]\n",
+		BENCH_MAX_REPS);
 }
 
 /* run and bench take the same options (cli_opts.c); bench ignores those it has no use for. */
@@ -293,6 +299,10 @@ static int encode_prompt(const struct cli_opts *a, struct tokenizer *tok, int **
 /* Checks the combination of run's options. 0, or 2 with the message printed. */
 static int run_check(const struct cli_opts *a)
 {
+	if (a->reps) {
+		fprintf(stderr, "moecard: run: -r: repetitions are a bench option\n");
+		return 2;
+	}
 	if (!a->tokens == !a->prompt) {
 		fprintf(stderr, "moecard: run: give --prompt TEXT or --tokens 1,2,3\n");
 		return 2;
@@ -571,7 +581,9 @@ static void bench_whatif_env(const struct cli_opts *a)
 
 /* What bench measured. */
 struct bench_res {
-	double t_load, tp, td;	 /* load, prefill and decode seconds */
+	double t_load, tp, td; /* load, prefill and decode seconds (the last repetition) */
+	int reps;	       /* -r N: repetitions measured */
+	double pp[BENCH_MAX_REPS], tg[BENCH_MAX_REPS]; /* prefill / decode tok/s of each */
 	int depth;		 /* --spec mtp: the speculation depth, else 0 */
 	struct gen_stats sp, ss; /* plain / speculative decode through the generation loop */
 	double cp, cs;		 /* modeled card ns of the plain / speculative decode (emu) */
@@ -632,6 +644,17 @@ out:
 }
 
 /* Prints the figures on stdout: one JSON object (--json) or lines of text. */
+static void bench_mean_sd(const double *v, int n, double *mean, double *sd)
+{
+	double s = 0, q = 0;
+	for (int i = 0; i < n; i++)
+		s += v[i];
+	*mean = n ? s / n : 0;
+	for (int i = 0; i < n; i++)
+		q += (v[i] - *mean) * (v[i] - *mean);
+	*sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
 static void bench_report(const struct cli_opts *a, const struct engine *m,
 			 const struct bench_res *res)
 {
@@ -643,12 +666,18 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 	double plain_tps = sp->decode_s > 0 ? sp->decode_tokens / sp->decode_s : 0;
 	double spec_tps = ss->decode_s > 0 ? ss->decode_tokens / ss->decode_s : 0;
 	const char *isa = m->isa ? m->isa : "-";
+	double pp_m, pp_sd, tg_m, tg_sd;
+	bench_mean_sd(res->pp, res->reps, &pp_m, &pp_sd);
+	bench_mean_sd(res->tg, res->reps, &tg_m, &tg_sd);
+	(void)tp;
+	(void)td;
 	if (a->json) {
 		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,"
 		       "\"isa\":\"%s\",\"prompt_len\":%d,\"gen\":%d,\"load_s\":%.3f,"
-		       "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f",
+		       "\"reps\":%d,\"prefill_tok_s\":%.2f,\"prefill_tok_s_sd\":%.2f,"
+		       "\"decode_tok_s\":%.2f,\"decode_tok_s_sd\":%.2f",
 		       a->backend, a->model, m->act_fp8 ? "fp8" : "none", m->threads, isa,
-		       a->prompt_len, a->gen, res->t_load, a->prompt_len / tp, a->gen / td);
+		       a->prompt_len, a->gen, res->t_load, res->reps, pp_m, pp_sd, tg_m, tg_sd);
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -666,12 +695,16 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 		printf("}\n");
 		return;
 	}
-	printf("backend %s  act %s  threads %d  isa %s\n"
-	       "load      %.3f s\n"
-	       "prefill   %d tokens in %.3f s: %.2f tok/s\n"
-	       "decode    %d tokens in %.3f s: %.2f tok/s\n",
-	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, res->t_load, a->prompt_len,
-	       tp, a->prompt_len / tp, a->gen, td, a->gen / td);
+	const char *name = strrchr(a->model, '/');
+	name = name && name[1] ? name + 1 : a->model;
+	printf("load %.3f s; %d repetition%s, mean +- sd\n\n"
+	       "| model | backend | act | threads | isa | test | t/s |\n"
+	       "| --- | --- | --- | --: | --- | --- | --: |\n"
+	       "| %s | %s | %s | %d | %s | pp%d (prefill) | %.2f +- %.2f |\n"
+	       "| %s | %s | %s | %d | %s | tg%d (decode) | %.2f +- %.2f |\n\n",
+	       res->t_load, res->reps, res->reps == 1 ? "" : "s", name, a->backend,
+	       m->act_fp8 ? "fp8" : "none", m->threads, isa, a->prompt_len, pp_m, pp_sd, name,
+	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, a->gen, tg_m, tg_sd);
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
@@ -700,6 +733,11 @@ int cli_bench(int argc, char **argv)
 		fprintf(stderr, "moecard: bench: --prompt-len and --gen must be >= 1\n");
 		return 2;
 	}
+	if (a.reps > BENCH_MAX_REPS) {
+		fprintf(stderr, "moecard: bench: -r: at most %d repetitions, got %d\n",
+			BENCH_MAX_REPS, a.reps);
+		return 2;
+	}
 	int batch = a.prompt_len < 512 ? a.prompt_len : 512;
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
@@ -709,7 +747,19 @@ int cli_bench(int argc, char **argv)
 	res.t_load = now_s() - t0;
 	res.depth = a.spec > 0 ? spec_depth_for(&a, &m, "bench") : 0;
 	if (res.depth >= 0) {
-		r = bench_measure(&a, &m, ck.cfg.vocab_size, batch, &res);
+		int reps = a.reps > 0 ? a.reps : 1;
+		r = 0;
+		for (int i = 0; i < reps && !r; i++) {
+			r = bench_measure(&a, &m, ck.cfg.vocab_size, batch, &res);
+			if (!r) {
+				res.pp[res.reps] = a.prompt_len / res.tp;
+				res.tg[res.reps++] = a.gen / res.td;
+				if (isatty(2) && reps > 1)
+					fprintf(stderr, "\rbench: repetition %d/%d", i + 1, reps);
+			}
+		}
+		if (isatty(2) && reps > 1)
+			fprintf(stderr, "\n");
 		if (r > 0) {
 			rc = 1;
 		} else if (r) {

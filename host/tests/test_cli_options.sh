@@ -58,6 +58,16 @@ t 2 "--expert-slots: expected N >= 1, P% \(1..100\)" run --model "$D" --prompt h
   --expert-slots 150%
 t 2 "--profile: needs --backend emu or xrt" run --model "$D" --prompt hi --profile "$W/p.json"
 t 2 "give --prompt TEXT or --tokens" run --model "$D"
+t 2 "-r: must be >= 1, got 0" bench --model "$D" -r 0
+t 2 "-r: at most 100 repetitions" bench --model "$D" -r 101
+t 2 "-r: repetitions are a bench option" run --model "$D" --prompt hi -r 2
+j=$("$M" bench --model "$D" --prompt-len 8 --gen 4 -r 3 --json 2>/dev/null | sed -n 1p)
+if echo "$j" | grep -q '"reps":3,' && echo "$j" | grep -qE '"decode_tok_s_sd":[0-9.]+' &&
+   "$M" bench --model "$D" --prompt-len 8 --gen 4 -r 2 2>/dev/null | grep -qE '^\| m \| cpu \| .* \| tg4 \(decode\) \| [0-9.]+ \+- [0-9.]+ \|$'; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL bench -r: $j"
+fi
 t 1 "--tokens: bad token id" run --model "$D" --tokens 1,99999
 t 1 "--tokens: bad token id" run --model "$D" --tokens 1,-2
 t 1 "$W/none: No such file or directory" run --model "$W/none" --prompt hi
