@@ -3,10 +3,14 @@
  * (chat_template.h). Each line on stdin is a user turn; the reply streams to stdout as it is
  * generated (generate.h, MTP speculation by default). The KV cache is kept across turns: only the
  * new turn's tokens ("<｜User｜>" + text + "<｜Assistant｜>", after the previous reply's
- * "<｜end▁of▁sentence｜>") are prefilled. Commands: /reset (forget the conversation), /stats
- * (context and speed figures), /quit (or end of input).
+ * "<｜end▁of▁sentence｜>") are prefilled. Commands: /help, /reset (forget the conversation),
+ * /stats (context and speed figures), /quit (or end of input); any other /word is an error, not a
+ * turn ("//text" sends "/text"). On a terminal: a banner, and Ctrl-C stops the reply being
+ * written and returns to the prompt (Ctrl-C at the prompt, or Ctrl-D, exits). Control tokens
+ * ("<｜User｜>" ...) are never printed (tokenizer_token_is_control).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,19 @@
 #include "decode/generate.h"
 #include "text/tokenizer.h"
 
+/* Set by SIGINT (a terminal's Ctrl-C): the reply stops; at the prompt the REPL exits. */
+static volatile sig_atomic_t chat_sigint;
+
+static void chat_on_sigint(int sig)
+{
+	(void)sig;
+	chat_sigint = 1;
+}
+
+static const char chat_help[] =
+    "[commands] /help this list; /reset forget the conversation; /stats context and speed; "
+    "/quit (or Ctrl-D) leave; //text sends /text. Ctrl-C stops a reply.\n";
+
 static void chat_usage(FILE *f)
 {
 	fprintf(f,
@@ -25,7 +42,7 @@ static void chat_usage(FILE *f)
 		"         [--act fp8|none] [--threads N] [--spec mtp|none] [--spec-depth N]\n"
 		"         [--stop STR]... [--temp T --top-k K --top-p P --min-p P\n"
 		"         --repeat-penalty R --seed S]\n"
-		"  stdin: one user turn per line; /reset, /stats, /quit\n");
+		"  stdin: one user turn per line; /help, /reset, /stats, /quit\n");
 }
 
 static int chat_check(const struct cli_opts *a)
@@ -145,6 +162,11 @@ static int chat_reply(struct gen *g, struct gen_text *tx, const struct cli_opts 
 	while (!done) {
 		if (made >= a->n || g->n_hist + g->depth + 2 > a->ctx) /* leave room for the EOS */
 			break;
+		if (chat_sigint) { /* Ctrl-C: the reply ends here, the history stays consistent */
+			chat_sigint = 0;
+			printf(" [stopped]");
+			break;
+		}
 		if ((r = gen_step(g, ids, &n)))
 			return r;
 		for (int i = 0; i < n && !done; i++) {
@@ -226,14 +248,31 @@ int cli_chat(int argc, char **argv)
 	if ((r = chat_start(&g, tok, a.system)))
 		goto fail;
 	int interactive = isatty(0);
+	if (interactive) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler =
+		    chat_on_sigint; /* no SA_RESTART: Ctrl-C ends a read at the prompt */
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		printf("moecard chat: %s, %d layers, vocab %d; backend %s, context %d tokens, "
+		       "replies up "
+		       "to %d tokens%s\n%s",
+		       a.model, ck.cfg.num_hidden_layers, ck.cfg.vocab_size, a.backend, a.ctx, a.n,
+		       go.spec_depth ? ", MTP speculation" : "", chat_help);
+	}
 	for (;;) {
 		if (interactive) {
 			printf("> ");
 			fflush(stdout);
 		}
+		chat_sigint = 0;
 		ssize_t len = getline(&line, &line_cap, stdin);
-		if (len < 0)
-			break;
+		if (len < 0) {
+			if (interactive)
+				printf("\n");
+			break; /* Ctrl-D, end of input, or Ctrl-C at the prompt */
+		}
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
 		if (!len)
@@ -252,7 +291,21 @@ int cli_chat(int argc, char **argv)
 			fflush(stdout);
 			continue;
 		}
-		if ((r = chat_turn(&g, &tx, tok, &a, eos, line)) < 0)
+		if (!strcmp(line, "/help")) {
+			fputs(chat_help, stdout);
+			fflush(stdout);
+			continue;
+		}
+		const char *turn = line;
+		if (line[0] == '/' && line[1] == '/') {
+			turn = line + 1; /* "//text": the turn "/text" */
+		} else if (line[0] == '/') {
+			printf("[unknown command %.40s: /help lists them]\n", line);
+			fflush(stdout);
+			continue;
+		}
+		chat_sigint = 0;
+		if ((r = chat_turn(&g, &tx, tok, &a, eos, turn)) < 0)
 			goto fail;
 		turns += r == 0;
 	}

@@ -897,6 +897,18 @@ int tokenizer_token_is_special(const struct tokenizer *tok, int32_t id)
 	return id >= 0 && id < tok->n_ids && (tok->flags[id] & TOK_F_SPECIAL);
 }
 
+int tokenizer_token_is_control(const struct tokenizer *tok, int32_t id)
+{
+	if (tokenizer_token_is_special(tok, id))
+		return 1;
+	if (id < 0 || id >= tok->n_ids || !(tok->flags[id] & TOK_F_ADDED))
+		return 0;
+	const char *s = tok_str(tok, id);
+	size_t n = s ? strlen(s) : 0;
+	static const char open[] = "<\xef\xbd\x9c", close[] = "\xef\xbd\x9c>"; /* <｜ ｜> */
+	return n >= 8 && !memcmp(s, open, 4) && !memcmp(s + n - 4, close, 4);
+}
+
 int32_t tokenizer_token_id(const struct tokenizer *tok, const char *s)
 {
 	return str_lookup(tok, s, strlen(s));
@@ -943,7 +955,7 @@ int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t n, 
 		size_t l;
 		if (tokenizer_token_bytes(tok, ids[i], &l) &&
 		    !((flags & TOKENIZER_DEC_SKIP_SPECIAL) &&
-		      tokenizer_token_is_special(tok, ids[i])))
+		      tokenizer_token_is_control(tok, ids[i])))
 			raw_n += l;
 	}
 	uint8_t *raw = malloc(raw_n + 1);
@@ -958,7 +970,7 @@ int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t n, 
 		size_t l;
 		const uint8_t *b = tokenizer_token_bytes(tok, ids[i], &l);
 		if (b && !((flags & TOKENIZER_DEC_SKIP_SPECIAL) &&
-			   tokenizer_token_is_special(tok, ids[i]))) {
+			   tokenizer_token_is_control(tok, ids[i]))) {
 			memcpy(raw + w, b, l);
 			w += l;
 		}
@@ -994,7 +1006,7 @@ int tokenizer_stream_push(struct tokenizer_stream *s, int32_t id, char *out, siz
 	size_t n;
 	const uint8_t *b = tokenizer_token_bytes(s->tok, id, &n);
 	if (!b ||
-	    ((s->flags & TOKENIZER_DEC_SKIP_SPECIAL) && tokenizer_token_is_special(s->tok, id)))
+	    ((s->flags & TOKENIZER_DEC_SKIP_SPECIAL) && tokenizer_token_is_control(s->tok, id)))
 		return 0;
 	size_t w = 0, used = 0;
 	if (s->n_pend) {

@@ -34,7 +34,7 @@ struct tokenizer;
 #define TOKENIZER_ENC_NO_ADDED 4u /* match no added tokens at all, special or not */
 
 /* Flags of tokenizer_decode and the streaming decoder. */
-#define TOKENIZER_DEC_SKIP_SPECIAL 1u /* drop tokens marked special (BOS, EOS, placeholders) */
+#define TOKENIZER_DEC_SKIP_SPECIAL 1u /* drop control tokens (tokenizer_token_is_control) */
 
 /*
  * Loads a tokenizer. `path` is a directory holding tokenizer.json (and optionally
@@ -87,6 +87,12 @@ const char *tokenizer_token_str(const struct tokenizer *tok, int32_t id);
 
 /* 1 if id is an added token marked special, else 0. */
 int tokenizer_token_is_special(const struct tokenizer *tok, int32_t id);
+
+/* 1 if id is a control token that generated text does not show: an added token marked special,
+ * or one of DeepSeek's chat-format tokens "<｜...｜>" (its tokenizer.json marks <｜User｜>,
+ * <｜Assistant｜> and the tool-call tokens "special": false). TOKENIZER_DEC_SKIP_SPECIAL on a
+ * stream skips these. */
+int tokenizer_token_is_control(const struct tokenizer *tok, int32_t id);
 
 /* The id of the token whose tokenizer.json string (or added-token content) is `s`, or -1. */
 int32_t tokenizer_token_id(const struct tokenizer *tok, const char *s);
