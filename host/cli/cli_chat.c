@@ -255,10 +255,10 @@ int cli_chat(int argc, char **argv)
 		    chat_on_sigint; /* no SA_RESTART: Ctrl-C ends a read at the prompt */
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);
-		printf("moecard chat: %s, %d layers, vocab %d; backend %s, context %d tokens, "
-		       "replies up "
-		       "to %d tokens%s\n%s",
-		       a.model, ck.cfg.num_hidden_layers, ck.cfg.vocab_size, a.backend, a.ctx, a.n,
+		printf("moecard chat: %s%s, %d layers, vocab %d; backend %s, context %d tokens, "
+		       "replies up to %d tokens%s\n%s",
+		       a.model, ck.cfg.random_weights ? " (random weights: its text is noise)" : "",
+		       ck.cfg.num_hidden_layers, ck.cfg.vocab_size, a.backend, a.ctx, a.n,
 		       go.spec_depth ? ", MTP speculation" : "", chat_help);
 	}
 	for (;;) {

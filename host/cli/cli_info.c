@@ -117,8 +117,9 @@ int cli_info(int argc, char **argv)
 		n_moe += config_layer_is_moe(c, l);
 	ckpt_stats(&ck, &s);
 
-	printf("model %s: %s, %d tensors in %d file(s)\n", dir, c->model_type, ck.st.n_tensors,
-	       ck.st.n_files);
+	printf("model %s: %s, %d tensors in %d file(s)%s\n", dir, c->model_type, ck.st.n_tensors,
+	       ck.st.n_files,
+	       c->random_weights ? "; random weights (moecard gen): its text is noise" : "");
 	printf("  hidden %d, layers %d (%d dense, %d MoE)%s, vocab %d\n", c->hidden_size,
 	       c->num_hidden_layers, c->num_hidden_layers - n_moe, n_moe,
 	       ck.w.mtp ? " + MTP layer" : "", c->vocab_size);

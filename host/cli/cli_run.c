@@ -160,6 +160,11 @@ int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, 
 		return 1;
 	}
 	load_with_progress(ck);
+	if (ck->cfg.random_weights && isatty(2))
+		fprintf(stderr,
+			"moecard: %s: random weights (written by moecard gen): the text is "
+			"noise\n",
+			a->model);
 	struct model_opts o = {0};
 	if (a->act)
 		o.act_fp8 = !strcmp(a->act, "fp8");

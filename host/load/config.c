@@ -298,7 +298,8 @@ int config_parse(const char *text, size_t len, const char *fname, struct config 
 	    (rc = config_get_int(&x, "eos_token_id", 0, 1, &c->eos_token_id)) ||
 	    (rc = config_get_bool(&x, "tie_word_embeddings", false, &c->tie_word_embeddings)) ||
 	    (rc = config_get_int(&x, "num_nextn_predict_layers", 0, 0,
-				 &c->num_nextn_predict_layers)))
+				 &c->num_nextn_predict_layers)) ||
+	    (rc = config_get_bool(&x, "moecard_random_weights", false, &c->random_weights)))
 		goto out;
 
 	if ((rc = config_get_str(&x, "scoring_func", &s)))

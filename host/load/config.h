@@ -61,6 +61,7 @@ struct config {
 	int bos_token_id, eos_token_id; /* 0, 1 */
 	bool tie_word_embeddings;	/* must be false */
 	int num_nextn_predict_layers;	/* 1: an MTP layer at model.layers.<num_hidden_layers> */
+	bool random_weights; /* "moecard_random_weights": true: written by `moecard gen` */
 	struct config_quant quantization_config;
 };
 

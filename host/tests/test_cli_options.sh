@@ -96,6 +96,10 @@ t 2 "--slots: expected N >= 1 or P% \(0..100\], got '200%'" cache-sim --trace "$
 t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots 2.5
 t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots abc
 
+# a generated model says its weights are random
+if "$M" info --model "$D" | head -n 1 | grep -q "random weights (moecard gen)"; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL info does not mark the random model: $("$M" info --model "$D" | head -n 1)"; fi
+
 # commands
 t 2 "unknown command 'frobnicate'" frobnicate
 if "$M" --version | grep -qE '^moecard [0-9a-z.]+ \(commit [0-9a-z-]+\)' &&

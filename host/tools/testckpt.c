@@ -437,6 +437,8 @@ static json_t *testckpt_preset(const char *name)
 	json_array_append_new(bs, json_integer(128));
 	json_object_set_new(q, "weight_block_size", bs);
 	json_object_set_new(c, "quantization_config", q);
+	/* read by config.c: `info` and the terminal say the weights are random */
+	json_object_set_new(c, "moecard_random_weights", json_true());
 #undef SI
 #undef SR
 #undef SS

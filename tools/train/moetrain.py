@@ -348,6 +348,7 @@ def cmd_export(a):
     os.makedirs(out, exist_ok=True)
     hfio.write_safetensors(os.path.join(out, "model.safetensors"), tensors,
                            {"format": "pt", "moecard": "trained by tools/train/moetrain.py"})
+    cfgd.pop("moecard_random_weights", None)  # moecard gen's marker: these weights are trained
     cfgd["moecard_trained"] = {"corpus": "brown", "steps": st["step"], "seed": st["args"]["seed"]}
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfgd, f, indent=2)

@@ -133,6 +133,7 @@ fi
 # 3. the shipped default model
 if [ -s "$MODEL/model.safetensors" ]; then
   ids=$("$M" tokenize --model "$MODEL" --file <(head -c 600 "$MODEL/heldout.txt"))
+  check "default model: not marked random" bash -c "! '$M' info --model '$MODEL' | grep -q 'random weights'"
   logits_agree "default model" "$MODEL" "$ids"
   ppl_agree "default model" "$MODEL" "$MODEL/heldout.txt" 1024
   # it learned: held-out perplexity far below the unigram baseline of its model card
