@@ -73,6 +73,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--limit", CLI_INT, PPL, AT(limit), 0},
     {"--chat", CLI_FLAG, RUN, AT(chat), 0},
     {"--stats", CLI_FLAG, RUN, AT(stats), 0},
+    {"--quiet", CLI_FLAG, RUN | PPL, AT(quiet), 0},
     {"--temp", CLI_SAMPLING, ALL, 0, 0},
     {"--top-k", CLI_SAMPLING, ALL, 0, 0},
     {"--top-p", CLI_SAMPLING, ALL, 0, 0},

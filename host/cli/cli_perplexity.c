@@ -171,7 +171,7 @@ int cli_perplexity(int argc, char **argv)
 	int *win = malloc(sizeof(int) * (size_t)W);
 	double nll = 0, t0 = ppl_now();
 	size_t scored = 0, windows = (n + (size_t)W - 1) / (size_t)W, wi = 0;
-	int tty = isatty(2);
+	int tty = isatty(2) && !a.quiet;
 	rc = 0;
 	if (!logits || !win) {
 		fprintf(stderr, "moecard: perplexity: out of memory (%d x %d logits)\n", W, V);

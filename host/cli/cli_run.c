@@ -104,11 +104,13 @@ static int parse_tokens(const char *s, int **out, int vocab)
 	*out = t;
 	return k;
 }
+static int cli_quiet; /* --quiet: no progress bars, notices or summary line */
+
 /* Reads every page of the checkpoint's mappings with a progress bar on stderr (a terminal only):
  * the weights come from disk here rather than during the first tokens. */
 static void load_with_progress(const struct ckpt *ck)
 {
-	if (!isatty(2))
+	if (!isatty(2) || cli_quiet)
 		return;
 	size_t total = 0, done = 0, step = (size_t)64 << 20;
 	for (int f = 0; f < ck->st.n_files; f++)
@@ -159,8 +161,9 @@ int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, 
 		fprintf(stderr, "moecard: %s\n", err);
 		return 1;
 	}
+	cli_quiet = a->quiet;
 	load_with_progress(ck);
-	if (ck->cfg.random_weights && isatty(2))
+	if (ck->cfg.random_weights && isatty(2) && !a->quiet)
 		fprintf(stderr,
 			"moecard: %s: random weights (written by moecard gen): the text is "
 			"noise\n",
@@ -437,7 +440,7 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 	if (depth < 0)
 		goto out;
 	struct gen_opts go = {.s = a->smp, .spec_depth = depth};
-	if (isatty(2)) {
+	if (isatty(2) && !a->quiet) {
 		go.progress = gen_progress_bar;
 		go.progress_ctx = stderr;
 	}
@@ -478,7 +481,7 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 		gen_text_finish(&tx, stdout);
 	printf("\n");
 	fflush(stdout);
-	if (a->stats)
+	if (a->stats || (isatty(2) && !a->quiet)) /* the summary line: always on a terminal */
 		print_stats(&g, g.depth);
 	rc = 0;
 out:
