@@ -27,6 +27,7 @@ run_one() {
   log="$B/logs/$name.log"
   tmp="$R/tmp.$i"
   mkdir -p "$tmp"
+  basename "$t" >"$R/$i.run" # for the heartbeat
   t0=$(date +%s%N)
   if [ "$kind" = bin ]; then
     TMPDIR=$tmp MOECARD_TEST_TMP=$tmp timeout 1200 "$t" >"$log" 2>&1; rc=$?
@@ -100,6 +101,17 @@ if [ -s "$weights" ]; then
   for i in $order; do k2+=("${kinds[$i]}"); t2+=("${tests[$i]}"); done
   kinds=("${k2[@]}"); tests=("${t2[@]}")
 fi
+# A heartbeat every 60 s while tests run (results print in start order, so a long test holds
+# the lines of the tests after it): how many finished and which are still running.
+t_start=$(date +%s)
+( while sleep "${MOECARD_TEST_HEARTBEAT:-60}"; do
+    fin=$(find "$R" -maxdepth 1 -name '*.res' | wc -l)
+    cur=$(cd "$R" && for f in *.run; do [ -e "$f" ] && [ ! -e "${f%.run}.res" ] && cat "$f"; done | tr '\n' ' ')
+    printf '  ... %d min: %d of %d finished; running: %s\n' $((($(date +%s) - t_start) / 60)) "$fin" "$n" "${cur:-?}"
+  done ) &
+hb=$!
+disown $hb 2>/dev/null
+trap 'kill $hb 2>/dev/null; rm -rf "$R"' EXIT
 next=0    # next test to start
 shown=0   # next test to report (in order)
 running=0
