@@ -5,7 +5,9 @@
  * KV-cache bytes per token. --board prints the board description (board/) and the resource
  * estimate of its CUs against the part (board/board_res.h).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <jansson.h>
 #include <string.h>
 #include <stdlib.h>
 #include "board.h"
@@ -75,6 +77,73 @@ static int cli_info_board(const char *dtb, const struct ckpt *ck, const struct c
 	return 0;
 }
 
+/* --json: one object with the model's shapes and its parameter and byte counts. */
+static int cli_info_json(const char *dir, const struct ckpt *ck, const struct ckpt_stats *s,
+			 int n_moe)
+{
+	const struct config *c = &ck->cfg;
+	json_t *o = json_object(), *cnt = json_object();
+	if (!o || !cnt) {
+		json_decref(o);
+		json_decref(cnt);
+		fprintf(stderr, "moecard: info: out of memory\n");
+		return 1;
+	}
+#define SI(k, v) json_object_set_new(o, k, json_integer(v))
+	json_object_set_new(o, "model", json_string(dir));
+	json_object_set_new(o, "model_type", json_string(c->model_type));
+	json_object_set_new(o, "random_weights", json_boolean(c->random_weights));
+	SI("tensors", ck->st.n_tensors);
+	SI("files", ck->st.n_files);
+	SI("hidden_size", c->hidden_size);
+	SI("num_hidden_layers", c->num_hidden_layers);
+	SI("moe_layers", n_moe);
+	json_object_set_new(o, "mtp_layer", json_boolean(ck->w.mtp != NULL));
+	SI("vocab_size", c->vocab_size);
+	SI("num_attention_heads", c->num_attention_heads);
+	SI("q_lora_rank", c->q_lora_rank);
+	SI("kv_lora_rank", c->kv_lora_rank);
+	SI("qk_nope_head_dim", c->qk_nope_head_dim);
+	SI("qk_rope_head_dim", c->qk_rope_head_dim);
+	SI("v_head_dim", c->v_head_dim);
+	SI("intermediate_size", c->intermediate_size);
+	SI("n_routed_experts", c->n_routed_experts);
+	SI("n_shared_experts", c->n_shared_experts);
+	SI("moe_intermediate_size", c->moe_intermediate_size);
+	SI("num_experts_per_tok", c->num_experts_per_tok);
+	SI("n_group", c->n_group);
+	SI("topk_group", c->topk_group);
+	SI("max_position_embeddings", c->max_position_embeddings);
+	json_object_set_new(o, "fp8", json_boolean(c->quantization_config.present));
+	SI("kv_bytes_per_token", (json_int_t)s->kv_bytes_per_token);
+#undef SI
+	static const char *const names[] = {"attention",	 "dense_ffn",	   "shared_experts",
+					    "one_routed_expert", "routed_experts", "router",
+					    "embed_head_norm",	 "mtp_layer",	   "total"};
+	const uint64_t pv[] = {s->params_attn,	     s->params_dense,  s->params_shared,
+			       s->params_expert,     s->params_routed, s->params_router,
+			       s->params_embed_head, s->params_mtp,    s->params_total};
+	const uint64_t bv[] = {s->bytes_attn,	    s->bytes_dense,  s->bytes_shared,
+			       s->bytes_expert,	    s->bytes_routed, s->bytes_router,
+			       s->bytes_embed_head, s->bytes_mtp,    s->bytes_total};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		json_t *row = json_object();
+		json_object_set_new(row, "params", json_integer((json_int_t)pv[i]));
+		json_object_set_new(row, "bytes", json_integer((json_int_t)bv[i]));
+		json_object_set_new(cnt, names[i], row);
+	}
+	json_object_set_new(o, "counts", cnt);
+	char *txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!txt) {
+		fprintf(stderr, "moecard: info: out of memory\n");
+		return 1;
+	}
+	printf("%s\n", txt);
+	free(txt);
+	return 0;
+}
+
 int cli_info(int argc, char **argv)
 {
 	const char *dir = NULL, *board = NULL;
@@ -83,16 +152,33 @@ int cli_info(int argc, char **argv)
 	struct ckpt_stats s;
 	char err[512] = "";
 
+	int json = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: moecard info [--model DIR] [--board FILE.dtb [--ctx N]]\n");
+			printf(
+			    "usage: moecard info [--model DIR [--json]] [--board FILE.dtb [--ctx "
+			    "N]]\n"
+			    "  --json   the model's shapes, parameter and byte counts as one JSON "
+			    "object\n");
 			return 0;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = 1;
+		} else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) {
+			char *end;
+			const char *v = argv[++i];
+			errno = 0;
+			unsigned long long n = strtoull(v, &end, 10);
+			if (!*v || *end || errno || *v == '-' || n < 1 || n > (1ull << 24)) {
+				fprintf(stderr,
+					"moecard: info: --ctx: expected 1..%llu tokens, got '%s'\n",
+					1ull << 24, v);
+				return 2;
+			}
+			ctx = n;
 		} else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
 			dir = argv[++i];
 		} else if (!strcmp(argv[i], "--board") && i + 1 < argc) {
 			board = argv[++i];
-		} else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) {
-			ctx = strtoull(argv[++i], NULL, 10);
 		} else {
 			fprintf(stderr, "moecard: info: unknown option or missing value: %s\n",
 				argv[i]);
@@ -116,6 +202,14 @@ int cli_info(int argc, char **argv)
 	for (int l = 0; l < c->num_hidden_layers; l++)
 		n_moe += config_layer_is_moe(c, l);
 	ckpt_stats(&ck, &s);
+	if (json) {
+		if (board)
+			fprintf(stderr, "moecard: info: --board is printed as text only; --json "
+					"describes the model\n");
+		int rc = cli_info_json(dir, &ck, &s, n_moe);
+		ckpt_close(&ck);
+		return rc;
+	}
 
 	printf("model %s: %s, %d tensors in %d file(s)%s\n", dir, c->model_type, ck.st.n_tensors,
 	       ck.st.n_files,

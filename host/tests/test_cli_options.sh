@@ -96,6 +96,11 @@ t 2 "--slots: expected N >= 1 or P% \(0..100\], got '200%'" cache-sim --trace "$
 t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots 2.5
 t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots abc
 
+t 2 "info: --ctx: expected 1.." info --model "$D" --board "$B/board/u55c.dtb" --ctx 5x
+j=$("$M" info --model "$D" --json)
+if echo "$j" | "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; d=json.load(sys.stdin); assert d["random_weights"] and d["vocab_size"] == 1024 and d["counts"]["total"]["bytes"] > 0' 2>/dev/null
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL info --json: $j"; fi
+
 # a generated model says its weights are random
 if "$M" info --model "$D" | head -n 1 | grep -q "random weights (moecard gen)"; then pass=$((pass + 1))
 else fail=$((fail + 1)); echo "FAIL info does not mark the random model: $("$M" info --model "$D" | head -n 1)"; fi
