@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <time.h>
 #include <unistd.h>
 #include "text/chat_template.h"
@@ -428,6 +429,55 @@ out:
 
 /* Generates -n tokens after toks[0..nt) and prints them as they come: ids, or text through the
  * tokenizer (until EOS or a --stop string). --stats: the summary line. 0, or 1 (printed). */
+/* run --json: one object on stdout with the generated ids, their text (control tokens dropped),
+ * each token's time since the decode began (ms; tokens of one speculative step share it) and
+ * the prefill and decode figures. */
+static void run_json(const struct cli_opts *a, struct tokenizer *tok, const struct gen *g,
+		     const int *ids, const double *ms, int n, int nt)
+{
+	const struct gen_stats *st = &g->st;
+	json_t *o = json_object(), *ji = json_array(), *jt = json_array();
+	for (int i = 0; o && ji && jt && i < n; i++) {
+		json_array_append_new(ji, json_integer(ids[i]));
+		json_array_append_new(jt, json_real(ms[i]));
+	}
+	char *text = NULL;
+	size_t tl = 0;
+	if (tok && n > 0) {
+		int32_t *v = malloc(sizeof(int32_t) * (size_t)n);
+		for (int i = 0; v && i < n; i++)
+			v[i] = ids[i];
+		if (v &&
+		    tokenizer_decode(tok, v, (size_t)n, TOKENIZER_DEC_SKIP_SPECIAL, &text, &tl))
+			text = NULL;
+		free(v);
+	}
+	json_object_set_new(o, "prompt_tokens", json_integer(nt));
+	json_object_set_new(o, "ids", ji);
+	json_object_set_new(o, "text", text ? json_stringn(text, tl) : json_null());
+	json_object_set_new(o, "token_ms", jt);
+	json_object_set_new(o, "prefill_s", json_real(st->prefill_s));
+	json_object_set_new(o, "prefill_tok_s",
+			    json_real(st->prefill_s > 0 ? st->prefill_tokens / st->prefill_s : 0));
+	json_object_set_new(o, "decode_s", json_real(st->decode_s));
+	json_object_set_new(o, "decode_tok_s",
+			    json_real(st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0));
+	json_object_set_new(o, "main_forwards", json_integer(st->decode_forwards));
+	if (g->depth > 0) {
+		json_object_set_new(o, "spec_drafted", json_integer(st->drafted));
+		json_object_set_new(o, "spec_accepted", json_integer(st->accepted));
+	}
+	json_object_set_new(o, "backend", json_string(a->backend));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	if (s)
+		printf("%s\n", s);
+	else
+		fprintf(stderr, "moecard: run: out of memory (--json)\n");
+	free(s);
+	free(text);
+	json_decref(o);
+}
+
 static int run_generate(const struct cli_opts *a, struct engine *m, struct tokenizer *tok,
 			const int *toks, int nt)
 {
@@ -459,31 +509,59 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 		goto out;
 	}
 	int out_ids[8], n_out, made = 0, done = 0;
+	/* --json: the ids and each token's time, printed as one object at the end */
+	int *jid = a->json ? malloc(sizeof(int) * (size_t)a->n) : NULL;
+	double *jms = a->json ? malloc(sizeof(double) * (size_t)a->n) : NULL;
+	FILE *txt = a->json ? NULL : stdout;
+	double t_dec = now_s();
+	if (a->json && (!jid || !jms)) {
+		fprintf(stderr, "moecard: run: out of memory (--json)\n");
+		goto jout;
+	}
 	while (!done) {
 		if ((r = gen_step(&g, out_ids, &n_out))) {
 			rc = fail_fwd(r);
-			goto out;
+			goto jout;
 		}
+		double t_now = now_s();
 		for (int i = 0; i < n_out && !done; i++) {
 			int t = out_ids[i];
+			if (jid) {
+				jid[made] = t;
+				jms[made] = (t_now - t_dec) * 1e3;
+			}
 			made++;
 			if (!tok) {
-				printf("%s%d", made > 1 ? " " : "", t);
-				fflush(stdout);
-			} else if (t != eos && gen_text_push(&tx, t, stdout) == 1) {
+				if (txt) {
+					printf("%s%d", made > 1 ? " " : "", t);
+					fflush(stdout);
+				}
+			} else if (t != eos && txt && gen_text_push(&tx, t, txt) == 1) {
 				done = 1;
 			}
 			if (t == eos || made == a->n)
 				done = 1;
 		}
 	}
-	if (tok)
-		gen_text_finish(&tx, stdout);
-	printf("\n");
+	if (a->json) {
+		run_json(a, tok, &g, jid, jms, made, nt);
+	} else {
+		if (tok)
+			gen_text_finish(&tx, stdout);
+		printf("\n");
+	}
 	fflush(stdout);
+	free(jid);
+	free(jms);
+	jid = NULL;
+	jms = NULL;
 	if (a->stats || (isatty(2) && !a->quiet)) /* the summary line: always on a terminal */
 		print_stats(&g, g.depth);
 	rc = 0;
+	goto out;
+jout:
+	free(jid);
+	free(jms);
 out:
 	gen_text_free(&tx);
 	gen_free(&g);

@@ -101,6 +101,10 @@ j=$("$M" info --model "$D" --json)
 if echo "$j" | "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; d=json.load(sys.stdin); assert d["random_weights"] and d["vocab_size"] == 1024 and d["counts"]["total"]["bytes"] > 0' 2>/dev/null
 then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL info --json: $j"; fi
 
+j=$("$M" run --model "$D" --prompt "Hello" -n 5 --spec none --json)
+if echo "$j" | "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["ids"]) == 5 == len(d["token_ms"]) and d["token_ms"] == sorted(d["token_ms"]) and isinstance(d["text"], str) and d["decode_tok_s"] > 0' 2>/dev/null
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL run --json: $j"; fi
+
 # a generated model says its weights are random
 if "$M" info --model "$D" | head -n 1 | grep -q "random weights (moecard gen)"; then pass=$((pass + 1))
 else fail=$((fail + 1)); echo "FAIL info does not mark the random model: $("$M" info --model "$D" | head -n 1)"; fi
