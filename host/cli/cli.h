@@ -14,6 +14,7 @@ int cli_gen(int argc, char **argv);	   /* moecard gen      (host/cli/cli_gen.c) 
 int cli_tokenize(int argc, char **argv);   /* moecard tokenize (host/cli/cli_tokenize.c) */
 int cli_chat(int argc, char **argv);	   /* moecard chat     (host/cli/cli_chat.c) */
 int cli_cache_sim(int argc, char **argv);  /* moecard cache-sim (host/cli/cli_cache_sim.c) */
+int cli_devices(int argc, char **argv);	   /* moecard devices (host/cli/cli_devices.c) */
 int cli_perplexity(int argc, char **argv); /* moecard perplexity (host/cli/cli_perplexity.c) */
 
 #endif

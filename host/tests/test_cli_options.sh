@@ -105,6 +105,18 @@ j=$("$M" run --model "$D" --prompt "Hello" -n 5 --spec none --json)
 if echo "$j" | "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["ids"]) == 5 == len(d["token_ms"]) and d["token_ms"] == sorted(d["token_ms"]) and isinstance(d["text"], str) and d["decode_tok_s"] > 0' 2>/dev/null
 then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL run --json: $j"; fi
 
+# devices: a fake sysfs with one U55C function (and an Intel one that must not show), then none
+F=$W/sysfs; mkdir -p "$F/0000:65:00.1/rom.0" "$F/0000:00:02.0" "$W/nosys"
+echo 0x10ee >"$F/0000:65:00.1/vendor"; echo 0x505c >"$F/0000:65:00.1/device"
+echo xilinx_u55c_gen3x16_xdma_3_202210_1 >"$F/0000:65:00.1/rom.0/VBNV"; echo 0x8086 >"$F/0000:00:02.0/vendor"
+o=$(MOECARD_SYSFS_PCI=$F "$M" devices --boards "$B/board" 2>&1)
+if echo "$o" | grep -q "^0000:65:00.1  AMD/Xilinx device 0x505c, driver none, shell xilinx_u55c" &&
+   echo "$o" | grep -q "board tree .*u55c.dtb (AMD Alveo U55C)" && ! echo "$o" | grep -q "0000:00:02.0" &&
+   echo "$o" | grep -q "XRT"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL devices: $o"; fi
+o=$(MOECARD_SYSFS_PCI=$W/nosys "$M" devices --boards "$B/board" 2>&1)
+if echo "$o" | grep -q "^no AMD/Xilinx PCIe cards"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL devices (none): $o"; fi
+t 2 "devices: unknown option" devices --frob
+
 # a generated model says its weights are random
 if "$M" info --model "$D" | head -n 1 | grep -q "random weights (moecard gen)"; then pass=$((pass + 1))
 else fail=$((fail + 1)); echo "FAIL info does not mark the random model: $("$M" info --model "$D" | head -n 1)"; fi
