@@ -26,4 +26,10 @@ $(B)/moecard: host/cli/main.c $(LIB)
 	  -DMOECARD_COMMIT='"$(MOECARD_COMMIT)"' -DMOECARD_CFLAGS='"$(CC) $(strip $(CFLAGS))"' \
 	  -MMD -MP $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 -include $(B)/moecard.d
+
+# the man page, from the program's own --help of every command (tools/man.sh)
+$(B)/moecard.1: $(B)/moecard tools/man.sh
+	@$(if $(Q),echo "  MAN     $@")
+	$(Q)tools/man.sh $(B)/moecard >$@.part && mv $@.part $@
+ALL_EXTRA += $(B)/moecard.1
 LDLIBS += -lpcre2-8 -lfdt

@@ -37,12 +37,9 @@ static const char chat_help[] =
 
 static void chat_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moecard chat --model DIR [--system TEXT] [-n N] [--ctx N] [--backend cpu]\n"
-		"         [--act fp8|none] [--threads N] [--spec mtp|none] [--spec-depth N]\n"
-		"         [--stop STR]... [--temp T --top-k K --top-p P --min-p P\n"
-		"         --repeat-penalty R --seed S]\n"
-		"  stdin: one user turn per line; /help, /reset, /stats, /quit\n");
+	fprintf(f, "usage: moecard chat --model DIR [options]\n"
+		   "  stdin: one user turn per line; /help, /reset, /stats, /quit\n");
+	cli_opts_help(f, CLI_SET_CHAT);
 }
 
 static int chat_check(const struct cli_opts *a)

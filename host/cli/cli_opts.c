@@ -30,6 +30,7 @@ struct cli_opt {
 	unsigned set; /* CLI_SET_*: the commands that take it */
 	size_t off;   /* where the value goes in struct cli_opts (FLAG STR INT DOUBLE) */
 	int lo;	      /* CLI_INT: the smallest value accepted */
+	const char *arg, *help, *def; /* --help: the value's form, what it does, its default */
 };
 
 #define RUN CLI_SET_RUN
@@ -38,48 +39,77 @@ struct cli_opt {
 #define AT(f) offsetof(struct cli_opts, f)
 
 static const struct cli_opt cli_opt_table[] = {
-    {"--model", CLI_STR, ALL | PPL, AT(model), 0},
-    {"--prompt", CLI_STR, RUN, AT(prompt), 0},
-    {"--system", CLI_STR, ALL, AT(system), 0},
-    {"--tokens", CLI_STR, RUN, AT(tokens), 0},
-    {"-n", CLI_INT, ALL, AT(n), 0},
-    {"--backend", CLI_STR, ALL | PPL, AT(backend), 0},
-    {"--act", CLI_STR, ALL | PPL, AT(act), 0},
-    {"--board", CLI_STR, RUN | PPL, AT(board), 0},
-    {"--xclbin", CLI_STR, RUN | PPL, AT(xclbin), 0},
-    {"--dump-logits", CLI_STR, RUN, AT(dump_logits), 0},
-    {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp), 0},
-    {"--profile", CLI_STR, RUN, AT(profile), 0},
-    {"--expert-trace", CLI_STR, RUN, AT(expert_trace), 0},
-    {"--expert-slots", CLI_SLOTS, RUN, 0, 0},
-    {"--expert-policy", CLI_STR, RUN, AT(ex.expert_policy), 0},
-    {"--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch), 0},
-    {"--expert-host", CLI_STR, RUN, AT(ex.expert_host), 0},
-    {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps), 0},
-    {"--expert-events", CLI_STR, RUN, AT(ex.expert_events), 0},
-    {"--kv-format", CLI_STR, ALL | PPL, AT(ex.kv_format), 0},
-    {"--attn-datapath", CLI_STR, ALL | PPL, AT(ex.attn_datapath), 0},
-    {"--stop", CLI_STOP, ALL, 0, 0},
-    {"--spec", CLI_SPEC, ALL, 0, 0},
-    {"--spec-depth", CLI_DEPTH, ALL, 0, 0},
-    {"--threads", CLI_INT, ALL | PPL, AT(threads), 0},
-    {"--ctx", CLI_INT, ALL | PPL, AT(ctx), 1},
-    {"--attn", CLI_ATTN, RUN | PPL, 0, 0},
-    {"--prompt-len", CLI_INT, RUN, AT(prompt_len), 1},
-    {"--gen", CLI_INT, RUN, AT(gen), 0},
-    {"-r", CLI_INT, RUN, AT(reps), 1},
-    {"--json", CLI_FLAG, RUN | PPL, AT(json), 0},
-    {"--file", CLI_STR, PPL, AT(file), 0},
-    {"--limit", CLI_INT, PPL, AT(limit), 0},
-    {"--chat", CLI_FLAG, RUN, AT(chat), 0},
-    {"--stats", CLI_FLAG, RUN, AT(stats), 0},
-    {"--quiet", CLI_FLAG, RUN | PPL, AT(quiet), 0},
-    {"--temp", CLI_SAMPLING, ALL, 0, 0},
-    {"--top-k", CLI_SAMPLING, ALL, 0, 0},
-    {"--top-p", CLI_SAMPLING, ALL, 0, 0},
-    {"--min-p", CLI_SAMPLING, ALL, 0, 0},
-    {"--repeat-penalty", CLI_SAMPLING, ALL, 0, 0},
-    {"--seed", CLI_SAMPLING, ALL, 0, 0},
+    {"--model", CLI_STR, ALL | PPL, AT(model), 0, "DIR",
+     "the checkpoint folder (config.json, safetensors, tokenizer)", "required"},
+    {"--prompt", CLI_STR, RUN, AT(prompt), 0, "TEXT",
+     "the input text (BOS as tokenizer_config.json says)", "--prompt or --tokens"},
+    {"--system", CLI_STR, ALL, AT(system), 0, "TEXT", "system prompt of the chat format", "none"},
+    {"--tokens", CLI_STR, RUN, AT(tokens), 0, "1,2,3", "the input as token ids",
+     "--prompt or --tokens"},
+    {"-n", CLI_INT, ALL, AT(n), 0, "N", "tokens to generate (chat: per reply; 0 = only the dumps)",
+     "run 16, chat 256"},
+    {"--backend", CLI_STR, ALL | PPL, AT(backend), 0, "cpu|emu|xrt",
+     "the engine: host CPU, emulated card, real card", "cpu"},
+    {"--act", CLI_STR, ALL | PPL, AT(act), 0, "fp8|none",
+     "FP8 activations or the f32 reference (emu/xrt: fp8)", "fp8 for dynamic FP8 checkpoints"},
+    {"--board", CLI_STR, RUN | PPL, AT(board), 0, "FILE.dtb", "the card's board tree (emu, xrt)",
+     "$MOECARD_BOARD, else board/emu.dtb"},
+    {"--xclbin", CLI_STR, RUN | PPL, AT(xclbin), 0, "F", "the FPGA image (xrt)",
+     "$MOECARD_XCLBIN, else from the board"},
+    {"--dump-logits", CLI_STR, RUN, AT(dump_logits), 0, "F.npy",
+     "float32 logits, one row per prompt token", "off"},
+    {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp), 0, "F.npy",
+     "the MTP layer's logits per prompt token", "off"},
+    {"--profile", CLI_STR, RUN, AT(profile), 0, "F.json",
+     "the card's commands as a Chrome trace (emu, xrt)", "off"},
+    {"--expert-trace", CLI_STR, RUN, AT(expert_trace), 0, "F",
+     "the routing trace for moecard cache-sim", "off"},
+    {"--expert-slots", CLI_SLOTS, RUN, 0, 0, "N|P%|board",
+     "expert cache on the card: slots for routed experts", "every expert resident"},
+    {"--expert-policy", CLI_STR, RUN, AT(ex.expert_policy), 0, "lru|lfu|pin",
+     "expert slot replacement", "lru"},
+    {"--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch), 0, "",
+     "fill the next layer's predicted experts ahead", "off"},
+    {"--expert-host", CLI_STR, RUN, AT(ex.expert_host), 0, "off|auto|always",
+     "run expert misses on the host CPU", "off"},
+    {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps), 0, "G",
+     "the modeled host expert rate, GB/s", "measured at open"},
+    {"--expert-events", CLI_STR, RUN, AT(ex.expert_events), 0, "F.jsonl",
+     "every expert-cache decision", "off"},
+    {"--kv-format", CLI_STR, ALL | PPL, AT(ex.kv_format), 0, "f32|bf16|fp8",
+     "the card's KV cache format", "f32"},
+    {"--attn-datapath", CLI_STR, ALL | PPL, AT(ex.attn_datapath), 0, "f32|fp8",
+     "the card attention's datapath", "f32"},
+    {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},
+    {"--spec", CLI_SPEC, ALL, 0, 0, "mtp|none",
+     "MTP speculative decoding (greedy output unchanged)", "mtp with an MTP layer"},
+    {"--spec-depth", CLI_DEPTH, ALL, 0, 0, "N", "chained MTP drafts per verify, 1..6", "1"},
+    {"--threads", CLI_INT, ALL | PPL, AT(threads), 0, "N", "host threads (0 = all online CPUs)",
+     "all"},
+    {"--ctx", CLI_INT, ALL | PPL, AT(ctx), 1, "N", "KV capacity in tokens (perplexity: the window)",
+     "run: what it needs; chat 4096; perplexity 256"},
+    {"--attn", CLI_ATTN, RUN | PPL, 0, 0, "absorbed|naive", "MLA form on the cpu engine",
+     "absorbed"},
+    {"--prompt-len", CLI_INT, RUN, AT(prompt_len), 1, "N", "bench: prompt tokens", "64"},
+    {"--gen", CLI_INT, RUN, AT(gen), 0, "N", "bench: decoded tokens", "32"},
+    {"-r", CLI_INT, RUN, AT(reps), 1, "N", "bench: repetitions, 1..100 (mean +- sd)", "1"},
+    {"--json", CLI_FLAG, RUN | PPL, AT(json), 0, "", "machine-readable output on stdout", "off"},
+    {"--file", CLI_STR, PPL, AT(file), 0, "F", "perplexity: the text file", "required"},
+    {"--limit", CLI_INT, PPL, AT(limit), 0, "N",
+     "perplexity: score only the first N tokens (0 = all)", "all"},
+    {"--chat", CLI_FLAG, RUN, AT(chat), 0, "", "wrap --prompt in the DeepSeek-V3 chat format",
+     "off"},
+    {"--stats", CLI_FLAG, RUN, AT(stats), 0, "", "summary line and the engine's figures on stderr",
+     "off"},
+    {"--quiet", CLI_FLAG, RUN | PPL, AT(quiet), 0, "",
+     "no progress bars, notices or terminal summary", "off"},
+    {"--temp", CLI_SAMPLING, ALL, 0, 0, "T", "sampling temperature (0 = greedy)", "0"},
+    {"--top-k", CLI_SAMPLING, ALL, 0, 0, "K", "keep the K most likely tokens (0 = off)", "off"},
+    {"--top-p", CLI_SAMPLING, ALL, 0, 0, "P", "nucleus filter (1 = off)", "off"},
+    {"--min-p", CLI_SAMPLING, ALL, 0, 0, "P", "drop tokens below P x the best (0 = off)", "off"},
+    {"--repeat-penalty", CLI_SAMPLING, ALL, 0, 0, "R",
+     "penalize tokens among the last 64 (1 = off)", "off"},
+    {"--seed", CLI_SAMPLING, ALL, 0, 0, "S", "sampler seed", "1"},
 };
 
 #undef RUN
@@ -202,6 +232,19 @@ static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const 
 		return 0;
 	}
 	return 0;
+}
+
+void cli_opts_help(FILE *f, unsigned set)
+{
+	fprintf(f, "options:\n");
+	for (size_t i = 0; i < sizeof cli_opt_table / sizeof cli_opt_table[0]; i++) {
+		const struct cli_opt *o = &cli_opt_table[i];
+		if (!(o->set & set))
+			continue;
+		char lhs[64];
+		snprintf(lhs, sizeof lhs, "%s%s%s", o->name, o->arg[0] ? " " : "", o->arg);
+		fprintf(f, "  %-30s %s [%s]\n", lhs, o->help, o->def);
+	}
 }
 
 int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_opts *a)

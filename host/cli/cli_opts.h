@@ -63,6 +63,10 @@ void cli_opts_init(struct cli_opts *a);
  */
 int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_opts *a);
 
+/* cli_opts_help - every option of the commands in set (CLI_SET_*), one line each with its value,
+ * what it does and its default [in brackets], from the same table the parser uses. */
+void cli_opts_help(FILE *f, unsigned set);
+
 struct ckpt;
 struct engine;
 /*

@@ -24,15 +24,8 @@
 
 static void ppl_usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: moecard perplexity --model DIR --file F [--ctx N] [--limit N] [--json]\n"
-	    "         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
-	    "         [--threads N] [--attn absorbed|naive] [--kv-format f32|bf16|fp8]\n"
-	    "  --ctx N     window length in tokens (default %d); each window starts empty\n"
-	    "  --limit N   score only the first N tokens of the file (default: all)\n"
-	    "  --json      one JSON object on stdout\n",
-	    PPL_DEFAULT_CTX);
+	fprintf(f, "usage: moecard perplexity --model DIR --file F [options]\n");
+	cli_opts_help(f, CLI_SET_PPL);
 }
 
 static int ppl_check(const struct cli_opts *a)

@@ -36,28 +36,15 @@ static double now_s(void)
 
 static void run_usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [-n N]\n"
-	    "         [--backend cpu|emu|xrt] [--act fp8|none] [--board FILE.dtb] [--xclbin F]\n"
-	    "         [--dump-logits F.npy] [--dump-mtp-logits F.npy] [--profile F.json]\n"
-	    "         [--seed S --temp T --top-p P --top-k K --min-p P --repeat-penalty R]\n"
-	    "         [--spec mtp|none] [--spec-depth N] [--chat] [--system TEXT]\n"
-	    "         [--stop STR]... [--stats] [--threads N] [--ctx N] [--attn absorbed|naive]\n"
-	    "         [--expert-trace F]\n"
-	    "         [--expert-slots N|P%%|board] [--expert-policy lru|lfu|pin]\n"
-	    "         [--expert-prefetch] [--expert-host off|auto|always]\n"
-	    "         [--expert-host-gbps G] [--expert-events F.jsonl]\n");
+	fprintf(f, "usage: moecard run --model DIR (--prompt TEXT | --tokens 1,2,3) [options]\n");
+	cli_opts_help(f, CLI_SET_RUN);
 }
 
 static void bench_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moecard bench --model DIR [--backend cpu|emu|xrt] [--act fp8|none] "
-		"[--prompt-len N] [--gen N] [--threads N] [--json]\n"
-		"         [-r N (repetitions, 1..%d; mean +- sd)] [--spec mtp|none] "
-		"[--spec-depth N]\n",
-		BENCH_MAX_REPS);
+	fprintf(f, "usage: moecard bench --model DIR [--prompt-len N] [--gen N] [-r N] [options]\n"
+		   "  (run's options; --spec is off unless given)\n");
+	cli_opts_help(f, CLI_SET_RUN);
 }
 
 /* run and bench take the same options (cli_opts.c); bench ignores those it has no use for. */

@@ -21,7 +21,7 @@ t() {
   local err="$W/err" rc
   "$M" "$@" >/dev/null 2>"$err" </dev/null; rc=$?
   local first; first=$(head -n 1 "$err")
-  local lines; lines=$(grep -vcE '^(usage|  |commands:|$|moecard <command>)' "$err")
+  local lines; lines=$(grep -vcE '^(usage|  |commands:|options:|$|moecard <command>)' "$err")
   if [ $rc -eq "$want" ] && echo "$first" | grep -qE -- "$pat" && [ "$lines" -le 1 ] &&
      ! grep -qE 'Sanitizer|runtime error' "$err"; then
     pass=$((pass + 1))
@@ -116,6 +116,18 @@ if echo "$o" | grep -q "^0000:65:00.1  AMD/Xilinx device 0x505c, driver none, sh
 o=$(MOECARD_SYSFS_PCI=$W/nosys "$M" devices --boards "$B/board" 2>&1)
 if echo "$o" | grep -q "^no AMD/Xilinx PCIe cards"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL devices (none): $o"; fi
 t 2 "devices: unknown option" devices --frob
+
+# the man page: built from every command's --help; man renders it without a warning
+MP=$B/moecard.1
+cmds=$("$M" --help | awk '/^commands:/ {f=1; next} f && /^  [a-z]/ {print $1}')
+miss=""
+for c in $cmds; do grep -q "^.SS $c\$" "$MP" 2>/dev/null || miss="$miss $c"; done
+for o in $("$M" run --help | awk '/^  -/ {print $1}'); do grep -qF -- "$o" "$MP" 2>/dev/null || miss="$miss $o"; done
+if [ -s "$MP" ] && [ -z "$miss" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $MP lacks:$miss"; fi
+if command -v man >/dev/null 2>&1; then
+  w=$(MANWIDTH=100 man -l "$MP" 2>&1 >/dev/null)
+  if [ -z "$w" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL man -l $MP: $w"; fi
+fi
 
 # a generated model says its weights are random
 if "$M" info --model "$D" | head -n 1 | grep -q "random weights (moecard gen)"; then pass=$((pass + 1))
