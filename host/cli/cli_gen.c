@@ -82,6 +82,13 @@ static int cli_gen_tokenizer(const char *out)
 	return 0;
 }
 
+/* A progress line on stderr while the shards are generated (a terminal only). */
+static void gen_progress(void *ctx, int done, int total)
+{
+	fprintf(ctx, "\rgen: %d of %d shard(s) generated", done, total);
+	fflush(ctx);
+}
+
 int cli_gen(int argc, char **argv)
 {
 	const char *out = NULL, *preset = NULL;
@@ -135,7 +142,12 @@ int cli_gen(int argc, char **argv)
 	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (isatty(2))
+		testckpt_progress(gen_progress, stderr);
 	rc = testckpt_write(out, preset, seed, sets, n_sets, err, sizeof err);
+	testckpt_progress(NULL, NULL);
+	if (isatty(2))
+		fprintf(stderr, "\r%60s\r", "");
 	free(sets);
 	if (rc) {
 		fprintf(stderr, "moecard: %s\n", err);

@@ -122,4 +122,8 @@ void ckpt_stats(const struct ckpt *ck, struct ckpt_stats *s);
 int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const char **overrides,
 		   int n_overrides, char *err, size_t errlen);
 
+/* testckpt_progress - called by testckpt_write after each shard is generated (done of total);
+ * NULL (the default) for none. `moecard gen` draws a progress line with it on a terminal. */
+void testckpt_progress(void (*fn)(void *ctx, int done, int total), void *ctx);
+
 #endif

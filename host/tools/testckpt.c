@@ -347,6 +347,15 @@ static int testckpt_tensor_fill(struct testckpt_tensor *t, const struct testckpt
 	return 0;
 }
 
+static void (*tc_progress)(void *ctx, int done, int total);
+static void *tc_progress_ctx;
+
+void testckpt_progress(void (*fn)(void *ctx, int done, int total), void *ctx)
+{
+	tc_progress = fn;
+	tc_progress_ctx = ctx;
+}
+
 /* Work queue of one shard, shared by the generator threads. */
 struct testckpt_work {
 	struct testckpt_plan *p;
@@ -787,6 +796,8 @@ int testckpt_write(const char *outdir, const char *preset, uint64_t seed, const 
 				break;
 			}
 			rc = testckpt_shard_fill(&p, s, path, err, errlen);
+			if (!rc && tc_progress)
+				tc_progress(tc_progress_ctx, s + 1, n_shards);
 			if (writing) {
 				int wrc = testckpt_store_join(wth, &store, err, errlen);
 				writing = 0;
