@@ -28,7 +28,8 @@ struct dev_board {
 static int dev_read(const char *dir, const char *name, char *out, size_t cap)
 {
 	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/%s", dir, name);
+	if (snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p)
+		return -1;
 	FILE *f = fopen(p, "r");
 	if (!f)
 		return -1;
@@ -51,7 +52,8 @@ static void dev_vbnv(const char *dir, char *out, size_t cap)
 		if (strncmp(e->d_name, "rom", 3))
 			continue;
 		char sub[PATH_MAX + 300];
-		snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+		if (snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= (int)sizeof sub)
+			continue;
 		dev_read(sub, "VBNV", out, cap);
 	}
 	closedir(d);
@@ -70,7 +72,9 @@ static int dev_boards(const char *dir, struct dev_board *bs, int max)
 		char err[256];
 		if (l < 5 || strcmp(e->d_name + l - 4, ".dtb"))
 			continue;
-		snprintf(bs[n].path, sizeof bs[n].path, "%s/%s", dir, e->d_name);
+		if (snprintf(bs[n].path, sizeof bs[n].path, "%s/%s", dir, e->d_name) >=
+		    (int)sizeof bs[n].path)
+			continue;
 		if (!board_load(bs[n].path, &bs[n].b, err, sizeof err))
 			n++;
 	}
@@ -129,14 +133,16 @@ int cli_devices(int argc, char **argv)
 		if (e->d_name[0] == '.')
 			continue;
 		char dir[PATH_MAX], vendor[32], device[32], driver[PATH_MAX], vbnv[128];
-		snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+		if (snprintf(dir, sizeof dir, "%s/%s", root, e->d_name) >= (int)sizeof dir)
+			continue;
 		if (dev_read(dir, "vendor", vendor, sizeof vendor) || strcmp(vendor, "0x10ee"))
 			continue;
 		found++;
 		if (dev_read(dir, "device", device, sizeof device))
 			snprintf(device, sizeof device, "?");
 		char link[PATH_MAX + 16];
-		snprintf(link, sizeof link, "%s/driver", dir);
+		if (snprintf(link, sizeof link, "%s/driver", dir) >= (int)sizeof link)
+			continue;
 		ssize_t dl = readlink(link, driver, sizeof driver - 1);
 		const char *drv = "none";
 		if (dl > 0) {
