@@ -70,9 +70,21 @@ print('| %s | %.1f%% | %.4f | %.4f | %.3fx | %.2fx |' % (sys.argv[3], 100 * d['a
       c['spec_speedup']))" "$j" "$c" "$m"
 done
 echo
-echo "## Expert popularity per MoE layer (the first 1024 held-out tokens, teacher-forced)"
+echo "## MTP acceptance over 16 held-out prompts (32 prompt tokens each, 64 greedy tokens, cpu)"
 echo
-ids=$("$M" tokenize --model "$MODEL" --file "$HELD" | tr "," "\n" | sed -n 1,1024p | paste -sd, -)
+all=$("$M" tokenize --model "$MODEL" --file "$HELD" | tr "," "\n")
+acc=0; dr=0
+for k in $(seq 0 15); do
+  p=$(echo "$all" | sed -n "$((k * 1000 + 2)),$((k * 1000 + 33))p" | paste -sd, -)
+  "$M" run --model "$MODEL" --tokens "0,$p" -n 64 --spec mtp --stats >/dev/null 2>"$OUT/acc.err"
+  a=$(grep -o "accepted [0-9]*/[0-9]*" "$OUT/acc.err" | head -n 1 | cut -d' ' -f2)
+  acc=$((acc + ${a%/*})); dr=$((dr + ${a#*/}))
+done
+echo "accepted $acc of $dr drafts: $((100 * acc / dr))%"
+echo
+echo "## Expert popularity per MoE layer (the first 1000 held-out tokens, teacher-forced)"
+echo
+ids=$("$M" tokenize --model "$MODEL" --file "$HELD" | tr "," "\n" | sed -n 1,1000p | paste -sd, -)
 for v in "$MODEL:trained" "$OUT/nobias:trained-no-bias" "$RAND:random"; do
   m=${v%%:*}; n=${v##*:}
   "$M" run --model "$m" --tokens "$ids" -n 0 --dump-logits "$OUT/$n.npy" \
