@@ -139,11 +139,33 @@ static int close_trace(const struct cli_opts *a, int rc)
 	return rc;
 }
 
+/* 0 when the file path can be written (its folder exists and is writable), else 1 with the
+ * message printed: --profile is checked before the run, not after it. */
+static int cli_check_writable(const char *path)
+{
+	char dir[4096];
+	const char *sl = strrchr(path, '/');
+	if (!sl)
+		snprintf(dir, sizeof dir, ".");
+	else if (sl == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(sl - path), path);
+	if (access(dir, W_OK)) {
+		fprintf(stderr, "moecard: %s: cannot write there: %s: %s\n", path, dir,
+			strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 /* Loads the checkpoint and builds the engine (cli_opts.h). */
 int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
 		   int batch)
 {
 	char err[512];
+	if (a->profile && cli_check_writable(a->profile))
+		return 1;
 	int r = ckpt_open(a->model, ck, err, sizeof err);
 	if (r) {
 		fprintf(stderr, "moecard: %s\n", err);

@@ -58,6 +58,7 @@ t 2 "--expert-slots: expected N >= 1, P% \(1..100\)" run --model "$D" --prompt h
   --expert-slots 150%
 t 2 "--profile: needs --backend emu or xrt" run --model "$D" --prompt hi --profile "$W/p.json"
 t 2 "give --prompt TEXT or --tokens" run --model "$D"
+t 1 "$W/nodir/p.json: cannot write there" run --model "$D" --prompt hi --backend emu --profile "$W/nodir/p.json"
 t 2 "-r: must be >= 1, got 0" bench --model "$D" -r 0
 t 2 "-r: at most 100 repetitions" bench --model "$D" -r 101
 t 2 "-r: repetitions are a bench option" run --model "$D" --prompt hi -r 2
