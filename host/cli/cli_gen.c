@@ -1,7 +1,8 @@
 /*
  * cli_gen.c - `moecard gen --out DIR --preset tiny|mid [--seed S] [--set key=value]...`: writes a
  * random checkpoint in the official DeepSeek-V3 layout (testckpt_write, host/tools/testckpt.c). The entry
- * point for every test model; `make run` uses it to create the default tiny model.
+ * point for every test model (marked moecard_random_weights); tools/train/ takes its config and
+ * cut tokenizer for the trained default model, models/tiny-brown.
  */
 #include <errno.h>
 #include <stdio.h>
