@@ -67,6 +67,10 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
  * what it does and its default [in brackets], from the same table the parser uses. */
 void cli_opts_help(FILE *f, unsigned set);
 
+/* cli_read_file - the whole file path into *buf (malloc'd, not NUL-terminated), *len bytes.
+ * 0, or -errno of fopen, -EIO on a read error, -ENOMEM. */
+int cli_read_file(const char *path, char **buf, size_t *len);
+
 struct ckpt;
 struct engine;
 /*

@@ -46,48 +46,6 @@ static int ppl_check(const struct cli_opts *a)
 	return 0;
 }
 
-/* The whole file into memory (NUL-terminated); NULL with the message printed. */
-static char *ppl_read(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		fprintf(stderr, "moecard: %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	int bad = !buf;
-	while (!bad) {
-		if (n + 1 >= cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				bad = 1;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		size_t r = fread(buf + n, 1, cap - n - 1, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	if (bad) {
-		fprintf(stderr, "moecard: %s: out of memory\n", path);
-	} else if (ferror(f)) {
-		fprintf(stderr, "moecard: %s: read failed\n", path);
-		bad = 1;
-	}
-	fclose(f);
-	if (bad || !buf || n >= cap) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
 /* -log softmax(row)[target], in double. */
 static double ppl_nll(const float *row, int V, int target)
 {
@@ -122,14 +80,16 @@ int cli_perplexity(int argc, char **argv)
 		return 1;
 	}
 	size_t len = 0;
-	char *text = ppl_read(a.file, &len);
+	char *text = NULL;
 	int32_t *ids = NULL;
 	size_t n = 0;
-	if (!text) {
+	int r = cli_read_file(a.file, &text, &len);
+	if (r) {
+		fprintf(stderr, "moecard: %s: %s\n", a.file, strerror(-r));
 		tokenizer_free(tok);
 		return 1;
 	}
-	int r = tokenizer_encode(tok, text, len, TOKENIZER_ENC_ADD_SPECIAL, &ids, &n);
+	r = tokenizer_encode(tok, text, len, TOKENIZER_ENC_ADD_SPECIAL, &ids, &n);
 	free(text);
 	tokenizer_free(tok);
 	if (r) {
@@ -155,11 +115,7 @@ int cli_perplexity(int argc, char **argv)
 		return rc;
 	}
 	int V = ck.cfg.vocab_size;
-	const char *act =
-	    a.act ? a.act
-	    : ck.w.fp8 && ck.cfg.quantization_config.present && ck.cfg.quantization_config.dynamic
-		? "fp8"
-		: "none"; /* as cli_open_model chose */
+	const char *act = m.act_fp8 ? "fp8" : "none";
 	float *logits = malloc(sizeof(float) * (size_t)V * (size_t)W);
 	int *win = malloc(sizeof(int) * (size_t)W);
 	double nll = 0, t0 = ppl_now();

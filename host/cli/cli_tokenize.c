@@ -33,7 +33,8 @@ static void usage(FILE *f)
 	    "  --bench     encode FILE repeatedly on one thread and print MB/s\n");
 }
 
-static int read_file(const char *path, char **buf, size_t *len)
+/* The whole file into a malloc'd buffer (cli_opts.h). */
+int cli_read_file(const char *path, char **buf, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -78,7 +79,7 @@ static int bench(struct tokenizer *tok, const char *path, double secs)
 {
 	char *text;
 	size_t len;
-	int rc = read_file(path, &text, &len);
+	int rc = cli_read_file(path, &text, &len);
 	if (rc) {
 		fprintf(stderr, "moecard: %s: %s\n", path, strerror(-rc));
 		return 1;
@@ -248,7 +249,7 @@ int cli_tokenize(int argc, char **argv)
 		char *buf = NULL;
 		size_t len = 0;
 		if (file) {
-			rc = read_file(file, &buf, &len);
+			rc = cli_read_file(file, &buf, &len);
 			if (rc) {
 				fprintf(stderr, "moecard: %s: %s\n", file, strerror(-rc));
 				tokenizer_free(tok);
