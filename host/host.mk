@@ -32,4 +32,4 @@ $(B)/moecard.1: $(B)/moecard tools/man.sh
 	@$(if $(Q),echo "  MAN     $@")
 	$(Q)tools/man.sh $(B)/moecard >$@.part && mv $@.part $@
 ALL_EXTRA += $(B)/moecard.1
-LDLIBS += -lpcre2-8 -lfdt
+LDLIBS += -lpcre2-8 -lfdt -ledit

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "board.h"
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "dma.h"
 #include "sched/expert_cache.h"
 #include "sched/expert_trace.h"
@@ -41,12 +42,26 @@ static const struct sim_policy policies[] = {
 };
 #define N_POLICIES (int)(sizeof policies / sizeof policies[0])
 
+static const struct cli_help_row cs_help[] = {
+    {"--trace", "F", "the routing trace (moecard run --expert-trace F)", "required"},
+    {"--slots", "N|P%", "card slots for routed experts",
+     "what the board holds after the resident set, else 25%"},
+    {"--board", "FILE.dtb", "card memory bandwidth, size and link", "build/board/emu.dtb"},
+    {"--policy", "NAME", "only this policy (below)", "all"},
+    {"--host-gbps", "G", "the host's expert GEMV rate, GB/s", "measured at start"},
+    {"--link-gbps", "G", "the PCIe link, GB/s", "from the board"},
+    {"--cpu-tok-s", "T", "a measured cpu-backend rate to compare with", "none"},
+    {"--sweep", "", "also 10%, 25% and 50% of the experts", "off"},
+    {"--events", "F.jsonl", "every cache decision of the replay", "off"},
+    {"--no-671b", "", "skip the 671B what-if", "off"},
+    {"--json", "", "machine-readable output on stdout", "off"},
+};
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: moecard cache-sim --trace F [--slots N|P%%] [--board FILE.dtb]\n"
-		   "         [--policy NAME] [--host-gbps G] [--link-gbps G] [--sweep] [--json]\n"
-		   "         [--events F.jsonl] [--no-671b] [--cpu-tok-s T]\n"
-		   "policies: lru lfu pin lru+prefetch1 lfu+prefetch1 pin+prefetch1 lfu+prefetch2\n"
+	fprintf(f, "usage: moecard cache-sim --trace F [options]\n");
+	cli_help_rows(f, cs_help, sizeof cs_help / sizeof cs_help[0]);
+	fprintf(f, "policies: lru lfu pin lru+prefetch1 lfu+prefetch1 pin+prefetch1 lfu+prefetch2\n"
 		   "          belady belady+prefetch1 belady+prefetch2 (offline optima)\n"
 		   "All times are modeled (card memory bandwidth from the board, PCIe link, host\n"
 		   "GEMV rate), not measured.\n");
@@ -303,11 +318,14 @@ static int cs_parse(int argc, char **argv, struct cs_opts *o)
 		} else if (v && !strcmp(a, "--events")) {
 			o->events_p = argv[++i];
 		} else if (v && !strcmp(a, "--host-gbps")) {
-			o->host_gbps = strtod(argv[++i], NULL);
+			if (cli_number("cache-sim", a, argv[++i], 0.001, 1e6, &o->host_gbps))
+				return -EINVAL;
 		} else if (v && !strcmp(a, "--cpu-tok-s")) {
-			o->cpu_tok_s = strtod(argv[++i], NULL);
+			if (cli_number("cache-sim", a, argv[++i], 0, 1e9, &o->cpu_tok_s))
+				return -EINVAL;
 		} else if (v && !strcmp(a, "--link-gbps")) {
-			o->link_gbps = strtod(argv[++i], NULL);
+			if (cli_number("cache-sim", a, argv[++i], 0.001, 1e6, &o->link_gbps))
+				return -EINVAL;
 		} else {
 			fprintf(stderr,
 				"moecard: cache-sim: unknown option or missing value '%s'\n", a);

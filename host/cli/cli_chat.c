@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "load/ckpt.h"
 #include "cli/cli.h"
+#include "cli/cli_line.h"
 #include "cli/cli_opts.h"
 #include "engine/engine.h"
 #include "decode/generate.h"
@@ -214,8 +215,7 @@ int cli_chat(int argc, char **argv)
 	struct gen g;
 	struct gen_text tx;
 	struct tokenizer *tok = NULL;
-	char *line = NULL;
-	size_t line_cap = 0;
+	struct cli_line *rd = NULL;
 	int r = chat_parse(argc, argv, &a), rc = 1, turns = 0;
 	if (r)
 		return r == 1 ? 0 : r;
@@ -245,6 +245,11 @@ int cli_chat(int argc, char **argv)
 	if ((r = chat_start(&g, tok, a.system)))
 		goto fail;
 	int interactive = isatty(0);
+	/* the editor only when both ends are a terminal (its prompt and echo go to stdout) */
+	if (!(rd = cli_line_open("moecard", interactive && isatty(1)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	if (interactive) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);
@@ -259,21 +264,16 @@ int cli_chat(int argc, char **argv)
 		       go.spec_depth ? ", MTP speculation" : "", chat_help);
 	}
 	for (;;) {
-		if (interactive) {
-			printf("> ");
-			fflush(stdout);
-		}
 		chat_sigint = 0;
-		ssize_t len = getline(&line, &line_cap, stdin);
-		if (len < 0) {
+		const char *line = cli_line_get(rd, interactive ? "> " : NULL);
+		if (!line) {
 			if (interactive)
 				printf("\n");
 			break; /* Ctrl-D, end of input, or Ctrl-C at the prompt */
 		}
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = 0;
-		if (!len)
+		if (!*line)
 			continue;
+		cli_line_remember(rd, line);
 		if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
 			break;
 		if (!strcmp(line, "/stats")) {
@@ -311,7 +311,7 @@ int cli_chat(int argc, char **argv)
 fail:
 	fprintf(stderr, "moecard: chat: %s\n", strerror(-r));
 out:
-	free(line);
+	cli_line_close(rd);
 	gen_text_free(&tx);
 	gen_free(&g);
 	engine_free(&m);

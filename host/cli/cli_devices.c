@@ -16,6 +16,7 @@
 #include "board.h"
 #include "backend/xrt_dev.h"
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 
 #define DEV_MAX_BOARDS 32
 
@@ -84,10 +85,14 @@ static int dev_boards(const char *dir, struct dev_board *bs, int max)
 
 static void dev_usage(FILE *f)
 {
+	static const struct cli_help_row rows[] = {
+	    {"--boards", "DIR", "the board trees (.dtb) to match the cards with",
+	     "board/ next to the program"},
+	};
 	fprintf(f, "usage: moecard devices [--boards DIR]\n"
 		   "  the AMD/Xilinx PCIe cards of this host, their shells, the matching board\n"
-		   "  tree (default: the board/ folder next to the program) and whether XRT opens "
-		   "them\n");
+		   "  tree and whether XRT opens them\n");
+	cli_help_rows(f, rows, sizeof rows / sizeof rows[0]);
 }
 
 int cli_devices(int argc, char **argv)

@@ -12,17 +12,26 @@
 #include <unistd.h>
 #include "load/ckpt.h"
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "text/tokenizer.h"
+
+static const struct cli_help_row gen_help[] = {
+    {"--out", "DIR", "the folder to write (created)", "required"},
+    {"--preset", "tiny|mid", "the shapes: tiny (4 layers) or mid (12 layers, ~2.2 GB)", "required"},
+    {"--seed", "S", "the weights' random seed", "0"},
+    {"--set", "key=value", "edit config.json after the preset (repeatable)", "none"},
+};
 
 static void cli_gen_usage(FILE *f)
 {
+	fprintf(f,
+		"usage: moecard gen --out DIR --preset tiny|mid [--seed S] [--set key=value]...\n");
+	cli_help_rows(f, gen_help, sizeof gen_help / sizeof gen_help[0]);
 	fprintf(
-	    f,
-	    "usage: moecard gen --out DIR --preset tiny|mid [--seed S] [--set key=value]...\n"
-	    "  --set edits config.json after the preset: ints, floats, strings, null, true/false,\n"
-	    "        dotted keys reach into objects (rope_scaling.factor=4). Pseudo-keys:\n"
-	    "        dtype=bf16 (BF16 weights, no quantization_config), scale_fmt=ue8m0,\n"
-	    "        shard_bytes=N (split into files of at most N bytes, with an index).\n");
+	    f, "--set takes ints, floats, strings, null, true/false; dotted keys reach into\n"
+	       "objects (rope_scaling.factor=4). Pseudo-keys: dtype=bf16 (BF16 weights, no\n"
+	       "quantization_config), scale_fmt=ue8m0, shard_bytes=N (split into files of at most\n"
+	       "N bytes, with an index).\n");
 }
 
 /*
@@ -122,7 +131,7 @@ int cli_gen(int argc, char **argv)
 			char *end;
 			errno = 0;
 			seed = strtoull(argv[++i], &end, 0);
-			if (!*argv[i] || *end || errno) {
+			if (!*argv[i] || *end || errno || argv[i][0] == '-') {
 				fprintf(stderr, "moecard: gen: --seed: \"%s\" is not a number\n",
 					argv[i]);
 				free(sets);

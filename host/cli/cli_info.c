@@ -14,6 +14,7 @@
 #include "board_res.h"
 #include "load/ckpt.h"
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 
 static const char *cli_info_scoring(enum config_scoring s)
 {
@@ -155,11 +156,18 @@ int cli_info(int argc, char **argv)
 	int json = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			static const struct cli_help_row rows[] = {
+			    {"--model", "DIR", "the model's shapes, parameters and bytes", "none"},
+			    {"--json", "", "--model: one JSON object", "off"},
+			    {"--board", "FILE.dtb",
+			     "the card: its memories, CUs, resource estimate and what fits",
+			     "none"},
+			    {"--ctx", "N", "--board: the context the fit is for", "4096"},
+			};
 			printf(
 			    "usage: moecard info [--model DIR [--json]] [--board FILE.dtb [--ctx "
-			    "N]]\n"
-			    "  --json   the model's shapes, parameter and byte counts as one JSON "
-			    "object\n");
+			    "N]]\n");
+			cli_help_rows(stdout, rows, sizeof rows / sizeof rows[0]);
 			return 0;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = 1;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,8 +188,7 @@ static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const 
 		return 0;
 	}
 	case CLI_DOUBLE:
-		*(double *)field = atof(v);
-		return 0;
+		return cli_number(cmd->name, o, v, 0, 1e9, (double *)field);
 	case CLI_SAMPLING:
 		if (gen_sampling_flag(&a->smp, o, v) < 0) {
 			fprintf(stderr, "moecard: %s: %s: bad value '%s'\n", cmd->name, o, v);
@@ -234,16 +234,45 @@ static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const 
 	return 0;
 }
 
+int cli_number(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (!*v || *end || errno || !isfinite(x)) {
+		fprintf(stderr, "moecard: %s: %s: expected a number, got '%s'\n", cmd, opt, v);
+		return 2;
+	}
+	if (x < lo || x > hi) {
+		fprintf(stderr, "moecard: %s: %s: expected %g..%g, got '%s'\n", cmd, opt, lo, hi,
+			v);
+		return 2;
+	}
+	*out = x;
+	return 0;
+}
+
+static void help_line(FILE *f, const char *opt, const char *arg, const char *help, const char *def)
+{
+	char lhs[64];
+	snprintf(lhs, sizeof lhs, "%s%s%s", opt, arg[0] ? " " : "", arg);
+	fprintf(f, "  %-30s %s [%s]\n", lhs, help, def);
+}
+
+void cli_help_rows(FILE *f, const struct cli_help_row *rows, size_t n)
+{
+	fprintf(f, "options:\n");
+	for (size_t i = 0; i < n; i++)
+		help_line(f, rows[i].opt, rows[i].arg, rows[i].help, rows[i].def);
+}
+
 void cli_opts_help(FILE *f, unsigned set)
 {
 	fprintf(f, "options:\n");
 	for (size_t i = 0; i < sizeof cli_opt_table / sizeof cli_opt_table[0]; i++) {
 		const struct cli_opt *o = &cli_opt_table[i];
-		if (!(o->set & set))
-			continue;
-		char lhs[64];
-		snprintf(lhs, sizeof lhs, "%s%s%s", o->name, o->arg[0] ? " " : "", o->arg);
-		fprintf(f, "  %-30s %s [%s]\n", lhs, o->help, o->def);
+		if (o->set & set)
+			help_line(f, o->name, o->arg, o->help, o->def);
 	}
 }
 

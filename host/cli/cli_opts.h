@@ -67,6 +67,19 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
  * what it does and its default [in brackets], from the same table the parser uses. */
 void cli_opts_help(FILE *f, unsigned set);
 
+/* A line of a command's --help that is not in the table above (gen, tokenize, info, cache-sim,
+ * devices): the option, its value's form ("" for a flag), what it does, its default. */
+struct cli_help_row {
+	const char *opt, *arg, *help, *def;
+};
+
+/* cli_help_rows - "options:" and one line per row, in the layout of cli_opts_help. */
+void cli_help_rows(FILE *f, const struct cli_help_row *rows, size_t n);
+
+/* cli_number - the value v of option opt of command cmd as a decimal number in [lo, hi] (no
+ * trailing junk, finite) into *out. 0, or 2 with "moecard: <cmd>: <opt>: ..." printed. */
+int cli_number(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
+
 /* cli_read_file - the whole file path into *buf (malloc'd, not NUL-terminated), *len bytes.
  * 0, or -errno of fopen, -EIO on a read error, -ENOMEM. */
 int cli_read_file(const char *path, char **buf, size_t *len);

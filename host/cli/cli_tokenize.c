@@ -18,19 +18,31 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "text/tokenizer.h"
+
+static const struct cli_help_row tok_help[] = {
+    {"--model", "DIR", "a model folder with tokenizer.json", "--model or --tokenizer"},
+    {"--tokenizer", "FILE", "a tokenizer.json (its tokenizer_config.json beside it)",
+     "--model or --tokenizer"},
+    {"--text", "T", "encode T", "one of --text --file --decode --bench"},
+    {"--file", "F", "encode the file F", "one of --text --file --decode --bench"},
+    {"--decode", "ID,ID,...", "decode token ids to text", "one of --text --file --decode --bench"},
+    {"--bench", "F", "encode F repeatedly on one thread and print MB/s",
+     "one of --text --file --decode --bench"},
+    {"--seconds", "S", "--bench: how long to measure", "2"},
+    {"--json", "", "print {\"ids\", \"tokens\", \"pieces\"}", "off"},
+    {"--no-bos", "", "no BOS/EOS from tokenizer_config.json", "off"},
+};
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: moecard tokenize (--model DIR | --tokenizer FILE) (--text T | --file F) "
-	    "[--json] [--no-bos]\n"
-	    "       moecard tokenize (--model DIR | --tokenizer FILE) --decode ID,ID,...\n"
-	    "       moecard tokenize (--model DIR | --tokenizer FILE) --bench FILE [--seconds S]\n"
-	    "  --json      print {\"ids\", \"tokens\", \"pieces\"}\n"
-	    "  --no-bos    do not add BOS/EOS from tokenizer_config.json\n"
-	    "  --bench     encode FILE repeatedly on one thread and print MB/s\n");
+	fprintf(f, "usage: moecard tokenize (--model DIR | --tokenizer FILE) (--text T | --file F) "
+		   "[--json] [--no-bos]\n"
+		   "       moecard tokenize (--model DIR | --tokenizer FILE) --decode ID,ID,...\n"
+		   "       moecard tokenize (--model DIR | --tokenizer FILE) --bench FILE "
+		   "[--seconds S]\n");
+	cli_help_rows(f, tok_help, sizeof tok_help / sizeof tok_help[0]);
 }
 
 /* The whole file into a malloc'd buffer (cli_opts.h). */
@@ -166,9 +178,10 @@ int cli_tokenize(int argc, char **argv)
 			bench_file = argv[++i];
 		else if (!strcmp(a, "--decode") && has)
 			decode = argv[++i];
-		else if (!strcmp(a, "--seconds") && has)
-			secs = atof(argv[++i]);
-		else if (!strcmp(a, "--json"))
+		else if (!strcmp(a, "--seconds") && has) {
+			if (cli_number("tokenize", a, argv[++i], 0.01, 3600, &secs))
+				return 2;
+		} else if (!strcmp(a, "--json"))
 			json = 1;
 		else if (!strcmp(a, "--no-bos"))
 			no_bos = 1;

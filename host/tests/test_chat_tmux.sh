@@ -2,7 +2,8 @@
 # test_chat_tmux.sh - `moecard chat` on a real terminal (tmux): the banner; Ctrl-C in the middle of
 # a reply stops it ("[stopped]") and returns to the prompt, and the next message works; /help lists
 # the commands; an unknown /command is refused, not sent to the model; no control token
-# ("<｜User｜>" ...) reaches the screen; Ctrl-D exits 0. Skips without tmux.
+# ("<｜User｜>" ...) reaches the screen; the line editor (libedit) edits a line (Backspace, Left)
+# and Up recalls the session's lines; Ctrl-D exits 0. Skips without tmux.
 set -u
 M=${MOECARD:-build/moecard}
 pass=0; fail=0
@@ -54,6 +55,16 @@ tmux send-keys -t "$S" C-c
 if wait_for "[stopped]" 2; then ok; else bad "the second Ctrl-C: $(screen | tail -3)"; fi
 tmux send-keys -t "$S" "/stats" Enter
 if wait_for "2 turns"; then ok; else bad "/stats after two stopped replies: $(screen | grep stats)"; fi
+# line editing: "/hepl" mended with two Backspaces, "/sats" with three Lefts and a "t"
+tmux send-keys -t "$S" "/hepl" BSpace BSpace "lp" Enter
+if wait_for "[commands]" 3; then ok; else bad "Backspace editing: $(screen | tail -3)"; fi
+tmux send-keys -t "$S" "/sats" Left Left Left "t" Enter
+if wait_for "2 turns" 2; then ok; else bad "Left-arrow editing: $(screen | tail -3)"; fi
+# history: Up twice is "/help" (the line before the last), Up once more then Down is "/stats"
+tmux send-keys -t "$S" Up Up Enter
+if wait_for "[commands]" 4; then ok; else bad "Up Up did not recall /help: $(screen | tail -3)"; fi
+tmux send-keys -t "$S" Up Up Up Down Enter
+if wait_for "2 turns" 3; then ok; else bad "Up/Down did not recall /stats: $(screen | tail -3)"; fi
 if screen | grep -qF "｜"; then bad "a control token reached the screen: $(screen | grep -F "｜" | head -2)"; else ok; fi
 tmux send-keys -t "$S" C-d
 if wait_for "EXIT=0"; then ok; else bad "Ctrl-D did not exit 0: $(screen | tail -3) $(cat "$W/err")"; fi

@@ -96,6 +96,12 @@ t 1 "$W/none.txt: No such file" perplexity --model "$D" --file "$W/none.txt"
 t 2 "--slots: expected N >= 1 or P% \(0..100\], got '200%'" cache-sim --trace "$W/x.trace" --slots 200%
 t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots 2.5
 t 2 "--slots: expected N >= 1 or P%" cache-sim --trace "$W/x.trace" --slots abc
+t 2 "--host-gbps: expected a number, got 'abc'" cache-sim --trace "$W/x.trace" --host-gbps abc
+t 2 "--link-gbps: expected 0.001..1e\\+06, got '-1'" cache-sim --trace "$W/x.trace" --link-gbps -1
+t 2 "--cpu-tok-s: expected a number, got '5x'" cache-sim --trace "$W/x.trace" --cpu-tok-s 5x
+t 2 "--seconds: expected 0.01..3600, got '0'" tokenize --model "$D" --bench "$W/t.txt" --seconds 0
+t 2 "--seed: \"-5\" is not a number" gen --out "$W/g" --preset tiny --seed -5
+t 2 "--expert-host-gbps: expected a number, got '2x'" run --model "$D" --prompt hi --backend emu --expert-slots 50% --expert-host-gbps 2x
 
 t 2 "info: --ctx: expected 1.." info --model "$D" --board "$B/board/u55c.dtb" --ctx 5x
 j=$("$M" info --model "$D" --json)
@@ -133,6 +139,14 @@ fi
 # a generated model says its weights are random
 if "$M" info --model "$D" | head -n 1 | grep -q "random weights (moecard gen)"; then pass=$((pass + 1))
 else fail=$((fail + 1)); echo "FAIL info does not mark the random model: $("$M" info --model "$D" | head -n 1)"; fi
+
+# every command's --help: exit 0, an options list, each option with its default in brackets
+for c in $("$M" --help | awk '/^commands:/ {f=1; next} f && /^  [a-z]/ {print $1}'); do
+  h=$("$M" "$c" --help 2>&1); rc=$?
+  nodef=$(echo "$h" | awk '/^options:/ {f=1; next} f && /^  -/ && !/\]$/')
+  if [ $rc = 0 ] && echo "$h" | grep -q '^options:' && [ -z "$nodef" ]; then pass=$((pass + 1))
+  else fail=$((fail + 1)); echo "FAIL $c --help (exit $rc): ${nodef:-no options list}"; fi
+done
 
 # commands
 t 2 "unknown command 'frobnicate'" frobnicate
