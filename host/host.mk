@@ -4,7 +4,7 @@
 #   engine/ the engine interface (host engine or card scheduler)   decode/ token loop, sampling, MTP
 #   sched/ the card scheduler and the expert cache   backend/ card backends (ref, emu, xrt)
 #   tools/ the test-checkpoint writer   util/ errors, .npy   cli/ the moecard command line
-HOST_DIRS := load text model engine decode sched backend tools util cli
+HOST_DIRS := load text model engine decode sched backend tools util serve cli
 HOST_SRCS := $(filter-out host/cli/main.c,$(foreach d,$(HOST_DIRS),$(wildcard host/$(d)/*.c)))
 LIB_SRCS  += $(HOST_SRCS)
 BINS      += $(B)/moecard
@@ -32,4 +32,4 @@ $(B)/moecard.1: $(B)/moecard tools/man.sh
 	@$(if $(Q),echo "  MAN     $@")
 	$(Q)tools/man.sh $(B)/moecard >$@.part && mv $@.part $@
 ALL_EXTRA += $(B)/moecard.1
-LDLIBS += -lpcre2-8 -lfdt -ledit
+LDLIBS += -lpcre2-8 -lfdt -ledit -lmicrohttpd

@@ -37,10 +37,11 @@ struct cli_opt {
 #define RUN CLI_SET_RUN
 #define ALL (CLI_SET_RUN | CLI_SET_CHAT)
 #define PPL CLI_SET_PPL
+#define SRV CLI_SET_SERVE
 #define AT(f) offsetof(struct cli_opts, f)
 
 static const struct cli_opt cli_opt_table[] = {
-    {"--model", CLI_STR, ALL | PPL, AT(model), 0, "DIR",
+    {"--model", CLI_STR, ALL | PPL | SRV, AT(model), 0, "DIR",
      "the checkpoint folder (config.json, safetensors, tokenizer)", "required"},
     {"--prompt", CLI_STR, RUN, AT(prompt), 0, "TEXT",
      "the input text (BOS as tokenizer_config.json says)", "--prompt or --tokens"},
@@ -49,13 +50,13 @@ static const struct cli_opt cli_opt_table[] = {
      "--prompt or --tokens"},
     {"-n", CLI_INT, ALL, AT(n), 0, "N", "tokens to generate (chat: per reply; 0 = only the dumps)",
      "run 16, chat 256"},
-    {"--backend", CLI_STR, ALL | PPL, AT(backend), 0, "cpu|emu|xrt",
+    {"--backend", CLI_STR, ALL | PPL | SRV, AT(backend), 0, "cpu|emu|xrt",
      "the engine: host CPU, emulated card, real card", "cpu"},
-    {"--act", CLI_STR, ALL | PPL, AT(act), 0, "fp8|none",
+    {"--act", CLI_STR, ALL | PPL | SRV, AT(act), 0, "fp8|none",
      "FP8 activations or the f32 reference (emu/xrt: fp8)", "fp8 for dynamic FP8 checkpoints"},
-    {"--board", CLI_STR, RUN | PPL, AT(board), 0, "FILE.dtb", "the card's board tree (emu, xrt)",
+    {"--board", CLI_STR, RUN | PPL | SRV, AT(board), 0, "FILE.dtb", "the card's board tree (emu, xrt)",
      "$MOECARD_BOARD, else board/emu.dtb"},
-    {"--xclbin", CLI_STR, RUN | PPL, AT(xclbin), 0, "F", "the FPGA image (xrt)",
+    {"--xclbin", CLI_STR, RUN | PPL | SRV, AT(xclbin), 0, "F", "the FPGA image (xrt)",
      "$MOECARD_XCLBIN, else from the board"},
     {"--dump-logits", CLI_STR, RUN, AT(dump_logits), 0, "F.npy",
      "float32 logits, one row per prompt token", "off"},
@@ -77,19 +78,19 @@ static const struct cli_opt cli_opt_table[] = {
      "the modeled host expert rate, GB/s", "measured at open"},
     {"--expert-events", CLI_STR, RUN, AT(ex.expert_events), 0, "F.jsonl",
      "every expert-cache decision", "off"},
-    {"--kv-format", CLI_STR, ALL | PPL, AT(ex.kv_format), 0, "f32|bf16|fp8",
+    {"--kv-format", CLI_STR, ALL | PPL | SRV, AT(ex.kv_format), 0, "f32|bf16|fp8",
      "the card's KV cache format", "f32"},
-    {"--attn-datapath", CLI_STR, ALL | PPL, AT(ex.attn_datapath), 0, "f32|fp8",
+    {"--attn-datapath", CLI_STR, ALL | PPL | SRV, AT(ex.attn_datapath), 0, "f32|fp8",
      "the card attention's datapath", "f32"},
     {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},
     {"--spec", CLI_SPEC, ALL, 0, 0, "mtp|none",
      "MTP speculative decoding (greedy output unchanged)", "mtp with an MTP layer"},
     {"--spec-depth", CLI_DEPTH, ALL, 0, 0, "N", "chained MTP drafts per verify, 1..6", "1"},
-    {"--threads", CLI_INT, ALL | PPL, AT(threads), 0, "N", "host threads (0 = all online CPUs)",
+    {"--threads", CLI_INT, ALL | PPL | SRV, AT(threads), 0, "N", "host threads (0 = all online CPUs)",
      "all"},
-    {"--ctx", CLI_INT, ALL | PPL, AT(ctx), 1, "N", "KV capacity in tokens (perplexity: the window)",
-     "run: what it needs; chat 4096; perplexity 256"},
-    {"--attn", CLI_ATTN, RUN | PPL, 0, 0, "absorbed|naive", "MLA form on the cpu engine",
+    {"--ctx", CLI_INT, ALL | PPL | SRV, AT(ctx), 1, "N", "KV capacity in tokens (perplexity: the window)",
+     "run: what it needs; chat 4096; perplexity 256; serve 4096 or the model's limit"},
+    {"--attn", CLI_ATTN, RUN | PPL | SRV, 0, 0, "absorbed|naive", "MLA form on the cpu engine",
      "absorbed"},
     {"--prompt-len", CLI_INT, RUN, AT(prompt_len), 1, "N", "bench: prompt tokens", "64"},
     {"--gen", CLI_INT, RUN, AT(gen), 0, "N", "bench: decoded tokens", "32"},
@@ -102,7 +103,7 @@ static const struct cli_opt cli_opt_table[] = {
      "off"},
     {"--stats", CLI_FLAG, RUN, AT(stats), 0, "", "summary line and the engine's figures on stderr",
      "off"},
-    {"--quiet", CLI_FLAG, RUN | PPL, AT(quiet), 0, "",
+    {"--quiet", CLI_FLAG, RUN | PPL | SRV, AT(quiet), 0, "",
      "no progress bars, notices or terminal summary", "off"},
     {"--temp", CLI_SAMPLING, ALL, 0, 0, "T", "sampling temperature (0 = greedy)", "0"},
     {"--top-k", CLI_SAMPLING, ALL, 0, 0, "K", "keep the K most likely tokens (0 = off)", "off"},
@@ -111,11 +112,32 @@ static const struct cli_opt cli_opt_table[] = {
     {"--repeat-penalty", CLI_SAMPLING, ALL, 0, 0, "R",
      "penalize tokens among the last 64 (1 = off)", "off"},
     {"--seed", CLI_SAMPLING, ALL, 0, 0, "S", "sampler seed", "1"},
+    {"--host", CLI_STR, SRV, AT(host), 0, "ADDR", "serve: the IPv4 address to listen on",
+     "127.0.0.1"},
+    {"--port", CLI_INT, SRV, AT(port), 0, "N", "serve: the TCP port (0 = any free one)", "8080"},
+    {"--api-key", CLI_STR, SRV, AT(api_key), 0, "KEY",
+     "serve: require Authorization: Bearer KEY on /v1/", "$MOECARD_API_KEY, else none"},
+    {"--name", CLI_STR, SRV, AT(name), 0, "ID", "serve: the model id clients send",
+     "the model folder's name"},
+    {"--max-batch", CLI_INT, SRV, AT(max_batch), 1, "B",
+     "serve: sequences running at once (KV slots; 1 on a card)", "cpu 4, card 1"},
+    {"--max-queue", CLI_INT, SRV, AT(max_queue), 0, "Q", "serve: waiting requests before 429",
+     "64"},
+    {"--max-conns", CLI_INT, SRV, AT(max_conns), 1, "N", "serve: open connections", "256"},
+    {"--max-tokens", CLI_INT, SRV, AT(max_tokens), 1, "N",
+     "serve: the most tokens a request may generate", "the context"},
+    {"--max-body-kb", CLI_INT, SRV, AT(max_body_kb), 1, "KB",
+     "serve: request bodies larger are refused (413)", "1024"},
+    {"--timeout", CLI_INT, SRV, AT(timeout), 1, "S",
+     "serve: close a connection idle this long", "30"},
+    {"--drain", CLI_INT, SRV, AT(drain), 0, "S",
+     "serve: on SIGTERM, seconds to finish running requests", "10"},
 };
 
 #undef RUN
 #undef ALL
 #undef PPL
+#undef SRV
 #undef AT
 
 void cli_opts_init(struct cli_opts *a)

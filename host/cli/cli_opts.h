@@ -17,6 +17,7 @@
 #define CLI_SET_RUN 1u /* run and bench */
 #define CLI_SET_CHAT 2u
 #define CLI_SET_PPL 4u /* perplexity */
+#define CLI_SET_SERVE 8u
 
 struct cli_opts {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
@@ -37,6 +38,9 @@ struct cli_opts {
 	const char *stops[CLI_MAX_STOPS]; /* --stop STR... */
 	int n_stops;
 	struct gen_sampling smp; /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
+	/* serve */
+	const char *host, *api_key, *name;
+	int port, max_batch, max_queue, max_conns, timeout, drain, max_tokens, max_body_kb;
 };
 
 /* A command that parses its options with cli_opts_parse. */
@@ -94,5 +98,15 @@ struct engine;
  */
 int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
 		   int batch);
+
+/* cli_load_ckpt - the first part of cli_open_model: opens and loads a->model (a progress bar on a
+ * terminal, the random-weights notice). 0 or 1 (printed). */
+int cli_load_ckpt(const struct cli_opts *a, struct ckpt *ck);
+
+/* cli_engine_open - the engine part of cli_open_model on an open checkpoint: a->backend with
+ * max_seq positions (at least need_seq, at most max_position_embeddings) and batches of `batch`.
+ * 0, 1 or 2 as cli_open_model, the error printed. */
+int cli_engine_open(const struct cli_opts *a, const struct ckpt *ck, struct engine *m, int max_seq,
+		    int need_seq, int batch);
 
 #endif

@@ -160,8 +160,47 @@ static int cli_check_writable(const char *path)
 }
 
 /* Loads the checkpoint and builds the engine (cli_opts.h). */
-int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
-		   int batch)
+int cli_engine_open(const struct cli_opts *a, const struct ckpt *ck, struct engine *m, int max_seq,
+		    int need_seq, int batch)
+{
+	char err[512];
+	struct model_opts o = {0};
+	if (a->act)
+		o.act_fp8 = !strcmp(a->act, "fp8");
+	else
+		o.act_fp8 = ck->w.fp8 && ck->cfg.quantization_config.present &&
+			    ck->cfg.quantization_config.dynamic;
+	o.naive_attn = a->naive;
+	o.n_threads = a->threads;
+	o.max_seq = max_seq;
+	o.max_batch = batch;
+	if (o.max_seq < need_seq) {
+		fprintf(stderr, "moecard: --ctx %d: the run needs %d positions\n", o.max_seq,
+			need_seq);
+		return 1;
+	}
+	if (o.max_seq > ck->cfg.max_position_embeddings) {
+		fprintf(
+		    stderr,
+		    "moecard: %s/config.json: max_position_embeddings: the run needs %d positions "
+		    "(--ctx, or the prompt and -n), the model has %d\n",
+		    a->model, o.max_seq, ck->cfg.max_position_embeddings);
+		return 2;
+	}
+	struct engine_extra x = a->ex;
+	x.board = a->board;
+	x.profile = a->profile;
+	x.expert_trace = a->expert_trace;
+	x.xclbin = a->xclbin;
+	int r = engine_open(m, a->backend, ck, &o, &x, err, sizeof err);
+	if (r) {
+		fprintf(stderr, "moecard: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+int cli_load_ckpt(const struct cli_opts *a, struct ckpt *ck)
 {
 	char err[512];
 	if (a->profile && cli_check_writable(a->profile))
@@ -178,41 +217,20 @@ int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, 
 			"moecard: %s: random weights (written by moecard gen): the text is "
 			"noise\n",
 			a->model);
-	struct model_opts o = {0};
-	if (a->act)
-		o.act_fp8 = !strcmp(a->act, "fp8");
-	else
-		o.act_fp8 = ck->w.fp8 && ck->cfg.quantization_config.present &&
-			    ck->cfg.quantization_config.dynamic;
-	o.naive_attn = a->naive;
-	o.n_threads = a->threads;
-	o.max_seq = a->ctx > 0 ? a->ctx : need_seq;
-	o.max_batch = batch;
-	if (o.max_seq < need_seq) {
-		fprintf(stderr, "moecard: --ctx %d: the run needs %d positions\n", o.max_seq,
-			need_seq);
-		ckpt_close(ck);
-		return 1;
-	}
-	if (o.max_seq > ck->cfg.max_position_embeddings) {
-		fprintf(
-		    stderr,
-		    "moecard: %s/config.json: max_position_embeddings: the run needs %d positions "
-		    "(--ctx, or the prompt and -n), the model has %d\n",
-		    a->model, o.max_seq, ck->cfg.max_position_embeddings);
-		ckpt_close(ck);
-		return 2;
-	}
-	struct engine_extra x = a->ex;
-	x.board = a->board;
-	x.profile = a->profile;
-	x.expert_trace = a->expert_trace;
-	x.xclbin = a->xclbin;
-	r = engine_open(m, a->backend, ck, &o, &x, err, sizeof err);
+	return 0;
+}
+
+int cli_open_model(const struct cli_opts *a, struct ckpt *ck, struct engine *m, int need_seq,
+		   int batch)
+{
+	char err[512];
+	int r = cli_load_ckpt(a, ck);
+	if (r)
+		return r;
+	r = cli_engine_open(a, ck, m, a->ctx > 0 ? a->ctx : need_seq, need_seq, batch);
 	if (r) {
-		fprintf(stderr, "moecard: %s\n", err);
 		ckpt_close(ck);
-		return 1;
+		return r;
 	}
 	const char *noop = getenv("MOECARD_XRT_NOOP"), *em = getenv("XCL_EMULATION_MODE");
 	if (!strcmp(a->backend, "xrt") &&

@@ -31,6 +31,8 @@ static const struct {
     {"chat", cli_chat, "interactive chat (stdin, streams; /reset /stats /quit): --model DIR"},
     {"perplexity", cli_perplexity,
      "perplexity of a text file: --model DIR --file F [--ctx N] [--backend cpu|emu]"},
+    {"serve", cli_serve,
+     "OpenAI-compatible HTTP server (streaming, queue, /metrics): --model DIR [--port N]"},
     {"devices", cli_devices, "the accelerator cards of this host, their shells and board trees"},
     {"cache-sim", cli_cache_sim,
      "replay an expert routing trace under every cache policy: --trace F"},

@@ -1,0 +1,163 @@
+/*
+ * cli_serve.c - `moecard serve --model DIR [options]`: loads the model and its tokenizer, opens
+ * one engine per sequence slot (--max-batch; each its own KV cache over the shared weights) and
+ * runs the OpenAI-compatible server of host/serve/serve.h until SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/cli_opts.h"
+#include "load/ckpt.h"
+#include "serve/serve.h"
+#include "text/tokenizer.h"
+
+#define SERVE_MAX_SLOTS 64
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f, "usage: moecard serve --model DIR [options]\n"
+		   "  POST /v1/chat/completions, POST /v1/completions (stream or not),\n"
+		   "  GET /v1/models, /health, /metrics (Prometheus)\n");
+	cli_opts_help(f, CLI_SET_SERVE);
+}
+
+static int serve_check(const struct cli_opts *a)
+{
+	if (a->port > 65535) {
+		fprintf(stderr, "moecard: serve: --port: expected 0..65535, got %d\n", a->port);
+		return 2;
+	}
+	if (a->max_batch > SERVE_MAX_SLOTS) {
+		fprintf(stderr, "moecard: serve: --max-batch: at most %d, got %d\n",
+			SERVE_MAX_SLOTS, a->max_batch);
+		return 2;
+	}
+	if (a->max_batch > 1 && a->backend && strcmp(a->backend, "cpu")) {
+		fprintf(stderr,
+			"moecard: serve: --max-batch: a card runs one sequence at a time for now "
+			"(--backend %s: give 1)\n",
+			a->backend);
+		return 2;
+	}
+	if (a->max_body_kb > 1 << 20) {
+		fprintf(stderr, "moecard: serve: --max-body-kb: at most %d, got %d\n", 1 << 20,
+			a->max_body_kb);
+		return 2;
+	}
+	return 0;
+}
+
+static const struct cli_cmd serve_cmd = {"serve", CLI_SET_SERVE, 0, serve_usage, serve_check};
+
+/* The model id: --name, else the folder's last component. */
+static const char *serve_name(const struct cli_opts *a, char *buf, size_t n)
+{
+	if (a->name)
+		return a->name;
+	snprintf(buf, n, "%s", a->model);
+	size_t l = strlen(buf);
+	while (l > 1 && buf[l - 1] == '/')
+		buf[--l] = 0;
+	const char *s = strrchr(buf, '/');
+	return s ? s + 1 : buf;
+}
+
+int cli_serve(int argc, char **argv)
+{
+	struct cli_opts a;
+	cli_opts_init(&a);
+	a.host = "127.0.0.1";
+	a.port = 8080;
+	a.max_queue = 64;
+	a.max_conns = 256;
+	a.max_body_kb = 1024;
+	a.timeout = 30;
+	a.drain = 10;
+	int r = cli_opts_parse(argc, argv, &serve_cmd, &a);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (!a.max_batch)
+		a.max_batch = strcmp(a.backend, "cpu") ? 1 : 4;
+	if (!a.api_key)
+		a.api_key = getenv("MOECARD_API_KEY");
+	if (a.api_key && !*a.api_key)
+		a.api_key = NULL;
+
+	/* SIGTERM and SIGINT go to serve_wait's sigwait: blocked in every thread from here on */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char name[256], err[512];
+	struct serve_opts so = {
+	    .host = a.host,
+	    .port = a.port,
+	    .api_key = a.api_key,
+	    .name = serve_name(&a, name, sizeof name),
+	    .backend = a.backend,
+	    .max_queue = a.max_queue,
+	    .max_conns = a.max_conns,
+	    .timeout_s = a.timeout,
+	    .drain_s = a.drain,
+	    .chunk = 64,
+	    .max_body = (size_t)a.max_body_kb * 1024,
+	    .quiet = a.quiet,
+	};
+	struct serve *s = NULL;
+	if (serve_start(&so, &s, err, sizeof err)) {
+		fprintf(stderr, "moecard: serve: %s\n", err);
+		return 1;
+	}
+	struct ckpt ck;
+	struct tokenizer *tok = NULL;
+	struct engine eng[SERVE_MAX_SLOTS];
+	struct engine *ep[SERVE_MAX_SLOTS];
+	int n_eng = 0, rc = 1;
+	if (cli_load_ckpt(&a, &ck)) {
+		serve_free(s);
+		return 1;
+	}
+	if ((r = tokenizer_load(a.model, &tok, err, sizeof err))) {
+		fprintf(stderr, "moecard: serve: %s\n", err);
+		goto out;
+	}
+	int ctx = a.ctx > 0 ? a.ctx
+		  : ck.cfg.max_position_embeddings < 4096 ? ck.cfg.max_position_embeddings
+							  : 4096;
+	if (a.max_tokens > ctx) {
+		fprintf(stderr, "moecard: serve: --max-tokens %d: more than the context (%d)\n",
+			a.max_tokens, ctx);
+		rc = 2;
+		goto out;
+	}
+	for (; n_eng < a.max_batch; n_eng++) {
+		if ((r = cli_engine_open(&a, &ck, &eng[n_eng], ctx, 2, so.chunk))) {
+			rc = r;
+			goto out;
+		}
+		ep[n_eng] = &eng[n_eng];
+	}
+	int eos = tokenizer_eos_id(tok);
+	if (eos < 0)
+		eos = ck.cfg.eos_token_id;
+	if (serve_attach(s, ep, n_eng, tok, eos, a.max_tokens ? a.max_tokens : ctx, err,
+			 sizeof err)) {
+		fprintf(stderr, "moecard: serve: %s\n", err);
+		goto out;
+	}
+	rc = serve_wait(s);
+	s = NULL; /* serve_wait freed it */
+out:
+	serve_free(s);
+	for (int i = 0; i < n_eng; i++)
+		engine_free(&eng[i]);
+	tokenizer_free(tok);
+	ckpt_close(&ck);
+	return rc;
+}

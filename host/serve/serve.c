@@ -1,0 +1,1081 @@
+/*
+ * serve.c - `moecard serve` (serve.h): the HTTP front (libmicrohttpd), the request life cycle and
+ * the scheduler thread.
+ *
+ * Locking: one mutex (s->mu) guards the queue, the slots' request pointers and every request's
+ * output and state; s->out_cv is broadcast whenever a request got text or ended, s->work_cv when
+ * the scheduler has something new. The scheduler never holds s->mu during an engine call. The
+ * tokenizer's encoder is not reentrant: s->tok_mu serializes encodes (decoding is read-only).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "decode/generate.h"
+#include "serve/serve.h"
+#include "serve/serve_metrics.h"
+#include "serve/serve_req.h"
+#include "text/chat_template.h"
+
+/* A generation request, shared by its connection's thread and the scheduler (refs). */
+struct sreq {
+	struct serve_params p;
+	int32_t *ids; /* the prompt's tokens */
+	int n_ids;
+	int max_new;		    /* tokens it may generate */
+	char *out;		    /* text generated so far */
+	size_t out_len, out_cap;    /* (under mu) */
+	int n_gen;		    /* tokens generated */
+	int done;		    /* ended (finish or error) */
+	const char *finish;	    /* "stop" or "length" when done without error */
+	int err_status;		    /* an error after acceptance (500, 503) */
+	char err_msg[160];	    /* ... its message */
+	int cancelled;		    /* the client left, or shutdown */
+	int refs;		    /* connection + scheduler */
+	double t_arrive, t_first, t_last;
+	char id[48];
+	long long created;
+	struct sreq *next; /* the waiting queue */
+};
+
+/* A sequence slot: an engine with its own KV cache. */
+struct slot {
+	struct serve *s;
+	struct engine *e;
+	struct gen g;
+	struct gen_text tx;
+	FILE *f; /* gen_text writes here: appends to r->out */
+	struct sreq *r;
+	int fed; /* prompt tokens appended */
+};
+
+struct serve {
+	struct serve_opts o;
+	struct MHD_Daemon *d;
+	int port;
+	pthread_mutex_t mu, tok_mu;
+	pthread_cond_t out_cv, work_cv;
+	struct sreq *q_head, *q_tail;
+	int q_len;
+	struct slot *slots;
+	int n_slots;
+	struct tokenizer *tok;
+	int eos;
+	int ready, draining, stopping;
+	int inflight; /* generation requests whose connection has not completed */
+	pthread_t sched;
+	int sched_on;
+	struct serve_metrics m;
+	unsigned long long next_id;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void req_unref(struct serve *s, struct sreq *r)
+{
+	(void)s;
+	if (--r->refs > 0)
+		return;
+	serve_params_free(&r->p);
+	free(r->ids);
+	free(r->out);
+	free(r);
+}
+
+/* --- the scheduler ---------------------------------------------------------------------- */
+
+/* gen_text's output: appends to the slot's request (fopencookie write). */
+static ssize_t slot_write(void *cookie, const char *buf, size_t n)
+{
+	struct slot *sl = cookie;
+	struct serve *s = sl->s;
+	pthread_mutex_lock(&s->mu);
+	struct sreq *r = sl->r;
+	if (r && n) {
+		if (r->out_len + n + 1 > r->out_cap) {
+			size_t nc = (r->out_len + n + 1) * 2;
+			char *nb = realloc(r->out, nc);
+			if (!nb) {
+				pthread_mutex_unlock(&s->mu);
+				return -1;
+			}
+			r->out = nb;
+			r->out_cap = nc;
+		}
+		memcpy(r->out + r->out_len, buf, n);
+		r->out_len += n;
+		r->out[r->out_len] = 0;
+		pthread_cond_broadcast(&s->out_cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return (ssize_t)n;
+}
+
+/* Ends the slot's request (mu not held): its status, the metrics, the slot freed. */
+static void slot_end(struct slot *sl, const char *finish, int status, const char *msg)
+{
+	struct serve *s = sl->s;
+	if (!status)
+		gen_text_finish(&sl->tx, sl->f);
+	fflush(sl->f);
+	pthread_mutex_lock(&s->mu);
+	struct sreq *r = sl->r;
+	r->done = 1;
+	r->finish = finish;
+	if (status) {
+		r->err_status = status;
+		snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
+	}
+	pthread_mutex_lock(&s->m.mu);
+	s->m.running--;
+	s->m.kv_slots_used--;
+	if (r->cancelled)
+		s->m.cancelled++;
+	else if (!status)
+		serve_hist_observe(&s->m.duration, now_s() - r->t_arrive);
+	pthread_mutex_unlock(&s->m.mu);
+	sl->r = NULL;
+	req_unref(s, r);
+	pthread_cond_broadcast(&s->out_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Starts request r on slot sl (mu held): a fresh conversation with r's sampling. */
+static int slot_begin(struct slot *sl, struct sreq *r)
+{
+	struct serve *s = sl->s;
+	sl->r = r;
+	sl->fed = 0;
+	gen_rollback(&sl->g, 0);
+	gen_stats_reset(&sl->g);
+	struct gen_sampling sm;
+	gen_sampling_default(&sm);
+	sm.temp = (float)r->p.temperature;
+	sm.top_p = (float)r->p.top_p;
+	sm.seed = r->p.has_seed ? r->p.seed : 0x9e3779b97f4a7c15ull ^ (uint64_t)(now_s() * 1e9);
+	sl->g.o.s = sm;
+	sl->g.rng = sm.seed ? sm.seed : 0x853c49e6748fea9bull;
+	gen_text_free(&sl->tx);
+	int rc = gen_text_init(&sl->tx, s->tok, (const char *const *)r->p.stops, r->p.n_stops);
+	pthread_mutex_lock(&s->m.mu);
+	s->m.running++;
+	s->m.kv_slots_used++;
+	s->m.queue_depth = s->q_len;
+	pthread_mutex_unlock(&s->m.mu);
+	return rc;
+}
+
+static void busy_add(struct serve *s, double dt, int forwards)
+{
+	pthread_mutex_lock(&s->m.mu);
+	s->m.engine_busy_s += dt;
+	s->m.forwards += (uint64_t)forwards;
+	pthread_mutex_unlock(&s->m.mu);
+}
+
+/* One step of the slot's sequence: a prefill chunk, or one decode step. mu not held. */
+static void slot_advance(struct slot *sl)
+{
+	struct serve *s = sl->s;
+	struct sreq *r = sl->r;
+	pthread_mutex_lock(&s->mu);
+	int cancelled = r->cancelled;
+	pthread_mutex_unlock(&s->mu);
+	if (cancelled) {
+		slot_end(sl, NULL, 499, "cancelled (the client left, or the server shut down)");
+		return;
+	}
+	double t0 = now_s();
+	if (sl->fed < r->n_ids) {
+		int n = r->n_ids - sl->fed;
+		if (n > s->o.chunk)
+			n = s->o.chunk;
+		int rc = gen_append(&sl->g, r->ids + sl->fed, n);
+		if (!rc)
+			rc = gen_sync(&sl->g);
+		busy_add(s, now_s() - t0, 1);
+		if (rc) {
+			slot_end(sl, NULL, 500, strerror(-rc));
+			return;
+		}
+		sl->fed += n;
+		pthread_mutex_lock(&s->m.mu);
+		s->m.prompt_tokens += (uint64_t)n;
+		pthread_mutex_unlock(&s->m.mu);
+		return;
+	}
+	int out[8], n_out = 0;
+	int rc = gen_step(&sl->g, out, &n_out);
+	double t1 = now_s();
+	busy_add(s, t1 - t0, 1);
+	if (rc) {
+		slot_end(sl, NULL, 500, strerror(-rc));
+		return;
+	}
+	for (int i = 0; i < n_out; i++) {
+		if (out[i] == s->eos) {
+			slot_end(sl, "stop", 0, NULL);
+			return;
+		}
+		int st = gen_text_push(&sl->tx, out[i], sl->f);
+		pthread_mutex_lock(&s->mu);
+		r->n_gen++;
+		pthread_mutex_lock(&s->m.mu);
+		s->m.gen_tokens++;
+		if (r->n_gen == 1)
+			serve_hist_observe(&s->m.ttft, t1 - r->t_arrive);
+		else
+			serve_hist_observe(&s->m.itl, t1 - r->t_last);
+		pthread_mutex_unlock(&s->m.mu);
+		if (r->n_gen == 1)
+			r->t_first = t1;
+		r->t_last = t1;
+		int full = r->n_gen >= r->max_new;
+		pthread_mutex_unlock(&s->mu);
+		if (st < 0) {
+			slot_end(sl, NULL, 500, strerror(-st));
+			return;
+		}
+		if (st == 1) {
+			slot_end(sl, "stop", 0, NULL);
+			return;
+		}
+		if (full) {
+			slot_end(sl, "length", 0, NULL);
+			return;
+		}
+	}
+}
+
+static void *sched_main(void *arg)
+{
+	struct serve *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		int busy = 0;
+		for (int i = 0; i < s->n_slots; i++) {
+			struct slot *sl = &s->slots[i];
+			if (!sl->r && s->q_head) {
+				struct sreq *r = s->q_head;
+				s->q_head = r->next;
+				if (!s->q_head)
+					s->q_tail = NULL;
+				s->q_len--;
+				if (slot_begin(sl, r)) {
+					r->done = 1;
+					r->err_status = 500;
+					snprintf(r->err_msg, sizeof r->err_msg, "out of memory");
+					sl->r = NULL;
+					pthread_mutex_lock(&s->m.mu);
+					s->m.running--;
+					s->m.kv_slots_used--;
+					pthread_mutex_unlock(&s->m.mu);
+					req_unref(s, r);
+					pthread_cond_broadcast(&s->out_cv);
+				}
+			}
+			busy += sl->r != NULL;
+		}
+		pthread_mutex_lock(&s->m.mu);
+		s->m.queue_depth = s->q_len;
+		pthread_mutex_unlock(&s->m.mu);
+		if (!busy) {
+			if (s->stopping)
+				break;
+			pthread_cond_wait(&s->work_cv, &s->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&s->mu);
+		/* every running sequence advances one step: sequences join and leave between steps */
+		for (int i = 0; i < s->n_slots; i++)
+			if (s->slots[i].r)
+				slot_advance(&s->slots[i]);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* --- HTTP ------------------------------------------------------------------------------- */
+
+/* Per connection: the request body as it arrives. */
+struct conn {
+	char *body;
+	size_t len, cap;
+	int too_big;
+	int endpoint;
+	int gen; /* a generation request was queued: counted in s->inflight until completed */
+};
+
+static enum MHD_Result send_buf(struct serve *s, struct MHD_Connection *c, int endpoint,
+				int status, const char *type, char *body, int retry_after)
+{
+	struct MHD_Response *rsp =
+	    MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!rsp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(rsp, "Content-Type", type);
+	if (retry_after)
+		MHD_add_response_header(rsp, "Retry-After", "1");
+	enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, rsp);
+	MHD_destroy_response(rsp);
+	serve_metrics_request(&s->m, endpoint, status);
+	return ok;
+}
+
+static enum MHD_Result send_json(struct serve *s, struct MHD_Connection *c, int endpoint,
+				 int status, json_t *j, int retry_after)
+{
+	char *body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!body)
+		return MHD_NO;
+	return send_buf(s, c, endpoint, status, "application/json", body, retry_after);
+}
+
+static const char *err_type(int status)
+{
+	switch (status) {
+	case 401:
+		return "authentication_error";
+	case 404:
+		return "not_found_error";
+	case 429:
+		return "rate_limit_error";
+	case 500:
+	case 503:
+		return "server_error";
+	default:
+		return "invalid_request_error";
+	}
+}
+
+/* OpenAI's error object. */
+static json_t *err_json(int status, const char *msg, const char *param, const char *code)
+{
+	return json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg, "type",
+			 err_type(status), "param", param, "code", code);
+}
+
+static enum MHD_Result send_err(struct serve *s, struct MHD_Connection *c, int endpoint,
+				int status, const char *msg, const char *param, const char *code)
+{
+	return send_json(s, c, endpoint, status, err_json(status, msg, param, code), status == 429);
+}
+
+/* "Authorization: Bearer KEY", compared in time independent of where it differs. */
+static int auth_ok(const struct serve *s, struct MHD_Connection *c)
+{
+	if (!s->o.api_key)
+		return 1;
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *k = s->o.api_key;
+	if (!h || strncmp(h, "Bearer ", 7))
+		return 0;
+	h += 7;
+	size_t hl = strlen(h), kl = strlen(k);
+	unsigned char d = (unsigned char)(hl != kl);
+	for (size_t i = 0; i < kl; i++)
+		d |= (unsigned char)(k[i] ^ (i < hl ? h[i] : 0));
+	return d == 0;
+}
+
+/* The peer closed its end (a client that left). */
+static int peer_gone(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return 0;
+	struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+		return 1;
+	char b;
+	return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+static json_t *usage_json(const struct sreq *r)
+{
+	return json_pack("{s:i, s:i, s:i}", "prompt_tokens", r->n_ids, "completion_tokens",
+			 r->n_gen, "total_tokens", r->n_ids + r->n_gen);
+}
+
+/* A whole (non-streamed) answer. mu held. */
+static json_t *answer_json(const struct serve *s, const struct sreq *r)
+{
+	json_t *text = json_stringn(r->out ? r->out : "", r->out_len);
+	json_t *choice;
+	if (r->p.kind == SERVE_CHAT)
+		choice = json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0, "message", "role",
+				   "assistant", "content", text, "finish_reason", r->finish,
+				   "logprobs");
+	else
+		choice = json_pack("{s:i, s:o, s:s, s:n}", "index", 0, "text", text,
+				   "finish_reason", r->finish, "logprobs");
+	return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", r->id, "object",
+			 r->p.kind == SERVE_CHAT ? "chat.completion" : "text_completion",
+			 "created", (json_int_t)r->created, "model", s->o.name, "choices", choice,
+			 "usage", usage_json(r));
+}
+
+/* A streamed answer: the SSE events of one request. */
+struct stream {
+	struct serve *s;
+	struct sreq *r;
+	struct MHD_Connection *c;
+	size_t sent;   /* bytes of r->out already in events */
+	int phase;     /* 0 role chunk (chat), 1 text, 2 final chunk, 3 usage, 4 [DONE], 5 end */
+	char *pend;    /* an event not yet handed to MHD */
+	size_t pend_len, pend_off;
+};
+
+static int stream_event(struct stream *st, json_t *j)
+{
+	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!body)
+		return -ENOMEM;
+	size_t n = strlen(body);
+	free(st->pend);
+	st->pend = malloc(n + 9);
+	if (!st->pend) {
+		free(body);
+		return -ENOMEM;
+	}
+	memcpy(st->pend, "data: ", 6);
+	memcpy(st->pend + 6, body, n);
+	memcpy(st->pend + 6 + n, "\n\n", 3);
+	st->pend_len = n + 8;
+	st->pend_off = 0;
+	free(body);
+	return 0;
+}
+
+static void stream_raw(struct stream *st, const char *txt)
+{
+	free(st->pend);
+	st->pend = strdup(txt);
+	st->pend_len = st->pend ? strlen(txt) : 0;
+	st->pend_off = 0;
+}
+
+/* One chunk: text (or NULL), the finish reason (or NULL), the chat role chunk. mu held. */
+static json_t *chunk_json(const struct stream *st, const char *text, size_t n, const char *finish,
+			  int role)
+{
+	const struct sreq *r = st->r;
+	json_t *choice;
+	json_t *fin = finish ? json_string(finish) : json_null();
+	if (r->p.kind == SERVE_CHAT) {
+		json_t *delta = role ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
+			      : text  ? json_pack("{s:o}", "content", json_stringn(text, n))
+				      : json_object();
+		choice = json_pack("{s:i, s:o, s:o, s:n}", "index", 0, "delta", delta,
+				   "finish_reason", fin, "logprobs");
+	} else {
+		choice = json_pack("{s:i, s:o, s:o, s:n}", "index", 0, "text",
+				   json_stringn(text ? text : "", text ? n : 0), "finish_reason",
+				   fin, "logprobs");
+	}
+	return json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", r->id, "object",
+			 r->p.kind == SERVE_CHAT ? "chat.completion.chunk" : "text_completion",
+			 "created", (json_int_t)r->created, "model", st->s->o.name, "choices",
+			 choice);
+}
+
+/* Makes the next event (mu held). 0, 1 nothing yet (waited), -1 the stream must end. */
+static int stream_next(struct stream *st)
+{
+	struct serve *s = st->s;
+	struct sreq *r = st->r;
+	if (st->phase == 0) {
+		st->phase = 1;
+		if (r->p.kind == SERVE_CHAT)
+			return stream_event(st, chunk_json(st, NULL, 0, NULL, 1)) ? -1 : 0;
+	}
+	if (st->phase == 1) {
+		if (r->out_len > st->sent) {
+			int rc = stream_event(
+			    st, chunk_json(st, r->out + st->sent, r->out_len - st->sent, NULL, 0));
+			st->sent = r->out_len;
+			return rc ? -1 : 0;
+		}
+		if (!r->done) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&s->out_cv, &s->mu, &ts) == ETIMEDOUT) {
+				if (peer_gone(st->c))
+					return -1;
+				stream_raw(st, ": keep-alive\n\n"); /* an SSE comment */
+				return 0;
+			}
+			return 1;
+		}
+		st->phase = 2;
+		if (r->err_status) {
+			st->phase = 4;
+			return stream_event(st, err_json(r->err_status, r->err_msg, NULL, NULL))
+				   ? -1
+				   : 0;
+		}
+	}
+	if (st->phase == 2) {
+		st->phase = r->p.include_usage ? 3 : 4;
+		return stream_event(st, chunk_json(st, NULL, 0, r->finish, 0)) ? -1 : 0;
+	}
+	if (st->phase == 3) {
+		st->phase = 4;
+		json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", r->id, "object",
+				      r->p.kind == SERVE_CHAT ? "chat.completion.chunk"
+							      : "text_completion",
+				      "created", (json_int_t)r->created, "model", s->o.name,
+				      "choices", "usage", usage_json(r));
+		return stream_event(st, j) ? -1 : 0;
+	}
+	if (st->phase == 4) {
+		st->phase = 5;
+		stream_raw(st, "data: [DONE]\n\n");
+		return 0;
+	}
+	return -1;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct stream *st = cls;
+	struct serve *s = st->s;
+	pthread_mutex_lock(&s->mu);
+	while (st->pend_off >= st->pend_len) {
+		if (st->phase == 5) {
+			pthread_mutex_unlock(&s->mu);
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		int rc = stream_next(st);
+		if (rc < 0) {
+			st->r->cancelled |= !st->r->done;
+			pthread_cond_broadcast(&s->work_cv);
+			pthread_mutex_unlock(&s->mu);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	size_t n = st->pend_len - st->pend_off;
+	if (n > max)
+		n = max;
+	memcpy(buf, st->pend + st->pend_off, n);
+	st->pend_off += n;
+	pthread_mutex_unlock(&s->mu);
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *st = cls;
+	struct serve *s = st->s;
+	pthread_mutex_lock(&s->mu);
+	if (!st->r->done)
+		st->r->cancelled = 1; /* the connection ended first: the client left */
+	req_unref(s, st->r);
+	pthread_mutex_unlock(&s->mu);
+	free(st->pend);
+	free(st);
+}
+
+/* Tokenizes the request's prompt. 0, or an HTTP status with the error sent. */
+static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, struct conn *cn,
+				   enum serve_kind kind)
+{
+	int ep = cn->endpoint;
+	if (!s->ready || s->draining)
+		return send_err(s, c, ep, 503,
+				s->draining ? "the server is shutting down"
+					    : "the model is still loading",
+				NULL, NULL);
+	struct sreq *r = calloc(1, sizeof *r);
+	if (!r)
+		return send_err(s, c, ep, 500, "out of memory", NULL, NULL);
+	r->t_arrive = now_s();
+	int rc = serve_params_parse(cn->body ? cn->body : "", cn->len, kind, &r->p);
+	if (rc) {
+		enum MHD_Result res =
+		    rc == -ENOMEM ? send_err(s, c, ep, 500, "out of memory", NULL, NULL)
+				  : send_err(s, c, ep, 400, r->p.err, r->p.err_param, NULL);
+		free(r);
+		return res;
+	}
+	r->refs = 1;
+	enum MHD_Result res;
+	if (r->p.model && strcmp(r->p.model, s->o.name)) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "the model '%.80s' does not exist: this server has '%.80s'",
+			 r->p.model, s->o.name);
+		res = send_err(s, c, ep, 404, msg, "model", "model_not_found");
+		goto out;
+	}
+	size_t n_ids = 0;
+	pthread_mutex_lock(&s->tok_mu);
+	if (kind == SERVE_CHAT)
+		rc = chat_template_encode(s->tok, r->p.msgs, r->p.n_msgs, 1,
+					  CHAT_TEMPLATE_LITERAL_CONTENT, &r->ids, &n_ids);
+	else
+		rc = tokenizer_encode(s->tok, r->p.prompt, strlen(r->p.prompt),
+				      TOKENIZER_ENC_ADD_SPECIAL, &r->ids, &n_ids);
+	pthread_mutex_unlock(&s->tok_mu);
+	const char *pp = kind == SERVE_CHAT ? "messages" : "prompt";
+	if (rc) {
+		res = send_err(s, c, ep, 400, "the prompt could not be tokenized", pp, NULL);
+		goto out;
+	}
+	int ctx = s->slots[0].e->max_seq;
+	char msg[200];
+	if (n_ids < 1 || (long)n_ids >= ctx) {
+		snprintf(msg, sizeof msg,
+			 "the prompt has %zu tokens; this server's context is %d tokens", n_ids,
+			 ctx);
+		res = send_err(s, c, ep, 400, msg, pp, "context_length_exceeded");
+		goto out;
+	}
+	r->n_ids = (int)n_ids;
+	int room = ctx - r->n_ids;
+	if (r->p.max_tokens > s->o.max_tokens || r->p.max_tokens > room) {
+		snprintf(msg, sizeof msg,
+			 "max_tokens %d: at most %d (server limit %d, context %d minus %d prompt "
+			 "tokens)",
+			 r->p.max_tokens, room < s->o.max_tokens ? room : s->o.max_tokens,
+			 s->o.max_tokens, ctx, r->n_ids);
+		res = send_err(s, c, ep, 400, msg, "max_tokens", "context_length_exceeded");
+		goto out;
+	}
+	r->max_new = r->p.max_tokens > 0 ? r->p.max_tokens
+		     : kind == SERVE_COMPLETION ? 16 /* OpenAI's default for completions */
+						: s->o.max_tokens;
+	if (r->max_new > room)
+		r->max_new = room;
+	r->created = (long long)time(NULL);
+	pthread_mutex_lock(&s->mu);
+	if (s->q_len >= s->o.max_queue) {
+		pthread_mutex_unlock(&s->mu);
+		res = send_err(s, c, ep, 429, "the queue is full: retry later", NULL,
+			       "queue_full");
+		goto out;
+	}
+	snprintf(r->id, sizeof r->id, "%s-%llu", kind == SERVE_CHAT ? "chatcmpl" : "cmpl",
+		 ++s->next_id);
+	r->refs = 2; /* this connection and the scheduler */
+	cn->gen = 1;
+	s->inflight++;
+	if (s->q_tail)
+		s->q_tail->next = r;
+	else
+		s->q_head = r;
+	s->q_tail = r;
+	s->q_len++;
+	pthread_mutex_lock(&s->m.mu);
+	s->m.queue_depth = s->q_len;
+	pthread_mutex_unlock(&s->m.mu);
+	pthread_cond_broadcast(&s->work_cv);
+	if (r->p.stream) {
+		pthread_mutex_unlock(&s->mu);
+		struct stream *st = calloc(1, sizeof *st);
+		struct MHD_Response *rsp =
+		    st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
+							   stream_free)
+		       : NULL;
+		if (!rsp) {
+			free(st);
+			pthread_mutex_lock(&s->mu);
+			r->cancelled = 1;
+			req_unref(s, r);
+			pthread_mutex_unlock(&s->mu);
+			return MHD_NO;
+		}
+		st->s = s;
+		st->r = r;
+		st->c = c;
+		MHD_add_response_header(rsp, "Content-Type", "text/event-stream");
+		MHD_add_response_header(rsp, "Cache-Control", "no-cache");
+		res = MHD_queue_response(c, 200, rsp);
+		MHD_destroy_response(rsp);
+		serve_metrics_request(&s->m, ep, 200);
+		return res; /* stream_free drops the connection's reference */
+	}
+	/* not streamed: wait for the end, watching for a client that leaves */
+	while (!r->done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_cond_timedwait(&s->out_cv, &s->mu, &ts) == ETIMEDOUT && !r->done &&
+		    peer_gone(c)) {
+			r->cancelled = 1;
+			pthread_cond_broadcast(&s->work_cv);
+			req_unref(s, r);
+			pthread_mutex_unlock(&s->mu);
+			return MHD_NO;
+		}
+	}
+	if (r->err_status) {
+		int st = r->err_status == 499 ? 503 : r->err_status;
+		json_t *j = err_json(st, r->err_msg, NULL, NULL);
+		req_unref(s, r);
+		pthread_mutex_unlock(&s->mu);
+		return send_json(s, c, ep, st, j, 0);
+	}
+	json_t *j = answer_json(s, r);
+	req_unref(s, r);
+	pthread_mutex_unlock(&s->mu);
+	return send_json(s, c, ep, 200, j, 0);
+out:
+	pthread_mutex_lock(&s->mu);
+	req_unref(s, r);
+	pthread_mutex_unlock(&s->mu);
+	return res;
+}
+
+static int endpoint_of(const char *url)
+{
+	if (!strcmp(url, "/v1/chat/completions"))
+		return SERVE_EP_CHAT;
+	if (!strcmp(url, "/v1/completions"))
+		return SERVE_EP_COMPLETIONS;
+	if (!strcmp(url, "/v1/models"))
+		return SERVE_EP_MODELS;
+	if (!strcmp(url, "/health"))
+		return SERVE_EP_HEALTH;
+	if (!strcmp(url, "/metrics"))
+		return SERVE_EP_METRICS;
+	return SERVE_EP_OTHER;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	struct serve *s = cls;
+	struct conn *cn = *con_cls;
+	if (!cn) {
+		if (!(cn = calloc(1, sizeof *cn)))
+			return MHD_NO;
+		cn->endpoint = endpoint_of(url);
+		*con_cls = cn;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (cn->len + *upload_size > s->o.max_body)
+			cn->too_big = 1;
+		if (!cn->too_big) {
+			if (cn->len + *upload_size + 1 > cn->cap) {
+				size_t nc = (cn->len + *upload_size + 1) * 2;
+				if (nc > s->o.max_body + 1)
+					nc = s->o.max_body + 1;
+				char *nb = realloc(cn->body, nc);
+				if (!nb)
+					return MHD_NO;
+				cn->body = nb;
+				cn->cap = nc;
+			}
+			memcpy(cn->body + cn->len, upload, *upload_size);
+			cn->len += *upload_size;
+			cn->body[cn->len] = 0;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	int ep = cn->endpoint, get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+	if (cn->too_big) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->o.max_body);
+		return send_err(s, c, ep, 413, msg, NULL, NULL);
+	}
+	if (ep == SERVE_EP_HEALTH && get) {
+		int ok = s->ready && !s->draining;
+		return send_json(s, c, ep, ok ? 200 : 503,
+				 json_pack("{s:s}", "status",
+					   ok ? "ok" : s->draining ? "draining" : "loading"),
+				 0);
+	}
+	if (ep == SERVE_EP_METRICS && get) {
+		char *t = serve_metrics_render(&s->m, s->o.backend, s->o.name);
+		if (!t)
+			return MHD_NO;
+		return send_buf(s, c, ep, 200, "text/plain; version=0.0.4", t, 0);
+	}
+	if (ep == SERVE_EP_OTHER)
+		return send_err(s, c, ep, 404, "no such endpoint", NULL, NULL);
+	if (ep == SERVE_EP_MODELS ? !get : !post)
+		return send_err(s, c, ep, 405, "method not allowed", NULL, NULL);
+	if (!auth_ok(s, c))
+		return send_err(s, c, ep, 401, "a valid API key is required (Authorization: Bearer)",
+				NULL, "invalid_api_key");
+	if (ep == SERVE_EP_MODELS)
+		return send_json(
+		    s, c, ep, 200,
+		    json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list", "data", "id",
+			      s->o.name, "object", "model", "created", (json_int_t)0, "owned_by",
+			      "moecard"),
+		    0);
+	return gen_request(s, c, cn, ep == SERVE_EP_CHAT ? SERVE_CHAT : SERVE_COMPLETION);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)c;
+	(void)toe;
+	struct serve *s = cls;
+	struct conn *cn = *con_cls;
+	if (cn && cn->gen) {
+		pthread_mutex_lock(&s->mu);
+		s->inflight--;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (cn) {
+		free(cn->body);
+		free(cn);
+	}
+	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)c;
+	(void)socket_ctx;
+	struct serve *s = cls;
+	pthread_mutex_lock(&s->m.mu);
+	s->m.connections += toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+	pthread_mutex_unlock(&s->m.mu);
+}
+
+/* --- life cycle ------------------------------------------------------------------------- */
+
+int serve_start(const struct serve_opts *o, struct serve **out, char *err, size_t errlen)
+{
+	struct serve *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->o = *o;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->tok_mu, NULL);
+	pthread_cond_init(&s->out_cv, NULL);
+	pthread_cond_init(&s->work_cv, NULL);
+	serve_metrics_init(&s->m, 0);
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)o->port);
+	if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "--host: '%s' is not an IPv4 address", o->host);
+		serve_free(s);
+		return -EINVAL;
+	}
+	s->d = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+	    MHD_OPTION_END);
+	if (!s->d) {
+		snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)", o->host,
+			 o->port);
+		serve_free(s);
+		return -EADDRINUSE;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : o->port;
+	fprintf(stderr, "moecard: serve: listening on http://%s:%d\n", o->host, s->port);
+	fflush(stderr);
+	*out = s;
+	return 0;
+}
+
+static cookie_io_functions_t slot_io = {.write = slot_write};
+
+int serve_attach(struct serve *s, struct engine *const *engines, int n, struct tokenizer *tok,
+		 int eos, int max_tokens, char *err, size_t errlen)
+{
+	s->o.max_tokens = max_tokens;
+	s->slots = calloc((size_t)n, sizeof *s->slots);
+	if (!s->slots) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->tok = tok;
+	s->eos = eos;
+	for (int i = 0; i < n; i++) {
+		struct slot *sl = &s->slots[i];
+		sl->s = s;
+		sl->e = engines[i];
+		/* the self-test: one forward of one token, every logit finite */
+		float *lg = malloc(sizeof(float) * (size_t)engines[i]->c->vocab_size);
+		int t0 = tokenizer_bos_id(tok) >= 0 ? tokenizer_bos_id(tok) : 0;
+		int rc = lg ? engine_forward(engines[i], &t0, 1, lg, 0, NULL) : -ENOMEM;
+		for (int v = 0; !rc && v < engines[i]->c->vocab_size; v++)
+			if (!isfinite(lg[v]))
+				rc = -EIO;
+		free(lg);
+		engine_truncate(engines[i], 0, 0);
+		if (rc) {
+			snprintf(err, errlen, "self-test of slot %d: %s", i, strerror(-rc));
+			return rc;
+		}
+		struct gen_opts go = {0};
+		gen_sampling_default(&go.s);
+		if ((rc = gen_init(&sl->g, sl->e, &go, sl->e->max_seq)) ||
+		    (rc = gen_text_init(&sl->tx, tok, NULL, 0))) {
+			snprintf(err, errlen, "slot %d: %s", i, strerror(-rc));
+			return rc;
+		}
+		if (!(sl->f = fopencookie(sl, "w", slot_io))) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		setvbuf(sl->f, NULL, _IONBF, 0);
+		s->n_slots = i + 1;
+	}
+	pthread_mutex_lock(&s->m.mu);
+	s->m.kv_slots = n;
+	pthread_mutex_unlock(&s->m.mu);
+	if (pthread_create(&s->sched, NULL, sched_main, s)) {
+		snprintf(err, errlen, "cannot start the scheduler thread");
+		return -EAGAIN;
+	}
+	s->sched_on = 1;
+	s->ready = 1;
+	fprintf(stderr, "moecard: serve: ready: model %s, %d sequence slot%s of %d tokens\n",
+		s->o.name, n, n == 1 ? "" : "s", engines[0]->max_seq);
+	fflush(stderr);
+	return 0;
+}
+
+/* Cancels every request (mu held): queued ones end with 503, running ones at their next step. */
+static void cancel_all(struct serve *s)
+{
+	for (struct sreq *r = s->q_head; r; r = r->next) {
+		r->cancelled = 1;
+		r->done = 1;
+		r->err_status = 503;
+		snprintf(r->err_msg, sizeof r->err_msg, "the server shut down");
+	}
+	while (s->q_head) {
+		struct sreq *r = s->q_head;
+		s->q_head = r->next;
+		req_unref(s, r);
+	}
+	s->q_tail = NULL;
+	s->q_len = 0;
+	for (int i = 0; i < s->n_slots; i++)
+		if (s->slots[i].r)
+			s->slots[i].r->cancelled = 1;
+	pthread_cond_broadcast(&s->out_cv);
+	pthread_cond_broadcast(&s->work_cv);
+}
+
+static int idle(struct serve *s)
+{
+	int busy = s->q_len + s->inflight;
+	for (int i = 0; i < s->n_slots; i++)
+		busy += s->slots[i].r != NULL;
+	return !busy;
+}
+
+int serve_wait(struct serve *s)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	int sig = 0;
+	sigwait(&set, &sig);
+	fprintf(stderr, "moecard: serve: %s: draining (at most %d s)\n",
+		sig == SIGTERM ? "SIGTERM" : "SIGINT", s->o.drain_s);
+	pthread_mutex_lock(&s->mu);
+	s->draining = 1;
+	pthread_mutex_unlock(&s->mu);
+	MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	double end = now_s() + s->o.drain_s;
+	pthread_mutex_lock(&s->mu);
+	while (!idle(s) && now_s() < end) {
+		pthread_mutex_unlock(&s->mu);
+		usleep(20000);
+		pthread_mutex_lock(&s->mu);
+	}
+	int left = !idle(s);
+	if (left) {
+		cancel_all(s);
+		/* the cancelled answers (503) reach their clients before the daemon stops */
+		end = now_s() + 2;
+		while (!idle(s) && now_s() < end) {
+			pthread_mutex_unlock(&s->mu);
+			usleep(20000);
+			pthread_mutex_lock(&s->mu);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (left)
+		fprintf(stderr, "moecard: serve: cancelled what was still running\n");
+	serve_free(s);
+	fprintf(stderr, "moecard: serve: stopped\n");
+	return 0;
+}
+
+void serve_free(struct serve *s)
+{
+	if (!s)
+		return;
+	if (s->sched_on) {
+		pthread_mutex_lock(&s->mu);
+		cancel_all(s);
+		s->stopping = 1;
+		pthread_cond_broadcast(&s->work_cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->sched, NULL);
+	}
+	if (s->d)
+		MHD_stop_daemon(s->d);
+	for (int i = 0; i < s->n_slots; i++) {
+		if (s->slots[i].f)
+			fclose(s->slots[i].f);
+		gen_text_free(&s->slots[i].tx);
+		gen_free(&s->slots[i].g);
+	}
+	free(s->slots);
+	serve_metrics_destroy(&s->m);
+	pthread_cond_destroy(&s->out_cv);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->tok_mu);
+	free(s);
+}
