@@ -136,7 +136,10 @@ int cli_serve(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	for (; n_eng < a.max_batch; n_eng++) {
+	/* the cpu engine decodes every slot together (forward_rows): one engine; a card engine
+	 * runs one sequence */
+	int want = strcmp(a.backend, "cpu") ? a.max_batch : 1;
+	for (; n_eng < want; n_eng++) {
 		if ((r = cli_engine_open(&a, &ck, &eng[n_eng], ctx, 2, so.chunk))) {
 			rc = r;
 			goto out;
@@ -146,8 +149,8 @@ int cli_serve(int argc, char **argv)
 	int eos = tokenizer_eos_id(tok);
 	if (eos < 0)
 		eos = ck.cfg.eos_token_id;
-	if (serve_attach(s, ep, n_eng, tok, eos, a.max_tokens ? a.max_tokens : ctx, err,
-			 sizeof err)) {
+	if (serve_attach(s, ep, n_eng, a.max_batch, tok, eos, a.max_tokens ? a.max_tokens : ctx,
+			 err, sizeof err)) {
 		fprintf(stderr, "moecard: serve: %s\n", err);
 		goto out;
 	}

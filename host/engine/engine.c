@@ -50,8 +50,27 @@ static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
 	return 0;
 }
 
-static const struct engine_ops cpu_ops = {"cpu", cpu_forward, cpu_mtp,	      cpu_truncate,
-					  NULL,	 cpu_free,    cpu_mtp_hidden, NULL};
+static int cpu_forward_rows(struct engine *e, const int *tokens, int T, float *const *kv,
+			    const int *pos, float *logits, int last_only)
+{
+	return model_forward_rows(e->impl, tokens, T, kv, pos, logits, last_only);
+}
+
+static float *cpu_kv_alloc(struct engine *e)
+{
+	return model_kv_alloc(e->impl);
+}
+
+static const struct engine_ops cpu_ops = {
+    .name = "cpu",
+    .forward = cpu_forward,
+    .mtp_forward = cpu_mtp,
+    .truncate = cpu_truncate,
+    .free = cpu_free,
+    .mtp_hidden = cpu_mtp_hidden,
+    .forward_rows = cpu_forward_rows,
+    .kv_alloc = cpu_kv_alloc,
+};
 
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
 		    const struct engine_extra *x, char *err, size_t errlen)

@@ -164,6 +164,20 @@ static float *kv_row(struct model *m, int layer, int pos)
 	return m->kv + ((size_t)layer * m->o.max_seq + pos) * m->kv_dim;
 }
 
+/* Row t of a forward: its position, and the KV cache it reads and appends to (model_forward_rows
+ * gives each row its own; otherwise every row is the model's own cache at pos0 + t). */
+static int row_pos(const struct model *m, int pos0, int t)
+{
+	return m->row_pos ? m->row_pos[t] : pos0 + t;
+}
+
+static float *row_kv(struct model *m, int t, int layer, int pos)
+{
+	if (!m->row_kv)
+		return kv_row(m, layer, pos);
+	return m->row_kv[t] + ((size_t)layer * m->o.max_seq + pos) * m->kv_dim;
+}
+
 void model_free(struct model *m)
 {
 	if (m->pool)
@@ -316,7 +330,7 @@ static void attn_task(void *vc, int b, int e, int tid)
 	const struct qmat *kvb = &a->lw->kv_b_proj;
 	float *sc = m->scores + (size_t)tid * m->o.max_seq;
 	for (int it = b; it < e; it++) {
-		int t = it / H, h = it % H, p = a->pos0 + t, S = p + 1;
+		int t = it / H, h = it % H, p = row_pos(m, a->pos0, t), S = p + 1;
 		float *qh = m->q + ((size_t)t * H + h) * qd;
 		rope_apply(qh + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
 			   m->rope_sin + (size_t)p * (rope / 2));
@@ -328,7 +342,7 @@ static void attn_task(void *vc, int b, int e, int tid)
 			for (int d = 0; d < nope; d++)
 				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[d], ql);
 			for (int s = 0; s < S; s++) {
-				const float *kv = kv_row(m, a->layer, s);
+				const float *kv = row_kv(m, t, a->layer, s);
 				float dl = isa->dot_f32(ql, kv, kvl);
 				float dr = isa->dot_f32(qh + nope, kv + kvl, rope);
 				sc[s] = (dl + dr) * m->softmax_scale;
@@ -336,7 +350,7 @@ static void attn_task(void *vc, int b, int e, int tid)
 			softmax_inplace(sc, S);
 			memset(lt, 0, sizeof(float) * kvl);
 			for (int s = 0; s < S; s++)
-				isa->axpy_f32(lt, sc[s], kv_row(m, a->layer, s), kvl);
+				isa->axpy_f32(lt, sc[s], row_kv(m, t, a->layer, s), kvl);
 			for (int j = 0; j < vd; j++)
 				out[j] = qmat_row_dot(isa, kvb, h * (nope + vd) + nope + j, lt);
 		} else {
@@ -403,11 +417,12 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	}
 	/* cache c' = norm(c) and roped k_pe */
 	for (int t = 0; t < T; t++) {
-		float *kva = m->kva + (size_t)t * m->kv_dim, *dst = kv_row(m, layer, pos0 + t);
+		int p = row_pos(m, pos0, t);
+		float *kva = m->kva + (size_t)t * m->kv_dim, *dst = row_kv(m, t, layer, p);
 		model_rmsnorm(dst, kva, lw->kv_a_layernorm, kvl, c->rms_norm_eps);
 		memcpy(dst + kvl, kva + kvl, sizeof(float) * rope);
-		rope_apply(dst + kvl, rope, m->rope_cos + (size_t)(pos0 + t) * (rope / 2),
-			   m->rope_sin + (size_t)(pos0 + t) * (rope / 2));
+		rope_apply(dst + kvl, rope, m->rope_cos + (size_t)p * (rope / 2),
+			   m->rope_sin + (size_t)p * (rope / 2));
 	}
 	if (m->o.naive_attn) {
 		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
@@ -637,6 +652,39 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
 	}
 	m->pos += T;
 	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, all_logits, hidden);
+}
+
+float *model_kv_alloc(const struct model *m)
+{
+	return calloc((size_t)layers_total(m) * m->o.max_seq * m->kv_dim, sizeof(float));
+}
+
+int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv,
+		       const int *pos, float *logits, int last_only)
+{
+	const struct config *c = m->c;
+	int D = c->hidden_size, r = 0;
+	if (m->o.naive_attn)
+		return -EINVAL;
+	if (T < 1 || T > m->o.max_batch)
+		return -ENOSPC;
+	for (int t = 0; t < T; t++) {
+		if (pos[t] < 0 || pos[t] >= m->o.max_seq || !kv[t])
+			return -ENOSPC;
+		if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+			return -EINVAL;
+		embed_row(&m->w->embed_tokens, tokens[t], m->x + (size_t)t * D);
+		m->route.margin[t] = INFINITY;
+	}
+	m->row_kv = kv;
+	m->row_pos = pos;
+	for (int l = 0; l < c->num_hidden_layers && !r; l++)
+		r = layer_forward(m, &m->w->layers[l], l, 0, T);
+	m->row_kv = NULL;
+	m->row_pos = NULL;
+	if (r)
+		return r;
+	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, !last_only, NULL);
 }
 
 int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidden, int T,

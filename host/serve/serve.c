@@ -50,16 +50,30 @@ struct sreq {
 	struct sreq *next; /* the waiting queue */
 };
 
-/* A sequence slot: an engine with its own KV cache. */
+/* A sequence slot. With an engine that batches rows (forward_rows: the cpu engine) every slot
+ * is a KV cache of that one engine and the scheduler samples itself; otherwise a slot is an
+ * engine of its own, driven through generate.h. */
 struct slot {
 	struct serve *s;
 	struct engine *e;
-	struct gen g;
-	struct gen_text tx;
-	FILE *f; /* gen_text writes here: appends to r->out */
+	struct gen g;	    /* one engine per slot: its generation loop */
+	struct gen_text tx; /* text and stop strings */
+	FILE *f;	    /* gen_text writes here: appends to r->out */
 	struct sreq *r;
-	int fed; /* prompt tokens appended */
+	int fed; /* prompt tokens in the KV cache */
+	/* rows mode */
+	float *kv;   /* this sequence's KV cache */
+	int *hist;   /* [max_seq] prompt and generated tokens */
+	int n_hist;
+	float *lg;   /* [vocab] logits of the last token fed */
+	int has_lg;
+	struct gen_sampling smp;
+	uint64_t rng;
 };
+
+/* rows of one decode forward: below the kernels' tile path, so that a sequence's logits are the
+ * same alone or batched (model_forward_rows) */
+#define SERVE_DECODE_ROWS 7
 
 struct serve {
 	struct serve_opts o;
@@ -71,6 +85,10 @@ struct serve {
 	int q_len;
 	struct slot *slots;
 	int n_slots;
+	int rows;	     /* batched rows mode (one engine for every slot) */
+	struct gen_dist dist; /* sampling scratch (rows mode) */
+	float *w, *rows_lg;
+	int *cand;
 	struct tokenizer *tok;
 	int eos;
 	int ready, draining, stopping;
@@ -163,8 +181,10 @@ static int slot_begin(struct slot *sl, struct sreq *r)
 	struct serve *s = sl->s;
 	sl->r = r;
 	sl->fed = 0;
-	gen_rollback(&sl->g, 0);
-	gen_stats_reset(&sl->g);
+	if (!s->rows) {
+		gen_rollback(&sl->g, 0);
+		gen_stats_reset(&sl->g);
+	}
 	struct gen_sampling sm;
 	gen_sampling_default(&sm);
 	sm.temp = (float)r->p.temperature;
@@ -172,6 +192,10 @@ static int slot_begin(struct slot *sl, struct sreq *r)
 	sm.seed = r->p.has_seed ? r->p.seed : 0x9e3779b97f4a7c15ull ^ (uint64_t)(now_s() * 1e9);
 	sl->g.o.s = sm;
 	sl->g.rng = sm.seed ? sm.seed : 0x853c49e6748fea9bull;
+	sl->smp = sm;
+	sl->rng = sl->g.rng;
+	sl->n_hist = 0;
+	sl->has_lg = 0;
 	gen_text_free(&sl->tx);
 	int rc = gen_text_init(&sl->tx, s->tok, (const char *const *)r->p.stops, r->p.n_stops);
 	pthread_mutex_lock(&s->m.mu);
@@ -188,6 +212,138 @@ static void busy_add(struct serve *s, double dt, int forwards)
 	s->m.engine_busy_s += dt;
 	s->m.forwards += (uint64_t)forwards;
 	pthread_mutex_unlock(&s->m.mu);
+}
+
+/* A generated token: the end (EOS), or its text, counts and times; then the end when a stop
+ * string completed or max_tokens is reached. 1 when the slot's request ended. mu not held. */
+static int slot_emit(struct slot *sl, int tok, double t1)
+{
+	struct serve *s = sl->s;
+	struct sreq *r = sl->r;
+	if (tok == s->eos) {
+		slot_end(sl, "stop", 0, NULL);
+		return 1;
+	}
+	int st = gen_text_push(&sl->tx, tok, sl->f);
+	pthread_mutex_lock(&s->mu);
+	r->n_gen++;
+	pthread_mutex_lock(&s->m.mu);
+	s->m.gen_tokens++;
+	if (r->n_gen == 1)
+		serve_hist_observe(&s->m.ttft, t1 - r->t_arrive);
+	else
+		serve_hist_observe(&s->m.itl, t1 - r->t_last);
+	pthread_mutex_unlock(&s->m.mu);
+	if (r->n_gen == 1)
+		r->t_first = t1;
+	r->t_last = t1;
+	int full = r->n_gen >= r->max_new;
+	pthread_mutex_unlock(&s->mu);
+	if (st < 0) {
+		slot_end(sl, NULL, 500, strerror(-st));
+		return 1;
+	}
+	if (st == 1 || full) {
+		slot_end(sl, st == 1 ? "stop" : "length", 0, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+/* Rows mode: feeds nr sampled tokens of different sequences in one forward; each slot gets its
+ * row of logits (or ends with the error). */
+static void rows_feed(struct serve *s, const int *tk, int nr, float *const *kv, const int *pos,
+		      struct slot *const *row_slot)
+{
+	struct engine *e = s->slots[0].e;
+	size_t V = (size_t)e->c->vocab_size;
+	double t0 = now_s();
+	int rc = e->ops->forward_rows(e, tk, nr, kv, pos, s->rows_lg, 0);
+	busy_add(s, now_s() - t0, 1);
+	for (int j = 0; j < nr; j++) {
+		if (rc) {
+			slot_end(row_slot[j], NULL, 500, strerror(-rc));
+			continue;
+		}
+		memcpy(row_slot[j]->lg, s->rows_lg + (size_t)j * V, sizeof(float) * V);
+		row_slot[j]->has_lg = 1;
+	}
+}
+
+/* Rows mode, one step of every running sequence: one prefill chunk of each sequence still in
+ * its prompt (a forward of its own: a chunk of 8 or more rows takes the tile path); then every
+ * sequence with logits samples its next token, and those that go on are fed together, at most
+ * SERVE_DECODE_ROWS rows per forward. mu not held. */
+static void sched_step_rows(struct serve *s)
+{
+	struct engine *e = s->slots[0].e;
+	int V = e->c->vocab_size;
+	int tk[SERVE_DECODE_ROWS], pos[SERVE_DECODE_ROWS];
+	float *kv[SERVE_DECODE_ROWS];
+	struct slot *row_slot[SERVE_DECODE_ROWS];
+	int nr = 0;
+	for (int i = 0; i < s->n_slots; i++) {
+		struct slot *sl = &s->slots[i];
+		struct sreq *r = sl->r;
+		if (!r)
+			continue;
+		pthread_mutex_lock(&s->mu);
+		int cancelled = r->cancelled;
+		pthread_mutex_unlock(&s->mu);
+		if (cancelled) {
+			slot_end(sl, NULL, 499, "cancelled (the client left, or the server shut down)");
+			continue;
+		}
+		if (sl->fed < r->n_ids) {
+			int n = r->n_ids - sl->fed, ptk[256], ppos[256];
+			float *pkv[256];
+			if (n > s->o.chunk)
+				n = s->o.chunk;
+			if (n > e->max_batch)
+				n = e->max_batch;
+			if (n > 256)
+				n = 256;
+			for (int t = 0; t < n; t++) {
+				ptk[t] = r->ids[sl->fed + t];
+				ppos[t] = sl->fed + t;
+				pkv[t] = sl->kv;
+				sl->hist[sl->n_hist++] = ptk[t];
+			}
+			double t0 = now_s();
+			int rc = e->ops->forward_rows(e, ptk, n, pkv, ppos, sl->lg, 1);
+			busy_add(s, now_s() - t0, 1);
+			if (rc) {
+				slot_end(sl, NULL, 500, strerror(-rc));
+				continue;
+			}
+			sl->fed += n;
+			sl->has_lg = sl->fed == r->n_ids;
+			pthread_mutex_lock(&s->m.mu);
+			s->m.prompt_tokens += (uint64_t)n;
+			pthread_mutex_unlock(&s->m.mu);
+			continue;
+		}
+		if (!sl->has_lg)
+			continue;
+		/* sample as generate.h's plain step does */
+		gen_dist_build(&s->dist, sl->lg, V, &sl->smp, sl->hist, sl->n_hist, s->w, s->cand);
+		int t = gen_dist_sample(&s->dist, sl->smp.temp > 0 ? gen_rand(&sl->rng) : 0);
+		sl->has_lg = 0;
+		if (slot_emit(sl, t, now_s()))
+			continue;
+		tk[nr] = t;
+		pos[nr] = sl->n_hist;
+		kv[nr] = sl->kv;
+		row_slot[nr++] = sl;
+		sl->hist[sl->n_hist++] = t;
+		sl->fed++;
+		if (nr == SERVE_DECODE_ROWS || nr == e->max_batch) {
+			rows_feed(s, tk, nr, kv, pos, row_slot);
+			nr = 0;
+		}
+	}
+	if (nr)
+		rows_feed(s, tk, nr, kv, pos, row_slot);
 }
 
 /* One step of the slot's sequence: a prefill chunk, or one decode step. mu not held. */
@@ -229,39 +385,9 @@ static void slot_advance(struct slot *sl)
 		slot_end(sl, NULL, 500, strerror(-rc));
 		return;
 	}
-	for (int i = 0; i < n_out; i++) {
-		if (out[i] == s->eos) {
-			slot_end(sl, "stop", 0, NULL);
+	for (int i = 0; i < n_out; i++)
+		if (slot_emit(sl, out[i], t1))
 			return;
-		}
-		int st = gen_text_push(&sl->tx, out[i], sl->f);
-		pthread_mutex_lock(&s->mu);
-		r->n_gen++;
-		pthread_mutex_lock(&s->m.mu);
-		s->m.gen_tokens++;
-		if (r->n_gen == 1)
-			serve_hist_observe(&s->m.ttft, t1 - r->t_arrive);
-		else
-			serve_hist_observe(&s->m.itl, t1 - r->t_last);
-		pthread_mutex_unlock(&s->m.mu);
-		if (r->n_gen == 1)
-			r->t_first = t1;
-		r->t_last = t1;
-		int full = r->n_gen >= r->max_new;
-		pthread_mutex_unlock(&s->mu);
-		if (st < 0) {
-			slot_end(sl, NULL, 500, strerror(-st));
-			return;
-		}
-		if (st == 1) {
-			slot_end(sl, "stop", 0, NULL);
-			return;
-		}
-		if (full) {
-			slot_end(sl, "length", 0, NULL);
-			return;
-		}
-	}
 }
 
 static void *sched_main(void *arg)
@@ -304,9 +430,12 @@ static void *sched_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 		/* every running sequence advances one step: sequences join and leave between steps */
-		for (int i = 0; i < s->n_slots; i++)
-			if (s->slots[i].r)
-				slot_advance(&s->slots[i]);
+		if (s->rows)
+			sched_step_rows(s);
+		else
+			for (int i = 0; i < s->n_slots; i++)
+				if (s->slots[i].r)
+					slot_advance(&s->slots[i]);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -921,50 +1050,73 @@ int serve_start(const struct serve_opts *o, struct serve **out, char *err, size_
 
 static cookie_io_functions_t slot_io = {.write = slot_write};
 
-int serve_attach(struct serve *s, struct engine *const *engines, int n, struct tokenizer *tok,
-		 int eos, int max_tokens, char *err, size_t errlen)
+/* The self-test of an engine: one forward of one token, every logit finite. */
+static int self_test(struct engine *e, int tok)
+{
+	float *lg = malloc(sizeof(float) * (size_t)e->c->vocab_size);
+	int rc = lg ? engine_forward(e, &tok, 1, lg, 0, NULL) : -ENOMEM;
+	for (int v = 0; !rc && v < e->c->vocab_size; v++)
+		if (!isfinite(lg[v]))
+			rc = -EIO;
+	free(lg);
+	engine_truncate(e, 0, 0);
+	return rc;
+}
+
+int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, int n_slots,
+		 struct tokenizer *tok, int eos, int max_tokens, char *err, size_t errlen)
 {
 	s->o.max_tokens = max_tokens;
-	s->slots = calloc((size_t)n, sizeof *s->slots);
+	s->rows = n_engines == 1 && engines[0]->ops->forward_rows && engines[0]->ops->kv_alloc;
+	if (!s->rows)
+		n_slots = n_engines;
+	s->slots = calloc((size_t)n_slots, sizeof *s->slots);
 	if (!s->slots) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	s->tok = tok;
 	s->eos = eos;
-	for (int i = 0; i < n; i++) {
-		struct slot *sl = &s->slots[i];
-		sl->s = s;
-		sl->e = engines[i];
-		/* the self-test: one forward of one token, every logit finite */
-		float *lg = malloc(sizeof(float) * (size_t)engines[i]->c->vocab_size);
-		int t0 = tokenizer_bos_id(tok) >= 0 ? tokenizer_bos_id(tok) : 0;
-		int rc = lg ? engine_forward(engines[i], &t0, 1, lg, 0, NULL) : -ENOMEM;
-		for (int v = 0; !rc && v < engines[i]->c->vocab_size; v++)
-			if (!isfinite(lg[v]))
-				rc = -EIO;
-		free(lg);
-		engine_truncate(engines[i], 0, 0);
-		if (rc) {
-			snprintf(err, errlen, "self-test of slot %d: %s", i, strerror(-rc));
+	int t0 = tokenizer_bos_id(tok) >= 0 ? tokenizer_bos_id(tok) : 0, rc;
+	for (int i = 0; i < n_engines; i++)
+		if ((rc = self_test(engines[i], t0))) {
+			snprintf(err, errlen, "self-test of engine %d: %s", i, strerror(-rc));
 			return rc;
 		}
-		struct gen_opts go = {0};
-		gen_sampling_default(&go.s);
-		if ((rc = gen_init(&sl->g, sl->e, &go, sl->e->max_seq)) ||
-		    (rc = gen_text_init(&sl->tx, tok, NULL, 0))) {
+	size_t V = (size_t)engines[0]->c->vocab_size;
+	if (s->rows && (gen_dist_alloc(&s->dist, (int)V) ||
+			!(s->w = malloc(sizeof(float) * V)) || !(s->cand = malloc(sizeof(int) * V)) ||
+			!(s->rows_lg = malloc(sizeof(float) * V * SERVE_DECODE_ROWS)))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n_slots; i++) {
+		struct slot *sl = &s->slots[i];
+		sl->s = s;
+		sl->e = engines[s->rows ? 0 : i];
+		s->n_slots = i + 1;
+		if (s->rows) {
+			sl->kv = sl->e->ops->kv_alloc(sl->e);
+			sl->hist = malloc(sizeof(int) * (size_t)sl->e->max_seq);
+			sl->lg = malloc(sizeof(float) * V);
+			rc = sl->kv && sl->hist && sl->lg ? 0 : -ENOMEM;
+		} else {
+			struct gen_opts go = {0};
+			gen_sampling_default(&go.s);
+			rc = gen_init(&sl->g, sl->e, &go, sl->e->max_seq);
+		}
+		if (!rc)
+			rc = gen_text_init(&sl->tx, tok, NULL, 0);
+		if (!rc && !(sl->f = fopencookie(sl, "w", slot_io)))
+			rc = -ENOMEM;
+		if (rc) {
 			snprintf(err, errlen, "slot %d: %s", i, strerror(-rc));
 			return rc;
 		}
-		if (!(sl->f = fopencookie(sl, "w", slot_io))) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
 		setvbuf(sl->f, NULL, _IONBF, 0);
-		s->n_slots = i + 1;
 	}
 	pthread_mutex_lock(&s->m.mu);
-	s->m.kv_slots = n;
+	s->m.kv_slots = n_slots;
 	pthread_mutex_unlock(&s->m.mu);
 	if (pthread_create(&s->sched, NULL, sched_main, s)) {
 		snprintf(err, errlen, "cannot start the scheduler thread");
@@ -972,8 +1124,11 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n, struct t
 	}
 	s->sched_on = 1;
 	s->ready = 1;
-	fprintf(stderr, "moecard: serve: ready: model %s, %d sequence slot%s of %d tokens\n",
-		s->o.name, n, n == 1 ? "" : "s", engines[0]->max_seq);
+	fprintf(stderr,
+		"moecard: serve: ready: model %s, %d sequence slot%s of %d tokens (%s), on %s\n",
+		s->o.name, n_slots, n_slots == 1 ? "" : "s", engines[0]->max_seq,
+		s->rows ? "decoded together, one weight read per step" : "an engine each",
+		s->o.backend);
 	fflush(stderr);
 	return 0;
 }
@@ -1066,12 +1221,21 @@ void serve_free(struct serve *s)
 	if (s->d)
 		MHD_stop_daemon(s->d);
 	for (int i = 0; i < s->n_slots; i++) {
-		if (s->slots[i].f)
-			fclose(s->slots[i].f);
-		gen_text_free(&s->slots[i].tx);
-		gen_free(&s->slots[i].g);
+		struct slot *sl = &s->slots[i];
+		if (sl->f)
+			fclose(sl->f);
+		gen_text_free(&sl->tx);
+		if (!s->rows)
+			gen_free(&sl->g);
+		free(sl->kv);
+		free(sl->hist);
+		free(sl->lg);
 	}
 	free(s->slots);
+	gen_dist_release(&s->dist);
+	free(s->w);
+	free(s->cand);
+	free(s->rows_lg);
 	serve_metrics_destroy(&s->m);
 	pthread_cond_destroy(&s->out_cv);
 	pthread_cond_destroy(&s->work_cv);

@@ -40,11 +40,12 @@ struct serve;
  * err). */
 int serve_start(const struct serve_opts *o, struct serve **out, char *err, size_t errlen);
 
-/* serve_attach - the slots (n engines, each with its own KV cache of max_seq positions; not
- * owned), after a self-test forward on each; then /health is ready. A request may generate up
- * to max_tokens tokens. 0 or -errno (err). */
-int serve_attach(struct serve *s, struct engine *const *engines, int n, struct tokenizer *tok,
-		 int eos, int max_tokens, char *err, size_t errlen);
+/* serve_attach - the engines (not owned; /health is ready after a self-test forward on each)
+ * and n_slots sequence slots. One engine with forward_rows (cpu): every slot is a KV cache of
+ * it and the running sequences decode together, one forward per step. Otherwise one slot per
+ * engine. A request may generate up to max_tokens tokens. 0 or -errno (err). */
+int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, int n_slots,
+		 struct tokenizer *tok, int eos, int max_tokens, char *err, size_t errlen);
 
 /* serve_wait - until SIGTERM or SIGINT (blocked by the caller in every thread before
  * serve_start); then drains and stops. Returns the exit code (0). */

@@ -217,6 +217,72 @@ static void test_truncate_and_mtp(void **st)
 	free(mt);
 }
 
+/* model_forward_rows: three sequences of different lengths, each in its own KV cache, batched
+ * together (rows at different positions) give bit-identical logits to each run alone, token by
+ * token through model_forward; with FP8 activations and without. */
+static void test_forward_rows(void **st)
+{
+	(void)st;
+	make_tokens();
+	int V = ck.cfg.vocab_size;
+	const int len[3] = {5, 2, 7}, steps = 4; /* prompt lengths, then batched decode steps */
+	for (int fp8 = 0; fp8 <= 1; fp8++) {
+		struct model_opts o = {fp8, 0, 2, 64, 7};
+		char err[256];
+		struct model ref, m;
+		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 7);
+		float *kv[3];
+		int pos[7], tk[7];
+		assert_int_equal(model_init(&m, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
+		for (int q = 0; q < 3; q++)
+			assert_non_null(kv[q] = model_kv_alloc(&m));
+		/* prefill: each sequence's prompt as rows of one forward (last row's logits) */
+		for (int q = 0; q < 3; q++) {
+			float *kq[7];
+			for (int t = 0; t < len[q]; t++) {
+				kq[t] = kv[q];
+				pos[t] = t;
+				tk[t] = toks[q * 10 + t];
+			}
+			assert_int_equal(model_forward_rows(&m, tk, len[q], kq, pos, got, 1), 0);
+			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
+			for (int t = 0; t < len[q]; t++)
+				assert_int_equal(model_forward(&ref, tk + t, 1, want, 0, NULL), 0);
+			if (memcmp(want, got, sizeof(float) * V))
+				fail_msg("act_fp8 %d: sequence %d: prefill rows differ from decode", fp8,
+					 q);
+			model_free(&ref);
+		}
+		/* decode: one row per sequence per step, at positions len[q] + s */
+		for (int s = 0; s < steps; s++) {
+			for (int q = 0; q < 3; q++) {
+				pos[q] = len[q] + s;
+				tk[q] = toks[q * 10 + len[q] + s];
+			}
+			assert_int_equal(model_forward_rows(&m, tk, 3, kv, pos, got, 0), 0);
+			for (int q = 0; q < 3; q++) {
+				assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err),
+						 0);
+				for (int t = 0; t <= len[q] + s; t++)
+					assert_int_equal(
+					    model_forward(&ref, &toks[q * 10 + t], 1, want, 0, NULL), 0);
+				if (memcmp(want, got + (size_t)q * V, sizeof(float) * V))
+					fail_msg("act_fp8 %d: step %d, sequence %d: batched logits differ "
+						 "from the sequence alone",
+						 fp8, s, q);
+				model_free(&ref);
+			}
+		}
+		pos[0] = 64; /* past the cache */
+		assert_int_equal(model_forward_rows(&m, tk, 1, kv, pos, got, 0), -ENOSPC);
+		for (int q = 0; q < 3; q++)
+			free(kv[q]);
+		model_free(&m);
+		free(want);
+		free(got);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +290,7 @@ int main(void)
 	    cmocka_unit_test(test_naive_vs_absorbed),
 	    cmocka_unit_test(test_prefill_vs_decode),
 	    cmocka_unit_test(test_truncate_and_mtp),
+	    cmocka_unit_test(test_forward_rows),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
