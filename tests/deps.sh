@@ -9,7 +9,8 @@ check=0
 PKGS="gcc make clang llvm libclang-rt-14-dev libjansson-dev libcmocka-dev libfdt-dev
   device-tree-compiler libpcre2-dev python3-numpy libxrt-dev opencl-headers qemu-system-misc
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-arm-none-eabi
-  libnewlib-arm-none-eabi cppcheck clang-format clang-tidy python3-torch libopenblas0-pthread tmux libedit-dev"
+  libnewlib-arm-none-eabi cppcheck clang-format clang-tidy python3-torch libopenblas0-pthread tmux libedit-dev
+  libmicrohttpd-dev curl wrk"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

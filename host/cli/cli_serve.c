@@ -10,7 +10,9 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "backend/backend.h"
 #include "load/ckpt.h"
+#include "sched/card_engine.h"
 #include "serve/serve.h"
 #include "text/tokenizer.h"
 
@@ -145,6 +147,22 @@ int cli_serve(int argc, char **argv)
 			goto out;
 		}
 		ep[n_eng] = &eng[n_eng];
+	}
+	/* MOECARD_SERVE_FAULT=cu_bad:N (emulated card): the N-th CU run from now on fails, so a
+	 * test sees one request fail and the server go on (docs/cli.md) */
+	const char *fault = getenv("MOECARD_SERVE_FAULT");
+	if (fault && *fault) {
+		unsigned n = 0;
+		struct backend *b = strcmp(a.backend, "emu") ? NULL : card_engine_backend(&eng[0]);
+		if (!b || sscanf(fault, "cu_bad:%u", &n) != 1 || !n) {
+			fprintf(stderr,
+				"moecard: serve: MOECARD_SERVE_FAULT: expected cu_bad:N (N >= 1) "
+				"with --backend emu, got '%s'\n",
+				fault);
+			rc = 2;
+			goto out;
+		}
+		backend_fault_set(b, BACKEND_FAULT_CU_BAD, n);
 	}
 	int eos = tokenizer_eos_id(tok);
 	if (eos < 0)

