@@ -90,3 +90,30 @@ CPU_TOK_S=$("$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2
   --gen "${GEN:-64}" --json | head -1 | /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['decode_tok_s'])")
 echo "cpu backend, mid, 2 threads: decode $CPU_TOK_S tok/s (measured; goal 3's all-host baseline)"
 "$B/moecard" cache-sim --trace "$TR" --sweep --cpu-tok-s "$CPU_TOK_S"
+# --- moecard serve: generated tokens/s and TTFT / inter-token latency against the number of
+#     concurrent streaming clients, on the cpu backend (mid, measured wall time: the sequences of
+#     a step decode together, one forward per step) and on the emulated card (tiny-brown, one
+#     sequence slot: a card runs one sequence for now; host wall time, not modeled).
+serve_bench() {
+  local label=$1 model=$2; shift 2
+  local err; err=$(mktemp)
+  "$B/moecard" serve --model "$model" --port 0 "$@" 2>"$err" &
+  local pid=$!
+  for _ in $(seq 600); do grep -q "serve: ready" "$err" && break; kill -0 $pid 2>/dev/null || break; sleep 0.2; done
+  local url; url=$(grep -o 'http://[0-9.]*:[0-9]*' "$err" | head -n 1)
+  if grep -q "serve: ready" "$err"; then
+    echo "== serve, $label: $(grep 'serve: ready' "$err" | sed 's/^moecard: serve: ready: //')"
+    node tools/serve/load.mjs --url "$url" --clients "${SERVE_CLIENTS:-1,2,4,8,16}" \
+      --requests "${SERVE_REQS:-2}" --max-tokens "${SERVE_TOKENS:-32}" || echo "bench: serve load failed"
+  else
+    echo "bench: serve $label did not start: $(cat "$err")"
+  fi
+  kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true
+  rm -f "$err"
+}
+if command -v node >/dev/null 2>&1; then
+  serve_bench "cpu, mid, 2 threads" "$B/models/mid" --threads 2 --max-batch 16
+  serve_bench "emulated card, tiny-brown" models/tiny-brown --backend emu --max-batch 1
+else
+  echo "bench: node missing: no serve figures"
+fi

@@ -16,7 +16,6 @@
 #include "serve/serve.h"
 #include "text/tokenizer.h"
 
-#define SERVE_MAX_SLOTS 64
 
 static void serve_usage(FILE *f)
 {

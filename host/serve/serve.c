@@ -278,9 +278,9 @@ static void sched_step_rows(struct serve *s)
 {
 	struct engine *e = s->slots[0].e;
 	int V = e->c->vocab_size;
-	int tk[SERVE_DECODE_ROWS], pos[SERVE_DECODE_ROWS];
-	float *kv[SERVE_DECODE_ROWS];
-	struct slot *row_slot[SERVE_DECODE_ROWS];
+	int tk[SERVE_MAX_SLOTS], pos[SERVE_MAX_SLOTS];
+	float *kv[SERVE_MAX_SLOTS];
+	struct slot *row_slot[SERVE_MAX_SLOTS];
 	int nr = 0;
 	for (int i = 0; i < s->n_slots; i++) {
 		struct slot *sl = &s->slots[i];
@@ -337,13 +337,15 @@ static void sched_step_rows(struct serve *s)
 		row_slot[nr++] = sl;
 		sl->hist[sl->n_hist++] = t;
 		sl->fed++;
-		if (nr == SERVE_DECODE_ROWS || nr == e->max_batch) {
-			rows_feed(s, tk, nr, kv, pos, row_slot);
-			nr = 0;
-		}
 	}
-	if (nr)
-		rows_feed(s, tk, nr, kv, pos, row_slot);
+	/* the rows in equal groups of at most SERVE_DECODE_ROWS (8 rows are 4 + 4, not 7 + 1) */
+	int cap = e->max_batch < SERVE_DECODE_ROWS ? e->max_batch : SERVE_DECODE_ROWS;
+	int groups = (nr + cap - 1) / cap;
+	for (int g = 0, at = 0; g < groups; g++) {
+		int n = (nr - at) / (groups - g);
+		rows_feed(s, tk + at, n, kv + at, pos + at, row_slot + at);
+		at += n;
+	}
 }
 
 /* One step of the slot's sequence: a prefill chunk, or one decode step. mu not held. */
@@ -1087,6 +1089,10 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	s->rows = n_engines == 1 && engines[0]->ops->forward_rows && engines[0]->ops->kv_alloc;
 	if (!s->rows)
 		n_slots = n_engines;
+	if (n_slots < 1 || n_slots > SERVE_MAX_SLOTS) {
+		snprintf(err, errlen, "%d sequence slots: expected 1..%d", n_slots, SERVE_MAX_SLOTS);
+		return -EINVAL;
+	}
 	s->slots = calloc((size_t)n_slots, sizeof *s->slots);
 	if (!s->slots) {
 		snprintf(err, errlen, "out of memory");

@@ -17,6 +17,8 @@
 #include "engine/engine.h"
 #include "text/tokenizer.h"
 
+#define SERVE_MAX_SLOTS 64 /* sequence slots (--max-batch) */
+
 struct serve_opts {
 	const char *host;    /* listen address (127.0.0.1) */
 	int port;	     /* 0: any free port (printed) */
