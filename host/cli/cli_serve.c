@@ -16,7 +16,6 @@
 #include "serve/serve.h"
 #include "text/tokenizer.h"
 
-
 static void serve_usage(FILE *f)
 {
 	fprintf(f, "usage: moecard serve --model DIR [options]\n"
@@ -124,11 +123,11 @@ int cli_serve(int argc, char **argv)
 		serve_free(s);
 		return 1;
 	}
-	if ((r = tokenizer_load(a.model, &tok, err, sizeof err))) {
+	if (tokenizer_load(a.model, &tok, err, sizeof err)) {
 		fprintf(stderr, "moecard: serve: %s\n", err);
 		goto out;
 	}
-	int ctx = a.ctx > 0 ? a.ctx
+	int ctx = a.ctx > 0				  ? a.ctx
 		  : ck.cfg.max_position_embeddings < 4096 ? ck.cfg.max_position_embeddings
 							  : 4096;
 	if (a.max_tokens > ctx) {

@@ -16,8 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	for (int k = 0; k < 2; k++) {
 		struct serve_params p;
-		int rc = serve_params_parse((const char *)data, size, k ? SERVE_COMPLETION : SERVE_CHAT,
-					    &p);
+		int rc = serve_params_parse((const char *)data, size,
+					    k ? SERVE_COMPLETION : SERVE_CHAT, &p);
 		if (rc == 0) {
 			if ((k == 0 && (!p.n_msgs || !p.msgs)) || (k == 1 && !p.prompt) ||
 			    p.temperature < 0 || p.temperature > 2 || !(p.top_p > 0) ||
@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 			serve_params_free(&p);
 		} else if ((rc != -EINVAL && rc != -ENOMEM) ||
-			   (rc == -EINVAL && (!p.err_param[0] || !p.err[0] || strchr(p.err, '\n')))) {
+			   (rc == -EINVAL &&
+			    (!p.err_param[0] || !p.err[0] || strchr(p.err, '\n')))) {
 			abort();
 		}
 	}

@@ -659,8 +659,8 @@ float *model_kv_alloc(const struct model *m)
 	return calloc((size_t)layers_total(m) * m->o.max_seq * m->kv_dim, sizeof(float));
 }
 
-int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv,
-		       const int *pos, float *logits, int last_only)
+int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv, const int *pos,
+		       float *logits, int last_only)
 {
 	const struct config *c = m->c;
 	int D = c->hidden_size, r = 0;

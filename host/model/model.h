@@ -108,8 +108,8 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
  * sequence's logits do not depend on what it is batched with. The absorbed MLA form only
  * (-EINVAL under naive_attn); -ENOSPC T > max_batch or a position outside the cache.
  */
-int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv,
-		       const int *pos, float *logits, int last_only);
+int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv, const int *pos,
+		       float *logits, int last_only);
 /* model_kv_alloc - a zeroed KV cache shaped like the model's own (calloc; free() it), or NULL. */
 float *model_kv_alloc(const struct model *m);
 

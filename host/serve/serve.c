@@ -34,16 +34,16 @@ struct sreq {
 	struct serve_params p;
 	int32_t *ids; /* the prompt's tokens */
 	int n_ids;
-	int max_new;		    /* tokens it may generate */
-	char *out;		    /* text generated so far */
-	size_t out_len, out_cap;    /* (under mu) */
-	int n_gen;		    /* tokens generated */
-	int done;		    /* ended (finish or error) */
-	const char *finish;	    /* "stop" or "length" when done without error */
-	int err_status;		    /* an error after acceptance (500, 503) */
-	char err_msg[160];	    /* ... its message */
-	int cancelled;		    /* the client left, or shutdown */
-	int refs;		    /* connection + scheduler */
+	int max_new;		 /* tokens it may generate */
+	char *out;		 /* text generated so far */
+	size_t out_len, out_cap; /* (under mu) */
+	int n_gen;		 /* tokens generated */
+	int done;		 /* ended (finish or error) */
+	const char *finish;	 /* "stop" or "length" when done without error */
+	int err_status;		 /* an error after acceptance (500, 503) */
+	char err_msg[160];	 /* ... its message */
+	int cancelled;		 /* the client left, or shutdown */
+	int refs;		 /* connection + scheduler */
 	double t_arrive, t_first, t_last;
 	char id[48];
 	long long created;
@@ -62,10 +62,10 @@ struct slot {
 	struct sreq *r;
 	int fed; /* prompt tokens in the KV cache */
 	/* rows mode */
-	float *kv;   /* this sequence's KV cache */
-	int *hist;   /* [max_seq] prompt and generated tokens */
+	float *kv; /* this sequence's KV cache */
+	int *hist; /* [max_seq] prompt and generated tokens */
 	int n_hist;
-	float *lg;   /* [vocab] logits of the last token fed */
+	float *lg; /* [vocab] logits of the last token fed */
 	int has_lg;
 	struct gen_sampling smp;
 	uint64_t rng;
@@ -85,7 +85,7 @@ struct serve {
 	int q_len;
 	struct slot *slots;
 	int n_slots;
-	int rows;	     /* batched rows mode (one engine for every slot) */
+	int rows;	      /* batched rows mode (one engine for every slot) */
 	struct gen_dist dist; /* sampling scratch (rows mode) */
 	float *w, *rows_lg;
 	int *cand;
@@ -261,6 +261,8 @@ static void rows_feed(struct serve *s, const int *tk, int nr, float *const *kv, 
 	int rc = e->ops->forward_rows(e, tk, nr, kv, pos, s->rows_lg, 0);
 	busy_add(s, now_s() - t0, 1);
 	for (int j = 0; j < nr; j++) {
+		if (!row_slot[j])
+			continue;
 		if (rc) {
 			slot_end(row_slot[j], NULL, 500, strerror(-rc));
 			continue;
@@ -280,9 +282,9 @@ static void sched_step_rows(struct serve *s)
 	int V = e->c->vocab_size;
 	int tk[SERVE_MAX_SLOTS], pos[SERVE_MAX_SLOTS];
 	float *kv[SERVE_MAX_SLOTS];
-	struct slot *row_slot[SERVE_MAX_SLOTS];
+	struct slot *row_slot[SERVE_MAX_SLOTS] = {NULL};
 	int nr = 0;
-	for (int i = 0; i < s->n_slots; i++) {
+	for (int i = 0; i < s->n_slots && nr < SERVE_MAX_SLOTS; i++) {
 		struct slot *sl = &s->slots[i];
 		struct sreq *r = sl->r;
 		if (!r)
@@ -291,7 +293,8 @@ static void sched_step_rows(struct serve *s)
 		int cancelled = r->cancelled;
 		pthread_mutex_unlock(&s->mu);
 		if (cancelled) {
-			slot_end(sl, NULL, 499, "cancelled (the client left, or the server shut down)");
+			slot_end(sl, NULL, 499,
+				 "cancelled (the client left, or the server shut down)");
 			continue;
 		}
 		if (sl->fed < r->n_ids) {
@@ -340,9 +343,13 @@ static void sched_step_rows(struct serve *s)
 	}
 	/* the rows in equal groups of at most SERVE_DECODE_ROWS (8 rows are 4 + 4, not 7 + 1) */
 	int cap = e->max_batch < SERVE_DECODE_ROWS ? e->max_batch : SERVE_DECODE_ROWS;
+	if (cap < 1 || nr < 1)
+		return;
 	int groups = (nr + cap - 1) / cap;
-	for (int g = 0, at = 0; g < groups; g++) {
+	for (int g = 0, at = 0; g < groups && at < nr; g++) {
 		int n = (nr - at) / (groups - g);
+		if (n < 1 || at + n > nr)
+			n = nr - at;
 		rows_feed(s, tk + at, n, kv + at, pos + at, row_slot + at);
 		at += n;
 	}
@@ -455,8 +462,8 @@ struct conn {
 	int gen; /* a generation request was queued: counted in s->inflight until completed */
 };
 
-static enum MHD_Result send_buf(struct serve *s, struct MHD_Connection *c, int endpoint,
-				int status, const char *type, char *body, int retry_after)
+static enum MHD_Result send_buf(struct serve *s, struct MHD_Connection *c, int endpoint, int status,
+				const char *type, char *body, int retry_after)
 {
 	struct MHD_Response *rsp =
 	    MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
@@ -507,8 +514,8 @@ static json_t *err_json(int status, const char *msg, const char *param, const ch
 			 err_type(status), "param", param, "code", code);
 }
 
-static enum MHD_Result send_err(struct serve *s, struct MHD_Connection *c, int endpoint,
-				int status, const char *msg, const char *param, const char *code)
+static enum MHD_Result send_err(struct serve *s, struct MHD_Connection *c, int endpoint, int status,
+				const char *msg, const char *param, const char *code)
 {
 	return send_json(s, c, endpoint, status, err_json(status, msg, param, code), status == 429);
 }
@@ -558,16 +565,16 @@ static json_t *answer_json(const struct serve *s, const struct sreq *r)
 	json_t *text = json_stringn(r->out ? r->out : "", r->out_len);
 	json_t *choice;
 	if (r->p.kind == SERVE_CHAT)
-		choice = json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0, "message", "role",
-				   "assistant", "content", text, "finish_reason", r->finish,
-				   "logprobs");
+		choice =
+		    json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0, "message", "role",
+			      "assistant", "content", text, "finish_reason", r->finish, "logprobs");
 	else
 		choice = json_pack("{s:i, s:o, s:s, s:n}", "index", 0, "text", text,
 				   "finish_reason", r->finish, "logprobs");
 	return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", r->id, "object",
-			 r->p.kind == SERVE_CHAT ? "chat.completion" : "text_completion",
-			 "created", (json_int_t)r->created, "model", s->o.name, "choices", choice,
-			 "usage", usage_json(r));
+			 r->p.kind == SERVE_CHAT ? "chat.completion" : "text_completion", "created",
+			 (json_int_t)r->created, "model", s->o.name, "choices", choice, "usage",
+			 usage_json(r));
 }
 
 /* A streamed answer: the SSE events of one request. */
@@ -621,9 +628,9 @@ static json_t *chunk_json(const struct stream *st, const char *text, size_t n, c
 	json_t *choice;
 	json_t *fin = finish ? json_string(finish) : json_null();
 	if (r->p.kind == SERVE_CHAT) {
-		json_t *delta = role ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
-			      : text  ? json_pack("{s:o}", "content", json_stringn(text, n))
-				      : json_object();
+		json_t *delta = role   ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
+				: text ? json_pack("{s:o}", "content", json_stringn(text, n))
+				       : json_object();
 		choice = json_pack("{s:i, s:o, s:o, s:n}", "index", 0, "delta", delta,
 				   "finish_reason", fin, "logprobs");
 	} else {
@@ -689,11 +696,11 @@ static int stream_next(struct stream *st)
 	}
 	if (st->phase == 3) {
 		st->phase = 4;
-		json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", r->id, "object",
-				      r->p.kind == SERVE_CHAT ? "chat.completion.chunk"
-							      : "text_completion",
-				      "created", (json_int_t)r->created, "model", s->o.name,
-				      "choices", "usage", usage_json(r));
+		json_t *j =
+		    json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", r->id, "object",
+			      r->p.kind == SERVE_CHAT ? "chat.completion.chunk" : "text_completion",
+			      "created", (json_int_t)r->created, "model", s->o.name, "choices",
+			      "usage", usage_json(r));
 		return stream_event(st, j) ? -1 : 0;
 	}
 	if (st->phase == 4) {
@@ -761,9 +768,9 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 	r->t_arrive = now_s();
 	int rc = serve_params_parse(cn->body ? cn->body : "", cn->len, kind, &r->p);
 	if (rc) {
-		enum MHD_Result res =
-		    rc == -ENOMEM ? send_err(s, c, ep, 500, "out of memory", NULL, NULL)
-				  : send_err(s, c, ep, 400, r->p.err, r->p.err_param, NULL);
+		enum MHD_Result res = rc == -ENOMEM
+					  ? send_err(s, c, ep, 500, "out of memory", NULL, NULL)
+					  : send_err(s, c, ep, 400, r->p.err, r->p.err_param, NULL);
 		free(r);
 		return res;
 	}
@@ -771,8 +778,9 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 	enum MHD_Result res;
 	if (r->p.model && strcmp(r->p.model, s->o.name)) {
 		char msg[256];
-		snprintf(msg, sizeof msg, "the model '%.80s' does not exist: this server has '%.80s'",
-			 r->p.model, s->o.name);
+		snprintf(msg, sizeof msg,
+			 "the model '%.80s' does not exist: this server has '%.80s'", r->p.model,
+			 s->o.name);
 		res = send_err(s, c, ep, 404, msg, "model", "model_not_found");
 		goto out;
 	}
@@ -810,7 +818,7 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 		res = send_err(s, c, ep, 400, msg, "max_tokens", "context_length_exceeded");
 		goto out;
 	}
-	r->max_new = r->p.max_tokens > 0 ? r->p.max_tokens
+	r->max_new = r->p.max_tokens > 0	? r->p.max_tokens
 		     : kind == SERVE_COMPLETION ? 16 /* OpenAI's default for completions */
 						: s->o.max_tokens;
 	if (r->max_new > room)
@@ -819,8 +827,7 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 	pthread_mutex_lock(&s->mu);
 	if (s->q_len >= s->o.max_queue) {
 		pthread_mutex_unlock(&s->mu);
-		res = send_err(s, c, ep, 429, "the queue is full: retry later", NULL,
-			       "queue_full");
+		res = send_err(s, c, ep, 429, "the queue is full: retry later", NULL, "queue_full");
 		goto out;
 	}
 	snprintf(r->id, sizeof r->id, "%s-%llu", kind == SERVE_CHAT ? "chatcmpl" : "cmpl",
@@ -958,14 +965,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	int ep = cn->endpoint, get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
 	if (cn->too_big) {
 		char msg[96];
-		snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->o.max_body);
+		snprintf(msg, sizeof msg, "the request body is larger than %zu bytes",
+			 s->o.max_body);
 		return send_err(s, c, ep, 413, msg, NULL, NULL);
 	}
 	if (ep == SERVE_EP_HEALTH && get) {
 		int ok = s->ready && !s->draining;
 		return send_json(s, c, ep, ok ? 200 : 503,
 				 json_pack("{s:s}", "status",
-					   ok ? "ok" : s->draining ? "draining" : "loading"),
+					   ok		 ? "ok"
+					   : s->draining ? "draining"
+							 : "loading"),
 				 0);
 	}
 	if (ep == SERVE_EP_METRICS && get) {
@@ -979,15 +989,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (ep == SERVE_EP_MODELS ? !get : !post)
 		return send_err(s, c, ep, 405, "method not allowed", NULL, NULL);
 	if (!auth_ok(s, c))
-		return send_err(s, c, ep, 401, "a valid API key is required (Authorization: Bearer)",
-				NULL, "invalid_api_key");
+		return send_err(s, c, ep, 401,
+				"a valid API key is required (Authorization: Bearer)", NULL,
+				"invalid_api_key");
 	if (ep == SERVE_EP_MODELS)
-		return send_json(
-		    s, c, ep, 200,
-		    json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list", "data", "id",
-			      s->o.name, "object", "model", "created", (json_int_t)0, "owned_by",
-			      "moecard"),
-		    0);
+		return send_json(s, c, ep, 200,
+				 json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list",
+					   "data", "id", s->o.name, "object", "model", "created",
+					   (json_int_t)0, "owned_by", "moecard"),
+				 0);
 	return gen_request(s, c, cn, ep == SERVE_EP_CHAT ? SERVE_CHAT : SERVE_COMPLETION);
 }
 
@@ -1045,14 +1055,14 @@ int serve_start(const struct serve_opts *o, struct serve **out, char *err, size_
 		serve_free(s);
 		return -EINVAL;
 	}
-	s->d = MHD_start_daemon(
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-		MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-	    MHD_OPTION_END);
+	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+				    MHD_USE_ITC | MHD_USE_ERROR_LOG,
+				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+				(struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+				s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
 	if (!s->d) {
 		snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)", o->host,
 			 o->port);
@@ -1090,7 +1100,8 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	if (!s->rows)
 		n_slots = n_engines;
 	if (n_slots < 1 || n_slots > SERVE_MAX_SLOTS) {
-		snprintf(err, errlen, "%d sequence slots: expected 1..%d", n_slots, SERVE_MAX_SLOTS);
+		snprintf(err, errlen, "%d sequence slots: expected 1..%d", n_slots,
+			 SERVE_MAX_SLOTS);
 		return -EINVAL;
 	}
 	s->slots = calloc((size_t)n_slots, sizeof *s->slots);
@@ -1107,8 +1118,8 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 			return rc;
 		}
 	size_t V = (size_t)engines[0]->c->vocab_size;
-	if (s->rows && (gen_dist_alloc(&s->dist, (int)V) ||
-			!(s->w = malloc(sizeof(float) * V)) || !(s->cand = malloc(sizeof(int) * V)) ||
+	if (s->rows && (gen_dist_alloc(&s->dist, (int)V) || !(s->w = malloc(sizeof(float) * V)) ||
+			!(s->cand = malloc(sizeof(int) * V)) ||
 			!(s->rows_lg = malloc(sizeof(float) * V * SERVE_DECODE_ROWS)))) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;

@@ -10,10 +10,10 @@
 
 /* latency bucket bounds, seconds */
 static const double hist_le[SERVE_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-						    0.25,  0.5,	   1,	  2.5,	5,     10,   30};
+						   0.25,  0.5,	  1,	 2.5,  5,     10,   30};
 static const int status_codes[SERVE_N_STATUS] = {200, 400, 401, 404, 405, 413, 429, 500, 503, 0};
-static const char *const ep_names[SERVE_EP_N] = {"/v1/chat/completions", "/v1/completions",
-						 "/v1/models", "/health", "/metrics", "other"};
+static const char *const ep_names[SERVE_EP_N] = {
+    "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "other"};
 
 static double mono_s(void)
 {
@@ -98,7 +98,8 @@ static void sb_hist(struct sbuf *b, const char *name, const char *help, const st
 	uint64_t cum = 0;
 	for (int i = 0; i < SERVE_HIST_BUCKETS; i++) {
 		cum += h->n[i];
-		sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, hist_le[i], (unsigned long long)cum);
+		sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, hist_le[i],
+			  (unsigned long long)cum);
 	}
 	cum += h->n[SERVE_HIST_BUCKETS];
 	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
@@ -115,8 +116,9 @@ char *serve_metrics_render(struct serve_metrics *m, const char *backend, const c
 	b.s[0] = 0;
 	pthread_mutex_lock(&m->mu);
 	double up = mono_s() - m->t_start;
-	sb_printf(&b, "# HELP moecard_info The served model and backend.\n# TYPE moecard_info gauge\n"
-		      "moecard_info{model=\"%s\",backend=\"%s\"} 1\n",
+	sb_printf(&b,
+		  "# HELP moecard_info The served model and backend.\n# TYPE moecard_info gauge\n"
+		  "moecard_info{model=\"%s\",backend=\"%s\"} 1\n",
 		  model, backend);
 	sb_printf(&b, "# HELP moecard_requests_total Answered HTTP requests by endpoint and "
 		      "status.\n# TYPE moecard_requests_total counter\n");
@@ -140,27 +142,28 @@ char *serve_metrics_render(struct serve_metrics *m, const char *backend, const c
 		  "# HELP moecard_connections Open HTTP connections.\n"
 		  "# TYPE moecard_connections gauge\nmoecard_connections %d\n",
 		  m->queue_depth, m->running, m->kv_slots, m->kv_slots_used, m->connections);
-	sb_printf(&b,
-		  "# HELP moecard_prompt_tokens_total Prompt tokens prefilled.\n"
-		  "# TYPE moecard_prompt_tokens_total counter\nmoecard_prompt_tokens_total %llu\n"
-		  "# HELP moecard_generation_tokens_total Tokens generated.\n"
-		  "# TYPE moecard_generation_tokens_total counter\n"
-		  "moecard_generation_tokens_total %llu\n"
-		  "# HELP moecard_requests_cancelled_total Sequences ended by a client that left or "
-		  "by shutdown.\n# TYPE moecard_requests_cancelled_total counter\n"
-		  "moecard_requests_cancelled_total %llu\n"
-		  "# HELP moecard_engine_forwards_total Engine forward calls.\n"
-		  "# TYPE moecard_engine_forwards_total counter\nmoecard_engine_forwards_total %llu\n"
-		  "# HELP moecard_engine_busy_seconds_total Host wall time inside engine calls.\n"
-		  "# TYPE moecard_engine_busy_seconds_total counter\n"
-		  "moecard_engine_busy_seconds_total %.6f\n"
-		  "# HELP moecard_engine_utilization Engine busy time over uptime.\n"
-		  "# TYPE moecard_engine_utilization gauge\nmoecard_engine_utilization %.4f\n"
-		  "# HELP moecard_uptime_seconds Seconds since the server started.\n"
-		  "# TYPE moecard_uptime_seconds gauge\nmoecard_uptime_seconds %.3f\n",
-		  (unsigned long long)m->prompt_tokens, (unsigned long long)m->gen_tokens,
-		  (unsigned long long)m->cancelled, (unsigned long long)m->forwards,
-		  m->engine_busy_s, up > 0 ? m->engine_busy_s / up : 0.0, up);
+	sb_printf(
+	    &b,
+	    "# HELP moecard_prompt_tokens_total Prompt tokens prefilled.\n"
+	    "# TYPE moecard_prompt_tokens_total counter\nmoecard_prompt_tokens_total %llu\n"
+	    "# HELP moecard_generation_tokens_total Tokens generated.\n"
+	    "# TYPE moecard_generation_tokens_total counter\n"
+	    "moecard_generation_tokens_total %llu\n"
+	    "# HELP moecard_requests_cancelled_total Sequences ended by a client that left or "
+	    "by shutdown.\n# TYPE moecard_requests_cancelled_total counter\n"
+	    "moecard_requests_cancelled_total %llu\n"
+	    "# HELP moecard_engine_forwards_total Engine forward calls.\n"
+	    "# TYPE moecard_engine_forwards_total counter\nmoecard_engine_forwards_total %llu\n"
+	    "# HELP moecard_engine_busy_seconds_total Host wall time inside engine calls.\n"
+	    "# TYPE moecard_engine_busy_seconds_total counter\n"
+	    "moecard_engine_busy_seconds_total %.6f\n"
+	    "# HELP moecard_engine_utilization Engine busy time over uptime.\n"
+	    "# TYPE moecard_engine_utilization gauge\nmoecard_engine_utilization %.4f\n"
+	    "# HELP moecard_uptime_seconds Seconds since the server started.\n"
+	    "# TYPE moecard_uptime_seconds gauge\nmoecard_uptime_seconds %.3f\n",
+	    (unsigned long long)m->prompt_tokens, (unsigned long long)m->gen_tokens,
+	    (unsigned long long)m->cancelled, (unsigned long long)m->forwards, m->engine_busy_s,
+	    up > 0 ? m->engine_busy_s / up : 0.0, up);
 	sb_hist(&b, "moecard_time_to_first_token_seconds",
 		"From the request's arrival to its first generated token.", &m->ttft);
 	sb_hist(&b, "moecard_inter_token_latency_seconds", "Between consecutive generated tokens.",

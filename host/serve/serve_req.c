@@ -39,8 +39,10 @@ static char *content_text(json_t *c, struct serve_params *p, size_t i)
 	json_array_foreach(c, k, part)
 	{
 		json_t *ty = json_object_get(part, "type"), *tx = json_object_get(part, "text");
-		if (!json_is_string(ty) || strcmp(json_string_value(ty), "text") || !json_is_string(tx)) {
-			bad(p, param, "only parts {\"type\": \"text\", \"text\": ...} are supported");
+		if (!json_is_string(ty) || strcmp(json_string_value(ty), "text") ||
+		    !json_is_string(tx)) {
+			bad(p, param,
+			    "only parts {\"type\": \"text\", \"text\": ...} are supported");
 			return NULL;
 		}
 		n += json_string_length(tx);
@@ -173,8 +175,8 @@ static int parse_fields(json_t *o, struct serve_params *p)
 		if (!(p->prompt = strndup(json_string_value(v), json_string_length(v))))
 			return -ENOMEM;
 	}
-	const char *mt = json_object_get(o, "max_completion_tokens") ? "max_completion_tokens"
-								     : "max_tokens";
+	const char *mt =
+	    json_object_get(o, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
 	v = json_object_get(o, mt);
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
@@ -222,7 +224,8 @@ int serve_params_parse(const char *body, size_t len, enum serve_kind kind, struc
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	int r;
 	if (!o)
-		r = bad(p, "body", "not JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+		r = bad(p, "body", "not JSON: %s (line %d, column %d)", je.text, je.line,
+			je.column);
 	else if (!json_is_object(o))
 		r = bad(p, "body", "expected a JSON object");
 	else

@@ -19,21 +19,21 @@ enum serve_kind { SERVE_CHAT, SERVE_COMPLETION };
 
 struct serve_params {
 	enum serve_kind kind;
-	char *model;		/* "model" as sent, or NULL */
-	struct chat_msg *msgs;	/* chat: [n_msgs], role and content strings malloc'd */
+	char *model;	       /* "model" as sent, or NULL */
+	struct chat_msg *msgs; /* chat: [n_msgs], role and content strings malloc'd */
 	size_t n_msgs;
-	char *prompt;		/* completion: the prompt text */
-	int max_tokens;		/* max_tokens / max_completion_tokens, -1 when not given */
-	double temperature;	/* 0..2, default 1 (OpenAI's) */
-	double top_p;		/* (0, 1], default 1 */
+	char *prompt;	    /* completion: the prompt text */
+	int max_tokens;	    /* max_tokens / max_completion_tokens, -1 when not given */
+	double temperature; /* 0..2, default 1 (OpenAI's) */
+	double top_p;	    /* (0, 1], default 1 */
 	int has_seed;
 	uint64_t seed;
 	char *stops[SERVE_MAX_STOPS];
 	int n_stops;
-	int stream;		/* "stream": true */
-	int include_usage;	/* "stream_options": {"include_usage": true} */
-	char err_param[40];	/* the offending field on an error */
-	char err[200];		/* what is wrong with it */
+	int stream;	    /* "stream": true */
+	int include_usage;  /* "stream_options": {"include_usage": true} */
+	char err_param[40]; /* the offending field on an error */
+	char err[200];	    /* what is wrong with it */
 };
 
 /* Parses len bytes of JSON for a request of kind. 0, or -EINVAL with err/err_param set (p is

@@ -249,8 +249,8 @@ static void test_forward_rows(void **st)
 			for (int t = 0; t < len[q]; t++)
 				assert_int_equal(model_forward(&ref, tk + t, 1, want, 0, NULL), 0);
 			if (memcmp(want, got, sizeof(float) * V))
-				fail_msg("act_fp8 %d: sequence %d: prefill rows differ from decode", fp8,
-					 q);
+				fail_msg("act_fp8 %d: sequence %d: prefill rows differ from decode",
+					 fp8, q);
 			model_free(&ref);
 		}
 		/* decode: one row per sequence per step, at positions len[q] + s */
@@ -261,13 +261,15 @@ static void test_forward_rows(void **st)
 			}
 			assert_int_equal(model_forward_rows(&m, tk, 3, kv, pos, got, 0), 0);
 			for (int q = 0; q < 3; q++) {
-				assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err),
-						 0);
+				assert_int_equal(
+				    model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
 				for (int t = 0; t <= len[q] + s; t++)
-					assert_int_equal(
-					    model_forward(&ref, &toks[q * 10 + t], 1, want, 0, NULL), 0);
+					assert_int_equal(model_forward(&ref, &toks[q * 10 + t], 1,
+								       want, 0, NULL),
+							 0);
 				if (memcmp(want, got + (size_t)q * V, sizeof(float) * V))
-					fail_msg("act_fp8 %d: step %d, sequence %d: batched logits differ "
+					fail_msg("act_fp8 %d: step %d, sequence %d: batched logits "
+						 "differ "
 						 "from the sequence alone",
 						 fp8, s, q);
 				model_free(&ref);
@@ -286,10 +288,8 @@ static void test_forward_rows(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_yarn_671b),
-	    cmocka_unit_test(test_naive_vs_absorbed),
-	    cmocka_unit_test(test_prefill_vs_decode),
-	    cmocka_unit_test(test_truncate_and_mtp),
+	    cmocka_unit_test(test_yarn_671b),	      cmocka_unit_test(test_naive_vs_absorbed),
+	    cmocka_unit_test(test_prefill_vs_decode), cmocka_unit_test(test_truncate_and_mtp),
 	    cmocka_unit_test(test_forward_rows),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
