@@ -23,7 +23,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "backend/backend.h"
 #include "decode/generate.h"
+#include "sched/card_engine.h"
 #include "serve/serve.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_req.h"
@@ -399,6 +401,38 @@ static void slot_advance(struct slot *sl)
 			return;
 }
 
+/* The card figures of /metrics, read by the thread that drives the engines. */
+static void card_metrics(struct serve *s)
+{
+	uint64_t busy = 0, clock = 0, cmds = 0, lists = 0, dma = 0, link = 0;
+	int card = 0;
+	for (int i = 0; i < s->n_slots; i++) {
+		struct backend *b = s->rows ? NULL : card_engine_backend(s->slots[i].e);
+		if (!b)
+			continue;
+		struct backend_stats st;
+		backend_stats(b, &st);
+		card = 1;
+		busy += st.busy_ns;
+		clock = st.card_ns > clock ? st.card_ns : clock;
+		cmds += st.cmds;
+		lists += st.submits;
+		dma += st.fill_bytes;
+		link += st.h2c_bytes + st.c2h_bytes;
+	}
+	if (!card)
+		return;
+	pthread_mutex_lock(&s->m.mu);
+	s->m.card = 1;
+	s->m.card_busy_s = busy * 1e-9;
+	s->m.card_clock_s = clock * 1e-9;
+	s->m.card_cmds = cmds;
+	s->m.card_lists = lists;
+	s->m.card_dma_bytes = dma;
+	s->m.card_link_bytes = link;
+	pthread_mutex_unlock(&s->m.mu);
+}
+
 static void *sched_main(void *arg)
 {
 	struct serve *s = arg;
@@ -445,6 +479,7 @@ static void *sched_main(void *arg)
 			for (int i = 0; i < s->n_slots; i++)
 				if (s->slots[i].r)
 					slot_advance(&s->slots[i]);
+		card_metrics(s);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);

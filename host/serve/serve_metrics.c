@@ -164,6 +164,29 @@ char *serve_metrics_render(struct serve_metrics *m, const char *backend, const c
 	    (unsigned long long)m->prompt_tokens, (unsigned long long)m->gen_tokens,
 	    (unsigned long long)m->cancelled, (unsigned long long)m->forwards, m->engine_busy_s,
 	    up > 0 ? m->engine_busy_s / up : 0.0, up);
+	if (m->card)
+		sb_printf(
+		    &b,
+		    "# HELP moecard_card_busy_seconds_total Card time inside command lists "
+		    "(modeled on the emulated card).\n"
+		    "# TYPE moecard_card_busy_seconds_total counter\n"
+		    "moecard_card_busy_seconds_total %.6f\n"
+		    "# HELP moecard_card_clock_seconds The card's clock (modeled on the emulated "
+		    "card, where it moves only while the card works).\n"
+		    "# TYPE moecard_card_clock_seconds gauge\nmoecard_card_clock_seconds %.6f\n"
+		    "# HELP moecard_card_commands_total Commands the firmware ran.\n"
+		    "# TYPE moecard_card_commands_total counter\nmoecard_card_commands_total %llu\n"
+		    "# HELP moecard_card_lists_total Command lists submitted.\n"
+		    "# TYPE moecard_card_lists_total counter\nmoecard_card_lists_total %llu\n"
+		    "# HELP moecard_card_dma_bytes_total Bytes the card's DMA fills moved.\n"
+		    "# TYPE moecard_card_dma_bytes_total counter\n"
+		    "moecard_card_dma_bytes_total %llu\n"
+		    "# HELP moecard_card_link_bytes_total Bytes over the host link, both ways.\n"
+		    "# TYPE moecard_card_link_bytes_total counter\n"
+		    "moecard_card_link_bytes_total %llu\n",
+		    m->card_busy_s, m->card_clock_s, (unsigned long long)m->card_cmds,
+		    (unsigned long long)m->card_lists, (unsigned long long)m->card_dma_bytes,
+		    (unsigned long long)m->card_link_bytes);
 	sb_hist(&b, "moecard_time_to_first_token_seconds",
 		"From the request's arrival to its first generated token.", &m->ttft);
 	sb_hist(&b, "moecard_inter_token_latency_seconds", "Between consecutive generated tokens.",

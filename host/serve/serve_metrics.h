@@ -37,6 +37,10 @@ struct serve_metrics {
 	double engine_busy_s;
 	int queue_depth, running, kv_slots, kv_slots_used, connections;
 	struct serve_hist ttft, itl, duration;
+	/* a card backend (emu: modeled card time; xrt: the card's clock), from the scheduler */
+	int card;
+	double card_busy_s, card_clock_s;
+	uint64_t card_cmds, card_lists, card_dma_bytes, card_link_bytes;
 	double t_start; /* CLOCK_MONOTONIC seconds at init */
 };
 

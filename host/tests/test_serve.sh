@@ -178,6 +178,9 @@ for i in $(seq 4); do
 done
 n500=$(echo "$codes" | tr ' ' '\n' | grep -c 500); last=${codes##* }
 [ "$n500" = 1 ] && [ "$last" = 200 ] && [ "$(code "$URL/health")" = 200 ] && ok || bad "card fault: codes$codes"
+# the card's figures on /metrics: modeled busy time and commands grew with the requests
+cb=$(metric moecard_card_busy_seconds_total); cc=$(metric moecard_card_commands_total)
+awk -v b="${cb:-0}" -v c="${cc:-0}" 'BEGIN {exit !(b > 0 && c > 100)}' && ok || bad "card metrics: busy '$cb' s, commands '$cc'"
 kill -TERM $PID; wait $PID
 
 if grep -qE 'Sanitizer|runtime error' "$W"/*.err; then bad "sanitizer: $(grep -hE 'Sanitizer|runtime error' "$W"/*.err | head -3)"; else ok; fi
