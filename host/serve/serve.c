@@ -108,6 +108,17 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Waits on out_cv (mu held) for at most ms milliseconds. */
+static void out_wait(struct serve *s, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&s->out_cv, &s->mu, &ts);
+}
+
 static void req_unref(struct serve *s, struct sreq *r)
 {
 	(void)s;
@@ -707,14 +718,7 @@ static int stream_next(struct stream *st)
 				stream_raw(st, ": keep-alive\n\n"); /* an SSE comment */
 				return 0;
 			}
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 250000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&s->out_cv, &s->mu, &ts);
+			out_wait(s, 250);
 			return 1;
 		}
 		st->phase = 2;
@@ -910,14 +914,7 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 	 * wakes on every token of every request, so the look goes by the clock) */
 	double look = now_s() + 0.2;
 	while (!r->done) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->out_cv, &s->mu, &ts);
+		out_wait(s, 200);
 		if (r->done || now_s() < look)
 			continue;
 		look = now_s() + 0.2;

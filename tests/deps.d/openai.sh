@@ -12,14 +12,4 @@ if [ -s "$OUT/package.json" ] && grep -q "\"version\": \"$VER\"" "$OUT/package.j
 fi
 . tests/npm_pack.sh
 tgz=$(npm_pack_fetch openai "$PKG" "$VER")
-tmp=$(mktemp -d "build/cache/openai.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-tar -xzf "$tgz" -C "$tmp"
-if [ ! -s "$tmp/package/package.json" ]; then
-  echo "deps: openai: $tgz: package/package.json missing" >&2
-  exit 1
-fi
-mkdir -p "$(dirname "$OUT")"
-rm -rf "$OUT"
-mv "$tmp/package" "$OUT"
-echo "deps: openai: $OUT ready"
+npm_pack_unpack openai "$tgz" package.json "$OUT"
