@@ -41,6 +41,7 @@ struct cli_opts {
 	/* serve */
 	const char *host, *api_key, *name;
 	int port, max_batch, max_queue, max_conns, timeout, drain, max_tokens, max_body_kb;
+	int kv_tokens;
 };
 
 /* A command that parses its options with cli_opts_parse. */

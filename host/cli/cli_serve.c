@@ -42,6 +42,11 @@ static int serve_check(const struct cli_opts *a)
 			a->backend);
 		return 2;
 	}
+	if (a->kv_tokens && a->backend && strcmp(a->backend, "cpu")) {
+		fprintf(stderr, "moecard: serve: --kv-tokens: the paged KV pool is the cpu "
+				"backend's (a card engine keeps its own cache)\n");
+		return 2;
+	}
 	if (a->max_body_kb > 1 << 20) {
 		fprintf(stderr, "moecard: serve: --max-body-kb: at most %d, got %d\n", 1 << 20,
 			a->max_body_kb);
@@ -107,6 +112,7 @@ int cli_serve(int argc, char **argv)
 	    .drain_s = a.drain,
 	    .chunk = 64,
 	    .max_body = (size_t)a.max_body_kb * 1024,
+	    .kv_tokens = a.kv_tokens,
 	    .quiet = a.quiet,
 	};
 	struct serve *s = NULL;

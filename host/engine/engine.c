@@ -50,15 +50,16 @@ static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
 	return 0;
 }
 
-static int cpu_forward_rows(struct engine *e, const int *tokens, int T, float *const *kv,
-			    const int *pos, float *logits, int last_only)
+static int cpu_forward_rows(struct engine *e, const int *tokens, int T,
+			    const struct model_kv *const *kv, const int *pos, float *logits,
+			    int last_only)
 {
 	return model_forward_rows(e->impl, tokens, T, kv, pos, logits, last_only);
 }
 
-static float *cpu_kv_alloc(struct engine *e)
+static size_t cpu_kv_block_floats(struct engine *e, int bs)
 {
-	return model_kv_alloc(e->impl);
+	return model_kv_block_floats(e->impl, bs);
 }
 
 static const struct engine_ops cpu_ops = {
@@ -69,7 +70,7 @@ static const struct engine_ops cpu_ops = {
     .free = cpu_free,
     .mtp_hidden = cpu_mtp_hidden,
     .forward_rows = cpu_forward_rows,
-    .kv_alloc = cpu_kv_alloc,
+    .kv_block_floats = cpu_kv_block_floats,
 };
 
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,

@@ -36,13 +36,14 @@ struct engine_ops {
 	 * layer hook does; w == NULL stops it (before the writer is closed). May be NULL (cpu: the
 	 * writer hooks the model). Returns 0 or -ENOMEM. */
 	int (*expert_trace)(struct engine *e, struct expert_trace_writer *w);
-	/* Rows of several sequences in one forward, each with its own KV cache and position, as
-	 * model_forward_rows (model.h); the engine's own cache and pos are untouched. May be NULL
-	 * (the card engines: one sequence per engine). */
-	int (*forward_rows)(struct engine *e, const int *tokens, int T, float *const *kv,
-			    const int *pos, float *logits, int last_only);
-	/* A KV cache for forward_rows (free() it), or NULL. May be NULL with forward_rows. */
-	float *(*kv_alloc)(struct engine *e);
+	/* Rows of several sequences in one forward, each with its own paged KV cache and
+	 * position, as model_forward_rows (model.h); the engine's own cache and pos are
+	 * untouched. May be NULL (the card engines: one sequence per engine). */
+	int (*forward_rows)(struct engine *e, const int *tokens, int T,
+			    const struct model_kv *const *kv, const int *pos, float *logits,
+			    int last_only);
+	/* floats of one KV block of bs positions for forward_rows (NULL with it) */
+	size_t (*kv_block_floats)(struct engine *e, int bs);
 };
 
 /* Options beyond model_opts that some backends use. */

@@ -175,7 +175,8 @@ static float *row_kv(struct model *m, int t, int layer, int pos)
 {
 	if (!m->row_kv)
 		return kv_row(m, layer, pos);
-	return m->row_kv[t] + ((size_t)layer * m->o.max_seq + pos) * m->kv_dim;
+	const struct model_kv *k = m->row_kv[t];
+	return k->blocks[pos / k->bs] + ((size_t)layer * k->bs + pos % k->bs) * m->kv_dim;
 }
 
 void model_free(struct model *m)
@@ -654,13 +655,13 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
 	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, all_logits, hidden);
 }
 
-float *model_kv_alloc(const struct model *m)
+size_t model_kv_block_floats(const struct model *m, int bs)
 {
-	return calloc((size_t)layers_total(m) * m->o.max_seq * m->kv_dim, sizeof(float));
+	return (size_t)layers_total(m) * (size_t)bs * (size_t)m->kv_dim;
 }
 
-int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv, const int *pos,
-		       float *logits, int last_only)
+int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
+		       const int *pos, float *logits, int last_only)
 {
 	const struct config *c = m->c;
 	int D = c->hidden_size, r = 0;
@@ -669,7 +670,8 @@ int model_forward_rows(struct model *m, const int *tokens, int T, float *const *
 	if (T < 1 || T > m->o.max_batch)
 		return -ENOSPC;
 	for (int t = 0; t < T; t++) {
-		if (pos[t] < 0 || pos[t] >= m->o.max_seq || !kv[t])
+		if (pos[t] < 0 || pos[t] >= m->o.max_seq || !kv[t] || kv[t]->bs < 1 ||
+		    pos[t] >= kv[t]->n_blocks * kv[t]->bs || !kv[t]->blocks[pos[t] / kv[t]->bs])
 			return -ENOSPC;
 		if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
 			return -EINVAL;

@@ -71,7 +71,7 @@ struct model {
 	void (*layer_hook)(void *ctx, struct model *m, int layer, int pos0, int T);
 	void *layer_hook_ctx;
 	/* model_forward_rows only: each row's KV cache and position (NULL otherwise) */
-	float *const *row_kv;
+	const struct model_kv *const *row_kv;
 	const int *row_pos;
 };
 
@@ -98,20 +98,31 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
  * state of token i) and next_tokens[i] (= t_{i+1}; its embedding is masked at position 0) and
  * predicts t_{i+2}. logits as in model_forward. -ENODEV when the checkpoint has no MTP layer.
  */
+/* A sequence's KV cache for model_forward_rows, in blocks of bs positions (paged): position p
+ * of layer l is at blocks[p / bs] + (l * bs + p % bs) * kv_dim. Each block holds
+ * model_kv_block_floats(m, bs) floats; blocks may sit anywhere (a pool). One block of
+ * bs = max_seq is a contiguous cache. */
+struct model_kv {
+	float *const *blocks; /* [n_blocks]; NULL past what the sequence holds */
+	int n_blocks;
+	int bs;
+};
+
 /*
  * model_forward_rows - one forward of T rows that may belong to different sequences: row t is
- * token tokens[t] at position pos[t] of the KV cache kv[t] (model_kv_alloc; its rows < pos[t]
- * hold that sequence's earlier tokens), which it appends to. Rows of one sequence come in
- * position order. The model's own cache and m->pos are untouched; the layer hook is not called.
- * logits: [T][vocab], or the last row's only with last_only. Each row's arithmetic is that of
+ * token tokens[t] at position pos[t] of the KV cache kv[t] (its positions < pos[t] hold that
+ * sequence's earlier tokens), which it appends to. Rows of one sequence come in position order.
+ * The model's own cache and m->pos are untouched; the layer hook is not called. logits:
+ * [T][vocab], or the last row's only with last_only. Each row's arithmetic is that of
  * model_forward for T < KERN_TILE_MIN_M (per-row GEMVs; the tile path starts there), so a
  * sequence's logits do not depend on what it is batched with. The absorbed MLA form only
- * (-EINVAL under naive_attn); -ENOSPC T > max_batch or a position outside the cache.
+ * (-EINVAL under naive_attn); -ENOSPC T > max_batch, or a position outside max_seq or the
+ * sequence's blocks.
  */
-int model_forward_rows(struct model *m, const int *tokens, int T, float *const *kv, const int *pos,
-		       float *logits, int last_only);
-/* model_kv_alloc - a zeroed KV cache shaped like the model's own (calloc; free() it), or NULL. */
-float *model_kv_alloc(const struct model *m);
+int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
+		       const int *pos, float *logits, int last_only);
+/* model_kv_block_floats - floats in one KV block of bs positions (every layer and the MTP's). */
+size_t model_kv_block_floats(const struct model *m, int bs);
 
 int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidden, int T,
 		      float *logits, int all_logits);

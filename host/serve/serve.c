@@ -62,10 +62,11 @@ struct slot {
 	struct gen_text tx; /* text and stop strings */
 	FILE *f;	    /* gen_text writes here: appends to r->out */
 	struct sreq *r;
-	int fed; /* prompt tokens in the KV cache */
-	/* rows mode */
-	float *kv; /* this sequence's KV cache */
-	int *hist; /* [max_seq] prompt and generated tokens */
+	int fed; /* prompt tokens in the KV cache */ /* rows mode */
+	struct model_kv kv; /* this sequence's KV cache: blocks of the pool, reserved at start */
+	float **blocks;	    /* [kv.n_blocks] kv.blocks, NULL where none is held */
+	int n_held;	    /* blocks held, blocks[0..n_held) */
+	int *hist;	    /* [max_seq] prompt and generated tokens */
 	int n_hist;
 	float *lg; /* [vocab] logits of the last token fed */
 	int has_lg;
@@ -87,7 +88,11 @@ struct serve {
 	int q_len;
 	struct slot *slots;
 	int n_slots;
-	int rows;	      /* batched rows mode (one engine for every slot) */
+	int rows;	  /* batched rows mode (one engine for every slot) */
+	float *pool;	  /* rows mode: the KV blocks of every sequence */
+	int bs, n_blocks; /* positions per block, blocks in the pool */
+	int *free_blk;	  /* [n_blocks] stack of free block indices */
+	int n_free;
 	struct gen_dist dist; /* sampling scratch (rows mode) */
 	float *w, *rows_lg;
 	int *cand;
@@ -159,6 +164,38 @@ static ssize_t slot_write(void *cookie, const char *buf, size_t n)
 	return (ssize_t)n;
 }
 
+/* KV blocks (rows mode, mu held): the blocks a request reserves (its prompt and every token it
+ * may generate), taking them, giving them back. */
+static int blocks_need(const struct serve *s, const struct sreq *r)
+{
+	return (r->n_ids + r->max_new + s->bs - 1) / s->bs;
+}
+
+static void blocks_take(struct serve *s, struct slot *sl, int n)
+{
+	for (; sl->n_held < n; sl->n_held++)
+		sl->blocks[sl->n_held] = s->pool + (size_t)s->free_blk[--s->n_free] *
+						       sl->e->ops->kv_block_floats(sl->e, s->bs);
+	pthread_mutex_lock(&s->m.mu);
+	s->m.kv_blocks_used = s->n_blocks - s->n_free;
+	pthread_mutex_unlock(&s->m.mu);
+}
+
+static void blocks_release(struct serve *s, struct slot *sl)
+{
+	if (!s->rows)
+		return;
+	size_t bf = sl->e->ops->kv_block_floats(sl->e, s->bs);
+	for (; sl->n_held > 0; sl->n_held--) {
+		float *b = sl->blocks[sl->n_held - 1];
+		s->free_blk[s->n_free++] = (int)((size_t)(b - s->pool) / bf);
+		sl->blocks[sl->n_held - 1] = NULL;
+	}
+	pthread_mutex_lock(&s->m.mu);
+	s->m.kv_blocks_used = s->n_blocks - s->n_free;
+	pthread_mutex_unlock(&s->m.mu);
+}
+
 /* Ends the slot's request (mu not held): its status, the metrics, the slot freed. */
 static void slot_end(struct slot *sl, const char *finish, int status, const char *msg)
 {
@@ -183,8 +220,10 @@ static void slot_end(struct slot *sl, const char *finish, int status, const char
 		serve_hist_observe(&s->m.duration, now_s() - r->t_arrive);
 	pthread_mutex_unlock(&s->m.mu);
 	sl->r = NULL;
+	blocks_release(s, sl);
 	req_unref(s, r);
 	pthread_cond_broadcast(&s->out_cv);
+	pthread_cond_broadcast(&s->work_cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -265,8 +304,8 @@ static int slot_emit(struct slot *sl, int tok, double t1)
 
 /* Rows mode: feeds nr sampled tokens of different sequences in one forward; each slot gets its
  * row of logits (or ends with the error). */
-static void rows_feed(struct serve *s, const int *tk, int nr, float *const *kv, const int *pos,
-		      struct slot *const *row_slot)
+static void rows_feed(struct serve *s, const int *tk, int nr, const struct model_kv *const *kv,
+		      const int *pos, struct slot *const *row_slot)
 {
 	struct engine *e = s->slots[0].e;
 	size_t V = (size_t)e->c->vocab_size;
@@ -294,7 +333,7 @@ static void sched_step_rows(struct serve *s)
 	struct engine *e = s->slots[0].e;
 	int V = e->c->vocab_size;
 	int tk[SERVE_MAX_SLOTS], pos[SERVE_MAX_SLOTS];
-	float *kv[SERVE_MAX_SLOTS];
+	const struct model_kv *kv[SERVE_MAX_SLOTS];
 	struct slot *row_slot[SERVE_MAX_SLOTS] = {NULL};
 	int nr = 0;
 	for (int i = 0; i < s->n_slots && nr < SERVE_MAX_SLOTS; i++) {
@@ -312,7 +351,7 @@ static void sched_step_rows(struct serve *s)
 		}
 		if (sl->fed < r->n_ids) {
 			int n = r->n_ids - sl->fed, ptk[256], ppos[256];
-			float *pkv[256];
+			const struct model_kv *pkv[256];
 			if (n > s->o.chunk)
 				n = s->o.chunk;
 			if (n > e->max_batch)
@@ -322,7 +361,7 @@ static void sched_step_rows(struct serve *s)
 			for (int t = 0; t < n; t++) {
 				ptk[t] = r->ids[sl->fed + t];
 				ppos[t] = sl->fed + t;
-				pkv[t] = sl->kv;
+				pkv[t] = &sl->kv;
 				sl->hist[sl->n_hist++] = ptk[t];
 			}
 			double t0 = now_s();
@@ -349,7 +388,7 @@ static void sched_step_rows(struct serve *s)
 			continue;
 		tk[nr] = t;
 		pos[nr] = sl->n_hist;
-		kv[nr] = sl->kv;
+		kv[nr] = &sl->kv;
 		row_slot[nr++] = sl;
 		sl->hist[sl->n_hist++] = t;
 		sl->fed++;
@@ -452,7 +491,11 @@ static void *sched_main(void *arg)
 		int busy = 0;
 		for (int i = 0; i < s->n_slots; i++) {
 			struct slot *sl = &s->slots[i];
-			if (!sl->r && s->q_head) {
+			/* FIFO: the head waits until the pool has the KV blocks it reserves */
+			int need = s->rows && s->q_head && !s->q_head->cancelled
+				       ? blocks_need(s, s->q_head)
+				       : 0;
+			if (!sl->r && s->q_head && need <= s->n_free) {
 				struct sreq *r = s->q_head;
 				s->q_head = r->next;
 				if (!s->q_head)
@@ -469,6 +512,8 @@ static void *sched_main(void *arg)
 					pthread_mutex_unlock(&s->m.mu);
 					req_unref(s, r);
 					pthread_cond_broadcast(&s->out_cv);
+				} else if (s->rows) {
+					blocks_take(s, sl, need);
 				}
 			}
 			busy += sl->r != NULL;
@@ -1128,7 +1173,8 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 		 struct tokenizer *tok, int eos, int max_tokens, char *err, size_t errlen)
 {
 	s->o.max_tokens = max_tokens;
-	s->rows = n_engines == 1 && engines[0]->ops->forward_rows && engines[0]->ops->kv_alloc;
+	s->rows =
+	    n_engines == 1 && engines[0]->ops->forward_rows && engines[0]->ops->kv_block_floats;
 	if (!s->rows)
 		n_slots = n_engines;
 	if (n_slots < 1 || n_slots > SERVE_MAX_SLOTS) {
@@ -1150,6 +1196,26 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 			return rc;
 		}
 	size_t V = (size_t)engines[0]->c->vocab_size;
+	int ctx = engines[0]->max_seq;
+	if (s->rows) {
+		/* the KV pool: --kv-tokens (default a full context per slot), in blocks of 16 */
+		s->bs = 16;
+		long tokens = s->o.kv_tokens > 0 ? s->o.kv_tokens : (long)n_slots * ctx;
+		if (tokens < ctx)
+			tokens = ctx; /* any one request fits */
+		s->n_blocks = (int)((tokens + s->bs - 1) / s->bs);
+		size_t bf = engines[0]->ops->kv_block_floats(engines[0], s->bs);
+		s->pool = calloc((size_t)s->n_blocks * bf, sizeof(float));
+		s->free_blk = malloc(sizeof(int) * (size_t)s->n_blocks);
+		if (!s->pool || !s->free_blk) {
+			snprintf(err, errlen, "out of memory for a KV pool of %d blocks (%.0f MB)",
+				 s->n_blocks, (double)s->n_blocks * bf * 4 / 1e6);
+			return -ENOMEM;
+		}
+		for (int b = 0; b < s->n_blocks; b++)
+			s->free_blk[b] = s->n_blocks - 1 - b;
+		s->n_free = s->n_blocks;
+	}
 	if (s->rows && (gen_dist_alloc(&s->dist, (int)V) || !(s->w = malloc(sizeof(float) * V)) ||
 			!(s->cand = malloc(sizeof(int) * V)) ||
 			!(s->rows_lg = malloc(sizeof(float) * V * SERVE_DECODE_ROWS)))) {
@@ -1162,10 +1228,12 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 		sl->e = engines[s->rows ? 0 : i];
 		s->n_slots = i + 1;
 		if (s->rows) {
-			sl->kv = sl->e->ops->kv_alloc(sl->e);
+			int nb = (ctx + s->bs - 1) / s->bs;
+			sl->blocks = calloc((size_t)nb, sizeof *sl->blocks);
+			sl->kv = (struct model_kv){sl->blocks, nb, s->bs};
 			sl->hist = malloc(sizeof(int) * (size_t)sl->e->max_seq);
 			sl->lg = malloc(sizeof(float) * V);
-			rc = sl->kv && sl->hist && sl->lg ? 0 : -ENOMEM;
+			rc = sl->blocks && sl->hist && sl->lg ? 0 : -ENOMEM;
 		} else {
 			struct gen_opts go = {0};
 			gen_sampling_default(&go.s);
@@ -1183,6 +1251,7 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	}
 	pthread_mutex_lock(&s->m.mu);
 	s->m.kv_slots = n_slots;
+	s->m.kv_blocks = s->n_blocks;
 	pthread_mutex_unlock(&s->m.mu);
 	if (pthread_create(&s->sched, NULL, sched_main, s)) {
 		snprintf(err, errlen, "cannot start the scheduler thread");
@@ -1293,7 +1362,7 @@ void serve_free(struct serve *s)
 		gen_text_free(&sl->tx);
 		if (!s->rows)
 			gen_free(&sl->g);
-		free(sl->kv);
+		free(sl->blocks);
 		free(sl->hist);
 		free(sl->lg);
 	}
@@ -1302,6 +1371,8 @@ void serve_free(struct serve *s)
 	free(s->w);
 	free(s->cand);
 	free(s->rows_lg);
+	free(s->pool);
+	free(s->free_blk);
 	serve_metrics_destroy(&s->m);
 	pthread_cond_destroy(&s->out_cv);
 	pthread_cond_destroy(&s->work_cv);

@@ -31,6 +31,7 @@ struct serve_opts {
 	int drain_s;	     /* SIGTERM: seconds to finish running requests */
 	int max_tokens;	     /* the most tokens one request may ask for (serve_attach) */
 	int chunk;	     /* prefill tokens per step of a sequence */
+	long kv_tokens;	     /* the KV pool in positions (cpu; 0: a context per slot) */
 	size_t max_body;     /* request body bytes before 413 */
 	int quiet;	     /* no request log on stderr */
 };

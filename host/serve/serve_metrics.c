@@ -139,9 +139,14 @@ char *serve_metrics_render(struct serve_metrics *m, const char *backend, const c
 		  "# TYPE moecard_kv_slots gauge\nmoecard_kv_slots %d\n"
 		  "# HELP moecard_kv_slots_used KV cache slots held by a sequence.\n"
 		  "# TYPE moecard_kv_slots_used gauge\nmoecard_kv_slots_used %d\n"
+		  "# HELP moecard_kv_blocks KV cache blocks in the pool (16 positions each).\n"
+		  "# TYPE moecard_kv_blocks gauge\nmoecard_kv_blocks %d\n"
+		  "# HELP moecard_kv_blocks_used KV cache blocks reserved by running sequences.\n"
+		  "# TYPE moecard_kv_blocks_used gauge\nmoecard_kv_blocks_used %d\n"
 		  "# HELP moecard_connections Open HTTP connections.\n"
 		  "# TYPE moecard_connections gauge\nmoecard_connections %d\n",
-		  m->queue_depth, m->running, m->kv_slots, m->kv_slots_used, m->connections);
+		  m->queue_depth, m->running, m->kv_slots, m->kv_slots_used, m->kv_blocks,
+		  m->kv_blocks_used, m->connections);
 	sb_printf(
 	    &b,
 	    "# HELP moecard_prompt_tokens_total Prompt tokens prefilled.\n"

@@ -36,6 +36,7 @@ struct serve_metrics {
 	uint64_t prompt_tokens, gen_tokens, cancelled, forwards;
 	double engine_busy_s;
 	int queue_depth, running, kv_slots, kv_slots_used, connections;
+	int kv_blocks, kv_blocks_used; /* the paged KV pool (cpu) */
 	struct serve_hist ttft, itl, duration;
 	/* a card backend (emu: modeled card time; xrt: the card's clock), from the scheduler */
 	int card;

@@ -217,9 +217,10 @@ static void test_truncate_and_mtp(void **st)
 	free(mt);
 }
 
-/* model_forward_rows: three sequences of different lengths, each in its own KV cache, batched
- * together (rows at different positions) give bit-identical logits to each run alone, token by
- * token through model_forward; with FP8 activations and without. */
+/* model_forward_rows: three sequences of different lengths, each in its own paged KV cache
+ * (blocks of 4 positions from one pool, interleaved between the sequences), batched together
+ * (rows at different positions) give bit-identical logits to each run alone, token by token
+ * through model_forward; with FP8 activations and without. */
 static void test_forward_rows(void **st)
 {
 	(void)st;
@@ -231,14 +232,24 @@ static void test_forward_rows(void **st)
 		char err[256];
 		struct model ref, m;
 		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 7);
-		float *kv[3];
+		enum { BS = 4, NB = 3 }; /* blocks per sequence: positions 0..11 */
+		float *pool, *blk[3][NB];
+		struct model_kv kvs[3];
+		const struct model_kv *kv[7];
 		int pos[7], tk[7];
 		assert_int_equal(model_init(&m, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
-		for (int q = 0; q < 3; q++)
-			assert_non_null(kv[q] = model_kv_alloc(&m));
+		size_t bf = model_kv_block_floats(&m, BS);
+		assert_non_null(pool = calloc(bf * 3 * NB, sizeof(float)));
+		for (int q = 0; q < 3; q++) {
+			for (int b = 0; b < NB;
+			     b++) /* sequence q's block b is pool block 3b + 2 - q */
+				blk[q][b] = pool + bf * (size_t)(3 * b + 2 - q);
+			kvs[q] = (struct model_kv){blk[q], NB, BS};
+			kv[q] = &kvs[q];
+		}
 		/* prefill: each sequence's prompt as rows of one forward (last row's logits) */
 		for (int q = 0; q < 3; q++) {
-			float *kq[7];
+			const struct model_kv *kq[7];
 			for (int t = 0; t < len[q]; t++) {
 				kq[t] = kv[q];
 				pos[t] = t;
@@ -275,10 +286,9 @@ static void test_forward_rows(void **st)
 				model_free(&ref);
 			}
 		}
-		pos[0] = 64; /* past the cache */
+		pos[0] = NB * BS; /* past the sequence's blocks */
 		assert_int_equal(model_forward_rows(&m, tk, 1, kv, pos, got, 0), -ENOSPC);
-		for (int q = 0; q < 3; q++)
-			free(kv[q]);
+		free(pool);
 		model_free(&m);
 		free(want);
 		free(got);

@@ -56,7 +56,7 @@ COMP() { curl -s "${AUTH[@]}" "$URL/v1/completions" -H 'Content-Type: applicatio
 "$M" serve --model "$MODEL" --max-queue x 2>"$W/e"; [ $? = 2 ] && ok || bad "--max-queue x: $(cat "$W/e")"
 
 # --- the main server ---------------------------------------------------------------------------
-start main --api-key "$KEY" --max-batch 4 --max-queue 40 --timeout 2 || { echo "$pass passed, $fail failed"; exit 1; }
+start main --api-key "$KEY" --max-batch 4 --max-queue 40 --timeout 2 --kv-tokens 2048 || { echo "$pass passed, $fail failed"; exit 1; }
 MAIN_PID=$PID
 [ "$(code "$URL/health")" = 200 ] && grep -q '"ok"' "$W/body" && ok || bad "/health: $(cat "$W/body")"
 [ "$(code "$URL/v1/models")" = 401 ] && grep -q invalid_api_key "$W/body" && ok || bad "no key: $(cat "$W/body")"
@@ -103,7 +103,25 @@ else
 fi
 sleep 0.5
 [ "$(metric moecard_running_sequences)" = 0 ] && [ "$(metric moecard_kv_slots_used)" = 0 ] &&
-  [ "$(metric moecard_queue_depth)" = 0 ] && ok || bad "after the load: running $(metric moecard_running_sequences), slots used $(metric moecard_kv_slots_used)"
+  [ "$(metric moecard_queue_depth)" = 0 ] && [ "$(metric moecard_kv_blocks_used)" = 0 ] &&
+  [ "$(metric moecard_kv_blocks)" = 128 ] && ok ||
+  bad "after the load: running $(metric moecard_running_sequences), slots used $(metric moecard_kv_slots_used), KV blocks used $(metric moecard_kv_blocks_used) of $(metric moecard_kv_blocks)"
+# the paged KV pool (2048 positions, 128 blocks): three chats without max_tokens each reserve the
+# rest of the 1024-token context, so two run and the third waits for their blocks; all complete
+cp3=""
+for i in 1 2 3; do
+  curl -s -o "$W/kv$i" -w '%{http_code}' "${AUTH[@]}" "$URL/v1/chat/completions" \
+    -d "{\"messages\":[{\"role\":\"user\",\"content\":\"Story $i\"}],\"temperature\":0,\"stop\":[\".\"]}" >"$W/kvc$i" &
+  cp3="$cp3 $!"
+done
+peak=0
+for _ in $(seq 40); do
+  u=$(metric moecard_kv_blocks_used); [ "${u:-0}" -gt "$peak" ] && peak=$u
+  sleep 0.05
+done
+wait $cp3
+[ "$(cat "$W"/kvc? | tr -d '\n')" = 200200200 ] && [ "$peak" -le 128 ] && [ "$(metric moecard_kv_blocks_used)" = 0 ] && ok ||
+  bad "KV pool: codes $(cat "$W"/kvc? | tr '\n' ' '), peak blocks $peak, used after $(metric moecard_kv_blocks_used)"
 rss1=$(rss)
 # memory back near idle: within 16 MB of the level after the warm-up requests
 [ $((rss1 - rss0)) -lt 16384 ] && ok || bad "RSS grew from $rss0 kB to $rss1 kB over the load"
