@@ -105,7 +105,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--stats", CLI_FLAG, RUN, AT(stats), 0, "", "summary line and the engine's figures on stderr",
      "off"},
     {"--quiet", CLI_FLAG, RUN | PPL | SRV, AT(quiet), 0, "",
-     "no progress bars, notices or terminal summary", "off"},
+     "no progress bars, notices or terminal summary (serve: no access log)", "off"},
     {"--temp", CLI_SAMPLING, ALL, 0, 0, "T", "sampling temperature (0 = greedy)", "0"},
     {"--top-k", CLI_SAMPLING, ALL, 0, 0, "K", "keep the K most likely tokens (0 = off)", "off"},
     {"--top-p", CLI_SAMPLING, ALL, 0, 0, "P", "nucleus filter (1 = off)", "off"},

@@ -219,6 +219,20 @@ static void slot_end(struct slot *sl, const char *finish, int status, const char
 	else if (!status)
 		serve_hist_observe(&s->m.duration, now_s() - r->t_arrive);
 	pthread_mutex_unlock(&s->m.mu);
+	if (!s->o.quiet) {
+		/* the access log: one line per generation request */
+		double now = now_s(), dec = r->n_gen > 1 ? r->t_last - r->t_first : 0;
+		fprintf(stderr,
+			"moecard: serve: %s %s: prompt %d, generated %d, TTFT %.1f ms, %.1f tok/s, "
+			"%.1f ms in all%s\n",
+			r->id,
+			r->cancelled ? "cancelled"
+			: status     ? "error"
+				     : finish,
+			r->n_ids, r->n_gen, r->n_gen ? (r->t_first - r->t_arrive) * 1e3 : 0.0,
+			dec > 0 ? (r->n_gen - 1) / dec : 0.0, (now - r->t_arrive) * 1e3,
+			r->p.stream ? ", streamed" : "");
+	}
 	sl->r = NULL;
 	blocks_release(s, sl);
 	req_unref(s, r);
