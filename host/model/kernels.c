@@ -267,7 +267,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	const float *xs = j->xq ? j->xq : j->x;
 	int ld = j->xq ? K : j->ldx;
 	float acc[KERN_NW];
-	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k) {
+	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k && !kc->rows_only) {
 		/* prefill: dequantize up to KERN_NW rows once, reuse them for every input row */
 		float *wt = kc->wbuf + (size_t)tid * KERN_NW * kc->max_k;
 		for (int b = 0; b < nn; b += KERN_NW) {

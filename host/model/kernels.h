@@ -73,6 +73,8 @@ struct kern_ctx {
 	size_t scratch_floats;
 	float *wbuf; /* [nthreads][KERN_NW][max_k] dequantized weight rows (prefill) */
 	int max_k;
+	int rows_only; /* 1: never the tile path: every input row takes the per-row GEMV path, so
+			  its result does not depend on the other rows (batched decode) */
 };
 
 /* Inputs with at least this many rows use the dequantize-then-tile path. */

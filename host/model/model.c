@@ -680,13 +680,15 @@ int model_forward_rows(struct model *m, const int *tokens, int T, const struct m
 	}
 	m->row_kv = kv;
 	m->row_pos = pos;
+	m->kc.rows_only = !last_only; /* decode rows: each as it would run alone */
 	for (int l = 0; l < c->num_hidden_layers && !r; l++)
 		r = layer_forward(m, &m->w->layers[l], l, 0, T);
+	if (!r)
+		r = head_forward(m, m->w->norm, &m->w->lm_head, T, logits, !last_only, NULL);
 	m->row_kv = NULL;
 	m->row_pos = NULL;
-	if (r)
-		return r;
-	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, !last_only, NULL);
+	m->kc.rows_only = 0;
+	return r;
 }
 
 int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidden, int T,

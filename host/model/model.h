@@ -113,9 +113,10 @@ struct model_kv {
  * token tokens[t] at position pos[t] of the KV cache kv[t] (its positions < pos[t] hold that
  * sequence's earlier tokens), which it appends to. Rows of one sequence come in position order.
  * The model's own cache and m->pos are untouched; the layer hook is not called. logits:
- * [T][vocab], or the last row's only with last_only. Each row's arithmetic is that of
- * model_forward for T < KERN_TILE_MIN_M (per-row GEMVs; the tile path starts there), so a
- * sequence's logits do not depend on what it is batched with. The absorbed MLA form only
+ * [T][vocab], or the last row's only with last_only. Without last_only (decode rows) every
+ * row takes the per-row GEMV path whatever T is (kern_ctx.rows_only), so a sequence's logits do
+ * not depend on what it is batched with; with last_only (a prompt chunk of one sequence) the
+ * rows are those of model_forward (the tile path from KERN_TILE_MIN_M rows on). The absorbed MLA form only
  * (-EINVAL under naive_attn); -ENOSPC T > max_batch, or a position outside max_seq or the
  * sequence's blocks.
  */

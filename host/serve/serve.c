@@ -74,9 +74,9 @@ struct slot {
 	uint64_t rng;
 };
 
-/* rows of one decode forward: below the kernels' tile path, so that a sequence's logits are the
- * same alone or batched (model_forward_rows) */
-#define SERVE_DECODE_ROWS 7
+/* rows of one decode forward (model_forward_rows keeps every decode row on the per-row path,
+ * so that a sequence's logits are the same alone or batched) */
+#define SERVE_DECODE_ROWS 16
 
 struct serve {
 	struct serve_opts o;
@@ -407,7 +407,7 @@ static void sched_step_rows(struct serve *s)
 		sl->hist[sl->n_hist++] = t;
 		sl->fed++;
 	}
-	/* the rows in equal groups of at most SERVE_DECODE_ROWS (8 rows are 4 + 4, not 7 + 1) */
+	/* the rows in equal groups of at most SERVE_DECODE_ROWS (20 rows are 10 + 10, not 16 + 4) */
 	int cap = e->max_batch < SERVE_DECODE_ROWS ? e->max_batch : SERVE_DECODE_ROWS;
 	if (cap < 1 || nr < 1)
 		return;

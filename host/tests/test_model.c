@@ -228,15 +228,15 @@ static void test_forward_rows(void **st)
 	int V = ck.cfg.vocab_size;
 	const int len[3] = {5, 2, 7}, steps = 4; /* prompt lengths, then batched decode steps */
 	for (int fp8 = 0; fp8 <= 1; fp8++) {
-		struct model_opts o = {fp8, 0, 2, 64, 7};
+		struct model_opts o = {fp8, 0, 2, 64, 12};
 		char err[256];
 		struct model ref, m;
-		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 7);
-		enum { BS = 4, NB = 3 }; /* blocks per sequence: positions 0..11 */
+		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 12);
+		enum { BS = 4, NB = 4 }; /* blocks per sequence: positions 0..15 */
 		float *pool, *blk[3][NB];
 		struct model_kv kvs[3];
-		const struct model_kv *kv[7];
-		int pos[7], tk[7];
+		const struct model_kv *kv[12];
+		int pos[12], tk[12];
 		assert_int_equal(model_init(&m, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
 		size_t bf = model_kv_block_floats(&m, BS);
 		assert_non_null(pool = calloc(bf * 3 * NB, sizeof(float)));
@@ -286,6 +286,33 @@ static void test_forward_rows(void **st)
 				model_free(&ref);
 			}
 		}
+		/* one forward of 10 decode rows (past the tile path's 8): 4 of sequence 0, 3 each of 1
+		 * and 2, at consecutive positions; each row still as its sequence alone */
+		int per[3] = {4, 3, 3}, nr = 0;
+		for (int q = 0; q < 3; q++)
+			for (int i = 0; i < per[q]; i++) {
+				kv[nr] = &kvs[q];
+				pos[nr] = len[q] + steps + i;
+				tk[nr++] = toks[q * 10 + len[q] + steps + i];
+			}
+		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, 0), 0);
+		for (int t = 0, q = 0, i = 0; t < nr; t++) {
+			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
+			for (int u = 0; u <= pos[t]; u++)
+				assert_int_equal(
+				    model_forward(&ref, &toks[q * 10 + u], 1, want, 0, NULL), 0);
+			if (memcmp(want, got + (size_t)t * V, sizeof(float) * V))
+				fail_msg(
+				    "act_fp8 %d: row %d of 10 (sequence %d) differs from alone",
+				    fp8, t, q);
+			model_free(&ref);
+			if (++i == per[q]) {
+				q++;
+				i = 0;
+			}
+		}
+		for (int q = 0; q < 3; q++)
+			kv[q] = &kvs[q];
 		pos[0] = NB * BS; /* past the sequence's blocks */
 		assert_int_equal(model_forward_rows(&m, tk, 1, kv, pos, got, 0), -ENOSPC);
 		free(pool);
