@@ -48,11 +48,18 @@ struct cli_line *cli_line_open(const char *prog, int edit)
 	return l;
 }
 
-/* Copies n bytes of s into l->buf without the trailing line end. */
-static const char *cli_line_keep(struct cli_line *l, const char *s, size_t n)
+/* The length of s[0..n) without its trailing line end. */
+static size_t cli_line_trim(const char *s, size_t n)
 {
 	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
 		n--;
+	return n;
+}
+
+/* Copies n bytes of s into l->buf without the trailing line end. */
+static const char *cli_line_keep(struct cli_line *l, const char *s, size_t n)
+{
+	n = cli_line_trim(s, n);
 	if (n + 1 > l->cap) {
 		char *b = realloc(l->buf, n + 1);
 		if (!b)
@@ -82,8 +89,7 @@ const char *cli_line_get(struct cli_line *l, const char *prompt)
 	ssize_t n = getline(&l->buf, &l->cap, stdin);
 	if (n < 0)
 		return NULL;
-	while (n && (l->buf[n - 1] == '\n' || l->buf[n - 1] == '\r'))
-		l->buf[--n] = 0;
+	l->buf[cli_line_trim(l->buf, (size_t)n)] = 0;
 	return l->buf;
 }
 

@@ -30,6 +30,7 @@
 #include "serve/serve_metrics.h"
 #include "serve/serve_req.h"
 #include "text/chat_template.h"
+#include "util/errmsg.h"
 
 /* A generation request, shared by its connection's thread and the scheduler (refs). */
 struct sreq {
@@ -88,10 +89,11 @@ struct serve {
 	int q_len;
 	struct slot *slots;
 	int n_slots;
-	int rows;	  /* batched rows mode (one engine for every slot) */
-	float *pool;	  /* rows mode: the KV blocks of every sequence */
-	int bs, n_blocks; /* positions per block, blocks in the pool */
-	int *free_blk;	  /* [n_blocks] stack of free block indices */
+	int rows;	     /* batched rows mode (one engine for every slot) */
+	float *pool;	     /* rows mode: the KV blocks of every sequence */
+	int bs, n_blocks;    /* positions per block, blocks in the pool */
+	size_t block_floats; /* floats per block */
+	int *free_blk;	     /* [n_blocks] stack of free block indices */
 	int n_free;
 	struct gen_dist dist; /* sampling scratch (rows mode) */
 	float *w, *rows_lg;
@@ -135,6 +137,23 @@ static void req_unref(struct serve *s, struct sreq *r)
 	free(r);
 }
 
+/* Appends n bytes to the NUL-terminated buffer *b (*len bytes, *cap allocated). 0 or -ENOMEM. */
+static int buf_append(char **b, size_t *len, size_t *cap, const char *src, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t nc = (*len + n + 1) * 2;
+		char *nb = realloc(*b, nc);
+		if (!nb)
+			return -ENOMEM;
+		*b = nb;
+		*cap = nc;
+	}
+	memcpy(*b + *len, src, n);
+	*len += n;
+	(*b)[*len] = 0;
+	return 0;
+}
+
 /* --- the scheduler ---------------------------------------------------------------------- */
 
 /* gen_text's output: appends to the slot's request (fopencookie write). */
@@ -145,19 +164,10 @@ static ssize_t slot_write(void *cookie, const char *buf, size_t n)
 	pthread_mutex_lock(&s->mu);
 	struct sreq *r = sl->r;
 	if (r && n) {
-		if (r->out_len + n + 1 > r->out_cap) {
-			size_t nc = (r->out_len + n + 1) * 2;
-			char *nb = realloc(r->out, nc);
-			if (!nb) {
-				pthread_mutex_unlock(&s->mu);
-				return -1;
-			}
-			r->out = nb;
-			r->out_cap = nc;
+		if (buf_append(&r->out, &r->out_len, &r->out_cap, buf, n)) {
+			pthread_mutex_unlock(&s->mu);
+			return -1;
 		}
-		memcpy(r->out + r->out_len, buf, n);
-		r->out_len += n;
-		r->out[r->out_len] = 0;
 		pthread_cond_broadcast(&s->out_cv);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -174,8 +184,8 @@ static int blocks_need(const struct serve *s, const struct sreq *r)
 static void blocks_take(struct serve *s, struct slot *sl, int n)
 {
 	for (; sl->n_held < n; sl->n_held++)
-		sl->blocks[sl->n_held] = s->pool + (size_t)s->free_blk[--s->n_free] *
-						       sl->e->ops->kv_block_floats(sl->e, s->bs);
+		sl->blocks[sl->n_held] =
+		    s->pool + (size_t)s->free_blk[--s->n_free] * s->block_floats;
 	pthread_mutex_lock(&s->m.mu);
 	s->m.kv_blocks_used = s->n_blocks - s->n_free;
 	pthread_mutex_unlock(&s->m.mu);
@@ -185,10 +195,9 @@ static void blocks_release(struct serve *s, struct slot *sl)
 {
 	if (!s->rows)
 		return;
-	size_t bf = sl->e->ops->kv_block_floats(sl->e, s->bs);
 	for (; sl->n_held > 0; sl->n_held--) {
 		float *b = sl->blocks[sl->n_held - 1];
-		s->free_blk[s->n_free++] = (int)((size_t)(b - s->pool) / bf);
+		s->free_blk[s->n_free++] = (int)((size_t)(b - s->pool) / s->block_floats);
 		sl->blocks[sl->n_held - 1] = NULL;
 	}
 	pthread_mutex_lock(&s->m.mu);
@@ -213,7 +222,6 @@ static void slot_end(struct slot *sl, const char *finish, int status, const char
 	}
 	pthread_mutex_lock(&s->m.mu);
 	s->m.running--;
-	s->m.kv_slots_used--;
 	if (r->cancelled)
 		s->m.cancelled++;
 	else if (!status)
@@ -247,27 +255,25 @@ static int slot_begin(struct slot *sl, struct sreq *r)
 	struct serve *s = sl->s;
 	sl->r = r;
 	sl->fed = 0;
-	if (!s->rows) {
-		gen_rollback(&sl->g, 0);
-		gen_stats_reset(&sl->g);
-	}
 	struct gen_sampling sm;
 	gen_sampling_default(&sm);
 	sm.temp = (float)r->p.temperature;
 	sm.top_p = (float)r->p.top_p;
 	sm.seed = r->p.has_seed ? r->p.seed : 0x9e3779b97f4a7c15ull ^ (uint64_t)(now_s() * 1e9);
-	sl->g.o.s = sm;
-	sl->g.rng = sm.seed ? sm.seed : 0x853c49e6748fea9bull;
 	sl->smp = sm;
-	sl->rng = sl->g.rng;
+	sl->rng = sm.seed ? sm.seed : 0x853c49e6748fea9bull; /* as gen_init seeds */
+	if (!s->rows) { /* the slot's own generation loop samples */
+		gen_rollback(&sl->g, 0);
+		gen_stats_reset(&sl->g);
+		sl->g.o.s = sm;
+		sl->g.rng = sl->rng;
+	}
 	sl->n_hist = 0;
 	sl->has_lg = 0;
 	gen_text_free(&sl->tx);
 	int rc = gen_text_init(&sl->tx, s->tok, (const char *const *)r->p.stops, r->p.n_stops);
 	pthread_mutex_lock(&s->m.mu);
 	s->m.running++;
-	s->m.kv_slots_used++;
-	s->m.queue_depth = s->q_len;
 	pthread_mutex_unlock(&s->m.mu);
 	return rc;
 }
@@ -522,7 +528,6 @@ static void *sched_main(void *arg)
 					sl->r = NULL;
 					pthread_mutex_lock(&s->m.mu);
 					s->m.running--;
-					s->m.kv_slots_used--;
 					pthread_mutex_unlock(&s->m.mu);
 					req_unref(s, r);
 					pthread_cond_broadcast(&s->out_cv);
@@ -1035,21 +1040,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_size) {
 		if (cn->len + *upload_size > s->o.max_body)
 			cn->too_big = 1;
-		if (!cn->too_big) {
-			if (cn->len + *upload_size + 1 > cn->cap) {
-				size_t nc = (cn->len + *upload_size + 1) * 2;
-				if (nc > s->o.max_body + 1)
-					nc = s->o.max_body + 1;
-				char *nb = realloc(cn->body, nc);
-				if (!nb)
-					return MHD_NO;
-				cn->body = nb;
-				cn->cap = nc;
-			}
-			memcpy(cn->body + cn->len, upload, *upload_size);
-			cn->len += *upload_size;
-			cn->body[cn->len] = 0;
-		}
+		if (!cn->too_big && buf_append(&cn->body, &cn->len, &cn->cap, upload, *upload_size))
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -1127,10 +1119,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 int serve_start(const struct serve_opts *o, struct serve **out, char *err, size_t errlen)
 {
 	struct serve *s = calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!s)
+		return errmsg_fail(err, errlen, -ENOMEM, "out of memory");
 	s->o = *o;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->tok_mu, NULL);
@@ -1192,22 +1182,19 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	if (!s->rows)
 		n_slots = n_engines;
 	if (n_slots < 1 || n_slots > SERVE_MAX_SLOTS) {
-		snprintf(err, errlen, "%d sequence slots: expected 1..%d", n_slots,
-			 SERVE_MAX_SLOTS);
-		return -EINVAL;
+		return errmsg_fail(err, errlen, -EINVAL, "%d sequence slots: expected 1..%d",
+				   n_slots, SERVE_MAX_SLOTS);
 	}
 	s->slots = calloc((size_t)n_slots, sizeof *s->slots);
-	if (!s->slots) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!s->slots)
+		return errmsg_fail(err, errlen, -ENOMEM, "out of memory");
 	s->tok = tok;
 	s->eos = eos;
 	int t0 = tokenizer_bos_id(tok) >= 0 ? tokenizer_bos_id(tok) : 0, rc;
 	for (int i = 0; i < n_engines; i++)
 		if ((rc = self_test(engines[i], t0))) {
-			snprintf(err, errlen, "self-test of engine %d: %s", i, strerror(-rc));
-			return rc;
+			return errmsg_fail(err, errlen, rc, "self-test of engine %d: %s", i,
+					   strerror(-rc));
 		}
 	size_t V = (size_t)engines[0]->c->vocab_size;
 	int ctx = engines[0]->max_seq;
@@ -1218,24 +1205,21 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 		if (tokens < ctx)
 			tokens = ctx; /* any one request fits */
 		s->n_blocks = (int)((tokens + s->bs - 1) / s->bs);
-		size_t bf = engines[0]->ops->kv_block_floats(engines[0], s->bs);
+		size_t bf = s->block_floats = engines[0]->ops->kv_block_floats(engines[0], s->bs);
 		s->pool = calloc((size_t)s->n_blocks * bf, sizeof(float));
 		s->free_blk = malloc(sizeof(int) * (size_t)s->n_blocks);
-		if (!s->pool || !s->free_blk) {
-			snprintf(err, errlen, "out of memory for a KV pool of %d blocks (%.0f MB)",
-				 s->n_blocks, (double)s->n_blocks * bf * 4 / 1e6);
-			return -ENOMEM;
-		}
+		if (!s->pool || !s->free_blk)
+			return errmsg_fail(err, errlen, -ENOMEM,
+					   "out of memory for a KV pool of %d blocks (%.0f MB)",
+					   s->n_blocks, (double)s->n_blocks * bf * 4 / 1e6);
 		for (int b = 0; b < s->n_blocks; b++)
 			s->free_blk[b] = s->n_blocks - 1 - b;
 		s->n_free = s->n_blocks;
 	}
 	if (s->rows && (gen_dist_alloc(&s->dist, (int)V) || !(s->w = malloc(sizeof(float) * V)) ||
 			!(s->cand = malloc(sizeof(int) * V)) ||
-			!(s->rows_lg = malloc(sizeof(float) * V * SERVE_DECODE_ROWS)))) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+			!(s->rows_lg = malloc(sizeof(float) * V * SERVE_DECODE_ROWS))))
+		return errmsg_fail(err, errlen, -ENOMEM, "out of memory");
 	for (int i = 0; i < n_slots; i++) {
 		struct slot *sl = &s->slots[i];
 		sl->s = s;
@@ -1258,8 +1242,7 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 		if (!rc && !(sl->f = fopencookie(sl, "w", slot_io)))
 			rc = -ENOMEM;
 		if (rc) {
-			snprintf(err, errlen, "slot %d: %s", i, strerror(-rc));
-			return rc;
+			return errmsg_fail(err, errlen, rc, "slot %d: %s", i, strerror(-rc));
 		}
 		setvbuf(sl->f, NULL, _IONBF, 0);
 	}
@@ -1268,8 +1251,7 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	s->m.kv_blocks = s->n_blocks;
 	pthread_mutex_unlock(&s->m.mu);
 	if (pthread_create(&s->sched, NULL, sched_main, s)) {
-		snprintf(err, errlen, "cannot start the scheduler thread");
-		return -EAGAIN;
+		return errmsg_fail(err, errlen, -EAGAIN, "cannot start the scheduler thread");
 	}
 	s->sched_on = 1;
 	s->ready = 1;
@@ -1285,15 +1267,13 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 /* Cancels every request (mu held): queued ones end with 503, running ones at their next step. */
 static void cancel_all(struct serve *s)
 {
-	for (struct sreq *r = s->q_head; r; r = r->next) {
+	while (s->q_head) {
+		struct sreq *r = s->q_head;
+		s->q_head = r->next;
 		r->cancelled = 1;
 		r->done = 1;
 		r->err_status = 503;
 		snprintf(r->err_msg, sizeof r->err_msg, "the server shut down");
-	}
-	while (s->q_head) {
-		struct sreq *r = s->q_head;
-		s->q_head = r->next;
 		req_unref(s, r);
 	}
 	s->q_tail = NULL;
@@ -1313,6 +1293,18 @@ static int idle(struct serve *s)
 	return !busy;
 }
 
+/* Waits (mu held) at most `seconds` for idle(s); 1 when it got there. */
+static int wait_idle(struct serve *s, double seconds)
+{
+	double end = now_s() + seconds;
+	while (!idle(s) && now_s() < end) {
+		pthread_mutex_unlock(&s->mu);
+		usleep(20000);
+		pthread_mutex_lock(&s->mu);
+	}
+	return idle(s);
+}
+
 int serve_wait(struct serve *s)
 {
 	sigset_t set;
@@ -1329,23 +1321,12 @@ int serve_wait(struct serve *s)
 	MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
-	double end = now_s() + s->o.drain_s;
 	pthread_mutex_lock(&s->mu);
-	while (!idle(s) && now_s() < end) {
-		pthread_mutex_unlock(&s->mu);
-		usleep(20000);
-		pthread_mutex_lock(&s->mu);
-	}
-	int left = !idle(s);
+	int left = !wait_idle(s, s->o.drain_s);
 	if (left) {
 		cancel_all(s);
 		/* the cancelled answers (503) reach their clients before the daemon stops */
-		end = now_s() + 2;
-		while (!idle(s) && now_s() < end) {
-			pthread_mutex_unlock(&s->mu);
-			usleep(20000);
-			pthread_mutex_lock(&s->mu);
-		}
+		wait_idle(s, 2);
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (left)

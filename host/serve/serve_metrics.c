@@ -145,8 +145,8 @@ char *serve_metrics_render(struct serve_metrics *m, const char *backend, const c
 		  "# TYPE moecard_kv_blocks_used gauge\nmoecard_kv_blocks_used %d\n"
 		  "# HELP moecard_connections Open HTTP connections.\n"
 		  "# TYPE moecard_connections gauge\nmoecard_connections %d\n",
-		  m->queue_depth, m->running, m->kv_slots, m->kv_slots_used, m->kv_blocks,
-		  m->kv_blocks_used, m->connections);
+		  m->queue_depth, m->running, m->kv_slots, m->running /* a slot per sequence */,
+		  m->kv_blocks, m->kv_blocks_used, m->connections);
 	sb_printf(
 	    &b,
 	    "# HELP moecard_prompt_tokens_total Prompt tokens prefilled.\n"

@@ -35,8 +35,8 @@ struct serve_metrics {
 	uint64_t requests[SERVE_EP_N][SERVE_N_STATUS];
 	uint64_t prompt_tokens, gen_tokens, cancelled, forwards;
 	double engine_busy_s;
-	int queue_depth, running, kv_slots, kv_slots_used, connections;
-	int kv_blocks, kv_blocks_used; /* the paged KV pool (cpu) */
+	int queue_depth, running, kv_slots, connections; /* running: also the slots in use */
+	int kv_blocks, kv_blocks_used;			 /* the paged KV pool (cpu) */
 	struct serve_hist ttft, itl, duration;
 	/* a card backend (emu: modeled card time; xrt: the card's clock), from the scheduler */
 	int card;
