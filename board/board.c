@@ -822,3 +822,124 @@ int board_fit_print(const struct board_fit *fit, uint64_t expert_bytes, uint64_t
 		fit->kv_max_tokens);
 	return ferror(out) ? -EIO : 0;
 }
+
+/* Usable MB/s per PCIe lane and direction, by generation (after line coding). */
+static const double board_pcie_lane_mbps[7] = {0, 250, 500, 985, 1969, 3938, 7563};
+
+int board_set(struct board_desc *b, const char *key, const char *val, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(val, &end);
+	if (end == val || *end || errno || !(v > 0) || v > 1e9) {
+		snprintf(err, errlen, "--set %s=%s: not a positive number", key, val);
+		return -EINVAL;
+	}
+	if (!strcmp(key, "hbm_gbps")) { /* total HBM bandwidth, spread evenly over the HBM banks */
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < b->n_banks; i++)
+			n += b->bank[i].kind == BOARD_MEM_HBM;
+		if (!n) {
+			snprintf(err, errlen, "--set hbm_gbps: the board %s has no HBM", b->model);
+			return -EINVAL;
+		}
+		b->mem_bw_mbps = 0;
+		for (uint32_t i = 0; i < b->n_banks; i++) {
+			if (b->bank[i].kind == BOARD_MEM_HBM)
+				b->bank[i].bw_mbps = (uint32_t)(v * 1000 / n + 0.5);
+			b->mem_bw_mbps += b->bank[i].bw_mbps;
+		}
+	} else if (!strcmp(key, "mem_eff_pct")) {
+		if (v > 100) {
+			snprintf(err, errlen, "--set mem_eff_pct=%s: above 100", val);
+			return -EINVAL;
+		}
+		b->mem_eff_pct = (uint32_t)v;
+	} else if (!strcmp(key, "pcie_gen") || !strcmp(key, "pcie_lanes")) {
+		int gen = !strcmp(key, "pcie_gen");
+		if (v != (uint32_t)v || (gen && v > 6) || (!gen && v > 16)) {
+			snprintf(err, errlen, "--set %s=%s: %s", key, val,
+				 gen ? "a generation 1..6" : "1..16 lanes");
+			return -EINVAL;
+		}
+		double old =
+		    board_pcie_lane_mbps[b->pcie_gen <= 6 ? b->pcie_gen : 6] * b->pcie_lanes;
+		if (gen)
+			b->pcie_gen = (uint32_t)v;
+		else
+			b->pcie_lanes = (uint32_t)v;
+		double nw = board_pcie_lane_mbps[b->pcie_gen] * b->pcie_lanes,
+		       f = old > 0 ? nw / old : 1;
+		b->pcie_bw_mbps = (uint32_t)(b->pcie_bw_mbps * f + 0.5);
+		for (uint32_t i = 0; i < b->n_dma; i++)
+			b->dma[i].bw_mbps = (uint32_t)(b->dma[i].bw_mbps * f + 0.5);
+	} else if (!strcmp(key, "clock_mhz")) { /* the clocks the CUs run on */
+		for (uint32_t c = 0; c < b->n_clocks; c++) {
+			int used = 0;
+			for (uint32_t i = 0; i < b->n_cus; i++)
+				used |= b->cu[i].clock == c;
+			if (used)
+				b->clock[c].freq_hz = (uint32_t)(v * 1e6 + 0.5);
+		}
+	} else if (!strcmp(key, "fw_mhz")) {
+		b->clock[b->fw.clock].freq_hz = (uint32_t)(v * 1e6 + 0.5);
+	} else if (!strcmp(key, "lanes")) { /* the GEMV and striped attention CUs' lanes */
+		uint32_t want = (uint32_t)v, had = 0;
+		for (uint32_t i = 0; i < b->n_cus; i++) {
+			struct board_cu *cu = &b->cu[i];
+			uint32_t o = 0;
+			for (uint32_t j = 0; j < cu->n_ports; j++) {
+				unsigned l;
+				char tail;
+				int lane = sscanf(cu->port[j], "gmem_l%u%c", &l, &tail) == 1;
+				if (lane && l >= want)
+					continue;
+				if (lane && l + 1 > had)
+					had = l + 1;
+				if (o != j) {
+					memcpy(cu->port[o], cu->port[j], sizeof cu->port[o]);
+					cu->port_bank[o] = cu->port_bank[j];
+				}
+				o++;
+			}
+			cu->n_ports = o;
+		}
+		if (v != want || want < 1 || want > had) {
+			snprintf(err, errlen, "--set lanes=%s: 1..%u (the board's lanes)", val,
+				 had);
+			return -EINVAL;
+		}
+	} else {
+		snprintf(err, errlen,
+			 "--set %s: unknown; board keys are hbm_gbps, mem_eff_pct, pcie_gen, "
+			 "pcie_lanes, clock_mhz, fw_mhz, lanes",
+			 key);
+		return -EINVAL;
+	}
+	return board_validate(b, "--set", err, errlen);
+}
+
+int board_set_list(struct board_desc *b, const char *list, char *err, size_t errlen)
+{
+	char buf[512];
+	if (!list || !*list)
+		return 0;
+	if (strlen(list) >= sizeof buf) {
+		snprintf(err, errlen, "--set: too long");
+		return -EINVAL;
+	}
+	strcpy(buf, list);
+	for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		if (!eq) {
+			snprintf(err, errlen, "--set %s: not KEY=VALUE", kv);
+			return -EINVAL;
+		}
+		*eq = 0;
+		int r = board_set(b, kv, eq + 1, err, errlen);
+		if (r)
+			return r;
+	}
+	return 0;
+}

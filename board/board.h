@@ -167,6 +167,17 @@ struct board_fit {
 #define BOARD_FIT_RESERVE (256ull << 20)
 
 /*
+ * board_set - a what-if change of one board property: key hbm_gbps (total HBM GB/s, spread over
+ * the HBM banks), mem_eff_pct, pcie_gen, pcie_lanes (the link and the DMA channels scale with
+ * the lane rate), clock_mhz (the CUs' clocks), fw_mhz (the firmware CPU's clock) or lanes (the
+ * GEMV and striped-attention CUs keep lanes 0..val-1); the board is validated again. 0 or -EINVAL
+ * with a one-line message naming the key.
+ * board_set_list - "k=v,k=v" through board_set in order.
+ */
+int board_set(struct board_desc *b, const char *key, const char *val, char *err, size_t errlen);
+int board_set_list(struct board_desc *b, const char *list, char *err, size_t errlen);
+
+/*
  * board_strerror - a static string naming error code err (negative board code or -errno).
  */
 const char *board_strerror(int err);

@@ -10,7 +10,7 @@ PKGS="gcc make clang llvm libclang-rt-14-dev libjansson-dev libcmocka-dev libfdt
   device-tree-compiler libpcre2-dev python3-numpy libxrt-dev opencl-headers qemu-system-misc
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-arm-none-eabi
   libnewlib-arm-none-eabi cppcheck clang-format clang-tidy python3-torch libopenblas0-pthread tmux libedit-dev
-  libmicrohttpd-dev curl wrk"
+  libmicrohttpd-dev curl wrk chromium"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -399,6 +399,17 @@ static inline void abi_cmd_signal(struct abi_cmd_hdr *h, uint32_t id, uint32_t v
 	h->signal_value = value;
 }
 
+/* Name of an opcode, for logs, profiles and error messages. */
+static inline const char *abi_op_name(uint32_t op)
+{
+	static const char *const names[ABI_OP_COUNT] = {
+	    "NOP",	 "GEMM_FP8",	   "RMSNORM", "ROPE",	   "ACT_QUANT",
+	    "SILU_MUL",	 "RESIDUAL_ADD",   "SOFTMAX", "MLA_ATTN",  "KV_APPEND",
+	    "DMA_FILL",	 "FENCE",	   "BARRIER", "TIMESTAMP", "GEMV",
+	    "MOE_ROUTE", "MLA_ATTN_LANES", "GATHER",  "COMBINE"};
+	return op < ABI_OP_COUNT ? names[op] : "?";
+}
+
 /* Name of a status, for logs and error messages. */
 static inline const char *abi_status_name(uint32_t st)
 {

@@ -73,6 +73,7 @@ struct backend_opts {
 	const char *xclbin; /* xrt: the xclbin; NULL: $MOECARD_XCLBIN, else
 			       <board dir>/../bitstream/<board stem>.xclbin */
 	const char *device; /* xrt: device index or PCIe BDF; NULL: $MOECARD_XRT_DEVICE, else "0" */
+	const char *set;    /* what-if board changes "k=v,k=v" (board_set_list), NULL none */
 };
 
 /*

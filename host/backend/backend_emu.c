@@ -79,6 +79,9 @@ struct emu {
 	struct backend_stats st;	  /* totals */
 	uint32_t pcie_mbps;		  /* host link, MB/s */
 	struct backend_dma dma;		  /* the DMA driver on the card's banks */
+	/* MOECARD_EMU_SLOW=OP:PCT (a profiler test hook): commands of opcode slow_op (its
+	 * abi_op_name) take slow_pct percent longer; slow_op = ABI_OP_COUNT when unset */
+	uint32_t slow_op, slow_pct;
 };
 
 static struct emu *emu_of(struct backend *b)
@@ -113,6 +116,8 @@ static uint32_t emu_cu_fn(void *ctx, struct sim_card *card, uint32_t op, const u
 	uint32_t st = backend_cu_exec(op, args, emu_ptr, card, &u->scratch, u->bw_mbps,
 				      e->b.blk.cu_clk_khz, &cyc);
 	*latency_ns = cyc * 1000000ull / (e->b.blk.cu_clk_khz ? e->b.blk.cu_clk_khz : 1);
+	if (op == e->slow_op)
+		*latency_ns += *latency_ns * e->slow_pct / 100;
 	return st;
 }
 
@@ -382,6 +387,14 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 	e->b.impl = e;
 	e->b.board = *bd;
 	e->pcie_mbps = bd->pcie_bw_mbps;
+	e->slow_op = ABI_OP_COUNT;
+	const char *slow = getenv("MOECARD_EMU_SLOW"), *colon = slow ? strchr(slow, ':') : NULL;
+	for (uint32_t op = 0; colon && op < ABI_OP_COUNT; op++)
+		if (strlen(abi_op_name(op)) == (size_t)(colon - slow) &&
+		    !strncmp(slow, abi_op_name(op), (size_t)(colon - slow))) {
+			e->slow_op = op;
+			e->slow_pct = (uint32_t)strtoul(colon + 1, NULL, 10);
+		}
 	if ((r = backend_board_block(bd, &e->b.blk, err, errlen)))
 		goto fail;
 	if ((r = backend_mem_init(&e->mem, &e->b.blk))) {

@@ -113,6 +113,8 @@ int backend_open(struct backend **out, const char *name, const struct backend_op
 	int r = board_load(dtb, &bd, err, errlen);
 	if (r)
 		return r < 0 ? r : -EINVAL;
+	if ((r = board_set_list(&bd, o->set, err, errlen)))
+		return r;
 	struct backend *b = NULL;
 	if ((r = be->open(&b, &bd, dtb, o, err, errlen)))
 		return r;

@@ -16,6 +16,7 @@ int cli_chat(int argc, char **argv);	   /* moecard chat     (host/cli/cli_chat.c
 int cli_cache_sim(int argc, char **argv);  /* moecard cache-sim (host/cli/cli_cache_sim.c) */
 int cli_devices(int argc, char **argv);	   /* moecard devices (host/cli/cli_devices.c) */
 int cli_perplexity(int argc, char **argv); /* moecard perplexity (host/cli/cli_perplexity.c) */
+int cli_profile(int argc, char **argv);	   /* moecard profile (host/cli/cli_profile.c) */
 int cli_serve(int argc, char **argv);	   /* moecard serve (host/cli/cli_serve.c) */
 
 #endif

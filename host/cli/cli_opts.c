@@ -23,6 +23,7 @@ enum cli_kind {
 	CLI_SPEC,     /* --spec mtp|none */
 	CLI_DEPTH,    /* --spec-depth 1..6 */
 	CLI_ATTN,     /* --attn absorbed|naive */
+	CLI_SETKV,    /* --set KEY=VALUE: a what-if change (board keys joined in set_buf) */
 };
 
 struct cli_opt {
@@ -38,10 +39,11 @@ struct cli_opt {
 #define ALL (CLI_SET_RUN | CLI_SET_CHAT)
 #define PPL CLI_SET_PPL
 #define SRV CLI_SET_SERVE
+#define PRF CLI_SET_PROF
 #define AT(f) offsetof(struct cli_opts, f)
 
 static const struct cli_opt cli_opt_table[] = {
-    {"--model", CLI_STR, ALL | PPL | SRV, AT(model), 0, "DIR",
+    {"--model", CLI_STR, ALL | PPL | SRV | PRF, AT(model), 0, "DIR",
      "the checkpoint folder (config.json, safetensors, tokenizer)", "required"},
     {"--prompt", CLI_STR, RUN, AT(prompt), 0, "TEXT",
      "the input text (BOS as tokenizer_config.json says)", "--prompt or --tokens"},
@@ -50,51 +52,51 @@ static const struct cli_opt cli_opt_table[] = {
      "--prompt or --tokens"},
     {"-n", CLI_INT, ALL, AT(n), 0, "N", "tokens to generate (chat: per reply; 0 = only the dumps)",
      "run 16, chat 256"},
-    {"--backend", CLI_STR, ALL | PPL | SRV, AT(backend), 0, "cpu|emu|xrt",
+    {"--backend", CLI_STR, ALL | PPL | SRV | PRF, AT(backend), 0, "cpu|emu|xrt",
      "the engine: host CPU, emulated card, real card", "cpu"},
-    {"--act", CLI_STR, ALL | PPL | SRV, AT(act), 0, "fp8|none",
+    {"--act", CLI_STR, ALL | PPL | SRV | PRF, AT(act), 0, "fp8|none",
      "FP8 activations or the f32 reference (emu/xrt: fp8)", "fp8 for dynamic FP8 checkpoints"},
-    {"--board", CLI_STR, RUN | PPL | SRV, AT(board), 0, "FILE.dtb",
+    {"--board", CLI_STR, RUN | PPL | SRV | PRF, AT(board), 0, "FILE.dtb",
      "the card's board tree (emu, xrt)", "$MOECARD_BOARD, else board/emu.dtb"},
-    {"--xclbin", CLI_STR, RUN | PPL | SRV, AT(xclbin), 0, "F", "the FPGA image (xrt)",
+    {"--xclbin", CLI_STR, RUN | PPL | SRV | PRF, AT(xclbin), 0, "F", "the FPGA image (xrt)",
      "$MOECARD_XCLBIN, else from the board"},
     {"--dump-logits", CLI_STR, RUN, AT(dump_logits), 0, "F.npy",
      "float32 logits, one row per prompt token", "off"},
     {"--dump-mtp-logits", CLI_STR, RUN, AT(dump_mtp), 0, "F.npy",
      "the MTP layer's logits per prompt token", "off"},
     {"--profile", CLI_STR, RUN, AT(profile), 0, "F.json",
-     "the card's commands as a Chrome trace (emu, xrt)", "off"},
+     "the run's timeline as a Chrome trace (moecard profile writes more)", "off"},
     {"--expert-trace", CLI_STR, RUN, AT(expert_trace), 0, "F",
      "the routing trace for moecard cache-sim", "off"},
-    {"--expert-slots", CLI_SLOTS, RUN, 0, 0, "N|P%|board",
+    {"--expert-slots", CLI_SLOTS, RUN | PRF, 0, 0, "N|P%|board",
      "expert cache on the card: slots for routed experts", "every expert resident"},
-    {"--expert-policy", CLI_STR, RUN, AT(ex.expert_policy), 0, "lru|lfu|pin",
+    {"--expert-policy", CLI_STR, RUN | PRF, AT(ex.expert_policy), 0, "lru|lfu|pin",
      "expert slot replacement", "lru"},
-    {"--expert-prefetch", CLI_FLAG, RUN, AT(ex.expert_prefetch), 0, "",
+    {"--expert-prefetch", CLI_FLAG, RUN | PRF, AT(ex.expert_prefetch), 0, "",
      "fill the next layer's predicted experts ahead", "off"},
-    {"--expert-host", CLI_STR, RUN, AT(ex.expert_host), 0, "off|auto|always",
+    {"--expert-host", CLI_STR, RUN | PRF, AT(ex.expert_host), 0, "off|auto|always",
      "run expert misses on the host CPU", "off"},
     {"--expert-host-gbps", CLI_DOUBLE, RUN, AT(ex.expert_host_gbps), 0, "G",
      "the modeled host expert rate, GB/s", "measured at open"},
     {"--expert-events", CLI_STR, RUN, AT(ex.expert_events), 0, "F.jsonl",
      "every expert-cache decision", "off"},
-    {"--kv-format", CLI_STR, ALL | PPL | SRV, AT(ex.kv_format), 0, "f32|bf16|fp8",
+    {"--kv-format", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.kv_format), 0, "f32|bf16|fp8",
      "the card's KV cache format", "f32"},
-    {"--attn-datapath", CLI_STR, ALL | PPL | SRV, AT(ex.attn_datapath), 0, "f32|fp8",
+    {"--attn-datapath", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.attn_datapath), 0, "f32|fp8",
      "the card attention's datapath", "f32"},
     {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},
-    {"--spec", CLI_SPEC, ALL, 0, 0, "mtp|none",
+    {"--spec", CLI_SPEC, ALL | PRF, 0, 0, "mtp|none",
      "MTP speculative decoding (greedy output unchanged)", "mtp with an MTP layer"},
     {"--spec-depth", CLI_DEPTH, ALL, 0, 0, "N", "chained MTP drafts per verify, 1..6", "1"},
-    {"--threads", CLI_INT, ALL | PPL | SRV, AT(threads), 0, "N",
+    {"--threads", CLI_INT, ALL | PPL | SRV | PRF, AT(threads), 0, "N",
      "host threads (0 = all online CPUs)", "all"},
-    {"--ctx", CLI_INT, ALL | PPL | SRV, AT(ctx), 1, "N",
+    {"--ctx", CLI_INT, ALL | PPL | SRV | PRF, AT(ctx), 1, "N",
      "KV capacity in tokens (perplexity: the window)",
      "run: what it needs; chat 4096; perplexity 256; serve 4096 or the model's limit"},
     {"--attn", CLI_ATTN, RUN | PPL | SRV, 0, 0, "absorbed|naive", "MLA form on the cpu engine",
      "absorbed"},
-    {"--prompt-len", CLI_INT, RUN, AT(prompt_len), 1, "N", "bench: prompt tokens", "64"},
-    {"--gen", CLI_INT, RUN, AT(gen), 0, "N", "bench: decoded tokens", "32"},
+    {"--prompt-len", CLI_INT, RUN | PRF, AT(prompt_len), 1, "N", "bench: prompt tokens", "64"},
+    {"--gen", CLI_INT, RUN | PRF, AT(gen), 0, "N", "bench: decoded tokens", "32"},
     {"-r", CLI_INT, RUN, AT(reps), 1, "N", "bench: repetitions, 1..100 (mean +- sd)", "1"},
     {"--json", CLI_FLAG, RUN | PPL, AT(json), 0, "", "machine-readable output on stdout", "off"},
     {"--file", CLI_STR, PPL, AT(file), 0, "F", "perplexity: the text file", "required"},
@@ -104,7 +106,7 @@ static const struct cli_opt cli_opt_table[] = {
      "off"},
     {"--stats", CLI_FLAG, RUN, AT(stats), 0, "", "summary line and the engine's figures on stderr",
      "off"},
-    {"--quiet", CLI_FLAG, RUN | PPL | SRV, AT(quiet), 0, "",
+    {"--quiet", CLI_FLAG, RUN | PPL | SRV | PRF, AT(quiet), 0, "",
      "no progress bars, notices or terminal summary (serve: no access log)", "off"},
     {"--temp", CLI_SAMPLING, ALL, 0, 0, "T", "sampling temperature (0 = greedy)", "0"},
     {"--top-k", CLI_SAMPLING, ALL, 0, 0, "K", "keep the K most likely tokens (0 = off)", "off"},
@@ -112,7 +114,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--min-p", CLI_SAMPLING, ALL, 0, 0, "P", "drop tokens below P x the best (0 = off)", "off"},
     {"--repeat-penalty", CLI_SAMPLING, ALL, 0, 0, "R",
      "penalize tokens among the last 64 (1 = off)", "off"},
-    {"--seed", CLI_SAMPLING, ALL, 0, 0, "S", "sampler seed", "1"},
+    {"--seed", CLI_SAMPLING, ALL | PRF, 0, 0, "S", "sampler seed", "1"},
     {"--host", CLI_STR, SRV, AT(host), 0, "ADDR", "serve: the IPv4 address to listen on",
      "127.0.0.1"},
     {"--port", CLI_INT, SRV, AT(port), 0, "N", "serve: the TCP port (0 = any free one)", "8080"},
@@ -134,6 +136,16 @@ static const struct cli_opt cli_opt_table[] = {
      "serve: request bodies larger are refused (413)", "1024"},
     {"--timeout", CLI_INT, SRV, AT(timeout), 1, "S", "serve: close a connection idle this long",
      "30"},
+    {"--out", CLI_STR, PRF, AT(out), 0, "DIR",
+     "profile: the folder for trace.json, summary.txt/json, report.html", "required"},
+    {"--set", CLI_SETKV, PRF, 0, 0, "KEY=V",
+     "profile: a what-if change: hbm_gbps mem_eff_pct pcie_gen pcie_lanes clock_mhz fw_mhz "
+     "lanes expert_slots kv_format (repeatable)",
+     "the board as built"},
+    {"--overhead", CLI_FLAG, PRF, AT(overhead), 0, "",
+     "profile: measure the profiler's cost (3 passes off, 3 on, in turn)", "off"},
+    {"--sweep", CLI_STR, PRF, AT(sweep), 0, "KEY=V1,V2",
+     "profile: modeled decode and TTFT against one board key (mid and 671B shapes)", "off"},
     {"--drain", CLI_INT, SRV, AT(drain), 0, "S",
      "serve: on SIGTERM, seconds to finish running requests", "10"},
 };
@@ -247,6 +259,28 @@ static int opt_value(const struct cli_cmd *cmd, const struct cli_opt *op, const 
 			return 2;
 		}
 		return 0;
+	case CLI_SETKV: {
+		const char *eq = strchr(v, '=');
+		if (!eq || eq == v || !eq[1]) {
+			fprintf(stderr, "moecard: %s: --set: expected KEY=VALUE, got '%s'\n",
+				cmd->name, v);
+			return 2;
+		}
+		if (!strncmp(v, "kv_format=", 10)) {
+			a->ex.kv_format = eq + 1;
+			return 0;
+		}
+		if (!strncmp(v, "expert_slots=", 13))
+			return opt_slots(cmd, eq + 1, &a->ex);
+		size_t n = strlen(a->set_buf), l = strlen(v);
+		if (n + l + 2 > sizeof a->set_buf) {
+			fprintf(stderr, "moecard: %s: --set: too many changes\n", cmd->name);
+			return 2;
+		}
+		snprintf(a->set_buf + n, sizeof a->set_buf - n, "%s%s", n ? "," : "", v);
+		a->board_set = a->set_buf;
+		return 0;
+	}
 	case CLI_ATTN:
 		if (strcmp(v, "naive") && strcmp(v, "absorbed")) {
 			fprintf(stderr,
@@ -347,12 +381,12 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
 			cmd->name, a->backend);
 		return 2;
 	}
-	if (!strcmp(a->backend, "cpu") &&
-	    (a->ex.expert_slots || a->ex.expert_slots_pct || a->profile)) {
-		fprintf(stderr, "moecard: %s: %s: needs --backend emu or xrt (%s)\n", cmd->name,
-			a->profile ? "--profile" : "--expert-slots",
-			a->profile ? "it traces the card's commands"
-				   : "the expert cache is on the card");
+	if (!strcmp(a->backend, "cpu") && (a->ex.expert_slots || a->ex.expert_slots_pct)) {
+		fprintf(
+		    stderr,
+		    "moecard: %s: --expert-slots: needs --backend emu or xrt (the expert cache is "
+		    "on the card)\n",
+		    cmd->name);
 		return 2;
 	}
 	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {

@@ -18,6 +18,7 @@
 #define CLI_SET_CHAT 2u
 #define CLI_SET_PPL 4u /* perplexity */
 #define CLI_SET_SERVE 8u
+#define CLI_SET_PROF 16u
 
 struct cli_opts {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
@@ -42,6 +43,12 @@ struct cli_opts {
 	const char *host, *api_key, *name;
 	int port, max_batch, max_queue, max_conns, timeout, drain, max_tokens, max_body_kb;
 	int kv_tokens;
+	/* profile */
+	const char *out;       /* --out DIR */
+	const char *board_set; /* --set k=v,... (board keys; the engine's are applied) */
+	const char *sweep;     /* --sweep k=v1,v2,... */
+	int overhead;	       /* --overhead: the profiler's cost measured (passes off and on) */
+	char set_buf[512];     /* the --set values joined */
 };
 
 /* A command that parses its options with cli_opts_parse. */

@@ -23,6 +23,7 @@
 #include "util/npy.h"
 #include "decode/sample.h"
 #include "cli/cli_opts.h"
+#include "prof/prof.h"
 #include "text/tokenizer.h"
 
 static double now_s(void)
@@ -189,7 +190,7 @@ int cli_engine_open(const struct cli_opts *a, const struct ckpt *ck, struct engi
 	}
 	struct engine_extra x = a->ex;
 	x.board = a->board;
-	x.profile = a->profile;
+	x.board_set = a->board_set;
 	x.expert_trace = a->expert_trace;
 	x.xclbin = a->xclbin;
 	int r = engine_open(m, a->backend, ck, &o, &x, err, sizeof err);
@@ -531,6 +532,10 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 		rc = 0;
 		goto out;
 	}
+	if (a->profile && prof_start()) {
+		fprintf(stderr, "moecard: run: out of memory (--profile)\n");
+		goto out;
+	}
 	if ((r = gen_append(&g, toks, nt)) || (r = gen_sync(&g))) {
 		rc = fail_fwd(r);
 		goto out;
@@ -585,11 +590,17 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 	if (a->stats || (isatty(2) && !a->quiet)) /* the summary line: always on a terminal */
 		print_stats(&g, g.depth);
 	rc = 0;
+	if (prof_g && (r = prof_write_trace(prof_g, a->profile))) {
+		fprintf(stderr, "moecard: %s: cannot write the profile: %s\n", a->profile,
+			strerror(-r));
+		rc = 1;
+	}
 	goto out;
 jout:
 	free(jid);
 	free(jms);
 out:
+	prof_stop();
 	gen_text_free(&tx);
 	gen_free(&g);
 	return rc;

@@ -33,6 +33,9 @@ static const struct {
      "perplexity of a text file: --model DIR --file F [--ctx N] [--backend cpu|emu]"},
     {"serve", cli_serve,
      "OpenAI-compatible HTTP server (streaming, queue, /metrics): --model DIR [--port N]"},
+    {"profile", cli_profile,
+     "where a token's time goes: trace, summary, HTML report, what-if sweeps, diff: --model DIR "
+     "--out DIR"},
     {"devices", cli_devices, "the accelerator cards of this host, their shells and board trees"},
     {"cache-sim", cli_cache_sim,
      "replay an expert routing trace under every cache policy: --trace F"},

@@ -49,7 +49,7 @@ struct engine_ops {
 /* Options beyond model_opts that some backends use. */
 struct engine_extra {
 	const char *board;	  /* --board FILE.dtb (emu: default board/emu.dts build) */
-	const char *profile;	  /* --profile trace.json: per-command timestamps (emu, xrt) */
+	const char *board_set;	  /* --set k=v,...: what-if board changes (board_set_list) */
 	const char *xclbin;	  /* --xclbin FILE (xrt) */
 	const char *backend;	  /* backend the card scheduler opens: NULL = "emu", "xrt" */
 	const char *expert_trace; /* --expert-trace FILE: routing trace */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "e4m3.h"
 #include "model/model.h"
+#include "prof/prof.h"
 #include "model/router.h"
 
 #define MODEL_MAX_TOPK 64
@@ -607,11 +608,15 @@ static int layer_forward(struct model *m, const struct layer_weights *lw, int la
 	for (int t = 0; t < T; t++)
 		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D,
 			      lw->post_attention_layernorm, D, c->rms_norm_eps);
+	if (prof_g)
+		prof_host("attention (cpu)", "attention", layer);
 	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, T);
 	if (r)
 		return r;
 	for (size_t i = 0; i < (size_t)T * D; i++)
 		m->x[i] += m->tmp[i];
+	if (prof_g)
+		prof_host(lw->is_moe ? "moe (cpu)" : "mlp (cpu)", "ffn", layer);
 	return 0;
 }
 
@@ -627,9 +632,11 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 		memcpy(hidden, m->xn, sizeof(float) * (size_t)T * D);
 	if (!logits)
 		return 0;
-	if (all_logits)
-		return kern_matmul(&m->kc, head, m->xn, T, logits);
-	return kern_matmul(&m->kc, head, m->xn + (size_t)(T - 1) * D, 1, logits);
+	int r = all_logits ? kern_matmul(&m->kc, head, m->xn, T, logits)
+			   : kern_matmul(&m->kc, head, m->xn + (size_t)(T - 1) * D, 1, logits);
+	if (prof_g)
+		prof_host("lm_head (cpu)", "head", -1);
+	return r;
 }
 
 int model_forward(struct model *m, const int *tokens, int T, float *logits, int all_logits,
@@ -645,6 +652,8 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
 		embed_row(&m->w->embed_tokens, tokens[t], m->x + (size_t)t * D);
 		m->route.margin[t] = INFINITY;
 	}
+	if (prof_g)
+		prof_host("embed", "host", -1);
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		if ((r = layer_forward(m, &m->w->layers[l], l, m->pos, T)))
 			return r;

@@ -107,7 +107,16 @@ int card_write(struct ee *e, uint64_t addr, const void *src, size_t n)
 	if (e->dry)
 		return 0;
 	struct backend_buf *b = ee_buf(e, addr, &off);
-	return b ? backend_buf_write(e->be, b, off, src, n) : -EFAULT;
+	if (!b)
+		return -EFAULT;
+	if (!prof_g)
+		return backend_buf_write(e->be, b, off, src, n);
+	struct backend_stats s0, s1;
+	backend_stats(e->be, &s0);
+	int r = backend_buf_write(e->be, b, off, src, n);
+	backend_stats(e->be, &s1);
+	prof_link(0, n, (double)(s1.h2c_ns - s0.h2c_ns));
+	return r;
 }
 
 int card_read(struct ee *e, uint64_t addr, void *dst, size_t n)
@@ -118,7 +127,16 @@ int card_read(struct ee *e, uint64_t addr, void *dst, size_t n)
 		return 0;
 	}
 	struct backend_buf *b = ee_buf(e, addr, &off);
-	return b ? backend_buf_read(e->be, b, off, dst, n) : -EFAULT;
+	if (!b)
+		return -EFAULT;
+	if (!prof_g)
+		return backend_buf_read(e->be, b, off, dst, n);
+	struct backend_stats s0, s1;
+	backend_stats(e->be, &s0);
+	int r = backend_buf_read(e->be, b, off, dst, n);
+	backend_stats(e->be, &s1);
+	prof_link(1, n, (double)(s1.c2h_ns - s0.c2h_ns));
+	return r;
 }
 
 static size_t scale_bytes(int rows, int cols)
@@ -321,6 +339,7 @@ struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what)
 	abi_cmd_hdr_set(&c->hdr, op, l->n);
 	c->hdr.word2 = ABI_W2(0, EE_CMD_TIMEOUT);
 	l->gt[l->n] = NULL;
+	l->layer[l->n] = (int16_t)e->cur_layer;
 	l->what[l->n++] = what;
 	return c;
 }
@@ -458,11 +477,33 @@ static void card_fence_chain(struct ee *e)
 			l->cmd[out] = l->cmd[i];
 			l->what[out] = l->what[i];
 			l->gt[out] = l->gt[i];
+			l->layer[out] = l->layer[i];
 		}
 		l->cmd[out].hdr.tag = out;
 		out++;
 	}
 	l->n = out;
+}
+
+/* The list that just ran, to the profiler: its completions, labels, layers and each command's
+ * bytes and banks; busy0 is the backend's busy time before the submission. */
+static void card_prof_list(struct ee *e, double busy0)
+{
+	const struct abi_cpl *cpl;
+	uint32_t n;
+	struct backend_stats s1;
+	static struct prof_cmd info[BACKEND_MAX_LIST];
+	static uint64_t lane[BACKEND_MAX_LIST][FP8_GEMV_MAX_LANES];
+	backend_completions(e->be, &cpl, &n);
+	backend_stats(e->be, &s1);
+	if (n > e->list.n)
+		n = e->list.n;
+	for (uint32_t i = 0; i < n; i++)
+		card_prof_cmd(e, i, &info[i], lane[i]);
+	prof_card_list(e->list.cmd, cpl, e->list.what, e->list.layer, info, n,
+		       (double)s1.busy_ns - busy0);
+	prof_g->other = card_prof_other;
+	prof_g->other_ctx = e;
 }
 
 /* Submits the list and waits for it. */
@@ -477,6 +518,13 @@ int card_flush(struct ee *e)
 		return 0;
 	}
 	uint64_t f;
+	double busy0 = 0;
+	if (prof_g) {
+		struct backend_stats s0;
+		prof_host("schedule", "host", -1); /* building the list */
+		backend_stats(e->be, &s0);
+		busy0 = (double)s0.busy_ns;
+	}
 	double t0 = now_s();
 	int r = backend_submit(e->be, 0, e->list.cmd, e->list.n, &f);
 	/* the detached fills queued in this step start now too and run on behind this list; a
@@ -496,27 +544,8 @@ int card_flush(struct ee *e)
 					e->cur_layer, i, e->list.what[i],
 					abi_status_name(ABI_CPL_STATUS(cp[i].word1)), cp[i].detail);
 	}
-	if (e->profile && r != -ETIMEDOUT) {
-		const struct abi_cpl *cpl;
-		uint32_t n;
-		backend_completions(e->be, &cpl, &n);
-		if (e->n_prof + n > e->cap_prof) {
-			size_t cap = (e->cap_prof + n) * 2;
-			void *p = realloc(e->prof, cap * sizeof *e->prof);
-			if (p) {
-				e->prof = p;
-				e->cap_prof = cap;
-			}
-		}
-		for (uint32_t i = 0; i < n && e->n_prof < e->cap_prof; i++) {
-			uint32_t op = ABI_CPL_OP(cpl[i].word1);
-			if (op == ABI_OP_BARRIER)
-				continue;
-			e->prof[e->n_prof++] = (struct ee_prof){
-			    cpl[i].t_start,	      cpl[i].t_end,    op,
-			    ABI_CPL_CU(cpl[i].word1), e->list.what[i], e->cur_layer};
-		}
-	}
+	if (prof_g && r != -ETIMEDOUT)
+		card_prof_list(e, busy0);
 	if (e->pf.active && !r) { /* the batched prefill's GEMMs: MACs and card time */
 		const struct abi_cpl *cpl;
 		uint32_t n;
@@ -771,6 +800,8 @@ static int ee_layer_run(struct ee *e, int li, int p)
 	if (trace) /* the layer's gate is re-run on hxn: self_mismatch checks the trace's router */
 		(void)expert_trace_writer_record(e->xt, &e->kc, li, p, 1, idx, w, e->hxn);
 	e->t_host += now_s() - t0;
+	if (prof_g)
+		prof_host("router (host)", "router", li);
 	if (e->xc)
 		TRY(card_xc_route(e, li, p, idx, w));
 	return card_moe(e, L, idx);
@@ -808,6 +839,8 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 	else if (logits) {
 		r = kern_matmul(&e->kc, head, e->hxn, 1, logits);
 		e->host_head_b += (double)head->rows * head->cols * 2;
+		if (prof_g)
+			prof_host("lm_head (host)", "head", -1);
 	}
 	e->t_host += now_s() - t0;
 	return r;
@@ -888,6 +921,8 @@ static int ee_forward_loop(struct ee *e, struct engine *en, const int *tok, int 
 	for (int i = 0; i < T; i++) {
 		int p = en->pos, r, t = t0 + i;
 		embed_host(&e->w->embed_tokens, tok[i], e->hx);
+		if (prof_g)
+			prof_host("embed", "host", -1);
 		TRY(card_write(e, e->x, e->hx, sizeof(float) * (size_t)D));
 		e->list.n = 0;
 		for (int l = 0; l < c->num_hidden_layers; l++)
@@ -936,6 +971,8 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		}
 		model_rmsnorm(e->cat + D, hidden + (size_t)t * D, lw->hnorm, D, c->rms_norm_eps);
 		TRY(kern_matmul(&e->kc, &lw->eh_proj, e->cat, 1, e->u));
+		if (prof_g)
+			prof_host("MTP eh_proj (host)", "host", ml);
 		TRY(card_write(e, e->x, e->u, sizeof(float) * (size_t)D));
 		e->t_host += now_s() - t0;
 		e->list.n = 0;
@@ -1013,8 +1050,8 @@ static void ee_free(struct engine *en)
 		return;
 	if (e->be)
 		card_xc_drain(e); /* no fill may still write card memory as it is released */
-	if (e->profile && e->n_prof && card_write_profile(e))
-		fprintf(stderr, "moecard: %s: cannot write the profile\n", e->profile);
+	if (prof_g && prof_g->other_ctx == e)
+		prof_g->other = NULL;
 	if (e->be) {
 		for (size_t i = e->n_bufs; i-- > 0;)
 			backend_buf_free(e->be, e->bufs[i]);
@@ -1039,7 +1076,6 @@ static void ee_free(struct engine *en)
 	free(e->u);
 	free(e->mtp_hid);
 	free(e->xt_x);
-	free(e->prof);
 	kern_ctx_free(&e->kc);
 	if (e->pool)
 		pool_free(e->pool);
@@ -1224,7 +1260,6 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->ops = &ee_ops;
 	e->c = &ck->cfg;
 	e->w = &ck->w;
-	e->profile = x ? x->profile : NULL;
 	e->max_seq = o->max_seq > 0 ? o->max_seq : 4096;
 	en->max_seq = e->max_seq;
 	en->max_batch = o->max_batch > 0 ? o->max_batch : 64;
@@ -1233,7 +1268,9 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	e->chain_off = card_chain_off();
 	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
 	const char *bn = getenv("MOECARD_SCHED_BACKEND");
-	struct backend_opts bo = {.board = x ? x->board : NULL, .xclbin = x ? x->xclbin : NULL};
+	struct backend_opts bo = {.board = x ? x->board : NULL,
+				  .xclbin = x ? x->xclbin : NULL,
+				  .set = x ? x->board_set : NULL};
 	int r = backend_open(&e->be,
 			     x && x->backend		? x->backend
 			     : bn && !strcmp(bn, "ref") ? "ref"

@@ -21,6 +21,7 @@
 #include "model/kernels.h"
 #include "sched/expert_cache.h"
 #include "hls/fp8_gemv/fp8_gemv.h"
+#include "prof/prof.h"
 
 #define EE_MAX_TOPK 64
 #define EE_TIMEOUT_MS 600000u /* host ms to wait for one list */
@@ -101,6 +102,7 @@ struct ee_list {
 	struct abi_cmd cmd[BACKEND_MAX_LIST];
 	const char *what[BACKEND_MAX_LIST];	  /* label per command (profile) */
 	const struct gvtab *gt[BACKEND_MAX_LIST]; /* GEMV: its table (dry timing) */
+	int16_t layer[BACKEND_MAX_LIST];	  /* decoder layer per command (profile) */
 	uint32_t n;
 };
 
@@ -126,14 +128,6 @@ struct ee_pf {
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
 	int active;		    /* a batched forward is being lowered (GEMM accounting) */
-};
-
-/* One profiled command. */
-struct ee_prof {
-	uint64_t t0, t1;  /* card ns */
-	uint32_t op, cu;  /* opcode, CU index */
-	const char *what; /* label */
-	int layer;	  /* layer, -1 for final */
 };
 
 struct ee {
@@ -194,9 +188,6 @@ struct ee {
 	double dry_op_ns[ABI_OP_COUNT];		/* dry mode: command ns by opcode (summed) */
 	uint64_t dry_cur;			/* dry mode: the next fake address's offset */
 	int dry_bad;				/* dry mode: a command the timing models reject */
-	struct ee_prof *prof;			/* profile records (when --profile) */
-	size_t n_prof, cap_prof;
-	const char *profile;
 	/* allocations to free */
 	struct backend_buf **bufs;
 	size_t n_bufs, cap_bufs;
@@ -386,8 +377,11 @@ void card_xc_restart(struct ee *e);
 void card_dry_time(struct ee *e);
 /* engine_ops.stats: the modeled card, link, host and expert-cache figures per token. */
 void card_stats(struct engine *en, FILE *out, int json);
-/* --profile: Chrome trace-event JSON of every command on the card clock. 0 or -errno. */
-int card_write_profile(struct ee *e);
+/* The profiler's view of command i of the list (bytes, banks, MACs); lane[] holds the per-lane
+ * bytes of a GEMV (pc_bytes points into it). */
+void card_prof_cmd(const struct ee *e, uint32_t i, struct prof_cmd *pc, uint64_t *lane);
+/* The trace's otherData members of the card (ctx: the struct ee): its DMA driver's figures. */
+void card_prof_other(void *ctx, FILE *f);
 
 /* --- the GEMV CU (card_gemv.c) ------------------------------------------------------------ */
 

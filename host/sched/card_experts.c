@@ -478,13 +478,9 @@ static int ee_xc_dl_collect(struct ee *e, uint32_t timeout_ms)
 			const struct abi_cpl *c = &cp[p * nf + i];
 			ok &= ABI_CPL_STATUS(c->word1) == ABI_ST_OK;
 			ee_xc_iv_add(xc, c->t_start, c->t_end, 0);
-			if (e->profile && e->n_prof < e->cap_prof)
-				e->prof[e->n_prof++] = (struct ee_prof){c->t_start,
-									c->t_end,
-									ABI_OP_DMA_FILL,
-									0xFFu,
-									"detached expert fill",
-									-1};
+			if (prof_g)
+				prof_card_async("detached expert fill", d->ch, c->t_start, c->t_end,
+						xc->lay.len[p], d->s);
 		}
 		xc->cache.flags[d->s] &= (uint8_t)~EXPERT_SLOT_INFLIGHT;
 		xc->pend_fid[d->s] = 0;

@@ -17,8 +17,6 @@
 #include "sched/card_engine_impl.h"
 #include "sched/expert_cache.h"
 
-static const char *ee_op_name(uint32_t op);
-
 /* Dry mode: time the list like the card would: one firmware CPU takes (decodes) the commands in
  * order, ahead of the CUs; it starts each in order on the earliest free CU of its kind (its start
  * work before the CU runs) once the CU's previous completion was handled (its done work after the
@@ -401,7 +399,7 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 		for (int op = 0; op < ABI_OP_COUNT; op++)
 			if (e->dry_op_ns[op] > 0)
 				fprintf(stderr, "dry prefill T=%d: %s %.3f ms (summed)\n", T,
-					ee_op_name((uint32_t)op), e->dry_op_ns[op] / 1e6);
+					abi_op_name((uint32_t)op), e->dry_op_ns[op] / 1e6);
 	/* the token loop: every token a decode step, its cost linear in the position */
 	double ns0, nsT, hb;
 	struct card_e2e m0 = {0}, mT = {0};
@@ -706,35 +704,100 @@ void card_stats(struct engine *en, FILE *out, int json)
 		card_engine_whatif_prefill_boards(dir, out, 0);
 }
 
-static const char *ee_op_name(uint32_t op)
+/* One bank (the operand's) for the profiler, or -1 for none. */
+static int ee_prof_bank(uint64_t a)
 {
-	static const char *const n[ABI_OP_COUNT] = {
-	    "NOP",	 "GEMM_FP8",	   "RMSNORM", "ROPE",	   "ACT_QUANT",
-	    "SILU_MUL",	 "RESIDUAL_ADD",   "SOFTMAX", "MLA_ATTN",  "KV_APPEND",
-	    "DMA_FILL",	 "FENCE",	   "BARRIER", "TIMESTAMP", "GEMV",
-	    "MOE_ROUTE", "MLA_ATTN_LANES", "GATHER",  "COMBINE"};
-	return op < ABI_OP_COUNT ? n[op] : "?";
+	return a ? (int)ABI_ADDR_BANK(a) : -1;
 }
 
-/* Chrome trace-event JSON: one complete event per command, card time in us, one row per CU. */
-int card_write_profile(struct ee *e)
+void card_prof_cmd(const struct ee *e, uint32_t i, struct prof_cmd *pc, uint64_t *lane)
 {
-	FILE *f = fopen(e->profile, "w");
-	if (!f)
-		return -errno;
+	const struct abi_cmd *c = &e->list.cmd[i];
+	uint32_t op = ABI_W0_OP(c->hdr.word0), L = e->gv_lanes ? e->gv_lanes : 1;
+	memset(pc, 0, sizeof *pc);
+	pc->pc0 = pc->pc1 = -1;
+	pc->expert = -1;
+	switch (op) {
+	case ABI_OP_GEMV: {
+		/* each group's tiles of FP8_GEMV_R rows, tile t on lane (lane0 + t) % L */
+		const struct gvtab *t = e->list.gt[i];
+		uint32_t m = c->u.gemv.m ? c->u.gemv.m : 1;
+		memset(lane, 0, sizeof(uint64_t) * L);
+		for (int g = 0; t && t->g && g < t->ng && g < (int)c->u.gemv.ng; g++) {
+			const struct fp8_gemv_grp *gr = &t->g[g];
+			uint32_t rows = gr->n * ((gr->flags & FP8_GEMV_SILU_MUL) ? 2u : 1u);
+			uint64_t es = (gr->flags & FP8_GEMV_W_BF16) ? 2 : 1;
+			uint64_t tb = (uint64_t)FP8_GEMV_R * gr->k * es;
+			uint32_t tiles = (rows + FP8_GEMV_R - 1) / FP8_GEMV_R;
+			for (uint32_t k = 0; k < tiles; k++)
+				lane[(gr->lane0 + k) % L] += tb;
+			pc->bytes += (uint64_t)tiles * tb;
+			pc->macs += (double)m * rows * gr->k;
+		}
+		pc->pc0 = 0;
+		pc->pc1 = (int)L - 1;
+		pc->pc_bytes = lane;
+		break;
+	}
+	case ABI_OP_MLA_ATTN_LANES: {
+		const struct abi_mla_lanes *a = &c->u.mlal;
+		uint64_t rec = abi_kv_record_bytes(ABI_KV_FMT(a->word), a->kv_lora, a->rope);
+		memset(lane, 0, sizeof(uint64_t) * L);
+		for (uint32_t b = 0; b * 32 < a->n_ctx; b++) {
+			uint32_t n = a->n_ctx - b * 32 < 32 ? a->n_ctx - b * 32 : 32;
+			lane[b % L] += rec * n;
+		}
+		pc->bytes = rec * a->n_ctx;
+		pc->macs = (double)a->n_heads * a->n_ctx * (2.0 * a->kv_lora + a->rope);
+		pc->pc0 = 0;
+		pc->pc1 = (int)L - 1;
+		pc->pc_bytes = lane;
+		break;
+	}
+	case ABI_OP_MLA_ATTN: {
+		const struct abi_mla *a = &c->u.mla;
+		pc->bytes = (uint64_t)a->n_ctx * (a->kv_lora + a->rope) * 4;
+		pc->macs = (double)a->n_heads * a->n_ctx * (2.0 * a->kv_lora + a->rope);
+		pc->pc0 = pc->pc1 = ee_prof_bank(a->kv);
+		break;
+	}
+	case ABI_OP_GEMM_FP8: {
+		const struct abi_gemm *g = &c->u.gemm;
+		uint64_t rows = (uint64_t)g->n * ((g->flags & ABI_GEMM_F_SILU_MUL) ? 2 : 1);
+		pc->bytes = rows * g->k + (uint64_t)g->m * g->k;
+		pc->macs = card_gemm_macs(c);
+		pc->pc0 = pc->pc1 = ee_prof_bank(g->w);
+		break;
+	}
+	case ABI_OP_MOE_ROUTE:
+		pc->bytes = (uint64_t)c->u.route.e * (c->u.route.bias ? 8 : 4);
+		pc->pc0 = pc->pc1 = ee_prof_bank(c->u.route.logit);
+		break;
+	case ABI_OP_KV_APPEND:
+		pc->bytes = (uint64_t)c->u.kv.row * 4;
+		pc->pc0 = pc->pc1 = ee_prof_bank(c->u.kv.src);
+		break;
+	case ABI_OP_DMA_FILL:
+		pc->bytes = c->u.dma.bytes;
+		pc->expert = (int)ABI_DMA_WORD_SLOT(c->u.dma.word);
+		break;
+	case ABI_OP_BARRIER:
+	case ABI_OP_FENCE:
+	case ABI_OP_NOP:
+	case ABI_OP_TIMESTAMP:
+		break;
+	default: { /* vector ops: x (and x2) read, f32 */
+		const struct abi_vec *v = &c->u.vec;
+		pc->bytes = (uint64_t)v->rows * v->cols * 4 * (v->x2 ? 2 : 1);
+		pc->pc0 = pc->pc1 = ee_prof_bank(v->x);
+	}
+	}
+}
+
+void card_prof_other(void *ctx, FILE *f)
+{
+	struct ee *e = ctx;
 	struct backend_stats s;
 	backend_stats(e->be, &s);
-	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"modeled card time\"");
 	ee_dma_stats(&s, f, 1);
-	fprintf(f, "},\"traceEvents\":[\n");
-	for (size_t i = 0; i < e->n_prof; i++) {
-		const struct ee_prof *p = &e->prof[i];
-		fprintf(f,
-			"%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%u,"
-			"\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"layer\":%d}}\n",
-			i ? "," : "", p->what ? p->what : "", ee_op_name(p->op), p->cu, p->t0 / 1e3,
-			(p->t1 - p->t0) / 1e3, p->layer);
-	}
-	fprintf(f, "]}\n");
-	return fclose(f) ? -EIO : 0;
 }

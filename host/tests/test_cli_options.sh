@@ -56,7 +56,6 @@ t 2 "--prompt-len: expected an integer" bench --model "$D" --prompt-len 1e3
 t 2 "--expert-slots: needs --backend emu or xrt" run --model "$D" --prompt hi --expert-slots 25%
 t 2 "--expert-slots: expected N >= 1, P% \(1..100\)" run --model "$D" --prompt hi --backend emu \
   --expert-slots 150%
-t 2 "--profile: needs --backend emu or xrt" run --model "$D" --prompt hi --profile "$W/p.json"
 t 2 "give --prompt TEXT or --tokens" run --model "$D"
 t 1 "$W/nodir/p.json: cannot write there" run --model "$D" --prompt hi --backend emu --profile "$W/nodir/p.json"
 t 2 "-r: must be >= 1, got 0" bench --model "$D" -r 0
