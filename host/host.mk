@@ -3,7 +3,8 @@
 #   model/ the host engine's forward pass, router, SIMD kernels, thread pool
 #   engine/ the engine interface (host engine or card scheduler)   decode/ token loop, sampling, MTP
 #   sched/ the card scheduler and the expert cache   backend/ card backends (ref, emu, xrt)
-#   tools/ the test-checkpoint writer   util/ errors, .npy   cli/ the moecard command line
+#   tools/ the test-checkpoint writer   util/ errors, .npy   prof/ the latency profiler
+#   cli/ the moecard command line
 HOST_DIRS := load text model engine decode sched backend tools util serve prof cli
 HOST_SRCS := $(filter-out host/cli/main.c,$(foreach d,$(HOST_DIRS),$(wildcard host/$(d)/*.c)))
 LIB_SRCS  += $(HOST_SRCS)

@@ -117,3 +117,18 @@ if command -v node >/dev/null 2>&1; then
 else
   echo "bench: node missing: no serve figures"
 fi
+# --- moecard profile: where a mid decode step goes on the emulated card (modeled timeline, the
+#     top time sinks), what the bandwidth and the firmware's clock would buy (--sweep: the
+#     engine's lists timed dry, mid and 671B), and the profiler's own cost on the cpu backend
+#     (passes with the profiler off and on, in turn: measured host wall time).
+P=$B/profile-bench
+echo "== profile: mid decode steps on the emulated card (modeled timeline)"
+"$B/moecard" profile --model "$B/models/mid" --prompt-len 16 --gen 8 --out "$P/mid-emu" --quiet |
+  sed -n '1,3p;/^per op/,/^$/p' | head -14
+for knob in hbm_gbps=230,460,920 fw_mhz=250,500,1000; do
+  echo "== profile --sweep $knob"
+  "$B/moecard" profile --model "$B/models/mid" --prompt-len 64 --out "$P/sweep" --sweep "$knob" | head -6
+done
+echo "== profile: the profiler's cost (cpu backend, mid, 2 threads)"
+"$B/moecard" profile --model "$B/models/mid" --backend cpu --threads 2 --prompt-len 16 --gen 8 \
+  --overhead --out "$P/mid-cpu" --quiet | grep -E "overhead|decode step mean"

@@ -481,6 +481,13 @@ int cli_profile(int argc, char **argv)
 	int rc = cli_opts_parse(argc, argv, &profile_cmd, &a);
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", a.out);
+	for (char *sl = dir + 1; (sl = strchr(sl, '/')); *sl++ = '/') { /* its parents first */
+		*sl = 0;
+		if (mkdir(dir, 0777) && errno != EEXIST)
+			break;
+	}
 	if (mkdir(a.out, 0777) && errno != EEXIST) {
 		fprintf(stderr, "moecard: profile: --out %s: %s\n", a.out, strerror(errno));
 		return 1;
