@@ -283,8 +283,27 @@ static int sweep_point(const struct cli_opts *a, const struct config *cfg, const
 {
 	char set[640], err[512];
 	struct backend *be;
+	/* kv_format is the engine's: f32, or fp8 (the FP8 cache with the attention's FP8 datapath,
+	 * the what-if's card_e2e.fp8_attn); every other key is the board's */
+	int kv = !strcmp(key, "kv_format"), fp8 = kv && !strcmp(val, "fp8");
+	if (kv && !fp8 && strcmp(val, "f32")) {
+		fprintf(
+		    stderr,
+		    "moecard: profile: --sweep kv_format=%s: f32 or fp8 (the FP8 cache with the "
+		    "FP8 attention datapath)\n",
+		    val);
+		return -EINVAL;
+	}
+	if (!strcmp(key, "expert_slots")) {
+		fprintf(stderr,
+			"moecard: profile: --sweep expert_slots: the what-if keeps every expert "
+			"resident; profile runs with --set expert_slots=N instead\n");
+		return -EINVAL;
+	}
 	snprintf(set, sizeof set, "%s%s%s=%s", a->board_set ? a->board_set : "",
-		 a->board_set ? "," : "", key, val);
+		 a->board_set ? "," : "", kv ? "" : key, kv ? "" : val);
+	if (kv) /* no board change of its own */
+		snprintf(set, sizeof set, "%s", a->board_set ? a->board_set : "");
 	struct backend_opts bo = {.board = a->board, .set = set};
 	int r = backend_open(&be, "emu", &bo, err, sizeof err);
 	if (r) {
@@ -297,7 +316,7 @@ static int sweep_point(const struct cli_opts *a, const struct config *cfg, const
 	int pos[2] = {a->prompt_len, 4096}, T[2] = {a->prompt_len, 512};
 	for (int k = 0; k < 2; k++) {
 		double ns, bytes;
-		struct card_e2e e2 = {0};
+		struct card_e2e e2 = {.fp8_attn = fp8};
 		struct card_pf_whatif w;
 		pt->ok[k] = !card_engine_whatif2(cs[k], be, pos[k], 1, &ns, &bytes, &e2);
 		pt->dec_ms[k] = e2.e2e_ms;
@@ -339,7 +358,10 @@ static int profile_sweep(const struct cli_opts *a)
 			return 2;
 		}
 		vs[n] = t;
-		pt[n].v = atof(t);
+		char *end;
+		pt[n].v = strtod(t, &end);
+		if (end == t || *end) /* a name (kv_format): its place in the list on the chart */
+			pt[n].v = n;
 		if (sweep_point(a, &cfg, key, t, &pt[n]))
 			return 2;
 		n++;
