@@ -26,19 +26,44 @@ static inline float hsum8(__m256 v)
 	return _mm_cvtss_f32(lo);
 }
 
-static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
+/* 16 E4M3 codes to two vectors of 8 f32 (each value / 256), the decode of dec8 on 16 lanes. */
+static inline void dec16(const uint8_t *w, __m256 *lo, __m256 *hi)
 {
-	__m256 a[KERN_MB];
+	__m256i h = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
+	__m256i s = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x80)), 8);
+	__m256i v = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7F)), 7);
+	__m256i f = _mm256_or_si256(s, v);
+	*lo = _mm256_cvtph_ps(_mm256_castsi256_si128(f));
+	*hi = _mm256_cvtph_ps(_mm256_extracti128_si256(f, 1));
+}
+
+/* Two accumulators per row (codes k % 16 < 8 and >= 8), so a row's FMA chain is half as long; the
+ * same for every M, so a row's sum does not depend on the rows beside it (the serve path's
+ * alone-or-batched identity). Instantiated for each M (dot_fp8_avx2) so the accumulators stay in
+ * registers: with a run-time M they lived on the stack, every FMA behind a store and a load. */
+static inline __attribute__((always_inline)) void dot_fp8_m(const uint8_t *w, const float *x,
+							    int ldx, const int M, int n, float *acc)
+{
+	__m256 a[KERN_MB], b[KERN_MB];
 	for (int m = 0; m < M; m++)
-		a[m] = _mm256_setzero_ps();
+		a[m] = b[m] = _mm256_setzero_ps();
 	int k = 0;
+	for (; k + 16 <= n; k += 16) {
+		__m256 w0, w1;
+		dec16(w + k, &w0, &w1);
+		for (int m = 0; m < M; m++) {
+			const float *xm = x + (size_t)m * ldx + k;
+			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
+			b[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), b[m]);
+		}
+	}
 	for (; k + 8 <= n; k += 8) {
 		__m256 wd = dec8(w + k);
 		for (int m = 0; m < M; m++)
 			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
 	}
 	for (int m = 0; m < M; m++)
-		acc[m] = hsum8(a[m]) * 256.0f;
+		acc[m] = hsum8(_mm256_add_ps(a[m], b[m])) * 256.0f;
 	if (k < n) {
 		uint8_t wt[8] = {0};
 		float xt[8] = {0}, wf[8];
@@ -54,20 +79,52 @@ static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n
 	}
 }
 
-static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
 {
-	__m256 a[KERN_MB];
+	switch (M) {
+	case 1:
+		dot_fp8_m(w, x, ldx, 1, n, acc);
+		break;
+	case 2:
+		dot_fp8_m(w, x, ldx, 2, n, acc);
+		break;
+	case 3:
+		dot_fp8_m(w, x, ldx, 3, n, acc);
+		break;
+	default:
+		dot_fp8_m(w, x, ldx, 4, n, acc);
+	}
+}
+
+static inline __m256 bf16x8(const uint16_t *w)
+{
+	__m128i h = _mm_loadu_si128((const __m128i *)w);
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* Two accumulators per row, as dot_fp8_m (the same for every M, instantiated per M). */
+static inline __attribute__((always_inline)) void
+dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float *acc)
+{
+	__m256 a[KERN_MB], b[KERN_MB];
 	for (int m = 0; m < M; m++)
-		a[m] = _mm256_setzero_ps();
+		a[m] = b[m] = _mm256_setzero_ps();
 	int k = 0;
+	for (; k + 16 <= n; k += 16) {
+		__m256 w0 = bf16x8(w + k), w1 = bf16x8(w + k + 8);
+		for (int m = 0; m < M; m++) {
+			const float *xm = x + (size_t)m * ldx + k;
+			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
+			b[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), b[m]);
+		}
+	}
 	for (; k + 8 <= n; k += 8) {
-		__m128i h = _mm_loadu_si128((const __m128i *)(w + k));
-		__m256 wd = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+		__m256 wd = bf16x8(w + k);
 		for (int m = 0; m < M; m++)
 			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
 	}
 	for (int m = 0; m < M; m++) {
-		float s = hsum8(a[m]);
+		float s = hsum8(_mm256_add_ps(a[m], b[m]));
 		for (int i = k; i < n; i++) {
 			uint32_t u = (uint32_t)w[i] << 16;
 			float f;
@@ -75,6 +132,23 @@ static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int
 			s += f * x[(size_t)m * ldx + i];
 		}
 		acc[m] = s;
+	}
+}
+
+static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	switch (M) {
+	case 1:
+		dot_bf16_m(w, x, ldx, 1, n, acc);
+		break;
+	case 2:
+		dot_bf16_m(w, x, ldx, 2, n, acc);
+		break;
+	case 3:
+		dot_bf16_m(w, x, ldx, 3, n, acc);
+		break;
+	default:
+		dot_bf16_m(w, x, ldx, 4, n, acc);
 	}
 }
 
