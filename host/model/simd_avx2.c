@@ -198,8 +198,9 @@ static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
 	}
 }
 
-static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
-			  float *y, int ldy)
+static inline __attribute__((always_inline)) void tile_f32_n(const float *wt, int ldw, const int nw,
+							     const float *x, int ldx, int M, int K,
+							     float *y, int ldy)
 {
 	for (int m = 0; m < M; m++) {
 		const float *xm = x + (size_t)m * ldx;
@@ -220,6 +221,17 @@ static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int 
 			y[(size_t)m * ldy + j] = s;
 		}
 	}
+}
+
+/* A full tile (nw = KERN_NW) is instantiated with its width known, so its accumulators stay in
+ * registers; the same arithmetic either way. */
+static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
+			  float *y, int ldy)
+{
+	if (nw == KERN_NW)
+		tile_f32_n(wt, ldw, KERN_NW, x, ldx, M, K, y, ldy);
+	else
+		tile_f32_n(wt, ldw, nw, x, ldx, M, K, y, ldy);
 }
 
 static float dot_f32_avx2(const float *a, const float *b, int n)
