@@ -10,6 +10,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "prof/prof.h"
 #include "backend/backend.h"
 #include "load/ckpt.h"
 #include "sched/card_engine.h"
@@ -116,6 +117,11 @@ int cli_serve(int argc, char **argv)
 	    .quiet = a.quiet,
 	};
 	struct serve *s = NULL;
+	if (a.profile && prof_start_wall()) { /* every thread's slices at their own times */
+		fprintf(stderr, "moecard: serve: out of memory (--profile)\n");
+		return 1;
+	}
+	prof_thread_name("serve: main (load, self-test)");
 	if (serve_start(&so, &s, err, sizeof err)) {
 		fprintf(stderr, "moecard: serve: %s\n", err);
 		return 1;
@@ -178,11 +184,17 @@ int cli_serve(int argc, char **argv)
 	}
 	rc = serve_wait(s);
 	s = NULL; /* serve_wait freed it */
+	if (prof_g && (r = prof_write_trace(prof_g, a.profile))) {
+		fprintf(stderr, "moecard: serve: %s: cannot write the profile: %s\n", a.profile,
+			strerror(-r));
+		rc = 1;
+	}
 out:
 	serve_free(s);
 	for (int i = 0; i < n_eng; i++)
 		engine_free(&eng[i]);
 	tokenizer_free(tok);
 	ckpt_close(&ck);
+	prof_stop();
 	return rc;
 }

@@ -10,6 +10,11 @@
 
 struct prof *prof_g;
 
+/* wall mode: the calling thread's mark, track and name */
+static __thread uint64_t tl_mark;
+static __thread int tl_track = -1;
+static __thread const char *tl_name;
+
 uint64_t prof_now(void)
 {
 	struct timespec ts;
@@ -23,9 +28,28 @@ int prof_start(void)
 	struct prof *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
 	p->mark = prof_now();
 	prof_g = p;
 	return 0;
+}
+
+int prof_start_wall(void)
+{
+	int r = prof_start();
+	if (!r) {
+		prof_g->wall = 1;
+		prof_g->t_base = prof_g->mark;
+		tl_mark = prof_g->mark;
+	}
+	return r;
+}
+
+void prof_thread_name(const char *name)
+{
+	tl_name = name;
+	tl_track = -1;
+	tl_mark = prof_now();
 }
 
 void prof_stop(void)
@@ -34,6 +58,7 @@ void prof_stop(void)
 	if (!p)
 		return;
 	prof_g = NULL;
+	pthread_mutex_destroy(&p->mu);
 	free(p->ev);
 	free(p->tok_end);
 	free(p->pc_tok);
@@ -106,8 +131,41 @@ static struct prof_ev *prof_ev_new(struct prof *p)
 
 void prof_mark(void)
 {
-	if (prof_g)
+	if (prof_g && prof_g->wall)
+		tl_mark = prof_now();
+	else if (prof_g)
 		prof_g->mark = prof_now();
+}
+
+/* The calling thread's host track (wall mode: one per thread, named by prof_thread_name). */
+static int prof_host_track(struct prof *p)
+{
+	if (!p->wall)
+		return prof_track(p, PROF_HOST, 0, "host: main thread");
+	if (tl_track < 0) {
+		char nm[PROF_NAME];
+		snprintf(nm, sizeof nm, "%s (%d)", tl_name ? tl_name : "host: thread", p->n_tracks);
+		tl_track = prof_track(p, PROF_HOST, 1000 + p->n_tracks, nm);
+	}
+	return tl_track;
+}
+
+void prof_span(const char *name, const char *cat, uint64_t t0, uint64_t t1)
+{
+	struct prof *p = prof_g;
+	if (!p || !p->wall)
+		return;
+	pthread_mutex_lock(&p->mu);
+	struct prof_ev *e = prof_ev_new(p);
+	if (e) {
+		e->t0 = (double)(t0 - p->t_base);
+		e->t1 = (double)(t1 - p->t_base);
+		e->name = name;
+		e->cat = cat;
+		e->track = prof_host_track(p);
+		e->card_t0 = t0;
+	}
+	pthread_mutex_unlock(&p->mu);
 }
 
 void prof_host(const char *name, const char *cat, int layer)
@@ -116,20 +174,28 @@ void prof_host(const char *name, const char *cat, int layer)
 	if (!p)
 		return;
 	uint64_t now = prof_now();
-	double d = (double)(now - p->mark);
+	pthread_mutex_lock(&p->mu);
+	uint64_t mark = p->wall ? tl_mark : p->mark;
+	double d = (double)(now - mark), t0 = p->wall ? (double)(mark - p->t_base) : p->cursor;
 	struct prof_ev *e = prof_ev_new(p);
 	if (e) {
-		e->t0 = p->cursor;
-		e->t1 = p->cursor + d;
+		e->t0 = t0;
+		e->t1 = t0 + d;
 		e->name = name;
 		e->cat = cat;
 		e->layer = layer;
-		e->track = prof_track(p, PROF_HOST, 0, "host: main thread");
-		e->card_t0 = p->mark;
+		e->track = prof_host_track(p);
+		e->card_t0 = mark;
 	}
-	p->cursor += d;
-	p->mark = prof_now();
-	p->self_ns += (double)(p->mark - now);
+	if (!p->wall)
+		p->cursor += d;
+	uint64_t end = prof_now();
+	if (p->wall)
+		tl_mark = end;
+	else
+		p->mark = end;
+	p->self_ns += (double)(end - now);
+	pthread_mutex_unlock(&p->mu);
 }
 
 void prof_link(int dir, uint64_t bytes, double ns)
@@ -140,19 +206,28 @@ void prof_link(int dir, uint64_t bytes, double ns)
 	uint64_t now = prof_now();
 	/* the host work before the transfer is its own slice */
 	prof_host("schedule", "host", -1);
+	pthread_mutex_lock(&p->mu);
+	/* wall mode: the transfer ends where the host saw it done */
+	double t0 = p->wall ? (double)(prof_now() - p->t_base) - ns : p->cursor;
 	struct prof_ev *e = prof_ev_new(p);
 	if (e) {
-		e->t0 = p->cursor;
-		e->t1 = p->cursor + ns;
+		e->t0 = t0;
+		e->t1 = t0 + ns;
 		e->name = dir ? "link c2h" : "link h2c";
 		e->cat = "LINK";
 		e->bytes = bytes;
 		e->track = prof_track(p, PROF_LINK, dir,
 				      dir ? "link: card to host" : "link: host to card");
 	}
-	p->cursor += ns;
-	p->mark = prof_now();
-	p->self_ns += (double)(p->mark - now);
+	if (!p->wall)
+		p->cursor += ns;
+	uint64_t end = prof_now();
+	if (p->wall)
+		tl_mark = end;
+	else
+		p->mark = end;
+	p->self_ns += (double)(end - now);
+	pthread_mutex_unlock(&p->mu);
 }
 
 void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const char *const *what,
@@ -171,6 +246,10 @@ void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const 
 	}
 	double span = c1 > c0 ? (double)(c1 - c0) : 0;
 	double q = busy_ns > span ? busy_ns - span : 0; /* queueing before the first start */
+	double d = q + span > busy_ns ? q + span : busy_ns;
+	pthread_mutex_lock(&p->mu);
+	/* where the list starts: the cursor, or (wall mode) d before the host saw it complete */
+	double base = p->wall ? (double)(now - p->t_base) - d : p->cursor;
 	int room = !prof_tok_room(p);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t op = ABI_CPL_OP(cpl[i].word1), cu = ABI_CPL_CU(cpl[i].word1);
@@ -179,8 +258,8 @@ void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const 
 		struct prof_ev *e = prof_ev_new(p);
 		if (!e)
 			break;
-		e->t0 = p->cursor + q + (double)(cpl[i].t_start - c0);
-		e->t1 = p->cursor + q + (double)(cpl[i].t_end - c0);
+		e->t0 = base + q + (double)(cpl[i].t_start - c0);
+		e->t1 = base + q + (double)(cpl[i].t_end - c0);
 		e->card_t0 = cpl[i].t_start;
 		e->name = what && what[i] ? what[i] : abi_op_name(op);
 		e->cat = abi_op_name(op);
@@ -251,11 +330,8 @@ void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const 
 			snprintf(e->shape, sizeof e->shape, "%ux%u", k->u.vec.rows, k->u.vec.cols);
 		}
 	}
-	p->map_tl = p->cursor + q;
+	p->map_tl = base + q;
 	p->map_card = (double)c0;
-	double d = q + span;
-	if (busy_ns > d)
-		d = busy_ns;
 	if ((p->lists & (p->lists - 1)) == 0) { /* grows at powers of two */
 		struct prof_span *ls =
 		    realloc(p->lists_at, sizeof *ls * (size_t)(p->lists ? 2 * p->lists : 1));
@@ -265,12 +341,18 @@ void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const 
 			p->oom = 1;
 	}
 	if (!p->oom)
-		p->lists_at[p->lists] = (struct prof_span){p->cursor, p->cursor + d, p->token};
-	p->cursor += d;
+		p->lists_at[p->lists] = (struct prof_span){base, base + d, p->token};
+	if (!p->wall)
+		p->cursor += d;
 	p->list_ns += d;
 	p->lists++;
-	p->mark = prof_now();
-	p->self_ns += (double)(p->mark - now);
+	uint64_t end = prof_now();
+	if (p->wall)
+		tl_mark = end;
+	else
+		p->mark = end;
+	p->self_ns += (double)(end - now);
+	pthread_mutex_unlock(&p->mu);
 }
 
 void prof_card_async(const char *name, uint32_t ch, uint64_t c0, uint64_t c1, uint64_t bytes,
@@ -279,9 +361,12 @@ void prof_card_async(const char *name, uint32_t ch, uint64_t c0, uint64_t c1, ui
 	struct prof *p = prof_g;
 	if (!p)
 		return;
+	pthread_mutex_lock(&p->mu);
 	struct prof_ev *e = prof_ev_new(p);
-	if (!e)
+	if (!e) {
+		pthread_mutex_unlock(&p->mu);
 		return;
+	}
 	char tn[PROF_NAME];
 	snprintf(tn, sizeof tn, "DMA channel %u", ch);
 	e->track = prof_track(p, PROF_DMA, (int)ch, tn);
@@ -297,12 +382,13 @@ void prof_card_async(const char *name, uint32_t ch, uint64_t c0, uint64_t c1, ui
 	p->fills++;
 	if (!prof_tok_room(p))
 		p->fill_tok[p->token] += 1;
+	pthread_mutex_unlock(&p->mu);
 }
 
 void prof_token_end(void)
 {
 	struct prof *p = prof_g;
-	if (!p)
+	if (!p || p->wall) /* a server's sequences have no one token order */
 		return;
 	if (prof_tok_room(p)) {
 		p->oom = 1;

@@ -17,13 +17,14 @@
 #ifndef MOECARD_PROF_H
 #define MOECARD_PROF_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "abi_cmd.h"
 
-#define PROF_MAX_TRACKS 64
+#define PROF_MAX_TRACKS 256
 #define PROF_MAX_PCS 64
 #define PROF_NAME 48
 
@@ -66,6 +67,11 @@ struct prof_card {
 };
 
 struct prof {
+	/* wall mode (prof_start_wall: a server's threads): every slice at its own host time since
+	 * t_base, one track per thread; card lists end where the host saw them complete */
+	int wall;
+	uint64_t t_base;
+	pthread_mutex_t mu; /* every recording call holds it (threads of a server) */
 	struct prof_ev *ev;
 	size_t n, cap;
 	struct prof_track track[PROF_MAX_TRACKS];
@@ -99,6 +105,13 @@ extern struct prof *prof_g;
 
 /* prof_start - turns profiling on (a fresh prof_g). 0 or -ENOMEM. */
 int prof_start(void);
+/* prof_start_wall - profiling on in wall mode (a server: many threads, no token order): host
+ * slices at their CLOCK_MONOTONIC times, a track per thread (prof_thread_name). 0 or -ENOMEM. */
+int prof_start_wall(void);
+/* Names the calling thread's track (wall mode), e.g. "http: connection". */
+void prof_thread_name(const char *name);
+/* A slice [t0, t1) of host CLOCK_MONOTONIC ns on the calling thread's track (wall mode). */
+void prof_span(const char *name, const char *cat, uint64_t t0, uint64_t t1);
 /* prof_stop - frees prof_g and turns profiling off. */
 void prof_stop(void);
 

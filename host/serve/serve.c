@@ -27,6 +27,7 @@
 #include "decode/generate.h"
 #include "sched/card_engine.h"
 #include "serve/serve.h"
+#include "prof/prof.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_req.h"
 #include "text/chat_template.h"
@@ -506,6 +507,7 @@ static void card_metrics(struct serve *s)
 static void *sched_main(void *arg)
 {
 	struct serve *s = arg;
+	prof_thread_name("serve: scheduler");
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		int busy = 0;
@@ -547,6 +549,7 @@ static void *sched_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&s->mu);
+		prof_mark(); /* (--profile) the wait for work is not the step's host time */
 		/* every running sequence advances one step: sequences join and leave between steps */
 		if (s->rows)
 			sched_step_rows(s);
@@ -569,7 +572,8 @@ struct conn {
 	size_t len, cap;
 	int too_big;
 	int endpoint;
-	int gen; /* a generation request was queued: counted in s->inflight until completed */
+	int gen;     /* a generation request was queued: counted in s->inflight until completed */
+	uint64_t t0; /* --profile: when the request arrived (host CLOCK_MONOTONIC ns) */
 };
 
 static enum MHD_Result send_buf(struct serve *s, struct MHD_Connection *c, int endpoint, int status,
@@ -702,7 +706,10 @@ struct stream {
 static int stream_event(struct stream *st, json_t *j)
 {
 	st->t_last = now_s();
+	uint64_t tp = prof_g ? prof_now() : 0;
 	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (prof_g)
+		prof_span("http: SSE event", "http", tp, prof_now());
 	json_decref(j);
 	if (!body)
 		return -ENOMEM;
@@ -869,7 +876,10 @@ static enum MHD_Result gen_request(struct serve *s, struct MHD_Connection *c, st
 	if (!r)
 		return send_err(s, c, ep, 500, "out of memory", NULL, NULL);
 	r->t_arrive = now_s();
+	uint64_t tp = prof_g ? prof_now() : 0;
 	int rc = serve_params_parse(cn->body ? cn->body : "", cn->len, kind, &r->p);
+	if (prof_g)
+		prof_span("http: parse request", "http", tp, prof_now());
 	if (rc) {
 		enum MHD_Result res = rc == -ENOMEM
 					  ? send_err(s, c, ep, 500, "out of memory", NULL, NULL)
@@ -1035,6 +1045,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		cn->endpoint = endpoint_of(url);
 		*con_cls = cn;
+		if (prof_g) { /* one thread per connection: its own track */
+			prof_thread_name("http: connection");
+			cn->t0 = prof_now();
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -1091,6 +1105,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	struct serve *s = cls;
 	struct conn *cn = *con_cls;
+	if (cn && prof_g && cn->t0)
+		prof_span("http: request", "http", cn->t0, prof_now());
 	if (cn && cn->gen) {
 		pthread_mutex_lock(&s->mu);
 		s->inflight--;

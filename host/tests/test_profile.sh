@@ -153,5 +153,26 @@ assert any(e['ph'] == 'X' and e['pid'] == 2 for e in t) and any(e['ph'] == 'X' a
 else
   bad "run --profile"
 fi
+# serve --profile: every thread's slices (HTTP connections, the scheduler's forwards), at exit
+if command -v curl >/dev/null; then
+  "$M" serve --model "$W/tiny" --port 0 --quiet --profile "$W/serve.json" 2>"$W/serve.err" &
+  sp=$!
+  for _ in $(seq 100); do grep -q "serve: ready" "$W/serve.err" && break; sleep 0.1; done
+  url=$(grep -o 'http://[0-9.]*:[0-9]*' "$W/serve.err" | head -n 1)
+  curl -s "$url/v1/completions" -d '{"prompt":"hello","max_tokens":6,"stream":true}' >/dev/null
+  curl -s "$url/v1/completions" -d '{"prompt":"hello","max_tokens":6}' >/dev/null
+  kill -TERM $sp; wait $sp; rc=$?
+  r=$($PY - "$W/serve.json" <<'PYEOF'
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+names = {(e["pid"], e["tid"]): e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+x = [(names.get((e["pid"], e["tid"]), ""), e["name"]) for e in ev if e["ph"] == "X"]
+http = sum(1 for t, n in x if t.startswith("http: connection") and n == "http: request")
+fwd = sum(1 for t, n in x if t.startswith("serve: scheduler") and n == "lm_head (cpu)")
+print(int(http == 2 and fwd >= 10), f"{http} HTTP requests on connection tracks, {fwd} head forwards on the scheduler's")
+PYEOF
+)
+  [ $rc = 0 ] && [ "${r%% *}" = 1 ] && ok "serve --profile: ${r#* }" || bad "serve --profile: exit $rc, $r"
+fi
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
