@@ -11,6 +11,7 @@
 #include <string.h>
 #include <jansson.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "text/chat_template.h"
 #include "cli/cli.h"
@@ -795,13 +796,17 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 	bench_mean_sd(res->tg, res->reps, &tg_m, &tg_sd);
 	(void)tp;
 	(void)td;
+	struct rusage ru; /* the process's peak resident set so far (load and the runs) */
+	double rss_mb = getrusage(RUSAGE_SELF, &ru) ? 0 : ru.ru_maxrss / 1024.0;
 	if (a->json) {
 		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,"
 		       "\"isa\":\"%s\",\"prompt_len\":%d,\"gen\":%d,\"load_s\":%.3f,"
+		       "\"peak_rss_mb\":%.1f,"
 		       "\"reps\":%d,\"prefill_tok_s\":%.2f,\"prefill_tok_s_sd\":%.2f,"
 		       "\"decode_tok_s\":%.2f,\"decode_tok_s_sd\":%.2f",
 		       a->backend, a->model, m->act_fp8 ? "fp8" : "none", m->threads, isa,
-		       a->prompt_len, a->gen, res->t_load, res->reps, pp_m, pp_sd, tg_m, tg_sd);
+		       a->prompt_len, a->gen, res->t_load, rss_mb, res->reps, pp_m, pp_sd, tg_m,
+		       tg_sd);
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -821,12 +826,12 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 	}
 	const char *name = strrchr(a->model, '/');
 	name = name && name[1] ? name + 1 : a->model;
-	printf("load %.3f s; %d repetition%s, mean +- sd\n\n"
+	printf("load %.3f s, peak RSS %.0f MB; %d repetition%s, mean +- sd\n\n"
 	       "| model | backend | act | threads | isa | test | t/s |\n"
 	       "| --- | --- | --- | --: | --- | --- | --: |\n"
 	       "| %s | %s | %s | %d | %s | pp%d (prefill) | %.2f +- %.2f |\n"
 	       "| %s | %s | %s | %d | %s | tg%d (decode) | %.2f +- %.2f |\n\n",
-	       res->t_load, res->reps, res->reps == 1 ? "" : "s", name, a->backend,
+	       res->t_load, rss_mb, res->reps, res->reps == 1 ? "" : "s", name, a->backend,
 	       m->act_fp8 ? "fp8" : "none", m->threads, isa, a->prompt_len, pp_m, pp_sd, name,
 	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, a->gen, tg_m, tg_sd);
 	if (depth > 0)
