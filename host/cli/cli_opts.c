@@ -82,6 +82,8 @@ static const struct cli_opt cli_opt_table[] = {
      "every expert-cache decision", "off"},
     {"--kv-format", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.kv_format), 0, "f32|bf16|fp8",
      "the card's KV cache format", "f32"},
+    {"--head", CLI_STR, ALL | PPL | SRV | PRF, AT(head), 0, "fp8|bf16",
+     "cpu engine: lm_head as FP8 (128x128 block scales, half the bytes) or as stored", "bf16"},
     {"--attn-datapath", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.attn_datapath), 0, "f32|fp8",
      "the card attention's datapath", "f32"},
     {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},
@@ -387,6 +389,18 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
 		    "moecard: %s: --expert-slots: needs --backend emu or xrt (the expert cache is "
 		    "on the card)\n",
 		    cmd->name);
+		return 2;
+	}
+	if (a->head && strcmp(a->head, "fp8") && strcmp(a->head, "bf16")) {
+		fprintf(stderr, "moecard: %s: --head: expected fp8 or bf16, got '%s'\n", cmd->name,
+			a->head);
+		return 2;
+	}
+	if (a->head && !strcmp(a->head, "fp8") && strcmp(a->backend, "cpu")) {
+		fprintf(stderr,
+			"moecard: %s: --head fp8: needs --backend cpu (the card's head is a bf16 "
+			"GEMV)\n",
+			cmd->name);
 		return 2;
 	}
 	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {

@@ -24,6 +24,7 @@ struct cli_opts {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
 	const char *profile, *expert_trace, *system, *xclbin;
 	const char *file; /* perplexity --file */
+	const char *head; /* --head fp8|bf16 (NULL: bf16, the checkpoint's) */
 	int limit;	  /* perplexity --limit: most tokens scored (0: all) */
 	int n;		  /* -n: tokens to generate (chat: most tokens per reply) */
 	int threads, ctx, prompt_len, gen;

@@ -173,6 +173,7 @@ int cli_engine_open(const struct cli_opts *a, const struct ckpt *ck, struct engi
 		o.act_fp8 = ck->w.fp8 && ck->cfg.quantization_config.present &&
 			    ck->cfg.quantization_config.dynamic;
 	o.naive_attn = a->naive;
+	o.head_fp8 = a->head && !strcmp(a->head, "fp8");
 	o.n_threads = a->threads;
 	o.max_seq = max_seq;
 	o.max_batch = batch;

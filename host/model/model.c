@@ -195,6 +195,8 @@ void model_free(struct model *m)
 		free(*bufs[i]);
 		*bufs[i] = NULL;
 	}
+	free((void *)m->head8.w);
+	free((void *)m->head8.scale);
 	free(m->ridx);
 	free(m->slot_of);
 	free(m->route.idx);
@@ -205,6 +207,47 @@ void model_free(struct model *m)
 static int imax(int a, int b)
 {
 	return a > b ? a : b;
+}
+
+/* --head fp8: h quantized to E4M3 with one scale per 128x128 block (amax / 448, the release
+ * layout's weight_scale_inv), into out. 0 or -ENOMEM. */
+static int head_to_fp8(const struct qmat *h, struct qmat *out)
+{
+	int R = h->rows, C = h->cols, sc = (C + 127) / 128, sr = (R + 127) / 128;
+	uint8_t *w = malloc((size_t)R * C);
+	float *s = malloc(sizeof(float) * (size_t)sr * sc);
+	if (!w || !s) {
+		free(w);
+		free(s);
+		return -ENOMEM;
+	}
+	for (int br = 0; br < sr; br++)
+		for (int bc = 0; bc < sc; bc++) {
+			int r1 = imax(0, R - br * 128) < 128 ? R - br * 128 : 128;
+			int c1 = imax(0, C - bc * 128) < 128 ? C - bc * 128 : 128;
+			float amax = 0;
+			for (int r = 0; r < r1; r++)
+				for (int c = 0; c < c1; c++) {
+					float v = fabsf(qmat_get(h, br * 128 + r, bc * 128 + c));
+					amax = v > amax ? v : amax;
+				}
+			float scale = amax > 0 ? amax / 448.0f : 1.0f;
+			s[(size_t)br * sc + bc] = scale;
+			for (int r = 0; r < r1; r++)
+				for (int c = 0; c < c1; c++) {
+					size_t i = (size_t)(br * 128 + r) * C + bc * 128 + c;
+					w[i] = e4m3_encode(qmat_get(h, br * 128 + r, bc * 128 + c) /
+							   scale);
+				}
+		}
+	*out = (struct qmat){.rows = R,
+			     .cols = C,
+			     .fmt = QMAT_FP8,
+			     .w = w,
+			     .scale = s,
+			     .scale_cols = sc,
+			     .name = "lm_head.weight (fp8)"};
+	return 0;
 }
 
 int model_init(struct model *m, const struct config *c, const struct weights *w,
@@ -244,6 +287,8 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	if (kern_ctx_init(&m->kc, m->pool, o->act_fp8, c->quantization_config.ue8m0, qfloats,
 			  maxdim) ||
 	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0, maxdim))
+		goto nomem;
+	if (o->head_fp8 && w->lm_head.fmt != QMAT_FP8 && head_to_fp8(&w->lm_head, &m->head8))
 		goto nomem;
 #define ALLOC(p, n)                                                                                \
 	do {                                                                                       \
@@ -632,8 +677,15 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 		memcpy(hidden, m->xn, sizeof(float) * (size_t)T * D);
 	if (!logits)
 		return 0;
-	int r = all_logits ? kern_matmul(&m->kc, head, m->xn, T, logits)
-			   : kern_matmul(&m->kc, head, m->xn + (size_t)(T - 1) * D, 1, logits);
+	/* --head fp8: the quantized copy of lm_head (the MTP layer's shared head too when it is
+	 * lm_head), its input unquantized */
+	struct kern_ctx *kc = &m->kc;
+	if (m->head8.w && head == &m->w->lm_head) {
+		head = &m->head8;
+		kc = &m->kc_f32;
+	}
+	int r = all_logits ? kern_matmul(kc, head, m->xn, T, logits)
+			   : kern_matmul(kc, head, m->xn + (size_t)(T - 1) * D, 1, logits);
 	if (prof_g)
 		prof_host("lm_head (cpu)", "head", -1);
 	return r;

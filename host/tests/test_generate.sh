@@ -120,5 +120,25 @@ if [ $r1 = 1 ] && grep -q "MTP" "$tmp/e1" && [ $r1b = 0 ] && [ -n "$d1" ] && [ $
 else
   bad "errors: $r1 $(cat "$tmp/e1") / $r1b / $r2 $(cat "$tmp/e2") / $r3 $(cat "$tmp/e3")"
 fi
+# --head fp8 (cpu engine): the default model's logits within FP8 noise of the bf16 head (relative
+# rms under 5% of the logits' spread, the top token kept on at least 90% of the rows); a card
+# backend refuses it in one line
+TB=${DEFAULT_MODEL:-models/tiny-brown}
+if [ -s "$TB/config.json" ]; then
+  P="The jury further said in term-end presentments that the City Executive Committee deserves praise."
+  for h in bf16 fp8; do
+    "$M" run --model "$TB" --prompt "$P" -n 0 --spec none --head $h --dump-logits "$tmp/head_$h.npy" \
+      >/dev/null 2>"$tmp/head_$h.err" || bad "--head $h: $(head -2 "$tmp/head_$h.err")"
+  done
+  r=$($PY -c "
+import numpy as np
+a, b = np.load('$tmp/head_bf16.npy'), np.load('$tmp/head_fp8.npy')
+rel = np.sqrt(((a - b) ** 2).mean()) / a.std(); agree = (a.argmax(1) == b.argmax(1)).mean()
+print(int(0 < rel < 0.05 and agree >= 0.9), 'relative rms %.4f, top token kept on %.0f%% of %d rows' % (rel, 100 * agree, len(a)))" 2>&1)
+  [ "${r%% *}" = 1 ] && ok "--head fp8 against bf16: ${r#* }" || bad "--head fp8: $r"
+  "$M" run --model "$TB" --prompt hi --backend emu --head fp8 >/dev/null 2>"$tmp/he"; rc=$?
+  [ $rc = 2 ] && grep -q "head fp8: needs --backend cpu" "$tmp/he" && ok "--head fp8 on the card: usage error" ||
+    bad "--head fp8 on emu: exit $rc $(cat "$tmp/he")"
+fi
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
