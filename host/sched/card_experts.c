@@ -656,7 +656,11 @@ static int ee_xc_miss_host(struct ee *e, struct ee_xc_step *st, int j, double h_
 	struct ee_xc *xc = e->xc;
 	const struct ffn_weights *f = &e->L[st->li].lw->experts[st->idx[j]];
 	double t0 = now_s();
+	if (prof_g)
+		prof_host("schedule", "host", -1);
 	int r = ee_xc_host_expert(e, f, st->w[j], xc->hout);
+	if (prof_g)
+		prof_host("expert on the host (miss)", "host expert", st->li);
 	if (r)
 		return r;
 	TRY(card_write(e, xc->hres[j], xc->hout, sizeof(float) * (size_t)e->c->hidden_size));
