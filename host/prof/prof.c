@@ -168,6 +168,19 @@ void prof_span(const char *name, const char *cat, uint64_t t0, uint64_t t1)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* The end of a recording call that began at now: the host resumes work (the mark, the thread's
+ * in wall mode), the recorder's own time is counted, the lock released. */
+static void prof_done(struct prof *p, uint64_t now)
+{
+	uint64_t end = prof_now();
+	if (p->wall)
+		tl_mark = end;
+	else
+		p->mark = end;
+	p->self_ns += (double)(end - now);
+	pthread_mutex_unlock(&p->mu);
+}
+
 void prof_host(const char *name, const char *cat, int layer)
 {
 	struct prof *p = prof_g;
@@ -189,13 +202,7 @@ void prof_host(const char *name, const char *cat, int layer)
 	}
 	if (!p->wall)
 		p->cursor += d;
-	uint64_t end = prof_now();
-	if (p->wall)
-		tl_mark = end;
-	else
-		p->mark = end;
-	p->self_ns += (double)(end - now);
-	pthread_mutex_unlock(&p->mu);
+	prof_done(p, now);
 }
 
 void prof_link(int dir, uint64_t bytes, double ns)
@@ -221,13 +228,7 @@ void prof_link(int dir, uint64_t bytes, double ns)
 	}
 	if (!p->wall)
 		p->cursor += ns;
-	uint64_t end = prof_now();
-	if (p->wall)
-		tl_mark = end;
-	else
-		p->mark = end;
-	p->self_ns += (double)(end - now);
-	pthread_mutex_unlock(&p->mu);
+	prof_done(p, now);
 }
 
 void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const char *const *what,
@@ -346,13 +347,7 @@ void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const 
 		p->cursor += d;
 	p->list_ns += d;
 	p->lists++;
-	uint64_t end = prof_now();
-	if (p->wall)
-		tl_mark = end;
-	else
-		p->mark = end;
-	p->self_ns += (double)(end - now);
-	pthread_mutex_unlock(&p->mu);
+	prof_done(p, now);
 }
 
 void prof_card_async(const char *name, uint32_t ch, uint64_t c0, uint64_t c1, uint64_t bytes,
@@ -402,7 +397,7 @@ void prof_token_end(void)
 }
 
 /* --- Chrome trace-event JSON ------------------------------------------------------------- */
-static void json_str(FILE *f, const char *s)
+void prof_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; s && *s; s++) {
@@ -425,7 +420,7 @@ int prof_write_trace(const struct prof *p, const char *path)
 	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"moecard timeline: host "
 		   "work (CLOCK_MONOTONIC), link (modeled) and card lists (card clock) laid end to "
 		   "end; waits for the card do not move it\",\"card\":");
-	json_str(f, p->card.valid ? p->card.model : "none");
+	prof_json_str(f, p->card.valid ? p->card.model : "none");
 	if (p->other)
 		p->other(p->other_ctx, f);
 	fprintf(f, "},\"traceEvents\":[\n");
@@ -441,15 +436,15 @@ int prof_write_trace(const struct prof *p, const char *path)
 			",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{"
 			"\"name\":",
 			p->track[i].kind, i);
-		json_str(f, p->track[i].name);
+		prof_json_str(f, p->track[i].name);
 		fprintf(f, "}}\n");
 	}
 	for (size_t i = 0; i < p->n; i++) {
 		const struct prof_ev *e = &p->ev[i];
 		fputs(",{\"name\":", f);
-		json_str(f, e->name);
+		prof_json_str(f, e->name);
 		fputs(",\"cat\":", f);
-		json_str(f, e->cat);
+		prof_json_str(f, e->cat);
 		fprintf(f,
 			",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{"
 			"\"token\":%d,\"layer\":%d",
@@ -457,7 +452,7 @@ int prof_write_trace(const struct prof *p, const char *path)
 			e->token, e->layer);
 		if (e->shape[0]) {
 			fputs(",\"shape\":", f);
-			json_str(f, e->shape);
+			prof_json_str(f, e->shape);
 		}
 		if (e->bytes)
 			fprintf(f, ",\"bytes\":%llu", (unsigned long long)e->bytes);

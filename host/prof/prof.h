@@ -192,6 +192,8 @@ struct prof_summary {
 int prof_summarize(const struct prof *p, struct prof_summary *s);
 void prof_summary_free(struct prof_summary *s);
 
+/* s as a JSON string (quoted, escaped) on f. */
+void prof_json_str(FILE *f, const char *s);
 /* Writers: 0 or -errno. */
 int prof_write_trace(const struct prof *p, const char *path);
 int prof_write_summary_json(const struct prof_summary *s, const char *path);

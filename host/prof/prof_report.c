@@ -471,26 +471,22 @@ int prof_write_sweep_html(const char *path, const char *key, const char *model, 
 		    "xmlns=\"http://www.w3.org/2000/svg\"><text x=\"4\" y=\"14\" class=\"ax\">%s "
 		    "(max %.2f)</text>\n<polyline fill=\"none\" stroke=\"#4e79a7\" points=\"",
 		    n, W, H, what[k], ymax);
-		for (int i = 0; i < n; i++) {
+		double px[32], py[32]; /* each point's place (a sweep has at most 32) */
+		for (int i = 0; i < n && i < 32; i++) {
 			double y = k % 2 ? ttft[i][k / 2] : tok_s[i][k / 2];
-			double x =
+			px[i] =
 			    L + (vmax > vmin ? (v[i] - vmin) / (vmax - vmin) : 0.5) * (W - L - 20);
-			fprintf(f, "%.1f,%.1f ", x, H - 30 - (ymax > 0 ? y / ymax : 0) * (H - 60));
+			py[i] = H - 30 - (ymax > 0 ? y / ymax : 0) * (H - 60);
+			fprintf(f, "%.1f,%.1f ", px[i], py[i]);
 		}
 		fputs("\"/>\n", f);
-		for (int i = 0; i < n; i++) {
-			double y = k % 2 ? ttft[i][k / 2] : tok_s[i][k / 2];
-			double x =
-			    L + (vmax > vmin ? (v[i] - vmin) / (vmax - vmin) : 0.5) * (W - L - 20);
-			fprintf(
-			    f,
-			    "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#e15759\">"
-			    "<title>%g: %.3f</title></circle><text x=\"%.1f\" y=\"%d\" "
-			    "class=\"ax\" "
-			    "text-anchor=\"middle\">%g</text>\n",
-			    x, H - 30 - (ymax > 0 ? y / ymax : 0) * (H - 60), v[i], y, x, H - 10,
-			    v[i]);
-		}
+		for (int i = 0; i < n && i < 32; i++)
+			fprintf(f,
+				"<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" "
+				"fill=\"#e15759\"><title>%g: %.3f</title></circle><text x=\"%.1f\" "
+				"y=\"%d\" class=\"ax\" text-anchor=\"middle\">%g</text>\n",
+				px[i], py[i], v[i], k % 2 ? ttft[i][k / 2] : tok_s[i][k / 2], px[i],
+				H - 10, v[i]);
 		fputs("</svg>\n", f);
 	}
 	fputs("</body></html>\n", f);

@@ -315,32 +315,17 @@ void prof_summary_free(struct prof_summary *s)
 	memset(s, 0, sizeof *s);
 }
 
-static void jstr(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static const char *const kind_name[4] = {"host", "link", "card", "dma"};
 
 static void stat_json(FILE *f, const struct prof_stat *st, double tok)
 {
 	fputs("{\"name\":", f);
-	jstr(f, st->key);
+	prof_json_str(f, st->key);
 	if (st->layer != -2)
 		fprintf(f, ",\"layer\":%d", st->layer);
 	else {
 		fputs(",\"class\":", f);
-		jstr(f, st->cat ? st->cat : "");
+		prof_json_str(f, st->cat ? st->cat : "");
 		fprintf(f, ",\"where\":\"%s\"", kind_name[st->kind & 3]);
 	}
 	fprintf(f,
@@ -363,11 +348,11 @@ int prof_write_summary_json(const struct prof_summary *s, const char *path)
 		return -errno;
 	double tok = s->decode_ns;
 	fputs("{\"moecard_profile\":1,\"backend\":", f);
-	jstr(f, s->backend);
+	prof_json_str(f, s->backend);
 	fputs(",\"model\":", f);
-	jstr(f, s->model);
+	prof_json_str(f, s->model);
 	fputs(",\"card\":", f);
-	jstr(f, s->card.valid ? s->card.model : "none");
+	prof_json_str(f, s->card.valid ? s->card.model : "none");
 	fprintf(f,
 		",\"prompt_len\":%d,\"gen\":%d,\"events\":%llu,\"lists\":%llu,"
 		"\"wall_us\":%.4f,\"ttft_us\":%.4f,\"decode_steps\":%d,\"decode_us\":%.4f,"
