@@ -388,15 +388,23 @@ static const char report_js[] =
     "s.setAttribute('data-drawn',n);if(n!==w){bad++;console.error(x[0]+': drew '+n+"
     "', expected '+w);}});document.title='moecard profile: '+(bad?'MISMATCH':'ok');})();";
 
-int prof_write_report(const struct prof *p, const struct prof_summary *s, const char *path)
+/* A new page at path: doctype, title, the style; NULL with errno set when it cannot be opened. */
+static FILE *html_open(const char *path, const char *title)
 {
 	FILE *f = fopen(path, "w");
+	if (f)
+		fprintf(f,
+			"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			"<title>%s</title><style>%s</style></head><body>\n",
+			title, report_css);
+	return f;
+}
+
+int prof_write_report(const struct prof *p, const struct prof_summary *s, const char *path)
+{
+	FILE *f = html_open(path, "moecard profile");
 	if (!f)
 		return -errno;
-	fprintf(f,
-		"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-		"<title>moecard profile</title><style>%s</style></head><body>\n",
-		report_css);
 	fputs("<h1>moecard profile: ", f);
 	esc(f, s->model);
 	fprintf(f, "</h1>\n<p>backend %s, card ", s->backend);
@@ -442,13 +450,10 @@ int prof_write_report(const struct prof *p, const struct prof_summary *s, const 
 int prof_write_sweep_html(const char *path, const char *key, const char *model, const double *v,
 			  const double (*tok_s)[2], const double (*ttft)[2], int n)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = html_open(path, "moecard sweep");
 	if (!f)
 		return -errno;
-	fprintf(f,
-		"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-		"<title>moecard sweep</title><style>%s</style></head><body>\n<h1>What-if sweep of ",
-		report_css);
+	fputs("<h1>What-if sweep of ", f);
 	esc(f, key);
 	fputs(" (modeled)</h1><p>", f);
 	esc(f, model);

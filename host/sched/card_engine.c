@@ -109,12 +109,13 @@ static int card_xfer(struct ee *e, int dir, uint64_t addr, const void *src, void
 	struct backend_buf *b = ee_buf(e, addr, &off);
 	if (!b)
 		return -EFAULT;
-	struct backend_stats s0, s1;
-	if (prof_g)
+	struct backend_stats s0 = {0}, s1;
+	int on = prof_g != NULL;
+	if (on)
 		backend_stats(e->be, &s0);
 	int r = dir ? backend_buf_read(e->be, b, off, dst, n)
 		    : backend_buf_write(e->be, b, off, src, n);
-	if (prof_g) {
+	if (on) {
 		backend_stats(e->be, &s1);
 		prof_link(dir, n,
 			  dir ? (double)(s1.c2h_ns - s0.c2h_ns) : (double)(s1.h2c_ns - s0.h2c_ns));
