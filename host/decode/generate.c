@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include "decode/generate.h"
+#include "decode/sample.h"
 #include "prof/prof.h"
 #include "decode/spec.h"
 
@@ -127,15 +128,7 @@ void gen_dist_build(struct gen_dist *d, float *lg, int V, const struct gen_sampl
 				lg[t] = lg[t] > 0 ? lg[t] / s->rep_penalty : lg[t] * s->rep_penalty;
 		}
 	}
-	/* the first maximum; the best value kept in a register, not reloaded through lg[am] (a
-	 * dependent load per element: the profiler measured it at 5 ns each over 129k logits) */
-	int am = 0;
-	float best = lg[0];
-	for (int i = 1; i < V; i++)
-		if (lg[i] > best) {
-			best = lg[i];
-			am = i;
-		}
+	int am = sampler_argmax(lg, V); /* the first maximum */
 	if (s->temp <= 0) {
 		d->n = 1;
 		d->id[0] = am;
