@@ -167,5 +167,16 @@ else
   echo "SKIP: no tokenizer cache next to $MA (make deps): gen from another folder not checked"
 fi
 
+# profile and profile diff
+t 2 "profile: --out DIR is required" profile --model "$D"
+t 2 "profile: --gen: expected an integer, got 'abc'" profile --model "$D" --out "$W/p" --gen abc
+t 2 "profile: --set: expected KEY=VALUE, got 'hbm_gbps'" profile --model "$D" --out "$W/p" --set hbm_gbps
+t 1 "--set hbm_gbps=-3: not a positive number" profile --model "$D" --out "$W/p" --set hbm_gbps=-3
+t 2 "profile: --sweep: expected KEY=V1,V2" profile --model "$D" --out "$W/p" --sweep foo
+t 2 "--head: expected fp8 or bf16, got 'int4'" run --model "$D" --prompt hi --head int4
+t 2 "profile diff: expected two profiles" profile diff "$W/p"
+t 2 "profile diff: --tol: expected a number, got 'x'" profile diff "$W/p" "$W/p" --tol x
+t 2 "profile diff: --only: expected card, host or all" profile diff "$W/p" "$W/p" --only gpu
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
