@@ -513,6 +513,21 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 			f->cmd_instr[i] = v;
 		}
 	}
+	/* Optional: the dispatch engine's cycles <start done sync>, each 1..BOARD_FW_INSTR_MAX */
+	rc = get_prop(c, node, "moecard,dispatch-cycles", 12, 1, &p, &l);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		static const char *const what[3] = {"start", "done", "sync"};
+		for (int i = 0; i < 3; i++) {
+			uint32_t v = ld32(p, 4 * (size_t)i);
+			if (!v || v > BOARD_FW_INSTR_MAX)
+				return fail(c, node, "moecard,dispatch-cycles", -BOARD_EBADVALUE,
+					    "%s cycles %u not in 1..%u", what[i], v,
+					    BOARD_FW_INSTR_MAX);
+			f->dispatch_cycles[i] = v;
+		}
+	}
 	return 0;
 }
 
@@ -525,6 +540,27 @@ uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls)
 		return cls == BOARD_FW_TAKE ? BOARD_FW_CMD_NS_DEFAULT : 0;
 	uint64_t hz = b->clock[b->fw.clock].freq_hz;
 	return ((uint64_t)b->fw.cmd_instr[cls] * 1000000000ull + hz / 2) / hz;
+}
+
+int board_has_dispatch_engine(const struct board_desc *b)
+{
+	return b && b->fw.dispatch_cycles[0] != 0;
+}
+
+uint64_t board_dispatch_ns(const struct board_desc *b, uint32_t cls, int *cpu)
+{
+	*cpu = 1;
+	if (cls >= BOARD_FW_CLASSES)
+		return 0;
+	if (!board_has_dispatch_engine(b))
+		return board_fw_cmd_ns(b, cls);
+	if (cls == BOARD_FW_TAKE) /* decode and checks into the engine's queue memory */
+		return board_fw_cmd_ns(b, BOARD_FW_TAKE);
+	*cpu = 0;
+	uint64_t hz = b->fw.clock < b->n_clocks ? b->clock[b->fw.clock].freq_hz : 0;
+	if (!hz)
+		return 0;
+	return ((uint64_t)b->fw.dispatch_cycles[cls - 1] * 1000000000ull + hz / 2) / hz;
 }
 
 static int overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
@@ -800,6 +836,20 @@ int board_info_print(const struct board_desc *b, FILE *out)
 	else
 		fprintf(out, "firmware cost: %u ns per command (no moecard,fw-cmd-instr)\n",
 			BOARD_FW_CMD_NS_DEFAULT);
+	if (board_has_dispatch_engine(b)) {
+		int cpu;
+		fprintf(out,
+			"dispatch engine: start %u, done %u, sync %u cycles (%.2f, %.2f, %.2f us); "
+			"the CPU only takes each command (%.2f us)\n",
+			b->fw.dispatch_cycles[0], b->fw.dispatch_cycles[1],
+			b->fw.dispatch_cycles[2], board_dispatch_ns(b, BOARD_FW_START, &cpu) / 1e3,
+			board_dispatch_ns(b, BOARD_FW_DONE, &cpu) / 1e3,
+			board_dispatch_ns(b, BOARD_FW_SYNC, &cpu) / 1e3,
+			board_dispatch_ns(b, BOARD_FW_TAKE, &cpu) / 1e3);
+	} else {
+		fprintf(out, "dispatch engine: none (the firmware starts and completes every "
+			     "command)\n");
+	}
 	return ferror(out) ? -EIO : 0;
 }
 
@@ -828,6 +878,20 @@ static const double board_pcie_lane_mbps[7] = {0, 250, 500, 985, 1969, 3938, 756
 
 int board_set(struct board_desc *b, const char *key, const char *val, char *err, size_t errlen)
 {
+	if (!strcmp(key, "dispatch")) { /* the dispatch engine on (its tree's cycles) or off */
+		static const uint32_t dflt[3] = {BOARD_DISPATCH_START, BOARD_DISPATCH_DONE,
+						 BOARD_DISPATCH_SYNC};
+		if (!strcmp(val, "firmware")) {
+			memset(b->fw.dispatch_cycles, 0, sizeof b->fw.dispatch_cycles);
+		} else if (!strcmp(val, "engine")) {
+			if (!board_has_dispatch_engine(b))
+				memcpy(b->fw.dispatch_cycles, dflt, sizeof dflt);
+		} else {
+			snprintf(err, errlen, "--set dispatch=%s: engine or firmware", val);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	char *end;
 	errno = 0;
 	double v = strtod(val, &end);

@@ -107,6 +107,11 @@ enum board_fw_class {
 };
 #define BOARD_FW_INSTR_MAX 10000000u /* largest moecard,fw-cmd-instr entry */
 #define BOARD_FW_CMD_NS_DEFAULT 400u /* TAKE ns when the tree gives no instruction counts */
+/* the dispatch engine's cycles that `--set dispatch=engine` gives a tree without
+ * moecard,dispatch-cycles (the trees' own values, docs/boards.md) */
+#define BOARD_DISPATCH_START 128u
+#define BOARD_DISPATCH_DONE 64u
+#define BOARD_DISPATCH_SYNC 16u
 
 /* The firmware CPU (node compatible "moecard,fw-cpu"). */
 struct board_fwcpu {
@@ -120,6 +125,11 @@ struct board_fwcpu {
 	/* instructions the firmware retires per command, by enum board_fw_class, from
 	 * moecard,fw-cmd-instr; all 0 when the tree does not give them */
 	uint32_t cmd_instr[BOARD_FW_CLASSES];
+	/* the dispatch engine (moecard,dispatch-cycles <start done sync>, cycles of the firmware
+	 * CPU's clock): a hardware block that starts the decoded commands on their CUs, tracks
+	 * fences and barriers and posts completions, so the CPU only takes (decodes and checks)
+	 * each command; all 0 without it (the firmware dispatches in software) */
+	uint32_t dispatch_cycles[3];
 };
 
 /* A whole card. */
@@ -170,7 +180,9 @@ struct board_fit {
  * board_set - a what-if change of one board property: key hbm_gbps (total HBM GB/s, spread over
  * the HBM banks), mem_eff_pct, pcie_gen, pcie_lanes (the link and the DMA channels scale with
  * the lane rate), clock_mhz (the CUs' clocks), fw_mhz (the firmware CPU's clock) or lanes (the
- * GEMV and striped-attention CUs keep lanes 0..val-1); the board is validated again. 0 or -EINVAL
+ * GEMV and striped-attention CUs keep lanes 0..val-1), or dispatch (engine: the dispatch engine,
+ * with the BOARD_DISPATCH_* cycles when the tree has none; firmware: none); the board is
+ * validated again (numbers only). 0 or -EINVAL
  * with a one-line message naming the key.
  * board_set_list - "k=v,k=v" through board_set in order.
  */
@@ -242,6 +254,18 @@ int board_fit_compute(const struct board_desc *b, uint64_t resident_bytes, uint6
  * BOARD_FW_CMD_NS_DEFAULT and the other classes 0; cls out of range: 0.
  */
 uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls);
+
+/*
+ * board_dispatch_ns - the board's firmware work split between its CPU and its dispatch engine,
+ * ns per piece of work of class cls: with a dispatch engine (moecard,dispatch-cycles), the CPU
+ * spends TAKE (it decodes and checks a command straight into the engine's queue memory, a
+ * dual-port RAM the engine reads) and the engine spends its own START, DONE and SYNC cycles; *cpu
+ * is set to 1 when the class is the CPU's work. Without an engine it is board_fw_cmd_ns(b, cls)
+ * on the CPU.
+ * board_has_dispatch_engine - 1 when the tree gives moecard,dispatch-cycles.
+ */
+uint64_t board_dispatch_ns(const struct board_desc *b, uint32_t cls, int *cpu);
+int board_has_dispatch_engine(const struct board_desc *b);
 
 /*
  * board_info_print - human-readable summary of the card to out.

@@ -121,6 +121,7 @@ static void fw_task_cmdq(struct rtos *k, struct rtos_task *t, uint32_t ev)
 			uint32_t st = fw_cmd_decode(&fw->board, slot, q, c, &detail);
 			abi_ring_release(&fw->cmdq[q]);
 			fw_port_spend(fw->port, FW_WORK_TAKE);
+			c->ready_at = fw_port_ready(fw->port);
 			if (st != ABI_ST_OK)
 				fw_reject(fw, c, st, detail);
 			else
@@ -223,6 +224,12 @@ static void fw_dispatch_queue(struct fw *fw, uint32_t q)
 {
 	struct fw_cmd *c;
 	while ((c = rtos_queue_peek(&fw->pend[q]))) {
+		if (c->ready_at && c->ready_at > fw_port_now(fw->port)) {
+			/* still being taken (a dispatch engine's CPU): wake when it is ready */
+			if (!fw->wake_at || c->ready_at < fw->wake_at)
+				fw->wake_at = c->ready_at;
+			return;
+		}
 		int dep = fw_dep_state(fw, c);
 		if (dep == FW_DEP_WAIT)
 			return;
@@ -362,6 +369,9 @@ static uint64_t fw_kern_now(void *ctx)
 static void fw_kern_idle(struct rtos *k, uint64_t deadline, void *ctx)
 {
 	struct fw *fw = ctx;
+	if (fw->wake_at && fw->wake_at < deadline)
+		deadline = fw->wake_at;
+	fw->wake_at = 0;
 	fw_port_wait(fw->port, deadline);
 	rtos_task_notify(&fw->t_cmdq, FW_EV_POLL);
 	rtos_task_notify(&fw->t_disp, FW_EV_POLL);

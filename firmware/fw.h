@@ -32,6 +32,7 @@ struct fw_cmd {
 	uint32_t flags;		   /* ABI_CMD_F_* */
 	uint64_t timeout_ns;	   /* hang timeout, ns */
 	uint64_t bank_mask;	   /* bit b: some operand lies in bank b */
+	uint64_t ready_at;	   /* ns: not started before (fw_port_ready; 0 = at once) */
 	uint32_t args[FW_CU_ARGS]; /* CU argument words: payload, card addresses made physical */
 };
 
@@ -91,6 +92,7 @@ struct fw {
 	uint32_t cu_rr;				    /* round-robin start for CU choice */
 	bool cu_polling;     /* the dispatcher is polling its CUs: it dispatches next anyway */
 	uint32_t wdog_ticks; /* watchdog periods elapsed */
+	uint64_t wake_at;    /* ns: a pending command gets ready then (0: none waits) */
 	/* kernel objects */
 	struct rtos rtos;				 /* scheduler */
 	struct rtos_task t_cmdq, t_disp, t_dma, t_telem; /* the four tasks */

@@ -70,5 +70,12 @@ enum fw_work { FW_WORK_TAKE = 0, FW_WORK_START = 1, FW_WORK_DONE = 2, FW_WORK_SY
  * port/sim advances the firmware's own virtual time by the board's count for w (one firmware CPU:
  * its work never overlaps itself), and port/rv32's cost build counts instructions per class. */
 void fw_port_spend(void *port, uint32_t w);
+/* When the command just taken (TAKE spent) may start, ns card time, or 0 for at once. A board
+ * with a dispatch engine (a hardware block that starts the decoded commands and completes them,
+ * moecard,dispatch-cycles) leaves the CPU only the taking of each command (decoded straight into
+ * the engine's queue memory): port/sim then runs the CPU's TAKE work on its own timeline, ahead
+ * of the dispatch, and returns when it ends; the hardware ports return 0 (their CPU time passes
+ * by itself). */
+uint64_t fw_port_ready(void *port);
 
 #endif

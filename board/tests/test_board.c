@@ -71,10 +71,10 @@ static void test_load_cards(void **state)
 		const char *isa;
 		uint64_t fw_ns[BOARD_FW_CLASSES]; /* firmware ns per piece of work at its clock */
 	} want[] = {
-	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", {5120, 2160, 5920, 1160}},
-	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", {5120, 2160, 5920, 1160}},
-	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", {5120, 2160, 5920, 1160}},
-	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", {2133, 900, 2467, 483}},
+	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", {5120, 2240, 6000, 1200}},
+	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", {5120, 2240, 6000, 1200}},
+	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", {5120, 2240, 6000, 1200}},
+	    {"v80", 32, 18, 8, 5, 8, 32, 819.2, "armv7-r", {2133, 933, 2500, 500}},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];
@@ -196,7 +196,7 @@ static void test_fw_cmd(void **state)
 	} e[] = {
 	    {{1, 1, 1, 1}, 0, NULL},
 	    {{BOARD_FW_INSTR_MAX, 7, 9, 11}, 0, NULL},
-	    {{0, 540, 1480, 290}, -BOARD_EBADVALUE, "take count"},
+	    {{0, 560, 1500, 300}, -BOARD_EBADVALUE, "take count"},
 	    {{1280, 0, 1480, 290}, -BOARD_EBADVALUE, "start count"},
 	    {{1280, 540, 0, 290}, -BOARD_EBADVALUE, "done count"},
 	    {{1280, 540, 1480, 0}, -BOARD_EBADVALUE, "sync count"},
@@ -237,6 +237,76 @@ static void test_fw_cmd(void **state)
 	assert_int_equal(board_fw_cmd_ns(NULL, BOARD_FW_TAKE), BOARD_FW_CMD_NS_DEFAULT);
 	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
 	assert_int_equal(board_fw_cmd_ns(&b, BOARD_FW_CLASSES), 0);
+}
+
+/* moecard,dispatch-cycles: the split of the work between the CPU and the engine, the range, the
+ * size, and --set dispatch. */
+static void test_dispatch(void **state)
+{
+	(void)state;
+	static struct board_desc b;
+	char err[BOARD_ERR_MAX];
+	int cpu;
+	/* the shipped tree: the CPU takes (5.12 us at 250 MHz), the engine's cycles at 4 ns */
+	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
+	assert_true(board_has_dispatch_engine(&b));
+	assert_int_equal(board_dispatch_ns(&b, BOARD_FW_TAKE, &cpu), board_fw_cmd_ns(&b, 0));
+	assert_int_equal(cpu, 1);
+	assert_int_equal(board_dispatch_ns(&b, BOARD_FW_START, &cpu), 4ull * BOARD_DISPATCH_START);
+	assert_int_equal(cpu, 0);
+	assert_int_equal(board_dispatch_ns(&b, BOARD_FW_DONE, &cpu), 4ull * BOARD_DISPATCH_DONE);
+	assert_int_equal(board_dispatch_ns(&b, BOARD_FW_SYNC, &cpu), 4ull * BOARD_DISPATCH_SYNC);
+	assert_int_equal(board_dispatch_ns(&b, BOARD_FW_CLASSES, &cpu), 0);
+	/* dispatch=firmware: every class is the CPU's own count again */
+	assert_int_equal(board_set(&b, "dispatch", "firmware", err, sizeof err), 0);
+	assert_false(board_has_dispatch_engine(&b));
+	for (uint32_t w = 0; w < BOARD_FW_CLASSES; w++) {
+		assert_int_equal(board_dispatch_ns(&b, w, &cpu), board_fw_cmd_ns(&b, w));
+		assert_int_equal(cpu, 1);
+	}
+	assert_int_equal(board_set(&b, "dispatch", "engine", err, sizeof err), 0);
+	assert_int_equal(b.fw.dispatch_cycles[1], BOARD_DISPATCH_DONE);
+	assert_int_equal(board_set(&b, "dispatch", "fast", err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "dispatch=fast"));
+	/* bad values and sizes name the property and the field */
+	static const struct {
+		uint32_t v[3];
+		size_t n; /* cells */
+		int code;
+		const char *what;
+	} e[] = {
+	    {{1, 1, 1}, 3, 0, NULL},
+	    {{0, 64, 16}, 3, -BOARD_EBADVALUE, "start cycles"},
+	    {{128, 64, 0}, 3, -BOARD_EBADVALUE, "sync cycles"},
+	    {{128, BOARD_FW_INSTR_MAX + 1, 16}, 3, -BOARD_EBADVALUE, "done cycles"},
+	    {{128, 64, 16}, 2, -BOARD_EBADSIZE, "moecard,dispatch-cycles"},
+	};
+	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+		void *fdt = emu_blob();
+		int node = fdt_path_offset(fdt, "/firmware-cpu");
+		assert_true(node >= 0);
+		fdt32_t v[3];
+		for (uint32_t w = 0; w < 3; w++)
+			v[w] = cpu_to_fdt32(e[i].v[w]);
+		assert_int_equal(
+		    fdt_setprop(fdt, node, "moecard,dispatch-cycles", v, 4 * (int)e[i].n), 0);
+		int rc = parse_blob(fdt, &b, err);
+		if (rc != e[i].code)
+			print_error("case %zu: got %d want %d: %s\n", i, rc, e[i].code, err);
+		assert_int_equal(rc, e[i].code);
+		if (rc) {
+			assert_non_null(strstr(err, "/firmware-cpu: moecard,dispatch-cycles"));
+			assert_non_null(strstr(err, e[i].what));
+		}
+		free(fdt);
+	}
+	/* without the property: no engine */
+	void *fdt = emu_blob();
+	int node = fdt_path_offset(fdt, "/firmware-cpu");
+	assert_int_equal(fdt_delprop(fdt, node, "moecard,dispatch-cycles"), 0);
+	assert_int_equal(parse_blob(fdt, &b, err), 0);
+	assert_false(board_has_dispatch_engine(&b));
+	free(fdt);
 }
 
 static void test_validate(void **state)
@@ -349,7 +419,8 @@ static void test_info_print(void **state)
 	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
 	assert_non_null(strstr(txt, "fp8_gemm_8"));
 	assert_non_null(
-	    strstr(txt, "firmware cost: take 1280, start 540, done 1480, sync 290 instructions"));
+	    strstr(txt, "firmware cost: take 1280, start 560, done 1500, sync 300 instructions"));
+	assert_non_null(strstr(txt, "dispatch engine: start 128, done 64, sync 16 cycles"));
 	assert_non_null(strstr(txt, "expert slots:"));
 	assert_non_null(strstr(txt, "KV capacity with no expert slots:"));
 	free(txt);
@@ -362,9 +433,9 @@ int main(void)
 	    cmocka_unit_test(test_strerror),	cmocka_unit_test(test_load_cards),
 	    cmocka_unit_test(test_load_errors), cmocka_unit_test(test_parse_truncated),
 	    cmocka_unit_test(test_parse_edits), cmocka_unit_test(test_fw_cmd),
-	    cmocka_unit_test(test_validate),	cmocka_unit_test(test_bank_name),
-	    cmocka_unit_test(test_cu_find),	cmocka_unit_test(test_fit),
-	    cmocka_unit_test(test_info_print),
+	    cmocka_unit_test(test_dispatch),	cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_bank_name),	cmocka_unit_test(test_cu_find),
+	    cmocka_unit_test(test_fit),		cmocka_unit_test(test_info_print),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

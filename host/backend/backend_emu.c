@@ -418,8 +418,14 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			   (int)BOARD_FW_START == FW_WORK_START &&
 			   (int)BOARD_FW_DONE == FW_WORK_DONE && (int)BOARD_FW_SYNC == FW_WORK_SYNC,
 		       "board.h's firmware cost classes are fw_port.h's work classes");
-	for (uint32_t w = 0; w < FW_WORK_CLASSES; w++)
-		cfg.fw_work_ns[w] = board_fw_cmd_ns(bd, w);
+	for (uint32_t w = 0; w < FW_WORK_CLASSES; w++) {
+		int cpu;
+		uint64_t ns = board_dispatch_ns(bd, w, &cpu);
+		if (board_has_dispatch_engine(bd) && w == FW_WORK_TAKE)
+			cfg.cpu_take_ns = ns; /* the CPU's timeline; the rest is the engine's */
+		else
+			cfg.fw_work_ns[w] = ns;
+	}
 	for (uint32_t i = 0; i < e->mem.n_banks; i++)
 		cfg.bank_mem[i] = e->mem.base[i];
 	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */

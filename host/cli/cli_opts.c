@@ -140,9 +140,9 @@ static const struct cli_opt cli_opt_table[] = {
      "30"},
     {"--out", CLI_STR, PRF, AT(out), 0, "DIR",
      "profile: the folder for trace.json, summary.txt/json, report.html", "required"},
-    {"--set", CLI_SETKV, PRF, 0, 0, "KEY=V",
-     "profile: a what-if change: hbm_gbps mem_eff_pct pcie_gen pcie_lanes clock_mhz fw_mhz "
-     "lanes expert_slots kv_format (repeatable)",
+    {"--set", CLI_SETKV, RUN | PRF, 0, 0, "KEY=V",
+     "emu: a what-if board change: hbm_gbps mem_eff_pct pcie_gen pcie_lanes clock_mhz fw_mhz "
+     "lanes dispatch=engine|firmware expert_slots kv_format (repeatable)",
      "the board as built"},
     {"--overhead", CLI_FLAG, PRF, AT(overhead), 0, "",
      "profile: measure the profiler's cost (3 passes off, 3 on, in turn)", "off"},

@@ -21,17 +21,22 @@
  * order, ahead of the CUs; it starts each in order on the earliest free CU of its kind (its start
  * work before the CU runs) once the CU's previous completion was handled (its done work after the
  * kernel) and the fence it waits for was signalled; a barrier waits for everything before it.
- * The firmware's work never overlaps itself: the list takes at least the sum of it. */
+ * The firmware's work never overlaps itself: the list takes at least the sum of it. With a
+ * dispatch engine (board_dispatch_ns) the CPU only takes each command, on its own
+ * timeline (t_cpu: a command is not started before it was taken), and the engine does the start,
+ * done and sync work in place of the firmware; neither's work overlaps itself. */
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
+	uint64_t t_cpu = 0, cpu_work = 0;
 	uint64_t fence_t[ABI_MAX_FENCES] = {0}; /* when each fence was last signalled */
-	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE),
-		 start = board_fw_cmd_ns(bd, BOARD_FW_START);
-	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE),
-		 sync = board_fw_cmd_ns(bd, BOARD_FW_SYNC);
+	int cpu, eng = board_has_dispatch_engine(bd);
+	uint64_t take = board_dispatch_ns(bd, BOARD_FW_TAKE, &cpu),
+		 start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
+	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu),
+		 sync = board_dispatch_ns(bd, BOARD_FW_SYNC, &cpu);
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
 	uint32_t eff = bd->mem_eff_pct;
 	uint32_t bw = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);
@@ -40,8 +45,15 @@ void card_dry_time(struct ee *e)
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
 		uint32_t fl = ABI_W2_FLAGS(c->hdr.word2);
 		int fw_sync = backend_op_fw_sync(op);
-		fw_work += take + (fw_sync ? sync : start + done); /* backend_fw_cmd_ns */
-		t_fw += take;
+		if (eng) { /* the CPU has taken it at t_cpu; the engine goes on */
+			t_cpu += take;
+			cpu_work += take;
+			fw_work += fw_sync ? sync : start + done;
+			t_fw = t_fw > t_cpu ? t_fw : t_cpu;
+		} else {
+			fw_work += take + (fw_sync ? sync : start + done); /* backend_fw_cmd_ns */
+			t_fw += take;
+		}
 		if ((fl & ABI_CMD_F_WAIT) && fence_t[ABI_W3_WAIT(c->hdr.word3)] > t_fw)
 			t_fw = fence_t[ABI_W3_WAIT(c->hdr.word3)]; /* the ring's head waits */
 		if (fw_sync) {
@@ -81,7 +93,8 @@ void card_dry_time(struct ee *e)
 			fence_t[ABI_W3_SIGNAL(c->hdr.word3)] = t1 + done;
 	}
 	uint64_t t = t_all > t_fw ? t_all : t_fw;
-	e->dry_ns += (double)(t > fw_work ? t : fw_work);
+	t = t > fw_work ? t : fw_work;
+	e->dry_ns += (double)(t > cpu_work ? t : cpu_work);
 }
 
 /* Expert-cache figures of card_stats: per main-model token (n), card ms/token card, link ms. */

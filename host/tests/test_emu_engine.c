@@ -149,21 +149,26 @@ static void test_fences(void)
 	backend_close(be);
 }
 
-/* A CU run lasts the kernel's modeled cycles at the kernel clock, to the ns (backend_cmd_cycles);
- * the firmware's one CPU spends the board's take and start work before it and its done work
- * after it, so a one-command list takes take + start + kernel + done of card time, and two
- * commands on two CUs do not overlap their firmware work. */
-static void test_fw_time(void)
+/* A CU run lasts the kernel's modeled cycles at the kernel clock, to the ns (backend_cmd_cycles).
+ * Without a dispatch engine the firmware's one CPU spends the board's take and start work before
+ * it and its done work after it, so a one-command list takes take + start + kernel + done of card
+ * time, and two commands on two CUs do not overlap their firmware work. With the shipped trees'
+ * dispatch engine the CPU only takes (board_dispatch_ns), the engine starts and completes: the
+ * same sum with the engine's start and done, and the second of two commands starts one take
+ * after the first. */
+static void test_fw_time_mode(const char *set)
 {
 	struct backend *be;
 	char err[256];
-	int r = backend_open(&be, "emu", &(struct backend_opts){.board = board_path()}, err,
-			     sizeof err);
-	CHECK(r == 0, "backend_open emu: %s", err);
+	int r = backend_open(&be, "emu", &(struct backend_opts){.board = board_path(), .set = set},
+			     err, sizeof err);
+	CHECK(r == 0, "backend_open emu %s: %s", set ? set : "", err);
 	if (r)
 		return;
 	const struct board_desc *bd = backend_board(be);
 	const struct abi_board *blk = backend_abi_board(be);
+	int eng = board_has_dispatch_engine(bd), cpu;
+	CHECK(eng == !set, "the shipped tree has the engine, dispatch=firmware has none (%d)", eng);
 	struct backend_buf *buf;
 	CHECK(backend_buf_alloc(be, 0, 1 << 20, 64, &buf) == 0, "alloc");
 	uint64_t base = backend_buf_addr(buf, 0), f;
@@ -181,15 +186,23 @@ static void test_fw_time(void)
 	CHECK(r == 0 && n == 1, "GEMM: r %d n %u", r, n);
 	/* every bank of the emulated card has the same bandwidth, so any GEMM CU gives this */
 	uint32_t bw = (uint32_t)((uint64_t)bd->bank[0].bw_mbps * bd->mem_eff_pct / 100);
-	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE),
-		 start = board_fw_cmd_ns(bd, BOARD_FW_START);
-	uint64_t done = board_fw_cmd_ns(bd, BOARD_FW_DONE);
+	uint64_t take = board_dispatch_ns(bd, BOARD_FW_TAKE, &cpu),
+		 start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
+	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu);
+	CHECK(cpu == !eng, "done is the engine's work with it, the CPU's without");
 	int64_t cyc = backend_cmd_cycles(&g[0], bw, blk->cu_clk_khz);
 	uint64_t kern = (uint64_t)cyc * 1000000ull / blk->cu_clk_khz;
-	CHECK(take != BOARD_FW_CMD_NS_DEFAULT && start && done,
+	CHECK(take == board_fw_cmd_ns(bd, BOARD_FW_TAKE) && take != BOARD_FW_CMD_NS_DEFAULT &&
+		  start && done,
 	      "the emulated card's tree gives measured counts: take %llu start %llu done %llu ns",
 	      (unsigned long long)take, (unsigned long long)start, (unsigned long long)done);
-	CHECK(backend_fw_cmd_ns(bd, ABI_OP_GEMM_FP8) == take + start + done,
+	CHECK(eng ? start < board_fw_cmd_ns(bd, BOARD_FW_START) &&
+			done < board_fw_cmd_ns(bd, BOARD_FW_DONE)
+		  : start == board_fw_cmd_ns(bd, BOARD_FW_START),
+	      "the engine's start %llu and done %llu ns", (unsigned long long)start,
+	      (unsigned long long)done);
+	CHECK(backend_fw_cmd_ns(bd, ABI_OP_GEMM_FP8) ==
+		  take + board_fw_cmd_ns(bd, BOARD_FW_START) + board_fw_cmd_ns(bd, BOARD_FW_DONE),
 	      "a GEMM's firmware time is take + start + done");
 	CHECK(backend_fw_cmd_ns(bd, ABI_OP_BARRIER) == take + board_fw_cmd_ns(bd, BOARD_FW_SYNC),
 	      "a barrier is take + sync");
@@ -199,9 +212,9 @@ static void test_fw_time(void)
 		CHECK_EQ(s1.busy_ns - s0.busy_ns, take + start + kern + done,
 			 "one-command list = take + start + kernel + done");
 	}
-	/* two GEMMs in one list go to two GEMM CUs: the second starts after the firmware took
-	 * both and started the first (one CPU), and their completions are posted one after
-	 * the other */
+	/* two GEMMs in one list go to two GEMM CUs: without the engine the second starts after
+	 * the firmware took both and started the first (one CPU), and their completions are
+	 * posted one after the other; with it, one take after the first */
 	gemm_cmd(&g[1], base + (512 << 10), 256, 512);
 	backend_stats(be, &s0);
 	r = backend_submit(be, 0, g, 2, &f);
@@ -214,15 +227,26 @@ static void test_fw_time(void)
 	if (n == 2) {
 		uint64_t a = c[0].t_start < c[1].t_start ? c[0].t_start : c[1].t_start;
 		uint64_t b = c[0].t_start < c[1].t_start ? c[1].t_start : c[0].t_start;
-		CHECK(b - a >= start,
-		      "the second GEMM starts %llu ns after the first (start work %llu)",
-		      (unsigned long long)(b - a), (unsigned long long)start);
-		CHECK(s1.busy_ns - s0.busy_ns >= take + start + kern + done + start + done,
-		      "two-command list %llu ns covers both starts and both completions",
+		if (eng)
+			CHECK_EQ(b - a, take, "the second GEMM starts one take after the first");
+		else
+			CHECK(b - a >= start,
+			      "the second GEMM starts %llu ns after the first (start work %llu)",
+			      (unsigned long long)(b - a), (unsigned long long)start);
+		uint64_t want = eng ? 2 * take + start + kern + done
+				    : take + start + kern + done + start + done;
+		CHECK(s1.busy_ns - s0.busy_ns >= want,
+		      "two-command list %llu ns covers both takes, starts and completions",
 		      (unsigned long long)(s1.busy_ns - s0.busy_ns));
 	}
 	backend_buf_free(be, buf);
 	backend_close(be);
+}
+
+static void test_fw_time(void)
+{
+	test_fw_time_mode(NULL);
+	test_fw_time_mode("dispatch=firmware");
 }
 
 /* Rings 0 and 1 in flight together: a ring 1 fill signals fence 5, a ring 0 GEMM waits on it. */

@@ -194,5 +194,39 @@ assert m['modeled_card_ms_per_tok'] > 0 and m['cmds_per_tok'] > 10 and 0 < m['su
 assert any('decode_tok_s' in r for r in rows)
 print(m)
 "; then ok "bench --json modeled figures"; else bad "bench --json: $j"; fi
+
+# the dispatch engine (the shipped trees' moecard,dispatch-cycles) starts and completes commands in
+# the firmware's order: the logits are bit-identical without it, and a token takes less card time
+for d in engine firmware; do
+  "$MOECARD" run --model "$T/tiny" --tokens 5,17,42,7,99,3,11,64 -n 0 --backend emu --set dispatch=$d \
+    --dump-logits "$T/dsp_$d.npy" >/dev/null 2>"$T/dsp.err" || bad "dispatch=$d: $(tail -n 1 "$T/dsp.err")"
+  "$MOECARD" bench --model "$T/tiny" --backend emu --prompt-len 4 --gen 4 --set dispatch=$d \
+    --json >"$T/dsp_$d.json" 2>"$T/dsp.err" || bad "bench dispatch=$d: $(tail -n 1 "$T/dsp.err")"
+done
+if out=$($PY -c "
+import json, sys, numpy as np
+T = sys.argv[1]
+a, b = np.load(f'{T}/dsp_engine.npy'), np.load(f'{T}/dsp_firmware.npy')
+assert a.shape[0] > 0 and np.array_equal(a.view(np.uint32), b.view(np.uint32)), 'logits differ'
+ms = {}
+for d in ('engine', 'firmware'):
+    rows = [json.loads(l) for l in open(f'{T}/dsp_{d}.json') if l.strip()]
+    ms[d] = [r for r in rows if 'modeled_card_ms_per_tok' in r][0]['modeled_card_ms_per_tok']
+assert 0 < ms['engine'] < ms['firmware'], ms
+print(f\"card ms/token engine {ms['engine']} < firmware {ms['firmware']}\")
+" "$T" 2>&1); then
+  ok "dispatch engine: bit-identical logits, $out"
+else
+  bad "dispatch engine: $out"
+fi
+"$MOECARD" run --model "$T/tiny" --tokens 1 -n 0 --backend emu --set dispatch=fast \
+  >/dev/null 2>"$T/dsp.err"
+rc=$?
+if [ $rc != 0 ] && [ "$(wc -l <"$T/dsp.err")" = 1 ] &&
+   grep -q "dispatch=fast: engine or firmware" "$T/dsp.err"; then
+  ok "--set dispatch=fast: exit $rc, one line"
+else
+  bad "--set dispatch=fast: rc $rc, $(cat "$T/dsp.err")"
+fi
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

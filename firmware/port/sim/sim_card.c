@@ -65,6 +65,7 @@ struct sim_card {
 	bool fw_waiting;		 /* the firmware thread is blocked in fw_port_wait */
 	bool fw_spending;		 /* ... or in fw_port_spend (events do not end it) */
 	uint64_t fw_deadline;		 /* card ns it waits for at most there */
+	uint64_t cpu_until;		 /* dispatch engine: the CPU's taking ends then */
 	pthread_cond_t hcv;		 /* host: an agent blocked or a completion was posted */
 	bool host_waiting;		 /* the host waits on hcv (sim_card_settle) */
 	bool host_all;			 /* ... for every agent (it would move the clock) */
@@ -415,6 +416,15 @@ void fw_port_wait(void *port, uint64_t deadline)
 void fw_port_spend(void *port, uint32_t w)
 {
 	struct sim_card *c = port;
+	if (c->cfg.clock && c->cfg.cpu_take_ns && w == FW_WORK_TAKE) {
+		/* a dispatch engine starts and completes the commands: the CPU takes them one after
+		 * another on its own timeline (fw_port_ready), never holding the dispatch up */
+		pthread_mutex_lock(&c->mu);
+		uint64_t now = sim_card_now(c);
+		c->cpu_until = (c->cpu_until > now ? c->cpu_until : now) + c->cfg.cpu_take_ns;
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	if (!c->cfg.clock || w >= FW_WORK_CLASSES || !c->cfg.fw_work_ns[w])
 		return;
 	pthread_mutex_lock(&c->mu);
@@ -439,6 +449,17 @@ void fw_port_spend(void *port, uint32_t w)
 	c->fw_spending = false;
 	c->fw_waiting = false;
 	pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t fw_port_ready(void *port)
+{
+	struct sim_card *c = port;
+	if (!c->cfg.clock || !c->cfg.cpu_take_ns)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	uint64_t t = c->cpu_until;
+	pthread_mutex_unlock(&c->mu);
+	return t;
 }
 
 void fw_port_notify_host(void *port)

@@ -78,6 +78,10 @@ struct sim_card_config {
 	 * virtual clock the firmware thread waits that much card time after each, so its work is
 	 * serial (one CPU) and delays what it starts; 0 = free (and always free on a real clock) */
 	uint64_t fw_work_ns[FW_WORK_CLASSES];
+	/* with a dispatch engine (fw_port_ready): cpu_take_ns, the CPU's time per command taken
+	 * (decode and checks), runs on the CPU's own timeline ahead of the dispatch, and
+	 * fw_work_ns[START, DONE, SYNC] are the engine's; 0 = no engine */
+	uint64_t cpu_take_ns;
 };
 
 /*
