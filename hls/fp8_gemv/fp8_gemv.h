@@ -41,7 +41,10 @@
  *     p_k = f32(x[m,k] * bf16(w[n,k])) and no scale (t = P). No SILU_MUL, no scales stored.
  * Epilogue, per output element, in this order (f32): v = acc, or silu(acc_gate) * acc_up with
  *   SILU_MUL (hls_siluf); v = y_old + rw[m] * v with ACCUM; v = v + res[m][n] with RESIDUAL; y = v.
- *   (fp8_gemm's order.) y is f32 [m][ldy]; res may alias y.
+ *   (fp8_gemm's order.) y is f32 [m][ldy]; res may alias y. With RES_OUT (RESIDUAL only) the
+ *   last step writes res = v + res instead of y (y is read by ACCUM, not written): the MoE's last
+ *   routed down adds the finished sum of its row into the residual stream, bit-identical to a
+ *   RESIDUAL_ADD x + ffn after the downs (f32 addition commutes). Its output range is res.
  */
 #ifndef MOECARD_FP8_GEMV_H
 #define MOECARD_FP8_GEMV_H
@@ -63,7 +66,9 @@
 #define FP8_GEMV_ACCUM 0x08u	/* y = y_old + rw[m] * v */
 #define FP8_GEMV_RESIDUAL 0x10u /* y = v + res */
 #define FP8_GEMV_UE8M0 0x20u	/* quantize-inside rounds scales up to powers of two */
-#define FP8_GEMV_FLAGS_ALL 0x3Fu
+#define FP8_GEMV_RES_OUT                                                                           \
+	0x40u /* with RESIDUAL: the result goes to res (res += v), y is only read */
+#define FP8_GEMV_FLAGS_ALL 0x7Fu
 
 /* One group: 64 bytes, little-endian, in the activation bank. Offsets are bytes from the start
  * of the bank the field names. */

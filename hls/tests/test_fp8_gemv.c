@@ -268,7 +268,7 @@ static void suite(void)
 
 /* 9 groups (8 routed experts + 1 shared) accumulating into one y with their route weights must
  * equal 9 sequential fp8_gemm ACCUM calls in table order; the first also adds the residual. */
-static void moe_downs(int L, int m, uint32_t mode)
+static void moe_downs(int L, int m, uint32_t mode, int res_out)
 {
 	enum { E = 9 };
 	int N = 300, K = 256;
@@ -290,26 +290,39 @@ static void moe_downs(int L, int m, uint32_t mode)
 	gv_put_f32(&act, ro, res, (size_t)m * N);
 	gv_lanes_init(&ln, L, E * (64 + fp8_gemv_stripe_bytes(N, K, L, mode)));
 	int rrc = 0;
+	/* res_out: the card's MoE downs: no residual on the first, the last writes res = y + res
+	 * (RES_OUT) and leaves y as the groups before it left it */
+	float *yprev = malloc((size_t)m * N * 4);
 	for (int e = 0; e < E; e++) {
-		uint32_t f = mode | FP8_GEMV_ACCUM | (e == 0 ? FP8_GEMV_RESIDUAL : 0);
+		uint32_t f = mode | FP8_GEMV_ACCUM | (e == 0 && !res_out ? FP8_GEMV_RESIDUAL : 0);
 		mat_make(&a[e], N, K, f, K_RANDOM);
 		for (int i = 0; i < m; i++)
 			rw[e][i] = e == E - 1 ? 1.0f : gv_unif();
 		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4);
 		gv_put_f32(&act, rwo, rw[e], (size_t)m);
 		uint64_t wo = gv_add_matrix(&ln, a[e].w, a[e].ws, NULL, NULL, N, K, f);
-		g[e] = gv_grp(wo, xo, yo, ro, rwo, N, K, K, N, f);
+		uint32_t fk =
+		    f | (res_out && e == E - 1 ? FP8_GEMV_RESIDUAL | FP8_GEMV_RES_OUT : 0);
+		g[e] = gv_grp(wo, xo, yo, ro, rwo, N, K, K, N, fk);
+		if (e == E - 1)
+			memcpy(yprev, y, (size_t)m * N * 4);
 		rrc |= ref_group(x, &a[e], y, res, rw[e], m);
 	}
+	if (res_out)
+		for (int i = 0; i < m * N; i++)
+			res[i] = y[i] + res[i];
 	memcpy(act.p + tab, g, sizeof g);
 	uint32_t rc =
 	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, E, m);
 	nan_any = 0;
-	long bad = rc || rrc ? -1 : cmp_y(&act, yo, y, NULL, m, N, N);
+	long bad = rc || rrc ? -1 : cmp_y(&act, yo, res_out ? yprev : y, NULL, m, N, N);
+	if (!bad && res_out)
+		bad = cmp_y(&act, ro, res, NULL, m, N, N);
 	CHECK(bad == 0,
-	      "9 ACCUM groups into one y (L=%d m=%d mode=0x%x) vs 9 sequential fp8_gemm: rc=%u, "
+	      "9 ACCUM groups into one y%s (L=%d m=%d mode=0x%x) vs 9 sequential fp8_gemm: rc=%u, "
 	      "%ld words differ",
-	      L, m, mode, rc, bad);
+	      res_out ? ", the last adding it into res (RES_OUT)" : "", L, m, mode, rc, bad);
+	free(yprev);
 	for (int e = 0; e < E; e++)
 		mat_free(&a[e]);
 	gv_lanes_free(&ln);
@@ -405,7 +418,8 @@ static void errors(void)
 		int field; /* which field to break */
 		uint64_t val;
 	} bad[] = {
-	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, 0x40},
+	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, 0x80},
+	    {"RES_OUT without RESIDUAL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RES_OUT},
 	    {"UE8M0 with ACT_F32", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_ACT_F32},
 	    {"UE8M0 with W_BF16", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_W_BF16},
 	    {"W_BF16 with SILU_MUL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_W_BF16 | FP8_GEMV_SILU_MUL},
@@ -512,9 +526,11 @@ static void errors(void)
 int main(void)
 {
 	suite();
-	moe_downs(32, 1, 0);
-	moe_downs(3, 4, FP8_GEMV_ACT_F32);
-	moe_downs(8, 2, FP8_GEMV_UE8M0);
+	moe_downs(32, 1, 0, 0);
+	moe_downs(32, 1, 0, 1);
+	moe_downs(3, 4, FP8_GEMV_ACT_F32, 1);
+	moe_downs(8, 2, FP8_GEMV_UE8M0, 0);
+	moe_downs(8, 2, FP8_GEMV_UE8M0, 1);
 	mixed_table(32, 1);
 	mixed_table(8, 3);
 	errors();

@@ -608,10 +608,12 @@ static void gv_fill_moe(const struct ee *e, struct ee_layer *L, const int *idx)
 	gv_add(e, &g->t_mgu, &g->shgu, e->xn, e->hb[0], 0, 0, 0);
 	gv_add(e, &g->t_mdn, &g->shdown, e->hb[0], e->ffn, 0, 0, 0);
 	for (int j = 0; j < k; j++) {
-		int x = idx ? idx[j] : 0;
+		int x = idx ? idx[j] : 0, last = j == k - 1;
 		gv_add(e, &g->t_mgu, &g->exgu[x], e->xn, e->hb[j + 1], 0, 0, 0);
-		gv_add(e, &g->t_mdn, &g->exdn[x], e->hb[j + 1], e->ffn, 0,
-		       g->rout + 4 * (uint64_t)(k + j), FP8_GEMV_ACCUM);
+		/* the last down adds each finished row of ffn into x (RES_OUT: x = ffn + x) */
+		gv_add(e, &g->t_mdn, &g->exdn[x], e->hb[j + 1], e->ffn, last ? e->x : 0,
+		       g->rout + 4 * (uint64_t)(k + j),
+		       FP8_GEMV_ACCUM | (last ? FP8_GEMV_RESIDUAL | FP8_GEMV_RES_OUT : 0));
 	}
 }
 
@@ -645,10 +647,9 @@ static int gv_route_cmds(struct ee *e, const struct ee_layer *L)
 /* MoE FFN: the router (on the card, idx NULL; or the host's choice idx, whose weights the host
  * wrote to the route output), one GEMV for the shared and the chosen experts' gate|up, one for
  * the downs (the shared one writes ffn, the routed ones accumulate route_w * y in router order
- * inside each lane), then x += ffn. */
+ * inside each lane, the last one adds the finished row into x: x += ffn). */
 int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx)
 {
-	const struct config *c = e->c;
 	struct ee_gv_layer *g = &L->gv;
 	if (!g->shgu.n)
 		return -ENOTSUP; /* the shared down writes ffn first (as card_moe) */
@@ -661,10 +662,7 @@ int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx)
 	}
 	TRY(gv_cmd(e, "experts gate|up silu (gemv)", &g->t_mgu));
 	TRY(card_barrier(e));
-	TRY(gv_cmd(e, "experts down (gemv, router order)", &g->t_mdn));
-	TRY(card_barrier(e));
-	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual", e->x, e->ffn, 0, e->x, 1,
-		       (uint32_t)c->hidden_size, 0, 0, 0, 0, 0));
+	TRY(gv_cmd(e, "experts down + residual (gemv, router order)", &g->t_mdn));
 	return card_barrier(e);
 }
 
