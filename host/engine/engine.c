@@ -111,11 +111,15 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 	if (!x)
 		x = &none;
 	/* fault the weights in now, not in the first decode steps that reach each expert, when the
-	 * checkpoint fits in half of RAM (MOECARD_NO_POPULATE=1 skips it) */
+	 * checkpoint fits in half of RAM (MOECARD_NO_POPULATE=1 skips it); the MTP layer only when
+	 * the run may use it */
 	if (!getenv("MOECARD_NO_POPULATE")) {
 		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		char skip[32];
+		snprintf(skip, sizeof skip, "model.layers.%d.", ck->cfg.num_hidden_layers);
 		if (pages > 0 && psz > 0)
-			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2);
+			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2,
+				    x->no_mtp ? skip : NULL);
 	}
 	if (!strcmp(backend, "cpu")) {
 		if ((x->kv_format && strcmp(x->kv_format, "f32")) ||

@@ -69,6 +69,8 @@ struct engine_extra {
 				      (NULL = f32; bf16 and fp8 need the striped attention CU) */
 	const char *attn_datapath; /* --attn-datapath f32|fp8: the striped attention's arithmetic
 				      (fp8: q and p in E4M3 with exact sums; needs the fp8 cache) */
+	int no_mtp; /* the run never uses the MTP layer (--spec none, no --dump-mtp-logits): its
+		       weights are not made resident at open (st_populate) */
 };
 
 struct engine {

@@ -692,50 +692,106 @@ static void *st_map_aligned(int fd, size_t size)
 	return m != MAP_FAILED ? m : mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 }
 
-/* Replaces the file mapping of f by an anonymous copy in transparent huge pages, at the same
- * address (every tensor pointer stays valid). 4 KiB page-cache pages stop the hardware
- * prefetchers at every page and cost a TLB walk each; a decode step streams the weights, so
- * huge pages are worth their copy. Returns 0, or -errno with the file mapping untouched. */
-static int st_to_huge(const struct st_file *f)
+/* Replaces the part [off, off + len) of the file mapping of f (off 2 MiB-aligned, len too unless
+ * it ends the file) by an anonymous copy in transparent huge pages, at the same address (every
+ * tensor pointer stays valid). 4 KiB page-cache pages stop the hardware prefetchers at every page
+ * and cost a TLB walk each; a decode step streams the weights, so huge pages are worth their
+ * copy. Returns 0, or -errno with the file mapping untouched. */
+static int st_to_huge(const struct st_file *f, size_t off, size_t len)
 {
-	if (((uintptr_t)f->map & (ST_HUGE - 1)) || f->size < ST_HUGE)
+	char *dst = (char *)f->map + off;
+	if (((uintptr_t)f->map & (ST_HUGE - 1)) || len < ST_HUGE)
 		return -EINVAL;
-	void *a =
-	    st_reserve_aligned(f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	void *a = st_reserve_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
 	if (a == MAP_FAILED)
 		return -errno;
-	madvise(a, f->size, MADV_HUGEPAGE);
-	memcpy(a, f->map, f->size);
-	if (mprotect(a, f->size, PROT_READ) ||
-	    mremap(a, f->size, f->size, MREMAP_MAYMOVE | MREMAP_FIXED, f->map) == MAP_FAILED) {
+	madvise(a, len, MADV_HUGEPAGE);
+	memcpy(a, dst, len);
+	if (mprotect(a, len, PROT_READ) ||
+	    mremap(a, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == MAP_FAILED) {
 		int e = errno;
-		munmap(a, f->size);
+		munmap(a, len);
 		return -e;
 	}
 	return 0;
 }
 
-size_t st_populate(const struct st_model *m, size_t max_bytes)
+/* Faults in [off, off + len) of the file mapping of f (4 KiB pages). */
+static void st_fault_in(const struct st_file *f, size_t off, size_t len)
+{
+	char *p = (char *)f->map + off;
+	if (madvise(p, len, MADV_POPULATE_READ)) {
+		/* older kernels: touch one byte per page */
+		volatile const unsigned char *q = (volatile const unsigned char *)p;
+		unsigned sum = 0;
+		for (size_t o = 0; o < len; o += 4096)
+			sum += q[o];
+		(void)sum;
+	}
+}
+
+/* 1 when the 2 MiB unit u of file fi holds a byte of a tensor that is not skipped (the header
+ * and anything between tensors count as used). */
+static void st_used_units(const struct st_model *m, int fi, const char *skip, unsigned char *used,
+			  size_t nu)
+{
+	const struct st_file *f = &m->files[fi];
+	memset(used, skip ? 0 : 1, nu);
+	if (!skip)
+		return;
+	size_t sl = strlen(skip), lo = f->size; /* the header: up to the first tensor's data */
+	for (int i = 0; i < m->n_tensors; i++) {
+		const struct st_tensor *t = &m->tensors[i];
+		if (t->file != fi)
+			continue;
+		size_t b = (size_t)((const char *)t->data - (const char *)f->map);
+		lo = b < lo ? b : lo;
+		if (!strncmp(t->name, skip, sl) || !t->nbytes)
+			continue;
+		for (size_t u = b / ST_HUGE; u <= (b + t->nbytes - 1) / ST_HUGE && u < nu; u++)
+			used[u] = 1;
+	}
+	for (size_t u = 0; u * ST_HUGE < lo && u < nu; u++)
+		used[u] = 1;
+}
+
+size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip)
 {
 	size_t total = 0;
 	for (int i = 0; i < m->n_files; i++)
 		total += m->files[i].size;
 	if (total > max_bytes)
 		return 0;
+	size_t made = 0;
 	for (int i = 0; i < m->n_files; i++) {
 		const struct st_file *f = &m->files[i];
 		if (!f->map || !f->size)
 			continue;
-		if (st_to_huge(f) == 0)
+		size_t nu = (f->size + ST_HUGE - 1) / ST_HUGE;
+		unsigned char *used = malloc(nu);
+		if (!used) {
+			st_fault_in(f, 0, f->size);
+			made += f->size;
 			continue;
-		if (madvise(f->map, f->size, MADV_POPULATE_READ)) {
-			/* older kernels: touch one byte per page */
-			volatile const unsigned char *p = f->map;
-			unsigned sum = 0;
-			for (size_t o = 0; o < f->size; o += 4096)
-				sum += p[o];
-			(void)sum;
 		}
+		st_used_units(m, i, skip, used, nu);
+		/* each run of used units: one huge-page copy (or faulted in as it is) */
+		for (size_t u = 0; u < nu;) {
+			if (!used[u]) {
+				u++;
+				continue;
+			}
+			size_t v = u;
+			while (v < nu && used[v])
+				v++;
+			size_t off = u * ST_HUGE,
+			       end = v * ST_HUGE < f->size ? v * ST_HUGE : f->size;
+			if (st_to_huge(f, off, end - off))
+				st_fault_in(f, off, end - off);
+			made += end - off;
+			u = v;
+		}
+		free(used);
 	}
-	return total;
+	return made;
 }

@@ -76,9 +76,12 @@ const struct st_tensor *st_find(const struct st_model *m, const char *name);
  * replaced, at the same address, by a read-only copy in transparent huge pages (falling back to
  * MADV_POPULATE_READ of the file mapping). The resident set stays the file size. Skipped when the
  * files are larger than max_bytes (a checkpoint that does not fit in RAM keeps faulting in on
- * demand). Returns the bytes made resident.
+ * demand). Tensors whose name starts with skip (NULL: none; e.g. the MTP layer's
+ * "model.layers.61." when the run never drafts) are left out: the 2 MiB ranges that hold only
+ * such tensors keep their file mapping, untouched, so they take neither memory nor load time
+ * unless something reads them. Returns the bytes made resident.
  */
-size_t st_populate(const struct st_model *m, size_t max_bytes);
+size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip);
 
 /* st_close - unmaps and frees everything; *m becomes empty. Safe on a zeroed struct. */
 void st_close(struct st_model *m);

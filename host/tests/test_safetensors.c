@@ -278,13 +278,81 @@ static void test_writer_and_dirs(void **state)
 	assert_non_null(strstr(err, "z.safetensors: header: file is 0 bytes"));
 }
 
+/* The Anonymous: kB of the mapping that holds p (/proc/self/smaps), or -1. */
+static long vma_anon_kb(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in = 0;
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, ' ') &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)p >= a && (uintptr_t)p < b;
+			continue;
+		}
+		if (in && sscanf(line, "Anonymous: %ld kB", &kb) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* st_populate with a skip prefix: the 2 MiB ranges holding only skipped tensors keep their file
+ * mapping (no anonymous copy), the rest is copied, and every tensor reads the same. */
+static void test_populate_skip(void **state)
+{
+	(void)state;
+	struct st_writer w = {0};
+	struct st_model m;
+	char dir[512], path[600], err[512];
+	enum { MB = 1 << 20 };
+	static uint8_t a[3 * MB], b[7 * MB], c[3 * MB];
+	for (size_t i = 0; i < sizeof b; i++) {
+		b[i] = (uint8_t)(i * 7 + 1);
+		if (i < sizeof a) {
+			a[i] = (uint8_t)(i * 3 + 5);
+			c[i] = (uint8_t)(i * 5 + 3);
+		}
+	}
+	snprintf(dir, sizeof dir, "%s/pop", tmpdir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(st_writer_add(&w, "a", ST_U8, 1, (int64_t[]){sizeof a}, a), 0);
+	assert_int_equal(st_writer_add(&w, "mtp.b", ST_U8, 1, (int64_t[]){sizeof b}, b), 0);
+	assert_int_equal(st_writer_add(&w, "c", ST_U8, 1, (int64_t[]){sizeof c}, c), 0);
+	snprintf(path, sizeof path, "%s/m.safetensors", dir);
+	assert_int_equal(st_writer_finish(&w, path, err, sizeof err), 0);
+	st_writer_free(&w);
+	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
+	const struct st_tensor *tb = st_find(&m, "mtp.b");
+	assert_non_null(tb);
+	size_t made = st_populate(&m, (size_t)1 << 40, "mtp.");
+	/* b spans at least two whole 2 MiB units that hold nothing else */
+	assert_true(made > 0 && made <= m.files[0].size - 4 * MB);
+	const char *mid = (const char *)tb->data + 3 * MB;
+	assert_int_equal(vma_anon_kb(mid), 0);
+	long ka = vma_anon_kb(st_find(&m, "a")->data);
+	printf("populate: %zu of %zu bytes copied; anon kB at a %ld, inside mtp.b %ld\n", made,
+	       m.files[0].size, ka, vma_anon_kb(mid));
+	assert_memory_equal(st_find(&m, "a")->data, a, sizeof a);
+	assert_memory_equal(tb->data, b, sizeof b);
+	assert_memory_equal(st_find(&m, "c")->data, c, sizeof c);
+	st_close(&m);
+	/* without a skip the whole file is made resident */
+	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
+	assert_int_equal(st_populate(&m, (size_t)1 << 40, NULL), m.files[0].size);
+	assert_memory_equal(st_find(&m, "mtp.b")->data, b, sizeof b);
+	st_close(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_good),
-	    cmocka_unit_test(test_bad_headers),
-	    cmocka_unit_test(test_bad_lengths),
-	    cmocka_unit_test(test_writer_and_dirs),
+	    cmocka_unit_test(test_good),	  cmocka_unit_test(test_bad_headers),
+	    cmocka_unit_test(test_bad_lengths),	  cmocka_unit_test(test_writer_and_dirs),
+	    cmocka_unit_test(test_populate_skip),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
