@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "abi_cmd.h"
 
 /* Parse context: the blob, the source name and where the error message goes. */
 struct ctx {
@@ -513,6 +514,26 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 			f->cmd_instr[i] = v;
 		}
 	}
+	/* Optional: TAKE's instructions per opcode, pairs <op count> */
+	rc = get_prop(c, node, "moecard,fw-take-op-instr", 0, 1, &p, &l);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && (l == 0 || l % 8))
+		return fail(c, node, "moecard,fw-take-op-instr", -BOARD_EBADSIZE,
+			    "is %d bytes, expected <op count> pairs (a multiple of 8)", l);
+	if (rc == 0) {
+		for (int i = 0; i + 8 <= l; i += 8) {
+			uint32_t op = ld32(p, (size_t)i), v = ld32(p, (size_t)i + 4);
+			if (op >= BOARD_FW_OPS)
+				return fail(c, node, "moecard,fw-take-op-instr", -BOARD_EBADVALUE,
+					    "opcode %u not in 0..%u", op, BOARD_FW_OPS - 1);
+			if (!v || v > BOARD_FW_INSTR_MAX)
+				return fail(c, node, "moecard,fw-take-op-instr", -BOARD_EBADVALUE,
+					    "opcode %u: count %u not in 1..%u", op, v,
+					    BOARD_FW_INSTR_MAX);
+			f->take_op_instr[op] = v;
+		}
+	}
 	/* Optional: the dispatch engine's cycles <start done sync>, each 1..BOARD_FW_INSTR_MAX */
 	rc = get_prop(c, node, "moecard,dispatch-cycles", 12, 1, &p, &l);
 	if (rc < 0)
@@ -540,6 +561,15 @@ uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls)
 		return cls == BOARD_FW_TAKE ? BOARD_FW_CMD_NS_DEFAULT : 0;
 	uint64_t hz = b->clock[b->fw.clock].freq_hz;
 	return ((uint64_t)b->fw.cmd_instr[cls] * 1000000000ull + hz / 2) / hz;
+}
+
+uint64_t board_fw_take_ns(const struct board_desc *b, uint32_t op)
+{
+	if (!b || op >= BOARD_FW_OPS || !b->fw.take_op_instr[op] || b->fw.clock >= b->n_clocks ||
+	    !b->clock[b->fw.clock].freq_hz)
+		return board_fw_cmd_ns(b, BOARD_FW_TAKE);
+	uint64_t hz = b->clock[b->fw.clock].freq_hz;
+	return ((uint64_t)b->fw.take_op_instr[op] * 1000000000ull + hz / 2) / hz;
 }
 
 int board_has_dispatch_engine(const struct board_desc *b)
@@ -836,6 +866,14 @@ int board_info_print(const struct board_desc *b, FILE *out)
 	else
 		fprintf(out, "firmware cost: %u ns per command (no moecard,fw-cmd-instr)\n",
 			BOARD_FW_CMD_NS_DEFAULT);
+	int nto = 0;
+	for (uint32_t op = 0; op < BOARD_FW_OPS; op++)
+		if (b->fw.take_op_instr[op])
+			fprintf(out, "%s%s %u",
+				nto++ ? ", " : "firmware take per op: ", abi_op_name(op),
+				b->fw.take_op_instr[op]);
+	if (nto)
+		fprintf(out, " instructions (others %u)\n", b->fw.cmd_instr[BOARD_FW_TAKE]);
 	if (board_has_dispatch_engine(b)) {
 		int cpu;
 		fprintf(out,

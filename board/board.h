@@ -106,6 +106,7 @@ enum board_fw_class {
 	BOARD_FW_CLASSES = 4,
 };
 #define BOARD_FW_INSTR_MAX 10000000u /* largest moecard,fw-cmd-instr entry */
+#define BOARD_FW_OPS 32u	     /* opcodes moecard,fw-take-op-instr may name (0..31) */
 #define BOARD_FW_CMD_NS_DEFAULT 400u /* TAKE ns when the tree gives no instruction counts */
 /* the dispatch engine's cycles that `--set dispatch=engine` gives a tree without
  * moecard,dispatch-cycles (the trees' own values, docs/boards.md) */
@@ -130,6 +131,9 @@ struct board_fwcpu {
 	 * fences and barriers and posts completions, so the CPU only takes (decodes and checks)
 	 * each command; all 0 without it (the firmware dispatches in software) */
 	uint32_t dispatch_cycles[3];
+	/* instructions TAKE retires for a command of opcode op (moecard,fw-take-op-instr pairs
+	 * <op count>, op the ABI's wire value); 0 = the class count cmd_instr[BOARD_FW_TAKE] */
+	uint32_t take_op_instr[BOARD_FW_OPS];
 };
 
 /* A whole card. */
@@ -265,6 +269,12 @@ uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls);
  * board_has_dispatch_engine - 1 when the tree gives moecard,dispatch-cycles.
  */
 uint64_t board_dispatch_ns(const struct board_desc *b, uint32_t cls, int *cpu);
+/*
+ * board_fw_take_ns - the firmware CPU's TAKE time for a command of opcode op, ns: its
+ * moecard,fw-take-op-instr count when the tree gives one, else board_fw_cmd_ns(b, BOARD_FW_TAKE)
+ * (the most any measured opcode took).
+ */
+uint64_t board_fw_take_ns(const struct board_desc *b, uint32_t op);
 int board_has_dispatch_engine(const struct board_desc *b);
 
 /*

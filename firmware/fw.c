@@ -120,7 +120,7 @@ static void fw_task_cmdq(struct rtos *k, struct rtos_task *t, uint32_t ev)
 			uint32_t detail;
 			uint32_t st = fw_cmd_decode(&fw->board, slot, q, c, &detail);
 			abi_ring_release(&fw->cmdq[q]);
-			fw_port_spend(fw->port, FW_WORK_TAKE);
+			fw_port_take(fw->port, c->op);
 			c->ready_at = fw_port_ready(fw->port);
 			if (st != ABI_ST_OK)
 				fw_reject(fw, c, st, detail);

@@ -70,6 +70,10 @@ enum fw_work { FW_WORK_TAKE = 0, FW_WORK_START = 1, FW_WORK_DONE = 2, FW_WORK_SY
  * port/sim advances the firmware's own virtual time by the board's count for w (one firmware CPU:
  * its work never overlaps itself), and port/rv32's cost build counts instructions per class. */
 void fw_port_spend(void *port, uint32_t w);
+/* fw_port_spend(port, FW_WORK_TAKE) for a command of opcode op (ABI wire value; out of range for
+ * a packet with a bad opcode): port/sim charges the board's TAKE count for that opcode
+ * (moecard,fw-take-op-instr) when it has one. */
+void fw_port_take(void *port, uint32_t op);
 /* When the command just taken (TAKE spent) may start, ns card time, or 0 for at once. A board
  * with a dispatch engine (a hardware block that starts the decoded commands and completes them,
  * moecard,dispatch-cycles) leaves the CPU only the taking of each command (decoded straight into

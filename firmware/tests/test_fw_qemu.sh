@@ -94,6 +94,32 @@ else
         bad "board $card: fw-cmd-instr $cls $v outside measured $hi..$top (${TOL}% over the most measured): update moecard,fw-cmd-instr"
       fi
     done
+    # moecard,fw-take-op-instr: every opcode the tree names was measured, and its count covers
+    # that opcode's measured take (>= it, <= TOL% above it)
+    per=$("$MOECARD" info --board "$dtb" 2>&1 | grep -E '^firmware take per op: ' |
+      sed -E 's/^firmware take per op: //; s/ instructions.*//')
+    if [ -z "$per" ]; then
+      bad "board $card: no moecard,fw-take-op-instr"
+      continue
+    fi
+    nper=0; nbad=0
+    for kv in $(echo "$per" | sed 's/, /\n/g' | tr ' ' '='); do
+      name=${kv%%=*}; v=${kv#*=}
+      cname=$(echo "$name" | tr 'A-Z' 'a-z'); [ "$cname" = gemm_fp8 ] && cname=gemm
+      m=$(grep -E "^fw-cost: op=$cname " "$tmp/cost1" | sed -E 's/.* take=([0-9]+).*/\1/')
+      nper=$((nper + 1))
+      if [ -z "$m" ]; then
+        bad "board $card: fw-take-op-instr names $name, which the image does not measure"
+        nbad=$((nbad + 1)); continue
+      fi
+      top=$((m * (100 + TOL) / 100))
+      if [ "$v" -lt "$m" ] || [ "$v" -gt "$top" ]; then
+        bad "board $card: fw-take-op-instr $name $v outside measured $m..$top: update it"
+        nbad=$((nbad + 1))
+      fi
+    done
+    [ "$nper" -ge 3 ] && [ "$nbad" = 0 ] && ok "board $card: fw-take-op-instr, $nper opcodes within their measured take" ||
+      bad "board $card: fw-take-op-instr: $nper opcodes named, $nbad outside"
   done
   [ "$ntrees" -gt 0 ] || bad "no board/*.dts found (run from the repository root)"
 fi

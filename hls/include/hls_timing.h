@@ -94,6 +94,8 @@ enum hls_loop {
 	HLS_L_LATT_ISCORE, /* mla_attn_lanes FP8: one MLA_LANE_IMACS integer score step, one lane */
 	HLS_L_LATT_WQUANT, /* mla_attn_lanes FP8: one (head, group) of block weights quantized */
 	HLS_L_LATT_IACC,   /* mla_attn_lanes FP8: one MLA_LANE_IMACS integer latent-sum step */
+	HLS_L_LATT_BCAST,  /* mla_attn_lanes: one beat of MLA_MW decoded chunk values broadcast from
+			      a block's lane unit to a helper unit (short contexts) */
 	HLS_L_N
 };
 

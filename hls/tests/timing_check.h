@@ -147,7 +147,7 @@ static void tc_lanes_grid(const struct hls_build *b)
 							    printf("FAIL %s rc %d\n", what, rc);
 						else
 							tc_compare(what, c.it, HLS_L_LATT_Q,
-								   HLS_L_LATT_IACC);
+								   HLS_L_LATT_BCAST);
 						cases += 2;
 						for (int i = 0; i < L; i++)
 							free(bank[i]);

@@ -791,7 +791,7 @@ int backend_op_fw_sync(uint32_t op)
 
 uint64_t backend_fw_cmd_ns(const struct board_desc *bd, uint32_t op)
 {
-	uint64_t take = board_fw_cmd_ns(bd, BOARD_FW_TAKE);
+	uint64_t take = board_fw_take_ns(bd, op);
 	if (backend_op_fw_sync(op))
 		return take + board_fw_cmd_ns(bd, BOARD_FW_SYNC);
 	return take + board_fw_cmd_ns(bd, BOARD_FW_START) + board_fw_cmd_ns(bd, BOARD_FW_DONE);

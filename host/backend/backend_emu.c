@@ -426,6 +426,10 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 		else
 			cfg.fw_work_ns[w] = ns;
 	}
+	_Static_assert(SIM_TAKE_OPS == BOARD_FW_OPS, "one opcode range for the TAKE counts");
+	for (uint32_t op = 0; op < SIM_TAKE_OPS; op++)
+		if (bd->fw.take_op_instr[op])
+			cfg.take_ns_op[op] = board_fw_take_ns(bd, op);
 	for (uint32_t i = 0; i < e->mem.n_banks; i++)
 		cfg.bank_mem[i] = e->mem.base[i];
 	/* CUs in board-block order; the home bank of a GEMM CU is its weight port's bank */

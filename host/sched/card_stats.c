@@ -45,6 +45,7 @@ void card_dry_time(struct ee *e)
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
 		uint32_t fl = ABI_W2_FLAGS(c->hdr.word2);
 		int fw_sync = backend_op_fw_sync(op);
+		take = board_fw_take_ns(bd, op); /* (the opcode's own count when the tree has it) */
 		if (eng) { /* the CPU has taken it at t_cpu; the engine goes on */
 			t_cpu += take;
 			cpu_work += take;

@@ -136,6 +136,12 @@ void fw_port_spend(void *port, uint32_t w)
 	(void)w; /* real CPU time passes by itself */
 }
 
+void fw_port_take(void *port, uint32_t op)
+{
+	(void)port;
+	(void)op; /* real CPU time passes by itself */
+}
+
 uint64_t fw_port_ready(void *port)
 {
 	(void)port;

@@ -160,6 +160,12 @@ void fw_port_spend(void *port, uint32_t w)
 	rv32_cost_mark(w); /* the CPU's time passes by itself; cost.c counts it per class */
 }
 
+void fw_port_take(void *port, uint32_t op)
+{
+	(void)op;
+	fw_port_spend(port, FW_WORK_TAKE);
+}
+
 uint64_t fw_port_ready(void *port)
 {
 	(void)port;

@@ -413,22 +413,46 @@ void fw_port_wait(void *port, uint64_t deadline)
  * the clock when every agent waits; when it waits for that in sim_card_settle(all) and no CU or
  * DMA transfer has an earlier event, the firmware moves the clock over its own work itself (the
  * same move, without a round trip through the host). */
+static void sim_spend_ns(struct sim_card *c, uint64_t ns);
+
 void fw_port_spend(void *port, uint32_t w)
 {
 	struct sim_card *c = port;
-	if (c->cfg.clock && c->cfg.cpu_take_ns && w == FW_WORK_TAKE) {
+	if (w == FW_WORK_TAKE) {
+		fw_port_take(port, UINT32_MAX);
+		return;
+	}
+	if (c->cfg.clock && w < FW_WORK_CLASSES && c->cfg.fw_work_ns[w])
+		sim_spend_ns(c, c->cfg.fw_work_ns[w]);
+}
+
+void fw_port_take(void *port, uint32_t op)
+{
+	struct sim_card *c = port;
+	if (!c->cfg.clock)
+		return;
+	uint64_t ns = op < SIM_TAKE_OPS ? c->cfg.take_ns_op[op] : 0;
+	if (c->cfg.cpu_take_ns) {
 		/* a dispatch engine starts and completes the commands: the CPU takes them one after
 		 * another on its own timeline (fw_port_ready), never holding the dispatch up */
 		pthread_mutex_lock(&c->mu);
 		uint64_t now = sim_card_now(c);
-		c->cpu_until = (c->cpu_until > now ? c->cpu_until : now) + c->cfg.cpu_take_ns;
+		c->cpu_until =
+		    (c->cpu_until > now ? c->cpu_until : now) + (ns ? ns : c->cfg.cpu_take_ns);
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
-	if (!c->cfg.clock || w >= FW_WORK_CLASSES || !c->cfg.fw_work_ns[w])
-		return;
+	if (!ns)
+		ns = c->cfg.fw_work_ns[FW_WORK_TAKE];
+	if (ns)
+		sim_spend_ns(c, ns);
+}
+
+/* The firmware thread waits ns of card time (its CPU busy with work, see fw_port_spend). */
+static void sim_spend_ns(struct sim_card *c, uint64_t ns)
+{
 	pthread_mutex_lock(&c->mu);
-	uint64_t until = sim_card_now(c) + c->cfg.fw_work_ns[w], next;
+	uint64_t until = sim_card_now(c) + ns, next;
 	c->fw_deadline = until;
 	c->fw_waiting = true;
 	c->fw_spending = true;

@@ -61,6 +61,8 @@ enum sim_fault {
 #define SIM_BAD_STATUS 0xBAD0u
 #define SIM_DMA_ERR_CODE 0xD0A0u
 
+#define SIM_TAKE_OPS 32u /* opcodes take_ns_op covers */
+
 struct sim_card_config {
 	const struct abi_board *board; /* the board block (copied into the mailbox) */
 	void *bank_mem[ABI_MAX_BANKS]; /* host memory behind each bank (board size bytes) */
@@ -82,6 +84,9 @@ struct sim_card_config {
 	 * (decode and checks), runs on the CPU's own timeline ahead of the dispatch, and
 	 * fw_work_ns[START, DONE, SYNC] are the engine's; 0 = no engine */
 	uint64_t cpu_take_ns;
+	/* TAKE's time for a command of opcode op, ns (0: fw_work_ns[TAKE], or cpu_take_ns with the
+	 * dispatch engine) */
+	uint64_t take_ns_op[SIM_TAKE_OPS];
 };
 
 /*
