@@ -33,8 +33,7 @@ void card_dry_time(struct ee *e)
 	uint64_t t_cpu = 0, cpu_work = 0;
 	uint64_t fence_t[ABI_MAX_FENCES] = {0}; /* when each fence was last signalled */
 	int cpu, eng = board_has_dispatch_engine(bd);
-	uint64_t take = board_dispatch_ns(bd, BOARD_FW_TAKE, &cpu),
-		 start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
+	uint64_t start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
 	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu),
 		 sync = board_dispatch_ns(bd, BOARD_FW_SYNC, &cpu);
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
@@ -45,7 +44,8 @@ void card_dry_time(struct ee *e)
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
 		uint32_t fl = ABI_W2_FLAGS(c->hdr.word2);
 		int fw_sync = backend_op_fw_sync(op);
-		take = board_fw_take_ns(bd, op); /* (the opcode's own count when the tree has it) */
+		/* the CPU's take: the opcode's own count when the tree has it */
+		uint64_t take = board_fw_take_ns(bd, op);
 		if (eng) { /* the CPU has taken it at t_cpu; the engine goes on */
 			t_cpu += take;
 			cpu_work += take;
