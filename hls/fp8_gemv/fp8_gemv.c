@@ -63,10 +63,10 @@
 #endif
 
 #define V_R FP8_GEMV_R
-#define V_BK 128				   /* block size of the scales */
-#define V_BEAT (FP8_GEMV_AXI_BITS / 8)		   /* bytes per AXI beat */
-#define V_LANES (V_BEAT / 4)			   /* f32 per beat */
-#define V_MAXKB (FP8_GEMV_MAX_K / V_BK)		   /* scale blocks of the longest row */
+#define V_BK 128			  /* block size of the scales */
+#define V_BEAT (FP8_GEMV_AXI_BITS / 8)	  /* bytes per AXI beat */
+#define V_LANES (V_BEAT / 4)		  /* f32 per beat */
+#define V_MAXKB (FP8_GEMV_MAX_K / V_BK)	  /* scale blocks of the longest row */
 #define V_RAW (FP8_GEMV_ACT_F32 | FP8_GEMV_W_BF16) /* flags that keep x in f32 */
 
 _Static_assert(V_BK % V_R == 0, "FP8_GEMV_R must divide 128 (one weight scale per tile)");
@@ -85,32 +85,17 @@ _Static_assert(V_R * 4 <= 1024, "a tile's outputs of one x row fit a few beats")
 #define V_XBUF
 #endif
 
-static int v_min(int a, int b)
-{
-	return a < b ? a : b;
-}
-static int v_cdiv(int a, int b)
-{
-	return (a + b - 1) / b;
-}
-static uint64_t v_align64(uint64_t a)
-{
-	return (a + 63) & ~(uint64_t)63;
-}
+static int v_min(int a, int b) { return a < b ? a : b; }
+static int v_cdiv(int a, int b) { return (a + b - 1) / b; }
+static uint64_t v_align64(uint64_t a) { return (a + 63) & ~(uint64_t)63; }
 
 /* Little-endian accesses to the banks (the table, f32 operands and bf16 weights). */
 static uint32_t v_rd32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t v_rd64(const uint8_t *p)
-{
-	return v_rd32(p) | (uint64_t)v_rd32(p + 4) << 32;
-}
-static float v_rdf(const uint8_t *p)
-{
-	return e4m3_bits_f32(v_rd32(p));
-}
+static uint64_t v_rd64(const uint8_t *p) { return v_rd32(p) | (uint64_t)v_rd32(p + 4) << 32; }
+static float v_rdf(const uint8_t *p) { return e4m3_bits_f32(v_rd32(p)); }
 static void v_wrf(uint8_t *p, float f)
 {
 	uint32_t u = e4m3_f32_bits(f);
@@ -122,15 +107,15 @@ static void v_wrf(uint8_t *p, float f)
 
 /* Geometry of one matrix in the striped layout (fp8_gemv.h). */
 struct v_geo {
-	int nt;		 /* tiles: ceil(N / R) */
-	int nt_max;	 /* tiles of the fullest lane: ceil(nt / L) */
-	int halves;	 /* 2 with SILU_MUL (gate, up), else 1 */
-	int eb;		 /* bytes per weight: 2 (bf16) or 1 */
-	int kb;		 /* scale blocks per row: ceil(K / 128) */
-	uint64_t half;	 /* code bytes of one half of a tile: R K eb */
-	uint64_t tile;	 /* code bytes of one tile: halves R K eb */
-	uint64_t scales; /* offset of the scales from w_off (FP8 only) */
-	uint64_t bytes;	 /* bytes per lane */
+	int nt;		   /* tiles: ceil(N / R) */
+	int nt_max;	   /* tiles of the fullest lane: ceil(nt / L) */
+	int halves;	   /* 2 with SILU_MUL (gate, up), else 1 */
+	int eb;		   /* bytes per weight: 2 (bf16) or 1 */
+	int kb;		   /* scale blocks per row: ceil(K / 128) */
+	uint64_t half;	   /* code bytes of one half of a tile: R K eb */
+	uint64_t tile;	   /* code bytes of one tile: halves R K eb */
+	uint64_t scales;   /* offset of the scales from w_off (FP8 only) */
+	uint64_t bytes;	   /* bytes per lane */
 };
 
 static void v_geometry(int N, int K, int L, uint32_t flags, struct v_geo *g)
@@ -214,7 +199,7 @@ static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
 	uint64_t xs = 0;
 check_table:
 	for (int g = 0; g < ng; g++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
 		uint64_t y0 = v_out_off(&tab[g]), y1 = y0 + v_span(m, tab[g].ldy, tab[g].n);
 		xs += (uint64_t)m * tab[g].k;
 		for (int h = 0; h < g; h++) {
@@ -251,24 +236,23 @@ static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
 	int K = (int)g->k, KB = v_cdiv(K, V_BK);
 	int raw = (g->flags & V_RAW) != 0, ue8m0 = (g->flags & FP8_GEMV_UE8M0) != 0;
 	float xf[V_BK];
-#pragma HLS ARRAY_PARTITION variable = xf cyclic factor = 16
+#pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16
 load_x_row:
 	for (int i = 0; i < m; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
 		const uint8_t *row = act + g->x_off + (uint64_t)i * g->ldx * 4;
 	load_x_kb:
 		for (int kb = 0; kb < KB; kb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
 			int k0 = kb * V_BK, kn = v_min(V_BK, K - k0), nb = v_cdiv(kn, V_LANES);
 			float amax = 0.0f;
 		gemv_load_x:
 			for (int b = 0; b < nb; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_GEMV_LOAD_X);
 				for (int e = 0; e < V_LANES; e++) {
 					int k = b * V_LANES + e;
-					float v =
-					    k < kn ? v_rdf(row + (uint64_t)(k0 + k) * 4) : 0.0f;
+					float v = k < kn ? v_rdf(row + (uint64_t)(k0 + k) * 4) : 0.0f;
 					xf[k] = v;
 					amax = hls_amax_step(amax, v);
 					if (raw && k < kn)
@@ -280,13 +264,12 @@ load_x_row:
 			float s = hls_quant_scale(amax, ue8m0);
 		gemv_quant:
 			for (int b = 0; b < nb; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_GEMV_QUANT);
 				for (int e = 0; e < V_LANES; e++) {
 					int k = b * V_LANES + e;
 					if (k < kn)
-						xb[i][k0 + k] =
-						    e4m3_decode_fixed(e4m3_encode(xf[k] / s));
+						xb[i][k0 + k] = e4m3_decode_fixed(e4m3_encode(xf[k] / s));
 				}
 			}
 			xsc[i][kb] = s;
@@ -313,14 +296,14 @@ static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 	int per_beat = bf ? V_BEAT / 2 : V_BEAT, nb = v_cdiv(K, per_beat);
 	int64_t d[FP8_GEMV_MAX_M];
 	float ps[FP8_GEMV_MAX_M][8];
-#pragma HLS ARRAY_PARTITION variable = d complete dim = 0
-#pragma HLS ARRAY_PARTITION variable = ps complete dim = 0
+#pragma HLS ARRAY_PARTITION variable=d complete dim=0
+#pragma HLS ARRAY_PARTITION variable=ps complete dim=0
 	for (int i = 0; i < FP8_GEMV_MAX_M; i++)
 		acc[i] = 0.0f;
 gemv_mac:
 	for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
-#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
+#pragma HLS PIPELINE II=1
 		HLS_CNT(HLS_L_GEMV_MAC);
 		for (int e = 0; e < per_beat; e++) {
 			int k = b * per_beat + e, j = k % V_BK;
@@ -350,8 +333,7 @@ gemv_mac:
 					else if (raw)
 						t = v_tree8(ps[i]) * sc[kb];
 					else
-						t = ((float)d[i] * 0x1p-18f) *
-						    (xsc[i][kb] * sc[kb]);
+						t = ((float)d[i] * 0x1p-18f) * (xsc[i][kb] * sc[kb]);
 					acc[i] = acc[i] + t;
 				}
 			}
@@ -367,11 +349,11 @@ static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, i
 	int nb = v_cdiv(rows * 4, V_BEAT);
 store_row:
 	for (int i = 0; i < m; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
 		float rw = (f & FP8_GEMV_ACCUM) ? v_rdf(act + g->rw_off + (uint64_t)i * 4) : 0.0f;
 	gemv_store:
 		for (int b = 0; b < nb; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_GEMV_STORE);
 			for (int e = 0; e < V_LANES; e++) {
 				int r = b * V_LANES + e;
@@ -385,8 +367,7 @@ store_row:
 					v = v_rdf(act + g->y_off + o) + rw * v;
 				if (f & FP8_GEMV_RESIDUAL)
 					v = v + v_rdf(act + g->res_off + o);
-				v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o,
-				      v);
+				v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o, v);
 			}
 		}
 	}
@@ -411,15 +392,15 @@ static void v_lane(const uint8_t *lane, int l, int L, uint8_t *act, const struct
 	float acc[2][FP8_GEMV_MAX_M][V_R], sc[V_MAXKB], racc[FP8_GEMV_MAX_M];
 gemv_tile:
 	for (int jj = 0; jj < count; jj++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
 		int t = t0 + jj * L, j = t / L, rows = v_min(V_R, N - t * V_R);
 	gemv_half:
 		for (int h = 0; h < geo.halves; h++) {
-			const uint8_t *srow = lane + g->w_off + geo.scales +
-					      ((uint64_t)j * geo.halves + h) * geo.kb * 4;
+			const uint8_t *srow =
+			    lane + g->w_off + geo.scales + ((uint64_t)j * geo.halves + h) * geo.kb * 4;
 		gemv_load_s:
 			for (int b = 0; b < (bf ? 0 : v_cdiv(geo.kb, V_LANES)); b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_GEMV_LOAD_S);
 				for (int e = 0; e < V_LANES; e++) {
 					int kb = b * V_LANES + e;
@@ -430,8 +411,7 @@ gemv_tile:
 		gemv_row:
 			for (int r = 0; r < rows; r++) {
 				const uint8_t *w = lane + g->w_off + (uint64_t)j * geo.tile +
-						   (uint64_t)h * geo.half +
-						   (uint64_t)r * K * geo.eb;
+						   (uint64_t)h * geo.half + (uint64_t)r * K * geo.eb;
 				v_row(w, K, g->flags, m, xb, xsc, sc, racc);
 				for (int i = 0; i < m; i++)
 					acc[h][i][r] = racc[i];
@@ -447,7 +427,7 @@ uint32_t fp8_gemv_run(uint8_t *act, uint64_t act_bytes, const uint8_t *const *la
 	V_XBUF int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K];
 	V_XBUF float xsc[FP8_GEMV_MAX_M][V_MAXKB];
 	struct fp8_gemv_grp tab[FP8_GEMV_MAX_GROUPS];
-#pragma HLS BIND_STORAGE variable = xb type = ram_2p impl = uram
+#pragma HLS BIND_STORAGE variable=xb type=ram_2p impl=uram
 	if (!act || !lane || L < 1 || L > FP8_GEMV_MAX_LANES || m < 1 || m > FP8_GEMV_MAX_M ||
 	    ng < 1 || ng > FP8_GEMV_MAX_GROUPS ||
 	    v_outside(tab_off, (uint64_t)ng * sizeof(struct fp8_gemv_grp), act_bytes))
@@ -459,8 +439,8 @@ check_lanes:
 	/* every group is read and checked before any is computed: a failed command writes nothing */
 gemv_table:
 	for (int g = 0; g < ng; g++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
-#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
+#pragma HLS PIPELINE II=1
 		HLS_CNT(HLS_L_GEMV_TABLE);
 		v_read_grp(act + tab_off + (uint64_t)g * sizeof(struct fp8_gemv_grp), &tab[g]);
 		uint32_t rc = v_check_grp(&tab[g], m);
@@ -476,11 +456,11 @@ gemv_table:
 		return rc;
 gemv_group:
 	for (int g = 0; g < ng; g++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
+#pragma HLS LOOP_TRIPCOUNT min=1 max=512
 		v_load_x(act, &tab[g], m, xb, xsc);
 	gemv_lane:
 		for (int l = 0; l < L; l++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
 			v_lane(lane[l], l, L, act, &tab[g], m, (const int32_t(*)[FP8_GEMV_MAX_K])xb,
 			       (const float(*)[V_MAXKB])xsc);
 		}
@@ -491,92 +471,49 @@ gemv_group:
 /* The synthesis top of the 32-lane build (FP8_GEMV_SYNTH_LANES): one m_axi port per lane, each
  * bound to its own pseudo-channel by bitstream/ (connectivity from the board tree), the
  * activation bank on gmem_a. Returns fp8_gemv_run's detail. */
-int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2,
-	     const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6,
-	     const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10,
-	     const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14,
-	     const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18,
-	     const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22,
-	     const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26,
-	     const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30,
-	     const uint8_t *l31, unsigned int act_bytes, unsigned int lane_bytes,
+int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30, const uint8_t *l31, unsigned int act_bytes, unsigned int lane_bytes,
 	     unsigned int tab_off, int ng, int m)
 {
-#pragma HLS INTERFACE m_axi port = act bundle = gmem_a offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l0 bundle = gmem_l0 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l1 bundle = gmem_l1 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l2 bundle = gmem_l2 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l3 bundle = gmem_l3 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l4 bundle = gmem_l4 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l5 bundle = gmem_l5 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l6 bundle = gmem_l6 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l7 bundle = gmem_l7 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l8 bundle = gmem_l8 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l9 bundle = gmem_l9 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l10 bundle = gmem_l10 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l11 bundle = gmem_l11 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l12 bundle = gmem_l12 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l13 bundle = gmem_l13 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l14 bundle = gmem_l14 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l15 bundle = gmem_l15 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l16 bundle = gmem_l16 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l17 bundle = gmem_l17 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l18 bundle = gmem_l18 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l19 bundle = gmem_l19 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l20 bundle = gmem_l20 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l21 bundle = gmem_l21 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l22 bundle = gmem_l22 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l23 bundle = gmem_l23 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l24 bundle = gmem_l24 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l25 bundle = gmem_l25 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l26 bundle = gmem_l26 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l27 bundle = gmem_l27 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l28 bundle = gmem_l28 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l29 bundle = gmem_l29 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l30 bundle = gmem_l30 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE m_axi port = l31 bundle = gmem_l31 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64 num_read_outstanding = 16
-#pragma HLS INTERFACE s_axilite port = act_bytes
-#pragma HLS INTERFACE s_axilite port = lane_bytes
-#pragma HLS INTERFACE s_axilite port = tab_off
-#pragma HLS INTERFACE s_axilite port = ng
-#pragma HLS INTERFACE s_axilite port = m
-#pragma HLS INTERFACE s_axilite port = return
-	const uint8_t *const lane[FP8_GEMV_SYNTH_LANES] = {
-	    l0,	 l1,  l2,  l3,	l4,  l5,  l6,  l7,  l8,	 l9,  l10, l11, l12, l13, l14, l15,
-	    l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
+#pragma HLS INTERFACE m_axi port=act bundle=gmem_a offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l0 bundle=gmem_l0 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l1 bundle=gmem_l1 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l2 bundle=gmem_l2 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l3 bundle=gmem_l3 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l4 bundle=gmem_l4 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l5 bundle=gmem_l5 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l6 bundle=gmem_l6 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l7 bundle=gmem_l7 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l8 bundle=gmem_l8 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l9 bundle=gmem_l9 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l10 bundle=gmem_l10 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l11 bundle=gmem_l11 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l12 bundle=gmem_l12 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l13 bundle=gmem_l13 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l14 bundle=gmem_l14 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l15 bundle=gmem_l15 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l16 bundle=gmem_l16 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l17 bundle=gmem_l17 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l18 bundle=gmem_l18 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l19 bundle=gmem_l19 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l20 bundle=gmem_l20 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l21 bundle=gmem_l21 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l22 bundle=gmem_l22 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l23 bundle=gmem_l23 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l24 bundle=gmem_l24 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l25 bundle=gmem_l25 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l26 bundle=gmem_l26 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l27 bundle=gmem_l27 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l28 bundle=gmem_l28 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l29 bundle=gmem_l29 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l30 bundle=gmem_l30 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE m_axi port=l31 bundle=gmem_l31 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
+#pragma HLS INTERFACE s_axilite port=act_bytes
+#pragma HLS INTERFACE s_axilite port=lane_bytes
+#pragma HLS INTERFACE s_axilite port=tab_off
+#pragma HLS INTERFACE s_axilite port=ng
+#pragma HLS INTERFACE s_axilite port=m
+#pragma HLS INTERFACE s_axilite port=return
+	const uint8_t *const lane[FP8_GEMV_SYNTH_LANES] = {l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
 	return (int)fp8_gemv_run(act, act_bytes, lane, lane_bytes, FP8_GEMV_SYNTH_LANES, tab_off,
 				 ng, m);
 }
@@ -655,9 +592,9 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 {
 	struct fp8_gemv_cost tmp;
 	uint64_t lane_sum[FP8_GEMV_MAX_LANES];
-	if (!b || b->axi_bits < 64 || b->axi_bits % 64 || 1024 % b->axi_bits || b->clock_mhz <= 0 ||
-	    b->bank_gbps <= 0 || !tab || L < 1 || L > FP8_GEMV_MAX_LANES || m < 1 ||
-	    m > FP8_GEMV_MAX_M || ng < 1 || ng > FP8_GEMV_MAX_GROUPS)
+	if (!b || b->axi_bits < 64 || b->axi_bits % 64 || 1024 % b->axi_bits ||
+	    b->clock_mhz <= 0 || b->bank_gbps <= 0 || !tab || L < 1 || L > FP8_GEMV_MAX_LANES ||
+	    m < 1 || m > FP8_GEMV_MAX_M || ng < 1 || ng > FP8_GEMV_MAX_GROUPS)
 		return -EINVAL;
 	for (int g = 0; g < ng; g++)
 		if (v_check_grp(&tab[g], m) || tab[g].lane0 >= (uint32_t)L)

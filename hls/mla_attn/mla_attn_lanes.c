@@ -51,33 +51,27 @@
 #pragma GCC diagnostic ignored "-Wunused-label"
 #endif
 
-#define ML_BEAT 64						 /* bytes per 512-bit beat */
-#define ML_MAX_REC (4 * (MLA_MAX_DC + MLA_MAX_DR))		 /* largest record (f32) */
-#define ML_DK (MLA_MAX_DC + MLA_MAX_DR)				 /* score vector length bound */
+#define ML_BEAT 64                                  /* bytes per 512-bit beat */
+#define ML_MAX_REC (4 * (MLA_MAX_DC + MLA_MAX_DR))  /* largest record (f32) */
+#define ML_DK (MLA_MAX_DC + MLA_MAX_DR)             /* score vector length bound */
 #define ML_LDE (MLA_LANE_MACS < MLA_DL ? MLA_LANE_MACS : MLA_DL) /* latent elements per step */
-#define ML_LHP (MLA_LANE_MACS / ML_LDE)				 /* heads per step */
-#define ML_SUB (MLA_DL / ML_LDE)				 /* steps per MLA_DL tree */
+#define ML_LHP (MLA_LANE_MACS / ML_LDE)                          /* heads per step */
+#define ML_SUB (MLA_DL / ML_LDE)                                 /* steps per MLA_DL tree */
 
-#define ML_G HLS_QUANT_GROUP		 /* channels per c' / q scale */
-#define ML_NG (MLA_MAX_DC / ML_G)	 /* most groups per record */
-#define ML_LIHP (MLA_LANE_IMACS / ML_G)	 /* FP8 score: heads per step (one group each) */
+#define ML_G HLS_QUANT_GROUP                                   /* channels per c' / q scale */
+#define ML_NG (MLA_MAX_DC / ML_G)                                /* most groups per record */
+#define ML_LIHP (MLA_LANE_IMACS / ML_G)  /* FP8 score: heads per step (one group each) */
 #define ML_LPC (MLA_LANE_IMACS / MLA_TB) /* FP8 weighted sum: channels per step */
 
 _Static_assert(MLA_LANE_IMACS >= MLA_MIN_IMACS && MLA_LANE_IMACS <= MLA_MAX_IMACS &&
-		   (MLA_LANE_IMACS & (MLA_LANE_IMACS - 1)) == 0,
+		       (MLA_LANE_IMACS & (MLA_LANE_IMACS - 1)) == 0,
 	       "MLA_LANE_IMACS is a power of two in MLA_MIN_IMACS..MLA_MAX_IMACS");
 _Static_assert(MLA_LANE_MACS >= 1 && MLA_LANE_MACS <= MLA_DL * MLA_MAX_H &&
-		   (MLA_LANE_MACS & (MLA_LANE_MACS - 1)) == 0,
+		       (MLA_LANE_MACS & (MLA_LANE_MACS - 1)) == 0,
 	       "MLA_LANE_MACS is a power of two in 1..MLA_DL * MLA_MAX_H");
 
-static int ml_cdiv(int a, int b)
-{
-	return (a + b - 1) / b;
-}
-static int ml_min(int a, int b)
-{
-	return a < b ? a : b;
-}
+static int ml_cdiv(int a, int b) { return (a + b - 1) / b; }
+static int ml_min(int a, int b) { return a < b ? a : b; }
 
 /* Short contexts: when fewer than L lanes own a block (nl < L), each owner's blocks are shared by
  * S lane units that take contiguous head groups of them (of ng groups of ML_LHP heads): the owner
@@ -115,17 +109,14 @@ static float ml_rd_f32(const uint8_t *p)
 	return e4m3_bits_f32((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 			     (uint32_t)p[3] << 24);
 }
-static float ml_rd_bf16(const uint8_t *p)
-{
-	return bf16_to_f32((uint16_t)(p[0] | p[1] << 8));
-}
+static float ml_rd_bf16(const uint8_t *p) { return bf16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* Decodes one staged record into kv[0..dc+dr) (c' then k_pe), f32 (as mla_attn does). */
 static void ml_decode(const uint8_t rec[ML_MAX_REC], int fmt, int dc, int dr, float kv[ML_DK])
 {
 lanes_decode:
 	for (int i = 0; i < dc + dr; i++) {
-#pragma HLS UNROLL factor = 64
+#pragma HLS UNROLL factor=64
 		float v;
 		if (fmt == MLA_CACHE_F32)
 			v = ml_rd_f32(rec + 4 * i);
@@ -146,7 +137,7 @@ static void ml_decode8(const uint8_t rec[ML_MAX_REC], int dc, int dr, int32_t cf
 {
 lanes_decode8:
 	for (int i = 0; i < dc + dr; i++) {
-#pragma HLS UNROLL factor = 64
+#pragma HLS UNROLL factor=64
 		if (i < dc) {
 			cf[i] = e4m3_decode_fixed(rec[i]);
 			if (i % ML_G == 0)
@@ -201,13 +192,13 @@ static void ml_lane(const uint8_t *bank, int li, int unit, int part, int g0, int
 	}
 lanes_chunk:
 	for (int j = 0; j < nj; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
 		int t0 = (j * L + li) * MLA_TB, tb = ml_min(MLA_TB, T - t0);
 	lanes_load:
 		for (int t = 0; t < tb; t++) {
 			const uint8_t *src = bank + ((size_t)j * MLA_TB + t) * (size_t)rb;
 			for (int b = 0; b < rbeats; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				if (!part)
 					HLS_CNT(HLS_L_LATT_LOAD);
 				for (int e = 0; e < ML_BEAT; e++)
@@ -220,7 +211,7 @@ lanes_chunk:
 				ml_decode(rec, fmt, dc, dr, kv[t]);
 		lanes_bcast: /* a helper receives the decoded token, MLA_MW values per beat */
 			for (int b = 0; b < (part ? dbeats : 0); b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_LATT_BCAST);
 			}
 		}
@@ -232,19 +223,16 @@ lanes_chunk:
 			for (int b = sb0; b < nbs; b++)
 				for (int t = 0; t < tb; t++) {
 					float p[ML_LHP][MLA_DL];
-#pragma HLS ARRAY_PARTITION variable = p complete dim = 0
+#pragma HLS ARRAY_PARTITION variable=p complete dim=0
 					for (int sb = 0; sb < ML_SUB; sb++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 						HLS_CNT(HLS_L_LATT_SCORE);
 						for (int hh = 0; hh < ML_LHP; hh++) {
 							int h = g * ML_LHP + hh;
 							for (int e = 0; e < ML_LDE; e++) {
-								int i =
-								    b * MLA_DL + sb * ML_LDE + e;
+								int i = b * MLA_DL + sb * ML_LDE + e;
 								p[hh][sb * ML_LDE + e] =
-								    h < H && i < dk
-									? ml_q[h][i] * kv[t][i]
-									: 0.0f;
+								    h < H && i < dk ? ml_q[h][i] * kv[t][i] : 0.0f;
 							}
 							if (sb == ML_SUB - 1 && h < H)
 								s[h][t] += ml_tree(p[hh]);
@@ -257,7 +245,7 @@ lanes_chunk:
 		for (int gi = 0; gi < (fp8 ? ngi : 0); gi++)
 			for (int b = 0; b < ngq; b++)
 				for (int t = 0; t < tb; t++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 					HLS_CNT(HLS_L_LATT_ISCORE);
 					for (int hh = 0; hh < ML_LIHP; hh++) {
 						int h = gi * ML_LIHP + hh;
@@ -275,7 +263,7 @@ lanes_chunk:
 	lanes_softmax_max:
 		for (int t = 0; t < tb; t++)
 			for (int g = g0; g < g1; g++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_LATT_SOFTMAX);
 				for (int hh = 0; hh < ML_LHP; hh++) {
 					int h = g * ML_LHP + hh;
@@ -295,7 +283,7 @@ lanes_chunk:
 	lanes_softmax_exp:
 		for (int t = 0; t < tb; t++)
 			for (int g = g0; g < g1; g++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_LATT_SOFTMAX);
 				for (int hh = 0; hh < ML_LHP; hh++) {
 					int h = g * ML_LHP + hh;
@@ -311,7 +299,7 @@ lanes_chunk:
 	lanes_wquant:
 		for (int h = 0; h < (fp8 ? H : 0); h++)
 			for (int b = 0; b < ngq; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_LATT_WQUANT);
 				float w[MLA_TB];
 				uint8_t w8[MLA_TB];
@@ -324,7 +312,7 @@ lanes_chunk:
 	lanes_iacc:
 		for (int h = 0; h < (fp8 ? H : 0); h++)
 			for (int k = 0; k < dc / ML_LPC; k++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_LATT_IACC);
 				for (int e = 0; e < ML_LPC; e++) {
 					int i = k * ML_LPC + e, b = i / ML_G;
@@ -341,18 +329,16 @@ lanes_chunk:
 			for (int t = 0; t < tb; t++)
 				for (int b = 0; b < nbc; b++)
 					for (int sb = 0; sb < ML_SUB; sb++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 						HLS_CNT(HLS_L_LATT_ACC);
 						for (int hh = 0; hh < ML_LHP; hh++) {
 							int h = g * ML_LHP + hh;
 							for (int e = 0; e < ML_LDE; e++) {
-								int i =
-								    b * MLA_DL + sb * ML_LDE + e;
+								int i = b * MLA_DL + sb * ML_LDE + e;
 								if (h >= H || i >= dc)
 									continue;
-								float a = t == 0
-									      ? acc[h][i] * corr[h]
-									      : acc[h][i];
+								float a = t == 0 ? acc[h][i] * corr[h]
+										 : acc[h][i];
 								acc[h][i] = a + s[h][t] * kv[t][i];
 							}
 						}
@@ -373,11 +359,11 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
 		       float scale)
 {
-#pragma HLS ARRAY_PARTITION variable = ml_acc complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = ml_kv complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = ml_s complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = ml_m complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = ml_l complete dim = 1
+#pragma HLS ARRAY_PARTITION variable=ml_acc complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_kv complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_s complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_m complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ml_l complete dim=1
 	int mode = fmt & ~0xFF, fp8 = mode == MLA_ATTN_FP8;
 	fmt &= 0xFF;
 	size_t rbz = mla_record_bytes(fmt, dc, dr);
@@ -386,8 +372,7 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 	    !lane || !out)
 		return -EINVAL;
 	int T = pos + 1, rb = (int)rbz;
-	int nl = ml_min(L, ml_cdiv(T, MLA_TB)), ncb = ml_cdiv(dc, MLA_MW),
-	    nrb = ml_cdiv(dr, MLA_MW);
+	int nl = ml_min(L, ml_cdiv(T, MLA_TB)), ncb = ml_cdiv(dc, MLA_MW), nrb = ml_cdiv(dr, MLA_MW);
 	for (int i = 0; i < nl; i++)
 		if (!lane[i])
 			return -EINVAL;
@@ -397,7 +382,7 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 lanes_q:
 	for (int h = 0; h < H; h++)
 		for (int b = 0; b < ncb + nrb; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_LATT_Q);
 			for (int e = 0; e < MLA_MW; e++) {
 				int i = b < ncb ? b * MLA_MW + e : (b - ncb) * MLA_MW + e;
@@ -405,8 +390,7 @@ lanes_q:
 					float v = q_lat[(size_t)h * dc + i];
 					ml_q[h][i] = v;
 					/* the FP8 q groups' amax (rule F1), as the beats arrive */
-					ml_qamax[h][i / ML_G] =
-					    hls_amax_step(ml_qamax[h][i / ML_G], v);
+					ml_qamax[h][i / ML_G] = hls_amax_step(ml_qamax[h][i / ML_G], v);
 				} else if (b >= ncb && i < dr)
 					ml_q[h][dc + i] = q_pe[(size_t)h * dr + i];
 			}
@@ -415,7 +399,7 @@ lanes_q:
 lanes_qquant:
 	for (int h = 0; h < (fp8 ? H : 0); h++)
 		for (int k = 0; k < dc / MLA_TB; k++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_LATT_QQUANT);
 			int b = k * MLA_TB / ML_G;
 			float sq = hls_quant_scale(ml_qamax[h][b], 0);
@@ -430,12 +414,12 @@ lanes_run:
 	for (int u = 0; u < nl * S; u++) {
 #pragma HLS UNROLL
 		int li = u % nl, k = u / nl;
-		ml_lane(lane[li] + cache_off, li, u, k, k * ng / S, (k + 1) * ng / S, L, T, H, dc,
-			dr, fmt, fp8, scale, rb);
+		ml_lane(lane[li] + cache_off, li, u, k, k * ng / S, (k + 1) * ng / S, L, T, H, dc, dr,
+			fmt, fp8, scale, rb);
 	}
 lanes_weight:
 	for (int h = 0; h < H; h++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 		HLS_CNT(HLS_L_LATT_WEIGHT);
 		float M = e4m3_bits_f32(0xFF800000u);
 		for (int i = 0; i < nl; i++)
@@ -451,7 +435,7 @@ lanes_weight:
 lanes_merge:
 	for (int h = 0; h < H; h++)
 		for (int b = 0; b < ncb; b++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_LATT_MERGE);
 			for (int e = 0; e < MLA_MW; e++) {
 				int i = b * MLA_MW + e;
@@ -469,113 +453,71 @@ lanes_merge:
 /* The synthesis top of the MLA_SYNTH_LANES-lane build: q on gmem_q, the output on gmem_o, one
  * m_axi port per lane (bound to its own pseudo-channel by bitstream/), the stripe set's offset as
  * a 32-bit scalar. Runs mla_attn_lanes_run on every lane. */
-int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, const uint8_t *l1,
-		   const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5,
-		   const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9,
-		   const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13,
-		   const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17,
-		   const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21,
-		   const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25,
-		   const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29,
-		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off,
-		   int pos, int H, int dc, int dr, int fmt, float scale)
+int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30, const uint8_t *l31, float *out,
+		   unsigned int cache_off, int pos, int H, int dc, int dr, int fmt, float scale)
 {
-#pragma HLS INTERFACE m_axi port = q_lat bundle = gmem_q offset = slave max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = q_pe bundle = gmem_q offset = slave max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = l0 bundle = gmem_l0 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l1 bundle = gmem_l1 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l2 bundle = gmem_l2 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l3 bundle = gmem_l3 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l4 bundle = gmem_l4 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l5 bundle = gmem_l5 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l6 bundle = gmem_l6 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l7 bundle = gmem_l7 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l8 bundle = gmem_l8 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l9 bundle = gmem_l9 offset = slave max_widen_bitwidth =         \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l10 bundle = gmem_l10 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l11 bundle = gmem_l11 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l12 bundle = gmem_l12 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l13 bundle = gmem_l13 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l14 bundle = gmem_l14 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l15 bundle = gmem_l15 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l16 bundle = gmem_l16 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l17 bundle = gmem_l17 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l18 bundle = gmem_l18 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l19 bundle = gmem_l19 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l20 bundle = gmem_l20 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l21 bundle = gmem_l21 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l22 bundle = gmem_l22 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l23 bundle = gmem_l23 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l24 bundle = gmem_l24 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l25 bundle = gmem_l25 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l26 bundle = gmem_l26 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l27 bundle = gmem_l27 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l28 bundle = gmem_l28 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l29 bundle = gmem_l29 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l30 bundle = gmem_l30 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = l31 bundle = gmem_l31 offset = slave max_widen_bitwidth =       \
-    512 max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = out bundle = gmem_o offset = slave max_widen_bitwidth = 512
-#pragma HLS INTERFACE s_axilite port = cache_off
-#pragma HLS INTERFACE s_axilite port = pos
-#pragma HLS INTERFACE s_axilite port = H
-#pragma HLS INTERFACE s_axilite port = dc
-#pragma HLS INTERFACE s_axilite port = dr
-#pragma HLS INTERFACE s_axilite port = fmt
-#pragma HLS INTERFACE s_axilite port = scale
-#pragma HLS INTERFACE s_axilite port = return
-	const uint8_t *const lane[MLA_SYNTH_LANES] = {
-	    l0,	 l1,  l2,  l3,	l4,  l5,  l6,  l7,  l8,	 l9,  l10, l11, l12, l13, l14, l15,
-	    l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
-	return mla_attn_lanes_run(q_lat, q_pe, lane, MLA_SYNTH_LANES, cache_off, out, pos, H, dc,
-				  dr, fmt, scale);
+#pragma HLS INTERFACE m_axi port=q_lat bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=q_pe bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=l0 bundle=gmem_l0 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l1 bundle=gmem_l1 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l2 bundle=gmem_l2 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l3 bundle=gmem_l3 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l4 bundle=gmem_l4 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l5 bundle=gmem_l5 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l6 bundle=gmem_l6 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l7 bundle=gmem_l7 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l8 bundle=gmem_l8 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l9 bundle=gmem_l9 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l10 bundle=gmem_l10 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l11 bundle=gmem_l11 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l12 bundle=gmem_l12 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l13 bundle=gmem_l13 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l14 bundle=gmem_l14 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l15 bundle=gmem_l15 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l16 bundle=gmem_l16 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l17 bundle=gmem_l17 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l18 bundle=gmem_l18 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l19 bundle=gmem_l19 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l20 bundle=gmem_l20 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l21 bundle=gmem_l21 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l22 bundle=gmem_l22 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l23 bundle=gmem_l23 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l24 bundle=gmem_l24 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l25 bundle=gmem_l25 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l26 bundle=gmem_l26 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l27 bundle=gmem_l27 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l28 bundle=gmem_l28 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l29 bundle=gmem_l29 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l30 bundle=gmem_l30 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=l31 bundle=gmem_l31 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
+#pragma HLS INTERFACE m_axi port=out bundle=gmem_o offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=cache_off
+#pragma HLS INTERFACE s_axilite port=pos
+#pragma HLS INTERFACE s_axilite port=H
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=scale
+#pragma HLS INTERFACE s_axilite port=return
+	const uint8_t *const lane[MLA_SYNTH_LANES] = {l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
+	return mla_attn_lanes_run(q_lat, q_pe, lane, MLA_SYNTH_LANES, cache_off, out, pos, H, dc, dr,
+				  fmt, scale);
 }
 
 int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane, int L,
 			uint64_t cache_off, int pos, int n, int dc, int dr, int fmt)
 {
-#pragma HLS INTERFACE m_axi port = c bundle = gmem_q offset = slave max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = k_pe bundle = gmem_q offset = slave
-#pragma HLS INTERFACE m_axi port = lane bundle = gmem_l offset = slave max_widen_bitwidth = 512
-#pragma HLS INTERFACE s_axilite port = L
-#pragma HLS INTERFACE s_axilite port = cache_off
-#pragma HLS INTERFACE s_axilite port = pos
-#pragma HLS INTERFACE s_axilite port = n
-#pragma HLS INTERFACE s_axilite port = dc
-#pragma HLS INTERFACE s_axilite port = dr
-#pragma HLS INTERFACE s_axilite port = fmt
-#pragma HLS INTERFACE s_axilite port = return
+#pragma HLS INTERFACE m_axi port=c bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=k_pe bundle=gmem_q offset=slave
+#pragma HLS INTERFACE m_axi port=lane bundle=gmem_l offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE s_axilite port=L
+#pragma HLS INTERFACE s_axilite port=cache_off
+#pragma HLS INTERFACE s_axilite port=pos
+#pragma HLS INTERFACE s_axilite port=n
+#pragma HLS INTERFACE s_axilite port=dc
+#pragma HLS INTERFACE s_axilite port=dr
+#pragma HLS INTERFACE s_axilite port=fmt
+#pragma HLS INTERFACE s_axilite port=return
 	size_t rb = mla_record_bytes(fmt, dc, dr);
 	if (!rb || n < 1 || pos < 0 || pos > MLA_MAX_T - n || L < 1 || L > MLA_MAX_LANES || !c ||
 	    (dr > 0 && !k_pe) || !lane)
@@ -587,13 +529,12 @@ int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane,
 	/* one run of tokens per block: mla_kv_append writes them at the lane-local position */
 append_lanes_block:
 	for (int b = b0; b <= b1; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 128
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
 		int t0 = b * MLA_TB > pos ? b * MLA_TB : pos;
 		int t1 = ml_min((b + 1) * MLA_TB, pos + n);
 		int local = (b / L) * MLA_TB + (t0 - b * MLA_TB);
-		mla_kv_append(c + (size_t)(t0 - pos) * dc,
-			      dr ? k_pe + (size_t)(t0 - pos) * dr : k_pe, lane[b % L] + cache_off,
-			      local, t1 - t0, dc, dr, fmt);
+		mla_kv_append(c + (size_t)(t0 - pos) * dc, dr ? k_pe + (size_t)(t0 - pos) * dr : k_pe,
+			      lane[b % L] + cache_off, local, t1 - t0, dc, dr, fmt);
 	}
 	return 0;
 }
@@ -622,8 +563,7 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 	uint64_t lde = (uint64_t)(lane_macs < MLA_DL ? lane_macs : MLA_DL);
 	uint64_t lhp = (uint64_t)lane_macs / lde, sub = MLA_DL / lde;
 	uint64_t ng = hls_cdiv64((uint64_t)H, lhp), rbeats = hls_cdiv64(rb, ML_BEAT);
-	uint64_t nbs = hls_cdiv64((uint64_t)(dc + dr), MLA_DL),
-		 nbc = hls_cdiv64((uint64_t)dc, MLA_DL);
+	uint64_t nbs = hls_cdiv64((uint64_t)(dc + dr), MLA_DL), nbc = hls_cdiv64((uint64_t)dc, MLA_DL);
 	uint64_t ncb = hls_cdiv64((uint64_t)dc, MLA_MW), nrb = hls_cdiv64((uint64_t)dr, MLA_MW);
 	uint64_t T = (uint64_t)pos + 1, nblk = hls_cdiv64(T, MLA_TB), Hu = (uint64_t)H;
 	uint64_t nl = nblk < (uint64_t)L ? nblk : (uint64_t)L;
@@ -651,19 +591,16 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 		uint64_t lc = bd->mem_latency, lb = 0;
 		for (uint64_t b = li; b < nblk; b += (uint64_t)L) {
 			uint64_t tb = (b + 1) * MLA_TB <= T ? MLA_TB : T - b * MLA_TB;
-			uint64_t ld = k ? 0 : tb * rbeats, sc = ngk * nsb * tb * sub,
-				 sm = 2 * tb * ngk;
+			uint64_t ld = k ? 0 : tb * rbeats, sc = ngk * nsb * tb * sub, sm = 2 * tb * ngk;
 			uint64_t bc = k ? tb * dbeats : 0;
 			uint64_t ac = fp8 ? 0 : ngk * tb * nbc * sub;
 			uint64_t isc = fp8 ? ngi * ngq * tb : 0, wq = fp8 ? Hu * ngq : 0;
 			uint64_t iac = fp8 ? Hu * (uint64_t)dc / lpc : 0;
-			uint64_t comp =
-			    sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+			uint64_t comp = sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
 			/* FP8: integer score (its f32 scaling drains once), weight quantization (a
 			 * divider), integer weighted sum (its f32 update drains once) */
 			if (fp8)
-				comp +=
-				    isc + wq + iac + 2 * (uint64_t)bd->depth_scale + bd->depth_exp;
+				comp += isc + wq + iac + 2 * (uint64_t)bd->depth_scale + bd->depth_exp;
 			uint64_t load = k ? bc : hls_max64(ld, hls_mem_cycles(bd, tb * rb));
 			if (b == li)
 				lc += load;
