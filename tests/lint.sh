@@ -14,7 +14,12 @@ fail=0
 echo "== clang-format (dry run)"
 nfmt=0; nall=0
 for f in $srcs; do
-  grep -q '^#pragma HLS' "$f" && continue # HLS pragmas must keep their spelling
+  if grep -q '^#pragma HLS' "$f"; then # HLS pragmas must keep their spelling (II=1, not II = 1)
+    if grep -nE '^#pragma HLS .*[A-Za-z_] = ' "$f" >/dev/null; then
+      nfmt=$((nfmt + 1)); echo "  respaced HLS pragma: $f ($(grep -nE '^#pragma HLS .*[A-Za-z_] = ' "$f" | head -n 1))"
+    fi
+    continue
+  fi
   nall=$((nall + 1))
   if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
     nfmt=$((nfmt + 1)); echo "  differs: $f (clang-format -i $f)"
