@@ -474,6 +474,25 @@ static int parse_dma(const struct ctx *c, struct board_desc *b)
 	}
 }
 
+/* Optional property name of exactly n cells, each 1..BOARD_FW_INSTR_MAX (an error names the
+ * cell as what[i] and unit), into out[]: 1 absent, 0 read, or the error. */
+static int get_counts(const struct ctx *c, int node, const char *name, int n,
+		      const char *const *what, const char *unit, uint32_t *out)
+{
+	const void *p = NULL;
+	int l = 0, rc = get_prop(c, node, name, 4 * n, 1, &p, &l);
+	if (rc)
+		return rc;
+	for (int i = 0; i < n; i++) {
+		uint32_t v = ld32(p, 4 * (size_t)i);
+		if (!v || v > BOARD_FW_INSTR_MAX)
+			return fail(c, node, name, -BOARD_EBADVALUE, "%s %s %u not in 1..%u",
+				    what[i], unit, v, BOARD_FW_INSTR_MAX);
+		out[i] = v;
+	}
+	return 0;
+}
+
 static int parse_fw(const struct ctx *c, struct board_desc *b)
 {
 	int node, rc, extra;
@@ -500,20 +519,10 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 	 * each 1..BOARD_FW_INSTR_MAX; absent, every command costs BOARD_FW_CMD_NS_DEFAULT. */
 	const void *p = NULL;
 	int l = 0;
-	rc = get_prop(c, node, "moecard,fw-cmd-instr", 4 * BOARD_FW_CLASSES, 1, &p, &l);
-	if (rc < 0)
+	static const char *const what[BOARD_FW_CLASSES] = {"take", "start", "done", "sync"};
+	if ((rc = get_counts(c, node, "moecard,fw-cmd-instr", BOARD_FW_CLASSES, what, "count",
+			     f->cmd_instr)) < 0)
 		return rc;
-	if (rc == 0) {
-		static const char *const what[BOARD_FW_CLASSES] = {"take", "start", "done", "sync"};
-		for (int i = 0; i < BOARD_FW_CLASSES; i++) {
-			uint32_t v = ld32(p, 4 * (size_t)i);
-			if (!v || v > BOARD_FW_INSTR_MAX)
-				return fail(c, node, "moecard,fw-cmd-instr", -BOARD_EBADVALUE,
-					    "%s count %u not in 1..%u", what[i], v,
-					    BOARD_FW_INSTR_MAX);
-			f->cmd_instr[i] = v;
-		}
-	}
 	/* Optional: TAKE's instructions per opcode, pairs <op count> */
 	rc = get_prop(c, node, "moecard,fw-take-op-instr", 0, 1, &p, &l);
 	if (rc < 0)
@@ -535,41 +544,32 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 		}
 	}
 	/* Optional: the dispatch engine's cycles <start done sync>, each 1..BOARD_FW_INSTR_MAX */
-	rc = get_prop(c, node, "moecard,dispatch-cycles", 12, 1, &p, &l);
-	if (rc < 0)
-		return rc;
-	if (rc == 0) {
-		static const char *const what[3] = {"start", "done", "sync"};
-		for (int i = 0; i < 3; i++) {
-			uint32_t v = ld32(p, 4 * (size_t)i);
-			if (!v || v > BOARD_FW_INSTR_MAX)
-				return fail(c, node, "moecard,dispatch-cycles", -BOARD_EBADVALUE,
-					    "%s cycles %u not in 1..%u", what[i], v,
-					    BOARD_FW_INSTR_MAX);
-			f->dispatch_cycles[i] = v;
-		}
-	}
-	return 0;
+	rc = get_counts(c, node, "moecard,dispatch-cycles", 3, what + 1, "cycles",
+			f->dispatch_cycles);
+	return rc < 0 ? rc : 0;
+}
+
+/* n cycles of the firmware CPU's clock in ns (rounded), or 0 without that clock. */
+static uint64_t fw_cycles_ns(const struct board_desc *b, uint64_t n)
+{
+	uint64_t hz = b->fw.clock < b->n_clocks ? b->clock[b->fw.clock].freq_hz : 0;
+	return hz ? (n * 1000000000ull + hz / 2) / hz : 0;
 }
 
 uint64_t board_fw_cmd_ns(const struct board_desc *b, uint32_t cls)
 {
 	if (cls >= BOARD_FW_CLASSES)
 		return 0;
-	if (!b || !b->fw.cmd_instr[cls] || b->fw.clock >= b->n_clocks ||
-	    !b->clock[b->fw.clock].freq_hz)
-		return cls == BOARD_FW_TAKE ? BOARD_FW_CMD_NS_DEFAULT : 0;
-	uint64_t hz = b->clock[b->fw.clock].freq_hz;
-	return ((uint64_t)b->fw.cmd_instr[cls] * 1000000000ull + hz / 2) / hz;
+	uint64_t ns = b && b->fw.cmd_instr[cls] ? fw_cycles_ns(b, b->fw.cmd_instr[cls]) : 0;
+	return ns || cls != BOARD_FW_TAKE ? ns : BOARD_FW_CMD_NS_DEFAULT;
 }
 
 uint64_t board_fw_take_ns(const struct board_desc *b, uint32_t op)
 {
-	if (!b || op >= BOARD_FW_OPS || !b->fw.take_op_instr[op] || b->fw.clock >= b->n_clocks ||
-	    !b->clock[b->fw.clock].freq_hz)
-		return board_fw_cmd_ns(b, BOARD_FW_TAKE);
-	uint64_t hz = b->clock[b->fw.clock].freq_hz;
-	return ((uint64_t)b->fw.take_op_instr[op] * 1000000000ull + hz / 2) / hz;
+	uint64_t ns = b && op < BOARD_FW_OPS && b->fw.take_op_instr[op]
+			  ? fw_cycles_ns(b, b->fw.take_op_instr[op])
+			  : 0;
+	return ns ? ns : board_fw_cmd_ns(b, BOARD_FW_TAKE);
 }
 
 int board_has_dispatch_engine(const struct board_desc *b)
@@ -582,15 +582,11 @@ uint64_t board_dispatch_ns(const struct board_desc *b, uint32_t cls, int *cpu)
 	*cpu = 1;
 	if (cls >= BOARD_FW_CLASSES)
 		return 0;
-	if (!board_has_dispatch_engine(b))
+	/* with the engine the CPU still decodes and checks (TAKE), into the engine's queue memory */
+	if (!board_has_dispatch_engine(b) || cls == BOARD_FW_TAKE)
 		return board_fw_cmd_ns(b, cls);
-	if (cls == BOARD_FW_TAKE) /* decode and checks into the engine's queue memory */
-		return board_fw_cmd_ns(b, BOARD_FW_TAKE);
 	*cpu = 0;
-	uint64_t hz = b->fw.clock < b->n_clocks ? b->clock[b->fw.clock].freq_hz : 0;
-	if (!hz)
-		return 0;
-	return ((uint64_t)b->fw.dispatch_cycles[cls - 1] * 1000000000ull + hz / 2) / hz;
+	return fw_cycles_ns(b, b->fw.dispatch_cycles[cls - 1]);
 }
 
 static int overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)

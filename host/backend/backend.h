@@ -134,9 +134,10 @@ int backend_fault_set(struct backend *b, enum backend_fault f, uint32_t n);
 int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz);
 
 /* Modeled firmware CPU time of one command of opcode op (ring pop, decode, dispatch, completion),
- * ns: the board's moecard,fw-cmd-instr counts at the firmware CPU's clock (board_fw_cmd_ns; TAKE
- * the opcode's own count, board_fw_take_ns) without the dispatch engine, TAKE plus SYNC for BARRIER, FENCE, TIMESTAMP and NOP (the firmware completes them), TAKE + START +
- * DONE for everything else. The emulated card spends each part on its one firmware CPU where the
+ * ns, as if the firmware dispatched in software: the board's moecard,fw-cmd-instr counts at the
+ * firmware CPU's clock (board_fw_cmd_ns; TAKE the opcode's own count, board_fw_take_ns), TAKE plus
+ * SYNC for BARRIER, FENCE, TIMESTAMP and NOP (the firmware completes them), TAKE + START + DONE
+ * for everything else. The emulated card spends each part on its one firmware CPU where the
  * firmware does that work (fw_port_spend); the what-if times lists with the same parts. */
 uint64_t backend_fw_cmd_ns(const struct board_desc *bd, uint32_t op);
 /* True for the opcodes the firmware completes itself (BOARD_FW_SYNC). */

@@ -872,9 +872,9 @@ int cli_bench(int argc, char **argv)
 	int batch = a.prompt_len < 512 ? a.prompt_len : 512;
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
+	/* bench drafts only with --spec mtp: the MTP layer stays out of memory */
 	if (a.spec < 0)
-		a.spec =
-		    0; /* bench drafts only with --spec mtp: the MTP layer stays out of memory */
+		a.spec = 0;
 	double t0 = now_s();
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;

@@ -30,7 +30,7 @@ void card_dry_time(struct ee *e)
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
-	uint64_t t_cpu = 0, cpu_work = 0;
+	uint64_t t_cpu = 0; /* the CPU's decode time line (dispatch engine): also its work */
 	uint64_t fence_t[ABI_MAX_FENCES] = {0}; /* when each fence was last signalled */
 	int cpu, eng = board_has_dispatch_engine(bd);
 	uint64_t start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
@@ -48,7 +48,6 @@ void card_dry_time(struct ee *e)
 		uint64_t take = board_fw_take_ns(bd, op);
 		if (eng) { /* the CPU has taken it at t_cpu; the engine goes on */
 			t_cpu += take;
-			cpu_work += take;
 			fw_work += fw_sync ? sync : start + done;
 			t_fw = t_fw > t_cpu ? t_fw : t_cpu;
 		} else {
@@ -95,7 +94,7 @@ void card_dry_time(struct ee *e)
 	}
 	uint64_t t = t_all > t_fw ? t_all : t_fw;
 	t = t > fw_work ? t : fw_work;
-	e->dry_ns += (double)(t > cpu_work ? t : cpu_work);
+	e->dry_ns += (double)(t > t_cpu ? t : t_cpu);
 }
 
 /* Expert-cache figures of card_stats: per main-model token (n), card ms/token card, link ms. */
