@@ -191,7 +191,31 @@ static uint64_t v_out_off(const struct fp8_gemv_grp *g)
 	return (g->flags & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off;
 }
 
-/* The rules between the groups of a command: outputs that overlap an earlier group's have its
+/* Whether the outputs of groups a and b meet: their extents overlap and, when both have m > 1
+ * rows at one stride, a row of one lies on a row of the other (the heads of a rows command
+ * interleave their rows without meeting). Rows r of a and s of b meet when
+ * -nb < d + (s - r) ld < na, with d the distance of their starts (bytes). */
+static int v_overlap(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b, int m)
+{
+	uint64_t y0 = v_out_off(a), y1 = y0 + v_span(m, a->ldy, a->n);
+	uint64_t z0 = v_out_off(b), z1 = z0 + v_span(m, b->ldy, b->n);
+	if (!(y0 < z1 && z0 < y1))
+		return 0;
+	if (m == 1 || a->ldy != b->ldy)
+		return 1;
+	int64_t ld = (int64_t)a->ldy * 4, na = (int64_t)a->n * 4, nb = (int64_t)b->n * 4;
+	int64_t d = (int64_t)(z0 - y0);
+overlap_rows:
+	for (int q = -(m - 1); q <= m - 1; q++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=31
+		int64_t o = d + q * ld;
+		if (o > -nb && o < na)
+			return 1;
+	}
+	return 0;
+}
+
+/* The rules between the groups of a command: outputs that meet an earlier group's have its
  * lane0 (one lane writes each output row), and the x of all groups fits the on-chip buffer.
  * 0, FP8_GEMV_E_FLAGS | g << 8 or FP8_GEMV_E_ARGS. */
 static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
@@ -200,11 +224,9 @@ static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
 check_table:
 	for (int g = 0; g < ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-		uint64_t y0 = v_out_off(&tab[g]), y1 = y0 + v_span(m, tab[g].ldy, tab[g].n);
 		xs += (uint64_t)m * tab[g].k;
 		for (int h = 0; h < g; h++) {
-			uint64_t z0 = v_out_off(&tab[h]), z1 = z0 + v_span(m, tab[h].ldy, tab[h].n);
-			if (y0 < z1 && z0 < y1 && tab[h].lane0 != tab[g].lane0)
+			if (tab[h].lane0 != tab[g].lane0 && v_overlap(&tab[g], &tab[h], m))
 				return FP8_GEMV_E_FLAGS | (uint32_t)g << 8;
 		}
 	}

@@ -27,7 +27,8 @@
  * the lanes run free of each other (each streams its own tiles back to back; the x of every
  * group of the command is held on chip, at most FP8_GEMV_MAX_M x FP8_GEMV_MAX_K values in all).
  * Groups whose outputs overlap must have the same lane0, so an output row is written by one lane
- * and groups that accumulate into the same y (FP8_GEMV_ACCUM: the MoE downs) add in table order,
+ * (with m > 1 and one ldy, the outputs overlap where a row of one group meets a row of the other:
+ * the heads of a rows command interleave their rows with any lane0) and groups that accumulate into the same y (FP8_GEMV_ACCUM: the MoE downs) add in table order,
  * element by element: router order, with no barrier between them.
  *
  * Numerics, per group, per x row m and output row n (exactly fp8_gemm's, hls/fp8_gemm/fp8_gemm.h):

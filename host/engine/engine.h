@@ -44,6 +44,14 @@ struct engine_ops {
 			    int last_only);
 	/* floats of one KV block of bs positions for forward_rows (NULL with it) */
 	size_t (*kv_block_floats)(struct engine *e, int bs);
+	/* Rows of several sequences whose KV caches the engine keeps itself (the card engines: a
+	 * latent cache per sequence slot in card memory, engine.max_seqs of them; slot 0 is the
+	 * engine's own sequence, so forward / truncate and this op should not both be in use):
+	 * row i is token tokens[i] of slot seq[i] at position pos[i], each slot's rows at
+	 * consecutive positions right after the ones it holds. Logits [T][vocab], or of the last
+	 * row only with last_only. A sequence's logits are the same alone or batched. May be NULL. */
+	int (*forward_seqs)(struct engine *e, const int *tokens, int T, const int *seq,
+			    const int *pos, float *logits, int last_only);
 };
 
 /* Options beyond model_opts that some backends use. */
@@ -71,6 +79,7 @@ struct engine_extra {
 				      (fp8: q and p in E4M3 with exact sums; needs the fp8 cache) */
 	int no_mtp; /* the run never uses the MTP layer (--spec none, no --dump-mtp-logits): its
 		       weights are not made resident at open (st_populate) */
+	int seqs;   /* sequence slots for forward_seqs (serve: --max-batch; 0 or 1: one) */
 };
 
 struct engine {
@@ -78,6 +87,7 @@ struct engine {
 	const struct config *c;
 	const struct weights *w;
 	int max_batch, max_seq; /* limits of forward calls */
+	int max_seqs;		/* sequence slots of forward_seqs (0: none) */
 	int pos, mtp_pos;	/* tokens in the main / MTP KV caches */
 	int act_fp8;		/* numerics mode in use */
 	const char *isa;	/* host SIMD path in use */

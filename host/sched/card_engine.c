@@ -267,17 +267,17 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	if (c->q_lora_rank > 0 && (r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)))
 		return r;
 	if (e->gv) { /* every matrix striped over the GEMV lanes (and the cache, gv_attn) */
-		if (!e->gv_attn &&
-		    (r = card_place(e, (int)e->act_bank, NULL,
-				    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
+		e->kv_slot_b = e->gv_attn ? e->kv_slot_b : sizeof(float) * (size_t)e->max_seq * (kvl + rope);
+		if (!e->gv_attn && (r = card_place(e, (int)e->act_bank, NULL,
+						   e->kv_slot_b * (size_t)e->n_seq, &L->kv)))
 			return r;
 		if ((r = card_gemv_layer(e, L, lw, err, errlen)))
 			return r;
 		/* the batched prefill's GEMMs read the plain layout on the fp8_gemm CUs */
 		return e->pf_on ? card_layer_plain(e, L, lw, err, errlen) : 0;
 	}
-	if ((r = card_place(e, (int)e->act_bank, NULL,
-			    sizeof(float) * (size_t)e->max_seq * (kvl + rope), &L->kv)))
+	e->kv_slot_b = sizeof(float) * (size_t)e->max_seq * (kvl + rope);
+	if ((r = card_place(e, (int)e->act_bank, NULL, e->kv_slot_b * (size_t)e->n_seq, &L->kv)))
 		return r;
 	return card_layer_plain(e, L, lw, err, errlen);
 }
@@ -608,7 +608,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		if (!k)
 			return -E2BIG;
 		k->u.kv.src = e->kvrow;
-		k->u.kv.cache = L->kv;
+		k->u.kv.cache = ee_kv_base(e, L, e->cur_seq);
 		k->u.kv.row = (uint32_t)row;
 		k->u.kv.pos = (uint32_t)p;
 		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
@@ -634,7 +634,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		return -E2BIG;
 	if (m) {
 		m->u.mla.q = e->qcat;
-		m->u.mla.kv = L->kv;
+		m->u.mla.kv = ee_kv_base(e, L, e->cur_seq);
 		m->u.mla.out = e->lat;
 		m->u.mla.n_heads = (uint32_t)H;
 		m->u.mla.kv_lora = (uint32_t)kvl;
@@ -861,6 +861,7 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 	for (int t = 0; t < T; t++)
 		if (tok[t] < 0 || tok[t] >= V)
 			return -EINVAL;
+	e->cur_seq = 0; /* the engine's own sequence */
 	struct backend_stats s0 = {0};
 	if (T > 1 && e->be)
 		backend_stats(e->be, &s0);
@@ -953,6 +954,7 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		return -ENODEV;
 	if (T < 1 || en->mtp_pos + T > e->max_seq)
 		return -ENOSPC;
+	e->cur_seq = 0;
 	for (int t = 0; t < T; t++) {
 		int p = en->mtp_pos;
 		if (nt[t] < 0 || nt[t] >= V)
@@ -989,6 +991,61 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 		}
 		en->mtp_pos++;
 	}
+	return 0;
+}
+
+/* Rows of several sequence slots (engine_ops.forward_seqs): one slot's single row is a decode
+ * step of the token loop on that slot's cache; one slot's consecutive rows are a prompt through
+ * the batched path in chunks; rows of several slots go through the batched path together (at
+ * most FP8_GEMV_MAX_M rows on the GEMV CU: every weight read once for all of them). */
+static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *seq,
+			   const int *pos, float *logits, int last_only)
+{
+	struct ee *e = ee_of(en);
+	int V = e->c->vocab_size, one = 1, r = 0;
+	if (!e->pf_on || e->xt)
+		return -ENOTSUP;
+	if (T < 1)
+		return -EINVAL;
+	for (int t = 0; t < T; t++) {
+		if (tok[t] < 0 || tok[t] >= V || seq[t] < 0 || seq[t] >= e->n_seq)
+			return -EINVAL;
+		if (pos[t] < 0 || pos[t] >= e->max_seq)
+			return -ENOSPC;
+		if (t && (seq[t] != seq[0] || pos[t] != pos[t - 1] + 1))
+			one = 0;
+	}
+	if (!one && T > e->pf.chunk)
+		return -EINVAL;
+	double t0 = now_s(), w0 = e->t_wait, h0 = e->t_host;
+	if (one && T == 1) { /* the token loop on the slot's cache, at its position */
+		int p0 = en->pos;
+		en->pos = pos[0];
+		e->cur_seq = seq[0];
+		r = ee_forward_loop(e, en, tok, 1, logits, 0, NULL, 0, 1);
+		en->pos = p0;
+		e->cur_seq = 0;
+		e->tokens -= r ? 0 : 1; /* counted below */
+	} else if (one) { /* a prompt in chunks */
+		for (int t = 0; t < T && !r; t += e->pf.chunk) {
+			int n = T - t < e->pf.chunk ? T - t : e->pf.chunk;
+			float *lg = !logits		 ? NULL
+				    : !last_only	 ? logits + (size_t)t * V
+				    : t + n == T ? logits
+						 : NULL;
+			r = card_pf_forward_rows(e, tok + t, n, seq + t, pos + t, lg, !last_only);
+		}
+	} else {
+		r = card_pf_forward_rows(e, tok, T, seq, pos, logits, !last_only);
+	}
+	if (r) {
+		e->list.n = 0;
+		return r;
+	}
+	e->tokens += (uint64_t)T;
+	double dt = now_s() - t0;
+	e->t_wall += dt;
+	e->t_sched += dt - (e->t_wait - w0) - (e->t_host - h0);
 	return 0;
 }
 
@@ -1090,6 +1147,7 @@ static const struct engine_ops ee_ops = {
     .free = ee_free,
     .mtp_hidden = ee_mtp_hidden,
     .expert_trace = ee_expert_trace,
+    .forward_seqs = ee_forward_seqs,
 };
 
 /* What the card scheduler runs: FP8 weights, FP8 activations, shapes it lowers. 0 or -EINVAL. */
@@ -1262,6 +1320,10 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	en->max_seq = e->max_seq;
 	en->max_batch = o->max_batch > 0 ? o->max_batch : 64;
 	en->act_fp8 = 1;
+	/* sequence slots (forward_seqs): each a latent cache per layer; not with the expert cache
+	 * (its lists are the token loop's) */
+	int xcache = x && (x->expert_slots != 0 || x->expert_slots_pct > 0);
+	e->n_seq = x && x->seqs > 1 && !xcache ? x->seqs : 1;
 	/* MOECARD_BARRIER_FENCES=0 keeps every barrier of the lists (card_fence_chain) */
 	e->chain_off = card_chain_off();
 	/* MOECARD_SCHED_BACKEND=ref runs the same command lists on the reference card backend (tests) */
@@ -1296,6 +1358,7 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	    (r = card_pf_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0))) ||
 	    (r = ee_place_rope(e)) || (r = ee_place_model(e, x, err, errlen)))
 		goto fail_place;
+	en->max_seqs = e->pf_on ? e->n_seq : 0;
 	ee_truncate(en, 0, 0);
 	return 0;
 fail_place:

@@ -60,6 +60,9 @@ struct gvtab {
 	struct fp8_gemv_grp *g; /* [cap] host copy */
 	int ng, cap;		/* entries used, allocated */
 	int m;			/* rows of x per group (0: 1) */
+	struct gvtab *views;	/* card_gemv_rows_cmd: the commands' views when one command's x
+				   would pass the CU's x buffer (NULL until needed) */
+	int n_views;
 };
 
 /* The striped matrices and static group tables of one layer (card_gemv.c). */
@@ -77,6 +80,10 @@ struct ee_gv_layer {
 	uint64_t rout;	     /* the route's output: idx int32 [k], then w f32 [k] */
 	uint64_t tmpl;	     /* the MoE tables' templates, 2 (k+1) records */
 	uint32_t stride;     /* bytes between two experts' stripe sets */
+	/* the rows path (card_prefill.c, at most FP8_GEMV_MAX_M rows): the same matrices over the
+	 * batched forward's row buffers (pf), built on first use; r_on 1 once built */
+	struct gvtab r_qkva, r_qb, r_ukt, r_uv, r_o, r_gu, r_down, r_shgu, r_shdown;
+	int r_on;
 };
 
 /* One decoder layer on the card. */
@@ -92,6 +99,7 @@ struct ee_layer {
 	struct cmat sh_gu, sh_down;    /* shared experts (rows 0 when none) */
 	uint64_t kv;		       /* f32 [max_seq][kv_lora+rope] latent cache (act bank) */
 	uint64_t kv_off;	       /* the striped cache's stripe set (ee.gv_attn) */
+	/* both: sequence slot s's cache is at kv (kv_off) + s * ee.kv_slot_b */
 	const struct layer_weights *lw;
 	int moe;
 	struct ee_gv_layer gv; /* with the GEMV CU (ee.gv) */
@@ -119,6 +127,9 @@ struct ee_pf {
 	uint64_t logits;     /* head logits [16][V] (head on the card) */
 	struct gvtab t_gate; /* the gate over the rows (rows16 / 16 groups) */
 	struct gvtab t_head; /* the head over up to 16 rows */
+	struct gvtab t_xgu, t_xdn; /* rows path: the used experts' gate|up and downs */
+	int xrows;	     /* rows of xg / hg / yd (the rows path pads each expert's rows) */
+	int *hseq, *hpos;    /* host [chunk] each row's sequence slot and position */
 	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
@@ -155,6 +166,10 @@ struct ee {
 	int route_check; /* MOECARD_ROUTE_CHECK=1: each card routing re-run on the host */
 	uint64_t route_checked, route_diff; /* decisions checked, differing (idx or w bits) */
 	int max_seq;
+	int n_seq;	    /* sequence slots: a latent cache each (engine_ops.forward_seqs); slot 0
+			       is the engine's own sequence */
+	uint64_t kv_slot_b; /* bytes between two slots' caches of a layer */
+	int cur_seq;	    /* the slot the token loop's lists append to and attend over */
 	int n_hbm;	    /* banks used for weights */
 	uint32_t next_bank; /* round-robin cursor */
 	uint32_t act_bank;  /* bank of activations and KV */
@@ -343,9 +358,15 @@ void card_pf_free(struct ee *e);
  * logits as engine_ops.forward (all rows or the last), hidden [T][D] when not NULL. */
 int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits, int all,
 		    float *hidden);
-/* One layer of a chunk (also the dry what-if's): rows T at positions p0.. in pf.x (dry mode
- * routes every expert equally loaded). */
-int card_pf_layer(struct ee *e, const struct ee_layer *L, int T, int p0);
+/* Rows of several sequences in one forward: row t is token tok[t] of sequence slot seq[t] at
+ * position pos[t] (each slot's rows at consecutive positions after its cached ones); T at most
+ * pf.chunk. At most FP8_GEMV_MAX_M rows run their matrices on the GEMV CU with m = T (every
+ * weight read once for all rows). Logits of every row (all) or the last, as card_pf_forward. */
+int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, const int *pos,
+			 float *logits, int all);
+/* One layer of a chunk (also the dry what-if's): rows T in pf.x at the slots and positions in
+ * pf.hseq / pf.hpos (dry mode routes every expert equally loaded). */
+int card_pf_layer(struct ee *e, struct ee_layer *L, int T);
 /* 1 when the absorbed attention costs no more MACs than the non-absorbed form for T queries at
  * positions p0.. (card_prefill.c has the count). */
 int card_pf_absorbed(const struct config *c, int T, int p0);
@@ -425,6 +446,19 @@ int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx);
 int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t **codes,
 		    float **scales, char *err, size_t errlen);
 /* The KV_APPEND and MLA_ATTN_LANES commands of the striped cache (card_mla). */
+/* The rows path (card_prefill.c): layer L's rows tables over the pf buffers (built once);
+ * command(s) of table t with m rows (split where the x of one command would not fit on chip);
+ * the used experts' gate|up and down tables (pf.t_xgu, pf.t_xdn) for rows gathered in blocks
+ * of mm per expert (xg, hg, yd), written to the card. 0 or a negative errno. */
+int card_gemv_rows_tables(struct ee *e, struct ee_layer *L);
+int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m);
+int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, int n_used,
+		       int mm);
+/* Sequence slot s's latent cache of layer L (its stripe set with the striped attention). */
+static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, int s)
+{
+	return (e->gv_attn ? L->kv_off : L->kv) + (uint64_t)s * e->kv_slot_b;
+}
 int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p);
 int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p);
 /* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */

@@ -220,7 +220,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	uint64_t need =
 	    (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
 	if (e->gv_attn)
-		need += (uint64_t)L * gv_kv_bytes(e);
+		need += (uint64_t)L * gv_kv_bytes(e) * (uint64_t)(e->n_seq > 1 ? e->n_seq : 1);
 	if (e->gv_head)
 		need += gv_bytes(e, c->vocab_size, c->hidden_size, FP8_GEMV_W_BF16) *
 			(e->w && e->w->mtp && gv_mtp_head_own(e) ? 2 : 1);
@@ -449,11 +449,12 @@ int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights
 {
 	const struct config *c = e->c;
 	struct ee_gv_layer *g = &L->gv;
-	if (e->gv_attn) { /* the latent cache's stripe set */
-		uint64_t kb = gv_kv_bytes(e);
+	if (e->gv_attn) { /* the latent cache's stripe set, one per sequence slot */
+		uint64_t kb = gv_kv_bytes(e) * (uint64_t)(e->n_seq > 1 ? e->n_seq : 1);
 		if (e->gv_cur + kb > e->gv_cap)
 			return -ENOSPC;
 		L->kv_off = e->gv_base + e->gv_cur;
+		e->kv_slot_b = gv_kv_bytes(e);
 		e->gv_cur += kb;
 	}
 	int D = c->hidden_size, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
@@ -509,10 +510,14 @@ fail:
 void card_gemv_layer_free(struct ee_layer *L)
 {
 	struct ee_gv_layer *g = &L->gv;
-	struct gvtab *t[] = {&g->t_qkva, &g->t_qb,   &g->t_ukt, &g->t_uv,  &g->t_o,
-			     &g->t_gu,	 &g->t_down, &g->t_mgu, &g->t_mdn, &g->t_gate};
-	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+	struct gvtab *t[] = {&g->t_qkva, &g->t_qb,   &g->t_ukt,	 &g->t_uv,    &g->t_o,
+			     &g->t_gu,	 &g->t_down, &g->t_mgu,	 &g->t_mdn,   &g->t_gate,
+			     &g->r_qkva, &g->r_qb,   &g->r_ukt,	 &g->r_uv,    &g->r_o,
+			     &g->r_gu,	 &g->r_down, &g->r_shgu, &g->r_shdown};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		free(t[i]->g);
+		free(t[i]->views);
+	}
 	free(g->ukt);
 	free(g->uv);
 	free(g->exgu);
@@ -552,8 +557,13 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 		struct gvtab *v = t;
 		if (n < ng) { /* a view of the table: groups g0.. */
 			v = &views[i];
-			*v = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n,
-					    mm};
+			*v = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g,
+					    t->g + g0,
+					    n,
+					    n,
+					    mm,
+					    NULL,
+					    0};
 		}
 		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
 		if (!c)
@@ -666,6 +676,138 @@ int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx)
 	return card_barrier(e);
 }
 
+/* --- the rows path: at most FP8_GEMV_MAX_M rows of the batched forward's buffers ----------- */
+
+/* Groups of a rows table: x rows ldx apart, y (and res) rows ldy apart. */
+static void gv_add_rows(const struct ee *e, struct gvtab *t, const struct smat *m, uint64_t x,
+			uint32_t ldx, uint64_t y, uint32_t ldy, uint64_t res, uint32_t flags)
+{
+	gv_add(e, t, m, x, y, res, 0, flags);
+	t->g[t->ng - 1].ldx = ldx;
+	t->g[t->ng - 1].ldy = ldy;
+}
+
+int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
+{
+	const struct config *c = e->c;
+	const struct ee_pf *pf = &e->pf;
+	struct ee_gv_layer *g = &L->gv;
+	if (g->r_on)
+		return 0;
+	int D = c->hidden_size, H = c->num_attention_heads, ql = c->q_lora_rank;
+	int nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim, qd = nope + rope;
+	int kvl = c->kv_lora_rank, vd = c->v_head_dim, row = kvl + rope;
+	uint32_t uD = (uint32_t)D, uH = (uint32_t)H;
+	TRY(gv_tab(e, &g->r_qkva, 2));
+	TRY(gv_tab(e, &g->r_qb, 1));
+	TRY(gv_tab(e, &g->r_ukt, H));
+	TRY(gv_tab(e, &g->r_uv, H));
+	TRY(gv_tab(e, &g->r_o, 1));
+	if (ql > 0) {
+		gv_add_rows(e, &g->r_qkva, &g->qa, pf->xn, uD, pf->qa, (uint32_t)ql, 0, 0);
+		gv_add_rows(e, &g->r_qb, &g->qb, pf->qa, (uint32_t)ql, pf->q, uH * qd, 0, 0);
+	} else {
+		gv_add_rows(e, &g->r_qkva, &g->qb, pf->xn, uD, pf->q, uH * qd, 0, 0);
+	}
+	gv_add_rows(e, &g->r_qkva, &g->kva, pf->xn, uD, pf->kva, (uint32_t)row, 0, 0);
+	for (int h = 0; h < H; h++) {
+		gv_add_rows(e, &g->r_ukt, &g->ukt[h], pf->q + 4 * (uint64_t)h * qd, uH * qd,
+			    pf->qcat + 4 * (uint64_t)h * row, uH * row, 0, FP8_GEMV_ACT_F32);
+		gv_add_rows(e, &g->r_uv, &g->uv[h], pf->lat + 4 * (uint64_t)h * kvl, uH * kvl,
+			    pf->ao + 4 * (uint64_t)h * vd, uH * vd, 0, FP8_GEMV_ACT_F32);
+	}
+	gv_add_rows(e, &g->r_o, &g->o, pf->ao, uH * vd, pf->x, uD, pf->x, FP8_GEMV_RESIDUAL);
+	struct gvtab *w[] = {&g->r_qkva, &g->r_qb, &g->r_ukt, &g->r_uv, &g->r_o,
+			     NULL,	 NULL,	   NULL,      NULL};
+	if (g->gu.n) { /* dense FFN */
+		TRY(gv_tab(e, &g->r_gu, 1));
+		TRY(gv_tab(e, &g->r_down, 1));
+		gv_add_rows(e, &g->r_gu, &g->gu, pf->xn, uD, pf->hb, (uint32_t)g->gu.n, 0, 0);
+		gv_add_rows(e, &g->r_down, &g->down, pf->hb, (uint32_t)g->gu.n, pf->x, uD, pf->x,
+			    FP8_GEMV_RESIDUAL);
+		w[5] = &g->r_gu;
+		w[6] = &g->r_down;
+	}
+	if (g->shgu.n) { /* the shared expert: writes ffn, the routed ones are combined */
+		TRY(gv_tab(e, &g->r_shgu, 1));
+		TRY(gv_tab(e, &g->r_shdown, 1));
+		gv_add_rows(e, &g->r_shgu, &g->shgu, pf->xn, uD, pf->hb, (uint32_t)g->shgu.n, 0,
+			    0);
+		gv_add_rows(e, &g->r_shdown, &g->shdown, pf->hb, (uint32_t)g->shgu.n, pf->ffn, uD,
+			    0, 0);
+		w[7] = &g->r_shgu;
+		w[8] = &g->r_shdown;
+	}
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+		if (w[i] && w[i]->ng)
+			TRY(gv_write(e, w[i]));
+	g->r_on = 1;
+	return 0;
+}
+
+int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m)
+{
+	/* the x of every group of one command is held on chip: split where it would not fit */
+	uint64_t cap = (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K, used = 0;
+	int n_cmd = 0;
+	if (m < 1 || m > FP8_GEMV_MAX_M || t->ng < 1)
+		return -EINVAL;
+	for (int i = 0; i < t->ng; i++) {
+		uint64_t xs = (uint64_t)m * t->g[i].k;
+		if (!i || used + xs > cap) {
+			n_cmd++;
+			used = 0;
+		}
+		used += xs;
+	}
+	if (n_cmd > t->n_views) {
+		free(t->views);
+		t->views = calloc((size_t)n_cmd, sizeof *t->views);
+		t->n_views = t->views ? n_cmd : 0;
+		if (!t->views)
+			return -ENOMEM;
+	}
+	for (int i = 0, v = 0; i < t->ng; v++) {
+		int g0 = i;
+		used = 0;
+		while (i < t->ng && (i == g0 || used + (uint64_t)m * t->g[i].k <= cap))
+			used += (uint64_t)m * t->g[i++].k;
+		struct gvtab *tv = &t->views[v];
+		*tv = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, i - g0,
+				     i - g0, m, NULL, 0};
+		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
+		if (!c)
+			return -E2BIG;
+		c->u.gemv.tab = tv->addr;
+		c->u.gemv.ng = (uint32_t)tv->ng;
+		c->u.gemv.m = (uint32_t)m;
+		e->list.gt[e->list.n - 1] = tv;
+	}
+	return 0;
+}
+
+int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, int n_used,
+		       int mm)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	const struct ee_gv_layer *g = &L->gv;
+	int D = c->hidden_size, Im = c->moe_intermediate_size;
+	if (n_used < 1 || n_used > pf->t_xgu.cap || mm < 1 || mm > FP8_GEMV_MAX_M)
+		return -EINVAL;
+	pf->t_xgu.ng = pf->t_xdn.ng = 0;
+	for (int u = 0; u < n_used; u++) {
+		uint64_t r0 = (uint64_t)u * mm;
+		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], pf->xg + 4 * r0 * D, (uint32_t)D,
+			    pf->hg + 4 * r0 * Im, (uint32_t)Im, 0, 0);
+		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r0 * Im, (uint32_t)Im,
+			    pf->yd + 4 * r0 * D, (uint32_t)D, 0, 0);
+	}
+	TRY(gv_write(e, &pf->t_xgu));
+	TRY(gv_write(e, &pf->t_xdn));
+	return 0;
+}
+
 int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t errlen)
 {
 	const struct config *c = e->c;
@@ -770,7 +912,7 @@ int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p)
 	if (!k)
 		return -E2BIG;
 	k->u.kv.src = e->kvrow;
-	k->u.kv.cache = ABI_ADDR(lane, L->kv_off + local * rec);
+	k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, e->cur_seq) + local * rec);
 	k->u.kv.row = (uint32_t)(kvl + rope);
 	k->u.kv.pos = 0;
 	k->u.kv.ctx_cap = 1;
@@ -786,7 +928,7 @@ int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p)
 		return -E2BIG;
 	m->u.mlal.q = e->qcat;
 	m->u.mlal.out = e->lat;
-	m->u.mlal.cache_off = L->kv_off;
+	m->u.mlal.cache_off = ee_kv_base(e, L, e->cur_seq);
 	m->u.mlal.n_heads = (uint32_t)c->num_attention_heads;
 	m->u.mlal.kv_lora = (uint32_t)c->kv_lora_rank;
 	m->u.mlal.rope = (uint32_t)c->qk_rope_head_dim;

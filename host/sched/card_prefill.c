@@ -92,8 +92,12 @@ int card_pf_init(struct ee *e, int cache)
 	int ab = (int)e->act_bank, r;
 	size_t C = (size_t)chunk, C16 = (C + 15) / 16 * 16, f = sizeof(float);
 	size_t kk = (size_t)(k > 0 ? k : 1);
+	/* the rows path gives each used expert a block of rows (the most any expert has) */
+	size_t xe = (size_t)E < FP8_GEMV_MAX_M * kk ? (size_t)E : FP8_GEMV_MAX_M * kk;
+	size_t xr = C * kk > xe * FP8_GEMV_MAX_M ? C * kk : xe * FP8_GEMV_MAX_M;
 	pf->chunk = chunk;
 	pf->rows16 = (int)C16;
+	pf->xrows = (int)xr;
 	if ((r = card_place(e, ab, NULL, f * C * D, &pf->x)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->xn)) ||
 	    (r = card_place(e, ab, NULL, f * C * ql, &pf->qa)) ||
@@ -105,10 +109,10 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, f * C * H * c->v_head_dim, &pf->ao)) ||
 	    (r = card_place(e, ab, NULL, f * C * D, &pf->ffn)) ||
 	    (r = card_place(e, ab, NULL, f * C * (inter > 0 ? inter : 1), &pf->hb)) ||
-	    (r = card_place(e, ab, NULL, f * C * kk * D, &pf->xg)) ||
-	    (r = card_place(e, ab, NULL, f * C * kk * (Im > 0 ? Im : 1), &pf->hg)) ||
-	    (r = card_place(e, ab, NULL, f * C * kk * D, &pf->yd)) ||
-	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->gi)) ||
+	    (r = card_place(e, ab, NULL, f * xr * D, &pf->xg)) ||
+	    (r = card_place(e, ab, NULL, f * xr * (Im > 0 ? Im : 1), &pf->hg)) ||
+	    (r = card_place(e, ab, NULL, f * xr * D, &pf->yd)) ||
+	    (r = card_place(e, ab, NULL, 4 * xr, &pf->gi)) ||
 	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->ci)) ||
 	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->cw)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * E, &pf->rlog)) ||
@@ -118,16 +122,21 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)))
 		return r;
 	if (e->gv && ((r = card_gemv_tab(e, &pf->t_gate, (int)(C16 / 16))) ||
-		      (r = card_gemv_tab(e, &pf->t_head, 1))))
+		      (r = card_gemv_tab(e, &pf->t_head, 1)) ||
+		      (r = card_gemv_tab(e, &pf->t_xgu, (int)xe)) ||
+		      (r = card_gemv_tab(e, &pf->t_xdn, (int)xe))))
 		return r;
 	pf->hidx = malloc(4 * C * kk);
-	pf->hgi = malloc(4 * C * kk);
+	pf->hgi = malloc(4 * xr);
+	pf->hseq = calloc(C, sizeof *pf->hseq);
+	pf->hpos = calloc(C, sizeof *pf->hpos);
 	pf->hci = malloc(4 * C * kk);
 	pf->hw = malloc(4 * C * kk);
 	pf->hrow = malloc(f * (C16 * D > 2 * C * kk ? C16 * D : 2 * C * kk));
 	pf->hlog = malloc(f * (size_t)E);
 	pf->views = calloc(C16 / 16, sizeof *pf->views);
-	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog)
+	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog ||
+	    !pf->hseq || !pf->hpos)
 		return -ENOMEM;
 	struct hls_build b;
 	hls_build_default(&b);
@@ -147,6 +156,12 @@ void card_pf_free(struct ee *e)
 	struct ee_pf *pf = &e->pf;
 	free(pf->t_gate.g);
 	free(pf->t_head.g);
+	free(pf->t_xgu.g);
+	free(pf->t_xdn.g);
+	free(pf->t_xgu.views);
+	free(pf->t_xdn.views);
+	free(pf->hseq);
+	free(pf->hpos);
 	free(pf->hidx);
 	free(pf->hgi);
 	free(pf->hci);
@@ -194,8 +209,15 @@ static int pf_vec(struct ee *e, enum abi_op op, const char *what, uint64_t x, ui
 	return 0;
 }
 
-/* The KV append of row t (position p) and the attention of query t over p + 1 positions. */
-static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int p)
+/* The rows path: at most FP8_GEMV_MAX_M rows run their matrices on the GEMV CU with m = T. */
+static int pf_rows(const struct ee *e, int T)
+{
+	return e->gv && T <= FP8_GEMV_MAX_M && !getenv("MOECARD_ROWS_GEMM");
+}
+
+/* The KV append of row t (slot s, position p) and the attention of query t over p + 1
+ * positions of slot s's cache. */
+static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int s, int p)
 {
 	const struct config *c = e->c;
 	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
@@ -209,22 +231,26 @@ static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, in
 		uint64_t rec = abi_kv_record_bytes(e->kv_fmt, (uint64_t)kvl, (uint64_t)rope);
 		uint64_t b = (uint64_t)p / MLA_TB, lane = b % e->gv_lanes;
 		uint64_t local = b / e->gv_lanes * MLA_TB + (uint64_t)p % MLA_TB;
-		k->u.kv.cache = ABI_ADDR(lane, L->kv_off + local * rec);
+		k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, s) + local * rec);
 		k->u.kv.ctx_cap = 1;
 		k->u.kv.word = e->kv_fmt == ABI_KV_F32 ? 0 : ABI_KV_WORD(e->kv_fmt, rope);
 	} else {
-		k->u.kv.cache = L->kv;
+		k->u.kv.cache = ee_kv_base(e, L, s);
 		k->u.kv.pos = (uint32_t)p;
 		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
 	}
 	return 0;
 }
 
-static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t out, int p)
+static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t out, int s, int p)
 {
 	const struct config *c = e->c;
 	if (e->gv_attn) {
-		TRY(card_attn_lanes(e, L, p));
+		int s0 = e->cur_seq;
+		e->cur_seq = s;
+		int r = card_attn_lanes(e, L, p);
+		e->cur_seq = s0;
+		TRY(r);
 		struct abi_cmd *m = &e->list.cmd[e->list.n - 1];
 		m->u.mlal.q = q;
 		m->u.mlal.out = out;
@@ -234,7 +260,7 @@ static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t 
 	if (!m)
 		return -E2BIG;
 	m->u.mla.q = q;
-	m->u.mla.kv = L->kv;
+	m->u.mla.kv = ee_kv_base(e, L, s);
 	m->u.mla.out = out;
 	m->u.mla.n_heads = (uint32_t)c->num_attention_heads;
 	m->u.mla.kv_lora = (uint32_t)c->kv_lora_rank;
@@ -245,46 +271,73 @@ static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t 
 	return 0;
 }
 
-/* MLA of T rows at positions p0.., through the post-attention norm into pf.xn. */
-static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
+/* RoPE of rows [0, T) (hpr rows per position, each row's position in pf.hpos): one command per
+ * run of consecutive positions (a prompt chunk is one run, a batch of sequences one each). */
+static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int T, int hpr,
+		   uint32_t cols, uint32_t lda, uint32_t ldo)
+{
+	const int *pos = e->pf.hpos;
+	float theta = (float)e->c->rope_theta;
+	for (int t0 = 0, t1; t0 < T; t0 = t1) {
+		for (t1 = t0 + 1; t1 < T && pos[t1] == pos[t1 - 1] + 1;)
+			t1++;
+		uint64_t r0 = (uint64_t)t0 * hpr;
+		TRY(pf_vec(e, ABI_OP_ROPE, what, f4(x, r0 * lda), 0, 0, f4(out, r0 * ldo),
+			   (uint32_t)((t1 - t0) * hpr), cols, lda, ldo, (uint32_t)pos[t0], theta,
+			   e->tab, (uint32_t)hpr));
+	}
+	return 0;
+}
+
+/* MLA of T rows (slots pf.hseq, positions pf.hpos), through the post-attention norm into pf.xn. */
+static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 {
 	const struct config *c = e->c;
-	const struct ee_pf *pf = &e->pf;
+	struct ee_pf *pf = &e->pf;
+	struct ee_gv_layer *g = &L->gv;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
-	int D = c->hidden_size, qd = nope + rope;
+	int D = c->hidden_size, qd = nope + rope, gv = pf_rows(e, T);
 	uint32_t R = (uint32_t)T;
-	float eps = (float)c->rms_norm_eps, theta = (float)c->rope_theta;
+	float eps = (float)c->rms_norm_eps;
+	if (gv)
+		TRY(card_gemv_rows_tables(e, L));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm (rows)", pf->x, 0, L->in_norm, pf->xn, R,
 		       (uint32_t)D, 0, 0, 0, eps, 0));
 	TRY(card_barrier(e));
-	if (ql > 0)
-		TRY(pf_gemm(e, "q_a_proj (rows)", pf->xn, &L->q_a, pf->qa, 0, T));
-	else
-		TRY(pf_gemm(e, "q_proj (rows)", pf->xn, &L->q_b, pf->q, 0, T));
-	TRY(pf_gemm(e, "kv_a_proj (rows)", pf->xn, &L->kv_a, pf->kva, 0, T));
+	if (gv) {
+		TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
+	} else {
+		if (ql > 0)
+			TRY(pf_gemm(e, "q_a_proj (rows)", pf->xn, &L->q_a, pf->qa, 0, T));
+		else
+			TRY(pf_gemm(e, "q_proj (rows)", pf->xn, &L->q_b, pf->q, 0, T));
+		TRY(pf_gemm(e, "kv_a_proj (rows)", pf->xn, &L->kv_a, pf->kva, 0, T));
+	}
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
 			       pf->qa, R, (uint32_t)ql, 0, 0, 0, eps, 0));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
 		       pf->kvrow, R, (uint32_t)kvl, (uint32_t)row, (uint32_t)row, 0, eps, 0));
-	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe (rows)", f4(pf->kva, kvl), 0, 0, f4(pf->kvrow, kvl),
-		   R, (uint32_t)rope, (uint32_t)row, (uint32_t)row, (uint32_t)p0, theta, e->tab,
-		   1));
+	TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
+		    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
 	TRY(card_barrier(e));
-	if (ql > 0)
+	if (ql > 0 && gv)
+		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
+	else if (ql > 0)
 		TRY(pf_gemm(e, "q_b_proj (rows)", pf->qa, &L->q_b, pf->q, 0, T));
 	for (int t = 0; t < T; t++)
-		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), p0 + t));
+		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
 	TRY(card_barrier(e));
 	/* q_pe of every head of every row: H rows per position */
-	TRY(pf_vec(e, ABI_OP_ROPE, "rope q_pe (rows)", f4(pf->q, nope), 0, 0, f4(pf->qcat, kvl),
-		   R * (uint32_t)H, (uint32_t)rope, (uint32_t)qd, (uint32_t)row, (uint32_t)p0,
-		   theta, e->tab, (uint32_t)H));
+	TRY(pf_rope(e, "rope q_pe (rows)", f4(pf->q, nope), f4(pf->qcat, kvl), T, H,
+		    (uint32_t)rope, (uint32_t)qd, (uint32_t)row));
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
 	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
-	for (int h = 0; h < H; h++)
+	if (gv)
+		TRY(card_gemv_rows_cmd(e, "W_UK^T q_nope, all heads (gemv, rows)", &g->r_ukt, T));
+	for (int h = 0; h < H && !gv; h++)
 		TRY(card_gemm_m(
 		    e, "W_UK^T q_nope (rows)", f4(pf->q, (uint64_t)h * qd), (uint32_t)(H * qd),
 		    &ukt, f4(pf->qcat, (uint64_t)h * row), (uint32_t)(H * row), ABI_GEMM_F_ACT_F32,
@@ -292,9 +345,11 @@ static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
 	TRY(card_barrier(e));
 	for (int t = 0; t < T; t++)
 		TRY(pf_attn(e, L, f4(pf->qcat, (uint64_t)t * H * row),
-			    f4(pf->lat, (uint64_t)t * H * kvl), p0 + t));
+			    f4(pf->lat, (uint64_t)t * H * kvl), pf->hseq[t], pf->hpos[t]));
 	TRY(card_barrier(e));
-	for (int h = 0; h < H; h++) {
+	if (gv)
+		TRY(card_gemv_rows_cmd(e, "W_UV o_lat, all heads (gemv, rows)", &g->r_uv, T));
+	for (int h = 0; h < H && !gv; h++) {
 		uint64_t r0 = (uint64_t)h * (nope + vd) + nope;
 		TRY(card_gemm_m(e, "W_UV o_lat (rows)", f4(pf->lat, (uint64_t)h * kvl),
 				(uint32_t)(H * kvl), &L->kv_b, f4(pf->ao, (uint64_t)h * vd),
@@ -302,16 +357,26 @@ static int pf_mla(struct ee *e, const struct ee_layer *L, int T, int p0)
 				4 * (r0 / 128) * sc, vd, kvl, T));
 	}
 	TRY(card_barrier(e));
-	TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x, ABI_GEMM_F_RESIDUAL, T));
+	if (gv)
+		TRY(card_gemv_rows_cmd(e, "o_proj + residual (gemv, rows)", &g->r_o, T));
+	else
+		TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
+			    ABI_GEMM_F_RESIDUAL, T));
 	TRY(card_barrier(e));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
 		       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
 	return card_barrier(e);
 }
 
-static int pf_dense(struct ee *e, const struct ee_layer *L, int T)
+static int pf_dense(struct ee *e, struct ee_layer *L, int T)
 {
 	const struct ee_pf *pf = &e->pf;
+	if (pf_rows(e, T)) {
+		TRY(card_gemv_rows_cmd(e, "gate|up silu (gemv, rows)", &L->gv.r_gu, T));
+		TRY(card_barrier(e));
+		TRY(card_gemv_rows_cmd(e, "down + residual (gemv, rows)", &L->gv.r_down, T));
+		return card_barrier(e);
+	}
 	TRY(pf_gemm(e, "gate|up silu (rows)", pf->xn, &L->gu, pf->hb, ABI_GEMM_F_SILU_MUL, T));
 	TRY(card_barrier(e));
 	TRY(pf_gemm(e, "down + residual (rows)", pf->hb, &L->down, pf->x, ABI_GEMM_F_RESIDUAL, T));
@@ -397,9 +462,67 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 	return 0;
 }
 
+/* The rows path's MoE after the routes: each used expert's rows gathered into a block of mm rows
+ * (mm = the most rows any expert has; a block's spare rows repeat its first row and are never
+ * combined), one GEMV command for the shared gate|up (m = T), one for every used expert's
+ * gate|up (m = mm), the same for the downs, then the combine in router order. */
+static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	struct ee_gv_layer *g = &L->gv;
+	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
+	int used[FP8_GEMV_MAX_GROUPS], ublk[FP8_GEMV_MAX_GROUPS], nu = 0, mm = 1;
+	int *blk = pf->hci; /* expert -> its block, then the rows' combine index */
+	for (int x = 0; x < E; x++)
+		if (cnt[x]) {
+			if (nu == pf->t_xgu.cap)
+				return -E2BIG;
+			mm = cnt[x] > mm ? cnt[x] : mm;
+			used[nu++] = x;
+		}
+	if (mm > FP8_GEMV_MAX_M || nu * mm > pf->xrows)
+		return -E2BIG;
+	memset(ublk, 0, sizeof ublk);
+	for (int t = 0; t < T; t++) /* an expert's rows in token order */
+		for (int j = 0; j < k; j++) {
+			int x = pf->hidx[t * k + j], u = 0;
+			while (used[u] != x)
+				u++;
+			int r = u * mm + ublk[u]++;
+			pf->hgi[r] = t;
+			blk[t * k + j] = r;
+		}
+	for (int u = 0; u < nu; u++) /* spare rows repeat the block's first row */
+		for (int r = ublk[u]; r < mm; r++)
+			pf->hgi[u * mm + r] = pf->hgi[u * mm];
+	uint32_t R = (uint32_t)T, NR = (uint32_t)(nu * mm);
+	double t0 = now_s();
+	TRY(card_write(e, pf->gi, pf->hgi, 4 * (size_t)nu * mm));
+	TRY(card_write(e, pf->ci, pf->hci, 4 * (size_t)T * k));
+	TRY(card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k));
+	TRY(card_moe_gemv_rows(e, L, used, nu, mm));
+	e->t_host += now_s() - t0;
+	TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
+	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, NR,
+		   (uint32_t)D, 0, 0, R, 0, 0, 0));
+	TRY(card_barrier(e));
+	TRY(card_gemv_rows_cmd(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, mm));
+	TRY(card_barrier(e));
+	TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
+	TRY(card_gemv_rows_cmd(e, "experts down (gemv, rows)", &pf->t_xdn, mm));
+	TRY(card_barrier(e));
+	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
+		   (uint32_t)D, 0, 0, NR, 0, 0, (uint32_t)k));
+	TRY(card_barrier(e));
+	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)", pf->x, pf->ffn, 0, pf->x, R,
+		       (uint32_t)D, 0, 0, 0, 0, 0));
+	return card_barrier(e);
+}
+
 /* MoE FFN of T rows: routes, the rows grouped by expert, one gate|up and one down GEMM per
  * routed expert over its rows, the shared expert over all rows, the combine in router order. */
-static int pf_moe(struct ee *e, const struct ee_layer *L, int T)
+static int pf_moe(struct ee *e, struct ee_layer *L, int T)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
@@ -416,6 +539,12 @@ static int pf_moe(struct ee *e, const struct ee_layer *L, int T)
 	}
 	for (int i = 0; i < T * k; i++)
 		cnt[pf->hidx[i]]++;
+	if (pf_rows(e, T)) {
+		int r = pf_moe_rows(e, L, T, cnt);
+		free(cnt);
+		free(base);
+		return r;
+	}
 	for (int x = 0; x < E; x++)
 		base[x + 1] = base[x] + cnt[x];
 	memset(cnt, 0, sizeof *cnt * ((size_t)E + 1));
@@ -467,9 +596,9 @@ out:
 	return r;
 }
 
-int card_pf_layer(struct ee *e, const struct ee_layer *L, int T, int p0)
+int card_pf_layer(struct ee *e, struct ee_layer *L, int T)
 {
-	TRY(pf_mla(e, L, T, p0));
+	TRY(pf_mla(e, L, T));
 	return L->moe ? pf_moe(e, L, T) : pf_dense(e, L, T);
 }
 
@@ -519,14 +648,12 @@ static void pf_embed(const struct qmat *E, int t, float *out)
 			     : qmat_get(E, t, i);
 }
 
-int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits, int all,
-		    float *hidden)
+/* The rows in pf.hseq / pf.hpos through every layer and the head. */
+static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int all, float *hidden)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	int D = c->hidden_size;
-	if (T < 1 || T > pf->chunk)
-		return -EINVAL;
 	double t0 = now_s();
 	for (int t = 0; t < T; t++)
 		pf_embed(&e->w->embed_tokens, tok[t], pf->hrow + (size_t)t * D);
@@ -535,9 +662,31 @@ int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits,
 	e->list.n = 0;
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;
-		TRY(card_pf_layer(e, &e->L[l], T, pos));
+		TRY(card_pf_layer(e, &e->L[l], T));
 	}
 	return pf_head(e, T, logits, all, hidden);
+}
+
+int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits, int all,
+		    float *hidden)
+{
+	if (T < 1 || T > e->pf.chunk)
+		return -EINVAL;
+	for (int t = 0; t < T; t++) {
+		e->pf.hseq[t] = 0;
+		e->pf.hpos[t] = pos + t;
+	}
+	return pf_forward(e, tok, T, logits, all, hidden);
+}
+
+int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, const int *pos,
+			 float *logits, int all)
+{
+	if (T < 1 || T > e->pf.chunk)
+		return -EINVAL;
+	memcpy(e->pf.hseq, seq, sizeof *seq * (size_t)T);
+	memcpy(e->pf.hpos, pos, sizeof *pos * (size_t)T);
+	return pf_forward(e, tok, T, logits, all, NULL);
 }
 
 int card_pf_absorbed(const struct config *c, int T, int p0)

@@ -370,10 +370,12 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 		goto out;
 	e->softmax_scale = 0.1f;
 	e->pf.active = 1;
+	for (int t = 0; t < T; t++)
+		e->pf.hpos[t] = t;
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		L.moe = config_layer_is_moe(c, l);
 		nmoe += L.moe;
-		if ((r = card_pf_layer(e, &L, T, 0)))
+		if ((r = card_pf_layer(e, &L, T)))
 			goto out;
 	}
 	if ((r = card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", e->pf.x, 0, 0, e->pf.xn,
