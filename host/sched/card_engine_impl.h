@@ -129,6 +129,7 @@ struct ee_pf {
 	struct gvtab t_head; /* the head over up to 16 rows */
 	struct gvtab t_xgu, t_xdn; /* rows path: the used experts' gate|up and downs */
 	int xrows;	     /* rows of xg / hg / yd (the rows path pads each expert's rows) */
+	int rows_gemm;	     /* MOECARD_CARD_ROWS=0: at most 16 rows take the GEMMs too */
 	int *hseq, *hpos;    /* host [chunk] each row's sequence slot and position */
 	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */

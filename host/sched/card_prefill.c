@@ -97,6 +97,7 @@ int card_pf_init(struct ee *e, int cache)
 	size_t xr = C * kk > xe * FP8_GEMV_MAX_M ? C * kk : xe * FP8_GEMV_MAX_M;
 	pf->chunk = chunk;
 	pf->rows16 = (int)C16;
+	pf->rows_gemm = pf_env_off("MOECARD_CARD_ROWS"); /* MOECARD_CARD_ROWS=0: GEMMs for all */
 	pf->xrows = (int)xr;
 	if ((r = card_place(e, ab, NULL, f * C * D, &pf->x)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->xn)) ||
@@ -212,7 +213,7 @@ static int pf_vec(struct ee *e, enum abi_op op, const char *what, uint64_t x, ui
 /* The rows path: at most FP8_GEMV_MAX_M rows run their matrices on the GEMV CU with m = T. */
 static int pf_rows(const struct ee *e, int T)
 {
-	return e->gv && T <= FP8_GEMV_MAX_M && !getenv("MOECARD_ROWS_GEMM");
+	return e->gv && T <= FP8_GEMV_MAX_M && !e->pf.rows_gemm;
 }
 
 /* The KV append of row t (slot s, position p) and the attention of query t over p + 1

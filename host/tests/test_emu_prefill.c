@@ -8,6 +8,10 @@
  * MLA_ATTN); and within the FP8 contract of the cpu engine (docs/numerics.md: median relative
  * error and argmax agreement, the golden test's bound). Also: the statistics count the batched
  * tokens, and the modeled card time of the batched prefill is below the token loop's.
+ * Sequence slots (engine_ops.forward_seqs): three sequences prefilled in their slots, then decoded
+ * together (rows of three slots at three positions in one forward), one of them alone (the token
+ * loop on its slot), then together again: every row's logits bit-identical to each sequence run
+ * alone through the token loop; and the rows' modeled card time below three single steps.
  * Generates its own tiny checkpoint.
  */
 #include <errno.h>
@@ -51,9 +55,10 @@ static int argmax(const float *x, int n)
 
 #define NTOK 16
 
-static struct engine *eng_open(const struct ckpt *ck, const char *engine, const char *prefill,
-			       const char *chunk)
+static struct engine *eng_open_x(const struct ckpt *ck, const char *engine, const char *prefill,
+				 const char *chunk, int seqs)
 {
+	struct engine_extra x = {.seqs = seqs};
 	struct model_opts o = {.act_fp8 = 1, .max_seq = 32, .max_batch = 16, .n_threads = 1};
 	struct engine *e = calloc(1, sizeof *e);
 	char err[512];
@@ -65,7 +70,7 @@ static struct engine *eng_open(const struct ckpt *ck, const char *engine, const 
 		setenv("MOECARD_PREFILL_CHUNK", chunk, 1);
 	else
 		unsetenv("MOECARD_PREFILL_CHUNK");
-	int r = e ? engine_open(e, engine, ck, &o, NULL, err, sizeof err) : -ENOMEM;
+	int r = e ? engine_open(e, engine, ck, &o, seqs ? &x : NULL, err, sizeof err) : -ENOMEM;
 	CHECK(r == 0, "engine_open %s: %s", engine, r == -ENOMEM ? "out of memory" : err);
 	unsetenv("MOECARD_CARD_PREFILL");
 	unsetenv("MOECARD_PREFILL_CHUNK");
@@ -74,6 +79,12 @@ static struct engine *eng_open(const struct ckpt *ck, const char *engine, const 
 		return NULL;
 	}
 	return e;
+}
+
+static struct engine *eng_open(const struct ckpt *ck, const char *engine, const char *prefill,
+			       const char *chunk)
+{
+	return eng_open_x(ck, engine, prefill, chunk, 0);
 }
 
 static void eng_close(struct engine *e)
@@ -186,6 +197,87 @@ out:
 	free(hc);
 }
 
+static uint64_t busy_ns(struct engine *e)
+{
+	struct backend_stats s;
+	backend_stats(card_engine_backend(e), &s);
+	return s.busy_ns;
+}
+
+/* Sequence slots: es (3 slots) against the token loop el, sequence by sequence. */
+#define NSEQ 3
+#define NSTEP 5
+static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *el, const int *tok,
+		      const char *low)
+{
+	int V = ck->cfg.vocab_size;
+	static const int plen[NSEQ] = {5, 7, 2};
+	int hist[NSEQ][32], n[NSEQ], seq[NSEQ], pos[NSEQ], t[NSEQ], bad = 0, rows = 0, r = 0;
+	float *lg = calloc((size_t)NSEQ * V, 4), *ref = calloc((size_t)32 * V, 4);
+	/* every row's logits as produced: [seq][position] */
+	float *got = calloc((size_t)NSEQ * 32 * V, 4);
+	uint64_t ns_rows = 0, ns_one = 0;
+	if (!es || !el || !lg || !ref || !got || es->max_seqs < NSEQ) {
+		CHECK(0, "%s: sequence slots: no engine (max_seqs %d) or out of memory", low,
+		      es ? es->max_seqs : -1);
+		goto out;
+	}
+	for (int s = 0, o = 0; s < NSEQ && !r; o += plen[s++]) { /* the prompts, slot by slot */
+		int sq[8], ps[8];
+		for (int i = 0; i < plen[s]; i++) {
+			hist[s][i] = tok[o + i];
+			sq[i] = s;
+			ps[i] = i;
+		}
+		n[s] = plen[s];
+		r = es->ops->forward_seqs(es, hist[s], n[s], sq, ps, lg, 1);
+		memcpy(got + ((size_t)s * 32 + n[s] - 1) * V, lg, sizeof(float) * V);
+	}
+	for (int step = 0; step < NSTEP && !r; step++) {
+		int nr = 0; /* step 2: slot 1 alone */
+		for (int s = 0; s < NSEQ; s++) {
+			if (step == 2 && s != 1)
+				continue;
+			seq[nr] = s;
+			pos[nr] = n[s];
+			t[nr] = hist[s][n[s]] = tok[(7 * step + 3 * s + 1) % NTOK];
+			n[s]++;
+			nr++;
+		}
+		uint64_t b0 = busy_ns(es);
+		r = es->ops->forward_seqs(es, t, nr, seq, pos, lg, 0);
+		if (nr == 1)
+			ns_one = busy_ns(es) - b0;
+		else
+			ns_rows = busy_ns(es) - b0;
+		rows += nr;
+		for (int i = 0; i < nr && !r; i++)
+			memcpy(got + ((size_t)seq[i] * 32 + pos[i]) * V, lg + (size_t)i * V,
+			       sizeof(float) * V);
+	}
+	CHECK(r == 0, "%s: forward_seqs: %d", low, r);
+	for (int s = 0; s < NSEQ && !r; s++) { /* each sequence alone through the token loop */
+		engine_truncate(el, 0, 0);
+		r = engine_forward(el, hist[s], n[s], ref, 1, NULL);
+		CHECK(r == 0, "%s: token loop of sequence %d: %d", low, s, r);
+		for (int p = plen[s] - 1; p < n[s] && !r; p++)
+			bad += memcmp(got + ((size_t)s * 32 + p) * V, ref + (size_t)p * V,
+				      sizeof(float) * V) != 0;
+	}
+	CHECK(!r && !bad, "%s: %d of the sequences' rows differ from each sequence alone", low, bad);
+	CHECK(!r && ns_rows > 0 && ns_rows < NSEQ * ns_one,
+	      "%s: %d rows of %d slots take %.1f us modeled, one row alone %.1f us", low, NSEQ, NSEQ,
+	      ns_rows / 1e3, ns_one / 1e3);
+	if (!r && !bad)
+		printf("%s, %d sequence slots: %d decode rows bit-identical to each sequence alone; "
+		       "%d rows in one forward %.1f us modeled, one row %.1f us\n",
+		       low, NSEQ, rows, NSEQ, ns_rows / 1e3, ns_one / 1e3);
+out:
+	free(lg);
+	free(ref);
+	free(got);
+}
+
 int main(void)
 {
 	char dir[512];
@@ -225,6 +317,18 @@ int main(void)
 			compare(&ck, e4, 4, el, ec, w, tok, 9, 0);
 			snprintf(w, sizeof w, "%s, 5 tokens then 6 after them (pos 5)", low);
 			compare(&ck, eb, 512, el, ec, w, tok, 5, 6);
+			if (gemv) { /* at most 16 rows on the GEMM CUs instead of the GEMV */
+				setenv("MOECARD_CARD_ROWS", "0", 1);
+				struct engine *eg = eng_open(&ck, "emu", NULL, NULL);
+				unsetenv("MOECARD_CARD_ROWS");
+				compare(&ck, eg, 512, el, ec,
+					"gemv lowering, T=7 on the GEMM CUs (MOECARD_CARD_ROWS=0)", tok,
+					7, 0);
+				eng_close(eg);
+			}
+			struct engine *es = eng_open_x(&ck, "emu", NULL, NULL, NSEQ);
+			seqs_test(&ck, es, el, tok, low);
+			eng_close(es);
 			eng_close(el);
 			eng_close(eb);
 			eng_close(e4);
