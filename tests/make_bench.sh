@@ -90,10 +90,30 @@ CPU_TOK_S=$("$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2
   --gen "${GEN:-64}" --json | head -1 | /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['decode_tok_s'])")
 echo "cpu backend, mid, 2 threads: decode $CPU_TOK_S tok/s (measured; goal 3's all-host baseline)"
 "$B/moecard" cache-sim --trace "$TR" --sweep --cpu-tok-s "$CPU_TOK_S"
+# --- card batching (modeled): B sequences of mid decoded together on the emulated card, as serve
+#     --max-batch B runs them (one forward of B rows per step: every weight read once for all),
+#     B = 1, 2, 4, 8, 16; decode tok/s and the step time (each sequence's inter-token time)
+#     against B = 1 in the same run.
+echo "== card batching on mid, emu card (modeled figures; bench --seqs B)"
+for nb in ${SEQS_LIST:-1 2 4 8 16}; do
+  "$B/moecard" bench --model "$B/models/mid" --backend emu --seqs "$nb" --prompt-len 16 \
+    --gen "${SEQS_GEN:-4}" --json | tail -1
+done | /usr/bin/python3 -c "
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
+b1 = next((r for r in rows if r['seqs'] == 1), None)
+for r in rows:
+  x = r['modeled_decode_tok_s'] / b1['modeled_decode_tok_s'] if b1 else 0
+  s = r['modeled_step_ms'] / b1['modeled_step_ms'] if b1 else 0
+  print('%2d sequences: %8.1f tok/s modeled (%.2fx 1 sequence), step %.3f ms (%.2fx: card %.3f + link %.3f + host %.3f)' % (
+    r['seqs'], r['modeled_decode_tok_s'], x, r['modeled_step_ms'], s, r['modeled_card_ms_per_step'],
+    r['modeled_link_ms_per_step'], r['modeled_host_ms_per_step']))
+" || echo "bench: card batching figures failed"
 # --- moecard serve: generated tokens/s and TTFT / inter-token latency against the number of
 #     concurrent streaming clients, on the cpu backend (mid, measured wall time: the sequences of
-#     a step decode together, one forward per step) and on the emulated card (tiny-brown, one
-#     sequence slot: a card runs one sequence for now; host wall time, not modeled).
+#     a step decode together, one forward per step) and on the emulated card (tiny-brown, the
+#     slots decoded together on the card; host wall time of the emulation, not modeled: the
+#     modeled figures are the card batching ones above).
 serve_bench() {
   local label=$1 model=$2; shift 2
   local err; err=$(mktemp)
@@ -113,7 +133,7 @@ serve_bench() {
 }
 if command -v node >/dev/null 2>&1; then
   serve_bench "cpu, mid, 2 threads" "$B/models/mid" --threads 2 --max-batch 16
-  serve_bench "emulated card, tiny-brown" models/tiny-brown --backend emu --max-batch 1
+  serve_bench "emulated card, tiny-brown" models/tiny-brown --backend emu --max-batch 16
 else
   echo "bench: node missing: no serve figures"
 fi

@@ -29,6 +29,7 @@ struct cli_opts {
 	int n;		  /* -n: tokens to generate (chat: most tokens per reply) */
 	int threads, ctx, prompt_len, gen;
 	int reps;		/* bench -r N: repetitions (0: one) */
+	int seqs;		/* bench --seqs B: B sequences decoded together (0: off) */
 	int naive;		/* --attn naive */
 	int json;		/* --json */
 	int chat;		/* --chat: wrap the prompt in the DeepSeek-V3 chat format */

@@ -339,8 +339,8 @@ static int encode_prompt(const struct cli_opts *a, struct tokenizer *tok, int **
 /* Checks the combination of run's options. 0, or 2 with the message printed. */
 static int run_check(const struct cli_opts *a)
 {
-	if (a->reps) {
-		fprintf(stderr, "moecard: run: -r: repetitions are a bench option\n");
+	if (a->reps || a->seqs) {
+		fprintf(stderr, "moecard: run: %s: a bench option\n", a->reps ? "-r" : "--seqs");
 		return 2;
 	}
 	if (!a->tokens == !a->prompt) {
@@ -690,6 +690,74 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 	return r;
 }
 
+/* bench --seqs B on a card engine: B sequences of prompt_len tokens prefilled in their slots,
+ * then gen greedy steps that decode all B together (engine_ops.forward_seqs, as serve does);
+ * one JSON object (or a line) with the modeled time of the decode steps: card busy + link (the
+ * backend's clock) + the host's part per row (sampling over the logits, the embedding row, at
+ * the modeled host rate), and the tokens per second that gives. 0, or a negative errno. */
+static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct config *c)
+{
+	int B = a->seqs, V = c->vocab_size, T = a->prompt_len, r = 0;
+	int *tok = malloc(sizeof(int) * (size_t)T), *seq = malloc(sizeof(int) * (size_t)(T + B));
+	int *pos = malloc(sizeof(int) * (size_t)(T + B)), *nxt = malloc(sizeof(int) * (size_t)B);
+	float *lg = malloc(sizeof(float) * (size_t)B * V);
+	struct backend *be = card_engine_backend(m);
+	if (!tok || !seq || !pos || !nxt || !lg) {
+		r = -ENOMEM;
+		goto out;
+	}
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	for (int s = 0; s < B && !r; s++) { /* each slot its own prompt */
+		for (int t = 0; t < T; t++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
+			seq[t] = s;
+			pos[t] = t;
+		}
+		r = m->ops->forward_seqs(m, tok, T, seq, pos, lg, 1);
+		nxt[s] = sampler_argmax(lg, V);
+	}
+	struct backend_stats s0, s1;
+	backend_stats(be, &s0);
+	double w0 = now_s();
+	for (int g = 0; g < a->gen && !r; g++) {
+		for (int s = 0; s < B; s++) {
+			seq[s] = s;
+			pos[s] = T + g;
+		}
+		if (!(r = m->ops->forward_seqs(m, nxt, B, seq, pos, lg, 0)))
+			for (int s = 0; s < B; s++)
+				nxt[s] = sampler_argmax(lg + (size_t)s * V, V);
+	}
+	double wall = now_s() - w0;
+	backend_stats(be, &s1);
+	if (r)
+		goto out;
+	struct card_e2e hm;
+	card_host_model(c, backend_board(be), 1, 1, &hm);
+	double card = (double)(s1.busy_ns - s0.busy_ns) / 1e6 / a->gen;
+	double link = (double)(s1.h2c_ns + s1.c2h_ns - s0.h2c_ns - s0.c2h_ns) / 1e6 / a->gen;
+	double host = B * hm.host_sample_ms, step = card + link + host;
+	if (a->json)
+		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
+		       "\"gen\":%d,\"modeled_step_ms\":%.4f,\"modeled_card_ms_per_step\":%.4f,"
+		       "\"modeled_link_ms_per_step\":%.4f,\"modeled_host_ms_per_step\":%.4f,"
+		       "\"modeled_decode_tok_s\":%.2f,\"host_wall_s\":%.3f}\n",
+		       a->backend, a->model, B, T, a->gen, step, card, link, host,
+		       B / step * 1e3, wall);
+	else
+		printf("%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
+		       "host %.3f), %.1f tok/s modeled; %.1f s of host wall time\n",
+		       B, step, card, link, host, B / step * 1e3, wall);
+out:
+	free(tok);
+	free(seq);
+	free(pos);
+	free(nxt);
+	free(lg);
+	return r;
+}
+
 /* bench on the emulated card: the statistics add the 671B prefill what-if of every board tree
  * beside the program (B/board/NAME.dtb; card_engine_whatif_prefill_boards) unless
  * MOECARD_WHATIF_PREFILL is set already (0: off). */
@@ -875,10 +943,30 @@ int cli_bench(int argc, char **argv)
 	/* bench drafts only with --spec mtp: the MTP layer stays out of memory */
 	if (a.spec < 0)
 		a.spec = 0;
+	if (a.seqs && (!strcmp(a.backend, "cpu") || a.seqs > 64)) {
+		fprintf(stderr, "moecard: bench: --seqs %d: 1..64 sequences on a card backend (emu, "
+				"xrt)\n",
+			a.seqs);
+		return 2;
+	}
+	a.ex.seqs = a.seqs;
 	double t0 = now_s();
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;
 	res.t_load = now_s() - t0;
+	if (a.seqs) {
+		if (!m.ops->forward_seqs || m.max_seqs < a.seqs) {
+			fprintf(stderr, "moecard: bench: --seqs %d: this engine decodes one sequence "
+					"at a time (its batched path is off)\n",
+				a.seqs);
+			r = 2;
+		} else if ((r = bench_seqs(&a, &m, &ck.cfg))) {
+			r = fail_fwd(r);
+		}
+		engine_free(&m);
+		ckpt_close(&ck);
+		return r;
+	}
 	res.depth = a.spec > 0 ? spec_depth_for(&a, &m, "bench") : 0;
 	if (res.depth >= 0) {
 		int reps = a.reps > 0 ? a.reps : 1;

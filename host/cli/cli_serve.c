@@ -1,7 +1,8 @@
 /*
  * cli_serve.c - `moecard serve --model DIR [options]`: loads the model and its tokenizer, opens
- * one engine per sequence slot (--max-batch; each its own KV cache over the shared weights) and
- * runs the OpenAI-compatible server of host/serve/serve.h until SIGTERM or SIGINT.
+ * one engine for --max-batch sequence slots (the cpu engine: a paged KV pool; a card engine: a
+ * latent cache per slot in card memory) and runs the OpenAI-compatible server of
+ * host/serve/serve.h until SIGTERM or SIGINT.
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,13 +35,6 @@ static int serve_check(const struct cli_opts *a)
 	if (a->max_batch > SERVE_MAX_SLOTS) {
 		fprintf(stderr, "moecard: serve: --max-batch: at most %d, got %d\n",
 			SERVE_MAX_SLOTS, a->max_batch);
-		return 2;
-	}
-	if (a->max_batch > 1 && a->backend && strcmp(a->backend, "cpu")) {
-		fprintf(stderr,
-			"moecard: serve: --max-batch: a card runs one sequence at a time for now "
-			"(--backend %s: give 1)\n",
-			a->backend);
 		return 2;
 	}
 	if (a->kv_tokens && a->backend && strcmp(a->backend, "cpu")) {
@@ -86,7 +80,7 @@ int cli_serve(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : r;
 	if (!a.max_batch)
-		a.max_batch = strcmp(a.backend, "cpu") ? 1 : 4;
+		a.max_batch = 4;
 	if (!a.api_key)
 		a.api_key = getenv("MOECARD_API_KEY");
 	if (a.api_key && !*a.api_key)
@@ -128,8 +122,8 @@ int cli_serve(int argc, char **argv)
 	}
 	struct ckpt ck;
 	struct tokenizer *tok = NULL;
-	struct engine eng[SERVE_MAX_SLOTS];
-	struct engine *ep[SERVE_MAX_SLOTS];
+	struct engine eng[1];
+	struct engine *ep[1];
 	int n_eng = 0, rc = 1;
 	if (cli_load_ckpt(&a, &ck)) {
 		serve_free(s);
@@ -148,15 +142,21 @@ int cli_serve(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	/* the cpu engine decodes every slot together (forward_rows): one engine; a card engine
-	 * runs one sequence */
-	int want = strcmp(a.backend, "cpu") ? a.max_batch : 1;
-	for (; n_eng < want; n_eng++) {
-		if ((r = cli_engine_open(&a, &ck, &eng[n_eng], ctx, 2, so.chunk))) {
-			rc = r;
-			goto out;
-		}
-		ep[n_eng] = &eng[n_eng];
+	/* one engine decodes every slot together: the cpu engine's KV blocks come from serve's
+	 * pool (forward_rows), a card engine holds a latent cache per slot (forward_seqs) */
+	a.ex.seqs = strcmp(a.backend, "cpu") ? a.max_batch : 0;
+	if ((r = cli_engine_open(&a, &ck, &eng[0], ctx, 2, so.chunk))) {
+		rc = r;
+		goto out;
+	}
+	ep[n_eng++] = &eng[0];
+	if (a.ex.seqs > 1 && !(eng[0].ops->forward_seqs && eng[0].max_seqs >= a.ex.seqs)) {
+		fprintf(stderr,
+			"moecard: serve: --max-batch %d: this %s engine runs one sequence at a time "
+			"(its batched path is off: MOECARD_CARD_PREFILL=0); give 1\n",
+			a.max_batch, a.backend);
+		rc = 2;
+		goto out;
 	}
 	/* MOECARD_SERVE_FAULT=cu_bad:N (emulated card): the N-th CU run from now on fails, so a
 	 * test sees one request fail and the server go on (docs/cli.md) */

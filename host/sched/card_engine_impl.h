@@ -128,7 +128,6 @@ struct ee_pf {
 	struct gvtab t_gate; /* the gate over the rows (rows16 / 16 groups) */
 	struct gvtab t_head; /* the head over up to 16 rows */
 	struct gvtab t_xgu, t_xdn; /* rows path: the used experts' gate|up and downs */
-	int xrows;	     /* rows of xg / hg / yd (the rows path pads each expert's rows) */
 	int rows_gemm;	     /* MOECARD_CARD_ROWS=0: at most 16 rows take the GEMMs too */
 	int *hseq, *hpos;    /* host [chunk] each row's sequence slot and position */
 	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
@@ -449,12 +448,16 @@ int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t 
 /* The KV_APPEND and MLA_ATTN_LANES commands of the striped cache (card_mla). */
 /* The rows path (card_prefill.c): layer L's rows tables over the pf buffers (built once);
  * command(s) of table t with m rows (split where the x of one command would not fit on chip);
- * the used experts' gate|up and down tables (pf.t_xgu, pf.t_xdn) for rows gathered in blocks
- * of mm per expert (xg, hg, yd), written to the card. 0 or a negative errno. */
+ * the used experts' gate|up and down tables (pf.t_xgu, pf.t_xdn), expert used[u] over its
+ * cnt[u] rows gathered one expert after another (xg, hg, yd), written to the card; their
+ * commands, one per run of experts with the same row count (m = that count). 0 or a negative
+ * errno. */
 int card_gemv_rows_tables(struct ee *e, struct ee_layer *L);
 int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m);
-int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, int n_used,
-		       int mm);
+int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *cnt,
+		       int n_used);
+int card_moe_gemv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, const int *cnt,
+			    int n_used);
 /* Sequence slot s's latent cache of layer L (its stripe set with the striped attention). */
 static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, int s)
 {

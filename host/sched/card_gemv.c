@@ -745,36 +745,30 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	return 0;
 }
 
-int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m)
+/* Commands over groups [g0, g1) of t with m rows, a view each (t->views from *nv on; a command
+ * ends where its x would pass the CU's on-chip x buffer). */
+static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0, int g1, int m,
+			int *nv)
 {
-	/* the x of every group of one command is held on chip: split where it would not fit */
-	uint64_t cap = (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K, used = 0;
-	int n_cmd = 0;
-	if (m < 1 || m > FP8_GEMV_MAX_M || t->ng < 1)
+	uint64_t cap = (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K;
+	if (m < 1 || m > FP8_GEMV_MAX_M || g0 >= g1 || g1 > t->ng)
 		return -EINVAL;
-	for (int i = 0; i < t->ng; i++) {
-		uint64_t xs = (uint64_t)m * t->g[i].k;
-		if (!i || used + xs > cap) {
-			n_cmd++;
-			used = 0;
-		}
-		used += xs;
-	}
-	if (n_cmd > t->n_views) {
-		free(t->views);
-		t->views = calloc((size_t)n_cmd, sizeof *t->views);
-		t->n_views = t->views ? n_cmd : 0;
+	if (!t->views) { /* at most a command per group */
+		t->views = calloc((size_t)t->cap, sizeof *t->views);
+		t->n_views = t->views ? t->cap : 0;
 		if (!t->views)
 			return -ENOMEM;
 	}
-	for (int i = 0, v = 0; i < t->ng; v++) {
-		int g0 = i;
-		used = 0;
-		while (i < t->ng && (i == g0 || used + (uint64_t)m * t->g[i].k <= cap))
+	for (int i = g0; i < g1;) {
+		int a = i;
+		uint64_t used = 0;
+		while (i < g1 && (i == a || used + (uint64_t)m * t->g[i].k <= cap))
 			used += (uint64_t)m * t->g[i++].k;
-		struct gvtab *tv = &t->views[v];
-		*tv = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, i - g0,
-				     i - g0, m, NULL, 0};
+		if (*nv >= t->n_views)
+			return -E2BIG;
+		struct gvtab *tv = &t->views[(*nv)++];
+		*tv = (struct gvtab){t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m,
+				     NULL, 0};
 		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
 		if (!c)
 			return -E2BIG;
@@ -786,25 +780,44 @@ int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m)
 	return 0;
 }
 
-int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, int n_used,
-		       int mm)
+int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m)
+{
+	int nv = 0;
+	return gv_rows_cmds(e, what, t, 0, t->ng, m, &nv);
+}
+
+int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *cnt,
+		       int n_used)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	const struct ee_gv_layer *g = &L->gv;
 	int D = c->hidden_size, Im = c->moe_intermediate_size;
-	if (n_used < 1 || n_used > pf->t_xgu.cap || mm < 1 || mm > FP8_GEMV_MAX_M)
+	if (n_used < 1 || n_used > pf->t_xgu.cap)
 		return -EINVAL;
 	pf->t_xgu.ng = pf->t_xdn.ng = 0;
-	for (int u = 0; u < n_used; u++) {
-		uint64_t r0 = (uint64_t)u * mm;
-		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], pf->xg + 4 * r0 * D, (uint32_t)D,
-			    pf->hg + 4 * r0 * Im, (uint32_t)Im, 0, 0);
-		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r0 * Im, (uint32_t)Im,
-			    pf->yd + 4 * r0 * D, (uint32_t)D, 0, 0);
+	for (int u = 0, r0 = 0; u < n_used; r0 += cnt[u++]) {
+		uint64_t r = (uint64_t)r0;
+		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], pf->xg + 4 * r * D, (uint32_t)D,
+			    pf->hg + 4 * r * Im, (uint32_t)Im, 0, 0);
+		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r * Im, (uint32_t)Im,
+			    pf->yd + 4 * r * D, (uint32_t)D, 0, 0);
 	}
 	TRY(gv_write(e, &pf->t_xgu));
 	TRY(gv_write(e, &pf->t_xdn));
+	return 0;
+}
+
+int card_moe_gemv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, const int *cnt,
+			    int n_used)
+{
+	int nv = 0;
+	for (int u = 0; u < n_used;) {
+		int a = u;
+		while (u < n_used && cnt[u] == cnt[a])
+			u++;
+		TRY(gv_rows_cmds(e, what, t, a, u, cnt[a], &nv));
+	}
 	return 0;
 }
 

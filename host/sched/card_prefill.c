@@ -92,13 +92,11 @@ int card_pf_init(struct ee *e, int cache)
 	int ab = (int)e->act_bank, r;
 	size_t C = (size_t)chunk, C16 = (C + 15) / 16 * 16, f = sizeof(float);
 	size_t kk = (size_t)(k > 0 ? k : 1);
-	/* the rows path gives each used expert a block of rows (the most any expert has) */
-	size_t xe = (size_t)E < FP8_GEMV_MAX_M * kk ? (size_t)E : FP8_GEMV_MAX_M * kk;
-	size_t xr = C * kk > xe * FP8_GEMV_MAX_M ? C * kk : xe * FP8_GEMV_MAX_M;
+	/* the rows path: at most one group per used expert */
+	size_t xe = (size_t)E < FP8_GEMV_MAX_M * kk ? (size_t)E : FP8_GEMV_MAX_M * kk, xr = C * kk;
 	pf->chunk = chunk;
 	pf->rows16 = (int)C16;
 	pf->rows_gemm = pf_env_off("MOECARD_CARD_ROWS"); /* MOECARD_CARD_ROWS=0: GEMMs for all */
-	pf->xrows = (int)xr;
 	if ((r = card_place(e, ab, NULL, f * C * D, &pf->x)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->xn)) ||
 	    (r = card_place(e, ab, NULL, f * C * ql, &pf->qa)) ||
@@ -463,58 +461,57 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 	return 0;
 }
 
-/* The rows path's MoE after the routes: each used expert's rows gathered into a block of mm rows
- * (mm = the most rows any expert has; a block's spare rows repeat its first row and are never
- * combined), one GEMV command for the shared gate|up (m = T), one for every used expert's
- * gate|up (m = mm), the same for the downs, then the combine in router order. */
+/* The rows path's MoE after the routes: the used experts in order of their row count, each
+ * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T)
+ * and one per row count for the used experts' gate|up (m = that count: no expert reads its
+ * weights twice), the same for the downs, then the combine in router order. */
 static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	struct ee_gv_layer *g = &L->gv;
 	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
-	int used[FP8_GEMV_MAX_GROUPS], ublk[FP8_GEMV_MAX_GROUPS], nu = 0, mm = 1;
-	int *blk = pf->hci; /* expert -> its block, then the rows' combine index */
-	for (int x = 0; x < E; x++)
-		if (cnt[x]) {
-			if (nu == pf->t_xgu.cap)
-				return -E2BIG;
-			mm = cnt[x] > mm ? cnt[x] : mm;
-			used[nu++] = x;
-		}
-	if (mm > FP8_GEMV_MAX_M || nu * mm > pf->xrows)
-		return -E2BIG;
-	memset(ublk, 0, sizeof ublk);
+	int used[FP8_GEMV_MAX_GROUPS], ucnt[FP8_GEMV_MAX_GROUPS], base[FP8_GEMV_MAX_GROUPS];
+	int fill[FP8_GEMV_MAX_GROUPS], nu = 0;
+	for (int m = 1; m <= T; m++) /* by row count, then expert */
+		for (int x = 0; x < E; x++)
+			if (cnt[x] == m) {
+				if (nu == pf->t_xgu.cap)
+					return -E2BIG;
+				used[nu] = x;
+				ucnt[nu++] = m;
+			}
+	for (int u = 0, b = 0; u < nu; b += ucnt[u++]) {
+		base[u] = b;
+		fill[u] = 0;
+	}
 	for (int t = 0; t < T; t++) /* an expert's rows in token order */
 		for (int j = 0; j < k; j++) {
 			int x = pf->hidx[t * k + j], u = 0;
 			while (used[u] != x)
 				u++;
-			int r = u * mm + ublk[u]++;
+			int r = base[u] + fill[u]++;
 			pf->hgi[r] = t;
-			blk[t * k + j] = r;
+			pf->hci[t * k + j] = r;
 		}
-	for (int u = 0; u < nu; u++) /* spare rows repeat the block's first row */
-		for (int r = ublk[u]; r < mm; r++)
-			pf->hgi[u * mm + r] = pf->hgi[u * mm];
-	uint32_t R = (uint32_t)T, NR = (uint32_t)(nu * mm);
+	uint32_t R = (uint32_t)T, RK = (uint32_t)(T * k);
 	double t0 = now_s();
-	TRY(card_write(e, pf->gi, pf->hgi, 4 * (size_t)nu * mm));
+	TRY(card_write(e, pf->gi, pf->hgi, 4 * (size_t)T * k));
 	TRY(card_write(e, pf->ci, pf->hci, 4 * (size_t)T * k));
 	TRY(card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k));
-	TRY(card_moe_gemv_rows(e, L, used, nu, mm));
+	TRY(card_moe_gemv_rows(e, L, used, ucnt, nu));
 	e->t_host += now_s() - t0;
 	TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
-	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, NR,
+	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, RK,
 		   (uint32_t)D, 0, 0, R, 0, 0, 0));
 	TRY(card_barrier(e));
-	TRY(card_gemv_rows_cmd(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, mm));
+	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, ucnt, nu));
 	TRY(card_barrier(e));
 	TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
-	TRY(card_gemv_rows_cmd(e, "experts down (gemv, rows)", &pf->t_xdn, mm));
+	TRY(card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, ucnt, nu));
 	TRY(card_barrier(e));
 	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
-		   (uint32_t)D, 0, 0, NR, 0, 0, (uint32_t)k));
+		   (uint32_t)D, 0, 0, RK, 0, 0, (uint32_t)k));
 	TRY(card_barrier(e));
 	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)", pf->x, pf->ffn, 0, pf->x, R,
 		       (uint32_t)D, 0, 0, 0, 0, 0));

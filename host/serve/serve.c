@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,8 @@ struct serve {
 	struct slot *slots;
 	int n_slots;
 	int rows;	     /* batched rows mode (one engine for every slot) */
+	int seqs;	     /* rows mode on an engine that keeps each slot's KV cache itself
+				(forward_seqs: a card); a slot is then one block of the pool */
 	float *pool;	     /* rows mode: the KV blocks of every sequence */
 	int bs, n_blocks;    /* positions per block, blocks in the pool */
 	size_t block_floats; /* floats per block */
@@ -179,11 +182,13 @@ static ssize_t slot_write(void *cookie, const char *buf, size_t n)
  * may generate), taking them, giving them back. */
 static int blocks_need(const struct serve *s, const struct sreq *r)
 {
-	return (r->n_ids + r->max_new + s->bs - 1) / s->bs;
+	return s->seqs ? 1 : (r->n_ids + r->max_new + s->bs - 1) / s->bs;
 }
 
 static void blocks_take(struct serve *s, struct slot *sl, int n)
 {
+	if (s->seqs) /* the slot's own cache on the engine */
+		s->n_free -= n - sl->n_held, sl->n_held = n;
 	for (; sl->n_held < n; sl->n_held++)
 		sl->blocks[sl->n_held] =
 		    s->pool + (size_t)s->free_blk[--s->n_free] * s->block_floats;
@@ -196,6 +201,8 @@ static void blocks_release(struct serve *s, struct slot *sl)
 {
 	if (!s->rows)
 		return;
+	if (s->seqs)
+		s->n_free += sl->n_held, sl->n_held = 0;
 	for (; sl->n_held > 0; sl->n_held--) {
 		float *b = sl->blocks[sl->n_held - 1];
 		s->free_blk[s->n_free++] = (int)((size_t)(b - s->pool) / s->block_floats);
@@ -323,6 +330,24 @@ static int slot_emit(struct slot *sl, int tok, double t1)
 	return 0;
 }
 
+/* Rows mode: one forward of n rows, row i of the sequence whose KV cache is kv[i] (a slot's),
+ * at position pos[i]: forward_rows on the pool's blocks, or forward_seqs on the slots' caches. */
+static int rows_forward(struct serve *s, const int *tk, int n, const struct model_kv *const *kv,
+			const int *pos, float *lg, int last_only)
+{
+	struct engine *e = s->slots[0].e;
+	if (!s->seqs)
+		return e->ops->forward_rows(e, tk, n, kv, pos, lg, last_only);
+	int seq[256];
+	if (n > 256)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		seq[i] = (int)((const struct slot *)((const char *)kv[i] -
+						     offsetof(struct slot, kv)) -
+			       s->slots);
+	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, last_only);
+}
+
 /* Rows mode: feeds nr sampled tokens of different sequences in one forward; each slot gets its
  * row of logits (or ends with the error). */
 static void rows_feed(struct serve *s, const int *tk, int nr, const struct model_kv *const *kv,
@@ -331,7 +356,7 @@ static void rows_feed(struct serve *s, const int *tk, int nr, const struct model
 	struct engine *e = s->slots[0].e;
 	size_t V = (size_t)e->c->vocab_size;
 	double t0 = now_s();
-	int rc = e->ops->forward_rows(e, tk, nr, kv, pos, s->rows_lg, 0);
+	int rc = rows_forward(s, tk, nr, kv, pos, s->rows_lg, 0);
 	busy_add(s, now_s() - t0, 1);
 	for (int j = 0; j < nr; j++) {
 		if (!row_slot[j])
@@ -386,7 +411,7 @@ static void sched_step_rows(struct serve *s)
 				sl->hist[sl->n_hist++] = ptk[t];
 			}
 			double t0 = now_s();
-			int rc = e->ops->forward_rows(e, ptk, n, pkv, ppos, sl->lg, 1);
+			int rc = rows_forward(s, ptk, n, pkv, ppos, sl->lg, 1);
 			busy_add(s, now_s() - t0, 1);
 			if (rc) {
 				slot_end(sl, NULL, 500, strerror(-rc));
@@ -478,7 +503,8 @@ static void card_metrics(struct serve *s)
 	uint64_t busy = 0, clock = 0, cmds = 0, lists = 0, dma = 0, link = 0;
 	int card = 0;
 	for (int i = 0; i < s->n_slots; i++) {
-		struct backend *b = s->rows ? NULL : card_engine_backend(s->slots[i].e);
+		/* rows mode: one engine for every slot (a card's with forward_seqs) */
+		struct backend *b = s->rows && i ? NULL : card_engine_backend(s->slots[i].e);
 		if (!b)
 			continue;
 		struct backend_stats st;
@@ -1195,6 +1221,9 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	s->o.max_tokens = max_tokens;
 	s->rows =
 	    n_engines == 1 && engines[0]->ops->forward_rows && engines[0]->ops->kv_block_floats;
+	s->seqs = !s->rows && n_engines == 1 && engines[0]->ops->forward_seqs &&
+		  engines[0]->max_seqs >= n_slots;
+	s->rows |= s->seqs;
 	if (!s->rows)
 		n_slots = n_engines;
 	if (n_slots < 1 || n_slots > SERVE_MAX_SLOTS) {
@@ -1214,7 +1243,10 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 		}
 	size_t V = (size_t)engines[0]->c->vocab_size;
 	int ctx = engines[0]->max_seq;
-	if (s->rows) {
+	if (s->seqs) { /* the engine's caches: a full context per slot, one block each */
+		s->bs = ctx;
+		s->n_blocks = s->n_free = n_slots;
+	} else if (s->rows) {
 		/* the KV pool: --kv-tokens (default a full context per slot), in blocks of 16 */
 		s->bs = 16;
 		long tokens = s->o.kv_tokens > 0 ? s->o.kv_tokens : (long)n_slots * ctx;
@@ -1274,7 +1306,9 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	fprintf(stderr,
 		"moecard: serve: ready: model %s, %d sequence slot%s of %d tokens (%s), on %s\n",
 		s->o.name, n_slots, n_slots == 1 ? "" : "s", engines[0]->max_seq,
-		s->rows ? "decoded together, one weight read per step" : "an engine each",
+		s->seqs	  ? "decoded together on the card, a latent cache each, one weight read per step"
+		: s->rows ? "decoded together, one weight read per step"
+			  : "an engine each",
 		s->o.backend);
 	fflush(stderr);
 	return 0;

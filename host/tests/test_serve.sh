@@ -52,7 +52,7 @@ COMP() { curl -s "${AUTH[@]}" "$URL/v1/completions" -H 'Content-Type: applicatio
 
 # --- bad command lines -------------------------------------------------------------------------
 "$M" serve --model "$MODEL" --port 70000 2>"$W/e"; [ $? = 2 ] && grep -q -- "--port" "$W/e" && ok || bad "--port 70000: $(cat "$W/e")"
-"$M" serve --model "$MODEL" --backend emu --max-batch 2 2>"$W/e"; [ $? = 2 ] && grep -q -- "--max-batch" "$W/e" && ok || bad "emu --max-batch 2: $(cat "$W/e")"
+MOECARD_CARD_PREFILL=0 "$M" serve --model "$MODEL" --backend emu --max-batch 2 2>"$W/e"; [ $? = 2 ] && grep -q -- "--max-batch" "$W/e" && ok || bad "emu without its batched path, --max-batch 2: $(cat "$W/e")"
 "$M" serve --model "$MODEL" --max-queue x 2>"$W/e"; [ $? = 2 ] && ok || bad "--max-queue x: $(cat "$W/e")"
 
 # --- the main server ---------------------------------------------------------------------------
@@ -190,6 +190,27 @@ wait $qp
 n429=$(cat "$W"/c? | grep -c 429); n200=$(cat "$W"/c? | grep -c 200)
 if [ "$n429" -ge 1 ] && [ $((n429 + n200)) = 6 ] && grep -qi '^Retry-After: 1' $(grep -l 429 "$W"/c? | sed 's|/c|/h|' | head -n 1); then ok
 else bad "queue: $(cat "$W"/c? | tr '\n' ' ')"; fi
+kill -TERM $PID; wait $PID
+
+# --- the emulated card decodes its slots together: greedy text as `run --backend emu`, alone and
+#     in a batch of four (rows of four sequences in one forward, each its own latent cache) ------
+start card --backend emu --max-batch 4 || { echo "$pass passed, $fail failed"; exit 1; }
+grep -q "decoded together on the card" "$W/card.err" && ok || bad "card slots: $(grep ready "$W/card.err")"
+want=$("$M" run --model "$MODEL" --backend emu --prompt "The jury said that" -n 24 --spec none 2>/dev/null)
+got=$(curl -s "$URL/v1/completions" -d '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
+[ -n "$want" ] && [ "$got" = "$want" ] && ok || bad "card: serve vs run: '$got' vs '$want'"
+others=""
+for i in 1 2 3; do
+  curl -s "$URL/v1/completions" -d "{\"prompt\":\"Other prompt $i is\",\"max_tokens\":24,\"temperature\":0}" >"$W/o$i" &
+  others="$others $!"
+done
+got=$(curl -s "$URL/v1/completions" -d '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
+wait $others
+[ "$got" = "$want" ] && ok || bad "card, in a batch: '$got' vs '$want'"
+n_ok=$(cat "$W"/o? | grep -o '"finish_reason":"length"' | wc -l)
+[ "$n_ok" = 3 ] && ok || bad "card batch: $(cat "$W"/o?)"
+[ "$(metric moecard_running_sequences)" = 0 ] && [ "$(metric moecard_kv_blocks_used)" = 0 ] && ok ||
+  bad "card: after the batch: running $(metric moecard_running_sequences), KV blocks used $(metric moecard_kv_blocks_used)"
 kill -TERM $PID; wait $PID
 
 # --- a CU fault on the emulated card fails one request; the server goes on ---------------------
