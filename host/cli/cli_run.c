@@ -340,7 +340,9 @@ static int encode_prompt(const struct cli_opts *a, struct tokenizer *tok, int **
 static int run_check(const struct cli_opts *a)
 {
 	if (a->reps || a->seqs) {
-		fprintf(stderr, "moecard: run: %s: a bench option\n", a->reps ? "-r" : "--seqs");
+		fprintf(stderr, "moecard: run: %s\n",
+			a->reps ? "-r: repetitions are a bench option"
+				: "--seqs: sequences decoded together are a bench option");
 		return 2;
 	}
 	if (!a->tokens == !a->prompt) {

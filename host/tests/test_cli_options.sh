@@ -61,6 +61,8 @@ t 1 "$W/nodir/p.json: cannot write there" run --model "$D" --prompt hi --backend
 t 2 "-r: must be >= 1, got 0" bench --model "$D" -r 0
 t 2 "-r: at most 100 repetitions" bench --model "$D" -r 101
 t 2 "-r: repetitions are a bench option" run --model "$D" --prompt hi -r 2
+t 2 "--seqs: sequences decoded together are a bench option" run --model "$D" --prompt hi --seqs 2
+t 2 "--seqs 2: 1..64 sequences on a card backend" bench --model "$D" --seqs 2
 j=$("$M" bench --model "$D" --prompt-len 8 --gen 4 -r 3 --json 2>/dev/null | sed -n 1p)
 if echo "$j" | grep -q '"reps":3,' && echo "$j" | grep -qE '"decode_tok_s_sd":[0-9.]+' &&
    "$M" bench --model "$D" --prompt-len 8 --gen 4 -r 2 2>/dev/null | grep -qE '^\| m \| cpu \| .* \| tg4 \(decode\) \| [0-9.]+ \+- [0-9.]+ \|$'; then
