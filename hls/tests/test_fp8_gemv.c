@@ -517,6 +517,23 @@ static void errors(void)
 	memcpy(act.p + tab, t, 64);
 	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, 1), 0,
 		 "m = 1 ignores ldx/ldy");
+	/* outputs of groups with another lane0, m = 2 rows at one ldy: rows that interleave
+	 * without meeting are fine (the heads of a rows command), a row on a row is not */
+	struct fp8_gemv_grp h[2] = {ok, ok};
+	h[0].n = h[1].n = N / 2;
+	h[1].y_off = yo + 4 * (N / 2);
+	h[1].lane0 = 1;
+	memcpy(act.p + tab, h, sizeof h);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 2, M), 0,
+		 "m = 2: interleaved rows of two lane0s");
+	h[1].y_off = yo + 4 * (N / 4); /* row 0 of group 1 on row 0 of group 0 */
+	memcpy(act.p + tab, h, sizeof h);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 2, M),
+		 FP8_GEMV_E_FLAGS | 1u << 8, "m = 2: rows that meet, two lane0s");
+	h[1].y_off = yo + 4 * (N + N / 4); /* its row 0 on row 1 of group 0 */
+	memcpy(act.p + tab, h, sizeof h);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 2, M),
+		 FP8_GEMV_E_FLAGS | 1u << 8, "m = 2: a row on the other group's next row");
 	free(snap);
 	mat_free(&a);
 	gv_lanes_free(&ln);
