@@ -745,12 +745,13 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		       "\"gen\":%d,\"modeled_step_ms\":%.4f,\"modeled_card_ms_per_step\":%.4f,"
 		       "\"modeled_link_ms_per_step\":%.4f,\"modeled_host_ms_per_step\":%.4f,"
 		       "\"modeled_decode_tok_s\":%.2f,\"host_wall_s\":%.3f}\n",
-		       a->backend, a->model, B, T, a->gen, step, card, link, host,
-		       B / step * 1e3, wall);
+		       a->backend, a->model, B, T, a->gen, step, card, link, host, B / step * 1e3,
+		       wall);
 	else
-		printf("%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
-		       "host %.3f), %.1f tok/s modeled; %.1f s of host wall time\n",
-		       B, step, card, link, host, B / step * 1e3, wall);
+		printf(
+		    "%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
+		    "host %.3f), %.1f tok/s modeled; %.1f s of host wall time\n",
+		    B, step, card, link, host, B / step * 1e3, wall);
 out:
 	free(tok);
 	free(seq);
@@ -946,8 +947,9 @@ int cli_bench(int argc, char **argv)
 	if (a.spec < 0)
 		a.spec = 0;
 	if (a.seqs && (!strcmp(a.backend, "cpu") || a.seqs > 64)) {
-		fprintf(stderr, "moecard: bench: --seqs %d: 1..64 sequences on a card backend (emu, "
-				"xrt)\n",
+		fprintf(stderr,
+			"moecard: bench: --seqs %d: 1..64 sequences on a card backend (emu, "
+			"xrt)\n",
 			a.seqs);
 		return 2;
 	}
@@ -958,8 +960,9 @@ int cli_bench(int argc, char **argv)
 	res.t_load = now_s() - t0;
 	if (a.seqs) {
 		if (!m.ops->forward_seqs || m.max_seqs < a.seqs) {
-			fprintf(stderr, "moecard: bench: --seqs %d: this engine decodes one sequence "
-					"at a time (its batched path is off)\n",
+			fprintf(stderr,
+				"moecard: bench: --seqs %d: this engine decodes one sequence "
+				"at a time (its batched path is off)\n",
 				a.seqs);
 			r = 2;
 		} else if ((r = bench_seqs(&a, &m, &ck.cfg))) {

@@ -151,10 +151,11 @@ int cli_serve(int argc, char **argv)
 	}
 	ep[n_eng++] = &eng[0];
 	if (a.ex.seqs > 1 && !(eng[0].ops->forward_seqs && eng[0].max_seqs >= a.ex.seqs)) {
-		fprintf(stderr,
-			"moecard: serve: --max-batch %d: this %s engine runs one sequence at a time "
-			"(its batched path is off: MOECARD_CARD_PREFILL=0); give 1\n",
-			a.max_batch, a.backend);
+		fprintf(
+		    stderr,
+		    "moecard: serve: --max-batch %d: this %s engine runs one sequence at a time "
+		    "(its batched path is off: MOECARD_CARD_PREFILL=0); give 1\n",
+		    a.max_batch, a.backend);
 		rc = 2;
 		goto out;
 	}

@@ -267,7 +267,8 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	if (c->q_lora_rank > 0 && (r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)))
 		return r;
 	if (e->gv) { /* every matrix striped over the GEMV lanes (and the cache, gv_attn) */
-		e->kv_slot_b = e->gv_attn ? e->kv_slot_b : sizeof(float) * (size_t)e->max_seq * (kvl + rope);
+		e->kv_slot_b =
+		    e->gv_attn ? e->kv_slot_b : sizeof(float) * (size_t)e->max_seq * (kvl + rope);
 		if (!e->gv_attn && (r = card_place(e, (int)e->act_bank, NULL,
 						   e->kv_slot_b * (size_t)e->n_seq, &L->kv)))
 			return r;
@@ -998,8 +999,8 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
  * step of the token loop on that slot's cache; one slot's consecutive rows are a prompt through
  * the batched path in chunks; rows of several slots go through the batched path together (at
  * most FP8_GEMV_MAX_M rows on the GEMV CU: every weight read once for all of them). */
-static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *seq,
-			   const int *pos, float *logits, int last_only)
+static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *seq, const int *pos,
+			   float *logits, int last_only)
 {
 	struct ee *e = ee_of(en);
 	int V = e->c->vocab_size, one = 1, r = 0;
@@ -1026,11 +1027,11 @@ static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *
 		en->pos = p0;
 		e->cur_seq = 0;
 		e->tokens -= r ? 0 : 1; /* counted below */
-	} else if (one) { /* a prompt in chunks */
+	} else if (one) {		/* a prompt in chunks */
 		for (int t = 0; t < T && !r; t += e->pf.chunk) {
 			int n = T - t < e->pf.chunk ? T - t : e->pf.chunk;
-			float *lg = !logits		 ? NULL
-				    : !last_only	 ? logits + (size_t)t * V
+			float *lg = !logits	 ? NULL
+				    : !last_only ? logits + (size_t)t * V
 				    : t + n == T ? logits
 						 : NULL;
 			r = card_pf_forward_rows(e, tok + t, n, seq + t, pos + t, lg, !last_only);

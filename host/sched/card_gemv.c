@@ -557,13 +557,8 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 		struct gvtab *v = t;
 		if (n < ng) { /* a view of the table: groups g0.. */
 			v = &views[i];
-			*v = (struct gvtab){t->addr + (uint64_t)g0 * sizeof *t->g,
-					    t->g + g0,
-					    n,
-					    n,
-					    mm,
-					    NULL,
-					    0};
+			*v = (struct gvtab){
+			    t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n, mm, NULL, 0};
 		}
 		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
 		if (!c)
@@ -731,8 +726,7 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	if (g->shgu.n) { /* the shared expert: writes ffn, the routed ones are combined */
 		TRY(gv_tab(e, &g->r_shgu, 1));
 		TRY(gv_tab(e, &g->r_shdown, 1));
-		gv_add_rows(e, &g->r_shgu, &g->shgu, pf->xn, uD, pf->hb, (uint32_t)g->shgu.n, 0,
-			    0);
+		gv_add_rows(e, &g->r_shgu, &g->shgu, pf->xn, uD, pf->hb, (uint32_t)g->shgu.n, 0, 0);
 		gv_add_rows(e, &g->r_shdown, &g->shdown, pf->hb, (uint32_t)g->shgu.n, pf->ffn, uD,
 			    0, 0);
 		w[7] = &g->r_shgu;
@@ -767,8 +761,8 @@ static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0,
 		if (*nv >= t->n_views)
 			return -E2BIG;
 		struct gvtab *tv = &t->views[(*nv)++];
-		*tv = (struct gvtab){t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m,
-				     NULL, 0};
+		*tv = (struct gvtab){
+		    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m, NULL, 0};
 		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
 		if (!c)
 			return -E2BIG;

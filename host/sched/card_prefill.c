@@ -330,8 +330,8 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
 	TRY(card_barrier(e));
 	/* q_pe of every head of every row: H rows per position */
-	TRY(pf_rope(e, "rope q_pe (rows)", f4(pf->q, nope), f4(pf->qcat, kvl), T, H,
-		    (uint32_t)rope, (uint32_t)qd, (uint32_t)row));
+	TRY(pf_rope(e, "rope q_pe (rows)", f4(pf->q, nope), f4(pf->qcat, kvl), T, H, (uint32_t)rope,
+		    (uint32_t)qd, (uint32_t)row));
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
 	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
 	if (gv)
@@ -464,32 +464,30 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 /* The rows path's MoE after the routes: the used experts in order of their row count, each
  * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T)
  * and one per row count for the used experts' gate|up (m = that count: no expert reads its
- * weights twice), the same for the downs, then the combine in router order. */
-static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt)
+ * weights twice), the same for the downs, then the combine in router order. uof: [E] scratch
+ * (an expert's place among the used ones). */
+static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, int *uof)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	struct ee_gv_layer *g = &L->gv;
 	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
-	int used[FP8_GEMV_MAX_GROUPS], ucnt[FP8_GEMV_MAX_GROUPS], base[FP8_GEMV_MAX_GROUPS];
-	int fill[FP8_GEMV_MAX_GROUPS], nu = 0;
+	int used[FP8_GEMV_MAX_GROUPS], ucnt[FP8_GEMV_MAX_GROUPS] = {0}, nu = 0;
+	int base[FP8_GEMV_MAX_GROUPS] = {0}, fill[FP8_GEMV_MAX_GROUPS] = {0};
 	for (int m = 1; m <= T; m++) /* by row count, then expert */
 		for (int x = 0; x < E; x++)
 			if (cnt[x] == m) {
 				if (nu == pf->t_xgu.cap)
 					return -E2BIG;
+				uof[x] = nu;
 				used[nu] = x;
 				ucnt[nu++] = m;
 			}
-	for (int u = 0, b = 0; u < nu; b += ucnt[u++]) {
-		base[u] = b;
-		fill[u] = 0;
-	}
+	for (int u = 1; u < nu; u++)
+		base[u] = base[u - 1] + ucnt[u - 1];
 	for (int t = 0; t < T; t++) /* an expert's rows in token order */
 		for (int j = 0; j < k; j++) {
-			int x = pf->hidx[t * k + j], u = 0;
-			while (used[u] != x)
-				u++;
+			int u = uof[pf->hidx[t * k + j]];
 			int r = base[u] + fill[u]++;
 			pf->hgi[r] = t;
 			pf->hci[t * k + j] = r;
@@ -538,7 +536,7 @@ static int pf_moe(struct ee *e, struct ee_layer *L, int T)
 	for (int i = 0; i < T * k; i++)
 		cnt[pf->hidx[i]]++;
 	if (pf_rows(e, T)) {
-		int r = pf_moe_rows(e, L, T, cnt);
+		int r = pf_moe_rows(e, L, T, cnt, base);
 		free(cnt);
 		free(base);
 		return r;

@@ -342,9 +342,9 @@ static int rows_forward(struct serve *s, const int *tk, int n, const struct mode
 	if (n > 256)
 		return -EINVAL;
 	for (int i = 0; i < n; i++)
-		seq[i] = (int)((const struct slot *)((const char *)kv[i] -
-						     offsetof(struct slot, kv)) -
-			       s->slots);
+		seq[i] =
+		    (int)((const struct slot *)((const char *)kv[i] - offsetof(struct slot, kv)) -
+			  s->slots);
 	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, last_only);
 }
 
@@ -1306,7 +1306,8 @@ int serve_attach(struct serve *s, struct engine *const *engines, int n_engines, 
 	fprintf(stderr,
 		"moecard: serve: ready: model %s, %d sequence slot%s of %d tokens (%s), on %s\n",
 		s->o.name, n_slots, n_slots == 1 ? "" : "s", engines[0]->max_seq,
-		s->seqs	  ? "decoded together on the card, a latent cache each, one weight read per step"
+		s->seqs
+		    ? "decoded together on the card, a latent cache each, one weight read per step"
 		: s->rows ? "decoded together, one weight read per step"
 			  : "an engine each",
 		s->o.backend);

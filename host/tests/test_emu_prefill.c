@@ -264,14 +264,16 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 			bad += memcmp(got + ((size_t)s * 32 + p) * V, ref + (size_t)p * V,
 				      sizeof(float) * V) != 0;
 	}
-	CHECK(!r && !bad, "%s: %d of the sequences' rows differ from each sequence alone", low, bad);
+	CHECK(!r && !bad, "%s: %d of the sequences' rows differ from each sequence alone", low,
+	      bad);
 	CHECK(!r && ns_rows > 0 && ns_rows < NSEQ * ns_one,
-	      "%s: %d rows of %d slots take %.1f us modeled, one row alone %.1f us", low, NSEQ, NSEQ,
-	      ns_rows / 1e3, ns_one / 1e3);
+	      "%s: %d rows of %d slots take %.1f us modeled, one row alone %.1f us", low, NSEQ,
+	      NSEQ, ns_rows / 1e3, ns_one / 1e3);
 	if (!r && !bad)
-		printf("%s, %d sequence slots: %d decode rows bit-identical to each sequence alone; "
-		       "%d rows in one forward %.1f us modeled, one row %.1f us\n",
-		       low, NSEQ, rows, NSEQ, ns_rows / 1e3, ns_one / 1e3);
+		printf(
+		    "%s, %d sequence slots: %d decode rows bit-identical to each sequence alone; "
+		    "%d rows in one forward %.1f us modeled, one row %.1f us\n",
+		    low, NSEQ, rows, NSEQ, ns_rows / 1e3, ns_one / 1e3);
 out:
 	free(lg);
 	free(ref);
@@ -322,8 +324,8 @@ int main(void)
 				struct engine *eg = eng_open(&ck, "emu", NULL, NULL);
 				unsetenv("MOECARD_CARD_ROWS");
 				compare(&ck, eg, 512, el, ec,
-					"gemv lowering, T=7 on the GEMM CUs (MOECARD_CARD_ROWS=0)", tok,
-					7, 0);
+					"gemv lowering, T=7 on the GEMM CUs (MOECARD_CARD_ROWS=0)",
+					tok, 7, 0);
 				eng_close(eg);
 			}
 			struct engine *es = eng_open_x(&ck, "emu", NULL, NULL, NSEQ);
