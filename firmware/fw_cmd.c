@@ -253,7 +253,13 @@ static uint32_t fw_dec_vec(struct fw_dec *d, uint32_t op)
 		REQUIRE(v->cols % 2 == 0, u.vec.cols);
 		uses_pu = uses_pf = uses_pk = true;
 		REQUIRE(v->param_k <= ABI_MAX_DIM, u.vec.param_k);
-		if (v->tab) /* positions up to param_u + (rows - 1) / param_k */
+		if (v->w) { /* positions from w, one per param_k rows; tab holds param_u of them */
+			REQUIRE(v->param_k >= 1 && v->rows % v->param_k == 0, u.vec.param_k);
+			REQUIRE(v->param_u >= 1, u.vec.param_u);
+			REQUIRE(v->tab != 0, u.vec.tab);
+			w = (uint64_t)(v->rows / v->param_k) * 4;
+			tab = (uint64_t)v->param_u * v->cols * 4;
+		} else if (v->tab) /* positions up to param_u + (rows - 1) / param_k */
 			tab = ((uint64_t)v->param_u +
 			       (v->param_k ? (v->rows - 1) / v->param_k : 0) + 1) *
 			      v->cols * 4;

@@ -141,7 +141,10 @@ struct abi_gemm {
  *   RMSNORM      x f32 [rows,cols], w f32 [cols], out f32 [rows,cols], param_f = eps
  *   ROPE         x f32 [rows,cols] (cols even), out f32 [rows,cols], param_u = position of
  *                row 0, param_f = theta base; param_k = rows per position: row r is at
- *                position param_u + r / param_k (0: every row at param_u, the decode case)
+ *                position param_u + r / param_k (0: every row at param_u, the decode case);
+ *                with w (int32 [rows / param_k], param_k >= 1 dividing rows, tab required)
+ *                row r is at position w[r / param_k] and param_u is the number of positions
+ *                in tab (the CU fails a position outside it): rows of several sequences
  *   ACT_QUANT    x f32 [rows,cols], out fp8 [rows,cols], out2 f32 [rows, ceil(cols/128)]
  *   SILU_MUL     x f32 (gate), x2 f32 (up), out f32, all [rows,cols]
  *   RESIDUAL_ADD x f32, x2 f32, out f32, all [rows,cols]

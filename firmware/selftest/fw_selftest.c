@@ -627,6 +627,22 @@ static void st_decoder(void)
 	c.u.vec.param_k = 1; /* positions 10..17: the table ends at 13 */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
 	CHECK_EQ(d, ABI_FIELD(u.vec.tab));
+	/* ... with a position table (w, one per param_k rows): tab holds param_u positions */
+	c.u.vec.param_k = 2;
+	c.u.vec.w = ABI_ADDR(2, 65536);
+	c.u.vec.param_u = 14; /* positions 0..13 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.vec.param_u = 15; /* more positions than the table holds */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.vec.tab));
+	c.u.vec.param_u = 14;
+	c.u.vec.param_k = 3; /* does not divide the 8 rows */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.vec.param_k));
+	c.u.vec.param_k = 2;
+	c.u.vec.tab = 0; /* the positions index a table */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.vec.tab));
 
 	/* GATHER / COMBINE: source rows in param_u, k in param_k, index and weight tables */
 	memset(&c, 0, sizeof c);

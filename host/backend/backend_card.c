@@ -542,11 +542,18 @@ static uint32_t cu_rope(struct cu_call *c, uint32_t op)
 	float *out, base;
 	memcpy(&base, &v.param_f, 4);
 	CU_PTR(x, const float *, u.vec.x, xl);
-	uint64_t last = v.param_u + (v.param_k ? (R - 1) / v.param_k : 0); /* last position */
+	/* positions: param_u + r / param_k, or with a position table (w) w[r / param_k], each
+	 * below param_u (the table's positions) */
+	uint64_t last =
+	    v.w ? (uint64_t)v.param_u - 1 : v.param_u + (v.param_k ? (R - 1) / v.param_k : 0);
+	const int32_t *pw;
+	CU_PTR(pw, const int32_t *, u.vec.w, v.w ? (R / v.param_k) * 4 : 0);
 	CU_PTR(tab, const float *, u.vec.tab, v.tab ? (last + 1) * C * 4 : 0);
 	CU_PTR(out, float *, u.vec.out, ol);
-	int r = -EINVAL; /* the kernel's answer to a shape beyond its maxima */
-	if (R <= ABI_MAX_DIM && C <= VEC_MAX_N && (!tab || last <= INT32_MAX)) {
+	int r = -EINVAL, outside = 0; /* the kernel's answer to a shape beyond its maxima */
+	for (uint64_t i = 0; pw && i < R / v.param_k; i++)
+		outside |= pw[i] < 0 || (uint64_t)pw[i] > last;
+	if (!outside && R <= ABI_MAX_DIM && C <= VEC_MAX_N && (!tab || last <= INT32_MAX)) {
 		int32_t *pos = c->s->pos;
 		const float *t = tab;
 		if (!tab) {
@@ -560,7 +567,9 @@ static uint32_t cu_rope(struct cu_call *c, uint32_t op)
 			t = row;
 		}
 		for (uint64_t i = 0; i < R; i++) /* row i at param_u + i / param_k (table) */
-			pos[i] = tab ? (int32_t)(v.param_u + (v.param_k ? i / v.param_k : 0)) : 0;
+			pos[i] = !tab ? 0
+				 : pw ? pw[i / v.param_k]
+				      : (int32_t)(v.param_u + (v.param_k ? i / v.param_k : 0));
 		r = vec_ops(VEC_OP_ROPE, x, t, out, NULL, NULL, pos, (int)R, (int)C, (int)lda,
 			    (int)ldo, 0, 0, 0, 0);
 	}

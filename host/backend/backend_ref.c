@@ -111,6 +111,8 @@ static uint32_t cpu_vec(struct cpu *c, const struct fw_cmd *fc)
 		x2 = backend_mem_phys(&c->mem, PHYS(u.vec.x2), xl);
 	if (fc->op == ABI_OP_RMSNORM)
 		w = backend_mem_phys(&c->mem, PHYS(u.vec.w), C * 4);
+	if (fc->op == ABI_OP_ROPE && v->w)
+		return 0xE1; /* the position table is the emulated CU's (the batched path) */
 	if (fc->op == ABI_OP_ROPE && v->tab)
 		tab =
 		    backend_mem_phys(&c->mem, PHYS(u.vec.tab), ((uint64_t)v->param_u + 1) * C * 4);

@@ -129,8 +129,11 @@ struct ee_pf {
 	struct gvtab t_head; /* the head over up to 16 rows */
 	struct gvtab t_xgu, t_xdn; /* rows path: the used experts' gate|up and downs */
 	int rows_gemm;		   /* MOECARD_CARD_ROWS=0: at most 16 rows take the GEMMs too */
-	int *hseq, *hpos;	   /* host [chunk] each row's sequence slot and position */
-	struct gvtab *views;	   /* [rows16 / 16] the gate's commands (card_gemv_rows) */
+	uint64_t posw;		   /* int32 [chunk] the rows' positions (ROPE's position table) */
+	int pos_tab;	     /* this forward's RoPE reads posw (its positions are not one run) */
+	int rope_runs;	     /* MOECARD_ROPE_TABLE=0: a RoPE command per run of positions instead */
+	int *hseq, *hpos;    /* host [chunk] each row's sequence slot and position */
+	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
 	/* statistics of forwards of more than one token (either path) since the restart */

@@ -97,6 +97,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->chunk = chunk;
 	pf->rows16 = (int)C16;
 	pf->rows_gemm = pf_env_off("MOECARD_CARD_ROWS"); /* MOECARD_CARD_ROWS=0: GEMMs for all */
+	pf->rope_runs = pf_env_off("MOECARD_ROPE_TABLE");
 	if ((r = card_place(e, ab, NULL, f * C * D, &pf->x)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->xn)) ||
 	    (r = card_place(e, ab, NULL, f * C * ql, &pf->qa)) ||
@@ -115,7 +116,8 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->ci)) ||
 	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->cw)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * E, &pf->rlog)) ||
-	    (r = card_place(e, ab, NULL, 8 * C * kk, &pf->rout)))
+	    (r = card_place(e, ab, NULL, 8 * C * kk, &pf->rout)) ||
+	    (r = card_place(e, ab, NULL, 4 * C, &pf->posw)))
 		return r;
 	if (e->gv && e->gv_head &&
 	    (r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)))
@@ -270,13 +272,18 @@ static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t 
 	return 0;
 }
 
-/* RoPE of rows [0, T) (hpr rows per position, each row's position in pf.hpos): one command per
- * run of consecutive positions (a prompt chunk is one run, a batch of sequences one each). */
+/* RoPE of rows [0, T) (hpr rows per position, each row's position in pf.hpos): one command,
+ * at the position of row 0 onwards when the positions are one run (a prompt chunk), else reading
+ * the positions table pf.posw (the rows of several sequences; MOECARD_ROPE_TABLE=0: one command
+ * per run of consecutive positions). */
 static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int T, int hpr,
 		   uint32_t cols, uint32_t lda, uint32_t ldo)
 {
 	const int *pos = e->pf.hpos;
 	float theta = (float)e->c->rope_theta;
+	if (e->pf.pos_tab)
+		return pf_vec(e, ABI_OP_ROPE, what, x, 0, e->pf.posw, out, (uint32_t)(T * hpr),
+			      cols, lda, ldo, (uint32_t)e->max_seq, theta, e->tab, (uint32_t)hpr);
 	for (int t0 = 0, t1; t0 < T; t0 = t1) {
 		for (t1 = t0 + 1; t1 < T && pos[t1] == pos[t1 - 1] + 1;)
 			t1++;
@@ -654,6 +661,12 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int al
 	for (int t = 0; t < T; t++)
 		pf_embed(&e->w->embed_tokens, tok[t], pf->hrow + (size_t)t * D);
 	TRY(card_write(e, pf->x, pf->hrow, sizeof(float) * (size_t)T * D));
+	/* positions that are not one run go to RoPE as a table */
+	pf->pos_tab = 0;
+	for (int t = 1; t < T && !pf->rope_runs; t++)
+		pf->pos_tab |= pf->hpos[t] != pf->hpos[t - 1] + 1;
+	if (pf->pos_tab)
+		TRY(card_write(e, pf->posw, pf->hpos, sizeof(int) * (size_t)T));
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
 	for (int l = 0; l < c->num_hidden_layers; l++) {
