@@ -866,7 +866,7 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 	struct backend_stats s0 = {0};
 	if (T > 1 && e->be)
 		backend_stats(e->be, &s0);
-	double hb0 = e->host_route_b + e->host_head_b;
+	double hb0 = e->host_route_b + e->host_head_b, rb0 = e->host_route_b, hh0 = e->host_head_b;
 	/* a prompt: the batched path in chunks, when the card and the options allow it */
 	for (int t = 0; T > 1 && e->pf_on && !e->xt && t < T;) {
 		int n = T - t < e->pf.chunk ? T - t : e->pf.chunk, r;
@@ -904,7 +904,18 @@ done:
 		e->pf.link_ns += (double)(s1.h2c_ns + s1.c2h_ns - s0.h2c_ns - s0.c2h_ns);
 		e->pf.host_b += e->host_route_b + e->host_head_b - hb0 + (double)T * D * 2 +
 				(double)V * 4; /* embeddings, sampling */
+		if (e->pf.in_prompt) { /* the prompt's share, out of the decode figures */
+			e->pf.p_tokens += (uint64_t)T;
+			e->pf.p_cmds += s1.cmds - s0.cmds;
+			e->pf.p_subs += s1.submits - s0.submits;
+			e->pf.p_card_ns += (double)(s1.busy_ns - s0.busy_ns);
+			e->pf.p_link_ns += (double)(s1.h2c_ns + s1.c2h_ns - s0.h2c_ns - s0.c2h_ns);
+			e->pf.p_route_b += e->host_route_b - rb0;
+			e->pf.p_head_b += e->host_head_b - hh0;
+		}
 	}
+	if (T == 1)
+		e->pf.in_prompt = 0;
 	double dt = now_s() - t0;
 	e->t_wall += dt;
 	e->t_sched += dt - (e->t_wait - w0) - (e->t_host - h0);
@@ -956,6 +967,7 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
 	if (T < 1 || en->mtp_pos + T > e->max_seq)
 		return -ENOSPC;
 	e->cur_seq = 0;
+	e->pf.in_prompt = 0; /* a draft: decoding has begun */
 	for (int t = 0; t < T; t++) {
 		int p = en->mtp_pos;
 		if (nt[t] < 0 || nt[t] >= V)
@@ -1089,6 +1101,9 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->route_checked = e->route_diff = 0;
 		e->pf.tokens = e->pf.batched = 0;
 		e->pf.card_ns = e->pf.link_ns = e->pf.host_b = e->pf.macs = e->pf.gemm_ns = 0;
+		e->pf.in_prompt = 1;
+		e->pf.p_tokens = e->pf.p_cmds = e->pf.p_subs = 0;
+		e->pf.p_card_ns = e->pf.p_link_ns = e->pf.p_route_b = e->pf.p_head_b = 0;
 		if (e->xc)
 			card_xc_restart(e);
 	}

@@ -142,6 +142,12 @@ struct ee_pf {
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
 	int active;		    /* a batched forward is being lowered (GEMM accounting) */
+	/* the prompt: the forwards of more than one token since the restart before the first
+	 * decode forward (one token, or an MTP draft); the per-token figures of card_stats are the
+	 * other forwards' (decode, MTP verify) */
+	int in_prompt;
+	uint64_t p_tokens, p_cmds, p_subs;
+	double p_card_ns, p_link_ns, p_route_b, p_head_b;
 };
 
 struct ee {

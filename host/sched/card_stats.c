@@ -638,15 +638,26 @@ void card_stats(struct engine *en, FILE *out, int json)
 	backend_stats(e->be, &s);
 	if (!(backend_caps(e->be) & BACKEND_CAP_CARD_CLOCK))
 		return; /* no card clock to report */
-	double n = e->tokens ? (double)e->tokens : 1;
-	double card = (double)(s.busy_ns - e->card0) / n / 1e6;
-	double link = (double)(s.h2c_ns + s.c2h_ns - e->link0) / n / 1e6;
-	double cmds = (double)(s.cmds - e->cmds0) / n, subs = (double)(s.submits - e->subs0) / n;
+	/* per decode token: the prompt's forwards (ee_pf.in_prompt) apart, unless there was nothing
+	 * else */
+	const struct ee_pf *pf = &e->pf;
+	int dec = e->tokens > pf->p_tokens;
+	double n = dec ? (double)(e->tokens - pf->p_tokens) : e->tokens ? (double)e->tokens : 1;
+	double card = ((double)(s.busy_ns - e->card0) - (dec ? pf->p_card_ns : 0)) / n / 1e6;
+	double link =
+	    ((double)(s.h2c_ns + s.c2h_ns - e->link0) - (dec ? pf->p_link_ns : 0)) / n / 1e6;
+	double cmds = ((double)(s.cmds - e->cmds0) - (dec ? (double)pf->p_cmds : 0)) / n;
+	double subs = ((double)(s.submits - e->subs0) - (dec ? (double)pf->p_subs : 0)) / n;
+	/* the expert cache's figures count every token (its fills serve the prompt too) */
+	double n_all = e->tokens ? (double)e->tokens : 1;
+	double card_all = (double)(s.busy_ns - e->card0) / n_all / 1e6;
+	double link_all = (double)(s.h2c_ns + s.c2h_ns - e->link0) / n_all / 1e6;
 	double bytes = ee_decode_bytes(e->c, en->pos / 2, 0);
 	double roof = bytes / (backend_board(e->be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
 	/* modeled host parts: what the host read for the router and lm_head, and sampling */
 	double gbps = EE_HOST_MODEL_GBPS * 1e9;
-	double h_route = e->host_route_b / n / gbps * 1e3, h_head = e->host_head_b / n / gbps * 1e3;
+	double h_route = (e->host_route_b - (dec ? pf->p_route_b : 0)) / n / gbps * 1e3;
+	double h_head = (e->host_head_b - (dec ? pf->p_head_b : 0)) / n / gbps * 1e3;
 	double h_sample = ((double)e->c->vocab_size * 4 + e->c->hidden_size * 2) / gbps * 1e3;
 	double host = h_route + h_head + h_sample, e2e = card + link + host;
 	char design[160];
@@ -681,7 +692,7 @@ void card_stats(struct engine *en, FILE *out, int json)
 			h_sample, roof / e2e, design, e->gv ? e->gv_lanes : 0,
 			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 		if (e->xc)
-			ee_xc_stats(e, out, 1, n, card, link);
+			ee_xc_stats(e, out, 1, n_all, card_all, link_all);
 		ee_prefill_stats(e, out, 1);
 		ee_dma_stats(&s, out, 1);
 		ee_whatif_671b(e->be, out, 1);
@@ -691,7 +702,8 @@ void card_stats(struct engine *en, FILE *out, int json)
 		return;
 	}
 	fprintf(out,
-		"emu card (%s): %llu tokens through the main model\n"
+		"emu card (%s): %llu tokens through the main model (per token below: the %llu "
+		"after the prompt)\n"
 		"  modeled card   %.4f ms/token (kernels + firmware, card clock)\n"
 		"  modeled link   %.4f ms/token (host<->card transfers over PCIe)\n"
 		"  commands       %.1f per token, %.2f submissions per token\n"
@@ -702,8 +714,9 @@ void card_stats(struct engine *en, FILE *out, int json)
 		"  HBM roofline   %.4f ms/token for %.2f MB/token: card alone %.1f%% of it, end to "
 		"end %.1f%%\n"
 		"  design         %s\n",
-		backend_board(e->be)->model, (unsigned long long)e->tokens, card, link, cmds, subs,
-		e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, e2e, 1e3 / e2e,
+		backend_board(e->be)->model, (unsigned long long)e->tokens,
+		(unsigned long long)(dec ? e->tokens - pf->p_tokens : e->tokens), card, link, cmds,
+		subs, e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, e2e, 1e3 / e2e,
 		h_route, h_head, h_sample, EE_HOST_MODEL_GBPS, roof, bytes / 1e6, 100 * roof / card,
 		100 * roof / e2e, design);
 	if (e->route_check)
@@ -711,7 +724,7 @@ void card_stats(struct engine *en, FILE *out, int json)
 			"  router check   %llu card routings re-run on the host: %llu differ\n",
 			(unsigned long long)e->route_checked, (unsigned long long)e->route_diff);
 	if (e->xc)
-		ee_xc_stats(e, out, 0, n, card, link);
+		ee_xc_stats(e, out, 0, n_all, card_all, link_all);
 	ee_prefill_stats(e, out, 0);
 	ee_dma_stats(&s, out, 0);
 	ee_whatif_671b(e->be, out, 0);
