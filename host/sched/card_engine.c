@@ -904,7 +904,7 @@ done:
 		e->pf.link_ns += (double)(s1.h2c_ns + s1.c2h_ns - s0.h2c_ns - s0.c2h_ns);
 		e->pf.host_b += e->host_route_b + e->host_head_b - hb0 + (double)T * D * 2 +
 				(double)V * 4; /* embeddings, sampling */
-		if (e->pf.in_prompt) { /* the prompt's share, out of the decode figures */
+		if (e->pf.in_prompt) {	       /* the prompt's share, out of the decode figures */
 			e->pf.p_tokens += (uint64_t)T;
 			e->pf.p_cmds += s1.cmds - s0.cmds;
 			e->pf.p_subs += s1.submits - s0.submits;

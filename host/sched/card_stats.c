@@ -716,9 +716,9 @@ void card_stats(struct engine *en, FILE *out, int json)
 		"  design         %s\n",
 		backend_board(e->be)->model, (unsigned long long)e->tokens,
 		(unsigned long long)(dec ? e->tokens - pf->p_tokens : e->tokens), card, link, cmds,
-		subs, e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, e2e, 1e3 / e2e,
-		h_route, h_head, h_sample, EE_HOST_MODEL_GBPS, roof, bytes / 1e6, 100 * roof / card,
-		100 * roof / e2e, design);
+		subs, e->t_sched / n * 1e6, e->t_host / n * 1e6, e->t_wall / n * 1e3, e2e,
+		1e3 / e2e, h_route, h_head, h_sample, EE_HOST_MODEL_GBPS, roof, bytes / 1e6,
+		100 * roof / card, 100 * roof / e2e, design);
 	if (e->route_check)
 		fprintf(out,
 			"  router check   %llu card routings re-run on the host: %llu differ\n",
