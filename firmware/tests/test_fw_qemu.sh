@@ -8,7 +8,9 @@
 # instr=<n> decode=<n> take=<n> start=<n> done=<n> sync=<n>", firmware/port/rv32/cost.c: the
 # firmware's work classes of fw_port.h, which add up to instr). QEMU counts retired instructions
 # exactly only with -icount shift=0 (otherwise instret follows the host's time stamp counter), so
-# the image runs in that mode, twice: the counts must be identical. Then every board tree's
+# the image runs in that mode, with sleep=off (else the virtual clock jumps with the host's time
+# while the guest idles, and on a busy host a timer interrupt could land inside a measured
+# command), twice: the counts must be identical. Then every board tree's
 # moecard,fw-cmd-instr <take start done sync> (as `moecard info --board` reads it) must cover the
 # measured count of each class: >= the most any op measured, and <= FW_COST_TOL_PCT (25) percent
 # above it (a tree may not inflate its firmware time). A firmware change that makes commands
@@ -31,7 +33,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fwqemu.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 for run in 1 2; do
-  timeout 60 qemu-system-riscv32 -M virt -nographic -bios none -icount shift=0 -kernel "$img" \
+  timeout 60 qemu-system-riscv32 -M virt -nographic -bios none -icount shift=0,sleep=off -kernel "$img" \
     </dev/null 2>&1 | tr -d '\r' >"$tmp/uart$run"
   echo "${PIPESTATUS[0]}" >"$tmp/rc$run"
 done
