@@ -267,11 +267,12 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 	if (c->q_lora_rank > 0 && (r = ee_vec(e, lw->q_a_layernorm, c->q_lora_rank, &L->q_a_norm)))
 		return r;
 	if (e->gv) { /* every matrix striped over the GEMV lanes (and the cache, gv_attn) */
-		e->kv_slot_b =
-		    e->gv_attn ? e->kv_slot_b : sizeof(float) * (size_t)e->max_seq * (kvl + rope);
-		if (!e->gv_attn && (r = card_place(e, (int)e->act_bank, NULL,
-						   e->kv_slot_b * (size_t)e->n_seq, &L->kv)))
-			return r;
+		if (!e->gv_attn) { /* (the striped cache's slots: card_gemv_layer) */
+			e->kv_slot_b = sizeof(float) * (size_t)e->max_seq * (kvl + rope);
+			if ((r = card_place(e, (int)e->act_bank, NULL,
+					    e->kv_slot_b * (size_t)e->n_seq, &L->kv)))
+				return r;
+		}
 		if ((r = card_gemv_layer(e, L, lw, err, errlen)))
 			return r;
 		/* the batched prefill's GEMMs read the plain layout on the fp8_gemm CUs */
@@ -603,7 +604,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	else if (ql > 0)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
 	if (e->gv_attn) {
-		TRY(card_kv_append_lanes(e, L, p));
+		TRY(card_kv_append_lanes(e, L, e->cur_seq, p));
 	} else {
 		struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
 		if (!k)
@@ -629,7 +630,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(card_barrier(e));
 	if (e->gv_attn)
-		TRY(card_attn_lanes(e, L, p));
+		TRY(card_attn_lanes(e, L, e->cur_seq, p));
 	struct abi_cmd *m = e->gv_attn ? NULL : card_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
 	if (!m && !e->gv_attn)
 		return -E2BIG;
@@ -1367,12 +1368,10 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 		r = -EINVAL;
 		goto fail;
 	}
-	if ((r = card_gemv_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0),
-				x ? x->kv_format : NULL, afp8, err, errlen)))
+	if ((r = card_gemv_init(e, xcache, x ? x->kv_format : NULL, afp8, err, errlen)))
 		goto fail;
-	if ((r = card_place_acts(e)) ||
-	    (r = card_pf_init(e, x && (x->expert_slots != 0 || x->expert_slots_pct > 0))) ||
-	    (r = ee_place_rope(e)) || (r = ee_place_model(e, x, err, errlen)))
+	if ((r = card_place_acts(e)) || (r = card_pf_init(e, xcache)) || (r = ee_place_rope(e)) ||
+	    (r = ee_place_model(e, x, err, errlen)))
 		goto fail_place;
 	en->max_seqs = e->pf_on ? e->n_seq : 0;
 	ee_truncate(en, 0, 0);

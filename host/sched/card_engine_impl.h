@@ -472,8 +472,10 @@ static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, 
 {
 	return (e->gv_attn ? L->kv_off : L->kv) + (uint64_t)s * e->kv_slot_b;
 }
-int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p);
-int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p);
+/* The striped cache's KV append of e->kvrow and the attention of e->qcat into e->lat, on slot s
+ * at position p (the rows path then points src / q / out at its row). */
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
+int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
 /* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */
 int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,
 			       uint32_t clk_khz);

@@ -908,7 +908,7 @@ int card_route_check(struct ee *e, int from, int to)
 	return 0;
 }
 
-int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p)
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p)
 {
 	const struct config *c = e->c;
 	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
@@ -919,7 +919,7 @@ int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p)
 	if (!k)
 		return -E2BIG;
 	k->u.kv.src = e->kvrow;
-	k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, e->cur_seq) + local * rec);
+	k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, s) + local * rec);
 	k->u.kv.row = (uint32_t)(kvl + rope);
 	k->u.kv.pos = 0;
 	k->u.kv.ctx_cap = 1;
@@ -927,7 +927,7 @@ int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int p)
 	return 0;
 }
 
-int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p)
+int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p)
 {
 	const struct config *c = e->c;
 	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (striped, all heads)");
@@ -935,7 +935,7 @@ int card_attn_lanes(struct ee *e, const struct ee_layer *L, int p)
 		return -E2BIG;
 	m->u.mlal.q = e->qcat;
 	m->u.mlal.out = e->lat;
-	m->u.mlal.cache_off = ee_kv_base(e, L, e->cur_seq);
+	m->u.mlal.cache_off = ee_kv_base(e, L, s);
 	m->u.mlal.n_heads = (uint32_t)c->num_attention_heads;
 	m->u.mlal.kv_lora = (uint32_t)c->kv_lora_rank;
 	m->u.mlal.rope = (uint32_t)c->qk_rope_head_dim;

@@ -221,25 +221,20 @@ static int pf_rows(const struct ee *e, int T)
 static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int s, int p)
 {
 	const struct config *c = e->c;
-	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
-	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND,
-				     e->gv_attn ? "kv_append (striped, row)" : "kv_append (row)");
+	if (e->gv_attn) { /* the record's address in its lane, as the token loop's */
+		TRY(card_kv_append_lanes(e, L, s, p));
+		e->list.cmd[e->list.n - 1].u.kv.src = src;
+		e->list.what[e->list.n - 1] = "kv_append (striped, row)";
+		return 0;
+	}
+	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append (row)");
 	if (!k)
 		return -E2BIG;
 	k->u.kv.src = src;
-	k->u.kv.row = (uint32_t)(kvl + rope);
-	if (e->gv_attn) { /* as card_kv_append_lanes: the record's address in its lane */
-		uint64_t rec = abi_kv_record_bytes(e->kv_fmt, (uint64_t)kvl, (uint64_t)rope);
-		uint64_t b = (uint64_t)p / MLA_TB, lane = b % e->gv_lanes;
-		uint64_t local = b / e->gv_lanes * MLA_TB + (uint64_t)p % MLA_TB;
-		k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, s) + local * rec);
-		k->u.kv.ctx_cap = 1;
-		k->u.kv.word = e->kv_fmt == ABI_KV_F32 ? 0 : ABI_KV_WORD(e->kv_fmt, rope);
-	} else {
-		k->u.kv.cache = ee_kv_base(e, L, s);
-		k->u.kv.pos = (uint32_t)p;
-		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
-	}
+	k->u.kv.row = (uint32_t)(c->kv_lora_rank + c->qk_rope_head_dim);
+	k->u.kv.cache = ee_kv_base(e, L, s);
+	k->u.kv.pos = (uint32_t)p;
+	k->u.kv.ctx_cap = (uint32_t)e->max_seq;
 	return 0;
 }
 
@@ -247,11 +242,7 @@ static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t 
 {
 	const struct config *c = e->c;
 	if (e->gv_attn) {
-		int s0 = e->cur_seq;
-		e->cur_seq = s;
-		int r = card_attn_lanes(e, L, p);
-		e->cur_seq = s0;
-		TRY(r);
+		TRY(card_attn_lanes(e, L, s, p));
 		struct abi_cmd *m = &e->list.cmd[e->list.n - 1];
 		m->u.mlal.q = q;
 		m->u.mlal.out = out;
