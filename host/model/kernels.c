@@ -85,6 +85,18 @@ static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, in
 		}
 }
 
+static void tile_p16_scalar(const float *wp, int nw, const float *x, int ldx, int M, int K,
+			    float *y, int ldy, int acc)
+{
+	for (int m = 0; m < M; m++)
+		for (int j = 0; j < nw; j++) {
+			float s = 0;
+			for (int k = 0; k < K; k++)
+				s += wp[(size_t)k * KERN_PW + j] * x[(size_t)m * ldx + k];
+			y[(size_t)m * ldy + j] = acc ? y[(size_t)m * ldy + j] + s : s;
+		}
+}
+
 static float dot_f32_scalar(const float *a, const float *b, int n)
 {
 	float s = 0;
@@ -105,9 +117,10 @@ static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
 		xr[k] = dec_lut[e4m3_encode(x[k] / s)] * s;
 }
 
-static const struct kern_isa isa_scalar = {
-    "scalar",	    dot_fp8_scalar,  dot_bf16_scalar, axpy_fp8_scalar, row_fp8_scalar,
-    dec_fp8_scalar, tile_f32_scalar, dot_f32_scalar,  axpy_f32_scalar, roundtrip_fp8_scalar};
+static const struct kern_isa isa_scalar = {"scalar",	    dot_fp8_scalar,	 dot_bf16_scalar,
+					   axpy_fp8_scalar, row_fp8_scalar,	 dec_fp8_scalar,
+					   tile_f32_scalar, tile_p16_scalar,	 dot_f32_scalar,
+					   axpy_f32_scalar, roundtrip_fp8_scalar};
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
@@ -222,7 +235,7 @@ int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, si
 	}
 	if (max_k > 0) {
 		int nt = p ? pool_nthreads(p) : 1;
-		k->wbuf = malloc(sizeof(float) * (size_t)nt * KERN_NW * max_k);
+		k->wbuf = malloc(sizeof(float) * (size_t)nt * (KERN_PW + 1) * max_k);
 		if (!k->wbuf) {
 			free(k->scratch);
 			k->scratch = NULL;
@@ -268,8 +281,24 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	int ld = j->xq ? K : j->ldx;
 	float acc[KERN_NW];
 	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k && !kc->rows_only) {
-		/* prefill: dequantize up to KERN_NW rows once, reuse them for every input row */
-		float *wt = kc->wbuf + (size_t)tid * KERN_NW * kc->max_k;
+		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
+		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 1) * kc->max_k;
+		if (isa->tile_p16) {
+			float *row = wt + (size_t)KERN_PW * K;
+			for (int b = 0; b < nn; b += KERN_PW) {
+				int nw = nn - b < KERN_PW ? nn - b : KERN_PW;
+				for (int i = 0; i < KERN_PW; i++) {
+					if (i < nw)
+						dec_row(isa, W, n0 + b + i, row);
+					for (int k = 0; k < K; k++)
+						wt[(size_t)k * KERN_PW + i] =
+						    i < nw ? row[k] : 0.0f;
+				}
+				isa->tile_p16(wt, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy,
+					      j->accumulate);
+			}
+			return;
+		}
 		for (int b = 0; b < nn; b += KERN_NW) {
 			int nw = nn - b < KERN_NW ? nn - b : KERN_NW;
 			for (int i = 0; i < nw; i++)
@@ -374,7 +403,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	int nt = k->pool ? pool_nthreads(k->pool) : 1;
 	int grain = total / (nt * 8);
 	grain = grain < 4 ? 4 : grain > 64 ? 64 : grain;
-	grain = (grain + KERN_NW - 1) / KERN_NW * KERN_NW;
+	grain = (grain + KERN_PW - 1) / KERN_PW * KERN_PW;
 	if (k->pool)
 		pool_for(k->pool, total, grain, jobs_task, &jc);
 	else

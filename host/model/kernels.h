@@ -20,6 +20,8 @@
 #define KERN_MB 4
 /* Weight rows per prefill tile (tile_f32's nw). */
 #define KERN_NW 8
+/* Width of a packed prefill tile (tile_p16): KERN_PW dequantized weight rows stored k-major. */
+#define KERN_PW 16
 struct kern_isa {
 	const char *name;
 	/* acc[m] = sum_{k<n} e4m3(w[k]) * x[m*ldx+k] (true values; NaN codes undefined) */
@@ -37,6 +39,11 @@ struct kern_isa {
 	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_NW, m < M (prefill tiles) */
 	void (*tile_f32)(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
 			 float *y, int ldy);
+	/* y[m*ldy+j] = sum_k wp[k*KERN_PW+j] * x[m*ldx+k] (y += that with acc) for j < nw <= KERN_PW,
+	 * m < M: the prefill tile over KERN_PW weight rows packed k-major (columns >= nw zero), each
+	 * output one f32 sum in ascending k. NULL: the ISA takes the tile_f32 path. */
+	void (*tile_p16)(const float *wp, int nw, const float *x, int ldx, int M, int K, float *y,
+			 int ldy, int acc);
 	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
 	float (*dot_f32)(const float *a, const float *b, int n);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
@@ -71,7 +78,7 @@ struct kern_ctx {
 	int ue8m0;	/* power-of-two activation scales */
 	float *scratch; /* quantization scratch, scratch_floats long */
 	size_t scratch_floats;
-	float *wbuf; /* [nthreads][KERN_NW][max_k] dequantized weight rows (prefill) */
+	float *wbuf; /* [nthreads][KERN_PW + 1][max_k] dequantized weight rows (prefill) */
 	int max_k;
 	int rows_only; /* 1: never the tile path: every input row takes the per-row GEMV path, so
 			  its result does not depend on the other rows (batched decode) */

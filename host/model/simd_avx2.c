@@ -168,17 +168,80 @@ static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
 	}
 }
 
+/* 32 E4M3 codes to four vectors of 8 f32 (each value / 256) without a lane-crossing widen: an
+ * unpack with zero puts each code in the high byte of a 16-bit word (code << 8); an arithmetic
+ * shift by one and clearing bit 14 leaves sign, 0, exponent, mantissa: the binary16 of the value
+ * / 256 (subnormals included). The unpack interleaves within 128-bit lanes, so the vectors hold
+ * codes k..k+7 (*v0), k+16..k+23 (*v1), k+8..k+15 (*v2) and k+24..k+31 (*v3). */
+static inline void dec32(const uint8_t *w, __m256 *v0, __m256 *v1, __m256 *v2, __m256 *v3)
+{
+	const __m256i z = _mm256_setzero_si256(), m = _mm256_set1_epi16((short)0xBFFF);
+	__m256i c = _mm256_loadu_si256((const __m256i *)w);
+	__m256i lo = _mm256_and_si256(_mm256_srai_epi16(_mm256_unpacklo_epi8(z, c), 1), m);
+	__m256i hi = _mm256_and_si256(_mm256_srai_epi16(_mm256_unpackhi_epi8(z, c), 1), m);
+	*v0 = _mm256_cvtph_ps(_mm256_castsi256_si128(lo));
+	*v1 = _mm256_cvtph_ps(_mm256_extracti128_si256(lo, 1));
+	*v2 = _mm256_cvtph_ps(_mm256_castsi256_si128(hi));
+	*v3 = _mm256_cvtph_ps(_mm256_extracti128_si256(hi, 1));
+}
+
+/* One weight row against M inputs (the decode GEMV). Per whole 128-block two accumulators per
+ * row (codes k % 16 < 8 and >= 8); the block's vector sum is scaled by sw[kb] (times the 256 of
+ * the binary16 decode, exact) into one running vector per row, summed across lanes once per row
+ * instead of once per block. A partial last block goes through dot_fp8_m. The same operations
+ * for every M, so a row's result does not depend on the rows beside it. */
+static inline __attribute__((always_inline)) void row_fp8_m(const uint8_t *w, const float *x,
+							    int ldx, const int M, int K,
+							    const float *sw, float *acc)
+{
+	__m256 t[KERN_MB];
+	for (int m = 0; m < M; m++)
+		t[m] = _mm256_setzero_ps();
+	int nb = K / 128;
+	for (int kb = 0; kb < nb; kb++) {
+		__m256 a[KERN_MB], b[KERN_MB];
+		for (int m = 0; m < M; m++)
+			a[m] = b[m] = _mm256_setzero_ps();
+		for (int k = kb * 128; k < kb * 128 + 128; k += 32) {
+			__m256 v0, v1, v2, v3;
+			dec32(w + k, &v0, &v1, &v2, &v3);
+			for (int m = 0; m < M; m++) {
+				const float *xm = x + (size_t)m * ldx + k;
+				a[m] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(xm), a[m]);
+				b[m] = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xm + 8), b[m]);
+				a[m] = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xm + 16), a[m]);
+				b[m] = _mm256_fmadd_ps(v3, _mm256_loadu_ps(xm + 24), b[m]);
+			}
+		}
+		__m256 s = _mm256_set1_ps(sw[kb] * 256.0f);
+		for (int m = 0; m < M; m++)
+			t[m] = _mm256_fmadd_ps(_mm256_add_ps(a[m], b[m]), s, t[m]);
+	}
+	for (int m = 0; m < M; m++)
+		acc[m] = hsum8(t[m]);
+	if (nb * 128 < K) {
+		float d[KERN_MB];
+		dot_fp8_m(w + nb * 128, x + nb * 128, ldx, M, K - nb * 128, d);
+		for (int m = 0; m < M; m++)
+			acc[m] += d[m] * sw[nb];
+	}
+}
+
 static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
 			 float *acc)
 {
-	float d[KERN_MB];
-	for (int m = 0; m < M; m++)
-		acc[m] = 0;
-	for (int kb = 0; kb * 128 < K; kb++) {
-		int len = K - kb * 128 < 128 ? K - kb * 128 : 128;
-		dot_fp8_avx2(w + kb * 128, x + kb * 128, ldx, M, len, d);
-		for (int m = 0; m < M; m++)
-			acc[m] += d[m] * sw[kb];
+	switch (M) {
+	case 1:
+		row_fp8_m(w, x, ldx, 1, K, sw, acc);
+		break;
+	case 2:
+		row_fp8_m(w, x, ldx, 2, K, sw, acc);
+		break;
+	case 3:
+		row_fp8_m(w, x, ldx, 3, K, sw, acc);
+		break;
+	default:
+		row_fp8_m(w, x, ldx, 4, K, sw, acc);
 	}
 }
 
@@ -232,6 +295,68 @@ static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int 
 		tile_f32_n(wt, ldw, KERN_NW, x, ldx, M, K, y, ldy);
 	else
 		tile_f32_n(wt, ldw, nw, x, ldx, M, K, y, ldy);
+}
+
+/* MB input rows against a packed tile: 2 x MB accumulators (16 outputs per row), each weight
+ * vector loaded once per k for all MB rows, each input element broadcast once; one FMA chain per
+ * output, k ascending (as tile_p16_scalar). */
+static inline __attribute__((always_inline)) void p16_rows(const float *wp, int nw, const float *x,
+							   int ldx, const int MB, int K, float *y,
+							   int ldy, int acc)
+{
+	__m256 c0[6], c1[6];
+	for (int m = 0; m < MB; m++)
+		c0[m] = c1[m] = _mm256_setzero_ps();
+	for (int k = 0; k < K; k++) {
+		__m256 w0 = _mm256_loadu_ps(wp + (size_t)k * KERN_PW);
+		__m256 w1 = _mm256_loadu_ps(wp + (size_t)k * KERN_PW + 8);
+		for (int m = 0; m < MB; m++) {
+			__m256 xb = _mm256_broadcast_ss(x + (size_t)m * ldx + k);
+			c0[m] = _mm256_fmadd_ps(w0, xb, c0[m]);
+			c1[m] = _mm256_fmadd_ps(w1, xb, c1[m]);
+		}
+	}
+	for (int m = 0; m < MB; m++) {
+		float *ym = y + (size_t)m * ldy;
+		if (nw == KERN_PW && !acc) {
+			_mm256_storeu_ps(ym, c0[m]);
+			_mm256_storeu_ps(ym + 8, c1[m]);
+			continue;
+		}
+		float t[KERN_PW];
+		_mm256_storeu_ps(t, c0[m]);
+		_mm256_storeu_ps(t + 8, c1[m]);
+		for (int j = 0; j < nw; j++)
+			ym[j] = acc ? ym[j] + t[j] : t[j];
+	}
+}
+
+/* Six input rows at a time (12 accumulators, 2 weight vectors and a broadcast: 15 registers). */
+static void tile_p16_avx2(const float *wp, int nw, const float *x, int ldx, int M, int K, float *y,
+			  int ldy, int acc)
+{
+	int m = 0;
+	for (; m + 6 <= M; m += 6)
+		p16_rows(wp, nw, x + (size_t)m * ldx, ldx, 6, K, y + (size_t)m * ldy, ldy, acc);
+	const float *xm = x + (size_t)m * ldx;
+	float *ym = y + (size_t)m * ldy;
+	switch (M - m) {
+	case 5:
+		p16_rows(wp, nw, xm, ldx, 5, K, ym, ldy, acc);
+		break;
+	case 4:
+		p16_rows(wp, nw, xm, ldx, 4, K, ym, ldy, acc);
+		break;
+	case 3:
+		p16_rows(wp, nw, xm, ldx, 3, K, ym, ldy, acc);
+		break;
+	case 2:
+		p16_rows(wp, nw, xm, ldx, 2, K, ym, ldy, acc);
+		break;
+	case 1:
+		p16_rows(wp, nw, xm, ldx, 1, K, ym, ldy, acc);
+		break;
+	}
 }
 
 static float dot_f32_avx2(const float *a, const float *b, int n)
@@ -292,5 +417,5 @@ static void roundtrip_fp8_avx2(const float *x, int n, float s, float *xr)
 }
 
 const struct kern_isa kern_isa_avx2 = {
-    "avx2",	  dot_fp8_avx2,	 dot_bf16_avx2, axpy_fp8_avx2, row_fp8_avx2,
-    dec_fp8_avx2, tile_f32_avx2, dot_f32_avx2,	axpy_f32_avx2, roundtrip_fp8_avx2};
+    "avx2",	   dot_fp8_avx2,  dot_bf16_avx2, axpy_fp8_avx2, row_fp8_avx2,	   dec_fp8_avx2,
+    tile_f32_avx2, tile_p16_avx2, dot_f32_avx2,	 axpy_f32_avx2, roundtrip_fp8_avx2};
