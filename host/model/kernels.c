@@ -97,6 +97,13 @@ static void tile_p16_scalar(const float *wp, int nw, const float *x, int ldx, in
 		}
 }
 
+static void pack_p16_scalar(const float *rows, int K, int nr, int i0, float *wp)
+{
+	for (int k = 0; k < K; k++)
+		for (int r = 0; r < 8; r++)
+			wp[(size_t)k * KERN_PW + i0 + r] = r < nr ? rows[(size_t)r * K + k] : 0.0f;
+}
+
 static float dot_f32_scalar(const float *a, const float *b, int n)
 {
 	float s = 0;
@@ -117,10 +124,20 @@ static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
 		xr[k] = dec_lut[e4m3_encode(x[k] / s)] * s;
 }
 
-static const struct kern_isa isa_scalar = {"scalar",	    dot_fp8_scalar,	 dot_bf16_scalar,
-					   axpy_fp8_scalar, row_fp8_scalar,	 dec_fp8_scalar,
-					   tile_f32_scalar, tile_p16_scalar,	 dot_f32_scalar,
-					   axpy_f32_scalar, roundtrip_fp8_scalar};
+static const struct kern_isa isa_scalar = {
+    .name = "scalar",
+    .dot_fp8 = dot_fp8_scalar,
+    .dot_bf16 = dot_bf16_scalar,
+    .axpy_fp8 = axpy_fp8_scalar,
+    .row_fp8 = row_fp8_scalar,
+    .dec_fp8 = dec_fp8_scalar,
+    .tile_f32 = tile_f32_scalar,
+    .tile_p16 = tile_p16_scalar,
+    .pack_p16 = pack_p16_scalar,
+    .dot_f32 = dot_f32_scalar,
+    .axpy_f32 = axpy_f32_scalar,
+    .roundtrip_fp8 = roundtrip_fp8_scalar,
+};
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
@@ -235,7 +252,7 @@ int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, si
 	}
 	if (max_k > 0) {
 		int nt = p ? pool_nthreads(p) : 1;
-		k->wbuf = malloc(sizeof(float) * (size_t)nt * (KERN_PW + 1) * max_k);
+		k->wbuf = malloc(sizeof(float) * (size_t)nt * (KERN_PW + 8) * max_k);
 		if (!k->wbuf) {
 			free(k->scratch);
 			k->scratch = NULL;

@@ -44,6 +44,9 @@ struct kern_isa {
 	 * output one f32 sum in ascending k. NULL: the ISA takes the tile_f32 path. */
 	void (*tile_p16)(const float *wp, int nw, const float *x, int ldx, int M, int K, float *y,
 			 int ldy, int acc);
+	/* wp[k*KERN_PW + i0 + r] = rows[r*K + k] for r < 8, k < K (0 for r >= nr): eight rows into
+	 * columns i0..i0+7 of a packed tile (with tile_p16) */
+	void (*pack_p16)(const float *rows, int K, int nr, int i0, float *wp);
 	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
 	float (*dot_f32)(const float *a, const float *b, int n);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
@@ -78,7 +81,7 @@ struct kern_ctx {
 	int ue8m0;	/* power-of-two activation scales */
 	float *scratch; /* quantization scratch, scratch_floats long */
 	size_t scratch_floats;
-	float *wbuf; /* [nthreads][KERN_PW + 1][max_k] dequantized weight rows (prefill) */
+	float *wbuf; /* [nthreads][KERN_PW + 8][max_k] dequantized weight rows (prefill) */
 	int max_k;
 	int rows_only; /* 1: never the tile path: every input row takes the per-row GEMV path, so
 			  its result does not depend on the other rows (batched decode) */

@@ -45,12 +45,14 @@ static inline __attribute__((always_inline)) void dot_fp8_m(const uint8_t *w, co
 							    int ldx, const int M, int n, float *acc)
 {
 	__m256 a[KERN_MB], b[KERN_MB];
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++)
 		a[m] = b[m] = _mm256_setzero_ps();
 	int k = 0;
 	for (; k + 16 <= n; k += 16) {
 		__m256 w0, w1;
 		dec16(w + k, &w0, &w1);
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++) {
 			const float *xm = x + (size_t)m * ldx + k;
 			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
@@ -59,9 +61,11 @@ static inline __attribute__((always_inline)) void dot_fp8_m(const uint8_t *w, co
 	}
 	for (; k + 8 <= n; k += 8) {
 		__m256 wd = dec8(w + k);
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
 	}
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++)
 		acc[m] = hsum8(_mm256_add_ps(a[m], b[m])) * 256.0f;
 	if (k < n) {
@@ -69,6 +73,7 @@ static inline __attribute__((always_inline)) void dot_fp8_m(const uint8_t *w, co
 		float xt[8] = {0}, wf[8];
 		memcpy(wt, w + k, (size_t)(n - k));
 		_mm256_storeu_ps(wf, dec8(wt));
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++) {
 			float s = 0;
 			memcpy(xt, x + (size_t)m * ldx + k, (size_t)(n - k) * sizeof(float));
@@ -107,11 +112,13 @@ static inline __attribute__((always_inline)) void
 dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float *acc)
 {
 	__m256 a[KERN_MB], b[KERN_MB];
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++)
 		a[m] = b[m] = _mm256_setzero_ps();
 	int k = 0;
 	for (; k + 16 <= n; k += 16) {
 		__m256 w0 = bf16x8(w + k), w1 = bf16x8(w + k + 8);
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++) {
 			const float *xm = x + (size_t)m * ldx + k;
 			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
@@ -120,9 +127,11 @@ dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float
 	}
 	for (; k + 8 <= n; k += 8) {
 		__m256 wd = bf16x8(w + k);
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
 	}
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++) {
 		float s = hsum8(_mm256_add_ps(a[m], b[m]));
 		for (int i = k; i < n; i++) {
@@ -195,16 +204,19 @@ static inline __attribute__((always_inline)) void row_fp8_m(const uint8_t *w, co
 							    const float *sw, float *acc)
 {
 	__m256 t[KERN_MB];
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++)
 		t[m] = _mm256_setzero_ps();
 	int nb = K / 128;
 	for (int kb = 0; kb < nb; kb++) {
 		__m256 a[KERN_MB], b[KERN_MB];
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			a[m] = b[m] = _mm256_setzero_ps();
 		for (int k = kb * 128; k < kb * 128 + 128; k += 32) {
 			__m256 v0, v1, v2, v3;
 			dec32(w + k, &v0, &v1, &v2, &v3);
+#pragma GCC unroll 6
 			for (int m = 0; m < M; m++) {
 				const float *xm = x + (size_t)m * ldx + k;
 				a[m] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(xm), a[m]);
@@ -214,14 +226,17 @@ static inline __attribute__((always_inline)) void row_fp8_m(const uint8_t *w, co
 			}
 		}
 		__m256 s = _mm256_set1_ps(sw[kb] * 256.0f);
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			t[m] = _mm256_fmadd_ps(_mm256_add_ps(a[m], b[m]), s, t[m]);
 	}
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++)
 		acc[m] = hsum8(t[m]);
 	if (nb * 128 < K) {
 		float d[KERN_MB];
 		dot_fp8_m(w + nb * 128, x + nb * 128, ldx, M, K - nb * 128, d);
+#pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			acc[m] += d[m] * sw[nb];
 	}
@@ -265,6 +280,7 @@ static inline __attribute__((always_inline)) void tile_f32_n(const float *wt, in
 							     const float *x, int ldx, int M, int K,
 							     float *y, int ldy)
 {
+#pragma GCC unroll 6
 	for (int m = 0; m < M; m++) {
 		const float *xm = x + (size_t)m * ldx;
 		__m256 a[KERN_NW];
@@ -305,17 +321,20 @@ static inline __attribute__((always_inline)) void p16_rows(const float *wp, int 
 							   int ldy, int acc)
 {
 	__m256 c0[6], c1[6];
+#pragma GCC unroll 6
 	for (int m = 0; m < MB; m++)
 		c0[m] = c1[m] = _mm256_setzero_ps();
 	for (int k = 0; k < K; k++) {
 		__m256 w0 = _mm256_loadu_ps(wp + (size_t)k * KERN_PW);
 		__m256 w1 = _mm256_loadu_ps(wp + (size_t)k * KERN_PW + 8);
+#pragma GCC unroll 6
 		for (int m = 0; m < MB; m++) {
 			__m256 xb = _mm256_broadcast_ss(x + (size_t)m * ldx + k);
 			c0[m] = _mm256_fmadd_ps(w0, xb, c0[m]);
 			c1[m] = _mm256_fmadd_ps(w1, xb, c1[m]);
 		}
 	}
+#pragma GCC unroll 6
 	for (int m = 0; m < MB; m++) {
 		float *ym = y + (size_t)m * ldy;
 		if (nw == KERN_PW && !acc) {
@@ -357,6 +376,39 @@ static void tile_p16_avx2(const float *wp, int nw, const float *x, int ldx, int 
 		p16_rows(wp, nw, xm, ldx, 1, K, ym, ldy, acc);
 		break;
 	}
+}
+
+/* 8x8 transposes: rows r < nr at k..k+7 (rows >= nr as zeros) become the packed tile's lines
+ * k..k+7, columns i0..i0+7. */
+static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
+{
+	int k = 0;
+	for (; k + 8 <= K; k += 8) {
+		__m256 r[8];
+		for (int i = 0; i < 8; i++)
+			r[i] = i < nr ? _mm256_loadu_ps(rows + (size_t)i * K + k)
+				      : _mm256_setzero_ps();
+		__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+		__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+		__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+		__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+		__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+		__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+		__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+		__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+		float *o = wp + (size_t)k * KERN_PW + i0;
+		_mm256_storeu_ps(o + 0 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x20));
+		_mm256_storeu_ps(o + 1 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x20));
+		_mm256_storeu_ps(o + 2 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x20));
+		_mm256_storeu_ps(o + 3 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x20));
+		_mm256_storeu_ps(o + 4 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x31));
+		_mm256_storeu_ps(o + 5 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x31));
+		_mm256_storeu_ps(o + 6 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x31));
+		_mm256_storeu_ps(o + 7 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x31));
+	}
+	for (; k < K; k++)
+		for (int i = 0; i < 8; i++)
+			wp[(size_t)k * KERN_PW + i0 + i] = i < nr ? rows[(size_t)i * K + k] : 0.0f;
 }
 
 static float dot_f32_avx2(const float *a, const float *b, int n)
@@ -417,5 +469,16 @@ static void roundtrip_fp8_avx2(const float *x, int n, float s, float *xr)
 }
 
 const struct kern_isa kern_isa_avx2 = {
-    "avx2",	   dot_fp8_avx2,  dot_bf16_avx2, axpy_fp8_avx2, row_fp8_avx2,	   dec_fp8_avx2,
-    tile_f32_avx2, tile_p16_avx2, dot_f32_avx2,	 axpy_f32_avx2, roundtrip_fp8_avx2};
+    .name = "avx2",
+    .dot_fp8 = dot_fp8_avx2,
+    .dot_bf16 = dot_bf16_avx2,
+    .axpy_fp8 = axpy_fp8_avx2,
+    .row_fp8 = row_fp8_avx2,
+    .dec_fp8 = dec_fp8_avx2,
+    .tile_f32 = tile_f32_avx2,
+    .tile_p16 = tile_p16_avx2,
+    .pack_p16 = pack_p16_avx2,
+    .dot_f32 = dot_f32_avx2,
+    .axpy_f32 = axpy_f32_avx2,
+    .roundtrip_fp8 = roundtrip_fp8_avx2,
+};

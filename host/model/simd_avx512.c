@@ -328,6 +328,14 @@ static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 }
 
 const struct kern_isa kern_isa_avx512 = {
-    "avx512",	    dot_fp8_avx512,  dot_bf16_avx512,	  axpy_fp8_avx512,
-    row_fp8_avx512, dec_fp8_avx512,  tile_f32_avx512,	  NULL,
-    dot_f32_avx512, axpy_f32_avx512, roundtrip_fp8_avx512};
+    .name = "avx512",
+    .dot_fp8 = dot_fp8_avx512,
+    .dot_bf16 = dot_bf16_avx512,
+    .axpy_fp8 = axpy_fp8_avx512,
+    .row_fp8 = row_fp8_avx512,
+    .dec_fp8 = dec_fp8_avx512,
+    .tile_f32 = tile_f32_avx512,
+    .dot_f32 = dot_f32_avx512,
+    .axpy_f32 = axpy_f32_avx512,
+    .roundtrip_fp8 = roundtrip_fp8_avx512,
+};
