@@ -299,17 +299,18 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	float acc[KERN_NW];
 	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k && !kc->rows_only) {
 		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
-		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 1) * kc->max_k;
+		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 8) * kc->max_k;
 		if (isa->tile_p16) {
-			float *row = wt + (size_t)KERN_PW * K;
+			/* eight rows at a time dequantized into rows[8][K], then packed */
+			float *rows = wt + (size_t)KERN_PW * K;
 			for (int b = 0; b < nn; b += KERN_PW) {
 				int nw = nn - b < KERN_PW ? nn - b : KERN_PW;
-				for (int i = 0; i < KERN_PW; i++) {
-					if (i < nw)
-						dec_row(isa, W, n0 + b + i, row);
-					for (int k = 0; k < K; k++)
-						wt[(size_t)k * KERN_PW + i] =
-						    i < nw ? row[k] : 0.0f;
+				for (int i0 = 0; i0 < KERN_PW; i0 += 8) {
+					int nr = nw - i0 < 0 ? 0 : nw - i0 > 8 ? 8 : nw - i0;
+					for (int r = 0; r < nr; r++)
+						dec_row(isa, W, n0 + b + i0 + r,
+							rows + (size_t)r * K);
+					isa->pack_p16(rows, K, nr, i0, wt);
 				}
 				isa->tile_p16(wt, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy,
 					      j->accumulate);
