@@ -118,6 +118,13 @@ static void axpy_f32_scalar(float *y, float a, const float *x, int n)
 		y[k] += a * x[k];
 }
 
+static void axpy4_f32_scalar(float *y, const float *a, const float *const *x, int n)
+{
+	for (int k = 0; k < n; k++)
+		y[k] =
+		    (((y[k] + a[0] * x[0][k]) + a[1] * x[1][k]) + a[2] * x[2][k]) + a[3] * x[3][k];
+}
+
 static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
 {
 	for (int k = 0; k < n; k++)
@@ -136,6 +143,7 @@ static const struct kern_isa isa_scalar = {
     .pack_p16 = pack_p16_scalar,
     .dot_f32 = dot_f32_scalar,
     .axpy_f32 = axpy_f32_scalar,
+    .axpy4_f32 = axpy4_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,
 };
 

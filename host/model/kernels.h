@@ -50,6 +50,9 @@ struct kern_isa {
 	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
 	float (*dot_f32)(const float *a, const float *b, int n);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
+	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
+	 * axpy_f32 calls in one pass over y, bit-identical to them (NULL: call axpy_f32) */
+	void (*axpy4_f32)(float *y, const float *a, const float *const *x, int n);
 	/* xr[k] = e4m3(x[k]/s)*s for one block of n <= 128 with scale s (act quant round trip;
 	 * saturating RNE, finite x) */
 	void (*roundtrip_fp8)(const float *x, int n, float s, float *xr);

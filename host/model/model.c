@@ -396,7 +396,16 @@ static void attn_task(void *vc, int b, int e, int tid)
 			}
 			softmax_inplace(sc, S);
 			memset(lt, 0, sizeof(float) * kvl);
-			for (int s = 0; s < S; s++)
+			int s0 = 0;
+			if (isa->axpy4_f32)
+				for (; s0 + 4 <= S; s0 += 4) {
+					const float *xs[4] = {row_kv(m, t, a->layer, s0),
+							      row_kv(m, t, a->layer, s0 + 1),
+							      row_kv(m, t, a->layer, s0 + 2),
+							      row_kv(m, t, a->layer, s0 + 3)};
+					isa->axpy4_f32(lt, sc + s0, xs, kvl);
+				}
+			for (int s = s0; s < S; s++)
 				isa->axpy_f32(lt, sc[s], row_kv(m, t, a->layer, s), kvl);
 			for (int j = 0; j < vd; j++)
 				out[j] = qmat_row_dot(isa, kvb, h * (nope + vd) + nope + j, lt);

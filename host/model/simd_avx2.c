@@ -411,13 +411,20 @@ static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
 			wp[(size_t)k * KERN_PW + i0 + i] = i < nr ? rows[(size_t)i * K + k] : 0.0f;
 }
 
+/* Four accumulators (32 floats a step), so a 256-long dot is a chain of 8 FMAs, not 32. */
 static float dot_f32_avx2(const float *a, const float *b, int n)
 {
-	__m256 s0 = _mm256_setzero_ps();
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
 	int k = 0;
+	for (; k + 32 <= n; k += 32) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), s3);
+	}
 	for (; k + 8 <= n; k += 8)
 		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-	float s = hsum8(s0);
+	float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 	for (; k < n; k++)
 		s += a[k] * b[k];
 	return s;
@@ -432,6 +439,23 @@ static void axpy_f32_avx2(float *y, float a, const float *x, int n)
 		    y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
 	for (; k < n; k++)
 		y[k] += a * x[k];
+}
+
+/* The FMAs of four axpy_f32 calls in their order, y loaded and stored once. */
+static void axpy4_f32_avx2(float *y, const float *a, const float *const *x, int n)
+{
+	__m256 a0 = _mm256_set1_ps(a[0]), a1 = _mm256_set1_ps(a[1]);
+	__m256 a2 = _mm256_set1_ps(a[2]), a3 = _mm256_set1_ps(a[3]);
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m256 v = _mm256_fmadd_ps(a0, _mm256_loadu_ps(x[0] + k), _mm256_loadu_ps(y + k));
+		v = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x[1] + k), v);
+		v = _mm256_fmadd_ps(a2, _mm256_loadu_ps(x[2] + k), v);
+		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(a3, _mm256_loadu_ps(x[3] + k), v));
+	}
+	for (; k < n; k++)
+		for (int i = 0; i < 4; i++)
+			y[k] += a[i] * x[i][k];
 }
 
 /* Same rounding as roundtrip_fp8_avx512, 8 lanes; the tail goes through a padded copy. */
@@ -480,5 +504,6 @@ const struct kern_isa kern_isa_avx2 = {
     .pack_p16 = pack_p16_avx2,
     .dot_f32 = dot_f32_avx2,
     .axpy_f32 = axpy_f32_avx2,
+    .axpy4_f32 = axpy4_f32_avx2,
     .roundtrip_fp8 = roundtrip_fp8_avx2,
 };
