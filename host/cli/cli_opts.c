@@ -84,6 +84,10 @@ static const struct cli_opt cli_opt_table[] = {
      "the card's KV cache format", "f32"},
     {"--head", CLI_STR, ALL | PPL | SRV | PRF, AT(head), 0, "fp8|bf16",
      "cpu engine: lm_head as FP8 (128x128 block scales, half the bytes) or as stored", "bf16"},
+    {"--huge-pages", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.huge_pages), 0, "on|off|auto",
+     "copy the weights into transparent huge pages at open (faster decode; the copy's page "
+     "zeroing costs load time)",
+     "auto: bench, and engines of >= 512 positions (chat, serve)"},
     {"--attn-datapath", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.attn_datapath), 0, "f32|fp8",
      "the card attention's datapath", "f32"},
     {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},

@@ -954,6 +954,7 @@ int cli_bench(int argc, char **argv)
 		return 2;
 	}
 	a.ex.seqs = a.seqs;
+	a.ex.long_run = 1; /* bench measures steady decode: weights in huge pages */
 	double t0 = now_s();
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;

@@ -112,14 +112,25 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		x = &none;
 	/* fault the weights in now, not in the first decode steps that reach each expert, when the
 	 * checkpoint fits in half of RAM (MOECARD_NO_POPULATE=1 skips it); the MTP layer only when
-	 * the run may use it */
+	 * the run may use it. Copied into huge pages (--huge-pages) only for engines that decode
+	 * long enough to repay the kernel's zeroing of the fresh pages. */
+	const char *hp = x->huge_pages ? x->huge_pages : "auto";
+	if (strcmp(hp, "on") && strcmp(hp, "off") && strcmp(hp, "auto")) {
+		snprintf(err, errlen, "--huge-pages: '%s': expected on, off or auto", hp);
+		return -EINVAL;
+	}
 	if (!getenv("MOECARD_NO_POPULATE")) {
 		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		int huge =
+		    !strcmp(hp, "on") ||
+		    (!strcmp(hp, "auto") && (x->long_run || o->max_seq >= ENGINE_HUGE_MIN_SEQ));
+		int nt = o->n_threads > 0 ? o->n_threads : ncpu > 0 ? (int)ncpu : 1;
 		char skip[32];
 		snprintf(skip, sizeof skip, "model.layers.%d.", ck->cfg.num_hidden_layers);
 		if (pages > 0 && psz > 0)
 			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2,
-				    x->no_mtp ? skip : NULL);
+				    x->no_mtp ? skip : NULL, huge, nt);
 	}
 	if (!strcmp(backend, "cpu")) {
 		if ((x->kv_format && strcmp(x->kv_format, "f32")) ||

@@ -80,7 +80,14 @@ struct engine_extra {
 	int no_mtp; /* the run never uses the MTP layer (--spec none, no --dump-mtp-logits): its
 		       weights are not made resident at open (st_populate) */
 	int seqs;   /* sequence slots for forward_seqs (serve: --max-batch; 0 or 1: one) */
+	const char *huge_pages; /* --huge-pages on|off|auto (NULL = auto): the weights copied into
+				   transparent huge pages at open (st_populate) */
+	int long_run; /* auto: the engine decodes enough tokens to repay the copy (bench, serve,
+			 chat, runs of >= ENGINE_HUGE_MIN_SEQ positions) */
 };
+
+/* --huge-pages auto copies the weights for engines opened for at least this many positions. */
+#define ENGINE_HUGE_MIN_SEQ 512
 
 struct engine {
 	const struct engine_ops *ops;

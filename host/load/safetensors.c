@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -755,14 +756,45 @@ static void st_used_units(const struct st_model *m, int fi, const char *skip, un
 		used[u] = 1;
 }
 
-size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip)
+/* One piece of st_populate's work: [off, off + len) of file fi. */
+struct st_piece {
+	int fi;
+	size_t off, len;
+};
+
+struct st_pop {
+	const struct st_model *m;
+	struct st_piece *p;
+	int n, huge;
+	int next; /* next piece to take (atomic) */
+};
+
+static void *st_pop_worker(void *arg)
 {
-	size_t total = 0;
+	struct st_pop *w = arg;
+	for (;;) {
+		int i = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED);
+		if (i >= w->n)
+			return NULL;
+		const struct st_piece *pc = &w->p[i];
+		const struct st_file *f = &w->m->files[pc->fi];
+		if (!w->huge || st_to_huge(f, pc->off, pc->len))
+			st_fault_in(f, pc->off, pc->len);
+	}
+}
+
+#define ST_PIECE (64ul << 20) /* a piece of the copy: 32 huge pages */
+
+size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip, int huge,
+		   int nthreads)
+{
+	size_t total = 0, made = 0;
 	for (int i = 0; i < m->n_files; i++)
 		total += m->files[i].size;
 	if (total > max_bytes)
 		return 0;
-	size_t made = 0;
+	struct st_pop w = {m, NULL, 0, huge, 0};
+	int cap = 0;
 	for (int i = 0; i < m->n_files; i++) {
 		const struct st_file *f = &m->files[i];
 		if (!f->map || !f->size)
@@ -775,23 +807,45 @@ size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip)
 			continue;
 		}
 		st_used_units(m, i, skip, used, nu);
-		/* each run of used units: one huge-page copy (or faulted in as it is) */
+		/* each run of used units, in pieces of at most ST_PIECE */
 		for (size_t u = 0; u < nu;) {
 			if (!used[u]) {
 				u++;
 				continue;
 			}
 			size_t v = u;
-			while (v < nu && used[v])
+			while (v < nu && used[v] && (v - u) * ST_HUGE < ST_PIECE)
 				v++;
 			size_t off = u * ST_HUGE,
 			       end = v * ST_HUGE < f->size ? v * ST_HUGE : f->size;
-			if (st_to_huge(f, off, end - off))
-				st_fault_in(f, off, end - off);
+			if (w.n == cap) {
+				int nc = cap ? 2 * cap : 64;
+				struct st_piece *np = realloc(w.p, sizeof *np * (size_t)nc);
+				if (!np) {
+					st_fault_in(f, off, end - off);
+					made += end - off;
+					u = v;
+					continue;
+				}
+				w.p = np;
+				cap = nc;
+			}
+			w.p[w.n++] = (struct st_piece){i, off, end - off};
 			made += end - off;
 			u = v;
 		}
 		free(used);
 	}
+	/* the copies in parallel: on a virtual machine the kernel's zeroing of fresh huge pages
+	 * is most of the load time */
+	pthread_t th[16];
+	int nt = nthreads < 1 ? 1 : nthreads > 16 ? 16 : nthreads, started = 0;
+	for (int t = 1; t < nt && t < w.n; t++)
+		if (!pthread_create(&th[started], NULL, st_pop_worker, &w))
+			started++;
+	st_pop_worker(&w);
+	for (int t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	free(w.p);
 	return made;
 }

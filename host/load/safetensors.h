@@ -71,17 +71,20 @@ int st_open_dir(const char *dir, struct st_model *m, char *err, size_t errlen);
 const struct st_tensor *st_find(const struct st_model *m, const char *name);
 
 /*
- * st_populate - makes the checkpoint resident now, so that decode neither takes a page fault the
- * first time it reaches an expert nor streams weights through 4 KiB pages: each file mapping is
- * replaced, at the same address, by a read-only copy in transparent huge pages (falling back to
- * MADV_POPULATE_READ of the file mapping). The resident set stays the file size. Skipped when the
+ * st_populate - makes the checkpoint resident now, so that decode does not take a page fault the
+ * first time it reaches an expert. With huge, it also stops decode streaming weights through
+ * 4 KiB pages: each file mapping is replaced, at the same address, by a read-only copy in
+ * transparent huge pages (falling back to MADV_POPULATE_READ of the file mapping); the copy's
+ * fresh pages cost the kernel's zeroing, so it pays only for runs that decode long enough.
+ * Without huge: MADV_POPULATE_READ only. The work runs on nthreads threads. The resident set stays the file size. Skipped when the
  * files are larger than max_bytes (a checkpoint that does not fit in RAM keeps faulting in on
  * demand). Tensors whose name starts with skip (NULL: none; e.g. the MTP layer's
  * "model.layers.61." when the run never drafts) are left out: the 2 MiB ranges that hold only
  * such tensors keep their file mapping, untouched, so they take neither memory nor load time
  * unless something reads them. Returns the bytes made resident.
  */
-size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip);
+size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip, int huge,
+		   int nthreads);
 
 /* st_close - unmaps and frees everything; *m becomes empty. Safe on a zeroed struct. */
 void st_close(struct st_model *m);

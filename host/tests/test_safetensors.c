@@ -328,7 +328,7 @@ static void test_populate_skip(void **state)
 	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
 	const struct st_tensor *tb = st_find(&m, "mtp.b");
 	assert_non_null(tb);
-	size_t made = st_populate(&m, (size_t)1 << 40, "mtp.");
+	size_t made = st_populate(&m, (size_t)1 << 40, "mtp.", 1, 2);
 	/* b spans at least two whole 2 MiB units that hold nothing else */
 	assert_true(made > 0 && made <= m.files[0].size - 4 * MB);
 	const char *mid = (const char *)tb->data + 3 * MB;
@@ -342,7 +342,14 @@ static void test_populate_skip(void **state)
 	st_close(&m);
 	/* without a skip the whole file is made resident */
 	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
-	assert_int_equal(st_populate(&m, (size_t)1 << 40, NULL), m.files[0].size);
+	assert_int_equal(st_populate(&m, (size_t)1 << 40, NULL, 1, 2), m.files[0].size);
+	assert_memory_equal(st_find(&m, "mtp.b")->data, b, sizeof b);
+	st_close(&m);
+	/* without huge: faulted in, no anonymous copy */
+	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
+	assert_int_equal(st_populate(&m, (size_t)1 << 40, NULL, 0, 2), m.files[0].size);
+	assert_int_equal(vma_anon_kb(st_find(&m, "a")->data), 0);
+	assert_memory_equal(st_find(&m, "a")->data, a, sizeof a);
 	assert_memory_equal(st_find(&m, "mtp.b")->data, b, sizeof b);
 	st_close(&m);
 }
