@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -788,6 +790,95 @@ struct bench_res {
 	int match;		 /* plain and speculative greedy output identical */
 };
 
+/* Bytes one decode token of the engine reads: the weights it uses (attention, dense FFNs, shared
+ * experts, the router and experts_per_tok routed experts of each MoE layer, lm_head as the engine
+ * holds it) and the latent cache at the run's mean depth. The MTP layer and the embedding (one
+ * row) are left out. */
+static double bench_token_bytes(const struct cli_opts *a, const struct ckpt *ck)
+{
+	struct ckpt_stats s;
+	ckpt_stats(ck, &s);
+	const struct config *c = &ck->cfg;
+	const struct qmat *h = &ck->w.lm_head;
+	int moe = 0;
+	for (int l = 0; l < c->num_hidden_layers; l++)
+		moe += config_layer_is_moe(c, l);
+	double head = (double)h->rows * h->cols;
+	if (h->fmt != QMAT_FP8 && a->head && !strcmp(a->head, "fp8"))
+		head +=
+		    4.0 * ((h->rows + 127) / 128) * ((h->cols + 127) / 128); /* codes + scales */
+	else
+		head *= h->fmt == QMAT_FP8 ? 1 : h->fmt == QMAT_F32 ? 4 : 2;
+	double kv_layer = (double)(c->kv_lora_rank + c->qk_rope_head_dim) * sizeof(float);
+	double depth = a->prompt_len + a->gen / 2.0;
+	return (double)s.bytes_attn + (double)s.bytes_dense + (double)s.bytes_shared +
+	       (double)s.bytes_router + (double)moe * c->num_experts_per_tok * s.bytes_expert +
+	       head + depth * kv_layer * c->num_hidden_layers;
+}
+
+struct bw_arg {
+	const unsigned char *p;
+	size_t n;
+	uint64_t sum;
+};
+
+static void *bw_read(void *v)
+{
+	struct bw_arg *b = v;
+	const uint64_t *q = (const uint64_t *)b->p;
+	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	for (size_t i = 0; i + 4 <= b->n / 8; i += 4) {
+		s0 += q[i];
+		s1 += q[i + 1];
+		s2 += q[i + 2];
+		s3 += q[i + 3];
+	}
+	b->sum = s0 + s1 + s2 + s3;
+	return NULL;
+}
+
+/* Read bandwidth of this machine in GB/s with nt threads: the best of three passes over the
+ * resident lm_head (the largest tensor a decode step streams), split evenly between the
+ * threads. 0 when it cannot be measured. */
+static double bench_stream_gbps(const struct ckpt *ck, int nt)
+{
+	const struct qmat *h = &ck->w.lm_head;
+	size_t n = (size_t)h->rows * h->cols *
+		   (h->fmt == QMAT_FP8	 ? 1
+		    : h->fmt == QMAT_F32 ? 4
+					 : 2);
+	struct bw_arg b[16];
+	pthread_t th[16];
+	nt = nt < 1 ? 1 : nt > 16 ? 16 : nt;
+	size_t part = n / (size_t)nt / 64 * 64;
+	double best = 0;
+	if (part < 4096)
+		return 0;
+	for (int pass = 0; pass < 3; pass++) {
+		double t0 = now_s();
+		int started = 0;
+		for (int t = 0; t < nt; t++) {
+			b[t] = (struct bw_arg){(const unsigned char *)h->w + (size_t)t * part, part,
+					       0};
+			if (t > 0 && !pthread_create(&th[t], NULL, bw_read, &b[t]))
+				started = t;
+			else if (t > 0)
+				bw_read(&b[t]);
+		}
+		bw_read(&b[0]);
+		for (int t = 1; t <= started; t++)
+			pthread_join(th[t], NULL);
+		double dt = now_s() - t0;
+		uint64_t sink = 0;
+		for (int t = 0; t < nt; t++)
+			sink += b[t].sum;
+		__asm__ volatile("" : : "r"(sink));
+		if (dt > 0 && part * (double)nt / dt / 1e9 > best)
+			best = part * (double)nt / dt / 1e9;
+	}
+	return best;
+}
+
 /* Prefill of --prompt-len pseudo-random tokens (seeded by --seed) in chunks of batch, greedy
  * decode of --gen tokens, and with --spec mtp both decodes again through the generation loop.
  * 0, 1 when out of memory, or the negative errno of a failed forward. */
@@ -853,8 +944,8 @@ static void bench_mean_sd(const double *v, int n, double *mean, double *sd)
 	*sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
-static void bench_report(const struct cli_opts *a, const struct engine *m,
-			 const struct bench_res *res)
+static void bench_report(const struct cli_opts *a, const struct engine *m, double tok_bytes,
+			 double stream_gbps, const struct bench_res *res)
 {
 	const struct gen_stats *sp = &res->sp, *ss = &res->ss;
 	double tp = res->tp, td = res->td, cp = res->cp, cs = res->cs;
@@ -880,6 +971,11 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 		       a->backend, a->model, m->act_fp8 ? "fp8" : "none", m->threads, isa,
 		       a->prompt_len, a->gen, res->t_load, rss_mb, res->reps, pp_m, pp_sd, tg_m,
 		       tg_sd);
+		if (stream_gbps > 0)
+			printf(",\"decode_bytes_per_tok\":%.0f,\"stream_gbps\":%.2f,"
+			       "\"decode_gbps\":%.2f,\"decode_stream_frac\":%.4f",
+			       tok_bytes, stream_gbps, tg_m * tok_bytes / 1e9,
+			       tg_m * tok_bytes / 1e9 / stream_gbps);
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -907,6 +1003,13 @@ static void bench_report(const struct cli_opts *a, const struct engine *m,
 	       res->t_load, rss_mb, res->reps, res->reps == 1 ? "" : "s", name, a->backend,
 	       m->act_fp8 ? "fp8" : "none", m->threads, isa, a->prompt_len, pp_m, pp_sd, name,
 	       a->backend, m->act_fp8 ? "fp8" : "none", m->threads, isa, a->gen, tg_m, tg_sd);
+	if (stream_gbps > 0)
+		printf(
+		    "decode reads %.1f MB a token: %.2f GB/s, %.1f%% of the %.2f GB/s this machine "
+		    "reads with %d thread%s\n",
+		    tok_bytes / 1e6, tg_m * tok_bytes / 1e9,
+		    100 * tg_m * tok_bytes / 1e9 / stream_gbps, stream_gbps, m->threads,
+		    m->threads == 1 ? "" : "s");
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
@@ -993,7 +1096,9 @@ int cli_bench(int argc, char **argv)
 		} else if (r) {
 			rc = fail_fwd(r);
 		} else {
-			bench_report(&a, &m, &res);
+			int cpu = !strcmp(a.backend, "cpu");
+			bench_report(&a, &m, cpu ? bench_token_bytes(&a, &ck) : 0,
+				     cpu ? bench_stream_gbps(&ck, m.threads) : 0, &res);
 			bench_whatif_env(&a);
 			if (m.ops->stats)
 				m.ops->stats(&m, stdout, a.json);
