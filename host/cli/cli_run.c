@@ -804,9 +804,9 @@ static double bench_token_bytes(const struct cli_opts *a, const struct ckpt *ck)
 	for (int l = 0; l < c->num_hidden_layers; l++)
 		moe += config_layer_is_moe(c, l);
 	double head = (double)h->rows * h->cols;
+	int sr = (h->rows + 127) / 128, sc = (h->cols + 127) / 128; /* 128x128 scale blocks */
 	if (h->fmt != QMAT_FP8 && a->head && !strcmp(a->head, "fp8"))
-		head +=
-		    4.0 * ((h->rows + 127) / 128) * ((h->cols + 127) / 128); /* codes + scales */
+		head += 4.0 * sr * sc; /* codes + scales */
 	else
 		head *= h->fmt == QMAT_FP8 ? 1 : h->fmt == QMAT_F32 ? 4 : 2;
 	double kv_layer = (double)(c->kv_lora_rank + c->qk_rope_head_dim) * sizeof(float);
