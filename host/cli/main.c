@@ -57,9 +57,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
 		const struct kern_isa *isa = kern_isa_get();
+		char desc[256];
+		kern_isa_describe(desc, sizeof desc);
 		printf("moecard %s (commit %s)\nbuild: %s\nisa: %s (host kernels, chosen at start; "
-		       "MOECARD_ISA=scalar|avx2|avx512 forces one)\n",
-		       MOECARD_VERSION, MOECARD_COMMIT, MOECARD_CFLAGS, isa ? isa->name : "none");
+		       "MOECARD_ISA=scalar|avx2|avx512 forces one)\n%s\n",
+		       MOECARD_VERSION, MOECARD_COMMIT, MOECARD_CFLAGS, isa ? isa->name : "none",
+		       desc);
 		return 0;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "e4m3.h"
@@ -157,25 +158,88 @@ const struct kern_isa *kern_isa_by_name(const char *name)
 	if (!strcmp(name, "scalar"))
 		return &isa_scalar;
 	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") &&
-	    __builtin_cpu_supports("fma"))
+	    __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
 		return &kern_isa_avx2;
 	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") &&
-	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") &&
+	    __builtin_cpu_supports("f16c"))
 		return &kern_isa_avx512;
 	return NULL;
 }
 
 const struct kern_isa *kern_isa_get(void)
 {
+	static int warned;
 	const char *env = getenv("MOECARD_ISA");
 	const struct kern_isa *i;
-	if (env && (i = kern_isa_by_name(env)))
-		return i;
+	if (env && *env) {
+		if ((i = kern_isa_by_name(env)))
+			return i;
+		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+			fprintf(stderr,
+				"moecard: MOECARD_ISA=%s: not a path this CPU runs "
+				"(scalar|avx2|avx512; see moecard --version); using the best one\n",
+				env);
+	}
 	if ((i = kern_isa_by_name("avx512")))
 		return i;
 	if ((i = kern_isa_by_name("avx2")))
 		return i;
 	return kern_isa_by_name("scalar");
+}
+
+void kern_isa_describe(char *buf, size_t len)
+{
+	static const char *const feat[] = {"avx2",	 "fma",	      "f16c",	  "avx512f",
+					   "avx512bw",	 "avx512vl",  "avx512dq", "avx512vbmi",
+					   "avx512bf16", "avx512vnni"};
+	static const char *const paths[] = {"scalar", "avx2", "avx512"};
+	size_t o = 0;
+	__builtin_cpu_init();
+	o += (size_t)snprintf(buf + o, len - o, "cpu:");
+	for (size_t f = 0; f < sizeof feat / sizeof feat[0] && o < len; f++) {
+		int has = 0;
+		switch (f) { /* __builtin_cpu_supports needs a literal */
+		case 0:
+			has = __builtin_cpu_supports("avx2");
+			break;
+		case 1:
+			has = __builtin_cpu_supports("fma");
+			break;
+		case 2:
+			has = __builtin_cpu_supports("f16c");
+			break;
+		case 3:
+			has = __builtin_cpu_supports("avx512f");
+			break;
+		case 4:
+			has = __builtin_cpu_supports("avx512bw");
+			break;
+		case 5:
+			has = __builtin_cpu_supports("avx512vl");
+			break;
+		case 6:
+			has = __builtin_cpu_supports("avx512dq");
+			break;
+		case 7:
+			has = __builtin_cpu_supports("avx512vbmi");
+			break;
+		case 8:
+			has = __builtin_cpu_supports("avx512bf16");
+			break;
+		case 9:
+			has = __builtin_cpu_supports("avx512vnni");
+			break;
+		}
+		if (has)
+			o += (size_t)snprintf(buf + o, len - o, " %s", feat[f]);
+	}
+	if (o < len)
+		o += (size_t)snprintf(buf + o, len - o, "; paths this CPU runs:");
+	for (size_t p = 0; p < sizeof paths / sizeof paths[0] && o < len; p++)
+		if (kern_isa_by_name(paths[p]))
+			o += (size_t)snprintf(buf + o, len - o, " %s", paths[p]);
 }
 
 /* ---- activation quantization ------------------------------------------------------------------ */

@@ -59,9 +59,12 @@ struct kern_isa {
 };
 
 /* kern_isa_get - the best ISA this CPU supports, or the one named by MOECARD_ISA
- * (scalar|avx2|avx512) when set and supported. */
+ * (scalar|avx2|avx512) when set and supported (else a one-time warning on stderr and the best).
+ * avx2 = AVX2 + FMA + F16C; avx512 = AVX-512 F/BW/VL/DQ + FMA + F16C. */
 const struct kern_isa *kern_isa_get(void);
 const struct kern_isa *kern_isa_by_name(const char *name); /* NULL when unsupported */
+/* kern_isa_describe - "cpu: <features>; paths this CPU runs: <names>" (for --version). */
+void kern_isa_describe(char *buf, size_t len);
 
 /* One matrix product y[m][n] = sum_k W[n][k] x[m][k] for m < M, n < W->rows. */
 struct kern_job {

@@ -129,5 +129,17 @@ run_case v2-greedy none 5 --set model_type=deepseek_v2 --set scoring_func=softma
 run_case ue8m0-fp8 fp8 12 --set scale_fmt=ue8m0
 run_case yarn-off none 7 --set rope_scaling=null
 run_case bf16 none 8 --set dtype=bf16
+# Every other host-kernel path this CPU runs (moecard --version), forced with MOECARD_ISA, on the
+# cases that reach the row, tile, tail and FP8-activation paths.
+best=$("$MOECARD" --version | sed -n 's/^isa: \([a-z0-9]*\).*/\1/p')
+for isa in $("$MOECARD" --version | sed -n 's/.*paths this CPU runs: //p'); do
+	[ "$isa" = "$best" ] && continue
+	export MOECARD_ISA=$isa
+	run_case "tiny-none@$isa" none 1
+	run_case "tiny-fp8@$isa" fp8 1
+	run_case "partial-none@$isa" none 2 --set hidden_size=320 --set vocab_size=1000 --set shard_bytes=3000000
+	run_case "partial-fp8@$isa" fp8 2 --set hidden_size=320 --set vocab_size=1000 --set shard_bytes=3000000
+	unset MOECARD_ISA
+done
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

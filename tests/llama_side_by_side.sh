@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# tests/llama_side_by_side.sh: moecard vs llama.cpp on the same model ($B/models/mid), CPU, 2 threads.
+#
+# llama.cpp side, first found of:
+#   LLAMA_BENCH=/path/to/llama-bench   llama-bench -m F -t 2 -p 512 -n 128 -r 1 -o json
+#                                      (decode as -p 0 -n 128 -d 512 when it has -d/--n-depth)
+#   $B/cache/llama-ref                 node-llama-cpp's prebuilt libllama via tools/gguf/llama_ref.mjs
+#                                      (install: tests/llama_ref_deps.sh)
+# With neither, one line says so and the script exits 0.
+#
+# The model goes to llama.cpp as Q8_0 GGUF ($B/models/mid-q8_0.gguf, converted by
+# tools/gguf/convert.py, rebuilt when older than the checkpoint or the converter); moecard runs
+# its FP8 checkpoint as is. ROUNDS (3) interleaved rounds of
+#   moecard bench --backend cpu --threads 2 --prompt-len 512 --gen 128 --spec none --json
+# and the llama.cpp run; the table shows the means (and sd) over rounds and moecard/llama.cpp.
+# Both decode figures are taken after the 512-token prompt (depth 512) unless the table says
+# otherwise. Other jobs on the machine skew both sides: the 1-minute load average is printed.
+#
+# env: B (build), MOECARD ($B/moecard), PYTHON (/usr/bin/python3, needs numpy), ROUNDS (3),
+#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH
+set -euo pipefail
+
+B=${B:-build}
+MOECARD=${MOECARD:-$B/moecard}
+PY=${PYTHON:-/usr/bin/python3}
+ROUNDS=${ROUNDS:-3}
+T=${THREADS:-2}
+P=${PROMPT_LEN:-512}
+G=${GEN:-128}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+MODEL=$B/models/mid
+GGUF=$B/models/mid-q8_0.gguf
+REF=$B/cache/llama-ref
+me=llama_side_by_side
+
+# ---- which llama.cpp
+if [ -n "${LLAMA_BENCH:-}" ]; then
+    [ -x "$LLAMA_BENCH" ] || { echo "$me: LLAMA_BENCH=$LLAMA_BENCH is not an executable" >&2; exit 1; }
+    side=bench
+elif [ -f "$REF/node_modules/node-llama-cpp/dist/index.js" ] && command -v node >/dev/null 2>&1; then
+    side=node
+else
+    echo "$me: skipped: no llama.cpp (set LLAMA_BENCH=path/to/llama-bench, or run tests/llama_ref_deps.sh for node-llama-cpp)"
+    exit 0
+fi
+[ -x "$MOECARD" ] || { echo "$me: $MOECARD: not built" >&2; exit 1; }
+[ -f "$MODEL/config.json" ] || { echo "$me: $MODEL/config.json: missing (the mid test model)" >&2; exit 1; }
+
+# ---- the GGUF, cached
+if [ ! -s "$GGUF" ] || [ -n "$(find "$MODEL" "$ROOT/tools/gguf/convert.py" -newer "$GGUF" -type f -print -quit)" ]; then
+    echo "$me: converting $MODEL -> $GGUF (q8_0)" >&2
+    "$PY" "$ROOT/tools/gguf/convert.py" "$MODEL" "$GGUF" --type q8_0
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sbs.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# each run appends "prefill decode" (tok/s) to $tmp/<side>
+run_moecard() {
+    "$MOECARD" bench --model "$MODEL" --backend cpu --threads "$T" --prompt-len "$P" --gen "$G" \
+        --spec none --json --quiet >"$tmp/mc.json" 2>"$tmp/mc.err" ||
+        { echo "$me: moecard bench failed:" >&2; tail -5 "$tmp/mc.err" >&2; exit 1; }
+    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"])' \
+        "$tmp/mc.json" >>"$tmp/moecard"
+}
+
+depth_ok=0
+if [ "$side" = bench ] && "$LLAMA_BENCH" --help 2>&1 | grep -q -- '--n-depth'; then depth_ok=1; fi
+
+run_llama() {
+    if [ "$side" = node ]; then
+        LLAMA_REF_DIR=$REF node "$ROOT/tools/gguf/llama_ref.mjs" --model "$GGUF" --threads "$T" --bench \
+            --prompt-len "$P" --gen "$G" >"$tmp/ll.json" 2>"$tmp/ll.err" ||
+            { echo "$me: llama_ref.mjs failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1; }
+        "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"])' \
+            "$tmp/ll.json" >>"$tmp/llama"
+    else
+        if [ $depth_ok = 1 ]; then
+            "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p "$P" -n 0 -r 1 -o json >"$tmp/lb1.json" 2>"$tmp/ll.err" &&
+            "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p 0 -n "$G" -d "$P" -r 1 -o json >"$tmp/lb2.json" 2>>"$tmp/ll.err" ||
+                { echo "$me: llama-bench failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1; }
+        else
+            "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p "$P" -n "$G" -r 1 -o json >"$tmp/lb1.json" 2>"$tmp/ll.err" ||
+                { echo "$me: llama-bench failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1; }
+            echo '[]' >"$tmp/lb2.json"
+        fi
+        "$PY" - "$tmp/lb1.json" "$tmp/lb2.json" "$tmp/llinfo" >>"$tmp/llama" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1])) + json.load(open(sys.argv[2]))
+pp = [r["avg_ts"] for r in rows if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0]
+tg = [r["avg_ts"] for r in rows if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0]
+if not pp or not tg:
+    sys.exit("llama_side_by_side: llama-bench JSON has no pp/tg rows")
+r = rows[0]
+open(sys.argv[3], "w").write("llama-bench build %s (%s), %s" % (r.get("build_commit", "?"), r.get("build_number", "?"), r.get("cpu_info", "")))
+print(pp[0], tg[0])
+EOF
+    fi
+}
+
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+for r in $(seq 1 "$ROUNDS"); do
+    echo "$me: round $r/$ROUNDS" >&2
+    run_moecard
+    run_llama
+done
+load2=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+
+if [ "$side" = node ]; then
+    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print("llama.cpp %s via node-llama-cpp %s (%s binary, %s)" % (j["llama_version"], j["node_llama_cpp"], j["binary"], j.get("cpu_backend") or "cpu"))' \
+        "$tmp/ll.json" >"$tmp/llinfo"
+    ddepth=$P
+else
+    ddepth=$([ $depth_ok = 1 ] && echo "$P" || echo 0)
+fi
+
+"$PY" - "$tmp/moecard" "$tmp/llama" <<EOF
+import statistics as st, sys
+def load(p):
+    rows = [tuple(map(float, l.split())) for l in open(p) if l.strip()]
+    return [r[0] for r in rows], [r[1] for r in rows]
+mp, md = load(sys.argv[1]); lp, ld = load(sys.argv[2])
+def f(v):
+    m = st.mean(v); s = st.stdev(v) if len(v) > 1 else 0.0
+    return "%7.1f ±%5.1f" % (m, s)
+print("mid: moecard (FP8 checkpoint, --backend cpu) vs llama.cpp (Q8_0 GGUF); threads $T, prompt $P, gen $G, $ROUNDS rounds (mean ± sd)")
+print("llama.cpp: $(cat "$tmp/llinfo")")
+print("%-28s %16s %22s %9s" % ("", "moecard tok/s", "llama.cpp Q8_0 tok/s", "ratio"))
+print("%-28s %16s %22s %8.2fx" % ("prefill ($P tokens)", f(mp), f(lp), st.mean(mp) / st.mean(lp)))
+print("%-28s %16s %22s %8.2fx" % ("decode ($G tokens)", f(md), f(ld), st.mean(md) / st.mean(ld)))
+print("decode depth: moecard $P, llama.cpp $ddepth; ratio = moecard / llama.cpp; load average $load -> $load2")
+EOF
