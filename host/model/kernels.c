@@ -3,6 +3,7 @@
  * row loop over block-scaled FP8 and BF16/F16/F32 weights, ISA dispatch, and the scalar reference
  * primitives that the SIMD versions (simd_avx2.c, simd_avx512.c) must agree with.
  */
+#include <cpuid.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -151,6 +152,13 @@ static const struct kern_isa isa_scalar = {
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
 
+/* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports names it. */
+static int cpu_f16c(void)
+{
+	unsigned a, b, c, d;
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 const struct kern_isa *kern_isa_by_name(const char *name)
 {
 	lut_init();
@@ -158,12 +166,11 @@ const struct kern_isa *kern_isa_by_name(const char *name)
 	if (!strcmp(name, "scalar"))
 		return &isa_scalar;
 	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") &&
-	    __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+	    __builtin_cpu_supports("fma") && cpu_f16c())
 		return &kern_isa_avx2;
 	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") &&
-	    __builtin_cpu_supports("f16c"))
+	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && cpu_f16c())
 		return &kern_isa_avx512;
 	return NULL;
 }
@@ -208,7 +215,7 @@ void kern_isa_describe(char *buf, size_t len)
 			has = __builtin_cpu_supports("fma");
 			break;
 		case 2:
-			has = __builtin_cpu_supports("f16c");
+			has = cpu_f16c();
 			break;
 		case 3:
 			has = __builtin_cpu_supports("avx512f");
