@@ -140,7 +140,9 @@ static int chat_open(const struct cli_opts *a, struct tokenizer **tok, struct ck
 	o.n_threads = a->threads;
 	o.max_seq = a->ctx;
 	o.max_batch = 64;
-	if (engine_open(m, a->backend, ck, &o, NULL, err, sizeof err)) {
+	struct engine_extra x = a->ex;
+	x.long_run = 1; /* a conversation: weights in huge pages unless --huge-pages off */
+	if (engine_open(m, a->backend, ck, &o, &x, err, sizeof err)) {
 		fprintf(stderr, "moecard: %s\n", err);
 		ckpt_close(ck);
 		tokenizer_free(*tok);
