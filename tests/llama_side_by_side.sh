@@ -14,10 +14,15 @@
 #   moecard bench --backend cpu --threads 2 --prompt-len 512 --gen 128 --spec none --json
 # and the llama.cpp run; the table shows the means (and sd) over rounds and moecard/llama.cpp.
 # Both decode figures are taken after the 512-token prompt (depth 512) unless the table says
-# otherwise. Other jobs on the machine skew both sides: the 1-minute load average is printed.
+# otherwise. With node-llama-cpp the llama.cpp figures are llama.cpp's own llama_decode timings
+# (llama_perf_context, what llama-bench reports); the wall-clock through the binding is printed
+# too. Other jobs on the machine skew both sides: the 1-minute load average is printed.
+#
+# moecard runs with its default BF16 lm_head (the accuracy reference; 264 of the ~430 MB a decode
+# step reads) and with --head fp8 (half the head's bytes; Q8_0's head is 8-bit too).
 #
 # env: B (build), MOECARD ($B/moecard), PYTHON (/usr/bin/python3, needs numpy), ROUNDS (3),
-#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH
+#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH, HEADS ("bf16 fp8")
 set -euo pipefail
 
 B=${B:-build}
@@ -57,12 +62,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sbs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # each run appends "prefill decode" (tok/s) to $tmp/<side>
-run_moecard() {
+HEADS=${HEADS:-bf16 fp8}
+run_moecard() { # $1: lm_head format
     "$MOECARD" bench --model "$MODEL" --backend cpu --threads "$T" --prompt-len "$P" --gen "$G" \
-        --spec none --json --quiet >"$tmp/mc.json" 2>"$tmp/mc.err" ||
+        --spec none --head "$1" --json --quiet >"$tmp/mc.json" 2>"$tmp/mc.err" ||
         { echo "$me: moecard bench failed:" >&2; tail -5 "$tmp/mc.err" >&2; exit 1; }
-    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"])' \
-        "$tmp/mc.json" >>"$tmp/moecard"
+    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"], j.get("decode_stream_frac", 0))' \
+        "$tmp/mc.json" >>"$tmp/moecard-$1"
 }
 
 depth_ok=0
@@ -73,13 +79,14 @@ run_llama() {
         LLAMA_REF_DIR=$REF node "$ROOT/tools/gguf/llama_ref.mjs" --model "$GGUF" --threads "$T" --bench \
             --prompt-len "$P" --gen "$G" >"$tmp/ll.json" 2>"$tmp/ll.err" ||
             { echo "$me: llama_ref.mjs failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1; }
-        "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"])' \
-            "$tmp/ll.json" >>"$tmp/llama"
+        "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"]); print(j["wall_prefill_tok_s"], j["wall_decode_tok_s"], file=sys.stderr)' \
+            "$tmp/ll.json" >>"$tmp/llama" 2>>"$tmp/llwall"
     else
         if [ $depth_ok = 1 ]; then
-            "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p "$P" -n 0 -r 1 -o json >"$tmp/lb1.json" 2>"$tmp/ll.err" &&
-            "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p 0 -n "$G" -d "$P" -r 1 -o json >"$tmp/lb2.json" 2>>"$tmp/ll.err" ||
-                { echo "$me: llama-bench failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1; }
+            if ! { "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p "$P" -n 0 -r 1 -o json >"$tmp/lb1.json" 2>"$tmp/ll.err" &&
+                   "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p 0 -n "$G" -d "$P" -r 1 -o json >"$tmp/lb2.json" 2>>"$tmp/ll.err"; }; then
+                echo "$me: llama-bench failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1
+            fi
         else
             "$LLAMA_BENCH" -m "$GGUF" -t "$T" -p "$P" -n "$G" -r 1 -o json >"$tmp/lb1.json" 2>"$tmp/ll.err" ||
                 { echo "$me: llama-bench failed:" >&2; tail -5 "$tmp/ll.err" >&2; exit 1; }
@@ -102,7 +109,7 @@ EOF
 load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 for r in $(seq 1 "$ROUNDS"); do
     echo "$me: round $r/$ROUNDS" >&2
-    run_moecard
+    for h in $HEADS; do run_moecard "$h"; done
     run_llama
 done
 load2=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
@@ -115,19 +122,31 @@ else
     ddepth=$([ $depth_ok = 1 ] && echo "$P" || echo 0)
 fi
 
-"$PY" - "$tmp/moecard" "$tmp/llama" <<EOF
+# shellcheck disable=SC2046
+"$PY" - "$tmp/llama" $(for h in $HEADS; do echo "$tmp/moecard-$h"; done) <<EOF
 import statistics as st, sys
 def load(p):
     rows = [tuple(map(float, l.split())) for l in open(p) if l.strip()]
-    return [r[0] for r in rows], [r[1] for r in rows]
-mp, md = load(sys.argv[1]); lp, ld = load(sys.argv[2])
+    return [[r[i] for r in rows] for i in range(len(rows[0]))]
+lp, ld = load(sys.argv[1])[:2]
 def f(v):
     m = st.mean(v); s = st.stdev(v) if len(v) > 1 else 0.0
     return "%7.1f ±%5.1f" % (m, s)
 print("mid: moecard (FP8 checkpoint, --backend cpu) vs llama.cpp (Q8_0 GGUF); threads $T, prompt $P, gen $G, $ROUNDS rounds (mean ± sd)")
 print("llama.cpp: $(cat "$tmp/llinfo")")
-print("%-28s %16s %22s %9s" % ("", "moecard tok/s", "llama.cpp Q8_0 tok/s", "ratio"))
-print("%-28s %16s %22s %8.2fx" % ("prefill ($P tokens)", f(mp), f(lp), st.mean(mp) / st.mean(lp)))
-print("%-28s %16s %22s %8.2fx" % ("decode ($G tokens)", f(md), f(ld), st.mean(md) / st.mean(ld)))
+print("%-34s %16s %22s %9s" % ("", "moecard tok/s", "llama.cpp Q8_0 tok/s", "ratio"))
+for path in sys.argv[2:]:
+    head = path.rsplit("-", 1)[1]
+    cols = load(path)
+    mp, md = cols[0], cols[1]
+    print("%-34s %16s %22s %8.2fx" % ("prefill ($P tokens), head %s" % head, f(mp), f(lp), st.mean(mp) / st.mean(lp)))
+    print("%-34s %16s %22s %8.2fx" % ("decode ($G tokens), head %s" % head, f(md), f(ld), st.mean(md) / st.mean(ld)))
+    if len(cols) > 2 and st.mean(cols[2]) > 0:
+        print("%-34s %15.1f%%" % ("  moecard decode: share of stream", 100 * st.mean(cols[2])))
 print("decode depth: moecard $P, llama.cpp $ddepth; ratio = moecard / llama.cpp; load average $load -> $load2")
+try:
+    wp, wd = load("$tmp/llwall")[:2]
+    print("llama.cpp figures are its own llama_decode timings (as llama-bench); timed around the node binding: prefill %.1f, decode %.1f tok/s" % (st.mean(wp), st.mean(wd)))
+except (OSError, IndexError):
+    pass
 EOF

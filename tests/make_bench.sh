@@ -19,6 +19,11 @@ for preset in tiny mid; do
 done
 "$B/moecard" bench --model "$B/models/mid" --backend cpu --act none --threads 2 \
   --prompt-len ${PROMPT_LEN:-128} --gen ${GEN:-64} --json
+# --- the host engine side by side with llama.cpp on the same model (mid as Q8_0 GGUF): with
+#     LLAMA_BENCH=path/to/llama-bench, or node-llama-cpp's prebuilt llama.cpp when
+#     tests/llama_ref_deps.sh installed it; otherwise one line says it is skipped.
+echo "== host engine vs llama.cpp (mid, 2 threads, prompt 512, decode 128 after it)"
+B=$B bash tests/llama_side_by_side.sh || echo "bench: side by side with llama.cpp failed"
 for tool in hls_bench dma_bench; do
   if [ -x "$B/$tool" ]; then echo "== $tool (modeled)"; "$B/$tool"; fi
 done
