@@ -15,6 +15,9 @@
 #include "model/router.h"
 
 #define MODEL_MAX_TOPK 64
+/* Heads per attention work item: the absorbed form reads each cached latent row once for all of
+ * them (from L1 after the first), not once per head. */
+#define ATTN_HG 4
 
 /* ---- small vector ops ------------------------------------------------------------------------ */
 
@@ -308,7 +311,7 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	ALLOC(m->qlat, (size_t)B * H * kvl);
 	ALLOC(m->lat, (size_t)B * H * kvl);
 	ALLOC(m->ao, (size_t)B * H * vd);
-	ALLOC(m->scores, (size_t)nt * S);
+	ALLOC(m->scores, (size_t)nt * ATTN_HG * S);
 	if (o->naive_attn) {
 		ALLOC(m->kexp, (size_t)S * H * nope);
 		ALLOC(m->vexp, (size_t)S * H * vd);
@@ -365,7 +368,9 @@ struct attn_ctx {
 	int pos0, T;
 };
 
-/* One (token, head): RoPE q_pe, then absorbed or naive attention over positions <= pos0+t. */
+/* One (token, group of ATTN_HG heads): RoPE q_pe, then absorbed or naive attention over positions
+ * <= pos0+t. Each head's arithmetic is the same whatever the group (the scores and the weighted
+ * sum of a head in ascending position). */
 static void attn_task(void *vc, int b, int e, int tid)
 {
 	struct attn_ctx *a = vc;
@@ -374,59 +379,83 @@ static void attn_task(void *vc, int b, int e, int tid)
 	const struct kern_isa *isa = m->kc.isa;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope;
+	int G = (H + ATTN_HG - 1) / ATTN_HG;
 	const struct qmat *kvb = &a->lw->kv_b_proj;
-	float *sc = m->scores + (size_t)tid * m->o.max_seq;
+	float *scb = m->scores + (size_t)tid * ATTN_HG * m->o.max_seq;
 	for (int it = b; it < e; it++) {
-		int t = it / H, h = it % H, p = row_pos(m, a->pos0, t), S = p + 1;
-		float *qh = m->q + ((size_t)t * H + h) * qd;
-		rope_apply(qh + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
-			   m->rope_sin + (size_t)p * (rope / 2));
-		float *out = m->ao + ((size_t)t * H + h) * vd;
-		if (!m->o.naive_attn) {
-			float *ql = m->qlat + ((size_t)t * H + h) * kvl;
-			float *lt = m->lat + ((size_t)t * H + h) * kvl;
-			memset(ql, 0, sizeof(float) * kvl);
-			for (int d = 0; d < nope; d++)
-				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[d], ql);
-			for (int s = 0; s < S; s++) {
-				const float *kv = row_kv(m, t, a->layer, s);
-				float dl = isa->dot_f32(ql, kv, kvl);
-				float dr = isa->dot_f32(qh + nope, kv + kvl, rope);
-				sc[s] = (dl + dr) * m->softmax_scale;
-			}
-			softmax_inplace(sc, S);
-			memset(lt, 0, sizeof(float) * kvl);
-			int s0 = 0;
-			if (isa->axpy4_f32)
-				for (; s0 + 4 <= S; s0 += 4) {
-					const float *xs[4] = {row_kv(m, t, a->layer, s0),
-							      row_kv(m, t, a->layer, s0 + 1),
-							      row_kv(m, t, a->layer, s0 + 2),
-							      row_kv(m, t, a->layer, s0 + 3)};
-					isa->axpy4_f32(lt, sc + s0, xs, kvl);
+		int t = it / G, h0 = it % G * ATTN_HG, p = row_pos(m, a->pos0, t), S = p + 1;
+		int nh = H - h0 < ATTN_HG ? H - h0 : ATTN_HG;
+		float *qh[ATTN_HG], *ql[ATTN_HG], *lt[ATTN_HG], *sc[ATTN_HG];
+		for (int i = 0; i < nh; i++) {
+			int h = h0 + i;
+			qh[i] = m->q + ((size_t)t * H + h) * qd;
+			sc[i] = scb + (size_t)i * m->o.max_seq;
+			rope_apply(qh[i] + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
+				   m->rope_sin + (size_t)p * (rope / 2));
+		}
+		if (m->o.naive_attn) {
+			for (int i = 0; i < nh; i++) {
+				int h = h0 + i;
+				float *out = m->ao + ((size_t)t * H + h) * vd;
+				for (int s = 0; s < S; s++) {
+					const float *kn = m->kexp + ((size_t)s * H + h) * nope;
+					const float *kv = kv_row(m, a->layer, s);
+					float d1 = 0, d2 = 0;
+					for (int k = 0; k < nope; k++)
+						d1 += qh[i][k] * kn[k];
+					for (int k = 0; k < rope; k++)
+						d2 += qh[i][nope + k] * kv[kvl + k];
+					sc[i][s] = (d1 + d2) * m->softmax_scale;
 				}
-			for (int s = s0; s < S; s++)
-				isa->axpy_f32(lt, sc[s], row_kv(m, t, a->layer, s), kvl);
+				softmax_inplace(sc[i], S);
+				memset(out, 0, sizeof(float) * vd);
+				for (int s = 0; s < S; s++) {
+					const float *vv = m->vexp + ((size_t)s * H + h) * vd;
+					for (int j = 0; j < vd; j++)
+						out[j] += sc[i][s] * vv[j];
+				}
+			}
+			continue;
+		}
+		for (int i = 0; i < nh; i++) {
+			int h = h0 + i;
+			ql[i] = m->qlat + ((size_t)t * H + h) * kvl;
+			lt[i] = m->lat + ((size_t)t * H + h) * kvl;
+			memset(ql[i], 0, sizeof(float) * kvl);
+			for (int d = 0; d < nope; d++)
+				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[i][d], ql[i]);
+		}
+		for (int s = 0; s < S; s++) {
+			const float *kv = row_kv(m, t, a->layer, s);
+			for (int i = 0; i < nh; i++) {
+				float dl = isa->dot_f32(ql[i], kv, kvl);
+				float dr = isa->dot_f32(qh[i] + nope, kv + kvl, rope);
+				sc[i][s] = (dl + dr) * m->softmax_scale;
+			}
+		}
+		for (int i = 0; i < nh; i++) {
+			softmax_inplace(sc[i], S);
+			memset(lt[i], 0, sizeof(float) * kvl);
+		}
+		int s0 = 0;
+		if (isa->axpy4_f32)
+			for (; s0 + 4 <= S; s0 += 4) {
+				const float *xs[4] = {
+				    row_kv(m, t, a->layer, s0), row_kv(m, t, a->layer, s0 + 1),
+				    row_kv(m, t, a->layer, s0 + 2), row_kv(m, t, a->layer, s0 + 3)};
+				for (int i = 0; i < nh; i++)
+					isa->axpy4_f32(lt[i], sc[i] + s0, xs, kvl);
+			}
+		for (int s = s0; s < S; s++) {
+			const float *kv = row_kv(m, t, a->layer, s);
+			for (int i = 0; i < nh; i++)
+				isa->axpy_f32(lt[i], sc[i][s], kv, kvl);
+		}
+		for (int i = 0; i < nh; i++) {
+			float *out = m->ao + ((size_t)t * H + h0 + i) * vd;
 			for (int j = 0; j < vd; j++)
-				out[j] = qmat_row_dot(isa, kvb, h * (nope + vd) + nope + j, lt);
-		} else {
-			for (int s = 0; s < S; s++) {
-				const float *kn = m->kexp + ((size_t)s * H + h) * nope;
-				const float *kv = kv_row(m, a->layer, s);
-				float d1 = 0, d2 = 0;
-				for (int i = 0; i < nope; i++)
-					d1 += qh[i] * kn[i];
-				for (int i = 0; i < rope; i++)
-					d2 += qh[nope + i] * kv[kvl + i];
-				sc[s] = (d1 + d2) * m->softmax_scale;
-			}
-			softmax_inplace(sc, S);
-			memset(out, 0, sizeof(float) * vd);
-			for (int s = 0; s < S; s++) {
-				const float *vv = m->vexp + ((size_t)s * H + h) * vd;
-				for (int j = 0; j < vd; j++)
-					out[j] += sc[s] * vv[j];
-			}
+				out[j] = qmat_row_dot(isa, kvb, (h0 + i) * (nope + vd) + nope + j,
+						      lt[i]);
 		}
 	}
 }
@@ -504,7 +533,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 			return r;
 	}
 	struct attn_ctx ac = {m, lw, layer, pos0, T};
-	pool_for(m->pool, T * H, 1, attn_task, &ac);
+	pool_for(m->pool, T * ((H + ATTN_HG - 1) / ATTN_HG), 1, attn_task, &ac);
 	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
 }
 

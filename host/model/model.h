@@ -56,7 +56,7 @@ struct model {
 	float *qlat;	       /* [B][H][kv_lora] absorbed query (W_UK^T q_nope) */
 	float *lat;	       /* [B][H][kv_lora] attention-weighted latent sum */
 	float *ao;	       /* [B][H][v] attention output before o_proj */
-	float *scores;	       /* [nthreads][max_seq] */
+	float *scores;	       /* [nthreads][ATTN_HG][max_seq] */
 	float *kexp, *vexp;    /* naive form only: [max_seq][H][nope], [max_seq][H][v] */
 	float *kvexp_full;     /* naive form only: [max_seq][H*(nope+v)] kv_b_proj . c' */
 	float *gbuf, *ubuf;    /* [B*(topk+1)][max(inter, moe_inter*(shared+?))] gate/up outs */
