@@ -114,6 +114,12 @@ static float dot_f32_scalar(const float *a, const float *b, int n)
 	return s;
 }
 
+static void dot_f32_rows_scalar(const float *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	for (int m = 0; m < M; m++)
+		acc[m] = dot_f32_scalar(w, x + (size_t)m * ldx, n);
+}
+
 static void axpy_f32_scalar(float *y, float a, const float *x, int n)
 {
 	for (int k = 0; k < n; k++)
@@ -144,6 +150,7 @@ static const struct kern_isa isa_scalar = {
     .tile_p16 = tile_p16_scalar,
     .pack_p16 = pack_p16_scalar,
     .dot_f32 = dot_f32_scalar,
+    .dot_f32_rows = dot_f32_rows_scalar,
     .axpy_f32 = axpy_f32_scalar,
     .axpy4_f32 = axpy4_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,

@@ -49,6 +49,10 @@ struct kern_isa {
 	void (*pack_p16)(const float *rows, int K, int nr, int i0, float *wp);
 	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
 	float (*dot_f32)(const float *a, const float *b, int n);
+	/* acc[m] = sum_{k<n} w[k] * x[m*ldx+k] for m < M <= KERN_MB: one f32 row against M inputs
+	 * (the attention's scores of a group of heads), each w[k] loaded once; a row's sum is the
+	 * same for every M. NULL: dot_f32 per input. */
+	void (*dot_f32_rows)(const float *w, const float *x, int ldx, int M, int n, float *acc);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
 	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
 	 * axpy_f32 calls in one pass over y, bit-identical to them (NULL: call axpy_f32) */

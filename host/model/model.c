@@ -427,6 +427,15 @@ static void attn_task(void *vc, int b, int e, int tid)
 		}
 		for (int s = 0; s < S; s++) {
 			const float *kv = row_kv(m, t, a->layer, s);
+			if (isa->dot_f32_rows) {
+				/* the group's heads are consecutive rows of qlat and q */
+				float dl[ATTN_HG], dr[ATTN_HG];
+				isa->dot_f32_rows(kv, ql[0], kvl, nh, kvl, dl);
+				isa->dot_f32_rows(kv + kvl, qh[0] + nope, qd, nh, rope, dr);
+				for (int i = 0; i < nh; i++)
+					sc[i][s] = (dl[i] + dr[i]) * m->softmax_scale;
+				continue;
+			}
 			for (int i = 0; i < nh; i++) {
 				float dl = isa->dot_f32(ql[i], kv, kvl);
 				float dr = isa->dot_f32(qh[i] + nope, kv + kvl, rope);

@@ -430,6 +430,57 @@ static float dot_f32_avx2(const float *a, const float *b, int n)
 	return s;
 }
 
+/* Two accumulators per input (16 floats a step), each w vector loaded once for all M inputs;
+ * instantiated per M so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void
+dot_f32_rows_m(const float *w, const float *x, int ldx, const int M, int n, float *acc)
+{
+	__m256 a[KERN_MB], b[KERN_MB];
+#pragma GCC unroll 6
+	for (int m = 0; m < M; m++)
+		a[m] = b[m] = _mm256_setzero_ps();
+	int k = 0;
+	for (; k + 16 <= n; k += 16) {
+		__m256 w0 = _mm256_loadu_ps(w + k), w1 = _mm256_loadu_ps(w + k + 8);
+#pragma GCC unroll 6
+		for (int m = 0; m < M; m++) {
+			const float *xm = x + (size_t)m * ldx + k;
+			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
+			b[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), b[m]);
+		}
+	}
+	for (; k + 8 <= n; k += 8) {
+		__m256 w0 = _mm256_loadu_ps(w + k);
+#pragma GCC unroll 6
+		for (int m = 0; m < M; m++)
+			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
+	}
+#pragma GCC unroll 6
+	for (int m = 0; m < M; m++) {
+		float s = hsum8(_mm256_add_ps(a[m], b[m]));
+		for (int i = k; i < n; i++)
+			s += w[i] * x[(size_t)m * ldx + i];
+		acc[m] = s;
+	}
+}
+
+static void dot_f32_rows_avx2(const float *w, const float *x, int ldx, int M, int n, float *acc)
+{
+	switch (M) {
+	case 1:
+		dot_f32_rows_m(w, x, ldx, 1, n, acc);
+		break;
+	case 2:
+		dot_f32_rows_m(w, x, ldx, 2, n, acc);
+		break;
+	case 3:
+		dot_f32_rows_m(w, x, ldx, 3, n, acc);
+		break;
+	default:
+		dot_f32_rows_m(w, x, ldx, 4, n, acc);
+	}
+}
+
 static void axpy_f32_avx2(float *y, float a, const float *x, int n)
 {
 	__m256 va = _mm256_set1_ps(a);
@@ -503,6 +554,7 @@ const struct kern_isa kern_isa_avx2 = {
     .tile_p16 = tile_p16_avx2,
     .pack_p16 = pack_p16_avx2,
     .dot_f32 = dot_f32_avx2,
+    .dot_f32_rows = dot_f32_rows_avx2,
     .axpy_f32 = axpy_f32_avx2,
     .axpy4_f32 = axpy4_f32_avx2,
     .roundtrip_fp8 = roundtrip_fp8_avx2,

@@ -171,11 +171,60 @@ static void test_bf16_and_jobs(void **st)
 	free(y2);
 }
 
+/* The attention's f32 primitives on every ISA this CPU runs: dot_f32_rows against double sums (a
+ * row's sum the same for every M), axpy4_f32 bit-identical to four axpy_f32 calls. */
+static void test_f32_attention_prims(void **st)
+{
+	(void)st;
+	const char *names[] = {"scalar", "avx2", "avx512"};
+	enum { N = 300 };
+	static float w[N], x[KERN_MB * N], y1[N], y2[N], xs[4][N];
+	for (int i = 0; i < N; i++)
+		w[i] = (float)(urand() - 0.5);
+	for (int i = 0; i < KERN_MB * N; i++)
+		x[i] = (float)(urand() - 0.5);
+	for (int r = 0; r < 4; r++)
+		for (int i = 0; i < N; i++)
+			xs[r][i] = (float)(urand() - 0.5);
+	for (int i = 0; i < 3; i++) {
+		const struct kern_isa *isa = kern_isa_by_name(names[i]);
+		if (!isa)
+			continue;
+		int lens[] = {1, 5, 8, 32, 256, 300};
+		for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+			int n = lens[l];
+			float one[KERN_MB], all[KERN_MB];
+			if (!isa->dot_f32_rows)
+				continue;
+			isa->dot_f32_rows(w, x, N, KERN_MB, n, all);
+			for (int m = 0; m < KERN_MB; m++) {
+				double ref = 0;
+				for (int k = 0; k < n; k++)
+					ref += (double)w[k] * x[m * N + k];
+				assert_true(fabs(all[m] - ref) <= 1e-5 * (1 + fabs(ref)));
+				isa->dot_f32_rows(w, x + m * N, N, 1, n, one);
+				assert_memory_equal(&one[0], &all[m], sizeof(float));
+			}
+		}
+		if (!isa->axpy4_f32)
+			continue;
+		const float a[4] = {0.5f, -1.25f, 3.0f, 0.0078125f};
+		const float *xp[4] = {xs[0], xs[1], xs[2], xs[3]};
+		for (int k = 0; k < N; k++)
+			y1[k] = y2[k] = (float)(urand() - 0.5);
+		for (int r = 0; r < 4; r++)
+			isa->axpy_f32(y1, a[r], xs[r], N - 3);
+		isa->axpy4_f32(y2, a, xp, N - 3);
+		assert_memory_equal(y1, y2, sizeof y1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fp8_shapes),
 	    cmocka_unit_test(test_bf16_and_jobs),
+	    cmocka_unit_test(test_f32_attention_prims),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
