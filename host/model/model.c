@@ -385,6 +385,8 @@ static void attn_task(void *vc, int b, int e, int tid)
 	for (int it = b; it < e; it++) {
 		int t = it / G, h0 = it % G * ATTN_HG, p = row_pos(m, a->pos0, t), S = p + 1;
 		int nh = H - h0 < ATTN_HG ? H - h0 : ATTN_HG;
+		if (nh < 1)
+			continue; /* (h0 < H by construction) */
 		float *qh[ATTN_HG], *ql[ATTN_HG], *lt[ATTN_HG], *sc[ATTN_HG];
 		for (int i = 0; i < nh; i++) {
 			int h = h0 + i;
