@@ -214,7 +214,44 @@ static int imax(int a, int b)
 
 /* --head fp8: h quantized to E4M3 with one scale per 128x128 block (amax / 448, the release
  * layout's weight_scale_inv), into out. 0 or -ENOMEM. */
-static int head_to_fp8(const struct qmat *h, struct qmat *out)
+struct head8_ctx {
+	const struct qmat *h;
+	uint8_t *w;
+	float *s;
+};
+
+/* Block rows [b, e) of head_to_fp8: each 128x128 block's amax, scale and codes. */
+static void head8_task(void *vc, int b, int e, int tid)
+{
+	const struct head8_ctx *hc = vc;
+	const struct qmat *h = hc->h;
+	int R = h->rows, C = h->cols, sc = (C + 127) / 128;
+	float row[128];
+	for (int br = b; br < e; br++)
+		for (int bc = 0; bc < sc; bc++) {
+			int r1 = R - br * 128 < 128 ? R - br * 128 : 128;
+			int c1 = C - bc * 128 < 128 ? C - bc * 128 : 128;
+			float amax = 0;
+			for (int r = 0; r < r1; r++)
+				for (int c = 0; c < c1; c++) {
+					float v = fabsf(qmat_get(h, br * 128 + r, bc * 128 + c));
+					amax = v > amax ? v : amax;
+				}
+			float scale = amax > 0 ? amax / 448.0f : 1.0f;
+			hc->s[(size_t)br * sc + bc] = scale;
+			for (int r = 0; r < r1; r++) {
+				for (int c = 0; c < c1; c++)
+					row[c] = qmat_get(h, br * 128 + r, bc * 128 + c);
+				uint8_t *o = hc->w + (size_t)(br * 128 + r) * C + bc * 128;
+				for (int c = 0; c < c1; c++)
+					o[c] = e4m3_encode(row[c] / scale);
+			}
+		}
+}
+
+/* --head fp8: lm_head quantized to E4M3 with one scale per 128x128 block (amax / 448), on the
+ * pool's threads. */
+static int head_to_fp8(struct pool *p, const struct qmat *h, struct qmat *out)
 {
 	int R = h->rows, C = h->cols, sc = (C + 127) / 128, sr = (R + 127) / 128;
 	uint8_t *w = malloc((size_t)R * C);
@@ -224,25 +261,8 @@ static int head_to_fp8(const struct qmat *h, struct qmat *out)
 		free(s);
 		return -ENOMEM;
 	}
-	for (int br = 0; br < sr; br++)
-		for (int bc = 0; bc < sc; bc++) {
-			int r1 = imax(0, R - br * 128) < 128 ? R - br * 128 : 128;
-			int c1 = imax(0, C - bc * 128) < 128 ? C - bc * 128 : 128;
-			float amax = 0;
-			for (int r = 0; r < r1; r++)
-				for (int c = 0; c < c1; c++) {
-					float v = fabsf(qmat_get(h, br * 128 + r, bc * 128 + c));
-					amax = v > amax ? v : amax;
-				}
-			float scale = amax > 0 ? amax / 448.0f : 1.0f;
-			s[(size_t)br * sc + bc] = scale;
-			for (int r = 0; r < r1; r++)
-				for (int c = 0; c < c1; c++) {
-					size_t i = (size_t)(br * 128 + r) * C + bc * 128 + c;
-					w[i] = e4m3_encode(qmat_get(h, br * 128 + r, bc * 128 + c) /
-							   scale);
-				}
-		}
+	struct head8_ctx hc = {h, w, s};
+	pool_for(p, sr, 1, head8_task, &hc);
 	*out = (struct qmat){.rows = R,
 			     .cols = C,
 			     .fmt = QMAT_FP8,
@@ -291,7 +311,8 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 			  maxdim) ||
 	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0, maxdim))
 		goto nomem;
-	if (o->head_fp8 && w->lm_head.fmt != QMAT_FP8 && head_to_fp8(&w->lm_head, &m->head8))
+	if (o->head_fp8 && w->lm_head.fmt != QMAT_FP8 &&
+	    head_to_fp8(m->pool, &w->lm_head, &m->head8))
 		goto nomem;
 #define ALLOC(p, n)                                                                                \
 	do {                                                                                       \
