@@ -107,9 +107,27 @@ static inline __m256 bf16x8(const uint16_t *w)
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* Two accumulators per row, as dot_fp8_m (the same for every M, instantiated per M). */
+/* Eight weights as f32: BF16 (wbf16) or f32, element k of w. */
+static inline __m256 w8(const void *w, const int wbf16, int k)
+{
+	return wbf16 ? bf16x8((const uint16_t *)w + k) : _mm256_loadu_ps((const float *)w + k);
+}
+
+static inline float w1(const void *w, const int wbf16, int k)
+{
+	if (!wbf16)
+		return ((const float *)w)[k];
+	uint32_t u = (uint32_t)((const uint16_t *)w)[k] << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* One BF16 or f32 weight row against M inputs: two accumulators per input (16 weights a step),
+ * each weight vector loaded once for all M; the same for every M, instantiated per M (and per
+ * format) so the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void
-dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float *acc)
+dot_rows_m(const void *w, const int wbf16, const float *x, int ldx, const int M, int n, float *acc)
 {
 	__m256 a[KERN_MB], b[KERN_MB];
 #pragma GCC unroll 6
@@ -117,16 +135,16 @@ dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float
 		a[m] = b[m] = _mm256_setzero_ps();
 	int k = 0;
 	for (; k + 16 <= n; k += 16) {
-		__m256 w0 = bf16x8(w + k), w1 = bf16x8(w + k + 8);
+		__m256 w0 = w8(w, wbf16, k), w1v = w8(w, wbf16, k + 8);
 #pragma GCC unroll 6
 		for (int m = 0; m < M; m++) {
 			const float *xm = x + (size_t)m * ldx + k;
 			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
-			b[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), b[m]);
+			b[m] = _mm256_fmadd_ps(w1v, _mm256_loadu_ps(xm + 8), b[m]);
 		}
 	}
 	for (; k + 8 <= n; k += 8) {
-		__m256 wd = bf16x8(w + k);
+		__m256 wd = w8(w, wbf16, k);
 #pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
@@ -134,14 +152,16 @@ dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float
 #pragma GCC unroll 6
 	for (int m = 0; m < M; m++) {
 		float s = hsum8(_mm256_add_ps(a[m], b[m]));
-		for (int i = k; i < n; i++) {
-			uint32_t u = (uint32_t)w[i] << 16;
-			float f;
-			memcpy(&f, &u, 4);
-			s += f * x[(size_t)m * ldx + i];
-		}
+		for (int i = k; i < n; i++)
+			s += w1(w, wbf16, i) * x[(size_t)m * ldx + i];
 		acc[m] = s;
 	}
+}
+
+static inline __attribute__((always_inline)) void
+dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float *acc)
+{
+	dot_rows_m(w, 1, x, ldx, M, n, acc);
 }
 
 static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
@@ -430,38 +450,10 @@ static float dot_f32_avx2(const float *a, const float *b, int n)
 	return s;
 }
 
-/* Two accumulators per input (16 floats a step), each w vector loaded once for all M inputs;
- * instantiated per M so the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void
 dot_f32_rows_m(const float *w, const float *x, int ldx, const int M, int n, float *acc)
 {
-	__m256 a[KERN_MB], b[KERN_MB];
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++)
-		a[m] = b[m] = _mm256_setzero_ps();
-	int k = 0;
-	for (; k + 16 <= n; k += 16) {
-		__m256 w0 = _mm256_loadu_ps(w + k), w1 = _mm256_loadu_ps(w + k + 8);
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++) {
-			const float *xm = x + (size_t)m * ldx + k;
-			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
-			b[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), b[m]);
-		}
-	}
-	for (; k + 8 <= n; k += 8) {
-		__m256 w0 = _mm256_loadu_ps(w + k);
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++)
-			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
-	}
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++) {
-		float s = hsum8(_mm256_add_ps(a[m], b[m]));
-		for (int i = k; i < n; i++)
-			s += w[i] * x[(size_t)m * ldx + i];
-		acc[m] = s;
-	}
+	dot_rows_m(w, 0, x, ldx, M, n, acc);
 }
 
 static void dot_f32_rows_avx2(const float *w, const float *x, int ldx, int M, int n, float *acc)
