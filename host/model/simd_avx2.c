@@ -17,6 +17,25 @@ static inline __m256 dec8(const uint8_t *w)
 	return _mm256_cvtph_ps(_mm_or_si128(s, v));
 }
 
+/* CALL(m) with m a constant 1..KERN_MB (4): each instantiation of a per-row-count kernel keeps
+ * its accumulators in registers (with a run-time row count they live on the stack). */
+#define KERN_PER_M(M, CALL)                                                                        \
+	do {                                                                                       \
+		switch (M) {                                                                       \
+		case 1:                                                                            \
+			CALL(1);                                                                   \
+			break;                                                                     \
+		case 2:                                                                            \
+			CALL(2);                                                                   \
+			break;                                                                     \
+		case 3:                                                                            \
+			CALL(3);                                                                   \
+			break;                                                                     \
+		default:                                                                           \
+			CALL(4);                                                                   \
+		}                                                                                  \
+	} while (0)
+
 static inline float hsum8(__m256 v)
 {
 	__m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -86,19 +105,9 @@ static inline __attribute__((always_inline)) void dot_fp8_m(const uint8_t *w, co
 
 static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
 {
-	switch (M) {
-	case 1:
-		dot_fp8_m(w, x, ldx, 1, n, acc);
-		break;
-	case 2:
-		dot_fp8_m(w, x, ldx, 2, n, acc);
-		break;
-	case 3:
-		dot_fp8_m(w, x, ldx, 3, n, acc);
-		break;
-	default:
-		dot_fp8_m(w, x, ldx, 4, n, acc);
-	}
+#define CALL_M(m) dot_fp8_m(w, x, ldx, m, n, acc)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
 }
 
 static inline __m256 bf16x8(const uint16_t *w)
@@ -166,19 +175,9 @@ dot_bf16_m(const uint16_t *w, const float *x, int ldx, const int M, int n, float
 
 static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc)
 {
-	switch (M) {
-	case 1:
-		dot_bf16_m(w, x, ldx, 1, n, acc);
-		break;
-	case 2:
-		dot_bf16_m(w, x, ldx, 2, n, acc);
-		break;
-	case 3:
-		dot_bf16_m(w, x, ldx, 3, n, acc);
-		break;
-	default:
-		dot_bf16_m(w, x, ldx, 4, n, acc);
-	}
+#define CALL_M(m) dot_bf16_m(w, x, ldx, m, n, acc)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
 }
 
 static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
@@ -265,19 +264,9 @@ static inline __attribute__((always_inline)) void row_fp8_m(const uint8_t *w, co
 static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
 			 float *acc)
 {
-	switch (M) {
-	case 1:
-		row_fp8_m(w, x, ldx, 1, K, sw, acc);
-		break;
-	case 2:
-		row_fp8_m(w, x, ldx, 2, K, sw, acc);
-		break;
-	case 3:
-		row_fp8_m(w, x, ldx, 3, K, sw, acc);
-		break;
-	default:
-		row_fp8_m(w, x, ldx, 4, K, sw, acc);
-	}
+#define CALL_M(m) row_fp8_m(w, x, ldx, m, K, sw, acc)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
 }
 
 static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
@@ -458,19 +447,9 @@ dot_f32_rows_m(const float *w, const float *x, int ldx, const int M, int n, floa
 
 static void dot_f32_rows_avx2(const float *w, const float *x, int ldx, int M, int n, float *acc)
 {
-	switch (M) {
-	case 1:
-		dot_f32_rows_m(w, x, ldx, 1, n, acc);
-		break;
-	case 2:
-		dot_f32_rows_m(w, x, ldx, 2, n, acc);
-		break;
-	case 3:
-		dot_f32_rows_m(w, x, ldx, 3, n, acc);
-		break;
-	default:
-		dot_f32_rows_m(w, x, ldx, 4, n, acc);
-	}
+#define CALL_M(m) dot_f32_rows_m(w, x, ldx, m, n, acc)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
 }
 
 static void axpy_f32_avx2(float *y, float a, const float *x, int n)
