@@ -87,7 +87,7 @@ static const struct cli_opt cli_opt_table[] = {
     {"--huge-pages", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.huge_pages), 0, "on|off|auto",
      "copy the weights into transparent huge pages at open (faster decode; the copy's page "
      "zeroing costs load time)",
-     "auto: bench, and engines of >= 512 positions (chat, serve)"},
+     "auto: bench, chat, serve, perplexity over >= 512 tokens, runs of >= 512 positions"},
     {"--attn-datapath", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.attn_datapath), 0, "f32|fp8",
      "the card attention's datapath", "f32"},
     {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},

@@ -110,6 +110,7 @@ int cli_perplexity(int argc, char **argv)
 	struct engine m;
 	struct cli_opts o = a;
 	o.ctx = W;
+	o.ex.long_run = n >= ENGINE_HUGE_MIN_SEQ; /* many windows: weights in huge pages */
 	if ((rc = cli_open_model(&o, &ck, &m, W, W))) {
 		free(ids);
 		return rc;

@@ -145,6 +145,7 @@ int cli_serve(int argc, char **argv)
 	/* one engine decodes every slot together: the cpu engine's KV blocks come from serve's
 	 * pool (forward_rows), a card engine holds a latent cache per slot (forward_seqs) */
 	a.ex.seqs = strcmp(a.backend, "cpu") ? a.max_batch : 0;
+	a.ex.long_run = 1; /* a server: weights in huge pages unless --huge-pages off */
 	if ((r = cli_engine_open(&a, &ck, &eng[0], ctx, 2, so.chunk))) {
 		rc = r;
 		goto out;

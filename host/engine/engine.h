@@ -82,8 +82,9 @@ struct engine_extra {
 	int seqs;   /* sequence slots for forward_seqs (serve: --max-batch; 0 or 1: one) */
 	const char *huge_pages; /* --huge-pages on|off|auto (NULL = auto): the weights copied into
 				   transparent huge pages at open (st_populate) */
-	int long_run; /* auto: the engine decodes enough tokens to repay the copy (bench, serve,
-			 chat, runs of >= ENGINE_HUGE_MIN_SEQ positions) */
+	int long_run; /* auto: the engine runs long enough to repay the copy (bench, serve, chat,
+			 perplexity over >= ENGINE_HUGE_MIN_SEQ tokens); engines opened for
+			 >= ENGINE_HUGE_MIN_SEQ positions copy too */
 };
 
 /* --huge-pages auto copies the weights for engines opened for at least this many positions. */
