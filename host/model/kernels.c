@@ -133,6 +133,13 @@ static void axpy4_f32_scalar(float *y, const float *a, const float *const *x, in
 		    (((y[k] + a[0] * x[0][k]) + a[1] * x[1][k]) + a[2] * x[2][k]) + a[3] * x[3][k];
 }
 
+static void axpy4_rows_f32_scalar(float *y, int ldy, const float *a, int lda, const float *const *x,
+				  int M, int n)
+{
+	for (int m = 0; m < M; m++)
+		axpy4_f32_scalar(y + (size_t)m * ldy, a + (size_t)m * lda, x, n);
+}
+
 static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
 {
 	for (int k = 0; k < n; k++)
@@ -153,6 +160,7 @@ static const struct kern_isa isa_scalar = {
     .dot_f32_rows = dot_f32_rows_scalar,
     .axpy_f32 = axpy_f32_scalar,
     .axpy4_f32 = axpy4_f32_scalar,
+    .axpy4_rows_f32 = axpy4_rows_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,
 };
 

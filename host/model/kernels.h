@@ -57,6 +57,11 @@ struct kern_isa {
 	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
 	 * axpy_f32 calls in one pass over y, bit-identical to them (NULL: call axpy_f32) */
 	void (*axpy4_f32)(float *y, const float *a, const float *const *x, int n);
+	/* axpy4_f32 on M <= KERN_MB rows y + m*ldy with coefficients a + m*lda, the four x rows
+	 * loaded once for all of them (the weighted sums of a group of heads); bit-identical to
+	 * axpy4_f32 on each row (NULL: axpy4_f32 per row) */
+	void (*axpy4_rows_f32)(float *y, int ldy, const float *a, int lda, const float *const *x,
+			       int M, int n);
 	/* xr[k] = e4m3(x[k]/s)*s for one block of n <= 128 with scale s (act quant round trip;
 	 * saturating RNE, finite x) */
 	void (*roundtrip_fp8)(const float *x, int n, float s, float *xr);

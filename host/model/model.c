@@ -475,8 +475,12 @@ static void attn_task(void *vc, int b, int e, int tid)
 				const float *xs[4] = {
 				    row_kv(m, t, a->layer, s0), row_kv(m, t, a->layer, s0 + 1),
 				    row_kv(m, t, a->layer, s0 + 2), row_kv(m, t, a->layer, s0 + 3)};
-				for (int i = 0; i < nh; i++)
-					isa->axpy4_f32(lt[i], sc[i] + s0, xs, kvl);
+				if (isa->axpy4_rows_f32) /* the group's rows of lat are consecutive */
+					isa->axpy4_rows_f32(lt[0], kvl, sc[0] + s0, m->o.max_seq,
+							    xs, nh, kvl);
+				else
+					for (int i = 0; i < nh; i++)
+						isa->axpy4_f32(lt[i], sc[i] + s0, xs, kvl);
 			}
 		for (int s = s0; s < S; s++) {
 			const float *kv = row_kv(m, t, a->layer, s);

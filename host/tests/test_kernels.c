@@ -216,6 +216,20 @@ static void test_f32_attention_prims(void **st)
 			isa->axpy_f32(y1, a[r], xs[r], N - 3);
 		isa->axpy4_f32(y2, a, xp, N - 3);
 		assert_memory_equal(y1, y2, sizeof y1);
+		if (!isa->axpy4_rows_f32)
+			continue;
+		/* three rows (a pair and an odd one) against axpy4_f32 on each */
+		static float yr[3][N], ys[3][N];
+		const float ar[3][4] = {{0.5f, -1.25f, 3.0f, 0.0078125f},
+					{-2.0f, 0.25f, 1.5f, -0.75f},
+					{1.0f, 1.0f, -1.0f, 0.125f}};
+		for (int r = 0; r < 3; r++)
+			for (int k = 0; k < N; k++)
+				yr[r][k] = ys[r][k] = (float)(urand() - 0.5);
+		for (int r = 0; r < 3; r++)
+			isa->axpy4_f32(ys[r], ar[r], xp, N - 3);
+		isa->axpy4_rows_f32(yr[0], N, ar[0], 4, xp, 3, N - 3);
+		assert_memory_equal(yr, ys, sizeof yr);
 	}
 }
 
