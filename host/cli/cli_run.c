@@ -838,11 +838,12 @@ static void *bw_read(void *v)
 }
 
 /* Read bandwidth of this machine in GB/s with nt threads: the best of three passes over the
- * resident lm_head (the largest tensor a decode step streams), split evenly between the
- * threads. 0 when it cannot be measured. */
+ * resident embedding table (as large as lm_head, the largest tensor a decode step streams; the
+ * head itself is released under --head fp8), split evenly between the threads. 0 when it cannot
+ * be measured. */
 static double bench_stream_gbps(const struct ckpt *ck, int nt)
 {
-	const struct qmat *h = &ck->w.lm_head;
+	const struct qmat *h = &ck->w.embed_tokens;
 	size_t n = (size_t)h->rows * h->cols *
 		   (h->fmt == QMAT_FP8	 ? 1
 		    : h->fmt == QMAT_F32 ? 4

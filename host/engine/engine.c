@@ -73,6 +73,15 @@ static const struct engine_ops cpu_ops = {
     .kv_block_floats = cpu_kv_block_floats,
 };
 
+/* The cpu engine quantizes lm_head to its own FP8 copy (--head fp8): the checkpoint's head is
+ * then read only once, at open. */
+static int engine_head_requantized(const char *backend, const struct ckpt *ck,
+				   const struct model_opts *o)
+{
+	return !strcmp(backend, "cpu") && o->head_fp8 && ck->w.lm_head.fmt != QMAT_FP8 &&
+	       ck->w.lm_head.w;
+}
+
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
 		    const struct engine_extra *x, char *err, size_t errlen)
 {
@@ -82,7 +91,11 @@ int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int r = model_init(m, &ck->cfg, &ck->w, o, err, errlen);
+	/* engine_open left the head file-mapped when it is requantized (unless nothing was
+	 * populated, which leaves everything file-mapped): its pages can go as they are read */
+	struct model_opts mo = *o;
+	mo.head_release = engine_head_requantized("cpu", ck, o);
+	int r = model_init(m, &ck->cfg, &ck->w, &mo, err, errlen);
 	if (r) {
 		free(m);
 		return r;
@@ -126,11 +139,16 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		    !strcmp(hp, "on") ||
 		    (!strcmp(hp, "auto") && (x->long_run || o->max_seq >= ENGINE_HUGE_MIN_SEQ));
 		int nt = o->n_threads > 0 ? o->n_threads : ncpu > 0 ? (int)ncpu : 1;
-		char skip[32];
-		snprintf(skip, sizeof skip, "model.layers.%d.", ck->cfg.num_hidden_layers);
+		char mtp[32];
+		const char *skip[3] = {NULL, NULL, NULL};
+		int ns = 0;
+		snprintf(mtp, sizeof mtp, "model.layers.%d.", ck->cfg.num_hidden_layers);
+		if (x->no_mtp)
+			skip[ns++] = mtp;
+		if (engine_head_requantized(backend, ck, o))
+			skip[ns++] = "lm_head."; /* read once, by the quantization at open */
 		if (pages > 0 && psz > 0)
-			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2,
-				    x->no_mtp ? skip : NULL, huge, nt);
+			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2, skip, huge, nt);
 	}
 	if (!strcmp(backend, "cpu")) {
 		if ((x->kv_format && strcmp(x->kv_format, "f32")) ||

@@ -733,21 +733,30 @@ static void st_fault_in(const struct st_file *f, size_t off, size_t len)
 
 /* 1 when the 2 MiB unit u of file fi holds a byte of a tensor that is not skipped (the header
  * and anything between tensors count as used). */
-static void st_used_units(const struct st_model *m, int fi, const char *skip, unsigned char *used,
-			  size_t nu)
+static int st_skipped(const char *name, const char *const *skip)
+{
+	for (; skip && *skip; skip++)
+		if (!strncmp(name, *skip, strlen(*skip)))
+			return 1;
+	return 0;
+}
+
+static void st_used_units(const struct st_model *m, int fi, const char *const *skip,
+			  unsigned char *used, size_t nu)
 {
 	const struct st_file *f = &m->files[fi];
-	memset(used, skip ? 0 : 1, nu);
-	if (!skip)
+	int any = skip && *skip;
+	memset(used, any ? 0 : 1, nu);
+	if (!any)
 		return;
-	size_t sl = strlen(skip), lo = f->size; /* the header: up to the first tensor's data */
+	size_t lo = f->size; /* the header: up to the first tensor's data */
 	for (int i = 0; i < m->n_tensors; i++) {
 		const struct st_tensor *t = &m->tensors[i];
 		if (t->file != fi)
 			continue;
 		size_t b = (size_t)((const char *)t->data - (const char *)f->map);
 		lo = b < lo ? b : lo;
-		if (!strncmp(t->name, skip, sl) || !t->nbytes)
+		if (st_skipped(t->name, skip) || !t->nbytes)
 			continue;
 		for (size_t u = b / ST_HUGE; u <= (b + t->nbytes - 1) / ST_HUGE && u < nu; u++)
 			used[u] = 1;
@@ -785,7 +794,15 @@ static void *st_pop_worker(void *arg)
 
 #define ST_PIECE (64ul << 20) /* a piece of the copy: 32 huge pages */
 
-size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip, int huge,
+void st_release(const void *p, size_t n)
+{
+	uintptr_t a = ((uintptr_t)p + ST_HUGE - 1) & ~(uintptr_t)(ST_HUGE - 1);
+	uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)(ST_HUGE - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+size_t st_populate(const struct st_model *m, size_t max_bytes, const char *const *skip, int huge,
 		   int nthreads)
 {
 	size_t total = 0, made = 0;

@@ -78,13 +78,19 @@ const struct st_tensor *st_find(const struct st_model *m, const char *name);
  * fresh pages cost the kernel's zeroing, so it pays only for runs that decode long enough.
  * Without huge: MADV_POPULATE_READ only. The work runs on nthreads threads. The resident set stays the file size. Skipped when the
  * files are larger than max_bytes (a checkpoint that does not fit in RAM keeps faulting in on
- * demand). Tensors whose name starts with skip (NULL: none; e.g. the MTP layer's
- * "model.layers.61." when the run never drafts) are left out: the 2 MiB ranges that hold only
+ * demand). Tensors whose name starts with one of the prefixes of skip (NULL-terminated; NULL:
+ * none; e.g. the MTP layer's "model.layers.61." when the run never drafts, "lm_head." when the
+ * engine quantizes its own copy of the head) are left out: the 2 MiB ranges that hold only
  * such tensors keep their file mapping, untouched, so they take neither memory nor load time
  * unless something reads them. Returns the bytes made resident.
  */
-size_t st_populate(const struct st_model *m, size_t max_bytes, const char *skip, int huge,
+size_t st_populate(const struct st_model *m, size_t max_bytes, const char *const *skip, int huge,
 		   int nthreads);
+
+/* st_release - drops the resident pages of the whole 2 MiB units inside [p, p + n), a range whose
+ * tensors st_populate skipped (so those units are still file-mapped: a later read faults them in
+ * again from the file). For a tensor used once at load (lm_head under --head fp8). */
+void st_release(const void *p, size_t n);
 
 /* st_close - unmaps and frees everything; *m becomes empty. Safe on a zeroed struct. */
 void st_close(struct st_model *m);

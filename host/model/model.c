@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "prof/prof.h"
 #include "model/router.h"
+#include "load/safetensors.h"
 
 #define MODEL_MAX_TOPK 64
 /* Heads per attention work item: the absorbed form reads each cached latent row once for all of
@@ -218,6 +219,7 @@ struct head8_ctx {
 	const struct qmat *h;
 	uint8_t *w;
 	float *s;
+	int b0; /* first block row of this pass */
 };
 
 /* Block rows [b, e) of head_to_fp8: each 128x128 block's amax, scale and codes. */
@@ -227,7 +229,7 @@ static void head8_task(void *vc, int b, int e, int tid)
 	const struct qmat *h = hc->h;
 	int R = h->rows, C = h->cols, sc = (C + 127) / 128;
 	float row[128];
-	for (int br = b; br < e; br++)
+	for (int br = hc->b0 + b; br < hc->b0 + e; br++)
 		for (int bc = 0; bc < sc; bc++) {
 			int r1 = R - br * 128 < 128 ? R - br * 128 : 128;
 			int c1 = C - bc * 128 < 128 ? C - bc * 128 : 128;
@@ -251,7 +253,7 @@ static void head8_task(void *vc, int b, int e, int tid)
 
 /* --head fp8: lm_head quantized to E4M3 with one scale per 128x128 block (amax / 448), on the
  * pool's threads. */
-static int head_to_fp8(struct pool *p, const struct qmat *h, struct qmat *out)
+static int head_to_fp8(struct pool *p, const struct qmat *h, int release, struct qmat *out)
 {
 	int R = h->rows, C = h->cols, sc = (C + 127) / 128, sr = (R + 127) / 128;
 	uint8_t *w = malloc((size_t)R * C);
@@ -261,8 +263,21 @@ static int head_to_fp8(struct pool *p, const struct qmat *h, struct qmat *out)
 		free(s);
 		return -ENOMEM;
 	}
-	struct head8_ctx hc = {h, w, s};
-	pool_for(p, sr, 1, head8_task, &hc);
+	struct head8_ctx hc = {h, w, s, 0};
+	/* 64 block rows (16 MiB of a BF16 head of 1024 columns) at a time, each chunk's source pages
+	 * dropped once done when release is set: the BF16 head is never resident whole */
+	size_t es = h->fmt == QMAT_F32 ? 4 : 2;
+	for (int b0 = 0; b0 < sr; b0 += 64) {
+		int n = sr - b0 < 64 ? sr - b0 : 64;
+		struct head8_ctx c = hc;
+		c.b0 = b0;
+		pool_for(p, n, 1, head8_task, &c);
+		if (release) {
+			size_t r0 = (size_t)b0 * 128, r1 = (size_t)(b0 + n) * 128;
+			r1 = r1 < (size_t)R ? r1 : (size_t)R;
+			st_release((const char *)h->w + r0 * C * es, (r1 - r0) * C * es);
+		}
+	}
 	*out = (struct qmat){.rows = R,
 			     .cols = C,
 			     .fmt = QMAT_FP8,
@@ -312,7 +327,7 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	    kern_ctx_init(&m->kc_f32, m->pool, 0, 0, 0, maxdim))
 		goto nomem;
 	if (o->head_fp8 && w->lm_head.fmt != QMAT_FP8 &&
-	    head_to_fp8(m->pool, &w->lm_head, &m->head8))
+	    head_to_fp8(m->pool, &w->lm_head, o->head_release, &m->head8))
 		goto nomem;
 #define ALLOC(p, n)                                                                                \
 	do {                                                                                       \

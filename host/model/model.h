@@ -16,13 +16,15 @@
 #include "model/kernels.h"
 
 struct model_opts {
-	int act_fp8;	/* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (docs/numerics.md) */
-	int naive_attn; /* 1: naive MLA (k_nope, v expanded from c') instead of absorbed */
-	int n_threads;	/* <= 0: all online CPUs */
-	int max_seq;	/* KV capacity in tokens (main model and MTP each) */
-	int max_batch;	/* most tokens per forward call (prefill chunk) */
-	int head_fp8;	/* 1: lm_head quantized to E4M3 with 128x128 block scales at init (--head
+	int act_fp8;	  /* 1: dynamic 1x128 FP8 activations into FP8 GEMMs (docs/numerics.md) */
+	int naive_attn;	  /* 1: naive MLA (k_nope, v expanded from c') instead of absorbed */
+	int n_threads;	  /* <= 0: all online CPUs */
+	int max_seq;	  /* KV capacity in tokens (main model and MTP each) */
+	int max_batch;	  /* most tokens per forward call (prefill chunk) */
+	int head_fp8;	  /* 1: lm_head quantized to E4M3 with 128x128 block scales at init (--head
 			   fp8: half the head's bytes; its input stays f32); 0: the checkpoint's */
+	int head_release; /* with head_fp8: the checkpoint's head is file-mapped (st_populate
+			     skipped it) and its pages are dropped as the quantization passes them */
 };
 
 /* Routing of the last forward call, for traces and tests. */

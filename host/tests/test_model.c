@@ -88,7 +88,7 @@ static void test_yarn_671b(void **st)
 static float *run(int act_fp8, int naive, int threads, const int *tok, int n, int batch)
 {
 	struct model m;
-	struct model_opts o = {act_fp8, naive, threads, 64, batch, 0};
+	struct model_opts o = {act_fp8, naive, threads, 64, batch, 0, 0};
 	char err[256];
 	int V = ck.cfg.vocab_size;
 	float *lg = malloc(sizeof(float) * (size_t)V * n);
@@ -182,7 +182,7 @@ static void test_truncate_and_mtp(void **st)
 	(void)st;
 	make_tokens();
 	struct model m;
-	struct model_opts o = {1, 0, 2, 64, 10, 0};
+	struct model_opts o = {1, 0, 2, 64, 10, 0, 0};
 	char err[256];
 	int V = ck.cfg.vocab_size, D = ck.cfg.hidden_size;
 	float *l1 = malloc(sizeof(float) * V), *l2 = malloc(sizeof(float) * V);
@@ -228,7 +228,7 @@ static void test_forward_rows(void **st)
 	int V = ck.cfg.vocab_size;
 	const int len[3] = {5, 2, 7}, steps = 4; /* prompt lengths, then batched decode steps */
 	for (int fp8 = 0; fp8 <= 1; fp8++) {
-		struct model_opts o = {fp8, 0, 2, 64, 12, 0};
+		struct model_opts o = {fp8, 0, 2, 64, 12, 0, 0};
 		char err[256];
 		struct model ref, m;
 		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 12);

@@ -328,7 +328,7 @@ static void test_populate_skip(void **state)
 	assert_int_equal(st_open_dir(dir, &m, err, sizeof err), 0);
 	const struct st_tensor *tb = st_find(&m, "mtp.b");
 	assert_non_null(tb);
-	size_t made = st_populate(&m, (size_t)1 << 40, "mtp.", 1, 2);
+	size_t made = st_populate(&m, (size_t)1 << 40, (const char *const[]){"mtp.", NULL}, 1, 2);
 	/* b spans at least two whole 2 MiB units that hold nothing else */
 	assert_true(made > 0 && made <= m.files[0].size - 4 * MB);
 	const char *mid = (const char *)tb->data + 3 * MB;
@@ -338,6 +338,11 @@ static void test_populate_skip(void **state)
 	       m.files[0].size, ka, vma_anon_kb(mid));
 	assert_memory_equal(st_find(&m, "a")->data, a, sizeof a);
 	assert_memory_equal(tb->data, b, sizeof b);
+	assert_memory_equal(st_find(&m, "c")->data, c, sizeof c);
+	/* the skipped tensor's whole units released: they read the same again (from the file) */
+	st_release(tb->data, tb->nbytes);
+	assert_memory_equal(tb->data, b, sizeof b);
+	assert_memory_equal(st_find(&m, "a")->data, a, sizeof a);
 	assert_memory_equal(st_find(&m, "c")->data, c, sizeof c);
 	st_close(&m);
 	/* without a skip the whole file is made resident */
