@@ -129,15 +129,20 @@ rss1=$(rss)
 
 # a client that leaves mid-stream: its sequence is cancelled and its slot freed
 c0=$(metric moecard_requests_cancelled_total)
-curl -s -N --max-time 0.5 "${AUTH[@]}" "$URL/v1/completions" \
-  -d '{"prompt":"The jury","max_tokens":900,"temperature":0,"stream":true}' >/dev/null 2>&1
+# (1000 tokens of the 1024-position context take ~0.6 s on a 2-core AVX2 host: the client leaves
+# at 0.15 s, well before the end)
+curl -s -N --max-time 0.15 "${AUTH[@]}" "$URL/v1/completions" \
+  -d '{"prompt":"The jury","max_tokens":1000,"temperature":0,"stream":true}' >/dev/null 2>&1
 for _ in $(seq 50); do [ "$(metric moecard_kv_slots_used)" = 0 ] && break; sleep 0.1; done
 c1=$(metric moecard_requests_cancelled_total)
 [ "$(metric moecard_kv_slots_used)" = 0 ] && [ "$c1" -gt "$c0" ] && ok || bad "disconnect: cancelled $c0 -> $c1, slots used $(metric moecard_kv_slots_used)"
 # the same with a non-streamed request (greedy, as above: the same long reply, so the client
-# leaves before it ends; a sampled reply could end at EOS within the 0.5 s and not be cancelled)
-curl -s --max-time 0.5 "${AUTH[@]}" "$URL/v1/completions" \
-  -d '{"prompt":"The jury","max_tokens":900,"temperature":0}' >/dev/null 2>&1; crc=$?
+# leaves before it ends; a sampled reply could end at EOS early and not be cancelled). The server
+# looks for a client that left every 200 ms while it generates: the client leaves at 0.15 s of a
+# ~0.6 s reply, so a look comes before the end (with 900 tokens and 0.5 s, faster kernels had
+# made the reply end first).
+curl -s --max-time 0.15 "${AUTH[@]}" "$URL/v1/completions" \
+  -d '{"prompt":"The jury","max_tokens":1000,"temperature":0}' >/dev/null 2>&1; crc=$?
 for _ in $(seq 50); do [ "$(metric moecard_kv_slots_used)" = 0 ] && break; sleep 0.1; done
 [ "$(metric moecard_kv_slots_used)" = 0 ] && [ "$(metric moecard_requests_cancelled_total)" -gt "$c1" ] && ok ||
   bad "non-streamed disconnect (curl exit $crc: 28 = it left; cancelled $c1 -> $(metric moecard_requests_cancelled_total))"
