@@ -95,6 +95,22 @@ CPU_TOK_S=$("$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2
   --gen "${GEN:-64}" --json | head -1 | /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['decode_tok_s'])")
 echo "cpu backend, mid, 2 threads: decode $CPU_TOK_S tok/s (measured; goal 3's all-host baseline)"
 "$B/moecard" cache-sim --trace "$TR" --sweep --cpu-tok-s "$CPU_TOK_S"
+# --- cpu batching (measured): B sequences of mid decoded together on the cpu engine, as serve
+#     --max-batch B runs them (one forward of B rows per step), against B = 1 in the same run.
+echo "== cpu batching on mid, 2 threads (measured wall time; bench --seqs B)"
+for nb in ${SEQS_LIST:-1 2 4 8 16}; do
+  "$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2 --seqs "$nb" \
+    --prompt-len 16 --gen "${CPU_SEQS_GEN:-16}" --json | tail -1
+done | /usr/bin/python3 -c "
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
+b1 = next((r for r in rows if r['seqs'] == 1), None)
+for r in rows:
+  x = r['decode_tok_s'] / b1['decode_tok_s'] if b1 else 0
+  s = r['step_ms'] / b1['step_ms'] if b1 else 0
+  print('%2d sequences: %7.1f tok/s (%.2fx 1 sequence), step %.2f ms (%.2fx)' % (
+    r['seqs'], r['decode_tok_s'], x, r['step_ms'], s))
+" || echo "bench: cpu batching figures failed"
 # --- card batching (modeled): B sequences of mid decoded together on the emulated card, as serve
 #     --max-batch B runs them (one forward of B rows per step: every weight read once for all),
 #     B = 1, 2, 4, 8, 16; decode tok/s and the step time (each sequence's inter-token time)

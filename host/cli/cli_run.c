@@ -763,6 +763,82 @@ out:
 	return r;
 }
 
+/* bench --seqs B on the cpu engine: what serve --max-batch B runs on it. B sequences of
+ * prompt_len random tokens are prefilled one after another, each into its own KV cache (one
+ * block, as serve's pool holds them), then gen greedy steps decode all B together: one
+ * forward_rows of B rows per step (each matrix read once for all rows, the MoE grouping the rows
+ * by expert, every row on the per-row path). The same for B = 1 gives the baseline the ratios
+ * are taken against. Measured host wall time of the decode steps (not modeled). */
+static int bench_rows(const struct cli_opts *a, struct engine *m, const struct config *c)
+{
+	int B = a->seqs, V = c->vocab_size, T = a->prompt_len, r = 0, bs = T + a->gen + 1;
+	size_t bf = m->ops->kv_block_floats(m, bs);
+	int *tok = malloc(sizeof(int) * (size_t)(T > B ? T : B));
+	int *pos = malloc(sizeof(int) * (size_t)(T > B ? T : B)), *nxt = malloc(sizeof(int) * (size_t)B);
+	float *lg = malloc(sizeof(float) * (size_t)B * V);
+	float **blk = calloc((size_t)B, sizeof(float *));
+	struct model_kv *kv = calloc((size_t)B, sizeof *kv);
+	const struct model_kv **kvp = calloc((size_t)(T > B ? T : B), sizeof *kvp);
+	if (!tok || !pos || !nxt || !lg || !blk || !kv || !kvp) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (int s = 0; s < B; s++) {
+		if (!(blk[s] = malloc(sizeof(float) * bf))) {
+			r = -ENOMEM;
+			goto out;
+		}
+		kv[s] = (struct model_kv){&blk[s], 1, bs};
+	}
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	double p0 = now_s();
+	for (int s = 0; s < B && !r; s++) { /* each sequence its own prompt */
+		for (int t = 0; t < T; t++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
+			pos[t] = t;
+			kvp[t] = &kv[s];
+		}
+		if (!(r = m->ops->forward_rows(m, tok, T, kvp, pos, lg, 1)))
+			nxt[s] = sampler_argmax(lg, V);
+	}
+	double prefill = now_s() - p0, w0 = now_s();
+	for (int g = 0; g < a->gen && !r; g++) {
+		for (int s = 0; s < B; s++) {
+			pos[s] = T + g;
+			kvp[s] = &kv[s];
+		}
+		if (!(r = m->ops->forward_rows(m, nxt, B, kvp, pos, lg, 0)))
+			for (int s = 0; s < B; s++)
+				nxt[s] = sampler_argmax(lg + (size_t)s * V, V);
+	}
+	double wall = now_s() - w0;
+	if (r)
+		goto out;
+	double step = wall / a->gen * 1e3;
+	if (a->json)
+		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
+		       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
+		       "\"prefill_s\":%.3f}\n",
+		       a->backend, a->model, B, T, a->gen, m->threads, step, B / step * 1e3, prefill);
+	else
+		printf("%d sequence%s decoded together: step %.3f ms, %.1f tok/s (measured, %d "
+		       "thread%s)\n",
+		       B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
+		       m->threads == 1 ? "" : "s");
+out:
+	for (int s = 0; blk && s < B; s++)
+		free(blk[s]);
+	free(blk);
+	free(kv);
+	free(kvp);
+	free(tok);
+	free(pos);
+	free(nxt);
+	free(lg);
+	return r;
+}
+
 /* bench on the emulated card: the statistics add the 671B prefill what-if of every board tree
  * beside the program (B/board/NAME.dtb; card_engine_whatif_prefill_boards) unless
  * MOECARD_WHATIF_PREFILL is set already (0: off). */
@@ -1047,22 +1123,35 @@ int cli_bench(int argc, char **argv)
 	int batch = a.prompt_len < 512 ? a.prompt_len : 512;
 	if (batch < 8)
 		batch = 8; /* room for a verify batch */
+	if (batch < a.seqs)
+		batch = a.seqs; /* cpu: the B decode rows of a step in one forward */
 	/* bench drafts only with --spec mtp: the MTP layer stays out of memory */
 	if (a.spec < 0)
 		a.spec = 0;
-	if (a.seqs && (!strcmp(a.backend, "cpu") || a.seqs > 64)) {
-		fprintf(stderr,
-			"moecard: bench: --seqs %d: 1..64 sequences on a card backend (emu, "
-			"xrt)\n",
-			a.seqs);
+	if (a.seqs > 64) {
+		fprintf(stderr, "moecard: bench: --seqs %d: 1..64 sequences\n", a.seqs);
 		return 2;
 	}
-	a.ex.seqs = a.seqs;
+	int cpu_rows = a.seqs && !strcmp(a.backend, "cpu");
+	a.ex.seqs = cpu_rows ? 0 : a.seqs;
 	a.ex.long_run = 1; /* bench measures steady decode: weights in huge pages */
 	double t0 = now_s();
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;
 	res.t_load = now_s() - t0;
+	if (cpu_rows) {
+		if (!m.ops->forward_rows || !m.ops->kv_block_floats) {
+			fprintf(stderr, "moecard: bench: --seqs %d: this engine has no batched rows "
+					"path\n",
+				a.seqs);
+			r = 2;
+		} else if ((r = bench_rows(&a, &m, &ck.cfg))) {
+			r = fail_fwd(r);
+		}
+		engine_free(&m);
+		ckpt_close(&ck);
+		return r;
+	}
 	if (a.seqs) {
 		if (!m.ops->forward_seqs || m.max_seqs < a.seqs) {
 			fprintf(stderr,

@@ -62,7 +62,15 @@ t 2 "-r: must be >= 1, got 0" bench --model "$D" -r 0
 t 2 "-r: at most 100 repetitions" bench --model "$D" -r 101
 t 2 "-r: repetitions are a bench option" run --model "$D" --prompt hi -r 2
 t 2 "--seqs: sequences decoded together are a bench option" run --model "$D" --prompt hi --seqs 2
-t 2 "--seqs 2: 1..64 sequences on a card backend" bench --model "$D" --seqs 2
+t 2 "--seqs 65: 1..64 sequences" bench --model "$D" --seqs 65
+# bench --seqs B on the cpu engine: B sequences decoded together through its rows path
+j=$("$M" bench --model "$D" --prompt-len 8 --gen 4 --seqs 3 --json 2>/dev/null | tail -n 1)
+if echo "$j" | grep -q '"backend":"cpu",' && echo "$j" | grep -q '"seqs":3,' &&
+   echo "$j" | grep -qE '"step_ms":[0-9.]+,"decode_tok_s":[0-9.]+'; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL bench --seqs 3 (cpu): $j"
+fi
 j=$("$M" bench --model "$D" --prompt-len 8 --gen 4 -r 3 --json 2>/dev/null | sed -n 1p)
 if echo "$j" | grep -q '"reps":3,' && echo "$j" | grep -qE '"decode_tok_s_sd":[0-9.]+' &&
    "$M" bench --model "$D" --prompt-len 8 --gen 4 -r 2 2>/dev/null | grep -qE '^\| m \| cpu \| .* \| tg4 \(decode\) \| [0-9.]+ \+- [0-9.]+ \|$'; then
