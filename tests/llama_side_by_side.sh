@@ -22,7 +22,8 @@
 # step reads) and with --head fp8 (half the head's bytes; Q8_0's head is 8-bit too).
 #
 # env: B (build), MOECARD ($B/moecard), PYTHON (/usr/bin/python3, needs numpy), ROUNDS (3),
-#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH, HEADS ("bf16 fp8")
+#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH, HEADS ("bf16 fp8"),
+#      SEQS ("1 8": batched decode with node-llama-cpp; "" skips), GEN_SEQS (32)
 set -euo pipefail
 
 B=${B:-build}
@@ -150,3 +151,43 @@ try:
 except (OSError, IndexError):
     pass
 EOF
+
+# Batched decode (node-llama-cpp only; SEQS="" skips): B sequences of 16 prompt tokens each,
+# then GEN_SEQS (32) greedy steps of all B together, as serve runs them: moecard bench --seqs B
+# (the cpu engine's rows path) against llama_ref.mjs --seqs B (one llama.cpp context with B
+# sequences, one llama_decode of B tokens per step, its own timings), interleaved, ROUNDS rounds.
+SEQS=${SEQS-1 8}
+if [ "$side" = node ] && [ -n "$SEQS" ]; then
+    : >"$tmp/seqs"
+    for _ in $(seq "$ROUNDS"); do
+        for nb in $SEQS; do
+            m=$("$MOECARD" bench --model "$MODEL" --backend cpu --threads "$T" --seqs "$nb" \
+                --prompt-len 16 --gen "${GEN_SEQS:-32}" --spec none --json 2>/dev/null | tail -n 1)
+            l=$(node "$ROOT/tools/gguf/llama_ref.mjs" --model "$GGUF" --threads "$T" --bench \
+                --seqs "$nb" --prompt-len 16 --gen "${GEN_SEQS:-32}" 2>/dev/null | tail -n 1)
+            echo "$nb $m" >>"$tmp/seqs"; echo "$nb L$l" >>"$tmp/seqs"
+        done
+    done
+    "$PY" - "$tmp/seqs" <<'PYEOF'
+import json, statistics as st, sys
+d = {}
+for line in open(sys.argv[1]):
+    nb, js = line.split(" ", 1)
+    side = "llama" if js.startswith("L") else "moecard"
+    try:
+        j = json.loads(js[1:] if side == "llama" else js)
+    except ValueError:
+        continue
+    d.setdefault((side, int(nb)), []).append(j["decode_tok_s"])
+bs = sorted({b for _, b in d})
+print("batched decode, B sequences together (mean tok/s over rounds; x B=1 of the same side)")
+print("%4s %16s %18s %8s" % ("B", "moecard", "llama.cpp Q8_0", "ratio"))
+for b in bs:
+    m, l = d.get(("moecard", b)), d.get(("llama", b))
+    if not m or not l:
+        continue
+    m1, l1 = d.get(("moecard", bs[0]), m), d.get(("llama", bs[0]), l)
+    print("%4d %9.1f (%.2fx) %11.1f (%.2fx) %7.2fx" % (b, st.mean(m), st.mean(m) / st.mean(m1),
+          st.mean(l), st.mean(l) / st.mean(l1), st.mean(m) / st.mean(l)))
+PYEOF
+fi

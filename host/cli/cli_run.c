@@ -774,11 +774,13 @@ static int bench_rows(const struct cli_opts *a, struct engine *m, const struct c
 	int B = a->seqs, V = c->vocab_size, T = a->prompt_len, r = 0, bs = T + a->gen + 1;
 	size_t bf = m->ops->kv_block_floats(m, bs);
 	int *tok = malloc(sizeof(int) * (size_t)(T > B ? T : B));
-	int *pos = malloc(sizeof(int) * (size_t)(T > B ? T : B)), *nxt = malloc(sizeof(int) * (size_t)B);
+	int *pos = malloc(sizeof(int) * (size_t)(T > B ? T : B)),
+	    *nxt = malloc(sizeof(int) * (size_t)B);
 	float *lg = malloc(sizeof(float) * (size_t)B * V);
 	float **blk = calloc((size_t)B, sizeof(float *));
 	struct model_kv *kv = calloc((size_t)B, sizeof *kv);
-	const struct model_kv **kvp = calloc((size_t)(T > B ? T : B), sizeof *kvp);
+	const struct model_kv **kvp =
+	    calloc((size_t)(T > B ? T : B), sizeof(const struct model_kv *));
 	if (!tok || !pos || !nxt || !lg || !blk || !kv || !kvp) {
 		r = -ENOMEM;
 		goto out;
@@ -820,7 +822,8 @@ static int bench_rows(const struct cli_opts *a, struct engine *m, const struct c
 		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
 		       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
 		       "\"prefill_s\":%.3f}\n",
-		       a->backend, a->model, B, T, a->gen, m->threads, step, B / step * 1e3, prefill);
+		       a->backend, a->model, B, T, a->gen, m->threads, step, B / step * 1e3,
+		       prefill);
 	else
 		printf("%d sequence%s decoded together: step %.3f ms, %.1f tok/s (measured, %d "
 		       "thread%s)\n",
@@ -1141,8 +1144,9 @@ int cli_bench(int argc, char **argv)
 	res.t_load = now_s() - t0;
 	if (cpu_rows) {
 		if (!m.ops->forward_rows || !m.ops->kv_block_floats) {
-			fprintf(stderr, "moecard: bench: --seqs %d: this engine has no batched rows "
-					"path\n",
+			fprintf(stderr,
+				"moecard: bench: --seqs %d: this engine has no batched rows "
+				"path\n",
 				a.seqs);
 			r = 2;
 		} else if ((r = bench_rows(&a, &m, &ck.cfg))) {

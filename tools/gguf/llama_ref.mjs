@@ -4,6 +4,11 @@
 //
 //   node tools/gguf/llama_ref.mjs --model F.gguf --threads 2 --bench --prompt-len 512 --gen 128 [-r N]
 //     -> one JSON line {prefill_tok_s, decode_tok_s, load_s, threads, llama_version, ...}
+//   node tools/gguf/llama_ref.mjs --model F.gguf --threads 2 --bench --seqs B --prompt-len 16 --gen 16
+//     -> B sequences (one context, B sequences) each prefilled with its own prompt, then G greedy
+//        steps of all B at once (node-llama-cpp batches the sequences' pending tokens into one
+//        llama_decode); one JSON line {seqs, step_ms, decode_tok_s} of wall time (as moecard
+//        bench --seqs B on the cpu engine)
 //   node tools/gguf/llama_ref.mjs --model F.gguf (--tokens 1,2,3 | --prompt TEXT) -n 20 [--kv f32] [--top 5] [--dump-logits F.npy]
 //     -> JSON {"prompt":[...], "tokens":[...]} (greedy, no stop at EOS; --top adds each step's top logits)
 //
@@ -31,7 +36,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const die = (msg) => { process.stderr.write(`llama_ref: ${msg}\n`); process.exit(1); };
 
 function parseArgs(argv) {
-    const o = { threads: 2, bench: false, promptLen: 512, gen: 128, reps: 1, n: 20, kv: "f16", top: 0, ctx: 0 };
+    const o = { threads: 2, bench: false, promptLen: 512, gen: 128, reps: 1, n: 20, kv: "f16", top: 0, ctx: 0, seqs: 0 };
     const num = (k, v) => { const x = Number(v); if (!Number.isInteger(x) || x < 0) die(`${k}: expected a non-negative integer, got '${v}'`); return x; };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
@@ -49,6 +54,7 @@ function parseArgs(argv) {
             case "--kv": o.kv = val(); if (!["f16", "f32"].includes(o.kv)) die("--kv: f16 or f32"); break;
             case "--top": o.top = num(a, val()); break;
             case "--ctx": o.ctx = num(a, val()); break;
+            case "--seqs": o.seqs = num(a, val()); if (o.seqs < 1 || o.seqs > 64) die("--seqs: 1..64"); break;
             case "--dump-logits": o.dumpLogits = val(); break;
             case "-h": case "--help":
                 process.stdout.write("usage: llama_ref.mjs --model F.gguf [--threads N] (--bench [--prompt-len P] [--gen G] [-r N] | (--tokens 1,2,3 | --prompt TEXT) [-n N] [--kv f16|f32] [--top K])\n");
@@ -109,8 +115,8 @@ async function main() {
     const md = model.fileInfo.metadata;
     const vocab = Number(md?.tokenizer?.ggml?.tokens?.length ?? md?.[md?.general?.architecture]?.vocab_size ?? 1000);
 
-    const mkContext = async (size, batch) => model.createContext({
-        contextSize: size, batchSize: batch, threads: o.threads, sequences: 1,
+    const mkContext = async (size, batch, nseq = 1) => model.createContext({
+        contextSize: size, batchSize: batch, threads: o.threads, sequences: nseq,
         flashAttention: "auto", ignoreMemorySafetyChecks: true, performanceTracking: o.bench,
         ...(o.kv === "f32" ? { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } : {}),
     });
@@ -121,7 +127,48 @@ async function main() {
         cpu_backend: cpuBackend, system_info: llama.systemInfo.trim(),
     };
 
-    if (o.bench) {
+    if (o.bench && o.seqs) {
+        const B = o.seqs, P = o.promptLen, G = o.gen;
+        const ctx = await mkContext((o.ctx || P + G + 8) * B, Math.max(P, B), B);
+        const load_s = (performance.now() - t0) / 1000;
+        const seqs = Array.from({ length: B }, () => ctx.getSequence());
+        let x = 12345;
+        const rnd = () => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return 3 + ((x >>> 8) % (vocab - 3)); };
+        const gn = { generateNext: { token: true, options: { temperature: 0 } } };
+        const next = [];
+        const p0 = performance.now();
+        for (const seq of seqs) { // each sequence its own prompt, prefilled one after another
+            const prompt = Array.from({ length: P }, rnd);
+            const res = await seq.controlledEvaluate(prompt.map((t, i) => (i === P - 1 ? [t, gn] : t)));
+            next.push(res[P - 1]?.next?.token);
+        }
+        const prefill_s = (performance.now() - p0) / 1000;
+        if (next.some((t) => t == null)) die("prefill returned no token");
+        // G steps: every sequence evaluates its token at the same time, so each llama_decode
+        // carries one token of every sequence. llama.cpp's own counters (time inside
+        // llama_decode; a step of several tokens counts as prompt eval) are read around them.
+        const llamaPerf = async () => { perf.prompt = perf.eval = undefined; await ctx.printTimings(); return { ...perf }; };
+        await llamaPerf();
+        const s = performance.now();
+        for (let g = 0; g < G; g++) {
+            const res = await Promise.all(seqs.map((seq, i) => seq.controlledEvaluate([[next[i], gn]])));
+            res.forEach((r, i) => { next[i] = r[0]?.next?.token; });
+            if (next.some((t) => t == null)) die("decode returned no token");
+        }
+        const wall = (performance.now() - s) / 1000;
+        const pd = await llamaPerf();
+        const inner = ((pd.prompt?.ms ?? 0) + (pd.eval?.ms ?? 0)) / 1000;
+        const runs = (pd.prompt?.n && B > 1 ? 1 : 0) + (pd.eval?.n ?? 0);
+        const r2 = (v) => Math.round(v * 100) / 100;
+        // step_ms / decode_tok_s: llama.cpp's counters when they saw the steps, else wall time
+        const t = inner > 0 && runs > 0 ? inner : wall;
+        process.stdout.write(JSON.stringify({
+            seqs: B, prompt_len: P, gen: G, step_ms: r2(t / G * 1000), decode_tok_s: r2(B * G / t),
+            wall_step_ms: r2(wall / G * 1000), wall_decode_tok_s: r2(B * G / wall),
+            prefill_s: r2(prefill_s), timing: t === wall ? "wall" : "llama_perf", load_s: r2(load_s),
+            model: o.model, ...info,
+        }) + "\n");
+    } else if (o.bench) {
         const P = o.promptLen, G = o.gen;
         const ctx = await mkContext(o.ctx || P + G + 8, Math.min(P, 512));
         const load_s = (performance.now() - t0) / 1000;
