@@ -6,6 +6,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,24 @@ static const struct kern_isa isa_scalar = {
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
 
+/* The avx512 path as run: its own kernels, and for the members it has none of (the attention's
+ * multi-row f32 primitives) the AVX2 ones, which every CPU of that path runs. axpy4_f32 and
+ * axpy4_rows_f32 are element-wise FMAs, so their bits equal avx512's axpy_f32 calls; dot_f32_rows
+ * is then the path's one row-group dot for the scores. Chosen once, per kernel, at start-up. */
+static struct kern_isa isa_avx512_run;
+static pthread_once_t isa_avx512_once = PTHREAD_ONCE_INIT;
+
+static void isa_avx512_init(void)
+{
+	isa_avx512_run = kern_isa_avx512;
+	if (!isa_avx512_run.dot_f32_rows)
+		isa_avx512_run.dot_f32_rows = kern_isa_avx2.dot_f32_rows;
+	if (!isa_avx512_run.axpy4_f32)
+		isa_avx512_run.axpy4_f32 = kern_isa_avx2.axpy4_f32;
+	if (!isa_avx512_run.axpy4_rows_f32)
+		isa_avx512_run.axpy4_rows_f32 = kern_isa_avx2.axpy4_rows_f32;
+}
+
 /* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports names it. */
 static int cpu_f16c(void)
 {
@@ -185,8 +204,11 @@ const struct kern_isa *kern_isa_by_name(const char *name)
 		return &kern_isa_avx2;
 	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && cpu_f16c())
-		return &kern_isa_avx512;
+	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && cpu_f16c() &&
+	    __builtin_cpu_supports("avx2")) {
+		pthread_once(&isa_avx512_once, isa_avx512_init);
+		return &isa_avx512_run;
+	}
 	return NULL;
 }
 
