@@ -16,9 +16,11 @@
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
 #include "decode/generate.h"
+#include "decode/sample.h"
 #include "engine/engine.h"
 #include "load/ckpt.h"
 #include "load/config.h"
+#include "model/model.h"
 #include "prof/prof.h"
 #include "sched/card_engine.h"
 #include "text/tokenizer.h"
@@ -28,11 +30,14 @@ static void profile_usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: moecard profile --model DIR --out DIR [--backend emu|xrt|cpu] "
-	    "[--prompt-len P] [--gen N] [--set KEY=V]... [--sweep KEY=V1,V2,...]\n"
+	    "[--prompt-len P] [--gen N] [--seqs B] [--set KEY=V]... [--sweep KEY=V1,V2,...]\n"
 	    "       moecard profile diff A B [--tol PCT] [--min-us U] [--only card|host|all]\n"
 	    "Runs a prompt of P tokens and N decode steps with the profiler on and writes\n"
 	    "DIR/trace.json (Chrome trace events: open in Perfetto), DIR/summary.txt,\n"
-	    "DIR/summary.json and DIR/report.html. --sweep writes DIR/sweep.txt, sweep.json and\n"
+	    "DIR/summary.json and DIR/report.html. --seqs B profiles B sequences decoded\n"
+	    "together instead (as serve --max-batch B runs them: each sequence's P random\n"
+	    "prompt tokens prefilled before the timeline, then N steps of all B rows).\n"
+	    "--sweep writes DIR/sweep.txt, sweep.json and\n"
 	    "sweep.html instead (the what-if lists, no run). diff compares two profiles' folders\n"
 	    "or summary.json files, largest differences first, and exits 1 when an op or layer\n"
 	    "differs by more than --tol percent (default 5; ops and layers under --min-us\n"
@@ -46,6 +51,14 @@ static int profile_check(const struct cli_opts *a)
 {
 	if (!a->out) {
 		fprintf(stderr, "moecard: profile: --out DIR is required\n");
+		return 2;
+	}
+	if (a->seqs > 64) {
+		fprintf(stderr, "moecard: profile: --seqs %d: 1..64 sequences\n", a->seqs);
+		return 2;
+	}
+	if (a->seqs && a->overhead) {
+		fprintf(stderr, "moecard: profile: --seqs: not with --overhead\n");
 		return 2;
 	}
 	return 0;
@@ -175,6 +188,89 @@ out:
 	return rc;
 }
 
+/* --seqs B: B sequences of P random prompt tokens each prefilled (before the timeline's mark),
+ * then N steps that decode all B together, one forward of B rows a step, as serve runs them:
+ * forward_rows on the cpu engine (a KV cache of one block per sequence), forward_seqs on a card
+ * (a latent cache per sequence slot). Each step ends a token of the timeline. 0, or 1 with the
+ * message printed. */
+static int profile_seqs_pass(const struct cli_opts *a, struct engine *m, int V)
+{
+	int B = a->seqs, P = a->prompt_len, N = a->gen, r = 0, bs = P + N + 1, n = P > B ? P : B;
+	int rows = m->ops->forward_rows && m->ops->kv_block_floats;
+	if (!rows && !(m->ops->forward_seqs && m->max_seqs >= B)) {
+		fprintf(stderr,
+			"moecard: profile: --seqs %d: this engine decodes one sequence at a time "
+			"(its batched path is off)\n",
+			B);
+		return 1;
+	}
+	int *tok = malloc(sizeof(int) * (size_t)n), *pos = malloc(sizeof(int) * (size_t)n);
+	int *seq = malloc(sizeof(int) * (size_t)n), *nxt = malloc(sizeof(int) * (size_t)B);
+	float *lg = malloc(sizeof(float) * (size_t)B * V);
+	float **blk = calloc((size_t)B, sizeof(float *));
+	struct model_kv *kv = calloc((size_t)B, sizeof(struct model_kv));
+	const struct model_kv **kvp = calloc((size_t)n, sizeof(const struct model_kv *));
+	size_t bf = rows ? m->ops->kv_block_floats(m, bs) : 0;
+	if (!tok || !pos || !seq || !nxt || !lg || !blk || !kv || !kvp)
+		r = -ENOMEM;
+	for (int s = 0; rows && s < B && !r; s++) {
+		if (!(blk[s] = malloc(sizeof(float) * bf)))
+			r = -ENOMEM;
+		kv[s] = (struct model_kv){&blk[s], 1, bs};
+	}
+	uint64_t rng = 0x9e3779b97f4a7c15ull; /* the prompts of bench --seqs */
+	for (int s = 0; s < B && !r; s++) {
+		for (int t = 0; t < P; t++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
+			pos[t] = t;
+			seq[t] = s;
+			kvp[t] = &kv[s];
+		}
+		r = rows ? m->ops->forward_rows(m, tok, P, kvp, pos, lg, 1)
+			 : m->ops->forward_seqs(m, tok, P, seq, pos, lg, 1);
+		if (!r)
+			nxt[s] = sampler_argmax(lg, V);
+	}
+	if (r) {
+		fprintf(stderr, "moecard: profile: --seqs %d: a prompt's forward failed: %s\n", B,
+			strerror(-r));
+		goto out;
+	}
+	prof_mark();
+	prof_token_end(); /* the steps below are the timeline's decode steps */
+	for (int g = 0; g < N && !r; g++) {
+		for (int s = 0; s < B; s++) {
+			seq[s] = s;
+			pos[s] = P + g;
+			kvp[s] = &kv[s];
+		}
+		r = rows ? m->ops->forward_rows(m, nxt, B, kvp, pos, lg, 0)
+			 : m->ops->forward_seqs(m, nxt, B, seq, pos, lg, 0);
+		for (int s = 0; s < B && !r; s++)
+			nxt[s] = sampler_argmax(lg + (size_t)s * V, V);
+		if (!r && prof_g) {
+			prof_host("sample", "host", -1);
+			prof_token_end();
+		}
+	}
+	if (r)
+		fprintf(stderr, "moecard: profile: --seqs %d: a decode step failed: %s\n", B,
+			strerror(-r));
+out:
+	for (int s = 0; blk && s < B; s++)
+		free(blk[s]);
+	free(blk);
+	free(kv);
+	free(kvp);
+	free(tok);
+	free(pos);
+	free(seq);
+	free(nxt);
+	free(lg);
+	return r ? 1 : 0;
+}
+
 /* The run: prompt, decode steps, summary and files. */
 static int profile_run(const struct cli_opts *a)
 {
@@ -185,7 +281,13 @@ static int profile_run(const struct cli_opts *a)
 	int P = a->prompt_len, N = a->gen, rc = 1, r;
 	if (cli_load_ckpt(a, &ck))
 		return 1;
-	if ((rc = cli_engine_open(a, &ck, &m, P + N + 8, P + N + 8, P > 64 ? 64 : P))) {
+	struct cli_opts ao = *a;
+	int batch = P > 64 ? 64 : P;
+	if (a->seqs && batch < a->seqs)
+		batch = a->seqs; /* cpu: the B rows of a step in one forward */
+	if (a->seqs && strcmp(a->backend, "cpu"))
+		ao.ex.seqs = a->seqs; /* a card: a latent cache per sequence slot */
+	if ((rc = cli_engine_open(&ao, &ck, &m, P + N + 8, P + N + 8, batch))) {
 		ckpt_close(&ck);
 		return rc;
 	}
@@ -200,13 +302,14 @@ static int profile_run(const struct cli_opts *a)
 		goto out;
 	}
 	profile_card(&m, &prof_g->card);
-	if (profile_pass(a, &m, &go, tok, ck.cfg.vocab_size, ids, &wall))
+	if (a->seqs ? profile_seqs_pass(a, &m, ck.cfg.vocab_size)
+		    : profile_pass(a, &m, &go, tok, ck.cfg.vocab_size, ids, &wall))
 		goto out;
 	/* --overhead: the same passes with the profiler off and on again, in turn */
 	double off = INFINITY, on = INFINITY;
 	struct prof *keep = prof_g;
 	prof_g = NULL;
-	for (int k = 0; a->overhead && k < 6; k++) {
+	for (int k = 0; a->overhead && !a->seqs && k < 6; k++) {
 		prof_g = NULL;
 		if ((k & 1) && prof_start())
 			break;
@@ -232,6 +335,9 @@ static int profile_run(const struct cli_opts *a)
 	snprintf(s.model, sizeof s.model, "%s", a->model);
 	s.prompt_len = P;
 	s.gen = N;
+	s.seqs = a->seqs;
+	if (a->seqs)
+		s.ttft_ns = 0; /* the prompts ran before the timeline's mark */
 	if (a->overhead && isfinite(on) && isfinite(off)) {
 		s.ovh_on_s = on;
 		s.ovh_off_s = off;

@@ -166,6 +166,7 @@ struct prof_summary {
 	char backend[16];
 	char model[256];
 	int prompt_len, gen;
+	int seqs;	/* > 0: that many sequences decoded together, each step a token of each */
 	double wall_ns; /* the timeline's span */
 	double idle_ns; /* card lists' time with no command running (firmware, queueing) */
 	double ttft_ns; /* the prompt up to the first token */

@@ -407,6 +407,12 @@ int prof_write_report(const struct prof *p, const struct prof_summary *s, const 
 	esc(f, s->model);
 	fprintf(f, "</h1>\n<p>backend %s, card ", s->backend);
 	esc(f, s->card.valid ? s->card.model : "none");
+	if (s->seqs > 0)
+		fprintf(f,
+			"; %d sequences decoded together (%d prompt tokens each, prefilled before "
+			"the timeline), %d decode steps of all of them, %.1f tok/s",
+			s->seqs, s->prompt_len, s->n_tok,
+			s->tok_mean_ns > 0 ? s->seqs * 1e9 / s->tok_mean_ns : 0);
 	fprintf(
 	    f,
 	    "; prompt %d tokens, %d decode steps. TTFT %.3f ms; decode step mean %.3f ms "

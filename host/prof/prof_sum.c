@@ -354,16 +354,17 @@ int prof_write_summary_json(const struct prof_summary *s, const char *path)
 	fputs(",\"card\":", f);
 	prof_json_str(f, s->card.valid ? s->card.model : "none");
 	fprintf(f,
-		",\"prompt_len\":%d,\"gen\":%d,\"events\":%llu,\"lists\":%llu,"
+		",\"prompt_len\":%d,\"gen\":%d,\"seqs\":%d,\"events\":%llu,\"lists\":%llu,"
 		"\"wall_us\":%.4f,\"ttft_us\":%.4f,\"decode_steps\":%d,\"decode_us\":%.4f,"
 		"\"decode_idle_us\":%.4f,\"token_mean_us\":%.4f,\"token_p50_us\":%.4f,"
 		"\"token_p99_us\":%.4f,\"token_max_us\":%.4f,\"decode_tok_s\":%.3f,"
 		"\"recorder_us\":%.3f,\"overhead_on_s\":%.6f,\"overhead_off_s\":%.6f",
-		s->prompt_len, s->gen, (unsigned long long)s->events, (unsigned long long)s->lists,
-		s->wall_ns / 1e3, s->ttft_ns / 1e3, s->n_tok, s->decode_ns / 1e3, s->idle_ns / 1e3,
-		s->tok_mean_ns / 1e3, s->tok_p50_ns / 1e3, s->tok_p99_ns / 1e3, s->tok_max_ns / 1e3,
-		s->tok_mean_ns > 0 ? 1e9 / s->tok_mean_ns : 0, s->self_ns / 1e3, s->ovh_on_s,
-		s->ovh_off_s);
+		s->prompt_len, s->gen, s->seqs, (unsigned long long)s->events,
+		(unsigned long long)s->lists, s->wall_ns / 1e3, s->ttft_ns / 1e3, s->n_tok,
+		s->decode_ns / 1e3, s->idle_ns / 1e3, s->tok_mean_ns / 1e3, s->tok_p50_ns / 1e3,
+		s->tok_p99_ns / 1e3, s->tok_max_ns / 1e3,
+		s->tok_mean_ns > 0 ? (s->seqs > 0 ? s->seqs : 1) * 1e9 / s->tok_mean_ns : 0,
+		s->self_ns / 1e3, s->ovh_on_s, s->ovh_off_s);
 	fprintf(f, ",\"decode_by_class_us\":{\"host\":%.4f,\"link\":%.4f,\"card\":%.4f}",
 		s->cls_ns[PROF_HOST] / 1e3, s->cls_ns[PROF_LINK] / 1e3, s->cls_ns[PROF_CU] / 1e3);
 	fputs(",\"token_us\":[", f);
@@ -392,19 +393,31 @@ int prof_write_summary_json(const struct prof_summary *s, const char *path)
 int prof_write_summary_txt(const struct prof_summary *s, FILE *f)
 {
 	double tok = s->decode_ns;
-	fprintf(
-	    f,
-	    "profile: %s, backend %s, card %s: prompt %d tokens, %d decode steps\n"
-	    "  timeline %.3f ms: TTFT %.3f ms; decode step mean %.3f ms (%.1f tok/s), p50 %.3f, "
-	    "p99 %.3f, max %.3f ms\n"
-	    "  a decode step: host %.1f%%, link %.1f%%, card %.1f%% (of it idle in lists: "
-	    "%.1f%% of the step)\n",
-	    s->model, s->backend, s->card.valid ? s->card.model : "none", s->prompt_len, s->n_tok,
-	    s->wall_ns / 1e6, s->ttft_ns / 1e6, s->tok_mean_ns / 1e6,
-	    s->tok_mean_ns > 0 ? 1e9 / s->tok_mean_ns : 0, s->tok_p50_ns / 1e6, s->tok_p99_ns / 1e6,
-	    s->tok_max_ns / 1e6, tok > 0 ? 100 * s->cls_ns[PROF_HOST] / tok : 0,
-	    tok > 0 ? 100 * s->cls_ns[PROF_LINK] / tok : 0,
-	    tok > 0 ? 100 * s->cls_ns[PROF_CU] / tok : 0, tok > 0 ? 100 * s->idle_ns / tok : 0);
+	if (s->seqs > 0) /* B sequences a step: no TTFT, the rate counts every row */
+		fprintf(f,
+			"profile: %s, backend %s, card %s: %d sequences decoded together (%d "
+			"prompt tokens each, prefilled before the timeline), %d decode steps\n"
+			"  timeline %.3f ms: decode step mean %.3f ms (%.1f tok/s, %d a step), p50 "
+			"%.3f, p99 %.3f, max %.3f ms\n",
+			s->model, s->backend, s->card.valid ? s->card.model : "none", s->seqs,
+			s->prompt_len, s->n_tok, s->wall_ns / 1e6, s->tok_mean_ns / 1e6,
+			s->tok_mean_ns > 0 ? s->seqs * 1e9 / s->tok_mean_ns : 0, s->seqs,
+			s->tok_p50_ns / 1e6, s->tok_p99_ns / 1e6, s->tok_max_ns / 1e6);
+	else
+		fprintf(f,
+			"profile: %s, backend %s, card %s: prompt %d tokens, %d decode steps\n"
+			"  timeline %.3f ms: TTFT %.3f ms; decode step mean %.3f ms (%.1f tok/s), "
+			"p50 %.3f, p99 %.3f, max %.3f ms\n",
+			s->model, s->backend, s->card.valid ? s->card.model : "none", s->prompt_len,
+			s->n_tok, s->wall_ns / 1e6, s->ttft_ns / 1e6, s->tok_mean_ns / 1e6,
+			s->tok_mean_ns > 0 ? 1e9 / s->tok_mean_ns : 0, s->tok_p50_ns / 1e6,
+			s->tok_p99_ns / 1e6, s->tok_max_ns / 1e6);
+	fprintf(f,
+		"  a decode step: host %.1f%%, link %.1f%%, card %.1f%% (of it idle in lists: "
+		"%.1f%% of the step)\n",
+		tok > 0 ? 100 * s->cls_ns[PROF_HOST] / tok : 0,
+		tok > 0 ? 100 * s->cls_ns[PROF_LINK] / tok : 0,
+		tok > 0 ? 100 * s->cls_ns[PROF_CU] / tok : 0, tok > 0 ? 100 * s->idle_ns / tok : 0);
 	fprintf(f,
 		"\nper op, decode steps (exclusive time: overlapping commands share it)\n"
 		"  %-36s %-6s %7s %10s %7s %9s %9s %9s %8s %7s\n",

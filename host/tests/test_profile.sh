@@ -144,6 +144,29 @@ else
   bad "--sweep: $(tail -3 "$W/s.out")"
 fi
 
+# profile --seqs B: B sequences decoded together (emu: forward_seqs, cpu: forward_rows); on the
+# card every step runs one attention per row and layer
+for be in emu cpu; do
+  if "$M" profile --model "$W/tiny" --backend $be --seqs 3 --prompt-len 6 --gen 4 --out "$W/q$be" \
+       >"$W/q$be.out" 2>"$W/q$be.err"; then
+    r=$($PY - "$W/q$be" "$W/tiny/config.json" $be <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1] + "/summary.json"))
+L = json.load(open(sys.argv[2]))["num_hidden_layers"]
+att = sum(o["count"] for o in s["ops"] if o["name"].startswith("mla_attn"))
+good = s["seqs"] == 3 and s["decode_steps"] == 4 and s["decode_tok_s"] > 0
+if sys.argv[3] == "emu":
+    good = good and att == 3 * L * 4
+print(int(good), f"seqs {s['seqs']}, {s['decode_steps']} steps, {s['decode_tok_s']:.0f} tok/s, {att} attention commands")
+PYEOF
+)
+    grep -q "3 sequences decoded together" "$W/q$be/summary.txt" && [ "${r%% *}" = 1 ] &&
+      ok "profile --seqs 3 --backend $be: ${r#* }" || bad "profile --seqs 3 --backend $be: $r"
+  else
+    bad "profile --seqs 3 --backend $be: $(head -3 "$W/q$be.err")"
+  fi
+done
+
 # run --profile: the same trace
 if "$M" run --model "$W/tiny" --tokens 1,2,3 -n 3 --backend emu --spec none --profile "$W/r.json" >/dev/null 2>&1 &&
    $PY -c "
