@@ -73,13 +73,14 @@ static const struct engine_ops cpu_ops = {
     .kv_block_floats = cpu_kv_block_floats,
 };
 
-/* The cpu engine quantizes lm_head to its own FP8 copy (--head fp8): the checkpoint's head is
- * then read only once, at open. */
+/* The cpu engine makes its own copy of lm_head: FP8 codes (--head fp8) or, for a BF16 head, the
+ * same values packed for gemv_bf16p: the checkpoint's head is then read only once, at open. */
 static int engine_head_requantized(const char *backend, const struct ckpt *ck,
 				   const struct model_opts *o)
 {
-	return !strcmp(backend, "cpu") && o->head_fp8 && ck->w.lm_head.fmt != QMAT_FP8 &&
-	       ck->w.lm_head.w;
+	return !strcmp(backend, "cpu") && ck->w.lm_head.w &&
+	       ((o->head_fp8 && ck->w.lm_head.fmt != QMAT_FP8) ||
+		(!o->head_fp8 && ck->w.lm_head.fmt == QMAT_BF16));
 }
 
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
@@ -146,7 +147,7 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		if (x->no_mtp)
 			skip[ns++] = mtp;
 		if (engine_head_requantized(backend, ck, o))
-			skip[ns++] = "lm_head."; /* read once, by the quantization at open */
+			skip[ns++] = "lm_head."; /* read once, by the requantization or packing */
 		if (pages > 0 && psz > 0)
 			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2, skip, huge, nt);
 	}

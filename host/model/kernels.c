@@ -107,6 +107,42 @@ static void pack_p16_scalar(const float *rows, int K, int nr, int i0, float *wp)
 			wp[(size_t)k * KERN_PW + i0 + r] = r < nr ? rows[(size_t)r * K + k] : 0.0f;
 }
 
+const int kern_bf16p_row[KERN_PW] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+
+void kern_bf16p_pack(const uint16_t *w, int N, int K, int p0, int p1, uint16_t *wp)
+{
+	for (int p = p0; p < p1; p++) {
+		uint16_t *o = wp + (size_t)p * K * KERN_PW;
+		for (int i = 0; i < KERN_PW; i++) {
+			int r = p * KERN_PW + kern_bf16p_row[i];
+			const uint16_t *src = w + (size_t)r * K;
+			for (int k = 0; k < K; k++)
+				o[(size_t)k * KERN_PW + i] = r < N ? src[k] : 0;
+		}
+	}
+}
+
+static void gemv_bf16p_scalar(const uint16_t *wp, int nw, const float *x, int ldx, int M, int K,
+			      float *y, int ldy)
+{
+	int at[KERN_PW]; /* the slot of row j in a step */
+	for (int i = 0; i < KERN_PW; i++)
+		at[kern_bf16p_row[i]] = i;
+	for (int m = 0; m < M; m++)
+		for (int j = 0; j < nw; j++) {
+			const uint16_t *pw = wp + (size_t)(j / KERN_PW) * K * KERN_PW;
+			float s = 0;
+			for (int k = 0; k < K; k++) {
+				uint32_t u = (uint32_t)pw[(size_t)k * KERN_PW + at[j % KERN_PW]]
+					     << 16;
+				float wv;
+				memcpy(&wv, &u, 4);
+				s = fmaf(wv, x[(size_t)m * ldx + k], s);
+			}
+			y[(size_t)m * ldy + j] = s;
+		}
+}
+
 static float dot_f32_scalar(const float *a, const float *b, int n)
 {
 	float s = 0;
@@ -163,13 +199,14 @@ static const struct kern_isa isa_scalar = {
     .axpy4_f32 = axpy4_f32_scalar,
     .axpy4_rows_f32 = axpy4_rows_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,
+    .gemv_bf16p = gemv_bf16p_scalar,
 };
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
 
 /* The avx512 path as run: its own kernels, and for the members it has none of (the attention's
- * multi-row f32 primitives) the AVX2 ones, which every CPU of that path runs. axpy4_f32 and
+ * multi-row f32 primitives, the packed BF16 head's GEMV) the AVX2 ones, which every CPU of that path runs. axpy4_f32 and
  * axpy4_rows_f32 are element-wise FMAs, so their bits equal avx512's axpy_f32 calls; dot_f32_rows
  * is then the path's one row-group dot for the scores. Chosen once, per kernel, at start-up. */
 static struct kern_isa isa_avx512_run;
@@ -184,6 +221,8 @@ static void isa_avx512_init(void)
 		isa_avx512_run.axpy4_f32 = kern_isa_avx2.axpy4_f32;
 	if (!isa_avx512_run.axpy4_rows_f32)
 		isa_avx512_run.axpy4_rows_f32 = kern_isa_avx2.axpy4_rows_f32;
+	if (!isa_avx512_run.gemv_bf16p) /* the same FMA chains on every path */
+		isa_avx512_run.gemv_bf16p = kern_isa_avx2.gemv_bf16p;
 }
 
 /* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports names it. */
@@ -498,6 +537,39 @@ static void jobs_task(void *c, int b, int e, int tid)
 }
 
 #define KERN_MAX_JOBS 1024
+
+struct bf16p_ctx {
+	const struct kern_isa *isa;
+	const uint16_t *wp;
+	int N, K, M;
+	const float *x;
+	float *y;
+};
+
+static void bf16p_task(void *c, int b, int e, int tid)
+{
+	const struct bf16p_ctx *bc = c;
+	(void)tid;
+	for (int p = b; p < e; p += 2) { /* two panels a call */
+		int n0 = p * KERN_PW, n1 = (p + 2 < e ? p + 2 : e) * KERN_PW;
+		n1 = n1 < bc->N ? n1 : bc->N;
+		bc->isa->gemv_bf16p(bc->wp + (size_t)p * bc->K * KERN_PW, n1 - n0, bc->x, bc->K,
+				    bc->M, bc->K, bc->y + n0, bc->N);
+	}
+}
+
+void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, const float *x, int M,
+		       float *y)
+{
+	struct bf16p_ctx bc = {k->isa, wp, N, K, M, x, y};
+	int np = kern_bf16p_panels(N), nt = k->pool ? pool_nthreads(k->pool) : 1;
+	int grain = np / (nt * 16);
+	grain = grain < 2 ? 2 : grain > 64 ? 64 : grain & ~1;
+	if (k->pool)
+		pool_for(k->pool, np, grain, bf16p_task, &bc);
+	else
+		bf16p_task(&bc, 0, np, 0);
+}
 
 int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 {

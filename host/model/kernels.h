@@ -65,7 +65,24 @@ struct kern_isa {
 	/* xr[k] = e4m3(x[k]/s)*s for one block of n <= 128 with scale s (act quant round trip;
 	 * saturating RNE, finite x) */
 	void (*roundtrip_fp8)(const float *x, int n, float s, float *xr);
+	/* y[m*ldy+j] = sum_k bf16(row j of the panels)[k] * x[m*ldx+k] for j < nw <= 2 * KERN_PW,
+	 * m < M: one or two consecutive packed BF16 panels (kern_bf16p_pack) against M inputs, each
+	 * output one f32 FMA chain in ascending k from +0: the same bits on every path, for every M
+	 * and however the panels are grouped */
+	void (*gemv_bf16p)(const uint16_t *wp, int nw, const float *x, int ldx, int M, int K,
+			   float *y, int ldy);
 };
+
+/* A BF16 matrix packed for gemv_bf16p (the cpu engine's lm_head): rows in panels of KERN_PW,
+ * each panel k-major, wp[(p*K + k)*KERN_PW + i] = w[p*KERN_PW + kern_bf16p_row[i]][k] (0 past
+ * the last row); the order within a step lets AVX2 widen 16 values with two in-lane unpacks. */
+extern const int kern_bf16p_row[KERN_PW];
+/* kern_bf16p_pack - panels [p0, p1) of w [N][K] into wp (kern_bf16p_panels(N) * K * KERN_PW). */
+void kern_bf16p_pack(const uint16_t *w, int N, int K, int p0, int p1, uint16_t *wp);
+static inline int kern_bf16p_panels(int N)
+{
+	return (N + KERN_PW - 1) / KERN_PW;
+}
 
 /* kern_isa_get - the best ISA this CPU supports, or the one named by MOECARD_ISA
  * (scalar|avx2|avx512) when set and supported (else a one-time warning on stderr and the best).
@@ -117,6 +134,10 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs);
 
 /* kern_matmul - one job: y[M][W->rows] = x[M][W->cols] W^T (dense, ldx = cols, ldy = rows). */
 int kern_matmul(struct kern_ctx *k, const struct qmat *W, const float *x, int M, float *y);
+/* kern_matmul_bf16p - y[M][N] = x[M][K] W^T for a packed BF16 W (kern_bf16p_pack), panels in
+ * parallel on the pool; a row's result does not depend on M. */
+void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, const float *x, int M,
+		       float *y);
 
 /* kern_act_quant - quantizes x[K] per 128 channels: xq[K] decoded codes, sa[ceil(K/128)]. */
 void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "e4m3.h"
 #include "model/model.h"
 #include "prof/prof.h"
@@ -201,6 +202,7 @@ void model_free(struct model *m)
 	}
 	free((void *)m->head8.w);
 	free((void *)m->head8.scale);
+	free(m->headp);
 	free(m->ridx);
 	free(m->slot_of);
 	free(m->route.idx);
@@ -288,6 +290,50 @@ static int head_to_fp8(struct pool *p, const struct qmat *h, int release, struct
 	return 0;
 }
 
+struct headp_ctx {
+	const struct qmat *h;
+	uint16_t *wp;
+	int p0; /* first panel of this pass */
+};
+
+static void headp_task(void *vc, int b, int e, int tid)
+{
+	const struct headp_ctx *hc = vc;
+	(void)tid;
+	kern_bf16p_pack((const uint16_t *)hc->h->w, hc->h->rows, hc->h->cols, hc->p0 + b,
+			hc->p0 + e, hc->wp);
+}
+
+/* A BF16 lm_head packed in panels of KERN_PW rows, k-major (kern_bf16p_pack), on the pool's
+ * threads: every logit one FMA chain in ascending k, the same bits for every batch size (serve's
+ * rows) and, unlike the rows path's two-accumulator dots, the FMAs of several inputs share each
+ * widened weight vector in registers. 512 panels (16 MiB of a head of 1024 columns) at a time,
+ * each chunk's source pages dropped once packed when release is set. */
+static int head_pack(struct pool *p, const struct qmat *h, int release, uint16_t **out)
+{
+	int np = kern_bf16p_panels(h->rows), K = h->cols;
+	size_t bytes = (size_t)np * K * KERN_PW * sizeof(uint16_t);
+	void *wp = NULL;
+	if (posix_memalign(&wp, (size_t)2 << 20, bytes))
+		return -ENOMEM;
+#ifdef MADV_HUGEPAGE
+	madvise(wp, bytes, MADV_HUGEPAGE);
+#endif
+	for (int p0 = 0; p0 < np; p0 += 512) {
+		int n = np - p0 < 512 ? np - p0 : 512;
+		struct headp_ctx c = {h, wp, p0};
+		pool_for(p, n, 8, headp_task, &c);
+		if (release) {
+			size_t r0 = (size_t)p0 * KERN_PW, r1 = (size_t)(p0 + n) * KERN_PW;
+			r1 = r1 < (size_t)h->rows ? r1 : (size_t)h->rows;
+			st_release((const uint16_t *)h->w + r0 * K,
+				   (r1 - r0) * K * sizeof(uint16_t));
+		}
+	}
+	*out = wp;
+	return 0;
+}
+
 int model_init(struct model *m, const struct config *c, const struct weights *w,
 	       const struct model_opts *o, char *err, size_t errlen)
 {
@@ -328,6 +374,9 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 		goto nomem;
 	if (o->head_fp8 && w->lm_head.fmt != QMAT_FP8 &&
 	    head_to_fp8(m->pool, &w->lm_head, o->head_release, &m->head8))
+		goto nomem;
+	if (!o->head_fp8 && w->lm_head.fmt == QMAT_BF16 && w->lm_head.w &&
+	    head_pack(m->pool, &w->lm_head, o->head_release, &m->headp))
 		goto nomem;
 #define ALLOC(p, n)                                                                                \
 	do {                                                                                       \
@@ -773,8 +822,13 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 		head = &m->head8;
 		kc = &m->kc_f32;
 	}
-	int r = all_logits ? kern_matmul(kc, head, m->xn, T, logits)
-			   : kern_matmul(kc, head, m->xn + (size_t)(T - 1) * D, 1, logits);
+	int r = 0;
+	const float *xh = all_logits ? m->xn : m->xn + (size_t)(T - 1) * D;
+	if (m->headp && head == &m->w->lm_head) /* the packed BF16 head */
+		kern_matmul_bf16p(kc, m->headp, head->rows, head->cols, xh, all_logits ? T : 1,
+				  logits);
+	else
+		r = kern_matmul(kc, head, xh, all_logits ? T : 1, logits);
 	if (prof_g)
 		prof_host("lm_head (cpu)", "head", -1);
 	return r;

@@ -23,8 +23,9 @@ struct model_opts {
 	int max_batch;	  /* most tokens per forward call (prefill chunk) */
 	int head_fp8;	  /* 1: lm_head quantized to E4M3 with 128x128 block scales at init (--head
 			   fp8: half the head's bytes; its input stays f32); 0: the checkpoint's */
-	int head_release; /* with head_fp8: the checkpoint's head is file-mapped (st_populate
-			     skipped it) and its pages are dropped as the quantization passes them */
+	int head_release; /* the checkpoint's head is file-mapped (st_populate skipped it) and its
+			     pages are dropped as the FP8 quantization (head_fp8) or the packing of
+			     a BF16 head passes them */
 };
 
 /* Routing of the last forward call, for traces and tests. */
@@ -41,11 +42,12 @@ struct model {
 	struct kern_ctx kc;	/* numerics per o.act_fp8 */
 	struct kern_ctx kc_f32; /* unquantized products (naive-form kv_b expansion, FP8 head) */
 	struct qmat head8;	/* --head fp8: lm_head as E4M3 codes + block scales (w NULL off) */
-	int kv_dim;		/* kv_lora_rank + qk_rope_head_dim floats per token per layer */
-	float *kv;		/* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
+	uint16_t *headp; /* a BF16 lm_head packed for gemv_bf16p (kern_bf16p_pack), or NULL */
+	int kv_dim;	 /* kv_lora_rank + qk_rope_head_dim floats per token per layer */
+	float *kv;	 /* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
 	                             layer slot is the MTP layer's */
-	int pos;		/* tokens in the main KV cache */
-	int mtp_pos;		/* rows in the MTP layer's KV cache */
+	int pos;	 /* tokens in the main KV cache */
+	int mtp_pos;	 /* rows in the MTP layer's KV cache */
 	float *rope_cos, *rope_sin; /* [max_seq][rope/2], YaRN-blended, times the mscale ratio */
 	float softmax_scale;	    /* (nope+rope)^-0.5 * m^2 */
 	/* run state, [max_batch] rows each */

@@ -550,6 +550,99 @@ static void roundtrip_fp8_avx2(const float *x, int n, float s, float *xr)
 	}
 }
 
+/* Packed BF16 panels (16 rows each, k-major) against M inputs: per k the 16 weights of a panel
+ * widened by two in-lane unpacks (the panel's order puts rows 0..7 in the low unpack, 8..15 in
+ * the high), each input broadcast, one FMA chain per output in ascending k. P panels (1 or 2:
+ * with one or two inputs two panels at once, so that four or more chains hide the FMA latency)
+ * against M <= 6 inputs (M * P <= 6). */
+static inline __attribute__((always_inline)) void gemv_bf16p_m(const uint16_t *wp, const float *x,
+							       int ldx, const int M, const int P,
+							       int K, float *y, int ldy, int nw)
+{
+	__m256 acc[6][2][2];
+	const __m256i z = _mm256_setzero_si256();
+	const size_t ps = (size_t)K * KERN_PW;
+#pragma GCC unroll 6
+	for (int m = 0; m < M; m++)
+#pragma GCC unroll 2
+		for (int p = 0; p < P; p++)
+			acc[m][p][0] = acc[m][p][1] = _mm256_setzero_ps();
+	for (int k = 0; k < K; k++) {
+		__m256 w[2][2];
+#pragma GCC unroll 2
+		for (int p = 0; p < P; p++) {
+			__m256i v = _mm256_loadu_si256(
+			    (const __m256i *)(wp + (size_t)p * ps + (size_t)k * KERN_PW));
+			w[p][0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v));
+			w[p][1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v));
+		}
+#pragma GCC unroll 6
+		for (int m = 0; m < M; m++) {
+			__m256 xb = _mm256_broadcast_ss(x + (size_t)m * ldx + k);
+#pragma GCC unroll 2
+			for (int p = 0; p < P; p++) {
+				acc[m][p][0] = _mm256_fmadd_ps(w[p][0], xb, acc[m][p][0]);
+				acc[m][p][1] = _mm256_fmadd_ps(w[p][1], xb, acc[m][p][1]);
+			}
+		}
+	}
+#pragma GCC unroll 6
+	for (int m = 0; m < M; m++) {
+		float t[2 * KERN_PW];
+#pragma GCC unroll 2
+		for (int p = 0; p < P; p++) {
+			_mm256_storeu_ps(t + p * KERN_PW, acc[m][p][0]);
+			_mm256_storeu_ps(t + p * KERN_PW + 8, acc[m][p][1]);
+		}
+		memcpy(y + (size_t)m * ldy, t, sizeof(float) * (size_t)nw);
+	}
+}
+
+static void gemv_bf16p_avx2(const uint16_t *wp, int nw, const float *x, int ldx, int M, int K,
+			    float *y, int ldy)
+{
+	if (nw > KERN_PW && M > 2) { /* two panels, one after the other */
+		gemv_bf16p_avx2(wp, KERN_PW, x, ldx, M, K, y, ldy);
+		gemv_bf16p_avx2(wp + (size_t)K * KERN_PW, nw - KERN_PW, x, ldx, M, K, y + KERN_PW,
+				ldy);
+		return;
+	}
+	/* inputs in blocks of at most six, balanced (8 = 4 + 4: no block with few chains) */
+	int nb = (M + 5) / 6;
+	for (int b = 0, m0 = 0; b < nb; b++) {
+		int mb = (M - m0 + (nb - b) - 1) / (nb - b);
+		const float *xm = x + (size_t)m0 * ldx;
+		float *ym = y + (size_t)m0 * ldy;
+		if (nw > KERN_PW) {
+			if (mb == 1)
+				gemv_bf16p_m(wp, xm, ldx, 1, 2, K, ym, ldy, nw);
+			else
+				gemv_bf16p_m(wp, xm, ldx, 2, 2, K, ym, ldy, nw);
+		} else {
+			switch (mb) {
+			case 1:
+				gemv_bf16p_m(wp, xm, ldx, 1, 1, K, ym, ldy, nw);
+				break;
+			case 2:
+				gemv_bf16p_m(wp, xm, ldx, 2, 1, K, ym, ldy, nw);
+				break;
+			case 3:
+				gemv_bf16p_m(wp, xm, ldx, 3, 1, K, ym, ldy, nw);
+				break;
+			case 4:
+				gemv_bf16p_m(wp, xm, ldx, 4, 1, K, ym, ldy, nw);
+				break;
+			case 5:
+				gemv_bf16p_m(wp, xm, ldx, 5, 1, K, ym, ldy, nw);
+				break;
+			default:
+				gemv_bf16p_m(wp, xm, ldx, 6, 1, K, ym, ldy, nw);
+			}
+		}
+		m0 += mb;
+	}
+}
+
 const struct kern_isa kern_isa_avx2 = {
     .name = "avx2",
     .dot_fp8 = dot_fp8_avx2,
@@ -566,4 +659,5 @@ const struct kern_isa kern_isa_avx2 = {
     .axpy4_f32 = axpy4_f32_avx2,
     .axpy4_rows_f32 = axpy4_rows_f32_avx2,
     .roundtrip_fp8 = roundtrip_fp8_avx2,
+    .gemv_bf16p = gemv_bf16p_avx2,
 };

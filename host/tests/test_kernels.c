@@ -171,6 +171,71 @@ static void test_bf16_and_jobs(void **st)
 	free(y2);
 }
 
+/* The packed BF16 GEMV (the cpu engine's lm_head) on every ISA this CPU runs: a partial last
+ * panel, K not a multiple of 8; within 1e-5 of double sums, each row's outputs the same bits
+ * for every M and on every path (one FMA chain per output in ascending k). */
+static void test_bf16_packed(void **st)
+{
+	(void)st;
+	const char *names[] = {"scalar", "avx2", "avx512"};
+	enum { N = 37, K = 100, M = 7 };
+	static uint16_t w[N * K], wp[3 * K * KERN_PW];
+	static float x[M * K], y[M * N], y1[N], first[M * N];
+	assert_int_equal(kern_bf16p_panels(N), 3);
+	for (int i = 0; i < N * K; i++) {
+		float f = (float)(urand() - 0.5);
+		uint32_t u;
+		memcpy(&u, &f, 4);
+		w[i] = (uint16_t)(u >> 16);
+	}
+	for (int i = 0; i < M * K; i++)
+		x[i] = (float)(urand() - 0.5);
+	kern_bf16p_pack(w, N, K, 0, 3, wp);
+	int have = 0;
+	for (int i = 0; i < 3; i++) {
+		const struct kern_isa *isa = kern_isa_by_name(names[i]);
+		if (!isa)
+			continue;
+		assert_non_null(isa->gemv_bf16p);
+		for (int p = 0; p < 3; p++) {
+			int nw = N - p * KERN_PW < KERN_PW ? N - p * KERN_PW : KERN_PW;
+			isa->gemv_bf16p(wp + (size_t)p * K * KERN_PW, nw, x, K, M, K,
+					y + p * KERN_PW, N);
+		}
+		for (int m = 0; m < M; m++) {
+			for (int n = 0; n < N; n++) {
+				double ref = 0;
+				for (int k = 0; k < K; k++) {
+					uint32_t u = (uint32_t)w[n * K + k] << 16;
+					float f;
+					memcpy(&f, &u, 4);
+					ref += (double)f * x[m * K + k];
+				}
+				assert_true(fabs(y[m * N + n] - ref) <= 1e-5 * (1 + fabs(ref)));
+			}
+			for (int p = 0; p < 3; p++) { /* the row alone */
+				int nw = N - p * KERN_PW < KERN_PW ? N - p * KERN_PW : KERN_PW;
+				isa->gemv_bf16p(wp + (size_t)p * K * KERN_PW, nw, x + m * K, K, 1,
+						K, y1 + p * KERN_PW, N);
+			}
+			assert_memory_equal(y1, y + m * N, sizeof y1);
+		}
+		/* two panels in one call: the same bits (M = 1, 2 and 7) */
+		static float y2[M * N];
+		for (int mm = 1; mm <= M; mm += mm < 2 ? 1 : 5) {
+			memset(y2, 0, sizeof y2);
+			isa->gemv_bf16p(wp, 2 * KERN_PW, x, K, mm, K, y2, N);
+			for (int m = 0; m < mm; m++)
+				assert_memory_equal(y2 + m * N, y + m * N,
+						    sizeof(float) * 2 * KERN_PW);
+		}
+		if (have++)
+			assert_memory_equal(first, y, sizeof y);
+		else
+			memcpy(first, y, sizeof y);
+	}
+}
+
 /* The attention's f32 primitives on every ISA this CPU runs: dot_f32_rows against double sums (a
  * row's sum the same for every M), axpy4_f32 bit-identical to four axpy_f32 calls. */
 static void test_f32_attention_prims(void **st)
@@ -237,6 +302,7 @@ int main(void)
 	    cmocka_unit_test(test_fp8_shapes),
 	    cmocka_unit_test(test_bf16_and_jobs),
 	    cmocka_unit_test(test_f32_attention_prims),
+	    cmocka_unit_test(test_bf16_packed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
