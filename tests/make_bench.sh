@@ -95,41 +95,34 @@ CPU_TOK_S=$("$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2
   --gen "${GEN:-64}" --json | head -1 | /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['decode_tok_s'])")
 echo "cpu backend, mid, 2 threads: decode $CPU_TOK_S tok/s (measured; goal 3's all-host baseline)"
 "$B/moecard" cache-sim --trace "$TR" --sweep --cpu-tok-s "$CPU_TOK_S"
-# --- cpu batching (measured): B sequences of mid decoded together on the cpu engine, as serve
-#     --max-batch B runs them (one forward of B rows per step), against B = 1 in the same run.
+# --- batching: B sequences of mid decoded together, as serve --max-batch B runs them (one forward
+#     of B rows per step: every weight read once for all), B = 1, 2, 4, 8, 16, against B = 1 in
+#     the same run: on the cpu engine (measured wall time) and on the emulated card (modeled:
+#     the step is card + link + host, each sequence's inter-token time).
+seqs_table() { # BACKEND GEN PREFIX: one line per B; PREFIX "modeled_" reads the modeled fields
+  local be=$1 gen=$2 pre=$3
+  for nb in ${SEQS_LIST:-1 2 4 8 16}; do
+    "$B/moecard" bench --model "$B/models/mid" --backend "$be" --threads 2 --seqs "$nb" \
+      --prompt-len 16 --gen "$gen" --json | tail -1
+  done | /usr/bin/python3 -c "
+import json, sys
+pre = sys.argv[1]
+rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
+b1 = next((r for r in rows if r['seqs'] == 1), None)
+for r in rows:
+  tok, step = r[pre + 'decode_tok_s'], r[pre + 'step_ms']
+  x = tok / b1[pre + 'decode_tok_s'] if b1 else 0
+  s = step / b1[pre + 'step_ms'] if b1 else 0
+  parts = ': card %.3f + link %.3f + host %.3f' % (r['modeled_card_ms_per_step'],
+    r['modeled_link_ms_per_step'], r['modeled_host_ms_per_step']) if pre else ''
+  print('%2d sequences: %8.1f tok/s %s(%.2fx 1 sequence), step %.3f ms (%.2fx%s)' % (
+    r['seqs'], tok, 'modeled ' if pre else '', x, step, s, parts))
+" "$pre" || echo "bench: $be batching figures failed"
+}
 echo "== cpu batching on mid, 2 threads (measured wall time; bench --seqs B)"
-for nb in ${SEQS_LIST:-1 2 4 8 16}; do
-  "$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2 --seqs "$nb" \
-    --prompt-len 16 --gen "${CPU_SEQS_GEN:-16}" --json | tail -1
-done | /usr/bin/python3 -c "
-import json, sys
-rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
-b1 = next((r for r in rows if r['seqs'] == 1), None)
-for r in rows:
-  x = r['decode_tok_s'] / b1['decode_tok_s'] if b1 else 0
-  s = r['step_ms'] / b1['step_ms'] if b1 else 0
-  print('%2d sequences: %7.1f tok/s (%.2fx 1 sequence), step %.2f ms (%.2fx)' % (
-    r['seqs'], r['decode_tok_s'], x, r['step_ms'], s))
-" || echo "bench: cpu batching figures failed"
-# --- card batching (modeled): B sequences of mid decoded together on the emulated card, as serve
-#     --max-batch B runs them (one forward of B rows per step: every weight read once for all),
-#     B = 1, 2, 4, 8, 16; decode tok/s and the step time (each sequence's inter-token time)
-#     against B = 1 in the same run.
+seqs_table cpu "${CPU_SEQS_GEN:-16}" ""
 echo "== card batching on mid, emu card (modeled figures; bench --seqs B)"
-for nb in ${SEQS_LIST:-1 2 4 8 16}; do
-  "$B/moecard" bench --model "$B/models/mid" --backend emu --seqs "$nb" --prompt-len 16 \
-    --gen "${SEQS_GEN:-4}" --json | tail -1
-done | /usr/bin/python3 -c "
-import json, sys
-rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
-b1 = next((r for r in rows if r['seqs'] == 1), None)
-for r in rows:
-  x = r['modeled_decode_tok_s'] / b1['modeled_decode_tok_s'] if b1 else 0
-  s = r['modeled_step_ms'] / b1['modeled_step_ms'] if b1 else 0
-  print('%2d sequences: %8.1f tok/s modeled (%.2fx 1 sequence), step %.3f ms (%.2fx: card %.3f + link %.3f + host %.3f)' % (
-    r['seqs'], r['modeled_decode_tok_s'], x, r['modeled_step_ms'], s, r['modeled_card_ms_per_step'],
-    r['modeled_link_ms_per_step'], r['modeled_host_ms_per_step']))
-" || echo "bench: card batching figures failed"
+seqs_table emu "${SEQS_GEN:-4}" modeled_
 # --- moecard serve: generated tokens/s and TTFT / inter-token latency against the number of
 #     concurrent streaming clients, on the cpu backend (mid, measured wall time: the sequences of
 #     a step decode together, one forward per step) and on the emulated card (tiny-brown, the

@@ -15,12 +15,11 @@
 #include "backend/backend.h"
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "cli/cli_seqs.h"
 #include "decode/generate.h"
-#include "decode/sample.h"
 #include "engine/engine.h"
 #include "load/ckpt.h"
 #include "load/config.h"
-#include "model/model.h"
 #include "prof/prof.h"
 #include "sched/card_engine.h"
 #include "text/tokenizer.h"
@@ -189,85 +188,36 @@ out:
 }
 
 /* --seqs B: B sequences of P random prompt tokens each prefilled (before the timeline's mark),
- * then N steps that decode all B together, one forward of B rows a step, as serve runs them:
- * forward_rows on the cpu engine (a KV cache of one block per sequence), forward_seqs on a card
- * (a latent cache per sequence slot). Each step ends a token of the timeline. 0, or 1 with the
- * message printed. */
+ * then N steps that decode all B together, one forward of B rows a step, as serve runs them
+ * (cli_seqs.h). Each step ends a token of the timeline. 0, or 1 with the message printed. */
 static int profile_seqs_pass(const struct cli_opts *a, struct engine *m, int V)
 {
-	int B = a->seqs, P = a->prompt_len, N = a->gen, r = 0, bs = P + N + 1, n = P > B ? P : B;
-	int rows = m->ops->forward_rows && m->ops->kv_block_floats;
-	if (!rows && !(m->ops->forward_seqs && m->max_seqs >= B)) {
-		fprintf(stderr,
-			"moecard: profile: --seqs %d: this engine decodes one sequence at a time "
-			"(its batched path is off)\n",
-			B);
+	int B = a->seqs, r;
+	struct cli_seqs sq;
+	if ((r = cli_seqs_open(&sq, m, V, B, a->prompt_len, a->gen))) {
+		if (r == -ENOTSUP)
+			fprintf(
+			    stderr,
+			    "moecard: profile: --seqs %d: this engine decodes one sequence at a "
+			    "time (its batched path is off)\n",
+			    B);
+		else
+			fprintf(stderr,
+				"moecard: profile: --seqs %d: a prompt's forward failed: %s\n", B,
+				strerror(-r));
 		return 1;
-	}
-	int *tok = malloc(sizeof(int) * (size_t)n), *pos = malloc(sizeof(int) * (size_t)n);
-	int *seq = malloc(sizeof(int) * (size_t)n), *nxt = malloc(sizeof(int) * (size_t)B);
-	float *lg = malloc(sizeof(float) * (size_t)B * V);
-	float **blk = calloc((size_t)B, sizeof(float *));
-	struct model_kv *kv = calloc((size_t)B, sizeof(struct model_kv));
-	const struct model_kv **kvp = calloc((size_t)n, sizeof(const struct model_kv *));
-	size_t bf = rows ? m->ops->kv_block_floats(m, bs) : 0;
-	if (!tok || !pos || !seq || !nxt || !lg || !blk || !kv || !kvp)
-		r = -ENOMEM;
-	for (int s = 0; rows && s < B && !r; s++) {
-		if (!(blk[s] = malloc(sizeof(float) * bf)))
-			r = -ENOMEM;
-		kv[s] = (struct model_kv){&blk[s], 1, bs};
-	}
-	uint64_t rng = 0x9e3779b97f4a7c15ull; /* the prompts of bench --seqs */
-	for (int s = 0; s < B && !r; s++) {
-		for (int t = 0; t < P; t++) {
-			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-			tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
-			pos[t] = t;
-			seq[t] = s;
-			kvp[t] = &kv[s];
-		}
-		r = rows ? m->ops->forward_rows(m, tok, P, kvp, pos, lg, 1)
-			 : m->ops->forward_seqs(m, tok, P, seq, pos, lg, 1);
-		if (!r)
-			nxt[s] = sampler_argmax(lg, V);
-	}
-	if (r) {
-		fprintf(stderr, "moecard: profile: --seqs %d: a prompt's forward failed: %s\n", B,
-			strerror(-r));
-		goto out;
 	}
 	prof_mark();
 	prof_token_end(); /* the steps below are the timeline's decode steps */
-	for (int g = 0; g < N && !r; g++) {
-		for (int s = 0; s < B; s++) {
-			seq[s] = s;
-			pos[s] = P + g;
-			kvp[s] = &kv[s];
-		}
-		r = rows ? m->ops->forward_rows(m, nxt, B, kvp, pos, lg, 0)
-			 : m->ops->forward_seqs(m, nxt, B, seq, pos, lg, 0);
-		for (int s = 0; s < B && !r; s++)
-			nxt[s] = sampler_argmax(lg + (size_t)s * V, V);
-		if (!r && prof_g) {
+	for (int g = 0; g < a->gen && !r; g++)
+		if (!(r = cli_seqs_step(&sq)) && prof_g) {
 			prof_host("sample", "host", -1);
 			prof_token_end();
 		}
-	}
+	cli_seqs_close(&sq);
 	if (r)
 		fprintf(stderr, "moecard: profile: --seqs %d: a decode step failed: %s\n", B,
 			strerror(-r));
-out:
-	for (int s = 0; blk && s < B; s++)
-		free(blk[s]);
-	free(blk);
-	free(kv);
-	free(kvp);
-	free(tok);
-	free(pos);
-	free(seq);
-	free(nxt);
-	free(lg);
 	return r ? 1 : 0;
 }
 

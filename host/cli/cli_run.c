@@ -26,6 +26,7 @@
 #include "util/npy.h"
 #include "decode/sample.h"
 #include "cli/cli_opts.h"
+#include "cli/cli_seqs.h"
 #include "prof/prof.h"
 #include "text/tokenizer.h"
 
@@ -701,42 +702,21 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
  * the modeled host rate), and the tokens per second that gives. 0, or a negative errno. */
 static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct config *c)
 {
-	int B = a->seqs, V = c->vocab_size, T = a->prompt_len, r = 0;
-	int *tok = malloc(sizeof(int) * (size_t)T), *seq = malloc(sizeof(int) * (size_t)(T + B));
-	int *pos = malloc(sizeof(int) * (size_t)(T + B)), *nxt = malloc(sizeof(int) * (size_t)B);
-	float *lg = malloc(sizeof(float) * (size_t)B * V);
+	int B = a->seqs, r;
 	struct backend *be = card_engine_backend(m);
-	if (!tok || !seq || !pos || !nxt || !lg) {
-		r = -ENOMEM;
-		goto out;
-	}
-	uint64_t rng = 0x9e3779b97f4a7c15ull;
-	for (int s = 0; s < B && !r; s++) { /* each slot its own prompt */
-		for (int t = 0; t < T; t++) {
-			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-			tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
-			seq[t] = s;
-			pos[t] = t;
-		}
-		r = m->ops->forward_seqs(m, tok, T, seq, pos, lg, 1);
-		nxt[s] = sampler_argmax(lg, V);
-	}
+	struct cli_seqs sq;
+	if ((r = cli_seqs_open(&sq, m, c->vocab_size, B, a->prompt_len, a->gen)))
+		return r;
 	struct backend_stats s0, s1;
 	backend_stats(be, &s0);
 	double w0 = now_s();
-	for (int g = 0; g < a->gen && !r; g++) {
-		for (int s = 0; s < B; s++) {
-			seq[s] = s;
-			pos[s] = T + g;
-		}
-		if (!(r = m->ops->forward_seqs(m, nxt, B, seq, pos, lg, 0)))
-			for (int s = 0; s < B; s++)
-				nxt[s] = sampler_argmax(lg + (size_t)s * V, V);
-	}
+	for (int g = 0; g < a->gen && !r; g++)
+		r = cli_seqs_step(&sq);
 	double wall = now_s() - w0;
 	backend_stats(be, &s1);
+	cli_seqs_close(&sq);
 	if (r)
-		goto out;
+		return r;
 	struct card_e2e hm;
 	card_host_model(c, backend_board(be), 1, 1, &hm);
 	double card = (double)(s1.busy_ns - s0.busy_ns) / 1e6 / a->gen;
@@ -747,20 +727,14 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		       "\"gen\":%d,\"modeled_step_ms\":%.4f,\"modeled_card_ms_per_step\":%.4f,"
 		       "\"modeled_link_ms_per_step\":%.4f,\"modeled_host_ms_per_step\":%.4f,"
 		       "\"modeled_decode_tok_s\":%.2f,\"host_wall_s\":%.3f}\n",
-		       a->backend, a->model, B, T, a->gen, step, card, link, host, B / step * 1e3,
-		       wall);
+		       a->backend, a->model, B, a->prompt_len, a->gen, step, card, link, host,
+		       B / step * 1e3, wall);
 	else
 		printf(
 		    "%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
 		    "host %.3f), %.1f tok/s modeled; %.1f s of host wall time\n",
 		    B, step, card, link, host, B / step * 1e3, wall);
-out:
-	free(tok);
-	free(seq);
-	free(pos);
-	free(nxt);
-	free(lg);
-	return r;
+	return 0;
 }
 
 /* bench --seqs B on the cpu engine: what serve --max-batch B runs on it. B sequences of
@@ -771,75 +745,31 @@ out:
  * are taken against. Measured host wall time of the decode steps (not modeled). */
 static int bench_rows(const struct cli_opts *a, struct engine *m, const struct config *c)
 {
-	int B = a->seqs, V = c->vocab_size, T = a->prompt_len, r = 0, bs = T + a->gen + 1;
-	size_t bf = m->ops->kv_block_floats(m, bs);
-	int *tok = malloc(sizeof(int) * (size_t)(T > B ? T : B));
-	int *pos = malloc(sizeof(int) * (size_t)(T > B ? T : B)),
-	    *nxt = malloc(sizeof(int) * (size_t)B);
-	float *lg = malloc(sizeof(float) * (size_t)B * V);
-	float **blk = calloc((size_t)B, sizeof(float *));
-	struct model_kv *kv = calloc((size_t)B, sizeof *kv);
-	const struct model_kv **kvp =
-	    calloc((size_t)(T > B ? T : B), sizeof(const struct model_kv *));
-	if (!tok || !pos || !nxt || !lg || !blk || !kv || !kvp) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (int s = 0; s < B; s++) {
-		if (!(blk[s] = malloc(sizeof(float) * bf))) {
-			r = -ENOMEM;
-			goto out;
-		}
-		kv[s] = (struct model_kv){&blk[s], 1, bs};
-	}
-	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	int B = a->seqs, r;
+	struct cli_seqs sq;
 	double p0 = now_s();
-	for (int s = 0; s < B && !r; s++) { /* each sequence its own prompt */
-		for (int t = 0; t < T; t++) {
-			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-			tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
-			pos[t] = t;
-			kvp[t] = &kv[s];
-		}
-		if (!(r = m->ops->forward_rows(m, tok, T, kvp, pos, lg, 1)))
-			nxt[s] = sampler_argmax(lg, V);
-	}
+	if ((r = cli_seqs_open(&sq, m, c->vocab_size, B, a->prompt_len, a->gen)))
+		return r;
 	double prefill = now_s() - p0, w0 = now_s();
-	for (int g = 0; g < a->gen && !r; g++) {
-		for (int s = 0; s < B; s++) {
-			pos[s] = T + g;
-			kvp[s] = &kv[s];
-		}
-		if (!(r = m->ops->forward_rows(m, nxt, B, kvp, pos, lg, 0)))
-			for (int s = 0; s < B; s++)
-				nxt[s] = sampler_argmax(lg + (size_t)s * V, V);
-	}
+	for (int g = 0; g < a->gen && !r; g++)
+		r = cli_seqs_step(&sq);
 	double wall = now_s() - w0;
+	cli_seqs_close(&sq);
 	if (r)
-		goto out;
+		return r;
 	double step = wall / a->gen * 1e3;
 	if (a->json)
 		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
 		       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
 		       "\"prefill_s\":%.3f}\n",
-		       a->backend, a->model, B, T, a->gen, m->threads, step, B / step * 1e3,
-		       prefill);
+		       a->backend, a->model, B, a->prompt_len, a->gen, m->threads, step,
+		       B / step * 1e3, prefill);
 	else
 		printf("%d sequence%s decoded together: step %.3f ms, %.1f tok/s (measured, %d "
 		       "thread%s)\n",
 		       B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
 		       m->threads == 1 ? "" : "s");
-out:
-	for (int s = 0; blk && s < B; s++)
-		free(blk[s]);
-	free(blk);
-	free(kv);
-	free(kvp);
-	free(tok);
-	free(pos);
-	free(nxt);
-	free(lg);
-	return r;
+	return 0;
 }
 
 /* bench on the emulated card: the statistics add the 671B prefill what-if of every board tree
@@ -1142,28 +1072,16 @@ int cli_bench(int argc, char **argv)
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;
 	res.t_load = now_s() - t0;
-	if (cpu_rows) {
-		if (!m.ops->forward_rows || !m.ops->kv_block_floats) {
+	if (a.seqs) { /* the cpu engine's rows path, or a card's sequence slots */
+		if (cpu_rows ? !m.ops->forward_rows || !m.ops->kv_block_floats
+			     : !m.ops->forward_seqs || m.max_seqs < a.seqs) {
 			fprintf(stderr,
-				"moecard: bench: --seqs %d: this engine has no batched rows "
-				"path\n",
+				"moecard: bench: --seqs %d: this engine decodes one sequence at a "
+				"time (its batched path is off)\n",
 				a.seqs);
 			r = 2;
-		} else if ((r = bench_rows(&a, &m, &ck.cfg))) {
-			r = fail_fwd(r);
-		}
-		engine_free(&m);
-		ckpt_close(&ck);
-		return r;
-	}
-	if (a.seqs) {
-		if (!m.ops->forward_seqs || m.max_seqs < a.seqs) {
-			fprintf(stderr,
-				"moecard: bench: --seqs %d: this engine decodes one sequence "
-				"at a time (its batched path is off)\n",
-				a.seqs);
-			r = 2;
-		} else if ((r = bench_seqs(&a, &m, &ck.cfg))) {
+		} else if ((r = cpu_rows ? bench_rows(&a, &m, &ck.cfg)
+					 : bench_seqs(&a, &m, &ck.cfg))) {
 			r = fail_fwd(r);
 		}
 		engine_free(&m);

@@ -613,32 +613,16 @@ static void gemv_bf16p_avx2(const uint16_t *wp, int nw, const float *x, int ldx,
 		int mb = (M - m0 + (nb - b) - 1) / (nb - b);
 		const float *xm = x + (size_t)m0 * ldx;
 		float *ym = y + (size_t)m0 * ldy;
-		if (nw > KERN_PW) {
-			if (mb == 1)
-				gemv_bf16p_m(wp, xm, ldx, 1, 2, K, ym, ldy, nw);
-			else
-				gemv_bf16p_m(wp, xm, ldx, 2, 2, K, ym, ldy, nw);
-		} else {
-			switch (mb) {
-			case 1:
-				gemv_bf16p_m(wp, xm, ldx, 1, 1, K, ym, ldy, nw);
-				break;
-			case 2:
-				gemv_bf16p_m(wp, xm, ldx, 2, 1, K, ym, ldy, nw);
-				break;
-			case 3:
-				gemv_bf16p_m(wp, xm, ldx, 3, 1, K, ym, ldy, nw);
-				break;
-			case 4:
-				gemv_bf16p_m(wp, xm, ldx, 4, 1, K, ym, ldy, nw);
-				break;
-			case 5:
-				gemv_bf16p_m(wp, xm, ldx, 5, 1, K, ym, ldy, nw);
-				break;
-			default:
-				gemv_bf16p_m(wp, xm, ldx, 6, 1, K, ym, ldy, nw);
-			}
-		}
+#define CALL_M(mm, pp) gemv_bf16p_m(wp, xm, ldx, mm, pp, K, ym, ldy, nw)
+		if (nw > KERN_PW && mb == 1)
+			CALL_M(1, 2);
+		else if (nw > KERN_PW)
+			CALL_M(2, 2);
+		else if (mb <= 3)
+			mb == 1 ? CALL_M(1, 1) : mb == 2 ? CALL_M(2, 1) : CALL_M(3, 1);
+		else
+			mb == 4 ? CALL_M(4, 1) : mb == 5 ? CALL_M(5, 1) : CALL_M(6, 1);
+#undef CALL_M
 		m0 += mb;
 	}
 }

@@ -1,0 +1,86 @@
+/*
+ * cli_seqs.c - B sequences decoded together for bench and profile (cli_seqs.h).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli_seqs.h"
+#include "decode/sample.h"
+
+void cli_seqs_close(struct cli_seqs *s)
+{
+	for (int i = 0; s->blk && i < s->B; i++)
+		free(s->blk[i]);
+	free(s->blk);
+	free(s->kv);
+	free(s->kvp);
+	free(s->tok);
+	free(s->pos);
+	free(s->seq);
+	free(s->nxt);
+	free(s->lg);
+	memset(s, 0, sizeof *s);
+}
+
+int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int gen)
+{
+	memset(s, 0, sizeof *s);
+	s->m = m;
+	s->B = B;
+	s->V = V;
+	s->P = P;
+	s->rows = m->ops->forward_rows && m->ops->kv_block_floats;
+	if (B < 1 || P < 1 || (!s->rows && !(m->ops->forward_seqs && m->max_seqs >= B)))
+		return -ENOTSUP;
+	int n = P > B ? P : B, bs = P + gen + 1, r = 0;
+	s->tok = malloc(sizeof(int) * (size_t)n);
+	s->pos = malloc(sizeof(int) * (size_t)n);
+	s->seq = malloc(sizeof(int) * (size_t)n);
+	s->nxt = malloc(sizeof(int) * (size_t)B);
+	s->lg = malloc(sizeof(float) * (size_t)B * V);
+	s->blk = calloc((size_t)B, sizeof(float *));
+	s->kv = calloc((size_t)B, sizeof(struct model_kv));
+	s->kvp = calloc((size_t)n, sizeof(const struct model_kv *));
+	if (!s->tok || !s->pos || !s->seq || !s->nxt || !s->lg || !s->blk || !s->kv || !s->kvp)
+		r = -ENOMEM;
+	size_t bf = s->rows && !r ? m->ops->kv_block_floats(m, bs) : 0;
+	for (int i = 0; s->rows && i < B && !r; i++) {
+		if (!(s->blk[i] = malloc(sizeof(float) * bf)))
+			r = -ENOMEM;
+		s->kv[i] = (struct model_kv){&s->blk[i], 1, bs};
+	}
+	uint64_t rng = 0x9e3779b97f4a7c15ull; /* each sequence its own prompt */
+	for (int i = 0; i < B && !r; i++) {
+		for (int t = 0; t < P; t++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			s->tok[t] = (int)((rng >> 33) % (uint64_t)(V < 1000 ? V : 1000));
+			s->pos[t] = t;
+			s->seq[t] = i;
+			s->kvp[t] = &s->kv[i];
+		}
+		r = s->rows ? m->ops->forward_rows(m, s->tok, P, s->kvp, s->pos, s->lg, 1)
+			    : m->ops->forward_seqs(m, s->tok, P, s->seq, s->pos, s->lg, 1);
+		if (!r)
+			s->nxt[i] = sampler_argmax(s->lg, V);
+	}
+	if (r)
+		cli_seqs_close(s);
+	return r;
+}
+
+int cli_seqs_step(struct cli_seqs *s)
+{
+	struct engine *m = s->m;
+	for (int i = 0; i < s->B; i++) {
+		s->seq[i] = i;
+		s->pos[i] = s->P + s->step;
+		s->kvp[i] = &s->kv[i];
+	}
+	int r = s->rows ? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, 0)
+			: m->ops->forward_seqs(m, s->nxt, s->B, s->seq, s->pos, s->lg, 0);
+	for (int i = 0; i < s->B && !r; i++)
+		s->nxt[i] = sampler_argmax(s->lg + (size_t)i * s->V, s->V);
+	s->step += !r;
+	return r;
+}
