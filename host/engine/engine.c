@@ -75,8 +75,8 @@ static const struct engine_ops cpu_ops = {
 
 /* The cpu engine makes its own copy of lm_head: FP8 codes (--head fp8) or, for a BF16 head, the
  * same values packed for gemv_bf16p: the checkpoint's head is then read only once, at open. */
-static int engine_head_requantized(const char *backend, const struct ckpt *ck,
-				   const struct model_opts *o)
+static int engine_head_copied(const char *backend, const struct ckpt *ck,
+			      const struct model_opts *o)
 {
 	return !strcmp(backend, "cpu") && ck->w.lm_head.w &&
 	       ((o->head_fp8 && ck->w.lm_head.fmt != QMAT_FP8) ||
@@ -95,7 +95,7 @@ int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_
 	/* engine_open left the head file-mapped when it is requantized (unless nothing was
 	 * populated, which leaves everything file-mapped): its pages can go as they are read */
 	struct model_opts mo = *o;
-	mo.head_release = engine_head_requantized("cpu", ck, o);
+	mo.head_release = engine_head_copied("cpu", ck, o);
 	int r = model_init(m, &ck->cfg, &ck->w, &mo, err, errlen);
 	if (r) {
 		free(m);
@@ -146,7 +146,7 @@ int engine_open(struct engine *e, const char *backend, const struct ckpt *ck,
 		snprintf(mtp, sizeof mtp, "model.layers.%d.", ck->cfg.num_hidden_layers);
 		if (x->no_mtp)
 			skip[ns++] = mtp;
-		if (engine_head_requantized(backend, ck, o))
+		if (engine_head_copied(backend, ck, o))
 			skip[ns++] = "lm_head."; /* read once, by the requantization or packing */
 		if (pages > 0 && psz > 0)
 			st_populate(&ck->st, (size_t)pages * (size_t)psz / 2, skip, huge, nt);

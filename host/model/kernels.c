@@ -193,7 +193,6 @@ static const struct kern_isa isa_scalar = {
     .tile_f32 = tile_f32_scalar,
     .tile_p16 = tile_p16_scalar,
     .pack_p16 = pack_p16_scalar,
-    .dot_f32 = dot_f32_scalar,
     .dot_f32_rows = dot_f32_rows_scalar,
     .axpy_f32 = axpy_f32_scalar,
     .axpy4_f32 = axpy4_f32_scalar,

@@ -47,19 +47,17 @@ struct kern_isa {
 	/* wp[k*KERN_PW + i0 + r] = rows[r*K + k] for r < 8, k < K (0 for r >= nr): eight rows into
 	 * columns i0..i0+7 of a packed tile (with tile_p16) */
 	void (*pack_p16)(const float *rows, int K, int nr, int i0, float *wp);
-	/* sum_k a[k]*b[k] (f32) and y[k] += a*x[k]: the attention inner loops */
-	float (*dot_f32)(const float *a, const float *b, int n);
-	/* acc[m] = sum_{k<n} w[k] * x[m*ldx+k] for m < M <= KERN_MB: one f32 row against M inputs
+	/* The attention's inner loops. acc[m] = sum_{k<n} w[k] * x[m*ldx+k] for m < M <= KERN_MB: one f32 row against M inputs
 	 * (the attention's scores of a group of heads), each w[k] loaded once; a row's sum is the
-	 * same for every M. NULL: dot_f32 per input. */
+	 * same for every M (every path: avx512 runs AVX2's) */
 	void (*dot_f32_rows)(const float *w, const float *x, int ldx, int M, int n, float *acc);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
 	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
-	 * axpy_f32 calls in one pass over y, bit-identical to them (NULL: call axpy_f32) */
+	 * axpy_f32 calls in one pass over y, bit-identical to them (every path) */
 	void (*axpy4_f32)(float *y, const float *a, const float *const *x, int n);
 	/* axpy4_f32 on M <= KERN_MB rows y + m*ldy with coefficients a + m*lda, the four x rows
 	 * loaded once for all of them (the weighted sums of a group of heads); bit-identical to
-	 * axpy4_f32 on each row (NULL: axpy4_f32 per row) */
+	 * axpy4_f32 on each row (every path) */
 	void (*axpy4_rows_f32)(float *y, int ldy, const float *a, int lda, const float *const *x,
 			       int M, int n);
 	/* xr[k] = e4m3(x[k]/s)*s for one block of n <= 128 with scale s (act quant round trip;

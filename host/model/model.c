@@ -253,6 +253,28 @@ static void head8_task(void *vc, int b, int e, int tid)
 		}
 }
 
+/* The passes of a head copy (head_to_fp8, head_pack) over 8192 rows at a time (16 MiB of a BF16
+ * head of 1024 columns) in units of unit_rows rows: fn runs units [*u0 + b, *u0 + e) of ctx on
+ * the pool, and with release each pass's source rows are dropped once done (st_release), so
+ * the checkpoint's head is never resident whole. */
+static void head_passes(struct pool *p, const struct qmat *h, int release, int unit_rows, int grain,
+			pool_fn fn, void *ctx, int *u0)
+{
+	int nu = (h->rows + unit_rows - 1) / unit_rows, per = 8192 / unit_rows;
+	size_t es = h->fmt == QMAT_F32 ? 4 : 2;
+	for (int b0 = 0; b0 < nu; b0 += per) {
+		int n = nu - b0 < per ? nu - b0 : per;
+		*u0 = b0;
+		pool_for(p, n, grain, fn, ctx);
+		if (release) {
+			size_t r0 = (size_t)b0 * unit_rows, r1 = (size_t)(b0 + n) * unit_rows;
+			r1 = r1 < (size_t)h->rows ? r1 : (size_t)h->rows;
+			st_release((const char *)h->w + r0 * h->cols * es,
+				   (r1 - r0) * h->cols * es);
+		}
+	}
+}
+
 /* --head fp8: lm_head quantized to E4M3 with one scale per 128x128 block (amax / 448), on the
  * pool's threads. */
 static int head_to_fp8(struct pool *p, const struct qmat *h, int release, struct qmat *out)
@@ -266,20 +288,7 @@ static int head_to_fp8(struct pool *p, const struct qmat *h, int release, struct
 		return -ENOMEM;
 	}
 	struct head8_ctx hc = {h, w, s, 0};
-	/* 64 block rows (16 MiB of a BF16 head of 1024 columns) at a time, each chunk's source pages
-	 * dropped once done when release is set: the BF16 head is never resident whole */
-	size_t es = h->fmt == QMAT_F32 ? 4 : 2;
-	for (int b0 = 0; b0 < sr; b0 += 64) {
-		int n = sr - b0 < 64 ? sr - b0 : 64;
-		struct head8_ctx c = hc;
-		c.b0 = b0;
-		pool_for(p, n, 1, head8_task, &c);
-		if (release) {
-			size_t r0 = (size_t)b0 * 128, r1 = (size_t)(b0 + n) * 128;
-			r1 = r1 < (size_t)R ? r1 : (size_t)R;
-			st_release((const char *)h->w + r0 * C * es, (r1 - r0) * C * es);
-		}
-	}
+	head_passes(p, h, release, 128, 1, head8_task, &hc, &hc.b0);
 	*out = (struct qmat){.rows = R,
 			     .cols = C,
 			     .fmt = QMAT_FP8,
@@ -307,29 +316,18 @@ static void headp_task(void *vc, int b, int e, int tid)
 /* A BF16 lm_head packed in panels of KERN_PW rows, k-major (kern_bf16p_pack), on the pool's
  * threads: every logit one FMA chain in ascending k, the same bits for every batch size (serve's
  * rows) and, unlike the rows path's two-accumulator dots, the FMAs of several inputs share each
- * widened weight vector in registers. 512 panels (16 MiB of a head of 1024 columns) at a time,
- * each chunk's source pages dropped once packed when release is set. */
+ * widened weight vector in registers. */
 static int head_pack(struct pool *p, const struct qmat *h, int release, uint16_t **out)
 {
-	int np = kern_bf16p_panels(h->rows), K = h->cols;
-	size_t bytes = (size_t)np * K * KERN_PW * sizeof(uint16_t);
+	size_t bytes = (size_t)kern_bf16p_panels(h->rows) * h->cols * KERN_PW * sizeof(uint16_t);
 	void *wp = NULL;
 	if (posix_memalign(&wp, (size_t)2 << 20, bytes))
 		return -ENOMEM;
 #ifdef MADV_HUGEPAGE
 	madvise(wp, bytes, MADV_HUGEPAGE);
 #endif
-	for (int p0 = 0; p0 < np; p0 += 512) {
-		int n = np - p0 < 512 ? np - p0 : 512;
-		struct headp_ctx c = {h, wp, p0};
-		pool_for(p, n, 8, headp_task, &c);
-		if (release) {
-			size_t r0 = (size_t)p0 * KERN_PW, r1 = (size_t)(p0 + n) * KERN_PW;
-			r1 = r1 < (size_t)h->rows ? r1 : (size_t)h->rows;
-			st_release((const uint16_t *)h->w + r0 * K,
-				   (r1 - r0) * K * sizeof(uint16_t));
-		}
-	}
+	struct headp_ctx c = {h, wp, 0};
+	head_passes(p, h, release, KERN_PW, 8, headp_task, &c, &c.p0);
 	*out = wp;
 	return 0;
 }
@@ -513,39 +511,25 @@ static void attn_task(void *vc, int b, int e, int tid)
 				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[i][d], ql[i]);
 		}
 		for (int s = 0; s < S; s++) {
+			/* the group's heads are consecutive rows of qlat and q */
 			const float *kv = row_kv(m, t, a->layer, s);
-			if (isa->dot_f32_rows) {
-				/* the group's heads are consecutive rows of qlat and q */
-				float dl[ATTN_HG], dr[ATTN_HG];
-				isa->dot_f32_rows(kv, ql[0], kvl, nh, kvl, dl);
-				isa->dot_f32_rows(kv + kvl, qh[0] + nope, qd, nh, rope, dr);
-				for (int i = 0; i < nh; i++)
-					sc[i][s] = (dl[i] + dr[i]) * m->softmax_scale;
-				continue;
-			}
-			for (int i = 0; i < nh; i++) {
-				float dl = isa->dot_f32(ql[i], kv, kvl);
-				float dr = isa->dot_f32(qh[i] + nope, kv + kvl, rope);
-				sc[i][s] = (dl + dr) * m->softmax_scale;
-			}
+			float dl[ATTN_HG], dr[ATTN_HG];
+			isa->dot_f32_rows(kv, ql[0], kvl, nh, kvl, dl);
+			isa->dot_f32_rows(kv + kvl, qh[0] + nope, qd, nh, rope, dr);
+			for (int i = 0; i < nh; i++)
+				sc[i][s] = (dl[i] + dr[i]) * m->softmax_scale;
 		}
 		for (int i = 0; i < nh; i++) {
 			softmax_inplace(sc[i], S);
 			memset(lt[i], 0, sizeof(float) * kvl);
 		}
 		int s0 = 0;
-		if (isa->axpy4_f32)
-			for (; s0 + 4 <= S; s0 += 4) {
-				const float *xs[4] = {
-				    row_kv(m, t, a->layer, s0), row_kv(m, t, a->layer, s0 + 1),
-				    row_kv(m, t, a->layer, s0 + 2), row_kv(m, t, a->layer, s0 + 3)};
-				if (isa->axpy4_rows_f32) /* the group's rows of lat are consecutive */
-					isa->axpy4_rows_f32(lt[0], kvl, sc[0] + s0, m->o.max_seq,
-							    xs, nh, kvl);
-				else
-					for (int i = 0; i < nh; i++)
-						isa->axpy4_f32(lt[i], sc[i] + s0, xs, kvl);
-			}
+		for (; s0 + 4 <= S; s0 += 4) { /* the group's rows of lat are consecutive */
+			const float *xs[4] = {
+			    row_kv(m, t, a->layer, s0), row_kv(m, t, a->layer, s0 + 1),
+			    row_kv(m, t, a->layer, s0 + 2), row_kv(m, t, a->layer, s0 + 3)};
+			isa->axpy4_rows_f32(lt[0], kvl, sc[0] + s0, m->o.max_seq, xs, nh, kvl);
+		}
 		for (int s = s0; s < S; s++) {
 			const float *kv = row_kv(m, t, a->layer, s);
 			for (int i = 0; i < nh; i++)

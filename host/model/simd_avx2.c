@@ -420,25 +420,6 @@ static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
 			wp[(size_t)k * KERN_PW + i0 + i] = i < nr ? rows[(size_t)i * K + k] : 0.0f;
 }
 
-/* Four accumulators (32 floats a step), so a 256-long dot is a chain of 8 FMAs, not 32. */
-static float dot_f32_avx2(const float *a, const float *b, int n)
-{
-	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-	int k = 0;
-	for (; k + 32 <= n; k += 32) {
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
-		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), s2);
-		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), s3);
-	}
-	for (; k + 8 <= n; k += 8)
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-	float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-	for (; k < n; k++)
-		s += a[k] * b[k];
-	return s;
-}
-
 static inline __attribute__((always_inline)) void
 dot_f32_rows_m(const float *w, const float *x, int ldx, const int M, int n, float *acc)
 {
@@ -637,7 +618,6 @@ const struct kern_isa kern_isa_avx2 = {
     .tile_f32 = tile_f32_avx2,
     .tile_p16 = tile_p16_avx2,
     .pack_p16 = pack_p16_avx2,
-    .dot_f32 = dot_f32_avx2,
     .dot_f32_rows = dot_f32_rows_avx2,
     .axpy_f32 = axpy_f32_avx2,
     .axpy4_f32 = axpy4_f32_avx2,

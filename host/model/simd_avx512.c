@@ -270,23 +270,6 @@ static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, in
 				     x + (size_t)m * ldx, K, y + (size_t)m * ldy + j0);
 }
 
-static float dot_f32_avx512(const float *a, const float *b, int n)
-{
-	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
-	int k = 0;
-	for (; k + 32 <= n; k += 32) {
-		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
-		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(b + k + 16), s1);
-	}
-	for (; k < n; k += 16) {
-		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + k),
-				     _mm512_maskz_loadu_ps(mk, b + k), s0);
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-}
-
 static void axpy_f32_avx512(float *y, float a, const float *x, int n)
 {
 	__m512 va = _mm512_set1_ps(a);
@@ -335,7 +318,6 @@ const struct kern_isa kern_isa_avx512 = {
     .row_fp8 = row_fp8_avx512,
     .dec_fp8 = dec_fp8_avx512,
     .tile_f32 = tile_f32_avx512,
-    .dot_f32 = dot_f32_avx512,
     .axpy_f32 = axpy_f32_avx512,
     .roundtrip_fp8 = roundtrip_fp8_avx512,
 };
