@@ -695,28 +695,51 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 	return r;
 }
 
-/* bench --seqs B on a card engine: B sequences of prompt_len tokens prefilled in their slots,
- * then gen greedy steps that decode all B together (engine_ops.forward_seqs, as serve does);
- * one JSON object (or a line) with the modeled time of the decode steps: card busy + link (the
- * backend's clock) + the host's part per row (sampling over the logits, the embedding row, at
- * the modeled host rate), and the tokens per second that gives. 0, or a negative errno. */
+/* bench --seqs B: what serve --max-batch B runs. B sequences of prompt_len random tokens are
+ * prefilled one after another, each into its own cache, then gen greedy steps decode all B
+ * together in one forward a step (cli_seqs.h): every matrix read once for all rows, the MoE
+ * grouping the rows by expert. On the cpu engine (forward_rows, every row on the per-row path)
+ * the measured host wall time of the decode steps; on a card (forward_seqs) one JSON object (or a
+ * line) with their modeled time: card busy + link (the backend's clock) + the host's part per
+ * row (sampling over the logits, the embedding row, at the modeled host rate), and the tokens
+ * per second that gives. The same for B = 1 gives the baseline the ratios are taken against.
+ * 0, -ENOTSUP when the engine has no batched path for B sequences, or a negative errno. */
 static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct config *c)
 {
 	int B = a->seqs, r;
 	struct backend *be = card_engine_backend(m);
 	struct cli_seqs sq;
+	struct backend_stats s0 = {0}, s1 = {0};
+	double p0 = now_s();
 	if ((r = cli_seqs_open(&sq, m, c->vocab_size, B, a->prompt_len, a->gen)))
 		return r;
-	struct backend_stats s0, s1;
-	backend_stats(be, &s0);
-	double w0 = now_s();
+	double prefill = now_s() - p0, w0 = now_s();
+	if (be)
+		backend_stats(be, &s0);
 	for (int g = 0; g < a->gen && !r; g++)
 		r = cli_seqs_step(&sq);
 	double wall = now_s() - w0;
-	backend_stats(be, &s1);
+	if (be)
+		backend_stats(be, &s1);
 	cli_seqs_close(&sq);
 	if (r)
 		return r;
+	if (!be) { /* measured */
+		double step = wall / a->gen * 1e3;
+		if (a->json)
+			printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
+			       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
+			       "\"prefill_s\":%.3f}\n",
+			       a->backend, a->model, B, a->prompt_len, a->gen, m->threads, step,
+			       B / step * 1e3, prefill);
+		else
+			printf(
+			    "%d sequence%s decoded together: step %.3f ms, %.1f tok/s (measured, "
+			    "%d thread%s)\n",
+			    B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
+			    m->threads == 1 ? "" : "s");
+		return 0;
+	}
 	struct card_e2e hm;
 	card_host_model(c, backend_board(be), 1, 1, &hm);
 	double card = (double)(s1.busy_ns - s0.busy_ns) / 1e6 / a->gen;
@@ -734,41 +757,6 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		    "%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
 		    "host %.3f), %.1f tok/s modeled; %.1f s of host wall time\n",
 		    B, step, card, link, host, B / step * 1e3, wall);
-	return 0;
-}
-
-/* bench --seqs B on the cpu engine: what serve --max-batch B runs on it. B sequences of
- * prompt_len random tokens are prefilled one after another, each into its own KV cache (one
- * block, as serve's pool holds them), then gen greedy steps decode all B together: one
- * forward_rows of B rows per step (each matrix read once for all rows, the MoE grouping the rows
- * by expert, every row on the per-row path). The same for B = 1 gives the baseline the ratios
- * are taken against. Measured host wall time of the decode steps (not modeled). */
-static int bench_rows(const struct cli_opts *a, struct engine *m, const struct config *c)
-{
-	int B = a->seqs, r;
-	struct cli_seqs sq;
-	double p0 = now_s();
-	if ((r = cli_seqs_open(&sq, m, c->vocab_size, B, a->prompt_len, a->gen)))
-		return r;
-	double prefill = now_s() - p0, w0 = now_s();
-	for (int g = 0; g < a->gen && !r; g++)
-		r = cli_seqs_step(&sq);
-	double wall = now_s() - w0;
-	cli_seqs_close(&sq);
-	if (r)
-		return r;
-	double step = wall / a->gen * 1e3;
-	if (a->json)
-		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
-		       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
-		       "\"prefill_s\":%.3f}\n",
-		       a->backend, a->model, B, a->prompt_len, a->gen, m->threads, step,
-		       B / step * 1e3, prefill);
-	else
-		printf("%d sequence%s decoded together: step %.3f ms, %.1f tok/s (measured, %d "
-		       "thread%s)\n",
-		       B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
-		       m->threads == 1 ? "" : "s");
 	return 0;
 }
 
@@ -1073,15 +1061,13 @@ int cli_bench(int argc, char **argv)
 		return r;
 	res.t_load = now_s() - t0;
 	if (a.seqs) { /* the cpu engine's rows path, or a card's sequence slots */
-		if (cpu_rows ? !m.ops->forward_rows || !m.ops->kv_block_floats
-			     : !m.ops->forward_seqs || m.max_seqs < a.seqs) {
+		if ((r = bench_seqs(&a, &m, &ck.cfg)) == -ENOTSUP) {
 			fprintf(stderr,
 				"moecard: bench: --seqs %d: this engine decodes one sequence at a "
 				"time (its batched path is off)\n",
 				a.seqs);
 			r = 2;
-		} else if ((r = cpu_rows ? bench_rows(&a, &m, &ck.cfg)
-					 : bench_seqs(&a, &m, &ck.cfg))) {
+		} else if (r) {
 			r = fail_fwd(r);
 		}
 		engine_free(&m);
