@@ -51,6 +51,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_rms.h"
 #include "hls_strict.h"
 
 #ifndef __SYNTHESIS__
@@ -151,7 +152,9 @@ static uint32_t v_check_grp(const struct fp8_gemv_grp *g, int m)
 	uint32_t f = g->flags;
 	if ((f & ~FP8_GEMV_FLAGS_ALL) || ((f & FP8_GEMV_UE8M0) && (f & V_RAW)) ||
 	    ((f & FP8_GEMV_W_BF16) && (f & FP8_GEMV_SILU_MUL)) ||
-	    ((f & FP8_GEMV_RES_OUT) && !(f & FP8_GEMV_RESIDUAL)))
+	    ((f & FP8_GEMV_RES_OUT) && !(f & FP8_GEMV_RESIDUAL)) ||
+	    ((f & FP8_GEMV_RMSNORM) &&
+	     ((f & (FP8_GEMV_RESIDUAL | FP8_GEMV_ACCUM)) || (g->rw_off >> 32))))
 		return FP8_GEMV_E_FLAGS;
 	if (g->n < 1 || g->n > FP8_GEMV_MAX_N || g->k < 1 || g->k > FP8_GEMV_MAX_K ||
 	    (m > 1 && (g->ldx < g->k || g->ldy < g->n)))
@@ -179,6 +182,7 @@ static uint32_t v_check_bounds(const struct fp8_gemv_grp *g, int m, int L, uint6
 	if (v_outside(g->x_off, xs, act_bytes) || v_outside(g->y_off, ys, act_bytes) ||
 	    ((g->flags & FP8_GEMV_RESIDUAL) && v_outside(g->res_off, ys, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_ACCUM) && v_outside(g->rw_off, (uint64_t)m * 4, act_bytes)) ||
+	    ((g->flags & FP8_GEMV_RMSNORM) && v_outside(g->res_off, (uint64_t)g->k * 4, act_bytes)) ||
 	    v_outside(g->w_off, fp8_gemv_stripe_bytes((int)g->n, (int)g->k, L, g->flags),
 		      lane_bytes))
 		return FP8_GEMV_E_BOUNDS;
@@ -251,18 +255,44 @@ static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
 
 /* Loads the group's m rows of x once into xb: with ACT_F32 / W_BF16 the f32 bit patterns, else
  * quantized per 128 channels exactly as fp8_gemm's FP8_GEMM_X_F32 path (hls_quant.h: amax during
- * the load, then one quantizer pass) as E4M3 fixed-point values, with the scales in xsc. */
+ * the load, then one quantizer pass) as E4M3 fixed-point values, with the scales in xsc. With
+ * RMSNORM a first pass reads the row into xb and sums its squares (hls_rms.h), and the load pass
+ * takes the row from xb, normalized with the weight it reads in its place. */
 static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
 		     int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K], float xsc[FP8_GEMV_MAX_M][V_MAXKB])
 {
 	int K = (int)g->k, KB = v_cdiv(K, V_BK);
 	int raw = (g->flags & V_RAW) != 0, ue8m0 = (g->flags & FP8_GEMV_UE8M0) != 0;
+	int norm = (g->flags & FP8_GEMV_RMSNORM) != 0;
+	float eps = e4m3_bits_f32((uint32_t)g->rw_off);
 	float xf[V_BK];
 #pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16
 load_x_row:
 	for (int i = 0; i < m; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
 		const uint8_t *row = act + g->x_off + (uint64_t)i * g->ldx * 4;
+		float r = 0.0f;
+		if (norm) {
+			float p[HLS_RMS_P];
+#pragma HLS ARRAY_PARTITION variable=p complete
+			for (int j = 0; j < HLS_RMS_P; j++)
+				p[j] = 0.0f;
+		gemv_norm:
+			for (int b = 0; b < v_cdiv(K, V_LANES); b++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=2048
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMV_NORM);
+				for (int e = 0; e < V_LANES; e++) {
+					int k = b * V_LANES + e;
+					if (k < K) {
+						float v = v_rdf(row + (uint64_t)k * 4);
+						xb[i][k] = (int32_t)e4m3_f32_bits(v);
+						p[hls_rms_slot(k)] += v * v;
+					}
+				}
+			}
+			r = hls_rms_scale(hls_rms_reduce(p), K, eps);
+		}
 	load_x_kb:
 		for (int kb = 0; kb < KB; kb++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
@@ -274,7 +304,13 @@ load_x_row:
 				HLS_CNT(HLS_L_GEMV_LOAD_X);
 				for (int e = 0; e < V_LANES; e++) {
 					int k = b * V_LANES + e;
-					float v = k < kn ? v_rdf(row + (uint64_t)(k0 + k) * 4) : 0.0f;
+					float v = 0.0f;
+					if (k < kn && norm)
+						v = hls_rms_apply(
+						    e4m3_bits_f32((uint32_t)xb[i][k0 + k]), r,
+						    v_rdf(act + g->res_off + (uint64_t)(k0 + k) * 4));
+					else if (k < kn)
+						v = v_rdf(row + (uint64_t)(k0 + k) * 4);
 					xf[k] = v;
 					amax = hls_amax_step(amax, v);
 					if (raw && k < kn)
@@ -578,22 +614,30 @@ void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *
 
 /* ---- timing model ------------------------------------------------------------------------- */
 
-/* Cycles of the x stage of group g: its f32 rows through the activation bank (one burst per
- * row block), then the quantizer pass. Adds the loop counts. */
+/* Cycles of the x stage of group g: with RMSNORM the sum pass over its f32 rows, then the rows
+ * (or the norm's weight) through the activation bank (one burst per row block), then the
+ * quantizer pass. Adds the loop counts. */
 static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g, int m,
 			 struct fp8_gemv_cost *c)
 {
 	int beat = b->axi_bits / 8, lanes = beat / 4, K = (int)g->k;
-	uint64_t beats = (uint64_t)m * hls_cdiv64((uint64_t)K * 4, beat), q = 0;
+	uint64_t beats = (uint64_t)m * hls_cdiv64((uint64_t)K * 4, beat), q = 0, cyc = 0;
+	uint64_t xbytes = (uint64_t)m * K * 4;
 	if (!(g->flags & V_RAW)) {
 		for (int k0 = 0; k0 < K; k0 += V_BK)
 			q += hls_cdiv64((uint64_t)v_min(V_BK, K - k0), lanes);
 		q *= m;
 	}
+	if (g->flags & FP8_GEMV_RMSNORM) { /* the sum pass reads x; the load pass then the weight */
+		uint64_t nb = (uint64_t)m * hls_cdiv64((uint64_t)K, lanes);
+		c->it[HLS_L_GEMV_NORM] += nb;
+		c->act_bytes += xbytes;
+		cyc += b->mem_latency + hls_max64(nb, hls_mem_cycles(b, xbytes));
+	}
 	c->it[HLS_L_GEMV_LOAD_X] += beats;
 	c->it[HLS_L_GEMV_QUANT] += q;
-	c->act_bytes += (uint64_t)m * K * 4;
-	return b->mem_latency + hls_max64(beats, hls_mem_cycles(b, (uint64_t)m * K * 4)) + q;
+	c->act_bytes += xbytes;
+	return cyc + b->mem_latency + hls_max64(beats, hls_mem_cycles(b, xbytes)) + q;
 }
 
 /* Cycles of one tile of `rows` rows on its lane: the PE takes one beat per cycle (codes of every

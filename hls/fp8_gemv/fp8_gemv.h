@@ -42,7 +42,12 @@
  *     p_k = f32(x[m,k] * bf16(w[n,k])) and no scale (t = P). No SILU_MUL, no scales stored.
  * Epilogue, per output element, in this order (f32): v = acc, or silu(acc_gate) * acc_up with
  *   SILU_MUL (hls_siluf); v = y_old + rw[m] * v with ACCUM; v = v + res[m][n] with RESIDUAL; y = v.
- *   (fp8_gemm's order.) y is f32 [m][ldy]; res may alias y. With RES_OUT (RESIDUAL only) the
+ *   (fp8_gemm's order.) y is f32 [m][ldy]; res may alias y.
+ * Input stage: with FP8_GEMV_RMSNORM each row of x is first normalized by hls_rms.h's rule
+ *   (the vec_ops RMSNORM op's sums, scale and products, bit for bit), then used or quantized as
+ *   above: the same y as an RMSNORM command writing xn followed by the GEMV on xn. The norm's
+ *   weight (f32 [k]) sits at res_off and eps (f32 bits) in the low word of rw_off, so the flag
+ *   excludes RESIDUAL and ACCUM. With RES_OUT (RESIDUAL only) the
  *   last step writes res = v + res instead of y (y is read by ACCUM, not written): the MoE's last
  *   routed down adds the finished sum of its row into the residual stream, bit-identical to a
  *   RESIDUAL_ADD x + ffn after the downs (f32 addition commutes). Its output range is res.
@@ -69,7 +74,10 @@
 #define FP8_GEMV_UE8M0 0x20u	/* quantize-inside rounds scales up to powers of two */
 #define FP8_GEMV_RES_OUT                                                                           \
 	0x40u /* with RESIDUAL: the result goes to res (res += v), y is only read */
-#define FP8_GEMV_FLAGS_ALL 0x7Fu
+#define FP8_GEMV_RMSNORM                                                                           \
+	0x80u /* x is normalized in the loader: xn = (x * rsqrt(mean(x^2) + eps)) * w, w f32 [k]
+		 at res_off, eps the f32 bits in rw_off's low word (not with RESIDUAL or ACCUM) */
+#define FP8_GEMV_FLAGS_ALL 0xFFu
 
 /* One group: 64 bytes, little-endian, in the activation bank. Offsets are bytes from the start
  * of the bank the field names. */

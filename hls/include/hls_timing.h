@@ -78,6 +78,7 @@ enum hls_loop {
 	HLS_L_ATTN_STORE,   /* mla_attn: one beat of output (normalization) */
 	HLS_L_APPEND,	    /* mla_attn append: one beat of record written */
 	HLS_L_GEMV_TABLE,   /* fp8_gemv: one group-table entry (one 64-byte beat) read */
+	HLS_L_GEMV_NORM,    /* fp8_gemv RMSNORM: one beat of an x row's sum of squares */
 	HLS_L_GEMV_LOAD_X,  /* fp8_gemv: one AXI beat of an f32 x row (once per group) */
 	HLS_L_GEMV_QUANT,   /* fp8_gemv: quantize-inside, one beat of lanes of x */
 	HLS_L_GEMV_LOAD_S,  /* fp8_gemv: one beat of a tile's weight-scale row (per lane) */

@@ -11,6 +11,7 @@
 #include "gemv_check.h"
 #include "hls_math.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls/vec_ops/vec_ops.h"
 
 /* data kinds */
 enum { K_RANDOM, K_NANCODES, K_NANX, K_INFX, K_INFSCALE, K_N };
@@ -418,7 +419,9 @@ static void errors(void)
 		int field; /* which field to break */
 		uint64_t val;
 	} bad[] = {
-	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, 0x80},
+	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, 0x100},
+	    {"RMSNORM with ACCUM", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RMSNORM | FP8_GEMV_ACCUM},
+	    {"RMSNORM with RESIDUAL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RMSNORM | FP8_GEMV_RESIDUAL},
 	    {"RES_OUT without RESIDUAL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RES_OUT},
 	    {"UE8M0 with ACT_F32", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_ACT_F32},
 	    {"UE8M0 with W_BF16", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_UE8M0 | FP8_GEMV_W_BF16},
@@ -540,8 +543,70 @@ static void errors(void)
 	free(act.p);
 }
 
+/* RMSNORM in the x loader: a group on x with the flag writes the same y, bit for bit, as an
+ * RMSNORM command (vec_ops) writing xn followed by the same group on xn without it; and a group
+ * that puts eps out of its word, or its norm weight outside the bank, is refused. */
+static void norm_fold(int N, int K, int L, int m, uint32_t flags)
+{
+	struct mat a;
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	int ld = K + 3;
+	float eps = 1e-6f, *x = malloc((size_t)m * ld * 4), *xn = malloc((size_t)m * ld * 4);
+	float *w = malloc((size_t)K * 4);
+	mat_make(&a, N, K, flags, K_RANDOM);
+	for (int i = 0; i < m * ld; i++) /* rows of different sizes; xn's padding stays 0 */
+		x[i] = gv_sym(i % 7 == 0 ? 40.0f : 3.0f) * (float)(1 + i / ld);
+	memset(xn, 0, (size_t)m * ld * 4);
+	for (int k = 0; k < K; k++)
+		w[k] = 0.5f + gv_unif();
+	CHECK_EQ(vec_ops(VEC_OP_RMSNORM, x, w, xn, NULL, NULL, NULL, m, K, ld, ld, eps, 0, 0, 0), 0,
+		 "vec_ops RMSNORM");
+	uint64_t tab = gv_alloc(&act, 128), xo = gv_alloc(&act, (uint64_t)m * ld * 4);
+	uint64_t xno = gv_alloc(&act, (uint64_t)m * ld * 4), wo_n = gv_alloc(&act, (uint64_t)K * 4);
+	uint64_t y1 = gv_alloc(&act, (uint64_t)m * N * 4), y2 = gv_alloc(&act, (uint64_t)m * N * 4);
+	gv_put_f32(&act, xo, x, (size_t)m * ld);
+	gv_put_f32(&act, xno, xn, (size_t)m * ld);
+	gv_put_f32(&act, wo_n, w, (size_t)K);
+	gv_lanes_init(&ln, L, 128 + fp8_gemv_stripe_bytes(N, K, L, flags));
+	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, flags);
+	uint32_t eb;
+	memcpy(&eb, &eps, 4);
+	struct fp8_gemv_grp g[2];
+	g[0] = gv_grp(wo, xno, y1, 0, 0, N, K, ld, N, flags);
+	g[1] = gv_grp(wo, xo, y2, wo_n, eb, N, K, ld, N, flags | FP8_GEMV_RMSNORM);
+	memcpy(act.p + tab, g, sizeof g);
+	const uint8_t *const *lanes = (const uint8_t *const *)ln.p;
+	uint32_t rc = fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 2, m);
+	CHECK(rc == 0 && !memcmp(act.p + y1, act.p + y2, (size_t)m * N * 4),
+	      "RMSNORM folded: N=%d K=%d L=%d m=%d flags=0x%x: rc %u, y %s", N, K, L, m, flags, rc,
+	      rc ? "-" : "differs from RMSNORM then GEMV");
+	struct fp8_gemv_grp bad = g[1];
+	bad.rw_off |= 1ull << 32;
+	memcpy(act.p + tab, &bad, sizeof bad);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_FLAGS,
+		 "RMSNORM: rw_off's high word must be 0");
+	bad = g[1];
+	bad.res_off = act.size - (uint64_t)K * 4 + 4;
+	memcpy(act.p + tab, &bad, sizeof bad);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_BOUNDS,
+		 "RMSNORM: the norm weight outside the bank");
+	gv_lanes_free(&ln);
+	mat_free(&a);
+	free(act.p);
+	free(x);
+	free(xn);
+	free(w);
+}
+
 int main(void)
 {
+	norm_fold(64, 1024, 32, 1, 0);
+	norm_fold(37, 300, 8, 3, 0);
+	norm_fold(37, 300, 8, 2, FP8_GEMV_UE8M0);
+	norm_fold(100, 129, 3, 4, FP8_GEMV_ACT_F32);
+	norm_fold(50, 2049, 32, 1, FP8_GEMV_SILU_MUL);
+	norm_fold(20, 512, 4, 2, FP8_GEMV_W_BF16);
 	suite();
 	moe_downs(32, 1, 0, 0);
 	moe_downs(32, 1, 0, 1);

@@ -27,8 +27,12 @@ static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t 
 		ln.used = wo + fp8_gemv_stripe_bytes(N, K, L, fl[g]);
 		uint64_t xo = gv_alloc(&act, (uint64_t)m * K * 4);
 		uint64_t yo = gv_alloc(&act, (uint64_t)m * N * 4);
-		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4);
-		tab[g] = gv_grp(wo, xo, yo, yo, rwo, N, K, K, N, fl[g]);
+		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4), ro = yo;
+		if (fl[g] & FP8_GEMV_RMSNORM) { /* the norm weight; eps 0 */
+			ro = gv_alloc(&act, (uint64_t)K * 4);
+			rwo = 0;
+		}
+		tab[g] = gv_grp(wo, xo, yo, ro, rwo, N, K, K, N, fl[g]);
 	}
 	memcpy(act.p + to, tab, sizeof(struct fp8_gemv_grp) * ng);
 	struct fp8_gemv_cost c;
@@ -55,13 +59,16 @@ static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t 
 static void count_grid(void)
 {
 	static const int nks[][2] = {{1, 1}, {8, 128}, {100, 300}, {1000, 129}, {13, 64}};
-	static const uint32_t fls[] = {0, FP8_GEMV_ACT_F32 | FP8_GEMV_RESIDUAL,
+	static const uint32_t fls[] = {0,
+				       FP8_GEMV_ACT_F32 | FP8_GEMV_RESIDUAL,
 				       FP8_GEMV_SILU_MUL | FP8_GEMV_ACCUM | FP8_GEMV_UE8M0,
-				       FP8_GEMV_W_BF16 | FP8_GEMV_ACCUM};
+				       FP8_GEMV_W_BF16 | FP8_GEMV_ACCUM,
+				       FP8_GEMV_RMSNORM,
+				       FP8_GEMV_RMSNORM | FP8_GEMV_ACT_F32 | FP8_GEMV_SILU_MUL};
 	static const int Ls[] = {1, 3, 32};
 	int before = tc_failed, cases = 0;
 	for (int s = 0; s < 5; s++)
-		for (int f = 0; f < 4; f++)
+		for (int f = 0; f < 6; f++)
 			for (int l = 0; l < 3; l++)
 				for (int m = 1; m <= 3; m += 2) {
 					count_case(Ls[l], m, 1, &nks[s], &fls[f]);
@@ -69,7 +76,8 @@ static void count_grid(void)
 				}
 	/* multi-group tables: shapes and modes mixed in one command */
 	static const int t1[][2] = {{1536, 256}, {576, 256}, {64, 128}};
-	static const uint32_t f1[] = {0, FP8_GEMV_UE8M0, FP8_GEMV_ACT_F32};
+	static const uint32_t f1[] = {FP8_GEMV_RMSNORM, FP8_GEMV_UE8M0 | FP8_GEMV_RMSNORM,
+				      FP8_GEMV_ACT_F32};
 	static const int t2[][2] = {{300, 200}, {300, 200}, {300, 200}, {17, 1000}};
 	static const uint32_t f2[] = {FP8_GEMV_ACCUM | FP8_GEMV_RESIDUAL, FP8_GEMV_ACCUM,
 				      FP8_GEMV_ACCUM, FP8_GEMV_W_BF16};

@@ -13,12 +13,12 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[HLS_L_N] = {
-    "gemm_load_w",  "gemm_load_x",  "gemm_load_xs", "gemm_quant",   "gemm_mac",	  "gemm_scale",
-    "gemm_store",   "vec_read",	    "vec_write",    "vec_row",	    "attn_load",  "attn_score",
-    "attn_softmax", "attn_acc",	    "attn_store",   "append_write", "gemv_table", "gemv_load_x",
-    "gemv_quant",   "gemv_load_s",  "gemv_mac",	    "gemv_store",   "latt_q",	  "latt_load",
-    "latt_score",   "latt_softmax", "latt_acc",	    "latt_weight",  "latt_merge", "latt_qquant",
-    "latt_iscore",  "latt_wquant",  "latt_iacc"};
+    "gemm_load_w",  "gemm_load_x", "gemm_load_xs", "gemm_quant",   "gemm_mac",	  "gemm_scale",
+    "gemm_store",   "vec_read",	   "vec_write",	   "vec_row",	   "attn_load",	  "attn_score",
+    "attn_softmax", "attn_acc",	   "attn_store",   "append_write", "gemv_table",  "gemv_norm",
+    "gemv_load_x",  "gemv_quant",  "gemv_load_s",  "gemv_mac",	   "gemv_store",  "latt_q",
+    "latt_load",    "latt_score",  "latt_softmax", "latt_acc",	   "latt_weight", "latt_merge",
+    "latt_qquant",  "latt_iscore", "latt_wquant",  "latt_iacc",	   "latt_bcast"};
 
 static int tc_passed, tc_failed;
 

@@ -14,6 +14,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_rms.h"
 #include "hls_strict.h"
 
 #ifndef __SYNTHESIS__
@@ -22,17 +23,15 @@
 #endif
 
 #define V_P (VEC_ILV * VEC_LANES)
+_Static_assert(VEC_LANES == HLS_RMS_LANES && VEC_ILV == HLS_RMS_ILV,
+	       "vec_ops' reductions are hls_rms.h's (the GEMV's folded norm matches RMSNORM)");
 
 static int v_cdiv(int a, int b) { return (a + b - 1) / b; }
 
 /* Fixed-order sum of the partials (halving tree). */
 static float vec_reduce_sum(float p[V_P])
 {
-reduce_sum:
-	for (int half = V_P / 2; half >= 1; half /= 2)
-		for (int i = 0; i < half; i++)
-			p[i] = p[i] + p[i + half];
-	return p[0];
+	return hls_rms_reduce(p);
 }
 
 /* Sum of squares (ss = 1) or of e^(a - mx) (ss = 0) over a row, lane-structured. */
@@ -222,7 +221,7 @@ vec_row:
 		if (op == VEC_OP_RMSNORM) {
 			float ss = vec_row_sum(ar, n, 1, 0.0f);
 			HLS_CNT(HLS_L_VEC_ROW);
-			k1 = hls_rsqrtf(ss / (float)n + eps);
+			k1 = hls_rms_scale(ss, n, eps);
 		} else if (op == VEC_OP_SOFTMAX) {
 			k2 = vec_row_max(ar, n);
 			float s = vec_row_sum(ar, n, 0, k2);
@@ -269,7 +268,7 @@ vec_row:
 					continue;
 				switch (op) {
 				case VEC_OP_RMSNORM:
-					yr[i] = (ar[i] * k1) * br[i];
+					yr[i] = hls_rms_apply(ar[i], k1, br[i]);
 					break;
 				case VEC_OP_ROPE:
 					if ((i & 1) == 0) {

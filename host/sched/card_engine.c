@@ -578,9 +578,11 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
 	float eps = (float)c->rms_norm_eps;
 	uint32_t qd = (uint32_t)(nope + rope);
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm", e->x, 0, L->in_norm, e->xn, 1,
-		       (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
-	TRY(card_barrier(e));
+	if (!e->gv) { /* the GEMV CU normalizes in its loader (FP8_GEMV_RMSNORM) */
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm", e->x, 0, L->in_norm, e->xn, 1,
+			       (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
+		TRY(card_barrier(e));
+	}
 	if (e->gv)
 		TRY(card_mla_gemv(e, L, GV_QKV_A));
 	else if (ql > 0)
@@ -590,7 +592,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	if (!e->gv)
 		TRY(card_gemm(e, "kv_a_proj", e->xn, &L->kv_a, e->kva, 0, 0, 0, 0, 0, 0));
 	TRY(card_barrier(e));
-	if (ql > 0)
+	if (ql > 0 && !e->gv)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm", e->qa, 0, L->q_a_norm, e->qa, 1,
 			       (uint32_t)ql, 0, 0, 0, eps, 0));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm", e->kva, 0, L->kv_a_norm, e->kvrow, 1,

@@ -330,6 +330,19 @@ static void gv_add(const struct ee *e, struct gvtab *t, const struct smat *m, ui
 	g->lane0 = m->lane0;
 }
 
+/* The last group added normalizes its x rows in the loader (FP8_GEMV_RMSNORM) with the norm
+ * weight at w: the RMSNORM command before it is folded away. */
+static void gv_norm_last(const struct ee *e, struct gvtab *t, uint64_t w)
+{
+	struct fp8_gemv_grp *g = &t->g[t->ng - 1];
+	float eps = (float)e->c->rms_norm_eps;
+	uint32_t eb;
+	memcpy(&eb, &eps, sizeof eb);
+	g->flags |= FP8_GEMV_RMSNORM;
+	g->res_off = ABI_ADDR_OFF(w);
+	g->rw_off = eb;
+}
+
 static int gv_write(struct ee *e, const struct gvtab *t)
 {
 	return card_write(e, t->addr, t->g, (size_t)t->ng * sizeof *t->g);
@@ -380,12 +393,17 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	TRY(gv_tab(e, &g->t_ukt, H));
 	TRY(gv_tab(e, &g->t_uv, H));
 	TRY(gv_tab(e, &g->t_o, 1));
+	/* input_layernorm and q_a_layernorm run in the loaders of the GEMVs that read them */
 	if (ql > 0)
-		gv_add(e, &g->t_qkva, &g->qa, e->xn, e->qa, 0, 0, 0);
+		gv_add(e, &g->t_qkva, &g->qa, e->x, e->qa, 0, 0, 0);
 	else
-		gv_add(e, &g->t_qkva, &g->qb, e->xn, e->q, 0, 0, 0);
-	gv_add(e, &g->t_qkva, &g->kva, e->xn, e->kva, 0, 0, 0);
+		gv_add(e, &g->t_qkva, &g->qb, e->x, e->q, 0, 0, 0);
+	gv_norm_last(e, &g->t_qkva, L->in_norm);
+	gv_add(e, &g->t_qkva, &g->kva, e->x, e->kva, 0, 0, 0);
+	gv_norm_last(e, &g->t_qkva, L->in_norm);
 	gv_add(e, &g->t_qb, &g->qb, e->qa, e->q, 0, 0, 0);
+	if (ql > 0)
+		gv_norm_last(e, &g->t_qb, L->q_a_norm);
 	for (int h = 0; h < H; h++) {
 		gv_add(e, &g->t_ukt, &g->ukt[h], e->q + 4 * (uint64_t)h * qd,
 		       e->qcat + 4 * (uint64_t)h * row, 0, 0, FP8_GEMV_ACT_F32);
@@ -698,13 +716,18 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	TRY(gv_tab(e, &g->r_ukt, H));
 	TRY(gv_tab(e, &g->r_uv, H));
 	TRY(gv_tab(e, &g->r_o, 1));
+	/* input_layernorm and q_a_layernorm folded into the loaders, as in the decode tables */
 	if (ql > 0) {
-		gv_add_rows(e, &g->r_qkva, &g->qa, pf->xn, uD, pf->qa, (uint32_t)ql, 0, 0);
+		gv_add_rows(e, &g->r_qkva, &g->qa, pf->x, uD, pf->qa, (uint32_t)ql, 0, 0);
+		gv_norm_last(e, &g->r_qkva, L->in_norm);
 		gv_add_rows(e, &g->r_qb, &g->qb, pf->qa, (uint32_t)ql, pf->q, uH * qd, 0, 0);
+		gv_norm_last(e, &g->r_qb, L->q_a_norm);
 	} else {
-		gv_add_rows(e, &g->r_qkva, &g->qb, pf->xn, uD, pf->q, uH * qd, 0, 0);
+		gv_add_rows(e, &g->r_qkva, &g->qb, pf->x, uD, pf->q, uH * qd, 0, 0);
+		gv_norm_last(e, &g->r_qkva, L->in_norm);
 	}
-	gv_add_rows(e, &g->r_qkva, &g->kva, pf->xn, uD, pf->kva, (uint32_t)row, 0, 0);
+	gv_add_rows(e, &g->r_qkva, &g->kva, pf->x, uD, pf->kva, (uint32_t)row, 0, 0);
+	gv_norm_last(e, &g->r_qkva, L->in_norm);
 	for (int h = 0; h < H; h++) {
 		gv_add_rows(e, &g->r_ukt, &g->ukt[h], pf->q + 4 * (uint64_t)h * qd, uH * qd,
 			    pf->qcat + 4 * (uint64_t)h * row, uH * row, 0, FP8_GEMV_ACT_F32);

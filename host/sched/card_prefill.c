@@ -299,9 +299,11 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	float eps = (float)c->rms_norm_eps;
 	if (gv)
 		TRY(card_gemv_rows_tables(e, L));
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm (rows)", pf->x, 0, L->in_norm, pf->xn, R,
-		       (uint32_t)D, 0, 0, 0, eps, 0));
-	TRY(card_barrier(e));
+	if (!gv) { /* the GEMV rows normalize in their loader (FP8_GEMV_RMSNORM) */
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm (rows)", pf->x, 0, L->in_norm,
+			       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
+		TRY(card_barrier(e));
+	}
 	if (gv) {
 		TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
 	} else {
@@ -312,7 +314,7 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		TRY(pf_gemm(e, "kv_a_proj (rows)", pf->xn, &L->kv_a, pf->kva, 0, T));
 	}
 	TRY(card_barrier(e));
-	if (ql > 0)
+	if (ql > 0 && !gv)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
 			       pf->qa, R, (uint32_t)ql, 0, 0, 0, eps, 0));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
