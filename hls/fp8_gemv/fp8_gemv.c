@@ -237,6 +237,17 @@ check_table:
 	return xs > (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K ? FP8_GEMV_E_ARGS : 0;
 }
 
+/* Whether group b loads the same x as group a (the same rows, the same loader mode and norm):
+ * the x buffer then already holds it, and b's loader does not run. */
+static int v_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b)
+{
+	uint32_t mode = V_RAW | FP8_GEMV_UE8M0 | FP8_GEMV_RMSNORM;
+	if (a->x_off != b->x_off || a->ldx != b->ldx || a->k != b->k ||
+	    (a->flags & mode) != (b->flags & mode))
+		return 0;
+	return !(a->flags & FP8_GEMV_RMSNORM) || (a->res_off == b->res_off && a->rw_off == b->rw_off);
+}
+
 /* Reads table entry p (64 bytes, little-endian) into g. */
 static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
 {
@@ -256,8 +267,8 @@ static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
 /* Loads the group's m rows of x once into xb: with ACT_F32 / W_BF16 the f32 bit patterns, else
  * quantized per 128 channels exactly as fp8_gemm's FP8_GEMM_X_F32 path (hls_quant.h: amax during
  * the load, then one quantizer pass) as E4M3 fixed-point values, with the scales in xsc. With
- * RMSNORM a first pass reads the row into xb and sums its squares (hls_rms.h), and the load pass
- * takes the row from xb, normalized with the weight it reads in its place. */
+ * RMSNORM a first pass reads the row into xb and sums its squares (hls_rms.h), reading the norm's
+ * weight into gw with the first row, and the load pass takes the row from xb, normalized. */
 static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
 		     int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K], float xsc[FP8_GEMV_MAX_M][V_MAXKB])
 {
@@ -265,6 +276,7 @@ static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
 	int raw = (g->flags & V_RAW) != 0, ue8m0 = (g->flags & FP8_GEMV_UE8M0) != 0;
 	int norm = (g->flags & FP8_GEMV_RMSNORM) != 0;
 	float eps = e4m3_bits_f32((uint32_t)g->rw_off);
+	V_XBUF float gw[FP8_GEMV_MAX_K]; /* the norm's weight, read with the first row */
 	float xf[V_BK];
 #pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16
 load_x_row:
@@ -288,6 +300,9 @@ load_x_row:
 						float v = v_rdf(row + (uint64_t)k * 4);
 						xb[i][k] = (int32_t)e4m3_f32_bits(v);
 						p[hls_rms_slot(k)] += v * v;
+						if (i == 0)
+							gw[k] = v_rdf(act + g->res_off +
+								      (uint64_t)k * 4);
 					}
 				}
 			}
@@ -308,7 +323,7 @@ load_x_row:
 					if (k < kn && norm)
 						v = hls_rms_apply(
 						    e4m3_bits_f32((uint32_t)xb[i][k0 + k]), r,
-						    v_rdf(act + g->res_off + (uint64_t)(k0 + k) * 4));
+						    gw[k0 + k]);
 					else if (k < kn)
 						v = v_rdf(row + (uint64_t)(k0 + k) * 4);
 					xf[k] = v;
@@ -515,7 +530,8 @@ gemv_table:
 gemv_group:
 	for (int g = 0; g < ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-		v_load_x(act, &tab[g], m, xb, xsc);
+		if (g == 0 || !v_same_x(&tab[g - 1], &tab[g]))
+			v_load_x(act, &tab[g], m, xb, xsc);
 	gemv_lane:
 		for (int l = 0; l < L; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
@@ -614,30 +630,32 @@ void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *
 
 /* ---- timing model ------------------------------------------------------------------------- */
 
-/* Cycles of the x stage of group g: with RMSNORM the sum pass over its f32 rows, then the rows
- * (or the norm's weight) through the activation bank (one burst per row block), then the
- * quantizer pass. Adds the loop counts. */
+/* Cycles of the x stage of group g: its f32 rows through the activation bank (one burst per
+ * row block; with RMSNORM the sum pass reads them and the norm's weight, and the load pass
+ * normalizes on chip), then the quantizer pass. Adds the loop counts. */
 static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g, int m,
 			 struct fp8_gemv_cost *c)
 {
 	int beat = b->axi_bits / 8, lanes = beat / 4, K = (int)g->k;
-	uint64_t beats = (uint64_t)m * hls_cdiv64((uint64_t)K * 4, beat), q = 0, cyc = 0;
+	uint64_t beats = (uint64_t)m * hls_cdiv64((uint64_t)K * 4, beat), q = 0;
 	uint64_t xbytes = (uint64_t)m * K * 4;
 	if (!(g->flags & V_RAW)) {
 		for (int k0 = 0; k0 < K; k0 += V_BK)
 			q += hls_cdiv64((uint64_t)v_min(V_BK, K - k0), lanes);
 		q *= m;
 	}
-	if (g->flags & FP8_GEMV_RMSNORM) { /* the sum pass reads x; the load pass then the weight */
-		uint64_t nb = (uint64_t)m * hls_cdiv64((uint64_t)K, lanes);
-		c->it[HLS_L_GEMV_NORM] += nb;
-		c->act_bytes += xbytes;
-		cyc += b->mem_latency + hls_max64(nb, hls_mem_cycles(b, xbytes));
-	}
 	c->it[HLS_L_GEMV_LOAD_X] += beats;
 	c->it[HLS_L_GEMV_QUANT] += q;
+	if (g->flags & FP8_GEMV_RMSNORM) {
+		/* the sum pass reads the rows and the weight; the load pass works on chip */
+		uint64_t nb = (uint64_t)m * hls_cdiv64((uint64_t)K, lanes);
+		uint64_t ub = xbytes + (uint64_t)K * 4;
+		c->it[HLS_L_GEMV_NORM] += nb;
+		c->act_bytes += ub;
+		return b->mem_latency + hls_max64(nb, hls_mem_cycles(b, ub)) + beats + q;
+	}
 	c->act_bytes += xbytes;
-	return cyc + b->mem_latency + hls_max64(beats, hls_mem_cycles(b, xbytes)) + q;
+	return b->mem_latency + hls_max64(beats, hls_mem_cycles(b, xbytes)) + q;
 }
 
 /* Cycles of one tile of `rows` rows on its lane: the PE takes one beat per cycle (codes of every
@@ -699,7 +717,9 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 		    (uint64_t)m * ((uint64_t)(geo.nt - 1) * hls_cdiv64(V_R * 4, beat) +
 				   hls_cdiv64((uint64_t)rows_last * 4, beat));
 		/* the x loader's bursts follow each other: the first group's pays the latency */
-		uint64_t xg = v_cost_x(b, gr, m, c) - (g ? (uint64_t)b->mem_latency : 0);
+		uint64_t xg = g && v_same_x(&tab[g - 1], gr)
+				  ? 0 /* the x buffer holds it already */
+				  : v_cost_x(b, gr, m, c) - (g ? (uint64_t)b->mem_latency : 0);
 		x_at += xg;
 		/* each lane: its tiles of this group back to back once it and the x are ready */
 		for (int l = 0; l < L; l++) {

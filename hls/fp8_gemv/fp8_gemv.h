@@ -26,6 +26,8 @@
  * Every lane runs the groups in table order and, inside a group, its tiles in ascending order;
  * the lanes run free of each other (each streams its own tiles back to back; the x of every
  * group of the command is held on chip, at most FP8_GEMV_MAX_M x FP8_GEMV_MAX_K values in all).
+ * A group whose x is its predecessor's (the same x_off, ldx, k, loader mode and norm: the MoE's
+ * gate|up groups, q_a and kv_a) reuses it: its x is loaded once.
  * Groups whose outputs overlap must have the same lane0, so an output row is written by one lane
  * (with m > 1 and one ldy, the outputs overlap where a row of one group meets a row of the other:
  * the heads of a rows command interleave their rows with any lane0) and groups that accumulate into the same y (FP8_GEMV_ACCUM: the MoE downs) add in table order,

@@ -10,8 +10,9 @@
 #include "timing_check.h"
 #include "gemv_check.h"
 
-/* Runs one command of ng groups (shapes nk[g], flags fl[g]) on zero data and compares counts. */
-static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t *fl)
+/* Runs one command of ng groups (shapes nk[g], flags fl[g]) on zero data and compares counts;
+ * with share_x set every group reads the first group's x (and norm weight). */
+static void count_case_x(int L, int m, int ng, const int (*nk)[2], const uint32_t *fl, int share_x)
 {
 	struct gv_act act = {0};
 	struct gv_lanes ln;
@@ -25,12 +26,17 @@ static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t 
 		int N = nk[g][0], K = nk[g][1];
 		uint64_t wo = (ln.used + 63) & ~(uint64_t)63;
 		ln.used = wo + fp8_gemv_stripe_bytes(N, K, L, fl[g]);
-		uint64_t xo = gv_alloc(&act, (uint64_t)m * K * 4);
+		static uint64_t xo0, ro0;
+		uint64_t xo = share_x && g ? xo0 : gv_alloc(&act, (uint64_t)m * K * 4);
 		uint64_t yo = gv_alloc(&act, (uint64_t)m * N * 4);
 		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4), ro = yo;
 		if (fl[g] & FP8_GEMV_RMSNORM) { /* the norm weight; eps 0 */
-			ro = gv_alloc(&act, (uint64_t)K * 4);
+			ro = share_x && g ? ro0 : gv_alloc(&act, (uint64_t)K * 4);
 			rwo = 0;
+		}
+		if (!g) {
+			xo0 = xo;
+			ro0 = ro;
 		}
 		tab[g] = gv_grp(wo, xo, yo, ro, rwo, N, K, K, N, fl[g]);
 	}
@@ -54,6 +60,11 @@ static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t 
 	}
 	gv_lanes_free(&ln);
 	free(act.p);
+}
+
+static void count_case(int L, int m, int ng, const int (*nk)[2], const uint32_t *fl)
+{
+	count_case_x(L, m, ng, nk, fl, 0);
 }
 
 static void count_grid(void)
@@ -85,6 +96,18 @@ static void count_grid(void)
 		for (int m = 1; m <= 4; m += 3) {
 			count_case(Ls[l], m, 3, t1, f1);
 			count_case(Ls[l], m, 4, t2, f2);
+			cases += 2;
+		}
+	/* groups sharing x (the MoE's gate|up, q_a and kv_a): loaded once, norm or not */
+	static const int t3[][2] = {{64, 1024}, {512, 1024}, {512, 1024}, {100, 1024}};
+	static const uint32_t f3[][4] = {{FP8_GEMV_RMSNORM | FP8_GEMV_W_BF16,
+					  FP8_GEMV_RMSNORM | FP8_GEMV_SILU_MUL,
+					  FP8_GEMV_RMSNORM | FP8_GEMV_SILU_MUL, FP8_GEMV_SILU_MUL},
+					 {0, FP8_GEMV_SILU_MUL, FP8_GEMV_UE8M0, FP8_GEMV_UE8M0}};
+	for (int l = 0; l < 3; l++)
+		for (int m = 1; m <= 4; m += 3) {
+			count_case_x(Ls[l], m, 4, t3, f3[0], 1);
+			count_case_x(Ls[l], m, 4, t3, f3[1], 1);
 			cases += 2;
 		}
 	printf("fp8_gemv: loop counts equal the model on %d of %d commands\n",

@@ -346,6 +346,9 @@ struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what)
 
 int card_barrier(struct ee *e)
 {
+	const struct ee_list *l = &e->list;
+	if (l->n && ABI_W0_OP(l->cmd[l->n - 1].hdr.word0) == ABI_OP_BARRIER)
+		return 0; /* one barrier orders as well as two in a row */
 	return card_cmd(e, ABI_OP_BARRIER, "barrier") ? 0 : -E2BIG;
 }
 
@@ -664,9 +667,22 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		TRY(card_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0,
 			      0, 0, 0));
 	TRY(card_barrier(e));
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm, e->xn,
-		       1, (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
+	if (card_post_norm(e, L))
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm,
+			       e->xn, 1, (uint32_t)c->hidden_size, 0, 0, 0, eps, 0));
 	return card_barrier(e);
+}
+
+/* Whether layer L's FFN needs xn written by a post_attention_layernorm command: the GEMV CU's
+ * FFN tables normalize x in their loaders (FP8_GEMV_RMSNORM), so only the fp8_gemm CUs and the
+ * host's router (a router off the card, the expert trace's look at this layer) read xn. */
+int card_post_norm(const struct ee *e, const struct ee_layer *L)
+{
+	if (!e->gv)
+		return 1;
+	if (!L->moe)
+		return 0;
+	return !e->gv_route || (e->xt && e->cur_layer < e->c->num_hidden_layers);
 }
 
 /* Dense FFN: x += down(silu(gate xn) * up xn). */
@@ -823,12 +839,12 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 {
 	int D = e->c->hidden_size;
 	e->cur_layer = -1;
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1, (uint32_t)D, 0,
-		       0, 0, (float)e->c->rms_norm_eps, 0));
-	if (e->gv_head && logits) { /* the head on the GEMV CU: only the logits come back */
-		TRY(card_barrier(e));
+	/* the head on the GEMV CU normalizes x in its loader: the command only when xn is read */
+	if (!e->gv_head || !logits || hidden)
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1,
+			       (uint32_t)D, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
+	if (e->gv_head && logits) /* the head on the GEMV CU: only the logits come back */
 		TRY(card_head_gemv(e, head != &e->w->lm_head));
-	}
 	TRY(card_flush(e));
 	double t0 = now_s();
 	int r = 0;

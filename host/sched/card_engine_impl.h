@@ -353,6 +353,7 @@ int card_vecop(struct ee *e, enum abi_op op, const char *what, uint64_t x, uint6
 int card_flush(struct ee *e);
 /* The lowering of one layer's MLA, dense FFN and MoE FFN into the list. */
 int card_mla(struct ee *e, const struct ee_layer *L, int p);
+int card_post_norm(const struct ee *e, const struct ee_layer *L);
 int card_dense(struct ee *e, const struct ee_layer *L);
 int card_moe(struct ee *e, struct ee_layer *L, const int *idx);
 

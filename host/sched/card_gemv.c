@@ -442,7 +442,8 @@ static int gv_moe_tables(struct ee *e, struct ee_layer *L, const struct layer_we
 		     NULL, NULL));
 	TRY(card_place(e, (int)e->act_bank, NULL, sizeof(float) * (size_t)E, &g->rlog));
 	TRY(gv_tab(e, &g->t_gate, 1));
-	gv_add(e, &g->t_gate, &g->gate, e->xn, g->rlog, 0, 0, 0);
+	gv_add(e, &g->t_gate, &g->gate, e->x, g->rlog, 0, 0, 0);
+	gv_norm_last(e, &g->t_gate, L->post_norm);
 	TRY(gv_write(e, &g->t_gate));
 	/* the correction bias (the dry what-if assumes one, as DeepSeek-V3 has) */
 	if (!lw || lw->e_score_correction_bias)
@@ -488,7 +489,8 @@ int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights
 				  NULL)) ||
 		    (r = gv_tab(e, &g->t_gu, 1)) || (r = gv_tab(e, &g->t_down, 1)))
 			goto fail;
-		gv_add(e, &g->t_gu, &g->gu, e->xn, e->hb[0], 0, 0, 0);
+		gv_add(e, &g->t_gu, &g->gu, e->x, e->hb[0], 0, 0, 0);
+		gv_norm_last(e, &g->t_gu, L->post_norm);
 		gv_add(e, &g->t_down, &g->down, e->hb[0], e->x, e->x, 0, FP8_GEMV_RESIDUAL);
 		if ((r = gv_write(e, &g->t_gu)) || (r = gv_write(e, &g->t_down)))
 			goto fail;
@@ -628,11 +630,14 @@ static void gv_fill_moe(const struct ee *e, struct ee_layer *L, const int *idx)
 	struct ee_gv_layer *g = &L->gv;
 	int k = e->c->num_experts_per_tok;
 	g->t_mgu.ng = g->t_mdn.ng = 0;
-	gv_add(e, &g->t_mgu, &g->shgu, e->xn, e->hb[0], 0, 0, 0);
+	/* post_attention_layernorm in the loaders (card_post_norm: the host router still gets xn) */
+	gv_add(e, &g->t_mgu, &g->shgu, e->x, e->hb[0], 0, 0, 0);
+	gv_norm_last(e, &g->t_mgu, L->post_norm);
 	gv_add(e, &g->t_mdn, &g->shdown, e->hb[0], e->ffn, 0, 0, 0);
 	for (int j = 0; j < k; j++) {
 		int x = idx ? idx[j] : 0, last = j == k - 1;
-		gv_add(e, &g->t_mgu, &g->exgu[x], e->xn, e->hb[j + 1], 0, 0, 0);
+		gv_add(e, &g->t_mgu, &g->exgu[x], e->x, e->hb[j + 1], 0, 0, 0);
+		gv_norm_last(e, &g->t_mgu, L->post_norm);
 		/* the last down adds each finished row of ffn into x (RES_OUT: x = ffn + x) */
 		gv_add(e, &g->t_mdn, &g->exdn[x], e->hb[j + 1], e->ffn, last ? e->x : 0,
 		       g->rout + 4 * (uint64_t)(k + j),
@@ -849,7 +854,9 @@ int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t err
 			  NULL)) ||
 	    (r = gv_tab(e, &e->t_head, 1)))
 		goto fail;
-	gv_add(e, &e->t_head, &e->head, e->xn, e->gv_logits, 0, 0, 0);
+	/* the final norm in the head's loader (ee_head keeps the command when the host wants xn) */
+	gv_add(e, &e->t_head, &e->head, e->x, e->gv_logits, 0, 0, 0);
+	gv_norm_last(e, &e->t_head, e->final_norm);
 	if ((r = gv_write(e, &e->t_head)))
 		goto fail;
 	e->mtp_head = e->head;
@@ -859,7 +866,8 @@ int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t err
 		goto fail;
 	if ((r = gv_tab(e, &e->t_mtp_head, 1)))
 		goto fail;
-	gv_add(e, &e->t_mtp_head, &e->mtp_head, e->xn, e->gv_logits, 0, 0, 0);
+	gv_add(e, &e->t_mtp_head, &e->mtp_head, e->x, e->gv_logits, 0, 0, 0);
+	gv_norm_last(e, &e->t_mtp_head, e->mtp_head_norm);
 	if ((r = gv_write(e, &e->t_mtp_head)))
 		goto fail;
 	return 0;
