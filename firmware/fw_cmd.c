@@ -399,10 +399,13 @@ static uint32_t fw_dec_route(struct fw_dec *d)
 		REQUIRE(r->groups == 0, u.route.groups);
 	REQUIRE(fw_f32_finite(r->scale), u.route.scale);
 	REQUIRE((f & ABI_ROUTE_F_TABLES) || r->stride == 0, u.route.stride);
+	REQUIRE(r->rows <= ((f & ABI_ROUTE_F_TABLES) ? 1u : ABI_ROUTE_MAX_ROWS), u.route.rows);
+	REQUIRE(r->rsvd == 0, u.route.rsvd);
 	uint64_t tb = (f & ABI_ROUTE_F_TABLES) ? 2ull * (r->k + 1) * ABI_GEMV_GRP_BYTES : 0;
-	OPND(u.route.logit, (uint64_t)r->e * 4);
+	uint64_t n = r->rows ? r->rows : 1;
+	OPND(u.route.logit, n * r->e * 4);
 	OPND(u.route.bias, (f & ABI_ROUTE_F_BIAS) ? (uint64_t)r->e * 4 : 0);
-	OPND(u.route.out, (uint64_t)r->k * 8);
+	OPND(u.route.out, n * r->k * 8);
 	OPND(u.route.tmpl, tb);
 	OPND(u.route.tab, tb);
 	return ABI_ST_OK;

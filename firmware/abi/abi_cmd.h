@@ -282,6 +282,8 @@ struct abi_route {
 	uint32_t groups; /* [15:0] n_group, [31:16] topk_group (ABI_ROUTE_F_GROUPS), else 0 */
 	uint32_t flags;	 /* ABI_ROUTE_F_* = the kernel's MOE_ROUTE_* */
 	uint32_t scale;	 /* f32 bits: routed_scaling_factor, finite */
+	uint32_t rows;	 /* tokens routed: 0 or 1 = one; logit [rows][e], out [rows][2k] */
+	uint32_t rsvd;	 /* must be 0 */
 };
 #define ABI_ROUTE_F_SOFTMAX 0x01u
 #define ABI_ROUTE_F_BIAS 0x02u
@@ -292,6 +294,7 @@ struct abi_route {
 #define ABI_ROUTE_F_ALL 0x3Fu
 #define ABI_ROUTE_MAX_E 4096u
 #define ABI_ROUTE_MAX_K 64u
+#define ABI_ROUTE_MAX_ROWS 256u /* rows of one command (not with TABLES: one) */
 #define ABI_GEMV_MAX_GROUPS 512u
 #define ABI_GEMV_MAX_M 16u
 
@@ -327,7 +330,7 @@ static_assert(sizeof(struct abi_mla) == 48, "abi_mla is 48 bytes");
 static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
 static_assert(sizeof(struct abi_gemv) == 16, "abi_gemv is 16 bytes");
-static_assert(sizeof(struct abi_route) == 64, "abi_route is 64 bytes");
+static_assert(sizeof(struct abi_route) == 72, "abi_route is 72 bytes");
 static_assert(sizeof(struct abi_mla_lanes) == 56, "abi_mla_lanes is 56 bytes");
 #define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (q and p in E4M3, exact sums) */
 static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");

@@ -128,7 +128,7 @@ route_topk:
 
 int moe_route(const float *logit, const float *bias, uint8_t *out, const uint8_t *tmpl,
 	      uint8_t *tab, unsigned int stride, int E, int k, int G, int topk_group,
-	      unsigned int flags, float scale)
+	      unsigned int flags, float scale, int rows)
 {
 #pragma HLS INTERFACE m_axi port=logit bundle=gmem_a
 #pragma HLS INTERFACE m_axi port=bias bundle=gmem_a
@@ -142,16 +142,23 @@ int moe_route(const float *logit, const float *bias, uint8_t *out, const uint8_t
 #pragma HLS INTERFACE s_axilite port=topk_group
 #pragma HLS INTERFACE s_axilite port=flags
 #pragma HLS INTERFACE s_axilite port=scale
+#pragma HLS INTERFACE s_axilite port=rows
 #pragma HLS INTERFACE s_axilite port=return
 	int32_t idx[MOE_ROUTE_MAX_K];
 	float w[MOE_ROUTE_MAX_K];
 	if (moe_route_check(E, k, G, topk_group, flags) || !logit || !out ||
-	    ((flags & MOE_ROUTE_BIAS) && !bias) || ((flags & MOE_ROUTE_TABLES) && (!tmpl || !tab)))
+	    ((flags & MOE_ROUTE_BIAS) && !bias) || ((flags & MOE_ROUTE_TABLES) && (!tmpl || !tab)) ||
+	    rows < 1 || rows > ((flags & MOE_ROUTE_TABLES) ? 1 : MOE_ROUTE_MAX_ROWS))
 		return 1;
-	(void)moe_route_core(logit, bias, E, k, G, topk_group, flags & ~MOE_ROUTE_TABLES, scale,
-			     idx, w);
-	memcpy(out, idx, sizeof(int32_t) * (size_t)k);
-	memcpy(out + sizeof(int32_t) * (size_t)k, w, sizeof(float) * (size_t)k);
+route_row:
+	for (int r = 0; r < rows; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		uint8_t *o = out + (size_t)r * 8 * (size_t)k;
+		(void)moe_route_core(logit + (size_t)r * E, bias, E, k, G, topk_group,
+				     flags & ~MOE_ROUTE_TABLES, scale, idx, w);
+		memcpy(o, idx, sizeof(int32_t) * (size_t)k);
+		memcpy(o + sizeof(int32_t) * (size_t)k, w, sizeof(float) * (size_t)k);
+	}
 	if (!(flags & MOE_ROUTE_TABLES))
 		return 0;
 	size_t gb = sizeof(struct fp8_gemv_grp), n = (size_t)k + 1;
@@ -168,18 +175,22 @@ int moe_route(const float *logit, const float *bias, uint8_t *out, const uint8_t
 }
 
 int64_t moe_route_cycles(const struct hls_build *b, int E, int k, int G, int topk_group,
-			 uint32_t flags)
+			 uint32_t flags, int rows)
 {
-	if (!b || moe_route_check(E, k, G, topk_group, flags))
+	if (!b || moe_route_check(E, k, G, topk_group, flags) || rows < 1 ||
+	    rows > ((flags & MOE_ROUTE_TABLES) ? 1 : MOE_ROUTE_MAX_ROWS))
 		return -1;
 	uint64_t P = MOE_ROUTE_P, ep = hls_cdiv64((uint64_t)E, P);
-	uint64_t cyc = (uint64_t)b->mem_latency + hls_mem_cycles(b, (uint64_t)E * 4 * 2);
-	cyc += ep + (uint64_t)b->depth_exp + b->depth_vec;		 /* scores, selection */
+	/* the bias and every row's logits through the bank, then each row's selection */
+	uint64_t cyc =
+	    (uint64_t)b->mem_latency + hls_mem_cycles(b, (uint64_t)E * 4 * ((uint64_t)rows + 1));
+	uint64_t row = ep + (uint64_t)b->depth_exp + b->depth_vec; /* scores, selection */
 	if (flags & MOE_ROUTE_SOFTMAX)
-		cyc += 2 * ep + b->depth_exp;				 /* max, normalize */
+		row += 2 * ep + b->depth_exp; /* max, normalize */
 	if (flags & MOE_ROUTE_GROUPS)
-		cyc += ep + (uint64_t)topk_group * (uint64_t)G + b->depth_vec; /* groups */
-	cyc += (uint64_t)k * (ep + b->depth_vec) + (uint64_t)k * 2 + b->depth_exp; /* top-k, w */
+		row += ep + (uint64_t)topk_group * (uint64_t)G + b->depth_vec; /* groups */
+	row += (uint64_t)k * (ep + b->depth_vec) + (uint64_t)k * 2 + b->depth_exp; /* top-k, w */
+	cyc += (uint64_t)rows * row;
 	if (flags & MOE_ROUTE_TABLES)
 		cyc += 2 * (uint64_t)(k + 1) + b->mem_latency; /* one beat per 64-byte record */
 	return (int64_t)cyc;

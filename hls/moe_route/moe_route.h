@@ -51,8 +51,9 @@ float moe_route_core(const float *logit, const float *bias, int E, int k, int G,
 		     uint32_t flags, float scale, int32_t *idx, float *w);
 
 /*
- * moe_route - the kernel top (CU moe_route, one m_axi bundle on the activation bank). Routes as
- * moe_route_core, writes idx [k] int32 then w [k] f32 at out, and with MOE_ROUTE_TABLES copies
+ * moe_route - the kernel top (CU moe_route, one m_axi bundle on the activation bank). Routes each
+ * of `rows` tokens (logit [rows][E]) as moe_route_core, writes idx [k] int32 then w [k] f32 per
+ * row at out ([rows][2k] words), and with MOE_ROUTE_TABLES (rows = 1 only) copies
  * the two template tables at tmpl (2 x (k+1) struct fp8_gemv_grp: gate|up then down, entry 0 the
  * shared expert, entry 1 + j the j-th routed slot with the stripe set of expert 0) to tab, adding
  * idx_j * stride to the w_off of entries 1 + j of both. Returns 0, or 1 for arguments out of range
@@ -60,10 +61,12 @@ float moe_route_core(const float *logit, const float *bias, int E, int k, int G,
  */
 int moe_route(const float *logit, const float *bias, uint8_t *out, const uint8_t *tmpl,
 	      uint8_t *tab, unsigned int stride, int E, int k, int G, int topk_group,
-	      unsigned int flags, float scale);
+	      unsigned int flags, float scale, int rows);
+#define MOE_ROUTE_MAX_ROWS 256
 
-/* Modeled cycles of one moe_route call (MOE_ROUTE_P lanes of compare and exp units). */
+/* Modeled cycles of one moe_route call of `rows` tokens (MOE_ROUTE_P lanes of compare and exp
+ * units; the rows one after another, the bias read once, one burst latency exposed). */
 int64_t moe_route_cycles(const struct hls_build *b, int E, int k, int G, int topk_group,
-			 uint32_t flags);
+			 uint32_t flags, int rows);
 
 #endif

@@ -204,7 +204,7 @@ static void test_top(void)
 	memset(tab, 0xAB, sizeof tab);
 	uint32_t f = r->flags | MOE_ROUTE_TABLES;
 	int rc = moe_route(lg, bias, out, (const uint8_t *)tmpl, (uint8_t *)tab, 1000000u, r->E, k,
-			   r->G, r->tg, f, r->scale);
+			   r->G, r->tg, f, r->scale, 1);
 	CHECK_EQ(rc, 0, "moe_route top");
 	int32_t idx[MOE_ROUTE_MAX_K];
 	float w[MOE_ROUTE_MAX_K];
@@ -221,15 +221,15 @@ static void test_top(void)
 	CHECK(tabs_ok, "tables: entry 1+j of both points at expert idx_j, the rest copied");
 	/* errors: nothing written */
 	memset(out, 0x5A, sizeof out);
-	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, 0, r->G, r->tg, r->flags, 1), 1,
+	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, 0, r->G, r->tg, r->flags, 1, 1), 1,
 		 "k = 0");
-	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, k, 7, r->tg, r->flags, 1), 1,
+	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, k, 7, r->tg, r->flags, 1, 1), 1,
 		 "7 groups do not divide 256");
-	CHECK_EQ(moe_route(lg, NULL, out, NULL, NULL, 0, r->E, k, r->G, r->tg, r->flags, 1), 1,
+	CHECK_EQ(moe_route(lg, NULL, out, NULL, NULL, 0, r->E, k, r->G, r->tg, r->flags, 1, 1), 1,
 		 "bias flag without a bias");
-	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, k, r->G, r->tg, f, 1), 1,
+	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, k, r->G, r->tg, f, 1, 1), 1,
 		 "tables without template");
-	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, k, r->G, r->tg, 0x40u, 1), 1,
+	CHECK_EQ(moe_route(lg, bias, out, NULL, NULL, 0, r->E, k, r->G, r->tg, 0x40u, 1, 1), 1,
 		 "unknown flag");
 	int untouched = 1;
 	for (size_t i = 0; i < sizeof out; i++)
@@ -237,18 +237,62 @@ static void test_top(void)
 	CHECK(untouched, "a rejected call writes nothing");
 }
 
+/* One call over rows routes each row as a call of its own: the same idx and w bits, row by row
+ * (every rule, near-ties included in the random logits' spread); rows with tables are refused. */
+static void test_rows(void)
+{
+	enum { R = 5 };
+	static float lg[R * MOE_ROUTE_MAX_E], bias[MOE_ROUTE_MAX_E];
+	for (size_t ri = 0; ri < sizeof rules / sizeof rules[0]; ri++) {
+		const struct rule *r = &rules[ri];
+		for (int i = 0; i < R * r->E; i++)
+			lg[i] = (frand() - 0.5f) * 8;
+		lg[r->E + 3] = lg[r->E + 4]; /* a tie in row 1 */
+		for (int e = 0; e < r->E; e++)
+			bias[e] = (frand() - 0.5f) * 0.1f;
+		uint8_t out[R * MOE_ROUTE_MAX_K * 8], one[MOE_ROUTE_MAX_K * 8];
+		int rc = moe_route(lg, bias, out, NULL, NULL, 0, r->E, r->k, r->G, r->tg, r->flags,
+				   r->scale, R);
+		int same_rows = rc == 0;
+		for (int t = 0; t < R && same_rows; t++) {
+			same_rows &= moe_route(lg + (size_t)t * r->E, bias, one, NULL, NULL, 0,
+					       r->E, r->k, r->G, r->tg, r->flags, r->scale, 1) == 0;
+			same_rows &= !memcmp(out + (size_t)t * 8 * r->k, one, 8 * (size_t)r->k);
+		}
+		CHECK(same_rows, "rule %zu: %d rows in one call equal %d calls", ri, R, R);
+	}
+	uint8_t out[8];
+	const struct rule *r = &rules[0];
+	CHECK_EQ(moe_route(lg, bias, out, out, out, 0, r->E, r->k, r->G, r->tg,
+			   r->flags | MOE_ROUTE_TABLES, r->scale, 2),
+		 1, "tables with 2 rows");
+	CHECK_EQ(
+	    moe_route(lg, bias, out, NULL, NULL, 0, r->E, r->k, r->G, r->tg, r->flags, r->scale, 0),
+	    1, "0 rows");
+}
+
 static void test_timing(void)
 {
 	struct hls_build b;
 	hls_build_default(&b);
-	int64_t c1 = moe_route_cycles(&b, 256, 8, 8, 4, rules[0].flags | MOE_ROUTE_TABLES);
-	int64_t c2 = moe_route_cycles(&b, 384, 8, 1, 1, rules[2].flags);
+	int64_t c1 = moe_route_cycles(&b, 256, 8, 8, 4, rules[0].flags | MOE_ROUTE_TABLES, 1);
+	int64_t c2 = moe_route_cycles(&b, 384, 8, 1, 1, rules[2].flags, 1);
+	int64_t r1 = moe_route_cycles(&b, 256, 8, 8, 4, rules[0].flags, 1);
+	int64_t r8 = moe_route_cycles(&b, 256, 8, 8, 4, rules[0].flags, 8);
+	CHECK(r8 > r1 && r8 < 8 * r1,
+	      "8 rows in one call: %lld cycles, more than one row's %lld and "
+	      "less than 8 calls'",
+	      (long long)r8, (long long)r1);
+	CHECK(moe_route_cycles(&b, 256, 8, 8, 4, rules[0].flags | MOE_ROUTE_TABLES, 2) < 0 &&
+		  moe_route_cycles(&b, 256, 8, 8, 4, 0, 0) < 0 &&
+		  moe_route_cycles(&b, 256, 8, 8, 4, 0, MOE_ROUTE_MAX_ROWS + 1) < 0,
+	      "rows: 1 with tables, 1..MOE_ROUTE_MAX_ROWS without");
 	CHECK(c1 > 0 && c1 < 2000, "DeepSeek-V3 routing %lld cycles (< 2000: %.2f us at 300 MHz)",
 	      (long long)c1, c1 / 300.0);
 	CHECK(c2 > 0, "Kimi-K2 routing %lld cycles", (long long)c2);
-	CHECK(moe_route_cycles(&b, 512, 8, 1, 1, 0) > moe_route_cycles(&b, 256, 8, 1, 1, 0),
+	CHECK(moe_route_cycles(&b, 512, 8, 1, 1, 0, 1) > moe_route_cycles(&b, 256, 8, 1, 1, 0, 1),
 	      "more experts take longer");
-	CHECK(moe_route_cycles(&b, 0, 8, 1, 1, 0) < 0, "bad arguments");
+	CHECK(moe_route_cycles(&b, 0, 8, 1, 1, 0, 1) < 0, "bad arguments");
 	printf("info: DeepSeek-V3 routing on the card: %lld cycles, %.2f us\n", (long long)c1,
 	       c1 / 300.0);
 }
@@ -258,6 +302,7 @@ int main(void)
 	test_random();
 	test_ties();
 	test_top();
+	test_rows();
 	test_timing();
 	return harness_done();
 }

@@ -704,16 +704,17 @@ static uint32_t cu_route(struct cu_call *c, uint32_t op)
 	const uint8_t *tmpl;
 	float scale;
 	memcpy(&scale, &r.scale, 4);
-	CU_PTR(logit, const float *, u.route.logit, (uint64_t)r.e * 4);
+	uint64_t rows = r.rows ? r.rows : 1;
+	CU_PTR(logit, const float *, u.route.logit, rows *r.e * 4);
 	CU_PTR(bias, const float *, u.route.bias,
 	       (r.flags & ABI_ROUTE_F_BIAS) ? (uint64_t)r.e * 4 : 0);
-	CU_PTR(out, uint8_t *, u.route.out, (uint64_t)r.k * 8);
+	CU_PTR(out, uint8_t *, u.route.out, rows * r.k * 8);
 	CU_PTR(tmpl, const uint8_t *, u.route.tmpl, tb);
 	CU_PTR(tab, uint8_t *, u.route.tab, tb);
 	int G = (int)(r.groups & 0xFFFFu), tg = (int)(r.groups >> 16);
 	int st = moe_route(logit, bias, out, tmpl, tab, r.stride, (int)r.e, (int)r.k, G, tg,
-			   r.flags, scale);
-	c->cyc = moe_route_cycles(&c->bld, (int)r.e, (int)r.k, G, tg, r.flags);
+			   r.flags, scale, (int)rows);
+	c->cyc = moe_route_cycles(&c->bld, (int)r.e, (int)r.k, G, tg, r.flags, (int)rows);
 	return st ? 0x101u : 0;
 }
 
@@ -841,7 +842,8 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 	case ABI_OP_MOE_ROUTE:
 		return moe_route_cycles(&bld, (int)cmd->u.route.e, (int)cmd->u.route.k,
 					(int)(cmd->u.route.groups & 0xFFFFu),
-					(int)(cmd->u.route.groups >> 16), cmd->u.route.flags);
+					(int)(cmd->u.route.groups >> 16), cmd->u.route.flags,
+					cmd->u.route.rows ? (int)cmd->u.route.rows : 1);
 	case ABI_OP_KV_APPEND: {
 		int dr = cmd->u.kv.row > MLA_MAX_DC ? (int)cmd->u.kv.row - MLA_MAX_DC : 0;
 		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32,

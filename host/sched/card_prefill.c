@@ -397,13 +397,15 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 		TRY(card_gemv_rows(e, "router gate (gemv, rows)", &g->gate, pf->xn, pf->rlog, T,
 				   &pf->t_gate, pf->views, pf->rows16 / 16));
 		TRY(card_barrier(e));
-		for (int t = 0; t < T; t++) {
-			struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k (row)");
+		/* one command routes every row (the kernel takes them one after another) */
+		for (int t0 = 0; t0 < T; t0 += ABI_ROUTE_MAX_ROWS) {
+			int n = T - t0 < (int)ABI_ROUTE_MAX_ROWS ? T - t0 : (int)ABI_ROUTE_MAX_ROWS;
+			struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k (rows)");
 			if (!r)
 				return -E2BIG;
-			r->u.route.logit = f4(pf->rlog, (uint64_t)t * E);
+			r->u.route.logit = f4(pf->rlog, (uint64_t)t0 * E);
 			r->u.route.bias = (f & MOE_ROUTE_BIAS) ? g->bias : 0;
-			r->u.route.out = pf->rout + 8 * (uint64_t)t * k;
+			r->u.route.out = pf->rout + 8 * (uint64_t)t0 * k;
 			r->u.route.e = (uint32_t)E;
 			r->u.route.k = (uint32_t)k;
 			r->u.route.groups = (f & MOE_ROUTE_GROUPS)
@@ -411,6 +413,7 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 									     << 16
 						: 0;
 			r->u.route.flags = f;
+			r->u.route.rows = (uint32_t)n;
 			memcpy(&r->u.route.scale, &scale, 4);
 		}
 		TRY(card_barrier(e));
