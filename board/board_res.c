@@ -271,6 +271,7 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 		add_mem(r, 4 * dk, 1, 0);
 	}
 	add_mem(r, (uint64_t)MLA_MAX_H * dk * 4, cdiv(macs, 2), 0);
+	add_mem(r, (uint64_t)MLA_MAX_H * dk * 4, 1, 0); /* the rows mode's next query */
 }
 
 /* moe_route: MOE_ROUTE_P lanes of sigmoid/softmax (exp, add, reciprocal), bias add and compare;

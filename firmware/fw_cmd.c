@@ -348,7 +348,7 @@ static uint32_t fw_op_lanes(const struct abi_board *b, uint32_t op)
 	return 0;
 }
 
-static uint32_t fw_dec_mla_lanes(struct fw_dec *d)
+static __attribute__((noinline)) uint32_t fw_dec_mla_lanes(struct fw_dec *d)
 {
 	const struct abi_mla_lanes *m = &d->c->u.mlal;
 	uint32_t fmt = m->word & 0xFFu, L = fw_op_lanes(d->b, ABI_OP_MLA_ATTN_LANES);
@@ -363,8 +363,14 @@ static uint32_t fw_dec_mla_lanes(struct fw_dec *d)
 	REQUIRE(rec != 0, u.mlal.word);
 	REQUIRE(fw_f32_finite(m->scale) && m->scale != 0 && !(m->scale >> 31), u.mlal.scale);
 	REQUIRE(m->rsvd == 0, u.mlal.rsvd);
-	OPND(u.mlal.q, (uint64_t)m->n_heads * (m->kv_lora + m->rope) * 4);
-	OPND(u.mlal.out, (uint64_t)m->n_heads * m->kv_lora * 4);
+	REQUIRE(m->rsvd2 == 0, u.mlal.rsvd2);
+	REQUIRE(m->rows <= ABI_MLAL_MAX_ROWS, u.mlal.rows);
+	uint64_t n = m->rows > 1 ? m->rows : 1;
+	REQUIRE(n > 1 || m->slot_bytes == 0, u.mlal.slot_bytes);
+	OPND(u.mlal.q, n * m->n_heads * (m->kv_lora + m->rope) * 4);
+	OPND(u.mlal.out, n * m->n_heads * m->kv_lora * 4);
+	/* the rows' table; each row's slot and context are the kernel's to check (it reads them) */
+	OPND(u.mlal.tab, n > 1 ? n * 8 : 0);
 	/* the stripe set: ceil(ceil(ctx_cap / 32) / lanes) blocks of 32 records in each lane bank */
 	if (!L) {
 		*d->detail = ABI_FIELD(hdr.word0);

@@ -224,19 +224,26 @@ static inline uint64_t abi_kv_record_bytes(uint32_t fmt, uint64_t dc, uint64_t d
  * the lane banks of the CU (lane i = bank i) in blocks of 32 tokens (block b in lane b % lanes),
  * at cache_off in every lane bank; q and out as MLA_ATTN. 56 B used. */
 struct abi_mla_lanes {
-	uint64_t q;	    /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */
-	uint64_t out;	    /* f32 [n_heads, kv_lora] */
-	uint64_t cache_off; /* offset of the stripe set in every lane bank */
-	uint32_t n_heads;   /* 1..128 */
-	uint32_t kv_lora;   /* 1..512 */
-	uint32_t rope;	    /* 0..64, even */
-	uint32_t n_ctx;	    /* positions attended, 1..ctx_cap */
-	uint32_t ctx_cap;   /* positions the stripe set holds */
-	uint32_t word;	    /* [7:0] format (enum abi_kv_fmt), [8] ABI_MLAL_FP8 (the FP8
+	uint64_t q;	     /* f32 [n_heads, kv_lora + rope]: q_lat then q_pe per head */
+	uint64_t out;	     /* f32 [n_heads, kv_lora] */
+	uint64_t cache_off;  /* offset of the stripe set in every lane bank */
+	uint32_t n_heads;    /* 1..128 */
+	uint32_t kv_lora;    /* 1..512 */
+	uint32_t rope;	     /* 0..64, even */
+	uint32_t n_ctx;	     /* positions attended, 1..ctx_cap (rows: the most any row attends) */
+	uint32_t ctx_cap;    /* positions the stripe set holds */
+	uint32_t word;	     /* [7:0] format (enum abi_kv_fmt), [8] ABI_MLAL_FP8 (the FP8
 			       datapath: ABI_KV_FP8 records only), [31:9] 0 */
-	uint32_t scale;	    /* softmax scale, f32 bit pattern */
-	uint32_t rsvd;	    /* 0 */
+	uint32_t scale;	     /* softmax scale, f32 bit pattern */
+	uint32_t rsvd;	     /* 0 */
+	uint32_t rows;	     /* queries: 0 or 1 = one (tab, slot_bytes 0); 2..ABI_MLAL_MAX_ROWS: q
+			       [rows][n_heads][kv_lora + rope], out [rows][n_heads][kv_lora] */
+	uint32_t rsvd2;	     /* 0 */
+	uint64_t tab;	     /* rows >= 2: u32 [rows][2] {slot, n_ctx}: row r reads the stripe set
+			       at cache_off + slot * slot_bytes and attends n_ctx (1..this n_ctx) */
+	uint64_t slot_bytes; /* bytes between two slots' stripe sets in every lane bank */
 };
+#define ABI_MLAL_MAX_ROWS 256u
 
 /* DMA_FILL: dst[0..bytes) = src (card address, or host bus address with SRC_HOST) or the
  * pattern byte (with PATTERN). Used for expert-slot fills; signal a fence that the GEMMs on the
@@ -331,7 +338,7 @@ static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
 static_assert(sizeof(struct abi_gemv) == 16, "abi_gemv is 16 bytes");
 static_assert(sizeof(struct abi_route) == 72, "abi_route is 72 bytes");
-static_assert(sizeof(struct abi_mla_lanes) == 56, "abi_mla_lanes is 56 bytes");
+static_assert(sizeof(struct abi_mla_lanes) == 80, "abi_mla_lanes is 80 bytes");
 #define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (q and p in E4M3, exact sums) */
 static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");
 

@@ -172,9 +172,24 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
 		       float scale);
 
+/*
+ * mla_attn_lanes_rows_run - R queries in one call (a batched decode step's rows, a prompt's
+ * tokens): row r's query at q + r H (dc + dr) (q_lat then q_pe per head), its output at
+ * out + r H dc, its cache the stripe set of capacity ctx_cap at cache_off + tab[2r] * slot_bytes
+ * in every lane bank (lane_bytes each), attending to tab[2r + 1] positions (1..ctx_cap). Every
+ * row is checked before any runs (-EINVAL: nothing written); each row's output is the one
+ * mla_attn_lanes_run gives it, bit for bit. The rows run one after another; in hardware the next
+ * row's query loads into a second q buffer while the lanes work on the current one.
+ */
+#define MLA_MAX_ROWS 256
+int mla_attn_lanes_rows_run(const float *q, const uint32_t *tab, int R, const uint8_t *const *lane,
+			    int L, uint64_t lane_bytes, uint64_t cache_off, uint64_t slot_bytes,
+			    int ctx_cap, float *out, int H, int dc, int dr, int fmt, float scale);
+
 /* The synthesis top of the MLA_SYNTH_LANES-lane build: q_lat, q_pe, one pointer per lane (l0 ..
- * l31), out, then the scalars (bitstream/kernels.c lists the same arguments); it runs
- * mla_attn_lanes_run. Not reentrant in C simulation (the on-chip buffers are static). */
+ * l31), out, then the scalars, then the rows mode's q_rows, tab and scalars (bitstream/kernels.c
+ * lists the same arguments); it runs mla_attn_lanes_run, or with rows > 1
+ * mla_attn_lanes_rows_run. Not reentrant in C simulation (the on-chip buffers are static). */
 #define MLA_SYNTH_LANES 32
 int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, const uint8_t *l1,
 		   const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5,
@@ -185,7 +200,9 @@ int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, con
 		   const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25,
 		   const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29,
 		   const uint8_t *l30, const uint8_t *l31, float *out, unsigned int cache_off,
-		   int pos, int H, int dc, int dr, int fmt, float scale);
+		   int pos, int H, int dc, int dr, int fmt, float scale, const float *q_rows,
+		   const unsigned int *tab, int rows, unsigned int slot_bytes,
+		   unsigned int lane_bytes, int ctx_cap);
 
 /*
  * mla_kv_append_lanes - writes n tokens' records at positions pos..pos+n-1 into the striped layout
@@ -210,6 +227,13 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *b, int L, int pos, int H,
 /* mla_attn_lanes_cycles2 with lane_imacs = MLA_LANE_IMACS. */
 int64_t mla_attn_lanes_cycles(const struct hls_build *b, int L, int pos, int H, int dc, int dr,
 			      int fmt, int lane_macs, struct mla_attn_cost *c);
+/* mla_attn_lanes_rows_run's cycles: the row table (8 bytes a row), the first row's q broadcast,
+ * then per row its lanes, merge weights and merge/store (mla_attn_lanes_cycles2 without its q
+ * stage), a later row's q broadcast exposed only where it outlasts the row before it (the second
+ * q buffer). tab as the run's: [R][2] {slot, n_ctx}. c sums the rows' loop counts and bytes. */
+int64_t mla_attn_lanes_rows_cycles(const struct hls_build *b, int L, const uint32_t *tab, int R,
+				   int H, int dc, int dr, int fmt, int lane_macs, int lane_imacs,
+				   struct mla_attn_cost *c);
 /* The striped append costs what mla_kv_append costs for the same n (one record at a time). */
 int64_t mla_kv_append_lanes_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
 				   struct mla_attn_cost *c);

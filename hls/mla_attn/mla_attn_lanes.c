@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "mla_attn.h"
 #include "e4m3.h"
 #include "hls_math.h"
@@ -450,14 +451,61 @@ lanes_merge:
 	return 0;
 }
 
+/* One row's query split into the kernel's q_lat / q_pe (on chip: the q broadcast's buffer). */
+static float ml_rq_lat[MLA_MAX_H * MLA_MAX_DC], ml_rq_pe[MLA_MAX_H * MLA_MAX_DR];
+
+int mla_attn_lanes_rows_run(const float *q, const uint32_t *tab, int R,
+			    const uint8_t *const *lane, int L, uint64_t lane_bytes,
+			    uint64_t cache_off, uint64_t slot_bytes, int ctx_cap, float *out, int H,
+			    int dc, int dr, int fmt, float scale)
+{
+	uint64_t need = mla_lanes_bytes(ctx_cap, L, fmt & 0xFF, dc, dr);
+	if (!q || !tab || !out || R < 1 || R > MLA_MAX_ROWS || H < 1 || H > MLA_MAX_H || dc < 1 ||
+	    dc > MLA_MAX_DC || dr < 0 || dr > MLA_MAX_DR || !need || need > lane_bytes)
+		return -EINVAL;
+	/* every row checked before any runs: its slot's stripe set inside the lane banks, its
+	 * context inside the capacity */
+rows_check:
+	for (int r = 0; r < R; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		uint64_t off = cache_off + (uint64_t)tab[2 * r] * slot_bytes;
+		if (tab[2 * r + 1] < 1 || tab[2 * r + 1] > (uint32_t)ctx_cap || off < cache_off ||
+		    off > lane_bytes - need)
+			return -EINVAL;
+	}
+	int row = dc + dr;
+rows_run:
+	for (int r = 0; r < R; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		const float *qr = q + (size_t)r * H * row;
+		for (int h = 0; h < H; h++) {
+			for (int i = 0; i < dc; i++)
+				ml_rq_lat[h * dc + i] = qr[(size_t)h * row + i];
+			for (int i = 0; i < dr; i++)
+				ml_rq_pe[h * dr + i] = qr[(size_t)h * row + dc + i];
+		}
+		int rc = mla_attn_lanes_run(ml_rq_lat, dr ? ml_rq_pe : NULL, lane, L,
+					    cache_off + (uint64_t)tab[2 * r] * slot_bytes,
+					    out + (size_t)r * H * dc, (int)tab[2 * r + 1] - 1, H, dc, dr,
+					    fmt, scale);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* The synthesis top of the MLA_SYNTH_LANES-lane build: q on gmem_q, the output on gmem_o, one
  * m_axi port per lane (bound to its own pseudo-channel by bitstream/), the stripe set's offset as
  * a 32-bit scalar. Runs mla_attn_lanes_run on every lane. */
 int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30, const uint8_t *l31, float *out,
-		   unsigned int cache_off, int pos, int H, int dc, int dr, int fmt, float scale)
+		   unsigned int cache_off, int pos, int H, int dc, int dr, int fmt, float scale,
+		   const float *q_rows, const unsigned int *tab, int rows, unsigned int slot_bytes,
+		   unsigned int lane_bytes, int ctx_cap)
 {
 #pragma HLS INTERFACE m_axi port=q_lat bundle=gmem_q offset=slave max_widen_bitwidth=512
 #pragma HLS INTERFACE m_axi port=q_pe bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=q_rows bundle=gmem_q offset=slave max_widen_bitwidth=512
+#pragma HLS INTERFACE m_axi port=tab bundle=gmem_q offset=slave
 #pragma HLS INTERFACE m_axi port=l0 bundle=gmem_l0 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
 #pragma HLS INTERFACE m_axi port=l1 bundle=gmem_l1 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
 #pragma HLS INTERFACE m_axi port=l2 bundle=gmem_l2 offset=slave max_widen_bitwidth=512 max_read_burst_length=64
@@ -498,8 +546,16 @@ int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, con
 #pragma HLS INTERFACE s_axilite port=dr
 #pragma HLS INTERFACE s_axilite port=fmt
 #pragma HLS INTERFACE s_axilite port=scale
+#pragma HLS INTERFACE s_axilite port=rows
+#pragma HLS INTERFACE s_axilite port=slot_bytes
+#pragma HLS INTERFACE s_axilite port=lane_bytes
+#pragma HLS INTERFACE s_axilite port=ctx_cap
 #pragma HLS INTERFACE s_axilite port=return
 	const uint8_t *const lane[MLA_SYNTH_LANES] = {l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
+	if (rows > 1) /* several queries: q_rows [rows][H][dc + dr], tab [rows][2] */
+		return mla_attn_lanes_rows_run(q_rows, tab, rows, lane, MLA_SYNTH_LANES, lane_bytes,
+					       cache_off, slot_bytes, ctx_cap, out, H, dc, dr, fmt,
+					       scale);
 	return mla_attn_lanes_run(q_lat, q_pe, lane, MLA_SYNTH_LANES, cache_off, out, pos, H, dc, dr,
 				  fmt, scale);
 }
@@ -629,6 +685,54 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 	       bd->depth_exp;
 	c->bytes += qbytes + obytes;
 	c->macs = Hu * T * (uint64_t)(2 * dc + dr);
+	c->cycles = cyc;
+	return (int64_t)cyc;
+}
+
+/* The q broadcast stage of one query (and the FP8 datapath's q quantization), as
+ * mla_attn_lanes_cycles2 counts it. */
+static uint64_t ml_q_cycles(const struct hls_build *bd, int H, int dc, int dr, int fmt)
+{
+	uint64_t Hu = (uint64_t)H, qbytes = Hu * (uint64_t)(dc + dr) * 4;
+	uint64_t it = Hu * (hls_cdiv64((uint64_t)dc, MLA_MW) + hls_cdiv64((uint64_t)dr, MLA_MW));
+	uint64_t cyc = bd->mem_latency + hls_max64(it, hls_mem_cycles(bd, qbytes));
+	if ((fmt & ~0xFF) == MLA_ATTN_FP8)
+		cyc += Hu * (uint64_t)dc / MLA_TB + bd->depth_exp;
+	return cyc;
+}
+
+int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint32_t *tab, int R,
+				   int H, int dc, int dr, int fmt, int lane_macs, int lane_imacs,
+				   struct mla_attn_cost *c)
+{
+	struct mla_attn_cost one, tmp;
+	if (!bd || !tab || R < 1 || R > MLA_MAX_ROWS)
+		return -EINVAL;
+	if (!c)
+		c = &tmp;
+	memset(c, 0, sizeof *c);
+	uint64_t q = ml_q_cycles(bd, H, dc, dr, fmt), prev = 0;
+	uint64_t cyc = bd->mem_latency + hls_mem_cycles(bd, 8 * (uint64_t)R) + q;
+	for (int r = 0; r < R; r++) {
+		if (tab[2 * r + 1] < 1)
+			return -EINVAL;
+		int64_t cr = mla_attn_lanes_cycles2(bd, L, (int)tab[2 * r + 1] - 1, H, dc, dr, fmt,
+						    lane_macs, lane_imacs, &one);
+		if (cr < 0)
+			return cr;
+		uint64_t rest = (uint64_t)cr - q; /* lanes, merge weights, merge + store */
+		if (r)
+			cyc += q > prev ? q - prev : 0; /* the next q, behind the row before */
+		cyc += rest;
+		prev = rest;
+		for (int i = 0; i < HLS_L_N; i++)
+			c->it[i] += one.it[i];
+		c->bytes += one.bytes;
+		c->macs += one.macs;
+		c->lane_bytes_max = hls_max64(c->lane_bytes_max, one.lane_bytes_max);
+		c->lane_cycles += one.lane_cycles;
+	}
+	c->bytes += 8 * (uint64_t)R;
 	c->cycles = cyc;
 	return (int64_t)cyc;
 }

@@ -6,6 +6,7 @@
  * with mla_attn on the same records unstriped (f32 reordering only; bit-identical with one lane or
  * one block); NaN propagation; argument checks; the modeled cost of a 671B layer at context 4096.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,9 +299,100 @@ static void timing(void)
 	      "timing model rejects bad arguments");
 }
 
+/* Several queries in one call (mla_attn_lanes_rows_run): rows on different slots and contexts
+ * (one slot's rows at consecutive positions, as a prompt) give each row's single-query output
+ * bit for bit; a bad row fails the call with nothing written; the modeled cycles of R rows lie
+ * between one row's and R calls'. */
+static void rows_case(int H, int dc, int dr, int fmt, int L)
+{
+	enum { S = 3, R = 6, CAP = 100 };
+	static const uint32_t rows[R][2] = {{0, 5}, {2, 70}, {1, 33}, {2, 71}, {2, 72}, {0, 100}};
+	int row = dc + dr;
+	uint64_t sb = mla_lanes_bytes(CAP, L, fmt & 0xFF, dc, dr) + 64, lb = OFF + S * sb;
+	uint8_t *bank[MLA_MAX_LANES] = {0};
+	float *c = malloc((size_t)CAP * dc * 4), *kpe = malloc((size_t)CAP * (dr ? dr : 1) * 4);
+	float *q = malloc((size_t)R * H * row * 4), *ql = malloc((size_t)H * dc * 4);
+	float *qp = malloc((size_t)H * (dr ? dr : 1) * 4), *o = malloc((size_t)R * H * dc * 4);
+	float *o1 = malloc((size_t)H * dc * 4);
+	for (int i = 0; i < L; i++)
+		bank[i] = calloc(lb, 1);
+	for (int s = 0; s < S; s++) { /* each slot its own cache */
+		for (size_t i = 0; i < (size_t)CAP * dc; i++)
+			c[i] = normal();
+		for (size_t i = 0; i < (size_t)CAP * dr; i++)
+			kpe[i] = normal();
+		CHECK_RC(mla_kv_append_lanes(c, dr ? kpe : NULL, bank, L, OFF + s * sb, 0, CAP, dc,
+					     dr, fmt & 0xFF),
+			 "append slot %d", s);
+	}
+	for (size_t i = 0; i < (size_t)R * H * row; i++)
+		q[i] = normal() * 0.5f;
+	uint32_t tab[2 * R];
+	memcpy(tab, rows, sizeof tab);
+	int rc = mla_attn_lanes_rows_run(q, tab, R, (const uint8_t *const *)bank, L, lb, OFF, sb,
+					 CAP, o, H, dc, dr, fmt, 0.07f);
+	int same = rc == 0;
+	for (int r = 0; r < R && same; r++) {
+		for (int h = 0; h < H; h++) {
+			memcpy(ql + (size_t)h * dc, q + ((size_t)r * H + h) * row, (size_t)dc * 4);
+			memcpy(qp + (size_t)h * dr, q + ((size_t)r * H + h) * row + dc,
+			       (size_t)dr * 4);
+		}
+		same &= mla_attn_lanes_run(ql, dr ? qp : NULL, (const uint8_t *const *)bank, L,
+					   OFF + rows[r][0] * sb, o1, (int)rows[r][1] - 1, H, dc,
+					   dr, fmt, 0.07f) == 0;
+		same &= !memcmp(o1, o + (size_t)r * H * dc, (size_t)H * dc * 4);
+	}
+	CHECK(same, "rows: H=%d dc=%d dr=%d fmt=0x%x L=%d: %d rows equal %d single calls (rc %d)",
+	      H, dc, dr, fmt, L, R, R, rc);
+	/* bad rows: a context past the capacity, a slot past the banks; nothing written */
+	memset(o, 0x5A, (size_t)R * H * dc * 4);
+	tab[2 * 3 + 1] = CAP + 1;
+	int r1 = mla_attn_lanes_rows_run(q, tab, R, (const uint8_t *const *)bank, L, lb, OFF, sb,
+					 CAP, o, H, dc, dr, fmt, 0.07f);
+	tab[2 * 3 + 1] = 5;
+	tab[2 * 4] = S;
+	int r2 = mla_attn_lanes_rows_run(q, tab, R, (const uint8_t *const *)bank, L, lb, OFF, sb,
+					 CAP, o, H, dc, dr, fmt, 0.07f);
+	int untouched = 1;
+	for (size_t i = 0; i < (size_t)R * H * dc * 4; i++)
+		untouched &= ((uint8_t *)o)[i] == 0x5A;
+	CHECK(r1 == -EINVAL && r2 == -EINVAL && untouched,
+	      "rows: a bad context or slot fails the call, nothing written (%d %d)", r1, r2);
+	/* timing: between one row and R separate calls */
+	struct hls_build b;
+	hls_build_default(&b);
+	memcpy(tab, rows, sizeof tab);
+	int64_t all = mla_attn_lanes_rows_cycles(&b, L, tab, R, H, dc, dr, fmt, MLA_LANE_MACS,
+						 MLA_LANE_IMACS, NULL),
+		sum = 0, most = 0;
+	for (int r = 0; r < R; r++) {
+		int64_t one = mla_attn_lanes_cycles2(&b, L, (int)rows[r][1] - 1, H, dc, dr, fmt,
+						     MLA_LANE_MACS, MLA_LANE_IMACS, NULL);
+		sum += one;
+		most = one > most ? one : most;
+	}
+	CHECK(all > most && all < sum,
+	      "rows timing: %lld cycles, between one row's %lld and %d "
+	      "calls' %lld",
+	      (long long)all, (long long)most, R, (long long)sum);
+	for (int i = 0; i < L; i++)
+		free(bank[i]);
+	free(c);
+	free(kpe);
+	free(q);
+	free(ql);
+	free(qp);
+	free(o);
+	free(o1);
+}
+
 int main(void)
 {
 	static const int Ls[] = {1, 3, 8, 32}, poss[] = {0, 31, 32, 100, 257, 300};
+	rows_case(16, 256, 64, MLA_CACHE_F32, 32);
+	rows_case(5, 128, 16, MLA_CACHE_BF16, 3);
+	rows_case(16, 256, 32, MLA_CACHE_FP8 | MLA_ATTN_FP8, 8);
 	struct {
 		int H, dc, dr;
 	} small[] = {{1, 128, 16}, {16, 256, 32}, {5, 512, 0}};

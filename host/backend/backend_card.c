@@ -734,15 +734,35 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8
 						  : MLA_CACHE_F32;
 	const float *q;
+	const uint32_t *tab = NULL;
 	float *out, scale;
+	uint64_t n = m.rows > 1 ? m.rows : 1;
 	memcpy(&scale, &m.scale, 4);
-	CU_PTR(q, const float *, u.mlal.q, H *row * 4);
-	CU_PTR(out, float *, u.mlal.out, H *dc * 4);
+	CU_PTR(q, const float *, u.mlal.q, n *H *row * 4);
+	CU_PTR(out, float *, u.mlal.out, n *H *dc * 4);
+	CU_PTR(tab, const uint32_t *, u.mlal.tab, n > 1 ? n * 8 : 0);
 	const uint8_t *lane[MLA_MAX_LANES];
 	uint32_t L = s->lanes < MLA_MAX_LANES ? s->lanes : MLA_MAX_LANES;
 	for (uint32_t i = 0; i < L; i++)
 		if (!(lane[i] = c->ptr(c->ctx, s->blk->banks[i].base, s->blk->banks[i].size)))
 			return 0xE1u;
+	int dpath = mf | ((m.word & ABI_MLAL_FP8) ? MLA_ATTN_FP8 : 0);
+	int macs = s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS;
+	if (n > 1) { /* the rows: the kernel checks each row's slot and context */
+		uint32_t rt[2 * MLA_MAX_ROWS];
+		memcpy(rt, tab, n * 8);
+		for (uint64_t i = 0; i < n; i++) /* a bad row: rejected by the kernel, timed as 1 */
+			if (rt[2 * i + 1] < 1 || rt[2 * i + 1] > m.n_ctx)
+				return 0x101u;
+		pthread_mutex_lock(&cu_mla_lanes_mu);
+		int r = mla_attn_lanes_rows_run(q, rt, (int)n, lane, (int)L, s->blk->banks[0].size,
+						m.cache_off, m.slot_bytes, (int)m.ctx_cap, out,
+						(int)H, (int)dc, (int)dr, dpath, scale);
+		pthread_mutex_unlock(&cu_mla_lanes_mu);
+		c->cyc = mla_attn_lanes_rows_cycles(&c->bld, (int)L, rt, (int)n, (int)H, (int)dc,
+						    (int)dr, dpath, macs, MLA_LANE_IMACS, NULL);
+		return cu_status(r);
+	}
 	int r = -EINVAL;
 	if (H <= MLA_MAX_H && dc <= MLA_MAX_DC && dr <= MLA_MAX_DR) {
 		float *ql = c->s->q_lat, *qp = c->s->q_pe;
@@ -757,9 +777,7 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 		pthread_mutex_unlock(&cu_mla_lanes_mu);
 	}
 	c->cyc = mla_attn_lanes_cycles2(&c->bld, (int)L, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
-					mf | ((m.word & ABI_MLAL_FP8) ? MLA_ATTN_FP8 : 0),
-					s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS,
-					MLA_LANE_IMACS, NULL);
+					dpath, macs, MLA_LANE_IMACS, NULL);
 	return cu_status(r);
 }
 

@@ -133,6 +133,9 @@ struct ee_pf {
 	int pos_tab;	     /* this forward's RoPE reads posw (its positions are not one run) */
 	int rope_runs;	     /* MOECARD_ROPE_TABLE=0: a RoPE command per run of positions instead */
 	int *hseq, *hpos;    /* host [chunk] each row's sequence slot and position */
+	uint64_t atab;	     /* u32 [chunk][2] {slot, n_ctx}: the striped attention's rows */
+	uint32_t *atab_h;    /* host copy of atab as this forward wrote it */
+	int attn_rows;	     /* this forward's attention runs as rows commands (atab written) */
 	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */

@@ -117,7 +117,8 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, 4 * C * kk, &pf->cw)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * E, &pf->rlog)) ||
 	    (r = card_place(e, ab, NULL, 8 * C * kk, &pf->rout)) ||
-	    (r = card_place(e, ab, NULL, 4 * C, &pf->posw)))
+	    (r = card_place(e, ab, NULL, 4 * C, &pf->posw)) ||
+	    (r = card_place(e, ab, NULL, 8 * C, &pf->atab)))
 		return r;
 	if (e->gv && e->gv_head &&
 	    (r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)))
@@ -131,6 +132,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hgi = malloc(4 * xr);
 	pf->hseq = calloc(C, sizeof *pf->hseq);
 	pf->hpos = calloc(C, sizeof *pf->hpos);
+	pf->atab_h = calloc(2 * C, sizeof *pf->atab_h);
 	pf->hci = malloc(4 * C * kk);
 	pf->hw = malloc(4 * C * kk);
 	pf->hrow = malloc(f * (C16 * D > 2 * C * kk ? C16 * D : 2 * C * kk));
@@ -163,6 +165,7 @@ void card_pf_free(struct ee *e)
 	free(pf->t_xdn.views);
 	free(pf->hseq);
 	free(pf->hpos);
+	free(pf->atab_h);
 	free(pf->hidx);
 	free(pf->hgi);
 	free(pf->hci);
@@ -263,6 +266,28 @@ static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t 
 	return 0;
 }
 
+/* The striped attention of rows [t0, t0 + n) in one command (their slots and contexts in
+ * pf.atab, written at the forward's start). */
+static int pf_attn_rows(struct ee *e, const struct ee_layer *L, int t0, int n)
+{
+	const struct config *c = e->c;
+	const struct ee_pf *pf = &e->pf;
+	uint64_t H = (uint64_t)c->num_attention_heads, kvl = (uint64_t)c->kv_lora_rank;
+	uint64_t row = kvl + (uint64_t)c->qk_rope_head_dim;
+	uint32_t most = 1;
+	for (int t = t0; t < t0 + n; t++)
+		most = pf->atab_h[2 * t + 1] > most ? pf->atab_h[2 * t + 1] : most;
+	TRY(card_attn_lanes(e, L, 0, (int)most - 1));
+	struct abi_cmd *m = &e->list.cmd[e->list.n - 1];
+	e->list.what[e->list.n - 1] = "mla_attn (striped, all heads, rows)";
+	m->u.mlal.q = f4(pf->qcat, (uint64_t)t0 * H * row);
+	m->u.mlal.out = f4(pf->lat, (uint64_t)t0 * H * kvl);
+	m->u.mlal.rows = (uint32_t)n;
+	m->u.mlal.tab = pf->atab + 8 * (uint64_t)t0;
+	m->u.mlal.slot_bytes = e->kv_slot_b;
+	return 0;
+}
+
 /* RoPE of rows [0, T) (hpr rows per position, each row's position in pf.hpos): one command,
  * at the position of row 0 onwards when the positions are one run (a prompt chunk), else reading
  * the positions table pf.posw (the rows of several sequences; MOECARD_ROPE_TABLE=0: one command
@@ -342,7 +367,10 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		    &ukt, f4(pf->qcat, (uint64_t)h * row), (uint32_t)(H * row), ABI_GEMM_F_ACT_F32,
 		    0, (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope, T));
 	TRY(card_barrier(e));
-	for (int t = 0; t < T; t++)
+	for (int t0 = 0; t0 < T && pf->attn_rows; t0 += ABI_MLAL_MAX_ROWS)
+		TRY(pf_attn_rows(
+		    e, L, t0, T - t0 < (int)ABI_MLAL_MAX_ROWS ? T - t0 : (int)ABI_MLAL_MAX_ROWS));
+	for (int t = 0; t < T && !pf->attn_rows; t++)
 		TRY(pf_attn(e, L, f4(pf->qcat, (uint64_t)t * H * row),
 			    f4(pf->lat, (uint64_t)t * H * kvl), pf->hseq[t], pf->hpos[t]));
 	TRY(card_barrier(e));
@@ -663,6 +691,14 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int al
 		pf->pos_tab |= pf->hpos[t] != pf->hpos[t - 1] + 1;
 	if (pf->pos_tab)
 		TRY(card_write(e, pf->posw, pf->hpos, sizeof(int) * (size_t)T));
+	/* the striped attention runs every row in one command a layer: their slots and contexts */
+	pf->attn_rows = e->gv_attn && T > 1 && pf_env_off("MOECARD_ATTN_ROWS") == 0;
+	for (int t = 0; t < T && pf->attn_rows; t++) {
+		pf->atab_h[2 * t] = (uint32_t)pf->hseq[t];
+		pf->atab_h[2 * t + 1] = (uint32_t)pf->hpos[t] + 1;
+	}
+	if (pf->attn_rows)
+		TRY(card_write(e, pf->atab, pf->atab_h, 8 * (size_t)T));
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
 	for (int l = 0; l < c->num_hidden_layers; l++) {

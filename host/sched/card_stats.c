@@ -767,12 +767,20 @@ void card_prof_cmd(const struct ee *e, uint32_t i, struct prof_cmd *pc, uint64_t
 		const struct abi_mla_lanes *a = &c->u.mlal;
 		uint64_t rec = abi_kv_record_bytes(ABI_KV_FMT(a->word), a->kv_lora, a->rope);
 		memset(lane, 0, sizeof(uint64_t) * L);
-		for (uint32_t b = 0; b * 32 < a->n_ctx; b++) {
-			uint32_t n = a->n_ctx - b * 32 < 32 ? a->n_ctx - b * 32 : 32;
-			lane[b % L] += rec * n;
+		pc->bytes = 0;
+		pc->macs = 0;
+		/* each row's context (rows: the host copy of the table the forward wrote) */
+		for (uint32_t r = 0; r < (a->rows > 1 ? a->rows : 1); r++) {
+			uint32_t nc = a->rows > 1
+					  ? e->pf.atab_h[(a->tab - e->pf.atab) / 4 + 2 * r + 1]
+					  : a->n_ctx;
+			for (uint32_t b = 0; b * 32 < nc; b++) {
+				uint32_t n = nc - b * 32 < 32 ? nc - b * 32 : 32;
+				lane[b % L] += rec * n;
+			}
+			pc->bytes += rec * nc;
+			pc->macs += (double)a->n_heads * nc * (2.0 * a->kv_lora + a->rope);
 		}
-		pc->bytes = rec * a->n_ctx;
-		pc->macs = (double)a->n_heads * a->n_ctx * (2.0 * a->kv_lora + a->rope);
 		pc->pc0 = 0;
 		pc->pc1 = (int)L - 1;
 		pc->pc_bytes = lane;
