@@ -287,8 +287,7 @@ load_x_row:
 		if (norm) {
 			float p[HLS_RMS_P];
 #pragma HLS ARRAY_PARTITION variable=p complete
-			for (int j = 0; j < HLS_RMS_P; j++)
-				p[j] = 0.0f;
+			hls_rms_clear(p);
 		gemv_norm:
 			for (int b = 0; b < v_cdiv(K, V_LANES); b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=2048

@@ -18,6 +18,13 @@
 #define HLS_RMS_ILV 8	 /* interleaved partial sums per lane */
 #define HLS_RMS_P (HLS_RMS_LANES * HLS_RMS_ILV)
 
+/* Zeroes the partial sums. */
+static inline void hls_rms_clear(float p[HLS_RMS_P])
+{
+	for (int i = 0; i < HLS_RMS_P; i++)
+		p[i] = 0.0f;
+}
+
 /* The partial sum element k adds into. */
 static inline int hls_rms_slot(int k)
 {

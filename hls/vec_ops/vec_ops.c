@@ -39,8 +39,7 @@ static float vec_row_sum(const float *a, int n, int ss, float mx)
 {
 	float p[V_P];
 #pragma HLS ARRAY_PARTITION variable=p complete
-	for (int i = 0; i < V_P; i++)
-		p[i] = 0.0f;
+	hls_rms_clear(p);
 row_sum:
 	for (int b = 0; b < v_cdiv(n, VEC_LANES); b++) {
 #pragma HLS PIPELINE II=1
