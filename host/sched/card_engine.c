@@ -598,15 +598,16 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	if (ql > 0 && !e->gv)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm", e->qa, 0, L->q_a_norm, e->qa, 1,
 			       (uint32_t)ql, 0, 0, 0, eps, 0));
+	/* with q_a_layernorm in its loader, q_b runs on the GEMV CU beside the kv norm and RoPE */
+	if (ql > 0 && e->gv)
+		TRY(card_mla_gemv(e, L, GV_Q_B));
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm", e->kva, 0, L->kv_a_norm, e->kvrow, 1,
 		       (uint32_t)kvl, 0, 0, 0, eps, 0));
 	TRY(card_vecop(e, ABI_OP_ROPE, "rope k_pe", e->kva + 4 * (uint64_t)kvl, 0, 0,
 		       e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
 		       (float)c->rope_theta, e->tab));
 	TRY(card_barrier(e));
-	if (ql > 0 && e->gv)
-		TRY(card_mla_gemv(e, L, GV_Q_B));
-	else if (ql > 0)
+	if (ql > 0 && !e->gv)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
 	if (e->gv_attn) {
 		TRY(card_kv_append_lanes(e, L, e->cur_seq, p));
@@ -620,7 +621,8 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 		k->u.kv.pos = (uint32_t)p;
 		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
 	}
-	TRY(card_barrier(e));
+	if (!e->gv || ql <= 0) /* (q_b ran in the section before: q is there) */
+		TRY(card_barrier(e));
 	/* q_pe of every head, roped into the attention query rows [H][kvl + rope] */
 	TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe", e->q + 4 * (uint64_t)nope, 0, 0,
 		       e->qcat + 4 * (uint64_t)kvl, (uint32_t)H, (uint32_t)rope, qd, (uint32_t)row,

@@ -339,6 +339,9 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		TRY(pf_gemm(e, "kv_a_proj (rows)", pf->xn, &L->kv_a, pf->kva, 0, T));
 	}
 	TRY(card_barrier(e));
+	/* with q_a_layernorm in its loader, q_b runs on the GEMV CU beside the kv norm and RoPE */
+	if (ql > 0 && gv)
+		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
 	if (ql > 0 && !gv)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
 			       pf->qa, R, (uint32_t)ql, 0, 0, 0, eps, 0));
@@ -347,13 +350,12 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
 		    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
 	TRY(card_barrier(e));
-	if (ql > 0 && gv)
-		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
-	else if (ql > 0)
+	if (ql > 0 && !gv)
 		TRY(pf_gemm(e, "q_b_proj (rows)", pf->qa, &L->q_b, pf->q, 0, T));
 	for (int t = 0; t < T; t++)
 		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
-	TRY(card_barrier(e));
+	if (!gv || ql <= 0) /* (q_b ran in the section before: q is there) */
+		TRY(card_barrier(e));
 	/* q_pe of every head of every row: H rows per position */
 	TRY(pf_rope(e, "rope q_pe (rows)", f4(pf->q, nope), f4(pf->qcat, kvl), T, H, (uint32_t)rope,
 		    (uint32_t)qd, (uint32_t)row));
