@@ -380,6 +380,9 @@ int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, co
 /* One layer of a chunk (also the dry what-if's): rows T in pf.x at the slots and positions in
  * pf.hseq / pf.hpos (dry mode routes every expert equally loaded). */
 int card_pf_layer(struct ee *e, struct ee_layer *L, int T);
+/* The striped attention's rows table for rows pf.hseq / pf.hpos [0, T) (pf.attn_rows: the
+ * forward runs its attention as rows commands), written to the card. */
+int card_pf_attn_rows(struct ee *e, int T);
 /* 1 when the absorbed attention costs no more MACs than the non-absorbed form for T queries at
  * positions p0.. (card_prefill.c has the count). */
 int card_pf_absorbed(const struct config *c, int T, int p0);

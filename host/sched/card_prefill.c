@@ -677,6 +677,17 @@ static void pf_embed(const struct qmat *E, int t, float *out)
 			     : qmat_get(E, t, i);
 }
 
+int card_pf_attn_rows(struct ee *e, int T)
+{
+	struct ee_pf *pf = &e->pf;
+	pf->attn_rows = e->gv_attn && T > 1 && pf_env_off("MOECARD_ATTN_ROWS") == 0;
+	for (int t = 0; t < T && pf->attn_rows; t++) {
+		pf->atab_h[2 * t] = (uint32_t)pf->hseq[t];
+		pf->atab_h[2 * t + 1] = (uint32_t)pf->hpos[t] + 1;
+	}
+	return pf->attn_rows ? card_write(e, pf->atab, pf->atab_h, 8 * (size_t)T) : 0;
+}
+
 /* The rows in pf.hseq / pf.hpos through every layer and the head. */
 static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int all, float *hidden)
 {
@@ -693,14 +704,7 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int al
 		pf->pos_tab |= pf->hpos[t] != pf->hpos[t - 1] + 1;
 	if (pf->pos_tab)
 		TRY(card_write(e, pf->posw, pf->hpos, sizeof(int) * (size_t)T));
-	/* the striped attention runs every row in one command a layer: their slots and contexts */
-	pf->attn_rows = e->gv_attn && T > 1 && pf_env_off("MOECARD_ATTN_ROWS") == 0;
-	for (int t = 0; t < T && pf->attn_rows; t++) {
-		pf->atab_h[2 * t] = (uint32_t)pf->hseq[t];
-		pf->atab_h[2 * t + 1] = (uint32_t)pf->hpos[t] + 1;
-	}
-	if (pf->attn_rows)
-		TRY(card_write(e, pf->atab, pf->atab_h, 8 * (size_t)T));
+	TRY(card_pf_attn_rows(e, T));
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
 	for (int l = 0; l < c->num_hidden_layers; l++) {

@@ -368,6 +368,8 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 	e->pf.active = 1;
 	for (int t = 0; t < T; t++)
 		e->pf.hpos[t] = t;
+	if ((r = card_pf_attn_rows(e, T)))
+		goto out;
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		L.moe = config_layer_is_moe(c, l);
 		nmoe += L.moe;
