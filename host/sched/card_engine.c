@@ -574,6 +574,22 @@ double card_gemm_macs(const struct abi_cmd *c)
 }
 
 /* MLA sublayer of layer l at position p, through the post-attention norm into xn. */
+/* The KV append of e->kvrow at position p of the current sequence's cache. */
+static int card_mla_append(struct ee *e, const struct ee_layer *L, int p)
+{
+	if (e->gv_attn)
+		return card_kv_append_lanes(e, L, e->cur_seq, p);
+	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
+	if (!k)
+		return -E2BIG;
+	k->u.kv.src = e->kvrow;
+	k->u.kv.cache = ee_kv_base(e, L, e->cur_seq);
+	k->u.kv.row = (uint32_t)(e->c->kv_lora_rank + e->c->qk_rope_head_dim);
+	k->u.kv.pos = (uint32_t)p;
+	k->u.kv.ctx_cap = (uint32_t)e->max_seq;
+	return 0;
+}
+
 int card_mla(struct ee *e, const struct ee_layer *L, int p)
 {
 	const struct config *c = e->c;
@@ -609,28 +625,23 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	TRY(card_barrier(e));
 	if (ql > 0 && !e->gv)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));
-	if (e->gv_attn) {
-		TRY(card_kv_append_lanes(e, L, e->cur_seq, p));
-	} else {
-		struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
-		if (!k)
-			return -E2BIG;
-		k->u.kv.src = e->kvrow;
-		k->u.kv.cache = ee_kv_base(e, L, e->cur_seq);
-		k->u.kv.row = (uint32_t)row;
-		k->u.kv.pos = (uint32_t)p;
-		k->u.kv.ctx_cap = (uint32_t)e->max_seq;
-	}
-	if (!e->gv || ql <= 0) /* (q_b ran in the section before: q is there) */
+	/* (with q_b in the section before, the append goes after W_UK^T and RoPE q_pe in the list:
+	 * the firmware takes commands in list order, and the GEMV is the section's longest) */
+	int late = e->gv && ql > 0;
+	if (!late) {
+		TRY(card_mla_append(e, L, p));
 		TRY(card_barrier(e));
+	}
+	if (e->gv)
+		TRY(card_mla_gemv(e, L, GV_UK_T));
 	/* q_pe of every head, roped into the attention query rows [H][kvl + rope] */
 	TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe", e->q + 4 * (uint64_t)nope, 0, 0,
 		       e->qcat + 4 * (uint64_t)kvl, (uint32_t)H, (uint32_t)rope, qd, (uint32_t)row,
 		       (uint32_t)p, (float)c->rope_theta, e->tab));
+	if (late)
+		TRY(card_mla_append(e, L, p));
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128;
 	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
-	if (e->gv)
-		TRY(card_mla_gemv(e, L, GV_UK_T));
 	for (int h = 0; h < H && !e->gv; h++)
 		TRY(card_gemm(e, "W_UK^T q_nope", e->q + 4 * (uint64_t)h * qd, &ukt,
 			      e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0,

@@ -352,22 +352,27 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	TRY(card_barrier(e));
 	if (ql > 0 && !gv)
 		TRY(pf_gemm(e, "q_b_proj (rows)", pf->qa, &L->q_b, pf->q, 0, T));
-	for (int t = 0; t < T; t++)
+	/* (with q_b in the section before, the appends go after W_UK^T and RoPE q_pe in the list:
+	 * the firmware takes commands in list order, and the GEMV is the section's longest) */
+	int late = gv && ql > 0;
+	for (int t = 0; t < T && !late; t++)
 		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
-	if (!gv || ql <= 0) /* (q_b ran in the section before: q is there) */
+	if (!late)
 		TRY(card_barrier(e));
-	/* q_pe of every head of every row: H rows per position */
-	TRY(pf_rope(e, "rope q_pe (rows)", f4(pf->q, nope), f4(pf->qcat, kvl), T, H, (uint32_t)rope,
-		    (uint32_t)qd, (uint32_t)row));
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
 	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
 	if (gv)
 		TRY(card_gemv_rows_cmd(e, "W_UK^T q_nope, all heads (gemv, rows)", &g->r_ukt, T));
+	/* q_pe of every head of every row: H rows per position */
+	TRY(pf_rope(e, "rope q_pe (rows)", f4(pf->q, nope), f4(pf->qcat, kvl), T, H, (uint32_t)rope,
+		    (uint32_t)qd, (uint32_t)row));
 	for (int h = 0; h < H && !gv; h++)
 		TRY(card_gemm_m(
 		    e, "W_UK^T q_nope (rows)", f4(pf->q, (uint64_t)h * qd), (uint32_t)(H * qd),
 		    &ukt, f4(pf->qcat, (uint64_t)h * row), (uint32_t)(H * row), ABI_GEMM_F_ACT_F32,
 		    0, (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope, T));
+	for (int t = 0; t < T && late; t++)
+		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
 	TRY(card_barrier(e));
 	for (int t0 = 0; t0 < T && pf->attn_rows; t0 += ABI_MLAL_MAX_ROWS)
 		TRY(pf_attn_rows(
