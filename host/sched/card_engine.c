@@ -573,7 +573,6 @@ double card_gemm_macs(const struct abi_cmd *c)
 	return (double)g->m * g->n * g->k * ((g->flags & ABI_GEMM_F_SILU_MUL) ? 2 : 1);
 }
 
-/* MLA sublayer of layer l at position p, through the post-attention norm into xn. */
 /* The KV append of e->kvrow at position p of the current sequence's cache. */
 static int card_mla_append(struct ee *e, const struct ee_layer *L, int p)
 {
@@ -590,6 +589,8 @@ static int card_mla_append(struct ee *e, const struct ee_layer *L, int p)
 	return 0;
 }
 
+/* MLA sublayer of layer L at position p, through the post-attention norm into xn where the FFN
+ * reads it (card_post_norm). */
 int card_mla(struct ee *e, const struct ee_layer *L, int p)
 {
 	const struct config *c = e->c;
