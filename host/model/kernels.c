@@ -421,8 +421,11 @@ void kern_ctx_free(struct kern_ctx *k)
 {
 	free(k->scratch);
 	free(k->wbuf);
+	free(k->prep);
 	k->scratch = NULL;
 	k->wbuf = NULL;
+	k->prep = NULL;
+	k->prep_floats = 0;
 }
 
 /* Dequantizes row n of W into out[K] (f32). */
@@ -442,6 +445,12 @@ static void dec_row(const struct kern_isa *isa, const struct qmat *W, int n, flo
 	}
 }
 
+/* Whether a job takes the prefill tiles (else the per-row GEMV path). */
+static int takes_tile(const struct kern_ctx *kc, const struct kern_job *j)
+{
+	return j->M >= KERN_TILE_MIN_M && j->W->cols <= kc->max_k && !kc->rows_only;
+}
+
 /* Output features [n0, n0+nn) for all M inputs of a job. */
 static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0, int nn, int tid)
 {
@@ -451,7 +460,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	const float *xs = j->xq ? j->xq : j->x;
 	int ld = j->xq ? K : j->ldx;
 	float acc[KERN_NW];
-	if (j->M >= KERN_TILE_MIN_M && K <= kc->max_k && !kc->rows_only) {
+	if (takes_tile(kc, j)) {
 		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
 		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 8) * kc->max_k;
 		if (isa->tile_p16) {
@@ -491,7 +500,13 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	for (int n = n0; n < n0 + nn; n++) {
 		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
 			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
-			if (W->fmt == QMAT_FP8) {
+			if (W->fmt == QMAT_FP8 && j->xp) {
+				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K,
+					     j->xp + (size_t)m0 * K, K, mb, K,
+					     W->scale + (size_t)(n / 128) * W->scale_cols, acc);
+				for (int m = 0; m < mb; m++)
+					acc[m] *= j->xpf[m0 + m];
+			} else if (W->fmt == QMAT_FP8) {
 				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K,
 					     xs + (size_t)m0 * ld, ld, mb, K,
 					     W->scale + (size_t)(n / 128) * W->scale_cols, acc);
@@ -570,6 +585,55 @@ void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, con
 		bf16p_task(&bc, 0, np, 0);
 }
 
+/* An FP8 job on the row path whose ISA reads a prepared input. */
+static int wants_prep(const struct kern_ctx *k, const struct kern_job *j)
+{
+	return k->isa->prep_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 && !takes_tile(k, j);
+}
+
+/* The prepared inputs of the jobs that want one (wants_prep), one per distinct input: its rows
+ * (or their FP8 round trip) in prep_fp8's layout, then their factors. */
+static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
+{
+	size_t need = 0;
+	for (int j = 0; j < n_jobs; j++)
+		if (wants_prep(k, &jobs[j]))
+			need += (size_t)jobs[j].M * (jobs[j].W->cols + 1);
+	if (need > k->prep_floats) {
+		float *p = realloc(k->prep, need * sizeof(float));
+		if (!p)
+			return -ENOMEM;
+		k->prep = p;
+		k->prep_floats = need;
+	}
+	size_t used = 0;
+	for (int j = 0; j < n_jobs; j++) {
+		struct kern_job *jb = &jobs[j];
+		jb->xp = jb->xpf = NULL;
+		if (!wants_prep(k, jb))
+			continue;
+		int K = jb->W->cols;
+		for (int i = 0; i < j; i++)
+			if (jobs[i].xp && jobs[i].x == jb->x && jobs[i].xq == jb->xq &&
+			    jobs[i].M == jb->M && jobs[i].ldx == jb->ldx && jobs[i].W->cols == K) {
+				jb->xp = jobs[i].xp;
+				jb->xpf = jobs[i].xpf;
+				break;
+			}
+		if (jb->xp)
+			continue;
+		const float *src = jb->xq ? jb->xq : jb->x;
+		int ld = jb->xq ? K : jb->ldx;
+		float *xp = k->prep + used, *f = xp + (size_t)jb->M * K;
+		for (int m = 0; m < jb->M; m++)
+			f[m] = k->isa->prep_fp8(src + (size_t)m * ld, K, xp + (size_t)m * K);
+		used += (size_t)jb->M * (K + 1);
+		jb->xp = xp;
+		jb->xpf = f;
+	}
+	return 0;
+}
+
 int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 {
 	int row_start[KERN_MAX_JOBS + 1];
@@ -603,6 +667,9 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		}
 		row_start[j + 1] = row_start[j] + (jb->M > 0 ? jb->W->rows : 0);
 	}
+	int r = prep_jobs(k, jobs, n_jobs);
+	if (r)
+		return r;
 	struct jobs_ctx jc = {k, jobs, n_jobs, row_start};
 	int total = row_start[n_jobs];
 	int nt = k->pool ? pool_nthreads(k->pool) : 1;

@@ -34,6 +34,9 @@ struct kern_isa {
 	 * acc[m] = sum_kb sw[kb] * sum_{k in kb} e4m3(w[k]) * x[m*ldx+k] (the decode/GEMV path) */
 	void (*row_fp8)(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
 			float *acc);
+	/* NULL, or the input layout row_fp8 reads: xp[K] from x[K], returning the power of two f
+	 * that row_fp8's acc on xp is multiplied by to give the sum above (avx2) */
+	float (*prep_fp8)(const float *x, int K, float *xp);
 	/* out[k] = e4m3(w[k]) * sw[k/128] for k < K (dequantize one row) */
 	void (*dec_fp8)(const uint8_t *w, int K, const float *sw, float *out);
 	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_NW, m < M (prefill tiles) */
@@ -100,7 +103,9 @@ struct kern_job {
 	int ldy;
 	int accumulate; /* 1: y += result */
 	/* filled by kern_matmul: quantized input */
-	const float *xq; /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
+	const float *xq;  /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
+	const float *xp;  /* [M][K] the row path's input in isa->prep_fp8's layout, or NULL */
+	const float *xpf; /* [M] prep_fp8's factors */
 };
 
 /* Execution context: pool, numerics mode and scratch for quantized activations. */
@@ -115,6 +120,8 @@ struct kern_ctx {
 	int max_k;
 	int rows_only; /* 1: never the tile path: every input row takes the per-row GEMV path, so
 			  its result does not depend on the other rows (batched decode) */
+	float *prep;   /* the row path's prepared inputs (isa->prep_fp8), prep_floats long, grown */
+	size_t prep_floats;
 };
 
 /* Inputs with at least this many rows use the dequantize-then-tile path. */
@@ -126,8 +133,8 @@ int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, si
 		  int max_k);
 void kern_ctx_free(struct kern_ctx *k);
 
-/* kern_matmul_jobs - runs all jobs in one parallel region. Returns 0, or -ENOSPC when the
- * quantization scratch is too small (a sizing bug). */
+/* kern_matmul_jobs - runs all jobs in one parallel region. Returns 0, -ENOSPC when the
+ * quantization scratch is too small (a sizing bug), or -ENOMEM (the prepared inputs). */
 int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs);
 
 /* kern_matmul - one job: y[M][W->rows] = x[M][W->cols] W^T (dense, ldx = cols, ldy = rows). */

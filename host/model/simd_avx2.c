@@ -4,9 +4,14 @@
  * a zero-padded local copy.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "model/kernels.h"
+
+#ifndef ROW_PF_BYTES
+#define ROW_PF_BYTES 1024 /* software prefetch distance of the FP8 row GEMV */
+#endif
 
 static inline __m256 dec8(const uint8_t *w)
 {
@@ -196,77 +201,120 @@ static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
 	}
 }
 
-/* 32 E4M3 codes to four vectors of 8 f32 (each value / 256) without a lane-crossing widen: an
- * unpack with zero puts each code in the high byte of a 16-bit word (code << 8); an arithmetic
- * shift by one and clearing bit 14 leaves sign, 0, exponent, mantissa: the binary16 of the value
- * / 256 (subnormals included). The unpack interleaves within 128-bit lanes, so the vectors hold
- * codes k..k+7 (*v0), k+16..k+23 (*v1), k+8..k+15 (*v2) and k+24..k+31 (*v3). */
-static inline void dec32(const uint8_t *w, __m256 *v0, __m256 *v1, __m256 *v2, __m256 *v3)
+/*
+ * The decode GEMV, on an input prepared by prep_fp8, without binary16 conversion. An E4M3 code's
+ * bits placed as f32 bits, sign to bit 31 and the seven others to bits 26..20, are the f32 of its
+ * value * 2^-120 exactly: exponent field e with f32's bias 127 against E4M3's 7, and for e = 0 the
+ * f32 subnormal m/8 * 2^-126 = (m/8 * 2^-6) * 2^-120. prep_fp8 scales the input by 2^(112-d), so
+ * each product is x * e4m3 / 2^(8+d) exactly; d > 0 only for a row with |x| >= 2^15 (the scaled
+ * input stays finite), and the row's sum is multiplied by 2^d by the caller.
+ *
+ * The placing takes shifts and masks alone. Sixteen-bit words of the loaded codes are
+ * (odd code << 8 | even code); an arithmetic shift right by four of a word (after a shift left by
+ * eight for the even code) leaves sign, four sign copies, exponent, mantissa, four bits below; the
+ * mask 0x87F0 keeps sign, exponent and mantissa: the high half of the f32. The two halves of each
+ * 32-bit lane then hold the codes 4i + 0..3, so prep_fp8 stores each whole 32-value chunk of x as
+ * xp[32t + 8j + i] = x[32t + 4i + j]. Per 128-block two accumulators per row; the block's vector
+ * sum is scaled by sw[kb] (times 256, exact) into one running vector per row, summed across lanes
+ * once per row. The same operations for every M, so a row's result does not depend on the rows
+ * beside it (nor on their magnitudes: d is the row's own).
+ */
+static inline __attribute__((always_inline)) void rowp_fp8_m(const uint8_t *w, const float *x,
+							     int ldx, const int M, int K,
+							     const float *sw, float *acc)
 {
-	const __m256i z = _mm256_setzero_si256(), m = _mm256_set1_epi16((short)0xBFFF);
-	__m256i c = _mm256_loadu_si256((const __m256i *)w);
-	__m256i lo = _mm256_and_si256(_mm256_srai_epi16(_mm256_unpacklo_epi8(z, c), 1), m);
-	__m256i hi = _mm256_and_si256(_mm256_srai_epi16(_mm256_unpackhi_epi8(z, c), 1), m);
-	*v0 = _mm256_cvtph_ps(_mm256_castsi256_si128(lo));
-	*v1 = _mm256_cvtph_ps(_mm256_extracti128_si256(lo, 1));
-	*v2 = _mm256_cvtph_ps(_mm256_castsi256_si128(hi));
-	*v3 = _mm256_cvtph_ps(_mm256_extracti128_si256(hi, 1));
-}
-
-/* One weight row against M inputs (the decode GEMV). Per whole 128-block two accumulators per
- * row (codes k % 16 < 8 and >= 8); the block's vector sum is scaled by sw[kb] (times the 256 of
- * the binary16 decode, exact) into one running vector per row, summed across lanes once per row
- * instead of once per block. A partial last block goes through dot_fp8_m. The same operations
- * for every M, so a row's result does not depend on the rows beside it. */
-static inline __attribute__((always_inline)) void row_fp8_m(const uint8_t *w, const float *x,
-							    int ldx, const int M, int K,
-							    const float *sw, float *acc)
-{
+	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
 	__m256 t[KERN_MB];
+	float tail[KERN_MB];
 #pragma GCC unroll 6
-	for (int m = 0; m < M; m++)
+	for (int m = 0; m < M; m++) {
 		t[m] = _mm256_setzero_ps();
-	int nb = K / 128;
-	for (int kb = 0; kb < nb; kb++) {
+		tail[m] = 0;
+	}
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
 		__m256 a[KERN_MB], b[KERN_MB];
 #pragma GCC unroll 6
 		for (int m = 0; m < M; m++)
 			a[m] = b[m] = _mm256_setzero_ps();
-		for (int k = kb * 128; k < kb * 128 + 128; k += 32) {
-			__m256 v0, v1, v2, v3;
-			dec32(w + k, &v0, &v1, &v2, &v3);
+		/* the stream's next lines, ahead of the hardware prefetcher (which stops at 4 KiB
+		 * pages, and on short rows barely starts) */
+		_mm_prefetch((const char *)(w + k0) + ROW_PF_BYTES, _MM_HINT_T0);
+		_mm_prefetch((const char *)(w + k0) + ROW_PF_BYTES + 64, _MM_HINT_T0);
+		for (; k + 32 <= k1; k += 32) {
+			__m256i c = _mm256_loadu_si256((const __m256i *)(w + k));
+			__m256i o = _mm256_srai_epi16(c, 4);
+			__m256i e = _mm256_srai_epi16(_mm256_slli_epi16(c, 8), 4);
+			__m256 v0 =
+			    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(e, 16), mk));
+			__m256 v1 =
+			    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(o, 16), mk));
+			__m256 v2 = _mm256_castsi256_ps(_mm256_and_si256(e, mk));
+			__m256 v3 = _mm256_castsi256_ps(_mm256_and_si256(o, mk));
 #pragma GCC unroll 6
 			for (int m = 0; m < M; m++) {
 				const float *xm = x + (size_t)m * ldx + k;
 				a[m] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(xm), a[m]);
-				b[m] = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xm + 8), b[m]);
-				a[m] = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xm + 16), a[m]);
+				b[m] = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xm + 8), b[m]);
+				a[m] = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xm + 16), a[m]);
 				b[m] = _mm256_fmadd_ps(v3, _mm256_loadu_ps(xm + 24), b[m]);
 			}
 		}
-		__m256 s = _mm256_set1_ps(sw[kb] * 256.0f);
+		float s = sw[k0 / 128] * 256.0f;
+		__m256 vs = _mm256_set1_ps(s);
 #pragma GCC unroll 6
-		for (int m = 0; m < M; m++)
-			t[m] = _mm256_fmadd_ps(_mm256_add_ps(a[m], b[m]), s, t[m]);
+		for (int m = 0; m < M; m++) {
+			t[m] = _mm256_fmadd_ps(_mm256_add_ps(a[m], b[m]), vs, t[m]);
+			if (k < k1) { /* the row's last K % 32 values, in order */
+				float d = 0;
+				for (int i = k; i < k1; i++) {
+					uint32_t u = (uint32_t)(w[i] & 0x80) << 24 |
+						     (uint32_t)(w[i] & 0x7F) << 20;
+					float f;
+					memcpy(&f, &u, 4);
+					d += f * x[(size_t)m * ldx + i];
+				}
+				tail[m] += d * s;
+			}
+		}
 	}
 #pragma GCC unroll 6
 	for (int m = 0; m < M; m++)
-		acc[m] = hsum8(t[m]);
-	if (nb * 128 < K) {
-		float d[KERN_MB];
-		dot_fp8_m(w + nb * 128, x + nb * 128, ldx, M, K - nb * 128, d);
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++)
-			acc[m] += d[m] * sw[nb];
-	}
+		acc[m] = hsum8(t[m]) + tail[m];
 }
 
 static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
 			 float *acc)
 {
-#define CALL_M(m) row_fp8_m(w, x, ldx, m, K, sw, acc)
+#define CALL_M(m) rowp_fp8_m(w, x, ldx, m, K, sw, acc)
 	KERN_PER_M(M, CALL_M);
 #undef CALL_M
+}
+
+/* xp in rowp_fp8_m's layout: each whole 32-value chunk as xp[32t + 8j + i] = x[32t + 4i + j], the
+ * last K % 32 values in order, all times 2^(112-d); returns 2^d (d = 0 unless max |x| >= 2^15). */
+static float prep_fp8_avx2(const float *x, int K, float *xp)
+{
+	float amax = 0;
+	for (int k = 0; k < K; k++) {
+		float a = x[k] < 0 ? -x[k] : x[k];
+		amax = a > amax ? a : amax;
+	}
+	int d = 0;
+	if (amax >= 32768.0f && amax <= 3.4e38f) { /* finite: amax * 2^(112-d) < 2^127 */
+		int ex;
+		frexpf(amax, &ex); /* amax < 2^ex */
+		d = ex - 15;
+	}
+	float s = ldexpf(1.0f, 112 - d);
+	int k = 0;
+	for (; k + 32 <= K; k += 32)
+		for (int i = 0; i < 8; i++)
+			for (int j = 0; j < 4; j++)
+				xp[k + 8 * j + i] = x[k + 4 * i + j] * s;
+	for (; k < K; k++)
+		xp[k] = x[k] * s;
+	return ldexpf(1.0f, d);
 }
 
 static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
@@ -614,6 +662,7 @@ const struct kern_isa kern_isa_avx2 = {
     .dot_bf16 = dot_bf16_avx2,
     .axpy_fp8 = axpy_fp8_avx2,
     .row_fp8 = row_fp8_avx2,
+    .prep_fp8 = prep_fp8_avx2,
     .dec_fp8 = dec_fp8_avx2,
     .tile_f32 = tile_f32_avx2,
     .tile_p16 = tile_p16_avx2,
