@@ -317,19 +317,38 @@ static float prep_fp8_avx2(const float *x, int K, float *xp)
 	return ldexpf(1.0f, d);
 }
 
+/* Dequantizes one row: per block, the codes' bits placed as f32 bits (value * 2^-120 exactly, as in
+ * rowp_fp8_m; a sign-extending widen puts the sign in bit 31 after the shift) times
+ * sw[kb] * 2^120, which is the rounding of e4m3 * sw[kb] itself. A block whose sw * 2^120 is not
+ * finite (sw >= 2^8) takes the binary16 decode. */
 static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
 {
-	int k = 0;
-	for (; k + 8 <= K; k += 8)
-		_mm256_storeu_ps(out + k,
-				 _mm256_mul_ps(dec8(w + k), _mm256_set1_ps(sw[k / 128] * 256.0f)));
-	if (k < K) {
-		uint8_t wt[8] = {0};
-		float wf[8];
-		memcpy(wt, w + k, (size_t)(K - k));
-		_mm256_storeu_ps(wf, dec8(wt));
-		for (int i = 0; i < K - k; i++)
-			out[k + i] = wf[i] * 256.0f * sw[(k + i) / 128];
+	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
+		float s = sw[k0 / 128];
+		if (s < 256.0f && s > -256.0f) {
+			__m256 vs = _mm256_set1_ps(s * 0x1p120f);
+			for (; k + 8 <= k1; k += 8) {
+				__m256i c =
+				    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + k)));
+				__m256 v = _mm256_castsi256_ps(
+				    _mm256_and_si256(_mm256_slli_epi32(c, 20), mk));
+				_mm256_storeu_ps(out + k, _mm256_mul_ps(v, vs));
+			}
+		} else {
+			__m256 vs = _mm256_set1_ps(s * 256.0f);
+			for (; k + 8 <= k1; k += 8)
+				_mm256_storeu_ps(out + k, _mm256_mul_ps(dec8(w + k), vs));
+		}
+		if (k < k1) {
+			uint8_t wt[8] = {0};
+			float wf[8];
+			memcpy(wt, w + k, (size_t)(k1 - k));
+			_mm256_storeu_ps(wf, dec8(wt));
+			for (int i = 0; i < k1 - k; i++)
+				out[k + i] = wf[i] * 256.0f * s;
+		}
 	}
 }
 

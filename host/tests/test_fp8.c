@@ -130,6 +130,21 @@ static void test_simd_matches_scalar(void **st)
 			if (d != e4m3_decode(code))
 				fail_msg("%s decodes 0x%02x as %g", names[n], c, d);
 		}
+		/* a row's dequantization is the rounding of code * scale, bit for bit with the scalar
+		 * path: scales that make subnormal results, ordinary ones, and ones past 2^8 */
+		const float sws[][3] = {{1e-3f, 2.5f, 300.0f}, {1e-40f, 700.0f, 1.0f / 448}};
+		for (int si = 0; si < 2; si++) {
+			float d0[300], d1[300];
+			static const int Ks[] = {1, 7, 8, 127, 128, 129, 200, 256, 300};
+			for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+				int K = Ks[ki];
+				ref->dec_fp8(w, K, sws[si], d0);
+				isa->dec_fp8(w, K, sws[si], d1);
+				if (memcmp(d0, d1, sizeof(float) * K))
+					fail_msg("%s dec_fp8 K %d scales %d differ", names[n], K,
+						 si);
+			}
+		}
 		uint16_t wb[300];
 		for (int i = 0; i < 300; i++)
 			wb[i] = f32_to_bf16(x[i] * 3);
