@@ -143,18 +143,22 @@ static void gemv_bf16p_scalar(const uint16_t *wp, int nw, const float *x, int ld
 		}
 }
 
-static float dot_f32_scalar(const float *a, const float *b, int n)
+static void dot_f32_rows_scalar(const float *const *w, int P, const float *x, int ldx, int M, int n,
+				float *acc, int lda)
 {
-	float s = 0;
-	for (int k = 0; k < n; k++)
-		s += a[k] * b[k];
-	return s;
-}
-
-static void dot_f32_rows_scalar(const float *w, const float *x, int ldx, int M, int n, float *acc)
-{
-	for (int m = 0; m < M; m++)
-		acc[m] = dot_f32_scalar(w, x + (size_t)m * ldx, n);
+	for (int p = 0; p < P; p++)
+		for (int m = 0; m < M; m++) {
+			const float *a = w[p], *b = x + (size_t)m * ldx;
+			float l[8] = {0};
+			int k = 0;
+			for (; k + 8 <= n; k += 8)
+				for (int i = 0; i < 8; i++)
+					l[i] = fmaf(a[k + i], b[k + i], l[i]);
+			float t = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+			for (; k < n; k++)
+				t = fmaf(a[k], b[k], t);
+			acc[(size_t)p * lda + m] = t;
+		}
 }
 
 static void axpy_f32_scalar(float *y, float a, const float *x, int n)

@@ -50,10 +50,14 @@ struct kern_isa {
 	/* wp[k*KERN_PW + i0 + r] = rows[r*K + k] for r < 8, k < K (0 for r >= nr): eight rows into
 	 * columns i0..i0+7 of a packed tile (with tile_p16) */
 	void (*pack_p16)(const float *rows, int K, int nr, int i0, float *wp);
-	/* The attention's inner loops. acc[m] = sum_{k<n} w[k] * x[m*ldx+k] for m < M <= KERN_MB: one f32 row against M inputs
-	 * (the attention's scores of a group of heads), each w[k] loaded once; a row's sum is the
-	 * same for every M (every path: avx512 runs AVX2's) */
-	void (*dot_f32_rows)(const float *w, const float *x, int ldx, int M, int n, float *acc);
+	/* The attention's inner loops. acc[p*lda + m] = sum_{k<n} w[p][k] * x[m*ldx+k] for
+	 * p < P <= 2, m < M <= KERN_MB: P f32 rows (cache rows) against M inputs (the queries of a
+	 * group of heads), each row loaded once for all M. Each sum is eight FMA chains over the
+	 * lanes k % 8 of the whole 8-value steps, added as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)), then
+	 * the last n % 8 products in order: the same bits for every P and M and on every path
+	 * (scalar uses fmaf; avx512 runs AVX2's) */
+	void (*dot_f32_rows)(const float *const *w, int P, const float *x, int ldx, int M, int n,
+			     float *acc, int lda);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
 	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
 	 * axpy_f32 calls in one pass over y, bit-identical to them (every path) */

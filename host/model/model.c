@@ -391,7 +391,7 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	ALLOC(m->qa, (size_t)B * imax(c->q_lora_rank, 1));
 	ALLOC(m->q, (size_t)B * H * (nope + rope));
 	ALLOC(m->kva, (size_t)B * m->kv_dim);
-	ALLOC(m->qlat, (size_t)B * H * kvl);
+	ALLOC(m->qlat, (size_t)B * H * (kvl + c->qk_rope_head_dim));
 	ALLOC(m->lat, (size_t)B * H * kvl);
 	ALLOC(m->ao, (size_t)B * H * vd);
 	ALLOC(m->scores, (size_t)nt * ATTN_HG * S);
@@ -502,22 +502,27 @@ static void attn_task(void *vc, int b, int e, int tid)
 			}
 			continue;
 		}
+		/* each head's query against a cache row [c_kv | k_pe]: [W_UK^T q_nope | q_pe] */
+		int ldq = kvl + rope;
 		for (int i = 0; i < nh; i++) {
 			int h = h0 + i;
-			ql[i] = m->qlat + ((size_t)t * H + h) * kvl;
+			ql[i] = m->qlat + ((size_t)t * H + h) * ldq;
 			lt[i] = m->lat + ((size_t)t * H + h) * kvl;
 			memset(ql[i], 0, sizeof(float) * kvl);
 			for (int d = 0; d < nope; d++)
 				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[i][d], ql[i]);
+			memcpy(ql[i] + kvl, qh[i] + nope, sizeof(float) * rope);
 		}
-		for (int s = 0; s < S; s++) {
-			/* the group's heads are consecutive rows of qlat and q */
-			const float *kv = row_kv(m, t, a->layer, s);
-			float dl[ATTN_HG], dr[ATTN_HG];
-			isa->dot_f32_rows(kv, ql[0], kvl, nh, kvl, dl);
-			isa->dot_f32_rows(kv + kvl, qh[0] + nope, qd, nh, rope, dr);
-			for (int i = 0; i < nh; i++)
-				sc[i][s] = (dl[i] + dr[i]) * m->softmax_scale;
+		for (int s = 0; s < S; s += 2) {
+			/* two cache rows against the group's heads (consecutive rows of qlat) */
+			const float *kv[2] = {row_kv(m, t, a->layer, s),
+					      s + 1 < S ? row_kv(m, t, a->layer, s + 1) : NULL};
+			float d[2][ATTN_HG];
+			isa->dot_f32_rows(kv, s + 1 < S ? 2 : 1, ql[0], ldq, nh, ldq, d[0],
+					  ATTN_HG);
+			for (int r = 0; r < 2 && s + r < S; r++)
+				for (int i = 0; i < nh; i++)
+					sc[i][s + r] = d[r][i] * m->softmax_scale;
 		}
 		for (int i = 0; i < nh; i++) {
 			softmax_inplace(sc[i], S);

@@ -57,7 +57,7 @@ struct model {
 	float *qa;	       /* [B][q_lora] */
 	float *q;	       /* [B][H][nope+rope] */
 	float *kva;	       /* [B][kv_lora+rope] */
-	float *qlat;	       /* [B][H][kv_lora] absorbed query (W_UK^T q_nope) */
+	float *qlat;	       /* [B][H][kv_lora + rope] absorbed query (W_UK^T q_nope), q_pe */
 	float *lat;	       /* [B][H][kv_lora] attention-weighted latent sum */
 	float *ao;	       /* [B][H][v] attention output before o_proj */
 	float *scores;	       /* [nthreads][ATTN_HG][max_seq] */

@@ -487,15 +487,58 @@ static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
 			wp[(size_t)k * KERN_PW + i0 + i] = i < nr ? rows[(size_t)i * K + k] : 0.0f;
 }
 
-static inline __attribute__((always_inline)) void
-dot_f32_rows_m(const float *w, const float *x, int ldx, const int M, int n, float *acc)
+/* Four vectors' lane sums as one vector's lanes 0..3, each ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)). */
+static inline __m128 hsum4x8(__m256 a, __m256 b, __m256 c, __m256 d)
 {
-	dot_rows_m(w, 0, x, ldx, M, n, acc);
+	__m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+	return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-static void dot_f32_rows_avx2(const float *w, const float *x, int ldx, int M, int n, float *acc)
+/* P (1 or 2) rows against M inputs: one accumulator per (row, input), every row vector loaded
+ * once; rows past P and inputs past M are zero accumulators that are never stored. */
+static inline __attribute__((always_inline)) void dot_f32_rows_m(const float *const *w, const int P,
+								 const float *x, int ldx,
+								 const int M, int n, float *acc,
+								 int lda)
 {
-#define CALL_M(m) dot_f32_rows_m(w, x, ldx, m, n, acc)
+	__m256 a[2][KERN_MB];
+	for (int p = 0; p < 2; p++)
+		for (int m = 0; m < KERN_MB; m++)
+			a[p][m] = _mm256_setzero_ps();
+	const float *w0 = w[0], *w1 = P > 1 ? w[1] : w[0];
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m256 r0 = _mm256_loadu_ps(w0 + k), r1 = _mm256_loadu_ps(w1 + k);
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++) {
+			__m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
+			a[0][m] = _mm256_fmadd_ps(r0, xv, a[0][m]);
+			if (P > 1)
+				a[1][m] = _mm256_fmadd_ps(r1, xv, a[1][m]);
+		}
+	}
+	for (int p = 0; p < P; p++) {
+		float t[4];
+		_mm_storeu_ps(t, hsum4x8(a[p][0], a[p][1], a[p][2], a[p][3]));
+		for (int m = 0; m < M; m++) {
+			float v = t[m];
+			for (int i = k; i < n; i++)
+				v = fmaf(w[p][i], x[(size_t)m * ldx + i], v);
+			acc[(size_t)p * lda + m] = v;
+		}
+	}
+}
+
+static void dot_f32_rows_avx2(const float *const *w, int P, const float *x, int ldx, int M, int n,
+			      float *acc, int lda)
+{
+#define CALL_M(m)                                                                                  \
+	do {                                                                                       \
+		if (P > 1)                                                                         \
+			dot_f32_rows_m(w, 2, x, ldx, m, n, acc, lda);                              \
+		else                                                                               \
+			dot_f32_rows_m(w, 1, x, ldx, m, n, acc, lda);                              \
+	} while (0)
 	KERN_PER_M(M, CALL_M);
 #undef CALL_M
 }

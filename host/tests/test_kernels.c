@@ -298,8 +298,9 @@ static void test_bf16_packed(void **st)
 	}
 }
 
-/* The attention's f32 primitives on every ISA this CPU runs: dot_f32_rows against double sums (a
- * row's sum the same for every M), axpy4_f32 bit-identical to four axpy_f32 calls. */
+/* The attention's f32 primitives on every ISA this CPU runs: dot_f32_rows against double sums
+ * (a sum the same bits for every P and M, and as the scalar path's), axpy4_f32 bit-identical to
+ * four axpy_f32 calls. */
 static void test_f32_attention_prims(void **st)
 {
 	(void)st;
@@ -317,21 +318,29 @@ static void test_f32_attention_prims(void **st)
 		const struct kern_isa *isa = kern_isa_by_name(names[i]);
 		if (!isa)
 			continue;
-		int lens[] = {1, 5, 8, 32, 256, 300};
+		int lens[] = {1, 5, 8, 32, 256, 288, 300};
+		const float *rows[2] = {w, xs[3]};
+		const struct kern_isa *sc = kern_isa_by_name("scalar");
 		for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
 			int n = lens[l];
-			float one[KERN_MB], all[KERN_MB];
+			float one, all[2][KERN_MB], ref_all[2][KERN_MB];
 			/* every path has them (avx512 runs AVX2's, chosen at start-up) */
 			assert_non_null(isa->dot_f32_rows);
-			isa->dot_f32_rows(w, x, N, KERN_MB, n, all);
-			for (int m = 0; m < KERN_MB; m++) {
-				double ref = 0;
-				for (int k = 0; k < n; k++)
-					ref += (double)w[k] * x[m * N + k];
-				assert_true(fabs(all[m] - ref) <= 1e-5 * (1 + fabs(ref)));
-				isa->dot_f32_rows(w, x + m * N, N, 1, n, one);
-				assert_memory_equal(&one[0], &all[m], sizeof(float));
-			}
+			isa->dot_f32_rows(rows, 2, x, N, KERN_MB, n, all[0], KERN_MB);
+			sc->dot_f32_rows(rows, 2, x, N, KERN_MB, n, ref_all[0], KERN_MB);
+			/* the same bits as the scalar path's */
+			assert_memory_equal(all, ref_all, sizeof all);
+			for (int p = 0; p < 2; p++)
+				for (int m = 0; m < KERN_MB; m++) {
+					double ref = 0;
+					for (int k = 0; k < n; k++)
+						ref += (double)rows[p][k] * x[m * N + k];
+					assert_true(fabs(all[p][m] - ref) <=
+						    1e-5 * (1 + fabs(ref)));
+					/* and for one row against one input */
+					isa->dot_f32_rows(rows + p, 1, x + m * N, N, 1, n, &one, 1);
+					assert_memory_equal(&one, &all[p][m], sizeof(float));
+				}
 		}
 		assert_non_null(isa->axpy4_f32);
 		assert_non_null(isa->axpy4_rows_f32);
