@@ -749,9 +749,14 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 	int dpath = mf | ((m.word & ABI_MLAL_FP8) ? MLA_ATTN_FP8 : 0);
 	int macs = s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS;
 	if (n > 1) { /* the rows: the kernel checks each row's slot and context */
+		/* one snapshot of the table, so the checks and the run see the same rows */
 		uint32_t rt[2 * MLA_MAX_ROWS];
+		if (n > MLA_MAX_ROWS) /* (the firmware's decoder refuses these first) */
+			return 0x101u;
 		memcpy(rt, tab, n * 8);
-		for (uint64_t i = 0; i < n; i++) /* a bad row: rejected by the kernel, timed as 1 */
+		/* a row's context past the command's n_ctx (the bound the slots were sized for, which
+		 * the kernel does not see) or empty: refused here, before any row runs */
+		for (uint64_t i = 0; i < n; i++)
 			if (rt[2 * i + 1] < 1 || rt[2 * i + 1] > m.n_ctx)
 				return 0x101u;
 		pthread_mutex_lock(&cu_mla_lanes_mu);

@@ -383,6 +383,9 @@ int card_pf_layer(struct ee *e, struct ee_layer *L, int T);
 /* The striped attention's rows table for rows pf.hseq / pf.hpos [0, T) (pf.attn_rows: the
  * forward runs its attention as rows commands), written to the card. */
 int card_pf_attn_rows(struct ee *e, int T);
+/* card_pf_atab_host - the host copy of the rows table at card address tab (within pf.atab): the
+ * {slot, n_ctx} pairs a rows command of this forward reads. */
+const uint32_t *card_pf_atab_host(const struct ee *e, uint64_t tab);
 /* 1 when the absorbed attention costs no more MACs than the non-absorbed form for T queries at
  * positions p0.. (card_prefill.c has the count). */
 int card_pf_absorbed(const struct config *c, int T, int p0);

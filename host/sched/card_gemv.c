@@ -994,10 +994,10 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 	if (m->word & ABI_MLAL_FP8)
 		mf |= MLA_ATTN_FP8;
 	if (m->rows > 1) /* the rows' contexts: the host copy of the table the forward wrote */
-		return mla_attn_lanes_rows_cycles(
-		    &b, (int)e->gv_lanes, e->pf.atab_h + (m->tab - e->pf.atab) / 4, (int)m->rows,
-		    (int)m->n_heads, (int)m->kv_lora, (int)m->rope, mf, (int)e->attn_macs,
-		    MLA_LANE_IMACS, NULL);
+		return mla_attn_lanes_rows_cycles(&b, (int)e->gv_lanes,
+						  card_pf_atab_host(e, m->tab), (int)m->rows,
+						  (int)m->n_heads, (int)m->kv_lora, (int)m->rope,
+						  mf, (int)e->attn_macs, MLA_LANE_IMACS, NULL);
 	return mla_attn_lanes_cycles2(&b, (int)e->gv_lanes, (int)m->n_ctx - 1, (int)m->n_heads,
 				      (int)m->kv_lora, (int)m->rope, mf, (int)e->attn_macs,
 				      MLA_LANE_IMACS, NULL);

@@ -682,6 +682,11 @@ static void pf_embed(const struct qmat *E, int t, float *out)
 			     : qmat_get(E, t, i);
 }
 
+const uint32_t *card_pf_atab_host(const struct ee *e, uint64_t tab)
+{
+	return e->pf.atab_h + (tab - e->pf.atab) / 4;
+}
+
 int card_pf_attn_rows(struct ee *e, int T)
 {
 	struct ee_pf *pf = &e->pf;

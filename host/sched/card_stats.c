@@ -773,9 +773,8 @@ void card_prof_cmd(const struct ee *e, uint32_t i, struct prof_cmd *pc, uint64_t
 		pc->macs = 0;
 		/* each row's context (rows: the host copy of the table the forward wrote) */
 		for (uint32_t r = 0; r < (a->rows > 1 ? a->rows : 1); r++) {
-			uint32_t nc = a->rows > 1
-					  ? e->pf.atab_h[(a->tab - e->pf.atab) / 4 + 2 * r + 1]
-					  : a->n_ctx;
+			uint32_t nc =
+			    a->rows > 1 ? card_pf_atab_host(e, a->tab)[2 * r + 1] : a->n_ctx;
 			for (uint32_t b = 0; b * 32 < nc; b++) {
 				uint32_t n = nc - b * 32 < 32 ? nc - b * 32 : 32;
 				lane[b % L] += rec * n;
