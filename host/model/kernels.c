@@ -474,9 +474,21 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 				int nw = nn - b < KERN_PW ? nn - b : KERN_PW;
 				for (int i0 = 0; i0 < KERN_PW; i0 += 8) {
 					int nr = nw - i0 < 0 ? 0 : nw - i0 > 8 ? 8 : nw - i0;
+					int n = n0 + b + i0;
+					if (W->fmt == QMAT_FP8 && isa->decpack_fp8) {
+						const float *sw[8];
+						for (int r = 0; r < 8; r++)
+							sw[r] =
+							    W->scale +
+							    (size_t)((n + (r < nr ? r : 0)) / 128) *
+								W->scale_cols;
+						isa->decpack_fp8((const uint8_t *)W->w +
+								     (size_t)n * K,
+								 K, nr, sw, i0, wt);
+						continue;
+					}
 					for (int r = 0; r < nr; r++)
-						dec_row(isa, W, n0 + b + i0 + r,
-							rows + (size_t)r * K);
+						dec_row(isa, W, n + r, rows + (size_t)r * K);
 					isa->pack_p16(rows, K, nr, i0, wt);
 				}
 				isa->tile_p16(wt, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy,

@@ -50,6 +50,10 @@ struct kern_isa {
 	/* wp[k*KERN_PW + i0 + r] = rows[r*K + k] for r < 8, k < K (0 for r >= nr): eight rows into
 	 * columns i0..i0+7 of a packed tile (with tile_p16) */
 	void (*pack_p16)(const float *rows, int K, int nr, int i0, float *wp);
+	/* NULL, or dec_fp8 of the FP8 rows w + r*K (block scales sw[r]) for r < nr <= 8, then
+	 * pack_p16 of them, in one pass: the same bits as the two steps */
+	void (*decpack_fp8)(const uint8_t *w, int K, int nr, const float *const *sw, int i0,
+			    float *wp);
 	/* The attention's inner loops. acc[p*lda + m] = sum_{k<n} w[p][k] * x[m*ldx+k] for
 	 * p < P <= 2, m < M <= KERN_MB: P f32 rows (cache rows) against M inputs (the queries of a
 	 * group of heads), each row loaded once for all M. Each sum is eight FMA chains over the

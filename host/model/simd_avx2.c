@@ -487,6 +487,83 @@ static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
 			wp[(size_t)k * KERN_PW + i0 + i] = i < nr ? rows[(size_t)i * K + k] : 0.0f;
 }
 
+/* One E4M3 code's value times 2^-120 (rowp_fp8_m's placing), scalar. */
+static inline float placed1(uint8_t c)
+{
+	uint32_t u = (uint32_t)(c & 0x80) << 24 | (uint32_t)(c & 0x7F) << 20;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* dec_fp8 on nr <= 8 rows then pack_p16, in one pass: eight rows' codes k..k+7 placed as f32
+ * bits (sign-extending widen, as dec_fp8_avx2), times each row's sw * 2^120, transposed in
+ * registers and stored as lines k..k+7. The same bits as the two steps: every value is the
+ * rounding of e4m3 * sw (a block where a row's sw * 2^120 is not finite goes value by value). */
+static void decpack_fp8_avx2(const uint8_t *w, int K, int nr, const float *const *sw, int i0,
+			     float *wp)
+{
+	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0, big = 0;
+		float s[8];
+		__m256 vs[8];
+		for (int r = 0; r < 8; r++) {
+			s[r] = r < nr ? sw[r][k0 / 128] : 0.0f;
+			big |= !(s[r] < 256.0f && s[r] > -256.0f);
+			vs[r] = _mm256_set1_ps(s[r] * 0x1p120f);
+		}
+		for (; !big && k + 8 <= k1; k += 8) {
+			__m256 v[8];
+			if (!(k & 63)) /* the next eight rows' line at k: the caller's next call */
+				for (int r = 0; r < 8; r++)
+					_mm_prefetch((const char *)(w + (size_t)(8 + r) * K + k),
+						     _MM_HINT_T0);
+			for (int r = 0; r < 8; r++) {
+				if (r >= nr) {
+					v[r] = _mm256_setzero_ps();
+					continue;
+				}
+				__m256i c = _mm256_cvtepi8_epi32(
+				    _mm_loadl_epi64((const __m128i *)(w + (size_t)r * K + k)));
+				v[r] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(
+							 _mm256_slli_epi32(c, 20), mk)),
+						     vs[r]);
+			}
+			__m256 t0 = _mm256_unpacklo_ps(v[0], v[1]),
+			       t1 = _mm256_unpackhi_ps(v[0], v[1]);
+			__m256 t2 = _mm256_unpacklo_ps(v[2], v[3]),
+			       t3 = _mm256_unpackhi_ps(v[2], v[3]);
+			__m256 t4 = _mm256_unpacklo_ps(v[4], v[5]),
+			       t5 = _mm256_unpackhi_ps(v[4], v[5]);
+			__m256 t6 = _mm256_unpacklo_ps(v[6], v[7]),
+			       t7 = _mm256_unpackhi_ps(v[6], v[7]);
+			__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44),
+			       u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+			__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44),
+			       u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+			__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44),
+			       u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+			__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44),
+			       u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+			float *o = wp + (size_t)k * KERN_PW + i0;
+			_mm256_storeu_ps(o + 0 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x20));
+			_mm256_storeu_ps(o + 1 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x20));
+			_mm256_storeu_ps(o + 2 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x20));
+			_mm256_storeu_ps(o + 3 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x20));
+			_mm256_storeu_ps(o + 4 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x31));
+			_mm256_storeu_ps(o + 5 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x31));
+			_mm256_storeu_ps(o + 6 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x31));
+			_mm256_storeu_ps(o + 7 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x31));
+		}
+		for (; k < k1;
+		     k++) /* value by value: (code * 2^-120) * 2^120 is the code, exactly */
+			for (int r = 0; r < 8; r++)
+				wp[(size_t)k * KERN_PW + i0 + r] =
+				    r < nr ? placed1(w[(size_t)r * K + k]) * 0x1p120f * s[r] : 0.0f;
+	}
+}
+
 /* Four vectors' lane sums as one vector's lanes 0..3, each ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)). */
 static inline __m128 hsum4x8(__m256 a, __m256 b, __m256 c, __m256 d)
 {
@@ -729,6 +806,7 @@ const struct kern_isa kern_isa_avx2 = {
     .tile_f32 = tile_f32_avx2,
     .tile_p16 = tile_p16_avx2,
     .pack_p16 = pack_p16_avx2,
+    .decpack_fp8 = decpack_fp8_avx2,
     .dot_f32_rows = dot_f32_rows_avx2,
     .axpy_f32 = axpy_f32_avx2,
     .axpy4_f32 = axpy4_f32_avx2,

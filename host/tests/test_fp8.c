@@ -145,6 +145,40 @@ static void test_simd_matches_scalar(void **st)
 						 si);
 			}
 		}
+		/* the prefill tile's dequantize-and-pack in one pass: the bits of dec_fp8 then
+		 * pack_p16, for short row groups, partial blocks and scales past 2^8 */
+		if (isa->decpack_fp8) {
+			static uint8_t w8[8 * 300];
+			static float p0[300 * KERN_PW], p1[300 * KERN_PW], rows[8 * 300];
+			static const float sc[8][3] = {
+			    {1e-3f, 2.5f, 300.0f},  {1e-40f, 0.5f, 1.0f}, {7.0f, 1e-3f, 1.0f / 448},
+			    {255.0f, 256.0f, 2.0f}, {1.0f, 1.0f, 1.0f},	  {3e-5f, 3e-5f, 3e-5f},
+			    {0.25f, 1e6f, 0.25f},   {1e-20f, 9.0f, 40.0f}};
+			const float *swp[8];
+			for (int i = 0; i < 8 * 300; i++)
+				w8[i] = (uint8_t)((i * 7 + i / 300) & 0x7F) == 0x7F
+					    ? 0
+					    : (uint8_t)(i * 7 + i / 300);
+			for (int r = 0; r < 8; r++)
+				swp[r] = sc[r];
+			static const int Ks[] = {8, 37, 128, 300}, nrs[] = {8, 5, 1};
+			for (size_t ki = 0; ki < 4; ki++)
+				for (size_t ni = 0; ni < 3; ni++)
+					for (int i0 = 0; i0 < KERN_PW; i0 += 8) {
+						int K = Ks[ki], nr = nrs[ni];
+						memset(p0, 0, sizeof p0);
+						memset(p1, 0, sizeof p1);
+						for (int r = 0; r < nr; r++)
+							ref->dec_fp8(w8 + r * K, K, sc[r],
+								     rows + r * K);
+						ref->pack_p16(rows, K, nr, i0, p0);
+						isa->decpack_fp8(w8, K, nr, swp, i0, p1);
+						if (memcmp(p0, p1, sizeof(float) * K * KERN_PW))
+							fail_msg("%s decpack_fp8 K %d nr %d i0 %d "
+								 "differs",
+								 names[n], K, nr, i0);
+					}
+		}
 		uint16_t wb[300];
 		for (int i = 0; i < 300; i++)
 			wb[i] = f32_to_bf16(x[i] * 3);
