@@ -873,14 +873,16 @@ int model_forward_rows(struct model *m, const int *tokens, int T, const struct m
 	}
 	m->row_kv = kv;
 	m->row_pos = pos;
-	m->kc.rows_only = !last_only; /* decode rows: each as it would run alone */
+	/* decode rows: each as it would run alone (kc_f32 too: the --head fp8 head, the naive
+	 * form's expansion) */
+	m->kc.rows_only = m->kc_f32.rows_only = !last_only;
 	for (int l = 0; l < c->num_hidden_layers && !r; l++)
 		r = layer_forward(m, &m->w->layers[l], l, 0, T);
 	if (!r)
 		r = head_forward(m, m->w->norm, &m->w->lm_head, T, logits, !last_only, NULL);
 	m->row_kv = NULL;
 	m->row_pos = NULL;
-	m->kc.rows_only = 0;
+	m->kc.rows_only = m->kc_f32.rows_only = 0;
 	return r;
 }
 

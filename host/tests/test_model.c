@@ -227,8 +227,9 @@ static void test_forward_rows(void **st)
 	make_tokens();
 	int V = ck.cfg.vocab_size;
 	const int len[3] = {5, 2, 7}, steps = 4; /* prompt lengths, then batched decode steps */
-	for (int fp8 = 0; fp8 <= 1; fp8++) {
-		struct model_opts o = {fp8, 0, 2, 64, 12, 0, 0};
+	for (int v = 0; v < 3; v++) {		 /* act none; act fp8; act fp8 with --head fp8 */
+		int fp8 = v > 0;
+		struct model_opts o = {fp8, 0, 2, 64, 12, v == 2, 0};
 		char err[256];
 		struct model ref, m;
 		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 12);
@@ -260,8 +261,8 @@ static void test_forward_rows(void **st)
 			for (int t = 0; t < len[q]; t++)
 				assert_int_equal(model_forward(&ref, tk + t, 1, want, 0, NULL), 0);
 			if (memcmp(want, got, sizeof(float) * V))
-				fail_msg("act_fp8 %d: sequence %d: prefill rows differ from decode",
-					 fp8, q);
+				fail_msg("variant %d: sequence %d: prefill rows differ from decode",
+					 v, q);
 			model_free(&ref);
 		}
 		/* decode: one row per sequence per step, at positions len[q] + s */
@@ -279,10 +280,10 @@ static void test_forward_rows(void **st)
 								       want, 0, NULL),
 							 0);
 				if (memcmp(want, got + (size_t)q * V, sizeof(float) * V))
-					fail_msg("act_fp8 %d: step %d, sequence %d: batched logits "
+					fail_msg("variant %d: step %d, sequence %d: batched logits "
 						 "differ "
 						 "from the sequence alone",
-						 fp8, s, q);
+						 v, s, q);
 				model_free(&ref);
 			}
 		}
@@ -303,8 +304,8 @@ static void test_forward_rows(void **st)
 				    model_forward(&ref, &toks[q * 10 + u], 1, want, 0, NULL), 0);
 			if (memcmp(want, got + (size_t)t * V, sizeof(float) * V))
 				fail_msg(
-				    "act_fp8 %d: row %d of 10 (sequence %d) differs from alone",
-				    fp8, t, q);
+				    "variant %d: row %d of 10 (sequence %d) differs from alone", v,
+				    t, q);
 			model_free(&ref);
 			if (++i == per[q]) {
 				q++;
