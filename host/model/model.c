@@ -76,44 +76,6 @@ static void embed_row(const struct qmat *E, int t, float *out)
 	}
 }
 
-/* y[c] += a * W[r][c] over all columns (dequantized). */
-static void qmat_row_axpy(const struct kern_isa *isa, const struct qmat *W, int r, float a,
-			  float *y)
-{
-	if (W->fmt == QMAT_FP8) {
-		const uint8_t *wr = (const uint8_t *)W->w + (size_t)r * W->cols;
-		const float *sw = W->scale + (size_t)(r / 128) * W->scale_cols;
-		for (int cb = 0; cb * 128 < W->cols; cb++) {
-			int len = W->cols - cb * 128 < 128 ? W->cols - cb * 128 : 128;
-			isa->axpy_fp8(y + cb * 128, a * sw[cb], wr + cb * 128, len);
-		}
-	} else {
-		for (int c = 0; c < W->cols; c++)
-			y[c] += a * qmat_get(W, r, c);
-	}
-}
-
-/* Returns sum_c W[r][c] * x[c] (dequantized, f32 accumulation). */
-static float qmat_row_dot(const struct kern_isa *isa, const struct qmat *W, int r, const float *x)
-{
-	float acc = 0, d;
-	if (W->fmt == QMAT_FP8) {
-		const uint8_t *wr = (const uint8_t *)W->w + (size_t)r * W->cols;
-		const float *sw = W->scale + (size_t)(r / 128) * W->scale_cols;
-		for (int cb = 0; cb * 128 < W->cols; cb++) {
-			int len = W->cols - cb * 128 < 128 ? W->cols - cb * 128 : 128;
-			isa->dot_fp8(wr + cb * 128, x + cb * 128, 0, 1, len, &d);
-			acc += d * sw[cb];
-		}
-	} else if (W->fmt == QMAT_BF16) {
-		isa->dot_bf16((const uint16_t *)W->w + (size_t)r * W->cols, x, 0, 1, W->cols, &acc);
-	} else {
-		for (int c = 0; c < W->cols; c++)
-			acc += qmat_get(W, r, c) * x[c];
-	}
-	return acc;
-}
-
 /* ---- RoPE / YaRN (docs/model.md, RoPE; YaRN) -------------------------------------------- */
 
 static double yarn_corr_dim(double rot, int d, double base, double L0)
@@ -191,11 +153,11 @@ void model_free(struct model *m)
 		pool_free(m->pool);
 	kern_ctx_free(&m->kc);
 	kern_ctx_free(&m->kc_f32);
-	float **bufs[] = {&m->kv,	  &m->rope_cos, &m->rope_sin, &m->x,	       &m->xn,
-			  &m->tmp,	  &m->qa,	&m->q,	      &m->kva,	       &m->qlat,
-			  &m->lat,	  &m->ao,	&m->scores,   &m->kexp,	       &m->vexp,
-			  &m->kvexp_full, &m->gbuf,	&m->ubuf,     &m->xg,	       &m->eout,
-			  &m->rlogits,	  &m->rw,	&m->cat,      &m->route.margin};
+	float **bufs[] = {
+	    &m->kv,   &m->rope_cos,   &m->rope_sin,	&m->x,	  &m->xn, &m->tmp,    &m->qa,
+	    &m->q,    &m->kva,	      &m->qlat,		&m->lat,  &m->ao, &m->scores, &m->kexp,
+	    &m->vexp, &m->kvexp_full, &m->gbuf,		&m->ubuf, &m->xg, &m->eout,   &m->rlogits,
+	    &m->rw,   &m->cat,	      &m->route.margin, &m->wub};
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
 		free(*bufs[i]);
 		*bufs[i] = NULL;
@@ -395,6 +357,8 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	ALLOC(m->lat, (size_t)B * H * kvl);
 	ALLOC(m->ao, (size_t)B * H * vd);
 	ALLOC(m->scores, (size_t)nt * ATTN_HG * S);
+	m->wub_floats = (size_t)imax(nope, vd) * kvl;
+	ALLOC(m->wub, (size_t)nt * m->wub_floats);
 	if (o->naive_attn) {
 		ALLOC(m->kexp, (size_t)S * H * nope);
 		ALLOC(m->vexp, (size_t)S * H * vd);
@@ -463,7 +427,6 @@ static void attn_task(void *vc, int b, int e, int tid)
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope;
 	int G = (H + ATTN_HG - 1) / ATTN_HG;
-	const struct qmat *kvb = &a->lw->kv_b_proj;
 	float *scb = m->scores + (size_t)tid * ATTN_HG * m->o.max_seq;
 	for (int it = b; it < e; it++) {
 		int t = it / G, h0 = it % G * ATTN_HG, p = row_pos(m, a->pos0, t), S = p + 1;
@@ -475,8 +438,9 @@ static void attn_task(void *vc, int b, int e, int tid)
 			int h = h0 + i;
 			qh[i] = m->q + ((size_t)t * H + h) * qd;
 			sc[i] = scb + (size_t)i * m->o.max_seq;
-			rope_apply(qh[i] + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
-				   m->rope_sin + (size_t)p * (rope / 2));
+			if (m->o.naive_attn) /* (absorbed: absorb_in_task ropes q_pe) */
+				rope_apply(qh[i] + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
+					   m->rope_sin + (size_t)p * (rope / 2));
 		}
 		if (m->o.naive_attn) {
 			for (int i = 0; i < nh; i++) {
@@ -502,16 +466,13 @@ static void attn_task(void *vc, int b, int e, int tid)
 			}
 			continue;
 		}
-		/* each head's query against a cache row [c_kv | k_pe]: [W_UK^T q_nope | q_pe] */
+		/* each head's query against a cache row [c_kv | k_pe]: [W_UK^T q_nope | q_pe]
+		 * (absorb_in_task) */
 		int ldq = kvl + rope;
 		for (int i = 0; i < nh; i++) {
 			int h = h0 + i;
 			ql[i] = m->qlat + ((size_t)t * H + h) * ldq;
 			lt[i] = m->lat + ((size_t)t * H + h) * kvl;
-			memset(ql[i], 0, sizeof(float) * kvl);
-			for (int d = 0; d < nope; d++)
-				qmat_row_axpy(isa, kvb, h * (nope + vd) + d, qh[i][d], ql[i]);
-			memcpy(ql[i] + kvl, qh[i] + nope, sizeof(float) * rope);
 		}
 		for (int s = 0; s < S; s += 2) {
 			/* two cache rows against the group's heads (consecutive rows of qlat) */
@@ -540,11 +501,89 @@ static void attn_task(void *vc, int b, int e, int tid)
 			for (int i = 0; i < nh; i++)
 				isa->axpy_f32(lt[i], sc[i][s], kv, kvl);
 		}
-		for (int i = 0; i < nh; i++) {
-			float *out = m->ao + ((size_t)t * H + h0 + i) * vd;
-			for (int j = 0; j < vd; j++)
-				out[j] = qmat_row_dot(isa, kvb, (h0 + i) * (nope + vd) + nope + j,
-						      lt[i]);
+	}
+}
+
+/* Row r of W dequantized to f32: e4m3 * scale (dec_fp8), bf16 or as stored. */
+static void qmat_row_f32(const struct kern_isa *isa, const struct qmat *W, int r, float *out)
+{
+	if (W->fmt == QMAT_FP8) {
+		isa->dec_fp8((const uint8_t *)W->w + (size_t)r * W->cols, W->cols,
+			     W->scale + (size_t)(r / 128) * W->scale_cols, out);
+		return;
+	}
+	for (int c = 0; c < W->cols; c++)
+		out[c] = qmat_get(W, r, c);
+}
+
+/*
+ * The absorbed form's products with kv_b, one head a work item over all T rows, so each head's
+ * W_UK and W_UV rows are dequantized once per forward however many rows it has (prefill chunks,
+ * batched decode). In: RoPE on q_pe, then qlat[t][h] = [W_UK^T q_nope | q_pe], the axpys of the
+ * rows d = 0.. in order (axpy4_f32 is four axpy_f32 calls). Out: ao[t][h][j] = W_UV[j] . lat[t][h]
+ * (dot_f32_rows: the same bits for any grouping of rows and inputs). A row's results are its own.
+ */
+static void absorb_in_task(void *vc, int b, int e, int tid)
+{
+	struct attn_ctx *a = vc;
+	struct model *m = a->m;
+	const struct config *c = m->c;
+	const struct kern_isa *isa = m->kc.isa;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope, ldq = kvl + rope;
+	float *wk = m->wub + (size_t)tid * m->wub_floats;
+	for (int h = b; h < e; h++) {
+		for (int d = 0; d < nope; d++)
+			qmat_row_f32(isa, &a->lw->kv_b_proj, h * (nope + vd) + d,
+				     wk + (size_t)d * kvl);
+		for (int t = 0; t < a->T; t++) {
+			int p = row_pos(m, a->pos0, t);
+			float *q = m->q + ((size_t)t * H + h) * qd;
+			float *ql = m->qlat + ((size_t)t * H + h) * ldq;
+			rope_apply(q + nope, rope, m->rope_cos + (size_t)p * (rope / 2),
+				   m->rope_sin + (size_t)p * (rope / 2));
+			memset(ql, 0, sizeof(float) * kvl);
+			int d = 0;
+			for (; d + 4 <= nope; d += 4) {
+				const float *xs[4] = {
+				    wk + (size_t)d * kvl, wk + (size_t)(d + 1) * kvl,
+				    wk + (size_t)(d + 2) * kvl, wk + (size_t)(d + 3) * kvl};
+				isa->axpy4_f32(ql, q + d, xs, kvl);
+			}
+			for (; d < nope; d++)
+				isa->axpy_f32(ql, q[d], wk + (size_t)d * kvl, kvl);
+			memcpy(ql + kvl, q + nope, sizeof(float) * rope);
+		}
+	}
+}
+
+static void absorb_out_task(void *vc, int b, int e, int tid)
+{
+	struct attn_ctx *a = vc;
+	struct model *m = a->m;
+	const struct config *c = m->c;
+	const struct kern_isa *isa = m->kc.isa;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim;
+	int vd = c->v_head_dim, kvl = c->kv_lora_rank;
+	float *wv = m->wub + (size_t)tid * m->wub_floats;
+	for (int h = b; h < e; h++) {
+		for (int j = 0; j < vd; j++)
+			qmat_row_f32(isa, &a->lw->kv_b_proj, h * (nope + vd) + nope + j,
+				     wv + (size_t)j * kvl);
+		for (int t0 = 0; t0 < a->T; t0 += KERN_MB) {
+			int M = a->T - t0 < KERN_MB ? a->T - t0 : KERN_MB;
+			const float *x = m->lat + ((size_t)t0 * H + h) * kvl;
+			for (int j = 0; j < vd; j += 2) {
+				const float *w[2] = {wv + (size_t)j * kvl,
+						     wv + (size_t)(j + 1 < vd ? j + 1 : j) * kvl};
+				float acc[2][KERN_MB];
+				isa->dot_f32_rows(w, j + 1 < vd ? 2 : 1, x, H * kvl, M, kvl, acc[0],
+						  KERN_MB);
+				for (int r = 0; r < 2 && j + r < vd; r++)
+					for (int i = 0; i < M; i++)
+						m->ao[((size_t)(t0 + i) * H + h) * vd + j + r] =
+						    acc[r][i];
+			}
 		}
 	}
 }
@@ -622,7 +661,11 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 			return r;
 	}
 	struct attn_ctx ac = {m, lw, layer, pos0, T};
+	if (!m->o.naive_attn)
+		pool_for(m->pool, H, 1, absorb_in_task, &ac);
 	pool_for(m->pool, T * ((H + ATTN_HG - 1) / ATTN_HG), 1, attn_task, &ac);
+	if (!m->o.naive_attn)
+		pool_for(m->pool, H, 1, absorb_out_task, &ac);
 	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
 }
 
