@@ -143,28 +143,49 @@ static void gemv_bf16p_scalar(const uint16_t *wp, int nw, const float *x, int ld
 		}
 }
 
-static void dot_f32_rows_scalar(const float *const *w, int P, const float *x, int ldx, int M, int n,
-				float *acc, int lda)
+/* dot_f32_rows on f32 rows (w) or on dequantized FP8 rows (c, sc) */
+static void dot_rows_scalar(const float *const *w, const uint8_t *const *c, const float *const *sc,
+			    int P, const float *x, int ldx, int M, int n, float *acc, int lda)
 {
 	for (int p = 0; p < P; p++)
 		for (int m = 0; m < M; m++) {
-			const float *a = w[p], *b = x + (size_t)m * ldx;
+			const float *b = x + (size_t)m * ldx;
+#define W_AT(k) (w ? w[p][k] : dec_lut[c[p][k]] * sc[p][(k) / 128])
 			float l[8] = {0};
 			int k = 0;
 			for (; k + 8 <= n; k += 8)
 				for (int i = 0; i < 8; i++)
-					l[i] = fmaf(a[k + i], b[k + i], l[i]);
+					l[i] = fmaf(W_AT(k + i), b[k + i], l[i]);
 			float t = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 			for (; k < n; k++)
-				t = fmaf(a[k], b[k], t);
+				t = fmaf(W_AT(k), b[k], t);
+#undef W_AT
 			acc[(size_t)p * lda + m] = t;
 		}
+}
+
+static void dot_f32_rows_scalar(const float *const *w, int P, const float *x, int ldx, int M, int n,
+				float *acc, int lda)
+{
+	dot_rows_scalar(w, NULL, NULL, P, x, ldx, M, n, acc, lda);
+}
+
+static void dot_fp8s_rows_scalar(const uint8_t *const *w, const float *const *sw, int P,
+				 const float *x, int ldx, int M, int n, float *acc, int lda)
+{
+	dot_rows_scalar(NULL, w, sw, P, x, ldx, M, n, acc, lda);
 }
 
 static void axpy_f32_scalar(float *y, float a, const float *x, int n)
 {
 	for (int k = 0; k < n; k++)
 		y[k] += a * x[k];
+}
+
+static void axpy_fp8s_scalar(float *y, float a, const uint8_t *w, const float *sw, int n)
+{
+	for (int k = 0; k < n; k++)
+		y[k] += a * (dec_lut[w[k]] * sw[k / 128]);
 }
 
 static void axpy4_f32_scalar(float *y, const float *a, const float *const *x, int n)
@@ -199,6 +220,8 @@ static const struct kern_isa isa_scalar = {
     .pack_p16 = pack_p16_scalar,
     .dot_f32_rows = dot_f32_rows_scalar,
     .axpy_f32 = axpy_f32_scalar,
+    .axpy_fp8s = axpy_fp8s_scalar,
+    .dot_fp8s_rows = dot_fp8s_rows_scalar,
     .axpy4_f32 = axpy4_f32_scalar,
     .axpy4_rows_f32 = axpy4_rows_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,

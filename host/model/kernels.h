@@ -63,6 +63,11 @@ struct kern_isa {
 	void (*dot_f32_rows)(const float *const *w, int P, const float *x, int ldx, int M, int n,
 			     float *acc, int lda);
 	void (*axpy_f32)(float *y, float a, const float *x, int n);
+	/* NULL, or on an FP8 row w[n] with block scales sw: axpy_f32 of its dequantized values
+	 * (dec_fp8) and dot_f32_rows of P <= 2 such rows, the same bits without the f32 copy */
+	void (*axpy_fp8s)(float *y, float a, const uint8_t *w, const float *sw, int n);
+	void (*dot_fp8s_rows)(const uint8_t *const *w, const float *const *sw, int P,
+			      const float *x, int ldx, int M, int n, float *acc, int lda);
 	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
 	 * axpy_f32 calls in one pass over y, bit-identical to them (every path) */
 	void (*axpy4_f32)(float *y, const float *a, const float *const *x, int n);

@@ -523,6 +523,13 @@ static void qmat_row_f32(const struct kern_isa *isa, const struct qmat *W, int r
  * rows d = 0.. in order (axpy4_f32 is four axpy_f32 calls). Out: ao[t][h][j] = W_UV[j] . lat[t][h]
  * (dot_f32_rows: the same bits for any grouping of rows and inputs). A row's results are its own.
  */
+/* One row and an FP8 kv_b: the ISA's products on the codes, the same bits without the f32 copy
+ * (kernels.h axpy_fp8s, dot_fp8s_rows). */
+static int absorb_fused(const struct model *m, const struct qmat *kvb, int T)
+{
+	return T == 1 && kvb->fmt == QMAT_FP8 && m->kc.isa->axpy_fp8s && m->kc.isa->dot_fp8s_rows;
+}
+
 static void absorb_in_task(void *vc, int b, int e, int tid)
 {
 	struct attn_ctx *a = vc;
@@ -531,11 +538,12 @@ static void absorb_in_task(void *vc, int b, int e, int tid)
 	const struct kern_isa *isa = m->kc.isa;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope, ldq = kvl + rope;
+	const struct qmat *kvb = &a->lw->kv_b_proj;
 	float *wk = m->wub + (size_t)tid * m->wub_floats;
+	int fused = absorb_fused(m, kvb, a->T);
 	for (int h = b; h < e; h++) {
-		for (int d = 0; d < nope; d++)
-			qmat_row_f32(isa, &a->lw->kv_b_proj, h * (nope + vd) + d,
-				     wk + (size_t)d * kvl);
+		for (int d = 0; d < nope && !fused; d++)
+			qmat_row_f32(isa, kvb, h * (nope + vd) + d, wk + (size_t)d * kvl);
 		for (int t = 0; t < a->T; t++) {
 			int p = row_pos(m, a->pos0, t);
 			float *q = m->q + ((size_t)t * H + h) * qd;
@@ -544,6 +552,12 @@ static void absorb_in_task(void *vc, int b, int e, int tid)
 				   m->rope_sin + (size_t)p * (rope / 2));
 			memset(ql, 0, sizeof(float) * kvl);
 			int d = 0;
+			for (; fused && d < nope; d++) {
+				int r = h * (nope + vd) + d;
+				isa->axpy_fp8s(ql, q[d], (const uint8_t *)kvb->w + (size_t)r * kvl,
+					       kvb->scale + (size_t)(r / 128) * kvb->scale_cols,
+					       kvl);
+			}
 			for (; d + 4 <= nope; d += 4) {
 				const float *xs[4] = {
 				    wk + (size_t)d * kvl, wk + (size_t)(d + 1) * kvl,
@@ -565,21 +579,35 @@ static void absorb_out_task(void *vc, int b, int e, int tid)
 	const struct kern_isa *isa = m->kc.isa;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank;
+	const struct qmat *kvb = &a->lw->kv_b_proj;
 	float *wv = m->wub + (size_t)tid * m->wub_floats;
+	int fused = absorb_fused(m, kvb, a->T);
 	for (int h = b; h < e; h++) {
-		for (int j = 0; j < vd; j++)
-			qmat_row_f32(isa, &a->lw->kv_b_proj, h * (nope + vd) + nope + j,
-				     wv + (size_t)j * kvl);
+		for (int j = 0; j < vd && !fused; j++)
+			qmat_row_f32(isa, kvb, h * (nope + vd) + nope + j, wv + (size_t)j * kvl);
 		for (int t0 = 0; t0 < a->T; t0 += KERN_MB) {
 			int M = a->T - t0 < KERN_MB ? a->T - t0 : KERN_MB;
 			const float *x = m->lat + ((size_t)t0 * H + h) * kvl;
 			for (int j = 0; j < vd; j += 2) {
-				const float *w[2] = {wv + (size_t)j * kvl,
-						     wv + (size_t)(j + 1 < vd ? j + 1 : j) * kvl};
+				int P = j + 1 < vd ? 2 : 1, r0 = h * (nope + vd) + nope + j;
 				float acc[2][KERN_MB];
-				isa->dot_f32_rows(w, j + 1 < vd ? 2 : 1, x, H * kvl, M, kvl, acc[0],
-						  KERN_MB);
-				for (int r = 0; r < 2 && j + r < vd; r++)
+				if (fused) {
+					const uint8_t *wc[2] = {
+					    (const uint8_t *)kvb->w + (size_t)r0 * kvl,
+					    (const uint8_t *)kvb->w + (size_t)(r0 + P - 1) * kvl};
+					const float *ws[2] = {
+					    kvb->scale + (size_t)(r0 / 128) * kvb->scale_cols,
+					    kvb->scale +
+						(size_t)((r0 + P - 1) / 128) * kvb->scale_cols};
+					isa->dot_fp8s_rows(wc, ws, P, x, H * kvl, M, kvl, acc[0],
+							   KERN_MB);
+				} else {
+					const float *w[2] = {wv + (size_t)j * kvl,
+							     wv + (size_t)(j + P - 1) * kvl};
+					isa->dot_f32_rows(w, P, x, H * kvl, M, kvl, acc[0],
+							  KERN_MB);
+				}
+				for (int r = 0; r < P; r++)
 					for (int i = 0; i < M; i++)
 						m->ao[((size_t)(t0 + i) * H + h) * vd + j + r] =
 						    acc[r][i];

@@ -620,6 +620,83 @@ static void dot_f32_rows_avx2(const float *const *w, int P, const float *x, int 
 #undef CALL_M
 }
 
+/* Codes k..k+7 of an FP8 row dequantized (dec_fp8_avx2's values: the rounding of e4m3 * s). */
+static inline __m256 dq8(const uint8_t *w, float s)
+{
+	if (s < 256.0f && s > -256.0f) {
+		__m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w));
+		return _mm256_mul_ps(
+		    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(c, 20),
+							 _mm256_set1_epi32((int)0x87F00000))),
+		    _mm256_set1_ps(s * 0x1p120f));
+	}
+	float v[8];
+	for (int i = 0; i < 8; i++)
+		v[i] = placed1(w[i]) * 0x1p120f * s;
+	return _mm256_loadu_ps(v);
+}
+
+/* axpy_f32_avx2 on the dequantized row (its FMAs, its scalar tail) */
+static void axpy_fp8s_avx2(float *y, float a, const uint8_t *w, const float *sw, int n)
+{
+	__m256 va = _mm256_set1_ps(a);
+	int k = 0;
+	for (; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(
+		    y + k, _mm256_fmadd_ps(va, dq8(w + k, sw[k / 128]), _mm256_loadu_ps(y + k)));
+	for (; k < n; k++)
+		y[k] += a * (placed1(w[k]) * 0x1p120f * sw[k / 128]);
+}
+
+/* dot_f32_rows_m on dequantized FP8 rows */
+static inline __attribute__((always_inline)) void
+dot_fp8s_rows_m(const uint8_t *const *w, const float *const *sw, const int P, const float *x,
+		int ldx, const int M, int n, float *acc, int lda)
+{
+	__m256 a[2][KERN_MB];
+	for (int p = 0; p < 2; p++)
+		for (int m = 0; m < KERN_MB; m++)
+			a[p][m] = _mm256_setzero_ps();
+	const uint8_t *w0 = w[0], *w1 = P > 1 ? w[1] : w[0];
+	const float *s0 = sw[0], *s1 = P > 1 ? sw[1] : sw[0];
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m256 r0 = dq8(w0 + k, s0[k / 128]), r1 = P > 1 ? dq8(w1 + k, s1[k / 128]) : r0;
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++) {
+			__m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
+			a[0][m] = _mm256_fmadd_ps(r0, xv, a[0][m]);
+			if (P > 1)
+				a[1][m] = _mm256_fmadd_ps(r1, xv, a[1][m]);
+		}
+	}
+	for (int p = 0; p < P; p++) {
+		float t[4];
+		_mm_storeu_ps(t, hsum4x8(a[p][0], a[p][1], a[p][2], a[p][3]));
+		for (int m = 0; m < M; m++) {
+			float v = t[m];
+			for (int i = k; i < n; i++)
+				v = fmaf(placed1(w[p][i]) * 0x1p120f * sw[p][i / 128],
+					 x[(size_t)m * ldx + i], v);
+			acc[(size_t)p * lda + m] = v;
+		}
+	}
+}
+
+static void dot_fp8s_rows_avx2(const uint8_t *const *w, const float *const *sw, int P,
+			       const float *x, int ldx, int M, int n, float *acc, int lda)
+{
+#define CALL_M(m)                                                                                  \
+	do {                                                                                       \
+		if (P > 1)                                                                         \
+			dot_fp8s_rows_m(w, sw, 2, x, ldx, m, n, acc, lda);                         \
+		else                                                                               \
+			dot_fp8s_rows_m(w, sw, 1, x, ldx, m, n, acc, lda);                         \
+	} while (0)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
+}
+
 static void axpy_f32_avx2(float *y, float a, const float *x, int n)
 {
 	__m256 va = _mm256_set1_ps(a);
@@ -809,6 +886,8 @@ const struct kern_isa kern_isa_avx2 = {
     .decpack_fp8 = decpack_fp8_avx2,
     .dot_f32_rows = dot_f32_rows_avx2,
     .axpy_f32 = axpy_f32_avx2,
+    .axpy_fp8s = axpy_fp8s_avx2,
+    .dot_fp8s_rows = dot_fp8s_rows_avx2,
     .axpy4_f32 = axpy4_f32_avx2,
     .axpy4_rows_f32 = axpy4_rows_f32_avx2,
     .roundtrip_fp8 = roundtrip_fp8_avx2,

@@ -179,6 +179,40 @@ static void test_simd_matches_scalar(void **st)
 								 names[n], K, nr, i0);
 					}
 		}
+		/* the absorbed attention's products on FP8 rows: the bits of dec_fp8 then axpy_f32 /
+		 * dot_f32_rows, tails and scales past 2^8 included */
+		if (isa->axpy_fp8s) {
+			static const float asc[2][3] = {{1e-3f, 2.5f, 300.0f},
+							{7.0f, 1e-40f, 0.5f}};
+			float d0[300], d1[300], ya[300], yb[300], r0[2][KERN_MB], r1[2][KERN_MB];
+			static const int Ks[] = {8, 37, 256, 300};
+			for (size_t ki = 0; ki < 4; ki++) {
+				int K = Ks[ki];
+				isa->dec_fp8(w, K, asc[0], d0);
+				isa->dec_fp8(w + 1, K, asc[1], d1);
+				memcpy(ya, x, sizeof ya);
+				memcpy(yb, x, sizeof yb);
+				isa->axpy_f32(ya, -1.75f, d0, K);
+				isa->axpy_fp8s(yb, -1.75f, w, asc[0], K);
+				if (memcmp(ya, yb, sizeof(float) * K))
+					fail_msg("%s axpy_fp8s K %d differs", names[n], K);
+				const float *fr[2] = {d0, d1};
+				const uint8_t *cr[2] = {w, w + 1};
+				const float *sr[2] = {asc[0], asc[1]};
+				for (int P = 1; P <= 2; P++)
+					for (int M = 1; M <= KERN_MB; M++) {
+						isa->dot_f32_rows(fr, P, x, 300, M, K, r0[0],
+								  KERN_MB);
+						isa->dot_fp8s_rows(cr, sr, P, x, 300, M, K, r1[0],
+								   KERN_MB);
+						for (int p = 0; p < P; p++)
+							if (memcmp(r0[p], r1[p], sizeof(float) * M))
+								fail_msg("%s dot_fp8s_rows K %d P "
+									 "%d M %d differs",
+									 names[n], K, P, M);
+					}
+			}
+		}
 		uint16_t wb[300];
 		for (int i = 0; i < 300; i++)
 			wb[i] = f32_to_bf16(x[i] * 3);
