@@ -143,23 +143,33 @@ static void gemv_bf16p_scalar(const uint16_t *wp, int nw, const float *x, int ld
 		}
 }
 
-/* dot_f32_rows on f32 rows (w) or on dequantized FP8 rows (c, sc) */
-static void dot_rows_scalar(const float *const *w, const uint8_t *const *c, const float *const *sc,
-			    int P, const float *x, int ldx, int M, int n, float *acc, int lda)
+/* Element k of a row: f32, or an FP8 code dequantized (dec_fp8_scalar's value). */
+typedef float (*row_at_fn)(const void *row, const float *sc, int k);
+static float row_at_f32(const void *row, const float *sc, int k)
+{
+	(void)sc;
+	return ((const float *)row)[k];
+}
+static float row_at_fp8(const void *row, const float *sc, int k)
+{
+	return dec_lut[((const uint8_t *)row)[k]] * sc[k / 128];
+}
+
+/* dot_f32_rows on rows read through at() */
+static void dot_rows_scalar(const void *const *w, const float *const *sc, row_at_fn at, int P,
+			    const float *x, int ldx, int M, int n, float *acc, int lda)
 {
 	for (int p = 0; p < P; p++)
 		for (int m = 0; m < M; m++) {
-			const float *b = x + (size_t)m * ldx;
-#define W_AT(k) (w ? w[p][k] : dec_lut[c[p][k]] * sc[p][(k) / 128])
+			const float *b = x + (size_t)m * ldx, *s = sc[p];
 			float l[8] = {0};
 			int k = 0;
 			for (; k + 8 <= n; k += 8)
 				for (int i = 0; i < 8; i++)
-					l[i] = fmaf(W_AT(k + i), b[k + i], l[i]);
+					l[i] = fmaf(at(w[p], s, k + i), b[k + i], l[i]);
 			float t = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 			for (; k < n; k++)
-				t = fmaf(W_AT(k), b[k], t);
-#undef W_AT
+				t = fmaf(at(w[p], s, k), b[k], t);
 			acc[(size_t)p * lda + m] = t;
 		}
 }
@@ -167,13 +177,17 @@ static void dot_rows_scalar(const float *const *w, const uint8_t *const *c, cons
 static void dot_f32_rows_scalar(const float *const *w, int P, const float *x, int ldx, int M, int n,
 				float *acc, int lda)
 {
-	dot_rows_scalar(w, NULL, NULL, P, x, ldx, M, n, acc, lda);
+	static const float none[1];
+	const void *r[2] = {w[0], P > 1 ? w[1] : w[0]};
+	const float *sc[2] = {none, none}; /* (row_at_f32 reads no scale) */
+	dot_rows_scalar(r, sc, row_at_f32, P, x, ldx, M, n, acc, lda);
 }
 
 static void dot_fp8s_rows_scalar(const uint8_t *const *w, const float *const *sw, int P,
 				 const float *x, int ldx, int M, int n, float *acc, int lda)
 {
-	dot_rows_scalar(NULL, w, sw, P, x, ldx, M, n, acc, lda);
+	const void *r[2] = {w[0], P > 1 ? w[1] : w[0]};
+	dot_rows_scalar(r, sw, row_at_fp8, P, x, ldx, M, n, acc, lda);
 }
 
 static void axpy_f32_scalar(float *y, float a, const float *x, int n)
