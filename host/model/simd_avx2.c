@@ -571,55 +571,6 @@ static inline __m128 hsum4x8(__m256 a, __m256 b, __m256 c, __m256 d)
 	return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* P (1 or 2) rows against M inputs: one accumulator per (row, input), every row vector loaded
- * once; rows past P and inputs past M are zero accumulators that are never stored. */
-static inline __attribute__((always_inline)) void dot_f32_rows_m(const float *const *w, const int P,
-								 const float *x, int ldx,
-								 const int M, int n, float *acc,
-								 int lda)
-{
-	__m256 a[2][KERN_MB];
-	for (int p = 0; p < 2; p++)
-		for (int m = 0; m < KERN_MB; m++)
-			a[p][m] = _mm256_setzero_ps();
-	const float *w0 = w[0], *w1 = P > 1 ? w[1] : w[0];
-	int k = 0;
-	for (; k + 8 <= n; k += 8) {
-		__m256 r0 = _mm256_loadu_ps(w0 + k), r1 = _mm256_loadu_ps(w1 + k);
-#pragma GCC unroll 4
-		for (int m = 0; m < M; m++) {
-			__m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
-			a[0][m] = _mm256_fmadd_ps(r0, xv, a[0][m]);
-			if (P > 1)
-				a[1][m] = _mm256_fmadd_ps(r1, xv, a[1][m]);
-		}
-	}
-	for (int p = 0; p < P; p++) {
-		float t[4];
-		_mm_storeu_ps(t, hsum4x8(a[p][0], a[p][1], a[p][2], a[p][3]));
-		for (int m = 0; m < M; m++) {
-			float v = t[m];
-			for (int i = k; i < n; i++)
-				v = fmaf(w[p][i], x[(size_t)m * ldx + i], v);
-			acc[(size_t)p * lda + m] = v;
-		}
-	}
-}
-
-static void dot_f32_rows_avx2(const float *const *w, int P, const float *x, int ldx, int M, int n,
-			      float *acc, int lda)
-{
-#define CALL_M(m)                                                                                  \
-	do {                                                                                       \
-		if (P > 1)                                                                         \
-			dot_f32_rows_m(w, 2, x, ldx, m, n, acc, lda);                              \
-		else                                                                               \
-			dot_f32_rows_m(w, 1, x, ldx, m, n, acc, lda);                              \
-	} while (0)
-	KERN_PER_M(M, CALL_M);
-#undef CALL_M
-}
-
 /* Codes k..k+7 of an FP8 row dequantized (dec_fp8_avx2's values: the rounding of e4m3 * s). */
 static inline __m256 dq8(const uint8_t *w, float s)
 {
@@ -648,20 +599,35 @@ static void axpy_fp8s_avx2(float *y, float a, const uint8_t *w, const float *sw,
 		y[k] += a * (placed1(w[k]) * 0x1p120f * sw[k / 128]);
 }
 
-/* dot_f32_rows_m on dequantized FP8 rows */
+/* Element i of row p: f32 (fp8 = 0) or an FP8 code dequantized (dq8's value). */
+static inline float row1(const void *const *w, const float *const *sw, const int fp8, int p, int i)
+{
+	if (!fp8)
+		return ((const float *)w[p])[i];
+	return placed1(((const uint8_t *)w[p])[i]) * 0x1p120f * sw[p][i / 128];
+}
+
+static inline __m256 row8(const void *const *w, const float *const *sw, const int fp8, int p, int k)
+{
+	if (!fp8)
+		return _mm256_loadu_ps((const float *)w[p] + k);
+	return dq8((const uint8_t *)w[p] + k, sw[p][k / 128]);
+}
+
+/* P (1 or 2) rows (f32, or FP8 with block scales sw) against M inputs: one accumulator per
+ * (row, input), every row vector loaded once; rows past P and inputs past M are zero
+ * accumulators that are never stored. */
 static inline __attribute__((always_inline)) void
-dot_fp8s_rows_m(const uint8_t *const *w, const float *const *sw, const int P, const float *x,
-		int ldx, const int M, int n, float *acc, int lda)
+dot_rows8_m(const void *const *w, const float *const *sw, const int fp8, const int P,
+	    const float *x, int ldx, const int M, int n, float *acc, int lda)
 {
 	__m256 a[2][KERN_MB];
 	for (int p = 0; p < 2; p++)
 		for (int m = 0; m < KERN_MB; m++)
 			a[p][m] = _mm256_setzero_ps();
-	const uint8_t *w0 = w[0], *w1 = P > 1 ? w[1] : w[0];
-	const float *s0 = sw[0], *s1 = P > 1 ? sw[1] : sw[0];
 	int k = 0;
 	for (; k + 8 <= n; k += 8) {
-		__m256 r0 = dq8(w0 + k, s0[k / 128]), r1 = P > 1 ? dq8(w1 + k, s1[k / 128]) : r0;
+		__m256 r0 = row8(w, sw, fp8, 0, k), r1 = P > 1 ? row8(w, sw, fp8, 1, k) : r0;
 #pragma GCC unroll 4
 		for (int m = 0; m < M; m++) {
 			__m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
@@ -676,26 +642,43 @@ dot_fp8s_rows_m(const uint8_t *const *w, const float *const *sw, const int P, co
 		for (int m = 0; m < M; m++) {
 			float v = t[m];
 			for (int i = k; i < n; i++)
-				v = fmaf(placed1(w[p][i]) * 0x1p120f * sw[p][i / 128],
-					 x[(size_t)m * ldx + i], v);
+				v = fmaf(row1(w, sw, fp8, p, i), x[(size_t)m * ldx + i], v);
 			acc[(size_t)p * lda + m] = v;
 		}
 	}
 }
 
+#define DOT_ROWS8()                                                                                \
+	do {                                                                                       \
+		if (P > 1)                                                                         \
+			KERN_PER_M(M, CALL_M2);                                                    \
+		else                                                                               \
+			KERN_PER_M(M, CALL_M1);                                                    \
+	} while (0)
+
+static void dot_f32_rows_avx2(const float *const *w, int P, const float *x, int ldx, int M, int n,
+			      float *acc, int lda)
+{
+	const void *r[2] = {w[0], P > 1 ? w[1] : w[0]};
+#define CALL_M2(m) dot_rows8_m(r, NULL, 0, 2, x, ldx, m, n, acc, lda)
+#define CALL_M1(m) dot_rows8_m(r, NULL, 0, 1, x, ldx, m, n, acc, lda)
+	DOT_ROWS8();
+#undef CALL_M1
+#undef CALL_M2
+}
+
 static void dot_fp8s_rows_avx2(const uint8_t *const *w, const float *const *sw, int P,
 			       const float *x, int ldx, int M, int n, float *acc, int lda)
 {
-#define CALL_M(m)                                                                                  \
-	do {                                                                                       \
-		if (P > 1)                                                                         \
-			dot_fp8s_rows_m(w, sw, 2, x, ldx, m, n, acc, lda);                         \
-		else                                                                               \
-			dot_fp8s_rows_m(w, sw, 1, x, ldx, m, n, acc, lda);                         \
-	} while (0)
-	KERN_PER_M(M, CALL_M);
-#undef CALL_M
+	const void *r[2] = {w[0], P > 1 ? w[1] : w[0]};
+	const float *s[2] = {sw[0], P > 1 ? sw[1] : sw[0]};
+#define CALL_M2(m) dot_rows8_m(r, s, 1, 2, x, ldx, m, n, acc, lda)
+#define CALL_M1(m) dot_rows8_m(r, s, 1, 1, x, ldx, m, n, acc, lda)
+	DOT_ROWS8();
+#undef CALL_M1
+#undef CALL_M2
 }
+#undef DOT_ROWS8
 
 static void axpy_f32_avx2(float *y, float a, const float *x, int n)
 {
