@@ -454,6 +454,27 @@ static void tile_p16_avx2(const float *wp, int nw, const float *x, int ldx, int 
 	}
 }
 
+/* The 8x8 transpose of v[0..7] (rows) stored as 8 lines of a packed tile at o, o + KERN_PW, ... */
+static inline void tr8_store(const __m256 *v, float *o)
+{
+	__m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+	__m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+	__m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+	__m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+	_mm256_storeu_ps(o + 0 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x20));
+	_mm256_storeu_ps(o + 1 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x20));
+	_mm256_storeu_ps(o + 2 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x20));
+	_mm256_storeu_ps(o + 3 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x20));
+	_mm256_storeu_ps(o + 4 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x31));
+	_mm256_storeu_ps(o + 5 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x31));
+	_mm256_storeu_ps(o + 6 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x31));
+	_mm256_storeu_ps(o + 7 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
 /* 8x8 transposes: rows r < nr at k..k+7 (rows >= nr as zeros) become the packed tile's lines
  * k..k+7, columns i0..i0+7. */
 static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
@@ -464,23 +485,7 @@ static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
 		for (int i = 0; i < 8; i++)
 			r[i] = i < nr ? _mm256_loadu_ps(rows + (size_t)i * K + k)
 				      : _mm256_setzero_ps();
-		__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-		__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-		__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-		__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-		__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-		__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-		__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-		__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-		float *o = wp + (size_t)k * KERN_PW + i0;
-		_mm256_storeu_ps(o + 0 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x20));
-		_mm256_storeu_ps(o + 1 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x20));
-		_mm256_storeu_ps(o + 2 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x20));
-		_mm256_storeu_ps(o + 3 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x20));
-		_mm256_storeu_ps(o + 4 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x31));
-		_mm256_storeu_ps(o + 5 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x31));
-		_mm256_storeu_ps(o + 6 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x31));
-		_mm256_storeu_ps(o + 7 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x31));
+		tr8_store(r, wp + (size_t)k * KERN_PW + i0);
 	}
 	for (; k < K; k++)
 		for (int i = 0; i < 8; i++)
@@ -530,31 +535,7 @@ static void decpack_fp8_avx2(const uint8_t *w, int K, int nr, const float *const
 							 _mm256_slli_epi32(c, 20), mk)),
 						     vs[r]);
 			}
-			__m256 t0 = _mm256_unpacklo_ps(v[0], v[1]),
-			       t1 = _mm256_unpackhi_ps(v[0], v[1]);
-			__m256 t2 = _mm256_unpacklo_ps(v[2], v[3]),
-			       t3 = _mm256_unpackhi_ps(v[2], v[3]);
-			__m256 t4 = _mm256_unpacklo_ps(v[4], v[5]),
-			       t5 = _mm256_unpackhi_ps(v[4], v[5]);
-			__m256 t6 = _mm256_unpacklo_ps(v[6], v[7]),
-			       t7 = _mm256_unpackhi_ps(v[6], v[7]);
-			__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44),
-			       u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-			__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44),
-			       u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-			__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44),
-			       u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-			__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44),
-			       u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-			float *o = wp + (size_t)k * KERN_PW + i0;
-			_mm256_storeu_ps(o + 0 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x20));
-			_mm256_storeu_ps(o + 1 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x20));
-			_mm256_storeu_ps(o + 2 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x20));
-			_mm256_storeu_ps(o + 3 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x20));
-			_mm256_storeu_ps(o + 4 * KERN_PW, _mm256_permute2f128_ps(u0, u4, 0x31));
-			_mm256_storeu_ps(o + 5 * KERN_PW, _mm256_permute2f128_ps(u1, u5, 0x31));
-			_mm256_storeu_ps(o + 6 * KERN_PW, _mm256_permute2f128_ps(u2, u6, 0x31));
-			_mm256_storeu_ps(o + 7 * KERN_PW, _mm256_permute2f128_ps(u3, u7, 0x31));
+			tr8_store(v, wp + (size_t)k * KERN_PW + i0);
 		}
 		for (; k < k1;
 		     k++) /* value by value: (code * 2^-120) * 2^120 is the code, exactly */
