@@ -469,13 +469,11 @@ void kern_ctx_free(struct kern_ctx *k)
 	k->prep_floats = 0;
 }
 
-/* Dequantizes row n of W into out[K] (f32). */
-static void dec_row(const struct kern_isa *isa, const struct qmat *W, int n, float *out)
+void kern_dec_row(const struct kern_isa *isa, const struct qmat *W, int n, float *out)
 {
 	int K = W->cols;
 	if (W->fmt == QMAT_FP8) {
-		isa->dec_fp8((const uint8_t *)W->w + (size_t)n * K, K,
-			     W->scale + (size_t)(n / 128) * W->scale_cols, out);
+		isa->dec_fp8(qmat_fp8_row(W, n), K, qmat_fp8_scales(W, n), out);
 	} else if (W->fmt == QMAT_BF16) {
 		const uint16_t *r = (const uint16_t *)W->w + (size_t)n * K;
 		for (int k = 0; k < K; k++)
@@ -500,6 +498,8 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	int K = W->cols;
 	const float *xs = j->xq ? j->xq : j->x;
 	int ld = j->xq ? K : j->ldx;
+	const float *xr = j->xp ? j->xp : xs; /* the FP8 row path's input */
+	int lr = j->xp ? K : ld;
 	float acc[KERN_NW];
 	if (takes_tile(kc, j)) {
 		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
@@ -515,17 +515,14 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 					if (W->fmt == QMAT_FP8 && isa->decpack_fp8) {
 						const float *sw[8];
 						for (int r = 0; r < 8; r++)
-							sw[r] =
-							    W->scale +
-							    (size_t)((n + (r < nr ? r : 0)) / 128) *
-								W->scale_cols;
-						isa->decpack_fp8((const uint8_t *)W->w +
-								     (size_t)n * K,
-								 K, nr, sw, i0, wt);
+							sw[r] = qmat_fp8_scales(
+							    W, n + (r < nr ? r : 0));
+						isa->decpack_fp8(qmat_fp8_row(W, n), K, nr, sw, i0,
+								 wt);
 						continue;
 					}
 					for (int r = 0; r < nr; r++)
-						dec_row(isa, W, n + r, rows + (size_t)r * K);
+						kern_dec_row(isa, W, n + r, rows + (size_t)r * K);
 					isa->pack_p16(rows, K, nr, i0, wt);
 				}
 				isa->tile_p16(wt, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy,
@@ -536,7 +533,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 		for (int b = 0; b < nn; b += KERN_NW) {
 			int nw = nn - b < KERN_NW ? nn - b : KERN_NW;
 			for (int i = 0; i < nw; i++)
-				dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
+				kern_dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
 			if (j->accumulate) {
 				for (int m = 0; m < j->M; m++) {
 					isa->tile_f32(wt, K, nw, xs + (size_t)m * ld, ld, 1, K, acc,
@@ -553,16 +550,11 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	for (int n = n0; n < n0 + nn; n++) {
 		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
 			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
-			if (W->fmt == QMAT_FP8 && j->xp) {
-				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K,
-					     j->xp + (size_t)m0 * K, K, mb, K,
-					     W->scale + (size_t)(n / 128) * W->scale_cols, acc);
-				for (int m = 0; m < mb; m++)
+			if (W->fmt == QMAT_FP8) { /* on the prepared input when the ISA reads one */
+				isa->row_fp8(qmat_fp8_row(W, n), xr + (size_t)m0 * lr, lr, mb, K,
+					     qmat_fp8_scales(W, n), acc);
+				for (int m = 0; j->xpf && m < mb; m++)
 					acc[m] *= j->xpf[m0 + m];
-			} else if (W->fmt == QMAT_FP8) {
-				isa->row_fp8((const uint8_t *)W->w + (size_t)n * K,
-					     xs + (size_t)m0 * ld, ld, mb, K,
-					     W->scale + (size_t)(n / 128) * W->scale_cols, acc);
 			} else if (W->fmt == QMAT_BF16) {
 				isa->dot_bf16((const uint16_t *)W->w + (size_t)n * K,
 					      xs + (size_t)m0 * ld, ld, mb, K, acc);
@@ -638,6 +630,12 @@ void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, con
 		bf16p_task(&bc, 0, np, 0);
 }
 
+/* Two jobs on the same input rows, of the same length. */
+static int same_input(const struct kern_job *a, const struct kern_job *b)
+{
+	return a->x == b->x && a->M == b->M && a->ldx == b->ldx && a->W->cols == b->W->cols;
+}
+
 /* An FP8 job on the row path whose ISA reads a prepared input. */
 static int wants_prep(const struct kern_ctx *k, const struct kern_job *j)
 {
@@ -667,8 +665,7 @@ static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 			continue;
 		int K = jb->W->cols;
 		for (int i = 0; i < j; i++)
-			if (jobs[i].xp && jobs[i].x == jb->x && jobs[i].xq == jb->xq &&
-			    jobs[i].M == jb->M && jobs[i].ldx == jb->ldx && jobs[i].W->cols == K) {
+			if (jobs[i].xp && jobs[i].xq == jb->xq && same_input(&jobs[i], jb)) {
 				jb->xp = jobs[i].xp;
 				jb->xpf = jobs[i].xpf;
 				break;
@@ -701,8 +698,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		if (k->act_fp8 && jb->W->fmt == QMAT_FP8 && jb->M > 0) {
 			/* reuse the quantization of an earlier job with the same input */
 			for (int i = 0; i < j; i++)
-				if (jobs[i].x == jb->x && jobs[i].M == jb->M &&
-				    jobs[i].ldx == jb->ldx && jobs[i].xq && jobs[i].W->cols == K) {
+				if (jobs[i].xq && same_input(&jobs[i], jb)) {
 					jb->xq = jobs[i].xq;
 					break;
 				}

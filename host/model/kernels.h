@@ -164,6 +164,17 @@ void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr);
 
 /* Row helpers on a qmat (any format): dequantized element and row. */
 float qmat_get(const struct qmat *W, int r, int c);
+/* kern_dec_row - row r of W as f32: FP8 through isa->dec_fp8 (e4m3 * scale), others converted. */
+void kern_dec_row(const struct kern_isa *isa, const struct qmat *W, int r, float *out);
+/* An FP8 qmat's row r: its codes and its block scales ([scale_cols]). */
+static inline const uint8_t *qmat_fp8_row(const struct qmat *W, int r)
+{
+	return (const uint8_t *)W->w + (size_t)r * W->cols;
+}
+static inline const float *qmat_fp8_scales(const struct qmat *W, int r)
+{
+	return W->scale + (size_t)(r / 128) * W->scale_cols;
+}
 
 /* kern_matmul_simple - single-threaded convenience form (tests, tools): y[M][rows] = x W^T with
  * the given numerics. Returns 0 or -ENOMEM. */

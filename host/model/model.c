@@ -504,16 +504,11 @@ static void attn_task(void *vc, int b, int e, int tid)
 	}
 }
 
-/* Row r of W dequantized to f32: e4m3 * scale (dec_fp8), bf16 or as stored. */
-static void qmat_row_f32(const struct kern_isa *isa, const struct qmat *W, int r, float *out)
+/* One row and an FP8 kv_b: the ISA's products on the codes, the same bits without the f32 copy
+ * (kernels.h axpy_fp8s, dot_fp8s_rows). */
+static int absorb_fused(const struct model *m, const struct qmat *kvb, int T)
 {
-	if (W->fmt == QMAT_FP8) {
-		isa->dec_fp8((const uint8_t *)W->w + (size_t)r * W->cols, W->cols,
-			     W->scale + (size_t)(r / 128) * W->scale_cols, out);
-		return;
-	}
-	for (int c = 0; c < W->cols; c++)
-		out[c] = qmat_get(W, r, c);
+	return T == 1 && kvb->fmt == QMAT_FP8 && m->kc.isa->axpy_fp8s && m->kc.isa->dot_fp8s_rows;
 }
 
 /*
@@ -523,13 +518,6 @@ static void qmat_row_f32(const struct kern_isa *isa, const struct qmat *W, int r
  * rows d = 0.. in order (axpy4_f32 is four axpy_f32 calls). Out: ao[t][h][j] = W_UV[j] . lat[t][h]
  * (dot_f32_rows: the same bits for any grouping of rows and inputs). A row's results are its own.
  */
-/* One row and an FP8 kv_b: the ISA's products on the codes, the same bits without the f32 copy
- * (kernels.h axpy_fp8s, dot_fp8s_rows). */
-static int absorb_fused(const struct model *m, const struct qmat *kvb, int T)
-{
-	return T == 1 && kvb->fmt == QMAT_FP8 && m->kc.isa->axpy_fp8s && m->kc.isa->dot_fp8s_rows;
-}
-
 static void absorb_in_task(void *vc, int b, int e, int tid)
 {
 	struct attn_ctx *a = vc;
@@ -543,7 +531,7 @@ static void absorb_in_task(void *vc, int b, int e, int tid)
 	int fused = absorb_fused(m, kvb, a->T);
 	for (int h = b; h < e; h++) {
 		for (int d = 0; d < nope && !fused; d++)
-			qmat_row_f32(isa, kvb, h * (nope + vd) + d, wk + (size_t)d * kvl);
+			kern_dec_row(isa, kvb, h * (nope + vd) + d, wk + (size_t)d * kvl);
 		for (int t = 0; t < a->T; t++) {
 			int p = row_pos(m, a->pos0, t);
 			float *q = m->q + ((size_t)t * H + h) * qd;
@@ -554,9 +542,8 @@ static void absorb_in_task(void *vc, int b, int e, int tid)
 			int d = 0;
 			for (; fused && d < nope; d++) {
 				int r = h * (nope + vd) + d;
-				isa->axpy_fp8s(ql, q[d], (const uint8_t *)kvb->w + (size_t)r * kvl,
-					       kvb->scale + (size_t)(r / 128) * kvb->scale_cols,
-					       kvl);
+				isa->axpy_fp8s(ql, q[d], qmat_fp8_row(kvb, r),
+					       qmat_fp8_scales(kvb, r), kvl);
 			}
 			for (; d + 4 <= nope; d += 4) {
 				const float *xs[4] = {
@@ -584,7 +571,7 @@ static void absorb_out_task(void *vc, int b, int e, int tid)
 	int fused = absorb_fused(m, kvb, a->T);
 	for (int h = b; h < e; h++) {
 		for (int j = 0; j < vd && !fused; j++)
-			qmat_row_f32(isa, kvb, h * (nope + vd) + nope + j, wv + (size_t)j * kvl);
+			kern_dec_row(isa, kvb, h * (nope + vd) + nope + j, wv + (size_t)j * kvl);
 		for (int t0 = 0; t0 < a->T; t0 += KERN_MB) {
 			int M = a->T - t0 < KERN_MB ? a->T - t0 : KERN_MB;
 			const float *x = m->lat + ((size_t)t0 * H + h) * kvl;
@@ -592,13 +579,10 @@ static void absorb_out_task(void *vc, int b, int e, int tid)
 				int P = j + 1 < vd ? 2 : 1, r0 = h * (nope + vd) + nope + j;
 				float acc[2][KERN_MB];
 				if (fused) {
-					const uint8_t *wc[2] = {
-					    (const uint8_t *)kvb->w + (size_t)r0 * kvl,
-					    (const uint8_t *)kvb->w + (size_t)(r0 + P - 1) * kvl};
-					const float *ws[2] = {
-					    kvb->scale + (size_t)(r0 / 128) * kvb->scale_cols,
-					    kvb->scale +
-						(size_t)((r0 + P - 1) / 128) * kvb->scale_cols};
+					const uint8_t *wc[2] = {qmat_fp8_row(kvb, r0),
+								qmat_fp8_row(kvb, r0 + P - 1)};
+					const float *ws[2] = {qmat_fp8_scales(kvb, r0),
+							      qmat_fp8_scales(kvb, r0 + P - 1)};
 					isa->dot_fp8s_rows(wc, ws, P, x, H * kvl, M, kvl, acc[0],
 							   KERN_MB);
 				} else {

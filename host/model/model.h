@@ -51,15 +51,15 @@ struct model {
 	float *rope_cos, *rope_sin; /* [max_seq][rope/2], YaRN-blended, times the mscale ratio */
 	float softmax_scale;	    /* (nope+rope)^-0.5 * m^2 */
 	/* run state, [max_batch] rows each */
-	float *x;    /* [B][hidden] residual stream */
-	float *xn;   /* [B][hidden] normed input of a sublayer */
-	float *tmp;  /* [B][hidden] sublayer output */
-	float *qa;   /* [B][q_lora] */
-	float *q;    /* [B][H][nope+rope] */
-	float *kva;  /* [B][kv_lora+rope] */
-	float *qlat; /* [B][H][kv_lora + rope] absorbed query (W_UK^T q_nope), q_pe */
-	float *wub;  /* [threads][wub_floats] a head's W_UK or W_UV rows dequantized */
-	size_t wub_floats;
+	float *x;	       /* [B][hidden] residual stream */
+	float *xn;	       /* [B][hidden] normed input of a sublayer */
+	float *tmp;	       /* [B][hidden] sublayer output */
+	float *qa;	       /* [B][q_lora] */
+	float *q;	       /* [B][H][nope+rope] */
+	float *kva;	       /* [B][kv_lora+rope] */
+	float *qlat;	       /* [B][H][kv_lora + rope] absorbed query (W_UK^T q_nope), q_pe */
+	float *wub;	       /* [threads][wub_floats] a head's W_UK or W_UV rows dequantized */
+	size_t wub_floats;     /* max(nope, v) * kv_lora */
 	float *lat;	       /* [B][H][kv_lora] attention-weighted latent sum */
 	float *ao;	       /* [B][H][v] attention output before o_proj */
 	float *scores;	       /* [nthreads][ATTN_HG][max_seq] */
