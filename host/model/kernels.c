@@ -49,12 +49,6 @@ static void dot_bf16_scalar(const uint16_t *w, const float *x, int ldx, int M, i
 	}
 }
 
-static void axpy_fp8_scalar(float *y, float a, const uint8_t *w, int n)
-{
-	for (int k = 0; k < n; k++)
-		y[k] += a * dec_lut[w[k]];
-}
-
 static void row_fp8_scalar(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
 			   float *acc)
 {
@@ -224,9 +218,7 @@ static void roundtrip_fp8_scalar(const float *x, int n, float s, float *xr)
 
 static const struct kern_isa isa_scalar = {
     .name = "scalar",
-    .dot_fp8 = dot_fp8_scalar,
     .dot_bf16 = dot_bf16_scalar,
-    .axpy_fp8 = axpy_fp8_scalar,
     .row_fp8 = row_fp8_scalar,
     .dec_fp8 = dec_fp8_scalar,
     .tile_f32 = tile_f32_scalar,

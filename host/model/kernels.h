@@ -16,7 +16,7 @@
 #include "load/ckpt.h"
 #include "model/pool.h"
 
-/* SIMD primitives. M <= KERN_MB rows of x, n <= 128 (one block) for dot_fp8. */
+/* SIMD primitives. M <= KERN_MB rows of x. */
 #define KERN_MB 4
 /* Weight rows per prefill tile (tile_f32's nw). */
 #define KERN_NW 8
@@ -24,12 +24,8 @@
 #define KERN_PW 16
 struct kern_isa {
 	const char *name;
-	/* acc[m] = sum_{k<n} e4m3(w[k]) * x[m*ldx+k] (true values; NaN codes undefined) */
-	void (*dot_fp8)(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc);
 	/* acc[m] = sum_{k<n} bf16(w[k]) * x[m*ldx+k] */
 	void (*dot_bf16)(const uint16_t *w, const float *x, int ldx, int M, int n, float *acc);
-	/* y[k] += a * e4m3(w[k]) for k < n */
-	void (*axpy_fp8)(float *y, float a, const uint8_t *w, int n);
 	/* one FP8 weight row against M <= KERN_MB inputs, whole K, block scales sw[ceil(K/128)]:
 	 * acc[m] = sum_kb sw[kb] * sum_{k in kb} e4m3(w[k]) * x[m*ldx+k] (the decode/GEMV path) */
 	void (*row_fp8)(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,

@@ -1,7 +1,7 @@
 /*
  * simd_avx2.c - AVX2 + FMA + F16C row-dot primitives for kernels.h (the x86-64 baseline SIMD
- * path). Same E4M3-through-binary16 decoding as simd_avx512.c; partial 8-element tails go through
- * a zero-padded local copy.
+ * path). E4M3 codes are decoded by placing their bits as f32 bits (rowp_fp8_m), not through
+ * binary16 as simd_avx512.c does; partial tails go value by value.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -12,15 +12,6 @@
 #ifndef ROW_PF_BYTES
 #define ROW_PF_BYTES 1024 /* software prefetch distance of the FP8 row GEMV */
 #endif
-
-static inline __m256 dec8(const uint8_t *w)
-{
-	__m128i b = _mm_loadl_epi64((const __m128i *)w);
-	__m128i h = _mm_cvtepu8_epi16(b);
-	__m128i s = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(0x80)), 8);
-	__m128i v = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7F)), 7);
-	return _mm256_cvtph_ps(_mm_or_si128(s, v));
-}
 
 /* CALL(m) with m a constant 1..KERN_MB (4): each instantiation of a per-row-count kernel keeps
  * its accumulators in registers (with a run-time row count they live on the stack). */
@@ -48,71 +39,6 @@ static inline float hsum8(__m256 v)
 	lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
 	lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
 	return _mm_cvtss_f32(lo);
-}
-
-/* 16 E4M3 codes to two vectors of 8 f32 (each value / 256), the decode of dec8 on 16 lanes. */
-static inline void dec16(const uint8_t *w, __m256 *lo, __m256 *hi)
-{
-	__m256i h = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
-	__m256i s = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x80)), 8);
-	__m256i v = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7F)), 7);
-	__m256i f = _mm256_or_si256(s, v);
-	*lo = _mm256_cvtph_ps(_mm256_castsi256_si128(f));
-	*hi = _mm256_cvtph_ps(_mm256_extracti128_si256(f, 1));
-}
-
-/* Two accumulators per row (codes k % 16 < 8 and >= 8), so a row's FMA chain is half as long; the
- * same for every M, so a row's sum does not depend on the rows beside it (the serve path's
- * alone-or-batched identity). Instantiated for each M (dot_fp8_avx2) so the accumulators stay in
- * registers: with a run-time M they lived on the stack, every FMA behind a store and a load. */
-static inline __attribute__((always_inline)) void dot_fp8_m(const uint8_t *w, const float *x,
-							    int ldx, const int M, int n, float *acc)
-{
-	__m256 a[KERN_MB], b[KERN_MB];
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++)
-		a[m] = b[m] = _mm256_setzero_ps();
-	int k = 0;
-	for (; k + 16 <= n; k += 16) {
-		__m256 w0, w1;
-		dec16(w + k, &w0, &w1);
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++) {
-			const float *xm = x + (size_t)m * ldx + k;
-			a[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), a[m]);
-			b[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), b[m]);
-		}
-	}
-	for (; k + 8 <= n; k += 8) {
-		__m256 wd = dec8(w + k);
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++)
-			a[m] = _mm256_fmadd_ps(wd, _mm256_loadu_ps(x + (size_t)m * ldx + k), a[m]);
-	}
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++)
-		acc[m] = hsum8(_mm256_add_ps(a[m], b[m])) * 256.0f;
-	if (k < n) {
-		uint8_t wt[8] = {0};
-		float xt[8] = {0}, wf[8];
-		memcpy(wt, w + k, (size_t)(n - k));
-		_mm256_storeu_ps(wf, dec8(wt));
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++) {
-			float s = 0;
-			memcpy(xt, x + (size_t)m * ldx + k, (size_t)(n - k) * sizeof(float));
-			for (int i = 0; i < n - k; i++)
-				s += wf[i] * xt[i];
-			acc[m] += s * 256.0f;
-		}
-	}
-}
-
-static void dot_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
-{
-#define CALL_M(m) dot_fp8_m(w, x, ldx, m, n, acc)
-	KERN_PER_M(M, CALL_M);
-#undef CALL_M
 }
 
 static inline __m256 bf16x8(const uint16_t *w)
@@ -185,20 +111,32 @@ static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int
 #undef CALL_M
 }
 
-static void axpy_fp8_avx2(float *y, float a, const uint8_t *w, int n)
+/* One E4M3 code's value times 2^-120 (the placing rowp_fp8_m describes), scalar. */
+static inline float placed1(uint8_t c)
 {
-	__m256 va = _mm256_set1_ps(a * 256.0f);
-	int k = 0;
-	for (; k + 8 <= n; k += 8)
-		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, dec8(w + k), _mm256_loadu_ps(y + k)));
-	if (k < n) {
-		uint8_t wt[8] = {0};
-		float wf[8];
-		memcpy(wt, w + k, (size_t)(n - k));
-		_mm256_storeu_ps(wf, dec8(wt));
-		for (int i = 0; i < n - k; i++)
-			y[k + i] += a * 256.0f * wf[i];
-	}
+	uint32_t u = (uint32_t)(c & 0x80) << 24 | (uint32_t)(c & 0x7F) << 20;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* Codes w[0..7] placed likewise: a sign-extending widen puts the sign in bit 31 after the shift. */
+static inline __m256 place8(const uint8_t *w)
+{
+	__m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w));
+	return _mm256_castsi256_ps(
+	    _mm256_and_si256(_mm256_slli_epi32(c, 20), _mm256_set1_epi32((int)0x87F00000)));
+}
+
+/* Codes k..k+7 of an FP8 row dequantized (dec_fp8_avx2's values: the rounding of e4m3 * s). */
+static inline __m256 dq8(const uint8_t *w, float s)
+{
+	if (s < 256.0f && s > -256.0f)
+		return _mm256_mul_ps(place8(w), _mm256_set1_ps(s * 0x1p120f));
+	float v[8];
+	for (int i = 0; i < 8; i++)
+		v[i] = placed1(w[i]) * 0x1p120f * s;
+	return _mm256_loadu_ps(v);
 }
 
 /*
@@ -267,13 +205,8 @@ static inline __attribute__((always_inline)) void rowp_fp8_m(const uint8_t *w, c
 			t[m] = _mm256_fmadd_ps(_mm256_add_ps(a[m], b[m]), vs, t[m]);
 			if (k < k1) { /* the row's last K % 32 values, in order */
 				float d = 0;
-				for (int i = k; i < k1; i++) {
-					uint32_t u = (uint32_t)(w[i] & 0x80) << 24 |
-						     (uint32_t)(w[i] & 0x7F) << 20;
-					float f;
-					memcpy(&f, &u, 4);
-					d += f * x[(size_t)m * ldx + i];
-				}
+				for (int i = k; i < k1; i++)
+					d += placed1(w[i]) * x[(size_t)m * ldx + i];
 				tail[m] += d * s;
 			}
 		}
@@ -317,39 +250,15 @@ static float prep_fp8_avx2(const float *x, int K, float *xp)
 	return ldexpf(1.0f, d);
 }
 
-/* Dequantizes one row: per block, the codes' bits placed as f32 bits (value * 2^-120 exactly, as in
- * rowp_fp8_m; a sign-extending widen puts the sign in bit 31 after the shift) times
- * sw[kb] * 2^120, which is the rounding of e4m3 * sw[kb] itself. A block whose sw * 2^120 is not
- * finite (sw >= 2^8) takes the binary16 decode. */
+/* Dequantizes one row (dq8 eight codes at a time, the rest value by value): every value the
+ * rounding of e4m3 * sw[kb]. */
 static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
 {
-	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
-	for (int k0 = 0; k0 < K; k0 += 128) {
-		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		float s = sw[k0 / 128];
-		if (s < 256.0f && s > -256.0f) {
-			__m256 vs = _mm256_set1_ps(s * 0x1p120f);
-			for (; k + 8 <= k1; k += 8) {
-				__m256i c =
-				    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + k)));
-				__m256 v = _mm256_castsi256_ps(
-				    _mm256_and_si256(_mm256_slli_epi32(c, 20), mk));
-				_mm256_storeu_ps(out + k, _mm256_mul_ps(v, vs));
-			}
-		} else {
-			__m256 vs = _mm256_set1_ps(s * 256.0f);
-			for (; k + 8 <= k1; k += 8)
-				_mm256_storeu_ps(out + k, _mm256_mul_ps(dec8(w + k), vs));
-		}
-		if (k < k1) {
-			uint8_t wt[8] = {0};
-			float wf[8];
-			memcpy(wt, w + k, (size_t)(k1 - k));
-			_mm256_storeu_ps(wf, dec8(wt));
-			for (int i = 0; i < k1 - k; i++)
-				out[k + i] = wf[i] * 256.0f * s;
-		}
-	}
+	int k = 0;
+	for (; k + 8 <= K; k += 8)
+		_mm256_storeu_ps(out + k, dq8(w + k, sw[k / 128]));
+	for (; k < K; k++)
+		out[k] = placed1(w[k]) * 0x1p120f * sw[k / 128];
 }
 
 static inline __attribute__((always_inline)) void tile_f32_n(const float *wt, int ldw, const int nw,
@@ -492,15 +401,6 @@ static void pack_p16_avx2(const float *rows, int K, int nr, int i0, float *wp)
 			wp[(size_t)k * KERN_PW + i0 + i] = i < nr ? rows[(size_t)i * K + k] : 0.0f;
 }
 
-/* One E4M3 code's value times 2^-120 (rowp_fp8_m's placing), scalar. */
-static inline float placed1(uint8_t c)
-{
-	uint32_t u = (uint32_t)(c & 0x80) << 24 | (uint32_t)(c & 0x7F) << 20;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
-
 /* dec_fp8 on nr <= 8 rows then pack_p16, in one pass: eight rows' codes k..k+7 placed as f32
  * bits (sign-extending widen, as dec_fp8_avx2), times each row's sw * 2^120, transposed in
  * registers and stored as lines k..k+7. The same bits as the two steps: every value is the
@@ -508,7 +408,6 @@ static inline float placed1(uint8_t c)
 static void decpack_fp8_avx2(const uint8_t *w, int K, int nr, const float *const *sw, int i0,
 			     float *wp)
 {
-	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
 	for (int k0 = 0; k0 < K; k0 += 128) {
 		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0, big = 0;
 		float s[8];
@@ -529,11 +428,7 @@ static void decpack_fp8_avx2(const uint8_t *w, int K, int nr, const float *const
 					v[r] = _mm256_setzero_ps();
 					continue;
 				}
-				__m256i c = _mm256_cvtepi8_epi32(
-				    _mm_loadl_epi64((const __m128i *)(w + (size_t)r * K + k)));
-				v[r] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(
-							 _mm256_slli_epi32(c, 20), mk)),
-						     vs[r]);
+				v[r] = _mm256_mul_ps(place8(w + (size_t)r * K + k), vs[r]);
 			}
 			tr8_store(v, wp + (size_t)k * KERN_PW + i0);
 		}
@@ -550,22 +445,6 @@ static inline __m128 hsum4x8(__m256 a, __m256 b, __m256 c, __m256 d)
 {
 	__m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
 	return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* Codes k..k+7 of an FP8 row dequantized (dec_fp8_avx2's values: the rounding of e4m3 * s). */
-static inline __m256 dq8(const uint8_t *w, float s)
-{
-	if (s < 256.0f && s > -256.0f) {
-		__m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w));
-		return _mm256_mul_ps(
-		    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(c, 20),
-							 _mm256_set1_epi32((int)0x87F00000))),
-		    _mm256_set1_ps(s * 0x1p120f));
-	}
-	float v[8];
-	for (int i = 0; i < 8; i++)
-		v[i] = placed1(w[i]) * 0x1p120f * s;
-	return _mm256_loadu_ps(v);
 }
 
 /* axpy_f32_avx2 on the dequantized row (its FMAs, its scalar tail) */
@@ -838,9 +717,7 @@ static void gemv_bf16p_avx2(const uint16_t *wp, int nw, const float *x, int ldx,
 
 const struct kern_isa kern_isa_avx2 = {
     .name = "avx2",
-    .dot_fp8 = dot_fp8_avx2,
     .dot_bf16 = dot_bf16_avx2,
-    .axpy_fp8 = axpy_fp8_avx2,
     .row_fp8 = row_fp8_avx2,
     .prep_fp8 = prep_fp8_avx2,
     .dec_fp8 = dec_fp8_avx2,

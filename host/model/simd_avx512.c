@@ -23,30 +23,6 @@ static inline __m512 dec16(const uint8_t *w, __mmask16 mk)
 	return _mm512_cvtph_ps(_mm256_or_si256(s, v));
 }
 
-static void dot_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int n, float *acc)
-{
-	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-	for (int k = 0; k < n; k += 16) {
-		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		__m512 wd = dec16(w + k, mk);
-		a0 = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + k), a0);
-		if (M > 1)
-			a1 = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + ldx + k), a1);
-		if (M > 2)
-			a2 = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + 2 * ldx + k), a2);
-		if (M > 3)
-			a3 = _mm512_fmadd_ps(wd, _mm512_maskz_loadu_ps(mk, x + 3 * ldx + k), a3);
-	}
-	acc[0] = _mm512_reduce_add_ps(a0) * 256.0f;
-	if (M > 1)
-		acc[1] = _mm512_reduce_add_ps(a1) * 256.0f;
-	if (M > 2)
-		acc[2] = _mm512_reduce_add_ps(a2) * 256.0f;
-	if (M > 3)
-		acc[3] = _mm512_reduce_add_ps(a3) * 256.0f;
-}
-
 static inline __m512 bf16x16(const uint16_t *w, __mmask16 mk)
 {
 	__m256i h = _mm256_maskz_loadu_epi16(mk, w);
@@ -102,17 +78,6 @@ static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, i
 	default:
 		dot_bf16_tmpl(w, x, ldx, 4, n, acc);
 		break;
-	}
-}
-
-static void axpy_fp8_avx512(float *y, float a, const uint8_t *w, int n)
-{
-	__m512 va = _mm512_set1_ps(a * 256.0f);
-	for (int k = 0; k < n; k += 16) {
-		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		__m512 yv = _mm512_maskz_loadu_ps(mk, y + k);
-		_mm512_mask_storeu_ps(y + k, mk, _mm512_fmadd_ps(va, dec16(w + k, mk), yv));
 	}
 }
 
@@ -312,9 +277,7 @@ static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 
 const struct kern_isa kern_isa_avx512 = {
     .name = "avx512",
-    .dot_fp8 = dot_fp8_avx512,
     .dot_bf16 = dot_bf16_avx512,
-    .axpy_fp8 = axpy_fp8_avx512,
     .row_fp8 = row_fp8_avx512,
     .dec_fp8 = dec_fp8_avx512,
     .tile_f32 = tile_f32_avx512,

@@ -95,7 +95,7 @@ static void test_simd_matches_scalar(void **st)
 	const char *names[] = {"scalar", "avx2", "avx512"};
 	const struct kern_isa *ref = kern_isa_by_name("scalar");
 	uint8_t w[300];
-	float x[4 * 300], y0[300], y1[300];
+	float x[4 * 300];
 	srand(7);
 	for (int i = 0; i < 300; i++)
 		w[i] = (uint8_t)(i & 0x7F) == 0x7F ? 0 : (uint8_t)i; /* every finite code */
@@ -109,24 +109,13 @@ static void test_simd_matches_scalar(void **st)
 			continue;
 		}
 		ran++;
-		for (int len = 1; len <= 128; len += 9) {
-			for (int M = 1; M <= KERN_MB; M++) {
-				float a[KERN_MB], b[KERN_MB];
-				ref->dot_fp8(w + 3, x, 300, M, len, a);
-				isa->dot_fp8(w + 3, x, 300, M, len, b);
-				for (int m = 0; m < M; m++)
-					if (fabsf(a[m] - b[m]) > 1e-5f * (1 + fabsf(a[m])))
-						fail_msg("%s dot_fp8 len %d M %d row %d: %g vs %g",
-							 names[n], len, M, m, b[m], a[m]);
-			}
-		}
-		/* the decode itself is exact: a one-hot x picks single codes */
+		/* the decode itself is exact: with scale 1 a row's dequantization is each code's value */
 		for (int c = 0; c < 256; c++) {
 			if ((c & 0x7F) == 0x7F)
 				continue;
 			uint8_t code = (uint8_t)c;
 			float one = 1, d;
-			isa->dot_fp8(&code, &one, 1, 1, 1, &d);
+			isa->dec_fp8(&code, 1, &one, &d);
 			if (d != e4m3_decode(code))
 				fail_msg("%s decodes 0x%02x as %g", names[n], c, d);
 		}
@@ -225,13 +214,6 @@ static void test_simd_matches_scalar(void **st)
 					fail_msg("%s dot_bf16 len %d: %g vs %g", names[n], len,
 						 b[m], a[m]);
 		}
-		for (int i = 0; i < 300; i++)
-			y0[i] = y1[i] = x[i];
-		ref->axpy_fp8(y0, 0.37f, w, 300);
-		isa->axpy_fp8(y1, 0.37f, w, 300);
-		for (int i = 0; i < 300; i++)
-			if (fabsf(y0[i] - y1[i]) > 1e-5f * (1 + fabsf(y0[i])))
-				fail_msg("%s axpy_fp8 at %d: %g vs %g", names[n], i, y1[i], y0[i]);
 	}
 	printf("simd: %d ISA paths agree with scalar (chosen: %s)\n", ran, kern_isa_get()->name);
 }
