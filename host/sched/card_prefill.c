@@ -241,6 +241,16 @@ static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, in
 	return 0;
 }
 
+/* The KV appends of the forward's rows (pf.kvrow), each into its sequence's cache. */
+static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T)
+{
+	struct ee_pf *pf = &e->pf;
+	uint64_t row = (uint64_t)e->c->kv_lora_rank + (uint64_t)e->c->qk_rope_head_dim;
+	for (int t = 0; t < T; t++)
+		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
+	return 0;
+}
+
 static int pf_attn(struct ee *e, const struct ee_layer *L, uint64_t q, uint64_t out, int s, int p)
 {
 	const struct config *c = e->c;
@@ -355,10 +365,10 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	/* (with q_b in the section before, the appends go after W_UK^T and RoPE q_pe in the list:
 	 * the firmware takes commands in list order, and the GEMV is the section's longest) */
 	int late = gv && ql > 0;
-	for (int t = 0; t < T && !late; t++)
-		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
-	if (!late)
+	if (!late) {
+		TRY(pf_kv_appends(e, L, T));
 		TRY(card_barrier(e));
+	}
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
 	struct cmat ukt = {L->uk_t, L->uk_t_s, kvl, nope};
 	if (gv)
@@ -371,8 +381,8 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		    e, "W_UK^T q_nope (rows)", f4(pf->q, (uint64_t)h * qd), (uint32_t)(H * qd),
 		    &ukt, f4(pf->qcat, (uint64_t)h * row), (uint32_t)(H * row), ABI_GEMM_F_ACT_F32,
 		    0, (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope, T));
-	for (int t = 0; t < T && late; t++)
-		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
+	if (late)
+		TRY(pf_kv_appends(e, L, T));
 	TRY(card_barrier(e));
 	for (int t0 = 0; t0 < T && pf->attn_rows; t0 += ABI_MLAL_MAX_ROWS)
 		TRY(pf_attn_rows(
