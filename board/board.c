@@ -382,6 +382,11 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 	if (k->lane_macs > 4096 || (k->lane_macs & (k->lane_macs - 1)))
 		return fail(c, node, "moecard,lane-macs", -BOARD_EBADVALUE,
 			    "%u is not a power of two in 1..4096", k->lane_macs);
+	if ((rc = get_u32(c, node, "moecard,gemv-rows", 1, &k->gemv_rows)) < 0)
+		return rc;
+	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
+		return fail(c, node, "moecard,gemv-rows", -BOARD_EBADVALUE,
+			    "%u is not a power of two in 1..16", k->gemv_rows);
 	/* Ports: a string list, and one bank phandle per string. */
 	if ((rc = get_prop(c, node, "moecard,ports", 0, 0, &p, &l)))
 		return rc;
@@ -824,6 +829,10 @@ int board_info_print(const struct board_desc *b, FILE *out)
 			u->base, u->slr, u->axi_bits);
 		if (u->tm)
 			fprintf(out, " PE %ux%u", u->tm, u->tn);
+		if (u->gemv_rows)
+			fprintf(out, " PE %u rows", u->gemv_rows);
+		if (u->lane_macs)
+			fprintf(out, " %u MACs/lane", u->lane_macs);
 		for (uint32_t p = 0; p < u->n_ports; p++) {
 			char bank[16] = "?";
 			board_bank_name(b, u->port_bank[p], bank, sizeof bank);

@@ -175,10 +175,11 @@ static void res_gemm(const struct board_cu *cu, int fam, struct board_res *r)
 	add_mem(r, 2 * mb * tn * 4, tn, 1);
 }
 
-/* fp8_gemv: L lanes (ports minus the activation port), each axi_bits / 8 E4M3 products per row of
- * x for rows rows; per lane and row a block scaler (int64 to f32, two multiplies, an add). The x
- * buffer xb [rows][FP8_GEMV_MAX_K] int32 in URAM, read rows x beat-bytes words per cycle (two per
- * 72-bit URAM word); xsc, the group table and per-lane scale rows in BRAM; one epilogue and
+/* fp8_gemv: L lanes (ports minus the activation port), each axi_bits / 8 E4M3 products for each
+ * of the PE's rows of x (moecard,gemv-rows: the rows a beat meets per cycle); per lane and PE row
+ * a block scaler (int64 to f32, two multiplies, an add). The x buffer xb
+ * [FP8_GEMV_MAX_M][FP8_GEMV_MAX_K] int32 in URAM, read rows x beat-bytes words per cycle (two
+ * per 72-bit URAM word); xsc, the group table and per-lane scale rows in BRAM; one epilogue and
  * quantizer over the activation port's f32 lanes. */
 static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct board_res *r)
 {
@@ -190,8 +191,8 @@ static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct b
 	add_add(r, fam, L * m);
 	add_epilogue(r, fam, lanes);
 	add_quant(r, fam, lanes);
-	add_mem(r, m * FP8_GEMV_MAX_K * 4, cdiv(m * bpl, 2), 1);
-	add_mem(r, m * (FP8_GEMV_MAX_K / 128) * 4, m, 0);
+	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K * 4, cdiv(m * bpl, 2), 1);
+	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * (FP8_GEMV_MAX_K / 128) * 4, m, 0);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_GROUPS * sizeof(struct fp8_gemv_grp), 1, 0);
 	for (uint64_t l = 0; l < L; l++)
 		add_mem(r, (FP8_GEMV_MAX_K / 128) * 4, 1, 0);
@@ -299,7 +300,9 @@ int board_res_cu(const struct board_desc *b, const struct board_cu *cu,
 		return -EINVAL;
 	memset(r, 0, sizeof *r);
 	int fam = board_res_family(b);
-	uint32_t rows = opts && opts->gemv_rows ? opts->gemv_rows : FP8_GEMV_MAX_M;
+	uint32_t rows = opts && opts->gemv_rows ? opts->gemv_rows
+			: cu->gemv_rows		? cu->gemv_rows
+						: FP8_GEMV_PR;
 	if (!strcmp(cu->kernel, "fp8_gemm"))
 		res_gemm(cu, fam, r);
 	else if (!strcmp(cu->kernel, "fp8_gemv"))

@@ -33,9 +33,9 @@ struct board_res {
 	uint64_t lut;	 /* CLB LUTs */
 };
 
-/* Kernel build constants the board tree does not carry (0 = the kernel header's default). */
+/* Overrides of build parameters (0 = the CU's own from the tree, else the kernel header's). */
 struct board_res_opts {
-	uint32_t gemv_rows; /* rows of x per GEMV weight read (FP8_GEMV_MAX_M, 16) */
+	uint32_t gemv_rows; /* rows of x the GEMV PE multiplies per cycle (moecard,gemv-rows) */
 };
 
 /* The fit rule: at most these percentages of the part. */

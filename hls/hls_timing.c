@@ -5,6 +5,7 @@
  */
 #include "hls_timing.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
+#include "hls/fp8_gemv/fp8_gemv.h"
 
 void hls_build_default(struct hls_build *b)
 {
@@ -19,4 +20,5 @@ void hls_build_default(struct hls_build *b)
 	b->depth_scale = 14;  /* int64->f32, f32 mul, f32 mul, f32 add */
 	b->depth_vec = 10;    /* a short f32 op chain */
 	b->depth_exp = 24;    /* hls_expf / hls_rsqrtf / f32 divide */
+	b->gemv_rows = FP8_GEMV_PR;
 }

@@ -156,6 +156,9 @@ static void test_parse_edits(void **state)
 	    {"/", "moecard,slrs", 0, -BOARD_EBADVALUE},
 	    {"/dma/h2c0@0", "moecard,bandwidth-mbps", 0, -BOARD_EBADVALUE},
 	    {"/firmware-cpu", "moecard,fw-cmd-instr", 1280, -BOARD_EBADSIZE},
+	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-rows", 3, -BOARD_EBADVALUE},
+	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-rows", 32, -BOARD_EBADVALUE},
+	    {"/compute-units/mla_attn_lanes_1@1920000", "moecard,lane-macs", 24, -BOARD_EBADVALUE},
 	};
 	static struct board_desc b;
 	char err[BOARD_ERR_MAX];

@@ -357,8 +357,9 @@ static float v_tree8(const float p[8])
 }
 
 /* One weight row (K codes or bf16 at w) against the m rows of x: acc[i] for i < m. One beat of
- * the row per iteration; at the end of each 128-block the block result is scaled and added to
- * acc in kb order (fp8_gemv.h numerics). */
+ * the row against FP8_GEMV_PR rows of x per iteration (ceil(m / PR) iterations a beat); at the
+ * end of each 128-block a row's block result is scaled and added to its acc in kb order
+ * (fp8_gemv.h numerics). Each row's arithmetic is the same whatever PR. */
 static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 		  const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
 		  const float xsc[FP8_GEMV_MAX_M][V_MAXKB], const float sc[V_MAXKB],
@@ -375,38 +376,43 @@ static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 gemv_mac:
 	for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
+	gemv_mac_rows:
+		for (int i0 = 0; i0 < m; i0 += FP8_GEMV_PR) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=8
 #pragma HLS PIPELINE II=1
-		HLS_CNT(HLS_L_GEMV_MAC);
-		for (int e = 0; e < per_beat; e++) {
-			int k = b * per_beat + e, j = k % V_BK;
-			if (k >= K)
-				continue;
-			if (j == 0)
-				for (int i = 0; i < m; i++) {
-					d[i] = 0;
-					for (int l = 0; l < 8; l++)
-						ps[i][l] = 0.0f;
-				}
-			int32_t wfix = bf ? 0 : e4m3_decode_fixed(w[k]);
-			float wv = bf ? bf16_to_f32((uint16_t)(w[2 * k] | w[2 * k + 1] << 8))
-				      : (float)wfix * 0x1p-9f;
-			for (int i = 0; i < m; i++) {
-				if (raw)
-					ps[i][j % 8] += e4m3_bits_f32((uint32_t)xb[i][k]) * wv;
-				else
-					d[i] += (int64_t)xb[i][k] * wfix;
-			}
-			if (j == V_BK - 1 || k == K - 1) { /* block end: the scaler */
-				int kb = k / V_BK;
-				for (int i = 0; i < m; i++) {
-					float t;
-					if (bf)
-						t = v_tree8(ps[i]);
-					else if (raw)
-						t = v_tree8(ps[i]) * sc[kb];
+			HLS_CNT(HLS_L_GEMV_MAC);
+			int i1 = v_min(m, i0 + FP8_GEMV_PR);
+			for (int e = 0; e < per_beat; e++) {
+				int k = b * per_beat + e, j = k % V_BK;
+				if (k >= K)
+					continue;
+				if (j == 0)
+					for (int i = i0; i < i1; i++) {
+						d[i] = 0;
+						for (int l = 0; l < 8; l++)
+							ps[i][l] = 0.0f;
+					}
+				int32_t wfix = bf ? 0 : e4m3_decode_fixed(w[k]);
+				float wv = bf ? bf16_to_f32((uint16_t)(w[2 * k] | w[2 * k + 1] << 8))
+					      : (float)wfix * 0x1p-9f;
+				for (int i = i0; i < i1; i++) {
+					if (raw)
+						ps[i][j % 8] += e4m3_bits_f32((uint32_t)xb[i][k]) * wv;
 					else
-						t = ((float)d[i] * 0x1p-18f) * (xsc[i][kb] * sc[kb]);
-					acc[i] = acc[i] + t;
+						d[i] += (int64_t)xb[i][k] * wfix;
+				}
+				if (j == V_BK - 1 || k == K - 1) { /* block end: the scaler */
+					int kb = k / V_BK;
+					for (int i = i0; i < i1; i++) {
+						float t;
+						if (bf)
+							t = v_tree8(ps[i]);
+						else if (raw)
+							t = v_tree8(ps[i]) * sc[kb];
+						else
+							t = ((float)d[i] * 0x1p-18f) * (xsc[i][kb] * sc[kb]);
+						acc[i] = acc[i] + t;
+					}
 				}
 			}
 		}
@@ -657,13 +663,20 @@ static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g
 	return b->mem_latency + hls_max64(beats, hls_mem_cycles(b, xbytes)) + q;
 }
 
-/* Cycles of one tile of `rows` rows on its lane: the PE takes one beat per cycle (codes of every
- * row of every half, then the scale rows), the bank delivers bank_gbps. *bytes gets the bytes. */
+/* Row groups of m rows of x the PE takes a beat in (b->gemv_rows rows a cycle). */
+static uint64_t v_row_groups(const struct hls_build *b, int m)
+{
+	return hls_cdiv64((uint64_t)m, (uint64_t)(b->gemv_rows > 0 ? b->gemv_rows : FP8_GEMV_PR));
+}
+
+/* Cycles of one tile of `rows` rows on its lane: the PE takes each beat of codes (every row of
+ * every half) in v_row_groups cycles and a beat of scale rows in one, the bank delivers
+ * bank_gbps. *bytes gets the bytes. */
 static uint64_t v_cost_tile(const struct hls_build *b, const struct v_geo *geo, int K, int rows,
-			    int bf, uint64_t *bytes)
+			    int bf, int m, uint64_t *bytes)
 {
 	int beat = b->axi_bits / 8;
-	uint64_t rb = hls_cdiv64((uint64_t)K * geo->eb, beat);
+	uint64_t rb = hls_cdiv64((uint64_t)K * geo->eb, beat) * v_row_groups(b, m);
 	uint64_t sb = bf ? 0 : hls_cdiv64((uint64_t)geo->kb * 4, beat);
 	uint64_t it = (uint64_t)geo->halves * ((uint64_t)rows * rb + sb);
 	*bytes = (uint64_t)geo->halves * ((uint64_t)rows * K * geo->eb + (bf ? 0 : geo->kb * 4u));
@@ -705,11 +718,11 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 		v_geometry(N, K, L, gr->flags, &geo);
 		int rows_last = N - (geo.nt - 1) * V_R;
 		uint64_t full_b, last_b;
-		uint64_t full = v_cost_tile(b, &geo, K, V_R, bf, &full_b);
-		uint64_t last = v_cost_tile(b, &geo, K, rows_last, bf, &last_b);
+		uint64_t full = v_cost_tile(b, &geo, K, V_R, bf, m, &full_b);
+		uint64_t last = v_cost_tile(b, &geo, K, rows_last, bf, m, &last_b);
 		/* loop counts: every tile once */
-		c->it[HLS_L_GEMV_MAC] +=
-		    (uint64_t)geo.halves * N * hls_cdiv64((uint64_t)K * geo.eb, beat);
+		c->it[HLS_L_GEMV_MAC] += (uint64_t)geo.halves * N *
+					 hls_cdiv64((uint64_t)K * geo.eb, beat) * v_row_groups(b, m);
 		c->it[HLS_L_GEMV_LOAD_S] += (uint64_t)geo.nt * geo.halves *
 					    (bf ? 0 : hls_cdiv64((uint64_t)geo.kb * 4, beat));
 		c->it[HLS_L_GEMV_STORE] +=

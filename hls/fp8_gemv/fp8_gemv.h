@@ -63,6 +63,11 @@
 #define FP8_GEMV_R 8	      /* rows per tile; divides 128 */
 #define FP8_GEMV_MAX_LANES 64 /* lanes of one CU */
 #define FP8_GEMV_MAX_M 16     /* rows of x per weight read */
+/* Rows of x the PE multiplies a beat against per cycle (the synthesized build's; a board tree
+ * sets its own with moecard,gemv-rows): a beat of m rows takes ceil(m / PR) cycles. */
+#ifndef FP8_GEMV_PR
+#define FP8_GEMV_PR 2
+#endif
 #define FP8_GEMV_MAX_K 32768  /* largest K (the on-chip x buffer) */
 #define FP8_GEMV_MAX_N 262144 /* largest N */
 #define FP8_GEMV_MAX_GROUPS 512

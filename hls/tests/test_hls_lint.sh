@@ -86,6 +86,7 @@ chk fp8_gemm AXI_BITS hls/fp8_gemm/fp8_gemm.h FP8_GEMM_AXI_BITS
 chk fp8_gemv R hls/fp8_gemv/fp8_gemv.h FP8_GEMV_R
 chk fp8_gemv MAX_LANES hls/fp8_gemv/fp8_gemv.h FP8_GEMV_MAX_LANES
 chk fp8_gemv MAX_M hls/fp8_gemv/fp8_gemv.h FP8_GEMV_MAX_M
+chk fp8_gemv PR hls/fp8_gemv/fp8_gemv.h FP8_GEMV_PR
 chk fp8_gemv AXI_BITS hls/fp8_gemv/fp8_gemv.c FP8_GEMV_AXI_BITS
 chk vec_ops LANES hls/vec_ops/vec_ops.h VEC_LANES
 chk moe_route P hls/moe_route/moe_route.h MOE_ROUTE_P

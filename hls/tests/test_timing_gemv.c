@@ -2,7 +2,9 @@
  * test_timing_gemv.c - the fp8_gemv timing model against an HLS_COUNT C-simulation build: the
  * loop counts of fp8_gemv_cycles() equal the counted iterations on a grid of shapes, flags, lane
  * counts, x rows and multi-group tables; the model is monotonic in the lanes, never beats the
- * busiest lane's bandwidth, and reaches util_bw >= 0.9 on a 7168 x 2048 FP8 matrix on 32 lanes.
+ * busiest lane's bandwidth, and reaches util_bw >= 0.9 on a 7168 x 2048 FP8 matrix on 32 lanes;
+ * FP8_GEMV_PR rows of x share a beat's cycle, more rows take more cycles (test_timing_gemv_pr1.c
+ * builds it with a one-row PE).
  */
 #define HLS_COUNT 1
 #include "hls/fp8_gemv/fp8_gemv.c"
@@ -51,6 +53,7 @@ static void count_case_x(int L, int m, int ng, const int (*nk)[2], const uint32_
 	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, to, ng, m);
 	struct hls_build b;
 	hls_build_default(&b);
+	b.gemv_rows = FP8_GEMV_PR; /* this build's PE */
 	int64_t cyc = fp8_gemv_cycles(&b, L, tab, ng, m, &c);
 	if (rc || cyc <= 0) {
 		printf("FAIL %s: rc %u cycles %lld\n", what, rc, (long long)cyc);
@@ -119,6 +122,7 @@ static void model_checks(void)
 	struct hls_build b;
 	struct fp8_gemv_cost c;
 	hls_build_default(&b);
+	b.gemv_rows = FP8_GEMV_PR;
 	double bpc = hls_bank_bytes_per_cycle(&b);
 	struct fp8_gemv_grp g = gv_grp(0, 0, 0, 0, 0, 7168, 2048, 2048, 7168, 0);
 	int64_t prev = 0;
@@ -141,10 +145,22 @@ static void model_checks(void)
 	printf("fp8_gemv 7168x2048 FP8, 32 lanes, m=1: %lld cycles (%.2f us), util_bw %.3f "
 	       "(modeled)\n",
 	       (long long)cy, cy / b.clock_mhz, c.util_bw);
-	/* m rows reuse each weight beat: 4 rows cost (almost) no more than one */
-	int64_t cy4 = fp8_gemv_cycles(&b, 32, &g, 1, 4, &c);
-	CHECK(cy4 < cy + cy / 10, "m = 4 reuses the weight beats: %lld vs %lld cycles",
-	      (long long)cy4, (long long)cy);
+	/* the PE's rows of x reuse each weight beat at no cost; twice as many take each beat two
+	 * cycles, more than the bank's 48 bytes a cycle can feed (64-byte beats) */
+	int pr = FP8_GEMV_PR;
+	int64_t cyp = fp8_gemv_cycles(&b, 32, &g, 1, pr, &c);
+	CHECK(cyp < cy + cy / 10, "m = %d reuses the weight beats: %lld vs %lld cycles", pr,
+	      (long long)cyp, (long long)cy);
+	if (2 * pr <= FP8_GEMV_MAX_M) {
+		int64_t cy2 = fp8_gemv_cycles(&b, 32, &g, 1, 2 * pr, &c);
+		CHECK(cy2 > cyp + cyp / 4, "m = %d: two cycles a beat: %lld vs %lld cycles", 2 * pr,
+		      (long long)cy2, (long long)cyp);
+		b.gemv_rows = 2 * pr; /* a board's wider PE: one cycle a beat again */
+		int64_t cyw = fp8_gemv_cycles(&b, 32, &g, 1, 2 * pr, &c);
+		CHECK(cyw < cy2 - cy2 / 5, "m = %d on a %d-row PE: %lld vs %lld cycles", 2 * pr,
+		      2 * pr, (long long)cyw, (long long)cy2);
+		b.gemv_rows = pr;
+	}
 	/* deterministic, and the arguments fp8_gemv rejects */
 	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 1, 1, NULL), cy, "same arguments, same cycles");
 	CHECK_EQ(fp8_gemv_cycles(&b, 0, &g, 1, 1, NULL), -EINVAL, "L = 0");

@@ -114,6 +114,7 @@ int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
 		s->act_bank = cu->port_bank[board_cu_port_find(cu, lane_cu_port(cu))];
 		s->axi_bits = cu->axi_bits;
 		s->lane_macs = cu->lane_macs;
+		s->gemv_rows = cu->gemv_rows;
 		return 0;
 	}
 	return -ENOENT;
@@ -686,6 +687,8 @@ static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 	pthread_mutex_unlock(&cu_gemv_mu);
 	struct hls_build b = c->bld;
 	b.axi_bits = (int)s->axi_bits;
+	if (s->gemv_rows)
+		b.gemv_rows = (int)s->gemv_rows;
 	c->cyc = fp8_gemv_cycles(&b, (int)s->lanes,
 				 (const struct fp8_gemv_grp *)(act + (tab - ab->base)), (int)ng,
 				 (int)m, NULL);

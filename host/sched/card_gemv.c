@@ -101,8 +101,9 @@ static void gv_decide(struct ee *e)
 	e->route_check = route && chk && !strcmp(chk, "1");
 }
 
-/* The board's GEMV CU: lanes, port width and activation bank; 0 when there is none. */
-static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *act)
+/* The board's GEMV CU: lanes, port width, rows of x per PE cycle and activation bank; 0 when
+ * there is none. */
+static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *rows, uint32_t *act)
 {
 	const struct board_desc *bd = backend_board(e->be);
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
@@ -118,6 +119,7 @@ static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *act)
 				break;
 		}
 		*axi_bits = cu->axi_bits;
+		*rows = cu->gemv_rows ? cu->gemv_rows : FP8_GEMV_PR;
 		*act = cu->port_bank[pa];
 		return n;
 	}
@@ -187,7 +189,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	}
 	if ((off && !strcmp(off, "0")) || cache || !backend_supports_op(e->be, ABI_OP_GEMV))
 		return 0;
-	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &act);
+	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &e->gv_rows, &act);
 	if (!e->gv_lanes || (!e->dry && act != e->act_bank) ||
 	    c->num_experts_per_tok + 1 > EE_MAX_TOPK)
 		return 0;
@@ -899,6 +901,7 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 	if (bw_mbps)
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.axi_bits = (int)e->gv_axi_bits;
+	b.gemv_rows = (int)e->gv_rows;
 	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, t->m > 0 ? t->m : 1, NULL)
 		 : 0;
 }
