@@ -17,9 +17,9 @@
 #include "load/safetensors.h"
 
 #define MODEL_MAX_TOPK 64
-/* Heads per attention work item: the absorbed form reads each cached latent row once for all of
- * them (from L1 after the first), not once per head. */
-#define ATTN_HG 4
+/* Most heads per attention work item (m->attn_hg, set at open): the absorbed form reads each
+ * cached latent row once for all of them (from L1 after the first four), not once per head. */
+#define ATTN_HG 16
 
 /* ---- small vector ops ------------------------------------------------------------------------ */
 
@@ -356,7 +356,11 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	ALLOC(m->qlat, (size_t)B * H * (kvl + c->qk_rope_head_dim));
 	ALLOC(m->lat, (size_t)B * H * kvl);
 	ALLOC(m->ao, (size_t)B * H * vd);
-	ALLOC(m->scores, (size_t)nt * ATTN_HG * S);
+	/* a decode step's heads split over the threads (a multiple of four heads an item, the
+	 * products' group), so each thread reads the latent cache once, not once per four heads */
+	m->attn_hg = (H + nt - 1) / nt;
+	m->attn_hg = m->attn_hg < 4 ? 4 : m->attn_hg > ATTN_HG ? ATTN_HG : (m->attn_hg + 3) & ~3;
+	ALLOC(m->scores, (size_t)nt * m->attn_hg * S);
 	m->wub_floats = (size_t)imax(nope, vd) * kvl;
 	ALLOC(m->wub, (size_t)nt * m->wub_floats);
 	if (o->naive_attn) {
@@ -415,9 +419,10 @@ struct attn_ctx {
 	int pos0, T;
 };
 
-/* One (token, group of ATTN_HG heads): RoPE q_pe, then absorbed or naive attention over positions
- * <= pos0+t. Each head's arithmetic is the same whatever the group (the scores and the weighted
- * sum of a head in ascending position). */
+/* One (token, group of m->attn_hg heads): RoPE q_pe, then absorbed or naive attention over
+ * positions <= pos0+t. Each head's arithmetic is the same whatever the group (the scores and the
+ * weighted sum of a head in ascending position), the products taking four heads a call while the
+ * cache rows are in L1. */
 static void attn_task(void *vc, int b, int e, int tid)
 {
 	struct attn_ctx *a = vc;
@@ -426,11 +431,11 @@ static void attn_task(void *vc, int b, int e, int tid)
 	const struct kern_isa *isa = m->kc.isa;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope;
-	int G = (H + ATTN_HG - 1) / ATTN_HG;
-	float *scb = m->scores + (size_t)tid * ATTN_HG * m->o.max_seq;
+	int HG = m->attn_hg, G = (H + HG - 1) / HG;
+	float *scb = m->scores + (size_t)tid * HG * m->o.max_seq;
 	for (int it = b; it < e; it++) {
-		int t = it / G, h0 = it % G * ATTN_HG, p = row_pos(m, a->pos0, t), S = p + 1;
-		int nh = H - h0 < ATTN_HG ? H - h0 : ATTN_HG;
+		int t = it / G, h0 = it % G * HG, p = row_pos(m, a->pos0, t), S = p + 1;
+		int nh = H - h0 < HG ? H - h0 : HG;
 		if (nh < 1)
 			continue; /* (h0 < H by construction) */
 		float *qh[ATTN_HG], *ql[ATTN_HG], *lt[ATTN_HG], *sc[ATTN_HG];
@@ -479,8 +484,10 @@ static void attn_task(void *vc, int b, int e, int tid)
 			const float *kv[2] = {row_kv(m, t, a->layer, s),
 					      s + 1 < S ? row_kv(m, t, a->layer, s + 1) : NULL};
 			float d[2][ATTN_HG];
-			isa->dot_f32_rows(kv, s + 1 < S ? 2 : 1, ql[0], ldq, nh, ldq, d[0],
-					  ATTN_HG);
+			for (int g = 0; g < nh; g += KERN_MB)
+				isa->dot_f32_rows(kv, s + 1 < S ? 2 : 1, ql[g], ldq,
+						  nh - g < KERN_MB ? nh - g : KERN_MB, ldq, d[0] + g,
+						  ATTN_HG);
 			for (int r = 0; r < 2 && s + r < S; r++)
 				for (int i = 0; i < nh; i++)
 					sc[i][s + r] = d[r][i] * m->softmax_scale;
@@ -494,7 +501,9 @@ static void attn_task(void *vc, int b, int e, int tid)
 			const float *xs[4] = {
 			    row_kv(m, t, a->layer, s0), row_kv(m, t, a->layer, s0 + 1),
 			    row_kv(m, t, a->layer, s0 + 2), row_kv(m, t, a->layer, s0 + 3)};
-			isa->axpy4_rows_f32(lt[0], kvl, sc[0] + s0, m->o.max_seq, xs, nh, kvl);
+			for (int g = 0; g < nh; g += KERN_MB)
+				isa->axpy4_rows_f32(lt[g], kvl, sc[g] + s0, m->o.max_seq, xs,
+						    nh - g < KERN_MB ? nh - g : KERN_MB, kvl);
 		}
 		for (int s = s0; s < S; s++) {
 			const float *kv = row_kv(m, t, a->layer, s);
@@ -675,7 +684,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	struct attn_ctx ac = {m, lw, layer, pos0, T};
 	if (!m->o.naive_attn)
 		pool_for(m->pool, H, 1, absorb_in_task, &ac);
-	pool_for(m->pool, T * ((H + ATTN_HG - 1) / ATTN_HG), 1, attn_task, &ac);
+	pool_for(m->pool, T * ((H + m->attn_hg - 1) / m->attn_hg), 1, attn_task, &ac);
 	if (!m->o.naive_attn)
 		pool_for(m->pool, H, 1, absorb_out_task, &ac);
 	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);

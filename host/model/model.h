@@ -60,9 +60,10 @@ struct model {
 	float *qlat;	       /* [B][H][kv_lora + rope] absorbed query (W_UK^T q_nope), q_pe */
 	float *wub;	       /* [threads][wub_floats] a head's W_UK or W_UV rows dequantized */
 	size_t wub_floats;     /* max(nope, v) * kv_lora */
+	int attn_hg;	       /* heads per attention work item (attn_task) */
 	float *lat;	       /* [B][H][kv_lora] attention-weighted latent sum */
 	float *ao;	       /* [B][H][v] attention output before o_proj */
-	float *scores;	       /* [nthreads][ATTN_HG][max_seq] */
+	float *scores;	       /* [nthreads][attn_hg][max_seq] */
 	float *kexp, *vexp;    /* naive form only: [max_seq][H][nope], [max_seq][H][v] */
 	float *kvexp_full;     /* naive form only: [max_seq][H*(nope+v)] kv_b_proj . c' */
 	float *gbuf, *ubuf;    /* [B*(topk+1)][max(inter, moe_inter*(shared+?))] gate/up outs */
