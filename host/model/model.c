@@ -486,8 +486,8 @@ static void attn_task(void *vc, int b, int e, int tid)
 			float d[2][ATTN_HG];
 			for (int g = 0; g < nh; g += KERN_MB)
 				isa->dot_f32_rows(kv, s + 1 < S ? 2 : 1, ql[g], ldq,
-						  nh - g < KERN_MB ? nh - g : KERN_MB, ldq, d[0] + g,
-						  ATTN_HG);
+						  nh - g < KERN_MB ? nh - g : KERN_MB, ldq,
+						  d[0] + g, ATTN_HG);
 			for (int r = 0; r < 2 && s + r < S; r++)
 				for (int i = 0; i < nh; i++)
 					sc[i][s + r] = d[r][i] * m->softmax_scale;
