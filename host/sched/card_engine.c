@@ -1351,6 +1351,49 @@ static int ee_place_model(struct ee *e, const struct engine_extra *x, char *err,
 	return 0;
 }
 
+/* The kernel whose CUs run op (board trees name CUs by kernel). */
+static const char *ee_op_kernel(uint32_t op)
+{
+	switch (op) {
+	case ABI_OP_GEMM_FP8:
+		return "fp8_gemm";
+	case ABI_OP_MLA_ATTN:
+		return "mla_attn";
+	case ABI_OP_KV_APPEND:
+		return "mla_kv_append";
+	case ABI_OP_GEMV:
+		return "fp8_gemv";
+	case ABI_OP_MLA_ATTN_LANES:
+		return "mla_attn_lanes";
+	default:
+		return "vec_ops";
+	}
+}
+
+/* Every op the chosen lowering issues has a CU on the board: a tree without one is refused at
+ * open with the kernel it lacks, not at the first forward with the card's status. */
+static int ee_check_ops(struct ee *e, const char *file, char *err, size_t errlen)
+{
+	const uint32_t gv_ops[] = {ABI_OP_GEMV, ABI_OP_RMSNORM, ABI_OP_ROPE, ABI_OP_KV_APPEND,
+				   e->gv_attn ? ABI_OP_MLA_ATTN_LANES : ABI_OP_MLA_ATTN};
+	const uint32_t gemm_ops[] = {ABI_OP_GEMM_FP8,	  ABI_OP_RMSNORM,  ABI_OP_ROPE,
+				     ABI_OP_RESIDUAL_ADD, ABI_OP_MLA_ATTN, ABI_OP_KV_APPEND};
+	const uint32_t *ops = e->gv ? gv_ops : gemm_ops;
+	size_t n = e->gv ? sizeof gv_ops / sizeof gv_ops[0] : sizeof gemm_ops / sizeof gemm_ops[0];
+	for (size_t i = 0; i < n; i++)
+		if (!backend_supports_op(e->be, ops[i])) {
+			snprintf(err, errlen,
+				 "%s%s%s: no CU runs %s (a %s CU), which the %s lowering needs",
+				 file ? file : "", file ? ": board " : "board ",
+				 backend_board(e->be)->model, abi_op_name(ops[i]),
+				 ee_op_kernel(ops[i]),
+				 e->gv ? "GEMV CU's"
+				       : "fp8_gemm CUs' (--expert-slots, MOECARD_CARD_GEMV=0)");
+			return -ENODEV;
+		}
+	return 0;
+}
+
 int card_engine_open(struct engine *en, const struct ckpt *ck, const struct model_opts *o,
 		     const struct engine_extra *x, char *err, size_t errlen)
 {
@@ -1400,7 +1443,8 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 		r = -EINVAL;
 		goto fail;
 	}
-	if ((r = card_gemv_init(e, xcache, x ? x->kv_format : NULL, afp8, err, errlen)))
+	if ((r = card_gemv_init(e, xcache, x ? x->kv_format : NULL, afp8, err, errlen)) ||
+	    (r = ee_check_ops(e, x ? x->board : NULL, err, errlen)))
 		goto fail;
 	if ((r = card_place_acts(e)) || (r = card_pf_init(e, xcache)) || (r = ee_place_rope(e)) ||
 	    (r = ee_place_model(e, x, err, errlen)))

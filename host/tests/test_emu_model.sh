@@ -228,5 +228,30 @@ if [ $rc != 0 ] && [ "$(wc -l <"$T/dsp.err")" = 1 ] &&
 else
   bad "--set dispatch=fast: rc $rc, $(cat "$T/dsp.err")"
 fi
+# A tree without a kernel the lowering needs is refused at open, naming the board and the kernel
+# (one line, exit 1), not at the first forward with the card's status: the fp8_gemm lowering
+# without an mla_attn CU; the GEMV lowering on the same tree still runs.
+if command -v fdtput >/dev/null; then
+  cp "$B/board/emu.dtb" "$T/noattn.dtb"
+  node=$(fdtget -l "$T/noattn.dtb" /compute-units | grep '^mla_attn_1@')
+  fdtput -r "$T/noattn.dtb" "/compute-units/$node"
+  MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 --backend emu \
+    --board "$T/noattn.dtb" >/dev/null 2>"$T/noattn.err"
+  rc=$?
+  if [ $rc = 1 ] && [ "$(wc -l <"$T/noattn.err")" = 1 ] &&
+     grep -q "no CU runs MLA_ATTN (a mla_attn CU)" "$T/noattn.err"; then
+    ok "a tree without mla_attn, fp8_gemm lowering: exit 1, $(cat "$T/noattn.err")"
+  else
+    bad "a tree without mla_attn: rc $rc, $(cat "$T/noattn.err")"
+  fi
+  if "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 --backend emu --board "$T/noattn.dtb" \
+    >/dev/null 2>"$T/noattn2.err"; then
+    ok "the same tree, GEMV lowering: runs"
+  else
+    bad "the same tree, GEMV lowering: $(cat "$T/noattn2.err")"
+  fi
+else
+  bad "fdtput (device-tree-compiler) missing"
+fi
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
