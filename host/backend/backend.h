@@ -131,7 +131,11 @@ int backend_fault_set(struct backend *b, enum backend_fault f, uint32_t n);
 
 /* Modeled kernel cycles of one command from its packet alone (no memory touched): the timing
  * model the emulated card charges, for what-if estimates. 0 for non-CU opcodes, <0 bad shape. */
-int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz);
+int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz,
+			   const struct board_cu *cu);
+/* The board CU behind CU k of the board block (the CUs of kernels the firmware drives, in tree
+ * order), or NULL. */
+const struct board_cu *backend_blk_cu(const struct board_desc *bd, uint32_t k);
 
 /* Modeled firmware CPU time of one command of opcode op (ring pop, decode, dispatch, completion),
  * ns, as if the firmware dispatched in software: the board's moecard,fw-cmd-instr counts at the

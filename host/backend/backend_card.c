@@ -476,6 +476,10 @@ static uint32_t cu_gemm(struct cu_call *c, uint32_t op)
 	    a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL, pair == 2 ? sw + nb * kb : NULL,
 	    y, (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
 	    (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f, (int)lda, (int)ldy);
+	if (c->s && c->s->tm && c->s->tn && FP8_GEMM_MB % c->s->tm == 0 && 128 % c->s->tn == 0) {
+		c->bld.tm = (int)c->s->tm; /* the tree's PE array (moecard,pe) */
+		c->bld.tn = (int)c->s->tn;
+	}
 	c->cyc = fp8_gemm_cycles(&c->bld, (int)M, (int)N, (int)K, f, NULL);
 	return cu_status(r);
 }
@@ -833,10 +837,30 @@ uint64_t backend_fw_cmd_ns(const struct board_desc *bd, uint32_t op)
 	return take + board_fw_cmd_ns(bd, BOARD_FW_START) + board_fw_cmd_ns(bd, BOARD_FW_DONE);
 }
 
-int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz)
+const struct board_cu *backend_blk_cu(const struct board_desc *bd, uint32_t k)
+{
+	static const char *const driven[] = {"fp8_gemm",      "vec_ops",   "mla_attn",
+					     "mla_kv_append", "moe_route", "fp8_gemv",
+					     "mla_attn_lanes"};
+	for (uint32_t i = 0, n = 0; i < bd->n_cus; i++)
+		for (size_t d = 0; d < sizeof driven / sizeof driven[0]; d++)
+			if (!strcmp(bd->cu[i].kernel, driven[d])) {
+				if (n++ == k)
+					return &bd->cu[i];
+				break;
+			}
+	return NULL;
+}
+
+int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t clk_khz,
+			   const struct board_cu *cu)
 {
 	struct hls_build bld;
 	hls_build_default(&bld);
+	if (cu && cu->tm && cu->tn && FP8_GEMM_MB % cu->tm == 0 && 128 % cu->tn == 0) {
+		bld.tm = (int)cu->tm; /* a GEMM CU's PE array (moecard,pe) */
+		bld.tn = (int)cu->tn;
+	}
 	if (clk_khz)
 		bld.clock_mhz = clk_khz / 1000.0;
 	if (bw_mbps)

@@ -113,6 +113,7 @@ struct backend_cu_scratch {
 	uint32_t axi_bits;	     /* lane port width, bits */
 	uint32_t lane_macs;	     /* mla_attn_lanes: f32 MACs per lane per cycle (0: build's) */
 	uint32_t gemv_rows;	     /* fp8_gemv: rows of x per PE cycle (0: build's) */
+	uint32_t tm, tn;	     /* fp8_gemm: the CU's PE array (moecard,pe; 0: build's) */
 };
 int backend_cu_scratch_init(struct backend_cu_scratch *s);
 /* Wires s as the board's first CU of kernel (fp8_gemv, mla_attn_lanes): lanes, its other port's

@@ -901,7 +901,8 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 		backend_stats(e->be, &s0);
 	double hb0 = e->host_route_b + e->host_head_b, rb0 = e->host_route_b, hh0 = e->host_head_b;
 	/* a prompt: the batched path in chunks, when the card and the options allow it */
-	for (int t = 0; T > 1 && e->pf_on && !e->xt && t < T;) {
+	int batched = e->pf_on && !e->xt && !(e->pf_loop && T > FP8_GEMV_MAX_M);
+	for (int t = 0; T > 1 && batched && t < T;) {
 		int n = T - t < e->pf.chunk ? T - t : e->pf.chunk, r;
 		if (n < 2) { /* a last single token goes through the decode list */
 			r = ee_forward_loop(e, en, tok + t, 1, logits, all, hidden, t, T);
@@ -1447,7 +1448,7 @@ int card_engine_open(struct engine *en, const struct ckpt *ck, const struct mode
 	    (r = ee_check_ops(e, x ? x->board : NULL, err, errlen)))
 		goto fail;
 	if ((r = card_place_acts(e)) || (r = card_pf_init(e, xcache)) || (r = ee_place_rope(e)) ||
-	    (r = ee_place_model(e, x, err, errlen)))
+	    (r = ee_place_model(e, x, err, errlen)) || (r = card_pf_rule(e)))
 		goto fail_place;
 	en->max_seqs = e->pf_on ? e->n_seq : 0;
 	ee_truncate(en, 0, 0);

@@ -194,7 +194,12 @@ struct ee {
 	uint64_t final_norm;	/* model.norm f32 [hidden] */
 	uint64_t mtp_head_norm; /* MTP shared_head.norm f32 [hidden] */
 	int pf_on;		/* 1: prompts of more than one token go through the batched path */
-	struct ee_pf pf;	/* its buffers and statistics */
+	/* the prefill rule (card_pf_rule): the dry what-if at the chunk found the token loop
+	 * faster on this board, so prompts past the rows path run token by token; its two
+	 * rates, tok/s */
+	int pf_loop;
+	double pf_rule_batched, pf_rule_loop;
+	struct ee_pf pf; /* its buffers and statistics */
 	/* host */
 	struct pool *pool;
 	struct kern_ctx kc;		  /* lm_head / eh_proj (BF16: not quantized) */
@@ -367,6 +372,7 @@ int card_moe(struct ee *e, struct ee_layer *L, const int *idx);
  * board, no expert cache, MOECARD_CARD_PREFILL not 0) and places its buffers. Call after the
  * decode activations; 0 or a negative errno. */
 int card_pf_init(struct ee *e, int cache);
+int card_pf_rule(struct ee *e);
 void card_pf_free(struct ee *e);
 /* One chunk of T (2..chunk) prompt tokens at positions pos.. through the batched lowering:
  * logits as engine_ops.forward (all rows or the last), hidden [T][D] when not NULL. */

@@ -184,12 +184,12 @@ static double ee_xc_gemm_s(const struct ee *e)
 				     .k = (uint32_t)D,
 				     .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_SILU_MUL};
 	uint32_t kclk = blk->cu_clk_khz, bw = blk->banks[0].bw_mbps;
-	int64_t c1 = backend_cmd_cycles(&g, bw, kclk);
+	int64_t c1 = backend_cmd_cycles(&g, bw, kclk, NULL);
 	g.u.gemm = (struct abi_gemm){.m = 1,
 				     .n = (uint32_t)D,
 				     .k = (uint32_t)I,
 				     .flags = ABI_GEMM_F_X_F32 | ABI_GEMM_F_ACCUM};
-	int64_t c2 = backend_cmd_cycles(&g, bw, kclk);
+	int64_t c2 = backend_cmd_cycles(&g, bw, kclk, NULL);
 	return kclk ? (double)((c1 > 0 ? c1 : 0) + (c2 > 0 ? c2 : 0)) / (kclk * 1e3) : 0;
 }
 

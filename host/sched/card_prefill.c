@@ -37,6 +37,7 @@
 #include "hls/moe_route/moe_route.h"
 #include "model/kernels.h"
 #include "model/router.h"
+#include "sched/card_engine.h"
 #include "sched/card_engine_impl.h"
 
 #define PF_CHUNK_DEFAULT 512
@@ -66,6 +67,35 @@ static int pf_supported(const struct ee *e)
 		return 0;
 	return e->c->hidden_size <= (int)ABI_COMBINE_MAX_COLS &&
 	       e->c->num_experts_per_tok <= (int)ABI_COMBINE_MAX_K;
+}
+
+/*
+ * The prefill rule: the batched path where it models faster. The dry what-if of a chunk-long
+ * prompt from position 0 (the lists the batched path issues, timed on this board, against the
+ * token loop's decode steps) decides once at open; where the token loop is faster (a board with
+ * few GEMM MACs against its GEMV bandwidth: the V80 tree's one GEMM CU) prompts of more rows
+ * than the GEMV CU takes at once run token by token (pf_loop); the rows path (at most
+ * FP8_GEMV_MAX_M rows: short prompts, the sequences of a batched step) stays.
+ * MOECARD_CARD_PREFILL=1 keeps the batched path, =0 never takes it.
+ */
+int card_pf_rule(struct ee *e)
+{
+	const char *v = getenv("MOECARD_CARD_PREFILL");
+	struct card_pf_whatif w;
+	e->pf_loop = 0;
+	if (!e->pf_on || e->dry || (v && !strcmp(v, "1")))
+		return 0;
+	int r = card_engine_whatif_prefill(e->c, e->be, e->pf.chunk, &w);
+	if (r == -ENOTSUP)
+		return 0;
+	if (r)
+		return r;
+	if (w.loop_tok_s > w.tok_s) {
+		e->pf_loop = 1;
+		e->pf_rule_batched = w.tok_s;
+		e->pf_rule_loop = w.loop_tok_s;
+	}
+	return 0;
 }
 
 int card_pf_init(struct ee *e, int cache)
@@ -144,12 +174,18 @@ int card_pf_init(struct ee *e, int cache)
 	struct hls_build b;
 	hls_build_default(&b);
 	uint32_t kclk = backend_abi_board(e->be)->cu_clk_khz;
-	const struct abi_board *blk = backend_abi_board(e->be);
+	const struct board_desc *bd = backend_board(e->be);
+	double macs = 0; /* the GEMM CUs' PE arrays (moecard,pe, else the build's), per cycle */
 	pf->ncu = 0;
-	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(blk->counts); i++)
-		pf->ncu += (blk->cus[i].ops_mask >> ABI_OP_GEMM_FP8) & 1;
+	for (uint32_t i = 0; i < bd->n_cus; i++)
+		if (!strcmp(bd->cu[i].kernel, "fp8_gemm")) {
+			pf->ncu++;
+			macs += bd->cu[i].tm && bd->cu[i].tn ? (double)bd->cu[i].tm * bd->cu[i].tn
+							     : (double)b.tm * b.tn;
+		}
+	pf->peak = (pf->ncu ? macs / pf->ncu : (double)b.tm * b.tn) *
+		   (kclk ? kclk / 1e6 : b.clock_mhz / 1e3);
 	pf->ncu = pf->ncu > 0 ? pf->ncu : 1;
-	pf->peak = (double)b.tm * b.tn * (kclk ? kclk / 1e6 : b.clock_mhz / 1e3);
 	e->pf_on = 1;
 	return 0;
 }

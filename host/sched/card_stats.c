@@ -71,9 +71,12 @@ void card_dry_time(struct ee *e)
 				best = (int)k;
 		if (best < 0)
 			continue;
-		int64_t cyc = op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
-			      : op == ABI_OP_MLA_ATTN_LANES ? card_attn_lanes_cycles(e, c, bw, kclk)
-							    : backend_cmd_cycles(c, bw, kclk);
+		int64_t cyc =
+		    op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
+		    : op == ABI_OP_MLA_ATTN_LANES
+			? card_attn_lanes_cycles(e, c, bw, kclk)
+			: backend_cmd_cycles(c, bw, kclk,
+					     backend_blk_cu(backend_board(e->be), (uint32_t)best));
 		uint64_t t0 = (t_fw > cu_free[best] ? t_fw : cu_free[best]) + start;
 		t_fw = t0;
 		if (cyc < 0)
@@ -559,11 +562,15 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 				wt, w.e2e_ms, w.tok_s, w.pe_frac, w.loop_tok_s,
 				w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, w.attn_ms);
 		fprintf(out,
-			",\"prefill_tokens\":%llu,\"prefill_batched_tokens\":%llu,"
+			",\"prefill_path\":\"%s\",\"prefill_tokens\":%llu,"
+			"\"prefill_batched_tokens\":%llu,"
 			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
 			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
 			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
 			"\"prefill_gemm_pe_frac\":%.4f",
+			!e->pf_on    ? "token loop"
+			: e->pf_loop ? "token loop (rule)"
+				     : "batched",
 			(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
 			e->pf_on ? pf->chunk : 0, pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
 			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac);
@@ -577,6 +584,13 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		    "%.1f%% of the PE array's peak, attention %.3f ms (CU time, summed)\n",
 		    wt, w.e2e_ms, w.tok_s, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms, w.gemm_ms,
 		    100 * w.pe_frac, w.attn_ms);
+	if (e->pf_loop)
+		fprintf(
+		    out,
+		    "  prefill rule   prompts past %d rows run token by token: a %d-token prompt "
+		    "models %.1f tok/s batched, %.1f tok/s token by token on this board "
+		    "(MOECARD_CARD_PREFILL=1 keeps the batched path)\n",
+		    FP8_GEMV_MAX_M, pf->chunk, e->pf_rule_batched, e->pf_rule_loop);
 	if (!pf->tokens)
 		return;
 	fprintf(out,

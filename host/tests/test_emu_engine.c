@@ -191,7 +191,7 @@ static void test_fw_time_mode(const char *set)
 		 start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
 	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu);
 	CHECK(cpu == !eng, "done is the engine's work with it, the CPU's without");
-	int64_t cyc = backend_cmd_cycles(&g[0], bw, blk->cu_clk_khz);
+	int64_t cyc = backend_cmd_cycles(&g[0], bw, blk->cu_clk_khz, NULL);
 	uint64_t kern = (uint64_t)cyc * 1000000ull / blk->cu_clk_khz;
 	CHECK(take < board_fw_cmd_ns(bd, BOARD_FW_TAKE) && take != BOARD_FW_CMD_NS_DEFAULT &&
 		  start && done,

@@ -250,6 +250,43 @@ if command -v fdtput >/dev/null; then
   else
     bad "the same tree, GEMV lowering: $(cat "$T/noattn2.err")"
   fi
+  # The prefill rule: on a tree whose one GEMM CU is a 1 x 8 PE array the dry what-if finds the
+  # token loop faster, so a 40-token prompt runs token by token (the stats name the rule) and
+  # models faster than the batched path MOECARD_CARD_PREFILL=1 forces; the logits are the same
+  # bits either way.
+  cp "$B/board/emu.dtb" "$T/slow.dtb"
+  for n in $(fdtget -l "$T/slow.dtb" /compute-units | grep '^fp8_gemm_[2-9]@'); do
+    fdtput -r "$T/slow.dtb" "/compute-units/$n"
+  done
+  n1=$(fdtget -l "$T/slow.dtb" /compute-units | grep '^fp8_gemm_1@')
+  fdtput -t u "$T/slow.dtb" "/compute-units/$n1" moecard,pe 1 8
+  toks=$(seq -s, 3 42)
+  for pf in auto 1; do
+    v=$pf; [ $pf = auto ] && v=
+    MOECARD_CARD_PREFILL=$v "$MOECARD" bench --model "$T/tiny" --backend emu --board "$T/slow.dtb" \
+      --prompt-len 40 --gen 2 --json 2>/dev/null | tail -1 >"$T/slow_$pf.json"
+    MOECARD_CARD_PREFILL=$v "$MOECARD" run --model "$T/tiny" --tokens "$toks" -n 0 --backend emu \
+      --board "$T/slow.dtb" --dump-logits "$T/slow_$pf.npy" >/dev/null 2>&1
+  done
+  if "$PY" - "$T/slow_auto.json" "$T/slow_1.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+ok = (a['prefill_path'] == 'token loop (rule)' and a['prefill_batched_tokens'] == 0 and
+      b['prefill_path'] == 'batched' and b['prefill_batched_tokens'] == 40 and
+      a['modeled_prefill_tok_s'] > b['modeled_prefill_tok_s'])
+print(a['prefill_path'], a['modeled_prefill_tok_s'], b['prefill_path'], b['modeled_prefill_tok_s'])
+sys.exit(0 if ok else 1)
+PY
+  then
+    ok "prefill rule on a 1 x 8 GEMM PE: the token loop, modeled faster than the forced batched path"
+  else
+    bad "prefill rule: $(cat "$T/slow_auto.json" | head -c 300)"
+  fi
+  if [ -s "$T/slow_auto.npy" ] && cmp -s "$T/slow_auto.npy" "$T/slow_1.npy"; then
+    ok "prefill rule: the same logits bit for bit as the batched path"
+  else
+    bad "prefill rule: logits differ (or missing) between the token loop and the batched path"
+  fi
 else
   bad "fdtput (device-tree-compiler) missing"
 fi
