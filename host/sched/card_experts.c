@@ -676,13 +676,18 @@ static int ee_xc_miss_host(struct ee *e, struct ee_xc_step *st, int j, double h_
 
 /* Every miss, DMA'd or run on the host: off, always, or auto by expert_miss_on_host on the modeled
  * DMA finish (the channels in turn), the time the card needs the expert (after the shared expert
- * and the hits, over 4 GEMM CUs) and the host finishing it. */
+ * and the hits, over the board's GEMM CUs) and the host finishing it. */
 static int ee_xc_misses(struct ee *e, struct ee_xc_step *st)
 {
 	struct ee_xc *xc = e->xc;
 	int hits = e->c->num_experts_per_tok - st->n_miss;
 	double eb = (double)xc->lay.payload;
-	int rounds = (1 + hits + 3) / 4; /* the shared expert and the hits, 4 GEMM CUs at a time */
+	const struct abi_board *blk = backend_abi_board(e->be);
+	int ncu = 0; /* the board's GEMM CUs */
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(blk->counts); i++)
+		ncu += (blk->cus[i].ops_mask >> ABI_OP_GEMM_FP8) & 1;
+	ncu = ncu > 0 ? ncu : 1;
+	int rounds = (1 + hits + ncu - 1) / ncu; /* the shared expert and the hits, ncu at a time */
 	double ahead = rounds * xc->gemm_s;
 	/* the host's output reaches the card as one f32 row over the link */
 	double merge = (double)e->c->hidden_size * 4 / xc->dma_bps + xc->dma_lat_s;
@@ -690,7 +695,7 @@ static int ee_xc_misses(struct ee *e, struct ee_xc_step *st)
 		int j = st->miss[m], ci = st->n_fill % xc->n_h2c, r;
 		double dma_end =
 		    st->ch_t[ci] + eb / xc->dma_bps + EXPERT_SLOT_PARTS * xc->dma_lat_s;
-		double need = ahead + m * xc->gemm_s / 4;
+		double need = ahead + m * xc->gemm_s / ncu;
 		double h_end = st->host_t + eb / xc->host_bps;
 		int on_host = xc->host_mode == 2 ||
 			      (xc->host_mode == 1 &&
