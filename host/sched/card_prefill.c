@@ -169,7 +169,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hlog = malloc(f * (size_t)E);
 	pf->views = calloc(C16 / 16, sizeof *pf->views);
 	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog ||
-	    !pf->hseq || !pf->hpos)
+	    !pf->hseq || !pf->hpos || !pf->atab_h)
 		return -ENOMEM;
 	struct hls_build b;
 	hls_build_default(&b);
