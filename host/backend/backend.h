@@ -136,6 +136,10 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 /* The board CU behind CU k of the board block (the CUs of kernels the firmware drives, in tree
  * order), or NULL. */
 const struct board_cu *backend_blk_cu(const struct board_desc *bd, uint32_t k);
+/* Whether the firmware drives CUs of this kernel (board trees name CUs by kernel). */
+int backend_kernel_driven(const char *kernel);
+/* The kernel whose CUs run op, or NULL for an op no CU runs. */
+const char *backend_op_kernel(uint32_t op);
 
 /* Modeled firmware CPU time of one command of opcode op (ring pop, decode, dispatch, completion),
  * ns, as if the firmware dispatched in software: the board's moecard,fw-cmd-instr counts at the

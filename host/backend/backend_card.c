@@ -120,6 +120,41 @@ int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
 	return -ENOENT;
 }
 
+/* The kernels the firmware drives: the CU kind and the ops of each. */
+static const struct cu_kernel {
+	const char *name;
+	uint32_t kind, ops;
+} cu_kernels[] = {
+    {"fp8_gemm", ABI_CU_GEMM, 1u << ABI_OP_GEMM_FP8},
+    {"vec_ops", ABI_CU_VEC, OPS_VEC},
+    {"mla_attn", ABI_CU_MLA, 1u << ABI_OP_MLA_ATTN},
+    {"mla_kv_append", ABI_CU_MLA, 1u << ABI_OP_KV_APPEND},
+    {"mla_attn_lanes", ABI_CU_MLA, 1u << ABI_OP_MLA_ATTN_LANES},
+    {"moe_route", ABI_CU_VEC, 1u << ABI_OP_MOE_ROUTE},
+    {"fp8_gemv", ABI_CU_GEMV, 1u << ABI_OP_GEMV},
+};
+
+static const struct cu_kernel *cu_kernel_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof cu_kernels / sizeof cu_kernels[0]; i++)
+		if (!strcmp(cu_kernels[i].name, name))
+			return &cu_kernels[i];
+	return NULL;
+}
+
+int backend_kernel_driven(const char *kernel)
+{
+	return cu_kernel_of(kernel) != NULL;
+}
+
+const char *backend_op_kernel(uint32_t op)
+{
+	for (size_t i = 0; i < sizeof cu_kernels / sizeof cu_kernels[0]; i++)
+		if (op < 32 && (cu_kernels[i].ops >> op & 1))
+			return cu_kernels[i].name;
+	return NULL;
+}
+
 int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char *err,
 			size_t errlen)
 {
@@ -144,31 +179,10 @@ int backend_board_block(const struct board_desc *bd, struct abi_board *blk, char
 	uint32_t nc = 0;
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
 		const struct board_cu *cu = &bd->cu[i];
-		uint32_t kind, ops;
-		if (!strcmp(cu->kernel, "fp8_gemm")) {
-			kind = ABI_CU_GEMM;
-			ops = 1u << ABI_OP_GEMM_FP8;
-		} else if (!strcmp(cu->kernel, "vec_ops")) {
-			kind = ABI_CU_VEC;
-			ops = OPS_VEC;
-		} else if (!strcmp(cu->kernel, "mla_attn")) {
-			kind = ABI_CU_MLA;
-			ops = 1u << ABI_OP_MLA_ATTN;
-		} else if (!strcmp(cu->kernel, "mla_kv_append")) {
-			kind = ABI_CU_MLA;
-			ops = 1u << ABI_OP_KV_APPEND;
-		} else if (!strcmp(cu->kernel, "mla_attn_lanes")) {
-			kind = ABI_CU_MLA;
-			ops = 1u << ABI_OP_MLA_ATTN_LANES;
-		} else if (!strcmp(cu->kernel, "moe_route")) {
-			kind = ABI_CU_VEC;
-			ops = 1u << ABI_OP_MOE_ROUTE;
-		} else if (!strcmp(cu->kernel, "fp8_gemv")) {
-			kind = ABI_CU_GEMV;
-			ops = 1u << ABI_OP_GEMV;
-		} else {
+		const struct cu_kernel *ck = cu_kernel_of(cu->kernel);
+		if (!ck)
 			continue; /* a kernel the firmware does not drive */
-		}
+		uint32_t kind = ck->kind, ops = ck->ops;
 		uint64_t mask = hbm;
 		for (uint32_t p = 0; p < cu->n_ports; p++)
 			mask |= 1ull << cu->port_bank[p];
@@ -450,6 +464,16 @@ static int vec_op_of(uint32_t op)
 					   : VEC_OP_SOFTMAX;
 }
 
+/* A GEMM CU's own PE array (moecard,pe) in the build its cycles are modeled for; 0 or a shape
+ * the kernel's tiling cannot take keeps the build's. */
+static void bld_pe(struct hls_build *b, uint32_t tm, uint32_t tn)
+{
+	if (tm && tn && FP8_GEMM_MB % tm == 0 && 128 % tn == 0) {
+		b->tm = (int)tm;
+		b->tn = (int)tn;
+	}
+}
+
 static uint32_t cu_gemm(struct cu_call *c, uint32_t op)
 {
 	struct abi_gemm g;
@@ -476,10 +500,8 @@ static uint32_t cu_gemm(struct cu_call *c, uint32_t op)
 	    a, xf ? NULL : sa, w, sw, pair == 2 ? w + N * K : NULL, pair == 2 ? sw + nb * kb : NULL,
 	    y, (f & ABI_GEMM_F_RESIDUAL) ? (const float *)y : NULL,
 	    (f & ABI_GEMM_F_ACCUM) ? sa : NULL, (int)M, (int)N, (int)K, f, (int)lda, (int)ldy);
-	if (c->s && c->s->tm && c->s->tn && FP8_GEMM_MB % c->s->tm == 0 && 128 % c->s->tn == 0) {
-		c->bld.tm = (int)c->s->tm; /* the tree's PE array (moecard,pe) */
-		c->bld.tn = (int)c->s->tn;
-	}
+	if (c->s)
+		bld_pe(&c->bld, c->s->tm, c->s->tn);
 	c->cyc = fp8_gemm_cycles(&c->bld, (int)M, (int)N, (int)K, f, NULL);
 	return cu_status(r);
 }
@@ -839,16 +861,9 @@ uint64_t backend_fw_cmd_ns(const struct board_desc *bd, uint32_t op)
 
 const struct board_cu *backend_blk_cu(const struct board_desc *bd, uint32_t k)
 {
-	static const char *const driven[] = {"fp8_gemm",      "vec_ops",   "mla_attn",
-					     "mla_kv_append", "moe_route", "fp8_gemv",
-					     "mla_attn_lanes"};
 	for (uint32_t i = 0, n = 0; i < bd->n_cus; i++)
-		for (size_t d = 0; d < sizeof driven / sizeof driven[0]; d++)
-			if (!strcmp(bd->cu[i].kernel, driven[d])) {
-				if (n++ == k)
-					return &bd->cu[i];
-				break;
-			}
+		if (backend_kernel_driven(bd->cu[i].kernel) && n++ == k)
+			return &bd->cu[i];
 	return NULL;
 }
 
@@ -857,10 +872,8 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 {
 	struct hls_build bld;
 	hls_build_default(&bld);
-	if (cu && cu->tm && cu->tn && FP8_GEMM_MB % cu->tm == 0 && 128 % cu->tn == 0) {
-		bld.tm = (int)cu->tm; /* a GEMM CU's PE array (moecard,pe) */
-		bld.tn = (int)cu->tn;
-	}
+	if (cu)
+		bld_pe(&bld, cu->tm, cu->tn);
 	if (clk_khz)
 		bld.clock_mhz = clk_khz / 1000.0;
 	if (bw_mbps)

@@ -436,10 +436,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 	uint32_t nc = ABI_BOARD_N_CUS(e->b.blk.counts), k = 0;
 	for (uint32_t i = 0; i < bd->n_cus && k < nc; i++) {
 		const struct board_cu *cu = &bd->cu[i];
-		if (strcmp(cu->kernel, "fp8_gemm") && strcmp(cu->kernel, "vec_ops") &&
-		    strcmp(cu->kernel, "mla_attn") && strcmp(cu->kernel, "mla_kv_append") &&
-		    strcmp(cu->kernel, "fp8_gemv") && strcmp(cu->kernel, "moe_route") &&
-		    strcmp(cu->kernel, "mla_attn_lanes"))
+		if (!backend_kernel_driven(cu->kernel))
 			continue;
 		int p = board_cu_port_find(cu, "gmem_w");
 		uint32_t bank = cu->port_bank[p >= 0 ? p : 0];

@@ -1352,25 +1352,6 @@ static int ee_place_model(struct ee *e, const struct engine_extra *x, char *err,
 	return 0;
 }
 
-/* The kernel whose CUs run op (board trees name CUs by kernel). */
-static const char *ee_op_kernel(uint32_t op)
-{
-	switch (op) {
-	case ABI_OP_GEMM_FP8:
-		return "fp8_gemm";
-	case ABI_OP_MLA_ATTN:
-		return "mla_attn";
-	case ABI_OP_KV_APPEND:
-		return "mla_kv_append";
-	case ABI_OP_GEMV:
-		return "fp8_gemv";
-	case ABI_OP_MLA_ATTN_LANES:
-		return "mla_attn_lanes";
-	default:
-		return "vec_ops";
-	}
-}
-
 /* Every op the chosen lowering issues has a CU on the board: a tree without one is refused at
  * open with the kernel it lacks, not at the first forward with the card's status. */
 static int ee_check_ops(struct ee *e, const char *file, char *err, size_t errlen)
@@ -1387,7 +1368,7 @@ static int ee_check_ops(struct ee *e, const char *file, char *err, size_t errlen
 				 "%s%s%s: no CU runs %s (a %s CU), which the %s lowering needs",
 				 file ? file : "", file ? ": board " : "board ",
 				 backend_board(e->be)->model, abi_op_name(ops[i]),
-				 ee_op_kernel(ops[i]),
+				 backend_op_kernel(ops[i]),
 				 e->gv ? "GEMV CU's"
 				       : "fp8_gemm CUs' (--expert-slots, MOECARD_CARD_GEMV=0)");
 			return -ENODEV;

@@ -273,6 +273,7 @@ struct ee_xc {
 	double dma_bps, dma_lat_s; /* modeled fill rate per channel, bytes/s; per fill, s */
 	double host_bps;	   /* modeled host expert rate, weight bytes/s */
 	double gemm_s;		   /* modeled card time of one expert's gate|up + down, s */
+	int gemm_cus;		   /* the board's GEMM CUs (>= 1), which run the experts */
 	uint32_t fence_val[ABI_MAX_FENCES]; /* last value signalled per fence id */
 	uint32_t next_fence;		    /* round-robin fence id cursor */
 	/* this layer step, by router rank j */

@@ -224,6 +224,11 @@ int card_xc_init(struct ee *e, const struct engine_extra *x, char *err, size_t e
 	if (!xc->host_bps)
 		xc->host_bps = ee_xc_measure_host(e, xc);
 	xc->gemm_s = ee_xc_gemm_s(e);
+	const struct abi_board *blk = backend_abi_board(e->be);
+	xc->gemm_cus = 0;
+	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(blk->counts); i++)
+		xc->gemm_cus += (blk->cus[i].ops_mask >> ABI_OP_GEMM_FP8) & 1;
+	xc->gemm_cus = xc->gemm_cus > 0 ? xc->gemm_cus : 1;
 	return 0;
 }
 
@@ -682,11 +687,7 @@ static int ee_xc_misses(struct ee *e, struct ee_xc_step *st)
 	struct ee_xc *xc = e->xc;
 	int hits = e->c->num_experts_per_tok - st->n_miss;
 	double eb = (double)xc->lay.payload;
-	const struct abi_board *blk = backend_abi_board(e->be);
-	int ncu = 0; /* the board's GEMM CUs */
-	for (uint32_t i = 0; i < ABI_BOARD_N_CUS(blk->counts); i++)
-		ncu += (blk->cus[i].ops_mask >> ABI_OP_GEMM_FP8) & 1;
-	ncu = ncu > 0 ? ncu : 1;
+	int ncu = xc->gemm_cus;
 	int rounds = (1 + hits + ncu - 1) / ncu; /* the shared expert and the hits, ncu at a time */
 	double ahead = rounds * xc->gemm_s;
 	/* the host's output reaches the card as one f32 row over the link */
