@@ -107,14 +107,15 @@ static void add_recip(struct board_res *r, int fam, uint64_t n)
 	add_add(r, fam, RECIP_ADD * n);
 }
 
-/* The f32 epilogue lane of the GEMM/GEMV stores: silu(a) * b (exp, add, reciprocal, 2 multiplies),
- * y_old + route_w * v (multiply, add), + res (add). */
-static void add_epilogue(struct board_res *r, int fam, uint64_t lanes)
+/* The f32 epilogue of the GEMM/GEMV stores: `silu` SiLU units shared by the beat's lanes
+ * (silu(a) * b: exp, add, reciprocal, 2 multiplies; FP8_GEMM_SILU, FP8_GEMV_SILU), and per lane
+ * y_old + route_w * v (multiply, add) and + res (add). */
+static void add_epilogue(struct board_res *r, int fam, uint64_t lanes, uint64_t silu)
 {
-	add_exp(r, fam, lanes);
-	add_recip(r, fam, lanes);
-	add_mul(r, fam, 3 * lanes);
-	add_add(r, fam, 3 * lanes);
+	add_exp(r, fam, silu);
+	add_recip(r, fam, silu);
+	add_mul(r, fam, 2 * silu + lanes);
+	add_add(r, fam, silu + 2 * lanes);
 }
 
 /* The 1x128 activation quantizer (hls_quant.h) over lanes f32 per beat: amax compare, one
@@ -168,7 +169,7 @@ static void res_gemm(const struct board_cu *cu, int fam, struct board_res *r)
 	r->lut += tn * LUT_I64_TO_F32;
 	add_mul(r, fam, tn + 1);
 	add_add(r, fam, tn);
-	add_epilogue(r, fam, lanes);
+	add_epilogue(r, fam, lanes, FP8_GEMM_SILU);
 	add_quant(r, fam, lanes);
 	add_mem(r, mb * FP8_GEMM_BK * 4, tm, 0);
 	add_mem(r, tn * FP8_GEMM_BK * 4, tn, 0);
@@ -189,7 +190,7 @@ static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct b
 	r->lut += L * m * LUT_I64_TO_F32;
 	add_mul(r, fam, 2 * L * m);
 	add_add(r, fam, L * m);
-	add_epilogue(r, fam, lanes);
+	add_epilogue(r, fam, lanes, FP8_GEMV_SILU);
 	add_quant(r, fam, lanes);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K * 4, cdiv(m * bpl, 2), 1);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * (FP8_GEMV_MAX_K / 128) * 4, m, 0);
@@ -198,14 +199,15 @@ static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct b
 		add_mem(r, (FP8_GEMV_MAX_K / 128) * 4, 1, 0);
 }
 
-/* vec_ops: f32 lanes per beat, each able to do the union of its ops (RMSNorm multiply-add, RoPE,
- * SiLU*mul, softmax exp, act-quant, add): an exp, a reciprocal, 4 multiplies, 3 adds and a
- * compare; the VEC_ILV x lanes partial-sum halving tree; one rsqrt. Rows stream (no row buffer). */
+/* vec_ops: f32 lanes per beat, each able to do the union of its beat-rate ops (RMSNorm
+ * multiply-add, RoPE, act-quant's divide, add): a reciprocal, 4 multiplies, 3 adds and a compare;
+ * VEC_EXP exp units with a divide each (softmax, SiLU*mul); the VEC_ILV x lanes partial-sum
+ * halving tree; one rsqrt. Rows stream (no row buffer). */
 static void res_vec(const struct board_cu *cu, int fam, struct board_res *r)
 {
 	uint64_t lanes = cu->axi_bits / 32;
-	add_exp(r, fam, lanes);
-	add_recip(r, fam, lanes);
+	add_exp(r, fam, VEC_EXP);
+	add_recip(r, fam, lanes + VEC_EXP);
 	add_mul(r, fam, 4 * lanes);
 	add_add(r, fam, 3 * lanes);
 	r->lut += LUT_F32_CMP * lanes;
@@ -246,7 +248,8 @@ static void res_kv_append(int fam, struct board_res *r)
 }
 
 /* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
- * score trees (LHP heads of LDE elements), the online softmax of LHP heads per step, the record
+ * score trees (LHP heads of LDE elements), the online softmax of LHP heads per step (one set of
+ * LHP exp units a lane, shared by the corrections and the p values: ml_lane's ALLOCATION), the record
  * decoder; the merge over MLA_MW elements (exp, two multiply-adds, and a reciprocal per head).
  * On chip per lane: acc [MLA_MAX_H][dc] f32 in URAM read lane_macs words per cycle (two per
  * 72-bit word), the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. */
@@ -258,7 +261,7 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, L * macs);
 	add_add(r, fam, L * lhp * (lde - 1));
-	add_exp(r, fam, 2 * L * lhp);
+	add_exp(r, fam, L * lhp);
 	add_mul(r, fam, L * lhp);
 	add_add(r, fam, L * lhp);
 	r->lut += L * (LUT_F32_CMP * lhp + LUT_DECODE * 64);
@@ -275,14 +278,15 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	add_mem(r, (uint64_t)MLA_MAX_H * dk * 4, 1, 0); /* the rows mode's next query */
 }
 
-/* moe_route: MOE_ROUTE_P lanes of sigmoid/softmax (exp, add, reciprocal), bias add and compare;
- * the top-k insertion over MOE_ROUTE_MAX_K compare-selects; the normalization divide. On chip:
- * scores, selection scores and group scores [MOE_ROUTE_MAX_E] f32 over P. */
+/* moe_route: MOE_ROUTE_EXP sigmoid/softmax units (exp, add, reciprocal), MOE_ROUTE_P lanes of
+ * bias add, compare and softmax normalization (a multiply by the sum's reciprocal); the top-k
+ * insertion over MOE_ROUTE_MAX_K compare-selects; the weights' divide. On chip: scores, selection
+ * scores and group scores [MOE_ROUTE_MAX_E] f32 over P. */
 static void res_route(int fam, struct board_res *r)
 {
-	add_exp(r, fam, MOE_ROUTE_P);
-	add_add(r, fam, 2 * MOE_ROUTE_P);
-	add_recip(r, fam, MOE_ROUTE_P + 1);
+	add_exp(r, fam, MOE_ROUTE_EXP);
+	add_add(r, fam, MOE_ROUTE_EXP + MOE_ROUTE_P);
+	add_recip(r, fam, MOE_ROUTE_EXP + 1);
 	add_mul(r, fam, MOE_ROUTE_P);
 	r->lut += LUT_F32_CMP * (MOE_ROUTE_P + MOE_ROUTE_MAX_K);
 	add_mem(r, 3 * MOE_ROUTE_MAX_E * 4, 3 * MOE_ROUTE_P, 0);

@@ -249,6 +249,34 @@ static void gemm_store(const float acc[2][G_MB][G_TN], void *y, const float *res
 	int ybf = (flags & FP8_GEMM_Y_BF16) != 0;
 	int per_beat = ybf ? 2 * G_LANES : G_LANES;
 	int beats = g_cdiv(cols, per_beat);
+	if (flags & FP8_GEMM_SILU_MUL) { /* through the FP8_GEMM_SILU SiLU units */
+	silu_row:
+		for (int r = 0; r < mb; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
+		silu_step:
+			for (int c0 = 0; c0 < cols; c0 += FP8_GEMM_SILU) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=32
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMM_SILU);
+				for (int e = 0; e < FP8_GEMM_SILU; e++) {
+					int c = c0 + e;
+					if (c >= cols)
+						continue;
+					size_t o = (size_t)(m0 + r) * ldy + n0 + c;
+					float v = hls_siluf(acc[0][r][c]) * acc[1][r][c];
+					if (flags & FP8_GEMM_ACCUM)
+						v = ((float *)y)[o] + route_w[m0 + r] * v;
+					if (flags & FP8_GEMM_RESIDUAL)
+						v = v + res[o];
+					if (ybf)
+						((uint16_t *)y)[o] = f32_to_bf16(v);
+					else
+						((float *)y)[o] = v;
+				}
+			}
+		}
+		return;
+	}
 store_row:
 	for (int r = 0; r < mb; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=128
@@ -263,8 +291,6 @@ store_row:
 					continue;
 				size_t o = (size_t)(m0 + r) * ldy + n0 + c;
 				float v = acc[0][r][c];
-				if (flags & FP8_GEMM_SILU_MUL)
-					v = hls_siluf(v) * acc[1][r][c];
 				if (flags & FP8_GEMM_ACCUM)
 					v = ((float *)y)[o] + route_w[m0 + r] * v;
 				if (flags & FP8_GEMM_RESIDUAL)
@@ -414,9 +440,15 @@ static uint64_t gemm_cost_tasks(const struct hls_build *b, struct fp8_gemm_cost 
 		sbytes += (uint64_t)mb * cols * 4 + 4u * mb;
 	if (flags & FP8_GEMM_RESIDUAL)
 		sbytes += (uint64_t)mb * cols * 4;
-	c->it[HLS_L_GEMM_STORE] += count * sbeats;
+	uint64_t scyc = sbeats;
+	if (flags & FP8_GEMM_SILU_MUL) { /* FP8_GEMM_SILU outputs a cycle */
+		scyc = (uint64_t)mb * hls_cdiv64((uint64_t)cols, FP8_GEMM_SILU);
+		c->it[HLS_L_GEMM_SILU] += count * scyc;
+	} else {
+		c->it[HLS_L_GEMM_STORE] += count * sbeats;
+	}
 	c->bytes_y += count * sbytes;
-	uint64_t st = hls_max64(sbeats + b->depth_vec, hls_mem_cycles(b, sbytes));
+	uint64_t st = hls_max64(scyc + b->depth_vec, hls_mem_cycles(b, sbytes));
 	*store_last = st;
 	return count * hls_max64(steps_cyc, st);
 }

@@ -48,6 +48,12 @@
 #ifndef FP8_GEMM_AXI_BITS
 #define FP8_GEMM_AXI_BITS 512 /* m_axi width */
 #endif
+/* SiLU units of the epilogue (hls_siluf: an exp, an add, a divide, a multiply by the up value),
+ * shared by the output beat's lanes: a SILU_MUL store computes FP8_GEMM_SILU outputs a cycle, any
+ * other store a beat a cycle. The store overlaps the next tile's steps (ping-pong accumulators). */
+#ifndef FP8_GEMM_SILU
+#define FP8_GEMM_SILU 2
+#endif
 #define FP8_GEMM_BK 128		/* block size of scales (docs/numerics.md) */
 #define FP8_GEMM_MAX_DIM 262144 /* largest accepted M, N or K */
 

@@ -425,6 +425,32 @@ static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, i
 {
 	uint32_t f = g->flags;
 	int nb = v_cdiv(rows * 4, V_BEAT);
+	if (f & FP8_GEMV_SILU_MUL) { /* through the CU's FP8_GEMV_SILU SiLU units */
+	silu_row:
+		for (int i = 0; i < m; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+			float rw = (f & FP8_GEMV_ACCUM) ? v_rdf(act + g->rw_off + (uint64_t)i * 4) : 0.0f;
+		gemv_silu:
+			for (int r0 = 0; r0 < rows; r0 += FP8_GEMV_SILU) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMV_SILU);
+				for (int e = 0; e < FP8_GEMV_SILU; e++) {
+					int r = r0 + e;
+					if (r >= rows)
+						continue;
+					uint64_t o = ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4;
+					float v = hls_siluf(acc[0][i][r]) * acc[1][i][r];
+					if (f & FP8_GEMV_ACCUM)
+						v = v_rdf(act + g->y_off + o) + rw * v;
+					if (f & FP8_GEMV_RESIDUAL)
+						v = v + v_rdf(act + g->res_off + o);
+					v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o,
+					      v);
+				}
+			}
+		}
+		return;
+	}
 store_row:
 	for (int i = 0; i < m; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
@@ -439,8 +465,6 @@ store_row:
 					continue;
 				uint64_t o = ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4;
 				float v = acc[0][i][r];
-				if (f & FP8_GEMV_SILU_MUL)
-					v = hls_siluf(v) * acc[1][i][r];
 				if (f & FP8_GEMV_ACCUM)
 					v = v_rdf(act + g->y_off + o) + rw * v;
 				if (f & FP8_GEMV_RESIDUAL)
@@ -709,7 +733,7 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 	/* x rows arrive one group after another (x_at: when group g's x is on chip); each lane
 	 * starts a group's tiles when it is done with the earlier ones and that x is there; the
 	 * activation bank also carries the outputs (act_busy) */
-	uint64_t lane_t[FP8_GEMV_MAX_LANES], x_at = 0, act_busy = 0, depth_max = 0;
+	uint64_t lane_t[FP8_GEMV_MAX_LANES], x_at = 0, act_busy = 0, depth_max = 0, epi_t = 0;
 	memset(lane_t, 0, sizeof lane_t);
 	for (int g = 0; g < ng; g++) {
 		const struct fp8_gemv_grp *gr = &tab[g];
@@ -725,14 +749,25 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 					 hls_cdiv64((uint64_t)K * geo.eb, beat) * v_row_groups(b, m);
 		c->it[HLS_L_GEMV_LOAD_S] += (uint64_t)geo.nt * geo.halves *
 					    (bf ? 0 : hls_cdiv64((uint64_t)geo.kb * 4, beat));
-		c->it[HLS_L_GEMV_STORE] +=
-		    (uint64_t)m * ((uint64_t)(geo.nt - 1) * hls_cdiv64(V_R * 4, beat) +
-				   hls_cdiv64((uint64_t)rows_last * 4, beat));
+		/* the CU's one epilogue: every tile's stores, a beat a cycle, or through the SiLU
+		 * units FP8_GEMV_SILU outputs a cycle */
+		uint64_t epi;
+		if (gr->flags & FP8_GEMV_SILU_MUL) {
+			epi = (uint64_t)m * ((uint64_t)(geo.nt - 1) * hls_cdiv64(V_R, FP8_GEMV_SILU) +
+					     hls_cdiv64((uint64_t)rows_last, FP8_GEMV_SILU));
+			c->it[HLS_L_GEMV_SILU] += epi;
+		} else {
+			epi = (uint64_t)m * ((uint64_t)(geo.nt - 1) * hls_cdiv64(V_R * 4, beat) +
+					     hls_cdiv64((uint64_t)rows_last * 4, beat));
+			c->it[HLS_L_GEMV_STORE] += epi;
+		}
 		/* the x loader's bursts follow each other: the first group's pays the latency */
 		uint64_t xg = g && v_same_x(&tab[g - 1], gr)
 				  ? 0 /* the x buffer holds it already */
 				  : v_cost_x(b, gr, m, c) - (g ? (uint64_t)b->mem_latency : 0);
 		x_at += xg;
+		/* the epilogue takes the group's outputs as its tiles arrive, one at a time */
+		epi_t = hls_max64(epi_t, x_at) + epi;
 		/* each lane: its tiles of this group back to back once it and the x are ready */
 		for (int l = 0; l < L; l++) {
 			int t0;
@@ -763,11 +798,12 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 	uint64_t lanes_done = 0;
 	for (int l = 0; l < L; l++)
 		lanes_done = hls_max64(lanes_done, lane_t[l]);
-	cyc += hls_max64(lanes_done + b->mem_latency + depth_max, act_busy);
+	cyc += hls_max64(hls_max64(lanes_done, epi_t) + b->mem_latency + depth_max, act_busy);
 	/* the last tile's epilogue and store are exposed */
 	const struct fp8_gemv_grp *gl = &tab[ng - 1];
-	cyc += b->depth_vec + ((gl->flags & FP8_GEMV_SILU_MUL) ? b->depth_exp : 0) +
-	       (uint64_t)m * hls_cdiv64(V_R * 4, beat);
+	cyc += b->depth_vec + ((gl->flags & FP8_GEMV_SILU_MUL)
+				   ? b->depth_exp + (uint64_t)m * hls_cdiv64(V_R, FP8_GEMV_SILU)
+				   : (uint64_t)m * hls_cdiv64(V_R * 4, beat));
 	for (int l = 0; l < L; l++)
 		c->lane_bytes_max = hls_max64(c->lane_bytes_max, lane_sum[l]);
 	c->cycles = cyc;

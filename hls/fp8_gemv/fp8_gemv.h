@@ -68,6 +68,12 @@
 #ifndef FP8_GEMV_PR
 #define FP8_GEMV_PR 2
 #endif
+/* SiLU units of the CU's one epilogue (hls_siluf: an exp, an add, a divide, a multiply by the up
+ * value), shared by every lane's tiles: a SILU_MUL group's outputs go through it FP8_GEMV_SILU a
+ * cycle, other stores a beat a cycle. */
+#ifndef FP8_GEMV_SILU
+#define FP8_GEMV_SILU 2
+#endif
 #define FP8_GEMV_MAX_K 32768  /* largest K (the on-chip x buffer) */
 #define FP8_GEMV_MAX_N 262144 /* largest N */
 #define FP8_GEMV_MAX_GROUPS 512

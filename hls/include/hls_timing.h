@@ -69,9 +69,11 @@ enum hls_loop {
 	HLS_L_GEMM_MAC,	    /* fp8_gemm: one k step of the TM x TN PE array */
 	HLS_L_GEMM_SCALE,   /* fp8_gemm: one row of TN block results scaled and accumulated */
 	HLS_L_GEMM_STORE,   /* fp8_gemm: one AXI beat of output (with epilogue) */
+	HLS_L_GEMM_SILU,    /* fp8_gemm SILU_MUL: FP8_GEMM_SILU outputs through the SiLU units */
 	HLS_L_VEC_READ,	    /* vec_ops: one beat of lanes read (first operand pass) */
 	HLS_L_VEC_WRITE,    /* vec_ops: one beat of lanes computed and written */
 	HLS_L_VEC_ROW,	    /* vec_ops: one per-row reduction/finalization */
+	HLS_L_VEC_EXP,	    /* vec_ops: VEC_EXP elements through the exp units (softmax, SiLU) */
 	HLS_L_ATTN_LOAD,    /* mla_attn: one AXI beat of cache records */
 	HLS_L_ATTN_SCORE,   /* mla_attn: one (beat, token) step of the score dot products */
 	HLS_L_ATTN_SOFTMAX, /* mla_attn: one token of the online-softmax update */
@@ -85,6 +87,7 @@ enum hls_loop {
 	HLS_L_GEMV_LOAD_S,  /* fp8_gemv: one beat of a tile's weight-scale row (per lane) */
 	HLS_L_GEMV_MAC,	    /* fp8_gemv: one beat of a weight row times m rows of x (per lane) */
 	HLS_L_GEMV_STORE,   /* fp8_gemv: one beat of a tile's outputs for one x row (epilogue) */
+	HLS_L_GEMV_SILU,    /* fp8_gemv SILU_MUL: FP8_GEMV_SILU outputs through the SiLU units */
 	HLS_L_LATT_Q,	    /* mla_attn_lanes: one beat of q_lat / q_pe broadcast to the lanes */
 	HLS_L_LATT_LOAD,    /* mla_attn_lanes: one AXI beat of cache records in one lane */
 	HLS_L_LATT_SCORE,   /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the scores, one lane */

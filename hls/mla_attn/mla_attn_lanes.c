@@ -169,6 +169,9 @@ static float ml_tree(float p[MLA_DL])
 static void ml_lane(const uint8_t *bank, int li, int unit, int part, int g0, int g1, int L, int T,
 		    int H, int dc, int dr, int fmt, int fp8, float scale, int rb)
 {
+	/* one set of ML_LHP exp units a lane: the chunk's corrections and its p values are
+	 * sequential loops (lanes_softmax_exp's ML_LHP heads a cycle) */
+#pragma HLS ALLOCATION function instances=hls_expf limit=ML_LHP
 	int dk = dc + dr, nbs = ml_cdiv(dk, MLA_DL), nbc = ml_cdiv(dc, MLA_DL);
 	/* the f32 score covers all of c' and k_pe, the FP8 datapath's only k_pe (dc % 128 == 0) */
 	int sb0 = fp8 ? nbc : 0, ngq = dc / ML_G, ngi = ml_cdiv(H, ML_LIHP);

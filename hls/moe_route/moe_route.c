@@ -1,6 +1,6 @@
 /*
  * moe_route.c - the MoE router kernel in synthesizable C (moe_route.h). The loops are short
- * (E <= a few hundred on real models): scores through MOE_ROUTE_P exp units, the group scores,
+ * (E <= a few hundred on real models): scores through MOE_ROUTE_EXP exp units, the group scores,
  * the group choice, then k arg-max passes over E; the tables are 2 (k+1) 64-byte copies.
  */
 #include <math.h>
@@ -184,7 +184,8 @@ int64_t moe_route_cycles(const struct hls_build *b, int E, int k, int G, int top
 	/* the bias and every row's logits through the bank, then each row's selection */
 	uint64_t cyc =
 	    (uint64_t)b->mem_latency + hls_mem_cycles(b, (uint64_t)E * 4 * ((uint64_t)rows + 1));
-	uint64_t row = ep + (uint64_t)b->depth_exp + b->depth_vec; /* scores, selection */
+	/* scores through the MOE_ROUTE_EXP units, selection */
+	uint64_t row = hls_cdiv64((uint64_t)E, MOE_ROUTE_EXP) + (uint64_t)b->depth_exp + b->depth_vec;
 	if (flags & MOE_ROUTE_SOFTMAX)
 		row += 2 * ep + b->depth_exp; /* max, normalize */
 	if (flags & MOE_ROUTE_GROUPS)

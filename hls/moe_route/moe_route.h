@@ -29,7 +29,11 @@
 
 #define MOE_ROUTE_MAX_E 4096 /* experts */
 #define MOE_ROUTE_MAX_K 64   /* experts per token */
-#define MOE_ROUTE_P 16	     /* compare/exp lanes per cycle (timing model) */
+#define MOE_ROUTE_P 16	     /* compare lanes per cycle (timing model) */
+/* Sigmoid/exp units: the scores pass takes MOE_ROUTE_EXP experts a cycle (timing model). */
+#ifndef MOE_ROUTE_EXP
+#define MOE_ROUTE_EXP 2
+#endif
 
 #define MOE_ROUTE_SOFTMAX 0x01u	   /* scores = softmax (else sigmoid) */
 #define MOE_ROUTE_BIAS 0x02u	   /* selection scores add the correction bias (noaux_tc) */

@@ -41,7 +41,7 @@ static void vec_grid(const struct hls_build *b)
 					       (long long)cyc);
 					tc_failed++;
 				} else {
-					tc_compare(what, c.it, HLS_L_VEC_READ, HLS_L_VEC_ROW);
+					tc_compare(what, c.it, HLS_L_VEC_READ, HLS_L_VEC_EXP);
 				}
 				cases++;
 				free(a);

@@ -34,12 +34,28 @@ static float vec_reduce_sum(float p[V_P])
 	return hls_rms_reduce(p);
 }
 
-/* Sum of squares (ss = 1) or of e^(a - mx) (ss = 0) over a row, lane-structured. */
+/* Sum of squares (ss = 1) or of e^(a - mx) (ss = 0) over a row, lane-structured. The exps go
+ * through the VEC_EXP units, each element into the partial sum of its lane and beat as in the
+ * squares' pass (the same order of additions in every partial). */
 static float vec_row_sum(const float *a, int n, int ss, float mx)
 {
 	float p[V_P];
 #pragma HLS ARRAY_PARTITION variable=p complete
 	hls_rms_clear(p);
+	if (!ss) {
+	row_expsum:
+		for (int i0 = 0; i0 < n; i0 += VEC_EXP) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_VEC_EXP);
+			for (int e = 0; e < VEC_EXP; e++) {
+				int i = i0 + e;
+				if (i < n)
+					p[(i / VEC_LANES % VEC_ILV) * VEC_LANES + i % VEC_LANES] +=
+					    hls_expf(a[i] - mx);
+			}
+		}
+		return vec_reduce_sum(p);
+	}
 row_sum:
 	for (int b = 0; b < v_cdiv(n, VEC_LANES); b++) {
 #pragma HLS PIPELINE II=1
@@ -47,8 +63,7 @@ row_sum:
 		for (int l = 0; l < VEC_LANES; l++) {
 			int i = b * VEC_LANES + l;
 			if (i < n) {
-				float v = ss ? a[i] * a[i] : hls_expf(a[i] - mx);
-				p[(b % VEC_ILV) * VEC_LANES + l] += v;
+				p[(b % VEC_ILV) * VEC_LANES + l] += a[i] * a[i];
 			}
 		}
 	}
@@ -257,6 +272,23 @@ vec_row:
 			}
 			continue;
 		}
+		if (op == VEC_OP_SILU_MUL || op == VEC_OP_SOFTMAX) {
+		vec_write_exp: /* through the VEC_EXP exp units */
+			for (int i0 = 0; i0 < n; i0 += VEC_EXP) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_VEC_EXP);
+				for (int e = 0; e < VEC_EXP; e++) {
+					int i = i0 + e;
+					if (i >= n)
+						continue;
+					if (op == VEC_OP_SILU_MUL)
+						yr[i] = hls_siluf(ar[i]) * br[i];
+					else
+						yr[i] = hls_expf(ar[i] - k2) / k1;
+				}
+			}
+			continue;
+		}
 	vec_write:
 		for (int bb = 0; bb < nb; bb++) {
 #pragma HLS PIPELINE II=1
@@ -277,14 +309,8 @@ vec_row:
 						yr[i + 1] = x0 * s + x1 * c;
 					}
 					break;
-				case VEC_OP_SILU_MUL:
-					yr[i] = hls_siluf(ar[i]) * br[i];
-					break;
-				case VEC_OP_ADD:
+				default: /* VEC_OP_ADD */
 					yr[i] = ar[i] + br[i];
-					break;
-				default: /* softmax */
-					yr[i] = hls_expf(ar[i] - k2) / k1;
 					break;
 				}
 			}
@@ -315,7 +341,8 @@ int64_t vec_ops_cycles2(const struct hls_build *bld, int op, int rows, int n, in
 	for (int i = 0; i < HLS_L_N; i++)
 		c->it[i] = 0;
 	uint64_t nb = hls_cdiv64((uint64_t)n, VEC_LANES), R = (uint64_t)rows, un = (uint64_t)n;
-	uint64_t rd = 0, wr = 0, rowf = 0, depth = 0, ba = 0, bb = 0, by = 0;
+	uint64_t rd = 0, wr = 0, rowf = 0, depth = 0, ba = 0, bb = 0, by = 0, ex = 0;
+	uint64_t ne = hls_cdiv64((uint64_t)n, VEC_EXP); /* cycles of a pass through the exp units */
 	switch (op) {
 	case VEC_OP_RMSNORM: /* sum pass, rsqrt, write pass; a read twice, weight, y */
 		rd = nb; rowf = 1; wr = nb;
@@ -336,7 +363,7 @@ int64_t vec_ops_cycles2(const struct hls_build *bld, int op, int rows, int n, in
 		break;
 	}
 	case VEC_OP_SILU_MUL:
-		wr = nb; depth = bld->depth_vec + bld->depth_exp;
+		ex = ne; depth = bld->depth_vec + bld->depth_exp;
 		ba = 4 * un; bb = 4 * un; by = 4 * un;
 		break;
 	case VEC_OP_ADD:
@@ -352,8 +379,8 @@ int64_t vec_ops_cycles2(const struct hls_build *bld, int op, int rows, int n, in
 		depth = 2 * (uint64_t)bld->depth_vec + (uint64_t)k;
 		ba = 4 * un * (uint64_t)k; bb = 8 * (uint64_t)k; by = 8 * un;
 		break;
-	default: /* softmax: max pass, sum pass, write pass (a read three times) */
-		rd = 2 * nb; rowf = 1; wr = nb;
+	default: /* softmax: max pass, sum pass, write pass (a read three times; two exp passes) */
+		rd = nb; rowf = 1; ex = 2 * ne;
 		depth = 3 * (uint64_t)bld->depth_vec + 2 * bld->depth_exp;
 		ba = 12 * un; by = 4 * un;
 		break;
@@ -361,8 +388,9 @@ int64_t vec_ops_cycles2(const struct hls_build *bld, int op, int rows, int n, in
 	c->it[HLS_L_VEC_READ] = R * rd;
 	c->it[HLS_L_VEC_WRITE] = R * wr;
 	c->it[HLS_L_VEC_ROW] = R * rowf;
+	c->it[HLS_L_VEC_EXP] = R * ex;
 	c->bytes = R * (ba + bb + by);
-	uint64_t comp = rd + wr + depth;
+	uint64_t comp = rd + wr + ex + depth;
 	uint64_t mem = hls_max64(hls_max64(hls_mem_cycles(bld, ba), hls_mem_cycles(bld, bb)),
 				 hls_mem_cycles(bld, by));
 	c->cycles = bld->mem_latency + R * hls_max64(comp, mem);

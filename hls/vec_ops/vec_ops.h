@@ -16,8 +16,13 @@
 #include <stdint.h>
 #include "hls_timing.h"
 
-#define VEC_LANES 16	 /* f32 lanes per beat (512-bit AXI) */
-#define VEC_ILV 8	 /* interleaved partial sums per lane (covers the f32 adder latency) */
+#define VEC_LANES 16 /* f32 lanes per beat (512-bit AXI) */
+#define VEC_ILV 8    /* interleaved partial sums per lane (covers the f32 adder latency) */
+/* exp units (with their divide): SOFTMAX's sum and write passes and SILU_MUL's write pass take
+ * VEC_EXP elements a cycle, every other pass a beat of VEC_LANES. */
+#ifndef VEC_EXP
+#define VEC_EXP 2
+#endif
 #define VEC_MAX_N 262144 /* longest accepted row */
 
 enum vec_op {
