@@ -15,6 +15,7 @@
 
 #include "board.h"
 #include "abi_cmd.h"
+#include "hls/mla_attn/mla_attn.h"
 
 /* Parse context: the blob, the source name and where the error message goes. */
 struct ctx {
@@ -382,6 +383,11 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 	if (k->lane_macs > 4096 || (k->lane_macs & (k->lane_macs - 1)))
 		return fail(c, node, "moecard,lane-macs", -BOARD_EBADVALUE,
 			    "%u is not a power of two in 1..4096", k->lane_macs);
+	/* on mla_attn: the CU's f32 MACs a cycle, at most its heads x latent elements */
+	if (!strcmp(k->kernel, "mla_attn") && k->lane_macs > MLA_HG * MLA_DL)
+		return fail(c, node, "moecard,lane-macs", -BOARD_EBADVALUE,
+			    "%u is more than mla_attn's %d (MLA_HG x MLA_DL)", k->lane_macs,
+			    MLA_HG * MLA_DL);
 	if ((rc = get_u32(c, node, "moecard,gemv-rows", 1, &k->gemv_rows)) < 0)
 		return rc;
 	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
@@ -832,7 +838,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		if (u->gemv_rows)
 			fprintf(out, " PE %u rows", u->gemv_rows);
 		if (u->lane_macs)
-			fprintf(out, " %u MACs/lane", u->lane_macs);
+			fprintf(out, !strcmp(u->kernel, "mla_attn") ? " %u MACs" : " %u MACs/lane",
+				u->lane_macs);
 		for (uint32_t p = 0; p < u->n_ports; p++) {
 			char bank[16] = "?";
 			board_bank_name(b, u->port_bank[p], bank, sizeof bank);

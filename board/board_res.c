@@ -216,26 +216,30 @@ static void res_vec(const struct board_cu *cu, int fam, struct board_res *r)
 	add_add(r, fam, RSQRT_ADD);
 }
 
-/* mla_attn: MLA_HG heads x MLA_DL latent elements: the score multiply-adds and their trees, the
- * accumulator update acc * corr + p * kv, per head the online softmax (two exps, a multiply, an
- * add, a compare), the record decoder (64 elements per beat) and the output divide (16 lanes). On
- * chip: q [HG][dc+dr] and acc [HG][dc] over HG x DL, the chunk kv [TB][dc+dr] over DL. */
-static void res_attn(int fam, struct board_res *r)
+/* mla_attn at its compute width W (the tree's moecard,lane-macs, else MLA_ATTN_MACS): LHP heads
+ * of LDE latent elements a step (mla_attn.h): the W score multiply-adds and LHP MLA_DL-element
+ * trees, the W accumulator updates acc * corr + p * kv, the online softmax of LHP heads a step
+ * (one set of LHP exp units shared by the corrections and the p values: ALLOCATION), the record
+ * decoder (64 elements per beat) and the output divide (16 lanes). On chip: q [HG][dc+dr] and
+ * acc [HG][dc] read W words a cycle (two per 72-bit word), the chunk kv [TB][dc+dr] over LDE. */
+static void res_attn(const struct board_cu *cu, int fam, struct board_res *r)
 {
-	uint64_t par = (uint64_t)MLA_HG * MLA_DL, dk = MLA_MAX_DC + MLA_MAX_DR;
+	uint64_t par = cu->lane_macs ? cu->lane_macs : MLA_ATTN_MACS;
+	uint64_t lde = par < MLA_DL ? par : MLA_DL, lhp = par / lde;
+	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, par);
-	add_add(r, fam, (uint64_t)MLA_HG * (MLA_DL - 1));
+	add_add(r, fam, lhp * (MLA_DL - 1));
 	add_fma(r, fam, par);
 	add_mul(r, fam, par);
-	add_exp(r, fam, 2 * MLA_HG);
-	add_mul(r, fam, MLA_HG);
-	add_add(r, fam, MLA_HG);
-	r->lut += LUT_F32_CMP * MLA_HG + LUT_DECODE * 64;
+	add_exp(r, fam, lhp);
+	add_mul(r, fam, lhp);
+	add_add(r, fam, lhp);
+	r->lut += LUT_F32_CMP * lhp + LUT_DECODE * 64;
 	add_recip(r, fam, MLA_MW);
 	add_mul(r, fam, MLA_MW);
 	add_mem(r, MLA_HG * dk * 4, cdiv(par, 2), 0);
 	add_mem(r, MLA_HG * MLA_MAX_DC * 4, cdiv(par, 2), 0);
-	add_mem(r, MLA_TB * dk * 4, MLA_DL / 2, 0);
+	add_mem(r, MLA_TB * dk * 4, cdiv(lde, 2), 0);
 }
 
 /* mla_kv_append: the record encoder (64 elements per beat: f32 to bf16 or E4M3 with the
@@ -314,7 +318,7 @@ int board_res_cu(const struct board_desc *b, const struct board_cu *cu,
 	else if (!strcmp(cu->kernel, "vec_ops"))
 		res_vec(cu, fam, r);
 	else if (!strcmp(cu->kernel, "mla_attn"))
-		res_attn(fam, r);
+		res_attn(cu, fam, r);
 	else if (!strcmp(cu->kernel, "mla_kv_append"))
 		res_kv_append(fam, r);
 	else if (!strcmp(cu->kernel, "mla_attn_lanes"))

@@ -36,6 +36,14 @@
 static int a_cdiv(int a, int b) { return (a + b - 1) / b; }
 static int a_min(int a, int b) { return a < b ? a : b; }
 
+/* The compute width (mla_attn.h, MLA_ATTN_MACS): elements and heads a step, steps a tree. */
+#define AT_LDE (MLA_ATTN_MACS < MLA_DL ? MLA_ATTN_MACS : MLA_DL)
+#define AT_LHP (MLA_ATTN_MACS / AT_LDE)
+#define AT_SUB (MLA_DL / AT_LDE)
+_Static_assert(MLA_ATTN_MACS >= 1 && MLA_ATTN_MACS <= MLA_HG * MLA_DL &&
+		   (MLA_ATTN_MACS & (MLA_ATTN_MACS - 1)) == 0,
+	       "MLA_ATTN_MACS: a power of two in 1..MLA_HG * MLA_DL");
+
 size_t mla_record_bytes(int fmt, int dc, int dr)
 {
 	if (dc < 1 || dc > MLA_MAX_DC || dr < 0 || dr > MLA_MAX_DR)
@@ -107,6 +115,9 @@ int mla_attn(const float *q_lat, const float *q_pe, const uint8_t *cache, float 
 	if (!rb || nq < 1 || pos0 < 0 || pos0 > MLA_MAX_T - nq || H < 1 || H > MLA_MAX_H || !q_lat ||
 	    (dr > 0 && !q_pe) || !cache || !out)
 		return -EINVAL;
+	/* one set of AT_LHP exp units: the chunk's corrections and its p values are sequential
+	 * loops (attn_softmax_exp's AT_LHP heads a step) */
+#pragma HLS ALLOCATION function instances=hls_expf limit=AT_LHP
 	int dk = dc + dr, nbs = a_cdiv(dk, MLA_DL), nbc = a_cdiv(dc, MLA_DL);
 	int rbeats = a_cdiv((int)rb, A_BEAT);
 	float q[MLA_HG][A_DK], acc[MLA_HG][MLA_MAX_DC], kv[MLA_TB][A_DK], s[MLA_HG][MLA_TB];
@@ -123,6 +134,8 @@ attn_query:
 		for (int h0 = 0; h0 < H; h0 += MLA_HG) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=8
 			int hg = a_min(MLA_HG, H - h0);
+			/* the group's steps: ngs of AT_LHP heads, hp heads computed */
+			int ngs = a_cdiv(hg, AT_LHP), hp = a_min(MLA_HG, ngs * AT_LHP);
 			for (int h = 0; h < MLA_HG; h++) {
 				for (int i = 0; i < dk; i++) {
 					const float *src = i < dc ? q_lat + ((size_t)qi * H + h0 + h) * dc + i
@@ -153,60 +166,79 @@ attn_query:
 				for (int h = 0; h < MLA_HG; h++)
 					for (int t = 0; t < MLA_TB; t++)
 						s[h][t] = 0.0f;
-			attn_score:
+			attn_score: /* AT_LHP heads x AT_LDE elements a step */
 				for (int b = 0; b < nbs; b++)
-					for (int t = 0; t < tb; t++) {
+					for (int t = 0; t < tb; t++)
+						for (int g = 0; g < ngs; g++) {
+							float p[AT_LHP][MLA_DL];
+							for (int sb = 0; sb < AT_SUB; sb++) {
 #pragma HLS PIPELINE II=1
-						HLS_CNT(HLS_L_ATTN_SCORE);
-						for (int h = 0; h < MLA_HG; h++) {
-							float p[MLA_DL];
-							for (int e = 0; e < MLA_DL; e++) {
-								int i = b * MLA_DL + e;
-								p[e] = i < dk ? q[h][i] * kv[t][i] : 0.0f;
+								HLS_CNT(HLS_L_ATTN_SCORE);
+								for (int hh = 0; hh < AT_LHP; hh++) {
+									int h = g * AT_LHP + hh;
+									for (int e = 0; e < AT_LDE; e++) {
+										int i = b * MLA_DL + sb * AT_LDE + e;
+										p[hh][sb * AT_LDE + e] =
+										    h < hp && i < dk ? q[h][i] * kv[t][i] : 0.0f;
+									}
+									if (sb == AT_SUB - 1 && h < hp)
+										s[h][t] += a_tree(p[hh]);
+								}
 							}
-							s[h][t] += a_tree(p);
+						}
+			attn_softmax_max:
+				for (int t = 0; t < tb; t++)
+					for (int g = 0; g < ngs; g++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_ATTN_SOFTMAX);
+						for (int hh = 0; hh < AT_LHP; hh++) {
+							int h = g * AT_LHP + hh;
+							if (h >= hp)
+								continue;
+							float v = s[h][t] * scale;
+							s[h][t] = v;
+							float cur = t == 0 ? m[h] : mx[h];
+							mx[h] = v > cur ? v : cur;
 						}
 					}
-			attn_softmax_max:
-				for (int t = 0; t < tb; t++) {
-#pragma HLS PIPELINE II=1
-					HLS_CNT(HLS_L_ATTN_SOFTMAX);
-					for (int h = 0; h < MLA_HG; h++) {
-						float v = s[h][t] * scale;
-						s[h][t] = v;
-						float cur = t == 0 ? m[h] : mx[h];
-						mx[h] = v > cur ? v : cur;
-					}
-				}
-				for (int h = 0; h < MLA_HG; h++) {
+				for (int h = 0; h < hp; h++) {
 					corr[h] = hls_expf(m[h] - mx[h]);
 					l[h] = l[h] * corr[h];
 					m[h] = mx[h];
 				}
 			attn_softmax_exp:
-				for (int t = 0; t < tb; t++) {
+				for (int t = 0; t < tb; t++)
+					for (int g = 0; g < ngs; g++) {
 #pragma HLS PIPELINE II=1
-					HLS_CNT(HLS_L_ATTN_SOFTMAX);
-					for (int h = 0; h < MLA_HG; h++) {
-						float p = hls_expf(s[h][t] - m[h]);
-						s[h][t] = p;
-						l[h] = l[h] + p;
+						HLS_CNT(HLS_L_ATTN_SOFTMAX);
+						for (int hh = 0; hh < AT_LHP; hh++) {
+							int h = g * AT_LHP + hh;
+							if (h >= hp)
+								continue;
+							float p = hls_expf(s[h][t] - m[h]);
+							s[h][t] = p;
+							l[h] = l[h] + p;
+						}
 					}
-				}
 			attn_acc:
 				for (int t = 0; t < tb; t++)
-					for (int b = 0; b < nbc; b++) {
+					for (int b = 0; b < nbc; b++)
+						for (int g = 0; g < ngs; g++)
+							for (int sb = 0; sb < AT_SUB; sb++) {
 #pragma HLS PIPELINE II=1
-						HLS_CNT(HLS_L_ATTN_ACC);
-						for (int h = 0; h < MLA_HG; h++)
-							for (int e = 0; e < MLA_DL; e++) {
-								int i = b * MLA_DL + e;
-								if (i >= dc)
-									continue;
-								float a = t == 0 ? acc[h][i] * corr[h] : acc[h][i];
-								acc[h][i] = a + s[h][t] * kv[t][i];
+								HLS_CNT(HLS_L_ATTN_ACC);
+								for (int hh = 0; hh < AT_LHP; hh++) {
+									int h = g * AT_LHP + hh;
+									for (int e = 0; e < AT_LDE; e++) {
+										int i = b * MLA_DL + sb * AT_LDE + e;
+										if (h >= hp || i >= dc)
+											continue;
+										float a = t == 0 ? acc[h][i] * corr[h]
+												 : acc[h][i];
+										acc[h][i] = a + s[h][t] * kv[t][i];
+									}
+								}
 							}
-					}
 			}
 		attn_store:
 			for (int h = 0; h < hg; h++)
@@ -279,10 +311,19 @@ append_token:
 int64_t mla_attn_cycles(const struct hls_build *bd, int nq, int pos0, int H, int dc, int dr, int fmt,
 			struct mla_attn_cost *c)
 {
+	return mla_attn_cycles2(bd, nq, pos0, H, dc, dr, fmt, MLA_ATTN_MACS, c);
+}
+
+int64_t mla_attn_cycles2(const struct hls_build *bd, int nq, int pos0, int H, int dc, int dr,
+			 int fmt, int macs, struct mla_attn_cost *c)
+{
 	struct mla_attn_cost tmp;
 	size_t rb = mla_record_bytes(fmt, dc, dr);
-	if (!bd || !rb || nq < 1 || pos0 < 0 || pos0 > MLA_MAX_T - nq || H < 1 || H > MLA_MAX_H)
+	if (!bd || !rb || nq < 1 || pos0 < 0 || pos0 > MLA_MAX_T - nq || H < 1 || H > MLA_MAX_H ||
+	    macs < 1 || macs > MLA_HG * MLA_DL || (macs & (macs - 1)))
 		return -EINVAL;
+	uint64_t lde = (uint64_t)(macs < MLA_DL ? macs : MLA_DL), lhp = (uint64_t)macs / lde;
+	uint64_t sub = MLA_DL / lde;
 	if (!c)
 		c = &tmp;
 	for (int i = 0; i < HLS_L_N; i++)
@@ -295,11 +336,13 @@ int64_t mla_attn_cycles(const struct hls_build *bd, int nq, int pos0, int H, int
 		uint64_t T = (uint64_t)pos0 + qi + 1, full = T / MLA_TB, last = T % MLA_TB;
 		for (uint64_t g = 0; g < groups; g++) {
 			uint64_t hg = (g + 1) * MLA_HG <= (uint64_t)H ? MLA_HG : (uint64_t)H - g * MLA_HG;
+			uint64_t ngs = hls_cdiv64(hg, lhp); /* steps of lhp heads */
 			for (int cls = 0; cls < 2; cls++) {
 				uint64_t cnt = cls ? (last ? 1 : 0) : full, tb = cls ? last : MLA_TB;
 				if (!cnt)
 					continue;
-				uint64_t ld = tb * rbeats, sc = nbs * tb, sm = 2 * tb, ac = tb * nbc;
+				uint64_t ld = tb * rbeats, sc = nbs * tb * ngs * sub, sm = 2 * tb * ngs;
+				uint64_t ac = tb * nbc * ngs * sub;
 				uint64_t comp = sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
 				uint64_t load = hls_max64(ld, hls_mem_cycles(bd, tb * rb));
 				cyc += cnt * hls_max64(load, comp);

@@ -32,6 +32,16 @@
 #define MLA_DL 32	    /* latent elements per cycle per head */
 #define MLA_TB 32	    /* tokens per online-softmax chunk */
 #define MLA_MAX_T (1 << 20) /* longest cache, tokens */
+/*
+ * Compute width of mla_attn (a build parameter; a board tree gives its mla_attn CU its own with
+ * moecard,lane-macs): f32 MACs a cycle, a power of two 1..MLA_HG * MLA_DL. AT_LDE = min(width,
+ * MLA_DL) latent elements of AT_LHP = width / AT_LDE heads a step; below MLA_DL one
+ * MLA_DL-element tree takes MLA_DL / AT_LDE steps; the softmax takes AT_LHP heads a step. The
+ * sums and their order are the same at every width (the trees are MLA_DL wide).
+ */
+#ifndef MLA_ATTN_MACS
+#define MLA_ATTN_MACS (MLA_HG * MLA_DL)
+#endif
 
 enum mla_cache_fmt { MLA_CACHE_F32 = 0, MLA_CACHE_BF16 = 1, MLA_CACHE_FP8 = 2 };
 
@@ -73,6 +83,10 @@ struct mla_attn_cost {
  * + weighted sum); the cache is re-read per head group. Return cycles > 0 or -EINVAL. */
 int64_t mla_attn_cycles(const struct hls_build *b, int nq, int pos0, int H, int dc, int dr, int fmt,
 			struct mla_attn_cost *c);
+/* The same at a compute width of macs (a power of two 1..MLA_HG * MLA_DL; mla_attn_cycles is
+ * MLA_ATTN_MACS). */
+int64_t mla_attn_cycles2(const struct hls_build *b, int nq, int pos0, int H, int dc, int dr,
+			 int fmt, int macs, struct mla_attn_cost *c);
 int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
 			     struct mla_attn_cost *c);
 

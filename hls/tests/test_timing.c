@@ -1,7 +1,8 @@
 /*
  * test_timing.c - timing models vs an HLS_COUNT C-simulation build of all kernels (default
  * tiles): fp8_gemm, vec_ops, mla_attn, mla_attn_lanes and the KV appends on shape grids (see
- * timing_check.h).
+ * timing_check.h); and mla_attn's compute width changes no bit (against the one-lane striped
+ * attention, itself mla_attn's bits at the default width: test_timing_lanes16).
  */
 #define HLS_COUNT 1
 #include "hls/fp8_gemm/fp8_gemm.c"
@@ -112,6 +113,43 @@ static void attn_grid(const struct hls_build *b)
 	       cases - (tc_failed - before), cases);
 }
 
+/* mla_attn at the build's MLA_ATTN_MACS against mla_attn_lanes on one lane, 20 heads (a partial
+ * head group), three record formats: bit for bit. */
+static void attn_width_numerics(void)
+{
+	int H = 20, dc = 256, dr = 32, pos = 77, T = pos + 1, bad = 0;
+	for (int fmt = 0; fmt < 3; fmt++) {
+		size_t rb = mla_record_bytes(fmt, dc, dr);
+		float *x = malloc((size_t)T * (dc + dr) * 4),
+		      *q = malloc((size_t)H * (dc + dr) * 4);
+		float *o1 = malloc((size_t)H * dc * 4), *o2 = malloc((size_t)H * dc * 4);
+		uint8_t *cache = malloc((size_t)T * rb), *bank[1] = {cache};
+		for (int i = 0; i < T * (dc + dr); i++)
+			x[i] = (float)((i * 7919 % 1000) - 500) / 250.0f;
+		for (int i = 0; i < H * (dc + dr); i++)
+			q[i] = (float)((i * 104729 % 1000) - 500) / 2000.0f;
+		int rc = mla_kv_append(x, x + (size_t)T * dc, cache, 0, T, dc, dr, fmt);
+		rc |= mla_attn(q, q + (size_t)H * dc, cache, o1, 1, pos, H, dc, dr, fmt, 0.125f);
+		rc |= mla_attn_lanes_run(q, q + (size_t)H * dc, (const uint8_t *const *)bank, 1, 0,
+					 o2, pos, H, dc, dr, fmt, 0.125f);
+		bad += rc != 0 || memcmp(o1, o2, (size_t)H * dc * 4) != 0;
+		free(x);
+		free(q);
+		free(o1);
+		free(o2);
+		free(cache);
+	}
+	if (bad) {
+		tc_failed++;
+		printf("FAIL mla_attn at %d MACs: %d of 3 formats differ from one lane\n",
+		       MLA_ATTN_MACS, bad);
+	} else {
+		tc_passed++;
+		printf("mla_attn at %d MACs a cycle: bit-identical to one lane (3 formats)\n",
+		       MLA_ATTN_MACS);
+	}
+}
+
 int main(void)
 {
 	struct hls_build b;
@@ -119,6 +157,7 @@ int main(void)
 	tc_gemm_grid(&b);
 	vec_grid(&b);
 	attn_grid(&b);
+	attn_width_numerics();
 	tc_lanes_grid(&b);
 	printf("%d passed, %d failed\n", tc_passed, tc_failed);
 	return tc_failed != 0;

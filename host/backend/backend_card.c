@@ -652,8 +652,10 @@ static uint32_t cu_mla(struct cu_call *c, uint32_t op)
 		r = mla_attn(ql, dr ? qp : NULL, kv, out, 1, (int)m.n_ctx - 1, (int)H, (int)dc,
 			     (int)dr, MLA_CACHE_F32, scale);
 	}
-	c->cyc = mla_attn_cycles(&c->bld, 1, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
-				 MLA_CACHE_F32, NULL);
+	/* at the CU's compute width (the tree's moecard,lane-macs) */
+	c->cyc =
+	    mla_attn_cycles2(&c->bld, 1, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr, MLA_CACHE_F32,
+			     c->s && c->s->lane_macs ? (int)c->s->lane_macs : MLA_ATTN_MACS, NULL);
 	return cu_status(r);
 }
 
@@ -899,9 +901,10 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 		return vec_ops_cycles2(&bld, VEC_OP_COMBINE, (int)v->rows, (int)v->cols,
 				       (int)v->param_k, 0, NULL);
 	case ABI_OP_MLA_ATTN:
-		return mla_attn_cycles(&bld, 1, (int)cmd->u.mla.n_ctx - 1, (int)cmd->u.mla.n_heads,
-				       (int)cmd->u.mla.kv_lora, (int)cmd->u.mla.rope, MLA_CACHE_F32,
-				       NULL);
+		return mla_attn_cycles2(
+		    &bld, 1, (int)cmd->u.mla.n_ctx - 1, (int)cmd->u.mla.n_heads,
+		    (int)cmd->u.mla.kv_lora, (int)cmd->u.mla.rope, MLA_CACHE_F32,
+		    cu && cu->lane_macs ? (int)cu->lane_macs : MLA_ATTN_MACS, NULL);
 	case ABI_OP_MOE_ROUTE:
 		return moe_route_cycles(&bld, (int)cmd->u.route.e, (int)cmd->u.route.k,
 					(int)(cmd->u.route.groups & 0xFFFFu),

@@ -454,6 +454,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 			(void)backend_cu_wire(&e->cu[k].scratch, bd, &e->b.blk, cu->kernel);
 		e->cu[k].scratch.tm = cu->tm; /* a GEMM CU's PE array times its GEMMs */
 		e->cu[k].scratch.tn = cu->tn;
+		e->cu[k].scratch.lane_macs = cu->lane_macs; /* an attention CU's compute width */
 		cfg.cu_fn[k] = emu_cu_fn;
 		cfg.cu_ctx[k] = &e->cu[k];
 		k++;
