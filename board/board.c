@@ -388,6 +388,13 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 		return fail(c, node, "moecard,lane-macs", -BOARD_EBADVALUE,
 			    "%u is more than mla_attn's %d (MLA_HG x MLA_DL)", k->lane_macs,
 			    MLA_HG * MLA_DL);
+	if ((rc = get_u32(c, node, "moecard,lane-imacs", 1, &k->lane_imacs)) < 0)
+		return rc;
+	if (k->lane_imacs && (k->lane_imacs < MLA_MIN_IMACS || k->lane_imacs > MLA_MAX_IMACS ||
+			      (k->lane_imacs & (k->lane_imacs - 1))))
+		return fail(c, node, "moecard,lane-imacs", -BOARD_EBADVALUE,
+			    "%u is not a power of two in %d..%d", k->lane_imacs, MLA_MIN_IMACS,
+			    MLA_MAX_IMACS);
 	if ((rc = get_u32(c, node, "moecard,gemv-rows", 1, &k->gemv_rows)) < 0)
 		return rc;
 	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
@@ -840,6 +847,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 		if (u->lane_macs)
 			fprintf(out, !strcmp(u->kernel, "mla_attn") ? " %u MACs" : " %u MACs/lane",
 				u->lane_macs);
+		if (u->lane_imacs)
+			fprintf(out, " %u int MACs/lane", u->lane_imacs);
 		for (uint32_t p = 0; p < u->n_ports; p++) {
 			char bank[16] = "?";
 			board_bank_name(b, u->port_bank[p], bank, sizeof bank);

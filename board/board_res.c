@@ -252,11 +252,12 @@ static void res_kv_append(int fam, struct board_res *r)
 }
 
 /* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
- * score trees (LHP heads of LDE elements), the online softmax of LHP heads per step (one set of
- * LHP exp units a lane, shared by the corrections and the p values: ml_lane's ALLOCATION), the record
- * decoder; the merge over MLA_MW elements (exp, two multiply-adds, and a reciprocal per head).
- * On chip per lane: acc [MLA_MAX_H][dc] f32 in URAM read lane_macs words per cycle (two per
- * 72-bit word), the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. */
+ * score trees (LHP heads' MLA_DL-element trees), the online softmax of LHP heads per step (one set
+ * of LHP exp units a lane, shared by the corrections and the p values: ml_lane's ALLOCATION), the
+ * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for the weights,
+ * MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
+ * [MLA_MAX_H][dc] f32 in URAM read max(lane_macs, MLA_MW) words per cycle (two per 72-bit word),
+ * the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. */
 static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 {
 	uint64_t L = cu->n_ports > 2 ? cu->n_ports - 2 : 1;
@@ -264,17 +265,18 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t lde = macs < MLA_DL ? macs : MLA_DL, lhp = macs / lde;
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, L * macs);
-	add_add(r, fam, L * lhp * (lde - 1));
+	add_add(r, fam, L * lhp * (MLA_DL - 1));
 	add_exp(r, fam, L * lhp);
 	add_mul(r, fam, L * lhp);
 	add_add(r, fam, L * lhp);
-	r->lut += L * (LUT_F32_CMP * lhp + LUT_DECODE * 64);
-	add_exp(r, fam, MLA_MW);
-	add_fma(r, fam, 2 * MLA_MW);
-	add_recip(r, fam, 1);
+	r->lut += L * (LUT_F32_CMP * lhp + LUT_DECODE * 64) + LUT_F32_CMP * L;
+	add_exp(r, fam, MLA_MERGE_LANES);
+	add_fma(r, fam, (uint64_t)MLA_MERGE_LANES * (MLA_MW + 1));
+	add_recip(r, fam, MLA_MW);
 	add_mul(r, fam, MLA_MW);
 	for (uint64_t l = 0; l < L; l++) {
-		add_mem(r, (uint64_t)MLA_MAX_H * MLA_MAX_DC * 4, cdiv(macs, 2), 1);
+		add_mem(r, (uint64_t)MLA_MAX_H * MLA_MAX_DC * 4,
+			cdiv(macs > MLA_MW ? macs : MLA_MW, 2), 1);
 		add_mem(r, MLA_TB * dk * 4, cdiv(lde, 2), 0);
 		add_mem(r, 4 * dk, 1, 0);
 	}

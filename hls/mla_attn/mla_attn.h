@@ -167,6 +167,12 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
 #define MLA_ATTN_F32 0x000 /* f32 datapath (rules 1-2) */
 #define MLA_ATTN_FP8 0x100 /* FP8 datapath (rules F1-F5), MLA_CACHE_FP8 records only */
 #define MLA_MW 16	   /* merge / store elements per cycle (one 64-byte beat of f32) */
+/* Lanes' partials the merge adds a cycle: MLA_MERGE_LANES exps for the weights, MLA_MW x
+ * MLA_MERGE_LANES multiply-adds for the outputs (a pass over the heads per MLA_MERGE_LANES
+ * lanes). */
+#ifndef MLA_MERGE_LANES
+#define MLA_MERGE_LANES 4
+#endif
 
 /* Bytes one lane bank needs from cache_off for a capacity of T tokens striped over L lanes:
  * ceil(ceil(T / MLA_TB) / L) * MLA_TB * rb. 0 when T < 1, T > MLA_MAX_T, L outside

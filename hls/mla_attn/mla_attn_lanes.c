@@ -93,8 +93,8 @@ static float ml_kv[MLA_MAX_LANES][MLA_TB][ML_DK];
 static float ml_s[MLA_MAX_LANES][MLA_MAX_H][MLA_TB];
 static float ml_mx[MLA_MAX_LANES][MLA_MAX_H], ml_corr[MLA_MAX_LANES][MLA_MAX_H];
 static uint8_t ml_rec[MLA_MAX_LANES][ML_MAX_REC];
-/* merge: per head, the lanes' weights and the merged l */
-static float ml_w[MLA_MAX_H][MLA_MAX_LANES], ml_lsum[MLA_MAX_H];
+/* merge: per head, the lanes' weights, the merged l and the overall max */
+static float ml_w[MLA_MAX_H][MLA_MAX_LANES], ml_lsum[MLA_MAX_H], ml_mm[MLA_MAX_H];
 /* FP8 datapath: q codes (fixed point) and scales for all heads; per lane the chunk's c' codes
  * (fixed point) and group scales, the latent score sums S, the block weights' codes and scales */
 static int32_t ml_qf[MLA_MAX_H][MLA_MAX_DC];
@@ -421,36 +421,58 @@ lanes_run:
 		ml_lane(lane[li] + cache_off, li, u, k, k * ng / S, (k + 1) * ng / S, L, T, H, dc, dr,
 			fmt, fp8, scale, rb);
 	}
-lanes_weight:
+	/* the merge, MLA_MERGE_LANES lanes a pass: each pass over the heads (and, for the outputs,
+	 * their beats) carries a head's chains to the next, so no pass waits on its own adds */
+	int npass = ml_cdiv(nl, MLA_MERGE_LANES);
+lanes_max:
 	for (int h = 0; h < H; h++) {
 #pragma HLS PIPELINE II=1
 		HLS_CNT(HLS_L_LATT_WEIGHT);
 		float M = e4m3_bits_f32(0xFF800000u);
 		for (int i = 0; i < nl; i++)
 			M = ml_m[i][h] > M ? ml_m[i][h] : M;
-		float ls = 0.0f;
-		for (int i = 0; i < nl; i++) {
-			float w = hls_expf(ml_m[i][h] - M);
-			ml_w[h][i] = w;
-			ls = i == 0 ? ml_l[i][h] * w : ls + ml_l[i][h] * w;
-		}
-		ml_lsum[h] = ls;
+		ml_mm[h] = M;
 	}
-lanes_merge:
-	for (int h = 0; h < H; h++)
-		for (int b = 0; b < ncb; b++) {
+lanes_weight:
+	for (int ps = 0; ps < npass; ps++)
+		for (int h = 0; h < H; h++) {
 #pragma HLS PIPELINE II=1
-			HLS_CNT(HLS_L_LATT_MERGE);
-			for (int e = 0; e < MLA_MW; e++) {
-				int i = b * MLA_MW + e;
-				if (i >= dc)
+			HLS_CNT(HLS_L_LATT_WEIGHT);
+			float ls = ml_lsum[h];
+			for (int ii = 0; ii < MLA_MERGE_LANES; ii++) {
+				int i = ps * MLA_MERGE_LANES + ii;
+				if (i >= nl)
 					continue;
-				float a = ml_acc[0][h][i] * ml_w[h][0];
-				for (int k = 1; k < nl; k++)
-					a = a + ml_acc[k][h][i] * ml_w[h][k];
-				out[(size_t)h * dc + i] = a / ml_lsum[h];
+				float w = hls_expf(ml_m[i][h] - ml_mm[h]);
+				ml_w[h][i] = w;
+				ls = i == 0 ? ml_l[i][h] * w : ls + ml_l[i][h] * w;
 			}
+			ml_lsum[h] = ls;
 		}
+	/* lane 0's accumulator holds the running sums (it is not read again) */
+lanes_merge:
+	for (int ps = 0; ps < npass; ps++)
+		for (int h = 0; h < H; h++)
+			for (int b = 0; b < ncb; b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_LATT_MERGE);
+				for (int e = 0; e < MLA_MW; e++) {
+					int i = b * MLA_MW + e;
+					if (i >= dc)
+						continue;
+					float a = ml_acc[0][h][i];
+					for (int kk = 0; kk < MLA_MERGE_LANES; kk++) {
+						int k = ps * MLA_MERGE_LANES + kk;
+						if (k >= nl)
+							continue;
+						a = k == 0 ? a * ml_w[h][0] : a + ml_acc[k][h][i] * ml_w[h][k];
+					}
+					if (ps == npass - 1)
+						out[(size_t)h * dc + i] = a / ml_lsum[h];
+					else
+						ml_acc[0][h][i] = a;
+				}
+			}
 	return 0;
 }
 
@@ -679,13 +701,16 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 		c->lane_cycles = hls_max64(c->lane_cycles, lc);
 	}
 	cyc += c->lane_cycles;
-	/* merge weights: per head a compare chain, exps, and a multiply-add chain over nl lanes */
-	c->it[HLS_L_LATT_WEIGHT] = Hu;
-	cyc += Hu + bd->depth_exp + 2 * nl * (uint64_t)bd->depth_vec;
-	/* merge + normalize + store: MLA_MW elements of one head per cycle, bounded by the out bank */
-	c->it[HLS_L_LATT_MERGE] = Hu * ncb;
-	cyc += hls_max64(Hu * ncb, hls_mem_cycles(bd, obytes)) + nl * (uint64_t)bd->depth_vec +
-	       bd->depth_exp;
+	/* merge weights: per head the max over the lanes, then passes of MLA_MERGE_LANES exps and
+	 * multiply-adds over the heads */
+	uint64_t npass = hls_cdiv64(nl, MLA_MERGE_LANES);
+	c->it[HLS_L_LATT_WEIGHT] = Hu + npass * Hu;
+	cyc += Hu + npass * Hu + bd->depth_exp + 2 * MLA_MERGE_LANES * (uint64_t)bd->depth_vec;
+	/* merge + normalize + store: passes of MLA_MERGE_LANES lanes' MLA_MW elements of one head a
+	 * cycle, the last bounded by the out bank */
+	c->it[HLS_L_LATT_MERGE] = npass * Hu * ncb;
+	cyc += (npass - 1) * Hu * ncb + hls_max64(Hu * ncb, hls_mem_cycles(bd, obytes)) +
+	       MLA_MERGE_LANES * (uint64_t)bd->depth_vec + bd->depth_exp;
 	c->bytes += qbytes + obytes;
 	c->macs = Hu * T * (uint64_t)(2 * dc + dr);
 	c->cycles = cyc;

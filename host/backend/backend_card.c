@@ -114,6 +114,7 @@ int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
 		s->act_bank = cu->port_bank[board_cu_port_find(cu, lane_cu_port(cu))];
 		s->axi_bits = cu->axi_bits;
 		s->lane_macs = cu->lane_macs;
+		s->lane_imacs = cu->lane_imacs;
 		s->gemv_rows = cu->gemv_rows;
 		return 0;
 	}
@@ -779,6 +780,7 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 			return 0xE1u;
 	int dpath = mf | ((m.word & ABI_MLAL_FP8) ? MLA_ATTN_FP8 : 0);
 	int macs = s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS;
+	int imacs = s->lane_imacs ? (int)s->lane_imacs : MLA_LANE_IMACS;
 	if (n > 1) { /* the rows: the kernel checks each row's slot and context */
 		/* one snapshot of the table, so the checks and the run see the same rows */
 		uint32_t rt[2 * MLA_MAX_ROWS];
@@ -796,7 +798,7 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 						(int)H, (int)dc, (int)dr, dpath, scale);
 		pthread_mutex_unlock(&cu_mla_lanes_mu);
 		c->cyc = mla_attn_lanes_rows_cycles(&c->bld, (int)L, rt, (int)n, (int)H, (int)dc,
-						    (int)dr, dpath, macs, MLA_LANE_IMACS, NULL);
+						    (int)dr, dpath, macs, imacs, NULL);
 		return cu_status(r);
 	}
 	int r = -EINVAL;
@@ -813,7 +815,7 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 		pthread_mutex_unlock(&cu_mla_lanes_mu);
 	}
 	c->cyc = mla_attn_lanes_cycles2(&c->bld, (int)L, (int)m.n_ctx - 1, (int)H, (int)dc, (int)dr,
-					dpath, macs, MLA_LANE_IMACS, NULL);
+					dpath, macs, imacs, NULL);
 	return cu_status(r);
 }
 

@@ -138,7 +138,7 @@ static uint64_t gv_kv_bytes(const struct ee *e)
 }
 
 /* The board's striped-attention CU: its lanes (0 = none) and MACs per lane. */
-static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs)
+static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs, uint32_t *imacs)
 {
 	const struct board_desc *bd = backend_board(e->be);
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
@@ -153,6 +153,7 @@ static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs)
 				break;
 		}
 		*macs = cu->lane_macs ? cu->lane_macs : MLA_LANE_MACS;
+		*imacs = cu->lane_imacs ? cu->lane_imacs : MLA_LANE_IMACS;
 		return n;
 	}
 	return 0;
@@ -198,13 +199,14 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		nmoe +=
 		    config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
 	gv_decide(e);
-	uint32_t am = 0, al = gv_attn_cu(e, &am);
+	uint32_t am = 0, aim = 0, al = gv_attn_cu(e, &am, &aim);
 	const struct config *cc = e->c;
 	e->gv_attn = backend_supports_op(e->be, ABI_OP_MLA_ATTN_LANES) && al == e->gv_lanes &&
 		     !gv_env_off("MOECARD_CARD_ATTN") && cc->kv_lora_rank <= MLA_MAX_DC &&
 		     cc->qk_rope_head_dim <= MLA_MAX_DR && cc->num_attention_heads <= MLA_MAX_H &&
 		     e->max_seq <= MLA_MAX_T;
 	e->attn_macs = am;
+	e->attn_imacs = aim;
 	if (e->kv_fmt != ABI_KV_F32 && !e->gv_attn) {
 		snprintf(err, errlen,
 			 "--kv-format %s: %s has no striped attention CU (mla_attn_lanes) that "
@@ -1000,8 +1002,8 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 		return mla_attn_lanes_rows_cycles(&b, (int)e->gv_lanes,
 						  card_pf_atab_host(e, m->tab), (int)m->rows,
 						  (int)m->n_heads, (int)m->kv_lora, (int)m->rope,
-						  mf, (int)e->attn_macs, MLA_LANE_IMACS, NULL);
+						  mf, (int)e->attn_macs, (int)e->attn_imacs, NULL);
 	return mla_attn_lanes_cycles2(&b, (int)e->gv_lanes, (int)m->n_ctx - 1, (int)m->n_heads,
 				      (int)m->kv_lora, (int)m->rope, mf, (int)e->attn_macs,
-				      MLA_LANE_IMACS, NULL);
+				      (int)e->attn_imacs, NULL);
 }
