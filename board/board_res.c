@@ -127,6 +127,17 @@ static void add_quant(struct board_res *r, int fam, uint64_t lanes)
 	add_recip(r, fam, 1);
 }
 
+/* log2 of a power of two. */
+static uint64_t ilog2(uint64_t v)
+{
+	uint64_t k = 0;
+	while (v > 1) {
+		v >>= 1;
+		k++;
+	}
+	return k;
+}
+
 static uint64_t cdiv(uint64_t a, uint64_t b)
 {
 	return (a + b - 1) / b;
@@ -218,7 +229,7 @@ static void res_vec(const struct board_cu *cu, int fam, struct board_res *r)
 
 /* mla_attn at its compute width W (the tree's moecard,lane-macs, else MLA_ATTN_MACS): LHP heads
  * of LDE latent elements a step (mla_attn.h): the W score multiply-adds and LHP MLA_DL-element
- * trees, the W accumulator updates acc * corr + p * kv, the online softmax of LHP heads a step
+ * trees (in MLA_DL / LDE steps: LDE - 1 + log2(MLA_DL / LDE) adders a head, hls_tree.h), the W accumulator updates acc * corr + p * kv, the online softmax of LHP heads a step
  * (one set of LHP exp units shared by the corrections and the p values: ALLOCATION), the record
  * decoder (64 elements per beat) and the output divide (16 lanes). On chip: q [HG][dc+dr] and
  * acc [HG][dc] read W words a cycle (two per 72-bit word), the chunk kv [TB][dc+dr] over LDE. */
@@ -228,7 +239,7 @@ static void res_attn(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t lde = par < MLA_DL ? par : MLA_DL, lhp = par / lde;
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, par);
-	add_add(r, fam, lhp * (MLA_DL - 1));
+	add_add(r, fam, lhp * (lde - 1 + ilog2(MLA_DL / lde)));
 	add_fma(r, fam, par);
 	add_mul(r, fam, par);
 	add_exp(r, fam, lhp);
@@ -252,7 +263,8 @@ static void res_kv_append(int fam, struct board_res *r)
 }
 
 /* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
- * score trees (LHP heads' MLA_DL-element trees), the online softmax of LHP heads per step (one set
+ * score trees (LHP heads' MLA_DL-element trees in MLA_DL / LDE steps: LDE - 1 +
+ * log2(MLA_DL / LDE) adders a head, hls_tree.h), the online softmax of LHP heads per step (one set
  * of LHP exp units a lane, shared by the corrections and the p values: ml_lane's ALLOCATION), the
  * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for the weights,
  * MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
@@ -265,7 +277,7 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t lde = macs < MLA_DL ? macs : MLA_DL, lhp = macs / lde;
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, L * macs);
-	add_add(r, fam, L * lhp * (MLA_DL - 1));
+	add_add(r, fam, L * lhp * (lde - 1 + ilog2(MLA_DL / lde)));
 	add_exp(r, fam, L * lhp);
 	add_mul(r, fam, L * lhp);
 	add_add(r, fam, L * lhp);

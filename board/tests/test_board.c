@@ -72,8 +72,8 @@ static void test_load_cards(void **state)
 		uint64_t fw_ns[BOARD_FW_CLASSES]; /* firmware ns per piece of work at its clock */
 	} want[] = {
 	    {"emu", 32, 10, 4, 3, 16, 16, 460.0, "rv32imc", {5160, 2240, 6000, 1200}},
-	    {"u55c", 32, 14, 8, 3, 16, 16, 460.0, "rv32imc", {5160, 2240, 6000, 1200}},
-	    {"u280", 34, 14, 8, 3, 16, 40, 498.4, "rv32imc", {5160, 2240, 6000, 1200}},
+	    {"u55c", 32, 7, 8, 3, 16, 16, 460.0, "rv32imc", {5160, 2240, 6000, 1200}},
+	    {"u280", 34, 7, 8, 3, 16, 40, 498.4, "rv32imc", {5160, 2240, 6000, 1200}},
 	    {"v80", 32, 7, 8, 5, 8, 32, 819.2, "armv7-r", {2150, 933, 2500, 500}},
 	};
 	static struct board_desc b;
@@ -458,7 +458,8 @@ static void test_info_print(void **state)
 	assert_non_null(strstr(txt, "PCIe Gen3 x16"));
 	assert_non_null(strstr(txt, "40.00 GiB in 34 banks"));
 	assert_non_null(strstr(txt, "ddr     2 banks,    32.00 GiB"));
-	assert_non_null(strstr(txt, "fp8_gemm_8"));
+	assert_non_null(strstr(txt, "fp8_gemm_1"));
+	assert_non_null(strstr(txt, "PE 16x32"));
 	assert_non_null(
 	    strstr(txt, "firmware cost: take 1290, start 560, done 1500, sync 300 instructions"));
 	assert_non_null(strstr(txt, "dispatch engine: start 128, done 64, sync 16 cycles"));

@@ -23,6 +23,7 @@
 #include "hls_math.h"
 #include "hls_quant.h"
 #include "hls_strict.h"
+#include "hls_tree.h"
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
@@ -88,14 +89,6 @@ decode:
 }
 
 /* Fixed-order lane tree of MLA_DL products. */
-static float a_tree(float p[MLA_DL])
-{
-	for (int half = MLA_DL / 2; half >= 1; half /= 2)
-		for (int i = 0; i < half; i++)
-			p[i] = p[i] + p[i + half];
-	return p[0];
-}
-
 int mla_attn(const float *q_lat, const float *q_pe, const uint8_t *cache, float *out, int nq,
 	     int pos0, int H, int dc, int dr, int fmt, float scale)
 {
@@ -170,19 +163,23 @@ attn_query:
 				for (int b = 0; b < nbs; b++)
 					for (int t = 0; t < tb; t++)
 						for (int g = 0; g < ngs; g++) {
-							float p[AT_LHP][MLA_DL];
+							float lv[AT_LHP][2 * AT_SUB] = {{0}};
 							for (int sb = 0; sb < AT_SUB; sb++) {
 #pragma HLS PIPELINE II=1
 								HLS_CNT(HLS_L_ATTN_SCORE);
 								for (int hh = 0; hh < AT_LHP; hh++) {
 									int h = g * AT_LHP + hh;
+									float p[AT_LDE];
 									for (int e = 0; e < AT_LDE; e++) {
-										int i = b * MLA_DL + sb * AT_LDE + e;
-										p[hh][sb * AT_LDE + e] =
-										    h < hp && i < dk ? q[h][i] * kv[t][i] : 0.0f;
+										int i = b * MLA_DL + sb + e * AT_SUB;
+										p[e] = h < hp && i < dk ? q[h][i] * kv[t][i] : 0.0f;
 									}
+									/* the MLA_DL tree in AT_SUB steps
+									 * (hls_tree.h) */
+									float v = hls_tree_feed(lv[hh], AT_SUB, sb,
+												hls_tree(p, AT_LDE));
 									if (sb == AT_SUB - 1 && h < hp)
-										s[h][t] += a_tree(p[hh]);
+										s[h][t] += v;
 								}
 							}
 						}

@@ -46,6 +46,7 @@
 #include "hls_math.h"
 #include "hls_quant.h"
 #include "hls_strict.h"
+#include "hls_tree.h"
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
@@ -150,13 +151,6 @@ lanes_decode8:
 }
 
 /* Fixed-order lane tree of MLA_DL products (mla_attn's). */
-static float ml_tree(float p[MLA_DL])
-{
-	for (int half = MLA_DL / 2; half >= 1; half /= 2)
-		for (int i = 0; i < half; i++)
-			p[i] = p[i] + p[i + half];
-	return p[0];
-}
 
 /*
  * One lane unit (index unit): the blocks j = 0, 1, ... (global block j L + li) of owner lane li
@@ -226,20 +220,24 @@ lanes_chunk:
 		for (int g = g0; g < g1; g++)
 			for (int b = sb0; b < nbs; b++)
 				for (int t = 0; t < tb; t++) {
-					float p[ML_LHP][MLA_DL];
-#pragma HLS ARRAY_PARTITION variable=p complete dim=0
+					float lv[ML_LHP][2 * ML_SUB] = {{0}};
+#pragma HLS ARRAY_PARTITION variable=lv complete dim=0
 					for (int sb = 0; sb < ML_SUB; sb++) {
 #pragma HLS PIPELINE II=1
 						HLS_CNT(HLS_L_LATT_SCORE);
 						for (int hh = 0; hh < ML_LHP; hh++) {
 							int h = g * ML_LHP + hh;
+							float p[ML_LDE];
 							for (int e = 0; e < ML_LDE; e++) {
-								int i = b * MLA_DL + sb * ML_LDE + e;
-								p[hh][sb * ML_LDE + e] =
-								    h < H && i < dk ? ml_q[h][i] * kv[t][i] : 0.0f;
+								int i = b * MLA_DL + sb + e * ML_SUB;
+								p[e] = h < H && i < dk ? ml_q[h][i] * kv[t][i] : 0.0f;
 							}
+							/* the MLA_DL tree in ML_SUB steps
+							 * (hls_tree.h) */
+							float v = hls_tree_feed(lv[hh], ML_SUB, sb,
+										hls_tree(p, ML_LDE));
 							if (sb == ML_SUB - 1 && h < H)
-								s[h][t] += ml_tree(p[hh]);
+								s[h][t] += v;
 						}
 					}
 				}
