@@ -395,6 +395,13 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 		return fail(c, node, "moecard,lane-imacs", -BOARD_EBADVALUE,
 			    "%u is not a power of two in %d..%d", k->lane_imacs, MLA_MIN_IMACS,
 			    MLA_MAX_IMACS);
+	uint32_t fp8 = 1;
+	if ((rc = get_u32(c, node, "moecard,fp8-datapath", 1, &fp8)) < 0)
+		return rc;
+	if (fp8 > 1)
+		return fail(c, node, "moecard,fp8-datapath", -BOARD_EBADVALUE, "%u is not 0 or 1",
+			    fp8);
+	k->no_fp8 = rc == 0 && fp8 == 0;
 	if ((rc = get_u32(c, node, "moecard,gemv-rows", 1, &k->gemv_rows)) < 0)
 		return rc;
 	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
@@ -849,6 +856,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 				u->lane_macs);
 		if (u->lane_imacs)
 			fprintf(out, " %u int MACs/lane", u->lane_imacs);
+		if (u->no_fp8)
+			fprintf(out, " no FP8 datapath");
 		for (uint32_t p = 0; p < u->n_ports; p++) {
 			char bank[16] = "?";
 			board_bank_name(b, u->port_bank[p], bank, sizeof bank);

@@ -75,6 +75,7 @@ struct board_cu {
 	uint32_t tm, tn;     /* PE-array build parameters (rows x cols), 0 if n/a */
 	uint32_t lane_macs;  /* f32 MACs per cycle per lane (mla_attn_lanes), 0 if n/a */
 	uint32_t lane_imacs; /* FP8 datapath's integer MACs per cycle per lane, 0: the build's */
+	uint32_t no_fp8;     /* mla_attn_lanes built without the FP8 datapath (fp8-datapath 0) */
 	uint32_t gemv_rows;  /* rows of x per cycle of the GEMV PE (fp8_gemv), 0: the build's */
 	uint32_t axi_bits;   /* m_axi data width, bits (32..1024, power of two) */
 	uint32_t slr;	     /* super logic region the CU is placed in */

@@ -15,6 +15,7 @@
 #include "hls/mla_attn/mla_attn.h"
 #include "hls/moe_route/moe_route.h"
 #include "hls/vec_ops/vec_ops.h"
+#include "hls_quant.h"
 
 /* One operator's cost. */
 struct op {
@@ -262,6 +263,8 @@ static void res_kv_append(int fam, struct board_res *r)
 	add_mem(r, 4 * (MLA_MAX_DC + MLA_MAX_DR), 1, 0);
 }
 
+static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *r);
+
 /* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
  * score trees (LHP heads' MLA_DL-element trees in MLA_DL / LDE steps: LDE - 1 +
  * log2(MLA_DL / LDE) adders a head, hls_tree.h), the online softmax of LHP heads per step (one set
@@ -269,7 +272,8 @@ static void res_kv_append(int fam, struct board_res *r)
  * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for the weights,
  * MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
  * [MLA_MAX_H][dc] f32 in URAM read max(lane_macs, MLA_MW) words per cycle (two per 72-bit word),
- * the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. */
+ * the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. With the FP8
+ * datapath unless the tree says moecard,fp8-datapath = <0> (res_lanes_fp8). */
 static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 {
 	uint64_t L = cu->n_ports > 2 ? cu->n_ports - 2 : 1;
@@ -294,6 +298,46 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	}
 	add_mem(r, (uint64_t)MLA_MAX_H * dk * 4, cdiv(macs, 2), 0);
 	add_mem(r, (uint64_t)MLA_MAX_H * dk * 4, 1, 0); /* the rows mode's next query */
+	if (!cu->no_fp8)
+		res_lanes_fp8(cu, fam, r);
+}
+
+/*
+ * The FP8 datapath of mla_attn_lanes (--attn-datapath fp8), per lane at imacs integer MACs a cycle
+ * (the tree's moecard,lane-imacs, else MLA_LANE_IMACS), as the loops are written: the integer score
+ * step's and the integer weighted sum's imacs exact E4M3 products each (separate loops, no
+ * ALLOCATION), with per score head (imacs / 128) and per channel (imacs / MLA_TB) an int64-to-f32
+ * conversion, two multiplies and an add; the block weights' quantizer, one (head, group) a cycle:
+ * MLA_TB multiplies (the weights), compares and divides (x / s) and the scale's divide; the q
+ * quantizer shared by the lanes: MLA_TB divides a cycle.
+ */
+static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *r)
+{
+	uint64_t L = cu->n_ports > 2 ? cu->n_ports - 2 : 1;
+	uint64_t im = cu->lane_imacs ? cu->lane_imacs : MLA_LANE_IMACS;
+	uint64_t lihp = im / HLS_QUANT_GROUP, lpc = im / MLA_TB;
+	r->lut += L * (2 * im * LUT_E4M3_PRODUCT + (lihp + lpc) * LUT_I64_TO_F32);
+	add_mul(r, fam, L * 2 * (lihp + lpc));
+	add_add(r, fam, L * (lihp + lpc));
+	add_mul(r, fam, L * MLA_TB);
+	r->lut += L * MLA_TB * (LUT_F32_CMP + 2 * LUT_DECODE);
+	add_recip(r, fam, L * (MLA_TB + 1));
+	add_mul(r, fam, L * (MLA_TB + 1));
+	add_recip(r, fam, MLA_TB);
+	add_mul(r, fam, MLA_TB);
+	r->lut += MLA_TB * 2 * LUT_DECODE;
+}
+
+int board_res_fp8_datapath(const struct board_desc *b, const struct board_cu *cu,
+			   struct board_res *r)
+{
+	if (!b || !cu || !r)
+		return -EINVAL;
+	memset(r, 0, sizeof *r);
+	if (strcmp(cu->kernel, "mla_attn_lanes"))
+		return -ENOENT;
+	res_lanes_fp8(cu, board_res_family(b), r);
+	return 0;
 }
 
 /* moe_route: MOE_ROUTE_EXP sigmoid/softmax units (exp, add, reciprocal), MOE_ROUTE_P lanes of
@@ -423,6 +467,24 @@ int board_res_print(const struct board_desc *b, const struct board_res_opts *opt
 	    "  fit rule: DSP and URAM <= %d%%, LUT and BRAM36 <= %d%% of the part (room for the "
 	    "shell, routing and timing closure)\n",
 	    BOARD_RES_MAX_DSP_PCT, BOARD_RES_MAX_LUT_PCT);
+	for (uint32_t i = 0; i < b->n_cus; i++) {
+		struct board_res f;
+		if (board_res_fp8_datapath(b, &b->cu[i], &f))
+			continue;
+		if (b->cu[i].no_fp8)
+			fprintf(
+			    out,
+			    "  %s: built without the FP8 attention datapath (moecard,fp8-datapath "
+			    "= <0>); with it: +%llu DSP, +%llu LUT (%.1f%%, %.1f%% of the part)\n",
+			    b->cu[i].name, (unsigned long long)f.dsp, (unsigned long long)f.lut,
+			    pct(f.dsp, b->part_dsp), pct(f.lut, b->part_lut));
+		else
+			fprintf(
+			    out,
+			    "  %s: its FP8 attention datapath is in the figures above: %llu DSP, "
+			    "%llu LUT\n",
+			    b->cu[i].name, (unsigned long long)f.dsp, (unsigned long long)f.lut);
+	}
 	int fit = board_res_fits(b, &t);
 	fprintf(out, "  verdict: %s", fit ? "fits with margin" : "DOES NOT FIT:");
 	if (!fit) {

@@ -68,6 +68,14 @@ int board_res_total(const struct board_desc *b, const struct board_res_opts *opt
 int board_res_fits(const struct board_desc *b, const struct board_res *total);
 
 /*
+ * board_res_fp8_datapath - the part of mla_attn_lanes CU cu's estimate that its FP8 attention
+ * datapath takes (counted in board_res_cu unless the tree builds the CU without it).
+ * Errors: -EINVAL for NULL arguments, -ENOENT for a CU of another kernel.
+ */
+int board_res_fp8_datapath(const struct board_desc *b, const struct board_cu *cu,
+			   struct board_res *r);
+
+/*
  * board_res_print - a table per CU, the totals, the fraction of the part per resource and the fit
  * verdict with its rule. opts may be NULL.
  * Errors: those of board_res_cu, -EIO when writing fails.

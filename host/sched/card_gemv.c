@@ -138,7 +138,8 @@ static uint64_t gv_kv_bytes(const struct ee *e)
 }
 
 /* The board's striped-attention CU: its lanes (0 = none) and MACs per lane. */
-static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs, uint32_t *imacs)
+static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs, uint32_t *imacs,
+			   const struct board_cu **cup)
 {
 	const struct board_desc *bd = backend_board(e->be);
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
@@ -154,6 +155,7 @@ static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs, uint32_t *imacs)
 		}
 		*macs = cu->lane_macs ? cu->lane_macs : MLA_LANE_MACS;
 		*imacs = cu->lane_imacs ? cu->lane_imacs : MLA_LANE_IMACS;
+		*cup = cu;
 		return n;
 	}
 	return 0;
@@ -199,7 +201,8 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		nmoe +=
 		    config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
 	gv_decide(e);
-	uint32_t am = 0, aim = 0, al = gv_attn_cu(e, &am, &aim);
+	const struct board_cu *acu = NULL;
+	uint32_t am = 0, aim = 0, al = gv_attn_cu(e, &am, &aim, &acu);
 	const struct config *cc = e->c;
 	e->gv_attn = backend_supports_op(e->be, ABI_OP_MLA_ATTN_LANES) && al == e->gv_lanes &&
 		     !gv_env_off("MOECARD_CARD_ATTN") && cc->kv_lora_rank <= MLA_MAX_DC &&
@@ -207,6 +210,15 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		     e->max_seq <= MLA_MAX_T;
 	e->attn_macs = am;
 	e->attn_imacs = aim;
+	/* a board built without the FP8 datapath runs it only in a what-if (e->dry) */
+	if (e->attn_fp8 && e->gv_attn && acu && acu->no_fp8 && !e->dry) {
+		snprintf(err, errlen,
+			 "--attn-datapath fp8: board %s: CU %s is built without the FP8 datapath "
+			 "(moecard,fp8-datapath = <0>)",
+			 backend_board(e->be)->model, acu->name);
+		e->gv = 0;
+		return -EINVAL;
+	}
 	if (e->kv_fmt != ABI_KV_F32 && !e->gv_attn) {
 		snprintf(err, errlen,
 			 "--kv-format %s: %s has no striped attention CU (mla_attn_lanes) that "

@@ -493,6 +493,13 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	    card_engine_whatif2(&c, be, 4096, 0, &ns0, &bytes, &m0))
 		return;
 	int has8 = !card_engine_whatif2(&c, be, 4096, 1, &ns8, &bytes, &m8) && m8.attn_ms > 0;
+	/* is the board's striped attention built with the FP8 datapath? (else the line is a
+	 * what-if of a datapath the tree leaves out) */
+	const struct board_desc *bd = backend_board(be);
+	int built8 = 1;
+	for (uint32_t i = 0; i < bd->n_cus; i++)
+		if (!strcmp(bd->cu[i].kernel, "mla_attn_lanes") && bd->cu[i].no_fp8)
+			built8 = 0;
 	double roof = bytes / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3; /* ms */
 	if (json) {
 		fprintf(out,
@@ -512,8 +519,9 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			fprintf(out,
 				",\"whatif_671b_fp8attn_modeled_e2e_ms_per_tok\":%.3f,"
 				"\"whatif_671b_fp8attn_modeled_hbm_roofline_frac\":%.4f,"
-				"\"whatif_671b_fp8attn_attn_ms\":%.3f",
-				m8.e2e_ms, roof / m8.e2e_ms, m8.attn_ms);
+				"\"whatif_671b_fp8attn_attn_ms\":%.3f,"
+				"\"whatif_671b_fp8attn_built\":%d",
+				m8.e2e_ms, roof / m8.e2e_ms, m8.attn_ms, built8);
 		return;
 	}
 	fprintf(
@@ -532,8 +540,11 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	if (has8)
 		fprintf(out,
 			"  with --kv-format fp8 --attn-datapath fp8 (q and p in E4M3; its error: "
-			"docs/numerics.md): end to end %.2f ms/token (%.1f tok/s), %.1f%% of the "
+			"docs/numerics.md)%s: end to end %.2f ms/token (%.1f tok/s), %.1f%% of the "
 			"roofline; attention %.2f ms\n",
+			built8 ? ""
+			       : ", a datapath this board is built without (moecard info --board: "
+				 "what it would add)",
 			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms);
 }
 

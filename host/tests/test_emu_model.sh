@@ -250,6 +250,26 @@ if command -v fdtput >/dev/null; then
   else
     bad "the same tree, GEMV lowering: $(cat "$T/noattn2.err")"
   fi
+  # A striped attention CU built without the FP8 datapath (moecard,fp8-datapath = <0>) refuses
+  # --attn-datapath fp8 at open, one line naming the board and the CU; the f32 datapath runs.
+  cp "$B/board/emu.dtb" "$T/nofp8.dtb"
+  ln=$(fdtget -l "$T/nofp8.dtb" /compute-units | grep '^mla_attn_lanes_1@')
+  fdtput -t u "$T/nofp8.dtb" "/compute-units/$ln" moecard,fp8-datapath 0
+  "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 --backend emu --board "$T/nofp8.dtb" \
+    --kv-format fp8 --attn-datapath fp8 >/dev/null 2>"$T/nofp8.err"
+  rc=$?
+  if [ $rc = 1 ] && [ "$(wc -l <"$T/nofp8.err")" = 1 ] &&
+     grep -q "mla_attn_lanes_1 is built without the FP8 datapath" "$T/nofp8.err"; then
+    ok "--attn-datapath fp8 on a tree without the FP8 datapath: exit 1, $(cat "$T/nofp8.err")"
+  else
+    bad "--attn-datapath fp8 without the datapath: rc $rc, $(cat "$T/nofp8.err")"
+  fi
+  if "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 --backend emu --board "$T/nofp8.dtb" \
+    --kv-format fp8 >/dev/null 2>"$T/nofp8b.err"; then
+    ok "the same tree, the f32 datapath on the FP8 cache: runs"
+  else
+    bad "the same tree, f32 datapath: $(cat "$T/nofp8b.err")"
+  fi
   # The prefill rule: on a tree whose one GEMM CU is a 1 x 8 PE array the dry what-if finds the
   # token loop faster, so a 40-token prompt runs token by token (the stats name the rule) and
   # models faster than the batched path MOECARD_CARD_PREFILL=1 forces; the logits are the same
