@@ -64,6 +64,18 @@ int bitstream_arg_bank(const struct board_desc *b, uint32_t cu, uint32_t argi);
 int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out);
 
 /*
+ * bitstream_kernels_write - what `make xclbin` compiles for b: one line per kernel the tree
+ * instantiates, "<kernel> <source.c>[,<source.c>] [-DNAME=V ...]", the build parameters from the
+ * tree (moecard,pe, moecard,gemv-rows, moecard,lane-macs, moecard,lane-imacs,
+ * moecard,fp8-datapath, moecard,axi-width-bits) as the kernel headers' macros. One .xo serves
+ * every CU of a kernel, so its CUs must agree on them.
+ * Errors: those of bitstream_check; -EINVAL (err names the CUs and the parameter) when CUs of one
+ * kernel disagree; -EIO when writing fails.
+ */
+int bitstream_kernels_write(const struct board_desc *b, const char *src, FILE *out, char *err,
+			    size_t errlen);
+
+/*
  * bitstream_xclbin_build - a metadata-only xclbin for b in a malloc'ed buffer (*out, *len; the
  * caller frees). The UUID is a hash of the section contents, so equal boards give equal files.
  * Errors: those of bitstream_check, -ENOMEM.

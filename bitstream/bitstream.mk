@@ -29,14 +29,17 @@ TARGET ?= hw
 BOARD  ?= u55c
 VPP    ?= v++
 .PHONY: xclbin
-xclbin: $(B)/bitstream/$(BOARD)/connectivity.cfg
+xclbin: $(B)/bitstream/$(BOARD)/connectivity.cfg $(B)/bitstream/gen
 	@command -v $(VPP) >/dev/null 2>&1 || { echo "make xclbin: $(VPP) not found; install Vitis and source settings64.sh (TARGET=$(TARGET) BOARD=$(BOARD))"; exit 1; }
 	@test -n "$(PLATFORM)" || { echo "make xclbin: set PLATFORM=<platform .xpfm or name>, e.g. xilinx_u55c_gen3x16_xdma_3_202210_1"; exit 1; }
 	@case "$(TARGET)" in hw|hw_emu) ;; *) echo "make xclbin: TARGET must be hw or hw_emu"; exit 1;; esac
 	mkdir -p $(B)/bitstream/$(BOARD)/$(TARGET)
-	for k in fp8_gemm vec_ops mla_attn; do \
-	  $(VPP) -c -t $(TARGET) --platform $(PLATFORM) -k $$k -I hls/include -I hls/$$k \
-	    -o $(B)/bitstream/$(BOARD)/$(TARGET)/$$k.xo hls/$$k/$$k.c || exit 1; done
+	rm -f $(B)/bitstream/$(BOARD)/$(TARGET)/*.xo
+	$(B)/bitstream/gen kernels $(B)/board/$(BOARD).dtb $(B)/bitstream/$(BOARD)/kernels.txt
+	while read -r k srcs flags; do \
+	  $(VPP) -c -t $(TARGET) --platform $(PLATFORM) -k $$k -I hls/include -I . $$flags \
+	    -o $(B)/bitstream/$(BOARD)/$(TARGET)/$$k.xo $$(echo $$srcs | tr , ' ') || exit 1; \
+	done < $(B)/bitstream/$(BOARD)/kernels.txt
 	$(VPP) -l -t $(TARGET) --platform $(PLATFORM) --config $(B)/bitstream/$(BOARD)/connectivity.cfg \
 	  -o $(B)/bitstream/$(BOARD)/$(TARGET)/moecard.xclbin $(B)/bitstream/$(BOARD)/$(TARGET)/*.xo
 

@@ -117,3 +117,96 @@ int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out)
 		fprintf(out, "freqHz=%u:%s\n", b->clock[b->cu[c].clock].freq_hz, b->cu[c].name);
 	return ferror(out) ? -EIO : 0;
 }
+
+/* The build parameters of a CU as -D flags (the kernel headers' macros) into buf. */
+static void cu_flags(const struct board_cu *cu, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = 0;
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		int w_ = snprintf(buf + n, len - n, __VA_ARGS__);                                  \
+		if (w_ > 0 && (size_t)w_ < len - n)                                                \
+			n += (size_t)w_;                                                           \
+	} while (0)
+	if (!strcmp(cu->kernel, "fp8_gemm")) {
+		if (cu->tm)
+			ADD(" -DFP8_GEMM_TM=%u -DFP8_GEMM_TN=%u", cu->tm, cu->tn);
+		ADD(" -DFP8_GEMM_AXI_BITS=%u", cu->axi_bits);
+	} else if (!strcmp(cu->kernel, "fp8_gemv")) {
+		if (cu->gemv_rows)
+			ADD(" -DFP8_GEMV_PR=%u", cu->gemv_rows);
+		ADD(" -DFP8_GEMV_AXI_BITS=%u", cu->axi_bits);
+	} else if (!strcmp(cu->kernel, "mla_attn")) {
+		if (cu->lane_macs)
+			ADD(" -DMLA_ATTN_MACS=%u", cu->lane_macs);
+	} else if (!strcmp(cu->kernel, "mla_attn_lanes")) {
+		if (cu->lane_macs)
+			ADD(" -DMLA_LANE_MACS=%u", cu->lane_macs);
+		if (cu->lane_imacs)
+			ADD(" -DMLA_LANE_IMACS=%u", cu->lane_imacs);
+		if (cu->no_fp8)
+			ADD(" -DMLA_LANES_NO_FP8=1");
+	}
+#undef ADD
+}
+
+/* The C sources of a kernel's top (the HLS tree, relative to the repository root). */
+static const char *kernel_sources(const char *kernel)
+{
+	static const struct {
+		const char *kernel, *src;
+	} t[] = {
+	    {"fp8_gemm", "hls/fp8_gemm/fp8_gemm.c"},
+	    {"fp8_gemv", "hls/fp8_gemv/fp8_gemv.c"},
+	    {"vec_ops", "hls/vec_ops/vec_ops.c"},
+	    {"mla_attn", "hls/mla_attn/mla_attn.c"},
+	    {"mla_kv_append", "hls/mla_attn/mla_attn.c"},
+	    {"mla_attn_lanes", "hls/mla_attn/mla_attn_lanes.c,hls/mla_attn/mla_attn.c"},
+	    {"moe_route", "hls/moe_route/moe_route.c"},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (!strcmp(t[i].kernel, kernel))
+			return t[i].src;
+	return NULL;
+}
+
+int bitstream_kernels_write(const struct board_desc *b, const char *src, FILE *out, char *err,
+			    size_t errlen)
+{
+	int rc = bitstream_check(b, src, err, errlen);
+	if (rc)
+		return rc;
+	for (uint32_t c = 0; c < b->n_cus; c++) {
+		uint32_t j;
+		for (j = 0; j < c; j++)
+			if (!strcmp(b->cu[j].kernel, b->cu[c].kernel))
+				break;
+		if (j < c)
+			continue;
+		const char *srcs = kernel_sources(b->cu[c].kernel);
+		if (!srcs) {
+			snprintf(err, errlen, "%s: CU %s: no HLS source for kernel %s", src,
+				 b->cu[c].name, b->cu[c].kernel);
+			return -EINVAL;
+		}
+		char f[256], g[256];
+		cu_flags(&b->cu[c], f, sizeof f);
+		for (j = c + 1; j < b->n_cus; j++) {
+			if (strcmp(b->cu[j].kernel, b->cu[c].kernel))
+				continue;
+			cu_flags(&b->cu[j], g, sizeof g);
+			if (strcmp(f, g)) {
+				snprintf(
+				    err, errlen,
+				    "%s: CUs %s and %s of kernel %s differ in their build "
+				    "parameters (moecard,pe and the like); one .xo serves every "
+				    "CU of a kernel",
+				    src, b->cu[c].name, b->cu[j].name, b->cu[c].kernel);
+				return -EINVAL;
+			}
+		}
+		fprintf(out, "%s %s%s\n", b->cu[c].kernel, srcs, f);
+	}
+	return ferror(out) ? -EIO : 0;
+}

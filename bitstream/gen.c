@@ -3,9 +3,11 @@
  * or the metadata xclbin. make runs it for every board/<card>.dts:
  *   gen cfg    <card>.dtb <out>/connectivity.cfg
  *   gen xclbin <card>.dtb <out>.xclbin
+ *   gen kernels <card>.dtb <out>/kernels.txt (make xclbin: per kernel its sources and -D flags)
  *   gen args                  (the kernel argument table: kernel arg bundle|- offset, one a line)
  * Errors go to stderr as one line naming the file and field; exit 1 on error, 2 on usage.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,9 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	if (argc != 4 || (strcmp(argv[1], "cfg") && strcmp(argv[1], "xclbin"))) {
-		fprintf(stderr, "usage: gen cfg|xclbin BOARD.dtb OUT | gen args\n");
+	if (argc != 4 ||
+	    (strcmp(argv[1], "cfg") && strcmp(argv[1], "xclbin") && strcmp(argv[1], "kernels"))) {
+		fprintf(stderr, "usage: gen cfg|xclbin|kernels BOARD.dtb OUT | gen args\n");
 		return 2;
 	}
 	static struct board_desc b;
@@ -45,6 +48,14 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "cfg")) {
 		rc = bitstream_cfg_write(&b, argv[2], f);
+	} else if (!strcmp(argv[1], "kernels")) {
+		rc = bitstream_kernels_write(&b, argv[2], f, err, sizeof err);
+		if (rc == -EINVAL) {
+			fclose(f);
+			remove(argv[3]);
+			fprintf(stderr, "gen: %s\n", err);
+			return 1;
+		}
 	} else {
 		uint8_t *x = NULL;
 		size_t n = 0;

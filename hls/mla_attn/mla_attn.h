@@ -160,6 +160,11 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
 #ifndef MLA_LANE_IMACS
 #define MLA_LANE_IMACS 256
 #endif
+/* 1: the build leaves the FP8 datapath out (a board tree's moecard,fp8-datapath = <0>); the FP8
+ * mode is then refused with -EINVAL. */
+#ifndef MLA_LANES_NO_FP8
+#define MLA_LANES_NO_FP8 0
+#endif
 #define MLA_MIN_IMACS 128
 #define MLA_MAX_IMACS 4096
 

@@ -369,6 +369,9 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 	int mode = fmt & ~0xFF, fp8 = mode == MLA_ATTN_FP8;
 	fmt &= 0xFF;
 	size_t rbz = mla_record_bytes(fmt, dc, dr);
+	if (fp8 && MLA_LANES_NO_FP8) /* built without the FP8 datapath (a board's fp8-datapath 0) */
+		return -EINVAL;
+	fp8 = fp8 && !MLA_LANES_NO_FP8; /* a constant 0 removes the FP8 loops from such a build */
 	if (!rbz || (mode && !fp8) || (fp8 && fmt != MLA_CACHE_FP8) || L < 1 || L > MLA_MAX_LANES ||
 	    pos < 0 || pos >= MLA_MAX_T || H < 1 || H > MLA_MAX_H || !q_lat || (dr > 0 && !q_pe) ||
 	    !lane || !out)
