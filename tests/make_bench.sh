@@ -55,6 +55,27 @@ for k in sorted(k for k in b if k.startswith('whatif_671b_prefill_')):
 else
   echo "bench: emu prefill runs failed"
 fi
+# --- the 671B decode what-if (ctx 4096, end to end, modeled) on every shipped board, with the
+#     board's resource verdict: the what-if times shapes, so the tiny model's run carries it.
+echo "== 671B decode what-if per board (modeled; resource estimate: moecard info --board)"
+for card in emu u55c u280 v80; do
+  verdict=$("$B/moecard" info --board "$B/board/$card.dtb" 2>/dev/null | awk '
+    /fraction of the part/ { f = "DSP " $5 ", BRAM36 " $6 ", URAM " $7 ", LUT " $8 }
+    /verdict:/ { sub(/^ *verdict: */, ""); v = $0 } END { print "estimate " f ": " v }')
+  "$B/moecard" bench --model "$B/models/tiny" --backend emu --board "$B/board/$card.dtb" \
+    --prompt-len 1 --gen 1 --json 2>/dev/null | tail -1 | /usr/bin/python3 -c "
+import json, sys
+d = json.loads(sys.stdin.read())
+f8 = ''
+if 'whatif_671b_fp8attn_modeled_e2e_ms_per_tok' in d:
+  f8 = '; FP8 attention%s %.1f ms (%.1f%%)' % ('' if d.get('whatif_671b_fp8attn_built', 1) else ' (not built: a what-if)',
+    d['whatif_671b_fp8attn_modeled_e2e_ms_per_tok'], 100 * d['whatif_671b_fp8attn_modeled_hbm_roofline_frac'])
+print('%-5s %8.1f ms/token end to end, %5.1f%% of the HBM roofline (GEMVs %.1f ms, attention %.1f ms)%s' % (
+  sys.argv[1], d['whatif_671b_modeled_e2e_ms_per_tok'], 100 * d['whatif_671b_modeled_hbm_roofline_frac'],
+  d['whatif_671b_gemv_ms'], d['whatif_671b_attn_ms'], f8))
+print('      %s' % sys.argv[2])
+" "$card" "$verdict" || echo "bench: 671B what-if on $card failed"
+done
 # --- expert cache: routed experts in host memory, card slots.
 # (1) On mid through the emulated card (the real implementation: firmware command lists, DMA_FILL
 #     with fences, host execution of misses): hit rate, DMA bytes/token, DMA time hidden, modeled
