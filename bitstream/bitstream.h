@@ -63,6 +63,10 @@ int bitstream_arg_bank(const struct board_desc *b, uint32_t cu, uint32_t argi);
  */
 int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out);
 
+/* bitstream_kernel_first - 1 when CU c is the first CU of its kernel in b (the CUs a per-kernel
+ * listing starts from), else 0. */
+int bitstream_kernel_first(const struct board_desc *b, uint32_t c);
+
 /*
  * bitstream_kernels_write - what `make xclbin` compiles for b: one line per kernel the tree
  * instantiates, "<kernel> <source.c>[,<source.c>] [-DNAME=V ...]", the build parameters from the

@@ -66,6 +66,14 @@ int bitstream_arg_bank(const struct board_desc *b, uint32_t cu, uint32_t argi)
 	return p < 0 ? -EINVAL : (int)b->cu[cu].port_bank[p];
 }
 
+int bitstream_kernel_first(const struct board_desc *b, uint32_t c)
+{
+	for (uint32_t j = 0; j < c; j++)
+		if (!strcmp(b->cu[j].kernel, b->cu[c].kernel))
+			return 0;
+	return 1;
+}
+
 int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out)
 {
 	char err[BOARD_ERR_MAX];
@@ -78,13 +86,9 @@ int bitstream_cfg_write(const struct board_desc *b, const char *src, FILE *out)
 		b->model, b->card, src, b->platform);
 	/* nk=<kernel>:<count>:<cu1>.<cu2>... in first-appearance order of the kernels */
 	for (uint32_t c = 0; c < b->n_cus; c++) {
-		uint32_t j;
-		for (j = 0; j < c; j++)
-			if (!strcmp(b->cu[j].kernel, b->cu[c].kernel))
-				break;
-		if (j < c)
+		if (!bitstream_kernel_first(b, c))
 			continue;
-		uint32_t n = 0;
+		uint32_t n = 0, j;
 		for (j = c; j < b->n_cus; j++)
 			n += !strcmp(b->cu[j].kernel, b->cu[c].kernel);
 		fprintf(out, "nk=%s:%u:", b->cu[c].kernel, n);
@@ -178,11 +182,7 @@ int bitstream_kernels_write(const struct board_desc *b, const char *src, FILE *o
 	if (rc)
 		return rc;
 	for (uint32_t c = 0; c < b->n_cus; c++) {
-		uint32_t j;
-		for (j = 0; j < c; j++)
-			if (!strcmp(b->cu[j].kernel, b->cu[c].kernel))
-				break;
-		if (j < c)
+		if (!bitstream_kernel_first(b, c))
 			continue;
 		const char *srcs = kernel_sources(b->cu[c].kernel);
 		if (!srcs) {
@@ -192,7 +192,7 @@ int bitstream_kernels_write(const struct board_desc *b, const char *src, FILE *o
 		}
 		char f[256], g[256];
 		cu_flags(&b->cu[c], f, sizeof f);
-		for (j = c + 1; j < b->n_cus; j++) {
+		for (uint32_t j = c + 1; j < b->n_cus; j++) {
 			if (strcmp(b->cu[j].kernel, b->cu[c].kernel))
 				continue;
 			cu_flags(&b->cu[j], g, sizeof g);

@@ -190,11 +190,7 @@ static void sec_xml(const struct board_desc *b, struct buf *s)
 	    "clockFreq=\"%uMHz\" numComputeUnits=\"%u\">\n",
 	    b->card, b->platform, b->part, b->clock[b->cu[0].clock].freq_hz / 1000000u, b->n_cus);
 	for (uint32_t c = 0; c < b->n_cus; c++) {
-		uint32_t j;
-		for (j = 0; j < c; j++)
-			if (!strcmp(b->cu[j].kernel, b->cu[c].kernel))
-				break;
-		if (j < c)
+		if (!bitstream_kernel_first(b, c))
 			continue; /* one <kernel> per kernel, listing all its instances */
 		const struct bitstream_kernel *k = bitstream_kernel_find(b->cu[c].kernel);
 		buf_printf(
@@ -234,7 +230,7 @@ static void sec_xml(const struct board_desc *b, struct buf *s)
 		}
 		buf_printf(s, "          <compileWorkGroupSize x=\"1\" y=\"1\" z=\"1\"/>\n"
 			      "          <maxWorkGroupSize x=\"1\" y=\"1\" z=\"1\"/>\n");
-		for (j = c; j < b->n_cus; j++)
+		for (uint32_t j = c; j < b->n_cus; j++)
 			if (!strcmp(b->cu[j].kernel, k->name))
 				buf_printf(s,
 					   "          <instance name=\"%s\">\n"

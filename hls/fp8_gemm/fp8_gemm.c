@@ -241,6 +241,21 @@ gemm_mac:
 	}
 }
 
+/* The epilogue after the SiLU pair (fp8_gemm.h's order) on output o of row m: accumulate,
+ * residual, the store. */
+static void gemm_out(void *y, const float *res, const float *route_w, size_t o, int m, float v,
+		     uint32_t flags, int ybf)
+{
+	if (flags & FP8_GEMM_ACCUM)
+		v = ((float *)y)[o] + route_w[m] * v;
+	if (flags & FP8_GEMM_RESIDUAL)
+		v = v + res[o];
+	if (ybf)
+		((uint16_t *)y)[o] = f32_to_bf16(v);
+	else
+		((float *)y)[o] = v;
+}
+
 /* Writes the mb x cols output tile with the epilogue of fp8_gemm.h. */
 static void gemm_store(const float acc[2][G_MB][G_TN], void *y, const float *res, const float *route_w,
 		       int N, int ldy, int m0, int mb, int n0, uint32_t flags)
@@ -262,16 +277,9 @@ static void gemm_store(const float acc[2][G_MB][G_TN], void *y, const float *res
 					int c = c0 + e;
 					if (c >= cols)
 						continue;
-					size_t o = (size_t)(m0 + r) * ldy + n0 + c;
-					float v = hls_siluf(acc[0][r][c]) * acc[1][r][c];
-					if (flags & FP8_GEMM_ACCUM)
-						v = ((float *)y)[o] + route_w[m0 + r] * v;
-					if (flags & FP8_GEMM_RESIDUAL)
-						v = v + res[o];
-					if (ybf)
-						((uint16_t *)y)[o] = f32_to_bf16(v);
-					else
-						((float *)y)[o] = v;
+					gemm_out(y, res, route_w, (size_t)(m0 + r) * ldy + n0 + c,
+						 m0 + r, hls_siluf(acc[0][r][c]) * acc[1][r][c],
+						 flags, ybf);
 				}
 			}
 		}
@@ -289,16 +297,8 @@ store_row:
 				int c = b * per_beat + e;
 				if (c >= cols)
 					continue;
-				size_t o = (size_t)(m0 + r) * ldy + n0 + c;
-				float v = acc[0][r][c];
-				if (flags & FP8_GEMM_ACCUM)
-					v = ((float *)y)[o] + route_w[m0 + r] * v;
-				if (flags & FP8_GEMM_RESIDUAL)
-					v = v + res[o];
-				if (ybf)
-					((uint16_t *)y)[o] = f32_to_bf16(v);
-				else
-					((float *)y)[o] = v;
+				gemm_out(y, res, route_w, (size_t)(m0 + r) * ldy + n0 + c, m0 + r,
+					 acc[0][r][c], flags, ybf);
 			}
 		}
 	}

@@ -419,6 +419,18 @@ gemv_mac:
 	}
 }
 
+/* The epilogue after the SiLU pair on output byte offset o: accumulate (route weight rw),
+ * residual, the store (into the residual stream with RES_OUT). */
+static void v_out(uint8_t *act, const struct fp8_gemv_grp *g, uint64_t o, float rw, float v)
+{
+	uint32_t f = g->flags;
+	if (f & FP8_GEMV_ACCUM)
+		v = v_rdf(act + g->y_off + o) + rw * v;
+	if (f & FP8_GEMV_RESIDUAL)
+		v = v + v_rdf(act + g->res_off + o);
+	v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o, v);
+}
+
 /* Writes a tile's outputs (rows [n0, n0 + rows) of y for each x row) with the epilogue. */
 static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, int rows,
 		    const float acc[2][FP8_GEMV_MAX_M][V_R])
@@ -438,14 +450,8 @@ static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, i
 					int r = r0 + e;
 					if (r >= rows)
 						continue;
-					uint64_t o = ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4;
-					float v = hls_siluf(acc[0][i][r]) * acc[1][i][r];
-					if (f & FP8_GEMV_ACCUM)
-						v = v_rdf(act + g->y_off + o) + rw * v;
-					if (f & FP8_GEMV_RESIDUAL)
-						v = v + v_rdf(act + g->res_off + o);
-					v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o,
-					      v);
+					v_out(act, g, ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4, rw,
+					      hls_siluf(acc[0][i][r]) * acc[1][i][r]);
 				}
 			}
 		}
@@ -463,13 +469,8 @@ store_row:
 				int r = b * V_LANES + e;
 				if (r >= rows)
 					continue;
-				uint64_t o = ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4;
-				float v = acc[0][i][r];
-				if (f & FP8_GEMV_ACCUM)
-					v = v_rdf(act + g->y_off + o) + rw * v;
-				if (f & FP8_GEMV_RESIDUAL)
-					v = v + v_rdf(act + g->res_off + o);
-				v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o, v);
+				v_out(act, g, ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4, rw,
+				      acc[0][i][r]);
 			}
 		}
 	}
