@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "load/ckpt.h"
 #include "model/kernels.h"
+#include "sched/card_engine.h"
 #include "sched/expert_cache.h"
 #include "hls/fp8_gemv/fp8_gemv.h"
 #include "prof/prof.h"
@@ -200,6 +201,10 @@ struct ee {
 	 * rates, tok/s */
 	int pf_loop;
 	double pf_rule_batched, pf_rule_loop;
+	/* the rule's what-if and its prompt length (0: none ran), which --stats reuses when it asks
+	 * for the same length */
+	struct card_pf_whatif pf_rule_w;
+	int pf_rule_T;
 	struct ee_pf pf; /* its buffers and statistics */
 	/* host */
 	struct pool *pool;

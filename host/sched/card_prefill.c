@@ -83,6 +83,7 @@ int card_pf_rule(struct ee *e)
 	const char *v = getenv("MOECARD_CARD_PREFILL");
 	struct card_pf_whatif w;
 	e->pf_loop = 0;
+	e->pf_rule_T = 0;
 	if (!e->pf_on || e->dry || (v && !strcmp(v, "1")))
 		return 0;
 	int r = card_engine_whatif_prefill(e->c, e->be, e->pf.chunk, &w);
@@ -90,6 +91,8 @@ int card_pf_rule(struct ee *e)
 		return 0;
 	if (r)
 		return r;
+	e->pf_rule_w = w;
+	e->pf_rule_T = e->pf.chunk;
 	if (w.loop_tok_s > w.tok_s) {
 		e->pf_loop = 1;
 		e->pf_rule_batched = w.tok_s;

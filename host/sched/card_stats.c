@@ -561,7 +561,13 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 	/* the dry what-if of a prompt of 512 tokens of this model (the same lists, no weights) */
 	struct card_pf_whatif w = {0};
 	int wt = 512;
-	int hw = e->pf_on && !card_engine_whatif_prefill(e->c, e->be, wt, &w);
+	int hw = 0;
+	if (e->pf_on && e->pf_rule_T == wt) { /* the prefill rule's, at open */
+		w = e->pf_rule_w;
+		hw = 1;
+	} else if (e->pf_on) {
+		hw = !card_engine_whatif_prefill(e->c, e->be, wt, &w);
+	}
 	if (json) {
 		if (hw)
 			fprintf(out,
