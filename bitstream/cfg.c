@@ -151,6 +151,8 @@ static void cu_flags(const struct board_cu *cu, char *buf, size_t len)
 			ADD(" -DMLA_LANE_IMACS=%u", cu->lane_imacs);
 		if (cu->no_fp8)
 			ADD(" -DMLA_LANES_NO_FP8=1");
+		if (cu->lane_passes > 1)
+			ADD(" -DMLA_LANE_PASSES=%u", cu->lane_passes);
 	}
 #undef ADD
 }

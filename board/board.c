@@ -402,6 +402,17 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 		return fail(c, node, "moecard,fp8-datapath", -BOARD_EBADVALUE, "%u is not 0 or 1",
 			    fp8);
 	k->no_fp8 = rc == 0 && fp8 == 0;
+	if ((rc = get_u32(c, node, "moecard,lane-passes", 1, &k->lane_passes)) < 0)
+		return rc;
+	if (k->lane_passes > 16 || (k->lane_passes & (k->lane_passes - 1)))
+		return fail(c, node, "moecard,lane-passes", -BOARD_EBADVALUE,
+			    "%u is not a power of two in 1..16", k->lane_passes);
+	if (k->lane_passes > 1 && !k->no_fp8)
+		return fail(
+		    c, node, "moecard,lane-passes", -BOARD_EBADVALUE,
+		    "%u head passes need moecard,fp8-datapath = <0> (the FP8 datapath takes "
+		    "every head at once)",
+		    k->lane_passes);
 	if ((rc = get_u32(c, node, "moecard,gemv-rows", 1, &k->gemv_rows)) < 0)
 		return rc;
 	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
@@ -856,6 +867,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 				u->lane_macs);
 		if (u->lane_imacs)
 			fprintf(out, " %u int MACs/lane", u->lane_imacs);
+		if (u->lane_passes > 1)
+			fprintf(out, " %u head passes", u->lane_passes);
 		if (u->no_fp8)
 			fprintf(out, " no FP8 datapath");
 		for (uint32_t p = 0; p < u->n_ports; p++) {

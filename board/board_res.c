@@ -271,7 +271,8 @@ static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *
  * of LHP exp units a lane, shared by the corrections and the p values: ml_lane's ALLOCATION), the
  * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for the weights,
  * MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
- * [MLA_MAX_H][dc] f32 in URAM read max(lane_macs, MLA_MW) words per cycle (two per 72-bit word),
+ * [MLA_MAX_H / head passes][dc] f32 read max(lane_macs, MLA_MW) words per cycle (two per 72-bit
+ * word), in URAM, or BRAM36 when a bank fits one (moecard,lane-passes),
  * the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. With the FP8
  * datapath unless the tree says moecard,fp8-datapath = <0> (res_lanes_fp8). */
 static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
@@ -290,9 +291,12 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	add_fma(r, fam, (uint64_t)MLA_MERGE_LANES * (MLA_MW + 1));
 	add_recip(r, fam, MLA_MW);
 	add_mul(r, fam, MLA_MW);
+	/* the accumulators of one head pass, in URAM unless a bank fits one BRAM36 */
+	uint64_t passes = cu->lane_passes ? cu->lane_passes : MLA_LANE_PASSES;
+	uint64_t accb = (uint64_t)MLA_MAX_H / passes * MLA_MAX_DC * 4;
+	uint64_t accn = cdiv(macs > MLA_MW ? macs : MLA_MW, 2);
 	for (uint64_t l = 0; l < L; l++) {
-		add_mem(r, (uint64_t)MLA_MAX_H * MLA_MAX_DC * 4,
-			cdiv(macs > MLA_MW ? macs : MLA_MW, 2), 1);
+		add_mem(r, accb, accn, cdiv(accb * 8, accn) > BRAM36_BITS);
 		add_mem(r, MLA_TB * dk * 4, cdiv(lde, 2), 0);
 		add_mem(r, 4 * dk, 1, 0);
 	}

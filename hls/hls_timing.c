@@ -6,6 +6,7 @@
 #include "hls_timing.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
 #include "hls/fp8_gemv/fp8_gemv.h"
+#include "hls/mla_attn/mla_attn.h"
 
 void hls_build_default(struct hls_build *b)
 {
@@ -21,4 +22,5 @@ void hls_build_default(struct hls_build *b)
 	b->depth_vec = 10;    /* a short f32 op chain */
 	b->depth_exp = 24;    /* hls_expf / hls_rsqrtf / f32 divide */
 	b->gemv_rows = FP8_GEMV_PR;
+	b->lane_passes = MLA_LANE_PASSES;
 }

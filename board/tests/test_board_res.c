@@ -127,13 +127,24 @@ static void test_monotonic(void **state)
 			a = r;
 		}
 		struct board_cu ln = desc.cu[cu_of(&desc, "mla_attn_lanes")];
+		/* two head passes put 64 MACs a lane's accumulator banks (4 KB) in BRAM36s instead
+		 * of URAMs */
+		ln.lane_macs = 64;
+		ln.lane_passes = 1;
+		assert_int_equal(board_res_cu(&desc, &ln, NULL, &a), 0);
+		ln.lane_passes = 2;
+		assert_int_equal(board_res_cu(&desc, &ln, NULL, &r), 0);
+		assert_true(r.uram < a.uram && r.bram36 > a.bram36 && r.dsp == a.dsp);
+		/* one pass, wider: more DSPs, LUTs and memory blocks (past 64 MACs the banks are small
+		 * enough for BRAM36s: URAMs give way to more BRAM36s) */
+		ln.lane_passes = 1;
 		ln.lane_macs = 1;
 		assert_int_equal(board_res_cu(&desc, &ln, NULL, &a), 0);
 		for (uint32_t m = 2; m <= 512; m *= 2) {
 			ln.lane_macs = m;
 			assert_int_equal(board_res_cu(&desc, &ln, NULL, &r), 0);
 			assert_true(r.dsp > a.dsp);
-			assert_true(r.lut >= a.lut && r.uram >= a.uram);
+			assert_true(r.lut >= a.lut && r.uram + r.bram36 >= a.uram + a.bram36);
 			a = r;
 		}
 		/* fewer lanes (ports) cost less */

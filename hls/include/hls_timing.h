@@ -28,6 +28,7 @@ struct hls_build {
 	int depth_vec;	 /* depth of a vec_ops / mla_attn element loop (f32 op chain) */
 	int depth_exp;	 /* depth of an exp/rsqrt/divide unit */
 	int gemv_rows;	 /* fp8_gemv rows of x multiplied per cycle (FP8_GEMV_PR; 0: that) */
+	int lane_passes; /* mla_attn_lanes head passes (MLA_LANE_PASSES; 0: that) */
 };
 
 /* vec_ops lanes and the mla_attn head group / lanes / chunk are compiled in (VEC_LANES, MLA_HG,

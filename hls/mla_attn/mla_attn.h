@@ -76,7 +76,8 @@ struct mla_attn_cost {
 	uint64_t macs;		 /* score and weighted-sum MACs */
 	uint64_t cycles;	 /* modeled cycles */
 	uint64_t lane_bytes_max; /* mla_attn_lanes: cache bytes the busiest lane read */
-	uint64_t lane_cycles;	 /* mla_attn_lanes: cycles of the slowest lane (its stream stage) */
+	uint64_t lane_cycles;	 /* mla_attn_lanes: cycles of the slowest lane (its stream stage),
+				    summed over the head passes */
 };
 
 /* Timing models (hls/README.md): per query and head group, chunks of max(load, score + softmax
@@ -160,6 +161,17 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
 #ifndef MLA_LANE_IMACS
 #define MLA_LANE_IMACS 256
 #endif
+/*
+ * Head passes of mla_attn_lanes (a build parameter; a board tree gives its own with
+ * moecard,lane-passes): a lane's accumulators hold the heads of one pass, [MLA_MAX_H / passes]
+ * [dc], and the lanes run the passes one after another, each pass reading the lane's cache blocks
+ * again and merging its own heads. The f32 datapath only (the FP8 one takes every head at once:
+ * a build of more than one pass refuses it). The sums do not change.
+ */
+#ifndef MLA_LANE_PASSES
+#define MLA_LANE_PASSES 1
+#endif
+
 /* 1: the build leaves the FP8 datapath out (a board tree's moecard,fp8-datapath = <0>); the FP8
  * mode is then refused with -EINVAL. */
 #ifndef MLA_LANES_NO_FP8

@@ -357,9 +357,10 @@ uint64_t mla_lanes_bytes(int T, int L, int fmt, int dc, int dr)
 	return (nblk + (uint64_t)L - 1) / (uint64_t)L * MLA_TB * rb;
 }
 
-int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
-		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
-		       float scale)
+/* mla_attn_lanes_run in P head passes (MLA_LANE_PASSES in the build; the tests run others). */
+static int ml_run(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
+		  uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt, float scale,
+		  int P)
 {
 #pragma HLS ARRAY_PARTITION variable=ml_acc complete dim=1
 #pragma HLS ARRAY_PARTITION variable=ml_kv complete dim=1
@@ -369,7 +370,9 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
 	int mode = fmt & ~0xFF, fp8 = mode == MLA_ATTN_FP8;
 	fmt &= 0xFF;
 	size_t rbz = mla_record_bytes(fmt, dc, dr);
-	if (fp8 && MLA_LANES_NO_FP8) /* built without the FP8 datapath (a board's fp8-datapath 0) */
+	/* built without the FP8 datapath (a board's fp8-datapath 0), or with more than one head
+	 * pass (the FP8 datapath needs every head's accumulators at once) */
+	if (fp8 && (MLA_LANES_NO_FP8 || P > 1))
 		return -EINVAL;
 	fp8 = fp8 && !MLA_LANES_NO_FP8; /* a constant 0 removes the FP8 loops from such a build */
 	if (!rbz || (mode && !fp8) || (fp8 && fmt != MLA_CACHE_FP8) || L < 1 || L > MLA_MAX_LANES ||
@@ -414,67 +417,83 @@ lanes_qquant:
 				ml_qf[h][i] = e4m3_decode_fixed(e4m3_encode(ml_q[h][i] / sq));
 			}
 		}
-	int ng = ml_cdiv(H, ML_LHP), S = ml_split(nl, L, ng, fp8);
-lanes_run:
-	for (int u = 0; u < nl * S; u++) {
-#pragma HLS UNROLL
-		int li = u % nl, k = u / nl;
-		ml_lane(lane[li] + cache_off, li, u, k, k * ng / S, (k + 1) * ng / S, L, T, H, dc, dr,
-			fmt, fp8, scale, rb);
-	}
-	/* the merge, MLA_MERGE_LANES lanes a pass: each pass over the heads (and, for the outputs,
-	 * their beats) carries a head's chains to the next, so no pass waits on its own adds */
+	int ng = ml_cdiv(H, ML_LHP), np = ml_min(P > 1 ? P : 1, ng);
+	/* the merge adds MLA_MERGE_LANES lanes a pass: each pass over the heads (and, for the
+	 * outputs, their beats) carries a head's chains to the next, so no pass waits on its own
+	 * adds */
 	int npass = ml_cdiv(nl, MLA_MERGE_LANES);
-lanes_max:
-	for (int h = 0; h < H; h++) {
-#pragma HLS PIPELINE II=1
-		HLS_CNT(HLS_L_LATT_WEIGHT);
-		float M = e4m3_bits_f32(0xFF800000u);
-		for (int i = 0; i < nl; i++)
-			M = ml_m[i][h] > M ? ml_m[i][h] : M;
-		ml_mm[h] = M;
-	}
-lanes_weight:
-	for (int ps = 0; ps < npass; ps++)
-		for (int h = 0; h < H; h++) {
+lanes_heads: /* the head passes: groups [gp0, gp1) of ML_LHP heads, heads [hp0, hp1) */
+	for (int p = 0; p < np; p++) {
+		int gp0 = p * ng / np, gp1 = (p + 1) * ng / np, ngp = gp1 - gp0;
+		int hp0 = gp0 * ML_LHP, hp1 = ml_min(gp1 * ML_LHP, H);
+		int S = ml_split(nl, L, ngp, fp8);
+	lanes_run:
+		for (int u = 0; u < nl * S; u++) {
+#pragma HLS UNROLL
+			int li = u % nl, k = u / nl;
+			ml_lane(lane[li] + cache_off, li, u, k, gp0 + k * ngp / S,
+				gp0 + (k + 1) * ngp / S, L, T, H, dc, dr, fmt, fp8, scale, rb);
+		}
+	lanes_max:
+		for (int h = hp0; h < hp1; h++) {
 #pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_LATT_WEIGHT);
-			float ls = ml_lsum[h];
-			for (int ii = 0; ii < MLA_MERGE_LANES; ii++) {
-				int i = ps * MLA_MERGE_LANES + ii;
-				if (i >= nl)
-					continue;
-				float w = hls_expf(ml_m[i][h] - ml_mm[h]);
-				ml_w[h][i] = w;
-				ls = i == 0 ? ml_l[i][h] * w : ls + ml_l[i][h] * w;
-			}
-			ml_lsum[h] = ls;
+			float M = e4m3_bits_f32(0xFF800000u);
+			for (int i = 0; i < nl; i++)
+				M = ml_m[i][h] > M ? ml_m[i][h] : M;
+			ml_mm[h] = M;
 		}
-	/* lane 0's accumulator holds the running sums (it is not read again) */
-lanes_merge:
-	for (int ps = 0; ps < npass; ps++)
-		for (int h = 0; h < H; h++)
-			for (int b = 0; b < ncb; b++) {
+	lanes_weight:
+		for (int ps = 0; ps < npass; ps++)
+			for (int h = hp0; h < hp1; h++) {
 #pragma HLS PIPELINE II=1
-				HLS_CNT(HLS_L_LATT_MERGE);
-				for (int e = 0; e < MLA_MW; e++) {
-					int i = b * MLA_MW + e;
-					if (i >= dc)
+				HLS_CNT(HLS_L_LATT_WEIGHT);
+				float ls = ml_lsum[h];
+				for (int ii = 0; ii < MLA_MERGE_LANES; ii++) {
+					int i = ps * MLA_MERGE_LANES + ii;
+					if (i >= nl)
 						continue;
-					float a = ml_acc[0][h][i];
-					for (int kk = 0; kk < MLA_MERGE_LANES; kk++) {
-						int k = ps * MLA_MERGE_LANES + kk;
-						if (k >= nl)
-							continue;
-						a = k == 0 ? a * ml_w[h][0] : a + ml_acc[k][h][i] * ml_w[h][k];
-					}
-					if (ps == npass - 1)
-						out[(size_t)h * dc + i] = a / ml_lsum[h];
-					else
-						ml_acc[0][h][i] = a;
+					float w = hls_expf(ml_m[i][h] - ml_mm[h]);
+					ml_w[h][i] = w;
+					ls = i == 0 ? ml_l[i][h] * w : ls + ml_l[i][h] * w;
 				}
+				ml_lsum[h] = ls;
 			}
+		/* lane 0's accumulator holds the running sums (it is not read again) */
+	lanes_merge:
+		for (int ps = 0; ps < npass; ps++)
+			for (int h = hp0; h < hp1; h++)
+				for (int b = 0; b < ncb; b++) {
+#pragma HLS PIPELINE II=1
+					HLS_CNT(HLS_L_LATT_MERGE);
+					for (int e = 0; e < MLA_MW; e++) {
+						int i = b * MLA_MW + e;
+						if (i >= dc)
+							continue;
+						float a = ml_acc[0][h][i];
+						for (int kk = 0; kk < MLA_MERGE_LANES; kk++) {
+							int k = ps * MLA_MERGE_LANES + kk;
+							if (k >= nl)
+								continue;
+							a = k == 0 ? a * ml_w[h][0]
+								   : a + ml_acc[k][h][i] * ml_w[h][k];
+						}
+						if (ps == npass - 1)
+							out[(size_t)h * dc + i] = a / ml_lsum[h];
+						else
+							ml_acc[0][h][i] = a;
+					}
+				}
+	}
 	return 0;
+}
+
+int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *const *lane, int L,
+		       uint64_t cache_off, float *out, int pos, int H, int dc, int dr, int fmt,
+		       float scale)
+{
+	return ml_run(q_lat, q_pe, lane, L, cache_off, out, pos, H, dc, dr, fmt, scale,
+		      MLA_LANE_PASSES);
 }
 
 /* One row's query split into the kernel's q_lat / q_pe (on chip: the q broadcast's buffer). */
@@ -662,56 +681,70 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 		c->it[HLS_L_LATT_QQUANT] = Hu * (uint64_t)dc / MLA_TB;
 		cyc += c->it[HLS_L_LATT_QQUANT] + bd->depth_exp;
 	}
-	/* lanes in parallel: per chunk max(load, compute) after the first chunk's exposed load; at
-	 * short contexts S units share an owner's blocks by head groups (ml_split), the helpers
-	 * receiving each decoded chunk by broadcast instead of loading it */
-	uint64_t S = (uint64_t)ml_split((int)nl, L, (int)ng, fp8);
+	/* the head passes (f32 datapath): each runs the lanes over its head groups, then merges
+	 * its heads */
+	uint64_t np = fp8 ? 1 : (uint64_t)(bd->lane_passes > 1 ? bd->lane_passes : 1);
+	np = np < ng ? np : ng;
 	uint64_t dbeats = hls_cdiv64((uint64_t)(dc + dr), MLA_MW);
-	for (uint64_t u = 0; u < nl * S; u++) {
-		uint64_t li = u % nl, k = u / nl, g0 = k * ng / S, g1 = (k + 1) * ng / S;
-		uint64_t ngk = g1 - g0;
-		uint64_t lc = bd->mem_latency, lb = 0;
-		for (uint64_t b = li; b < nblk; b += (uint64_t)L) {
-			uint64_t tb = (b + 1) * MLA_TB <= T ? MLA_TB : T - b * MLA_TB;
-			uint64_t ld = k ? 0 : tb * rbeats, sc = ngk * nsb * tb * sub, sm = 2 * tb * ngk;
-			uint64_t bc = k ? tb * dbeats : 0;
-			uint64_t ac = fp8 ? 0 : ngk * tb * nbc * sub;
-			uint64_t isc = fp8 ? ngi * ngq * tb : 0, wq = fp8 ? Hu * ngq : 0;
-			uint64_t iac = fp8 ? Hu * (uint64_t)dc / lpc : 0;
-			uint64_t comp = sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
-			/* FP8: integer score (its f32 scaling drains once), weight quantization (a
-			 * divider), integer weighted sum (its f32 update drains once) */
-			if (fp8)
-				comp += isc + wq + iac + 2 * (uint64_t)bd->depth_scale + bd->depth_exp;
-			uint64_t load = k ? bc : hls_max64(ld, hls_mem_cycles(bd, tb * rb));
-			if (b == li)
-				lc += load;
-			lc += hls_max64(load, comp);
-			lb += k ? 0 : tb * rb;
-			c->it[HLS_L_LATT_LOAD] += ld;
-			c->it[HLS_L_LATT_BCAST] += bc;
-			c->it[HLS_L_LATT_SCORE] += sc;
-			c->it[HLS_L_LATT_SOFTMAX] += sm;
-			c->it[HLS_L_LATT_ACC] += ac;
-			c->it[HLS_L_LATT_ISCORE] += isc;
-			c->it[HLS_L_LATT_WQUANT] += wq;
-			c->it[HLS_L_LATT_IACC] += iac;
+	uint64_t npass = hls_cdiv64(nl, MLA_MERGE_LANES); /* the merge's lane passes */
+	uint64_t lane_b[MLA_MAX_LANES] = {0}; /* cache bytes each lane reads over the passes */
+	for (uint64_t p = 0; p < np; p++) {
+		uint64_t gp0 = p * ng / np, gp1 = (p + 1) * ng / np, ngp = gp1 - gp0;
+		uint64_t hp = (gp1 * lhp < Hu ? gp1 * lhp : Hu) - gp0 * lhp, pass_cycles = 0;
+		/* lanes in parallel: per chunk max(load, compute) after the first chunk's exposed
+		 * load; at short contexts S units share an owner's blocks by head groups (ml_split),
+		 * the helpers receiving each decoded chunk by broadcast instead of loading it */
+		uint64_t S = (uint64_t)ml_split((int)nl, L, (int)ngp, fp8);
+		for (uint64_t u = 0; u < nl * S; u++) {
+			uint64_t li = u % nl, k = u / nl, ngk = (k + 1) * ngp / S - k * ngp / S;
+			uint64_t lc = bd->mem_latency, lb = 0;
+			for (uint64_t b = li; b < nblk; b += (uint64_t)L) {
+				uint64_t tb = (b + 1) * MLA_TB <= T ? MLA_TB : T - b * MLA_TB;
+				uint64_t ld = k ? 0 : tb * rbeats, sc = ngk * nsb * tb * sub;
+				uint64_t sm = 2 * tb * ngk, bc = k ? tb * dbeats : 0;
+				uint64_t ac = fp8 ? 0 : ngk * tb * nbc * sub;
+				uint64_t isc = fp8 ? ngi * ngq * tb : 0, wq = fp8 ? Hu * ngq : 0;
+				uint64_t iac = fp8 ? Hu * (uint64_t)dc / lpc : 0;
+				uint64_t comp =
+				    sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+				/* FP8: integer score (its f32 scaling drains once), weight
+				 * quantization (a divider), integer weighted sum (its f32 update
+				 * drains once) */
+				if (fp8)
+					comp += isc + wq + iac + 2 * (uint64_t)bd->depth_scale +
+						bd->depth_exp;
+				uint64_t load = k ? bc : hls_max64(ld, hls_mem_cycles(bd, tb * rb));
+				if (b == li)
+					lc += load;
+				lc += hls_max64(load, comp);
+				lb += k ? 0 : tb * rb;
+				c->it[HLS_L_LATT_LOAD] += ld;
+				c->it[HLS_L_LATT_BCAST] += bc;
+				c->it[HLS_L_LATT_SCORE] += sc;
+				c->it[HLS_L_LATT_SOFTMAX] += sm;
+				c->it[HLS_L_LATT_ACC] += ac;
+				c->it[HLS_L_LATT_ISCORE] += isc;
+				c->it[HLS_L_LATT_WQUANT] += wq;
+				c->it[HLS_L_LATT_IACC] += iac;
+			}
+			c->bytes += lb;
+			lane_b[li] += lb;
+			c->lane_bytes_max = hls_max64(c->lane_bytes_max, lane_b[li]);
+			pass_cycles = hls_max64(pass_cycles, lc);
 		}
-		c->bytes += lb;
-		c->lane_bytes_max = hls_max64(c->lane_bytes_max, lb);
-		c->lane_cycles = hls_max64(c->lane_cycles, lc);
+		c->lane_cycles += pass_cycles;
+		cyc += pass_cycles;
+		/* merge weights: per head the max over the lanes, then passes of MLA_MERGE_LANES
+		 * exps and multiply-adds over the heads */
+		c->it[HLS_L_LATT_WEIGHT] += hp + npass * hp;
+		cyc += hp + npass * hp + bd->depth_exp + 2 * MLA_MERGE_LANES * (uint64_t)bd->depth_vec;
+		/* merge + normalize + store: passes of MLA_MERGE_LANES lanes' MLA_MW elements of one
+		 * head a cycle, the last bounded by the out bank */
+		c->it[HLS_L_LATT_MERGE] += npass * hp * ncb;
+		cyc += (npass - 1) * hp * ncb +
+		       hls_max64(hp * ncb, hls_mem_cycles(bd, hp * (uint64_t)dc * 4)) +
+		       MLA_MERGE_LANES * (uint64_t)bd->depth_vec + bd->depth_exp;
 	}
-	cyc += c->lane_cycles;
-	/* merge weights: per head the max over the lanes, then passes of MLA_MERGE_LANES exps and
-	 * multiply-adds over the heads */
-	uint64_t npass = hls_cdiv64(nl, MLA_MERGE_LANES);
-	c->it[HLS_L_LATT_WEIGHT] = Hu + npass * Hu;
-	cyc += Hu + npass * Hu + bd->depth_exp + 2 * MLA_MERGE_LANES * (uint64_t)bd->depth_vec;
-	/* merge + normalize + store: passes of MLA_MERGE_LANES lanes' MLA_MW elements of one head a
-	 * cycle, the last bounded by the out bank */
-	c->it[HLS_L_LATT_MERGE] = npass * Hu * ncb;
-	cyc += (npass - 1) * Hu * ncb + hls_max64(Hu * ncb, hls_mem_cycles(bd, obytes)) +
-	       MLA_MERGE_LANES * (uint64_t)bd->depth_vec + bd->depth_exp;
 	c->bytes += qbytes + obytes;
 	c->macs = Hu * T * (uint64_t)(2 * dc + dr);
 	c->cycles = cyc;

@@ -103,6 +103,8 @@ static void tc_lanes_grid(const struct hls_build *b)
 					for (int fi = 0; fi < 4; fi++) {
 						int fmt = fi < 3 ? fi : MLA_CACHE_FP8;
 						int mode = fi < 3 ? MLA_ATTN_F32 : MLA_ATTN_FP8;
+						if (mode == MLA_ATTN_FP8 && MLA_LANE_PASSES > 1)
+							continue; /* (refused by such a build) */
 						int L = Ls[li], pos = poss[pi], H = Hs[hi];
 						int dc = dcs[di], dr = drs[di], T = pos + 1;
 						uint64_t lb = mla_lanes_bytes(T, L, fmt, dc, dr);

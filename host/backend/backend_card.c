@@ -115,6 +115,7 @@ int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
 		s->axi_bits = cu->axi_bits;
 		s->lane_macs = cu->lane_macs;
 		s->lane_imacs = cu->lane_imacs;
+		s->lane_passes = cu->lane_passes;
 		s->gemv_rows = cu->gemv_rows;
 		return 0;
 	}
@@ -761,6 +762,8 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 	const struct backend_cu_scratch *s = c->s;
 	if (!s->lanes || !s->blk)
 		return 0x1FFu; /* not wired as a striped-attention CU */
+	if (s->lane_passes)
+		c->bld.lane_passes = (int)s->lane_passes; /* the tree's head passes time it */
 	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
 	int mf = (m.word & 0xFFu) == ABI_KV_BF16  ? MLA_CACHE_BF16
 		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8

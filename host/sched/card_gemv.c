@@ -210,6 +210,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		     e->max_seq <= MLA_MAX_T;
 	e->attn_macs = am;
 	e->attn_imacs = aim;
+	e->attn_passes = acu && acu->lane_passes ? acu->lane_passes : MLA_LANE_PASSES;
 	/* a board built without the FP8 datapath runs it only in a what-if (e->dry) */
 	if (e->attn_fp8 && e->gv_attn && acu && acu->no_fp8 && !e->dry) {
 		snprintf(err, errlen,
@@ -1003,6 +1004,7 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 		b.clock_mhz = clk_khz / 1000.0;
 	if (bw_mbps)
 		b.bank_gbps = bw_mbps / 1000.0;
+	b.lane_passes = (int)e->attn_passes;
 	const struct abi_mla_lanes *m = &c->u.mlal;
 	uint32_t f = m->word & 0xFFu;
 	int mf = f == ABI_KV_BF16  ? MLA_CACHE_BF16
