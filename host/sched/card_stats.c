@@ -610,13 +610,17 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		    FP8_GEMV_MAX_M, pf->chunk, e->pf_rule_batched, e->pf_rule_loop);
 	if (!pf->tokens)
 		return;
+	char gemms[96];
+	if (pf->gemm_ns > 0)
+		snprintf(gemms, sizeof gemms, "the GEMMs at %.1f%% of the PE array's peak", 100 * frac);
+	else /* every forward of a few rows (MTP verification, short prompts) took the rows path */
+		snprintf(gemms, sizeof gemms, "no GEMM: the rows ran on the GEMV CU");
 	fprintf(out,
 		"  prefill        %llu prompt tokens (%llu batched, chunks of %d): modeled %.3f ms "
-		"end to end (%.1f tok/s): card %.3f + link %.3f + host %.3f ms; the GEMMs at "
-		"%.1f%% of the PE array's peak\n",
+		"end to end (%.1f tok/s): card %.3f + link %.3f + host %.3f ms; %s\n",
 		(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
 		e->pf_on ? pf->chunk : 0, ms, n / ms * 1e3, pf->card_ns / 1e6, pf->link_ns / 1e6,
-		host_ms, 100 * frac);
+		host_ms, gemms);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,
