@@ -612,7 +612,8 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		return;
 	char gemms[96];
 	if (pf->gemm_ns > 0)
-		snprintf(gemms, sizeof gemms, "the GEMMs at %.1f%% of the PE array's peak", 100 * frac);
+		snprintf(gemms, sizeof gemms, "the GEMMs at %.1f%% of the PE array's peak",
+			 100 * frac);
 	else /* every forward of a few rows (MTP verification, short prompts) took the rows path */
 		snprintf(gemms, sizeof gemms, "no GEMM: the rows ran on the GEMV CU");
 	fprintf(out,
