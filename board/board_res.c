@@ -128,15 +128,14 @@ static void add_quant(struct board_res *r, int fam, uint64_t lanes)
 	add_recip(r, fam, 1);
 }
 
-/* log2 of a power of two. */
-static uint64_t ilog2(uint64_t v)
+/* The adders of one head's MLA_DL-element score tree computed lde elements a step
+ * (hls_tree.h): lde - 1 for a step's elements, log2(MLA_DL / lde) for the step sums. */
+static uint64_t tree_adders(uint64_t lde)
 {
-	uint64_t k = 0;
-	while (v > 1) {
-		v >>= 1;
-		k++;
-	}
-	return k;
+	uint64_t n = lde - 1;
+	for (uint64_t s = MLA_DL / lde; s > 1; s >>= 1)
+		n++;
+	return n;
 }
 
 static uint64_t cdiv(uint64_t a, uint64_t b)
@@ -230,8 +229,8 @@ static void res_vec(const struct board_cu *cu, int fam, struct board_res *r)
 
 /* mla_attn at its compute width W (the tree's moecard,lane-macs, else MLA_ATTN_MACS): LHP heads
  * of LDE latent elements a step (mla_attn.h): the W score multiply-adds and LHP MLA_DL-element
- * trees (in MLA_DL / LDE steps: LDE - 1 + log2(MLA_DL / LDE) adders a head, hls_tree.h), the W accumulator updates acc * corr + p * kv, the online softmax of LHP heads a step
- * (one set of LHP exp units shared by the corrections and the p values: ALLOCATION), the record
+ * trees (tree_adders), the W accumulator updates acc * corr + p * kv, the online softmax of LHP
+ * heads a step (one set of LHP exp units shared by the corrections and the p values), the record
  * decoder (64 elements per beat) and the output divide (16 lanes). On chip: q [HG][dc+dr] and
  * acc [HG][dc] read W words a cycle (two per 72-bit word), the chunk kv [TB][dc+dr] over LDE. */
 static void res_attn(const struct board_cu *cu, int fam, struct board_res *r)
@@ -240,7 +239,7 @@ static void res_attn(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t lde = par < MLA_DL ? par : MLA_DL, lhp = par / lde;
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, par);
-	add_add(r, fam, lhp * (lde - 1 + ilog2(MLA_DL / lde)));
+	add_add(r, fam, lhp * tree_adders(lde));
 	add_fma(r, fam, par);
 	add_mul(r, fam, par);
 	add_exp(r, fam, lhp);
@@ -266,11 +265,10 @@ static void res_kv_append(int fam, struct board_res *r)
 static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *r);
 
 /* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
- * score trees (LHP heads' MLA_DL-element trees in MLA_DL / LDE steps: LDE - 1 +
- * log2(MLA_DL / LDE) adders a head, hls_tree.h), the online softmax of LHP heads per step (one set
- * of LHP exp units a lane, shared by the corrections and the p values: ml_lane's ALLOCATION), the
- * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for the weights,
- * MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
+ * score trees (LHP heads' MLA_DL-element trees, tree_adders), the online softmax of LHP heads
+ * per step (one set of LHP exp units a lane, shared by the corrections and the p values: ml_lane's
+ * ALLOCATION), the record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for
+ * the weights, MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
  * [MLA_MAX_H / head passes][dc] f32 read max(lane_macs, MLA_MW) words per cycle (two per 72-bit
  * word), in URAM, or BRAM36 when a bank fits one (moecard,lane-passes),
  * the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. With the FP8
@@ -282,7 +280,7 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t lde = macs < MLA_DL ? macs : MLA_DL, lhp = macs / lde;
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, L * macs);
-	add_add(r, fam, L * lhp * (lde - 1 + ilog2(MLA_DL / lde)));
+	add_add(r, fam, L * lhp * tree_adders(lde));
 	add_exp(r, fam, L * lhp);
 	add_mul(r, fam, L * lhp);
 	add_add(r, fam, L * lhp);

@@ -100,6 +100,16 @@ static int backend_cu_lanes(const struct board_desc *bd, const struct board_cu *
 	return 0;
 }
 
+void backend_cu_params(struct backend_cu_scratch *s, const struct board_cu *cu)
+{
+	s->tm = cu->tm;
+	s->tn = cu->tn;
+	s->lane_macs = cu->lane_macs;
+	s->lane_imacs = cu->lane_imacs;
+	s->lane_passes = cu->lane_passes;
+	s->gemv_rows = cu->gemv_rows;
+}
+
 int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
 		    const struct abi_board *blk, const char *kernel)
 {
@@ -113,10 +123,7 @@ int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
 		s->lanes = lanes;
 		s->act_bank = cu->port_bank[board_cu_port_find(cu, lane_cu_port(cu))];
 		s->axi_bits = cu->axi_bits;
-		s->lane_macs = cu->lane_macs;
-		s->lane_imacs = cu->lane_imacs;
-		s->lane_passes = cu->lane_passes;
-		s->gemv_rows = cu->gemv_rows;
+		backend_cu_params(s, cu);
 		return 0;
 	}
 	return -ENOENT;

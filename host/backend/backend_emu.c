@@ -452,9 +452,8 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 		}
 		if (!strcmp(cu->kernel, "fp8_gemv") || !strcmp(cu->kernel, "mla_attn_lanes"))
 			(void)backend_cu_wire(&e->cu[k].scratch, bd, &e->b.blk, cu->kernel);
-		e->cu[k].scratch.tm = cu->tm; /* a GEMM CU's PE array times its GEMMs */
-		e->cu[k].scratch.tn = cu->tn;
-		e->cu[k].scratch.lane_macs = cu->lane_macs; /* an attention CU's compute width */
+		/* this CU's own build parameters time its commands (PE array, MACs, passes) */
+		backend_cu_params(&e->cu[k].scratch, cu);
 		cfg.cu_fn[k] = emu_cu_fn;
 		cfg.cu_ctx[k] = &e->cu[k];
 		k++;

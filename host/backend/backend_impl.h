@@ -118,6 +118,8 @@ struct backend_cu_scratch {
 	uint32_t tm, tn;	     /* fp8_gemm: the CU's PE array (moecard,pe; 0: build's) */
 };
 int backend_cu_scratch_init(struct backend_cu_scratch *s);
+/* Copies board CU cu's build parameters (PE array, MACs, head passes, GEMV rows) into s. */
+void backend_cu_params(struct backend_cu_scratch *s, const struct board_cu *cu);
 /* Wires s as the board's first CU of kernel (fp8_gemv, mla_attn_lanes): lanes, its other port's
  * bank, port width, MACs per lane. 0, or -ENOENT when the board has none. */
 int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,

@@ -198,12 +198,10 @@ struct ee {
 	uint64_t mtp_head_norm; /* MTP shared_head.norm f32 [hidden] */
 	int pf_on;		/* 1: prompts of more than one token go through the batched path */
 	/* the prefill rule (card_pf_rule): the dry what-if at the chunk found the token loop
-	 * faster on this board, so prompts past the rows path run token by token; its two
-	 * rates, tok/s */
+	 * faster on this board, so prompts past the rows path run token by token */
 	int pf_loop;
-	double pf_rule_batched, pf_rule_loop;
-	/* the rule's what-if and its prompt length (0: none ran), which --stats reuses when it asks
-	 * for the same length */
+	/* the rule's what-if (its two rates) and its prompt length (0: none ran), which --stats
+	 * reuses when it asks for the same length */
 	struct card_pf_whatif pf_rule_w;
 	int pf_rule_T;
 	struct ee_pf pf; /* its buffers and statistics */

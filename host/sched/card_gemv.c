@@ -137,9 +137,8 @@ static uint64_t gv_kv_bytes(const struct ee *e)
 				    c->qk_rope_head_dim));
 }
 
-/* The board's striped-attention CU: its lanes (0 = none) and MACs per lane. */
-static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs, uint32_t *imacs,
-			   const struct board_cu **cup)
+/* The board's striped-attention CU (*cup, NULL = none) and its lanes (0 = none). */
+static uint32_t gv_attn_cu(const struct ee *e, const struct board_cu **cup)
 {
 	const struct board_desc *bd = backend_board(e->be);
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
@@ -153,8 +152,6 @@ static uint32_t gv_attn_cu(const struct ee *e, uint32_t *macs, uint32_t *imacs,
 			if (board_cu_port_find(cu, name) < 0)
 				break;
 		}
-		*macs = cu->lane_macs ? cu->lane_macs : MLA_LANE_MACS;
-		*imacs = cu->lane_imacs ? cu->lane_imacs : MLA_LANE_IMACS;
 		*cup = cu;
 		return n;
 	}
@@ -202,14 +199,15 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		    config_layer_is_moe(c, l < c->num_hidden_layers ? l : c->num_hidden_layers - 1);
 	gv_decide(e);
 	const struct board_cu *acu = NULL;
-	uint32_t am = 0, aim = 0, al = gv_attn_cu(e, &am, &aim, &acu);
+	uint32_t al = gv_attn_cu(e, &acu);
 	const struct config *cc = e->c;
 	e->gv_attn = backend_supports_op(e->be, ABI_OP_MLA_ATTN_LANES) && al == e->gv_lanes &&
 		     !gv_env_off("MOECARD_CARD_ATTN") && cc->kv_lora_rank <= MLA_MAX_DC &&
 		     cc->qk_rope_head_dim <= MLA_MAX_DR && cc->num_attention_heads <= MLA_MAX_H &&
 		     e->max_seq <= MLA_MAX_T;
-	e->attn_macs = am;
-	e->attn_imacs = aim;
+	/* its build parameters: the tree's, else the kernel's */
+	e->attn_macs = acu && acu->lane_macs ? acu->lane_macs : MLA_LANE_MACS;
+	e->attn_imacs = acu && acu->lane_imacs ? acu->lane_imacs : MLA_LANE_IMACS;
 	e->attn_passes = acu && acu->lane_passes ? acu->lane_passes : MLA_LANE_PASSES;
 	/* a board built without the FP8 datapath runs it only in a what-if (e->dry) */
 	if (e->attn_fp8 && e->gv_attn && acu && acu->no_fp8 && !e->dry) {

@@ -93,11 +93,7 @@ int card_pf_rule(struct ee *e)
 		return r;
 	e->pf_rule_w = w;
 	e->pf_rule_T = e->pf.chunk;
-	if (w.loop_tok_s > w.tok_s) {
-		e->pf_loop = 1;
-		e->pf_rule_batched = w.tok_s;
-		e->pf_rule_loop = w.loop_tok_s;
-	}
+	e->pf_loop = w.loop_tok_s > w.tok_s;
 	return 0;
 }
 

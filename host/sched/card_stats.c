@@ -607,7 +607,7 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		    "  prefill rule   prompts past %d rows run token by token: a %d-token prompt "
 		    "models %.1f tok/s batched, %.1f tok/s token by token on this board "
 		    "(MOECARD_CARD_PREFILL=1 keeps the batched path)\n",
-		    FP8_GEMV_MAX_M, pf->chunk, e->pf_rule_batched, e->pf_rule_loop);
+		    FP8_GEMV_MAX_M, pf->chunk, e->pf_rule_w.tok_s, e->pf_rule_w.loop_tok_s);
 	if (!pf->tokens)
 		return;
 	char gemms[96];
