@@ -253,6 +253,10 @@ static void isa_avx512_init(void)
 		isa_avx512_run.axpy4_f32 = kern_isa_avx2.axpy4_f32;
 	if (!isa_avx512_run.axpy4_rows_f32)
 		isa_avx512_run.axpy4_rows_f32 = kern_isa_avx2.axpy4_rows_f32;
+	if (!isa_avx512_run.pack_p16) /* the packed tile's layout is the same */
+		isa_avx512_run.pack_p16 = kern_isa_avx2.pack_p16;
+	if (!isa_avx512_run.decpack_fp8)
+		isa_avx512_run.decpack_fp8 = kern_isa_avx2.decpack_fp8;
 	if (!isa_avx512_run.gemv_bf16p) /* the same FMA chains on every path */
 		isa_avx512_run.gemv_bf16p = kern_isa_avx2.gemv_bf16p;
 }
@@ -634,6 +638,13 @@ static int wants_prep(const struct kern_ctx *k, const struct kern_job *j)
 	return k->isa->prep_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 && !takes_tile(k, j);
 }
 
+/* Floats a job's prepared input takes in k->prep: M rows of K and M factors, rounded up to a
+ * whole 64-byte line so that the next job's rows start on one. */
+static size_t prep_span(int M, int K)
+{
+	return ((size_t)M * ((size_t)K + 1) + 15) & ~(size_t)15;
+}
+
 /* The prepared inputs of the jobs that want one (wants_prep), one per distinct input: its rows
  * (or their FP8 round trip) in prep_fp8's layout, then their factors. */
 static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
@@ -641,11 +652,12 @@ static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	size_t need = 0;
 	for (int j = 0; j < n_jobs; j++)
 		if (wants_prep(k, &jobs[j]))
-			need += (size_t)jobs[j].M * (jobs[j].W->cols + 1);
-	if (need > k->prep_floats) {
-		float *p = realloc(k->prep, need * sizeof(float));
+			need += prep_span(jobs[j].M, jobs[j].W->cols);
+	if (need > k->prep_floats) { /* 64-byte aligned: the AVX-512 rows load whole lines */
+		float *p = aligned_alloc(64, need * sizeof(float));
 		if (!p)
 			return -ENOMEM;
+		free(k->prep);
 		k->prep = p;
 		k->prep_floats = need;
 	}
@@ -669,7 +681,7 @@ static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		float *xp = k->prep + used, *f = xp + (size_t)jb->M * K;
 		for (int m = 0; m < jb->M; m++)
 			f[m] = k->isa->prep_fp8(src + (size_t)m * ld, K, xp + (size_t)m * K);
-		used += (size_t)jb->M * (K + 1);
+		used += prep_span(jb->M, K);
 		jb->xp = xp;
 		jb->xpf = f;
 	}

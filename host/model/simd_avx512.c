@@ -7,6 +7,7 @@
  * to a finite value here (checkpoints hold none; kern_act_quant never produces them from finite x).
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include "model/kernels.h"
 
@@ -37,6 +38,7 @@ static inline __attribute__((always_inline)) void
 dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, float *acc)
 {
 	__m512 a0[KERN_MB], a1[KERN_MB];
+#pragma GCC unroll 4
 	for (int m = 0; m < M; m++)
 		a0[m] = a1[m] = _mm512_setzero_ps();
 	int k = 0;
@@ -45,6 +47,7 @@ dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, fl
 		 * the hardware stream prefetcher does not cross */
 		_mm_prefetch((const char *)(w + k) + MOE_PF_BYTES, _MM_HINT_T0);
 		__m512 w0 = bf16x16(w + k, 0xFFFF), w1 = bf16x16(w + k + 16, 0xFFFF);
+#pragma GCC unroll 4
 		for (int m = 0; m < M; m++) {
 			const float *xm = x + (size_t)m * ldx + k;
 			a0[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xm), a0[m]);
@@ -55,10 +58,12 @@ dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, fl
 		int rem = n - k;
 		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
 		__m512 wd = bf16x16(w + k, mk);
+#pragma GCC unroll 4
 		for (int m = 0; m < M; m++)
 			a0[m] = _mm512_fmadd_ps(
 			    wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k), a0[m]);
 	}
+#pragma GCC unroll 4
 	for (int m = 0; m < M; m++)
 		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(a0[m], a1[m]));
 }
@@ -81,108 +86,6 @@ static void dot_bf16_avx512(const uint16_t *w, const float *x, int ldx, int M, i
 	}
 }
 
-/* 32 codes -> two f32 vectors (times 2^-8). */
-static inline void dec32(const uint8_t *w, __m512 *lo, __m512 *hi)
-{
-	__m512i h = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)w));
-	__m512i s = _mm512_slli_epi16(_mm512_and_si512(h, _mm512_set1_epi16(0x80)), 8);
-	__m512i v = _mm512_slli_epi16(_mm512_and_si512(h, _mm512_set1_epi16(0x7F)), 7);
-	h = _mm512_or_si512(s, v);
-	*lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-	*hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
-}
-
-/* 32 codes -> two f32 vectors (times 2^-8), three integer ops: move the code to the high byte,
- * arithmetic shift right by one (sign to bits 15 and 14, magnitude to 13..7), clear bit 14. */
-static inline void dec32s(const uint8_t *w, __m512 *lo, __m512 *hi)
-{
-	__m512i h =
-	    _mm512_slli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)w)), 8);
-	h = _mm512_and_si512(_mm512_srai_epi16(h, 1), _mm512_set1_epi16((short)0xBFFF));
-	*lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-	*hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
-}
-
-/* One weight row against M input rows. Blocks go in pairs with separate accumulators to keep
- * more loads in flight; each input row is summed in the same order whatever M is, so a row's
- * result does not depend on the batch it came in (speculative verification relies on that). */
-static inline __attribute__((always_inline)) void row_fp8_tmpl(const uint8_t *w, const float *x,
-							       int ldx, const int M, int K,
-							       const float *sw, float *acc)
-{
-	__m512 A[KERN_MB], B[KERN_MB];
-	for (int m = 0; m < M; m++)
-		A[m] = B[m] = _mm512_setzero_ps();
-	int nfull = K / 128, kb = 0;
-	for (; kb + 2 <= nfull; kb += 2) {
-		__m512 P0[KERN_MB], Q0[KERN_MB], P1[KERN_MB], Q1[KERN_MB];
-		for (int m = 0; m < M; m++)
-			P0[m] = Q0[m] = P1[m] = Q1[m] = _mm512_setzero_ps();
-		const uint8_t *w0 = w + kb * 128;
-		_mm_prefetch((const char *)w0 + MOE_PF_BYTES, _MM_HINT_T0);
-		_mm_prefetch((const char *)w0 + MOE_PF_BYTES + 64, _MM_HINT_T0);
-		_mm_prefetch((const char *)w0 + MOE_PF_BYTES + 128, _MM_HINT_T0);
-		_mm_prefetch((const char *)w0 + MOE_PF_BYTES + 192, _MM_HINT_T0);
-		for (int k = 0; k < 128; k += 32) {
-			__m512 l0, h0, l1, h1;
-			dec32s(w0 + k, &l0, &h0);
-			dec32s(w0 + 128 + k, &l1, &h1);
-			for (int m = 0; m < M; m++) {
-				const float *xm = x + (size_t)m * ldx + kb * 128 + k;
-				P0[m] = _mm512_fmadd_ps(l0, _mm512_loadu_ps(xm), P0[m]);
-				Q0[m] = _mm512_fmadd_ps(h0, _mm512_loadu_ps(xm + 16), Q0[m]);
-				P1[m] = _mm512_fmadd_ps(l1, _mm512_loadu_ps(xm + 128), P1[m]);
-				Q1[m] = _mm512_fmadd_ps(h1, _mm512_loadu_ps(xm + 144), Q1[m]);
-			}
-		}
-		__m512 s0 = _mm512_set1_ps(sw[kb] * 256.0f),
-		       s1 = _mm512_set1_ps(sw[kb + 1] * 256.0f);
-		for (int m = 0; m < M; m++) {
-			A[m] = _mm512_fmadd_ps(_mm512_add_ps(P0[m], Q0[m]), s0, A[m]);
-			B[m] = _mm512_fmadd_ps(_mm512_add_ps(P1[m], Q1[m]), s1, B[m]);
-		}
-	}
-	for (; kb * 128 < K; kb++) { /* a last odd block, or a partial one */
-		int k0 = kb * 128, len = K - k0 < 128 ? K - k0 : 128;
-		__m512 P[KERN_MB];
-		for (int m = 0; m < M; m++)
-			P[m] = _mm512_setzero_ps();
-		for (int k = 0; k < len; k += 16) {
-			int rem = len - k;
-			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-			__m512 wd = dec16(w + k0 + k, mk);
-			for (int m = 0; m < M; m++)
-				P[m] = _mm512_fmadd_ps(
-				    wd, _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + k0 + k),
-				    P[m]);
-		}
-		__m512 sc = _mm512_set1_ps(sw[kb] * 256.0f);
-		for (int m = 0; m < M; m++)
-			A[m] = _mm512_fmadd_ps(P[m], sc, A[m]);
-	}
-	for (int m = 0; m < M; m++)
-		acc[m] = _mm512_reduce_add_ps(_mm512_add_ps(A[m], B[m]));
-}
-
-static void row_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
-			   float *acc)
-{
-	switch (M) {
-	case 1:
-		row_fp8_tmpl(w, x, ldx, 1, K, sw, acc);
-		break;
-	case 2:
-		row_fp8_tmpl(w, x, ldx, 2, K, sw, acc);
-		break;
-	case 3:
-		row_fp8_tmpl(w, x, ldx, 3, K, sw, acc);
-		break;
-	default:
-		row_fp8_tmpl(w, x, ldx, 4, K, sw, acc);
-		break;
-	}
-}
-
 static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 {
 	for (int kb = 0; kb * 128 < K; kb++) {
@@ -194,6 +97,197 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 			_mm512_mask_storeu_ps(out + k0 + k, mk,
 					      _mm512_mul_ps(dec16(w + k0 + k, mk), sc));
 		}
+	}
+}
+
+/* One E4M3 code's value times 2^-120 (the placing rowp512_m describes), scalar. */
+static inline float placed1(uint8_t c)
+{
+	uint32_t u = ((uint32_t)(c & 0x80) << 24) | ((uint32_t)(c & 0x7F) << 20);
+	float f;
+	__builtin_memcpy(&f, &u, 4);
+	return f;
+}
+
+/*
+ * The decode GEMV on an input prepared by prep_fp8_avx512, without binary16 conversion (the
+ * placing of simd_avx2.c's rowp_fp8_m, 64 codes a step): an E4M3 code's bits placed as f32 bits,
+ * sign to bit 31 and the seven others to bits 26..20, are the f32 of its value * 2^-120 exactly
+ * (f32 subnormals for E4M3's); the input is scaled by 2^(112-d), so each product is
+ * x * e4m3 / 2^(8+d) exactly, and the caller multiplies the row's sum by 2^d. The sixteen-bit
+ * words of 64 loaded codes are (odd code << 8 | even code): an arithmetic shift right by four
+ * (after a shift left by eight for the even code) and the mask 0x87F0 leave the high half of the
+ * f32, so the four vectors of a step hold codes 4i + 0..3 of lane i and prep_fp8_avx512 stores
+ * each whole 64-value chunk of x as xp[64t + 16j + i] = x[64t + 4i + j]. Per 128-block four
+ * accumulators per row (one per vector), added as (a + b) + (c + d) and scaled by sw[kb] (times
+ * 256, exact) into one running vector per row, summed across lanes once. The same operations for
+ * every M: a row's result does not depend on the rows beside it.
+ */
+static inline __attribute__((always_inline)) void rowp512_m(const uint8_t *w, const float *x,
+							    int ldx, const int M, int K,
+							    const float *sw, float *acc)
+{
+	const __m512i mk = _mm512_set1_epi32((int)0x87F00000);
+	__m512 t[KERN_MB];
+	float tail[KERN_MB];
+#pragma GCC unroll 4
+	for (int m = 0; m < M; m++) {
+		t[m] = _mm512_setzero_ps();
+		tail[m] = 0;
+	}
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
+		__m512 a[KERN_MB], b[KERN_MB], c[KERN_MB], d[KERN_MB];
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++)
+			a[m] = b[m] = c[m] = d[m] = _mm512_setzero_ps();
+		/* the stream's next lines, ahead of the hardware prefetcher (which stops at 4 KiB
+		 * pages) */
+		_mm_prefetch((const char *)(w + k0) + MOE_PF_BYTES, _MM_HINT_T0);
+		_mm_prefetch((const char *)(w + k0) + MOE_PF_BYTES + 64, _MM_HINT_T0);
+		for (; k + 64 <= k1; k += 64) {
+			__m512i cw = _mm512_loadu_si512((const void *)(w + k));
+			__m512i o = _mm512_srai_epi16(cw, 4);
+			__m512i e = _mm512_srai_epi16(_mm512_slli_epi16(cw, 8), 4);
+			__m512 v0 =
+			    _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(e, 16), mk));
+			__m512 v1 =
+			    _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(o, 16), mk));
+			__m512 v2 = _mm512_castsi512_ps(_mm512_and_si512(e, mk));
+			__m512 v3 = _mm512_castsi512_ps(_mm512_and_si512(o, mk));
+#pragma GCC unroll 4
+			for (int m = 0; m < M; m++) {
+				const float *xm = x + (size_t)m * ldx + k;
+				a[m] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(xm), a[m]);
+				b[m] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(xm + 16), b[m]);
+				c[m] = _mm512_fmadd_ps(v2, _mm512_loadu_ps(xm + 32), c[m]);
+				d[m] = _mm512_fmadd_ps(v3, _mm512_loadu_ps(xm + 48), d[m]);
+			}
+		}
+		float s = sw[k0 / 128] * 256.0f;
+		__m512 vs = _mm512_set1_ps(s);
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++) {
+			__m512 bs =
+			    _mm512_add_ps(_mm512_add_ps(a[m], b[m]), _mm512_add_ps(c[m], d[m]));
+			t[m] = _mm512_fmadd_ps(bs, vs, t[m]);
+			if (k < k1) { /* the row's last K % 64 values, in order */
+				float dd = 0;
+				for (int i = k; i < k1; i++)
+					dd += placed1(w[i]) * x[(size_t)m * ldx + i];
+				tail[m] += dd * s;
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int m = 0; m < M; m++)
+		acc[m] = _mm512_reduce_add_ps(t[m]) + tail[m];
+}
+
+static void rowp_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
+			    const float *sw, float *acc)
+{
+	switch (M) {
+	case 1:
+		rowp512_m(w, x, ldx, 1, K, sw, acc);
+		break;
+	case 2:
+		rowp512_m(w, x, ldx, 2, K, sw, acc);
+		break;
+	case 3:
+		rowp512_m(w, x, ldx, 3, K, sw, acc);
+		break;
+	default:
+		rowp512_m(w, x, ldx, 4, K, sw, acc);
+		break;
+	}
+}
+
+/* xp in rowp512_m's layout: each whole 64-value chunk as xp[64t + 16j + i] = x[64t + 4i + j]
+ * within each 128-block (a block's last K % 64 values in order), all times 2^(112-d); returns
+ * 2^d (d = 0 unless max |x| >= 2^15). */
+static float prep_fp8_avx512(const float *x, int K, float *xp)
+{
+	__m512 am = _mm512_setzero_ps();
+	int k = 0;
+	for (; k + 16 <= K; k += 16)
+		am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+	float amax = _mm512_reduce_max_ps(am);
+	for (; k < K; k++) {
+		float a = x[k] < 0 ? -x[k] : x[k];
+		amax = a > amax ? a : amax;
+	}
+	int d = 0;
+	if (amax >= 32768.0f && amax <= 3.4e38f) { /* finite: amax * 2^(112-d) < 2^127 */
+		int ex;
+		frexpf(amax, &ex); /* amax < 2^ex */
+		d = ex - 15;
+	}
+	float s = ldexpf(1.0f, 112 - d);
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128;
+		for (k = k0; k + 64 <= k1; k += 64)
+			for (int i = 0; i < 16; i++)
+				for (int j = 0; j < 4; j++)
+					xp[k + 16 * j + i] = x[k + 4 * i + j] * s;
+		for (; k < k1; k++)
+			xp[k] = x[k] * s;
+	}
+	return ldexpf(1.0f, d);
+}
+
+/* MB input rows against a packed tile (16 outputs a row, one vector): MB accumulators, the
+ * weight line loaded once per k for all MB rows, each input element broadcast; one FMA chain per
+ * output in ascending k, as tile_p16_scalar and the AVX2 tile (the same bits). */
+static inline __attribute__((always_inline)) void p16_rows512(const float *wp, int nw,
+							      const float *x, int ldx, const int MB,
+							      int K, float *y, int ldy, int acc)
+{
+	__m512 c[8];
+#pragma GCC unroll 8
+	for (int m = 0; m < MB; m++)
+		c[m] = _mm512_setzero_ps();
+	for (int k = 0; k < K; k++) {
+		__m512 wv = _mm512_loadu_ps(wp + (size_t)k * KERN_PW);
+#pragma GCC unroll 8
+		for (int m = 0; m < MB; m++)
+			c[m] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[(size_t)m * ldx + k]), c[m]);
+	}
+	__mmask16 mk = nw >= 16 ? 0xFFFF : (__mmask16)((1u << nw) - 1);
+#pragma GCC unroll 8
+	for (int m = 0; m < MB; m++) {
+		float *ym = y + (size_t)m * ldy;
+		__m512 r = c[m];
+		if (acc)
+			r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, ym), r);
+		_mm512_mask_storeu_ps(ym, mk, r);
+	}
+}
+
+/* Eight input rows at a time (8 accumulators, the weight line and broadcasts): twelve ran at
+ * a third of the speed where the rows are 8 KiB apart (K = 2048), their lines all in one set of
+ * an 8-way L1. */
+static void tile_p16_avx512(const float *wp, int nw, const float *x, int ldx, int M, int K,
+			    float *y, int ldy, int acc)
+{
+	int m = 0;
+	for (; m + 8 <= M; m += 8)
+		p16_rows512(wp, nw, x + (size_t)m * ldx, ldx, 8, K, y + (size_t)m * ldy, ldy, acc);
+	const float *xm = x + (size_t)m * ldx;
+	float *ym = y + (size_t)m * ldy;
+	switch (M - m) {
+#define P16_CASE(r)                                                                                \
+	case r:                                                                                    \
+		p16_rows512(wp, nw, xm, ldx, r, K, ym, ldy, acc);                                  \
+		break;
+		P16_CASE(7)
+		P16_CASE(6)
+		P16_CASE(5)
+		P16_CASE(4)
+		P16_CASE(3)
+		P16_CASE(2)
+		P16_CASE(1)
+#undef P16_CASE
 	}
 }
 
@@ -235,16 +329,24 @@ static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, in
 				     x + (size_t)m * ldx, K, y + (size_t)m * ldy + j0);
 }
 
+/* The FMAs of axpy_f32_avx2 on the same elements (sixteen, then eight at a time) and its scalar
+ * tail (a multiply and an add) on the last n % 8: the same bits as AVX2's axpy4_f32, which this
+ * path runs. */
 static void axpy_f32_avx512(float *y, float a, const float *x, int n)
 {
 	__m512 va = _mm512_set1_ps(a);
-	for (int k = 0; k < n; k += 16) {
-		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		_mm512_mask_storeu_ps(y + k, mk,
-				      _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, x + k),
-						      _mm512_maskz_loadu_ps(mk, y + k)));
+	int k = 0;
+	for (; k + 16 <= n; k += 16)
+		_mm512_storeu_ps(
+		    y + k, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
+	if (k + 8 <= n) {
+		_mm256_storeu_ps(y + k,
+				 _mm256_fmadd_ps(_mm512_castps512_ps256(va), _mm256_loadu_ps(x + k),
+						 _mm256_loadu_ps(y + k)));
+		k += 8;
 	}
+	for (; k < n; k++)
+		y[k] += a * x[k];
 }
 
 /* RNE to E4M3 on the f32 bits: subnormals (|v| < 2^-6) by adding and subtracting 2^14 (whose
@@ -278,7 +380,9 @@ static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 const struct kern_isa kern_isa_avx512 = {
     .name = "avx512",
     .dot_bf16 = dot_bf16_avx512,
-    .row_fp8 = row_fp8_avx512,
+    .row_fp8 = rowp_fp8_avx512,
+    .prep_fp8 = prep_fp8_avx512,
+    .tile_p16 = tile_p16_avx512,
     .dec_fp8 = dec_fp8_avx512,
     .tile_f32 = tile_f32_avx512,
     .axpy_f32 = axpy_f32_avx512,
