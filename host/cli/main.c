@@ -60,7 +60,7 @@ int main(int argc, char **argv)
 		char desc[256];
 		kern_isa_describe(desc, sizeof desc);
 		printf("moecard %s (commit %s)\nbuild: %s\nisa: %s (host kernels, chosen at start; "
-		       "MOECARD_ISA=scalar|avx2|avx512 forces one)\n%s\n",
+		       "MOECARD_ISA=scalar|avx2|avx512|avx512bf16 forces one)\n%s\n",
 		       MOECARD_VERSION, MOECARD_COMMIT, MOECARD_CFLAGS, isa ? isa->name : "none",
 		       desc);
 		return 0;

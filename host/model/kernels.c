@@ -236,6 +236,7 @@ static const struct kern_isa isa_scalar = {
 
 extern const struct kern_isa kern_isa_avx2;
 extern const struct kern_isa kern_isa_avx512;
+extern const struct kern_isa kern_isa_avx512bf16;
 
 /* The avx512 path as run: its own kernels, and for the members it has none of (the attention's
  * multi-row f32 primitives, the packed BF16 head's GEMV) the AVX2 ones, which every CPU of that path runs. axpy4_f32 and
@@ -261,6 +262,19 @@ static void isa_avx512_init(void)
 		isa_avx512_run.gemv_bf16p = kern_isa_avx2.gemv_bf16p;
 }
 
+/* The avx512bf16 path: the avx512 path as run, and its act-fp8 prefill tile on BF16 dot products. */
+static struct kern_isa isa_avx512bf16_run;
+static pthread_once_t isa_avx512bf16_once = PTHREAD_ONCE_INIT;
+
+static void isa_avx512bf16_init(void)
+{
+	isa_avx512bf16_run = isa_avx512_run;
+	isa_avx512bf16_run.name = kern_isa_avx512bf16.name;
+	isa_avx512bf16_run.quant_bf16 = kern_isa_avx512bf16.quant_bf16;
+	isa_avx512bf16_run.decpack_bf16 = kern_isa_avx512bf16.decpack_bf16;
+	isa_avx512bf16_run.tile_bf16 = kern_isa_avx512bf16.tile_bf16;
+}
+
 /* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports names it. */
 static int cpu_f16c(void)
 {
@@ -284,6 +298,11 @@ const struct kern_isa *kern_isa_by_name(const char *name)
 		pthread_once(&isa_avx512_once, isa_avx512_init);
 		return &isa_avx512_run;
 	}
+	if (!strcmp(name, "avx512bf16") && __builtin_cpu_supports("avx512bf16") &&
+	    kern_isa_by_name("avx512")) {
+		pthread_once(&isa_avx512bf16_once, isa_avx512bf16_init);
+		return &isa_avx512bf16_run;
+	}
 	return NULL;
 }
 
@@ -298,9 +317,12 @@ const struct kern_isa *kern_isa_get(void)
 		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
 			fprintf(stderr,
 				"moecard: MOECARD_ISA=%s: not a path this CPU runs "
-				"(scalar|avx2|avx512; see moecard --version); using the best one\n",
+				"(scalar|avx2|avx512|avx512bf16; see moecard --version); using the "
+				"best one\n",
 				env);
 	}
+	if ((i = kern_isa_by_name("avx512bf16")))
+		return i;
 	if ((i = kern_isa_by_name("avx512")))
 		return i;
 	if ((i = kern_isa_by_name("avx2")))
@@ -313,7 +335,7 @@ void kern_isa_describe(char *buf, size_t len)
 	static const char *const feat[] = {"avx2",	 "fma",	      "f16c",	  "avx512f",
 					   "avx512bw",	 "avx512vl",  "avx512dq", "avx512vbmi",
 					   "avx512bf16", "avx512vnni"};
-	static const char *const paths[] = {"scalar", "avx2", "avx512"};
+	static const char *const paths[] = {"scalar", "avx2", "avx512", "avx512bf16"};
 	size_t o = 0;
 	__builtin_cpu_init();
 	o += (size_t)snprintf(buf + o, len - o, "cpu:");
@@ -459,6 +481,9 @@ void kern_ctx_free(struct kern_ctx *k)
 	free(k->scratch);
 	free(k->wbuf);
 	free(k->prep);
+	free(k->xbuf);
+	k->xbuf = NULL;
+	k->xbuf_bytes = 0;
 	k->scratch = NULL;
 	k->wbuf = NULL;
 	k->prep = NULL;
@@ -497,6 +522,24 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	const float *xr = j->xp ? j->xp : xs; /* the FP8 row path's input */
 	int lr = j->xp ? K : ld;
 	float acc[KERN_NW];
+	if (takes_tile(kc, j) && j->xb) { /* act fp8 on BF16 dot products (tile_bf16) */
+		int nkb = (K + 127) / 128;
+		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 8) * kc->max_k;
+		uint32_t *wpb = (void *)wt;			   /* KERN_PW x ceil(K/2) pairs */
+		float *swt = wt + (size_t)KERN_PW * ((K + 1) / 2); /* then the scales */
+		for (int b = 0; b < nn; b += KERN_PW) {
+			int nw = nn - b < KERN_PW ? nn - b : KERN_PW, n = n0 + b;
+			for (int r = 0; r < KERN_PW; r++) {
+				const float *sr = qmat_fp8_scales(W, n + (r < nw ? r : 0));
+				for (int kb = 0; kb < nkb; kb++)
+					swt[kb * KERN_PW + r] = sr[kb];
+			}
+			isa->decpack_bf16(qmat_fp8_row(W, n), K, nw, wpb);
+			isa->tile_bf16(wpb, nw, j->xb, (K + 1) & ~1, j->M, K, j->sab, nkb, swt,
+				       j->y + n, j->ldy, j->accumulate);
+		}
+		return;
+	}
 	if (takes_tile(kc, j)) {
 		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
 		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 8) * kc->max_k;
@@ -638,6 +681,71 @@ static int wants_prep(const struct kern_ctx *k, const struct kern_job *j)
 	return k->isa->prep_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 && !takes_tile(k, j);
 }
 
+/* An act-fp8 FP8 job on the tile path whose ISA has the BF16 dot-product tile. */
+static int wants_bf16(const struct kern_ctx *k, const struct kern_job *j)
+{
+	return k->isa->tile_bf16 && k->act_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 &&
+	       takes_tile(k, j);
+}
+
+/* Bytes of a job's codes and scales in k->xbuf: M rows of K rounded up to even bf16 codes, then
+ * M x ceil(K/128) f32 scales, rounded up to a 64-byte line. */
+static size_t bf16_span(int M, int K)
+{
+	size_t codes = (size_t)M * (size_t)((K + 1) & ~1) * 2;
+	size_t scales = (size_t)M * (size_t)((K + 127) / 128) * 4;
+	return (((codes + 3) & ~(size_t)3) + scales + 63) & ~(size_t)63;
+}
+
+/* The activation codes and block scales of the jobs that take the BF16 tile (wants_bf16), one
+ * per distinct input: for each row and 128-block s = the act-fp8 scale, codes e4m3(x / s). */
+static int bf16_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
+{
+	size_t need = 0;
+	for (int j = 0; j < n_jobs; j++)
+		if (wants_bf16(k, &jobs[j]))
+			need += bf16_span(jobs[j].M, jobs[j].W->cols);
+	if (need > k->xbuf_bytes) {
+		uint16_t *p = aligned_alloc(64, need);
+		if (!p)
+			return -ENOMEM;
+		free(k->xbuf);
+		k->xbuf = p;
+		k->xbuf_bytes = need;
+	}
+	size_t used = 0;
+	for (int j = 0; j < n_jobs; j++) {
+		struct kern_job *jb = &jobs[j];
+		if (!wants_bf16(k, jb))
+			continue;
+		for (int i = 0; i < j; i++)
+			if (jobs[i].xb && same_input(&jobs[i], jb)) {
+				jb->xb = jobs[i].xb;
+				jb->sab = jobs[i].sab;
+				break;
+			}
+		if (jb->xb)
+			continue;
+		int K = jb->W->cols, kp = (K + 1) & ~1, nkb = (K + 127) / 128;
+		uint16_t *xb = (uint16_t *)((char *)k->xbuf + used);
+		void *sp = (char *)xb + (((size_t)jb->M * kp * 2 + 3) & ~(size_t)3);
+		float *sa = sp;
+		for (int m = 0; m < jb->M; m++) {
+			const float *xm = jb->x + (size_t)m * jb->ldx;
+			for (int kb = 0; kb < nkb; kb++) {
+				int k0 = kb * 128, n = K - k0 < 128 ? K - k0 : 128;
+				float s = act_scale(xm + k0, n, k->ue8m0);
+				sa[(size_t)m * nkb + kb] = s;
+				k->isa->quant_bf16(xm + k0, n, s, xb + (size_t)m * kp + k0);
+			}
+		}
+		used += bf16_span(jb->M, K);
+		jb->xb = xb;
+		jb->sab = sa;
+	}
+	return 0;
+}
+
 /* Floats a job's prepared input takes in k->prep: M rows of K and M factors, rounded up to a
  * whole 64-byte line so that the next job's rows start on one. */
 static size_t prep_span(int M, int K)
@@ -699,7 +807,10 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		struct kern_job *jb = &jobs[j];
 		int K = jb->W->cols;
 		jb->xq = NULL;
-		if (k->act_fp8 && jb->W->fmt == QMAT_FP8 && jb->M > 0) {
+		jb->xb = NULL;
+		jb->sab = NULL;
+		/* (the BF16 tile quantizes its input itself: bf16_jobs) */
+		if (k->act_fp8 && jb->W->fmt == QMAT_FP8 && jb->M > 0 && !wants_bf16(k, jb)) {
 			/* reuse the quantization of an earlier job with the same input */
 			for (int i = 0; i < j; i++)
 				if (jobs[i].xq && same_input(&jobs[i], jb)) {
@@ -721,6 +832,8 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		row_start[j + 1] = row_start[j] + (jb->M > 0 ? jb->W->rows : 0);
 	}
 	int r = prep_jobs(k, jobs, n_jobs);
+	if (!r)
+		r = bf16_jobs(k, jobs, n_jobs);
 	if (r)
 		return r;
 	struct jobs_ctx jc = {k, jobs, n_jobs, row_start};

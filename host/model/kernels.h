@@ -81,6 +81,17 @@ struct kern_isa {
 	 * and however the panels are grouped */
 	void (*gemv_bf16p)(const uint16_t *wp, int nw, const float *x, int ldx, int M, int K,
 			   float *y, int ldy);
+	/* NULL, or the act-fp8 prefill tile on BF16 dot products (avx512bf16), the FP8 weights' and
+	 * the activations' codes as bf16 (exact), each 128-block's dot product D summed in f32 and
+	 * scaled once: y[m*ldy+j] (+)= sum_kb D(m,j,kb) * (sa[m*lds+kb] * swt[kb*KERN_PW+j]).
+	 * quant_bf16: xb[k] = bf16(e4m3(x[k]/s)) for one block of n <= 128, a zero after an odd n;
+	 * decpack_bf16: rows r < nr <= KERN_PW of the codes w + r*K (rows >= nr zeros) as pairs,
+	 * wpb[(k/2)*KERN_PW + r] = bf16(w[r][k]) | bf16(w[r][k+1]) << 16 (zero past K);
+	 * tile_bf16: M input rows xb + m*ldx (ldx even) against that tile, j < nw <= KERN_PW. */
+	void (*quant_bf16)(const float *x, int n, float s, uint16_t *xb);
+	void (*decpack_bf16)(const uint8_t *w, int K, int nr, uint32_t *wpb);
+	void (*tile_bf16)(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, int M, int K,
+			  const float *sa, int lds, const float *swt, float *y, int ldy, int acc);
 };
 
 /* A BF16 matrix packed for gemv_bf16p (the cpu engine's lm_head): rows in panels of KERN_PW,
@@ -95,8 +106,9 @@ static inline int kern_bf16p_panels(int N)
 }
 
 /* kern_isa_get - the best ISA this CPU supports, or the one named by MOECARD_ISA
- * (scalar|avx2|avx512) when set and supported (else a one-time warning on stderr and the best).
- * avx2 = AVX2 + FMA + F16C; avx512 = AVX-512 F/BW/VL/DQ + FMA + F16C. */
+ * (scalar|avx2|avx512|avx512bf16) when set and supported (else a one-time warning on stderr and
+ * the best). avx2 = AVX2 + FMA + F16C; avx512 = AVX-512 F/BW/VL/DQ + FMA + F16C; avx512bf16 =
+ * avx512 + AVX-512 BF16 (its act-fp8 prefill tile on vdpbf16ps). */
 const struct kern_isa *kern_isa_get(void);
 const struct kern_isa *kern_isa_by_name(const char *name); /* NULL when unsupported */
 /* kern_isa_describe - "cpu: <features>; paths this CPU runs: <names>" (for --version). */
@@ -112,9 +124,12 @@ struct kern_job {
 	int ldy;
 	int accumulate; /* 1: y += result */
 	/* filled by kern_matmul: quantized input */
-	const float *xq;  /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
-	const float *xp;  /* [M][K] the row path's input in isa->prep_fp8's layout, or NULL */
-	const float *xpf; /* [M] prep_fp8's factors */
+	const float *xq;    /* [M][K] FP8 round trip of x: e4m3(x/sa)*sa (act fp8), or NULL */
+	const float *xp;    /* [M][K] the row path's input in isa->prep_fp8's layout, or NULL */
+	const float *xpf;   /* [M] prep_fp8's factors */
+	const uint16_t *xb; /* [M][K rounded up to even] the tile_bf16 path's activation codes, or
+			       NULL */
+	const float *sab;   /* [M][ceil(K/128)] their block scales */
 };
 
 /* Execution context: pool, numerics mode and scratch for quantized activations. */
@@ -131,6 +146,9 @@ struct kern_ctx {
 			  its result does not depend on the other rows (batched decode) */
 	float *prep;   /* the row path's prepared inputs (isa->prep_fp8), prep_floats long, grown */
 	size_t prep_floats;
+	uint16_t
+	    *xbuf; /* the tile_bf16 path's activation codes and scales, xbuf_bytes long, grown */
+	size_t xbuf_bytes;
 };
 
 /* Inputs with at least this many rows use the dequantize-then-tile path. */

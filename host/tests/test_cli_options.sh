@@ -160,7 +160,7 @@ done
 # commands
 t 2 "unknown command 'frobnicate'" frobnicate
 if "$M" --version | grep -qE '^moecard [0-9a-z.]+ \(commit [0-9a-z-]+\)' &&
-   "$M" --version | grep -qE '^isa: (scalar|avx2|avx512)'; then pass=$((pass + 1))
+   "$M" --version | grep -qE '^isa: (scalar|avx2|avx512|avx512bf16)'; then pass=$((pass + 1))
 else fail=$((fail + 1)); echo "FAIL --version: $("$M" --version 2>&1)"; fi
 
 # gen from another folder finds the tokenizer cache next to the program (when make deps made it)

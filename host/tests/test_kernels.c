@@ -115,12 +115,12 @@ static void check_shape(const struct kern_isa *isa, struct pool *pool, int M, in
 static void test_fp8_shapes(void **st)
 {
 	(void)st;
-	const char *names[] = {"scalar", "avx2", "avx512"};
+	const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
 	struct pool *pool = pool_create(2);
-	int shapes[][3] = {{1, 128, 128}, {1, 144, 256}, {3, 200, 320},
-			   {5, 257, 130}, {8, 64, 1000}, {1, 1, 1},
-			   {2, 130, 127}, {9, 67, 300},	 {12, 130, 256}};
-	for (int i = 0; i < 3; i++) {
+	int shapes[][3] = {{1, 128, 128},  {1, 144, 256}, {3, 200, 320}, {5, 257, 130},
+			   {8, 64, 1000},  {1, 1, 1},	  {2, 130, 127}, {9, 67, 300},
+			   {12, 130, 256}, {10, 37, 131}, {17, 20, 385}, {8, 16, 33}};
+	for (int i = 0; i < 4; i++) {
 		const struct kern_isa *isa = kern_isa_by_name(names[i]);
 		if (!isa)
 			continue;
@@ -137,11 +137,11 @@ static void test_fp8_shapes(void **st)
 static void test_fp8_rows_magnitudes(void **st)
 {
 	(void)st;
-	const char *names[] = {"scalar", "avx2", "avx512"};
+	const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
 	const double mag[] = {1, 1e6, 1e-30, 4e4, 3e38 / 2048};
 	enum { M = 5 };
 	int shapes[][2] = {{37, 300}, {20, 1024}, {9, 31}};
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		const struct kern_isa *isa = kern_isa_by_name(names[i]);
 		if (!isa)
 			continue;
@@ -239,7 +239,7 @@ static void test_bf16_and_jobs(void **st)
 static void test_bf16_packed(void **st)
 {
 	(void)st;
-	const char *names[] = {"scalar", "avx2", "avx512"};
+	const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
 	enum { N = 37, K = 100, M = 7 };
 	static uint16_t w[N * K], wp[3 * K * KERN_PW];
 	static float x[M * K], y[M * N], y1[N], first[M * N];
@@ -254,7 +254,7 @@ static void test_bf16_packed(void **st)
 		x[i] = (float)(urand() - 0.5);
 	kern_bf16p_pack(w, N, K, 0, 3, wp);
 	int have = 0;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		const struct kern_isa *isa = kern_isa_by_name(names[i]);
 		if (!isa)
 			continue;
@@ -304,7 +304,7 @@ static void test_bf16_packed(void **st)
 static void test_f32_attention_prims(void **st)
 {
 	(void)st;
-	const char *names[] = {"scalar", "avx2", "avx512"};
+	const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
 	enum { N = 300 };
 	static float w[N], x[KERN_MB * N], y1[N], y2[N], xs[4][N];
 	for (int i = 0; i < N; i++)
@@ -314,7 +314,7 @@ static void test_f32_attention_prims(void **st)
 	for (int r = 0; r < 4; r++)
 		for (int i = 0; i < N; i++)
 			xs[r][i] = (float)(urand() - 0.5);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		const struct kern_isa *isa = kern_isa_by_name(names[i]);
 		if (!isa)
 			continue;

@@ -1,0 +1,194 @@
+/*
+ * simd_avx512bf16.c - the act-fp8 prefill tile on AVX-512 BF16 dot products (vdpbf16ps) for the
+ * avx512bf16 path (kernels.h). Compiled with AVX-512 BF16 flags (host.mk) and called only when
+ * kern_isa_get() found the CPU supports them.
+ *
+ * E4M3 values are exact in bf16 (3 mantissa bits, exponents 2^-9..2^8), so the weights' codes and
+ * the activations' codes e4m3(x / sa) go in as bf16 and each product is exact (two 4-bit
+ * significands); a 128-block's products are summed in f32 (D: the instruction adds a pair's two
+ * products to the accumulator one after the other, round to nearest even; no product or sum of
+ * them is small enough for its flush of subnormals: every one is a multiple of 2^-18), then
+ * y = fma(D, sa * sw, y): the numerics of kernels.h, each block's dot product scaled once.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+#include "model/kernels.h"
+
+/* Sixteen E4M3 codes as bf16 bits: placed as f32 bits (the code's value times 2^-120, f32
+ * subnormals for E4M3's), times 2^120 (exact), the high half. Codes past mk are zeros. */
+static inline __m256i e4m3_bf16x16(const uint8_t *w, __mmask16 mk)
+{
+	__m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, w));
+	__m512i p =
+	    _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x80)), 24),
+			    _mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x7F)), 20));
+	__m512 f = _mm512_mul_ps(_mm512_castsi512_ps(p), _mm512_set1_ps(0x1p120f));
+	return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(f), 16));
+}
+
+/* The 16x16 transpose of 32-bit words r[0..15] (rows) into o[0..15] (columns): 32- and 64-bit
+ * interleaves within 128-bit lanes, then a 4x4 transpose of the lanes. */
+static inline void tr16(const __m512i *r, __m512i *o)
+{
+	__m512i t[16], u[16];
+	for (int i = 0; i < 8; i++) {
+		t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 4; i++) { /* u[4i + c], lane L: column 4L + c of rows 4i..4i+3 */
+		u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+		u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+		u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+		u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+	}
+	for (int c = 0; c < 4; c++) {
+		__m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
+		__m512i v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+		__m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+		__m512i v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+		o[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+		o[4 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+		o[8 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+		o[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+	}
+}
+
+/* The codes of rows r < nr (rows >= nr zeros) in pairs: wpb[(k/2)*KERN_PW + r] = bf16(w[r][k]) |
+ * bf16(w[r][k+1]) << 16, the last pair of an odd K with a zero. Thirty-two codes of each row a
+ * step (sixteen pairs, one vector), transposed in registers into sixteen lines. */
+static void decpack_bf16_avx512(const uint8_t *w, int K, int nr, uint32_t *wpb)
+{
+	for (int k = 0; k < K; k += 32) {
+		int rem = K - k, np = rem >= 32 ? 16 : (rem + 1) / 2;
+		__mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		__mmask16 m1 = rem >= 32   ? 0xFFFF
+			       : rem <= 16 ? 0
+					   : (__mmask16)((1u << (rem - 16)) - 1);
+		__m512i r[16], o[16];
+		for (int i = 0; i < KERN_PW; i++) {
+			if (i >= nr) {
+				r[i] = _mm512_setzero_si512();
+				continue;
+			}
+			const uint8_t *wr = w + (size_t)i * K + k;
+			r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(e4m3_bf16x16(wr, m0)),
+						  e4m3_bf16x16(wr + 16, m1), 1);
+		}
+		tr16(r, o);
+		uint32_t *out = wpb + (size_t)(k / 2) * KERN_PW;
+		for (int p = 0; p < np; p++)
+			_mm512_storeu_si512((void *)(out + (size_t)p * KERN_PW), o[p]);
+	}
+}
+
+/* xb[k] = bf16(e4m3(x[k] / s)) for one block of n <= 128 (roundtrip_fp8's rounding: RNE on the
+ * f32 bits, subnormals by adding and subtracting 2^14, saturation at 448), and a zero after an odd
+ * n (the pair's second half). */
+static void quant_bf16_avx512(const float *x, int n, float s, uint16_t *xb)
+{
+	const __m512 vs = _mm512_set1_ps(s), big = _mm512_set1_ps(16384.0f);
+	const __m512 maxv = _mm512_set1_ps(448.0f), sub_lim = _mm512_set1_ps(0.015625f);
+	const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), rb = _mm512_set1_epi32(0x7FFFF);
+	const __m512i one = _mm512_set1_epi32(1), clr = _mm512_set1_epi32(~0xFFFFF);
+	for (int k = 0; k < n; k += 16) {
+		int rem = n - k;
+		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		__m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs);
+		__m512i vb = _mm512_castps_si512(v);
+		__m512i ab = _mm512_and_si512(vb, absm);
+		__m512i sg = _mm512_andnot_si512(absm, vb);
+		__m512 a = _mm512_castsi512_ps(ab);
+		__m512 rs = _mm512_sub_ps(_mm512_add_ps(a, big), big);
+		__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ab, 20), one);
+		__m512i nb = _mm512_and_si512(_mm512_add_epi32(ab, _mm512_add_epi32(rb, lsb)), clr);
+		__mmask16 is_sub = _mm512_cmp_ps_mask(a, sub_lim, _CMP_LT_OQ);
+		__m512 r = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nb), rs);
+		r = _mm512_min_ps(r, maxv);
+		__m512i rbits = _mm512_or_si512(_mm512_castps_si512(r), sg);
+		_mm256_mask_storeu_epi16(xb + k, mk,
+					 _mm512_cvtepi32_epi16(_mm512_srli_epi32(rbits, 16)));
+	}
+	if (n & 1)
+		xb[n] = 0;
+}
+
+/* MB input rows against a packed pair tile, block by block: per 128-block MB accumulators of D
+ * (one vdpbf16ps a pair of k per row, the weights' pair line loaded once for all rows, the row's
+ * pair broadcast), then y += D * (sa * sw) per row. */
+static inline __attribute__((always_inline)) void
+bf16_rows(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, const int MB, int K,
+	  const float *sa, int lds, const float *swt, float *y, int ldy, int acc)
+{
+	__m512 c[8], t[8];
+#pragma GCC unroll 8
+	for (int m = 0; m < MB; m++)
+		t[m] = _mm512_setzero_ps();
+	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
+		int p1 = (K - k0 < 128 ? K - k0 + 1 : 128) / 2;
+		const uint32_t *wb = wpb + (size_t)(k0 / 2) * KERN_PW;
+#pragma GCC unroll 8
+		for (int m = 0; m < MB; m++)
+			c[m] = _mm512_setzero_ps();
+		for (int p = 0; p < p1; p++) {
+			__m512bh wv =
+			    (__m512bh)_mm512_loadu_si512((const void *)(wb + (size_t)p * KERN_PW));
+#pragma GCC unroll 8
+			for (int m = 0; m < MB; m++) {
+				uint32_t xv;
+				memcpy(&xv, xb + (size_t)m * ldx + k0 + 2 * p, 4);
+				c[m] = _mm512_dpbf16_ps(c[m], wv,
+							(__m512bh)_mm512_set1_epi32((int)xv));
+			}
+		}
+		__m512 sw = _mm512_loadu_ps(swt + (size_t)kb * KERN_PW);
+#pragma GCC unroll 8
+		for (int m = 0; m < MB; m++)
+			t[m] = _mm512_fmadd_ps(
+			    c[m], _mm512_mul_ps(_mm512_set1_ps(sa[(size_t)m * lds + kb]), sw),
+			    t[m]);
+	}
+	__mmask16 mk = nw >= 16 ? 0xFFFF : (__mmask16)((1u << nw) - 1);
+#pragma GCC unroll 8
+	for (int m = 0; m < MB; m++) {
+		float *ym = y + (size_t)m * ldy;
+		__m512 r = t[m];
+		if (acc)
+			r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, ym), r);
+		_mm512_mask_storeu_ps(ym, mk, r);
+	}
+}
+
+/* Eight input rows at a time (as tile_p16_avx512: more rows 8 KiB apart share one L1 set). */
+static void tile_bf16_avx512(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, int M, int K,
+			     const float *sa, int lds, const float *swt, float *y, int ldy, int acc)
+{
+	int m = 0;
+	for (; m + 8 <= M; m += 8)
+		bf16_rows(wpb, nw, xb + (size_t)m * ldx, ldx, 8, K, sa + (size_t)m * lds, lds, swt,
+			  y + (size_t)m * ldy, ldy, acc);
+	const uint16_t *xm = xb + (size_t)m * ldx;
+	const float *sm = sa + (size_t)m * lds;
+	float *ym = y + (size_t)m * ldy;
+	switch (M - m) {
+#define BF16_CASE(r)                                                                               \
+	case r:                                                                                    \
+		bf16_rows(wpb, nw, xm, ldx, r, K, sm, lds, swt, ym, ldy, acc);                     \
+		break;
+		BF16_CASE(7)
+		BF16_CASE(6)
+		BF16_CASE(5)
+		BF16_CASE(4)
+		BF16_CASE(3)
+		BF16_CASE(2)
+		BF16_CASE(1)
+#undef BF16_CASE
+	}
+}
+
+const struct kern_isa kern_isa_avx512bf16 = {
+    .name = "avx512bf16",
+    .quant_bf16 = quant_bf16_avx512,
+    .decpack_bf16 = decpack_bf16_avx512,
+    .tile_bf16 = tile_bf16_avx512,
+};
