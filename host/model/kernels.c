@@ -642,6 +642,7 @@ struct bf16p_ctx {
 	int N, K, M;
 	const float *x;
 	float *y;
+	int ldx;
 };
 
 static void bf16p_task(void *c, int b, int e, int tid)
@@ -651,7 +652,7 @@ static void bf16p_task(void *c, int b, int e, int tid)
 	for (int p = b; p < e; p += 2) { /* two panels a call */
 		int n0 = p * KERN_PW, n1 = (p + 2 < e ? p + 2 : e) * KERN_PW;
 		n1 = n1 < bc->N ? n1 : bc->N;
-		bc->isa->gemv_bf16p(bc->wp + (size_t)p * bc->K * KERN_PW, n1 - n0, bc->x, bc->K,
+		bc->isa->gemv_bf16p(bc->wp + (size_t)p * bc->K * KERN_PW, n1 - n0, bc->x, bc->ldx,
 				    bc->M, bc->K, bc->y + n0, bc->N);
 	}
 }
@@ -659,7 +660,17 @@ static void bf16p_task(void *c, int b, int e, int tid)
 void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, const float *x, int M,
 		       float *y)
 {
-	struct bf16p_ctx bc = {k->isa, wp, N, K, M, x, y};
+	struct bf16p_ctx bc = {k->isa, wp, N, K, M, x, y, K};
+	/* Several input rows a whole number of 4 KiB apart share one set of the L1 cache (their
+	 * broadcasts miss each other's lines): a copy 64 bytes further apart each. */
+	float *xpad = NULL;
+	if (M > 1 && (size_t)K * sizeof(float) % 4096 == 0 &&
+	    (xpad = malloc(sizeof(float) * (size_t)M * (K + 16)))) {
+		for (int m = 0; m < M; m++)
+			memcpy(xpad + (size_t)m * (K + 16), x + (size_t)m * K, sizeof(float) * K);
+		bc.x = xpad;
+		bc.ldx = K + 16;
+	}
 	int np = kern_bf16p_panels(N), nt = k->pool ? pool_nthreads(k->pool) : 1;
 	int grain = np / (nt * 16);
 	grain = grain < 2 ? 2 : grain > 64 ? 64 : grain & ~1;
@@ -667,6 +678,7 @@ void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, con
 		pool_for(k->pool, np, grain, bf16p_task, &bc);
 	else
 		bf16p_task(&bc, 0, np, 0);
+	free(xpad);
 }
 
 /* Two jobs on the same input rows, of the same length. */

@@ -291,6 +291,92 @@ static void tile_p16_avx512(const float *wp, int nw, const float *x, int ldx, in
 	}
 }
 
+/* Packed BF16 panels (kern_bf16p_pack) against M inputs, P (1 or 2) panels at once: per k a
+ * panel's 16 weights widened into one vector (lane i is the panel's row kern_bf16p_row[i]), each
+ * input broadcast into one FMA per panel: one FMA chain per output in ascending k from +0, the
+ * AVX2 kernel's operations on whole panels (the same bits); M <= 8 inputs a pass. */
+static inline __attribute__((always_inline)) void gemv_bf16p512_m(const uint16_t *wp,
+								  const float *x, int ldx,
+								  const int M, const int P, int K,
+								  float *y, int ldy, int nw)
+{
+	__m512 acc[8][2];
+	const size_t ps = (size_t)K * KERN_PW;
+#pragma GCC unroll 8
+	for (int m = 0; m < M; m++)
+#pragma GCC unroll 2
+		for (int p = 0; p < P; p++)
+			acc[m][p] = _mm512_setzero_ps();
+	for (int k = 0; k < K; k++) {
+		__m512 w[2];
+#pragma GCC unroll 2
+		for (int p = 0; p < P; p++) {
+			__m256i v = _mm256_loadu_si256(
+			    (const __m256i *)(wp + (size_t)p * ps + (size_t)k * KERN_PW));
+			w[p] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+		}
+#pragma GCC unroll 8
+		for (int m = 0; m < M; m++) {
+			__m512 xb = _mm512_set1_ps(x[(size_t)m * ldx + k]);
+#pragma GCC unroll 2
+			for (int p = 0; p < P; p++)
+				acc[m][p] = _mm512_fmadd_ps(w[p], xb, acc[m][p]);
+		}
+	}
+	/* lane i holds row kern_bf16p_row[i], an involution: row j is lane kern_bf16p_row[j] */
+	const __m512i ord = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15);
+#pragma GCC unroll 8
+	for (int m = 0; m < M; m++)
+#pragma GCC unroll 2
+		for (int p = 0; p < P; p++) {
+			int n = nw - p * KERN_PW > KERN_PW ? KERN_PW : nw - p * KERN_PW;
+			__mmask16 mk = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+			_mm512_mask_storeu_ps(y + (size_t)m * ldy + p * KERN_PW, mk,
+					      _mm512_permutexvar_ps(ord, acc[m][p]));
+		}
+}
+
+static void gemv_bf16p_avx512(const uint16_t *wp, int nw, const float *x, int ldx, int M, int K,
+			      float *y, int ldy)
+{
+	if (nw > KERN_PW && M > 8) { /* two panels, one after the other */
+		gemv_bf16p_avx512(wp, KERN_PW, x, ldx, M, K, y, ldy);
+		gemv_bf16p_avx512(wp + (size_t)K * KERN_PW, nw - KERN_PW, x, ldx, M, K, y + KERN_PW,
+				  ldy);
+		return;
+	}
+	/* inputs in passes of at most eight (two panels: four), balanced */
+	int cap = 8, nb = (M + cap - 1) / cap;
+	for (int b = 0, m0 = 0; b < nb; b++) {
+		int mb = (M - m0 + (nb - b) - 1) / (nb - b);
+		const float *xm = x + (size_t)m0 * ldx;
+		float *ym = y + (size_t)m0 * ldy;
+#define CALL_M(mm, pp) gemv_bf16p512_m(wp, xm, ldx, mm, pp, K, ym, ldy, nw)
+		if (nw > KERN_PW && mb <= 4)
+			mb == 1	  ? CALL_M(1, 2)
+			: mb == 2 ? CALL_M(2, 2)
+			: mb == 3 ? CALL_M(3, 2)
+				  : CALL_M(4, 2);
+		else if (nw > KERN_PW)
+			mb == 5	  ? CALL_M(5, 2)
+			: mb == 6 ? CALL_M(6, 2)
+			: mb == 7 ? CALL_M(7, 2)
+				  : CALL_M(8, 2);
+		else if (mb <= 4)
+			mb == 1	  ? CALL_M(1, 1)
+			: mb == 2 ? CALL_M(2, 1)
+			: mb == 3 ? CALL_M(3, 1)
+				  : CALL_M(4, 1);
+		else
+			mb == 5	  ? CALL_M(5, 1)
+			: mb == 6 ? CALL_M(6, 1)
+			: mb == 7 ? CALL_M(7, 1)
+				  : CALL_M(8, 1);
+#undef CALL_M
+		m0 += mb;
+	}
+}
+
 /* One input row against nw <= 4 weight rows. */
 static void tile_f32_row(const float *wt, int ldw, int nw, const float *xm, int K, float *ym)
 {
@@ -383,6 +469,7 @@ const struct kern_isa kern_isa_avx512 = {
     .row_fp8 = rowp_fp8_avx512,
     .prep_fp8 = prep_fp8_avx512,
     .tile_p16 = tile_p16_avx512,
+    .gemv_bf16p = gemv_bf16p_avx512,
     .dec_fp8 = dec_fp8_avx512,
     .tile_f32 = tile_f32_avx512,
     .axpy_f32 = axpy_f32_avx512,
