@@ -239,9 +239,10 @@ extern const struct kern_isa kern_isa_avx512;
 extern const struct kern_isa kern_isa_avx512bf16;
 
 /* The avx512 path as run: its own kernels, and for the members it has none of (the attention's
- * multi-row f32 primitives, the packed BF16 head's GEMV) the AVX2 ones, which every CPU of that path runs. axpy4_f32 and
- * axpy4_rows_f32 are element-wise FMAs, so their bits equal avx512's axpy_f32 calls; dot_f32_rows
- * is then the path's one row-group dot for the scores. Chosen once, per kernel, at start-up. */
+ * multi-row f32 primitives, the prefill tile's packing) the AVX2 ones, which every CPU of that
+ * path runs. axpy4_f32 and axpy4_rows_f32 are element-wise FMAs, so their bits equal avx512's
+ * axpy_f32 calls (whose last n % 8 are AVX2's too); dot_f32_rows is then the path's one row-group
+ * dot for the scores. Chosen once, per kernel, at start-up. */
 static struct kern_isa isa_avx512_run;
 static pthread_once_t isa_avx512_once = PTHREAD_ONCE_INIT;
 
