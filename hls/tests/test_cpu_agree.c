@@ -15,23 +15,8 @@
 
 #define AGREE_TOL 1e-6
 
-static uint64_t rng = 0xD1B54A32D192ED03ull;
-static uint64_t rnext(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-static float unif(void)
-{
-	return (float)((rnext() >> 40) * (1.0 / 16777216.0));
-}
-static float normal(void)
-{
-	float a = unif() + 1e-7f, b = unif();
-	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
-}
+#define TEST_RNG_SEED 0xD1B54A32D192ED03ull
+#include "test_rng.h"
 
 struct proj {
 	const char *name;

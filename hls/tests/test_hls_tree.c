@@ -9,20 +9,13 @@
 #include "tests/harness.h"
 #include "hls_tree.h"
 
-static uint64_t rng = 88172645463325252ull;
-
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+#define TEST_RNG_SEED 88172645463325252ull
+#include "test_rng.h"
 
 /* A value of random sign, mantissa and exponent in 2^-20 .. 2^20. */
 static float value(void)
 {
-	uint64_t r = next();
+	uint64_t r = rnext();
 	float m = 1.0f + (float)(r & 0xFFFFFF) / 16777216.0f;
 	int e = (int)((r >> 24) % 41) - 20;
 	float v = m;

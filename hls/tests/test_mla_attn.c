@@ -14,23 +14,8 @@
 
 static int passed, failed;
 static double worst_fmt[3]; /* measured worst error per cache format */
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnext(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-static float unif(void)
-{
-	return (float)((rnext() >> 40) * (1.0 / 16777216.0));
-}
-static float normal(void)
-{
-	float a = unif() + 1e-7f, b = unif();
-	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
-}
+#define TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "test_rng.h"
 
 #define ATTN_TOL 2e-5 /* stated: max |out - ref| <= 2e-5 * max|ref| per head */
 

@@ -21,23 +21,8 @@
 #define FILL 0xA5	 /* bank bytes no record may touch */
 
 static double worst_ref[3], worst_old[3];
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint64_t rnext(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-static float unif(void)
-{
-	return (float)((rnext() >> 40) * (1.0 / 16777216.0));
-}
-static float normal(void)
-{
-	float a = unif() + 1e-7f, b = unif();
-	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
-}
+#define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "test_rng.h"
 
 /* dequantized record (double) */
 static void deq(const uint8_t *r, int fmt, int dc, int dr, double *v)

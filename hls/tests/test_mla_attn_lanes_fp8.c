@@ -30,20 +30,8 @@ static const char *kind_name[K_N] = {"random", "sharp", "extreme"};
 #define OFF 128 /* cache_off of the lane banks */
 
 static double worst_ref[K_N], worst_f32[K_N], worst_f32ref[K_N];
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnext(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-static float normal(void)
-{
-	float a = (float)((rnext() >> 40) * (1.0 / 16777216.0)) + 1e-7f;
-	float b = (float)((rnext() >> 40) * (1.0 / 16777216.0));
-	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
-}
+#define TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "test_rng.h"
 
 static float rd_f32(const uint8_t *p)
 {

@@ -14,23 +14,8 @@
 #include "hls/vec_ops/vec_ops.h"
 #include "tests/harness.h"
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t rnext(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-static float unif(void)
-{
-	return (float)((rnext() >> 40) * (1.0 / 16777216.0));
-}
-static float normal(void)
-{
-	float a = unif() + 1e-7f, b = unif();
-	return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
-}
+#define TEST_RNG_SEED 88172645463325252ull
+#include "test_rng.h"
 
 /* error of got against the exact value ref, in ulps of the f32 nearest ref */
 static double ulp_err(float got, double ref)
