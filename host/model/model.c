@@ -768,14 +768,17 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 		if (!M)
 			continue;
 		const struct ffn_weights *f = &lw->experts[e];
+		/* one token: every expert's input is that token's row, so all the jobs (and the
+		 * shared expert's) share one input and kern_matmul_jobs quantizes it once */
+		const float *xe = T == 1 ? m->xn : m->xg + (size_t)start[e] * D;
 		jobs[nj++] = (struct kern_job){.W = &f->gate,
-					       .x = m->xg + (size_t)start[e] * D,
+					       .x = xe,
 					       .ldx = D,
 					       .M = M,
 					       .y = m->gbuf + (size_t)start[e] * I,
 					       .ldy = I};
 		jobs[nj++] = (struct kern_job){.W = &f->up,
-					       .x = m->xg + (size_t)start[e] * D,
+					       .x = xe,
 					       .ldx = D,
 					       .M = M,
 					       .y = m->ubuf + (size_t)start[e] * I,
