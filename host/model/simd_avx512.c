@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdint.h>
 #include "model/kernels.h"
+#include "model/simd_avx512.h"
 
 #ifndef MOE_PF_BYTES
 #define MOE_PF_BYTES 1024 /* software prefetch distance in the GEMV streams */
@@ -253,15 +254,9 @@ static inline __attribute__((always_inline)) void p16_rows512(const float *wp, i
 		for (int m = 0; m < MB; m++)
 			c[m] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[(size_t)m * ldx + k]), c[m]);
 	}
-	__mmask16 mk = nw >= 16 ? 0xFFFF : (__mmask16)((1u << nw) - 1);
 #pragma GCC unroll 8
-	for (int m = 0; m < MB; m++) {
-		float *ym = y + (size_t)m * ldy;
-		__m512 r = c[m];
-		if (acc)
-			r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, ym), r);
-		_mm512_mask_storeu_ps(ym, mk, r);
-	}
+	for (int m = 0; m < MB; m++)
+		tile_store16(y + (size_t)m * ldy, nw, c[m], acc);
 }
 
 /* Eight input rows at a time (8 accumulators, the weight line and broadcasts): twelve ran at
@@ -435,30 +430,13 @@ static void axpy_f32_avx512(float *y, float a, const float *x, int n)
 		y[k] += a * x[k];
 }
 
-/* RNE to E4M3 on the f32 bits: subnormals (|v| < 2^-6) by adding and subtracting 2^14 (whose
- * ulp is the E4M3 subnormal quantum 2^-9), normals by rounding away 20 mantissa bits; then
- * saturation at 448. Bit-identical to e4m3_decode(e4m3_encode(v)) for finite v. */
+/* x / s rounded to E4M3 (e4m3_rne512), times s: e4m3(x/s)*s. */
 static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 {
-	const __m512 vs = _mm512_set1_ps(s), big = _mm512_set1_ps(16384.0f);
-	const __m512 maxv = _mm512_set1_ps(448.0f), sub_lim = _mm512_set1_ps(0.015625f);
-	const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), rb = _mm512_set1_epi32(0x7FFFF);
-	const __m512i one = _mm512_set1_epi32(1), clr = _mm512_set1_epi32(~0xFFFFF);
+	const __m512 vs = _mm512_set1_ps(s);
 	for (int k = 0; k < n; k += 16) {
-		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		__m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs);
-		__m512i vb = _mm512_castps_si512(v);
-		__m512i ab = _mm512_and_si512(vb, absm);
-		__m512i sg = _mm512_andnot_si512(absm, vb);
-		__m512 a = _mm512_castsi512_ps(ab);
-		__m512 rs = _mm512_sub_ps(_mm512_add_ps(a, big), big);
-		__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ab, 20), one);
-		__m512i nb = _mm512_and_si512(_mm512_add_epi32(ab, _mm512_add_epi32(rb, lsb)), clr);
-		__mmask16 is_sub = _mm512_cmp_ps_mask(a, sub_lim, _CMP_LT_OQ);
-		__m512 r = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nb), rs);
-		r = _mm512_min_ps(r, maxv);
-		r = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sg));
+		__mmask16 mk = lanes16(n - k);
+		__m512 r = e4m3_rne512(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs));
 		_mm512_mask_storeu_ps(xr + k, mk, _mm512_mul_ps(r, vs));
 	}
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "model/kernels.h"
+#include "model/simd_avx512.h"
 
 /* Sixteen E4M3 codes as bf16 bits: placed as f32 bits (the code's value times 2^-120, f32
  * subnormals for E4M3's), times 2^120 (exact), the high half. Codes past mk are zeros. */
@@ -82,32 +83,18 @@ static void decpack_bf16_avx512(const uint8_t *w, int K, int nr, uint32_t *wpb)
 	}
 }
 
-/* xb[k] = bf16(e4m3(x[k] / s)) for one block of n <= 128 (roundtrip_fp8's rounding: RNE on the
- * f32 bits, subnormals by adding and subtracting 2^14, saturation at 448), and a zero after an odd
- * n (the pair's second half). */
+/* xb[k] = bf16(e4m3(x[k] / s)) for one block of n <= 128 (roundtrip_fp8's rounding,
+ * e4m3_rne512, without the multiply by s: the value has at most 4 significant bits, so its f32
+ * bits' high half is its bf16), and a zero after an odd n (the pair's second half). */
 static void quant_bf16_avx512(const float *x, int n, float s, uint16_t *xb)
 {
-	const __m512 vs = _mm512_set1_ps(s), big = _mm512_set1_ps(16384.0f);
-	const __m512 maxv = _mm512_set1_ps(448.0f), sub_lim = _mm512_set1_ps(0.015625f);
-	const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), rb = _mm512_set1_epi32(0x7FFFF);
-	const __m512i one = _mm512_set1_epi32(1), clr = _mm512_set1_epi32(~0xFFFFF);
+	const __m512 vs = _mm512_set1_ps(s);
 	for (int k = 0; k < n; k += 16) {
-		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		__m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs);
-		__m512i vb = _mm512_castps_si512(v);
-		__m512i ab = _mm512_and_si512(vb, absm);
-		__m512i sg = _mm512_andnot_si512(absm, vb);
-		__m512 a = _mm512_castsi512_ps(ab);
-		__m512 rs = _mm512_sub_ps(_mm512_add_ps(a, big), big);
-		__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ab, 20), one);
-		__m512i nb = _mm512_and_si512(_mm512_add_epi32(ab, _mm512_add_epi32(rb, lsb)), clr);
-		__mmask16 is_sub = _mm512_cmp_ps_mask(a, sub_lim, _CMP_LT_OQ);
-		__m512 r = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nb), rs);
-		r = _mm512_min_ps(r, maxv);
-		__m512i rbits = _mm512_or_si512(_mm512_castps_si512(r), sg);
-		_mm256_mask_storeu_epi16(xb + k, mk,
-					 _mm512_cvtepi32_epi16(_mm512_srli_epi32(rbits, 16)));
+		__mmask16 mk = lanes16(n - k);
+		__m512 r = e4m3_rne512(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs));
+		_mm256_mask_storeu_epi16(
+		    xb + k, mk,
+		    _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(r), 16)));
 	}
 	if (n & 1)
 		xb[n] = 0;
@@ -148,15 +135,9 @@ bf16_rows(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, const int MB
 			    c[m], _mm512_mul_ps(_mm512_set1_ps(sa[(size_t)m * lds + kb]), sw),
 			    t[m]);
 	}
-	__mmask16 mk = nw >= 16 ? 0xFFFF : (__mmask16)((1u << nw) - 1);
 #pragma GCC unroll 8
-	for (int m = 0; m < MB; m++) {
-		float *ym = y + (size_t)m * ldy;
-		__m512 r = t[m];
-		if (acc)
-			r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, ym), r);
-		_mm512_mask_storeu_ps(ym, mk, r);
-	}
+	for (int m = 0; m < MB; m++)
+		tile_store16(y + (size_t)m * ldy, nw, t[m], acc);
 }
 
 /* Eight input rows at a time (as tile_p16_avx512: more rows 8 KiB apart share one L1 set). */

@@ -1,0 +1,47 @@
+/*
+ * simd_avx512.h - inline pieces shared by the AVX-512 kernel files (simd_avx512.c,
+ * simd_avx512bf16.c); included only by files compiled with AVX-512 flags.
+ */
+#ifndef MOECARD_SIMD_AVX512_H
+#define MOECARD_SIMD_AVX512_H
+#include <immintrin.h>
+#include <stddef.h>
+
+/* The E4M3 value nearest v (RNE, saturating at 448; finite v) as f32, sign included: subnormals
+ * (|v| < 2^-6) by adding and subtracting 2^14 (whose ulp is the E4M3 subnormal quantum 2^-9),
+ * normals by rounding away 20 mantissa bits on the f32 bits. Bit-identical to
+ * e4m3_decode(e4m3_encode(v)). */
+static inline __m512 e4m3_rne512(__m512 v)
+{
+	const __m512 big = _mm512_set1_ps(16384.0f), maxv = _mm512_set1_ps(448.0f);
+	const __m512 sub_lim = _mm512_set1_ps(0.015625f);
+	const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), rb = _mm512_set1_epi32(0x7FFFF);
+	const __m512i one = _mm512_set1_epi32(1), clr = _mm512_set1_epi32(~0xFFFFF);
+	__m512i vb = _mm512_castps_si512(v);
+	__m512i ab = _mm512_and_si512(vb, absm);
+	__m512i sg = _mm512_andnot_si512(absm, vb);
+	__m512 a = _mm512_castsi512_ps(ab);
+	__m512 rs = _mm512_sub_ps(_mm512_add_ps(a, big), big);
+	__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ab, 20), one);
+	__m512i nb = _mm512_and_si512(_mm512_add_epi32(ab, _mm512_add_epi32(rb, lsb)), clr);
+	__mmask16 is_sub = _mm512_cmp_ps_mask(a, sub_lim, _CMP_LT_OQ);
+	__m512 r = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nb), rs);
+	r = _mm512_min_ps(r, maxv);
+	return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sg));
+}
+
+/* The mask of the first n < 16 lanes, or all 16. */
+static inline __mmask16 lanes16(int n)
+{
+	return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/* A tile's row of nw <= 16 outputs: y = r, or y += r with acc. */
+static inline void tile_store16(float *y, int nw, __m512 r, int acc)
+{
+	__mmask16 mk = lanes16(nw);
+	if (acc)
+		r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y), r);
+	_mm512_mask_storeu_ps(y, mk, r);
+}
+#endif
