@@ -153,6 +153,8 @@ static void cu_flags(const struct board_cu *cu, char *buf, size_t len)
 			ADD(" -DMLA_LANES_NO_FP8=1");
 		if (cu->lane_passes > 1)
 			ADD(" -DMLA_LANE_PASSES=%u", cu->lane_passes);
+		if (cu->lane_exp_ii > 1)
+			ADD(" -DMLA_LANE_EXP_II=%u", cu->lane_exp_ii);
 	}
 #undef ADD
 }

@@ -413,6 +413,11 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 		    "%u head passes need moecard,fp8-datapath = <0> (the FP8 datapath takes "
 		    "every head at once)",
 		    k->lane_passes);
+	if ((rc = get_u32(c, node, "moecard,lane-exp-ii", 1, &k->lane_exp_ii)) < 0)
+		return rc;
+	if (rc == 0 && (k->lane_exp_ii < 1 || k->lane_exp_ii > 17))
+		return fail(c, node, "moecard,lane-exp-ii", -BOARD_EBADVALUE, "%u is not in 1..17",
+			    k->lane_exp_ii);
 	if ((rc = get_u32(c, node, "moecard,gemv-rows", 1, &k->gemv_rows)) < 0)
 		return rc;
 	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
@@ -869,6 +874,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 			fprintf(out, " %u int MACs/lane", u->lane_imacs);
 		if (u->lane_passes > 1)
 			fprintf(out, " %u head passes", u->lane_passes);
+		if (u->lane_exp_ii > 1)
+			fprintf(out, " exp II %u", u->lane_exp_ii);
 		if (u->no_fp8)
 			fprintf(out, " no FP8 datapath");
 		for (uint32_t p = 0; p < u->n_ports; p++) {

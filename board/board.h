@@ -77,10 +77,12 @@ struct board_cu {
 	uint32_t lane_imacs;  /* FP8 datapath's integer MACs per cycle per lane, 0: the build's */
 	uint32_t no_fp8;      /* mla_attn_lanes built without the FP8 datapath (fp8-datapath 0) */
 	uint32_t lane_passes; /* mla_attn_lanes head passes (moecard,lane-passes), 0: the build's */
-	uint32_t gemv_rows;   /* rows of x per cycle of the GEMV PE (fp8_gemv), 0: the build's */
-	uint32_t axi_bits;    /* m_axi data width, bits (32..1024, power of two) */
-	uint32_t slr;	      /* super logic region the CU is placed in */
-	uint32_t clock;	      /* index into board_desc.clock[] */
+	uint32_t
+	    lane_exp_ii; /* mla_attn_lanes cycles per exp (moecard,lane-exp-ii), 0: the build's */
+	uint32_t gemv_rows; /* rows of x per cycle of the GEMV PE (fp8_gemv), 0: the build's */
+	uint32_t axi_bits;  /* m_axi data width, bits (32..1024, power of two) */
+	uint32_t slr;	    /* super logic region the CU is placed in */
+	uint32_t clock;	    /* index into board_desc.clock[] */
 };
 
 /* One DMA channel (node compatible "moecard,dma-channel"). */

@@ -102,6 +102,14 @@ static void add_exp(struct board_res *r, int fam, uint64_t n)
 	add_add(r, fam, EXP_ADD * n);
 }
 
+/* n exp units that take ii cycles an exp: their multiplies and adds shared over the interval */
+static void add_exp_ii(struct board_res *r, int fam, uint64_t n, uint64_t ii)
+{
+	ii = ii < 1 ? 1 : ii;
+	add_mul(r, fam, (EXP_MUL + ii - 1) / ii * n);
+	add_add(r, fam, (EXP_ADD + ii - 1) / ii * n);
+}
+
 static void add_recip(struct board_res *r, int fam, uint64_t n)
 {
 	add_mul(r, fam, RECIP_MUL * n);
@@ -267,7 +275,8 @@ static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *
 /* mla_attn_lanes: L lanes (ports minus gmem_q and gmem_o), each lane_macs f32 multiply-adds, the
  * score trees (LHP heads' MLA_DL-element trees, tree_adders), the online softmax of LHP heads
  * per step (one set of LHP exp units a lane, shared by the corrections and the p values: ml_lane's
- * ALLOCATION), the record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for
+ * ALLOCATION; at moecard,lane-exp-ii cycles an exp each unit's operators shared over them), the
+ * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for
  * the weights, MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
  * [MLA_MAX_H / head passes][dc] f32 read max(lane_macs, MLA_MW) words per cycle (two per 72-bit
  * word), in URAM, or BRAM36 when a bank fits one (moecard,lane-passes),
@@ -281,7 +290,7 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t dk = MLA_MAX_DC + MLA_MAX_DR;
 	add_fma(r, fam, L * macs);
 	add_add(r, fam, L * lhp * tree_adders(lde));
-	add_exp(r, fam, L * lhp);
+	add_exp_ii(r, fam, L * lhp, cu->lane_exp_ii ? cu->lane_exp_ii : MLA_LANE_EXP_II);
 	add_mul(r, fam, L * lhp);
 	add_add(r, fam, L * lhp);
 	r->lut += L * (LUT_F32_CMP * lhp + LUT_DECODE * 64) + LUT_F32_CMP * L;

@@ -34,7 +34,7 @@ done
 grep -qx 'fp8_gemm hls/fp8_gemm/fp8_gemm.c -DFP8_GEMM_TM=16 -DFP8_GEMM_TN=32 -DFP8_GEMM_AXI_BITS=512' "$T/u55c.txt" &&
   grep -qx 'fp8_gemv hls/fp8_gemv/fp8_gemv.c -DFP8_GEMV_PR=1 -DFP8_GEMV_AXI_BITS=512' "$T/u55c.txt" &&
   grep -qx 'mla_attn hls/mla_attn/mla_attn.c -DMLA_ATTN_MACS=8' "$T/u55c.txt" &&
-  grep -qx 'mla_attn_lanes hls/mla_attn/mla_attn_lanes.c,hls/mla_attn/mla_attn.c -DMLA_LANE_MACS=4 -DMLA_LANES_NO_FP8=1' "$T/u55c.txt" &&
+  grep -qx 'mla_attn_lanes hls/mla_attn/mla_attn_lanes.c,hls/mla_attn/mla_attn.c -DMLA_LANE_MACS=8 -DMLA_LANES_NO_FP8=1 -DMLA_LANE_EXP_II=9' "$T/u55c.txt" &&
   ok "u55c: the tree's build parameters as flags" || bad "u55c flags: $(cat "$T/u55c.txt")"
 grep -q 'NO_FP8' "$T/emu.txt" && bad "emu: built without the FP8 datapath" || ok "emu: keeps the FP8 datapath"
 
@@ -52,7 +52,7 @@ if VPP_LOG="$T/vpp.log" make -s xclbin B="$B" VPP="$T/v++" PLATFORM=fake_platfor
   TARGET=hw_emu >"$T/make.out" 2>&1; then
   nc=$(grep -c '^-c ' "$T/vpp.log"); nl=$(grep -c '^-l ' "$T/vpp.log")
   if [ "$nc" = "$(wc -l <"$T/u55c.txt")" ] && [ "$nl" = 1 ] &&
-     grep -q -- '-k mla_attn_lanes .*-DMLA_LANE_MACS=4 -DMLA_LANES_NO_FP8=1 .*hls/mla_attn/mla_attn_lanes.c hls/mla_attn/mla_attn.c' "$T/vpp.log" &&
+     grep -q -- '-k mla_attn_lanes .*-DMLA_LANE_MACS=8 -DMLA_LANES_NO_FP8=1 -DMLA_LANE_EXP_II=9 .*hls/mla_attn/mla_attn_lanes.c hls/mla_attn/mla_attn.c' "$T/vpp.log" &&
      grep -q -- '-k fp8_gemm .*-DFP8_GEMM_TM=16 -DFP8_GEMM_TN=32' "$T/vpp.log" &&
      grep -q -- "^-l .*--config $B/bitstream/u55c/connectivity.cfg" "$T/vpp.log"; then
     ok "make xclbin: $nc kernels compiled with the tree's flags, one link with its config"

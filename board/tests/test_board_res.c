@@ -135,6 +135,16 @@ static void test_monotonic(void **state)
 		ln.lane_passes = 2;
 		assert_int_equal(board_res_cu(&desc, &ln, NULL, &r), 0);
 		assert_true(r.uram < a.uram && r.bram36 > a.bram36 && r.dsp == a.dsp);
+		/* an exp unit of 9 cycles an exp: one multiplier and one adder for hls_expf's 9
+		 * and 8 (a lane's LHP units: 64 MACs, two heads a step), the rest unchanged */
+		ln.lane_exp_ii = 1;
+		assert_int_equal(board_res_cu(&desc, &ln, NULL, &a), 0);
+		ln.lane_exp_ii = 9;
+		assert_int_equal(board_res_cu(&desc, &ln, NULL, &r), 0);
+		uint64_t units = (uint64_t)(ln.n_ports - 2) * 2, per = fam ? 15 : 38;
+		assert_true(a.dsp - r.dsp == units * per);
+		assert_true(r.bram36 == a.bram36 && r.uram == a.uram && r.lut < a.lut);
+		ln.lane_exp_ii = 0;
 		/* one pass, wider: more DSPs, LUTs and memory blocks (past 64 MACs the banks are small
 		 * enough for BRAM36s: URAMs give way to more BRAM36s) */
 		ln.lane_passes = 1;

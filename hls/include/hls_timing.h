@@ -29,6 +29,7 @@ struct hls_build {
 	int depth_exp;	 /* depth of an exp/rsqrt/divide unit */
 	int gemv_rows;	 /* fp8_gemv rows of x multiplied per cycle (FP8_GEMV_PR; 0: that) */
 	int lane_passes; /* mla_attn_lanes head passes (MLA_LANE_PASSES; 0: that) */
+	int lane_exp_ii; /* mla_attn_lanes cycles per exp of a lane's unit (MLA_LANE_EXP_II; 0: 1) */
 };
 
 /* vec_ops lanes and the mla_attn head group / lanes / chunk are compiled in (VEC_LANES, MLA_HG,

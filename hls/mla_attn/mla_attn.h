@@ -171,6 +171,17 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
 #ifndef MLA_LANE_PASSES
 #define MLA_LANE_PASSES 1
 #endif
+/*
+ * Cycles a lane's exp unit takes per exp (a build parameter; a board tree gives its own with
+ * moecard,lane-exp-ii): 1 is a pipelined unit (hls_expf's 9 multiplies and 8 adds each their
+ * own operator); at II >= 9 the softmax's exp loop and the corrections run at that interval and
+ * the unit shares one multiplier and one adder among its steps (ceil(9 / II) and ceil(8 / II)).
+ * The same operations in the same order: the bits do not change, only the cycles. At a few MACs
+ * a lane the exps are a small part of a chunk's cycles and most of its DSPs.
+ */
+#ifndef MLA_LANE_EXP_II
+#define MLA_LANE_EXP_II 1
+#endif
 
 /* 1: the build leaves the FP8 datapath out (a board tree's moecard,fp8-datapath = <0>); the FP8
  * mode is then refused with -EINVAL. */

@@ -164,7 +164,7 @@ static void ml_lane(const uint8_t *bank, int li, int unit, int part, int g0, int
 		    int H, int dc, int dr, int fmt, int fp8, float scale, int rb)
 {
 	/* one set of ML_LHP exp units a lane: the chunk's corrections and its p values are
-	 * sequential loops (lanes_softmax_exp's ML_LHP heads a cycle) */
+	 * sequential loops (lanes_softmax_exp's ML_LHP heads every MLA_LANE_EXP_II cycles) */
 #pragma HLS ALLOCATION function instances=hls_expf limit=ML_LHP
 	int dk = dc + dr, nbs = ml_cdiv(dk, MLA_DL), nbc = ml_cdiv(dc, MLA_DL);
 	/* the f32 score covers all of c' and k_pe, the FP8 datapath's only k_pe (dc % 128 == 0) */
@@ -282,10 +282,10 @@ lanes_chunk:
 			l[h] = l[h] * corr[h];
 			m[h] = mx[h];
 		}
-	lanes_softmax_exp:
+	lanes_softmax_exp: /* one exp unit set a lane: MLA_LANE_EXP_II cycles an exp */
 		for (int t = 0; t < tb; t++)
 			for (int g = g0; g < g1; g++) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=MLA_LANE_EXP_II
 				HLS_CNT(HLS_L_LATT_SOFTMAX);
 				for (int hh = 0; hh < ML_LHP; hh++) {
 					int h = g * ML_LHP + hh;
@@ -684,6 +684,7 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 	/* the head passes (f32 datapath): each runs the lanes over its head groups, then merges
 	 * its heads */
 	uint64_t np = fp8 ? 1 : (uint64_t)(bd->lane_passes > 1 ? bd->lane_passes : 1);
+	uint64_t xii = (uint64_t)(bd->lane_exp_ii > 1 ? bd->lane_exp_ii : 1);
 	np = np < ng ? np : ng;
 	uint64_t dbeats = hls_cdiv64((uint64_t)(dc + dr), MLA_MW);
 	uint64_t npass = hls_cdiv64(nl, MLA_MERGE_LANES); /* the merge's lane passes */
@@ -705,8 +706,9 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 				uint64_t ac = fp8 ? 0 : ngk * tb * nbc * sub;
 				uint64_t isc = fp8 ? ngi * ngq * tb : 0, wq = fp8 ? Hu * ngq : 0;
 				uint64_t iac = fp8 ? Hu * (uint64_t)dc / lpc : 0;
-				uint64_t comp =
-				    sc + sm + ac + 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+				/* the exp loop and the corrections at the exp unit's interval */
+				uint64_t comp = sc + sm + ac + (xii - 1) * (tb + 1) * ngk +
+						2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
 				/* FP8: integer score (its f32 scaling drains once), weight
 				 * quantization (a divider), integer weighted sum (its f32 update
 				 * drains once) */

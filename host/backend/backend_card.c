@@ -107,6 +107,7 @@ void backend_cu_params(struct backend_cu_scratch *s, const struct board_cu *cu)
 	s->lane_macs = cu->lane_macs;
 	s->lane_imacs = cu->lane_imacs;
 	s->lane_passes = cu->lane_passes;
+	s->lane_exp_ii = cu->lane_exp_ii;
 	s->gemv_rows = cu->gemv_rows;
 }
 
@@ -771,6 +772,8 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 		return 0x1FFu; /* not wired as a striped-attention CU */
 	if (s->lane_passes)
 		c->bld.lane_passes = (int)s->lane_passes; /* the tree's head passes time it */
+	if (s->lane_exp_ii)
+		c->bld.lane_exp_ii = (int)s->lane_exp_ii; /* and its exp unit's interval */
 	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
 	int mf = (m.word & 0xFFu) == ABI_KV_BF16  ? MLA_CACHE_BF16
 		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8

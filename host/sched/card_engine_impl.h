@@ -171,6 +171,7 @@ struct ee {
 	uint32_t attn_macs;	  /* its f32 MACs per lane per cycle (board) */
 	uint32_t attn_imacs;	  /* its FP8 datapath's integer MACs per lane per cycle (board) */
 	uint32_t attn_passes;	  /* its head passes (board) */
+	uint32_t attn_exp_ii;	  /* its exp unit's cycles per exp (board) */
 	uint32_t kv_fmt;	  /* enum abi_kv_fmt of the cache records */
 	int attn_fp8;		  /* the attention's FP8 datapath (--attn-datapath fp8) */
 	int gv_route;		  /* 1: the MoE router runs on the card (moe_route CU) */

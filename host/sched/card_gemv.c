@@ -209,6 +209,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	e->attn_macs = acu && acu->lane_macs ? acu->lane_macs : MLA_LANE_MACS;
 	e->attn_imacs = acu && acu->lane_imacs ? acu->lane_imacs : MLA_LANE_IMACS;
 	e->attn_passes = acu && acu->lane_passes ? acu->lane_passes : MLA_LANE_PASSES;
+	e->attn_exp_ii = acu && acu->lane_exp_ii ? acu->lane_exp_ii : MLA_LANE_EXP_II;
 	/* a board built without the FP8 datapath runs it only in a what-if (e->dry) */
 	if (e->attn_fp8 && e->gv_attn && acu && acu->no_fp8 && !e->dry) {
 		snprintf(err, errlen,
@@ -1003,6 +1004,7 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 	if (bw_mbps)
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.lane_passes = (int)e->attn_passes;
+	b.lane_exp_ii = (int)e->attn_exp_ii;
 	const struct abi_mla_lanes *m = &c->u.mlal;
 	uint32_t f = m->word & 0xFFu;
 	int mf = f == ABI_KV_BF16  ? MLA_CACHE_BF16
