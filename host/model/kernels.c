@@ -450,6 +450,14 @@ float qmat_get(const struct qmat *W, int r, int c)
 	return 0;
 }
 
+/* A thread's tile buffer, floats: KERN_PW packed rows and 8 dequantized ones of max_k; the BF16
+ * tile's pairs (KERN_PW x ceil(K/2)) and block scales (KERN_PW x ceil(K/128)) fit it for K >= 2,
+ * the 32 more for K = 1. */
+static size_t wbuf_floats(int max_k)
+{
+	return (size_t)(KERN_PW + 8) * (size_t)max_k + 32;
+}
+
 int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, size_t max_floats,
 		  int max_k)
 {
@@ -466,7 +474,7 @@ int kern_ctx_init(struct kern_ctx *k, struct pool *p, int act_fp8, int ue8m0, si
 	}
 	if (max_k > 0) {
 		int nt = p ? pool_nthreads(p) : 1;
-		k->wbuf = malloc(sizeof(float) * (size_t)nt * (KERN_PW + 8) * max_k);
+		k->wbuf = malloc(sizeof(float) * (size_t)nt * wbuf_floats(max_k));
 		if (!k->wbuf) {
 			free(k->scratch);
 			k->scratch = NULL;
@@ -525,7 +533,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	float acc[KERN_NW];
 	if (takes_tile(kc, j) && j->xb) { /* act fp8 on BF16 dot products (tile_bf16) */
 		int nkb = (K + 127) / 128;
-		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 8) * kc->max_k;
+		float *wt = kc->wbuf + (size_t)tid * wbuf_floats(kc->max_k);
 		uint32_t *wpb = (void *)wt;			   /* KERN_PW x ceil(K/2) pairs */
 		float *swt = wt + (size_t)KERN_PW * ((K + 1) / 2); /* then the scales */
 		for (int b = 0; b < nn; b += KERN_PW) {
@@ -543,7 +551,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	}
 	if (takes_tile(kc, j)) {
 		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
-		float *wt = kc->wbuf + (size_t)tid * (KERN_PW + 8) * kc->max_k;
+		float *wt = kc->wbuf + (size_t)tid * wbuf_floats(kc->max_k);
 		if (isa->tile_p16) {
 			/* eight rows at a time dequantized into rows[8][K], then packed */
 			float *rows = wt + (size_t)KERN_PW * K;

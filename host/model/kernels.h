@@ -140,7 +140,7 @@ struct kern_ctx {
 	int ue8m0;	/* power-of-two activation scales */
 	float *scratch; /* quantization scratch, scratch_floats long */
 	size_t scratch_floats;
-	float *wbuf; /* [nthreads][KERN_PW + 8][max_k] dequantized weight rows (prefill) */
+	float *wbuf; /* per thread (KERN_PW + 8) x max_k + 32 floats: the prefill tiles' weights */
 	int max_k;
 	int rows_only; /* 1: never the tile path: every input row takes the per-row GEMV path, so
 			  its result does not depend on the other rows (batched decode) */
