@@ -70,18 +70,6 @@ static void dec_fp8_scalar(const uint8_t *w, int K, const float *sw, float *out)
 		out[k] = dec_lut[w[k]] * sw[k / 128];
 }
 
-static void tile_f32_scalar(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
-			    float *y, int ldy)
-{
-	for (int m = 0; m < M; m++)
-		for (int j = 0; j < nw; j++) {
-			float s = 0;
-			for (int k = 0; k < K; k++)
-				s += wt[(size_t)j * ldw + k] * x[(size_t)m * ldx + k];
-			y[(size_t)m * ldy + j] = s;
-		}
-}
-
 static void tile_p16_scalar(const float *wp, int nw, const float *x, int ldx, int M, int K,
 			    float *y, int ldy, int acc)
 {
@@ -221,7 +209,6 @@ static const struct kern_isa isa_scalar = {
     .dot_bf16 = dot_bf16_scalar,
     .row_fp8 = row_fp8_scalar,
     .dec_fp8 = dec_fp8_scalar,
-    .tile_f32 = tile_f32_scalar,
     .tile_p16 = tile_p16_scalar,
     .pack_p16 = pack_p16_scalar,
     .dot_f32_rows = dot_f32_rows_scalar,
@@ -259,8 +246,6 @@ static void isa_avx512_init(void)
 		isa_avx512_run.pack_p16 = kern_isa_avx2.pack_p16;
 	if (!isa_avx512_run.decpack_fp8)
 		isa_avx512_run.decpack_fp8 = kern_isa_avx2.decpack_fp8;
-	if (!isa_avx512_run.gemv_bf16p) /* the same FMA chains on every path */
-		isa_avx512_run.gemv_bf16p = kern_isa_avx2.gemv_bf16p;
 }
 
 /* The avx512bf16 path: the avx512 path as run, and its act-fp8 prefill tile on BF16 dot products. */
@@ -530,7 +515,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	int ld = j->xq ? K : j->ldx;
 	const float *xr = j->xp ? j->xp : xs; /* the FP8 row path's input */
 	int lr = j->xp ? K : ld;
-	float acc[KERN_NW];
+	float acc[KERN_MB];
 	if (takes_tile(kc, j) && j->xb) { /* act fp8 on BF16 dot products (tile_bf16) */
 		int nkb = (K + 127) / 128;
 		float *wt = kc->wbuf + (size_t)tid * wbuf_floats(kc->max_k);
@@ -552,46 +537,26 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	if (takes_tile(kc, j)) {
 		/* prefill: dequantize up to KERN_PW rows once, reuse them for every input row */
 		float *wt = kc->wbuf + (size_t)tid * wbuf_floats(kc->max_k);
-		if (isa->tile_p16) {
-			/* eight rows at a time dequantized into rows[8][K], then packed */
-			float *rows = wt + (size_t)KERN_PW * K;
-			for (int b = 0; b < nn; b += KERN_PW) {
-				int nw = nn - b < KERN_PW ? nn - b : KERN_PW;
-				for (int i0 = 0; i0 < KERN_PW; i0 += 8) {
-					int nr = nw - i0 < 0 ? 0 : nw - i0 > 8 ? 8 : nw - i0;
-					int n = n0 + b + i0;
-					if (W->fmt == QMAT_FP8 && isa->decpack_fp8) {
-						const float *sw[8];
-						for (int r = 0; r < 8; r++)
-							sw[r] = qmat_fp8_scales(
-							    W, n + (r < nr ? r : 0));
-						isa->decpack_fp8(qmat_fp8_row(W, n), K, nr, sw, i0,
-								 wt);
-						continue;
-					}
-					for (int r = 0; r < nr; r++)
-						kern_dec_row(isa, W, n + r, rows + (size_t)r * K);
-					isa->pack_p16(rows, K, nr, i0, wt);
+		/* eight rows at a time dequantized into rows[8][K], then packed */
+		float *rows = wt + (size_t)KERN_PW * K;
+		for (int b = 0; b < nn; b += KERN_PW) {
+			int nw = nn - b < KERN_PW ? nn - b : KERN_PW;
+			for (int i0 = 0; i0 < KERN_PW; i0 += 8) {
+				int nr = nw - i0 < 0 ? 0 : nw - i0 > 8 ? 8 : nw - i0;
+				int n = n0 + b + i0;
+				if (W->fmt == QMAT_FP8 && isa->decpack_fp8) {
+					const float *sw[8];
+					for (int r = 0; r < 8; r++)
+						sw[r] = qmat_fp8_scales(W, n + (r < nr ? r : 0));
+					isa->decpack_fp8(qmat_fp8_row(W, n), K, nr, sw, i0, wt);
+					continue;
 				}
-				isa->tile_p16(wt, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy,
-					      j->accumulate);
+				for (int r = 0; r < nr; r++)
+					kern_dec_row(isa, W, n + r, rows + (size_t)r * K);
+				isa->pack_p16(rows, K, nr, i0, wt);
 			}
-			return;
-		}
-		for (int b = 0; b < nn; b += KERN_NW) {
-			int nw = nn - b < KERN_NW ? nn - b : KERN_NW;
-			for (int i = 0; i < nw; i++)
-				kern_dec_row(isa, W, n0 + b + i, wt + (size_t)i * K);
-			if (j->accumulate) {
-				for (int m = 0; m < j->M; m++) {
-					isa->tile_f32(wt, K, nw, xs + (size_t)m * ld, ld, 1, K, acc,
-						      0);
-					for (int i = 0; i < nw; i++)
-						j->y[(size_t)m * j->ldy + n0 + b + i] += acc[i];
-				}
-			} else {
-				isa->tile_f32(wt, K, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy);
-			}
+			isa->tile_p16(wt, nw, xs, ld, j->M, K, j->y + n0 + b, j->ldy,
+				      j->accumulate);
 		}
 		return;
 	}

@@ -18,8 +18,6 @@
 
 /* SIMD primitives. M <= KERN_MB rows of x. */
 #define KERN_MB 4
-/* Weight rows per prefill tile (tile_f32's nw). */
-#define KERN_NW 8
 /* Width of a packed prefill tile (tile_p16): KERN_PW dequantized weight rows stored k-major. */
 #define KERN_PW 16
 struct kern_isa {
@@ -35,12 +33,9 @@ struct kern_isa {
 	float (*prep_fp8)(const float *x, int K, float *xp);
 	/* out[k] = e4m3(w[k]) * sw[k/128] for k < K (dequantize one row) */
 	void (*dec_fp8)(const uint8_t *w, int K, const float *sw, float *out);
-	/* y[m*ldy+j] = sum_k wt[j*ldw+k] * x[m*ldx+k], j < nw <= KERN_NW, m < M (prefill tiles) */
-	void (*tile_f32)(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
-			 float *y, int ldy);
 	/* y[m*ldy+j] = sum_k wp[k*KERN_PW+j] * x[m*ldx+k] (y += that with acc) for j < nw <= KERN_PW,
 	 * m < M: the prefill tile over KERN_PW weight rows packed k-major (columns >= nw zero), each
-	 * output one f32 sum in ascending k. NULL: the ISA takes the tile_f32 path. */
+	 * output one f32 sum in ascending k (every path has it) */
 	void (*tile_p16)(const float *wp, int nw, const float *x, int ldx, int M, int K, float *y,
 			 int ldy, int acc);
 	/* wp[k*KERN_PW + i0 + r] = rows[r*K + k] for r < 8, k < K (0 for r >= nr): eight rows into

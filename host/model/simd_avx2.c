@@ -261,43 +261,6 @@ static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
 		out[k] = placed1(w[k]) * 0x1p120f * sw[k / 128];
 }
 
-static inline __attribute__((always_inline)) void tile_f32_n(const float *wt, int ldw, const int nw,
-							     const float *x, int ldx, int M, int K,
-							     float *y, int ldy)
-{
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++) {
-		const float *xm = x + (size_t)m * ldx;
-		__m256 a[KERN_NW];
-		for (int j = 0; j < nw; j++)
-			a[j] = _mm256_setzero_ps();
-		int k = 0;
-		for (; k + 8 <= K; k += 8) {
-			__m256 xv = _mm256_loadu_ps(xm + k);
-			for (int j = 0; j < nw; j++)
-				a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wt + (size_t)j * ldw + k),
-						       xv, a[j]);
-		}
-		for (int j = 0; j < nw; j++) {
-			float s = hsum8(a[j]);
-			for (int i = k; i < K; i++)
-				s += wt[(size_t)j * ldw + i] * xm[i];
-			y[(size_t)m * ldy + j] = s;
-		}
-	}
-}
-
-/* A full tile (nw = KERN_NW) is instantiated with its width known, so its accumulators stay in
- * registers; the same arithmetic either way. */
-static void tile_f32_avx2(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
-			  float *y, int ldy)
-{
-	if (nw == KERN_NW)
-		tile_f32_n(wt, ldw, KERN_NW, x, ldx, M, K, y, ldy);
-	else
-		tile_f32_n(wt, ldw, nw, x, ldx, M, K, y, ldy);
-}
-
 /* MB input rows against a packed tile: 2 x MB accumulators (16 outputs per row), each weight
  * vector loaded once per k for all MB rows, each input element broadcast once; one FMA chain per
  * output, k ascending (as tile_p16_scalar). */
@@ -721,7 +684,6 @@ const struct kern_isa kern_isa_avx2 = {
     .row_fp8 = row_fp8_avx2,
     .prep_fp8 = prep_fp8_avx2,
     .dec_fp8 = dec_fp8_avx2,
-    .tile_f32 = tile_f32_avx2,
     .tile_p16 = tile_p16_avx2,
     .pack_p16 = pack_p16_avx2,
     .decpack_fp8 = decpack_fp8_avx2,

@@ -372,44 +372,6 @@ static void gemv_bf16p_avx512(const uint16_t *wp, int nw, const float *x, int ld
 	}
 }
 
-/* One input row against nw <= 4 weight rows. */
-static void tile_f32_row(const float *wt, int ldw, int nw, const float *xm, int K, float *ym)
-{
-	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-	for (int k = 0; k < K; k += 16) {
-		int rem = K - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-		__m512 xv = _mm512_maskz_loadu_ps(mk, xm + k);
-		a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + k), xv, a0);
-		if (nw > 1)
-			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + ldw + k), xv, a1);
-		if (nw > 2)
-			a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 2 * (size_t)ldw + k),
-					     xv, a2);
-		if (nw > 3)
-			a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, wt + 3 * (size_t)ldw + k),
-					     xv, a3);
-	}
-	ym[0] = _mm512_reduce_add_ps(a0);
-	if (nw > 1)
-		ym[1] = _mm512_reduce_add_ps(a1);
-	if (nw > 2)
-		ym[2] = _mm512_reduce_add_ps(a2);
-	if (nw > 3)
-		ym[3] = _mm512_reduce_add_ps(a3);
-}
-
-/* Prefill tile: every input row against nw <= KERN_NW dequantized weight rows (L1-resident),
- * four rows at a time (measured faster here than 8-row or 4x4 register blocks). */
-static void tile_f32_avx512(const float *wt, int ldw, int nw, const float *x, int ldx, int M, int K,
-			    float *y, int ldy)
-{
-	for (int m = 0; m < M; m++)
-		for (int j0 = 0; j0 < nw; j0 += 4)
-			tile_f32_row(wt + (size_t)j0 * ldw, ldw, nw - j0 < 4 ? nw - j0 : 4,
-				     x + (size_t)m * ldx, K, y + (size_t)m * ldy + j0);
-}
-
 /* The FMAs of axpy_f32_avx2 on the same elements (sixteen, then eight at a time) and its scalar
  * tail (a multiply and an add) on the last n % 8: the same bits as AVX2's axpy4_f32, which this
  * path runs. */
@@ -449,7 +411,6 @@ const struct kern_isa kern_isa_avx512 = {
     .tile_p16 = tile_p16_avx512,
     .gemv_bf16p = gemv_bf16p_avx512,
     .dec_fp8 = dec_fp8_avx512,
-    .tile_f32 = tile_f32_avx512,
     .axpy_f32 = axpy_f32_avx512,
     .roundtrip_fp8 = roundtrip_fp8_avx512,
 };
