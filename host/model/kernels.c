@@ -481,7 +481,7 @@ void kern_ctx_free(struct kern_ctx *k)
 	k->scratch = NULL;
 	k->wbuf = NULL;
 	k->prep = NULL;
-	k->prep_floats = 0;
+	k->prep_bytes = 0;
 }
 
 void kern_dec_row(const struct kern_isa *isa, const struct qmat *W, int n, float *out)
@@ -674,13 +674,31 @@ static int wants_bf16(const struct kern_ctx *k, const struct kern_job *j)
 	       takes_tile(k, j);
 }
 
-/* Bytes of a job's codes and scales in k->xbuf: M rows of K rounded up to even bf16 codes, then
- * M x ceil(K/128) f32 scales, rounded up to a 64-byte line. */
+/* A job's codes and scales in k->xbuf: M rows of K rounded up to even bf16 codes, then (from
+ * byte bf16_scales_at) M x ceil(K/128) f32 scales; bf16_span rounds it up to a 64-byte line. */
+static size_t bf16_scales_at(int M, int K)
+{
+	return ((size_t)M * (size_t)((K + 1) & ~1) * 2 + 3) & ~(size_t)3;
+}
+
 static size_t bf16_span(int M, int K)
 {
-	size_t codes = (size_t)M * (size_t)((K + 1) & ~1) * 2;
-	size_t scales = (size_t)M * (size_t)((K + 127) / 128) * 4;
-	return (((codes + 3) & ~(size_t)3) + scales + 63) & ~(size_t)63;
+	return (bf16_scales_at(M, K) + (size_t)M * (size_t)((K + 127) / 128) * 4 + 63) &
+	       ~(size_t)63;
+}
+
+/* Grows a 64-byte aligned scratch buffer to need bytes (contents not kept): 0 or -ENOMEM. */
+static int grow_aligned(void **buf, size_t *have, size_t need)
+{
+	if (need <= *have)
+		return 0;
+	void *p = aligned_alloc(64, (need + 63) & ~(size_t)63);
+	if (!p)
+		return -ENOMEM;
+	free(*buf);
+	*buf = p;
+	*have = need;
+	return 0;
 }
 
 /* The activation codes and block scales of the jobs that take the BF16 tile (wants_bf16), one
@@ -691,14 +709,11 @@ static int bf16_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	for (int j = 0; j < n_jobs; j++)
 		if (wants_bf16(k, &jobs[j]))
 			need += bf16_span(jobs[j].M, jobs[j].W->cols);
-	if (need > k->xbuf_bytes) {
-		uint16_t *p = aligned_alloc(64, need);
-		if (!p)
-			return -ENOMEM;
-		free(k->xbuf);
-		k->xbuf = p;
-		k->xbuf_bytes = need;
-	}
+	void *xbuf = k->xbuf;
+	int rc = grow_aligned(&xbuf, &k->xbuf_bytes, need);
+	k->xbuf = xbuf;
+	if (rc)
+		return rc;
 	size_t used = 0;
 	for (int j = 0; j < n_jobs; j++) {
 		struct kern_job *jb = &jobs[j];
@@ -714,7 +729,7 @@ static int bf16_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 			continue;
 		int K = jb->W->cols, kp = (K + 1) & ~1, nkb = (K + 127) / 128;
 		uint16_t *xb = (uint16_t *)((char *)k->xbuf + used);
-		void *sp = (char *)xb + (((size_t)jb->M * kp * 2 + 3) & ~(size_t)3);
+		void *sp = (char *)xb + bf16_scales_at(jb->M, K);
 		float *sa = sp;
 		for (int m = 0; m < jb->M; m++) {
 			const float *xm = jb->x + (size_t)m * jb->ldx;
@@ -747,14 +762,11 @@ static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	for (int j = 0; j < n_jobs; j++)
 		if (wants_prep(k, &jobs[j]))
 			need += prep_span(jobs[j].M, jobs[j].W->cols);
-	if (need > k->prep_floats) { /* 64-byte aligned: the AVX-512 rows load whole lines */
-		float *p = aligned_alloc(64, need * sizeof(float));
-		if (!p)
-			return -ENOMEM;
-		free(k->prep);
-		k->prep = p;
-		k->prep_floats = need;
-	}
+	void *prep = k->prep; /* 64-byte aligned: the AVX-512 rows load whole lines */
+	int rc = grow_aligned(&prep, &k->prep_bytes, need * sizeof(float));
+	k->prep = prep;
+	if (rc)
+		return rc;
 	size_t used = 0;
 	for (int j = 0; j < n_jobs; j++) {
 		struct kern_job *jb = &jobs[j];

@@ -139,8 +139,8 @@ struct kern_ctx {
 	int max_k;
 	int rows_only; /* 1: never the tile path: every input row takes the per-row GEMV path, so
 			  its result does not depend on the other rows (batched decode) */
-	float *prep;   /* the row path's prepared inputs (isa->prep_fp8), prep_floats long, grown */
-	size_t prep_floats;
+	float *prep;   /* the row path's prepared inputs (isa->prep_fp8), prep_bytes long, grown */
+	size_t prep_bytes;
 	uint16_t
 	    *xbuf; /* the tile_bf16 path's activation codes and scales, xbuf_bytes long, grown */
 	size_t xbuf_bytes;

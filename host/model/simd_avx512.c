@@ -57,7 +57,7 @@ dot_bf16_tmpl(const uint16_t *w, const float *x, int ldx, const int M, int n, fl
 	}
 	for (; k < n; k += 16) {
 		int rem = n - k;
-		__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+		__mmask16 mk = lanes16(rem);
 		__m512 wd = bf16x16(w + k, mk);
 #pragma GCC unroll 4
 		for (int m = 0; m < M; m++)
@@ -94,7 +94,7 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 		__m512 sc = _mm512_set1_ps(sw[kb] * 256.0f);
 		for (int k = 0; k < len; k += 16) {
 			int rem = len - k;
-			__mmask16 mk = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+			__mmask16 mk = lanes16(rem);
 			_mm512_mask_storeu_ps(out + k0 + k, mk,
 					      _mm512_mul_ps(dec16(w + k0 + k, mk), sc));
 		}
@@ -325,7 +325,7 @@ static inline __attribute__((always_inline)) void gemv_bf16p512_m(const uint16_t
 #pragma GCC unroll 2
 		for (int p = 0; p < P; p++) {
 			int n = nw - p * KERN_PW > KERN_PW ? KERN_PW : nw - p * KERN_PW;
-			__mmask16 mk = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+			__mmask16 mk = lanes16(n);
 			_mm512_mask_storeu_ps(y + (size_t)m * ldy + p * KERN_PW, mk,
 					      _mm512_permutexvar_ps(ord, acc[m][p]));
 		}
