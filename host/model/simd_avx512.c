@@ -16,15 +16,6 @@
 #define MOE_PF_BYTES 1024 /* software prefetch distance in the GEMV streams */
 #endif
 
-static inline __m512 dec16(const uint8_t *w, __mmask16 mk)
-{
-	__m128i b = _mm_maskz_loadu_epi8(mk, w);
-	__m256i h = _mm256_cvtepu8_epi16(b);
-	__m256i s = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x80)), 8);
-	__m256i v = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7F)), 7);
-	return _mm512_cvtph_ps(_mm256_or_si256(s, v));
-}
-
 static inline __m512 bf16x16(const uint16_t *w, __mmask16 mk)
 {
 	__m256i h = _mm256_maskz_loadu_epi16(mk, w);

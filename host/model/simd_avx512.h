@@ -6,6 +6,7 @@
 #define MOECARD_SIMD_AVX512_H
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The E4M3 value nearest v (RNE, saturating at 448; finite v) as f32, sign included: subnormals
  * (|v| < 2^-6) by adding and subtracting 2^14 (whose ulp is the E4M3 subnormal quantum 2^-9),
@@ -28,6 +29,18 @@ static inline __m512 e4m3_rne512(__m512 v)
 	__m512 r = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nb), rs);
 	r = _mm512_min_ps(r, maxv);
 	return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sg));
+}
+
+/* Sixteen E4M3 codes (those past mk as zeros) as f32, each its value times 2^-8 exactly: the
+ * code's sign to bit 15 and its 7 exponent+mantissa bits to bits 13..7 of a binary16, decoded by
+ * vcvtph2ps (subnormals included; NaN codes as a finite value). */
+static inline __m512 dec16(const uint8_t *w, __mmask16 mk)
+{
+	__m128i b = _mm_maskz_loadu_epi8(mk, w);
+	__m256i h = _mm256_cvtepu8_epi16(b);
+	__m256i s = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x80)), 8);
+	__m256i v = _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7F)), 7);
+	return _mm512_cvtph_ps(_mm256_or_si256(s, v));
 }
 
 /* The mask of the first n < 16 lanes, or all 16. */

@@ -16,15 +16,11 @@
 #include "model/kernels.h"
 #include "model/simd_avx512.h"
 
-/* Sixteen E4M3 codes as bf16 bits: placed as f32 bits (the code's value times 2^-120, f32
- * subnormals for E4M3's), times 2^120 (exact), the high half. Codes past mk are zeros. */
+/* Sixteen E4M3 codes as bf16 bits: dec16's values times 2^8 (exact), the f32 bits' high half
+ * (at most 4 significant bits). Codes past mk are zeros. */
 static inline __m256i e4m3_bf16x16(const uint8_t *w, __mmask16 mk)
 {
-	__m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, w));
-	__m512i p =
-	    _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x80)), 24),
-			    _mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x7F)), 20));
-	__m512 f = _mm512_mul_ps(_mm512_castsi512_ps(p), _mm512_set1_ps(0x1p120f));
+	__m512 f = _mm512_mul_ps(dec16(w, mk), _mm512_set1_ps(256.0f));
 	return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(f), 16));
 }
 
