@@ -11,6 +11,7 @@
 #ifndef MOECARD_KERNELS_H
 #define MOECARD_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "load/ckpt.h"
@@ -88,6 +89,27 @@ struct kern_isa {
 	void (*tile_bf16)(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, int M, int K,
 			  const float *sa, int lds, const float *swt, float *y, int ldy, int acc);
 };
+
+/* For the SIMD files' decode GEMVs on a prepared input (docs/numerics.md): an E4M3 code's bits
+ * placed as f32 bits (sign to bit 31, the other seven to bits 26..20) are its value times 2^-120
+ * exactly (subnormal codes as f32 subnormals); kern_prep_shift is the prepared input's d for the
+ * row's max |x|: 0 unless amax >= 2^15 (finite), then the d with amax * 2^(112-d) < 2^127. */
+static inline float kern_placed1(uint8_t c)
+{
+	uint32_t u = (uint32_t)(c & 0x80) << 24 | (uint32_t)(c & 0x7F) << 20;
+	float f;
+	__builtin_memcpy(&f, &u, 4);
+	return f;
+}
+
+static inline int kern_prep_shift(float amax)
+{
+	int ex = 0;
+	if (!(amax >= 32768.0f && amax <= 3.4e38f))
+		return 0;
+	frexpf(amax, &ex); /* amax < 2^ex */
+	return ex - 15;
+}
 
 /* A BF16 matrix packed for gemv_bf16p (the cpu engine's lm_head): rows in panels of KERN_PW,
  * each panel k-major, wp[(p*K + k)*KERN_PW + i] = w[p*KERN_PW + kern_bf16p_row[i]][k] (0 past

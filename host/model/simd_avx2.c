@@ -111,16 +111,7 @@ static void dot_bf16_avx2(const uint16_t *w, const float *x, int ldx, int M, int
 #undef CALL_M
 }
 
-/* One E4M3 code's value times 2^-120 (the placing rowp_fp8_m describes), scalar. */
-static inline float placed1(uint8_t c)
-{
-	uint32_t u = (uint32_t)(c & 0x80) << 24 | (uint32_t)(c & 0x7F) << 20;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-/* Codes w[0..7] placed likewise: a sign-extending widen puts the sign in bit 31 after the shift. */
+/* Codes w[0..7] placed as kern_placed1 places one: a sign-extending widen puts the sign in bit 31 after the shift. */
 static inline __m256 place8(const uint8_t *w)
 {
 	__m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w));
@@ -135,7 +126,7 @@ static inline __m256 dq8(const uint8_t *w, float s)
 		return _mm256_mul_ps(place8(w), _mm256_set1_ps(s * 0x1p120f));
 	float v[8];
 	for (int i = 0; i < 8; i++)
-		v[i] = placed1(w[i]) * 0x1p120f * s;
+		v[i] = kern_placed1(w[i]) * 0x1p120f * s;
 	return _mm256_loadu_ps(v);
 }
 
@@ -206,7 +197,7 @@ static inline __attribute__((always_inline)) void rowp_fp8_m(const uint8_t *w, c
 			if (k < k1) { /* the row's last K % 32 values, in order */
 				float d = 0;
 				for (int i = k; i < k1; i++)
-					d += placed1(w[i]) * x[(size_t)m * ldx + i];
+					d += kern_placed1(w[i]) * x[(size_t)m * ldx + i];
 				tail[m] += d * s;
 			}
 		}
@@ -233,12 +224,7 @@ static float prep_fp8_avx2(const float *x, int K, float *xp)
 		float a = x[k] < 0 ? -x[k] : x[k];
 		amax = a > amax ? a : amax;
 	}
-	int d = 0;
-	if (amax >= 32768.0f && amax <= 3.4e38f) { /* finite: amax * 2^(112-d) < 2^127 */
-		int ex;
-		frexpf(amax, &ex); /* amax < 2^ex */
-		d = ex - 15;
-	}
+	int d = kern_prep_shift(amax);
 	float s = ldexpf(1.0f, 112 - d);
 	int k = 0;
 	for (; k + 32 <= K; k += 32)
@@ -258,7 +244,7 @@ static void dec_fp8_avx2(const uint8_t *w, int K, const float *sw, float *out)
 	for (; k + 8 <= K; k += 8)
 		_mm256_storeu_ps(out + k, dq8(w + k, sw[k / 128]));
 	for (; k < K; k++)
-		out[k] = placed1(w[k]) * 0x1p120f * sw[k / 128];
+		out[k] = kern_placed1(w[k]) * 0x1p120f * sw[k / 128];
 }
 
 /* MB input rows against a packed tile: 2 x MB accumulators (16 outputs per row), each weight
@@ -399,7 +385,8 @@ static void decpack_fp8_avx2(const uint8_t *w, int K, int nr, const float *const
 		     k++) /* value by value: (code * 2^-120) * 2^120 is the code, exactly */
 			for (int r = 0; r < 8; r++)
 				wp[(size_t)k * KERN_PW + i0 + r] =
-				    r < nr ? placed1(w[(size_t)r * K + k]) * 0x1p120f * s[r] : 0.0f;
+				    r < nr ? kern_placed1(w[(size_t)r * K + k]) * 0x1p120f * s[r]
+					   : 0.0f;
 	}
 }
 
@@ -419,7 +406,7 @@ static void axpy_fp8s_avx2(float *y, float a, const uint8_t *w, const float *sw,
 		_mm256_storeu_ps(
 		    y + k, _mm256_fmadd_ps(va, dq8(w + k, sw[k / 128]), _mm256_loadu_ps(y + k)));
 	for (; k < n; k++)
-		y[k] += a * (placed1(w[k]) * 0x1p120f * sw[k / 128]);
+		y[k] += a * (kern_placed1(w[k]) * 0x1p120f * sw[k / 128]);
 }
 
 /* Element i of row p: f32 (fp8 = 0) or an FP8 code dequantized (dq8's value). */
@@ -427,7 +414,7 @@ static inline float row1(const void *const *w, const float *const *sw, const int
 {
 	if (!fp8)
 		return ((const float *)w[p])[i];
-	return placed1(((const uint8_t *)w[p])[i]) * 0x1p120f * sw[p][i / 128];
+	return kern_placed1(((const uint8_t *)w[p])[i]) * 0x1p120f * sw[p][i / 128];
 }
 
 static inline __m256 row8(const void *const *w, const float *const *sw, const int fp8, int p, int k)

@@ -92,15 +92,6 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 	}
 }
 
-/* One E4M3 code's value times 2^-120 (the placing rowp512_m describes), scalar. */
-static inline float placed1(uint8_t c)
-{
-	uint32_t u = ((uint32_t)(c & 0x80) << 24) | ((uint32_t)(c & 0x7F) << 20);
-	float f;
-	__builtin_memcpy(&f, &u, 4);
-	return f;
-}
-
 /*
  * The decode GEMV on an input prepared by prep_fp8_avx512, without binary16 conversion (the
  * placing of simd_avx2.c's rowp_fp8_m, 64 codes a step): an E4M3 code's bits placed as f32 bits,
@@ -166,7 +157,7 @@ static inline __attribute__((always_inline)) void rowp512_m(const uint8_t *w, co
 			if (k < k1) { /* the row's last K % 64 values, in order */
 				float dd = 0;
 				for (int i = k; i < k1; i++)
-					dd += placed1(w[i]) * x[(size_t)m * ldx + i];
+					dd += kern_placed1(w[i]) * x[(size_t)m * ldx + i];
 				tail[m] += dd * s;
 			}
 		}
@@ -209,12 +200,7 @@ static float prep_fp8_avx512(const float *x, int K, float *xp)
 		float a = x[k] < 0 ? -x[k] : x[k];
 		amax = a > amax ? a : amax;
 	}
-	int d = 0;
-	if (amax >= 32768.0f && amax <= 3.4e38f) { /* finite: amax * 2^(112-d) < 2^127 */
-		int ex;
-		frexpf(amax, &ex); /* amax < 2^ex */
-		d = ex - 15;
-	}
+	int d = kern_prep_shift(amax);
 	float s = ldexpf(1.0f, 112 - d);
 	for (int k0 = 0; k0 < K; k0 += 128) {
 		int k1 = K - k0 < 128 ? K : k0 + 128;
