@@ -96,18 +96,18 @@ static void add_fma(struct board_res *r, int fam, uint64_t n)
 	add_op(r, &f32_fma[fam], n);
 }
 
-static void add_exp(struct board_res *r, int fam, uint64_t n)
-{
-	add_mul(r, fam, EXP_MUL * n);
-	add_add(r, fam, EXP_ADD * n);
-}
-
-/* n exp units that take ii cycles an exp: their multiplies and adds shared over the interval */
+/* n exp units that take ii cycles an exp: their multiplies and adds shared over the interval
+ * (ii = 1: a pipelined unit, every operation its own operator) */
 static void add_exp_ii(struct board_res *r, int fam, uint64_t n, uint64_t ii)
 {
 	ii = ii < 1 ? 1 : ii;
 	add_mul(r, fam, (EXP_MUL + ii - 1) / ii * n);
 	add_add(r, fam, (EXP_ADD + ii - 1) / ii * n);
+}
+
+static void add_exp(struct board_res *r, int fam, uint64_t n)
+{
+	add_exp_ii(r, fam, n, 1);
 }
 
 static void add_recip(struct board_res *r, int fam, uint64_t n)

@@ -757,7 +757,9 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 		for (int j = 0; j < k; j++) {
 			int e = m->ridx[(size_t)t * k + j], row = start[e] + count[e]++;
 			m->slot_of[(size_t)t * k + j] = row;
-			memcpy(m->xg + (size_t)row * D, m->xn + (size_t)t * D, sizeof(float) * D);
+			if (T > 1) /* (one token's experts read its row: below) */
+				memcpy(m->xg + (size_t)row * D, m->xn + (size_t)t * D,
+				       sizeof(float) * D);
 		}
 	/* gate/up of every active expert and of the shared experts: one parallel region */
 	struct kern_job *jobs = m->jobs;
