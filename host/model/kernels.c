@@ -800,6 +800,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	size_t used = 0;
 	if (n_jobs > KERN_MAX_JOBS)
 		return -E2BIG;
+	int any_tile = 0; /* (the grain below) */
 	row_start[0] = 0;
 	for (int j = 0; j < n_jobs; j++) {
 		struct kern_job *jb = &jobs[j];
@@ -828,6 +829,7 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 			}
 		}
 		row_start[j + 1] = row_start[j] + (jb->M > 0 ? jb->W->rows : 0);
+		any_tile |= jb->M > 0 && takes_tile(k, jb);
 	}
 	int r = prep_jobs(k, jobs, n_jobs);
 	if (!r)
@@ -840,9 +842,6 @@ int kern_matmul_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 	/* claims of up to 256 rows when every job takes the row path (the decode GEMVs stream
 	 * longer runs of a matrix: mid decode about 4% faster than with 64 on a 2-core Zen 4), 64
 	 * with tiles (whose rows cost more, and whose regions end less evenly with larger claims) */
-	int any_tile = 0;
-	for (int j = 0; j < n_jobs; j++)
-		any_tile |= jobs[j].M > 0 && takes_tile(k, &jobs[j]);
 	int grain = total / (nt * 8), gmax = any_tile ? 64 : 256;
 	grain = grain < 4 ? 4 : grain > gmax ? gmax : grain;
 	grain = (grain + KERN_PW - 1) / KERN_PW * KERN_PW;
