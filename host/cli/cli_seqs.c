@@ -59,8 +59,9 @@ int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int
 			s->seq[t] = i;
 			s->kvp[t] = &s->kv[i];
 		}
-		r = s->rows ? m->ops->forward_rows(m, s->tok, P, s->kvp, s->pos, s->lg, 1)
-			    : m->ops->forward_seqs(m, s->tok, P, s->seq, s->pos, s->lg, 1);
+		r = s->rows
+			? m->ops->forward_rows(m, s->tok, P, s->kvp, s->pos, s->lg, MODEL_LG_LAST)
+			: m->ops->forward_seqs(m, s->tok, P, s->seq, s->pos, s->lg, MODEL_LG_LAST);
 		if (!r)
 			s->nxt[i] = sampler_argmax(s->lg, V);
 	}
@@ -77,8 +78,9 @@ int cli_seqs_step(struct cli_seqs *s)
 		s->pos[i] = s->P + s->step;
 		s->kvp[i] = &s->kv[i];
 	}
-	int r = s->rows ? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, 0)
-			: m->ops->forward_seqs(m, s->nxt, s->B, s->seq, s->pos, s->lg, 0);
+	int r = s->rows
+		    ? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
+		    : m->ops->forward_seqs(m, s->nxt, s->B, s->seq, s->pos, s->lg, MODEL_LG_ALL);
 	for (int i = 0; i < s->B && !r; i++)
 		s->nxt[i] = sampler_argmax(s->lg + (size_t)i * s->V, s->V);
 	s->step += !r;

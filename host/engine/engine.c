@@ -51,10 +51,9 @@ static int cpu_mtp_hidden(struct engine *e, int row, float *hidden)
 }
 
 static int cpu_forward_rows(struct engine *e, const int *tokens, int T,
-			    const struct model_kv *const *kv, const int *pos, float *logits,
-			    int last_only)
+			    const struct model_kv *const *kv, const int *pos, float *logits, int lg)
 {
-	return model_forward_rows(e->impl, tokens, T, kv, pos, logits, last_only);
+	return model_forward_rows(e->impl, tokens, T, kv, pos, logits, lg);
 }
 
 static size_t cpu_kv_block_floats(struct engine *e, int bs)

@@ -37,21 +37,24 @@ struct engine_ops {
 	 * writer hooks the model). Returns 0 or -ENOMEM. */
 	int (*expert_trace)(struct engine *e, struct expert_trace_writer *w);
 	/* Rows of several sequences in one forward, each with its own paged KV cache and
-	 * position, as model_forward_rows (model.h); the engine's own cache and pos are
-	 * untouched. May be NULL (the card engines: one sequence per engine). */
+	 * position, and the logits lg (MODEL_LG_*) as model_forward_rows (model.h); the
+	 * engine's own cache and pos are untouched. May be NULL (the card engines: one sequence
+	 * per engine). */
 	int (*forward_rows)(struct engine *e, const int *tokens, int T,
 			    const struct model_kv *const *kv, const int *pos, float *logits,
-			    int last_only);
+			    int lg);
 	/* floats of one KV block of bs positions for forward_rows (NULL with it) */
 	size_t (*kv_block_floats)(struct engine *e, int bs);
 	/* Rows of several sequences whose KV caches the engine keeps itself (the card engines: a
 	 * latent cache per sequence slot in card memory, engine.max_seqs of them; slot 0 is the
 	 * engine's own sequence, so forward / truncate and this op should not both be in use):
 	 * row i is token tokens[i] of slot seq[i] at position pos[i], each slot's rows at
-	 * consecutive positions right after the ones it holds. Logits [T][vocab], or of the last
-	 * row only with last_only. A sequence's logits are the same alone or batched. May be NULL. */
+	 * consecutive positions right after the ones it holds. Logits as lg (MODEL_LG_*, as
+	 * model_forward_rows: every row's, the last row's, or each slot's last row's with each
+	 * slot's rows consecutive). A sequence's logits are the same alone or batched. May be
+	 * NULL. */
 	int (*forward_seqs)(struct engine *e, const int *tokens, int T, const int *seq,
-			    const int *pos, float *logits, int last_only);
+			    const int *pos, float *logits, int lg);
 };
 
 /* Options beyond model_opts that some backends use. */

@@ -923,11 +923,11 @@ size_t model_kv_block_floats(const struct model *m, int bs)
 }
 
 int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
-		       const int *pos, float *logits, int last_only)
+		       const int *pos, float *logits, int lg)
 {
 	const struct config *c = m->c;
-	int D = c->hidden_size, r = 0;
-	if (m->o.naive_attn)
+	int D = c->hidden_size, r = 0, last_only = lg == MODEL_LG_LAST;
+	if (m->o.naive_attn || lg < MODEL_LG_ALL || lg > MODEL_LG_SEQ)
 		return -EINVAL;
 	if (T < 1 || T > m->o.max_batch)
 		return -ENOSPC;
@@ -947,8 +947,17 @@ int model_forward_rows(struct model *m, const int *tokens, int T, const struct m
 	m->kc.rows_only = m->kc_f32.rows_only = !last_only;
 	for (int l = 0; l < c->num_hidden_layers && !r; l++)
 		r = layer_forward(m, &m->w->layers[l], l, 0, T);
+	int n = T;
+	if (lg == MODEL_LG_SEQ) /* each sequence's last row, moved up to row n (n <= t) */
+		for (int t = n = 0; t < T; t++)
+			if (t == T - 1 || kv[t + 1] != kv[t]) {
+				if (n != t)
+					memcpy(m->x + (size_t)n * D, m->x + (size_t)t * D,
+					       sizeof(float) * D);
+				n++;
+			}
 	if (!r)
-		r = head_forward(m, m->w->norm, &m->w->lm_head, T, logits, !last_only, NULL);
+		r = head_forward(m, m->w->norm, &m->w->lm_head, n, logits, !last_only, NULL);
 	m->row_kv = NULL;
 	m->row_pos = NULL;
 	m->kc.rows_only = m->kc_f32.rows_only = 0;

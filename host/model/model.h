@@ -122,16 +122,24 @@ struct model_kv {
  * model_forward_rows - one forward of T rows that may belong to different sequences: row t is
  * token tokens[t] at position pos[t] of the KV cache kv[t] (its positions < pos[t] hold that
  * sequence's earlier tokens), which it appends to. Rows of one sequence come in position order.
- * The model's own cache and m->pos are untouched; the layer hook is not called. logits:
- * [T][vocab], or the last row's only with last_only. Without last_only (decode rows) every
- * row takes the per-row GEMV path whatever T is (kern_ctx.rows_only), so a sequence's logits do
- * not depend on what it is batched with; with last_only (a prompt chunk of one sequence) the
- * rows are those of model_forward (the tile path from KERN_TILE_MIN_M rows on). The absorbed MLA form only
- * (-EINVAL under naive_attn); -ENOSPC T > max_batch, or a position outside max_seq or the
- * sequence's blocks.
+ * The model's own cache and m->pos are untouched; the layer hook is not called. lg (the logits
+ * wanted, MODEL_LG_*):
+ *  - MODEL_LG_ALL: decode rows; logits [T][vocab]. Every row takes the per-row GEMV path
+ *    whatever T is (kern_ctx.rows_only), so a sequence's logits do not depend on what it is
+ *    batched with;
+ *  - MODEL_LG_LAST: a prompt chunk of one sequence; the last row's logits [vocab]. The rows are
+ *    those of model_forward (the tile path from KERN_TILE_MIN_M rows on);
+ *  - MODEL_LG_SEQ: rows of several sequences, each sequence's rows consecutive (decode rows and
+ *    short prompt tails together), every row on the per-row path as MODEL_LG_ALL; logits only
+ *    of each sequence's last row in the forward (row t with t == T - 1 or kv[t + 1] != kv[t]),
+ *    [those rows][vocab] in row order. A chunk of fewer than KERN_TILE_MIN_M rows gives the
+ *    same bits here as in a forward of its own.
+ * The absorbed MLA form only (-EINVAL under naive_attn, or lg out of range); -ENOSPC T >
+ * max_batch, or a position outside max_seq or the sequence's blocks.
  */
+enum { MODEL_LG_ALL = 0, MODEL_LG_LAST = 1, MODEL_LG_SEQ = 2 };
 int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
-		       const int *pos, float *logits, int last_only);
+		       const int *pos, float *logits, int lg);
 /* model_kv_block_floats - floats in one KV block of bs positions (every layer and the MTP's). */
 size_t model_kv_block_floats(const struct model *m, int bs);
 

@@ -1046,13 +1046,13 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
  * the batched path in chunks; rows of several slots go through the batched path together (at
  * most FP8_GEMV_MAX_M rows on the GEMV CU: every weight read once for all of them). */
 static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *seq, const int *pos,
-			   float *logits, int last_only)
+			   float *logits, int lg)
 {
 	struct ee *e = ee_of(en);
 	int V = e->c->vocab_size, one = 1, r = 0;
 	if (!e->pf_on || e->xt)
 		return -ENOTSUP;
-	if (T < 1)
+	if (T < 1 || lg < MODEL_LG_ALL || lg > MODEL_LG_SEQ)
 		return -EINVAL;
 	for (int t = 0; t < T; t++) {
 		if (tok[t] < 0 || tok[t] >= V || seq[t] < 0 || seq[t] >= e->n_seq)
@@ -1064,6 +1064,8 @@ static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *
 	}
 	if (!one && T > e->pf.chunk)
 		return -EINVAL;
+	/* one slot's rows: the last row's logits under MODEL_LG_SEQ too */
+	int last_only = lg == MODEL_LG_LAST || (one && lg == MODEL_LG_SEQ);
 	double t0 = now_s(), w0 = e->t_wait, h0 = e->t_host;
 	if (one && T == 1) { /* the token loop on the slot's cache, at its position */
 		int p0 = en->pos;
@@ -1076,14 +1078,15 @@ static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *
 	} else if (one) {		/* a prompt in chunks */
 		for (int t = 0; t < T && !r; t += e->pf.chunk) {
 			int n = T - t < e->pf.chunk ? T - t : e->pf.chunk;
-			float *lg = !logits	 ? NULL
-				    : !last_only ? logits + (size_t)t * V
-				    : t + n == T ? logits
-						 : NULL;
-			r = card_pf_forward_rows(e, tok + t, n, seq + t, pos + t, lg, !last_only);
+			float *out = !logits	  ? NULL
+				     : !last_only ? logits + (size_t)t * V
+				     : t + n == T ? logits
+						  : NULL;
+			r = card_pf_forward_rows(e, tok + t, n, seq + t, pos + t, out,
+						 last_only ? MODEL_LG_LAST : MODEL_LG_ALL);
 		}
 	} else {
-		r = card_pf_forward_rows(e, tok, T, seq, pos, logits, !last_only);
+		r = card_pf_forward_rows(e, tok, T, seq, pos, logits, lg);
 	}
 	if (r) {
 		e->list.n = 0;

@@ -388,9 +388,10 @@ int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits,
 /* Rows of several sequences in one forward: row t is token tok[t] of sequence slot seq[t] at
  * position pos[t] (each slot's rows at consecutive positions after its cached ones); T at most
  * pf.chunk. At most FP8_GEMV_MAX_M rows run their matrices on the GEMV CU with m = T (every
- * weight read once for all rows). Logits of every row (all) or the last, as card_pf_forward. */
+ * weight read once for all rows). Logits lg (MODEL_LG_*, model.h): every row's, the last row's,
+ * or each slot's last row's (MODEL_LG_SEQ, in row order); -EINVAL for another lg. */
 int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, const int *pos,
-			 float *logits, int all);
+			 float *logits, int lg);
 /* One layer of a chunk (also the dry what-if's): rows T in pf.x at the slots and positions in
  * pf.hseq / pf.hpos (dry mode routes every expert equally loaded). */
 int card_pf_layer(struct ee *e, struct ee_layer *L, int T);

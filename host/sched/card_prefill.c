@@ -681,8 +681,17 @@ int card_pf_layer(struct ee *e, struct ee_layer *L, int T)
 	return L->moe ? pf_moe(e, L, T) : pf_dense(e, L, T);
 }
 
-/* The final norm of the rows, the logits asked for and the normed rows (hidden). */
-static int pf_head(struct ee *e, int T, float *logits, int all, float *hidden)
+/* Whether row t of T gets logits under lg (MODEL_LG_*; MODEL_LG_SEQ: the last row of each
+ * sequence slot's run in pf.hseq). */
+static int pf_wanted(const struct ee_pf *pf, int T, int lg, int t)
+{
+	return lg == MODEL_LG_ALL || t == T - 1 ||
+	       (lg == MODEL_LG_SEQ && pf->hseq[t + 1] != pf->hseq[t]);
+}
+
+/* The final norm of the rows, the logits asked for (lg: MODEL_LG_*, packed in row order) and the
+ * normed rows (hidden). */
+static int pf_head(struct ee *e, int T, float *logits, int lg, float *hidden)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
@@ -690,18 +699,27 @@ static int pf_head(struct ee *e, int T, float *logits, int all, float *hidden)
 	e->cur_layer = -1;
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", pf->x, 0, e->final_norm, pf->xn,
 		       (uint32_t)T, (uint32_t)D, 0, 0, 0, (float)c->rms_norm_eps, 0));
-	if (logits && e->gv && e->gv_head) { /* the head on the GEMV CU, 16 rows per command */
+	if (logits && e->gv && e->gv_head) { /* the head on the GEMV CU: runs of wanted rows, at
+						most 16 a command */
 		TRY(card_barrier(e));
-		for (int t0 = all ? 0 : T - 1; t0 < T; t0 += 16) {
-			int n = T - t0 < 16 ? T - t0 : 16;
+		for (int t0 = 0, j = 0; t0 < T;) {
+			if (!pf_wanted(pf, T, lg, t0)) {
+				t0++;
+				continue;
+			}
+			int n = 1;
+			while (n < 16 && t0 + n < T && pf_wanted(pf, T, lg, t0 + n))
+				n++;
 			TRY(card_gemv_rows(e, "lm_head (gemv, rows)", &e->head,
 					   f4(pf->xn, (uint64_t)t0 * D), pf->logits, n, &pf->t_head,
 					   NULL, 0));
 			TRY(card_flush(e));
 			double h0 = now_s();
-			TRY(card_read(e, pf->logits, logits + (all ? (size_t)t0 * V : 0),
+			TRY(card_read(e, pf->logits, logits + (size_t)j * V,
 				      sizeof(float) * (size_t)n * V));
 			e->t_host += now_s() - h0;
+			t0 += n;
+			j += n;
 		}
 	}
 	TRY(card_flush(e));
@@ -709,10 +727,12 @@ static int pf_head(struct ee *e, int T, float *logits, int all, float *hidden)
 	if (hidden)
 		TRY(card_read(e, pf->xn, hidden, sizeof(float) * (size_t)T * D));
 	if (logits && !(e->gv && e->gv_head))
-		for (int t = all ? 0 : T - 1; t < T; t++) { /* row by row, as the token loop */
+		for (int t = 0, j = 0; t < T; t++) { /* row by row, as the token loop */
+			if (!pf_wanted(pf, T, lg, t))
+				continue;
 			TRY(card_read(e, f4(pf->xn, (uint64_t)t * D), e->hxn, sizeof(float) * D));
 			TRY(kern_matmul(&e->kc, &e->w->lm_head, e->hxn, 1,
-					logits + (all ? (size_t)t * V : 0)));
+					logits + (size_t)j++ * V));
 			e->host_head_b += (double)e->w->lm_head.rows * e->w->lm_head.cols * 2;
 		}
 	e->t_host += now_s() - h0;
@@ -744,7 +764,7 @@ int card_pf_attn_rows(struct ee *e, int T)
 }
 
 /* The rows in pf.hseq / pf.hpos through every layer and the head. */
-static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int all, float *hidden)
+static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg, float *hidden)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
@@ -766,7 +786,7 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int al
 		e->cur_layer = l;
 		TRY(card_pf_layer(e, &e->L[l], T));
 	}
-	return pf_head(e, T, logits, all, hidden);
+	return pf_head(e, T, logits, lg, hidden);
 }
 
 int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits, int all,
@@ -778,17 +798,17 @@ int card_pf_forward(struct ee *e, const int *tok, int T, int pos, float *logits,
 		e->pf.hseq[t] = 0;
 		e->pf.hpos[t] = pos + t;
 	}
-	return pf_forward(e, tok, T, logits, all, hidden);
+	return pf_forward(e, tok, T, logits, all ? MODEL_LG_ALL : MODEL_LG_LAST, hidden);
 }
 
 int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, const int *pos,
-			 float *logits, int all)
+			 float *logits, int lg)
 {
-	if (T < 1 || T > e->pf.chunk)
+	if (T < 1 || T > e->pf.chunk || lg < MODEL_LG_ALL || lg > MODEL_LG_SEQ)
 		return -EINVAL;
 	memcpy(e->pf.hseq, seq, sizeof *seq * (size_t)T);
 	memcpy(e->pf.hpos, pos, sizeof *pos * (size_t)T);
-	return pf_forward(e, tok, T, logits, all, NULL);
+	return pf_forward(e, tok, T, logits, lg, NULL);
 }
 
 int card_pf_absorbed(const struct config *c, int T, int p0)

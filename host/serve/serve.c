@@ -348,41 +348,82 @@ static int rows_forward(struct serve *s, const int *tk, int n, const struct mode
 	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, last_only);
 }
 
-/* Rows mode: feeds nr sampled tokens of different sequences in one forward; each slot gets its
- * row of logits (or ends with the error). */
+/* Rows mode: one forward of nr rows of different sequences, each sequence's rows consecutive
+ * (decode rows, prompt tails); each sequence gets the logits of its last row (MODEL_LG_SEQ), or
+ * ends with the error. */
 static void rows_feed(struct serve *s, const int *tk, int nr, const struct model_kv *const *kv,
 		      const int *pos, struct slot *const *row_slot)
 {
 	struct engine *e = s->slots[0].e;
 	size_t V = (size_t)e->c->vocab_size;
 	double t0 = now_s();
-	int rc = rows_forward(s, tk, nr, kv, pos, s->rows_lg, 0);
+	int rc = rows_forward(s, tk, nr, kv, pos, s->rows_lg, MODEL_LG_SEQ);
 	busy_add(s, now_s() - t0, 1);
-	for (int j = 0; j < nr; j++) {
-		if (!row_slot[j])
+	for (int t = 0, j = 0; t < nr; t++) {
+		struct slot *sl = row_slot[t];
+		if (t < nr - 1 && row_slot[t + 1] == sl) /* not the sequence's last row */
 			continue;
 		if (rc) {
-			slot_end(row_slot[j], NULL, 500, strerror(-rc));
+			slot_end(sl, NULL, 500, strerror(-rc));
 			continue;
 		}
-		memcpy(row_slot[j]->lg, s->rows_lg + (size_t)j * V, sizeof(float) * V);
-		row_slot[j]->has_lg = 1;
+		memcpy(sl->lg, s->rows_lg + (size_t)j++ * V, sizeof(float) * V);
+		sl->has_lg = 1;
 	}
 }
 
-/* Rows mode, one step of every running sequence: one prefill chunk of each sequence still in
- * its prompt (a forward of its own: a chunk of 8 or more rows takes the tile path); then every
- * sequence with logits samples its next token, and those that go on are fed together, at most
- * SERVE_DECODE_ROWS rows per forward. mu not held. */
+/* Prompt tokens of a sequence that join the step's decode rows rather than run a forward of
+ * their own: fewer than KERN_TILE_MIN_M (such a chunk takes the per-row path either way, so the
+ * bits are the same) and at most the rows of one forward. */
+static int tail_max(const struct serve *s)
+{
+	int cap = s->slots[0].e->max_batch < SERVE_DECODE_ROWS ? s->slots[0].e->max_batch
+							       : SERVE_DECODE_ROWS;
+	return cap < KERN_TILE_MIN_M - 1 ? cap : KERN_TILE_MIN_M - 1;
+}
+
+/* Rows mode: the length of the slot's next prompt chunk of its own (0: none; a prompt's last
+ * tail_max() tokens or fewer join the decode rows). Chunk lengths depend on the prompt only. */
+static int chunk_len(const struct serve *s, const struct slot *sl)
+{
+	int n = sl->r ? sl->r->n_ids - sl->fed : 0, cap = s->o.chunk;
+	cap = cap < s->slots[0].e->max_batch ? cap : s->slots[0].e->max_batch;
+	cap = cap < 256 ? cap : 256;
+	return n <= tail_max(s) ? 0 : n < cap ? n : cap;
+}
+
+/* Rows mode, one step of every running sequence. Sequences with more than tail_max() prompt
+ * tokens left run a chunk of them (at most 64, serve_opts.chunk) as a forward of its own (from
+ * KERN_TILE_MIN_M rows the tile path), oldest request first, at most serve_opts.chunk prompt tokens a
+ * step in all (at least one chunk; the others wait for later steps, their chunks unchanged); the
+ * last few of a prompt (a short prompt whole) join the step's decode rows instead, so a joining
+ * request costs the running ones little more than its rows. Every sequence with logits samples
+ * its next token; the decode rows and the tails go through forwards of at most
+ * SERVE_DECODE_ROWS rows together, each sequence's rows in one of them, logits only of each
+ * sequence's last row. A request's rows take the same path whatever runs beside it, so its
+ * output does not depend on it. mu not held. */
 static void sched_step_rows(struct serve *s)
 {
 	struct engine *e = s->slots[0].e;
-	int V = e->c->vocab_size;
-	int tk[SERVE_MAX_SLOTS], pos[SERVE_MAX_SLOTS];
-	const struct model_kv *kv[SERVE_MAX_SLOTS];
-	struct slot *row_slot[SERVE_MAX_SLOTS] = {NULL};
+	int V = e->c->vocab_size, tmax = tail_max(s);
+	enum { MAXR = SERVE_MAX_SLOTS * KERN_TILE_MIN_M };
+	int tk[MAXR], pos[MAXR];
+	const struct model_kv *kv[MAXR];
+	struct slot *row_slot[MAXR] = {NULL};
 	int nr = 0;
-	for (int i = 0; i < s->n_slots && nr < SERVE_MAX_SLOTS; i++) {
+	unsigned char go[SERVE_MAX_SLOTS] = {0}; /* the prompt chunks of this step */
+	for (int used = 0;;) {
+		int best = -1;
+		for (int i = 0; i < s->n_slots; i++)
+			if (!go[i] && chunk_len(s, &s->slots[i]) &&
+			    (best < 0 || s->slots[i].r->t_arrive < s->slots[best].r->t_arrive))
+				best = i;
+		if (best < 0 || (used && used + chunk_len(s, &s->slots[best]) > s->o.chunk))
+			break;
+		go[best] = 1;
+		used += chunk_len(s, &s->slots[best]);
+	}
+	for (int i = 0; i < s->n_slots; i++) {
 		struct slot *sl = &s->slots[i];
 		struct sreq *r = sl->r;
 		if (!r)
@@ -395,15 +436,25 @@ static void sched_step_rows(struct serve *s)
 				 "cancelled (the client left, or the server shut down)");
 			continue;
 		}
+		if (sl->fed < r->n_ids && r->n_ids - sl->fed <= tmax) { /* a tail: decode rows */
+			int n = r->n_ids - sl->fed;
+			for (int t = 0; t < n; t++) {
+				tk[nr] = r->ids[sl->fed];
+				pos[nr] = sl->fed++;
+				kv[nr] = &sl->kv;
+				row_slot[nr++] = sl;
+				sl->hist[sl->n_hist++] = tk[nr - 1];
+			}
+			pthread_mutex_lock(&s->m.mu);
+			s->m.prompt_tokens += (uint64_t)n;
+			pthread_mutex_unlock(&s->m.mu);
+			continue;
+		}
 		if (sl->fed < r->n_ids) {
-			int n = r->n_ids - sl->fed, ptk[256], ppos[256];
+			int n = chunk_len(s, sl), ptk[256], ppos[256];
 			const struct model_kv *pkv[256];
-			if (n > s->o.chunk)
-				n = s->o.chunk;
-			if (n > e->max_batch)
-				n = e->max_batch;
-			if (n > 256)
-				n = 256;
+			if (!go[i]) /* its chunk waits for a later step */
+				continue;
 			for (int t = 0; t < n; t++) {
 				ptk[t] = r->ids[sl->fed + t];
 				ppos[t] = sl->fed + t;
@@ -411,7 +462,7 @@ static void sched_step_rows(struct serve *s)
 				sl->hist[sl->n_hist++] = ptk[t];
 			}
 			double t0 = now_s();
-			int rc = rows_forward(s, ptk, n, pkv, ppos, sl->lg, 1);
+			int rc = rows_forward(s, ptk, n, pkv, ppos, sl->lg, MODEL_LG_LAST);
 			busy_add(s, now_s() - t0, 1);
 			if (rc) {
 				slot_end(sl, NULL, 500, strerror(-rc));
@@ -439,17 +490,25 @@ static void sched_step_rows(struct serve *s)
 		sl->hist[sl->n_hist++] = t;
 		sl->fed++;
 	}
-	/* the rows in equal groups of at most SERVE_DECODE_ROWS (20 rows are 10 + 10, not 16 + 4) */
+	/* the rows in about equal forwards of at most SERVE_DECODE_ROWS (20 rows are 10 + 10, not
+	 * 16 + 4), a sequence's rows never split */
 	int cap = e->max_batch < SERVE_DECODE_ROWS ? e->max_batch : SERVE_DECODE_ROWS;
 	if (cap < 1 || nr < 1)
 		return;
-	int groups = (nr + cap - 1) / cap;
-	for (int g = 0, at = 0; g < groups && at < nr; g++) {
-		int n = (nr - at) / (groups - g);
-		if (n < 1 || at + n > nr)
-			n = nr - at;
-		rows_feed(s, tk + at, n, kv + at, pos + at, row_slot + at);
-		at += n;
+	int groups = (nr + cap - 1) / cap, target = (nr + groups - 1) / groups;
+	for (int at = 0, n = 0, t = 0; t < nr;) {
+		int u = 1; /* the sequence's rows from t */
+		while (t + u < nr && row_slot[t + u] == row_slot[t])
+			u++;
+		if (n && n + u > target) {
+			rows_feed(s, tk + at, n, kv + at, pos + at, row_slot + at);
+			at += n;
+			n = 0;
+		}
+		n += u;
+		t += u;
+		if (t == nr)
+			rows_feed(s, tk + at, n, kv + at, pos + at, row_slot + at);
 	}
 }
 

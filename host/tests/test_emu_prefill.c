@@ -212,7 +212,8 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 {
 	int V = ck->cfg.vocab_size;
 	static const int plen[NSEQ] = {5, 7, 2};
-	int hist[NSEQ][32], n[NSEQ], seq[NSEQ], pos[NSEQ], t[NSEQ], bad = 0, rows = 0, r = 0;
+	int hist[NSEQ][32], n[NSEQ], seq[8], pos[8], t[8], bad = 0, rows = 0, r = 0;
+	unsigned char have[NSEQ][32] = {{0}}; /* rows of got that hold logits */
 	float *lg = calloc((size_t)NSEQ * V, 4), *ref = calloc((size_t)32 * V, 4);
 	/* every row's logits as produced: [seq][position] */
 	float *got = calloc((size_t)NSEQ * 32 * V, 4);
@@ -230,8 +231,9 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 			ps[i] = i;
 		}
 		n[s] = plen[s];
-		r = es->ops->forward_seqs(es, hist[s], n[s], sq, ps, lg, 1);
+		r = es->ops->forward_seqs(es, hist[s], n[s], sq, ps, lg, MODEL_LG_LAST);
 		memcpy(got + ((size_t)s * 32 + n[s] - 1) * V, lg, sizeof(float) * V);
+		have[s][n[s] - 1] = 1;
 	}
 	for (int step = 0; step < NSTEP && !r; step++) {
 		int nr = 0; /* step 2: slot 1 alone */
@@ -245,15 +247,36 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 			nr++;
 		}
 		uint64_t b0 = busy_ns(es);
-		r = es->ops->forward_seqs(es, t, nr, seq, pos, lg, 0);
+		r = es->ops->forward_seqs(es, t, nr, seq, pos, lg, MODEL_LG_ALL);
 		if (nr == 1)
 			ns_one = busy_ns(es) - b0;
 		else
 			ns_rows = busy_ns(es) - b0;
 		rows += nr;
-		for (int i = 0; i < nr && !r; i++)
+		for (int i = 0; i < nr && !r; i++) {
 			memcpy(got + ((size_t)seq[i] * 32 + pos[i]) * V, lg + (size_t)i * V,
 			       sizeof(float) * V);
+			have[seq[i]][pos[i]] = 1;
+		}
+	}
+	/* MODEL_LG_SEQ: a decode row of slot 0, three rows of slot 1 (as a prompt's tail joins the
+	 * decode rows in serve), a row of slot 2: the logits of each slot's last row, packed */
+	static const int per[NSEQ] = {1, 3, 1};
+	int nr = 0;
+	for (int s = 0; s < NSEQ && !r; s++)
+		for (int i = 0; i < per[s]; i++) {
+			seq[nr] = s;
+			pos[nr] = n[s];
+			t[nr] = hist[s][n[s]] = tok[(5 * i + 3 * s + 2) % NTOK];
+			n[s]++;
+			nr++;
+		}
+	if (!r)
+		r = es->ops->forward_seqs(es, t, nr, seq, pos, lg, MODEL_LG_SEQ);
+	for (int s = 0; s < NSEQ && !r; s++) {
+		memcpy(got + ((size_t)s * 32 + n[s] - 1) * V, lg + (size_t)s * V,
+		       sizeof(float) * V);
+		have[s][n[s] - 1] = 1;
 	}
 	CHECK(r == 0, "%s: forward_seqs: %d", low, r);
 	for (int s = 0; s < NSEQ && !r; s++) { /* each sequence alone through the token loop */
@@ -261,8 +284,8 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 		r = engine_forward(el, hist[s], n[s], ref, 1, NULL);
 		CHECK(r == 0, "%s: token loop of sequence %d: %d", low, s, r);
 		for (int p = plen[s] - 1; p < n[s] && !r; p++)
-			bad += memcmp(got + ((size_t)s * 32 + p) * V, ref + (size_t)p * V,
-				      sizeof(float) * V) != 0;
+			bad += have[s][p] && memcmp(got + ((size_t)s * 32 + p) * V,
+						    ref + (size_t)p * V, sizeof(float) * V) != 0;
 	}
 	CHECK(!r && !bad, "%s: %d of the sequences' rows differ from each sequence alone", low,
 	      bad);

@@ -256,7 +256,8 @@ static void test_forward_rows(void **st)
 				pos[t] = t;
 				tk[t] = toks[q * 10 + t];
 			}
-			assert_int_equal(model_forward_rows(&m, tk, len[q], kq, pos, got, 1), 0);
+			assert_int_equal(
+			    model_forward_rows(&m, tk, len[q], kq, pos, got, MODEL_LG_LAST), 0);
 			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
 			for (int t = 0; t < len[q]; t++)
 				assert_int_equal(model_forward(&ref, tk + t, 1, want, 0, NULL), 0);
@@ -271,7 +272,8 @@ static void test_forward_rows(void **st)
 				pos[q] = len[q] + s;
 				tk[q] = toks[q * 10 + len[q] + s];
 			}
-			assert_int_equal(model_forward_rows(&m, tk, 3, kv, pos, got, 0), 0);
+			assert_int_equal(model_forward_rows(&m, tk, 3, kv, pos, got, MODEL_LG_ALL),
+					 0);
 			for (int q = 0; q < 3; q++) {
 				assert_int_equal(
 				    model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
@@ -296,7 +298,7 @@ static void test_forward_rows(void **st)
 				pos[nr] = len[q] + steps + i;
 				tk[nr++] = toks[q * 10 + len[q] + steps + i];
 			}
-		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, 0), 0);
+		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, MODEL_LG_ALL), 0);
 		for (int t = 0, q = 0, i = 0; t < nr; t++) {
 			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
 			for (int u = 0; u <= pos[t]; u++)
@@ -312,10 +314,38 @@ static void test_forward_rows(void **st)
 				i = 0;
 			}
 		}
+		/* MODEL_LG_SEQ: one decode row of sequence 0, a 3-row tail of sequence 1 (the row path
+		 * of a short prompt chunk), one row of sequence 2: the logits of each sequence's last
+		 * row, packed, each as the sequence alone */
+		int per2[3] = {1, 3, 1}, last[3];
+		nr = 0;
+		for (int q = 0; q < 3; q++) {
+			for (int i = 0; i < per2[q]; i++) {
+				kv[nr] = &kvs[q];
+				pos[nr] = len[q] + steps + per[q] + i;
+				tk[nr++] = toks[q * 10 + len[q] + steps + per[q] + i];
+			}
+			last[q] = pos[nr - 1];
+		}
+		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, 3), -EINVAL);
+		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, MODEL_LG_SEQ), 0);
+		for (int q = 0; q < 3; q++) {
+			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
+			for (int u = 0; u <= last[q]; u++)
+				assert_int_equal(
+				    model_forward(&ref, &toks[q * 10 + u], 1, want, 0, NULL), 0);
+			if (memcmp(want, got + (size_t)q * V, sizeof(float) * V))
+				fail_msg(
+				    "variant %d: MODEL_LG_SEQ, sequence %d's logits differ from "
+				    "alone",
+				    v, q);
+			model_free(&ref);
+		}
 		for (int q = 0; q < 3; q++)
 			kv[q] = &kvs[q];
 		pos[0] = NB * BS; /* past the sequence's blocks */
-		assert_int_equal(model_forward_rows(&m, tk, 1, kv, pos, got, 0), -ENOSPC);
+		assert_int_equal(model_forward_rows(&m, tk, 1, kv, pos, got, MODEL_LG_ALL),
+				 -ENOSPC);
 		free(pool);
 		model_free(&m);
 		free(want);

@@ -76,6 +76,23 @@ done
 got=$(COMP '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
 wait $others
 [ "$got" = "$want" ] && ok || bad "in a batch: '$got' vs '$want'"
+# a long prompt (199 tokens: three chunks of 64 of its own, then a tail of 7 that joins the decode
+# rows) alone, and beside another long one (201 tokens: its last chunk of 9 on the tile path; one
+# prompt chunk a step, so one of them waits) and two short ones
+long=$(for i in 1 2 3 4 5 6 7 8 9; do printf 'The jury said that the city of Atlanta %s deserves praise. ' $i; done)
+long=${long% }
+want=$("$M" run --model "$MODEL" --prompt "$long" -n 16 --spec none 2>/dev/null)
+got=$(COMP "{\"prompt\":\"$long\",\"max_tokens\":16,\"temperature\":0}" | text_of)
+[ -n "$want" ] && [ "$got" = "$want" ] && ok || bad "long prompt alone: '$got' vs '$want'"
+others=""
+COMP "{\"prompt\":\"Other $long\",\"max_tokens\":16,\"temperature\":0}" >/dev/null & others="$!"
+for i in 1 2; do
+  COMP "{\"prompt\":\"Other prompt $i is\",\"max_tokens\":24,\"temperature\":0}" >/dev/null &
+  others="$others $!"
+done
+got=$(COMP "{\"prompt\":\"$long\",\"max_tokens\":16,\"temperature\":0}" | text_of)
+wait $others
+[ "$got" = "$want" ] && ok || bad "long prompt in a batch: '$got' vs '$want'"
 
 # the official OpenAI client
 node host/tests/serve_client.mjs "$URL" "$KEY" tiny-brown >"$W/client" 2>&1
