@@ -246,6 +246,10 @@ static void isa_avx512_init(void)
 		isa_avx512_run.pack_p16 = kern_isa_avx2.pack_p16;
 	if (!isa_avx512_run.decpack_fp8)
 		isa_avx512_run.decpack_fp8 = kern_isa_avx2.decpack_fp8;
+	if (!isa_avx512_run.axpy_fp8s) /* the one-token absorbed kv_b products, fused */
+		isa_avx512_run.axpy_fp8s = kern_isa_avx2.axpy_fp8s;
+	if (!isa_avx512_run.dot_fp8s_rows)
+		isa_avx512_run.dot_fp8s_rows = kern_isa_avx2.dot_fp8s_rows;
 }
 
 /* The avx512bf16 path: the avx512 path as run, and its act-fp8 prefill tile on BF16 dot products. */
