@@ -63,36 +63,30 @@ MAIN_PID=$PID
 [ "$(code -H "Authorization: Bearer wrong" "$URL/v1/models")" = 401 ] && ok || bad "wrong key"
 [ "$(code "${AUTH[@]}" "$URL/v1/models")" = 200 ] && grep -q '"id":"tiny-brown"' "$W/body" && ok || bad "/v1/models: $(cat "$W/body")"
 
-# greedy text: the same as moecard run, alone
-want=$("$M" run --model "$MODEL" --prompt "The jury said that" -n 24 --spec none 2>/dev/null)
-got=$(COMP '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
-[ "$got" = "$want" ] && ok || bad "serve vs run: '$got' vs '$want'"
-# ... and in a batch with three other prompts (started together)
-others=""
-for i in 1 2 3; do
-  COMP "{\"prompt\":\"Other prompt $i is\",\"max_tokens\":24,\"temperature\":0}" >/dev/null &
-  others="$others $!"
-done
-got=$(COMP '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
-wait $others
-[ "$got" = "$want" ] && ok || bad "in a batch: '$got' vs '$want'"
+# greedy text of prompt $2 (max_tokens $3) equal to `moecard run`'s, alone and in a batch with
+# the prompts $4.. (started together; 24 tokens each); $1 names the case
+alone_and_batched() {
+  local label=$1 p=$2 n=$3 want got others="" o
+  shift 3
+  want=$("$M" run --model "$MODEL" --prompt "$p" -n "$n" --spec none 2>/dev/null)
+  got=$(COMP "{\"prompt\":\"$p\",\"max_tokens\":$n,\"temperature\":0}" | text_of)
+  [ -n "$want" ] && [ "$got" = "$want" ] && ok || bad "$label alone: '$got' vs '$want'"
+  for o in "$@"; do
+    COMP "{\"prompt\":\"$o\",\"max_tokens\":24,\"temperature\":0}" >/dev/null &
+    others="$others $!"
+  done
+  got=$(COMP "{\"prompt\":\"$p\",\"max_tokens\":$n,\"temperature\":0}" | text_of)
+  wait $others
+  [ "$got" = "$want" ] && ok || bad "$label in a batch: '$got' vs '$want'"
+}
+alone_and_batched "serve vs run" "The jury said that" 24 "Other prompt 1 is" "Other prompt 2 is" \
+  "Other prompt 3 is"
 # a long prompt (199 tokens: three chunks of 64 of its own, then a tail of 7 that joins the decode
-# rows) alone, and beside another long one (201 tokens: its last chunk of 9 on the tile path; one
+# rows), and beside another long one (201 tokens: its last chunk of 9 on the tile path; one
 # prompt chunk a step, so one of them waits) and two short ones
 long=$(for i in 1 2 3 4 5 6 7 8 9; do printf 'The jury said that the city of Atlanta %s deserves praise. ' $i; done)
 long=${long% }
-want=$("$M" run --model "$MODEL" --prompt "$long" -n 16 --spec none 2>/dev/null)
-got=$(COMP "{\"prompt\":\"$long\",\"max_tokens\":16,\"temperature\":0}" | text_of)
-[ -n "$want" ] && [ "$got" = "$want" ] && ok || bad "long prompt alone: '$got' vs '$want'"
-others=""
-COMP "{\"prompt\":\"Other $long\",\"max_tokens\":16,\"temperature\":0}" >/dev/null & others="$!"
-for i in 1 2; do
-  COMP "{\"prompt\":\"Other prompt $i is\",\"max_tokens\":24,\"temperature\":0}" >/dev/null &
-  others="$others $!"
-done
-got=$(COMP "{\"prompt\":\"$long\",\"max_tokens\":16,\"temperature\":0}" | text_of)
-wait $others
-[ "$got" = "$want" ] && ok || bad "long prompt in a batch: '$got' vs '$want'"
+alone_and_batched "long prompt" "$long" 16 "Other $long" "Other prompt 1 is" "Other prompt 2 is"
 
 # the official OpenAI client
 node host/tests/serve_client.mjs "$URL" "$KEY" tiny-brown >"$W/client" 2>&1
