@@ -217,6 +217,20 @@ static void test_truncate_and_mtp(void **st)
 	free(mt);
 }
 
+/* Whether got [vocab] equals the logits of sequence q (its tokens toks[q * 10 ..]) at position p,
+ * run alone token by token through model_forward; want is scratch. */
+static int alone_equal(const struct model_opts *o, int q, int p, const float *got, float *want)
+{
+	struct model ref;
+	char err[256];
+	assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, o, err, sizeof err), 0);
+	for (int u = 0; u <= p; u++)
+		assert_int_equal(model_forward(&ref, &toks[q * 10 + u], 1, want, 0, NULL), 0);
+	int same = !memcmp(want, got, sizeof(float) * (size_t)ck.cfg.vocab_size);
+	model_free(&ref);
+	return same;
+}
+
 /* model_forward_rows: three sequences of different lengths, each in its own paged KV cache
  * (blocks of 4 positions from one pool, interleaved between the sequences), batched together
  * (rows at different positions) give bit-identical logits to each run alone, token by token
@@ -231,7 +245,7 @@ static void test_forward_rows(void **st)
 		int fp8 = v > 0;
 		struct model_opts o = {fp8, 0, 2, 64, 12, v == 2, 0};
 		char err[256];
-		struct model ref, m;
+		struct model m;
 		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 12);
 		enum { BS = 4, NB = 4 }; /* blocks per sequence: positions 0..15 */
 		float *pool, *blk[3][NB];
@@ -258,13 +272,9 @@ static void test_forward_rows(void **st)
 			}
 			assert_int_equal(
 			    model_forward_rows(&m, tk, len[q], kq, pos, got, MODEL_LG_LAST), 0);
-			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
-			for (int t = 0; t < len[q]; t++)
-				assert_int_equal(model_forward(&ref, tk + t, 1, want, 0, NULL), 0);
-			if (memcmp(want, got, sizeof(float) * V))
+			if (!alone_equal(&o, q, len[q] - 1, got, want))
 				fail_msg("variant %d: sequence %d: prefill rows differ from decode",
 					 v, q);
-			model_free(&ref);
 		}
 		/* decode: one row per sequence per step, at positions len[q] + s */
 		for (int s = 0; s < steps; s++) {
@@ -274,20 +284,11 @@ static void test_forward_rows(void **st)
 			}
 			assert_int_equal(model_forward_rows(&m, tk, 3, kv, pos, got, MODEL_LG_ALL),
 					 0);
-			for (int q = 0; q < 3; q++) {
-				assert_int_equal(
-				    model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
-				for (int t = 0; t <= len[q] + s; t++)
-					assert_int_equal(model_forward(&ref, &toks[q * 10 + t], 1,
-								       want, 0, NULL),
-							 0);
-				if (memcmp(want, got + (size_t)q * V, sizeof(float) * V))
+			for (int q = 0; q < 3; q++)
+				if (!alone_equal(&o, q, len[q] + s, got + (size_t)q * V, want))
 					fail_msg("variant %d: step %d, sequence %d: batched logits "
-						 "differ "
-						 "from the sequence alone",
+						 "differ from the sequence alone",
 						 v, s, q);
-				model_free(&ref);
-			}
 		}
 		/* one forward of 10 decode rows (past the tile path's 8): 4 of sequence 0, 3 each of 1
 		 * and 2, at consecutive positions; each row still as its sequence alone */
@@ -300,15 +301,10 @@ static void test_forward_rows(void **st)
 			}
 		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, MODEL_LG_ALL), 0);
 		for (int t = 0, q = 0, i = 0; t < nr; t++) {
-			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
-			for (int u = 0; u <= pos[t]; u++)
-				assert_int_equal(
-				    model_forward(&ref, &toks[q * 10 + u], 1, want, 0, NULL), 0);
-			if (memcmp(want, got + (size_t)t * V, sizeof(float) * V))
+			if (!alone_equal(&o, q, pos[t], got + (size_t)t * V, want))
 				fail_msg(
 				    "variant %d: row %d of 10 (sequence %d) differs from alone", v,
 				    t, q);
-			model_free(&ref);
 			if (++i == per[q]) {
 				q++;
 				i = 0;
@@ -329,18 +325,12 @@ static void test_forward_rows(void **st)
 		}
 		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, 3), -EINVAL);
 		assert_int_equal(model_forward_rows(&m, tk, nr, kv, pos, got, MODEL_LG_SEQ), 0);
-		for (int q = 0; q < 3; q++) {
-			assert_int_equal(model_init(&ref, &ck.cfg, &ck.w, &o, err, sizeof err), 0);
-			for (int u = 0; u <= last[q]; u++)
-				assert_int_equal(
-				    model_forward(&ref, &toks[q * 10 + u], 1, want, 0, NULL), 0);
-			if (memcmp(want, got + (size_t)q * V, sizeof(float) * V))
+		for (int q = 0; q < 3; q++)
+			if (!alone_equal(&o, q, last[q], got + (size_t)q * V, want))
 				fail_msg(
 				    "variant %d: MODEL_LG_SEQ, sequence %d's logits differ from "
 				    "alone",
 				    v, q);
-			model_free(&ref);
-		}
 		for (int q = 0; q < 3; q++)
 			kv[q] = &kvs[q];
 		pos[0] = NB * BS; /* past the sequence's blocks */
