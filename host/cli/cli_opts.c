@@ -138,6 +138,8 @@ static const struct cli_opt cli_opt_table[] = {
     {"--max-queue", CLI_INT, SRV, AT(max_queue), 0, "Q", "serve: waiting requests before 429",
      "64"},
     {"--max-conns", CLI_INT, SRV, AT(max_conns), 1, "N", "serve: open connections", "256"},
+    {"--prefill-chunk", CLI_INT, SRV, AT(prefill_chunk), 1, "N",
+     "serve: a prompt's chunk length, and the prompt tokens of chunks a step (1..256)", "64"},
     {"--max-tokens", CLI_INT, SRV, AT(max_tokens), 1, "N",
      "serve: the most tokens a request may generate", "the context"},
     {"--max-body-kb", CLI_INT, SRV, AT(max_body_kb), 1, "KB",

@@ -44,6 +44,7 @@ struct cli_opts {
 	/* serve */
 	const char *host, *api_key, *name;
 	int port, max_batch, max_queue, max_conns, timeout, drain, max_tokens, max_body_kb;
+	int prefill_chunk; /* serve: prompt tokens of chunks a step (0: 64) */
 	int kv_tokens;
 	/* profile */
 	const char *out;       /* --out DIR */

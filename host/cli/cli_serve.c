@@ -81,6 +81,11 @@ int cli_serve(int argc, char **argv)
 		return r == 1 ? 0 : r;
 	if (!a.max_batch)
 		a.max_batch = 4;
+	if (a.prefill_chunk > 256) {
+		fprintf(stderr, "moecard: serve: --prefill-chunk: must be <= 256, got %d\n",
+			a.prefill_chunk);
+		return 2;
+	}
 	if (!a.api_key)
 		a.api_key = getenv("MOECARD_API_KEY");
 	if (a.api_key && !*a.api_key)
@@ -105,7 +110,7 @@ int cli_serve(int argc, char **argv)
 	    .max_conns = a.max_conns,
 	    .timeout_s = a.timeout,
 	    .drain_s = a.drain,
-	    .chunk = 64,
+	    .chunk = a.prefill_chunk ? a.prefill_chunk : 64,
 	    .max_body = (size_t)a.max_body_kb * 1024,
 	    .kv_tokens = a.kv_tokens,
 	    .quiet = a.quiet,

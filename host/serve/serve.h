@@ -30,7 +30,7 @@ struct serve_opts {
 	int timeout_s;	     /* idle connection timeout */
 	int drain_s;	     /* SIGTERM: seconds to finish running requests */
 	int max_tokens;	     /* the most tokens one request may ask for (serve_attach) */
-	int chunk;	     /* prefill tokens per step of a sequence */
+	int chunk;	     /* a prompt chunk's tokens, and the chunks' tokens a step */
 	long kv_tokens;	     /* the KV pool in positions (cpu; 0: a context per slot) */
 	size_t max_body;     /* request body bytes before 413 */
 	int quiet;	     /* no request log on stderr */

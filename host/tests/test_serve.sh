@@ -54,6 +54,9 @@ COMP() { curl -s "${AUTH[@]}" "$URL/v1/completions" -H 'Content-Type: applicatio
 "$M" serve --model "$MODEL" --port 70000 2>"$W/e"; [ $? = 2 ] && grep -q -- "--port" "$W/e" && ok || bad "--port 70000: $(cat "$W/e")"
 MOECARD_CARD_PREFILL=0 "$M" serve --model "$MODEL" --backend emu --max-batch 2 2>"$W/e"; [ $? = 2 ] && grep -q -- "--max-batch" "$W/e" && ok || bad "emu without its batched path, --max-batch 2: $(cat "$W/e")"
 "$M" serve --model "$MODEL" --max-queue x 2>"$W/e"; [ $? = 2 ] && ok || bad "--max-queue x: $(cat "$W/e")"
+for v in 0 257; do
+  "$M" serve --model "$MODEL" --prefill-chunk $v 2>"$W/e"; [ $? = 2 ] && grep -q -- "--prefill-chunk" "$W/e" && ok || bad "--prefill-chunk $v: $(cat "$W/e")"
+done
 
 # --- the main server ---------------------------------------------------------------------------
 start main --api-key "$KEY" --max-batch 4 --max-queue 40 --timeout 2 --kv-tokens 2048 || { echo "$pass passed, $fail failed"; exit 1; }
@@ -84,9 +87,9 @@ alone_and_batched "serve vs run" "The jury said that" 24 "Other prompt 1 is" "Ot
 # a long prompt (199 tokens: three chunks of 64 of its own, then a tail of 7 that joins the decode
 # rows), and beside another long one (201 tokens: its last chunk of 9 on the tile path; one
 # prompt chunk a step, so one of them waits) and two short ones
-long=$(for i in 1 2 3 4 5 6 7 8 9; do printf 'The jury said that the city of Atlanta %s deserves praise. ' $i; done)
-long=${long% }
-alone_and_batched "long prompt" "$long" 16 "Other $long" "Other prompt 1 is" "Other prompt 2 is"
+long199=$(for i in 1 2 3 4 5 6 7 8 9; do printf 'The jury said that the city of Atlanta %s deserves praise. ' $i; done)
+long199=${long199% }
+alone_and_batched "long prompt" "$long199" 16 "Other $long199" "Other prompt 1 is" "Other prompt 2 is"
 
 # the official OpenAI client
 node host/tests/serve_client.mjs "$URL" "$KEY" tiny-brown >"$W/client" 2>&1
@@ -227,6 +230,12 @@ n_ok=$(cat "$W"/o? | grep -o '"finish_reason":"length"' | wc -l)
 [ "$n_ok" = 3 ] && ok || bad "card batch: $(cat "$W"/o?)"
 [ "$(metric moecard_running_sequences)" = 0 ] && [ "$(metric moecard_kv_blocks_used)" = 0 ] && ok ||
   bad "card: after the batch: running $(metric moecard_running_sequences), KV blocks used $(metric moecard_kv_blocks_used)"
+kill -TERM $PID; wait $PID
+
+# --- prompt chunks of 8 (each on the tile path, one a step): the long prompt's greedy text as
+#     moecard run's, alone and beside other prompts ---------------------------------------------
+start chunk8 --max-batch 4 --prefill-chunk 8 || { echo "$pass passed, $fail failed"; exit 1; }
+alone_and_batched "prefill chunks of 8" "$long199" 16 "Other $long199" "Other prompt 1 is"
 kill -TERM $PID; wait $PID
 
 # --- a CU fault on the emulated card fails one request; the server goes on ---------------------
