@@ -149,7 +149,7 @@ seqs_table emu "${SEQS_GEN:-4}" modeled_
 #     a step decode together, one forward per step) and on the emulated card (tiny-brown, the
 #     slots decoded together on the card; host wall time of the emulation, not modeled: the
 #     modeled figures are the card batching ones above).
-serve_bench() {
+serve_bench() {  # LABEL MODEL SERVE-ARGS...; env PROMPT: the clients' prompt (load.mjs's own when unset)
   local label=$1 model=$2; shift 2
   local err; err=$(mktemp)
   "$B/moecard" serve --model "$model" --port 0 "$@" 2>"$err" &
@@ -159,7 +159,8 @@ serve_bench() {
   if grep -q "serve: ready" "$err"; then
     echo "== serve, $label: $(grep 'serve: ready' "$err" | sed 's/^moecard: serve: ready: //')"
     node tools/serve/load.mjs --url "$url" --clients "${SERVE_CLIENTS:-1,2,4,8,16}" \
-      --requests "${SERVE_REQS:-2}" --max-tokens "${SERVE_TOKENS:-32}" || echo "bench: serve load failed"
+      --requests "${SERVE_REQS:-2}" --max-tokens "${SERVE_TOKENS:-32}" ${PROMPT:+--prompt "$PROMPT"} ||
+      echo "bench: serve load failed"
   else
     echo "bench: serve $label did not start: $(cat "$err")"
   fi
@@ -168,6 +169,11 @@ serve_bench() {
 }
 if command -v node >/dev/null 2>&1; then
   serve_bench "cpu, mid, 2 threads" "$B/models/mid" --threads 2 --max-batch 16
+  # the same with 199-token prompts (three prompt chunks of 64 of their own and a tail of 7 a
+  # request): the prompt chunk budget against the running replies' inter-token times
+  long199=$(for i in 1 2 3 4 5 6 7 8 9; do printf 'The jury said that the city of Atlanta %s deserves praise. ' $i; done)
+  PROMPT=${long199% } SERVE_CLIENTS=${SERVE_CLIENTS:-1,8} \
+    serve_bench "cpu, mid, 2 threads, 199-token prompts" "$B/models/mid" --threads 2 --max-batch 16
   serve_bench "emulated card, tiny-brown" models/tiny-brown --backend emu --max-batch 16
 else
   echo "bench: node missing: no serve figures"
