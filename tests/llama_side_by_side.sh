@@ -23,7 +23,10 @@
 #
 # env: B (build), MOECARD ($B/moecard), PYTHON (/usr/bin/python3, needs numpy), ROUNDS (3),
 #      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH, HEADS ("bf16 fp8"),
-#      SEQS ("1 8": batched decode with node-llama-cpp; "" skips), GEN_SEQS (32)
+#      SEQS ("1 8": batched decode with node-llama-cpp; "" skips), GEN_SEQS (32),
+#      LLAMA_CPU (node-llama-cpp: keep only that CPU library of llama.cpp's, e.g. haswell, in a
+#      copy of its binary folder; with MOECARD_ISA=avx2 both sides then run AVX2 kernels, as on
+#      an AVX2-only host)
 set -euo pipefail
 
 B=${B:-build}
@@ -61,6 +64,21 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sbs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# ---- LLAMA_CPU: llama.cpp held to one of its CPU libraries
+if [ -n "${LLAMA_CPU:-}" ] && [ "$side" = node ]; then
+    cp -a "$REF" "$tmp/llama-ref"
+    n=0
+    for f in "$tmp"/llama-ref/node_modules/@node-llama-cpp/*/bins/*/libggml-cpu-*.so; do
+        [ -e "$f" ] || continue
+        case $(basename "$f") in
+        "libggml-cpu-$LLAMA_CPU.so") n=$((n + 1)) ;;
+        *) rm -f "$f" ;;
+        esac
+    done
+    [ "$n" -gt 0 ] || { echo "$me: LLAMA_CPU=$LLAMA_CPU: no libggml-cpu-$LLAMA_CPU.so in $REF" >&2; exit 1; }
+    REF=$tmp/llama-ref
+fi
 
 # each run appends "prefill decode" (tok/s) to $tmp/<side>
 HEADS=${HEADS:-bf16 fp8}
@@ -125,7 +143,7 @@ fi
 
 # shellcheck disable=SC2046
 "$PY" - "$tmp/llama" $(for h in $HEADS; do echo "$tmp/moecard-$h"; done) <<EOF
-import statistics as st, sys
+import json, statistics as st, sys
 def load(p):
     rows = [tuple(map(float, l.split())) for l in open(p) if l.strip()]
     return [[r[i] for r in rows] for i in range(len(rows[0]))]
@@ -134,6 +152,7 @@ def f(v):
     m = st.mean(v); s = st.stdev(v) if len(v) > 1 else 0.0
     return "%7.1f ±%5.1f" % (m, s)
 print("mid: moecard (FP8 checkpoint, --backend cpu) vs llama.cpp (Q8_0 GGUF); threads $T, prompt $P, gen $G, $ROUNDS rounds (mean ± sd)")
+print("moecard: isa %s (host kernels; MOECARD_ISA forces one)" % json.load(open("$tmp/mc.json")).get("isa", "?"))
 print("llama.cpp: $(cat "$tmp/llinfo")")
 print("%-34s %16s %22s %9s" % ("", "moecard tok/s", "llama.cpp Q8_0 tok/s", "ratio"))
 for path in sys.argv[2:]:
