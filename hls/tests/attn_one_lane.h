@@ -8,6 +8,7 @@
 #ifndef MOECARD_ATTN_ONE_LANE_H
 #define MOECARD_ATTN_ONE_LANE_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,22 @@ static int attn_one_lane(int fmt)
 	free(o2);
 	free(cache);
 	return r;
+}
+
+/* attn_one_lane on the three record formats, counted as one check in *passed or *failed and
+ * reported on one line naming the build (what). */
+static inline void attn_one_lane_check(const char *what, int *passed, int *failed)
+{
+	int bad = 0;
+	for (int fmt = 0; fmt < 3; fmt++)
+		bad += attn_one_lane(fmt) != 0;
+	if (bad) {
+		++*failed;
+		printf("FAIL %s, one lane: %d of 3 formats differ from mla_attn\n", what, bad);
+	} else {
+		++*passed;
+		printf("%s, one lane: bit-identical to mla_attn (3 formats)\n", what);
+	}
 }
 
 #endif
