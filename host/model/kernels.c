@@ -480,8 +480,11 @@ void kern_ctx_free(struct kern_ctx *k)
 	free(k->wbuf);
 	free(k->prep);
 	free(k->xbuf);
+	free(k->xpad);
 	k->xbuf = NULL;
 	k->xbuf_bytes = 0;
+	k->xpad = NULL;
+	k->xpad_bytes = 0;
 	k->scratch = NULL;
 	k->wbuf = NULL;
 	k->prep = NULL;
@@ -614,6 +617,20 @@ static void jobs_task(void *c, int b, int e, int tid)
 
 #define KERN_MAX_JOBS 1024
 
+/* Grows a 64-byte aligned scratch buffer to need bytes (contents not kept): 0 or -ENOMEM. */
+static int grow_aligned(void **buf, size_t *have, size_t need)
+{
+	if (need <= *have)
+		return 0;
+	void *p = aligned_alloc(64, (need + 63) & ~(size_t)63);
+	if (!p)
+		return -ENOMEM;
+	free(*buf);
+	*buf = p;
+	*have = need;
+	return 0;
+}
+
 struct bf16p_ctx {
 	const struct kern_isa *isa;
 	const uint16_t *wp;
@@ -640,13 +657,16 @@ void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, con
 {
 	struct bf16p_ctx bc = {k->isa, wp, N, K, M, x, y, K};
 	/* Several input rows a whole number of 4 KiB apart share one set of the L1 cache (their
-	 * broadcasts miss each other's lines): a copy 64 bytes further apart each. */
-	float *xpad = NULL;
+	 * broadcasts miss each other's lines): a copy 64 bytes further apart each, in the
+	 * context's buffer (kept as it is when it cannot grow) */
+	void *xpad = k->xpad;
 	if (M > 1 && (size_t)K * sizeof(float) % 4096 == 0 &&
-	    (xpad = malloc(sizeof(float) * (size_t)M * (K + 16)))) {
+	    !grow_aligned(&xpad, &k->xpad_bytes, sizeof(float) * (size_t)M * (K + 16))) {
+		k->xpad = xpad;
 		for (int m = 0; m < M; m++)
-			memcpy(xpad + (size_t)m * (K + 16), x + (size_t)m * K, sizeof(float) * K);
-		bc.x = xpad;
+			memcpy(k->xpad + (size_t)m * (K + 16), x + (size_t)m * K,
+			       sizeof(float) * K);
+		bc.x = k->xpad;
 		bc.ldx = K + 16;
 	}
 	int np = kern_bf16p_panels(N), nt = k->pool ? pool_nthreads(k->pool) : 1;
@@ -656,7 +676,6 @@ void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, con
 		pool_for(k->pool, np, grain, bf16p_task, &bc);
 	else
 		bf16p_task(&bc, 0, np, 0);
-	free(xpad);
 }
 
 /* Two jobs on the same input rows, of the same length. */
@@ -689,20 +708,6 @@ static size_t bf16_span(int M, int K)
 {
 	return (bf16_scales_at(M, K) + (size_t)M * (size_t)((K + 127) / 128) * 4 + 63) &
 	       ~(size_t)63;
-}
-
-/* Grows a 64-byte aligned scratch buffer to need bytes (contents not kept): 0 or -ENOMEM. */
-static int grow_aligned(void **buf, size_t *have, size_t need)
-{
-	if (need <= *have)
-		return 0;
-	void *p = aligned_alloc(64, (need + 63) & ~(size_t)63);
-	if (!p)
-		return -ENOMEM;
-	free(*buf);
-	*buf = p;
-	*have = need;
-	return 0;
 }
 
 /* The activation codes and block scales of the jobs that take the BF16 tile (wants_bf16), one

@@ -166,6 +166,8 @@ struct kern_ctx {
 	uint16_t
 	    *xbuf; /* the tile_bf16 path's activation codes and scales, xbuf_bytes long, grown */
 	size_t xbuf_bytes;
+	float *xpad; /* kern_matmul_bf16p's input rows copied apart, xpad_bytes long, grown */
+	size_t xpad_bytes;
 };
 
 /* Inputs with at least this many rows use the dequantize-then-tile path. */
