@@ -392,10 +392,18 @@ static int chunk_len(const struct serve *s, const struct slot *sl)
 	return n <= tail_max(s) ? 0 : n < cap ? n : cap;
 }
 
+/* n prompt tokens are in a sequence's KV cache: the metric. */
+static void prompt_fed(struct serve *s, int n)
+{
+	pthread_mutex_lock(&s->m.mu);
+	s->m.prompt_tokens += (uint64_t)n;
+	pthread_mutex_unlock(&s->m.mu);
+}
+
 /* Rows mode, one step of every running sequence. Sequences with more than tail_max() prompt
- * tokens left run a chunk of them (at most 64, serve_opts.chunk) as a forward of its own (from
- * KERN_TILE_MIN_M rows the tile path), oldest request first, at most serve_opts.chunk prompt tokens a
- * step in all (at least one chunk; the others wait for later steps, their chunks unchanged); the
+ * tokens left run a chunk of them (chunk_len: serve_opts.chunk, --prefill-chunk) as a forward of
+ * its own (from KERN_TILE_MIN_M rows the tile path), oldest request first, at most
+ * serve_opts.chunk prompt tokens a step in all (at least one chunk; the others wait for later steps, their chunks unchanged); the
  * last few of a prompt (a short prompt whole) join the step's decode rows instead, so a joining
  * request costs the running ones little more than its rows. Every sequence with logits samples
  * its next token; the decode rows and the tails go through forwards of at most
@@ -405,7 +413,7 @@ static int chunk_len(const struct serve *s, const struct slot *sl)
 static void sched_step_rows(struct serve *s)
 {
 	struct engine *e = s->slots[0].e;
-	int V = e->c->vocab_size, tmax = tail_max(s);
+	int V = e->c->vocab_size;
 	enum { MAXR = SERVE_MAX_SLOTS * KERN_TILE_MIN_M };
 	int tk[MAXR], pos[MAXR];
 	const struct model_kv *kv[MAXR];
@@ -436,23 +444,20 @@ static void sched_step_rows(struct serve *s)
 				 "cancelled (the client left, or the server shut down)");
 			continue;
 		}
-		if (sl->fed < r->n_ids && r->n_ids - sl->fed <= tmax) { /* a tail: decode rows */
-			int n = r->n_ids - sl->fed;
-			for (int t = 0; t < n; t++) {
-				tk[nr] = r->ids[sl->fed];
-				pos[nr] = sl->fed++;
-				kv[nr] = &sl->kv;
-				row_slot[nr++] = sl;
-				sl->hist[sl->n_hist++] = tk[nr - 1];
-			}
-			pthread_mutex_lock(&s->m.mu);
-			s->m.prompt_tokens += (uint64_t)n;
-			pthread_mutex_unlock(&s->m.mu);
-			continue;
-		}
-		if (sl->fed < r->n_ids) {
+		if (sl->fed < r->n_ids) { /* in its prompt */
 			int n = chunk_len(s, sl), ptk[256], ppos[256];
 			const struct model_kv *pkv[256];
+			if (!n) { /* the prompt's tail: with the decode rows */
+				prompt_fed(s, r->n_ids - sl->fed);
+				for (; sl->fed < r->n_ids; sl->fed++) {
+					tk[nr] = r->ids[sl->fed];
+					pos[nr] = sl->fed;
+					kv[nr] = &sl->kv;
+					row_slot[nr++] = sl;
+					sl->hist[sl->n_hist++] = r->ids[sl->fed];
+				}
+				continue;
+			}
 			if (!go[i]) /* its chunk waits for a later step */
 				continue;
 			for (int t = 0; t < n; t++) {
@@ -470,9 +475,7 @@ static void sched_step_rows(struct serve *s)
 			}
 			sl->fed += n;
 			sl->has_lg = sl->fed == r->n_ids;
-			pthread_mutex_lock(&s->m.mu);
-			s->m.prompt_tokens += (uint64_t)n;
-			pthread_mutex_unlock(&s->m.mu);
+			prompt_fed(s, n);
 			continue;
 		}
 		if (!sl->has_lg)
@@ -538,9 +541,7 @@ static void slot_advance(struct slot *sl)
 			return;
 		}
 		sl->fed += n;
-		pthread_mutex_lock(&s->m.mu);
-		s->m.prompt_tokens += (uint64_t)n;
-		pthread_mutex_unlock(&s->m.mu);
+		prompt_fed(s, n);
 		return;
 	}
 	int out[8], n_out = 0;
