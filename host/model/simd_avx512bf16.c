@@ -59,9 +59,7 @@ static void decpack_bf16_avx512(const uint8_t *w, int K, int nr, uint32_t *wpb)
 	for (int k = 0; k < K; k += 32) {
 		int rem = K - k, np = rem >= 32 ? 16 : (rem + 1) / 2;
 		__mmask16 m0 = lanes16(rem);
-		__mmask16 m1 = rem >= 32   ? 0xFFFF
-			       : rem <= 16 ? 0
-					   : (__mmask16)((1u << (rem - 16)) - 1);
+		__mmask16 m1 = rem <= 16 ? 0 : lanes16(rem - 16);
 		__m512i r[16], o[16];
 		for (int i = 0; i < KERN_PW; i++) {
 			if (i >= nr) {
