@@ -30,6 +30,7 @@ struct cli_opts {
 	int threads, ctx, prompt_len, gen;
 	int reps;		/* bench -r N: repetitions (0: one) */
 	int seqs;		/* bench --seqs B: B sequences decoded together (0: off) */
+	int kernels;		/* bench --kernels: the kernels side by side (cli_kernels.h) */
 	int naive;		/* --attn naive */
 	int json;		/* --json */
 	int chat;		/* --chat: wrap the prompt in the DeepSeek-V3 chat format */

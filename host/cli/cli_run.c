@@ -26,6 +26,7 @@
 #include "util/npy.h"
 #include "decode/sample.h"
 #include "cli/cli_opts.h"
+#include "cli/cli_kernels.h"
 #include "cli/cli_seqs.h"
 #include "prof/prof.h"
 #include "text/tokenizer.h"
@@ -1053,6 +1054,12 @@ int cli_bench(int argc, char **argv)
 		fprintf(stderr, "moecard: bench: --seqs %d: 1..64 sequences\n", a.seqs);
 		return 2;
 	}
+	if (a.kernels && (strcmp(a.backend, "cpu") || a.seqs)) {
+		fprintf(stderr,
+			"moecard: bench: --kernels: the cpu engine's kernels (--backend cpu, "
+			"no --seqs)\n");
+		return 2;
+	}
 	int cpu_rows = a.seqs && !strcmp(a.backend, "cpu");
 	a.ex.seqs = cpu_rows ? 0 : a.seqs;
 	a.ex.long_run = 1; /* bench measures steady decode: weights in huge pages */
@@ -1060,6 +1067,12 @@ int cli_bench(int argc, char **argv)
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;
 	res.t_load = now_s() - t0;
+	if (a.kernels) {
+		rc = bench_kernels(&a, &m);
+		engine_free(&m);
+		ckpt_close(&ck);
+		return rc;
+	}
 	if (a.seqs) { /* the cpu engine's rows path, or a card's sequence slots */
 		if ((r = bench_seqs(&a, &m, &ck.cfg)) == -ENOTSUP) {
 			fprintf(stderr,

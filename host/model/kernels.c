@@ -252,7 +252,8 @@ static void isa_avx512_init(void)
 		isa_avx512_run.dot_fp8s_rows = kern_isa_avx2.dot_fp8s_rows;
 }
 
-/* The avx512bf16 path: the avx512 path as run, and its act-fp8 prefill tile on BF16 dot products. */
+/* The avx512bf16 path: the avx512 path as run, and its act-fp8 prefill tile and (with AVX-512
+ * VBMI) decode GEMV on BF16 dot products. */
 static struct kern_isa isa_avx512bf16_run;
 static pthread_once_t isa_avx512bf16_once = PTHREAD_ONCE_INIT;
 
@@ -263,6 +264,8 @@ static void isa_avx512bf16_init(void)
 	isa_avx512bf16_run.quant_bf16 = kern_isa_avx512bf16.quant_bf16;
 	isa_avx512bf16_run.decpack_bf16 = kern_isa_avx512bf16.decpack_bf16;
 	isa_avx512bf16_run.tile_bf16 = kern_isa_avx512bf16.tile_bf16;
+	if (__builtin_cpu_supports("avx512vbmi")) /* (its byte lookups) */
+		isa_avx512bf16_run.row_bf16 = kern_isa_avx512bf16.row_bf16;
 }
 
 /* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports names it. */
@@ -570,7 +573,13 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	for (int n = n0; n < n0 + nn; n++) {
 		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
 			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
-			if (W->fmt == QMAT_FP8) { /* on the prepared input when the ISA reads one */
+			if (j->xb) { /* act fp8 on BF16 dot products (row_bf16) */
+				int kp = (K + 1) & ~1, nkb = (K + 127) / 128;
+				isa->row_bf16(qmat_fp8_row(W, n), j->xb + (size_t)m0 * kp, kp, mb,
+					      K, j->sab + (size_t)m0 * nkb, nkb,
+					      qmat_fp8_scales(W, n), acc);
+			} else if (W->fmt == QMAT_FP8) { /* on the prepared input when the ISA reads
+							    one */
 				isa->row_fp8(qmat_fp8_row(W, n), xr + (size_t)m0 * lr, lr, mb, K,
 					     qmat_fp8_scales(W, n), acc);
 				for (int m = 0; j->xpf && m < mb; m++)
@@ -684,17 +693,19 @@ static int same_input(const struct kern_job *a, const struct kern_job *b)
 	return a->x == b->x && a->M == b->M && a->ldx == b->ldx && a->W->cols == b->W->cols;
 }
 
+/* An act-fp8 FP8 job whose ISA has BF16 dot products for its path (the tile, or the GEMV
+ * rows). */
+static int wants_bf16(const struct kern_ctx *k, const struct kern_job *j)
+{
+	return k->act_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 &&
+	       (takes_tile(k, j) ? k->isa->tile_bf16 != NULL : k->isa->row_bf16 != NULL);
+}
+
 /* An FP8 job on the row path whose ISA reads a prepared input. */
 static int wants_prep(const struct kern_ctx *k, const struct kern_job *j)
 {
-	return k->isa->prep_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 && !takes_tile(k, j);
-}
-
-/* An act-fp8 FP8 job on the tile path whose ISA has the BF16 dot-product tile. */
-static int wants_bf16(const struct kern_ctx *k, const struct kern_job *j)
-{
-	return k->isa->tile_bf16 && k->act_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 &&
-	       takes_tile(k, j);
+	return k->isa->prep_fp8 && j->W->fmt == QMAT_FP8 && j->M > 0 && !takes_tile(k, j) &&
+	       !wants_bf16(k, j);
 }
 
 /* A job's codes and scales in k->xbuf: M rows of K rounded up to even bf16 codes, then (from
@@ -710,7 +721,7 @@ static size_t bf16_span(int M, int K)
 	       ~(size_t)63;
 }
 
-/* The activation codes and block scales of the jobs that take the BF16 tile (wants_bf16), one
+/* The activation codes and block scales of the jobs on BF16 dot products (wants_bf16), one
  * per distinct input: for each row and 128-block s = the act-fp8 scale, codes e4m3(x / s). */
 static int bf16_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 {
@@ -793,6 +804,8 @@ static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 			continue;
 		const float *src = jb->xq ? jb->xq : jb->x;
 		int ld = jb->xq ? K : jb->ldx;
+		if (!k->prep) /* (not reached: need counted this job) */
+			return -ENOMEM;
 		float *xp = k->prep + used, *f = xp + (size_t)jb->M * K;
 		for (int m = 0; m < jb->M; m++)
 			f[m] = k->isa->prep_fp8(src + (size_t)m * ld, K, xp + (size_t)m * K);

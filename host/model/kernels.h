@@ -88,6 +88,11 @@ struct kern_isa {
 	void (*decpack_bf16)(const uint8_t *w, int K, int nr, uint32_t *wpb);
 	void (*tile_bf16)(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, int M, int K,
 			  const float *sa, int lds, const float *swt, float *y, int ldy, int acc);
+	/* NULL, or the act-fp8 decode GEMV on BF16 dot products (avx512bf16): one FP8 weight row
+	 * (block scales sw) against M <= KERN_MB rows of quant_bf16's codes xb + m*ldx with scales
+	 * sa[m*lds + kb]: acc[m] = sum_kb D(m,kb) * (sa * sw[kb]), D summed in f32 lanes */
+	void (*row_bf16)(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
+			 const float *sa, int lds, const float *sw, float *acc);
 };
 
 /* For the SIMD files' decode GEMVs on a prepared input (docs/numerics.md): an E4M3 code's bits

@@ -161,9 +161,123 @@ static void tile_bf16_avx512(const uint32_t *wpb, int nw, const uint16_t *xb, in
 	}
 }
 
+/* The bf16 bits of the E4M3 magnitudes 0..127 (their exact values; 0x7F, a NaN code, as the
+ * finite 480 that dec16 gives it), split into high and low bytes for two 128-entry byte lookups:
+ * exponent field e >= 1 is the normal (e + 120) << 7 | m << 4, e = 0 the subnormals m * 2^-9
+ * normalized. */
+#define E4_HI(e) (((e) + 120) >> 1)
+#define E4_LO(e, m) ((((e) + 120) & 1) << 7 | (m) << 4)
+#define E4_HROW(e) E4_HI(e), E4_HI(e), E4_HI(e), E4_HI(e), E4_HI(e), E4_HI(e), E4_HI(e), E4_HI(e)
+#define E4_LROW(e)                                                                                 \
+	E4_LO(e, 0), E4_LO(e, 1), E4_LO(e, 2), E4_LO(e, 3), E4_LO(e, 4), E4_LO(e, 5), E4_LO(e, 6), \
+	    E4_LO(e, 7)
+static const uint8_t e4m3_bf16_hi[128] __attribute__((aligned(64))) = {
+    0x00,	 0x3B,	      0x3B,	   0x3B,	0x3C,	    0x3C,
+    0x3C,	 0x3C,	      E4_HROW(1),  E4_HROW(2),	E4_HROW(3), E4_HROW(4),
+    E4_HROW(5),	 E4_HROW(6),  E4_HROW(7),  E4_HROW(8),	E4_HROW(9), E4_HROW(10),
+    E4_HROW(11), E4_HROW(12), E4_HROW(13), E4_HROW(14), E4_HROW(15)};
+static const uint8_t e4m3_bf16_lo[128] __attribute__((aligned(64))) = {
+    0x00,	 0x00,	      0x80,	   0xC0,	0x00,	    0x20,
+    0x40,	 0x60,	      E4_LROW(1),  E4_LROW(2),	E4_LROW(3), E4_LROW(4),
+    E4_LROW(5),	 E4_LROW(6),  E4_LROW(7),  E4_LROW(8),	E4_LROW(9), E4_LROW(10),
+    E4_LROW(11), E4_LROW(12), E4_LROW(13), E4_LROW(14), E4_LROW(15)};
+
+/*
+ * The act-fp8 decode GEMV: one FP8 weight row against M <= KERN_MB rows of activation codes xb
+ * (quant_bf16's layout, row stride ldx) with block scales sa[m*lds + kb]. Sixty-four codes a step
+ * become bf16 through the two byte lookups (vpermi2b on the low seven bits, the sign or-ed into
+ * the high byte) and are interleaved into codes 0..31 and 32..63 as bf16 words, the order of xb, so
+ * lane i of a vdpbf16ps adds codes 2i and 2i + 1 of its half. Per 128-block and row the two halves'
+ * lane sums are added (D in sixteen lanes: exact products, f32 sums), then t = fma(D, sa * sw, t)
+ * per lane, kb ascending, and the row's result is the sum across t's lanes: kernels.h's numerics
+ * with the block sum in lanes. The same operations for every M (a row's result does not depend
+ * on the rows beside it); the last K % 64 codes and activations by masked loads (zeros past K).
+ */
+static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const uint16_t *xb,
+							 int ldx, const int M, int K,
+							 const float *sa, int lds, const float *sw,
+							 float *acc)
+{
+	const __m512i th0 = _mm512_load_si512((const void *)e4m3_bf16_hi);
+	const __m512i th1 = _mm512_load_si512((const void *)(e4m3_bf16_hi + 64));
+	const __m512i tl0 = _mm512_load_si512((const void *)e4m3_bf16_lo);
+	const __m512i tl1 = _mm512_load_si512((const void *)(e4m3_bf16_lo + 64));
+	const __m512i sgn = _mm512_set1_epi8((char)0x80);
+	/* word 2i of A is (lo, hi) of code i, of B of code 32 + i */
+	const __m512i ia = _mm512_set_epi8(
+	    95, 31, 94, 30, 93, 29, 92, 28, 91, 27, 90, 26, 89, 25, 88, 24, 87, 23, 86, 22, 85, 21,
+	    84, 20, 83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10,
+	    73, 9, 72, 8, 71, 7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
+	const __m512i ib = _mm512_add_epi8(ia, _mm512_set1_epi8(32));
+	__m512 t[KERN_MB];
+#pragma GCC unroll 4
+	for (int m = 0; m < M; m++)
+		t[m] = _mm512_setzero_ps();
+	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
+		int k1 = K - k0 < 128 ? K : k0 + 128;
+		__m512 a[KERN_MB], b[KERN_MB];
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++)
+			a[m] = b[m] = _mm512_setzero_ps();
+		for (int k = k0; k < k1; k += 64) {
+			int n = k1 - k;
+			__m512i cw = n >= 64
+					 ? _mm512_loadu_si512((const void *)(w + k))
+					 : _mm512_maskz_loadu_epi8(((__mmask64)1 << n) - 1, w + k);
+			__m512i hi = _mm512_permutex2var_epi8(th0, cw, th1);
+			__m512i lo = _mm512_permutex2var_epi8(tl0, cw, tl1);
+			hi = _mm512_ternarylogic_epi32(hi, cw, sgn, 0xF8); /* hi | (cw & sgn) */
+			__m512bh va = (__m512bh)_mm512_permutex2var_epi8(lo, ia, hi);
+			__m512bh vb = (__m512bh)_mm512_permutex2var_epi8(lo, ib, hi);
+			__mmask32 ma = n >= 32 ? 0xFFFFFFFFu : ((__mmask32)1 << n) - 1;
+			__mmask32 mb = n >= 64	 ? 0xFFFFFFFFu
+				       : n <= 32 ? 0
+						 : ((__mmask32)1 << (n - 32)) - 1;
+#pragma GCC unroll 4
+			for (int m = 0; m < M; m++) {
+				const uint16_t *xm = xb + (size_t)m * ldx + k;
+				__m512i x0 = n >= 64 ? _mm512_loadu_si512((const void *)xm)
+						     : _mm512_maskz_loadu_epi16(ma, xm);
+				__m512i x1 = n >= 64 ? _mm512_loadu_si512((const void *)(xm + 32))
+						     : _mm512_maskz_loadu_epi16(mb, xm + 32);
+				a[m] = _mm512_dpbf16_ps(a[m], va, (__m512bh)x0);
+				b[m] = _mm512_dpbf16_ps(b[m], vb, (__m512bh)x1);
+			}
+		}
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++)
+			t[m] = _mm512_fmadd_ps(_mm512_add_ps(a[m], b[m]),
+					       _mm512_set1_ps(sa[(size_t)m * lds + kb] * sw[kb]),
+					       t[m]);
+	}
+#pragma GCC unroll 4
+	for (int m = 0; m < M; m++)
+		acc[m] = _mm512_reduce_add_ps(t[m]);
+}
+
+static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
+			    const float *sa, int lds, const float *sw, float *acc)
+{
+	switch (M) {
+	case 1:
+		rowb_m(w, xb, ldx, 1, K, sa, lds, sw, acc);
+		break;
+	case 2:
+		rowb_m(w, xb, ldx, 2, K, sa, lds, sw, acc);
+		break;
+	case 3:
+		rowb_m(w, xb, ldx, 3, K, sa, lds, sw, acc);
+		break;
+	default:
+		rowb_m(w, xb, ldx, 4, K, sa, lds, sw, acc);
+		break;
+	}
+}
+
 const struct kern_isa kern_isa_avx512bf16 = {
     .name = "avx512bf16",
     .quant_bf16 = quant_bf16_avx512,
     .decpack_bf16 = decpack_bf16_avx512,
     .tile_bf16 = tile_bf16_avx512,
+    .row_bf16 = row_bf16_avx512,
 };

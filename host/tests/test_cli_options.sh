@@ -78,6 +78,16 @@ if echo "$j" | grep -q '"reps":3,' && echo "$j" | grep -qE '"decode_tok_s_sd":[0
 else
   fail=$((fail + 1)); echo "FAIL bench -r: $j"
 fi
+# bench --kernels: the decode products on every SIMD path side by side (cpu engine only)
+t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --backend emu
+t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --seqs 2
+j=$("$M" bench --model "$D" --kernels -r 2 --json 2>/dev/null)
+n=$(echo "$j" | grep -oE '\{"products":"(attention|ffn_gate_up|ffn_down)","rows":(1|4|8),"bytes":[1-9][0-9]*,"read_gbps":[0-9.]*[1-9][0-9.]*,"[a-z0-9]+_gbps":[0-9.]*[1-9]' | wc -l)
+if [ "$n" = 9 ] && "$M" bench --model "$D" --kernels -r 1 2>/dev/null | grep -qE '^\| FFN down \| [0-9.]+ \| 8 \| [0-9.]+ \|'; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL bench --kernels: $n results: $j"
+fi
 t 1 "--tokens: bad token id" run --model "$D" --tokens 1,99999
 t 1 "--tokens: bad token id" run --model "$D" --tokens 1,-2
 t 1 "$W/none: No such file or directory" run --model "$W/none" --prompt hi
