@@ -78,6 +78,13 @@ if echo "$j" | grep -q '"reps":3,' && echo "$j" | grep -qE '"decode_tok_s_sd":[0
 else
   fail=$((fail + 1)); echo "FAIL bench -r: $j"
 fi
+# bench on the cpu engine: the read bandwidth measured between the decode tokens and after them
+j=$("$M" bench --model "$D" --prompt-len 8 --gen 3 --json 2>/dev/null | sed -n 1p)
+if echo "$j" | grep -qE '"stream_gbps":[0-9.]*[1-9][0-9.]*,"stream_best_gbps":[0-9.]*[1-9][0-9.]*,"decode_gbps":[0-9.]+,"decode_stream_frac":[0-9.]*[1-9]'; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL bench stream figures: $j"
+fi
 # bench --kernels: the decode products on every SIMD path side by side (cpu engine only)
 t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --backend emu
 t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --seqs 2
