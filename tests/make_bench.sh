@@ -19,6 +19,11 @@ for preset in tiny mid; do
 done
 "$B/moecard" bench --model "$B/models/mid" --backend cpu --act none --threads 2 \
   --prompt-len ${PROMPT_LEN:-128} --gen ${GEN:-64} --json
+# --- the decode products alone, every SIMD path this CPU runs side by side in one process (rounds
+#     alternating the paths) beside a plain read of the same bytes: the kernels' ratios
+echo "== decode products on mid, every SIMD path side by side (moecard bench --kernels, 2 threads)"
+"$B/moecard" bench --model "$B/models/mid" --kernels --threads 2 ||
+  echo "bench: bench --kernels failed"
 # --- the host engine side by side with llama.cpp on the same model (mid as Q8_0 GGUF): with
 #     LLAMA_BENCH=path/to/llama-bench, or node-llama-cpp's prebuilt llama.cpp when
 #     tests/llama_ref_deps.sh installed it; otherwise one line says it is skipped.

@@ -525,7 +525,7 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	int ld = j->xq ? K : j->ldx;
 	const float *xr = j->xp ? j->xp : xs; /* the FP8 row path's input */
 	int lr = j->xp ? K : ld;
-	float acc[KERN_MB];
+	float acc[KERN_MB_ROWB > KERN_MB ? KERN_MB_ROWB : KERN_MB];
 	if (takes_tile(kc, j) && j->xb) { /* act fp8 on BF16 dot products (tile_bf16) */
 		int nkb = (K + 127) / 128;
 		float *wt = kc->wbuf + (size_t)tid * wbuf_floats(kc->max_k);
@@ -571,8 +571,9 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 		return;
 	}
 	for (int n = n0; n < n0 + nn; n++) {
-		for (int m0 = 0; m0 < j->M; m0 += KERN_MB) {
-			int mb = j->M - m0 < KERN_MB ? j->M - m0 : KERN_MB;
+		int mbmax = j->xb ? KERN_MB_ROWB : KERN_MB; /* rows a call takes */
+		for (int m0 = 0; m0 < j->M; m0 += mbmax) {
+			int mb = j->M - m0 < mbmax ? j->M - m0 : mbmax;
 			if (j->xb) { /* act fp8 on BF16 dot products (row_bf16) */
 				int kp = (K + 1) & ~1, nkb = (K + 127) / 128;
 				isa->row_bf16(qmat_fp8_row(W, n), j->xb + (size_t)m0 * kp, kp, mb,

@@ -17,8 +17,10 @@
 #include "load/ckpt.h"
 #include "model/pool.h"
 
-/* SIMD primitives. M <= KERN_MB rows of x. */
+/* SIMD primitives. M <= KERN_MB rows of x (row_bf16: M <= KERN_MB_ROWB, one conversion of the
+ * weight codes for all of them). */
 #define KERN_MB 4
+#define KERN_MB_ROWB 8
 /* Width of a packed prefill tile (tile_p16): KERN_PW dequantized weight rows stored k-major. */
 #define KERN_PW 16
 struct kern_isa {
@@ -89,7 +91,7 @@ struct kern_isa {
 	void (*tile_bf16)(const uint32_t *wpb, int nw, const uint16_t *xb, int ldx, int M, int K,
 			  const float *sa, int lds, const float *swt, float *y, int ldy, int acc);
 	/* NULL, or the act-fp8 decode GEMV on BF16 dot products (avx512bf16): one FP8 weight row
-	 * (block scales sw) against M <= KERN_MB rows of quant_bf16's codes xb + m*ldx with scales
+	 * (block scales sw) against M <= KERN_MB_ROWB rows of quant_bf16's codes xb + m*ldx with scales
 	 * sa[m*lds + kb]: acc[m] = sum_kb D(m,kb) * (sa * sw[kb]), D summed in f32 lanes */
 	void (*row_bf16)(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
 			 const float *sa, int lds, const float *sw, float *acc);

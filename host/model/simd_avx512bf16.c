@@ -183,7 +183,7 @@ static const uint8_t e4m3_bf16_lo[128] __attribute__((aligned(64))) = {
     E4_LROW(11), E4_LROW(12), E4_LROW(13), E4_LROW(14), E4_LROW(15)};
 
 /*
- * The act-fp8 decode GEMV: one FP8 weight row against M <= KERN_MB rows of activation codes xb
+ * The act-fp8 decode GEMV: one FP8 weight row against M <= KERN_MB_ROWB rows of activation codes xb
  * (quant_bf16's layout, row stride ldx) with block scales sa[m*lds + kb]. Sixty-four codes a step
  * become bf16 through the two byte lookups (vpermi2b on the low seven bits, the sign or-ed into
  * the high byte) and are interleaved into codes 0..31 and 32..63 as bf16 words, the order of xb, so
@@ -209,14 +209,14 @@ static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const
 	    84, 20, 83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10,
 	    73, 9, 72, 8, 71, 7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
 	const __m512i ib = _mm512_add_epi8(ia, _mm512_set1_epi8(32));
-	__m512 t[KERN_MB];
-#pragma GCC unroll 4
+	__m512 t[KERN_MB_ROWB];
+#pragma GCC unroll 8
 	for (int m = 0; m < M; m++)
 		t[m] = _mm512_setzero_ps();
 	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
 		int k1 = K - k0 < 128 ? K : k0 + 128;
-		__m512 a[KERN_MB], b[KERN_MB];
-#pragma GCC unroll 4
+		__m512 a[KERN_MB_ROWB], b[KERN_MB_ROWB];
+#pragma GCC unroll 8
 		for (int m = 0; m < M; m++)
 			a[m] = b[m] = _mm512_setzero_ps();
 		for (int k = k0; k < k1; k += 64) {
@@ -233,7 +233,7 @@ static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const
 			__mmask32 mb = n >= 64	 ? 0xFFFFFFFFu
 				       : n <= 32 ? 0
 						 : ((__mmask32)1 << (n - 32)) - 1;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (int m = 0; m < M; m++) {
 				const uint16_t *xm = xb + (size_t)m * ldx + k;
 				__m512i x0 = n >= 64 ? _mm512_loadu_si512((const void *)xm)
@@ -244,13 +244,13 @@ static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const
 				b[m] = _mm512_dpbf16_ps(b[m], vb, (__m512bh)x1);
 			}
 		}
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int m = 0; m < M; m++)
 			t[m] = _mm512_fmadd_ps(_mm512_add_ps(a[m], b[m]),
 					       _mm512_set1_ps(sa[(size_t)m * lds + kb] * sw[kb]),
 					       t[m]);
 	}
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 	for (int m = 0; m < M; m++)
 		acc[m] = _mm512_reduce_add_ps(t[m]);
 }
@@ -259,17 +259,20 @@ static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M
 			    const float *sa, int lds, const float *sw, float *acc)
 {
 	switch (M) {
-	case 1:
-		rowb_m(w, xb, ldx, 1, K, sa, lds, sw, acc);
+#define ROWB_CASE(r)                                                                               \
+	case r:                                                                                    \
+		rowb_m(w, xb, ldx, r, K, sa, lds, sw, acc);                                        \
 		break;
-	case 2:
-		rowb_m(w, xb, ldx, 2, K, sa, lds, sw, acc);
-		break;
-	case 3:
-		rowb_m(w, xb, ldx, 3, K, sa, lds, sw, acc);
-		break;
+		ROWB_CASE(1)
+		ROWB_CASE(2)
+		ROWB_CASE(3)
+		ROWB_CASE(4)
+		ROWB_CASE(5)
+		ROWB_CASE(6)
+		ROWB_CASE(7)
+#undef ROWB_CASE
 	default:
-		rowb_m(w, xb, ldx, 4, K, sa, lds, sw, acc);
+		rowb_m(w, xb, ldx, 8, K, sa, lds, sw, acc);
 		break;
 	}
 }
