@@ -184,6 +184,14 @@ static void axpy_fp8s_scalar(float *y, float a, const uint8_t *w, const float *s
 		y[k] += a * (dec_lut[w[k]] * sw[k / 128]);
 }
 
+static void axpy4_fp8s_scalar(float *y, const float *a, const uint8_t *const *w,
+			      const float *const *sw, int n)
+{
+	for (int k = 0; k < n; k++)
+		for (int i = 0; i < 4; i++)
+			y[k] += a[i] * (dec_lut[w[i][k]] * sw[i][k / 128]);
+}
+
 static void axpy4_f32_scalar(float *y, const float *a, const float *const *x, int n)
 {
 	for (int k = 0; k < n; k++)
@@ -215,6 +223,7 @@ static const struct kern_isa isa_scalar = {
     .axpy_f32 = axpy_f32_scalar,
     .axpy_fp8s = axpy_fp8s_scalar,
     .dot_fp8s_rows = dot_fp8s_rows_scalar,
+    .axpy4_fp8s = axpy4_fp8s_scalar,
     .axpy4_f32 = axpy4_f32_scalar,
     .axpy4_rows_f32 = axpy4_rows_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,
@@ -250,6 +259,8 @@ static void isa_avx512_init(void)
 		isa_avx512_run.axpy_fp8s = kern_isa_avx2.axpy_fp8s;
 	if (!isa_avx512_run.dot_fp8s_rows)
 		isa_avx512_run.dot_fp8s_rows = kern_isa_avx2.dot_fp8s_rows;
+	if (!isa_avx512_run.axpy4_fp8s)
+		isa_avx512_run.axpy4_fp8s = kern_isa_avx2.axpy4_fp8s;
 }
 
 /* The avx512bf16 path: the avx512 path as run, and its act-fp8 prefill tile and (with AVX-512

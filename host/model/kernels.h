@@ -62,6 +62,10 @@ struct kern_isa {
 	void (*axpy_fp8s)(float *y, float a, const uint8_t *w, const float *sw, int n);
 	void (*dot_fp8s_rows)(const uint8_t *const *w, const float *const *sw, int P,
 			      const float *x, int ldx, int M, int n, float *acc, int lda);
+	/* NULL, or four axpy_fp8s calls in their order (rows w[i], scales sw[i], coefficients
+	 * a[i]), y loaded and stored once: the same bits */
+	void (*axpy4_fp8s)(float *y, const float *a, const uint8_t *const *w,
+			   const float *const *sw, int n);
 	/* y[k] += a[0]*x[0][k], then a[1]*x[1][k], a[2]*x[2][k], a[3]*x[3][k], for k < n: four
 	 * axpy_f32 calls in one pass over y, bit-identical to them (every path) */
 	void (*axpy4_f32)(float *y, const float *a, const float *const *x, int n);

@@ -564,6 +564,16 @@ static void absorb_in_task(void *vc, int b, int e, int tid)
 				   m->rope_sin + (size_t)p * (rope / 2));
 			memset(ql, 0, sizeof(float) * kvl);
 			int d = 0;
+			for (; fused && isa->axpy4_fp8s && d + 4 <= nope; d += 4) {
+				int r = h * (nope + vd) + d;
+				const uint8_t *wr[4] = {
+				    qmat_fp8_row(kvb, r), qmat_fp8_row(kvb, r + 1),
+				    qmat_fp8_row(kvb, r + 2), qmat_fp8_row(kvb, r + 3)};
+				const float *sr[4] = {
+				    qmat_fp8_scales(kvb, r), qmat_fp8_scales(kvb, r + 1),
+				    qmat_fp8_scales(kvb, r + 2), qmat_fp8_scales(kvb, r + 3)};
+				isa->axpy4_fp8s(ql, q + d, wr, sr, kvl);
+			}
 			for (; fused && d < nope; d++) {
 				int r = h * (nope + vd) + d;
 				isa->axpy_fp8s(ql, q[d], qmat_fp8_row(kvb, r),

@@ -409,6 +409,25 @@ static void axpy_fp8s_avx2(float *y, float a, const uint8_t *w, const float *sw,
 		y[k] += a * (kern_placed1(w[k]) * 0x1p120f * sw[k / 128]);
 }
 
+/* Four axpy_fp8s_avx2 calls in their order, y loaded and stored once (the same bits). */
+static void axpy4_fp8s_avx2(float *y, const float *a, const uint8_t *const *w,
+			    const float *const *sw, int n)
+{
+	__m256 a0 = _mm256_set1_ps(a[0]), a1 = _mm256_set1_ps(a[1]);
+	__m256 a2 = _mm256_set1_ps(a[2]), a3 = _mm256_set1_ps(a[3]);
+	int k = 0;
+	for (; k + 8 <= n; k += 8) {
+		__m256 v =
+		    _mm256_fmadd_ps(a0, dq8(w[0] + k, sw[0][k / 128]), _mm256_loadu_ps(y + k));
+		v = _mm256_fmadd_ps(a1, dq8(w[1] + k, sw[1][k / 128]), v);
+		v = _mm256_fmadd_ps(a2, dq8(w[2] + k, sw[2][k / 128]), v);
+		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(a3, dq8(w[3] + k, sw[3][k / 128]), v));
+	}
+	for (; k < n; k++)
+		for (int i = 0; i < 4; i++)
+			y[k] += a[i] * (kern_placed1(w[i][k]) * 0x1p120f * sw[i][k / 128]);
+}
+
 /* Element i of row p: f32 (fp8 = 0) or an FP8 code dequantized (dq8's value). */
 static inline float row1(const void *const *w, const float *const *sw, const int fp8, int p, int i)
 {
@@ -678,6 +697,7 @@ const struct kern_isa kern_isa_avx2 = {
     .axpy_f32 = axpy_f32_avx2,
     .axpy_fp8s = axpy_fp8s_avx2,
     .dot_fp8s_rows = dot_fp8s_rows_avx2,
+    .axpy4_fp8s = axpy4_fp8s_avx2,
     .axpy4_f32 = axpy4_f32_avx2,
     .axpy4_rows_f32 = axpy4_rows_f32_avx2,
     .roundtrip_fp8 = roundtrip_fp8_avx2,

@@ -185,6 +185,18 @@ static void test_simd_matches_scalar(void **st)
 				isa->axpy_fp8s(yb, -1.75f, w, asc[0], K);
 				if (memcmp(ya, yb, sizeof(float) * K))
 					fail_msg("%s axpy_fp8s K %d differs", names[n], K);
+				if (isa->axpy4_fp8s) { /* four rows: w, w + 1 and those again */
+					static const float a4[4] = {-1.75f, 3.0f, 0.125f, -9.5f};
+					const uint8_t *w4[4] = {w, w + 1, w, w + 1};
+					const float *s4[4] = {asc[0], asc[1], asc[1], asc[0]};
+					memcpy(ya, x, sizeof ya);
+					memcpy(yb, x, sizeof yb);
+					for (int i = 0; i < 4; i++)
+						isa->axpy_fp8s(ya, a4[i], w4[i], s4[i], K);
+					isa->axpy4_fp8s(yb, a4, w4, s4, K);
+					if (memcmp(ya, yb, sizeof(float) * K))
+						fail_msg("%s axpy4_fp8s K %d differs", names[n], K);
+				}
 				const float *fr[2] = {d0, d1};
 				const uint8_t *cr[2] = {w, w + 1};
 				const float *sr[2] = {asc[0], asc[1]};
