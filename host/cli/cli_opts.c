@@ -106,6 +106,8 @@ static const struct cli_opt cli_opt_table[] = {
     {"-r", CLI_INT, RUN, AT(reps), 1, "N", "bench: repetitions, 1..100 (mean +- sd)", "1"},
     {"--seqs", CLI_INT, RUN | PRF, AT(seqs), 1, "B",
      "bench, profile: B sequences decoded together (as serve --max-batch B)", "off"},
+    {"--isa-ab", CLI_STR, RUN, AT(isa_ab), 0, "PATH",
+     "bench (cpu): decode tokens alternate between the engine's SIMD path and PATH", "off"},
     {"--kernels", CLI_FLAG, RUN, AT(kernels), 0, "",
      "bench (cpu): the decode products on every SIMD path side by side, no prompt", "off"},
     {"--json", CLI_FLAG, RUN | PPL, AT(json), 0, "", "machine-readable output on stdout", "off"},

@@ -31,6 +31,7 @@ struct cli_opts {
 	int reps;		/* bench -r N: repetitions (0: one) */
 	int seqs;		/* bench --seqs B: B sequences decoded together (0: off) */
 	int kernels;		/* bench --kernels: the kernels side by side (cli_kernels.h) */
+	const char *isa_ab;	/* bench --isa-ab PATH: decode tokens alternate with that path */
 	int naive;		/* --attn naive */
 	int json;		/* --json */
 	int chat;		/* --chat: wrap the prompt in the DeepSeek-V3 chat format */

@@ -718,8 +718,21 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 	double prefill = now_s() - p0, w0 = now_s();
 	if (be)
 		backend_stats(be, &s0);
-	for (int g = 0; g < a->gen && !r; g++)
+	/* --isa-ab (cpu): even steps on the engine's path, odd ones on the rival */
+	const char *pa = m->isa;
+	double abt[2] = {0, 0};
+	int abn[2] = {0, 0};
+	for (int g = 0; g < a->gen && !r; g++) {
+		int b = a->isa_ab && (g & 1);
+		if (a->isa_ab)
+			m->ops->set_isa(m, b ? a->isa_ab : pa);
+		double t0 = now_s();
 		r = cli_seqs_step(&sq);
+		abt[b] += now_s() - t0;
+		abn[b]++;
+	}
+	if (a->isa_ab)
+		m->ops->set_isa(m, pa);
 	double wall = now_s() - w0;
 	if (be)
 		backend_stats(be, &s1);
@@ -728,18 +741,31 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		return r;
 	if (!be) { /* measured */
 		double step = wall / a->gen * 1e3;
-		if (a->json)
+		int ab = a->isa_ab && abn[0] && abn[1] && abt[0] > 0 && abt[1] > 0;
+		double ra = ab ? B * abn[0] / abt[0] : 0, rb = ab ? B * abn[1] / abt[1] : 0;
+		if (a->json) {
 			printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
 			       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
-			       "\"prefill_s\":%.3f}\n",
+			       "\"prefill_s\":%.3f",
 			       a->backend, a->model, B, a->prompt_len, a->gen, m->threads, step,
 			       B / step * 1e3, prefill);
-		else
+			if (ab)
+				printf(",\"ab_isa_a\":\"%s\",\"ab_isa_b\":\"%s\","
+				       "\"ab_decode_tok_s_a\":%.2f,\"ab_decode_tok_s_b\":%.2f,"
+				       "\"ab_ratio\":%.4f",
+				       pa, a->isa_ab, ra, rb, ra / rb);
+			printf("}\n");
+		} else {
 			printf(
 			    "%d sequence%s decoded together: step %.3f ms, %.1f tok/s (measured, "
 			    "%d thread%s)\n",
 			    B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
 			    m->threads == 1 ? "" : "s");
+			if (ab)
+				printf("steps with the paths alternating (%d + %d steps): %s %.1f "
+				       "tok/s, %s %.1f tok/s: %.3fx\n",
+				       abn[0], abn[1], pa, ra, a->isa_ab, rb, ra / rb);
+		}
 		return 0;
 	}
 	struct card_e2e hm;
@@ -787,6 +813,9 @@ struct bench_res {
 	struct gen_stats sp, ss; /* plain / speculative decode through the generation loop */
 	double cp, cs;		 /* modeled card ns of the plain / speculative decode (emu) */
 	int match;		 /* plain and speculative greedy output identical */
+	const char *isa_a;	 /* --isa-ab: the engine's own path (A), then its rival (B) */
+	double ab_t[2];		 /* seconds of the decode tokens on A and on B */
+	int ab_n[2];		 /* and their count */
 };
 
 /* Bytes one decode token of the engine reads: the weights it uses (attention, dense FFNs, shared
@@ -972,14 +1001,20 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 	res->tp = now_s() - tp;
 	res->td = 0;
 	for (int g = 0; g < a->gen; g++) {
-		int t = sampler_argmax(logits, V);
+		int t = sampler_argmax(logits, V), b = a->isa_ab && (g & 1);
+		if (a->isa_ab) /* --isa-ab: even tokens on the engine's path, odd ones on the rival */
+			m->ops->set_isa(m, b ? a->isa_ab : res->isa_a);
 		double t0 = now_s();
 		if ((r = engine_forward(m, &t, 1, logits, 0, NULL)))
 			goto out;
-		res->td += now_s() - t0;
+		double dt = now_s() - t0;
+		res->td += dt;
+		res->ab_t[b] += dt;
+		res->ab_n[b]++;
 		if (st) /* a read pass after each token, not timed with it */
 			bench_stream_step(st);
 	}
+
 	/* --spec mtp: plain and speculative greedy decode through the same loop, same run */
 	if (res->depth > 0) {
 		if ((r = bench_decode(m, toks, a->prompt_len, a->gen, 0, o_plain, &res->sp,
@@ -990,6 +1025,8 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 		res->match = !memcmp(o_plain, o_spec, sizeof(int) * (size_t)a->gen);
 	}
 out:
+	if (a->isa_ab) /* the engine's own path again */
+		m->ops->set_isa(m, res->isa_a);
 	free(toks);
 	free(logits);
 	free(o_plain);
@@ -1042,6 +1079,14 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 			       "\"decode_stream_frac\":%.4f",
 			       tok_bytes, stream_gbps, stream_best, tg_m * tok_bytes / 1e9,
 			       tg_m * tok_bytes / 1e9 / stream_gbps);
+		if (res->isa_a && res->ab_n[0] && res->ab_n[1] && res->ab_t[0] > 0 &&
+		    res->ab_t[1] > 0)
+			printf(
+			    ",\"ab_isa_a\":\"%s\",\"ab_isa_b\":\"%s\",\"ab_decode_tok_s_a\":%.2f,"
+			    "\"ab_decode_tok_s_b\":%.2f,\"ab_ratio\":%.4f",
+			    res->isa_a, a->isa_ab, res->ab_n[0] / res->ab_t[0],
+			    res->ab_n[1] / res->ab_t[1],
+			    res->ab_n[0] / res->ab_t[0] / (res->ab_n[1] / res->ab_t[1]));
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -1077,6 +1122,12 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 		    tok_bytes / 1e6, tg_m * tok_bytes / 1e9,
 		    100 * tg_m * tok_bytes / 1e9 / stream_gbps, stream_gbps, m->threads,
 		    m->threads == 1 ? "" : "s", stream_best);
+	if (res->isa_a && res->ab_n[0] && res->ab_n[1] && res->ab_t[0] > 0 && res->ab_t[1] > 0)
+		printf("decode with the paths alternating token by token (%d + %d tokens): %s %.2f "
+		       "tok/s, %s %.2f tok/s: %.3fx\n",
+		       res->ab_n[0], res->ab_n[1], res->isa_a, res->ab_n[0] / res->ab_t[0],
+		       a->isa_ab, res->ab_n[1] / res->ab_t[1],
+		       res->ab_n[0] / res->ab_t[0] / (res->ab_n[1] / res->ab_t[1]));
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
@@ -1122,6 +1173,11 @@ int cli_bench(int argc, char **argv)
 		fprintf(stderr, "moecard: bench: --seqs %d: 1..64 sequences\n", a.seqs);
 		return 2;
 	}
+	if (a.isa_ab && (strcmp(a.backend, "cpu") || a.kernels)) {
+		fprintf(stderr, "moecard: bench: --isa-ab: the cpu engine's decode (--backend cpu, "
+				"not with --kernels)\n");
+		return 2;
+	}
 	if (a.kernels && (strcmp(a.backend, "cpu") || a.seqs)) {
 		fprintf(stderr,
 			"moecard: bench: --kernels: the cpu engine's kernels (--backend cpu, "
@@ -1135,6 +1191,21 @@ int cli_bench(int argc, char **argv)
 	if ((r = cli_open_model(&a, &ck, &m, a.prompt_len + a.gen + 16, batch)))
 		return r;
 	res.t_load = now_s() - t0;
+	if (a.isa_ab) {
+		res.isa_a = m.isa;
+		char paths[256];
+		if (!m.ops->set_isa || m.ops->set_isa(&m, a.isa_ab) ||
+		    m.ops->set_isa(&m, res.isa_a)) {
+			kern_isa_describe(paths, sizeof paths);
+			const char *runs = strstr(paths, "paths this CPU runs: ");
+			fprintf(stderr,
+				"moecard: bench: --isa-ab: '%s': not a path this CPU runs (%s)\n",
+				a.isa_ab, runs ? runs + 21 : "scalar");
+			engine_free(&m);
+			ckpt_close(&ck);
+			return 2;
+		}
+	}
 	if (a.kernels) {
 		rc = bench_kernels(&a, &m);
 		engine_free(&m);

@@ -61,6 +61,16 @@ static size_t cpu_kv_block_floats(struct engine *e, int bs)
 	return model_kv_block_floats(e->impl, bs);
 }
 
+static int cpu_set_isa(struct engine *e, const char *name)
+{
+	const struct kern_isa *isa = kern_isa_by_name(name);
+	if (!isa)
+		return -ENOTSUP;
+	model_set_isa(e->impl, isa);
+	e->isa = isa->name;
+	return 0;
+}
+
 static const struct engine_ops cpu_ops = {
     .name = "cpu",
     .forward = cpu_forward,
@@ -70,6 +80,7 @@ static const struct engine_ops cpu_ops = {
     .mtp_hidden = cpu_mtp_hidden,
     .forward_rows = cpu_forward_rows,
     .kv_block_floats = cpu_kv_block_floats,
+    .set_isa = cpu_set_isa,
 };
 
 /* The cpu engine makes its own copy of lm_head: FP8 codes (--head fp8) or, for a BF16 head, the

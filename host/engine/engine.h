@@ -55,6 +55,10 @@ struct engine_ops {
 	 * NULL. */
 	int (*forward_seqs)(struct engine *e, const int *tokens, int T, const int *seq,
 			    const int *pos, float *logits, int lg);
+	/* The host SIMD path by name (kernels.h: scalar, avx2, avx512, avx512bf16) from the next
+	 * forward on, and e->isa with it: 0, or -ENOTSUP when this CPU does not run it. May be NULL
+	 * (the card engines). */
+	int (*set_isa)(struct engine *e, const char *name);
 };
 
 /* Options beyond model_opts that some backends use. */

@@ -407,6 +407,12 @@ nomem:
 	return -ENOMEM;
 }
 
+void model_set_isa(struct model *m, const struct kern_isa *isa)
+{
+	m->kc.isa = isa;
+	m->kc_f32.isa = isa;
+}
+
 void model_truncate(struct model *m, int pos, int mtp_pos)
 {
 	if (pos >= 0 && pos < m->pos)

@@ -148,6 +148,9 @@ int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidd
 
 /* model_truncate - rolls the KV caches back to pos / mtp_pos tokens (speculative rejection). */
 void model_truncate(struct model *m, int pos, int mtp_pos);
+/* model_set_isa - the SIMD path of the model's products from the next forward on (bench
+ * --isa-ab alternates paths token by token; the packed head and the buffers suit every path). */
+void model_set_isa(struct model *m, const struct kern_isa *isa);
 
 /* RMSNorm (docs/model.md, Block): w * x * rsqrt(mean(x^2) + eps), sum of squares in double; out may
  * alias x. The one definition every host path uses (cpu engine, emu host side, traces). */

@@ -85,6 +85,16 @@ if echo "$j" | grep -qE '"stream_gbps":[0-9.]*[1-9][0-9.]*,"stream_best_gbps":[0
 else
   fail=$((fail + 1)); echo "FAIL bench stream figures: $j"
 fi
+# bench --isa-ab: decode tokens (or --seqs steps) alternating between two SIMD paths
+t 2 "--isa-ab: 'nosuch': not a path this CPU runs" bench --model "$D" --isa-ab nosuch
+t 2 "--isa-ab: the cpu engine's decode" bench --model "$D" --isa-ab scalar --backend emu
+j=$("$M" bench --model "$D" --prompt-len 8 --gen 4 --isa-ab scalar --json 2>/dev/null | sed -n 1p)
+if echo "$j" | grep -qE '"ab_isa_a":"[a-z0-9]+","ab_isa_b":"scalar","ab_decode_tok_s_a":[0-9.]*[1-9][0-9.]*,"ab_decode_tok_s_b":[0-9.]*[1-9][0-9.]*,"ab_ratio":[0-9.]*[1-9]' &&
+   "$M" bench --model "$D" --prompt-len 8 --gen 4 --seqs 2 --isa-ab scalar 2>/dev/null | grep -qE '^steps with the paths alternating \(2 \+ 2 steps\): [a-z0-9]+ [0-9.]+ tok/s, scalar [0-9.]+ tok/s: [0-9.]+x$'; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL bench --isa-ab: $j"
+fi
 # bench --kernels: the decode products on every SIMD path side by side (cpu engine only)
 t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --backend emu
 t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --seqs 2
