@@ -177,11 +177,6 @@ static int imax(int a, int b)
 	return a > b ? a : b;
 }
 
-static int imin(int a, int b)
-{
-	return a < b ? a : b;
-}
-
 /* --head fp8: h quantized to E4M3 with one scale per 128x128 block (amax / 448, the release
  * layout's weight_scale_inv), into out. 0 or -ENOMEM. */
 struct head8_ctx {
@@ -365,7 +360,7 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 	 * products' group), so each thread reads the latent cache once, not once per four heads */
 	m->attn_hg = (H + nt - 1) / nt;
 	m->attn_hg = m->attn_hg < 4 ? 4 : m->attn_hg > ATTN_HG ? ATTN_HG : (m->attn_hg + 3) & ~3;
-	ALLOC(m->scores, (size_t)nt * imax(m->attn_hg, imin(H, ATTN_HG)) * S);
+	ALLOC(m->scores, (size_t)nt * m->attn_hg * S);
 	m->wub_floats = (size_t)imax(nope, vd) * kvl;
 	ALLOC(m->wub, (size_t)nt * m->wub_floats);
 	if (o->naive_attn) {
@@ -428,17 +423,7 @@ struct attn_ctx {
 	const struct layer_weights *lw;
 	int layer; /* KV slot */
 	int pos0, T;
-	int hg; /* heads per attn_task item (attn_heads) */
 };
-
-/* Heads per attention work item: a forward of fewer rows than threads splits each row's heads
- * over the threads (m->attn_hg); with as many rows as threads or more an item takes up to
- * ATTN_HG heads of its row, so each row's cache is read once, not once per thread. */
-static int attn_heads(const struct model *m, int T)
-{
-	int H = m->c->num_attention_heads;
-	return T >= pool_nthreads(m->pool) ? imin(H, ATTN_HG) : m->attn_hg;
-}
 
 /* One (token, group of m->attn_hg heads): RoPE q_pe, then absorbed or naive attention over
  * positions <= pos0+t. Each head's arithmetic is the same whatever the group (the scores and the
@@ -452,7 +437,7 @@ static void attn_task(void *vc, int b, int e, int tid)
 	const struct kern_isa *isa = m->kc.isa;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, qd = nope + rope;
-	int HG = a->hg, G = (H + HG - 1) / HG;
+	int HG = m->attn_hg, G = (H + HG - 1) / HG;
 	float *scb = m->scores + (size_t)tid * HG * m->o.max_seq;
 	for (int it = b; it < e; it++) {
 		int t = it / G, h0 = it % G * HG, p = row_pos(m, a->pos0, t), S = p + 1;
@@ -712,10 +697,10 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		if (r)
 			return r;
 	}
-	struct attn_ctx ac = {m, lw, layer, pos0, T, attn_heads(m, T)};
+	struct attn_ctx ac = {m, lw, layer, pos0, T};
 	if (!m->o.naive_attn)
 		pool_for(m->pool, H, 1, absorb_in_task, &ac);
-	pool_for(m->pool, T * ((H + ac.hg - 1) / ac.hg), 1, attn_task, &ac);
+	pool_for(m->pool, T * ((H + m->attn_hg - 1) / m->attn_hg), 1, attn_task, &ac);
 	if (!m->o.naive_attn)
 		pool_for(m->pool, H, 1, absorb_out_task, &ac);
 	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
