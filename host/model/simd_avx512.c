@@ -252,13 +252,7 @@ static void tile_p16_avx512(const float *wp, int nw, const float *x, int ldx, in
 	case r:                                                                                    \
 		p16_rows512(wp, nw, xm, ldx, r, K, ym, ldy, acc);                                  \
 		break;
-		P16_CASE(7)
-		P16_CASE(6)
-		P16_CASE(5)
-		P16_CASE(4)
-		P16_CASE(3)
-		P16_CASE(2)
-		P16_CASE(1)
+		KERN_M_CASES_7(P16_CASE)
 #undef P16_CASE
 	}
 }

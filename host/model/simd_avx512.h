@@ -43,6 +43,10 @@ static inline __m512 dec16(const uint8_t *w, __mmask16 mk)
 	return _mm512_cvtph_ps(_mm256_or_si256(s, v));
 }
 
+/* The cases 1..7 of a switch on a row count, each CASE(r) with r a constant, so that an
+ * always-inline kernel is specialized for every count (its accumulators stay in registers). */
+#define KERN_M_CASES_7(CASE) CASE(7) CASE(6) CASE(5) CASE(4) CASE(3) CASE(2) CASE(1)
+
 /* The mask of the first n < 16 lanes, or all 16. */
 static inline __mmask16 lanes16(int n)
 {

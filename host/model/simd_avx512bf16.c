@@ -150,13 +150,7 @@ static void tile_bf16_avx512(const uint32_t *wpb, int nw, const uint16_t *xb, in
 	case r:                                                                                    \
 		bf16_rows(wpb, nw, xm, ldx, r, K, sm, lds, swt, ym, ldy, acc);                     \
 		break;
-		BF16_CASE(7)
-		BF16_CASE(6)
-		BF16_CASE(5)
-		BF16_CASE(4)
-		BF16_CASE(3)
-		BF16_CASE(2)
-		BF16_CASE(1)
+		KERN_M_CASES_7(BF16_CASE)
 #undef BF16_CASE
 	}
 }
@@ -263,13 +257,7 @@ static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M
 	case r:                                                                                    \
 		rowb_m(w, xb, ldx, r, K, sa, lds, sw, acc);                                        \
 		break;
-		ROWB_CASE(1)
-		ROWB_CASE(2)
-		ROWB_CASE(3)
-		ROWB_CASE(4)
-		ROWB_CASE(5)
-		ROWB_CASE(6)
-		ROWB_CASE(7)
+		KERN_M_CASES_7(ROWB_CASE)
 #undef ROWB_CASE
 	default:
 		rowb_m(w, xb, ldx, 8, K, sa, lds, sw, acc);
