@@ -416,6 +416,14 @@ void model_truncate(struct model *m, int pos, int mtp_pos)
 		m->mtp_pos = mtp_pos;
 }
 
+/* A profiler slice of the cpu engine's forward (docs/profiling.md): the host time since the
+ * previous one, under name (class cat, layer). One NULL test when the profiler is off. */
+static void cpu_slice(const char *name, const char *cat, int layer)
+{
+	if (prof_g)
+		prof_host(name, cat, layer);
+}
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 struct attn_ctx {
@@ -657,6 +665,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 				       .ldy = m->kv_dim};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
+	cpu_slice(c->q_lora_rank > 0 ? "q_a|kv_a (cpu)" : "q|kv_a (cpu)", "attention", layer);
 	if (c->q_lora_rank > 0) {
 		for (int t = 0; t < T; t++) {
 			float *qa = m->qa + (size_t)t * c->q_lora_rank;
@@ -664,6 +673,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		}
 		if ((r = kern_matmul(&m->kc, &lw->q_b_proj, m->qa, T, m->q)))
 			return r;
+		cpu_slice("q_b (cpu)", "attention", layer);
 	}
 	/* cache c' = norm(c) and roped k_pe */
 	for (int t = 0; t < T; t++) {
@@ -674,6 +684,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		rope_apply(dst + kvl, rope, m->rope_cos + (size_t)p * (rope / 2),
 			   m->rope_sin + (size_t)p * (rope / 2));
 	}
+	cpu_slice("kv cache append (cpu)", "attention", layer);
 	if (m->o.naive_attn) {
 		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
 		int S = pos0 + T, rows = H * (nope + vd);
@@ -696,13 +707,19 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 			}
 		if (r)
 			return r;
+		cpu_slice("kv_b expand (cpu)", "attention", layer);
 	}
 	struct attn_ctx ac = {m, lw, layer, pos0, T};
-	if (!m->o.naive_attn)
+	if (!m->o.naive_attn) {
 		pool_for(m->pool, H, 1, absorb_in_task, &ac);
+		cpu_slice("W_UK^T q_nope (cpu)", "attention", layer);
+	}
 	pool_for(m->pool, T * ((H + m->attn_hg - 1) / m->attn_hg), 1, attn_task, &ac);
-	if (!m->o.naive_attn)
+	cpu_slice("mla scores, softmax, sums (cpu)", "attention", layer);
+	if (!m->o.naive_attn) {
 		pool_for(m->pool, H, 1, absorb_out_task, &ac);
+		cpu_slice("W_UV o_lat (cpu)", "attention", layer);
+	}
 	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
 }
 
@@ -726,7 +743,7 @@ static void silu_task(void *vc, int b, int e, int tid)
 }
 
 /* Dense FFN: xn[T] -> tmp[T]. */
-static int dense_forward(struct model *m, const struct ffn_weights *f, int T)
+static int dense_forward(struct model *m, const struct ffn_weights *f, int layer, int T)
 {
 	int D = m->c->hidden_size, I = f->gate.rows, r;
 	struct kern_job jobs[2] = {
@@ -735,6 +752,7 @@ static int dense_forward(struct model *m, const struct ffn_weights *f, int T)
 	};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, 2)))
 		return r;
+	cpu_slice("gate|up (cpu)", "ffn", layer);
 	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
 	pool_for(m->pool, T, 1, silu_task, &sc);
 	return kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
@@ -765,6 +783,7 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 			m->route.idx[((size_t)t * layers_total(m) + layer) * k + j] = e;
 		}
 	}
+	cpu_slice("router (cpu)", "ffn", layer);
 	start[0] = 0;
 	for (int e = 0; e < E; e++)
 		start[e + 1] = start[e] + count[e];
@@ -810,12 +829,14 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 	}
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
+	cpu_slice("experts gate|up (cpu)", "ffn", layer);
 	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
 	pool_for(m->pool, T * k, 4, silu_task, &sc);
 	if (shI > 0) {
 		struct silu_ctx ss = {shg, shu, shI};
 		pool_for(m->pool, T, 1, silu_task, &ss);
 	}
+	cpu_slice("experts silu (cpu)", "ffn", layer);
 	/* down projections */
 	nj = 0;
 	for (int e = 0; e < E; e++) {
@@ -865,15 +886,13 @@ static int layer_forward(struct model *m, const struct layer_weights *lw, int la
 	for (int t = 0; t < T; t++)
 		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D,
 			      lw->post_attention_layernorm, D, c->rms_norm_eps);
-	if (prof_g)
-		prof_host("attention (cpu)", "attention", layer);
-	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, T);
+	cpu_slice("o_proj (cpu)", "attention", layer);
+	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, layer, T);
 	if (r)
 		return r;
 	for (size_t i = 0; i < (size_t)T * D; i++)
 		m->x[i] += m->tmp[i];
-	if (prof_g)
-		prof_host(lw->is_moe ? "moe (cpu)" : "mlp (cpu)", "ffn", layer);
+	cpu_slice(lw->is_moe ? "experts down (cpu)" : "down (cpu)", "ffn", layer);
 	return 0;
 }
 

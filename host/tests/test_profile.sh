@@ -97,8 +97,12 @@ echo '{"moecard_profile":1,"decode_steps":2,"ops":[{"name":1}],"layers":[]}' >"$
 
 # the cpu backend
 if "$M" profile --model "$W/tiny" --backend cpu --prompt-len 8 --gen 4 --out "$W/c" >"$W/c.out" 2>&1 &&
-   grep -q "lm_head (cpu)" "$W/c.out" && grep -q "attention (cpu)" "$W/c.out" && grep -q "sampling" "$W/c.out"; then
-  ok "profile --backend cpu: attention, FFN, lm_head and sampling slices"
+   grep -q "lm_head (cpu)" "$W/c.out" && grep -q "q_a|kv_a (cpu)" "$W/c.out" &&
+   grep -q "mla scores, softmax, sums (cpu)" "$W/c.out" && grep -q "W_UV o_lat (cpu)" "$W/c.out" &&
+   grep -q "o_proj (cpu)" "$W/c.out" && grep -q "router (cpu)" "$W/c.out" &&
+   grep -q "experts gate|up (cpu)" "$W/c.out" && grep -q "experts down (cpu)" "$W/c.out" &&
+   grep -q "sampling" "$W/c.out"; then
+  ok "profile --backend cpu: the attention's and the FFN's steps, lm_head and sampling slices"
 else
   bad "profile --backend cpu: $(tail -3 "$W/c.out")"
 fi
