@@ -45,23 +45,9 @@ static double kb_now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* A matrix's element bytes, and those of its block scales (FP8). */
-static size_t kb_code_bytes(const struct qmat *w)
-{
-	size_t elt = w->fmt == QMAT_FP8 ? 1 : w->fmt == QMAT_F32 ? 4 : 2;
-	return (size_t)w->rows * (size_t)w->cols * elt;
-}
-
-static size_t kb_scale_bytes(const struct qmat *w)
-{
-	return w->fmt == QMAT_FP8
-		   ? sizeof(float) * (size_t)((w->rows + 127) / 128) * (size_t)w->scale_cols
-		   : 0;
-}
-
 static double kb_bytes(const struct qmat *w)
 {
-	return (double)kb_code_bytes(w) + (double)kb_scale_bytes(w);
+	return (double)qmat_code_bytes(w) + (double)qmat_scale_bytes(w);
 }
 
 /* Appends a region of n matrices (skipping empty ones); 0 or -ENOMEM. */
@@ -184,15 +170,15 @@ static void kb_read_task(void *vc, int b, int e, int tid)
 	int piece = 0;
 	for (int j = 0; j < rd->r->nj; j++) {
 		const struct qmat *w = rd->r->w[j];
-		size_t n = kb_code_bytes(w);
+		size_t n = qmat_code_bytes(w);
 		int np = (int)((n + KB_PIECE - 1) / KB_PIECE);
 		for (int i = 0; i < np; i++, piece++) {
 			if (piece < b || piece >= e)
 				continue;
 			size_t o = (size_t)i * KB_PIECE, len = n - o < KB_PIECE ? n - o : KB_PIECE;
 			kb_read_span((const char *)w->w + o, len, &rd->sum[tid & 63]);
-			if (i == np - 1 && kb_scale_bytes(w)) /* the scales with the last piece */
-				kb_read_span(w->scale, kb_scale_bytes(w), &rd->sum[tid & 63]);
+			if (i == np - 1 && qmat_scale_bytes(w)) /* the scales with the last piece */
+				kb_read_span(w->scale, qmat_scale_bytes(w), &rd->sum[tid & 63]);
 		}
 	}
 }
@@ -202,7 +188,7 @@ static void kb_read(struct pool *p, const struct kb_region *r)
 	struct kb_read rd = {.r = r};
 	int pieces = 0;
 	for (int j = 0; j < r->nj; j++)
-		pieces += (int)((kb_code_bytes(r->w[j]) + KB_PIECE - 1) / KB_PIECE);
+		pieces += (int)((qmat_code_bytes(r->w[j]) + KB_PIECE - 1) / KB_PIECE);
 	pool_for(p, pieces, 1, kb_read_task, &rd);
 	uint64_t s = 0;
 	for (int i = 0; i < 64; i++)

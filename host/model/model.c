@@ -417,11 +417,17 @@ void model_truncate(struct model *m, int pos, int mtp_pos)
 }
 
 /* A profiler slice of the cpu engine's forward (docs/profiling.md): the host time since the
- * previous one, under name (class cat, layer). One NULL test when the profiler is off. */
-static void cpu_slice(const char *name, const char *cat, int layer)
+ * previous one, under name (class cat, layer), with the bytes of weights and cache it read. One
+ * NULL test when the profiler is off. */
+static void cpu_slice(const char *name, const char *cat, int layer, double bytes)
 {
 	if (prof_g)
-		prof_host(name, cat, layer);
+		prof_host_bytes(name, cat, layer, (uint64_t)bytes);
+}
+
+static double wbytes(const struct qmat *W)
+{
+	return (double)qmat_code_bytes(W) + (double)qmat_scale_bytes(W);
 }
 
 /* ---- attention ---------------------------------------------------------------------------- */
@@ -665,7 +671,8 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 				       .ldy = m->kv_dim};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
-	cpu_slice(c->q_lora_rank > 0 ? "q_a|kv_a (cpu)" : "q|kv_a (cpu)", "attention", layer);
+	cpu_slice(c->q_lora_rank > 0 ? "q_a|kv_a (cpu)" : "q|kv_a (cpu)", "attention", layer,
+		  wbytes(jobs[0].W) + wbytes(&lw->kv_a_proj_with_mqa));
 	if (c->q_lora_rank > 0) {
 		for (int t = 0; t < T; t++) {
 			float *qa = m->qa + (size_t)t * c->q_lora_rank;
@@ -673,7 +680,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		}
 		if ((r = kern_matmul(&m->kc, &lw->q_b_proj, m->qa, T, m->q)))
 			return r;
-		cpu_slice("q_b (cpu)", "attention", layer);
+		cpu_slice("q_b (cpu)", "attention", layer, wbytes(&lw->q_b_proj));
 	}
 	/* cache c' = norm(c) and roped k_pe */
 	for (int t = 0; t < T; t++) {
@@ -684,7 +691,10 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		rope_apply(dst + kvl, rope, m->rope_cos + (size_t)p * (rope / 2),
 			   m->rope_sin + (size_t)p * (rope / 2));
 	}
-	cpu_slice("kv cache append (cpu)", "attention", layer);
+	cpu_slice("kv cache append (cpu)", "attention", layer, 0);
+	double cache = 0, kvb = wbytes(&lw->kv_b_proj); /* the cache rows the rows attend to */
+	for (int t = 0; t < T; t++)
+		cache += (double)(row_pos(m, pos0, t) + 1) * m->kv_dim * sizeof(float);
 	if (m->o.naive_attn) {
 		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
 		int S = pos0 + T, rows = H * (nope + vd);
@@ -707,20 +717,23 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 			}
 		if (r)
 			return r;
-		cpu_slice("kv_b expand (cpu)", "attention", layer);
+		cpu_slice("kv_b expand (cpu)", "attention", layer,
+			  kvb + (double)(pos0 + T) * m->kv_dim * sizeof(float));
 	}
 	struct attn_ctx ac = {m, lw, layer, pos0, T};
 	if (!m->o.naive_attn) {
 		pool_for(m->pool, H, 1, absorb_in_task, &ac);
-		cpu_slice("W_UK^T q_nope (cpu)", "attention", layer);
+		cpu_slice("W_UK^T q_nope (cpu)", "attention", layer, kvb * nope / (nope + vd));
 	}
 	pool_for(m->pool, T * ((H + m->attn_hg - 1) / m->attn_hg), 1, attn_task, &ac);
-	cpu_slice("mla scores, softmax, sums (cpu)", "attention", layer);
+	cpu_slice("mla scores, softmax, sums (cpu)", "attention", layer, cache);
 	if (!m->o.naive_attn) {
 		pool_for(m->pool, H, 1, absorb_out_task, &ac);
-		cpu_slice("W_UV o_lat (cpu)", "attention", layer);
+		cpu_slice("W_UV o_lat (cpu)", "attention", layer, kvb * vd / (nope + vd));
 	}
-	return kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
+	r = kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
+	cpu_slice("o_proj (cpu)", "attention", layer, wbytes(&lw->o_proj));
+	return r;
 }
 
 /* ---- FFN / MoE ----------------------------------------------------------------------------- */
@@ -752,10 +765,12 @@ static int dense_forward(struct model *m, const struct ffn_weights *f, int layer
 	};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, 2)))
 		return r;
-	cpu_slice("gate|up (cpu)", "ffn", layer);
+	cpu_slice("gate|up (cpu)", "ffn", layer, wbytes(&f->gate) + wbytes(&f->up));
 	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
 	pool_for(m->pool, T, 1, silu_task, &sc);
-	return kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
+	r = kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
+	cpu_slice("down (cpu)", "ffn", layer, wbytes(&f->down));
+	return r;
 }
 
 /* MoE FFN: xn[T] -> tmp[T]; routes recorded into route.idx[t][layer]. */
@@ -783,7 +798,7 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 			m->route.idx[((size_t)t * layers_total(m) + layer) * k + j] = e;
 		}
 	}
-	cpu_slice("router (cpu)", "ffn", layer);
+	cpu_slice("router (cpu)", "ffn", layer, wbytes(&lw->gate));
 	start[0] = 0;
 	for (int e = 0; e < E; e++)
 		start[e + 1] = start[e] + count[e];
@@ -829,14 +844,21 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 	}
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
-	cpu_slice("experts gate|up (cpu)", "ffn", layer);
+	double gub = shI > 0 ? wbytes(&lw->shared.gate) + wbytes(&lw->shared.up) : 0;
+	double dnb = shI > 0 ? wbytes(&lw->shared.down) : 0;
+	for (int e = 0; e < E; e++)
+		if (start[e + 1] > start[e]) {
+			gub += wbytes(&lw->experts[e].gate) + wbytes(&lw->experts[e].up);
+			dnb += wbytes(&lw->experts[e].down);
+		}
+	cpu_slice("experts gate|up (cpu)", "ffn", layer, gub);
 	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
 	pool_for(m->pool, T * k, 4, silu_task, &sc);
 	if (shI > 0) {
 		struct silu_ctx ss = {shg, shu, shI};
 		pool_for(m->pool, T, 1, silu_task, &ss);
 	}
-	cpu_slice("experts silu (cpu)", "ffn", layer);
+	cpu_slice("experts silu (cpu)", "ffn", layer, 0);
 	/* down projections */
 	nj = 0;
 	for (int e = 0; e < E; e++) {
@@ -867,6 +889,7 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 				y[i] += wj * eo[i];
 		}
 	}
+	cpu_slice("experts down (cpu)", "ffn", layer, dnb);
 	return 0;
 }
 
@@ -886,13 +909,11 @@ static int layer_forward(struct model *m, const struct layer_weights *lw, int la
 	for (int t = 0; t < T; t++)
 		model_rmsnorm(m->xn + (size_t)t * D, m->x + (size_t)t * D,
 			      lw->post_attention_layernorm, D, c->rms_norm_eps);
-	cpu_slice("o_proj (cpu)", "attention", layer);
 	r = lw->is_moe ? moe_forward(m, lw, layer, T) : dense_forward(m, &lw->mlp, layer, T);
 	if (r)
 		return r;
 	for (size_t i = 0; i < (size_t)T * D; i++)
 		m->x[i] += m->tmp[i];
-	cpu_slice(lw->is_moe ? "experts down (cpu)" : "down (cpu)", "ffn", layer);
 	return 0;
 }
 
@@ -922,8 +943,9 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 				  logits);
 	else
 		r = kern_matmul(kc, head, xh, all_logits ? T : 1, logits);
-	if (prof_g)
-		prof_host("lm_head (cpu)", "head", -1);
+	cpu_slice("lm_head (cpu)", "head", -1,
+		  m->headp && head == &m->w->lm_head ? 2.0 * head->rows * head->cols
+						     : wbytes(head));
 	return r;
 }
 

@@ -183,6 +183,11 @@ static void prof_done(struct prof *p, uint64_t now)
 
 void prof_host(const char *name, const char *cat, int layer)
 {
+	prof_host_bytes(name, cat, layer, 0);
+}
+
+void prof_host_bytes(const char *name, const char *cat, int layer, uint64_t bytes)
+{
 	struct prof *p = prof_g;
 	if (!p)
 		return;
@@ -199,6 +204,7 @@ void prof_host(const char *name, const char *cat, int layer)
 		e->layer = layer;
 		e->track = prof_host_track(p);
 		e->card_t0 = mark;
+		e->bytes = bytes;
 	}
 	if (!p->wall)
 		p->cursor += d;

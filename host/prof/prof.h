@@ -122,6 +122,9 @@ uint64_t prof_now(void);
 void prof_mark(void);
 /* The host work since the mark is one slice `name` of class cat; the mark moves to now. */
 void prof_host(const char *name, const char *cat, int layer);
+/* prof_host_bytes - prof_host with the bytes the part read (the weights and caches of a cpu
+ * engine step), for the summary's GB/s. */
+void prof_host_bytes(const char *name, const char *cat, int layer, uint64_t bytes);
 /* A transfer over the link: dir 0 host to card, 1 back; its bytes and modeled ns. */
 void prof_link(int dir, uint64_t bytes, double ns);
 /* A command list that ran: cmd[i] completed as cpl[i] (card clock), labelled what[i], in decoder

@@ -420,18 +420,20 @@ int prof_write_summary_txt(const struct prof_summary *s, FILE *f)
 		tok > 0 ? 100 * s->cls_ns[PROF_CU] / tok : 0, tok > 0 ? 100 * s->idle_ns / tok : 0);
 	fprintf(f,
 		"\nper op, decode steps (exclusive time: overlapping commands share it)\n"
-		"  %-36s %-6s %7s %10s %7s %9s %9s %9s %8s %7s\n",
-		"op", "where", "count", "excl us", "share", "mean us", "p50 us", "p99 us",
+		"  %-36s %-6s %7s %10s %7s %9s %9s %9s %7s %8s %7s\n",
+		"op", "where", "count", "excl us", "share", "mean us", "p50 us", "p99 us", "GB/s",
 		"bw roof", "class");
 	for (size_t i = 0; i < s->n_op; i++) {
 		const struct prof_stat *st = &s->op[i];
-		char bw[16] = "-";
+		char bw[16] = "-", gb[16] = "-";
 		if (st->bw_frac > 0)
 			snprintf(bw, sizeof bw, "%.1f%%", 100 * st->bw_frac);
-		fprintf(f, "  %-36.36s %-6s %7llu %10.2f %6.2f%% %9.3f %9.3f %9.3f %8s %s\n",
+		if (st->bytes > 0 && st->total_ns > 0) /* bytes a ns: GB/s */
+			snprintf(gb, sizeof gb, "%.1f", st->bytes / st->total_ns);
+		fprintf(f, "  %-36.36s %-6s %7llu %10.2f %6.2f%% %9.3f %9.3f %9.3f %7s %8s %s\n",
 			st->key, kind_name[st->kind & 3], (unsigned long long)st->count,
 			st->excl_ns / 1e3, tok > 0 ? 100 * st->excl_ns / tok : 0, st->mean_ns / 1e3,
-			st->p50_ns / 1e3, st->p99_ns / 1e3, bw, st->cat ? st->cat : "");
+			st->p50_ns / 1e3, st->p99_ns / 1e3, gb, bw, st->cat ? st->cat : "");
 	}
 	if (s->idle_ns > 0)
 		fprintf(f, "  %-36s %-6s %7s %10.2f %6.2f%%\n",

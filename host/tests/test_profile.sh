@@ -106,6 +106,21 @@ if "$M" profile --model "$W/tiny" --backend cpu --prompt-len 8 --gen 4 --out "$W
 else
   bad "profile --backend cpu: $(tail -3 "$W/c.out")"
 fi
+# the cpu slices carry the bytes they read: the packed BF16 head its vocab x hidden x 2 each step,
+# the experts' gate|up some, the SiLU none; the summary prints their GB/s
+r=$($PY - "$W/c/summary.json" "$W/tiny/config.json" <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+ops = {o["name"]: o for o in s["ops"]}
+h, g, u = ops["lm_head (cpu)"], ops["experts gate|up (cpu)"], ops["experts silu (cpu)"]
+ok = (h.get("bytes", 0) == h["count"] * c["vocab_size"] * c["hidden_size"] * 2 and
+      g.get("bytes", 0) > 0 and "bytes" not in u)
+print("ok" if ok else "head %s x %d, gate|up %s, silu %s" % (h.get("bytes"), h["count"], g.get("bytes"), u.get("bytes")))
+PYEOF
+)
+[ "$r" = ok ] && grep -qE '^  experts gate\|up \(cpu\) +host +[0-9]+ +[0-9.]+ +[0-9.]+% +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+\.[0-9] ' "$W/c/summary.txt" &&
+  ok "profile --backend cpu: bytes and GB/s of its slices" || bad "cpu slice bytes: $r"
+
 
 # --set: half the HBM bandwidth; an unknown key
 "$M" profile --model "$W/tiny" --prompt-len 8 --gen 4 --out "$W/h" --set hbm_gbps=230 >/dev/null 2>"$W/h.err" ||
