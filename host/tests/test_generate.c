@@ -5,12 +5,15 @@
  * string across tokens, never printed), and the sampling flag parser. Checks with tests/harness.h.
  */
 #include <errno.h>
+#include <math.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "decode/generate.h"
+#include "decode/sample.h"
 #include "text/tokenizer.h"
 #include "tests/harness.h"
 
@@ -167,6 +170,37 @@ int main(void)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK_EQ(gen_sampling_flag(&s, bad[i][0], bad[i][1]), -EINVAL,
 			 "sampling flag %s '%s' is rejected with -EINVAL", bad[i][0], bad[i][1]);
+	/* 4. greedy: sampler_argmax against one strict-greater scan, on random logits with ties,
+	 * NaNs (never chosen; a NaN first gives 0), -0 beside +0, every length up to 100 and a
+	 * vocabulary's worth */
+	static float lg[129280];
+	uint64_t r = 0x9E3779B97F4A7C15ull;
+	int mism = 0, cases = 0;
+	for (int n = 1; n <= 129280; n = n < 100 ? n + 1 : n == 100 ? 129280 : 129281)
+		for (int kind = 0; kind < 6; kind++, cases++) {
+			for (int i = 0; i < n; i++) {
+				r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+				int v = (int)(r % 7) - 3; /* many ties */
+				lg[i] =
+				    kind == 1 ? (float)(r >> 11) / 9007199254740992.0f : (float)v;
+				if (kind == 2 && r % 5 == 0)
+					lg[i] = NAN;
+				if (kind == 3)
+					lg[i] = r % 2 ? 0.0f : -0.0f;
+				if (kind == 4)
+					lg[i] = -1e30f;
+			}
+			if (kind == 5)
+				lg[0] = NAN;
+			if (kind == 2 && n > 3)
+				lg[n - 1] = 5.0f; /* the largest last, after NaNs */
+			int want = 0;
+			for (int i = 1; i < n; i++)
+				if (lg[i] > lg[want])
+					want = i;
+			mism += sampler_argmax(lg, n) != want;
+		}
+	CHECK_EQ(mism, 0, "sampler_argmax equals the scalar scan on %d arrays", cases);
 	tokenizer_free(tok);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
