@@ -738,19 +738,26 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 
 /* ---- FFN / MoE ----------------------------------------------------------------------------- */
 
+/* g = silu(g) * u over rows of n, and after rows of them (MoE: the routed experts' rows) rows2
+ * rows of n2 of a second pair (the shared experts'), in one parallel region. */
 struct silu_ctx {
 	float *g;
 	const float *u;
-	int n;
+	int n, rows;
+	float *g2;
+	const float *u2;
+	int n2;
 };
 static void silu_task(void *vc, int b, int e, int tid)
 {
 	struct silu_ctx *s = vc;
 	(void)tid;
 	for (int r = b; r < e; r++) {
-		float *g = s->g + (size_t)r * s->n;
-		const float *u = s->u + (size_t)r * s->n;
-		for (int i = 0; i < s->n; i++)
+		int two = r >= s->rows, n = two ? s->n2 : s->n;
+		size_t o = (size_t)(two ? r - s->rows : r) * (size_t)n;
+		float *g = (two ? s->g2 : s->g) + o;
+		const float *u = (two ? s->u2 : s->u) + o;
+		for (int i = 0; i < n; i++)
 			g[i] = silu(g[i]) * u[i];
 	}
 }
@@ -766,7 +773,7 @@ static int dense_forward(struct model *m, const struct ffn_weights *f, int layer
 	if ((r = kern_matmul_jobs(&m->kc, jobs, 2)))
 		return r;
 	cpu_slice("gate|up (cpu)", "ffn", layer, wbytes(&f->gate) + wbytes(&f->up));
-	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
+	struct silu_ctx sc = {m->gbuf, m->ubuf, I, T, NULL, NULL, 0};
 	pool_for(m->pool, T, 1, silu_task, &sc);
 	r = kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
 	cpu_slice("down (cpu)", "ffn", layer, wbytes(&f->down));
@@ -852,12 +859,8 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 			dnb += wbytes(&lw->experts[e].down);
 		}
 	cpu_slice("experts gate|up (cpu)", "ffn", layer, gub);
-	struct silu_ctx sc = {m->gbuf, m->ubuf, I};
-	pool_for(m->pool, T * k, 4, silu_task, &sc);
-	if (shI > 0) {
-		struct silu_ctx ss = {shg, shu, shI};
-		pool_for(m->pool, T, 1, silu_task, &ss);
-	}
+	struct silu_ctx sc = {m->gbuf, m->ubuf, I, T * k, shg, shu, shI};
+	pool_for(m->pool, T * k + (shI > 0 ? T : 0), 4, silu_task, &sc);
 	cpu_slice("experts silu (cpu)", "ffn", layer, 0);
 	/* down projections */
 	nj = 0;
