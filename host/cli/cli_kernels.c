@@ -15,13 +15,15 @@
 #include "cli/cli_kernels.h"
 #include "load/ckpt.h"
 #include "model/kernels.h"
+#include "model/model.h"
 #include "model/pool.h"
 
-enum { KB_SETS = 3, KB_MAXJ = 64, KB_NROWS = 3, KB_MAXP = 4 };
+/* the matrices' products, then (when the engine packed it) the BF16 head's */
+enum { KB_SETS = 4, KB_HEAD = 3, KB_MAXJ = 64, KB_NROWS = 3, KB_MAXP = 4 };
 static const int kb_rows[KB_NROWS] = {1, 4, 8};
-static const char *const kb_set_name[KB_SETS] = {"attention projections", "FFN gate|up",
-						 "FFN down"};
-static const char *const kb_set_key[KB_SETS] = {"attention", "ffn_gate_up", "ffn_down"};
+static const char *const kb_set_name[KB_SETS] = {"attention projections", "FFN gate|up", "FFN down",
+						 "lm_head (packed BF16)"};
+static const char *const kb_set_key[KB_SETS] = {"attention", "ffn_gate_up", "ffn_down", "lm_head"};
 
 /* One parallel region of a decode step: jobs on one input (its columns in), their bytes. */
 struct kb_region {
@@ -36,6 +38,9 @@ struct kb_state {
 	int nreg, capreg;
 	float *x, *y; /* inputs [8][max cols], outputs [8][max rows of a region] */
 	int max_cols, max_rows;
+	const uint16_t *head; /* the packed BF16 head (kern_bf16p_pack) [hn][hk], or NULL */
+	int hn, hk;
+	float *hy; /* its outputs [8][hn] */
 };
 
 static double kb_now(void)
@@ -183,6 +188,34 @@ static void kb_read_task(void *vc, int b, int e, int tid)
 	}
 }
 
+/* The plain read of the packed head, 64 KiB pieces over the pool. */
+struct kb_read_h {
+	const unsigned char *p;
+	size_t n;
+	uint64_t sum[64];
+};
+
+static void kb_read_head_task(void *vc, int b, int e, int tid)
+{
+	struct kb_read_h *rd = vc;
+	for (int i = b; i < e; i++) {
+		size_t o = (size_t)i * KB_PIECE, len = rd->n - o < KB_PIECE ? rd->n - o : KB_PIECE;
+		kb_read_span(rd->p + o, len, &rd->sum[tid & 63]);
+	}
+}
+
+static void kb_read_head(struct pool *p, const struct kb_state *s)
+{
+	struct kb_read_h rd = {(const unsigned char *)s->head,
+			       (size_t)kern_bf16p_panels(s->hn) * (size_t)s->hk * KERN_PW * 2,
+			       {0}};
+	pool_for(p, (int)((rd.n + KB_PIECE - 1) / KB_PIECE), 1, kb_read_head_task, &rd);
+	uint64_t sum = 0;
+	for (int i = 0; i < 64; i++)
+		sum += rd.sum[i];
+	__asm__ volatile("" : : "r"(sum));
+}
+
 static void kb_read(struct pool *p, const struct kb_region *r)
 {
 	struct kb_read rd = {.r = r};
@@ -241,6 +274,15 @@ int bench_kernels(const struct cli_opts *a, const struct engine *m)
 	}
 	for (int i = 0; i < s.nreg; i++)
 		by[s.reg[i].set] += s.reg[i].bytes;
+	const struct model *md = engine_cpu_model(m);
+	if (md && md->headp) {
+		s.head = md->headp;
+		s.hn = md->w->lm_head.rows;
+		s.hk = md->w->lm_head.cols;
+		by[KB_HEAD] = (double)kern_bf16p_panels(s.hn) * s.hk * KERN_PW * 2;
+		if (!(s.hy = malloc(sizeof(float) * 8 * (size_t)s.hn)))
+			goto oom;
+	}
 	/* round 0 warms up (page faults, first-touch scratch) and is not counted */
 	for (int rd = 0; rd <= rounds; rd++)
 		for (int pi = 0; pi < np; pi++) {
@@ -257,6 +299,16 @@ int bench_kernels(const struct cli_opts *a, const struct engine *m)
 					if (rd > 0)
 						t[p][mi][s.reg[i].set] += kb_now() - t0;
 				}
+				if (s.head) {
+					double t0 = kb_now();
+					if (p == 0)
+						kb_read_head(pool, &s);
+					else
+						kern_matmul_bf16p(&kc[p], s.head, s.hn, s.hk, s.x,
+								  kb_rows[mi], s.hy);
+					if (rd > 0)
+						t[p][mi][KB_HEAD] += kb_now() - t0;
+				}
 			}
 		}
 	const char *name = strrchr(a->model, '/');
@@ -267,7 +319,7 @@ int bench_kernels(const struct cli_opts *a, const struct engine *m)
 		       name, pool_nthreads(pool), m->act_fp8 ? "fp8" : "none", rounds);
 		int first = 1;
 		for (int st = 0; st < KB_SETS; st++)
-			for (int mi = 0; mi < KB_NROWS; mi++) {
+			for (int mi = 0; mi < KB_NROWS && by[st] > 0; mi++) {
 				double rd = by[st] * rounds / t[0][0][st] / 1e9;
 				printf("%s{\"products\":\"%s\",\"rows\":%d,\"bytes\":%.0f,"
 				       "\"read_gbps\":%.2f",
@@ -298,7 +350,7 @@ int bench_kernels(const struct cli_opts *a, const struct engine *m)
 			printf(" --: |");
 		printf("\n");
 		for (int st = 0; st < KB_SETS; st++)
-			for (int mi = 0; mi < KB_NROWS; mi++) {
+			for (int mi = 0; mi < KB_NROWS && by[st] > 0; mi++) {
 				double rd = by[st] * rounds / t[0][0][st] / 1e9;
 				printf("| %s | %.1f | %d | %.1f |", kb_set_name[st], by[st] / 1e6,
 				       kb_rows[mi], rd);
@@ -322,5 +374,6 @@ out:
 	free(s.reg);
 	free(s.x);
 	free(s.y);
+	free(s.hy);
 	return rc;
 }

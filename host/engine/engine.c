@@ -83,6 +83,11 @@ static const struct engine_ops cpu_ops = {
     .set_isa = cpu_set_isa,
 };
 
+const struct model *engine_cpu_model(const struct engine *e)
+{
+	return e->ops == &cpu_ops ? e->impl : NULL;
+}
+
 /* The cpu engine makes its own copy of lm_head: FP8 codes (--head fp8) or, for a BF16 head, the
  * same values packed for gemv_bf16p: the checkpoint's head is then read only once, at open. */
 static int engine_head_copied(const char *backend, const struct ckpt *ck,

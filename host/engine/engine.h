@@ -134,6 +134,10 @@ static inline void engine_truncate(struct engine *e, int pos, int mtp_pos)
 	e->ops->truncate(e, pos, mtp_pos);
 }
 
+/* engine_cpu_model - the cpu engine's model (its packed head, for bench --kernels), or NULL for
+ * another engine. */
+const struct model *engine_cpu_model(const struct engine *e);
+
 /* Backend constructors (engine.c dispatches on the name). */
 int engine_cpu_open(struct engine *e, const struct ckpt *ck, const struct model_opts *o,
 		    const struct engine_extra *x, char *err, size_t errlen);

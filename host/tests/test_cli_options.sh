@@ -99,8 +99,8 @@ fi
 t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --backend emu
 t 2 "--kernels: the cpu engine's kernels" bench --model "$D" --kernels --seqs 2
 j=$("$M" bench --model "$D" --kernels -r 2 --json 2>/dev/null)
-n=$(echo "$j" | grep -oE '\{"products":"(attention|ffn_gate_up|ffn_down)","rows":(1|4|8),"bytes":[1-9][0-9]*,"read_gbps":[0-9.]*[1-9][0-9.]*,"[a-z0-9]+_gbps":[0-9.]*[1-9]' | wc -l)
-if [ "$n" = 9 ] && "$M" bench --model "$D" --kernels -r 1 2>/dev/null | grep -qE '^\| FFN down \| [0-9.]+ \| 8 \| [0-9.]+ \|'; then
+n=$(echo "$j" | grep -oE '\{"products":"(attention|ffn_gate_up|ffn_down|lm_head)","rows":(1|4|8),"bytes":[1-9][0-9]*,"read_gbps":[0-9.]*[1-9][0-9.]*,"[a-z0-9]+_gbps":[0-9.]*[1-9]' | wc -l)
+if [ "$n" = 12 ] && "$M" bench --model "$D" --kernels -r 1 2>/dev/null | grep -qE '^\| FFN down \| [0-9.]+ \| 8 \| [0-9.]+ \|'; then
   pass=$((pass + 1))
 else
   fail=$((fail + 1)); echo "FAIL bench --kernels: $n results: $j"
