@@ -50,11 +50,6 @@ static double kb_now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double kb_bytes(const struct qmat *w)
-{
-	return (double)qmat_code_bytes(w) + (double)qmat_scale_bytes(w);
-}
-
 /* Appends a region of n matrices (skipping empty ones); 0 or -ENOMEM. */
 static int kb_add(struct kb_state *s, int set, const struct qmat *const *w, int n)
 {
@@ -74,7 +69,7 @@ static int kb_add(struct kb_state *s, int set, const struct qmat *const *w, int 
 		if (!w[i] || w[i]->rows <= 0 || !w[i]->w)
 			continue;
 		r->w[r->nj++] = w[i];
-		r->bytes += kb_bytes(w[i]);
+		r->bytes += qmat_bytes(w[i]);
 		rows += w[i]->rows;
 		s->max_cols = w[i]->cols > s->max_cols ? w[i]->cols : s->max_cols;
 	}

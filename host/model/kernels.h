@@ -210,7 +210,7 @@ void kern_act_roundtrip(const float *x, int K, int ue8m0, float *xr);
 float qmat_get(const struct qmat *W, int r, int c);
 /* kern_dec_row - row r of W as f32: FP8 through isa->dec_fp8 (e4m3 * scale), others converted. */
 void kern_dec_row(const struct kern_isa *isa, const struct qmat *W, int r, float *out);
-/* A matrix's element bytes, and its block scales' (FP8; 0 for the others). */
+/* A matrix's element bytes, its block scales' (FP8; 0 for the others), and both. */
 static inline size_t qmat_code_bytes(const struct qmat *W)
 {
 	size_t elt = W->fmt == QMAT_FP8 ? 1 : W->fmt == QMAT_F32 ? 4 : 2;
@@ -221,6 +221,10 @@ static inline size_t qmat_scale_bytes(const struct qmat *W)
 	return W->fmt == QMAT_FP8
 		   ? sizeof(float) * (size_t)((W->rows + 127) / 128) * (size_t)W->scale_cols
 		   : 0;
+}
+static inline double qmat_bytes(const struct qmat *W)
+{
+	return (double)qmat_code_bytes(W) + (double)qmat_scale_bytes(W);
 }
 
 /* An FP8 qmat's row r: its codes and its block scales ([scale_cols]). */

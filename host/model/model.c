@@ -425,11 +425,6 @@ static void cpu_slice(const char *name, const char *cat, int layer, double bytes
 		prof_host_bytes(name, cat, layer, (uint64_t)bytes);
 }
 
-static double wbytes(const struct qmat *W)
-{
-	return (double)qmat_code_bytes(W) + (double)qmat_scale_bytes(W);
-}
-
 /* ---- attention ---------------------------------------------------------------------------- */
 
 struct attn_ctx {
@@ -672,7 +667,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
 	cpu_slice(c->q_lora_rank > 0 ? "q_a|kv_a (cpu)" : "q|kv_a (cpu)", "attention", layer,
-		  wbytes(jobs[0].W) + wbytes(&lw->kv_a_proj_with_mqa));
+		  qmat_bytes(jobs[0].W) + qmat_bytes(&lw->kv_a_proj_with_mqa));
 	if (c->q_lora_rank > 0) {
 		for (int t = 0; t < T; t++) {
 			float *qa = m->qa + (size_t)t * c->q_lora_rank;
@@ -680,7 +675,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		}
 		if ((r = kern_matmul(&m->kc, &lw->q_b_proj, m->qa, T, m->q)))
 			return r;
-		cpu_slice("q_b (cpu)", "attention", layer, wbytes(&lw->q_b_proj));
+		cpu_slice("q_b (cpu)", "attention", layer, qmat_bytes(&lw->q_b_proj));
 	}
 	/* cache c' = norm(c) and roped k_pe */
 	for (int t = 0; t < T; t++) {
@@ -692,8 +687,8 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 			   m->rope_sin + (size_t)p * (rope / 2));
 	}
 	cpu_slice("kv cache append (cpu)", "attention", layer, 0);
-	double cache = 0, kvb = wbytes(&lw->kv_b_proj); /* the cache rows the rows attend to */
-	for (int t = 0; t < T; t++)
+	double cache = 0, kvb = qmat_bytes(&lw->kv_b_proj); /* the cache rows the rows attend to */
+	for (int t = 0; prof_g && t < T; t++)		    /* (the profiler's figure only) */
 		cache += (double)(row_pos(m, pos0, t) + 1) * m->kv_dim * sizeof(float);
 	if (m->o.naive_attn) {
 		/* expand k_nope / v for every cached position: [S][H*(nope+v)] rows of kv_b c' */
@@ -732,7 +727,7 @@ static int mla_forward(struct model *m, const struct layer_weights *lw, int laye
 		cpu_slice("W_UV o_lat (cpu)", "attention", layer, kvb * vd / (nope + vd));
 	}
 	r = kern_matmul(&m->kc, &lw->o_proj, m->ao, T, m->tmp);
-	cpu_slice("o_proj (cpu)", "attention", layer, wbytes(&lw->o_proj));
+	cpu_slice("o_proj (cpu)", "attention", layer, qmat_bytes(&lw->o_proj));
 	return r;
 }
 
@@ -772,11 +767,11 @@ static int dense_forward(struct model *m, const struct ffn_weights *f, int layer
 	};
 	if ((r = kern_matmul_jobs(&m->kc, jobs, 2)))
 		return r;
-	cpu_slice("gate|up (cpu)", "ffn", layer, wbytes(&f->gate) + wbytes(&f->up));
+	cpu_slice("gate|up (cpu)", "ffn", layer, qmat_bytes(&f->gate) + qmat_bytes(&f->up));
 	struct silu_ctx sc = {m->gbuf, m->ubuf, I, T, NULL, NULL, 0};
 	pool_for(m->pool, T, 1, silu_task, &sc);
 	r = kern_matmul(&m->kc, &f->down, m->gbuf, T, m->tmp);
-	cpu_slice("down (cpu)", "ffn", layer, wbytes(&f->down));
+	cpu_slice("down (cpu)", "ffn", layer, qmat_bytes(&f->down));
 	return r;
 }
 
@@ -805,7 +800,7 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 			m->route.idx[((size_t)t * layers_total(m) + layer) * k + j] = e;
 		}
 	}
-	cpu_slice("router (cpu)", "ffn", layer, wbytes(&lw->gate));
+	cpu_slice("router (cpu)", "ffn", layer, qmat_bytes(&lw->gate));
 	start[0] = 0;
 	for (int e = 0; e < E; e++)
 		start[e + 1] = start[e] + count[e];
@@ -851,12 +846,12 @@ static int moe_forward(struct model *m, const struct layer_weights *lw, int laye
 	}
 	if ((r = kern_matmul_jobs(&m->kc, jobs, nj)))
 		return r;
-	double gub = shI > 0 ? wbytes(&lw->shared.gate) + wbytes(&lw->shared.up) : 0;
-	double dnb = shI > 0 ? wbytes(&lw->shared.down) : 0;
-	for (int e = 0; e < E; e++)
+	double gub = shI > 0 ? qmat_bytes(&lw->shared.gate) + qmat_bytes(&lw->shared.up) : 0;
+	double dnb = shI > 0 ? qmat_bytes(&lw->shared.down) : 0;
+	for (int e = 0; prof_g && e < E; e++) /* (the profiler's figures only) */
 		if (start[e + 1] > start[e]) {
-			gub += wbytes(&lw->experts[e].gate) + wbytes(&lw->experts[e].up);
-			dnb += wbytes(&lw->experts[e].down);
+			gub += qmat_bytes(&lw->experts[e].gate) + qmat_bytes(&lw->experts[e].up);
+			dnb += qmat_bytes(&lw->experts[e].down);
 		}
 	cpu_slice("experts gate|up (cpu)", "ffn", layer, gub);
 	struct silu_ctx sc = {m->gbuf, m->ubuf, I, T * k, shg, shu, shI};
@@ -948,7 +943,7 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 		r = kern_matmul(kc, head, xh, all_logits ? T : 1, logits);
 	cpu_slice("lm_head (cpu)", "head", -1,
 		  m->headp && head == &m->w->lm_head ? 2.0 * head->rows * head->cols
-						     : wbytes(head));
+						     : qmat_bytes(head));
 	return r;
 }
 
