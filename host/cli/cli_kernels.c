@@ -142,86 +142,76 @@ static int kb_run(struct kern_ctx *kc, const struct kb_state *s, const struct kb
 	return kern_matmul_jobs(kc, jobs, r->nj);
 }
 
-/* The plain read: the region's matrices (codes and scales) split into 64 KiB pieces over the
- * pool's threads, summed as 64-bit words. */
-struct kb_read {
-	const struct kb_region *r;
-	uint64_t sum[64];
-};
-
-static void kb_read_span(const void *p, size_t n, uint64_t *acc)
+uint64_t bench_sum_words(const void *p, size_t n)
 {
 	const uint64_t *q = p;
 	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-	size_t i = 0;
-	for (; i + 4 <= n / 8; i += 4) {
+	for (size_t i = 0; i + 4 <= n / 8; i += 4) {
 		s0 += q[i];
 		s1 += q[i + 1];
 		s2 += q[i + 2];
 		s3 += q[i + 3];
 	}
-	*acc += s0 + s1 + s2 + s3;
+	return s0 + s1 + s2 + s3;
 }
 
+/* The plain read: spans of bytes (a region's matrices' codes and scales, or the packed head) in
+ * 64 KiB pieces over the pool's threads, summed as 64-bit words. */
 #define KB_PIECE 65536
-static void kb_read_task(void *vc, int b, int e, int tid)
-{
-	struct kb_read *rd = vc;
-	int piece = 0;
-	for (int j = 0; j < rd->r->nj; j++) {
-		const struct qmat *w = rd->r->w[j];
-		size_t n = qmat_code_bytes(w);
-		int np = (int)((n + KB_PIECE - 1) / KB_PIECE);
-		for (int i = 0; i < np; i++, piece++) {
-			if (piece < b || piece >= e)
-				continue;
-			size_t o = (size_t)i * KB_PIECE, len = n - o < KB_PIECE ? n - o : KB_PIECE;
-			kb_read_span((const char *)w->w + o, len, &rd->sum[tid & 63]);
-			if (i == np - 1 && qmat_scale_bytes(w)) /* the scales with the last piece */
-				kb_read_span(w->scale, qmat_scale_bytes(w), &rd->sum[tid & 63]);
-		}
-	}
-}
-
-/* The plain read of the packed head, 64 KiB pieces over the pool. */
-struct kb_read_h {
-	const unsigned char *p;
-	size_t n;
+#define KB_SPANS (2 * KB_MAXJ)
+struct kb_read {
+	const unsigned char *p[KB_SPANS];
+	size_t n[KB_SPANS];
+	int ns, piece0[KB_SPANS + 1]; /* span i's pieces are [piece0[i], piece0[i + 1]) */
 	uint64_t sum[64];
 };
 
-static void kb_read_head_task(void *vc, int b, int e, int tid)
+static void kb_span(struct kb_read *rd, const void *p, size_t n)
 {
-	struct kb_read_h *rd = vc;
-	for (int i = b; i < e; i++) {
-		size_t o = (size_t)i * KB_PIECE, len = rd->n - o < KB_PIECE ? rd->n - o : KB_PIECE;
-		kb_read_span(rd->p + o, len, &rd->sum[tid & 63]);
+	if (n && rd->ns < KB_SPANS) {
+		rd->p[rd->ns] = p;
+		rd->n[rd->ns] = n;
+		rd->piece0[rd->ns + 1] = rd->piece0[rd->ns] + (int)((n + KB_PIECE - 1) / KB_PIECE);
+		rd->ns++;
 	}
+}
+
+static void kb_read_task(void *vc, int b, int e, int tid)
+{
+	struct kb_read *rd = vc;
+	for (int i = b, sp = 0; i < e; i++) {
+		while (rd->piece0[sp + 1] <= i)
+			sp++;
+		size_t o = (size_t)(i - rd->piece0[sp]) * KB_PIECE;
+		size_t len = rd->n[sp] - o < KB_PIECE ? rd->n[sp] - o : KB_PIECE;
+		rd->sum[tid & 63] += bench_sum_words(rd->p[sp] + o, len);
+	}
+}
+
+static void kb_read(struct pool *p, struct kb_read *rd)
+{
+	pool_for(p, rd->piece0[rd->ns], 1, kb_read_task, rd);
+	uint64_t s = 0;
+	for (int i = 0; i < 64; i++)
+		s += rd->sum[i];
+	__asm__ volatile("" : : "r"(s));
+}
+
+static void kb_read_region(struct pool *p, const struct kb_region *r)
+{
+	struct kb_read rd = {.ns = 0};
+	for (int j = 0; j < r->nj; j++) {
+		kb_span(&rd, r->w[j]->w, qmat_code_bytes(r->w[j]));
+		kb_span(&rd, r->w[j]->scale, qmat_scale_bytes(r->w[j]));
+	}
+	kb_read(p, &rd);
 }
 
 static void kb_read_head(struct pool *p, const struct kb_state *s)
 {
-	struct kb_read_h rd = {(const unsigned char *)s->head,
-			       (size_t)kern_bf16p_panels(s->hn) * (size_t)s->hk * KERN_PW * 2,
-			       {0}};
-	pool_for(p, (int)((rd.n + KB_PIECE - 1) / KB_PIECE), 1, kb_read_head_task, &rd);
-	uint64_t sum = 0;
-	for (int i = 0; i < 64; i++)
-		sum += rd.sum[i];
-	__asm__ volatile("" : : "r"(sum));
-}
-
-static void kb_read(struct pool *p, const struct kb_region *r)
-{
-	struct kb_read rd = {.r = r};
-	int pieces = 0;
-	for (int j = 0; j < r->nj; j++)
-		pieces += (int)((qmat_code_bytes(r->w[j]) + KB_PIECE - 1) / KB_PIECE);
-	pool_for(p, pieces, 1, kb_read_task, &rd);
-	uint64_t s = 0;
-	for (int i = 0; i < 64; i++)
-		s += rd.sum[i];
-	__asm__ volatile("" : : "r"(s));
+	struct kb_read rd = {.ns = 0};
+	kb_span(&rd, s->head, (size_t)kern_bf16p_panels(s->hn) * (size_t)s->hk * KERN_PW * 2);
+	kb_read(p, &rd);
 }
 
 int bench_kernels(const struct cli_opts *a, const struct engine *m)
@@ -288,7 +278,7 @@ int bench_kernels(const struct cli_opts *a, const struct engine *m)
 				for (int i = 0; i < s.nreg; i++) {
 					double t0 = kb_now();
 					if (p == 0)
-						kb_read(pool, &s.reg[i]);
+						kb_read_region(pool, &s.reg[i]);
 					else if (kb_run(&kc[p], &s, &s.reg[i], kb_rows[mi]))
 						goto oom;
 					if (rd > 0)

@@ -856,21 +856,13 @@ struct bw_arg {
 static void *bw_read(void *v)
 {
 	struct bw_arg *b = v;
-	const uint64_t *q = (const uint64_t *)b->p;
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 	if (b->go) {
 		atomic_fetch_add_explicit(b->ready, 1, memory_order_release);
 		while (!atomic_load_explicit(b->go, memory_order_acquire))
 			__asm__ volatile("" ::: "memory");
 	}
 	b->t0 = now_s();
-	for (size_t i = 0; i + 4 <= b->n / 8; i += 4) {
-		s0 += q[i];
-		s1 += q[i + 1];
-		s2 += q[i + 2];
-		s3 += q[i + 3];
-	}
-	b->sum = s0 + s1 + s2 + s3;
+	b->sum = bench_sum_words(b->p, b->n);
 	b->t1 = now_s();
 	return NULL;
 }
