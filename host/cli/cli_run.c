@@ -706,6 +706,49 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
  * row (sampling over the logits, the embedding row, at the modeled host rate), and the tokens
  * per second that gives. The same for B = 1 gives the baseline the ratios are taken against.
  * 0, -ENOTSUP when the engine has no batched path for B sequences, or a negative errno. */
+/* bench --isa-ab: the decode tokens (or the --seqs steps) alternate between the engine's own
+ * SIMD path (a) and a rival (b, NULL: off), even ones on a; each side's seconds and count. */
+struct bench_ab {
+	const char *a, *b;
+	double t[2];
+	int n[2];
+};
+
+/* The side step g runs on, its path set in the engine (0 when off). */
+static int ab_pick(const struct bench_ab *ab, struct engine *m, int g)
+{
+	if (!ab->b)
+		return 0;
+	m->ops->set_isa(m, g & 1 ? ab->b : ab->a);
+	return g & 1;
+}
+
+/* Each side's tok/s at rows tokens a step; 0 unless both sides ran. */
+static int ab_rates(const struct bench_ab *ab, int rows, double *ra, double *rb)
+{
+	if (!ab->b || !ab->n[0] || !ab->n[1] || ab->t[0] <= 0 || ab->t[1] <= 0)
+		return 0;
+	*ra = rows * ab->n[0] / ab->t[0];
+	*rb = rows * ab->n[1] / ab->t[1];
+	return 1;
+}
+
+/* The comparison's JSON keys (after others), or one line of text: lead (n + n unit): .. */
+static void ab_report(const struct bench_ab *ab, int rows, int json, const char *lead,
+		      const char *unit)
+{
+	double ra, rb;
+	if (!ab_rates(ab, rows, &ra, &rb))
+		return;
+	if (json)
+		printf(",\"ab_isa_a\":\"%s\",\"ab_isa_b\":\"%s\",\"ab_decode_tok_s_a\":%.2f,"
+		       "\"ab_decode_tok_s_b\":%.2f,\"ab_ratio\":%.4f",
+		       ab->a, ab->b, ra, rb, ra / rb);
+	else
+		printf("%s (%d + %d %s): %s %.2f tok/s, %s %.2f tok/s: %.3fx\n", lead, ab->n[0],
+		       ab->n[1], unit, ab->a, ra, ab->b, rb, ra / rb);
+}
+
 static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct config *c)
 {
 	int B = a->seqs, r;
@@ -718,21 +761,15 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 	double prefill = now_s() - p0, w0 = now_s();
 	if (be)
 		backend_stats(be, &s0);
-	/* --isa-ab (cpu): even steps on the engine's path, odd ones on the rival */
-	const char *pa = m->isa;
-	double abt[2] = {0, 0};
-	int abn[2] = {0, 0};
+	struct bench_ab ab = {m->isa, a->isa_ab, {0, 0}, {0, 0}};
 	for (int g = 0; g < a->gen && !r; g++) {
-		int b = a->isa_ab && (g & 1);
-		if (a->isa_ab)
-			m->ops->set_isa(m, b ? a->isa_ab : pa);
+		int b = ab_pick(&ab, m, g);
 		double t0 = now_s();
 		r = cli_seqs_step(&sq);
-		abt[b] += now_s() - t0;
-		abn[b]++;
+		ab.t[b] += now_s() - t0;
+		ab.n[b]++;
 	}
-	if (a->isa_ab)
-		m->ops->set_isa(m, pa);
+	ab_pick(&ab, m, 0); /* the engine's own path again */
 	double wall = now_s() - w0;
 	if (be)
 		backend_stats(be, &s1);
@@ -741,19 +778,13 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		return r;
 	if (!be) { /* measured */
 		double step = wall / a->gen * 1e3;
-		int ab = a->isa_ab && abn[0] && abn[1] && abt[0] > 0 && abt[1] > 0;
-		double ra = ab ? B * abn[0] / abt[0] : 0, rb = ab ? B * abn[1] / abt[1] : 0;
 		if (a->json) {
 			printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
 			       "\"gen\":%d,\"threads\":%d,\"step_ms\":%.4f,\"decode_tok_s\":%.2f,"
 			       "\"prefill_s\":%.3f",
 			       a->backend, a->model, B, a->prompt_len, a->gen, m->threads, step,
 			       B / step * 1e3, prefill);
-			if (ab)
-				printf(",\"ab_isa_a\":\"%s\",\"ab_isa_b\":\"%s\","
-				       "\"ab_decode_tok_s_a\":%.2f,\"ab_decode_tok_s_b\":%.2f,"
-				       "\"ab_ratio\":%.4f",
-				       pa, a->isa_ab, ra, rb, ra / rb);
+			ab_report(&ab, B, 1, NULL, NULL);
 			printf("}\n");
 		} else {
 			printf(
@@ -761,10 +792,7 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			    "%d thread%s)\n",
 			    B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
 			    m->threads == 1 ? "" : "s");
-			if (ab)
-				printf("steps with the paths alternating (%d + %d steps): %s %.1f "
-				       "tok/s, %s %.1f tok/s: %.3fx\n",
-				       abn[0], abn[1], pa, ra, a->isa_ab, rb, ra / rb);
+			ab_report(&ab, B, 0, "steps with the paths alternating", "steps");
 		}
 		return 0;
 	}
@@ -813,9 +841,7 @@ struct bench_res {
 	struct gen_stats sp, ss; /* plain / speculative decode through the generation loop */
 	double cp, cs;		 /* modeled card ns of the plain / speculative decode (emu) */
 	int match;		 /* plain and speculative greedy output identical */
-	const char *isa_a;	 /* --isa-ab: the engine's own path (A), then its rival (B) */
-	double ab_t[2];		 /* seconds of the decode tokens on A and on B */
-	int ab_n[2];		 /* and their count */
+	struct bench_ab ab;	 /* --isa-ab: the decode tokens on the two paths */
 };
 
 /* Bytes one decode token of the engine reads: the weights it uses (attention, dense FFNs, shared
@@ -993,16 +1019,14 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 	res->tp = now_s() - tp;
 	res->td = 0;
 	for (int g = 0; g < a->gen; g++) {
-		int t = sampler_argmax(logits, V), b = a->isa_ab && (g & 1);
-		if (a->isa_ab) /* --isa-ab: even tokens on the engine's path, odd ones on the rival */
-			m->ops->set_isa(m, b ? a->isa_ab : res->isa_a);
+		int t = sampler_argmax(logits, V), b = ab_pick(&res->ab, m, g);
 		double t0 = now_s();
 		if ((r = engine_forward(m, &t, 1, logits, 0, NULL)))
 			goto out;
 		double dt = now_s() - t0;
 		res->td += dt;
-		res->ab_t[b] += dt;
-		res->ab_n[b]++;
+		res->ab.t[b] += dt;
+		res->ab.n[b]++;
 		if (st) /* a read pass after each token, not timed with it */
 			bench_stream_step(st);
 	}
@@ -1017,8 +1041,7 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 		res->match = !memcmp(o_plain, o_spec, sizeof(int) * (size_t)a->gen);
 	}
 out:
-	if (a->isa_ab) /* the engine's own path again */
-		m->ops->set_isa(m, res->isa_a);
+	ab_pick(&res->ab, m, 0); /* the engine's own path again */
 	free(toks);
 	free(logits);
 	free(o_plain);
@@ -1071,14 +1094,7 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 			       "\"decode_stream_frac\":%.4f",
 			       tok_bytes, stream_gbps, stream_best, tg_m * tok_bytes / 1e9,
 			       tg_m * tok_bytes / 1e9 / stream_gbps);
-		if (res->isa_a && res->ab_n[0] && res->ab_n[1] && res->ab_t[0] > 0 &&
-		    res->ab_t[1] > 0)
-			printf(
-			    ",\"ab_isa_a\":\"%s\",\"ab_isa_b\":\"%s\",\"ab_decode_tok_s_a\":%.2f,"
-			    "\"ab_decode_tok_s_b\":%.2f,\"ab_ratio\":%.4f",
-			    res->isa_a, a->isa_ab, res->ab_n[0] / res->ab_t[0],
-			    res->ab_n[1] / res->ab_t[1],
-			    res->ab_n[0] / res->ab_t[0] / (res->ab_n[1] / res->ab_t[1]));
+		ab_report(&res->ab, 1, 1, NULL, NULL);
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -1114,12 +1130,7 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 		    tok_bytes / 1e6, tg_m * tok_bytes / 1e9,
 		    100 * tg_m * tok_bytes / 1e9 / stream_gbps, stream_gbps, m->threads,
 		    m->threads == 1 ? "" : "s", stream_best);
-	if (res->isa_a && res->ab_n[0] && res->ab_n[1] && res->ab_t[0] > 0 && res->ab_t[1] > 0)
-		printf("decode with the paths alternating token by token (%d + %d tokens): %s %.2f "
-		       "tok/s, %s %.2f tok/s: %.3fx\n",
-		       res->ab_n[0], res->ab_n[1], res->isa_a, res->ab_n[0] / res->ab_t[0],
-		       a->isa_ab, res->ab_n[1] / res->ab_t[1],
-		       res->ab_n[0] / res->ab_t[0] / (res->ab_n[1] / res->ab_t[1]));
+	ab_report(&res->ab, 1, 0, "decode with the paths alternating token by token", "tokens");
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
@@ -1184,10 +1195,10 @@ int cli_bench(int argc, char **argv)
 		return r;
 	res.t_load = now_s() - t0;
 	if (a.isa_ab) {
-		res.isa_a = m.isa;
+		res.ab = (struct bench_ab){m.isa, a.isa_ab, {0, 0}, {0, 0}};
 		char paths[256];
 		if (!m.ops->set_isa || m.ops->set_isa(&m, a.isa_ab) ||
-		    m.ops->set_isa(&m, res.isa_a)) {
+		    m.ops->set_isa(&m, res.ab.a)) {
 			kern_isa_describe(paths, sizeof paths);
 			const char *runs = strstr(paths, "paths this CPU runs: ");
 			fprintf(stderr,
