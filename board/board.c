@@ -587,7 +587,17 @@ static int parse_fw(const struct ctx *c, struct board_desc *b)
 	/* Optional: the dispatch engine's cycles <start done sync>, each 1..BOARD_FW_INSTR_MAX */
 	rc = get_counts(c, node, "moecard,dispatch-cycles", 3, what + 1, "cycles",
 			f->dispatch_cycles);
-	return rc < 0 ? rc : 0;
+	if (rc < 0)
+		return rc;
+	/* Optional: the engine's argument preload <go>, 1..BOARD_FW_INSTR_MAX cycles */
+	static const char *const go[1] = {"go"};
+	rc = get_counts(c, node, "moecard,dispatch-preload", 1, go, "cycles", &f->dispatch_go);
+	if (rc < 0)
+		return rc;
+	if (f->dispatch_go && !f->dispatch_cycles[0])
+		return fail(c, node, "moecard,dispatch-preload", -BOARD_EMISSING,
+			    "needs moecard,dispatch-cycles (the engine whose writer preloads)");
+	return 0;
 }
 
 /* n cycles of the firmware CPU's clock in ns (rounded), or 0 without that clock. */
@@ -628,6 +638,13 @@ uint64_t board_dispatch_ns(const struct board_desc *b, uint32_t cls, int *cpu)
 		return board_fw_cmd_ns(b, cls);
 	*cpu = 0;
 	return fw_cycles_ns(b, b->fw.dispatch_cycles[cls - 1]);
+}
+
+uint64_t board_dispatch_go_ns(const struct board_desc *b)
+{
+	return board_has_dispatch_engine(b) && b->fw.dispatch_go
+		   ? fw_cycles_ns(b, b->fw.dispatch_go)
+		   : 0;
 }
 
 static int overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
@@ -934,6 +951,12 @@ int board_info_print(const struct board_desc *b, FILE *out)
 			board_dispatch_ns(b, BOARD_FW_DONE, &cpu) / 1e3,
 			board_dispatch_ns(b, BOARD_FW_SYNC, &cpu) / 1e3,
 			board_dispatch_ns(b, BOARD_FW_TAKE, &cpu) / 1e3);
+		if (b->fw.dispatch_go)
+			fprintf(
+			    out,
+			    "  argument preload: the start cycles written ahead; a command whose "
+			    "fences are met starts after go %u cycles (%.2f us)\n",
+			    b->fw.dispatch_go, board_dispatch_go_ns(b) / 1e3);
 	} else {
 		fprintf(out, "dispatch engine: none (the firmware starts and completes every "
 			     "command)\n");
@@ -971,11 +994,17 @@ int board_set(struct board_desc *b, const char *key, const char *val, char *err,
 						 BOARD_DISPATCH_SYNC};
 		if (!strcmp(val, "firmware")) {
 			memset(b->fw.dispatch_cycles, 0, sizeof b->fw.dispatch_cycles);
-		} else if (!strcmp(val, "engine")) {
+			b->fw.dispatch_go = 0;
+		} else if (!strcmp(val, "engine") || !strcmp(val, "preload")) {
 			if (!board_has_dispatch_engine(b))
 				memcpy(b->fw.dispatch_cycles, dflt, sizeof dflt);
+			/* engine: the start cycles on every start's path; preload: ahead */
+			b->fw.dispatch_go = !strcmp(val, "engine") ? 0
+					    : b->fw.dispatch_go	   ? b->fw.dispatch_go
+								   : BOARD_DISPATCH_GO;
 		} else {
-			snprintf(err, errlen, "--set dispatch=%s: engine or firmware", val);
+			snprintf(err, errlen, "--set dispatch=%s: engine, preload or firmware",
+				 val);
 			return -EINVAL;
 		}
 		return 0;

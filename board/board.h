@@ -119,6 +119,7 @@ enum board_fw_class {
 #define BOARD_DISPATCH_START 128u
 #define BOARD_DISPATCH_DONE 64u
 #define BOARD_DISPATCH_SYNC 16u
+#define BOARD_DISPATCH_GO 16u /* `--set dispatch=preload`: the go cycles it gives */
 
 /* The firmware CPU (node compatible "moecard,fw-cpu"). */
 struct board_fwcpu {
@@ -137,6 +138,13 @@ struct board_fwcpu {
 	 * fences and barriers and posts completions, so the CPU only takes (decodes and checks)
 	 * each command; all 0 without it (the firmware dispatches in software) */
 	uint32_t dispatch_cycles[3];
+	/* the engine's argument preload (moecard,dispatch-preload <go>, cycles of the firmware
+	 * CPU's clock): the engine writes a taken command's argument registers ahead, with the
+	 * start cycles on a writer of its own, once the command is taken and the CU has latched
+	 * the arguments of the command before it (double-buffered argument registers); a command
+	 * whose fences are met then waits go cycles (the fence check and ap_start). 0: the start
+	 * cycles are on the path of every start. Needs dispatch_cycles. */
+	uint32_t dispatch_go;
 	/* instructions TAKE retires for a command of opcode op (moecard,fw-take-op-instr pairs
 	 * <op count>, op the ABI's wire value); 0 = the class count cmd_instr[BOARD_FW_TAKE] */
 	uint32_t take_op_instr[BOARD_FW_OPS];
@@ -282,6 +290,10 @@ uint64_t board_dispatch_ns(const struct board_desc *b, uint32_t cls, int *cpu);
  */
 uint64_t board_fw_take_ns(const struct board_desc *b, uint32_t op);
 int board_has_dispatch_engine(const struct board_desc *b);
+/* board_dispatch_go_ns - with a dispatch engine that preloads the argument registers
+ * (moecard,dispatch-preload), the ns a command whose fences are met waits for its start (go
+ * cycles); 0 without the preload (then a start costs board_dispatch_ns(b, BOARD_FW_START)). */
+uint64_t board_dispatch_go_ns(const struct board_desc *b);
 
 /*
  * board_info_print - human-readable summary of the card to out.

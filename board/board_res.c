@@ -214,6 +214,8 @@ static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct b
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K * 4, cdiv(m * bpl, 2), 1);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * (FP8_GEMV_MAX_K / 128) * 4, m, 0);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_GROUPS * sizeof(struct fp8_gemv_grp), 1, 0);
+	/* (a lane's weights read ahead of its MACs, FP8_GEMV_WFIFO beats, land in its m_axi
+	 * port's read buffer, counted with the ports: 512 beats a port) */
 	for (uint64_t l = 0; l < L; l++)
 		add_mem(r, (FP8_GEMV_MAX_K / 128) * 4, 1, 0);
 }

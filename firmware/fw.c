@@ -199,7 +199,7 @@ static void fw_cu_start(struct fw *fw, uint32_t i, const struct fw_cmd *c)
 	u->busy = true;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_OP, c->op);
 	fw_port_cu_args(fw->port, blk, c->args);
-	fw_port_spend(fw->port, FW_WORK_START);
+	fw_port_start_cu(fw->port, blk, c->ready_at);
 	u->t_start = fw_port_now(fw->port);
 	u->deadline = u->t_start + c->timeout_ns;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_CTRL, FW_CU_CTRL_START);

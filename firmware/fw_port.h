@@ -81,5 +81,12 @@ void fw_port_take(void *port, uint32_t op);
  * of the dispatch, and returns when it ends; the hardware ports return 0 (their CPU time passes
  * by itself). */
 uint64_t fw_port_ready(void *port);
+/* The START work for a command about to start on the CU of register block blk, taken (and
+ * ready, fw_port_ready) at card ns ready_at: fw_port_spend(port, FW_WORK_START) on a port whose
+ * dispatcher writes the argument registers now (rv32, r5: the firmware's own dispatcher). A
+ * board whose dispatch engine preloads the arguments (moecard,dispatch-preload) wrote them ahead
+ * on a writer of its own, once the command was taken and the CU had latched its previous
+ * command's; port/sim then waits only until that write ends and the go cycles pass. */
+void fw_port_start_cu(void *port, uint32_t blk, uint64_t ready_at);
 
 #endif

@@ -267,10 +267,18 @@ static void test_dispatch(void **state)
 		assert_int_equal(board_dispatch_ns(&b, w, &cpu), board_fw_cmd_ns(&b, w));
 		assert_int_equal(cpu, 1);
 	}
+	assert_int_equal(board_dispatch_go_ns(&b), 0);
 	assert_int_equal(board_set(&b, "dispatch", "engine", err, sizeof err), 0);
 	assert_int_equal(b.fw.dispatch_cycles[1], BOARD_DISPATCH_DONE);
+	assert_int_equal(board_dispatch_go_ns(&b), 0); /* engine: no preload */
+	assert_int_equal(board_set(&b, "dispatch", "preload", err, sizeof err), 0);
+	assert_int_equal(board_dispatch_go_ns(&b), 4ull * BOARD_DISPATCH_GO);
 	assert_int_equal(board_set(&b, "dispatch", "fast", err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "dispatch=fast"));
+	/* the shipped tree preloads the arguments: go 16 cycles (64 ns) */
+	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
+	assert_int_equal(b.fw.dispatch_go, 16);
+	assert_int_equal(board_dispatch_go_ns(&b), 64);
 	/* bad values and sizes name the property and the field */
 	static const struct {
 		uint32_t v[3];
@@ -341,12 +349,45 @@ static void test_dispatch(void **state)
 		}
 		free(fdt);
 	}
-	/* without the property: no engine */
+	/* moecard,dispatch-preload: one cell 1..BOARD_FW_INSTR_MAX, and an engine to preload */
+	static const struct {
+		uint32_t v;
+		int bytes, code;
+		const char *what;
+	} pl[] = {
+	    {32, 4, 0, NULL},
+	    {0, 4, -BOARD_EBADVALUE, "go cycles 0"},
+	    {16, 8, -BOARD_EBADSIZE, "moecard,dispatch-preload"},
+	};
+	for (size_t i = 0; i < sizeof pl / sizeof pl[0]; i++) {
+		void *fdt = emu_blob();
+		int node = fdt_path_offset(fdt, "/firmware-cpu");
+		fdt32_t v[2] = {cpu_to_fdt32(pl[i].v), cpu_to_fdt32(pl[i].v)};
+		assert_int_equal(fdt_setprop(fdt, node, "moecard,dispatch-preload", v, pl[i].bytes),
+				 0);
+		int rc = parse_blob(fdt, &b, err);
+		if (rc != pl[i].code)
+			print_error("preload case %zu: got %d want %d: %s\n", i, rc, pl[i].code,
+				    err);
+		assert_int_equal(rc, pl[i].code);
+		if (rc) {
+			assert_non_null(strstr(err, "/firmware-cpu: moecard,dispatch-preload"));
+			assert_non_null(strstr(err, pl[i].what));
+		} else {
+			assert_int_equal(board_dispatch_go_ns(&b), 128);
+		}
+		free(fdt);
+	}
+	/* without moecard,dispatch-cycles: no engine, and then nothing to preload */
 	void *fdt = emu_blob();
 	int node = fdt_path_offset(fdt, "/firmware-cpu");
 	assert_int_equal(fdt_delprop(fdt, node, "moecard,dispatch-cycles"), 0);
+	assert_int_equal(parse_blob(fdt, &b, err), -BOARD_EMISSING);
+	assert_non_null(strstr(err, "/firmware-cpu: moecard,dispatch-preload"));
+	assert_int_equal(fdt_delprop(fdt, node, "moecard,dispatch-preload"), 0);
 	assert_int_equal(parse_blob(fdt, &b, err), 0);
 	assert_false(board_has_dispatch_engine(&b));
+	assert_int_equal(board_dispatch_go_ns(&b), 0);
 	free(fdt);
 }
 

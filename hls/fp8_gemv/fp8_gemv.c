@@ -153,8 +153,9 @@ static uint32_t v_check_grp(const struct fp8_gemv_grp *g, int m)
 	if ((f & ~FP8_GEMV_FLAGS_ALL) || ((f & FP8_GEMV_UE8M0) && (f & V_RAW)) ||
 	    ((f & FP8_GEMV_W_BF16) && (f & FP8_GEMV_SILU_MUL)) ||
 	    ((f & FP8_GEMV_RES_OUT) && !(f & FP8_GEMV_RESIDUAL)) ||
-	    ((f & FP8_GEMV_RMSNORM) &&
-	     ((f & (FP8_GEMV_RESIDUAL | FP8_GEMV_ACCUM)) || (g->rw_off >> 32))))
+	    ((f & FP8_GEMV_RMSNORM) && (f & (FP8_GEMV_RESIDUAL | FP8_GEMV_ACCUM))) ||
+	    ((f & FP8_GEMV_RMSNORM) && !(f & FP8_GEMV_ARGMAX) && (g->rw_off >> 32)) ||
+	    ((f & FP8_GEMV_ARGMAX) && (f & (FP8_GEMV_ACCUM | FP8_GEMV_SILU_MUL))))
 		return FP8_GEMV_E_FLAGS;
 	if (g->n < 1 || g->n > FP8_GEMV_MAX_N || g->k < 1 || g->k > FP8_GEMV_MAX_K ||
 	    (m > 1 && (g->ldx < g->k || g->ldy < g->n)))
@@ -183,6 +184,7 @@ static uint32_t v_check_bounds(const struct fp8_gemv_grp *g, int m, int L, uint6
 	    ((g->flags & FP8_GEMV_RESIDUAL) && v_outside(g->res_off, ys, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_ACCUM) && v_outside(g->rw_off, (uint64_t)m * 4, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_RMSNORM) && v_outside(g->res_off, (uint64_t)g->k * 4, act_bytes)) ||
+	    ((g->flags & FP8_GEMV_ARGMAX) && v_outside(g->rw_off >> 32, (uint64_t)m * 8, act_bytes)) ||
 	    v_outside(g->w_off, fp8_gemv_stripe_bytes((int)g->n, (int)g->k, L, g->flags),
 		      lane_bytes))
 		return FP8_GEMV_E_BOUNDS;
@@ -419,9 +421,37 @@ gemv_mac:
 	}
 }
 
-/* The epilogue after the SiLU pair on output byte offset o: accumulate (route weight rw),
- * residual, the store (into the residual stream with RES_OUT). */
-static void v_out(uint8_t *act, const struct fp8_gemv_grp *g, uint64_t o, float rw, float v)
+/* FP8_GEMV_ARGMAX: per x row and store position e (V_LANES of them, each its own running state
+ * so the II=1 store loop carries one compare-select per position), the largest stored value
+ * and its output row; nan0 when output row 0 is NaN. */
+struct v_am {
+	float v[FP8_GEMV_MAX_M][V_LANES];
+	uint32_t i[FP8_GEMV_MAX_M][V_LANES];
+	uint8_t have[FP8_GEMV_MAX_M][V_LANES];
+	uint8_t nan0[FP8_GEMV_MAX_M];
+};
+
+/* Folds output row n of value v into state (row x, position e): the larger value wins, the lower
+ * index on equal values (-0 == +0), NaN never (a NaN row 0 is remembered). */
+static void v_am_add(struct v_am *a, int x, int e, uint32_t n, float v)
+{
+	if (v != v) {
+		if (n == 0)
+			a->nan0[x] = 1;
+		return;
+	}
+	if (!a->have[x][e] || v > a->v[x][e] || (v == a->v[x][e] && n < a->i[x][e])) {
+		a->v[x][e] = v;
+		a->i[x][e] = n;
+		a->have[x][e] = 1;
+	}
+}
+
+/* The epilogue after the SiLU pair on output byte offset o (output row n of x row x):
+ * accumulate (route weight rw), residual, the store (into the residual stream with RES_OUT),
+ * and with ARGMAX the value into position e's greedy state. */
+static void v_out(uint8_t *act, const struct fp8_gemv_grp *g, uint64_t o, float rw, float v,
+		  struct v_am *am, int x, int e, uint32_t n)
 {
 	uint32_t f = g->flags;
 	if (f & FP8_GEMV_ACCUM)
@@ -429,11 +459,44 @@ static void v_out(uint8_t *act, const struct fp8_gemv_grp *g, uint64_t o, float 
 	if (f & FP8_GEMV_RESIDUAL)
 		v = v + v_rdf(act + g->res_off + o);
 	v_wrf(act + ((f & FP8_GEMV_RES_OUT) ? g->res_off : g->y_off) + o, v);
+	if (f & FP8_GEMV_ARGMAX)
+		v_am_add(am, x, e, n, v);
+}
+
+/* After a group's last tile: each row's positions merged (the same rule) into its record. */
+static void v_am_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, const struct v_am *am)
+{
+am_row:
+	for (int x = 0; x < m; x++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		float v = 0.0f;
+		uint32_t n = 0;
+		int have = 0;
+		for (int e = 0; e < V_LANES; e++) {
+#pragma HLS UNROLL
+			if (am->have[x][e] && (!have || am->v[x][e] > v ||
+					       (am->v[x][e] == v && am->i[x][e] < n))) {
+				v = am->v[x][e];
+				n = am->i[x][e];
+				have = 1;
+			}
+		}
+		uint8_t *p = act + (g->rw_off >> 32) + (uint64_t)x * 8;
+		if (am->nan0[x] || !have) { /* row 0 NaN (or every output NaN): index 0 */
+			n = 0;
+			v = v_rdf(act + v_out_off(g) + (uint64_t)x * g->ldy * 4);
+		}
+		p[0] = (uint8_t)n;
+		p[1] = (uint8_t)(n >> 8);
+		p[2] = (uint8_t)(n >> 16);
+		p[3] = (uint8_t)(n >> 24);
+		v_wrf(p + 4, v);
+	}
 }
 
 /* Writes a tile's outputs (rows [n0, n0 + rows) of y for each x row) with the epilogue. */
 static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, int rows,
-		    const float acc[2][FP8_GEMV_MAX_M][V_R])
+		    const float acc[2][FP8_GEMV_MAX_M][V_R], struct v_am *am)
 {
 	uint32_t f = g->flags;
 	int nb = v_cdiv(rows * 4, V_BEAT);
@@ -451,7 +514,8 @@ static void v_store(uint8_t *act, const struct fp8_gemv_grp *g, int m, int n0, i
 					if (r >= rows)
 						continue;
 					v_out(act, g, ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4, rw,
-					      hls_siluf(acc[0][i][r]) * acc[1][i][r]);
+					      hls_siluf(acc[0][i][r]) * acc[1][i][r], am, i, e,
+					      (uint32_t)(n0 + r));
 				}
 			}
 		}
@@ -470,7 +534,7 @@ store_row:
 				if (r >= rows)
 					continue;
 				v_out(act, g, ((uint64_t)i * g->ldy + (uint64_t)(n0 + r)) * 4, rw,
-				      acc[0][i][r]);
+				      acc[0][i][r], am, i, e, (uint32_t)(n0 + r));
 			}
 		}
 	}
@@ -486,7 +550,7 @@ static int v_lane_tiles(int l, int L, int lane0, int nt, int *t0)
 /* Lane l's share of one group: its tiles t = t0, t0 + L, ... in ascending order. */
 static void v_lane(const uint8_t *lane, int l, int L, uint8_t *act, const struct fp8_gemv_grp *g,
 		   int m, const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
-		   const float xsc[FP8_GEMV_MAX_M][V_MAXKB])
+		   const float xsc[FP8_GEMV_MAX_M][V_MAXKB], struct v_am *am)
 {
 	int N = (int)g->n, K = (int)g->k, bf = (g->flags & FP8_GEMV_W_BF16) != 0;
 	struct v_geo geo;
@@ -520,7 +584,7 @@ gemv_tile:
 					acc[h][i][r] = racc[i];
 			}
 		}
-		v_store(act, g, m, t * V_R, rows, (const float(*)[FP8_GEMV_MAX_M][V_R])acc);
+		v_store(act, g, m, t * V_R, rows, (const float(*)[FP8_GEMV_MAX_M][V_R])acc, am);
 	}
 }
 
@@ -530,7 +594,9 @@ uint32_t fp8_gemv_run(uint8_t *act, uint64_t act_bytes, const uint8_t *const *la
 	V_XBUF int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K];
 	V_XBUF float xsc[FP8_GEMV_MAX_M][V_MAXKB];
 	struct fp8_gemv_grp tab[FP8_GEMV_MAX_GROUPS];
+	struct v_am am;
 #pragma HLS BIND_STORAGE variable=xb type=ram_2p impl=uram
+#pragma HLS ARRAY_PARTITION variable=am complete dim=0
 	if (!act || !lane || L < 1 || L > FP8_GEMV_MAX_LANES || m < 1 || m > FP8_GEMV_MAX_M ||
 	    ng < 1 || ng > FP8_GEMV_MAX_GROUPS ||
 	    v_outside(tab_off, (uint64_t)ng * sizeof(struct fp8_gemv_grp), act_bytes))
@@ -562,12 +628,20 @@ gemv_group:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
 		if (g == 0 || !v_same_x(&tab[g - 1], &tab[g]))
 			v_load_x(act, &tab[g], m, xb, xsc);
+		for (int x = 0; x < FP8_GEMV_MAX_M; x++) {
+#pragma HLS UNROLL
+			am.nan0[x] = 0;
+			for (int e = 0; e < V_LANES; e++)
+				am.have[x][e] = 0;
+		}
 	gemv_lane:
 		for (int l = 0; l < L; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
 			v_lane(lane[l], l, L, act, &tab[g], m, (const int32_t(*)[FP8_GEMV_MAX_K])xb,
-			       (const float(*)[V_MAXKB])xsc);
+			       (const float(*)[V_MAXKB])xsc, &am);
 		}
+		if (tab[g].flags & FP8_GEMV_ARGMAX)
+			v_am_store(act, &tab[g], m, &am);
 	}
 	return 0;
 }
@@ -735,6 +809,10 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 	 * starts a group's tiles when it is done with the earlier ones and that x is there; the
 	 * activation bank also carries the outputs (act_busy) */
 	uint64_t lane_t[FP8_GEMV_MAX_LANES], x_at = 0, act_busy = 0, depth_max = 0, epi_t = 0;
+	/* each lane's weight reader issues its first bursts once the table is read (the weights
+	 * do not wait for x): they arrive one burst latency later, into the lane's FIFO of
+	 * FP8_GEMV_WFIFO beats, while the x rows load */
+	uint64_t w_at = (uint64_t)b->mem_latency;
 	memset(lane_t, 0, sizeof lane_t);
 	for (int g = 0; g < ng; g++) {
 		const struct fp8_gemv_grp *gr = &tab[g];
@@ -767,8 +845,11 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 				  ? 0 /* the x buffer holds it already */
 				  : v_cost_x(b, gr, m, c) - (g ? (uint64_t)b->mem_latency : 0);
 		x_at += xg;
-		/* the epilogue takes the group's outputs as its tiles arrive, one at a time */
+		/* the epilogue takes the group's outputs as its tiles arrive, one at a time; with
+		 * ARGMAX it then merges each row's positions and writes the row's record */
 		epi_t = hls_max64(epi_t, x_at) + epi;
+		if (gr->flags & FP8_GEMV_ARGMAX)
+			epi_t += (uint64_t)m + (uint64_t)b->depth_vec;
 		/* each lane: its tiles of this group back to back once it and the x are ready */
 		for (int l = 0; l < L; l++) {
 			int t0;
@@ -780,7 +861,7 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 			uint64_t by = (cnt - has_last) * full_b + (has_last ? last_b : 0);
 			lane_sum[l] += by;
 			c->lane_bytes_total += by;
-			lane_t[l] = hls_max64(lane_t[l], x_at) + cy;
+			lane_t[l] = hls_max64(hls_max64(lane_t[l], x_at), w_at) + cy;
 		}
 		uint64_t depth = (uint64_t)((gr->flags & V_RAW) ? b->depth_vec : b->depth_mac) +
 				 (uint64_t)b->depth_scale;
@@ -792,19 +873,26 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 			ybytes += (uint64_t)m * N * 4 + 4u * m;
 		if (gr->flags & FP8_GEMV_RESIDUAL)
 			ybytes += (uint64_t)m * N * 4;
+		if (gr->flags & FP8_GEMV_ARGMAX)
+			ybytes += (uint64_t)m * 8;
 		c->act_bytes += ybytes;
 		act_busy += xg + hls_mem_cycles(b, ybytes);
 	}
-	/* the lanes stream without a break: one burst latency and one pipeline fill are exposed */
+	/* the lanes stream without a break (their burst latency behind the x load, w_at): one
+	 * pipeline fill is exposed */
 	uint64_t lanes_done = 0;
 	for (int l = 0; l < L; l++)
 		lanes_done = hls_max64(lanes_done, lane_t[l]);
-	cyc += hls_max64(hls_max64(lanes_done, epi_t) + b->mem_latency + depth_max, act_busy);
+	uint64_t lat = (uint64_t)b->mem_latency, ahead = FP8_GEMV_WFIFO; /* what the FIFO hides */
+	cyc += hls_max64(hls_max64(lanes_done, epi_t) + (lat > ahead ? lat - ahead : 0) + depth_max,
+			 act_busy);
 	/* the last tile's epilogue and store are exposed */
 	const struct fp8_gemv_grp *gl = &tab[ng - 1];
 	cyc += b->depth_vec + ((gl->flags & FP8_GEMV_SILU_MUL)
 				   ? b->depth_exp + (uint64_t)m * hls_cdiv64(V_R, FP8_GEMV_SILU)
 				   : (uint64_t)m * hls_cdiv64(V_R * 4, beat));
+	if (gl->flags & FP8_GEMV_ARGMAX) /* its rows' merges and records after the last tile */
+		cyc += (uint64_t)m + (uint64_t)b->depth_vec;
 	for (int l = 0; l < L; l++)
 		c->lane_bytes_max = hls_max64(c->lane_bytes_max, lane_sum[l]);
 	c->cycles = cyc;

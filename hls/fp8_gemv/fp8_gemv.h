@@ -53,6 +53,11 @@
  *   last step writes res = v + res instead of y (y is read by ACCUM, not written): the MoE's last
  *   routed down adds the finished sum of its row into the residual stream, bit-identical to a
  *   RESIDUAL_ADD x + ffn after the downs (f32 addition commutes). Its output range is res.
+ * Greedy token (FP8_GEMV_ARGMAX, the lm_head of a greedy decode): the epilogue also keeps, per x
+ *   row and per store position, the largest stored value and its row index (order-independent:
+ *   the larger value, the lower index on equal values, NaN skipped), merges the positions after
+ *   the group's last tile and writes one 8-byte record per row, so the host reads 8 bytes a
+ *   token instead of the vocabulary's logits (y is written all the same).
  */
 #ifndef MOECARD_FP8_GEMV_H
 #define MOECARD_FP8_GEMV_H
@@ -74,6 +79,11 @@
 #ifndef FP8_GEMV_SILU
 #define FP8_GEMV_SILU 2
 #endif
+/* The weight reader of each lane runs ahead of its MACs: it issues the lane's bursts once the
+ * group table is read, up to this many beats ahead (at least a bank's first-beat latency of
+ * beats, so the stream's latency hides behind the x load); they land in the lane port's m_axi
+ * read buffer (512 beats deep, board_res.c counts it with the ports). */
+#define FP8_GEMV_WFIFO 128
 #define FP8_GEMV_MAX_K 32768  /* largest K (the on-chip x buffer) */
 #define FP8_GEMV_MAX_N 262144 /* largest N */
 #define FP8_GEMV_MAX_GROUPS 512
@@ -90,7 +100,13 @@
 #define FP8_GEMV_RMSNORM                                                                           \
 	0x80u /* x is normalized in the loader: xn = (x * rsqrt(mean(x^2) + eps)) * w, w f32 [k]
 		 at res_off, eps the f32 bits in rw_off's low word (not with RESIDUAL or ACCUM) */
-#define FP8_GEMV_FLAGS_ALL 0xFFu
+#define FP8_GEMV_ARGMAX                                                                            \
+	0x100u /* also the greedy token of each x row: per row i an 8-byte record {u32 index,
+		  f32 value} at act + (rw_off >> 32) + 8 i, the index of the largest output of the
+		  group's row (the lowest on ties, -0 == +0; NaN never wins, and a NaN output 0
+		  gives index 0: host/decode/sample.c's sampler_argmax over y's row, bit for bit);
+		  rw_off's low word stays RMSNORM's eps (not with ACCUM or SILU_MUL) */
+#define FP8_GEMV_FLAGS_ALL 0x1FFu
 
 /* One group: 64 bytes, little-endian, in the activation bank. Offsets are bytes from the start
  * of the bank the field names. */
@@ -158,8 +174,10 @@ void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *
 /* Modeled cost of one command (struct hls_build: clock, bank bandwidth and latency; the lane
  * port width is axi_bits). Lanes run in parallel and free of each other: a lane starts a group's
  * tiles when it is done with the earlier groups and the group's x has arrived (the x rows load
- * one group after another through the activation bank); the command ends with its slowest lane
- * (plus one burst latency and the pipeline depth) or with the activation bank's traffic. */
+ * one group after another through the activation bank); its weight reader issued its first
+ * bursts when the table was read, so their latency passes while x loads (FP8_GEMV_WFIFO); the
+ * command ends with its slowest lane (plus the pipeline depth) or with the activation bank's
+ * traffic. */
 struct fp8_gemv_cost {
 	uint64_t it[HLS_L_N];	   /* iterations of each pipelined loop, count */
 	uint64_t lane_bytes_max;   /* bytes the busiest lane read */

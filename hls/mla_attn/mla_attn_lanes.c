@@ -643,8 +643,24 @@ append_lanes_block:
 #ifndef __SYNTHESIS__ /* the timing model runs on the host, it is not synthesized */
 /* ---- timing model ------------------------------------------------------------------------- */
 
-int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
-			       int fmt, int lane_macs, int lane_imacs, struct mla_attn_cost *c)
+/* The q broadcast stage of one query (and the FP8 datapath's q quantization): mem_latency +
+ * the q beats (+ quantization). */
+static uint64_t ml_q_cycles(const struct hls_build *bd, int H, int dc, int dr, int fmt)
+{
+	uint64_t Hu = (uint64_t)H, qbytes = Hu * (uint64_t)(dc + dr) * 4;
+	uint64_t it = Hu * (hls_cdiv64((uint64_t)dc, MLA_MW) + hls_cdiv64((uint64_t)dr, MLA_MW));
+	uint64_t cyc = bd->mem_latency + hls_max64(it, hls_mem_cycles(bd, qbytes));
+	if ((fmt & ~0xFF) == MLA_ATTN_FP8)
+		cyc += Hu * (uint64_t)dc / MLA_TB + bd->depth_exp;
+	return cyc;
+}
+
+/* One query's cycles with its q on chip q_at cycles after the lanes start (the q broadcast runs
+ * beside the lanes' first loads: only the scoring waits for it); the lanes' first loads may have
+ * started pre cycles before (a rows call: while the row before merged, its lanes idle). */
+static int64_t ml_cycles_q(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
+			   int fmt, int lane_macs, int lane_imacs, uint64_t q_at, uint64_t pre,
+			   struct mla_attn_cost *c)
 {
 	struct mla_attn_cost tmp;
 	int mode = fmt & ~0xFF, fp8 = mode == MLA_ATTN_FP8;
@@ -675,12 +691,11 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 	/* q broadcast: one bank, H heads of q_lat and q_pe beats */
 	uint64_t qbytes = Hu * (uint64_t)(dc + dr) * 4, obytes = Hu * (uint64_t)dc * 4;
 	c->it[HLS_L_LATT_Q] = Hu * (ncb + nrb);
-	uint64_t cyc = bd->mem_latency + hls_max64(c->it[HLS_L_LATT_Q], hls_mem_cycles(bd, qbytes));
-	/* FP8 q quantization: MLA_TB values per step after the load pass found the amax */
-	if (fp8) {
+	/* FP8 q quantization: MLA_TB values per step after the load pass found the amax (both
+	 * in q_at, ml_q_cycles) */
+	if (fp8)
 		c->it[HLS_L_LATT_QQUANT] = Hu * (uint64_t)dc / MLA_TB;
-		cyc += c->it[HLS_L_LATT_QQUANT] + bd->depth_exp;
-	}
+	uint64_t cyc = 0;
 	/* the head passes (f32 datapath): each runs the lanes over its head groups, then merges
 	 * its heads */
 	uint64_t np = fp8 ? 1 : (uint64_t)(bd->lane_passes > 1 ? bd->lane_passes : 1);
@@ -716,9 +731,17 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 					comp += isc + wq + iac + 2 * (uint64_t)bd->depth_scale +
 						bd->depth_exp;
 				uint64_t load = k ? bc : hls_max64(ld, hls_mem_cycles(bd, tb * rb));
-				if (b == li)
-					lc += load;
-				lc += hls_max64(load, comp);
+				if (b == li) {
+					/* the first block: its records stream into the score step
+					 * as they arrive (from lc), which starts once q is on chip
+					 * (the first pass); then its softmax and weighted sums */
+					uint64_t pr = p ? 0 : pre, in = lc > pr ? lc - pr : 0;
+					uint64_t scs = sc + isc, s0 = hls_max64(in, p ? 0 : q_at);
+					uint64_t got = lc + load > pr ? lc + load - pr : 0;
+					lc = hls_max64(got, s0 + scs) + (comp - scs);
+				} else {
+					lc += hls_max64(load, comp);
+				}
 				lb += k ? 0 : tb * rb;
 				c->it[HLS_L_LATT_LOAD] += ld;
 				c->it[HLS_L_LATT_BCAST] += bc;
@@ -753,16 +776,13 @@ int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H
 	return (int64_t)cyc;
 }
 
-/* The q broadcast stage of one query (and the FP8 datapath's q quantization), as
- * mla_attn_lanes_cycles2 counts it. */
-static uint64_t ml_q_cycles(const struct hls_build *bd, int H, int dc, int dr, int fmt)
+int64_t mla_attn_lanes_cycles2(const struct hls_build *bd, int L, int pos, int H, int dc, int dr,
+			       int fmt, int lane_macs, int lane_imacs, struct mla_attn_cost *c)
 {
-	uint64_t Hu = (uint64_t)H, qbytes = Hu * (uint64_t)(dc + dr) * 4;
-	uint64_t it = Hu * (hls_cdiv64((uint64_t)dc, MLA_MW) + hls_cdiv64((uint64_t)dr, MLA_MW));
-	uint64_t cyc = bd->mem_latency + hls_max64(it, hls_mem_cycles(bd, qbytes));
-	if ((fmt & ~0xFF) == MLA_ATTN_FP8)
-		cyc += Hu * (uint64_t)dc / MLA_TB + bd->depth_exp;
-	return cyc;
+	if (!bd || H < 1 || dc < 0 || dr < 0)
+		return -EINVAL;
+	return ml_cycles_q(bd, L, pos, H, dc, dr, fmt, lane_macs, lane_imacs,
+			   ml_q_cycles(bd, H, dc, dr, fmt), 0, c);
 }
 
 int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint32_t *tab, int R,
@@ -775,20 +795,25 @@ int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint
 	if (!c)
 		c = &tmp;
 	memset(c, 0, sizeof *c);
-	uint64_t q = ml_q_cycles(bd, H, dc, dr, fmt), prev = 0;
-	uint64_t cyc = bd->mem_latency + hls_mem_cycles(bd, 8 * (uint64_t)R) + q;
+	if (H < 1 || dc < 0 || dr < 0)
+		return -EINVAL;
+	uint64_t q = ml_q_cycles(bd, H, dc, dr, fmt), prev = 0, merge = 0;
+	uint64_t cyc = bd->mem_latency + hls_mem_cycles(bd, 8 * (uint64_t)R);
+	int onepass = (fmt & ~0xFF) == MLA_ATTN_FP8 || bd->lane_passes <= 1;
 	for (int r = 0; r < R; r++) {
 		if (tab[2 * r + 1] < 1)
 			return -EINVAL;
-		int64_t cr = mla_attn_lanes_cycles2(bd, L, (int)tab[2 * r + 1] - 1, H, dc, dr, fmt,
-						    lane_macs, lane_imacs, &one);
+		/* a later row's q loads into the second buffer behind the row before: only what
+		 * outlasts it is still to come when the row's lanes start; its lanes' first loads
+		 * run while the row before merges (one head pass: the lanes idle then) */
+		uint64_t q_at = !r ? q : q > prev ? q - prev : 0;
+		int64_t cr = ml_cycles_q(bd, L, (int)tab[2 * r + 1] - 1, H, dc, dr, fmt, lane_macs,
+					 lane_imacs, q_at, onepass ? merge : 0, &one);
 		if (cr < 0)
 			return cr;
-		uint64_t rest = (uint64_t)cr - q; /* lanes, merge weights, merge + store */
-		if (r)
-			cyc += q > prev ? q - prev : 0; /* the next q, behind the row before */
-		cyc += rest;
-		prev = rest;
+		cyc += (uint64_t)cr;
+		prev = (uint64_t)cr;
+		merge = (uint64_t)cr > one.lane_cycles ? (uint64_t)cr - one.lane_cycles : 0;
 		for (int i = 0; i < HLS_L_N; i++)
 			c->it[i] += one.it[i];
 		c->bytes += one.bytes;

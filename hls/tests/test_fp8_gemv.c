@@ -12,6 +12,7 @@
 #include "hls_math.h"
 #include "hls/fp8_gemm/fp8_gemm.h"
 #include "hls/vec_ops/vec_ops.h"
+#include "host/decode/sample.h"
 
 /* data kinds */
 enum { K_RANDOM, K_NANCODES, K_NANX, K_INFX, K_INFSCALE, K_N };
@@ -419,7 +420,7 @@ static void errors(void)
 		int field; /* which field to break */
 		uint64_t val;
 	} bad[] = {
-	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, 0x100},
+	    {"unknown flag", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_FLAGS_ALL + 1},
 	    {"RMSNORM with ACCUM", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RMSNORM | FP8_GEMV_ACCUM},
 	    {"RMSNORM with RESIDUAL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RMSNORM | FP8_GEMV_RESIDUAL},
 	    {"RES_OUT without RESIDUAL", FP8_GEMV_E_FLAGS, 0, FP8_GEMV_RES_OUT},
@@ -603,8 +604,93 @@ static void norm_fold(int N, int K, int L, int m, uint32_t flags)
 	free(w);
 }
 
+/* FP8_GEMV_ARGMAX: the record of each x row is sampler_argmax over the row of y the command
+ * wrote (index; value bits of y there), on constructed outputs: bf16 weights of few distinct
+ * values (ties across lanes and tiles), NaN at output 0, NaN elsewhere, every output -inf or
+ * NaN, +inf twice; x rows of either sign (the order reversed). The final norm in the loader
+ * (RMSNORM: eps in rw_off's low word, the record at its high word) as the lm_head runs it. A
+ * record outside the bank, or ARGMAX with ACCUM, is refused. */
+static void argmax_case(int N, int L, int m, int pat, int norm)
+{
+	struct mat a;
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	int K = 3;
+	uint32_t flags = FP8_GEMV_W_BF16 | FP8_GEMV_ARGMAX | (norm ? FP8_GEMV_RMSNORM : 0);
+	mat_make(&a, N, K, FP8_GEMV_W_BF16, K_RANDOM);
+	for (int n = 0; n < N; n++) {
+		float v = (float)((int)(gv_next() % 7) - 3); /* ties everywhere */
+		if (pat == 1 && n == 0)
+			v = NAN;
+		if (pat == 2 && gv_next() % 5 == 0)
+			v = NAN;
+		if (pat == 3)
+			v = gv_next() % 3 ? -INFINITY : NAN;
+		if (pat == 4 && (n == N / 3 || n == N - 1))
+			v = INFINITY;
+		for (int k = 0; k < K; k++) { /* w[n][k] = v: y = v * (x0 + x1 + x2) */
+			uint16_t h = f32_to_bf16(v);
+			memcpy(a.w + 2 * ((size_t)n * K + k), &h, 2);
+		}
+	}
+	float x[FP8_GEMV_MAX_M * 3] = {0}, w[3] = {1, 1, 1};
+	for (int i = 0; i < m; i++)
+		for (int k = 0; k < K; k++)
+			x[i * K + k] = (i % 2 ? -0.25f : 0.5f) * (float)(1 + i);
+	uint64_t tab = gv_alloc(&act, 64), xo = gv_alloc(&act, (uint64_t)m * K * 4);
+	uint64_t yo = gv_alloc(&act, (uint64_t)m * N * 4), wo_n = gv_alloc(&act, 16);
+	uint64_t ro = gv_alloc(&act, (uint64_t)m * 8);
+	gv_put_f32(&act, xo, x, (size_t)m * K);
+	gv_put_f32(&act, wo_n, w, 3);
+	gv_lanes_init(&ln, L, 128 + fp8_gemv_stripe_bytes(N, K, L, flags));
+	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, FP8_GEMV_W_BF16);
+	float eps = 1e-6f;
+	uint32_t eb;
+	memcpy(&eb, &eps, 4);
+	struct fp8_gemv_grp g =
+	    gv_grp(wo, xo, yo, norm ? wo_n : 0, (norm ? eb : 0) | ro << 32, N, K, K, N, flags);
+	memcpy(act.p + tab, &g, sizeof g);
+	const uint8_t *const *lanes = (const uint8_t *const *)ln.p;
+	uint32_t rc = fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m);
+	CHECK_EQ(rc, 0, "argmax N=%d L=%d m=%d pattern %d norm %d", N, L, m, pat, norm);
+	for (int i = 0; i < m && !rc; i++) {
+		float y[4096];
+		uint32_t id, vb, yb;
+		memcpy(y, act.p + yo + (uint64_t)i * N * 4, (size_t)N * 4);
+		memcpy(&id, act.p + ro + 8u * i, 4);
+		memcpy(&vb, act.p + ro + 8u * i + 4, 4);
+		int want = sampler_argmax(y, N);
+		memcpy(&yb, &y[want], 4);
+		CHECK(id == (uint32_t)want && vb == yb,
+		      "argmax N=%d L=%d row %d pattern %d: record %u (0x%08x), sampler_argmax %d "
+		      "(0x%08x)",
+		      N, L, i, pat, id, vb, want, yb);
+	}
+	if (pat == 0 && !norm) {
+		struct fp8_gemv_grp bad = g;
+		bad.rw_off = (act.size - 4) << 32;
+		memcpy(act.p + tab, &bad, sizeof bad);
+		CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m),
+			 FP8_GEMV_E_BOUNDS, "ARGMAX: the record outside the bank");
+		bad = g;
+		bad.flags = FP8_GEMV_ARGMAX | FP8_GEMV_ACCUM | FP8_GEMV_W_BF16;
+		memcpy(act.p + tab, &bad, sizeof bad);
+		CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m),
+			 FP8_GEMV_E_FLAGS, "ARGMAX with ACCUM");
+	}
+	gv_lanes_free(&ln);
+	mat_free(&a);
+	free(act.p);
+}
+
 int main(void)
 {
+	for (int pat = 0; pat < 5; pat++) {
+		argmax_case(1000, 32, 1, pat, 1);
+		argmax_case(777, 3, 3, pat, 0);
+		argmax_case(4096, 8, 2, pat, 1);
+	}
+	argmax_case(1, 4, 1, 0, 0);
 	norm_fold(64, 1024, 32, 1, 0);
 	norm_fold(37, 300, 8, 3, 0);
 	norm_fold(37, 300, 8, 2, FP8_GEMV_UE8M0);

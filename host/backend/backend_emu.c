@@ -426,6 +426,7 @@ int backend_emu_open(struct backend **out, const struct board_desc *bd, char *er
 		else
 			cfg.fw_work_ns[w] = ns;
 	}
+	cfg.go_ns = board_dispatch_go_ns(bd);
 	_Static_assert(SIM_TAKE_OPS == BOARD_FW_OPS, "one opcode range for the TAKE counts");
 	for (uint32_t op = 0; op < SIM_TAKE_OPS; op++)
 		if (bd->fw.take_op_instr[op])

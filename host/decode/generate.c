@@ -446,12 +446,26 @@ int gen_step(struct gen *g, int *out, int *n_out)
 		/* plain step: feed what is unfed, sample from the last logits */
 		if (g->n_hist >= g->cap_hist)
 			return -ENOSPC;
-		if (!(e->pos == g->n_hist && g->lg_valid) && (r = gen_feed(g, g->n_hist, 0)))
+		/* greedy without a penalty, one token to feed: the engine picks the token where
+		 * the logits are (the card's head record) and only the token comes back */
+		int t = -1;
+		if (g->o.s.temp <= 0 && g->o.s.rep_penalty == 1.0f && e->ops->forward_top1 &&
+		    !(e->pos == g->n_hist && g->lg_valid) && e->pos == g->n_hist - 1) {
+			r = engine_forward_top1(e, g->hist + e->pos, 1, &t, g->logits);
+			g->st.decode_forwards++;
+			if (r)
+				return r;
+		} else if (!(e->pos == g->n_hist && g->lg_valid) &&
+			   (r = gen_feed(g, g->n_hist, 0))) {
 			return r;
+		}
 		if (prof_g)
 			prof_host("engine (host rest)", "host", -1);
-		gen_dist_build(&g->p, g->logits, g->V, &g->o.s, g->hist, g->n_hist, g->w, g->cand);
-		int t = gen_dist_sample(&g->p, g->o.s.temp > 0 ? gen_rand(&g->rng) : 0);
+		if (t < 0) {
+			gen_dist_build(&g->p, g->logits, g->V, &g->o.s, g->hist, g->n_hist, g->w,
+				       g->cand);
+			t = gen_dist_sample(&g->p, g->o.s.temp > 0 ? gen_rand(&g->rng) : 0);
+		}
 		if (prof_g) {
 			prof_host("sampling", "sampling", -1);
 			prof_token_end();

@@ -8,7 +8,9 @@
 #ifndef MOECARD_ENGINE_H
 #define MOECARD_ENGINE_H
 
+#include <errno.h>
 #include <stdio.h>
+#include "decode/sample.h"
 #include "load/ckpt.h"
 #include "model/model.h"
 
@@ -59,6 +61,13 @@ struct engine_ops {
 	 * forward on, and e->isa with it: 0, or -ENOTSUP when this CPU does not run it. May be NULL
 	 * (the card engines). */
 	int (*set_isa)(struct engine *e, const char *name);
+	/* As forward with logits of the last row only, but the last row's greedy token (the
+	 * index sampler_argmax gives on its logits) instead of the logits, picked where the
+	 * logits are: the card engines with the head on the GEMV CU read back its 8-byte record
+	 * (FP8_GEMV_ARGMAX) instead of the vocabulary's floats. -ENOTSUP when this engine cannot
+	 * (then nothing ran); may be NULL. engine_forward_top1 falls back to forward +
+	 * sampler_argmax. */
+	int (*forward_top1)(struct engine *e, const int *tokens, int T, int *id);
 };
 
 /* Options beyond model_opts that some backends use. */
@@ -123,6 +132,17 @@ static inline int engine_forward(struct engine *e, const int *t, int T, float *l
 				 float *hid)
 {
 	return e->ops->forward(e, t, T, lg, all, hid);
+}
+/* The greedy token after feeding t[0..T) (engine_ops.forward_top1, else forward into lg, a
+ * [vocab] scratch, and sampler_argmax): the same token either way. */
+static inline int engine_forward_top1(struct engine *e, const int *t, int T, int *id, float *lg)
+{
+	int r = e->ops->forward_top1 ? e->ops->forward_top1(e, t, T, id) : -ENOTSUP;
+	if (r != -ENOTSUP)
+		return r;
+	if (!(r = e->ops->forward(e, t, T, lg, 0, NULL)))
+		*id = sampler_argmax(lg, e->c->vocab_size);
+	return r;
 }
 static inline int engine_mtp_forward(struct engine *e, const int *nt, const float *h, int T,
 				     float *lg, int all)

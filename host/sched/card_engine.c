@@ -854,10 +854,12 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 	int D = e->c->hidden_size;
 	e->cur_layer = -1;
 	/* the head on the GEMV CU normalizes x in its loader: the command only when xn is read */
-	if (!e->gv_head || !logits || hidden)
+	/* greedy (forward_top1): the head's record instead of the logits (card_head_gemv) */
+	int top1 = e->top1 && e->gv_head && head == &e->w->lm_head && !logits;
+	if (!e->gv_head || !(logits || top1) || hidden)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1,
 			       (uint32_t)D, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
-	if (e->gv_head && logits) /* the head on the GEMV CU: only the logits come back */
+	if (e->gv_head && (logits || top1)) /* the head on the GEMV CU: only the logits come back */
 		TRY(card_head_gemv(e, head != &e->w->lm_head));
 	TRY(card_flush(e));
 	double t0 = now_s();
@@ -866,7 +868,13 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 		TRY(card_read(e, e->xn, e->hxn, sizeof(float) * (size_t)D));
 	if (hidden)
 		memcpy(hidden, e->hxn, sizeof(float) * (size_t)D);
-	if (logits && e->gv_head)
+	if (top1) {
+		uint32_t rec[2];
+		if (!(r = card_read(e, e->gv_top1, rec, sizeof rec))) {
+			e->top1_id = (int)rec[0];
+			e->top1_tokens++;
+		}
+	} else if (logits && e->gv_head)
 		r = card_read(e, e->gv_logits, logits, sizeof(float) * (size_t)e->c->vocab_size);
 	else if (logits) {
 		r = kern_matmul(&e->kc, head, e->hxn, 1, logits);
@@ -1135,6 +1143,7 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->card0 = s.busy_ns;
 		e->link0 = s.h2c_ns + s.c2h_ns;
 		e->host_route_b = e->host_head_b = 0;
+		e->top1_tokens = 0;
 		e->route_checked = e->route_diff = 0;
 		e->pf.tokens = e->pf.batched = 0;
 		e->pf.card_ns = e->pf.link_ns = e->pf.host_b = e->pf.macs = e->pf.gemm_ns = 0;
@@ -1191,6 +1200,24 @@ static void ee_free(struct engine *en)
 	en->impl = NULL;
 }
 
+/* forward_top1: the token's decode list with the greedy head (ee_head), T == 1 with the head on
+ * the GEMV CU; -ENOTSUP otherwise (engine_forward_top1 then runs forward). */
+static int ee_forward_top1(struct engine *en, const int *tok, int T, int *id)
+{
+	struct ee *e = ee_of(en);
+	if (T != 1 || !e->gv_head || e->dry)
+		return -ENOTSUP;
+	e->top1 = 1;
+	e->top1_id = -1;
+	int r = ee_forward(en, tok, 1, NULL, 0, NULL);
+	e->top1 = 0;
+	if (!r && (e->top1_id < 0 || e->top1_id >= e->c->vocab_size))
+		r = -EIO; /* a record the head cannot have written */
+	if (!r)
+		*id = e->top1_id;
+	return r;
+}
+
 static const struct engine_ops ee_ops = {
     .name = "emu",
     .forward = ee_forward,
@@ -1201,6 +1228,7 @@ static const struct engine_ops ee_ops = {
     .mtp_hidden = ee_mtp_hidden,
     .expert_trace = ee_expert_trace,
     .forward_seqs = ee_forward_seqs,
+    .forward_top1 = ee_forward_top1,
 };
 
 /* What the card scheduler runs: FP8 weights, FP8 activations, shapes it lowers. 0 or -EINVAL. */

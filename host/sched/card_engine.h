@@ -28,7 +28,7 @@ struct card_e2e {
 	int fp8_attn; /* in: the what-if with the FP8 cache and the attention's FP8 datapath */
 };
 void card_host_model(const struct config *c, const struct board_desc *bd, int route_on_card,
-		     int head_on_card, struct card_e2e *m);
+		     int head_on_card, int greedy, struct card_e2e *m);
 /* card_engine_whatif with the end-to-end parts into *m (may be NULL). */
 int card_engine_whatif2(const struct config *c, const struct backend *be, int pos, int gemv,
 			double *card_ns, double *hbm_bytes, struct card_e2e *m);

@@ -177,8 +177,13 @@ struct ee {
 	int gv_route;		  /* 1: the MoE router runs on the card (moe_route CU) */
 	int gv_head;		  /* 1: lm_head (and the MTP head) run on the GEMV CU */
 	uint64_t gv_logits;	  /* f32 [vocab] logits on the card */
+	uint64_t gv_top1;	  /* the head's greedy record {u32 index, f32 value} (ARGMAX) */
+	int top1;	      /* ee_head: the greedy token instead of the logits (forward_top1) */
+	int top1_id;	      /* ... read back here */
+	uint64_t top1_tokens; /* decode tokens whose logits stayed on the card */
 	struct smat head, mtp_head; /* bf16 striped lm_head, MTP shared head (may equal head) */
 	struct gvtab t_head, t_mtp_head;
+	struct gvtab t_head_top1;	  /* t_head with FP8_GEMV_ARGMAX into gv_top1 */
 	double host_route_b, host_head_b; /* bytes the host's router / lm_head read (modeled) */
 	int route_check; /* MOECARD_ROUTE_CHECK=1: each card routing re-run on the host */
 	uint64_t route_checked, route_diff; /* decisions checked, differing (idx or w bits) */

@@ -875,6 +875,16 @@ int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t err
 	gv_norm_last(e, &e->t_head, e->final_norm);
 	if ((r = gv_write(e, &e->t_head)))
 		goto fail;
+	/* the same with the greedy record (a greedy decode reads 8 bytes, not the logits) */
+	if ((r = card_place(e, (int)e->act_bank, NULL, 64, &e->gv_top1)) ||
+	    (r = gv_tab(e, &e->t_head_top1, 1)))
+		goto fail;
+	gv_add(e, &e->t_head_top1, &e->head, e->x, e->gv_logits, 0, 0, 0);
+	gv_norm_last(e, &e->t_head_top1, e->final_norm);
+	e->t_head_top1.g[0].flags |= FP8_GEMV_ARGMAX;
+	e->t_head_top1.g[0].rw_off |= ABI_ADDR_OFF(e->gv_top1) << 32;
+	if ((r = gv_write(e, &e->t_head_top1)))
+		goto fail;
 	e->mtp_head = e->head;
 	if (w && gv_mtp_head_own(e) &&
 	    (r = gv_place(e, &e->mtp_head, V, D, FP8_GEMV_W_BF16, &w->mtp->shared_head_head, NULL,
@@ -896,11 +906,14 @@ void card_gemv_free(struct ee *e)
 {
 	free(e->t_head.g);
 	free(e->t_mtp_head.g);
-	e->t_head.g = e->t_mtp_head.g = NULL;
+	free(e->t_head_top1.g);
+	e->t_head.g = e->t_mtp_head.g = e->t_head_top1.g = NULL;
 }
 
 int card_head_gemv(struct ee *e, int mtp)
 {
+	if (!mtp && e->top1)
+		return gv_cmd(e, "lm_head (gemv, bf16, greedy)", &e->t_head_top1);
 	return gv_cmd(e, mtp ? "MTP head (gemv, bf16)" : "lm_head (gemv, bf16)",
 		      mtp ? &e->t_mtp_head : &e->t_head);
 }

@@ -36,6 +36,9 @@ void card_dry_time(struct ee *e)
 	uint64_t start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
 	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu),
 		 sync = board_dispatch_ns(bd, BOARD_FW_SYNC, &cpu);
+	/* the engine's argument preload (fw_port_start_cu): the start cycles on its writer, once
+	 * a command is taken and its CU latched the arguments before; then go on the path */
+	uint64_t go = board_dispatch_go_ns(bd), args_until = 0, latched[ABI_MAX_CUS] = {0};
 	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
 	uint32_t eff = bd->mem_eff_pct;
 	uint32_t bw = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);
@@ -48,7 +51,7 @@ void card_dry_time(struct ee *e)
 		uint64_t take = board_fw_take_ns(bd, op);
 		if (eng) { /* the CPU has taken it at t_cpu; the engine goes on */
 			t_cpu += take;
-			fw_work += fw_sync ? sync : start + done;
+			fw_work += fw_sync ? sync : (go ? go : start) + done;
 			t_fw = t_fw > t_cpu ? t_fw : t_cpu;
 		} else {
 			fw_work += take + (fw_sync ? sync : start + done); /* backend_fw_cmd_ns */
@@ -77,7 +80,15 @@ void card_dry_time(struct ee *e)
 			? card_attn_lanes_cycles(e, c, bw, kclk)
 			: backend_cmd_cycles(c, bw, kclk,
 					     backend_blk_cu(backend_board(e->be), (uint32_t)best));
-		uint64_t t0 = (t_fw > cu_free[best] ? t_fw : cu_free[best]) + start;
+		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
+		if (go) {
+			uint64_t a = t_cpu > latched[best] ? t_cpu : latched[best];
+			args_until = (a > args_until ? a : args_until) + start;
+			t0 = (t0 > args_until ? t0 : args_until) + go;
+			latched[best] = t0;
+		} else {
+			t0 += start;
+		}
 		t_fw = t0;
 		if (cyc < 0)
 			e->dry_bad = 1; /* the list holds a command its kernel would reject */
@@ -231,9 +242,10 @@ static void ee_dry_layer(const struct config *c, struct ee_layer *L)
  * host's router and lm_head when they stay on the host (bytes at EE_HOST_MODEL_GBPS), sampling
  * over the logits and the embedding row; the link's transfers (the embedding row in, the logits
  * or the final state out, the router's round trip per MoE layer) at the board's PCIe rate plus
- * a per-transfer latency. */
+ * a per-transfer latency. A greedy token with the head on the card (greedy) comes back as the
+ * head's 8-byte record: no logits over the link, no sampling pass on the host. */
 void card_host_model(const struct config *c, const struct board_desc *bd, int route_on_card,
-		     int head_on_card, struct card_e2e *m)
+		     int head_on_card, int greedy, struct card_e2e *m)
 {
 	double D = c->hidden_size, V = c->vocab_size, E = c->n_routed_experts;
 	double k = c->num_experts_per_tok, gbps = EE_HOST_MODEL_GBPS * 1e9;
@@ -244,8 +256,9 @@ void card_host_model(const struct config *c, const struct board_desc *bd, int ro
 	memset(m, 0, sizeof *m);
 	m->host_router_ms = route_on_card ? 0 : nmoe * E * D * 2 / gbps * 1e3;
 	m->host_head_ms = head_on_card ? 0 : V * D * 2 / gbps * 1e3;
-	m->host_sample_ms = (V * 4 + D * 2) / gbps * 1e3;
-	m->link_ms = (2 * lat + (D * 4 + (head_on_card ? V * 4 : D * 4)) / pcie) * 1e3;
+	int top1 = greedy && head_on_card;
+	m->host_sample_ms = ((top1 ? 0 : V * 4) + D * 2) / gbps * 1e3;
+	m->link_ms = (2 * lat + (D * 4 + (top1 ? 8 : head_on_card ? V * 4 : D * 4)) / pcie) * 1e3;
 	if (!route_on_card) /* per MoE layer: read xn, write the weights, one more list */
 		m->link_ms += nmoe * (3 * lat + (D * 4 + k * 4) / pcie) * 1e3;
 }
@@ -302,7 +315,10 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 		if (r)
 			goto out;
 	}
-	if (e->gv_head && (r = card_head_gemv(e, 0))) /* the head normalizes in its loader */
+	e->top1 = 1; /* a greedy decode: the head's record (card_head_gemv) */
+	r = e->gv_head ? card_head_gemv(e, 0) : 0; /* the head normalizes in its loader */
+	e->top1 = 0;
+	if (r)
 		goto out;
 	card_flush(e);
 	if (e->dry_bad) {
@@ -312,7 +328,8 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 	*card_ns = e->dry_ns;
 	*hbm_bytes = ee_decode_bytes(c, pos, 0);
 	if (m) {
-		card_host_model(c, backend_board(be), e->gv && e->gv_route, e->gv && e->gv_head, m);
+		card_host_model(c, backend_board(be), e->gv && e->gv_route, e->gv && e->gv_head, 1,
+				m);
 		m->card_ms = e->dry_ns / 1e6;
 		m->gemv_ms = (e->dry_op_ns[ABI_OP_GEMV] + e->dry_op_ns[ABI_OP_GEMM_FP8]) / 1e6;
 		m->attn_ms =
@@ -692,7 +709,10 @@ void card_stats(struct engine *en, FILE *out, int json)
 	double gbps = EE_HOST_MODEL_GBPS * 1e9;
 	double h_route = (e->host_route_b - (dec ? pf->p_route_b : 0)) / n / gbps * 1e3;
 	double h_head = (e->host_head_b - (dec ? pf->p_head_b : 0)) / n / gbps * 1e3;
-	double h_sample = ((double)e->c->vocab_size * 4 + e->c->hidden_size * 2) / gbps * 1e3;
+	/* sampling reads the logits of the tokens whose logits came back (not forward_top1's) */
+	double lg_tok = n - (double)e->top1_tokens > 0 ? (n - (double)e->top1_tokens) / n : 0;
+	double h_sample =
+	    ((double)e->c->vocab_size * 4 * lg_tok + e->c->hidden_size * 2) / gbps * 1e3;
 	double host = h_route + h_head + h_sample, e2e = card + link + host;
 	char design[160];
 	static const char *const kvf[] = {"f32", "bf16", "fp8"};

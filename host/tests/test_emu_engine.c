@@ -152,10 +152,13 @@ static void test_fences(void)
 /* A CU run lasts the kernel's modeled cycles at the kernel clock, to the ns (backend_cmd_cycles).
  * Without a dispatch engine the firmware's one CPU spends the board's take and start work before
  * it and its done work after it, so a one-command list takes take + start + kernel + done of card
- * time, and two commands on two CUs do not overlap their firmware work. With the shipped trees'
- * dispatch engine the CPU only takes (board_dispatch_ns), the engine starts and completes: the
+ * time, and two commands on two CUs do not overlap their firmware work. With a dispatch engine
+ * (dispatch=engine) the CPU only takes (board_dispatch_ns), the engine starts and completes: the
  * same sum with the engine's start and done, and the second of two commands starts one take
- * after the first. */
+ * after the first. With the shipped trees' argument preload the engine's writer writes the
+ * arguments after the take (start), the go cycles follow: take + start + go + kernel + done; a
+ * command that waits for the one before it on its CU starts done + go after that one ends (its
+ * arguments were written while it ran), done + start without the preload. */
 static void test_fw_time_mode(const char *set)
 {
 	struct backend *be;
@@ -167,8 +170,13 @@ static void test_fw_time_mode(const char *set)
 		return;
 	const struct board_desc *bd = backend_board(be);
 	const struct abi_board *blk = backend_abi_board(be);
-	int eng = board_has_dispatch_engine(bd), cpu;
-	CHECK(eng == !set, "the shipped tree has the engine, dispatch=firmware has none (%d)", eng);
+	int fwd = set && !strcmp(set, "dispatch=firmware"), eng = board_has_dispatch_engine(bd),
+	    cpu;
+	uint64_t go = board_dispatch_go_ns(bd);
+	CHECK(eng == !fwd, "the shipped tree has the engine, dispatch=firmware has none (%d)", eng);
+	CHECK(!go == (fwd || (set && !strcmp(set, "dispatch=engine"))),
+	      "the shipped tree preloads the arguments, dispatch=engine does not (go %llu ns)",
+	      (unsigned long long)go);
 	struct backend_buf *buf;
 	CHECK(backend_buf_alloc(be, 0, 1 << 20, 64, &buf) == 0, "alloc");
 	uint64_t base = backend_buf_addr(buf, 0), f;
@@ -211,8 +219,8 @@ static void test_fw_time_mode(const char *set)
 	if (n == 1) {
 		CHECK_EQ(c[0].t_end - c[0].t_start, kern, "GEMM run = %lld kernel cycles",
 			 (long long)cyc);
-		CHECK_EQ(s1.busy_ns - s0.busy_ns, take + start + kern + done,
-			 "one-command list = take + start + kernel + done");
+		CHECK_EQ(s1.busy_ns - s0.busy_ns, take + start + go + kern + done,
+			 "one-command list = take + start + go + kernel + done");
 	}
 	/* two GEMMs in one list go to two GEMM CUs: without the engine the second starts after
 	 * the firmware took both and started the first (one CPU), and their completions are
@@ -241,6 +249,24 @@ static void test_fw_time_mode(const char *set)
 		      "two-command list %llu ns covers both takes, starts and completions",
 		      (unsigned long long)(s1.busy_ns - s0.busy_ns));
 	}
+	/* the second waits for the first (fence 3): it starts done + go after the first ends with
+	 * the preload (its arguments written while the first ran), done + start without */
+	if (eng) {
+		abi_cmd_signal(&g[0].hdr, 3, 1);
+		abi_cmd_wait(&g[1].hdr, 3, 1);
+		r = backend_submit(be, 0, g, 2, &f);
+		if (!r)
+			r = backend_wait(be, f, 60000);
+		n = 0;
+		backend_completions(be, &c, &n);
+		CHECK(r == 0 && n == 2, "two dependent GEMMs: r %d n %u", r, n);
+		if (n == 2) {
+			int a = c[0].t_start < c[1].t_start ? 0 : 1;
+			CHECK_EQ(c[1 - a].t_start - c[a].t_end, done + (go ? go : start),
+				 "the dependent GEMM starts done + %s after the first ends",
+				 go ? "go" : "start");
+		}
+	}
 	backend_buf_free(be, buf);
 	backend_close(be);
 }
@@ -248,6 +274,7 @@ static void test_fw_time_mode(const char *set)
 static void test_fw_time(void)
 {
 	test_fw_time_mode(NULL);
+	test_fw_time_mode("dispatch=engine");
 	test_fw_time_mode("dispatch=firmware");
 }
 
@@ -398,6 +425,69 @@ static void test_fence_chain(const char *dir)
 		free(lg[0]);
 		free(lg[1]);
 	}
+	ckpt_close(&ck);
+}
+
+/* Greedy decode through the card's head record (engine_forward_top1, FP8_GEMV_ARGMAX): the same
+ * tokens as sampler_argmax over the logits that come back, token by token over 48 decode steps
+ * from the same states, with a fraction of the link time (8 bytes instead of the logits). */
+static void test_top1(const char *dir)
+{
+	struct ckpt ck;
+	char err[512];
+	struct model_opts o;
+	if (open_tiny(dir, &ck, &o))
+		return;
+	o.max_seq = 64;
+	int V = ck.cfg.vocab_size, prompt[3] = {5, 77, 300}, n = 48, ids[2][48];
+	float *lg = calloc((size_t)V, sizeof(float));
+	struct engine e;
+	int r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
+	CHECK(r == 0, "engine_open emu: %s", err);
+	if (r) {
+		free(lg);
+		ckpt_close(&ck);
+		return;
+	}
+	CHECK(e.ops->forward_top1 != NULL, "the card engine picks greedy tokens on the card");
+	struct backend *be = card_engine_backend(&e);
+	uint64_t c2h[2] = {0}, c2hb[2] = {0};
+	for (int way = 0; way < 2 && !r; way++) {
+		engine_truncate(&e, 0, 0);
+		r = engine_forward(&e, prompt, 3, lg, 0, NULL);
+		int t = sampler_argmax(lg, V);
+		struct backend_stats s0, s1;
+		backend_stats(be, &s0);
+		for (int i = 0; i < n && !r; i++) {
+			if (way) {
+				r = engine_forward_top1(&e, &t, 1, &t, lg);
+			} else {
+				r = engine_forward(&e, &t, 1, lg, 0, NULL);
+				t = sampler_argmax(lg, V);
+			}
+			ids[way][i] = t;
+		}
+		backend_stats(be, &s1);
+		c2h[way] = s1.c2h_ns - s0.c2h_ns;
+		c2hb[way] = s1.c2h_bytes - s0.c2h_bytes;
+		CHECK(r == 0, "greedy decode %s: %d", way ? "on the card" : "on the host", r);
+	}
+	int same = 0;
+	while (!r && same < n && ids[0][same] == ids[1][same])
+		same++;
+	CHECK(!r && same == n, "greedy tokens on the card = sampler_argmax on the host (%d of %d)",
+	      same, n);
+	CHECK(!r && c2hb[1] == (uint64_t)n * 8 && c2hb[0] == (uint64_t)n * V * 4 && c2h[1] < c2h[0],
+	      "the card's greedy record takes the logits off the link: %llu bytes (%llu ns) vs "
+	      "%llu (%llu ns)",
+	      (unsigned long long)c2hb[1], (unsigned long long)c2h[1], (unsigned long long)c2hb[0],
+	      (unsigned long long)c2h[0]);
+	printf("greedy on the card: %d of %d tokens as the host's argmax; c2h %llu bytes, %.1f us "
+	       "vs %llu bytes, %.1f us\n",
+	       same, n, (unsigned long long)c2hb[1], c2h[1] / 1e3, (unsigned long long)c2hb[0],
+	       c2h[0] / 1e3);
+	engine_free(&e);
+	free(lg);
 	ckpt_close(&ck);
 }
 
@@ -685,6 +775,7 @@ int main(void)
 		test_rings();
 		if (!r) {
 			test_fence_chain(dir);
+			test_top1(dir);
 			test_engine_faults(dir);
 			test_expert_faults(dir, "lfu", "auto");
 		}

@@ -171,3 +171,10 @@ uint64_t fw_port_ready(void *port)
 	(void)port;
 	return 0; /* the CPU's work has happened when it asks */
 }
+
+void fw_port_start_cu(void *port, uint32_t blk, uint64_t ready_at)
+{
+	(void)blk;
+	(void)ready_at;
+	fw_port_spend(port, FW_WORK_START); /* this dispatcher writes the arguments itself */
+}

@@ -40,6 +40,8 @@ struct sim_cu {
 	pthread_t th;		      /* worker */
 	bool th_on;		      /* worker started */
 	pthread_cond_t cv;	      /* the worker waits here: start, reset, card time, stop */
+	uint64_t latched;	      /* card ns of its last start: its argument registers are free
+					  for the next command's preload from then (cfg.go_ns) */
 };
 
 struct sim_dma {
@@ -66,6 +68,7 @@ struct sim_card {
 	bool fw_spending;		 /* ... or in fw_port_spend (events do not end it) */
 	uint64_t fw_deadline;		 /* card ns it waits for at most there */
 	uint64_t cpu_until;		 /* dispatch engine: the CPU's taking ends then */
+	uint64_t args_until;		 /* its argument writer (cfg.go_ns) is busy until then */
 	pthread_cond_t hcv;		 /* host: an agent blocked or a completion was posted */
 	bool host_waiting;		 /* the host waits on hcv (sim_card_settle) */
 	bool host_all;			 /* ... for every agent (it would move the clock) */
@@ -472,6 +475,31 @@ static void sim_spend_ns(struct sim_card *c, uint64_t ns)
 	}
 	c->fw_spending = false;
 	c->fw_waiting = false;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void fw_port_start_cu(void *port, uint32_t blk, uint64_t ready_at)
+{
+	struct sim_card *c = port;
+	if (!c->cfg.clock || !c->cfg.go_ns || !c->cfg.cpu_take_ns || blk >= ABI_MAX_CUS) {
+		fw_port_spend(port, FW_WORK_START);
+		return;
+	}
+	/* the engine's writer wrote the arguments once the command was taken (ready_at), the CU
+	 * had latched its previous command's (at its start) and the writer was free; the start
+	 * waits for that write to end, then the go cycles (fence check, ap_start) */
+	pthread_mutex_lock(&c->mu);
+	uint64_t now = sim_card_now(c), a = ready_at;
+	if (a < c->cu[blk].latched)
+		a = c->cu[blk].latched;
+	if (a < c->args_until)
+		a = c->args_until;
+	c->args_until = a + c->cfg.fw_work_ns[FW_WORK_START];
+	uint64_t wait = (c->args_until > now ? c->args_until - now : 0) + c->cfg.go_ns;
+	pthread_mutex_unlock(&c->mu);
+	sim_spend_ns(c, wait);
+	pthread_mutex_lock(&c->mu);
+	c->cu[blk].latched = sim_card_now(c);
 	pthread_mutex_unlock(&c->mu);
 }
 

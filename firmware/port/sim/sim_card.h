@@ -87,6 +87,11 @@ struct sim_card_config {
 	/* TAKE's time for a command of opcode op, ns (0: fw_work_ns[TAKE], or cpu_take_ns with the
 	 * dispatch engine) */
 	uint64_t take_ns_op[SIM_TAKE_OPS];
+	/* with a dispatch engine that preloads the argument registers (fw_port_start_cu): a
+	 * command's START work (fw_work_ns[START]) runs on the engine's argument writer once the
+	 * command is taken and its CU has latched the arguments before them, and a command whose
+	 * fences are met waits only for that write and go_ns; 0 = no preload */
+	uint64_t go_ns;
 };
 
 /*
