@@ -223,7 +223,7 @@ fi
   >/dev/null 2>"$T/dsp.err"
 rc=$?
 if [ $rc != 0 ] && [ "$(wc -l <"$T/dsp.err")" = 1 ] &&
-   grep -q "dispatch=fast: engine or firmware" "$T/dsp.err"; then
+   grep -q "dispatch=fast: engine, preload or firmware" "$T/dsp.err"; then
   ok "--set dispatch=fast: exit $rc, one line"
 else
   bad "--set dispatch=fast: rc $rc, $(cat "$T/dsp.err")"
