@@ -231,8 +231,8 @@ static void fw_dispatch_queue(struct fw *fw, uint32_t q)
 			return;
 		}
 		int dep = fw_dep_state(fw, c);
-		if (dep == FW_DEP_WAIT)
-			return;
+		if (dep == FW_DEP_WAIT || ((c->flags & ABI_CMD_F_DRAIN) && fw->inflight[q]))
+			return; /* (DRAIN: a barrier before it, folded in) */
 		if (dep == FW_DEP_FAILED) {
 			fw_reject(fw, c, ABI_ST_DEP_ERROR, ABI_W3_WAIT(c->raw.hdr.word3));
 		} else if (c->op == ABI_OP_BARRIER) {

@@ -388,6 +388,9 @@ static uint32_t fw_dec_gemv(struct fw_dec *d)
 	REQUIRE(g->ng >= 1 && g->ng <= ABI_GEMV_MAX_GROUPS, u.gemv.ng);
 	REQUIRE(g->m >= 1 && g->m <= ABI_GEMV_MAX_M, u.gemv.m);
 	REQUIRE((ABI_ADDR_OFF(g->tab) & 7) == 0, u.gemv.tab);
+	REQUIRE(!(g->flags & ~ABI_GEMV_F_ALL), u.gemv.flags);
+	REQUIRE((g->flags & ABI_GEMV_F_X0) || g->x0_off == 0, u.gemv.x0_off);
+	REQUIRE(g->rsvd == 0, u.gemv.rsvd);
 	OPND(u.gemv.tab, (uint64_t)g->ng * ABI_GEMV_GRP_BYTES);
 	return ABI_ST_OK;
 }

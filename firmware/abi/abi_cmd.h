@@ -75,7 +75,10 @@ enum abi_op {
 #define ABI_W2_TIMEOUT(w) ((w) >> 16)
 #define ABI_CMD_F_WAIT 0x01u   /* wait until fence[wait_id] >= wait_value before starting */
 #define ABI_CMD_F_SIGNAL 0x02u /* on success set fence[signal_id] = signal_value */
-#define ABI_CMD_F_ALL 0x03u
+#define ABI_CMD_F_DRAIN                                                                            \
+	0x04u /* start only when every earlier command of the ring has completed: a BARRIER
+		 folded into the command after it (one command fewer to take) */
+#define ABI_CMD_F_ALL 0x07u
 
 /* word3: [15:0] wait fence id, [31:16] signal fence id (each < FW_CFG_MAX_FENCES, else 0) */
 #define ABI_W3(wait_id, signal_id) ((uint32_t)(wait_id) | ((uint32_t)(signal_id) << 16))
@@ -267,10 +270,17 @@ struct abi_dma_fill {
  * and fails the command (CU error, detail = the kernel's FP8_GEMV_E_* | group << 8) otherwise.
  * 16 B used. */
 struct abi_gemv {
-	uint64_t tab; /* card address of the group table (the CU's activation bank) */
-	uint32_t ng;  /* groups, 1..ABI_GEMV_MAX_GROUPS */
-	uint32_t m;   /* rows of x per group, 1..ABI_GEMV_MAX_M */
+	uint64_t tab;	 /* card address of the group table (the CU's activation bank) */
+	uint32_t ng;	 /* groups, 1..ABI_GEMV_MAX_GROUPS */
+	uint32_t m;	 /* rows of x per group, 1..ABI_GEMV_MAX_M */
+	uint64_t x0_off; /* with ABI_GEMV_F_X0: group 0's x_off (activation-bank offset), so the x
+			    loader starts group 0's x while the table arrives (a table whose group
+			    0 reads another x drops the prefetch: the same values, later); else 0 */
+	uint32_t flags;	 /* ABI_GEMV_F_* */
+	uint32_t rsvd;	 /* 0 */
 };
+#define ABI_GEMV_F_X0 0x1u
+#define ABI_GEMV_F_ALL 0x1u
 #define ABI_GEMV_GRP_BYTES 64u
 
 /* MOE_ROUTE (hls/moe_route/moe_route.h): the router of one token on the card. Writes idx int32
@@ -336,7 +346,7 @@ static_assert(sizeof(struct abi_vec) == 80, "abi_vec is 80 bytes");
 static_assert(sizeof(struct abi_mla) == 48, "abi_mla is 48 bytes");
 static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
-static_assert(sizeof(struct abi_gemv) == 16, "abi_gemv is 16 bytes");
+static_assert(sizeof(struct abi_gemv) == 32, "abi_gemv is 32 bytes");
 static_assert(sizeof(struct abi_route) == 72, "abi_route is 72 bytes");
 static_assert(sizeof(struct abi_mla_lanes) == 80, "abi_mla_lanes is 80 bytes");
 #define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (q and p in E4M3, exact sums) */

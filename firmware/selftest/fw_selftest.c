@@ -552,6 +552,25 @@ static void st_decoder(void)
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
 	c.u.gemv.tab = ABI_ADDR(2, 4100); /* not 8-byte aligned */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	c.u.gemv.tab = ABI_ADDR(2, 4096);
+	c.u.gemv.flags = ABI_GEMV_F_X0; /* group 0's x named: any offset (a hint) */
+	c.u.gemv.x0_off = 123456;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.gemv.flags = 0x2; /* an unknown flag */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemv.flags));
+	c.u.gemv.flags = 0; /* an offset without the flag */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemv.x0_off));
+	c.u.gemv.x0_off = 0;
+	c.u.gemv.rsvd = 1;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.gemv.rsvd));
+	c.u.gemv.rsvd = 0;
+	c.hdr.word2 |= ABI_CMD_F_DRAIN; /* a folded barrier: a flag the decoder takes */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.hdr.word2 |= 0x08u;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
 
 	/* MOE_ROUTE */
 	memset(&c, 0, sizeof c);

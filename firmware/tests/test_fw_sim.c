@@ -316,6 +316,37 @@ static void test_barrier(void **state)
 	sim_card_free(c);
 }
 
+/* DRAIN (a barrier folded into the command after it): the command starts only after every earlier
+ * command of its ring completed, as behind a BARRIER, with one command fewer; without the flag
+ * two GEMMs on two CUs overlap. */
+static void test_drain(void **state)
+{
+	(void)state;
+	struct sim_card *c = card_new(NULL, NULL, 0);
+	act_load();
+	struct abi_cmd l[3];
+	struct abi_cpl cpl[64];
+	for (int drain = 0; drain < 2; drain++) {
+		cmd_fill(&l[0], 0, 0, 0, 1);
+		cmd_gemm(&l[1], 1, 0, 0, 0, 1);
+		cmd_gemm(&l[2], 2, 1, 0, 0, 0);
+		if (drain)
+			l[2].hdr.word2 |= ABI_CMD_F_DRAIN;
+		assert_int_equal(sim_card_submit(c, 0, l, 3), 0);
+		collect(c, cpl, 3);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(ST(cpl[i]), ABI_ST_OK);
+		if (drain)
+			assert_true(cpl[2].t_start >= cpl[1].t_end && cpl[2].t_start >= cpl[0].t_end);
+		else
+			assert_true(cpl[2].t_start < cpl[1].t_end);
+		print_message("drain %d: gemm 1 %llu..%llu, gemm 2 from %llu\n", drain,
+			      (unsigned long long)cpl[1].t_start, (unsigned long long)cpl[1].t_end,
+			      (unsigned long long)cpl[2].t_start);
+	}
+	sim_card_free(c);
+}
+
 /* Malformed and hostile commands get error completions; the card keeps working. */
 static void test_malformed(void **state)
 {
@@ -608,6 +639,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fence_ordering),
 	    cmocka_unit_test(test_barrier),
+	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_watchdog),
 	    cmocka_unit_test(test_watchdog_virtual_clock),

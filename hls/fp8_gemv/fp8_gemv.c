@@ -650,7 +650,7 @@ gemv_group:
  * bound to its own pseudo-channel by bitstream/ (connectivity from the board tree), the
  * activation bank on gmem_a. Returns fp8_gemv_run's detail. */
 int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6, const uint8_t *l7, const uint8_t *l8, const uint8_t *l9, const uint8_t *l10, const uint8_t *l11, const uint8_t *l12, const uint8_t *l13, const uint8_t *l14, const uint8_t *l15, const uint8_t *l16, const uint8_t *l17, const uint8_t *l18, const uint8_t *l19, const uint8_t *l20, const uint8_t *l21, const uint8_t *l22, const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26, const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30, const uint8_t *l31, unsigned int act_bytes, unsigned int lane_bytes,
-	     unsigned int tab_off, int ng, int m)
+	     unsigned int tab_off, int ng, int m, unsigned int x0_off, int hint)
 {
 #pragma HLS INTERFACE m_axi port=act bundle=gmem_a offset=slave max_widen_bitwidth=512 max_read_burst_length=64
 #pragma HLS INTERFACE m_axi port=l0 bundle=gmem_l0 offset=slave max_widen_bitwidth=512 max_read_burst_length=64 num_read_outstanding=16
@@ -690,8 +690,12 @@ int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *
 #pragma HLS INTERFACE s_axilite port=tab_off
 #pragma HLS INTERFACE s_axilite port=ng
 #pragma HLS INTERFACE s_axilite port=m
+#pragma HLS INTERFACE s_axilite port=x0_off
+#pragma HLS INTERFACE s_axilite port=hint
 #pragma HLS INTERFACE s_axilite port=return
 	const uint8_t *const lane[FP8_GEMV_SYNTH_LANES] = {l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
+	(void)x0_off; /* the x prefetch's address (the values do not depend on it) */
+	(void)hint;
 	return (int)fp8_gemv_run(act, act_bytes, lane, lane_bytes, FP8_GEMV_SYNTH_LANES, tab_off,
 				 ng, m);
 }
@@ -785,6 +789,12 @@ static uint64_t v_cost_tile(const struct hls_build *b, const struct v_geo *geo, 
 int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_grp *tab, int ng,
 			int m, struct fp8_gemv_cost *c)
 {
+	return fp8_gemv_cycles2(b, L, tab, ng, m, 0, 0, c);
+}
+
+int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv_grp *tab, int ng,
+			 int m, int hint, uint64_t x0, struct fp8_gemv_cost *c)
+{
 	struct fp8_gemv_cost tmp;
 	uint64_t lane_sum[FP8_GEMV_MAX_LANES];
 	if (!b || b->axi_bits < 64 || b->axi_bits % 64 || 1024 % b->axi_bits ||
@@ -805,6 +815,9 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 	c->it[HLS_L_GEMV_TABLE] = (uint64_t)ng;
 	c->act_bytes = 64u * (uint64_t)ng;
 	uint64_t cyc = b->mem_latency + hls_max64((uint64_t)ng, hls_mem_cycles(b, 64u * ng));
+	/* group 0's x named in the command (hint): its load started with the table's, so the
+	 * x rows' first beat arrives with the table's and the table's time comes off x_at */
+	int x0_early = hint && tab[0].x_off == x0;
 	/* x rows arrive one group after another (x_at: when group g's x is on chip); each lane
 	 * starts a group's tiles when it is done with the earlier ones and that x is there; the
 	 * activation bank also carries the outputs (act_busy) */
@@ -844,6 +857,8 @@ int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_
 		uint64_t xg = g && v_same_x(&tab[g - 1], gr)
 				  ? 0 /* the x buffer holds it already */
 				  : v_cost_x(b, gr, m, c) - (g ? (uint64_t)b->mem_latency : 0);
+		if (!g && x0_early) /* (started beside the table: its latency overlapped it) */
+			xg -= xg < cyc ? xg : cyc;
 		x_at += xg;
 		/* the epilogue takes the group's outputs as its tiles arrive, one at a time; with
 		 * ARGMAX it then merges each row's positions and writes the row's record */

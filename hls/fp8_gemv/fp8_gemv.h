@@ -151,8 +151,11 @@ uint32_t fp8_gemv_run(uint8_t *act, uint64_t act_bytes, const uint8_t *const *la
 		      uint64_t lane_bytes, int L, uint64_t tab_off, int ng, int m);
 
 /* The synthesis top of the FP8_GEMV_SYNTH_LANES-lane build: act, then one pointer per lane
- * (l0 .. l31), the bank sizes, the table offset, ng and m (bitstream/kernels.c lists the same
- * arguments); it runs fp8_gemv_run. */
+ * (l0 .. l31), the bank sizes, the table offset, ng and m, and group 0's x offset with its hint
+ * (bitstream/kernels.c lists the same arguments); it runs fp8_gemv_run. On the card the x loader
+ * starts the x at x0_off (hint 1) while the table arrives and keeps it when the table's group 0
+ * reads that x (fp8_gemv_cycles2); the values are the same either way, so C simulation loads
+ * x after the table. */
 #define FP8_GEMV_SYNTH_LANES 32
 int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *l2,
 	     const uint8_t *l3, const uint8_t *l4, const uint8_t *l5, const uint8_t *l6,
@@ -163,7 +166,7 @@ int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *
 	     const uint8_t *l23, const uint8_t *l24, const uint8_t *l25, const uint8_t *l26,
 	     const uint8_t *l27, const uint8_t *l28, const uint8_t *l29, const uint8_t *l30,
 	     const uint8_t *l31, unsigned int act_bytes, unsigned int lane_bytes,
-	     unsigned int tab_off, int ng, int m);
+	     unsigned int tab_off, int ng, int m, unsigned int x0_off, int hint);
 
 /* Host-side helper (not synthesized): lays out one matrix (codes [N][K] E4M3 or bf16, scales
  * [ceil(N/128)][ceil(K/128)] f32 or NULL for BF16; with SILU_MUL w2/ws2 the up half) into the
@@ -191,5 +194,11 @@ struct fp8_gemv_cost {
  * arguments fp8_gemv rejects. c may be NULL. */
 int64_t fp8_gemv_cycles(const struct hls_build *b, int L, const struct fp8_gemv_grp *tab, int ng,
 			int m, struct fp8_gemv_cost *c);
+/* fp8_gemv_cycles for a command that names group 0's x (x0: the synthesis top's x0_off with
+ * hint 1): the x loader starts group 0's x beside the table read, so its latency overlaps the
+ * table's; a table whose group 0 reads another x (tab[0].x_off != x0) costs what
+ * fp8_gemv_cycles gives. hint 0: fp8_gemv_cycles. */
+int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv_grp *tab, int ng,
+			 int m, int hint, uint64_t x0, struct fp8_gemv_cost *c);
 
 #endif

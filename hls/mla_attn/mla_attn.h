@@ -265,20 +265,22 @@ int mla_kv_append_lanes(const float *c, const float *k_pe, uint8_t *const *lane,
  * Timing model of mla_attn_lanes for a compute width of lane_macs f32 MACs (a power of two,
  * 1..MLA_DL * MLA_MAX_H) and, in the FP8 datapath (fmt | MLA_ATTN_FP8), lane_imacs integer MACs
  * (a power of two, MLA_MIN_IMACS..MLA_MAX_IMACS) per cycle per lane; the HLS_COUNT loop counts
- * equal the model's when both equal the compiled-in MLA_LANE_MACS / MLA_LANE_IMACS: q broadcast
- * load (+ q quantization) + slowest lane (per chunk max(load, compute), the first load exposed) +
- * merge weights + merge/normalize/store (hls/README.md). Returns cycles > 0 or -EINVAL (the
- * arguments mla_attn_lanes rejects, a bad width, b NULL). c may be NULL.
+ * equal the model's when both equal the compiled-in MLA_LANE_MACS / MLA_LANE_IMACS: slowest lane
+ * (the q broadcast load, + q quantization, beside the lanes' first loads, the scoring waiting for
+ * it; the first block's records streamed into the score step; then per chunk max(load,
+ * compute)) + merge weights + merge/normalize/store (hls/README.md). Returns cycles > 0 or
+ * -EINVAL (the arguments mla_attn_lanes rejects, a bad width, b NULL). c may be NULL.
  */
 int64_t mla_attn_lanes_cycles2(const struct hls_build *b, int L, int pos, int H, int dc, int dr,
 			       int fmt, int lane_macs, int lane_imacs, struct mla_attn_cost *c);
 /* mla_attn_lanes_cycles2 with lane_imacs = MLA_LANE_IMACS. */
 int64_t mla_attn_lanes_cycles(const struct hls_build *b, int L, int pos, int H, int dc, int dr,
 			      int fmt, int lane_macs, struct mla_attn_cost *c);
-/* mla_attn_lanes_rows_run's cycles: the row table (8 bytes a row), the first row's q broadcast,
- * then per row its lanes, merge weights and merge/store (mla_attn_lanes_cycles2 without its q
- * stage), a later row's q broadcast exposed only where it outlasts the row before it (the second
- * q buffer). tab as the run's: [R][2] {slot, n_ctx}. c sums the rows' loop counts and bytes. */
+/* mla_attn_lanes_rows_run's cycles: the row table (8 bytes a row), then per row its lanes, merge
+ * weights and merge/store (mla_attn_lanes_cycles2), a later row's q broadcast exposed only where
+ * it outlasts the row before it (the second q buffer), and with one head pass its lanes' first
+ * loads running while the row before merges (the lanes idle then). tab as the run's: [R][2]
+ * {slot, n_ctx}. c sums the rows' loop counts and bytes. */
 int64_t mla_attn_lanes_rows_cycles(const struct hls_build *b, int L, const uint32_t *tab, int R,
 				   int H, int dc, int dr, int fmt, int lane_macs, int lane_imacs,
 				   struct mla_attn_cost *c);

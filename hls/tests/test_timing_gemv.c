@@ -161,6 +161,21 @@ static void model_checks(void)
 		      2 * pr, (long long)cyw, (long long)cy2);
 		b.gemv_rows = pr;
 	}
+	/* group 0's x named in the command (hint): its load overlaps the table read, so the
+	 * command is shorter by the table read (its latency and beats) at most, the same counts;
+	 * another x named, or no hint: fp8_gemv_cycles */
+	struct fp8_gemv_grp h[2] = {gv_grp(0, 4096, 65536, 0, 0, 1024, 1024, 1024, 1024, 0),
+				    gv_grp(1 << 20, 8192, 131072, 0, 0, 512, 1024, 1024, 512, 0)};
+	struct fp8_gemv_cost c0, c1;
+	int64_t n0 = fp8_gemv_cycles(&b, 32, h, 2, 1, &c0);
+	int64_t n1 = fp8_gemv_cycles2(&b, 32, h, 2, 1, 1, 4096, &c1);
+	int64_t tab = b.mem_latency + (int64_t)hls_max64(2, hls_mem_cycles(&b, 128));
+	CHECK(n1 < n0 && n0 - n1 <= tab && !memcmp(c0.it, c1.it, sizeof c0.it),
+	      "x0 named: %lld cycles against %lld (at most the table's %lld less), the same counts",
+	      (long long)n1, (long long)n0, (long long)tab);
+	CHECK_EQ(fp8_gemv_cycles2(&b, 32, h, 2, 1, 1, 8192, NULL), n0,
+		 "another x named: no overlap");
+	CHECK_EQ(fp8_gemv_cycles2(&b, 32, h, 2, 1, 0, 4096, NULL), n0, "no hint: no overlap");
 	/* deterministic, and the arguments fp8_gemv rejects */
 	CHECK_EQ(fp8_gemv_cycles(&b, 32, &g, 1, 1, NULL), cy, "same arguments, same cycles");
 	CHECK_EQ(fp8_gemv_cycles(&b, 0, &g, 1, 1, NULL), -EINVAL, "L = 0");

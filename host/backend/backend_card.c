@@ -727,9 +727,9 @@ static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 	b.axi_bits = (int)s->axi_bits;
 	if (s->gemv_rows)
 		b.gemv_rows = (int)s->gemv_rows;
-	c->cyc = fp8_gemv_cycles(&b, (int)s->lanes,
-				 (const struct fp8_gemv_grp *)(act + (tab - ab->base)), (int)ng,
-				 (int)m, NULL);
+	c->cyc = fp8_gemv_cycles2(&b, (int)s->lanes,
+				  (const struct fp8_gemv_grp *)(act + (tab - ab->base)), (int)ng,
+				  (int)m, (g.flags & ABI_GEMV_F_X0) != 0, g.x0_off, NULL);
 	return st ? st | 0x200u : 0;
 }
 

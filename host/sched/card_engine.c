@@ -472,6 +472,14 @@ static void card_fence_chain(struct ee *e)
 					drop = 1;
 				}
 			}
+			/* a barrier that stays goes into the command after it (DRAIN): the same
+			 * order, one command fewer for the firmware to take */
+			if (!drop && nxt < l->n &&
+			    ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER &&
+			    !(ABI_W2_FLAGS(l->cmd[i].hdr.word2) & (ABI_CMD_F_WAIT | ABI_CMD_F_SIGNAL))) {
+				l->cmd[nxt].hdr.word2 |= ABI_CMD_F_DRAIN;
+				drop = 1;
+			}
 			seg = out + !drop; /* the next segment starts after the kept barrier */
 			if (drop)
 				continue;

@@ -569,6 +569,8 @@ static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 	c->u.gemv.tab = t->addr;
 	c->u.gemv.ng = (uint32_t)t->ng;
 	c->u.gemv.m = 1;
+	c->u.gemv.x0_off = t->g[0].x_off; /* the x loader starts it beside the table */
+	c->u.gemv.flags = ABI_GEMV_F_X0;
 	e->list.gt[e->list.n - 1] = t;
 	return 0;
 }
@@ -602,6 +604,8 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 		c->u.gemv.tab = v->addr;
 		c->u.gemv.ng = (uint32_t)n;
 		c->u.gemv.m = (uint32_t)mm;
+		c->u.gemv.x0_off = v->g[0].x_off;
+		c->u.gemv.flags = ABI_GEMV_F_X0;
 		e->list.gt[e->list.n - 1] = v;
 	}
 	return 0;
@@ -813,6 +817,8 @@ static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0,
 		c->u.gemv.tab = tv->addr;
 		c->u.gemv.ng = (uint32_t)tv->ng;
 		c->u.gemv.m = (uint32_t)m;
+		c->u.gemv.x0_off = tv->g[0].x_off;
+		c->u.gemv.flags = ABI_GEMV_F_X0;
 		e->list.gt[e->list.n - 1] = tv;
 	}
 	return 0;
@@ -929,7 +935,9 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.axi_bits = (int)e->gv_axi_bits;
 	b.gemv_rows = (int)e->gv_rows;
-	return t ? fp8_gemv_cycles(&b, (int)e->gv_lanes, t->g, t->ng, t->m > 0 ? t->m : 1, NULL)
+	/* every GEMV command names its group 0's x (ABI_GEMV_F_X0) */
+	return t ? fp8_gemv_cycles2(&b, (int)e->gv_lanes, t->g, t->ng, t->m > 0 ? t->m : 1, 1,
+				    t->g[0].x_off, NULL)
 		 : 0;
 }
 

@@ -59,6 +59,8 @@ void card_dry_time(struct ee *e)
 		}
 		if ((fl & ABI_CMD_F_WAIT) && fence_t[ABI_W3_WAIT(c->hdr.word3)] > t_fw)
 			t_fw = fence_t[ABI_W3_WAIT(c->hdr.word3)]; /* the ring's head waits */
+		if ((fl & ABI_CMD_F_DRAIN) && t_all > t_fw)
+			t_fw = t_all; /* a barrier folded into the command */
 		if (fw_sync) {
 			if (op == ABI_OP_BARRIER)
 				t_fw = t_fw > t_all ? t_fw : t_all;
