@@ -337,7 +337,8 @@ static void test_drain(void **state)
 		for (int i = 0; i < 3; i++)
 			assert_int_equal(ST(cpl[i]), ABI_ST_OK);
 		if (drain)
-			assert_true(cpl[2].t_start >= cpl[1].t_end && cpl[2].t_start >= cpl[0].t_end);
+			assert_true(cpl[2].t_start >= cpl[1].t_end &&
+				    cpl[2].t_start >= cpl[0].t_end);
 		else
 			assert_true(cpl[2].t_start < cpl[1].t_end);
 		print_message("drain %d: gemm 1 %llu..%llu, gemm 2 from %llu\n", drain,
@@ -637,12 +638,9 @@ int main(void)
 		bank_mem[i] = malloc(BANK_BYTES);
 	data_make();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_fence_ordering),
-	    cmocka_unit_test(test_barrier),
-	    cmocka_unit_test(test_drain),
-	    cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_watchdog),
-	    cmocka_unit_test(test_watchdog_virtual_clock),
+	    cmocka_unit_test(test_fence_ordering), cmocka_unit_test(test_barrier),
+	    cmocka_unit_test(test_drain),	   cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_watchdog),	   cmocka_unit_test(test_watchdog_virtual_clock),
 	    cmocka_unit_test(test_fault_loops),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -476,7 +476,8 @@ static void card_fence_chain(struct ee *e)
 			 * order, one command fewer for the firmware to take */
 			if (!drop && nxt < l->n &&
 			    ABI_W0_OP(l->cmd[nxt].hdr.word0) != ABI_OP_BARRIER &&
-			    !(ABI_W2_FLAGS(l->cmd[i].hdr.word2) & (ABI_CMD_F_WAIT | ABI_CMD_F_SIGNAL))) {
+			    !(ABI_W2_FLAGS(l->cmd[i].hdr.word2) &
+			      (ABI_CMD_F_WAIT | ABI_CMD_F_SIGNAL))) {
 				l->cmd[nxt].hdr.word2 |= ABI_CMD_F_DRAIN;
 				drop = 1;
 			}
