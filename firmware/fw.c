@@ -194,8 +194,7 @@ static void fw_cu_start(struct fw *fw, uint32_t i, const struct fw_cmd *c)
 	/* the completion needs the header and the decoded fields; the payload and args go to the
 	 * CU's registers and are not kept */
 	fw_copy_words(&u->cmd.raw.hdr, &c->raw.hdr, sizeof(c->raw.hdr));
-	fw_copy_words(&u->cmd.op, &c->op,
-		      offsetof(struct fw_cmd, args) - offsetof(struct fw_cmd, op));
+	fw_copy_words(&u->cmd.op, &c->op, sizeof(*c) - offsetof(struct fw_cmd, op));
 	u->busy = true;
 	fw_port_cu_write(fw->port, blk, FW_CU_REG_OP, c->op);
 	fw_port_cu_args(fw->port, blk, c->args);

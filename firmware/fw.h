@@ -26,15 +26,25 @@
 
 /* A validated command, ready to start. */
 struct fw_cmd {
-	struct abi_cmd raw;	   /* the packet as read from the ring (128 bytes) */
-	uint32_t op;		   /* enum abi_op */
-	uint32_t queue;		   /* host ring index, 0..FW_CFG_N_QUEUES-1 */
-	uint32_t flags;		   /* ABI_CMD_F_* */
-	uint64_t timeout_ns;	   /* hang timeout, ns */
-	uint64_t bank_mask;	   /* bit b: some operand lies in bank b */
-	uint64_t ready_at;	   /* ns: not started before (fw_port_ready; 0 = at once) */
-	uint32_t args[FW_CU_ARGS]; /* CU argument words: payload, card addresses made physical */
+	union {
+		struct abi_cmd raw; /* the packet as read from the ring (128 bytes) */
+		struct {
+			struct abi_cmd_hdr hdr_;
+			/* CU argument words: the payload, its card addresses made physical in
+			 * place by the decoder (no second copy of the payload) */
+			uint32_t args[FW_CU_ARGS];
+		};
+	};
+	uint32_t op;	     /* enum abi_op */
+	uint32_t queue;	     /* host ring index, 0..FW_CFG_N_QUEUES-1 */
+	uint32_t flags;	     /* ABI_CMD_F_* */
+	uint64_t timeout_ns; /* hang timeout, ns */
+	uint64_t bank_mask;  /* bit b: some operand lies in bank b */
+	uint64_t ready_at;   /* ns: not started before (fw_port_ready; 0 = at once) */
 };
+_Static_assert(sizeof(((struct fw_cmd *)0)->args) == ABI_PAYLOAD_BYTES &&
+		   offsetof(struct fw_cmd, args) == offsetof(struct abi_cmd, u),
+	       "the CU arguments are the payload words");
 
 /* Copies n bytes (a multiple of 4) between 4-byte aligned, non-overlapping objects a word at a
  * time, four per loop step (the ABI structs and struct fw_cmd are aligned and multiples of 16

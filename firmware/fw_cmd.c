@@ -537,8 +537,8 @@ uint32_t fw_cmd_decode(const struct abi_board *b, const struct abi_cmd *c, uint3
 		tail |= c->u.raw[w];
 	if (tail)
 		return fw_dec_bad(d, (uint32_t)(sizeof(struct abi_cmd_hdr) + used));
-	/* non-address words pass through to the CU as they are; operands are overwritten below */
-	fw_copy_words(out->args, c->u.raw, sizeof(out->args));
+	/* non-address words pass through to the CU as they are (out->args is the payload of the
+	 * copy); operands are made physical in place below */
 	switch (op) {
 	case ABI_OP_GEMM_FP8:
 		st = fw_dec_gemm(d);
