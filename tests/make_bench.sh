@@ -60,6 +60,23 @@ for k in sorted(k for k in b if k.startswith('whatif_671b_prefill_')):
 else
   echo "bench: emu prefill runs failed"
 fi
+# --- mid's decode on the card end to end (card + link + the host's parts, modeled) against its
+#     HBM roofline, on the emu tree and the trees of the cards that fit (greedy: the token comes
+#     back as the head's 8-byte record), after a prompt of 8 and of 64 tokens
+echo "== mid decode on the card, end to end (modeled; issue target >= 70% of the roofline)"
+for card in emu u55c v80; do
+  for pl in "8 8" "64 16"; do
+    set -- $pl
+    "$B/moecard" bench --model "$B/models/mid" --backend emu --board "$B/board/$card.dtb" \
+      --prompt-len "$1" --gen "$2" --json 2>/dev/null | tail -1 | /usr/bin/python3 -c "
+import json, sys
+d = json.loads(sys.stdin.read())
+print('%-5s prompt %3s: %.4f ms/token end to end, %.1f%% of the HBM roofline (card alone %.1f%%)' % (
+  sys.argv[1], sys.argv[2], d['modeled_e2e_ms_per_token'], 100 * d['modeled_e2e_hbm_roofline_frac'],
+  100 * d['modeled_hbm_roofline_frac']))
+" "$card" "$1" || echo "bench: mid decode on $card failed"
+  done
+done
 # --- the 671B decode what-if (ctx 4096, end to end, modeled) on every shipped board, with the
 #     board's resource verdict: the what-if times shapes, so the tiny model's run carries it.
 echo "== 671B decode what-if per board (modeled; resource estimate: moecard info --board)"
