@@ -334,8 +334,19 @@ static uint32_t fw_dec_kv(struct fw_dec *d)
 	REQUIRE(fmt == ABI_KV_F32 || (dr < k->row && dr <= 64 && k->row - dr <= 512), u.kv.word);
 	uint64_t rec = abi_kv_record_bytes(fmt, k->row - dr, dr);
 	REQUIRE(rec != 0, u.kv.word);
+	uint32_t fd = k->fold; /* the norm and RoPE folded in: kv_a's raw row */
+	REQUIRE(fd <= 64 && fd % 2 == 0 && fd < k->row && (fmt == ABI_KV_F32 || !fd || fd == dr),
+		u.kv.fold);
+	if (fd)
+		REQUIRE(fw_f32_finite(k->eps) && k->eps != 0 && !(k->eps >> 31), u.kv.eps);
+	else
+		REQUIRE(k->eps == 0 && k->rope_pos == 0, u.kv.eps);
+	REQUIRE(k->rope_pos < ABI_MAX_DIM, u.kv.rope_pos);
+	REQUIRE(k->rsvd == 0, u.kv.rsvd);
 	OPND(u.kv.src, (uint64_t)k->row * 4);
 	OPND(u.kv.cache, (uint64_t)k->ctx_cap * rec);
+	OPND(u.kv.norm, fd ? (uint64_t)(k->row - fd) * 4 : 0);
+	OPND(u.kv.rope_tab, fd ? ((uint64_t)k->rope_pos + 1) * fd * 4 : 0);
 	return ABI_ST_OK;
 }
 

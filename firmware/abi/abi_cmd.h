@@ -200,12 +200,21 @@ struct abi_mla {
  * record format is word [7:0] (ABI_KV_F32: the row as is, [31:8] must be 0; ABI_KV_BF16 and
  * ABI_KV_FP8, the formats of hls/mla_attn/mla_attn.h, with the rope width in [23:8]). */
 struct abi_kv_append {
-	uint64_t src;	  /* f32 [row] */
-	uint64_t cache;	  /* records [ctx_cap] */
-	uint32_t row;	  /* elements per row, 1..ABI_MAX_DIM */
-	uint32_t pos;	  /* 0..ctx_cap-1 */
-	uint32_t ctx_cap; /* rows the cache region holds */
-	uint32_t word;	  /* [7:0] format, [23:8] rope width (not F32), [31:24] 0 */
+	uint64_t src;	   /* f32 [row] */
+	uint64_t cache;	   /* records [ctx_cap] */
+	uint32_t row;	   /* elements per row, 1..ABI_MAX_DIM */
+	uint32_t pos;	   /* 0..ctx_cap-1 */
+	uint32_t ctx_cap;  /* rows the cache region holds */
+	uint32_t word;	   /* [7:0] format, [23:8] rope width (not F32), [31:24] 0 */
+	uint64_t norm;	   /* fold: f32 [row - fold] kv_a_layernorm weight; else 0 */
+	uint64_t rope_tab; /* fold: f32 [rope_pos + 1][fold] RoPE table (cos, sin pairs); else 0 */
+	uint32_t eps;	   /* fold: the norm's eps, f32 bits (finite, > 0); else 0 */
+	uint32_t fold;	   /* 0: src is the finished row [c' | roped k_pe]; dr (even, 2..64, <
+			      row, the word's rope width when not F32): src is kv_a's raw row [c |
+			      k_pe] of that rope width, normalized and roped in the append's input
+			      stage (mla_kv_append_fold) */
+	uint32_t rope_pos; /* fold: the token's position in the RoPE table; else 0 */
+	uint32_t rsvd;	   /* 0 */
 };
 enum abi_kv_fmt { ABI_KV_F32 = 0, ABI_KV_BF16 = 1, ABI_KV_FP8 = 2 };
 #define ABI_KV_WORD(fmt, rope) ((uint32_t)(fmt) | ((uint32_t)(rope) << 8))
@@ -344,7 +353,7 @@ struct abi_cmd {
 static_assert(sizeof(struct abi_gemm) == 64, "abi_gemm is 64 bytes");
 static_assert(sizeof(struct abi_vec) == 80, "abi_vec is 80 bytes");
 static_assert(sizeof(struct abi_mla) == 48, "abi_mla is 48 bytes");
-static_assert(sizeof(struct abi_kv_append) == 32, "abi_kv_append is 32 bytes");
+static_assert(sizeof(struct abi_kv_append) == 64, "abi_kv_append is 64 bytes");
 static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
 static_assert(sizeof(struct abi_gemv) == 32, "abi_gemv is 32 bytes");
 static_assert(sizeof(struct abi_route) == 72, "abi_route is 72 bytes");

@@ -533,6 +533,37 @@ static void st_decoder(void)
 	c.u.kv.row = 144;
 	c.u.kv.word = ABI_KV_WORD(ABI_KV_F32, 16); /* f32 records take no rope width */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	/* the norm and RoPE folded in: kv_a's raw row, its weight, eps and table row */
+	c.u.kv.word = ABI_KV_WORD(ABI_KV_FP8, 16);
+	c.u.kv.fold = 16;
+	c.u.kv.norm = ABI_ADDR(0, 4096);
+	c.u.kv.rope_tab = ABI_ADDR(0, 8192);
+	c.u.kv.rope_pos = 9;
+	c.u.kv.eps = 0x358637BDu; /* 1e-6f */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.kv.fold = 8; /* not the records' rope width */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.kv.fold));
+	c.u.kv.fold = 16;
+	c.u.kv.eps = 0x7F800000u; /* inf */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.kv.eps));
+	c.u.kv.eps = 0x358637BDu;
+	c.u.kv.rope_tab = ABI_ADDR(0, (1u << 20) - 64); /* 10 table rows run past the bank */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.kv.rope_tab));
+	c.u.kv.rope_tab = ABI_ADDR(0, 8192);
+	c.u.kv.rsvd = 1;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	c.u.kv.rsvd = 0;
+	c.u.kv.fold = 0; /* no fold: its fields must be 0 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.kv.eps));
+	c.u.kv.eps = c.u.kv.rope_pos = 0;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD); /* norm given without the fold */
+	CHECK_EQ(d, ABI_FIELD(u.kv.norm));
+	c.u.kv.norm = c.u.kv.rope_tab = 0;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
 
 	/* GEMV: a group table in a bank */
 	memset(&c, 0, sizeof c);

@@ -22,6 +22,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_rms.h"
 #include "hls_strict.h"
 #include "hls_tree.h"
 
@@ -253,6 +254,33 @@ attn_query:
 	return 0;
 }
 
+int mla_kv_append_fold(const float *row, const float *w, float eps, const float *tab, int rope_pos,
+		       uint8_t *cache, int pos, int dc, int dr, int fmt)
+{
+	float cn[MLA_MAX_DC], kr[MLA_MAX_DR > 0 ? MLA_MAX_DR : 1], p[HLS_RMS_P];
+	if (!row || !w || (dr > 0 && !tab) || dc < 1 || dc > MLA_MAX_DC || dr < 0 ||
+	    dr > MLA_MAX_DR || (dr & 1) || rope_pos < 0)
+		return -EINVAL;
+	/* kv_a_layernorm: the sum pass (hls_rms.h's partials), the scale, the products */
+	hls_rms_clear(p);
+fold_sum:
+	for (int i = 0; i < dc; i++)
+		p[hls_rms_slot(i)] += row[i] * row[i];
+	float r = hls_rms_scale(hls_rms_reduce(p), dc, eps);
+fold_norm:
+	for (int i = 0; i < dc; i++)
+		cn[i] = hls_rms_apply(row[i], r, w[i]);
+	/* RoPE of k_pe: pairs (x0, x1) by (cos, sin) of the position's table row */
+	const float *t = dr ? tab + (size_t)rope_pos * dr : tab;
+fold_rope:
+	for (int i = 0; i < dr; i += 2) {
+		float x0 = row[dc + i], x1 = row[dc + i + 1], cs = t[i], sn = t[i + 1];
+		kr[i] = x0 * cs - x1 * sn;
+		kr[i + 1] = x0 * sn + x1 * cs;
+	}
+	return mla_kv_append(cn, dr ? kr : NULL, cache, pos, 1, dc, dr, fmt);
+}
+
 int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, int n, int dc, int dr,
 		  int fmt)
 {
@@ -360,6 +388,22 @@ int64_t mla_attn_cycles2(const struct hls_build *bd, int nq, int pos0, int H, in
 	}
 	c->cycles = cyc;
 	return (int64_t)cyc;
+}
+
+int64_t mla_kv_append_fold_cycles(const struct hls_build *bd, int dc, int dr, int fmt,
+				  struct mla_attn_cost *c)
+{
+	int64_t cyc = mla_kv_append_cycles(bd, 1, dc, dr, fmt, c);
+	if (cyc < 0)
+		return cyc;
+	/* the norm's sum pass over c's beats (the weight and the table row arrive beside the
+	 * row), the rsqrt, then the products and the RoPE in the record's input stage */
+	uint64_t add = hls_cdiv64((uint64_t)dc, 16) + (uint64_t)bd->depth_exp + bd->depth_vec;
+	if (c) {
+		c->bytes += (uint64_t)(dc + dr) * 4;
+		c->cycles += add;
+	}
+	return cyc + (int64_t)add;
 }
 
 int64_t mla_kv_append_cycles(const struct hls_build *bd, int n, int dc, int dr, int fmt,

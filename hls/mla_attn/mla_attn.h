@@ -65,6 +65,17 @@ int mla_attn(const float *q_lat, const float *q_pe, const uint8_t *cache, float 
  * quantized with hls_quant.h, no ue8m0). Returns 0 or -EINVAL (n < 1, pos < 0,
  * pos + n > MLA_MAX_T, bad layout, NULL pointer).
  */
+/*
+ * mla_kv_append_fold - one token's append from kv_a's raw row [c | k_pe] (row [dc + dr]): the
+ * kv_a_layernorm (hls_rms.h: the vec_ops RMSNORM command's sums, scale and products, weight w
+ * [dc], eps) and the RoPE of k_pe at table row tab + rope_pos * dr (cos, sin pairs: the vec_ops
+ * ROPE command's products) in the input stage, then mla_kv_append's record at pos: the bytes an
+ * RMSNORM command, a ROPE command and mla_kv_append write, bit for bit, in one command.
+ * Returns 0 or -EINVAL (mla_kv_append's, dc > MLA_MAX_DC, dr > MLA_MAX_DR or odd, rope_pos < 0,
+ * a NULL pointer).
+ */
+int mla_kv_append_fold(const float *row, const float *w, float eps, const float *tab, int rope_pos,
+		       uint8_t *cache, int pos, int dc, int dr, int fmt);
 int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, int n, int dc, int dr,
 		  int fmt);
 
@@ -90,6 +101,11 @@ int64_t mla_attn_cycles2(const struct hls_build *b, int nq, int pos0, int H, int
 			 int fmt, int macs, struct mla_attn_cost *c);
 int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
 			     struct mla_attn_cost *c);
+/* mla_kv_append_fold's cycles: mla_kv_append's for one token + the norm's sum pass over c's
+ * beats (its weight and the table row read beside the row), the rsqrt and the input stage's
+ * depth. */
+int64_t mla_kv_append_fold_cycles(const struct hls_build *b, int dc, int dr, int fmt,
+				  struct mla_attn_cost *c);
 
 /*
  * ---- mla_attn_lanes: decode attention over a cache striped on L lanes, all heads in one pass ----

@@ -5,12 +5,14 @@
  * counts, ranks, cache lengths (partial chunks and head groups) and data kinds (random, peaky
  * max-magnitude scores, subnormal, all-zero latent groups, NaN); causality; argument checks.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "e4m3.h"
 #include "hls/mla_attn/mla_attn.h"
+#include "hls/vec_ops/vec_ops.h"
 
 static int passed, failed;
 static double worst_fmt[3]; /* measured worst error per cache format */
@@ -205,9 +207,71 @@ static void append_case(int dc, int dr, int fmt)
 	free(cache);
 }
 
+/* The folded append (mla_kv_append_fold: kv_a's raw row normalized and roped in the input
+ * stage) writes the bytes of a vec_ops RMSNORM, a vec_ops ROPE and mla_kv_append, memcmp, at
+ * positions 0 and 70 of the table, rows of very different sizes, a NaN in k_pe. */
+static void fold_case(int dc, int dr, int fmt, int rope_pos)
+{
+	size_t rb = mla_record_bytes(fmt, dc, dr);
+	int ntab = rope_pos + 1;
+	float row[512 + 64] = {0}, w[512], cn[512], kr[64],
+			*tab = malloc(sizeof(float) * ntab * dr);
+	uint8_t *a = calloc(3, rb), *b = calloc(3, rb);
+	for (int i = 0; i < dc + dr; i++)
+		row[i] = normal() * (i % 5 ? 1.0f : 70.0f);
+	if (dr > 2)
+		row[dc + 1] = NAN;
+	for (int i = 0; i < dc; i++)
+		w[i] = 0.5f + 0.01f * (float)(i % 97);
+	for (int p = 0; p < ntab; p++)
+		for (int j = 0; j < dr / 2; j++) {
+			double ang = p / pow(10000.0, 2.0 * j / dr);
+			tab[p * dr + 2 * j] = (float)cos(ang);
+			tab[p * dr + 2 * j + 1] = (float)sin(ang);
+		}
+	int32_t pos = rope_pos;
+	int r1 =
+	    vec_ops(VEC_OP_RMSNORM, row, w, cn, NULL, NULL, NULL, 1, dc, dc, dc, 1e-6f, 0, 0, 0);
+	int r2 = dr ? vec_ops(VEC_OP_ROPE, row + dc, tab, kr, NULL, NULL, &pos, 1, dr, dr, dr, 0.0f,
+			      0, 0, 0)
+		    : 0;
+	int r3 = mla_kv_append(cn, dr ? kr : NULL, a, 1, 1, dc, dr, fmt);
+	int r4 = mla_kv_append_fold(row, w, 1e-6f, tab, rope_pos, b, 1, dc, dr, fmt);
+	if (!r1 && !r2 && !r3 && !r4 && !memcmp(a, b, 3 * rb))
+		passed++;
+	else {
+		failed++;
+		printf("FAIL fold dc=%d dr=%d fmt=%d pos=%d: rc %d %d %d %d, records %s\n", dc, dr,
+		       fmt, rope_pos, r1, r2, r3, r4, memcmp(a, b, 3 * rb) ? "differ" : "equal");
+	}
+	free(tab);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	int f0 = 0;
+	for (int fmt = 0; fmt < 3; fmt++) {
+		fold_case(256, 32, fmt, 0);
+		fold_case(512, 64, fmt, 70);
+		fold_case(128, 16, fmt, 5);
+	}
+	{ /* bad arguments of the fold */
+		float row[8] = {0}, w[8] = {1, 1, 1, 1, 1, 1, 1, 1}, tab[8] = {0};
+		uint8_t rec[64];
+		if (mla_kv_append_fold(row, w, 1e-6f, tab, 0, rec, 0, 0, 2, MLA_CACHE_F32) ==
+			-EINVAL &&
+		    mla_kv_append_fold(row, w, 1e-6f, tab, 0, rec, 0, 4, 3, MLA_CACHE_F32) ==
+			-EINVAL &&
+		    mla_kv_append_fold(row, NULL, 1e-6f, tab, 0, rec, 0, 4, 2, MLA_CACHE_F32) ==
+			-EINVAL &&
+		    mla_kv_append_fold(row, w, 1e-6f, tab, -1, rec, 0, 4, 2, MLA_CACHE_F32) ==
+			-EINVAL)
+			passed++;
+		else
+			failed++, printf("FAIL fold: bad arguments accepted\n");
+	}
 	/* record sizes: FlashMLA FP8 656 bytes for 512/64 */
 	if (mla_record_bytes(MLA_CACHE_FP8, 512, 64) == 656 &&
 	    mla_record_bytes(MLA_CACHE_BF16, 512, 64) == 1152 &&

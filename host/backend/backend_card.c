@@ -669,6 +669,30 @@ static uint32_t cu_mla(struct cu_call *c, uint32_t op)
 	return cu_status(r);
 }
 
+/* A KV_APPEND's record layout: the kernel's format, and the split of row into c' (dc) and k_pe
+ * (dr). An f32 record is just row floats: any split stores the same bytes; a folded append
+ * (kv_a's raw row) splits at its rope width. */
+static int kv_layout(const struct abi_kv_append *k, int *dc, int *dr)
+{
+	uint32_t fmt = ABI_KV_FMT(k->word);
+	*dr = k->fold		    ? (int)k->fold
+	      : fmt != ABI_KV_F32   ? (int)ABI_KV_ROPE(k->word)
+	      : k->row > MLA_MAX_DC ? (int)k->row - MLA_MAX_DC
+				    : 0;
+	*dc = (int)k->row - *dr;
+	return fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
+	       : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
+				   : MLA_CACHE_F32;
+}
+
+/* Its modeled cycles (one token; a folded append's input stage included). */
+static int64_t kv_cycles(const struct hls_build *b, const struct abi_kv_append *k)
+{
+	int dc, dr, mf = kv_layout(k, &dc, &dr);
+	return k->fold ? mla_kv_append_fold_cycles(b, dc, dr, mf, NULL)
+		       : mla_kv_append_cycles(b, 1, dc, dr, mf, NULL);
+}
+
 static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 {
 	struct abi_kv_append k;
@@ -676,19 +700,23 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	memcpy(&k, c->args, sizeof k);
 	const float *src;
 	uint8_t *cache;
-	uint32_t fmt = ABI_KV_FMT(k.word);
-	/* an f32 record is just row floats: any split into c' and k_pe stores the same bytes */
-	int dr = fmt != ABI_KV_F32    ? (int)ABI_KV_ROPE(k.word)
-		 : k.row > MLA_MAX_DC ? (int)k.row - MLA_MAX_DC
-				      : 0;
-	int dc = (int)k.row - dr;
-	int mf = fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
-		 : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
-				     : MLA_CACHE_F32;
+	int dc, dr, mf = kv_layout(&k, &dc, &dr);
 	CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
 	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * mla_record_bytes(mf, dc, dr));
+	if (k.fold) {
+		const float *w, *tab;
+		float eps;
+		memcpy(&eps, &k.eps, 4);
+		CU_PTR(w, const float *, u.kv.norm, (uint64_t)dc * 4);
+		CU_PTR(tab, const float *, u.kv.rope_tab,
+		       ((uint64_t)k.rope_pos + 1) * (uint64_t)dr * 4);
+		int r = mla_kv_append_fold(src, w, eps, tab, (int)k.rope_pos, cache, (int)k.pos, dc,
+					   dr, mf);
+		c->cyc = kv_cycles(&c->bld, &k);
+		return cu_status(r);
+	}
 	int r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr, mf);
-	c->cyc = mla_kv_append_cycles(&c->bld, 1, dc, dr, mf, NULL);
+	c->cyc = kv_cycles(&c->bld, &k);
 	return cu_status(r);
 }
 
@@ -925,11 +953,8 @@ int64_t backend_cmd_cycles(const struct abi_cmd *cmd, uint32_t bw_mbps, uint32_t
 					(int)(cmd->u.route.groups & 0xFFFFu),
 					(int)(cmd->u.route.groups >> 16), cmd->u.route.flags,
 					cmd->u.route.rows ? (int)cmd->u.route.rows : 1);
-	case ABI_OP_KV_APPEND: {
-		int dr = cmd->u.kv.row > MLA_MAX_DC ? (int)cmd->u.kv.row - MLA_MAX_DC : 0;
-		return mla_kv_append_cycles(&bld, 1, (int)cmd->u.kv.row - dr, dr, MLA_CACHE_F32,
-					    NULL);
-	}
+	case ABI_OP_KV_APPEND:
+		return kv_cycles(&bld, &cmd->u.kv);
 	default:
 		return 0;
 	}

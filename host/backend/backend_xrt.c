@@ -829,6 +829,12 @@ static void xb_exec(struct xb *x, uint32_t i)
 				 : xb_vec(x, fc.op, &c->u.vec, &x->cu[pc], a, &detail);
 			break;
 		case ABI_OP_KV_APPEND:
+			if (c->u.kv.fold) { /* the xclbin's mla_kv_append has no input stage */
+				compute = 0;
+				st = ABI_ST_BAD_FIELD;
+				detail = ABI_FIELD(u.kv.fold);
+				break;
+			}
 			xb_kv(&c->u.kv, a);
 			break;
 		case ABI_OP_DMA_FILL:

@@ -586,7 +586,7 @@ double card_gemm_macs(const struct abi_cmd *c)
 static int card_mla_append(struct ee *e, const struct ee_layer *L, int p)
 {
 	if (e->gv_attn)
-		return card_kv_append_lanes(e, L, e->cur_seq, p);
+		return card_kv_append_lanes(e, L, e->cur_seq, p, e->kv_fold);
 	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
 	if (!k)
 		return -E2BIG;
@@ -627,11 +627,13 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	/* with q_a_layernorm in its loader, q_b runs on the GEMV CU beside the kv norm and RoPE */
 	if (ql > 0 && e->gv)
 		TRY(card_mla_gemv(e, L, GV_Q_B));
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm", e->kva, 0, L->kv_a_norm, e->kvrow, 1,
-		       (uint32_t)kvl, 0, 0, 0, eps, 0));
-	TRY(card_vecop(e, ABI_OP_ROPE, "rope k_pe", e->kva + 4 * (uint64_t)kvl, 0, 0,
-		       e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
-		       (float)c->rope_theta, e->tab));
+	if (!e->kv_fold) { /* (folded: the append normalizes and ropes kv_a's row itself) */
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm", e->kva, 0, L->kv_a_norm,
+			       e->kvrow, 1, (uint32_t)kvl, 0, 0, 0, eps, 0));
+		TRY(card_vecop(e, ABI_OP_ROPE, "rope k_pe", e->kva + 4 * (uint64_t)kvl, 0, 0,
+			       e->kvrow + 4 * (uint64_t)kvl, 1, (uint32_t)rope, 0, 0, (uint32_t)p,
+			       (float)c->rope_theta, e->tab));
+	}
 	TRY(card_barrier(e));
 	if (ql > 0 && !e->gv)
 		TRY(card_gemm(e, "q_b_proj", e->qa, &L->q_b, e->q, 0, 0, 0, 0, 0, 0));

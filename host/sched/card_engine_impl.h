@@ -168,6 +168,9 @@ struct ee {
 	uint64_t gv_cur;	  /* bytes of the arena used */
 	uint64_t gv_tiles;	  /* tiles placed: the next rotation, so small matrices spread */
 	int gv_attn;		  /* 1: the latent cache striped over the lanes (mla_attn_lanes) */
+	int kv_fold;		  /* 1: the token loop's append takes kv_a's raw row and does the
+				     kv_a_layernorm and RoPE in its input stage (needs gv_attn;
+				     MOECARD_KV_FOLD=0 turns it off) */
 	uint32_t attn_macs;	  /* its f32 MACs per lane per cycle (board) */
 	uint32_t attn_imacs;	  /* its FP8 datapath's integer MACs per lane per cycle (board) */
 	uint32_t attn_passes;	  /* its head passes (board) */
@@ -503,8 +506,9 @@ static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, 
 	return (e->gv_attn ? L->kv_off : L->kv) + (uint64_t)s * e->kv_slot_b;
 }
 /* The striped cache's KV append of e->kvrow and the attention of e->qcat into e->lat, on slot s
- * at position p (the rows path then points src / q / out at its row). */
-int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
+ * at position p (the rows path then points src / q / out at its row). With fold the append
+ * reads kv_a's raw row e->kva and normalizes and ropes it itself (ABI kv fold). */
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int fold);
 int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
 /* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */
 int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,

@@ -205,6 +205,9 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		     !gv_env_off("MOECARD_CARD_ATTN") && cc->kv_lora_rank <= MLA_MAX_DC &&
 		     cc->qk_rope_head_dim <= MLA_MAX_DR && cc->num_attention_heads <= MLA_MAX_H &&
 		     e->max_seq <= MLA_MAX_T;
+	/* the token loop's append normalizes and ropes kv_a's row itself (rope width even) */
+	e->kv_fold = e->gv_attn && cc->qk_rope_head_dim > 0 && !(cc->qk_rope_head_dim & 1) &&
+		     !gv_env_off("MOECARD_KV_FOLD");
 	/* its build parameters: the tree's, else the kernel's */
 	e->attn_macs = acu && acu->lane_macs ? acu->lane_macs : MLA_LANE_MACS;
 	e->attn_imacs = acu && acu->lane_imacs ? acu->lane_imacs : MLA_LANE_IMACS;
@@ -977,17 +980,27 @@ int card_route_check(struct ee *e, int from, int to)
 	return 0;
 }
 
-int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p)
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int fold)
 {
 	const struct config *c = e->c;
 	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
 	uint64_t rec = abi_kv_record_bytes(e->kv_fmt, (uint64_t)kvl, (uint64_t)rope);
 	uint64_t b = (uint64_t)p / MLA_TB, lane = b % e->gv_lanes;
 	uint64_t local = b / e->gv_lanes * MLA_TB + (uint64_t)p % MLA_TB;
-	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append (striped)");
+	struct abi_cmd *k =
+	    card_cmd(e, ABI_OP_KV_APPEND,
+		     fold ? "kv_a norm + rope k_pe + kv_append (striped)" : "kv_append (striped)");
 	if (!k)
 		return -E2BIG;
-	k->u.kv.src = e->kvrow;
+	k->u.kv.src = fold ? e->kva : e->kvrow;
+	if (fold && rope > 0) { /* kv_a's raw row: its norm and RoPE in the append's input stage */
+		float eps = (float)c->rms_norm_eps;
+		memcpy(&k->u.kv.eps, &eps, 4);
+		k->u.kv.norm = L->kv_a_norm;
+		k->u.kv.rope_tab = e->tab;
+		k->u.kv.fold = (uint32_t)rope;
+		k->u.kv.rope_pos = (uint32_t)p;
+	}
 	k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, s) + local * rec);
 	k->u.kv.row = (uint32_t)(kvl + rope);
 	k->u.kv.pos = 0;

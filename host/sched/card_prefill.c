@@ -260,7 +260,7 @@ static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, in
 {
 	const struct config *c = e->c;
 	if (e->gv_attn) { /* the record's address in its lane, as the token loop's */
-		TRY(card_kv_append_lanes(e, L, s, p));
+		TRY(card_kv_append_lanes(e, L, s, p, 0));
 		e->list.cmd[e->list.n - 1].u.kv.src = src;
 		e->list.what[e->list.n - 1] = "kv_append (striped, row)";
 		return 0;

@@ -491,6 +491,52 @@ static void test_top1(const char *dir)
 	ckpt_close(&ck);
 }
 
+/* The token loop's KV append with the kv_a_layernorm and RoPE folded in (kv_fold: kv_a's raw
+ * row into the append's input stage, two commands fewer a layer) gives the logits of the
+ * separate RMSNORM and ROPE commands bit for bit (MOECARD_KV_FOLD=0), over a prompt and decoded
+ * tokens. */
+static void test_kv_fold(const char *dir)
+{
+	struct ckpt ck;
+	char err[512];
+	struct model_opts o;
+	if (open_tiny(dir, &ck, &o))
+		return;
+	o.max_seq = 64;
+	int V = ck.cfg.vocab_size, toks[12] = {5, 77, 300, 9, 41, 600, 7, 8, 99, 3, 17, 250};
+	float *lg[2];
+	uint64_t cmds[2] = {0};
+	for (int off = 0; off < 2; off++) {
+		lg[off] = calloc((size_t)V * 10, sizeof(float));
+		if (off)
+			setenv("MOECARD_KV_FOLD", "0", 1);
+		struct engine e;
+		int r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
+		unsetenv("MOECARD_KV_FOLD");
+		CHECK(r == 0, "engine_open emu: %s", err);
+		if (r)
+			continue;
+		struct backend_stats s0, s1;
+		backend_stats(card_engine_backend(&e), &s0);
+		r = engine_forward(&e, toks, 3, lg[off], 0, NULL);
+		for (int t = 3; t < 12 && !r; t++)
+			r = engine_forward(&e, toks + t, 1, lg[off] + (size_t)(t - 2) * V, 0, NULL);
+		backend_stats(card_engine_backend(&e), &s1);
+		cmds[off] = s1.cmds - s0.cmds;
+		CHECK(r == 0, "forwards (fold %d): %d", !off, r);
+		engine_free(&e);
+	}
+	CHECK(!memcmp(lg[0], lg[1], (size_t)V * 10 * sizeof(float)),
+	      "folded KV appends: the logits of the separate norm and RoPE commands, bit for bit");
+	CHECK(cmds[0] < cmds[1], "the fold takes commands off the lists (%llu vs %llu)",
+	      (unsigned long long)cmds[0], (unsigned long long)cmds[1]);
+	printf("kv fold: %llu commands, %llu with the separate norm and RoPE; logits identical\n",
+	       (unsigned long long)cmds[0], (unsigned long long)cmds[1]);
+	free(lg[0]);
+	free(lg[1]);
+	ckpt_close(&ck);
+}
+
 static void test_engine_faults(const char *dir)
 {
 	struct ckpt ck;
@@ -776,6 +822,7 @@ int main(void)
 		if (!r) {
 			test_fence_chain(dir);
 			test_top1(dir);
+			test_kv_fold(dir);
 			test_engine_faults(dir);
 			test_expert_faults(dir, "lfu", "auto");
 		}
