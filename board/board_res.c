@@ -210,6 +210,8 @@ static void res_gemv(const struct board_cu *cu, int fam, uint32_t rows, struct b
 	add_mul(r, fam, 2 * L * m);
 	add_add(r, fam, L * m);
 	add_epilogue(r, fam, lanes, FP8_GEMV_SILU);
+	/* FP8_GEMV_ARGMAX: a compare-select and an index register per store position */
+	r->lut += lanes * (LUT_F32_CMP + 32);
 	add_quant(r, fam, lanes);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K * 4, cdiv(m * bpl, 2), 1);
 	add_mem(r, (uint64_t)FP8_GEMV_MAX_M * (FP8_GEMV_MAX_K / 128) * 4, m, 0);
@@ -270,6 +272,13 @@ static void res_kv_append(int fam, struct board_res *r)
 	r->lut += LUT_DECODE * 64;
 	add_quant(r, fam, 16);
 	add_mem(r, 4 * (MLA_MAX_DC + MLA_MAX_DR), 1, 0);
+	/* the folded input stage (mla_kv_append_fold), MLA_FOLD_LANES elements a cycle: the norm's
+	 * squares and partial sums, its halving tree's adder, one rsqrt, 2 products an element;
+	 * RoPE's 4 products and 2 adds a pair */
+	add_mul(r, fam, 3 * MLA_FOLD_LANES + 4);
+	add_add(r, fam, MLA_FOLD_LANES + 1 + 2);
+	add_mul(r, fam, RSQRT_MUL);
+	add_add(r, fam, RSQRT_ADD);
 }
 
 static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *r);

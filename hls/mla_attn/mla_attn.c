@@ -396,9 +396,10 @@ int64_t mla_kv_append_fold_cycles(const struct hls_build *bd, int dc, int dr, in
 	int64_t cyc = mla_kv_append_cycles(bd, 1, dc, dr, fmt, c);
 	if (cyc < 0)
 		return cyc;
-	/* the norm's sum pass over c's beats (the weight and the table row arrive beside the
-	 * row), the rsqrt, then the products and the RoPE in the record's input stage */
-	uint64_t add = hls_cdiv64((uint64_t)dc, 16) + (uint64_t)bd->depth_exp + bd->depth_vec;
+	/* the norm's sum pass (the weight and the table row arrive beside the row), the rsqrt,
+	 * then its products and the RoPE ahead of the record's encoder, MLA_FOLD_LANES a cycle */
+	uint64_t add = 2 * hls_cdiv64((uint64_t)dc, MLA_FOLD_LANES) + (uint64_t)bd->depth_exp +
+		       bd->depth_vec;
 	if (c) {
 		c->bytes += (uint64_t)(dc + dr) * 4;
 		c->cycles += add;

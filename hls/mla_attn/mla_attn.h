@@ -101,9 +101,12 @@ int64_t mla_attn_cycles2(const struct hls_build *b, int nq, int pos0, int H, int
 			 int fmt, int macs, struct mla_attn_cost *c);
 int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
 			     struct mla_attn_cost *c);
-/* mla_kv_append_fold's cycles: mla_kv_append's for one token + the norm's sum pass over c's
- * beats (its weight and the table row read beside the row), the rsqrt and the input stage's
- * depth. */
+/* The folded input stage's width: elements a cycle of the norm's sum pass and of its products
+ * (one row a token: a narrow stage, its DSPs in board_res.c). */
+#define MLA_FOLD_LANES 8
+/* mla_kv_append_fold's cycles: mla_kv_append's for one token + the norm's sum pass and its
+ * products pass, MLA_FOLD_LANES elements a cycle each (the weight and the table row read beside
+ * the row), the rsqrt and the input stage's depth. */
 int64_t mla_kv_append_fold_cycles(const struct hls_build *b, int dc, int dr, int fmt,
 				  struct mla_attn_cost *c);
 
