@@ -697,15 +697,6 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 	return r;
 }
 
-/* bench --seqs B: what serve --max-batch B runs. B sequences of prompt_len random tokens are
- * prefilled one after another, each into its own cache, then gen greedy steps decode all B
- * together in one forward a step (cli_seqs.h): every matrix read once for all rows, the MoE
- * grouping the rows by expert. On the cpu engine (forward_rows, every row on the per-row path)
- * the measured host wall time of the decode steps; on a card (forward_seqs) one JSON object (or a
- * line) with their modeled time: card busy + link (the backend's clock) + the host's part per
- * row (sampling over the logits, the embedding row, at the modeled host rate), and the tokens
- * per second that gives. The same for B = 1 gives the baseline the ratios are taken against.
- * 0, -ENOTSUP when the engine has no batched path for B sequences, or a negative errno. */
 /* bench --isa-ab: the decode tokens (or the --seqs steps) alternate between the engine's own
  * SIMD path (a) and a rival (b, NULL: off), even ones on a; each side's seconds and count. */
 struct bench_ab {
@@ -749,6 +740,15 @@ static void ab_report(const struct bench_ab *ab, int rows, int json, const char 
 		       ab->n[1], unit, ab->a, ra, ab->b, rb, ra / rb);
 }
 
+/* bench --seqs B: what serve --max-batch B runs. B sequences of prompt_len random tokens are
+ * prefilled one after another, each into its own cache, then gen greedy steps decode all B
+ * together in one forward a step (cli_seqs.h): every matrix read once for all rows, the MoE
+ * grouping the rows by expert. On the cpu engine (forward_rows, every row on the per-row path)
+ * the measured host wall time of the decode steps; on a card (forward_seqs) one JSON object (or a
+ * line) with their modeled time: card busy + link (the backend's clock) + the host's part per
+ * row (sampling over the logits, the embedding row, at the modeled host rate), and the tokens
+ * per second that gives. The same for B = 1 gives the baseline the ratios are taken against.
+ * 0, -ENOTSUP when the engine has no batched path for B sequences, or a negative errno. */
 static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct config *c)
 {
 	int B = a->seqs, r;

@@ -870,7 +870,7 @@ static int ee_head(struct ee *e, uint64_t norm_w, const struct qmat *head, float
 	if (!e->gv_head || !(logits || top1) || hidden)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm", e->x, 0, norm_w, e->xn, 1,
 			       (uint32_t)D, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
-	if (e->gv_head && (logits || top1)) /* the head on the GEMV CU: only the logits come back */
+	if (e->gv_head && (logits || top1)) /* the head on the GEMV CU: logits or the record back */
 		TRY(card_head_gemv(e, head != &e->w->lm_head));
 	TRY(card_flush(e));
 	double t0 = now_s();

@@ -564,6 +564,8 @@ void card_gemv_layer_free(struct ee_layer *L)
 	memset(g, 0, sizeof *g);
 }
 
+/* One GEMV command over table (or view) t: its t->ng groups, t->m rows (0: 1), group 0's x
+ * named so the x loader starts it beside the table read (card_gemv_cycles times it so). */
 static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 {
 	struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
@@ -571,8 +573,8 @@ static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 		return -E2BIG;
 	c->u.gemv.tab = t->addr;
 	c->u.gemv.ng = (uint32_t)t->ng;
-	c->u.gemv.m = 1;
-	c->u.gemv.x0_off = t->g[0].x_off; /* the x loader starts it beside the table */
+	c->u.gemv.m = t->m > 0 ? (uint32_t)t->m : 1;
+	c->u.gemv.x0_off = t->g[0].x_off;
 	c->u.gemv.flags = ABI_GEMV_F_X0;
 	e->list.gt[e->list.n - 1] = t;
 	return 0;
@@ -601,15 +603,7 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 			*v = (struct gvtab){
 			    t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n, mm, NULL, 0};
 		}
-		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
-		if (!c)
-			return -E2BIG;
-		c->u.gemv.tab = v->addr;
-		c->u.gemv.ng = (uint32_t)n;
-		c->u.gemv.m = (uint32_t)mm;
-		c->u.gemv.x0_off = v->g[0].x_off;
-		c->u.gemv.flags = ABI_GEMV_F_X0;
-		e->list.gt[e->list.n - 1] = v;
+		TRY(gv_cmd(e, what, v));
 	}
 	return 0;
 }
@@ -814,15 +808,7 @@ static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0,
 		struct gvtab *tv = &t->views[(*nv)++];
 		*tv = (struct gvtab){
 		    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m, NULL, 0};
-		struct abi_cmd *c = card_cmd(e, ABI_OP_GEMV, what);
-		if (!c)
-			return -E2BIG;
-		c->u.gemv.tab = tv->addr;
-		c->u.gemv.ng = (uint32_t)tv->ng;
-		c->u.gemv.m = (uint32_t)m;
-		c->u.gemv.x0_off = tv->g[0].x_off;
-		c->u.gemv.flags = ABI_GEMV_F_X0;
-		e->list.gt[e->list.n - 1] = tv;
+		TRY(gv_cmd(e, what, tv));
 	}
 	return 0;
 }

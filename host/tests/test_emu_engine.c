@@ -367,13 +367,44 @@ static int open_tiny(const char *dir, struct ckpt *ck, struct model_opts *o)
 	return r;
 }
 
+/* An emu engine opened on ck with the environment variables env (name, value pairs, NULL
+ * ended; unset again once the engine is open) runs a 3-token prompt, then toks[3..n) one at a
+ * time: lg [n - 2][vocab] gets the prompt's last row and every decoded token's logits, *cmds and
+ * *ns the commands and modeled card time of it all. 0 or the error (checked here). */
+static int emu_tokens(const struct ckpt *ck, const struct model_opts *o, const char *const *env,
+		      const int *toks, int n, float *lg, uint64_t *cmds, uint64_t *ns)
+{
+	char err[512];
+	int V = ck->cfg.vocab_size;
+	for (int i = 0; env[i]; i += 2)
+		setenv(env[i], env[i + 1], 1);
+	struct engine e;
+	int r = engine_open(&e, "emu", ck, o, NULL, err, sizeof err);
+	for (int i = 0; env[i]; i += 2)
+		unsetenv(env[i]);
+	CHECK(r == 0, "engine_open emu: %s", err);
+	if (r)
+		return r;
+	struct backend *be = card_engine_backend(&e);
+	struct backend_stats s0, s1;
+	backend_stats(be, &s0);
+	r = engine_forward(&e, toks, 3, lg, 0, NULL); /* a prompt */
+	for (int t = 3; t < n && !r; t++)	      /* decoded tokens */
+		r = engine_forward(&e, toks + t, 1, lg + (size_t)(t - 2) * V, 0, NULL);
+	backend_stats(be, &s1);
+	CHECK(r == 0, "forwards: %d", r);
+	*cmds = s1.cmds - s0.cmds;
+	*ns = s1.busy_ns - s0.busy_ns;
+	engine_free(&e);
+	return r;
+}
+
 /* Barriers replaced by fences (card_fence_chain): the same logits, bit for bit, over a prompt and
  * decoded tokens, with fewer commands and less modeled card time than with every barrier
  * (MOECARD_BARRIER_FENCES=0), on the GEMV lowering and on the fp8_gemm CUs. */
 static void test_fence_chain(const char *dir)
 {
 	struct ckpt ck;
-	char err[512];
 	struct model_opts o;
 	int r = open_tiny(dir, &ck, &o);
 	if (r)
@@ -384,29 +415,12 @@ static void test_fence_chain(const char *dir)
 		uint64_t cmds[2] = {0}, ns[2] = {0};
 		for (int off = 0; off < 2; off++) {
 			lg[off] = calloc((size_t)V * 4, sizeof(float));
+			const char *env[5] = {NULL, NULL, NULL, NULL, NULL}, **ev = env;
 			if (off)
-				setenv("MOECARD_BARRIER_FENCES", "0", 1);
+				*ev++ = "MOECARD_BARRIER_FENCES", *ev++ = "0";
 			if (!gemv)
-				setenv("MOECARD_CARD_GEMV", "0", 1);
-			struct engine e;
-			r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
-			unsetenv("MOECARD_BARRIER_FENCES");
-			unsetenv("MOECARD_CARD_GEMV");
-			CHECK(r == 0, "engine_open emu: %s", err);
-			if (r)
-				continue;
-			struct backend *be = card_engine_backend(&e);
-			struct backend_stats s0, s1;
-			backend_stats(be, &s0);
-			r = engine_forward(&e, toks, 3, lg[off], 0, NULL); /* a prompt */
-			for (int t = 3; t < 6 && !r; t++)		   /* decoded tokens */
-				r = engine_forward(&e, toks + t, 1, lg[off] + (size_t)(t - 2) * V,
-						   0, NULL);
-			backend_stats(be, &s1);
-			CHECK(r == 0, "forwards (gemv %d, barriers kept %d): %d", gemv, off, r);
-			cmds[off] = s1.cmds - s0.cmds;
-			ns[off] = s1.busy_ns - s0.busy_ns;
-			engine_free(&e);
+				*ev++ = "MOECARD_CARD_GEMV", *ev++ = "0";
+			emu_tokens(&ck, &o, env, toks, 6, lg[off], &cmds[off], &ns[off]);
 		}
 		CHECK(!memcmp(lg[0], lg[1], (size_t)V * 4 * sizeof(float)),
 		      "gemv %d: logits with fences = with every barrier (rel. error %g)", gemv,
@@ -498,33 +512,17 @@ static void test_top1(const char *dir)
 static void test_kv_fold(const char *dir)
 {
 	struct ckpt ck;
-	char err[512];
 	struct model_opts o;
 	if (open_tiny(dir, &ck, &o))
 		return;
 	o.max_seq = 64;
 	int V = ck.cfg.vocab_size, toks[12] = {5, 77, 300, 9, 41, 600, 7, 8, 99, 3, 17, 250};
 	float *lg[2];
-	uint64_t cmds[2] = {0};
+	uint64_t cmds[2] = {0}, ns[2] = {0};
 	for (int off = 0; off < 2; off++) {
+		const char *fold[] = {"MOECARD_KV_FOLD", "0", NULL};
 		lg[off] = calloc((size_t)V * 10, sizeof(float));
-		if (off)
-			setenv("MOECARD_KV_FOLD", "0", 1);
-		struct engine e;
-		int r = engine_open(&e, "emu", &ck, &o, NULL, err, sizeof err);
-		unsetenv("MOECARD_KV_FOLD");
-		CHECK(r == 0, "engine_open emu: %s", err);
-		if (r)
-			continue;
-		struct backend_stats s0, s1;
-		backend_stats(card_engine_backend(&e), &s0);
-		r = engine_forward(&e, toks, 3, lg[off], 0, NULL);
-		for (int t = 3; t < 12 && !r; t++)
-			r = engine_forward(&e, toks + t, 1, lg[off] + (size_t)(t - 2) * V, 0, NULL);
-		backend_stats(card_engine_backend(&e), &s1);
-		cmds[off] = s1.cmds - s0.cmds;
-		CHECK(r == 0, "forwards (fold %d): %d", !off, r);
-		engine_free(&e);
+		emu_tokens(&ck, &o, off ? fold : fold + 2, toks, 12, lg[off], &cmds[off], &ns[off]);
 	}
 	CHECK(!memcmp(lg[0], lg[1], (size_t)V * 10 * sizeof(float)),
 	      "folded KV appends: the logits of the separate norm and RoPE commands, bit for bit");
