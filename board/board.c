@@ -1090,10 +1090,26 @@ int board_set(struct board_desc *b, const char *key, const char *val, char *err,
 				 had);
 			return -EINVAL;
 		}
+	} else if (!strcmp(key, "gemv_rows")) { /* rows of x the GEMV CUs' PE meets a cycle */
+		uint32_t n = 0;
+		if (v != (uint32_t)v || v > 16 || ((uint32_t)v & ((uint32_t)v - 1))) {
+			snprintf(err, errlen, "--set gemv_rows=%s: a power of two in 1..16", val);
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < b->n_cus; i++)
+			if (!strcmp(b->cu[i].kernel, "fp8_gemv")) {
+				b->cu[i].gemv_rows = (uint32_t)v;
+				n++;
+			}
+		if (!n) {
+			snprintf(err, errlen, "--set gemv_rows: the board %s has no fp8_gemv CU",
+				 b->model);
+			return -EINVAL;
+		}
 	} else {
 		snprintf(err, errlen,
 			 "--set %s: unknown; board keys are hbm_gbps, mem_eff_pct, pcie_gen, "
-			 "pcie_lanes, clock_mhz, fw_mhz, lanes",
+			 "pcie_lanes, clock_mhz, fw_mhz, lanes, gemv_rows",
 			 key);
 		return -EINVAL;
 	}

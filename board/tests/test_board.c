@@ -275,6 +275,14 @@ static void test_dispatch(void **state)
 	assert_int_equal(board_dispatch_go_ns(&b), 4ull * BOARD_DISPATCH_GO);
 	assert_int_equal(board_set(&b, "dispatch", "fast", err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "dispatch=fast"));
+	/* gemv_rows: the GEMV CUs' PE rows a cycle, a power of two in 1..16 */
+	assert_int_equal(board_set(&b, "gemv_rows", "8", err, sizeof err), 0);
+	for (uint32_t i = 0; i < b.n_cus; i++)
+		if (!strcmp(b.cu[i].kernel, "fp8_gemv"))
+			assert_int_equal(b.cu[i].gemv_rows, 8);
+	assert_int_equal(board_set(&b, "gemv_rows", "3", err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "gemv_rows=3"));
+	assert_int_equal(board_set(&b, "gemv_rows", "32", err, sizeof err), -EINVAL);
 	/* the shipped tree preloads the arguments: go 16 cycles (64 ns) */
 	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
 	assert_int_equal(b.fw.dispatch_go, 16);

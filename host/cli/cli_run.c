@@ -746,7 +746,8 @@ static void ab_report(const struct bench_ab *ab, int rows, int json, const char 
  * grouping the rows by expert. On the cpu engine (forward_rows, every row on the per-row path)
  * the measured host wall time of the decode steps; on a card (forward_seqs) one JSON object (or a
  * line) with their modeled time: card busy + link (the backend's clock) + the host's part per
- * row (sampling over the logits, the embedding row, at the modeled host rate), and the tokens
+ * row (sampling over the logits unless the greedy tokens came back instead (forward_seqs_top1),
+ * the embedding row, at the modeled host rate), and the tokens
  * per second that gives. The same for B = 1 gives the baseline the ratios are taken against.
  * 0, -ENOTSUP when the engine has no batched path for B sequences, or a negative errno. */
 static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct config *c)
@@ -773,6 +774,7 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 	double wall = now_s() - w0;
 	if (be)
 		backend_stats(be, &s1);
+	int top1 = sq.top1; /* the greedy tokens came back, not the logits */
 	cli_seqs_close(&sq);
 	if (r)
 		return r;
@@ -797,7 +799,7 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		return 0;
 	}
 	struct card_e2e hm;
-	card_host_model(c, backend_board(be), 1, 1, 0, &hm); /* the rows' logits come back */
+	card_host_model(c, backend_board(be), 1, 1, top1, &hm); /* the logits or the tokens */
 	double card = (double)(s1.busy_ns - s0.busy_ns) / 1e6 / a->gen;
 	double link = (double)(s1.h2c_ns + s1.c2h_ns - s0.h2c_ns - s0.c2h_ns) / 1e6 / a->gen;
 	double host = B * hm.host_sample_ms, step = card + link + host;

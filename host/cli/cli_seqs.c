@@ -23,6 +23,21 @@ void cli_seqs_close(struct cli_seqs *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* forward_seqs of n rows (s->seq, s->pos) with the greedy token of each row lg selects into
+ * ids: through forward_seqs_top1 while the engine takes it (s->top1), else the logits into s->lg
+ * (the caller takes their argmax). */
+static int seqs_fwd(struct cli_seqs *s, const int *tok, int n, int *ids, int lg)
+{
+	struct engine *m = s->m;
+	if (s->top1) {
+		int r = m->ops->forward_seqs_top1(m, tok, n, s->seq, s->pos, ids, lg);
+		if (r != -ENOTSUP)
+			return r;
+		s->top1 = 0; /* (nothing ran) */
+	}
+	return m->ops->forward_seqs(m, tok, n, s->seq, s->pos, s->lg, lg);
+}
+
 int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int gen)
 {
 	memset(s, 0, sizeof *s);
@@ -31,6 +46,7 @@ int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int
 	s->V = V;
 	s->P = P;
 	s->rows = m->ops->forward_rows && m->ops->kv_block_floats;
+	s->top1 = !s->rows && m->ops->forward_seqs_top1 != NULL;
 	if (B < 1 || P < 1 || (!s->rows && !(m->ops->forward_seqs && m->max_seqs >= B)))
 		return -ENOTSUP;
 	int n = P > B ? P : B, bs = P + gen + 1, r = 0;
@@ -61,8 +77,8 @@ int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int
 		}
 		r = s->rows
 			? m->ops->forward_rows(m, s->tok, P, s->kvp, s->pos, s->lg, MODEL_LG_LAST)
-			: m->ops->forward_seqs(m, s->tok, P, s->seq, s->pos, s->lg, MODEL_LG_LAST);
-		if (!r)
+			: seqs_fwd(s, s->tok, P, s->nxt + i, MODEL_LG_LAST);
+		if (!r && !s->top1)
 			s->nxt[i] = sampler_argmax(s->lg, V);
 	}
 	if (r)
@@ -78,11 +94,10 @@ int cli_seqs_step(struct cli_seqs *s)
 		s->pos[i] = s->P + s->step;
 		s->kvp[i] = &s->kv[i];
 	}
-	int r = s->rows
-		    ? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
-		    : m->ops->forward_seqs(m, s->nxt, s->B, s->seq, s->pos, s->lg, MODEL_LG_ALL);
+	int r = s->rows ? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
+			: seqs_fwd(s, s->nxt, s->B, s->tok, MODEL_LG_ALL);
 	for (int i = 0; i < s->B && !r; i++)
-		s->nxt[i] = sampler_argmax(s->lg + (size_t)i * s->V, s->V);
+		s->nxt[i] = s->top1 ? s->tok[i] : sampler_argmax(s->lg + (size_t)i * s->V, s->V);
 	s->step += !r;
 	return r;
 }

@@ -3,7 +3,9 @@
  * `bench --seqs` and `profile --seqs` (docs/cli.md, docs/profiling.md): each sequence's prompt of
  * P pseudo-random token ids prefilled into its own cache, then greedy steps that decode one token
  * of every sequence in one forward. The cpu engine's rows path (forward_rows: a KV cache of one
- * block per sequence) or a card engine's sequence slots (forward_seqs: a latent cache per slot).
+ * block per sequence) or a card engine's sequence slots (forward_seqs: a latent cache per slot;
+ * forward_seqs_top1 where the engine has it: each row's greedy token, not its logits, comes
+ * back).
  */
 #ifndef MOECARD_CLI_SEQS_H
 #define MOECARD_CLI_SEQS_H
@@ -15,6 +17,7 @@ struct cli_seqs {
 	struct engine *m;
 	int B, V, P, rows; /* rows: forward_rows, else forward_seqs */
 	int step;	   /* decode steps done */
+	int top1;	   /* forward_seqs_top1: the greedy tokens come back, not the logits */
 	int *tok, *pos, *seq, *nxt;
 	float *lg; /* [B][V] */
 	float **blk;

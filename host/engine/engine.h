@@ -68,6 +68,12 @@ struct engine_ops {
 	 * (then nothing ran); may be NULL. engine_forward_top1 falls back to forward +
 	 * sampler_argmax. */
 	int (*forward_top1)(struct engine *e, const int *tokens, int T, int *id);
+	/* As forward_seqs, but the greedy token of each row lg selects (sampler_argmax on its
+	 * logits) in ids, packed as the logits would be, picked where the logits are (the card
+	 * engines: the head's 8-byte records). -ENOTSUP when this engine cannot (then nothing
+	 * ran); may be NULL. */
+	int (*forward_seqs_top1)(struct engine *e, const int *tokens, int T, const int *seq,
+				 const int *pos, int *ids, int lg);
 };
 
 /* Options beyond model_opts that some backends use. */

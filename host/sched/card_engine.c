@@ -1064,8 +1064,29 @@ static int ee_mtp(struct engine *en, const int *nt, const float *hidden, int T, 
  * step of the token loop on that slot's cache; one slot's consecutive rows are a prompt through
  * the batched path in chunks; rows of several slots go through the batched path together (at
  * most FP8_GEMV_MAX_M rows on the GEMV CU: every weight read once for all of them). */
+static int seqs_forward(struct engine *en, const int *tok, int T, const int *seq, const int *pos,
+			float *logits, int *ids, int lg);
+
 static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *seq, const int *pos,
 			   float *logits, int lg)
+{
+	return seqs_forward(en, tok, T, seq, pos, logits, NULL, lg);
+}
+
+/* forward_seqs_top1: as forward_seqs with each wanted row's greedy token in ids (the head's
+ * records, FP8_GEMV_ARGMAX); -ENOTSUP without the head on the GEMV CU (nothing ran). */
+static int ee_forward_seqs_top1(struct engine *en, const int *tok, int T, const int *seq,
+				const int *pos, int *ids, int lg)
+{
+	struct ee *e = ee_of(en);
+	if (!e->gv_head || e->dry || !ids)
+		return -ENOTSUP;
+	return seqs_forward(en, tok, T, seq, pos, NULL, ids, lg);
+}
+
+/* forward_seqs with logits (ids NULL) or the wanted rows' greedy tokens (ids). */
+static int seqs_forward(struct engine *en, const int *tok, int T, const int *seq, const int *pos,
+			float *logits, int *ids, int lg)
 {
 	struct ee *e = ee_of(en);
 	int V = e->c->vocab_size, one = 1, r = 0;
@@ -1090,23 +1111,33 @@ static int ee_forward_seqs(struct engine *en, const int *tok, int T, const int *
 		int p0 = en->pos;
 		en->pos = pos[0];
 		e->cur_seq = seq[0];
+		e->top1 = ids != NULL; /* the head's record (ee_head) */
+		e->top1_id = -1;
 		r = ee_forward_loop(e, en, tok, 1, logits, 0, NULL, 0, 1);
+		e->top1 = 0;
+		if (ids && !r && (e->top1_id < 0 || e->top1_id >= V))
+			r = -EIO; /* a record the head cannot have written */
+		if (ids && !r)
+			ids[0] = e->top1_id;
 		en->pos = p0;
 		e->cur_seq = 0;
 		e->tokens -= r ? 0 : 1; /* counted below */
 	} else if (one) {		/* a prompt in chunks */
 		for (int t = 0; t < T && !r; t += e->pf.chunk) {
 			int n = T - t < e->pf.chunk ? T - t : e->pf.chunk;
-			float *out = !logits	  ? NULL
-				     : !last_only ? logits + (size_t)t * V
-				     : t + n == T ? logits
-						  : NULL;
+			int want = !last_only || t + n == T;
+			float *out = !logits || !want ? NULL
+				     : !last_only     ? logits + (size_t)t * V
+						      : logits;
+			e->pf.ids = ids && want ? ids + (last_only ? 0 : t) : NULL;
 			r = card_pf_forward_rows(e, tok + t, n, seq + t, pos + t, out,
 						 last_only ? MODEL_LG_LAST : MODEL_LG_ALL);
 		}
 	} else {
+		e->pf.ids = ids;
 		r = card_pf_forward_rows(e, tok, T, seq, pos, logits, lg);
 	}
+	e->pf.ids = NULL;
 	if (r) {
 		e->list.n = 0;
 		return r;
@@ -1240,6 +1271,7 @@ static const struct engine_ops ee_ops = {
     .expert_trace = ee_expert_trace,
     .forward_seqs = ee_forward_seqs,
     .forward_top1 = ee_forward_top1,
+    .forward_seqs_top1 = ee_forward_seqs_top1,
 };
 
 /* What the card scheduler runs: FP8 weights, FP8 activations, shapes it lowers. 0 or -EINVAL. */

@@ -126,6 +126,9 @@ struct ee_pf {
 	uint64_t gi, ci, cw; /* gather index [chunk k], combine index and weight [chunk][k] */
 	uint64_t rlog, rout; /* router logits [rows16][E], routes [chunk][2 k] (card router) */
 	uint64_t logits;     /* head logits [16][V] (head on the card) */
+	uint64_t top1;	     /* the head's greedy records [16] {u32 index, f32 value} (ARGMAX) */
+	int *ids;	     /* this forward wants each wanted row's greedy token here, not its
+				logits (forward_seqs_top1; the head on the GEMV CU) */
 	struct gvtab t_gate; /* the gate over the rows (rows16 / 16 groups) */
 	struct gvtab t_head; /* the head over up to 16 rows */
 	struct gvtab t_xgu, t_xdn; /* rows path: the used experts' gate|up and downs */
@@ -478,6 +481,11 @@ void card_route_compare(struct ee *e, const float *bias, float *lg, const int32_
  * view of t (views: nviews entries, kept until the list is flushed). */
 int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
 		   int rows, struct gvtab *t, struct gvtab *views, int nviews);
+/* card_gemv_rows of at most 16 rows (one group) that normalizes them in its loader when norm
+ * is not 0 (FP8_GEMV_RMSNORM, the norm weight at norm) and, when rec is not 0, writes each row's
+ * greedy record {u32 index, f32 value} at rec + 8 i (FP8_GEMV_ARGMAX): the head of the rows. */
+int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, uint64_t x,
+			uint64_t y, int rows, struct gvtab *t, uint64_t norm, uint64_t rec);
 int card_gemv_tab(struct ee *e, struct gvtab *t, int cap);
 /* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
 enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };

@@ -580,8 +580,27 @@ static int gv_cmd(struct ee *e, const char *what, const struct gvtab *t)
 	return 0;
 }
 
+static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews, uint64_t norm,
+		   uint64_t rec);
+
 int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
 		   int rows, struct gvtab *t, struct gvtab *views, int nviews)
+{
+	return gv_rows(e, what, m, x, y, rows, t, views, nviews, 0, 0);
+}
+
+int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, uint64_t x,
+			uint64_t y, int rows, struct gvtab *t, uint64_t norm, uint64_t rec)
+{
+	if (rows > (int)ABI_GEMV_MAX_M)
+		return -EINVAL; /* one group: its records at rec + 8 i */
+	return gv_rows(e, what, m, x, y, rows, t, NULL, 0, norm, rec);
+}
+
+static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews, uint64_t norm,
+		   uint64_t rec)
 {
 	int mm = rows < (int)ABI_GEMV_MAX_M ? rows : (int)ABI_GEMV_MAX_M;
 	int ng = (rows + mm - 1) / mm;
@@ -593,12 +612,20 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 	for (int g = 0; g < ng; g++)
 		gv_add(e, t, m, x + 4 * (uint64_t)g * mm * m->k, y + 4 * (uint64_t)g * mm * m->n, 0,
 		       0, 0);
+	if (norm)
+		gv_norm_last(e, t, norm);
+	if (rec) { /* each row's greedy record (rw_off's low word: RMSNORM's eps) */
+		t->g[0].flags |= FP8_GEMV_ARGMAX;
+		t->g[0].rw_off |= ABI_ADDR_OFF(rec) << 32;
+	}
 	t->m = mm;
 	TRY(gv_write(e, t));
 	for (int g0 = 0, i = 0; g0 < ng; g0 += per, i++) {
 		int n = ng - g0 < per ? ng - g0 : per;
 		struct gvtab *v = t;
 		if (n < ng) { /* a view of the table: groups g0.. */
+			if (!views)
+				return -EINVAL;
 			v = &views[i];
 			*v = (struct gvtab){
 			    t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n, mm, NULL, 0};

@@ -150,7 +150,8 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, 8 * C, &pf->atab)))
 		return r;
 	if (e->gv && e->gv_head &&
-	    (r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)))
+	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
+	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
 		return r;
 	if (e->gv && ((r = card_gemv_tab(e, &pf->t_gate, (int)(C16 / 16))) ||
 		      (r = card_gemv_tab(e, &pf->t_head, 1)) ||
@@ -697,10 +698,16 @@ static int pf_head(struct ee *e, int T, float *logits, int lg, float *hidden)
 	struct ee_pf *pf = &e->pf;
 	int D = c->hidden_size, V = c->vocab_size;
 	e->cur_layer = -1;
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", pf->x, 0, e->final_norm, pf->xn,
-		       (uint32_t)T, (uint32_t)D, 0, 0, 0, (float)c->rms_norm_eps, 0));
-	if (logits && e->gv && e->gv_head) { /* the head on the GEMV CU: runs of wanted rows, at
-						most 16 a command */
+	/* with the head on the GEMV CU and no hidden state asked for, the final norm runs in the
+	 * head's loader (FP8_GEMV_RMSNORM) */
+	int on = e->gv && e->gv_head, fold = on && !hidden;
+	if (!fold)
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", pf->x, 0, e->final_norm,
+			       pf->xn, (uint32_t)T, (uint32_t)D, 0, 0, 0, (float)c->rms_norm_eps,
+			       0));
+	int *ids = on ? pf->ids : NULL;
+	if ((logits || ids) && e->gv && e->gv_head) { /* the head on the GEMV CU: runs of wanted
+							 rows, at most 16 a command */
 		TRY(card_barrier(e));
 		for (int t0 = 0, j = 0; t0 < T;) {
 			if (!pf_wanted(pf, T, lg, t0)) {
@@ -710,13 +717,26 @@ static int pf_head(struct ee *e, int T, float *logits, int lg, float *hidden)
 			int n = 1;
 			while (n < 16 && t0 + n < T && pf_wanted(pf, T, lg, t0 + n))
 				n++;
-			TRY(card_gemv_rows(e, "lm_head (gemv, rows)", &e->head,
-					   f4(pf->xn, (uint64_t)t0 * D), pf->logits, n, &pf->t_head,
-					   NULL, 0));
+			/* greedy rows: the head's 8-byte record a row comes back (FP8_GEMV_ARGMAX) */
+			TRY(card_gemv_rows_top1(
+			    e, ids ? "lm_head (gemv, rows, greedy)" : "lm_head (gemv, rows)",
+			    &e->head, f4(fold ? pf->x : pf->xn, (uint64_t)t0 * D), pf->logits, n,
+			    &pf->t_head, fold ? e->final_norm : 0, ids ? pf->top1 : 0));
 			TRY(card_flush(e));
 			double h0 = now_s();
-			TRY(card_read(e, pf->logits, logits + (size_t)j * V,
-				      sizeof(float) * (size_t)n * V));
+			if (ids) {
+				uint32_t rec[2 * 16];
+				TRY(card_read(e, pf->top1, rec, 8 * (size_t)n));
+				for (int i = 0; i < n; i++) {
+					if (rec[2 * i] >= (uint32_t)V)
+						return -EIO; /* a record the head cannot write */
+					ids[j + i] = (int)rec[2 * i];
+				}
+				e->top1_tokens += (uint64_t)n;
+			} else {
+				TRY(card_read(e, pf->logits, logits + (size_t)j * V,
+					      sizeof(float) * (size_t)n * V));
+			}
 			e->t_host += now_s() - h0;
 			t0 += n;
 			j += n;

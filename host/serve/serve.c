@@ -73,6 +73,7 @@ struct slot {
 	int n_hist;
 	float *lg; /* [vocab] logits of the last token fed */
 	int has_lg;
+	int top1; /* with has_lg: the next token (greedy, picked on the card) instead of lg */
 	struct gen_sampling smp;
 	uint64_t rng;
 };
@@ -278,6 +279,7 @@ static int slot_begin(struct slot *sl, struct sreq *r)
 	}
 	sl->n_hist = 0;
 	sl->has_lg = 0;
+	sl->top1 = -1;
 	gen_text_free(&sl->tx);
 	int rc = gen_text_init(&sl->tx, s->tok, (const char *const *)r->p.stops, r->p.n_stops);
 	pthread_mutex_lock(&s->m.mu);
@@ -348,16 +350,53 @@ static int rows_forward(struct serve *s, const int *tk, int n, const struct mode
 	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, last_only);
 }
 
+/* Whether slot sl's next token is the logits' argmax (temperature 0 without a repetition
+ * penalty: gen_dist_build's pick), which a card's head returns instead of the logits
+ * (forward_seqs_top1: 8 bytes a sequence over the link, no sampling pass). */
+static int slot_greedy(const struct serve *s, const struct slot *sl)
+{
+	return s->seqs && sl->smp.temp <= 0 && sl->smp.rep_penalty == 1.0f &&
+	       s->slots[0].e->ops->forward_seqs_top1;
+}
+
+/* rows_forward of n rows into the logits lg, or, when every sequence whose logits lg_mode asks
+ * for is greedy (slot_greedy: row_slot[i] is row i's slot), their greedy tokens into ids
+ * (*top1 = 1). */
+static int rows_forward_top1(struct serve *s, const int *tk, int n,
+			     const struct model_kv *const *kv, const int *pos,
+			     struct slot *const *row_slot, float *lg, int *ids, int lg_mode,
+			     int *top1)
+{
+	struct engine *e = s->slots[0].e;
+	int g = s->seqs && n <= 256;
+	for (int t = 0; t < n && g; t++)
+		g = slot_greedy(s, row_slot[t]);
+	*top1 = 0;
+	if (g) {
+		int seq[256];
+		for (int i = 0; i < n; i++)
+			seq[i] = (int)(row_slot[i] - s->slots);
+		int rc = e->ops->forward_seqs_top1(e, tk, n, seq, pos, ids, lg_mode);
+		if (rc != -ENOTSUP) {
+			*top1 = !rc;
+			return rc;
+		}
+	}
+	return rows_forward(s, tk, n, kv, pos, lg, lg_mode);
+}
+
 /* Rows mode: one forward of nr rows of different sequences, each sequence's rows consecutive
  * (decode rows, prompt tails); each sequence gets the logits of its last row (MODEL_LG_SEQ), or
- * ends with the error. */
+ * its greedy token when all of them are greedy (rows_forward_top1), or ends with the error. */
 static void rows_feed(struct serve *s, const int *tk, int nr, const struct model_kv *const *kv,
 		      const int *pos, struct slot *const *row_slot)
 {
 	struct engine *e = s->slots[0].e;
 	size_t V = (size_t)e->c->vocab_size;
+	int ids[SERVE_MAX_SLOTS], top1;
 	double t0 = now_s();
-	int rc = rows_forward(s, tk, nr, kv, pos, s->rows_lg, MODEL_LG_SEQ);
+	int rc =
+	    rows_forward_top1(s, tk, nr, kv, pos, row_slot, s->rows_lg, ids, MODEL_LG_SEQ, &top1);
 	busy_add(s, now_s() - t0, 1);
 	for (int t = 0, j = 0; t < nr; t++) {
 		struct slot *sl = row_slot[t];
@@ -367,7 +406,9 @@ static void rows_feed(struct serve *s, const int *tk, int nr, const struct model
 			slot_end(sl, NULL, 500, strerror(-rc));
 			continue;
 		}
-		memcpy(sl->lg, s->rows_lg + (size_t)j++ * V, sizeof(float) * V);
+		sl->top1 = top1 ? ids[j++] : -1;
+		if (!top1)
+			memcpy(sl->lg, s->rows_lg + (size_t)j++ * V, sizeof(float) * V);
 		sl->has_lg = 1;
 	}
 }
@@ -466,9 +507,15 @@ static void sched_step_rows(struct serve *s)
 				pkv[t] = &sl->kv;
 				sl->hist[sl->n_hist++] = ptk[t];
 			}
+			struct slot *ps[256];
+			for (int t = 0; t < n; t++)
+				ps[t] = sl;
+			int top1, id = -1;
 			double t0 = now_s();
-			int rc = rows_forward(s, ptk, n, pkv, ppos, sl->lg, MODEL_LG_LAST);
+			int rc = rows_forward_top1(s, ptk, n, pkv, ppos, ps, sl->lg, &id,
+						   MODEL_LG_LAST, &top1);
 			busy_add(s, now_s() - t0, 1);
+			sl->top1 = top1 ? id : -1;
 			if (rc) {
 				slot_end(sl, NULL, 500, strerror(-rc));
 				continue;
@@ -480,9 +527,13 @@ static void sched_step_rows(struct serve *s)
 		}
 		if (!sl->has_lg)
 			continue;
-		/* sample as generate.h's plain step does */
-		gen_dist_build(&s->dist, sl->lg, V, &sl->smp, sl->hist, sl->n_hist, s->w, s->cand);
-		int t = gen_dist_sample(&s->dist, sl->smp.temp > 0 ? gen_rand(&sl->rng) : 0);
+		/* sample as generate.h's plain step does (a greedy token the card picked: as is) */
+		int t = sl->top1;
+		if (t < 0) {
+			gen_dist_build(&s->dist, sl->lg, V, &sl->smp, sl->hist, sl->n_hist, s->w,
+				       s->cand);
+			t = gen_dist_sample(&s->dist, sl->smp.temp > 0 ? gen_rand(&sl->rng) : 0);
+		}
 		sl->has_lg = 0;
 		if (slot_emit(sl, t, now_s()))
 			continue;

@@ -204,7 +204,30 @@ static uint64_t busy_ns(struct engine *e)
 	return s.busy_ns;
 }
 
-/* Sequence slots: es (3 slots) against the token loop el, sequence by sequence. */
+/* forward_seqs_top1 on the rows forward_seqs just ran (the same tokens at the same positions
+ * write the same cache records again): each wanted row's greedy token must be sampler_argmax of
+ * the logits forward_seqs gave (lg, nl rows); -ENOTSUP without the head on the card. Returns the
+ * rows that differ, or -1 on an error. */
+static int top1_again(struct engine *es, const int *t, int nr, const int *seq, const int *pos,
+		      const float *lg, int nl, int lg_mode, int V, int *nt)
+{
+	int ids[8];
+	if (!es->ops->forward_seqs_top1)
+		return -1;
+	int r = es->ops->forward_seqs_top1(es, t, nr, seq, pos, ids, lg_mode);
+	if (r == -ENOTSUP)
+		return 0;
+	if (r)
+		return -1;
+	int bad = 0;
+	for (int i = 0; i < nl; i++)
+		bad += ids[i] != sampler_argmax(lg + (size_t)i * V, V);
+	*nt += nl;
+	return bad;
+}
+
+/* Sequence slots: es (3 slots) against the token loop el, sequence by sequence; the greedy
+ * tokens of forward_seqs_top1 against the argmax of the same rows' logits. */
 #define NSEQ 3
 #define NSTEP 5
 static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *el, const int *tok,
@@ -213,6 +236,7 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 	int V = ck->cfg.vocab_size;
 	static const int plen[NSEQ] = {5, 7, 2};
 	int hist[NSEQ][32], n[NSEQ], seq[8], pos[8], t[8], bad = 0, rows = 0, r = 0;
+	int tbad = 0, nt = 0, want_top1 = strstr(low, "gemv lowering") != NULL;
 	unsigned char have[NSEQ][32] = {{0}}; /* rows of got that hold logits */
 	float *lg = calloc((size_t)NSEQ * V, 4), *ref = calloc((size_t)32 * V, 4);
 	/* every row's logits as produced: [seq][position] */
@@ -232,6 +256,8 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 		}
 		n[s] = plen[s];
 		r = es->ops->forward_seqs(es, hist[s], n[s], sq, ps, lg, MODEL_LG_LAST);
+		int b = r ? 0 : top1_again(es, hist[s], n[s], sq, ps, lg, 1, MODEL_LG_LAST, V, &nt);
+		tbad += b < 0 ? 1000 : b;
 		memcpy(got + ((size_t)s * 32 + n[s] - 1) * V, lg, sizeof(float) * V);
 		have[s][n[s] - 1] = 1;
 	}
@@ -248,6 +274,8 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 		}
 		uint64_t b0 = busy_ns(es);
 		r = es->ops->forward_seqs(es, t, nr, seq, pos, lg, MODEL_LG_ALL);
+		int b = r ? 0 : top1_again(es, t, nr, seq, pos, lg, nr, MODEL_LG_ALL, V, &nt);
+		tbad += b < 0 ? 1000 : b;
 		if (nr == 1)
 			ns_one = busy_ns(es) - b0;
 		else
@@ -273,6 +301,10 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 		}
 	if (!r)
 		r = es->ops->forward_seqs(es, t, nr, seq, pos, lg, MODEL_LG_SEQ);
+	if (!r) {
+		int b = top1_again(es, t, nr, seq, pos, lg, NSEQ, MODEL_LG_SEQ, V, &nt);
+		tbad += b < 0 ? 1000 : b;
+	}
 	for (int s = 0; s < NSEQ && !r; s++) {
 		memcpy(got + ((size_t)s * 32 + n[s] - 1) * V, lg + (size_t)s * V,
 		       sizeof(float) * V);
@@ -289,6 +321,15 @@ static void seqs_test(const struct ckpt *ck, struct engine *es, struct engine *e
 	}
 	CHECK(!r && !bad, "%s: %d of the sequences' rows differ from each sequence alone", low,
 	      bad);
+	/* the head on the card: 3 prompts, 2 + 2 + 1 + 2 + 2 decode rows, 3 LG_SEQ rows */
+	CHECK(!tbad && nt == (want_top1 ? 3 + 2 * NSEQ + 1 + 2 * NSEQ + NSEQ : 0),
+	      "%s: forward_seqs_top1: %d of %d greedy tokens differ from the logits' argmax "
+	      "(>= 1000: an error)",
+	      low, tbad, nt);
+	if (nt && !tbad)
+		printf("%s: forward_seqs_top1: %d greedy tokens == the argmax of the same rows' "
+		       "logits\n",
+		       low, nt);
 	CHECK(!r && ns_rows > 0 && ns_rows < NSEQ * ns_one,
 	      "%s: %d rows of %d slots take %.1f us modeled, one row alone %.1f us", low, NSEQ,
 	      NSEQ, ns_rows / 1e3, ns_one / 1e3);

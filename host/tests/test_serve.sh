@@ -219,8 +219,11 @@ want=$("$M" run --model "$MODEL" --backend emu --prompt "The jury said that" -n 
 got=$(curl -s "$URL/v1/completions" -d '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
 [ -n "$want" ] && [ "$got" = "$want" ] && ok || bad "card: serve vs run: '$got' vs '$want'"
 others=""
+# (greedy rows bring their tokens back from the card's head, not their logits, while every
+#  sequence of the forward is greedy; the third other samples, so some steps carry logits)
 for i in 1 2 3; do
-  curl -s "$URL/v1/completions" -d "{\"prompt\":\"Other prompt $i is\",\"max_tokens\":24,\"temperature\":0}" >"$W/o$i" &
+  temp=0; [ $i = 3 ] && temp=0.8
+  curl -s "$URL/v1/completions" -d "{\"prompt\":\"Other prompt $i is\",\"max_tokens\":24,\"temperature\":$temp,\"seed\":7}" >"$W/o$i" &
   others="$others $!"
 done
 got=$(curl -s "$URL/v1/completions" -d '{"prompt":"The jury said that","max_tokens":24,"temperature":0}' | text_of)
