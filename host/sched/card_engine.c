@@ -566,6 +566,9 @@ int card_flush(struct ee *e)
 			if (ABI_CPL_OP(cpl[i].word1) == ABI_OP_GEMM_FP8) {
 				e->pf.macs += card_gemm_macs(&e->list.cmd[i]);
 				e->pf.gemm_ns += (double)(cpl[i].t_end - cpl[i].t_start);
+			} else if (ABI_CPL_OP(cpl[i].word1) == ABI_OP_GEMV) {
+				e->pf.gv_macs += card_gemv_macs(e->list.gt[i]);
+				e->pf.gv_ns += (double)(cpl[i].t_end - cpl[i].t_start);
 			}
 	}
 	if (e->xc)
@@ -1189,6 +1192,7 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->route_checked = e->route_diff = 0;
 		e->pf.tokens = e->pf.batched = 0;
 		e->pf.card_ns = e->pf.link_ns = e->pf.host_b = e->pf.macs = e->pf.gemm_ns = 0;
+		e->pf.gv_macs = e->pf.gv_ns = 0;
 		e->pf.in_prompt = 1;
 		e->pf.p_tokens = e->pf.p_cmds = e->pf.p_subs = 0;
 		e->pf.p_card_ns = e->pf.p_link_ns = e->pf.p_route_b = e->pf.p_head_b = 0;

@@ -42,9 +42,16 @@ struct card_pf_whatif {
 	double card_ms, link_ms, host_ms, e2e_ms, tok_s; /* the batched path */
 	double gemm_ms, attn_ms;			 /* card time of the GEMMs, attention */
 	double pe_frac;	    /* the GEMMs' MACs against the PE array's peak over their time */
+	double gv_ms;	    /* card time of the GEMV commands */
+	double gv_pe_frac;  /* their MACs against the GEMV CU's peak over their time */
 	double loop_e2e_ms; /* the token loop's end to end ms for the same prompt */
 	double loop_tok_s;  /* its tok/s */
 	int absorbed;	    /* the MAC rule's choice of attention form (card_pf_absorbed) */
+	int rows_big;	    /* the figures above put the GEMM work on the GEMV CU (the rows path
+			       in blocks of 16 rows), not on the GEMM CUs: the faster of the two */
+	double
+	    gemm_tok_s; /* the batched path's tok/s with the GEMM work on the GEMM CUs (0: n/a) */
+	double rows_tok_s; /* ... on the GEMV CU (0: n/a) */
 };
 /* 0, -ENOTSUP when be's board cannot run the batched path, or another negative errno. */
 int card_engine_whatif_prefill(const struct config *c, const struct backend *be, int T,

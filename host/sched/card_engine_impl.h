@@ -64,6 +64,7 @@ struct gvtab {
 	struct gvtab *views;	/* card_gemv_rows_cmd: the commands' views when one command's x
 				   would pass the CU's x buffer (NULL until needed) */
 	int n_views;
+	int per; /* a rows table: groups per block of 16 rows (block b's at b * per; 0: ng) */
 };
 
 /* The striped matrices and static group tables of one layer (card_gemv.c). */
@@ -133,6 +134,10 @@ struct ee_pf {
 	struct gvtab t_head; /* the head over up to 16 rows */
 	struct gvtab t_xgu, t_xdn; /* rows path: the used experts' gate|up and downs */
 	int rows_gemm;		   /* MOECARD_CARD_ROWS=0: at most 16 rows take the GEMMs too */
+	int rows_big;		   /* more than 16 rows run on the GEMV CU too, in blocks of 16
+				      (the rows tables hold rows16 / 16 blocks; card_pf_rule) */
+	int *xe, *xr0, *xm;	   /* host [t_xgu.cap] the experts' groups: expert, first row
+				      of xg, rows (<= 16) */
 	uint64_t posw;		   /* int32 [chunk] the rows' positions (ROPE's position table) */
 	int pos_tab;	     /* this forward's RoPE reads posw (its positions are not one run) */
 	int rope_runs;	     /* MOECARD_ROPE_TABLE=0: a RoPE command per run of positions instead */
@@ -148,6 +153,7 @@ struct ee_pf {
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
+	double gv_macs, gv_ns;	    /* the same of the GEMV commands (the rows path) */
 	int active;		    /* a batched forward is being lowered (GEMM accounting) */
 	/* the prompt: the forwards of more than one token since the restart before the first
 	 * decode forward (one token, or an MTP draft); the per-token figures of card_stats are the
@@ -487,6 +493,11 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, uint64_t x,
 			uint64_t y, int rows, struct gvtab *t, uint64_t norm, uint64_t rec);
 int card_gemv_tab(struct ee *e, struct gvtab *t, int cap);
+/* The multiply-adds of the GEMV command of table t (m rows x every group's n x k, a SiLU pair's
+ * both halves), and the GEMV CU's peak of them per ns (lanes x beat bytes x PE rows a cycle:
+ * E4M3 products; a BF16 beat holds half as many). */
+double card_gemv_macs(const struct gvtab *t);
+double card_gemv_peak(const struct ee *e);
 /* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
 enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };
 int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step);
@@ -496,16 +507,18 @@ int card_moe_gemv(struct ee *e, struct ee_layer *L, const int *idx);
 int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t **codes,
 		    float **scales, char *err, size_t errlen);
 /* The KV_APPEND and MLA_ATTN_LANES commands of the striped cache (card_mla). */
-/* The rows path (card_prefill.c): layer L's rows tables over the pf buffers (built once);
- * command(s) of table t with m rows (split where the x of one command would not fit on chip);
- * the used experts' gate|up and down tables (pf.t_xgu, pf.t_xdn), expert used[u] over its
- * cnt[u] rows gathered one expert after another (xg, hg, yd), written to the card; their
- * commands, one per run of experts with the same row count (m = that count). 0 or a negative
- * errno. */
+/* The rows path (card_prefill.c): layer L's rows tables over the pf buffers (built once: one
+ * block of 16 rows, or with pf.rows_big rows16 / 16 blocks, block-major); the commands of table
+ * t over T rows (T <= 16: block 0 with m = T; else the full blocks with m = 16 and the tail
+ * block with m = T % 16; split where the x of one command would not fit on chip); the used
+ * experts' gate|up and down tables (pf.t_xgu, pf.t_xdn), group u expert used[u] over cnt[u]
+ * (<= 16) rows of xg from row r0[u] (each expert's rows gathered together: xg, hg, yd), written
+ * to the card; their commands, one per run of groups with the same row count (m = that count).
+ * 0 or a negative errno. */
 int card_gemv_rows_tables(struct ee *e, struct ee_layer *L);
-int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m);
-int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *cnt,
-		       int n_used);
+int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int T);
+int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
+		       const int *cnt, int n_used);
 int card_moe_gemv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, const int *cnt,
 			    int n_used);
 /* Sequence slot s's latent cache of layer L (its stripe set with the striped attention). */

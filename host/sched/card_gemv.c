@@ -628,11 +628,26 @@ static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 				return -EINVAL;
 			v = &views[i];
 			*v = (struct gvtab){
-			    t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n, mm, NULL, 0};
+			    t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n, mm, NULL, 0, 0};
 		}
 		TRY(gv_cmd(e, what, v));
 	}
 	return 0;
+}
+
+double card_gemv_macs(const struct gvtab *t)
+{
+	double s = 0;
+	for (int i = 0; t && i < t->ng; i++)
+		s += (double)t->g[i].n * t->g[i].k * (t->g[i].flags & FP8_GEMV_SILU_MUL ? 2 : 1);
+	return t ? s * (t->m > 0 ? t->m : 1) : 0;
+}
+
+double card_gemv_peak(const struct ee *e)
+{
+	uint32_t kclk = e->be ? backend_abi_board(e->be)->cu_clk_khz : 0;
+	return (double)e->gv_lanes * (e->gv_axi_bits / 8.0) * (e->gv_rows ? e->gv_rows : 1) *
+	       (kclk ? kclk / 1e6 : 0.3);
 }
 
 /* A table of cap groups for card_gemv_rows. */
@@ -759,54 +774,78 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	int D = c->hidden_size, H = c->num_attention_heads, ql = c->q_lora_rank;
 	int nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim, qd = nope + rope;
 	int kvl = c->kv_lora_rank, vd = c->v_head_dim, row = kvl + rope;
+	int nb = pf->rows_big ? pf->rows16 / FP8_GEMV_MAX_M : 1;
 	uint32_t uD = (uint32_t)D, uH = (uint32_t)H;
-	TRY(gv_tab(e, &g->r_qkva, 2));
-	TRY(gv_tab(e, &g->r_qb, 1));
-	TRY(gv_tab(e, &g->r_ukt, H));
-	TRY(gv_tab(e, &g->r_uv, H));
-	TRY(gv_tab(e, &g->r_o, 1));
-	/* input_layernorm and q_a_layernorm folded into the loaders, as in the decode tables */
-	if (ql > 0) {
-		gv_add_rows(e, &g->r_qkva, &g->qa, pf->x, uD, pf->qa, (uint32_t)ql, 0, 0);
-		gv_norm_last(e, &g->r_qkva, L->in_norm);
-		gv_add_rows(e, &g->r_qb, &g->qb, pf->qa, (uint32_t)ql, pf->q, uH * qd, 0, 0);
-		gv_norm_last(e, &g->r_qb, L->q_a_norm);
-	} else {
-		gv_add_rows(e, &g->r_qkva, &g->qb, pf->x, uD, pf->q, uH * qd, 0, 0);
-		gv_norm_last(e, &g->r_qkva, L->in_norm);
-	}
-	gv_add_rows(e, &g->r_qkva, &g->kva, pf->x, uD, pf->kva, (uint32_t)row, 0, 0);
-	gv_norm_last(e, &g->r_qkva, L->in_norm);
-	for (int h = 0; h < H; h++) {
-		gv_add_rows(e, &g->r_ukt, &g->ukt[h], pf->q + 4 * (uint64_t)h * qd, uH * qd,
-			    pf->qcat + 4 * (uint64_t)h * row, uH * row, 0, FP8_GEMV_ACT_F32);
-		gv_add_rows(e, &g->r_uv, &g->uv[h], pf->lat + 4 * (uint64_t)h * kvl, uH * kvl,
-			    pf->ao + 4 * (uint64_t)h * vd, uH * vd, 0, FP8_GEMV_ACT_F32);
-	}
-	gv_add_rows(e, &g->r_o, &g->o, pf->ao, uH * vd, pf->x, uD, pf->x, FP8_GEMV_RESIDUAL);
+	TRY(gv_tab(e, &g->r_qkva, 2 * nb));
+	TRY(gv_tab(e, &g->r_qb, nb));
+	TRY(gv_tab(e, &g->r_ukt, H * nb));
+	TRY(gv_tab(e, &g->r_uv, H * nb));
+	TRY(gv_tab(e, &g->r_o, nb));
 	struct gvtab *w[] = {&g->r_qkva, &g->r_qb, &g->r_ukt, &g->r_uv, &g->r_o,
 			     NULL,	 NULL,	   NULL,      NULL};
 	if (g->gu.n) { /* dense FFN */
-		TRY(gv_tab(e, &g->r_gu, 1));
-		TRY(gv_tab(e, &g->r_down, 1));
-		gv_add_rows(e, &g->r_gu, &g->gu, pf->xn, uD, pf->hb, (uint32_t)g->gu.n, 0, 0);
-		gv_add_rows(e, &g->r_down, &g->down, pf->hb, (uint32_t)g->gu.n, pf->x, uD, pf->x,
-			    FP8_GEMV_RESIDUAL);
+		TRY(gv_tab(e, &g->r_gu, nb));
+		TRY(gv_tab(e, &g->r_down, nb));
 		w[5] = &g->r_gu;
 		w[6] = &g->r_down;
 	}
 	if (g->shgu.n) { /* the shared expert: writes ffn, the routed ones are combined */
-		TRY(gv_tab(e, &g->r_shgu, 1));
-		TRY(gv_tab(e, &g->r_shdown, 1));
-		gv_add_rows(e, &g->r_shgu, &g->shgu, pf->xn, uD, pf->hb, (uint32_t)g->shgu.n, 0, 0);
-		gv_add_rows(e, &g->r_shdown, &g->shdown, pf->hb, (uint32_t)g->shgu.n, pf->ffn, uD,
-			    0, 0);
+		TRY(gv_tab(e, &g->r_shgu, nb));
+		TRY(gv_tab(e, &g->r_shdown, nb));
 		w[7] = &g->r_shgu;
 		w[8] = &g->r_shdown;
 	}
+	for (int b = 0; b < nb; b++) { /* block b: rows 16 b .. of every buffer */
+		uint64_t r = (uint64_t)b * FP8_GEMV_MAX_M * 4; /* a row's byte offset per element */
+		/* input_layernorm and q_a_layernorm folded into the loaders, as in the decode
+		 * tables */
+		if (ql > 0) {
+			gv_add_rows(e, &g->r_qkva, &g->qa, pf->x + r * uD, uD,
+				    pf->qa + r * (uint32_t)ql, (uint32_t)ql, 0, 0);
+			gv_norm_last(e, &g->r_qkva, L->in_norm);
+			gv_add_rows(e, &g->r_qb, &g->qb, pf->qa + r * (uint32_t)ql, (uint32_t)ql,
+				    pf->q + r * uH * qd, uH * qd, 0, 0);
+			gv_norm_last(e, &g->r_qb, L->q_a_norm);
+		} else {
+			gv_add_rows(e, &g->r_qkva, &g->qb, pf->x + r * uD, uD, pf->q + r * uH * qd,
+				    uH * qd, 0, 0);
+			gv_norm_last(e, &g->r_qkva, L->in_norm);
+		}
+		gv_add_rows(e, &g->r_qkva, &g->kva, pf->x + r * uD, uD, pf->kva + r * (uint32_t)row,
+			    (uint32_t)row, 0, 0);
+		gv_norm_last(e, &g->r_qkva, L->in_norm);
+		for (int h = 0; h < H; h++) {
+			gv_add_rows(e, &g->r_ukt, &g->ukt[h],
+				    pf->q + r * uH * qd + 4 * (uint64_t)h * qd, uH * qd,
+				    pf->qcat + r * uH * row + 4 * (uint64_t)h * row, uH * row, 0,
+				    FP8_GEMV_ACT_F32);
+			gv_add_rows(e, &g->r_uv, &g->uv[h],
+				    pf->lat + r * uH * kvl + 4 * (uint64_t)h * kvl, uH * kvl,
+				    pf->ao + r * uH * vd + 4 * (uint64_t)h * vd, uH * vd, 0,
+				    FP8_GEMV_ACT_F32);
+		}
+		gv_add_rows(e, &g->r_o, &g->o, pf->ao + r * uH * vd, uH * vd, pf->x + r * uD, uD,
+			    pf->x + r * uD, FP8_GEMV_RESIDUAL);
+		if (g->gu.n) {
+			uint32_t n = (uint32_t)g->gu.n;
+			gv_add_rows(e, &g->r_gu, &g->gu, pf->xn + r * uD, uD, pf->hb + r * n, n, 0,
+				    0);
+			gv_add_rows(e, &g->r_down, &g->down, pf->hb + r * n, n, pf->x + r * uD, uD,
+				    pf->x + r * uD, FP8_GEMV_RESIDUAL);
+		}
+		if (g->shgu.n) {
+			uint32_t n = (uint32_t)g->shgu.n;
+			gv_add_rows(e, &g->r_shgu, &g->shgu, pf->xn + r * uD, uD, pf->hb + r * n, n,
+				    0, 0);
+			gv_add_rows(e, &g->r_shdown, &g->shdown, pf->hb + r * n, n,
+				    pf->ffn + r * uD, uD, 0, 0);
+		}
+	}
 	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
-		if (w[i] && w[i]->ng)
+		if (w[i] && w[i]->ng) {
+			w[i]->per = w[i]->ng / nb;
 			TRY(gv_write(e, w[i]));
+		}
 	g->r_on = 1;
 	return 0;
 }
@@ -828,26 +867,33 @@ static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0,
 	for (int i = g0; i < g1;) {
 		int a = i;
 		uint64_t used = 0;
-		while (i < g1 && (i == a || used + (uint64_t)m * t->g[i].k <= cap))
+		while (i < g1 && i - a < FP8_GEMV_MAX_GROUPS &&
+		       (i == a || used + (uint64_t)m * t->g[i].k <= cap))
 			used += (uint64_t)m * t->g[i++].k;
 		if (*nv >= t->n_views)
 			return -E2BIG;
 		struct gvtab *tv = &t->views[(*nv)++];
 		*tv = (struct gvtab){
-		    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m, NULL, 0};
+		    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m, NULL, 0, 0};
 		TRY(gv_cmd(e, what, tv));
 	}
 	return 0;
 }
 
-int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int m)
+int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int T)
 {
-	int nv = 0;
-	return gv_rows_cmds(e, what, t, 0, t->ng, m, &nv);
+	int nv = 0, per = t->per > 0 ? t->per : t->ng, M = FP8_GEMV_MAX_M;
+	int full = T / M, tail = T % M;
+	if (T < 1 || per < 1 || (full + (tail > 0)) * per > t->ng)
+		return -EINVAL;
+	if (T <= M)
+		return gv_rows_cmds(e, what, t, 0, per, T, &nv);
+	TRY(gv_rows_cmds(e, what, t, 0, full * per, M, &nv));
+	return tail ? gv_rows_cmds(e, what, t, full * per, (full + 1) * per, tail, &nv) : 0;
 }
 
-int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *cnt,
-		       int n_used)
+int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
+		       const int *cnt, int n_used)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
@@ -856,8 +902,10 @@ int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, 
 	if (n_used < 1 || n_used > pf->t_xgu.cap)
 		return -EINVAL;
 	pf->t_xgu.ng = pf->t_xdn.ng = 0;
-	for (int u = 0, r0 = 0; u < n_used; r0 += cnt[u++]) {
-		uint64_t r = (uint64_t)r0;
+	for (int u = 0; u < n_used; u++) {
+		uint64_t r = (uint64_t)r0[u];
+		if (cnt[u] < 1 || cnt[u] > FP8_GEMV_MAX_M)
+			return -EINVAL;
 		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], pf->xg + 4 * r * D, (uint32_t)D,
 			    pf->hg + 4 * r * Im, (uint32_t)Im, 0, 0);
 		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r * Im, (uint32_t)Im,

@@ -94,6 +94,7 @@ int card_pf_rule(struct ee *e)
 	e->pf_rule_w = w;
 	e->pf_rule_T = e->pf.chunk;
 	e->pf_loop = w.loop_tok_s > w.tok_s;
+	e->pf.rows_big = w.rows_big;
 	return 0;
 }
 
@@ -121,12 +122,16 @@ int card_pf_init(struct ee *e, int cache)
 	int ab = (int)e->act_bank, r;
 	size_t C = (size_t)chunk, C16 = (C + 15) / 16 * 16, f = sizeof(float);
 	size_t kk = (size_t)(k > 0 ? k : 1);
-	/* the rows path: at most one group per used expert */
-	size_t xe = (size_t)E < FP8_GEMV_MAX_M * kk ? (size_t)E : FP8_GEMV_MAX_M * kk, xr = C * kk;
+	/* the rows path: a group per block of at most 16 of a used expert's rows (its full blocks
+	 * and a tail): at most C k / 16 full blocks and a tail per expert */
+	size_t xr = C * kk, xe = (xr + FP8_GEMV_MAX_M - 1) / FP8_GEMV_MAX_M + (size_t)E;
 	pf->chunk = chunk;
 	pf->rows16 = (int)C16;
 	pf->rows_gemm = pf_env_off("MOECARD_CARD_ROWS"); /* MOECARD_CARD_ROWS=0: GEMMs for all */
 	pf->rope_runs = pf_env_off("MOECARD_ROPE_TABLE");
+	/* (card_pf_rule chooses; MOECARD_PF_ROWS=1 also where the rule does not run) */
+	const char *rb = getenv("MOECARD_PF_ROWS");
+	pf->rows_big = e->gv && rb && !strcmp(rb, "1");
 	if ((r = card_place(e, ab, NULL, f * C * D, &pf->x)) ||
 	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->xn)) ||
 	    (r = card_place(e, ab, NULL, f * C * ql, &pf->qa)) ||
@@ -158,8 +163,11 @@ int card_pf_init(struct ee *e, int cache)
 		      (r = card_gemv_tab(e, &pf->t_xgu, (int)xe)) ||
 		      (r = card_gemv_tab(e, &pf->t_xdn, (int)xe))))
 		return r;
+	pf->xe = malloc(sizeof(int) * xe);
+	pf->xr0 = malloc(sizeof(int) * xe);
+	pf->xm = malloc(sizeof(int) * xe);
 	pf->hidx = malloc(4 * C * kk);
-	pf->hgi = malloc(4 * xr);
+	pf->hgi = malloc(4 * (xr + 3 * xe)); /* and pf_moe_rows's groups after it */
 	pf->hseq = calloc(C, sizeof *pf->hseq);
 	pf->hpos = calloc(C, sizeof *pf->hpos);
 	pf->atab_h = calloc(2 * C, sizeof *pf->atab_h);
@@ -169,7 +177,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hlog = malloc(f * (size_t)E);
 	pf->views = calloc(C16 / 16, sizeof *pf->views);
 	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog ||
-	    !pf->hseq || !pf->hpos || !pf->atab_h)
+	    !pf->hseq || !pf->hpos || !pf->atab_h || !pf->xe || !pf->xr0 || !pf->xm)
 		return -ENOMEM;
 	struct hls_build b;
 	hls_build_default(&b);
@@ -195,6 +203,9 @@ void card_pf_free(struct ee *e)
 	struct ee_pf *pf = &e->pf;
 	free(pf->t_gate.g);
 	free(pf->t_head.g);
+	free(pf->xe);
+	free(pf->xr0);
+	free(pf->xm);
 	free(pf->t_xgu.g);
 	free(pf->t_xdn.g);
 	free(pf->t_xgu.views);
@@ -249,10 +260,11 @@ static int pf_vec(struct ee *e, enum abi_op op, const char *what, uint64_t x, ui
 	return 0;
 }
 
-/* The rows path: at most FP8_GEMV_MAX_M rows run their matrices on the GEMV CU with m = T. */
+/* The rows path: the rows run their matrices on the GEMV CU, at most FP8_GEMV_MAX_M rows a
+ * weight read (more rows with pf.rows_big: blocks of 16). */
 static int pf_rows(const struct ee *e, int T)
 {
-	return e->gv && T <= FP8_GEMV_MAX_M && !e->pf.rows_gemm;
+	return e->gv && (T <= FP8_GEMV_MAX_M || e->pf.rows_big) && !e->pf.rows_gemm;
 }
 
 /* The KV append of row t (slot s, position p) and the attention of query t over p + 1
@@ -546,29 +558,29 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 }
 
 /* The rows path's MoE after the routes: the used experts in order of their row count, each
- * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T)
- * and one per row count for the used experts' gate|up (m = that count: no expert reads its
- * weights twice), the same for the downs, then the combine in router order. uof: [E] scratch
- * (an expert's place among the used ones). */
+ * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T,
+ * in blocks of 16) and for the used experts' gate|up one per run of groups with the same row
+ * count (a group per block of at most 16 of an expert's rows: its full blocks, m = 16, and its
+ * tail; no expert reads its weights more often than its blocks), the same for the downs, then
+ * the combine in router order. uof: [E] scratch (an expert's place among the used ones). */
 static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, int *uof)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	struct ee_gv_layer *g = &L->gv;
 	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
-	int used[FP8_GEMV_MAX_GROUPS], ucnt[FP8_GEMV_MAX_GROUPS] = {0}, nu = 0;
-	int base[FP8_GEMV_MAX_GROUPS] = {0}, fill[FP8_GEMV_MAX_GROUPS] = {0};
-	for (int m = 1; m <= T; m++) /* by row count, then expert */
+	int M = FP8_GEMV_MAX_M, nu = 0, ng = 0;
+	int *used = pf->xe, *base = pf->xr0, *fill = pf->xm; /* by used expert, then the groups */
+	for (int m = 1; m <= T; m++)			     /* by row count, then expert */
 		for (int x = 0; x < E; x++)
 			if (cnt[x] == m) {
-				if (nu == pf->t_xgu.cap)
-					return -E2BIG;
 				uof[x] = nu;
-				used[nu] = x;
-				ucnt[nu++] = m;
+				used[nu++] = x;
 			}
-	for (int u = 1; u < nu; u++)
-		base[u] = base[u - 1] + ucnt[u - 1];
+	for (int u = 0, r = 0; u < nu; r += cnt[used[u++]]) {
+		base[u] = r;
+		fill[u] = 0;
+	}
 	for (int t = 0; t < T; t++) /* an expert's rows in token order */
 		for (int j = 0; j < k; j++) {
 			int u = uof[pf->hidx[t * k + j]];
@@ -576,21 +588,46 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 			pf->hgi[r] = t;
 			pf->hci[t * k + j] = r;
 		}
+	/* the groups, in order of their rows: the tails (1..15 rows), then every full block */
+	int *ge = pf->hgi + (size_t)T * k; /* (scratch past the gather index: see card_pf_init) */
+	for (int m = 1; m <= M; m++)
+		for (int u = 0; u < nu; u++) {
+			int n = cnt[used[u]], full = n / M;
+			if (m < M && n % M == m) {
+				if (ng + 1 > pf->t_xgu.cap)
+					return -E2BIG;
+				ge[3 * ng] = used[u];
+				ge[3 * ng + 1] = base[u] + full * M;
+				ge[3 * ng++ + 2] = m;
+			}
+			for (int b = 0; m == M && b < full; b++) {
+				if (ng + 1 > pf->t_xgu.cap)
+					return -E2BIG;
+				ge[3 * ng] = used[u];
+				ge[3 * ng + 1] = base[u] + b * M;
+				ge[3 * ng++ + 2] = M;
+			}
+		}
+	for (int i = 0; i < ng; i++) {
+		used[i] = ge[3 * i];
+		base[i] = ge[3 * i + 1];
+		fill[i] = ge[3 * i + 2];
+	}
 	uint32_t R = (uint32_t)T, RK = (uint32_t)(T * k);
 	double t0 = now_s();
 	TRY(card_write(e, pf->gi, pf->hgi, 4 * (size_t)T * k));
 	TRY(card_write(e, pf->ci, pf->hci, 4 * (size_t)T * k));
 	TRY(card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k));
-	TRY(card_moe_gemv_rows(e, L, used, ucnt, nu));
+	TRY(card_moe_gemv_rows(e, L, used, base, fill, ng));
 	e->t_host += now_s() - t0;
 	TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
 	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, RK,
 		   (uint32_t)D, 0, 0, R, 0, 0, 0));
 	TRY(card_barrier(e));
-	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, ucnt, nu));
+	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, fill, ng));
 	TRY(card_barrier(e));
 	TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
-	TRY(card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, ucnt, nu));
+	TRY(card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, fill, ng));
 	TRY(card_barrier(e));
 	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
 		   (uint32_t)D, 0, 0, RK, 0, 0, (uint32_t)k));

@@ -103,6 +103,10 @@ void card_dry_time(struct ee *e)
 			e->pf.macs += card_gemm_macs(c);
 			e->pf.gemm_ns += (double)(t1 - t0);
 		}
+		if (e->pf.active && op == ABI_OP_GEMV) { /* and its GEMV commands */
+			e->pf.gv_macs += card_gemv_macs(e->list.gt[i]);
+			e->pf.gv_ns += (double)(t1 - t0);
+		}
 		cu_free[best] = t1 + done;
 		t_all = t1 + done > t_all ? t1 + done : t_all;
 		if (fl & ABI_CMD_F_SIGNAL)
@@ -353,8 +357,10 @@ out:
 	return r;
 }
 
-int card_engine_whatif_prefill(const struct config *c, const struct backend *be, int T,
-			       struct card_pf_whatif *w)
+/* The what-if of one choice of the GEMM work's CU: rows_big 1 puts every row on the GEMV CU in
+ * blocks of 16 (the rows path), 0 more than 16 rows on the GEMM CUs. */
+static int whatif_prefill_once(const struct config *c, const struct backend *be, int T,
+			       int rows_big, struct card_pf_whatif *w)
 {
 	struct ee *e = calloc(1, sizeof *e);
 	int r = -ENOMEM;
@@ -386,6 +392,10 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 	r = -ENOTSUP;
 	if (!e->pf_on || e->pf.chunk != T)
 		goto out;
+	r = -ENOTSUP;
+	if (rows_big && !e->gv)
+		goto out;
+	e->pf.rows_big = rows_big;
 	e->softmax_scale = 0.1f;
 	e->pf.active = 1;
 	for (int t = 0; t < T; t++)
@@ -429,6 +439,8 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 	w->gemm_ms = e->dry_op_ns[ABI_OP_GEMM_FP8] / 1e6;
 	w->attn_ms = (e->dry_op_ns[ABI_OP_MLA_ATTN] + e->dry_op_ns[ABI_OP_MLA_ATTN_LANES]) / 1e6;
 	w->pe_frac = e->pf.gemm_ns > 0 ? e->pf.macs / (e->pf.gemm_ns * e->pf.peak) : 0;
+	w->gv_ms = e->dry_op_ns[ABI_OP_GEMV] / 1e6;
+	w->gv_pe_frac = e->pf.gv_ns > 0 ? e->pf.gv_macs / (e->pf.gv_ns * card_gemv_peak(e)) : 0;
 	w->absorbed = card_pf_absorbed(c, T, 0);
 	if (getenv("MOECARD_DRY_DEBUG"))
 		for (int op = 0; op < ABI_OP_COUNT; op++)
@@ -453,6 +465,45 @@ out:
 	free(e->hb);
 	free(e);
 	return r;
+}
+
+int card_engine_whatif_prefill(const struct config *c, const struct backend *be, int T,
+			       struct card_pf_whatif *w)
+{
+	/* both placements of the GEMM work (MOECARD_PF_ROWS=0 / 1: only that one), the faster
+	 * end to end kept */
+	const char *v = getenv("MOECARD_PF_ROWS");
+	int only = v && !strcmp(v, "0") ? 0 : v && !strcmp(v, "1") ? 1 : -1;
+	struct card_pf_whatif g = {0}, rw = {0};
+	int rg = only == 1 ? -ENOTSUP : whatif_prefill_once(c, be, T, 0, &g);
+	int rr = only == 0 ? -ENOTSUP : whatif_prefill_once(c, be, T, 1, &rw);
+	if (rg && rr)
+		return rg != -ENOTSUP ? rg : rr;
+	if (rg && rg != -ENOTSUP)
+		return rg;
+	if (rr && rr != -ENOTSUP)
+		return rr;
+	*w = !rr && (rg || rw.e2e_ms < g.e2e_ms) ? rw : g;
+	w->rows_big = !rr && (rg || rw.e2e_ms < g.e2e_ms);
+	w->gemm_tok_s = rg ? 0 : g.tok_s;
+	w->rows_tok_s = rr ? 0 : rw.tok_s;
+	return 0;
+}
+
+/* Where a prefill what-if put its matrices, and at what share of that CU's peak. */
+static const char *pf_where(const struct card_pf_whatif *w)
+{
+	static __thread char b[160];
+	if (w->rows_big)
+		snprintf(b, sizeof b,
+			 "matrices on the GEMV CU %.1f ms at %.1f%% of its peak (GEMM CUs: %.1f "
+			 "tok/s)",
+			 w->gv_ms, 100 * w->gv_pe_frac, w->gemm_tok_s);
+	else
+		snprintf(b, sizeof b,
+			 "GEMMs %.1f ms at %.1f%% of the PE array's peak (GEMV CU: %.1f tok/s)",
+			 w->gemm_ms, 100 * w->pe_frac, w->rows_tok_s);
+	return b;
 }
 
 void card_engine_whatif_prefill_boards(const char *dir, FILE *out, int json)
@@ -481,18 +532,19 @@ void card_engine_whatif_prefill_boards(const char *dir, FILE *out, int json)
 				    ",\"whatif_671b_prefill_%s_T%d\":{\"e2e_ms\":%.1f,"
 				    "\"tok_s\":%.2f,\"card_ms\":%.1f,\"gemm_ms\":%.1f,"
 				    "\"attn_ms\":%.1f,\"pe_frac\":%.4f,\"token_loop_tok_s\":%.3f,"
-				    "\"speedup\":%.2f}",
+				    "\"speedup\":%.2f,\"on_gemv\":%d,\"gemv_ms\":%.1f,"
+				    "\"gemv_pe_frac\":%.4f,\"gemm_cus_tok_s\":%.2f,"
+				    "\"gemv_cu_tok_s\":%.2f}",
 				    boards[b], Ts[i], w.e2e_ms, w.tok_s, w.card_ms, w.gemm_ms,
-				    w.attn_ms, w.pe_frac, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms);
+				    w.attn_ms, w.pe_frac, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms,
+				    w.rows_big, w.gv_ms, w.gv_pe_frac, w.gemm_tok_s, w.rows_tok_s);
 			else
-				fprintf(
-				    out,
-				    "what-if 671B prefill, %-5s T=%-4d: %9.1f ms end to end "
-				    "(%7.2f tok/s; token loop %6.3f tok/s, %.1fx): GEMMs %.1f ms "
-				    "at %.1f%% of the PE array's peak, attention %.1f ms\n",
-				    boards[b], Ts[i], w.e2e_ms, w.tok_s, w.loop_tok_s,
-				    w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, 100 * w.pe_frac,
-				    w.attn_ms);
+				fprintf(out,
+					"what-if 671B prefill, %-5s T=%-4d: %9.1f ms end to end "
+					"(%7.2f tok/s; token loop %6.3f tok/s, %.1fx): %s, "
+					"attention %.1f ms\n",
+					boards[b], Ts[i], w.e2e_ms, w.tok_s, w.loop_tok_s,
+					w.loop_e2e_ms / w.e2e_ms, pf_where(&w), w.attn_ms);
 		}
 		backend_close(be);
 		free(bd);
@@ -577,6 +629,7 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 	double host_ms = pf->host_b / (EE_HOST_MODEL_GBPS * 1e9) * 1e3;
 	double ms = (pf->card_ns + pf->link_ns) / 1e6 + host_ms;
 	double frac = pf->gemm_ns > 0 && pf->peak > 0 ? pf->macs / (pf->gemm_ns * pf->peak) : 0;
+	double gfrac = pf->gv_ns > 0 ? pf->gv_macs / (pf->gv_ns * card_gemv_peak(e)) : 0;
 	/* the dry what-if of a prompt of 512 tokens of this model (the same lists, no weights) */
 	struct card_pf_whatif w = {0};
 	int wt = 512;
@@ -594,32 +647,37 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 				"\"whatif_prefill_tok_s\":%.2f,\"whatif_prefill_pe_frac\":%.4f,"
 				"\"whatif_prefill_token_loop_tok_s\":%.2f,"
 				"\"whatif_prefill_speedup\":%.3f,\"whatif_prefill_gemm_ms\":%.3f,"
-				"\"whatif_prefill_attn_ms\":%.3f",
+				"\"whatif_prefill_attn_ms\":%.3f,\"whatif_prefill_on_gemv\":%d,"
+				"\"whatif_prefill_gemv_ms\":%.3f,"
+				"\"whatif_prefill_gemv_pe_frac\":%.4f,"
+				"\"whatif_prefill_gemm_cus_tok_s\":%.2f,"
+				"\"whatif_prefill_gemv_cu_tok_s\":%.2f",
 				wt, w.e2e_ms, w.tok_s, w.pe_frac, w.loop_tok_s,
-				w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, w.attn_ms);
+				w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, w.attn_ms, w.rows_big, w.gv_ms,
+				w.gv_pe_frac, w.gemm_tok_s, w.rows_tok_s);
 		fprintf(out,
 			",\"prefill_path\":\"%s\",\"prefill_tokens\":%llu,"
 			"\"prefill_batched_tokens\":%llu,"
 			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
 			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
 			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
-			"\"prefill_gemm_pe_frac\":%.4f",
+			"\"prefill_gemm_pe_frac\":%.4f,\"prefill_gemv_pe_frac\":%.4f",
 			!e->pf_on    ? "token loop"
 			: e->pf_loop ? "token loop (rule)"
 				     : "batched",
 			(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
 			e->pf_on ? pf->chunk : 0, pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
-			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac);
+			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac, gfrac);
 		return;
 	}
 	if (hw)
 		fprintf(
 		    out,
 		    "  prefill what-if (dry, this model, %d tokens from position 0): %.3f ms end "
-		    "to end, %.1f tok/s vs %.1f tok/s token by token (%.2fx); GEMMs %.3f ms at "
-		    "%.1f%% of the PE array's peak, attention %.3f ms (CU time, summed)\n",
-		    wt, w.e2e_ms, w.tok_s, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms, w.gemm_ms,
-		    100 * w.pe_frac, w.attn_ms);
+		    "to end, %.1f tok/s vs %.1f tok/s token by token (%.2fx); %s, attention "
+		    "%.3f ms (CU time, summed)\n",
+		    wt, w.e2e_ms, w.tok_s, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms, pf_where(&w),
+		    w.attn_ms);
 	if (e->pf_loop)
 		fprintf(
 		    out,
@@ -629,12 +687,14 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		    FP8_GEMV_MAX_M, pf->chunk, e->pf_rule_w.tok_s, e->pf_rule_w.loop_tok_s);
 	if (!pf->tokens)
 		return;
-	char gemms[96];
+	char gemms[128];
 	if (pf->gemm_ns > 0)
 		snprintf(gemms, sizeof gemms, "the GEMMs at %.1f%% of the PE array's peak",
 			 100 * frac);
-	else /* every forward of a few rows (MTP verification, short prompts) took the rows path */
-		snprintf(gemms, sizeof gemms, "no GEMM: the rows ran on the GEMV CU");
+	else /* every forward took the rows path (short prompts, MTP verification; pf.rows_big) */
+		snprintf(gemms, sizeof gemms,
+			 "no GEMM: the rows ran on the GEMV CU, at %.1f%% of its peak",
+			 100 * gfrac);
 	fprintf(out,
 		"  prefill        %llu prompt tokens (%llu batched, chunks of %d): modeled %.3f ms "
 		"end to end (%.1f tok/s): card %.3f + link %.3f + host %.3f ms; %s\n",

@@ -54,12 +54,14 @@ static int argmax(const float *x, int n)
 }
 
 #define NTOK 16
+static int g_max_seq = 32, g_max_batch = 16; /* the engines' context and rows a forward */
 
 static struct engine *eng_open_x(const struct ckpt *ck, const char *engine, const char *prefill,
 				 const char *chunk, int seqs)
 {
 	struct engine_extra x = {.seqs = seqs};
-	struct model_opts o = {.act_fp8 = 1, .max_seq = 32, .max_batch = 16, .n_threads = 1};
+	struct model_opts o = {
+	    .act_fp8 = 1, .max_seq = g_max_seq, .max_batch = g_max_batch, .n_threads = 1};
 	struct engine *e = calloc(1, sizeof *e);
 	char err[512];
 	if (prefill)
@@ -167,7 +169,7 @@ static void compare(const struct ckpt *ck, struct engine *eb, int ch, struct eng
 	      "%s: batched hidden rows differ from the token loop (rel %g)", what,
 	      rel_err(ha, hb, (int)nh));
 	/* vs the cpu engine: the FP8 contract (median row error, argmax agreement) */
-	double errs[NTOK] = {0}, med;
+	double errs[64] = {0}, med; /* (T <= 64) */
 	int agree = 0;
 	for (int t = 0; t < T; t++) {
 		errs[t] = rel_err(a + (size_t)t * V, c + (size_t)t * V, V);
@@ -391,6 +393,31 @@ int main(void)
 					"gemv lowering, T=7 on the GEMM CUs (MOECARD_CARD_ROWS=0)",
 					tok, 7, 0);
 				eng_close(eg);
+				/* more than 16 rows on the GEMV CU, in blocks of 16 (a full block
+				 * and a tail of every matrix; experts with full blocks and tails) */
+				int t64[64];
+				for (int i = 0; i < 64; i++)
+					t64[i] = (int)((37u * (unsigned)i + 11u) % 1000u);
+				g_max_seq = g_max_batch = 64;
+				setenv("MOECARD_PF_ROWS", "1", 1);
+				struct engine *er = eng_open(&ck, "emu", NULL, NULL);
+				unsetenv("MOECARD_PF_ROWS");
+				struct engine *el64 = eng_open(&ck, "emu", "0", NULL);
+				struct engine *ec64 = eng_open(&ck, "cpu", NULL, NULL);
+				g_max_seq = 32;
+				g_max_batch = 16;
+				compare(&ck, er, 512, el64, ec64,
+					"gemv lowering, T=60 on the GEMV CU in blocks of 16 "
+					"(MOECARD_PF_ROWS=1)",
+					t64, 60, 0);
+				compare(
+				    &ck, er, 512, el64, ec64,
+				    "gemv lowering, 21 tokens then 40 after them on the GEMV CU "
+				    "(MOECARD_PF_ROWS=1)",
+				    t64, 21, 40);
+				eng_close(er);
+				eng_close(el64);
+				eng_close(ec64);
 			}
 			struct engine *es = eng_open_x(&ck, "emu", NULL, NULL, NSEQ);
 			seqs_test(&ck, es, el, tok, low);
