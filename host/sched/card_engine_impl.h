@@ -136,6 +136,7 @@ struct ee_pf {
 	int rows_gemm;		   /* MOECARD_CARD_ROWS=0: at most 16 rows take the GEMMs too */
 	int rows_big;		   /* more than 16 rows run on the GEMV CU too, in blocks of 16
 				      (the rows tables hold rows16 / 16 blocks; card_pf_rule) */
+	int fold_off;		   /* MOECARD_PF_FOLD=0 (card_pf_fold_post) */
 	int *xe, *xr0, *xm;	   /* host [t_xgu.cap] the experts' groups: expert, first row
 				      of xg, rows (<= 16) */
 	uint64_t posw;		   /* int32 [chunk] the rows' positions (ROPE's position table) */
@@ -492,6 +493,17 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
  * greedy record {u32 index, f32 value} at rec + 8 i (FP8_GEMV_ARGMAX): the head of the rows. */
 int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, uint64_t x,
 			uint64_t y, int rows, struct gvtab *t, uint64_t norm, uint64_t rec);
+/* card_gemv_rows whose every group normalizes its rows in the loader (norm: the weight). */
+int card_gemv_rows_norm(struct ee *e, const char *what, const struct smat *m, uint64_t x,
+			uint64_t y, int rows, struct gvtab *t, struct gvtab *views, int nviews,
+			uint64_t norm);
+/* Whether the rows path folds the post_attention_layernorm into the FFN's GEMVs (their loaders
+ * normalize x: no RMSNORM command, no xn): with the router on the card (the host router reads xn
+ * back); MOECARD_PF_FOLD=0 turns it off. */
+static inline int card_pf_fold_post(const struct ee *e)
+{
+	return e->gv && e->gv_route && !e->pf.fold_off;
+}
 int card_gemv_tab(struct ee *e, struct gvtab *t, int cap);
 /* The multiply-adds of the GEMV command of table t (m rows x every group's n x k, a SiLU pair's
  * both halves), and the GEMV CU's peak of them per ns (lanes x beat bytes x PE rows a cycle:

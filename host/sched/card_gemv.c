@@ -590,6 +590,13 @@ int card_gemv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 	return gv_rows(e, what, m, x, y, rows, t, views, nviews, 0, 0);
 }
 
+int card_gemv_rows_norm(struct ee *e, const char *what, const struct smat *m, uint64_t x,
+			uint64_t y, int rows, struct gvtab *t, struct gvtab *views, int nviews,
+			uint64_t norm)
+{
+	return gv_rows(e, what, m, x, y, rows, t, views, nviews, norm, 0);
+}
+
 int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, uint64_t x,
 			uint64_t y, int rows, struct gvtab *t, uint64_t norm, uint64_t rec)
 {
@@ -609,12 +616,13 @@ static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 	if (rows < 1 || ng > t->cap || per < 1 || (ng > per && (ng + per - 1) / per > nviews))
 		return -EINVAL;
 	t->ng = 0;
-	for (int g = 0; g < ng; g++)
+	for (int g = 0; g < ng; g++) {
 		gv_add(e, t, m, x + 4 * (uint64_t)g * mm * m->k, y + 4 * (uint64_t)g * mm * m->n, 0,
 		       0, 0);
-	if (norm)
-		gv_norm_last(e, t, norm);
-	if (rec) { /* each row's greedy record (rw_off's low word: RMSNORM's eps) */
+		if (norm)
+			gv_norm_last(e, t, norm);
+	}
+	if (rec && ng == 1) { /* each row's greedy record (rw_off's low word: RMSNORM's eps) */
 		t->g[0].flags |= FP8_GEMV_ARGMAX;
 		t->g[0].rw_off |= ABI_ADDR_OFF(rec) << 32;
 	}
@@ -775,6 +783,7 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	int nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim, qd = nope + rope;
 	int kvl = c->kv_lora_rank, vd = c->v_head_dim, row = kvl + rope;
 	int nb = pf->rows_big ? pf->rows16 / FP8_GEMV_MAX_M : 1;
+	int fold = card_pf_fold_post(e); /* the FFN's GEMVs normalize x themselves */
 	uint32_t uD = (uint32_t)D, uH = (uint32_t)H;
 	TRY(gv_tab(e, &g->r_qkva, 2 * nb));
 	TRY(gv_tab(e, &g->r_qb, nb));
@@ -828,15 +837,19 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 			    pf->x + r * uD, FP8_GEMV_RESIDUAL);
 		if (g->gu.n) {
 			uint32_t n = (uint32_t)g->gu.n;
-			gv_add_rows(e, &g->r_gu, &g->gu, pf->xn + r * uD, uD, pf->hb + r * n, n, 0,
-				    0);
+			gv_add_rows(e, &g->r_gu, &g->gu, (fold ? pf->x : pf->xn) + r * uD, uD,
+				    pf->hb + r * n, n, 0, 0);
+			if (fold)
+				gv_norm_last(e, &g->r_gu, L->post_norm);
 			gv_add_rows(e, &g->r_down, &g->down, pf->hb + r * n, n, pf->x + r * uD, uD,
 				    pf->x + r * uD, FP8_GEMV_RESIDUAL);
 		}
 		if (g->shgu.n) {
 			uint32_t n = (uint32_t)g->shgu.n;
-			gv_add_rows(e, &g->r_shgu, &g->shgu, pf->xn + r * uD, uD, pf->hb + r * n, n,
-				    0, 0);
+			gv_add_rows(e, &g->r_shgu, &g->shgu, (fold ? pf->x : pf->xn) + r * uD, uD,
+				    pf->hb + r * n, n, 0, 0);
+			if (fold)
+				gv_norm_last(e, &g->r_shgu, L->post_norm);
 			gv_add_rows(e, &g->r_shdown, &g->shdown, pf->hb + r * n, n,
 				    pf->ffn + r * uD, uD, 0, 0);
 		}
@@ -908,6 +921,8 @@ int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, 
 			return -EINVAL;
 		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], pf->xg + 4 * r * D, (uint32_t)D,
 			    pf->hg + 4 * r * Im, (uint32_t)Im, 0, 0);
+		if (card_pf_fold_post(e)) /* xg holds the rows before the norm */
+			gv_norm_last(e, &pf->t_xgu, L->post_norm);
 		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r * Im, (uint32_t)Im,
 			    pf->yd + 4 * r * D, (uint32_t)D, 0, 0);
 	}

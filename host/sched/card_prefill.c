@@ -129,6 +129,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->rows16 = (int)C16;
 	pf->rows_gemm = pf_env_off("MOECARD_CARD_ROWS"); /* MOECARD_CARD_ROWS=0: GEMMs for all */
 	pf->rope_runs = pf_env_off("MOECARD_ROPE_TABLE");
+	pf->fold_off = pf_env_off("MOECARD_PF_FOLD");
 	/* (card_pf_rule chooses; MOECARD_PF_ROWS=1 also where the rule does not run) */
 	const char *rb = getenv("MOECARD_PF_ROWS");
 	pf->rows_big = e->gv && rb && !strcmp(rb, "1");
@@ -455,6 +456,8 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
 			    ABI_GEMM_F_RESIDUAL, T));
 	TRY(card_barrier(e));
+	if (gv && card_pf_fold_post(e)) /* the FFN's GEMVs normalize x in their loaders */
+		return 0;
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
 		       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
 	return card_barrier(e);
@@ -487,8 +490,10 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 		const struct ee_gv_layer *g = &L->gv;
 		uint32_t f = router_flags(c, g->bias != 0);
 		float scale = (float)c->routed_scaling_factor;
-		TRY(card_gemv_rows(e, "router gate (gemv, rows)", &g->gate, pf->xn, pf->rlog, T,
-				   &pf->t_gate, pf->views, pf->rows16 / 16));
+		int fold = pf_rows(e, T) && card_pf_fold_post(e); /* x, normalized in the loader */
+		TRY(card_gemv_rows_norm(e, "router gate (gemv, rows)", &g->gate,
+					fold ? pf->x : pf->xn, pf->rlog, T, &pf->t_gate, pf->views,
+					pf->rows16 / 16, fold ? L->post_norm : 0));
 		TRY(card_barrier(e));
 		/* one command routes every row (the kernel takes them one after another) */
 		for (int t0 = 0; t0 < T; t0 += ABI_ROUTE_MAX_ROWS) {
@@ -621,8 +626,9 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	TRY(card_moe_gemv_rows(e, L, used, base, fill, ng));
 	e->t_host += now_s() - t0;
 	TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
-	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", pf->xn, 0, pf->gi, pf->xg, RK,
-		   (uint32_t)D, 0, 0, R, 0, 0, 0));
+	/* (folded norm: the rows before it; the experts' loaders normalize them) */
+	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", card_pf_fold_post(e) ? pf->x : pf->xn, 0,
+		   pf->gi, pf->xg, RK, (uint32_t)D, 0, 0, R, 0, 0, 0));
 	TRY(card_barrier(e));
 	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, fill, ng));
 	TRY(card_barrier(e));
