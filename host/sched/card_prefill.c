@@ -273,10 +273,13 @@ static int pf_rows(const struct ee *e, int T)
 static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int s, int p)
 {
 	const struct config *c = e->c;
-	if (e->gv_attn) { /* the record's address in its lane, as the token loop's */
-		TRY(card_kv_append_lanes(e, L, s, p, 0));
+	if (e->gv_attn) { /* the record's address in its lane, as the token loop's (folded: src is
+			     kv_a's raw row, normalized and roped in the append's input stage) */
+		TRY(card_kv_append_lanes(e, L, s, p, e->kv_fold));
 		e->list.cmd[e->list.n - 1].u.kv.src = src;
-		e->list.what[e->list.n - 1] = "kv_append (striped, row)";
+		e->list.what[e->list.n - 1] =
+		    e->kv_fold ? "kv_a norm + rope k_pe + kv_append (striped, row)"
+			       : "kv_append (striped, row)";
 		return 0;
 	}
 	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append (row)");
@@ -290,13 +293,15 @@ static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, in
 	return 0;
 }
 
-/* The KV appends of the forward's rows (pf.kvrow), each into its sequence's cache. */
+/* The KV appends of the forward's rows (pf.kvrow; folded: pf.kva), each into its sequence's
+ * cache. */
 static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T)
 {
 	struct ee_pf *pf = &e->pf;
 	uint64_t row = (uint64_t)e->c->kv_lora_rank + (uint64_t)e->c->qk_rope_head_dim;
+	uint64_t src = e->gv_attn && e->kv_fold ? pf->kva : pf->kvrow;
 	for (int t = 0; t < T; t++)
-		TRY(pf_kv_append(e, L, f4(pf->kvrow, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
+		TRY(pf_kv_append(e, L, f4(src, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
 	return 0;
 }
 
@@ -404,10 +409,13 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	if (ql > 0 && !gv)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
 			       pf->qa, R, (uint32_t)ql, 0, 0, 0, eps, 0));
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
-		       pf->kvrow, R, (uint32_t)kvl, (uint32_t)row, (uint32_t)row, 0, eps, 0));
-	TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
-		    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
+	if (!(e->gv_attn && e->kv_fold)) { /* (folded: each row's append does both) */
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
+			       pf->kvrow, R, (uint32_t)kvl, (uint32_t)row, (uint32_t)row, 0, eps,
+			       0));
+		TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
+			    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
+	}
 	TRY(card_barrier(e));
 	if (ql > 0 && !gv)
 		TRY(pf_gemm(e, "q_b_proj (rows)", pf->qa, &L->q_b, pf->q, 0, T));
