@@ -290,7 +290,8 @@ static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *
  * record decoder; the merge, MLA_MERGE_LANES lanes a pass: that many exps for
  * the weights, MLA_MW x MLA_MERGE_LANES multiply-adds, MLA_MW output divides. On chip per lane: acc
  * [MLA_MAX_H / head passes][dc] f32 read max(lane_macs, MLA_MW) words per cycle (two per 72-bit
- * word), in URAM, or BRAM36 when a bank fits one (moecard,lane-passes),
+ * word), in URAM, or BRAM36 when a bank fits one (moecard,lane-passes), and with one pass a
+ * second such bank for the rows mode (MLA_ROWS_PINGPONG, URAM, the merge's MLA_MW words a cycle),
  * the chunk kv [TB][dc+dr] over LDE, a record; q [MLA_MAX_H][dc+dr] shared. With the FP8
  * datapath unless the tree says moecard,fp8-datapath = <0> (res_lanes_fp8). */
 static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
@@ -315,6 +316,10 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 	uint64_t accn = cdiv(macs > MLA_MW ? macs : MLA_MW, 2);
 	for (uint64_t l = 0; l < L; l++) {
 		add_mem(r, accb, accn, cdiv(accb * 8, accn) > BRAM36_BITS);
+		/* one head pass: the rows mode's second bank of partials (MLA_ROWS_PINGPONG), in
+		 * URAM, read by the merge MLA_MW words a cycle */
+		if (MLA_ROWS_PINGPONG && passes <= 1)
+			add_mem(r, accb, cdiv(MLA_MW, 2), 1);
 		add_mem(r, MLA_TB * dk * 4, cdiv(lde, 2), 0);
 		add_mem(r, 4 * dk, 1, 0);
 	}

@@ -249,6 +249,13 @@ int mla_attn_lanes_run(const float *q_lat, const float *q_pe, const uint8_t *con
  * row's query loads into a second q buffer while the lanes work on the current one.
  */
 #define MLA_MAX_ROWS 256
+/* 1: the lanes keep a second bank of their partial accumulators for the rows mode (the f32
+ * datapath in one head pass): row r + 1's lanes accumulate into one bank while the merge reads
+ * row r's partials from the other (mla_attn_lanes_rows_cycles; board_res.c counts the bank).
+ * The C simulation runs the rows one after another either way: the bits do not change. */
+#ifndef MLA_ROWS_PINGPONG
+#define MLA_ROWS_PINGPONG 1
+#endif
 int mla_attn_lanes_rows_run(const float *q, const uint32_t *tab, int R, const uint8_t *const *lane,
 			    int L, uint64_t lane_bytes, uint64_t cache_off, uint64_t slot_bytes,
 			    int ctx_cap, float *out, int H, int dc, int dr, int fmt, float scale);
@@ -297,8 +304,10 @@ int64_t mla_attn_lanes_cycles(const struct hls_build *b, int L, int pos, int H, 
 			      int fmt, int lane_macs, struct mla_attn_cost *c);
 /* mla_attn_lanes_rows_run's cycles: the row table (8 bytes a row), then per row its lanes, merge
  * weights and merge/store (mla_attn_lanes_cycles2), a later row's q broadcast exposed only where
- * it outlasts the row before it (the second q buffer), and with one head pass its lanes' first
- * loads running while the row before merges (the lanes idle then). tab as the run's: [R][2]
+ * it outlasts the row before it (the second q buffer); in the f32 datapath with one head pass
+ * (MLA_ROWS_PINGPONG) the rows pipeline: a row's lanes run while the row before merges from the
+ * other accumulator bank; otherwise (FP8, several passes) with one head pass a row's lanes'
+ * first loads run while the row before merges (the lanes idle then). tab as the run's: [R][2]
  * {slot, n_ctx}. c sums the rows' loop counts and bytes. */
 int64_t mla_attn_lanes_rows_cycles(const struct hls_build *b, int L, const uint32_t *tab, int R,
 				   int H, int dc, int dr, int fmt, int lane_macs, int lane_imacs,

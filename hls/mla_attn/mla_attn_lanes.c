@@ -800,6 +800,12 @@ int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint
 	uint64_t q = ml_q_cycles(bd, H, dc, dr, fmt), prev = 0, merge = 0;
 	uint64_t cyc = bd->mem_latency + hls_mem_cycles(bd, 8 * (uint64_t)R);
 	int onepass = (fmt & ~0xFF) == MLA_ATTN_FP8 || bd->lane_passes <= 1;
+	/* the f32 datapath in one head pass keeps two banks of the lanes' partial accumulators
+	 * (MLA_ROWS_PINGPONG): a row's lanes run while the merge adds up the row before from the
+	 * other bank, so the rows pipeline through the lanes and the merge (a row's lanes wait for
+	 * the bank the row two before still merges from) */
+	int pp = MLA_ROWS_PINGPONG && (fmt & ~0xFF) != MLA_ATTN_FP8 && bd->lane_passes <= 1;
+	uint64_t lanes_end = 0, m_end1 = 0, m_end2 = 0; /* pp: lanes, row r-1's, r-2's merge */
 	for (int r = 0; r < R; r++) {
 		if (tab[2 * r + 1] < 1)
 			return -EINVAL;
@@ -808,12 +814,19 @@ int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint
 		 * run while the row before merges (one head pass: the lanes idle then) */
 		uint64_t q_at = !r ? q : q > prev ? q - prev : 0;
 		int64_t cr = ml_cycles_q(bd, L, (int)tab[2 * r + 1] - 1, H, dc, dr, fmt, lane_macs,
-					 lane_imacs, q_at, onepass ? merge : 0, &one);
+					 lane_imacs, q_at, onepass && !pp ? merge : 0, &one);
 		if (cr < 0)
 			return cr;
-		cyc += (uint64_t)cr;
-		prev = (uint64_t)cr;
 		merge = (uint64_t)cr > one.lane_cycles ? (uint64_t)cr - one.lane_cycles : 0;
+		if (pp) {
+			lanes_end = hls_max64(lanes_end, m_end2) + one.lane_cycles;
+			m_end2 = m_end1;
+			m_end1 = hls_max64(lanes_end, m_end1) + merge;
+			prev = one.lane_cycles;
+		} else {
+			cyc += (uint64_t)cr;
+			prev = (uint64_t)cr;
+		}
 		for (int i = 0; i < HLS_L_N; i++)
 			c->it[i] += one.it[i];
 		c->bytes += one.bytes;
@@ -821,6 +834,7 @@ int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint
 		c->lane_bytes_max = hls_max64(c->lane_bytes_max, one.lane_bytes_max);
 		c->lane_cycles += one.lane_cycles;
 	}
+	cyc += pp ? m_end1 : 0;
 	c->bytes += 8 * (uint64_t)R;
 	c->cycles = cyc;
 	return (int64_t)cyc;

@@ -350,17 +350,33 @@ static void rows_case(int H, int dc, int dr, int fmt, int L)
 	memcpy(tab, rows, sizeof tab);
 	int64_t all = mla_attn_lanes_rows_cycles(&b, L, tab, R, H, dc, dr, fmt, MLA_LANE_MACS,
 						 MLA_LANE_IMACS, NULL),
-		sum = 0, most = 0;
+		sum = 0, most = 0, lanes = 0, merges = 0, hidden = 0, merge0 = 0;
 	for (int r = 0; r < R; r++) {
+		struct mla_attn_cost oc;
 		int64_t one = mla_attn_lanes_cycles2(&b, L, (int)rows[r][1] - 1, H, dc, dr, fmt,
-						     MLA_LANE_MACS, MLA_LANE_IMACS, NULL);
+						     MLA_LANE_MACS, MLA_LANE_IMACS, &oc);
+		int64_t ln = (int64_t)oc.lane_cycles, mg = one - ln;
 		sum += one;
 		most = one > most ? one : most;
+		lanes += ln;
+		merges += mg;
+		hidden += r ? (ln < merge0 ? ln : merge0) : 0; /* what the pipeline can overlap */
+		merge0 = mg;
 	}
 	CHECK(all > most && all < sum,
 	      "rows timing: %lld cycles, between one row's %lld and %d "
 	      "calls' %lld",
 	      (long long)all, (long long)most, R, (long long)sum);
+	/* the f32 datapath in one pass pipelines the rows through the lanes and the merge (two
+	 * accumulator banks): no faster than either stage alone, and the row before's merge
+	 * behind each later row's lanes (the rows' table read aside) */
+	if (MLA_ROWS_PINGPONG && (fmt & ~0xFF) != MLA_ATTN_FP8)
+		CHECK(all >= (lanes > merges ? lanes : merges) - (int64_t)R * 64 &&
+			  all <= sum - hidden + (int64_t)b.mem_latency + 64, /* + the table read */
+		      "rows pipeline: %lld cycles, lanes %lld, merges %lld, %d calls %lld, "
+		      "overlappable %lld",
+		      (long long)all, (long long)lanes, (long long)merges, R, (long long)sum,
+		      (long long)hidden);
 	for (int i = 0; i < L; i++)
 		free(bank[i]);
 	free(c);
