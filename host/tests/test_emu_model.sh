@@ -270,10 +270,12 @@ if command -v fdtput >/dev/null; then
   else
     bad "the same tree, f32 datapath: $(cat "$T/nofp8b.err")"
   fi
-  # The prefill rule: on a tree whose one GEMM CU is a 1 x 8 PE array the dry what-if finds the
-  # token loop faster, so a 40-token prompt runs token by token (the stats name the rule) and
-  # models faster than the batched path MOECARD_CARD_PREFILL=1 forces; the logits are the same
-  # bits either way.
+  # The prefill rule: on a tree whose one GEMM CU is a 1 x 8 PE array, with a prompt's matrices
+  # kept on the GEMM CUs (MOECARD_PF_ROWS=0), the dry what-if finds the token loop faster, so a
+  # 40-token prompt runs token by token (the stats name the rule) and models faster than the
+  # batched path MOECARD_CARD_PREFILL=1 forces; left to choose the placement too, the rule puts
+  # the matrices on the GEMV CU in blocks of 16 rows and runs the prompt batched, faster than the
+  # token loop; the logits are the same bits every way.
   cp "$B/board/emu.dtb" "$T/slow.dtb"
   for n in $(fdtget -l "$T/slow.dtb" /compute-units | grep '^fp8_gemm_[2-9]@'); do
     fdtput -r "$T/slow.dtb" "/compute-units/$n"
@@ -281,12 +283,13 @@ if command -v fdtput >/dev/null; then
   n1=$(fdtget -l "$T/slow.dtb" /compute-units | grep '^fp8_gemm_1@')
   fdtput -t u "$T/slow.dtb" "/compute-units/$n1" moecard,pe 1 8
   toks=$(seq -s, 3 42)
-  for pf in auto 1; do
-    v=$pf; [ $pf = auto ] && v=
-    MOECARD_CARD_PREFILL=$v "$MOECARD" bench --model "$T/tiny" --backend emu --board "$T/slow.dtb" \
-      --prompt-len 40 --gen 2 --json 2>/dev/null | tail -1 >"$T/slow_$pf.json"
-    MOECARD_CARD_PREFILL=$v "$MOECARD" run --model "$T/tiny" --tokens "$toks" -n 0 --backend emu \
-      --board "$T/slow.dtb" --dump-logits "$T/slow_$pf.npy" >/dev/null 2>&1
+  for pf in auto 1 gemv; do
+    v=$pf; [ $pf != 1 ] && v=
+    rows=0; [ $pf = gemv ] && rows=
+    MOECARD_PF_ROWS=$rows MOECARD_CARD_PREFILL=$v "$MOECARD" bench --model "$T/tiny" --backend emu \
+      --board "$T/slow.dtb" --prompt-len 40 --gen 2 --json 2>/dev/null | tail -1 >"$T/slow_$pf.json"
+    MOECARD_PF_ROWS=$rows MOECARD_CARD_PREFILL=$v "$MOECARD" run --model "$T/tiny" --tokens "$toks" \
+      -n 0 --backend emu --board "$T/slow.dtb" --dump-logits "$T/slow_$pf.npy" >/dev/null 2>&1
   done
   if "$PY" - "$T/slow_auto.json" "$T/slow_1.json" <<'PY'
 import json, sys
@@ -302,10 +305,25 @@ PY
   else
     bad "prefill rule: $(cat "$T/slow_auto.json" | head -c 300)"
   fi
-  if [ -s "$T/slow_auto.npy" ] && cmp -s "$T/slow_auto.npy" "$T/slow_1.npy"; then
-    ok "prefill rule: the same logits bit for bit as the batched path"
+  if "$PY" - "$T/slow_auto.json" "$T/slow_gemv.json" <<'PY'
+import json, sys
+a, g = (json.load(open(f)) for f in sys.argv[1:3])
+ok = (g['prefill_path'] == 'batched' and g['prefill_batched_tokens'] == 40 and
+      g['prefill_gemm_pe_frac'] == 0 and g['prefill_gemv_pe_frac'] > 0 and
+      g['modeled_prefill_tok_s'] > a['modeled_prefill_tok_s'])
+print(g['prefill_path'], g['modeled_prefill_tok_s'], 'token loop', a['modeled_prefill_tok_s'])
+sys.exit(0 if ok else 1)
+PY
+  then
+    ok "prefill rule, placement free: the matrices on the GEMV CU, batched, faster than the token loop"
   else
-    bad "prefill rule: logits differ (or missing) between the token loop and the batched path"
+    bad "prefill rule, placement: $(head -c 300 "$T/slow_gemv.json")"
+  fi
+  if [ -s "$T/slow_auto.npy" ] && cmp -s "$T/slow_auto.npy" "$T/slow_1.npy" &&
+     cmp -s "$T/slow_auto.npy" "$T/slow_gemv.npy"; then
+    ok "prefill rule: the same logits bit for bit as the batched paths (GEMM CUs, GEMV CU)"
+  else
+    bad "prefill rule: logits differ (or missing) between the token loop and the batched paths"
   fi
 else
   bad "fdtput (device-tree-compiler) missing"
