@@ -45,17 +45,23 @@ if [ -n "$PFB" ] && [ -n "$PFL" ]; then
   printf '%s\n%s\n' "$PFB" "$PFL" | /usr/bin/python3 -c "
 import json, sys
 b, l = (json.loads(x) for x in sys.stdin.read().split('\n')[:2])
-print('emulated T=%d: batched %9.1f tok/s (%.3f ms: card %.3f + link %.3f + host %.3f), token by token %9.1f tok/s: %.2fx; GEMMs at %.1f%% of the PE array peak' % (
+where = lambda g, f: ('matrices on the GEMV CU at %.1f%% of its peak' % (100 * g) if g > 0 else
+                      'GEMMs at %.1f%% of the PE array peak' % (100 * f))
+print('emulated T=%d: batched %9.1f tok/s (%.3f ms: card %.3f + link %.3f + host %.3f), token by token %9.1f tok/s: %.2fx; %s' % (
   b['prefill_tokens'], b['modeled_prefill_tok_s'], b['modeled_prefill_ms'], b['modeled_prefill_card_ms'],
   b['modeled_prefill_link_ms'], b['modeled_prefill_host_ms'], l['modeled_prefill_tok_s'],
-  b['modeled_prefill_tok_s'] / l['modeled_prefill_tok_s'], 100 * b['prefill_gemm_pe_frac']))
-print('dry what-if T=%d: batched %9.1f tok/s, token by token %9.1f tok/s: %.2fx; GEMMs at %.1f%% of the PE array peak (GEMM CU time %.1f ms, attention %.1f ms)' % (
+  b['modeled_prefill_tok_s'] / l['modeled_prefill_tok_s'],
+  where(b['prefill_gemv_pe_frac'], b['prefill_gemm_pe_frac'])))
+print('dry what-if T=%d: batched %9.1f tok/s, token by token %9.1f tok/s: %.2fx; %s (GEMV CU %.1f ms, GEMM CUs %.1f ms, attention %.1f ms of CU time; matrices on the GEMM CUs instead: %.1f tok/s)' % (
   b['whatif_prefill_T'], b['whatif_prefill_tok_s'], b['whatif_prefill_token_loop_tok_s'], b['whatif_prefill_speedup'],
-  100 * b['whatif_prefill_pe_frac'], b['whatif_prefill_gemm_ms'], b['whatif_prefill_attn_ms']))
+  where(b['whatif_prefill_gemv_pe_frac'] if b['whatif_prefill_on_gemv'] else 0, b['whatif_prefill_pe_frac']),
+  b['whatif_prefill_gemv_ms'], b['whatif_prefill_gemm_ms'], b['whatif_prefill_attn_ms'],
+  b['whatif_prefill_gemm_cus_tok_s']))
 for k in sorted(k for k in b if k.startswith('whatif_671b_prefill_')):
   w = b[k]
-  print('671B %-16s %10.1f ms  %7.2f tok/s (token loop %6.3f tok/s, %.2fx)  GEMMs %.1f%% of peak' % (
-    k[len('whatif_671b_prefill_'):], w['e2e_ms'], w['tok_s'], w['token_loop_tok_s'], w['speedup'], 100 * w['pe_frac']))
+  print('671B %-16s %10.1f ms  %7.2f tok/s (token loop %6.3f tok/s, %.2fx)  %s (GEMM CUs: %.2f tok/s)' % (
+    k[len('whatif_671b_prefill_'):], w['e2e_ms'], w['tok_s'], w['token_loop_tok_s'], w['speedup'],
+    where(w['gemv_pe_frac'] if w['on_gemv'] else 0, w['pe_frac']), w['gemm_cus_tok_s']))
 " || echo "bench: prefill figures failed"
 else
   echo "bench: emu prefill runs failed"
