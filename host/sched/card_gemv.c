@@ -772,6 +772,22 @@ static void gv_add_rows(const struct ee *e, struct gvtab *t, const struct smat *
 	t->g[t->ng - 1].ldy = ldy;
 }
 
+/* A gate|up and down pair's groups of row block r (r: the block's byte offset per element of a
+ * row): gate|up over xn (folded: x, normalized in the loader) into hb, the down from hb into y,
+ * adding res (0: none). */
+static void rows_pair(const struct ee *e, const struct ee_layer *L, struct gvtab *tgu,
+		      const struct smat *gu, struct gvtab *tdn, const struct smat *dn, uint64_t r,
+		      uint64_t y, uint64_t res, int fold)
+{
+	const struct ee_pf *pf = &e->pf;
+	uint32_t uD = (uint32_t)e->c->hidden_size, n = (uint32_t)gu->n;
+	gv_add_rows(e, tgu, gu, (fold ? pf->x : pf->xn) + r * uD, uD, pf->hb + r * n, n, 0, 0);
+	if (fold)
+		gv_norm_last(e, tgu, L->post_norm);
+	gv_add_rows(e, tdn, dn, pf->hb + r * n, n, y + r * uD, uD, res ? res + r * uD : 0,
+		    res ? FP8_GEMV_RESIDUAL : 0);
+}
+
 int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 {
 	const struct config *c = e->c;
@@ -835,24 +851,12 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 		}
 		gv_add_rows(e, &g->r_o, &g->o, pf->ao + r * uH * vd, uH * vd, pf->x + r * uD, uD,
 			    pf->x + r * uD, FP8_GEMV_RESIDUAL);
-		if (g->gu.n) {
-			uint32_t n = (uint32_t)g->gu.n;
-			gv_add_rows(e, &g->r_gu, &g->gu, (fold ? pf->x : pf->xn) + r * uD, uD,
-				    pf->hb + r * n, n, 0, 0);
-			if (fold)
-				gv_norm_last(e, &g->r_gu, L->post_norm);
-			gv_add_rows(e, &g->r_down, &g->down, pf->hb + r * n, n, pf->x + r * uD, uD,
-				    pf->x + r * uD, FP8_GEMV_RESIDUAL);
-		}
-		if (g->shgu.n) {
-			uint32_t n = (uint32_t)g->shgu.n;
-			gv_add_rows(e, &g->r_shgu, &g->shgu, (fold ? pf->x : pf->xn) + r * uD, uD,
-				    pf->hb + r * n, n, 0, 0);
-			if (fold)
-				gv_norm_last(e, &g->r_shgu, L->post_norm);
-			gv_add_rows(e, &g->r_shdown, &g->shdown, pf->hb + r * n, n,
-				    pf->ffn + r * uD, uD, 0, 0);
-		}
+		if (g->gu.n) /* the dense FFN adds into the residual stream */
+			rows_pair(e, L, &g->r_gu, &g->gu, &g->r_down, &g->down, r, pf->x, pf->x,
+				  fold);
+		if (g->shgu.n) /* the shared expert writes ffn */
+			rows_pair(e, L, &g->r_shgu, &g->shgu, &g->r_shdown, &g->shdown, r, pf->ffn,
+				  0, fold);
 	}
 	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
 		if (w[i] && w[i]->ng) {
