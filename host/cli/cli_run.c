@@ -1146,8 +1146,8 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 		       res->match ? "identical" : "DIFFERS");
 	if (depth > 0 && cp > 0 && cs > 0)
 		printf("          modeled card %.4f ms/token vs %.4f ms/token plain: modeled "
-		       "speed-up %.3fx (card time only: the router, lm_head and MTP head run on "
-		       "the host)\n",
+		       "speed-up %.3fx (card time only: the MTP layer's eh_proj runs on the "
+		       "host)\n",
 		       cs / a->gen / 1e6, cp / a->gen / 1e6, cp / cs);
 }
 
