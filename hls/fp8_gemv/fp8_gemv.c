@@ -154,8 +154,10 @@ static uint32_t v_check_grp(const struct fp8_gemv_grp *g, int m)
 	    ((f & FP8_GEMV_W_BF16) && (f & FP8_GEMV_SILU_MUL)) ||
 	    ((f & FP8_GEMV_RES_OUT) && !(f & FP8_GEMV_RESIDUAL)) ||
 	    ((f & FP8_GEMV_RMSNORM) && (f & (FP8_GEMV_RESIDUAL | FP8_GEMV_ACCUM))) ||
-	    ((f & FP8_GEMV_RMSNORM) && !(f & FP8_GEMV_ARGMAX) && (g->rw_off >> 32)) ||
-	    ((f & FP8_GEMV_ARGMAX) && (f & (FP8_GEMV_ACCUM | FP8_GEMV_SILU_MUL))))
+	    ((f & FP8_GEMV_RMSNORM) && !(f & (FP8_GEMV_ARGMAX | FP8_GEMV_XIDX)) &&
+	     (g->rw_off >> 32)) ||
+	    ((f & FP8_GEMV_ARGMAX) && (f & (FP8_GEMV_ACCUM | FP8_GEMV_SILU_MUL))) ||
+	    ((f & FP8_GEMV_XIDX) && (f & (FP8_GEMV_ARGMAX | FP8_GEMV_ACCUM))))
 		return FP8_GEMV_E_FLAGS;
 	if (g->n < 1 || g->n > FP8_GEMV_MAX_N || g->k < 1 || g->k > FP8_GEMV_MAX_K ||
 	    (m > 1 && (g->ldx < g->k || g->ldy < g->n)))
@@ -175,11 +177,33 @@ static uint64_t v_span(int m, uint32_t ld, uint32_t cols)
 	return ((uint64_t)(m - 1) * (m > 1 ? ld : 0) + cols) * 4;
 }
 
+/* Byte offset in the activation bank of x row i of group g (XIDX: row idx[i]). */
+static uint64_t v_xrow(const uint8_t *act, const struct fp8_gemv_grp *g, int i)
+{
+	uint64_t r = (uint64_t)i;
+	if (g->flags & FP8_GEMV_XIDX)
+		r = v_rd32(act + (g->rw_off >> 32) + 4 * (uint64_t)i);
+	return g->x_off + r * g->ldx * 4;
+}
+
 /* Every operand of a checked group inside its bank: 0 or FP8_GEMV_E_BOUNDS. */
-static uint32_t v_check_bounds(const struct fp8_gemv_grp *g, int m, int L, uint64_t act_bytes,
-			       uint64_t lane_bytes)
+static uint32_t v_check_bounds(const uint8_t *act, const struct fp8_gemv_grp *g, int m, int L,
+			       uint64_t act_bytes, uint64_t lane_bytes)
 {
 	uint64_t xs = v_span(m, g->ldx, g->k), ys = v_span(m, g->ldy, g->n);
+	if (g->flags & FP8_GEMV_XIDX) { /* the index list, then every row it names */
+		if (v_outside(g->rw_off >> 32, (uint64_t)m * 4, act_bytes))
+			return FP8_GEMV_E_BOUNDS;
+	check_xidx:
+		for (int i = 0; i < m; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+			uint64_t r = v_rd32(act + (g->rw_off >> 32) + 4 * (uint64_t)i);
+			if (r > act_bytes / 4 || v_outside(g->x_off + r * g->ldx * 4,
+							 (uint64_t)g->k * 4, act_bytes))
+				return FP8_GEMV_E_BOUNDS;
+		}
+		xs = (uint64_t)g->k * 4; /* (each row checked above) */
+	}
 	if (v_outside(g->x_off, xs, act_bytes) || v_outside(g->y_off, ys, act_bytes) ||
 	    ((g->flags & FP8_GEMV_RESIDUAL) && v_outside(g->res_off, ys, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_ACCUM) && v_outside(g->rw_off, (uint64_t)m * 4, act_bytes)) ||
@@ -243,9 +267,10 @@ check_table:
  * the x buffer then already holds it, and b's loader does not run. */
 static int v_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b)
 {
-	uint32_t mode = V_RAW | FP8_GEMV_UE8M0 | FP8_GEMV_RMSNORM;
+	uint32_t mode = V_RAW | FP8_GEMV_UE8M0 | FP8_GEMV_RMSNORM | FP8_GEMV_XIDX;
 	if (a->x_off != b->x_off || a->ldx != b->ldx || a->k != b->k ||
-	    (a->flags & mode) != (b->flags & mode))
+	    (a->flags & mode) != (b->flags & mode) ||
+	    ((a->flags & FP8_GEMV_XIDX) && (a->rw_off >> 32) != (b->rw_off >> 32)))
 		return 0;
 	return !(a->flags & FP8_GEMV_RMSNORM) || (a->res_off == b->res_off && a->rw_off == b->rw_off);
 }
@@ -284,7 +309,7 @@ static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
 load_x_row:
 	for (int i = 0; i < m; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
-		const uint8_t *row = act + g->x_off + (uint64_t)i * g->ldx * 4;
+		const uint8_t *row = act + v_xrow(act, g, i);
 		float r = 0.0f;
 		if (norm) {
 			float p[HLS_RMS_P];
@@ -616,7 +641,7 @@ gemv_table:
 		if (!rc && tab[g].lane0 >= (uint32_t)L)
 			rc = FP8_GEMV_E_FLAGS;
 		if (!rc)
-			rc = v_check_bounds(&tab[g], m, L, act_bytes, lane_bytes);
+			rc = v_check_bounds(act, &tab[g], m, L, act_bytes, lane_bytes);
 		if (rc)
 			return rc | (uint32_t)g << 8;
 	}
@@ -754,6 +779,13 @@ static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g
 	}
 	c->it[HLS_L_GEMV_LOAD_X] += beats;
 	c->it[HLS_L_GEMV_QUANT] += q;
+	/* XIDX: the row indices come first, a burst in the loader's stream (the rows' addresses
+	 * follow from them) */
+	uint64_t xi = (g->flags & FP8_GEMV_XIDX) ? (uint64_t)m * 4 : 0;
+	if (xi) {
+		c->act_bytes += xi;
+		q += hls_mem_cycles(b, xi);
+	}
 	if (g->flags & FP8_GEMV_RMSNORM) {
 		/* the sum pass reads the rows and the weight; the load pass works on chip */
 		uint64_t nb = (uint64_t)m * hls_cdiv64((uint64_t)K, lanes);

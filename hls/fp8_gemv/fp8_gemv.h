@@ -106,7 +106,11 @@
 		  group's row (the lowest on ties, -0 == +0; NaN never wins, and a NaN output 0
 		  gives index 0: host/decode/sample.c's sampler_argmax over y's row, bit for bit);
 		  rw_off's low word stays RMSNORM's eps (not with ACCUM or SILU_MUL) */
-#define FP8_GEMV_FLAGS_ALL 0x1FFu
+#define FP8_GEMV_XIDX                                                                              \
+	0x200u /* x row i is row idx[i] of x (stride ldx): idx u32 [m] at act + (rw_off >> 32)
+		  (the MoE's rows of an expert read where they are, no GATHER); not with ARGMAX
+		  or ACCUM; rw_off's low word stays RMSNORM's eps */
+#define FP8_GEMV_FLAGS_ALL 0x3FFu
 
 /* One group: 64 bytes, little-endian, in the activation bank. Offsets are bytes from the start
  * of the bank the field names. */

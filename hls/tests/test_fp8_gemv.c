@@ -683,8 +683,96 @@ static void argmax_case(int N, int L, int m, int pat, int norm)
 	free(act.p);
 }
 
+/* FP8_GEMV_XIDX: m rows picked out of a larger x by an index list (repeats and any order), with
+ * the loader's norm or not, give the bits of the same GEMV over those rows copied together; two
+ * groups over one x with different lists each read their own rows (no x reuse between them); an
+ * index past the bank, a list outside it, or XIDX with ARGMAX or ACCUM fail the command. */
+static void xidx_case(int N, int K, int L, int m, uint32_t flags)
+{
+	struct mat a;
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	int R = 9; /* rows of the big x */
+	mat_make(&a, N, K, flags & FP8_GEMV_SILU_MUL, K_RANDOM);
+	float *xb = malloc(sizeof(float) * (size_t)R * K),
+	      *xs = malloc(sizeof(float) * (size_t)m * K);
+	fill_x(xb, (size_t)R * K, K_RANDOM);
+	uint32_t idx[2][FP8_GEMV_MAX_M];
+	for (int i = 0; i < m; i++) {
+		idx[0][i] = (uint32_t)((7 * i + 3) % R); /* (repeats once m > R) */
+		idx[1][i] = (uint32_t)(R - 1 - i % R);
+	}
+	int nh = N; /* outputs per row (a SiLU pair: of one half) */
+	uint64_t tab = gv_alloc(&act, 3 * 64), xo = gv_alloc(&act, (uint64_t)R * K * 4);
+	uint64_t xso = gv_alloc(&act, (uint64_t)m * K * 4), wn = gv_alloc(&act, (uint64_t)K * 4);
+	uint64_t io = gv_alloc(&act, 2 * FP8_GEMV_MAX_M * 4);
+	uint64_t y0 = gv_alloc(&act, (uint64_t)m * nh * 4),
+		 y1 = gv_alloc(&act, (uint64_t)m * nh * 4);
+	uint64_t y2 = gv_alloc(&act, (uint64_t)m * nh * 4);
+	gv_put_f32(&act, xo, xb, (size_t)R * K);
+	float *nw = malloc(sizeof(float) * (size_t)K);
+	fill_x(nw, (size_t)K, K_RANDOM);
+	gv_put_f32(&act, wn, nw, (size_t)K);
+	memcpy(act.p + io, idx, sizeof idx);
+	gv_lanes_init(&ln, L, 128 + fp8_gemv_stripe_bytes(N, K, L, flags));
+	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, a.w2, a.ws2, N, K, flags & FP8_GEMV_SILU_MUL);
+	const uint8_t *const *lanes = (const uint8_t *const *)ln.p;
+	int norm = (flags & FP8_GEMV_RMSNORM) != 0;
+	float eps = 1e-6f;
+	uint32_t eb;
+	memcpy(&eb, &eps, 4);
+	uint64_t lo = norm ? eb : 0;
+	struct fp8_gemv_grp g[3];
+	for (int v = 0; v < 2; v++) /* the two lists over one x */
+		g[v] = gv_grp(wo, xo, v ? y1 : y0, norm ? wn : 0,
+			      lo | (io + (uint64_t)v * FP8_GEMV_MAX_M * 4) << 32, N, K, K, nh,
+			      flags | FP8_GEMV_XIDX);
+	memcpy(act.p + tab, g, 2 * sizeof g[0]);
+	uint32_t rc = fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 2, m);
+	CHECK_EQ(rc, 0, "xidx N=%d K=%d L=%d m=%d flags 0x%x", N, K, L, m, flags);
+	for (int v = 0; v < 2 && !rc; v++) { /* against the rows copied together */
+		for (int i = 0; i < m; i++)
+			memcpy(xs + (size_t)i * K, xb + (size_t)idx[v][i] * K, sizeof(float) * K);
+		gv_put_f32(&act, xso, xs, (size_t)m * K);
+		g[2] = gv_grp(wo, xso, y2, norm ? wn : 0, lo, N, K, K, nh, flags);
+		memcpy(act.p + tab + 128, &g[2], sizeof g[2]);
+		uint32_t r2 = fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab + 128, 1, m);
+		CHECK(r2 == 0 && !memcmp(act.p + (v ? y1 : y0), act.p + y2, (size_t)m * nh * 4),
+		      "xidx N=%d K=%d L=%d m=%d flags 0x%x list %d: the bits of the gathered rows "
+		      "(rc "
+		      "%u)",
+		      N, K, L, m, flags, v, r2);
+	}
+	struct fp8_gemv_grp bad = g[0];
+	uint32_t far = (uint32_t)(act.size / 4 / K + 1);
+	memcpy(act.p + io + 4 * (uint64_t)(m - 1), &far, 4);
+	memcpy(act.p + tab, &bad, sizeof bad);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_BOUNDS,
+		 "xidx: a row index past the bank");
+	bad.rw_off = lo | (act.size - 2) << 32;
+	memcpy(act.p + tab, &bad, sizeof bad);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_BOUNDS,
+		 "xidx: the index list outside the bank");
+	bad = g[0];
+	bad.flags |= FP8_GEMV_ACCUM;
+	bad.flags &= ~FP8_GEMV_RMSNORM;
+	memcpy(act.p + tab, &bad, sizeof bad);
+	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_FLAGS,
+		 "xidx with ACCUM");
+	gv_lanes_free(&ln);
+	mat_free(&a);
+	free(act.p);
+	free(xb);
+	free(xs);
+	free(nw);
+}
+
 int main(void)
 {
+	xidx_case(40, 300, 8, 3, 0);
+	xidx_case(64, 1024, 32, 16, FP8_GEMV_SILU_MUL | FP8_GEMV_RMSNORM);
+	xidx_case(24, 129, 3, 5, FP8_GEMV_RMSNORM | FP8_GEMV_UE8M0);
+	xidx_case(16, 256, 4, 1, FP8_GEMV_ACT_F32);
 	for (int pat = 0; pat < 5; pat++) {
 		argmax_case(1000, 32, 1, pat, 1);
 		argmax_case(777, 3, 3, pat, 0);

@@ -137,6 +137,8 @@ struct ee_pf {
 	int rows_big;		   /* more than 16 rows run on the GEMV CU too, in blocks of 16
 				      (the rows tables hold rows16 / 16 blocks; card_pf_rule) */
 	int fold_off;		   /* MOECARD_PF_FOLD=0 (card_pf_fold_post) */
+	int gather;		   /* MOECARD_PF_XIDX=0: the rows path's experts read GATHER's copy
+				      xg, not their rows in place (FP8_GEMV_XIDX over gi) */
 	int *xe, *xr0, *xm;	   /* host [t_xgu.cap] the experts' groups: expert, first row
 				      of xg, rows (<= 16) */
 	uint64_t posw;		   /* int32 [chunk] the rows' positions (ROPE's position table) */

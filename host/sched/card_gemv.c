@@ -919,14 +919,23 @@ int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, 
 	if (n_used < 1 || n_used > pf->t_xgu.cap)
 		return -EINVAL;
 	pf->t_xgu.ng = pf->t_xdn.ng = 0;
+	int fold = card_pf_fold_post(e);
 	for (int u = 0; u < n_used; u++) {
 		uint64_t r = (uint64_t)r0[u];
 		if (cnt[u] < 1 || cnt[u] > FP8_GEMV_MAX_M)
 			return -EINVAL;
-		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], pf->xg + 4 * r * D, (uint32_t)D,
-			    pf->hg + 4 * r * Im, (uint32_t)Im, 0, 0);
-		if (card_pf_fold_post(e)) /* xg holds the rows before the norm */
+		/* the group's rows read where they are (XIDX: row gi[r0 + i] of x, or of xn without
+		 * the fold), or as GATHER copied them to xg */
+		uint64_t x = !pf->gather ? (fold ? pf->x : pf->xn) : pf->xg + 4 * r * D;
+		gv_add_rows(e, &pf->t_xgu, &g->exgu[used[u]], x, (uint32_t)D, pf->hg + 4 * r * Im,
+			    (uint32_t)Im, 0, 0);
+		if (fold) /* x holds the rows before the norm */
 			gv_norm_last(e, &pf->t_xgu, L->post_norm);
+		if (!pf->gather) {
+			struct fp8_gemv_grp *gg = &pf->t_xgu.g[pf->t_xgu.ng - 1];
+			gg->flags |= FP8_GEMV_XIDX;
+			gg->rw_off |= ABI_ADDR_OFF(pf->gi + 4 * r) << 32;
+		}
 		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r * Im, (uint32_t)Im,
 			    pf->yd + 4 * r * D, (uint32_t)D, 0, 0);
 	}

@@ -130,6 +130,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->rows_gemm = pf_env_off("MOECARD_CARD_ROWS"); /* MOECARD_CARD_ROWS=0: GEMMs for all */
 	pf->rope_runs = pf_env_off("MOECARD_ROPE_TABLE");
 	pf->fold_off = pf_env_off("MOECARD_PF_FOLD");
+	pf->gather = pf_env_off("MOECARD_PF_XIDX");
 	/* (card_pf_rule chooses; MOECARD_PF_ROWS=1 also where the rule does not run) */
 	const char *rb = getenv("MOECARD_PF_ROWS");
 	pf->rows_big = e->gv && rb && !strcmp(rb, "1");
@@ -634,9 +635,12 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	TRY(card_moe_gemv_rows(e, L, used, base, fill, ng));
 	e->t_host += now_s() - t0;
 	TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
-	/* (folded norm: the rows before it; the experts' loaders normalize them) */
-	TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows", card_pf_fold_post(e) ? pf->x : pf->xn, 0,
-		   pf->gi, pf->xg, RK, (uint32_t)D, 0, 0, R, 0, 0, 0));
+	/* (folded norm: the rows before it; the experts' loaders normalize them; without
+	 * MOECARD_PF_XIDX=0 the experts' loaders read their rows in place through gi) */
+	if (pf->gather)
+		TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows",
+			   card_pf_fold_post(e) ? pf->x : pf->xn, 0, pf->gi, pf->xg, RK,
+			   (uint32_t)D, 0, 0, R, 0, 0, 0));
 	TRY(card_barrier(e));
 	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, fill, ng));
 	TRY(card_barrier(e));
