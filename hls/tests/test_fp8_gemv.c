@@ -743,22 +743,18 @@ static void xidx_case(int N, int K, int L, int m, uint32_t flags)
 		      "%u)",
 		      N, K, L, m, flags, v, r2);
 	}
-	struct fp8_gemv_grp bad = g[0];
+	/* refused: a row past the bank, the list outside it, XIDX with ACCUM (one group each) */
 	uint32_t far = (uint32_t)(act.size / 4 / K + 1);
 	memcpy(act.p + io + 4 * (uint64_t)(m - 1), &far, 4);
-	memcpy(act.p + tab, &bad, sizeof bad);
-	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_BOUNDS,
-		 "xidx: a row index past the bank");
-	bad.rw_off = lo | (act.size - 2) << 32;
-	memcpy(act.p + tab, &bad, sizeof bad);
-	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_BOUNDS,
-		 "xidx: the index list outside the bank");
-	bad = g[0];
-	bad.flags |= FP8_GEMV_ACCUM;
-	bad.flags &= ~FP8_GEMV_RMSNORM;
-	memcpy(act.p + tab, &bad, sizeof bad);
-	CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), FP8_GEMV_E_FLAGS,
-		 "xidx with ACCUM");
+	struct fp8_gemv_grp bad[3] = {g[0], g[0], g[0]};
+	bad[1].rw_off = lo | (act.size - 2) << 32;
+	bad[2].flags = (bad[2].flags | FP8_GEMV_ACCUM) & ~FP8_GEMV_RMSNORM;
+	static const uint32_t want[3] = {FP8_GEMV_E_BOUNDS, FP8_GEMV_E_BOUNDS, FP8_GEMV_E_FLAGS};
+	for (int b = 0; b < 3; b++) {
+		memcpy(act.p + tab, &bad[b], sizeof bad[b]);
+		CHECK_EQ(fp8_gemv_run(act.p, act.size, lanes, ln.size, L, tab, 1, m), want[b],
+			 "xidx: bad group %d (a row past the bank, the list outside it, ACCUM)", b);
+	}
 	gv_lanes_free(&ln);
 	mat_free(&a);
 	free(act.p);
