@@ -294,84 +294,106 @@ static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
 /* Loads the group's m rows of x once into xb: with ACT_F32 / W_BF16 the f32 bit patterns, else
  * quantized per 128 channels exactly as fp8_gemm's FP8_GEMM_X_F32 path (hls_quant.h: amax during
  * the load, then one quantizer pass) as E4M3 fixed-point values, with the scales in xsc. With
- * RMSNORM a first pass reads the row into xb and sums its squares (hls_rms.h), reading the norm's
- * weight into gw with the first row, and the load pass takes the row from xb, normalized. */
+ * RMSNORM a norm pass reads a row into xb and sums its squares (hls_rms.h), reading the norm's
+ * weight into gw with the first row, and the load pass takes the row from xb, normalized.
+ *
+ * One pipelined loop does the three passes side by side: its step s takes block s of the rows'
+ * blocks in order (row s / KB, block s % KB) through the load pass (into xf[s & 1], with the
+ * block's amax), the block before it through the quantizer (from xf[(s - 1) & 1], its scale
+ * known once its load ended) and, with RMSNORM, the same block of the next row through the norm
+ * pass; a step takes as many cycles as the longer of its load and quantizer beats, and a last
+ * step drains the last block's quantizer. Only row 0's norm pass runs alone, before the loop.
+ * Each element goes through the same operations in the same order as in three separate passes,
+ * so the bits are those of the passes one after another. */
 static void v_load_x(const uint8_t *act, const struct fp8_gemv_grp *g, int m,
 		     int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K], float xsc[FP8_GEMV_MAX_M][V_MAXKB])
 {
-	int K = (int)g->k, KB = v_cdiv(K, V_BK);
+	int K = (int)g->k, KB = v_cdiv(K, V_BK), S = m * KB;
 	int raw = (g->flags & V_RAW) != 0, ue8m0 = (g->flags & FP8_GEMV_UE8M0) != 0;
 	int norm = (g->flags & FP8_GEMV_RMSNORM) != 0;
 	float eps = e4m3_bits_f32((uint32_t)g->rw_off);
 	V_XBUF float gw[FP8_GEMV_MAX_K]; /* the norm's weight, read with the first row */
-	float xf[V_BK];
-#pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16
-load_x_row:
-	for (int i = 0; i < m; i++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
-		const uint8_t *row = act + v_xrow(act, g, i);
-		float r = 0.0f;
-		if (norm) {
-			float p[HLS_RMS_P];
+	float xf[2][V_BK];
+#pragma HLS ARRAY_PARTITION variable=xf cyclic factor=16 dim=2
+	float p[HLS_RMS_P], r = 0.0f, r_next = 0.0f;
 #pragma HLS ARRAY_PARTITION variable=p complete
-			hls_rms_clear(p);
-		gemv_norm:
-			for (int b = 0; b < v_cdiv(K, V_LANES); b++) {
+	/* the block in the quantizer this step: row qi, block qkb of qkn elements, scale qs */
+	int qi = 0, qkb = 0, qkn = 0, qnb = 0;
+	float qs = 1.0f;
+	if (norm) {
+		const uint8_t *row = act + v_xrow(act, g, 0);
+		hls_rms_clear(p);
+	gemv_norm:
+		for (int b = 0; b < v_cdiv(K, V_LANES); b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=2048
 #pragma HLS PIPELINE II=1
-				HLS_CNT(HLS_L_GEMV_NORM);
-				for (int e = 0; e < V_LANES; e++) {
-					int k = b * V_LANES + e;
-					if (k < K) {
-						float v = v_rdf(row + (uint64_t)k * 4);
-						xb[i][k] = (int32_t)e4m3_f32_bits(v);
-						p[hls_rms_slot(k)] += v * v;
-						if (i == 0)
-							gw[k] = v_rdf(act + g->res_off +
-								      (uint64_t)k * 4);
-					}
+			HLS_CNT(HLS_L_GEMV_NORM);
+			for (int e = 0; e < V_LANES; e++) {
+				int k = b * V_LANES + e;
+				if (k < K) {
+					float v = v_rdf(row + (uint64_t)k * 4);
+					xb[0][k] = (int32_t)e4m3_f32_bits(v);
+					p[hls_rms_slot(k)] += v * v;
+					gw[k] = v_rdf(act + g->res_off + (uint64_t)k * 4);
 				}
 			}
-			r = hls_rms_scale(hls_rms_reduce(p), K, eps);
 		}
-	load_x_kb:
-		for (int kb = 0; kb < KB; kb++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
-			int k0 = kb * V_BK, kn = v_min(V_BK, K - k0), nb = v_cdiv(kn, V_LANES);
-			float amax = 0.0f;
-		gemv_load_x:
-			for (int b = 0; b < nb; b++) {
+		r_next = hls_rms_scale(hls_rms_reduce(p), K, eps);
+	}
+load_x_step:
+	for (int s = 0; s <= S; s++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=4097
+		int i = s / KB, kb = s % KB, k0 = kb * V_BK;
+		int kn = s < S ? v_min(V_BK, K - k0) : 0, nb = v_cdiv(kn, V_LANES);
+		int nx = norm && s < S && i + 1 < m; /* the next row's norm pass rides along */
+		const uint8_t *row = s < S ? act + v_xrow(act, g, i) : act;
+		const uint8_t *rnx = nx ? act + v_xrow(act, g, i + 1) : act;
+		if (s < S && kb == 0) {
+			r = r_next;
+			if (nx)
+				hls_rms_clear(p);
+		}
+		int steps = raw ? nb : (nb > qnb ? nb : qnb);
+		float amax = 0.0f;
+	gemv_load_x:
+		for (int b = 0; b < steps; b++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=8
 #pragma HLS PIPELINE II=1
-				HLS_CNT(HLS_L_GEMV_LOAD_X);
-				for (int e = 0; e < V_LANES; e++) {
-					int k = b * V_LANES + e;
-					float v = 0.0f;
-					if (k < kn && norm)
-						v = hls_rms_apply(
-						    e4m3_bits_f32((uint32_t)xb[i][k0 + k]), r,
-						    gw[k0 + k]);
-					else if (k < kn)
-						v = v_rdf(row + (uint64_t)(k0 + k) * 4);
-					xf[k] = v;
-					amax = hls_amax_step(amax, v);
-					if (raw && k < kn)
-						xb[i][k0 + k] = (int32_t)e4m3_f32_bits(v);
+			HLS_CNT(HLS_L_GEMV_LOAD_X);
+			for (int e = 0; e < V_LANES; e++) {
+				int k = b * V_LANES + e;
+				if (!raw && b < qnb && k < qkn)
+					xb[qi][qkb * V_BK + k] =
+					    e4m3_decode_fixed(e4m3_encode(xf[(s - 1) & 1][k] / qs));
+				if (b >= nb)
+					continue;
+				if (nx && k < kn) {
+					float u = v_rdf(rnx + (uint64_t)(k0 + k) * 4);
+					xb[i + 1][k0 + k] = (int32_t)e4m3_f32_bits(u);
+					p[hls_rms_slot(k0 + k)] += u * u;
 				}
+				float v = 0.0f;
+				if (k < kn && norm)
+					v = hls_rms_apply(e4m3_bits_f32((uint32_t)xb[i][k0 + k]), r,
+							  gw[k0 + k]);
+				else if (k < kn)
+					v = v_rdf(row + (uint64_t)(k0 + k) * 4);
+				xf[s & 1][k] = v;
+				amax = hls_amax_step(amax, v);
+				if (raw && k < kn)
+					xb[i][k0 + k] = (int32_t)e4m3_f32_bits(v);
 			}
-			if (raw)
-				continue;
-			float s = hls_quant_scale(amax, ue8m0);
-		gemv_quant:
-			for (int b = 0; b < nb; b++) {
-#pragma HLS PIPELINE II=1
-				HLS_CNT(HLS_L_GEMV_QUANT);
-				for (int e = 0; e < V_LANES; e++) {
-					int k = b * V_LANES + e;
-					if (k < kn)
-						xb[i][k0 + k] = e4m3_decode_fixed(e4m3_encode(xf[k] / s));
-				}
-			}
-			xsc[i][kb] = s;
+		}
+		if (nx && kb == KB - 1)
+			r_next = hls_rms_scale(hls_rms_reduce(p), K, eps);
+		qnb = 0;
+		if (s < S && !raw) {
+			qs = hls_quant_scale(amax, ue8m0);
+			xsc[i][kb] = qs;
+			qi = i;
+			qkb = kb;
+			qkn = kn;
+			qnb = nb;
 		}
 	}
 }
@@ -763,39 +785,48 @@ void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *
 
 /* ---- timing model ------------------------------------------------------------------------- */
 
-/* Cycles of the x stage of group g: its f32 rows through the activation bank (one burst per
- * row block; with RMSNORM the sum pass reads them and the norm's weight, and the load pass
- * normalizes on chip), then the quantizer pass. Adds the loop counts. */
+/* Cycles of the x stage of group g (v_load_x): row 0's norm pass alone with RMSNORM, then the
+ * one loop whose steps take a block through the load pass beside the block before it in the
+ * quantizer (and the next row's block in the norm pass), as long as the longer of the two, and
+ * a last step that drains the quantizer; the rows come through the activation bank (with
+ * RMSNORM with the norm's weight). Adds the loop counts. */
 static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g, int m,
 			 struct fp8_gemv_cost *c)
 {
-	int beat = b->axi_bits / 8, lanes = beat / 4, K = (int)g->k;
-	uint64_t beats = (uint64_t)m * hls_cdiv64((uint64_t)K * 4, beat), q = 0;
-	uint64_t xbytes = (uint64_t)m * K * 4;
-	if (!(g->flags & V_RAW)) {
-		for (int k0 = 0; k0 < K; k0 += V_BK)
-			q += hls_cdiv64((uint64_t)v_min(V_BK, K - k0), lanes);
-		q *= m;
+	int beat = b->axi_bits / 8, lanes = beat / 4, K = (int)g->k, KB = v_cdiv(K, V_BK);
+	uint64_t xbytes = (uint64_t)m * K * 4, it = 0;
+	/* the beats of block kb of a row: nb(kb); a step pairs block s with block s - 1 */
+	uint64_t nb0 = hls_cdiv64((uint64_t)v_min(V_BK, K), lanes);
+	uint64_t nbl = hls_cdiv64((uint64_t)(K - (KB - 1) * V_BK), lanes);
+	if (g->flags & V_RAW) {
+		for (int kb = 0; kb < KB; kb++)
+			it += hls_cdiv64((uint64_t)v_min(V_BK, K - kb * V_BK), lanes);
+		it *= (uint64_t)m;
+	} else {
+		uint64_t row = 0; /* a row's steps after its first: max(nb(kb), nb(kb - 1)) */
+		for (int kb = 1; kb < KB; kb++)
+			row += hls_max64(hls_cdiv64((uint64_t)v_min(V_BK, K - kb * V_BK), lanes),
+					 hls_cdiv64((uint64_t)v_min(V_BK, K - (kb - 1) * V_BK), lanes));
+		it = nb0 + (uint64_t)m * row + (uint64_t)(m - 1) * hls_max64(nb0, nbl) + nbl;
 	}
-	c->it[HLS_L_GEMV_LOAD_X] += beats;
-	c->it[HLS_L_GEMV_QUANT] += q;
+	c->it[HLS_L_GEMV_LOAD_X] += it;
 	/* XIDX: the row indices come first, a burst in the loader's stream (the rows' addresses
 	 * follow from them) */
-	uint64_t xi = (g->flags & FP8_GEMV_XIDX) ? (uint64_t)m * 4 : 0;
+	uint64_t xi = (g->flags & FP8_GEMV_XIDX) ? (uint64_t)m * 4 : 0, q = 0;
 	if (xi) {
 		c->act_bytes += xi;
-		q += hls_mem_cycles(b, xi);
+		q = hls_mem_cycles(b, xi);
 	}
 	if (g->flags & FP8_GEMV_RMSNORM) {
-		/* the sum pass reads the rows and the weight; the load pass works on chip */
-		uint64_t nb = (uint64_t)m * hls_cdiv64((uint64_t)K, lanes);
+		/* row 0's norm pass reads it and the weight; the loop reads the other rows */
+		uint64_t nb = hls_cdiv64((uint64_t)K, lanes);
 		uint64_t ub = xbytes + (uint64_t)K * 4;
 		c->it[HLS_L_GEMV_NORM] += nb;
 		c->act_bytes += ub;
-		return b->mem_latency + hls_max64(nb, hls_mem_cycles(b, ub)) + beats + q;
+		return b->mem_latency + hls_max64(nb + it, hls_mem_cycles(b, ub)) + q;
 	}
 	c->act_bytes += xbytes;
-	return b->mem_latency + hls_max64(beats, hls_mem_cycles(b, xbytes)) + q;
+	return b->mem_latency + hls_max64(it, hls_mem_cycles(b, xbytes)) + q;
 }
 
 /* Row groups of m rows of x the PE takes a beat in (b->gemv_rows rows a cycle). */

@@ -84,8 +84,8 @@ enum hls_loop {
 	HLS_L_APPEND,	    /* mla_attn append: one beat of record written */
 	HLS_L_GEMV_TABLE,   /* fp8_gemv: one group-table entry (one 64-byte beat) read */
 	HLS_L_GEMV_NORM,    /* fp8_gemv RMSNORM: one beat of an x row's sum of squares */
-	HLS_L_GEMV_LOAD_X,  /* fp8_gemv: one AXI beat of an f32 x row (once per group) */
-	HLS_L_GEMV_QUANT,   /* fp8_gemv: quantize-inside, one beat of lanes of x */
+	HLS_L_GEMV_LOAD_X,  /* fp8_gemv: one beat of the x loader's loop (a beat of an x row loaded
+			       beside the quantizer's beat of the block before it; once per group) */
 	HLS_L_GEMV_LOAD_S,  /* fp8_gemv: one beat of a tile's weight-scale row (per lane) */
 	HLS_L_GEMV_MAC,	    /* fp8_gemv: one beat of a weight row times m rows of x (per lane) */
 	HLS_L_GEMV_STORE,   /* fp8_gemv: one beat of a tile's outputs for one x row (epilogue) */
