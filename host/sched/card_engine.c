@@ -563,18 +563,27 @@ int card_flush(struct ee *e)
 		uint32_t n;
 		backend_completions(e->be, &cpl, &n);
 		for (uint32_t i = 0; i < n && i < e->list.n; i++)
-			if (ABI_CPL_OP(cpl[i].word1) == ABI_OP_GEMM_FP8) {
-				e->pf.macs += card_gemm_macs(&e->list.cmd[i]);
-				e->pf.gemm_ns += (double)(cpl[i].t_end - cpl[i].t_start);
-			} else if (ABI_CPL_OP(cpl[i].word1) == ABI_OP_GEMV) {
-				e->pf.gv_macs += card_gemv_macs(e->list.gt[i]);
-				e->pf.gv_ns += (double)(cpl[i].t_end - cpl[i].t_start);
-			}
+			card_pf_count(e, i, ABI_CPL_OP(cpl[i].word1),
+				      (double)(cpl[i].t_end - cpl[i].t_start));
 	}
 	if (e->xc)
 		card_xc_after_list(e, r);
 	e->list.n = 0;
 	return r;
+}
+
+/* The batched prefill's figures of command i of the list (op, its card time ns): the MACs and
+ * time of its GEMMs, and of its GEMV commands (the rows path); the emulated list's completions
+ * and the dry timer both count through here. */
+void card_pf_count(struct ee *e, uint32_t i, unsigned op, double ns)
+{
+	if (op == ABI_OP_GEMM_FP8) {
+		e->pf.macs += card_gemm_macs(&e->list.cmd[i]);
+		e->pf.gemm_ns += ns;
+	} else if (op == ABI_OP_GEMV) {
+		e->pf.gv_macs += card_gemv_macs(e->list.gt[i]);
+		e->pf.gv_ns += ns;
+	}
 }
 
 double card_gemm_macs(const struct abi_cmd *c)
@@ -1087,6 +1096,27 @@ static int ee_forward_seqs_top1(struct engine *en, const int *tok, int T, const 
 	return seqs_forward(en, tok, T, seq, pos, NULL, ids, lg);
 }
 
+
+/* One token's list with the greedy head's record wanted (want: ee_head sets FP8_GEMV_ARGMAX and
+ * reads the record into top1_id). */
+static void top1_begin(struct ee *e, int want)
+{
+	e->top1 = want;
+	e->top1_id = -1;
+}
+
+/* After the list of top1_begin: r, or -EIO for a record the head cannot have written; the token
+ * into *id when id and r is 0. */
+static int top1_end(struct ee *e, int r, int *id)
+{
+	e->top1 = 0;
+	if (id && !r && (e->top1_id < 0 || e->top1_id >= e->c->vocab_size))
+		r = -EIO;
+	if (id && !r)
+		*id = e->top1_id;
+	return r;
+}
+
 /* forward_seqs with logits (ids NULL) or the wanted rows' greedy tokens (ids). */
 static int seqs_forward(struct engine *en, const int *tok, int T, const int *seq, const int *pos,
 			float *logits, int *ids, int lg)
@@ -1114,14 +1144,8 @@ static int seqs_forward(struct engine *en, const int *tok, int T, const int *seq
 		int p0 = en->pos;
 		en->pos = pos[0];
 		e->cur_seq = seq[0];
-		e->top1 = ids != NULL; /* the head's record (ee_head) */
-		e->top1_id = -1;
-		r = ee_forward_loop(e, en, tok, 1, logits, 0, NULL, 0, 1);
-		e->top1 = 0;
-		if (ids && !r && (e->top1_id < 0 || e->top1_id >= V))
-			r = -EIO; /* a record the head cannot have written */
-		if (ids && !r)
-			ids[0] = e->top1_id;
+		top1_begin(e, ids != NULL);
+		r = top1_end(e, ee_forward_loop(e, en, tok, 1, logits, 0, NULL, 0, 1), ids);
 		en->pos = p0;
 		e->cur_seq = 0;
 		e->tokens -= r ? 0 : 1; /* counted below */
@@ -1253,15 +1277,8 @@ static int ee_forward_top1(struct engine *en, const int *tok, int T, int *id)
 	struct ee *e = ee_of(en);
 	if (T != 1 || !e->gv_head || e->dry)
 		return -ENOTSUP;
-	e->top1 = 1;
-	e->top1_id = -1;
-	int r = ee_forward(en, tok, 1, NULL, 0, NULL);
-	e->top1 = 0;
-	if (!r && (e->top1_id < 0 || e->top1_id >= e->c->vocab_size))
-		r = -EIO; /* a record the head cannot have written */
-	if (!r)
-		*id = e->top1_id;
-	return r;
+	top1_begin(e, 1);
+	return top1_end(e, ee_forward(en, tok, 1, NULL, 0, NULL), id);
 }
 
 static const struct engine_ops ee_ops = {

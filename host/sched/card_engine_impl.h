@@ -426,6 +426,7 @@ const uint32_t *card_pf_atab_host(const struct ee *e, uint64_t tab);
 int card_pf_absorbed(const struct config *c, int T, int p0);
 /* MACs of a GEMM command (0 for other commands). */
 double card_gemm_macs(const struct abi_cmd *c);
+void card_pf_count(struct ee *e, uint32_t i, unsigned op, double ns);
 
 /* --- card_experts.c: the expert cache ------------------------------------------------------ */
 

@@ -99,14 +99,8 @@ void card_dry_time(struct ee *e)
 				(long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
-		if (e->pf.active && op == ABI_OP_GEMM_FP8) { /* the batched prefill's GEMMs */
-			e->pf.macs += card_gemm_macs(c);
-			e->pf.gemm_ns += (double)(t1 - t0);
-		}
-		if (e->pf.active && op == ABI_OP_GEMV) { /* and its GEMV commands */
-			e->pf.gv_macs += card_gemv_macs(e->list.gt[i]);
-			e->pf.gv_ns += (double)(t1 - t0);
-		}
+		if (e->pf.active)
+			card_pf_count(e, i, op, (double)(t1 - t0));
 		cu_free[best] = t1 + done;
 		t_all = t1 + done > t_all ? t1 + done : t_all;
 		if (fl & ABI_CMD_F_SIGNAL)
