@@ -1096,7 +1096,6 @@ static int ee_forward_seqs_top1(struct engine *en, const int *tok, int T, const 
 	return seqs_forward(en, tok, T, seq, pos, NULL, ids, lg);
 }
 
-
 /* One token's list with the greedy head's record wanted (want: ee_head sets FP8_GEMV_ARGMAX and
  * reads the record into top1_id). */
 static void top1_begin(struct ee *e, int want)
