@@ -353,7 +353,7 @@ load_x_step:
 			if (nx)
 				hls_rms_clear(p);
 		}
-		int steps = raw ? nb : (nb > qnb ? nb : qnb);
+		int steps = nb > qnb ? nb : qnb; /* (qnb stays 0 without the quantizer) */
 		float amax = 0.0f;
 	gemv_load_x:
 		for (int b = 0; b < steps; b++) {
@@ -362,7 +362,7 @@ load_x_step:
 			HLS_CNT(HLS_L_GEMV_LOAD_X);
 			for (int e = 0; e < V_LANES; e++) {
 				int k = b * V_LANES + e;
-				if (!raw && b < qnb && k < qkn)
+				if (b < qnb && k < qkn)
 					xb[qi][qkb * V_BK + k] =
 					    e4m3_decode_fixed(e4m3_encode(xf[(s - 1) & 1][k] / qs));
 				if (b >= nb)
@@ -785,6 +785,12 @@ void fp8_gemv_stripe(uint8_t *const *dst, int L, const uint8_t *w, const float *
 
 /* ---- timing model ------------------------------------------------------------------------- */
 
+/* The beats (lanes f32 each) of block kb of a K-channel x row (V_BK channels, the last fewer). */
+static uint64_t v_block_beats(int K, int kb, int lanes)
+{
+	return hls_cdiv64((uint64_t)v_min(V_BK, K - kb * V_BK), (uint64_t)lanes);
+}
+
 /* Cycles of the x stage of group g (v_load_x): row 0's norm pass alone with RMSNORM, then the
  * one loop whose steps take a block through the load pass beside the block before it in the
  * quantizer (and the next row's block in the norm pass), as long as the longer of the two, and
@@ -795,18 +801,16 @@ static uint64_t v_cost_x(const struct hls_build *b, const struct fp8_gemv_grp *g
 {
 	int beat = b->axi_bits / 8, lanes = beat / 4, K = (int)g->k, KB = v_cdiv(K, V_BK);
 	uint64_t xbytes = (uint64_t)m * K * 4, it = 0;
-	/* the beats of block kb of a row: nb(kb); a step pairs block s with block s - 1 */
-	uint64_t nb0 = hls_cdiv64((uint64_t)v_min(V_BK, K), lanes);
-	uint64_t nbl = hls_cdiv64((uint64_t)(K - (KB - 1) * V_BK), lanes);
+	/* a step pairs block s with block s - 1 */
+	uint64_t nb0 = v_block_beats(K, 0, lanes), nbl = v_block_beats(K, KB - 1, lanes);
 	if (g->flags & V_RAW) {
 		for (int kb = 0; kb < KB; kb++)
-			it += hls_cdiv64((uint64_t)v_min(V_BK, K - kb * V_BK), lanes);
+			it += v_block_beats(K, kb, lanes);
 		it *= (uint64_t)m;
 	} else {
 		uint64_t row = 0; /* a row's steps after its first: max(nb(kb), nb(kb - 1)) */
 		for (int kb = 1; kb < KB; kb++)
-			row += hls_max64(hls_cdiv64((uint64_t)v_min(V_BK, K - kb * V_BK), lanes),
-					 hls_cdiv64((uint64_t)v_min(V_BK, K - (kb - 1) * V_BK), lanes));
+			row += hls_max64(v_block_beats(K, kb, lanes), v_block_beats(K, kb - 1, lanes));
 		it = nb0 + (uint64_t)m * row + (uint64_t)(m - 1) * hls_max64(nb0, nbl) + nbl;
 	}
 	c->it[HLS_L_GEMV_LOAD_X] += it;

@@ -362,6 +362,16 @@ static void gv_norm_last(const struct ee *e, struct gvtab *t, uint64_t w)
 	g->rw_off = eb;
 }
 
+/* The last group added also takes flag, whose list sits at a in the activation bank: its rows'
+ * greedy records (FP8_GEMV_ARGMAX) or their x row indices (FP8_GEMV_XIDX), at rw_off's high word
+ * (the low word stays RMSNORM's eps). */
+static void gv_list_last(struct gvtab *t, uint32_t flag, uint64_t a)
+{
+	struct fp8_gemv_grp *g = &t->g[t->ng - 1];
+	g->flags |= flag;
+	g->rw_off |= ABI_ADDR_OFF(a) << 32;
+}
+
 static int gv_write(struct ee *e, const struct gvtab *t)
 {
 	return card_write(e, t->addr, t->g, (size_t)t->ng * sizeof *t->g);
@@ -622,10 +632,8 @@ static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 		if (norm)
 			gv_norm_last(e, t, norm);
 	}
-	if (rec && ng == 1) { /* each row's greedy record (rw_off's low word: RMSNORM's eps) */
-		t->g[0].flags |= FP8_GEMV_ARGMAX;
-		t->g[0].rw_off |= ABI_ADDR_OFF(rec) << 32;
-	}
+	if (rec && ng == 1) /* each row's greedy record */
+		gv_list_last(t, FP8_GEMV_ARGMAX, rec);
 	t->m = mm;
 	TRY(gv_write(e, t));
 	for (int g0 = 0, i = 0; g0 < ng; g0 += per, i++) {
@@ -931,11 +939,8 @@ int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, 
 			    (uint32_t)Im, 0, 0);
 		if (fold) /* x holds the rows before the norm */
 			gv_norm_last(e, &pf->t_xgu, L->post_norm);
-		if (!pf->gather) {
-			struct fp8_gemv_grp *gg = &pf->t_xgu.g[pf->t_xgu.ng - 1];
-			gg->flags |= FP8_GEMV_XIDX;
-			gg->rw_off |= ABI_ADDR_OFF(pf->gi + 4 * r) << 32;
-		}
+		if (!pf->gather)
+			gv_list_last(&pf->t_xgu, FP8_GEMV_XIDX, pf->gi + 4 * r);
 		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r * Im, (uint32_t)Im,
 			    pf->yd + 4 * r * D, (uint32_t)D, 0, 0);
 	}
@@ -979,8 +984,7 @@ int card_gemv_heads(struct ee *e, const struct weights *w, char *err, size_t err
 		goto fail;
 	gv_add(e, &e->t_head_top1, &e->head, e->x, e->gv_logits, 0, 0, 0);
 	gv_norm_last(e, &e->t_head_top1, e->final_norm);
-	e->t_head_top1.g[0].flags |= FP8_GEMV_ARGMAX;
-	e->t_head_top1.g[0].rw_off |= ABI_ADDR_OFF(e->gv_top1) << 32;
+	gv_list_last(&e->t_head_top1, FP8_GEMV_ARGMAX, e->gv_top1);
 	if ((r = gv_write(e, &e->t_head_top1)))
 		goto fail;
 	e->mtp_head = e->head;

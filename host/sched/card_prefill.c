@@ -606,20 +606,15 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	int *ge = pf->hgi + (size_t)T * k; /* (scratch past the gather index: see card_pf_init) */
 	for (int m = 1; m <= M; m++)
 		for (int u = 0; u < nu; u++) {
+			/* expert u's groups of m rows: its tail (m < M) or its full blocks (m == M) */
 			int n = cnt[used[u]], full = n / M;
-			if (m < M && n % M == m) {
+			int nb = m < M ? n % M == m : full, r0 = base[u] + (m < M ? full * M : 0);
+			for (int b = 0; b < nb; b++) {
 				if (ng + 1 > pf->t_xgu.cap)
 					return -E2BIG;
 				ge[3 * ng] = used[u];
-				ge[3 * ng + 1] = base[u] + full * M;
+				ge[3 * ng + 1] = r0 + b * M;
 				ge[3 * ng++ + 2] = m;
-			}
-			for (int b = 0; m == M && b < full; b++) {
-				if (ng + 1 > pf->t_xgu.cap)
-					return -E2BIG;
-				ge[3 * ng] = used[u];
-				ge[3 * ng + 1] = base[u] + b * M;
-				ge[3 * ng++ + 2] = M;
 			}
 		}
 	for (int i = 0; i < ng; i++) {
@@ -761,8 +756,8 @@ static int pf_head(struct ee *e, int T, float *logits, int lg, float *hidden)
 			       pf->xn, (uint32_t)T, (uint32_t)D, 0, 0, 0, (float)c->rms_norm_eps,
 			       0));
 	int *ids = on ? pf->ids : NULL;
-	if ((logits || ids) && e->gv && e->gv_head) { /* the head on the GEMV CU: runs of wanted
-							 rows, at most 16 a command */
+	if ((logits || ids) && on) { /* the head on the GEMV CU: runs of wanted rows, at most 16
+					a command */
 		TRY(card_barrier(e));
 		for (int t0 = 0, j = 0; t0 < T;) {
 			if (!pf_wanted(pf, T, lg, t0)) {

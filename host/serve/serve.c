@@ -332,24 +332,6 @@ static int slot_emit(struct slot *sl, int tok, double t1)
 	return 0;
 }
 
-/* Rows mode: one forward of n rows, row i of the sequence whose KV cache is kv[i] (a slot's),
- * at position pos[i]: forward_rows on the pool's blocks, or forward_seqs on the slots' caches. */
-static int rows_forward(struct serve *s, const int *tk, int n, const struct model_kv *const *kv,
-			const int *pos, float *lg, int last_only)
-{
-	struct engine *e = s->slots[0].e;
-	if (!s->seqs)
-		return e->ops->forward_rows(e, tk, n, kv, pos, lg, last_only);
-	int seq[256];
-	if (n > 256)
-		return -EINVAL;
-	for (int i = 0; i < n; i++)
-		seq[i] =
-		    (int)((const struct slot *)((const char *)kv[i] - offsetof(struct slot, kv)) -
-			  s->slots);
-	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, last_only);
-}
-
 /* Whether slot sl's next token is the logits' argmax (temperature 0 without a repetition
  * penalty: gen_dist_build's pick), which a card's head returns instead of the logits
  * (forward_seqs_top1: 8 bytes a sequence over the link, no sampling pass). */
@@ -359,35 +341,39 @@ static int slot_greedy(const struct serve *s, const struct slot *sl)
 	       s->slots[0].e->ops->forward_seqs_top1;
 }
 
-/* rows_forward of n rows into the logits lg, or, when every sequence whose logits lg_mode asks
- * for is greedy (slot_greedy: row_slot[i] is row i's slot), their greedy tokens into ids
- * (*top1 = 1). */
-static int rows_forward_top1(struct serve *s, const int *tk, int n,
-			     const struct model_kv *const *kv, const int *pos,
-			     struct slot *const *row_slot, float *lg, int *ids, int lg_mode,
-			     int *top1)
+/* Rows mode: one forward of n rows, row i of the sequence whose KV cache is kv[i] (a slot's),
+ * at position pos[i]: forward_rows on the pool's blocks, or forward_seqs on the slots' caches,
+ * into the logits lg; when every row's sequence is greedy (slot_greedy), their greedy tokens
+ * into ids instead, packed as the logits would be (forward_seqs_top1: *top1 = 1). */
+static int rows_forward(struct serve *s, const int *tk, int n, const struct model_kv *const *kv,
+			const int *pos, float *lg, int *ids, int lg_mode, int *top1)
 {
 	struct engine *e = s->slots[0].e;
-	int g = s->seqs && n <= 256;
-	for (int t = 0; t < n && g; t++)
-		g = slot_greedy(s, row_slot[t]);
 	*top1 = 0;
+	if (!s->seqs)
+		return e->ops->forward_rows(e, tk, n, kv, pos, lg, lg_mode);
+	int seq[256], g = 1;
+	if (n > 256)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) { /* the slot whose cache kv[i] is */
+		const struct slot *sl =
+		    (const struct slot *)((const char *)kv[i] - offsetof(struct slot, kv));
+		seq[i] = (int)(sl - s->slots);
+		g = g && slot_greedy(s, sl);
+	}
 	if (g) {
-		int seq[256];
-		for (int i = 0; i < n; i++)
-			seq[i] = (int)(row_slot[i] - s->slots);
 		int rc = e->ops->forward_seqs_top1(e, tk, n, seq, pos, ids, lg_mode);
 		if (rc != -ENOTSUP) {
 			*top1 = !rc;
 			return rc;
 		}
 	}
-	return rows_forward(s, tk, n, kv, pos, lg, lg_mode);
+	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, lg_mode);
 }
 
 /* Rows mode: one forward of nr rows of different sequences, each sequence's rows consecutive
  * (decode rows, prompt tails); each sequence gets the logits of its last row (MODEL_LG_SEQ), or
- * its greedy token when all of them are greedy (rows_forward_top1), or ends with the error. */
+ * its greedy token when all of them are greedy (rows_forward), or ends with the error. */
 static void rows_feed(struct serve *s, const int *tk, int nr, const struct model_kv *const *kv,
 		      const int *pos, struct slot *const *row_slot)
 {
@@ -395,8 +381,7 @@ static void rows_feed(struct serve *s, const int *tk, int nr, const struct model
 	size_t V = (size_t)e->c->vocab_size;
 	int ids[SERVE_MAX_SLOTS], top1;
 	double t0 = now_s();
-	int rc =
-	    rows_forward_top1(s, tk, nr, kv, pos, row_slot, s->rows_lg, ids, MODEL_LG_SEQ, &top1);
+	int rc = rows_forward(s, tk, nr, kv, pos, s->rows_lg, ids, MODEL_LG_SEQ, &top1);
 	busy_add(s, now_s() - t0, 1);
 	for (int t = 0, j = 0; t < nr; t++) {
 		struct slot *sl = row_slot[t];
@@ -507,13 +492,10 @@ static void sched_step_rows(struct serve *s)
 				pkv[t] = &sl->kv;
 				sl->hist[sl->n_hist++] = ptk[t];
 			}
-			struct slot *ps[256];
-			for (int t = 0; t < n; t++)
-				ps[t] = sl;
 			int top1, id = -1;
 			double t0 = now_s();
-			int rc = rows_forward_top1(s, ptk, n, pkv, ppos, ps, sl->lg, &id,
-						   MODEL_LG_LAST, &top1);
+			int rc =
+			    rows_forward(s, ptk, n, pkv, ppos, sl->lg, &id, MODEL_LG_LAST, &top1);
 			busy_add(s, now_s() - t0, 1);
 			sl->top1 = top1 ? id : -1;
 			if (rc) {
