@@ -103,6 +103,12 @@ enum hls_loop {
 	HLS_L_LATT_IACC,   /* mla_attn_lanes FP8: one MLA_LANE_IMACS integer latent-sum step */
 	HLS_L_LATT_BCAST,  /* mla_attn_lanes: one beat of MLA_MW decoded chunk values broadcast from
 			      a block's lane unit to a helper unit (short contexts) */
+	HLS_L_MHA_Q,	   /* mla_attn_lanes MHA: one beat of a row's q (one head) into its unit */
+	HLS_L_MHA_LOAD,	   /* mla_attn_lanes MHA: one beat of K/V rows broadcast to the units */
+	HLS_L_MHA_SCORE,   /* mla_attn_lanes MHA: one MLA_LANE_MACS-MAC score step, one unit */
+	HLS_L_MHA_SOFTMAX, /* mla_attn_lanes MHA: one (position, LHP rows) softmax step, one unit */
+	HLS_L_MHA_ACC,	   /* mla_attn_lanes MHA: one MLA_LANE_MACS-MAC step of the value sum */
+	HLS_L_MHA_STORE, /* mla_attn_lanes MHA: one beat of MLA_MW outputs normalized and stored */
 	HLS_L_N
 };
 

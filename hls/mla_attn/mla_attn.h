@@ -260,6 +260,60 @@ int mla_attn_lanes_rows_run(const float *q, const uint32_t *tab, int R, const ui
 			    int L, uint64_t lane_bytes, uint64_t cache_off, uint64_t slot_bytes,
 			    int ctx_cap, float *out, int H, int dc, int dr, int fmt, float scale);
 
+/*
+ * ---- MHA mode of mla_attn_lanes: the non-absorbed form (batched prefill) ----
+ *
+ * For a fresh prompt the non-absorbed MLA costs fewer MACs than the absorbed one (per query,
+ * position and head nope + rope + vd instead of 2 kv_lora + rope): kv_b expands every context
+ * row's c' into per-head k_nope and v (a GEMV over the rows), and the attention runs per head
+ * over explicit keys and values. The mode is MLA_ATTN_MHA OR-ed into fmt (the f32 datapath;
+ * fmt's record format must be MLA_CACHE_F32: the K/V rows are f32).
+ *
+ * Operands: kv [n_kv][ld] f32 rows, ld = H (nope + vd) + dr: row t holds head h's k_nope at
+ * h (nope + vd), its v at h (nope + vd) + nope, and the shared (roped) k_pe at H (nope + vd);
+ * q [R][H][nope + dr] (q_nope then the roped q_pe per head); out [R][H][vd]; tab [R][2] as the
+ * rows mode's (the slot word is not read), row r attending positions 0..tab[2r + 1] - 1.
+ *
+ * Numerics (the contract), per (row r, head h) with n = tab[2r + 1], key k_t = [k_nope_h | k_pe]
+ * (dk = nope + dr values) and value v_t: rule 1 of one lane over the positions 0..n-1 in chunks
+ * of MLA_TB (ascending): score_t = (S = +0, then S = S + tree_b for each MLA_DL-element block b
+ * of q . k_t, b ascending, the blocks' halving trees as hls_tree.h's) * scale; chunk max,
+ * corr = hls_expf(m - m'), p_t = hls_expf(s_t - m'), l = l corr + sum p (position order),
+ * acc = acc corr + sum_t p_t v_t (position order); out = acc / l. There is no merge: each (row,
+ * head) is computed whole by one unit, so the output does not depend on L or on the split. (It
+ * equals mla_attn_lanes_run on one lane over records [v | k] with q_lat = 0, when vd % MLA_DL ==
+ * 0: the latent blocks then add only zeros; hls/tests/test_mla_attn_mha.c checks it.)
+ *
+ * Units. The L lane units take (head, rows) items: with H >= L, ceil(H / L) passes of L heads
+ * (unit i of pass p: head p L + i, every row); with H < L, one pass of S = L / H units a head
+ * (unit u < H S: head u % H, the rows r with r % S == u / H). A unit loads its rows' q for its
+ * head, then the K/V rows stream once per pass from one port (gmem_q), broadcast to the units in
+ * blocks of MLA_TB positions (the pass's heads' k_nope|v slices and k_pe), and each unit scores
+ * LHP = MLA_LANE_MACS / min(MLA_LANE_MACS, MLA_DL) of its rows a step against each block.
+ * On chip a unit keeps its rows' q [nr][dk] and accumulators [nr][vd]: the storage of the
+ * absorbed mode's accumulator banks (MLA_MHA_BUF floats), so nr (dk + vd) <= MLA_MHA_BUF.
+ */
+#define MLA_ATTN_MHA 0x200 /* MHA mode, OR-ed into fmt (MLA_CACHE_F32 records) */
+#define MLA_MHA_MAX_DK 256 /* nope + rope */
+#define MLA_MHA_MAX_DV 256 /* v_head_dim */
+#define MLA_MHA_BUF ((1 + MLA_ROWS_PINGPONG) * MLA_MAX_H * MLA_MAX_DC)
+/* The most rows (<= MLA_MAX_ROWS) one MHA call of H heads on L units takes for dk, dv; 0 when the
+ * shape is out of range. */
+int mla_mha_rows_max(int L, int H, int dk, int dv);
+/* mla_attn_mha_run - the MHA mode (C simulation entry). Returns 0, or -EINVAL (nothing written)
+ * for L outside 1..MLA_MAX_LANES, H outside 1..MLA_MAX_H, nope < 0, dr < 0 or odd, dk = nope + dr
+ * outside 1..MLA_MHA_MAX_DK, vd outside 1..MLA_MHA_MAX_DV, R outside 1..mla_mha_rows_max(),
+ * n_kv < 1, a row's n outside 1..n_kv, or a NULL pointer. */
+int mla_attn_mha_run(const float *q, const float *kv, int n_kv, const uint32_t *tab, int R,
+		     float *out, int L, int H, int nope, int dr, int vd, float scale);
+/* Its timing model for a compute width of lane_macs (as mla_attn_lanes_cycles2's): the row
+ * table, then per pass the units' q loads (one port), the K/V stream (the first block exposed,
+ * then per block max(load, the busiest unit's compute)) and the stores (hls/README.md). The
+ * HLS_COUNT loop counts equal the model's at lane_macs == MLA_LANE_MACS. Returns cycles > 0 or
+ * -EINVAL (what mla_attn_mha_run rejects, a bad width, b NULL). c may be NULL. */
+int64_t mla_attn_mha_cycles(const struct hls_build *b, int L, const uint32_t *tab, int R, int H,
+			    int nope, int dr, int vd, int lane_macs, struct mla_attn_cost *c);
+
 /* The synthesis top of the MLA_SYNTH_LANES-lane build: q_lat, q_pe, one pointer per lane (l0 ..
  * l31), out, then the scalars, then the rows mode's q_rows, tab and scalars (bitstream/kernels.c
  * lists the same arguments); it runs mla_attn_lanes_run, or with rows > 1

@@ -539,6 +539,232 @@ rows_run:
 	return 0;
 }
 
+/* ---- MHA mode: the non-absorbed form over explicit K/V rows (mla_attn.h) ------------------ */
+
+/* The units' split: np passes, S units a head (one of them is 1). */
+static void mh_split(int L, int H, int *np, int *S)
+{
+	*np = H >= L ? ml_cdiv(H, L) : 1;
+	*S = H >= L ? 1 : L / H;
+}
+
+int mla_mha_rows_max(int L, int H, int dk, int dv)
+{
+	int np, S;
+	if (L < 1 || L > MLA_MAX_LANES || H < 1 || H > MLA_MAX_H || dk < 1 || dk > MLA_MHA_MAX_DK ||
+	    dv < 1 || dv > MLA_MHA_MAX_DV)
+		return 0;
+	mh_split(L, H, &np, &S);
+	int nr = MLA_MHA_BUF / (dk + dv); /* a unit's rows */
+	return ml_min(MLA_MAX_ROWS, nr * S);
+}
+
+/* A unit's on-chip state: its rows' q and accumulators (the accumulator banks' storage), m, l;
+ * the broadcast block's keys and values; the scores of LHP rows. */
+static float mh_q[MLA_MAX_LANES][MLA_MAX_ROWS][MLA_MHA_MAX_DK];
+static float mh_acc[MLA_MAX_LANES][MLA_MAX_ROWS][MLA_MHA_MAX_DV];
+static float mh_m[MLA_MAX_LANES][MLA_MAX_ROWS], mh_l[MLA_MAX_LANES][MLA_MAX_ROWS];
+static float mh_k[MLA_MAX_LANES][MLA_TB][MLA_MHA_MAX_DK];
+static float mh_v[MLA_MAX_LANES][MLA_TB][MLA_MHA_MAX_DV];
+static float mh_s[MLA_MAX_LANES][ML_LHP][MLA_TB];
+
+/* Unit u of a pass: head h, its rows r = r0, r0 + S, .. < R. The first unit of the pass (lead)
+ * counts the broadcast's beats (the stream is read once a pass). */
+static void mh_unit(const float *q, const float *kv, const uint32_t *tab, int R, float *out,
+		    int u, int h, int r0, int S, int lead, int H, int nope, int dr, int vd,
+		    int nmax, int hp0, int hp1, float scale)
+{
+#pragma HLS ALLOCATION function instances=hls_expf limit=ML_LHP
+	int dk = nope + dr, nbs = ml_cdiv(dk, MLA_DL), nbv = ml_cdiv(vd, MLA_DL);
+	int hw = nope + vd, ld = H * hw + dr, nr = r0 < R ? ml_cdiv(R - r0, S) : 0;
+	int qb = ml_cdiv(dk, MLA_MW), ob = ml_cdiv(vd, MLA_MW), ng = ml_cdiv(nr, ML_LHP);
+	/* the beats of a position's broadcast: the pass's heads' k_nope|v slices, then k_pe */
+	int sbeats = ml_cdiv((hp1 - hp0) * hw, MLA_MW) + ml_cdiv(dr, MLA_MW);
+	float(*uq)[MLA_MHA_MAX_DK] = mh_q[u];
+	float(*acc)[MLA_MHA_MAX_DV] = mh_acc[u];
+	float(*kk)[MLA_MHA_MAX_DK] = mh_k[u];
+	float(*vv)[MLA_MHA_MAX_DV] = mh_v[u];
+	float(*s)[MLA_TB] = mh_s[u];
+	float *m = mh_m[u], *l = mh_l[u];
+mha_q: /* the unit's rows' q of head h, MLA_MW values a beat */
+	for (int j = 0; j < nr; j++)
+		for (int b = 0; b < qb; b++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_MHA_Q);
+			for (int e = 0; e < MLA_MW; e++) {
+				int i = b * MLA_MW + e;
+				if (i < dk)
+					uq[j][i] = q[((size_t)(r0 + j * S) * H + h) * dk + i];
+			}
+		}
+	for (int j = 0; j < nr; j++) {
+		for (int i = 0; i < vd; i++)
+			acc[j][i] = 0.0f;
+		m[j] = e4m3_bits_f32(0xFF800000u);
+		l[j] = 0.0f;
+	}
+mha_block:
+	for (int t0 = 0; t0 < nmax; t0 += MLA_TB) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+		int tl = ml_min(MLA_TB, nmax - t0);
+	mha_load: /* the block's positions as broadcast: this unit keeps head h's k and v */
+		for (int t = 0; t < tl; t++) {
+			const float *row = kv + (size_t)(t0 + t) * ld;
+			for (int b = 0; b < sbeats; b++) {
+#pragma HLS PIPELINE II=1
+				if (lead)
+					HLS_CNT(HLS_L_MHA_LOAD);
+			}
+			for (int i = 0; i < nope; i++)
+				kk[t][i] = row[(size_t)h * hw + i];
+			for (int i = 0; i < dr; i++)
+				kk[t][nope + i] = row[(size_t)H * hw + i];
+			for (int i = 0; i < vd; i++)
+				vv[t][i] = row[(size_t)h * hw + nope + i];
+		}
+	mha_group: /* LHP rows a step; a row sees the block's positions below its n */
+		for (int g = 0; g < ng; g++) {
+			int tb[ML_LHP], tg = 0;
+			for (int rr = 0; rr < ML_LHP; rr++) {
+				int j = g * ML_LHP + rr;
+				int n = j < nr ? (int)tab[2 * (r0 + j * S) + 1] : 0;
+				tb[rr] = n > t0 ? ml_min(MLA_TB, n - t0) : 0;
+				tg = tb[rr] > tg ? tb[rr] : tg;
+			}
+			if (!tg)
+				continue;
+			for (int rr = 0; rr < ML_LHP; rr++)
+				for (int t = 0; t < MLA_TB; t++)
+					s[rr][t] = 0.0f;
+		mha_score:
+			for (int b = 0; b < nbs; b++)
+				for (int t = 0; t < tg; t++) {
+					float lv[ML_LHP][2 * ML_SUB] = {{0}};
+#pragma HLS ARRAY_PARTITION variable=lv complete dim=0
+					for (int sb = 0; sb < ML_SUB; sb++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_MHA_SCORE);
+						for (int rr = 0; rr < ML_LHP; rr++) {
+							int j = g * ML_LHP + rr;
+							float p[ML_LDE];
+							for (int e = 0; e < ML_LDE; e++) {
+								int i = b * MLA_DL + sb + e * ML_SUB;
+								p[e] = t < tb[rr] && i < dk
+									   ? uq[j][i] * kk[t][i]
+									   : 0.0f;
+							}
+							float v = hls_tree_feed(lv[rr], ML_SUB, sb,
+										hls_tree(p, ML_LDE));
+							if (sb == ML_SUB - 1 && t < tb[rr])
+								s[rr][t] += v;
+						}
+					}
+				}
+			float mx[ML_LHP] = {0}, corr[ML_LHP] = {0};
+		mha_softmax_max:
+			for (int t = 0; t < tg; t++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_MHA_SOFTMAX);
+				for (int rr = 0; rr < ML_LHP; rr++) {
+					int j = g * ML_LHP + rr;
+					if (t >= tb[rr])
+						continue;
+					float v = s[rr][t] * scale;
+					s[rr][t] = v;
+					float cur = t == 0 ? m[j] : mx[rr];
+					mx[rr] = v > cur ? v : cur;
+				}
+			}
+			for (int rr = 0; rr < ML_LHP; rr++) {
+				int j = g * ML_LHP + rr;
+				if (!tb[rr])
+					continue;
+				corr[rr] = hls_expf(m[j] - mx[rr]);
+				l[j] = l[j] * corr[rr];
+				m[j] = mx[rr];
+			}
+		mha_softmax_exp:
+			for (int t = 0; t < tg; t++) {
+#pragma HLS PIPELINE II=MLA_LANE_EXP_II
+				HLS_CNT(HLS_L_MHA_SOFTMAX);
+				for (int rr = 0; rr < ML_LHP; rr++) {
+					int j = g * ML_LHP + rr;
+					if (t >= tb[rr])
+						continue;
+					float p = hls_expf(s[rr][t] - m[j]);
+					s[rr][t] = p;
+					l[j] = l[j] + p;
+				}
+			}
+		mha_acc:
+			for (int t = 0; t < tg; t++)
+				for (int b = 0; b < nbv; b++)
+					for (int sb = 0; sb < ML_SUB; sb++) {
+#pragma HLS PIPELINE II=1
+						HLS_CNT(HLS_L_MHA_ACC);
+						for (int rr = 0; rr < ML_LHP; rr++) {
+							int j = g * ML_LHP + rr;
+							for (int e = 0; e < ML_LDE; e++) {
+								int i = b * MLA_DL + sb * ML_LDE + e;
+								if (t >= tb[rr] || i >= vd)
+									continue;
+								float a = t == 0 ? acc[j][i] * corr[rr]
+										 : acc[j][i];
+								acc[j][i] = a + s[rr][t] * vv[t][i];
+							}
+						}
+					}
+		}
+	}
+mha_store: /* out = acc / l, MLA_MW values a beat */
+	for (int j = 0; j < nr; j++)
+		for (int b = 0; b < ob; b++) {
+#pragma HLS PIPELINE II=1
+			HLS_CNT(HLS_L_MHA_STORE);
+			for (int e = 0; e < MLA_MW; e++) {
+				int i = b * MLA_MW + e;
+				if (i < vd)
+					out[((size_t)(r0 + j * S) * H + h) * vd + i] = acc[j][i] / l[j];
+			}
+		}
+}
+
+int mla_attn_mha_run(const float *q, const float *kv, int n_kv, const uint32_t *tab, int R,
+		     float *out, int L, int H, int nope, int dr, int vd, float scale)
+{
+#pragma HLS ARRAY_PARTITION variable=mh_acc complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mh_q complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mh_k complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mh_v complete dim=1
+	int dk = nope + dr, np, S;
+	if (!q || !kv || !tab || !out || nope < 0 || dr < 0 || dr % 2 || n_kv < 1 ||
+	    R > mla_mha_rows_max(L, H, dk, vd) || R < 1)
+		return -EINVAL;
+	int nmax = 0;
+mha_check: /* every row checked before any runs */
+	for (int r = 0; r < R; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+		int n = (int)tab[2 * r + 1];
+		if (tab[2 * r + 1] < 1 || tab[2 * r + 1] > (uint32_t)n_kv)
+			return -EINVAL;
+		nmax = n > nmax ? n : nmax;
+	}
+	mh_split(L, H, &np, &S);
+mha_pass:
+	for (int p = 0; p < np; p++) {
+		int hp0 = p * L, hp1 = ml_min(hp0 + L, H), nu = H >= L ? hp1 - hp0 : H * S;
+		/* (the units of a pass run in parallel; one broadcast stream of rows 0..nmax-1) */
+	mha_units:
+		for (int u = 0; u < nu; u++) {
+#pragma HLS UNROLL
+			int h = H >= L ? hp0 + u : u % H, r0 = H >= L ? 0 : u / H;
+			mh_unit(q, kv, tab, R, out, u, h, r0, S, u == 0, H, nope, dr, vd, nmax,
+				H >= L ? hp0 : 0, H >= L ? hp1 : H, scale);
+		}
+	}
+	return 0;
+}
+
 /* The synthesis top of the MLA_SYNTH_LANES-lane build: q on gmem_q, the output on gmem_o, one
  * m_axi port per lane (bound to its own pseudo-channel by bitstream/), the stripe set's offset as
  * a 32-bit scalar. Runs mla_attn_lanes_run on every lane. */
@@ -597,6 +823,12 @@ int mla_attn_lanes(const float *q_lat, const float *q_pe, const uint8_t *l0, con
 #pragma HLS INTERFACE s_axilite port=ctx_cap
 #pragma HLS INTERFACE s_axilite port=return
 	const uint8_t *const lane[MLA_SYNTH_LANES] = {l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, l23, l24, l25, l26, l27, l28, l29, l30, l31};
+	if (fmt & MLA_ATTN_MHA) /* MHA mode: the K/V rows on q_lat's port, q_rows [rows][H][slot_bytes
+				   + dr], ctx_cap rows of K/V, slot_bytes = nope, dc = vd */
+		return (fmt & ~MLA_ATTN_MHA) != MLA_CACHE_F32
+			   ? -EINVAL
+			   : mla_attn_mha_run(q_rows, q_lat, ctx_cap, tab, rows, out, MLA_SYNTH_LANES,
+					      H, (int)slot_bytes, dr, dc, scale);
 	if (rows > 1) /* several queries: q_rows [rows][H][dc + dr], tab [rows][2] */
 		return mla_attn_lanes_rows_run(q_rows, tab, rows, lane, MLA_SYNTH_LANES, lane_bytes,
 					       cache_off, slot_bytes, ctx_cap, out, H, dc, dr, fmt,
@@ -836,6 +1068,94 @@ int64_t mla_attn_lanes_rows_cycles(const struct hls_build *bd, int L, const uint
 	}
 	cyc += pp ? m_end1 : 0;
 	c->bytes += 8 * (uint64_t)R;
+	c->cycles = cyc;
+	return (int64_t)cyc;
+}
+
+int64_t mla_attn_mha_cycles(const struct hls_build *bd, int L, const uint32_t *tab, int R, int H,
+			    int nope, int dr, int vd, int lane_macs, struct mla_attn_cost *c)
+{
+	struct mla_attn_cost tmp;
+	int dk = nope + dr, np, S;
+	if (!bd || !tab || nope < 0 || dr < 0 || dr % 2 || R < 1 ||
+	    R > mla_mha_rows_max(L, H, dk, vd) || lane_macs < 1 || lane_macs > MLA_DL * MLA_MAX_H ||
+	    (lane_macs & (lane_macs - 1)))
+		return -EINVAL;
+	if (!c)
+		c = &tmp;
+	memset(c, 0, sizeof *c);
+	uint64_t lde = (uint64_t)(lane_macs < MLA_DL ? lane_macs : MLA_DL);
+	uint64_t lhp = (uint64_t)lane_macs / lde, sub = MLA_DL / lde;
+	uint64_t nbs = hls_cdiv64((uint64_t)dk, MLA_DL), nbv = hls_cdiv64((uint64_t)vd, MLA_DL);
+	uint64_t qb = hls_cdiv64((uint64_t)dk, MLA_MW), ob = hls_cdiv64((uint64_t)vd, MLA_MW);
+	uint64_t hw = (uint64_t)(nope + vd), xii = (uint64_t)(bd->lane_exp_ii > 1 ? bd->lane_exp_ii : 1);
+	uint64_t nmax = 0, pairs = 0;
+	for (int r = 0; r < R; r++) {
+		if (tab[2 * r + 1] < 1)
+			return -EINVAL;
+		nmax = hls_max64(nmax, tab[2 * r + 1]);
+		pairs += tab[2 * r + 1];
+	}
+	mh_split(L, H, &np, &S);
+	uint64_t cyc = bd->mem_latency + hls_mem_cycles(bd, 8 * (uint64_t)R);
+	c->bytes = 8 * (uint64_t)R;
+	for (int p = 0; p < np; p++) {
+		int hp0 = H >= L ? p * L : 0, hp1 = H >= L ? ml_min(hp0 + L, H) : H;
+		uint64_t hp = (uint64_t)(hp1 - hp0), nu = H >= L ? hp : (uint64_t)H * (uint64_t)S;
+		uint64_t sbeats = hls_cdiv64(hp * hw, MLA_MW) + hls_cdiv64((uint64_t)dr, MLA_MW);
+		uint64_t sbytes = 4 * (hp * hw + (uint64_t)dr);
+		/* the q loads: every unit's rows of its head through the one port */
+		uint64_t qbeats = hp * (uint64_t)R * qb, qbytes = 4 * hp * (uint64_t)R * (uint64_t)dk;
+		c->it[HLS_L_MHA_Q] += qbeats;
+		cyc += bd->mem_latency + hls_max64(qbeats, hls_mem_cycles(bd, qbytes));
+		/* the stream: block j's load beside block j - 1's compute on the busiest unit */
+		uint64_t prev = 0, first = 1;
+		for (uint64_t t0 = 0; t0 < nmax; t0 += MLA_TB) {
+			uint64_t tl = nmax - t0 < MLA_TB ? nmax - t0 : MLA_TB;
+			uint64_t ld = hls_max64(tl * sbeats, hls_mem_cycles(bd, tl * sbytes));
+			c->it[HLS_L_MHA_LOAD] += tl * sbeats;
+			c->bytes += tl * sbytes;
+			uint64_t worst = 0;
+			for (uint64_t u = 0; u < (uint64_t)S && u < nu; u++) {
+				/* the row classes of a head (every unit of a class alike) */
+				uint64_t comp = 0, busy = 0;
+				int nr = (int)u < R ? ml_cdiv(R - (int)u, S) : 0;
+				for (int g = 0; g < ml_cdiv(nr, (int)lhp); g++) {
+					uint64_t tg = 0;
+					for (int rr = 0; rr < (int)lhp; rr++) {
+						int j = g * (int)lhp + rr;
+						uint64_t n = j < nr ? tab[2 * ((int)u + j * S) + 1] : 0;
+						uint64_t tb = n > t0 ? (n - t0 < MLA_TB ? n - t0 : MLA_TB) : 0;
+						tg = hls_max64(tg, tb);
+					}
+					if (!tg)
+						continue;
+					busy = 1;
+					uint64_t sc = nbs * tg * sub, sm = 2 * tg, ac = tg * nbv * sub;
+					comp += sc + sm + ac + (xii - 1) * (tg + 1);
+					/* every unit of the class (one a head of the pass) counts */
+					uint64_t units = H >= L ? hp : (uint64_t)H;
+					c->it[HLS_L_MHA_SCORE] += units * sc;
+					c->it[HLS_L_MHA_SOFTMAX] += units * sm;
+					c->it[HLS_L_MHA_ACC] += units * ac;
+				}
+				if (busy)
+					comp += 2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
+				worst = hls_max64(worst, comp);
+			}
+			cyc += first ? ld : hls_max64(ld, prev);
+			first = 0;
+			prev = worst;
+		}
+		cyc += prev;
+		/* normalize and store: every unit's rows of its head through the out port */
+		uint64_t obeats = hp * (uint64_t)R * ob;
+		c->it[HLS_L_MHA_STORE] += obeats;
+		cyc += hls_max64(obeats, hls_mem_cycles(bd, 4 * hp * (uint64_t)R * (uint64_t)vd)) +
+		       bd->depth_vec + bd->depth_exp;
+		c->bytes += qbytes + 4 * hp * (uint64_t)R * (uint64_t)vd;
+	}
+	c->macs = pairs * (uint64_t)H * (uint64_t)(dk + vd);
 	c->cycles = cyc;
 	return (int64_t)cyc;
 }

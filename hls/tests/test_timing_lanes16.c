@@ -11,12 +11,14 @@
 #include "hls/mla_attn/mla_attn_lanes.c"
 #include "timing_check.h"
 #include "attn_one_lane.h"
+#include "mha_check.h"
 
 int main(void)
 {
 	struct hls_build b;
 	hls_build_default(&b);
 	tc_lanes_grid(&b);
+	tc_mha_grid(&b); /* the MHA mode at two steps a tree */
 	/* the width changes the schedule, not the sums */
 	attn_one_lane_check("MLA_LANE_MACS=16", &tc_passed, &tc_failed);
 	printf("%d passed, %d failed\n", tc_passed, tc_failed);

@@ -19,7 +19,8 @@ static const char *tc_loop_name[] = {
     "gemv_table",  "gemv_norm",	  "gemv_load_x",  "gemv_load_s", "gemv_mac",	 "gemv_store",
     "gemv_silu",   "latt_q",	  "latt_load",	  "latt_score",	 "latt_softmax", "latt_acc",
     "latt_weight", "latt_merge",  "latt_qquant",  "latt_iscore", "latt_wquant",	 "latt_iacc",
-    "latt_bcast"};
+    "latt_bcast",  "mha_q",	  "mha_load",	  "mha_score",	 "mha_softmax",	 "mha_acc",
+    "mha_store"};
 _Static_assert(sizeof tc_loop_name / sizeof tc_loop_name[0] == HLS_L_N,
 	       "tc_loop_name: one name per hls_timing.h loop id, in its order");
 
@@ -94,7 +95,7 @@ static void tc_gemm_grid(const struct hls_build *b)
 /* mla_attn_lanes and the striped append at the compiled-in MLA_LANE_MACS / MLA_LANE_IMACS: counts
  * vs the model on a grid of lanes, positions (partial blocks, lanes without tokens), heads, ranks,
  * formats and (fmt 3 below: FP8 records) the FP8 datapath. */
-static void tc_lanes_grid(const struct hls_build *b)
+static inline void tc_lanes_grid(const struct hls_build *b)
 {
 	static const int Ls[] = {1, 3, 8}, poss[] = {0, 40, 130}, Hs[] = {1, 20};
 	static const int dcs[] = {128, 512}, drs[] = {16, 64};
