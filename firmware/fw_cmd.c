@@ -359,11 +359,42 @@ static uint32_t fw_op_lanes(const struct abi_board *b, uint32_t op)
 	return 0;
 }
 
+/* MLA_ATTN_LANES in its MHA mode (ABI_MLAL_MHA): explicit K/V rows at cache_off (a card
+ * address), the rows' table always read. */
+static __attribute__((noinline)) uint32_t fw_dec_mla_mha(struct fw_dec *d)
+{
+	const struct abi_mla_lanes *m = &d->c->u.mlal;
+	uint64_t H = m->n_heads, vd = m->kv_lora, dr = m->rope, nope = m->rsvd;
+	REQUIRE(m->n_heads >= 1 && m->n_heads <= 128, u.mlal.n_heads);
+	REQUIRE(m->kv_lora >= 1 && m->kv_lora <= 256, u.mlal.kv_lora);
+	REQUIRE(m->rope <= 64 && m->rope % 2 == 0, u.mlal.rope);
+	REQUIRE(nope + dr >= 1 && nope + dr <= 256, u.mlal.rsvd);
+	REQUIRE(fw_dim_ok(m->ctx_cap), u.mlal.ctx_cap);
+	REQUIRE(m->n_ctx >= 1 && m->n_ctx <= m->ctx_cap, u.mlal.n_ctx);
+	REQUIRE(m->word == ABI_MLAL_MHA, u.mlal.word); /* f32 rows, the f32 datapath */
+	REQUIRE(fw_f32_finite(m->scale) && m->scale != 0 && !(m->scale >> 31), u.mlal.scale);
+	REQUIRE(m->rsvd2 == 0, u.mlal.rsvd2);
+	REQUIRE(m->rows <= ABI_MLAL_MAX_ROWS, u.mlal.rows);
+	REQUIRE(m->slot_bytes == 0, u.mlal.slot_bytes);
+	uint64_t n = m->rows > 1 ? m->rows : 1;
+	OPND(u.mlal.q, n * H * (nope + dr) * 4);
+	OPND(u.mlal.out, n * H * vd * 4);
+	OPND(u.mlal.tab, n > 1 ? n * 8 : 0);
+	OPND(u.mlal.cache_off, (uint64_t)m->ctx_cap * (H * (nope + vd) + dr) * 4);
+	if (!fw_op_lanes(d->b, ABI_OP_MLA_ATTN_LANES)) {
+		*d->detail = ABI_FIELD(hdr.word0);
+		return ABI_ST_NO_CU;
+	}
+	return ABI_ST_OK;
+}
+
 static __attribute__((noinline)) uint32_t fw_dec_mla_lanes(struct fw_dec *d)
 {
 	const struct abi_mla_lanes *m = &d->c->u.mlal;
 	uint32_t fmt = m->word & 0xFFu, L = fw_op_lanes(d->b, ABI_OP_MLA_ATTN_LANES);
 	uint32_t fp8dp = (m->word & ABI_MLAL_FP8) != 0;
+	if (m->word & ABI_MLAL_MHA)
+		return fw_dec_mla_mha(d);
 	REQUIRE(m->n_heads >= 1 && m->n_heads <= 128, u.mlal.n_heads);
 	REQUIRE(m->kv_lora >= 1 && m->kv_lora <= 512, u.mlal.kv_lora);
 	REQUIRE(m->rope <= 64 && m->rope % 2 == 0, u.mlal.rope);

@@ -245,9 +245,10 @@ struct abi_mla_lanes {
 	uint32_t n_ctx;	     /* positions attended, 1..ctx_cap (rows: the most any row attends) */
 	uint32_t ctx_cap;    /* positions the stripe set holds */
 	uint32_t word;	     /* [7:0] format (enum abi_kv_fmt), [8] ABI_MLAL_FP8 (the FP8
-			       datapath: ABI_KV_FP8 records only), [31:9] 0 */
+			       datapath: ABI_KV_FP8 records only), [9] ABI_MLAL_MHA (MHA mode,
+			       below), [31:10] 0 */
 	uint32_t scale;	     /* softmax scale, f32 bit pattern */
-	uint32_t rsvd;	     /* 0 */
+	uint32_t rsvd;	     /* 0 (MHA mode: the k_nope width) */
 	uint32_t rows;	     /* queries: 0 or 1 = one (tab, slot_bytes 0); 2..ABI_MLAL_MAX_ROWS: q
 			       [rows][n_heads][kv_lora + rope], out [rows][n_heads][kv_lora] */
 	uint32_t rsvd2;	     /* 0 */
@@ -359,6 +360,14 @@ static_assert(sizeof(struct abi_gemv) == 32, "abi_gemv is 32 bytes");
 static_assert(sizeof(struct abi_route) == 72, "abi_route is 72 bytes");
 static_assert(sizeof(struct abi_mla_lanes) == 80, "abi_mla_lanes is 80 bytes");
 #define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (q and p in E4M3, exact sums) */
+/* MHA mode (word == ABI_MLAL_MHA exactly: f32, the f32 datapath): the non-absorbed attention of
+ * a prompt chunk over explicit K/V rows (hls/mla_attn/mla_attn.h, "MHA mode"). The fields then
+ * read: cache_off the card address of the K/V rows f32 [ctx_cap][n_heads (rsvd + kv_lora) +
+ * rope] (per head k_nope then v, then the shared roped k_pe); kv_lora the v width (1..256);
+ * rsvd the k_nope width (rsvd + rope 1..256); q f32 [rows][n_heads][rsvd + rope] (q_nope then
+ * the roped q_pe); out f32 [rows][n_heads][kv_lora]; tab and n_ctx as the rows mode's (a row's
+ * slot word is not read; rows 0 or 1: one row attending n_ctx, no table); slot_bytes 0. */
+#define ABI_MLAL_MHA 0x200u
 static_assert(sizeof(struct abi_cmd) == 128, "abi_cmd is 128 bytes");
 
 /* --- completions ------------------------------------------------------------------------- */

@@ -648,6 +648,29 @@ static void st_decoder(void)
 	c.u.mlal.cache_off = 0;
 	c.u.mlal.word = 3; /* no such record format */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	/* ... its MHA mode: explicit K/V rows at cache_off (an address), k_nope width in rsvd */
+	c.u.mlal.word = ABI_MLAL_MHA;
+	c.u.mlal.kv_lora = 64; /* v */
+	c.u.mlal.rsvd = 48;    /* k_nope */
+	c.u.mlal.cache_off = ABI_ADDR(2, 131072);
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.mlal.ctx_cap = 4096; /* 4096 rows of 4 (48 + 64) + 16 floats: past the bank */
+	c.u.mlal.n_ctx = 4096;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.mlal.cache_off));
+	c.u.mlal.ctx_cap = 64;
+	c.u.mlal.n_ctx = 10;
+	c.u.mlal.rsvd = 250; /* k_nope + rope past 256 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.mlal.rsvd));
+	c.u.mlal.rsvd = 48;
+	c.u.mlal.word = ABI_MLAL_MHA | ABI_MLAL_FP8; /* the f32 datapath only */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.mlal.word));
+	c.u.mlal.word = ABI_MLAL_MHA;
+	c.u.mlal.slot_bytes = 8; /* no slots */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.mlal.slot_bytes));
 
 	/* GEMM row strides: the last row of a and y must fit at lda / ldy */
 	st_gemm(&c);

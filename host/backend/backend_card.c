@@ -787,9 +787,46 @@ static uint32_t cu_route(struct cu_call *c, uint32_t op)
 	return st ? 0x101u : 0;
 }
 
+/* MLA_ATTN_LANES in its MHA mode: q, the K/V rows (cache_off) and out are card addresses; one row
+ * without a table attends n_ctx. */
+static pthread_mutex_t cu_mla_lanes_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t cu_mla_mha(struct cu_call *c, const struct abi_mla_lanes *m)
+{
+	const struct backend_cu_scratch *s = c->s;
+	uint64_t H = m->n_heads, vd = m->kv_lora, dr = m->rope, nope = m->rsvd;
+	uint64_t n = m->rows > 1 ? m->rows : 1, ld = H * (nope + vd) + dr;
+	const float *q, *kv;
+	const uint32_t *tab = NULL;
+	float *out, scale;
+	memcpy(&scale, &m->scale, 4);
+	CU_PTR(q, const float *, u.mlal.q, n *H *(nope + dr) * 4);
+	CU_PTR(out, float *, u.mlal.out, n *H *vd * 4);
+	CU_PTR(tab, const uint32_t *, u.mlal.tab, n > 1 ? n * 8 : 0);
+	CU_PTR(kv, const float *, u.mlal.cache_off, (uint64_t)m->ctx_cap *ld * 4);
+	uint32_t rt[2 * MLA_MAX_ROWS];
+	if (n > MLA_MAX_ROWS)
+		return 0x101u;
+	if (n > 1) /* one snapshot of the table, so the checks and the run see the same rows */
+		memcpy(rt, tab, n * 8);
+	else
+		rt[0] = 0, rt[1] = m->n_ctx;
+	for (uint64_t i = 0; i < n; i++) /* (a row past the command's n_ctx: refused) */
+		if (rt[2 * i + 1] < 1 || rt[2 * i + 1] > m->n_ctx)
+			return 0x101u;
+	int L = (int)(s->lanes < MLA_MAX_LANES ? s->lanes : MLA_MAX_LANES);
+	int macs = s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS;
+	pthread_mutex_lock(&cu_mla_lanes_mu);
+	int r = mla_attn_mha_run(q, kv, (int)m->ctx_cap, rt, (int)n, out, L, (int)H, (int)nope,
+				 (int)dr, (int)vd, scale);
+	pthread_mutex_unlock(&cu_mla_lanes_mu);
+	int64_t cyc = mla_attn_mha_cycles(&c->bld, L, rt, (int)n, (int)H, (int)nope, (int)dr,
+					  (int)vd, macs, NULL);
+	c->cyc = cyc;
+	return cu_status(r);
+}
+
 /* MLA_ATTN_LANES: q split into the kernel's q_lat / q_pe ports (as cu_mla), the lanes from the
  * CU's wiring. The kernel's on-chip buffers are static in C simulation: one run at a time. */
-static pthread_mutex_t cu_mla_lanes_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 {
 	struct abi_mla_lanes m;
@@ -802,6 +839,8 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 		c->bld.lane_passes = (int)s->lane_passes; /* the tree's head passes time it */
 	if (s->lane_exp_ii)
 		c->bld.lane_exp_ii = (int)s->lane_exp_ii; /* and its exp unit's interval */
+	if (m.word & ABI_MLAL_MHA)
+		return cu_mla_mha(c, &m);
 	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
 	int mf = (m.word & 0xFFu) == ABI_KV_BF16  ? MLA_CACHE_BF16
 		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8

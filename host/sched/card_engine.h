@@ -46,7 +46,7 @@ struct card_pf_whatif {
 	double gv_pe_frac;  /* their MACs against the GEMV CU's peak over their time */
 	double loop_e2e_ms; /* the token loop's end to end ms for the same prompt */
 	double loop_tok_s;  /* its tok/s */
-	int absorbed;	    /* the MAC rule's choice of attention form (card_pf_absorbed) */
+	int absorbed;	    /* the attention form the rule chose (pf_mha_rule): 1 absorbed */
 	int rows_big;	    /* the figures above put the GEMM work on the GEMV CU (the rows path
 			       in blocks of 16 rows), not on the GEMM CUs: the faster of the two */
 	double

@@ -85,6 +85,8 @@ struct ee_gv_layer {
 	/* the rows path (card_prefill.c, at most FP8_GEMV_MAX_M rows): the same matrices over the
 	 * batched forward's row buffers (pf), built on first use; r_on 1 once built */
 	struct gvtab r_qkva, r_qb, r_ukt, r_uv, r_o, r_gu, r_down, r_shgu, r_shdown;
+	struct smat *kn;    /* [H] W_UK rows of kv_b per head (the non-absorbed prefill) */
+	struct gvtab r_kvb; /* kv_b over the rows' c' into the K/V rows: kn[h], uv[h] */
 	int r_on;
 };
 
@@ -142,17 +144,25 @@ struct ee_pf {
 	int *xe, *xr0, *xm;	   /* host [t_xgu.cap] the experts' groups: expert, first row
 				      of xg, rows (<= 16) */
 	uint64_t posw;		   /* int32 [chunk] the rows' positions (ROPE's position table) */
-	int pos_tab;	     /* this forward's RoPE reads posw (its positions are not one run) */
-	int rope_runs;	     /* MOECARD_ROPE_TABLE=0: a RoPE command per run of positions instead */
-	int *hseq, *hpos;    /* host [chunk] each row's sequence slot and position */
-	uint64_t atab;	     /* u32 [chunk][2] {slot, n_ctx}: the striped attention's rows */
-	uint32_t *atab_h;    /* host copy of atab as this forward wrote it */
-	int attn_rows;	     /* this forward's attention runs as rows commands (atab written) */
-	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
+	int pos_tab;	  /* this forward's RoPE reads posw (its positions are not one run) */
+	int rope_runs;	  /* MOECARD_ROPE_TABLE=0: a RoPE command per run of positions instead */
+	int *hseq, *hpos; /* host [chunk] each row's sequence slot and position */
+	uint64_t atab;	  /* u32 [chunk][2] {slot, n_ctx}: the striped attention's rows */
+	uint32_t *atab_h; /* host copy of atab as this forward wrote it */
+	int attn_rows;	  /* this forward's attention runs as rows commands (atab written) */
+	/* the non-absorbed attention (pf_mla_mha): the K/V rows kv_b expands from a fresh
+	 * prompt's c' rows, [chunk][H (nope + vd) + rope] f32 */
+	uint64_t kvx;
+	int mha_ok;    /* the K/V rows are placed (MOECARD_PF_MHA=0: never) */
+	int mha;       /* this forward runs the non-absorbed form */
+	int mha_force; /* MOECARD_PF_MHA=1 at open: wherever it can run, not by the MAC rule */
+	int seqs;      /* the forward is forward_seqs' (card_pf_forward_rows) */
+	struct gvtab *views;	   /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
 	/* statistics of forwards of more than one token (either path) since the restart */
 	uint64_t tokens, batched;   /* prompt tokens; of them through the batched path */
+	uint64_t mha_tokens;	    /* rows of forwards in the non-absorbed form (pf.mha) */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
@@ -418,6 +428,10 @@ int card_pf_layer(struct ee *e, struct ee_layer *L, int T);
 /* The striped attention's rows table for rows pf.hseq / pf.hpos [0, T) (pf.attn_rows: the
  * forward runs its attention as rows commands), written to the card. */
 int card_pf_attn_rows(struct ee *e, int T);
+/* 1 when the model's shape lets the prefill run the non-absorbed form (MOECARD_PF_MHA=0: never):
+ * kv_b's per-head rows on scale blocks, the MHA mode's widths. */
+int card_pf_mha_shape(const struct config *c);
+
 /* card_pf_atab_host - the host copy of the rows table at card address tab (within pf.atab): the
  * {slot, n_ctx} pairs a rows command of this forward reads. */
 const uint32_t *card_pf_atab_host(const struct ee *e, uint64_t tab);

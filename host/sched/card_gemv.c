@@ -50,6 +50,8 @@ static uint64_t gv_layer_need(const struct ee *e, int moe)
 		b += gv_bytes(e, H * qd, D, 0);
 	b += gv_bytes(e, kvl + c->qk_rope_head_dim, D, 0) + gv_bytes(e, D, H * vd, 0);
 	b += (uint64_t)H * (gv_bytes(e, kvl, c->qk_nope_head_dim, 0) + gv_bytes(e, vd, kvl, 0));
+	if (e->gv_attn && card_pf_mha_shape(c)) /* the non-absorbed prefill's W_UK rows */
+		b += (uint64_t)H * gv_bytes(e, c->qk_nope_head_dim, kvl, 0);
 	if (!moe)
 		return b + gv_bytes(e, c->intermediate_size, D, FP8_GEMV_SILU_MUL) +
 		       gv_bytes(e, D, c->intermediate_size, 0);
@@ -417,6 +419,27 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	free(ts);
 	if (r)
 		return r;
+	/* the non-absorbed prefill's W_UK rows of kv_b per head (its W_UV rows are uv[h]); where
+	 * the arena has no room for them, the prefill keeps the absorbed form */
+	if (e->gv_attn && card_pf_mha_shape(c)) {
+		if (!(g->kn = calloc((size_t)H, sizeof *g->kn)))
+			return -ENOMEM;
+		for (int h = 0; h < H && !r; h++) {
+			int r0 = h * (nope + vd);
+			const uint8_t *kn =
+			    lw && !e->dry ? (const uint8_t *)lw->kv_b_proj.w + (size_t)r0 * kvl
+					  : NULL;
+			r = gv_place(e, &g->kn[h], nope, kvl, 0, NULL, NULL, kn,
+				     kn ? lw->kv_b_proj.scale + (size_t)(r0 / 128) * sc : NULL);
+		}
+		if (r == -ENOSPC) {
+			free(g->kn);
+			g->kn = NULL;
+			r = 0;
+		}
+		if (r)
+			return r;
+	}
 	TRY(gv_tab(e, &g->t_qkva, 2));
 	TRY(gv_tab(e, &g->t_qb, 1));
 	TRY(gv_tab(e, &g->t_ukt, H));
@@ -559,16 +582,17 @@ fail:
 void card_gemv_layer_free(struct ee_layer *L)
 {
 	struct ee_gv_layer *g = &L->gv;
-	struct gvtab *t[] = {&g->t_qkva, &g->t_qb,   &g->t_ukt,	 &g->t_uv,    &g->t_o,
-			     &g->t_gu,	 &g->t_down, &g->t_mgu,	 &g->t_mdn,   &g->t_gate,
-			     &g->r_qkva, &g->r_qb,   &g->r_ukt,	 &g->r_uv,    &g->r_o,
-			     &g->r_gu,	 &g->r_down, &g->r_shgu, &g->r_shdown};
+	struct gvtab *t[] = {&g->t_qkva, &g->t_qb,   &g->t_ukt,	 &g->t_uv,     &g->t_o,
+			     &g->t_gu,	 &g->t_down, &g->t_mgu,	 &g->t_mdn,    &g->t_gate,
+			     &g->r_qkva, &g->r_qb,   &g->r_ukt,	 &g->r_uv,     &g->r_o,
+			     &g->r_gu,	 &g->r_down, &g->r_shgu, &g->r_shdown, &g->r_kvb};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		free(t[i]->g);
 		free(t[i]->views);
 	}
 	free(g->ukt);
 	free(g->uv);
+	free(g->kn);
 	free(g->exgu);
 	free(g->exdn);
 	memset(g, 0, sizeof *g);
@@ -814,8 +838,10 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	TRY(gv_tab(e, &g->r_ukt, H * nb));
 	TRY(gv_tab(e, &g->r_uv, H * nb));
 	TRY(gv_tab(e, &g->r_o, nb));
+	if (g->kn && pf->kvx)
+		TRY(gv_tab(e, &g->r_kvb, 2 * H * nb));
 	struct gvtab *w[] = {&g->r_qkva, &g->r_qb, &g->r_ukt, &g->r_uv, &g->r_o,
-			     NULL,	 NULL,	   NULL,      NULL};
+			     NULL,	 NULL,	   NULL,      NULL,	&g->r_kvb};
 	if (g->gu.n) { /* dense FFN */
 		TRY(gv_tab(e, &g->r_gu, nb));
 		TRY(gv_tab(e, &g->r_down, nb));
@@ -856,6 +882,18 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 				    pf->lat + r * uH * kvl + 4 * (uint64_t)h * kvl, uH * kvl,
 				    pf->ao + r * uH * vd + 4 * (uint64_t)h * vd, uH * vd, 0,
 				    FP8_GEMV_ACT_F32);
+		}
+		/* the non-absorbed prefill: kv_b over the rows' c' (kv_a's rows, normalized in the
+		 * loader) into the K/V rows, per head k_nope then v */
+		uint32_t hw = (uint32_t)(nope + vd), ld = uH * hw + (uint32_t)rope;
+		for (int h = 0; h < H && g->kn && g->r_kvb.cap; h++) {
+			uint64_t y = pf->kvx + r * ld + 4 * (uint64_t)h * hw;
+			gv_add_rows(e, &g->r_kvb, &g->kn[h], pf->kva + r * (uint32_t)row,
+				    (uint32_t)row, y, ld, 0, FP8_GEMV_ACT_F32);
+			gv_norm_last(e, &g->r_kvb, L->kv_a_norm);
+			gv_add_rows(e, &g->r_kvb, &g->uv[h], pf->kva + r * (uint32_t)row,
+				    (uint32_t)row, y + 4 * (uint64_t)nope, ld, 0, FP8_GEMV_ACT_F32);
+			gv_norm_last(e, &g->r_kvb, L->kv_a_norm);
 		}
 		gv_add_rows(e, &g->r_o, &g->o, pf->ao + r * uH * vd, uH * vd, pf->x + r * uD, uD,
 			    pf->x + r * uD, FP8_GEMV_RESIDUAL);
@@ -1139,6 +1177,13 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 				   : MLA_CACHE_F32;
 	if (m->word & ABI_MLAL_FP8)
 		mf |= MLA_ATTN_FP8;
+	if (m->word & ABI_MLAL_MHA) { /* the prefill's non-absorbed attention */
+		uint32_t one[2] = {0, m->n_ctx};
+		return mla_attn_mha_cycles(
+		    &b, (int)e->gv_lanes, m->rows > 1 ? card_pf_atab_host(e, m->tab) : one,
+		    m->rows > 1 ? (int)m->rows : 1, (int)m->n_heads, (int)m->rsvd, (int)m->rope,
+		    (int)m->kv_lora, (int)e->attn_macs, NULL);
+	}
 	if (m->rows > 1) /* the rows' contexts: the host copy of the table the forward wrote */
 		return mla_attn_lanes_rows_cycles(&b, (int)e->gv_lanes,
 						  card_pf_atab_host(e, m->tab), (int)m->rows,

@@ -29,6 +29,7 @@
  * has the rule) but needs an attention kernel over explicit K/V that the card does not have yet.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "e4m3.h"
@@ -156,6 +157,15 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, 4 * C, &pf->posw)) ||
 	    (r = card_place(e, ab, NULL, 8 * C, &pf->atab)))
 		return r;
+	/* the non-absorbed form's K/V rows, a chunk's (where the bank has no room for them the
+	 * prefill keeps the absorbed form) */
+	pf->mha_ok = 0;
+	if (e->gv_attn && card_pf_mha_shape(c)) {
+		size_t ld = (size_t)H * (c->qk_nope_head_dim + c->v_head_dim) + (size_t)rope;
+		pf->mha_ok = !card_place(e, ab, NULL, f * C * ld, &pf->kvx);
+	}
+	const char *mv = getenv("MOECARD_PF_MHA");
+	pf->mha_force = mv && !strcmp(mv, "1");
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -376,6 +386,88 @@ static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int
 	return 0;
 }
 
+/* o_proj with the residual and the post-attention norm (where the FFN needs xn) of T rows. */
+static int pf_mla_out(struct ee *e, struct ee_layer *L, int T, int gv)
+{
+	struct ee_pf *pf = &e->pf;
+	if (gv)
+		TRY(card_gemv_rows_cmd(e, "o_proj + residual (gemv, rows)", &L->gv.r_o, T));
+	else
+		TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
+			    ABI_GEMM_F_RESIDUAL, T));
+	TRY(card_barrier(e));
+	if (gv && card_pf_fold_post(e)) /* the FFN's GEMVs normalize x in their loaders */
+		return 0;
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
+		       pf->xn, (uint32_t)T, (uint32_t)e->c->hidden_size, 0, 0, 0,
+		       (float)e->c->rms_norm_eps, 0));
+	return card_barrier(e);
+}
+
+/*
+ * MLA of a prompt's first chunk in the non-absorbed form (pf.mha; the rows path): q_a|kv_a and
+ * q_b on the GEMV CU; kv_b over the chunk's c' rows (kv_a's rows normalized in the loader, f32
+ * activations) writes the K/V rows (pf.kvx: per head k_nope, v), RoPE writes
+ * their k_pe and ropes q_pe in place; the KV appends still fill the cache for decode; then the
+ * attention per head over the K/V rows (MLA_ATTN_LANES in its MHA mode, up to
+ * mla_mha_rows_max rows a command) writes the heads' outputs straight into ao: no W_UK^T, no
+ * W_UV. Numerics: the same FP8 contract, not the absorbed form's bits (the scores sum q_nope .
+ * k_nope instead of q_lat . c'); host/tests/test_emu_prefill.c bounds the difference.
+ */
+static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	struct ee_gv_layer *g = &L->gv;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
+	int qd = nope + rope;
+	uint64_t ld = (uint64_t)H * (nope + vd) + (uint64_t)rope;
+	TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
+	TRY(card_barrier(e));
+	if (ql > 0)
+		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
+	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, T));
+	TRY(pf_rope(e, "rope k_pe -> K/V rows (rows)", f4(pf->kva, kvl), f4(pf->kvx, ld - rope), T,
+		    1, (uint32_t)rope, (uint32_t)row, (uint32_t)ld));
+	if (!(e->gv_attn && e->kv_fold)) { /* the appends' records (folded: each append's own) */
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
+			       pf->kvrow, (uint32_t)T, (uint32_t)kvl, (uint32_t)row, (uint32_t)row,
+			       0, (float)c->rms_norm_eps, 0));
+		TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
+			    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
+	}
+	TRY(card_barrier(e));
+	TRY(pf_rope(e, "rope q_pe (rows, in place)", f4(pf->q, nope), f4(pf->q, nope), T, H,
+		    (uint32_t)rope, (uint32_t)qd, (uint32_t)qd));
+	TRY(pf_kv_appends(e, L, T));
+	TRY(card_barrier(e));
+	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, vd);
+	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
+	for (int t0 = 0; t0 < T; t0 += most) {
+		int n = T - t0 < most ? T - t0 : most;
+		struct abi_cmd *m =
+		    card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (non-absorbed, rows)");
+		if (!m)
+			return -E2BIG;
+		m->u.mlal.q = f4(pf->q, (uint64_t)t0 * H * qd);
+		m->u.mlal.out = f4(pf->ao, (uint64_t)t0 * H * vd);
+		m->u.mlal.cache_off = pf->kvx;
+		m->u.mlal.n_heads = (uint32_t)H;
+		m->u.mlal.kv_lora = (uint32_t)vd;
+		m->u.mlal.rope = (uint32_t)rope;
+		m->u.mlal.rsvd = (uint32_t)nope;
+		m->u.mlal.n_ctx = (uint32_t)(t0 + n); /* (row t attends t + 1) */
+		m->u.mlal.ctx_cap = (uint32_t)T;
+		m->u.mlal.word = ABI_MLAL_MHA;
+		m->u.mlal.rows = n > 1 ? (uint32_t)n : 0;
+		m->u.mlal.tab = n > 1 ? pf->atab + 8 * (uint64_t)t0 : 0;
+		memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
+	}
+	TRY(card_barrier(e));
+	return pf_mla_out(e, L, T, 1);
+}
+
 /* MLA of T rows (slots pf.hseq, positions pf.hpos), through the post-attention norm into pf.xn. */
 static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 {
@@ -389,6 +481,8 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	float eps = (float)c->rms_norm_eps;
 	if (gv)
 		TRY(card_gemv_rows_tables(e, L));
+	if (pf->mha && g->r_kvb.ng) /* (every layer has its W_UK rows, or none) */
+		return pf_mla_mha(e, L, T);
 	if (!gv) { /* the GEMV rows normalize in their loader (FP8_GEMV_RMSNORM) */
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm (rows)", pf->x, 0, L->in_norm,
 			       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
@@ -459,17 +553,7 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 				4 * (r0 / 128) * sc, vd, kvl, T));
 	}
 	TRY(card_barrier(e));
-	if (gv)
-		TRY(card_gemv_rows_cmd(e, "o_proj + residual (gemv, rows)", &g->r_o, T));
-	else
-		TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
-			    ABI_GEMM_F_RESIDUAL, T));
-	TRY(card_barrier(e));
-	if (gv && card_pf_fold_post(e)) /* the FFN's GEMVs normalize x in their loaders */
-		return 0;
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
-		       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
-	return card_barrier(e);
+	return pf_mla_out(e, L, T, gv);
 }
 
 static int pf_dense(struct ee *e, struct ee_layer *L, int T)
@@ -822,6 +906,82 @@ const uint32_t *card_pf_atab_host(const struct ee *e, uint64_t tab)
 	return e->pf.atab_h + (tab - e->pf.atab) / 4;
 }
 
+/* Rows [a, a + n) of a matrix with 128-row scale blocks take their scale rows whole from block
+ * a / 128 on: they start a block, or fit in one. */
+static int pf_block_rows(int a, int n)
+{
+	return a % 128 == 0 || a % 128 + n <= 128;
+}
+
+int card_pf_mha_shape(const struct config *c)
+{
+	int nope = c->qk_nope_head_dim, vd = c->v_head_dim, rope = c->qk_rope_head_dim;
+	int H = c->num_attention_heads, ok = !pf_env_off("MOECARD_PF_MHA") && nope >= 1 &&
+					     vd >= 1 && vd <= MLA_MHA_MAX_DV &&
+					     nope + rope <= MLA_MHA_MAX_DK && H <= MLA_MAX_H;
+	/* each head's W_UK and W_UV rows of kv_b striped with their scale rows (card_gemv.c) */
+	for (int h = 0; h < H && ok; h++)
+		ok = pf_block_rows(h * (nope + vd), nope) &&
+		     pf_block_rows(h * (nope + vd) + nope, vd);
+	return ok;
+}
+
+/*
+ * The attention form of a forward of T rows (pf.mha): the non-absorbed form when the rows are
+ * one sequence's positions 0..T-1 (a fresh prompt's first chunk: its K/V rows are all in the
+ * chunk; a later chunk's context sits only in the cache, which the kv_b GEMV does not read), the
+ * rows run on the GEMV CU, and its attention models faster (pf_mha_faster; it always costs
+ * fewer MACs there: card_pf_absorbed); MOECARD_PF_MHA=1 takes it wherever it can run, =0 never. Not for the rows of forward_seqs (rows = 1: a
+ * sequence's rows there keep one form whichever rows share their forward, so its output does
+ * not depend on the batch).
+ */
+/* Whether the attention of the rows in pf.atab_h models faster in the non-absorbed form (its
+ * commands of mla_mha_rows_max rows) than in the absorbed one (rows commands of
+ * ABI_MLAL_MAX_ROWS): at a few rows the absorbed form's one pass wins, its MACs
+ * notwithstanding. The GEMVs the forms differ in (W_UK^T and W_UV, or kv_b) read the same
+ * bytes and do the same MACs. */
+static int pf_mha_faster(const struct ee *e, int T)
+{
+	const struct config *c = e->c;
+	struct hls_build b;
+	hls_build_default(&b);
+	b.lane_passes = (int)e->attn_passes;
+	b.lane_exp_ii = (int)e->attn_exp_ii;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, L = (int)e->gv_lanes, R = (int)ABI_MLAL_MAX_ROWS;
+	int most = mla_mha_rows_max(L, H, nope + rope, vd);
+	int mf = e->kv_fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
+		 : e->kv_fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
+					   : MLA_CACHE_F32;
+	if (e->attn_fp8)
+		mf |= MLA_ATTN_FP8;
+	int64_t abs = 0, mha = 0, x;
+	most = most < R ? most : R;
+	for (int t0 = 0; t0 < T && most > 0; t0 += R) {
+		x = mla_attn_lanes_rows_cycles(&b, L, e->pf.atab_h + 2 * t0,
+					       T - t0 < R ? T - t0 : R, H, c->kv_lora_rank, rope,
+					       mf, (int)e->attn_macs, (int)e->attn_imacs, NULL);
+		abs += x > 0 ? x : INT64_MAX / 4;
+	}
+	for (int t0 = 0; t0 < T && most > 0; t0 += most) {
+		x = mla_attn_mha_cycles(&b, L, e->pf.atab_h + 2 * t0, T - t0 < most ? T - t0 : most,
+					H, nope, rope, vd, (int)e->attn_macs, NULL);
+		mha += x > 0 ? x : INT64_MAX / 4;
+	}
+	return most > 0 && mha < abs;
+}
+
+static int pf_mha_rule(const struct ee *e, int T, int rows)
+{
+	const struct ee_pf *pf = &e->pf;
+	if (rows || !pf->mha_ok || !pf->attn_rows || !pf_rows(e, T) || pf->hpos[0] != 0)
+		return 0;
+	for (int t = 1; t < T; t++)
+		if (pf->hseq[t] != pf->hseq[0] || pf->hpos[t] != t)
+			return 0;
+	return pf->mha_force || pf_mha_faster(e, T);
+}
+
 int card_pf_attn_rows(struct ee *e, int T)
 {
 	struct ee_pf *pf = &e->pf;
@@ -830,6 +990,7 @@ int card_pf_attn_rows(struct ee *e, int T)
 		pf->atab_h[2 * t] = (uint32_t)pf->hseq[t];
 		pf->atab_h[2 * t + 1] = (uint32_t)pf->hpos[t] + 1;
 	}
+	pf->mha = pf_mha_rule(e, T, pf->seqs);
 	return pf->attn_rows ? card_write(e, pf->atab, pf->atab_h, 8 * (size_t)T) : 0;
 }
 
@@ -856,6 +1017,7 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 		e->cur_layer = l;
 		TRY(card_pf_layer(e, &e->L[l], T));
 	}
+	pf->mha_tokens += pf->mha ? (uint64_t)T : 0;
 	return pf_head(e, T, logits, lg, hidden);
 }
 
@@ -878,7 +1040,10 @@ int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, co
 		return -EINVAL;
 	memcpy(e->pf.hseq, seq, sizeof *seq * (size_t)T);
 	memcpy(e->pf.hpos, pos, sizeof *pos * (size_t)T);
-	return pf_forward(e, tok, T, logits, lg, NULL);
+	e->pf.seqs = 1;
+	int r = pf_forward(e, tok, T, logits, lg, NULL);
+	e->pf.seqs = 0;
+	return r;
 }
 
 int card_pf_absorbed(const struct config *c, int T, int p0)

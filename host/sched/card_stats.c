@@ -435,7 +435,7 @@ static int whatif_prefill_once(const struct config *c, const struct backend *be,
 	w->pe_frac = e->pf.gemm_ns > 0 ? e->pf.macs / (e->pf.gemm_ns * e->pf.peak) : 0;
 	w->gv_ms = e->dry_op_ns[ABI_OP_GEMV] / 1e6;
 	w->gv_pe_frac = e->pf.gv_ns > 0 ? e->pf.gv_macs / (e->pf.gv_ns * card_gemv_peak(e)) : 0;
-	w->absorbed = card_pf_absorbed(c, T, 0);
+	w->absorbed = !e->pf.mha;
 	if (getenv("MOECARD_DRY_DEBUG"))
 		for (int op = 0; op < ABI_OP_COUNT; op++)
 			if (e->dry_op_ns[op] > 0)
@@ -645,13 +645,15 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 				"\"whatif_prefill_gemv_ms\":%.3f,"
 				"\"whatif_prefill_gemv_pe_frac\":%.4f,"
 				"\"whatif_prefill_gemm_cus_tok_s\":%.2f,"
-				"\"whatif_prefill_gemv_cu_tok_s\":%.2f",
+				"\"whatif_prefill_gemv_cu_tok_s\":%.2f,"
+				"\"whatif_prefill_attn_form\":\"%s\"",
 				wt, w.e2e_ms, w.tok_s, w.pe_frac, w.loop_tok_s,
 				w.loop_e2e_ms / w.e2e_ms, w.gemm_ms, w.attn_ms, w.rows_big, w.gv_ms,
-				w.gv_pe_frac, w.gemm_tok_s, w.rows_tok_s);
+				w.gv_pe_frac, w.gemm_tok_s, w.rows_tok_s,
+				w.absorbed ? "absorbed" : "non-absorbed");
 		fprintf(out,
 			",\"prefill_path\":\"%s\",\"prefill_tokens\":%llu,"
-			"\"prefill_batched_tokens\":%llu,"
+			"\"prefill_batched_tokens\":%llu,\"prefill_mha_tokens\":%llu,"
 			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
 			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
 			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
@@ -660,7 +662,8 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			: e->pf_loop ? "token loop (rule)"
 				     : "batched",
 			(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
-			e->pf_on ? pf->chunk : 0, pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
+			(unsigned long long)pf->mha_tokens, e->pf_on ? pf->chunk : 0,
+			pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
 			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac, gfrac);
 		return;
 	}
@@ -669,9 +672,9 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		    out,
 		    "  prefill what-if (dry, this model, %d tokens from position 0): %.3f ms end "
 		    "to end, %.1f tok/s vs %.1f tok/s token by token (%.2fx); %s, attention "
-		    "%.3f ms (CU time, summed)\n",
+		    "%.3f ms (CU time, summed; the %s form)\n",
 		    wt, w.e2e_ms, w.tok_s, w.loop_tok_s, w.loop_e2e_ms / w.e2e_ms, pf_where(&w),
-		    w.attn_ms);
+		    w.attn_ms, w.absorbed ? "absorbed" : "non-absorbed");
 	if (e->pf_loop)
 		fprintf(
 		    out,
@@ -690,11 +693,12 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			 "no GEMM: the rows ran on the GEMV CU, at %.1f%% of its peak",
 			 100 * gfrac);
 	fprintf(out,
-		"  prefill        %llu prompt tokens (%llu batched, chunks of %d): modeled %.3f ms "
-		"end to end (%.1f tok/s): card %.3f + link %.3f + host %.3f ms; %s\n",
+		"  prefill        %llu prompt tokens (%llu batched, %llu of them in the "
+		"non-absorbed form; chunks of %d): modeled %.3f ms end to end (%.1f tok/s): card "
+		"%.3f + link %.3f + host %.3f ms; %s\n",
 		(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
-		e->pf_on ? pf->chunk : 0, ms, n / ms * 1e3, pf->card_ns / 1e6, pf->link_ns / 1e6,
-		host_ms, gemms);
+		(unsigned long long)pf->mha_tokens, e->pf_on ? pf->chunk : 0, ms, n / ms * 1e3,
+		pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, gemms);
 }
 
 /* The DMA driver under the card's fills (drivers/dma.h, since the backend opened): transfers,

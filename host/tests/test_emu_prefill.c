@@ -12,6 +12,10 @@
  * together (rows of three slots at three positions in one forward), one of them alone (the token
  * loop on its slot), then together again: every row's logits bit-identical to each sequence run
  * alone through the token loop; and the rows' modeled card time below three single steps.
+ * The non-absorbed form (pf_mla_mha, a fresh prompt's first chunk; the engines above run with
+ * MOECARD_PF_MHA=0): within the FP8 contract of the token loop (relative error and argmax
+ * agreement), the statistics counting its rows, its modeled card time below the token loop's,
+ * and forward_seqs keeping the absorbed form (its rows bit-identical to each sequence alone).
  * Generates its own tiny checkpoint.
  */
 #include <errno.h>
@@ -55,6 +59,7 @@ static int argmax(const float *x, int n)
 
 #define NTOK 16
 static int g_max_seq = 32, g_max_batch = 16; /* the engines' context and rows a forward */
+static const char *g_mha = "0"; /* MOECARD_PF_MHA at open (NULL: unset, the default rule) */
 
 static struct engine *eng_open_x(const struct ckpt *ck, const char *engine, const char *prefill,
 				 const char *chunk, int seqs)
@@ -72,10 +77,15 @@ static struct engine *eng_open_x(const struct ckpt *ck, const char *engine, cons
 		setenv("MOECARD_PREFILL_CHUNK", chunk, 1);
 	else
 		unsetenv("MOECARD_PREFILL_CHUNK");
+	if (g_mha)
+		setenv("MOECARD_PF_MHA", g_mha, 1);
+	else
+		unsetenv("MOECARD_PF_MHA");
 	int r = e ? engine_open(e, engine, ck, &o, seqs ? &x : NULL, err, sizeof err) : -ENOMEM;
 	CHECK(r == 0, "engine_open %s: %s", engine, r == -ENOMEM ? "out of memory" : err);
 	unsetenv("MOECARD_CARD_PREFILL");
 	unsetenv("MOECARD_PREFILL_CHUNK");
+	unsetenv("MOECARD_PF_MHA");
 	if (r) {
 		free(e);
 		return NULL;
@@ -99,6 +109,24 @@ static void eng_close(struct engine *e)
 /* One run from position 0: a prompt of n0 tokens, then (n1 > 0) n1 more after it; all logits
  * and hidden rows of both forwards into lg / hid ([n0 + n1] rows). Returns the modeled card ns
  * (0 on the cpu engine), or < 0; *batched: the statistics' count of batched prompt tokens. */
+/* A counter of the engine's statistics JSON (key with its quotes and colon), or -1. */
+static long stat_long(struct engine *e, const char *key)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	long v = -1;
+	FILE *f = open_memstream(&buf, &len);
+	if (f) {
+		e->ops->stats(e, f, 1);
+		fclose(f);
+		const char *p = buf ? strstr(buf, key) : NULL;
+		if (p)
+			v = strtol(p + strlen(key), NULL, 10);
+	}
+	free(buf);
+	return v;
+}
+
 static double run(struct engine *e, int V, int D, const int *tok, int n0, int n1, float *lg,
 		  float *hid, long *batched)
 {
@@ -117,21 +145,8 @@ static double run(struct engine *e, int V, int D, const int *tok, int n0, int n1
 		backend_stats(be, &s1);
 		ns = (double)(s1.busy_ns - s0.busy_ns);
 	}
-	if (batched && be) {
-		char *buf = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&buf, &len);
-		*batched = -1;
-		if (f) {
-			e->ops->stats(e, f, 1);
-			fclose(f);
-			const char *p = buf ? strstr(buf, "\"prefill_batched_tokens\":") : NULL;
-			if (p)
-				*batched =
-				    strtol(p + strlen("\"prefill_batched_tokens\":"), NULL, 10);
-		}
-		free(buf);
-	}
+	if (batched && be)
+		*batched = stat_long(e, "\"prefill_batched_tokens\":");
 	return r ? -1 : ns;
 }
 
@@ -197,6 +212,46 @@ out:
 	free(ha);
 	free(hb);
 	free(hc);
+}
+
+/* The non-absorbed form (engine em, the default rule) against the token loop (el): want_mha rows
+ * in that form, the logits within tol (relative, the whole array) with argmax agreement on 90%
+ * of the rows, the modeled card time below the token loop's. */
+static void compare_mha(const struct ckpt *ck, struct engine *em, struct engine *el,
+			const char *what, const int *tok, int n0, int n1, long want_mha, double tol)
+{
+	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size, T = n0 + n1;
+	size_t nl = (size_t)T * V, nh = (size_t)T * D;
+	float *a = calloc(nl, 4), *b = calloc(nl, 4), *ha = calloc(nh, 4), *hb = calloc(nh, 4);
+	if (!em || !el || !a || !b || !ha || !hb) {
+		CHECK(0, "%s: no engine or out of memory", what);
+		goto out;
+	}
+	long nb = -1;
+	double t_loop = run(el, V, D, tok, n0, n1, b, hb, NULL);
+	double t_mha = run(em, V, D, tok, n0, n1, a, ha, &nb);
+	if (t_loop < 0 || t_mha < 0)
+		goto out;
+	long nm = stat_long(em, "\"prefill_mha_tokens\":");
+	int agree = 0;
+	for (int t = 0; t < T; t++)
+		agree += argmax(a + (size_t)t * V, V) == argmax(b + (size_t)t * V, V);
+	double rel = rel_err(a, b, (int)nl);
+	CHECK(nm == want_mha, "%s: %ld rows in the non-absorbed form, want %ld", what, nm,
+	      want_mha);
+	CHECK(rel <= tol && agree * 10 >= 9 * T,
+	      "%s: vs the token loop rel err %g (bound %g), argmax agreement %d of %d", what, rel,
+	      tol, agree, T);
+	CHECK(t_mha < t_loop, "%s: modeled card %.1f us vs %.1f us token loop", what, t_mha / 1e3,
+	      t_loop / 1e3);
+	printf("%s: %ld rows non-absorbed; vs the token loop rel err %.3g, argmax %d/%d; modeled "
+	       "card %.1f us (token loop %.1f us)\n",
+	       what, nm, rel, agree, T, t_mha / 1e3, t_loop / 1e3);
+out:
+	free(a);
+	free(b);
+	free(ha);
+	free(hb);
 }
 
 static uint64_t busy_ns(struct engine *e)
@@ -415,6 +470,46 @@ int main(void)
 				    "gemv lowering, 21 tokens then 40 after them on the GEMV CU "
 				    "(MOECARD_PF_ROWS=1)",
 				    t64, 21, 40);
+				/* the non-absorbed form: a fresh prompt's first chunk */
+				g_mha = NULL;
+				g_max_seq = g_max_batch = 64;
+				setenv("MOECARD_PF_ROWS", "1", 1);
+				struct engine *em64 = eng_open(&ck, "emu", NULL, NULL);
+				unsetenv("MOECARD_PF_ROWS");
+				g_max_seq = 32;
+				g_max_batch = 16;
+				struct engine *em = eng_open(&ck, "emu", NULL, NULL);
+				struct engine *em4 = eng_open(&ck, "emu", NULL, "4");
+				setenv("MOECARD_KV_FOLD", "0", 1); /* the appends' own norm, RoPE */
+				struct engine *emf = eng_open(&ck, "emu", NULL, NULL);
+				unsetenv("MOECARD_KV_FOLD");
+				g_mha = "0";
+				compare_mha(&ck, em, el, "non-absorbed, T=2", tok, 2, 0, 2, 1e-4);
+				compare_mha(&ck, em, el, "non-absorbed, T=7", tok, 7, 0, 7, 1e-4);
+				compare_mha(
+				    &ck, em4, el,
+				    "non-absorbed, T=7 in chunks of 4 (the second absorbed)", tok,
+				    7, 0, 4, 1e-4);
+				compare_mha(
+				    &ck, em, el,
+				    "non-absorbed, 5 tokens then 6 after them (pos 5: absorbed)",
+				    tok, 5, 6, 5, 1e-4);
+				compare_mha(&ck, emf, el,
+					    "non-absorbed, 5 tokens then 6 after them, KV fold off",
+					    tok, 5, 6, 5, 1e-4);
+				eng_close(emf);
+				compare_mha(&ck, em64, el64,
+					    "non-absorbed, T=60 on the GEMV CU in blocks of 16",
+					    t64, 60, 0, 60, 0.1);
+				/* forward_seqs keeps the absorbed form (bit-identical to alone) */
+				g_mha = NULL;
+				struct engine *ems = eng_open_x(&ck, "emu", NULL, NULL, NSEQ);
+				g_mha = "0";
+				seqs_test(&ck, ems, el, tok, "gemv lowering, non-absorbed rule on");
+				eng_close(ems);
+				eng_close(em);
+				eng_close(em4);
+				eng_close(em64);
 				eng_close(er);
 				eng_close(el64);
 				eng_close(ec64);
