@@ -926,7 +926,8 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 	for (int t = 0; t < T; t++)
 		if (tok[t] < 0 || tok[t] >= V)
 			return -EINVAL;
-	e->cur_seq = 0; /* the engine's own sequence */
+	e->cur_seq = 0;	 /* the engine's own sequence */
+	e->pf.kvx_n = 0; /* (a prompt's chunks continue the non-absorbed form within one call) */
 	struct backend_stats s0 = {0};
 	if (T > 1 && e->be)
 		backend_stats(e->be, &s0);

@@ -87,6 +87,8 @@ struct ee_gv_layer {
 	struct gvtab r_qkva, r_qb, r_ukt, r_uv, r_o, r_gu, r_down, r_shgu, r_shdown;
 	struct smat *kn;    /* [H] W_UK rows of kv_b per head (the non-absorbed prefill) */
 	struct gvtab r_kvb; /* kv_b over the rows' c' into the K/V rows: kn[h], uv[h] */
+	uint64_t kvp;	    /* this layer's kv_a rows of the prompt (in pf.kvp; 0: pf.kva) */
+	int kvp_p0;	    /* the row of kvp r_qkva's kv_a groups write first (card_pf_kva) */
 	int r_on;
 };
 
@@ -150,14 +152,17 @@ struct ee_pf {
 	uint64_t atab;	  /* u32 [chunk][2] {slot, n_ctx}: the striped attention's rows */
 	uint32_t *atab_h; /* host copy of atab as this forward wrote it */
 	int attn_rows;	  /* this forward's attention runs as rows commands (atab written) */
-	/* the non-absorbed attention (pf_mla_mha): the K/V rows kv_b expands from a fresh
-	 * prompt's c' rows, [chunk][H (nope + vd) + rope] f32 */
-	uint64_t kvx;
-	int mha_ok;    /* the K/V rows are placed (MOECARD_PF_MHA=0: never) */
-	int mha;       /* this forward runs the non-absorbed form */
-	int mha_force; /* MOECARD_PF_MHA=1 at open: wherever it can run, not by the MAC rule */
-	int seqs;      /* the forward is forward_seqs' (card_pf_forward_rows) */
-	struct gvtab *views;	   /* [rows16 / 16] the gate's commands (card_gemv_rows) */
+	/* the non-absorbed attention (pf_mla_mha): the K/V rows kv_b expands from a prompt's c'
+	 * rows, [kvx_cap][H (nope + vd) + rope] f32; kv_a's raw rows of the prompt per layer,
+	 * [layers][kvx_cap][kv_lora + rope] f32 (0: only a chunk's, in kva); the prompt's rows so
+	 * far (kvx_n: the chunks of one ee_forward continue it; chain: this forward does) */
+	uint64_t kvx, kvp;
+	int kvx_cap, kvx_n, chain;
+	int mha_ok;	     /* the K/V rows are placed (MOECARD_PF_MHA=0: never) */
+	int mha;	     /* this forward runs the non-absorbed form */
+	int mha_force;	     /* MOECARD_PF_MHA=1 at open: wherever it can run, not where faster */
+	int seqs;	     /* the forward is forward_seqs' (card_pf_forward_rows) */
+	struct gvtab *views; /* [rows16 / 16] the gate's commands (card_gemv_rows) */
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
 	/* statistics of forwards of more than one token (either path) since the restart */
@@ -431,6 +436,9 @@ int card_pf_attn_rows(struct ee *e, int T);
 /* 1 when the model's shape lets the prefill run the non-absorbed form (MOECARD_PF_MHA=0: never):
  * kv_b's per-head rows on scale blocks, the MHA mode's widths. */
 int card_pf_mha_shape(const struct config *c);
+/* Where this forward's kv_a rows go in layer L: its prompt rows at row p0 (the kv_a GEMV's
+ * groups moved there when they pointed elsewhere), or pf.kva. *err: a failed table write. */
+uint64_t card_pf_kva(struct ee *e, struct ee_layer *L, int p0, int *err);
 
 /* card_pf_atab_host - the host copy of the rows table at card address tab (within pf.atab): the
  * {slot, n_ctx} pairs a rows command of this forward reads. */

@@ -838,8 +838,17 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	TRY(gv_tab(e, &g->r_ukt, H * nb));
 	TRY(gv_tab(e, &g->r_uv, H * nb));
 	TRY(gv_tab(e, &g->r_o, nb));
+	/* the kv_b table covers the K/V rows' capacity (a later chunk recomputes the rows before
+	 * it), reading kv_a's rows where the forward keeps them: the layer's prompt rows (pf.kvp)
+	 * or the chunk's (pf.kva) */
+	g->kvp = pf->kvp && e->cur_layer >= 0 && e->cur_layer < c->num_hidden_layers
+		     ? pf->kvp + 4 * (uint64_t)e->cur_layer * (uint64_t)pf->kvx_cap * row
+		     : 0;
+	g->kvp_p0 = 0;
+	int nbk = g->kvp ? (pf->kvx_cap + FP8_GEMV_MAX_M - 1) / FP8_GEMV_MAX_M : nb;
+	uint64_t kva = g->kvp ? g->kvp : pf->kva;
 	if (g->kn && pf->kvx)
-		TRY(gv_tab(e, &g->r_kvb, 2 * H * nb));
+		TRY(gv_tab(e, &g->r_kvb, 2 * H * nbk));
 	struct gvtab *w[] = {&g->r_qkva, &g->r_qb, &g->r_ukt, &g->r_uv, &g->r_o,
 			     NULL,	 NULL,	   NULL,      NULL,	&g->r_kvb};
 	if (g->gu.n) { /* dense FFN */
@@ -870,7 +879,7 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 				    uH * qd, 0, 0);
 			gv_norm_last(e, &g->r_qkva, L->in_norm);
 		}
-		gv_add_rows(e, &g->r_qkva, &g->kva, pf->x + r * uD, uD, pf->kva + r * (uint32_t)row,
+		gv_add_rows(e, &g->r_qkva, &g->kva, pf->x + r * uD, uD, kva + r * (uint32_t)row,
 			    (uint32_t)row, 0, 0);
 		gv_norm_last(e, &g->r_qkva, L->in_norm);
 		for (int h = 0; h < H; h++) {
@@ -883,18 +892,6 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 				    pf->ao + r * uH * vd + 4 * (uint64_t)h * vd, uH * vd, 0,
 				    FP8_GEMV_ACT_F32);
 		}
-		/* the non-absorbed prefill: kv_b over the rows' c' (kv_a's rows, normalized in the
-		 * loader) into the K/V rows, per head k_nope then v */
-		uint32_t hw = (uint32_t)(nope + vd), ld = uH * hw + (uint32_t)rope;
-		for (int h = 0; h < H && g->kn && g->r_kvb.cap; h++) {
-			uint64_t y = pf->kvx + r * ld + 4 * (uint64_t)h * hw;
-			gv_add_rows(e, &g->r_kvb, &g->kn[h], pf->kva + r * (uint32_t)row,
-				    (uint32_t)row, y, ld, 0, FP8_GEMV_ACT_F32);
-			gv_norm_last(e, &g->r_kvb, L->kv_a_norm);
-			gv_add_rows(e, &g->r_kvb, &g->uv[h], pf->kva + r * (uint32_t)row,
-				    (uint32_t)row, y + 4 * (uint64_t)nope, ld, 0, FP8_GEMV_ACT_F32);
-			gv_norm_last(e, &g->r_kvb, L->kv_a_norm);
-		}
 		gv_add_rows(e, &g->r_o, &g->o, pf->ao + r * uH * vd, uH * vd, pf->x + r * uD, uD,
 			    pf->x + r * uD, FP8_GEMV_RESIDUAL);
 		if (g->gu.n) /* the dense FFN adds into the residual stream */
@@ -904,13 +901,47 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 			rows_pair(e, L, &g->r_shgu, &g->shgu, &g->r_shdown, &g->shdown, r, pf->ffn,
 				  0, fold);
 	}
+	/* the non-absorbed prefill: kv_b over the rows' c' (kv_a's rows, normalized in the
+	 * loader) into the K/V rows, per head k_nope then v */
+	uint32_t hw = (uint32_t)(nope + vd), ld = uH * hw + (uint32_t)rope;
+	for (int b = 0; b < nbk && g->kn && g->r_kvb.cap; b++) {
+		uint64_t r = (uint64_t)b * FP8_GEMV_MAX_M * 4;
+		for (int h = 0; h < H; h++) {
+			uint64_t y = pf->kvx + r * ld + 4 * (uint64_t)h * hw;
+			gv_add_rows(e, &g->r_kvb, &g->kn[h], kva + r * (uint32_t)row, (uint32_t)row,
+				    y, ld, 0, FP8_GEMV_ACT_F32);
+			gv_norm_last(e, &g->r_kvb, L->kv_a_norm);
+			gv_add_rows(e, &g->r_kvb, &g->uv[h], kva + r * (uint32_t)row, (uint32_t)row,
+				    y + 4 * (uint64_t)nope, ld, 0, FP8_GEMV_ACT_F32);
+			gv_norm_last(e, &g->r_kvb, L->kv_a_norm);
+		}
+	}
 	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
 		if (w[i] && w[i]->ng) {
-			w[i]->per = w[i]->ng / nb;
+			w[i]->per = w[i]->ng / (w[i] == &g->r_kvb ? nbk : nb);
 			TRY(gv_write(e, w[i]));
 		}
 	g->r_on = 1;
 	return 0;
+}
+
+uint64_t card_pf_kva(struct ee *e, struct ee_layer *L, int p0, int *err)
+{
+	const struct config *c = e->c;
+	struct ee_gv_layer *g = &L->gv;
+	uint64_t row = (uint64_t)c->kv_lora_rank + (uint64_t)c->qk_rope_head_dim;
+	*err = 0;
+	if (!g->kvp)
+		return e->pf.kva;
+	if (g->kvp_p0 != p0) { /* the kv_a groups (one a block, after q_a's) move to row p0 */
+		int per = g->r_qkva.ng / (e->pf.rows16 / FP8_GEMV_MAX_M);
+		for (int i = per - 1; i < g->r_qkva.ng; i += per)
+			g->r_qkva.g[i].y_off += 4 * row * (uint64_t)(p0 - g->kvp_p0);
+		g->kvp_p0 = p0;
+		if ((*err = gv_write(e, &g->r_qkva)))
+			return 0;
+	}
+	return g->kvp + 4 * row * (uint64_t)p0;
 }
 
 /* Commands over groups [g0, g1) of t with m rows, a view each (t->views from *nv on; a command

@@ -24,9 +24,10 @@
  * attention command per query is the decode command, and COMBINE applies the accumulating
  * epilogue's f32 operations in the same order; so the logits are bit-identical to the token loop
  * (host/tests/test_emu_prefill.c compares them).
- * Attention form: the absorbed form per query. The non-absorbed form (kv_b applied to the context
- * rows, then T x n_ctx attention per head) costs fewer MACs for long fresh prompts (card_pf_absorbed
- * has the rule) but needs an attention kernel over explicit K/V that the card does not have yet.
+ * Attention form: the absorbed form per query above; a prompt's chunks (the first one, and the
+ * ones after it in the same ee_forward) take the non-absorbed form where it models faster
+ * (pf_mla_mha, pf_mha_rule): kv_b over the prompt's c' rows so far, then every head over explicit
+ * K/V rows; its logits are within the FP8 contract of the token loop, not its bits.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -157,12 +158,23 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, 4 * C, &pf->posw)) ||
 	    (r = card_place(e, ab, NULL, 8 * C, &pf->atab)))
 		return r;
-	/* the non-absorbed form's K/V rows, a chunk's (where the bank has no room for them the
-	 * prefill keeps the absorbed form) */
+	/* the non-absorbed form's K/V rows and each layer's kv_a rows of a whole prompt (max_seq
+	 * rows), so its later chunks take the form too; where the bank has no room for them, K/V
+	 * rows for a chunk (its first chunk only); else the absorbed form */
 	pf->mha_ok = 0;
+	pf->kvp = 0;
+	pf->kvx_cap = pf->kvx_n = 0;
 	if (e->gv_attn && card_pf_mha_shape(c)) {
 		size_t ld = (size_t)H * (c->qk_nope_head_dim + c->v_head_dim) + (size_t)rope;
-		pf->mha_ok = !card_place(e, ab, NULL, f * C * ld, &pf->kvx);
+		size_t cap = (size_t)e->max_seq, nl = (size_t)c->num_hidden_layers;
+		if (!e->dry && cap > C && !card_place(e, ab, NULL, f * cap * ld, &pf->kvx) &&
+		    !card_place(e, ab, NULL, f * nl * cap * (size_t)row, &pf->kvp))
+			pf->kvx_cap = (int)cap;
+		else if (!pf->kvx)
+			pf->kvx_cap = card_place(e, ab, NULL, f * C * ld, &pf->kvx) ? 0 : (int)C;
+		else
+			pf->kvx_cap = (int)C; /* (the whole prompt's K/V rows, without kv_a's) */
+		pf->mha_ok = pf->kvx_cap > 0;
 	}
 	const char *mv = getenv("MOECARD_PF_MHA");
 	pf->mha_force = mv && !strcmp(mv, "1");
@@ -304,13 +316,13 @@ static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, in
 	return 0;
 }
 
-/* The KV appends of the forward's rows (pf.kvrow; folded: pf.kva), each into its sequence's
- * cache. */
-static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T)
+/* The KV appends of the forward's rows (pf.kvrow; folded: kv_a's rows at kva), each into its
+ * sequence's cache. */
+static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T, uint64_t kva)
 {
 	struct ee_pf *pf = &e->pf;
 	uint64_t row = (uint64_t)e->c->kv_lora_rank + (uint64_t)e->c->qk_rope_head_dim;
-	uint64_t src = e->gv_attn && e->kv_fold ? pf->kva : pf->kvrow;
+	uint64_t src = e->gv_attn && e->kv_fold ? kva : pf->kvrow;
 	for (int t = 0; t < T; t++)
 		TRY(pf_kv_append(e, L, f4(src, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
 	return 0;
@@ -421,26 +433,32 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	struct ee_gv_layer *g = &L->gv;
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
-	int qd = nope + rope;
+	int qd = nope + rope, p0 = pf->hpos[0], n_kv = p0 + T, r = 0;
 	uint64_t ld = (uint64_t)H * (nope + vd) + (uint64_t)rope;
+	uint64_t kva = card_pf_kva(e, L, p0, &r); /* this chunk's kv_a rows */
+	if (r)
+		return r;
 	TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
 	TRY(card_barrier(e));
 	if (ql > 0)
 		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
-	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, T));
-	TRY(pf_rope(e, "rope k_pe -> K/V rows (rows)", f4(pf->kva, kvl), f4(pf->kvx, ld - rope), T,
-		    1, (uint32_t)rope, (uint32_t)row, (uint32_t)ld));
+	/* K/V rows of every position so far: a later chunk's kv_b recomputes the rows before it
+	 * from the layer's kv_a rows of the prompt (the K/V rows are one buffer for all layers) */
+	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, n_kv));
+	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe -> K/V rows (rows)", f4(g->kvp ? g->kvp : kva, kvl),
+		   0, 0, f4(pf->kvx, ld - rope), (uint32_t)n_kv, (uint32_t)rope, (uint32_t)row,
+		   (uint32_t)ld, 0, (float)c->rope_theta, e->tab, 1));
 	if (!(e->gv_attn && e->kv_fold)) { /* the appends' records (folded: each append's own) */
-		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", kva, 0, L->kv_a_norm,
 			       pf->kvrow, (uint32_t)T, (uint32_t)kvl, (uint32_t)row, (uint32_t)row,
 			       0, (float)c->rms_norm_eps, 0));
-		TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
+		TRY(pf_rope(e, "rope k_pe (rows)", f4(kva, kvl), f4(pf->kvrow, kvl), T, 1,
 			    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
 	}
 	TRY(card_barrier(e));
 	TRY(pf_rope(e, "rope q_pe (rows, in place)", f4(pf->q, nope), f4(pf->q, nope), T, H,
 		    (uint32_t)rope, (uint32_t)qd, (uint32_t)qd));
-	TRY(pf_kv_appends(e, L, T));
+	TRY(pf_kv_appends(e, L, T, kva));
 	TRY(card_barrier(e));
 	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, vd);
 	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
@@ -457,8 +475,8 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		m->u.mlal.kv_lora = (uint32_t)vd;
 		m->u.mlal.rope = (uint32_t)rope;
 		m->u.mlal.rsvd = (uint32_t)nope;
-		m->u.mlal.n_ctx = (uint32_t)(t0 + n); /* (row t attends t + 1) */
-		m->u.mlal.ctx_cap = (uint32_t)T;
+		m->u.mlal.n_ctx = (uint32_t)(p0 + t0 + n); /* (row t attends p0 + t + 1) */
+		m->u.mlal.ctx_cap = (uint32_t)n_kv;
 		m->u.mlal.word = ABI_MLAL_MHA;
 		m->u.mlal.rows = n > 1 ? (uint32_t)n : 0;
 		m->u.mlal.tab = n > 1 ? pf->atab + 8 * (uint64_t)t0 : 0;
@@ -483,6 +501,10 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		TRY(card_gemv_rows_tables(e, L));
 	if (pf->mha && g->r_kvb.ng) /* (every layer has its W_UK rows, or none) */
 		return pf_mla_mha(e, L, T);
+	int r = 0; /* kv_a's rows: the layer's prompt rows when this forward continues them */
+	uint64_t kva = gv ? card_pf_kva(e, L, pf->chain ? pf->hpos[0] : 0, &r) : pf->kva;
+	if (r)
+		return r;
 	if (!gv) { /* the GEMV rows normalize in their loader (FP8_GEMV_RMSNORM) */
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "input_layernorm (rows)", pf->x, 0, L->in_norm,
 			       pf->xn, R, (uint32_t)D, 0, 0, 0, eps, 0));
@@ -505,10 +527,10 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm (rows)", pf->qa, 0, L->q_a_norm,
 			       pf->qa, R, (uint32_t)ql, 0, 0, 0, eps, 0));
 	if (!(e->gv_attn && e->kv_fold)) { /* (folded: each row's append does both) */
-		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", pf->kva, 0, L->kv_a_norm,
+		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", kva, 0, L->kv_a_norm,
 			       pf->kvrow, R, (uint32_t)kvl, (uint32_t)row, (uint32_t)row, 0, eps,
 			       0));
-		TRY(pf_rope(e, "rope k_pe (rows)", f4(pf->kva, kvl), f4(pf->kvrow, kvl), T, 1,
+		TRY(pf_rope(e, "rope k_pe (rows)", f4(kva, kvl), f4(pf->kvrow, kvl), T, 1,
 			    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
 	}
 	TRY(card_barrier(e));
@@ -518,7 +540,7 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 	 * the firmware takes commands in list order, and the GEMV is the section's longest) */
 	int late = gv && ql > 0;
 	if (!late) {
-		TRY(pf_kv_appends(e, L, T));
+		TRY(pf_kv_appends(e, L, T, kva));
 		TRY(card_barrier(e));
 	}
 	int kbn = (nope + 127) / 128, kbl = (kvl + 127) / 128, sc = (kvl + 127) / 128;
@@ -534,7 +556,7 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 		    &ukt, f4(pf->qcat, (uint64_t)h * row), (uint32_t)(H * row), ABI_GEMM_F_ACT_F32,
 		    0, (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope, T));
 	if (late)
-		TRY(pf_kv_appends(e, L, T));
+		TRY(pf_kv_appends(e, L, T, kva));
 	TRY(card_barrier(e));
 	for (int t0 = 0; t0 < T && pf->attn_rows; t0 += ABI_MLAL_MAX_ROWS)
 		TRY(pf_attn_rows(
@@ -926,21 +948,13 @@ int card_pf_mha_shape(const struct config *c)
 	return ok;
 }
 
-/*
- * The attention form of a forward of T rows (pf.mha): the non-absorbed form when the rows are
- * one sequence's positions 0..T-1 (a fresh prompt's first chunk: its K/V rows are all in the
- * chunk; a later chunk's context sits only in the cache, which the kv_b GEMV does not read), the
- * rows run on the GEMV CU, and its attention models faster (pf_mha_faster; it always costs
- * fewer MACs there: card_pf_absorbed); MOECARD_PF_MHA=1 takes it wherever it can run, =0 never. Not for the rows of forward_seqs (rows = 1: a
- * sequence's rows there keep one form whichever rows share their forward, so its output does
- * not depend on the batch).
- */
-/* Whether the attention of the rows in pf.atab_h models faster in the non-absorbed form (its
- * commands of mla_mha_rows_max rows) than in the absorbed one (rows commands of
+/* Whether the attention of the rows in pf.atab_h (at positions p0..) models faster in the
+ * non-absorbed form (its commands of mla_mha_rows_max rows, plus kv_b over the p0 rows before
+ * the chunk again at 90% of the GEMV CU's peak) than in the absorbed one (rows commands of
  * ABI_MLAL_MAX_ROWS): at a few rows the absorbed form's one pass wins, its MACs
- * notwithstanding. The GEMVs the forms differ in (W_UK^T and W_UV, or kv_b) read the same
- * bytes and do the same MACs. */
-static int pf_mha_faster(const struct ee *e, int T)
+ * notwithstanding. The GEMVs the forms differ in over the chunk's own rows (W_UK^T and W_UV, or
+ * kv_b) do the same MACs. */
+static int pf_mha_faster(const struct ee *e, int T, int p0)
 {
 	const struct config *c = e->c;
 	struct hls_build b;
@@ -968,18 +982,36 @@ static int pf_mha_faster(const struct ee *e, int T)
 					H, nope, rope, vd, (int)e->attn_macs, NULL);
 		mha += x > 0 ? x : INT64_MAX / 4;
 	}
-	return most > 0 && mha < abs;
+	uint32_t kclk = e->be ? backend_abi_board(e->be)->cu_clk_khz : 0;
+	double ghz = kclk ? kclk / 1e6 : b.clock_mhz / 1e3, peak = card_gemv_peak(e);
+	double redo =
+	    (double)p0 * H * (nope + vd) * c->kv_lora_rank / (0.9 * (peak > 0 ? peak : 1));
+	return most > 0 && (double)mha / ghz + redo < (double)abs / ghz;
 }
 
-static int pf_mha_rule(const struct ee *e, int T, int rows)
+/*
+ * The attention form of a forward of T rows. pf.chain: the rows are one sequence's positions
+ * p0..p0+T-1 that start a prompt (p0 = 0) or continue the one the K/V machinery holds (p0 ==
+ * pf.kvx_n, each layer's kv_a rows kept in pf.kvp: the chunks of one ee_forward), within its
+ * capacity, on the rows path, and not forward_seqs' (a sequence's rows there keep the absorbed
+ * form whichever rows share their forward, so its output does not depend on the batch): its
+ * kv_a rows are kept. pf.mha: the chain, and the non-absorbed form models faster
+ * (pf_mha_faster; it always costs fewer attention MACs there: card_pf_absorbed).
+ * MOECARD_PF_MHA=1 takes it wherever it can run, =0 never.
+ */
+static void pf_mha_rule(struct ee *e, int T)
 {
-	const struct ee_pf *pf = &e->pf;
-	if (rows || !pf->mha_ok || !pf->attn_rows || !pf_rows(e, T) || pf->hpos[0] != 0)
-		return 0;
+	struct ee_pf *pf = &e->pf;
+	int p0 = pf->hpos[0];
+	pf->chain = pf->mha = 0;
+	if (pf->seqs || !pf->mha_ok || !pf->attn_rows || !pf_rows(e, T) || p0 + T > pf->kvx_cap ||
+	    (p0 != 0 && (p0 != pf->kvx_n || !pf->kvp)))
+		return;
 	for (int t = 1; t < T; t++)
-		if (pf->hseq[t] != pf->hseq[0] || pf->hpos[t] != t)
-			return 0;
-	return pf->mha_force || pf_mha_faster(e, T);
+		if (pf->hseq[t] != pf->hseq[0] || pf->hpos[t] != p0 + t)
+			return;
+	pf->chain = 1;
+	pf->mha = pf->mha_force || pf_mha_faster(e, T, p0);
 }
 
 int card_pf_attn_rows(struct ee *e, int T)
@@ -990,7 +1022,7 @@ int card_pf_attn_rows(struct ee *e, int T)
 		pf->atab_h[2 * t] = (uint32_t)pf->hseq[t];
 		pf->atab_h[2 * t + 1] = (uint32_t)pf->hpos[t] + 1;
 	}
-	pf->mha = pf_mha_rule(e, T, pf->seqs);
+	pf_mha_rule(e, T);
 	return pf->attn_rows ? card_write(e, pf->atab, pf->atab_h, 8 * (size_t)T) : 0;
 }
 
@@ -1013,10 +1045,12 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 	TRY(card_pf_attn_rows(e, T));
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
+	pf->kvx_n = 0; /* (the prompt's rows are whole again once every layer ran) */
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;
 		TRY(card_pf_layer(e, &e->L[l], T));
 	}
+	pf->kvx_n = pf->chain ? pf->hpos[T - 1] + 1 : 0;
 	pf->mha_tokens += pf->mha ? (uint64_t)T : 0;
 	return pf_head(e, T, logits, lg, hidden);
 }

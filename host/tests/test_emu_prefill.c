@@ -12,10 +12,12 @@
  * together (rows of three slots at three positions in one forward), one of them alone (the token
  * loop on its slot), then together again: every row's logits bit-identical to each sequence run
  * alone through the token loop; and the rows' modeled card time below three single steps.
- * The non-absorbed form (pf_mla_mha, a fresh prompt's first chunk; the engines above run with
- * MOECARD_PF_MHA=0): within the FP8 contract of the token loop (relative error and argmax
- * agreement), the statistics counting its rows, its modeled card time below the token loop's,
- * and forward_seqs keeping the absorbed form (its rows bit-identical to each sequence alone).
+ * The non-absorbed form (pf_mla_mha, a prompt's chunks within one forward call; the engines
+ * above run with MOECARD_PF_MHA=0): within the FP8 contract of the token loop (relative error
+ * and argmax agreement), the statistics counting its rows, its modeled card time below the
+ * token loop's, a prompt in chunks bit-identical to it in one chunk (the later chunk recomputes
+ * the K/V rows before it), and forward_seqs keeping the absorbed form (its rows bit-identical
+ * to each sequence alone).
  * Generates its own tiny checkpoint.
  */
 #include <errno.h>
@@ -254,6 +256,28 @@ out:
 	free(hb);
 }
 
+/* A prompt through engines ea and eb (the same form, other chunks): every row's logits bit for
+ * bit. */
+static void same_logits(const struct ckpt *ck, struct engine *ea, struct engine *eb,
+			const char *what, const int *tok, int T)
+{
+	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size;
+	size_t nl = (size_t)T * V, nh = (size_t)T * D;
+	float *a = calloc(nl, 4), *b = calloc(nl, 4), *ha = calloc(nh, 4), *hb = calloc(nh, 4);
+	if (ea && eb && a && b && ha && hb && run(ea, V, D, tok, T, 0, a, ha, NULL) >= 0 &&
+	    run(eb, V, D, tok, T, 0, b, hb, NULL) >= 0) {
+		CHECK(!memcmp(a, b, nl * 4) && !memcmp(ha, hb, nh * 4),
+		      "%s: logits differ (rel %g)", what, rel_err(a, b, (int)nl));
+		printf("%s: bit-identical\n", what);
+	} else {
+		CHECK(0, "%s: no engine, out of memory or a failed run", what);
+	}
+	free(a);
+	free(b);
+	free(ha);
+	free(hb);
+}
+
 static uint64_t busy_ns(struct engine *e)
 {
 	struct backend_stats s;
@@ -475,6 +499,10 @@ int main(void)
 				g_max_seq = g_max_batch = 64;
 				setenv("MOECARD_PF_ROWS", "1", 1);
 				struct engine *em64 = eng_open(&ck, "emu", NULL, NULL);
+				struct engine *em16 = eng_open(&ck, "emu", NULL, "16");
+				setenv("MOECARD_KV_FOLD", "0", 1);
+				struct engine *em16f = eng_open(&ck, "emu", NULL, "16");
+				unsetenv("MOECARD_KV_FOLD");
 				unsetenv("MOECARD_PF_ROWS");
 				g_max_seq = 32;
 				g_max_batch = 16;
@@ -488,8 +516,12 @@ int main(void)
 				compare_mha(&ck, em, el, "non-absorbed, T=7", tok, 7, 0, 7, 1e-4);
 				compare_mha(
 				    &ck, em4, el,
-				    "non-absorbed, T=7 in chunks of 4 (the second absorbed)", tok,
-				    7, 0, 4, 1e-4);
+				    "non-absorbed, T=7 in chunks of 4 (the second recomputes the "
+				    "first's K/V rows)",
+				    tok, 7, 0, 7, 1e-4);
+				same_logits(&ck, em, em4,
+					    "non-absorbed, T=7 in one chunk and in chunks of 4",
+					    tok, 7);
 				compare_mha(
 				    &ck, em, el,
 				    "non-absorbed, 5 tokens then 6 after them (pos 5: absorbed)",
@@ -501,6 +533,18 @@ int main(void)
 				compare_mha(&ck, em64, el64,
 					    "non-absorbed, T=60 on the GEMV CU in blocks of 16",
 					    t64, 60, 0, 60, 0.1);
+				compare_mha(&ck, em16, el64, "non-absorbed, T=60 in chunks of 16",
+					    t64, 60, 0, 60, 0.1);
+				same_logits(&ck, em64, em16,
+					    "non-absorbed, T=60 in one chunk and in chunks of 16",
+					    t64, 60);
+				same_logits(
+				    &ck, em64, em16f,
+				    "non-absorbed, T=60 in one chunk and in chunks of 16, KV "
+				    "fold off",
+				    t64, 60);
+				eng_close(em16);
+				eng_close(em16f);
 				/* forward_seqs keeps the absorbed form (bit-identical to alone) */
 				g_mha = NULL;
 				struct engine *ems = eng_open_x(&ck, "emu", NULL, NULL, NSEQ);
