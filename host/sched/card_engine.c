@@ -926,8 +926,9 @@ static int ee_forward(struct engine *en, const int *tok, int T, float *logits, i
 	for (int t = 0; t < T; t++)
 		if (tok[t] < 0 || tok[t] >= V)
 			return -EINVAL;
-	e->cur_seq = 0;	 /* the engine's own sequence */
-	e->pf.kvx_n = 0; /* (a prompt's chunks continue the non-absorbed form within one call) */
+	e->cur_seq = 0;		    /* the engine's own sequence */
+	if (en->pos != e->pf.kvx_n) /* (a prompt's rows so far: it continues them) */
+		e->pf.kvx_n = 0;
 	struct backend_stats s0 = {0};
 	if (T > 1 && e->be)
 		backend_stats(e->be, &s0);
@@ -1127,6 +1128,7 @@ static int seqs_forward(struct engine *en, const int *tok, int T, const int *seq
 		return -ENOTSUP;
 	if (T < 1 || lg < MODEL_LG_ALL || lg > MODEL_LG_SEQ)
 		return -EINVAL;
+	e->pf.kvx_n = 0; /* (the slots' rows, slot 0's too, may be any positions) */
 	for (int t = 0; t < T; t++) {
 		if (tok[t] < 0 || tok[t] >= V || seq[t] < 0 || seq[t] >= e->n_seq)
 			return -EINVAL;
@@ -1199,6 +1201,8 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 	card_xc_drain(e); /* detached fills land before the sequence rewinds */
 	if (pos >= 0 && pos < en->pos)
 		en->pos = pos;
+	if (pos >= 0 && pos < e->pf.kvx_n) /* (the prompt's rows past pos are no longer its) */
+		e->pf.kvx_n = 0;
 	if (mtp_pos >= 0 && mtp_pos < en->mtp_pos)
 		en->mtp_pos = mtp_pos;
 	if (pos == 0 && mtp_pos == 0 && e->be) {

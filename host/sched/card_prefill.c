@@ -992,7 +992,8 @@ static int pf_mha_faster(const struct ee *e, int T, int p0)
 /*
  * The attention form of a forward of T rows. pf.chain: the rows are one sequence's positions
  * p0..p0+T-1 that start a prompt (p0 = 0) or continue the one the K/V machinery holds (p0 ==
- * pf.kvx_n, each layer's kv_a rows kept in pf.kvp: the chunks of one ee_forward), within its
+ * pf.kvx_n, each layer's kv_a rows kept in pf.kvp: the chunks and forwards of a prompt, until
+ * a truncation below kvx_n or a forward_seqs call), within its
  * capacity, on the rows path, and not forward_seqs' (a sequence's rows there keep the absorbed
  * form whichever rows share their forward, so its output does not depend on the batch): its
  * kv_a rows are kept. pf.mha: the chain, and the non-absorbed form models faster

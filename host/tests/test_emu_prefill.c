@@ -278,6 +278,55 @@ static void same_logits(const struct ckpt *ck, struct engine *ea, struct engine 
 	free(hb);
 }
 
+/* A prompt continued across forward calls (21 then 39 tokens) gives the bits of one call (the
+ * second continues the K/V rows); after a truncation below them and other tokens decoded, a
+ * prompt chunk must not meet the old tokens' K/V rows: its logits against a fresh run of the
+ * new sequence within the FP8 contract (the old rows would put them far off). ea: one chunk,
+ * eb: chunks of 16 (engines of max_seq 64). */
+static void chain_test(const struct ckpt *ck, struct engine *ea, struct engine *eb, const int *t64)
+{
+	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size, alt[64];
+	size_t nl = (size_t)60 * V, nh = (size_t)60 * D;
+	float *a = calloc(nl, 4), *b = calloc(nl, 4), *ha = calloc(nh, 4), *hb = calloc(nh, 4);
+	if (!ea || !eb || !a || !b || !ha || !hb) {
+		CHECK(0, "chain: no engine or out of memory");
+		goto out;
+	}
+	if (run(ea, V, D, t64, 60, 0, a, ha, NULL) >= 0 &&
+	    run(eb, V, D, t64, 21, 39, b, hb, NULL) >= 0) {
+		long nm = stat_long(eb, "\"prefill_mha_tokens\":");
+		CHECK(!memcmp(a, b, nl * 4) && nm == 60,
+		      "non-absorbed across calls: 21 + 39 tokens differ from one call (rel %g, %ld "
+		      "rows non-absorbed)",
+		      rel_err(a, b, (int)nl), nm);
+		printf("non-absorbed, 21 + 39 tokens in two calls: bit-identical to one call\n");
+	}
+	for (int i = 0; i < 64; i++)
+		alt[i] = i < 10 ? t64[i] : (int)((91u * (unsigned)i + 7u) % 1000u);
+	/* the old sequence (K/V rows of positions 0..39), truncated to 10, the new tokens to 40
+	 * one at a time, then a prompt chunk at 40: the K/V rows of 10..39 are the old tokens' */
+	engine_truncate(eb, 0, 0);
+	int r = engine_forward(eb, t64, 40, NULL, 0, NULL);
+	engine_truncate(eb, 10, 0);
+	for (int p = 10; p < 40 && !r; p++)
+		r = engine_forward(eb, alt + p, 1, NULL, 0, NULL);
+	if (!r)
+		r = engine_forward(eb, alt + 40, 20, b, 1, NULL);
+	CHECK(r == 0, "chain truncation: forwards %d", r);
+	if (!r && run(ea, V, D, alt, 60, 0, a, ha, NULL) >= 0) {
+		double e = rel_err(b, a + (size_t)40 * V, 20 * V);
+		CHECK(e < 0.1, "after a truncation: rel err %g against a fresh run", e);
+		printf("non-absorbed, truncated to 10, 30 other tokens decoded, a chunk at 40: rel "
+		       "err %.3g against a fresh run\n",
+		       e);
+	}
+out:
+	free(a);
+	free(b);
+	free(ha);
+	free(hb);
+}
+
 static uint64_t busy_ns(struct engine *e)
 {
 	struct backend_stats s;
@@ -524,7 +573,7 @@ int main(void)
 					    tok, 7);
 				compare_mha(
 				    &ck, em, el,
-				    "non-absorbed, 5 tokens then 6 after them (pos 5: absorbed)",
+				    "non-absorbed, 5 tokens then 6 after them in a second call",
 				    tok, 5, 6, 5, 1e-4);
 				compare_mha(&ck, emf, el,
 					    "non-absorbed, 5 tokens then 6 after them, KV fold off",
@@ -543,6 +592,7 @@ int main(void)
 				    "non-absorbed, T=60 in one chunk and in chunks of 16, KV "
 				    "fold off",
 				    t64, 60);
+				chain_test(&ck, em64, em16, t64);
 				eng_close(em16);
 				eng_close(em16f);
 				/* forward_seqs keeps the absorbed form (bit-identical to alone) */
