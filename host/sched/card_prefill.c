@@ -993,7 +993,8 @@ static int pf_mha_faster(const struct ee *e, int T, int p0)
  * The attention form of a forward of T rows. pf.chain: the rows are one sequence's positions
  * p0..p0+T-1 that start a prompt (p0 = 0) or continue the one the K/V machinery holds (p0 ==
  * pf.kvx_n, each layer's kv_a rows kept in pf.kvp: the chunks and forwards of a prompt, until
- * a truncation below kvx_n or a forward_seqs call), within its
+ * a truncation below kvx_n or a forward_seqs call; more than 16 rows, so an MTP verification's
+ * few rows after the prompt stay in the decode's absorbed form), within its
  * capacity, on the rows path, and not forward_seqs' (a sequence's rows there keep the absorbed
  * form whichever rows share their forward, so its output does not depend on the batch): its
  * kv_a rows are kept. pf.mha: the chain, and the non-absorbed form models faster
@@ -1006,7 +1007,7 @@ static void pf_mha_rule(struct ee *e, int T)
 	int p0 = pf->hpos[0];
 	pf->chain = pf->mha = 0;
 	if (pf->seqs || !pf->mha_ok || !pf->attn_rows || !pf_rows(e, T) || p0 + T > pf->kvx_cap ||
-	    (p0 != 0 && (p0 != pf->kvx_n || !pf->kvp)))
+	    (p0 != 0 && (p0 != pf->kvx_n || !pf->kvp || T <= FP8_GEMV_MAX_M)))
 		return;
 	for (int t = 1; t < T; t++)
 		if (pf->hseq[t] != pf->hseq[0] || pf->hpos[t] != p0 + t)
