@@ -669,6 +669,14 @@ static uint32_t cu_mla(struct cu_call *c, uint32_t op)
 	return cu_status(r);
 }
 
+/* The mla_attn record format of an abi_kv_fmt. */
+static int cu_mla_fmt(uint32_t fmt)
+{
+	return fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
+	       : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
+				   : MLA_CACHE_F32;
+}
+
 /* A KV_APPEND's record layout: the kernel's format, and the split of row into c' (dc) and k_pe
  * (dr). An f32 record is just row floats: any split stores the same bytes; a folded append
  * (kv_a's raw row) splits at its rope width. */
@@ -680,9 +688,7 @@ static int kv_layout(const struct abi_kv_append *k, int *dc, int *dr)
 	      : k->row > MLA_MAX_DC ? (int)k->row - MLA_MAX_DC
 				    : 0;
 	*dc = (int)k->row - *dr;
-	return fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
-	       : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
-				   : MLA_CACHE_F32;
+	return cu_mla_fmt(fmt);
 }
 
 /* Its modeled cycles (one token; a folded append's input stage included). */
@@ -787,6 +793,25 @@ static uint32_t cu_route(struct cu_call *c, uint32_t op)
 	return st ? 0x101u : 0;
 }
 
+/* MLA_ATTN_LANES' rows: one snapshot rt of the table (n rows; one row without a table attends
+ * n_ctx), so the checks and the run see the same rows. A row's context past the command's n_ctx
+ * (the bound the slots were sized for, which the kernel does not see) or empty: refused here,
+ * before any row runs. 0, or the status. */
+static uint32_t cu_mla_rows(const struct abi_mla_lanes *m, const uint32_t *tab, uint64_t n,
+			    uint32_t rt[2 * MLA_MAX_ROWS])
+{
+	if (n > MLA_MAX_ROWS) /* (the firmware's decoder refuses these first) */
+		return 0x101u;
+	if (n > 1)
+		memcpy(rt, tab, n * 8);
+	else
+		rt[0] = 0, rt[1] = m->n_ctx;
+	for (uint64_t i = 0; i < n; i++)
+		if (rt[2 * i + 1] < 1 || rt[2 * i + 1] > m->n_ctx)
+			return 0x101u;
+	return 0;
+}
+
 /* MLA_ATTN_LANES in its MHA mode: q, the K/V rows (cache_off) and out are card addresses; one row
  * without a table attends n_ctx. */
 static pthread_mutex_t cu_mla_lanes_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -803,16 +828,9 @@ static uint32_t cu_mla_mha(struct cu_call *c, const struct abi_mla_lanes *m)
 	CU_PTR(out, float *, u.mlal.out, n *H *vd * 4);
 	CU_PTR(tab, const uint32_t *, u.mlal.tab, n > 1 ? n * 8 : 0);
 	CU_PTR(kv, const float *, u.mlal.cache_off, (uint64_t)m->ctx_cap *ld * 4);
-	uint32_t rt[2 * MLA_MAX_ROWS];
-	if (n > MLA_MAX_ROWS)
-		return 0x101u;
-	if (n > 1) /* one snapshot of the table, so the checks and the run see the same rows */
-		memcpy(rt, tab, n * 8);
-	else
-		rt[0] = 0, rt[1] = m->n_ctx;
-	for (uint64_t i = 0; i < n; i++) /* (a row past the command's n_ctx: refused) */
-		if (rt[2 * i + 1] < 1 || rt[2 * i + 1] > m->n_ctx)
-			return 0x101u;
+	uint32_t rt[2 * MLA_MAX_ROWS], st = cu_mla_rows(m, tab, n, rt);
+	if (st)
+		return st;
 	int L = (int)(s->lanes < MLA_MAX_LANES ? s->lanes : MLA_MAX_LANES);
 	int macs = s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS;
 	pthread_mutex_lock(&cu_mla_lanes_mu);
@@ -842,9 +860,7 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 	if (m.word & ABI_MLAL_MHA)
 		return cu_mla_mha(c, &m);
 	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
-	int mf = (m.word & 0xFFu) == ABI_KV_BF16  ? MLA_CACHE_BF16
-		 : (m.word & 0xFFu) == ABI_KV_FP8 ? MLA_CACHE_FP8
-						  : MLA_CACHE_F32;
+	int mf = cu_mla_fmt(m.word & 0xFFu);
 	const float *q;
 	const uint32_t *tab = NULL;
 	float *out, scale;
@@ -862,16 +878,9 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 	int macs = s->lane_macs ? (int)s->lane_macs : MLA_LANE_MACS;
 	int imacs = s->lane_imacs ? (int)s->lane_imacs : MLA_LANE_IMACS;
 	if (n > 1) { /* the rows: the kernel checks each row's slot and context */
-		/* one snapshot of the table, so the checks and the run see the same rows */
-		uint32_t rt[2 * MLA_MAX_ROWS];
-		if (n > MLA_MAX_ROWS) /* (the firmware's decoder refuses these first) */
-			return 0x101u;
-		memcpy(rt, tab, n * 8);
-		/* a row's context past the command's n_ctx (the bound the slots were sized for, which
-		 * the kernel does not see) or empty: refused here, before any row runs */
-		for (uint64_t i = 0; i < n; i++)
-			if (rt[2 * i + 1] < 1 || rt[2 * i + 1] > m.n_ctx)
-				return 0x101u;
+		uint32_t rt[2 * MLA_MAX_ROWS], st = cu_mla_rows(&m, tab, n, rt);
+		if (st)
+			return st;
 		pthread_mutex_lock(&cu_mla_lanes_mu);
 		int r = mla_attn_lanes_rows_run(q, rt, (int)n, lane, (int)L, s->blk->banks[0].size,
 						m.cache_off, m.slot_bytes, (int)m.ctx_cap, out,

@@ -443,9 +443,6 @@ uint64_t card_pf_kva(struct ee *e, struct ee_layer *L, int p0, int *err);
 /* card_pf_atab_host - the host copy of the rows table at card address tab (within pf.atab): the
  * {slot, n_ctx} pairs a rows command of this forward reads. */
 const uint32_t *card_pf_atab_host(const struct ee *e, uint64_t tab);
-/* 1 when the absorbed attention costs no more MACs than the non-absorbed form for T queries at
- * positions p0.. (card_prefill.c has the count). */
-int card_pf_absorbed(const struct config *c, int T, int p0);
 /* MACs of a GEMM command (0 for other commands). */
 double card_gemm_macs(const struct abi_cmd *c);
 void card_pf_count(struct ee *e, uint32_t i, unsigned op, double ns);
@@ -535,6 +532,12 @@ int card_gemv_tab(struct ee *e, struct gvtab *t, int cap);
  * E4M3 products; a BF16 beat holds half as many). */
 double card_gemv_macs(const struct gvtab *t);
 double card_gemv_peak(const struct ee *e);
+struct hls_build;
+/* The mla_attn record format of an abi_kv_fmt. */
+int card_mla_fmt(uint32_t kv_fmt);
+/* The striped attention's timing build: the defaults, the board's bank rate and CU clock where
+ * given (0: the defaults'), the tree's head passes and exp interval. */
+void card_attn_build(const struct ee *e, uint32_t bw_mbps, uint32_t clk_khz, struct hls_build *b);
 /* The MLA sublayer's GEMV commands, in the order card_mla issues them. */
 enum card_gv_step { GV_QKV_A, GV_Q_B, GV_UK_T, GV_UV, GV_O };
 int card_mla_gemv(struct ee *e, const struct ee_layer *L, enum card_gv_step step);

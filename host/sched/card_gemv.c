@@ -128,15 +128,30 @@ static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *rows, ui
 	return 0;
 }
 
+int card_mla_fmt(uint32_t kv_fmt)
+{
+	return kv_fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
+	       : kv_fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
+				      : MLA_CACHE_F32;
+}
+
+void card_attn_build(const struct ee *e, uint32_t bw_mbps, uint32_t clk_khz, struct hls_build *b)
+{
+	hls_build_default(b);
+	if (clk_khz)
+		b->clock_mhz = clk_khz / 1000.0;
+	if (bw_mbps)
+		b->bank_gbps = bw_mbps / 1000.0;
+	b->lane_passes = (int)e->attn_passes;
+	b->lane_exp_ii = (int)e->attn_exp_ii;
+}
+
 /* Bytes of one layer's striped latent cache (max_seq tokens). */
 static uint64_t gv_kv_bytes(const struct ee *e)
 {
 	const struct config *c = e->c;
-	int mf = e->kv_fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
-		 : e->kv_fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
-					   : MLA_CACHE_F32;
-	return al64(mla_lanes_bytes(e->max_seq, (int)e->gv_lanes, mf, c->kv_lora_rank,
-				    c->qk_rope_head_dim));
+	return al64(mla_lanes_bytes(e->max_seq, (int)e->gv_lanes, card_mla_fmt(e->kv_fmt),
+				    c->kv_lora_rank, c->qk_rope_head_dim));
 }
 
 /* The board's striped-attention CU (*cup, NULL = none) and its lanes (0 = none). */
@@ -934,7 +949,7 @@ uint64_t card_pf_kva(struct ee *e, struct ee_layer *L, int p0, int *err)
 	if (!g->kvp)
 		return e->pf.kva;
 	if (g->kvp_p0 != p0) { /* the kv_a groups (one a block, after q_a's) move to row p0 */
-		int per = g->r_qkva.ng / (e->pf.rows16 / FP8_GEMV_MAX_M);
+		int per = g->r_qkva.per;
 		for (int i = per - 1; i < g->r_qkva.ng; i += per)
 			g->r_qkva.g[i].y_off += 4 * row * (uint64_t)(p0 - g->kvp_p0);
 		g->kvp_p0 = p0;
@@ -1194,18 +1209,9 @@ int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint
 			       uint32_t clk_khz)
 {
 	struct hls_build b;
-	hls_build_default(&b);
-	if (clk_khz)
-		b.clock_mhz = clk_khz / 1000.0;
-	if (bw_mbps)
-		b.bank_gbps = bw_mbps / 1000.0;
-	b.lane_passes = (int)e->attn_passes;
-	b.lane_exp_ii = (int)e->attn_exp_ii;
+	card_attn_build(e, bw_mbps, clk_khz, &b);
 	const struct abi_mla_lanes *m = &c->u.mlal;
-	uint32_t f = m->word & 0xFFu;
-	int mf = f == ABI_KV_BF16  ? MLA_CACHE_BF16
-		 : f == ABI_KV_FP8 ? MLA_CACHE_FP8
-				   : MLA_CACHE_F32;
+	int mf = card_mla_fmt(m->word & 0xFFu);
 	if (m->word & ABI_MLAL_FP8)
 		mf |= MLA_ATTN_FP8;
 	if (m->word & ABI_MLAL_MHA) { /* the prefill's non-absorbed attention */

@@ -958,15 +958,10 @@ static int pf_mha_faster(const struct ee *e, int T, int p0)
 {
 	const struct config *c = e->c;
 	struct hls_build b;
-	hls_build_default(&b);
-	b.lane_passes = (int)e->attn_passes;
-	b.lane_exp_ii = (int)e->attn_exp_ii;
+	card_attn_build(e, 0, 0, &b);
 	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
 	int vd = c->v_head_dim, L = (int)e->gv_lanes, R = (int)ABI_MLAL_MAX_ROWS;
-	int most = mla_mha_rows_max(L, H, nope + rope, vd);
-	int mf = e->kv_fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
-		 : e->kv_fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
-					   : MLA_CACHE_F32;
+	int most = mla_mha_rows_max(L, H, nope + rope, vd), mf = card_mla_fmt(e->kv_fmt);
 	if (e->attn_fp8)
 		mf |= MLA_ATTN_FP8;
 	int64_t abs = 0, mha = 0, x;
@@ -998,7 +993,9 @@ static int pf_mha_faster(const struct ee *e, int T, int p0)
  * capacity, on the rows path, and not forward_seqs' (a sequence's rows there keep the absorbed
  * form whichever rows share their forward, so its output does not depend on the batch): its
  * kv_a rows are kept. pf.mha: the chain, and the non-absorbed form models faster
- * (pf_mha_faster; it always costs fewer attention MACs there: card_pf_absorbed).
+ * (pf_mha_faster; its attention always costs fewer MACs there: nope + rope + vd a
+ * query-position-head against 2 kv_lora + rope, and kv_b over the rows does the MACs of W_UK^T
+ * and W_UV over them).
  * MOECARD_PF_MHA=1 takes it wherever it can run, =0 never.
  */
 static void pf_mha_rule(struct ee *e, int T)
@@ -1080,20 +1077,4 @@ int card_pf_forward_rows(struct ee *e, const int *tok, int T, const int *seq, co
 	int r = pf_forward(e, tok, T, logits, lg, NULL);
 	e->pf.seqs = 0;
 	return r;
-}
-
-int card_pf_absorbed(const struct config *c, int T, int p0)
-{
-	/* MACs per head of the two forms for T fresh queries at positions p0.. (context p0 + T):
-	 *   absorbed:     W_UK^T and W_UV per query (nope kvl + kvl vd) and per (query, position)
-	 *                 pair the score over kvl + rope and the weighted sum over kvl;
-	 *   non-absorbed: kv_b over every context row (kvl (nope + vd)) and per pair the score over
-	 *                 nope + rope and the weighted sum over vd.
-	 * The pairs of a causal chunk: sum over t of (p0 + t + 1). */
-	double kvl = c->kv_lora_rank, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
-	double vd = c->v_head_dim, ctx = (double)p0 + T;
-	double pairs = (double)T * p0 + (double)T * (T + 1) / 2;
-	double abs = T * (nope * kvl + kvl * vd) + pairs * (2 * kvl + rope);
-	double non = ctx * kvl * (nope + vd) + pairs * (nope + rope + vd);
-	return abs <= non;
 }
