@@ -52,8 +52,8 @@ static int chat_check(const struct cli_opts *a)
 	return 0;
 }
 
-/* chat takes no flags: every option is followed by its value (cli_opts.h). */
-static const struct cli_cmd chat_cmd = {"chat", CLI_SET_CHAT, 1, chat_usage, chat_check};
+/* chat: its one flag is --ignore-eos (cli_opts.h). */
+static const struct cli_cmd chat_cmd = {"chat", CLI_SET_CHAT, 0, chat_usage, chat_check};
 
 /* The options of chat with their defaults: -n 256, --ctx 4096. 0, 1 after --help, 2 on a
  * usage error. */
@@ -230,7 +230,12 @@ int cli_chat(int argc, char **argv)
 		fprintf(stderr, "moecard: %s: --spec mtp needs an MTP layer\n", a.model);
 		goto out;
 	}
+	int eos = tokenizer_eos_id(tok);
+	if (eos < 0)
+		eos = ck.cfg.eos_token_id;
 	struct gen_opts go = {.s = a.smp};
+	go.s.ban = a.ignore_eos;
+	go.s.ban_id = eos;
 	go.spec_depth = a.spec == 0 || !can ? 0 : m.ops->mtp_hidden ? a.spec_depth : 1;
 	if (isatty(2)) {
 		go.progress = gen_progress_bar;
@@ -241,9 +246,6 @@ int cli_chat(int argc, char **argv)
 		fprintf(stderr, "moecard: chat: %s\n", strerror(-r));
 		goto out;
 	}
-	int eos = tokenizer_eos_id(tok);
-	if (eos < 0)
-		eos = ck.cfg.eos_token_id;
 	if ((r = chat_start(&g, tok, a.system)))
 		goto fail;
 	int interactive = isatty(0);

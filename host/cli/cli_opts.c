@@ -90,6 +90,8 @@ static const struct cli_opt cli_opt_table[] = {
      "auto: bench, chat, serve, perplexity over >= 512 tokens, runs of >= 512 positions"},
     {"--attn-datapath", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.attn_datapath), 0, "f32|fp8",
      "the card attention's datapath", "f32"},
+    {"--ignore-eos", CLI_FLAG, ALL, AT(ignore_eos), 0, "",
+     "never sample the EOS token: the text runs to -n (or --stop)", "off"},
     {"--stop", CLI_STOP, ALL, 0, 0, "STR", "stop when the text contains STR (up to 16)", "none"},
     {"--spec", CLI_SPEC, ALL | PRF, 0, 0, "mtp|none",
      "MTP speculative decoding (greedy output unchanged)", "mtp with an MTP layer"},

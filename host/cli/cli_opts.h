@@ -36,6 +36,7 @@ struct cli_opts {
 	int json;		/* --json */
 	int chat;		/* --chat: wrap the prompt in the DeepSeek-V3 chat format */
 	int stats;		/* --stats: a summary line on stderr */
+	int ignore_eos;		/* --ignore-eos: the EOS token is never sampled */
 	int quiet;		/* --quiet: no progress, notices or terminal summary */
 	struct engine_extra ex; /* --expert-* options (expert cache on the card) */
 	int spec;		/* -1 default (mtp when available), 0 none, 1 mtp */

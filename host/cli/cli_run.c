@@ -528,6 +528,8 @@ static int run_generate(const struct cli_opts *a, struct engine *m, struct token
 	if (depth < 0)
 		goto out;
 	struct gen_opts go = {.s = a->smp, .spec_depth = depth};
+	go.s.ban = a->ignore_eos;
+	go.s.ban_id = eos;
 	if (isatty(2) && !a->quiet) {
 		go.progress = gen_progress_bar;
 		go.progress_ctx = stderr;

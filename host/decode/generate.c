@@ -128,6 +128,9 @@ void gen_dist_build(struct gen_dist *d, float *lg, int V, const struct gen_sampl
 				lg[t] = lg[t] > 0 ? lg[t] / s->rep_penalty : lg[t] * s->rep_penalty;
 		}
 	}
+	int ban = s->ban && s->ban_id >= 0 && s->ban_id < V ? s->ban_id : -1;
+	if (ban >= 0) /* never the pick, never a candidate */
+		lg[ban] = -INFINITY;
 	int am = sampler_argmax(lg, V); /* the first maximum */
 	if (s->temp <= 0) {
 		d->n = 1;
@@ -144,7 +147,7 @@ void gen_dist_build(struct gen_dist *d, float *lg, int V, const struct gen_sampl
 	if (s->top_k <= 0 && s->top_p >= 1) {
 		/* no ordering needed: the candidates in id order */
 		for (int i = 0; i < V; i++)
-			if (w[i] >= thr)
+			if (w[i] >= thr && i != ban)
 				cand[n++] = i;
 	} else {
 		/* find the histogram bucket where the top-k or top-p cut must fall */
@@ -179,7 +182,7 @@ void gen_dist_build(struct gen_dist *d, float *lg, int V, const struct gen_sampl
 				wthr = w[i];
 		}
 		for (int i = 0; i < V; i++)
-			if (w[i] >= thr && w[i] >= wthr)
+			if (w[i] >= thr && w[i] >= wthr && i != ban)
 				cand[n++] = i;
 		cmp_w = w;
 		qsort(cand, (size_t)n, sizeof(int), cmp_desc);
@@ -449,8 +452,9 @@ int gen_step(struct gen *g, int *out, int *n_out)
 		/* greedy without a penalty, one token to feed: the engine picks the token where
 		 * the logits are (the card's head record) and only the token comes back */
 		int t = -1;
-		if (g->o.s.temp <= 0 && g->o.s.rep_penalty == 1.0f && e->ops->forward_top1 &&
-		    !(e->pos == g->n_hist && g->lg_valid) && e->pos == g->n_hist - 1) {
+		if (g->o.s.temp <= 0 && g->o.s.rep_penalty == 1.0f && !g->o.s.ban &&
+		    e->ops->forward_top1 && !(e->pos == g->n_hist && g->lg_valid) &&
+		    e->pos == g->n_hist - 1) {
 			r = engine_forward_top1(e, g->hist + e->pos, 1, &t, g->logits);
 			g->st.decode_forwards++;
 			if (r)

@@ -35,6 +35,8 @@ struct gen_sampling {
 	    rep_penalty; /* 1: off; divides positive / multiplies negative logits of recent tokens */
 	int rep_window;	 /* tokens of history the penalty looks at (each distinct token once) */
 	uint64_t seed;	 /* xorshift64* seed (0 picks a fixed non-zero one) */
+	int ban;	 /* 1: token ban_id is never sampled (--ignore-eos bans the EOS) */
+	int ban_id;
 };
 
 /* A sparse probability distribution over token ids (the candidates that survive the filters). */

@@ -3,7 +3,9 @@
 # a reply stops it ("[stopped]") and returns to the prompt, and the next message works; /help lists
 # the commands; an unknown /command is refused, not sent to the model; no control token
 # ("<｜User｜>" ...) reaches the screen; the line editor (libedit) edits a line (Backspace, Left)
-# and Up recalls the session's lines; Ctrl-D exits 0. Skips without tmux.
+# and Up recalls the session's lines; Ctrl-D exits 0. Skips without tmux. The replies cannot end
+# before the Ctrl-C however slow the machine: a 24-layer tiny model (~130 tokens/s on one core),
+# --ignore-eos and room for 16000 tokens, so a reply runs for minutes unless stopped.
 set -u
 M=${MOECARD:-build/moecard}
 pass=0; fail=0
@@ -17,10 +19,10 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/chat_tmux.XXXXXX")
 S="moecard-chat-$$"
 export TMUX_TMPDIR=$W   # a private tmux server
 trap 'tmux kill-server 2>/dev/null; rm -rf "$W"' EXIT
-"$M" gen --out "$W/m" --preset tiny --seed 5 >/dev/null 2>&1 || { echo "gen failed"; echo "0 passed, 1 failed"; exit 1; }
+"$M" gen --out "$W/m" --preset tiny --seed 5 --set num_hidden_layers=24 >/dev/null 2>&1 || { echo "gen failed"; echo "0 passed, 1 failed"; exit 1; }
 MA=$(readlink -f "$M")
 tmux new-session -d -s "$S" -x 160 -y 50 \
-  "$MA chat --model $W/m -n 4000 --spec none 2>$W/err; echo EXIT=\$?; sleep 60"
+  "$MA chat --model $W/m -n 100000 --ctx 16384 --ignore-eos --spec none 2>$W/err; echo EXIT=\$?; sleep 60"
 screen() { tmux capture-pane -p -J -t "$S" -S -2000; }
 # wait_for PATTERN [COUNT]: until the screen shows PATTERN at least COUNT times (20 s at most)
 wait_for() {

@@ -204,6 +204,16 @@ else
   echo "SKIP: no tokenizer cache next to $MA (make deps): gen from another folder not checked"
 fi
 
+# --ignore-eos: sampled at temp 1 this run ends on the EOS (id 1), here after 1111 tokens; with the
+# flag it runs to -n without one (and chat takes the flag at the end of its line)
+ids() { "$M" run --model "$D" --tokens 1,2,3 -n 3000 --temp 1 --seed 1 "$@" --json 2>/dev/null |
+  "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; d=json.load(sys.stdin)["ids"]; print(len(d), d.count(1))'; }
+a=$(ids); b=$(ids --ignore-eos)
+if [ "${a#* }" = 1 ] && [ "${a% *}" -lt 3000 ] && [ "$b" = "3000 0" ]; then pass=$((pass + 1)); else
+  fail=$((fail + 1)); echo "FAIL --ignore-eos: without '$a' (want 'N<3000 1'), with '$b' (want '3000 0')"; fi
+if printf '/quit\n' | "$M" chat --model "$D" --ignore-eos >/dev/null 2>&1; then pass=$((pass + 1)); else
+  fail=$((fail + 1)); echo "FAIL chat --ignore-eos as its last option"; fi
+
 # profile and profile diff
 t 2 "profile: --out DIR is required" profile --model "$D"
 t 2 "profile: --gen: expected an integer, got 'abc'" profile --model "$D" --out "$W/p" --gen abc

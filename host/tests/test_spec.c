@@ -257,6 +257,32 @@ static void test_dist(void)
 	CHECK_NEAR(l3[2], 1, 0, "penalty: logit 1 of a token never seen is unchanged");
 	CHECK_NEAR(l3[3], 0.25f, 0, "penalty: logit 0.5 of a token seen once is divided by 2");
 	CHECK_EQ(d3.id[0], 0, "penalty: the first candidate after the penalty");
+	/* a banned token (--ignore-eos) is never a candidate: greedy takes the next best, sampling
+	 * gives it no mass */
+	struct gen_sampling sb;
+	gen_sampling_default(&sb);
+	sb.ban = 1;
+	sb.ban_id = 2;
+	float l4[4] = {0.5f, -1, 3, 2};
+	gen_dist_build(&d3, l4, 4, &sb, NULL, 0, w3, c3);
+	CHECK(d3.n == 1 && d3.id[0] == 3,
+	      "ban, greedy: token 3 after the banned maximum 2 (got %d)", d3.id[0]);
+	sb.temp = 1;
+	float l5[4] = {0.5f, -1, 3, 2};
+	gen_dist_build(&d3, l5, 4, &sb, NULL, 0, w3, c3);
+	int has2 = 0;
+	double mass = 0;
+	for (int i = 0; i < d3.n; i++) {
+		has2 |= d3.id[i] == 2;
+		mass += d3.p[i];
+	}
+	CHECK(d3.n == 3 && !has2, "ban, temp 1: 3 candidates without token 2 (%d)", d3.n);
+	CHECK_NEAR(mass, 1, 1e-6, "ban, temp 1: the candidates' mass");
+	sb.top_k = 2;
+	float l6[4] = {0.5f, -1, 3, 2};
+	gen_dist_build(&d3, l6, 4, &sb, NULL, 0, w3, c3);
+	CHECK(d3.n == 2 && d3.id[0] == 3 && d3.id[1] == 0, "ban, top-k 2: tokens 3, 0 (%d: %d %d)",
+	      d3.n, d3.id[0], d3.id[1]);
 	gen_dist_release(&d3);
 	gen_dist_release(&d);
 	free(lg);
