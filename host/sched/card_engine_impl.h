@@ -168,6 +168,8 @@ struct ee_pf {
 	/* statistics of forwards of more than one token (either path) since the restart */
 	uint64_t tokens, batched;   /* prompt tokens; of them through the batched path */
 	uint64_t mha_tokens;	    /* rows of forwards in the non-absorbed form (pf.mha) */
+	uint32_t fv;		    /* the last value signalled on EE_PF_FENCE_ATT */
+	int att_parts;		    /* MOECARD_PF_ATT_PARTS: the attention's row ranges (4) */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
@@ -299,6 +301,9 @@ struct ee_xdf {
 #define EE_XC_RING 1u /* ring of the detached fills */
 /* The fence of card_fence_chain (lists without the expert cache, which owns the ids above) */
 #define EE_CHAIN_FENCE 0u
+/* The non-absorbed prefill's pipeline (lists without the expert cache): the attention's row
+ * ranges done (signalled by one CU's commands, which complete in order) */
+#define EE_PF_FENCE_ATT 1u
 /* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
 int card_chain_off(void);
 
@@ -557,6 +562,11 @@ int card_uk_t_build(const struct ee *e, const struct layer_weights *lw, uint8_t 
  * 0 or a negative errno. */
 int card_gemv_rows_tables(struct ee *e, struct ee_layer *L);
 int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int T);
+/* card_gemv_rows_cmd for rows [r0, r1) of the T rows the table holds (r0 a multiple of
+ * FP8_GEMV_MAX_M, r1 too or T); *nv counts the table's views in use in the list (0 before its
+ * first range: the views of the list's earlier ranges stay as their commands need them). */
+int card_gemv_rows_range(struct ee *e, const char *what, struct gvtab *t, int T, int r0, int r1,
+			 int *nv);
 int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
 		       const int *cnt, int n_used);
 int card_moe_gemv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, const int *cnt,

@@ -989,16 +989,27 @@ static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0,
 	return 0;
 }
 
-int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int T)
+int card_gemv_rows_range(struct ee *e, const char *what, struct gvtab *t, int T, int r0, int r1,
+			 int *nv)
 {
-	int nv = 0, per = t->per > 0 ? t->per : t->ng, M = FP8_GEMV_MAX_M;
+	int per = t->per > 0 ? t->per : t->ng, M = FP8_GEMV_MAX_M;
 	int full = T / M, tail = T % M;
-	if (T < 1 || per < 1 || (full + (tail > 0)) * per > t->ng)
+	if (T < 1 || per < 1 || (full + (tail > 0)) * per > t->ng || r0 < 0 || r0 % M || r1 <= r0 ||
+	    r1 > T || (r1 % M && r1 != T))
 		return -EINVAL;
 	if (T <= M)
-		return gv_rows_cmds(e, what, t, 0, per, T, &nv);
-	TRY(gv_rows_cmds(e, what, t, 0, full * per, M, &nv));
-	return tail ? gv_rows_cmds(e, what, t, full * per, (full + 1) * per, tail, &nv) : 0;
+		return gv_rows_cmds(e, what, t, 0, per, T, nv);
+	int b1 = r1 / M < full ? r1 / M : full; /* the full blocks [r0 / M, b1) */
+	if (b1 > r0 / M)
+		TRY(gv_rows_cmds(e, what, t, r0 / M * per, b1 * per, M, nv));
+	return r1 == T && tail ? gv_rows_cmds(e, what, t, full * per, (full + 1) * per, tail, nv)
+			       : 0;
+}
+
+int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int T)
+{
+	int nv = 0;
+	return card_gemv_rows_range(e, what, t, T, 0, T, &nv);
 }
 
 int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,

@@ -178,6 +178,8 @@ int card_pf_init(struct ee *e, int cache)
 	}
 	const char *mv = getenv("MOECARD_PF_MHA");
 	pf->mha_force = mv && !strcmp(mv, "1");
+	const char *ap = getenv("MOECARD_PF_ATT_PARTS");
+	pf->att_parts = ap ? atoi(ap) : 4;
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -399,15 +401,30 @@ static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int
 }
 
 /* o_proj with the residual and the post-attention norm (where the FFN needs xn) of T rows. */
-static int pf_mla_out(struct ee *e, struct ee_layer *L, int T, int gv)
+/* o_proj + residual of rows [t0, t0 + n) on the GEMV CU, after the attention that signalled
+ * att on EE_PF_FENCE_ATT; *nv: the o_proj table's views in use in the list. */
+static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
+{
+	uint32_t i0 = e->list.n;
+	TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &L->gv.r_o, T, t0, t0 + n,
+				 nv));
+	if (e->list.n > i0) /* (a list flushed in between has completed whole) */
+		abi_cmd_wait(&e->list.cmd[i0].hdr, EE_PF_FENCE_ATT, att);
+	return 0;
+}
+
+/* o_proj + residual (unless done: o_done) and, when the FFN's GEMVs do not fold it, the
+ * post-attention norm. */
+static int pf_mla_out(struct ee *e, struct ee_layer *L, int T, int gv, int o_done)
 {
 	struct ee_pf *pf = &e->pf;
-	if (gv)
+	if (gv && !o_done)
 		TRY(card_gemv_rows_cmd(e, "o_proj + residual (gemv, rows)", &L->gv.r_o, T));
-	else
+	else if (!o_done)
 		TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
 			    ABI_GEMM_F_RESIDUAL, T));
-	TRY(card_barrier(e));
+	if (!o_done)
+		TRY(card_barrier(e));
 	if (gv && card_pf_fold_post(e)) /* the FFN's GEMVs normalize x in their loaders */
 		return 0;
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
@@ -440,11 +457,13 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		return r;
 	TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
 	TRY(card_barrier(e));
-	if (ql > 0)
+	/* q_b, then the RoPEs on the vector CU beside kv_b on the GEMV CU: the commands of a ring
+	 * start in list order, so the vector CU's go first (after q_b: the barrier between becomes
+	 * a fence, card_fence_chain) */
+	if (ql > 0) {
 		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
-	/* K/V rows of every position so far: a later chunk's kv_b recomputes the rows before it
-	 * from the layer's kv_a rows of the prompt (the K/V rows are one buffer for all layers) */
-	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, n_kv));
+		TRY(card_barrier(e));
+	}
 	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe -> K/V rows (rows)", f4(g->kvp ? g->kvp : kva, kvl),
 		   0, 0, f4(pf->kvx, ld - rope), (uint32_t)n_kv, (uint32_t)rope, (uint32_t)row,
 		   (uint32_t)ld, 0, (float)c->rope_theta, e->tab, 1));
@@ -455,15 +474,29 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		TRY(pf_rope(e, "rope k_pe (rows)", f4(kva, kvl), f4(pf->kvrow, kvl), T, 1,
 			    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
 	}
-	TRY(card_barrier(e));
 	TRY(pf_rope(e, "rope q_pe (rows, in place)", f4(pf->q, nope), f4(pf->q, nope), T, H,
 		    (uint32_t)rope, (uint32_t)qd, (uint32_t)qd));
-	TRY(pf_kv_appends(e, L, T, kva));
+	/* K/V rows of every position so far: a later chunk's kv_b recomputes the rows before it
+	 * from the layer's kv_a rows of the prompt (the K/V rows are one buffer for all layers) */
+	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, n_kv));
 	TRY(card_barrier(e));
+	/* The attention in row ranges, o_proj's rows of a range on the GEMV CU beside the next
+	 * range's attention (fence EE_PF_FENCE_ATT; without it, o_proj after the attention) */
+	int fz = !e->xc && !e->chain_off && T > 2 * FP8_GEMV_MAX_M;
 	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, vd);
 	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
-	for (int t0 = 0; t0 < T; t0 += most) {
-		int n = T - t0 < most ? T - t0 : most;
+	int cr = most, M = FP8_GEMV_MAX_M;
+	if (fz) { /* ranges of whole GEMV row blocks */
+		int parts = pf->att_parts > 0 ? pf->att_parts : 4;
+		int want = ((T + parts - 1) / parts + M - 1) / M * M;
+		cr = want < most / M * M ? want : most / M * M;
+		fz = cr >= M;
+		cr = fz ? cr : most;
+	}
+	int nvo = 0, pt0 = 0, pn = 0;
+	uint32_t patt = 0;
+	for (int t0 = 0; t0 < T; t0 += cr) {
+		int n = T - t0 < cr ? T - t0 : cr;
 		struct abi_cmd *m =
 		    card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (non-absorbed, rows)");
 		if (!m)
@@ -481,9 +514,22 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		m->u.mlal.rows = n > 1 ? (uint32_t)n : 0;
 		m->u.mlal.tab = n > 1 ? pf->atab + 8 * (uint64_t)t0 : 0;
 		memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
+		if (!fz)
+			continue;
+		abi_cmd_signal(&m->hdr, EE_PF_FENCE_ATT, ++pf->fv);
+		if (t0 > 0) /* the range before: its o_proj beside this attention */
+			TRY(pf_o_range(e, L, T, pt0, pn, patt, &nvo));
+		pt0 = t0;
+		pn = n;
+		patt = pf->fv;
 	}
+	/* the latent cache's appends (for the decode after the prompt: nothing in this form reads
+	 * them) run on their own CU beside the attention */
+	TRY(pf_kv_appends(e, L, T, kva));
+	if (fz)
+		TRY(pf_o_range(e, L, T, pt0, pn, patt, &nvo));
 	TRY(card_barrier(e));
-	return pf_mla_out(e, L, T, 1);
+	return pf_mla_out(e, L, T, 1, fz);
 }
 
 /* MLA of T rows (slots pf.hseq, positions pf.hpos), through the post-attention norm into pf.xn. */
@@ -575,7 +621,7 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 				4 * (r0 / 128) * sc, vd, kvl, T));
 	}
 	TRY(card_barrier(e));
-	return pf_mla_out(e, L, T, gv);
+	return pf_mla_out(e, L, T, gv, 0);
 }
 
 static int pf_dense(struct ee *e, struct ee_layer *L, int T)

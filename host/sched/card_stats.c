@@ -25,13 +25,30 @@
  * dispatch engine (board_dispatch_ns) the CPU only takes each command, on its own
  * timeline (t_cpu: a command is not started before it was taken), and the engine does the start,
  * done and sync work in place of the firmware; neither's work overlaps itself. */
+/* When the wait of command i is met: the completion of the list's first earlier command that
+ * signals its fence a value at or past the one it waits for (done_t: completion times so far,
+ * by command); 0 when none does (met before the list). */
+static uint64_t dry_fence_t(const struct ee *e, uint32_t i, const uint64_t *done_t)
+{
+	const struct abi_cmd *c = &e->list.cmd[i];
+	uint32_t id = ABI_W3_WAIT(c->hdr.word3);
+	for (uint32_t j = 0; j < i; j++) {
+		const struct abi_cmd *s = &e->list.cmd[j];
+		if ((ABI_W2_FLAGS(s->hdr.word2) & ABI_CMD_F_SIGNAL) &&
+		    ABI_W3_SIGNAL(s->hdr.word3) == id &&
+		    (int32_t)(s->hdr.signal_value - c->hdr.wait_value) >= 0)
+			return done_t[j];
+	}
+	return 0;
+}
+
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
 	uint64_t t_cpu = 0; /* the CPU's decode time line (dispatch engine): also its work */
-	uint64_t fence_t[ABI_MAX_FENCES] = {0}; /* when each fence was last signalled */
+	static uint64_t sig_t[BACKEND_MAX_LIST]; /* when each command signalling a fence did */
 	int cpu, eng = board_has_dispatch_engine(bd);
 	uint64_t start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
 	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu),
@@ -57,16 +74,17 @@ void card_dry_time(struct ee *e)
 			fw_work += take + (fw_sync ? sync : start + done); /* backend_fw_cmd_ns */
 			t_fw += take;
 		}
-		if ((fl & ABI_CMD_F_WAIT) && fence_t[ABI_W3_WAIT(c->hdr.word3)] > t_fw)
-			t_fw = fence_t[ABI_W3_WAIT(c->hdr.word3)]; /* the ring's head waits */
+		if (fl & ABI_CMD_F_WAIT) { /* the ring's head waits */
+			uint64_t tw = dry_fence_t(e, i, sig_t);
+			t_fw = tw > t_fw ? tw : t_fw;
+		}
 		if ((fl & ABI_CMD_F_DRAIN) && t_all > t_fw)
 			t_fw = t_all; /* a barrier folded into the command */
 		if (fw_sync) {
 			if (op == ABI_OP_BARRIER)
 				t_fw = t_fw > t_all ? t_fw : t_all;
 			t_fw += sync;
-			if (fl & ABI_CMD_F_SIGNAL)
-				fence_t[ABI_W3_SIGNAL(c->hdr.word3)] = t_fw;
+			sig_t[i] = t_fw;
 			continue;
 		}
 		int best = -1;
@@ -103,8 +121,7 @@ void card_dry_time(struct ee *e)
 			card_pf_count(e, i, op, (double)(t1 - t0));
 		cu_free[best] = t1 + done;
 		t_all = t1 + done > t_all ? t1 + done : t_all;
-		if (fl & ABI_CMD_F_SIGNAL)
-			fence_t[ABI_W3_SIGNAL(c->hdr.word3)] = t1 + done;
+		sig_t[i] = t1 + done;
 	}
 	uint64_t t = t_all > t_fw ? t_all : t_fw;
 	t = t > fw_work ? t : fw_work;
