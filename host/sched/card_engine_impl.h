@@ -170,6 +170,11 @@ struct ee_pf {
 	uint64_t mha_tokens;	    /* rows of forwards in the non-absorbed form (pf.mha) */
 	uint32_t fv;		    /* the last value signalled on EE_PF_FENCE_ATT */
 	int att_parts;		    /* MOECARD_PF_ATT_PARTS: the attention's row ranges (4) */
+	int one_gv;		    /* the board has one GEMV CU (its commands run in order) */
+	int ffn_late;		    /* MOECARD_PF_FFN_EARLY=0: the FFN after the attention */
+	int ffn_early;		    /* this layer's route-free FFN went with o_proj's ranges */
+	int route_early;	    /* and its router's gate and top-k */
+	uint32_t fvg;		    /* the last value signalled on EE_PF_FENCE_GATE */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
@@ -304,6 +309,7 @@ struct ee_xdf {
 /* The non-absorbed prefill's pipeline (lists without the expert cache): the attention's row
  * ranges done (signalled by one CU's commands, which complete in order) */
 #define EE_PF_FENCE_ATT 1u
+#define EE_PF_FENCE_GATE 2u /* the router gate's row ranges done (the GEMV CU's, in order) */
 /* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
 int card_chain_off(void);
 
@@ -524,6 +530,11 @@ int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, ui
 int card_gemv_rows_norm(struct ee *e, const char *what, const struct smat *m, uint64_t x,
 			uint64_t y, int rows, struct gvtab *t, struct gvtab *views, int nviews,
 			uint64_t norm);
+/* card_gemv_rows_norm's commands for rows [r0, r1) (r0 a multiple of 16, r1 too or rows); the
+ * range from row 0 builds and writes the table. *nv: the views in use (0 before the first). */
+int card_gemv_rows_norm_range(struct ee *e, const char *what, const struct smat *m, uint64_t x,
+			      uint64_t y, int rows, struct gvtab *t, struct gvtab *views,
+			      int nviews, uint64_t norm, int r0, int r1, int *nv);
 /* Whether the rows path folds the post_attention_layernorm into the FFN's GEMVs (their loaders
  * normalize x: no RMSNORM command, no xn): with the router on the card (the host router reads xn
  * back); MOECARD_PF_FOLD=0 turns it off. */

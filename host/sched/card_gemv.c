@@ -654,15 +654,37 @@ int card_gemv_rows_top1(struct ee *e, const char *what, const struct smat *m, ui
 	return gv_rows(e, what, m, x, y, rows, t, NULL, 0, norm, rec);
 }
 
-static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
-		   int rows, struct gvtab *t, struct gvtab *views, int nviews, uint64_t norm,
-		   uint64_t rec)
+/* gv_rows' groups [g0, g1) of the table t (groups of mm rows): as many commands as the CU's x
+ * buffer needs, each on a view of t (views[*nv..]) unless one command takes the whole table. */
+static int gv_rows_issue(struct ee *e, const char *what, const struct smat *m, struct gvtab *t,
+			 int mm, int g0, int g1, struct gvtab *views, int nviews, int *nv)
+{
+	/* the groups of one command share the CU's x buffer (FP8_GEMV_MAX_M x FP8_GEMV_MAX_K) */
+	int per = (int)((uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K / ((uint64_t)mm * m->k));
+	if (per < 1)
+		return -EINVAL;
+	for (int a = g0; a < g1; a += per) {
+		int n = g1 - a < per ? g1 - a : per;
+		struct gvtab *v = t;
+		if (n < t->ng) { /* a view of the table: groups a.. */
+			if (!views || *nv >= nviews)
+				return -EINVAL;
+			v = &views[(*nv)++];
+			*v = (struct gvtab){
+			    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, n, n, mm, NULL, 0, 0};
+		}
+		TRY(gv_cmd(e, what, v));
+	}
+	return 0;
+}
+
+/* gv_rows' table: groups of mm rows over rows of x into y (norm, rec as gv_rows), written. */
+static int gv_rows_build(struct ee *e, const struct smat *m, uint64_t x, uint64_t y, int rows,
+			 struct gvtab *t, uint64_t norm, uint64_t rec, int *mm_out)
 {
 	int mm = rows < (int)ABI_GEMV_MAX_M ? rows : (int)ABI_GEMV_MAX_M;
 	int ng = (rows + mm - 1) / mm;
-	/* the groups of one command share the CU's x buffer (FP8_GEMV_MAX_M x FP8_GEMV_MAX_K) */
-	int per = (int)((uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K / ((uint64_t)mm * m->k));
-	if (rows < 1 || ng > t->cap || per < 1 || (ng > per && (ng + per - 1) / per > nviews))
+	if (rows < 1 || ng > t->cap)
 		return -EINVAL;
 	t->ng = 0;
 	for (int g = 0; g < ng; g++) {
@@ -674,20 +696,29 @@ static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_
 	if (rec && ng == 1) /* each row's greedy record */
 		gv_list_last(t, FP8_GEMV_ARGMAX, rec);
 	t->m = mm;
-	TRY(gv_write(e, t));
-	for (int g0 = 0, i = 0; g0 < ng; g0 += per, i++) {
-		int n = ng - g0 < per ? ng - g0 : per;
-		struct gvtab *v = t;
-		if (n < ng) { /* a view of the table: groups g0.. */
-			if (!views)
-				return -EINVAL;
-			v = &views[i];
-			*v = (struct gvtab){
-			    t->addr + (uint64_t)g0 * sizeof *t->g, t->g + g0, n, n, mm, NULL, 0, 0};
-		}
-		TRY(gv_cmd(e, what, v));
-	}
-	return 0;
+	*mm_out = mm;
+	return gv_write(e, t);
+}
+
+static int gv_rows(struct ee *e, const char *what, const struct smat *m, uint64_t x, uint64_t y,
+		   int rows, struct gvtab *t, struct gvtab *views, int nviews, uint64_t norm,
+		   uint64_t rec)
+{
+	int mm = 0, nv = 0;
+	TRY(gv_rows_build(e, m, x, y, rows, t, norm, rec, &mm));
+	return gv_rows_issue(e, what, m, t, mm, 0, t->ng, views, nviews, &nv);
+}
+
+int card_gemv_rows_norm_range(struct ee *e, const char *what, const struct smat *m, uint64_t x,
+			      uint64_t y, int rows, struct gvtab *t, struct gvtab *views,
+			      int nviews, uint64_t norm, int r0, int r1, int *nv)
+{
+	int mm = rows < (int)ABI_GEMV_MAX_M ? rows : (int)ABI_GEMV_MAX_M;
+	if (r0 < 0 || r0 % mm || r1 <= r0 || r1 > rows || (r1 % mm && r1 != rows))
+		return -EINVAL;
+	if (r0 == 0)
+		TRY(gv_rows_build(e, m, x, y, rows, t, norm, 0, &mm));
+	return gv_rows_issue(e, what, m, t, mm, r0 / mm, (r1 + mm - 1) / mm, views, nviews, nv);
 }
 
 double card_gemv_macs(const struct gvtab *t)

@@ -180,6 +180,12 @@ int card_pf_init(struct ee *e, int cache)
 	pf->mha_force = mv && !strcmp(mv, "1");
 	const char *ap = getenv("MOECARD_PF_ATT_PARTS");
 	pf->att_parts = ap ? atoi(ap) : 4;
+	pf->ffn_late = pf_env_off("MOECARD_PF_FFN_EARLY");
+	const struct abi_board *bb = backend_abi_board(e->be);
+	int ngv = 0;
+	for (uint32_t u = 0; u < ABI_BOARD_N_CUS(bb->counts); u++)
+		ngv += (int)(bb->cus[u].ops_mask >> ABI_OP_GEMV & 1);
+	pf->one_gv = ngv == 1;
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -401,15 +407,73 @@ static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int
 }
 
 /* o_proj with the residual and the post-attention norm (where the FFN needs xn) of T rows. */
+/* The router's top-k of rows [t0, t0 + n) from their gate logits (pf.rlog) into pf.rout: one
+ * command per ABI_ROUTE_MAX_ROWS rows (the kernel takes them one after another). */
+static int pf_topk(struct ee *e, const struct ee_layer *L, int t0, int n)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	const struct ee_gv_layer *g = &L->gv;
+	int E = c->n_routed_experts, k = c->num_experts_per_tok;
+	uint32_t f = router_flags(c, g->bias != 0);
+	float scale = (float)c->routed_scaling_factor;
+	for (int r0 = t0; r0 < t0 + n; r0 += ABI_ROUTE_MAX_ROWS) {
+		int m =
+		    t0 + n - r0 < (int)ABI_ROUTE_MAX_ROWS ? t0 + n - r0 : (int)ABI_ROUTE_MAX_ROWS;
+		struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k (rows)");
+		if (!r)
+			return -E2BIG;
+		r->u.route.logit = f4(pf->rlog, (uint64_t)r0 * E);
+		r->u.route.bias = (f & MOE_ROUTE_BIAS) ? g->bias : 0;
+		r->u.route.out = pf->rout + 8 * (uint64_t)r0 * k;
+		r->u.route.e = (uint32_t)E;
+		r->u.route.k = (uint32_t)k;
+		r->u.route.groups = (f & MOE_ROUTE_GROUPS)
+					? (uint32_t)c->n_group | (uint32_t)c->topk_group << 16
+					: 0;
+		r->u.route.flags = f;
+		r->u.route.rows = (uint32_t)m;
+		memcpy(&r->u.route.scale, &scale, 4);
+	}
+	return 0;
+}
+
 /* o_proj + residual of rows [t0, t0 + n) on the GEMV CU, after the attention that signalled
  * att on EE_PF_FENCE_ATT; *nv: the o_proj table's views in use in the list. */
 static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
 {
+	struct ee_gv_layer *g = &L->gv;
 	uint32_t i0 = e->list.n;
-	TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &L->gv.r_o, T, t0, t0 + n,
-				 nv));
+	TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0, t0 + n, nv));
 	if (e->list.n > i0) /* (a list flushed in between has completed whole) */
 		abi_cmd_wait(&e->list.cmd[i0].hdr, EE_PF_FENCE_ATT, att);
+	if (!e->pf.ffn_early)
+		return 0;
+	/* the rows' FFN that needs no routes, on the one GEMV CU after their o_proj: the dense
+	 * FFN (into the residual stream), or the shared expert (into ffn) */
+	if (!L->moe) {
+		TRY(card_gemv_rows_range(e, "gate|up silu (gemv, rows)", &g->r_gu, T, t0, t0 + n,
+					 nv + 1));
+		return card_gemv_rows_range(e, "down + residual (gemv, rows)", &g->r_down, T, t0,
+					    t0 + n, nv + 2);
+	}
+	TRY(card_gemv_rows_range(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T, t0, t0 + n,
+				 nv + 1));
+	TRY(card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T, t0, t0 + n,
+				 nv + 2));
+	if (!e->pf.route_early)
+		return 0;
+	/* the router's gate (the rows normalized in its loader) and top-k of the rows: the top-k
+	 * on its CU after the gate's fence */
+	struct ee_pf *pf = &e->pf;
+	TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x, pf->rlog, T,
+				      &pf->t_gate, pf->views, pf->rows16 / 16, L->post_norm, t0,
+				      t0 + n, nv + 3));
+	abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_GATE, ++pf->fvg);
+	uint32_t i1 = e->list.n;
+	TRY(pf_topk(e, L, t0, n));
+	if (e->list.n > i1)
+		abi_cmd_wait(&e->list.cmd[i1].hdr, EE_PF_FENCE_GATE, pf->fvg);
 	return 0;
 }
 
@@ -479,21 +543,31 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	/* K/V rows of every position so far: a later chunk's kv_b recomputes the rows before it
 	 * from the layer's kv_a rows of the prompt (the K/V rows are one buffer for all layers) */
 	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, n_kv));
-	TRY(card_barrier(e));
 	/* The attention in row ranges, o_proj's rows of a range on the GEMV CU beside the next
 	 * range's attention (fence EE_PF_FENCE_ATT; without it, o_proj after the attention) */
 	int fz = !e->xc && !e->chain_off && T > 2 * FP8_GEMV_MAX_M;
 	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, vd);
 	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
-	int cr = most, M = FP8_GEMV_MAX_M;
+	int cr = most, M = FP8_GEMV_MAX_M, parts = pf->att_parts > 0 ? pf->att_parts : 4;
 	if (fz) { /* ranges of whole GEMV row blocks */
-		int parts = pf->att_parts > 0 ? pf->att_parts : 4;
 		int want = ((T + parts - 1) / parts + M - 1) / M * M;
 		cr = want < most / M * M ? want : most / M * M;
 		fz = cr >= M;
 		cr = fz ? cr : most;
 	}
-	int nvo = 0, pt0 = 0, pn = 0;
+	/* with one GEMV CU (its commands run one after another) and the FFN's norm in its
+	 * loaders, the FFN that needs no routes runs in the ranges too, and the router */
+	pf->ffn_early = fz && pf->one_gv && card_pf_fold_post(e) &&
+			(L->moe ? g->shgu.n && g->r_shgu.ng : g->gu.n && g->r_gu.ng) &&
+			!pf->ffn_late;
+	pf->route_early = pf->ffn_early && L->moe && e->gv_route;
+	/* the section in one list (a full list is submitted and waited for whole, which would
+	 * end the overlap): where it may not fit, the list goes now, in the barrier's place */
+	if (fz && e->list.n + T + 16 * ((T + cr - 1) / cr + 1) > BACKEND_MAX_LIST)
+		TRY(card_flush(e));
+	else
+		TRY(card_barrier(e));
+	int nvo[4] = {0}, pt0 = 0, pn = 0;
 	uint32_t patt = 0;
 	for (int t0 = 0; t0 < T; t0 += cr) {
 		int n = T - t0 < cr ? T - t0 : cr;
@@ -518,16 +592,17 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 			continue;
 		abi_cmd_signal(&m->hdr, EE_PF_FENCE_ATT, ++pf->fv);
 		if (t0 > 0) /* the range before: its o_proj beside this attention */
-			TRY(pf_o_range(e, L, T, pt0, pn, patt, &nvo));
+			TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
 		pt0 = t0;
 		pn = n;
 		patt = pf->fv;
 	}
 	/* the latent cache's appends (for the decode after the prompt: nothing in this form reads
-	 * them) run on their own CU beside the attention */
+	 * them) run on their own CU beside the last range's attention (they hold the ring while
+	 * they go one by one: spread between the ranges, they cost a long prompt's later chunks) */
 	TRY(pf_kv_appends(e, L, T, kva));
 	if (fz)
-		TRY(pf_o_range(e, L, T, pt0, pn, patt, &nvo));
+		TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
 	TRY(card_barrier(e));
 	return pf_mla_out(e, L, T, 1, fz);
 }
@@ -626,7 +701,11 @@ static int pf_mla(struct ee *e, struct ee_layer *L, int T)
 
 static int pf_dense(struct ee *e, struct ee_layer *L, int T)
 {
-	const struct ee_pf *pf = &e->pf;
+	struct ee_pf *pf = &e->pf;
+	if (pf->ffn_early) { /* (done beside the attention: pf_o_range) */
+		pf->ffn_early = 0;
+		return card_barrier(e);
+	}
 	if (pf_rows(e, T)) {
 		TRY(card_gemv_rows_cmd(e, "gate|up silu (gemv, rows)", &L->gv.r_gu, T));
 		TRY(card_barrier(e));
@@ -649,32 +728,17 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
 	if (e->gv && e->gv_route) {
 		const struct ee_gv_layer *g = &L->gv;
-		uint32_t f = router_flags(c, g->bias != 0);
-		float scale = (float)c->routed_scaling_factor;
 		int fold = pf_rows(e, T) && card_pf_fold_post(e); /* x, normalized in the loader */
-		TRY(card_gemv_rows_norm(e, "router gate (gemv, rows)", &g->gate,
-					fold ? pf->x : pf->xn, pf->rlog, T, &pf->t_gate, pf->views,
-					pf->rows16 / 16, fold ? L->post_norm : 0));
-		TRY(card_barrier(e));
-		/* one command routes every row (the kernel takes them one after another) */
-		for (int t0 = 0; t0 < T; t0 += ABI_ROUTE_MAX_ROWS) {
-			int n = T - t0 < (int)ABI_ROUTE_MAX_ROWS ? T - t0 : (int)ABI_ROUTE_MAX_ROWS;
-			struct abi_cmd *r = card_cmd(e, ABI_OP_MOE_ROUTE, "router top-k (rows)");
-			if (!r)
-				return -E2BIG;
-			r->u.route.logit = f4(pf->rlog, (uint64_t)t0 * E);
-			r->u.route.bias = (f & MOE_ROUTE_BIAS) ? g->bias : 0;
-			r->u.route.out = pf->rout + 8 * (uint64_t)t0 * k;
-			r->u.route.e = (uint32_t)E;
-			r->u.route.k = (uint32_t)k;
-			r->u.route.groups = (f & MOE_ROUTE_GROUPS)
-						? (uint32_t)c->n_group | (uint32_t)c->topk_group
-									     << 16
-						: 0;
-			r->u.route.flags = f;
-			r->u.route.rows = (uint32_t)n;
-			memcpy(&r->u.route.scale, &scale, 4);
+		if (!pf->route_early) {
+			TRY(card_gemv_rows_norm(e, "router gate (gemv, rows)", &g->gate,
+						fold ? pf->x : pf->xn, pf->rlog, T, &pf->t_gate,
+						pf->views, pf->rows16 / 16,
+						fold ? L->post_norm : 0));
+			TRY(card_barrier(e));
+			/* one command routes every row (the kernel takes them one after another) */
+			TRY(pf_topk(e, L, 0, T));
 		}
+		pf->route_early = 0; /* (else the gate and top-k went with o_proj's ranges) */
 		TRY(card_barrier(e));
 		TRY(card_flush(e));
 		double t0 = now_s();
@@ -781,7 +845,10 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	TRY(card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k));
 	TRY(card_moe_gemv_rows(e, L, used, base, fill, ng));
 	e->t_host += now_s() - t0;
-	TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
+	int sh = !pf->ffn_early; /* (else done beside the attention: pf_o_range) */
+	pf->ffn_early = 0;
+	if (sh)
+		TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
 	/* (folded norm: the rows before it; the experts' loaders normalize them; without
 	 * MOECARD_PF_XIDX=0 the experts' loaders read their rows in place through gi) */
 	if (pf->gather)
@@ -791,7 +858,8 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	TRY(card_barrier(e));
 	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, fill, ng));
 	TRY(card_barrier(e));
-	TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
+	if (sh)
+		TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
 	TRY(card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, fill, ng));
 	TRY(card_barrier(e));
 	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
