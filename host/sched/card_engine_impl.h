@@ -175,6 +175,10 @@ struct ee_pf {
 	int ffn_early;		    /* this layer's route-free FFN went with o_proj's ranges */
 	int route_early;	    /* and its router's gate and top-k */
 	uint32_t fvg;		    /* the last value signalled on EE_PF_FENCE_GATE */
+	int one_vec;		    /* the board has one vector CU (COMBINE, RESIDUAL_ADD) */
+	int qa_early;		    /* q_a|kv_a, q_b went beside the layer before's COMBINE */
+	struct ee_layer *next_L;    /* the forward's next layer (pf_next_early), NULL: the last */
+	uint32_t fvc, fvr;	    /* the last values on EE_PF_FENCE_COMB, EE_PF_FENCE_RES */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
@@ -310,6 +314,8 @@ struct ee_xdf {
  * ranges done (signalled by one CU's commands, which complete in order) */
 #define EE_PF_FENCE_ATT 1u
 #define EE_PF_FENCE_GATE 2u /* the router gate's row ranges done (the GEMV CU's, in order) */
+#define EE_PF_FENCE_COMB 3u /* a MoE layer's COMBINE ranges done (the vector CU's, in order) */
+#define EE_PF_FENCE_RES 4u  /* and their residual adds */
 /* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
 int card_chain_off(void);
 

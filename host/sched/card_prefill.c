@@ -186,6 +186,10 @@ int card_pf_init(struct ee *e, int cache)
 	for (uint32_t u = 0; u < ABI_BOARD_N_CUS(bb->counts); u++)
 		ngv += (int)(bb->cus[u].ops_mask >> ABI_OP_GEMV & 1);
 	pf->one_gv = ngv == 1;
+	int nvec = 0;
+	for (uint32_t u = 0; u < ABI_BOARD_N_CUS(bb->counts); u++)
+		nvec += (int)(bb->cus[u].ops_mask >> ABI_OP_COMBINE & 1);
+	pf->one_vec = nvec == 1;
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -519,15 +523,20 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	uint64_t kva = card_pf_kva(e, L, p0, &r); /* this chunk's kv_a rows */
 	if (r)
 		return r;
-	TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
-	TRY(card_barrier(e));
 	/* q_b, then the RoPEs on the vector CU beside kv_b on the GEMV CU: the commands of a ring
 	 * start in list order, so the vector CU's go first (after q_b: the barrier between becomes
-	 * a fence, card_fence_chain) */
-	if (ql > 0) {
-		TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
-		TRY(card_barrier(e));
+	 * a fence, card_fence_chain). With pf.qa_early the layer before issued q_a|kv_a and q_b
+	 * in row ranges beside its COMBINE (pf_combine_ranges). */
+	if (pf->qa_early) {
+		pf->qa_early = 0;
+	} else {
+		TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
+		if (ql > 0) {
+			TRY(card_barrier(e));
+			TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
+		}
 	}
+	TRY(card_barrier(e));
 	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe -> K/V rows (rows)", f4(g->kvp ? g->kvp : kva, kvl),
 		   0, 0, f4(pf->kvx, ld - rope), (uint32_t)n_kv, (uint32_t)rope, (uint32_t)row,
 		   (uint32_t)ld, 0, (float)c->rope_theta, e->tab, 1));
@@ -787,6 +796,72 @@ static int pf_route(struct ee *e, const struct ee_layer *L, int T)
 	return 0;
 }
 
+/* Whether the MoE rows of this layer hand over to the next layer in row ranges (pf_combine_ranges):
+ * the next layer runs the non-absorbed form with its ranges, and the board has one GEMV CU and
+ * one vector CU (their commands complete in order, so a fence's values do). Builds the next
+ * layer's rows tables. 1, 0, or a negative errno. */
+static int pf_next_early(struct ee *e, int T)
+{
+	struct ee_pf *pf = &e->pf;
+	struct ee_layer *N = pf->next_L;
+	int l = e->cur_layer, r = 0;
+	if (!N || !pf->mha || pf->ffn_late || !pf->one_gv || !pf->one_vec || e->xc ||
+	    e->chain_off || T <= 2 * FP8_GEMV_MAX_M)
+		return 0;
+	if (l >= 0) /* (its tables' kv_a rows are the next layer's; the what-if has no index) */
+		e->cur_layer = l + 1;
+	r = card_gemv_rows_tables(e, N);
+	if (!r && N->gv.r_kvb.ng)
+		card_pf_kva(e, N, pf->hpos[0], &r);
+	e->cur_layer = l;
+	return r ? r : N->gv.r_kvb.ng > 0;
+}
+
+/* The end of a MoE layer in row ranges, each handing its rows to the next layer: the COMBINE of
+ * the range's rows (signals EE_PF_FENCE_COMB), their residual add (waits for it, signals
+ * EE_PF_FENCE_RES), then the next layer's q_a|kv_a and q_b of those rows on the GEMV CU
+ * (waiting for the residual): the GEMV CU starts the next layer while the vector CU combines the
+ * next range. pf_mla_mha then skips its q_a|kv_a and q_b (pf.qa_early). */
+static int pf_combine_ranges(struct ee *e, int T)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	int l = e->cur_layer, D = c->hidden_size, k = c->num_experts_per_tok, M = FP8_GEMV_MAX_M;
+	struct ee_gv_layer *ng = &pf->next_L->gv;
+	int parts = pf->att_parts > 0 ? pf->att_parts : 4, nv[2] = {0};
+	int cr = ((T + parts - 1) / parts + M - 1) / M * M;
+	uint32_t RK = (uint32_t)(T * k);
+	for (int t0 = 0; t0 < T; t0 += cr) {
+		int n = T - t0 < cr ? T - t0 : cr;
+		TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd,
+			   f4(pf->cw, (uint64_t)t0 * k), f4(pf->ci, (uint64_t)t0 * k),
+			   f4(pf->ffn, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, RK, 0, 0,
+			   (uint32_t)k));
+		abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_COMB, ++pf->fvc);
+		TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)",
+			       f4(pf->x, (uint64_t)t0 * D), f4(pf->ffn, (uint64_t)t0 * D), 0,
+			       f4(pf->x, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, 0, 0,
+			       0));
+		struct abi_cmd *a = &e->list.cmd[e->list.n - 1];
+		abi_cmd_wait(&a->hdr, EE_PF_FENCE_COMB, pf->fvc);
+		abi_cmd_signal(&a->hdr, EE_PF_FENCE_RES, ++pf->fvr);
+		e->cur_layer = l >= 0 ? l + 1 : l;
+		uint32_t i0 = e->list.n;
+		int r = card_gemv_rows_range(e, "q_a|kv_a (gemv, rows)", &ng->r_qkva, T, t0, t0 + n,
+					     &nv[0]);
+		if (!r && e->list.n > i0)
+			abi_cmd_wait(&e->list.cmd[i0].hdr, EE_PF_FENCE_RES, pf->fvr);
+		if (!r && c->q_lora_rank > 0)
+			r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0, t0 + n,
+						 &nv[1]);
+		e->cur_layer = l;
+		if (r)
+			return r;
+	}
+	pf->qa_early = 1;
+	return 0;
+}
+
 /* The rows path's MoE after the routes: the used experts in order of their row count, each
  * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T,
  * in blocks of 16) and for the used experts' gate|up one per run of groups with the same row
@@ -862,6 +937,11 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 		TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
 	TRY(card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, fill, ng));
 	TRY(card_barrier(e));
+	int early = pf_next_early(e, T);
+	if (early < 0)
+		return early;
+	if (early)
+		return pf_combine_ranges(e, T);
 	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
 		   (uint32_t)D, 0, 0, RK, 0, 0, (uint32_t)k));
 	TRY(card_barrier(e));
@@ -1161,8 +1241,10 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 	pf->kvx_n = 0; /* (the prompt's rows are whole again once every layer ran) */
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;
+		pf->next_L = l + 1 < c->num_hidden_layers ? &e->L[l + 1] : NULL;
 		TRY(card_pf_layer(e, &e->L[l], T));
 	}
+	pf->next_L = NULL;
 	pf->kvx_n = pf->chain ? pf->hpos[T - 1] + 1 : 0;
 	pf->mha_tokens += pf->mha ? (uint64_t)T : 0;
 	return pf_head(e, T, logits, lg, hidden);

@@ -416,6 +416,8 @@ static int whatif_prefill_once(const struct config *c, const struct backend *be,
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		L.moe = config_layer_is_moe(c, l);
 		nmoe += L.moe;
+		/* (one layer's tables serve every layer: the next layer is this one) */
+		e->pf.next_L = l + 1 < c->num_hidden_layers ? &L : NULL;
 		if ((r = card_pf_layer(e, &L, T)))
 			goto out;
 	}
