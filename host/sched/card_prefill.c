@@ -1238,6 +1238,8 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 	TRY(card_pf_attn_rows(e, T));
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
+	/* (a forward that failed midway leaves none of a layer's hand-overs behind) */
+	pf->ffn_early = pf->route_early = pf->qa_early = 0;
 	pf->kvx_n = 0; /* (the prompt's rows are whole again once every layer ran) */
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;
