@@ -411,8 +411,7 @@ int card_chain_off(void)
 	return v && !strcmp(v, "0");
 }
 
-/* The one CU of the board that implements op (the firmware can start op nowhere else), or -1. */
-static int card_only_cu(const struct abi_board *b, uint32_t op)
+int card_only_cu(const struct abi_board *b, uint32_t op)
 {
 	int cu = -1;
 	for (uint32_t k = 0; k < ABI_BOARD_N_CUS(b->counts); k++)

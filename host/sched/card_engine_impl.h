@@ -120,6 +120,14 @@ struct ee_list {
 	uint32_t n;
 };
 
+/* The non-absorbed prefill's pipeline (lists without the expert cache): the attention's row
+ * ranges done (signalled by one CU's commands, which complete in order) */
+#define EE_PF_FENCE_ATT 1u
+#define EE_PF_FENCE_GATE 2u /* the router gate's row ranges done (the GEMV CU's, in order) */
+#define EE_PF_FENCE_COMB 3u /* a MoE layer's COMBINE ranges done (the vector CU's, in order) */
+#define EE_PF_FENCE_RES 4u  /* and their residual adds */
+#define EE_PF_NFENCE 5u	    /* (ids below it: EE_CHAIN_FENCE and the four above) */
+
 /* Batched prefill (card_prefill.c): the activations of up to `chunk` tokens, row-major in the
  * activation bank, and the index tables of the MoE's gather / combine. */
 struct ee_pf {
@@ -166,19 +174,18 @@ struct ee_pf {
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
 	/* statistics of forwards of more than one token (either path) since the restart */
-	uint64_t tokens, batched;   /* prompt tokens; of them through the batched path */
-	uint64_t mha_tokens;	    /* rows of forwards in the non-absorbed form (pf.mha) */
-	uint32_t fv;		    /* the last value signalled on EE_PF_FENCE_ATT */
-	int att_parts;		    /* MOECARD_PF_ATT_PARTS: the attention's row ranges (4) */
-	int one_gv;		    /* the board has one GEMV CU (its commands run in order) */
-	int ffn_late;		    /* MOECARD_PF_FFN_EARLY=0: the FFN after the attention */
-	int ffn_early;		    /* this layer's route-free FFN went with o_proj's ranges */
-	int route_early;	    /* and its router's gate and top-k */
-	uint32_t fvg;		    /* the last value signalled on EE_PF_FENCE_GATE */
-	int one_vec;		    /* the board has one vector CU (COMBINE, RESIDUAL_ADD) */
-	int qa_early;		    /* q_a|kv_a, q_b went beside the layer before's COMBINE */
+	uint64_t tokens, batched;  /* prompt tokens; of them through the batched path */
+	uint64_t mha_tokens;	   /* rows of forwards in the non-absorbed form (pf.mha) */
+	uint32_t fv[EE_PF_NFENCE]; /* the last value signalled on each EE_PF_FENCE_* id */
+	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (4) */
+	int one_att;	 /* one striped attention CU (the ranges' fence completes in order) */
+	int one_gv;	 /* the board has one GEMV CU (its commands run in order) */
+	int ffn_late;	 /* MOECARD_PF_FFN_EARLY=0: the FFN after the attention */
+	int ffn_early;	 /* this layer's route-free FFN went with o_proj's ranges */
+	int route_early; /* and its router's gate and top-k */
+	int one_vec;	 /* one vector CU for COMBINE and one for RESIDUAL_ADD */
+	int qa_early;	 /* q_a|kv_a, q_b went beside the layer before's COMBINE */
 	struct ee_layer *next_L;    /* the forward's next layer (pf_next_early), NULL: the last */
-	uint32_t fvc, fvr;	    /* the last values on EE_PF_FENCE_COMB, EE_PF_FENCE_RES */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
 	double macs, gemm_ns, peak; /* GEMM MACs, GEMM card ns, MACs per ns of one GEMM CU */
@@ -310,14 +317,10 @@ struct ee_xdf {
 #define EE_XC_RING 1u /* ring of the detached fills */
 /* The fence of card_fence_chain (lists without the expert cache, which owns the ids above) */
 #define EE_CHAIN_FENCE 0u
-/* The non-absorbed prefill's pipeline (lists without the expert cache): the attention's row
- * ranges done (signalled by one CU's commands, which complete in order) */
-#define EE_PF_FENCE_ATT 1u
-#define EE_PF_FENCE_GATE 2u /* the router gate's row ranges done (the GEMV CU's, in order) */
-#define EE_PF_FENCE_COMB 3u /* a MoE layer's COMBINE ranges done (the vector CU's, in order) */
-#define EE_PF_FENCE_RES 4u  /* and their residual adds */
 /* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
 int card_chain_off(void);
+/* The one CU of the board that implements op (the firmware can start op nowhere else), or -1. */
+int card_only_cu(const struct abi_board *b, uint32_t op);
 
 struct ee_xc {
 	struct expert_cache cache;     /* keys layer * E + expert, layers [0, n_layers] incl. MTP */

@@ -179,17 +179,14 @@ int card_pf_init(struct ee *e, int cache)
 	const char *mv = getenv("MOECARD_PF_MHA");
 	pf->mha_force = mv && !strcmp(mv, "1");
 	const char *ap = getenv("MOECARD_PF_ATT_PARTS");
-	pf->att_parts = ap ? atoi(ap) : 4;
+	pf->att_parts = ap && atoi(ap) > 0 ? atoi(ap) : 4;
 	pf->ffn_late = pf_env_off("MOECARD_PF_FFN_EARLY");
+	/* a fence signalled by one op's commands takes its values in order where one CU runs them */
 	const struct abi_board *bb = backend_abi_board(e->be);
-	int ngv = 0;
-	for (uint32_t u = 0; u < ABI_BOARD_N_CUS(bb->counts); u++)
-		ngv += (int)(bb->cus[u].ops_mask >> ABI_OP_GEMV & 1);
-	pf->one_gv = ngv == 1;
-	int nvec = 0;
-	for (uint32_t u = 0; u < ABI_BOARD_N_CUS(bb->counts); u++)
-		nvec += (int)(bb->cus[u].ops_mask >> ABI_OP_COMBINE & 1);
-	pf->one_vec = nvec == 1;
+	pf->one_att = card_only_cu(bb, ABI_OP_MLA_ATTN_LANES) >= 0;
+	pf->one_gv = card_only_cu(bb, ABI_OP_GEMV) >= 0;
+	pf->one_vec =
+	    card_only_cu(bb, ABI_OP_COMBINE) >= 0 && card_only_cu(bb, ABI_OP_RESIDUAL_ADD) >= 0;
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -410,7 +407,29 @@ static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int
 	return 0;
 }
 
-/* o_proj with the residual and the post-attention norm (where the FFN needs xn) of T rows. */
+/* Signals the next value of the prefill's fence id (EE_PF_FENCE_*) on command i of the list. */
+static uint32_t pf_signal(struct ee *e, uint32_t i, uint32_t id)
+{
+	uint32_t v = ++e->pf.fv[id];
+	abi_cmd_signal(&e->list.cmd[i].hdr, id, v);
+	return v;
+}
+
+/* Makes the command issued at list index i0 wait for value v of fence id; none when the list
+ * was submitted since (then it completed whole, and the value with it). */
+static void pf_wait_at(struct ee *e, uint32_t i0, uint32_t id, uint32_t v)
+{
+	if (e->list.n > i0)
+		abi_cmd_wait(&e->list.cmd[i0].hdr, id, v);
+}
+
+/* Rows of one of the T rows' ranges (MOECARD_PF_ATT_PARTS of them, whole GEMV row blocks). */
+static int pf_range_rows(const struct ee_pf *pf, int T)
+{
+	int M = FP8_GEMV_MAX_M;
+	return ((T + pf->att_parts - 1) / pf->att_parts + M - 1) / M * M;
+}
+
 /* The router's top-k of rows [t0, t0 + n) from their gate logits (pf.rlog) into pf.rout: one
  * command per ABI_ROUTE_MAX_ROWS rows (the kernel takes them one after another). */
 static int pf_topk(struct ee *e, const struct ee_layer *L, int t0, int n)
@@ -449,8 +468,7 @@ static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, ui
 	struct ee_gv_layer *g = &L->gv;
 	uint32_t i0 = e->list.n;
 	TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0, t0 + n, nv));
-	if (e->list.n > i0) /* (a list flushed in between has completed whole) */
-		abi_cmd_wait(&e->list.cmd[i0].hdr, EE_PF_FENCE_ATT, att);
+	pf_wait_at(e, i0, EE_PF_FENCE_ATT, att);
 	if (!e->pf.ffn_early)
 		return 0;
 	/* the rows' FFN that needs no routes, on the one GEMV CU after their o_proj: the dense
@@ -473,26 +491,25 @@ static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, ui
 	TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x, pf->rlog, T,
 				      &pf->t_gate, pf->views, pf->rows16 / 16, L->post_norm, t0,
 				      t0 + n, nv + 3));
-	abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_GATE, ++pf->fvg);
-	uint32_t i1 = e->list.n;
+	uint32_t gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE), i1 = e->list.n;
 	TRY(pf_topk(e, L, t0, n));
-	if (e->list.n > i1)
-		abi_cmd_wait(&e->list.cmd[i1].hdr, EE_PF_FENCE_GATE, pf->fvg);
+	pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
 	return 0;
 }
 
-/* o_proj + residual (unless done: o_done) and, when the FFN's GEMVs do not fold it, the
- * post-attention norm. */
+/* o_proj with the residual (unless done: o_done) and the post-attention norm (where the FFN
+ * needs xn) of T rows. */
 static int pf_mla_out(struct ee *e, struct ee_layer *L, int T, int gv, int o_done)
 {
 	struct ee_pf *pf = &e->pf;
-	if (gv && !o_done)
-		TRY(card_gemv_rows_cmd(e, "o_proj + residual (gemv, rows)", &L->gv.r_o, T));
-	else if (!o_done)
-		TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
-			    ABI_GEMM_F_RESIDUAL, T));
-	if (!o_done)
+	if (!o_done) {
+		if (gv)
+			TRY(card_gemv_rows_cmd(e, "o_proj + residual (gemv, rows)", &L->gv.r_o, T));
+		else
+			TRY(pf_gemm(e, "o_proj + residual (rows)", pf->ao, &L->o, pf->x,
+				    ABI_GEMM_F_RESIDUAL, T));
 		TRY(card_barrier(e));
+	}
 	if (gv && card_pf_fold_post(e)) /* the FFN's GEMVs normalize x in their loaders */
 		return 0;
 	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows)", pf->x, 0, L->post_norm,
@@ -554,12 +571,12 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, n_kv));
 	/* The attention in row ranges, o_proj's rows of a range on the GEMV CU beside the next
 	 * range's attention (fence EE_PF_FENCE_ATT; without it, o_proj after the attention) */
-	int fz = !e->xc && !e->chain_off && T > 2 * FP8_GEMV_MAX_M;
+	int fz = !e->xc && !e->chain_off && pf->one_att && T > 2 * FP8_GEMV_MAX_M;
 	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, vd);
 	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
-	int cr = most, M = FP8_GEMV_MAX_M, parts = pf->att_parts > 0 ? pf->att_parts : 4;
+	int cr = most, M = FP8_GEMV_MAX_M;
 	if (fz) { /* ranges of whole GEMV row blocks */
-		int want = ((T + parts - 1) / parts + M - 1) / M * M;
+		int want = pf_range_rows(pf, T);
 		cr = want < most / M * M ? want : most / M * M;
 		fz = cr >= M;
 		cr = fz ? cr : most;
@@ -599,12 +616,12 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
 		if (!fz)
 			continue;
-		abi_cmd_signal(&m->hdr, EE_PF_FENCE_ATT, ++pf->fv);
+		uint32_t att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
 		if (t0 > 0) /* the range before: its o_proj beside this attention */
 			TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
 		pt0 = t0;
 		pn = n;
-		patt = pf->fv;
+		patt = att;
 	}
 	/* the latent cache's appends (for the decode after the prompt: nothing in this form reads
 	 * them) run on their own CU beside the last range's attention (they hold the ring while
@@ -805,8 +822,8 @@ static int pf_next_early(struct ee *e, int T)
 	struct ee_pf *pf = &e->pf;
 	struct ee_layer *N = pf->next_L;
 	int l = e->cur_layer, r = 0;
-	if (!N || !pf->mha || pf->ffn_late || !pf->one_gv || !pf->one_vec || e->xc ||
-	    e->chain_off || T <= 2 * FP8_GEMV_MAX_M)
+	if (!N || !pf->mha || pf->ffn_late || !pf->one_att || !pf->one_gv || !pf->one_vec ||
+	    e->xc || e->chain_off || T <= 2 * FP8_GEMV_MAX_M)
 		return 0;
 	if (l >= 0) /* (its tables' kv_a rows are the next layer's; the what-if has no index) */
 		e->cur_layer = l + 1;
@@ -826,10 +843,9 @@ static int pf_combine_ranges(struct ee *e, int T)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
-	int l = e->cur_layer, D = c->hidden_size, k = c->num_experts_per_tok, M = FP8_GEMV_MAX_M;
+	int l = e->cur_layer, D = c->hidden_size, k = c->num_experts_per_tok;
 	struct ee_gv_layer *ng = &pf->next_L->gv;
-	int parts = pf->att_parts > 0 ? pf->att_parts : 4, nv[2] = {0};
-	int cr = ((T + parts - 1) / parts + M - 1) / M * M;
+	int nv[2] = {0}, cr = pf_range_rows(pf, T);
 	uint32_t RK = (uint32_t)(T * k);
 	for (int t0 = 0; t0 < T; t0 += cr) {
 		int n = T - t0 < cr ? T - t0 : cr;
@@ -837,20 +853,19 @@ static int pf_combine_ranges(struct ee *e, int T)
 			   f4(pf->cw, (uint64_t)t0 * k), f4(pf->ci, (uint64_t)t0 * k),
 			   f4(pf->ffn, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, RK, 0, 0,
 			   (uint32_t)k));
-		abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_COMB, ++pf->fvc);
+		uint32_t comb = pf_signal(e, e->list.n - 1, EE_PF_FENCE_COMB);
 		TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)",
 			       f4(pf->x, (uint64_t)t0 * D), f4(pf->ffn, (uint64_t)t0 * D), 0,
 			       f4(pf->x, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, 0, 0,
 			       0));
-		struct abi_cmd *a = &e->list.cmd[e->list.n - 1];
-		abi_cmd_wait(&a->hdr, EE_PF_FENCE_COMB, pf->fvc);
-		abi_cmd_signal(&a->hdr, EE_PF_FENCE_RES, ++pf->fvr);
+		abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_COMB, comb);
+		uint32_t res = pf_signal(e, e->list.n - 1, EE_PF_FENCE_RES);
 		e->cur_layer = l >= 0 ? l + 1 : l;
 		uint32_t i0 = e->list.n;
 		int r = card_gemv_rows_range(e, "q_a|kv_a (gemv, rows)", &ng->r_qkva, T, t0, t0 + n,
 					     &nv[0]);
-		if (!r && e->list.n > i0)
-			abi_cmd_wait(&e->list.cmd[i0].hdr, EE_PF_FENCE_RES, pf->fvr);
+		if (!r)
+			pf_wait_at(e, i0, EE_PF_FENCE_RES, res);
 		if (!r && c->q_lora_rank > 0)
 			r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0, t0 + n,
 						 &nv[1]);
