@@ -126,14 +126,22 @@ struct ee_list {
 #define EE_PF_FENCE_GATE 2u /* the router gate's row ranges done (the GEMV CU's, in order) */
 #define EE_PF_FENCE_COMB 3u /* a MoE layer's COMBINE ranges done (the vector CU's, in order) */
 #define EE_PF_FENCE_RES 4u  /* and their residual adds */
-#define EE_PF_NFENCE 5u	    /* (ids below it: EE_CHAIN_FENCE and the four above) */
+#define EE_PF_FENCE_GATH 5u /* the rows the GEMM CUs' experts read, gathered (pf_moe_hyb) */
+#define EE_PF_NFENCE 6u	    /* (ids below it: EE_CHAIN_FENCE and the five above) */
 
 /* Batched prefill (card_prefill.c): the activations of up to `chunk` tokens, row-major in the
  * activation bank, and the index tables of the MoE's gather / combine. */
 struct ee_pf {
-	int chunk;  /* rows per batched forward (MOECARD_PREFILL_CHUNK, default 512) */
-	int rows16; /* chunk rounded up to 16 (the GEMV groups' m) */
-	int ncu;    /* GEMM CUs of the board (pf_gemm spreads a GEMM over them) */
+	int chunk;	 /* rows per batched forward (MOECARD_PREFILL_CHUNK, default 512) */
+	int rows16;	 /* chunk rounded up to 16 (the GEMV groups' m) */
+	int ncu;	 /* GEMM CUs of the board (pf_gemm spreads a GEMM over them) */
+	int gemm_cus;	 /* of them really there (ncu is at least 1) */
+	int gemm_abi_cu; /* the ABI index of the first of them (the cycle model's shape) */
+	int hyb_off;	 /* MOECARD_PF_HYBRID=0: the rows path's experts all on the GEMV CU */
+	int hyb_half;	 /* MOECARD_PF_HYBRID=half: the half with most rows on the GEMM CUs
+			    wherever the split may run (the tests' both sides) */
+	int one_gath;	 /* one vector CU runs GATHER and RMSNORM (in order) */
+	int xn_early;	 /* this layer's xn was normalized with o_proj's ranges (pf_o_range) */
 	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, hb; /* [chunk][...] f32 */
 	uint64_t xg, hg, yd; /* MoE: gathered rows [chunk k][D], hidden, down outputs */
 	uint64_t gi, ci, cw; /* gather index [chunk k], combine index and weight [chunk][k] */
@@ -176,6 +184,7 @@ struct ee_pf {
 	/* statistics of forwards of more than one token (either path) since the restart */
 	uint64_t tokens, batched;  /* prompt tokens; of them through the batched path */
 	uint64_t mha_tokens;	   /* rows of forwards in the non-absorbed form (pf.mha) */
+	uint64_t hyb_experts;	   /* routed experts (per layer) the GEMM CUs ran (pf_moe_rows) */
 	uint32_t fv[EE_PF_NFENCE]; /* the last value signalled on each EE_PF_FENCE_* id */
 	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (4) */
 	int one_att;	 /* one striped attention CU (the ranges' fence completes in order) */
@@ -589,6 +598,17 @@ int card_gemv_rows_range(struct ee *e, const char *what, struct gvtab *t, int T,
 			 int *nv);
 int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
 		       const int *cnt, int n_used);
+/* card_moe_gemv_rows without writing the two tables to the card (card_moe_gemv_rows_write). */
+int card_moe_gemv_rows_build(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
+			     const int *cnt, int n_used);
+int card_moe_gemv_rows_write(struct ee *e);
+/* The modeled ns of groups [a, b) of table t in one command, over m rows each (as if the x
+ * buffer took them all). */
+double card_gemv_groups_ns(const struct ee *e, const struct gvtab *t, int a, int b, int m);
+/* One command of the groups from *g on with its row count (card_moe_gemv_rows_cmds' runs), as
+ * many groups as it takes; advances *g; *nv counts the table's views. */
+int card_moe_gemv_rows_one(struct ee *e, const char *what, struct gvtab *t, const int *cnt, int *g,
+			   int *nv);
 int card_moe_gemv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, const int *cnt,
 			    int n_used);
 /* Sequence slot s's latent cache of layer L (its stripe set with the striped attention). */
@@ -605,6 +625,11 @@ int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
 int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,
 			       uint32_t clk_khz);
 /* Modeled cycles of a GEMV command of the list (dry timing). */
+/* The dry timer's memory rate of a bank (the board's efficiency applied), MB/s, and CU clock,
+ * kHz. */
+void card_dry_rates(const struct ee *e, uint32_t *bw_mbps, uint32_t *clk_khz);
+/* The modeled cycles of list command i, on ABI CU cu (its kernel's shape). */
+int64_t card_cmd_cycles(const struct ee *e, uint32_t i, int cu);
 int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_mbps,
 			 uint32_t clk_khz);
 

@@ -992,11 +992,24 @@ uint64_t card_pf_kva(struct ee *e, struct ee_layer *L, int p0, int *err)
 
 /* Commands over groups [g0, g1) of t with m rows, a view each (t->views from *nv on; a command
  * ends where its x would pass the CU's on-chip x buffer). */
-static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0, int g1, int m,
-			int *nv)
+/* The end of the groups from a on (to g1) one command of m rows takes: as many as its x buffer
+ * and group count hold. */
+static int gv_rows_end(const struct gvtab *t, int a, int g1, int m)
 {
-	uint64_t cap = (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K;
-	if (m < 1 || m > FP8_GEMV_MAX_M || g0 >= g1 || g1 > t->ng)
+	uint64_t cap = (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K, used = 0;
+	int i = a;
+	while (i < g1 && i - a < FP8_GEMV_MAX_GROUPS &&
+	       (i == a || used + (uint64_t)m * t->g[i].k <= cap))
+		used += (uint64_t)m * t->g[i++].k;
+	return i;
+}
+
+/* One command of the groups [*g, g1) of m rows each, as many as its x buffer and group count
+ * take (from *g, which it advances). */
+static int gv_rows_one(struct ee *e, const char *what, struct gvtab *t, int *g, int g1, int m,
+		       int *nv)
+{
+	if (m < 1 || m > FP8_GEMV_MAX_M || *g >= g1 || g1 > t->ng)
 		return -EINVAL;
 	if (!t->views) { /* at most a command per group */
 		t->views = calloc((size_t)t->cap, sizeof *t->views);
@@ -1004,20 +1017,33 @@ static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0,
 		if (!t->views)
 			return -ENOMEM;
 	}
-	for (int i = g0; i < g1;) {
-		int a = i;
-		uint64_t used = 0;
-		while (i < g1 && i - a < FP8_GEMV_MAX_GROUPS &&
-		       (i == a || used + (uint64_t)m * t->g[i].k <= cap))
-			used += (uint64_t)m * t->g[i++].k;
-		if (*nv >= t->n_views)
-			return -E2BIG;
-		struct gvtab *tv = &t->views[(*nv)++];
-		*tv = (struct gvtab){
-		    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m, NULL, 0, 0};
-		TRY(gv_cmd(e, what, tv));
-	}
+	int a = *g, i = gv_rows_end(t, a, g1, m);
+	if (*nv >= t->n_views)
+		return -E2BIG;
+	struct gvtab *tv = &t->views[(*nv)++];
+	*tv = (struct gvtab){
+	    t->addr + (uint64_t)a * sizeof *t->g, t->g + a, i - a, i - a, m, NULL, 0, 0};
+	*g = i;
+	return gv_cmd(e, what, tv);
+}
+
+static int gv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, int g0, int g1, int m,
+			int *nv)
+{
+	if (g0 >= g1)
+		return -EINVAL;
+	for (int i = g0; i < g1;)
+		TRY(gv_rows_one(e, what, t, &i, g1, m, nv));
 	return 0;
+}
+
+int card_moe_gemv_rows_one(struct ee *e, const char *what, struct gvtab *t, const int *cnt, int *g,
+			   int *nv)
+{
+	int a = *g, b = a;
+	while (b < t->ng && cnt[b] == cnt[a])
+		b++;
+	return gv_rows_one(e, what, t, g, b, cnt[a], nv);
 }
 
 int card_gemv_rows_range(struct ee *e, const char *what, struct gvtab *t, int T, int r0, int r1,
@@ -1046,6 +1072,13 @@ int card_gemv_rows_cmd(struct ee *e, const char *what, struct gvtab *t, int T)
 int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
 		       const int *cnt, int n_used)
 {
+	TRY(card_moe_gemv_rows_build(e, L, used, r0, cnt, n_used));
+	return card_moe_gemv_rows_write(e);
+}
+
+int card_moe_gemv_rows_build(struct ee *e, const struct ee_layer *L, const int *used, const int *r0,
+			     const int *cnt, int n_used)
+{
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	const struct ee_gv_layer *g = &L->gv;
@@ -1070,9 +1103,28 @@ int card_moe_gemv_rows(struct ee *e, const struct ee_layer *L, const int *used, 
 		gv_add_rows(e, &pf->t_xdn, &g->exdn[used[u]], pf->hg + 4 * r * Im, (uint32_t)Im,
 			    pf->yd + 4 * r * D, (uint32_t)D, 0, 0);
 	}
-	TRY(gv_write(e, &pf->t_xgu));
-	TRY(gv_write(e, &pf->t_xdn));
 	return 0;
+}
+
+int card_moe_gemv_rows_write(struct ee *e)
+{
+	TRY(gv_write(e, &e->pf.t_xgu));
+	return gv_write(e, &e->pf.t_xdn);
+}
+
+double card_gemv_groups_ns(const struct ee *e, const struct gvtab *t, int a, int b, int m)
+{
+	uint32_t bw = 0, kclk = 0;
+	card_dry_rates(e, &bw, &kclk);
+	double ns = 0;
+	for (int i = a, j; i < b && kclk; i = j) { /* as the commands take them */
+		j = gv_rows_end(t, i, b, m);
+		struct gvtab v = {
+		    t->addr + (uint64_t)i * sizeof *t->g, t->g + i, j - i, j - i, m, NULL, 0, 0};
+		int64_t cyc = card_gemv_cycles(e, &v, bw, kclk);
+		ns += cyc > 0 ? (double)cyc * 1e6 / kclk : 0;
+	}
+	return ns;
 }
 
 int card_moe_gemv_rows_cmds(struct ee *e, const char *what, struct gvtab *t, const int *cnt,

@@ -185,6 +185,8 @@ int card_pf_init(struct ee *e, int cache)
 	const struct abi_board *bb = backend_abi_board(e->be);
 	pf->one_att = card_only_cu(bb, ABI_OP_MLA_ATTN_LANES) >= 0;
 	pf->one_gv = card_only_cu(bb, ABI_OP_GEMV) >= 0;
+	pf->one_gath = card_only_cu(bb, ABI_OP_GATHER) >= 0 &&
+		       card_only_cu(bb, ABI_OP_GATHER) == card_only_cu(bb, ABI_OP_RMSNORM);
 	pf->one_vec =
 	    card_only_cu(bb, ABI_OP_COMBINE) >= 0 && card_only_cu(bb, ABI_OP_RESIDUAL_ADD) >= 0;
 	if (e->gv && e->gv_head &&
@@ -226,7 +228,15 @@ int card_pf_init(struct ee *e, int cache)
 		}
 	pf->peak = (pf->ncu ? macs / pf->ncu : (double)b.tm * b.tn) *
 		   (kclk ? kclk / 1e6 : b.clock_mhz / 1e3);
+	pf->gemm_cus = pf->ncu;
 	pf->ncu = pf->ncu > 0 ? pf->ncu : 1;
+	pf->gemm_abi_cu = -1;
+	for (uint32_t j = 0; j < ABI_BOARD_N_CUS(bb->counts) && pf->gemm_abi_cu < 0; j++)
+		if (bb->cus[j].ops_mask >> ABI_OP_GEMM_FP8 & 1)
+			pf->gemm_abi_cu = (int)j;
+	const char *hy = getenv("MOECARD_PF_HYBRID");
+	pf->hyb_off = pf_env_off("MOECARD_PF_HYBRID");
+	pf->hyb_half = hy && !strcmp(hy, "half");
 	e->pf_on = 1;
 	return 0;
 }
@@ -461,6 +471,17 @@ static int pf_topk(struct ee *e, const struct ee_layer *L, int t0, int n)
 	return 0;
 }
 
+/* Whether the rows path may run some of layer L's routed experts on the GEMM CUs beside the
+ * GEMV CU (pf_moe_rows): the board has both, the experts are in the plain layout too, one vector
+ * CU gathers their rows (in order after their norm). */
+static int pf_hyb_ok(const struct ee *e, const struct ee_layer *L)
+{
+	const struct ee_pf *pf = &e->pf;
+	return !pf->hyb_off && pf->gemm_cus > 0 && pf->gemm_abi_cu >= 0 && !pf->gather &&
+	       pf->one_gath && !e->xc && L->moe && e->c->n_routed_experts > 0 && L->ex_gu &&
+	       L->ex_gu[0].rows > 0;
+}
+
 /* o_proj + residual of rows [t0, t0 + n) on the GEMV CU, after the attention that signalled
  * att on EE_PF_FENCE_ATT; *nv: the o_proj table's views in use in the list. */
 static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
@@ -494,6 +515,17 @@ static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, ui
 	uint32_t gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE), i1 = e->list.n;
 	TRY(pf_topk(e, L, t0, n));
 	pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
+	if (!pf_hyb_ok(e, L) || !card_pf_fold_post(e))
+		return 0;
+	/* the rows normalized for the experts the GEMM CUs may take (their x is final with
+	 * o_proj's residual, done before the gate on the GEMV CU) */
+	i1 = e->list.n;
+	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows, GEMM experts)",
+		       f4(pf->x, (uint64_t)t0 * e->c->hidden_size), 0, L->post_norm,
+		       f4(pf->xn, (uint64_t)t0 * e->c->hidden_size), (uint32_t)n,
+		       (uint32_t)e->c->hidden_size, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
+	pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
+	pf->xn_early = 1;
 	return 0;
 }
 
@@ -877,42 +909,160 @@ static int pf_combine_ranges(struct ee *e, int T)
 	return 0;
 }
 
+/* The projected ns of list command i (the dry timer's model; a GEMM on the GEMM CUs' shape). */
+static double pf_cmd_ns(const struct ee *e, uint32_t i)
+{
+	uint32_t bw = 0, kclk = 0;
+	card_dry_rates(e, &bw, &kclk);
+	int64_t cyc = card_cmd_cycles(e, i, e->pf.gemm_abi_cu);
+	return cyc > 0 && kclk ? (double)cyc * 1e6 / kclk : 0;
+}
+
+/* The projected ns of a GEMM of M rows over W (its epilogue flags) on one GEMM CU. */
+static double pf_gemm_ns(const struct ee *e, const struct cmat *W, int M, uint32_t flags)
+{
+	struct abi_cmd c;
+	uint32_t bw = 0, kclk = 0;
+	memset(&c, 0, sizeof c);
+	abi_cmd_hdr_set(&c.hdr, ABI_OP_GEMM_FP8, 0);
+	c.u.gemm.m = (uint32_t)M;
+	c.u.gemm.n = W->rows;
+	c.u.gemm.k = W->cols;
+	c.u.gemm.flags = ABI_GEMM_F_X_F32 | flags;
+	card_dry_rates(e, &bw, &kclk);
+	int64_t cyc = backend_cmd_cycles(
+	    &c, bw, kclk, backend_blk_cu(backend_board(e->be), (uint32_t)e->pf.gemm_abi_cu));
+	return cyc > 0 && kclk ? (double)cyc * 1e6 / kclk : 0;
+}
+
+/*
+ * The rows path's experts split between the GEMV CU and the GEMM CUs (pf_moe_rows): the experts
+ * of most rows go to the GEMM CUs (one gate|up and one down GEMM over exactly an expert's rows,
+ * M = its rows, on the rows GATHER copied together) for as long as that shortens the projected
+ * span of the two sides (the dry timer's cycle model of each command; LPT over the GEMM CUs).
+ * used[nu] by row count (ascending), cnt[E] rows per expert, cv[nu]: each one's projected GEMV
+ * ns. Returns the first used expert on the GEMM CUs (nu: none).
+ */
+static int pf_hyb_cut(const struct ee *e, const struct ee_layer *L, const int *used, int nu,
+		      const int *cnt, const double *cv, double v0)
+{
+	const struct ee_pf *pf = &e->pf;
+	double gl[ABI_MAX_CUS] = {0}, lv = v0, lg = 0;
+	int ncu = pf->gemm_cus < (int)ABI_MAX_CUS ? pf->gemm_cus : (int)ABI_MAX_CUS, cut = nu;
+	for (int u = 0; u < nu; u++)
+		lv += cv[u];
+	for (int u = nu - 1; u >= 0 && ncu > 0; u--) {
+		int x = used[u], k = 0;
+		for (int j = 1; j < ncu; j++)
+			k = gl[j] < gl[k] ? j : k;
+		double cg = pf_gemm_ns(e, &L->ex_gu[x], cnt[x], ABI_GEMM_F_SILU_MUL) +
+			    pf_gemm_ns(e, &L->ex_down[x], cnt[x], 0);
+		double span = lv > lg ? lv : lg, nlg = gl[k] + cg > lg ? gl[k] + cg : lg;
+		if ((lv - cv[u] > nlg ? lv - cv[u] : nlg) >= span)
+			break;
+		lv -= cv[u];
+		gl[k] += cg;
+		lg = nlg;
+		cut = u;
+	}
+	return cut;
+}
+
+/* One phase of the split experts (the gate|ups, or the downs): the GEMV commands of table t
+ * (groups [0, ng), fill: their rows) and the GEMM experts' (gm [ngm][3]: expert, first row,
+ * rows), each next command the one of the side the projection frees first (the firmware starts
+ * them in list order: a command whose CU is busy holds back the ones behind it); tv: when the
+ * GEMV side is free, tg0 the GEMM side (ns, projected); wait: the gather's fence value the first
+ * GEMM waits for (0: none). */
+static int pf_moe_phase(struct ee *e, struct ee_layer *L, int T, struct gvtab *t, const int *fill,
+			int ng, const int *gm, int ngm, int down, double tv)
+{
+	struct ee_pf *pf = &e->pf;
+	uint64_t D = (uint64_t)e->c->hidden_size, Im = (uint64_t)e->c->moe_intermediate_size;
+	int ncu = pf->gemm_cus < (int)ABI_MAX_CUS ? pf->gemm_cus : (int)ABI_MAX_CUS, nv = 0;
+	double tg[ABI_MAX_CUS] = {0};
+	if (ncu < 1)
+		return -EINVAL;
+	for (int g = 0, x = 0; g < ng || x < ngm;) {
+		int k = 0;
+		for (int j = 1; j < ncu; j++)
+			k = tg[j] < tg[k] ? j : k;
+		if (g < ng && (x >= ngm || tv <= tg[k])) {
+			TRY(card_moe_gemv_rows_one(e,
+						   down ? "experts down (gemv, rows)"
+							: "experts gate|up silu (gemv, rows)",
+						   t, fill, &g, &nv));
+			tv += pf_cmd_ns(e, e->list.n - 1);
+			continue;
+		}
+		int xe = gm[3 * x], n = gm[3 * x + 2];
+		uint64_t r0 = (uint64_t)gm[3 * x + 1];
+		uint32_t wait = 0;
+		if (!down) { /* the expert's rows together (the vector CU, in order) */
+			TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows (GEMM CU)", pf->xn, 0,
+				   f4(pf->gi, r0), f4(pf->xg, r0 * D), (uint32_t)n, (uint32_t)D, 0,
+				   0, (uint32_t)T, 0, 0, 0));
+			wait = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATH);
+		}
+		uint32_t i0 = e->list.n;
+		if (down)
+			TRY(card_gemm_m(e, "expert down (gemm, rows)", f4(pf->hg, r0 * Im), 0,
+					&L->ex_down[xe], f4(pf->yd, r0 * D), 0, 0, 0, 0, 0, 0, 0,
+					n));
+		else
+			TRY(card_gemm_m(e, "expert gate|up silu (gemm, rows)", f4(pf->xg, r0 * D),
+					0, &L->ex_gu[xe], f4(pf->hg, r0 * Im), 0,
+					ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0, n));
+		x++;
+		if (wait)
+			pf_wait_at(e, i0, EE_PF_FENCE_GATH, wait);
+		tg[k] += pf_cmd_ns(e, e->list.n - 1);
+	}
+	return 0;
+}
+
 /* The rows path's MoE after the routes: the used experts in order of their row count, each
  * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T,
  * in blocks of 16) and for the used experts' gate|up one per run of groups with the same row
  * count (a group per block of at most 16 of an expert's rows: its full blocks, m = 16, and its
  * tail; no expert reads its weights more often than its blocks), the same for the downs, then
- * the combine in router order. uof: [E] scratch (an expert's place among the used ones). */
+ * the combine in router order. Where the board has GEMM CUs, the experts of most rows run on
+ * them beside the GEMV CU (pf_hyb_cut; MOECARD_PF_HYBRID=0: never): their rows normalized and
+ * gathered on the vector CU first. Every row's bits are the same on either CU (fp8_gemm's rows
+ * equal the GEMV groups'). uof: [E] scratch (an expert's place among the used ones). */
 static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, int *uof)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	struct ee_gv_layer *g = &L->gv;
 	int D = c->hidden_size, E = c->n_routed_experts, k = c->num_experts_per_tok;
-	int M = FP8_GEMV_MAX_M, nu = 0, ng = 0;
+	int M = FP8_GEMV_MAX_M, nu = 0, ng = 0, r = 0;
 	int *used = pf->xe, *base = pf->xr0, *fill = pf->xm; /* by used expert, then the groups */
-	for (int m = 1; m <= T; m++)			     /* by row count, then expert */
+	int hyb = pf_hyb_ok(e, L);
+	for (int m = 1; m <= T; m++) /* by row count, then expert */
 		for (int x = 0; x < E; x++)
 			if (cnt[x] == m) {
 				uof[x] = nu;
 				used[nu++] = x;
 			}
-	for (int u = 0, r = 0; u < nu; r += cnt[used[u++]]) {
-		base[u] = r;
+	for (int u = 0, rr = 0; u < nu; rr += cnt[used[u++]]) {
+		base[u] = rr;
 		fill[u] = 0;
 	}
 	for (int t = 0; t < T; t++) /* an expert's rows in token order */
 		for (int j = 0; j < k; j++) {
 			int u = uof[pf->hidx[t * k + j]];
-			int r = base[u] + fill[u]++;
-			pf->hgi[r] = t;
-			pf->hci[t * k + j] = r;
+			int rr = base[u] + fill[u]++;
+			pf->hgi[rr] = t;
+			pf->hci[t * k + j] = rr;
 		}
-	/* the groups, in order of their rows: the tails (1..15 rows), then every full block */
+	/* the groups, in order of their rows: the tails (1..15 rows), then every full block (split:
+	 * the full blocks first, the GEMV CU's longest commands before the GEMM CUs') */
 	int *ge = pf->hgi + (size_t)T * k; /* (scratch past the gather index: see card_pf_init) */
-	for (int m = 1; m <= M; m++)
+	for (int mi = 1; mi <= M; mi++)
 		for (int u = 0; u < nu; u++) {
 			/* expert u's groups of m rows: its tail (m < M) or its full blocks (m == M) */
+			int m = hyb ? M + 1 - mi : mi;
 			int n = cnt[used[u]], full = n / M;
 			int nb = m < M ? n % M == m : full, r0 = base[u] + (m < M ? full * M : 0);
 			for (int b = 0; b < nb; b++) {
@@ -923,6 +1073,63 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 				ge[3 * ng++ + 2] = m;
 			}
 		}
+	/* the split: the experts from cut on (the most rows) to the GEMM CUs */
+	int ngm = 0, *gm = NULL;
+	double *cv = NULL;
+	if (hyb) {
+		int sh = !pf->ffn_early;
+		cv = calloc((size_t)nu + 1, sizeof *cv);
+		gm = malloc(sizeof(int) * 3 * ((size_t)nu + 1));
+		if (!cv || !gm) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (int i = 0; i < ng; i++) {
+			used[i] = ge[3 * i];
+			base[i] = ge[3 * i + 1];
+			fill[i] = ge[3 * i + 2];
+		}
+		if ((r = card_moe_gemv_rows_build(e, L, used, base, fill, ng)))
+			goto out;
+		for (int a = 0, b; a < ng; a = b) { /* a run of one row count: its share each */
+			for (b = a + 1; b < ng && fill[b] == fill[a];)
+				b++;
+			double ns = (card_gemv_groups_ns(e, &pf->t_xgu, a, b, fill[a]) +
+				     card_gemv_groups_ns(e, &pf->t_xdn, a, b, fill[a])) /
+				    (b - a);
+			for (int i = a; i < b; i++)
+				cv[uof[used[i]]] += ns;
+		}
+		/* (the used experts by row count again, for the cut) */
+		for (int x = 0; x < E; x++)
+			if (cnt[x] > 0)
+				used[uof[x]] = x;
+		double v0 = 0; /* the shared expert's rows on the GEMV CU in these phases */
+		if (sh)
+			v0 = 3.0 * T * D * c->n_shared_experts * c->moe_intermediate_size /
+			     card_gemv_peak(e);
+		int cut = pf->hyb_half ? nu / 2 : pf_hyb_cut(e, L, used, nu, cnt, cv, v0);
+		int first =
+		    0; /* the r-space holds the used experts in order: the cut's from here */
+		for (int u = 0; u < cut; u++)
+			first += cnt[used[u]];
+		ngm = nu - cut;
+		pf->hyb_experts += (uint64_t)ngm;
+		for (int u = cut, rr = first; u < nu; rr += cnt[used[u++]]) {
+			int i = nu - 1 - u; /* most rows first */
+			gm[3 * i] = used[u];
+			gm[3 * i + 1] = rr;
+			gm[3 * i + 2] = cnt[used[u]];
+		}
+		int nk = 0; /* the GEMV CU's groups: those of experts before the cut */
+		for (int i = 0; i < ng; i++)
+			if (uof[ge[3 * i]] < cut) {
+				ge[3 * nk] = ge[3 * i];
+				ge[3 * nk + 1] = ge[3 * i + 1];
+				ge[3 * nk++ + 2] = ge[3 * i + 2];
+			}
+		ng = nk;
+	}
 	for (int i = 0; i < ng; i++) {
 		used[i] = ge[3 * i];
 		base[i] = ge[3 * i + 1];
@@ -930,28 +1137,65 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	}
 	uint32_t R = (uint32_t)T, RK = (uint32_t)(T * k);
 	double t0 = now_s();
-	TRY(card_write(e, pf->gi, pf->hgi, 4 * (size_t)T * k));
-	TRY(card_write(e, pf->ci, pf->hci, 4 * (size_t)T * k));
-	TRY(card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k));
-	TRY(card_moe_gemv_rows(e, L, used, base, fill, ng));
+	if ((r = card_write(e, pf->gi, pf->hgi, 4 * (size_t)T * k)) ||
+	    (r = card_write(e, pf->ci, pf->hci, 4 * (size_t)T * k)) ||
+	    (r = card_write(e, pf->cw, pf->hw, 4 * (size_t)T * k)) ||
+	    (ng > 0 && (r = card_moe_gemv_rows(e, L, used, base, fill, ng))))
+		goto out;
 	e->t_host += now_s() - t0;
 	int sh = !pf->ffn_early; /* (else done beside the attention: pf_o_range) */
 	pf->ffn_early = 0;
-	if (sh)
-		TRY(card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T));
+	double tv = 0;
+	if (sh) {
+		if ((r = card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T)))
+			goto out;
+		tv += pf_cmd_ns(e, e->list.n - 1);
+	}
 	/* (folded norm: the rows before it; the experts' loaders normalize them; without
 	 * MOECARD_PF_XIDX=0 the experts' loaders read their rows in place through gi) */
-	if (pf->gather)
-		TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows",
-			   card_pf_fold_post(e) ? pf->x : pf->xn, 0, pf->gi, pf->xg, RK,
-			   (uint32_t)D, 0, 0, R, 0, 0, 0));
-	TRY(card_barrier(e));
-	TRY(card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu, fill, ng));
-	TRY(card_barrier(e));
-	if (sh)
-		TRY(card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T));
-	TRY(card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, fill, ng));
-	TRY(card_barrier(e));
+	if (pf->gather && (r = pf_vec(e, ABI_OP_GATHER, "gather expert rows",
+				      card_pf_fold_post(e) ? pf->x : pf->xn, 0, pf->gi, pf->xg, RK,
+				      (uint32_t)D, 0, 0, R, 0, 0, 0)))
+		goto out;
+	if (!ngm) {
+		if ((r = card_barrier(e)) ||
+		    (r = card_moe_gemv_rows_cmds(e, "experts gate|up silu (gemv, rows)", &pf->t_xgu,
+						 fill, ng)) ||
+		    (r = card_barrier(e)) ||
+		    (sh &&
+		     (r = card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown, T))) ||
+		    (r = card_moe_gemv_rows_cmds(e, "experts down (gemv, rows)", &pf->t_xdn, fill,
+						 ng)) ||
+		    (r = card_barrier(e)))
+			goto out;
+	} else {
+		/* the GEMM experts' rows normalized where the GEMV CU's loaders fold the norm (unless
+		 * done with o_proj's ranges), then each one's gathered before its gate|up */
+		if (card_pf_fold_post(e) && !pf->xn_early &&
+		    (r = card_vecop(e, ABI_OP_RMSNORM,
+				    "post_attention_layernorm (rows, GEMM experts)", pf->x, 0,
+				    L->post_norm, pf->xn, R, (uint32_t)D, 0, 0, 0,
+				    (float)c->rms_norm_eps, 0)))
+			goto out;
+		if ((r = pf_moe_phase(e, L, T, &pf->t_xgu, fill, ng, gm, ngm, 0, tv)) ||
+		    (r = card_barrier(e)))
+			goto out;
+		tv = 0;
+		if (sh) {
+			if ((r = card_gemv_rows_cmd(e, "shared down (gemv, rows)", &g->r_shdown,
+						    T)))
+				goto out;
+			tv += pf_cmd_ns(e, e->list.n - 1);
+		}
+		if ((r = pf_moe_phase(e, L, T, &pf->t_xdn, fill, ng, gm, ngm, 1, tv)) ||
+		    (r = card_barrier(e)))
+			goto out;
+	}
+	free(cv);
+	free(gm);
+	cv = NULL;
+	gm = NULL;
+	pf->xn_early = 0;
 	int early = pf_next_early(e, T);
 	if (early < 0)
 		return early;
@@ -963,6 +1207,11 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)", pf->x, pf->ffn, 0, pf->x, R,
 		       (uint32_t)D, 0, 0, 0, 0, 0));
 	return card_barrier(e);
+out:
+	free(cv);
+	free(gm);
+	pf->xn_early = 0;
+	return r;
 }
 
 /* MoE FFN of T rows: routes, the rows grouped by expert, one gate|up and one down GEMM per
@@ -1043,6 +1292,7 @@ out:
 
 int card_pf_layer(struct ee *e, struct ee_layer *L, int T)
 {
+	e->pf.xn_early = 0;
 	TRY(pf_mla(e, L, T));
 	return L->moe ? pf_moe(e, L, T) : pf_dense(e, L, T);
 }
@@ -1254,7 +1504,7 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
 	/* (a forward that failed midway leaves none of a layer's hand-overs behind) */
-	pf->ffn_early = pf->route_early = pf->qa_early = 0;
+	pf->ffn_early = pf->route_early = pf->qa_early = pf->xn_early = 0;
 	pf->kvx_n = 0; /* (the prompt's rows are whole again once every layer ran) */
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;

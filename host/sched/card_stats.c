@@ -42,6 +42,26 @@ static uint64_t dry_fence_t(const struct ee *e, uint32_t i, const uint64_t *done
 	return 0;
 }
 
+void card_dry_rates(const struct ee *e, uint32_t *bw_mbps, uint32_t *clk_khz)
+{
+	const struct abi_board *blk = backend_abi_board(e->be);
+	uint32_t eff = backend_board(e->be)->mem_eff_pct;
+	*bw_mbps = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);
+	*clk_khz = blk->cu_clk_khz;
+}
+
+int64_t card_cmd_cycles(const struct ee *e, uint32_t i, int cu)
+{
+	const struct abi_cmd *c = &e->list.cmd[i];
+	uint32_t op = ABI_W0_OP(c->hdr.word0), bw = 0, kclk = 0;
+	card_dry_rates(e, &bw, &kclk);
+	return op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
+	       : op == ABI_OP_MLA_ATTN_LANES
+		   ? card_attn_lanes_cycles(e, c, bw, kclk)
+		   : backend_cmd_cycles(c, bw, kclk,
+					backend_blk_cu(backend_board(e->be), (uint32_t)cu));
+}
+
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
@@ -56,9 +76,8 @@ void card_dry_time(struct ee *e)
 	/* the engine's argument preload (fw_port_start_cu): the start cycles on its writer, once
 	 * a command is taken and its CU latched the arguments before; then go on the path */
 	uint64_t go = board_dispatch_go_ns(bd), args_until = 0, latched[ABI_MAX_CUS] = {0};
-	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = blk->cu_clk_khz;
-	uint32_t eff = bd->mem_eff_pct;
-	uint32_t bw = (uint32_t)((uint64_t)blk->banks[0].bw_mbps * (eff ? eff : 100) / 100);
+	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), kclk = 0, bw = 0;
+	card_dry_rates(e, &bw, &kclk);
 	for (uint32_t i = 0; i < e->list.n; i++) {
 		const struct abi_cmd *c = &e->list.cmd[i];
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
@@ -94,12 +113,7 @@ void card_dry_time(struct ee *e)
 				best = (int)k;
 		if (best < 0)
 			continue;
-		int64_t cyc =
-		    op == ABI_OP_GEMV ? card_gemv_cycles(e, e->list.gt[i], bw, kclk)
-		    : op == ABI_OP_MLA_ATTN_LANES
-			? card_attn_lanes_cycles(e, c, bw, kclk)
-			: backend_cmd_cycles(c, bw, kclk,
-					     backend_blk_cu(backend_board(e->be), (uint32_t)best));
+		int64_t cyc = card_cmd_cycles(e, i, best);
 		uint64_t t0 = t_fw > cu_free[best] ? t_fw : cu_free[best];
 		if (go) {
 			uint64_t a = t_cpu > latched[best] ? t_cpu : latched[best];
@@ -506,8 +520,16 @@ int card_engine_whatif_prefill(const struct config *c, const struct backend *be,
 /* Where a prefill what-if put its matrices, and at what share of that CU's peak. */
 static const char *pf_where(const struct card_pf_whatif *w)
 {
-	static __thread char b[160];
-	if (w->rows_big)
+	static __thread char b[256];
+	if (w->rows_big && w->gemm_ms > 0) /* the experts split between the two */
+		snprintf(
+		    b, sizeof b,
+		    "matrices on the GEMV CU %.1f ms at %.1f%% of its peak, beside them routed "
+		    "experts on the GEMM CUs %.1f ms (summed) at %.1f%% of their PE arrays' peak "
+		    "(GEMM "
+		    "CUs alone: %.1f tok/s)",
+		    w->gv_ms, 100 * w->gv_pe_frac, w->gemm_ms, 100 * w->pe_frac, w->gemm_tok_s);
+	else if (w->rows_big)
 		snprintf(b, sizeof b,
 			 "matrices on the GEMV CU %.1f ms at %.1f%% of its peak (GEMM CUs: %.1f "
 			 "tok/s)",
@@ -676,14 +698,16 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			"\"prefill_chunk\":%d,\"modeled_prefill_card_ms\":%.4f,"
 			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
 			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
-			"\"prefill_gemm_pe_frac\":%.4f,\"prefill_gemv_pe_frac\":%.4f",
+			"\"prefill_gemm_pe_frac\":%.4f,\"prefill_gemv_pe_frac\":%.4f,"
+			"\"prefill_gemm_experts\":%llu",
 			!e->pf_on    ? "token loop"
 			: e->pf_loop ? "token loop (rule)"
 				     : "batched",
 			(unsigned long long)pf->tokens, (unsigned long long)pf->batched,
 			(unsigned long long)pf->mha_tokens, e->pf_on ? pf->chunk : 0,
 			pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
-			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac, gfrac);
+			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac, gfrac,
+			(unsigned long long)pf->hyb_experts);
 		return;
 	}
 	if (hw)
@@ -703,8 +727,13 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 		    FP8_GEMV_MAX_M, pf->chunk, e->pf_rule_w.tok_s, e->pf_rule_w.loop_tok_s);
 	if (!pf->tokens)
 		return;
-	char gemms[128];
-	if (pf->gemm_ns > 0)
+	char gemms[192];
+	if (pf->gemm_ns > 0 && pf->gv_ns > 0) /* the rows path with experts on the GEMM CUs */
+		snprintf(gemms, sizeof gemms,
+			 "the rows on the GEMV CU at %.1f%% of its peak, %llu experts' rows on the "
+			 "GEMM CUs at %.1f%% of the PE array's peak",
+			 100 * gfrac, (unsigned long long)pf->hyb_experts, 100 * frac);
+	else if (pf->gemm_ns > 0)
 		snprintf(gemms, sizeof gemms, "the GEMMs at %.1f%% of the PE array's peak",
 			 100 * frac);
 	else /* every forward took the rows path (short prompts, MTP verification; pf.rows_big) */

@@ -544,6 +544,24 @@ int main(void)
 				    "gemv lowering, 21 tokens then 40 after them on the GEMV CU "
 				    "(MOECARD_PF_ROWS=1)",
 				    t64, 21, 40);
+				/* the experts split: the half with most rows on the GEMM CUs, their
+				 * rows normalized and gathered on the vector CU (bit-identical) */
+				g_max_seq = g_max_batch = 64;
+				setenv("MOECARD_PF_ROWS", "1", 1);
+				setenv("MOECARD_PF_HYBRID", "half", 1);
+				struct engine *eh = eng_open(&ck, "emu", NULL, NULL);
+				unsetenv("MOECARD_PF_HYBRID");
+				unsetenv("MOECARD_PF_ROWS");
+				g_max_seq = 32;
+				g_max_batch = 16;
+				compare(&ck, eh, 512, el64, ec64,
+					"gemv lowering, T=60, half the experts on the GEMM CUs "
+					"(MOECARD_PF_HYBRID=half)",
+					t64, 60, 0);
+				long nx = stat_long(eh, "\"prefill_gemm_experts\":");
+				CHECK(nx > 0, "MOECARD_PF_HYBRID=half: %ld experts on the GEMM CUs",
+				      nx);
+				eng_close(eh);
 				/* the non-absorbed form: a fresh prompt's first chunk */
 				g_mha = NULL;
 				g_max_seq = g_max_batch = 64;
@@ -585,6 +603,34 @@ int main(void)
 				same_logits(&ck, em64, em16,
 					    "non-absorbed, T=60 in one chunk and in chunks of 20",
 					    t64, 60);
+				g_max_seq = g_max_batch = 64;
+				g_mha = NULL;
+				setenv("MOECARD_PF_ROWS", "1", 1);
+				setenv("MOECARD_PF_HYBRID", "half", 1);
+				struct engine *emh = eng_open(&ck, "emu", NULL, NULL);
+				setenv("MOECARD_PF_HYBRID", "0", 1);
+				struct engine *emh0 = eng_open(&ck, "emu", NULL, NULL);
+				unsetenv("MOECARD_PF_HYBRID");
+				unsetenv("MOECARD_PF_ROWS");
+				g_mha = "0";
+				g_max_seq = 32;
+				g_max_batch = 16;
+				same_logits(&ck, em64, emh,
+					    "non-absorbed, T=60, half the experts on the GEMM CUs "
+					    "(MOECARD_PF_HYBRID=half) and as chosen",
+					    t64, 60);
+				long nxm = stat_long(emh, "\"prefill_gemm_experts\":");
+				CHECK(nxm > 0,
+				      "non-absorbed, MOECARD_PF_HYBRID=half: %ld experts on "
+				      "the GEMM CUs",
+				      nxm);
+				same_logits(
+				    &ck, emh0, emh,
+				    "non-absorbed, T=60, half the experts on the GEMM CUs and "
+				    "none (MOECARD_PF_HYBRID=0)",
+				    t64, 60);
+				eng_close(emh);
+				eng_close(emh0);
 				same_logits(
 				    &ck, em64, em16f,
 				    "non-absorbed, T=60 in one chunk and in chunks of 20, KV "
