@@ -45,7 +45,9 @@ if [ -n "$PFB" ] && [ -n "$PFL" ]; then
   printf '%s\n%s\n' "$PFB" "$PFL" | /usr/bin/python3 -c "
 import json, sys
 b, l = (json.loads(x) for x in sys.stdin.read().split('\n')[:2])
-where = lambda g, f: ('matrices on the GEMV CU at %.1f%% of its peak' % (100 * g) if g > 0 else
+where = lambda g, f: ('matrices on the GEMV CU at %.1f%% of its peak' % (100 * g) +
+                      (', routed experts on the GEMM CUs at %.1f%% of the PE arrays peak' % (100 * f)
+                       if f > 0 else '') if g > 0 else
                       'GEMMs at %.1f%% of the PE array peak' % (100 * f))
 print('emulated T=%d: batched %9.1f tok/s (%.3f ms: card %.3f + link %.3f + host %.3f), token by token %9.1f tok/s: %.2fx; %s' % (
   b['prefill_tokens'], b['modeled_prefill_tok_s'], b['modeled_prefill_ms'], b['modeled_prefill_card_ms'],
