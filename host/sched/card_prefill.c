@@ -487,10 +487,11 @@ static int pf_hyb_ok(const struct ee *e, const struct ee_layer *L)
 static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
 {
 	struct ee_gv_layer *g = &L->gv;
+	struct ee_pf *pf = &e->pf;
 	uint32_t i0 = e->list.n;
 	TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0, t0 + n, nv));
 	pf_wait_at(e, i0, EE_PF_FENCE_ATT, att);
-	if (!e->pf.ffn_early)
+	if (!pf->ffn_early)
 		return 0;
 	/* the rows' FFN that needs no routes, on the one GEMV CU after their o_proj: the dense
 	 * FFN (into the residual stream), or the shared expert (into ffn) */
@@ -500,33 +501,33 @@ static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, ui
 		return card_gemv_rows_range(e, "down + residual (gemv, rows)", &g->r_down, T, t0,
 					    t0 + n, nv + 2);
 	}
+	if (pf->route_early) {
+		/* first the router's gate (the rows normalized in its loader) and top-k of the
+		 * rows: the top-k on its CU after the gate's fence, beside the shared expert */
+		TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x,
+					      pf->rlog, T, &pf->t_gate, pf->views, pf->rows16 / 16,
+					      L->post_norm, t0, t0 + n, nv + 3));
+		uint32_t gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE), i1 = e->list.n;
+		TRY(pf_topk(e, L, t0, n));
+		pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
+		if (pf_hyb_ok(e, L) && card_pf_fold_post(e)) {
+			/* the rows normalized for the experts the GEMM CUs may take (their x is
+			 * final with o_proj's residual, done before the gate on the GEMV CU) */
+			i1 = e->list.n;
+			TRY(card_vecop(e, ABI_OP_RMSNORM,
+				       "post_attention_layernorm (rows, GEMM experts)",
+				       f4(pf->x, (uint64_t)t0 * e->c->hidden_size), 0, L->post_norm,
+				       f4(pf->xn, (uint64_t)t0 * e->c->hidden_size), (uint32_t)n,
+				       (uint32_t)e->c->hidden_size, 0, 0, 0,
+				       (float)e->c->rms_norm_eps, 0));
+			pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
+			pf->xn_early = 1;
+		}
+	}
 	TRY(card_gemv_rows_range(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T, t0, t0 + n,
 				 nv + 1));
-	TRY(card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T, t0, t0 + n,
-				 nv + 2));
-	if (!e->pf.route_early)
-		return 0;
-	/* the router's gate (the rows normalized in its loader) and top-k of the rows: the top-k
-	 * on its CU after the gate's fence */
-	struct ee_pf *pf = &e->pf;
-	TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x, pf->rlog, T,
-				      &pf->t_gate, pf->views, pf->rows16 / 16, L->post_norm, t0,
-				      t0 + n, nv + 3));
-	uint32_t gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE), i1 = e->list.n;
-	TRY(pf_topk(e, L, t0, n));
-	pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
-	if (!pf_hyb_ok(e, L) || !card_pf_fold_post(e))
-		return 0;
-	/* the rows normalized for the experts the GEMM CUs may take (their x is final with
-	 * o_proj's residual, done before the gate on the GEMV CU) */
-	i1 = e->list.n;
-	TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows, GEMM experts)",
-		       f4(pf->x, (uint64_t)t0 * e->c->hidden_size), 0, L->post_norm,
-		       f4(pf->xn, (uint64_t)t0 * e->c->hidden_size), (uint32_t)n,
-		       (uint32_t)e->c->hidden_size, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
-	pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
-	pf->xn_early = 1;
-	return 0;
+	return card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T, t0, t0 + n,
+				    nv + 2);
 }
 
 /* o_proj with the residual (unless done: o_done) and the post-attention norm (where the FFN
