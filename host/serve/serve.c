@@ -269,6 +269,8 @@ static int slot_begin(struct slot *sl, struct sreq *r)
 	sm.temp = (float)r->p.temperature;
 	sm.top_p = (float)r->p.top_p;
 	sm.seed = r->p.has_seed ? r->p.seed : 0x9e3779b97f4a7c15ull ^ (uint64_t)(now_s() * 1e9);
+	sm.ban = r->p.ignore_eos && s->eos >= 0; /* the text runs to max_tokens or a stop */
+	sm.ban_id = s->eos;
 	sl->smp = sm;
 	sl->rng = sm.seed ? sm.seed : 0x853c49e6748fea9bull; /* as gen_init seeds */
 	if (!s->rows) { /* the slot's own generation loop samples */
@@ -337,7 +339,7 @@ static int slot_emit(struct slot *sl, int tok, double t1)
  * (forward_seqs_top1: 8 bytes a sequence over the link, no sampling pass). */
 static int slot_greedy(const struct serve *s, const struct slot *sl)
 {
-	return s->seqs && sl->smp.temp <= 0 && sl->smp.rep_penalty == 1.0f &&
+	return s->seqs && sl->smp.temp <= 0 && sl->smp.rep_penalty == 1.0f && !sl->smp.ban &&
 	       s->slots[0].e->ops->forward_seqs_top1;
 }
 

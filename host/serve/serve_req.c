@@ -187,6 +187,7 @@ static int parse_fields(json_t *o, struct serve_params *p)
 	if ((r = get_num(o, "temperature", 0, 2, &p->temperature, p)) ||
 	    (r = get_num(o, "top_p", 1e-6, 1, &p->top_p, p)) ||
 	    (r = get_bool(o, "stream", &p->stream, p)) ||
+	    (r = get_bool(o, "ignore_eos", &p->ignore_eos, p)) ||
 	    (r = parse_stop(json_object_get(o, "stop"), p)))
 		return r;
 	v = json_object_get(o, "seed");

@@ -32,6 +32,7 @@ struct serve_params {
 	int n_stops;
 	int stream;	    /* "stream": true */
 	int include_usage;  /* "stream_options": {"include_usage": true} */
+	int ignore_eos;	    /* "ignore_eos": true (vLLM's extension): the EOS is never sampled */
 	char err_param[40]; /* the offending field on an error */
 	char err[200];	    /* what is wrong with it */
 };

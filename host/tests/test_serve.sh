@@ -91,6 +91,23 @@ long199=$(for i in 1 2 3 4 5 6 7 8 9; do printf 'The jury said that the city of 
 long199=${long199% }
 alone_and_batched "long prompt" "$long199" 16 "Other $long199" "Other prompt 1 is" "Other prompt 2 is"
 
+# "ignore_eos" (vLLM's extension): a sampled answer that ends on the EOS (the first of a few seeds
+# whose answer does) runs to max_tokens with it, and the field takes only a boolean
+fin() { "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; d=json.load(sys.stdin); print(d["choices"][0]["finish_reason"], d["usage"]["completion_tokens"])'; }
+eos_seed=""
+for sd in 1 2 3 4 5 6 7 8 9 10 11 12; do
+  f=$(COMP "{\"prompt\":\"The jury said that\",\"max_tokens\":900,\"temperature\":1,\"seed\":$sd}" | fin)
+  case "$f" in "stop "*) eos_seed=$sd; break ;; esac
+done
+if [ -n "$eos_seed" ]; then
+  f=$(COMP "{\"prompt\":\"The jury said that\",\"max_tokens\":900,\"temperature\":1,\"seed\":$eos_seed,\"ignore_eos\":true}" | fin)
+  [ "$f" = "length 900" ] && ok || bad "ignore_eos: seed $eos_seed ends '$f' with it (want 'length 900')"
+else
+  bad "ignore_eos: no seed of 1..12 ended on the EOS within 900 tokens"
+fi
+[ "$(code "${AUTH[@]}" "$URL/v1/completions" -d '{"prompt":"x","ignore_eos":"yes"}')" = 400 ] &&
+  grep -q '"param":"ignore_eos"' "$W/body" && ok || bad "ignore_eos \"yes\": $(cat "$W/body")"
+
 # the official OpenAI client
 node host/tests/serve_client.mjs "$URL" "$KEY" tiny-brown >"$W/client" 2>&1
 n_ok=$(grep -c '^ok ' "$W/client"); n_bad=$(grep -c '^FAIL' "$W/client")
