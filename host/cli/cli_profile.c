@@ -232,7 +232,7 @@ static int profile_run(const struct cli_opts *a)
 	if (cli_load_ckpt(a, &ck))
 		return 1;
 	struct cli_opts ao = *a;
-	int batch = P > 64 ? 64 : P;
+	int batch = P > 512 ? 512 : P < 8 ? 8 : P; /* the prompt's forwards as bench's and run's */
 	if (a->seqs && batch < a->seqs)
 		batch = a->seqs; /* cpu: the B rows of a step in one forward */
 	if (a->seqs && strcmp(a->backend, "cpu"))

@@ -643,7 +643,11 @@ int cli_run(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if (run_prompt(&a, &tok, &toks, &nt))
 		return 1;
-	if ((rc = cli_open_model(&a, &ck, &m, nt + a.n + 8, 64))) {
+	/* the prompt's forwards as long as the prompt up to 512 rows (as bench's: the card's
+	 * batched prefill takes a chunk whole, the cpu engine's GEMMs reuse each weight over its
+	 * rows), at least 64 (the generation loop's verify rows) */
+	int batch = nt < 64 ? 64 : nt > 512 ? 512 : nt;
+	if ((rc = cli_open_model(&a, &ck, &m, nt + a.n + 8, batch))) {
 		free(toks);
 		tokenizer_free(tok);
 		return rc;
