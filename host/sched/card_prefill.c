@@ -514,12 +514,11 @@ static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, ui
 			/* the rows normalized for the experts the GEMM CUs may take (their x is
 			 * final with o_proj's residual, done before the gate on the GEMV CU) */
 			i1 = e->list.n;
-			TRY(card_vecop(e, ABI_OP_RMSNORM,
-				       "post_attention_layernorm (rows, GEMM experts)",
-				       f4(pf->x, (uint64_t)t0 * e->c->hidden_size), 0, L->post_norm,
-				       f4(pf->xn, (uint64_t)t0 * e->c->hidden_size), (uint32_t)n,
-				       (uint32_t)e->c->hidden_size, 0, 0, 0,
-				       (float)e->c->rms_norm_eps, 0));
+			TRY(card_vecop(
+			    e, ABI_OP_RMSNORM, "post_attention_layernorm (rows, GEMM experts)",
+			    f4(pf->x, (uint64_t)t0 * e->c->hidden_size), 0, L->post_norm,
+			    f4(pf->xn, (uint64_t)t0 * e->c->hidden_size), (uint32_t)n,
+			    (uint32_t)e->c->hidden_size, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
 			pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
 			pf->xn_early = 1;
 		}
