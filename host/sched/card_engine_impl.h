@@ -186,7 +186,7 @@ struct ee_pf {
 	uint64_t mha_tokens;	   /* rows of forwards in the non-absorbed form (pf.mha) */
 	uint64_t hyb_experts;	   /* routed experts (per layer) the GEMM CUs ran (pf_moe_rows) */
 	uint32_t fv[EE_PF_NFENCE]; /* the last value signalled on each EE_PF_FENCE_* id */
-	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (4) */
+	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (12) */
 	int one_att;	 /* one striped attention CU (the ranges' fence completes in order) */
 	int one_gv;	 /* the board has one GEMV CU (its commands run in order) */
 	int ffn_late;	 /* MOECARD_PF_FFN_EARLY=0: the FFN after the attention */

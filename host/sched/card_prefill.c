@@ -179,7 +179,7 @@ int card_pf_init(struct ee *e, int cache)
 	const char *mv = getenv("MOECARD_PF_MHA");
 	pf->mha_force = mv && !strcmp(mv, "1");
 	const char *ap = getenv("MOECARD_PF_ATT_PARTS");
-	pf->att_parts = ap && atoi(ap) > 0 ? atoi(ap) : 4;
+	pf->att_parts = ap && atoi(ap) > 0 ? atoi(ap) : 12;
 	pf->ffn_late = pf_env_off("MOECARD_PF_FFN_EARLY");
 	/* a fence signalled by one op's commands takes its values in order where one CU runs them */
 	const struct abi_board *bb = backend_abi_board(e->be);
@@ -335,14 +335,21 @@ static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, in
 	return 0;
 }
 
+static int pf_kv_appends_rows(struct ee *e, const struct ee_layer *L, int t0, int T, uint64_t kva);
+
 /* The KV appends of the forward's rows (pf.kvrow; folded: kv_a's rows at kva), each into its
- * sequence's cache. */
+ * sequence's cache; _rows: of rows [t0, T). */
 static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T, uint64_t kva)
+{
+	return pf_kv_appends_rows(e, L, 0, T, kva);
+}
+
+static int pf_kv_appends_rows(struct ee *e, const struct ee_layer *L, int t0, int T, uint64_t kva)
 {
 	struct ee_pf *pf = &e->pf;
 	uint64_t row = (uint64_t)e->c->kv_lora_rank + (uint64_t)e->c->qk_rope_head_dim;
 	uint64_t src = e->gv_attn && e->kv_fold ? kva : pf->kvrow;
-	for (int t = 0; t < T; t++)
+	for (int t = t0; t < T; t++)
 		TRY(pf_kv_append(e, L, f4(src, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
 	return 0;
 }
@@ -625,7 +632,10 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		TRY(card_flush(e));
 	else
 		TRY(card_barrier(e));
-	int nvo[4] = {0}, pt0 = 0, pn = 0;
+	/* the appends go with the ranges where the section fits in one list (else at its end: a
+	 * full list in the middle would end the overlap) */
+	int spread = fz && e->list.n + T + 16 * ((T + cr - 1) / cr + 1) <= BACKEND_MAX_LIST;
+	int nvo[4] = {0}, pt0 = 0, pn = 0, na = 0;
 	uint32_t patt = 0;
 	for (int t0 = 0; t0 < T; t0 += cr) {
 		int n = T - t0 < cr ? T - t0 : cr;
@@ -651,14 +661,22 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		uint32_t att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
 		if (t0 > 0) /* the range before: its o_proj beside this attention */
 			TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
+		/* the latent cache's appends (for the decode after the prompt: nothing in this
+		 * form reads them) on their own CU beside the attention, a share of them after
+		 * each range's command as large as its share of the attention's work (the rows'
+		 * causal triangle): one command a row, each taken by the firmware CPU in turn
+		 * while the range's attention runs, not after the last one */
+		double f = (double)(t0 + n) / T;
+		int a1 = t0 + n >= T ? T : (int)(f * f * T);
+		if (spread)
+			TRY(pf_kv_appends_rows(e, L, na, a1, kva));
+		na = spread && a1 > na ? a1 : na;
 		pt0 = t0;
 		pn = n;
 		patt = att;
 	}
-	/* the latent cache's appends (for the decode after the prompt: nothing in this form reads
-	 * them) run on their own CU beside the last range's attention (they hold the ring while
-	 * they go one by one: spread between the ranges, they cost a long prompt's later chunks) */
-	TRY(pf_kv_appends(e, L, T, kva));
+	if (!spread) /* (the attention whole, or a section larger than a list: after it) */
+		TRY(pf_kv_appends(e, L, T, kva));
 	if (fz)
 		TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
 	TRY(card_barrier(e));

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "backend/backend.h"
 #include "backend/backend_impl.h"
+#include "firmware/fw_config.h"
 #include "load/config.h"
 #include "sched/card_engine.h"
 #include "sched/card_engine_impl.h"
@@ -69,6 +70,7 @@ void card_dry_time(struct ee *e)
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
 	uint64_t t_cpu = 0; /* the CPU's decode time line (dispatch engine): also its work */
 	static uint64_t sig_t[BACKEND_MAX_LIST]; /* when each command signalling a fence did */
+	static uint64_t st_t[BACKEND_MAX_LIST];	 /* when each command left the pending queue */
 	int cpu, eng = board_has_dispatch_engine(bd);
 	uint64_t start = board_dispatch_ns(bd, BOARD_FW_START, &cpu);
 	uint64_t done = board_dispatch_ns(bd, BOARD_FW_DONE, &cpu),
@@ -86,6 +88,10 @@ void card_dry_time(struct ee *e)
 		/* the CPU's take: the opcode's own count when the tree has it */
 		uint64_t take = board_fw_take_ns(bd, op);
 		if (eng) { /* the CPU has taken it at t_cpu; the engine goes on */
+			/* the firmware decodes at most FW_CFG_PENDING commands ahead of the ring's
+			 * head: the take waits for the command that many before it to start */
+			if (i >= FW_CFG_PENDING && st_t[i - FW_CFG_PENDING] > t_cpu)
+				t_cpu = st_t[i - FW_CFG_PENDING];
 			t_cpu += take;
 			fw_work += fw_sync ? sync : (go ? go : start) + done;
 			t_fw = t_fw > t_cpu ? t_fw : t_cpu;
@@ -103,7 +109,7 @@ void card_dry_time(struct ee *e)
 			if (op == ABI_OP_BARRIER)
 				t_fw = t_fw > t_all ? t_fw : t_all;
 			t_fw += sync;
-			sig_t[i] = t_fw;
+			sig_t[i] = st_t[i] = t_fw;
 			continue;
 		}
 		int best = -1;
@@ -111,6 +117,7 @@ void card_dry_time(struct ee *e)
 			if ((blk->cus[k].ops_mask >> op & 1) &&
 			    (best < 0 || cu_free[k] < cu_free[best]))
 				best = (int)k;
+		st_t[i] = t_fw;
 		if (best < 0)
 			continue;
 		int64_t cyc = card_cmd_cycles(e, i, best);
@@ -123,7 +130,7 @@ void card_dry_time(struct ee *e)
 		} else {
 			t0 += start;
 		}
-		t_fw = t0;
+		t_fw = st_t[i] = t0;
 		if (cyc < 0)
 			e->dry_bad = 1; /* the list holds a command its kernel would reject */
 		if (cyc < 0 && getenv("MOECARD_DRY_DEBUG"))
