@@ -257,6 +257,21 @@ out:
 	free(hb);
 }
 
+/* An emulated-card engine of 64 rows with the rows path on the GEMV CU (MOECARD_PF_ROWS=1) and
+ * MOECARD_PF_HYBRID=hybrid; the globals back at 32 positions and 16 rows after. */
+static struct engine *eng_open_rows64(const struct ckpt *ck, const char *hybrid)
+{
+	g_max_seq = g_max_batch = 64;
+	setenv("MOECARD_PF_ROWS", "1", 1);
+	setenv("MOECARD_PF_HYBRID", hybrid, 1);
+	struct engine *e = eng_open(ck, "emu", NULL, NULL);
+	unsetenv("MOECARD_PF_HYBRID");
+	unsetenv("MOECARD_PF_ROWS");
+	g_max_seq = 32;
+	g_max_batch = 16;
+	return e;
+}
+
 /* A prompt through engines ea and eb (the same form, other chunks): every row's logits bit for
  * bit. */
 static void same_logits(const struct ckpt *ck, struct engine *ea, struct engine *eb,
@@ -546,14 +561,7 @@ int main(void)
 				    t64, 21, 40);
 				/* the experts split: the half with most rows on the GEMM CUs, their
 				 * rows normalized and gathered on the vector CU (bit-identical) */
-				g_max_seq = g_max_batch = 64;
-				setenv("MOECARD_PF_ROWS", "1", 1);
-				setenv("MOECARD_PF_HYBRID", "half", 1);
-				struct engine *eh = eng_open(&ck, "emu", NULL, NULL);
-				unsetenv("MOECARD_PF_HYBRID");
-				unsetenv("MOECARD_PF_ROWS");
-				g_max_seq = 32;
-				g_max_batch = 16;
+				struct engine *eh = eng_open_rows64(&ck, "half");
 				compare(&ck, eh, 512, el64, ec64,
 					"gemv lowering, T=60, half the experts on the GEMM CUs "
 					"(MOECARD_PF_HYBRID=half)",
@@ -603,18 +611,10 @@ int main(void)
 				same_logits(&ck, em64, em16,
 					    "non-absorbed, T=60 in one chunk and in chunks of 20",
 					    t64, 60);
-				g_max_seq = g_max_batch = 64;
 				g_mha = NULL;
-				setenv("MOECARD_PF_ROWS", "1", 1);
-				setenv("MOECARD_PF_HYBRID", "half", 1);
-				struct engine *emh = eng_open(&ck, "emu", NULL, NULL);
-				setenv("MOECARD_PF_HYBRID", "0", 1);
-				struct engine *emh0 = eng_open(&ck, "emu", NULL, NULL);
-				unsetenv("MOECARD_PF_HYBRID");
-				unsetenv("MOECARD_PF_ROWS");
+				struct engine *emh = eng_open_rows64(&ck, "half");
+				struct engine *emh0 = eng_open_rows64(&ck, "0");
 				g_mha = "0";
-				g_max_seq = 32;
-				g_max_batch = 16;
 				same_logits(&ck, em64, emh,
 					    "non-absorbed, T=60, half the experts on the GEMM CUs "
 					    "(MOECARD_PF_HYBRID=half) and as chosen",
