@@ -489,6 +489,17 @@ static int pf_hyb_ok(const struct ee *e, const struct ee_layer *L)
 	       L->ex_gu[0].rows > 0;
 }
 
+/* The post-attention norm of rows [t0, t0 + n) into xn, for the routed experts the GEMM CUs
+ * take (the GEMV CU's loaders fold it: pf_moe_rows). */
+static int pf_xn_rows(struct ee *e, const struct ee_layer *L, int t0, int n)
+{
+	uint64_t D = (uint64_t)e->c->hidden_size;
+	return card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm (rows, GEMM experts)",
+			  f4(e->pf.x, (uint64_t)t0 * D), 0, L->post_norm,
+			  f4(e->pf.xn, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, 0,
+			  (float)e->c->rms_norm_eps, 0);
+}
+
 /* o_proj + residual of rows [t0, t0 + n) on the GEMV CU, after the attention that signalled
  * att on EE_PF_FENCE_ATT; *nv: the o_proj table's views in use in the list. */
 static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
@@ -521,11 +532,7 @@ static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, ui
 			/* the rows normalized for the experts the GEMM CUs may take (their x is
 			 * final with o_proj's residual, done before the gate on the GEMV CU) */
 			i1 = e->list.n;
-			TRY(card_vecop(
-			    e, ABI_OP_RMSNORM, "post_attention_layernorm (rows, GEMM experts)",
-			    f4(pf->x, (uint64_t)t0 * e->c->hidden_size), 0, L->post_norm,
-			    f4(pf->xn, (uint64_t)t0 * e->c->hidden_size), (uint32_t)n,
-			    (uint32_t)e->c->hidden_size, 0, 0, 0, (float)e->c->rms_norm_eps, 0));
+			TRY(pf_xn_rows(e, L, t0, n));
 			pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
 			pf->xn_early = 1;
 		}
@@ -990,8 +997,8 @@ static int pf_hyb_cut(const struct ee *e, const struct ee_layer *L, const int *u
  * (groups [0, ng), fill: their rows) and the GEMM experts' (gm [ngm][3]: expert, first row,
  * rows), each next command the one of the side the projection frees first (the firmware starts
  * them in list order: a command whose CU is busy holds back the ones behind it); tv: when the
- * GEMV side is free, tg0 the GEMM side (ns, projected); wait: the gather's fence value the first
- * GEMM waits for (0: none). */
+ * GEMV side is free (ns, projected). A gate|up GEMM waits for its own rows' GATHER, issued on
+ * the vector CU right before it (EE_PF_FENCE_GATH). */
 static int pf_moe_phase(struct ee *e, struct ee_layer *L, int T, struct gvtab *t, const int *fill,
 			int ng, const int *gm, int ngm, int down, double tv)
 {
@@ -1127,8 +1134,8 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 			v0 = 3.0 * T * D * c->n_shared_experts * c->moe_intermediate_size /
 			     card_gemv_peak(e);
 		int cut = pf->hyb_half ? nu / 2 : pf_hyb_cut(e, L, used, nu, cnt, cv, v0);
-		int first =
-		    0; /* the r-space holds the used experts in order: the cut's from here */
+		/* the r-space holds the used experts in order: the cut's from row first on */
+		int first = 0;
 		for (int u = 0; u < cut; u++)
 			first += cnt[used[u]];
 		ngm = nu - cut;
@@ -1189,11 +1196,7 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	} else {
 		/* the GEMM experts' rows normalized where the GEMV CU's loaders fold the norm (unless
 		 * done with o_proj's ranges), then each one's gathered before its gate|up */
-		if (card_pf_fold_post(e) && !pf->xn_early &&
-		    (r = card_vecop(e, ABI_OP_RMSNORM,
-				    "post_attention_layernorm (rows, GEMM experts)", pf->x, 0,
-				    L->post_norm, pf->xn, R, (uint32_t)D, 0, 0, 0,
-				    (float)c->rms_norm_eps, 0)))
+		if (card_pf_fold_post(e) && !pf->xn_early && (r = pf_xn_rows(e, L, 0, T)))
 			goto out;
 		if ((r = pf_moe_phase(e, L, T, &pf->t_xgu, fill, ng, gm, ngm, 0, tv)) ||
 		    (r = card_barrier(e)))
@@ -1211,9 +1214,6 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	}
 	free(cv);
 	free(gm);
-	cv = NULL;
-	gm = NULL;
-	pf->xn_early = 0;
 	int early = pf_next_early(e, T);
 	if (early < 0)
 		return early;
@@ -1228,7 +1228,6 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 out:
 	free(cv);
 	free(gm);
-	pf->xn_early = 0;
 	return r;
 }
 
@@ -1310,7 +1309,7 @@ out:
 
 int card_pf_layer(struct ee *e, struct ee_layer *L, int T)
 {
-	e->pf.xn_early = 0;
+	e->pf.xn_early = 0; /* (set by this layer's o_proj ranges, read by its MoE) */
 	TRY(pf_mla(e, L, T));
 	return L->moe ? pf_moe(e, L, T) : pf_dense(e, L, T);
 }
