@@ -127,7 +127,9 @@ struct ee_list {
 #define EE_PF_FENCE_COMB 3u /* a MoE layer's COMBINE ranges done (the vector CU's, in order) */
 #define EE_PF_FENCE_RES 4u  /* and their residual adds */
 #define EE_PF_FENCE_GATH 5u /* the rows the GEMM CUs' experts read, gathered (pf_moe_hyb) */
-#define EE_PF_NFENCE 6u	    /* (ids below it: EE_CHAIN_FENCE and the five above) */
+#define EE_PF_FENCE_KVB 6u /* the next layer's kv_b ranges done, beside a COMBINE (the GEMV CU's) */
+#define EE_PF_FENCE_ROPE 7u /* and their RoPEs (the vector CU's, in order) */
+#define EE_PF_NFENCE 8u	    /* (ids below it: EE_CHAIN_FENCE and the seven above) */
 
 /* Batched prefill (card_prefill.c): the activations of up to `chunk` tokens, row-major in the
  * activation bank, and the index tables of the MoE's gather / combine. */
@@ -185,6 +187,7 @@ struct ee_pf {
 	uint64_t tokens, batched;  /* prompt tokens; of them through the batched path */
 	uint64_t mha_tokens;	   /* rows of forwards in the non-absorbed form (pf.mha) */
 	uint64_t hyb_experts;	   /* routed experts (per layer) the GEMM CUs ran (pf_moe_rows) */
+	uint64_t handovers;	   /* layers whose attention went beside the COMBINE before */
 	uint32_t fv[EE_PF_NFENCE]; /* the last value signalled on each EE_PF_FENCE_* id */
 	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (12) */
 	int one_att;	 /* one striped attention CU (the ranges' fence completes in order) */
@@ -194,6 +197,9 @@ struct ee_pf {
 	int route_early; /* and its router's gate and top-k */
 	int one_vec;	 /* one vector CU for COMBINE and one for RESIDUAL_ADD */
 	int qa_early;	 /* q_a|kv_a, q_b went beside the layer before's COMBINE */
+	int mh_done;	 /* this layer's whole attention went beside it (pf_handover) */
+	int merge_off;	 /* MOECARD_PF_MERGE=0: no pf_handover (the attention after the COMBINE) */
+	int one_rope;	 /* one CU runs ROPE (in order) */
 	struct ee_layer *next_L;    /* the forward's next layer (pf_next_early), NULL: the last */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
@@ -624,13 +630,26 @@ int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
 /* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */
 int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,
 			       uint32_t clk_khz);
-/* Modeled cycles of a GEMV command of the list (dry timing). */
 /* The dry timer's memory rate of a bank (the board's efficiency applied), MB/s, and CU clock,
  * kHz. */
 void card_dry_rates(const struct ee *e, uint32_t *bw_mbps, uint32_t *clk_khz);
 /* The modeled cycles of list command i, on ABI CU cu (its kernel's shape). */
 int64_t card_cmd_cycles(const struct ee *e, uint32_t i, int cu);
+/* Modeled cycles of a GEMV command of the list (dry timing). */
 int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_mbps,
 			 uint32_t clk_khz);
+/* A projection of the list's command times by the dry timer's rules in brief: commands start in
+ * list order, each once the firmware took it, its CU is free and the fence it waits for was
+ * signalled (no decode window, no dispatch engine). card_proj_run advances it over the commands
+ * added since (from the start when the list went). */
+struct card_proj {
+	uint32_t n;		      /* commands projected */
+	double t;		      /* the last one's start, ns */
+	double cu[ABI_MAX_CUS];	      /* when each CU is free */
+	double end[BACKEND_MAX_LIST]; /* when each command ends */
+};
+void card_proj_run(const struct ee *e, struct card_proj *p);
+/* When a command of op could start next on its first CU (its take included), after dep. */
+double card_proj_start(const struct ee *e, const struct card_proj *p, uint32_t op, double dep);
 
 #endif

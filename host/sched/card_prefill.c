@@ -189,6 +189,8 @@ int card_pf_init(struct ee *e, int cache)
 		       card_only_cu(bb, ABI_OP_GATHER) == card_only_cu(bb, ABI_OP_RMSNORM);
 	pf->one_vec =
 	    card_only_cu(bb, ABI_OP_COMBINE) >= 0 && card_only_cu(bb, ABI_OP_RESIDUAL_ADD) >= 0;
+	pf->one_rope = card_only_cu(bb, ABI_OP_ROPE) >= 0;
+	pf->merge_off = pf_env_off("MOECARD_PF_MERGE");
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -401,27 +403,36 @@ static int pf_attn_rows(struct ee *e, const struct ee_layer *L, int t0, int n)
 	return 0;
 }
 
-/* RoPE of rows [0, T) (hpr rows per position, each row's position in pf.hpos): one command,
- * at the position of row 0 onwards when the positions are one run (a prompt chunk), else reading
- * the positions table pf.posw (the rows of several sequences; MOECARD_ROPE_TABLE=0: one command
- * per run of consecutive positions). */
-static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int T, int hpr,
-		   uint32_t cols, uint32_t lda, uint32_t ldo)
+/* RoPE of rows [t0, t0 + n) (hpr rows per position, each row's position in pf.hpos; x and out
+ * address row 0): one command, at the position of row t0 onwards when the positions are one run
+ * (a prompt chunk), else reading the positions table pf.posw (the rows of several sequences;
+ * MOECARD_ROPE_TABLE=0: one command per run of consecutive positions). */
+static int pf_rope_rows(struct ee *e, const char *what, uint64_t x, uint64_t out, int t0, int n,
+			int hpr, uint32_t cols, uint32_t lda, uint32_t ldo)
 {
 	const int *pos = e->pf.hpos;
 	float theta = (float)e->c->rope_theta;
-	if (e->pf.pos_tab)
-		return pf_vec(e, ABI_OP_ROPE, what, x, 0, e->pf.posw, out, (uint32_t)(T * hpr),
-			      cols, lda, ldo, (uint32_t)e->max_seq, theta, e->tab, (uint32_t)hpr);
-	for (int t0 = 0, t1; t0 < T; t0 = t1) {
-		for (t1 = t0 + 1; t1 < T && pos[t1] == pos[t1 - 1] + 1;)
-			t1++;
+	if (e->pf.pos_tab) {
 		uint64_t r0 = (uint64_t)t0 * hpr;
+		return pf_vec(e, ABI_OP_ROPE, what, f4(x, r0 * lda), 0, f4(e->pf.posw, t0),
+			      f4(out, r0 * ldo), (uint32_t)(n * hpr), cols, lda, ldo,
+			      (uint32_t)e->max_seq, theta, e->tab, (uint32_t)hpr);
+	}
+	for (int a = t0, b; a < t0 + n; a = b) {
+		for (b = a + 1; b < t0 + n && pos[b] == pos[b - 1] + 1;)
+			b++;
+		uint64_t r0 = (uint64_t)a * hpr;
 		TRY(pf_vec(e, ABI_OP_ROPE, what, f4(x, r0 * lda), 0, 0, f4(out, r0 * ldo),
-			   (uint32_t)((t1 - t0) * hpr), cols, lda, ldo, (uint32_t)pos[t0], theta,
+			   (uint32_t)((b - a) * hpr), cols, lda, ldo, (uint32_t)pos[a], theta,
 			   e->tab, (uint32_t)hpr));
 	}
 	return 0;
+}
+
+static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int T, int hpr,
+		   uint32_t cols, uint32_t lda, uint32_t ldo)
+{
+	return pf_rope_rows(e, what, x, out, 0, T, hpr, cols, lda, ldo);
 }
 
 /* Signals the next value of the prefill's fence id (EE_PF_FENCE_*) on command i of the list. */
@@ -500,47 +511,93 @@ static int pf_xn_rows(struct ee *e, const struct ee_layer *L, int t0, int n)
 			  (float)e->c->rms_norm_eps, 0);
 }
 
-/* o_proj + residual of rows [t0, t0 + n) on the GEMV CU, after the attention that signalled
- * att on EE_PF_FENCE_ATT; *nv: the o_proj table's views in use in the list. */
-static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
+/* The steps of o_proj's row ranges (pf_o_range), each one CU's, so that another CU's command may
+ * go between (pf_handover). */
+enum pf_ostep { PF_O_PROJ, PF_O_GU, PF_O_DOWN, PF_O_GATE, PF_O_TOPK, PF_O_SHGU, PF_O_SHDOWN };
+
+/* Layer L's steps of a range into s[7]; their count. */
+static int pf_o_steps(const struct ee *e, const struct ee_layer *L, enum pf_ostep *s)
+{
+	const struct ee_pf *pf = &e->pf;
+	int n = 0;
+	s[n++] = PF_O_PROJ;
+	if (!pf->ffn_early)
+		return n;
+	/* the rows' FFN that needs no routes, on the one GEMV CU after their o_proj: the dense
+	 * FFN (into the residual stream), or the shared expert (into ffn) */
+	if (!L->moe) {
+		s[n++] = PF_O_GU;
+		s[n++] = PF_O_DOWN;
+		return n;
+	}
+	if (pf->route_early) { /* first the router's gate and top-k */
+		s[n++] = PF_O_GATE;
+		s[n++] = PF_O_TOPK;
+	}
+	s[n++] = PF_O_SHGU;
+	s[n++] = PF_O_SHDOWN;
+	return n;
+}
+
+/* Step st of o_proj's range [t0, t0 + n) (o_proj after the attention that signalled att on
+ * EE_PF_FENCE_ATT); nv: the range tables' views in use in the list; *gate: the router gate's
+ * EE_PF_FENCE_GATE value (PF_O_GATE sets it, PF_O_TOPK waits for it). */
+static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv,
+		     enum pf_ostep st, uint32_t *gate)
 {
 	struct ee_gv_layer *g = &L->gv;
 	struct ee_pf *pf = &e->pf;
 	uint32_t i0 = e->list.n;
-	TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0, t0 + n, nv));
-	pf_wait_at(e, i0, EE_PF_FENCE_ATT, att);
-	if (!pf->ffn_early)
+	switch (st) {
+	case PF_O_PROJ:
+		TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0,
+					 t0 + n, nv));
+		pf_wait_at(e, i0, EE_PF_FENCE_ATT, att);
 		return 0;
-	/* the rows' FFN that needs no routes, on the one GEMV CU after their o_proj: the dense
-	 * FFN (into the residual stream), or the shared expert (into ffn) */
-	if (!L->moe) {
-		TRY(card_gemv_rows_range(e, "gate|up silu (gemv, rows)", &g->r_gu, T, t0, t0 + n,
-					 nv + 1));
+	case PF_O_GU:
+		return card_gemv_rows_range(e, "gate|up silu (gemv, rows)", &g->r_gu, T, t0, t0 + n,
+					    nv + 1);
+	case PF_O_DOWN:
 		return card_gemv_rows_range(e, "down + residual (gemv, rows)", &g->r_down, T, t0,
 					    t0 + n, nv + 2);
-	}
-	if (pf->route_early) {
-		/* first the router's gate (the rows normalized in its loader) and top-k of the
-		 * rows: the top-k on its CU after the gate's fence, beside the shared expert */
+	case PF_O_GATE: /* (the rows normalized in its loader) */
 		TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x,
 					      pf->rlog, T, &pf->t_gate, pf->views, pf->rows16 / 16,
 					      L->post_norm, t0, t0 + n, nv + 3));
-		uint32_t gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE), i1 = e->list.n;
+		*gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
+		return 0;
+	case PF_O_TOPK: /* on its CU after the gate's fence, beside the shared expert */
 		TRY(pf_topk(e, L, t0, n));
-		pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
+		pf_wait_at(e, i0, EE_PF_FENCE_GATE, *gate);
 		if (pf_hyb_ok(e, L) && card_pf_fold_post(e)) {
 			/* the rows normalized for the experts the GEMM CUs may take (their x is
 			 * final with o_proj's residual, done before the gate on the GEMV CU) */
-			i1 = e->list.n;
+			i0 = e->list.n;
 			TRY(pf_xn_rows(e, L, t0, n));
-			pf_wait_at(e, i1, EE_PF_FENCE_GATE, gate);
+			pf_wait_at(e, i0, EE_PF_FENCE_GATE, *gate);
 			pf->xn_early = 1;
 		}
+		return 0;
+	case PF_O_SHGU:
+		return card_gemv_rows_range(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T,
+					    t0, t0 + n, nv + 1);
+	case PF_O_SHDOWN:
+		return card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T, t0,
+					    t0 + n, nv + 2);
 	}
-	TRY(card_gemv_rows_range(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T, t0, t0 + n,
-				 nv + 1));
-	return card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T, t0, t0 + n,
-				    nv + 2);
+	return -EINVAL;
+}
+
+/* o_proj + residual of rows [t0, t0 + n) on the GEMV CU, after the attention that signalled
+ * att on EE_PF_FENCE_ATT, and with pf.ffn_early the rows' FFN that needs no routes (and the
+ * router's gate and top-k: pf.route_early); *nv: the range tables' views in use in the list. */
+static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
+{
+	enum pf_ostep st[7];
+	uint32_t gate = 0;
+	for (int i = 0, ns = pf_o_steps(e, L, st); i < ns; i++)
+		TRY(pf_o_step(e, L, T, t0, n, att, nv, st[i], &gate));
+	return 0;
 }
 
 /* o_proj with the residual (unless done: o_done) and the post-attention norm (where the FFN
@@ -564,6 +621,168 @@ static int pf_mla_out(struct ee *e, struct ee_layer *L, int T, int gv, int o_don
 	return card_barrier(e);
 }
 
+/* The non-absorbed attention's sections of one layer in row ranges (pf_mla_mha; pf_handover
+ * runs them beside the COMBINE of the layer before). */
+struct pf_mh {
+	struct ee_layer *L;
+	int T, p0, n_kv; /* rows, the first one's position, K/V rows (p0 + T) */
+	int cr, fz;	 /* rows per range; the ranges pipeline (fence EE_PF_FENCE_ATT) */
+	int spread;	 /* the KV appends go with the ranges */
+	int na, pt0, pn; /* appends issued; the range before (its o_proj follows) */
+	int nvo[4];	 /* the o_proj range tables' views in use */
+	uint32_t patt;	 /* the range before's EE_PF_FENCE_ATT value */
+	uint64_t kva;	 /* this chunk's kv_a rows */
+};
+
+/* Layer L's non-absorbed section over T rows: its kv_a rows, the ranges, and whether the FFN
+ * that needs no routes (and the router) goes with o_proj's ranges (pf.ffn_early, route_early). */
+static int pf_mh_begin(struct ee *e, struct ee_layer *L, int T, struct pf_mh *m)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	struct ee_gv_layer *g = &L->gv;
+	int H = c->num_attention_heads, qd = c->qk_nope_head_dim + c->qk_rope_head_dim, r = 0;
+	memset(m, 0, sizeof *m);
+	m->L = L;
+	m->T = T;
+	m->p0 = pf->hpos[0];
+	m->n_kv = m->p0 + T;
+	m->kva = card_pf_kva(e, L, m->p0, &r);
+	if (r)
+		return r;
+	/* the attention in row ranges, o_proj's rows of a range on the GEMV CU beside the next
+	 * range's attention (fence EE_PF_FENCE_ATT; without it, o_proj after the attention) */
+	int fz = !e->xc && !e->chain_off && pf->one_att && T > 2 * FP8_GEMV_MAX_M;
+	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, c->v_head_dim);
+	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
+	int cr = most, M = FP8_GEMV_MAX_M;
+	if (fz) { /* ranges of whole GEMV row blocks */
+		int want = pf_range_rows(pf, T);
+		cr = want < most / M * M ? want : most / M * M;
+		fz = cr >= M;
+		cr = fz ? cr : most;
+	}
+	m->cr = cr;
+	m->fz = fz;
+	/* with one GEMV CU (its commands run one after another) and the FFN's norm in its
+	 * loaders, the FFN that needs no routes runs in the ranges too, and the router */
+	pf->ffn_early = fz && pf->one_gv && card_pf_fold_post(e) &&
+			(L->moe ? g->shgu.n && g->r_shgu.ng : g->gu.n && g->r_gu.ng) &&
+			!pf->ffn_late;
+	pf->route_early = pf->ffn_early && L->moe && e->gv_route;
+	return 0;
+}
+
+/* The RoPEs on the vector CU: the k_pe of K/V rows [k0, k1) into the K/V rows; without the
+ * appends' fold, kv_a's norm and RoPE of rows [t0, t1) for their records; q_pe of rows [t0, t1)
+ * in place. */
+static int pf_mh_rope(struct ee *e, const struct pf_mh *m, int k0, int k1, int t0, int t1)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	const struct ee_gv_layer *g = &m->L->gv;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int kvl = c->kv_lora_rank, row = kvl + rope, qd = nope + rope;
+	uint64_t ld = (uint64_t)H * (nope + c->v_head_dim) + (uint64_t)rope;
+	uint64_t src = g->kvp ? g->kvp : m->kva; /* (kvp: the layer's prompt rows from row 0) */
+	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe -> K/V rows (rows)",
+		   f4(src, (uint64_t)k0 * row + kvl), 0, 0,
+		   f4(pf->kvx, (uint64_t)k0 * ld + ld - rope), (uint32_t)(k1 - k0), (uint32_t)rope,
+		   (uint32_t)row, (uint32_t)ld, (uint32_t)k0, (float)c->rope_theta, e->tab, 1));
+	if (!(e->gv_attn && e->kv_fold)) { /* the appends' records (folded: each append's own) */
+		TRY(card_vecop(
+		    e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", f4(m->kva, (uint64_t)t0 * row), 0,
+		    m->L->kv_a_norm, f4(pf->kvrow, (uint64_t)t0 * row), (uint32_t)(t1 - t0),
+		    (uint32_t)kvl, (uint32_t)row, (uint32_t)row, 0, (float)c->rms_norm_eps, 0));
+		TRY(pf_rope_rows(e, "rope k_pe (rows)", f4(m->kva, kvl), f4(pf->kvrow, kvl), t0,
+				 t1 - t0, 1, (uint32_t)rope, (uint32_t)row, (uint32_t)row));
+	}
+	return pf_rope_rows(e, "rope q_pe (rows, in place)", f4(pf->q, nope), f4(pf->q, nope), t0,
+			    t1 - t0, H, (uint32_t)rope, (uint32_t)qd, (uint32_t)qd);
+}
+
+/* kv_b over K/V rows [k0, k1) (c' normalized in the loader) into their k_nope and v. */
+static int pf_mh_kvb(struct ee *e, const struct pf_mh *m, int k0, int k1, int *nv)
+{
+	return card_gemv_rows_range(e, "kv_b c' -> K/V rows, all heads (gemv, rows)",
+				    &m->L->gv.r_kvb, m->n_kv, k0, k1, nv);
+}
+
+/* The attention command of rows [t0, t0 + n) (waiting for value wv of fence wid first, where
+ * wv > 0); with the ranges it signals EE_PF_FENCE_ATT (the value into *att). */
+static int pf_mh_att(struct ee *e, const struct pf_mh *m, int t0, int n, uint32_t wid, uint32_t wv,
+		     uint32_t *att)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, qd = nope + rope;
+	struct abi_cmd *a = card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (non-absorbed, rows)");
+	if (!a)
+		return -E2BIG;
+	a->u.mlal.q = f4(pf->q, (uint64_t)t0 * H * qd);
+	a->u.mlal.out = f4(pf->ao, (uint64_t)t0 * H * vd);
+	a->u.mlal.cache_off = pf->kvx;
+	a->u.mlal.n_heads = (uint32_t)H;
+	a->u.mlal.kv_lora = (uint32_t)vd;
+	a->u.mlal.rope = (uint32_t)rope;
+	a->u.mlal.rsvd = (uint32_t)nope;
+	a->u.mlal.n_ctx = (uint32_t)(m->p0 + t0 + n); /* (row t attends p0 + t + 1) */
+	a->u.mlal.ctx_cap = (uint32_t)m->n_kv;
+	a->u.mlal.word = ABI_MLAL_MHA;
+	a->u.mlal.rows = n > 1 ? (uint32_t)n : 0;
+	a->u.mlal.tab = n > 1 ? pf->atab + 8 * (uint64_t)t0 : 0;
+	memcpy(&a->u.mlal.scale, &e->softmax_scale, 4);
+	if (wv)
+		abi_cmd_wait(&a->hdr, wid, wv);
+	if (m->fz)
+		*att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
+	return 0;
+}
+
+/* The attention of rows [t0, t0 + n); with the ranges, then the range before's o_proj
+ * (pf_o_range) and the KV appends' share. */
+static int pf_mh_attn(struct ee *e, struct pf_mh *m, int t0, int n)
+{
+	uint32_t att = 0;
+	int T = m->T;
+	TRY(pf_mh_att(e, m, t0, n, 0, 0, &att));
+	if (!m->fz)
+		return 0;
+	if (t0 > 0) /* the range before: its o_proj beside this attention */
+		TRY(pf_o_range(e, m->L, T, m->pt0, m->pn, m->patt, m->nvo));
+	/* the latent cache's appends (for the decode after the prompt: nothing in this form reads
+	 * them) on their own CU beside the attention, a share of them after each range's command
+	 * as large as its share of the attention's work (the rows' causal triangle): one command a
+	 * row, each taken by the firmware CPU in turn while the range's attention runs, not after
+	 * the last one */
+	double f = (double)(t0 + n) / T;
+	int a1 = t0 + n >= T ? T : (int)(f * f * T);
+	if (m->spread)
+		TRY(pf_kv_appends_rows(e, m->L, m->na, a1, m->kva));
+	m->na = m->spread && a1 > m->na ? a1 : m->na;
+	m->pt0 = t0;
+	m->pn = n;
+	m->patt = att;
+	return 0;
+}
+
+/* After the last range: the appends (where they did not go with the ranges) and the last
+ * range's o_proj. */
+static int pf_mh_end(struct ee *e, struct pf_mh *m)
+{
+	if (!m->spread) /* (the attention whole, or a section larger than a list: after it) */
+		TRY(pf_kv_appends(e, m->L, m->T, m->kva));
+	return m->fz ? pf_o_range(e, m->L, m->T, m->pt0, m->pn, m->patt, m->nvo) : 0;
+}
+
+/* Whether the section of R ranges of T rows fits in the list after its n commands (a full list
+ * is submitted and waited for whole, which would end the overlap). */
+static int pf_mh_fits(const struct ee *e, int T, int R, int per)
+{
+	return e->list.n + (uint32_t)T + (uint32_t)(per * (R + 1)) <= BACKEND_MAX_LIST;
+}
+
 /*
  * MLA of a prompt's first chunk in the non-absorbed form (pf.mha; the rows path): q_a|kv_a and
  * q_b on the GEMV CU; kv_b over the chunk's c' rows (kv_a's rows normalized in the loader, f32
@@ -576,16 +795,11 @@ static int pf_mla_out(struct ee *e, struct ee_layer *L, int T, int gv, int o_don
  */
 static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 {
-	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	struct ee_gv_layer *g = &L->gv;
-	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
-	int vd = c->v_head_dim, kvl = c->kv_lora_rank, ql = c->q_lora_rank, row = kvl + rope;
-	int qd = nope + rope, p0 = pf->hpos[0], n_kv = p0 + T, r = 0;
-	uint64_t ld = (uint64_t)H * (nope + vd) + (uint64_t)rope;
-	uint64_t kva = card_pf_kva(e, L, p0, &r); /* this chunk's kv_a rows */
-	if (r)
-		return r;
+	struct pf_mh m;
+	int nv = 0;
+	TRY(pf_mh_begin(e, L, T, &m));
 	/* q_b, then the RoPEs on the vector CU beside kv_b on the GEMV CU: the commands of a ring
 	 * start in list order, so the vector CU's go first (after q_b: the barrier between becomes
 	 * a fence, card_fence_chain). With pf.qa_early the layer before issued q_a|kv_a and q_b
@@ -594,100 +808,29 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 		pf->qa_early = 0;
 	} else {
 		TRY(card_gemv_rows_cmd(e, "q_a|kv_a (gemv, rows)", &g->r_qkva, T));
-		if (ql > 0) {
+		if (e->c->q_lora_rank > 0) {
 			TRY(card_barrier(e));
 			TRY(card_gemv_rows_cmd(e, "q_b (gemv, rows)", &g->r_qb, T));
 		}
 	}
 	TRY(card_barrier(e));
-	TRY(pf_vec(e, ABI_OP_ROPE, "rope k_pe -> K/V rows (rows)", f4(g->kvp ? g->kvp : kva, kvl),
-		   0, 0, f4(pf->kvx, ld - rope), (uint32_t)n_kv, (uint32_t)rope, (uint32_t)row,
-		   (uint32_t)ld, 0, (float)c->rope_theta, e->tab, 1));
-	if (!(e->gv_attn && e->kv_fold)) { /* the appends' records (folded: each append's own) */
-		TRY(card_vecop(e, ABI_OP_RMSNORM, "kv_a_layernorm (rows)", kva, 0, L->kv_a_norm,
-			       pf->kvrow, (uint32_t)T, (uint32_t)kvl, (uint32_t)row, (uint32_t)row,
-			       0, (float)c->rms_norm_eps, 0));
-		TRY(pf_rope(e, "rope k_pe (rows)", f4(kva, kvl), f4(pf->kvrow, kvl), T, 1,
-			    (uint32_t)rope, (uint32_t)row, (uint32_t)row));
-	}
-	TRY(pf_rope(e, "rope q_pe (rows, in place)", f4(pf->q, nope), f4(pf->q, nope), T, H,
-		    (uint32_t)rope, (uint32_t)qd, (uint32_t)qd));
-	/* K/V rows of every position so far: a later chunk's kv_b recomputes the rows before it
-	 * from the layer's kv_a rows of the prompt (the K/V rows are one buffer for all layers) */
-	TRY(card_gemv_rows_cmd(e, "kv_b c' -> K/V rows, all heads (gemv, rows)", &g->r_kvb, n_kv));
-	/* The attention in row ranges, o_proj's rows of a range on the GEMV CU beside the next
-	 * range's attention (fence EE_PF_FENCE_ATT; without it, o_proj after the attention) */
-	int fz = !e->xc && !e->chain_off && pf->one_att && T > 2 * FP8_GEMV_MAX_M;
-	int most = mla_mha_rows_max((int)e->gv_lanes, H, qd, vd);
-	most = most < (int)ABI_MLAL_MAX_ROWS ? most : (int)ABI_MLAL_MAX_ROWS;
-	int cr = most, M = FP8_GEMV_MAX_M;
-	if (fz) { /* ranges of whole GEMV row blocks */
-		int want = pf_range_rows(pf, T);
-		cr = want < most / M * M ? want : most / M * M;
-		fz = cr >= M;
-		cr = fz ? cr : most;
-	}
-	/* with one GEMV CU (its commands run one after another) and the FFN's norm in its
-	 * loaders, the FFN that needs no routes runs in the ranges too, and the router */
-	pf->ffn_early = fz && pf->one_gv && card_pf_fold_post(e) &&
-			(L->moe ? g->shgu.n && g->r_shgu.ng : g->gu.n && g->r_gu.ng) &&
-			!pf->ffn_late;
-	pf->route_early = pf->ffn_early && L->moe && e->gv_route;
-	/* the section in one list (a full list is submitted and waited for whole, which would
-	 * end the overlap): where it may not fit, the list goes now, in the barrier's place */
-	if (fz && e->list.n + T + 16 * ((T + cr - 1) / cr + 1) > BACKEND_MAX_LIST)
-		TRY(card_flush(e));
+	/* (the K/V rows of every position so far: a later chunk's kv_b recomputes the rows before
+	 * it from the layer's kv_a rows of the prompt; the K/V rows are one buffer for all layers) */
+	TRY(pf_mh_rope(e, &m, 0, m.n_kv, 0, T));
+	TRY(pf_mh_kvb(e, &m, 0, m.n_kv, &nv));
+	int R = (T + m.cr - 1) / m.cr;
+	if (m.fz && !pf_mh_fits(e, T, R, 16))
+		TRY(card_flush(e)); /* (in the barrier's place) */
 	else
 		TRY(card_barrier(e));
 	/* the appends go with the ranges where the section fits in one list (else at its end: a
 	 * full list in the middle would end the overlap) */
-	int spread = fz && e->list.n + T + 16 * ((T + cr - 1) / cr + 1) <= BACKEND_MAX_LIST;
-	int nvo[4] = {0}, pt0 = 0, pn = 0, na = 0;
-	uint32_t patt = 0;
-	for (int t0 = 0; t0 < T; t0 += cr) {
-		int n = T - t0 < cr ? T - t0 : cr;
-		struct abi_cmd *m =
-		    card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (non-absorbed, rows)");
-		if (!m)
-			return -E2BIG;
-		m->u.mlal.q = f4(pf->q, (uint64_t)t0 * H * qd);
-		m->u.mlal.out = f4(pf->ao, (uint64_t)t0 * H * vd);
-		m->u.mlal.cache_off = pf->kvx;
-		m->u.mlal.n_heads = (uint32_t)H;
-		m->u.mlal.kv_lora = (uint32_t)vd;
-		m->u.mlal.rope = (uint32_t)rope;
-		m->u.mlal.rsvd = (uint32_t)nope;
-		m->u.mlal.n_ctx = (uint32_t)(p0 + t0 + n); /* (row t attends p0 + t + 1) */
-		m->u.mlal.ctx_cap = (uint32_t)n_kv;
-		m->u.mlal.word = ABI_MLAL_MHA;
-		m->u.mlal.rows = n > 1 ? (uint32_t)n : 0;
-		m->u.mlal.tab = n > 1 ? pf->atab + 8 * (uint64_t)t0 : 0;
-		memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
-		if (!fz)
-			continue;
-		uint32_t att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
-		if (t0 > 0) /* the range before: its o_proj beside this attention */
-			TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
-		/* the latent cache's appends (for the decode after the prompt: nothing in this
-		 * form reads them) on their own CU beside the attention, a share of them after
-		 * each range's command as large as its share of the attention's work (the rows'
-		 * causal triangle): one command a row, each taken by the firmware CPU in turn
-		 * while the range's attention runs, not after the last one */
-		double f = (double)(t0 + n) / T;
-		int a1 = t0 + n >= T ? T : (int)(f * f * T);
-		if (spread)
-			TRY(pf_kv_appends_rows(e, L, na, a1, kva));
-		na = spread && a1 > na ? a1 : na;
-		pt0 = t0;
-		pn = n;
-		patt = att;
-	}
-	if (!spread) /* (the attention whole, or a section larger than a list: after it) */
-		TRY(pf_kv_appends(e, L, T, kva));
-	if (fz)
-		TRY(pf_o_range(e, L, T, pt0, pn, patt, nvo));
+	m.spread = m.fz && pf_mh_fits(e, T, R, 16);
+	for (int t0 = 0; t0 < T; t0 += m.cr)
+		TRY(pf_mh_attn(e, &m, t0, T - t0 < m.cr ? T - t0 : m.cr));
+	TRY(pf_mh_end(e, &m));
 	TRY(card_barrier(e));
-	return pf_mla_out(e, L, T, 1, fz);
+	return pf_mla_out(e, L, T, 1, m.fz);
 }
 
 /* MLA of T rows (slots pf.hseq, positions pf.hpos), through the post-attention norm into pf.xn. */
@@ -932,6 +1075,193 @@ static int pf_combine_ranges(struct ee *e, int T)
 	}
 	pf->qa_early = 1;
 	return 0;
+}
+
+/* pf_handover's streams: each issues its steps range after range; a step of range r of one
+ * stream waits for the step of range r of the stream before it (a fence). */
+enum { PF_S_COMB, PF_S_PROJ, PF_S_ROPE, PF_S_ATT, PF_S_O, PF_S_N };
+#define PF_SLACK_NS 10e3
+
+/*
+ * The end of a MoE layer with the next layer's whole attention beside it, in row ranges r:
+ * COMBINE and residual of r (as pf_combine_ranges; signals EE_PF_FENCE_RES), the next layer's
+ * q_a|kv_a (waits for it), q_b and kv_b of r on the GEMV CU (signals EE_PF_FENCE_KVB), r's RoPEs
+ * on the vector CU (wait for it, signal EE_PF_FENCE_ROPE), r's attention (waits for them), then
+ * o_proj, the router and the shared expert of r (pf_o_step), and the KV appends. The firmware
+ * starts commands in list order, each once its CU is free: the streams' steps go into the list in
+ * the order a projection of their start times gives (card_proj; the appends where the firmware
+ * would otherwise wait), so the vector CU combines while the attention runs, where the attention
+ * waited for every COMBINE. Every buffer a range's commands write is read by its own range's
+ * later commands only (ffn: the next layer's shared down writes a range's rows after its
+ * residual). The next layer then skips its attention (pf.mh_done). Falls back to
+ * pf_combine_ranges where the next layer's section would not run in ranges whole.
+ */
+static int pf_handover(struct ee *e, int T)
+{
+	const struct config *c = e->c;
+	struct ee_pf *pf = &e->pf;
+	struct ee_layer *N = pf->next_L;
+	struct ee_gv_layer *ng = &N->gv;
+	const struct abi_board *bb = backend_abi_board(e->be);
+	int l = e->cur_layer, nl = l >= 0 ? l + 1 : l, D = c->hidden_size;
+	int k = c->num_experts_per_tok, M = FP8_GEMV_MAX_M, nv[3] = {0};
+	struct pf_mh m;
+	if (pf->merge_off || !pf->mha || !N->moe || !ng->r_kvb.ng || pf->pos_tab || !pf->one_rope ||
+	    !card_pf_fold_post(e))
+		return pf_combine_ranges(e, T);
+	e->cur_layer = nl;
+	int r = pf_mh_begin(e, N, T, &m);
+	e->cur_layer = l;
+	if (r)
+		return r;
+	int R = (T + m.cr - 1) / m.cr;
+	if (!m.fz || !pf->ffn_early || !pf_mh_fits(e, T, R, 24))
+		return pf_combine_ranges(e, T);
+	m.spread = 1;
+	enum pf_ostep ost[7];
+	int nos = pf_o_steps(e, N, ost),
+	    same = card_only_cu(bb, ABI_OP_COMBINE) == card_only_cu(bb, ABI_OP_RESIDUAL_ADD);
+	/* per stream: its next range and step, the fence values and end of each range's steps */
+	int nx[PF_S_N] = {0}, st[PF_S_N] = {0}, nsteps[PF_S_N] = {2, 3, 1, 1, nos};
+	uint32_t *fv = calloc((size_t)R * PF_S_N, sizeof *fv), gate = 0;
+	double *fend = calloc((size_t)R * PF_S_N, sizeof *fend);
+	struct card_proj *p = calloc(1, sizeof *p);
+	if (!fv || !fend || !p) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (c->q_lora_rank <= 0)
+		nsteps[PF_S_PROJ] = 2; /* (no q_b) */
+	p->n = e->list.n; /* (the list's commands so far: a barrier before, all done) */
+	p->t = 0;
+	double take_kv = card_proj_start(e, p, ABI_OP_KV_APPEND, 0);
+	while (!r) {
+		/* the step that could start first (its stream's range r after the stream before
+		 * issued r's last step: then that step's end) */
+		int best = -1;
+		double bs = 0, ts[PF_S_N];
+		for (int j = 0; j < PF_S_N; j++) {
+			ts[j] = -1;
+			int q = nx[j];
+			if (q >= R || (j > 0 && nx[j - 1] <= q))
+				continue;
+			uint32_t op = j == PF_S_COMB   ? ABI_OP_COMBINE
+				      : j == PF_S_ROPE ? ABI_OP_ROPE
+				      : j == PF_S_ATT  ? ABI_OP_MLA_ATTN_LANES
+				      : j == PF_S_O && ost[st[j]] == PF_O_TOPK ? ABI_OP_MOE_ROUTE
+									       : ABI_OP_GEMV;
+			double dep = j > 0 && st[j] == 0 ? fend[(size_t)(j - 1) * R + q] : 0;
+			double t = card_proj_start(e, p, op, dep);
+			ts[j] = t;
+			if (best < 0 || t < bs) {
+				best = j;
+				bs = t;
+			}
+		}
+		/* of the steps that could start within PF_SLACK_NS of it, the one nearest the
+		 * attention (the long pole once its ranges grow): the stream that feeds it would
+		 * else wait behind the vector CU's COMBINEs */
+		static const int prio[PF_S_N] = {PF_S_ATT, PF_S_ROPE, PF_S_PROJ, PF_S_COMB, PF_S_O};
+		for (int j = 0; j < PF_S_N && best >= 0; j++)
+			if (ts[prio[j]] >= 0 && ts[prio[j]] <= bs + PF_SLACK_NS) {
+				best = prio[j];
+				break;
+			}
+		/* the KV appends of rows whose kv_a is done (their range's RoPE waited for it)
+		 * where the firmware would wait anyway */
+		int lim = nx[PF_S_ROPE] * m.cr < T ? nx[PF_S_ROPE] * m.cr : T;
+		while (m.na < lim && (best < 0 || p->t + take_kv <= bs)) {
+			e->cur_layer = nl;
+			r = pf_kv_appends_rows(e, N, m.na, m.na + 1, m.kva);
+			e->cur_layer = l;
+			if (r)
+				goto out;
+			m.na++;
+			card_proj_run(e, p);
+		}
+		if (best < 0)
+			break;
+		int q = nx[best], t0 = q * m.cr, n = T - t0 < m.cr ? T - t0 : m.cr;
+		uint32_t i0 = e->list.n, *v = &fv[(size_t)best * R + q];
+		e->cur_layer = best == PF_S_COMB ? l : nl;
+		switch (best) {
+		case PF_S_COMB:
+			if (st[best] == 0) {
+				r = pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd,
+					   f4(pf->cw, (uint64_t)t0 * k),
+					   f4(pf->ci, (uint64_t)t0 * k),
+					   f4(pf->ffn, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D,
+					   0, 0, (uint32_t)(T * k), 0, 0, (uint32_t)k);
+				if (!r)
+					*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_COMB);
+				break;
+			}
+			r = card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)",
+				       f4(pf->x, (uint64_t)t0 * D), f4(pf->ffn, (uint64_t)t0 * D),
+				       0, f4(pf->x, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0,
+				       0, 0, 0, 0);
+			if (!r && !same) /* (one CU runs both in order) */
+				pf_wait_at(e, i0, EE_PF_FENCE_COMB, *v);
+			if (!r)
+				*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_RES);
+			break;
+		case PF_S_PROJ:
+			if (st[best] == 0) {
+				r = card_gemv_rows_range(e, "q_a|kv_a (gemv, rows)", &ng->r_qkva, T,
+							 t0, t0 + n, &nv[0]);
+				if (!r)
+					pf_wait_at(e, i0, EE_PF_FENCE_RES, fv[PF_S_COMB * R + q]);
+			} else if (st[best] == 1 && c->q_lora_rank > 0) {
+				r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0,
+							 t0 + n, &nv[1]);
+			} else { /* the K/V rows the range's attention reads that the ranges before
+				    did not (the first: every one before the chunk too) */
+				int k0 = q ? (m.p0 + t0 + M - 1) / M * M : 0;
+				int k1 = q + 1 < R ? (m.p0 + t0 + n + M - 1) / M * M : m.n_kv;
+				r = pf_mh_kvb(e, &m, k0, k1 < m.n_kv ? k1 : m.n_kv, &nv[2]);
+				if (!r)
+					*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_KVB);
+			}
+			break;
+		case PF_S_ROPE: {
+			int k0 = q ? (m.p0 + t0 + M - 1) / M * M : 0;
+			int k1 = q + 1 < R ? (m.p0 + t0 + n + M - 1) / M * M : m.n_kv;
+			r = pf_mh_rope(e, &m, k0, k1 < m.n_kv ? k1 : m.n_kv, t0, t0 + n);
+			if (!r) {
+				pf_wait_at(e, i0, EE_PF_FENCE_KVB, fv[PF_S_PROJ * R + q]);
+				*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ROPE);
+			}
+			break;
+		}
+		case PF_S_ATT:
+			r = pf_mh_att(e, &m, t0, n, EE_PF_FENCE_ROPE, fv[PF_S_ROPE * R + q], v);
+			break;
+		default:
+			r = pf_o_step(e, N, T, t0, n, fv[PF_S_ATT * R + q], m.nvo, ost[st[best]],
+				      &gate);
+		}
+		e->cur_layer = l;
+		if (r)
+			break;
+		card_proj_run(e, p);
+		if (++st[best] == nsteps[best]) { /* the range's last step */
+			fend[(size_t)best * R + q] = p->end[e->list.n - 1];
+			st[best] = 0;
+			nx[best]++;
+		}
+	}
+	if (!r && m.na < T) {
+		e->cur_layer = nl;
+		r = pf_kv_appends_rows(e, N, m.na, T, m.kva);
+		e->cur_layer = l;
+	}
+out:
+	free(fv);
+	free(fend);
+	free(p);
+	pf->mh_done = !r;
+	pf->handovers += !r;
+	return r;
 }
 
 /* The projected ns of list command i (the dry timer's model; a GEMM on the GEMM CUs' shape). */
@@ -1218,7 +1548,7 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	if (early < 0)
 		return early;
 	if (early)
-		return pf_combine_ranges(e, T);
+		return pf_handover(e, T);
 	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
 		   (uint32_t)D, 0, 0, RK, 0, 0, (uint32_t)k));
 	TRY(card_barrier(e));
@@ -1309,8 +1639,13 @@ out:
 
 int card_pf_layer(struct ee *e, struct ee_layer *L, int T)
 {
-	e->pf.xn_early = 0; /* (set by this layer's o_proj ranges, read by its MoE) */
-	TRY(pf_mla(e, L, T));
+	struct ee_pf *pf = &e->pf;
+	if (pf->mh_done) { /* (its attention went beside the layer before's COMBINE) */
+		pf->mh_done = 0;
+	} else {
+		pf->xn_early = 0; /* (set by this layer's o_proj ranges, read by its MoE) */
+		TRY(pf_mla(e, L, T));
+	}
 	return L->moe ? pf_moe(e, L, T) : pf_dense(e, L, T);
 }
 
@@ -1521,7 +1856,7 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 	e->t_host += now_s() - t0;
 	e->list.n = 0;
 	/* (a forward that failed midway leaves none of a layer's hand-overs behind) */
-	pf->ffn_early = pf->route_early = pf->qa_early = pf->xn_early = 0;
+	pf->ffn_early = pf->route_early = pf->qa_early = pf->xn_early = pf->mh_done = 0;
 	pf->kvx_n = 0; /* (the prompt's rows are whole again once every layer ran) */
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;

@@ -63,6 +63,61 @@ int64_t card_cmd_cycles(const struct ee *e, uint32_t i, int cu)
 					backend_blk_cu(backend_board(e->be), (uint32_t)cu));
 }
 
+void card_proj_run(const struct ee *e, struct card_proj *p)
+{
+	const struct abi_board *blk = backend_abi_board(e->be);
+	const struct board_desc *bd = backend_board(e->be);
+	uint32_t nc = ABI_BOARD_N_CUS(blk->counts), bw = 0, kclk = 0;
+	int cpu;
+	double go = (double)board_dispatch_ns(bd, BOARD_FW_START, &cpu);
+	card_dry_rates(e, &bw, &kclk);
+	if (p->n > e->list.n)
+		memset(p, 0, sizeof *p);
+	for (; p->n < e->list.n; p->n++) {
+		uint32_t i = p->n;
+		const struct abi_cmd *c = &e->list.cmd[i];
+		uint32_t op = ABI_W0_OP(c->hdr.word0);
+		double t = p->t + (double)board_fw_take_ns(bd, op);
+		if (ABI_W2_FLAGS(c->hdr.word2) & ABI_CMD_F_WAIT)
+			for (uint32_t j = 0; j < i; j++) {
+				const struct abi_cmd *s = &e->list.cmd[j];
+				if ((ABI_W2_FLAGS(s->hdr.word2) & ABI_CMD_F_SIGNAL) &&
+				    ABI_W3_SIGNAL(s->hdr.word3) == ABI_W3_WAIT(c->hdr.word3) &&
+				    (int32_t)(s->hdr.signal_value - c->hdr.wait_value) >= 0) {
+					t = p->end[j] > t ? p->end[j] : t;
+					break;
+				}
+			}
+		int best = -1;
+		for (uint32_t k = 0; k < nc; k++)
+			if ((blk->cus[k].ops_mask >> op & 1) &&
+			    (best < 0 || p->cu[k] < p->cu[best]))
+				best = (int)k;
+		if (best < 0) { /* (a barrier: after every CU) */
+			for (uint32_t k = 0; k < nc; k++)
+				t = p->cu[k] > t ? p->cu[k] : t;
+			p->t = p->end[i] = t;
+			continue;
+		}
+		t = (t > p->cu[best] ? t : p->cu[best]) + go;
+		int64_t cyc = card_cmd_cycles(e, i, best);
+		p->t = t;
+		p->end[i] = p->cu[best] = t + (cyc > 0 && kclk ? (double)cyc * 1e6 / kclk : 0);
+	}
+}
+
+double card_proj_start(const struct ee *e, const struct card_proj *p, uint32_t op, double dep)
+{
+	const struct abi_board *blk = backend_abi_board(e->be);
+	double t = p->t + (double)board_fw_take_ns(backend_board(e->be), op);
+	for (uint32_t k = 0; k < ABI_BOARD_N_CUS(blk->counts); k++)
+		if (blk->cus[k].ops_mask >> op & 1) {
+			t = p->cu[k] > t ? p->cu[k] : t;
+			break;
+		}
+	return dep > t ? dep : t;
+}
+
 void card_dry_time(struct ee *e)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
@@ -138,6 +193,9 @@ void card_dry_time(struct ee *e)
 				(long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
+		if (e->pf.active && getenv("MOECARD_DRY_TRACE"))
+			fprintf(stderr, "TR %u %s cu%d %.1f %.1f %.1f\n", i, e->list.what[i], best,
+				t0 / 1e3, t1 / 1e3, st_t[i] / 1e3);
 		if (e->pf.active)
 			card_pf_count(e, i, op, (double)(t1 - t0));
 		cu_free[best] = t1 + done;
@@ -706,7 +764,7 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
 			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
 			"\"prefill_gemm_pe_frac\":%.4f,\"prefill_gemv_pe_frac\":%.4f,"
-			"\"prefill_gemm_experts\":%llu",
+			"\"prefill_gemm_experts\":%llu,\"prefill_handovers\":%llu",
 			!e->pf_on    ? "token loop"
 			: e->pf_loop ? "token loop (rule)"
 				     : "batched",
@@ -714,7 +772,7 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			(unsigned long long)pf->mha_tokens, e->pf_on ? pf->chunk : 0,
 			pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
 			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac, gfrac,
-			(unsigned long long)pf->hyb_experts);
+			(unsigned long long)pf->hyb_experts, (unsigned long long)pf->handovers);
 		return;
 	}
 	if (hw)

@@ -629,8 +629,28 @@ int main(void)
 				    "non-absorbed, T=60, half the experts on the GEMM CUs and "
 				    "none (MOECARD_PF_HYBRID=0)",
 				    t64, 60);
+				long nho = stat_long(emh, "\"prefill_handovers\":");
+				CHECK(nho > 0,
+				      "non-absorbed, T=60: %ld layers' attention beside the "
+				      "COMBINE before",
+				      nho);
 				eng_close(emh);
 				eng_close(emh0);
+				/* the next layer's attention beside a MoE layer's COMBINE, and after it */
+				setenv("MOECARD_PF_MERGE", "0", 1);
+				g_mha = NULL;
+				struct engine *emn = eng_open_rows64(&ck, "half");
+				unsetenv("MOECARD_PF_MERGE");
+				emh = eng_open_rows64(&ck, "half");
+				g_mha = "0";
+				same_logits(&ck, emh, emn,
+					    "non-absorbed, T=60, the attention beside the COMBINE "
+					    "before and after it (MOECARD_PF_MERGE=0)",
+					    t64, 60);
+				CHECK(stat_long(emn, "\"prefill_handovers\":") == 0,
+				      "MOECARD_PF_MERGE=0: no hand-over");
+				eng_close(emh);
+				eng_close(emn);
 				same_logits(
 				    &ck, em64, em16f,
 				    "non-absorbed, T=60 in one chunk and in chunks of 20, KV "
