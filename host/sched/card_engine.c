@@ -1218,7 +1218,7 @@ static void ee_truncate(struct engine *en, int pos, int mtp_pos)
 		e->top1_tokens = 0;
 		e->route_checked = e->route_diff = 0;
 		e->pf.tokens = e->pf.batched = e->pf.mha_tokens = e->pf.hyb_experts = 0;
-		e->pf.handovers = 0;
+		e->pf.handovers = e->pf.ffn_gemm = 0;
 		e->pf.card_ns = e->pf.link_ns = e->pf.host_b = e->pf.macs = e->pf.gemm_ns = 0;
 		e->pf.gv_macs = e->pf.gv_ns = 0;
 		e->pf.in_prompt = 1;

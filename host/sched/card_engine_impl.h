@@ -129,7 +129,10 @@ struct ee_list {
 #define EE_PF_FENCE_GATH 5u /* the rows the GEMM CUs' experts read, gathered (pf_moe_hyb) */
 #define EE_PF_FENCE_KVB 6u /* the next layer's kv_b ranges done, beside a COMBINE (the GEMV CU's) */
 #define EE_PF_FENCE_ROPE 7u /* and their RoPEs (the vector CU's, in order) */
-#define EE_PF_NFENCE 8u	    /* (ids below it: EE_CHAIN_FENCE and the seven above) */
+#define EE_PF_FENCE_XN 8u   /* the rows the GEMM CUs' shared expert reads, normalized */
+#define EE_PF_FENCE_SH0 9u  /* a range's shared gate|up on a GEMM CU done: id SH0 + range % NSH */
+#define EE_PF_NSH 16u
+#define EE_PF_NFENCE 25u /* (ids below it: EE_CHAIN_FENCE and those above) */
 
 /* Batched prefill (card_prefill.c): the activations of up to `chunk` tokens, row-major in the
  * activation bank, and the index tables of the MoE's gather / combine. */
@@ -188,6 +191,8 @@ struct ee_pf {
 	uint64_t mha_tokens;	   /* rows of forwards in the non-absorbed form (pf.mha) */
 	uint64_t hyb_experts;	   /* routed experts (per layer) the GEMM CUs ran (pf_moe_rows) */
 	uint64_t handovers;	   /* layers whose attention went beside the COMBINE before */
+	uint64_t ffn_gemm;	   /* o_proj ranges whose FFN that needs no routes ran on the GEMM
+				      CUs (pf_mh_run) */
 	uint32_t fv[EE_PF_NFENCE]; /* the last value signalled on each EE_PF_FENCE_* id */
 	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (12) */
 	int one_att;	 /* one striped attention CU (the ranges' fence completes in order) */
@@ -199,6 +204,10 @@ struct ee_pf {
 	int qa_early;	 /* q_a|kv_a, q_b went beside the layer before's COMBINE */
 	int mh_done;	 /* this layer's whole attention went beside it (pf_handover) */
 	int merge_off;	 /* MOECARD_PF_MERGE=0: no pf_handover (the attention after the COMBINE) */
+	int sh_gemv;	 /* MOECARD_PF_SH_GEMM=0: the FFN that needs no routes (the dense FFN, the
+			    shared expert) stays on the GEMV CU in o_proj's ranges (pf_mh_run) */
+	int sh_force;	 /* MOECARD_PF_SH_GEMM=1: on the GEMM CUs in every range but the last,
+			    wherever it may (the tests' both sides) */
 	int one_rope;	 /* one CU runs ROPE (in order) */
 	struct ee_layer *next_L;    /* the forward's next layer (pf_next_early), NULL: the last */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */

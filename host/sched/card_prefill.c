@@ -191,6 +191,9 @@ int card_pf_init(struct ee *e, int cache)
 	    card_only_cu(bb, ABI_OP_COMBINE) >= 0 && card_only_cu(bb, ABI_OP_RESIDUAL_ADD) >= 0;
 	pf->one_rope = card_only_cu(bb, ABI_OP_ROPE) >= 0;
 	pf->merge_off = pf_env_off("MOECARD_PF_MERGE");
+	pf->sh_gemv = pf_env_off("MOECARD_PF_SH_GEMM");
+	const char *sg = getenv("MOECARD_PF_SH_GEMM");
+	pf->sh_force = sg && !strcmp(sg, "1");
 	if (e->gv && e->gv_head &&
 	    ((r = card_place(e, ab, NULL, f * 16 * (size_t)c->vocab_size, &pf->logits)) ||
 	     (r = card_place(e, ab, NULL, 8 * 16, &pf->top1))))
@@ -512,25 +515,37 @@ static int pf_xn_rows(struct ee *e, const struct ee_layer *L, int t0, int n)
 }
 
 /* The steps of o_proj's row ranges (pf_o_range), each one CU's, so that another CU's command may
- * go between (pf_handover). */
-enum pf_ostep { PF_O_PROJ, PF_O_GU, PF_O_DOWN, PF_O_GATE, PF_O_TOPK, PF_O_SHGU, PF_O_SHDOWN };
+ * go between (pf_mh_run). */
+enum pf_ostep {
+	PF_O_PROJ,
+	PF_O_XN,
+	PF_O_GU,
+	PF_O_DOWN,
+	PF_O_GATE,
+	PF_O_TOPK,
+	PF_O_SHGU,
+	PF_O_SHDOWN
+};
 
-/* Layer L's steps of a range into s[7]; their count. */
-static int pf_o_steps(const struct ee *e, const struct ee_layer *L, enum pf_ostep *s)
+/* Layer L's steps of a range into s[7] (gemm: its FFN that needs no routes on the GEMM CUs, the
+ * last two steps, its rows normalized before); their count. */
+static int pf_o_steps(const struct ee *e, const struct ee_layer *L, int gemm, enum pf_ostep *s)
 {
 	const struct ee_pf *pf = &e->pf;
 	int n = 0;
 	s[n++] = PF_O_PROJ;
 	if (!pf->ffn_early)
 		return n;
-	/* the rows' FFN that needs no routes, on the one GEMV CU after their o_proj: the dense
-	 * FFN (into the residual stream), or the shared expert (into ffn) */
+	/* the rows' FFN that needs no routes after their o_proj: the dense FFN (into the
+	 * residual stream), or the shared expert (into ffn) */
 	if (!L->moe) {
+		if (gemm)
+			s[n++] = PF_O_XN;
 		s[n++] = PF_O_GU;
 		s[n++] = PF_O_DOWN;
 		return n;
 	}
-	if (pf->route_early) { /* first the router's gate and top-k */
+	if (pf->route_early) { /* first the router's gate and top-k (and the rows' norm) */
 		s[n++] = PF_O_GATE;
 		s[n++] = PF_O_TOPK;
 	}
@@ -539,51 +554,93 @@ static int pf_o_steps(const struct ee *e, const struct ee_layer *L, enum pf_oste
 	return n;
 }
 
+/* A range's fence values between its steps: the router gate's (EE_PF_FENCE_GATE: PF_O_GATE sets
+ * it, PF_O_TOPK waits for it), its rows' norm for the GEMM CUs (EE_PF_FENCE_XN), the shared
+ * gate|up on a GEMM CU (id sh_id). */
+struct pf_ost {
+	uint32_t gate, xn, sh, sh_id;
+	int gemm; /* the shared expert on the GEMM CUs (pf_handover) */
+};
+
 /* Step st of o_proj's range [t0, t0 + n) (o_proj after the attention that signalled att on
- * EE_PF_FENCE_ATT); nv: the range tables' views in use in the list; *gate: the router gate's
- * EE_PF_FENCE_GATE value (PF_O_GATE sets it, PF_O_TOPK waits for it). */
+ * EE_PF_FENCE_ATT); nv: the range tables' views in use in the list. */
 static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv,
-		     enum pf_ostep st, uint32_t *gate)
+		     enum pf_ostep st, struct pf_ost *os)
 {
 	struct ee_gv_layer *g = &L->gv;
 	struct ee_pf *pf = &e->pf;
+	uint64_t D = (uint64_t)e->c->hidden_size, I = (uint64_t)L->sh_down.cols;
 	uint32_t i0 = e->list.n;
 	switch (st) {
 	case PF_O_PROJ:
 		TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0,
 					 t0 + n, nv));
 		pf_wait_at(e, i0, EE_PF_FENCE_ATT, att);
+		if (os->gemm && !L->moe) /* (the rows' norm waits for it) */
+			os->gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
+		return 0;
+	case PF_O_XN: /* the rows normalized for the GEMM CUs' FFN (x final with o_proj's) */
+		TRY(pf_xn_rows(e, L, t0, n));
+		pf_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
+		os->xn = pf_signal(e, e->list.n - 1, EE_PF_FENCE_XN);
 		return 0;
 	case PF_O_GU:
-		return card_gemv_rows_range(e, "gate|up silu (gemv, rows)", &g->r_gu, T, t0, t0 + n,
-					    nv + 1);
+		if (!os->gemm)
+			return card_gemv_rows_range(e, "gate|up silu (gemv, rows)", &g->r_gu, T, t0,
+						    t0 + n, nv + 1);
+		TRY(card_gemm_m(e, "gate|up silu (gemm, rows)", f4(pf->xn, t0 * D), 0, &L->gu,
+				f4(pf->hb, t0 * (uint64_t)L->down.cols), 0, ABI_GEMM_F_SILU_MUL, 0,
+				0, 0, 0, 0, n));
+		pf_wait_at(e, i0, EE_PF_FENCE_XN, os->xn);
+		os->sh = pf_signal(e, e->list.n - 1, os->sh_id);
+		return 0;
 	case PF_O_DOWN:
-		return card_gemv_rows_range(e, "down + residual (gemv, rows)", &g->r_down, T, t0,
-					    t0 + n, nv + 2);
+		if (!os->gemm)
+			return card_gemv_rows_range(e, "down + residual (gemv, rows)", &g->r_down,
+						    T, t0, t0 + n, nv + 2);
+		TRY(card_gemm_m(e, "down + residual (gemm, rows)",
+				f4(pf->hb, t0 * (uint64_t)L->down.cols), 0, &L->down,
+				f4(pf->x, t0 * D), 0, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0, n));
+		pf_wait_at(e, i0, os->sh_id, os->sh);
+		return 0;
 	case PF_O_GATE: /* (the rows normalized in its loader) */
 		TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x,
 					      pf->rlog, T, &pf->t_gate, pf->views, pf->rows16 / 16,
 					      L->post_norm, t0, t0 + n, nv + 3));
-		*gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
+		os->gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
 		return 0;
 	case PF_O_TOPK: /* on its CU after the gate's fence, beside the shared expert */
 		TRY(pf_topk(e, L, t0, n));
-		pf_wait_at(e, i0, EE_PF_FENCE_GATE, *gate);
+		pf_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
 		if (pf_hyb_ok(e, L) && card_pf_fold_post(e)) {
 			/* the rows normalized for the experts the GEMM CUs may take (their x is
 			 * final with o_proj's residual, done before the gate on the GEMV CU) */
 			i0 = e->list.n;
 			TRY(pf_xn_rows(e, L, t0, n));
-			pf_wait_at(e, i0, EE_PF_FENCE_GATE, *gate);
+			pf_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
+			os->xn = pf_signal(e, e->list.n - 1, EE_PF_FENCE_XN);
 			pf->xn_early = 1;
 		}
 		return 0;
 	case PF_O_SHGU:
-		return card_gemv_rows_range(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T,
-					    t0, t0 + n, nv + 1);
+		if (!os->gemm)
+			return card_gemv_rows_range(e, "shared gate|up silu (gemv, rows)",
+						    &g->r_shgu, T, t0, t0 + n, nv + 1);
+		/* (fp8_gemm's rows equal the GEMV groups') */
+		TRY(card_gemm_m(e, "shared gate|up silu (gemm, rows)", f4(pf->xn, t0 * D), 0,
+				&L->sh_gu, f4(pf->hb, t0 * I), 0, ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0,
+				0, n));
+		pf_wait_at(e, i0, EE_PF_FENCE_XN, os->xn);
+		os->sh = pf_signal(e, e->list.n - 1, os->sh_id);
+		return 0;
 	case PF_O_SHDOWN:
-		return card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T, t0,
-					    t0 + n, nv + 2);
+		if (!os->gemm)
+			return card_gemv_rows_range(e, "shared down (gemv, rows)", &g->r_shdown, T,
+						    t0, t0 + n, nv + 2);
+		TRY(card_gemm_m(e, "shared down (gemm, rows)", f4(pf->hb, t0 * I), 0, &L->sh_down,
+				f4(pf->ffn, t0 * D), 0, 0, 0, 0, 0, 0, 0, n));
+		pf_wait_at(e, i0, os->sh_id, os->sh);
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -594,9 +651,9 @@ static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uin
 static int pf_o_range(struct ee *e, struct ee_layer *L, int T, int t0, int n, uint32_t att, int *nv)
 {
 	enum pf_ostep st[7];
-	uint32_t gate = 0;
-	for (int i = 0, ns = pf_o_steps(e, L, st); i < ns; i++)
-		TRY(pf_o_step(e, L, T, t0, n, att, nv, st[i], &gate));
+	struct pf_ost os = {0};
+	for (int i = 0, ns = pf_o_steps(e, L, 0, st); i < ns; i++)
+		TRY(pf_o_step(e, L, T, t0, n, att, nv, st[i], &os));
 	return 0;
 }
 
@@ -708,18 +765,46 @@ static int pf_mh_kvb(struct ee *e, const struct pf_mh *m, int k0, int k1, int *n
 				    &m->L->gv.r_kvb, m->n_kv, k0, k1, nv);
 }
 
+/* The fields of the attention command a of rows [t0, t0 + n). */
+static void pf_mh_att_fill(const struct ee *e, const struct pf_mh *m, struct abi_cmd *a, int t0,
+			   int n);
+
 /* The attention command of rows [t0, t0 + n) (waiting for value wv of fence wid first, where
  * wv > 0); with the ranges it signals EE_PF_FENCE_ATT (the value into *att). */
 static int pf_mh_att(struct ee *e, const struct pf_mh *m, int t0, int n, uint32_t wid, uint32_t wv,
 		     uint32_t *att)
 {
-	const struct config *c = e->c;
-	struct ee_pf *pf = &e->pf;
-	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
-	int vd = c->v_head_dim, qd = nope + rope;
 	struct abi_cmd *a = card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (non-absorbed, rows)");
 	if (!a)
 		return -E2BIG;
+	pf_mh_att_fill(e, m, a, t0, n);
+	if (wv)
+		abi_cmd_wait(&a->hdr, wid, wv);
+	if (m->fz)
+		*att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
+	return 0;
+}
+
+/* The projected ns of the attention of rows [t0, t0 + n) (the dry timer's model). */
+static double pf_mh_att_ns(const struct ee *e, const struct pf_mh *m, int t0, int n)
+{
+	struct abi_cmd a;
+	uint32_t bw = 0, kclk = 0;
+	memset(&a, 0, sizeof a);
+	abi_cmd_hdr_set(&a.hdr, ABI_OP_MLA_ATTN_LANES, 0);
+	pf_mh_att_fill(e, m, &a, t0, n);
+	card_dry_rates(e, &bw, &kclk);
+	int64_t cyc = card_attn_lanes_cycles(e, &a, bw, kclk);
+	return cyc > 0 && kclk ? (double)cyc * 1e6 / kclk : 0;
+}
+
+static void pf_mh_att_fill(const struct ee *e, const struct pf_mh *m, struct abi_cmd *a, int t0,
+			   int n)
+{
+	const struct config *c = e->c;
+	const struct ee_pf *pf = &e->pf;
+	int H = c->num_attention_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+	int vd = c->v_head_dim, qd = nope + rope;
 	a->u.mlal.q = f4(pf->q, (uint64_t)t0 * H * qd);
 	a->u.mlal.out = f4(pf->ao, (uint64_t)t0 * H * vd);
 	a->u.mlal.cache_off = pf->kvx;
@@ -733,11 +818,6 @@ static int pf_mh_att(struct ee *e, const struct pf_mh *m, int t0, int n, uint32_
 	a->u.mlal.rows = n > 1 ? (uint32_t)n : 0;
 	a->u.mlal.tab = n > 1 ? pf->atab + 8 * (uint64_t)t0 : 0;
 	memcpy(&a->u.mlal.scale, &e->softmax_scale, 4);
-	if (wv)
-		abi_cmd_wait(&a->hdr, wid, wv);
-	if (m->fz)
-		*att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
-	return 0;
 }
 
 /* The attention of rows [t0, t0 + n); with the ranges, then the range before's o_proj
@@ -783,6 +863,13 @@ static int pf_mh_fits(const struct ee *e, int T, int R, int per)
 	return e->list.n + (uint32_t)T + (uint32_t)(per * (R + 1)) <= BACKEND_MAX_LIST;
 }
 
+/* pf_mh_run's streams: each issues its steps range after range; a step of range r of one stream
+ * waits for the step of range r of the stream before it (a fence). */
+enum { PF_S_COMB, PF_S_PROJ, PF_S_ROPE, PF_S_ATT, PF_S_O, PF_S_SHG, PF_S_SHD, PF_S_N };
+#define PF_SLACK_NS 10e3
+static int pf_ho_ranges(int T, int cr, int *rt);
+static int pf_mh_run(struct ee *e, struct pf_mh *m, const int *rt, int R, int from, int lc);
+
 /*
  * MLA of a prompt's first chunk in the non-absorbed form (pf.mha; the rows path): q_a|kv_a and
  * q_b on the GEMV CU; kv_b over the chunk's c' rows (kv_a's rows normalized in the loader, f32
@@ -800,6 +887,23 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	struct pf_mh m;
 	int nv = 0;
 	TRY(pf_mh_begin(e, L, T, &m));
+	if (!pf->qa_early && m.fz && !pf->merge_off && pf->one_rope && !pf->pos_tab &&
+	    card_pf_fold_post(e)) { /* the whole section as pf_handover's streams */
+		int Rs = pf_ho_ranges(T, m.cr, NULL), r = 0;
+		TRY(pf_mh_fits(e, T, Rs, 24) ? card_barrier(e) : card_flush(e));
+		if (pf_mh_fits(e, T, Rs, 24)) {
+			int *rt = calloc((size_t)Rs + 1, sizeof *rt);
+			if (!rt)
+				return -ENOMEM;
+			pf_ho_ranges(T, m.cr, rt);
+			m.spread = 1;
+			r = pf_mh_run(e, &m, rt, Rs, PF_S_PROJ, e->cur_layer);
+			free(rt);
+			TRY(r);
+			TRY(card_barrier(e));
+			return pf_mla_out(e, L, T, 1, 1);
+		}
+	}
 	/* q_b, then the RoPEs on the vector CU beside kv_b on the GEMV CU: the commands of a ring
 	 * start in list order, so the vector CU's go first (after q_b: the barrier between becomes
 	 * a fence, card_fence_chain). With pf.qa_early the layer before issued q_a|kv_a and q_b
@@ -826,9 +930,20 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	/* the appends go with the ranges where the section fits in one list (else at its end: a
 	 * full list in the middle would end the overlap) */
 	m.spread = m.fz && pf_mh_fits(e, T, R, 16);
-	for (int t0 = 0; t0 < T; t0 += m.cr)
-		TRY(pf_mh_attn(e, &m, t0, T - t0 < m.cr ? T - t0 : m.cr));
-	TRY(pf_mh_end(e, &m));
+	if (m.spread && !pf->merge_off) { /* the ranges as pf_handover's streams */
+		int Rs = pf_ho_ranges(T, m.cr, NULL), r = 0;
+		int *rt = calloc((size_t)Rs + 1, sizeof *rt);
+		if (!rt)
+			return -ENOMEM;
+		pf_ho_ranges(T, m.cr, rt);
+		r = pf_mh_run(e, &m, rt, Rs, PF_S_ATT, e->cur_layer);
+		free(rt);
+		TRY(r);
+	} else {
+		for (int t0 = 0; t0 < T; t0 += m.cr)
+			TRY(pf_mh_attn(e, &m, t0, T - t0 < m.cr ? T - t0 : m.cr));
+		TRY(pf_mh_end(e, &m));
+	}
 	TRY(card_barrier(e));
 	return pf_mla_out(e, L, T, 1, m.fz);
 }
@@ -1077,80 +1192,150 @@ static int pf_combine_ranges(struct ee *e, int T)
 	return 0;
 }
 
-/* pf_handover's streams: each issues its steps range after range; a step of range r of one
- * stream waits for the step of range r of the stream before it (a fence). */
-enum { PF_S_COMB, PF_S_PROJ, PF_S_ROPE, PF_S_ATT, PF_S_O, PF_S_N };
-#define PF_SLACK_NS 10e3
+/* pf_mh_run's row ranges of T rows (cr at most, whole GEMV row blocks) into rt[0..R] (range q:
+ * rows [rt[q], rt[q + 1])) where rt is not NULL; R. The first ones smaller (PF_HO_GROW rows,
+ * then as many more each up to cr): the attention starts early, and its first ranges, short
+ * ones, are fed about as fast as they run (a mid prompt of 512 rows: 32, 48, 48, ...). */
+#define PF_HO_GROW 32
+static int pf_ho_ranges(int T, int cr, int *rt)
+{
+	int R = 0, at = 0;
+	for (int w = PF_HO_GROW; at < T; R++, w += PF_HO_GROW) {
+		at += w < cr ? w : cr;
+		at = at < T ? at : T;
+		if (rt)
+			rt[R + 1] = at;
+	}
+	if (rt)
+		rt[0] = 0;
+	return R;
+}
+
+static double pf_gemm_ns(const struct ee *e, const struct cmat *W, int M, uint32_t flags);
+
+/* Whether layer L's FFN that needs no routes may run on the GEMM CUs in o_proj's ranges (the
+ * dense FFN, or the shared expert: GEMMs of the rows normalized on the vector CU first). */
+static int pf_ffn_gemm_ok(const struct ee *e, const struct ee_layer *L)
+{
+	const struct ee_pf *pf = &e->pf;
+	if (pf->sh_gemv || !pf->ffn_early || pf->gemm_cus < 1 || pf->gemm_abi_cu < 0 ||
+	    !pf->one_gath || !card_pf_fold_post(e) || e->xc)
+		return 0;
+	return L->moe ? pf_hyb_ok(e, L) && pf->route_early && L->sh_gu.rows > 0
+		      : L->gu.rows > 0 && L->down.rows > 0;
+}
+
+/* The projected GEMV ns of layer L's FFN that needs no routes over rows [t0, t0 + n). */
+static double pf_ffn_gemv_ns(const struct ee *e, const struct ee_layer *L, int t0, int n)
+{
+	const struct gvtab *gu = L->moe ? &L->gv.r_shgu : &L->gv.r_gu;
+	const struct gvtab *dn = L->moe ? &L->gv.r_shdown : &L->gv.r_down;
+	int M = FP8_GEMV_MAX_M, b0 = t0 / M, b1 = (t0 + n + M - 1) / M;
+	return card_gemv_groups_ns(e, gu, b0 * gu->per, b1 * gu->per, M) +
+	       card_gemv_groups_ns(e, dn, b0 * dn->per, b1 * dn->per, M);
+}
 
 /*
- * The end of a MoE layer with the next layer's whole attention beside it, in row ranges r:
- * COMBINE and residual of r (as pf_combine_ranges; signals EE_PF_FENCE_RES), the next layer's
- * q_a|kv_a (waits for it), q_b and kv_b of r on the GEMV CU (signals EE_PF_FENCE_KVB), r's RoPEs
- * on the vector CU (wait for it, signal EE_PF_FENCE_ROPE), r's attention (waits for them), then
- * o_proj, the router and the shared expert of r (pf_o_step), and the KV appends. The firmware
- * starts commands in list order, each once its CU is free: the streams' steps go into the list in
- * the order a projection of their start times gives (card_proj; the appends where the firmware
- * would otherwise wait), so the vector CU combines while the attention runs, where the attention
- * waited for every COMBINE. Every buffer a range's commands write is read by its own range's
- * later commands only (ffn: the next layer's shared down writes a range's rows after its
- * residual). The next layer then skips its attention (pf.mh_done). Falls back to
- * pf_combine_ranges where the next layer's section would not run in ranges whole.
+ * Layer m->L's attention section in its row ranges rt[0..R] as streams (PF_S_*), from stream
+ * `from` on (the streams before it done; PF_S_COMB: the COMBINE of the MoE layer before, at
+ * layer index lc, whose ranges hand over to this one): each issues its steps range after range,
+ * a stream's range r after the stream before issued r's last step (a fence between them:
+ * COMBINE and residual signal EE_PF_FENCE_RES; q_a|kv_a waits for it, kv_b signals
+ * EE_PF_FENCE_KVB; the RoPEs wait for it and signal EE_PF_FENCE_ROPE; the attention waits for
+ * them, then o_proj's steps (pf_o_step) and the FFN that needs no routes: on the GEMV CU, or
+ * for a range whose GEMMs are projected to end before the GEMV CU would have done the rest of
+ * that FFN, on the GEMM CUs (PF_S_SHG, PF_S_SHD, the rows normalized first), and the KV
+ * appends. The firmware starts commands in list order, each once its CU is free: the steps go
+ * into the list in the order a projection of their start times gives (card_proj; of those within
+ * PF_SLACK_NS of the first, the one nearest the attention; the appends where the firmware would
+ * wait anyway). Every buffer a range's commands write is read by its own range's later
+ * commands only (ffn: the shared down writes a range's rows after the COMBINE before read them).
  */
-static int pf_handover(struct ee *e, int T)
+static int pf_mh_run(struct ee *e, struct pf_mh *m, const int *rt, int R, int from, int lc)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
-	struct ee_layer *N = pf->next_L;
+	struct ee_layer *N = m->L;
 	struct ee_gv_layer *ng = &N->gv;
 	const struct abi_board *bb = backend_abi_board(e->be);
-	int l = e->cur_layer, nl = l >= 0 ? l + 1 : l, D = c->hidden_size;
+	int l = e->cur_layer, D = c->hidden_size, T = m->T, r = 0;
 	int k = c->num_experts_per_tok, M = FP8_GEMV_MAX_M, nv[3] = {0};
-	struct pf_mh m;
-	if (pf->merge_off || !pf->mha || !N->moe || !ng->r_kvb.ng || pf->pos_tab || !pf->one_rope ||
-	    !card_pf_fold_post(e))
-		return pf_combine_ranges(e, T);
-	e->cur_layer = nl;
-	int r = pf_mh_begin(e, N, T, &m);
-	e->cur_layer = l;
-	if (r)
-		return r;
-	int R = (T + m.cr - 1) / m.cr;
-	if (!m.fz || !pf->ffn_early || !pf_mh_fits(e, T, R, 24))
-		return pf_combine_ranges(e, T);
-	m.spread = 1;
-	enum pf_ostep ost[7];
-	int nos = pf_o_steps(e, N, ost),
-	    same = card_only_cu(bb, ABI_OP_COMBINE) == card_only_cu(bb, ABI_OP_RESIDUAL_ADD);
-	/* per stream: its next range and step, the fence values and end of each range's steps */
-	int nx[PF_S_N] = {0}, st[PF_S_N] = {0}, nsteps[PF_S_N] = {2, 3, 1, 1, nos};
-	uint32_t *fv = calloc((size_t)R * PF_S_N, sizeof *fv), gate = 0;
-	double *fend = calloc((size_t)R * PF_S_N, sizeof *fend);
+	int same = card_only_cu(bb, ABI_OP_COMBINE) == card_only_cu(bb, ABI_OP_RESIDUAL_ADD);
+	enum pf_ostep ost[2][7]; /* o_proj's steps with the FFN on the GEMV CU, on the GEMM CUs */
+	int nos[2] = {pf_o_steps(e, N, 0, ost[0]), pf_o_steps(e, N, 1, ost[1])};
+	int ffg = pf_ffn_gemm_ok(e, N) && nos[1] >= 3;
+	/* per stream: its next range and step, the end of its last command; per range and stream
+	 * the fence value and end of its last step; per range: the GEMM CUs' FFN is decided (1) */
+	int nx[PF_S_N] = {0}, st[PF_S_N] = {0};
+	double lend[PF_S_N] = {0}, vrest = 0; /* the GEMV CU's FFN ns of the ranges not decided */
+	uint32_t *fv = calloc((size_t)R * PF_S_N, sizeof *fv);
+	double *fend = calloc((size_t)R * PF_S_N, sizeof *fend),
+	       *vq = calloc((size_t)R, sizeof *vq);
+	double *aq = calloc((size_t)R + 1, sizeof *aq); /* the attention's ns from range q on */
+	struct pf_ost *os = calloc((size_t)R, sizeof *os);
 	struct card_proj *p = calloc(1, sizeof *p);
-	if (!fv || !fend || !p) {
+	char *dec = calloc((size_t)R, 1);
+	if (!fv || !fend || !vq || !aq || !os || !p || !dec) {
 		r = -ENOMEM;
 		goto out;
 	}
-	if (c->q_lora_rank <= 0)
-		nsteps[PF_S_PROJ] = 2; /* (no q_b) */
+	for (int j = 0; j < from; j++)
+		nx[j] = R;
+	for (int q = 0; q < R; q++) {
+		os[q].sh_id = EE_PF_FENCE_SH0 + (uint32_t)q % EE_PF_NSH;
+		vq[q] = ffg ? pf_ffn_gemv_ns(e, N, rt[q], rt[q + 1] - rt[q]) : 0;
+		vrest += vq[q];
+	}
+	for (int q = R - 1; q >= 0 && ffg; q--)
+		aq[q] = aq[q + 1] + pf_mh_att_ns(e, m, rt[q], rt[q + 1] - rt[q]);
 	p->n = e->list.n; /* (the list's commands so far: a barrier before, all done) */
-	p->t = 0;
 	double take_kv = card_proj_start(e, p, ABI_OP_KV_APPEND, 0);
 	while (!r) {
+		int q = nx[PF_S_O];
+		if (q < R && !dec[q]) {
+			/* the range's FFN on the GEMM CUs where its GEMMs end before the section
+			 * would: before the GEMV CU would have run the ranges' FFN from this one
+			 * on after what it has, or the attention its ranges from the next one */
+			int n = rt[q + 1] - rt[q];
+			double g = N->moe ? pf_gemm_ns(e, &N->sh_gu, n, ABI_GEMM_F_SILU_MUL) +
+						pf_gemm_ns(e, &N->sh_down, n, 0)
+					  : pf_gemm_ns(e, &N->gu, n, ABI_GEMM_F_SILU_MUL) +
+						pf_gemm_ns(e, &N->down, n, ABI_GEMM_F_RESIDUAL);
+			double a0 = card_proj_start(e, p, ABI_OP_MLA_ATTN_LANES, 0);
+			double ta = nx[PF_S_ATT] > q ? fend[(size_t)PF_S_ATT * R + q]
+						     : a0 + aq[nx[PF_S_ATT]] - aq[q + 1];
+			double now = card_proj_start(e, p, ABI_OP_GEMV, lend[PF_S_O]);
+			now = ta > now ? ta : now; /* (its o_proj after its attention) */
+			double gf = card_proj_start(e, p, ABI_OP_GEMM_FP8, 0);
+			double end = now + vrest - vq[q];
+			double ae = a0 + aq[nx[PF_S_ATT] > q + 1 ? nx[PF_S_ATT] : q + 1];
+			os[q].gemm = ffg && ((gf > now ? gf : now) + g <= (ae > end ? ae : end) ||
+					     (pf->sh_force && q + 1 < R));
+			pf->ffn_gemm += (uint64_t)os[q].gemm;
+			vrest -= vq[q];
+			dec[q] = 1;
+		}
+		for (int j = PF_S_SHG; j <= PF_S_SHD; j++)
+			while (nx[j] < R && dec[nx[j]] && !os[nx[j]].gemm)
+				nx[j]++;
 		/* the step that could start first (its stream's range r after the stream before
 		 * issued r's last step: then that step's end) */
 		int best = -1;
 		double bs = 0, ts[PF_S_N];
 		for (int j = 0; j < PF_S_N; j++) {
 			ts[j] = -1;
-			int q = nx[j];
+			q = nx[j];
 			if (q >= R || (j > 0 && nx[j - 1] <= q))
 				continue;
-			uint32_t op = j == PF_S_COMB   ? ABI_OP_COMBINE
-				      : j == PF_S_ROPE ? ABI_OP_ROPE
-				      : j == PF_S_ATT  ? ABI_OP_MLA_ATTN_LANES
-				      : j == PF_S_O && ost[st[j]] == PF_O_TOPK ? ABI_OP_MOE_ROUTE
-									       : ABI_OP_GEMV;
-			double dep = j > 0 && st[j] == 0 ? fend[(size_t)(j - 1) * R + q] : 0;
+			enum pf_ostep o = ost[os[q].gemm][st[j]];
+			uint32_t op = j == PF_S_COMB		      ? ABI_OP_COMBINE
+				      : j == PF_S_ROPE		      ? ABI_OP_ROPE
+				      : j == PF_S_ATT		      ? ABI_OP_MLA_ATTN_LANES
+				      : j >= PF_S_SHG		      ? ABI_OP_GEMM_FP8
+				      : j == PF_S_O && o == PF_O_TOPK ? ABI_OP_MOE_ROUTE
+				      : j == PF_S_O && o == PF_O_XN   ? ABI_OP_RMSNORM
+								      : ABI_OP_GEMV;
+			double dep = st[j] ? lend[j] : j > 0 ? fend[(size_t)(j - 1) * R + q] : 0;
 			double t = card_proj_start(e, p, op, dep);
 			ts[j] = t;
 			if (best < 0 || t < bs) {
@@ -1161,7 +1346,8 @@ static int pf_handover(struct ee *e, int T)
 		/* of the steps that could start within PF_SLACK_NS of it, the one nearest the
 		 * attention (the long pole once its ranges grow): the stream that feeds it would
 		 * else wait behind the vector CU's COMBINEs */
-		static const int prio[PF_S_N] = {PF_S_ATT, PF_S_ROPE, PF_S_PROJ, PF_S_COMB, PF_S_O};
+		static const int prio[PF_S_N] = {PF_S_ATT, PF_S_ROPE, PF_S_PROJ, PF_S_COMB,
+						 PF_S_O,   PF_S_SHD,  PF_S_SHG};
 		for (int j = 0; j < PF_S_N && best >= 0; j++)
 			if (ts[prio[j]] >= 0 && ts[prio[j]] <= bs + PF_SLACK_NS) {
 				best = prio[j];
@@ -1169,21 +1355,19 @@ static int pf_handover(struct ee *e, int T)
 			}
 		/* the KV appends of rows whose kv_a is done (their range's RoPE waited for it)
 		 * where the firmware would wait anyway */
-		int lim = nx[PF_S_ROPE] * m.cr < T ? nx[PF_S_ROPE] * m.cr : T;
-		while (m.na < lim && (best < 0 || p->t + take_kv <= bs)) {
-			e->cur_layer = nl;
-			r = pf_kv_appends_rows(e, N, m.na, m.na + 1, m.kva);
-			e->cur_layer = l;
-			if (r)
+		int lim = rt[nx[PF_S_ROPE]];
+		while (m->na < lim && (best < 0 || p->t + take_kv <= bs)) {
+			if ((r = pf_kv_appends_rows(e, N, m->na, m->na + 1, m->kva)))
 				goto out;
-			m.na++;
+			m->na++;
 			card_proj_run(e, p);
 		}
 		if (best < 0)
 			break;
-		int q = nx[best], t0 = q * m.cr, n = T - t0 < m.cr ? T - t0 : m.cr;
+		q = nx[best];
+		int t0 = rt[q], n = rt[q + 1] - t0, g = os[q].gemm;
 		uint32_t i0 = e->list.n, *v = &fv[(size_t)best * R + q];
-		e->cur_layer = best == PF_S_COMB ? l : nl;
+		e->cur_layer = best == PF_S_COMB ? lc : l;
 		switch (best) {
 		case PF_S_COMB:
 			if (st[best] == 0) {
@@ -1209,56 +1393,102 @@ static int pf_handover(struct ee *e, int T)
 			if (st[best] == 0) {
 				r = card_gemv_rows_range(e, "q_a|kv_a (gemv, rows)", &ng->r_qkva, T,
 							 t0, t0 + n, &nv[0]);
-				if (!r)
+				if (!r && from <= PF_S_COMB)
 					pf_wait_at(e, i0, EE_PF_FENCE_RES, fv[PF_S_COMB * R + q]);
 			} else if (st[best] == 1 && c->q_lora_rank > 0) {
 				r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0,
 							 t0 + n, &nv[1]);
 			} else { /* the K/V rows the range's attention reads that the ranges before
 				    did not (the first: every one before the chunk too) */
-				int k0 = q ? (m.p0 + t0 + M - 1) / M * M : 0;
-				int k1 = q + 1 < R ? (m.p0 + t0 + n + M - 1) / M * M : m.n_kv;
-				r = pf_mh_kvb(e, &m, k0, k1 < m.n_kv ? k1 : m.n_kv, &nv[2]);
+				int k0 = q ? (m->p0 + t0 + M - 1) / M * M : 0;
+				int k1 = q + 1 < R ? (m->p0 + t0 + n + M - 1) / M * M : m->n_kv;
+				r = pf_mh_kvb(e, m, k0, k1 < m->n_kv ? k1 : m->n_kv, &nv[2]);
 				if (!r)
 					*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_KVB);
 			}
 			break;
 		case PF_S_ROPE: {
-			int k0 = q ? (m.p0 + t0 + M - 1) / M * M : 0;
-			int k1 = q + 1 < R ? (m.p0 + t0 + n + M - 1) / M * M : m.n_kv;
-			r = pf_mh_rope(e, &m, k0, k1 < m.n_kv ? k1 : m.n_kv, t0, t0 + n);
+			int k0 = q ? (m->p0 + t0 + M - 1) / M * M : 0;
+			int k1 = q + 1 < R ? (m->p0 + t0 + n + M - 1) / M * M : m->n_kv;
+			r = pf_mh_rope(e, m, k0, k1 < m->n_kv ? k1 : m->n_kv, t0, t0 + n);
 			if (!r) {
 				pf_wait_at(e, i0, EE_PF_FENCE_KVB, fv[PF_S_PROJ * R + q]);
 				*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ROPE);
 			}
 			break;
 		}
-		case PF_S_ATT:
-			r = pf_mh_att(e, &m, t0, n, EE_PF_FENCE_ROPE, fv[PF_S_ROPE * R + q], v);
+		case PF_S_ATT: /* (after the streams before it: waits for the RoPEs) */
+			r = pf_mh_att(e, m, t0, n, from < PF_S_ATT ? EE_PF_FENCE_ROPE : 0,
+				      fv[PF_S_ROPE * R + q], v);
 			break;
-		default:
-			r = pf_o_step(e, N, T, t0, n, fv[PF_S_ATT * R + q], m.nvo, ost[st[best]],
-				      &gate);
+		case PF_S_O:
+			r = pf_o_step(e, N, T, t0, n, fv[PF_S_ATT * R + q], m->nvo,
+				      ost[g][st[best]], &os[q]);
+			break;
+		default: /* (the FFN's two steps on the GEMM CUs) */
+			r = pf_o_step(e, N, T, t0, n, 0, m->nvo,
+				      ost[1][nos[1] - 2 + best - PF_S_SHG], &os[q]);
 		}
 		e->cur_layer = l;
 		if (r)
 			break;
 		card_proj_run(e, p);
-		if (++st[best] == nsteps[best]) { /* the range's last step */
+		lend[best] = p->end[e->list.n - 1];
+		int steps = best == PF_S_COMB	? 2
+			    : best == PF_S_PROJ ? (c->q_lora_rank > 0 ? 3 : 2)
+			    : best == PF_S_O	? nos[g] - (g ? 2 : 0)
+						: 1;
+		if (++st[best] == steps) { /* the range's last step */
 			fend[(size_t)best * R + q] = p->end[e->list.n - 1];
 			st[best] = 0;
 			nx[best]++;
 		}
 	}
-	if (!r && m.na < T) {
-		e->cur_layer = nl;
-		r = pf_kv_appends_rows(e, N, m.na, T, m.kva);
-		e->cur_layer = l;
-	}
+	if (!r && m->na < T)
+		r = pf_kv_appends_rows(e, N, m->na, T, m->kva);
 out:
 	free(fv);
 	free(fend);
+	free(vq);
+	free(aq);
+	free(os);
 	free(p);
+	free(dec);
+	return r;
+}
+
+/*
+ * The end of a MoE layer with the next layer's whole attention beside it (pf_mh_run from its
+ * COMBINE ranges on): the vector CU combines while the attention runs, where the attention waited
+ * for every COMBINE. The next layer then skips its attention (pf.mh_done). Falls back to
+ * pf_combine_ranges where the next layer's section would not run in ranges whole.
+ */
+static int pf_handover(struct ee *e, int T)
+{
+	struct ee_pf *pf = &e->pf;
+	struct ee_layer *N = pf->next_L;
+	int l = e->cur_layer, nl = l >= 0 ? l + 1 : l;
+	struct pf_mh m;
+	if (pf->merge_off || !pf->mha || !N->moe || !N->gv.r_kvb.ng || pf->pos_tab ||
+	    !pf->one_rope || !card_pf_fold_post(e))
+		return pf_combine_ranges(e, T);
+	e->cur_layer = nl;
+	int r = pf_mh_begin(e, N, T, &m);
+	e->cur_layer = l;
+	if (r)
+		return r;
+	int R = pf_ho_ranges(T, m.cr, NULL);
+	if (!m.fz || !pf->ffn_early || !pf_mh_fits(e, T, R, 24))
+		return pf_combine_ranges(e, T);
+	m.spread = 1;
+	int *rt = calloc((size_t)R + 1, sizeof *rt); /* range q's rows: [rt[q], rt[q + 1]) */
+	if (!rt)
+		return -ENOMEM;
+	pf_ho_ranges(T, m.cr, rt);
+	e->cur_layer = nl;
+	r = pf_mh_run(e, &m, rt, R, PF_S_COMB, l);
+	e->cur_layer = l;
+	free(rt);
 	pf->mh_done = !r;
 	pf->handovers += !r;
 	return r;

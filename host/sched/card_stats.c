@@ -109,12 +109,11 @@ void card_proj_run(const struct ee *e, struct card_proj *p)
 double card_proj_start(const struct ee *e, const struct card_proj *p, uint32_t op, double dep)
 {
 	const struct abi_board *blk = backend_abi_board(e->be);
-	double t = p->t + (double)board_fw_take_ns(backend_board(e->be), op);
+	double t = p->t + (double)board_fw_take_ns(backend_board(e->be), op), free = -1;
 	for (uint32_t k = 0; k < ABI_BOARD_N_CUS(blk->counts); k++)
-		if (blk->cus[k].ops_mask >> op & 1) {
-			t = p->cu[k] > t ? p->cu[k] : t;
-			break;
-		}
+		if ((blk->cus[k].ops_mask >> op & 1) && (free < 0 || p->cu[k] < free))
+			free = p->cu[k]; /* (the one free first) */
+	t = free > t ? free : t;
 	return dep > t ? dep : t;
 }
 
@@ -764,7 +763,8 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			"\"modeled_prefill_link_ms\":%.4f,\"modeled_prefill_host_ms\":%.4f,"
 			"\"modeled_prefill_ms\":%.4f,\"modeled_prefill_tok_s\":%.2f,"
 			"\"prefill_gemm_pe_frac\":%.4f,\"prefill_gemv_pe_frac\":%.4f,"
-			"\"prefill_gemm_experts\":%llu,\"prefill_handovers\":%llu",
+			"\"prefill_gemm_experts\":%llu,\"prefill_handovers\":%llu,"
+			"\"prefill_ffn_gemm_ranges\":%llu",
 			!e->pf_on    ? "token loop"
 			: e->pf_loop ? "token loop (rule)"
 				     : "batched",
@@ -772,7 +772,8 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 			(unsigned long long)pf->mha_tokens, e->pf_on ? pf->chunk : 0,
 			pf->card_ns / 1e6, pf->link_ns / 1e6, host_ms, ms,
 			pf->tokens && ms > 0 ? n / ms * 1e3 : 0, frac, gfrac,
-			(unsigned long long)pf->hyb_experts, (unsigned long long)pf->handovers);
+			(unsigned long long)pf->hyb_experts, (unsigned long long)pf->handovers,
+			(unsigned long long)pf->ffn_gemm);
 		return;
 	}
 	if (hw)

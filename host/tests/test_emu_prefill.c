@@ -651,6 +651,27 @@ int main(void)
 				      "MOECARD_PF_MERGE=0: no hand-over");
 				eng_close(emh);
 				eng_close(emn);
+				/* the FFN that needs no routes (layer 0's dense FFN, the shared
+				 * expert) on the GEMM CUs in o_proj's ranges, and on the GEMV CU */
+				setenv("MOECARD_PF_SH_GEMM", "1", 1);
+				g_mha = NULL;
+				emh = eng_open_rows64(&ck, "half");
+				setenv("MOECARD_PF_SH_GEMM", "0", 1);
+				emn = eng_open_rows64(&ck, "half");
+				unsetenv("MOECARD_PF_SH_GEMM");
+				g_mha = "0";
+				same_logits(
+				    &ck, emh, emn,
+				    "non-absorbed, T=60, the FFN that needs no routes on the "
+				    "GEMM CUs and on the GEMV CU (MOECARD_PF_SH_GEMM=1, 0)",
+				    t64, 60);
+				long nfg = stat_long(emh, "\"prefill_ffn_gemm_ranges\":");
+				CHECK(nfg > 0,
+				      "MOECARD_PF_SH_GEMM=1: %ld ranges' FFN on the GEMM CUs", nfg);
+				CHECK(stat_long(emn, "\"prefill_ffn_gemm_ranges\":") == 0,
+				      "MOECARD_PF_SH_GEMM=0: no FFN on the GEMM CUs");
+				eng_close(emh);
+				eng_close(emn);
 				same_logits(
 				    &ck, em64, em16f,
 				    "non-absorbed, T=60 in one chunk and in chunks of 20, KV "
