@@ -133,6 +133,10 @@ struct ee_list {
 #define EE_PF_FENCE_SH0 9u  /* a range's shared gate|up on a GEMM CU done: id SH0 + range % NSH */
 #define EE_PF_NSH 16u
 #define EE_PF_NFENCE 25u /* (ids below it: EE_CHAIN_FENCE and those above) */
+/* a GEMM CU expert's gate|up done (pf_moe_sched): id EX0 + its index, up to NEX experts; the ids
+ * of the expert cache's DMA fences, which lists of the split never hold (it runs without) */
+#define EE_PF_FENCE_EX0 EE_PF_NFENCE
+#define EE_PF_NEX (ABI_MAX_FENCES - EE_PF_NFENCE)
 
 /* Batched prefill (card_prefill.c): the activations of up to `chunk` tokens, row-major in the
  * activation bank, and the index tables of the MoE's gather / combine. */
@@ -187,14 +191,14 @@ struct ee_pf {
 	int32_t *hidx, *hgi, *hci; /* host [chunk k] routes, gather, combine index */
 	float *hw, *hrow, *hlog;   /* host [chunk k] weights, [chunk D] rows, [E] logits */
 	/* statistics of forwards of more than one token (either path) since the restart */
-	uint64_t tokens, batched;  /* prompt tokens; of them through the batched path */
-	uint64_t mha_tokens;	   /* rows of forwards in the non-absorbed form (pf.mha) */
-	uint64_t hyb_experts;	   /* routed experts (per layer) the GEMM CUs ran (pf_moe_rows) */
-	uint64_t handovers;	   /* layers whose attention went beside the COMBINE before */
-	uint64_t ffn_gemm;	   /* o_proj ranges whose FFN that needs no routes ran on the GEMM
+	uint64_t tokens, batched;    /* prompt tokens; of them through the batched path */
+	uint64_t mha_tokens;	     /* rows of forwards in the non-absorbed form (pf.mha) */
+	uint64_t hyb_experts;	     /* routed experts (per layer) the GEMM CUs ran (pf_moe_rows) */
+	uint64_t handovers;	     /* layers whose attention went beside the COMBINE before */
+	uint64_t ffn_gemm;	     /* o_proj ranges whose FFN that needs no routes ran on the GEMM
 				      CUs (pf_mh_run) */
-	uint32_t fv[EE_PF_NFENCE]; /* the last value signalled on each EE_PF_FENCE_* id */
-	int att_parts;		   /* MOECARD_PF_ATT_PARTS: the attention's row ranges (12) */
+	uint32_t fv[ABI_MAX_FENCES]; /* the last value signalled on each EE_PF_FENCE_* id */
+	int att_parts;		     /* MOECARD_PF_ATT_PARTS: the attention's row ranges (12) */
 	int one_att;	 /* one striped attention CU (the ranges' fence completes in order) */
 	int one_gv;	 /* the board has one GEMV CU (its commands run in order) */
 	int ffn_late;	 /* MOECARD_PF_FFN_EARLY=0: the FFN after the attention */
@@ -206,6 +210,8 @@ struct ee_pf {
 	int merge_off;	 /* MOECARD_PF_MERGE=0: no pf_handover (the attention after the COMBINE) */
 	int sh_gemv;	 /* MOECARD_PF_SH_GEMM=0: the FFN that needs no routes (the dense FFN, the
 			    shared expert) stays on the GEMV CU in o_proj's ranges (pf_mh_run) */
+	int sched_off;	 /* MOECARD_PF_MOE_SCHED=0: the split's gate|up and down phases with a
+			    barrier between (pf_moe_phase), not one schedule (pf_moe_sched) */
 	int sh_force;	 /* MOECARD_PF_SH_GEMM=1: on the GEMM CUs in every range but the last,
 			    wherever it may (the tests' both sides) */
 	int one_rope;	 /* one CU runs ROPE (in order) */

@@ -192,6 +192,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->one_rope = card_only_cu(bb, ABI_OP_ROPE) >= 0;
 	pf->merge_off = pf_env_off("MOECARD_PF_MERGE");
 	pf->sh_gemv = pf_env_off("MOECARD_PF_SH_GEMM");
+	pf->sched_off = pf_env_off("MOECARD_PF_MOE_SCHED");
 	const char *sg = getenv("MOECARD_PF_SH_GEMM");
 	pf->sh_force = sg && !strcmp(sg, "1");
 	if (e->gv && e->gv_head &&
@@ -1606,6 +1607,120 @@ static int pf_moe_phase(struct ee *e, struct ee_layer *L, int T, struct gvtab *t
 	return 0;
 }
 
+/*
+ * The rows path's experts after the routes, both sides in one schedule (the split's, pf_moe_rows):
+ * the GEMV CU's commands in order (the shared gate|up where it goes here, the GEMV experts'
+ * gate|up groups, the shared down, their downs' groups: one CU runs them in order, so a down
+ * follows its gate|up), and per GEMM CU expert (gm[3 ngm] {expert, first row, rows}, most rows
+ * first) its rows' gather on the vector CU, its gate|up GEMM (waits for the gather, signals
+ * EE_PF_FENCE_EX0 + its index) and its down GEMM (waits for that), in the order a projection of
+ * their start times gives (card_proj): an expert's down starts once its own gate|up is done,
+ * where a barrier between the phases held every CU until the last gate|up. Without fence ids for
+ * every GEMM expert, -ENOSPC (the caller runs the phases).
+ */
+static int pf_moe_sched(struct ee *e, struct ee_layer *L, int T, const int *fill, int ng,
+			const int *gm, int ngm, int sh)
+{
+	struct ee_pf *pf = &e->pf;
+	struct ee_gv_layer *g = &L->gv;
+	uint64_t D = (uint64_t)e->c->hidden_size, Im = (uint64_t)e->c->moe_intermediate_size;
+	if (ngm > (int)EE_PF_NEX || e->xc)
+		return -ENOSPC;
+	/* the GEMV CU's step (0 the shared gate|up, 1 the gate|up groups, 2 the shared down, 3
+	 * the down groups, 4 done), its next group; the next GEMM expert's gate|up and down */
+	int sv = sh ? 0 : 1, ig = 0, xg = 0, xd = 0, nvu = 0, nvd = 0, r = 0;
+	uint32_t *fx = calloc((size_t)ngm + 1, sizeof *fx);
+	double *gend = calloc((size_t)ngm + 1, sizeof *gend);
+	struct card_proj *p = calloc(1, sizeof *p);
+	if (!fx || !gend || !p) {
+		r = -ENOMEM;
+		goto out;
+	}
+	card_proj_run(e, p); /* (the list since the routes' read) */
+	while (sv < 4 || xg < ngm || xd < ngm) {
+		double tv = sv < 4 ? card_proj_start(e, p, ABI_OP_GEMV, 0) : -1;
+		double tg = -1, td = -1;
+		if (xg < ngm) {
+			double a = card_proj_start(e, p, ABI_OP_GATHER, 0);
+			double b = card_proj_start(e, p, ABI_OP_GEMM_FP8, 0);
+			tg = a > b ? a : b;
+		}
+		if (xd < xg)
+			td = card_proj_start(e, p, ABI_OP_GEMM_FP8, gend[xd]);
+		int best = 0; /* 0 GEMV, 1 a gate|up GEMM, 2 a down GEMM: the first to start */
+		double bs = tv;
+		if (tg >= 0 && (bs < 0 || tg < bs)) {
+			best = 1;
+			bs = tg;
+		}
+		if (td >= 0 && (bs < 0 || td <= bs))
+			best = 2;
+		if (best == 0) {
+			if (sv == 0 || sv == 2) {
+				r = card_gemv_rows_cmd(e,
+						       sv ? "shared down (gemv, rows)"
+							  : "shared gate|up silu (gemv, rows)",
+						       sv ? &g->r_shdown : &g->r_shgu, T);
+				sv++;
+			} else {
+				int dn = sv == 3;
+				r = ig < ng ? card_moe_gemv_rows_one(
+						  e,
+						  dn ? "experts down (gemv, rows)"
+						     : "experts gate|up silu (gemv, rows)",
+						  dn ? &pf->t_xdn : &pf->t_xgu, fill, &ig,
+						  dn ? &nvd : &nvu)
+					    : 0;
+				if (ig >= ng) {
+					ig = 0;
+					sv += sv == 1 && !sh
+						  ? 2
+						  : 1; /* (the shared down where it goes) */
+				}
+			}
+		} else {
+			int x = best == 1 ? xg : xd, xe = gm[3 * x], n = gm[3 * x + 2];
+			uint64_t r0 = (uint64_t)gm[3 * x + 1];
+			uint32_t i0 = e->list.n, id = EE_PF_FENCE_EX0 + (uint32_t)x;
+			if (best == 1) { /* the expert's rows together (the vector CU, in order) */
+				r = pf_vec(e, ABI_OP_GATHER, "gather expert rows (GEMM CU)", pf->xn,
+					   0, f4(pf->gi, r0), f4(pf->xg, r0 * D), (uint32_t)n,
+					   (uint32_t)D, 0, 0, (uint32_t)T, 0, 0, 0);
+				uint32_t gath =
+				    r ? 0 : pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATH);
+				i0 = e->list.n;
+				if (!r)
+					r = card_gemm_m(e, "expert gate|up silu (gemm, rows)",
+							f4(pf->xg, r0 * D), 0, &L->ex_gu[xe],
+							f4(pf->hg, r0 * Im), 0, ABI_GEMM_F_SILU_MUL,
+							0, 0, 0, 0, 0, n);
+				if (!r) {
+					pf_wait_at(e, i0, EE_PF_FENCE_GATH, gath);
+					fx[x] = pf_signal(e, e->list.n - 1, id);
+				}
+			} else {
+				r = card_gemm_m(e, "expert down (gemm, rows)", f4(pf->hg, r0 * Im),
+						0, &L->ex_down[xe], f4(pf->yd, r0 * D), 0, 0, 0, 0,
+						0, 0, 0, n);
+				if (!r)
+					pf_wait_at(e, i0, id, fx[x]);
+			}
+		}
+		if (r)
+			break;
+		card_proj_run(e, p);
+		if (best == 1)
+			gend[xg++] = p->end[e->list.n - 1];
+		else if (best == 2)
+			xd++;
+	}
+out:
+	free(fx);
+	free(gend);
+	free(p);
+	return r;
+}
+
 /* The rows path's MoE after the routes: the used experts in order of their row count, each
  * one's rows gathered together (token order), one GEMV command for the shared gate|up (m = T,
  * in blocks of 16) and for the used experts' gate|up one per run of groups with the same row
@@ -1731,7 +1846,7 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 	int sh = !pf->ffn_early; /* (else done beside the attention: pf_o_range) */
 	pf->ffn_early = 0;
 	double tv = 0;
-	if (sh) {
+	if (sh && !ngm) { /* (with the split: in its schedule) */
 		if ((r = card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)", &g->r_shgu, T)))
 			goto out;
 		tv += pf_cmd_ns(e, e->list.n - 1);
@@ -1758,6 +1873,18 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 		 * done with o_proj's ranges), then each one's gathered before its gate|up */
 		if (card_pf_fold_post(e) && !pf->xn_early && (r = pf_xn_rows(e, L, 0, T)))
 			goto out;
+		r = pf->sched_off ? -ENOSPC : pf_moe_sched(e, L, T, fill, ng, gm, ngm, sh);
+		if (!r)
+			r = card_barrier(e);
+		if (r && r != -ENOSPC)
+			goto out;
+	}
+	if (ngm && r == -ENOSPC) { /* the two phases, a barrier between */
+		if (sh && ((r = card_gemv_rows_cmd(e, "shared gate|up silu (gemv, rows)",
+						   &g->r_shgu, T))))
+			goto out;
+		if (sh)
+			tv = pf_cmd_ns(e, e->list.n - 1);
 		if ((r = pf_moe_phase(e, L, T, &pf->t_xgu, fill, ng, gm, ngm, 0, tv)) ||
 		    (r = card_barrier(e)))
 			goto out;

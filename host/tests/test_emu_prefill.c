@@ -672,6 +672,18 @@ int main(void)
 				      "MOECARD_PF_SH_GEMM=0: no FFN on the GEMM CUs");
 				eng_close(emh);
 				eng_close(emn);
+				/* the split's two sides in one schedule, and in two phases */
+				setenv("MOECARD_PF_MOE_SCHED", "0", 1);
+				emn = eng_open_rows64(&ck, "half");
+				unsetenv("MOECARD_PF_MOE_SCHED");
+				emh = eng_open_rows64(&ck, "half");
+				same_logits(&ck, emh, emn,
+					    "absorbed, T=60, half the experts on the GEMM CUs, the "
+					    "split in one schedule and in two phases "
+					    "(MOECARD_PF_MOE_SCHED=0)",
+					    t64, 60);
+				eng_close(emh);
+				eng_close(emn);
 				same_logits(
 				    &ck, em64, em16f,
 				    "non-absorbed, T=60 in one chunk and in chunks of 20, KV "
