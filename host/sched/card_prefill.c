@@ -1522,36 +1522,56 @@ static double pf_gemm_ns(const struct ee *e, const struct cmat *W, int M, uint32
 }
 
 /*
- * The rows path's experts split between the GEMV CU and the GEMM CUs (pf_moe_rows): the experts
- * of most rows go to the GEMM CUs (one gate|up and one down GEMM over exactly an expert's rows,
- * M = its rows, on the rows GATHER copied together) for as long as that shortens the projected
- * span of the two sides (the dry timer's cycle model of each command; LPT over the GEMM CUs).
- * used[nu] by row count (ascending), cnt[E] rows per expert, cv[nu]: each one's projected GEMV
- * ns. Returns the first used expert on the GEMM CUs (nu: none).
+ * The rows path's experts split between the GEMV CU and the GEMM CUs (pf_moe_rows): one gate|up
+ * and one down GEMM over exactly an expert's rows (M = its rows) on the GEMM CUs, for as long as
+ * that shortens the projected span of the two sides (the dry timer's cycle model of each command;
+ * LPT over the GEMM CUs), taking the experts in the order of the GEMV time each saves per GEMM
+ * time it costs (an expert whose rows fill their last 16-row block badly saves the most: the
+ * GEMV CU reads its weights once a block). used[nu] by row count (ascending), cnt[E] rows per
+ * expert, cv[nu]: each one's projected GEMV ns, v0: the GEMV CU's other ns. sel[nu]: 1 where
+ * the expert goes to the GEMM CUs, cg[nu]: its GEMM ns there. Returns how many go.
  */
-static int pf_hyb_cut(const struct ee *e, const struct ee_layer *L, const int *used, int nu,
-		      const int *cnt, const double *cv, double v0)
+static int pf_hyb_pick(const struct ee *e, const struct ee_layer *L, const int *used, int nu,
+		       const int *cnt, const double *cv, double v0, char *sel, double *cg)
 {
 	const struct ee_pf *pf = &e->pf;
 	double gl[ABI_MAX_CUS] = {0}, lv = v0, lg = 0;
-	int ncu = pf->gemm_cus < (int)ABI_MAX_CUS ? pf->gemm_cus : (int)ABI_MAX_CUS, cut = nu;
-	for (int u = 0; u < nu; u++)
+	int ncu = pf->gemm_cus < (int)ABI_MAX_CUS ? pf->gemm_cus : (int)ABI_MAX_CUS, n = 0;
+	int *ord = malloc(sizeof *ord * ((size_t)nu + 1));
+	if (!ord)
+		return 0;
+	for (int u = 0; u < nu; u++) {
+		int x = used[u];
 		lv += cv[u];
-	for (int u = nu - 1; u >= 0 && ncu > 0; u--) {
-		int x = used[u], k = 0;
+		sel[u] = 0;
+		cg[u] = pf_gemm_ns(e, &L->ex_gu[x], cnt[x], ABI_GEMM_F_SILU_MUL) +
+			pf_gemm_ns(e, &L->ex_down[x], cnt[x], 0);
+		ord[u] = u;
+	}
+	for (int i = 1; i < nu; i++) /* by saving per cost, descending (ties: more rows first) */
+		for (int j = i; j > 0; j--) {
+			int a = ord[j - 1], b = ord[j];
+			double ra = cg[a] > 0 ? cv[a] / cg[a] : 0, rb = cg[b] > 0 ? cv[b] / cg[b] : 0;
+			if (ra > rb || (ra == rb && a > b))
+				break;
+			ord[j - 1] = b;
+			ord[j] = a;
+		}
+	for (int i = 0; i < nu && ncu > 0; i++) {
+		int u = ord[i], k = 0;
 		for (int j = 1; j < ncu; j++)
 			k = gl[j] < gl[k] ? j : k;
-		double cg = pf_gemm_ns(e, &L->ex_gu[x], cnt[x], ABI_GEMM_F_SILU_MUL) +
-			    pf_gemm_ns(e, &L->ex_down[x], cnt[x], 0);
-		double span = lv > lg ? lv : lg, nlg = gl[k] + cg > lg ? gl[k] + cg : lg;
+		double span = lv > lg ? lv : lg, nlg = gl[k] + cg[u] > lg ? gl[k] + cg[u] : lg;
 		if ((lv - cv[u] > nlg ? lv - cv[u] : nlg) >= span)
 			break;
 		lv -= cv[u];
-		gl[k] += cg;
+		gl[k] += cg[u];
 		lg = nlg;
-		cut = u;
+		sel[u] = 1;
+		n++;
 	}
-	return cut;
+	free(ord);
+	return n;
 }
 
 /* One phase of the split experts (the gate|ups, or the downs): the GEMV commands of table t
@@ -1808,26 +1828,41 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 		if (sh)
 			v0 = 3.0 * T * D * c->n_shared_experts * c->moe_intermediate_size /
 			     card_gemv_peak(e);
-		int cut = pf->hyb_half ? nu / 2 : pf_hyb_cut(e, L, used, nu, cnt, cv, v0);
-		/* the r-space holds the used experts in order: the cut's from row first on */
-		int first = 0;
-		for (int u = 0; u < cut; u++)
-			first += cnt[used[u]];
-		ngm = nu - cut;
-		pf->hyb_experts += (uint64_t)ngm;
-		for (int u = cut, rr = first; u < nu; rr += cnt[used[u++]]) {
-			int i = nu - 1 - u; /* most rows first */
-			gm[3 * i] = used[u];
-			gm[3 * i + 1] = rr;
-			gm[3 * i + 2] = cnt[used[u]];
+		char *sel = calloc((size_t)nu + 1, 1);
+		double *cg = calloc((size_t)nu + 1, sizeof *cg);
+		if (!sel || !cg) {
+			free(sel);
+			free(cg);
+			r = -ENOMEM;
+			goto out;
 		}
-		int nk = 0; /* the GEMV CU's groups: those of experts before the cut */
+		if (pf->hyb_half) /* (the half of most rows) */
+			for (int u = 0; u < nu; u++)
+				sel[u] = u >= nu / 2;
+		else
+			pf_hyb_pick(e, L, used, nu, cnt, cv, v0, sel, cg);
+		/* the r-space holds the used experts in order; the GEMM CUs' by their GEMM time,
+		 * longest first (LPT), each from its first row */
+		ngm = 0;
+		for (int u = 0, rr = 0; u < nu; rr += cnt[used[u++]])
+			if (sel[u]) {
+				int i = ngm++;
+				for (; i > 0 && cg[uof[gm[3 * (i - 1)]]] < cg[u]; i--)
+					memcpy(gm + 3 * i, gm + 3 * (i - 1), 3 * sizeof *gm);
+				gm[3 * i] = used[u];
+				gm[3 * i + 1] = rr;
+				gm[3 * i + 2] = cnt[used[u]];
+			}
+		pf->hyb_experts += (uint64_t)ngm;
+		int nk = 0; /* the GEMV CU's groups: those of the other experts */
 		for (int i = 0; i < ng; i++)
-			if (uof[ge[3 * i]] < cut) {
+			if (!sel[uof[ge[3 * i]]]) {
 				ge[3 * nk] = ge[3 * i];
 				ge[3 * nk + 1] = ge[3 * i + 1];
 				ge[3 * nk++ + 2] = ge[3 * i + 2];
 			}
+		free(sel);
+		free(cg);
 		ng = nk;
 	}
 	for (int i = 0; i < ng; i++) {
