@@ -1551,7 +1551,8 @@ static int pf_hyb_pick(const struct ee *e, const struct ee_layer *L, const int *
 	for (int i = 1; i < nu; i++) /* by saving per cost, descending (ties: more rows first) */
 		for (int j = i; j > 0; j--) {
 			int a = ord[j - 1], b = ord[j];
-			double ra = cg[a] > 0 ? cv[a] / cg[a] : 0, rb = cg[b] > 0 ? cv[b] / cg[b] : 0;
+			double ra = cg[a] > 0 ? cv[a] / cg[a] : 0,
+			       rb = cg[b] > 0 ? cv[b] / cg[b] : 0;
 			if (ra > rb || (ra == rb && a > b))
 				break;
 			ord[j - 1] = b;
@@ -1563,7 +1564,7 @@ static int pf_hyb_pick(const struct ee *e, const struct ee_layer *L, const int *
 			k = gl[j] < gl[k] ? j : k;
 		double span = lv > lg ? lv : lg, nlg = gl[k] + cg[u] > lg ? gl[k] + cg[u] : lg;
 		if ((lv - cv[u] > nlg ? lv - cv[u] : nlg) >= span)
-			break;
+			continue; /* (a later, shorter one may still fit) */
 		lv -= cv[u];
 		gl[k] += cg[u];
 		lg = nlg;
@@ -1746,9 +1747,9 @@ out:
  * in blocks of 16) and for the used experts' gate|up one per run of groups with the same row
  * count (a group per block of at most 16 of an expert's rows: its full blocks, m = 16, and its
  * tail; no expert reads its weights more often than its blocks), the same for the downs, then
- * the combine in router order. Where the board has GEMM CUs, the experts of most rows run on
- * them beside the GEMV CU (pf_hyb_cut; MOECARD_PF_HYBRID=0: never): their rows normalized and
- * gathered on the vector CU first. Every row's bits are the same on either CU (fp8_gemm's rows
+ * the combine in router order. Where the board has GEMM CUs, some experts run on them beside
+ * the GEMV CU (pf_hyb_pick; MOECARD_PF_HYBRID=0: never): their rows normalized and gathered on
+ * the vector CU first. Every row's bits are the same on either CU (fp8_gemm's rows
  * equal the GEMV groups'). uof: [E] scratch (an expert's place among the used ones). */
 static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, int *uof)
 {
