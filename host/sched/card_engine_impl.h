@@ -174,6 +174,9 @@ struct ee_pf {
 	int pos_tab;	  /* this forward's RoPE reads posw (its positions are not one run) */
 	int rope_runs;	  /* MOECARD_ROPE_TABLE=0: a RoPE command per run of positions instead */
 	int *hseq, *hpos; /* host [chunk] each row's sequence slot and position */
+	int *sub, nsub;	  /* host [chunk]: the last layer's MoE runs only these nsub rows (those
+			     whose logits the forward wants, no hidden rows asked for; 0: all) */
+	int sub_off;	  /* MOECARD_PF_LAST_ROWS=0: the last layer's MoE over every row */
 	uint64_t atab;	  /* u32 [chunk][2] {slot, n_ctx}: the striped attention's rows */
 	uint32_t *atab_h; /* host copy of atab as this forward wrote it */
 	int attn_rows;	  /* this forward's attention runs as rows commands (atab written) */

@@ -193,6 +193,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->merge_off = pf_env_off("MOECARD_PF_MERGE");
 	pf->sh_gemv = pf_env_off("MOECARD_PF_SH_GEMM");
 	pf->sched_off = pf_env_off("MOECARD_PF_MOE_SCHED");
+	pf->sub_off = pf_env_off("MOECARD_PF_LAST_ROWS");
 	const char *sg = getenv("MOECARD_PF_SH_GEMM");
 	pf->sh_force = sg && !strcmp(sg, "1");
 	if (e->gv && e->gv_head &&
@@ -210,6 +211,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hidx = malloc(4 * C * kk);
 	pf->hgi = malloc(4 * (xr + 3 * xe)); /* and pf_moe_rows's groups after it */
 	pf->hseq = calloc(C, sizeof *pf->hseq);
+	pf->sub = calloc(C, sizeof *pf->sub);
 	pf->hpos = calloc(C, sizeof *pf->hpos);
 	pf->atab_h = calloc(2 * C, sizeof *pf->atab_h);
 	pf->hci = malloc(4 * C * kk);
@@ -218,7 +220,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->hlog = malloc(f * (size_t)E);
 	pf->views = calloc(C16 / 16, sizeof *pf->views);
 	if (!pf->views || !pf->hidx || !pf->hgi || !pf->hci || !pf->hw || !pf->hrow || !pf->hlog ||
-	    !pf->hseq || !pf->hpos || !pf->atab_h || !pf->xe || !pf->xr0 || !pf->xm)
+	    !pf->hseq || !pf->sub || !pf->hpos || !pf->atab_h || !pf->xe || !pf->xr0 || !pf->xm)
 		return -ENOMEM;
 	struct hls_build b;
 	hls_build_default(&b);
@@ -260,6 +262,7 @@ void card_pf_free(struct ee *e)
 	free(pf->t_xgu.views);
 	free(pf->t_xdn.views);
 	free(pf->hseq);
+	free(pf->sub);
 	free(pf->hpos);
 	free(pf->atab_h);
 	free(pf->hidx);
@@ -1770,8 +1773,8 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 		base[u] = rr;
 		fill[u] = 0;
 	}
-	for (int t = 0; t < T; t++) /* an expert's rows in token order */
-		for (int j = 0; j < k; j++) {
+	for (int i = 0; i < (pf->nsub ? pf->nsub : T); i++) /* an expert's rows in token order */
+		for (int j = 0, t = pf->nsub ? pf->sub[i] : i; j < k; j++) {
 			int u = uof[pf->hidx[t * k + j]];
 			int rr = base[u] + fill[u]++;
 			pf->hgi[rr] = t;
@@ -1942,6 +1945,18 @@ static int pf_moe_rows(struct ee *e, struct ee_layer *L, int T, const int *cnt, 
 		return early;
 	if (early)
 		return pf_handover(e, T);
+	for (int i = 0; i < pf->nsub; i++) { /* the rows read after it, each alone */
+		uint64_t t = (uint64_t)pf->sub[i];
+		TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order, a row read after it)", pf->yd,
+			   f4(pf->cw, t * k), f4(pf->ci, t * k), f4(pf->ffn, t * D), 1, (uint32_t)D,
+			   0, 0, RK, 0, 0, (uint32_t)k));
+		TRY(card_barrier(e));
+		TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (a row read after it)",
+			       f4(pf->x, t * D), f4(pf->ffn, t * D), 0, f4(pf->x, t * D), 1,
+			       (uint32_t)D, 0, 0, 0, 0, 0));
+	}
+	if (pf->nsub)
+		return card_barrier(e);
 	TRY(pf_vec(e, ABI_OP_COMBINE, "combine (router order)", pf->yd, pf->cw, pf->ci, pf->ffn, R,
 		   (uint32_t)D, 0, 0, RK, 0, 0, (uint32_t)k));
 	TRY(card_barrier(e));
@@ -1971,8 +1986,13 @@ static int pf_moe(struct ee *e, struct ee_layer *L, int T)
 		free(base);
 		return -ENOMEM;
 	}
+	if (!pf_rows(e, T) || pf->gather)
+		pf->nsub = 0; /* (the subset: the rows path reading rows in place) */
 	for (int i = 0; i < T * k; i++)
-		cnt[pf->hidx[i]]++;
+		cnt[pf->hidx[i]] += !pf->nsub;
+	for (int i = 0; i < pf->nsub; i++)
+		for (int j = 0; j < k; j++)
+			cnt[pf->hidx[pf->sub[i] * k + j]]++;
 	if (pf_rows(e, T)) {
 		int r = pf_moe_rows(e, L, T, cnt, base);
 		free(cnt);
@@ -2251,10 +2271,21 @@ static int pf_forward(struct ee *e, const int *tok, int T, float *logits, int lg
 	/* (a forward that failed midway leaves none of a layer's hand-overs behind) */
 	pf->ffn_early = pf->route_early = pf->qa_early = pf->xn_early = pf->mh_done = 0;
 	pf->kvx_n = 0; /* (the prompt's rows are whole again once every layer ran) */
+	/* the last layer's MoE only over the rows whose logits are wanted where no hidden rows
+	 * are (the prompt's other rows fed the KV caches: nothing reads their last MoE output) */
+	pf->nsub = 0;
+	for (int t = 0; t < T && !hidden && lg != MODEL_LG_ALL && !pf->sub_off; t++)
+		if (pf_wanted(pf, T, lg, t))
+			pf->sub[pf->nsub++] = t;
+	int nsub = pf->nsub < T ? pf->nsub : 0;
 	for (int l = 0; l < c->num_hidden_layers; l++) {
 		e->cur_layer = l;
 		pf->next_L = l + 1 < c->num_hidden_layers ? &e->L[l + 1] : NULL;
-		TRY(card_pf_layer(e, &e->L[l], T));
+		pf->nsub = l + 1 == c->num_hidden_layers ? nsub : 0;
+		int r = card_pf_layer(e, &e->L[l], T);
+		pf->nsub = 0;
+		if (r)
+			return r;
 	}
 	pf->next_L = NULL;
 	pf->kvx_n = pf->chain ? pf->hpos[T - 1] + 1 : 0;

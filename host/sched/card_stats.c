@@ -496,7 +496,12 @@ static int whatif_prefill_once(const struct config *c, const struct backend *be,
 		nmoe += L.moe;
 		/* (one layer's tables serve every layer: the next layer is this one) */
 		e->pf.next_L = l + 1 < c->num_hidden_layers ? &L : NULL;
-		if ((r = card_pf_layer(e, &L, T)))
+		/* (the last layer's MoE over the row whose logits the prompt wants: pf_forward) */
+		e->pf.sub[0] = T - 1;
+		e->pf.nsub = l + 1 == c->num_hidden_layers && !e->pf.sub_off && T > 1;
+		r = card_pf_layer(e, &L, T);
+		e->pf.nsub = 0;
+		if (r)
 			goto out;
 	}
 	if ((r = card_vecop(e, ABI_OP_RMSNORM, "final norm (rows)", e->pf.x, 0, 0, e->pf.xn,

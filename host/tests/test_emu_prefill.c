@@ -294,6 +294,29 @@ static void same_logits(const struct ckpt *ck, struct engine *ea, struct engine 
 	free(hb);
 }
 
+/* A prompt's last row's logits alone (no hidden rows asked for: the last layer's MoE runs that
+ * row only) against the same row of a forward with every row's logits, bit for bit. */
+static void same_last(const struct ckpt *ck, struct engine *e, const char *what, const int *tok,
+		      int T)
+{
+	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size;
+	float *a = calloc((size_t)V, 4), *all = calloc((size_t)T * V, 4),
+	      *h = calloc((size_t)T * D, 4);
+	if (e && a && all && h && run(e, V, D, tok, T, 0, all, h, NULL) >= 0) {
+		engine_truncate(e, 0, 0);
+		int r = engine_forward(e, tok, T, a, 0, NULL);
+		int same = !r && !memcmp(a, all + (size_t)(T - 1) * V, 4 * (size_t)V);
+		CHECK(same, "%s: the last row's logits differ (%d)", what, r);
+		if (same)
+			printf("%s: bit-identical\n", what);
+	} else {
+		CHECK(0, "%s: no engine, out of memory or a failed run", what);
+	}
+	free(a);
+	free(all);
+	free(h);
+}
+
 /* A prompt continued across forward calls (20 then 40 tokens) gives the bits of one call (the
  * second continues the K/V rows); after a truncation below them and other tokens decoded, a
  * prompt chunk must not meet the old tokens' K/V rows: its logits against a fresh run of the
@@ -672,6 +695,23 @@ int main(void)
 				      "MOECARD_PF_SH_GEMM=0: no FFN on the GEMM CUs");
 				eng_close(emh);
 				eng_close(emn);
+				/* the last layer's MoE over the row whose logits are wanted */
+				g_mha = NULL;
+				emh = eng_open_rows64(&ck, "half");
+				g_mha = "0";
+				same_last(
+				    &ck, emh,
+				    "non-absorbed, T=60, the last row's logits alone (the last "
+				    "layer's MoE over that row) and with every row's",
+				    t64, 60);
+				eng_close(emh);
+				emh = eng_open_rows64(&ck, "half");
+				same_last(
+				    &ck, emh,
+				    "absorbed, T=60, the last row's logits alone and with every "
+				    "row's",
+				    t64, 60);
+				eng_close(emh);
 				/* the split's two sides in one schedule, and in two phases */
 				setenv("MOECARD_PF_MOE_SCHED", "0", 1);
 				emn = eng_open_rows64(&ck, "half");
