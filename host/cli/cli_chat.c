@@ -139,7 +139,9 @@ static int chat_open(const struct cli_opts *a, struct tokenizer **tok, struct ck
 				 ck->cfg.quantization_config.dynamic;
 	o.n_threads = a->threads;
 	o.max_seq = a->ctx;
-	o.max_batch = 64;
+	/* a turn's prompt in forwards of up to 512 rows, as run's and bench's (the card's batched
+	 * prefill takes a chunk whole; the cpu engine's GEMMs reuse each weight over its rows) */
+	o.max_batch = 512;
 	struct engine_extra x = a->ex;
 	x.long_run = 1; /* a conversation: weights in huge pages unless --huge-pages off */
 	if (engine_open(m, a->backend, ck, &o, &x, err, sizeof err)) {
