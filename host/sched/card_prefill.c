@@ -872,7 +872,7 @@ static int pf_mh_fits(const struct ee *e, int T, int R, int per)
 enum { PF_S_COMB, PF_S_PROJ, PF_S_ROPE, PF_S_ATT, PF_S_O, PF_S_SHG, PF_S_SHD, PF_S_N };
 #define PF_SLACK_NS 10e3
 static int pf_ho_ranges(int T, int cr, int *rt);
-static int pf_mh_run(struct ee *e, struct pf_mh *m, const int *rt, int R, int from, int lc);
+static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc);
 
 /*
  * MLA of a prompt's first chunk in the non-absorbed form (pf.mha; the rows path): q_a|kv_a and
@@ -893,17 +893,11 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	TRY(pf_mh_begin(e, L, T, &m));
 	if (!pf->qa_early && m.fz && !pf->merge_off && pf->one_rope && !pf->pos_tab &&
 	    card_pf_fold_post(e)) { /* the whole section as pf_handover's streams */
-		int Rs = pf_ho_ranges(T, m.cr, NULL), r = 0;
+		int Rs = pf_ho_ranges(T, m.cr, NULL);
 		TRY(pf_mh_fits(e, T, Rs, 24) ? card_barrier(e) : card_flush(e));
 		if (pf_mh_fits(e, T, Rs, 24)) {
-			int *rt = calloc((size_t)Rs + 1, sizeof *rt);
-			if (!rt)
-				return -ENOMEM;
-			pf_ho_ranges(T, m.cr, rt);
 			m.spread = 1;
-			r = pf_mh_run(e, &m, rt, Rs, PF_S_PROJ, e->cur_layer);
-			free(rt);
-			TRY(r);
+			TRY(pf_mh_run(e, &m, PF_S_PROJ, e->cur_layer));
 			TRY(card_barrier(e));
 			return pf_mla_out(e, L, T, 1, 1);
 		}
@@ -935,14 +929,7 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	 * full list in the middle would end the overlap) */
 	m.spread = m.fz && pf_mh_fits(e, T, R, 16);
 	if (m.spread && !pf->merge_off) { /* the ranges as pf_handover's streams */
-		int Rs = pf_ho_ranges(T, m.cr, NULL), r = 0;
-		int *rt = calloc((size_t)Rs + 1, sizeof *rt);
-		if (!rt)
-			return -ENOMEM;
-		pf_ho_ranges(T, m.cr, rt);
-		r = pf_mh_run(e, &m, rt, Rs, PF_S_ATT, e->cur_layer);
-		free(rt);
-		TRY(r);
+		TRY(pf_mh_run(e, &m, PF_S_ATT, e->cur_layer));
 	} else {
 		for (int t0 = 0; t0 < T; t0 += m.cr)
 			TRY(pf_mh_attn(e, &m, t0, T - t0 < m.cr ? T - t0 : m.cr));
@@ -1217,6 +1204,14 @@ static int pf_ho_ranges(int T, int cr, int *rt)
 
 static double pf_gemm_ns(const struct ee *e, const struct cmat *W, int M, uint32_t flags);
 
+/* The first K/V row of range q of rt[0..R] (R: past the last): ranges' K/V rows start at whole
+ * GEMV row blocks, the first at row 0 (the rows before the chunk too) and the end at n_kv. */
+static int pf_mh_krow(const struct pf_mh *m, const int *rt, int R, int q)
+{
+	int M = FP8_GEMV_MAX_M, k = (m->p0 + rt[q] + M - 1) / M * M;
+	return !q ? 0 : q >= R || k > m->n_kv ? m->n_kv : k;
+}
+
 /* Whether layer L's FFN that needs no routes may run on the GEMM CUs in o_proj's ranges (the
  * dense FFN, or the shared expert: GEMMs of the rows normalized on the vector CU first). */
 static int pf_ffn_gemm_ok(const struct ee *e, const struct ee_layer *L)
@@ -1240,7 +1235,7 @@ static double pf_ffn_gemv_ns(const struct ee *e, const struct ee_layer *L, int t
 }
 
 /*
- * Layer m->L's attention section in its row ranges rt[0..R] as streams (PF_S_*), from stream
+ * Layer m->L's attention section in its row ranges (pf_ho_ranges) as streams (PF_S_*), from stream
  * `from` on (the streams before it done; PF_S_COMB: the COMBINE of the MoE layer before, at
  * layer index lc, whose ranges hand over to this one): each issues its steps range after range,
  * a stream's range r after the stream before issued r's last step (a fence between them:
@@ -1255,15 +1250,15 @@ static double pf_ffn_gemv_ns(const struct ee *e, const struct ee_layer *L, int t
  * wait anyway). Every buffer a range's commands write is read by its own range's later
  * commands only (ffn: the shared down writes a range's rows after the COMBINE before read them).
  */
-static int pf_mh_run(struct ee *e, struct pf_mh *m, const int *rt, int R, int from, int lc)
+static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 {
 	const struct config *c = e->c;
 	struct ee_pf *pf = &e->pf;
 	struct ee_layer *N = m->L;
 	struct ee_gv_layer *ng = &N->gv;
 	const struct abi_board *bb = backend_abi_board(e->be);
-	int l = e->cur_layer, D = c->hidden_size, T = m->T, r = 0;
-	int k = c->num_experts_per_tok, M = FP8_GEMV_MAX_M, nv[3] = {0};
+	int l = e->cur_layer, D = c->hidden_size, T = m->T, r = 0, R = pf_ho_ranges(T, m->cr, NULL);
+	int k = c->num_experts_per_tok, nv[3] = {0};
 	int same = card_only_cu(bb, ABI_OP_COMBINE) == card_only_cu(bb, ABI_OP_RESIDUAL_ADD);
 	enum pf_ostep ost[2][7]; /* o_proj's steps with the FFN on the GEMV CU, on the GEMM CUs */
 	int nos[2] = {pf_o_steps(e, N, 0, ost[0]), pf_o_steps(e, N, 1, ost[1])};
@@ -1279,10 +1274,12 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, const int *rt, int R, int fr
 	struct pf_ost *os = calloc((size_t)R, sizeof *os);
 	struct card_proj *p = calloc(1, sizeof *p);
 	char *dec = calloc((size_t)R, 1);
-	if (!fv || !fend || !vq || !aq || !os || !p || !dec) {
+	int *rt = calloc((size_t)R + 1, sizeof *rt); /* range q's rows: [rt[q], rt[q + 1]) */
+	if (!fv || !fend || !vq || !aq || !os || !p || !dec || !rt) {
 		r = -ENOMEM;
 		goto out;
 	}
+	pf_ho_ranges(T, m->cr, rt);
 	for (int j = 0; j < from; j++)
 		nx[j] = R;
 	for (int q = 0; q < R; q++) {
@@ -1402,19 +1399,16 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, const int *rt, int R, int fr
 			} else if (st[best] == 1 && c->q_lora_rank > 0) {
 				r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0,
 							 t0 + n, &nv[1]);
-			} else { /* the K/V rows the range's attention reads that the ranges before
-				    did not (the first: every one before the chunk too) */
-				int k0 = q ? (m->p0 + t0 + M - 1) / M * M : 0;
-				int k1 = q + 1 < R ? (m->p0 + t0 + n + M - 1) / M * M : m->n_kv;
-				r = pf_mh_kvb(e, m, k0, k1 < m->n_kv ? k1 : m->n_kv, &nv[2]);
+			} else {
+				r = pf_mh_kvb(e, m, pf_mh_krow(m, rt, R, q),
+					      pf_mh_krow(m, rt, R, q + 1), &nv[2]);
 				if (!r)
 					*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_KVB);
 			}
 			break;
 		case PF_S_ROPE: {
-			int k0 = q ? (m->p0 + t0 + M - 1) / M * M : 0;
-			int k1 = q + 1 < R ? (m->p0 + t0 + n + M - 1) / M * M : m->n_kv;
-			r = pf_mh_rope(e, m, k0, k1 < m->n_kv ? k1 : m->n_kv, t0, t0 + n);
+			r = pf_mh_rope(e, m, pf_mh_krow(m, rt, R, q), pf_mh_krow(m, rt, R, q + 1),
+				       t0, t0 + n);
 			if (!r) {
 				pf_wait_at(e, i0, EE_PF_FENCE_KVB, fv[PF_S_PROJ * R + q]);
 				*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ROPE);
@@ -1458,6 +1452,7 @@ out:
 	free(os);
 	free(p);
 	free(dec);
+	free(rt);
 	return r;
 }
 
@@ -1485,14 +1480,9 @@ static int pf_handover(struct ee *e, int T)
 	if (!m.fz || !pf->ffn_early || !pf_mh_fits(e, T, R, 24))
 		return pf_combine_ranges(e, T);
 	m.spread = 1;
-	int *rt = calloc((size_t)R + 1, sizeof *rt); /* range q's rows: [rt[q], rt[q + 1]) */
-	if (!rt)
-		return -ENOMEM;
-	pf_ho_ranges(T, m.cr, rt);
 	e->cur_layer = nl;
-	r = pf_mh_run(e, &m, rt, R, PF_S_COMB, l);
+	r = pf_mh_run(e, &m, PF_S_COMB, l);
 	e->cur_layer = l;
-	free(rt);
 	pf->mh_done = !r;
 	pf->handovers += !r;
 	return r;

@@ -26,10 +26,9 @@
  * dispatch engine (board_dispatch_ns) the CPU only takes each command, on its own
  * timeline (t_cpu: a command is not started before it was taken), and the engine does the start,
  * done and sync work in place of the firmware; neither's work overlaps itself. */
-/* When the wait of command i is met: the completion of the list's first earlier command that
- * signals its fence a value at or past the one it waits for (done_t: completion times so far,
- * by command); 0 when none does (met before the list). */
-static uint64_t dry_fence_t(const struct ee *e, uint32_t i, const uint64_t *done_t)
+/* The list's first command before command i that signals the fence i waits for a value at or
+ * past the one it waits for; -1 when none does (met before the list). */
+static int dry_fence_signaller(const struct ee *e, uint32_t i)
 {
 	const struct abi_cmd *c = &e->list.cmd[i];
 	uint32_t id = ABI_W3_WAIT(c->hdr.word3);
@@ -38,9 +37,17 @@ static uint64_t dry_fence_t(const struct ee *e, uint32_t i, const uint64_t *done
 		if ((ABI_W2_FLAGS(s->hdr.word2) & ABI_CMD_F_SIGNAL) &&
 		    ABI_W3_SIGNAL(s->hdr.word3) == id &&
 		    (int32_t)(s->hdr.signal_value - c->hdr.wait_value) >= 0)
-			return done_t[j];
+			return (int)j;
 	}
-	return 0;
+	return -1;
+}
+
+/* When the wait of command i is met: its signaller's completion (done_t: completion times so
+ * far, by command); 0 when none signals it (met before the list). */
+static uint64_t dry_fence_t(const struct ee *e, uint32_t i, const uint64_t *done_t)
+{
+	int j = dry_fence_signaller(e, i);
+	return j >= 0 ? done_t[j] : 0;
 }
 
 void card_dry_rates(const struct ee *e, uint32_t *bw_mbps, uint32_t *clk_khz)
@@ -78,16 +85,10 @@ void card_proj_run(const struct ee *e, struct card_proj *p)
 		const struct abi_cmd *c = &e->list.cmd[i];
 		uint32_t op = ABI_W0_OP(c->hdr.word0);
 		double t = p->t + (double)board_fw_take_ns(bd, op);
-		if (ABI_W2_FLAGS(c->hdr.word2) & ABI_CMD_F_WAIT)
-			for (uint32_t j = 0; j < i; j++) {
-				const struct abi_cmd *s = &e->list.cmd[j];
-				if ((ABI_W2_FLAGS(s->hdr.word2) & ABI_CMD_F_SIGNAL) &&
-				    ABI_W3_SIGNAL(s->hdr.word3) == ABI_W3_WAIT(c->hdr.word3) &&
-				    (int32_t)(s->hdr.signal_value - c->hdr.wait_value) >= 0) {
-					t = p->end[j] > t ? p->end[j] : t;
-					break;
-				}
-			}
+		int j =
+		    ABI_W2_FLAGS(c->hdr.word2) & ABI_CMD_F_WAIT ? dry_fence_signaller(e, i) : -1;
+		if (j >= 0 && p->end[j] > t)
+			t = p->end[j];
 		int best = -1;
 		for (uint32_t k = 0; k < nc; k++)
 			if ((blk->cus[k].ops_mask >> op & 1) &&
