@@ -329,6 +329,8 @@ static uint32_t fw_dec_kv(struct fw_dec *d)
 	REQUIRE(fw_dim_ok(k->row), u.kv.row);
 	REQUIRE(fw_dim_ok(k->ctx_cap), u.kv.ctx_cap);
 	REQUIRE(k->pos < k->ctx_cap, u.kv.pos);
+	uint32_t n = k->rows > 1 ? k->rows : 1;
+	REQUIRE(k->rows <= ABI_KV_MAX_ROWS && n <= k->ctx_cap - k->pos, u.kv.rows);
 	uint32_t fmt = ABI_KV_FMT(k->word), dr = ABI_KV_ROPE(k->word);
 	REQUIRE(!(k->word >> 24) && (fmt != ABI_KV_F32 || dr == 0), u.kv.word);
 	REQUIRE(fmt == ABI_KV_F32 || (dr < k->row && dr <= 64 && k->row - dr <= 512), u.kv.word);
@@ -341,12 +343,11 @@ static uint32_t fw_dec_kv(struct fw_dec *d)
 		REQUIRE(fw_f32_finite(k->eps) && k->eps != 0 && !(k->eps >> 31), u.kv.eps);
 	else
 		REQUIRE(k->eps == 0 && k->rope_pos == 0, u.kv.eps);
-	REQUIRE(k->rope_pos < ABI_MAX_DIM, u.kv.rope_pos);
-	REQUIRE(k->rsvd == 0, u.kv.rsvd);
-	OPND(u.kv.src, (uint64_t)k->row * 4);
+	REQUIRE(k->rope_pos < ABI_MAX_DIM && n <= ABI_MAX_DIM - k->rope_pos, u.kv.rope_pos);
+	OPND(u.kv.src, (uint64_t)n * k->row * 4);
 	OPND(u.kv.cache, (uint64_t)k->ctx_cap * rec);
 	OPND(u.kv.norm, fd ? (uint64_t)(k->row - fd) * 4 : 0);
-	OPND(u.kv.rope_tab, fd ? ((uint64_t)k->rope_pos + 1) * fd * 4 : 0);
+	OPND(u.kv.rope_tab, fd ? ((uint64_t)k->rope_pos + n) * fd * 4 : 0);
 	return ABI_ST_OK;
 }
 

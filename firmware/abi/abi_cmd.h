@@ -196,9 +196,11 @@ struct abi_mla {
 	uint32_t scale;	  /* softmax scale, f32 bit pattern */
 };
 
-/* KV_APPEND: cache[pos] = record(src), src f32 [row] = c' [row - rope] then k_pe [rope]. The
- * record format is word [7:0] (ABI_KV_F32: the row as is, [31:8] must be 0; ABI_KV_BF16 and
- * ABI_KV_FP8, the formats of hls/mla_attn/mla_attn.h, with the rope width in [23:8]). */
+/* KV_APPEND: cache[pos + i] = record(src row i) for i < n (n = rows, 0 and 1 both one row), src
+ * f32 [n][row] (rows back to back), a row c' [row - rope] then k_pe [rope]; folded, row i takes
+ * the RoPE table's row rope_pos + i. The record format is word [7:0] (ABI_KV_F32: the row as is,
+ * [31:8] must be 0; ABI_KV_BF16 and ABI_KV_FP8, the formats of hls/mla_attn/mla_attn.h, with the
+ * rope width in [23:8]). */
 struct abi_kv_append {
 	uint64_t src;	   /* f32 [row] */
 	uint64_t cache;	   /* records [ctx_cap] */
@@ -213,9 +215,10 @@ struct abi_kv_append {
 			      row, the word's rope width when not F32): src is kv_a's raw row [c |
 			      k_pe] of that rope width, normalized and roped in the append's input
 			      stage (mla_kv_append_fold) */
-	uint32_t rope_pos; /* fold: the token's position in the RoPE table; else 0 */
-	uint32_t rsvd;	   /* 0 */
+	uint32_t rope_pos; /* fold: the first row's position in the RoPE table; else 0 */
+	uint32_t rows; /* rows appended, 0..ABI_KV_MAX_ROWS (0 and 1: one); pos + rows <= ctx_cap */
 };
+#define ABI_KV_MAX_ROWS 4096
 enum abi_kv_fmt { ABI_KV_F32 = 0, ABI_KV_BF16 = 1, ABI_KV_FP8 = 2 };
 #define ABI_KV_WORD(fmt, rope) ((uint32_t)(fmt) | ((uint32_t)(rope) << 8))
 #define ABI_KV_FMT(w) ((w)&0xFFu)

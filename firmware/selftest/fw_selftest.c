@@ -553,9 +553,31 @@ static void st_decoder(void)
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
 	CHECK_EQ(d, ABI_FIELD(u.kv.rope_tab));
 	c.u.kv.rope_tab = ABI_ADDR(0, 8192);
-	c.u.kv.rsvd = 1;
+	c.u.kv.rows = 4; /* positions 0..3, table rows 9..12 */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.kv.rope_tab = ABI_ADDR(0, (1u << 20) - 13 * 64); /* rows 0..12 fit the bank */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.kv.rows = 5; /* row 13 does not */
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.kv.rope_tab));
+	c.u.kv.rope_tab = ABI_ADDR(0, 8192);
+	c.u.kv.src = ABI_ADDR(0, (1u << 20) - 2 * 144 * 4); /* two source rows fit, not three */
+	c.u.kv.rows = 2;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_OK);
+	c.u.kv.rows = 3;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_ADDR);
+	CHECK_EQ(d, ABI_FIELD(u.kv.src));
+	c.u.kv.src = ABI_ADDR(0, 0);
+	c.u.kv.pos = 253; /* positions 253..256: one past the region */
+	c.u.kv.rows = 4;
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
-	c.u.kv.rsvd = 0;
+	CHECK_EQ(d, ABI_FIELD(u.kv.rows));
+	c.u.kv.pos = 0;
+	c.u.kv.rows = ABI_KV_MAX_ROWS + 1;
+	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
+	CHECK_EQ(d, ABI_FIELD(u.kv.rows));
+	c.u.kv.rows = 0;
+	c.u.kv.rope_tab = ABI_ADDR(0, 8192);
 	c.u.kv.fold = 0; /* no fold: its fields must be 0 */
 	CHECK_EQ(st_decode(&c, &d), ABI_ST_BAD_FIELD);
 	CHECK_EQ(d, ABI_FIELD(u.kv.eps));

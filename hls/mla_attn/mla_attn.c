@@ -281,6 +281,21 @@ fold_rope:
 	return mla_kv_append(cn, dr ? kr : NULL, cache, pos, 1, dc, dr, fmt);
 }
 
+int mla_kv_append_fold_rows(const float *rows, int n, const float *w, float eps, const float *tab,
+			    int rope_pos, uint8_t *cache, int pos, int dc, int dr, int fmt)
+{
+	if (!rows || n < 1 || pos < 0 || rope_pos < 0 || n > MLA_MAX_T - pos)
+		return -EINVAL;
+fold_rows:
+	for (int i = 0; i < n; i++) {
+		int r = mla_kv_append_fold(rows + (size_t)i * (size_t)(dc + dr), w, eps, tab,
+					   rope_pos + i, cache, pos + i, dc, dr, fmt);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, int n, int dc, int dr,
 		  int fmt)
 {
@@ -405,6 +420,27 @@ int64_t mla_kv_append_fold_cycles(const struct hls_build *bd, int dc, int dr, in
 		c->cycles += add;
 	}
 	return cyc + (int64_t)add;
+}
+
+int64_t mla_kv_append_fold_rows_cycles(const struct hls_build *bd, int n, int dc, int dr, int fmt,
+				       struct mla_attn_cost *c)
+{
+	struct mla_attn_cost one;
+	if (!bd || n < 1 || n > MLA_MAX_T)
+		return -EINVAL;
+	int64_t cyc = mla_kv_append_fold_cycles(bd, dc, dr, fmt, &one);
+	if (cyc < 0)
+		return cyc;
+	uint64_t N = (uint64_t)n, lat = bd->mem_latency;
+	uint64_t row = (uint64_t)cyc > lat ? (uint64_t)cyc - lat : 0;
+	if (c) {
+		*c = one;
+		for (int i = 0; i < HLS_L_N; i++)
+			c->it[i] = N * one.it[i];
+		c->bytes = N * one.bytes;
+		c->cycles = lat + N * row;
+	}
+	return (int64_t)(lat + N * row);
 }
 
 int64_t mla_kv_append_cycles(const struct hls_build *bd, int n, int dc, int dr, int fmt,

@@ -76,6 +76,12 @@ int mla_attn(const float *q_lat, const float *q_pe, const uint8_t *cache, float 
  */
 int mla_kv_append_fold(const float *row, const float *w, float eps, const float *tab, int rope_pos,
 		       uint8_t *cache, int pos, int dc, int dr, int fmt);
+/* mla_kv_append_fold_rows - n tokens' folded appends in one call: kv_a's raw rows [n][dc + dr]
+ * back to back, row i as mla_kv_append_fold at pos + i with the table's row rope_pos + i (the
+ * bytes n one-row calls write; a prompt's rows in one command). Returns 0 or -EINVAL
+ * (mla_kv_append_fold's, n < 1). */
+int mla_kv_append_fold_rows(const float *rows, int n, const float *w, float eps, const float *tab,
+			    int rope_pos, uint8_t *cache, int pos, int dc, int dr, int fmt);
 int mla_kv_append(const float *c, const float *k_pe, uint8_t *cache, int pos, int n, int dc, int dr,
 		  int fmt);
 
@@ -109,6 +115,11 @@ int64_t mla_kv_append_cycles(const struct hls_build *b, int n, int dc, int dr, i
  * the row), the rsqrt and the input stage's depth. */
 int64_t mla_kv_append_fold_cycles(const struct hls_build *b, int dc, int dr, int fmt,
 				  struct mla_attn_cost *c);
+/* mla_kv_append_fold_rows's cycles: the first row's burst latency once, then each row's
+ * mla_kv_append_fold cycles without it (the next row's read is issued behind the row before:
+ * the rows stream), its loop counts n times one row's. */
+int64_t mla_kv_append_fold_rows_cycles(const struct hls_build *b, int n, int dc, int dr, int fmt,
+				       struct mla_attn_cost *c);
 
 /*
  * ---- mla_attn_lanes: decode attention over a cache striped on L lanes, all heads in one pass ----

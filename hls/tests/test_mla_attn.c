@@ -249,9 +249,48 @@ static void fold_case(int dc, int dr, int fmt, int rope_pos)
 	free(b);
 }
 
+/* n folded rows in one call (mla_kv_append_fold_rows) write the bytes of n one-row calls at
+ * positions pos.. with table rows rope_pos..; bad row counts refused. */
+static void fold_rows_case(int dc, int dr, int fmt, int n, int pos, int rope_pos)
+{
+	size_t rb = mla_record_bytes(fmt, dc, dr), rw = (size_t)(dc + dr);
+	int ntab = rope_pos + n;
+	float *rows = malloc(sizeof(float) * rw * (size_t)n), *w = malloc(sizeof(float) * dc),
+	      *tab = malloc(sizeof(float) * (size_t)ntab * (size_t)(dr ? dr : 1));
+	uint8_t *a = calloc((size_t)(pos + n + 1), rb), *b = calloc((size_t)(pos + n + 1), rb);
+	for (size_t i = 0; i < rw * (size_t)n; i++)
+		rows[i] = normal() * (i % 7 ? 1.0f : 30.0f);
+	for (int i = 0; i < dc; i++)
+		w[i] = 0.5f + 0.01f * (float)(i % 89);
+	for (int i = 0; i < ntab * dr; i++)
+		tab[i] = normal();
+	int rc = 0;
+	for (int i = 0; i < n && !rc; i++)
+		rc = mla_kv_append_fold(rows + (size_t)i * rw, w, 1e-6f, tab, rope_pos + i, a,
+					pos + i, dc, dr, fmt);
+	int r2 = mla_kv_append_fold_rows(rows, n, w, 1e-6f, tab, rope_pos, b, pos, dc, dr, fmt);
+	int bad = mla_kv_append_fold_rows(rows, 0, w, 1e-6f, tab, rope_pos, b, pos, dc, dr, fmt);
+	if (!rc && !r2 && bad == -EINVAL && !memcmp(a, b, (size_t)(pos + n + 1) * rb))
+		passed++;
+	else
+		failed++,
+		    printf("FAIL fold rows dc=%d dr=%d fmt=%d n=%d: rc %d %d %d, records %s\n", dc,
+			   dr, fmt, n, rc, r2, bad,
+			   memcmp(a, b, (size_t)(pos + n + 1) * rb) ? "differ" : "equal");
+	free(rows);
+	free(w);
+	free(tab);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	int f0 = 0;
+	for (int fmt = 0; fmt < 3; fmt++) {
+		fold_rows_case(512, 64, fmt, 32, 0, 0);
+		fold_rows_case(128, 16, fmt, 7, 41, 41);
+	}
 	for (int fmt = 0; fmt < 3; fmt++) {
 		fold_case(256, 32, fmt, 0);
 		fold_case(512, 64, fmt, 70);

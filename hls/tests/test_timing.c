@@ -110,6 +110,39 @@ static void attn_grid(const struct hls_build *b)
 						free(cz);
 						free(cache);
 					}
+	/* the folded append of n rows in one call (a prompt's rows of one block) */
+	for (int fmt = 0; fmt < 3; fmt++)
+		for (int n = 1; n <= 32; n += 31) {
+			int dc = 512, dr = 64, rows = n;
+			size_t rb = mla_record_bytes(fmt, dc, dr);
+			float *row = calloc((size_t)rows * (dc + dr), 4),
+			      *w = calloc((size_t)dc, 4);
+			float *tab = calloc((size_t)(rows + 3) * dr, 4);
+			uint8_t *cache = calloc((size_t)rows + 3, rb);
+			struct mla_attn_cost c;
+			char what[96];
+			memset(hls_count, 0, sizeof hls_count);
+			int rc = row && w && tab && cache
+				     ? mla_kv_append_fold_rows(row, rows, w, 1e-6f, tab, 3, cache,
+							       3, dc, dr, fmt)
+				     : -1;
+			int64_t cyc = mla_kv_append_fold_rows_cycles(b, rows, dc, dr, fmt, &c);
+			int64_t one = mla_kv_append_fold_cycles(b, dc, dr, fmt, NULL);
+			snprintf(what, sizeof what, "mla_kv_append_fold_rows n=%d fmt=%d", rows,
+				 fmt);
+			/* one row: the one-row call's cycles; n: the latency once, the rest n times */
+			if (rc || cyc <= 0 ||
+			    cyc != (int64_t)b->mem_latency + rows * (one - (int64_t)b->mem_latency))
+				tc_failed++, printf("FAIL %s rc %d cycles %lld (one %lld)\n", what,
+						    rc, (long long)cyc, (long long)one);
+			else
+				tc_compare(what, c.it, HLS_L_APPEND, HLS_L_APPEND);
+			cases++;
+			free(row);
+			free(w);
+			free(tab);
+			free(cache);
+		}
 	printf("mla_attn + append: loop counts equal the model on %d of %d shapes\n",
 	       cases - (tc_failed - before), cases);
 }

@@ -691,12 +691,12 @@ static int kv_layout(const struct abi_kv_append *k, int *dc, int *dr)
 	return cu_mla_fmt(fmt);
 }
 
-/* Its modeled cycles (one token; a folded append's input stage included). */
+/* Its modeled cycles (its rows; a folded append's input stage included). */
 static int64_t kv_cycles(const struct hls_build *b, const struct abi_kv_append *k)
 {
-	int dc, dr, mf = kv_layout(k, &dc, &dr);
-	return k->fold ? mla_kv_append_fold_cycles(b, dc, dr, mf, NULL)
-		       : mla_kv_append_cycles(b, 1, dc, dr, mf, NULL);
+	int dc, dr, mf = kv_layout(k, &dc, &dr), n = k->rows > 1 ? (int)k->rows : 1;
+	return k->fold ? mla_kv_append_fold_rows_cycles(b, n, dc, dr, mf, NULL)
+		       : mla_kv_append_cycles(b, n, dc, dr, mf, NULL);
 }
 
 static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
@@ -706,8 +706,8 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	memcpy(&k, c->args, sizeof k);
 	const float *src;
 	uint8_t *cache;
-	int dc, dr, mf = kv_layout(&k, &dc, &dr);
-	CU_PTR(src, const float *, u.kv.src, (uint64_t)k.row * 4);
+	int dc, dr, mf = kv_layout(&k, &dc, &dr), n = k.rows > 1 ? (int)k.rows : 1;
+	CU_PTR(src, const float *, u.kv.src, (uint64_t)n *k.row * 4);
 	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * mla_record_bytes(mf, dc, dr));
 	if (k.fold) {
 		const float *w, *tab;
@@ -715,13 +715,18 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 		memcpy(&eps, &k.eps, 4);
 		CU_PTR(w, const float *, u.kv.norm, (uint64_t)dc * 4);
 		CU_PTR(tab, const float *, u.kv.rope_tab,
-		       ((uint64_t)k.rope_pos + 1) * (uint64_t)dr * 4);
-		int r = mla_kv_append_fold(src, w, eps, tab, (int)k.rope_pos, cache, (int)k.pos, dc,
-					   dr, mf);
+		       ((uint64_t)k.rope_pos + (uint64_t)n) * (uint64_t)dr * 4);
+		int r = mla_kv_append_fold_rows(src, n, w, eps, tab, (int)k.rope_pos, cache,
+						(int)k.pos, dc, dr, mf);
 		c->cyc = kv_cycles(&c->bld, &k);
 		return cu_status(r);
 	}
-	int r = mla_kv_append(src, dr ? src + dc : NULL, cache, (int)k.pos, 1, dc, dr, mf);
+	/* (the rows' records one after another: a row is c' then k_pe, back to back) */
+	int r = 0;
+	for (int i = 0; i < n && !r; i++) {
+		const float *s = src + (size_t)i * k.row;
+		r = mla_kv_append(s, dr ? s + dc : NULL, cache, (int)k.pos + i, 1, dc, dr, mf);
+	}
 	c->cyc = kv_cycles(&c->bld, &k);
 	return cu_status(r);
 }

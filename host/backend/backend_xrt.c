@@ -835,6 +835,12 @@ static void xb_exec(struct xb *x, uint32_t i)
 				detail = ABI_FIELD(u.kv.fold);
 				break;
 			}
+			if (c->u.kv.rows > 1) { /* its c' and k_pe are two arrays, not rows */
+				compute = 0;
+				st = ABI_ST_BAD_FIELD;
+				detail = ABI_FIELD(u.kv.rows);
+				break;
+			}
 			xb_kv(&c->u.kv, a);
 			break;
 		case ABI_OP_DMA_FILL:

@@ -326,8 +326,8 @@ void prof_card_list(const struct abi_cmd *cmd, const struct abi_cpl *cpl, const 
 				 k->u.route.k);
 			break;
 		case ABI_OP_KV_APPEND:
-			snprintf(e->shape, sizeof e->shape, "row %u pos %u", k->u.kv.row,
-				 k->u.kv.pos);
+			snprintf(e->shape, sizeof e->shape, "row %u pos %u rows %u", k->u.kv.row,
+				 k->u.kv.pos, k->u.kv.rows > 1 ? k->u.kv.rows : 1);
 			break;
 		case ABI_OP_DMA_FILL:
 			snprintf(e->shape, sizeof e->shape, "%llu B",

@@ -597,7 +597,7 @@ double card_gemm_macs(const struct abi_cmd *c)
 static int card_mla_append(struct ee *e, const struct ee_layer *L, int p)
 {
 	if (e->gv_attn)
-		return card_kv_append_lanes(e, L, e->cur_seq, p, e->kv_fold);
+		return card_kv_append_lanes(e, L, e->cur_seq, p, 1, e->kv_fold);
 	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append");
 	if (!k)
 		return -E2BIG;

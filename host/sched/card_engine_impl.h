@@ -218,6 +218,7 @@ struct ee_pf {
 	int sh_force;	 /* MOECARD_PF_SH_GEMM=1: on the GEMM CUs in every range but the last,
 			    wherever it may (the tests' both sides) */
 	int one_rope;	 /* one CU runs ROPE (in order) */
+	int kv_one;	 /* MOECARD_PF_KV_ROWS=0: a KV append command a row (pf_kv_run) */
 	struct ee_layer *next_L;    /* the forward's next layer (pf_next_early), NULL: the last */
 	double card_ns, link_ns;    /* modeled card busy / link time of those forwards */
 	double host_b;		    /* bytes the modeled host parts read */
@@ -641,9 +642,10 @@ static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, 
 	return (e->gv_attn ? L->kv_off : L->kv) + (uint64_t)s * e->kv_slot_b;
 }
 /* The striped cache's KV append of e->kvrow and the attention of e->qcat into e->lat, on slot s
- * at position p (the rows path then points src / q / out at its row). With fold the append
- * reads kv_a's raw row e->kva and normalizes and ropes it itself (ABI kv fold). */
-int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int fold);
+ * at position p (the rows path then points src / q / out at its row; n rows from p, all in p's
+ * 32-token block: one lane's records back to back). With fold the append reads kv_a's raw row
+ * e->kva and normalizes and ropes it itself (ABI kv fold). */
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int n, int fold);
 int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
 /* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */
 int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,

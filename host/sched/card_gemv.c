@@ -1251,7 +1251,7 @@ int card_route_check(struct ee *e, int from, int to)
 	return 0;
 }
 
-int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int fold)
+int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int n, int fold)
 {
 	const struct config *c = e->c;
 	int kvl = c->kv_lora_rank, rope = c->qk_rope_head_dim;
@@ -1275,7 +1275,8 @@ int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, i
 	k->u.kv.cache = ABI_ADDR(lane, ee_kv_base(e, L, s) + local * rec);
 	k->u.kv.row = (uint32_t)(kvl + rope);
 	k->u.kv.pos = 0;
-	k->u.kv.ctx_cap = 1;
+	k->u.kv.ctx_cap = (uint32_t)n; /* (rows of one block: one after another in its lane) */
+	k->u.kv.rows = n > 1 ? (uint32_t)n : 0;
 	k->u.kv.word = e->kv_fmt == ABI_KV_F32 ? 0 : ABI_KV_WORD(e->kv_fmt, rope);
 	return 0;
 }

@@ -194,6 +194,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->sh_gemv = pf_env_off("MOECARD_PF_SH_GEMM");
 	pf->sched_off = pf_env_off("MOECARD_PF_MOE_SCHED");
 	pf->sub_off = pf_env_off("MOECARD_PF_LAST_ROWS");
+	pf->kv_one = pf_env_off("MOECARD_PF_KV_ROWS");
 	const char *sg = getenv("MOECARD_PF_SH_GEMM");
 	pf->sh_force = sg && !strcmp(sg, "1");
 	if (e->gv && e->gv_head &&
@@ -319,18 +320,19 @@ static int pf_rows(const struct ee *e, int T)
 	return e->gv && (T <= FP8_GEMV_MAX_M || e->pf.rows_big) && !e->pf.rows_gemm;
 }
 
-/* The KV append of row t (slot s, position p) and the attention of query t over p + 1
- * positions of slot s's cache. */
-static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int s, int p)
+/* The KV append of n rows from src (slot s, positions p..p + n - 1; n > 1 only in one
+ * 32-token block of the striped cache, pf_kv_run). */
+static int pf_kv_append(struct ee *e, const struct ee_layer *L, uint64_t src, int s, int p, int n)
 {
 	const struct config *c = e->c;
-	if (e->gv_attn) { /* the record's address in its lane, as the token loop's (folded: src is
-			     kv_a's raw row, normalized and roped in the append's input stage) */
-		TRY(card_kv_append_lanes(e, L, s, p, e->kv_fold));
+	if (e->gv_attn) { /* the records' address in their lane, as the token loop's (folded: src
+			     is kv_a's raw rows, normalized and roped in the append's input stage) */
+		TRY(card_kv_append_lanes(e, L, s, p, n, e->kv_fold));
 		e->list.cmd[e->list.n - 1].u.kv.src = src;
 		e->list.what[e->list.n - 1] =
-		    e->kv_fold ? "kv_a norm + rope k_pe + kv_append (striped, row)"
-			       : "kv_append (striped, row)";
+		    e->kv_fold ? (n > 1 ? "kv_a norm + rope k_pe + kv_append (striped, rows)"
+					: "kv_a norm + rope k_pe + kv_append (striped, row)")
+			       : (n > 1 ? "kv_append (striped, rows)" : "kv_append (striped, row)");
 		return 0;
 	}
 	struct abi_cmd *k = card_cmd(e, ABI_OP_KV_APPEND, "kv_append (row)");
@@ -353,13 +355,43 @@ static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T, uint64_t
 	return pf_kv_appends_rows(e, L, 0, T, kva);
 }
 
+/* The rows from t (below T) that one KV append command takes: on the striped cache with the
+ * append's input stage (the token loop's fold; a card whose append has none takes a row a
+ * command), the rows of t's sequence at the positions after t's, up to the end of t's 32-token
+ * block (a lane's records back to back); else 1. A prompt's 512 rows go in 16 commands, not
+ * 512 (each a firmware take). */
+static int pf_kv_run(const struct ee *e, int t, int T)
+{
+	const struct ee_pf *pf = &e->pf;
+	int n = 1;
+	if (!e->gv_attn || !e->kv_fold || pf->kv_one)
+		return 1;
+	int p = pf->hpos[t], end = (p / MLA_TB + 1) * MLA_TB;
+	while (t + n < T && n < ABI_KV_MAX_ROWS && pf->hseq[t + n] == pf->hseq[t] &&
+	       pf->hpos[t + n] == p + n && p + n < end)
+		n++;
+	return n;
+}
+
+/* At most this many KV append commands for T rows whose appends go out in pieces ending at
+ * `cuts` points besides the blocks' ends (the bound pf_mh_fits counts). */
+static int pf_kv_cmds(const struct ee *e, int T, int cuts)
+{
+	if (!e->gv_attn || !e->kv_fold || e->pf.kv_one)
+		return T;
+	int n = (T + MLA_TB - 1) / MLA_TB + 1 + cuts;
+	return n < T ? n : T;
+}
+
 static int pf_kv_appends_rows(struct ee *e, const struct ee_layer *L, int t0, int T, uint64_t kva)
 {
 	struct ee_pf *pf = &e->pf;
 	uint64_t row = (uint64_t)e->c->kv_lora_rank + (uint64_t)e->c->qk_rope_head_dim;
 	uint64_t src = e->gv_attn && e->kv_fold ? kva : pf->kvrow;
-	for (int t = t0; t < T; t++)
-		TRY(pf_kv_append(e, L, f4(src, (uint64_t)t * row), pf->hseq[t], pf->hpos[t]));
+	for (int t = t0, n; t < T; t += n) {
+		n = pf_kv_run(e, t, T);
+		TRY(pf_kv_append(e, L, f4(src, (uint64_t)t * row), pf->hseq[t], pf->hpos[t], n));
+	}
 	return 0;
 }
 
@@ -837,9 +869,9 @@ static int pf_mh_attn(struct ee *e, struct pf_mh *m, int t0, int n)
 		TRY(pf_o_range(e, m->L, T, m->pt0, m->pn, m->patt, m->nvo));
 	/* the latent cache's appends (for the decode after the prompt: nothing in this form reads
 	 * them) on their own CU beside the attention, a share of them after each range's command
-	 * as large as its share of the attention's work (the rows' causal triangle): one command a
-	 * row, each taken by the firmware CPU in turn while the range's attention runs, not after
-	 * the last one */
+	 * as large as its share of the attention's work (the rows' causal triangle): a command a
+	 * 32-token block's rows (pf_kv_run), each taken by the firmware CPU in turn while the
+	 * range's attention runs, not after the last one */
 	double f = (double)(t0 + n) / T;
 	int a1 = t0 + n >= T ? T : (int)(f * f * T);
 	if (m->spread)
@@ -864,7 +896,8 @@ static int pf_mh_end(struct ee *e, struct pf_mh *m)
  * is submitted and waited for whole, which would end the overlap). */
 static int pf_mh_fits(const struct ee *e, int T, int R, int per)
 {
-	return e->list.n + (uint32_t)T + (uint32_t)(per * (R + 1)) <= BACKEND_MAX_LIST;
+	return e->list.n + (uint32_t)pf_kv_cmds(e, T, 2 * (R + 1)) + (uint32_t)(per * (R + 1)) <=
+	       BACKEND_MAX_LIST;
 }
 
 /* pf_mh_run's streams: each issues its steps range after range; a step of range r of one stream
@@ -1271,11 +1304,12 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 	double *fend = calloc((size_t)R * PF_S_N, sizeof *fend),
 	       *vq = calloc((size_t)R, sizeof *vq);
 	double *aq = calloc((size_t)R + 1, sizeof *aq); /* the attention's ns from range q on */
+	double *gs = calloc(2 * (size_t)R, sizeof *gs); /* range q's FFN GEMMs' ns (pf_gemm_ns) */
 	struct pf_ost *os = calloc((size_t)R, sizeof *os);
 	struct card_proj *p = calloc(1, sizeof *p);
 	char *dec = calloc((size_t)R, 1);
 	int *rt = calloc((size_t)R + 1, sizeof *rt); /* range q's rows: [rt[q], rt[q + 1]) */
-	if (!fv || !fend || !vq || !aq || !os || !p || !dec || !rt) {
+	if (!fv || !fend || !vq || !aq || !gs || !os || !p || !dec || !rt) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -1298,16 +1332,24 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 			 * would: before the GEMV CU would have run the ranges' FFN from this one
 			 * on after what it has, or the attention its ranges from the next one */
 			int n = rt[q + 1] - rt[q];
-			double g = N->moe ? pf_gemm_ns(e, &N->sh_gu, n, ABI_GEMM_F_SILU_MUL) +
-						pf_gemm_ns(e, &N->sh_down, n, 0)
-					  : pf_gemm_ns(e, &N->gu, n, ABI_GEMM_F_SILU_MUL) +
-						pf_gemm_ns(e, &N->down, n, ABI_GEMM_F_RESIDUAL);
+			gs[2 * q] =
+			    pf_gemm_ns(e, N->moe ? &N->sh_gu : &N->gu, n, ABI_GEMM_F_SILU_MUL);
+			gs[2 * q + 1] = N->moe ? pf_gemm_ns(e, &N->sh_down, n, 0)
+					       : pf_gemm_ns(e, &N->down, n, ABI_GEMM_F_RESIDUAL);
+			double g = gs[2 * q] + gs[2 * q + 1];
+			/* the GEMMs of the ranges before that went to the GEMM CUs and are not issued
+			 * yet (their streams lag o_proj's): they queue there before this range's */
+			double pend = 0;
+			for (int q2 = 0; q2 < q; q2++)
+				if (os[q2].gemm)
+					pend += (nx[PF_S_SHG] <= q2 ? gs[2 * q2] : 0) +
+						(nx[PF_S_SHD] <= q2 ? gs[2 * q2 + 1] : 0);
 			double a0 = card_proj_start(e, p, ABI_OP_MLA_ATTN_LANES, 0);
 			double ta = nx[PF_S_ATT] > q ? fend[(size_t)PF_S_ATT * R + q]
 						     : a0 + aq[nx[PF_S_ATT]] - aq[q + 1];
 			double now = card_proj_start(e, p, ABI_OP_GEMV, lend[PF_S_O]);
 			now = ta > now ? ta : now; /* (its o_proj after its attention) */
-			double gf = card_proj_start(e, p, ABI_OP_GEMM_FP8, 0);
+			double gf = card_proj_start(e, p, ABI_OP_GEMM_FP8, 0) + pend / pf->gemm_cus;
 			double end = now + vrest - vq[q];
 			double ae = a0 + aq[nx[PF_S_ATT] > q + 1 ? nx[PF_S_ATT] : q + 1];
 			os[q].gemm = ffg && ((gf > now ? gf : now) + g <= (ae > end ? ae : end) ||
@@ -1358,9 +1400,11 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 		 * where the firmware would wait anyway */
 		int lim = rt[nx[PF_S_ROPE]];
 		while (m->na < lim && (best < 0 || p->t + take_kv <= bs)) {
-			if ((r = pf_kv_appends_rows(e, N, m->na, m->na + 1, m->kva)))
+			int kn =
+			    pf_kv_run(e, m->na, lim); /* (a command's rows: to its block's end) */
+			if ((r = pf_kv_appends_rows(e, N, m->na, m->na + kn, m->kva)))
 				goto out;
-			m->na++;
+			m->na += kn;
 			card_proj_run(e, p);
 		}
 		if (best < 0)
@@ -1449,6 +1493,7 @@ out:
 	free(fend);
 	free(vq);
 	free(aq);
+	free(gs);
 	free(os);
 	free(p);
 	free(dec);

@@ -724,6 +724,27 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms);
 }
 
+/* The prompt length of this model's prefill what-if: 512, or MOECARD_WHATIF_T (16..8192);
+ * anything else is named on stderr once and 512 used. */
+static int card_whatif_t(void)
+{
+	static int warned;
+	const char *v = getenv("MOECARD_WHATIF_T");
+	if (!v || !*v)
+		return 512;
+	char *end = NULL;
+	long t = strtol(v, &end, 10);
+	if (*end || t < 16 || t > 8192) {
+		if (!warned++)
+			fprintf(stderr,
+				"moecard: MOECARD_WHATIF_T=%s: not a prompt length of 16..8192; "
+				"the what-if takes 512\n",
+				v);
+		return 512;
+	}
+	return (int)t;
+}
+
 /* The prompt figures of card_stats: forwards of more than one token since the restart, end to
  * end (card + link + the modeled host parts), and the batched path's GEMMs against the PE
  * array's peak. */
@@ -735,9 +756,10 @@ static void ee_prefill_stats(const struct ee *e, FILE *out, int json)
 	double ms = (pf->card_ns + pf->link_ns) / 1e6 + host_ms;
 	double frac = pf->gemm_ns > 0 && pf->peak > 0 ? pf->macs / (pf->gemm_ns * pf->peak) : 0;
 	double gfrac = pf->gv_ns > 0 ? pf->gv_macs / (pf->gv_ns * card_gemv_peak(e)) : 0;
-	/* the dry what-if of a prompt of 512 tokens of this model (the same lists, no weights) */
+	/* the dry what-if of a prompt of 512 tokens of this model (the same lists, no weights;
+	 * MOECARD_WHATIF_T another length) */
 	struct card_pf_whatif w = {0};
-	int wt = 512;
+	int wt = card_whatif_t();
 	int hw = 0;
 	if (e->pf_on && e->pf_rule_T == wt) { /* the prefill rule's, at open */
 		w = e->pf_rule_w;
@@ -1043,7 +1065,7 @@ void card_prof_cmd(const struct ee *e, uint32_t i, struct prof_cmd *pc, uint64_t
 		pc->pc0 = pc->pc1 = ee_prof_bank(c->u.route.logit);
 		break;
 	case ABI_OP_KV_APPEND:
-		pc->bytes = (uint64_t)c->u.kv.row * 4;
+		pc->bytes = (uint64_t)(c->u.kv.rows > 1 ? c->u.kv.rows : 1) * c->u.kv.row * 4;
 		pc->pc0 = pc->pc1 = ee_prof_bank(c->u.kv.src);
 		break;
 	case ABI_OP_DMA_FILL:

@@ -294,6 +294,52 @@ static void same_logits(const struct ckpt *ck, struct engine *ea, struct engine 
 	free(hb);
 }
 
+/* A prompt as forwards of n0 and n1 rows, then one row more, through engines ea and eb that
+ * differ in how they append the latent cache's rows (MOECARD_PF_KV_ROWS): every row's logits
+ * bit for bit (the absorbed form's attention and the last row's token loop read the cache), and
+ * eb's cards took fewer commands. */
+static void same_cache(const struct ckpt *ck, struct engine *ea, struct engine *eb,
+		       const char *what, const int *tok, int n0, int n1)
+{
+	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size, T = n0 + n1 + 1;
+	size_t nl = (size_t)T * V, nh = (size_t)T * D;
+	float *a = calloc(nl, 4), *b = calloc(nl, 4), *ha = calloc(nh, 4), *hb = calloc(nh, 4);
+	struct backend_stats sa0, sa1, sb0, sb1;
+	int ok = ea && eb && a && b && ha && hb;
+	if (ok) {
+		backend_stats(card_engine_backend(ea), &sa0);
+		backend_stats(card_engine_backend(eb), &sb0);
+		ok = run(ea, V, D, tok, n0, n1, a, ha, NULL) >= 0 &&
+		     run(eb, V, D, tok, n0, n1, b, hb, NULL) >= 0;
+	}
+	/* one row more, each engine after its own cache */
+	ok = ok &&
+	     !engine_forward(ea, tok + n0 + n1, 1, a + (size_t)(T - 1) * V, 1,
+			     ha + (size_t)(T - 1) * D) &&
+	     !engine_forward(eb, tok + n0 + n1, 1, b + (size_t)(T - 1) * V, 1,
+			     hb + (size_t)(T - 1) * D);
+	if (ok) {
+		backend_stats(card_engine_backend(ea), &sa1);
+		backend_stats(card_engine_backend(eb), &sb1);
+		int same = !memcmp(a, b, nl * 4) && !memcmp(ha, hb, nh * 4);
+		CHECK(same, "%s: logits differ (rel %g)", what, rel_err(a, b, (int)nl));
+		CHECK(sb1.cmds - sb0.cmds < sa1.cmds - sa0.cmds,
+		      "%s: %llu commands against %llu one a row", what,
+		      (unsigned long long)(sb1.cmds - sb0.cmds),
+		      (unsigned long long)(sa1.cmds - sa0.cmds));
+		if (same)
+			printf("%s: bit-identical (%llu commands, %llu with an append a row)\n",
+			       what, (unsigned long long)(sb1.cmds - sb0.cmds),
+			       (unsigned long long)(sa1.cmds - sa0.cmds));
+	} else {
+		CHECK(0, "%s: no engine, out of memory or a failed run", what);
+	}
+	free(a);
+	free(b);
+	free(ha);
+	free(hb);
+}
+
 /* A prompt's last row's logits alone (no hidden rows asked for: the last layer's MoE runs that
  * row only) against the same row of a forward with every row's logits, bit for bit. */
 static void same_last(const struct ckpt *ck, struct engine *e, const char *what, const int *tok,
@@ -712,6 +758,26 @@ int main(void)
 				    "row's",
 				    t64, 60);
 				eng_close(emh);
+				/* a block's KV appends in one command, and one a row: the same
+				 * cache, in both forms, from positions that start mid-block */
+				for (int f = 0; f < 2; f++) {
+					g_mha = f ? NULL : "0";
+					setenv("MOECARD_PF_KV_ROWS", "0", 1);
+					emn = eng_open_rows64(&ck, "half");
+					unsetenv("MOECARD_PF_KV_ROWS");
+					emh = eng_open_rows64(&ck, "half");
+					same_cache(
+					    &ck, emn, emh,
+					    f ? "non-absorbed, T=41 + 18 + 1, a block's KV "
+						"appends in one command and one a row"
+					      : "absorbed, T=41 + 18 + 1, a block's KV appends "
+						"in one command and one a row "
+						"(MOECARD_PF_KV_ROWS=0)",
+					    t64, 41, 18);
+					eng_close(emh);
+					eng_close(emn);
+				}
+				g_mha = "0";
 				/* the split's two sides in one schedule, and in two phases */
 				setenv("MOECARD_PF_MOE_SCHED", "0", 1);
 				emn = eng_open_rows64(&ck, "half");
