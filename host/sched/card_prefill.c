@@ -894,6 +894,10 @@ static int pf_mh_end(struct ee *e, struct pf_mh *m)
 
 /* Whether the section of R ranges of T rows fits in the list after its n commands (a full list
  * is submitted and waited for whole, which would end the overlap). */
+/* pf_handover's streams for sections of up to this many rows only where they fitted a list
+ * with an append a row */
+#define PF_HO_ROWS_T 512
+
 static int pf_mh_fits(const struct ee *e, int T, int R, int per)
 {
 	return e->list.n + (uint32_t)pf_kv_cmds(e, T, 2 * (R + 1)) + (uint32_t)(per * (R + 1)) <=
@@ -1522,7 +1526,13 @@ static int pf_handover(struct ee *e, int T)
 	if (r)
 		return r;
 	int R = pf_ho_ranges(T, m.cr, NULL);
-	if (!m.fz || !pf->ffn_early || !pf_mh_fits(e, T, R, 24))
+	/* (a section of up to PF_HO_ROWS_T rows goes where it fitted with an append a row: the
+	 * MoE layers the block appends bring in there, 671B's at T = 512, ran 3.5% slower beside
+	 * it, their split putting fewer experts on the GEMM CUs its FFN ranges hold) */
+	int fit = T > PF_HO_ROWS_T
+		      ? pf_mh_fits(e, T, R, 24)
+		      : e->list.n + (uint32_t)T + 24u * (uint32_t)(R + 1) <= BACKEND_MAX_LIST;
+	if (!m.fz || !pf->ffn_early || !fit)
 		return pf_combine_ranges(e, T);
 	m.spread = 1;
 	e->cur_layer = nl;
