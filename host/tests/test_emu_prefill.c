@@ -272,26 +272,57 @@ static struct engine *eng_open_rows64(const struct ckpt *ck, const char *hybrid)
 	return e;
 }
 
+/* Two engines' logits and hidden rows for T rows (pair_new; NULL when out of memory), and
+ * whether they are the same bits. */
+struct pair {
+	size_t nl, nh;
+	float *a, *b, *ha, *hb;
+};
+
+static void pair_free(struct pair *p)
+{
+	free(p->a);
+	free(p->b);
+	free(p->ha);
+	free(p->hb);
+}
+
+static int pair_new(struct pair *p, const struct ckpt *ck, int T)
+{
+	p->nl = (size_t)T * ck->cfg.vocab_size;
+	p->nh = (size_t)T * ck->cfg.hidden_size;
+	p->a = calloc(p->nl, 4);
+	p->b = calloc(p->nl, 4);
+	p->ha = calloc(p->nh, 4);
+	p->hb = calloc(p->nh, 4);
+	if (p->a && p->b && p->ha && p->hb)
+		return 1;
+	pair_free(p);
+	return 0;
+}
+
+static int pair_same(const struct pair *p, const char *what)
+{
+	int same = !memcmp(p->a, p->b, p->nl * 4) && !memcmp(p->ha, p->hb, p->nh * 4);
+	CHECK(same, "%s: logits differ (rel %g)", what, rel_err(p->a, p->b, (int)p->nl));
+	return same;
+}
+
 /* A prompt through engines ea and eb (the same form, other chunks): every row's logits bit for
  * bit. */
 static void same_logits(const struct ckpt *ck, struct engine *ea, struct engine *eb,
 			const char *what, const int *tok, int T)
 {
 	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size;
-	size_t nl = (size_t)T * V, nh = (size_t)T * D;
-	float *a = calloc(nl, 4), *b = calloc(nl, 4), *ha = calloc(nh, 4), *hb = calloc(nh, 4);
-	if (ea && eb && a && b && ha && hb && run(ea, V, D, tok, T, 0, a, ha, NULL) >= 0 &&
-	    run(eb, V, D, tok, T, 0, b, hb, NULL) >= 0) {
-		CHECK(!memcmp(a, b, nl * 4) && !memcmp(ha, hb, nh * 4),
-		      "%s: logits differ (rel %g)", what, rel_err(a, b, (int)nl));
-		printf("%s: bit-identical\n", what);
+	struct pair p;
+	if (ea && eb && pair_new(&p, ck, T)) {
+		if (run(ea, V, D, tok, T, 0, p.a, p.ha, NULL) >= 0 &&
+		    run(eb, V, D, tok, T, 0, p.b, p.hb, NULL) >= 0 && pair_same(&p, what))
+			printf("%s: bit-identical\n", what);
+		pair_free(&p);
 	} else {
-		CHECK(0, "%s: no engine, out of memory or a failed run", what);
+		CHECK(0, "%s: no engine or out of memory", what);
 	}
-	free(a);
-	free(b);
-	free(ha);
-	free(hb);
 }
 
 /* A prompt as forwards of n0 and n1 rows, then one row more, through engines ea and eb that
@@ -302,42 +333,32 @@ static void same_cache(const struct ckpt *ck, struct engine *ea, struct engine *
 		       const char *what, const int *tok, int n0, int n1)
 {
 	int V = ck->cfg.vocab_size, D = ck->cfg.hidden_size, T = n0 + n1 + 1;
-	size_t nl = (size_t)T * V, nh = (size_t)T * D;
-	float *a = calloc(nl, 4), *b = calloc(nl, 4), *ha = calloc(nh, 4), *hb = calloc(nh, 4);
 	struct backend_stats sa0, sa1, sb0, sb1;
-	int ok = ea && eb && a && b && ha && hb;
-	if (ok) {
-		backend_stats(card_engine_backend(ea), &sa0);
-		backend_stats(card_engine_backend(eb), &sb0);
-		ok = run(ea, V, D, tok, n0, n1, a, ha, NULL) >= 0 &&
-		     run(eb, V, D, tok, n0, n1, b, hb, NULL) >= 0;
+	struct pair p;
+	if (!ea || !eb || !pair_new(&p, ck, T)) {
+		CHECK(0, "%s: no engine or out of memory", what);
+		return;
 	}
-	/* one row more, each engine after its own cache */
-	ok = ok &&
-	     !engine_forward(ea, tok + n0 + n1, 1, a + (size_t)(T - 1) * V, 1,
-			     ha + (size_t)(T - 1) * D) &&
-	     !engine_forward(eb, tok + n0 + n1, 1, b + (size_t)(T - 1) * V, 1,
-			     hb + (size_t)(T - 1) * D);
+	backend_stats(card_engine_backend(ea), &sa0);
+	backend_stats(card_engine_backend(eb), &sb0);
+	/* (then one row more, each engine after its own cache) */
+	int ok = run(ea, V, D, tok, n0, n1, p.a, p.ha, NULL) >= 0 &&
+		 run(eb, V, D, tok, n0, n1, p.b, p.hb, NULL) >= 0 &&
+		 !engine_forward(ea, tok + n0 + n1, 1, p.a + (size_t)(T - 1) * V, 1,
+				 p.ha + (size_t)(T - 1) * D) &&
+		 !engine_forward(eb, tok + n0 + n1, 1, p.b + (size_t)(T - 1) * V, 1,
+				 p.hb + (size_t)(T - 1) * D);
+	CHECK(ok, "%s: a failed run", what);
 	if (ok) {
 		backend_stats(card_engine_backend(ea), &sa1);
 		backend_stats(card_engine_backend(eb), &sb1);
-		int same = !memcmp(a, b, nl * 4) && !memcmp(ha, hb, nh * 4);
-		CHECK(same, "%s: logits differ (rel %g)", what, rel_err(a, b, (int)nl));
-		CHECK(sb1.cmds - sb0.cmds < sa1.cmds - sa0.cmds,
-		      "%s: %llu commands against %llu one a row", what,
-		      (unsigned long long)(sb1.cmds - sb0.cmds),
-		      (unsigned long long)(sa1.cmds - sa0.cmds));
-		if (same)
+		unsigned long long na = sa1.cmds - sa0.cmds, nb = sb1.cmds - sb0.cmds;
+		CHECK(nb < na, "%s: %llu commands against %llu with an append a row", what, nb, na);
+		if (pair_same(&p, what))
 			printf("%s: bit-identical (%llu commands, %llu with an append a row)\n",
-			       what, (unsigned long long)(sb1.cmds - sb0.cmds),
-			       (unsigned long long)(sa1.cmds - sa0.cmds));
-	} else {
-		CHECK(0, "%s: no engine, out of memory or a failed run", what);
+			       what, nb, na);
 	}
-	free(a);
-	free(b);
-	free(ha);
-	free(hb);
+	pair_free(&p);
 }
 
 /* A prompt's last row's logits alone (no hidden rows asked for: the last layer's MoE runs that
