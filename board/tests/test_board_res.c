@@ -255,8 +255,37 @@ static void test_print(void **state)
 	assert_non_null(strstr(txt, "fit rule: DSP and URAM <= 70%, LUT and BRAM36 <= 80%"));
 	assert_non_null(strstr(txt, "verdict: "));
 	assert_non_null(strstr(txt, "estimates until Vitis reports utilization"));
+	/* the GEMV's f32 products, not in the estimate, are named with what they would take, and
+	 * the verdict says it leaves them out */
+	assert_non_null(strstr(txt, "fp8_gemv_1: NOT in the figures above: its f32 products"));
+	assert_non_null(strstr(txt, "(without the GEMV's f32 products named above)"));
 	free(txt);
 	assert_int_equal(board_res_print(NULL, NULL, stdout), -EINVAL);
+}
+
+/* The GEMV's f32 products: a multiply-add per beat byte, lane and PE row; other kernels none. */
+static void test_gemv_f32(void **state)
+{
+	(void)state;
+	load("u55c", &desc);
+	struct board_res r, w;
+	int seen = 0;
+	for (uint32_t i = 0; i < desc.n_cus; i++) {
+		const struct board_cu *cu = &desc.cu[i];
+		if (strcmp(cu->kernel, "fp8_gemv")) {
+			assert_int_equal(board_res_gemv_f32(&desc, cu, &r), -ENOENT);
+			continue;
+		}
+		seen = 1;
+		assert_int_equal(board_res_gemv_f32(&desc, cu, &r), 0);
+		/* twice the rows, twice the products */
+		struct board_cu two = *cu;
+		two.gemv_rows = (cu->gemv_rows ? cu->gemv_rows : 1) * 2;
+		assert_int_equal(board_res_gemv_f32(&desc, &two, &w), 0);
+		assert_true(r.dsp > 0 && w.dsp == 2 * r.dsp && w.lut == 2 * r.lut);
+	}
+	assert_true(seen);
+	assert_int_equal(board_res_gemv_f32(NULL, desc.cu, &r), -EINVAL);
 }
 
 int main(void)
@@ -265,6 +294,7 @@ int main(void)
 	    cmocka_unit_test(test_cards),     cmocka_unit_test(test_fit_rule),
 	    cmocka_unit_test(test_monotonic), cmocka_unit_test(test_family),
 	    cmocka_unit_test(test_parse),     cmocka_unit_test(test_print),
+	    cmocka_unit_test(test_gemv_f32),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
