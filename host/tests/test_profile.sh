@@ -201,8 +201,9 @@ if command -v curl >/dev/null; then
   sp=$!
   for _ in $(seq 100); do grep -q "serve: ready" "$W/serve.err" && break; sleep 0.1; done
   url=$(grep -o 'http://[0-9.]*:[0-9]*' "$W/serve.err" | head -n 1)
-  curl -s "$url/v1/completions" -d '{"prompt":"hello","max_tokens":6,"stream":true}' >/dev/null
-  curl -s "$url/v1/completions" -d '{"prompt":"hello","max_tokens":6}' >/dev/null
+  # (greedy: a sampled reply may end early at its end-of-sequence token, with fewer forwards)
+  curl -s "$url/v1/completions" -d '{"prompt":"hello","max_tokens":6,"stream":true,"temperature":0}' >/dev/null
+  curl -s "$url/v1/completions" -d '{"prompt":"hello","max_tokens":6,"temperature":0}' >/dev/null
   kill -TERM $sp; wait $sp; rc=$?
   r=$($PY - "$W/serve.json" <<'PYEOF'
 import json, sys
