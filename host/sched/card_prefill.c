@@ -355,6 +355,14 @@ static int pf_kv_appends(struct ee *e, const struct ee_layer *L, int T, uint64_t
 	return pf_kv_appends_rows(e, L, 0, T, kva);
 }
 
+/* Whether a KV append command takes a block's rows (the striped cache with the append's input
+ * stage, block appends not turned off): the one rule pf_kv_run's commands and pf_kv_cmds's bound
+ * both follow. */
+static int pf_kv_blocks(const struct ee *e)
+{
+	return e->gv_attn && e->kv_fold && !e->pf.kv_one;
+}
+
 /* The rows from t (below T) that one KV append command takes: on the striped cache with the
  * append's input stage (the token loop's fold; a card whose append has none takes a row a
  * command), the rows of t's sequence at the positions after t's, up to the end of t's 32-token
@@ -364,7 +372,7 @@ static int pf_kv_run(const struct ee *e, int t, int T)
 {
 	const struct ee_pf *pf = &e->pf;
 	int n = 1;
-	if (!e->gv_attn || !e->kv_fold || pf->kv_one)
+	if (!pf_kv_blocks(e))
 		return 1;
 	int p = pf->hpos[t], end = (p / MLA_TB + 1) * MLA_TB;
 	while (t + n < T && n < ABI_KV_MAX_ROWS && pf->hseq[t + n] == pf->hseq[t] &&
@@ -377,7 +385,7 @@ static int pf_kv_run(const struct ee *e, int t, int T)
  * `cuts` points besides the blocks' ends (the bound pf_mh_fits counts). */
 static int pf_kv_cmds(const struct ee *e, int T, int cuts)
 {
-	if (!e->gv_attn || !e->kv_fold || e->pf.kv_one)
+	if (!pf_kv_blocks(e))
 		return T;
 	int n = (T + MLA_TB - 1) / MLA_TB + 1 + cuts;
 	return n < T ? n : T;
@@ -892,16 +900,18 @@ static int pf_mh_end(struct ee *e, struct pf_mh *m)
 	return m->fz ? pf_o_range(e, m->L, m->T, m->pt0, m->pn, m->patt, m->nvo) : 0;
 }
 
-/* Whether the section of R ranges of T rows fits in the list after its n commands (a full list
- * is submitted and waited for whole, which would end the overlap). */
 /* pf_handover's streams for sections of up to this many rows only where they fitted a list
  * with an append a row */
 #define PF_HO_ROWS_T 512
 
-static int pf_mh_fits(const struct ee *e, int T, int R, int per)
+/* Whether the section of R ranges of T rows fits in the list after its n commands (a full list
+ * is submitted and waited for whole, which would end the overlap), with `per` commands a range
+ * besides the appends; row_appends counts an append a row (pf_handover's rule for short
+ * sections) instead of the commands pf_kv_cmds bounds. */
+static int pf_mh_fits(const struct ee *e, int T, int R, int per, int row_appends)
 {
-	return e->list.n + (uint32_t)pf_kv_cmds(e, T, 2 * (R + 1)) + (uint32_t)(per * (R + 1)) <=
-	       BACKEND_MAX_LIST;
+	uint32_t kv = row_appends ? (uint32_t)T : (uint32_t)pf_kv_cmds(e, T, 2 * (R + 1));
+	return e->list.n + kv + (uint32_t)(per * (R + 1)) <= BACKEND_MAX_LIST;
 }
 
 /* pf_mh_run's streams: each issues its steps range after range; a step of range r of one stream
@@ -931,8 +941,8 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	if (!pf->qa_early && m.fz && !pf->merge_off && pf->one_rope && !pf->pos_tab &&
 	    card_pf_fold_post(e)) { /* the whole section as pf_handover's streams */
 		int Rs = pf_ho_ranges(T, m.cr, NULL);
-		TRY(pf_mh_fits(e, T, Rs, 24) ? card_barrier(e) : card_flush(e));
-		if (pf_mh_fits(e, T, Rs, 24)) {
+		TRY(pf_mh_fits(e, T, Rs, 24, 0) ? card_barrier(e) : card_flush(e));
+		if (pf_mh_fits(e, T, Rs, 24, 0)) {
 			m.spread = 1;
 			TRY(pf_mh_run(e, &m, PF_S_PROJ, e->cur_layer));
 			TRY(card_barrier(e));
@@ -958,13 +968,13 @@ static int pf_mla_mha(struct ee *e, struct ee_layer *L, int T)
 	TRY(pf_mh_rope(e, &m, 0, m.n_kv, 0, T));
 	TRY(pf_mh_kvb(e, &m, 0, m.n_kv, &nv));
 	int R = (T + m.cr - 1) / m.cr;
-	if (m.fz && !pf_mh_fits(e, T, R, 16))
+	if (m.fz && !pf_mh_fits(e, T, R, 16, 0))
 		TRY(card_flush(e)); /* (in the barrier's place) */
 	else
 		TRY(card_barrier(e));
 	/* the appends go with the ranges where the section fits in one list (else at its end: a
 	 * full list in the middle would end the overlap) */
-	m.spread = m.fz && pf_mh_fits(e, T, R, 16);
+	m.spread = m.fz && pf_mh_fits(e, T, R, 16, 0);
 	if (m.spread && !pf->merge_off) { /* the ranges as pf_handover's streams */
 		TRY(pf_mh_run(e, &m, PF_S_ATT, e->cur_layer));
 	} else {
@@ -1529,9 +1539,7 @@ static int pf_handover(struct ee *e, int T)
 	/* (a section of up to PF_HO_ROWS_T rows goes where it fitted with an append a row: the
 	 * MoE layers the block appends bring in there, 671B's at T = 512, ran 3.5% slower beside
 	 * it, their split putting fewer experts on the GEMM CUs its FFN ranges hold) */
-	int fit = T > PF_HO_ROWS_T
-		      ? pf_mh_fits(e, T, R, 24)
-		      : e->list.n + (uint32_t)T + 24u * (uint32_t)(R + 1) <= BACKEND_MAX_LIST;
+	int fit = pf_mh_fits(e, T, R, 24, T <= PF_HO_ROWS_T);
 	if (!m.fz || !pf->ffn_early || !fit)
 		return pf_combine_ranges(e, T);
 	m.spread = 1;
