@@ -275,8 +275,10 @@ static void isa_avx512bf16_init(void)
 	isa_avx512bf16_run.quant_bf16 = kern_isa_avx512bf16.quant_bf16;
 	isa_avx512bf16_run.decpack_bf16 = kern_isa_avx512bf16.decpack_bf16;
 	isa_avx512bf16_run.tile_bf16 = kern_isa_avx512bf16.tile_bf16;
-	if (__builtin_cpu_supports("avx512vbmi")) /* (its byte lookups) */
+	if (__builtin_cpu_supports("avx512vbmi")) { /* (their byte lookups) */
 		isa_avx512bf16_run.row_bf16 = kern_isa_avx512bf16.row_bf16;
+		isa_avx512bf16_run.rows_bf16 = kern_isa_avx512bf16.rows_bf16;
+	}
 }
 
 /* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports names it. */
@@ -583,6 +585,21 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	}
 	for (int n = n0; n < n0 + nn; n++) {
 		int mbmax = j->xb ? KERN_MB_ROWB : KERN_MB; /* rows a call takes */
+		if (j->xb && j->M == 1 && isa->rows_bf16) {
+			/* one input: up to four weight rows a call, within the block row of their
+			 * scales */
+			int nr = n0 + nn - n, left = 128 - n % 128;
+			nr = nr > 4 ? 4 : nr;
+			nr = nr > left ? left : nr;
+			isa->rows_bf16(qmat_fp8_row(W, n), nr, j->xb, K, j->sab,
+				       qmat_fp8_scales(W, n), acc);
+			for (int r = 0; r < nr; r++) {
+				float *yp = j->y + n + r;
+				*yp = j->accumulate ? *yp + acc[r] : acc[r];
+			}
+			n += nr - 1;
+			continue;
+		}
 		for (int m0 = 0; m0 < j->M; m0 += mbmax) {
 			int mb = j->M - m0 < mbmax ? j->M - m0 : mbmax;
 			if (j->xb) { /* act fp8 on BF16 dot products (row_bf16) */

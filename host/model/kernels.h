@@ -99,6 +99,10 @@ struct kern_isa {
 	 * sa[m*lds + kb]: acc[m] = sum_kb D(m,kb) * (sa * sw[kb]), D summed in f32 lanes */
 	void (*row_bf16)(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
 			 const float *sa, int lds, const float *sw, float *acc);
+	/* NULL, or row_bf16 with M = 1 on nr <= 4 consecutive weight rows w + r*K that share the
+	 * scales sw (one 128-row block): acc[r] the same bits as row_bf16 of row r alone */
+	void (*rows_bf16)(const uint8_t *w, int nr, const uint16_t *xb, int K, const float *sa,
+			  const float *sw, float *acc);
 };
 
 /* For the SIMD files' decode GEMVs on a prepared input (docs/numerics.md): an E4M3 code's bits

@@ -249,6 +249,96 @@ static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const
 		acc[m] = _mm512_reduce_add_ps(t[m]);
 }
 
+/*
+ * rowb_m's single-input GEMV on NR consecutive weight rows w + r*K (r < NR) that share one
+ * block row of scales sw, acc[r] each row's result: per row the same operations in the same
+ * order as rowb_m with M = 1 (the same bits), the input's codes, the lookup tables and the
+ * block's scale product loaded once for all NR rows and their reductions overlapping.
+ */
+static inline __attribute__((always_inline)) void rowsb_1(const uint8_t *w, const int NR,
+							  const uint16_t *xb, int K,
+							  const float *sa, const float *sw,
+							  float *acc)
+{
+	const __m512i th0 = _mm512_load_si512((const void *)e4m3_bf16_hi);
+	const __m512i th1 = _mm512_load_si512((const void *)(e4m3_bf16_hi + 64));
+	const __m512i tl0 = _mm512_load_si512((const void *)e4m3_bf16_lo);
+	const __m512i tl1 = _mm512_load_si512((const void *)(e4m3_bf16_lo + 64));
+	const __m512i sgn = _mm512_set1_epi8((char)0x80);
+	const __m512i ia = _mm512_set_epi8(
+	    95, 31, 94, 30, 93, 29, 92, 28, 91, 27, 90, 26, 89, 25, 88, 24, 87, 23, 86, 22, 85, 21,
+	    84, 20, 83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10,
+	    73, 9, 72, 8, 71, 7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
+	const __m512i ib = _mm512_add_epi8(ia, _mm512_set1_epi8(32));
+	__m512 t[4];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+		t[r] = _mm512_setzero_ps();
+	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
+		int k1 = K - k0 < 128 ? K : k0 + 128;
+		__m512 a[4], b[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			a[r] = b[r] = _mm512_setzero_ps();
+		for (int k = k0; k < k1; k += 64) {
+			int n = k1 - k;
+			__mmask32 ma = n >= 32 ? 0xFFFFFFFFu : ((__mmask32)1 << n) - 1;
+			__mmask32 mb = n >= 64	 ? 0xFFFFFFFFu
+				       : n <= 32 ? 0
+						 : ((__mmask32)1 << (n - 32)) - 1;
+			__m512i x0 = n >= 64 ? _mm512_loadu_si512((const void *)(xb + k))
+					     : _mm512_maskz_loadu_epi16(ma, xb + k);
+			__m512i x1 = n >= 64 ? _mm512_loadu_si512((const void *)(xb + k + 32))
+					     : _mm512_maskz_loadu_epi16(mb, xb + k + 32);
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++) {
+				const uint8_t *wr = w + (size_t)r * K + k;
+				/* the next NR rows a line a step, in address order: the rows
+				 * read side by side are no stream for the hardware's prefetch */
+				_mm_prefetch((const char *)(w + (size_t)NR * K +
+							    (size_t)(k / 64 * NR + r) * 64),
+					     _MM_HINT_T0);
+				__m512i cw =
+				    n >= 64 ? _mm512_loadu_si512((const void *)wr)
+					    : _mm512_maskz_loadu_epi8(((__mmask64)1 << n) - 1, wr);
+				__m512i hi = _mm512_permutex2var_epi8(th0, cw, th1);
+				__m512i lo = _mm512_permutex2var_epi8(tl0, cw, tl1);
+				hi = _mm512_ternarylogic_epi32(hi, cw, sgn, 0xF8);
+				__m512bh va = (__m512bh)_mm512_permutex2var_epi8(lo, ia, hi);
+				__m512bh vb = (__m512bh)_mm512_permutex2var_epi8(lo, ib, hi);
+				a[r] = _mm512_dpbf16_ps(a[r], va, (__m512bh)x0);
+				b[r] = _mm512_dpbf16_ps(b[r], vb, (__m512bh)x1);
+			}
+		}
+		__m512 s = _mm512_set1_ps(sa[kb] * sw[kb]);
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			t[r] = _mm512_fmadd_ps(_mm512_add_ps(a[r], b[r]), s, t[r]);
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+		acc[r] = _mm512_reduce_add_ps(t[r]);
+}
+
+static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K, const float *sa,
+			     const float *sw, float *acc)
+{
+	switch (nr) {
+	case 4:
+		rowsb_1(w, 4, xb, K, sa, sw, acc);
+		break;
+	case 3:
+		rowsb_1(w, 3, xb, K, sa, sw, acc);
+		break;
+	case 2:
+		rowsb_1(w, 2, xb, K, sa, sw, acc);
+		break;
+	default:
+		rowsb_1(w, 1, xb, K, sa, sw, acc);
+		break;
+	}
+}
+
 static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
 			    const float *sa, int lds, const float *sw, float *acc)
 {
@@ -271,4 +361,5 @@ const struct kern_isa kern_isa_avx512bf16 = {
     .decpack_bf16 = decpack_bf16_avx512,
     .tile_bf16 = tile_bf16_avx512,
     .row_bf16 = row_bf16_avx512,
+    .rows_bf16 = rows_bf16_avx512,
 };

@@ -368,12 +368,84 @@ static void test_f32_attention_prims(void **st)
 	}
 }
 
+/* rows_bf16 (the single-input decode GEMV on up to four weight rows a call) against row_bf16 on
+ * each row alone, bit for bit, for every row count and partial blocks of K; then in a decode
+ * region (rows_only, two threads) whose claims start inside a 128-row block, every output
+ * against the same job run beside a second input row (row_bf16's path). */
+static void test_rows_bf16(void **st)
+{
+	(void)st;
+	const struct kern_isa *isa = kern_isa_by_name("avx512bf16");
+	if (!isa || !isa->rows_bf16 || !isa->row_bf16)
+		skip();
+	const int Ks[] = {1, 31, 64, 128, 300, 384, 1024};
+	for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+		int K = Ks[ki], nkb = (K + 127) / 128, kp = (K + 1) & ~1;
+		struct qmat W;
+		make_fp8(&W, 4, K);
+		float *x = malloc(sizeof(float) * K), sa[8];
+		uint16_t *xb = calloc((size_t)kp + 64, sizeof(uint16_t));
+		for (int k = 0; k < K; k++)
+			x[k] = (float)((urand() - 0.5) * (k % 7 == 0 ? 40 : 1));
+		for (int kb = 0; kb < nkb; kb++) {
+			int n = K - kb * 128 < 128 ? K - kb * 128 : 128;
+			sa[kb] = (float)(0.01 + urand() * 0.02);
+			isa->quant_bf16(x + kb * 128, n, sa[kb], xb + kb * 128);
+		}
+		for (int nr = 1; nr <= 4; nr++) {
+			float a4[4], a1[8];
+			isa->rows_bf16(W.w, nr, xb, K, sa, W.scale, a4);
+			for (int r = 0; r < nr; r++) {
+				isa->row_bf16((const uint8_t *)W.w + (size_t)r * K, xb, kp, 1, K,
+					      sa, nkb, W.scale, a1);
+				if (memcmp(&a1[0], &a4[r], sizeof(float)))
+					fail_msg("K %d nr %d row %d: %a vs %a alone", K, nr, r,
+						 a4[r], a1[0]);
+			}
+		}
+		free((void *)W.w);
+		free((void *)W.scale);
+		free(x);
+		free(xb);
+	}
+	struct pool *pool = pool_create(2);
+	struct qmat A, B;
+	int K = 256, NA = 37, NB = 300;
+	make_fp8(&A, NA, K);
+	make_fp8(&B, NB, K);
+	float *x = malloc(sizeof(float) * 2 * K), *y1 = malloc(sizeof(float) * (NA + NB)),
+	      *y2 = malloc(sizeof(float) * 2 * (NA + NB));
+	for (int k = 0; k < 2 * K; k++)
+		x[k] = (float)(urand() - 0.5);
+	struct kern_ctx kc;
+	assert_int_equal(kern_ctx_init(&kc, pool, 1, 0, (size_t)2 * K, K), 0);
+	kc.isa = isa;
+	kc.rows_only = 1;
+	for (int M = 1; M <= 2; M++) {
+		float *y = M == 1 ? y1 : y2;
+		struct kern_job jobs[2] = {
+		    {.W = &A, .x = x, .ldx = K, .M = M, .y = y, .ldy = NA + NB},
+		    {.W = &B, .x = x, .ldx = K, .M = M, .y = y + NA, .ldy = NA + NB}};
+		assert_int_equal(kern_matmul_jobs(&kc, jobs, 2), 0);
+	}
+	assert_memory_equal(y1, y2, sizeof(float) * (NA + NB));
+	kern_ctx_free(&kc);
+	pool_free(pool);
+	free((void *)A.w);
+	free((void *)A.scale);
+	free((void *)B.w);
+	free((void *)B.scale);
+	free(x);
+	free(y1);
+	free(y2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fp8_shapes),	  cmocka_unit_test(test_fp8_rows_magnitudes),
 	    cmocka_unit_test(test_bf16_and_jobs), cmocka_unit_test(test_f32_attention_prims),
-	    cmocka_unit_test(test_bf16_packed),
+	    cmocka_unit_test(test_bf16_packed),	  cmocka_unit_test(test_rows_bf16),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
