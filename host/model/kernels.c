@@ -585,17 +585,22 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 	}
 	for (int n = n0; n < n0 + nn; n++) {
 		int mbmax = j->xb ? KERN_MB_ROWB : KERN_MB; /* rows a call takes */
-		if (j->xb && j->M == 1 && isa->rows_bf16) {
+		if (j->M == 1 && W->fmt == QMAT_FP8 &&
+		    (j->xb ? isa->rows_bf16 != NULL : j->xp && isa->rows_fp8)) {
 			/* one input: up to four weight rows a call, within the block row of their
 			 * scales */
 			int nr = n0 + nn - n, left = 128 - n % 128;
 			nr = nr > 4 ? 4 : nr;
 			nr = nr > left ? left : nr;
-			isa->rows_bf16(qmat_fp8_row(W, n), nr, j->xb, K, j->sab,
-				       qmat_fp8_scales(W, n), acc);
+			if (j->xb)
+				isa->rows_bf16(qmat_fp8_row(W, n), nr, j->xb, K, j->sab,
+					       qmat_fp8_scales(W, n), acc);
+			else
+				isa->rows_fp8(qmat_fp8_row(W, n), nr, j->xp, K,
+					      qmat_fp8_scales(W, n), acc);
 			for (int r = 0; r < nr; r++) {
-				float *yp = j->y + n + r;
-				*yp = j->accumulate ? *yp + acc[r] : acc[r];
+				float *yp = j->y + n + r, v = j->xb ? acc[r] : acc[r] * j->xpf[0];
+				*yp = j->accumulate ? *yp + v : v;
 			}
 			n += nr - 1;
 			continue;

@@ -34,6 +34,11 @@ struct kern_isa {
 	/* NULL, or the input layout row_fp8 reads: xp[K] from x[K], returning the power of two f
 	 * that row_fp8's acc on xp is multiplied by to give the sum above (avx2) */
 	float (*prep_fp8)(const float *x, int K, float *xp);
+	/* NULL, or row_fp8 with M = 1 on the prepared input (prep_fp8), nr <= 4 consecutive weight
+	 * rows w + r*K that share the scales sw (one 128-row block): acc[r] the same bits as
+	 * row_fp8 of row r alone */
+	void (*rows_fp8)(const uint8_t *w, int nr, const float *xp, int K, const float *sw,
+			 float *acc);
 	/* out[k] = e4m3(w[k]) * sw[k/128] for k < K (dequantize one row) */
 	void (*dec_fp8)(const uint8_t *w, int K, const float *sw, float *out);
 	/* y[m*ldy+j] = sum_k wp[k*KERN_PW+j] * x[m*ldx+k] (y += that with acc) for j < nw <= KERN_PW,

@@ -215,6 +215,92 @@ static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K
 #undef CALL_M
 }
 
+/*
+ * rowp_fp8_m with M = 1 on NR consecutive weight rows w + r*K that share the scales sw (one
+ * 128-row block), acc[r] each row's sum: per row the same operations in the same order (the same
+ * bits), the input's vectors and the block's scale loaded once for all NR rows, their reductions
+ * overlapping. The next NR rows are prefetched a line every other step per row, in address
+ * order (rows read side by side are no stream for the hardware prefetcher).
+ */
+static inline __attribute__((always_inline)) void
+rowsp_fp8_1(const uint8_t *w, const int NR, const float *x, int K, const float *sw, float *acc)
+{
+	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
+	__m256 t[4];
+	float tail[4];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++) {
+		t[r] = _mm256_setzero_ps();
+		tail[r] = 0;
+	}
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
+		__m256 a[4], b[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			a[r] = b[r] = _mm256_setzero_ps();
+		for (; k + 32 <= k1; k += 32) {
+			__m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+			__m256 x2 = _mm256_loadu_ps(x + k + 16), x3 = _mm256_loadu_ps(x + k + 24);
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++) {
+				const uint8_t *wr = w + (size_t)r * K + k;
+				if (!(k & 32))
+					_mm_prefetch((const char *)(w + (size_t)NR * K +
+								    (size_t)(k / 64 * NR + r) * 64),
+						     _MM_HINT_T0);
+				__m256i c = _mm256_loadu_si256((const __m256i *)wr);
+				__m256i o = _mm256_srai_epi16(c, 4);
+				__m256i e = _mm256_srai_epi16(_mm256_slli_epi16(c, 8), 4);
+				__m256 v0 = _mm256_castsi256_ps(
+				    _mm256_and_si256(_mm256_slli_epi32(e, 16), mk));
+				__m256 v1 = _mm256_castsi256_ps(
+				    _mm256_and_si256(_mm256_slli_epi32(o, 16), mk));
+				__m256 v2 = _mm256_castsi256_ps(_mm256_and_si256(e, mk));
+				__m256 v3 = _mm256_castsi256_ps(_mm256_and_si256(o, mk));
+				a[r] = _mm256_fmadd_ps(v0, x0, a[r]);
+				b[r] = _mm256_fmadd_ps(v1, x1, b[r]);
+				a[r] = _mm256_fmadd_ps(v2, x2, a[r]);
+				b[r] = _mm256_fmadd_ps(v3, x3, b[r]);
+			}
+		}
+		float s = sw[k0 / 128] * 256.0f;
+		__m256 vs = _mm256_set1_ps(s);
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			t[r] = _mm256_fmadd_ps(_mm256_add_ps(a[r], b[r]), vs, t[r]);
+			if (k < k1) { /* the row's last K % 32 values, in order */
+				float d = 0;
+				for (int i = k; i < k1; i++)
+					d += kern_placed1(w[(size_t)r * K + i]) * x[i];
+				tail[r] += d * s;
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+		acc[r] = hsum8(t[r]) + tail[r];
+}
+
+static void rows_fp8_avx2(const uint8_t *w, int nr, const float *x, int K, const float *sw,
+			  float *acc)
+{
+	switch (nr) {
+	case 4:
+		rowsp_fp8_1(w, 4, x, K, sw, acc);
+		break;
+	case 3:
+		rowsp_fp8_1(w, 3, x, K, sw, acc);
+		break;
+	case 2:
+		rowsp_fp8_1(w, 2, x, K, sw, acc);
+		break;
+	default:
+		rowsp_fp8_1(w, 1, x, K, sw, acc);
+		break;
+	}
+}
+
 /* xp in rowp_fp8_m's layout: each whole 32-value chunk as xp[32t + 8j + i] = x[32t + 4i + j], the
  * last K % 32 values in order, all times 2^(112-d); returns 2^d (d = 0 unless max |x| >= 2^15). */
 static float prep_fp8_avx2(const float *x, int K, float *xp)
@@ -688,6 +774,7 @@ const struct kern_isa kern_isa_avx2 = {
     .name = "avx2",
     .dot_bf16 = dot_bf16_avx2,
     .row_fp8 = row_fp8_avx2,
+    .rows_fp8 = rows_fp8_avx2,
     .prep_fp8 = prep_fp8_avx2,
     .dec_fp8 = dec_fp8_avx2,
     .tile_p16 = tile_p16_avx2,

@@ -186,6 +186,91 @@ static void rowp_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, in
 	}
 }
 
+/*
+ * rowp512_m with M = 1 on NR consecutive weight rows w + r*K that share the scales sw (one
+ * 128-row block), acc[r] each row's sum: per row the same operations in the same order (the same
+ * bits), the input's vectors and the block's scale loaded once for all NR rows, their reductions
+ * overlapping. The next NR rows are prefetched a line a step per row, in address order (rows
+ * read side by side are no stream for the hardware prefetcher).
+ */
+static inline __attribute__((always_inline)) void
+rowsp512_1(const uint8_t *w, const int NR, const float *x, int K, const float *sw, float *acc)
+{
+	const __m512i mk = _mm512_set1_epi32((int)0x87F00000);
+	__m512 t[4];
+	float tail[4];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++) {
+		t[r] = _mm512_setzero_ps();
+		tail[r] = 0;
+	}
+	for (int k0 = 0; k0 < K; k0 += 128) {
+		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
+		__m512 a[4], b[4], c[4], d[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			a[r] = b[r] = c[r] = d[r] = _mm512_setzero_ps();
+		for (; k + 64 <= k1; k += 64) {
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++) {
+				const uint8_t *wr = w + (size_t)r * K + k;
+				_mm_prefetch((const char *)(w + (size_t)NR * K +
+							    (size_t)(k / 64 * NR + r) * 64),
+					     _MM_HINT_T0);
+				__m512i cw = _mm512_loadu_si512((const void *)wr);
+				__m512i o = _mm512_srai_epi16(cw, 4);
+				__m512i e = _mm512_srai_epi16(_mm512_slli_epi16(cw, 8), 4);
+				__m512 v0 = _mm512_castsi512_ps(
+				    _mm512_and_si512(_mm512_slli_epi32(e, 16), mk));
+				__m512 v1 = _mm512_castsi512_ps(
+				    _mm512_and_si512(_mm512_slli_epi32(o, 16), mk));
+				__m512 v2 = _mm512_castsi512_ps(_mm512_and_si512(e, mk));
+				__m512 v3 = _mm512_castsi512_ps(_mm512_and_si512(o, mk));
+				a[r] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(x + k), a[r]);
+				b[r] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(x + k + 16), b[r]);
+				c[r] = _mm512_fmadd_ps(v2, _mm512_loadu_ps(x + k + 32), c[r]);
+				d[r] = _mm512_fmadd_ps(v3, _mm512_loadu_ps(x + k + 48), d[r]);
+			}
+		}
+		float s = sw[k0 / 128] * 256.0f;
+		__m512 vs = _mm512_set1_ps(s);
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			__m512 bs =
+			    _mm512_add_ps(_mm512_add_ps(a[r], b[r]), _mm512_add_ps(c[r], d[r]));
+			t[r] = _mm512_fmadd_ps(bs, vs, t[r]);
+			if (k < k1) { /* the row's last K % 64 values, in order */
+				float dd = 0;
+				for (int i = k; i < k1; i++)
+					dd += kern_placed1(w[(size_t)r * K + i]) * x[i];
+				tail[r] += dd * s;
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+		acc[r] = _mm512_reduce_add_ps(t[r]) + tail[r];
+}
+
+static void rows_fp8_avx512(const uint8_t *w, int nr, const float *x, int K, const float *sw,
+			    float *acc)
+{
+	switch (nr) {
+	case 4:
+		rowsp512_1(w, 4, x, K, sw, acc);
+		break;
+	case 3:
+		rowsp512_1(w, 3, x, K, sw, acc);
+		break;
+	case 2:
+		rowsp512_1(w, 2, x, K, sw, acc);
+		break;
+	default:
+		rowsp512_1(w, 1, x, K, sw, acc);
+		break;
+	}
+}
+
 /* xp in rowp512_m's layout: each whole 64-value chunk as xp[64t + 16j + i] = x[64t + 4i + j]
  * within each 128-block (a block's last K % 64 values in order), all times 2^(112-d); returns
  * 2^d (d = 0 unless max |x| >= 2^15). */
@@ -378,6 +463,7 @@ const struct kern_isa kern_isa_avx512 = {
     .name = "avx512",
     .dot_bf16 = dot_bf16_avx512,
     .row_fp8 = rowp_fp8_avx512,
+    .rows_fp8 = rows_fp8_avx512,
     .prep_fp8 = prep_fp8_avx512,
     .tile_p16 = tile_p16_avx512,
     .gemv_bf16p = gemv_bf16p_avx512,
