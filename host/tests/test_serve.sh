@@ -214,12 +214,13 @@ wait $cpid
 [ $rc = 0 ] && tail -n 2 "$W/drain" | grep -q 'data: \[DONE\]' && grep -q '"finish_reason":"length"' "$W/drain" && ok || bad "SIGTERM drain: exit $rc, $(tail -c 200 "$W/drain")"
 [ "$(code "$URL/health")" = 000 ] && ok || bad "the port still answers after exit"
 
-# --- a small queue: 429 with Retry-After, never a hang -----------------------------------------
+# --- a small queue: 429 with Retry-After, never a hang (the requests greedy and run to
+#     max_tokens: a sampled reply ending early at its EOS could free the queue too soon) ------------
 start queue --max-batch 1 --max-queue 1 || { echo "$pass passed, $fail failed"; exit 1; }
 qp=""
 for i in $(seq 6); do
   curl -s -D "$W/h$i" -o /dev/null -w '%{http_code}\n' --max-time 60 "$URL/v1/completions" \
-    -d '{"prompt":"The jury","max_tokens":100}' >"$W/c$i" &
+    -d '{"prompt":"The jury","max_tokens":100,"temperature":0,"ignore_eos":true}' >"$W/c$i" &
   qp="$qp $!"
 done
 wait $qp
