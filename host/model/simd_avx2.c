@@ -130,6 +130,18 @@ static inline __m256 dq8(const uint8_t *w, float s)
 	return _mm256_loadu_ps(v);
 }
 
+/* dq8's vector path with its factor vs = s * 2^120 broadcast once (for a whole 128-block: the
+ * same bits), and whether a block's scale takes that path. */
+static inline int dq8_vec(float s)
+{
+	return s < 256.0f && s > -256.0f;
+}
+
+static inline __m256 dq8v(const uint8_t *w, __m256 vs)
+{
+	return _mm256_mul_ps(place8(w), vs);
+}
+
 /*
  * The decode GEMV, on an input prepared by prep_fp8, without binary16 conversion. An E4M3 code's
  * bits placed as f32 bits, sign to bit 31 and the seven others to bits 26..20, are the f32 of its
@@ -488,9 +500,16 @@ static void axpy_fp8s_avx2(float *y, float a, const uint8_t *w, const float *sw,
 {
 	__m256 va = _mm256_set1_ps(a);
 	int k = 0;
-	for (; k + 8 <= n; k += 8)
-		_mm256_storeu_ps(
-		    y + k, _mm256_fmadd_ps(va, dq8(w + k, sw[k / 128]), _mm256_loadu_ps(y + k)));
+	for (int k0 = 0; k + 8 <= n; k0 += 128) { /* a block's scale checked and broadcast once */
+		int k1 = n - k0 < 128 ? n : k0 + 128;
+		float s0 = sw[k0 / 128];
+		__m256 v0 = _mm256_set1_ps(s0 * 0x1p120f);
+		int vec = dq8_vec(s0);
+		for (; k + 8 <= k1; k += 8)
+			_mm256_storeu_ps(y + k,
+					 _mm256_fmadd_ps(va, vec ? dq8v(w + k, v0) : dq8(w + k, s0),
+							 _mm256_loadu_ps(y + k)));
+	}
 	for (; k < n; k++)
 		y[k] += a * (kern_placed1(w[k]) * 0x1p120f * sw[k / 128]);
 }
@@ -502,12 +521,29 @@ static void axpy4_fp8s_avx2(float *y, const float *a, const uint8_t *const *w,
 	__m256 a0 = _mm256_set1_ps(a[0]), a1 = _mm256_set1_ps(a[1]);
 	__m256 a2 = _mm256_set1_ps(a[2]), a3 = _mm256_set1_ps(a[3]);
 	int k = 0;
-	for (; k + 8 <= n; k += 8) {
-		__m256 v =
-		    _mm256_fmadd_ps(a0, dq8(w[0] + k, sw[0][k / 128]), _mm256_loadu_ps(y + k));
-		v = _mm256_fmadd_ps(a1, dq8(w[1] + k, sw[1][k / 128]), v);
-		v = _mm256_fmadd_ps(a2, dq8(w[2] + k, sw[2][k / 128]), v);
-		_mm256_storeu_ps(y + k, _mm256_fmadd_ps(a3, dq8(w[3] + k, sw[3][k / 128]), v));
+	for (int k0 = 0; k + 8 <= n;
+	     k0 += 128) { /* the block's scales checked and broadcast once */
+		int k1 = n - k0 < 128 ? n : k0 + 128, kb = k0 / 128;
+		float s0 = sw[0][kb], s1 = sw[1][kb], s2 = sw[2][kb], s3 = sw[3][kb];
+		if (dq8_vec(s0) && dq8_vec(s1) && dq8_vec(s2) && dq8_vec(s3)) {
+			__m256 v0 = _mm256_set1_ps(s0 * 0x1p120f),
+			       v1 = _mm256_set1_ps(s1 * 0x1p120f);
+			__m256 v2 = _mm256_set1_ps(s2 * 0x1p120f),
+			       v3 = _mm256_set1_ps(s3 * 0x1p120f);
+			for (; k + 8 <= k1; k += 8) {
+				__m256 v =
+				    _mm256_fmadd_ps(a0, dq8v(w[0] + k, v0), _mm256_loadu_ps(y + k));
+				v = _mm256_fmadd_ps(a1, dq8v(w[1] + k, v1), v);
+				v = _mm256_fmadd_ps(a2, dq8v(w[2] + k, v2), v);
+				_mm256_storeu_ps(y + k, _mm256_fmadd_ps(a3, dq8v(w[3] + k, v3), v));
+			}
+		}
+		for (; k + 8 <= k1; k += 8) {
+			__m256 v = _mm256_fmadd_ps(a0, dq8(w[0] + k, s0), _mm256_loadu_ps(y + k));
+			v = _mm256_fmadd_ps(a1, dq8(w[1] + k, s1), v);
+			v = _mm256_fmadd_ps(a2, dq8(w[2] + k, s2), v);
+			_mm256_storeu_ps(y + k, _mm256_fmadd_ps(a3, dq8(w[3] + k, s3), v));
+		}
 	}
 	for (; k < n; k++)
 		for (int i = 0; i < 4; i++)
@@ -541,14 +577,24 @@ dot_rows8_m(const void *const *w, const float *const *sw, const int fp8, const i
 		for (int m = 0; m < KERN_MB; m++)
 			a[p][m] = _mm256_setzero_ps();
 	int k = 0;
-	for (; k + 8 <= n; k += 8) {
-		__m256 r0 = row8(w, sw, fp8, 0, k), r1 = P > 1 ? row8(w, sw, fp8, 1, k) : r0;
+	for (int k0 = 0; k + 8 <= n; k0 += 128) {
+		/* FP8 rows: the block's scales checked and broadcast once (row8's values) */
+		int k1 = !fp8 || n - k0 < 128 ? n : k0 + 128;
+		float s0 = fp8 ? sw[0][k0 / 128] : 0, s1 = fp8 && P > 1 ? sw[1][k0 / 128] : s0;
+		__m256 v0 = _mm256_set1_ps(s0 * 0x1p120f), v1 = _mm256_set1_ps(s1 * 0x1p120f);
+		int vec = fp8 && dq8_vec(s0) && dq8_vec(s1);
+		for (; k + 8 <= k1; k += 8) {
+			const uint8_t *c0 = (const uint8_t *)w[0] + k,
+				      *c1 = (const uint8_t *)w[1] + k;
+			__m256 r0 = vec ? dq8v(c0, v0) : row8(w, sw, fp8, 0, k);
+			__m256 r1 = P < 2 ? r0 : vec ? dq8v(c1, v1) : row8(w, sw, fp8, 1, k);
 #pragma GCC unroll 4
-		for (int m = 0; m < M; m++) {
-			__m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
-			a[0][m] = _mm256_fmadd_ps(r0, xv, a[0][m]);
-			if (P > 1)
-				a[1][m] = _mm256_fmadd_ps(r1, xv, a[1][m]);
+			for (int m = 0; m < M; m++) {
+				__m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
+				a[0][m] = _mm256_fmadd_ps(r0, xv, a[0][m]);
+				if (P > 1)
+					a[1][m] = _mm256_fmadd_ps(r1, xv, a[1][m]);
+			}
 		}
 	}
 	for (int p = 0; p < P; p++) {
