@@ -1,6 +1,6 @@
 /*
  * simd_avx2.c - AVX2 + FMA + F16C row-dot primitives for kernels.h (the x86-64 baseline SIMD
- * path). E4M3 codes are decoded by placing their bits as f32 bits (rowp_fp8_m), not through
+ * path). E4M3 codes are decoded by placing their bits as f32 bits (rowp_fp8_t), not through
  * binary16 as simd_avx512.c does; partial tails go value by value.
  */
 #include <immintrin.h>
@@ -158,110 +158,49 @@ static inline __m256 dq8v(const uint8_t *w, __m256 vs)
  * xp[32t + 8j + i] = x[32t + 4i + j]. Per 128-block two accumulators per row; the block's vector
  * sum is scaled by sw[kb] (times 256, exact) into one running vector per row, summed across lanes
  * once per row. The same operations for every M, so a row's result does not depend on the rows
- * beside it (nor on their magnitudes: d is the row's own).
+ * beside it (nor on their magnitudes: d is the row's own). NR <= 4 consecutive weight rows w + r*K
+ * (one block row of scales sw) against M inputs, acc[r*M + m]: a call takes several weight rows
+ * (NR > 1, M = 1: rows_fp8) or several inputs (NR = 1: row_fp8), each sum the same operations.
  */
-static inline __attribute__((always_inline)) void rowp_fp8_m(const uint8_t *w, const float *x,
-							     int ldx, const int M, int K,
-							     const float *sw, float *acc)
+static inline __attribute__((always_inline)) void rowp_fp8_t(const uint8_t *w, const int NR,
+							     const float *x, int ldx, const int M,
+							     int K, const float *sw, float *acc)
 {
 	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
-	__m256 t[KERN_MB];
-	float tail[KERN_MB];
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++) {
-		t[m] = _mm256_setzero_ps();
-		tail[m] = 0;
-	}
-	for (int k0 = 0; k0 < K; k0 += 128) {
-		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		__m256 a[KERN_MB], b[KERN_MB];
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++)
-			a[m] = b[m] = _mm256_setzero_ps();
-		/* the stream's next lines, ahead of the hardware prefetcher (which stops at 4 KiB
-		 * pages, and on short rows barely starts) */
-		_mm_prefetch((const char *)(w + k0) + ROW_PF_BYTES, _MM_HINT_T0);
-		_mm_prefetch((const char *)(w + k0) + ROW_PF_BYTES + 64, _MM_HINT_T0);
-		for (; k + 32 <= k1; k += 32) {
-			__m256i c = _mm256_loadu_si256((const __m256i *)(w + k));
-			__m256i o = _mm256_srai_epi16(c, 4);
-			__m256i e = _mm256_srai_epi16(_mm256_slli_epi16(c, 8), 4);
-			__m256 v0 =
-			    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(e, 16), mk));
-			__m256 v1 =
-			    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(o, 16), mk));
-			__m256 v2 = _mm256_castsi256_ps(_mm256_and_si256(e, mk));
-			__m256 v3 = _mm256_castsi256_ps(_mm256_and_si256(o, mk));
-#pragma GCC unroll 6
-			for (int m = 0; m < M; m++) {
-				const float *xm = x + (size_t)m * ldx + k;
-				a[m] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(xm), a[m]);
-				b[m] = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xm + 8), b[m]);
-				a[m] = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xm + 16), a[m]);
-				b[m] = _mm256_fmadd_ps(v3, _mm256_loadu_ps(xm + 24), b[m]);
-			}
-		}
-		float s = sw[k0 / 128] * 256.0f;
-		__m256 vs = _mm256_set1_ps(s);
-#pragma GCC unroll 6
-		for (int m = 0; m < M; m++) {
-			t[m] = _mm256_fmadd_ps(_mm256_add_ps(a[m], b[m]), vs, t[m]);
-			if (k < k1) { /* the row's last K % 32 values, in order */
-				float d = 0;
-				for (int i = k; i < k1; i++)
-					d += kern_placed1(w[i]) * x[(size_t)m * ldx + i];
-				tail[m] += d * s;
-			}
-		}
-	}
-#pragma GCC unroll 6
-	for (int m = 0; m < M; m++)
-		acc[m] = hsum8(t[m]) + tail[m];
-}
-
-static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
-			 float *acc)
-{
-#define CALL_M(m) rowp_fp8_m(w, x, ldx, m, K, sw, acc)
-	KERN_PER_M(M, CALL_M);
-#undef CALL_M
-}
-
-/*
- * rowp_fp8_m with M = 1 on NR consecutive weight rows w + r*K that share the scales sw (one
- * 128-row block), acc[r] each row's sum: per row the same operations in the same order (the same
- * bits), the input's vectors and the block's scale loaded once for all NR rows, their reductions
- * overlapping. The next NR rows are prefetched a line every other step per row, in address
- * order (rows read side by side are no stream for the hardware prefetcher).
- */
-static inline __attribute__((always_inline)) void
-rowsp_fp8_1(const uint8_t *w, const int NR, const float *x, int K, const float *sw, float *acc)
-{
-	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
-	__m256 t[4];
-	float tail[4];
+	__m256 t[4][KERN_MB];
+	float tail[4][KERN_MB];
 #pragma GCC unroll 4
-	for (int r = 0; r < NR; r++) {
-		t[r] = _mm256_setzero_ps();
-		tail[r] = 0;
-	}
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++) {
+			t[r][m] = _mm256_setzero_ps();
+			tail[r][m] = 0;
+		}
 	for (int k0 = 0; k0 < K; k0 += 128) {
 		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		__m256 a[4], b[4];
+		__m256 a[4][KERN_MB], b[4][KERN_MB];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			a[r] = b[r] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+			for (int m = 0; m < M; m++)
+				a[r][m] = b[r][m] = _mm256_setzero_ps();
+		if (NR == 1) {
+			/* the stream's next lines, ahead of the hardware prefetcher (which stops at 4
+			 * KiB pages, and on short rows barely starts) */
+			_mm_prefetch((const char *)(w + k0) + ROW_PF_BYTES, _MM_HINT_T0);
+			_mm_prefetch((const char *)(w + k0) + ROW_PF_BYTES + 64, _MM_HINT_T0);
+		}
 		for (; k + 32 <= k1; k += 32) {
-			__m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-			__m256 x2 = _mm256_loadu_ps(x + k + 16), x3 = _mm256_loadu_ps(x + k + 24);
 #pragma GCC unroll 4
 			for (int r = 0; r < NR; r++) {
-				const uint8_t *wr = w + (size_t)r * K + k;
-				if (!(k & 32))
+				/* rows read side by side are no stream for the hardware prefetcher:
+				 * the next NR rows a line every other step per row, in address order */
+				if (NR > 1 && !(k & 32))
 					_mm_prefetch((const char *)(w + (size_t)NR * K +
 								    (size_t)(k / 64 * NR + r) * 64),
 						     _MM_HINT_T0);
-				__m256i c = _mm256_loadu_si256((const __m256i *)wr);
+				__m256i c =
+				    _mm256_loadu_si256((const __m256i *)(w + (size_t)r * K + k));
 				__m256i o = _mm256_srai_epi16(c, 4);
 				__m256i e = _mm256_srai_epi16(_mm256_slli_epi16(c, 8), 4);
 				__m256 v0 = _mm256_castsi256_ps(
@@ -270,50 +209,64 @@ rowsp_fp8_1(const uint8_t *w, const int NR, const float *x, int K, const float *
 				    _mm256_and_si256(_mm256_slli_epi32(o, 16), mk));
 				__m256 v2 = _mm256_castsi256_ps(_mm256_and_si256(e, mk));
 				__m256 v3 = _mm256_castsi256_ps(_mm256_and_si256(o, mk));
-				a[r] = _mm256_fmadd_ps(v0, x0, a[r]);
-				b[r] = _mm256_fmadd_ps(v1, x1, b[r]);
-				a[r] = _mm256_fmadd_ps(v2, x2, a[r]);
-				b[r] = _mm256_fmadd_ps(v3, x3, b[r]);
+#pragma GCC unroll 4
+				for (int m = 0; m < M; m++) {
+					const float *xm = x + (size_t)m * ldx + k;
+					a[r][m] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(xm), a[r][m]);
+					b[r][m] =
+					    _mm256_fmadd_ps(v1, _mm256_loadu_ps(xm + 8), b[r][m]);
+					a[r][m] =
+					    _mm256_fmadd_ps(v2, _mm256_loadu_ps(xm + 16), a[r][m]);
+					b[r][m] =
+					    _mm256_fmadd_ps(v3, _mm256_loadu_ps(xm + 24), b[r][m]);
+				}
 			}
 		}
 		float s = sw[k0 / 128] * 256.0f;
 		__m256 vs = _mm256_set1_ps(s);
 #pragma GCC unroll 4
-		for (int r = 0; r < NR; r++) {
-			t[r] = _mm256_fmadd_ps(_mm256_add_ps(a[r], b[r]), vs, t[r]);
-			if (k < k1) { /* the row's last K % 32 values, in order */
-				float d = 0;
-				for (int i = k; i < k1; i++)
-					d += kern_placed1(w[(size_t)r * K + i]) * x[i];
-				tail[r] += d * s;
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+			for (int m = 0; m < M; m++) {
+				t[r][m] =
+				    _mm256_fmadd_ps(_mm256_add_ps(a[r][m], b[r][m]), vs, t[r][m]);
+				if (k < k1) { /* the row's last K % 32 values, in order */
+					float d = 0;
+					for (int i = k; i < k1; i++)
+						d += kern_placed1(w[(size_t)r * K + i]) *
+						     x[(size_t)m * ldx + i];
+					tail[r][m] += d * s;
+				}
 			}
-		}
 	}
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
-		acc[r] = hsum8(t[r]) + tail[r];
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++)
+			acc[r * M + m] = hsum8(t[r][m]) + tail[r][m];
 }
 
+static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K, const float *sw,
+			 float *acc)
+{
+#define CALL_M(m) rowp_fp8_t(w, 1, x, ldx, m, K, sw, acc)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
+}
+
+/* row_fp8_avx2 with one input on nr <= 4 consecutive weight rows w + r*K that share the scales sw
+ * (one 128-row block): each row's sum with the same operations in the same order (the same
+ * bits), the input's vectors and the block's scale loaded once for all of them, their reductions
+ * overlapping. */
 static void rows_fp8_avx2(const uint8_t *w, int nr, const float *x, int K, const float *sw,
 			  float *acc)
 {
-	switch (nr) {
-	case 4:
-		rowsp_fp8_1(w, 4, x, K, sw, acc);
-		break;
-	case 3:
-		rowsp_fp8_1(w, 3, x, K, sw, acc);
-		break;
-	case 2:
-		rowsp_fp8_1(w, 2, x, K, sw, acc);
-		break;
-	default:
-		rowsp_fp8_1(w, 1, x, K, sw, acc);
-		break;
-	}
+#define CALL_NR(r) rowp_fp8_t(w, r, x, K, 1, K, sw, acc)
+	KERN_PER_M(nr, CALL_NR);
+#undef CALL_NR
 }
 
-/* xp in rowp_fp8_m's layout: each whole 32-value chunk as xp[32t + 8j + i] = x[32t + 4i + j], the
+/* xp in rowp_fp8_t's layout: each whole 32-value chunk as xp[32t + 8j + i] = x[32t + 4i + j], the
  * last K % 32 values in order, all times 2^(112-d); returns 2^d (d = 0 unless max |x| >= 2^15). */
 static float prep_fp8_avx2(const float *x, int K, float *xp)
 {

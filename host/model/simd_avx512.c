@@ -94,7 +94,7 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
 
 /*
  * The decode GEMV on an input prepared by prep_fp8_avx512, without binary16 conversion (the
- * placing of simd_avx2.c's rowp_fp8_m, 64 codes a step): an E4M3 code's bits placed as f32 bits,
+ * placing of simd_avx2.c's rowp_fp8_t, 64 codes a step): an E4M3 code's bits placed as f32 bits,
  * sign to bit 31 and the seven others to bits 26..20, are the f32 of its value * 2^-120 exactly
  * (f32 subnormals for E4M3's); the input is scaled by 2^(112-d), so each product is
  * x * e4m3 / 2^(8+d) exactly, and the caller multiplies the row's sum by 2^d. The sixteen-bit
@@ -104,120 +104,49 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
  * each whole 64-value chunk of x as xp[64t + 16j + i] = x[64t + 4i + j]. Per 128-block four
  * accumulators per row (one per vector), added as (a + b) + (c + d) and scaled by sw[kb] (times
  * 256, exact) into one running vector per row, summed across lanes once. The same operations for
- * every M: a row's result does not depend on the rows beside it.
+ * every M: a row's result does not depend on the rows beside it. NR <= 4 consecutive weight rows
+ * w + r*K (one block row of scales sw) against M inputs, acc[r*M + m]: several weight rows a call
+ * (NR > 1, M = 1: rows_fp8) or several inputs (NR = 1: row_fp8), each sum the same operations.
  */
-static inline __attribute__((always_inline)) void rowp512_m(const uint8_t *w, const float *x,
-							    int ldx, const int M, int K,
-							    const float *sw, float *acc)
+static inline __attribute__((always_inline)) void rowp512_t(const uint8_t *w, const int NR,
+							    const float *x, int ldx, const int M,
+							    int K, const float *sw, float *acc)
 {
 	const __m512i mk = _mm512_set1_epi32((int)0x87F00000);
-	__m512 t[KERN_MB];
-	float tail[KERN_MB];
+	__m512 t[4][KERN_MB];
+	float tail[4][KERN_MB];
 #pragma GCC unroll 4
-	for (int m = 0; m < M; m++) {
-		t[m] = _mm512_setzero_ps();
-		tail[m] = 0;
-	}
-	for (int k0 = 0; k0 < K; k0 += 128) {
-		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		__m512 a[KERN_MB], b[KERN_MB], c[KERN_MB], d[KERN_MB];
-#pragma GCC unroll 4
-		for (int m = 0; m < M; m++)
-			a[m] = b[m] = c[m] = d[m] = _mm512_setzero_ps();
-		/* the stream's next lines, ahead of the hardware prefetcher (which stops at 4 KiB
-		 * pages) */
-		_mm_prefetch((const char *)(w + k0) + MOE_PF_BYTES, _MM_HINT_T0);
-		_mm_prefetch((const char *)(w + k0) + MOE_PF_BYTES + 64, _MM_HINT_T0);
-		for (; k + 64 <= k1; k += 64) {
-			__m512i cw = _mm512_loadu_si512((const void *)(w + k));
-			__m512i o = _mm512_srai_epi16(cw, 4);
-			__m512i e = _mm512_srai_epi16(_mm512_slli_epi16(cw, 8), 4);
-			__m512 v0 =
-			    _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(e, 16), mk));
-			__m512 v1 =
-			    _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(o, 16), mk));
-			__m512 v2 = _mm512_castsi512_ps(_mm512_and_si512(e, mk));
-			__m512 v3 = _mm512_castsi512_ps(_mm512_and_si512(o, mk));
-#pragma GCC unroll 4
-			for (int m = 0; m < M; m++) {
-				const float *xm = x + (size_t)m * ldx + k;
-				a[m] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(xm), a[m]);
-				b[m] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(xm + 16), b[m]);
-				c[m] = _mm512_fmadd_ps(v2, _mm512_loadu_ps(xm + 32), c[m]);
-				d[m] = _mm512_fmadd_ps(v3, _mm512_loadu_ps(xm + 48), d[m]);
-			}
-		}
-		float s = sw[k0 / 128] * 256.0f;
-		__m512 vs = _mm512_set1_ps(s);
+	for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
 		for (int m = 0; m < M; m++) {
-			__m512 bs =
-			    _mm512_add_ps(_mm512_add_ps(a[m], b[m]), _mm512_add_ps(c[m], d[m]));
-			t[m] = _mm512_fmadd_ps(bs, vs, t[m]);
-			if (k < k1) { /* the row's last K % 64 values, in order */
-				float dd = 0;
-				for (int i = k; i < k1; i++)
-					dd += kern_placed1(w[i]) * x[(size_t)m * ldx + i];
-				tail[m] += dd * s;
-			}
+			t[r][m] = _mm512_setzero_ps();
+			tail[r][m] = 0;
 		}
-	}
-#pragma GCC unroll 4
-	for (int m = 0; m < M; m++)
-		acc[m] = _mm512_reduce_add_ps(t[m]) + tail[m];
-}
-
-static void rowp_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
-			    const float *sw, float *acc)
-{
-	switch (M) {
-	case 1:
-		rowp512_m(w, x, ldx, 1, K, sw, acc);
-		break;
-	case 2:
-		rowp512_m(w, x, ldx, 2, K, sw, acc);
-		break;
-	case 3:
-		rowp512_m(w, x, ldx, 3, K, sw, acc);
-		break;
-	default:
-		rowp512_m(w, x, ldx, 4, K, sw, acc);
-		break;
-	}
-}
-
-/*
- * rowp512_m with M = 1 on NR consecutive weight rows w + r*K that share the scales sw (one
- * 128-row block), acc[r] each row's sum: per row the same operations in the same order (the same
- * bits), the input's vectors and the block's scale loaded once for all NR rows, their reductions
- * overlapping. The next NR rows are prefetched a line a step per row, in address order (rows
- * read side by side are no stream for the hardware prefetcher).
- */
-static inline __attribute__((always_inline)) void
-rowsp512_1(const uint8_t *w, const int NR, const float *x, int K, const float *sw, float *acc)
-{
-	const __m512i mk = _mm512_set1_epi32((int)0x87F00000);
-	__m512 t[4];
-	float tail[4];
-#pragma GCC unroll 4
-	for (int r = 0; r < NR; r++) {
-		t[r] = _mm512_setzero_ps();
-		tail[r] = 0;
-	}
 	for (int k0 = 0; k0 < K; k0 += 128) {
 		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		__m512 a[4], b[4], c[4], d[4];
+		__m512 a[4][KERN_MB], b[4][KERN_MB], c[4][KERN_MB], d[4][KERN_MB];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			a[r] = b[r] = c[r] = d[r] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+			for (int m = 0; m < M; m++)
+				a[r][m] = b[r][m] = c[r][m] = d[r][m] = _mm512_setzero_ps();
+		if (NR == 1) {
+			/* the stream's next lines, ahead of the hardware prefetcher (which stops at 4
+			 * KiB pages) */
+			_mm_prefetch((const char *)(w + k0) + MOE_PF_BYTES, _MM_HINT_T0);
+			_mm_prefetch((const char *)(w + k0) + MOE_PF_BYTES + 64, _MM_HINT_T0);
+		}
 		for (; k + 64 <= k1; k += 64) {
 #pragma GCC unroll 4
 			for (int r = 0; r < NR; r++) {
-				const uint8_t *wr = w + (size_t)r * K + k;
-				_mm_prefetch((const char *)(w + (size_t)NR * K +
-							    (size_t)(k / 64 * NR + r) * 64),
-					     _MM_HINT_T0);
-				__m512i cw = _mm512_loadu_si512((const void *)wr);
+				/* rows read side by side are no stream for the hardware prefetcher:
+				 * the next NR rows a line a step per row, in address order */
+				if (NR > 1)
+					_mm_prefetch((const char *)(w + (size_t)NR * K +
+								    (size_t)(k / 64 * NR + r) * 64),
+						     _MM_HINT_T0);
+				__m512i cw =
+				    _mm512_loadu_si512((const void *)(w + (size_t)r * K + k));
 				__m512i o = _mm512_srai_epi16(cw, 4);
 				__m512i e = _mm512_srai_epi16(_mm512_slli_epi16(cw, 8), 4);
 				__m512 v0 = _mm512_castsi512_ps(
@@ -226,52 +155,87 @@ rowsp512_1(const uint8_t *w, const int NR, const float *x, int K, const float *s
 				    _mm512_and_si512(_mm512_slli_epi32(o, 16), mk));
 				__m512 v2 = _mm512_castsi512_ps(_mm512_and_si512(e, mk));
 				__m512 v3 = _mm512_castsi512_ps(_mm512_and_si512(o, mk));
-				a[r] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(x + k), a[r]);
-				b[r] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(x + k + 16), b[r]);
-				c[r] = _mm512_fmadd_ps(v2, _mm512_loadu_ps(x + k + 32), c[r]);
-				d[r] = _mm512_fmadd_ps(v3, _mm512_loadu_ps(x + k + 48), d[r]);
+#pragma GCC unroll 4
+				for (int m = 0; m < M; m++) {
+					const float *xm = x + (size_t)m * ldx + k;
+					a[r][m] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(xm), a[r][m]);
+					b[r][m] =
+					    _mm512_fmadd_ps(v1, _mm512_loadu_ps(xm + 16), b[r][m]);
+					c[r][m] =
+					    _mm512_fmadd_ps(v2, _mm512_loadu_ps(xm + 32), c[r][m]);
+					d[r][m] =
+					    _mm512_fmadd_ps(v3, _mm512_loadu_ps(xm + 48), d[r][m]);
+				}
 			}
 		}
 		float s = sw[k0 / 128] * 256.0f;
 		__m512 vs = _mm512_set1_ps(s);
 #pragma GCC unroll 4
-		for (int r = 0; r < NR; r++) {
-			__m512 bs =
-			    _mm512_add_ps(_mm512_add_ps(a[r], b[r]), _mm512_add_ps(c[r], d[r]));
-			t[r] = _mm512_fmadd_ps(bs, vs, t[r]);
-			if (k < k1) { /* the row's last K % 64 values, in order */
-				float dd = 0;
-				for (int i = k; i < k1; i++)
-					dd += kern_placed1(w[(size_t)r * K + i]) * x[i];
-				tail[r] += dd * s;
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+			for (int m = 0; m < M; m++) {
+				__m512 bs = _mm512_add_ps(_mm512_add_ps(a[r][m], b[r][m]),
+							  _mm512_add_ps(c[r][m], d[r][m]));
+				t[r][m] = _mm512_fmadd_ps(bs, vs, t[r][m]);
+				if (k < k1) { /* the row's last K % 64 values, in order */
+					float dd = 0;
+					for (int i = k; i < k1; i++)
+						dd += kern_placed1(w[(size_t)r * K + i]) *
+						      x[(size_t)m * ldx + i];
+					tail[r][m] += dd * s;
+				}
 			}
-		}
 	}
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
-		acc[r] = _mm512_reduce_add_ps(t[r]) + tail[r];
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++)
+			acc[r * M + m] = _mm512_reduce_add_ps(t[r][m]) + tail[r][m];
 }
 
+static void rowp_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
+			    const float *sw, float *acc)
+{
+	switch (M) {
+	case 1:
+		rowp512_t(w, 1, x, ldx, 1, K, sw, acc);
+		break;
+	case 2:
+		rowp512_t(w, 1, x, ldx, 2, K, sw, acc);
+		break;
+	case 3:
+		rowp512_t(w, 1, x, ldx, 3, K, sw, acc);
+		break;
+	default:
+		rowp512_t(w, 1, x, ldx, 4, K, sw, acc);
+		break;
+	}
+}
+
+/* rowp_fp8_avx512 with one input on nr <= 4 consecutive weight rows w + r*K that share the scales
+ * sw (one 128-row block): each row's sum with the same operations in the same order (the same
+ * bits), the input's vectors and the block's scale loaded once for all of them, their reductions
+ * overlapping. */
 static void rows_fp8_avx512(const uint8_t *w, int nr, const float *x, int K, const float *sw,
 			    float *acc)
 {
 	switch (nr) {
 	case 4:
-		rowsp512_1(w, 4, x, K, sw, acc);
+		rowp512_t(w, 4, x, K, 1, K, sw, acc);
 		break;
 	case 3:
-		rowsp512_1(w, 3, x, K, sw, acc);
+		rowp512_t(w, 3, x, K, 1, K, sw, acc);
 		break;
 	case 2:
-		rowsp512_1(w, 2, x, K, sw, acc);
+		rowp512_t(w, 2, x, K, 1, K, sw, acc);
 		break;
 	default:
-		rowsp512_1(w, 1, x, K, sw, acc);
+		rowp512_t(w, 1, x, K, 1, K, sw, acc);
 		break;
 	}
 }
 
-/* xp in rowp512_m's layout: each whole 64-value chunk as xp[64t + 16j + i] = x[64t + 4i + j]
+/* xp in rowp512_t's layout: each whole 64-value chunk as xp[64t + 16j + i] = x[64t + 4i + j]
  * within each 128-block (a block's last K % 64 values in order), all times 2^(112-d); returns
  * 2^d (d = 0 unless max |x| >= 2^15). */
 static float prep_fp8_avx512(const float *x, int K, float *xp)

@@ -186,11 +186,14 @@ static const uint8_t e4m3_bf16_lo[128] __attribute__((aligned(64))) = {
  * per lane, kb ascending, and the row's result is the sum across t's lanes: kernels.h's numerics
  * with the block sum in lanes. The same operations for every M (a row's result does not depend
  * on the rows beside it); the last K % 64 codes and activations by masked loads (zeros past K).
+ * NR <= 4 consecutive weight rows w + r*K (one block row of scales sw) against M inputs,
+ * acc[r*M + m]: several weight rows a call (NR > 1, M = 1: rows_bf16) or several inputs (NR = 1:
+ * row_bf16), each sum the same operations.
  */
-static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const uint16_t *xb,
-							 int ldx, const int M, int K,
-							 const float *sa, int lds, const float *sw,
-							 float *acc)
+static inline __attribute__((always_inline)) void rowb_t(const uint8_t *w, const int NR,
+							 const uint16_t *xb, int ldx, const int M,
+							 int K, const float *sa, int lds,
+							 const float *sw, float *acc)
 {
 	const __m512i th0 = _mm512_load_si512((const void *)e4m3_bf16_hi);
 	const __m512i th1 = _mm512_load_si512((const void *)(e4m3_bf16_hi + 64));
@@ -203,140 +206,71 @@ static inline __attribute__((always_inline)) void rowb_m(const uint8_t *w, const
 	    84, 20, 83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10,
 	    73, 9, 72, 8, 71, 7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
 	const __m512i ib = _mm512_add_epi8(ia, _mm512_set1_epi8(32));
-	__m512 t[KERN_MB_ROWB];
-#pragma GCC unroll 8
-	for (int m = 0; m < M; m++)
-		t[m] = _mm512_setzero_ps();
-	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
-		int k1 = K - k0 < 128 ? K : k0 + 128;
-		__m512 a[KERN_MB_ROWB], b[KERN_MB_ROWB];
-#pragma GCC unroll 8
-		for (int m = 0; m < M; m++)
-			a[m] = b[m] = _mm512_setzero_ps();
-		for (int k = k0; k < k1; k += 64) {
-			int n = k1 - k;
-			__m512i cw = n >= 64
-					 ? _mm512_loadu_si512((const void *)(w + k))
-					 : _mm512_maskz_loadu_epi8(((__mmask64)1 << n) - 1, w + k);
-			__m512i hi = _mm512_permutex2var_epi8(th0, cw, th1);
-			__m512i lo = _mm512_permutex2var_epi8(tl0, cw, tl1);
-			hi = _mm512_ternarylogic_epi32(hi, cw, sgn, 0xF8); /* hi | (cw & sgn) */
-			__m512bh va = (__m512bh)_mm512_permutex2var_epi8(lo, ia, hi);
-			__m512bh vb = (__m512bh)_mm512_permutex2var_epi8(lo, ib, hi);
-			__mmask32 ma = n >= 32 ? 0xFFFFFFFFu : ((__mmask32)1 << n) - 1;
-			__mmask32 mb = n >= 64	 ? 0xFFFFFFFFu
-				       : n <= 32 ? 0
-						 : ((__mmask32)1 << (n - 32)) - 1;
-#pragma GCC unroll 8
-			for (int m = 0; m < M; m++) {
-				const uint16_t *xm = xb + (size_t)m * ldx + k;
-				__m512i x0 = n >= 64 ? _mm512_loadu_si512((const void *)xm)
-						     : _mm512_maskz_loadu_epi16(ma, xm);
-				__m512i x1 = n >= 64 ? _mm512_loadu_si512((const void *)(xm + 32))
-						     : _mm512_maskz_loadu_epi16(mb, xm + 32);
-				a[m] = _mm512_dpbf16_ps(a[m], va, (__m512bh)x0);
-				b[m] = _mm512_dpbf16_ps(b[m], vb, (__m512bh)x1);
-			}
-		}
-#pragma GCC unroll 8
-		for (int m = 0; m < M; m++)
-			t[m] = _mm512_fmadd_ps(_mm512_add_ps(a[m], b[m]),
-					       _mm512_set1_ps(sa[(size_t)m * lds + kb] * sw[kb]),
-					       t[m]);
-	}
-#pragma GCC unroll 8
-	for (int m = 0; m < M; m++)
-		acc[m] = _mm512_reduce_add_ps(t[m]);
-}
-
-/*
- * rowb_m's single-input GEMV on NR consecutive weight rows w + r*K (r < NR) that share one
- * block row of scales sw, acc[r] each row's result: per row the same operations in the same
- * order as rowb_m with M = 1 (the same bits), the input's codes, the lookup tables and the
- * block's scale product loaded once for all NR rows and their reductions overlapping.
- */
-static inline __attribute__((always_inline)) void rowsb_1(const uint8_t *w, const int NR,
-							  const uint16_t *xb, int K,
-							  const float *sa, const float *sw,
-							  float *acc)
-{
-	const __m512i th0 = _mm512_load_si512((const void *)e4m3_bf16_hi);
-	const __m512i th1 = _mm512_load_si512((const void *)(e4m3_bf16_hi + 64));
-	const __m512i tl0 = _mm512_load_si512((const void *)e4m3_bf16_lo);
-	const __m512i tl1 = _mm512_load_si512((const void *)(e4m3_bf16_lo + 64));
-	const __m512i sgn = _mm512_set1_epi8((char)0x80);
-	const __m512i ia = _mm512_set_epi8(
-	    95, 31, 94, 30, 93, 29, 92, 28, 91, 27, 90, 26, 89, 25, 88, 24, 87, 23, 86, 22, 85, 21,
-	    84, 20, 83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10,
-	    73, 9, 72, 8, 71, 7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
-	const __m512i ib = _mm512_add_epi8(ia, _mm512_set1_epi8(32));
-	__m512 t[4];
+	__m512 t[4][KERN_MB_ROWB];
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
-		t[r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+		for (int m = 0; m < M; m++)
+			t[r][m] = _mm512_setzero_ps();
 	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
 		int k1 = K - k0 < 128 ? K : k0 + 128;
-		__m512 a[4], b[4];
+		__m512 a[4][KERN_MB_ROWB], b[4][KERN_MB_ROWB];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			a[r] = b[r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+			for (int m = 0; m < M; m++)
+				a[r][m] = b[r][m] = _mm512_setzero_ps();
 		for (int k = k0; k < k1; k += 64) {
 			int n = k1 - k;
 			__mmask32 ma = n >= 32 ? 0xFFFFFFFFu : ((__mmask32)1 << n) - 1;
 			__mmask32 mb = n >= 64	 ? 0xFFFFFFFFu
 				       : n <= 32 ? 0
 						 : ((__mmask32)1 << (n - 32)) - 1;
-			__m512i x0 = n >= 64 ? _mm512_loadu_si512((const void *)(xb + k))
-					     : _mm512_maskz_loadu_epi16(ma, xb + k);
-			__m512i x1 = n >= 64 ? _mm512_loadu_si512((const void *)(xb + k + 32))
-					     : _mm512_maskz_loadu_epi16(mb, xb + k + 32);
 #pragma GCC unroll 4
 			for (int r = 0; r < NR; r++) {
 				const uint8_t *wr = w + (size_t)r * K + k;
-				/* the next NR rows a line a step, in address order: the rows
-				 * read side by side are no stream for the hardware's prefetch */
-				_mm_prefetch((const char *)(w + (size_t)NR * K +
-							    (size_t)(k / 64 * NR + r) * 64),
-					     _MM_HINT_T0);
+				/* rows read side by side are no stream for the hardware prefetcher:
+				 * the next NR rows a line a step per row, in address order */
+				if (NR > 1)
+					_mm_prefetch((const char *)(w + (size_t)NR * K +
+								    (size_t)(k / 64 * NR + r) * 64),
+						     _MM_HINT_T0);
 				__m512i cw =
 				    n >= 64 ? _mm512_loadu_si512((const void *)wr)
 					    : _mm512_maskz_loadu_epi8(((__mmask64)1 << n) - 1, wr);
 				__m512i hi = _mm512_permutex2var_epi8(th0, cw, th1);
 				__m512i lo = _mm512_permutex2var_epi8(tl0, cw, tl1);
-				hi = _mm512_ternarylogic_epi32(hi, cw, sgn, 0xF8);
+				hi = _mm512_ternarylogic_epi32(hi, cw, sgn,
+							       0xF8); /* hi | (cw & sgn) */
 				__m512bh va = (__m512bh)_mm512_permutex2var_epi8(lo, ia, hi);
 				__m512bh vb = (__m512bh)_mm512_permutex2var_epi8(lo, ib, hi);
-				a[r] = _mm512_dpbf16_ps(a[r], va, (__m512bh)x0);
-				b[r] = _mm512_dpbf16_ps(b[r], vb, (__m512bh)x1);
+#pragma GCC unroll 8
+				for (int m = 0; m < M; m++) {
+					const uint16_t *xm = xb + (size_t)m * ldx + k;
+					__m512i x0 = n >= 64 ? _mm512_loadu_si512((const void *)xm)
+							     : _mm512_maskz_loadu_epi16(ma, xm);
+					__m512i x1 =
+					    n >= 64 ? _mm512_loadu_si512((const void *)(xm + 32))
+						    : _mm512_maskz_loadu_epi16(mb, xm + 32);
+					a[r][m] = _mm512_dpbf16_ps(a[r][m], va, (__m512bh)x0);
+					b[r][m] = _mm512_dpbf16_ps(b[r][m], vb, (__m512bh)x1);
+				}
 			}
 		}
-		__m512 s = _mm512_set1_ps(sa[kb] * sw[kb]);
+#pragma GCC unroll 8
+		for (int m = 0; m < M; m++) {
+			__m512 sc = _mm512_set1_ps(sa[(size_t)m * lds + kb] * sw[kb]);
 #pragma GCC unroll 4
-		for (int r = 0; r < NR; r++)
-			t[r] = _mm512_fmadd_ps(_mm512_add_ps(a[r], b[r]), s, t[r]);
+			for (int r = 0; r < NR; r++)
+				t[r][m] =
+				    _mm512_fmadd_ps(_mm512_add_ps(a[r][m], b[r][m]), sc, t[r][m]);
+		}
 	}
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
-		acc[r] = _mm512_reduce_add_ps(t[r]);
-}
-
-static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K, const float *sa,
-			     const float *sw, float *acc)
-{
-	switch (nr) {
-	case 4:
-		rowsb_1(w, 4, xb, K, sa, sw, acc);
-		break;
-	case 3:
-		rowsb_1(w, 3, xb, K, sa, sw, acc);
-		break;
-	case 2:
-		rowsb_1(w, 2, xb, K, sa, sw, acc);
-		break;
-	default:
-		rowsb_1(w, 1, xb, K, sa, sw, acc);
-		break;
-	}
+#pragma GCC unroll 8
+		for (int m = 0; m < M; m++)
+			acc[r * M + m] = _mm512_reduce_add_ps(t[r][m]);
 }
 
 static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
@@ -345,12 +279,35 @@ static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M
 	switch (M) {
 #define ROWB_CASE(r)                                                                               \
 	case r:                                                                                    \
-		rowb_m(w, xb, ldx, r, K, sa, lds, sw, acc);                                        \
+		rowb_t(w, 1, xb, ldx, r, K, sa, lds, sw, acc);                                     \
 		break;
 		KERN_M_CASES_7(ROWB_CASE)
 #undef ROWB_CASE
 	default:
-		rowb_m(w, xb, ldx, 8, K, sa, lds, sw, acc);
+		rowb_t(w, 1, xb, ldx, 8, K, sa, lds, sw, acc);
+		break;
+	}
+}
+
+/* row_bf16_avx512 with one input on nr <= 4 consecutive weight rows w + r*K that share the scales
+ * sw (one 128-row block): each row's sum with the same operations in the same order (the same
+ * bits), the input's codes, the lookup tables and the block's scale product loaded once for all
+ * of them, their reductions overlapping. */
+static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K, const float *sa,
+			     const float *sw, float *acc)
+{
+	switch (nr) {
+	case 4:
+		rowb_t(w, 4, xb, K, 1, K, sa, 1, sw, acc);
+		break;
+	case 3:
+		rowb_t(w, 3, xb, K, 1, K, sa, 1, sw, acc);
+		break;
+	case 2:
+		rowb_t(w, 2, xb, K, 1, K, sa, 1, sw, acc);
+		break;
+	default:
+		rowb_t(w, 1, xb, K, 1, K, sa, 1, sw, acc);
 		break;
 	}
 }
