@@ -587,10 +587,10 @@ static void job_rows(const struct kern_ctx *kc, const struct kern_job *j, int n0
 		int mbmax = j->xb ? KERN_MB_ROWB : KERN_MB; /* rows a call takes */
 		if (j->M == 1 && W->fmt == QMAT_FP8 &&
 		    (j->xb ? isa->rows_bf16 != NULL : j->xp && isa->rows_fp8)) {
-			/* one input: up to four weight rows a call, within the block row of their
+			/* one input: up to KERN_NR weight rows a call, within the block row of their
 			 * scales */
 			int nr = n0 + nn - n, left = 128 - n % 128;
-			nr = nr > 4 ? 4 : nr;
+			nr = nr > KERN_NR ? KERN_NR : nr;
 			nr = nr > left ? left : nr;
 			if (j->xb)
 				isa->rows_bf16(qmat_fp8_row(W, n), nr, j->xb, K, j->sab,

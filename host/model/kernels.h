@@ -23,6 +23,27 @@
 #define KERN_MB_ROWB 8
 /* Width of a packed prefill tile (tile_p16): KERN_PW dequantized weight rows stored k-major. */
 #define KERN_PW 16
+/* Weight rows a one-input decode GEMV call takes (rows_fp8, rows_bf16): nr <= KERN_NR. */
+#define KERN_NR 4
+/* CALL(n) with n a constant 1..4 (KERN_MB, KERN_NR) for a count of 1..4 (larger counts take 4):
+ * each instantiation of a per-count SIMD kernel keeps its accumulators in registers (with a
+ * run-time count they live on the stack). */
+#define KERN_PER_M(M, CALL)                                                                        \
+	do {                                                                                       \
+		switch (M) {                                                                       \
+		case 1:                                                                            \
+			CALL(1);                                                                   \
+			break;                                                                     \
+		case 2:                                                                            \
+			CALL(2);                                                                   \
+			break;                                                                     \
+		case 3:                                                                            \
+			CALL(3);                                                                   \
+			break;                                                                     \
+		default:                                                                           \
+			CALL(4);                                                                   \
+		}                                                                                  \
+	} while (0)
 struct kern_isa {
 	const char *name;
 	/* acc[m] = sum_{k<n} bf16(w[k]) * x[m*ldx+k] */
@@ -34,7 +55,7 @@ struct kern_isa {
 	/* NULL, or the input layout row_fp8 reads: xp[K] from x[K], returning the power of two f
 	 * that row_fp8's acc on xp is multiplied by to give the sum above (avx2) */
 	float (*prep_fp8)(const float *x, int K, float *xp);
-	/* NULL, or row_fp8 with M = 1 on the prepared input (prep_fp8), nr <= 4 consecutive weight
+	/* NULL, or row_fp8 with M = 1 on the prepared input (prep_fp8), nr <= KERN_NR consecutive weight
 	 * rows w + r*K that share the scales sw (one 128-row block): acc[r] the same bits as
 	 * row_fp8 of row r alone */
 	void (*rows_fp8)(const uint8_t *w, int nr, const float *xp, int K, const float *sw,
@@ -104,7 +125,7 @@ struct kern_isa {
 	 * sa[m*lds + kb]: acc[m] = sum_kb D(m,kb) * (sa * sw[kb]), D summed in f32 lanes */
 	void (*row_bf16)(const uint8_t *w, const uint16_t *xb, int ldx, int M, int K,
 			 const float *sa, int lds, const float *sw, float *acc);
-	/* NULL, or row_bf16 with M = 1 on nr <= 4 consecutive weight rows w + r*K that share the
+	/* NULL, or row_bf16 with M = 1 on nr <= KERN_NR consecutive weight rows w + r*K that share the
 	 * scales sw (one 128-row block): acc[r] the same bits as row_bf16 of row r alone */
 	void (*rows_bf16)(const uint8_t *w, int nr, const uint16_t *xb, int K, const float *sa,
 			  const float *sw, float *acc);

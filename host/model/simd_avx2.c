@@ -13,25 +13,6 @@
 #define ROW_PF_BYTES 1024 /* software prefetch distance of the FP8 row GEMV */
 #endif
 
-/* CALL(m) with m a constant 1..KERN_MB (4): each instantiation of a per-row-count kernel keeps
- * its accumulators in registers (with a run-time row count they live on the stack). */
-#define KERN_PER_M(M, CALL)                                                                        \
-	do {                                                                                       \
-		switch (M) {                                                                       \
-		case 1:                                                                            \
-			CALL(1);                                                                   \
-			break;                                                                     \
-		case 2:                                                                            \
-			CALL(2);                                                                   \
-			break;                                                                     \
-		case 3:                                                                            \
-			CALL(3);                                                                   \
-			break;                                                                     \
-		default:                                                                           \
-			CALL(4);                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static inline float hsum8(__m256 v)
 {
 	__m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -158,7 +139,7 @@ static inline __m256 dq8v(const uint8_t *w, __m256 vs)
  * xp[32t + 8j + i] = x[32t + 4i + j]. Per 128-block two accumulators per row; the block's vector
  * sum is scaled by sw[kb] (times 256, exact) into one running vector per row, summed across lanes
  * once per row. The same operations for every M, so a row's result does not depend on the rows
- * beside it (nor on their magnitudes: d is the row's own). NR <= 4 consecutive weight rows w + r*K
+ * beside it (nor on their magnitudes: d is the row's own). NR <= KERN_NR consecutive weight rows w + r*K
  * (one block row of scales sw) against M inputs, acc[r*M + m]: a call takes several weight rows
  * (NR > 1, M = 1: rows_fp8) or several inputs (NR = 1: row_fp8), each sum the same operations.
  */
@@ -167,8 +148,8 @@ static inline __attribute__((always_inline)) void rowp_fp8_t(const uint8_t *w, c
 							     int K, const float *sw, float *acc)
 {
 	const __m256i mk = _mm256_set1_epi32((int)0x87F00000);
-	__m256 t[4][KERN_MB];
-	float tail[4][KERN_MB];
+	__m256 t[KERN_NR][KERN_MB];
+	float tail[KERN_NR][KERN_MB];
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
@@ -178,7 +159,7 @@ static inline __attribute__((always_inline)) void rowp_fp8_t(const uint8_t *w, c
 		}
 	for (int k0 = 0; k0 < K; k0 += 128) {
 		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		__m256 a[4][KERN_MB], b[4][KERN_MB];
+		__m256 a[KERN_NR][KERN_MB], b[KERN_NR][KERN_MB];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
@@ -254,7 +235,7 @@ static void row_fp8_avx2(const uint8_t *w, const float *x, int ldx, int M, int K
 #undef CALL_M
 }
 
-/* row_fp8_avx2 with one input on nr <= 4 consecutive weight rows w + r*K that share the scales sw
+/* row_fp8_avx2 with one input on nr <= KERN_NR consecutive weight rows w + r*K that share the scales sw
  * (one 128-row block): each row's sum with the same operations in the same order (the same
  * bits), the input's vectors and the block's scale loaded once for all of them, their reductions
  * overlapping. */

@@ -104,7 +104,7 @@ static void dec_fp8_avx512(const uint8_t *w, int K, const float *sw, float *out)
  * each whole 64-value chunk of x as xp[64t + 16j + i] = x[64t + 4i + j]. Per 128-block four
  * accumulators per row (one per vector), added as (a + b) + (c + d) and scaled by sw[kb] (times
  * 256, exact) into one running vector per row, summed across lanes once. The same operations for
- * every M: a row's result does not depend on the rows beside it. NR <= 4 consecutive weight rows
+ * every M: a row's result does not depend on the rows beside it. NR <= KERN_NR consecutive weight rows
  * w + r*K (one block row of scales sw) against M inputs, acc[r*M + m]: several weight rows a call
  * (NR > 1, M = 1: rows_fp8) or several inputs (NR = 1: row_fp8), each sum the same operations.
  */
@@ -113,8 +113,8 @@ static inline __attribute__((always_inline)) void rowp512_t(const uint8_t *w, co
 							    int K, const float *sw, float *acc)
 {
 	const __m512i mk = _mm512_set1_epi32((int)0x87F00000);
-	__m512 t[4][KERN_MB];
-	float tail[4][KERN_MB];
+	__m512 t[KERN_NR][KERN_MB];
+	float tail[KERN_NR][KERN_MB];
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
@@ -124,7 +124,8 @@ static inline __attribute__((always_inline)) void rowp512_t(const uint8_t *w, co
 		}
 	for (int k0 = 0; k0 < K; k0 += 128) {
 		int k1 = K - k0 < 128 ? K : k0 + 128, k = k0;
-		__m512 a[4][KERN_MB], b[4][KERN_MB], c[4][KERN_MB], d[4][KERN_MB];
+		__m512 a[KERN_NR][KERN_MB], b[KERN_NR][KERN_MB], c[KERN_NR][KERN_MB],
+		    d[KERN_NR][KERN_MB];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
@@ -196,43 +197,21 @@ static inline __attribute__((always_inline)) void rowp512_t(const uint8_t *w, co
 static void rowp_fp8_avx512(const uint8_t *w, const float *x, int ldx, int M, int K,
 			    const float *sw, float *acc)
 {
-	switch (M) {
-	case 1:
-		rowp512_t(w, 1, x, ldx, 1, K, sw, acc);
-		break;
-	case 2:
-		rowp512_t(w, 1, x, ldx, 2, K, sw, acc);
-		break;
-	case 3:
-		rowp512_t(w, 1, x, ldx, 3, K, sw, acc);
-		break;
-	default:
-		rowp512_t(w, 1, x, ldx, 4, K, sw, acc);
-		break;
-	}
+#define CALL_M(m) rowp512_t(w, 1, x, ldx, m, K, sw, acc)
+	KERN_PER_M(M, CALL_M);
+#undef CALL_M
 }
 
-/* rowp_fp8_avx512 with one input on nr <= 4 consecutive weight rows w + r*K that share the scales
- * sw (one 128-row block): each row's sum with the same operations in the same order (the same
- * bits), the input's vectors and the block's scale loaded once for all of them, their reductions
- * overlapping. */
+/* rowp_fp8_avx512 with one input on nr <= KERN_NR consecutive weight rows w + r*K that share the
+ * scales sw (one 128-row block): each row's sum with the same operations in the same order (the
+ * same bits), the input's vectors and the block's scale loaded once for all of them, their
+ * reductions overlapping. */
 static void rows_fp8_avx512(const uint8_t *w, int nr, const float *x, int K, const float *sw,
 			    float *acc)
 {
-	switch (nr) {
-	case 4:
-		rowp512_t(w, 4, x, K, 1, K, sw, acc);
-		break;
-	case 3:
-		rowp512_t(w, 3, x, K, 1, K, sw, acc);
-		break;
-	case 2:
-		rowp512_t(w, 2, x, K, 1, K, sw, acc);
-		break;
-	default:
-		rowp512_t(w, 1, x, K, 1, K, sw, acc);
-		break;
-	}
+#define CALL_NR(r) rowp512_t(w, r, x, K, 1, K, sw, acc)
+	KERN_PER_M(nr, CALL_NR);
+#undef CALL_NR
 }
 
 /* xp in rowp512_t's layout: each whole 64-value chunk as xp[64t + 16j + i] = x[64t + 4i + j]

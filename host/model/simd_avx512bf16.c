@@ -186,7 +186,7 @@ static const uint8_t e4m3_bf16_lo[128] __attribute__((aligned(64))) = {
  * per lane, kb ascending, and the row's result is the sum across t's lanes: kernels.h's numerics
  * with the block sum in lanes. The same operations for every M (a row's result does not depend
  * on the rows beside it); the last K % 64 codes and activations by masked loads (zeros past K).
- * NR <= 4 consecutive weight rows w + r*K (one block row of scales sw) against M inputs,
+ * NR <= KERN_NR consecutive weight rows w + r*K (one block row of scales sw) against M inputs,
  * acc[r*M + m]: several weight rows a call (NR > 1, M = 1: rows_bf16) or several inputs (NR = 1:
  * row_bf16), each sum the same operations.
  */
@@ -206,7 +206,7 @@ static inline __attribute__((always_inline)) void rowb_t(const uint8_t *w, const
 	    84, 20, 83, 19, 82, 18, 81, 17, 80, 16, 79, 15, 78, 14, 77, 13, 76, 12, 75, 11, 74, 10,
 	    73, 9, 72, 8, 71, 7, 70, 6, 69, 5, 68, 4, 67, 3, 66, 2, 65, 1, 64, 0);
 	const __m512i ib = _mm512_add_epi8(ia, _mm512_set1_epi8(32));
-	__m512 t[4][KERN_MB_ROWB];
+	__m512 t[KERN_NR][KERN_MB_ROWB];
 #pragma GCC unroll 4
 	for (int r = 0; r < NR; r++)
 #pragma GCC unroll 8
@@ -214,7 +214,7 @@ static inline __attribute__((always_inline)) void rowb_t(const uint8_t *w, const
 			t[r][m] = _mm512_setzero_ps();
 	for (int k0 = 0, kb = 0; k0 < K; k0 += 128, kb++) {
 		int k1 = K - k0 < 128 ? K : k0 + 128;
-		__m512 a[4][KERN_MB_ROWB], b[4][KERN_MB_ROWB];
+		__m512 a[KERN_NR][KERN_MB_ROWB], b[KERN_NR][KERN_MB_ROWB];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 #pragma GCC unroll 8
@@ -289,27 +289,16 @@ static void row_bf16_avx512(const uint8_t *w, const uint16_t *xb, int ldx, int M
 	}
 }
 
-/* row_bf16_avx512 with one input on nr <= 4 consecutive weight rows w + r*K that share the scales
- * sw (one 128-row block): each row's sum with the same operations in the same order (the same
- * bits), the input's codes, the lookup tables and the block's scale product loaded once for all
- * of them, their reductions overlapping. */
+/* row_bf16_avx512 with one input on nr <= KERN_NR consecutive weight rows w + r*K that share the
+ * scales sw (one 128-row block): each row's sum with the same operations in the same order (the
+ * same bits), the input's codes, the lookup tables and the block's scale product loaded once for
+ * all of them, their reductions overlapping. */
 static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K, const float *sa,
 			     const float *sw, float *acc)
 {
-	switch (nr) {
-	case 4:
-		rowb_t(w, 4, xb, K, 1, K, sa, 1, sw, acc);
-		break;
-	case 3:
-		rowb_t(w, 3, xb, K, 1, K, sa, 1, sw, acc);
-		break;
-	case 2:
-		rowb_t(w, 2, xb, K, 1, K, sa, 1, sw, acc);
-		break;
-	default:
-		rowb_t(w, 1, xb, K, 1, K, sa, 1, sw, acc);
-		break;
-	}
+#define CALL_NR(r) rowb_t(w, r, xb, K, 1, K, sa, 1, sw, acc)
+	KERN_PER_M(nr, CALL_NR);
+#undef CALL_NR
 }
 
 const struct kern_isa kern_isa_avx512bf16 = {
