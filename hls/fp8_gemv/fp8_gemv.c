@@ -157,7 +157,9 @@ static uint32_t v_check_grp(const struct fp8_gemv_grp *g, int m)
 	    ((f & FP8_GEMV_RMSNORM) && !(f & (FP8_GEMV_ARGMAX | FP8_GEMV_XIDX)) &&
 	     (g->rw_off >> 32)) ||
 	    ((f & FP8_GEMV_ARGMAX) && (f & (FP8_GEMV_ACCUM | FP8_GEMV_SILU_MUL))) ||
-	    ((f & FP8_GEMV_XIDX) && (f & (FP8_GEMV_ARGMAX | FP8_GEMV_ACCUM))))
+	    ((f & FP8_GEMV_XIDX) && (f & (FP8_GEMV_ARGMAX | FP8_GEMV_ACCUM))) ||
+	    ((f & FP8_GEMV_CONT) && (f & (FP8_GEMV_ACCUM | FP8_GEMV_SILU_MUL | FP8_GEMV_RMSNORM |
+					  FP8_GEMV_ARGMAX | FP8_GEMV_XIDX))))
 		return FP8_GEMV_E_FLAGS;
 	if (g->n < 1 || g->n > FP8_GEMV_MAX_N || g->k < 1 || g->k > FP8_GEMV_MAX_K ||
 	    (m > 1 && (g->ldx < g->k || g->ldy < g->n)))
@@ -207,6 +209,7 @@ static uint32_t v_check_bounds(const uint8_t *act, const struct fp8_gemv_grp *g,
 	if (v_outside(g->x_off, xs, act_bytes) || v_outside(g->y_off, ys, act_bytes) ||
 	    ((g->flags & FP8_GEMV_RESIDUAL) && v_outside(g->res_off, ys, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_ACCUM) && v_outside(g->rw_off, (uint64_t)m * 4, act_bytes)) ||
+	    ((g->flags & FP8_GEMV_CONT) && v_outside(g->rw_off, ys, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_RMSNORM) && v_outside(g->res_off, (uint64_t)g->k * 4, act_bytes)) ||
 	    ((g->flags & FP8_GEMV_ARGMAX) && v_outside(g->rw_off >> 32, (uint64_t)m * 8, act_bytes)) ||
 	    v_outside(g->w_off, fp8_gemv_stripe_bytes((int)g->n, (int)g->k, L, g->flags),
@@ -248,6 +251,19 @@ overlap_rows:
 /* The rules between the groups of a command: outputs that meet an earlier group's have its
  * lane0 (one lane writes each output row), and the x of all groups fits the on-chip buffer.
  * 0, FP8_GEMV_E_FLAGS | g << 8 or FP8_GEMV_E_ARGS. */
+/* CONT group g's start values meet earlier group h's output without being exactly it (offset,
+ * n, ldy) from the same lanes (lane0): a lane would read a start another lane writes. */
+static int v_cont_bad(const struct fp8_gemv_grp *g, const struct fp8_gemv_grp *h, int m)
+{
+	struct fp8_gemv_grp s = *g;
+	s.y_off = g->rw_off;
+	s.flags &= ~FP8_GEMV_RES_OUT;
+	if (!v_overlap(&s, h, m))
+		return 0;
+	return v_out_off(h) != g->rw_off || h->n != g->n || (m > 1 && h->ldy != g->ldy) ||
+	       h->lane0 != g->lane0;
+}
+
 static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
 {
 	uint64_t xs = 0;
@@ -257,6 +273,8 @@ check_table:
 		xs += (uint64_t)m * tab[g].k;
 		for (int h = 0; h < g; h++) {
 			if (tab[h].lane0 != tab[g].lane0 && v_overlap(&tab[g], &tab[h], m))
+				return FP8_GEMV_E_FLAGS | (uint32_t)g << 8;
+			if ((tab[g].flags & FP8_GEMV_CONT) && v_cont_bad(&tab[g], &tab[h], m))
 				return FP8_GEMV_E_FLAGS | (uint32_t)g << 8;
 		}
 	}
@@ -408,11 +426,11 @@ static float v_tree8(const float p[8])
 /* One weight row (K codes or bf16 at w) against the m rows of x: acc[i] for i < m. One beat of
  * the row against FP8_GEMV_PR rows of x per iteration (ceil(m / PR) iterations a beat); at the
  * end of each 128-block a row's block result is scaled and added to its acc in kb order
- * (fp8_gemv.h numerics). Each row's arithmetic is the same whatever PR. */
+ * (fp8_gemv.h numerics), acc starting from init (+0, or CONT's start values). Each row's arithmetic is the same whatever PR. */
 static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 		  const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
 		  const float xsc[FP8_GEMV_MAX_M][V_MAXKB], const float sc[V_MAXKB],
-		  float acc[FP8_GEMV_MAX_M])
+		  const float init[FP8_GEMV_MAX_M], float acc[FP8_GEMV_MAX_M])
 {
 	int bf = (flags & FP8_GEMV_W_BF16) != 0, raw = (flags & V_RAW) != 0;
 	int per_beat = bf ? V_BEAT / 2 : V_BEAT, nb = v_cdiv(K, per_beat);
@@ -421,7 +439,7 @@ static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 #pragma HLS ARRAY_PARTITION variable=d complete dim=0
 #pragma HLS ARRAY_PARTITION variable=ps complete dim=0
 	for (int i = 0; i < FP8_GEMV_MAX_M; i++)
-		acc[i] = 0.0f;
+		acc[i] = init[i]; /* +0, or a CONT slice's start */
 gemv_mac:
 	for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
@@ -604,10 +622,30 @@ static void v_lane(const uint8_t *lane, int l, int L, uint8_t *act, const struct
 	v_geometry(N, K, L, g->flags, &geo);
 	int t0, count = v_lane_tiles(l, L, (int)g->lane0, geo.nt, &t0);
 	float acc[2][FP8_GEMV_MAX_M][V_R], sc[V_MAXKB], racc[FP8_GEMV_MAX_M];
+	float ini[FP8_GEMV_MAX_M][V_R], rini[FP8_GEMV_MAX_M];
+	int cont = (g->flags & FP8_GEMV_CONT) != 0;
 gemv_tile:
 	for (int jj = 0; jj < count; jj++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
 		int t = t0 + jj * L, j = t / L, rows = v_min(V_R, N - t * V_R);
+		/* CONT: the tile's start values, a beat of them a cycle per x row */
+	init_row:
+		for (int i = 0; i < (cont ? m : 0); i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+		gemv_init:
+			for (int b = 0; b < v_cdiv(rows * 4, V_BEAT); b++) {
+#pragma HLS PIPELINE II=1
+				HLS_CNT(HLS_L_GEMV_INIT);
+				for (int e = 0; e < V_LANES; e++) {
+					int r = b * V_LANES + e;
+					if (r < rows)
+						ini[i][r] = v_rdf(act + g->rw_off +
+								  ((uint64_t)i * g->ldy +
+								   (uint64_t)(t * V_R + r)) *
+								      4);
+				}
+			}
+		}
 	gemv_half:
 		for (int h = 0; h < geo.halves; h++) {
 			const uint8_t *srow =
@@ -626,7 +664,9 @@ gemv_tile:
 			for (int r = 0; r < rows; r++) {
 				const uint8_t *w = lane + g->w_off + (uint64_t)j * geo.tile +
 						   (uint64_t)h * geo.half + (uint64_t)r * K * geo.eb;
-				v_row(w, K, g->flags, m, xb, xsc, sc, racc);
+				for (int i = 0; i < FP8_GEMV_MAX_M; i++)
+					rini[i] = cont && i < m ? ini[i][r] : 0.0f;
+				v_row(w, K, g->flags, m, xb, xsc, sc, rini, racc);
 				for (int i = 0; i < m; i++)
 					acc[h][i][r] = racc[i];
 			}
@@ -920,6 +960,18 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 					     hls_cdiv64((uint64_t)rows_last * 4, beat));
 			c->it[HLS_L_GEMV_STORE] += epi;
 		}
+		/* CONT: each tile first reads its start values, a beat per x row (on its lane) */
+		uint64_t ini_full = 0, ini_last = 0;
+		if (gr->flags & FP8_GEMV_CONT) {
+			ini_full = (uint64_t)m * hls_cdiv64(V_R * 4, beat);
+			ini_last = (uint64_t)m * hls_cdiv64((uint64_t)rows_last * 4, beat);
+			c->it[HLS_L_GEMV_INIT] += (uint64_t)(geo.nt - 1) * ini_full + ini_last;
+			full += ini_full;
+			last += ini_last;
+		}
+		/* a CONT group after others starts once the epilogue stored what came before (its
+		 * start values may be their outputs) */
+		uint64_t epi_before = (gr->flags & FP8_GEMV_CONT) && g ? epi_t : 0;
 		/* the x loader's bursts follow each other: the first group's pays the latency */
 		uint64_t xg = g && v_same_x(&tab[g - 1], gr)
 				  ? 0 /* the x buffer holds it already */
@@ -943,7 +995,8 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 			uint64_t by = (cnt - has_last) * full_b + (has_last ? last_b : 0);
 			lane_sum[l] += by;
 			c->lane_bytes_total += by;
-			lane_t[l] = hls_max64(hls_max64(lane_t[l], x_at), w_at) + cy;
+			lane_t[l] = hls_max64(hls_max64(hls_max64(lane_t[l], x_at), w_at), epi_before) +
+				    cy;
 		}
 		uint64_t depth = (uint64_t)((gr->flags & V_RAW) ? b->depth_vec : b->depth_mac) +
 				 (uint64_t)b->depth_scale;
@@ -957,6 +1010,8 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 			ybytes += (uint64_t)m * N * 4;
 		if (gr->flags & FP8_GEMV_ARGMAX)
 			ybytes += (uint64_t)m * 8;
+		if (gr->flags & FP8_GEMV_CONT)
+			ybytes += (uint64_t)m * N * 4;
 		c->act_bytes += ybytes;
 		act_busy += xg + hls_mem_cycles(b, ybytes);
 	}

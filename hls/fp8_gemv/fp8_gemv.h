@@ -42,6 +42,8 @@
  *     tree, times the block's scale, kb ascending). Bit-identical to fp8_gemm with ACT_F32.
  *   FP8_GEMV_W_BF16: W is bf16 (the lm_head, never quantized); the ACT_F32 formula with
  *     p_k = f32(x[m,k] * bf16(w[n,k])) and no scale (t = P). No SILU_MUL, no scales stored.
+ * Continuation (FP8_GEMV_CONT): acc starts from the start value instead of +0 (below); the
+ *   blocks then add as above.
  * Epilogue, per output element, in this order (f32): v = acc, or silu(acc_gate) * acc_up with
  *   SILU_MUL (hls_siluf); v = y_old + rw[m] * v with ACCUM; v = v + res[m][n] with RESIDUAL; y = v.
  *   (fp8_gemm's order.) y is f32 [m][ldy]; res may alias y.
@@ -110,7 +112,15 @@
 	0x200u /* x row i is row idx[i] of x (stride ldx): idx u32 [m] at act + (rw_off >> 32)
 		  (the MoE's rows of an expert read where they are, no GATHER); not with ARGMAX
 		  or ACCUM; rw_off's low word stays RMSNORM's eps */
-#define FP8_GEMV_FLAGS_ALL 0x3FFu
+#define FP8_GEMV_CONT                                                                              \
+	0x400u /* a slice of K continuing the slices before it: each output's sum starts from the
+		  f32 at act + rw_off (row i, output n: rw_off + 4 (i ldy + n)) instead of +0 and
+		  adds this group's blocks in kb order, so slices of a matrix's K at multiples of
+		  128 chained this way (each slice's y the next one's start) give one pass's bits
+		  (o_proj a head group at a time beside the attention of the next); not with ACCUM,
+		  SILU_MUL, RMSNORM, ARGMAX or XIDX. A start that lies on an earlier group's output
+		  must be exactly that output (offset, n, ldy) and have its lane0 */
+#define FP8_GEMV_FLAGS_ALL 0x7FFu
 
 /* One group: 64 bytes, little-endian, in the activation bank. Offsets are bytes from the start
  * of the bank the field names. */

@@ -90,6 +90,7 @@ enum hls_loop {
 	HLS_L_GEMV_MAC,	    /* fp8_gemv: one beat of a weight row times m rows of x (per lane) */
 	HLS_L_GEMV_STORE,   /* fp8_gemv: one beat of a tile's outputs for one x row (epilogue) */
 	HLS_L_GEMV_SILU,    /* fp8_gemv SILU_MUL: FP8_GEMV_SILU outputs through the SiLU units */
+	HLS_L_GEMV_INIT,    /* fp8_gemv CONT: one beat of a tile's starting sums for one x row */
 	HLS_L_LATT_Q,	    /* mla_attn_lanes: one beat of q_lat / q_pe broadcast to the lanes */
 	HLS_L_LATT_LOAD,    /* mla_attn_lanes: one AXI beat of cache records in one lane */
 	HLS_L_LATT_SCORE,   /* mla_attn_lanes: one MLA_LANE_MACS-MAC step of the scores, one lane */

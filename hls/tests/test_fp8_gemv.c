@@ -763,6 +763,99 @@ static void xidx_case(int N, int K, int L, int m, uint32_t flags)
 	free(nw);
 }
 
+/* CONT: one matrix's K in slices (k0 at multiples of 128), each slice its own stripe set on the
+ * matrix's rotation; slice 0 writes a scratch y, each later one continues from it (CONT), the
+ * last adding the residual into y. In one command (groups in table order) and as one command a
+ * slice, the outputs equal one group over the whole K bit for bit (sep: commands a slice). */
+static void cont_chain(int N, int L, int m, uint32_t mode, int sep)
+{
+	enum { S = 3 };
+	static const int ks[S + 1] = {0, 256, 384, 896}; /* slices of 256, 128 and 512 */
+	int K = ks[S], bf = (mode & FP8_GEMV_W_BF16) != 0, ldy = m > 1 ? N + 3 : N;
+	int kbn = (N + 127) / 128, kbk = K / 128;
+	struct mat a;
+	struct gv_act act = {0};
+	struct gv_lanes ln;
+	mat_make(&a, N, K, mode, K_RANDOM);
+	size_t ys = (size_t)(m - 1) * ldy + N;
+	float *x = malloc((size_t)m * K * 4), *res = malloc(ys * 4), *junk = malloc(ys * 4);
+	fill_x(x, (size_t)m * K, K_RANDOM);
+	for (size_t i = 0; i < ys; i++) {
+		res[i] = gv_sym(2.0f);
+		junk[i] = gv_sym(9.0f); /* what the scratch held before (overwritten by slice 0) */
+	}
+	uint64_t tab = gv_alloc(&act, 64 * (S + 1)), xo = gv_alloc(&act, (uint64_t)m * K * 4);
+	uint64_t yw = gv_alloc(&act, ys * 4), yc = gv_alloc(&act, ys * 4);
+	uint64_t so = gv_alloc(&act, ys * 4);
+	gv_put_f32(&act, xo, x, (size_t)m * K);
+	gv_put_f32(&act, yw, res, ys);
+	gv_put_f32(&act, yc, res, ys);
+	gv_put_f32(&act, so, junk, ys);
+	gv_lanes_init(&ln, L, 2 * (64 * (S + 2) + fp8_gemv_stripe_bytes(N, K, L, mode)));
+	gv_rot = N; /* every slice on the whole matrix's rotation */
+	uint64_t wo = gv_add_matrix(&ln, a.w, a.ws, NULL, NULL, N, K, mode);
+	struct fp8_gemv_grp whole =
+				gv_grp(wo, xo, yw, yw, 0, N, K, K, ldy, mode | FP8_GEMV_RESIDUAL),
+			    g[S];
+	for (int s = 0; s < S; s++) {
+		int k0 = ks[s], kn = ks[s + 1] - k0, last = s == S - 1;
+		size_t eb = bf ? 2 : 1;
+		uint8_t *w = malloc((size_t)N * kn * eb);
+		float *ws = malloc((size_t)kbn * (kn / 128) * 4);
+		for (int n = 0; n < N; n++)
+			memcpy(w + (size_t)n * kn * eb, a.w + ((size_t)n * K + k0) * eb,
+			       (size_t)kn * eb);
+		for (int b = 0; b < kbn; b++)
+			for (int j = 0; j < kn / 128; j++)
+				ws[b * (kn / 128) + j] = a.ws[b * kbk + k0 / 128 + j];
+		uint64_t so_w = gv_add_matrix(&ln, w, bf ? NULL : ws, NULL, NULL, N, kn, mode);
+		uint32_t f = mode | (s ? FP8_GEMV_CONT : 0) | (last ? FP8_GEMV_RESIDUAL : 0);
+		g[s] = gv_grp(so_w, xo + 4 * (uint64_t)k0, last ? yc : so, last ? yc : 0,
+			      s ? so : 0, N, kn, K, ldy, f);
+		free(w);
+		free(ws);
+	}
+	gv_rot = 0;
+	memcpy(act.p + tab, &whole, 64);
+	uint32_t rc =
+	    fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L, tab, 1, m);
+	memcpy(act.p + tab + 64, g, sizeof g);
+	for (int s = 0; s < (sep ? S : 1) && !rc; s++)
+		rc = fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L,
+				  tab + 64 * (uint64_t)(1 + s), sep ? 1 : S, m);
+	long bad = 0;
+	for (int i = 0; i < m && !rc; i++)
+		bad += memcmp(act.p + yw + (uint64_t)i * ldy * 4,
+			      act.p + yc + (uint64_t)i * ldy * 4, (size_t)N * 4) != 0;
+	CHECK(!rc && !bad,
+	      "CONT: K = 896 in slices of 256, 128, 512 (%s, N=%d L=%d m=%d mode=0x%x) vs one "
+	      "group: rc=%u, %ld rows differ",
+	      sep ? "a command each" : "one command", N, L, m, mode, rc, bad);
+	/* the start must be exactly an earlier output on its lanes: a start one row off fails */
+	if (!sep) {
+		struct fp8_gemv_grp t[S];
+		memcpy(t, g, sizeof t);
+		t[1].rw_off -= 4;
+		memcpy(act.p + tab + 64, t, sizeof t);
+		rc = fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L,
+				  tab + 64, S, m);
+		CHECK_EQ(rc, FP8_GEMV_E_FLAGS | 1u << 8,
+			 "CONT: a start that meets slice 0's output one row off is refused");
+		memcpy(t, g, sizeof t);
+		t[2].flags |= FP8_GEMV_ACCUM;
+		memcpy(act.p + tab + 64, t, sizeof t);
+		rc = fp8_gemv_run(act.p, act.size, (const uint8_t *const *)ln.p, ln.size, L,
+				  tab + 64, S, m);
+		CHECK_EQ(rc, FP8_GEMV_E_FLAGS | 2u << 8, "CONT with ACCUM is refused");
+	}
+	mat_free(&a);
+	gv_lanes_free(&ln);
+	free(act.p);
+	free(x);
+	free(res);
+	free(junk);
+}
+
 int main(void)
 {
 	xidx_case(40, 300, 8, 3, 0);
@@ -789,6 +882,12 @@ int main(void)
 	moe_downs(8, 2, FP8_GEMV_UE8M0, 1);
 	mixed_table(32, 1);
 	mixed_table(8, 3);
+	for (int sep = 0; sep < 2; sep++) {
+		cont_chain(7168 / 16, 32, 1, 0, sep);
+		cont_chain(300, 8, 3, FP8_GEMV_ACT_F32, sep);
+		cont_chain(129, 3, 2, FP8_GEMV_UE8M0, sep);
+		cont_chain(64, 4, 1, FP8_GEMV_W_BF16, sep);
+	}
 	errors();
 	CHECK_EQ(fp8_gemv_stripe_bytes(0, 1, 1, 0), 0, "stripe_bytes rejects N = 0");
 	CHECK_EQ(fp8_gemv_stripe_bytes(9, 1, 1, FP8_GEMV_W_BF16), 2 * 8 * 2,

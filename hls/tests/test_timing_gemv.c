@@ -32,6 +32,8 @@ static void count_case_x(int L, int m, int ng, const int (*nk)[2], const uint32_
 		uint64_t xo = share_x && g ? xo0 : gv_alloc(&act, (uint64_t)m * K * 4);
 		uint64_t yo = gv_alloc(&act, (uint64_t)m * N * 4);
 		uint64_t rwo = gv_alloc(&act, (uint64_t)m * 4), ro = yo;
+		if (fl[g] & FP8_GEMV_CONT) /* the start: the group before's output, or its own */
+			rwo = g ? tab[g - 1].y_off : gv_alloc(&act, (uint64_t)m * N * 4);
 		if (fl[g] & FP8_GEMV_RMSNORM) { /* the norm weight; eps 0 */
 			ro = share_x && g ? ro0 : gv_alloc(&act, (uint64_t)K * 4);
 			rwo = 0;
@@ -59,7 +61,7 @@ static void count_case_x(int L, int m, int ng, const int (*nk)[2], const uint32_
 		printf("FAIL %s: rc %u cycles %lld\n", what, rc, (long long)cyc);
 		tc_failed++;
 	} else {
-		tc_compare(what, c.it, HLS_L_GEMV_TABLE, HLS_L_GEMV_SILU);
+		tc_compare(what, c.it, HLS_L_GEMV_TABLE, HLS_L_GEMV_INIT);
 	}
 	gv_lanes_free(&ln);
 	free(act.p);
@@ -99,6 +101,17 @@ static void count_grid(void)
 		for (int m = 1; m <= 4; m += 3) {
 			count_case(Ls[l], m, 3, t1, f1);
 			count_case(Ls[l], m, 4, t2, f2);
+			cases += 2;
+		}
+	/* o_proj's K in slices chained by CONT (the first from a start of its own) */
+	static const int t4[][2] = {{1000, 256}, {1000, 128}, {1000, 512}};
+	static const uint32_t f4[][3] = {
+	    {0, FP8_GEMV_CONT, FP8_GEMV_CONT | FP8_GEMV_RESIDUAL},
+	    {FP8_GEMV_CONT | FP8_GEMV_ACT_F32, FP8_GEMV_CONT | FP8_GEMV_ACT_F32, FP8_GEMV_ACT_F32}};
+	for (int l = 0; l < 3; l++)
+		for (int m = 1; m <= 4; m += 3) {
+			count_case(Ls[l], m, 3, t4, f4[0]);
+			count_case(Ls[l], m, 2, t4, f4[1]);
 			cases += 2;
 		}
 	/* groups sharing x (the MoE's gate|up, q_a and kv_a): loaded once, norm or not */

@@ -13,14 +13,14 @@
 #include "hls_timing.h"
 
 static const char *tc_loop_name[] = {
-    "gemm_load_w", "gemm_load_x", "gemm_load_xs", "gemm_quant",	 "gemm_mac",	 "gemm_scale",
-    "gemm_store",  "gemm_silu",	  "vec_read",	  "vec_write",	 "vec_row",	 "vec_exp",
-    "attn_load",   "attn_score",  "attn_softmax", "attn_acc",	 "attn_store",	 "append_write",
-    "gemv_table",  "gemv_norm",	  "gemv_load_x",  "gemv_load_s", "gemv_mac",	 "gemv_store",
-    "gemv_silu",   "latt_q",	  "latt_load",	  "latt_score",	 "latt_softmax", "latt_acc",
-    "latt_weight", "latt_merge",  "latt_qquant",  "latt_iscore", "latt_wquant",	 "latt_iacc",
-    "latt_bcast",  "mha_q",	  "mha_load",	  "mha_score",	 "mha_softmax",	 "mha_acc",
-    "mha_store"};
+    "gemm_load_w", "gemm_load_x", "gemm_load_xs", "gemm_quant",	 "gemm_mac",	"gemm_scale",
+    "gemm_store",  "gemm_silu",	  "vec_read",	  "vec_write",	 "vec_row",	"vec_exp",
+    "attn_load",   "attn_score",  "attn_softmax", "attn_acc",	 "attn_store",	"append_write",
+    "gemv_table",  "gemv_norm",	  "gemv_load_x",  "gemv_load_s", "gemv_mac",	"gemv_store",
+    "gemv_silu",   "gemv_init",	  "latt_q",	  "latt_load",	 "latt_score",	"latt_softmax",
+    "latt_acc",	   "latt_weight", "latt_merge",	  "latt_qquant", "latt_iscore", "latt_wquant",
+    "latt_iacc",   "latt_bcast",  "mha_q",	  "mha_load",	 "mha_score",	"mha_softmax",
+    "mha_acc",	   "mha_store"};
 _Static_assert(sizeof tc_loop_name / sizeof tc_loop_name[0] == HLS_L_N,
 	       "tc_loop_name: one name per hls_timing.h loop id, in its order");
 
