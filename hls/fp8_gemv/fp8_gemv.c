@@ -929,6 +929,7 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 	 * starts a group's tiles when it is done with the earlier ones and that x is there; the
 	 * activation bank also carries the outputs (act_busy) */
 	uint64_t lane_t[FP8_GEMV_MAX_LANES], x_at = 0, act_busy = 0, depth_max = 0, epi_t = 0;
+	uint64_t first_end[FP8_GEMV_MAX_LANES] = {0}; /* each lane's first tile of its last group */
 	/* each lane's weight reader issues its first bursts once the table is read (the weights
 	 * do not wait for x): they arrive one burst latency later, into the lane's FIFO of
 	 * FP8_GEMV_WFIFO beats, while the x rows load */
@@ -969,9 +970,10 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 			full += ini_full;
 			last += ini_last;
 		}
-		/* a CONT group after others starts once the epilogue stored what came before (its
-		 * start values may be their outputs) */
-		uint64_t epi_before = (gr->flags & FP8_GEMV_CONT) && g ? epi_t : 0;
+		/* a CONT group's tile reads its start values once the epilogue stored them: its
+		 * lane's same tile of the group before (the lane's first, done first_end[l]),
+		 * behind one tile of every lane in the epilogue's queue */
+		int cont_after = (gr->flags & FP8_GEMV_CONT) && g;
 		/* the x loader's bursts follow each other: the first group's pays the latency */
 		uint64_t xg = g && v_same_x(&tab[g - 1], gr)
 				  ? 0 /* the x buffer holds it already */
@@ -995,8 +997,12 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 			uint64_t by = (cnt - has_last) * full_b + (has_last ? last_b : 0);
 			lane_sum[l] += by;
 			c->lane_bytes_total += by;
-			lane_t[l] = hls_max64(hls_max64(hls_max64(lane_t[l], x_at), w_at), epi_before) +
-				    cy;
+			uint64_t st = hls_max64(hls_max64(lane_t[l], x_at), w_at);
+			if (cont_after)
+				st = hls_max64(st, first_end[l] + (uint64_t)b->depth_vec +
+						       (uint64_t)L * m * hls_cdiv64(V_R * 4, beat));
+			first_end[l] = st + (cnt > 1 || !has_last ? full : last);
+			lane_t[l] = st + cy;
 		}
 		uint64_t depth = (uint64_t)((gr->flags & V_RAW) ? b->depth_vec : b->depth_mac) +
 				 (uint64_t)b->depth_scale;

@@ -609,6 +609,8 @@ static int card_mla_append(struct ee *e, const struct ee_layer *L, int p)
 	return 0;
 }
 
+static int card_mla_end(struct ee *e, const struct ee_layer *L);
+
 /* MLA sublayer of layer L at position p, through the post-attention norm into xn where the FFN
  * reads it (card_post_norm). */
 int card_mla(struct ee *e, const struct ee_layer *L, int p)
@@ -670,6 +672,11 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 			      e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0,
 			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(card_barrier(e));
+	int split = e->gv_attn ? card_attn_split(e, L, p) : 1;
+	if (split > 1) { /* head groups beside W_UV and o_proj's slices */
+		TRY(card_attn_groups(e, L, e->cur_seq, p, split));
+		return card_mla_end(e, L);
+	}
 	if (e->gv_attn)
 		TRY(card_attn_lanes(e, L, e->cur_seq, p));
 	struct abi_cmd *m = e->gv_attn ? NULL : card_cmd(e, ABI_OP_MLA_ATTN, "mla_attn");
@@ -702,6 +709,14 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	else
 		TRY(card_gemm(e, "o_proj + residual", e->ao, &L->o, e->x, ABI_GEMM_F_RESIDUAL, 0, 0,
 			      0, 0, 0));
+	return card_mla_end(e, L);
+}
+
+/* The MLA sublayer's end after o_proj: the post-attention norm where the FFN reads xn. */
+static int card_mla_end(struct ee *e, const struct ee_layer *L)
+{
+	const struct config *c = e->c;
+	float eps = (float)c->rms_norm_eps;
 	TRY(card_barrier(e));
 	if (card_post_norm(e, L))
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "post_attention_layernorm", e->x, 0, L->post_norm,
@@ -1384,6 +1399,7 @@ int card_place_acts(struct ee *e)
 	    (r = card_place(e, ab, NULL, f * H * kvl, &e->lat)) ||
 	    (r = card_place(e, ab, NULL, f * H * c->v_head_dim, &e->ao)) ||
 	    (r = card_place(e, ab, NULL, f * D, &e->ffn)) ||
+	    (r = card_place(e, ab, NULL, f * D, &e->ob)) ||
 	    (r = card_place(e, ab, NULL, f * (k > 0 ? k : 1), &e->rw)))
 		return r;
 	for (int j = 0; j <= k; j++)

@@ -25,6 +25,7 @@ struct card_e2e {
 	double card_ms, link_ms, host_router_ms, host_head_ms, host_sample_ms, e2e_ms;
 	double gemv_ms, attn_ms; /* card time of the weight GEMVs / GEMMs and of attention */
 	double gemv_bytes_ms;	 /* the weights' bytes at the board's full HBM rate */
+	double side_ms;		 /* of those, the time the GEMV CU and the attention ran at once */
 	int fp8_attn; /* in: the what-if with the FP8 cache and the attention's FP8 datapath */
 };
 void card_host_model(const struct config *c, const struct board_desc *bd, int route_on_card,

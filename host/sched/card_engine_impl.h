@@ -67,9 +67,20 @@ struct gvtab {
 	int per; /* a rows table: groups per block of 16 rows (block b's at b * per; 0: ng) */
 };
 
+/* Most head groups the decode's attention runs in, o_proj a slice of K each (ee.o_groups). */
+#define EE_MAX_OG 16
+#define EE_ATTN_GROUPS 8 /* the default (MOECARD_ATTN_GROUPS) */
+#define EE_OG_VIEWS (EE_MAX_OG * (EE_MAX_OG + 1) / 2)
+#define EE_OG_VIEW(d) ((d) * ((d)-1) / 2)
+
 /* The striped matrices and static group tables of one layer (card_gemv.c). */
 struct ee_gv_layer {
-	struct smat qa, qb, kva, o, gu, down, shgu, shdown;	   /* qb is q_proj without q_lora */
+	struct smat qa, qb, kva, gu, down, shgu, shdown; /* qb is q_proj without q_lora */
+	struct smat o[EE_MAX_OG]; /* o_proj in ee.o_groups slices of K (a head group's columns
+				     each), chained by FP8_GEMV_CONT */
+	/* views of t_uv, t_o: for d head groups (d dividing ee.o_groups), group j's heads and
+	 * o_proj slices at EE_OG_VIEW(d) + j */
+	struct gvtab v_uv[EE_OG_VIEWS], v_o[EE_OG_VIEWS];
 	struct smat *ukt, *uv;					   /* [H] per-head W_UK^T, W_UV */
 	struct smat *exgu, *exdn;				   /* [E] routed experts */
 	struct gvtab t_qkva, t_qb, t_ukt, t_uv, t_o, t_gu, t_down; /* static */
@@ -152,6 +163,7 @@ struct ee_pf {
 	int one_gath;	 /* one vector CU runs GATHER and RMSNORM (in order) */
 	int xn_early;	 /* this layer's xn was normalized with o_proj's ranges (pf_o_range) */
 	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, hb; /* [chunk][...] f32 */
+	uint64_t ob; /* [chunk][hidden] f32: o_proj's sums between its slices (FP8_GEMV_CONT) */
 	uint64_t xg, hg, yd; /* MoE: gathered rows [chunk k][D], hidden, down outputs */
 	uint64_t gi, ci, cw; /* gather index [chunk k], combine index and weight [chunk][k] */
 	uint64_t rlog, rout; /* router logits [rows16][E], routes [chunk][2 k] (card router) */
@@ -247,6 +259,12 @@ struct ee {
 	uint64_t gv_cur;	  /* bytes of the arena used */
 	uint64_t gv_tiles;	  /* tiles placed: the next rotation, so small matrices spread */
 	int gv_attn;		  /* 1: the latent cache striped over the lanes (mla_attn_lanes) */
+	int o_groups;		  /* o_proj's slices of K (1..EE_MAX_OG, a head group's v columns
+				     each; with gv_attn), chained by FP8_GEMV_CONT: the decode's
+				     attention may run in head groups of whole slices, the GEMV CU
+				     taking W_UV and the o_proj slices of each group while the
+				     next one's attention runs (card_attn_split chooses) */
+	int split_p, split_g;	  /* card_attn_split's last choice: position + 1 and groups */
 	int kv_fold;		  /* 1: the token loop's append takes kv_a's raw row and does the
 				     kv_a_layernorm and RoPE in its input stage (needs gv_attn;
 				     MOECARD_KV_FOLD=0 turns it off) */
@@ -281,6 +299,7 @@ struct ee {
 	int n_layers;
 	/* activations (card) */
 	uint64_t x, xn, qa, q, kva, kvrow, qcat, lat, ao, ffn, rw, tab;
+	uint64_t ob;		/* f32 [hidden]: o_proj's sums between its slices (FP8_GEMV_CONT) */
 	uint64_t *hb;		/* [topk+1] FFN hidden rows, f32 [inter] each */
 	uint64_t final_norm;	/* model.norm f32 [hidden] */
 	uint64_t mtp_head_norm; /* MTP shared_head.norm f32 [hidden] */
@@ -312,8 +331,9 @@ struct ee {
 	double t_sched, t_wait, t_host, t_wall; /* s */
 	double dry_ns;				/* dry mode: modeled card ns */
 	double dry_op_ns[ABI_OP_COUNT];		/* dry mode: command ns by opcode (summed) */
-	uint64_t dry_cur;			/* dry mode: the next fake address's offset */
-	int dry_bad;				/* dry mode: a command the timing models reject */
+	double dry_side_ns; /* dry mode: ns the GEMV CU and the striped attention ran at once */
+	uint64_t dry_cur;   /* dry mode: the next fake address's offset */
+	int dry_bad;	    /* dry mode: a command the timing models reject */
 	/* allocations to free */
 	struct backend_buf **bufs;
 	size_t n_bufs, cap_bufs;
@@ -647,6 +667,14 @@ static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, 
  * e->kva and normalizes and ropes it itself (ABI kv fold). */
 int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int n, int fold);
 int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
+/* The decode's attention a head group at a time (d groups), each group's W_UV and
+ * o_proj slice on the GEMV CU while the next group's attention runs (fence EE_PF_FENCE_ATT);
+ * the same bits as card_attn_lanes, then W_UV and o_proj over all heads. */
+int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d);
+/* The head groups d (dividing ee.o_groups; 1: one pass, then W_UV and o_proj) for a decode
+ * step at position p: MOECARD_ATTN_SPLIT when it names a divisor, else the d with the least
+ * modeled time (the kernels' timing models, the firmware's take per command). */
+int card_attn_split(struct ee *e, const struct ee_layer *L, int p);
 /* Modeled cycles of an MLA_ATTN_LANES command (dry timing). */
 int64_t card_attn_lanes_cycles(const struct ee *e, const struct abi_cmd *c, uint32_t bw_mbps,
 			       uint32_t clk_khz);

@@ -48,7 +48,9 @@ static uint64_t gv_layer_need(const struct ee *e, int moe)
 		b += gv_bytes(e, ql, D, 0) + gv_bytes(e, H * qd, ql, 0);
 	else
 		b += gv_bytes(e, H * qd, D, 0);
-	b += gv_bytes(e, kvl + c->qk_rope_head_dim, D, 0) + gv_bytes(e, D, H * vd, 0);
+	int og = e->o_groups > 1 ? e->o_groups : 1;
+	b += gv_bytes(e, kvl + c->qk_rope_head_dim, D, 0) +
+	     (uint64_t)og * gv_bytes(e, D, H * vd / og, 0);
 	b += (uint64_t)H * (gv_bytes(e, kvl, c->qk_nope_head_dim, 0) + gv_bytes(e, vd, kvl, 0));
 	if (e->gv_attn && card_pf_mha_shape(c)) /* the non-absorbed prefill's W_UK rows */
 		b += (uint64_t)H * gv_bytes(e, c->qk_nope_head_dim, kvl, 0);
@@ -175,6 +177,53 @@ static uint32_t gv_attn_cu(const struct ee *e, const struct board_cu **cup)
 	return 0;
 }
 
+static double attn_heads_ns(const struct ee *e, int p, int nh);
+static double split_est(double a, double gv, int d, double take);
+static double split_take(const struct ee *e);
+
+/* Whether the heads divide into d groups whose v columns are whole 128-blocks of o_proj's K. */
+static int gv_og_ok(const struct config *c, int d)
+{
+	return c->num_attention_heads % d == 0 &&
+	       (c->num_attention_heads / d * c->v_head_dim) % 128 == 0;
+}
+
+/* o_proj's slices (ee.o_groups): MOECARD_ATTN_GROUPS when set (1..EE_MAX_OG, lowered to a
+ * valid count), else the head groups card_attn_split's rule would take at the longest context
+ * (max_seq), W_UV and o_proj timed at their bytes over the lanes at the board's rate (no slices
+ * when one pass wins even there: a slice's partial sums cross the activation bank); 1 without
+ * the striped attention. */
+static int gv_o_groups(const struct ee *e)
+{
+	const struct config *c = e->c;
+	const char *v = getenv("MOECARD_ATTN_GROUPS");
+	int og = v && *v ? atoi(v) : EE_ATTN_GROUPS;
+	og = og < 1 ? 1 : og > EE_MAX_OG ? EE_MAX_OG : og;
+	if (!e->gv_attn)
+		return 1;
+	while (og > 1 && !gv_og_ok(c, og))
+		og--;
+	if (v && *v)
+		return og;
+	uint32_t bw = 0, kclk = 0;
+	card_dry_rates(e, &bw, &kclk);
+	double H = c->num_attention_heads, vd = c->v_head_dim;
+	double bytes = (double)c->hidden_size * H * vd + H * vd * c->kv_lora_rank;
+	double gv = bw ? bytes / ((double)e->gv_lanes * bw * 1e6) * 1e9 : 0, best = 0;
+	int pick = 1;
+	for (int d = 1; d <= og; d++) {
+		if (og % d || !gv_og_ok(c, d))
+			continue;
+		double est = split_est(attn_heads_ns(e, e->max_seq - 1, (int)H / d), gv / d, d,
+				       split_take(e));
+		if (d == 1 || est < best) {
+			best = est;
+			pick = d;
+		}
+	}
+	return pick;
+}
+
 int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8, char *err,
 		   size_t errlen)
 {
@@ -253,6 +302,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		e->gv = 0;
 		return -EINVAL;
 	}
+	e->o_groups = gv_o_groups(e);
 	uint64_t need =
 	    (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
 	if (e->gv_attn)
@@ -291,9 +341,22 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	return 0;
 }
 
+static int gv_place_rot(struct ee *e, struct smat *m, int n, int k, uint32_t lay,
+			const struct qmat *a, const struct qmat *b, const uint8_t *codes,
+			const float *scales, int lane0);
+
 /* Stripes the matrix (a, with b the up half of a SiLU pair; a NULL: shapes only) into the arena. */
 static int gv_place(struct ee *e, struct smat *m, int n, int k, uint32_t lay, const struct qmat *a,
 		    const struct qmat *b, const uint8_t *codes, const float *scales)
+{
+	return gv_place_rot(e, m, n, k, lay, a, b, codes, scales, -1);
+}
+
+/* gv_place on rotation lane0 (-1: the next one): the slices of a matrix whose outputs chain
+ * (FP8_GEMV_CONT) share the first slice's, so each output row stays on one lane. */
+static int gv_place_rot(struct ee *e, struct smat *m, int n, int k, uint32_t lay,
+			const struct qmat *a, const struct qmat *b, const uint8_t *codes,
+			const float *scales, int lane0)
 {
 	uint64_t bytes = gv_bytes(e, n, k, lay);
 	m->n = n;
@@ -302,7 +365,9 @@ static int gv_place(struct ee *e, struct smat *m, int n, int k, uint32_t lay, co
 	/* rotation: after the tiles placed so far, except for the matrices GV_ROT0 asks to share
 	 * lane 0 (the MoE experts: their downs accumulate into one y, and the router's tables
 	 * move only w_off from expert 0's) */
-	m->lane0 = (lay & GV_ROT0) ? 0 : (uint32_t)(e->gv_tiles % e->gv_lanes);
+	m->lane0 = lane0 >= 0	     ? (uint32_t)lane0
+		   : (lay & GV_ROT0) ? 0
+				     : (uint32_t)(e->gv_tiles % e->gv_lanes);
 	lay &= ~GV_ROT0;
 	m->lay = lay;
 	e->gv_tiles += (uint64_t)(n + FP8_GEMV_R - 1) / FP8_GEMV_R;
@@ -394,6 +459,55 @@ static int gv_write(struct ee *e, const struct gvtab *t)
 	return card_write(e, t->addr, t->g, (size_t)t->ng * sizeof *t->g);
 }
 
+/* o_proj in e->o_groups slices of K (a head group's v columns each) on one rotation. */
+static int gv_place_o(struct ee *e, struct ee_gv_layer *g, const struct layer_weights *lw)
+{
+	const struct config *c = e->c;
+	int D = c->hidden_size, K = c->num_attention_heads * c->v_head_dim, og = e->o_groups;
+	int kg = K / og, kbk = (K + 127) / 128, kbn = (D + 127) / 128;
+	const struct qmat *o = lw && !e->dry ? &lw->o_proj : NULL;
+	if (og <= 1)
+		return gv_place(e, &g->o[0], D, K, 0, o, NULL, NULL, NULL);
+	if (o && (o->fmt != QMAT_FP8 || o->rows != D || o->cols != K))
+		return -EINVAL;
+	uint8_t *w = o ? malloc((size_t)D * kg) : NULL;
+	float *ws = o ? malloc((size_t)kbn * (kg / 128) * sizeof *ws) : NULL;
+	int r = o && (!w || !ws) ? -ENOMEM : 0;
+	for (int s = 0; s < og && !r; s++) {
+		int k0 = s * kg;
+		for (int n = 0; o && n < D; n++)
+			memcpy(w + (size_t)n * kg, (const uint8_t *)o->w + (size_t)n * K + k0,
+			       (size_t)kg);
+		for (int b = 0; o && b < kbn; b++)
+			for (int j = 0; j < kg / 128; j++)
+				ws[b * (kg / 128) + j] = o->scale[(size_t)b * kbk + k0 / 128 + j];
+		r = gv_place_rot(e, &g->o[s], D, kg, 0, NULL, NULL, w, ws,
+				 s ? (int)g->o[0].lane0 : -1);
+	}
+	free(w);
+	free(ws);
+	return r;
+}
+
+/* o_proj's slices into table t (rows 0: one x row; else rows of ldx / ldy elements): slice s
+ * reads its columns of ao, each continues the one before (FP8_GEMV_CONT from ob), the last
+ * adds the residual into x. */
+static void gv_add_o(struct ee *e, struct gvtab *t, const struct ee_gv_layer *g, uint64_t ao,
+		     uint64_t ob, uint64_t x, uint32_t ldx, uint32_t ldy)
+{
+	int og = e->o_groups > 1 ? e->o_groups : 1;
+	for (int s = 0; s < og; s++) {
+		int last = s == og - 1;
+		uint32_t f = (s ? FP8_GEMV_CONT : 0) | (last ? FP8_GEMV_RESIDUAL : 0);
+		gv_add(e, t, &g->o[s], ao + 4 * (uint64_t)s * g->o[s].k, last ? x : ob,
+		       last ? x : 0, s ? ob : 0, f);
+		if (ldx) {
+			t->g[t->ng - 1].ldx = ldx;
+			t->g[t->ng - 1].ldy = ldy;
+		}
+	}
+}
+
 /* MLA: striped matrices and the five static tables. */
 static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
 		   size_t errlen)
@@ -412,7 +526,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	TRY(gv_place(e, &g->qb, H * qd, ql > 0 ? ql : D, 0,
 		     lw ? (ql > 0 ? &lw->q_b_proj : &lw->q_proj) : NULL, NULL, NULL, NULL));
 	TRY(gv_place(e, &g->kva, row, D, 0, lw ? &lw->kv_a_proj_with_mqa : NULL, NULL, NULL, NULL));
-	TRY(gv_place(e, &g->o, D, H * vd, 0, lw ? &lw->o_proj : NULL, NULL, NULL, NULL));
+	TRY(gv_place_o(e, g, lw));
 	uint8_t *t = NULL;
 	float *ts = NULL;
 	if (lw && !e->dry)
@@ -459,7 +573,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	TRY(gv_tab(e, &g->t_qb, 1));
 	TRY(gv_tab(e, &g->t_ukt, H));
 	TRY(gv_tab(e, &g->t_uv, H));
-	TRY(gv_tab(e, &g->t_o, 1));
+	TRY(gv_tab(e, &g->t_o, e->o_groups > 1 ? e->o_groups : 1));
 	/* input_layernorm and q_a_layernorm run in the loaders of the GEMVs that read them */
 	if (ql > 0)
 		gv_add(e, &g->t_qkva, &g->qa, e->x, e->qa, 0, 0, 0);
@@ -477,7 +591,29 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 		gv_add(e, &g->t_uv, &g->uv[h], e->lat + 4 * (uint64_t)h * kvl,
 		       e->ao + 4 * (uint64_t)h * vd, 0, 0, FP8_GEMV_ACT_F32);
 	}
-	gv_add(e, &g->t_o, &g->o, e->ao, e->x, e->x, 0, FP8_GEMV_RESIDUAL);
+	gv_add_o(e, &g->t_o, g, e->ao, e->ob, e->x, 0, 0);
+	/* for d head groups, group j's views: its heads' W_UV groups, its o_proj slices */
+	for (int d = 1, og = e->o_groups > 1 ? e->o_groups : 1; d <= og; d++)
+		for (int j = 0, hg = H / d, k = og / d; j < d && og % d == 0; j++) {
+			g->v_uv[EE_OG_VIEW(d) + j] =
+			    (struct gvtab){g->t_uv.addr + (uint64_t)j * hg * sizeof *g->t_uv.g,
+					   g->t_uv.g + j * hg,
+					   hg,
+					   hg,
+					   0,
+					   NULL,
+					   0,
+					   0};
+			g->v_o[EE_OG_VIEW(d) + j] =
+			    (struct gvtab){g->t_o.addr + (uint64_t)j * k * sizeof *g->t_o.g,
+					   g->t_o.g + j * k,
+					   k,
+					   k,
+					   0,
+					   NULL,
+					   0,
+					   0};
+		}
 	if ((r = gv_write(e, &g->t_qkva)) || (r = gv_write(e, &g->t_qb)) ||
 	    (r = gv_write(e, &g->t_ukt)) || (r = gv_write(e, &g->t_uv)) ||
 	    (r = gv_write(e, &g->t_o)))
@@ -883,7 +1019,7 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	TRY(gv_tab(e, &g->r_qb, nb));
 	TRY(gv_tab(e, &g->r_ukt, H * nb));
 	TRY(gv_tab(e, &g->r_uv, H * nb));
-	TRY(gv_tab(e, &g->r_o, nb));
+	TRY(gv_tab(e, &g->r_o, nb * (e->o_groups > 1 ? e->o_groups : 1)));
 	/* the kv_b table covers the K/V rows' capacity (a later chunk recomputes the rows before
 	 * it), reading kv_a's rows where the forward keeps them: the layer's prompt rows (pf.kvp)
 	 * or the chunk's (pf.kva) */
@@ -938,8 +1074,8 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 				    pf->ao + r * uH * vd + 4 * (uint64_t)h * vd, uH * vd, 0,
 				    FP8_GEMV_ACT_F32);
 		}
-		gv_add_rows(e, &g->r_o, &g->o, pf->ao + r * uH * vd, uH * vd, pf->x + r * uD, uD,
-			    pf->x + r * uD, FP8_GEMV_RESIDUAL);
+		gv_add_o(e, &g->r_o, g, pf->ao + r * uH * vd, pf->ob + r * uD, pf->x + r * uD,
+			 uH * vd, uD);
 		if (g->gu.n) /* the dense FFN adds into the residual stream */
 			rows_pair(e, L, &g->r_gu, &g->gu, &g->r_down, &g->down, r, pf->x, pf->x,
 				  fold);
@@ -1281,22 +1417,126 @@ int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, i
 	return 0;
 }
 
+static int attn_lanes_heads(struct ee *e, const struct ee_layer *L, int s, int p, int h0, int nh,
+			    const char *what);
+
 int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p)
 {
+	return attn_lanes_heads(e, L, s, p, 0, e->c->num_attention_heads,
+				"mla_attn (striped, all heads)");
+}
+
+/* The striped attention of heads [h0, h0 + nh) (their q rows and outputs; every head's sums are
+ * its own, so a group's outputs are the bits the all-heads command gives them). */
+static int attn_lanes_heads(struct ee *e, const struct ee_layer *L, int s, int p, int h0, int nh,
+			    const char *what)
+{
 	const struct config *c = e->c;
-	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN_LANES, "mla_attn (striped, all heads)");
+	struct abi_cmd *m = card_cmd(e, ABI_OP_MLA_ATTN_LANES, what);
 	if (!m)
 		return -E2BIG;
-	m->u.mlal.q = e->qcat;
-	m->u.mlal.out = e->lat;
+	uint64_t row = (uint64_t)c->kv_lora_rank + (uint64_t)c->qk_rope_head_dim;
+	m->u.mlal.q = e->qcat + 4 * (uint64_t)h0 * row;
+	m->u.mlal.out = e->lat + 4 * (uint64_t)h0 * (uint64_t)c->kv_lora_rank;
 	m->u.mlal.cache_off = ee_kv_base(e, L, s);
-	m->u.mlal.n_heads = (uint32_t)c->num_attention_heads;
+	m->u.mlal.n_heads = (uint32_t)nh;
 	m->u.mlal.kv_lora = (uint32_t)c->kv_lora_rank;
 	m->u.mlal.rope = (uint32_t)c->qk_rope_head_dim;
 	m->u.mlal.n_ctx = (uint32_t)p + 1;
 	m->u.mlal.ctx_cap = (uint32_t)e->max_seq;
 	m->u.mlal.word = e->kv_fmt | (e->attn_fp8 ? ABI_MLAL_FP8 : 0);
 	memcpy(&m->u.mlal.scale, &e->softmax_scale, 4);
+	return 0;
+}
+
+/* Modeled ns of the striped attention of nh heads at position p (card clock and bandwidth). */
+static double attn_heads_ns(const struct ee *e, int p, int nh)
+{
+	uint32_t bw = 0, kclk = 0;
+	struct hls_build b;
+	card_dry_rates(e, &bw, &kclk);
+	card_attn_build(e, bw, kclk, &b);
+	int mf = card_mla_fmt(e->kv_fmt) | (e->attn_fp8 ? MLA_ATTN_FP8 : 0);
+	int64_t cyc = mla_attn_lanes_cycles2(&b, (int)e->gv_lanes, p, nh, e->c->kv_lora_rank,
+					     e->c->qk_rope_head_dim, mf, (int)e->attn_macs,
+					     (int)e->attn_imacs, NULL);
+	return cyc > 0 && kclk ? (double)cyc * 1e6 / kclk : 0;
+}
+
+/* The modeled time of the attention in d head groups of a ns each (all heads' in one: d = 1)
+ * beside gv ns of W_UV and o_proj a group: group j's attention beside group j - 1's GEMVs, the
+ * last group's after (d = 1: one after the other); at least the firmware's take of the 3 d
+ * commands (its CPU runs ahead of the CUs, so a short step is bound by it instead). */
+static double split_est(double a, double gv, int d, double take)
+{
+	double cu = d == 1 ? a + gv : a + (d - 1) * (a > gv ? a : gv) + gv;
+	return cu > 3 * d * take ? cu : 3 * d * take;
+}
+
+/* The firmware's take of one of the section's commands, ns (their mean). */
+static double split_take(const struct ee *e)
+{
+	const struct board_desc *bd = backend_board(e->be);
+	return (double)(board_fw_take_ns(bd, ABI_OP_MLA_ATTN_LANES) +
+			2 * board_fw_take_ns(bd, ABI_OP_GEMV)) /
+	       3;
+}
+
+int card_attn_split(struct ee *e, const struct ee_layer *L, int p)
+{
+	const struct ee_gv_layer *g = &L->gv;
+	int og = e->o_groups, H = e->c->num_attention_heads;
+	const char *v = getenv("MOECARD_ATTN_SPLIT");
+	if (og <= 1)
+		return 1;
+	if (v && *v) {
+		int d = atoi(v);
+		return d >= 1 && d <= og && og % d == 0 ? d : 1;
+	}
+	if (e->split_p == p + 1)
+		return e->split_g;
+	double take = split_take(e), best = 0;
+	int bd_g = 1;
+	for (int d = 1; d <= og; d++) {
+		if (og % d)
+			continue;
+		double a = attn_heads_ns(e, p, H / d), est;
+		double gv = card_gemv_groups_ns(e, &g->t_uv, 0, H / d, 1) +
+			    card_gemv_groups_ns(e, &g->t_o, 0, og / d, 1);
+		est = split_est(a, gv, d, take);
+		if (d == 1 || est < best) {
+			best = est;
+			bd_g = d;
+		}
+	}
+	e->split_p = p + 1;
+	e->split_g = bd_g;
+	return bd_g;
+}
+
+int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d)
+{
+	const struct ee_gv_layer *g = &L->gv;
+	int og = d, hg = e->c->num_attention_heads / d, v0 = EE_OG_VIEW(d);
+	uint32_t att[EE_MAX_OG];
+	/* attention of group j, then the GEMV CU's W_UV and o_proj slice of group j - 1 (the
+	 * firmware starts commands in list order: these wait for the attention CU no longer than
+	 * their fence says); the last group's follow it */
+	for (int j = 0; j <= og; j++) {
+		if (j < og) {
+			TRY(attn_lanes_heads(e, L, s, p, j * hg, hg,
+					     "mla_attn (striped, a head group)"));
+			att[j] = ++e->pf.fv[EE_PF_FENCE_ATT];
+			abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_ATT, att[j]);
+		}
+		if (j == 0)
+			continue;
+		TRY(gv_cmd(e, "W_UV o_lat, a head group (gemv)", &g->v_uv[v0 + j - 1]));
+		abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_ATT, att[j - 1]);
+		TRY(gv_cmd(
+		    e, j == og ? "o_proj, last slice + residual (gemv)" : "o_proj, a slice (gemv)",
+		    &g->v_o[v0 + j - 1]));
+	}
 	return 0;
 }
 

@@ -146,6 +146,7 @@ int card_pf_init(struct ee *e, int cache)
 	    (r = card_place(e, ab, NULL, f * C * H * kvl, &pf->lat)) ||
 	    (r = card_place(e, ab, NULL, f * C * H * c->v_head_dim, &pf->ao)) ||
 	    (r = card_place(e, ab, NULL, f * C * D, &pf->ffn)) ||
+	    (r = card_place(e, ab, NULL, f * C16 * D, &pf->ob)) ||
 	    (r = card_place(e, ab, NULL, f * C * (inter > 0 ? inter : 1), &pf->hb)) ||
 	    (r = card_place(e, ab, NULL, f * xr * D, &pf->xg)) ||
 	    (r = card_place(e, ab, NULL, f * xr * (Im > 0 ? Im : 1), &pf->hg)) ||

@@ -118,8 +118,28 @@ double card_proj_start(const struct ee *e, const struct card_proj *p, uint32_t o
 	return dep > t ? dep : t;
 }
 
+/* The time both kinds of intervals cover (each kind's in start order, not overlapping each
+ * other: one CU's commands). */
+static uint64_t dry_both(const uint64_t (*a)[2], uint32_t na, const uint64_t (*b)[2], uint32_t nb)
+{
+	uint64_t s = 0;
+	for (uint32_t i = 0, j = 0; i < na && j < nb;) {
+		uint64_t lo = a[i][0] > b[j][0] ? a[i][0] : b[j][0];
+		uint64_t hi = a[i][1] < b[j][1] ? a[i][1] : b[j][1];
+		s += hi > lo ? hi - lo : 0;
+		if (a[i][1] < b[j][1])
+			i++;
+		else
+			j++;
+	}
+	return s;
+}
+
 void card_dry_time(struct ee *e)
 {
+	/* the GEMV CU's and the striped attention's commands (their side-by-side time) */
+	static uint64_t iv_gv[BACKEND_MAX_LIST][2], iv_at[BACKEND_MAX_LIST][2];
+	uint32_t n_gv = 0, n_at = 0;
 	const struct abi_board *blk = backend_abi_board(e->be);
 	const struct board_desc *bd = backend_board(e->be);
 	uint64_t cu_free[ABI_MAX_CUS] = {0}, t_fw = 0, t_all = 0, fw_work = 0;
@@ -193,6 +213,13 @@ void card_dry_time(struct ee *e)
 				(long long)cyc);
 		uint64_t t1 = t0 + (uint64_t)(cyc > 0 ? cyc : 0) * 1000000ull / kclk;
 		e->dry_op_ns[op] += (double)(t1 - t0);
+		if (op == ABI_OP_GEMV) {
+			iv_gv[n_gv][0] = t0;
+			iv_gv[n_gv++][1] = t1;
+		} else if (op == ABI_OP_MLA_ATTN_LANES) {
+			iv_at[n_at][0] = t0;
+			iv_at[n_at++][1] = t1;
+		}
 		if (e->pf.active && getenv("MOECARD_DRY_TRACE"))
 			fprintf(stderr, "TR %u %s cu%d %.1f %.1f %.1f\n", i, e->list.what[i], best,
 				t0 / 1e3, t1 / 1e3, st_t[i] / 1e3);
@@ -205,6 +232,8 @@ void card_dry_time(struct ee *e)
 	uint64_t t = t_all > t_fw ? t_all : t_fw;
 	t = t > fw_work ? t : fw_work;
 	e->dry_ns += (double)(t > t_cpu ? t : t_cpu);
+	e->dry_side_ns +=
+	    (double)dry_both((const uint64_t(*)[2])iv_gv, n_gv, (const uint64_t(*)[2])iv_at, n_at);
 }
 
 /* Expert-cache figures of card_stats: per main-model token (n), card ms/token card, link ms. */
@@ -430,6 +459,7 @@ int card_engine_whatif2(const struct config *c, const struct backend *be, int po
 		m->gemv_ms = (e->dry_op_ns[ABI_OP_GEMV] + e->dry_op_ns[ABI_OP_GEMM_FP8]) / 1e6;
 		m->attn_ms =
 		    (e->dry_op_ns[ABI_OP_MLA_ATTN] + e->dry_op_ns[ABI_OP_MLA_ATTN_LANES]) / 1e6;
+		m->side_ms = e->dry_side_ns / 1e6;
 		m->gemv_bytes_ms =
 		    ee_weight_bytes(c) / (backend_board(be)->mem_bw_mbps * 1e6) * 1e3;
 		m->e2e_ms = m->card_ms + m->link_ms + m->host_router_ms + m->host_head_ms +
@@ -687,10 +717,11 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 			"\"whatif_671b_modeled_hbm_roofline_frac\":%.4f,"
 			"\"whatif_671b_gemm_cus_modeled_e2e_ms_per_tok\":%.3f,"
 			"\"whatif_671b_gemm_cus_modeled_hbm_roofline_frac\":%.4f,"
-			"\"whatif_671b_gemv_ms\":%.3f,\"whatif_671b_attn_ms\":%.3f",
+			"\"whatif_671b_gemv_ms\":%.3f,\"whatif_671b_attn_ms\":%.3f,"
+			"\"whatif_671b_side_by_side_ms\":%.3f",
 			m.card_ms, m.e2e_ms, m.link_ms,
 			m.host_router_ms + m.host_head_ms + m.host_sample_ms, roof, roof / m.e2e_ms,
-			m0.e2e_ms, roof / m0.e2e_ms, m.gemv_ms, m.attn_ms);
+			m0.e2e_ms, roof / m0.e2e_ms, m.gemv_ms, m.attn_ms, m.side_ms);
 		if (has8)
 			fprintf(out,
 				",\"whatif_671b_fp8attn_modeled_e2e_ms_per_tok\":%.3f,"
@@ -707,21 +738,23 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	    "%.3f, sampling %.3f); HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): %.1f%% of "
 	    "it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n"
 	    "  where the card time goes: weight GEMVs %.2f ms (their bytes alone at the full "
-	    "HBM rate: %.2f ms), attention %.2f ms, the rest %.2f ms\n",
+	    "HBM rate: %.2f ms), attention %.2f ms, %.2f ms of them side by side (W_UV and "
+	    "o_proj's slice of a head group beside the next group's attention), the rest %.2f "
+	    "ms\n",
 	    c.num_hidden_layers, c.n_routed_experts, m.e2e_ms, 1e3 / m.e2e_ms, m.card_ms, m.link_ms,
 	    m.host_router_ms + m.host_head_ms + m.host_sample_ms, m.host_router_ms, m.host_head_ms,
 	    m.host_sample_ms, roof, bytes / 1e6, backend_board(be)->mem_bw_mbps / 1e3,
 	    100 * roof / m.e2e_ms, m0.e2e_ms, 100 * roof / m0.e2e_ms, m.gemv_ms, m.gemv_bytes_ms,
-	    m.attn_ms, m.card_ms - m.gemv_ms - m.attn_ms);
+	    m.attn_ms, m.side_ms, m.card_ms - m.gemv_ms - m.attn_ms + m.side_ms);
 	if (has8)
 		fprintf(out,
 			"  with --kv-format fp8 --attn-datapath fp8 (q and p in E4M3; its error: "
 			"docs/numerics.md)%s: end to end %.2f ms/token (%.1f tok/s), %.1f%% of the "
-			"roofline; attention %.2f ms\n",
+			"roofline; attention %.2f ms (%.2f side by side with GEMVs)\n",
 			built8 ? ""
 			       : ", a datapath this board is built without (moecard info --board: "
 				 "what it would add)",
-			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms);
+			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms, m8.side_ms);
 }
 
 /* The prompt length of this model's prefill what-if: 512, or MOECARD_WHATIF_T (16..8192);
