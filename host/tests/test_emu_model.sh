@@ -343,6 +343,7 @@ if "$MOECARD" gen --out "$hg" --preset tiny --seed 3 --set num_attention_heads=8
     [ $kvf = fp8 ] && extra="--kv-format fp8 --attn-datapath fp8"
     hbad=""
     for cfg in "1 1" "4 1" "4 4" "4 2" "2 2"; do
+      # shellcheck disable=SC2086
       set -- $cfg
       # shellcheck disable=SC2086
       MOECARD_ATTN_GROUPS=$1 MOECARD_ATTN_SPLIT=$2 "$MOECARD" run --model "$hg" --tokens "$htoks" \
