@@ -634,6 +634,13 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	if (!e->gv)
 		TRY(card_gemm(e, "kv_a_proj", e->xn, &L->kv_a, e->kva, 0, 0, 0, 0, 0, 0));
 	TRY(card_barrier(e));
+	/* the attention in head groups (card_attn_split); with q_b in slices the groups' q_b,
+	 * W_UK^T and RoPE go in the groups too */
+	int split = e->gv_attn ? card_attn_split(e, L, p) : 1;
+	if (split > 1 && e->q_slices == e->o_groups) {
+		TRY(card_attn_pipe(e, L, e->cur_seq, p, split));
+		return card_mla_end(e, L);
+	}
 	if (ql > 0 && !e->gv)
 		TRY(card_vecop(e, ABI_OP_RMSNORM, "q_a_layernorm", e->qa, 0, L->q_a_norm, e->qa, 1,
 			       (uint32_t)ql, 0, 0, 0, eps, 0));
@@ -672,7 +679,6 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 			      e->qcat + 4 * (uint64_t)h * row, ABI_GEMM_F_ACT_F32, 0,
 			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(card_barrier(e));
-	int split = e->gv_attn ? card_attn_split(e, L, p) : 1;
 	if (split > 1) { /* head groups beside W_UV and o_proj's slices */
 		TRY(card_attn_groups(e, L, e->cur_seq, p, split));
 		return card_mla_end(e, L);

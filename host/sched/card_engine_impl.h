@@ -75,12 +75,14 @@ struct gvtab {
 
 /* The striped matrices and static group tables of one layer (card_gemv.c). */
 struct ee_gv_layer {
-	struct smat qa, qb, kva, gu, down, shgu, shdown; /* qb is q_proj without q_lora */
-	struct smat o[EE_MAX_OG]; /* o_proj in ee.o_groups slices of K (a head group's columns
+	struct smat qa, kva, gu, down, shgu, shdown;
+	struct smat qb[EE_MAX_OG]; /* q_b in ee.q_slices slices of rows (a head group's each; q_proj
+				      without q_lora, then one) */
+	struct smat o[EE_MAX_OG];  /* o_proj in ee.o_groups slices of K (a head group's columns
 				     each), chained by FP8_GEMV_CONT */
 	/* views of t_uv, t_o: for d head groups (d dividing ee.o_groups), group j's heads and
 	 * o_proj slices at EE_OG_VIEW(d) + j */
-	struct gvtab v_uv[EE_OG_VIEWS], v_o[EE_OG_VIEWS];
+	struct gvtab v_uv[EE_OG_VIEWS], v_o[EE_OG_VIEWS], v_qb[EE_OG_VIEWS], v_ukt[EE_OG_VIEWS];
 	struct smat *ukt, *uv;					   /* [H] per-head W_UK^T, W_UV */
 	struct smat *exgu, *exdn;				   /* [E] routed experts */
 	struct gvtab t_qkva, t_qb, t_ukt, t_uv, t_o, t_gu, t_down; /* static */
@@ -265,6 +267,10 @@ struct ee {
 				     taking W_UV and the o_proj slices of each group while the
 				     next one's attention runs (card_attn_split chooses) */
 	int split_p, split_g;	  /* card_attn_split's last choice: position + 1 and groups */
+	int q_slices;		  /* q_b's slices of rows: o_groups when its head groups' rows are
+				     whole 128-row blocks, q_lora and the folded append, else 1; with
+				     them the groups' q_b, W_UK^T and RoPE run beside the attention
+				     of the group before too */
 	int kv_fold;		  /* 1: the token loop's append takes kv_a's raw row and does the
 				     kv_a_layernorm and RoPE in its input stage (needs gv_attn;
 				     MOECARD_KV_FOLD=0 turns it off) */
@@ -371,6 +377,11 @@ struct ee_xdf {
 #define EE_XC_RING 1u /* ring of the detached fills */
 /* The fence of card_fence_chain (lists without the expert cache, which owns the ids above) */
 #define EE_CHAIN_FENCE 0u
+/* The decode's head groups (card_attn_pipe) signal on prefill fence ids, never in the same list
+ * (each id's values rise: EE_PF_* counters): W_UK^T of a group done, the append, a group's RoPE. */
+#define EE_DEC_FENCE_UK EE_PF_FENCE_KVB
+#define EE_DEC_FENCE_AP EE_PF_FENCE_ROPE
+#define EE_DEC_FENCE_RP EE_PF_FENCE_XN
 /* MOECARD_BARRIER_FENCES=0: lists keep every barrier (A/B of card_fence_chain) */
 int card_chain_off(void);
 /* The one CU of the board that implements op (the firmware can start op nowhere else), or -1. */
@@ -671,6 +682,10 @@ int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
  * o_proj slice on the GEMV CU while the next group's attention runs (fence EE_PF_FENCE_ATT);
  * the same bits as card_attn_lanes, then W_UV and o_proj over all heads. */
 int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d);
+/* card_attn_groups with the front in the groups too (ee.q_slices > 1): group j's q_b, W_UK^T
+ * and RoPE of q_pe beside group j - 1's attention, the append before group 0's RoPE; from
+ * after q_a|kv_a through o_proj. */
+int card_attn_pipe(struct ee *e, const struct ee_layer *L, int s, int p, int d);
 /* The head groups d (dividing ee.o_groups; 1: one pass, then W_UV and o_proj) for a decode
  * step at position p: MOECARD_ATTN_SPLIT when it names a divisor, else the d with the least
  * modeled time (the kernels' timing models, the firmware's take per command). */

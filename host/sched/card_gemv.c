@@ -44,8 +44,9 @@ static uint64_t gv_layer_need(const struct ee *e, int moe)
 	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim, kvl = c->kv_lora_rank;
 	int vd = c->v_head_dim, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
 	uint64_t b = 0;
+	int qs = e->q_slices > 1 ? e->q_slices : 1;
 	if (ql > 0)
-		b += gv_bytes(e, ql, D, 0) + gv_bytes(e, H * qd, ql, 0);
+		b += gv_bytes(e, ql, D, 0) + (uint64_t)qs * gv_bytes(e, H * qd / qs, ql, 0);
 	else
 		b += gv_bytes(e, H * qd, D, 0);
 	int og = e->o_groups > 1 ? e->o_groups : 1;
@@ -303,6 +304,13 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		return -EINVAL;
 	}
 	e->o_groups = gv_o_groups(e);
+	e->q_slices = e->o_groups > 1 && cc->q_lora_rank > 0 && e->kv_fold &&
+			      (cc->num_attention_heads / e->o_groups *
+			       (cc->qk_nope_head_dim + cc->qk_rope_head_dim)) %
+				      128 ==
+				  0
+			  ? e->o_groups
+			  : 1;
 	uint64_t need =
 	    (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
 	if (e->gv_attn)
@@ -508,6 +516,13 @@ static void gv_add_o(struct ee *e, struct gvtab *t, const struct ee_gv_layer *g,
 	}
 }
 
+/* A view of groups [a, a + n) of t (one command's table). */
+static struct gvtab gv_view(const struct gvtab *t, int a, int n)
+{
+	struct gvtab v = {t->addr + (uint64_t)a * sizeof *t->g, t->g + a, n, n, 0, NULL, 0, 0};
+	return v;
+}
+
 /* MLA: striped matrices and the five static tables. */
 static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
 		   size_t errlen)
@@ -523,8 +538,17 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 		return -ENOMEM;
 	if (ql > 0)
 		TRY(gv_place(e, &g->qa, ql, D, 0, lw ? &lw->q_a_proj : NULL, NULL, NULL, NULL));
-	TRY(gv_place(e, &g->qb, H * qd, ql > 0 ? ql : D, 0,
-		     lw ? (ql > 0 ? &lw->q_b_proj : &lw->q_proj) : NULL, NULL, NULL, NULL));
+	int qs = e->q_slices > 1 ? e->q_slices : 1, qr = H * qd / qs;
+	const struct qmat *qm = lw ? (ql > 0 ? &lw->q_b_proj : &lw->q_proj) : NULL;
+	if (qs == 1)
+		TRY(gv_place(e, &g->qb[0], H * qd, ql > 0 ? ql : D, 0, qm, NULL, NULL, NULL));
+	else if (qm && !e->dry && (qm->fmt != QMAT_FP8 || qm->rows != H * qd || qm->cols != ql))
+		return -EINVAL;
+	for (int s = 0; s < qs && qs > 1; s++) /* rows of a head group each, whole 128-row blocks */
+		TRY(gv_place(e, &g->qb[s], qr, ql, 0, NULL, NULL,
+			     qm && !e->dry ? (const uint8_t *)qm->w + (size_t)s * qr * ql : NULL,
+			     qm && !e->dry ? qm->scale + (size_t)s * qr / 128 * qm->scale_cols
+					   : NULL));
 	TRY(gv_place(e, &g->kva, row, D, 0, lw ? &lw->kv_a_proj_with_mqa : NULL, NULL, NULL, NULL));
 	TRY(gv_place_o(e, g, lw));
 	uint8_t *t = NULL;
@@ -570,7 +594,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 			return r;
 	}
 	TRY(gv_tab(e, &g->t_qkva, 2));
-	TRY(gv_tab(e, &g->t_qb, 1));
+	TRY(gv_tab(e, &g->t_qb, qs));
 	TRY(gv_tab(e, &g->t_ukt, H));
 	TRY(gv_tab(e, &g->t_uv, H));
 	TRY(gv_tab(e, &g->t_o, e->o_groups > 1 ? e->o_groups : 1));
@@ -578,13 +602,15 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	if (ql > 0)
 		gv_add(e, &g->t_qkva, &g->qa, e->x, e->qa, 0, 0, 0);
 	else
-		gv_add(e, &g->t_qkva, &g->qb, e->x, e->q, 0, 0, 0);
+		gv_add(e, &g->t_qkva, &g->qb[0], e->x, e->q, 0, 0, 0);
 	gv_norm_last(e, &g->t_qkva, L->in_norm);
 	gv_add(e, &g->t_qkva, &g->kva, e->x, e->kva, 0, 0, 0);
 	gv_norm_last(e, &g->t_qkva, L->in_norm);
-	gv_add(e, &g->t_qb, &g->qb, e->qa, e->q, 0, 0, 0);
-	if (ql > 0)
-		gv_norm_last(e, &g->t_qb, L->q_a_norm);
+	for (int s = 0; s < qs; s++) {
+		gv_add(e, &g->t_qb, &g->qb[s], e->qa, e->q + 4 * (uint64_t)s * qr, 0, 0, 0);
+		if (ql > 0)
+			gv_norm_last(e, &g->t_qb, L->q_a_norm);
+	}
 	for (int h = 0; h < H; h++) {
 		gv_add(e, &g->t_ukt, &g->ukt[h], e->q + 4 * (uint64_t)h * qd,
 		       e->qcat + 4 * (uint64_t)h * row, 0, 0, FP8_GEMV_ACT_F32);
@@ -592,27 +618,15 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 		       e->ao + 4 * (uint64_t)h * vd, 0, 0, FP8_GEMV_ACT_F32);
 	}
 	gv_add_o(e, &g->t_o, g, e->ao, e->ob, e->x, 0, 0);
-	/* for d head groups, group j's views: its heads' W_UV groups, its o_proj slices */
+	/* for d head groups, group j's views: its heads' W_UK^T and W_UV groups, its q_b and
+	 * o_proj slices */
 	for (int d = 1, og = e->o_groups > 1 ? e->o_groups : 1; d <= og; d++)
 		for (int j = 0, hg = H / d, k = og / d; j < d && og % d == 0; j++) {
-			g->v_uv[EE_OG_VIEW(d) + j] =
-			    (struct gvtab){g->t_uv.addr + (uint64_t)j * hg * sizeof *g->t_uv.g,
-					   g->t_uv.g + j * hg,
-					   hg,
-					   hg,
-					   0,
-					   NULL,
-					   0,
-					   0};
-			g->v_o[EE_OG_VIEW(d) + j] =
-			    (struct gvtab){g->t_o.addr + (uint64_t)j * k * sizeof *g->t_o.g,
-					   g->t_o.g + j * k,
-					   k,
-					   k,
-					   0,
-					   NULL,
-					   0,
-					   0};
+			g->v_uv[EE_OG_VIEW(d) + j] = gv_view(&g->t_uv, j * hg, hg);
+			g->v_ukt[EE_OG_VIEW(d) + j] = gv_view(&g->t_ukt, j * hg, hg);
+			g->v_o[EE_OG_VIEW(d) + j] = gv_view(&g->t_o, j * k, k);
+			if (qs == og) /* (q_b in slices) */
+				g->v_qb[EE_OG_VIEW(d) + j] = gv_view(&g->t_qb, j * k, k);
 		}
 	if ((r = gv_write(e, &g->t_qkva)) || (r = gv_write(e, &g->t_qb)) ||
 	    (r = gv_write(e, &g->t_ukt)) || (r = gv_write(e, &g->t_uv)) ||
@@ -1016,7 +1030,7 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	int fold = card_pf_fold_post(e); /* the FFN's GEMVs normalize x themselves */
 	uint32_t uD = (uint32_t)D, uH = (uint32_t)H;
 	TRY(gv_tab(e, &g->r_qkva, 2 * nb));
-	TRY(gv_tab(e, &g->r_qb, nb));
+	TRY(gv_tab(e, &g->r_qb, nb * (e->q_slices > 1 ? e->q_slices : 1)));
 	TRY(gv_tab(e, &g->r_ukt, H * nb));
 	TRY(gv_tab(e, &g->r_uv, H * nb));
 	TRY(gv_tab(e, &g->r_o, nb * (e->o_groups > 1 ? e->o_groups : 1)));
@@ -1053,12 +1067,16 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 			gv_add_rows(e, &g->r_qkva, &g->qa, pf->x + r * uD, uD,
 				    pf->qa + r * (uint32_t)ql, (uint32_t)ql, 0, 0);
 			gv_norm_last(e, &g->r_qkva, L->in_norm);
-			gv_add_rows(e, &g->r_qb, &g->qb, pf->qa + r * (uint32_t)ql, (uint32_t)ql,
-				    pf->q + r * uH * qd, uH * qd, 0, 0);
-			gv_norm_last(e, &g->r_qb, L->q_a_norm);
+			for (int s = 0, qs = e->q_slices > 1 ? e->q_slices : 1; s < qs; s++) {
+				gv_add_rows(e, &g->r_qb, &g->qb[s], pf->qa + r * (uint32_t)ql,
+					    (uint32_t)ql,
+					    pf->q + r * uH * qd + 4 * (uint64_t)s * g->qb[s].n,
+					    uH * qd, 0, 0);
+				gv_norm_last(e, &g->r_qb, L->q_a_norm);
+			}
 		} else {
-			gv_add_rows(e, &g->r_qkva, &g->qb, pf->x + r * uD, uD, pf->q + r * uH * qd,
-				    uH * qd, 0, 0);
+			gv_add_rows(e, &g->r_qkva, &g->qb[0], pf->x + r * uD, uD,
+				    pf->q + r * uH * qd, uH * qd, 0, 0);
 			gv_norm_last(e, &g->r_qkva, L->in_norm);
 		}
 		gv_add_rows(e, &g->r_qkva, &g->kva, pf->x + r * uD, uD, kva + r * (uint32_t)row,
@@ -1503,7 +1521,17 @@ int card_attn_split(struct ee *e, const struct ee_layer *L, int p)
 		double a = attn_heads_ns(e, p, H / d), est;
 		double gv = card_gemv_groups_ns(e, &g->t_uv, 0, H / d, 1) +
 			    card_gemv_groups_ns(e, &g->t_o, 0, og / d, 1);
-		est = split_est(a, gv, d, take);
+		/* the front (q_b, W_UK^T): before the groups, or with q_b's slices in them, group
+		 * j + 1's beside group j's attention (7 commands a group then) */
+		double f_all = card_gemv_groups_ns(e, &g->t_ukt, 0, H, 1) +
+			       card_gemv_groups_ns(e, &g->t_qb, 0, g->t_qb.ng, 1);
+		if (d == 1 || e->q_slices != og)
+			est = f_all + split_est(a, gv, d, take);
+		else
+			est = split_est(a,
+					gv + card_gemv_groups_ns(e, &g->t_ukt, 0, H / d, 1) +
+					    card_gemv_groups_ns(e, &g->t_qb, 0, og / d, 1),
+					d, 7 * take / 3);
 		if (d == 1 || est < best) {
 			best = est;
 			bd_g = d;
@@ -1535,6 +1563,67 @@ int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d
 		abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_ATT, att[j - 1]);
 		TRY(gv_cmd(
 		    e, j == og ? "o_proj, last slice + residual (gemv)" : "o_proj, a slice (gemv)",
+		    &g->v_o[v0 + j - 1]));
+	}
+	return 0;
+}
+
+/* Signals the next value of fence id on the list's last command; returns it. */
+static uint32_t dec_signal(struct ee *e, uint32_t id)
+{
+	uint32_t v = ++e->pf.fv[id];
+	abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, id, v);
+	return v;
+}
+
+/* Makes the list's last command wait for value v of fence id. */
+static void dec_wait(struct ee *e, uint32_t id, uint32_t v)
+{
+	abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, id, v);
+}
+
+int card_attn_pipe(struct ee *e, const struct ee_layer *L, int s, int p, int d)
+{
+	const struct config *c = e->c;
+	const struct ee_gv_layer *g = &L->gv;
+	int hg = c->num_attention_heads / d, v0 = EE_OG_VIEW(d), nope = c->qk_nope_head_dim;
+	uint64_t kvl = (uint64_t)c->kv_lora_rank, rope = (uint64_t)c->qk_rope_head_dim;
+	uint64_t qd = (uint64_t)nope + rope, row = kvl + rope;
+	uint32_t att[EE_MAX_OG];
+	/* group j: q_b and W_UK^T (GEMV CU, in order), RoPE of its q_pe once W_UK^T is done (for
+	 * group 0 after the append, which waits for it too), its attention after the RoPE; then
+	 * group j - 1's W_UV and o_proj slices after that group's attention. The firmware starts
+	 * in list order, so the GEMV CU takes group j + 1's front and group j - 1's back while
+	 * group j's attention runs. */
+	for (int j = 0; j <= d; j++) {
+		if (j < d) {
+			uint64_t h0 = (uint64_t)j * (uint64_t)hg;
+			TRY(gv_cmd(e, "q_b, a head group (gemv)", &g->v_qb[v0 + j]));
+			TRY(gv_cmd(e, "W_UK^T q_nope, a head group (gemv)", &g->v_ukt[v0 + j]));
+			uint32_t uk = dec_signal(e, EE_DEC_FENCE_UK), ap = 0;
+			if (j == 0) {
+				TRY(card_kv_append_lanes(e, L, s, p, 1, e->kv_fold));
+				dec_wait(e, EE_DEC_FENCE_UK, uk);
+				ap = dec_signal(e, EE_DEC_FENCE_AP);
+			}
+			TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe, a head group",
+				       e->q + 4 * (h0 * qd + (uint64_t)nope), 0, 0,
+				       e->qcat + 4 * (h0 * row + kvl), (uint32_t)hg, (uint32_t)rope,
+				       (uint32_t)qd, (uint32_t)row, (uint32_t)p,
+				       (float)c->rope_theta, e->tab));
+			dec_wait(e, j ? EE_DEC_FENCE_UK : EE_DEC_FENCE_AP, j ? uk : ap);
+			uint32_t rp = dec_signal(e, EE_DEC_FENCE_RP);
+			TRY(attn_lanes_heads(e, L, s, p, (int)h0, hg,
+					     "mla_attn (striped, a head group)"));
+			dec_wait(e, EE_DEC_FENCE_RP, rp);
+			att[j] = dec_signal(e, EE_PF_FENCE_ATT);
+		}
+		if (j == 0)
+			continue;
+		TRY(gv_cmd(e, "W_UV o_lat, a head group (gemv)", &g->v_uv[v0 + j - 1]));
+		dec_wait(e, EE_PF_FENCE_ATT, att[j - 1]);
+		TRY(gv_cmd(
+		    e, j == d ? "o_proj, last slice + residual (gemv)" : "o_proj, a slice (gemv)",
 		    &g->v_o[v0 + j - 1]));
 	}
 	return 0;

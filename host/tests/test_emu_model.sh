@@ -331,52 +331,61 @@ fi
 
 # The decode's attention in head groups beside W_UV and o_proj's slices (MOECARD_ATTN_GROUPS
 # slices of o_proj chained by FP8_GEMV_CONT, MOECARD_ATTN_SPLIT groups a step): the same logits
-# bit for bit as one pass and an unsliced o_proj, main and MTP (8 heads of v 64: up to 4 groups),
-# on the f32 cache and on the FP8 cache with the FP8 datapath; and the sliced o_proj in the
-# batched prefill gives the same tokens.
-hg="$T/heads8"
-if "$MOECARD" gen --out "$hg" --preset tiny --seed 3 --set num_attention_heads=8 \
-    --set num_key_value_heads=8 --set v_head_dim=64 --set qk_nope_head_dim=64 >/dev/null; then
-  htoks=$(seq -s, 7 7 280)
-  [ "${SAN:-}" = 1 ] && htoks=$(seq -s, 7 7 175)
-  for kvf in f32 fp8; do
-    extra=""
-    [ $kvf = fp8 ] && extra="--kv-format fp8 --attn-datapath fp8"
-    hbad=""
-    for cfg in "1 1" "4 1" "4 4" "4 2" "2 2"; do
-      # shellcheck disable=SC2086
-      set -- $cfg
-      # shellcheck disable=SC2086
-      MOECARD_ATTN_GROUPS=$1 MOECARD_ATTN_SPLIT=$2 "$MOECARD" run --model "$hg" --tokens "$htoks" \
-        -n 0 --backend emu $extra --stats --dump-logits "$T/h$1$2.npy" \
-        --dump-mtp-logits "$T/hm$1$2.npy" >"$T/h$1$2.out" 2>&1 || hbad="$hbad run $cfg"
-    done
-    if [ -z "$hbad" ] && $PY -c "
+# bit for bit as one pass and an unsliced o_proj, main and MTP (8 heads of v 64: up to 4 groups).
+# rope 64 puts a group's q_b rows on whole 128-row blocks, so q_b is sliced too and the groups'
+# q_b, W_UK^T and RoPE run in the pipeline (f32 and FP8 caches); rope 32 keeps them before it.
+# And the sliced o_proj and q_b in the batched prefill give the same tokens.
+htoks=$(seq -s, 7 7 280)
+[ "${SAN:-}" = 1 ] && htoks=$(seq -s, 7 7 175)
+for hcase in "64 f32" "64 fp8" "32 f32"; do
+  # shellcheck disable=SC2086
+  set -- $hcase
+  hr=$1 kvf=$2 hg="$T/heads8r$1"
+  [ -d "$hg" ] || "$MOECARD" gen --out "$hg" --preset tiny --seed 3 --set num_attention_heads=8 \
+    --set num_key_value_heads=8 --set v_head_dim=64 --set qk_nope_head_dim=64 \
+    --set qk_rope_head_dim="$hr" >/dev/null || { bad "gen heads8 rope $hr"; continue; }
+  extra=""
+  [ "$kvf" = fp8 ] && extra="--kv-format fp8 --attn-datapath fp8"
+  hbad=""
+  for cfg in "1 1" "4 1" "4 4" "4 2" "2 2"; do
+    # shellcheck disable=SC2086
+    set -- $cfg
+    # shellcheck disable=SC2086
+    MOECARD_ATTN_GROUPS=$1 MOECARD_ATTN_SPLIT=$2 "$MOECARD" run --model "$hg" --tokens "$htoks" \
+      -n 0 --backend emu $extra --stats --dump-logits "$T/h$1$2.npy" \
+      --dump-mtp-logits "$T/hm$1$2.npy" >"$T/h$1$2.out" 2>&1 || hbad="$hbad run $cfg"
+  done
+  # commands a token: one pass 1x, the groups with the front in them (rope 64) more than with
+  # it before them (rope 32): 4 groups x 7 against 4 x 3 commands
+  c11=$(grep -o 'commands *[0-9.]*' "$T/h11.out" | tr -s ' ' | cut -d' ' -f2)
+  c44=$(grep -o 'commands *[0-9.]*' "$T/h44.out" | tr -s ' ' | cut -d' ' -f2)
+  if [ -z "$hbad" ] && $PY -c "
 import sys, numpy as np
-T = sys.argv[1]
+T, c11, c44, hr = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 for tag in ('h', 'hm'):
     r = np.load(f'{T}/{tag}11.npy')
     assert r.shape[0] >= 24, r.shape
     for c in ('41', '44', '42', '22'):
         assert np.array_equal(r.view(np.uint32), np.load(f'{T}/{tag}{c}.npy').view(np.uint32)), (tag, c)
-" "$T" && [ "$(grep -o 'commands *[0-9.]*' "$T/h44.out" | tr -s ' ' | cut -d' ' -f2)" != \
-             "$(grep -o 'commands *[0-9.]*' "$T/h41.out" | tr -s ' ' | cut -d' ' -f2)" ]; then
-      ok "attention in head groups beside o_proj's slices ($kvf cache): logits bit for bit as one pass, main and MTP"
-    else
-      bad "attention in head groups ($kvf cache):$hbad logits differ or the groups did not run"
-    fi
-  done
-  MOECARD_ATTN_GROUPS=1 "$MOECARD" run --model "$hg" --tokens "$htoks" -n 8 --backend emu \
-    >"$T/hp1.out" 2>/dev/null
-  MOECARD_ATTN_GROUPS=4 "$MOECARD" run --model "$hg" --tokens "$htoks" -n 8 --backend emu \
-    >"$T/hp4.out" 2>/dev/null
-  if [ -s "$T/hp1.out" ] && cmp -s "$T/hp1.out" "$T/hp4.out"; then
-    ok "o_proj in 4 chained slices: the batched prefill and decode give the same tokens"
+# per layer 4 groups add 4 x 7 - 4 (front in the groups) or 4 x 3 - 3 commands (front before)
+per = (c44 - c11) / 4
+assert (per > 20) if hr == 64 else (8 < per < 12), (c11, c44, per)
+" "$T" "$c11" "$c44" "$hr"; then
+    ok "attention in head groups (rope $hr, $kvf cache; $c11 -> $c44 commands a token): logits bit for bit as one pass, main and MTP"
   else
-    bad "o_proj in 4 chained slices: the tokens differ"
+    bad "attention in head groups (rope $hr, $kvf cache):$hbad logits differ or the groups did not run ($c11 -> $c44 commands)"
   fi
-else
-  bad "gen heads8"
-fi
+  if [ "$kvf" = f32 ] && [ "$hr" = 64 ]; then
+    MOECARD_ATTN_GROUPS=1 "$MOECARD" run --model "$hg" --tokens "$htoks" -n 8 --backend emu \
+      >"$T/hp1.out" 2>/dev/null
+    MOECARD_ATTN_GROUPS=4 "$MOECARD" run --model "$hg" --tokens "$htoks" -n 8 --backend emu \
+      >"$T/hp4.out" 2>/dev/null
+    if [ -s "$T/hp1.out" ] && cmp -s "$T/hp1.out" "$T/hp4.out"; then
+      ok "o_proj and q_b in 4 slices: the batched prefill and decode give the same tokens"
+    else
+      bad "o_proj and q_b in 4 slices: the tokens differ"
+    fi
+  fi
+done
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
