@@ -251,6 +251,18 @@ overlap_rows:
 /* The rules between the groups of a command: outputs that meet an earlier group's have its
  * lane0 (one lane writes each output row), and the x of all groups fits the on-chip buffer.
  * 0, FP8_GEMV_E_FLAGS | g << 8 or FP8_GEMV_E_ARGS. */
+/* Whether group b loads the same x as group a (the same rows, the same loader mode and norm):
+ * the x buffer then already holds it, and b's loader does not run. */
+static int v_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b)
+{
+	uint32_t mode = V_RAW | FP8_GEMV_UE8M0 | FP8_GEMV_RMSNORM | FP8_GEMV_XIDX;
+	if (a->x_off != b->x_off || a->ldx != b->ldx || a->k != b->k ||
+	    (a->flags & mode) != (b->flags & mode) ||
+	    ((a->flags & FP8_GEMV_XIDX) && (a->rw_off >> 32) != (b->rw_off >> 32)))
+		return 0;
+	return !(a->flags & FP8_GEMV_RMSNORM) || (a->res_off == b->res_off && a->rw_off == b->rw_off);
+}
+
 /* CONT group g's start values meet earlier group h's output without being exactly it (offset,
  * n, ldy) from the same lanes (lane0): a lane would read a start another lane writes. */
 static int v_cont_bad(const struct fp8_gemv_grp *g, const struct fp8_gemv_grp *h, int m)
@@ -270,7 +282,8 @@ static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
 check_table:
 	for (int g = 0; g < ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-		xs += (uint64_t)m * tab[g].k;
+		if (g == 0 || !v_same_x(&tab[g - 1], &tab[g])) /* (a shared x is held once) */
+			xs += (uint64_t)m * tab[g].k;
 		for (int h = 0; h < g; h++) {
 			if (tab[h].lane0 != tab[g].lane0 && v_overlap(&tab[g], &tab[h], m))
 				return FP8_GEMV_E_FLAGS | (uint32_t)g << 8;
@@ -281,17 +294,6 @@ check_table:
 	return xs > (uint64_t)FP8_GEMV_MAX_M * FP8_GEMV_MAX_K ? FP8_GEMV_E_ARGS : 0;
 }
 
-/* Whether group b loads the same x as group a (the same rows, the same loader mode and norm):
- * the x buffer then already holds it, and b's loader does not run. */
-static int v_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b)
-{
-	uint32_t mode = V_RAW | FP8_GEMV_UE8M0 | FP8_GEMV_RMSNORM | FP8_GEMV_XIDX;
-	if (a->x_off != b->x_off || a->ldx != b->ldx || a->k != b->k ||
-	    (a->flags & mode) != (b->flags & mode) ||
-	    ((a->flags & FP8_GEMV_XIDX) && (a->rw_off >> 32) != (b->rw_off >> 32)))
-		return 0;
-	return !(a->flags & FP8_GEMV_RMSNORM) || (a->res_off == b->res_off && a->rw_off == b->rw_off);
-}
 
 /* Reads table entry p (64 bytes, little-endian) into g. */
 static void v_read_grp(const uint8_t *p, struct fp8_gemv_grp *g)
@@ -788,6 +790,11 @@ int fp8_gemv(uint8_t *act, const uint8_t *l0, const uint8_t *l1, const uint8_t *
 }
 
 #ifndef __SYNTHESIS__ /* host-side layout helper and timing model, not synthesized */
+int fp8_gemv_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b)
+{
+	return v_same_x(a, b);
+}
+
 static void v_wr32(uint8_t *p, uint32_t u)
 {
 	p[0] = (uint8_t)u;

@@ -27,7 +27,8 @@
  * the lanes run free of each other (each streams its own tiles back to back; the x of every
  * group of the command is held on chip, at most FP8_GEMV_MAX_M x FP8_GEMV_MAX_K values in all).
  * A group whose x is its predecessor's (the same x_off, ldx, k, loader mode and norm: the MoE's
- * gate|up groups, q_a and kv_a) reuses it: its x is loaded once.
+ * gate|up groups, q_a and kv_a, q_b's slices) reuses it: its x is loaded and held once, and
+ * counts once against that bound.
  * Groups whose outputs overlap must have the same lane0, so an output row is written by one lane
  * (with m > 1 and one ldy, the outputs overlap where a row of one group meets a row of the other:
  * the heads of a rows command interleave their rows with any lane0) and groups that accumulate into the same y (FP8_GEMV_ACCUM: the MoE downs) add in table order,
@@ -148,6 +149,10 @@ _Static_assert(sizeof(struct fp8_gemv_grp) == 64, "fp8_gemv_grp is 64 bytes");
 			       overlap an earlier group's with another lane0 */
 #define FP8_GEMV_E_SHAPE 3  /* n or k out of range, ldx < k or ldy < n with m > 1 */
 #define FP8_GEMV_E_BOUNDS 4 /* an operand outside its bank */
+
+/* Host side: whether group b reuses group a's x (the same rows, loader mode and norm: loaded and
+ * held once; the x buffer's bound counts it once). */
+int fp8_gemv_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b);
 
 /* Bytes one lane holds of an N x K matrix (codes + scales) in the striped layout, for L lanes. */
 uint64_t fp8_gemv_stripe_bytes(int N, int K, int L, uint32_t flags);
