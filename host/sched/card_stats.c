@@ -738,9 +738,9 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	    "%.3f, sampling %.3f); HBM roofline %.2f ms (%.0f MB/token at %.0f GB/s): %.1f%% of "
 	    "it (fp8_gemm CUs alone, router and lm_head on the host: %.2f ms, %.1f%%)\n"
 	    "  where the card time goes: weight GEMVs %.2f ms (their bytes alone at the full "
-	    "HBM rate: %.2f ms), attention %.2f ms, %.2f ms of them side by side (W_UV and "
-	    "o_proj's slice of a head group beside the next group's attention), the rest %.2f "
-	    "ms\n",
+	    "HBM rate: %.2f ms), attention %.2f ms, %.2f ms of them side by side (a head "
+	    "group's attention beside the GEMV CU's q_b, W_UK^T, W_UV and o_proj slices of the "
+	    "groups around it), the rest %.2f ms\n",
 	    c.num_hidden_layers, c.n_routed_experts, m.e2e_ms, 1e3 / m.e2e_ms, m.card_ms, m.link_ms,
 	    m.host_router_ms + m.host_head_ms + m.host_sample_ms, m.host_router_ms, m.host_head_ms,
 	    m.host_sample_ms, roof, bytes / 1e6, backend_board(be)->mem_bw_mbps / 1e3,
