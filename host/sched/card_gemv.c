@@ -1154,9 +1154,8 @@ static int gv_rows_end(const struct gvtab *t, int a, int g1, int m)
 	int i = a;
 	for (; i < g1 && i - a < FP8_GEMV_MAX_GROUPS; i++) {
 		/* (a group that reuses the one before's x adds none) */
-		uint64_t x = i > a && fp8_gemv_same_x(&t->g[i - 1], &t->g[i])
-				 ? 0
-				 : (uint64_t)m * t->g[i].k;
+		uint64_t x =
+		    i > a && fp8_gemv_same_x(&t->g[i - 1], &t->g[i]) ? 0 : (uint64_t)m * t->g[i].k;
 		if (i > a && used + x > cap)
 			break;
 		used += x;
