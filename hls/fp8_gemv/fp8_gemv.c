@@ -248,9 +248,6 @@ overlap_rows:
 	return 0;
 }
 
-/* The rules between the groups of a command: outputs that meet an earlier group's have its
- * lane0 (one lane writes each output row), and the x of all groups fits the on-chip buffer.
- * 0, FP8_GEMV_E_FLAGS | g << 8 or FP8_GEMV_E_ARGS. */
 /* Whether group b loads the same x as group a (the same rows, the same loader mode and norm):
  * the x buffer then already holds it, and b's loader does not run. */
 static int v_same_x(const struct fp8_gemv_grp *a, const struct fp8_gemv_grp *b)
@@ -276,6 +273,10 @@ static int v_cont_bad(const struct fp8_gemv_grp *g, const struct fp8_gemv_grp *h
 	       h->lane0 != g->lane0;
 }
 
+/* The rules between the groups of a command: outputs that meet an earlier group's have its
+ * lane0 (one lane writes each output row), a CONT group's start that meets an earlier output is
+ * exactly it (v_cont_bad), and the x of all groups fits the on-chip buffer (a group reusing the
+ * one before's x counts once). 0, FP8_GEMV_E_FLAGS | g << 8 or FP8_GEMV_E_ARGS. */
 static uint32_t v_check_table(const struct fp8_gemv_grp *tab, int ng, int m)
 {
 	uint64_t xs = 0;
@@ -428,7 +429,8 @@ static float v_tree8(const float p[8])
 /* One weight row (K codes or bf16 at w) against the m rows of x: acc[i] for i < m. One beat of
  * the row against FP8_GEMV_PR rows of x per iteration (ceil(m / PR) iterations a beat); at the
  * end of each 128-block a row's block result is scaled and added to its acc in kb order
- * (fp8_gemv.h numerics), acc starting from init (+0, or CONT's start values). Each row's arithmetic is the same whatever PR. */
+ * (fp8_gemv.h numerics), acc starting from init (+0, or CONT's start values). Each row's
+ * arithmetic is the same whatever PR. */
 static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 		  const int32_t xb[FP8_GEMV_MAX_M][FP8_GEMV_MAX_K],
 		  const float xsc[FP8_GEMV_MAX_M][V_MAXKB], const float sc[V_MAXKB],

@@ -344,6 +344,19 @@ struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what)
 	return c;
 }
 
+uint32_t card_fence_signal(struct ee *e, uint32_t i, uint32_t id)
+{
+	uint32_t v = ++e->pf.fv[id];
+	abi_cmd_signal(&e->list.cmd[i].hdr, id, v);
+	return v;
+}
+
+void card_fence_wait_at(struct ee *e, uint32_t i0, uint32_t id, uint32_t v)
+{
+	if (e->list.n > i0)
+		abi_cmd_wait(&e->list.cmd[i0].hdr, id, v);
+}
+
 int card_barrier(struct ee *e)
 {
 	const struct ee_list *l = &e->list;
@@ -638,7 +651,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	 * W_UK^T and RoPE go in the groups too */
 	int split = e->gv_attn ? card_attn_split(e, L, p) : 1;
 	if (split > 1 && e->q_slices == e->o_groups) {
-		TRY(card_attn_pipe(e, L, e->cur_seq, p, split));
+		TRY(card_attn_groups(e, L, e->cur_seq, p, split, 1));
 		return card_mla_end(e, L);
 	}
 	if (ql > 0 && !e->gv)
@@ -680,7 +693,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 			      (uint64_t)h * kvl * nope, 4 * (uint64_t)h * kbl * kbn, kvl, nope));
 	TRY(card_barrier(e));
 	if (split > 1) { /* head groups beside W_UV and o_proj's slices */
-		TRY(card_attn_groups(e, L, e->cur_seq, p, split));
+		TRY(card_attn_groups(e, L, e->cur_seq, p, split, 0));
 		return card_mla_end(e, L);
 	}
 	if (e->gv_attn)

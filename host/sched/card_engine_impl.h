@@ -377,7 +377,7 @@ struct ee_xdf {
 #define EE_XC_RING 1u /* ring of the detached fills */
 /* The fence of card_fence_chain (lists without the expert cache, which owns the ids above) */
 #define EE_CHAIN_FENCE 0u
-/* The decode's head groups (card_attn_pipe) signal on prefill fence ids, never in the same list
+/* The decode's head groups (card_attn_groups) signal on prefill fence ids, never in the same list
  * (each id's values rise: EE_PF_* counters): W_UK^T of a group done, the append, a group's RoPE. */
 #define EE_DEC_FENCE_UK EE_PF_FENCE_KVB
 #define EE_DEC_FENCE_AP EE_PF_FENCE_ROPE
@@ -471,6 +471,12 @@ int card_write(struct ee *e, uint64_t addr, const void *src, size_t n);
 int card_read(struct ee *e, uint64_t addr, void *dst, size_t n);
 /* Next command of the list (NULL: the list was full and its submission failed). */
 struct abi_cmd *card_cmd(struct ee *e, enum abi_op op, const char *what);
+/* Signals the next value of fence id (its EE_PF_* counter, e->pf.fv) on command i of the list;
+ * returns it. */
+uint32_t card_fence_signal(struct ee *e, uint32_t i, uint32_t id);
+/* Makes the command issued at list index i0 wait for value v of fence id; none when the list
+ * was submitted since (then it completed whole, and the value with it). */
+void card_fence_wait_at(struct ee *e, uint32_t i0, uint32_t id, uint32_t v);
 int card_barrier(struct ee *e);
 int card_gemm(struct ee *e, const char *what, uint64_t a, const struct cmat *W, uint64_t y,
 	      uint32_t flags, uint64_t rw, uint64_t w_off, uint64_t sw_off, int n, int k);
@@ -678,14 +684,12 @@ static inline uint64_t ee_kv_base(const struct ee *e, const struct ee_layer *L, 
  * e->kva and normalizes and ropes it itself (ABI kv fold). */
 int card_kv_append_lanes(struct ee *e, const struct ee_layer *L, int s, int p, int n, int fold);
 int card_attn_lanes(struct ee *e, const struct ee_layer *L, int s, int p);
-/* The decode's attention a head group at a time (d groups), each group's W_UV and
- * o_proj slice on the GEMV CU while the next group's attention runs (fence EE_PF_FENCE_ATT);
- * the same bits as card_attn_lanes, then W_UV and o_proj over all heads. */
-int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d);
-/* card_attn_groups with the front in the groups too (ee.q_slices > 1): group j's q_b, W_UK^T
- * and RoPE of q_pe beside group j - 1's attention, the append before group 0's RoPE; from
- * after q_a|kv_a through o_proj. */
-int card_attn_pipe(struct ee *e, const struct ee_layer *L, int s, int p, int d);
+/* The decode's attention a head group at a time (d groups), each group's W_UV and o_proj slices
+ * on the GEMV CU while the next group's attention runs (fence EE_PF_FENCE_ATT); with front
+ * (ee.q_slices > 1) also group j's q_b, W_UK^T and RoPE of q_pe beside group j - 1's attention,
+ * the append before group 0's RoPE (from after q_a|kv_a on; else from after W_UK^T). The same
+ * bits as card_attn_lanes, then W_UV and o_proj over all heads. */
+int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d, int front);
 /* The head groups d (dividing ee.o_groups; 1: one pass, then W_UV and o_proj) for a decode
  * step at position p: MOECARD_ATTN_SPLIT when it names a divisor, else the d with the least
  * modeled time (the kernels' timing models, the firmware's take per command). */

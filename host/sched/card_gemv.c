@@ -44,12 +44,12 @@ static uint64_t gv_layer_need(const struct ee *e, int moe)
 	int qd = c->qk_nope_head_dim + c->qk_rope_head_dim, kvl = c->kv_lora_rank;
 	int vd = c->v_head_dim, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
 	uint64_t b = 0;
-	int qs = e->q_slices > 1 ? e->q_slices : 1;
+	int qs = e->q_slices;
 	if (ql > 0)
 		b += gv_bytes(e, ql, D, 0) + (uint64_t)qs * gv_bytes(e, H * qd / qs, ql, 0);
 	else
 		b += gv_bytes(e, H * qd, D, 0);
-	int og = e->o_groups > 1 ? e->o_groups : 1;
+	int og = e->o_groups;
 	b += gv_bytes(e, kvl + c->qk_rope_head_dim, D, 0) +
 	     (uint64_t)og * gv_bytes(e, D, H * vd / og, 0);
 	b += (uint64_t)H * (gv_bytes(e, kvl, c->qk_nope_head_dim, 0) + gv_bytes(e, vd, kvl, 0));
@@ -182,11 +182,11 @@ static double attn_heads_ns(const struct ee *e, int p, int nh);
 static double split_est(double a, double gv, int d, double take);
 static double split_take(const struct ee *e);
 
-/* Whether the heads divide into d groups whose v columns are whole 128-blocks of o_proj's K. */
-static int gv_og_ok(const struct config *c, int d)
+/* Whether the heads divide into d groups whose w-wide parts (o_proj's v columns, q_b's rows)
+ * are whole 128-blocks. */
+static int gv_og_ok(const struct config *c, int d, int w)
 {
-	return c->num_attention_heads % d == 0 &&
-	       (c->num_attention_heads / d * c->v_head_dim) % 128 == 0;
+	return c->num_attention_heads % d == 0 && (c->num_attention_heads / d * w) % 128 == 0;
 }
 
 /* o_proj's slices (ee.o_groups): MOECARD_ATTN_GROUPS when set (1..EE_MAX_OG, lowered to a
@@ -202,7 +202,7 @@ static int gv_o_groups(const struct ee *e)
 	og = og < 1 ? 1 : og > EE_MAX_OG ? EE_MAX_OG : og;
 	if (!e->gv_attn)
 		return 1;
-	while (og > 1 && !gv_og_ok(c, og))
+	while (og > 1 && !gv_og_ok(c, og, c->v_head_dim))
 		og--;
 	if (v && *v)
 		return og;
@@ -213,7 +213,7 @@ static int gv_o_groups(const struct ee *e)
 	double gv = bw ? bytes / ((double)e->gv_lanes * bw * 1e6) * 1e9 : 0, best = 0;
 	int pick = 1;
 	for (int d = 1; d <= og; d++) {
-		if (og % d || !gv_og_ok(c, d))
+		if (og % d || !gv_og_ok(c, d, c->v_head_dim))
 			continue;
 		double est = split_est(attn_heads_ns(e, e->max_seq - 1, (int)H / d), gv / d, d,
 				       split_take(e));
@@ -232,6 +232,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	uint32_t act = 0;
 	const char *off = getenv("MOECARD_CARD_GEMV");
 	e->gv = 0;
+	e->o_groups = e->q_slices = 1; /* (gv_o_groups chooses, with the striped attention) */
 	e->kv_fmt = ABI_KV_F32;
 	if (kv_format && strcmp(kv_format, "f32")) {
 		if (!strcmp(kv_format, "bf16")) {
@@ -304,13 +305,9 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		return -EINVAL;
 	}
 	e->o_groups = gv_o_groups(e);
-	e->q_slices = e->o_groups > 1 && cc->q_lora_rank > 0 && e->kv_fold &&
-			      (cc->num_attention_heads / e->o_groups *
-			       (cc->qk_nope_head_dim + cc->qk_rope_head_dim)) %
-				      128 ==
-				  0
-			  ? e->o_groups
-			  : 1;
+	if (e->o_groups > 1 && cc->q_lora_rank > 0 && e->kv_fold &&
+	    gv_og_ok(cc, e->o_groups, cc->qk_nope_head_dim + cc->qk_rope_head_dim))
+		e->q_slices = e->o_groups;
 	uint64_t need =
 	    (uint64_t)nmoe * gv_layer_need(e, 1) + (uint64_t)(L - nmoe) * gv_layer_need(e, 0);
 	if (e->gv_attn)
@@ -503,7 +500,7 @@ static int gv_place_o(struct ee *e, struct ee_gv_layer *g, const struct layer_we
 static void gv_add_o(struct ee *e, struct gvtab *t, const struct ee_gv_layer *g, uint64_t ao,
 		     uint64_t ob, uint64_t x, uint32_t ldx, uint32_t ldy)
 {
-	int og = e->o_groups > 1 ? e->o_groups : 1;
+	int og = e->o_groups;
 	for (int s = 0; s < og; s++) {
 		int last = s == og - 1;
 		uint32_t f = (s ? FP8_GEMV_CONT : 0) | (last ? FP8_GEMV_RESIDUAL : 0);
@@ -538,7 +535,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 		return -ENOMEM;
 	if (ql > 0)
 		TRY(gv_place(e, &g->qa, ql, D, 0, lw ? &lw->q_a_proj : NULL, NULL, NULL, NULL));
-	int qs = e->q_slices > 1 ? e->q_slices : 1, qr = H * qd / qs;
+	int qs = e->q_slices, qr = H * qd / qs;
 	const struct qmat *qm = lw ? (ql > 0 ? &lw->q_b_proj : &lw->q_proj) : NULL;
 	if (qs == 1)
 		TRY(gv_place(e, &g->qb[0], H * qd, ql > 0 ? ql : D, 0, qm, NULL, NULL, NULL));
@@ -597,7 +594,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	TRY(gv_tab(e, &g->t_qb, qs));
 	TRY(gv_tab(e, &g->t_ukt, H));
 	TRY(gv_tab(e, &g->t_uv, H));
-	TRY(gv_tab(e, &g->t_o, e->o_groups > 1 ? e->o_groups : 1));
+	TRY(gv_tab(e, &g->t_o, e->o_groups));
 	/* input_layernorm and q_a_layernorm run in the loaders of the GEMVs that read them */
 	if (ql > 0)
 		gv_add(e, &g->t_qkva, &g->qa, e->x, e->qa, 0, 0, 0);
@@ -620,7 +617,7 @@ static int gv_attn(struct ee *e, struct ee_layer *L, const struct layer_weights 
 	gv_add_o(e, &g->t_o, g, e->ao, e->ob, e->x, 0, 0);
 	/* for d head groups, group j's views: its heads' W_UK^T and W_UV groups, its q_b and
 	 * o_proj slices */
-	for (int d = 1, og = e->o_groups > 1 ? e->o_groups : 1; d <= og; d++)
+	for (int d = 1, og = e->o_groups; d <= og; d++)
 		for (int j = 0, hg = H / d, k = og / d; j < d && og % d == 0; j++) {
 			g->v_uv[EE_OG_VIEW(d) + j] = gv_view(&g->t_uv, j * hg, hg);
 			g->v_ukt[EE_OG_VIEW(d) + j] = gv_view(&g->t_ukt, j * hg, hg);
@@ -1030,10 +1027,10 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 	int fold = card_pf_fold_post(e); /* the FFN's GEMVs normalize x themselves */
 	uint32_t uD = (uint32_t)D, uH = (uint32_t)H;
 	TRY(gv_tab(e, &g->r_qkva, 2 * nb));
-	TRY(gv_tab(e, &g->r_qb, nb * (e->q_slices > 1 ? e->q_slices : 1)));
+	TRY(gv_tab(e, &g->r_qb, nb * e->q_slices));
 	TRY(gv_tab(e, &g->r_ukt, H * nb));
 	TRY(gv_tab(e, &g->r_uv, H * nb));
-	TRY(gv_tab(e, &g->r_o, nb * (e->o_groups > 1 ? e->o_groups : 1)));
+	TRY(gv_tab(e, &g->r_o, nb * e->o_groups));
 	/* the kv_b table covers the K/V rows' capacity (a later chunk recomputes the rows before
 	 * it), reading kv_a's rows where the forward keeps them: the layer's prompt rows (pf.kvp)
 	 * or the chunk's (pf.kva) */
@@ -1067,7 +1064,7 @@ int card_gemv_rows_tables(struct ee *e, struct ee_layer *L)
 			gv_add_rows(e, &g->r_qkva, &g->qa, pf->x + r * uD, uD,
 				    pf->qa + r * (uint32_t)ql, (uint32_t)ql, 0, 0);
 			gv_norm_last(e, &g->r_qkva, L->in_norm);
-			for (int s = 0, qs = e->q_slices > 1 ? e->q_slices : 1; s < qs; s++) {
+			for (int s = 0; s < e->q_slices; s++) {
 				gv_add_rows(e, &g->r_qb, &g->qb[s], pf->qa + r * (uint32_t)ql,
 					    (uint32_t)ql,
 					    pf->q + r * uH * qd + 4 * (uint64_t)s * g->qb[s].n,
@@ -1519,6 +1516,10 @@ int card_attn_split(struct ee *e, const struct ee_layer *L, int p)
 	if (e->split_p == p + 1)
 		return e->split_g;
 	double take = split_take(e), best = 0;
+	/* the front (q_b, W_UK^T) of all heads: before the groups, unless q_b's slices put it in
+	 * them (group j + 1's beside group j's attention, 7 commands a group then) */
+	double f_all = card_gemv_groups_ns(e, &g->t_ukt, 0, H, 1) +
+		       card_gemv_groups_ns(e, &g->t_qb, 0, g->t_qb.ng, 1);
 	int bd_g = 1;
 	for (int d = 1; d <= og; d++) {
 		if (og % d)
@@ -1526,10 +1527,6 @@ int card_attn_split(struct ee *e, const struct ee_layer *L, int p)
 		double a = attn_heads_ns(e, p, H / d), est;
 		double gv = card_gemv_groups_ns(e, &g->t_uv, 0, H / d, 1) +
 			    card_gemv_groups_ns(e, &g->t_o, 0, og / d, 1);
-		/* the front (q_b, W_UK^T): before the groups, or with q_b's slices in them, group
-		 * j + 1's beside group j's attention (7 commands a group then) */
-		double f_all = card_gemv_groups_ns(e, &g->t_ukt, 0, H, 1) +
-			       card_gemv_groups_ns(e, &g->t_qb, 0, g->t_qb.ng, 1);
 		if (d == 1 || e->q_slices != og)
 			est = f_all + split_est(a, gv, d, take);
 		else
@@ -1547,47 +1544,7 @@ int card_attn_split(struct ee *e, const struct ee_layer *L, int p)
 	return bd_g;
 }
 
-int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d)
-{
-	const struct ee_gv_layer *g = &L->gv;
-	int og = d, hg = e->c->num_attention_heads / d, v0 = EE_OG_VIEW(d);
-	uint32_t att[EE_MAX_OG];
-	/* attention of group j, then the GEMV CU's W_UV and o_proj slice of group j - 1 (the
-	 * firmware starts commands in list order: these wait for the attention CU no longer than
-	 * their fence says); the last group's follow it */
-	for (int j = 0; j <= og; j++) {
-		if (j < og) {
-			TRY(attn_lanes_heads(e, L, s, p, j * hg, hg,
-					     "mla_attn (striped, a head group)"));
-			att[j] = ++e->pf.fv[EE_PF_FENCE_ATT];
-			abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_ATT, att[j]);
-		}
-		if (j == 0)
-			continue;
-		TRY(gv_cmd(e, "W_UV o_lat, a head group (gemv)", &g->v_uv[v0 + j - 1]));
-		abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_ATT, att[j - 1]);
-		TRY(gv_cmd(
-		    e, j == og ? "o_proj, last slice + residual (gemv)" : "o_proj, a slice (gemv)",
-		    &g->v_o[v0 + j - 1]));
-	}
-	return 0;
-}
-
-/* Signals the next value of fence id on the list's last command; returns it. */
-static uint32_t dec_signal(struct ee *e, uint32_t id)
-{
-	uint32_t v = ++e->pf.fv[id];
-	abi_cmd_signal(&e->list.cmd[e->list.n - 1].hdr, id, v);
-	return v;
-}
-
-/* Makes the list's last command wait for value v of fence id. */
-static void dec_wait(struct ee *e, uint32_t id, uint32_t v)
-{
-	abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, id, v);
-}
-
-int card_attn_pipe(struct ee *e, const struct ee_layer *L, int s, int p, int d)
+int card_attn_groups(struct ee *e, const struct ee_layer *L, int s, int p, int d, int front)
 {
 	const struct config *c = e->c;
 	const struct ee_gv_layer *g = &L->gv;
@@ -1595,38 +1552,45 @@ int card_attn_pipe(struct ee *e, const struct ee_layer *L, int s, int p, int d)
 	uint64_t kvl = (uint64_t)c->kv_lora_rank, rope = (uint64_t)c->qk_rope_head_dim;
 	uint64_t qd = (uint64_t)nope + rope, row = kvl + rope;
 	uint32_t att[EE_MAX_OG];
-	/* group j: q_b and W_UK^T (GEMV CU, in order), RoPE of its q_pe once W_UK^T is done (for
-	 * group 0 after the append, which waits for it too), its attention after the RoPE; then
-	 * group j - 1's W_UV and o_proj slices after that group's attention. The firmware starts
-	 * in list order, so the GEMV CU takes group j + 1's front and group j - 1's back while
-	 * group j's attention runs. */
+	/* group j (with the front: its q_b and W_UK^T on the GEMV CU, in order, then RoPE of its
+	 * q_pe once W_UK^T is done, for group 0 after the append, which waits for it too), its
+	 * attention (after the RoPE); then group j - 1's W_UV and o_proj slices after that group's
+	 * attention. The firmware starts in list order, so the GEMV CU takes group j + 1's front
+	 * and group j - 1's back while group j's attention runs. */
 	for (int j = 0; j <= d; j++) {
 		if (j < d) {
 			uint64_t h0 = (uint64_t)j * (uint64_t)hg;
-			TRY(gv_cmd(e, "q_b, a head group (gemv)", &g->v_qb[v0 + j]));
-			TRY(gv_cmd(e, "W_UK^T q_nope, a head group (gemv)", &g->v_ukt[v0 + j]));
-			uint32_t uk = dec_signal(e, EE_DEC_FENCE_UK), ap = 0;
-			if (j == 0) {
-				TRY(card_kv_append_lanes(e, L, s, p, 1, e->kv_fold));
-				dec_wait(e, EE_DEC_FENCE_UK, uk);
-				ap = dec_signal(e, EE_DEC_FENCE_AP);
+			uint32_t rp = 0;
+			if (front) {
+				TRY(gv_cmd(e, "q_b, a head group (gemv)", &g->v_qb[v0 + j]));
+				TRY(gv_cmd(e, "W_UK^T q_nope, a head group (gemv)",
+					   &g->v_ukt[v0 + j]));
+				uint32_t dep = card_fence_signal(e, e->list.n - 1, EE_DEC_FENCE_UK);
+				uint32_t id = EE_DEC_FENCE_UK;
+				if (j == 0) {
+					TRY(card_kv_append_lanes(e, L, s, p, 1, e->kv_fold));
+					card_fence_wait_at(e, e->list.n - 1, id, dep);
+					id = EE_DEC_FENCE_AP;
+					dep = card_fence_signal(e, e->list.n - 1, id);
+				}
+				TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe, a head group",
+					       e->q + 4 * (h0 * qd + (uint64_t)nope), 0, 0,
+					       e->qcat + 4 * (h0 * row + kvl), (uint32_t)hg,
+					       (uint32_t)rope, (uint32_t)qd, (uint32_t)row,
+					       (uint32_t)p, (float)c->rope_theta, e->tab));
+				card_fence_wait_at(e, e->list.n - 1, id, dep);
+				rp = card_fence_signal(e, e->list.n - 1, EE_DEC_FENCE_RP);
 			}
-			TRY(card_vecop(e, ABI_OP_ROPE, "rope q_pe, a head group",
-				       e->q + 4 * (h0 * qd + (uint64_t)nope), 0, 0,
-				       e->qcat + 4 * (h0 * row + kvl), (uint32_t)hg, (uint32_t)rope,
-				       (uint32_t)qd, (uint32_t)row, (uint32_t)p,
-				       (float)c->rope_theta, e->tab));
-			dec_wait(e, j ? EE_DEC_FENCE_UK : EE_DEC_FENCE_AP, j ? uk : ap);
-			uint32_t rp = dec_signal(e, EE_DEC_FENCE_RP);
 			TRY(attn_lanes_heads(e, L, s, p, (int)h0, hg,
 					     "mla_attn (striped, a head group)"));
-			dec_wait(e, EE_DEC_FENCE_RP, rp);
-			att[j] = dec_signal(e, EE_PF_FENCE_ATT);
+			if (front)
+				card_fence_wait_at(e, e->list.n - 1, EE_DEC_FENCE_RP, rp);
+			att[j] = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
 		}
 		if (j == 0)
 			continue;
 		TRY(gv_cmd(e, "W_UV o_lat, a head group (gemv)", &g->v_uv[v0 + j - 1]));
-		dec_wait(e, EE_PF_FENCE_ATT, att[j - 1]);
+		card_fence_wait_at(e, e->list.n - 1, EE_PF_FENCE_ATT, att[j - 1]);
 		TRY(gv_cmd(
 		    e, j == d ? "o_proj, last slice + residual (gemv)" : "o_proj, a slice (gemv)",
 		    &g->v_o[v0 + j - 1]));

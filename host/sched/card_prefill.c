@@ -483,22 +483,6 @@ static int pf_rope(struct ee *e, const char *what, uint64_t x, uint64_t out, int
 	return pf_rope_rows(e, what, x, out, 0, T, hpr, cols, lda, ldo);
 }
 
-/* Signals the next value of the prefill's fence id (EE_PF_FENCE_*) on command i of the list. */
-static uint32_t pf_signal(struct ee *e, uint32_t i, uint32_t id)
-{
-	uint32_t v = ++e->pf.fv[id];
-	abi_cmd_signal(&e->list.cmd[i].hdr, id, v);
-	return v;
-}
-
-/* Makes the command issued at list index i0 wait for value v of fence id; none when the list
- * was submitted since (then it completed whole, and the value with it). */
-static void pf_wait_at(struct ee *e, uint32_t i0, uint32_t id, uint32_t v)
-{
-	if (e->list.n > i0)
-		abi_cmd_wait(&e->list.cmd[i0].hdr, id, v);
-}
-
 /* Rows of one of the T rows' ranges (MOECARD_PF_ATT_PARTS of them, whole GEMV row blocks). */
 static int pf_range_rows(const struct ee_pf *pf, int T)
 {
@@ -620,14 +604,14 @@ static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uin
 	case PF_O_PROJ:
 		TRY(card_gemv_rows_range(e, "o_proj + residual (gemv, rows)", &g->r_o, T, t0,
 					 t0 + n, nv));
-		pf_wait_at(e, i0, EE_PF_FENCE_ATT, att);
+		card_fence_wait_at(e, i0, EE_PF_FENCE_ATT, att);
 		if (os->gemm && !L->moe) /* (the rows' norm waits for it) */
-			os->gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
+			os->gate = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
 		return 0;
 	case PF_O_XN: /* the rows normalized for the GEMM CUs' FFN (x final with o_proj's) */
 		TRY(pf_xn_rows(e, L, t0, n));
-		pf_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
-		os->xn = pf_signal(e, e->list.n - 1, EE_PF_FENCE_XN);
+		card_fence_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
+		os->xn = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_XN);
 		return 0;
 	case PF_O_GU:
 		if (!os->gemm)
@@ -636,8 +620,8 @@ static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uin
 		TRY(card_gemm_m(e, "gate|up silu (gemm, rows)", f4(pf->xn, t0 * D), 0, &L->gu,
 				f4(pf->hb, t0 * (uint64_t)L->down.cols), 0, ABI_GEMM_F_SILU_MUL, 0,
 				0, 0, 0, 0, n));
-		pf_wait_at(e, i0, EE_PF_FENCE_XN, os->xn);
-		os->sh = pf_signal(e, e->list.n - 1, os->sh_id);
+		card_fence_wait_at(e, i0, EE_PF_FENCE_XN, os->xn);
+		os->sh = card_fence_signal(e, e->list.n - 1, os->sh_id);
 		return 0;
 	case PF_O_DOWN:
 		if (!os->gemm)
@@ -646,24 +630,24 @@ static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uin
 		TRY(card_gemm_m(e, "down + residual (gemm, rows)",
 				f4(pf->hb, t0 * (uint64_t)L->down.cols), 0, &L->down,
 				f4(pf->x, t0 * D), 0, ABI_GEMM_F_RESIDUAL, 0, 0, 0, 0, 0, n));
-		pf_wait_at(e, i0, os->sh_id, os->sh);
+		card_fence_wait_at(e, i0, os->sh_id, os->sh);
 		return 0;
 	case PF_O_GATE: /* (the rows normalized in its loader) */
 		TRY(card_gemv_rows_norm_range(e, "router gate (gemv, rows)", &g->gate, pf->x,
 					      pf->rlog, T, &pf->t_gate, pf->views, pf->rows16 / 16,
 					      L->post_norm, t0, t0 + n, nv + 3));
-		os->gate = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
+		os->gate = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_GATE);
 		return 0;
 	case PF_O_TOPK: /* on its CU after the gate's fence, beside the shared expert */
 		TRY(pf_topk(e, L, t0, n));
-		pf_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
+		card_fence_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
 		if (pf_hyb_ok(e, L) && card_pf_fold_post(e)) {
 			/* the rows normalized for the experts the GEMM CUs may take (their x is
 			 * final with o_proj's residual, done before the gate on the GEMV CU) */
 			i0 = e->list.n;
 			TRY(pf_xn_rows(e, L, t0, n));
-			pf_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
-			os->xn = pf_signal(e, e->list.n - 1, EE_PF_FENCE_XN);
+			card_fence_wait_at(e, i0, EE_PF_FENCE_GATE, os->gate);
+			os->xn = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_XN);
 			pf->xn_early = 1;
 		}
 		return 0;
@@ -675,8 +659,8 @@ static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uin
 		TRY(card_gemm_m(e, "shared gate|up silu (gemm, rows)", f4(pf->xn, t0 * D), 0,
 				&L->sh_gu, f4(pf->hb, t0 * I), 0, ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0,
 				0, n));
-		pf_wait_at(e, i0, EE_PF_FENCE_XN, os->xn);
-		os->sh = pf_signal(e, e->list.n - 1, os->sh_id);
+		card_fence_wait_at(e, i0, EE_PF_FENCE_XN, os->xn);
+		os->sh = card_fence_signal(e, e->list.n - 1, os->sh_id);
 		return 0;
 	case PF_O_SHDOWN:
 		if (!os->gemm)
@@ -684,7 +668,7 @@ static int pf_o_step(struct ee *e, struct ee_layer *L, int T, int t0, int n, uin
 						    t0, t0 + n, nv + 2);
 		TRY(card_gemm_m(e, "shared down (gemm, rows)", f4(pf->hb, t0 * I), 0, &L->sh_down,
 				f4(pf->ffn, t0 * D), 0, 0, 0, 0, 0, 0, 0, n));
-		pf_wait_at(e, i0, os->sh_id, os->sh);
+		card_fence_wait_at(e, i0, os->sh_id, os->sh);
 		return 0;
 	}
 	return -EINVAL;
@@ -826,7 +810,7 @@ static int pf_mh_att(struct ee *e, const struct pf_mh *m, int t0, int n, uint32_
 	if (wv)
 		abi_cmd_wait(&a->hdr, wid, wv);
 	if (m->fz)
-		*att = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
+		*att = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_ATT);
 	return 0;
 }
 
@@ -1207,19 +1191,19 @@ static int pf_combine_ranges(struct ee *e, int T)
 			   f4(pf->cw, (uint64_t)t0 * k), f4(pf->ci, (uint64_t)t0 * k),
 			   f4(pf->ffn, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, RK, 0, 0,
 			   (uint32_t)k));
-		uint32_t comb = pf_signal(e, e->list.n - 1, EE_PF_FENCE_COMB);
+		uint32_t comb = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_COMB);
 		TRY(card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)",
 			       f4(pf->x, (uint64_t)t0 * D), f4(pf->ffn, (uint64_t)t0 * D), 0,
 			       f4(pf->x, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0, 0, 0, 0,
 			       0));
 		abi_cmd_wait(&e->list.cmd[e->list.n - 1].hdr, EE_PF_FENCE_COMB, comb);
-		uint32_t res = pf_signal(e, e->list.n - 1, EE_PF_FENCE_RES);
+		uint32_t res = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_RES);
 		e->cur_layer = l >= 0 ? l + 1 : l;
 		uint32_t i0 = e->list.n;
 		int r = card_gemv_rows_range(e, "q_a|kv_a (gemv, rows)", &ng->r_qkva, T, t0, t0 + n,
 					     &nv[0]);
 		if (!r)
-			pf_wait_at(e, i0, EE_PF_FENCE_RES, res);
+			card_fence_wait_at(e, i0, EE_PF_FENCE_RES, res);
 		if (!r && c->q_lora_rank > 0)
 			r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0, t0 + n,
 						 &nv[1]);
@@ -1437,7 +1421,7 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 					   f4(pf->ffn, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D,
 					   0, 0, (uint32_t)(T * k), 0, 0, (uint32_t)k);
 				if (!r)
-					*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_COMB);
+					*v = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_COMB);
 				break;
 			}
 			r = card_vecop(e, ABI_OP_RESIDUAL_ADD, "residual (rows)",
@@ -1445,16 +1429,17 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 				       0, f4(pf->x, (uint64_t)t0 * D), (uint32_t)n, (uint32_t)D, 0,
 				       0, 0, 0, 0);
 			if (!r && !same) /* (one CU runs both in order) */
-				pf_wait_at(e, i0, EE_PF_FENCE_COMB, *v);
+				card_fence_wait_at(e, i0, EE_PF_FENCE_COMB, *v);
 			if (!r)
-				*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_RES);
+				*v = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_RES);
 			break;
 		case PF_S_PROJ:
 			if (st[best] == 0) {
 				r = card_gemv_rows_range(e, "q_a|kv_a (gemv, rows)", &ng->r_qkva, T,
 							 t0, t0 + n, &nv[0]);
 				if (!r && from <= PF_S_COMB)
-					pf_wait_at(e, i0, EE_PF_FENCE_RES, fv[PF_S_COMB * R + q]);
+					card_fence_wait_at(e, i0, EE_PF_FENCE_RES,
+							   fv[PF_S_COMB * R + q]);
 			} else if (st[best] == 1 && c->q_lora_rank > 0) {
 				r = card_gemv_rows_range(e, "q_b (gemv, rows)", &ng->r_qb, T, t0,
 							 t0 + n, &nv[1]);
@@ -1462,15 +1447,15 @@ static int pf_mh_run(struct ee *e, struct pf_mh *m, int from, int lc)
 				r = pf_mh_kvb(e, m, pf_mh_krow(m, rt, R, q),
 					      pf_mh_krow(m, rt, R, q + 1), &nv[2]);
 				if (!r)
-					*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_KVB);
+					*v = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_KVB);
 			}
 			break;
 		case PF_S_ROPE: {
 			r = pf_mh_rope(e, m, pf_mh_krow(m, rt, R, q), pf_mh_krow(m, rt, R, q + 1),
 				       t0, t0 + n);
 			if (!r) {
-				pf_wait_at(e, i0, EE_PF_FENCE_KVB, fv[PF_S_PROJ * R + q]);
-				*v = pf_signal(e, e->list.n - 1, EE_PF_FENCE_ROPE);
+				card_fence_wait_at(e, i0, EE_PF_FENCE_KVB, fv[PF_S_PROJ * R + q]);
+				*v = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_ROPE);
 			}
 			break;
 		}
@@ -1666,7 +1651,7 @@ static int pf_moe_phase(struct ee *e, struct ee_layer *L, int T, struct gvtab *t
 			TRY(pf_vec(e, ABI_OP_GATHER, "gather expert rows (GEMM CU)", pf->xn, 0,
 				   f4(pf->gi, r0), f4(pf->xg, r0 * D), (uint32_t)n, (uint32_t)D, 0,
 				   0, (uint32_t)T, 0, 0, 0));
-			wait = pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATH);
+			wait = card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_GATH);
 		}
 		uint32_t i0 = e->list.n;
 		if (down)
@@ -1679,7 +1664,7 @@ static int pf_moe_phase(struct ee *e, struct ee_layer *L, int T, struct gvtab *t
 					ABI_GEMM_F_SILU_MUL, 0, 0, 0, 0, 0, n));
 		x++;
 		if (wait)
-			pf_wait_at(e, i0, EE_PF_FENCE_GATH, wait);
+			card_fence_wait_at(e, i0, EE_PF_FENCE_GATH, wait);
 		tg[k] += pf_cmd_ns(e, e->list.n - 1);
 	}
 	return 0;
@@ -1765,7 +1750,7 @@ static int pf_moe_sched(struct ee *e, struct ee_layer *L, int T, const int *fill
 					   0, f4(pf->gi, r0), f4(pf->xg, r0 * D), (uint32_t)n,
 					   (uint32_t)D, 0, 0, (uint32_t)T, 0, 0, 0);
 				uint32_t gath =
-				    r ? 0 : pf_signal(e, e->list.n - 1, EE_PF_FENCE_GATH);
+				    r ? 0 : card_fence_signal(e, e->list.n - 1, EE_PF_FENCE_GATH);
 				i0 = e->list.n;
 				if (!r)
 					r = card_gemm_m(e, "expert gate|up silu (gemm, rows)",
@@ -1773,15 +1758,15 @@ static int pf_moe_sched(struct ee *e, struct ee_layer *L, int T, const int *fill
 							f4(pf->hg, r0 * Im), 0, ABI_GEMM_F_SILU_MUL,
 							0, 0, 0, 0, 0, n);
 				if (!r) {
-					pf_wait_at(e, i0, EE_PF_FENCE_GATH, gath);
-					fx[x] = pf_signal(e, e->list.n - 1, id);
+					card_fence_wait_at(e, i0, EE_PF_FENCE_GATH, gath);
+					fx[x] = card_fence_signal(e, e->list.n - 1, id);
 				}
 			} else {
 				r = card_gemm_m(e, "expert down (gemm, rows)", f4(pf->hg, r0 * Im),
 						0, &L->ex_down[xe], f4(pf->yd, r0 * D), 0, 0, 0, 0,
 						0, 0, 0, n);
 				if (!r)
-					pf_wait_at(e, i0, id, fx[x]);
+					card_fence_wait_at(e, i0, id, fx[x]);
 			}
 		}
 		if (r)
