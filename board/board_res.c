@@ -15,6 +15,7 @@
 #include "hls/mla_attn/mla_attn.h"
 #include "hls/moe_route/moe_route.h"
 #include "hls/vec_ops/vec_ops.h"
+#include "hls_bquant.h"
 #include "hls_quant.h"
 
 /* One operator's cost. */
@@ -41,6 +42,20 @@ static const struct op f32_fma[2] = {{5, 350}, {1, 40}};
  * bits per input, one LUT per bit with the carry chain) 40: about 100 LUTs per product.
  */
 #define LUT_E4M3_PRODUCT 100u
+/*
+ * A block integer (hls_bquant.h: HLS_BQ_BITS magnitude bits and a sign) times an E4M3 code into
+ * a fixed-point adder tree, in LUTs (the attention's FP8 datapath): the (b+1) x 4-bit product
+ * (the code's significand with its hidden bit: four partial products in three carry-chain adders
+ * of about b + 4 bits) 3 (b + 4), the shift of the b + 5-bit product by the code's exponent to its
+ * place in the fixed-point word (two levels of 4:1 multiplexers over about b + 20 bits) 2 (b + 20),
+ * and the product's share of the adder tree (one adder of about b + 27 bits): 6 b + 79, 145 LUTs
+ * at b = 11.
+ */
+#define LUT_BQ_PRODUCT (6u * HLS_BQ_BITS + 79u)
+/* A block integer's rounding (hls_bq_int): the 24-bit significand shifted right by up to 25 (five
+ * levels of 2:1 multiplexers, about 60 LUTs), the round-half-even increment and the clamp of a
+ * b + 1-bit result (about 20): about 80 LUTs. Its scale is an exponent (a few LUTs a group). */
+#define LUT_BQ_ROUND 80u
 /* int64 block sum to f32 (leading-zero count, 64-to-24-bit normalize shift, round to nearest
  * even): about 200 LUTs. */
 #define LUT_I64_TO_F32 200u
@@ -332,27 +347,26 @@ static void res_lanes(const struct board_cu *cu, int fam, struct board_res *r)
 /*
  * The FP8 datapath of mla_attn_lanes (--attn-datapath fp8), per lane at imacs integer MACs a cycle
  * (the tree's moecard,lane-imacs, else MLA_LANE_IMACS), as the loops are written: the integer score
- * step's and the integer weighted sum's imacs exact E4M3 products each (separate loops, no
- * ALLOCATION), with per score head (imacs / 128) and per channel (imacs / MLA_TB) an int64-to-f32
- * conversion, two multiplies and an add; the block weights' quantizer, one (head, group) a cycle:
- * MLA_TB multiplies (the weights), compares and divides (x / s) and the scale's divide; the q
- * quantizer shared by the lanes: MLA_TB divides a cycle.
+ * step's and the integer weighted sum's imacs exact products of a block integer and an E4M3 code
+ * each (separate loops, no ALLOCATION), with per score head (imacs / 128) and per channel
+ * (imacs / MLA_TB) an int64-to-f32 conversion, one multiply (the token's group scale, or the
+ * correction) and an add (the block integers' power-of-two scales are exponent adds, a few LUTs);
+ * the block weights' quantizer, one (head, group) a cycle: MLA_TB multiplies (the weights),
+ * compares and roundings (hls_bq_int, no divide); the q quantizer shared by the lanes: MLA_TB
+ * roundings a cycle.
  */
 static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *r)
 {
 	uint64_t L = cu->n_ports > 2 ? cu->n_ports - 2 : 1;
 	uint64_t im = cu->lane_imacs ? cu->lane_imacs : MLA_LANE_IMACS;
 	uint64_t lihp = im / HLS_QUANT_GROUP, lpc = im / MLA_TB;
-	r->lut += L * (2 * im * LUT_E4M3_PRODUCT + (lihp + lpc) * LUT_I64_TO_F32);
-	add_mul(r, fam, L * 2 * (lihp + lpc));
+	/* the scale exponents' adds (about 10 LUTs each) beside each conversion */
+	r->lut += L * (2 * im * LUT_BQ_PRODUCT + (lihp + lpc) * (LUT_I64_TO_F32 + 10));
+	add_mul(r, fam, L * (lihp + lpc));
 	add_add(r, fam, L * (lihp + lpc));
 	add_mul(r, fam, L * MLA_TB);
-	r->lut += L * MLA_TB * (LUT_F32_CMP + 2 * LUT_DECODE);
-	add_recip(r, fam, L * (MLA_TB + 1));
-	add_mul(r, fam, L * (MLA_TB + 1));
-	add_recip(r, fam, MLA_TB);
-	add_mul(r, fam, MLA_TB);
-	r->lut += MLA_TB * 2 * LUT_DECODE;
+	r->lut += L * (MLA_TB * (LUT_F32_CMP + LUT_BQ_ROUND) + 10);
+	r->lut += MLA_TB * LUT_BQ_ROUND + 10;
 }
 
 /*

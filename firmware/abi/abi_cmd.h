@@ -362,7 +362,7 @@ static_assert(sizeof(struct abi_dma_fill) == 32, "abi_dma_fill is 32 bytes");
 static_assert(sizeof(struct abi_gemv) == 32, "abi_gemv is 32 bytes");
 static_assert(sizeof(struct abi_route) == 72, "abi_route is 72 bytes");
 static_assert(sizeof(struct abi_mla_lanes) == 80, "abi_mla_lanes is 80 bytes");
-#define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (q and p in E4M3, exact sums) */
+#define ABI_MLAL_FP8 0x100u /* mla_attn_lanes' FP8 datapath (block-integer q and p, exact sums) */
 /* MHA mode (word == ABI_MLAL_MHA exactly: f32, the f32 datapath): the non-absorbed attention of
  * a prompt chunk over explicit K/V rows (hls/mla_attn/mla_attn.h, "MHA mode"). The fields then
  * read: cache_off the card address of the K/V rows f32 [ctx_cap][n_heads (rsvd + kv_lora) +

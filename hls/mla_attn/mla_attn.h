@@ -155,26 +155,29 @@ int64_t mla_kv_append_fold_rows_cycles(const struct hls_build *b, int n, int dc,
  * handles LHP heads of one token per step.
  *
  * FP8 datapath (mode MLA_ATTN_FP8, OR-ed into fmt; needs MLA_CACHE_FP8 records, else -EINVAL).
- * The latent products run on E4M3 codes with exact integer sums, as fp8_gemm's blocks do;
- * fixed(c) = e4m3_decode_fixed(c) (units of 2^-9, a NaN code counts 0), so a product of two codes
- * is an integer in units of 2^-18 and sums of them are exact in int64. G = HLS_QUANT_GROUP = 128,
- * nb = dc / G; for a token t, c8_t[i] are its codes and sc_t[b] its group scales.
- *  F1. q, once per call: per head h and group b, (q8[h][b G ..], sq[h][b]) =
- *      hls_quant_group(q_lat[h][b G .. b G + G), G, ue8m0 = 0). q_pe stays f32.
- *  F2. Score, per head and token: D_b = sum_{i in group b} fixed(q8[h][i]) fixed(c8_t[i]) (exact);
- *      d_b = f32(D_b) * 2^-18 (one rounding, then exact); u_b = f32(sq[h][b] * sc_t[b]);
- *      S = +0, then S = f32(S + f32(d_b * u_b)) for b = 0, 1, .. nb-1; R = the rope part as
+ * The latent products multiply the cache's E4M3 codes by block integers (hls_bquant.h: q and
+ * the softmax weights as integers of HLS_BQ_BITS = 11 magnitude bits with one power-of-two scale
+ * 2^k per group) and sum exactly in integers, as fp8_gemm's blocks do; fixed(c) =
+ * e4m3_decode_fixed(c) (units of 2^-9, a NaN code counts 0), so a product is an integer in units
+ * of 2^(k-9) and sums of them are exact in int64. The scales are exponents: no divide anywhere.
+ * G = HLS_QUANT_GROUP = 128, nb = dc / G; for a token t, c8_t[i] are its codes and sc_t[b] its
+ * group scales; pow2(n) is 2^n as f32 (hls_bq_pow2), a product with it the exact scaling.
+ *  F1. q, once per call: per head h and group b, kq[h][b] = hls_bq_exp(amax of q_lat[h][b G ..
+ *      b G + G)) and qi[h][i] = hls_bq_int(q_lat[h][i], kq[h][b]). q_pe stays f32.
+ *  F2. Score, per head and token: D_b = sum_{i in group b} qi[h][i] fixed(c8_t[i]) (exact);
+ *      d_b = f32(f32(D_b) * pow2(kq[h][b] - 9)) (one rounding, then exact unless subnormal);
+ *      S = +0, then S = f32(S + f32(d_b * sc_t[b])) for b = 0, 1, .. nb-1; R = the rope part as
  *      rule 1 sums it (R = +0, then R = R + tree_k over the MLA_DL-element blocks of
  *      q_pe . k_pe, k ascending; k_pe is bf16 -> f32); score = f32(f32(S + R) * scale).
  *  F3. Online softmax per block exactly as rule 1 (chunk max, corr, p_t, l).
  *  F4. Weighted sum, per block of tb tokens (tb = MLA_TB, fewer in the last block), head h and
- *      group b: w_t = f32(p_t * sc_t[b]); (w8, sw) = hls_quant_group(w_0 .. w_{tb-1}, tb,
- *      ue8m0 = 0) (one group of tb values); for each channel i of group b:
- *      E = sum_t fixed(w8_t) fixed(c8_t[i]) (exact, tokens of the block);
- *      acc[h][i] = f32(f32(acc[h][i] * corr) + f32(f32(E * 2^-18) * sw)).
+ *      group b: w_t = f32(p_t * sc_t[b]); kw = hls_bq_exp(amax of w_0 .. w_{tb-1}) and wi_t =
+ *      hls_bq_int(w_t, kw) (one group of tb values); for each channel i of group b:
+ *      E = sum_t wi_t fixed(c8_t[i]) (exact, tokens of the block);
+ *      acc[h][i] = f32(f32(acc[h][i] * corr) + f32(f32(E) * pow2(kw - 9))).
  *  F5. The merge (rule 2) unchanged.
- *  A NaN in q_lat or a NaN c' code counts 0 here (hls_quant_group encodes a NaN to a NaN code);
- *  a NaN in q_pe, k_pe or a group scale makes the head's output NaN.
+ *  A NaN in q_lat or a NaN c' code counts 0 here (hls_bq_int maps a NaN to 0, an infinity to the
+ *  clamp); a NaN in q_pe, k_pe or a group scale makes the head's output NaN.
  *
  * On-chip state (static buffers in C simulation, so one call at a time per process): per lane the
  * partials acc [MLA_MAX_H][MLA_MAX_DC], m, l and a chunk [MLA_TB][dc + dr]; q for all heads; for
@@ -185,9 +188,10 @@ int64_t mla_kv_append_fold_rows_cycles(const struct hls_build *b, int n, int dc,
 #ifndef MLA_LANE_MACS
 #define MLA_LANE_MACS 64 /* f32 MACs per cycle per lane */
 #endif
-/* FP8 datapath: integer E4M3 x E4M3 MACs per cycle per lane (a power of two, 128..4096). The
- * score step is LIHP = MLA_LANE_IMACS / 128 heads x one 128-element group of one token; the
- * weighted-sum step is one head x MLA_LANE_IMACS / MLA_TB channels x the MLA_TB tokens of a block. */
+/* FP8 datapath: integer MACs (a block integer times an E4M3 code) per cycle per lane (a power of
+ * two, 128..4096). The score step is LIHP = MLA_LANE_IMACS / 128 heads x one 128-element group of
+ * one token; the weighted-sum step is one head x MLA_LANE_IMACS / MLA_TB channels x the MLA_TB
+ * tokens of a block. */
 #ifndef MLA_LANE_IMACS
 #define MLA_LANE_IMACS 256
 #endif

@@ -45,6 +45,7 @@
 #include "e4m3.h"
 #include "hls_math.h"
 #include "hls_quant.h"
+#include "hls_bquant.h"
 #include "hls_strict.h"
 #include "hls_tree.h"
 
@@ -96,15 +97,17 @@ static float ml_mx[MLA_MAX_LANES][MLA_MAX_H], ml_corr[MLA_MAX_LANES][MLA_MAX_H];
 static uint8_t ml_rec[MLA_MAX_LANES][ML_MAX_REC];
 /* merge: per head, the lanes' weights, the merged l and the overall max */
 static float ml_w[MLA_MAX_H][MLA_MAX_LANES], ml_lsum[MLA_MAX_H], ml_mm[MLA_MAX_H];
-/* FP8 datapath: q codes (fixed point) and scales for all heads; per lane the chunk's c' codes
- * (fixed point) and group scales, the latent score sums S, the block weights' codes and scales */
+/* FP8 datapath: q as block integers (hls_bquant.h) and their scale exponents for all heads; per
+ * lane the chunk's c' codes (fixed point) and group scales, the latent score sums S, the block
+ * weights' integers and scale exponents */
 static int32_t ml_qf[MLA_MAX_H][MLA_MAX_DC];
-static float ml_sq[MLA_MAX_H][ML_NG], ml_qamax[MLA_MAX_H][ML_NG];
+static int ml_kq[MLA_MAX_H][ML_NG];
+static float ml_qamax[MLA_MAX_H][ML_NG];
 static int32_t ml_cf[MLA_MAX_LANES][MLA_TB][MLA_MAX_DC];
 static float ml_csc[MLA_MAX_LANES][MLA_TB][ML_NG];
 static float ml_si[MLA_MAX_LANES][MLA_MAX_H][MLA_TB];
 static int32_t ml_wf[MLA_MAX_LANES][MLA_MAX_H][ML_NG][MLA_TB];
-static float ml_sw[MLA_MAX_LANES][MLA_MAX_H][ML_NG];
+static int ml_kw[MLA_MAX_LANES][MLA_MAX_H][ML_NG];
 
 static float ml_rd_f32(const uint8_t *p)
 {
@@ -181,7 +184,7 @@ static void ml_lane(const uint8_t *bank, int li, int unit, int part, int g0, int
 	float(*csc)[ML_NG] = ml_csc[unit];
 	float(*si)[MLA_TB] = ml_si[unit];
 	int32_t(*wf)[ML_NG][MLA_TB] = ml_wf[unit];
-	float(*sw)[ML_NG] = ml_sw[unit];
+	int(*kw)[ML_NG] = ml_kw[unit];
 	for (int h = h0; h < h1; h++) {
 		for (int i = 0; i < dc; i++)
 			acc[h][i] = 0.0f;
@@ -242,7 +245,8 @@ lanes_chunk:
 					}
 				}
 		/* FP8 latent score (rule F2): per head and group one exact integer dot product of
-		 * 128 code pairs, scaled in f32 and summed over the groups in ascending order */
+		 * q's 128 block integers with the token's codes, scaled by q's power of two (an
+		 * exponent) and the token's group scale in f32, summed over the groups ascending */
 	lanes_iscore:
 		for (int gi = 0; gi < (fp8 ? ngi : 0); gi++)
 			for (int b = 0; b < ngq; b++)
@@ -257,9 +261,8 @@ lanes_chunk:
 						for (int e = 0; e < ML_G; e++)
 							D += (int64_t)ml_qf[h][b * ML_G + e] *
 							     cf[t][b * ML_G + e];
-						float d = (float)D * 0x1p-18f;
-						float u = ml_sq[h][b] * csc[t][b];
-						si[h][t] = si[h][t] + d * u;
+						float d = (float)D * hls_bq_pow2(ml_kq[h][b] - 9);
+						si[h][t] = si[h][t] + d * csc[t][b];
 					}
 				}
 	lanes_softmax_max:
@@ -296,20 +299,22 @@ lanes_chunk:
 					l[h] = l[h] + p;
 				}
 			}
-		/* FP8 weighted sum (rule F4): per head and group the block's weights quantized as one
-		 * group of tb values, then per channel an exact integer sum over the block's tokens */
+		/* FP8 weighted sum (rule F4): per head and group the block's weights as one group of
+		 * tb block integers, then per channel an exact integer sum over the block's tokens */
 	lanes_wquant:
 		for (int h = 0; h < (fp8 ? H : 0); h++)
 			for (int b = 0; b < ngq; b++) {
 #pragma HLS PIPELINE II=1
 				HLS_CNT(HLS_L_LATT_WQUANT);
-				float w[MLA_TB];
-				uint8_t w8[MLA_TB];
-				for (int t = 0; t < tb; t++)
+				float w[MLA_TB], wmax = 0.0f;
+				for (int t = 0; t < tb; t++) {
 					w[t] = s[h][t] * csc[t][b];
-				sw[h][b] = hls_quant_group(w, tb, w8, 0);
+					wmax = hls_amax_step(wmax, w[t]);
+				}
+				int k = hls_bq_exp(wmax);
+				kw[h][b] = k;
 				for (int t = 0; t < MLA_TB; t++)
-					wf[h][b][t] = t < tb ? e4m3_decode_fixed(w8[t]) : 0;
+					wf[h][b][t] = t < tb ? hls_bq_int(w[t], k) : 0;
 			}
 	lanes_iacc:
 		for (int h = 0; h < (fp8 ? H : 0); h++)
@@ -322,7 +327,7 @@ lanes_chunk:
 					for (int t = 0; t < MLA_TB; t++)
 						E += (int64_t)wf[h][b][t] * cf[t][i];
 					float a = acc[h][i] * corr[h];
-					float z = ((float)E * 0x1p-18f) * sw[h][b];
+					float z = (float)E * hls_bq_pow2(kw[h][b] - 9);
 					acc[h][i] = a + z;
 				}
 			}
@@ -403,18 +408,19 @@ lanes_q:
 					ml_q[h][dc + i] = q_pe[(size_t)h * dr + i];
 			}
 		}
-	/* FP8 q (rule F1): the group's scale from its amax, then MLA_TB codes per step */
+	/* FP8 q (rule F1): the group's scale exponent from its amax, then MLA_TB block integers per
+	 * step */
 lanes_qquant:
 	for (int h = 0; h < (fp8 ? H : 0); h++)
 		for (int k = 0; k < dc / MLA_TB; k++) {
 #pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_LATT_QQUANT);
 			int b = k * MLA_TB / ML_G;
-			float sq = hls_quant_scale(ml_qamax[h][b], 0);
-			ml_sq[h][b] = sq;
+			int kq = hls_bq_exp(ml_qamax[h][b]);
+			ml_kq[h][b] = kq;
 			for (int e = 0; e < MLA_TB; e++) {
 				int i = k * MLA_TB + e;
-				ml_qf[h][i] = e4m3_decode_fixed(e4m3_encode(ml_q[h][i] / sq));
+				ml_qf[h][i] = hls_bq_int(ml_q[h][i], kq);
 			}
 		}
 	int ng = ml_cdiv(H, ML_LHP), np = ml_min(P > 1 ? P : 1, ng);
@@ -882,8 +888,8 @@ static uint64_t ml_q_cycles(const struct hls_build *bd, int H, int dc, int dr, i
 	uint64_t Hu = (uint64_t)H, qbytes = Hu * (uint64_t)(dc + dr) * 4;
 	uint64_t it = Hu * (hls_cdiv64((uint64_t)dc, MLA_MW) + hls_cdiv64((uint64_t)dr, MLA_MW));
 	uint64_t cyc = bd->mem_latency + hls_max64(it, hls_mem_cycles(bd, qbytes));
-	if ((fmt & ~0xFF) == MLA_ATTN_FP8)
-		cyc += Hu * (uint64_t)dc / MLA_TB + bd->depth_exp;
+	if ((fmt & ~0xFF) == MLA_ATTN_FP8) /* the block integers' rounding: a shift, no divide */
+		cyc += Hu * (uint64_t)dc / MLA_TB + bd->depth_vec;
 	return cyc;
 }
 
@@ -956,12 +962,11 @@ static int64_t ml_cycles_q(const struct hls_build *bd, int L, int pos, int H, in
 				/* the exp loop and the corrections at the exp unit's interval */
 				uint64_t comp = sc + sm + ac + (xii - 1) * (tb + 1) * ngk +
 						2 * (uint64_t)bd->depth_vec + 2 * bd->depth_exp;
-				/* FP8: integer score (its f32 scaling drains once), weight
-				 * quantization (a divider), integer weighted sum (its f32 update
-				 * drains once) */
+				/* FP8: integer score (its f32 scaling drains once), the weights'
+				 * block integers (a multiply, the amax and a rounding shift: a scale
+				 * step's depth), integer weighted sum (its f32 update drains once) */
 				if (fp8)
-					comp += isc + wq + iac + 2 * (uint64_t)bd->depth_scale +
-						bd->depth_exp;
+					comp += isc + wq + iac + 3 * (uint64_t)bd->depth_scale;
 				uint64_t load = k ? bc : hls_max64(ld, hls_mem_cycles(bd, tb * rb));
 				if (b == li) {
 					/* the first block: its records stream into the score step

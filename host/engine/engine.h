@@ -98,7 +98,7 @@ struct engine_extra {
 	const char *kv_format;	   /* --kv-format f32|bf16|fp8: the card's latent KV cache records
 				      (NULL = f32; bf16 and fp8 need the striped attention CU) */
 	const char *attn_datapath; /* --attn-datapath f32|fp8: the striped attention's arithmetic
-				      (fp8: q and p in E4M3 with exact sums; needs the fp8 cache) */
+				      (fp8: q and p as block integers, exact sums; needs the fp8 cache) */
 	int no_mtp; /* the run never uses the MTP layer (--spec none, no --dump-mtp-logits): its
 		       weights are not made resident at open (st_populate) */
 	int seqs;   /* sequence slots for forward_seqs (serve: --max-batch; 0 or 1: one) */

@@ -747,14 +747,16 @@ static void ee_whatif_671b(const struct backend *be, FILE *out, int json)
 	    100 * roof / m.e2e_ms, m0.e2e_ms, 100 * roof / m0.e2e_ms, m.gemv_ms, m.gemv_bytes_ms,
 	    m.attn_ms, m.side_ms, m.card_ms - m.gemv_ms - m.attn_ms + m.side_ms);
 	if (has8)
-		fprintf(out,
-			"  with --kv-format fp8 --attn-datapath fp8 (q and p in E4M3; its error: "
-			"docs/numerics.md)%s: end to end %.2f ms/token (%.1f tok/s), %.1f%% of the "
-			"roofline; attention %.2f ms (%.2f side by side with GEMVs)\n",
-			built8 ? ""
-			       : ", a datapath this board is built without (moecard info --board: "
-				 "what it would add)",
-			m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms, m8.side_ms);
+		fprintf(
+		    out,
+		    "  with --kv-format fp8 --attn-datapath fp8 (q and p as 12-bit block integers "
+		    "on the E4M3 cache; its error: docs/numerics.md)%s: end to end %.2f ms/token "
+		    "(%.1f tok/s), %.1f%% of the "
+		    "roofline; attention %.2f ms (%.2f side by side with GEMVs)\n",
+		    built8 ? ""
+			   : ", a datapath this board is built without (moecard info --board: "
+			     "what it would add)",
+		    m8.e2e_ms, 1e3 / m8.e2e_ms, 100 * roof / m8.e2e_ms, m8.attn_ms, m8.side_ms);
 }
 
 /* The prompt length of this model's prefill what-if: 512, or MOECARD_WHATIF_T (16..8192);
