@@ -27,6 +27,8 @@
 #define PROF_MAX_TRACKS 256
 #define PROF_MAX_PCS 64
 #define PROF_NAME 48
+/* A summary row's key: an op name (longer than a track's name) or "layer N". */
+#define PROF_KEY 96
 
 enum prof_track_kind { PROF_HOST = 0, PROF_LINK = 1, PROF_CU = 2, PROF_DMA = 3 };
 
@@ -150,7 +152,7 @@ void prof_token_end(void);
 
 /* --- the summary (prof_sum.c) -------------------------------------------------------------- */
 struct prof_stat {
-	char key[PROF_NAME]; /* op name, or "layer N" */
+	char key[PROF_KEY]; /* op name, or "layer N" */
 	const char *cat;
 	int kind;  /* track kind of its slices */
 	int layer; /* per-layer rows: the layer */

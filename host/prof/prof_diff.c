@@ -13,7 +13,7 @@
 #include "util/errmsg.h"
 
 struct drow {
-	char name[PROF_NAME + 8];
+	char name[PROF_KEY + 8];
 	double a, b; /* exclusive us per decode step; NAN when absent */
 };
 
@@ -72,7 +72,7 @@ static int add_rows(json_t *j, const char *path, const char *key, int col, const
 		json_t *wh = json_object_get(e, "where");
 		if (only && (!json_is_string(wh) || strcmp(json_string_value(wh), only)))
 			continue;
-		char name[PROF_NAME + 8];
+		char name[PROF_KEY + 8];
 		snprintf(name, sizeof name, "%s%s", key[0] == 'l' ? "" : "op ",
 			 json_string_value(nm));
 		size_t r = 0;

@@ -56,12 +56,15 @@ static void stat_finish(struct prof_stat *st)
 	st->max_ns = st->d[st->nd - 1];
 }
 
-/* The row of key in *arr (added when new). NULL when out of memory. */
+/* The row of key in *arr (added when new), keys compared as the rows keep them (a name longer
+ * than a row's key is cut to it, so its events still share one row). NULL when out of memory. */
 static struct prof_stat *stat_row(struct prof_stat **arr, size_t *n, size_t *cap, const char *key,
 				  int layer)
 {
+	char k[PROF_KEY];
+	snprintf(k, sizeof k, "%s", key);
 	for (size_t i = 0; i < *n; i++)
-		if ((*arr)[i].layer == layer && !strcmp((*arr)[i].key, key))
+		if ((*arr)[i].layer == layer && !strcmp((*arr)[i].key, k))
 			return &(*arr)[i];
 	if (*n == *cap) {
 		size_t c = *cap ? *cap * 2 : 32;
@@ -73,7 +76,7 @@ static struct prof_stat *stat_row(struct prof_stat **arr, size_t *n, size_t *cap
 	}
 	struct prof_stat *st = &(*arr)[(*n)++];
 	memset(st, 0, sizeof *st);
-	snprintf(st->key, sizeof st->key, "%s", key);
+	snprintf(st->key, sizeof st->key, "%s", k);
 	st->layer = layer;
 	return st;
 }
@@ -272,7 +275,7 @@ int prof_summarize(const struct prof *p, struct prof_summary *s)
 			tot += lay_tok[l * (size_t)(s->n_tok + 1) + (size_t)t];
 		if (tot <= 0)
 			continue;
-		char key[PROF_NAME];
+		char key[PROF_KEY];
 		if (layer < 0)
 			snprintf(key, sizeof key, "outside layers");
 		else
@@ -420,7 +423,7 @@ int prof_write_summary_txt(const struct prof_summary *s, FILE *f)
 		tok > 0 ? 100 * s->cls_ns[PROF_CU] / tok : 0, tok > 0 ? 100 * s->idle_ns / tok : 0);
 	fprintf(f,
 		"\nper op, decode steps (exclusive time: overlapping commands share it)\n"
-		"  %-36s %-6s %7s %10s %7s %9s %9s %9s %7s %8s %7s\n",
+		"  %-50s %-6s %7s %10s %7s %9s %9s %9s %7s %8s %7s\n",
 		"op", "where", "count", "excl us", "share", "mean us", "p50 us", "p99 us", "GB/s",
 		"bw roof", "class");
 	for (size_t i = 0; i < s->n_op; i++) {
@@ -430,13 +433,13 @@ int prof_write_summary_txt(const struct prof_summary *s, FILE *f)
 			snprintf(bw, sizeof bw, "%.1f%%", 100 * st->bw_frac);
 		if (st->bytes > 0 && st->total_ns > 0) /* bytes a ns: GB/s */
 			snprintf(gb, sizeof gb, "%.1f", st->bytes / st->total_ns);
-		fprintf(f, "  %-36.36s %-6s %7llu %10.2f %6.2f%% %9.3f %9.3f %9.3f %7s %8s %s\n",
+		fprintf(f, "  %-50.50s %-6s %7llu %10.2f %6.2f%% %9.3f %9.3f %9.3f %7s %8s %s\n",
 			st->key, kind_name[st->kind & 3], (unsigned long long)st->count,
 			st->excl_ns / 1e3, tok > 0 ? 100 * st->excl_ns / tok : 0, st->mean_ns / 1e3,
 			st->p50_ns / 1e3, st->p99_ns / 1e3, gb, bw, st->cat ? st->cat : "");
 	}
 	if (s->idle_ns > 0)
-		fprintf(f, "  %-36s %-6s %7s %10.2f %6.2f%%\n",
+		fprintf(f, "  %-50s %-6s %7s %10.2f %6.2f%%\n",
 			"card idle in lists (firmware, waits)", "card", "", s->idle_ns / 1e3,
 			tok > 0 ? 100 * s->idle_ns / tok : 0);
 	fprintf(f,
