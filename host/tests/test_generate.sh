@@ -139,6 +139,22 @@ print(int(0 < rel < 0.05 and agree >= 0.9), 'relative rms %.4f, top token kept o
   "$M" run --model "$TB" --prompt hi --backend emu --head fp8 >/dev/null 2>"$tmp/he"; rc=$?
   [ $rc = 2 ] && grep -q "head fp8: needs --backend cpu" "$tmp/he" && ok "--head fp8 on the card: usage error" ||
     bad "--head fp8 on emu: exit $rc $(cat "$tmp/he")"
+  # make run's decoding (greedy with --repeat-penalty 1.2) on the default model: the same text
+  # with --spec mtp as with --spec none on both backends, and not plain greedy's
+  n=24; [ "${SAN:-}" = 1 ] && n=12
+  for be in cpu emu; do
+    pl=$("$M" run --model "$TB" --backend $be --prompt "The jury said that" -n $n --spec none 2>/dev/null)
+    p0=$("$M" run --model "$TB" --backend $be --prompt "The jury said that" -n $n --spec none \
+      --repeat-penalty 1.2 2>/dev/null)
+    p1=$("$M" run --model "$TB" --backend $be --prompt "The jury said that" -n $n \
+      --repeat-penalty 1.2 --stats 2>"$tmp/rp.err")
+    if [ -n "$p0" ] && [ "$p0" = "$p1" ] && [ "$p0" != "$pl" ] &&
+       grep -q "accepted [1-9][0-9]*/" "$tmp/rp.err"; then
+      ok "--repeat-penalty 1.2 on $be: --spec mtp prints --spec none's text, not plain greedy's"
+    else
+      bad "--repeat-penalty 1.2 on $be: none '$p0' / mtp '$p1' / greedy '$pl'"
+    fi
+  done
 fi
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
