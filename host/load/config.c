@@ -18,6 +18,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "load/config.h"
+#include "util/errmsg.h"
 
 /* Upper bounds that keep every derived product far from int overflow. */
 #define CONFIG_DIM_MAX (1 << 20) /* any width: hidden, ffn, vocab, lora ranks */
@@ -39,6 +40,7 @@ static int config_fail(char *err, size_t errlen, const char *fname, const char *
 			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 			va_end(ap);
 		}
+		errmsg_oneline(err);
 	}
 	return -EINVAL;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "serve/serve_req.h"
+#include "util/errmsg.h"
 
 static int bad(struct serve_params *p, const char *param, const char *fmt, ...)
 {
@@ -17,6 +18,8 @@ static int bad(struct serve_params *p, const char *param, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->err, sizeof p->err, fmt, ap);
 	va_end(ap);
+	errmsg_oneline(p->err); /* (the JSON parser's excerpt of the body may hold a newline) */
+	errmsg_oneline(p->err_param);
 	return -EINVAL;
 }
 

@@ -141,6 +141,9 @@ check shard_wrong_dtype "$d" "model-00003-of-[0-9]+\.safetensors: $t: dtype U8"
 # config.json: malformed and contradictory.
 d=$(fresh badjson); head -c 100 "$W/base/config.json" >"$d/config.json"
 check malformed_json "$d" "config\.json: json: line"
+# a bad escape whose excerpt holds a newline: the message stays on one line
+d=$(fresh jsonnl); printf '{"hidden_size": 256, "x": "a\\\n"}' >"$d/config.json"
+check json_newline "$d" "config\.json: json: line 2 column 0: invalid escape near '\"a\\\\\?'"
 d=$(fresh nkv); $PYTHON "$W/st.py" cfg "$d/config.json" num_key_value_heads 8
 check heads_dims "$d" "config\.json: num_key_value_heads: "
 d=$(fresh headdim); $PYTHON "$W/st.py" cfg "$d/config.json" head_dim 100

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "text/tokenizer.h"
+#include "util/errmsg.h"
 
 #define TOK_MAX_ID (1 << 21) /* ids from here up are refused at load (bad input) */
 #define TOK_MAX_STAGES 8     /* pre-tokenizer Split stages */
@@ -149,6 +150,7 @@ static void tok_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	errmsg_oneline(err);
 }
 
 static int vec_push(struct tok_vec *o, int32_t id)

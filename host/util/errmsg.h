@@ -11,4 +11,8 @@
 int errmsg_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* errmsg_oneline - keeps a message on one line: each control byte of s (below 0x20, and 0x7F),
+ * as a parser's excerpt of bad input may hold, becomes '?'. errmsg_fail does it. */
+void errmsg_oneline(char *s);
+
 #endif
