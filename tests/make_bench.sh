@@ -172,7 +172,7 @@ for r in rows:
 }
 echo "== cpu batching on mid, 2 threads (measured wall time; bench --seqs B)"
 seqs_table cpu "${CPU_SEQS_GEN:-16}" ""
-echo "== card batching on mid, emu card (modeled figures; bench --seqs B)"
+echo "== card batching on mid, emu card (modeled figures: card + link + sampling; not counted: the host's list building and its grouping of the rows by expert; bench --seqs B)"
 seqs_table emu "${SEQS_GEN:-4}" modeled_
 # --- moecard serve: generated tokens/s and TTFT / inter-token latency against the number of
 #     concurrent streaming clients, on the cpu backend (mid, measured wall time: the sequences of

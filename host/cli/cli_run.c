@@ -813,13 +813,19 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		printf("{\"backend\":\"%s\",\"model\":\"%s\",\"seqs\":%d,\"prompt_len\":%d,"
 		       "\"gen\":%d,\"modeled_step_ms\":%.4f,\"modeled_card_ms_per_step\":%.4f,"
 		       "\"modeled_link_ms_per_step\":%.4f,\"modeled_host_ms_per_step\":%.4f,"
-		       "\"modeled_decode_tok_s\":%.2f,\"host_wall_s\":%.3f}\n",
+		       "\"modeled_decode_tok_s\":%.2f,\"host_wall_s\":%.3f,"
+		       "\"modeled_host_leaves_out\":\"list building, the rows' grouping by "
+		       "expert\"}\n",
 		       a->backend, a->model, B, a->prompt_len, a->gen, step, card, link, host,
 		       B / step * 1e3, wall);
 	else
 		printf(
 		    "%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
-		    "host %.3f), %.1f tok/s modeled; %.1f s of host wall time\n",
+		    "host %.3f: the sampling; not counted: the host's list building and its "
+		    "grouping "
+		    "of the rows by expert after each MoE layer's routing), %.1f tok/s modeled; "
+		    "%.1f "
+		    "s of host wall time\n",
 		    B, step, card, link, host, B / step * 1e3, wall);
 	return 0;
 }
