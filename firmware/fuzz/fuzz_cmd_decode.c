@@ -3,7 +3,8 @@
  * arbitrary 128-byte commands against a fixed board (bytes past 128 perturb the board's bank
  * sizes, CU bank masks and DMA count; the board is re-checked with fw_board_check() first), and
  * abi_ring_attach()/abi_ring_pop() on arbitrary ring headers and counters. Invariant checked on
- * every accepted command: each operand the op uses was translated to a physical range inside one
+ * every accepted command: each operand the op uses (MLA_ATTN_LANES: q, out, the rows' table and
+ * in its MHA mode the K/V rows, a card address) was translated to a physical range inside one
  * bank, and some CU or DMA channel can run it. A violation aborts (a crash for the fuzzer).
  * Seeds: firmware/fuzz/corpus/fuzz_cmd_decode/ (valid GEMM, vector, MLA, KV, DMA packets).
  */
@@ -72,7 +73,7 @@ static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 {
 	static const uint32_t gemm[] = {0, 2, 4, 6, 8}, vec[] = {0, 2, 4, 6, 8}, mla[] = {0, 2, 4},
 			      kv[] = {0, 2}, gemv[] = {0}, route[] = {0, 2, 4, 6, 8},
-			      mlal[] = {0, 2};
+			      mlal[] = {0, 2, 16}, mlal_mha[] = {0, 2, 4, 16};
 	const uint32_t *w = NULL;
 	size_t n = 0;
 	switch (c->op) {
@@ -97,8 +98,13 @@ static void check_accepted(const struct abi_board *b, const struct fw_cmd *c)
 		n = 5;
 		break;
 	case ABI_OP_MLA_ATTN_LANES:
-		w = mlal;
-		n = 2;
+		if (c->raw.u.mlal.word & ABI_MLAL_MHA) { /* q, out, the K/V rows, the rows' table */
+			w = mlal_mha;
+			n = 4;
+			break;
+		}
+		w = mlal; /* q, out, the rows' table */
+		n = 3;
 		/* the stripe set fits in the lane banks */
 		if (c->raw.u.mlal.cache_off > b->banks[0].size)
 			abort();
