@@ -56,6 +56,9 @@ static const struct op f32_fma[2] = {{5, 350}, {1, 40}};
  * levels of 2:1 multiplexers, about 60 LUTs), the round-half-even increment and the clamp of a
  * b + 1-bit result (about 20): about 80 LUTs. Its scale is an exponent (a few LUTs a group). */
 #define LUT_BQ_ROUND 80u
+/* A block integer's scale exponent: extracted from a group's amax, or added to a conversion's
+ * exponent field (an 8-bit adder): about 10 LUTs. */
+#define LUT_BQ_EXP 10u
 /* int64 block sum to f32 (leading-zero count, 64-to-24-bit normalize shift, round to nearest
  * even): about 200 LUTs. */
 #define LUT_I64_TO_F32 200u
@@ -360,13 +363,13 @@ static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *
 	uint64_t L = cu->n_ports > 2 ? cu->n_ports - 2 : 1;
 	uint64_t im = cu->lane_imacs ? cu->lane_imacs : MLA_LANE_IMACS;
 	uint64_t lihp = im / HLS_QUANT_GROUP, lpc = im / MLA_TB;
-	/* the scale exponents' adds (about 10 LUTs each) beside each conversion */
-	r->lut += L * (2 * im * LUT_BQ_PRODUCT + (lihp + lpc) * (LUT_I64_TO_F32 + 10));
+	/* the scale exponents' adds beside each conversion */
+	r->lut += L * (2 * im * LUT_BQ_PRODUCT + (lihp + lpc) * (LUT_I64_TO_F32 + LUT_BQ_EXP));
 	add_mul(r, fam, L * (lihp + lpc));
 	add_add(r, fam, L * (lihp + lpc));
 	add_mul(r, fam, L * MLA_TB);
-	r->lut += L * (MLA_TB * (LUT_F32_CMP + LUT_BQ_ROUND) + 10);
-	r->lut += MLA_TB * LUT_BQ_ROUND + 10;
+	r->lut += L * (MLA_TB * (LUT_F32_CMP + LUT_BQ_ROUND) + LUT_BQ_EXP);
+	r->lut += MLA_TB * LUT_BQ_ROUND + LUT_BQ_EXP;
 }
 
 /*

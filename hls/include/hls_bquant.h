@@ -37,38 +37,29 @@ static inline int hls_bq_exp(float amax)
 static inline int32_t hls_bq_int(float x, int k)
 {
 	uint32_t u = e4m3_f32_bits(x), E = (u >> 23) & 0xFF, M = u & 0x7FFFFFu;
-	int32_t v;
+	uint64_t q; /* |x| / 2^k rounded */
 	if (E == 0xFF) {
 		if (M)
 			return 0;
-		v = HLS_BQ_MAX;
+		q = HLS_BQ_MAX; /* an infinity: the clamp */
 	} else {
 		/* |x| = M' 2^(E' - 150) with M' the 24-bit significand (E' = 1 for subnormals);
 		 * |x| / 2^k = M' 2^-r */
 		uint32_t Mf = E ? M | 0x800000u : M;
 		int r = 150 + k - (int)(E ? E : 1);
-		if (r <=
-		    0) { /* an integer M' 2^-r (above the clamp for every k hls_bq_exp gives) */
-			uint64_t q = (uint64_t)Mf << (r < -32 ? 32 : -r);
-			v = q > (uint64_t)HLS_BQ_MAX ? HLS_BQ_MAX : (int32_t)q;
-		} else if (r > 25)
-			v = 0;
+		if (r <= 0) /* an integer (above the clamp for every k hls_bq_exp gives) */
+			q = (uint64_t)Mf << (r < -32 ? 32 : -r);
+		else if (r > 25)
+			q = 0;
 		else {
-			uint32_t q = Mf >> r, rem = Mf & ((1u << r) - 1), half = 1u << (r - 1);
+			uint32_t rem = Mf & ((1u << r) - 1), half = 1u << (r - 1);
+			q = Mf >> r;
 			if (rem > half || (rem == half && (q & 1)))
 				q++;
-			v = q > (uint32_t)HLS_BQ_MAX ? HLS_BQ_MAX : (int32_t)q;
 		}
 	}
+	int32_t v = q > (uint64_t)HLS_BQ_MAX ? HLS_BQ_MAX : (int32_t)q;
 	return (u >> 31) ? -v : v;
-}
-
-/* 2^n as f32 for -149 <= n <= 127 (a subnormal below -126): a product with it is the exact
- * scaling by 2^n, rounded once where it leaves the normal range. */
-static inline float hls_bq_pow2(int n)
-{
-	return n >= -126 ? e4m3_bits_f32((uint32_t)(n + 127) << 23)
-			 : e4m3_bits_f32(1u << (n + 149));
 }
 
 #endif

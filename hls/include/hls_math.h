@@ -19,10 +19,13 @@
 
 #define HLS_F32_INF 0x7F800000u
 
-/* 2^n as a float for -126 <= n <= 127 (exponent field assembly). */
+/* 2^n as a float for -149 <= n <= 127 (exponent field assembly; below -126 the subnormal's one
+ * bit): a product with it is the exact scaling by 2^n, rounded once where it leaves the normal
+ * range. */
 static inline float hls_pow2i(int n)
 {
-	return e4m3_bits_f32((uint32_t)(n + 127) << 23);
+	return n >= -126 ? e4m3_bits_f32((uint32_t)(n + 127) << 23)
+			 : e4m3_bits_f32(1u << (n + 149));
 }
 
 /* e^x. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-7 Taylor polynomial

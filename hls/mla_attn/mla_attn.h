@@ -161,7 +161,7 @@ int64_t mla_kv_append_fold_rows_cycles(const struct hls_build *b, int n, int dc,
  * e4m3_decode_fixed(c) (units of 2^-9, a NaN code counts 0), so a product is an integer in units
  * of 2^(k-9) and sums of them are exact in int64. The scales are exponents: no divide anywhere.
  * G = HLS_QUANT_GROUP = 128, nb = dc / G; for a token t, c8_t[i] are its codes and sc_t[b] its
- * group scales; pow2(n) is 2^n as f32 (hls_bq_pow2), a product with it the exact scaling.
+ * group scales; pow2(n) is 2^n as f32 (hls_pow2i), a product with it the exact scaling.
  *  F1. q, once per call: per head h and group b, kq[h][b] = hls_bq_exp(amax of q_lat[h][b G ..
  *      b G + G)) and qi[h][i] = hls_bq_int(q_lat[h][i], kq[h][b]). q_pe stays f32.
  *  F2. Score, per head and token: D_b = sum_{i in group b} qi[h][i] fixed(c8_t[i]) (exact);

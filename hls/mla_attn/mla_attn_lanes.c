@@ -261,7 +261,7 @@ lanes_chunk:
 						for (int e = 0; e < ML_G; e++)
 							D += (int64_t)ml_qf[h][b * ML_G + e] *
 							     cf[t][b * ML_G + e];
-						float d = (float)D * hls_bq_pow2(ml_kq[h][b] - 9);
+						float d = (float)D * hls_pow2i(ml_kq[h][b] - 9);
 						si[h][t] = si[h][t] + d * csc[t][b];
 					}
 				}
@@ -327,7 +327,7 @@ lanes_chunk:
 					for (int t = 0; t < MLA_TB; t++)
 						E += (int64_t)wf[h][b][t] * cf[t][i];
 					float a = acc[h][i] * corr[h];
-					float z = (float)E * hls_bq_pow2(kw[h][b] - 9);
+					float z = (float)E * hls_pow2i(kw[h][b] - 9);
 					acc[h][i] = a + z;
 				}
 			}

@@ -822,10 +822,8 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 		printf(
 		    "%d sequences decoded together: modeled step %.3f ms (card %.3f + link %.3f + "
 		    "host %.3f: the sampling; not counted: the host's list building and its "
-		    "grouping "
-		    "of the rows by expert after each MoE layer's routing), %.1f tok/s modeled; "
-		    "%.1f "
-		    "s of host wall time\n",
+		    "grouping of the rows by expert after each MoE layer's routing), %.1f tok/s "
+		    "modeled; %.1f s of host wall time\n",
 		    B, step, card, link, host, B / step * 1e3, wall);
 	return 0;
 }
