@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,16 +141,8 @@ struct tok_vec {
 	size_t n, cap;
 };
 
-static void tok_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	errmsg_oneline(err);
-}
+/* The message into err (errmsg_fail's: one line; the caller returns its own code). */
+#define tok_err(err, errlen, ...) ((void)errmsg_fail((err), (errlen), 0, __VA_ARGS__))
 
 static int vec_push(struct tok_vec *o, int32_t id)
 {
