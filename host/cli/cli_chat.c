@@ -137,6 +137,8 @@ static int chat_open(const struct cli_opts *a, struct tokenizer **tok, struct ck
 	o.act_fp8 = a->act ? !strcmp(a->act, "fp8")
 			   : ck->w.fp8 && ck->cfg.quantization_config.present &&
 				 ck->cfg.quantization_config.dynamic;
+	o.head_fp8 = a->head && !strcmp(a->head, "fp8");
+	o.head_screen = !a->head_screen || !strcmp(a->head_screen, "on");
 	o.n_threads = a->threads;
 	o.max_seq = a->ctx;
 	/* a turn's prompt in forwards of up to 512 rows, as run's and bench's (the card's batched

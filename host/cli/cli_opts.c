@@ -84,6 +84,11 @@ static const struct cli_opt cli_opt_table[] = {
      "the card's KV cache format", "f32"},
     {"--head", CLI_STR, ALL | PPL | SRV | PRF, AT(head), 0, "fp8|bf16",
      "cpu engine: lm_head as FP8 (128x128 block scales, half the bytes) or as stored", "bf16"},
+    {"--head-screen", CLI_STR, ALL | PPL | SRV | PRF, AT(head_screen), 0, "on|off",
+     "cpu engine, BF16 head: greedy tokens from an 8-bit copy of lm_head with an error bound, "
+     "recomputing exactly only the rows that could be the largest (the same tokens; half the "
+     "head's bytes a greedy step, one more copy of it in memory at half its size)",
+     "on"},
     {"--huge-pages", CLI_STR, ALL | PPL | SRV | PRF, AT(ex.huge_pages), 0, "on|off|auto",
      "copy the weights into transparent huge pages at open (faster decode; the copy's page "
      "zeroing costs load time)",
@@ -108,6 +113,10 @@ static const struct cli_opt cli_opt_table[] = {
     {"-r", CLI_INT, RUN, AT(reps), 1, "N", "bench: repetitions, 1..100 (mean +- sd)", "1"},
     {"--seqs", CLI_INT, RUN | PRF, AT(seqs), 1, "B",
      "bench, profile: B sequences decoded together (as serve --max-batch B)", "off"},
+    {"--screen-ab", CLI_FLAG, RUN, AT(screen_ab), 0, "",
+     "bench, cpu engine: decode tokens alternate between the head's 8-bit screen and the full "
+     "BF16 head, and the two rates are printed side by side",
+     "off"},
     {"--isa-ab", CLI_STR, RUN, AT(isa_ab), 0, "PATH",
      "bench (cpu): decode tokens alternate between the engine's SIMD path and PATH", "off"},
     {"--kernels", CLI_FLAG, RUN, AT(kernels), 0, "",
@@ -415,6 +424,11 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
 			"moecard: %s: --head fp8: needs --backend cpu (the card's head is a bf16 "
 			"GEMV)\n",
 			cmd->name);
+		return 2;
+	}
+	if (a->head_screen && strcmp(a->head_screen, "on") && strcmp(a->head_screen, "off")) {
+		fprintf(stderr, "moecard: %s: --head-screen: expected on or off, got '%s'\n",
+			cmd->name, a->head_screen);
 		return 2;
 	}
 	if (a->act && strcmp(a->act, "fp8") && strcmp(a->act, "none")) {

@@ -23,10 +23,12 @@
 struct cli_opts {
 	const char *model, *prompt, *tokens, *backend, *act, *board, *dump_logits, *dump_mtp;
 	const char *profile, *expert_trace, *system, *xclbin;
-	const char *file; /* perplexity --file */
-	const char *head; /* --head fp8|bf16 (NULL: bf16, the checkpoint's) */
-	int limit;	  /* perplexity --limit: most tokens scored (0: all) */
-	int n;		  /* -n: tokens to generate (chat: most tokens per reply) */
+	const char *file;	 /* perplexity --file */
+	const char *head;	 /* --head fp8|bf16 (NULL: bf16, the checkpoint's) */
+	const char *head_screen; /* --head-screen on|off (NULL: on) */
+	int screen_ab;		 /* bench --screen-ab */
+	int limit;		 /* perplexity --limit: most tokens scored (0: all) */
+	int n;			 /* -n: tokens to generate (chat: most tokens per reply) */
 	int threads, ctx, prompt_len, gen;
 	int reps;		/* bench -r N: repetitions (0: one) */
 	int seqs;		/* bench --seqs B: B sequences decoded together (0: off) */

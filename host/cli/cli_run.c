@@ -179,6 +179,7 @@ int cli_engine_open(const struct cli_opts *a, const struct ckpt *ck, struct engi
 			    ck->cfg.quantization_config.dynamic;
 	o.naive_attn = a->naive;
 	o.head_fp8 = a->head && !strcmp(a->head, "fp8");
+	o.head_screen = !a->head_screen || !strcmp(a->head_screen, "on");
 	o.n_threads = a->threads;
 	o.max_seq = max_seq;
 	o.max_batch = batch;

@@ -71,6 +71,31 @@ static int cpu_set_isa(struct engine *e, const char *name)
 	return 0;
 }
 
+static int cpu_forward_top1(struct engine *e, const int *t, int T, int *id)
+{
+	int r = model_forward_top1(cpu_model(e), t, T, id);
+	e->pos = cpu_model(e)->pos;
+	return r;
+}
+
+static int cpu_forward_rows_top1(struct engine *e, const int *tokens, int T,
+				 const struct model_kv *const *kv, const int *pos, int *ids, int lg)
+{
+	return model_forward_rows_top1(e->impl, tokens, T, kv, pos, ids, lg);
+}
+
+static int cpu_head_screen(struct engine *e, int on, struct head_screen_stats *st)
+{
+	struct model *m = cpu_model(e);
+	if (!m->hs.q)
+		return -ENOTSUP;
+	if (on >= 0)
+		m->hs_off = !on;
+	if (st)
+		*st = m->hs.st;
+	return 0;
+}
+
 static const struct engine_ops cpu_ops = {
     .name = "cpu",
     .forward = cpu_forward,
@@ -81,6 +106,9 @@ static const struct engine_ops cpu_ops = {
     .forward_rows = cpu_forward_rows,
     .kv_block_floats = cpu_kv_block_floats,
     .set_isa = cpu_set_isa,
+    .forward_top1 = cpu_forward_top1,
+    .forward_rows_top1 = cpu_forward_rows_top1,
+    .head_screen = cpu_head_screen,
 };
 
 const struct model *engine_cpu_model(const struct engine *e)

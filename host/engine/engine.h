@@ -74,6 +74,16 @@ struct engine_ops {
 	 * ran); may be NULL. */
 	int (*forward_seqs_top1)(struct engine *e, const int *tokens, int T, const int *seq,
 				 const int *pos, int *ids, int lg);
+	/* As forward_rows, but the greedy token of each row lg selects in ids (the cpu engine's
+	 * head screen, model_forward_rows_top1). -ENOTSUP when this engine cannot (then nothing
+	 * ran); may be NULL. */
+	int (*forward_rows_top1)(struct engine *e, const int *tokens, int T,
+				 const struct model_kv *const *kv, const int *pos, int *ids,
+				 int lg);
+	/* The cpu engine's head screen (head_screen.h): on >= 0 switches it on (1) or off (0),
+	 * -1 leaves it; its statistics in st when not NULL. 0, or -ENOTSUP when there is none. May
+	 * be NULL. */
+	int (*head_screen)(struct engine *e, int on, struct head_screen_stats *st);
 };
 
 /* Options beyond model_opts that some backends use. */

@@ -125,6 +125,24 @@ static void gemv_bf16p_scalar(const uint16_t *wp, int nw, const float *x, int ld
 		}
 }
 
+static void gemv_i8p_scalar(const int8_t *qp, const float *s, int np, int K, const float *x,
+			    int ldx, int M, float *y, int ldy)
+{
+	int nkb = (K + 15) / 16;
+	for (int m = 0; m < M; m++)
+		for (int p = 0; p < np; p++)
+			for (int i = 0; i < 16; i++) {
+				const float *xm = x + (size_t)m * ldx;
+				float a = 0;
+				for (int k = 0; k < K; k++) {
+					size_t at =
+					    (((size_t)p * nkb + k / 16) * 16 + i) * 16 + k % 16;
+					a = fmaf((float)qp[at], xm[k], a);
+				}
+				y[(size_t)m * ldy + p * 16 + i] = a * s[p * 16 + i];
+			}
+}
+
 /* Element k of a row: f32, or an FP8 code dequantized (dec_fp8_scalar's value). */
 typedef float (*row_at_fn)(const void *row, const float *sc, int k);
 static float row_at_f32(const void *row, const float *sc, int k)
@@ -228,6 +246,7 @@ static const struct kern_isa isa_scalar = {
     .axpy4_rows_f32 = axpy4_rows_f32_scalar,
     .roundtrip_fp8 = roundtrip_fp8_scalar,
     .gemv_bf16p = gemv_bf16p_scalar,
+    .gemv_i8p = gemv_i8p_scalar,
 };
 
 extern const struct kern_isa kern_isa_avx2;

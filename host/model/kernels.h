@@ -109,6 +109,13 @@ struct kern_isa {
 	 * and however the panels are grouped */
 	void (*gemv_bf16p)(const uint16_t *wp, int nw, const float *x, int ldx, int M, int K,
 			   float *y, int ldy);
+	/* y[m*ldy + 16p + i] ~ s[16p + i] * sum_k q(16p + i, k) * x[m*ldx + k] for the np panels of
+	 * an 8-bit matrix with one scale a row, laid out in panels of 16 rows and groups of 16
+	 * codes: qp[((p*nkb + kb)*16 + i)*16 + j] = q(16p + i, 16kb + j), nkb = ceil(K/16), zeros
+	 * past K; M <= KERN_MB_ROWB inputs, summed in f32 in any order (the screened head's
+	 * approximate logits, head_screen.h: only their error bound is defined, not their bits) */
+	void (*gemv_i8p)(const int8_t *qp, const float *s, int np, int K, const float *x, int ldx,
+			 int M, float *y, int ldy);
 	/* NULL, or the act-fp8 prefill tile on BF16 dot products (avx512bf16), the FP8 weights' and
 	 * the activations' codes as bf16 (exact), each 128-block's dot product D summed in f32 and
 	 * scaled once: y[m*ldy+j] (+)= sum_kb D(m,j,kb) * (sa[m*lds+kb] * swt[kb*KERN_PW+j]).

@@ -165,6 +165,7 @@ void model_free(struct model *m)
 	free((void *)m->head8.w);
 	free((void *)m->head8.scale);
 	free(m->headp);
+	head_screen_free(&m->hs);
 	free(m->ridx);
 	free(m->slot_of);
 	free(m->route.idx);
@@ -337,6 +338,11 @@ int model_init(struct model *m, const struct config *c, const struct weights *w,
 		goto nomem;
 	if (!o->head_fp8 && w->lm_head.fmt == QMAT_BF16 && w->lm_head.w &&
 	    head_pack(m->pool, &w->lm_head, o->head_release, &m->headp))
+		goto nomem;
+	/* the 8-bit screen of the packed head (a head with a non-finite weight gets none) */
+	if (o->head_screen && m->headp &&
+	    head_screen_build(&m->hs, m->pool, m->headp, w->lm_head.rows, w->lm_head.cols) ==
+		-ENOMEM)
 		goto nomem;
 #define ALLOC(p, n)                                                                                \
 	do {                                                                                       \
@@ -915,9 +921,10 @@ static int layer_forward(struct model *m, const struct layer_weights *lw, int la
 	return 0;
 }
 
-/* Final norm into xn (and hidden), then head logits for all rows or the last. */
+/* Final norm into xn (and hidden), then head logits for all rows or the last; with ids (the
+ * main head, model_has_top1) the rows' greedy tokens instead, from the head's screen. */
 static int head_forward(struct model *m, const float *norm_w, const struct qmat *head, int T,
-			float *logits, int all_logits, float *hidden)
+			float *logits, int all_logits, float *hidden, int *ids)
 {
 	int D = m->c->hidden_size;
 	for (int t = 0; t < T; t++)
@@ -925,6 +932,14 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 			      m->c->rms_norm_eps);
 	if (hidden)
 		memcpy(hidden, m->xn, sizeof(float) * (size_t)T * D);
+	if (ids) {
+		int n = all_logits ? T : 1;
+		int r = head_screen_top1(&m->hs, &m->kc, m->headp,
+					 all_logits ? m->xn : m->xn + (size_t)(T - 1) * D, n, ids);
+		cpu_slice("lm_head (cpu, 8-bit screen)", "head", -1,
+			  (double)head->rows * head->cols);
+		return r;
+	}
 	if (!logits)
 		return 0;
 	/* --head fp8: the quantized copy of lm_head (the MTP layer's shared head too when it is
@@ -947,8 +962,8 @@ static int head_forward(struct model *m, const float *norm_w, const struct qmat 
 	return r;
 }
 
-int model_forward(struct model *m, const int *tokens, int T, float *logits, int all_logits,
-		  float *hidden)
+static int forward_x(struct model *m, const int *tokens, int T, float *logits, int all_logits,
+		     float *hidden, int *ids)
 {
 	const struct config *c = m->c;
 	int D = c->hidden_size, r;
@@ -969,7 +984,20 @@ int model_forward(struct model *m, const int *tokens, int T, float *logits, int 
 			m->layer_hook(m->layer_hook_ctx, m, l, m->pos, T);
 	}
 	m->pos += T;
-	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, all_logits, hidden);
+	return head_forward(m, m->w->norm, &m->w->lm_head, T, logits, all_logits, hidden, ids);
+}
+
+int model_forward(struct model *m, const int *tokens, int T, float *logits, int all_logits,
+		  float *hidden)
+{
+	return forward_x(m, tokens, T, logits, all_logits, hidden, NULL);
+}
+
+int model_forward_top1(struct model *m, const int *tokens, int T, int *id)
+{
+	if (!model_has_top1(m))
+		return -ENOTSUP;
+	return forward_x(m, tokens, T, NULL, 0, NULL, id);
 }
 
 size_t model_kv_block_floats(const struct model *m, int bs)
@@ -977,8 +1005,9 @@ size_t model_kv_block_floats(const struct model *m, int bs)
 	return (size_t)layers_total(m) * (size_t)bs * (size_t)m->kv_dim;
 }
 
-int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
-		       const int *pos, float *logits, int lg)
+static int forward_rows_x(struct model *m, const int *tokens, int T,
+			  const struct model_kv *const *kv, const int *pos, float *logits, int lg,
+			  int *ids)
 {
 	const struct config *c = m->c;
 	int D = c->hidden_size, r = 0, last_only = lg == MODEL_LG_LAST;
@@ -1012,11 +1041,25 @@ int model_forward_rows(struct model *m, const int *tokens, int T, const struct m
 				n++;
 			}
 	if (!r)
-		r = head_forward(m, m->w->norm, &m->w->lm_head, n, logits, !last_only, NULL);
+		r = head_forward(m, m->w->norm, &m->w->lm_head, n, logits, !last_only, NULL, ids);
 	m->row_kv = NULL;
 	m->row_pos = NULL;
 	m->kc.rows_only = m->kc_f32.rows_only = 0;
 	return r;
+}
+
+int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
+		       const int *pos, float *logits, int lg)
+{
+	return forward_rows_x(m, tokens, T, kv, pos, logits, lg, NULL);
+}
+
+int model_forward_rows_top1(struct model *m, const int *tokens, int T,
+			    const struct model_kv *const *kv, const int *pos, int *ids, int lg)
+{
+	if (!model_has_top1(m))
+		return -ENOTSUP;
+	return forward_rows_x(m, tokens, T, kv, pos, NULL, lg, ids);
 }
 
 int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidden, int T,
@@ -1052,5 +1095,5 @@ int model_mtp_forward(struct model *m, const int *next_tokens, const float *hidd
 	m->mtp_pos += T;
 	return head_forward(m, lw->shared_head_norm,
 			    lw->shared_head_head.w ? &lw->shared_head_head : &m->w->lm_head, T,
-			    logits, all_logits, NULL);
+			    logits, all_logits, NULL, NULL);
 }

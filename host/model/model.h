@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include "load/ckpt.h"
+#include "model/head_screen.h"
 #include "model/kernels.h"
 
 struct model_opts {
@@ -26,6 +27,8 @@ struct model_opts {
 	int head_release; /* the checkpoint's head is file-mapped (st_populate skipped it) and its
 			     pages are dropped as the FP8 quantization (head_fp8) or the packing of
 			     a BF16 head passes them */
+	int head_screen;  /* 1: with a packed BF16 head, its 8-bit screen for greedy tokens
+			     (head_screen.h; --head-screen on) */
 };
 
 /* Routing of the last forward call, for traces and tests. */
@@ -42,12 +45,14 @@ struct model {
 	struct kern_ctx kc;	/* numerics per o.act_fp8 */
 	struct kern_ctx kc_f32; /* unquantized products (naive-form kv_b expansion, FP8 head) */
 	struct qmat head8;	/* --head fp8: lm_head as E4M3 codes + block scales (w NULL off) */
-	uint16_t *headp; /* a BF16 lm_head packed for gemv_bf16p (kern_bf16p_pack), or NULL */
-	int kv_dim;	 /* kv_lora_rank + qk_rope_head_dim floats per token per layer */
-	float *kv;	 /* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
+	uint16_t *headp;       /* a BF16 lm_head packed for gemv_bf16p (kern_bf16p_pack), or NULL */
+	struct head_screen hs; /* its 8-bit screen (hs.q NULL: none) */
+	int hs_off;	       /* 1: the screen is built but not used (bench's side by side) */
+	int kv_dim;	       /* kv_lora_rank + qk_rope_head_dim floats per token per layer */
+	float *kv;	       /* [n_layers+1][max_seq][kv_dim]: c' then roped k_pe; the last
 	                             layer slot is the MTP layer's */
-	int pos;	 /* tokens in the main KV cache */
-	int mtp_pos;	 /* rows in the MTP layer's KV cache */
+	int pos;	       /* tokens in the main KV cache */
+	int mtp_pos;	       /* rows in the MTP layer's KV cache */
 	float *rope_cos, *rope_sin; /* [max_seq][rope/2], YaRN-blended, times the mscale ratio */
 	float softmax_scale;	    /* (nope+rope)^-0.5 * m^2 */
 	/* run state, [max_batch] rows each */
@@ -140,6 +145,21 @@ struct model_kv {
 enum { MODEL_LG_ALL = 0, MODEL_LG_LAST = 1, MODEL_LG_SEQ = 2 };
 int model_forward_rows(struct model *m, const int *tokens, int T, const struct model_kv *const *kv,
 		       const int *pos, float *logits, int lg);
+/*
+ * model_forward_top1 / model_forward_rows_top1 - model_forward with logits of the last row only,
+ * and model_forward_rows, but each wanted row's greedy token (the index sampler_argmax gives on
+ * its logits) instead of its logits, picked by the head's 8-bit screen (head_screen.h: the same
+ * token). -ENOTSUP (nothing ran) when the model has no screen or it is switched off.
+ */
+int model_forward_top1(struct model *m, const int *tokens, int T, int *id);
+int model_forward_rows_top1(struct model *m, const int *tokens, int T,
+			    const struct model_kv *const *kv, const int *pos, int *ids, int lg);
+/* Whether model_forward_top1 runs (the screen is built and on). */
+static inline int model_has_top1(const struct model *m)
+{
+	return m->hs.q && !m->hs_off;
+}
+
 /* model_kv_block_floats - floats in one KV block of bs positions (every layer and the MTP's). */
 size_t model_kv_block_floats(const struct model *m, int bs);
 

@@ -750,6 +750,57 @@ static void gemv_bf16p_avx2(const uint16_t *wp, int nw, const float *x, int ldx,
 	}
 }
 
+/* gemv_i8p: per panel, input and half panel eight accumulators, one a row; a step widens each
+ * row's sixteen codes to f32 (exact, two vectors) against the input's group (its last partial
+ * group through a zero-padded copy). */
+static void gemv_i8p_avx2(const int8_t *qp, const float *s, int np, int K, const float *x, int ldx,
+			  int M, float *y, int ldy)
+{
+	int nkb = (K + 15) / 16, kf = K / 16;
+	for (int p = 0; p < np; p++) {
+		const int8_t *pq = qp + (size_t)p * nkb * 256;
+		for (int m = 0; m < M; m++) {
+			const float *xm = x + (size_t)m * ldx;
+			float xt[16] = {0};
+			for (int k = kf * 16; k < K; k++)
+				xt[k - kf * 16] = xm[k];
+			for (int h = 0; h < 2; h++) {
+				__m256 a[8];
+#pragma GCC unroll 8
+				for (int i = 0; i < 8; i++)
+					a[i] = _mm256_setzero_ps();
+				for (int kb = 0; kb < nkb; kb++) {
+					const float *xs = kb < kf ? xm + kb * 16 : xt;
+					__m256 x0 = _mm256_loadu_ps(xs),
+					       x1 = _mm256_loadu_ps(xs + 8);
+					const int8_t *g = pq + (size_t)kb * 256 + h * 128;
+#pragma GCC unroll 8
+					for (int i = 0; i < 8; i++) {
+						__m128i c =
+						    _mm_loadu_si128((const __m128i *)(g + i * 16));
+						a[i] = _mm256_fmadd_ps(
+						    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)), x0,
+						    a[i]);
+						a[i] = _mm256_fmadd_ps(
+						    _mm256_cvtepi32_ps(
+							_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8))),
+						    x1, a[i]);
+					}
+				}
+#pragma GCC unroll 8
+				for (int i = 0; i < 8; i++) {
+					__m128 t = _mm_add_ps(_mm256_castps256_ps128(a[i]),
+							      _mm256_extractf128_ps(a[i], 1));
+					t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+					t = _mm_add_ss(t, _mm_movehdup_ps(t));
+					int r = p * 16 + h * 8 + i;
+					y[(size_t)m * ldy + r] = _mm_cvtss_f32(t) * s[r];
+				}
+			}
+		}
+	}
+}
+
 const struct kern_isa kern_isa_avx2 = {
     .name = "avx2",
     .dot_bf16 = dot_bf16_avx2,
@@ -769,4 +820,5 @@ const struct kern_isa kern_isa_avx2 = {
     .axpy4_rows_f32 = axpy4_rows_f32_avx2,
     .roundtrip_fp8 = roundtrip_fp8_avx2,
     .gemv_bf16p = gemv_bf16p_avx2,
+    .gemv_i8p = gemv_i8p_avx2,
 };

@@ -402,6 +402,42 @@ static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 	}
 }
 
+/* gemv_i8p: per panel and input sixteen accumulators, one a row; a step widens the sixteen
+ * codes of each row's group to f32 (exact) against the input's group (masked past K). M inputs
+ * one after another over the panel (the later ones from the cache). */
+static void gemv_i8p_avx512(const int8_t *qp, const float *s, int np, int K, const float *x,
+			    int ldx, int M, float *y, int ldy)
+{
+	int nkb = (K + 15) / 16;
+	for (int p = 0; p < np; p++) {
+		const int8_t *pq = qp + (size_t)p * nkb * 256;
+		for (int m = 0; m < M; m++) {
+			const float *xm = x + (size_t)m * ldx;
+			__m512 a[16];
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++)
+				a[i] = _mm512_setzero_ps();
+			for (int kb = 0; kb < nkb; kb++) {
+				__mmask16 mk = K - kb * 16 >= 16
+						   ? (__mmask16)0xFFFF
+						   : (__mmask16)((1u << (K - kb * 16)) - 1);
+				__m512 xv = _mm512_maskz_loadu_ps(mk, xm + kb * 16);
+				const int8_t *g = pq + (size_t)kb * 256;
+#pragma GCC unroll 16
+				for (int i = 0; i < 16; i++)
+					a[i] = _mm512_fmadd_ps(
+					    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+						_mm_loadu_si128((const __m128i *)(g + i * 16)))),
+					    xv, a[i]);
+			}
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++)
+				y[(size_t)m * ldy + p * 16 + i] =
+				    _mm512_reduce_add_ps(a[i]) * s[p * 16 + i];
+		}
+	}
+}
+
 const struct kern_isa kern_isa_avx512 = {
     .name = "avx512",
     .dot_bf16 = dot_bf16_avx512,
@@ -413,4 +449,5 @@ const struct kern_isa kern_isa_avx512 = {
     .dec_fp8 = dec_fp8_avx512,
     .axpy_f32 = axpy_f32_avx512,
     .roundtrip_fp8 = roundtrip_fp8_avx512,
+    .gemv_i8p = gemv_i8p_avx512,
 };

@@ -339,8 +339,9 @@ static int slot_emit(struct slot *sl, int tok, double t1)
  * (forward_seqs_top1: 8 bytes a sequence over the link, no sampling pass). */
 static int slot_greedy(const struct serve *s, const struct slot *sl)
 {
-	return s->seqs && sl->smp.temp <= 0 && sl->smp.rep_penalty == 1.0f && !sl->smp.ban &&
-	       s->slots[0].e->ops->forward_seqs_top1;
+	const struct engine_ops *o = s->slots[0].e->ops;
+	return sl->smp.temp <= 0 && sl->smp.rep_penalty == 1.0f && !sl->smp.ban &&
+	       (s->seqs ? o->forward_seqs_top1 != NULL : o->forward_rows_top1 != NULL);
 }
 
 /* Rows mode: one forward of n rows, row i of the sequence whose KV cache is kv[i] (a slot's),
@@ -352,8 +353,20 @@ static int rows_forward(struct serve *s, const int *tk, int n, const struct mode
 {
 	struct engine *e = s->slots[0].e;
 	*top1 = 0;
-	if (!s->seqs)
+	if (!s->seqs) { /* the cpu engine: its head screen when every row is greedy */
+		int g = 1;
+		for (int i = 0; i < n && g; i++)
+			g = slot_greedy(s, (const struct slot *)((const char *)kv[i] -
+								 offsetof(struct slot, kv)));
+		if (g) {
+			int rc = e->ops->forward_rows_top1(e, tk, n, kv, pos, ids, lg_mode);
+			if (rc != -ENOTSUP) {
+				*top1 = !rc;
+				return rc;
+			}
+		}
 		return e->ops->forward_rows(e, tk, n, kv, pos, lg, lg_mode);
+	}
 	int seq[256], g = 1;
 	if (n > 256)
 		return -EINVAL;

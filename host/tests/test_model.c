@@ -88,7 +88,7 @@ static void test_yarn_671b(void **st)
 static float *run(int act_fp8, int naive, int threads, const int *tok, int n, int batch)
 {
 	struct model m;
-	struct model_opts o = {act_fp8, naive, threads, 64, batch, 0, 0};
+	struct model_opts o = {act_fp8, naive, threads, 64, batch, 0, 0, 0};
 	char err[256];
 	int V = ck.cfg.vocab_size;
 	float *lg = malloc(sizeof(float) * (size_t)V * n);
@@ -182,7 +182,7 @@ static void test_truncate_and_mtp(void **st)
 	(void)st;
 	make_tokens();
 	struct model m;
-	struct model_opts o = {1, 0, 2, 64, 10, 0, 0};
+	struct model_opts o = {1, 0, 2, 64, 10, 0, 0, 0};
 	char err[256];
 	int V = ck.cfg.vocab_size, D = ck.cfg.hidden_size;
 	float *l1 = malloc(sizeof(float) * V), *l2 = malloc(sizeof(float) * V);
@@ -243,7 +243,7 @@ static void test_forward_rows(void **st)
 	const int len[3] = {5, 2, 7}, steps = 4; /* prompt lengths, then batched decode steps */
 	for (int v = 0; v < 3; v++) {		 /* act none; act fp8; act fp8 with --head fp8 */
 		int fp8 = v > 0;
-		struct model_opts o = {fp8, 0, 2, 64, 12, v == 2, 0};
+		struct model_opts o = {fp8, 0, 2, 64, 12, v == 2, 0, 0};
 		char err[256];
 		struct model m;
 		float *want = malloc(sizeof(float) * V), *got = malloc(sizeof(float) * V * 12);
