@@ -426,6 +426,11 @@ int cli_opts_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_
 			cmd->name);
 		return 2;
 	}
+	if (a->screen_ab && a->isa_ab) {
+		fprintf(stderr, "moecard: %s: --screen-ab and --isa-ab: one comparison at a time\n",
+			cmd->name);
+		return 2;
+	}
 	if (a->head_screen && strcmp(a->head_screen, "on") && strcmp(a->head_screen, "off")) {
 		fprintf(stderr, "moecard: %s: --head-screen: expected on or off, got '%s'\n",
 			cmd->name, a->head_screen);

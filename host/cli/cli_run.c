@@ -855,13 +855,40 @@ struct bench_res {
 	double cp, cs;		 /* modeled card ns of the plain / speculative decode (emu) */
 	int match;		 /* plain and speculative greedy output identical */
 	struct bench_ab ab;	 /* --isa-ab: the decode tokens on the two paths */
+	struct bench_ab sab;	 /* --screen-ab: the decode tokens with and without the head screen */
+	int screen;		 /* the greedy decode ran on the head's 8-bit screen (cpu engine) */
+	struct head_screen_stats hst; /* its statistics after the decode */
 };
+
+/* Candidate rows a screened row, over the rows that did not fall back to the full head. */
+static double screen_cands(const struct head_screen_stats *h)
+{
+	uint64_t n = h->rows - h->fallbacks;
+	return n ? (double)h->cands / (double)n : 0;
+}
+
+/* --screen-ab: the two sides' decode rates (JSON keys, or a line). */
+static void screen_ab_report(const struct bench_ab *ab, int json)
+{
+	double ra, rb;
+	if (!ab_rates(ab, 1, &ra, &rb))
+		return;
+	if (json)
+		printf(",\"screen_ab_tok_s_screened\":%.2f,\"screen_ab_tok_s_full\":%.2f,"
+		       "\"screen_ab_ratio\":%.4f",
+		       ra, rb, ra / rb);
+	else
+		printf("decode with the head screen on and off token by token (%d + %d tokens): "
+		       "screened %.2f tok/s, full BF16 head %.2f tok/s: %.3fx (the same tokens)\n",
+		       ab->n[0], ab->n[1], ra, rb, ra / rb);
+}
 
 /* Bytes one decode token of the engine reads: the weights it uses (attention, dense FFNs, shared
  * experts, the router and experts_per_tok routed experts of each MoE layer, lm_head as the engine
  * holds it) and the latent cache at the run's mean depth. The MTP layer and the embedding (one
  * row) are left out. */
-static double bench_token_bytes(const struct cli_opts *a, const struct ckpt *ck)
+static double bench_token_bytes(const struct cli_opts *a, const struct ckpt *ck,
+				const struct bench_res *res)
 {
 	struct ckpt_stats s;
 	ckpt_stats(ck, &s);
@@ -874,6 +901,9 @@ static double bench_token_bytes(const struct cli_opts *a, const struct ckpt *ck)
 	int sr = (h->rows + 127) / 128, sc = (h->cols + 127) / 128; /* 128x128 scale blocks */
 	if (h->fmt != QMAT_FP8 && a->head && !strcmp(a->head, "fp8"))
 		head += 4.0 * sr * sc; /* codes + scales */
+	else if (res->screen) /* the screen's codes and scales, the candidates' panels */
+		head += 4.0 * h->rows + (res->hst.rows ? (double)res->hst.panels / res->hst.rows : 0) *
+						KERN_PW * h->cols * 2;
 	else
 		head *= h->fmt == QMAT_FP8 ? 1 : h->fmt == QMAT_F32 ? 4 : 2;
 	double kv_layer = (double)(c->kv_lora_rank + c->qk_rope_head_dim) * sizeof(float);
@@ -1011,7 +1041,7 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 	int *o_plain = malloc(sizeof(int) * (size_t)a->gen);
 	int *o_spec = malloc(sizeof(int) * (size_t)a->gen);
 	float *logits = malloc(sizeof(float) * (size_t)V);
-	int r = 1;
+	int r = 1, sab = 0;
 	if (!toks || !logits || !o_plain || !o_spec)
 		goto out;
 	uint64_t s = a->smp.seed * 0x9E3779B97F4A7C15ull + 1;
@@ -1034,8 +1064,12 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 	/* greedy tokens: where the engine can pick them where the logits are (the card's head)
 	 * only the token comes back (engine_forward_top1) */
 	int t = sampler_argmax(logits, V);
+	/* --screen-ab: the head screen on for even tokens, off for odd ones */
+	sab = a->screen_ab && m->ops->head_screen && !m->ops->head_screen(m, -1, NULL);
 	for (int g = 0; g < a->gen; g++) {
 		int b = ab_pick(&res->ab, m, g);
+		if (sab)
+			m->ops->head_screen(m, !(g & 1), NULL);
 		double t0 = now_s();
 		if ((r = engine_forward_top1(m, &t, 1, &t, logits)))
 			goto out;
@@ -1043,6 +1077,8 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 		res->td += dt;
 		res->ab.t[b] += dt;
 		res->ab.n[b]++;
+		res->sab.t[g & 1] += sab ? dt : 0;
+		res->sab.n[g & 1] += sab;
 		if (st) /* a read pass after each token, not timed with it */
 			bench_stream_step(st);
 	}
@@ -1058,6 +1094,12 @@ static int bench_measure(const struct cli_opts *a, struct engine *m, int V, int 
 	}
 out:
 	ab_pick(&res->ab, m, 0); /* the engine's own path again */
+	if (sab)
+		m->ops->head_screen(m, 1, NULL);
+	res->screen = m->ops->head_screen && !m->ops->head_screen(m, -1, &res->hst) &&
+		      engine_cpu_model(m)->hs_off == 0;
+	res->sab.a = sab ? "screened" : NULL;
+	res->sab.b = sab ? "full BF16 head" : NULL;
 	free(toks);
 	free(logits);
 	free(o_plain);
@@ -1111,6 +1153,13 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 			       tok_bytes, stream_gbps, stream_best, tg_m * tok_bytes / 1e9,
 			       tg_m * tok_bytes / 1e9 / stream_gbps);
 		ab_report(&res->ab, 1, 1, NULL, NULL);
+		if (res->screen)
+			printf(",\"head_screen_rows\":%llu,\"head_screen_cands_per_row\":%.2f,"
+			       "\"head_screen_cands_max\":%llu,\"head_screen_full_rows\":%llu",
+			       (unsigned long long)res->hst.rows, screen_cands(&res->hst),
+			       (unsigned long long)res->hst.cand_max,
+			       (unsigned long long)res->hst.fallbacks);
+		screen_ab_report(&res->sab, 1);
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -1147,6 +1196,13 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 		    100 * tg_m * tok_bytes / 1e9 / stream_gbps, stream_gbps, m->threads,
 		    m->threads == 1 ? "" : "s", stream_best);
 	ab_report(&res->ab, 1, 0, "decode with the paths alternating token by token", "tokens");
+	if (res->screen)
+		printf("head screen: greedy tokens from the 8-bit copy of lm_head, %.2f candidate "
+		       "rows a token recomputed exactly (at most %llu), %llu of %llu tokens on the "
+		       "full head\n",
+		       screen_cands(&res->hst), (unsigned long long)res->hst.cand_max,
+		       (unsigned long long)res->hst.fallbacks, (unsigned long long)res->hst.rows);
+	screen_ab_report(&res->sab, 0);
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
@@ -1268,7 +1324,7 @@ int cli_bench(int argc, char **argv)
 		} else if (r) {
 			rc = fail_fwd(r);
 		} else {
-			bench_report(&a, &m, cpu ? bench_token_bytes(&a, &ck) : 0,
+			bench_report(&a, &m, cpu ? bench_token_bytes(&a, &ck, &res) : 0,
 				     st.secs > 0 ? st.bytes / st.secs / 1e9 : 0,
 				     cpu ? bench_stream_gbps(&ck, m.threads) : 0, &res);
 			bench_whatif_env(&a);

@@ -62,6 +62,25 @@ if [ "$t_none" = "$t_mtp" ] && [ "$(echo "$t_none" | wc -w)" = 40 ]; then
 else
   bad "--tokens spec differs: '$t_none' vs '$t_mtp'"
 fi
+# --head-screen (the cpu engine's default): greedy ids from the 8-bit screen of lm_head equal the
+# full BF16 head's over this random head's 129280 rows; bench --screen-ab runs both side by side
+t_full=$(run --tokens "$ids" -n 40 --spec none --head-screen off)
+if [ -n "$t_full" ] && [ "$t_none" = "$t_full" ]; then
+  ok "--head-screen on and off: the same 40 greedy ids"
+else
+  bad "--head-screen differs: on '$t_none' / off '$t_full'"
+fi
+"$M" bench --model "$MD" --backend cpu --prompt-len 8 --gen 16 --spec none --screen-ab --json \
+  >"$tmp/sab.json" 2>"$tmp/sab.err"
+r=$("$PY" -c "
+import json; j = json.load(open('$tmp/sab.json'))
+c, n, f = j['head_screen_cands_per_row'], j['head_screen_rows'], j['head_screen_full_rows']
+good = n >= 8 and 1 <= c < 1000 and f < n and j['screen_ab_tok_s_screened'] > 0 and j['screen_ab_tok_s_full'] > 0
+print(int(good), '%d rows screened, %.1f candidates a row, %d on the full head, screened/full %.2fx' % (n, c, f, j['screen_ab_ratio']))" 2>&1)
+[ "${r%% *}" = 1 ] && ok "bench --screen-ab --json: ${r#* }" || bad "bench --screen-ab: $r $(head -2 "$tmp/sab.err")"
+run --tokens "$ids" -n 2 --head-screen maybe >/dev/null; rc=$?
+[ $rc = 2 ] && grep -q "head-screen: expected on or off" "$tmp/err" && ok "--head-screen maybe: usage error" ||
+  bad "--head-screen maybe: exit $rc $(cat "$tmp/err")"
 
 # --stop: a piece of the plain output (from its middle) ends the output right before it
 stop=$("$PY" -c 'import sys; s=sys.argv[1]; w=s[len(s)//2:len(s)//2+3]; print(w)' "$plain")
