@@ -855,8 +855,8 @@ struct bench_res {
 	double cp, cs;		 /* modeled card ns of the plain / speculative decode (emu) */
 	int match;		 /* plain and speculative greedy output identical */
 	struct bench_ab ab;	 /* --isa-ab: the decode tokens on the two paths */
-	struct bench_ab sab;	 /* --screen-ab: the decode tokens with and without the head screen */
-	int screen;		 /* the greedy decode ran on the head's 8-bit screen (cpu engine) */
+	struct bench_ab sab; /* --screen-ab: the decode tokens with and without the head screen */
+	int screen;	     /* the greedy decode ran on the head's 8-bit screen (cpu engine) */
 	struct head_screen_stats hst; /* its statistics after the decode */
 };
 
@@ -901,9 +901,10 @@ static double bench_token_bytes(const struct cli_opts *a, const struct ckpt *ck,
 	int sr = (h->rows + 127) / 128, sc = (h->cols + 127) / 128; /* 128x128 scale blocks */
 	if (h->fmt != QMAT_FP8 && a->head && !strcmp(a->head, "fp8"))
 		head += 4.0 * sr * sc; /* codes + scales */
-	else if (res->screen) /* the screen's codes and scales, the candidates' panels */
-		head += 4.0 * h->rows + (res->hst.rows ? (double)res->hst.panels / res->hst.rows : 0) *
-						KERN_PW * h->cols * 2;
+	else if (res->screen)	       /* the screen's codes and scales, the candidates' panels */
+		head +=
+		    4.0 * h->rows + (res->hst.rows ? (double)res->hst.panels / res->hst.rows : 0) *
+					KERN_PW * h->cols * 2;
 	else
 		head *= h->fmt == QMAT_FP8 ? 1 : h->fmt == QMAT_F32 ? 4 : 2;
 	double kv_layer = (double)(c->kv_lora_rank + c->qk_rope_head_dim) * sizeof(float);
