@@ -19,10 +19,13 @@
 # too. Other jobs on the machine skew both sides: the 1-minute load average is printed.
 #
 # moecard runs with its default BF16 lm_head (the accuracy reference; 264 of the ~430 MB a decode
-# step reads) and with --head fp8 (half the head's bytes; Q8_0's head is 8-bit too).
+# step reads), greedy tokens from its 8-bit screen (the same tokens, head_screen.h) and, as
+# llama.cpp computes them, with every logit (--head-screen off); and with --head fp8 (half the
+# head's bytes; Q8_0's head is 8-bit too).
 #
 # env: B (build), MOECARD ($B/moecard), PYTHON (/usr/bin/python3, needs numpy), ROUNDS (3),
-#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH, HEADS ("bf16 fp8"),
+#      THREADS (2), PROMPT_LEN (512), GEN (128), LLAMA_BENCH, HEADS ("bf16 full fp8": bf16 with
+#      its greedy tokens from the 8-bit screen, bf16 with full logits (--head-screen off), fp8),
 #      SEQS ("1 8": batched decode with node-llama-cpp; "" skips), GEN_SEQS (32),
 #      LLAMA_CPU (node-llama-cpp: keep only that CPU library of llama.cpp's, e.g. haswell, in a
 #      copy of its binary folder; with MOECARD_ISA=avx2 both sides then run AVX2 kernels, as on
@@ -81,10 +84,12 @@ if [ -n "${LLAMA_CPU:-}" ] && [ "$side" = node ]; then
 fi
 
 # each run appends "prefill decode" (tok/s) to $tmp/<side>
-HEADS=${HEADS:-bf16 fp8}
-run_moecard() { # $1: lm_head format
+HEADS=${HEADS:-bf16 full fp8}
+run_moecard() { # $1: lm_head format (full: bf16 with every logit)
+    local h=$1 scr=on
+    [ "$h" = full ] && h=bf16 && scr=off
     "$MOECARD" bench --model "$MODEL" --backend cpu --threads "$T" --prompt-len "$P" --gen "$G" \
-        --spec none --head "$1" --json --quiet >"$tmp/mc.json" 2>"$tmp/mc.err" ||
+        --spec none --head "$h" --head-screen $scr --json --quiet >"$tmp/mc.json" 2>"$tmp/mc.err" ||
         { echo "$me: moecard bench failed:" >&2; tail -5 "$tmp/mc.err" >&2; exit 1; }
     "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tok_s"], j["decode_tok_s"], j.get("decode_stream_frac", 0))' \
         "$tmp/mc.json" >>"$tmp/moecard-$1"
@@ -154,15 +159,15 @@ def f(v):
 print("mid: moecard (FP8 checkpoint, --backend cpu) vs llama.cpp (Q8_0 GGUF); threads $T, prompt $P, gen $G, $ROUNDS rounds (mean ± sd)")
 print("moecard: isa %s (host kernels; MOECARD_ISA forces one)" % json.load(open("$tmp/mc.json")).get("isa", "?"))
 print("llama.cpp: $(cat "$tmp/llinfo")")
-print("%-34s %16s %22s %9s" % ("", "moecard tok/s", "llama.cpp Q8_0 tok/s", "ratio"))
+print("%-40s %16s %22s %9s" % ("", "moecard tok/s", "llama.cpp Q8_0 tok/s", "ratio"))
 for path in sys.argv[2:]:
-    head = path.rsplit("-", 1)[1]
+    head = {"bf16": "bf16 (screen)", "full": "bf16 (all logits)"}.get(path.rsplit("-", 1)[1], path.rsplit("-", 1)[1])
     cols = load(path)
     mp, md = cols[0], cols[1]
-    print("%-34s %16s %22s %8.2fx" % ("prefill ($P tokens), head %s" % head, f(mp), f(lp), st.mean(mp) / st.mean(lp)))
-    print("%-34s %16s %22s %8.2fx" % ("decode ($G tokens), head %s" % head, f(md), f(ld), st.mean(md) / st.mean(ld)))
+    print("%-40s %16s %22s %8.2fx" % ("prefill ($P tokens), head %s" % head, f(mp), f(lp), st.mean(mp) / st.mean(lp)))
+    print("%-40s %16s %22s %8.2fx" % ("decode ($G tokens), head %s" % head, f(md), f(ld), st.mean(md) / st.mean(ld)))
     if len(cols) > 2 and st.mean(cols[2]) > 0:
-        print("%-34s %15.1f%%" % ("  moecard decode: share of stream", 100 * st.mean(cols[2])))
+        print("%-40s %15.1f%%" % ("  moecard decode: share of stream", 100 * st.mean(cols[2])))
 print("decode depth: moecard $P, llama.cpp $ddepth; ratio = moecard / llama.cpp; load average $load -> $load2")
 try:
     wp, wd = load("$tmp/llwall")[:2]

@@ -24,6 +24,11 @@ done
 echo "== decode products on mid, every SIMD path side by side (moecard bench --kernels, 2 threads)"
 "$B/moecard" bench --model "$B/models/mid" --kernels --threads 2 ||
   echo "bench: bench --kernels failed"
+# --- the head's 8-bit screen: greedy decode with it and with the full BF16 head, token by token
+echo "== lm_head's 8-bit screen on mid (moecard bench --screen-ab, 2 threads): the same tokens"
+"$B/moecard" bench --model "$B/models/mid" --backend cpu --threads 2 --prompt-len 128 --gen 64 \
+  --spec none --screen-ab | grep -E "^head screen|^decode with the head screen" ||
+  echo "bench: bench --screen-ab failed"
 # --- the host engine side by side with llama.cpp on the same model (mid as Q8_0 GGUF): with
 #     LLAMA_BENCH=path/to/llama-bench, or node-llama-cpp's prebuilt llama.cpp when
 #     tests/llama_ref_deps.sh installed it; otherwise one line says it is skipped.
