@@ -706,6 +706,13 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 
 /* bench --isa-ab: the decode tokens (or the --seqs steps) alternate between the engine's own
  * SIMD path (a) and a rival (b, NULL: off), even ones on a; each side's seconds and count. */
+/* Candidate rows a screened row, over the rows that did not fall back to the full head. */
+static double screen_cands(const struct head_screen_stats *h)
+{
+	uint64_t n = h->rows - h->fallbacks;
+	return n ? (double)h->cands / (double)n : 0;
+}
+
 struct bench_ab {
 	const char *a, *b;
 	double t[2];
@@ -802,6 +809,21 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			    B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
 			    m->threads == 1 ? "" : "s");
 			ab_report(&ab, B, 0, "steps with the paths alternating", "steps");
+			struct head_screen_stats hs;
+			if (top1 && m->ops->head_screen && !m->ops->head_screen(m, -1, &hs) &&
+			    hs.rows)
+				printf("head screen: %.3f ms a step on the approximate logits, "
+				       "%.3f ms "
+				       "on the bounds and candidates (%.2f a row), %.3f ms on the "
+				       "full "
+				       "head for %llu of %llu rows (a step of more than %d row%s "
+				       "takes "
+				       "it whole)\n",
+				       hs.s_approx * 1e3 / a->gen, hs.s_pick * 1e3 / a->gen,
+				       screen_cands(&hs), hs.s_full * 1e3 / a->gen,
+				       (unsigned long long)hs.fallbacks,
+				       (unsigned long long)hs.rows, HEAD_SCREEN_MAX_M,
+				       HEAD_SCREEN_MAX_M == 1 ? "" : "s");
 		}
 		return 0;
 	}
@@ -859,13 +881,6 @@ struct bench_res {
 	int screen;	     /* the greedy decode ran on the head's 8-bit screen (cpu engine) */
 	struct head_screen_stats hst; /* its statistics after the decode */
 };
-
-/* Candidate rows a screened row, over the rows that did not fall back to the full head. */
-static double screen_cands(const struct head_screen_stats *h)
-{
-	uint64_t n = h->rows - h->fallbacks;
-	return n ? (double)h->cands / (double)n : 0;
-}
 
 /* --screen-ab: the two sides' decode rates (JSON keys, or a line). */
 static void screen_ab_report(const struct bench_ab *ab, int json)

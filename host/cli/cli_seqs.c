@@ -46,7 +46,9 @@ int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int
 	s->V = V;
 	s->P = P;
 	s->rows = m->ops->forward_rows && m->ops->kv_block_floats;
-	s->top1 = !s->rows && m->ops->forward_seqs_top1 != NULL;
+	/* the greedy tokens instead of the logits: the card's head record, the cpu engine's head
+	 * screen */
+	s->top1 = s->rows ? m->ops->forward_rows_top1 != NULL : m->ops->forward_seqs_top1 != NULL;
 	if (B < 1 || P < 1 || (!s->rows && !(m->ops->forward_seqs && m->max_seqs >= B)))
 		return -ENOTSUP;
 	int n = P > B ? P : B, bs = P + gen + 1, r = 0;
@@ -78,7 +80,7 @@ int cli_seqs_open(struct cli_seqs *s, struct engine *m, int V, int B, int P, int
 		r = s->rows
 			? m->ops->forward_rows(m, s->tok, P, s->kvp, s->pos, s->lg, MODEL_LG_LAST)
 			: seqs_fwd(s, s->tok, P, s->nxt + i, MODEL_LG_LAST);
-		if (!r && !s->top1)
+		if (!r && (s->rows || !s->top1))
 			s->nxt[i] = sampler_argmax(s->lg, V);
 	}
 	if (r)
@@ -94,7 +96,14 @@ int cli_seqs_step(struct cli_seqs *s)
 		s->pos[i] = s->P + s->step;
 		s->kvp[i] = &s->kv[i];
 	}
-	int r = s->rows ? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
+	int r = -ENOTSUP;
+	if (s->rows && s->top1 &&
+	    (r = m->ops->forward_rows_top1(m, s->nxt, s->B, s->kvp, s->pos, s->tok,
+					   MODEL_LG_ALL)) == -ENOTSUP)
+		s->top1 = 0; /* (nothing ran) */
+	if (r == -ENOTSUP)
+		r = s->rows
+			? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
 			: seqs_fwd(s, s->nxt, s->B, s->tok, MODEL_LG_ALL);
 	for (int i = 0; i < s->B && !r; i++)
 		s->nxt[i] = s->top1 ? s->tok[i] : sampler_argmax(s->lg + (size_t)i * s->V, s->V);
