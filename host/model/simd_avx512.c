@@ -405,75 +405,10 @@ static void roundtrip_fp8_avx512(const float *x, int n, float s, float *xr)
 /* gemv_i8p: per panel and input sixteen accumulators, one a row; a step widens the sixteen
  * codes of each row's group to f32 (exact) against the input's group (masked past K). M inputs
  * one after another over the panel (the later ones from the cache). */
-/* Two rows i, i + 1 of a panel against M inputs: per step the two rows' codes widened once, 2 M
- * FMAs. */
-static inline __attribute__((always_inline)) void i8p2_t(const int8_t *pq, int nkb, int K, int i,
-							 const float *x, int ldx, const int M,
-							 const float *s, float *y, int ldy,
-							 const int8_t *pf)
-{
-	__m512 a[2][8];
-#pragma GCC unroll 8
-	for (int m = 0; m < M; m++)
-		a[0][m] = a[1][m] = _mm512_setzero_ps();
-	for (int kb = 0; kb < nkb; kb++) {
-		__mmask16 mk =
-		    K - kb * 16 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - kb * 16)) - 1);
-		const int8_t *g = pq + (size_t)kb * 256 + i * 16;
-		/* the pairs sweep the panel at a 256-byte stride, no stream for the hardware
-		 * prefetcher: the next panel's lines, one every other (pair, step) */
-		if (pf && !(i & 2))
-			_mm_prefetch((const char *)(pf + (size_t)kb * 256 + (i / 4) * 64),
-				     _MM_HINT_T0);
-		__m512 w0 =
-		    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g)));
-		__m512 w1 = _mm512_cvtepi32_ps(
-		    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + 16))));
-#pragma GCC unroll 8
-		for (int m = 0; m < M; m++) {
-			__m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)m * ldx + kb * 16);
-			a[0][m] = _mm512_fmadd_ps(w0, xv, a[0][m]);
-			a[1][m] = _mm512_fmadd_ps(w1, xv, a[1][m]);
-		}
-	}
-#pragma GCC unroll 8
-	for (int m = 0; m < M; m++) {
-		y[(size_t)m * ldy + i] = _mm512_reduce_add_ps(a[0][m]) * s[i];
-		y[(size_t)m * ldy + i + 1] = _mm512_reduce_add_ps(a[1][m]) * s[i + 1];
-	}
-}
-
 static void gemv_i8p_avx512(const int8_t *qp, const float *s, int np, int K, const float *x,
 			    int ldx, int M, float *y, int ldy)
 {
 	int nkb = (K + 15) / 16;
-	if (M > 1) { /* row pairs, up to eight inputs a pass */
-		for (int p = 0; p < np; p++)
-			for (int i = 0; i < 16; i += 2)
-				for (int m0 = 0; m0 < M; m0 += 8) {
-					const int8_t *pq = qp + (size_t)p * nkb * 256;
-					const int8_t *pf =
-					    m0 || p + 1 == np ? NULL : pq + nkb * 256;
-					const float *xm = x + (size_t)m0 * ldx;
-					float *ym = y + (size_t)m0 * ldy + p * 16;
-					switch (M - m0 < 8 ? M - m0 : 8) {
-#define I8P2_CASE(n)                                                                               \
-	case n:                                                                                    \
-		i8p2_t(pq, nkb, K, i, xm, ldx, n, s + p * 16, ym, ldy, pf);                        \
-		break;
-						I8P2_CASE(1)
-						I8P2_CASE(2)
-						I8P2_CASE(3)
-						I8P2_CASE(4)
-						I8P2_CASE(5)
-						I8P2_CASE(6)
-						I8P2_CASE(7)
-						I8P2_CASE(8)
-#undef I8P2_CASE
-					}
-				}
-		return;
-	}
 	for (int p = 0; p < np; p++) {
 		const int8_t *pq = qp + (size_t)p * nkb * 256;
 		for (int m = 0; m < M; m++) {
