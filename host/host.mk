@@ -17,7 +17,7 @@ FUZZ_SRCS += $(wildcard host/fuzz/fuzz_*.c)
 CFLAGS_simd_avx2   := -mavx2 -mfma -mf16c
 # (only what kern_isa_by_name checks for: the compiler may use any enabled extension)
 CFLAGS_simd_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
-CFLAGS_simd_avx512bf16 := $(CFLAGS_simd_avx512) -mavx512bf16 -mavx512vbmi
+CFLAGS_simd_avx512bf16 := $(CFLAGS_simd_avx512) -mavx512bf16 -mavx512vbmi -mavx512vnni
 
 # `moecard --version` prints the version, the commit and the flags of this build.
 MOECARD_VERSION := 0.13

@@ -3,25 +3,32 @@
  *
  * A greedy step needs only the index of the largest logit, not the logits. The screen keeps the
  * head once more as int8 codes with one scale a row (s = amax / 127, q = round(w / s)) and, for
- * each row l, a bound coefficient c_l such that for every finite input x
+ * each row l, with r_l = w_l - s_l q_l (exact in double), gamma_n = n u / (1 - n u), u = 2^-24
+ * and 2-norms, the coefficients
  *
- *     |exact_l(x) - approx_l(x)| <= B_l = c_l * ||x||_2 (times 1 + 2^-20, plus K * 2^-140)
+ *     c1_l = ||r_l|| + gamma_K ||w_l||,   c2_l = s_l ||q_l||.
  *
- * where exact_l is the packed BF16 head's logit (gemv_bf16p: one f32 FMA chain in ascending k
- * from +0, the logit the full head gives) and approx_l = s_l * sum_k q_lk x_k in f32 in any order
- * (gemv_i8). With r_l = w_l - s_l q_l (exact in double), gamma_n = n u / (1 - n u), u = 2^-24:
- *
- *     c_l = ||r_l||_2 + gamma_K ||w_l||_2 + gamma_(K+1) s_l ||q_l||_2
- *
- * (the residual's product by Cauchy-Schwarz, the FMA chain's rounding, the approximate sum's and
- * its scaling's rounding; each sum of |a_k x_k| bounded by ||a|| ||x||). A step reads the 8-bit
- * copy (half the head's bytes), takes lo = max_l (approx_l - B_l) and recomputes exactly, with
- * the packed head's own kernel on the rows' panels, only the candidates approx_l + B_l >= lo:
- * every other row is strictly below the largest exact logit. The token is then the lowest index
- * holding the largest exact value among them: sampler_argmax's pick on the full logits, bit for
- * bit. A row falls back to the full head when its input is not finite or is so large that a
- * logit could overflow, or when more than head_screen_max_cands() rows are candidates, and a call
- * of more than HEAD_SCREEN_MAX_M inputs runs the full head for all of them; a head with a
+ * exact_l(x) is the packed BF16 head's logit (gemv_bf16p: one f32 FMA chain in ascending k from
+ * +0, the logit the full head gives). Two passes give an approximate a_l and a bound B_l with
+ * |exact_l - a_l| <= B_l (each times 1 + 2^-20 and plus K * 2^-140 for the roundings of the
+ * bound itself and underflow):
+ *  - one input (f32): a_l = s_l * sum_k q_lk x_k in f32 in any order (gemv_i8p);
+ *    B_l = c1_l ||x|| + c2_l gamma_(K+1) ||x||;
+ *  - several inputs, where the ISA has integer dot products (gemv_i8u8p): each input rounded
+ *    to int8 with one scale, x = sx xq + e (sx = amax / 127), S_l = sum_k q_lk xq_k exact in
+ *    int32, a_l = f32(S_l s_l sx); B_l = c1_l ||x|| + c2_l ||e|| + 2^-23 |a_l|.
+ * Why: w = s q + r gives D = sum w x = s sum q x + sum r x (and x = sx xq + e gives
+ * s sum q x = s sx S + s sum q e); every sum of |a_k b_k| is at most ||a|| ||b|| (Cauchy-Schwarz);
+ * the FMA chain is within gamma_K sum |w x| of D, the f32 sum within gamma_(K+1) s sum |q x| of
+ * s sum q x, the integer sum is exact and its scaling rounds once.
+ * A step reads the 8-bit copy (half the head's bytes), takes lo = max_l (a_l - B_l) and
+ * recomputes exactly, with the packed head's own kernel on the rows' panels, only the candidates
+ * a_l + B_l >= lo: every other row is strictly below the largest exact logit. The token is then
+ * the lowest index holding the largest exact value among them: sampler_argmax's pick on the full
+ * logits, bit for bit. A row falls back to the full head when its input is not finite or is so
+ * large that a logit could overflow, or when more than head_screen_max_cands() rows are
+ * candidates; a call of several inputs runs the full head for all of them when the ISA has no
+ * integer dot products (its f32 products would be no fewer than the packed head's); a head with a
  * non-finite weight gets no screen (head_screen_build returns -EDOM).
  */
 #ifndef MOECARD_HEAD_SCREEN_H
@@ -45,16 +52,22 @@ struct head_screen_stats {
 
 struct head_screen {
 	int V, K;
-	int8_t *q;    /* the codes in gemv_i8p's panels (kernels.h), rows padded to KERN_PW */
-	float *s;     /* [V padded] the rows' scales (0 past V) */
-	double *c;    /* [V] the bound coefficients */
-	double wmax;  /* max_l ||w_l||_2 */
-	float *a;     /* [rows][V padded] approximate logits (grown) */
-	size_t a_cap; /* floats */
-	int *cand;    /* [V] a row's candidates */
-	float *full;  /* [V] a fallback row's logits */
-	float *xpad;  /* the inputs copied apart (grown) */
-	size_t xpad_cap;
+	int8_t *q;	 /* the codes in gemv_i8p's panels (kernels.h), rows padded to KERN_PW */
+	float *s;	 /* [V padded] the rows' scales (0 past V) */
+	int32_t *qsum;	 /* [V padded] the rows' sums of codes (gemv_i8u8p's offset) */
+	double *c1, *c2; /* [V] the bound coefficients (above) */
+	double wmax;	 /* max_l ||w_l||_2 */
+	/* scratch, grown: approximate logits [rows][V padded], the integer pass's inputs and sums,
+	 * a row's candidates [V], a full row's logits */
+	float *a;
+	size_t a_cap;
+	uint8_t *xu;
+	size_t xu_cap;
+	int32_t *ai;
+	size_t ai_cap;
+	int *cand;
+	float *full;
+	size_t full_cap;
 	struct head_screen_stats st;
 };
 
@@ -64,11 +77,8 @@ struct head_screen {
 int head_screen_build(struct head_screen *h, struct pool *p, const uint16_t *wp, int V, int K);
 void head_screen_free(struct head_screen *h);
 
-/* Inputs a call screens at most: more run the full head, whose packed kernel shares each widened
- * weight vector among them (mid, 2 threads, AVX-512: the screen 0.70x the full head's step at 1
- * input, 1.15x at 2, 1.0x at 4, 1.14x at 8, its f32 FMAs no fewer; integer dot products would
- * change that). */
-#define HEAD_SCREEN_MAX_M 1
+/* The integer pass's largest K (its int32 sums of K products of 127 x 255 cannot overflow). */
+#define HEAD_SCREEN_MAX_K_INT 65536
 
 /* Rows past which a step stops recomputing candidates and runs the full head for the row. */
 static inline int head_screen_max_cands(int V)

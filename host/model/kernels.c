@@ -143,6 +143,22 @@ static void gemv_i8p_scalar(const int8_t *qp, const float *s, int np, int K, con
 			}
 }
 
+static void gemv_i8u8p_scalar(const int8_t *qp, const int32_t *qsum, int np, int K,
+			      const uint8_t *xu, int ldx, int M, int32_t *y, int ldy)
+{
+	int nkb = (K + 15) / 16;
+	for (int m = 0; m < M; m++)
+		for (int p = 0; p < np; p++)
+			for (int i = 0; i < 16; i++) {
+				int32_t a = 0;
+				for (int k = 0; k < nkb * 16; k++) {
+					size_t at = (((size_t)p * nkb + k / 16) * 16 + i) * 16 + k % 16;
+					a += (int32_t)qp[at] * xu[(size_t)m * ldx + k];
+				}
+				y[(size_t)m * ldy + p * 16 + i] = a - 128 * qsum[p * 16 + i];
+			}
+}
+
 /* Element k of a row: f32, or an FP8 code dequantized (dec_fp8_scalar's value). */
 typedef float (*row_at_fn)(const void *row, const float *sc, int k);
 static float row_at_f32(const void *row, const float *sc, int k)
@@ -247,6 +263,7 @@ static const struct kern_isa isa_scalar = {
     .roundtrip_fp8 = roundtrip_fp8_scalar,
     .gemv_bf16p = gemv_bf16p_scalar,
     .gemv_i8p = gemv_i8p_scalar,
+    .gemv_i8u8p = gemv_i8u8p_scalar,
 };
 
 extern const struct kern_isa kern_isa_avx2;
@@ -294,6 +311,8 @@ static void isa_avx512bf16_init(void)
 	isa_avx512bf16_run.quant_bf16 = kern_isa_avx512bf16.quant_bf16;
 	isa_avx512bf16_run.decpack_bf16 = kern_isa_avx512bf16.decpack_bf16;
 	isa_avx512bf16_run.tile_bf16 = kern_isa_avx512bf16.tile_bf16;
+	if (__builtin_cpu_supports("avx512vnni")) /* the head screen's integer pass */
+		isa_avx512bf16_run.gemv_i8u8p = kern_isa_avx512bf16.gemv_i8u8p;
 	if (__builtin_cpu_supports("avx512vbmi")) { /* (their byte lookups) */
 		isa_avx512bf16_run.row_bf16 = kern_isa_avx512bf16.row_bf16;
 		isa_avx512bf16_run.rows_bf16 = kern_isa_avx512bf16.rows_bf16;

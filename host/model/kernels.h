@@ -116,6 +116,12 @@ struct kern_isa {
 	 * approximate logits, head_screen.h: only their error bound is defined, not their bits) */
 	void (*gemv_i8p)(const int8_t *qp, const float *s, int np, int K, const float *x, int ldx,
 			 int M, float *y, int ldy);
+	/* NULL, or on gemv_i8p's panels the exact integer dot products with M <= KERN_MB_ROWB
+	 * inputs of unsigned codes xu (xq + 128, xq in -127..127; xu[m*ldx + k] for k < 16 nkb):
+	 * y[m*ldy + 16p + i] = sum_k q(16p + i, k) xq_k, via sum q xu - 128 qsum[16p + i] (int32,
+	 * K <= 65536) */
+	void (*gemv_i8u8p)(const int8_t *qp, const int32_t *qsum, int np, int K, const uint8_t *xu,
+			   int ldx, int M, int32_t *y, int ldy);
 	/* NULL, or the act-fp8 prefill tile on BF16 dot products (avx512bf16), the FP8 weights' and
 	 * the activations' codes as bf16 (exact), each 128-block's dot product D summed in f32 and
 	 * scaled once: y[m*ldy+j] (+)= sum_kb D(m,j,kb) * (sa[m*lds+kb] * swt[kb*KERN_PW+j]).

@@ -301,6 +301,77 @@ static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K
 #undef CALL_NR
 }
 
+/* gemv_i8u8p on AVX-512 VNNI: a panel's step is four vectors of four rows' sixteen codes (one
+ * row a 128-bit lane); an input's sixteen codes broadcast to the four lanes, vpdpbusd adds four
+ * products into each int32 lane (exact: K * 127 * 255 < 2^31); a row's sum is its lane's four
+ * words. Up to four inputs a pass share the code vectors. */
+static inline __attribute__((always_inline)) void u8p_t(const int8_t *pq, int nkb, const uint8_t *xu,
+							int ldx, const int M, int32_t *y, int ldy,
+							const int32_t *qsum)
+{
+	__m512i a[4][4];
+#pragma GCC unroll 4
+	for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+		for (int j = 0; j < 4; j++)
+			a[m][j] = _mm512_setzero_si512();
+	for (int kb = 0; kb < nkb; kb++) {
+		const int8_t *g = pq + (size_t)kb * 256;
+		__m512i c0 = _mm512_loadu_si512((const void *)g);
+		__m512i c1 = _mm512_loadu_si512((const void *)(g + 64));
+		__m512i c2 = _mm512_loadu_si512((const void *)(g + 128));
+		__m512i c3 = _mm512_loadu_si512((const void *)(g + 192));
+#pragma GCC unroll 4
+		for (int m = 0; m < M; m++) {
+			__m512i xb = _mm512_broadcast_i32x4(
+			    _mm_loadu_si128((const __m128i *)(xu + (size_t)m * ldx + kb * 16)));
+			a[m][0] = _mm512_dpbusd_epi32(a[m][0], xb, c0);
+			a[m][1] = _mm512_dpbusd_epi32(a[m][1], xb, c1);
+			a[m][2] = _mm512_dpbusd_epi32(a[m][2], xb, c2);
+			a[m][3] = _mm512_dpbusd_epi32(a[m][3], xb, c3);
+		}
+	}
+#pragma GCC unroll 4
+	for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+		for (int j = 0; j < 4; j++) {
+			/* each 128-bit lane's four words summed into its first */
+			__m512i t = _mm512_add_epi32(a[m][j], _mm512_shuffle_epi32(a[m][j], 0x4E));
+			t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, 0xB1));
+			int32_t w[16];
+			_mm512_storeu_si512((void *)w, t);
+			for (int i = 0; i < 4; i++)
+				y[(size_t)m * ldy + 4 * j + i] = w[4 * i] - 128 * qsum[4 * j + i];
+		}
+}
+
+static void gemv_i8u8p_avx512(const int8_t *qp, const int32_t *qsum, int np, int K,
+			      const uint8_t *xu, int ldx, int M, int32_t *y, int ldy)
+{
+	int nkb = (K + 15) / 16;
+	for (int p = 0; p < np; p++) {
+		const int8_t *pq = qp + (size_t)p * nkb * 256;
+		for (int m0 = 0; m0 < M; m0 += 4) {
+			const uint8_t *xm = xu + (size_t)m0 * ldx;
+			int32_t *ym = y + (size_t)m0 * ldy + p * 16;
+			switch (M - m0 < 4 ? M - m0 : 4) {
+			case 1:
+				u8p_t(pq, nkb, xm, ldx, 1, ym, ldy, qsum + p * 16);
+				break;
+			case 2:
+				u8p_t(pq, nkb, xm, ldx, 2, ym, ldy, qsum + p * 16);
+				break;
+			case 3:
+				u8p_t(pq, nkb, xm, ldx, 3, ym, ldy, qsum + p * 16);
+				break;
+			default:
+				u8p_t(pq, nkb, xm, ldx, 4, ym, ldy, qsum + p * 16);
+				break;
+			}
+		}
+	}
+}
+
 const struct kern_isa kern_isa_avx512bf16 = {
     .name = "avx512bf16",
     .quant_bf16 = quant_bf16_avx512,
@@ -308,4 +379,5 @@ const struct kern_isa kern_isa_avx512bf16 = {
     .tile_bf16 = tile_bf16_avx512,
     .row_bf16 = row_bf16_avx512,
     .rows_bf16 = rows_bf16_avx512,
+    .gemv_i8u8p = gemv_i8u8p_avx512,
 };
