@@ -812,18 +812,18 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			struct head_screen_stats hs;
 			if (top1 && m->ops->head_screen && !m->ops->head_screen(m, -1, &hs) &&
 			    hs.rows)
-				printf("head screen: %.3f ms a step on the approximate logits, %.3f "
-				       "ms on the bounds and candidates (%.2f a row), %.3f ms on the "
-				       "full head for %llu of %llu rows (%s)\n",
-				       hs.s_approx * 1e3 / a->gen, hs.s_pick * 1e3 / a->gen,
-				       screen_cands(&hs), hs.s_full * 1e3 / a->gen,
-				       (unsigned long long)hs.fallbacks,
-				       (unsigned long long)hs.rows,
-				       B == 1 ? "one row a step"
-				       : hs.s_approx > 0
-					   ? "several rows on integer dot products"
-					   : "a step of several rows takes the full head on this "
-					     "path");
+				printf(
+				    "head screen: %.3f ms a step on the approximate logits, %.3f "
+				    "ms on the bounds and candidates (%.2f a row), %.3f ms on the "
+				    "full head for %llu of %llu rows (%s)\n",
+				    hs.s_approx * 1e3 / a->gen, hs.s_pick * 1e3 / a->gen,
+				    screen_cands(&hs), hs.s_full * 1e3 / a->gen,
+				    (unsigned long long)hs.fallbacks, (unsigned long long)hs.rows,
+				    B == 1 ? "one row a step"
+				    : hs.s_approx > 0
+					? "several rows on integer dot products"
+					: "a step of several rows takes the full head on this "
+					  "path");
 		}
 		return 0;
 	}

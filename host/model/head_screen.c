@@ -136,26 +136,10 @@ void head_screen_free(struct head_screen *h)
 	free(h->a);
 	free(h->cand);
 	free(h->full);
+	free(h->tlo);
+	free(h->tc);
+	free(h->tn);
 	memset(h, 0, sizeof *h);
-}
-
-struct approx_ctx {
-	const struct head_screen *h;
-	const struct kern_isa *isa;
-	const float *x;
-	int ldx;
-	float *a; /* [M][V] */
-	int M;
-};
-
-static void approx_task(void *vc, int b, int e, int tid)
-{
-	const struct approx_ctx *ac = vc;
-	const struct head_screen *h = ac->h;
-	(void)tid;
-	int Vp = kern_bf16p_panels(h->V) * KERN_PW;
-	ac->isa->gemv_i8p(h->q + (size_t)b * ((h->K + 15) / 16) * 256, h->s + b * KERN_PW, e - b,
-			  h->K, ac->x, ac->ldx, ac->M, ac->a + b * KERN_PW, Vp);
 }
 
 /* sampler_argmax's pick: a strict-greater scan from v[0] (0 when v[0] is NaN). */
@@ -187,89 +171,229 @@ static int grow(void **p, size_t *cap, size_t n, size_t sz)
 	return 0;
 }
 
-struct int_ctx {
-	const struct head_screen *h;
+enum { HS_M = KERN_MB_ROWB }; /* inputs a pass */
+
+/* One call's passes over the panels, on the pool's threads: 1. the approximate logits and each
+ * thread's max of a - B per input; 2. each thread's candidates a + B >= lo per input. */
+struct pass_ctx {
+	struct head_screen *h;
 	const struct kern_isa *isa;
-	const uint8_t *xu;
-	int ldx, M;
-	int32_t *ai; /* [M][Vp] */
+	int M, integer, cap, nt;
+	const float *x; /* the f32 pass's input (M == 1) */
+	int ldu;	/* the integer pass's inputs h->xu, their stride */
+	float sx[HS_M];
+	double nx[HS_M], E[HS_M], rho, tiny; /* the bound's terms per input (head_screen.h) */
+	int ok[HS_M];			     /* the input is screened (finite, no overflow) */
+	double lo[HS_M];
+	double *tlo; /* [nt][HS_M] */
+	int *tc;     /* [nt][HS_M][cap + 1] candidates */
+	int *tn;     /* [nt][HS_M] their counts */
 };
 
-static void int_task(void *vc, int b, int e, int tid)
+static double bound_at(const struct pass_ctx *pc, int m, int l, float a)
 {
-	const struct int_ctx *ic = vc;
-	const struct head_screen *h = ic->h;
-	(void)tid;
-	int Vp = kern_bf16p_panels(h->V) * KERN_PW;
-	ic->isa->gemv_i8u8p(h->q + (size_t)b * ((h->K + 15) / 16) * 256, h->qsum + b * KERN_PW,
-			    e - b, h->K, ic->xu, ic->ldx, ic->M, ic->ai + b * KERN_PW, Vp);
+	const struct head_screen *h = pc->h;
+	return h->c1[l] * pc->nx[m] + h->c2[l] * pc->E[m] + pc->rho * fabsf(a) + pc->tiny;
 }
 
-/* The integer pass of M inputs (head_screen.h): each input rounded to int8 with one scale,
- * the exact integer dot products, then a = s_l * sx * S in f32; per input the norm of its
- * rounding error in ex. */
-static int approx_int(struct head_screen *h, struct kern_ctx *kc, const float *x, int M,
-		      double *ex)
+static void pass1_task(void *vc, int b, int e, int tid)
 {
-	int V = h->V, K = h->K, np = kern_bf16p_panels(V), Vp = np * KERN_PW;
-	int Kp = (K + 15) / 16 * 16 + 64; /* 64 bytes apart beyond the groups */
-	if (grow((void **)&h->xu, &h->xu_cap, (size_t)M * Kp, 1) ||
-	    grow((void **)&h->ai, &h->ai_cap, (size_t)M * Vp, sizeof(int32_t)))
-		return -ENOMEM;
-	float sx[KERN_MB_ROWB];
-	for (int m = 0; m < M; m++) {
+	struct pass_ctx *pc = vc;
+	struct head_screen *h = pc->h;
+	int V = h->V, K = h->K, Vp = kern_bf16p_panels(V) * KERN_PW, nkb = (K + 15) / 16;
+	int r0 = b * KERN_PW, r1 = e * KERN_PW < V ? e * KERN_PW : V;
+	if (pc->integer) {
+		pc->isa->gemv_i8u8p(h->q + (size_t)b * nkb * 256, h->qsum + r0, e - b, K, h->xu,
+				    pc->ldu, pc->M, h->ai + r0, Vp);
+		for (int m = 0; m < pc->M; m++)
+			for (int l = r0; l < r1; l++)
+				h->a[(size_t)m * Vp + l] =
+				    (float)((double)h->ai[(size_t)m * Vp + l] * h->s[l] *
+					    pc->sx[m]);
+	} else {
+		pc->isa->gemv_i8p(h->q + (size_t)b * nkb * 256, h->s + r0, e - b, K, pc->x, K, 1,
+				  h->a + r0, Vp);
+	}
+	for (int m = 0; m < pc->M; m++) {
+		const float *am = h->a + (size_t)m * Vp;
+		double lo = pc->tlo[tid * HS_M + m];
+		for (int l = r0; pc->ok[m] && l < r1; l++) {
+			double v = (double)am[l] - bound_at(pc, m, l, am[l]);
+			lo = v > lo ? v : lo;
+		}
+		pc->tlo[tid * HS_M + m] = lo;
+	}
+}
+
+static void pass2_task(void *vc, int b, int e, int tid)
+{
+	struct pass_ctx *pc = vc;
+	const struct head_screen *h = pc->h;
+	int V = h->V, Vp = kern_bf16p_panels(V) * KERN_PW;
+	int r0 = b * KERN_PW, r1 = e * KERN_PW < V ? e * KERN_PW : V;
+	for (int m = 0; m < pc->M; m++) {
+		const float *am = h->a + (size_t)m * Vp;
+		int *n = &pc->tn[tid * HS_M + m],
+		    *c = pc->tc + ((size_t)tid * HS_M + m) * (pc->cap + 1);
+		for (int l = r0; pc->ok[m] && l < r1 && *n <= pc->cap; l++)
+			if ((double)am[l] + bound_at(pc, m, l, am[l]) >= pc->lo[m])
+				c[(*n)++] = l;
+	}
+}
+
+/* Rounds the M inputs to int8 with one scale each into h->xu (xq + 128, the stride pc->ldu):
+ * their scales and rounding errors' norms in pc. */
+static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x)
+{
+	int K = h->K;
+	for (int m = 0; m < pc->M; m++) {
 		const float *xm = x + (size_t)m * K;
-		uint8_t *u = h->xu + (size_t)m * Kp;
+		uint8_t *u = h->xu + (size_t)m * pc->ldu;
 		float amax = 0;
 		for (int k = 0; k < K; k++)
 			amax = fabsf(xm[k]) > amax ? fabsf(xm[k]) : amax;
-		sx[m] = amax / 127.0f;
-		float inv = sx[m] > 0 && isfinite(amax) ? 127.0f / amax : 0;
+		float sx = amax / 127.0f, inv = sx > 0 && isfinite(amax) ? 127.0f / amax : 0;
 		double ee = 0;
 		for (int k = 0; k < K; k++) {
 			float v = (xm[k] * inv + RND_MAGIC) - RND_MAGIC;
 			v = v > 127 ? 127 : v < -127 ? -127 : v == v ? v : 0;
 			u[k] = (uint8_t)(v + 128);
-			double e = (double)xm[k] - (double)sx[m] * v;
+			double e = (double)xm[k] - (double)sx * v;
 			ee += e * e;
 		}
-		memset(u + K, 128, (size_t)(Kp - K));
-		ex[m] = sqrt(ee) * (1 + 0x1p-30);
+		memset(u + K, 128, (size_t)(pc->ldu - K));
+		pc->sx[m] = sx;
+		pc->E[m] = sqrt(ee) * (1 + 0x1p-30);
 	}
-	struct int_ctx ic = {h, kc->isa, h->xu, Kp, M, h->ai};
-	if (kc->pool)
-		pool_for(kc->pool, np, 16, int_task, &ic);
-	else
-		int_task(&ic, 0, np, 0);
-	for (int m = 0; m < M; m++)
-		for (int l = 0; l < V; l++)
-			h->a[(size_t)m * Vp + l] =
-			    (float)((double)h->ai[(size_t)m * Vp + l] * h->s[l] * sx[m]);
-	return 0;
 }
 
-/* The f32 pass of one input (gemv_i8p on the pool's threads). */
-static void approx_f32(struct head_screen *h, struct kern_ctx *kc, const float *x)
+static int cmp_int(const void *a, const void *b)
 {
-	int np = kern_bf16p_panels(h->V);
-	struct approx_ctx ac = {h, kc->isa, x, h->K, h->a, 1};
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* Inputs m0 .. m0 + M - 1 (M <= HS_M): ids, or -ENOMEM. */
+static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t *wp, const float *x,
+		     int M, int integer, int *ids)
+{
+	int V = h->V, K = h->K, np = kern_bf16p_panels(V), Vp = np * KERN_PW;
+	int nt = kc->pool ? pool_nthreads(kc->pool) : 1, cap = head_screen_max_cands(V);
+	struct pass_ctx pc = {.h = h,
+			      .isa = kc->isa,
+			      .M = M,
+			      .integer = integer,
+			      .cap = cap,
+			      .nt = nt,
+			      .x = x,
+			      .tiny = K * 0x1p-140};
+	pc.ldu = (K + 15) / 16 * 16 + 64; /* 64 bytes apart beyond the groups */
+	if (grow((void **)&h->tlo, &h->tlo_cap, (size_t)nt * HS_M, sizeof(double)) ||
+	    grow((void **)&h->tn, &h->tn_cap, (size_t)nt * HS_M, sizeof(int)) ||
+	    grow((void **)&h->tc, &h->tc_cap, (size_t)nt * HS_M * (cap + 1), sizeof(int)) ||
+	    (integer && (grow((void **)&h->xu, &h->xu_cap, (size_t)M * pc.ldu, 1) ||
+			 grow((void **)&h->ai, &h->ai_cap, (size_t)M * Vp, sizeof(int32_t)))))
+		return -ENOMEM;
+	pc.tlo = h->tlo;
+	pc.tn = h->tn;
+	pc.tc = h->tc;
+	double t0 = hs_now(), u = 0x1p-24;
+	if (integer)
+		round_inputs(h, &pc, x);
+	pc.rho = integer ? 0x1p-23 * (1 + 0x1p-20) : 0;
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * K;
+		double nx = 0;
+		for (int k = 0; k < K; k++)
+			nx += (double)xm[k] * xm[k];
+		pc.nx[m] = sqrt(nx) * (1 + 0x1p-20);
+		if (!integer)
+			pc.E[m] = (K + 1) * u / (1 - (K + 1) * u) * pc.nx[m];
+		pc.ok[m] = isfinite(pc.nx[m]) && isfinite(pc.E[m]) && pc.nx[m] * h->wmax < 1e37;
+	}
+	for (int i = 0; i < nt * HS_M; i++) {
+		h->tlo[i] = -INFINITY;
+		h->tn[i] = 0;
+	}
 	if (kc->pool)
-		pool_for(kc->pool, np, 16, approx_task, &ac);
+		pool_for(kc->pool, np, 16, pass1_task, &pc);
 	else
-		approx_task(&ac, 0, np, 0);
+		pass1_task(&pc, 0, np, 0);
+	double t1 = hs_now();
+	h->st.s_approx += t1 - t0;
+	for (int m = 0; m < M; m++) {
+		double lo = -INFINITY;
+		for (int t = 0; t < nt; t++)
+			lo = h->tlo[t * HS_M + m] > lo ? h->tlo[t * HS_M + m] : lo;
+		pc.lo[m] = lo - (fabs(lo) * 0x1p-40 + pc.tiny); /* the double sums' own rounding */
+	}
+	if (kc->pool)
+		pool_for(kc->pool, np, 16, pass2_task, &pc);
+	else
+		pass2_task(&pc, 0, np, 0);
+	for (int m = 0; m < M; m++) {
+		const float *xm = x + (size_t)m * K;
+		int nc = 0;
+		for (int t = 0; t < nt; t++)
+			nc += h->tn[t * HS_M + m];
+		h->st.rows++;
+		if (pc.ok[m] && nc <= cap) {
+			for (int t = 0, j = 0; t < nt; t++) {
+				const int *c = h->tc + ((size_t)t * HS_M + m) * (cap + 1);
+				for (int i = 0; i < h->tn[t * HS_M + m]; i++)
+					h->cand[j++] = c[i];
+			}
+			qsort(h->cand, (size_t)nc, sizeof(int), cmp_int); /* ascending rows */
+			float y[KERN_PW], best = -INFINITY;
+			int id = -1, pcur = -1;
+			for (int i = 0; i < nc; i++) {
+				int l = h->cand[i], p = l / KERN_PW;
+				if (p != pcur) { /* the panel's exact logits */
+					int nw =
+					    V - p * KERN_PW < KERN_PW ? V - p * KERN_PW : KERN_PW;
+					kc->isa->gemv_bf16p(wp + (size_t)p * K * KERN_PW, nw, xm, K,
+							    1, K, y, KERN_PW);
+					pcur = p;
+					h->st.panels++;
+				}
+				float v = y[l - p * KERN_PW];
+				if (id < 0 || v > best) {
+					best = v;
+					id = l;
+				}
+			}
+			ids[m] = id;
+			h->st.cands += (uint64_t)nc;
+			if ((uint64_t)nc > h->st.cand_max)
+				h->st.cand_max = (uint64_t)nc;
+			continue;
+		}
+		/* the full head for this row: not finite, a logit could overflow, or too many
+		 * candidates */
+		if (grow((void **)&h->full, &h->full_cap, (size_t)V, sizeof(float)))
+			return -ENOMEM;
+		double tf = hs_now();
+		kern_matmul_bf16p(kc, wp, V, K, xm, 1, h->full);
+		ids[m] = argmax_scan(h->full, V);
+		h->st.fallbacks++;
+		h->st.s_full += hs_now() - tf;
+		t1 += hs_now() - tf;
+	}
+	h->st.s_pick += hs_now() - t1;
+	return 0;
 }
 
 int head_screen_top1(struct head_screen *h, struct kern_ctx *kc, const uint16_t *wp, const float *x,
 		     int M, int *ids)
 {
-	int V = h->V, K = h->K, np = kern_bf16p_panels(V), Vp = np * KERN_PW;
+	int V = h->V, K = h->K, Vp = kern_bf16p_panels(V) * KERN_PW;
 	if (M < 1)
 		return 0;
-	if (grow((void **)&h->a, &h->a_cap, (size_t)M * Vp, sizeof(float)))
-		return -ENOMEM;
-	double t0 = hs_now();
 	int integer = M > 1 && kc->isa->gemv_i8u8p && K <= HEAD_SCREEN_MAX_K_INT;
+	if (grow((void **)&h->a, &h->a_cap, (size_t)(M > HS_M ? M : HS_M) * Vp, sizeof(float)))
+		return -ENOMEM;
 	if (M > 1 && !integer) { /* the full head's FMAs serve several inputs better */
+		double t0 = hs_now();
 		kern_matmul_bf16p(kc, wp, V, K, x, M, h->a);
 		for (int m = 0; m < M; m++)
 			ids[m] = argmax_scan(h->a + (size_t)m * V, V);
@@ -278,87 +402,11 @@ int head_screen_top1(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 		h->st.s_full += hs_now() - t0;
 		return 0;
 	}
-	/* per input the error terms beside c1 ||x||: c2 E (E the rounding error's norm, or the f32
-	 * sum's gamma_(K+1) ||x||) and rho |a| (the integer path's f32 scaling) */
-	double ex[KERN_MB_ROWB], rho = integer ? 0x1p-23 * (1 + 0x1p-20) : 0;
-	for (int m0 = 0; m0 < M; m0 += KERN_MB_ROWB) {
-		int mm = M - m0 < KERN_MB_ROWB ? M - m0 : KERN_MB_ROWB;
-		double t1 = hs_now();
-		if (integer) {
-			float *a = h->a;
-			h->a = a + (size_t)m0 * Vp; /* approx_int writes from h->a */
-			int r = approx_int(h, kc, x + (size_t)m0 * K, mm, ex);
-			h->a = a;
-			if (r)
-				return r;
-		} else {
-			approx_f32(h, kc, x);
-		}
-		double t2 = hs_now();
-		h->st.s_approx += t2 - t1;
-		for (int j = 0; j < mm; j++, t2 = hs_now()) {
-			int m = m0 + j;
-			const float *xm = x + (size_t)m * K, *am = h->a + (size_t)m * Vp;
-			double nx = 0, u = 0x1p-24;
-			for (int k = 0; k < K; k++)
-				nx += (double)xm[k] * xm[k];
-			nx = sqrt(nx) * (1 + 0x1p-20);
-			double E = integer ? ex[j] : (K + 1) * u / (1 - (K + 1) * u) * nx;
-			int nc = 0;
-			h->st.rows++;
-			if (isfinite(nx) && isfinite(E) && nx * h->wmax < 1e37) {
-				double tiny = K * 0x1p-140, lo = -INFINITY;
-				for (int l = 0; l < V; l++) {
-					double v = (double)am[l] - (h->c1[l] * nx + h->c2[l] * E +
-								   rho * fabsf(am[l]) + tiny);
-					lo = v > lo ? v : lo;
-				}
-				lo -= fabs(lo) * 0x1p-40 + tiny; /* the double sums' own rounding */
-				int cap = head_screen_max_cands(V);
-				for (int l = 0; l < V && nc <= cap; l++)
-					if ((double)am[l] + (h->c1[l] * nx + h->c2[l] * E +
-							     rho * fabsf(am[l]) + tiny) >=
-					    lo)
-						h->cand[nc++] = l;
-			} else {
-				nc = V + 1; /* not finite, or a logit could overflow */
-			}
-			if (nc <= head_screen_max_cands(V)) {
-				float y[KERN_PW], best = -INFINITY;
-				int id = -1, pcur = -1;
-				for (int i = 0; i < nc; i++) {
-					int l = h->cand[i], p = l / KERN_PW;
-					if (p != pcur) { /* the panel's exact logits */
-						int nw = V - p * KERN_PW < KERN_PW ? V - p * KERN_PW
-										   : KERN_PW;
-						kc->isa->gemv_bf16p(wp + (size_t)p * K * KERN_PW,
-								    nw, xm, K, 1, K, y, KERN_PW);
-						pcur = p;
-						h->st.panels++;
-					}
-					float v = y[l - p * KERN_PW];
-					if (id < 0 || v > best) {
-						best = v;
-						id = l;
-					}
-				}
-				ids[m] = id;
-				h->st.cands += (uint64_t)nc;
-				if ((uint64_t)nc > h->st.cand_max)
-					h->st.cand_max = (uint64_t)nc;
-				h->st.s_pick += hs_now() - t2;
-				continue;
-			}
-			/* the full head for this row */
-			if (grow((void **)&h->full, &h->full_cap, (size_t)V, sizeof(float)))
-				return -ENOMEM;
-			double tf = hs_now();
-			h->st.s_pick += tf - t2;
-			kern_matmul_bf16p(kc, wp, V, K, xm, 1, h->full);
-			ids[m] = argmax_scan(h->full, V);
-			h->st.fallbacks++;
-			h->st.s_full += hs_now() - tf;
-		}
+	for (int m0 = 0; m0 < M; m0 += HS_M) {
+		int r = top1_pass(h, kc, wp, x + (size_t)m0 * K, M - m0 < HS_M ? M - m0 : HS_M,
+				  integer, ids + m0);
+		if (r)
+			return r;
 	}
 	return 0;
 }

@@ -68,6 +68,10 @@ struct head_screen {
 	int *cand;
 	float *full;
 	size_t full_cap;
+	double *tlo; /* per thread and input: the pass's max of a - B, its candidates and count */
+	size_t tlo_cap;
+	int *tc, *tn;
+	size_t tc_cap, tn_cap;
 	struct head_screen_stats st;
 };
 

@@ -152,7 +152,8 @@ static void gemv_i8u8p_scalar(const int8_t *qp, const int32_t *qsum, int np, int
 			for (int i = 0; i < 16; i++) {
 				int32_t a = 0;
 				for (int k = 0; k < nkb * 16; k++) {
-					size_t at = (((size_t)p * nkb + k / 16) * 16 + i) * 16 + k % 16;
+					size_t at =
+					    (((size_t)p * nkb + k / 16) * 16 + i) * 16 + k % 16;
 					a += (int32_t)qp[at] * xu[(size_t)m * ldx + k];
 				}
 				y[(size_t)m * ldy + p * 16 + i] = a - 128 * qsum[p * 16 + i];

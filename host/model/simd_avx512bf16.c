@@ -305,9 +305,9 @@ static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K
  * row a 128-bit lane); an input's sixteen codes broadcast to the four lanes, vpdpbusd adds four
  * products into each int32 lane (exact: K * 127 * 255 < 2^31); a row's sum is its lane's four
  * words. Up to four inputs a pass share the code vectors. */
-static inline __attribute__((always_inline)) void u8p_t(const int8_t *pq, int nkb, const uint8_t *xu,
-							int ldx, const int M, int32_t *y, int ldy,
-							const int32_t *qsum)
+static inline __attribute__((always_inline)) void u8p_t(const int8_t *pq, int nkb,
+							const uint8_t *xu, int ldx, const int M,
+							int32_t *y, int ldy, const int32_t *qsum)
 {
 	__m512i a[4][4];
 #pragma GCC unroll 4
