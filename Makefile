@@ -84,13 +84,17 @@ test-run: test-bins
 	@MOECARD=$(B)/moecard B=$(B) SAN=$(SAN) PYTHON=$(PYTHON) \
 	  tests/run.sh -j $(TEST_JOBS) $(B) $(TEST_BINS) -- $(TEST_SCRIPTS)
 
-# The whole suite: release build, then the ASan+UBSan build, one final line
+# The whole suite: release build, then the ASan+UBSan build, then a fuzz smoke pass (each
+# libFuzzer target FUZZ_RUNS inputs from a fixed seed), one final line
 # `N passed, N failed, N skipped`.
+FUZZ_RUNS ?= 20000
 test:
 	@tests/deps.sh --check
 	@$(MAKE) --no-print-directory test-run
 	@$(MAKE) --no-print-directory B=build/asan SAN=1 test-run
-	@tests/summary.sh build build/asan
+	@echo "== fuzz smoke: every libFuzzer target, $(FUZZ_RUNS) inputs from seed 1"
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SUMMARY=build/fuzz/test-summary tests/fuzz.sh $(FUZZ_SRCS) || true
+	@tests/summary.sh build build/asan build/fuzz
 
 run:
 	@tests/deps.sh --check

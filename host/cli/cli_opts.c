@@ -114,8 +114,8 @@ static const struct cli_opt cli_opt_table[] = {
     {"--seqs", CLI_INT, RUN | PRF, AT(seqs), 1, "B",
      "bench, profile: B sequences decoded together (as serve --max-batch B)", "off"},
     {"--screen-ab", CLI_FLAG, RUN, AT(screen_ab), 0, "",
-     "bench, cpu engine: decode tokens alternate between the head's 8-bit screen and the full "
-     "BF16 head, and the two rates are printed side by side",
+     "bench, cpu engine: decode tokens (--seqs: steps) alternate between the head's 8-bit "
+     "screen and the full BF16 head, and the two rates are printed side by side",
      "off"},
     {"--isa-ab", CLI_STR, RUN, AT(isa_ab), 0, "PATH",
      "bench (cpu): decode tokens alternate between the engine's SIMD path and PATH", "off"},

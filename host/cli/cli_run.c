@@ -754,6 +754,22 @@ static void ab_report(const struct bench_ab *ab, int rows, int json, const char 
 		       ab->n[1], unit, ab->a, ra, ab->b, rb, ra / rb);
 }
 
+/* --screen-ab: the two sides' decode rates at rows tokens a step (JSON keys, or a line). */
+static void screen_ab_report(const struct bench_ab *ab, int rows, int json)
+{
+	double ra, rb;
+	if (!ab_rates(ab, rows, &ra, &rb))
+		return;
+	if (json)
+		printf(",\"screen_ab_tok_s_screened\":%.2f,\"screen_ab_tok_s_full\":%.2f,"
+		       "\"screen_ab_ratio\":%.4f",
+		       ra, rb, ra / rb);
+	else
+		printf("decode with the head screen on and off step by step (%d + %d steps): "
+		       "screened %.2f tok/s, full BF16 head %.2f tok/s: %.3fx (the same tokens)\n",
+		       ab->n[0], ab->n[1], ra, rb, ra / rb);
+}
+
 /* bench --seqs B: what serve --max-batch B runs. B sequences of prompt_len random tokens are
  * prefilled one after another, each into its own cache, then gen greedy steps decode all B
  * together in one forward a step (cli_seqs.h): every matrix read once for all rows, the MoE
@@ -777,14 +793,24 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 	if (be)
 		backend_stats(be, &s0);
 	struct bench_ab ab = {m->isa, a->isa_ab, {0, 0}, {0, 0}};
+	/* --screen-ab: the head screen on for even steps, off for odd ones */
+	int sab = a->screen_ab && m->ops->head_screen && !m->ops->head_screen(m, -1, NULL);
+	struct bench_ab sb = {
+	    sab ? "screened" : NULL, sab ? "full BF16 head" : NULL, {0, 0}, {0, 0}};
 	for (int g = 0; g < a->gen && !r; g++) {
 		int b = ab_pick(&ab, m, g);
+		if (sab)
+			m->ops->head_screen(m, !(g & 1), NULL);
 		double t0 = now_s();
 		r = cli_seqs_step(&sq);
 		ab.t[b] += now_s() - t0;
 		ab.n[b]++;
+		sb.t[g & 1] += now_s() - t0;
+		sb.n[g & 1]++;
 	}
 	ab_pick(&ab, m, 0); /* the engine's own path again */
+	if (sab)
+		m->ops->head_screen(m, 1, NULL);
 	double wall = now_s() - w0;
 	if (be)
 		backend_stats(be, &s1);
@@ -801,6 +827,7 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			       a->backend, a->model, B, a->prompt_len, a->gen, m->threads, step,
 			       B / step * 1e3, prefill);
 			ab_report(&ab, B, 1, NULL, NULL);
+			screen_ab_report(&sb, B, 1);
 			printf("}\n");
 		} else {
 			printf(
@@ -809,6 +836,7 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			    B, B == 1 ? "" : "s", step, B / step * 1e3, m->threads,
 			    m->threads == 1 ? "" : "s");
 			ab_report(&ab, B, 0, "steps with the paths alternating", "steps");
+			screen_ab_report(&sb, B, 0);
 			struct head_screen_stats hs;
 			if (top1 && m->ops->head_screen && !m->ops->head_screen(m, -1, &hs) &&
 			    hs.rows)
@@ -881,22 +909,6 @@ struct bench_res {
 	int screen;	     /* the greedy decode ran on the head's 8-bit screen (cpu engine) */
 	struct head_screen_stats hst; /* its statistics after the decode */
 };
-
-/* --screen-ab: the two sides' decode rates (JSON keys, or a line). */
-static void screen_ab_report(const struct bench_ab *ab, int json)
-{
-	double ra, rb;
-	if (!ab_rates(ab, 1, &ra, &rb))
-		return;
-	if (json)
-		printf(",\"screen_ab_tok_s_screened\":%.2f,\"screen_ab_tok_s_full\":%.2f,"
-		       "\"screen_ab_ratio\":%.4f",
-		       ra, rb, ra / rb);
-	else
-		printf("decode with the head screen on and off token by token (%d + %d tokens): "
-		       "screened %.2f tok/s, full BF16 head %.2f tok/s: %.3fx (the same tokens)\n",
-		       ab->n[0], ab->n[1], ra, rb, ra / rb);
-}
 
 /* Bytes one decode token of the engine reads: the weights it uses (attention, dense FFNs, shared
  * experts, the router and experts_per_tok routed experts of each MoE layer, lm_head as the engine
@@ -1175,7 +1187,7 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 			       (unsigned long long)res->hst.rows, screen_cands(&res->hst),
 			       (unsigned long long)res->hst.cand_max,
 			       (unsigned long long)res->hst.fallbacks);
-		screen_ab_report(&res->sab, 1);
+		screen_ab_report(&res->sab, 1, 1);
 		if (depth > 0)
 			printf(
 			    ",\"spec\":\"mtp\",\"spec_depth\":%d,\"drafted\":%ld,\"accepted\":%ld,"
@@ -1218,7 +1230,7 @@ static void bench_report(const struct cli_opts *a, const struct engine *m, doubl
 		       "full head\n",
 		       screen_cands(&res->hst), (unsigned long long)res->hst.cand_max,
 		       (unsigned long long)res->hst.fallbacks, (unsigned long long)res->hst.rows);
-	screen_ab_report(&res->sab, 0);
+	screen_ab_report(&res->sab, 1, 0);
 	if (depth > 0)
 		printf("spec mtp  depth %d: accepted %ld of %ld drafts (%.1f%%), %.3f tokens per "
 		       "main forward\n"
