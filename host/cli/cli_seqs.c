@@ -96,17 +96,22 @@ int cli_seqs_step(struct cli_seqs *s)
 		s->pos[i] = s->P + s->step;
 		s->kvp[i] = &s->kv[i];
 	}
-	int r = -ENOTSUP;
-	if (s->rows && s->top1 &&
-	    (r = m->ops->forward_rows_top1(m, s->nxt, s->B, s->kvp, s->pos, s->tok,
-					   MODEL_LG_ALL)) == -ENOTSUP)
-		s->top1 = 0; /* (nothing ran) */
-	if (r == -ENOTSUP)
+	/* the rows path: the greedy tokens while the engine gives them this step (the cpu
+	 * engine's head screen may be switched off between steps: bench --screen-ab) */
+	int r = -ENOTSUP, ids = !s->rows && s->top1;
+	if (s->rows && s->top1)
+		r = m->ops->forward_rows_top1(m, s->nxt, s->B, s->kvp, s->pos, s->tok,
+					      MODEL_LG_ALL);
+	if (r != -ENOTSUP)
+		ids = 1;
+	else
 		r = s->rows
 			? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
 			: seqs_fwd(s, s->nxt, s->B, s->tok, MODEL_LG_ALL);
+	if (!s->rows)
+		ids = s->top1; /* (seqs_fwd clears it when the engine cannot) */
 	for (int i = 0; i < s->B && !r; i++)
-		s->nxt[i] = s->top1 ? s->tok[i] : sampler_argmax(s->lg + (size_t)i * s->V, s->V);
+		s->nxt[i] = ids ? s->tok[i] : sampler_argmax(s->lg + (size_t)i * s->V, s->V);
 	s->step += !r;
 	return r;
 }
