@@ -838,15 +838,16 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			ab_report(&ab, B, 0, "steps with the paths alternating", "steps");
 			screen_ab_report(&sb, B, 0);
 			struct head_screen_stats hs;
+			int ns = sab ? sb.n[0] : a->gen; /* the steps on the screen */
 			if (top1 && m->ops->head_screen && !m->ops->head_screen(m, -1, &hs) &&
 			    hs.rows)
 				printf(
 				    "head screen: %.3f ms a step on the approximate logits, %.3f "
 				    "ms on the bounds and candidates (%.2f a row), %.3f ms on the "
 				    "full head for %llu of %llu rows (%s)\n",
-				    hs.s_approx * 1e3 / a->gen, hs.s_pick * 1e3 / a->gen,
-				    screen_cands(&hs), hs.s_full * 1e3 / a->gen,
-				    (unsigned long long)hs.fallbacks, (unsigned long long)hs.rows,
+				    hs.s_approx * 1e3 / ns, hs.s_pick * 1e3 / ns, screen_cands(&hs),
+				    hs.s_full * 1e3 / ns, (unsigned long long)hs.fallbacks,
+				    (unsigned long long)hs.rows,
 				    B == 1 ? "one row a step"
 				    : hs.s_approx > 0
 					? "several rows on integer dot products"
