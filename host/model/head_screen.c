@@ -26,8 +26,8 @@ static float bf16f(uint16_t b)
 struct build_ctx {
 	struct head_screen *h;
 	const uint16_t *wp;
-	int bad; /* a weight is not finite (set by any thread; read after the pool) */
-	double wmax[64];
+	int *bad;     /* [threads] a weight is not finite */
+	double *wmax; /* [threads] the largest row norm */
 };
 
 /* 2^23 + 2^22: adding and subtracting it rounds a float of magnitude < 2^22 to the nearest
@@ -55,7 +55,7 @@ static void build_task(void *vc, int b, int e, int tid)
 			for (int i = 0; i < KERN_PW; i++) {
 				float w = bf16f(pw[(size_t)k * KERN_PW + i]);
 				if (!isfinite(w))
-					bc->bad = 1;
+					bc->bad[tid] = 1;
 				amax[i] = fabsf(w) > amax[i] ? fabsf(w) : amax[i];
 			}
 		for (int i = 0; i < KERN_PW; i++) {
@@ -86,8 +86,8 @@ static void build_task(void *vc, int b, int e, int tid)
 			h->c1[n] = (sqrt(rr[i]) + gk * sqrt(ww[i])) * (1 + 0x1p-30);
 			h->c2[n] = sc[i] * sqrt(qq[i]) * (1 + 0x1p-30);
 			double wn = sqrt(ww[i]);
-			if (wn > bc->wmax[tid & 63])
-				bc->wmax[tid & 63] = wn;
+			if (wn > bc->wmax[tid])
+				bc->wmax[tid] = wn;
 		}
 	}
 }
@@ -110,17 +110,29 @@ int head_screen_build(struct head_screen *h, struct pool *p, const uint16_t *wp,
 		head_screen_free(h);
 		return -ENOMEM;
 	}
-	struct build_ctx bc = {h, wp, 0, {0}};
+	int nt = p ? pool_nthreads(p) : 1, bad = 0;
+	struct build_ctx bc = {h, wp, calloc((size_t)nt, sizeof(int)),
+			       calloc((size_t)nt, sizeof(double))};
+	if (!bc.bad || !bc.wmax) {
+		free(bc.bad);
+		free(bc.wmax);
+		head_screen_free(h);
+		return -ENOMEM;
+	}
 	if (p)
 		pool_for(p, np, 16, build_task, &bc);
 	else
 		build_task(&bc, 0, np, 0);
-	if (bc.bad) {
+	for (int i = 0; i < nt; i++) {
+		bad |= bc.bad[i];
+		h->wmax = bc.wmax[i] > h->wmax ? bc.wmax[i] : h->wmax;
+	}
+	free(bc.bad);
+	free(bc.wmax);
+	if (bad) {
 		head_screen_free(h);
 		return -EDOM;
 	}
-	for (int i = 0; i < 64; i++)
-		h->wmax = bc.wmax[i] > h->wmax ? bc.wmax[i] : h->wmax;
 	return 0;
 }
 
