@@ -774,7 +774,8 @@ static void gemv_i8p_avx2(const int8_t *qp, const float *s, int np, int K, const
 					__m256 x0 = _mm256_loadu_ps(xs),
 					       x1 = _mm256_loadu_ps(xs + 8);
 					const int8_t *g = pq + (size_t)kb * 256 + h * 128;
-					if (!h && !m) { /* the other half's lines, for the pass after */
+					if (!h &&
+					    !m) { /* the other half's lines, for the pass after */
 						_mm_prefetch((const char *)(g + 128), _MM_HINT_T0);
 						_mm_prefetch((const char *)(g + 192), _MM_HINT_T0);
 					}
