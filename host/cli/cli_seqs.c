@@ -96,20 +96,20 @@ int cli_seqs_step(struct cli_seqs *s)
 		s->pos[i] = s->P + s->step;
 		s->kvp[i] = &s->kv[i];
 	}
-	/* the rows path: the greedy tokens while the engine gives them this step (the cpu
-	 * engine's head screen may be switched off between steps: bench --screen-ab) */
-	int r = -ENOTSUP, ids = !s->rows && s->top1;
-	if (s->rows && s->top1)
-		r = m->ops->forward_rows_top1(m, s->nxt, s->B, s->kvp, s->pos, s->tok,
-					      MODEL_LG_ALL);
-	if (r != -ENOTSUP)
-		ids = 1;
-	else
-		r = s->rows
-			? m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg, MODEL_LG_ALL)
-			: seqs_fwd(s, s->nxt, s->B, s->tok, MODEL_LG_ALL);
-	if (!s->rows)
-		ids = s->top1; /* (seqs_fwd clears it when the engine cannot) */
+	int r, ids;
+	if (!s->rows) { /* seqs_fwd: the tokens unless it found the engine cannot (top1 cleared) */
+		r = seqs_fwd(s, s->nxt, s->B, s->tok, MODEL_LG_ALL);
+		ids = s->top1;
+	} else { /* the greedy tokens while the engine gives them this step (the cpu engine's
+		  * head screen may be switched off between steps: bench --screen-ab) */
+		r = s->top1 ? m->ops->forward_rows_top1(m, s->nxt, s->B, s->kvp, s->pos, s->tok,
+							MODEL_LG_ALL)
+			    : -ENOTSUP;
+		ids = r != -ENOTSUP;
+		if (!ids)
+			r = m->ops->forward_rows(m, s->nxt, s->B, s->kvp, s->pos, s->lg,
+						 MODEL_LG_ALL);
+	}
 	for (int i = 0; i < s->B && !r; i++)
 		s->nxt[i] = ids ? s->tok[i] : sampler_argmax(s->lg + (size_t)i * s->V, s->V);
 	s->step += !r;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "e4m3.h"
 #include "model/head_screen.h"
 
 static double hs_now(void)
@@ -15,14 +16,6 @@ static double hs_now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static float bf16f(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
-
 struct build_ctx {
 	struct head_screen *h;
 	const uint16_t *wp;
@@ -30,9 +23,20 @@ struct build_ctx {
 	double *wmax; /* [threads] the largest row norm */
 };
 
-/* 2^23 + 2^22: adding and subtracting it rounds a float of magnitude < 2^22 to the nearest
- * integer, ties to even (no libm call) */
-#define RND_MAGIC 12582912.0f
+/* The reciprocal of a scale amax / 127 (0 for a zero or non-finite amax: every code 0). */
+static float inv127(float amax)
+{
+	return amax > 0 && isfinite(amax) ? 127.0f / amax : 0;
+}
+
+/* v * inv rounded to the nearest integer, ties to even, within -127..127 (NaN: 0). Adding and
+ * subtracting 2^23 + 2^22 rounds a float of magnitude < 2^22 (no libm call). Any code is sound
+ * (the bound takes the residual it leaves); the nearest one keeps the bound small. */
+static float code127(float v, float inv)
+{
+	float c = (v * inv + 12582912.0f) - 12582912.0f;
+	return c > 127 ? 127 : c < -127 ? -127 : c == c ? c : 0;
+}
 
 /* Panels [b, e): per row its amax, scale, codes and bound coefficient (head_screen.h), the
  * panel read k-major as it is packed. */
@@ -53,22 +57,19 @@ static void build_task(void *vc, int b, int e, int tid)
 		int32_t qs[KERN_PW] = {0};
 		for (int k = 0; k < K; k++)
 			for (int i = 0; i < KERN_PW; i++) {
-				float w = bf16f(pw[(size_t)k * KERN_PW + i]);
+				float w = bf16_to_f32(pw[(size_t)k * KERN_PW + i]);
 				if (!isfinite(w))
 					bc->bad[tid] = 1;
 				amax[i] = fabsf(w) > amax[i] ? fabsf(w) : amax[i];
 			}
 		for (int i = 0; i < KERN_PW; i++) {
 			sc[i] = amax[i] / 127.0f;
-			inv[i] = sc[i] > 0 && isfinite(amax[i]) ? 127.0f / amax[i] : 0;
+			inv[i] = inv127(amax[i]);
 		}
 		for (int k = 0; k < K; k++)
 			for (int i = 0; i < KERN_PW; i++) {
-				float w = bf16f(pw[(size_t)k * KERN_PW + i]);
-				/* any code is sound (the residual is what it leaves); the nearest one
-				 * keeps the bound small */
-				float v = (w * inv[i] + RND_MAGIC) - RND_MAGIC;
-				v = v > 127 ? 127 : v < -127 ? -127 : v == v ? v : 0;
+				float w = bf16_to_f32(pw[(size_t)k * KERN_PW + i]);
+				float v = code127(w, inv[i]);
 				pq[((size_t)(k / 16) * 16 + rows[i]) * 16 + k % 16] = (int8_t)v;
 				double r = (double)w - (double)sc[i] * v; /* exact */
 				rr[i] += r * r;
@@ -154,35 +155,6 @@ void head_screen_free(struct head_screen *h)
 	memset(h, 0, sizeof *h);
 }
 
-/* sampler_argmax's pick: a strict-greater scan from v[0] (0 when v[0] is NaN). */
-static int argmax_scan(const float *v, int n)
-{
-	int id = 0;
-	float best = v[0];
-	if (best != best)
-		return 0;
-	for (int i = 1; i < n; i++)
-		if (v[i] > best) {
-			best = v[i];
-			id = i;
-		}
-	return id;
-}
-
-/* Grows *p to n elements of size sz (contents not kept): 0 or -ENOMEM. */
-static int grow(void **p, size_t *cap, size_t n, size_t sz)
-{
-	if (n <= *cap)
-		return 0;
-	void *q = malloc(n * sz);
-	if (!q)
-		return -ENOMEM;
-	free(*p);
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 enum { HS_M = KERN_MB_ROWB }; /* inputs a pass */
 
 /* One call's passes over the panels, on the pool's threads: 1. the approximate logits and each
@@ -264,11 +236,10 @@ static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float
 		float amax = 0;
 		for (int k = 0; k < K; k++)
 			amax = fabsf(xm[k]) > amax ? fabsf(xm[k]) : amax;
-		float sx = amax / 127.0f, inv = sx > 0 && isfinite(amax) ? 127.0f / amax : 0;
+		float sx = amax / 127.0f, inv = inv127(amax);
 		double ee = 0;
 		for (int k = 0; k < K; k++) {
-			float v = (xm[k] * inv + RND_MAGIC) - RND_MAGIC;
-			v = v > 127 ? 127 : v < -127 ? -127 : v == v ? v : 0;
+			float v = code127(xm[k], inv);
 			u[k] = (uint8_t)(v + 128);
 			double e = (double)xm[k] - (double)sx * v;
 			ee += e * e;
@@ -300,11 +271,11 @@ static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 			      .x = x,
 			      .tiny = K * 0x1p-140};
 	pc.ldu = (K + 15) / 16 * 16 + 64; /* 64 bytes apart beyond the groups */
-	if (grow((void **)&h->tlo, &h->tlo_cap, (size_t)nt * HS_M, sizeof(double)) ||
-	    grow((void **)&h->tn, &h->tn_cap, (size_t)nt * HS_M, sizeof(int)) ||
-	    grow((void **)&h->tc, &h->tc_cap, (size_t)nt * HS_M * (cap + 1), sizeof(int)) ||
-	    (integer && (grow((void **)&h->xu, &h->xu_cap, (size_t)M * pc.ldu, 1) ||
-			 grow((void **)&h->ai, &h->ai_cap, (size_t)M * Vp, sizeof(int32_t)))))
+	if (kern_grow((void **)&h->tlo, &h->tlo_bytes, sizeof(double) * nt * HS_M) ||
+	    kern_grow((void **)&h->tn, &h->tn_bytes, sizeof(int) * nt * HS_M) ||
+	    kern_grow((void **)&h->tc, &h->tc_bytes, sizeof(int) * nt * HS_M * (cap + 1)) ||
+	    (integer && (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)M * pc.ldu) ||
+			 kern_grow((void **)&h->ai, &h->ai_bytes, sizeof(int32_t) * M * Vp))))
 		return -ENOMEM;
 	pc.tlo = h->tlo;
 	pc.tn = h->tn;
@@ -382,11 +353,11 @@ static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 		}
 		/* the full head for this row: not finite, a logit could overflow, or too many
 		 * candidates */
-		if (grow((void **)&h->full, &h->full_cap, (size_t)V, sizeof(float)))
+		if (kern_grow((void **)&h->full, &h->full_bytes, sizeof(float) * V))
 			return -ENOMEM;
 		double tf = hs_now();
 		kern_matmul_bf16p(kc, wp, V, K, xm, 1, h->full);
-		ids[m] = argmax_scan(h->full, V);
+		ids[m] = kern_argmax(h->full, V);
 		h->st.fallbacks++;
 		h->st.s_full += hs_now() - tf;
 		t1 += hs_now() - tf;
@@ -402,13 +373,13 @@ int head_screen_top1(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 	if (M < 1)
 		return 0;
 	int integer = M > 1 && kc->isa->gemv_i8u8p && K <= HEAD_SCREEN_MAX_K_INT;
-	if (grow((void **)&h->a, &h->a_cap, (size_t)(M > HS_M ? M : HS_M) * Vp, sizeof(float)))
+	if (kern_grow((void **)&h->a, &h->a_bytes, sizeof(float) * (M > HS_M ? M : HS_M) * Vp))
 		return -ENOMEM;
 	if (M > 1 && !integer) { /* the full head's FMAs serve several inputs better */
 		double t0 = hs_now();
 		kern_matmul_bf16p(kc, wp, V, K, x, M, h->a);
 		for (int m = 0; m < M; m++)
-			ids[m] = argmax_scan(h->a + (size_t)m * V, V);
+			ids[m] = kern_argmax(h->a + (size_t)m * V, V);
 		h->st.rows += (uint64_t)M;
 		h->st.fallbacks += (uint64_t)M;
 		h->st.s_full += hs_now() - t0;

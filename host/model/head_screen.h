@@ -60,18 +60,18 @@ struct head_screen {
 	/* scratch, grown: approximate logits [rows][V padded], the integer pass's inputs and sums,
 	 * a row's candidates [V], a full row's logits */
 	float *a;
-	size_t a_cap;
+	size_t a_bytes;
 	uint8_t *xu;
-	size_t xu_cap;
+	size_t xu_bytes;
 	int32_t *ai;
-	size_t ai_cap;
+	size_t ai_bytes;
 	int *cand;
 	float *full;
-	size_t full_cap;
+	size_t full_bytes;
 	double *tlo; /* per thread and input: the pass's max of a - B, its candidates and count */
-	size_t tlo_cap;
+	size_t tlo_bytes;
 	int *tc, *tn;
-	size_t tc_cap, tn_cap;
+	size_t tc_bytes, tn_bytes;
 	struct head_screen_stats st;
 };
 

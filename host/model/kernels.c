@@ -699,8 +699,7 @@ static void jobs_task(void *c, int b, int e, int tid)
 
 #define KERN_MAX_JOBS 1024
 
-/* Grows a 64-byte aligned scratch buffer to need bytes (contents not kept): 0 or -ENOMEM. */
-static int grow_aligned(void **buf, size_t *have, size_t need)
+int kern_grow(void **buf, size_t *have, size_t need)
 {
 	if (need <= *have)
 		return 0;
@@ -710,6 +709,40 @@ static int grow_aligned(void **buf, size_t *have, size_t need)
 	free(*buf);
 	*buf = p;
 	*have = need;
+	return 0;
+}
+
+int kern_argmax(const float *logits, int n)
+{
+	/* Blocks of 1024: each block's largest value (NaN never wins: a comparison with it is
+	 * false) from eight independent running maxima, branch-free (x > m ? x : m, which the
+	 * compiler maps to packed max), the first block whose maximum beats all before it, then the
+	 * first index in it that holds that value: the lowest index on ties, -0 and +0 alike, as one
+	 * strict-greater scan from logits[0] gives (0 when logits[0] is NaN). */
+	if (n <= 1 || logits[0] != logits[0])
+		return 0;
+	float best = logits[0];
+	int bb = 0;
+	for (int b0 = 0; b0 < n; b0 += 1024) {
+		int b1 = n - b0 < 1024 ? n : b0 + 1024, i = b0;
+		float m[8];
+		for (int j = 0; j < 8; j++)
+			m[j] = -INFINITY;
+		for (; i + 8 <= b1; i += 8)
+			for (int j = 0; j < 8; j++)
+				m[j] = logits[i + j] > m[j] ? logits[i + j] : m[j];
+		for (; i < b1; i++)
+			m[0] = logits[i] > m[0] ? logits[i] : m[0];
+		for (int j = 1; j < 8; j++)
+			m[0] = m[j] > m[0] ? m[j] : m[0];
+		if (m[0] > best) {
+			best = m[0];
+			bb = b0;
+		}
+	}
+	for (int i = bb; i < n; i++)
+		if (logits[i] == best)
+			return i;
 	return 0;
 }
 
@@ -743,7 +776,7 @@ void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, con
 	 * context's buffer (kept as it is when it cannot grow) */
 	void *xpad = k->xpad;
 	if (M > 1 && (size_t)K * sizeof(float) % 4096 == 0 &&
-	    !grow_aligned(&xpad, &k->xpad_bytes, sizeof(float) * (size_t)M * (K + 16))) {
+	    !kern_grow(&xpad, &k->xpad_bytes, sizeof(float) * (size_t)M * (K + 16))) {
 		k->xpad = xpad;
 		for (int m = 0; m < M; m++)
 			memcpy(k->xpad + (size_t)m * (K + 16), x + (size_t)m * K,
@@ -803,7 +836,7 @@ static int bf16_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		if (wants_bf16(k, &jobs[j]))
 			need += bf16_span(jobs[j].M, jobs[j].W->cols);
 	void *xbuf = k->xbuf;
-	int rc = grow_aligned(&xbuf, &k->xbuf_bytes, need);
+	int rc = kern_grow(&xbuf, &k->xbuf_bytes, need);
 	k->xbuf = xbuf;
 	if (rc)
 		return rc;
@@ -856,7 +889,7 @@ static int prep_jobs(struct kern_ctx *k, struct kern_job *jobs, int n_jobs)
 		if (wants_prep(k, &jobs[j]))
 			need += prep_span(jobs[j].M, jobs[j].W->cols);
 	void *prep = k->prep; /* 64-byte aligned: the AVX-512 rows load whole lines */
-	int rc = grow_aligned(&prep, &k->prep_bytes, need * sizeof(float));
+	int rc = kern_grow(&prep, &k->prep_bytes, need * sizeof(float));
 	k->prep = prep;
 	if (rc)
 		return rc;

@@ -244,6 +244,14 @@ int kern_matmul(struct kern_ctx *k, const struct qmat *W, const float *x, int M,
 void kern_matmul_bf16p(struct kern_ctx *k, const uint16_t *wp, int N, int K, const float *x, int M,
 		       float *y);
 
+/* kern_grow - grows a 64-byte aligned scratch buffer *buf of *have bytes to need bytes (contents
+ * not kept): 0 or -ENOMEM (the buffer kept as it was). */
+int kern_grow(void **buf, size_t *have, size_t need);
+/* kern_argmax - the index of the largest of logits[0..n): the lowest index on ties, -0 and +0
+ * alike, NaN never wins, 0 when logits[0] is NaN (one strict-greater scan from logits[0]);
+ * sampler_argmax, the greedy pick. */
+int kern_argmax(const float *logits, int n);
+
 /* kern_act_quant - quantizes x[K] per 128 channels: xq[K] decoded codes, sa[ceil(K/128)]. */
 void kern_act_quant(const float *x, int K, int ue8m0, float *xq, float *sa);
 /* kern_act_roundtrip - x[K] -> xr[K] = e4m3(x/s)*s with the scales of kern_act_quant. */

@@ -347,43 +347,32 @@ static int slot_greedy(const struct serve *s, const struct slot *sl)
 /* Rows mode: one forward of n rows, row i of the sequence whose KV cache is kv[i] (a slot's),
  * at position pos[i]: forward_rows on the pool's blocks, or forward_seqs on the slots' caches,
  * into the logits lg; when every row's sequence is greedy (slot_greedy), their greedy tokens
- * into ids instead, packed as the logits would be (forward_seqs_top1: *top1 = 1). */
+ * into ids instead, packed as the logits would be (forward_rows_top1, forward_seqs_top1:
+ * *top1 = 1). */
 static int rows_forward(struct serve *s, const int *tk, int n, const struct model_kv *const *kv,
 			const int *pos, float *lg, int *ids, int lg_mode, int *top1)
 {
 	struct engine *e = s->slots[0].e;
+	int seq[256], g = 1, rc = -ENOTSUP;
 	*top1 = 0;
-	if (!s->seqs) { /* the cpu engine: its head screen when every row is greedy */
-		int g = 1;
-		for (int i = 0; i < n && g; i++)
-			g = slot_greedy(s, (const struct slot *)((const char *)kv[i] -
-								 offsetof(struct slot, kv)));
-		if (g) {
-			int rc = e->ops->forward_rows_top1(e, tk, n, kv, pos, ids, lg_mode);
-			if (rc != -ENOTSUP) {
-				*top1 = !rc;
-				return rc;
-			}
-		}
-		return e->ops->forward_rows(e, tk, n, kv, pos, lg, lg_mode);
-	}
-	int seq[256], g = 1;
-	if (n > 256)
+	if (s->seqs && n > 256)
 		return -EINVAL;
 	for (int i = 0; i < n; i++) { /* the slot whose cache kv[i] is */
 		const struct slot *sl =
 		    (const struct slot *)((const char *)kv[i] - offsetof(struct slot, kv));
-		seq[i] = (int)(sl - s->slots);
+		if (s->seqs)
+			seq[i] = (int)(sl - s->slots);
 		g = g && slot_greedy(s, sl);
 	}
-	if (g) {
-		int rc = e->ops->forward_seqs_top1(e, tk, n, seq, pos, ids, lg_mode);
-		if (rc != -ENOTSUP) {
-			*top1 = !rc;
-			return rc;
-		}
+	if (g)
+		rc = s->seqs ? e->ops->forward_seqs_top1(e, tk, n, seq, pos, ids, lg_mode)
+			     : e->ops->forward_rows_top1(e, tk, n, kv, pos, ids, lg_mode);
+	if (rc != -ENOTSUP) {
+		*top1 = !rc;
+		return rc;
 	}
-	return e->ops->forward_seqs(e, tk, n, seq, pos, lg, lg_mode);
+	return s->seqs ? e->ops->forward_seqs(e, tk, n, seq, pos, lg, lg_mode)
+		       : e->ops->forward_rows(e, tk, n, kv, pos, lg, lg_mode);
 }
 
 /* Rows mode: one forward of nr rows of different sequences, each sequence's rows consecutive

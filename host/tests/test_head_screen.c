@@ -19,6 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "decode/sample.h"
+#include "e4m3.h"
 #include "model/head_screen.h"
 #include "model/kernels.h"
 #include "model/pool.h"
@@ -34,20 +35,6 @@ static double nrand(void)
 	double u = urand() + 1e-300, v = urand();
 	return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
 }
-static uint16_t to_bf16(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	u += 0x7FFF + ((u >> 16) & 1); /* nearest, ties to even (finite inputs) */
-	return (uint16_t)(u >> 16);
-}
-static float from_bf16(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
 
 enum { V = 1003, K = 200, MAXM = 9 };
 static uint16_t w[V * K];
@@ -61,7 +48,7 @@ static void make_head(void)
 	for (int n = 0; n < V; n++) {
 		double g = 0.02 * (0.5 + urand());
 		for (int k = 0; k < K; k++)
-			w[n * K + k] = to_bf16((float)(g * nrand()));
+			w[n * K + k] = f32_to_bf16((float)(g * nrand()));
 	}
 	/* ties and near-ties: rows 700 and 5 the same, 701 one bf16 step off in one element */
 	memcpy(w + 700 * K, w + 5 * K, sizeof(uint16_t) * K);
@@ -71,7 +58,7 @@ static void make_head(void)
 	for (int n = 900; n < 912; n++)
 		for (int k = 0; k < K; k++)
 			w[n * K + k] =
-			    to_bf16(from_bf16(w[9 * K + k]) * (1.0f + (n - 900) * 1e-3f));
+			    f32_to_bf16(bf16_to_f32(w[9 * K + k]) * (1.0f + (n - 900) * 1e-3f));
 	free(wp);
 	wp = aligned_alloc(64, sizeof(uint16_t) * (size_t)kern_bf16p_panels(V) * K * KERN_PW);
 	kern_bf16p_pack(w, V, K, 0, kern_bf16p_panels(V), wp);
@@ -98,10 +85,10 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 				x[m * K + k] = (float)(scale * nrand());
 		if (round % 5 == 1) /* aimed at rows 5 / 700 / 701: the largest logit a near-tie */
 			for (int k = 0; k < K; k++)
-				x[k] = (float)(scale * from_bf16(w[5 * K + k]));
+				x[k] = (float)(scale * bf16_to_f32(w[5 * K + k]));
 		if (round % 5 == 2) /* aimed at rows 900..911 */
 			for (int k = 0; k < K; k++)
-				x[k] = (float)(scale * from_bf16(w[9 * K + k]));
+				x[k] = (float)(scale * bf16_to_f32(w[9 * K + k]));
 		if (round == 3) /* every logit 0: every row a candidate, so the full head */
 			memset(x, 0, sizeof(float) * K);
 		if (round == 4)
@@ -157,7 +144,7 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 	}
 	/* identical rows 5 and 700: the lowest index wins, 701 (one step off) decided exactly */
 	for (int k = 0; k < K; k++)
-		x[k] = from_bf16(w[5 * K + k]);
+		x[k] = bf16_to_f32(w[5 * K + k]);
 	kern_matmul_bf16p(&kc, wp, V, K, x, 1, full);
 	assert_int_equal(head_screen_top1(&h, &kc, wp, x, 1, ids), 0);
 	assert_int_equal(ids[0], sampler_argmax(full, V));
