@@ -23,19 +23,19 @@ struct build_ctx {
 	double *wmax; /* [threads] the largest row norm */
 };
 
-/* The reciprocal of a scale amax / 127 (0 for a zero or non-finite amax: every code 0). */
-static float inv127(float amax)
+/* The reciprocal of a scale amax / n (0 for a zero or non-finite amax: every code 0). */
+static float inv_n(float amax, int n)
 {
-	return amax > 0 && isfinite(amax) ? 127.0f / amax : 0;
+	return amax > 0 && isfinite(amax) ? (float)n / amax : 0;
 }
 
-/* v * inv rounded to the nearest integer, ties to even, within -127..127 (NaN: 0). Adding and
+/* v * inv rounded to the nearest integer, ties to even, within -n..n (NaN: 0). Adding and
  * subtracting 2^23 + 2^22 rounds a float of magnitude < 2^22 (no libm call). Any code is sound
  * (the bound takes the residual it leaves); the nearest one keeps the bound small. */
-static float code127(float v, float inv)
+static float code_n(float v, float inv, int n)
 {
 	float c = (v * inv + 12582912.0f) - 12582912.0f;
-	return c > 127 ? 127 : c < -127 ? -127 : c == c ? c : 0;
+	return c > n ? (float)n : c < -n ? (float)-n : c == c ? c : 0;
 }
 
 /* Panels [b, e): per row its amax, scale, codes and bound coefficient (head_screen.h), the
@@ -64,12 +64,12 @@ static void build_task(void *vc, int b, int e, int tid)
 			}
 		for (int i = 0; i < KERN_PW; i++) {
 			sc[i] = amax[i] / 127.0f;
-			inv[i] = inv127(amax[i]);
+			inv[i] = inv_n(amax[i], 127);
 		}
 		for (int k = 0; k < K; k++)
 			for (int i = 0; i < KERN_PW; i++) {
 				float w = bf16_to_f32(pw[(size_t)k * KERN_PW + i]);
-				float v = code127(w, inv[i]);
+				float v = code_n(w, inv[i], 127);
 				pq[((size_t)(k / 16) * 16 + rows[i]) * 16 + k % 16] = (int8_t)v;
 				double r = (double)w - (double)sc[i] * v; /* exact */
 				rr[i] += r * r;
@@ -140,6 +140,7 @@ int head_screen_build(struct head_screen *h, struct pool *p, const uint16_t *wp,
 void head_screen_free(struct head_screen *h)
 {
 	free(h->q);
+	free(h->r);
 	free(h->s);
 	free(h->c1);
 	free(h->c2);
@@ -165,7 +166,8 @@ struct pass_ctx {
 	int M, integer, cap, nt;
 	const float *x; /* the f32 pass's input (M == 1) */
 	int ldu;	/* the integer pass's inputs h->xu, their stride */
-	float sx[HS_M];
+	int terms;	/* the integer pass's code vectors an input (1, or 2: its residual's too) */
+	float sx[HS_M][2];
 	double nx[HS_M], E[HS_M], rho, tiny; /* the bound's terms per input (head_screen.h) */
 	int ok[HS_M];			     /* the input is screened (finite, no overflow) */
 	double lo[HS_M];
@@ -187,13 +189,18 @@ static void pass1_task(void *vc, int b, int e, int tid)
 	int V = h->V, K = h->K, Vp = kern_bf16p_panels(V) * KERN_PW, nkb = (K + 15) / 16;
 	int r0 = b * KERN_PW, r1 = e * KERN_PW < V ? e * KERN_PW : V;
 	if (pc->integer) {
+		int T = pc->terms;
 		pc->isa->gemv_i8u8p(h->q + (size_t)b * nkb * 256, h->qsum + r0, e - b, K, h->xu,
-				    pc->ldu, pc->M, h->ai + r0, Vp);
-		for (int m = 0; m < pc->M; m++)
+				    pc->ldu, pc->M * T, pc->isa->i8u8_xmax + 1, h->ai + r0, Vp);
+		for (int m = 0; m < pc->M; m++) {
+			const int32_t *s0 = h->ai + (size_t)m * T * Vp,
+				      *s1 = T > 1 ? s0 + Vp : NULL;
+			double x0 = pc->sx[m][0], x1 = pc->sx[m][1];
 			for (int l = r0; l < r1; l++)
 				h->a[(size_t)m * Vp + l] =
-				    (float)((double)h->ai[(size_t)m * Vp + l] * h->s[l] *
-					    pc->sx[m]);
+				    (float)(((double)s0[l] * x0 + (s1 ? (double)s1[l] * x1 : 0)) *
+					    h->s[l]);
+		}
 	} else {
 		pc->isa->gemv_i8p(h->q + (size_t)b * nkb * 256, h->s + r0, e - b, K, pc->x, K, 1,
 				  h->a + r0, Vp);
@@ -225,28 +232,50 @@ static void pass2_task(void *vc, int b, int e, int tid)
 	}
 }
 
-/* Rounds the M inputs to int8 with one scale each into h->xu (xq + 128, the stride pc->ldu):
- * their scales and rounding errors' norms in pc. */
-static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x)
+/* Codes xq in -n..n of v with one scale into u as xq + n + 1 (n = the ISA's i8u8_xmax: int8, or
+ * 7-bit on AVX2), r = v - sx xq in double (exact: a float minus a float times a small integer):
+ * the scale sx, and in *nq the norm of sx xq. */
+static float round_codes(const double *v, int K, int n, uint8_t *u, double *r, double *nq)
 {
-	int K = h->K;
+	double amax = 0, qq = 0;
+	for (int k = 0; k < K; k++)
+		amax = fabs(v[k]) > amax ? fabs(v[k]) : amax;
+	float fa = (float)amax;
+	if ((double)fa < amax) /* (the residual's amax, rounded up: every code within -n..n) */
+		fa = nextafterf(fa, INFINITY);
+	float sx = fa / (float)n, inv = inv_n(fa, n);
+	for (int k = 0; k < K; k++) {
+		float c = code_n((float)v[k], inv, n);
+		u[k] = (uint8_t)(c + (float)(n + 1));
+		r[k] = v[k] - (double)sx * c;
+		qq += (double)c * c;
+	}
+	*nq = sx * sqrt(qq);
+	return sx;
+}
+
+/* Rounds the M inputs into h->xu (the stride pc->ldu), pc->terms code vectors each: the input's
+ * codes, then (two terms) its residual's with a scale of their own, so x = sx0 xq0 + sx1 xq1 + e.
+ * Their scales and the norms of e in pc (with the double sums' own rounding, head_screen.h). */
+static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x, double *r)
+{
+	int K = h->K, n = pc->isa->i8u8_xmax;
 	for (int m = 0; m < pc->M; m++) {
-		const float *xm = x + (size_t)m * K;
-		uint8_t *u = h->xu + (size_t)m * pc->ldu;
-		float amax = 0;
+		double nq = 0;
 		for (int k = 0; k < K; k++)
-			amax = fabsf(xm[k]) > amax ? fabsf(xm[k]) : amax;
-		float sx = amax / 127.0f, inv = inv127(amax);
-		double ee = 0;
-		for (int k = 0; k < K; k++) {
-			float v = code127(xm[k], inv);
-			u[k] = (uint8_t)(v + 128);
-			double e = (double)xm[k] - (double)sx * v;
-			ee += e * e;
+			r[k] = x[(size_t)m * K + k];
+		pc->sx[m][1] = 0;
+		for (int t = 0; t < pc->terms; t++) {
+			uint8_t *u = h->xu + (size_t)(m * pc->terms + t) * pc->ldu;
+			double q1;
+			pc->sx[m][t] = round_codes(r, K, n, u, r, &q1);
+			nq += q1;
+			memset(u + K, n + 1, (size_t)(pc->ldu - K));
 		}
-		memset(u + K, 128, (size_t)(pc->ldu - K));
-		pc->sx[m] = sx;
-		pc->E[m] = sqrt(ee) * (1 + 0x1p-30);
+		double ee = 0;
+		for (int k = 0; k < K; k++)
+			ee += r[k] * r[k];
+		pc->E[m] = sqrt(ee) * (1 + 0x1p-30) + (pc->terms > 1 ? 0x1p-50 * nq : 0);
 	}
 }
 
@@ -256,16 +285,19 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Inputs m0 .. m0 + M - 1 (M <= HS_M): ids, or -ENOMEM. */
+/* Inputs m0 .. m0 + M - 1 (M * max(terms, 1) <= HS_M; terms 0: the f32 pass, else the integer
+ * pass on that many code vectors an input): ids, or -ENOMEM. */
 static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t *wp, const float *x,
-		     int M, int integer, int *ids)
+		     int M, int terms, int *ids)
 {
+	int integer = terms > 0;
 	int V = h->V, K = h->K, np = kern_bf16p_panels(V), Vp = np * KERN_PW;
 	int nt = kc->pool ? pool_nthreads(kc->pool) : 1, cap = head_screen_max_cands(V);
 	struct pass_ctx pc = {.h = h,
 			      .isa = kc->isa,
 			      .M = M,
 			      .integer = integer,
+			      .terms = terms,
 			      .cap = cap,
 			      .nt = nt,
 			      .x = x,
@@ -274,15 +306,17 @@ static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 	if (kern_grow((void **)&h->tlo, &h->tlo_bytes, sizeof(double) * nt * HS_M) ||
 	    kern_grow((void **)&h->tn, &h->tn_bytes, sizeof(int) * nt * HS_M) ||
 	    kern_grow((void **)&h->tc, &h->tc_bytes, sizeof(int) * nt * HS_M * (cap + 1)) ||
-	    (integer && (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)M * pc.ldu) ||
-			 kern_grow((void **)&h->ai, &h->ai_bytes, sizeof(int32_t) * M * Vp))))
+	    (integer &&
+	     (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)M * terms * pc.ldu) ||
+	      kern_grow((void **)&h->ai, &h->ai_bytes, sizeof(int32_t) * M * terms * Vp) ||
+	      kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * K))))
 		return -ENOMEM;
 	pc.tlo = h->tlo;
 	pc.tn = h->tn;
 	pc.tc = h->tc;
 	double t0 = hs_now(), u = 0x1p-24;
 	if (integer)
-		round_inputs(h, &pc, x);
+		round_inputs(h, &pc, x, h->r);
 	pc.rho = integer ? 0x1p-23 * (1 + 0x1p-20) : 0;
 	for (int m = 0; m < M; m++) {
 		const float *xm = x + (size_t)m * K;
@@ -372,10 +406,12 @@ int head_screen_top1(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 	int V = h->V, K = h->K, Vp = kern_bf16p_panels(V) * KERN_PW;
 	if (M < 1)
 		return 0;
-	int integer = M > 1 && kc->isa->gemv_i8u8p && K <= HEAD_SCREEN_MAX_K_INT;
+	const struct kern_isa *isa = kc->isa;
+	int integer = isa->gemv_i8u8p && K <= HEAD_SCREEN_MAX_K_INT && (M > 1 || isa->i8u8_one) &&
+		      (!isa->i8u8_maxm || M <= isa->i8u8_maxm);
 	if (kern_grow((void **)&h->a, &h->a_bytes, sizeof(float) * (M > HS_M ? M : HS_M) * Vp))
 		return -ENOMEM;
-	if (M > 1 && !integer) { /* the full head's FMAs serve several inputs better */
+	if (M > 1 && !integer) { /* the full head's FMAs serve these inputs better */
 		double t0 = hs_now();
 		kern_matmul_bf16p(kc, wp, V, K, x, M, h->a);
 		for (int m = 0; m < M; m++)
@@ -385,9 +421,10 @@ int head_screen_top1(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 		h->st.s_full += hs_now() - t0;
 		return 0;
 	}
-	for (int m0 = 0; m0 < M; m0 += HS_M) {
-		int r = top1_pass(h, kc, wp, x + (size_t)m0 * K, M - m0 < HS_M ? M - m0 : HS_M,
-				  integer, ids + m0);
+	int terms = head_screen_terms(isa, integer), per = HS_M / (terms ? terms : 1);
+	for (int m0 = 0; m0 < M; m0 += per) {
+		int r = top1_pass(h, kc, wp, x + (size_t)m0 * K, M - m0 < per ? M - m0 : per, terms,
+				  ids + m0);
 		if (r)
 			return r;
 	}

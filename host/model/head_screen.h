@@ -14,9 +14,13 @@
  * bound itself and underflow):
  *  - one input (f32): a_l = s_l * sum_k q_lk x_k in f32 in any order (gemv_i8p);
  *    B_l = c1_l ||x|| + c2_l gamma_(K+1) ||x||;
- *  - several inputs, where the ISA has integer dot products (gemv_i8u8p): each input rounded
- *    to int8 with one scale, x = sx xq + e (sx = amax / 127), S_l = sum_k q_lk xq_k exact in
- *    int32, a_l = f32(S_l s_l sx); B_l = c1_l ||x|| + c2_l ||e|| + 2^-23 |a_l|.
+ *  - the integer pass (gemv_i8u8p), where the ISA has it for this many inputs (kern_isa's
+ *    i8u8_one, i8u8_maxm): each input rounded with one scale to codes of n = i8u8_xmax (127:
+ *    int8, AVX-512 VNNI; 63: AVX2's vpmaddubsw), x = sx xq + e (sx = amax / n), S_l =
+ *    sum_k q_lk xq_k exact in int32, a_l = f32(S_l s_l sx); with 7-bit codes the residual gets
+ *    codes too (head_screen_terms: x = sx0 xq0 + sx1 xq1 + e, a_l = f32((S0 sx0 + S1 sx1) s_l)
+ *    in double); B_l = c1_l ||x|| + c2_l ||e|| + 2^-23 |a_l| (||e|| plus 2^-50 (||sx0 xq0|| +
+ *    ||sx1 xq1||) with two terms: the double sums' rounding).
  * Why: w = s q + r gives D = sum w x = s sum q x + sum r x (and x = sx xq + e gives
  * s sum q x = s sx S + s sum q e); every sum of |a_k b_k| is at most ||a|| ||b|| (Cauchy-Schwarz);
  * the FMA chain is within gamma_K sum |w x| of D, the f32 sum within gamma_(K+1) s sum |q x| of
@@ -27,8 +31,9 @@
  * the lowest index holding the largest exact value among them: sampler_argmax's pick on the full
  * logits, bit for bit. A row falls back to the full head when its input is not finite or is so
  * large that a logit could overflow, or when more than head_screen_max_cands() rows are
- * candidates; a call of several inputs runs the full head for all of them when the ISA has no
- * integer dot products (its f32 products would be no fewer than the packed head's); a head with a
+ * candidates; a call of several inputs runs the full head for all of them when the ISA's integer
+ * pass does not serve that many (its f32 products would be no fewer than the packed head's); a
+ * head with a
  * non-finite weight gets no screen (head_screen_build returns -EDOM).
  */
 #ifndef MOECARD_HEAD_SCREEN_H
@@ -65,6 +70,8 @@ struct head_screen {
 	size_t xu_bytes;
 	int32_t *ai;
 	size_t ai_bytes;
+	double *r; /* an input's residual as it is rounded */
+	size_t r_bytes;
 	int *cand;
 	float *full;
 	size_t full_bytes;
@@ -88,6 +95,15 @@ void head_screen_free(struct head_screen *h);
 static inline int head_screen_max_cands(int V)
 {
 	return V / 64 > 64 ? V / 64 : 64;
+}
+
+/* The integer pass's code vectors an input (0: the f32 pass): 7-bit codes leave a rounding error
+ * whose bound lets hundreds of rows through on inputs with outlier channels, so there the
+ * residual gets codes of its own (x = sx0 xq0 + sx1 xq1 + e: a second input vector); 8-bit codes,
+ * one. */
+static inline int head_screen_terms(const struct kern_isa *isa, int integer)
+{
+	return !integer ? 0 : isa->i8u8_xmax < 127 ? 2 : 1;
 }
 
 /*

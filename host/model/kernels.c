@@ -144,7 +144,7 @@ static void gemv_i8p_scalar(const int8_t *qp, const float *s, int np, int K, con
 }
 
 static void gemv_i8u8p_scalar(const int8_t *qp, const int32_t *qsum, int np, int K,
-			      const uint8_t *xu, int ldx, int M, int32_t *y, int ldy)
+			      const uint8_t *xu, int ldx, int M, int off, int32_t *y, int ldy)
 {
 	int nkb = (K + 15) / 16;
 	for (int m = 0; m < M; m++)
@@ -156,7 +156,7 @@ static void gemv_i8u8p_scalar(const int8_t *qp, const int32_t *qsum, int np, int
 					    (((size_t)p * nkb + k / 16) * 16 + i) * 16 + k % 16;
 					a += (int32_t)qp[at] * xu[(size_t)m * ldx + k];
 				}
-				y[(size_t)m * ldy + p * 16 + i] = a - 128 * qsum[p * 16 + i];
+				y[(size_t)m * ldy + p * 16 + i] = a - off * qsum[p * 16 + i];
 			}
 }
 
@@ -265,6 +265,7 @@ static const struct kern_isa isa_scalar = {
     .gemv_bf16p = gemv_bf16p_scalar,
     .gemv_i8p = gemv_i8p_scalar,
     .gemv_i8u8p = gemv_i8u8p_scalar,
+    .i8u8_xmax = 127,
 };
 
 extern const struct kern_isa kern_isa_avx2;
@@ -312,8 +313,12 @@ static void isa_avx512bf16_init(void)
 	isa_avx512bf16_run.quant_bf16 = kern_isa_avx512bf16.quant_bf16;
 	isa_avx512bf16_run.decpack_bf16 = kern_isa_avx512bf16.decpack_bf16;
 	isa_avx512bf16_run.tile_bf16 = kern_isa_avx512bf16.tile_bf16;
-	if (__builtin_cpu_supports("avx512vnni")) /* the head screen's integer pass */
+	if (__builtin_cpu_supports("avx512vnni")) { /* the head screen's integer pass */
 		isa_avx512bf16_run.gemv_i8u8p = kern_isa_avx512bf16.gemv_i8u8p;
+		isa_avx512bf16_run.i8u8_xmax = kern_isa_avx512bf16.i8u8_xmax;
+		isa_avx512bf16_run.i8u8_one = kern_isa_avx512bf16.i8u8_one;
+		isa_avx512bf16_run.i8u8_maxm = kern_isa_avx512bf16.i8u8_maxm;
+	}
 	if (__builtin_cpu_supports("avx512vbmi")) { /* (their byte lookups) */
 		isa_avx512bf16_run.row_bf16 = kern_isa_avx512bf16.row_bf16;
 		isa_avx512bf16_run.rows_bf16 = kern_isa_avx512bf16.rows_bf16;

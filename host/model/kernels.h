@@ -117,11 +117,18 @@ struct kern_isa {
 	void (*gemv_i8p)(const int8_t *qp, const float *s, int np, int K, const float *x, int ldx,
 			 int M, float *y, int ldy);
 	/* NULL, or on gemv_i8p's panels the exact integer dot products with M <= KERN_MB_ROWB
-	 * inputs of unsigned codes xu (xq + 128, xq in -127..127; xu[m*ldx + k] for k < 16 nkb):
-	 * y[m*ldy + 16p + i] = sum_k q(16p + i, k) xq_k, via sum q xu - 128 qsum[16p + i] (int32,
-	 * K <= 65536) */
+	 * inputs of unsigned codes xu (xq + off, xq in -i8u8_xmax..i8u8_xmax, off = i8u8_xmax + 1;
+	 * xu[m*ldx + k] for k < 16 nkb): y[m*ldy + 16p + i] = sum_k q(16p + i, k) xq_k, via
+	 * sum q xu - off qsum[16p + i] (int32, K <= 65536) */
 	void (*gemv_i8u8p)(const int8_t *qp, const int32_t *qsum, int np, int K, const uint8_t *xu,
-			   int ldx, int M, int32_t *y, int ldy);
+			   int ldx, int M, int off, int32_t *y, int ldy);
+	/* gemv_i8u8p's largest input code (127: 8-bit inputs; AVX2's vpmaddubsw pairs stay exact
+	 * only for codes up to 127, so its inputs are 7-bit: 63) */
+	int i8u8_xmax;
+	/* The head screen's integer pass serves from one input (i8u8_one: gemv_i8p's f32 pass is
+	 * the slower on this path) or two, up to i8u8_maxm inputs (0: any number); beyond, the
+	 * packed head's FMAs are the faster (AVX2: from two inputs on, as measured) */
+	int i8u8_one, i8u8_maxm;
 	/* NULL, or the act-fp8 prefill tile on BF16 dot products (avx512bf16), the FP8 weights' and
 	 * the activations' codes as bf16 (exact), each 128-block's dot product D summed in f32 and
 	 * scaled once: y[m*ldy+j] (+)= sum_kb D(m,j,kb) * (sa[m*lds+kb] * swt[kb*KERN_PW+j]).

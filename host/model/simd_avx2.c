@@ -806,6 +806,75 @@ static void gemv_i8p_avx2(const int8_t *qp, const float *s, int np, int K, const
 	}
 }
 
+/* gemv_i8u8p on AVX2, inputs up to 127 (7-bit codes: i8u8_xmax = 63): a step takes a half
+ * panel's group (8 rows of 16 codes: four vectors of two rows, one row a 128-bit lane) against
+ * an input's sixteen codes broadcast to both lanes. vpmaddubsw's pairs are exact (2 x 127 x 127
+ * < 2^15; an 8-bit input could saturate them, hence the 7-bit codes), vpmaddwd with ones adds
+ * them into int32 (exact: K x 127 x 127 < 2^31); a row's sum is its lane's four words. Up to
+ * two inputs a pass share the code vectors. */
+static inline __attribute__((always_inline)) void u8p_avx2_t(const int8_t *pq, int nkb,
+							     const uint8_t *xu, int ldx,
+							     const int M, int32_t *y, int ldy,
+							     const int32_t *qsum, int off)
+{
+	const __m256i one = _mm256_set1_epi16(1);
+	for (int h = 0; h < 2; h++) {
+		__m256i a[2][4];
+#pragma GCC unroll 2
+		for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++)
+				a[m][j] = _mm256_setzero_si256();
+		for (int kb = 0; kb < nkb; kb++) {
+			const int8_t *g = pq + (size_t)kb * 256 + h * 128;
+			__m256i c[4];
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++)
+				c[j] = _mm256_loadu_si256((const __m256i *)(g + 32 * j));
+#pragma GCC unroll 2
+			for (int m = 0; m < M; m++) {
+				__m256i xb = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+				    (const __m128i *)(xu + (size_t)m * ldx + kb * 16)));
+#pragma GCC unroll 4
+				for (int j = 0; j < 4; j++)
+					a[m][j] = _mm256_add_epi32(
+					    a[m][j],
+					    _mm256_madd_epi16(_mm256_maddubs_epi16(xb, c[j]), one));
+			}
+		}
+#pragma GCC unroll 2
+		for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				int32_t w[8];
+				_mm256_storeu_si256((__m256i *)w, a[m][j]);
+				for (int i = 0; i < 2; i++) {
+					int r = h * 8 + 2 * j + i;
+					y[(size_t)m * ldy + r] = w[4 * i] + w[4 * i + 1] +
+								 w[4 * i + 2] + w[4 * i + 3] -
+								 off * qsum[r];
+				}
+			}
+	}
+}
+
+static void gemv_i8u8p_avx2(const int8_t *qp, const int32_t *qsum, int np, int K, const uint8_t *xu,
+			    int ldx, int M, int off, int32_t *y, int ldy)
+{
+	int nkb = (K + 15) / 16;
+	for (int p = 0; p < np; p++) {
+		const int8_t *pq = qp + (size_t)p * nkb * 256;
+		for (int m0 = 0; m0 < M; m0 += 2) {
+			const uint8_t *xm = xu + (size_t)m0 * ldx;
+			int32_t *ym = y + (size_t)m0 * ldy + p * 16;
+			if (M - m0 < 2)
+				u8p_avx2_t(pq, nkb, xm, ldx, 1, ym, ldy, qsum + p * 16, off);
+			else
+				u8p_avx2_t(pq, nkb, xm, ldx, 2, ym, ldy, qsum + p * 16, off);
+		}
+	}
+}
+
 const struct kern_isa kern_isa_avx2 = {
     .name = "avx2",
     .dot_bf16 = dot_bf16_avx2,
@@ -826,4 +895,8 @@ const struct kern_isa kern_isa_avx2 = {
     .roundtrip_fp8 = roundtrip_fp8_avx2,
     .gemv_bf16p = gemv_bf16p_avx2,
     .gemv_i8p = gemv_i8p_avx2,
+    .gemv_i8u8p = gemv_i8u8p_avx2,
+    .i8u8_xmax = 63,
+    .i8u8_one = 1,
+    .i8u8_maxm = 1,
 };

@@ -307,7 +307,8 @@ static void rows_bf16_avx512(const uint8_t *w, int nr, const uint16_t *xb, int K
  * words. Up to four inputs a pass share the code vectors. */
 static inline __attribute__((always_inline)) void u8p_t(const int8_t *pq, int nkb,
 							const uint8_t *xu, int ldx, const int M,
-							int32_t *y, int ldy, const int32_t *qsum)
+							int32_t *y, int ldy, const int32_t *qsum,
+							int off)
 {
 	__m512i a[4][4];
 #pragma GCC unroll 4
@@ -341,12 +342,12 @@ static inline __attribute__((always_inline)) void u8p_t(const int8_t *pq, int nk
 			int32_t w[16];
 			_mm512_storeu_si512((void *)w, t);
 			for (int i = 0; i < 4; i++)
-				y[(size_t)m * ldy + 4 * j + i] = w[4 * i] - 128 * qsum[4 * j + i];
+				y[(size_t)m * ldy + 4 * j + i] = w[4 * i] - off * qsum[4 * j + i];
 		}
 }
 
 static void gemv_i8u8p_avx512(const int8_t *qp, const int32_t *qsum, int np, int K,
-			      const uint8_t *xu, int ldx, int M, int32_t *y, int ldy)
+			      const uint8_t *xu, int ldx, int M, int off, int32_t *y, int ldy)
 {
 	int nkb = (K + 15) / 16;
 	for (int p = 0; p < np; p++) {
@@ -356,16 +357,16 @@ static void gemv_i8u8p_avx512(const int8_t *qp, const int32_t *qsum, int np, int
 			int32_t *ym = y + (size_t)m0 * ldy + p * 16;
 			switch (M - m0 < 4 ? M - m0 : 4) {
 			case 1:
-				u8p_t(pq, nkb, xm, ldx, 1, ym, ldy, qsum + p * 16);
+				u8p_t(pq, nkb, xm, ldx, 1, ym, ldy, qsum + p * 16, off);
 				break;
 			case 2:
-				u8p_t(pq, nkb, xm, ldx, 2, ym, ldy, qsum + p * 16);
+				u8p_t(pq, nkb, xm, ldx, 2, ym, ldy, qsum + p * 16, off);
 				break;
 			case 3:
-				u8p_t(pq, nkb, xm, ldx, 3, ym, ldy, qsum + p * 16);
+				u8p_t(pq, nkb, xm, ldx, 3, ym, ldy, qsum + p * 16, off);
 				break;
 			default:
-				u8p_t(pq, nkb, xm, ldx, 4, ym, ldy, qsum + p * 16);
+				u8p_t(pq, nkb, xm, ldx, 4, ym, ldy, qsum + p * 16, off);
 				break;
 			}
 		}
@@ -380,4 +381,5 @@ const struct kern_isa kern_isa_avx512bf16 = {
     .row_bf16 = row_bf16_avx512,
     .rows_bf16 = rows_bf16_avx512,
     .gemv_i8u8p = gemv_i8u8p_avx512,
+    .i8u8_xmax = 127,
 };

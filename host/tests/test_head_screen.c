@@ -64,6 +64,33 @@ static void make_head(void)
 	kern_bf16p_pack(w, V, K, 0, kern_bf16p_panels(V), wp);
 }
 
+/* The norm of an input's rounding error as round_inputs leaves it: codes in -n..n with one scale
+ * a vector, T vectors (the second the first's residual). */
+static double ref_rounding_err(const float *xm, int n, int T)
+{
+	static double r[K];
+	for (int k = 0; k < K; k++)
+		r[k] = xm[k];
+	for (int t = 0; t < T; t++) {
+		double amax = 0;
+		for (int k = 0; k < K; k++)
+			amax = fabs(r[k]) > amax ? fabs(r[k]) : amax;
+		float fa = (float)amax;
+		if ((double)fa < amax)
+			fa = nextafterf(fa, INFINITY);
+		float sx = fa / (float)n, inv = fa > 0 ? (float)n / fa : 0;
+		for (int k = 0; k < K; k++) {
+			float v = ((float)r[k] * inv + 12582912.0f) - 12582912.0f;
+			v = v > n ? (float)n : v < -n ? (float)-n : v;
+			r[k] -= (double)sx * v;
+		}
+	}
+	double ee = 0;
+	for (int k = 0; k < K; k++)
+		ee += r[k] * r[k];
+	return sqrt(ee);
+}
+
 static void check_isa(const struct kern_isa *isa, struct pool *pool)
 {
 	struct kern_ctx kc;
@@ -78,7 +105,8 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 		/* one input a call, now and then several (the integer pass where the path has it,
 		 * else the full head for all) */
 		int M = round % 7 == 6 || round % 11 == 1 ? 2 + round % (MAXM - 1) : 1;
-		multi += M > 1 && !isa->gemv_i8u8p ? M : 0;
+		multi +=
+		    M > 1 && (!isa->gemv_i8u8p || (isa->i8u8_maxm && M > isa->i8u8_maxm)) ? M : 0;
 		double scale = pow(10.0, -6 + (round % 13)); /* 1e-6 .. 1e6 */
 		for (int m = 0; m < M; m++)
 			for (int k = 0; k < K; k++)
@@ -105,8 +133,11 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 		 * integer pass's approximations of every input it ran */
 		isa->gemv_i8p(h.q, h.s, kern_bf16p_panels(V), K, x, K, 1, ap, 1024);
 		double u = 0x1p-24, g1 = (K + 1) * u / (1 - (K + 1) * u);
-		/* (h.a holds the last pass of KERN_MB_ROWB inputs) */
-		int mi = M > 1 && M <= KERN_MB_ROWB && isa->gemv_i8u8p ? M : 1;
+		/* the integer pass ran (its values in h.a when one pass took every input) */
+		int ran = isa->gemv_i8u8p && (M > 1 || isa->i8u8_one) &&
+			  (!isa->i8u8_maxm || M <= isa->i8u8_maxm);
+		int T = head_screen_terms(isa, ran), per = KERN_MB_ROWB / (T ? T : 1);
+		int ip = ran && M <= per, mi = ip ? M : 1;
 		for (int m = 0; m < mi; m++) {
 			const float *xm = x + (size_t)m * K;
 			double nx = 0, E;
@@ -116,21 +147,8 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 			if (!isfinite(nx) || nx * h.wmax >= 1e37)
 				continue;
 			const float *am = ap;
-			int ip =
-			    M > 1 && M <= KERN_MB_ROWB && isa->gemv_i8u8p; /* its values in h.a */
-			if (ip) { /* the input's rounding as round_inputs does it */
-				float amax = 0, v;
-				for (int k = 0; k < K; k++)
-					amax = fabsf(xm[k]) > amax ? fabsf(xm[k]) : amax;
-				float sx = amax / 127.0f, inv = sx > 0 ? 127.0f / amax : 0;
-				double ee = 0;
-				for (int k = 0; k < K; k++) {
-					v = (xm[k] * inv + 12582912.0f) - 12582912.0f;
-					v = v > 127 ? 127 : v < -127 ? -127 : v;
-					double e = (double)xm[k] - (double)sx * v;
-					ee += e * e;
-				}
-				E = sqrt(ee);
+			if (ip) {
+				E = ref_rounding_err(xm, isa->i8u8_xmax, T);
 				am = h.a + (size_t)m * kern_bf16p_panels(V) * KERN_PW;
 			} else {
 				E = g1 * nx;
@@ -236,23 +254,27 @@ static void test_gemv_i8u8p(void **st)
 	static uint8_t xu[MM * LDX];
 	static int32_t qs[NP * 16], y[MM * NP * 16];
 	for (size_t i = 0; i < sizeof q; i++)
-		q[i] = (int8_t)(urand() * 255 - 127);
+		q[i] = (int8_t)(i % 13 == 0 ? -127 : i % 23 == 0 ? 127 : urand() * 255 - 127);
 	for (int p = 0; p < NP; p++)
 		for (int i = 0; i < 16; i++) {
 			qs[p * 16 + i] = 0;
 			for (int k = 0; k < nkb * 16; k++)
 				qs[p * 16 + i] += q[((p * nkb + k / 16) * 16 + i) * 16 + k % 16];
 		}
-	for (int i = 0; i < MM * LDX; i++)
-		xu[i] = (uint8_t)(1 + urand() * 254);
 	for (int n = 0; n < 4; n++) {
 		const struct kern_isa *isa = kern_isa_by_name(isas[n]);
 		if (!isa || !isa->gemv_i8u8p)
 			continue;
 		have++;
+		/* inputs over the path's whole range, its ends among them */
+		int off = isa->i8u8_xmax + 1;
+		for (int i = 0; i < MM * LDX; i++)
+			xu[i] = (uint8_t)(i % 17 == 0	? 2 * off - 1
+					  : i % 19 == 0 ? 1
+							: 1 + urand() * (2 * off - 2));
 		for (int M = 1; M <= MM; M++) {
 			memset(y, 0, sizeof y);
-			isa->gemv_i8u8p(q, qs, NP, KK, xu, LDX, M, y, NP * 16);
+			isa->gemv_i8u8p(q, qs, NP, KK, xu, LDX, M, off, y, NP * 16);
 			for (int m = 0; m < M; m++)
 				for (int r = 0; r < NP * 16; r++) {
 					int32_t ref = 0;
@@ -260,7 +282,7 @@ static void test_gemv_i8u8p(void **st)
 					for (int k = 0; k < nkb * 16; k++) {
 						int at =
 						    ((p * nkb + k / 16) * 16 + i) * 16 + k % 16;
-						ref += q[at] * (xu[m * LDX + k] - 128);
+						ref += q[at] * (xu[m * LDX + k] - off);
 					}
 					assert_int_equal(y[m * NP * 16 + r], ref);
 				}
