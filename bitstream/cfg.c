@@ -140,6 +140,8 @@ static void cu_flags(const struct board_cu *cu, char *buf, size_t len)
 	} else if (!strcmp(cu->kernel, "fp8_gemv")) {
 		if (cu->gemv_rows)
 			ADD(" -DFP8_GEMV_PR=%u", cu->gemv_rows);
+		if (cu->gemv_f32)
+			ADD(" -DFP8_GEMV_F32=%u", cu->gemv_f32);
 		ADD(" -DFP8_GEMV_AXI_BITS=%u", cu->axi_bits);
 	} else if (!strcmp(cu->kernel, "mla_attn")) {
 		if (cu->lane_macs)

@@ -423,6 +423,11 @@ static int parse_cu(const struct ctx *c, struct board_desc *b, int node, struct 
 	if (k->gemv_rows > 16 || (k->gemv_rows & (k->gemv_rows - 1)))
 		return fail(c, node, "moecard,gemv-rows", -BOARD_EBADVALUE,
 			    "%u is not a power of two in 1..16", k->gemv_rows);
+	if ((rc = get_u32(c, node, "moecard,gemv-f32-macs", 1, &k->gemv_f32)) < 0)
+		return rc;
+	if (rc == 0 && (k->gemv_f32 < 1 || k->gemv_f32 > 128 || (k->gemv_f32 & (k->gemv_f32 - 1))))
+		return fail(c, node, "moecard,gemv-f32-macs", -BOARD_EBADVALUE,
+			    "%u is not a power of two in 1..128", k->gemv_f32);
 	/* Ports: a string list, and one bank phandle per string. */
 	if ((rc = get_prop(c, node, "moecard,ports", 0, 0, &p, &l)))
 		return rc;
@@ -884,6 +889,8 @@ int board_info_print(const struct board_desc *b, FILE *out)
 			fprintf(out, " PE %ux%u", u->tm, u->tn);
 		if (u->gemv_rows)
 			fprintf(out, " PE %u rows", u->gemv_rows);
+		if (u->gemv_f32)
+			fprintf(out, " %u f32 MACs/lane", u->gemv_f32);
 		if (u->lane_macs)
 			fprintf(out, !strcmp(u->kernel, "mla_attn") ? " %u MACs" : " %u MACs/lane",
 				u->lane_macs);
@@ -1106,10 +1113,26 @@ int board_set(struct board_desc *b, const char *key, const char *val, char *err,
 				 b->model);
 			return -EINVAL;
 		}
+	} else if (!strcmp(key, "gemv_f32")) { /* the GEMV CUs' f32 products a lane a cycle */
+		uint32_t n = 0;
+		if (v != (uint32_t)v || v < 1 || v > 128 || ((uint32_t)v & ((uint32_t)v - 1))) {
+			snprintf(err, errlen, "--set gemv_f32=%s: a power of two in 1..128", val);
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < b->n_cus; i++)
+			if (!strcmp(b->cu[i].kernel, "fp8_gemv")) {
+				b->cu[i].gemv_f32 = (uint32_t)v;
+				n++;
+			}
+		if (!n) {
+			snprintf(err, errlen, "--set gemv_f32: the board %s has no fp8_gemv CU",
+				 b->model);
+			return -EINVAL;
+		}
 	} else {
 		snprintf(err, errlen,
 			 "--set %s: unknown; board keys are hbm_gbps, mem_eff_pct, pcie_gen, "
-			 "pcie_lanes, clock_mhz, fw_mhz, lanes, gemv_rows",
+			 "pcie_lanes, clock_mhz, fw_mhz, lanes, gemv_rows, gemv_f32",
 			 key);
 		return -EINVAL;
 	}

@@ -80,6 +80,8 @@ struct board_cu {
 	uint32_t
 	    lane_exp_ii; /* mla_attn_lanes cycles per exp (moecard,lane-exp-ii), 0: the build's */
 	uint32_t gemv_rows; /* rows of x per cycle of the GEMV PE (fp8_gemv), 0: the build's */
+	uint32_t gemv_f32;  /* f32 products a lane and PE row per cycle in the GEMV's f32 modes
+			       (moecard,gemv-f32-macs), 0: the build's (FP8_GEMV_F32) */
 	uint32_t axi_bits;  /* m_axi data width, bits (32..1024, power of two) */
 	uint32_t slr;	    /* super logic region the CU is placed in */
 	uint32_t clock;	    /* index into board_desc.clock[] */

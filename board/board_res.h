@@ -76,10 +76,10 @@ int board_res_fp8_datapath(const struct board_desc *b, const struct board_cu *cu
 			   struct board_res *r);
 
 /*
- * board_res_gemv_f32 - what fp8_gemv CU cu's f32 products (W_BF16, ACT_F32) would take at the
- * rate the timing model runs them (a beat against each PE row a cycle): not counted in
- * board_res_cu (a known gap of the estimate; board_res_print names it). Errors: -EINVAL for NULL
- * arguments, -ENOENT for a CU of another kernel.
+ * board_res_gemv_f32 - the share of fp8_gemv CU cu's estimate (board_res_cu counts it) that its
+ * f32 modes' products (W_BF16, ACT_F32) take at the rate the timing model runs them
+ * (moecard,gemv-f32-macs a lane and PE row a cycle, else a beat's values). Errors: -EINVAL for
+ * NULL arguments, -ENOENT for a CU of another kernel.
  */
 int board_res_gemv_f32(const struct board_desc *b, const struct board_cu *cu, struct board_res *r);
 

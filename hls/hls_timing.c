@@ -22,6 +22,7 @@ void hls_build_default(struct hls_build *b)
 	b->depth_vec = 10;    /* a short f32 op chain */
 	b->depth_exp = 24;    /* hls_expf / hls_rsqrtf / f32 divide */
 	b->gemv_rows = FP8_GEMV_PR;
+	b->gemv_f32 = FP8_GEMV_F32;
 	b->lane_passes = MLA_LANE_PASSES;
 	b->lane_exp_ii = MLA_LANE_EXP_II;
 }

@@ -158,6 +158,9 @@ static void test_parse_edits(void **state)
 	    {"/firmware-cpu", "moecard,fw-cmd-instr", 1280, -BOARD_EBADSIZE},
 	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-rows", 3, -BOARD_EBADVALUE},
 	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-rows", 32, -BOARD_EBADVALUE},
+	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-f32-macs", 0, -BOARD_EBADVALUE},
+	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-f32-macs", 6, -BOARD_EBADVALUE},
+	    {"/compute-units/fp8_gemv_1@1900000", "moecard,gemv-f32-macs", 256, -BOARD_EBADVALUE},
 	    {"/compute-units/mla_attn_lanes_1@1920000", "moecard,lane-macs", 24, -BOARD_EBADVALUE},
 	};
 	static struct board_desc b;
@@ -283,6 +286,15 @@ static void test_dispatch(void **state)
 	assert_int_equal(board_set(&b, "gemv_rows", "3", err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "gemv_rows=3"));
 	assert_int_equal(board_set(&b, "gemv_rows", "32", err, sizeof err), -EINVAL);
+	/* gemv_f32: the GEMV CUs' f32 products a lane a cycle, a power of two in 1..128 */
+	assert_int_equal(board_set(&b, "gemv_f32", "4", err, sizeof err), 0);
+	for (uint32_t i = 0; i < b.n_cus; i++)
+		if (!strcmp(b.cu[i].kernel, "fp8_gemv"))
+			assert_int_equal(b.cu[i].gemv_f32, 4);
+	assert_int_equal(board_set(&b, "gemv_f32", "0", err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "gemv_f32=0"));
+	assert_int_equal(board_set(&b, "gemv_f32", "12", err, sizeof err), -EINVAL);
+	assert_int_equal(board_set(&b, "gemv_f32", "256", err, sizeof err), -EINVAL);
 	/* the shipped tree preloads the arguments: go 16 cycles (64 ns) */
 	assert_int_equal(board_load(dtb_path("emu"), &b, err, sizeof err), 0);
 	assert_int_equal(b.fw.dispatch_go, 16);

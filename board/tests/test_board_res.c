@@ -255,15 +255,15 @@ static void test_print(void **state)
 	assert_non_null(strstr(txt, "fit rule: DSP and URAM <= 70%, LUT and BRAM36 <= 80%"));
 	assert_non_null(strstr(txt, "verdict: "));
 	assert_non_null(strstr(txt, "estimates until Vitis reports utilization"));
-	/* the GEMV's f32 products, not in the estimate, are named with what they would take, and
-	 * the verdict says it leaves them out */
-	assert_non_null(strstr(txt, "fp8_gemv_1: NOT in the figures above: its f32 products"));
-	assert_non_null(strstr(txt, "(without the GEMV's f32 products named above)"));
+	/* the GEMV's f32 products are in the figures, and their share is named */
+	assert_non_null(strstr(txt, "fp8_gemv_1: of its figures, the f32 products"));
+	assert_null(strstr(txt, "NOT in the figures"));
 	free(txt);
 	assert_int_equal(board_res_print(NULL, NULL, stdout), -EINVAL);
 }
 
-/* The GEMV's f32 products: a multiply-add per beat byte, lane and PE row; other kernels none. */
+/* The GEMV's f32 products: moecard,gemv-f32-macs multiply-adds a lane and PE row (else a beat's
+ * values), in the CU's estimate; other kernels none. */
 static void test_gemv_f32(void **state)
 {
 	(void)state;
@@ -283,6 +283,17 @@ static void test_gemv_f32(void **state)
 		two.gemv_rows = (cu->gemv_rows ? cu->gemv_rows : 1) * 2;
 		assert_int_equal(board_res_gemv_f32(&desc, &two, &w), 0);
 		assert_true(r.dsp > 0 && w.dsp == 2 * r.dsp && w.lut == 2 * r.lut);
+		/* twice the products a cycle: more, and counted in the CU's estimate */
+		struct board_cu wide = *cu;
+		struct board_res a, b;
+		wide.gemv_f32 = 4;
+		assert_int_equal(board_res_gemv_f32(&desc, &wide, &w), 0);
+		assert_int_equal(board_res_cu(&desc, &wide, NULL, &a), 0);
+		wide.gemv_f32 = 8;
+		assert_int_equal(board_res_gemv_f32(&desc, &wide, &r), 0);
+		assert_int_equal(board_res_cu(&desc, &wide, NULL, &b), 0);
+		assert_true(r.dsp > w.dsp && r.lut > w.lut);
+		assert_true(b.dsp - a.dsp == r.dsp - w.dsp && b.lut - a.lut == r.lut - w.lut);
 	}
 	assert_true(seen);
 	assert_int_equal(board_res_gemv_f32(NULL, desc.cu, &r), -EINVAL);

@@ -69,9 +69,11 @@
 #define V_LANES (V_BEAT / 4)		  /* f32 per beat */
 #define V_MAXKB (FP8_GEMV_MAX_K / V_BK)	  /* scale blocks of the longest row */
 #define V_RAW (FP8_GEMV_ACT_F32 | FP8_GEMV_W_BF16) /* flags that keep x in f32 */
+#define V_F32 (FP8_GEMV_F32 ? FP8_GEMV_F32 : V_BEAT) /* f32 products a cycle and PE row */
 
 _Static_assert(V_BK % V_R == 0, "FP8_GEMV_R must divide 128 (one weight scale per tile)");
 _Static_assert(V_BK % V_BEAT == 0, "an AXI beat must divide the 128-byte block row");
+_Static_assert((V_F32 & (V_F32 - 1)) == 0, "FP8_GEMV_F32 must be a power of two");
 _Static_assert(V_R * 4 <= 1024, "a tile's outputs of one x row fit a few beats");
 
 /* The x buffer holds m rows of up to FP8_GEMV_MAX_K words (2 MB): on-chip URAM in hardware. In C
@@ -438,6 +440,8 @@ static void v_row(const uint8_t *w, int K, uint32_t flags, int m,
 {
 	int bf = (flags & FP8_GEMV_W_BF16) != 0, raw = (flags & V_RAW) != 0;
 	int per_beat = bf ? V_BEAT / 2 : V_BEAT, nb = v_cdiv(K, per_beat);
+	/* a beat's steps: the f32 modes take V_F32 of its values a cycle */
+	int per_step = raw ? v_min(per_beat, V_F32) : per_beat, ns = per_beat / per_step;
 	int64_t d[FP8_GEMV_MAX_M];
 	float ps[FP8_GEMV_MAX_M][8];
 #pragma HLS ARRAY_PARTITION variable=d complete dim=0
@@ -448,12 +452,12 @@ gemv_mac:
 	for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
 	gemv_mac_rows:
-		for (int i0 = 0; i0 < m; i0 += FP8_GEMV_PR) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=8
+		for (int st = 0; st < v_cdiv(m, FP8_GEMV_PR) * ns; st++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
 #pragma HLS PIPELINE II=1
 			HLS_CNT(HLS_L_GEMV_MAC);
-			int i1 = v_min(m, i0 + FP8_GEMV_PR);
-			for (int e = 0; e < per_beat; e++) {
+			int i0 = st / ns * FP8_GEMV_PR, i1 = v_min(m, i0 + FP8_GEMV_PR);
+			for (int e = st % ns * per_step; e < (st % ns + 1) * per_step; e++) {
 				int k = b * per_beat + e, j = k % V_BK;
 				if (k >= K)
 					continue;
@@ -888,14 +892,24 @@ static uint64_t v_row_groups(const struct hls_build *b, int m)
 	return hls_cdiv64((uint64_t)m, (uint64_t)(b->gemv_rows > 0 ? b->gemv_rows : FP8_GEMV_PR));
 }
 
-/* Cycles of one tile of `rows` rows on its lane: the PE takes each beat of codes (every row of
- * every half) in v_row_groups cycles and a beat of scale rows in one, the bank delivers
- * bank_gbps. *bytes gets the bytes. */
-static uint64_t v_cost_tile(const struct hls_build *b, const struct v_geo *geo, int K, int rows,
-			    int bf, int m, uint64_t *bytes)
+/* Cycles the PE takes a beat of weights against one group of rows of x: one, or in the f32 modes
+ * (ACT_F32, W_BF16) the beat's values gemv_f32 at a time (v_row's steps). */
+static uint64_t v_beat_steps(const struct hls_build *b, uint32_t flags)
 {
-	int beat = b->axi_bits / 8;
-	uint64_t rb = hls_cdiv64((uint64_t)K * geo->eb, beat) * v_row_groups(b, m);
+	int beat = b->axi_bits / 8, per = (flags & FP8_GEMV_W_BF16) ? beat / 2 : beat;
+	int f = b->gemv_f32 > 0 && b->gemv_f32 < per ? b->gemv_f32 : per;
+	return (flags & V_RAW) ? (uint64_t)(per / f) : 1;
+}
+
+/* Cycles of one tile of `rows` rows on its lane: the PE takes each beat of codes (every row of
+ * every half) in v_row_groups x v_beat_steps cycles and a beat of scale rows in one, the bank
+ * delivers bank_gbps. *bytes gets the bytes. */
+static uint64_t v_cost_tile(const struct hls_build *b, const struct v_geo *geo, int K, int rows,
+			    uint32_t flags, int m, uint64_t *bytes)
+{
+	int beat = b->axi_bits / 8, bf = (flags & FP8_GEMV_W_BF16) != 0;
+	uint64_t rb = hls_cdiv64((uint64_t)K * geo->eb, beat) * v_row_groups(b, m) *
+		      v_beat_steps(b, flags);
 	uint64_t sb = bf ? 0 : hls_cdiv64((uint64_t)geo->kb * 4, beat);
 	uint64_t it = (uint64_t)geo->halves * ((uint64_t)rows * rb + sb);
 	*bytes = (uint64_t)geo->halves * ((uint64_t)rows * K * geo->eb + (bf ? 0 : geo->kb * 4u));
@@ -951,11 +965,12 @@ int64_t fp8_gemv_cycles2(const struct hls_build *b, int L, const struct fp8_gemv
 		v_geometry(N, K, L, gr->flags, &geo);
 		int rows_last = N - (geo.nt - 1) * V_R;
 		uint64_t full_b, last_b;
-		uint64_t full = v_cost_tile(b, &geo, K, V_R, bf, m, &full_b);
-		uint64_t last = v_cost_tile(b, &geo, K, rows_last, bf, m, &last_b);
+		uint64_t full = v_cost_tile(b, &geo, K, V_R, gr->flags, m, &full_b);
+		uint64_t last = v_cost_tile(b, &geo, K, rows_last, gr->flags, m, &last_b);
 		/* loop counts: every tile once */
 		c->it[HLS_L_GEMV_MAC] += (uint64_t)geo.halves * N *
-					 hls_cdiv64((uint64_t)K * geo.eb, beat) * v_row_groups(b, m);
+					 hls_cdiv64((uint64_t)K * geo.eb, beat) * v_row_groups(b, m) *
+					 v_beat_steps(b, gr->flags);
 		c->it[HLS_L_GEMV_LOAD_S] += (uint64_t)geo.nt * geo.halves *
 					    (bf ? 0 : hls_cdiv64((uint64_t)geo.kb * 4, beat));
 		/* the CU's one epilogue: every tile's stores, a beat a cycle, or through the SiLU

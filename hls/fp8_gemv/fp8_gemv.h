@@ -76,6 +76,15 @@
 #ifndef FP8_GEMV_PR
 #define FP8_GEMV_PR 2
 #endif
+/* f32 products a lane multiplies per cycle and PE row in the f32 modes (FP8_GEMV_ACT_F32: E4M3
+ * weights against f32 x; FP8_GEMV_W_BF16: the bf16 lm_head and router gate), each a product
+ * rounded to f32 and an f32 add into one of the 8 partial sums (the synthesized build's; a board
+ * tree sets its own with moecard,gemv-f32-macs). 0: a whole beat a cycle (64 E4M3 or 32 bf16
+ * products at 512 bits). A beat then takes ceil(beat's values / FP8_GEMV_F32) cycles; the
+ * products and their order do not change, so neither do the bits. */
+#ifndef FP8_GEMV_F32
+#define FP8_GEMV_F32 0
+#endif
 /* SiLU units of the CU's one epilogue (hls_siluf: an exp, an add, a divide, a multiply by the up
  * value), shared by every lane's tiles: a SILU_MUL group's outputs go through it FP8_GEMV_SILU a
  * cycle, other stores a beat a cycle. */

@@ -28,6 +28,7 @@ struct hls_build {
 	int depth_vec;	 /* depth of a vec_ops / mla_attn element loop (f32 op chain) */
 	int depth_exp;	 /* depth of an exp/rsqrt/divide unit */
 	int gemv_rows;	 /* fp8_gemv rows of x multiplied per cycle (FP8_GEMV_PR; 0: that) */
+	int gemv_f32; /* fp8_gemv f32 products a lane and PE row per cycle (FP8_GEMV_F32; 0: a beat) */
 	int lane_passes; /* mla_attn_lanes head passes (MLA_LANE_PASSES; 0: that) */
 	int lane_exp_ii; /* mla_attn_lanes cycles per exp of a lane's unit (MLA_LANE_EXP_II; 0: 1) */
 };

@@ -56,6 +56,7 @@ static void count_case_x(int L, int m, int ng, const int (*nk)[2], const uint32_
 	struct hls_build b;
 	hls_build_default(&b);
 	b.gemv_rows = FP8_GEMV_PR; /* this build's PE */
+	b.gemv_f32 = FP8_GEMV_F32;
 	int64_t cyc = fp8_gemv_cycles(&b, L, tab, ng, m, &c);
 	if (rc || cyc <= 0) {
 		printf("FAIL %s: rc %u cycles %lld\n", what, rc, (long long)cyc);
@@ -136,6 +137,7 @@ static void model_checks(void)
 	struct fp8_gemv_cost c;
 	hls_build_default(&b);
 	b.gemv_rows = FP8_GEMV_PR;
+	b.gemv_f32 = FP8_GEMV_F32;
 	double bpc = hls_bank_bytes_per_cycle(&b);
 	struct fp8_gemv_grp g = gv_grp(0, 0, 0, 0, 0, 7168, 2048, 2048, 7168, 0);
 	int64_t prev = 0;
@@ -173,6 +175,21 @@ static void model_checks(void)
 		CHECK(cyw < cy2 - cy2 / 5, "m = %d on a %d-row PE: %lld vs %lld cycles", 2 * pr,
 		      2 * pr, (long long)cyw, (long long)cy2);
 		b.gemv_rows = pr;
+	}
+	/* the f32 modes at gemv_f32 products a cycle: a bf16 beat (32 values) takes 32 / 4
+	 * cycles, slower than the bank (a beat a cycle reads it at the bank's rate) */
+	{
+		struct fp8_gemv_grp gb =
+		    gv_grp(0, 0, 0, 0, 0, 4096, 1024, 1024, 4096, FP8_GEMV_W_BF16);
+		b.gemv_f32 = 0;
+		int64_t wide = fp8_gemv_cycles(&b, 32, &gb, 1, 1, &c);
+		b.gemv_f32 = 4;
+		int64_t narrow = fp8_gemv_cycles(&b, 32, &gb, 1, 1, &c);
+		CHECK(wide > 0 && narrow > 5 * wide,
+		      "bf16 4096x1024, 4 f32 products a cycle: %lld cycles against %lld a beat a "
+		      "cycle",
+		      (long long)narrow, (long long)wide);
+		b.gemv_f32 = FP8_GEMV_F32;
 	}
 	/* group 0's x named in the command (hint): its load overlaps the table read, so the
 	 * command is shorter by the table read (its latency and beats) at most, the same counts;

@@ -109,6 +109,7 @@ void backend_cu_params(struct backend_cu_scratch *s, const struct board_cu *cu)
 	s->lane_passes = cu->lane_passes;
 	s->lane_exp_ii = cu->lane_exp_ii;
 	s->gemv_rows = cu->gemv_rows;
+	s->gemv_f32 = cu->gemv_f32;
 }
 
 int backend_cu_wire(struct backend_cu_scratch *s, const struct board_desc *bd,
@@ -766,6 +767,8 @@ static uint32_t cu_gemv(struct cu_call *c, uint32_t op)
 	b.axi_bits = (int)s->axi_bits;
 	if (s->gemv_rows)
 		b.gemv_rows = (int)s->gemv_rows;
+	if (s->gemv_f32)
+		b.gemv_f32 = (int)s->gemv_f32;
 	c->cyc = fp8_gemv_cycles2(&b, (int)s->lanes,
 				  (const struct fp8_gemv_grp *)(act + (tab - ab->base)), (int)ng,
 				  (int)m, (g.flags & ABI_GEMV_F_X0) != 0, g.x0_off, NULL);

@@ -116,6 +116,7 @@ struct backend_cu_scratch {
 	uint32_t lane_passes;	     /* mla_attn_lanes: head passes (0: build's) */
 	uint32_t lane_exp_ii;	     /* mla_attn_lanes: cycles per exp (0: build's) */
 	uint32_t gemv_rows;	     /* fp8_gemv: rows of x per PE cycle (0: build's) */
+	uint32_t gemv_f32;	     /* fp8_gemv: f32 products a lane per cycle (0: build's) */
 	uint32_t tm, tn;	     /* fp8_gemm: the CU's PE array (moecard,pe; 0: build's) */
 };
 int backend_cu_scratch_init(struct backend_cu_scratch *s);

@@ -165,7 +165,8 @@ static const struct cli_opt cli_opt_table[] = {
      "profile: the folder for trace.json, summary.txt/json, report.html", "required"},
     {"--set", CLI_SETKV, RUN | PRF, 0, 0, "KEY=V",
      "emu: a what-if board change: hbm_gbps mem_eff_pct pcie_gen pcie_lanes clock_mhz fw_mhz "
-     "lanes gemv_rows dispatch=engine|preload|firmware expert_slots kv_format (repeatable)",
+     "lanes gemv_rows gemv_f32 dispatch=engine|preload|firmware expert_slots kv_format "
+     "(repeatable)",
      "the board as built"},
     {"--overhead", CLI_FLAG, PRF, AT(overhead), 0, "",
      "profile: measure the profiler's cost (3 passes off, 3 on, in turn)", "off"},

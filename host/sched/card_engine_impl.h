@@ -257,6 +257,7 @@ struct ee {
 	uint32_t gv_lanes;	  /* lanes = lane banks 0..gv_lanes-1 */
 	uint32_t gv_axi_bits;	  /* lane port width */
 	uint32_t gv_rows;	  /* rows of x per GEMV PE cycle (moecard,gemv-rows) */
+	uint32_t gv_f32;	  /* its f32 products a lane a cycle (moecard,gemv-f32-macs) */
 	uint64_t gv_base, gv_cap; /* the stripe arena: offset in every lane bank, bytes */
 	uint64_t gv_cur;	  /* bytes of the arena used */
 	uint64_t gv_tiles;	  /* tiles placed: the next rotation, so small matrices spread */

@@ -106,9 +106,10 @@ static void gv_decide(struct ee *e)
 	e->route_check = route && chk && !strcmp(chk, "1");
 }
 
-/* The board's GEMV CU: lanes, port width, rows of x per PE cycle and activation bank; 0 when
- * there is none. */
-static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *rows, uint32_t *act)
+/* The board's GEMV CU: lanes, port width, rows of x per PE cycle, f32 products a lane a cycle and
+ * activation bank; 0 when there is none. */
+static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *rows, uint32_t *f32,
+		      uint32_t *act)
 {
 	const struct board_desc *bd = backend_board(e->be);
 	for (uint32_t i = 0; i < bd->n_cus; i++) {
@@ -125,6 +126,7 @@ static uint32_t gv_cu(const struct ee *e, uint32_t *axi_bits, uint32_t *rows, ui
 		}
 		*axi_bits = cu->axi_bits;
 		*rows = cu->gemv_rows ? cu->gemv_rows : FP8_GEMV_PR;
+		*f32 = cu->gemv_f32 ? cu->gemv_f32 : FP8_GEMV_F32;
 		*act = cu->port_bank[pa];
 		return n;
 	}
@@ -257,7 +259,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	}
 	if ((off && !strcmp(off, "0")) || cache || !backend_supports_op(e->be, ABI_OP_GEMV))
 		return 0;
-	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &e->gv_rows, &act);
+	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &e->gv_rows, &e->gv_f32, &act);
 	if (!e->gv_lanes || (!e->dry && act != e->act_bank) ||
 	    c->num_experts_per_tok + 1 > EE_MAX_TOPK)
 		return 0;
@@ -1365,6 +1367,7 @@ int64_t card_gemv_cycles(const struct ee *e, const struct gvtab *t, uint32_t bw_
 		b.bank_gbps = bw_mbps / 1000.0;
 	b.axi_bits = (int)e->gv_axi_bits;
 	b.gemv_rows = (int)e->gv_rows;
+	b.gemv_f32 = (int)e->gv_f32;
 	/* every GEMV command names its group 0's x (ABI_GEMV_F_X0) */
 	return t ? fp8_gemv_cycles2(&b, (int)e->gv_lanes, t->g, t->ng, t->m > 0 ? t->m : 1, 1,
 				    t->g[0].x_off, NULL)
