@@ -1097,35 +1097,23 @@ int board_set(struct board_desc *b, const char *key, const char *val, char *err,
 				 had);
 			return -EINVAL;
 		}
-	} else if (!strcmp(key, "gemv_rows")) { /* rows of x the GEMV CUs' PE meets a cycle */
-		uint32_t n = 0;
-		if (v != (uint32_t)v || v > 16 || ((uint32_t)v & ((uint32_t)v - 1))) {
-			snprintf(err, errlen, "--set gemv_rows=%s: a power of two in 1..16", val);
+	} else if (!strcmp(key, "gemv_rows") || !strcmp(key, "gemv_f32")) {
+		/* the GEMV CUs' PE: the rows of x it meets a beat with a cycle, or its f32 products
+		 * a lane a cycle */
+		int rows = !strcmp(key, "gemv_rows");
+		uint32_t n = 0, hi = rows ? 16 : 128;
+		if (v != (uint32_t)v || v > hi || (!rows && v < 1) ||
+		    ((uint32_t)v & ((uint32_t)v - 1))) {
+			snprintf(err, errlen, "--set %s=%s: a power of two in 1..%u", key, val, hi);
 			return -EINVAL;
 		}
 		for (uint32_t i = 0; i < b->n_cus; i++)
 			if (!strcmp(b->cu[i].kernel, "fp8_gemv")) {
-				b->cu[i].gemv_rows = (uint32_t)v;
+				*(rows ? &b->cu[i].gemv_rows : &b->cu[i].gemv_f32) = (uint32_t)v;
 				n++;
 			}
 		if (!n) {
-			snprintf(err, errlen, "--set gemv_rows: the board %s has no fp8_gemv CU",
-				 b->model);
-			return -EINVAL;
-		}
-	} else if (!strcmp(key, "gemv_f32")) { /* the GEMV CUs' f32 products a lane a cycle */
-		uint32_t n = 0;
-		if (v != (uint32_t)v || v < 1 || v > 128 || ((uint32_t)v & ((uint32_t)v - 1))) {
-			snprintf(err, errlen, "--set gemv_f32=%s: a power of two in 1..128", val);
-			return -EINVAL;
-		}
-		for (uint32_t i = 0; i < b->n_cus; i++)
-			if (!strcmp(b->cu[i].kernel, "fp8_gemv")) {
-				b->cu[i].gemv_f32 = (uint32_t)v;
-				n++;
-			}
-		if (!n) {
-			snprintf(err, errlen, "--set gemv_f32: the board %s has no fp8_gemv CU",
+			snprintf(err, errlen, "--set %s: the board %s has no fp8_gemv CU", key,
 				 b->model);
 			return -EINVAL;
 		}
