@@ -393,10 +393,14 @@ static void res_lanes_fp8(const struct board_cu *cu, int fam, struct board_res *
  * block's values at f a cycle), so ceil(7 f / 128) adders (the scale multiply and the add into
  * the accumulator are the FP8 block scaler's, counted in res_gemv).
  */
+static uint32_t gemv_f32_width(const struct board_cu *cu)
+{
+	return cu->gemv_f32 ? cu->gemv_f32 : FP8_GEMV_F32 ? FP8_GEMV_F32 : cu->axi_bits / 8;
+}
+
 static void res_gemv_f32(const struct board_cu *cu, int fam, uint32_t rows, struct board_res *r)
 {
-	uint64_t L = cu->n_ports > 1 ? cu->n_ports - 1 : 1;
-	uint64_t f = cu->gemv_f32 ? cu->gemv_f32 : FP8_GEMV_F32 ? FP8_GEMV_F32 : cu->axi_bits / 8;
+	uint64_t L = cu->n_ports > 1 ? cu->n_ports - 1 : 1, f = gemv_f32_width(cu);
 	add_op(r, &f32_raw_mac[fam], L * rows * f);
 	add_add(r, fam, L * rows * cdiv(7 * f, 128));
 }
@@ -578,12 +582,8 @@ int board_res_print(const struct board_desc *b, const struct board_res_opts *opt
 		    "  %s: of its figures, the f32 products (the bf16 lm_head and router gate, "
 		    "f32 activations) at %u a lane and PE row a cycle: %llu DSP, %llu LUT (%.1f%%, "
 		    "%.1f%% of the part)\n",
-		    b->cu[i].name,
-		    b->cu[i].gemv_f32 ? b->cu[i].gemv_f32
-		    : FP8_GEMV_F32    ? FP8_GEMV_F32
-				      : b->cu[i].axi_bits / 8,
-		    (unsigned long long)f.dsp, (unsigned long long)f.lut, pct(f.dsp, b->part_dsp),
-		    pct(f.lut, b->part_lut));
+		    b->cu[i].name, gemv_f32_width(&b->cu[i]), (unsigned long long)f.dsp,
+		    (unsigned long long)f.lut, pct(f.dsp, b->part_dsp), pct(f.lut, b->part_lut));
 	}
 	int fit = board_res_fits(b, &t);
 	fprintf(out, "  verdict: %s", fit ? "fits with margin" : "DOES NOT FIT:");
