@@ -106,8 +106,7 @@ int head_screen_build(struct head_screen *h, struct pool *p, const uint16_t *wp,
 	h->c1 = malloc(sizeof(double) * (size_t)V);
 	h->c2 = malloc(sizeof(double) * (size_t)V);
 	h->qsum = calloc((size_t)Vp, sizeof(int32_t));
-	h->cand = malloc(sizeof(int) * (size_t)V);
-	if (!h->q || !h->s || !h->c1 || !h->c2 || !h->qsum || !h->cand) {
+	if (!h->q || !h->s || !h->c1 || !h->c2 || !h->qsum) {
 		head_screen_free(h);
 		return -ENOMEM;
 	}
@@ -128,6 +127,10 @@ int head_screen_build(struct head_screen *h, struct pool *p, const uint16_t *wp,
 		bad |= bc.bad[i];
 		h->wmax = bc.wmax[i] > h->wmax ? bc.wmax[i] : h->wmax;
 	}
+	for (int n = 0; n < V && !bad; n++) {
+		h->c1max = h->c1[n] > h->c1max ? h->c1[n] : h->c1max;
+		h->c2max = h->c2[n] > h->c2max ? h->c2[n] : h->c2max;
+	}
 	free(bc.bad);
 	free(bc.wmax);
 	if (bad) {
@@ -147,33 +150,37 @@ void head_screen_free(struct head_screen *h)
 	free(h->qsum);
 	free(h->ai);
 	free(h->xu);
+	free(h->a2);
+	free(h->b2);
+	free(h->rc);
 	free(h->a);
 	free(h->cand);
 	free(h->full);
 	free(h->tlo);
-	free(h->tc);
-	free(h->tn);
+	free(h->pmax);
 	memset(h, 0, sizeof *h);
 }
 
 enum { HS_M = KERN_MB_ROWB }; /* inputs a pass */
 
-/* One call's passes over the panels, on the pool's threads: 1. the approximate logits and each
- * thread's max of a - B per input; 2. each thread's candidates a + B >= lo per input. */
+/* One call's pass over the panels, on the pool's threads: the approximate logits (the first code
+ * vector of each input on the integer pass), each panel's largest per input, and each thread's
+ * largest and largest magnitude per input. The rows whose approximate logit reaches the input's
+ * threshold (hs_thr: a superset of the candidates and of the row that sets lo) are then found
+ * through the panels' maxima, and only their bounds are taken. With two code vectors an input
+ * (AVX2's 7-bit codes), the second (the residual's) refines only the candidates of the first
+ * (head_screen.h). */
 struct pass_ctx {
 	struct head_screen *h;
 	const struct kern_isa *isa;
-	int M, integer, cap, nt;
+	int M, integer, nt;
 	const float *x; /* the f32 pass's input (M == 1) */
-	int ldu;	/* the integer pass's inputs h->xu, their stride */
-	int terms;	/* the integer pass's code vectors an input (1, or 2: its residual's too) */
+	int ldu;	/* the integer pass's code vectors h->xu, their stride */
+	int terms;	/* code vectors an input (1, or 2: its residual's too) */
 	float sx[HS_M][2];
-	double nx[HS_M], E[HS_M], rho, tiny; /* the bound's terms per input (head_screen.h) */
-	int ok[HS_M];			     /* the input is screened (finite, no overflow) */
-	double lo[HS_M];
-	double *tlo; /* [nt][HS_M] */
-	int *tc;     /* [nt][HS_M][cap + 1] candidates */
-	int *tn;     /* [nt][HS_M] their counts */
+	double nx[HS_M], E[HS_M], E2[HS_M], rho, tiny; /* the bound's terms per input */
+	int ok[HS_M];				       /* screened (finite, no overflow) */
+	double *tmax; /* [nt][HS_M][2] each thread's max a and max |a| */
 };
 
 static double bound_at(const struct pass_ctx *pc, int m, int l, float a)
@@ -189,53 +196,61 @@ static void pass1_task(void *vc, int b, int e, int tid)
 	int V = h->V, K = h->K, Vp = kern_bf16p_panels(V) * KERN_PW, nkb = (K + 15) / 16;
 	int r0 = b * KERN_PW, r1 = e * KERN_PW < V ? e * KERN_PW : V;
 	if (pc->integer) {
-		int T = pc->terms;
+		/* each input's first code vector (input m's at 2m ldu with two terms) */
 		pc->isa->gemv_i8u8p(h->q + (size_t)b * nkb * 256, h->qsum + r0, e - b, K, h->xu,
-				    pc->ldu, pc->M * T, pc->isa->i8u8_xmax + 1, h->ai + r0, Vp);
+				    pc->ldu * pc->terms, pc->M, pc->isa->i8u8_xmax + 1, h->ai + r0,
+				    Vp);
 		for (int m = 0; m < pc->M; m++) {
-			const int32_t *s0 = h->ai + (size_t)m * T * Vp,
-				      *s1 = T > 1 ? s0 + Vp : NULL;
-			double x0 = pc->sx[m][0], x1 = pc->sx[m][1];
+			const int32_t *s0 = h->ai + (size_t)m * Vp;
+			double x0 = pc->sx[m][0];
+			float *am = h->a + (size_t)m * Vp;
 			for (int l = r0; l < r1; l++)
-				h->a[(size_t)m * Vp + l] =
-				    (float)(((double)s0[l] * x0 + (s1 ? (double)s1[l] * x1 : 0)) *
-					    h->s[l]);
+				am[l] = (float)((double)s0[l] * x0 * h->s[l]);
 		}
 	} else {
 		pc->isa->gemv_i8p(h->q + (size_t)b * nkb * 256, h->s + r0, e - b, K, pc->x, K, 1,
 				  h->a + r0, Vp);
 	}
+	int np = kern_bf16p_panels(V);
 	for (int m = 0; m < pc->M; m++) {
 		const float *am = h->a + (size_t)m * Vp;
-		double lo = pc->tlo[tid * HS_M + m];
-		for (int l = r0; pc->ok[m] && l < r1; l++) {
-			double v = (double)am[l] - bound_at(pc, m, l, am[l]);
-			lo = v > lo ? v : lo;
+		double *t = pc->tmax + ((size_t)tid * HS_M + m) * 2;
+		float hi = (float)t[0], lo = (float)-t[1], ab;
+		for (int p = b; pc->ok[m] && p < e; p++) {
+			int l1 = (p + 1) * KERN_PW < r1 ? (p + 1) * KERN_PW : r1;
+			float ph = -INFINITY;
+			for (int l = p * KERN_PW; l < l1; l++) {
+				ph = am[l] > ph ? am[l] : ph;
+				lo = am[l] < lo ? am[l] : lo;
+			}
+			h->pmax[(size_t)m * np + p] = ph;
+			hi = ph > hi ? ph : hi;
 		}
-		pc->tlo[tid * HS_M + m] = lo;
+		ab = hi > -lo ? hi : -lo;
+		t[0] = hi > t[0] ? hi : t[0];
+		t[1] = ab > t[1] ? ab : t[1];
 	}
 }
 
-static void pass2_task(void *vc, int b, int e, int tid)
+/* The threshold for input m: a float at or below amax - 2 Bmax, Bmax the bound of a row with
+ * the largest c1, c2 and |a| (no row's bound exceeds it; the same operations, and rounding is
+ * monotone), less a margin far above the rounding of these double sums. Why it suffices: with t
+ * the row of the largest a, lo >= a_t - B_t >= amax - Bmax, so a candidate (a_l + B_l >= lo) has
+ * a_l >= amax - 2 Bmax, and so has the row that sets lo (a_l - B_l >= a_t - B_t). */
+static float hs_thr(const struct pass_ctx *pc, int m, double amax, double maxabs)
 {
-	struct pass_ctx *pc = vc;
 	const struct head_screen *h = pc->h;
-	int V = h->V, Vp = kern_bf16p_panels(V) * KERN_PW;
-	int r0 = b * KERN_PW, r1 = e * KERN_PW < V ? e * KERN_PW : V;
-	for (int m = 0; m < pc->M; m++) {
-		const float *am = h->a + (size_t)m * Vp;
-		int *n = &pc->tn[tid * HS_M + m],
-		    *c = pc->tc + ((size_t)tid * HS_M + m) * (pc->cap + 1);
-		for (int l = r0; pc->ok[m] && l < r1 && *n <= pc->cap; l++)
-			if ((double)am[l] + bound_at(pc, m, l, am[l]) >= pc->lo[m])
-				c[(*n)++] = l;
-	}
+	double bm = h->c1max * pc->nx[m] + h->c2max * pc->E[m] + pc->rho * maxabs + pc->tiny;
+	double t = amax - 2 * bm - (fabs(amax) + bm) * 0x1p-30 - pc->tiny;
+	float f = (float)t;
+	if ((double)f > t)
+		f = nextafterf(f, -INFINITY);
+	return f;
 }
 
-/* Codes xq in -n..n of v with one scale into u as xq + n + 1 (n = the ISA's i8u8_xmax: int8, or
- * 7-bit on AVX2), r = v - sx xq in double (exact: a float minus a float times a small integer):
- * the scale sx, and in *nq the norm of sx xq. */
-static float round_codes(const double *v, int K, int n, uint8_t *u, double *r, double *nq)
+/* Codes xq in -n..n of v with one scale into c (as floats), r = v - sx xq in double (exact: a
+ * float minus a float times an integer below 2^24): the scale sx, and in *nq the norm of sx xq. */
+static float round_codes(const double *v, int K, int n, float *c, double *r, double *nq)
 {
 	double amax = 0, qq = 0;
 	for (int k = 0; k < K; k++)
@@ -245,19 +260,21 @@ static float round_codes(const double *v, int K, int n, uint8_t *u, double *r, d
 		fa = nextafterf(fa, INFINITY);
 	float sx = fa / (float)n, inv = inv_n(fa, n);
 	for (int k = 0; k < K; k++) {
-		float c = code_n((float)v[k], inv, n);
-		u[k] = (uint8_t)(c + (float)(n + 1));
-		r[k] = v[k] - (double)sx * c;
-		qq += (double)c * c;
+		c[k] = code_n((float)v[k], inv, n);
+		r[k] = v[k] - (double)sx * c[k];
+		qq += (double)c[k] * c[k];
 	}
 	*nq = sx * sqrt(qq);
 	return sx;
 }
 
-/* Rounds the M inputs into h->xu (the stride pc->ldu), pc->terms code vectors each: the input's
- * codes, then (two terms) its residual's with a scale of their own, so x = sx0 xq0 + sx1 xq1 + e.
- * Their scales and the norms of e in pc (with the double sums' own rounding, head_screen.h). */
-static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x, double *r)
+/* Rounds the M inputs into h->xu as xq + n + 1 (n = the ISA's i8u8_xmax: int8, or 7-bit on
+ * AVX2), pc->terms code vectors each at the stride pc->ldu: the input's codes, then (two terms)
+ * its residual's with a scale of their own, so x = sx0 xq0 + e1 = sx0 xq0 + sx1 xq1 + e2. The
+ * scales, ||e1|| (pc->E, the first pass's) and ||e2|| (pc->E2, with the double sums' own
+ * rounding, head_screen.h) in pc. */
+static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x, double *r,
+			 float *c)
 {
 	int K = h->K, n = pc->isa->i8u8_xmax;
 	for (int m = 0; m < pc->M; m++) {
@@ -266,72 +283,127 @@ static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float
 			r[k] = x[(size_t)m * K + k];
 		pc->sx[m][1] = 0;
 		for (int t = 0; t < pc->terms; t++) {
-			uint8_t *u = h->xu + (size_t)(m * pc->terms + t) * pc->ldu;
-			double q1;
-			pc->sx[m][t] = round_codes(r, K, n, u, r, &q1);
+			double q1, ee = 0;
+			pc->sx[m][t] = round_codes(r, K, n, c, r, &q1);
 			nq += q1;
+			uint8_t *u = h->xu + (size_t)(m * pc->terms + t) * pc->ldu;
+			for (int k = 0; k < K; k++) {
+				u[k] = (uint8_t)(c[k] + (float)(n + 1));
+				ee += r[k] * r[k];
+			}
 			memset(u + K, n + 1, (size_t)(pc->ldu - K));
+			if (t == 0)
+				pc->E[m] = sqrt(ee) * (1 + 0x1p-30);
+			else
+				pc->E2[m] = sqrt(ee) * (1 + 0x1p-30) + 0x1p-50 * nq;
 		}
-		double ee = 0;
-		for (int k = 0; k < K; k++)
-			ee += r[k] * r[k];
-		pc->E[m] = sqrt(ee) * (1 + 0x1p-30) + (pc->terms > 1 ? 0x1p-50 * nq : 0);
 	}
 }
 
-static int cmp_int(const void *a, const void *b)
+/* The second code vector on rows cand[0..nc) of input m: a2 = f32((S0 sx0 + S1 sx1) s) and the
+ * two-term bound b2 (head_screen.h), S0 from the first pass's sums s0 (or, NULL, taken here). */
+static void refine_vals(const struct head_screen *h, const struct pass_ctx *pc, int m,
+			const int32_t *s0, const int *cand, int nc, float *a2, double *b2)
 {
-	int x = *(const int *)a, y = *(const int *)b;
-	return (x > y) - (x < y);
+	int K = h->K, nkb = (K + 15) / 16;
+	int off = pc->isa->i8u8_xmax + 1;
+	const uint8_t *xu0 = h->xu + (size_t)(m * 2) * pc->ldu, *xu1 = xu0 + pc->ldu;
+	double x0 = pc->sx[m][0], x1 = pc->sx[m][1];
+	for (int i = 0; i < nc; i++) {
+		int l = cand[i], p = l / KERN_PW, r = l - p * KERN_PW;
+		const int8_t *pq = h->q + (size_t)p * nkb * 256;
+		int32_t t0 = s0 ? s0[l] : pc->isa->row_i8u8p(pq, nkb, r, xu0) - off * h->qsum[l];
+		int32_t t1 = pc->isa->row_i8u8p(pq, nkb, r, xu1) - off * h->qsum[l];
+		a2[i] = (float)(((double)t0 * x0 + (double)t1 * x1) * h->s[l]);
+		b2[i] =
+		    h->c1[l] * pc->nx[m] + h->c2[l] * pc->E2[m] + pc->rho * fabsf(a2[i]) + pc->tiny;
+	}
 }
 
-/* Inputs m0 .. m0 + M - 1 (M * max(terms, 1) <= HS_M; terms 0: the f32 pass, else the integer
- * pass on that many code vectors an input): ids, or -ENOMEM. */
+/* Refines input m's candidates cand[0..nc) (the first pass's): keeps in cand, in order, the rows
+ * with a2 + b2 >= lo2 = max (a2 - b2). Returns their count. */
+static int refine(struct head_screen *h, const struct pass_ctx *pc, int m, int *cand, int nc)
+{
+	int Vp = kern_bf16p_panels(h->V) * KERN_PW, n2 = 0;
+	float *a2 = h->a2;
+	double *b2 = h->b2, lo = -INFINITY;
+	refine_vals(h, pc, m, h->ai + (size_t)m * Vp, cand, nc, a2, b2);
+	for (int i = 0; i < nc; i++) {
+		double v = (double)a2[i] - b2[i];
+		lo = v > lo ? v : lo;
+	}
+	lo -= fabs(lo) * 0x1p-40 + pc->tiny; /* the double sums' own rounding */
+	for (int i = 0; i < nc; i++)
+		if ((double)a2[i] + b2[i] >= lo)
+			cand[n2++] = cand[i];
+	return n2;
+}
+
+/* The bound's terms of the M inputs x (pc->nx, pc->ok, and pc->E for the f32 pass), and their
+ * codes (round_inputs) on the integer pass. */
+static void inputs_prep(struct head_screen *h, struct pass_ctx *pc, const float *x)
+{
+	int K = h->K;
+	double u = 0x1p-24;
+	if (pc->integer)
+		round_inputs(h, pc, x, h->r, h->rc);
+	pc->rho = pc->integer ? 0x1p-23 * (1 + 0x1p-20) : 0;
+	pc->tiny = K * 0x1p-140;
+	for (int m = 0; m < pc->M; m++) {
+		const float *xm = x + (size_t)m * K;
+		double nx = 0;
+		for (int k = 0; k < K; k++)
+			nx += (double)xm[k] * xm[k];
+		pc->nx[m] = sqrt(nx) * (1 + 0x1p-20);
+		if (!pc->integer)
+			pc->E[m] = (K + 1) * u / (1 - (K + 1) * u) * pc->nx[m];
+		pc->ok[m] = isfinite(pc->nx[m]) && isfinite(pc->E[m]) && pc->nx[m] * h->wmax < 1e37;
+	}
+}
+
+int head_screen_refined(struct head_screen *h, const struct kern_isa *isa, const float *x,
+			const int *rows, int n, float *a2, double *b2)
+{
+	if (head_screen_terms(isa, isa->gemv_i8u8p != NULL) < 2)
+		return -EINVAL;
+	struct pass_ctx pc = {.h = h, .isa = isa, .M = 1, .integer = 1, .terms = 2, .nt = 1};
+	pc.ldu = (h->K + 15) / 16 * 16 + 64;
+	if (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)2 * pc.ldu) ||
+	    kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * h->K) ||
+	    kern_grow((void **)&h->rc, &h->rc_bytes, sizeof(float) * h->K))
+		return -ENOMEM;
+	inputs_prep(h, &pc, x);
+	refine_vals(h, &pc, 0, NULL, rows, n, a2, b2);
+	return 0;
+}
+
+/* Inputs m0 .. m0 + M - 1 (M <= HS_M; terms 0: the f32 pass, else the integer pass on that many
+ * code vectors an input): ids, or -ENOMEM. */
 static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t *wp, const float *x,
 		     int M, int terms, int *ids)
 {
 	int integer = terms > 0;
 	int V = h->V, K = h->K, np = kern_bf16p_panels(V), Vp = np * KERN_PW;
 	int nt = kc->pool ? pool_nthreads(kc->pool) : 1, cap = head_screen_max_cands(V);
-	struct pass_ctx pc = {.h = h,
-			      .isa = kc->isa,
-			      .M = M,
-			      .integer = integer,
-			      .terms = terms,
-			      .cap = cap,
-			      .nt = nt,
-			      .x = x,
-			      .tiny = K * 0x1p-140};
+	int scap = 4 * cap; /* rows at or above the threshold (a superset of the candidates) */
+	struct pass_ctx pc = {
+	    .h = h, .isa = kc->isa, .M = M, .integer = integer, .terms = terms, .nt = nt, .x = x};
 	pc.ldu = (K + 15) / 16 * 16 + 64; /* 64 bytes apart beyond the groups */
-	if (kern_grow((void **)&h->tlo, &h->tlo_bytes, sizeof(double) * nt * HS_M) ||
-	    kern_grow((void **)&h->tn, &h->tn_bytes, sizeof(int) * nt * HS_M) ||
-	    kern_grow((void **)&h->tc, &h->tc_bytes, sizeof(int) * nt * HS_M * (cap + 1)) ||
-	    (integer &&
-	     (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)M * terms * pc.ldu) ||
-	      kern_grow((void **)&h->ai, &h->ai_bytes, sizeof(int32_t) * M * terms * Vp) ||
-	      kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * K))))
+	if (kern_grow((void **)&h->tlo, &h->tlo_bytes, sizeof(double) * nt * HS_M * 2) ||
+	    kern_grow((void **)&h->pmax, &h->pmax_bytes, sizeof(float) * (size_t)M * np) ||
+	    kern_grow((void **)&h->cand, &h->cand_bytes, sizeof(int) * (size_t)(scap + KERN_PW)) ||
+	    kern_grow((void **)&h->a2, &h->a2_bytes, sizeof(float) * (size_t)(scap + KERN_PW)) ||
+	    kern_grow((void **)&h->b2, &h->b2_bytes, sizeof(double) * (size_t)(scap + KERN_PW)) ||
+	    (integer && (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)M * terms * pc.ldu) ||
+			 kern_grow((void **)&h->ai, &h->ai_bytes, sizeof(int32_t) * M * Vp) ||
+			 kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * K) ||
+			 kern_grow((void **)&h->rc, &h->rc_bytes, sizeof(float) * K))))
 		return -ENOMEM;
-	pc.tlo = h->tlo;
-	pc.tn = h->tn;
-	pc.tc = h->tc;
-	double t0 = hs_now(), u = 0x1p-24;
-	if (integer)
-		round_inputs(h, &pc, x, h->r);
-	pc.rho = integer ? 0x1p-23 * (1 + 0x1p-20) : 0;
-	for (int m = 0; m < M; m++) {
-		const float *xm = x + (size_t)m * K;
-		double nx = 0;
-		for (int k = 0; k < K; k++)
-			nx += (double)xm[k] * xm[k];
-		pc.nx[m] = sqrt(nx) * (1 + 0x1p-20);
-		if (!integer)
-			pc.E[m] = (K + 1) * u / (1 - (K + 1) * u) * pc.nx[m];
-		pc.ok[m] = isfinite(pc.nx[m]) && isfinite(pc.E[m]) && pc.nx[m] * h->wmax < 1e37;
-	}
-	for (int i = 0; i < nt * HS_M; i++) {
-		h->tlo[i] = -INFINITY;
-		h->tn[i] = 0;
-	}
+	pc.tmax = h->tlo;
+	double t0 = hs_now();
+	inputs_prep(h, &pc, x);
+	for (int i = 0; i < nt * HS_M; i++)
+		h->tlo[2 * i] = h->tlo[2 * i + 1] = -INFINITY;
 	if (kc->pool)
 		pool_for(kc->pool, np, 16, pass1_task, &pc);
 	else
@@ -339,28 +411,45 @@ static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 	double t1 = hs_now();
 	h->st.s_approx += t1 - t0;
 	for (int m = 0; m < M; m++) {
-		double lo = -INFINITY;
-		for (int t = 0; t < nt; t++)
-			lo = h->tlo[t * HS_M + m] > lo ? h->tlo[t * HS_M + m] : lo;
-		pc.lo[m] = lo - (fabs(lo) * 0x1p-40 + pc.tiny); /* the double sums' own rounding */
-	}
-	if (kc->pool)
-		pool_for(kc->pool, np, 16, pass2_task, &pc);
-	else
-		pass2_task(&pc, 0, np, 0);
-	for (int m = 0; m < M; m++) {
-		const float *xm = x + (size_t)m * K;
-		int nc = 0;
-		for (int t = 0; t < nt; t++)
-			nc += h->tn[t * HS_M + m];
+		const float *xm = x + (size_t)m * K, *am = h->a + (size_t)m * Vp;
+		double amax = -INFINITY, maxabs = 0;
+		for (int t = 0; t < nt; t++) {
+			const double *tm = h->tlo + ((size_t)t * HS_M + m) * 2;
+			amax = tm[0] > amax ? tm[0] : amax;
+			maxabs = tm[1] > maxabs ? tm[1] : maxabs;
+		}
+		float thr = hs_thr(&pc, m, amax, maxabs);
+		int ns = 0, nc = 0;
 		h->st.rows++;
-		if (pc.ok[m] && nc <= cap) {
-			for (int t = 0, j = 0; t < nt; t++) {
-				const int *c = h->tc + ((size_t)t * HS_M + m) * (cap + 1);
-				for (int i = 0; i < h->tn[t * HS_M + m]; i++)
-					h->cand[j++] = c[i];
+		pc.ok[m] = pc.ok[m] && isfinite(thr);
+		/* the rows at or above the threshold, through the panels' maxima */
+		const float *pm = h->pmax + (size_t)m * np;
+		for (int p = 0; pc.ok[m] && p < np && ns <= scap; p++)
+			if (pm[p] >= thr)
+				for (int l = p * KERN_PW; l < (p + 1) * KERN_PW && l < V; l++)
+					if (am[l] >= thr)
+						h->cand[ns++] = l;
+		if (pc.ok[m] && ns <= scap) {
+			/* lo = the largest a - B over them, then the candidates a + B >= lo */
+			double lo = -INFINITY;
+			for (int i = 0; i < ns; i++) {
+				int l = h->cand[i];
+				double v = (double)am[l] - bound_at(&pc, m, l, am[l]);
+				lo = v > lo ? v : lo;
 			}
-			qsort(h->cand, (size_t)nc, sizeof(int), cmp_int); /* ascending rows */
+			lo -= fabs(lo) * 0x1p-40 + pc.tiny; /* the double sums' own rounding */
+			for (int i = 0; i < ns; i++) {
+				int l = h->cand[i];
+				if ((double)am[l] + bound_at(&pc, m, l, am[l]) >= lo)
+					h->cand[nc++] = l;
+			}
+			if (terms > 1) {
+				h->st.refined += (uint64_t)nc;
+				nc = refine(h, &pc, m, h->cand, nc);
+			}
+		}
+		if (pc.ok[m] && ns <= scap && nc <= cap) {
+			/* (ascending rows: the panels in order, each panel's rows in order) */
 			float y[KERN_PW], best = -INFINITY;
 			int id = -1, pcur = -1;
 			for (int i = 0; i < nc; i++) {
@@ -421,10 +510,10 @@ int head_screen_top1(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 		h->st.s_full += hs_now() - t0;
 		return 0;
 	}
-	int terms = head_screen_terms(isa, integer), per = HS_M / (terms ? terms : 1);
-	for (int m0 = 0; m0 < M; m0 += per) {
-		int r = top1_pass(h, kc, wp, x + (size_t)m0 * K, M - m0 < per ? M - m0 : per, terms,
-				  ids + m0);
+	int terms = head_screen_terms(isa, integer);
+	for (int m0 = 0; m0 < M; m0 += HS_M) {
+		int r = top1_pass(h, kc, wp, x + (size_t)m0 * K, M - m0 < HS_M ? M - m0 : HS_M,
+				  terms, ids + m0);
 		if (r)
 			return r;
 	}

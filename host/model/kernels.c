@@ -160,6 +160,14 @@ static void gemv_i8u8p_scalar(const int8_t *qp, const int32_t *qsum, int np, int
 			}
 }
 
+static int32_t row_i8u8p_scalar(const int8_t *pq, int nkb, int r, const uint8_t *xu)
+{
+	int32_t a = 0;
+	for (int k = 0; k < nkb * 16; k++)
+		a += (int32_t)pq[((size_t)(k / 16) * 16 + r) * 16 + k % 16] * xu[k];
+	return a;
+}
+
 /* Element k of a row: f32, or an FP8 code dequantized (dec_fp8_scalar's value). */
 typedef float (*row_at_fn)(const void *row, const float *sc, int k);
 static float row_at_f32(const void *row, const float *sc, int k)
@@ -265,6 +273,7 @@ static const struct kern_isa isa_scalar = {
     .gemv_bf16p = gemv_bf16p_scalar,
     .gemv_i8p = gemv_i8p_scalar,
     .gemv_i8u8p = gemv_i8u8p_scalar,
+    .row_i8u8p = row_i8u8p_scalar,
     .i8u8_xmax = 127,
 };
 

@@ -122,12 +122,16 @@ struct kern_isa {
 	 * sum q xu - off qsum[16p + i] (int32, K <= 65536) */
 	void (*gemv_i8u8p)(const int8_t *qp, const int32_t *qsum, int np, int K, const uint8_t *xu,
 			   int ldx, int M, int off, int32_t *y, int ldy);
+	/* NULL, or row r of one of gemv_i8u8p's panels pq (nkb groups) against the unsigned codes
+	 * xu[16 nkb]: sum_k q(r, k) xu_k in int32 (exact; the head screen's second code vector on
+	 * the first pass's candidates) */
+	int32_t (*row_i8u8p)(const int8_t *pq, int nkb, int r, const uint8_t *xu);
 	/* gemv_i8u8p's largest input code (127: 8-bit inputs; AVX2's vpmaddubsw pairs stay exact
 	 * only for codes up to 127, so its inputs are 7-bit: 63) */
 	int i8u8_xmax;
 	/* The head screen's integer pass serves from one input (i8u8_one: gemv_i8p's f32 pass is
 	 * the slower on this path) or two, up to i8u8_maxm inputs (0: any number); beyond, the
-	 * packed head's FMAs are the faster (AVX2: from two inputs on, as measured) */
+	 * packed head's FMAs would be the faster */
 	int i8u8_one, i8u8_maxm;
 	/* NULL, or the act-fp8 prefill tile on BF16 dot products (avx512bf16), the FP8 weights' and
 	 * the activations' codes as bf16 (exact), each 128-block's dot product D summed in f32 and

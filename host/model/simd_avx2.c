@@ -806,55 +806,52 @@ static void gemv_i8p_avx2(const int8_t *qp, const float *s, int np, int K, const
 	}
 }
 
-/* gemv_i8u8p on AVX2, inputs up to 127 (7-bit codes: i8u8_xmax = 63): a step takes a half
- * panel's group (8 rows of 16 codes: four vectors of two rows, one row a 128-bit lane) against
- * an input's sixteen codes broadcast to both lanes. vpmaddubsw's pairs are exact (2 x 127 x 127
- * < 2^15; an 8-bit input could saturate them, hence the 7-bit codes), vpmaddwd with ones adds
- * them into int32 (exact: K x 127 x 127 < 2^31); a row's sum is its lane's four words. Up to
- * two inputs a pass share the code vectors. */
-static inline __attribute__((always_inline)) void u8p_avx2_t(const int8_t *pq, int nkb,
-							     const uint8_t *xu, int ldx,
-							     const int M, int32_t *y, int ldy,
-							     const int32_t *qsum, int off)
+/* gemv_i8u8p on AVX2, inputs up to 127 (7-bit codes: i8u8_xmax = 63): a step takes a panel's
+ * group (16 rows of 16 codes: eight vectors of two rows, one row a 128-bit lane) against the
+ * input's sixteen codes broadcast to both lanes. vpmaddubsw's pairs are exact (2 x 127 x 127 <
+ * 2^15; an 8-bit input could saturate them, hence the 7-bit codes), vpmaddwd with ones adds them
+ * into int32 (exact: K x 127 x 127 < 2^31); a row's sum is its lane's four words. One input a
+ * pass keeps the eight accumulators, the ones and the input in registers (two inputs sharing the
+ * code vectors spilled one, and ran at half the rate); the panel stays in L1 for the next. */
+static inline void u8p16_avx2(const int8_t *pq, int nkb, const uint8_t *xu, int32_t *y,
+			      const int32_t *qsum, int off, const int8_t *pf)
 {
 	const __m256i one = _mm256_set1_epi16(1);
-	for (int h = 0; h < 2; h++) {
-		__m256i a[2][4];
-#pragma GCC unroll 2
-		for (int m = 0; m < M; m++)
-#pragma GCC unroll 4
-			for (int j = 0; j < 4; j++)
-				a[m][j] = _mm256_setzero_si256();
-		for (int kb = 0; kb < nkb; kb++) {
-			const int8_t *g = pq + (size_t)kb * 256 + h * 128;
-			__m256i c[4];
-#pragma GCC unroll 4
-			for (int j = 0; j < 4; j++)
-				c[j] = _mm256_loadu_si256((const __m256i *)(g + 32 * j));
-#pragma GCC unroll 2
-			for (int m = 0; m < M; m++) {
-				__m256i xb = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-				    (const __m128i *)(xu + (size_t)m * ldx + kb * 16)));
-#pragma GCC unroll 4
-				for (int j = 0; j < 4; j++)
-					a[m][j] = _mm256_add_epi32(
-					    a[m][j],
-					    _mm256_madd_epi16(_mm256_maddubs_epi16(xb, c[j]), one));
-			}
+	__m256i a[8];
+#pragma GCC unroll 8
+	for (int j = 0; j < 8; j++)
+		a[j] = _mm256_setzero_si256();
+	for (int kb = 0; kb < nkb; kb++) {
+		const int8_t *g = pq + (size_t)kb * 256;
+		if (pf)
+			_mm_prefetch((const char *)(pf + (size_t)kb * 64), _MM_HINT_T0);
+		__m256i xb =
+		    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xu + kb * 16)));
+#pragma GCC unroll 8
+		for (int j = 0; j < 8; j++) {
+			a[j] = _mm256_add_epi32(
+			    a[j], _mm256_madd_epi16(
+				      _mm256_maddubs_epi16(
+					  xb, _mm256_loadu_si256((const __m256i *)(g + 32 * j))),
+				      one));
+			/* each row pair's chain in turn: eight products at once would want more
+			 * registers than the accumulators leave (the compiler spilled one) */
+			__asm__ volatile("" : "+x"(a[j]));
 		}
-#pragma GCC unroll 2
-		for (int m = 0; m < M; m++)
-#pragma GCC unroll 4
-			for (int j = 0; j < 4; j++) {
-				int32_t w[8];
-				_mm256_storeu_si256((__m256i *)w, a[m][j]);
-				for (int i = 0; i < 2; i++) {
-					int r = h * 8 + 2 * j + i;
-					y[(size_t)m * ldy + r] = w[4 * i] + w[4 * i + 1] +
-								 w[4 * i + 2] + w[4 * i + 3] -
-								 off * qsum[r];
-				}
-			}
+	}
+	/* vector j holds rows 2j (low lane) and 2j + 1 (high lane): two rounds of horizontal adds
+	 * leave rows 0, 2, 4, 6 in the low lane and 1, 3, 5, 7 in the high one (8.. 15 likewise) */
+	const __m128i vo = _mm_set1_epi32(off);
+	for (int q = 0; q < 2; q++) {
+		__m256i u = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4 * q], a[4 * q + 1]),
+					      _mm256_hadd_epi32(a[4 * q + 2], a[4 * q + 3]));
+		__m128i ev = _mm256_castsi256_si128(u), od = _mm256_extracti128_si256(u, 1);
+		for (int h = 0; h < 2; h++) {
+			__m128i r = h ? _mm_unpackhi_epi32(ev, od) : _mm_unpacklo_epi32(ev, od);
+			__m128i qs = _mm_loadu_si128((const __m128i *)(qsum + 8 * q + 4 * h));
+			_mm_storeu_si128((__m128i *)(y + 8 * q + 4 * h),
+					 _mm_sub_epi32(r, _mm_mullo_epi32(qs, vo)));
+		}
 	}
 }
 
@@ -864,15 +861,42 @@ static void gemv_i8u8p_avx2(const int8_t *qp, const int32_t *qsum, int np, int K
 	int nkb = (K + 15) / 16;
 	for (int p = 0; p < np; p++) {
 		const int8_t *pq = qp + (size_t)p * nkb * 256;
-		for (int m0 = 0; m0 < M; m0 += 2) {
-			const uint8_t *xm = xu + (size_t)m0 * ldx;
-			int32_t *ym = y + (size_t)m0 * ldy + p * 16;
-			if (M - m0 < 2)
-				u8p_avx2_t(pq, nkb, xm, ldx, 1, ym, ldy, qsum + p * 16, off);
-			else
-				u8p_avx2_t(pq, nkb, xm, ldx, 2, ym, ldy, qsum + p * 16, off);
+		for (int m = 0; m < M; m++) {
+			/* with several inputs, their passes fetch the next panel a line a step
+			 * (passes 0..3 the whole of it) while this one is in L1 */
+			const int8_t *pf = M > 1 && m < 4 && p + 1 < np
+					       ? pq + (size_t)nkb * 256 + (size_t)m * nkb * 64
+					       : NULL;
+			u8p16_avx2(pq, nkb, xu + (size_t)m * ldx, y + (size_t)m * ldy + p * 16,
+				   qsum + p * 16, off, pf);
 		}
 	}
+}
+
+/* row_i8u8p on AVX2: the row's sixteen codes of a group against the input's, vpmaddubsw and
+ * vpmaddwd with ones as in u8p16_avx2 (exact), two groups a step in the two lanes. */
+static int32_t row_i8u8p_avx2(const int8_t *pq, int nkb, int r, const uint8_t *xu)
+{
+	const __m256i one = _mm256_set1_epi16(1);
+	__m256i a = _mm256_setzero_si256();
+	int kb = 0;
+	for (; kb + 2 <= nkb; kb += 2) {
+		const int8_t *g = pq + ((size_t)kb * 16 + r) * 16;
+		__m256i c = _mm256_inserti128_si256(
+		    _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g)),
+		    _mm_loadu_si128((const __m128i *)(g + 256)), 1);
+		__m256i xv = _mm256_loadu_si256((const __m256i *)(xu + kb * 16));
+		a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(xv, c), one));
+	}
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+	if (kb < nkb) {
+		__m128i c = _mm_loadu_si128((const __m128i *)(pq + ((size_t)kb * 16 + r) * 16));
+		__m128i xv = _mm_loadu_si128((const __m128i *)(xu + kb * 16));
+		s = _mm_add_epi32(s, _mm_madd_epi16(_mm_maddubs_epi16(xv, c), _mm_set1_epi16(1)));
+	}
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+	return _mm_cvtsi128_si32(s);
 }
 
 const struct kern_isa kern_isa_avx2 = {
@@ -896,7 +920,8 @@ const struct kern_isa kern_isa_avx2 = {
     .gemv_bf16p = gemv_bf16p_avx2,
     .gemv_i8p = gemv_i8p_avx2,
     .gemv_i8u8p = gemv_i8u8p_avx2,
+    .row_i8u8p = row_i8u8p_avx2,
     .i8u8_xmax = 63,
     .i8u8_one = 1,
-    .i8u8_maxm = 1,
+    .i8u8_maxm = 0,
 };

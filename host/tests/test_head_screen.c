@@ -91,6 +91,39 @@ static double ref_rounding_err(const float *xm, int n, int T)
 	return sqrt(ee);
 }
 
+/* The refining pass (two code vectors an input, AVX2's 7-bit codes): its bound holds row by row,
+ * on every row, for inputs of every scale; an ISA with one code vector says so. */
+static void check_refined(const struct kern_isa *isa, struct pool *pool)
+{
+	struct head_screen h;
+	assert_int_equal(head_screen_build(&h, pool, wp, V, K), 0);
+	struct kern_ctx kc;
+	assert_int_equal(kern_ctx_init(&kc, NULL, 0, 0, 0, K), 0);
+	kc.isa = isa;
+	static float x[K], full[V], a2[V];
+	static double b2[V];
+	static int rows[V];
+	for (int l = 0; l < V; l++)
+		rows[l] = V - 1 - l; /* any order */
+	if (head_screen_terms(isa, isa->gemv_i8u8p != NULL) < 2) {
+		assert_int_equal(head_screen_refined(&h, isa, x, rows, V, a2, b2), -EINVAL);
+		goto out;
+	}
+	for (int round = 0; round < 20; round++) {
+		double scale = pow(10.0, -6 + (round % 13));
+		for (int k = 0; k < K; k++)
+			x[k] = (float)(scale * (round % 3 == 1 ? bf16_to_f32(w[5 * K + k])
+							       : nrand() * (k % 17 ? 1 : 30)));
+		kern_matmul_bf16p(&kc, wp, V, K, x, 1, full);
+		assert_int_equal(head_screen_refined(&h, isa, x, rows, V, a2, b2), 0);
+		for (int i = 0; i < V; i++)
+			assert_true(fabs((double)full[rows[i]] - a2[i]) <= b2[i]);
+	}
+out:
+	head_screen_free(&h);
+	kern_ctx_free(&kc);
+}
+
 static void check_isa(const struct kern_isa *isa, struct pool *pool)
 {
 	struct kern_ctx kc;
@@ -136,7 +169,7 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 		/* the integer pass ran (its values in h.a when one pass took every input) */
 		int ran = isa->gemv_i8u8p && (M > 1 || isa->i8u8_one) &&
 			  (!isa->i8u8_maxm || M <= isa->i8u8_maxm);
-		int T = head_screen_terms(isa, ran), per = KERN_MB_ROWB / (T ? T : 1);
+		int per = KERN_MB_ROWB; /* inputs a pass, whatever its code vectors */
 		int ip = ran && M <= per, mi = ip ? M : 1;
 		for (int m = 0; m < mi; m++) {
 			const float *xm = x + (size_t)m * K;
@@ -148,7 +181,9 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 				continue;
 			const float *am = ap;
 			if (ip) {
-				E = ref_rounding_err(xm, isa->i8u8_xmax, T);
+				/* the pass's values take the first code vector alone (a second one
+				 * refines only its candidates) */
+				E = ref_rounding_err(xm, isa->i8u8_xmax, 1);
 				am = h.a + (size_t)m * kern_bf16p_panels(V) * KERN_PW;
 			} else {
 				E = g1 * nx;
@@ -177,6 +212,7 @@ static void check_isa(const struct kern_isa *isa, struct pool *pool)
 		      (unsigned long long)h.st.cand_max, (unsigned long long)h.st.fallbacks);
 	head_screen_free(&h);
 	kern_ctx_free(&kc);
+	check_refined(isa, pool);
 }
 
 static void test_top1_every_isa(void **st)
@@ -244,7 +280,8 @@ static void test_gemv_i8p(void **st)
 	}
 }
 
-/* gemv_i8u8p on every path that has it: the exact integer sums. */
+/* gemv_i8u8p and row_i8u8p on every path that has them: the exact integer sums (KK = 75: an odd
+ * number of groups, the last partly past K). */
 static void test_gemv_i8u8p(void **st)
 {
 	(void)st;
@@ -285,6 +322,17 @@ static void test_gemv_i8u8p(void **st)
 						ref += q[at] * (xu[m * LDX + k] - off);
 					}
 					assert_int_equal(y[m * NP * 16 + r], ref);
+					/* one row alone (the refining pass): without the offset */
+					if (!isa->row_i8u8p)
+						continue;
+					int32_t ru = 0;
+					for (int k = 0; k < nkb * 16; k++)
+						ru +=
+						    q[((p * nkb + k / 16) * 16 + i) * 16 + k % 16] *
+						    xu[m * LDX + k];
+					assert_int_equal(isa->row_i8u8p(q + (size_t)p * nkb * 256,
+									nkb, i, xu + m * LDX),
+							 ru);
 				}
 		}
 	}
