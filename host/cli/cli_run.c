@@ -707,6 +707,18 @@ static int bench_decode(struct engine *m, const int *prompt, int np, int gen, in
 /* bench --isa-ab: the decode tokens (or the --seqs steps) alternate between the engine's own
  * SIMD path (a) and a rival (b, NULL: off), even ones on a; each side's seconds and count. */
 /* Candidate rows a screened row, over the rows that did not fall back to the full head. */
+/* ", N refined" (the first pass's candidates a screened row that a second code vector
+ * refined), or "" when none was. */
+static const char *screen_refined(const struct head_screen_stats *h)
+{
+	static char b[64];
+	uint64_t n = h->rows - h->fallbacks;
+	if (!h->refined || !n)
+		return "";
+	snprintf(b, sizeof b, ", of %.1f refined", (double)h->refined / (double)n);
+	return b;
+}
+
 static double screen_cands(const struct head_screen_stats *h)
 {
 	uint64_t n = h->rows - h->fallbacks;
@@ -843,9 +855,10 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			    hs.rows)
 				printf(
 				    "head screen: %.3f ms a step on the approximate logits, %.3f "
-				    "ms on the bounds and candidates (%.2f a row), %.3f ms on the "
+				    "ms on the bounds and candidates (%.2f a row%s), %.3f ms on the "
 				    "full head for %llu of %llu rows (%s)\n",
 				    hs.s_approx * 1e3 / ns, hs.s_pick * 1e3 / ns, screen_cands(&hs),
+				    screen_refined(&hs),
 				    hs.s_full * 1e3 / ns, (unsigned long long)hs.fallbacks,
 				    (unsigned long long)hs.rows,
 				    B == 1 ? "one row a step"

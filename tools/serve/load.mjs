@@ -4,7 +4,11 @@
 // inter-token latency as the clients saw them (one SSE chunk per token).
 //
 //   node tools/serve/load.mjs --url http://127.0.0.1:8080 --clients 1,2,4,8 --requests 4 \
-//        --max-tokens 64 [--prompt TEXT] [--model ID] [--key API_KEY] [--json]
+//        --max-tokens 64 [--prompt TEXT] [--model ID] [--key API_KEY] [--warmup N] [--json]
+//
+// --warmup N (default 1): N requests before the measured levels, not counted, so that the first
+// level does not carry the server's first request (its pages touched, its buffers grown: about
+// 0.1-0.2 s on mid), which would understate one client and overstate the others' ratio to it.
 //
 // Exit status 1 when any request failed (the failures are printed).
 const args = Object.fromEntries(
@@ -55,6 +59,9 @@ async function one(i) {
 
 const out = [];
 let failed = 0;
+for (let i = 0; i < Number(args.warmup ?? 1); i++) {
+  try { await one(i); } catch (e) { failed++; console.error(`warm-up request ${i}: ${e.message}`); }
+}
 for (const c of levels) {
   const ttft = [], itl = [];
   let tokens = 0;
