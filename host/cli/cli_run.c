@@ -855,12 +855,12 @@ static int bench_seqs(const struct cli_opts *a, struct engine *m, const struct c
 			    hs.rows)
 				printf(
 				    "head screen: %.3f ms a step on the approximate logits, %.3f "
-				    "ms on the bounds and candidates (%.2f a row%s), %.3f ms on the "
+				    "ms on the bounds and candidates (%.2f a row%s), %.3f ms on "
+				    "the "
 				    "full head for %llu of %llu rows (%s)\n",
 				    hs.s_approx * 1e3 / ns, hs.s_pick * 1e3 / ns, screen_cands(&hs),
-				    screen_refined(&hs),
-				    hs.s_full * 1e3 / ns, (unsigned long long)hs.fallbacks,
-				    (unsigned long long)hs.rows,
+				    screen_refined(&hs), hs.s_full * 1e3 / ns,
+				    (unsigned long long)hs.fallbacks, (unsigned long long)hs.rows,
 				    B == 1 ? "one row a step"
 				    : hs.s_approx > 0
 					? "several rows on integer dot products"
