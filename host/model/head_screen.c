@@ -152,7 +152,6 @@ void head_screen_free(struct head_screen *h)
 	free(h->xu);
 	free(h->a2);
 	free(h->b2);
-	free(h->rc);
 	free(h->a);
 	free(h->cand);
 	free(h->full);
@@ -248,11 +247,13 @@ static float hs_thr(const struct pass_ctx *pc, int m, double amax, double maxabs
 	return f;
 }
 
-/* Codes xq in -n..n of v with one scale into c (as floats), r = v - sx xq in double (exact: a
- * float minus a float times an integer below 2^24): the scale sx, and in *nq the norm of sx xq. */
-static float round_codes(const double *v, int K, int n, float *c, double *r, double *nq)
+/* Codes xq in -n..n of v with one scale, stored as the bytes u = xq + n + 1; r = v - sx xq in
+ * double (exact: a float minus a float times an integer below 2^24): the scale sx, in *nq the
+ * norm of sx xq and in *ee the squared norm of r. v may be r. */
+static float round_codes(const double *v, int K, int n, uint8_t *u, double *r, double *nq,
+			 double *ee)
 {
-	double amax = 0, qq = 0;
+	double amax = 0, qq = 0, rr = 0;
 	for (int k = 0; k < K; k++)
 		amax = fabs(v[k]) > amax ? fabs(v[k]) : amax;
 	float fa = (float)amax;
@@ -260,11 +261,14 @@ static float round_codes(const double *v, int K, int n, float *c, double *r, dou
 		fa = nextafterf(fa, INFINITY);
 	float sx = fa / (float)n, inv = inv_n(fa, n);
 	for (int k = 0; k < K; k++) {
-		c[k] = code_n((float)v[k], inv, n);
-		r[k] = v[k] - (double)sx * c[k];
-		qq += (double)c[k] * c[k];
+		float c = code_n((float)v[k], inv, n);
+		u[k] = (uint8_t)(c + (float)(n + 1));
+		r[k] = v[k] - (double)sx * c;
+		qq += (double)c * c;
+		rr += r[k] * r[k];
 	}
 	*nq = sx * sqrt(qq);
+	*ee = rr;
 	return sx;
 }
 
@@ -273,8 +277,7 @@ static float round_codes(const double *v, int K, int n, float *c, double *r, dou
  * its residual's with a scale of their own, so x = sx0 xq0 + e1 = sx0 xq0 + sx1 xq1 + e2. The
  * scales, ||e1|| (pc->E, the first pass's) and ||e2|| (pc->E2, with the double sums' own
  * rounding, head_screen.h) in pc. */
-static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x, double *r,
-			 float *c)
+static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float *x, double *r)
 {
 	int K = h->K, n = pc->isa->i8u8_xmax;
 	for (int m = 0; m < pc->M; m++) {
@@ -283,14 +286,10 @@ static void round_inputs(struct head_screen *h, struct pass_ctx *pc, const float
 			r[k] = x[(size_t)m * K + k];
 		pc->sx[m][1] = 0;
 		for (int t = 0; t < pc->terms; t++) {
-			double q1, ee = 0;
-			pc->sx[m][t] = round_codes(r, K, n, c, r, &q1);
-			nq += q1;
+			double q1, ee;
 			uint8_t *u = h->xu + (size_t)(m * pc->terms + t) * pc->ldu;
-			for (int k = 0; k < K; k++) {
-				u[k] = (uint8_t)(c[k] + (float)(n + 1));
-				ee += r[k] * r[k];
-			}
+			pc->sx[m][t] = round_codes(r, K, n, u, r, &q1, &ee);
+			nq += q1;
 			memset(u + K, n + 1, (size_t)(pc->ldu - K));
 			if (t == 0)
 				pc->E[m] = sqrt(ee) * (1 + 0x1p-30);
@@ -346,7 +345,7 @@ static void inputs_prep(struct head_screen *h, struct pass_ctx *pc, const float 
 	int K = h->K;
 	double u = 0x1p-24;
 	if (pc->integer)
-		round_inputs(h, pc, x, h->r, h->rc);
+		round_inputs(h, pc, x, h->r);
 	pc->rho = pc->integer ? 0x1p-23 * (1 + 0x1p-20) : 0;
 	pc->tiny = K * 0x1p-140;
 	for (int m = 0; m < pc->M; m++) {
@@ -369,8 +368,7 @@ int head_screen_refined(struct head_screen *h, const struct kern_isa *isa, const
 	struct pass_ctx pc = {.h = h, .isa = isa, .M = 1, .integer = 1, .terms = 2, .nt = 1};
 	pc.ldu = (h->K + 15) / 16 * 16 + 64;
 	if (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)2 * pc.ldu) ||
-	    kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * h->K) ||
-	    kern_grow((void **)&h->rc, &h->rc_bytes, sizeof(float) * h->K))
+	    kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * h->K))
 		return -ENOMEM;
 	inputs_prep(h, &pc, x);
 	refine_vals(h, &pc, 0, NULL, rows, n, a2, b2);
@@ -396,8 +394,7 @@ static int top1_pass(struct head_screen *h, struct kern_ctx *kc, const uint16_t 
 	    kern_grow((void **)&h->b2, &h->b2_bytes, sizeof(double) * (size_t)(scap + KERN_PW)) ||
 	    (integer && (kern_grow((void **)&h->xu, &h->xu_bytes, (size_t)M * terms * pc.ldu) ||
 			 kern_grow((void **)&h->ai, &h->ai_bytes, sizeof(int32_t) * M * Vp) ||
-			 kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * K) ||
-			 kern_grow((void **)&h->rc, &h->rc_bytes, sizeof(float) * K))))
+			 kern_grow((void **)&h->r, &h->r_bytes, sizeof(double) * K))))
 		return -ENOMEM;
 	pc.tmax = h->tlo;
 	double t0 = hs_now();

@@ -88,8 +88,6 @@ struct head_screen {
 	size_t a2_bytes;
 	double *b2;
 	size_t b2_bytes;
-	float *rc; /* an input's codes as they are rounded */
-	size_t rc_bytes;
 	float *full;
 	size_t full_bytes;
 	double *tlo; /* per thread and input: the pass's largest a and largest |a| */
