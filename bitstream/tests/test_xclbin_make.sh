@@ -32,8 +32,8 @@ for card in emu u55c u280 v80; do
   [ -z "$missing" ] && ok "$card: every source exists" || bad "$card: missing $missing"
 done
 grep -qx 'fp8_gemm hls/fp8_gemm/fp8_gemm.c -DFP8_GEMM_TM=16 -DFP8_GEMM_TN=32 -DFP8_GEMM_AXI_BITS=512' "$T/u55c.txt" &&
-  grep -qx 'fp8_gemv hls/fp8_gemv/fp8_gemv.c -DFP8_GEMV_PR=1 -DFP8_GEMV_F32=4 -DFP8_GEMV_AXI_BITS=512' "$T/u55c.txt" &&
-  grep -qx 'mla_attn hls/mla_attn/mla_attn.c -DMLA_ATTN_MACS=8' "$T/u55c.txt" &&
+  grep -qx 'fp8_gemv hls/fp8_gemv/fp8_gemv.c -DFP8_GEMV_PR=1 -DFP8_GEMV_F32=8 -DFP8_GEMV_AXI_BITS=512' "$T/u55c.txt" &&
+  ! grep -q '^mla_attn ' "$T/u55c.txt" &&
   grep -qx 'mla_attn_lanes hls/mla_attn/mla_attn_lanes.c,hls/mla_attn/mla_attn.c -DMLA_LANE_MACS=8 -DMLA_LANES_NO_FP8=1 -DMLA_LANE_EXP_II=9' "$T/u55c.txt" &&
   ok "u55c: the tree's build parameters as flags" || bad "u55c flags: $(cat "$T/u55c.txt")"
 grep -q 'NO_FP8' "$T/emu.txt" && bad "emu: built without the FP8 datapath" || ok "emu: keeps the FP8 datapath"

@@ -182,7 +182,7 @@ static void test_family(void **state)
 	(void)state;
 	load("u55c", &desc);
 	assert_int_equal(board_res_family(&desc), BOARD_RES_USP);
-	struct board_cu cu = desc.cu[cu_of(&desc, "mla_attn")];
+	struct board_cu cu = desc.cu[cu_of(&desc, "vec_ops")];
 	struct board_res u, v;
 	assert_int_equal(board_res_cu(&desc, &cu, NULL, &u), 0);
 	snprintf(desc.part, sizeof desc.part, "xcv80-lsva4737-2MHP-e-S");

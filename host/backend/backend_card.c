@@ -671,17 +671,14 @@ static uint32_t cu_mla(struct cu_call *c, uint32_t op)
 }
 
 /* The mla_attn record format of an abi_kv_fmt. */
-static int cu_mla_fmt(uint32_t fmt)
+int backend_mla_fmt(uint32_t fmt)
 {
 	return fmt == ABI_KV_BF16  ? MLA_CACHE_BF16
 	       : fmt == ABI_KV_FP8 ? MLA_CACHE_FP8
 				   : MLA_CACHE_F32;
 }
 
-/* A KV_APPEND's record layout: the kernel's format, and the split of row into c' (dc) and k_pe
- * (dr). An f32 record is just row floats: any split stores the same bytes; a folded append
- * (kv_a's raw row) splits at its rope width. */
-static int kv_layout(const struct abi_kv_append *k, int *dc, int *dr)
+int backend_kv_layout(const struct abi_kv_append *k, int *dc, int *dr)
 {
 	uint32_t fmt = ABI_KV_FMT(k->word);
 	*dr = k->fold		    ? (int)k->fold
@@ -689,13 +686,13 @@ static int kv_layout(const struct abi_kv_append *k, int *dc, int *dr)
 	      : k->row > MLA_MAX_DC ? (int)k->row - MLA_MAX_DC
 				    : 0;
 	*dc = (int)k->row - *dr;
-	return cu_mla_fmt(fmt);
+	return backend_mla_fmt(fmt);
 }
 
 /* Its modeled cycles (its rows; a folded append's input stage included). */
 static int64_t kv_cycles(const struct hls_build *b, const struct abi_kv_append *k)
 {
-	int dc, dr, mf = kv_layout(k, &dc, &dr), n = k->rows > 1 ? (int)k->rows : 1;
+	int dc, dr, mf = backend_kv_layout(k, &dc, &dr), n = k->rows > 1 ? (int)k->rows : 1;
 	return k->fold ? mla_kv_append_fold_rows_cycles(b, n, dc, dr, mf, NULL)
 		       : mla_kv_append_cycles(b, n, dc, dr, mf, NULL);
 }
@@ -707,7 +704,7 @@ static uint32_t cu_kv_append(struct cu_call *c, uint32_t op)
 	memcpy(&k, c->args, sizeof k);
 	const float *src;
 	uint8_t *cache;
-	int dc, dr, mf = kv_layout(&k, &dc, &dr), n = k.rows > 1 ? (int)k.rows : 1;
+	int dc, dr, mf = backend_kv_layout(&k, &dc, &dr), n = k.rows > 1 ? (int)k.rows : 1;
 	CU_PTR(src, const float *, u.kv.src, (uint64_t)n *k.row * 4);
 	CU_PTR(cache, uint8_t *, u.kv.cache, (uint64_t)k.ctx_cap * mla_record_bytes(mf, dc, dr));
 	if (k.fold) {
@@ -868,7 +865,7 @@ static uint32_t cu_mla_lanes(struct cu_call *c, uint32_t op)
 	if (m.word & ABI_MLAL_MHA)
 		return cu_mla_mha(c, &m);
 	uint64_t H = m.n_heads, dc = m.kv_lora, dr = m.rope, row = dc + dr;
-	int mf = cu_mla_fmt(m.word & 0xFFu);
+	int mf = backend_mla_fmt(m.word & 0xFFu);
 	const float *q;
 	const uint32_t *tab = NULL;
 	float *out, scale;

@@ -139,4 +139,11 @@ uint32_t backend_cu_exec(uint32_t op, const uint32_t *args,
 			 struct backend_cu_scratch *s, uint32_t bw_mbps, uint32_t clk_khz,
 			 uint64_t *cycles);
 
+/* The hls/mla_attn cache format (MLA_CACHE_*) of an ABI KV record format (ABI_KV_*). */
+int backend_mla_fmt(uint32_t fmt);
+/* A KV_APPEND's record layout: the kernel's format, and the split of row into c' (*dc) and k_pe
+ * (*dr). An f32 record is just row floats: any split stores the same bytes; a folded append
+ * (kv_a's raw row) splits at its rope width. */
+int backend_kv_layout(const struct abi_kv_append *k, int *dc, int *dr);
+
 #endif

@@ -608,19 +608,20 @@ static uint32_t xb_vec(struct xb *x, uint32_t op, const struct abi_vec *v, struc
 	return ABI_ST_OK;
 }
 
-/* MLA_ATTN -> mla_attn(q_lat, q_pe, cache, out, nq, pos0, H, dc, dr, fmt, scale): the packed q
- * rows [H][dc + dr] are split into the kernel's two q ports through the host. */
-static uint32_t xb_mla(struct xb *x, const struct abi_mla *m, struct xcu *u, struct xarg *a,
-		       uint32_t *detail)
+/* The packed q rows [H][dc + dr] at card address q split into CU u's q_lat / q_pe scratch BOs
+ * through the host (*ql, *qp), as the firmware does on the card. An ABI status. */
+static uint32_t xb_q_split(struct xb *x, struct xcu *u, uint64_t qa, uint64_t H, uint64_t dc,
+			   uint64_t dr, struct xrt_dev_bo **qlo, struct xrt_dev_bo **qpo,
+			   uint32_t detail_q, uint32_t *detail)
 {
-	uint64_t H = m->n_heads, dc = m->kv_lora, dr = m->rope, row = dc + dr;
-	struct xrt_dev_bo *qb = xb_operand(x, m->q, H * row * 4);
+	uint64_t row = dc + dr;
+	struct xrt_dev_bo *qb = xb_operand(x, qa, H * row * 4);
 	int gq = u->group[xb_arg(u->k, "q_lat")];
 	struct xrt_dev_bo *ql = xb_scratch(x, &u->s_ql, gq, H * dc * 4);
 	struct xrt_dev_bo *qp = xb_scratch(x, &u->s_qp, gq, H * dr * 4 + 4);
 	float *q = xb_host(x, H * row * 4 * 2);
 	if (!qb) {
-		*detail = ABI_FIELD(u.mla.q);
+		*detail = detail_q;
 		return ABI_ST_BAD_ADDR;
 	}
 	if (!ql || !qp || !q) {
@@ -641,10 +642,23 @@ static uint32_t xb_mla(struct xb *x, const struct abi_mla *m, struct xcu *u, str
 		*detail = EIO;
 		return ABI_ST_CU_ERROR;
 	}
+	*qlo = ql;
+	*qpo = qp;
+	return ABI_ST_OK;
+}
+
+/* MLA_ATTN -> mla_attn(q_lat, q_pe, cache, out, nq, pos0, H, dc, dr, fmt, scale): the packed q
+ * rows [H][dc + dr] are split into the kernel's two q ports through the host. */
+static uint32_t xb_mla(struct xb *x, const struct abi_mla *m, struct xcu *u, struct xarg *a,
+		       uint32_t *detail)
+{
+	uint64_t H = m->n_heads, dc = m->kv_lora, dr = m->rope, row = dc + dr;
+	uint32_t st =
+	    xb_q_split(x, u, m->q, H, dc, dr, &a[0].bo, &a[1].bo, ABI_FIELD(u.mla.q), detail);
+	if (st)
+		return st;
 	float scale;
 	memcpy(&scale, &m->scale, 4);
-	a[0].bo = ql;
-	a[1].bo = qp;
 	a[2] = (struct xarg){.addr = m->kv, .len = (uint64_t)m->ctx_cap * row * 4};
 	a[3] = (struct xarg){.addr = m->out, .len = H * dc * 4};
 	a[4].u = 1;
@@ -657,20 +671,81 @@ static uint32_t xb_mla(struct xb *x, const struct abi_mla *m, struct xcu *u, str
 	return ABI_ST_OK;
 }
 
-/* KV_APPEND -> mla_kv_append(c, k_pe, cache, pos, n, dc, dr, fmt). An f32 record is row floats,
- * so any split into c' and k_pe stores the same bytes (as backend_card.c). */
+/* MLA_ATTN_LANES (direct mode) -> mla_attn_lanes(q_lat, q_pe, l0 .. l31, out, cache_off, pos, H,
+ * dc, dr, fmt, scale, q_rows, tab, rows, slot_bytes, lane_bytes, ctx_cap). Lane i's port takes a
+ * sub-buffer of bank i that starts at the stripe set (cache_off 0 then; the set sits at one
+ * offset in every lane bank), so lane_bytes is what that buffer holds from there. One query: q
+ * split through the host as MLA_ATTN's; rows: the packed rows and their table. The MHA mode (the
+ * batched prefill's, which this backend does not run) has no binding. */
+static uint32_t xb_mla_lanes(struct xb *x, const struct abi_mla_lanes *m, struct xcu *u,
+			     uint32_t lanes, struct xarg *a, uint32_t *detail)
+{
+	const struct bitstream_kernel *k = u->k;
+	uint64_t H = m->n_heads, dc = m->kv_lora, dr = m->rope, row = dc + dr;
+	uint64_t n = m->rows > 1 ? m->rows : 1, lb = UINT64_MAX;
+	if (m->word & ABI_MLAL_MHA) {
+		*detail = ABI_FIELD(u.mlal.word);
+		return ABI_ST_BAD_FIELD;
+	}
+	if (lanes != MLA_SYNTH_LANES) { /* the synthesis top stripes over its 32 ports */
+		*detail = ABI_FIELD(hdr.word0);
+		return ABI_ST_NO_CU;
+	}
+	for (uint32_t i = 0; i < lanes; i++) {
+		char nm[8];
+		struct xbuf *f = xb_find(x, i, m->cache_off, 1);
+		if (!f) {
+			*detail = ABI_FIELD(u.mlal.cache_off);
+			return ABI_ST_BAD_ADDR;
+		}
+		uint64_t rem = f->bytes - (m->cache_off - f->off);
+		lb = rem < lb ? rem : lb;
+		snprintf(nm, sizeof nm, "l%u", i);
+		a[xb_arg(k, nm)] = (struct xarg){.addr = ABI_ADDR(i, m->cache_off), .len = rem};
+	}
+	if (n == 1) {
+		uint32_t st = xb_q_split(x, u, m->q, H, dc, dr, &a[xb_arg(k, "q_lat")].bo,
+					 &a[xb_arg(k, "q_pe")].bo, ABI_FIELD(u.mlal.q), detail);
+		if (st)
+			return st;
+	} else {
+		a[xb_arg(k, "q_rows")] = (struct xarg){.addr = m->q, .len = n * H * row * 4};
+		a[xb_arg(k, "tab")] = (struct xarg){.addr = m->tab, .len = n * 8};
+	}
+	float scale;
+	memcpy(&scale, &m->scale, 4);
+	uint32_t fmt = ABI_KV_FMT(m->word);
+	a[xb_arg(k, "out")] = (struct xarg){.addr = m->out, .len = n * H * dc * 4};
+	a[xb_arg(k, "cache_off")].u = 0;
+	a[xb_arg(k, "pos")].u = m->n_ctx - 1;
+	a[xb_arg(k, "H")].u = m->n_heads;
+	a[xb_arg(k, "dc")].u = m->kv_lora;
+	a[xb_arg(k, "dr")].u = m->rope;
+	a[xb_arg(k, "fmt")].u = (uint32_t)backend_mla_fmt(fmt) |
+				((m->word & ABI_MLAL_FP8) ? (uint32_t)MLA_ATTN_FP8 : 0);
+	a[xb_arg(k, "scale")].f = scale;
+	a[xb_arg(k, "rows")].u = (uint32_t)n;
+	a[xb_arg(k, "slot_bytes")].u = m->slot_bytes;
+	a[xb_arg(k, "lane_bytes")].u = lb > UINT32_MAX ? UINT32_MAX : (uint32_t)lb;
+	a[xb_arg(k, "ctx_cap")].u = m->ctx_cap;
+	return ABI_ST_OK;
+}
+
+/* KV_APPEND -> mla_kv_append(c, k_pe, cache, pos, n, dc, dr, fmt): the record's format and its
+ * split into c' and k_pe as the emulated card's (backend_kv_layout). */
 static void xb_kv(const struct abi_kv_append *k, struct xarg *a)
 {
-	uint32_t dr = k->row > MLA_MAX_DC ? k->row - MLA_MAX_DC : 0, dc = k->row - dr;
+	int dc, dr, mf = backend_kv_layout(k, &dc, &dr);
 	a[0] = (struct xarg){.addr = k->src, .len = (uint64_t)dc * 4};
 	if (dr)
 		a[1] = (struct xarg){.addr = k->src + (uint64_t)dc * 4, .len = (uint64_t)dr * 4};
-	a[2] = (struct xarg){.addr = k->cache, .len = (uint64_t)k->ctx_cap * k->row * 4};
+	a[2] = (struct xarg){.addr = k->cache,
+			     .len = (uint64_t)k->ctx_cap * mla_record_bytes(mf, dc, dr)};
 	a[3].u = k->pos;
 	a[4].u = 1;
-	a[5].u = dc;
-	a[6].u = dr;
-	a[7].u = MLA_CACHE_F32;
+	a[5].u = (uint32_t)dc;
+	a[6].u = (uint32_t)dr;
+	a[7].u = (uint32_t)mf;
 }
 
 /* --- DMA fills through the driver (direct mode) ------------------------------------------- */
@@ -827,6 +902,15 @@ static void xb_exec(struct xb *x, uint32_t i)
 			st = fc.op == ABI_OP_MLA_ATTN
 				 ? xb_mla(x, &c->u.mla, &x->cu[pc], a, &detail)
 				 : xb_vec(x, fc.op, &c->u.vec, &x->cu[pc], a, &detail);
+			break;
+		case ABI_OP_MLA_ATTN_LANES:
+			pc = xb_pick_cu(x, fc.op, a);
+			if (pc < 0) {
+				st = ABI_ST_NO_CU;
+				break;
+			}
+			st = xb_mla_lanes(x, &c->u.mlal, &x->cu[pc],
+					  ABI_CU_LANES(x->b.blk.cus[pc].word), a, &detail);
 			break;
 		case ABI_OP_KV_APPEND:
 			if (c->u.kv.fold) { /* the xclbin's mla_kv_append has no input stage */
@@ -1093,10 +1177,12 @@ static int xb_supports(struct backend *b, uint32_t op)
 	if (op == ABI_OP_NOP || op == ABI_OP_FENCE || op == ABI_OP_BARRIER ||
 	    op == ABI_OP_TIMESTAMP)
 		return 1;
-	/* the lane CUs (striped operands, group tables) have no XRT binding here yet: the card
-	 * scheduler keeps the fp8_gemm lowering on this backend */
-	if (op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_MLA_ATTN_LANES ||
-	    op == ABI_OP_GATHER || op == ABI_OP_COMBINE)
+	/* the GEMV and router CUs (group tables) have no XRT binding here yet: the card scheduler
+	 * keeps the fp8_gemm lowering on this backend; the striped attention runs in direct mode */
+	if (op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_GATHER ||
+	    op == ABI_OP_COMBINE)
+		return 0;
+	if (op == ABI_OP_MLA_ATTN_LANES && xb_of(b)->mode != BACKEND_XRT_DIRECT)
 		return 0;
 	if (op == ABI_OP_DMA_FILL) /* direct mode: the driver's channels; firmware: the card's */
 		return xb_of(b)->mode == BACKEND_XRT_DIRECT ? xb_of(b)->dma != NULL

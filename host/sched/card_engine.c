@@ -278,9 +278,15 @@ static int ee_layer_init(struct ee *e, struct ee_layer *L, const struct layer_we
 		/* the batched prefill's GEMMs read the plain layout on the fp8_gemm CUs */
 		return e->pf_on ? card_layer_plain(e, L, lw, err, errlen) : 0;
 	}
-	e->kv_slot_b = sizeof(float) * (size_t)e->max_seq * (kvl + rope);
-	if ((r = card_place(e, (int)e->act_bank, NULL, e->kv_slot_b * (size_t)e->n_seq, &L->kv)))
-		return r;
+	if (e->gv_attn) { /* the fp8_gemm lowering's latent cache striped for mla_attn_lanes */
+		if ((r = card_kv_lanes_place(e, L)))
+			return r;
+	} else {
+		e->kv_slot_b = sizeof(float) * (size_t)e->max_seq * (kvl + rope);
+		if ((r = card_place(e, (int)e->act_bank, NULL, e->kv_slot_b * (size_t)e->n_seq,
+				    &L->kv)))
+			return r;
+	}
 	return card_layer_plain(e, L, lw, err, errlen);
 }
 
@@ -649,7 +655,7 @@ int card_mla(struct ee *e, const struct ee_layer *L, int p)
 	TRY(card_barrier(e));
 	/* the attention in head groups (card_attn_split); with q_b in slices the groups' q_b,
 	 * W_UK^T and RoPE go in the groups too */
-	int split = e->gv_attn ? card_attn_split(e, L, p) : 1;
+	int split = e->gv && e->gv_attn ? card_attn_split(e, L, p) : 1;
 	if (split > 1 && e->q_slices == e->o_groups) {
 		TRY(card_attn_groups(e, L, e->cur_seq, p, split, 1));
 		return card_mla_end(e, L);
@@ -1492,8 +1498,10 @@ static int ee_check_ops(struct ee *e, const char *file, char *err, size_t errlen
 {
 	const uint32_t gv_ops[] = {ABI_OP_GEMV, ABI_OP_RMSNORM, ABI_OP_ROPE, ABI_OP_KV_APPEND,
 				   e->gv_attn ? ABI_OP_MLA_ATTN_LANES : ABI_OP_MLA_ATTN};
-	const uint32_t gemm_ops[] = {ABI_OP_GEMM_FP8,	  ABI_OP_RMSNORM,  ABI_OP_ROPE,
-				     ABI_OP_RESIDUAL_ADD, ABI_OP_MLA_ATTN, ABI_OP_KV_APPEND};
+	const uint32_t gemm_ops[] = {
+	    ABI_OP_GEMM_FP8,  ABI_OP_RMSNORM,
+	    ABI_OP_ROPE,      ABI_OP_RESIDUAL_ADD,
+	    ABI_OP_KV_APPEND, e->gv_attn ? ABI_OP_MLA_ATTN_LANES : ABI_OP_MLA_ATTN};
 	const uint32_t *ops = e->gv ? gv_ops : gemm_ops;
 	size_t n = e->gv ? sizeof gv_ops / sizeof gv_ops[0] : sizeof gemm_ops / sizeof gemm_ops[0];
 	for (size_t i = 0; i < n; i++)

@@ -574,9 +574,13 @@ void card_prof_other(void *ctx, FILE *f);
 
 /* Decides whether the lowering uses the board's GEMV CU (a backend that runs GEMV, every expert
  * resident (cache 0), the activation bank on the CU's gmem_a) and reserves the stripe arena in every lane
- * bank; call before anything else is placed. 0, or a negative errno with err set. */
+ * bank; without it, the fp8_gemm lowering's attention on the striped-attention CU where the board
+ * has one (the arena holds the latent caches). Call before anything else is placed. 0, or a
+ * negative errno with err set. */
 int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8, char *err,
 		   size_t errlen);
+/* Places layer L's latent cache (n_seq slots) striped in the arena (ee.gv_attn): L->kv_off. */
+int card_kv_lanes_place(struct ee *e, struct ee_layer *L);
 /* Places layer L's matrices striped (lw NULL: shapes only, for the dry what-if) and builds its
  * static group tables. */
 int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,

@@ -227,6 +227,113 @@ static int gv_o_groups(const struct ee *e)
 	return pick;
 }
 
+/* The striped attention's build parameters: the tree's (acu's), else the kernel's. */
+static void gv_attn_params(struct ee *e, const struct board_cu *acu)
+{
+	e->attn_macs = acu && acu->lane_macs ? acu->lane_macs : MLA_LANE_MACS;
+	e->attn_imacs = acu && acu->lane_imacs ? acu->lane_imacs : MLA_LANE_IMACS;
+	e->attn_passes = acu && acu->lane_passes ? acu->lane_passes : MLA_LANE_PASSES;
+	e->attn_exp_ii = acu && acu->lane_exp_ii ? acu->lane_exp_ii : MLA_LANE_EXP_II;
+}
+
+/* Whether the model's attention shape fits the striped-attention kernel (and the switch
+ * MOECARD_CARD_ATTN=0 leaves it on). */
+static int gv_attn_shape_ok(const struct ee *e)
+{
+	const struct config *c = e->c;
+	return !gv_env_off("MOECARD_CARD_ATTN") && c->kv_lora_rank <= MLA_MAX_DC &&
+	       c->qk_rope_head_dim <= MLA_MAX_DR && c->num_attention_heads <= MLA_MAX_H &&
+	       e->max_seq <= MLA_MAX_T;
+}
+
+/* A board built without the attention's FP8 datapath runs it only in a what-if (e->dry). */
+static int gv_attn_fp8_check(struct ee *e, const struct board_cu *acu, char *err, size_t errlen)
+{
+	if (e->attn_fp8 && e->gv_attn && acu && acu->no_fp8 && !e->dry) {
+		snprintf(err, errlen,
+			 "--attn-datapath fp8: board %s: CU %s is built without the FP8 datapath "
+			 "(moecard,fp8-datapath = <0>)",
+			 backend_board(e->be)->model, acu->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The arena of need bytes at one offset in each of the lane banks 0..gv_lanes-1 (the dry
+ * what-if: offsets only). */
+static int gv_arena(struct ee *e, uint64_t need, const char *what, char *err, size_t errlen)
+{
+	e->gv_cur = 0;
+	e->gv_tiles = 0;
+	e->gv_cap = need;
+	if (e->dry) { /* shapes only: one layer's tables are reused for all */
+		e->gv_base = 0;
+		e->gv_cap = UINT64_MAX;
+		return 0;
+	}
+	for (uint32_t i = 0; i < e->gv_lanes; i++) {
+		uint64_t a;
+		int r = card_place(e, (int)i, NULL, need ? need : 64, &a);
+		if (r) {
+			snprintf(err, errlen, "%s: the %s need %.1f MB in each of %u banks (%s)",
+				 backend_board(e->be)->model, what, need / 1e6, e->gv_lanes,
+				 strerror(-r));
+			return r;
+		}
+		if (i == 0) {
+			e->gv_base = ABI_ADDR_OFF(a);
+		} else if (ABI_ADDR_OFF(a) != e->gv_base) {
+			snprintf(err, errlen,
+				 "%s: the stripe arena is not at one offset in every bank",
+				 backend_board(e->be)->model);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The fp8_gemm lowering's attention (the expert cache's, MOECARD_CARD_GEMV=0): the board's
+ * striped-attention CU where it has one whose lane l reads bank l, the latent caches striped
+ * over those banks in an arena of their own; else the mla_attn CU, on the f32 cache only. */
+static int gv_attn_only(struct ee *e, const char *kv_format, char *err, size_t errlen)
+{
+	const struct config *c = e->c;
+	const struct board_cu *acu = NULL;
+	uint32_t al = gv_attn_cu(e, &acu);
+	e->gv_attn = 0;
+	e->gv_lanes = 0;
+	int ok = al > 0 && al <= FP8_GEMV_MAX_LANES &&
+		 backend_supports_op(e->be, ABI_OP_MLA_ATTN_LANES) && gv_attn_shape_ok(e);
+	for (uint32_t i = 0; ok && i < al; i++) {
+		char name[BOARD_NAME_MAX];
+		snprintf(name, sizeof name, "gmem_l%u", i);
+		ok = acu->port_bank[board_cu_port_find(acu, name)] == i;
+	}
+	if (!ok) {
+		if (e->kv_fmt == ABI_KV_F32)
+			return 0;
+		snprintf(err, errlen,
+			 "--kv-format %s: %s has no striped attention CU (mla_attn_lanes) that "
+			 "reads it",
+			 kv_format, backend_board(e->be)->model);
+		return -EINVAL;
+	}
+	e->gv_lanes = al;
+	e->gv_attn = 1;
+	gv_attn_params(e, acu);
+	int r = gv_attn_fp8_check(e, acu, err, errlen);
+	if (r)
+		return r;
+	if (e->kv_fmt == ABI_KV_FP8 && c->kv_lora_rank % 128) {
+		snprintf(err, errlen, "--kv-format fp8: kv_lora_rank %d is not a multiple of 128",
+			 c->kv_lora_rank);
+		return -EINVAL;
+	}
+	int L = c->num_hidden_layers + (e->w && e->w->mtp ? 1 : 0);
+	uint64_t need = (uint64_t)L * gv_kv_bytes(e) * (uint64_t)(e->n_seq > 1 ? e->n_seq : 1);
+	return gv_arena(e, need, "striped latent caches", err, errlen);
+}
+
 int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8, char *err,
 		   size_t errlen)
 {
@@ -251,18 +358,12 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		snprintf(err, errlen, "--attn-datapath fp8 needs --kv-format fp8");
 		return -EINVAL;
 	}
-	if (e->kv_fmt != ABI_KV_F32 && cache) {
-		snprintf(err, errlen,
-			 "--kv-format %s needs every expert resident (no --expert-slots)",
-			 kv_format);
-		return -EINVAL;
-	}
 	if ((off && !strcmp(off, "0")) || cache || !backend_supports_op(e->be, ABI_OP_GEMV))
-		return 0;
+		return gv_attn_only(e, kv_format, err, errlen);
 	e->gv_lanes = gv_cu(e, &e->gv_axi_bits, &e->gv_rows, &e->gv_f32, &act);
 	if (!e->gv_lanes || (!e->dry && act != e->act_bank) ||
 	    c->num_experts_per_tok + 1 > EE_MAX_TOPK)
-		return 0;
+		return gv_attn_only(e, kv_format, err, errlen);
 	int nmoe = 0, L = c->num_hidden_layers + (e->w && e->w->mtp ? 1 : 0);
 	for (int l = 0; l < L; l++)
 		nmoe +=
@@ -272,26 +373,14 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 	uint32_t al = gv_attn_cu(e, &acu);
 	const struct config *cc = e->c;
 	e->gv_attn = backend_supports_op(e->be, ABI_OP_MLA_ATTN_LANES) && al == e->gv_lanes &&
-		     !gv_env_off("MOECARD_CARD_ATTN") && cc->kv_lora_rank <= MLA_MAX_DC &&
-		     cc->qk_rope_head_dim <= MLA_MAX_DR && cc->num_attention_heads <= MLA_MAX_H &&
-		     e->max_seq <= MLA_MAX_T;
+		     gv_attn_shape_ok(e);
 	/* the token loop's append normalizes and ropes kv_a's row itself (rope width even) */
 	e->kv_fold = e->gv_attn && cc->qk_rope_head_dim > 0 && !(cc->qk_rope_head_dim & 1) &&
 		     !gv_env_off("MOECARD_KV_FOLD");
-	/* its build parameters: the tree's, else the kernel's */
-	e->attn_macs = acu && acu->lane_macs ? acu->lane_macs : MLA_LANE_MACS;
-	e->attn_imacs = acu && acu->lane_imacs ? acu->lane_imacs : MLA_LANE_IMACS;
-	e->attn_passes = acu && acu->lane_passes ? acu->lane_passes : MLA_LANE_PASSES;
-	e->attn_exp_ii = acu && acu->lane_exp_ii ? acu->lane_exp_ii : MLA_LANE_EXP_II;
-	/* a board built without the FP8 datapath runs it only in a what-if (e->dry) */
-	if (e->attn_fp8 && e->gv_attn && acu && acu->no_fp8 && !e->dry) {
-		snprintf(err, errlen,
-			 "--attn-datapath fp8: board %s: CU %s is built without the FP8 datapath "
-			 "(moecard,fp8-datapath = <0>)",
-			 backend_board(e->be)->model, acu->name);
-		e->gv = 0;
-		return -EINVAL;
-	}
+	gv_attn_params(e, acu);
+	int r = gv_attn_fp8_check(e, acu, err, errlen);
+	if (r)
+		return r;
 	if (e->kv_fmt != ABI_KV_F32 && !e->gv_attn) {
 		snprintf(err, errlen,
 			 "--kv-format %s: %s has no striped attention CU (mla_attn_lanes) that "
@@ -318,34 +407,7 @@ int card_gemv_init(struct ee *e, int cache, const char *kv_format, int attn_fp8,
 		need += gv_bytes(e, c->vocab_size, c->hidden_size, FP8_GEMV_W_BF16) *
 			(e->w && e->w->mtp && gv_mtp_head_own(e) ? 2 : 1);
 	e->gv = 1;
-	e->gv_cur = 0;
-	e->gv_tiles = 0;
-	e->gv_cap = need;
-	if (e->dry) { /* shapes only: one layer's tables are reused for all */
-		e->gv_base = 0;
-		e->gv_cap = UINT64_MAX;
-		return 0;
-	}
-	for (uint32_t i = 0; i < e->gv_lanes; i++) {
-		uint64_t a;
-		int r = card_place(e, (int)i, NULL, need ? need : 64, &a);
-		if (r) {
-			snprintf(err, errlen,
-				 "%s: the striped weights need %.1f MB in each of %u banks (%s)",
-				 backend_board(e->be)->model, need / 1e6, e->gv_lanes,
-				 strerror(-r));
-			return r;
-		}
-		if (i == 0) {
-			e->gv_base = ABI_ADDR_OFF(a);
-		} else if (ABI_ADDR_OFF(a) != e->gv_base) {
-			snprintf(err, errlen,
-				 "%s: the stripe arena is not at one offset in every bank",
-				 backend_board(e->be)->model);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return gv_arena(e, need, "striped weights", err, errlen);
 }
 
 static int gv_place_rot(struct ee *e, struct smat *m, int n, int k, uint32_t lay,
@@ -679,21 +741,27 @@ static int gv_moe_tables(struct ee *e, struct ee_layer *L, const struct layer_we
 	return 0;
 }
 
+int card_kv_lanes_place(struct ee *e, struct ee_layer *L)
+{
+	uint64_t kb = gv_kv_bytes(e) * (uint64_t)(e->n_seq > 1 ? e->n_seq : 1);
+	if (e->gv_cur + kb > e->gv_cap)
+		return -ENOSPC;
+	L->kv_off = e->gv_base + e->gv_cur;
+	e->kv_slot_b = gv_kv_bytes(e);
+	e->gv_cur += kb;
+	return 0;
+}
+
 int card_gemv_layer(struct ee *e, struct ee_layer *L, const struct layer_weights *lw, char *err,
 		    size_t errlen)
 {
 	const struct config *c = e->c;
 	struct ee_gv_layer *g = &L->gv;
-	if (e->gv_attn) { /* the latent cache's stripe set, one per sequence slot */
-		uint64_t kb = gv_kv_bytes(e) * (uint64_t)(e->n_seq > 1 ? e->n_seq : 1);
-		if (e->gv_cur + kb > e->gv_cap)
-			return -ENOSPC;
-		L->kv_off = e->gv_base + e->gv_cur;
-		e->kv_slot_b = gv_kv_bytes(e);
-		e->gv_cur += kb;
-	}
+	int r;
+	if (e->gv_attn && (r = card_kv_lanes_place(e, L)))
+		return r;
 	int D = c->hidden_size, Im = c->moe_intermediate_size, ns = c->n_shared_experts;
-	int E = c->n_routed_experts, r;
+	int E = c->n_routed_experts;
 	int dense = !lw || !lw->is_moe, moe = !lw || lw->is_moe;
 	if ((r = gv_attn(e, L, lw, err, errlen)))
 		goto fail;

@@ -165,7 +165,7 @@ int card_pf_init(struct ee *e, int cache)
 	pf->mha_ok = 0;
 	pf->kvp = 0;
 	pf->kvx_cap = pf->kvx_n = 0;
-	if (e->gv_attn && card_pf_mha_shape(c)) {
+	if (e->gv && e->gv_attn && card_pf_mha_shape(c)) {
 		size_t ld = (size_t)H * (c->qk_nope_head_dim + c->v_head_dim) + (size_t)rope;
 		size_t cap = (size_t)e->max_seq, nl = (size_t)c->num_hidden_layers;
 		if (!e->dry && cap > C && !card_place(e, ab, NULL, f * cap * ld, &pf->kvx) &&

@@ -963,6 +963,10 @@ void card_stats(struct engine *en, FILE *out, int json)
 				: e->kv_fmt == ABI_KV_FP8 ? ", striped attention (fp8 cache)"
 							  : ", striped attention (f32 cache)")
 			     : "");
+	else if (e->gv_attn)
+		snprintf(design, sizeof design,
+			 "fp8_gemm CUs, striped attention (%u lanes, %s cache%s)", e->gv_lanes,
+			 kvf[e->kv_fmt < 3 ? e->kv_fmt : 0], e->attn_fp8 ? ", fp8 datapath" : "");
 	else
 		snprintf(design, sizeof design, "fp8_gemm CUs, %s cache", kvf[0]);
 	if (json) {

@@ -13,7 +13,8 @@
  *    a second "token" reuses runs and sub-buffers, malformed commands fail with their status and
  *    the next list succeeds, an injected driver fault fails a fill with the DMA-error status and
  *    the next list succeeds, fills of several MiB span descriptors and staging chunks,
- *    supports_op.
+ *    supports_op (the striped attention's CU where the board has one, with a striped append and
+ *    attention in the list).
  * 3. Firmware mode: the control BO holds the board block and the rings in abi_ring.h layout; a
  *    submitted list appears in the command ring with its doorbell; without firmware (noop) the wait
  *    times out with a clear message; this test then plays the card (consume, post completions)
@@ -34,6 +35,7 @@
 #include "backend/backend_xrt.h"
 #include "bitstream/bitstream.h"
 #include "backend/xrt_dev.h"
+#include "hls/mla_attn/mla_attn.h"
 
 static const char *bdir(void)
 {
@@ -166,6 +168,10 @@ struct bufs {
 	struct backend_buf *va, *vw, *vo, *vq, *vqs, *tab;  /* vec */
 	struct backend_buf *q, *kv, *mo, *src;		    /* MLA */
 	struct backend_buf *fill, *copy, *hostfill;	    /* DMA fills */
+	/* the striped attention's stripe set: a buffer at one offset in each lane bank */
+	struct backend_buf *lane[MLA_SYNTH_LANES];
+	uint64_t lane_off;
+	int has_mla, has_lanes; /* the board's mla_attn and mla_attn_lanes CUs */
 };
 
 static uint64_t A(struct backend_buf *b)
@@ -237,21 +243,43 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 		}
 	}
 	/* KV append of one [128 + 16] record at position 5, then attention over 6 positions */
-	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_KV_APPEND, 0);
-	c[n].u.kv = (struct abi_kv_append){
-	    .src = A(s->src), .cache = A(s->kv), .row = 144, .pos = 5, .ctx_cap = 64};
-	n++, nc++;
-	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_MLA_ATTN, 0);
-	c[n].u.mla = (struct abi_mla){.q = A(s->q),
-				      .kv = A(s->kv),
-				      .out = A(s->mo),
-				      .n_heads = 4,
-				      .kv_lora = 128,
-				      .rope = 16,
-				      .n_ctx = 6,
-				      .ctx_cap = 64,
-				      .scale = 0x3e8a3a00u};
-	n++, nc++;
+	if (s->has_mla) {
+		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_KV_APPEND, 0);
+		c[n].u.kv = (struct abi_kv_append){
+		    .src = A(s->src), .cache = A(s->kv), .row = 144, .pos = 5, .ctx_cap = 64};
+		n++, nc++;
+		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_MLA_ATTN, 0);
+		c[n].u.mla = (struct abi_mla){.q = A(s->q),
+					      .kv = A(s->kv),
+					      .out = A(s->mo),
+					      .n_heads = 4,
+					      .kv_lora = 128,
+					      .rope = 16,
+					      .n_ctx = 6,
+					      .ctx_cap = 64,
+					      .scale = 0x3e8a3a00u};
+		n++, nc++;
+	}
+	/* the same on the striped cache: position 5 is in block 0, lane 0's first records */
+	if (s->has_lanes) {
+		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_KV_APPEND, 0);
+		c[n].u.kv = (struct abi_kv_append){.src = A(s->src),
+						   .cache = ABI_ADDR(0, s->lane_off + 5 * 144 * 4),
+						   .row = 144,
+						   .ctx_cap = 1};
+		n++, nc++;
+		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_MLA_ATTN_LANES, 0);
+		c[n].u.mlal = (struct abi_mla_lanes){.q = A(s->q),
+						     .out = A(s->mo),
+						     .cache_off = s->lane_off,
+						     .n_heads = 4,
+						     .kv_lora = 128,
+						     .rope = 16,
+						     .n_ctx = 6,
+						     .ctx_cap = 64,
+						     .scale = 0x3e8a3a00u};
+		n++, nc++;
+	}
 	/* DMA fills: pattern, card to card, host source; the copy signals fence 3 */
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_DMA_FILL, 0);
 	c[n++].u.dma = (struct abi_dma_fill){.dst = A(s->fill),
@@ -282,15 +310,19 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 
 static int alloc_all(struct backend *b, const struct board_desc *bd, struct bufs *s)
 {
-	uint32_t g1 = 0, v1 = 0, m1 = 0;
+	uint32_t g1 = 0, v1 = 0, m1 = 0, l1 = 0;
 	/* the GEMM operands live in the banks of the second GEMM CU, when there is one */
 	if (cu_of(bd, "fp8_gemm", 1, &g1) < 0)
 		cu_of(bd, "fp8_gemm", 0, &g1);
 	cu_of(bd, "vec_ops", 0, &v1);
-	cu_of(bd, "mla_attn", 0, &m1);
+	s->has_mla = cu_of(bd, "mla_attn", 0, &m1) >= 0;
+	s->has_lanes = cu_of(bd, "mla_attn_lanes", 0, &l1) >= 0;
+	if (!s->has_mla) /* q and out on the striped attention's ports */
+		m1 = l1;
 	uint32_t bx = bank_of(bd, g1, "x"), bw = bank_of(bd, g1, "w"), by = bank_of(bd, g1, "y");
 	uint32_t ba = bank_of(bd, v1, "a"), bb = bank_of(bd, v1, "b"), bo = bank_of(bd, v1, "y");
-	uint32_t bq = bank_of(bd, m1, "q_lat"), bc = bank_of(bd, m1, "cache");
+	uint32_t bq = bank_of(bd, m1, "q_lat"),
+		 bc = s->has_mla ? bank_of(bd, m1, "cache") : bank_of(bd, m1, "q_lat");
 	uint32_t bmo = bank_of(bd, m1, "out");
 	struct {
 		struct backend_buf **p;
@@ -308,6 +340,17 @@ static int alloc_all(struct backend *b, const struct board_desc *bd, struct bufs
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (backend_buf_alloc(b, t[i].bank, t[i].bytes, 64, t[i].p))
 			return -1;
+	/* one 32-token block of 144-float records a lane (ctx_cap 64: blocks 0 and 1 on lanes 0
+	 * and 1), each at 1 MiB into its bank */
+	for (uint32_t i = 0; s->has_lanes && i < MLA_SYNTH_LANES; i++) {
+		if (backend_buf_alloc(b, i, 32 * 144 * 4, 1u << 20, &s->lane[i]))
+			return -1;
+		uint64_t off = ABI_ADDR_OFF(A(s->lane[i]));
+		if (i == 0)
+			s->lane_off = off;
+		else if (off != s->lane_off)
+			return -1;
+	}
 	return 0;
 }
 
@@ -462,19 +505,26 @@ static void test_direct(const char *card)
 	CHECK(backend_buf_alloc(b, bd->n_banks, 64, 64, &per_bank[BOARD_MAX_BANKS - 1]) == -EINVAL,
 	      "%s: allocation in a bank past the board's is not -EINVAL", card);
 
-	/* supports_op: every opcode but the lane CUs' and the row gather / combine (no XRT
-	 * binding: the scheduler keeps the fp8_gemm lowering and the token loop on this backend) */
-	int sup = 0, lane_ops = 0;
+	/* supports_op: every opcode but the GEMV and router CUs' and the row gather / combine (no
+	 * XRT binding: the scheduler keeps the fp8_gemm lowering and the token loop on this
+	 * backend); the attention CUs where the board has them */
+	uint32_t dcu;
+	int has_mla = cu_of(bd, "mla_attn", 0, &dcu) >= 0;
+	int has_lanes = cu_of(bd, "mla_attn_lanes", 0, &dcu) >= 0, wrong = 0;
 	for (uint32_t op = 0; op < ABI_OP_COUNT; op++) {
-		int lane = op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE ||
-			   op == ABI_OP_MLA_ATTN_LANES || op == ABI_OP_GATHER ||
-			   op == ABI_OP_COMBINE;
-		sup += !lane && backend_supports_op(b, op) == 1;
-		lane_ops += lane && backend_supports_op(b, op);
+		int want = op == ABI_OP_GEMV || op == ABI_OP_MOE_ROUTE || op == ABI_OP_GATHER ||
+				   op == ABI_OP_COMBINE
+			       ? 0
+			   : op == ABI_OP_MLA_ATTN	 ? has_mla
+			   : op == ABI_OP_MLA_ATTN_LANES ? has_lanes
+							 : 1;
+		if (backend_supports_op(b, op) != want && wrong++ < 3)
+			printf("  %s: supports_op(%s) = %d, expected %d\n", card, abi_op_name(op),
+			       backend_supports_op(b, op), want);
 	}
-	CHECK(sup == ABI_OP_COUNT - 5 && !lane_ops && !backend_supports_op(b, ABI_OP_COUNT),
-	      "%s: supports %d of %d opcodes (%d lane-CU opcodes), opcode %d: %d", card, sup,
-	      ABI_OP_COUNT - 5, lane_ops, ABI_OP_COUNT, backend_supports_op(b, ABI_OP_COUNT));
+	CHECK(wrong == 0 && !backend_supports_op(b, ABI_OP_COUNT) && (has_mla || has_lanes),
+	      "%s: %d opcodes supported otherwise than expected (mla_attn %d, lanes %d)", card,
+	      wrong, has_mla, has_lanes);
 
 	/* the list of every opcode, twice ("two tokens") */
 	struct bufs s;
@@ -499,6 +549,7 @@ static void test_direct(const char *card)
 	if (gemm_cu < 0)
 		gemm_cu = cu_of(bd, "fp8_gemm", 0, &g2);
 	int vec_cu = cu_of(bd, "vec_ops", 0, &v1), mla_cu = cu_of(bd, "mla_attn", 0, &m1);
+	int lanes_cu = cu_of(bd, "mla_attn_lanes", 0, &m1);
 	struct backend_xrt_counters c0, c1, c2;
 	backend_xrt_counters(b, &c0);
 	for (int tok = 0; tok < 2; tok++) {
@@ -529,6 +580,7 @@ static void test_direct(const char *card)
 			int want = op == ABI_OP_GEMM_FP8			  ? gemm_cu
 				   : op >= ABI_OP_RMSNORM && op <= ABI_OP_SOFTMAX ? vec_cu
 				   : op == ABI_OP_MLA_ATTN			  ? mla_cu
+				   : op == ABI_OP_MLA_ATTN_LANES		  ? lanes_cu
 				   : op == ABI_OP_KV_APPEND			  ? -2
 										  : -1;
 			if (want == -1)
@@ -555,7 +607,7 @@ static void test_direct(const char *card)
 	      (unsigned long long)(c2.runs_started - c1.runs_started), nc,
 	      (unsigned long long)c2.runs_done);
 	CHECK(c2.runs_open == c1.runs_open && c2.sub_bos == c1.sub_bos &&
-		  c2.scratch_bos == c1.scratch_bos && c1.runs_open <= 4,
+		  c2.scratch_bos == c1.scratch_bos && c1.runs_open <= 5,
 	      "%s: the second list opened %llu runs, %llu sub-BOs, %llu scratch BOs (expected 0; "
 	      "first list %llu runs)",
 	      card, (unsigned long long)(c2.runs_open - c1.runs_open),
@@ -644,8 +696,9 @@ static void test_direct(const char *card)
 	backend_buf_free(b, s.kv);
 	backend_buf_free(b, per_bank[0]);
 	backend_xrt_counters(b, &ct);
-	CHECK(ct.bufs == bd->n_banks + 20 - 2, "%s: %llu live buffers, expected %u", card,
-	      (unsigned long long)ct.bufs, bd->n_banks + 20 - 2);
+	uint32_t nlb = s.has_lanes ? MLA_SYNTH_LANES : 0; /* the stripe set's buffers */
+	CHECK(ct.bufs == bd->n_banks + 20 + nlb - 2, "%s: %llu live buffers, expected %u", card,
+	      (unsigned long long)ct.bufs, bd->n_banks + 20 + nlb - 2);
 	backend_close(b);
 }
 

@@ -60,9 +60,12 @@ od = doc.get("otherData", {}) if isinstance(doc, dict) else {}
 ev = doc["traceEvents"] if isinstance(doc, dict) else doc
 cats = collections.Counter(e.get("cat") for e in ev)
 lg = np.load(f"{T}/x.npy")
-# every token runs every layer: 4 layers x (q_a, q_b, kv_a, o_proj GEMMs...) at least
-print(int(cats["GEMM_FP8"] >= 4 * 4 * N and cats["MLA_ATTN"] >= 4 * N and cats["RMSNORM"] >= 4 * N),
-      f"trace: {sum(cats.values())} commands, {cats['GEMM_FP8']} GEMM, {cats['MLA_ATTN']} MLA_ATTN, {cats['RMSNORM']} RMSNORM over {N}+ tokens")
+# every token runs every layer: 4 layers x (q_a, q_b, kv_a, o_proj GEMMs...) at least; the
+# attention on the striped-attention CU (the U55C tree has no plain mla_attn)
+print(int(cats["GEMM_FP8"] >= 4 * 4 * N and cats["MLA_ATTN_LANES"] >= 4 * N and cats["MLA_ATTN"] == 0
+          and cats["RMSNORM"] >= 4 * N),
+      f"trace: {sum(cats.values())} commands, {cats['GEMM_FP8']} GEMM, {cats['MLA_ATTN_LANES']} MLA_ATTN_LANES, "
+      f"{cats['MLA_ATTN']} MLA_ATTN, {cats['RMSNORM']} RMSNORM over {N}+ tokens")
 # direct mode: the DMA driver (engine xrt on the backend's BOs) carries the card's fills
 print(int(od.get("dma_driver") == "xrt" and od.get("dma_xfers_failed") == 0
           and od.get("dma_xfers", -1) >= od.get("card_fills", 0)),

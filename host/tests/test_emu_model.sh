@@ -230,19 +230,32 @@ else
 fi
 # A tree without a kernel the lowering needs is refused at open, naming the board and the kernel
 # (one line, exit 1), not at the first forward with the card's status: the fp8_gemm lowering
-# without an mla_attn CU; the GEMV lowering on the same tree still runs.
+# without an mla_attn CU and with the striped attention turned off (MOECARD_CARD_ATTN=0). With
+# it on, that lowering runs its attention on mla_attn_lanes (as the U55C and U280 trees, which
+# have no mla_attn) and gives the all-CU tree's logits bit for bit; the GEMV lowering on the same
+# tree still runs.
 if command -v fdtput >/dev/null; then
   cp "$B/board/emu.dtb" "$T/noattn.dtb"
   node=$(fdtget -l "$T/noattn.dtb" /compute-units | grep '^mla_attn_1@')
   fdtput -r "$T/noattn.dtb" "/compute-units/$node"
-  MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 --backend emu \
-    --board "$T/noattn.dtb" >/dev/null 2>"$T/noattn.err"
+  MOECARD_CARD_ATTN=0 MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 \
+    --backend emu --board "$T/noattn.dtb" >/dev/null 2>"$T/noattn.err"
   rc=$?
   if [ $rc = 1 ] && [ "$(wc -l <"$T/noattn.err")" = 1 ] &&
      grep -q "no CU runs MLA_ATTN (a mla_attn CU)" "$T/noattn.err"; then
-    ok "a tree without mla_attn, fp8_gemm lowering: exit 1, $(cat "$T/noattn.err")"
+    ok "a tree without mla_attn, fp8_gemm lowering, striped attention off: exit 1, $(cat "$T/noattn.err")"
   else
-    bad "a tree without mla_attn: rc $rc, $(cat "$T/noattn.err")"
+    bad "a tree without mla_attn, striped attention off: rc $rc, $(cat "$T/noattn.err")"
+  fi
+  ntk=1,17,42,99,5,311,7,1000,3,64,2,8,13,21,34,55,89,144,233,377,610,987,159,4,6,9,12,15,18,24,27,30,33,36,39
+  if MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$T/tiny" --tokens "$ntk" -n 4 --backend emu \
+       --board "$T/noattn.dtb" --dump-logits "$T/noattn.npy" >/dev/null 2>"$T/noattn.err" &&
+     MOECARD_CARD_GEMV=0 "$MOECARD" run --model "$T/tiny" --tokens "$ntk" -n 4 --backend emu \
+       --dump-logits "$T/attn.npy" >/dev/null 2>>"$T/noattn.err" &&
+     cmp -s "$T/noattn.npy" "$T/attn.npy"; then
+    ok "a tree without mla_attn, fp8_gemm lowering: the striped attention, logits bit-identical over 35 prompt + 4 tokens (two 32-token blocks)"
+  else
+    bad "a tree without mla_attn, fp8_gemm lowering: $(head -2 "$T/noattn.err")"
   fi
   if "$MOECARD" run --model "$T/tiny" --tokens 1 -n 1 --backend emu --board "$T/noattn.dtb" \
     >/dev/null 2>"$T/noattn2.err"; then

@@ -33,8 +33,8 @@ mc() {
   return 1
 }
 # The expert cache runs on the fp8_gemm CUs (the GEMV CU's striped lowering needs every expert
-# resident), and so does routing on the host for --expert-trace: every run here uses those CUs, so
-# each proof compares runs of one lowering.
+# resident; its attention on the striped-attention CU), and so does routing on the host for
+# --expert-trace: every run here uses those CUs, so each proof compares runs of one lowering.
 export MOECARD_CARD_GEMV=0
 toks() { $PY -c "import random; random.seed($2); print(','.join(str(random.randrange($3)) for _ in range($1)))"; }
 
@@ -96,6 +96,24 @@ else
     "--expert-slots|25%|--expert-prefetch" \
     "--expert-slots|25%|--expert-policy|lfu|--expert-prefetch|--expert-host|auto|--expert-host-gbps|50"
 fi
+
+# --- the cache with the BF16 and FP8 latent caches ------------------------------------------
+# The fp8_gemm lowering runs its attention on the striped-attention CU, which reads every record
+# format: with the expert cache the logits over a KV format equal the all-resident run's on it.
+KN=40
+[ "${SAN:-}" = 1 ] && KN=12
+ktk=$(toks "$KN" 11 1000)
+for kf in bf16 fp8; do
+  if mc run --model "$tiny" --tokens "$ktk" --backend emu --kv-format $kf \
+       --dump-logits "$T/kr.npy" >/dev/null &&
+     mc run --model "$tiny" --tokens "$ktk" --backend emu --kv-format $kf --expert-slots 25% \
+       --expert-prefetch --dump-logits "$T/kc.npy" >/dev/null &&
+     cmp -s "$T/kr.npy" "$T/kc.npy"; then
+    ok "tiny: --kv-format $kf --expert-slots 25%: logits bit-identical to all-resident over $KN tokens"
+  else
+    bad "tiny: --kv-format $kf with the expert cache: differs or failed"
+  fi
+done
 
 # --- figures: bench --json on tiny ---------------------------------------------------------
 bj() { mc bench --model "$tiny" --backend emu --prompt-len 8 --gen 8 --json "$@" 2>"$T/err" |
