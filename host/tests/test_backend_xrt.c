@@ -243,22 +243,23 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 		}
 	}
 	/* KV append of one [128 + 16] record at position 5, then attention over 6 positions */
+	const struct abi_mla mla = {.q = A(s->q),
+				    .kv = A(s->kv),
+				    .out = A(s->mo),
+				    .n_heads = 4,
+				    .kv_lora = 128,
+				    .rope = 16,
+				    .n_ctx = 6,
+				    .ctx_cap = 64,
+				    .scale = 0x3e8a3a00u};
 	if (s->has_mla) {
 		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_KV_APPEND, 0);
 		c[n].u.kv = (struct abi_kv_append){
 		    .src = A(s->src), .cache = A(s->kv), .row = 144, .pos = 5, .ctx_cap = 64};
 		n++, nc++;
 		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_MLA_ATTN, 0);
-		c[n].u.mla = (struct abi_mla){.q = A(s->q),
-					      .kv = A(s->kv),
-					      .out = A(s->mo),
-					      .n_heads = 4,
-					      .kv_lora = 128,
-					      .rope = 16,
-					      .n_ctx = 6,
-					      .ctx_cap = 64,
-					      .scale = 0x3e8a3a00u};
-		n++, nc++;
+		c[n++].u.mla = mla;
+		nc++;
 	}
 	/* the same on the striped cache: position 5 is in block 0, lane 0's first records */
 	if (s->has_lanes) {
@@ -269,16 +270,17 @@ static uint32_t build_list(struct abi_cmd *c, const struct bufs *s, const uint8_
 						   .ctx_cap = 1};
 		n++, nc++;
 		abi_cmd_hdr_set(&c[n].hdr, ABI_OP_MLA_ATTN_LANES, 0);
-		c[n].u.mlal = (struct abi_mla_lanes){.q = A(s->q),
-						     .out = A(s->mo),
-						     .cache_off = s->lane_off,
-						     .n_heads = 4,
-						     .kv_lora = 128,
-						     .rope = 16,
-						     .n_ctx = 6,
-						     .ctx_cap = 64,
-						     .scale = 0x3e8a3a00u};
-		n++, nc++;
+		struct abi_mla_lanes *ml = &c[n++].u.mlal;
+		ml->q = mla.q;
+		ml->out = mla.out;
+		ml->cache_off = s->lane_off;
+		ml->n_heads = mla.n_heads;
+		ml->kv_lora = mla.kv_lora;
+		ml->rope = mla.rope;
+		ml->n_ctx = mla.n_ctx;
+		ml->ctx_cap = mla.ctx_cap;
+		ml->scale = mla.scale;
+		nc++;
 	}
 	/* DMA fills: pattern, card to card, host source; the copy signals fence 3 */
 	abi_cmd_hdr_set(&c[n].hdr, ABI_OP_DMA_FILL, 0);
