@@ -10,7 +10,8 @@
  *    check every pointer argument's memory group and register offset against the dts connectivity
  *    and the kernel argument lists, allocate and sync every weight/scale/KV buffer of the tiny
  *    model in the memory group of the CU that reads it (upload, read back, compare), and run two
- *    decode steps with one reusable run per CU, checking the run count per token.
+ *    decode steps with one reusable run per CU, checking the run count per token (the attention
+ *    on mla_attn_lanes, its cache in the 32 lane banks, on a tree without mla_attn).
  * Kernels do nothing on the noop device, so no logits are checked. Plain program; prints
  * "N passed, N failed".
  */
@@ -255,20 +256,27 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 
 	/* GEMM CUs, and the vec / MLA CUs */
 	uint32_t gemm[BOARD_MAX_CUS], n_gemm = 0;
+	/* the attention on mla_attn, or on the striped CU where the tree has no mla_attn (U55C,
+	 * U280): the tiny model's cache striped over its 32 lane banks */
 	int vec = board_cu_find(b, "vec_ops_1"), mla = board_cu_find(b, "mla_attn_1");
+	int lanes = mla < 0;
+	if (lanes)
+		mla = board_cu_find(b, "mla_attn_lanes_1");
 	int kva = board_cu_find(b, "mla_kv_append_1");
 	for (uint32_t c = 0; c < b->n_cus; c++)
 		if (!strcmp(b->cu[c].kernel, "fp8_gemm"))
 			gemm[n_gemm++] = c;
 	CHECK(n_gemm > 0 && vec >= 0 && mla >= 0 && kva >= 0,
-	      "%s: needs GEMM CUs, vec_ops_1, mla_attn_1 and mla_kv_append_1", card);
+	      "%s: needs GEMM CUs, vec_ops_1, mla_attn_1 or mla_attn_lanes_1 and mla_kv_append_1",
+	      card);
 	if (!n_gemm || vec < 0 || mla < 0 || kva < 0) {
 		xrt_dev_close(d);
 		return;
 	}
 	const struct bitstream_kernel *kg = bitstream_kernel_find("fp8_gemm");
 	const struct bitstream_kernel *kv = bitstream_kernel_find("vec_ops");
-	const struct bitstream_kernel *km = bitstream_kernel_find("mla_attn");
+	const struct bitstream_kernel *km =
+	    bitstream_kernel_find(lanes ? "mla_attn_lanes" : "mla_attn");
 	const struct bitstream_kernel *ka = bitstream_kernel_find("mla_kv_append");
 
 	/* every weight (+ scale) of the tiny model, on the CU that reads it */
@@ -339,13 +347,25 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 	xrt_dev_arg_group(d, (uint32_t)kva, (uint32_t)arg_index(ka, "c"), &g, NULL);
 	bad_alloc += xrt_dev_bo_alloc(d, 4 * 128, g, &kc) != 0;
 	bad_alloc += xrt_dev_bo_alloc(d, 4 * 16, g, &kpe) != 0;
-	xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "cache"), &g, NULL);
 	int gk = -1;
 	xrt_dev_arg_group(d, (uint32_t)kva, (uint32_t)arg_index(ka, "cache"), &gk, NULL);
-	CHECK(g == gk, "%s: mla_attn reads the cache from group %d, kv-append writes %d", card, g,
-	      gk);
+	g = gk;
+	if (!lanes) {
+		xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, "cache"), &g, NULL);
+		CHECK(g == gk, "%s: mla_attn reads the cache from group %d, kv-append writes %d",
+		      card, g, gk);
+	}
 	for (int l = 0; l < TINY_LAYERS; l++) /* c' (128) + k_pe (16) per token, f32 */
 		bad_alloc += xrt_dev_bo_alloc(d, (size_t)TINY_MAX_TOK * 144 * 4, g, &kvc[l]) != 0;
+	/* the striped caches: a 32-token block of every layer in each lane bank */
+	static struct xrt_dev_bo lbo[32];
+	size_t lslot = 32 * 144 * 4;
+	for (int i = 0; lanes && i < 32; i++) {
+		char nm[8];
+		snprintf(nm, sizeof nm, "l%d", i);
+		xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, nm), &g, NULL);
+		bad_alloc += xrt_dev_bo_alloc(d, lslot * TINY_LAYERS, g, &lbo[i]) != 0;
+	}
 	CHECK(bad_alloc == 0, "%s: %d activation/KV buffers failed to allocate", card, bad_alloc);
 
 	/* one reusable run per CU */
@@ -400,6 +420,42 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 						    xrt_dev_run_set_u32(d, r, 5, 128) ||
 						    xrt_dev_run_set_u32(d, r, 6, 16) ||
 						    xrt_dev_run_set_u32(d, r, 7, 0);
+				} else if (lanes) {
+					for (int i = 0; i < 32; i++) {
+						char nm[8];
+						snprintf(nm, sizeof nm, "l%d", i);
+						bad_exec += xrt_dev_run_set_bo(
+						    d, r, (uint32_t)arg_index(km, nm), &lbo[i]);
+					}
+					const char *an[] = {"cache_off",  "pos",    "H",
+							    "dc",	  "dr",	    "fmt",
+							    "scale",	  "rows",   "slot_bytes",
+							    "lane_bytes", "ctx_cap"};
+					const uint32_t av[] = {(uint32_t)(l * lslot),
+							       (uint32_t)tok,
+							       4,
+							       128,
+							       16,
+							       0,
+							       0x3e8a3a00u,
+							       1,
+							       0,
+							       (uint32_t)(lslot * TINY_LAYERS),
+							       TINY_MAX_TOK};
+					for (size_t i = 0; i < sizeof av / sizeof av[0]; i++)
+						bad_exec += xrt_dev_run_set_u32(
+						    d, r, (uint32_t)arg_index(km, an[i]), av[i]);
+					bad_exec +=
+					    xrt_dev_run_set_bo(
+						d, r, (uint32_t)arg_index(km, "q_lat"), &mqlat) ||
+					    xrt_dev_run_set_bo(
+						d, r, (uint32_t)arg_index(km, "q_pe"), &mqpe) ||
+					    xrt_dev_run_set_bo(d, r, (uint32_t)arg_index(km, "out"),
+							       &mout) ||
+					    xrt_dev_run_set_bo(
+						d, r, (uint32_t)arg_index(km, "q_rows"), &mqlat) ||
+					    xrt_dev_run_set_bo(d, r, (uint32_t)arg_index(km, "tab"),
+							       &mqlat);
 				} else {
 					bad_exec += xrt_dev_run_set_bo(d, r, 0, &mqlat) ||
 						    xrt_dev_run_set_bo(d, r, 1, &mqpe) ||
@@ -497,6 +553,8 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 		xrt_dev_bo_free(d, rest[i]);
 	for (int l = 0; l < TINY_LAYERS; l++)
 		xrt_dev_bo_free(d, &kvc[l]);
+	for (int i = 0; lanes && i < 32; i++)
+		xrt_dev_bo_free(d, &lbo[i]);
 	xrt_dev_close(d);
 }
 
