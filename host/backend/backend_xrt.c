@@ -692,7 +692,7 @@ static uint32_t xb_mla_lanes(struct xb *x, const struct abi_mla_lanes *m, struct
 		return ABI_ST_NO_CU;
 	}
 	for (uint32_t i = 0; i < lanes; i++) {
-		char nm[8];
+		char nm[16];
 		struct xbuf *f = xb_find(x, i, m->cache_off, 1);
 		if (!f) {
 			*detail = ABI_FIELD(u.mlal.cache_off);

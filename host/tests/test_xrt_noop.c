@@ -361,7 +361,7 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 	static struct xrt_dev_bo lbo[32];
 	size_t lslot = 32 * 144 * 4;
 	for (int i = 0; lanes && i < 32; i++) {
-		char nm[8];
+		char nm[16];
 		snprintf(nm, sizeof nm, "l%d", i);
 		xrt_dev_arg_group(d, (uint32_t)mla, (uint32_t)arg_index(km, nm), &g, NULL);
 		bad_alloc += xrt_dev_bo_alloc(d, lslot * TINY_LAYERS, g, &lbo[i]) != 0;
@@ -422,7 +422,7 @@ static void test_noop_card(const char *card, const struct board_desc *b, const c
 						    xrt_dev_run_set_u32(d, r, 7, 0);
 				} else if (lanes) {
 					for (int i = 0; i < 32; i++) {
-						char nm[8];
+						char nm[16];
 						snprintf(nm, sizeof nm, "l%d", i);
 						bad_exec += xrt_dev_run_set_bo(
 						    d, r, (uint32_t)arg_index(km, nm), &lbo[i]);
